@@ -1,0 +1,47 @@
+"""The array backend: NumPy by default, CuPy when ``RNNLAB_GPU=1``.
+
+This is the one place in rnnlab that decides which array module is used.
+Layers write ``from common.backend import xp`` and call ``xp.dot``,
+``xp.tanh`` ... so the same code runs on either device; nothing else in the
+library imports cupy, and the two are never mixed.
+
+The choice is read once, when this module is first imported; it is the only
+global configuration rnnlab reads at import time.
+"""
+
+import os
+
+import numpy
+
+GPU = os.environ.get("RNNLAB_GPU", "0").strip().lower() in ("1", "true", "yes", "on")
+
+if GPU:
+    try:
+        import cupy as xp  # noqa: F401  (re-exported)
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise ImportError(
+            "RNNLAB_GPU=1 asks for the CuPy backend, but cupy is not installed. "
+            "Install it with `pip install 'rnnlab[gpu]'` (or the cupy wheel matching "
+            "your CUDA version), or unset RNNLAB_GPU to run on NumPy."
+        ) from exc
+else:
+    xp = numpy
+
+#: The training dtype. Gradient checks pass float64 arrays explicitly.
+FLOAT = xp.float32
+
+
+def to_cpu(x):
+    """Return ``x`` as a NumPy array (a no-op on the NumPy backend)."""
+    if isinstance(x, numpy.ndarray):
+        return x
+    if hasattr(x, "get"):  # a cupy array
+        return x.get()
+    return numpy.asarray(x)
+
+
+def to_gpu(x):
+    """Return ``x`` as an array of the active backend (CuPy when GPU is on)."""
+    if not GPU:
+        return numpy.asarray(x)
+    return xp.asarray(x)  # pragma: no cover - depends on the machine

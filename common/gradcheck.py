@@ -1,0 +1,115 @@
+"""Numerical gradient checking by central differences.
+
+Point :func:`check_layer` (or :func:`numerical_gradient`) at any object that
+follows the rnnlab layer contract and compare what its ``backward`` returns
+with finite differences of a scalar function of its output. Use float64
+parameters and inputs: in float32 the differences are too noisy to be exact.
+
+Example::
+
+    layer = TimeRNN(Wx, Wh, b)                 # float64 arrays
+    errors = check_layer(layer, [xs])          # {'param0': 3e-10, ..., 'input0': 1e-9}
+    assert max(errors.values()) < 1e-6
+"""
+
+import numpy as np
+
+
+def numerical_gradient(f, x, eps=1e-6):
+    """Central-difference gradient of the scalar function ``f()`` w.r.t. ``x``.
+
+    ``x`` is perturbed in place, one element at a time, and restored; ``f``
+    must read ``x`` each time it is called. Returns an array shaped like ``x``.
+    """
+    grad = np.zeros_like(x, dtype=np.float64)
+    flat = x.reshape(-1)  # a view: writing to it changes x
+    if not np.shares_memory(flat, x):
+        raise ValueError("numerical_gradient needs a contiguous array it can perturb in place")
+    for i in range(flat.size):
+        saved = flat[i]
+        flat[i] = saved + eps
+        f_plus = f()
+        flat[i] = saved - eps
+        f_minus = f()
+        flat[i] = saved
+        grad.reshape(-1)[i] = (f_plus - f_minus) / (2 * eps)
+    return grad
+
+
+def relative_error(a, b):
+    """``max |a - b| / max(max |a|, max |b|)``: the worst error, relative to
+    the scale of the gradient.
+
+    Scaling by the largest entry rather than entry by entry keeps an exactly
+    zero or tiny entry (where the difference quotient is all round-off) from
+    failing a gradient that is right; a wrong entry of any size still shows.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
+    if a.size == 0:
+        return 0.0
+    scale = max(np.max(np.abs(a)), np.max(np.abs(b)), 1e-12)
+    return float(np.max(np.abs(a - b)) / scale)
+
+
+def _random_projection(out, rng):
+    """A fixed random weighting that turns an output array into a scalar."""
+    return rng.standard_normal(np.shape(out))
+
+
+def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inputs=None):
+    """Compare a layer's analytic gradients with central differences.
+
+    The scalar checked is ``L = sum(w * layer.forward(*inputs))`` for a fixed
+    random ``w``, so ``dout = w``. Every array in ``layer.params`` and every
+    float input listed in ``check_inputs`` (default: all float inputs) is
+    checked. Integer inputs (word ids) are passed through unchecked.
+
+    For a stateful layer, or one whose gradient w.r.t. its initial state is
+    wanted, use :func:`check_function` instead.
+
+    Returns a dict ``{'param<i>': err, 'input<j>': err}`` of relative errors.
+    """
+    forward_kwargs = forward_kwargs or {}
+    rng = np.random.default_rng(seed)
+    out = layer.forward(*inputs, **forward_kwargs)
+    w = _random_projection(out, rng)
+
+    def loss():
+        return float(np.sum(w * layer.forward(*inputs, **forward_kwargs)))
+
+    dinputs = layer.backward(w)
+    if not isinstance(dinputs, tuple):
+        dinputs = (dinputs,)
+    # Copy at once: a layer may return a buffer that its next forward reuses.
+    dinputs = [None if d is None else np.array(d, copy=True) for d in dinputs]
+    analytic_params = [g.copy() for g in layer.grads]
+
+    errors = {}
+    for i, p in enumerate(layer.params):
+        errors[f"param{i}"] = relative_error(analytic_params[i], numerical_gradient(loss, p, eps))
+    if check_inputs is None:
+        check_inputs = [
+            j for j, x in enumerate(inputs) if np.issubdtype(np.asarray(x).dtype, np.floating)
+        ]
+    for j in check_inputs:
+        errors[f"input{j}"] = relative_error(dinputs[j], numerical_gradient(loss, inputs[j], eps))
+    return errors
+
+
+def check_function(loss, backward, arrays, eps=1e-6):
+    """General form: ``loss()`` returns a float, ``backward()`` returns the
+    analytic gradients of that loss w.r.t. ``arrays`` (a list, same order).
+
+    Use it for models (``loss = lambda: model.forward(xs, ts)``, ``backward``
+    runs forward then ``model.backward()`` and returns copies of
+    ``model.grads``) and for stateful layers whose initial state is an input.
+    Returns a list of relative errors, one per array.
+    """
+    analytic = [np.array(g, dtype=np.float64, copy=True) for g in backward()]
+    if len(analytic) != len(arrays):
+        raise ValueError(f"backward returned {len(analytic)} gradients for {len(arrays)} arrays")
+    pairs = zip(analytic, arrays, strict=True)
+    return [relative_error(g, numerical_gradient(loss, a, eps)) for g, a in pairs]

@@ -1,0 +1,149 @@
+"""Small file helpers for the corpus loaders: hashing, atomic writes, verified downloads.
+
+Nothing here knows about a particular corpus; ``ptb.py`` decides which URLs
+to try and what the files must hash to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import ssl
+import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["NETWORK_ERRORS", "DownloadError", "atomic_file", "fetch", "sha256_file"]
+
+_CHUNK = 1 << 16  # 64 KiB: small enough to stream, large enough to be quick
+
+
+class DownloadError(OSError):
+    """A download that did not produce the expected file (scheme, size or checksum problem).
+
+    It is an OSError so that one ``except OSError`` catches it together with
+    the network errors urllib raises.
+    """
+
+
+# Everything a failed download can raise: OSError covers urllib's URLError and
+# HTTPError, timeouts, TLS errors and DownloadError; HTTPException covers
+# protocol errors such as BadStatusLine that are not OSErrors.
+NETWORK_ERRORS: tuple[type[Exception], ...] = (OSError, http.client.HTTPException)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Return the SHA-256 of a file as 64 lowercase hex digits (read in chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Write ``path`` all at once or not at all.
+
+    Yields a binary file object for a temporary file in the same folder as
+    ``path`` (so that the final rename never crosses file systems). When the
+    ``with`` block ends normally the data is flushed to disk and the file
+    renamed onto ``path`` with ``os.replace`` (atomic on POSIX and Windows), so
+    a reader never sees a half-written file. If the block raises anything,
+    including KeyboardInterrupt, the temporary file is deleted and ``path`` is
+    left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def fetch(
+    url: str,
+    dest: str | os.PathLike,
+    sha256: str,
+    *,
+    timeout: float,
+    allow_http: bool = False,
+    max_bytes: int = 64 << 20,
+) -> Path:
+    """Download ``url`` to ``dest``, keeping it only if its SHA-256 equals ``sha256``.
+
+    Args:
+        url: an ``https://`` URL (``http://`` only when ``allow_http`` is true,
+            which callers use for an explicitly configured test server).
+        dest: final path; written atomically (see :func:`atomic_file`).
+        sha256: expected hex digest of the complete file.
+        timeout: seconds allowed for connecting and for each read, so that an
+            offline machine fails quickly instead of hanging.
+        allow_http: accept plain ``http://``.
+        max_bytes: refuse bodies larger than this (protects the disk from a
+            misbehaving server).
+
+    Returns:
+        ``Path(dest)``.
+
+    Raises:
+        DownloadError: bad scheme, short or oversized body, or checksum mismatch.
+        OSError, http.client.HTTPException: network errors, passed through
+            (``urllib.error.URLError``/``HTTPError`` are OSErrors).
+    On any error nothing is left at ``dest`` that was not there before.
+    """
+    allowed = ("https", "http") if allow_http else ("https",)
+    _check_scheme(url, allowed)
+    # Certificate and host-name verification stay on (the default context).
+    context = ssl.create_default_context()
+    request = urllib.request.Request(url, headers={"User-Agent": "rnnlab"})
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+        # urllib follows redirects; do not let one downgrade https to http.
+        _check_scheme(response.geturl(), allowed)
+        declared = response.headers.get("Content-Length")
+        declared_size = int(declared) if declared and declared.isdigit() else None
+        if declared_size is not None and declared_size > max_bytes:
+            raise DownloadError(f"server announces {declared_size} bytes, over the {max_bytes}-byte limit")
+        digest = hashlib.sha256()
+        received = 0
+        with atomic_file(dest) as f:
+            while chunk := response.read(_CHUNK):
+                received += len(chunk)
+                if received > max_bytes:
+                    raise DownloadError(f"body exceeds the {max_bytes}-byte limit")
+                digest.update(chunk)
+                f.write(chunk)
+            # http.client returns b"" when the connection closes early instead of
+            # raising, so compare with the announced length ourselves.
+            if declared_size is not None and received != declared_size:
+                raise DownloadError(
+                    f"incomplete download: received {received} of {declared_size} bytes"
+                )
+            actual = digest.hexdigest()
+            if actual != sha256:
+                raise DownloadError(
+                    f"SHA-256 mismatch after download: expected {sha256}, got {actual} "
+                    f"({received} bytes)"
+                )
+    return Path(dest)
+
+
+def _check_scheme(url: str, allowed: tuple[str, ...]) -> None:
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in allowed:
+        raise DownloadError(
+            f"refusing {scheme or 'scheme-less'} URL {url!r}: only {' or '.join(allowed)} is allowed"
+        )
+

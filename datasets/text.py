@@ -1,0 +1,265 @@
+"""Any UTF-8 text file as a language-modelling corpus, at word or character level.
+
+    from datasets import text
+
+    corpus, word_to_id, id_to_word = text.load_data("my_book.txt", level="char")
+    train, valid, test = text.split_corpus(corpus, (0.9, 0.05, 0.05))
+
+    # or encode a held-out file with the vocabulary of the training file:
+    corpus_val, _, _ = text.load_data("held_out.txt", vocab=word_to_id)
+
+Tokens:
+
+- ``level="word"``: each line is split on whitespace and every newline becomes
+  the token ``<eos>`` (the Penn Treebank convention, so ``ptb.py`` uses this
+  same function);
+- ``level="char"``: every character is a token, ``"\\n"`` included (and
+  ``"\\r"`` too, for a file with Windows line ends).
+
+Ids are given in order of first appearance, so the same file always gives
+the same ids. Problems with the file raise :class:`CorpusError` (a
+``ValueError``) or ``FileNotFoundError`` with a message that names the file
+and what is wrong; they never surface as a bare codec or NumPy error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "EOS",
+    "LEVELS",
+    "CorpusError",
+    "build_vocab",
+    "encode",
+    "load_data",
+    "read_text",
+    "split_corpus",
+    "tokenize",
+]
+
+EOS = "<eos>"
+LEVELS = ("word", "char")
+
+# The fewest tokens a corpus can have: one input and the next token as its target.
+MIN_TOKENS = 2
+
+
+class CorpusError(ValueError):
+    """A text that cannot be used as a corpus: bad encoding, empty, too short, unknown token."""
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """Read a whole file as UTF-8 (a leading byte-order mark is dropped).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        IsADirectoryError: ``path`` is a folder.
+        CorpusError: the bytes are not valid UTF-8; the message gives the byte
+            offset and line of the first bad byte.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"text file not found: {path} (absolute: {path.absolute()})") from err
+    except IsADirectoryError as err:
+        raise IsADirectoryError(f"{path} is a folder; expected a text file") from err
+    try:
+        # "utf-8-sig" drops the byte-order mark some Windows editors write, which
+        # would otherwise stick to the first word.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        bad = data[err.start : err.end]
+        raise CorpusError(
+            f"{path} is not valid UTF-8: byte offset {err.start} (line {line}) holds {bad!r} "
+            f"({err.reason}). Re-save the file as UTF-8, e.g. "
+            f"`iconv -f latin1 -t utf-8 in.txt > out.txt`."
+        ) from err
+
+
+def tokenize(content: str, level: str = "word") -> list[str]:
+    """Cut a string into tokens.
+
+    Args:
+        content: the text.
+        level: ``"word"`` (whitespace-separated words, ``<eos>`` after each
+            line) or ``"char"`` (one token per character).
+
+    Returns:
+        list of str tokens, in text order.
+    """
+    _check_level(level)
+    if level == "char":
+        return list(content)
+    # Same as the book's content.replace("\n", " <eos> ").split(): every "\n"
+    # ends a line and gives one <eos>; text after the last "\n" gives none.
+    lines = content.split("\n")
+    tokens: list[str] = []
+    for line in lines[:-1]:
+        tokens.extend(line.split())
+        tokens.append(EOS)
+    tokens.extend(lines[-1].split())
+    return tokens
+
+
+def build_vocab(tokens: Sequence[str]) -> tuple[dict[str, int], dict[int, str]]:
+    """Number the distinct tokens in order of first appearance.
+
+    Returns:
+        ``(word_to_id, id_to_word)``, with ids ``0 .. V-1``.
+    """
+    # dict keeps insertion order, so fromkeys lists tokens by first appearance.
+    word_to_id = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
+    id_to_word = {i: token for token, i in word_to_id.items()}
+    return word_to_id, id_to_word
+
+
+def encode(tokens: Sequence[str], word_to_id: Mapping[str, int]) -> np.ndarray:
+    """Map tokens to ids.
+
+    Returns:
+        np.int32 array of shape ``(len(tokens),)``.
+
+    Raises:
+        CorpusError: a token is not in ``word_to_id`` (the message names it and
+            its position in ``tokens``).
+    """
+    try:
+        ids = [word_to_id[token] for token in tokens]
+    except KeyError as err:
+        token = err.args[0]
+        raise CorpusError(
+            f"token {token!r} (position {list(tokens).index(token)}) is not in the vocabulary "
+            f"of {len(word_to_id)} tokens"
+        ) from err
+    return np.array(ids, dtype=np.int32)
+
+
+def load_data(
+    path: str | os.PathLike,
+    level: str = "word",
+    vocab: Mapping[str, int] | None = None,
+) -> tuple[np.ndarray, dict[str, int], dict[int, str]]:
+    """Load a UTF-8 text file as one long sequence of token ids.
+
+    Args:
+        path: the text file.
+        level: ``"word"`` or ``"char"`` (see the module docstring).
+        vocab: optional ``word_to_id`` from another file (usually the training
+            file) to encode this one with; every token must then be in it.
+            Without it, a vocabulary is built from this file.
+
+    Returns:
+        ``(corpus, word_to_id, id_to_word)``: corpus is an np.int32 array of
+        shape ``(num_tokens,)``; ``word_to_id`` maps token -> id and
+        ``id_to_word`` id -> token, for ids ``0 .. V-1``.
+
+    Raises:
+        ValueError: unknown ``level`` or malformed ``vocab``.
+        FileNotFoundError: the file does not exist.
+        CorpusError: not UTF-8, empty, fewer than 2 tokens, or (with ``vocab``)
+            a token missing from the vocabulary (named, with its line number).
+    """
+    _check_level(level)
+    if vocab is not None:
+        _check_vocab(vocab)
+    content = read_text(path)
+    if not content:
+        raise CorpusError(f"{path} is empty; a corpus needs at least {MIN_TOKENS} tokens")
+    tokens = tokenize(content, level)
+    if len(tokens) < MIN_TOKENS:
+        raise CorpusError(
+            f"{path} has {len(tokens)} token(s) at {level} level; a language model needs at "
+            f"least {MIN_TOKENS} (an input and the next token as its target)"
+        )
+    if vocab is None:
+        word_to_id, id_to_word = build_vocab(tokens)
+    else:
+        word_to_id = dict(vocab)
+        id_to_word = {i: token for token, i in word_to_id.items()}
+    try:
+        corpus = encode(tokens, word_to_id)
+    except CorpusError as err:
+        token = err.__cause__.args[0]
+        raise CorpusError(
+            f"{path}, line {_line_of(content, token, level)}: token {token!r} is not in the "
+            f"given vocabulary ({len(word_to_id)} tokens). Encode held-out text with the "
+            f"vocabulary of a file that contains all its tokens, or replace rare ones "
+            f"(e.g. by '<unk>') beforehand."
+        ) from err
+    return corpus, word_to_id, id_to_word
+
+
+def split_corpus(
+    corpus: np.ndarray, fractions: Sequence[float] = (0.9, 0.05, 0.05)
+) -> tuple[np.ndarray, ...]:
+    """Cut one corpus into consecutive parts, e.g. train/valid/test.
+
+    The parts are contiguous slices (views, not copies) in order, so no
+    sentence is shuffled across a boundary except the one cut at each border.
+
+    Args:
+        corpus: 1-D array of token ids, shape ``(num_tokens,)``.
+        fractions: positive shares summing to 1, one per part.
+
+    Returns:
+        tuple of ``len(fractions)`` 1-D arrays whose lengths add up to
+        ``len(corpus)``.
+
+    Raises:
+        ValueError: bad fractions, or a part would get fewer than 2 tokens.
+    """
+    corpus = np.asarray(corpus)
+    if corpus.ndim != 1:
+        raise ValueError(f"corpus must be 1-D, got shape {corpus.shape}")
+    fractions = [float(f) for f in fractions]
+    if not fractions or any(not f > 0 for f in fractions):
+        raise ValueError(f"fractions must be positive numbers, got {fractions}")
+    if not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
+        raise ValueError(f"fractions must sum to 1, got {fractions} (sum {sum(fractions)})")
+    n = len(corpus)
+    cumulative = np.cumsum(fractions)
+    ends = [round(c * n) for c in cumulative[:-1]] + [n]
+    starts = [0] + ends[:-1]
+    sizes = [end - start for start, end in zip(starts, ends, strict=True)]
+    if min(sizes) < MIN_TOKENS:
+        raise ValueError(
+            f"a corpus of {n} tokens is too short to split by {fractions}: the parts would "
+            f"have {sizes} tokens, and each needs at least {MIN_TOKENS}"
+        )
+    return tuple(corpus[start:end] for start, end in zip(starts, ends, strict=True))
+
+
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+
+
+def _check_vocab(vocab: Mapping[str, int]) -> None:
+    """Reject vocabularies that would silently give wrong ids."""
+    if not isinstance(vocab, Mapping):
+        raise ValueError(f"vocab must be a dict token -> id, got {type(vocab).__name__}")
+    if any(not isinstance(token, str) for token in vocab):
+        raise ValueError("vocab must map token (str) -> id (int); did you pass id_to_word?")
+    ids = sorted(vocab.values())
+    if ids != list(range(len(vocab))):
+        raise ValueError(f"vocab ids must be exactly 0 .. {len(vocab) - 1}, each used once")
+
+
+def _line_of(content: str, token: str, level: str) -> int:
+    """1-based line of the first occurrence of ``token`` (for error messages)."""
+    if level == "char" or token == EOS:
+        # For <eos>, the first newline is where it would first appear.
+        where = content.find("\n" if token == EOS and level == "word" else token)
+        return content.count("\n", 0, max(where, 0)) + 1
+    for number, line in enumerate(content.split("\n"), start=1):
+        if token in line.split():
+            return number
+    return 1

@@ -1,0 +1,67 @@
+"""Embedding layers: a word id selects a row of ``W``."""
+
+from common.backend import xp
+from layers._checks import check_ids, check_ndim
+
+
+def _scatter_add(dW, ids, rows):
+    """``dW[ids[k]] += rows[k]`` for every k, repeated ids accumulating.
+
+    ``dW[ids] += rows`` would keep only one row per repeated id, so the
+    accumulation needs ``add.at``.
+    """
+    dW[...] = 0
+    xp.add.at(dW, ids, rows)
+
+
+class Embedding:
+    """Look up one row of ``W`` per id.
+
+    Shape:
+        W: ``(V, D)``
+        forward: ids int ``(N,)`` -> ``(N, D)``
+        backward: dout ``(N, D)`` -> None (ids have no gradient)
+    """
+
+    def __init__(self, W):
+        self.params = [W]
+        self.grads = [xp.zeros_like(W)]
+        self.ids = None
+
+    def forward(self, ids):
+        W = self.params[0]
+        check_ndim("ids", ids, 1, "(N,)")
+        check_ids("ids", ids, W.shape[0])
+        self.ids = ids
+        return W[ids]
+
+    def backward(self, dout):
+        _scatter_add(self.grads[0], self.ids, dout)
+        return None
+
+
+class TimeEmbedding:
+    """``Embedding`` for a whole ``(N, T)`` block of ids at once.
+
+    Shape:
+        W: ``(V, D)``
+        forward: xs int ``(N, T)`` -> ``(N, T, D)``
+        backward: dout ``(N, T, D)`` -> None
+    """
+
+    def __init__(self, W):
+        self.params = [W]
+        self.grads = [xp.zeros_like(W)]
+        self.xs = None
+
+    def forward(self, xs):
+        W = self.params[0]
+        check_ndim("xs", xs, 2, "(N, T)")
+        check_ids("xs", xs, W.shape[0])
+        self.xs = xs
+        return W[xs]
+
+    def backward(self, dout):
+        D = self.params[0].shape[1]
+        _scatter_add(self.grads[0], self.xs.reshape(-1), dout.reshape(-1, D))
+        return None

@@ -1,0 +1,178 @@
+"""The vanilla (Elman) recurrent layer: one step, and a whole sequence.
+
+    h_next = tanh(h_prev @ Wh + x @ Wx + b)
+
+Backward through the step, with ``a`` the pre-activation::
+
+    da      = dh_next * (1 - h_next ** 2)       # tanh'(a) written with its output
+    dWx     = x.T @ da        dWh = h_prev.T @ da        db = sum(da)
+    dx      = da @ Wx.T       dh_prev = da @ Wh.T
+
+To try another nonlinearity, subclass and override ``activation`` and
+``activation_grad`` (the derivative expressed through the output ``h``);
+both the cell and the time layer use them.
+"""
+
+from common.backend import xp
+from layers._checks import check_float, check_ndim
+
+
+class _Activation:
+    """The nonlinearity shared by :class:`RNN` and :class:`TimeRNN`."""
+
+    def activation(self, a):
+        """``h = tanh(a)``; may overwrite ``a``."""
+        return xp.tanh(a, out=a)
+
+    def activation_grad(self, h):
+        """``dh/da`` written with the output: ``tanh'(a) = 1 - h**2``."""
+        return 1 - h * h
+
+
+def _check_weights(Wx, Wh, b):
+    D, H = Wx.shape
+    if Wh.shape != (H, H) or b.shape != (H,):
+        raise ValueError(
+            f"RNN weights must be Wx (D, H), Wh (H, H), b (H,); got Wx {Wx.shape}, "
+            f"Wh {Wh.shape}, b {b.shape}"
+        )
+
+
+class RNN(_Activation):
+    """One time step of a tanh RNN.
+
+    Shape:
+        Wx: ``(D, H)``, Wh: ``(H, H)``, b: ``(H,)``
+        forward: x ``(N, D)``, h_prev ``(N, H)`` -> h_next ``(N, H)``
+        backward: dh_next ``(N, H)`` -> (dx ``(N, D)``, dh_prev ``(N, H)``)
+    """
+
+    def __init__(self, Wx, Wh, b):
+        _check_weights(Wx, Wh, b)
+        self.params = [Wx, Wh, b]
+        self.grads = [xp.zeros_like(Wx), xp.zeros_like(Wh), xp.zeros_like(b)]
+        self.cache = None
+
+    def forward(self, x, h_prev):
+        Wx, Wh, b = self.params
+        check_ndim("x", x, 2, "(N, D)")
+        check_ndim("h_prev", h_prev, 2, "(N, H)")
+        check_float("x", x, Wx.dtype)
+        check_float("h_prev", h_prev, Wx.dtype)
+        if x.shape[1] != Wx.shape[0] or h_prev.shape != (x.shape[0], Wh.shape[0]):
+            raise ValueError(
+                f"x {x.shape} and h_prev {h_prev.shape} do not fit Wx {Wx.shape}, Wh {Wh.shape}"
+            )
+        h_next = self.activation(h_prev @ Wh + x @ Wx + b)
+        self.cache = (x, h_prev, h_next)
+        return h_next
+
+    def backward(self, dh_next):
+        Wx, Wh, _ = self.params
+        dWx, dWh, db = self.grads
+        x, h_prev, h_next = self.cache
+        da = dh_next * self.activation_grad(h_next)
+        xp.matmul(x.T, da, out=dWx)
+        xp.matmul(h_prev.T, da, out=dWh)
+        da.sum(axis=0, out=db)
+        return da @ Wx.T, da @ Wh.T
+
+
+class TimeRNN(_Activation):
+    """A tanh RNN run over ``T`` steps, with truncated BPTT.
+
+    Only the recurrence ``h_prev @ Wh`` is inherently sequential. The input
+    projection ``x @ Wx + b`` of all steps is one matrix product before the
+    loop, and the weight gradients are one product each over all steps after
+    the backward loop; the per-step loop does one small product and one
+    ``tanh`` (forward) or one product and one multiply (backward).
+
+    With ``stateful=True`` the last hidden state of one ``forward`` is the
+    initial state of the next (the gradient still stops at the boundary);
+    ``set_state(h)`` and ``reset_state()`` set it. After ``backward``,
+    ``dh`` holds the gradient w.r.t. the initial state.
+
+    Shape:
+        Wx: ``(D, H)``, Wh: ``(H, H)``, b: ``(H,)``
+        forward: xs ``(N, T, D)`` -> hs ``(N, T, H)``
+        backward: dhs ``(N, T, H)`` -> dxs ``(N, T, D)``
+    """
+
+    def __init__(self, Wx, Wh, b, stateful=False):
+        _check_weights(Wx, Wh, b)
+        self.params = [Wx, Wh, b]
+        self.grads = [xp.zeros_like(Wx), xp.zeros_like(Wh), xp.zeros_like(b)]
+        self.stateful = stateful
+        self.h = None  # last hidden state (N, H), carried when stateful
+        self.dh = None  # gradient w.r.t. the initial state, after backward
+        self.cache = None
+
+    def set_state(self, h):
+        """Use ``h`` (N, H) as the initial hidden state of the next forward."""
+        Wh = self.params[1]
+        check_ndim("h", h, 2, "(N, H)")
+        check_float("h", h, Wh.dtype)
+        if h.shape[1] != Wh.shape[0]:
+            raise ValueError(f"h has {h.shape[1]} units but the layer has H = {Wh.shape[0]}")
+        self.h = h
+
+    def reset_state(self):
+        self.h = None
+
+    def forward(self, xs):
+        Wx, Wh, b = self.params
+        check_ndim("xs", xs, 3, "(N, T, D)")
+        check_float("xs", xs, Wx.dtype)
+        N, T, D = xs.shape
+        H = Wh.shape[0]
+        if D != Wx.shape[0]:
+            raise ValueError(f"xs has {D} features but Wx expects D = {Wx.shape[0]}")
+
+        h0 = self.h if self.h is not None else xp.zeros((N, H), dtype=Wx.dtype)
+        if h0.shape != (N, H):
+            raise ValueError(
+                f"the carried hidden state has shape {h0.shape} but this batch needs {(N, H)}; "
+                "call reset_state() when the batch size changes"
+            )
+        # Time-major inside the layer: each step then reads and writes one
+        # contiguous (N, H) block.
+        xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
+        a_tm = (xs_tm @ Wx).reshape(T, N, H)
+        a_tm += b
+        hs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
+        h = h0
+        for t in range(T):
+            a_t = a_tm[t]
+            a_t += h @ Wh
+            h = self.activation(a_t)
+            hs_tm[t] = h
+        self.cache = (xs_tm, h0, hs_tm)
+        if self.stateful:
+            self.h = hs_tm[-1].copy()
+        return hs_tm.transpose(1, 0, 2)
+
+    def backward(self, dhs):
+        Wx, Wh, _ = self.params
+        dWx, dWh, db = self.grads
+        xs_tm, h0, hs_tm = self.cache
+        T, N, H = hs_tm.shape
+        if dhs.shape != (N, T, H):
+            raise ValueError(f"dhs must have shape {(N, T, H)}, got {dhs.shape}")
+
+        dhs_tm = dhs.transpose(1, 0, 2)
+        dh_da = self.activation_grad(hs_tm)  # (T, N, H), all steps at once
+        das = xp.empty_like(hs_tm)
+        dh = xp.zeros((N, H), dtype=hs_tm.dtype)
+        for t in range(T - 1, -1, -1):
+            # h_t feeds the output at t and the next step: both gradients add.
+            xp.multiply(dhs_tm[t] + dh, dh_da[t], out=das[t])
+            dh = das[t] @ Wh.T
+        self.dh = dh
+
+        das2 = das.reshape(T * N, H)
+        h_prev_tm = xp.concatenate([h0[None], hs_tm[:-1]], axis=0).reshape(T * N, H)
+        xp.matmul(xs_tm.T, das2, out=dWx)
+        xp.matmul(h_prev_tm.T, das2, out=dWh)
+        das2.sum(axis=0, out=db)
+        dxs_tm = (das2 @ Wx.T).reshape(T, N, -1)
+        return dxs_tm.transpose(1, 0, 2)
