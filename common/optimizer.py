@@ -220,7 +220,7 @@ class Optimizer:
             if len(arrays) != len(params):
                 raise ValueError(
                     f"{type(self).__name__} state has {name!r} for {len(arrays)} parameters, "
-                    f"but update got {len(params)} distinct parameters"
+                    f"but it is optimising {len(params)} distinct parameters"
                 )
             for i, (a, p) in enumerate(zip(arrays, params, strict=True)):
                 if a.shape != p.shape:
@@ -276,7 +276,7 @@ class Momentum(Optimizer):
         super().__init__(lr)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        self.momentum = momentum
+        self.momentum = float(momentum)
 
     def _apply(self, params, grads, lr):
         mu = self.momentum
@@ -300,7 +300,7 @@ class AdaGrad(Optimizer):
 
     def __init__(self, lr=0.01, eps=1e-10):
         super().__init__(lr)
-        self.eps = eps
+        self.eps = float(eps)
 
     def _apply(self, params, grads, lr):
         eps = self.eps
@@ -325,8 +325,8 @@ class RMSprop(Optimizer):
         super().__init__(lr)
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-        self.alpha = alpha
-        self.eps = eps
+        self.alpha = float(alpha)
+        self.eps = float(eps)
 
     def _apply(self, params, grads, lr):
         alpha, eps = self.alpha, self.eps
@@ -356,9 +356,9 @@ class Adam(Optimizer):
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {beta}")
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.eps = eps
+        self.beta1 = float(beta1)
+        self.beta2 = float(beta2)
+        self.eps = float(eps)
 
     def _apply(self, params, grads, lr):
         beta1, beta2, eps, t = self.beta1, self.beta2, self.eps, self.t

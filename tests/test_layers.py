@@ -1,0 +1,202 @@
+"""What the layers promise besides exact gradients: the loss they compute,
+the ignore label, extreme logits, the layer contract and clear errors."""
+
+import numpy as np
+import pytest
+
+from layers import (
+    RNN,
+    Affine,
+    Embedding,
+    SoftmaxWithLoss,
+    TimeAffine,
+    TimeEmbedding,
+    TimeRNN,
+    TimeSoftmaxWithLoss,
+)
+from models import SimpleRnnlm
+
+N, T, D, H, V = 3, 4, 5, 6, 7
+
+
+def f32(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# --- TimeSoftmaxWithLoss -----------------------------------------------------
+
+
+def reference_loss(xs, ts):
+    """-mean(log p[target]) computed the plain way, in float64."""
+    x = xs.astype(np.float64).reshape(-1, xs.shape[-1])
+    shifted = x - x.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    t = ts.reshape(-1)
+    keep = t != -1
+    return -log_p[np.arange(t.size), t][keep].mean()
+
+
+def test_loss_is_mean_negative_log_likelihood(rng):
+    xs, ts = f32(rng, N, T, V) * 4, rng.integers(0, V, size=(N, T))
+    assert TimeSoftmaxWithLoss().forward(xs, ts) == pytest.approx(reference_loss(xs, ts), rel=1e-6)
+
+
+def test_ignored_positions_add_nothing(rng):
+    xs, ts = f32(rng, N, T, V), rng.integers(0, V, size=(N, T))
+    ts[0, :2] = -1
+    layer = TimeSoftmaxWithLoss(ignore_label=-1)
+    loss = layer.forward(xs, ts)
+    dxs = layer.backward()
+
+    # The mean runs over the 10 kept positions only ...
+    assert loss == pytest.approx(reference_loss(xs, ts), rel=1e-6)
+    # ... and the ignored positions get exactly zero gradient,
+    assert not dxs[0, :2].any()
+    # whatever their logits: changing them leaves the loss unchanged.
+    xs2 = xs.copy()
+    xs2[0, :2] += 100
+    assert layer.forward(xs2, ts) == loss
+
+
+def test_all_positions_ignored_gives_zero_loss_and_gradient(rng):
+    layer = TimeSoftmaxWithLoss()
+    assert layer.forward(f32(rng, N, T, V), np.full((N, T), -1)) == 0.0
+    assert not layer.backward().any()
+
+
+@pytest.mark.parametrize("magnitude", [1e4, -1e4])
+def test_huge_logits_give_finite_loss_and_gradient(rng, magnitude):
+    xs = f32(rng, N, T, V) * magnitude
+    ts = rng.integers(0, V, size=(N, T))
+    layer = TimeSoftmaxWithLoss()
+    loss = layer.forward(xs, ts)
+    dxs = layer.backward()
+    assert np.isfinite(loss) and np.isfinite(dxs).all()
+    assert loss == pytest.approx(reference_loss(xs, ts), rel=1e-5)
+    # Every row of the gradient is softmax - onehot: it sums to zero.
+    np.testing.assert_allclose(dxs.sum(axis=-1), 0, atol=1e-6)
+
+
+def test_mixed_rows_huge_and_normal(rng):
+    xs = f32(rng, N, T, V)
+    xs[1, 2] *= 1e4  # one row would overflow exp, the others would not
+    ts = rng.integers(0, V, size=(N, T))
+    layer = TimeSoftmaxWithLoss()
+    assert layer.forward(xs, ts) == pytest.approx(reference_loss(xs, ts), rel=1e-5)
+    assert np.isfinite(layer.backward()).all()
+
+
+def test_one_step_softmax_with_loss_matches_time_version(rng):
+    x, t = f32(rng, N, V), rng.integers(0, V, size=N)
+    one, time = SoftmaxWithLoss(), TimeSoftmaxWithLoss()
+    assert one.forward(x, t) == pytest.approx(time.forward(x[:, None], t[:, None]), rel=1e-6)
+    np.testing.assert_allclose(one.backward(), time.backward()[:, 0], rtol=1e-5, atol=1e-7)
+
+
+def test_loss_dtype_stays_float32(rng):
+    layer = TimeSoftmaxWithLoss()
+    layer.forward(f32(rng, N, T, V), rng.integers(0, V, size=(N, T)))
+    assert layer.backward().dtype == np.float32
+
+
+# --- the layer contract ---------------------------------------------------------
+
+
+def test_grads_are_overwritten_in_place_not_rebound(rng):
+    layer = TimeRNN(f32(rng, D, H), f32(rng, H, H), f32(rng, H))
+    grads_before = [id(g) for g in layer.grads]
+    for _ in range(2):
+        layer.forward(f32(rng, N, T, D))
+        layer.backward(f32(rng, N, T, H))
+    assert [id(g) for g in layer.grads] == grads_before
+    assert all(g.dtype == np.float32 for g in layer.grads)
+
+
+def test_time_rnn_equals_its_cell_step_by_step(rng):
+    Wx, Wh, b = f32(rng, D, H), f32(rng, H, H), f32(rng, H)
+    xs, dhs = f32(rng, N, T, D), f32(rng, N, T, H)
+    layer = TimeRNN(Wx, Wh, b)
+    hs = layer.forward(xs)
+    dxs = layer.backward(dhs)
+
+    cells = [RNN(Wx, Wh, b) for _ in range(T)]
+    h = np.zeros((N, H), np.float32)
+    for t, cell in enumerate(cells):
+        h = cell.forward(xs[:, t], h)
+        np.testing.assert_allclose(hs[:, t], h, rtol=1e-5, atol=1e-6)
+    dh = np.zeros_like(h)
+    dWx = np.zeros_like(Wx)
+    for t in reversed(range(T)):
+        dx, dh = cells[t].backward(dhs[:, t] + dh)
+        dWx += cells[t].grads[0]
+        np.testing.assert_allclose(dxs[:, t], dx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.grads[0], dWx, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer.dh, dh, rtol=1e-5, atol=1e-5)
+
+
+def test_stateful_and_stateless(rng):
+    xs = f32(rng, N, T, D)
+    weights = f32(rng, D, H), f32(rng, H, H), f32(rng, H)
+    stateful, stateless = TimeRNN(*weights, stateful=True), TimeRNN(*weights)
+    first = stateful.forward(xs)
+    np.testing.assert_array_equal(stateless.forward(xs), first)
+    # The stateful layer continues from where it stopped; the other restarts.
+    assert not np.array_equal(stateful.forward(xs), first)
+    np.testing.assert_array_equal(stateless.forward(xs), first)
+    stateful.reset_state()
+    np.testing.assert_array_equal(stateful.forward(xs), first)
+
+
+def test_same_seed_same_model():
+    a, b = SimpleRnnlm(50, 8, 8, seed=7), SimpleRnnlm(50, 8, 8, seed=7)
+    c = SimpleRnnlm(50, 8, 8, seed=8)
+    assert all(np.array_equal(p, q) for p, q in zip(a.params, b.params, strict=True))
+    assert not np.array_equal(a.params[0], c.params[0])
+    assert all(p.dtype == np.float32 for p in a.params)
+    assert [p.shape for p in a.params] == [(50, 8), (8, 8), (8, 8), (8,), (8, 50), (50,)]
+
+
+# --- clear errors on bad input ----------------------------------------------------
+
+
+def test_embedding_rejects_out_of_range_and_non_integer_ids(rng):
+    layer = TimeEmbedding(f32(rng, V, D))
+    with pytest.raises(ValueError, match=r"id 7.*\[0, 7\)"):
+        layer.forward(np.array([[0, 7]]))
+    with pytest.raises(ValueError, match="id -1"):
+        layer.forward(np.array([[-1, 2]]))
+    with pytest.raises(TypeError, match="integer"):
+        layer.forward(np.array([[0.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"\(N, T\)"):
+        layer.forward(np.array([0, 1]))
+    with pytest.raises(ValueError, match="id 9"):
+        Embedding(f32(rng, V, D)).forward(np.array([9]))
+
+
+def test_loss_rejects_bad_targets(rng):
+    layer, xs = TimeSoftmaxWithLoss(), f32(rng, N, T, V)
+    with pytest.raises(ValueError, match="id 7"):
+        layer.forward(xs, np.full((N, T), 7))
+    with pytest.raises(TypeError, match="integer"):
+        layer.forward(xs, np.zeros((N, T), np.float32))
+    with pytest.raises(ValueError, match="ts must have shape"):
+        layer.forward(xs, np.zeros((N, T + 1), int))
+    with pytest.raises(ValueError, match=r"\(N, T, V\)"):
+        layer.forward(xs[0], np.zeros((N, T), int))
+
+
+def test_layers_reject_mismatched_shapes_and_dtypes(rng):
+    with pytest.raises(ValueError, match="expects D = 5"):
+        TimeAffine(f32(rng, D, V), f32(rng, V)).forward(f32(rng, N, T, D + 1))
+    with pytest.raises(ValueError, match=r"\(N, T, D\)"):
+        TimeAffine(f32(rng, D, V), f32(rng, V)).forward(f32(rng, N, D))
+    with pytest.raises(ValueError, match="expects D = 5"):
+        Affine(f32(rng, D, V), f32(rng, V)).forward(f32(rng, N, D + 1))
+    with pytest.raises(TypeError, match="float64.*float32"):
+        TimeRNN(f32(rng, D, H), f32(rng, H, H), f32(rng, H)).forward(rng.standard_normal((N, T, D)))
+    with pytest.raises(ValueError, match="Wx \\(D, H\\), Wh \\(H, H\\)"):
+        TimeRNN(f32(rng, D, H), f32(rng, H, H + 1), f32(rng, H))
+    layer = TimeRNN(f32(rng, D, H), f32(rng, H, H), f32(rng, H), stateful=True)
+    layer.forward(f32(rng, N, T, D))
+    with pytest.raises(ValueError, match="reset_state"):
+        layer.forward(f32(rng, N + 1, T, D))
