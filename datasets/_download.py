@@ -115,7 +115,9 @@ def fetch(
         declared = response.headers.get("Content-Length")
         declared_size = int(declared) if declared and declared.isdigit() else None
         if declared_size is not None and declared_size > max_bytes:
-            raise DownloadError(f"server announces {declared_size} bytes, over the {max_bytes}-byte limit")
+            raise DownloadError(
+                f"server announces {declared_size} bytes, over the {max_bytes}-byte limit"
+            )
         digest = hashlib.sha256()
         received = 0
         with atomic_file(dest) as f:
@@ -144,6 +146,6 @@ def _check_scheme(url: str, allowed: tuple[str, ...]) -> None:
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in allowed:
         raise DownloadError(
-            f"refusing {scheme or 'scheme-less'} URL {url!r}: only {' or '.join(allowed)} is allowed"
+            f"refusing {scheme or 'scheme-less'} URL {url!r}: "
+            f"only {' or '.join(allowed)} is allowed"
         )
-

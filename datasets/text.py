@@ -35,6 +35,7 @@ __all__ = [
     "EOS",
     "LEVELS",
     "CorpusError",
+    "UnknownTokenError",
     "build_vocab",
     "encode",
     "load_data",
@@ -54,6 +55,14 @@ class CorpusError(ValueError):
     """A text that cannot be used as a corpus: bad encoding, empty, too short, unknown token."""
 
 
+class UnknownTokenError(CorpusError):
+    """A token that is not in the vocabulary used for encoding; ``.token`` names it."""
+
+    def __init__(self, message: str, token: str):
+        super().__init__(message)
+        self.token = token
+
+
 def read_text(path: str | os.PathLike) -> str:
     """Read a whole file as UTF-8 (a leading byte-order mark is dropped).
 
@@ -67,7 +76,9 @@ def read_text(path: str | os.PathLike) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError as err:
-        raise FileNotFoundError(f"text file not found: {path} (absolute: {path.absolute()})") from err
+        raise FileNotFoundError(
+            f"text file not found: {path} (absolute: {path.absolute()})"
+        ) from err
     except IsADirectoryError as err:
         raise IsADirectoryError(f"{path} is a folder; expected a text file") from err
     try:
@@ -128,16 +139,17 @@ def encode(tokens: Sequence[str], word_to_id: Mapping[str, int]) -> np.ndarray:
         np.int32 array of shape ``(len(tokens),)``.
 
     Raises:
-        CorpusError: a token is not in ``word_to_id`` (the message names it and
-            its position in ``tokens``).
+        UnknownTokenError: a token is not in ``word_to_id`` (the message names
+            it and its position in ``tokens``).
     """
     try:
         ids = [word_to_id[token] for token in tokens]
     except KeyError as err:
         token = err.args[0]
-        raise CorpusError(
+        raise UnknownTokenError(
             f"token {token!r} (position {list(tokens).index(token)}) is not in the vocabulary "
-            f"of {len(word_to_id)} tokens"
+            f"of {len(word_to_id)} tokens",
+            token,
         ) from err
     return np.array(ids, dtype=np.int32)
 
@@ -164,8 +176,9 @@ def load_data(
     Raises:
         ValueError: unknown ``level`` or malformed ``vocab``.
         FileNotFoundError: the file does not exist.
-        CorpusError: not UTF-8, empty, fewer than 2 tokens, or (with ``vocab``)
-            a token missing from the vocabulary (named, with its line number).
+        CorpusError: not UTF-8, empty, or fewer than 2 tokens.
+        UnknownTokenError: (with ``vocab``) a token missing from the
+            vocabulary, named with its line number; a CorpusError too.
     """
     _check_level(level)
     if vocab is not None:
@@ -186,13 +199,14 @@ def load_data(
         id_to_word = {i: token for token, i in word_to_id.items()}
     try:
         corpus = encode(tokens, word_to_id)
-    except CorpusError as err:
-        token = err.__cause__.args[0]
-        raise CorpusError(
+    except UnknownTokenError as err:
+        token = err.token
+        raise UnknownTokenError(
             f"{path}, line {_line_of(content, token, level)}: token {token!r} is not in the "
             f"given vocabulary ({len(word_to_id)} tokens). Encode held-out text with the "
             f"vocabulary of a file that contains all its tokens, or replace rare ones "
-            f"(e.g. by '<unk>') beforehand."
+            f"(e.g. by '<unk>') beforehand.",
+            token,
         ) from err
     return corpus, word_to_id, id_to_word
 

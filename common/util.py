@@ -1,0 +1,72 @@
+"""Training helpers: gradient clipping and perplexity evaluation."""
+
+import math
+
+import numpy as np
+
+from common.backend import xp
+
+
+def clip_grads(grads, max_norm):
+    """Scale ``grads`` in place so that their global L2 norm is at most ``max_norm``.
+
+    The norm is taken over all arrays together, as if they were one vector,
+    so clipping keeps the direction of the full gradient. Returns the norm
+    before clipping (``inf`` or ``nan`` if a gradient is not finite; the
+    grads are then left as they are).
+    """
+    total = 0.0
+    for g in grads:
+        flat = g.reshape(-1)
+        total += float(flat @ flat)  # one BLAS dot, no temporary array
+    norm = math.sqrt(total)
+    if math.isfinite(norm) and norm > max_norm:
+        rate = max_norm / (norm + 1e-6)
+        for g in grads:
+            g *= g.dtype.type(rate)
+    return norm
+
+
+def eval_perplexity(model, corpus, batch_size=10, time_size=35):
+    """Perplexity ``exp(mean loss)`` of ``model`` on every token of ``corpus``.
+
+    The model's state is reset first and dropout is off while evaluating
+    (the model's train/eval mode is restored afterwards). The ``L =
+    len(corpus) - 1`` prediction targets are cut into ``batch_size`` lanes
+    of ``ceil(L / batch_size)`` positions; the tail of the last lanes is
+    padded with the loss layer's ignore label, so every target is counted
+    exactly once and padding counts for nothing.
+
+    Args:
+        corpus: 1-D int array of ids.
+    Returns:
+        the perplexity (a float).
+    """
+    corpus = np.asarray(corpus)
+    if corpus.ndim != 1 or corpus.size < 2:
+        raise ValueError("eval_perplexity needs a 1-D corpus of at least 2 ids")
+    L = corpus.size - 1
+    N = min(batch_size, L)
+    lane = -(-L // N)  # ceil
+    ignore = model.loss_layer.ignore_label
+    xs = np.zeros(N * lane, dtype=corpus.dtype)
+    ts = np.full(N * lane, ignore, dtype=corpus.dtype)
+    xs[:L], ts[:L] = corpus[:-1], corpus[1:]
+    xs, ts = xs.reshape(N, lane), ts.reshape(N, lane)
+
+    modes = [getattr(layer, "train_flg", None) for layer in model.layers]
+    model.eval()
+    model.reset_state()
+    total = 0.0
+    try:
+        for start in range(0, lane, time_size):
+            batch_x = xp.asarray(xs[:, start:start + time_size])
+            batch_t = xp.asarray(ts[:, start:start + time_size])
+            n = int((batch_t != ignore).sum())
+            if n:
+                total += model.forward(batch_x, batch_t) * n
+    finally:
+        for layer, mode in zip(model.layers, modes, strict=True):
+            if mode is not None:
+                layer.train_flg = mode
+    return math.exp(total / L)

