@@ -88,7 +88,8 @@ class RnnlmTrainer:
 
     def fit(self, xs, ts, max_epoch=10, batch_size=20, time_size=35, max_grad=None,
             eval_interval=20, val_corpus=None, val_batch_size=10, lr_decay=None, patience=None,
-            restore_best=True, max_iters=None, checkpoint=None, checkpoint_every=None,
+            lr_halve_from=None, restore_best=True, max_iters=None, checkpoint=None,
+            checkpoint_every=None,
             on_nan="raise", verbose=True, plot_path=None):
         """Train until ``max_epoch`` epochs are complete (counting earlier calls).
 
@@ -103,6 +104,8 @@ class RnnlmTrainer:
             lr_decay: divide the learning rate by this when the validation
                 perplexity does not improve on the best so far.
             patience: stop after this many epochs without improvement.
+            lr_halve_from: halve the learning rate at the start of every epoch
+                from this one on (epochs count from 1): Zaremba et al.'s schedule.
             restore_best: at the end, put back the parameters of the epoch with
                 the best validation perplexity.
             max_iters: stop (resumably) once this many iterations have been
@@ -175,6 +178,8 @@ class RnnlmTrainer:
 
                 stop = self._end_epoch(val_corpus, val_batch_size, lr_decay, patience, verbose,
                                        start, bar)
+                if lr_halve_from is not None and self.epoch + 1 >= lr_halve_from:
+                    optimizer.lr /= 2
                 if checkpoint and not checkpoint_every:
                     self._save(checkpoint)
                 if stop:

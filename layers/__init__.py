@@ -7,17 +7,25 @@ an ``(N, T, ...)`` block) live in one file.
 """
 
 from layers.affine import Affine, TimeAffine
+from layers.dropout import TimeDropout
 from layers.embedding import Embedding, TimeEmbedding
+from layers.gru import GRU, TimeGRU
+from layers.lstm import LSTM, TimeLSTM
 from layers.rnn import RNN, TimeRNN
 from layers.softmax_with_loss import SoftmaxWithLoss, TimeSoftmaxWithLoss
 
 __all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
     "Affine",
     "Embedding",
-    "RNN",
     "SoftmaxWithLoss",
     "TimeAffine",
+    "TimeDropout",
     "TimeEmbedding",
+    "TimeGRU",
+    "TimeLSTM",
     "TimeRNN",
     "TimeSoftmaxWithLoss",
 ]

@@ -15,6 +15,43 @@ from common.serialization import load_npz, save_npz
 from models.generate import generate
 
 
+class Init:
+    """Draws a model's initial weights from one random generator.
+
+    Weights are drawn in float64 on the CPU and then cast, so that one seed
+    gives the same model in any dtype and on either backend. With
+    ``init_scale`` every array (biases included) is instead uniform in
+    ``[-init_scale, init_scale]``, as in Zaremba et al. (2014).
+    """
+
+    def __init__(self, seed=None, rng=None, dtype=np.float32, init_scale=None):
+        self.rng = rng if rng is not None else np.random.default_rng(seed)
+        self.dtype = dtype
+        self.init_scale = init_scale
+
+    def _cast(self, a):
+        return to_gpu(a.astype(self.dtype))
+
+    def normal(self, shape, scale):
+        """``N(0, 1) * scale`` (or the uniform init when ``init_scale`` is set)."""
+        if self.init_scale is not None:
+            return self.uniform(shape)
+        return self._cast(self.rng.standard_normal(shape) * scale)
+
+    def zeros(self, shape):
+        if self.init_scale is not None:
+            return self.uniform(shape)
+        return self._cast(np.zeros(shape))
+
+    def uniform(self, shape):
+        s = self.init_scale
+        return self._cast(self.rng.uniform(-s, s, size=shape))
+
+    def child_rng(self):
+        """An independent generator (for a dropout layer), derived from the seed."""
+        return np.random.default_rng(self.rng.integers(2**63))
+
+
 class LanguageModel:
     """Base class of the language models.
 

@@ -5,9 +5,9 @@
 
 import numpy as np
 
-from common.backend import FLOAT, to_gpu
+from common.backend import FLOAT
 from layers import TimeAffine, TimeEmbedding, TimeRNN, TimeSoftmaxWithLoss
-from models.base import LanguageModel
+from models.base import Init, LanguageModel
 
 
 class SimpleRnnlm(LanguageModel):
@@ -27,6 +27,7 @@ class SimpleRnnlm(LanguageModel):
         seed: seed of the weight initialisation (ignored if ``rng`` is given).
         rng: a ``numpy.random.Generator`` to draw the weights from.
         dtype: float32 for training; float64 for gradient checks.
+        init_scale: if given, every weight uniform in ``+-init_scale`` instead.
 
     Shape:
         forward: xs int ``(N, T)``, ts int ``(N, T)`` -> scalar mean loss
@@ -34,23 +35,14 @@ class SimpleRnnlm(LanguageModel):
     """
 
     def __init__(self, vocab_size=10000, wordvec_size=100, hidden_size=100, seed=None, rng=None,
-                 dtype=FLOAT):
+                 dtype=FLOAT, init_scale=None):
         V, D, H = vocab_size, wordvec_size, hidden_size
         self.config = {"vocab_size": V, "wordvec_size": D, "hidden_size": H}
-        rng = rng if rng is not None else np.random.default_rng(seed)
-
-        # Drawn in float64 on the CPU, then cast: one seed gives the same
-        # weights in any dtype and on either backend.
-        def randn(shape, scale):
-            return to_gpu((rng.standard_normal(shape) * scale).astype(dtype))
-
-        def zeros(shape):
-            return to_gpu(np.zeros(shape, dtype=dtype))
-
-        self.embed = TimeEmbedding(randn((V, D), 1 / 100))
-        self.rnn = TimeRNN(randn((D, H), 1 / np.sqrt(D)), randn((H, H), 1 / np.sqrt(H)), zeros(H),
-                           stateful=True)
-        self.affine = TimeAffine(randn((H, V), 1 / np.sqrt(H)), zeros(V))
+        init = Init(seed, rng, dtype, init_scale)
+        self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
+        self.rnn = TimeRNN(init.normal((D, H), 1 / np.sqrt(D)), init.normal((H, H), 1 / np.sqrt(H)),
+                           init.zeros(H), stateful=True)
+        self.affine = TimeAffine(init.normal((H, V), 1 / np.sqrt(H)), init.zeros(V))
         self.loss_layer = TimeSoftmaxWithLoss()
         self.layers = [self.embed, self.rnn, self.affine]
         self._collect_params(["embed.W", "rnn.Wx", "rnn.Wh", "rnn.b", "affine.W", "affine.b"])

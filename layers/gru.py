@@ -1,0 +1,245 @@
+"""The GRU: one step, and a whole sequence.
+
+PyTorch's equations and gate order **r, z, n** (reset gate, update gate, new
+state) along the ``3H`` axis::
+
+    ax = x @ Wx + bx                        # (N, 3H) = [ax_r | ax_z | ax_n]
+    ah = h_prev @ Wh + bh                   # (N, 3H) = [ah_r | ah_z | ah_n]
+    r = sigmoid(ax_r + ah_r)
+    z = sigmoid(ax_z + ah_z)
+    n = tanh(ax_n + r * ah_n)
+    h_next = (1 - z) * n + z * h_prev
+
+The reset gate multiplies ``ah_n = h_prev @ Wh_n + bh_n`` *including* its
+bias, so the two biases do not merge into one: ``bx`` and ``bh`` are
+``torch.nn.GRU``'s ``b_ih`` and ``b_hh`` exactly (and ``W_ih = Wx.T``,
+``W_hh = Wh.T``).
+
+Backward through the step, naming the pre-activations ``a_r``, ``a_z``, ``a_n``::
+
+    da_n = dh_next * (1 - z) * (1 - n ** 2)
+    da_z = dh_next * (h_prev - n) * z * (1 - z)
+    da_r = da_n * ah_n * r * (1 - r)
+    dah_n = da_n * r                        # gradient reaching h_prev @ Wh_n + bh_n
+    dax = [da_r | da_z | da_n]              dah = [da_r | da_z | dah_n]
+    dWx = x.T @ dax     dbx = sum(dax)      dWh = h_prev.T @ dah     dbh = sum(dah)
+    dx  = dax @ Wx.T    dh_prev = dh_next * z + dah @ Wh.T
+"""
+
+from common.backend import xp
+from common.functions import sigmoid
+from layers._checks import check_float, check_ndim
+
+
+def _check_weights(Wx, Wh, bx, bh):
+    if Wx.ndim != 2 or Wx.shape[1] % 3:
+        raise ValueError(f"GRU Wx must have shape (D, 3H), got {Wx.shape}")
+    H = Wx.shape[1] // 3
+    if Wh.shape != (H, 3 * H) or bx.shape != (3 * H,) or bh.shape != (3 * H,):
+        raise ValueError(
+            f"GRU weights must be Wx (D, 3H), Wh (H, 3H), bx (3H,), bh (3H,); got "
+            f"Wx {Wx.shape}, Wh {Wh.shape}, bx {bx.shape}, bh {bh.shape}"
+        )
+
+
+def _sigmoid_(a):
+    """``sigmoid(a)`` written into ``a``: ``(1 + tanh(a / 2)) / 2``, no temporaries."""
+    a *= 0.5
+    xp.tanh(a, out=a)
+    a += 1
+    a *= 0.5
+    return a
+
+
+class GRU:
+    """One time step of a GRU (PyTorch's equations, gate order r, z, n).
+
+    Shape:
+        Wx: ``(D, 3H)``, Wh: ``(H, 3H)``, bx: ``(3H,)``, bh: ``(3H,)``
+        forward: x ``(N, D)``, h_prev ``(N, H)`` -> h_next ``(N, H)``
+        backward: dh_next ``(N, H)`` -> (dx ``(N, D)``, dh_prev ``(N, H)``)
+    """
+
+    def __init__(self, Wx, Wh, bx, bh):
+        _check_weights(Wx, Wh, bx, bh)
+        self.params = [Wx, Wh, bx, bh]
+        self.grads = [xp.zeros_like(p) for p in self.params]
+        self.cache = None
+
+    def forward(self, x, h_prev):
+        Wx, Wh, bx, bh = self.params
+        H = Wh.shape[0]
+        check_ndim("x", x, 2, "(N, D)")
+        check_ndim("h_prev", h_prev, 2, "(N, H)")
+        check_float("x", x, Wx.dtype)
+        check_float("h_prev", h_prev, Wx.dtype)
+        if x.shape[1] != Wx.shape[0] or h_prev.shape != (x.shape[0], H):
+            raise ValueError(
+                f"x {x.shape} and h_prev {h_prev.shape} do not fit Wx {Wx.shape}, Wh {Wh.shape}"
+            )
+        ax = x @ Wx + bx
+        ah = h_prev @ Wh + bh
+        r = sigmoid(ax[:, :H] + ah[:, :H])
+        z = sigmoid(ax[:, H : 2 * H] + ah[:, H : 2 * H])
+        ah_n = ah[:, 2 * H :]
+        n = xp.tanh(ax[:, 2 * H :] + r * ah_n)
+        h_next = (1 - z) * n + z * h_prev
+        self.cache = (x, h_prev, r, z, n, ah_n)
+        return h_next
+
+    def backward(self, dh_next):
+        Wx, Wh, _, _ = self.params
+        dWx, dWh, dbx, dbh = self.grads
+        x, h_prev, r, z, n, ah_n = self.cache
+
+        da_n = dh_next * (1 - z) * (1 - n * n)
+        da_z = dh_next * (h_prev - n) * z * (1 - z)
+        da_r = da_n * ah_n * r * (1 - r)
+        dah_n = da_n * r
+        dax = xp.concatenate([da_r, da_z, da_n], axis=1)
+        dah = xp.concatenate([da_r, da_z, dah_n], axis=1)
+
+        xp.matmul(x.T, dax, out=dWx)
+        dax.sum(axis=0, out=dbx)
+        xp.matmul(h_prev.T, dah, out=dWh)
+        dah.sum(axis=0, out=dbh)
+        return dax @ Wx.T, dh_next * z + dah @ Wh.T
+
+
+class TimeGRU:
+    """A GRU run over ``T`` steps, with truncated BPTT.
+
+    The same equations as :class:`GRU`, arranged for speed as in
+    :class:`~layers.rnn.TimeRNN`: ``x @ Wx + bx`` of all steps is one matrix
+    product before the loop (``bh``'s r and z parts, which sit outside the
+    reset gate, are added there too); a step does one product ``h @ Wh`` of
+    width ``3H`` and the gate functions. Backward computes the local
+    derivatives of all steps at once, loops with a few multiplies and one
+    product ``dah @ Wh.T`` per step, then forms the weight gradients as one
+    product each over all steps.
+
+    With ``stateful=True`` the last hidden state of one ``forward`` is the
+    initial state of the next (the gradient still stops at the boundary);
+    ``set_state(h)`` and ``reset_state()`` set it; an unset state is zeros.
+    After ``backward``, ``dh`` holds the gradient w.r.t. the initial state.
+
+    Gate order along ``3H``: r, z, n, as in ``torch.nn.GRU``
+    (``W_ih = Wx.T``, ``W_hh = Wh.T``, ``b_ih = bx``, ``b_hh = bh``).
+
+    Shape:
+        Wx: ``(D, 3H)``, Wh: ``(H, 3H)``, bx: ``(3H,)``, bh: ``(3H,)``
+        forward: xs ``(N, T, D)`` -> hs ``(N, T, H)``
+        backward: dhs ``(N, T, H)`` -> dxs ``(N, T, D)``
+    """
+
+    def __init__(self, Wx, Wh, bx, bh, stateful=False):
+        _check_weights(Wx, Wh, bx, bh)
+        self.params = [Wx, Wh, bx, bh]
+        self.grads = [xp.zeros_like(p) for p in self.params]
+        self.stateful = stateful
+        self.h = None  # last hidden state (N, H), carried when stateful
+        self.dh = None  # gradient w.r.t. the initial state, after backward
+        self.cache = None
+
+    def set_state(self, h):
+        """Use ``h`` (N, H) as the initial hidden state of the next forward."""
+        Wh = self.params[1]
+        check_ndim("h", h, 2, "(N, H)")
+        check_float("h", h, Wh.dtype)
+        if h.shape[1] != Wh.shape[0]:
+            raise ValueError(f"h has {h.shape[1]} units but the layer has H = {Wh.shape[0]}")
+        self.h = h
+
+    def reset_state(self):
+        self.h = None
+
+    def forward(self, xs):
+        Wx, Wh, bx, bh = self.params
+        check_ndim("xs", xs, 3, "(N, T, D)")
+        check_float("xs", xs, Wx.dtype)
+        N, T, D = xs.shape
+        H = Wh.shape[0]
+        if D != Wx.shape[0]:
+            raise ValueError(f"xs has {D} features but Wx expects D = {Wx.shape[0]}")
+        h0 = self.h if self.h is not None else xp.zeros((N, H), dtype=Wx.dtype)
+        if h0.shape != (N, H):
+            raise ValueError(
+                f"the carried hidden state has shape {h0.shape} but this batch needs {(N, H)}; "
+                "call reset_state() when the batch size changes"
+            )
+
+        # Time-major inside the layer: each step reads and writes contiguous blocks.
+        xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
+        gates = (xs_tm @ Wx).reshape(T, N, 3 * H)  # becomes [r|z|n] step by step
+        gates += bx
+        gates[:, :, : 2 * H] += bh[: 2 * H]
+        bh_n = bh[2 * H :]
+        ah_ns = xp.empty((T, N, H), dtype=Wx.dtype)
+        hs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
+        h = h0
+        for t in range(T):
+            A = gates[t]
+            ah = h @ Wh
+            A[:, : 2 * H] += ah[:, : 2 * H]
+            rz = _sigmoid_(A[:, : 2 * H])
+            r, z = rz[:, :H], rz[:, H:]
+            ah_n = xp.add(ah[:, 2 * H :], bh_n, out=ah_ns[t])
+            n = A[:, 2 * H :]
+            n += r * ah_n
+            xp.tanh(n, out=n)
+            # h_next = (1 - z) * n + z * h = n + z * (h - n)
+            h_next = hs_tm[t]
+            xp.subtract(h, n, out=h_next)
+            h_next *= z
+            h_next += n
+            h = h_next
+        self.cache = (xs_tm, h0, gates, ah_ns, hs_tm)
+        if self.stateful:
+            self.h = hs_tm[-1].copy()
+        return hs_tm.transpose(1, 0, 2)
+
+    def backward(self, dhs):
+        Wx, Wh, _, _ = self.params
+        dWx, dWh, dbx, dbh = self.grads
+        xs_tm, h0, gates, ah_ns, hs_tm = self.cache
+        T, N, H = hs_tm.shape
+        if dhs.shape != (N, T, H):
+            raise ValueError(f"dhs must have shape {(N, T, H)}, got {dhs.shape}")
+        check_float("dhs", dhs, Wx.dtype)
+
+        r, z, n = gates[:, :, :H], gates[:, :, H : 2 * H], gates[:, :, 2 * H :]
+        h_prev_tm = xp.concatenate([h0[None], hs_tm[:-1]], axis=0)
+        # Local derivatives of all steps at once (see the module docstring):
+        #   da_n = dh * dan_dh;  da_z = dh * daz_dh;  da_r = da_n * dar_dan
+        dan_dh = (1 - z) * (1 - n * n)
+        daz_dh = (h_prev_tm - n) * z * (1 - z)
+        dar_dan = ah_ns * r * (1 - r)
+
+        dhs_tm = dhs.transpose(1, 0, 2)
+        dahs = xp.empty((T, N, 3 * H), dtype=Wx.dtype)  # [da_r | da_z | dah_n] per step
+        da_ns = xp.empty((T, N, H), dtype=Wx.dtype)
+        dh = xp.zeros((N, H), dtype=Wx.dtype)
+        for t in range(T - 1, -1, -1):
+            # h_t feeds the output at t and the next step: both gradients add.
+            dh = dhs_tm[t] + dh
+            da_n = xp.multiply(dh, dan_dh[t], out=da_ns[t])
+            dah = dahs[t]
+            xp.multiply(da_n, dar_dan[t], out=dah[:, :H])
+            xp.multiply(dh, daz_dh[t], out=dah[:, H : 2 * H])
+            xp.multiply(da_n, r[t], out=dah[:, 2 * H :])
+            dh_direct = dh * z[t]
+            dh = dah @ Wh.T
+            dh += dh_direct
+        self.dh = dh
+
+        # The input side sees da_n where the hidden side sees da_n * r.
+        daxs = dahs.copy()
+        daxs[:, :, 2 * H :] = da_ns
+        daxs2 = daxs.reshape(T * N, 3 * H)
+        dahs2 = dahs.reshape(T * N, 3 * H)
+        xp.matmul(xs_tm.T, daxs2, out=dWx)
+        daxs2.sum(axis=0, out=dbx)
+        xp.matmul(h_prev_tm.reshape(T * N, H).T, dahs2, out=dWh)
+        dahs2.sum(axis=0, out=dbh)
+        dxs_tm = (daxs2 @ Wx.T).reshape(T, N, -1)
+        return dxs_tm.transpose(1, 0, 2)

@@ -1,0 +1,254 @@
+"""The LSTM: one step, and a whole sequence.
+
+The four gates are computed by one affine map of ``x`` and ``h_prev``; along
+its ``4H`` axis they sit in PyTorch's order **i, f, g, o** (input gate,
+forget gate, cell candidate, output gate)::
+
+    A = x @ Wx + h_prev @ Wh + b            # (N, 4H) = [a_i | a_f | a_g | a_o]
+    i = sigmoid(a_i)    f = sigmoid(a_f)    g = tanh(a_g)    o = sigmoid(a_o)
+    c_next = f * c_prev + i * g
+    h_next = o * tanh(c_next)
+
+so a ``torch.nn.LSTM`` holds the same weights as ``W_ih = Wx.T``,
+``W_hh = Wh.T`` and ``b_ih + b_hh = b``, with no reordering.
+
+Backward through the step. ``h_next`` depends on ``c_next``, so the gradient
+reaching ``c_next`` is the one from the next step plus the one through
+``tanh``; call it ``ds``::
+
+    ds      = dc_next + dh_next * o * (1 - tanh(c_next) ** 2)
+    dc_prev = ds * f
+    da_i = ds * g * i * (1 - i)             da_f = ds * c_prev * f * (1 - f)
+    da_g = ds * i * (1 - g ** 2)            da_o = dh_next * tanh(c_next) * o * (1 - o)
+    dA   = [da_i | da_f | da_g | da_o]
+    dWx = x.T @ dA      dWh = h_prev.T @ dA      db = sum(dA)
+    dx  = dA @ Wx.T     dh_prev = dA @ Wh.T
+"""
+
+from common.backend import xp
+from common.functions import sigmoid
+from layers._checks import check_float, check_ndim
+
+
+def _check_weights(Wx, Wh, b):
+    if Wx.ndim != 2 or Wx.shape[1] % 4:
+        raise ValueError(f"LSTM Wx must have shape (D, 4H), got {Wx.shape}")
+    H = Wx.shape[1] // 4
+    if Wh.shape != (H, 4 * H) or b.shape != (4 * H,):
+        raise ValueError(
+            f"LSTM weights must be Wx (D, 4H), Wh (H, 4H), b (4H,); got Wx {Wx.shape}, "
+            f"Wh {Wh.shape}, b {b.shape}"
+        )
+
+
+def _check_state(name, s, N, H, dtype):
+    check_ndim(name, s, 2, "(N, H)")
+    check_float(name, s, dtype)
+    if N is None:
+        N = s.shape[0]
+    if s.shape != (N, H):
+        raise ValueError(f"{name} must have shape {(N, H)}, got {s.shape}")
+
+
+class LSTM:
+    """One time step of an LSTM (gate order i, f, g, o; see the module docstring).
+
+    Shape:
+        Wx: ``(D, 4H)``, Wh: ``(H, 4H)``, b: ``(4H,)``
+        forward: x ``(N, D)``, h_prev ``(N, H)``, c_prev ``(N, H)``
+        -> (h_next ``(N, H)``, c_next ``(N, H)``)
+        backward: dh_next ``(N, H)``, dc_next ``(N, H)``
+        -> (dx ``(N, D)``, dh_prev ``(N, H)``, dc_prev ``(N, H)``)
+    """
+
+    def __init__(self, Wx, Wh, b):
+        _check_weights(Wx, Wh, b)
+        self.params = [Wx, Wh, b]
+        self.grads = [xp.zeros_like(Wx), xp.zeros_like(Wh), xp.zeros_like(b)]
+        self.cache = None
+
+    def forward(self, x, h_prev, c_prev):
+        Wx, Wh, b = self.params
+        H = Wh.shape[0]
+        check_ndim("x", x, 2, "(N, D)")
+        check_float("x", x, Wx.dtype)
+        if x.shape[1] != Wx.shape[0]:
+            raise ValueError(f"x has {x.shape[1]} features but Wx expects D = {Wx.shape[0]}")
+        _check_state("h_prev", h_prev, x.shape[0], H, Wx.dtype)
+        _check_state("c_prev", c_prev, x.shape[0], H, Wx.dtype)
+
+        A = x @ Wx + h_prev @ Wh + b
+        i = sigmoid(A[:, :H])
+        f = sigmoid(A[:, H : 2 * H])
+        g = xp.tanh(A[:, 2 * H : 3 * H])
+        o = sigmoid(A[:, 3 * H :])
+        c_next = f * c_prev + i * g
+        tanh_c = xp.tanh(c_next)
+        h_next = o * tanh_c
+        self.cache = (x, h_prev, c_prev, i, f, g, o, tanh_c)
+        return h_next, c_next
+
+    def backward(self, dh_next, dc_next):
+        Wx, Wh, _ = self.params
+        dWx, dWh, db = self.grads
+        x, h_prev, c_prev, i, f, g, o, tanh_c = self.cache
+
+        ds = dc_next + dh_next * o * (1 - tanh_c * tanh_c)
+        dc_prev = ds * f
+        da_i = ds * g * i * (1 - i)
+        da_f = ds * c_prev * f * (1 - f)
+        da_g = ds * i * (1 - g * g)
+        da_o = dh_next * tanh_c * o * (1 - o)
+        dA = xp.concatenate([da_i, da_f, da_g, da_o], axis=1)
+
+        xp.matmul(x.T, dA, out=dWx)
+        xp.matmul(h_prev.T, dA, out=dWh)
+        dA.sum(axis=0, out=db)
+        return dA @ Wx.T, dA @ Wh.T, dc_prev
+
+
+class TimeLSTM:
+    """An LSTM run over ``T`` steps, with truncated BPTT.
+
+    The same equations as :class:`LSTM`, arranged for speed as in
+    :class:`~layers.rnn.TimeRNN`: the input projection ``x @ Wx + b`` of all
+    steps is one matrix product before the loop; a step adds ``h @ Wh`` (the
+    only sequential product) and applies the gate functions. The local
+    derivatives of every step (``i * (1 - i)``, ...) do not depend on the
+    upstream gradient, so backward computes them for all steps at once and
+    its loop does a few multiplies and one product ``dA @ Wh.T`` per step;
+    the weight gradients are one product each over all steps.
+
+    With ``stateful=True`` the last ``h`` and ``c`` of one ``forward`` are the
+    initial state of the next (the gradient still stops at the boundary);
+    ``set_state(h, c)`` and ``reset_state()`` set them; an unset state is
+    zeros. After ``backward``, ``dh`` and ``dc`` hold the gradients w.r.t. the
+    initial ``h`` and ``c``.
+
+    Gate order along ``4H``: i, f, g, o, as in ``torch.nn.LSTM``
+    (``W_ih = Wx.T``, ``W_hh = Wh.T``, ``b_ih + b_hh = b``).
+
+    Shape:
+        Wx: ``(D, 4H)``, Wh: ``(H, 4H)``, b: ``(4H,)``
+        forward: xs ``(N, T, D)`` -> hs ``(N, T, H)``
+        backward: dhs ``(N, T, H)`` -> dxs ``(N, T, D)``
+    """
+
+    def __init__(self, Wx, Wh, b, stateful=False):
+        _check_weights(Wx, Wh, b)
+        self.params = [Wx, Wh, b]
+        self.grads = [xp.zeros_like(Wx), xp.zeros_like(Wh), xp.zeros_like(b)]
+        self.stateful = stateful
+        self.h = None  # last hidden state (N, H), carried when stateful
+        self.c = None  # last cell state (N, H), carried when stateful
+        self.dh = None  # gradients w.r.t. the initial h and c, after backward
+        self.dc = None
+        self.cache = None
+
+    def set_state(self, h, c=None):
+        """Use ``h`` (and ``c``; zeros when ``None``), each (N, H), as the
+        initial state of the next forward."""
+        Wh = self.params[1]
+        H = Wh.shape[0]
+        _check_state("h", h, None, H, Wh.dtype)
+        if c is not None:
+            _check_state("c", c, h.shape[0], H, Wh.dtype)
+        self.h, self.c = h, c
+
+    def reset_state(self):
+        self.h, self.c = None, None
+
+    def forward(self, xs):
+        Wx, Wh, b = self.params
+        check_ndim("xs", xs, 3, "(N, T, D)")
+        check_float("xs", xs, Wx.dtype)
+        N, T, D = xs.shape
+        H = Wh.shape[0]
+        if D != Wx.shape[0]:
+            raise ValueError(f"xs has {D} features but Wx expects D = {Wx.shape[0]}")
+        h0 = self.h if self.h is not None else xp.zeros((N, H), dtype=Wx.dtype)
+        c0 = self.c if self.c is not None else xp.zeros((N, H), dtype=Wx.dtype)
+        for name, s in (("hidden", h0), ("cell", c0)):
+            if s.shape != (N, H):
+                raise ValueError(
+                    f"the carried {name} state has shape {s.shape} but this batch needs "
+                    f"{(N, H)}; call reset_state() when the batch size changes"
+                )
+
+        # One tanh for all four gates: sigmoid(a) = (1 + tanh(a / 2)) / 2, so
+        # with scale = [1/2, 1/2, 1, 1/2] per gate and shift = [1/2, 1/2, 0, 1/2],
+        # gates = scale * tanh(scale * A) + shift gives [i | f | g | o].
+        scale = xp.repeat(xp.asarray([0.5, 0.5, 1.0, 0.5], dtype=Wx.dtype), H)
+        shift = xp.repeat(xp.asarray([0.5, 0.5, 0.0, 0.5], dtype=Wx.dtype), H)
+
+        # Time-major inside the layer: each step reads and writes contiguous blocks.
+        xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
+        gates = (xs_tm @ Wx).reshape(T, N, 4 * H)  # becomes [i|f|g|o] step by step
+        gates += b
+        cs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
+        tanh_cs = xp.empty((T, N, H), dtype=Wx.dtype)
+        hs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
+        h, c = h0, c0
+        for t in range(T):
+            A = gates[t]
+            A += h @ Wh
+            A *= scale
+            xp.tanh(A, out=A)
+            A *= scale
+            A += shift
+            i, f, g, o = A[:, :H], A[:, H : 2 * H], A[:, 2 * H : 3 * H], A[:, 3 * H :]
+            xp.multiply(f, c, out=cs_tm[t])
+            cs_tm[t] += i * g
+            c = cs_tm[t]
+            xp.tanh(c, out=tanh_cs[t])
+            h = xp.multiply(o, tanh_cs[t], out=hs_tm[t])
+        self.cache = (xs_tm, h0, c0, gates, cs_tm, tanh_cs, hs_tm)
+        if self.stateful:
+            self.h = hs_tm[-1].copy()
+            self.c = cs_tm[-1].copy()
+        return hs_tm.transpose(1, 0, 2)
+
+    def backward(self, dhs):
+        Wx, Wh, _ = self.params
+        dWx, dWh, db = self.grads
+        xs_tm, h0, c0, gates, cs_tm, tanh_cs, hs_tm = self.cache
+        T, N, H = hs_tm.shape
+        if dhs.shape != (N, T, H):
+            raise ValueError(f"dhs must have shape {(N, T, H)}, got {dhs.shape}")
+        check_float("dhs", dhs, Wx.dtype)
+
+        g4 = gates.reshape(T, N, 4, H)
+        i, f, g, o = g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3]
+        c_prev_tm = xp.concatenate([c0[None], cs_tm[:-1]], axis=0)
+        # Local derivatives of all steps at once (see the module docstring):
+        #   ds = dc + dh * ds_dh;   [da_i, da_f, da_g] = ds * da_ds;   da_o = dh * dao_dh
+        ds_dh = o * (1 - tanh_cs * tanh_cs)
+        da_ds = xp.empty((T, N, 3, H), dtype=Wx.dtype)
+        xp.multiply(g * i, 1 - i, out=da_ds[:, :, 0])
+        xp.multiply(c_prev_tm * f, 1 - f, out=da_ds[:, :, 1])
+        xp.multiply(i, 1 - g * g, out=da_ds[:, :, 2])
+        dao_dh = tanh_cs * o * (1 - o)
+
+        dhs_tm = dhs.transpose(1, 0, 2)
+        das = xp.empty((T, N, 4 * H), dtype=Wx.dtype)
+        das4 = das.reshape(T, N, 4, H)
+        dh = xp.zeros((N, H), dtype=Wx.dtype)
+        dc = xp.zeros((N, H), dtype=Wx.dtype)
+        for t in range(T - 1, -1, -1):
+            # h_t feeds the output at t and the next step: both gradients add.
+            dh = dhs_tm[t] + dh
+            ds = dh * ds_dh[t]
+            ds += dc
+            xp.multiply(ds[:, None, :], da_ds[t], out=das4[t, :, :3])
+            xp.multiply(dh, dao_dh[t], out=das4[t, :, 3])
+            dc = ds * f[t]
+            dh = das[t] @ Wh.T
+        self.dh, self.dc = dh, dc
+
+        das2 = das.reshape(T * N, 4 * H)
+        h_prev_tm = xp.concatenate([h0[None], hs_tm[:-1]], axis=0).reshape(T * N, H)
+        xp.matmul(xs_tm.T, das2, out=dWx)
+        xp.matmul(h_prev_tm.T, das2, out=dWh)
+        das2.sum(axis=0, out=db)
+        dxs_tm = (das2 @ Wx.T).reshape(T, N, -1)
+        return dxs_tm.transpose(1, 0, 2)

@@ -1,0 +1,71 @@
+"""Stacked LSTMs with dropout and tied input/output embeddings.
+
+    xs -> Embedding -> Dropout -> [LSTM -> Dropout] x num_layers -> Affine -> loss
+
+This is the regularised LSTM language model of Zaremba et al. (2014), with
+the weight tying of Press & Wolf (2017) and Inan et al. (2017): the output
+layer's weight is the embedding matrix itself, which saves ``V * H``
+parameters and usually lowers perplexity.
+"""
+
+import numpy as np
+
+from common.backend import FLOAT
+from layers import TimeAffine, TimeDropout, TimeEmbedding, TimeLSTM, TimeSoftmaxWithLoss
+from models.base import Init, LanguageModel
+
+
+class BetterRnnlm(LanguageModel):
+    """A configurable stacked-LSTM language model.
+
+    Args:
+        vocab_size, wordvec_size, hidden_size: V, D, H (all LSTM layers have H units).
+        num_layers: how many LSTM layers are stacked.
+        dropout_ratio: dropout after the embedding and after every LSTM layer
+            (0 leaves the dropout layers out).
+        tie_weights: use the embedding matrix as the output weight (needs D == H).
+        init_scale: uniform init in ``+-init_scale`` (else the textbook's
+            normal init); seed, rng, dtype as :class:`SimpleRnnlm`.
+
+    ``params``: embedding W; for each layer ``k``: ``lstm{k}.Wx``, ``.Wh``,
+    ``.b``; then affine W (the embedding W again when tied) and affine b.
+    Call ``train()`` / ``eval()`` to switch dropout; the trainer and
+    ``eval_perplexity`` do it for you.
+    """
+
+    def __init__(self, vocab_size=10000, wordvec_size=650, hidden_size=650, num_layers=2,
+                 dropout_ratio=0.5, tie_weights=True, seed=None, rng=None, dtype=FLOAT,
+                 init_scale=None):
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if tie_weights and D != H:
+            raise ValueError(f"tie_weights needs wordvec_size == hidden_size, got D={D}, H={H}")
+        self.config = {"vocab_size": V, "wordvec_size": D, "hidden_size": H,
+                       "num_layers": num_layers, "dropout_ratio": dropout_ratio,
+                       "tie_weights": tie_weights}
+        init = Init(seed, rng, dtype, init_scale)
+
+        def dropout():
+            return [TimeDropout(dropout_ratio, rng=init.child_rng())] if dropout_ratio else []
+
+        self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
+        self.layers = [self.embed, *dropout()]
+        names = ["embed.W"]
+        self.lstms = []
+        for k in range(num_layers):
+            d_in = D if k == 0 else H
+            lstm = TimeLSTM(init.normal((d_in, 4 * H), 1 / np.sqrt(d_in)),
+                            init.normal((H, 4 * H), 1 / np.sqrt(H)), init.zeros(4 * H),
+                            stateful=True)
+            self.lstms.append(lstm)
+            self.layers += [lstm, *dropout()]
+            names += [f"lstm{k}.Wx", f"lstm{k}.Wh", f"lstm{k}.b"]
+        if tie_weights:
+            self.affine = TimeAffine(self.embed.params[0], init.zeros(V), transpose=True)
+        else:
+            self.affine = TimeAffine(init.normal((H, V), 1 / np.sqrt(H)), init.zeros(V))
+        self.layers.append(self.affine)
+        names += ["affine.W", "affine.b"]
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self._collect_params(names)

@@ -1,0 +1,59 @@
+"""The LSTM language model of the textbook, and its GRU twin.
+
+    xs (N, T) -> TimeEmbedding -> TimeLSTM (or TimeGRU) -> TimeAffine -> loss
+"""
+
+import numpy as np
+
+from common.backend import FLOAT
+from layers import TimeAffine, TimeEmbedding, TimeGRU, TimeLSTM, TimeSoftmaxWithLoss
+from models.base import Init, LanguageModel
+
+
+class Rnnlm(LanguageModel):
+    """One stateful LSTM layer between an embedding and the output layer.
+
+    ``params``: embedding W ``(V, D)``, LSTM Wx ``(D, 4H)``, Wh ``(H, 4H)``,
+    b ``(4H,)`` (gate order i, f, g, o), affine W ``(H, V)``, b ``(V,)``.
+    Initialisation as :class:`SimpleRnnlm` (``N(0,1)/100`` embedding,
+    ``N(0,1)/sqrt(fan_in)`` matrices, zero biases), or uniform in
+    ``+-init_scale`` when given. Arguments as :class:`SimpleRnnlm`.
+    """
+
+    def __init__(self, vocab_size=10000, wordvec_size=100, hidden_size=100, seed=None, rng=None,
+                 dtype=FLOAT, init_scale=None):
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        self.config = {"vocab_size": V, "wordvec_size": D, "hidden_size": H}
+        init = Init(seed, rng, dtype, init_scale)
+        self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
+        self.lstm = TimeLSTM(init.normal((D, 4 * H), 1 / np.sqrt(D)),
+                             init.normal((H, 4 * H), 1 / np.sqrt(H)), init.zeros(4 * H),
+                             stateful=True)
+        self.affine = TimeAffine(init.normal((H, V), 1 / np.sqrt(H)), init.zeros(V))
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self.layers = [self.embed, self.lstm, self.affine]
+        self._collect_params(["embed.W", "lstm.Wx", "lstm.Wh", "lstm.b", "affine.W", "affine.b"])
+
+
+class GruRnnlm(LanguageModel):
+    """One stateful GRU layer between an embedding and the output layer.
+
+    ``params``: embedding W ``(V, D)``, GRU Wx ``(D, 3H)``, Wh ``(H, 3H)``,
+    bx ``(3H,)``, bh ``(3H,)`` (gate order r, z, n, as PyTorch), affine W
+    ``(H, V)``, b ``(V,)``. Arguments and initialisation as :class:`Rnnlm`.
+    """
+
+    def __init__(self, vocab_size=10000, wordvec_size=100, hidden_size=100, seed=None, rng=None,
+                 dtype=FLOAT, init_scale=None):
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        self.config = {"vocab_size": V, "wordvec_size": D, "hidden_size": H}
+        init = Init(seed, rng, dtype, init_scale)
+        self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
+        self.gru = TimeGRU(init.normal((D, 3 * H), 1 / np.sqrt(D)),
+                           init.normal((H, 3 * H), 1 / np.sqrt(H)), init.zeros(3 * H),
+                           init.zeros(3 * H), stateful=True)
+        self.affine = TimeAffine(init.normal((H, V), 1 / np.sqrt(H)), init.zeros(V))
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self.layers = [self.embed, self.gru, self.affine]
+        self._collect_params(["embed.W", "gru.Wx", "gru.Wh", "gru.bx", "gru.bh", "affine.W",
+                              "affine.b"])
