@@ -6,7 +6,7 @@ Every layer has ``params`` and ``grads`` (lists of arrays of the same shapes;
 an ``(N, T, ...)`` block) live in one file.
 """
 
-from layers.affine import Affine, TimeAffine
+from layers.affine import Affine, TimeAffine, joint_weight_bias
 from layers.dropout import TimeDropout
 from layers.embedding import Embedding, TimeEmbedding
 from layers.gru import GRU, TimeGRU
@@ -28,4 +28,5 @@ __all__ = [
     "TimeLSTM",
     "TimeRNN",
     "TimeSoftmaxWithLoss",
+    "joint_weight_bias",
 ]

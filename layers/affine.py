@@ -35,12 +35,48 @@ class Affine:
         return dy @ W.T
 
 
+def joint_weight_bias(W, b):
+    """Copy ``W`` ``(D, M)`` and ``b`` ``(M,)`` into one ``(D + 1, M)`` block and
+    return views ``(W, b)`` of it (the block's first ``D`` rows and its last).
+
+    A :class:`TimeAffine` given such a pair computes ``x @ W + b`` as one
+    matrix product of ``[x, 1]`` with the block, and both gradients with one
+    more: the bias then costs no separate pass over the (large) output.
+    """
+    Wb = xp.empty((W.shape[0] + 1, W.shape[1]), dtype=W.dtype)
+    Wb[:-1] = W
+    Wb[-1] = b
+    return Wb[:-1], Wb[-1]
+
+
+def _address(a):
+    return a.data.ptr if hasattr(a.data, "ptr") else a.__array_interface__["data"][0]
+
+
+def _joint_block(W, b):
+    """The ``(D + 1, M)`` block that ``W`` and ``b`` are views of, if they are
+    laid out as :func:`joint_weight_bias` makes them; else None."""
+    block = W.base
+    if block is None or b.base is not block or block.ndim != 2 or W.ndim != 2:
+        return None
+    D, M = W.shape
+    if block.shape != (D + 1, M) or not block.flags.c_contiguous:
+        return None
+    row = M * block.itemsize
+    if (_address(W) != _address(block) or W.strides != block.strides
+            or _address(b) != _address(block) + D * row or b.strides != (block.itemsize,)):
+        return None
+    return block
+
+
 class TimeAffine:
     """``Affine`` applied at every time step, as one matrix product.
 
     The ``N * T`` rows of all steps go through a single GEMM: for a language
     model's output layer that product is most of the training time, and one
-    large product runs far faster than ``T`` small ones.
+    large product runs far faster than ``T`` small ones. When ``W`` and
+    ``b`` come from :func:`joint_weight_bias`, the bias rides along inside
+    that product (and its gradient inside the weight-gradient product).
 
     With ``transpose=True`` the layer computes ``x @ W.T + b`` for a ``W`` of
     shape ``(M, D)``: that lets a language model use its embedding matrix
@@ -56,8 +92,13 @@ class TimeAffine:
 
     def __init__(self, W, b, transpose=False):
         self.params = [W, b]
-        self.grads = [xp.zeros_like(W), xp.zeros_like(b)]
         self.transpose = transpose
+        self.Wb = None if transpose else _joint_block(W, b)
+        if self.Wb is not None:
+            self.dWb = xp.zeros_like(self.Wb)
+            self.grads = [self.dWb[:-1], self.dWb[-1]]
+        else:
+            self.grads = [xp.zeros_like(W), xp.zeros_like(b)]
         self.x = None
 
     def forward(self, x):
@@ -68,22 +109,36 @@ class TimeAffine:
         N, T, D = x.shape
         if D != W_DM.shape[0]:
             raise ValueError(f"x has {D} features but W expects D = {W_DM.shape[0]}")
-        self.x = x
-        y = x.reshape(N * T, D) @ W_DM
-        y += b
+        x2 = x.reshape(N * T, D)
+        if self.Wb is not None:
+            # [x, 1] @ [[W], [b]] = x @ W + b, in one product.
+            x2_ones = xp.empty((N * T, D + 1), dtype=x.dtype)
+            x2_ones[:, :D] = x2
+            x2_ones[:, D] = 1
+            self.x = x2_ones
+            y = x2_ones @ self.Wb
+        else:
+            self.x = x2
+            y = x2 @ W_DM
+            y += b
         return y.reshape(N, T, -1)
 
     def backward(self, dy):
         W, _ = self.params
         dW, db = self.grads
-        N, T, D = self.x.shape
-        x2 = self.x.reshape(N * T, D)
-        dy2 = dy.reshape(N * T, -1)
-        if self.transpose:
-            xp.matmul(dy2.T, x2, out=dW)
-            dx = dy2 @ W
-        else:
-            xp.matmul(x2.T, dy2, out=dW)
+        x2 = self.x
+        dy2 = dy.reshape(x2.shape[0], -1)
+        if self.Wb is not None:
+            xp.matmul(x2.T, dy2, out=self.dWb)  # dW and db together
             dx = dy2 @ W.T
-        dy2.sum(axis=0, out=db)
-        return dx.reshape(N, T, D)
+        else:
+            if self.transpose:
+                xp.matmul(dy2.T, x2, out=dW)
+                dx = dy2 @ W
+            else:
+                xp.matmul(x2.T, dy2, out=dW)
+                dx = dy2 @ W.T
+            # db = column sums of dy, as a matrix-vector product (BLAS, all cores).
+            xp.matmul(xp.ones(dy2.shape[0], dtype=dy2.dtype), dy2, out=db)
+        N, T = dy.shape[:2]
+        return dx.reshape(N, T, -1)

@@ -13,6 +13,7 @@ import numpy as np
 
 from common.backend import xp
 from common.functions import log_softmax, softmax
+from common.parallel import for_row_blocks
 from layers._checks import check_ids, check_ndim
 
 
@@ -59,21 +60,23 @@ class TimeSoftmaxWithLoss:
     ignored the loss is 0.
 
     This layer sits on the output of a language model, where the logits are
-    the largest array of a training step, so it makes as few passes over
-    them as it can:
+    the largest array of a training step, so it reads them as few times as
+    it can. It works through blocks of rows small enough to stay in the CPU
+    cache, on several threads (:mod:`common.parallel`), and for each block:
 
-    * ``exp(x)`` is taken without first subtracting the row maximum. That
-      is exact whenever no term overflows and the row sum is not tiny; the
-      few rows where either fails (a non-finite or tiny sum) are recomputed
-      with the maximum shifted out, so any magnitude of logits is safe.
-    * the loss needs only ``log(sum exp(x)) - x[t]``; the softmax itself is
-      never divided out in forward.
-    * ``backward`` scales ``exp(x)`` by ``1 / (n * sum)`` and subtracts at the
-      targets, in place in the layer's buffer.
+    * takes ``exp(x)`` without first subtracting the row maximum. That is
+      exact whenever no term overflows and the row sum is not tiny; the
+      rare rows where either fails (a non-finite or tiny sum) are
+      recomputed afterwards with the maximum shifted out, so logits of any
+      magnitude are safe;
+    * sums each row, for the loss ``log(sum exp(x)) - x[t]``;
+    * scales the row to ``softmax(x) / n`` while it is still in cache: with
+      the ``-1/n`` at the target added afterwards, that is already the
+      gradient for ``dout = 1``.
 
-    The array returned by ``backward`` is that buffer: it is valid until the
-    next ``forward`` (copy it to keep it), and ``backward`` may be called
-    once per ``forward``.
+    ``backward(dout)`` then only multiplies by ``dout`` when it is not 1.
+    The array it returns is the layer's buffer: valid until the next
+    ``forward`` (copy it to keep it).
 
     Shape:
         forward: xs ``(N, T, V)`` logits, ts int ``(N, T)`` -> scalar loss
@@ -83,8 +86,9 @@ class TimeSoftmaxWithLoss:
     def __init__(self, ignore_label=-1):
         self.params, self.grads = [], []
         self.ignore_label = ignore_label
-        self._exp = None  # (N*T, V) buffer reused between calls
-        self.cache = None
+        self._dx = None  # (N*T, V) buffer reused between calls
+        self.cache = None  # True between a forward and its backward
+        self.cache_shape = None
 
     def forward(self, xs, ts):
         check_ndim("xs", xs, 3, "(N, T, V)")
@@ -99,47 +103,50 @@ class TimeSoftmaxWithLoss:
         x = xs.reshape(N * T, V)
         t = ts.reshape(N * T)
         valid = t != self.ignore_label
+        n_valid = int(valid.sum())
         t_safe = xp.where(valid, t, 0)
         rows = xp.arange(N * T)
         x_t = x[rows, t_safe]
+        # Each row's share of the mean: 1/n, or 0 where the target is ignored.
+        weight = valid.astype(x.dtype) / x.dtype.type(max(n_valid, 1))
 
-        if self._exp is None or self._exp.shape != x.shape or self._exp.dtype != x.dtype:
-            self._exp = xp.empty_like(x)
-        e = self._exp
+        if self._dx is None or self._dx.shape != x.shape or self._dx.dtype != x.dtype:
+            self._dx = xp.empty_like(x)
+        dx = self._dx
+        s = xp.empty(N * T, dtype=x.dtype)
+
+        def block(a, b):
+            e = dx[a:b]
+            xp.exp(x[a:b], out=e)
+            e.sum(axis=1, out=s[a:b])
+            e *= (weight[a:b] / s[a:b])[:, None]
+
         with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
-            xp.exp(x, out=e)
-            s = e.sum(axis=1)
+            for_row_blocks(N * T, V, block)
             log_z = xp.log(s)
         redo = ~(xp.isfinite(s) & (s > _TINY_SUM))
         if redo.any():
-            log_z[redo] = self._stable_rows(x[redo], e, s, redo)
+            log_z[redo] = self._stable_rows(x[redo], dx, redo, weight[redo])
+        dx[rows, t_safe] -= weight
 
-        n_valid = int(valid.sum())
         losses = xp.where(valid, log_z - x_t, 0)
-        loss = float(losses.sum(dtype=xp.float64)) / max(n_valid, 1)
-        self.cache = (s, t_safe, valid, n_valid, xs.shape)
-        return loss
+        self.cache = True
+        self.cache_shape = xs.shape
+        return float(losses.sum(dtype=xp.float64)) / max(n_valid, 1)
 
-    def _stable_rows(self, x_rows, e, s, redo):
+    def _stable_rows(self, x_rows, dx, redo, weight):
         """Recompute the selected rows with the row maximum subtracted."""
         m = x_rows.max(axis=1, keepdims=True)
         e_rows = xp.exp(x_rows - m)
         s_rows = e_rows.sum(axis=1)
-        e[redo] = e_rows
-        s[redo] = s_rows
+        dx[redo] = e_rows * (weight / s_rows)[:, None]
         return m[:, 0] + xp.log(s_rows)
 
     def backward(self, dout=1):
         if self.cache is None:
             raise RuntimeError("backward() needs a forward() first (and runs once per forward)")
-        s, t_safe, valid, n_valid, shape = self.cache
         self.cache = None
-        dx = self._exp
-        if n_valid == 0:
-            dx[...] = 0
-            return dx.reshape(shape)
-        scale = (dout / n_valid) * valid / s  # zero on ignored rows
-        dx *= scale.astype(dx.dtype, copy=False)[:, None]
-        rows = xp.arange(dx.shape[0])
-        dx[rows, t_safe] -= (dout / n_valid) * valid.astype(dx.dtype)
-        return dx.reshape(shape)
+        dx = self._dx
+        if dout != 1:
+            dx *= dx.dtype.type(dout)
+        return dx.reshape(self.cache_shape)

@@ -155,13 +155,18 @@ class LanguageModel:
                 out[name] = p
         return out
 
-    def save_params(self, path, vocab=None):
+    def save_params(self, path, vocab=None, **extra_meta):
         """Write the parameters to ``path`` (``.npz``, no pickles), atomically.
 
         ``vocab`` (the ``id_to_word`` dict or a list of tokens) is stored
         with them as JSON, so that the file alone is enough to generate text.
+        ``extra_meta`` (JSON values, e.g. ``level="char"``) is stored too.
         """
         meta = {"model": type(self).__name__, "config": self.config}
+        clash = sorted(set(extra_meta) & {"model", "config", "vocab"})
+        if clash:
+            raise ValueError(f"extra metadata may not be named {clash}")
+        meta.update(extra_meta)
         if vocab is not None:
             meta["vocab"] = _vocab_list(vocab)
         arrays = {name: to_cpu(p) for name, p in self.named_params().items()}
@@ -175,6 +180,9 @@ class LanguageModel:
         metadata dict (with ``'vocab'`` when one was saved).
         """
         arrays, meta = load_npz(path)
+        if meta.get("format") == "rnnlab-checkpoint":
+            raise ValueError(f"{path} is a training checkpoint, not a parameters file: resume it "
+                             "with RnnlmTrainer.resume (train_rnnlm.py --resume)")
         self.set_named_params(arrays, source=path)
         return meta
 

@@ -11,7 +11,14 @@ parameters and usually lowers perplexity.
 import numpy as np
 
 from common.backend import FLOAT
-from layers import TimeAffine, TimeDropout, TimeEmbedding, TimeLSTM, TimeSoftmaxWithLoss
+from layers import (
+    TimeAffine,
+    TimeDropout,
+    TimeEmbedding,
+    TimeLSTM,
+    TimeSoftmaxWithLoss,
+    joint_weight_bias,
+)
 from models.base import Init, LanguageModel
 
 
@@ -64,7 +71,8 @@ class BetterRnnlm(LanguageModel):
         if tie_weights:
             self.affine = TimeAffine(self.embed.params[0], init.zeros(V), transpose=True)
         else:
-            self.affine = TimeAffine(init.normal((H, V), 1 / np.sqrt(H)), init.zeros(V))
+            self.affine = TimeAffine(*joint_weight_bias(init.normal((H, V), 1 / np.sqrt(H)),
+                                                   init.zeros(V)))
         self.layers.append(self.affine)
         names += ["affine.W", "affine.b"]
         self.loss_layer = TimeSoftmaxWithLoss()

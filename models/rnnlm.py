@@ -6,7 +6,14 @@
 import numpy as np
 
 from common.backend import FLOAT
-from layers import TimeAffine, TimeEmbedding, TimeGRU, TimeLSTM, TimeSoftmaxWithLoss
+from layers import (
+    TimeAffine,
+    TimeEmbedding,
+    TimeGRU,
+    TimeLSTM,
+    TimeSoftmaxWithLoss,
+    joint_weight_bias,
+)
 from models.base import Init, LanguageModel
 
 
@@ -29,7 +36,8 @@ class Rnnlm(LanguageModel):
         self.lstm = TimeLSTM(init.normal((D, 4 * H), 1 / np.sqrt(D)),
                              init.normal((H, 4 * H), 1 / np.sqrt(H)), init.zeros(4 * H),
                              stateful=True)
-        self.affine = TimeAffine(init.normal((H, V), 1 / np.sqrt(H)), init.zeros(V))
+        self.affine = TimeAffine(*joint_weight_bias(init.normal((H, V), 1 / np.sqrt(H)),
+                                                   init.zeros(V)))
         self.loss_layer = TimeSoftmaxWithLoss()
         self.layers = [self.embed, self.lstm, self.affine]
         self._collect_params(["embed.W", "lstm.Wx", "lstm.Wh", "lstm.b", "affine.W", "affine.b"])
@@ -52,7 +60,8 @@ class GruRnnlm(LanguageModel):
         self.gru = TimeGRU(init.normal((D, 3 * H), 1 / np.sqrt(D)),
                            init.normal((H, 3 * H), 1 / np.sqrt(H)), init.zeros(3 * H),
                            init.zeros(3 * H), stateful=True)
-        self.affine = TimeAffine(init.normal((H, V), 1 / np.sqrt(H)), init.zeros(V))
+        self.affine = TimeAffine(*joint_weight_bias(init.normal((H, V), 1 / np.sqrt(H)),
+                                                   init.zeros(V)))
         self.loss_layer = TimeSoftmaxWithLoss()
         self.layers = [self.embed, self.gru, self.affine]
         self._collect_params(["embed.W", "gru.Wx", "gru.Wh", "gru.bx", "gru.bh", "affine.W",

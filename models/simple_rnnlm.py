@@ -6,7 +6,7 @@
 import numpy as np
 
 from common.backend import FLOAT
-from layers import TimeAffine, TimeEmbedding, TimeRNN, TimeSoftmaxWithLoss
+from layers import TimeAffine, TimeEmbedding, TimeRNN, TimeSoftmaxWithLoss, joint_weight_bias
 from models.base import Init, LanguageModel
 
 
@@ -42,7 +42,8 @@ class SimpleRnnlm(LanguageModel):
         self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
         self.rnn = TimeRNN(init.normal((D, H), 1 / np.sqrt(D)), init.normal((H, H), 1 / np.sqrt(H)),
                            init.zeros(H), stateful=True)
-        self.affine = TimeAffine(init.normal((H, V), 1 / np.sqrt(H)), init.zeros(V))
+        self.affine = TimeAffine(*joint_weight_bias(init.normal((H, V), 1 / np.sqrt(H)),
+                                                   init.zeros(V)))
         self.loss_layer = TimeSoftmaxWithLoss()
         self.layers = [self.embed, self.rnn, self.affine]
         self._collect_params(["embed.W", "rnn.Wx", "rnn.Wh", "rnn.b", "affine.W", "affine.b"])

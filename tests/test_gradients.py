@@ -18,6 +18,7 @@ from layers import (
     TimeEmbedding,
     TimeRNN,
     TimeSoftmaxWithLoss,
+    joint_weight_bias,
 )
 from models import SimpleRnnlm
 
@@ -41,6 +42,18 @@ def test_affine(rng):
 
 def test_time_affine(rng):
     layer = TimeAffine(randn(rng, D, H), randn(rng, H))
+    assert_exact(check_layer(layer, [randn(rng, N, T, D)]))
+
+
+def test_time_affine_with_weight_and_bias_in_one_block(rng):
+    W, b = joint_weight_bias(randn(rng, D, H), randn(rng, H))
+    layer = TimeAffine(W, b)
+    assert layer.Wb is not None  # the one-GEMM path
+    assert_exact(check_layer(layer, [randn(rng, N, T, D)]))
+
+
+def test_time_affine_transposed_for_weight_tying(rng):
+    layer = TimeAffine(randn(rng, H, D), randn(rng, H), transpose=True)
     assert_exact(check_layer(layer, [randn(rng, N, T, D)]))
 
 

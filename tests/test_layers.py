@@ -86,6 +86,24 @@ def test_mixed_rows_huge_and_normal(rng):
     assert np.isfinite(layer.backward()).all()
 
 
+def test_large_logits_take_the_threaded_path_and_stay_exact(rng, monkeypatch):
+    import common.parallel as parallel
+
+    xs = f32(rng, 8, 16, 10000) * 3  # 1.3M logits: split over threads in blocks
+    ts = rng.integers(0, 10000, size=(8, 16))
+    ts[0, 0] = -1
+    results = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(parallel, "_threads", threads)
+        layer = TimeSoftmaxWithLoss()
+        results.append((layer.forward(xs, ts), layer.backward().copy()))
+    assert results[0][0] == pytest.approx(reference_loss(xs, ts), rel=1e-6)
+    # Bit-for-bit the same whatever the number of threads.
+    for loss, dxs in results[1:]:
+        assert loss == results[0][0]
+        np.testing.assert_array_equal(dxs, results[0][1])
+
+
 def test_one_step_softmax_with_loss_matches_time_version(rng):
     x, t = f32(rng, N, V), rng.integers(0, V, size=N)
     one, time = SoftmaxWithLoss(), TimeSoftmaxWithLoss()

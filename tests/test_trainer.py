@@ -1,0 +1,122 @@
+"""RnnlmTrainer: lanes of truncated BPTT, carried state, perplexity."""
+
+import math
+
+import numpy as np
+import pytest
+
+from common.optimizer import SGD
+from common.trainer import RnnlmTrainer
+from common.util import clip_grads, eval_perplexity
+from datasets import synthetic
+from models import SimpleRnnlm
+
+
+def test_get_batch_reads_lanes_and_wraps_across_epochs():
+    xs = np.arange(10)
+    ts = xs + 100
+    trainer = RnnlmTrainer(model=None, optimizer=None)
+    # Two lanes start at 0 and at 10 // 2 = 5; each batch reads the next 3.
+    bx, bt = trainer.get_batch(xs, ts, batch_size=2, time_size=3)
+    np.testing.assert_array_equal(bx, [[0, 1, 2], [5, 6, 7]])
+    np.testing.assert_array_equal(bt, bx + 100)
+    # The second lane runs off the end and wraps to the start.
+    bx, _ = trainer.get_batch(xs, ts, batch_size=2, time_size=3)
+    np.testing.assert_array_equal(bx, [[3, 4, 5], [8, 9, 0]])
+    # An "epoch" of this corpus is 10 // (2 * 3) = 1 iteration, so this batch
+    # belongs to the next epoch and continues where the last one stopped.
+    bx, _ = trainer.get_batch(xs, ts, batch_size=2, time_size=3)
+    np.testing.assert_array_equal(bx, [[6, 7, 8], [1, 2, 3]])
+    assert trainer.time_idx == 9
+
+
+class RecordingRnnlm(SimpleRnnlm):
+    """Remembers the hidden state each batch starts from and ends with."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.starts, self.ends = [], []
+
+    def forward(self, xs, ts):
+        self.starts.append(None if self.rnn.h is None else self.rnn.h.copy())
+        loss = super().forward(xs, ts)
+        self.ends.append(self.rnn.h.copy())
+        return loss
+
+
+def test_hidden_state_carries_across_batches_during_fit():
+    corpus = np.random.default_rng(0).integers(0, 30, size=401)
+    model = RecordingRnnlm(30, 8, 8, seed=0)
+    RnnlmTrainer(model, SGD(0.1)).fit(corpus[:-1], corpus[1:], max_epoch=2, batch_size=4,
+                                      time_size=10, verbose=False)
+    assert len(model.starts) == 2 * (400 // 40)
+    assert model.starts[0] is None  # the very first batch starts from zeros
+    for start, previous_end in zip(model.starts[1:], model.ends[:-1], strict=True):
+        np.testing.assert_array_equal(start, previous_end)  # across epochs too
+
+
+def test_eval_perplexity_resets_state_and_counts_every_token():
+    corpus = np.random.default_rng(1).integers(0, 20, size=100)
+    model = SimpleRnnlm(20, 8, 8, seed=1)
+    # One lane read in chunks of 7 equals one forward over the whole sequence.
+    model.reset_state()
+    whole = math.exp(model.forward(corpus[None, :-1], corpus[None, 1:]))
+    assert eval_perplexity(model, corpus, batch_size=1, time_size=7) == pytest.approx(whole,
+                                                                                      rel=1e-5)
+    # Whatever state the model carries, evaluation starts from zeros.
+    lanes = eval_perplexity(model, corpus, batch_size=3, time_size=5)
+    model.rnn.set_state(np.ones((3, 8), np.float32))
+    assert eval_perplexity(model, corpus, batch_size=3, time_size=5) == lanes
+
+
+def test_untrained_model_is_near_uniform_and_training_lowers_perplexity():
+    corpus, word_to_id, _ = synthetic.load_data("train", n_tokens=3000)
+    V = len(word_to_id)
+    model = SimpleRnnlm(V, 16, 16, seed=0)
+    assert eval_perplexity(model, corpus) == pytest.approx(V, rel=0.05)
+    trainer = RnnlmTrainer(model, SGD(1.0))
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=3, batch_size=10, time_size=10,
+                eval_interval=5, verbose=False)
+    assert trainer.ppl_list[-1] < trainer.ppl_list[0] / 2
+    assert len(trainer.history["train_ppl"]) == 3
+
+
+def test_clip_grads_scales_to_the_global_norm():
+    grads = [np.full((2, 2), 3.0, np.float32), np.full(2, 4.0, np.float32)]
+    norm = clip_grads(grads, max_norm=1.0)
+    assert norm == pytest.approx(math.sqrt(4 * 9 + 2 * 16))
+    assert math.sqrt(sum((g**2).sum() for g in grads)) == pytest.approx(1.0, rel=1e-5)
+    assert grads[0].dtype == np.float32
+    small = [np.ones(3, np.float32)]
+    clip_grads(small, max_norm=10.0)
+    np.testing.assert_array_equal(small[0], 1.0)  # under the limit: unchanged
+
+
+def test_fit_rejects_a_corpus_smaller_than_one_batch():
+    model = SimpleRnnlm(10, 4, 4, seed=0)
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        RnnlmTrainer(model, SGD(0.1)).fit(np.arange(9), np.arange(1, 10), batch_size=2,
+                                          time_size=5, verbose=False)
+
+
+def test_same_seed_same_run_bit_for_bit():
+    corpus = synthetic.load_data("train", n_tokens=2000)[0]
+
+    def run():
+        model = SimpleRnnlm(400, 8, 8, seed=5)
+        RnnlmTrainer(model, SGD(0.5)).fit(corpus[:-1], corpus[1:], max_epoch=2, batch_size=5,
+                                          time_size=7, verbose=False)
+        return model.params
+
+    for a, b in zip(run(), run(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_plot_writes_a_png(tmp_path):
+    corpus = synthetic.load_data("train", n_tokens=2000)[0]
+    trainer = RnnlmTrainer(SimpleRnnlm(400, 8, 8, seed=0), SGD(0.5))
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=5, time_size=5,
+                eval_interval=10, verbose=False)
+    path = trainer.plot(path=tmp_path / "ppl.png")
+    assert (tmp_path / "ppl.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(path).endswith("ppl.png")
