@@ -125,6 +125,9 @@ class RnnlmTrainer:
         if xs.ndim != 1 or xs.shape != ts.shape:
             raise ValueError(f"xs and ts must be 1-D arrays of one length, got {xs.shape}, "
                              f"{ts.shape}")
+        if val_corpus is None and (lr_decay or patience is not None):
+            raise ValueError("lr_decay and patience act on the validation perplexity: "
+                             "pass val_corpus too")
         if on_nan not in ("raise", "skip"):
             raise ValueError(f"on_nan must be 'raise' or 'skip', got {on_nan!r}")
         iters_per_epoch = len(xs) // (batch_size * time_size)
@@ -166,7 +169,7 @@ class RnnlmTrainer:
                     self.iteration += 1
                     done = self._total_iters(iters_per_epoch)
                     if done % eval_interval == 0 and self._interval_count:
-                        ppl = math.exp(self._interval_loss / self._interval_count)
+                        ppl = _perplexity(self._interval_loss / self._interval_count)
                         self.ppl_list.append(ppl)
                         self._interval_loss, self._interval_count = 0.0, 0
                         if bar:
@@ -196,7 +199,7 @@ class RnnlmTrainer:
 
     def _end_epoch(self, val_corpus, val_batch_size, lr_decay, patience, verbose, start, bar):
         """Close an epoch: histories, validation, LR decay, early stopping."""
-        train_ppl = math.exp(self._epoch_loss / max(self._epoch_count, 1))
+        train_ppl = _perplexity(self._epoch_loss / max(self._epoch_count, 1))
         self._epoch_loss, self._epoch_count = 0.0, 0
         self.epoch += 1
         self.iteration = 0
@@ -300,6 +303,15 @@ class RnnlmTrainer:
 
     def _save(self, path):
         if path:
+            # Never overwrite the last good checkpoint with diverged weights.
+            if not all(bool(xp.isfinite(p).all()) for p in self.model.params):
+                kept = f"; the last good checkpoint {path} is kept" if os.path.exists(path) else ""
+                raise TrainingDiverged(
+                    f"the parameters became NaN or infinite at epoch "
+                    f"{self.epoch + (self.iteration > 0)}, iteration "
+                    f"{self.iteration or self.iters_per_epoch}{kept}. Try a smaller learning "
+                    "rate or gradient clipping (max_grad)."
+                )
             save_checkpoint(path, self)
 
     def resume(self, path):
@@ -354,6 +366,11 @@ class RnnlmTrainer:
         fig.tight_layout()
         atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
         return path
+
+
+def _perplexity(mean_loss):
+    """``exp(mean_loss)``, inf (not OverflowError) for a diverging run's huge loss."""
+    return math.exp(mean_loss) if mean_loss < 709.0 else math.inf
 
 
 def _can_show(matplotlib):

@@ -60,6 +60,8 @@ def parse_args(argv=None):
     model.add_argument("--hidden-size", type=int, default=100, help="hidden size H")
     model.add_argument("--num-layers", type=int, default=2, help="LSTM layers of --model better")
     model.add_argument("--dropout", type=float, default=0.5, help="dropout of --model better")
+    model.add_argument("--no-tie", action="store_true",
+                       help="--model better: separate output weights (default: tied when D == H)")
     model.add_argument("--init-scale", type=float, default=None,
                        help="uniform init in +-scale instead of the default init")
     train = p.add_argument_group("training")
@@ -154,7 +156,8 @@ def main(argv=None):
 
     model = build_model(args.model, vocab_size, wordvec_size=args.wordvec_size,
                         hidden_size=args.hidden_size, num_layers=args.num_layers,
-                        dropout=args.dropout, init_scale=args.init_scale, seed=args.seed)
+                        dropout=args.dropout, init_scale=args.init_scale, seed=args.seed,
+                        tie_weights=False if args.no_tie else None)
     trainer = RnnlmTrainer(model, make_optimizer(args))
     if args.resume:
         try:
@@ -197,7 +200,8 @@ def main(argv=None):
             ppl = eval_perplexity(model, corpus, batch_size=10, time_size=35)
             print(f"{split} perplexity {ppl:.2f}")
     if args.save:
-        model.save_params(args.save, vocab=id_to_word)
+        model.save_params(args.save, vocab=id_to_word,
+                          level=args.level if args.corpus == "text" else "word")
         if verbose:
             print(f"model saved to {args.save}")
     return 0

@@ -1,0 +1,463 @@
+"""Sampling: the drawn frequencies match the model's softmax, temperature and
+top-k do what they say, greedy is the argmax, generation leaves training
+alone, and scripts/generate_text.py works from the command line."""
+
+import importlib.util
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.optimizer import SGD
+from models import BetterRnnlm, GruRnnlm, Rnnlm, SimpleRnnlm, generate
+from models.generate import _pick
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "generate_text.py"
+
+# -- statistics (scipy is not a dependency) ----------------------------------------------
+
+
+def chi2_sf(x, dof):
+    """P(X > x) for X ~ chi-square(dof): the regularised upper incomplete gamma
+    Q(dof / 2, x / 2), by its series (small x) or continued fraction (large x)."""
+    a, x = dof / 2.0, x / 2.0
+    if x <= 0:
+        return 1.0
+    log_prefactor = -x + a * math.log(x) - math.lgamma(a)
+    if x < a + 1:
+        term = total = 1.0 / a
+        n = 1
+        while abs(term) > abs(total) * 1e-15:
+            term *= x / (a + n)
+            total += term
+            n += 1
+        return max(0.0, 1.0 - total * math.exp(log_prefactor))
+    # Lentz's continued fraction for Q (Numerical Recipes, gcf).
+    tiny = 1e-300
+    b = x + 1.0 - a
+    c = 1.0 / tiny
+    d = 1.0 / b
+    h = d
+    for i in range(1, 1000):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return math.exp(log_prefactor) * h
+
+
+def chi2_pvalue(counts, probs):
+    """Pearson's goodness-of-fit p-value of ``counts`` against ``probs``.
+    Categories of probability zero must have no counts (else p = 0)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    n = counts.sum()
+    if np.any(counts[probs == 0] > 0):
+        return 0.0
+    keep = probs > 0
+    expected = n * probs[keep]
+    stat = float(((counts[keep] - expected) ** 2 / expected).sum())
+    return chi2_sf(stat, int(keep.sum()) - 1)
+
+
+def max_sigma(counts, probs):
+    """The largest |observed - expected| in binomial standard deviations."""
+    counts = np.asarray(counts, dtype=np.float64)
+    n = counts.sum()
+    sd = np.sqrt(n * probs * (1 - probs))
+    dev = np.abs(counts - n * probs)
+    sigmas = np.where(sd > 0, dev / np.where(sd > 0, sd, 1), np.where(dev > 0, np.inf, 0))
+    return float(sigmas.max())
+
+
+def softmax(z):
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+@pytest.mark.parametrize(
+    "x, dof, expected",
+    [
+        (3.841458820694124, 1, 0.05),
+        (18.307038053275146, 10, 0.05),
+        (30.577914166892498, 15, 0.01),
+        (2.0, 2, math.exp(-1.0)),
+        (0.5, 7, None),  # series branch, checked against the closed form below
+        (40.0, 4, math.exp(-20.0) * (1 + 20.0)),
+    ],
+)
+def test_chi2_sf_helper(x, dof, expected):
+    if expected is None:
+        # odd dof: Q(7/2, x/2) = erfc(sqrt(x/2)) + e^(-x/2) sqrt(2x/pi) (1 + x/3 + x^2/15)
+        expected = math.erfc(math.sqrt(x / 2)) + math.exp(-x / 2) * math.sqrt(2 * x / math.pi) * (
+            1 + x / 3 + x * x / 15)
+    assert chi2_sf(x, dof) == pytest.approx(expected, rel=1e-9)
+
+
+# -- _pick with fixed scores: many draws ----------------------------------------------------
+
+SCORES = np.array([1.2, -0.3, 0.5, 2.0, -1.0, 0.9, 0.0, 1.5])
+
+
+def draw(scores, n, temperature=1.0, top_k=None, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = [_pick(scores, temperature, top_k, rng) for _ in range(n)]
+    return np.bincount(ids, minlength=len(scores))
+
+
+def test_frequencies_match_softmax():
+    counts = draw(SCORES, 20_000, seed=1)
+    probs = softmax(SCORES)
+    assert chi2_pvalue(counts, probs) > 1e-3
+    assert max_sigma(counts, probs) < 5
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_temperature_scales_the_scores(temperature):
+    counts = draw(SCORES, 6_000, temperature=temperature, seed=2)
+    probs = softmax(SCORES / temperature)
+    assert chi2_pvalue(counts, probs) > 1e-3
+    assert max_sigma(counts, probs) < 5
+    # and it is really a different distribution from temperature 1
+    assert chi2_pvalue(counts, softmax(SCORES)) < 1e-6
+
+
+def test_top_k_draws_only_the_k_best_with_renormalised_probabilities():
+    k = 3
+    counts = draw(SCORES, 5_000, top_k=k, seed=3)
+    best = np.argsort(SCORES)[-k:]
+    assert set(np.flatnonzero(counts)) == set(best)
+    probs = np.zeros_like(SCORES)
+    probs[best] = softmax(SCORES[best])
+    assert chi2_pvalue(counts, probs) > 1e-3
+
+
+def test_top_k_keeps_exactly_k_ids_when_scores_tie():
+    # Five ids tie for the best score: a ">= k-th score" threshold would keep all five.
+    scores = np.array([3.0, 3.0, 3.0, 3.0, 3.0, 0.0, -1.0])
+    for k in (1, 2, 4):
+        counts = draw(scores, 2_000, top_k=k, seed=k)
+        chosen = np.flatnonzero(counts)
+        assert len(chosen) == k
+        assert set(chosen) <= {0, 1, 2, 3, 4}
+
+
+def test_top_k_one_is_greedy_and_top_k_all_changes_nothing():
+    assert set(np.flatnonzero(draw(SCORES, 500, top_k=1))) == {int(np.argmax(SCORES))}
+    full = draw(SCORES, 3_000, top_k=len(SCORES), seed=5)
+    assert np.array_equal(full, draw(SCORES, 3_000, top_k=None, seed=5))
+
+
+def test_temperature_zero_is_argmax():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        scores = rng.standard_normal(int(rng.integers(2, 30)))
+        assert _pick(scores, 0, None, rng) == int(np.argmax(scores))
+        assert _pick(scores, 0, 3 if scores.size > 3 else None, rng) == int(np.argmax(scores))
+
+
+def test_tiny_temperature_does_not_overflow():
+    rng = np.random.default_rng(0)
+    assert _pick(np.array([1000.0, 999.0, -1000.0]), 1e-300, None, rng) == 0
+
+
+def test_nan_scores_are_refused():
+    with pytest.raises(FloatingPointError):
+        _pick(np.array([0.0, np.nan]), 1.0, None, np.random.default_rng(0))
+
+
+# -- through generate --------------------------------------------------------------------
+
+
+def small_model(cls=SimpleRnnlm, V=8, seed=0):
+    if cls is BetterRnnlm:
+        return BetterRnnlm(V, 6, 6, num_layers=2, dropout_ratio=0.5, seed=seed)
+    return cls(V, 5, 6, seed=seed)
+
+
+def next_scores(model, prompt):
+    """The model's scores for the token after ``prompt``, fed like generate feeds it."""
+    model.eval()
+    model.reset_state()
+    if len(prompt) > 1:
+        model.predict(np.array([prompt[:-1]]))
+    return model.predict(np.array([[prompt[-1]]]))[0, -1].astype(np.float64)
+
+
+def test_generate_first_token_frequencies_match_the_model():
+    model = small_model()
+    model.affine.params[0][...] *= 4  # a less uniform distribution, for a sharper test
+    prompt = [3, 1, 4]
+    probs = softmax(next_scores(model, prompt))
+    model.train()
+    rng = np.random.default_rng(7)
+    ids = [model.generate(prompt, 1, rng=rng)[0] for _ in range(3_000)]
+    counts = np.bincount(ids, minlength=model.vocab_size)
+    assert chi2_pvalue(counts, probs) > 1e-3
+    assert max_sigma(counts, probs) < 5
+
+
+def test_generate_greedy_is_the_argmax_at_every_step():
+    model = small_model(Rnnlm)
+    model.affine.params[0][...] *= 3
+    ids = model.generate([2], 25, temperature=0)
+    x, expected = 2, []
+    model.reset_state()
+    for _ in range(25):
+        x = int(np.argmax(model.predict(np.array([[x]]))[0, -1]))
+        expected.append(x)
+    assert ids == expected
+
+
+def test_generate_top_k_respected_at_every_step():
+    model = small_model(GruRnnlm)
+    k = 2
+    ids = model.generate([0, 5], 200, top_k=k, rng=3)
+    model.eval()
+    model.reset_state()
+    model.predict(np.array([[0]]))
+    x = 5
+    for chosen in ids:
+        scores = model.predict(np.array([[x]]))[0, -1]
+        assert chosen in np.argsort(scores)[-k:]
+        x = chosen
+    assert len(set(ids)) > 1  # it did sample, not only the argmax
+
+
+def test_generate_is_reproducible_with_a_seed():
+    model = small_model()
+    a = model.generate([1, 2], 30, rng=123)
+    assert a == model.generate([1, 2], 30, rng=123)
+    assert a == model.generate([1, 2], 30, rng=np.random.default_rng(123))
+    assert a != model.generate([1, 2], 30, rng=124)
+    assert len(a) == 30 and all(0 <= i < model.vocab_size for i in a)
+
+
+def test_generate_stops_after_stop_id():
+    model = small_model()
+    model.affine.params[1][...] = 0
+    model.affine.params[1][6] = 50.0  # id 6 is (almost) certain
+    assert model.generate([0], 10, stop_id=6, rng=0) == [6]
+    assert model.generate([0], 4, rng=0) == [6, 6, 6, 6]
+    assert model.generate([0], 0, rng=0) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(start_ids=[], length=3), "at least one"),
+        (dict(start_ids=[8], length=3), "outside the vocabulary"),
+        (dict(start_ids=[-1], length=3), "outside the vocabulary"),
+        (dict(start_ids=[0], length=-1), "length"),
+        (dict(start_ids=[0], length=3, temperature=-0.5), "temperature"),
+        (dict(start_ids=[0], length=3, top_k=0), "top_k"),
+        (dict(start_ids=[0], length=3, top_k=9), "top_k"),
+        (dict(start_ids=[0], length=3, stop_id=8), "stop_id"),
+    ],
+)
+def test_generate_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate(small_model(), **kwargs)
+
+
+@pytest.mark.parametrize("cls", [SimpleRnnlm, Rnnlm, GruRnnlm, BetterRnnlm])
+def test_generate_restores_state_and_train_mode(cls):
+    model = small_model(cls)
+    model.train()
+    xs = np.random.default_rng(0).integers(0, 8, size=(3, 4))
+    model.forward(xs, np.roll(xs, -1, axis=1))
+    state = model.get_state()
+    modes = [getattr(layer, "train_flg", None) for layer in model.layers]
+    model.generate([1, 2, 3], 10, rng=0)
+    assert [getattr(layer, "train_flg", None) for layer in model.layers] == modes
+    after = model.get_state()
+    assert len(after) == len(state) and len(state) > 0
+    for a, b in zip(after, state, strict=True):
+        assert a.shape == (3, 6) and np.array_equal(a, b)
+    if cls is BetterRnnlm:
+        assert all(mode is True for mode in modes if mode is not None)
+        assert any(mode is not None for mode in modes)
+
+
+def test_generate_restores_a_fresh_state():
+    model = small_model(Rnnlm)
+    model.generate([1], 3, rng=0)
+    assert all(s is None for s in model.get_state())
+
+
+def test_generate_in_the_middle_of_training_changes_nothing():
+    """Two identical BetterRnnlm (dropout on) train alike; one also samples
+    between steps. Losses and parameters stay identical, bit for bit."""
+    data = np.random.default_rng(1).integers(0, 8, size=(6, 2, 5))
+    runs = []
+    for sample in (False, True):
+        model = small_model(BetterRnnlm, seed=3)
+        opt = SGD(lr=0.5)
+        losses = []
+        for batch in data:
+            losses.append(model.forward(batch, np.roll(batch, -1, axis=1)))
+            model.backward()
+            opt.update(model.params, model.grads)
+            if sample:
+                model.generate([1, 2], 5, rng=0)
+                model.generate([3], 5, temperature=0)
+        runs.append((losses, [p.copy() for p in model.params]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1], strict=True):
+        assert np.array_equal(a, b)
+
+
+# -- scripts/generate_text.py ------------------------------------------------------------------
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("generate_text", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(*args, cwd):
+    # One BLAS thread: tiny matrices on shared cores are much faster that way.
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A SimpleRnnlm trained for one epoch on the synthetic corpus, by train_rnnlm.py."""
+    folder = tmp_path_factory.mktemp("gen")
+    done = run(ROOT / "scripts" / "train_rnnlm.py", "--corpus", "synthetic", "--epochs", 1,
+               "--corpus-size", 5000, "--save", "m.npz", "--plot", "ppl.png", "--quiet",
+               cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def test_script_end_to_end(trained):
+    args = (SCRIPT, "--model", "m.npz", "--start", "the", "--length", 10, "--seed", 1)
+    first = run(*args, cwd=trained)
+    assert first.returncode == 0, first.stderr
+    out = first.stdout
+    assert out.startswith("the ")
+    words = out.split()
+    assert 2 <= len(words) <= 11  # the prompt and up to 10 words (<eos> is a line break)
+    assert run(*args, cwd=trained).stdout == out
+    other = run(*args[:-1], 2, cwd=trained)
+    assert other.returncode == 0 and other.stdout != out
+
+
+def test_script_unknown_start_word(trained):
+    done = run(SCRIPT, "--model", "m.npz", "--start", "the dgo", cwd=trained)
+    assert done.returncode == 2
+    assert "'dgo' is not in the model's vocabulary" in done.stderr
+    assert "dog" in done.stderr  # a close known word is suggested
+    assert done.stdout == ""
+
+
+def test_script_missing_file(tmp_path, capsys):
+    assert load_script().main(["--model", str(tmp_path / "nowhere.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "nowhere.npz" in err
+
+
+def test_script_in_process_options(trained, capsys):
+    script = load_script()
+    path = str(trained / "m.npz")
+    assert script.main(["--model", path, "--start", "the dog", "--length", "8",
+                        "--temperature", "0"]) == 0
+    greedy = capsys.readouterr().out
+    assert greedy.startswith("the dog")
+    assert script.main(["--model", path, "--start", "the dog", "--length", "8",
+                        "--temperature", "0.0", "--top-k", "3", "--seed", "5"]) == 0
+    assert capsys.readouterr().out == greedy
+    # --stop '\n' means <eos> at word level; the output then ends at a line break
+    assert script.main(["--model", path, "--length", "300", "--stop", "\\n", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("\n") and out.count("\n") == 1 and "<eos>" not in out
+
+
+def test_script_errors_exit_2(trained, tmp_path, capsys):
+    script = load_script()
+    model = SimpleRnnlm(5, 3, 4, seed=0)
+    model.save_params(tmp_path / "novocab.npz")
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    (tmp_path / "text.npz").write_text("hello")
+    from common.trainer import RnnlmTrainer
+
+    trainer = RnnlmTrainer(model, SGD(lr=0.1))
+    ids = np.arange(60) % 5
+    trainer.fit(ids[:-1], ids[1:], max_epoch=1, batch_size=2, time_size=5, verbose=False,
+                checkpoint=str(tmp_path / "ckpt.npz"))
+    cases = [
+        ([str(tmp_path / "novocab.npz")], "no vocabulary"),
+        ([str(tmp_path / "ckpt.npz")], "training checkpoint"),
+        ([str(tmp_path / "junk.npz")], "cannot read"),
+        ([str(tmp_path / "text.npz")], "not an .npz file"),
+        ([str(tmp_path)], "folder"),
+        ([str(trained / "m.npz"), "--stop", "zebraa"], "--stop"),
+        ([str(trained / "m.npz"), "--top-k", "100000"], "--top-k"),
+        ([str(trained / "m.npz"), "--start", "  "], "empty"),
+    ]
+    for argv, message in cases:
+        assert script.main(["--model", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err, (argv, err)
+    with pytest.raises(SystemExit) as exc:
+        script.main(["--model", str(trained / "m.npz"), "--length", "-1"])
+    assert exc.value.code == 2
+
+
+def test_script_file_with_wrong_shapes(trained, tmp_path, capsys):
+    from common.serialization import load_npz, save_npz
+
+    arrays, meta = load_npz(trained / "m.npz")
+    arrays["rnn.Wh"] = arrays["rnn.Wh"][:, :-1]
+    save_npz(tmp_path / "bad.npz", arrays, meta)
+    assert load_script().main(["--model", str(tmp_path / "bad.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "rnn.Wh" in err and "shape" in err
+
+
+def test_detokenize_and_unescape():
+    script = load_script()
+    assert script.detokenize(["the", "dog", "<eos>", "a", "cat", "<eos>"], "word") == \
+        "the dog\na cat\n"
+    assert script.detokenize(["h", "i", " ", "\n", "x"], "char") == "hi \nx"
+    assert script.unescape("\\n") == "\n"
+    assert script.unescape("\\t") == "\t"
+    assert script.unescape("é\\u00e9") == "éé"
+    assert script.unescape("plain") == "plain"
+    assert script.stop_token("\\n", "word") == "<eos>"
+    assert script.stop_token("\\n", "char") == "\n"
+
+
+def test_script_vocabulary_longer_or_shorter_than_the_model(tmp_path, capsys):
+    """train_rnnlm.py --corpus-size trains on ids < V only but saves the whole
+    vocabulary: the extra words are unknown to the model; a shorter list is an error."""
+    script = load_script()
+    model = SimpleRnnlm(4, 3, 5, seed=0)
+    model.save_params(tmp_path / "long.npz", vocab=["<eos>", "a", "b", "c", "d", "e"])
+    assert script.main(["--model", str(tmp_path / "long.npz"), "--start", "a c", "--seed", "1",
+                        "--length", "20"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("a c") and set(out.split()) <= {"a", "b", "c"}
+    assert script.main(["--model", str(tmp_path / "long.npz"), "--start", "e"]) == 2
+    assert "'e' is not in the model's vocabulary (4 tokens)" in capsys.readouterr().err
+    model.save_params(tmp_path / "short.npz", vocab=["<eos>", "a"])
+    assert script.main(["--model", str(tmp_path / "short.npz")]) == 2
+    assert "the vocabulary has 2 tokens but the model has 4" in capsys.readouterr().err
