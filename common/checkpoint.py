@@ -13,6 +13,8 @@ histories (epoch, iteration, read position, perplexities) and the state of
 every random generator the model's layers own (dropout masks).
 """
 
+import copy
+
 import numpy as np
 
 from common.backend import to_cpu, to_gpu
@@ -78,42 +80,158 @@ def load_checkpoint(path, trainer):
     """Restore a trainer (with its model and optimizer) from ``path``.
 
     The model and optimizer must be of the classes and configuration the
-    checkpoint was written with; anything else is refused with a clear
-    ``ValueError`` before anything is changed.
+    checkpoint was written with. Everything in the file is checked first
+    (names, shapes and dtypes of every array, the optimizer's and trainer's
+    state, the random generators); anything that does not fit is refused
+    with a ``ValueError`` naming the file and the problem, and then nothing
+    has been changed.
     """
     arrays, meta = read_checkpoint(path)
+    try:
+        plan = _check(path, arrays, meta, trainer)
+    except (KeyError, TypeError, AttributeError, IndexError, OverflowError) as exc:
+        # Metadata of the wrong types (a string where a number belongs ...).
+        raise ValueError(f"{path}: the checkpoint is damaged "
+                         f"({type(exc).__name__}: {exc})") from exc
+    params, optim_state, states, best, trainer_state, rng_states = plan
+
     model, optimizer = trainer.model, trainer.optimizer
-    if meta["model"] != type(model).__name__ or meta["config"] != getattr(model, "config", {}):
+    model.set_named_params(params, source=path)
+    optimizer.load_state_dict(optim_state)
+    model.set_state(states)
+    trainer.load_state_dict(trainer_state)
+    trainer.best_params = best
+    for rng, state in rng_states:
+        rng.bit_generator.state = state
+
+
+def _check(path, arrays, meta, trainer):
+    """Validate a checkpoint against ``trainer`` without changing anything.
+
+    Returns what :func:`load_checkpoint` applies: ``(params, optimizer
+    state dict, recurrent states, best params or None, trainer state dict,
+    [(generator, state)])``.
+    """
+    model, optimizer = trainer.model, trainer.optimizer
+    config = getattr(model, "config", {})
+    if meta["model"] != type(model).__name__ or meta["config"] != config:
         raise ValueError(
             f"{path} holds a {meta['model']} {meta['config']}, but the model to resume is a "
-            f"{type(model).__name__} {getattr(model, 'config', {})}"
+            f"{type(model).__name__} {config}"
         )
     if meta["optimizer"] != type(optimizer).__name__:
         raise ValueError(f"{path} was trained with {meta['optimizer']}, not "
                          f"{type(optimizer).__name__}")
 
-    def group(prefix):
-        return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    groups = {prefix: {} for prefix in ("model/", "optim/", "state/", "best/")}
+    for key, value in arrays.items():
+        prefix = key[: key.find("/") + 1]
+        if prefix not in groups:
+            raise ValueError(f"{path}: unexpected array {key!r} in a checkpoint")
+        groups[prefix][key[len(prefix):]] = value
+    params, optim, state, best = (groups[p] for p in ("model/", "optim/", "state/", "best/"))
 
-    params, optim, best = group("model/"), group("optim/"), group("best/")
-    state = group("state/")
-    n_state = int(meta["n_state"])
-    if n_state != len(model.get_state()) or any(int(k) >= n_state for k in state):
-        raise ValueError(f"{path}: its recurrent state does not fit this model")
-    rngs = _layer_rngs(model)
-    if set(meta["rngs"]) != set(rngs):
-        raise ValueError(f"{path}: its random generators do not match the model's layers")
+    expected = model.named_params()
+    _check_params(expected, params, f"{path}")
+    if best:
+        _check_params(expected, best, f"{path} (best parameters)")
 
-    # All or nothing: if any part does not fit, put the parameters back.
-    backup = {k: p.copy() for k, p in model.named_params().items()}
+    # The optimizer's arrays follow its deduplicated parameter list (a tied
+    # array once). A fresh optimizer would only check them at its first
+    # update, so check them here, before anything is changed.
+    distinct = list({id(p): p for p in model.params}.values())
+    scalars = meta["optimizer_scalars"]
+    if not isinstance(scalars, dict):
+        raise ValueError(f"{path}: the optimizer's scalars are not a JSON object")
+    for key, a in optim.items():
+        _, _, index = key.rpartition(".")
+        if not index.isdigit() or int(index) >= len(distinct):
+            raise ValueError(f"{path}: optimizer state {key!r} does not fit a model with "
+                             f"{len(distinct)} distinct parameters")
+        p = distinct[int(index)]
+        if a.shape != p.shape or not np.issubdtype(a.dtype, np.floating):
+            raise ValueError(f"{path}: optimizer state {key!r} is {a.dtype} {a.shape}, its "
+                             f"parameter is {p.dtype} {p.shape}")
+    optim_state = {**scalars, **optim}
+    probe = copy.copy(optimizer)  # load_state_dict rebinds attributes only
     try:
-        model.set_named_params(params, source=path)
-        optimizer.load_state_dict({**meta["optimizer_scalars"], **optim})
-    except Exception:
-        model.set_named_params(backup)
-        raise
-    model.set_state([to_gpu(state[str(i)]) if str(i) in state else None for i in range(n_state)])
-    trainer.load_state_dict(meta["trainer"])
-    trainer.best_params = {k: to_gpu(v) for k, v in best.items()} if best else None
+        probe.load_state_dict(optim_state)
+    except ValueError as exc:
+        raise ValueError(f"{path}: the optimizer state does not fit "
+                         f"{type(optimizer).__name__}: {exc}") from exc
+    if probe.state and any(len(arrays) != len(distinct) for arrays in probe.state.values()):
+        raise ValueError(f"{path}: the optimizer state covers fewer parameters than the "
+                         f"model's {len(distinct)}")
+
+    # The carried hidden state: one (N, H) entry per h (and c) of the
+    # recurrent layers, in get_state() order.
+    units = [layer.params[1].shape[0] for layer in model._recurrent_layers()
+             for name in ("h", "c") if hasattr(layer, name)]
+    if not _is_number(meta["n_state"]) or meta["n_state"] != len(units):
+        raise ValueError(f"{path}: it carries {meta['n_state']!r} recurrent states, the model "
+                         f"has {len(units)}")
+    states = [None] * len(units)
+    dtype = model.params[0].dtype
+    for key, h in state.items():
+        if not key.isdigit() or int(key) >= len(units):
+            raise ValueError(f"{path}: unexpected recurrent state {'state/' + key!r}")
+        H = units[int(key)]
+        if h.ndim != 2 or h.shape[1] != H or not np.issubdtype(h.dtype, np.floating):
+            raise ValueError(f"{path}: recurrent state {int(key)} is {h.dtype} {h.shape}; "
+                             f"the model needs a float (N, {H}) array")
+        states[int(key)] = to_gpu(h.astype(dtype, copy=False))
+    if len({h.shape[0] for h in states if h is not None}) > 1:
+        raise ValueError(f"{path}: its recurrent states have different batch sizes")
+
+    trainer_state = meta["trainer"]
+    if not isinstance(trainer_state, dict):
+        raise ValueError(f"{path}: the trainer state is not a JSON object")
+    history = trainer_state.get("history")
+    if not isinstance(history, dict):
+        raise ValueError(f"{path}: the trainer's history is not a JSON object")
+    lists = [("ppl_list", trainer_state.get("ppl_list")),
+             *((f"history[{k!r}]", v) for k, v in history.items())]
+    for name, values in lists:
+        if not isinstance(values, list) or not all(_is_number(v) for v in values):
+            raise ValueError(f"{path}: the trainer's {name} is not a list of numbers")
+    probe = object.__new__(type(trainer))  # load_state_dict sets attributes only
+    try:
+        probe.load_state_dict(trainer_state)
+    except ValueError as exc:
+        raise ValueError(f"{path}: the trainer state is invalid ({exc})") from exc
+
+    rngs = _layer_rngs(model)
+    if not isinstance(meta["rngs"], dict) or set(meta["rngs"]) != set(rngs):
+        raise ValueError(f"{path}: its random generators do not match the model's layers")
+    rng_states = []
     for k, rng in rngs.items():
-        rng.bit_generator.state = meta["rngs"][k]
+        try:
+            type(rng.bit_generator)().state = meta["rngs"][k]  # try it on a scratch generator
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"{path}: the state of random generator {k} is invalid "
+                             f"({exc})") from exc
+        rng_states.append((rng, meta["rngs"][k]))
+
+    best_params = ({k: to_gpu(v.astype(expected[k].dtype, copy=False)) for k, v in best.items()}
+                   if best else None)
+    return params, optim_state, states, best_params, trainer_state, rng_states
+
+
+def _check_params(expected, arrays, source):
+    """Every name of ``expected`` present in ``arrays``, same shape, a float dtype."""
+    missing = sorted(set(expected) - set(arrays))
+    extra = sorted(set(arrays) - set(expected))
+    if missing or extra:
+        raise ValueError(f"{source} does not fit the model: missing parameters "
+                         f"{missing or 'none'}, unexpected {extra or 'none'}")
+    for name, p in expected.items():
+        a = arrays[name]
+        if a.shape != p.shape:
+            raise ValueError(f"{source}: parameter {name!r} has shape {a.shape}, the model "
+                             f"needs {p.shape}")
+        if not np.issubdtype(a.dtype, np.floating):
+            raise ValueError(f"{source}: parameter {name!r} has non-float dtype {a.dtype}")
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

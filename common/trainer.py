@@ -22,6 +22,10 @@ from common.checkpoint import load_checkpoint, save_checkpoint
 from common.serialization import atomic_write
 from common.util import clip_grads, eval_perplexity
 
+# on_nan="skip" gives up after this many bad batches in a row: by then the
+# weights themselves are most likely broken.
+MAX_SKIPS_IN_A_ROW = 10
+
 
 class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite."""
@@ -68,6 +72,7 @@ class RnnlmTrainer:
         self._interval_loss, self._interval_count = 0.0, 0
         self._epoch_loss, self._epoch_count = 0.0, 0
         self._stop_requested = False
+        self._skipped_in_a_row = 0
 
     # -- batches -------------------------------------------------------------------
 
@@ -137,6 +142,12 @@ class RnnlmTrainer:
                 f"time_size = {batch_size * time_size}; use a smaller batch or time size"
             )
         self.eval_interval = eval_interval
+        if self.iteration and self.iters_per_epoch not in (None, iters_per_epoch):
+            raise ValueError(
+                f"this trainer stopped in the middle of an epoch of {self.iters_per_epoch} "
+                f"iterations, but this corpus, batch_size and time_size give {iters_per_epoch}: "
+                "resume with the settings the run was started with"
+            )
         self.iters_per_epoch = iters_per_epoch
         model, optimizer = self.model, self.optimizer
         model.train()
@@ -162,6 +173,7 @@ class RnnlmTrainer:
                         if max_grad is not None:
                             clip_grads(model.grads, max_grad)
                         optimizer.update(model.params, model.grads)
+                        self._skipped_in_a_row = 0
                         self._interval_loss += loss
                         self._interval_count += 1
                         self._epoch_loss += loss
@@ -238,8 +250,11 @@ class RnnlmTrainer:
         where = f"epoch {self.epoch + 1}, iteration {self.iteration + 1}"
         if on_nan == "skip":
             self.skipped_batches += 1
+            self._skipped_in_a_row += 1
             self.model.reset_state()  # the carried state may be NaN too
-            return
+            if self._skipped_in_a_row < MAX_SKIPS_IN_A_ROW:
+                return
+            where += f" ({MAX_SKIPS_IN_A_ROW} batches in a row were skipped)"
         if bar:
             bar.close()
         kept = ""

@@ -160,6 +160,8 @@ def main(argv=None):
                         tie_weights=False if args.no_tie else None)
     trainer = RnnlmTrainer(model, make_optimizer(args))
     if args.resume:
+        # A resumed run keeps checkpointing to the file it came from.
+        args.checkpoint = args.checkpoint or args.resume
         try:
             trainer.resume(args.resume)
         except (OSError, ValueError) as exc:
@@ -208,4 +210,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # outside training (loading, evaluating): nothing to save
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)

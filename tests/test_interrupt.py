@@ -1,0 +1,174 @@
+"""Ctrl-C during training: a checkpoint and the plot are written, a one-line
+message says how to resume, the process exits cleanly (code 130), nothing
+half-written stays on disk, and the resumed run finishes the job."""
+
+import glob
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.checkpoint import read_checkpoint
+from common.optimizer import Adam
+from common.trainer import RnnlmTrainer, TrainingInterrupted
+from models import SimpleRnnlm
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends SIGINT (POSIX signals)")
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "train_rnnlm.py"
+V, D, H = 50, 16, 16
+FIT = dict(batch_size=4, time_size=5, eval_interval=5, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    ids = np.random.default_rng(3).integers(0, V, size=801).astype(np.int32)
+    return ids[:-1], ids[1:]  # 800 positions: 40 iterations an epoch
+
+
+class CtrlC(SimpleRnnlm):
+    """Presses Ctrl-C (sends itself SIGINT) during the listed forwards."""
+
+    press_at = ()
+
+    def forward(self, xs, ts):
+        self.calls = getattr(self, "calls", 0) + 1
+        for _ in range(self.press_at.count(self.calls)):
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().forward(xs, ts)
+
+
+def make(seed, press_at=()):
+    model = CtrlC(V, D, H, seed=seed)
+    model.press_at = press_at
+    return RnnlmTrainer(model, Adam(0.01))
+
+
+def test_ctrl_c_saves_checkpoint_and_plot_and_resumes_bit_for_bit(corpus, tmp_path):
+    xs, ts = corpus
+    ck, plot = tmp_path / "ck.npz", tmp_path / "ppl.png"
+    handler = signal.getsignal(signal.SIGINT)
+
+    trainer = make(seed=1, press_at=(57,))
+    with pytest.raises(TrainingInterrupted) as info:
+        trainer.fit(xs, ts, max_epoch=3, checkpoint=ck, plot_path=plot, **FIT)
+    # The iteration under way when Ctrl-C came is finished, then training stops.
+    message = str(info.value)
+    assert "\n" not in message
+    assert message == f"interrupted at epoch 2, iteration 17; resume with --resume {ck}"
+    assert info.value.checkpoint == ck
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGINT) is handler  # our handler is gone again
+    assert ck.exists() and plot.read_bytes().startswith(b"\x89PNG")
+    assert sorted(os.listdir(tmp_path)) == ["ck.npz", "ppl.png"]  # no temp files
+    assert read_checkpoint(ck)[1]["trainer"]["iteration"] == 17
+
+    straight = make(seed=1).fit(xs, ts, max_epoch=3, **FIT)
+    resumed = make(seed=2).resume(ck).fit(xs, ts, max_epoch=3, **FIT)
+    for p, q in zip(straight.model.params, resumed.model.params, strict=True):
+        assert np.array_equal(p, q)
+    assert straight.ppl_list == resumed.ppl_list
+    assert straight.history == resumed.history
+
+
+def test_ctrl_c_without_a_checkpoint_says_so(corpus, tmp_path):
+    xs, ts = corpus
+    with pytest.raises(TrainingInterrupted, match="no checkpoint was asked for"):
+        make(seed=1, press_at=(3,)).fit(xs, ts, max_epoch=1, **FIT)
+
+
+def test_a_second_ctrl_c_stops_at_once(corpus, tmp_path):
+    xs, ts = corpus
+    handler = signal.getsignal(signal.SIGINT)
+    trainer = make(seed=1, press_at=(4, 4))
+    with pytest.raises(KeyboardInterrupt) as info:
+        trainer.fit(xs, ts, max_epoch=1, checkpoint=tmp_path / "ck.npz", **FIT)
+    assert type(info.value) is KeyboardInterrupt  # not the orderly TrainingInterrupted
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert glob.glob(str(tmp_path / ".*.tmp")) == []
+
+
+# -- the script, in a real process ------------------------------------------------------
+
+
+def _script(args, cwd, stdout, stderr):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
+    env.pop("RNNLAB_GPU", None)
+    return subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=cwd, env=env,
+                            stdout=stdout, stderr=stderr)
+
+
+def _wait_for(condition, timeout, proc):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+COMMON = ["--corpus", "synthetic", "--corpus-size", "6000", "--batch-size", "10",
+          "--time-size", "5", "--wordvec-size", "32", "--hidden-size", "32", "--seed", "0",
+          "--checkpoint", "ck.npz", "--plot", "p.png"]
+
+
+def test_script_ctrl_c_exits_130_with_a_resume_hint_then_resumes(tmp_path):
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    work = tmp_path / "run"
+    work.mkdir()
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = _script([*COMMON, "--epochs", "50", "--checkpoint-every", "10"], work, o, e)
+        try:
+            started = _wait_for(lambda: (work / "ck.npz").exists(), 60, proc)
+            assert started, f"training never got under way: {err.read_text()}"
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    stderr = err.read_text()
+    assert code == 130, stderr
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted at epoch ") and last.endswith("resume with --resume "
+                                                                       "ck.npz"), stderr
+    assert sorted(os.listdir(work)) == ["ck.npz", "p.png"]  # no .ck.npz.*.tmp left behind
+    assert (work / "p.png").read_bytes().startswith(b"\x89PNG")
+    _, meta = read_checkpoint(work / "ck.npz")
+    done = meta["trainer"]["epoch"]
+
+    # Resume and finish the epoch under way.
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *COMMON, "--resume", "ck.npz", "--epochs", str(done + 1)],
+        cwd=work, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, MPLBACKEND="Agg"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "train perplexity" in result.stdout
+    _, meta = read_checkpoint(work / "ck.npz")
+    assert (meta["trainer"]["epoch"], meta["trainer"]["iteration"]) == (done + 1, 0)
+    assert glob.glob(str(work / ".*.tmp")) == []
+
+
+def test_script_refuses_to_resume_from_a_bad_file(tmp_path, monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("train_rnnlm_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.npz").write_bytes(b"not a checkpoint at all")
+
+    assert script.main([*COMMON, "--resume", "bad.npz", "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: cannot resume: cannot read bad.npz as an rnnlab .npz file: it is not "
+                   "an .npz (zip) archive\n")
+    assert os.listdir(tmp_path) == ["bad.npz"]
