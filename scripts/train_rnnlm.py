@@ -11,6 +11,7 @@ epochs, perplexity curve in ppl.png (a few seconds on a laptop).
 """
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -200,7 +201,10 @@ def main(argv=None):
     if args.eval:
         for split, corpus in (("valid", valid), ("test", test)):
             ppl = eval_perplexity(model, corpus, batch_size=10, time_size=35)
-            print(f"{split} perplexity {ppl:.2f}")
+            line = f"{split} perplexity {ppl:.2f}"
+            if args.corpus == "text" and args.level == "char":
+                line += f" = {math.log2(ppl):.3f} bits per character"
+            print(line)
     if args.save:
         model.save_params(args.save, vocab=id_to_word,
                           level=args.level if args.corpus == "text" else "word")
