@@ -118,7 +118,9 @@ class TimeSoftmaxWithLoss:
         def block(a, b):
             e = dx[a:b]
             xp.exp(x[a:b], out=e)
-            e.sum(axis=1, out=s[a:b])
+            # einsum's row sum is about 3x faster than e.sum(axis=1) here,
+            # with float32 round-off (it accumulates in SIMD lanes).
+            xp.einsum("ij->i", e, out=s[a:b])
             e *= (weight[a:b] / s[a:b])[:, None]
 
         with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):

@@ -177,6 +177,19 @@ def test_same_seed_same_model():
 # --- clear errors on bad input ----------------------------------------------------
 
 
+def test_embedding_gradient_for_many_repeated_ids(rng):
+    # 20 x 35 ids take the sort-and-reduceat path; compare with add.at.
+    W = f32(rng, V, D)
+    xs = rng.integers(0, V, size=(20, 35))
+    dout = f32(rng, 20, 35, D)
+    layer = TimeEmbedding(W)
+    layer.forward(xs)
+    layer.backward(dout)
+    expected = np.zeros_like(W)
+    np.add.at(expected, xs.reshape(-1), dout.reshape(-1, D))
+    np.testing.assert_allclose(layer.grads[0], expected, rtol=1e-5, atol=1e-5)
+
+
 def test_embedding_rejects_out_of_range_and_non_integer_ids(rng):
     layer = TimeEmbedding(f32(rng, V, D))
     with pytest.raises(ValueError, match=r"id 7.*\[0, 7\)"):
