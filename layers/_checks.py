@@ -39,3 +39,11 @@ def check_ids(name, ids, vocab_size, ignore_label=None):
         if ignore_label is not None:
             allowed += f" or the ignore_label {ignore_label}"
         raise ValueError(f"{name} holds the id {bad}, outside the vocabulary range {allowed}")
+
+
+def check_hidden_state(name, h, H, dtype):
+    """A hidden state given to ``set_state`` must be ``(N, H)`` with the weights' dtype."""
+    check_ndim(name, h, 2, "(N, H)")
+    check_float(name, h, dtype)
+    if h.shape[1] != H:
+        raise ValueError(f"{name} has {h.shape[1]} units but the layer has H = {H}")

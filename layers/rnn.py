@@ -14,7 +14,7 @@ both the cell and the time layer use them.
 """
 
 from common.backend import xp
-from layers._checks import check_float, check_ndim
+from layers._checks import check_float, check_hidden_state, check_ndim
 
 
 class _Activation:
@@ -110,10 +110,7 @@ class TimeRNN(_Activation):
     def set_state(self, h):
         """Use ``h`` (N, H) as the initial hidden state of the next forward."""
         Wh = self.params[1]
-        check_ndim("h", h, 2, "(N, H)")
-        check_float("h", h, Wh.dtype)
-        if h.shape[1] != Wh.shape[0]:
-            raise ValueError(f"h has {h.shape[1]} units but the layer has H = {Wh.shape[0]}")
+        check_hidden_state("h", h, Wh.shape[0], Wh.dtype)
         self.h = h
 
     def reset_state(self):
