@@ -36,6 +36,7 @@ be written to an ``.npz`` file next to the model's parameters;
 import numpy as np
 
 from common.backend import to_cpu, xp
+from common.parallel import MIN_PARALLEL_ELEMENTS, for_row_blocks
 
 
 class Optimizer:
@@ -255,7 +256,16 @@ class SGD(Optimizer):
 
     def _apply(self, params, grads, lr):
         for p, g in zip(params, grads, strict=True):
-            p -= lr * g
+            if p.size < MIN_PARALLEL_ELEMENTS:
+                p -= lr * g
+                continue
+
+            # By blocks of rows: each temporary ``lr * g`` stays in cache, and
+            # the blocks are shared among the cores (common.parallel).
+            def step(a, b, p=p, g=g):
+                p[a:b] -= lr * g[a:b]
+
+            for_row_blocks(p.shape[0], p.size // p.shape[0], step)
 
 
 class Momentum(Optimizer):

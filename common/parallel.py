@@ -1,34 +1,72 @@
-"""Run a NumPy function over blocks of rows on several threads.
+"""Share the work of a training step among the CPU cores.
 
-NumPy's elementwise functions (``exp``, ``multiply`` ...) run on one core,
-while the matrix products around them use every core through BLAS. For the
-largest elementwise work of a training step (the softmax over ``N * T``
-rows of ``V`` logits) this module splits the rows into blocks small enough
-to stay in the CPU cache and hands them to a few threads; NumPy releases
-the GIL inside its loops, so the blocks run in parallel.
+NumPy runs its elementwise functions (``exp``, ``multiply`` ...) on one
+core, and BLAS runs each matrix product on all of them. That leaves cores
+idle in two places: elementwise work (the softmax over ``N * T`` rows of
+``V`` logits), and the chain of small products of a recurrent layer, which
+BLAS cannot spread. Worse, OpenBLAS's worker threads keep spinning for a
+while (about 0.1 s) after each product, so work handed to another thread in
+that time has to fight them for the core.
 
-Each row is computed by exactly the same operations whatever the thread
-count or timing, so results are bit-for-bit deterministic.
+So rnnlab can take the cores over itself, with a small pool of threads
+(NumPy releases the GIL inside BLAS calls and inside its loops):
+
+* :func:`managed` is a context in which the functions below spread large
+  pieces of work over the pool (and BLAS, once they do, runs
+  single-threaded). The trainer and ``eval_perplexity`` run inside it.
+* :func:`for_row_blocks` runs an elementwise function over blocks of rows.
+* :func:`for_batch_blocks` runs a recurrent layer's time loop on blocks of
+  the batch, one per core.
+* :func:`matmul` computes a large product as blocks of its output.
+* :func:`deferred` is a context in which :func:`later` queues work that is
+  not needed right away (a weight gradient is only needed at the update)
+  for an idle core, while this thread goes on down the critical path (the
+  input gradients through the recurrent layers). On leaving the context
+  every queued task is done, this thread helping.
+
+How work is cut into blocks depends only on the array shapes and the
+thread count, never on timing, and blocks never share output elements, so
+results are bit-for-bit deterministic for a given thread count. Outside
+:func:`managed` (or with one thread) products go to BLAS whole.
 
 The thread count is the number of CPUs this process may use (at most 8),
 or the ``RNNLAB_NUM_THREADS`` environment variable, read on first use.
 """
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+from common import blas
+from common.backend import xp
 
 # Below this many elements the thread hand-off costs more than it saves.
 MIN_PARALLEL_ELEMENTS = 1 << 20
 # About 1 MiB of float32 per block: big enough that the per-block Python
 # overhead is small, small enough to stay in a core's L2 cache.
 BLOCK_ELEMENTS = 1 << 18
+# A product of M x K by K x N is cut into at most one block per this many
+# multiply-adds (M * N * K): a block then takes a millisecond or more, far
+# more than handing it to a thread (~0.1 ms).
+BLOCK_MULTIPLY_ADDS = 1 << 24
+MAX_BLOCKS = 8
+# A recurrent layer's batch is only cut into blocks of at least this many rows.
+MIN_BATCH_ROWS = 4
 
 _pool = None
 _threads = None
+_managed_depth = 0
+_blas_known = None  # whether BLAS's thread count can be read and set
+_blas_threads_before = None  # BLAS's own thread count while rnnlab holds the cores
+_deferred_depth = 0
+_later = deque()  # queued tasks of the innermost deferred() context
+_helpers = []  # pool futures working through _later
+_errors = []  # exceptions raised by queued tasks, re-raised on leaving deferred()
 
 
 def num_threads():
-    """How many threads :func:`for_row_blocks` uses."""
+    """How many threads rnnlab spreads its work over."""
     global _threads
     if _threads is None:
         env = os.environ.get("RNNLAB_NUM_THREADS")
@@ -43,6 +81,91 @@ def num_threads():
     return _threads
 
 
+def _get_pool():
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=num_threads(), thread_name_prefix="rnnlab")
+    return _pool
+
+
+@contextmanager
+def managed():
+    """A context in which rnnlab shares large work among the cores itself.
+
+    The first time the body hands work to the pool, BLAS is made
+    single-threaded (its spinning workers would slow the pool's threads),
+    and stays so until the outermost exit restores it; a small model that
+    never needs the pool keeps BLAS's own threads. Does nothing with one
+    thread, on the GPU backend, or when the BLAS thread count cannot be
+    read and set. Nests.
+    """
+    global _managed_depth, _blas_threads_before
+    _managed_depth += 1
+    try:
+        yield
+    finally:
+        _managed_depth -= 1
+        if _managed_depth == 0 and _blas_threads_before is not None:
+            blas.set_threads(_blas_threads_before)
+            _blas_threads_before = None
+
+
+def _can_spread():
+    """Whether rnnlab may share large work among the cores now."""
+    global _blas_known
+    if _managed_depth == 0 or num_threads() == 1 or xp.__name__ != "numpy":
+        return False
+    if _blas_known is None:
+        _blas_known = blas.get_threads() is not None
+    return _blas_known
+
+
+def _take_cores():
+    """Make BLAS single-threaded for the rest of the managed context."""
+    global _blas_threads_before
+    if _blas_threads_before is None:
+        before = blas.get_threads()
+        if blas.set_threads(1):
+            _blas_threads_before = before
+
+
+def _busy():
+    """Whether deferred work occupies the pool."""
+    return bool(_later) or any(not f.done() for f in _helpers)
+
+
+def _run_all(tasks, use_pool):
+    """Call every function in ``tasks``; return when all are done.
+
+    With the pool, thread ``j`` of ``k`` (this one is ``j = 0``) calls
+    ``tasks[j::k]``: a fixed share rather than taking tasks as they come,
+    because waking a pool thread takes ~0.1-0.3 ms, in which this thread
+    would otherwise take the whole queue of a short job.
+    """
+    k = min(num_threads(), len(tasks))
+    if not use_pool or k == 1 or _busy():
+        for task in tasks:
+            task()
+        return
+
+    if _can_spread():
+        _take_cores()
+
+    def share(j):
+        for task in tasks[j::k]:
+            task()
+
+    helpers = [_get_pool().submit(share, j) for j in range(1, k)]
+    try:
+        share(0)
+    finally:
+        # Even if this thread failed, the others write into the outputs: wait for them.
+        errors = [f.exception() for f in helpers]
+    for error in errors:
+        if error is not None:
+            raise error
+
+
 def for_row_blocks(n_rows, row_size, work):
     """Call ``work(start, stop)`` for consecutive blocks of ``n_rows`` rows.
 
@@ -50,20 +173,133 @@ def for_row_blocks(n_rows, row_size, work):
     problems run in the calling thread; large ones are shared among the
     threads of a pool that lives as long as the process.
     """
-    global _pool
     rows_per_block = max(1, BLOCK_ELEMENTS // max(row_size, 1))
     bounds = [(s, min(s + rows_per_block, n_rows)) for s in range(0, n_rows, rows_per_block)]
-    threads = num_threads()
-    if threads == 1 or n_rows * row_size < MIN_PARALLEL_ELEMENTS or len(bounds) == 1:
-        for start, stop in bounds:
-            work(start, stop)
-        return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rnnlab")
-    # One task per thread, each taking every threads-th block: few hand-offs.
-    def run(k):
-        for start, stop in bounds[k::threads]:
-            work(start, stop)
+    tasks = [(lambda a=a, b=b: work(a, b)) for a, b in bounds]
+    _run_all(tasks, use_pool=n_rows * row_size >= MIN_PARALLEL_ELEMENTS)
 
-    for future in [_pool.submit(run, k) for k in range(threads)]:
-        future.result()
+
+def for_batch_blocks(n_rows, work, multiply_adds):
+    """Call ``work(start, stop)`` on blocks of a batch of ``n_rows`` independent rows.
+
+    The rows of a recurrent layer's batch never interact, so each block can
+    run the whole time loop on its own core: one hand-off per layer call,
+    not per step. Only while rnnlab manages the cores, none is busy with
+    deferred work and the loop is large (``multiply_adds`` of its products
+    at least BLOCK_MULTIPLY_ADDS) is the batch cut (one block per thread,
+    each of at least MIN_BATCH_ROWS rows); otherwise ``work(0, n_rows)``
+    runs here.
+    """
+    large = multiply_adds >= BLOCK_MULTIPLY_ADDS
+    k = num_threads() if large and _can_spread() and not _busy() else 1
+    k = max(1, min(k, n_rows // MIN_BATCH_ROWS))
+    bounds = [(n_rows * j // k, n_rows * (j + 1) // k) for j in range(k)]
+    _run_all([(lambda a=a, b=b: work(a, b)) for a, b in bounds], use_pool=True)
+
+
+def _product_blocks(a, b, out, max_blocks):
+    """The product ``out[...] = a @ b`` as a list of independent block tasks."""
+    M, K = a.shape
+    N = b.shape[1]
+    n_blocks = int(max(1, min(max_blocks, M * N * K // BLOCK_MULTIPLY_ADDS)))
+    # Cut the longer side of the output, so that each block is a well-shaped product.
+    length = max(M, N)
+    n_blocks = min(n_blocks, max(1, length // 16))
+    bounds = [(length * k // n_blocks, length * (k + 1) // n_blocks) for k in range(n_blocks)]
+    if N >= M:
+        return [
+            (lambda s=s, e=e: xp.matmul(a, b[:, s:e], out=out[:, s:e])) for s, e in bounds
+        ]
+    return [(lambda s=s, e=e: xp.matmul(a[s:e], b, out=out[s:e])) for s, e in bounds]
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` for 2-D ``a``, ``b``, large ones computed as blocks on all cores.
+
+    Returns ``out`` (a new array when ``None``).
+    """
+    if not _can_spread() or _busy() or _multiply_adds(a, b) < 2 * BLOCK_MULTIPLY_ADDS:
+        return xp.matmul(a, b, out=out)
+    if out is None:
+        out = xp.empty((a.shape[0], b.shape[1]), dtype=xp.result_type(a, b))
+    # One block per thread: each block packs its own copy of the shared
+    # operand, so more blocks cost more than they balance.
+    _run_all(_product_blocks(a, b, out, num_threads()), use_pool=True)
+    return out
+
+
+@contextmanager
+def deferred():
+    """A context in which :func:`later` queues work instead of doing it.
+
+    Queued tasks run on idle pool threads while the body goes on; leaving
+    the context does what is left (this thread helping) and waits for all,
+    then re-raises the first exception a task raised.
+    """
+    global _deferred_depth
+    _deferred_depth += 1
+    try:
+        yield
+    finally:
+        _deferred_depth -= 1
+        if _deferred_depth == 0:
+            _finish_later()
+
+
+def _drain_later():
+    while True:
+        try:
+            task = _later.popleft()
+        except IndexError:
+            return
+        try:
+            task()
+        except BaseException as error:  # noqa: B036 - re-raised by _finish_later
+            _errors.append(error)
+
+
+def _finish_later():
+    global _helpers
+    _drain_later()
+    for f in _helpers:
+        f.result()
+    _helpers = []
+    if _errors:
+        error = _errors[0]
+        _errors.clear()
+        raise error
+
+
+def later(*tasks, large=False):
+    """Do each function in ``tasks`` now, or, inside :func:`deferred` while
+    rnnlab manages the cores, queue it for an idle core.
+
+    Small work (``large=False``) is only queued behind work already queued:
+    on its own it would not repay the hand-off to another thread. A queued
+    task must only read arrays nobody writes before the context ends, and
+    only write arrays nobody reads before then.
+    """
+    global _helpers
+    if _deferred_depth == 0 or not _can_spread() or not (large or _busy()):
+        for task in tasks:
+            task()
+        return
+    _take_cores()
+    _later.extend(tasks)
+    _helpers = [f for f in _helpers if not f.done()]
+    if len(_helpers) < num_threads() - 1:
+        _helpers.append(_get_pool().submit(_drain_later))
+
+
+def matmul_later(a, b, out):
+    """``out[...] = a @ b``, queued with :func:`later` (as blocks, if large)."""
+    large = _multiply_adds(a, b) >= BLOCK_MULTIPLY_ADDS
+    if _deferred_depth == 0 or not _can_spread() or not (large or _busy()):
+        matmul(a, b, out=out)
+        return
+    # Several blocks per thread, so that whichever thread is free takes the next.
+    later(*_product_blocks(a, b, out, min(MAX_BLOCKS, 4 * num_threads())), large=large)
+
+
+def _multiply_adds(a, b):
+    return a.shape[0] * a.shape[1] * b.shape[1]

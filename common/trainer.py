@@ -19,6 +19,7 @@ import numpy as np
 
 from common.backend import xp
 from common.checkpoint import load_checkpoint, save_checkpoint
+from common.parallel import managed
 from common.serialization import atomic_write
 from common.util import clip_grads, eval_perplexity
 
@@ -155,7 +156,8 @@ class RnnlmTrainer:
         bar = self._progress_bar(verbose, max_epoch * iters_per_epoch, total_iters)
         start = time.perf_counter()
 
-        with _StopOnSigint(self):
+        # managed(): rnnlab spreads the step over the cores itself (common.parallel).
+        with _StopOnSigint(self), managed():
             while self.epoch < max_epoch:
                 while self.iteration < iters_per_epoch:
                     if max_iters is not None and self._total_iters(iters_per_epoch) >= max_iters:

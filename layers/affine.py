@@ -1,6 +1,7 @@
 """Fully connected layers: ``y = x W + b`` for one step and for all steps."""
 
 from common.backend import xp
+from common.parallel import matmul, matmul_later
 from layers._checks import check_float, check_ndim
 
 
@@ -116,10 +117,10 @@ class TimeAffine:
             x2_ones[:, :D] = x2
             x2_ones[:, D] = 1
             self.x = x2_ones
-            y = x2_ones @ self.Wb
+            y = matmul(x2_ones, self.Wb)
         else:
             self.x = x2
-            y = x2 @ W_DM
+            y = matmul(x2, W_DM)
             y += b
         return y.reshape(N, T, -1)
 
@@ -128,17 +129,20 @@ class TimeAffine:
         dW, db = self.grads
         x2 = self.x
         dy2 = dy.reshape(x2.shape[0], -1)
+        # dx is needed now, by the layer below; the weight gradients only at the
+        # update, so they may wait for an idle core (common.parallel.later).
         if self.Wb is not None:
-            xp.matmul(x2.T, dy2, out=self.dWb)  # dW and db together
-            dx = dy2 @ W.T
+            dx = matmul(dy2, W.T)
+            matmul_later(x2.T, dy2, out=self.dWb)  # dW and db together
         else:
             if self.transpose:
-                xp.matmul(dy2.T, x2, out=dW)
-                dx = dy2 @ W
+                dx = matmul(dy2, W)
+                matmul_later(dy2.T, x2, out=dW)
             else:
-                xp.matmul(x2.T, dy2, out=dW)
-                dx = dy2 @ W.T
-            # db = column sums of dy, as a matrix-vector product (BLAS, all cores).
-            xp.matmul(xp.ones(dy2.shape[0], dtype=dy2.dtype), dy2, out=db)
+                dx = matmul(dy2, W.T)
+                matmul_later(x2.T, dy2, out=dW)
+            # db = column sums of dy, as a matrix-vector product (BLAS).
+            ones = xp.ones((1, dy2.shape[0]), dtype=dy2.dtype)
+            matmul_later(ones, dy2, out=db[None])
         N, T = dy.shape[:2]
         return dx.reshape(N, T, -1)

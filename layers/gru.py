@@ -28,6 +28,7 @@ Backward through the step, naming the pre-activations ``a_r``, ``a_z``, ``a_n``:
 
 from common.backend import xp
 from common.functions import sigmoid
+from common.parallel import later, matmul, matmul_later
 from layers._checks import check_float, check_hidden_state, check_ndim
 
 
@@ -167,7 +168,7 @@ class TimeGRU:
 
         # Time-major inside the layer: each step reads and writes contiguous blocks.
         xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
-        gates = (xs_tm @ Wx).reshape(T, N, 3 * H)  # becomes [r|z|n] step by step
+        gates = matmul(xs_tm, Wx).reshape(T, N, 3 * H)  # becomes [r|z|n] step by step
         gates += bx
         gates[:, :, : 2 * H] += bh[: 2 * H]
         bh_n = bh[2 * H :]
@@ -234,9 +235,9 @@ class TimeGRU:
         daxs[:, :, 2 * H :] = da_ns
         daxs2 = daxs.reshape(T * N, 3 * H)
         dahs2 = dahs.reshape(T * N, 3 * H)
-        xp.matmul(xs_tm.T, daxs2, out=dWx)
-        daxs2.sum(axis=0, out=dbx)
-        xp.matmul(h_prev_tm.reshape(T * N, H).T, dahs2, out=dWh)
-        dahs2.sum(axis=0, out=dbh)
-        dxs_tm = (daxs2 @ Wx.T).reshape(T, N, -1)
+        dxs_tm = matmul(daxs2, Wx.T).reshape(T, N, -1)
+        # The weight gradients are only needed at the update: they may wait for an idle core.
+        matmul_later(xs_tm.T, daxs2, out=dWx)
+        matmul_later(h_prev_tm.reshape(T * N, H).T, dahs2, out=dWh)
+        later(lambda: daxs2.sum(axis=0, out=dbx), lambda: dahs2.sum(axis=0, out=dbh))
         return dxs_tm.transpose(1, 0, 2)

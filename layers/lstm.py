@@ -25,8 +25,11 @@ reaching ``c_next`` is the one from the next step plus the one through
     dx  = dA @ Wx.T     dh_prev = dA @ Wh.T
 """
 
+import numpy as np
+
 from common.backend import xp
 from common.functions import sigmoid
+from common.parallel import for_batch_blocks, later, matmul, matmul_later
 from layers._checks import check_float, check_ndim
 
 
@@ -117,7 +120,9 @@ class TimeLSTM:
     derivatives of every step (``i * (1 - i)``, ...) do not depend on the
     upstream gradient, so backward computes them for all steps at once and
     its loop does a few multiplies and one product ``dA @ Wh.T`` per step;
-    the weight gradients are one product each over all steps.
+    the weight gradients are one product each over all steps. The rows of
+    the batch never interact, so the time loops run on blocks of rows, one
+    per core when :mod:`common.parallel` manages the cores (in training).
 
     With ``stateful=True`` the last ``h`` and ``c`` of one ``forward`` are the
     initial state of the next (the gradient still stops at the boundary);
@@ -175,41 +180,57 @@ class TimeLSTM:
                     f"{(N, H)}; call reset_state() when the batch size changes"
                 )
 
-        # One tanh for all four gates: sigmoid(a) = (1 + tanh(a / 2)) / 2, so
-        # with scale = [1/2, 1/2, 1, 1/2] per gate and shift = [1/2, 1/2, 0, 1/2],
-        # gates = scale * tanh(scale * A) + shift gives [i | f | g | o].
-        scale = xp.repeat(xp.asarray([0.5, 0.5, 1.0, 0.5], dtype=Wx.dtype), H)
-        shift = xp.repeat(xp.asarray([0.5, 0.5, 0.0, 0.5], dtype=Wx.dtype), H)
-
         # Time-major inside the layer: each step reads and writes contiguous blocks.
         xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
-        gates = (xs_tm @ Wx).reshape(T, N, 4 * H)  # becomes [i|f|g|o] step by step
+        gates = matmul(xs_tm, Wx).reshape(T, N, 4 * H)  # becomes [i|f|g|o] step by step
         gates += b
         cs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
         tanh_cs = xp.empty((T, N, H), dtype=Wx.dtype)
         hs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
-        h, c = h0, c0
-        for t in range(T):
-            A = gates[t]
-            A += h @ Wh
-            A *= scale
-            xp.tanh(A, out=A)
-            A *= scale
-            A += shift
-            i, f, g, o = A[:, :H], A[:, H : 2 * H], A[:, 2 * H : 3 * H], A[:, 3 * H :]
-            xp.multiply(f, c, out=cs_tm[t])
-            cs_tm[t] += i * g
-            c = cs_tm[t]
-            xp.tanh(c, out=tanh_cs[t])
-            h = xp.multiply(o, tanh_cs[t], out=hs_tm[t])
+        # Rows of the batch are independent: blocks of them may run on separate cores.
+        for_batch_blocks(N, lambda a, z: self._forward_rows(
+            gates[:, a:z], h0[a:z], c0[a:z], cs_tm[:, a:z], tanh_cs[:, a:z], hs_tm[:, a:z]),
+            multiply_adds=T * N * H * 4 * H)
         self.cache = (xs_tm, h0, c0, gates, cs_tm, tanh_cs, hs_tm)
         if self.stateful:
             self.h = hs_tm[-1].copy()
             self.c = cs_tm[-1].copy()
         return hs_tm.transpose(1, 0, 2)
 
+    def _forward_rows(self, gates, h, c, cs, tanh_cs, hs):
+        """The time loop of ``forward`` for one block of rows.
+
+        ``gates`` ``(T, n, 4H)`` holds ``x @ Wx + b`` and is turned into the
+        gate values in place; ``h``, ``c`` ``(n, H)`` are the initial state;
+        ``cs``, ``tanh_cs``, ``hs`` ``(T, n, H)`` are filled.
+        """
+        Wh = self.params[1]
+        H = Wh.shape[0]
+        # All four gates from one exp: sigmoid(a) = 1 / (1 + exp(-a)) and
+        # tanh(a) = 2 * sigmoid(2a) - 1, so with k = [-1, -1, -2, -1] per gate,
+        # 1 / (1 + exp(k * A)) is [i | f | (g + 1) / 2 | o].
+        k = xp.repeat(xp.asarray([-1.0, -1.0, -2.0, -1.0], dtype=Wh.dtype), H)
+        hWh = xp.empty(gates.shape[1:], dtype=Wh.dtype)
+        ig = xp.empty(h.shape, dtype=Wh.dtype)
+        # exp(k * A) overflows to inf for large -k * A; 1 / (1 + inf) = 0 is then exact.
+        with np.errstate(over="ignore"):
+            for t in range(len(gates)):
+                A = gates[t]
+                A += xp.matmul(h, Wh, out=hWh)
+                A *= k
+                xp.exp(A, out=A)
+                A += 1
+                xp.reciprocal(A, out=A)
+                i, f, g, o = A[:, :H], A[:, H : 2 * H], A[:, 2 * H : 3 * H], A[:, 3 * H :]
+                g *= 2
+                g -= 1
+                c = xp.multiply(f, c, out=cs[t])
+                c += xp.multiply(i, g, out=ig)
+                xp.tanh(c, out=tanh_cs[t])
+                h = xp.multiply(o, tanh_cs[t], out=hs[t])
+
     def backward(self, dhs):
-        Wx, Wh, _ = self.params
+        Wx = self.params[0]
         dWx, dWh, db = self.grads
         xs_tm, h0, c0, gates, cs_tm, tanh_cs, hs_tm = self.cache
         T, N, H = hs_tm.shape
@@ -217,38 +238,55 @@ class TimeLSTM:
             raise ValueError(f"dhs must have shape {(N, T, H)}, got {dhs.shape}")
         check_float("dhs", dhs, Wx.dtype)
 
-        g4 = gates.reshape(T, N, 4, H)
-        i, f, g, o = g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3]
-        c_prev_tm = xp.concatenate([c0[None], cs_tm[:-1]], axis=0)
-        # Local derivatives of all steps at once (see the module docstring):
-        #   ds = dc + dh * ds_dh;   [da_i, da_f, da_g] = ds * da_ds;   da_o = dh * dao_dh
-        ds_dh = o * (1 - tanh_cs * tanh_cs)
-        da_ds = xp.empty((T, N, 3, H), dtype=Wx.dtype)
-        xp.multiply(g * i, 1 - i, out=da_ds[:, :, 0])
-        xp.multiply(c_prev_tm * f, 1 - f, out=da_ds[:, :, 1])
-        xp.multiply(i, 1 - g * g, out=da_ds[:, :, 2])
-        dao_dh = tanh_cs * o * (1 - o)
-
         dhs_tm = dhs.transpose(1, 0, 2)
-        das = xp.empty((T, N, 4 * H), dtype=Wx.dtype)
-        das4 = das.reshape(T, N, 4, H)
-        dh = xp.zeros((N, H), dtype=Wx.dtype)
-        dc = xp.zeros((N, H), dtype=Wx.dtype)
-        for t in range(T - 1, -1, -1):
-            # h_t feeds the output at t and the next step: both gradients add.
-            dh = dhs_tm[t] + dh
-            ds = dh * ds_dh[t]
-            ds += dc
-            xp.multiply(ds[:, None, :], da_ds[t], out=das4[t, :, :3])
-            xp.multiply(dh, dao_dh[t], out=das4[t, :, 3])
-            dc = ds * f[t]
-            dh = das[t] @ Wh.T
-        self.dh, self.dc = dh, dc
+        das = xp.empty((T, N, 4 * H), dtype=Wx.dtype)  # [da_i | da_f | da_g | da_o] per step
+        self.dh = xp.empty((N, H), dtype=Wx.dtype)
+        self.dc = xp.empty((N, H), dtype=Wx.dtype)
+        for_batch_blocks(N, lambda a, z: self._backward_rows(
+            dhs_tm[:, a:z], gates[:, a:z], c0[a:z], cs_tm[:, a:z], tanh_cs[:, a:z],
+            das[:, a:z], self.dh[a:z], self.dc[a:z]), multiply_adds=T * N * 4 * H * H)
 
         das2 = das.reshape(T * N, 4 * H)
         h_prev_tm = xp.concatenate([h0[None], hs_tm[:-1]], axis=0).reshape(T * N, H)
-        xp.matmul(xs_tm.T, das2, out=dWx)
-        xp.matmul(h_prev_tm.T, das2, out=dWh)
-        das2.sum(axis=0, out=db)
-        dxs_tm = (das2 @ Wx.T).reshape(T, N, -1)
+        dxs_tm = matmul(das2, Wx.T).reshape(T, N, -1)
+        # The weight gradients are only needed at the update: they may wait for an idle core.
+        matmul_later(xs_tm.T, das2, out=dWx)
+        matmul_later(h_prev_tm.T, das2, out=dWh)
+        later(lambda: das2.sum(axis=0, out=db))
         return dxs_tm.transpose(1, 0, 2)
+
+    def _backward_rows(self, dhs, gates, c0, cs, tanh_cs, das, dh0, dc0):
+        """The time loop of ``backward`` for one block of rows.
+
+        Reads ``dhs`` and the forward values of the block (each ``(T, n, .)``),
+        fills ``das`` ``(T, n, 4H)`` and the initial-state gradients ``dh0``,
+        ``dc0`` ``(n, H)``.
+        """
+        Wh = self.params[1]
+        T, n, H = cs.shape
+        g4 = gates.reshape(T, n, 4, H)
+        i, f, g, o = g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3]
+        c_prev = xp.concatenate([c0[None], cs[:-1]], axis=0)
+        # Local derivatives of all steps at once (see the module docstring):
+        #   ds = dc + dh * ds_dh;   [da_i, da_f, da_g] = ds * da_ds;   da_o = dh * dao_dh
+        ds_dh = o * (1 - tanh_cs * tanh_cs)
+        da_ds = xp.empty((T, n, 3, H), dtype=Wh.dtype)
+        xp.multiply(g * i, 1 - i, out=da_ds[:, :, 0])
+        xp.multiply(c_prev * f, 1 - f, out=da_ds[:, :, 1])
+        xp.multiply(i, 1 - g * g, out=da_ds[:, :, 2])
+        dao_dh = tanh_cs * o * (1 - o)
+
+        dh = xp.zeros((n, H), dtype=Wh.dtype)
+        dc = xp.zeros((n, H), dtype=Wh.dtype)
+        for t in range(T - 1, -1, -1):
+            dA = das[t].reshape(n, 4, H)
+            # h_t feeds the output at t and the next step: both gradients add.
+            dh += dhs[t]
+            ds = dh * ds_dh[t]
+            ds += dc
+            xp.multiply(ds[:, None, :], da_ds[t], out=dA[:, :3])
+            xp.multiply(dh, dao_dh[t], out=dA[:, 3])
+            dc = xp.multiply(ds, f[t], out=dc)
+            xp.matmul(das[t], Wh.T, out=dh)
+        dh0[...] = dh
+        dc0[...] = dc

@@ -14,6 +14,7 @@ both the cell and the time layer use them.
 """
 
 from common.backend import xp
+from common.parallel import later, matmul, matmul_later
 from layers._checks import check_float, check_hidden_state, check_ndim
 
 
@@ -134,7 +135,7 @@ class TimeRNN(_Activation):
         # Time-major inside the layer: each step then reads and writes one
         # contiguous (N, H) block.
         xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
-        a_tm = (xs_tm @ Wx).reshape(T, N, H)
+        a_tm = matmul(xs_tm, Wx).reshape(T, N, H)
         a_tm += b
         hs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
         h = h0
@@ -168,8 +169,9 @@ class TimeRNN(_Activation):
 
         das2 = das.reshape(T * N, H)
         h_prev_tm = xp.concatenate([h0[None], hs_tm[:-1]], axis=0).reshape(T * N, H)
-        xp.matmul(xs_tm.T, das2, out=dWx)
-        xp.matmul(h_prev_tm.T, das2, out=dWh)
-        das2.sum(axis=0, out=db)
-        dxs_tm = (das2 @ Wx.T).reshape(T, N, -1)
+        dxs_tm = matmul(das2, Wx.T).reshape(T, N, -1)
+        # The weight gradients are only needed at the update: they may wait for an idle core.
+        matmul_later(xs_tm.T, das2, out=dWx)
+        matmul_later(h_prev_tm.T, das2, out=dWh)
+        later(lambda: das2.sum(axis=0, out=db))
         return dxs_tm.transpose(1, 0, 2)

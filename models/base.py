@@ -11,6 +11,7 @@ generation.
 import numpy as np
 
 from common.backend import to_cpu, to_gpu
+from common.parallel import deferred
 from common.serialization import load_npz, save_npz
 from models.generate import generate
 
@@ -95,10 +96,16 @@ class LanguageModel:
         return self.loss_layer.forward(self.predict(xs), ts)
 
     def backward(self, dout=1):
-        """Fill ``grads`` with the gradient of the last ``forward``'s loss."""
-        dout = self.loss_layer.backward(dout)
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
+        """Fill ``grads`` with the gradient of the last ``forward``'s loss.
+
+        Layers may leave their weight gradients to an idle core while the
+        input gradients go on down the layers (:func:`common.parallel.deferred`);
+        all of them are complete when this returns.
+        """
+        with deferred():
+            dout = self.loss_layer.backward(dout)
+            for layer in reversed(self.layers):
+                dout = layer.backward(dout)
         return dout
 
     # -- recurrent state ----------------------------------------------------------

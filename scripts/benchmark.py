@@ -22,10 +22,13 @@ sides of a ratio alike. What is measured:
     ``zero_grad(set_to_none=True)``), the same batches from the same
     ``get_batch``, with as many threads as NumPy's BLAS. Target: <= 0.7 x torch.
 
-  NumPy's and PyTorch's thread pools spin for a while after their work; on
-  a small machine the spinning threads of one would slow the other, so the
-  two are timed in alternating blocks, each with its own warm-up, never
-  interleaved call by call.
+  NumPy's (OpenBLAS's) and PyTorch's thread pools spin for a while after
+  their work; on a small machine the spinning threads of one would slow the
+  other, so the floor, rnnlab and torch are timed in alternating blocks,
+  each with its own warm-up and a pause after it, never interleaved call by
+  call. rnnlab's iteration runs as in ``RnnlmTrainer.fit``, inside
+  ``common.parallel.managed()`` (BLAS single-threaded, rnnlab spreading the
+  work over its own threads); the floor is plain NumPy with BLAS's threads.
 * The same for the LSTM model ``models.Rnnlm`` against ``nn.LSTM``.
 * The demo configuration (first 1,000 words of PTB, V = 418, N = 10, T = 5,
   D = H = 100): rnnlab against the textbook implementation in
@@ -65,7 +68,9 @@ for _path in (os.path.join(_ROOT, "tests"), _ROOT):
 import numpy as np  # noqa: E402
 import reference_textbook as textbook  # noqa: E402
 
+from common import blas  # noqa: E402
 from common.optimizer import SGD  # noqa: E402
+from common.parallel import managed  # noqa: E402
 from common.trainer import RnnlmTrainer  # noqa: E402
 from common.util import eval_perplexity  # noqa: E402
 from datasets import ptb  # noqa: E402
@@ -103,39 +108,6 @@ def spread(xs):
 # -- the machine -------------------------------------------------------------------
 
 
-def _openblas_function(suffix):
-    """``<prefix>openblas_<suffix>`` of the OpenBLAS library NumPy has loaded, or None."""
-    import ctypes
-
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {line.split()[-1] for line in f if "openblas" in line.lower()}
-    except OSError:
-        return None
-    for path in sorted(libs):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas_", "openblas_"):
-            for tail in ("64_", ""):
-                fn = getattr(lib, f"{prefix}{suffix}{tail}", None)
-                if fn is not None:
-                    return fn
-    return None
-
-
-def _openblas_threads_via_ctypes():
-    """Ask the OpenBLAS library NumPy has loaded for its thread count."""
-    import ctypes
-
-    fn = _openblas_function("get_num_threads")
-    if fn is None:
-        return None
-    fn.restype = ctypes.c_int
-    return int(fn())
-
-
 def set_blas_threads(n):
     """Limit NumPy's BLAS to ``n`` threads (threadpoolctl, else OpenBLAS via
     ctypes); return whether it worked."""
@@ -145,15 +117,7 @@ def set_blas_threads(n):
         threadpool_limits(limits=n, user_api="blas")
         return True
     except ImportError:
-        pass
-    import ctypes
-
-    fn = _openblas_function("set_num_threads")
-    if fn is None:
-        return False
-    fn.argtypes = [ctypes.c_int]
-    fn(n)
-    return True
+        return blas.set_threads(n)
 
 
 def blas_info():
@@ -174,13 +138,13 @@ def blas_info():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cfg = np.show_config(mode="dicts")
-        blas = cfg["Build Dependencies"]["blas"]
-        desc = f"{blas.get('name')} {blas.get('version')}"
-        if blas.get("openblas configuration"):
-            desc += f" [{blas['openblas configuration']}]"
+        dep = cfg["Build Dependencies"]["blas"]
+        desc = f"{dep.get('name')} {dep.get('version')}"
+        if dep.get("openblas configuration"):
+            desc += f" [{dep['openblas configuration']}]"
     except Exception:  # a description only: never fail on it
         pass
-    threads = _openblas_threads_via_ctypes()
+    threads = blas.get_threads()
     if threads:
         return desc, threads, "OpenBLAS get_num_threads (threadpoolctl not installed)"
     return desc, os.cpu_count() or 1, "os.cpu_count() (threadpoolctl not installed)"
@@ -212,17 +176,25 @@ def round_robin(fns, rounds, warmup, samples):
                 samples[name].append(dt)
 
 
+def settle():
+    """Wait until the idle worker threads of the group just timed (OpenBLAS's,
+    torch's) have stopped spinning, so that they do not slow the next group."""
+    time.sleep(0.25)
+
+
 # -- the models being timed ----------------------------------------------------------
 
 
 def rnnlab_step(model, optimizer, trainer, xs, ts, batch_size, time_size):
-    """One iteration of ``RnnlmTrainer.fit`` (without its bookkeeping)."""
+    """One iteration of ``RnnlmTrainer.fit`` (without its bookkeeping), with
+    the cores managed by rnnlab as in ``fit`` (``common.parallel.managed``)."""
 
     def step():
-        batch_x, batch_t = trainer.get_batch(xs, ts, batch_size, time_size)
-        loss = model.forward(batch_x, batch_t)
-        model.backward()
-        optimizer.update(model.params, model.grads)
+        with managed():
+            batch_x, batch_t = trainer.get_batch(xs, ts, batch_size, time_size)
+            loss = model.forward(batch_x, batch_t)
+            model.backward()
+            optimizer.update(model.params, model.grads)
         return loss
 
     return step
@@ -647,14 +619,14 @@ def main(argv=None):
             first_loss[kind] = {"torch": torch_fns[f"torch {kind}"]()}
         numpy_fns[f"rnnlab {kind}"] = rnnlab_step(model, optimizer, trainer, xs, ts, N, T)
         first_loss.setdefault(kind, {})["rnnlab"] = float(numpy_fns[f"rnnlab {kind}"]())
-    numpy_fns.update(floor_fns)
 
     say("\n== training iteration, V=10000 D=H=100 N=20 T=35 (batch + forward + backward + SGD)")
     samples = defaultdict(list)
     for _ in range(blocks):
-        round_robin(numpy_fns, rounds, warmup, samples)
-        if torch_fns:
-            round_robin(torch_fns, rounds, warmup, samples)
+        for group in (floor_fns, numpy_fns, torch_fns):
+            if group:
+                round_robin(group, rounds, warmup, samples)
+                settle()
     med = {name: median(s) for name, s in samples.items()}
     floor = sum(med[name] for name in floor_fns)
     results["floor_ms"] = {name: med[name] * 1e3 for name in floor_fns}

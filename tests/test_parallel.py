@@ -1,0 +1,199 @@
+"""rnnlab sharing a step's work among the cores (common.parallel).
+
+Real sizes only cross the thresholds at PTB scale, so the ``spread`` fixture
+lowers them: every product is cut into blocks, every recurrent batch into
+row blocks, and weight gradients are deferred to the pool. The results must
+be the plain computation's (within float32 round-off, or exactly where no
+product is re-blocked), gradients must stay exact, and a seed must still
+give one run bit for bit.
+"""
+
+import numpy as np
+import pytest
+
+import common.parallel as parallel
+from common import blas
+from common.gradcheck import check_function
+from common.optimizer import SGD
+from common.trainer import RnnlmTrainer
+from layers import TimeLSTM
+from models import BetterRnnlm, GruRnnlm, SimpleRnnlm
+
+needs_blas_control = pytest.mark.skipif(
+    blas.get_threads() is None,
+    reason="NumPy's BLAS is not an OpenBLAS whose thread count rnnlab can set",
+)
+
+
+@pytest.fixture
+def spread(monkeypatch):
+    """Two threads, and thresholds so low that everything is spread."""
+    monkeypatch.setattr(parallel, "_threads", 2)
+    monkeypatch.setattr(parallel, "BLOCK_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(parallel, "MIN_BATCH_ROWS", 1)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMENTS", 1)
+    monkeypatch.setattr(parallel, "BLOCK_ELEMENTS", 8)
+
+
+@needs_blas_control
+@pytest.mark.parametrize("shape", [(37, 11, 90), (90, 11, 37), (64, 300, 64)])
+def test_matmul_in_blocks_equals_the_plain_product(spread, shape):
+    M, K, N = shape
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    with parallel.managed():
+        c = parallel.matmul(a, b)
+        out = np.empty((M, N), dtype=np.float32)
+        assert parallel.matmul(a, b, out=out) is out
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(out, c)
+    # Outside managed() it is NumPy's own product.
+    np.testing.assert_array_equal(parallel.matmul(a, b), a @ b)
+
+
+@needs_blas_control
+def test_managed_makes_blas_single_threaded_only_while_it_spreads(spread):
+    before = blas.get_threads()
+    a = np.ones((64, 64), dtype=np.float32)
+    with parallel.managed():
+        assert blas.get_threads() == before  # nothing spread yet: BLAS untouched
+        parallel.matmul(a, a)
+        assert blas.get_threads() == 1
+        with parallel.managed():  # nested: the inner exit restores nothing
+            pass
+        assert blas.get_threads() == 1
+    assert blas.get_threads() == before
+
+
+@needs_blas_control
+def test_deferred_work_is_done_when_the_context_ends(spread):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((50, 30)).astype(np.float32)
+    b = rng.standard_normal((30, 70)).astype(np.float32)
+    out = np.zeros((50, 70), dtype=np.float32)
+    order = []
+    with parallel.managed(), parallel.deferred():
+        parallel.matmul_later(a, b, out)
+        parallel.later(lambda: order.append("small, queued behind the product"))
+    assert order == ["small, queued behind the product"]
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-4)
+
+
+@needs_blas_control
+def test_an_error_in_deferred_work_reaches_the_caller(spread):
+    def fail():
+        raise ZeroDivisionError("in a deferred task")
+
+    a = np.ones((40, 40), dtype=np.float32)
+    with pytest.raises(ZeroDivisionError, match="deferred task"):
+        with parallel.managed(), parallel.deferred():
+            parallel.matmul_later(a, a, np.empty_like(a))
+            parallel.later(fail, large=True)
+    # The queue is left empty: the next context starts clean.
+    with parallel.managed(), parallel.deferred():
+        parallel.later(lambda: None, large=True)
+
+
+def test_without_managed_nothing_is_deferred(spread):
+    done = []
+    with parallel.deferred():
+        parallel.later(lambda: done.append(1), large=True)
+        assert done == [1]
+
+
+@needs_blas_control
+def test_batch_blocks_cover_every_row_once(spread):
+    seen = np.zeros(10, dtype=int)
+
+    def work(a, b):
+        seen[a:b] += 1
+
+    with parallel.managed():
+        parallel.for_batch_blocks(10, work, multiply_adds=10)
+    np.testing.assert_array_equal(seen, 1)
+
+
+def lstm(rng, dtype):
+    D, H = 5, 6
+    ws = [rng.standard_normal(s) * 0.5 for s in [(D, 4 * H), (H, 4 * H), (4 * H,)]]
+    return TimeLSTM(*(w.astype(dtype) for w in ws), stateful=True)
+
+
+@needs_blas_control
+def test_lstm_on_batch_blocks_equals_the_whole_batch(spread):
+    rng = np.random.default_rng(2)
+    xs = rng.standard_normal((7, 4, 5)).astype(np.float32)
+    dhs = rng.standard_normal((7, 4, 6)).astype(np.float32)
+    results = []
+    for managed in (False, True):
+        layer = lstm(np.random.default_rng(3), np.float32)
+        out = []
+        for _ in range(2):  # stateful: the second batch starts from the first's state
+            if managed:
+                with parallel.managed(), parallel.deferred():
+                    hs = layer.forward(xs)
+                    dxs = layer.backward(dhs)
+            else:
+                hs = layer.forward(xs)
+                dxs = layer.backward(dhs)
+            out += [hs.copy(), dxs.copy(), layer.dh.copy(), layer.dc.copy()]
+            out += [g.copy() for g in layer.grads]
+        results.append(out)
+    for plain, spread_out in zip(*results, strict=True):
+        np.testing.assert_allclose(spread_out, plain, rtol=1e-5, atol=1e-6)
+
+
+@needs_blas_control
+def test_model_gradients_stay_exact_when_spread(spread):
+    V, N, T = 9, 4, 3
+    rng = np.random.default_rng(4)
+    model = BetterRnnlm(V, 4, 4, num_layers=2, dropout_ratio=0.0, tie_weights=False,
+                        seed=0, dtype=np.float64)
+    for p in model.params:
+        p[...] = rng.standard_normal(p.shape) * 0.5
+    xs = rng.integers(0, V, size=(N, T))
+    ts = rng.integers(0, V, size=(N, T))
+
+    def loss():
+        model.reset_state()
+        with parallel.managed():
+            return model.forward(xs, ts)
+
+    def backward():
+        loss()
+        with parallel.managed():
+            model.backward()  # weight gradients deferred to the pool
+        return [g.copy() for g in model.grads]
+
+    errors = check_function(loss, backward, list(model.params))
+    assert max(errors) < 1e-6, errors
+
+
+@needs_blas_control
+@pytest.mark.parametrize("make", [
+    lambda: SimpleRnnlm(50, 8, 8, seed=0),
+    lambda: GruRnnlm(50, 8, 8, seed=0),
+    lambda: BetterRnnlm(50, 8, 8, num_layers=2, dropout_ratio=0.2, seed=0),
+])
+def test_a_spread_run_is_deterministic_and_close_to_the_plain_one(spread, make):
+    corpus = np.random.default_rng(5).integers(0, 50, size=600)
+
+    def run():
+        model = make()
+        trainer = RnnlmTrainer(model, SGD(1.0))
+        trainer.fit(corpus[:-1], corpus[1:], max_epoch=2, batch_size=6, time_size=5,
+                    max_grad=0.25, verbose=False)
+        return model, trainer.ppl_list
+
+    first, ppl_first = run()
+    second, ppl_second = run()
+    for a, b in zip(first.params, second.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert ppl_first == ppl_second
+
+    with pytest.MonkeyPatch.context() as m:  # the same run with nothing spread
+        m.setattr(parallel, "_threads", 1)
+        plain, ppl_plain = run()
+    for a, b in zip(first.params, plain.params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
