@@ -36,7 +36,7 @@ be written to an ``.npz`` file next to the model's parameters;
 import numpy as np
 
 from common.backend import to_cpu, xp
-from common.parallel import MIN_PARALLEL_ELEMENTS, for_row_blocks
+from common.parallel import for_rows_of
 
 
 class Optimizer:
@@ -255,17 +255,12 @@ class SGD(Optimizer):
         super().__init__(lr)
 
     def _apply(self, params, grads, lr):
-        for p, g in zip(params, grads, strict=True):
-            if p.size < MIN_PARALLEL_ELEMENTS:
-                p -= lr * g
-                continue
+        # By blocks of rows: each temporary ``lr * g`` stays in cache, and the
+        # blocks of large arrays are shared among the cores (common.parallel).
+        def step(k, a, b):
+            params[k][a:b] -= lr * grads[k][a:b]
 
-            # By blocks of rows: each temporary ``lr * g`` stays in cache, and
-            # the blocks are shared among the cores (common.parallel).
-            def step(a, b, p=p, g=g):
-                p[a:b] -= lr * g[a:b]
-
-            for_row_blocks(p.shape[0], p.size // p.shape[0], step)
+        for_rows_of(params, step)
 
 
 class Momentum(Optimizer):

@@ -14,7 +14,8 @@ So rnnlab can take the cores over itself, with a small pool of threads
 * :func:`managed` is a context in which the functions below spread large
   pieces of work over the pool (and BLAS, once they do, runs
   single-threaded). The trainer and ``eval_perplexity`` run inside it.
-* :func:`for_row_blocks` runs an elementwise function over blocks of rows.
+* :func:`for_row_blocks` runs an elementwise function over blocks of rows
+  (:func:`for_rows_of`: of several arrays at once).
 * :func:`for_batch_blocks` runs a recurrent layer's time loop on blocks of
   the batch, one per core.
 * :func:`matmul` computes a large product as blocks of its output.
@@ -177,6 +178,27 @@ def for_row_blocks(n_rows, row_size, work):
     bounds = [(s, min(s + rows_per_block, n_rows)) for s in range(0, n_rows, rows_per_block)]
     tasks = [(lambda a=a, b=b: work(a, b)) for a, b in bounds]
     _run_all(tasks, use_pool=n_rows * row_size >= MIN_PARALLEL_ELEMENTS)
+
+
+def for_rows_of(arrays, work):
+    """Call ``work(k, start, stop)`` on blocks of rows of every ``arrays[k]``.
+
+    Small arrays are one block each; large ones are cut as in
+    :func:`for_row_blocks`. All blocks of all arrays go to the threads in
+    one hand-off (an optimizer step over a model's parameters, say).
+    """
+    tasks, large = [], False
+    for k, a in enumerate(arrays):
+        n_rows = a.shape[0]
+        if a.size < MIN_PARALLEL_ELEMENTS:
+            tasks.append(lambda k=k, n=n_rows: work(k, 0, n))
+            continue
+        large = True
+        rows_per_block = max(1, BLOCK_ELEMENTS // max(a.size // n_rows, 1))
+        for s in range(0, n_rows, rows_per_block):
+            e = min(s + rows_per_block, n_rows)
+            tasks.append(lambda k=k, s=s, e=e: work(k, s, e))
+    _run_all(tasks, use_pool=large)
 
 
 def for_batch_blocks(n_rows, work, multiply_adds):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from common.backend import xp
-from common.parallel import MIN_PARALLEL_ELEMENTS, for_row_blocks, managed
+from common.parallel import managed
 
 
 def clip_grads(grads, max_norm):
@@ -16,33 +16,16 @@ def clip_grads(grads, max_norm):
     before clipping (``inf`` or ``nan`` if a gradient is not finite; the
     grads are then left as they are).
     """
-    # Both passes go by blocks of rows, shared among the cores for large
-    # arrays (common.parallel); the partial sums are added in block order,
-    # so the norm does not depend on the thread count.
-    partial = {}
-    for k, g in enumerate(grads):
-        def square_sum(a, b, k=k, g=g):
-            flat = g[a:b].reshape(-1)
-            partial[k, a] = float(flat @ flat)  # one BLAS dot, no temporary array
-
-        _by_rows(g, square_sum)
-    norm = math.sqrt(sum(partial[key] for key in sorted(partial)))
+    total = 0.0
+    for g in grads:
+        flat = g.reshape(-1)
+        total += float(flat @ flat)  # one BLAS dot, no temporary array
+    norm = math.sqrt(total)
     if math.isfinite(norm) and norm > max_norm:
         rate = max_norm / (norm + 1e-6)
         for g in grads:
-            def scale(a, b, g=g):
-                g[a:b] *= g.dtype.type(rate)
-
-            _by_rows(g, scale)
+            g *= g.dtype.type(rate)
     return norm
-
-
-def _by_rows(a, work):
-    """``work(start, stop)`` over row blocks of ``a`` (all rows at once if small)."""
-    if a.size < MIN_PARALLEL_ELEMENTS:
-        work(0, a.shape[0])
-    else:
-        for_row_blocks(a.shape[0], a.size // a.shape[0], work)
 
 
 def eval_perplexity(model, corpus, batch_size=10, time_size=35):
