@@ -34,6 +34,8 @@ The thread count is the number of CPUs this process may use (at most 8),
 or the ``RNNLAB_NUM_THREADS`` environment variable, read on first use.
 """
 
+import contextvars
+import functools
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -156,7 +158,9 @@ def _run_all(tasks, use_pool):
         for task in tasks[j::k]:
             task()
 
-    helpers = [_get_pool().submit(share, j) for j in range(1, k)]
+    # Each thread runs in a copy of this thread's context, so that NumPy's
+    # errstate (a context variable) set around the call holds in the pool too.
+    helpers = [_get_pool().submit(contextvars.copy_context().run, share, j) for j in range(1, k)]
     try:
         share(0)
     finally:
@@ -307,7 +311,8 @@ def later(*tasks, large=False):
             task()
         return
     _take_cores()
-    _later.extend(tasks)
+    # Each task runs in a copy of the caller's context (NumPy's errstate included).
+    _later.extend(functools.partial(contextvars.copy_context().run, task) for task in tasks)
     _helpers = [f for f in _helpers if not f.done()]
     if len(_helpers) < num_threads() - 1:
         _helpers.append(_get_pool().submit(_drain_later))

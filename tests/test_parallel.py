@@ -8,6 +8,8 @@ product is re-blocked), gradients must stay exact, and a seed must still
 give one run bit for bit.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -197,3 +199,34 @@ def test_a_spread_run_is_deterministic_and_close_to_the_plain_one(spread, make):
         plain, ppl_plain = run()
     for a, b in zip(first.params, plain.params, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+@needs_blas_control
+def test_pool_threads_keep_the_callers_errstate(spread):
+    big = np.full((16, 4), 1e4, dtype=np.float32)
+    out = np.empty_like(big)
+
+    def work(a, b):
+        np.exp(big[a:b], out=out[a:b])  # overflows to inf: a warning unless ignored
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="ignore"), parallel.managed():
+            parallel.for_row_blocks(16, 4, work)
+            with parallel.deferred():
+                parallel.later(lambda: work(0, 16), large=True)
+    assert np.isinf(out).all()
+
+
+def test_huge_logits_on_a_pool_thread_give_no_warning(monkeypatch):
+    from layers import TimeSoftmaxWithLoss
+
+    monkeypatch.setattr(parallel, "_threads", 2)
+    rng = np.random.default_rng(6)
+    xs = rng.standard_normal((8, 16, 10000)).astype(np.float32)
+    xs[2, 0] *= 1e4  # row 32: in the second block of rows, which a pool thread takes
+    ts = rng.integers(0, 10000, size=(8, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = TimeSoftmaxWithLoss().forward(xs, ts)
+    assert np.isfinite(loss)
