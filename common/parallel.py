@@ -263,6 +263,8 @@ def deferred():
     then re-raises the first exception a task raised.
     """
     global _deferred_depth
+    if _deferred_depth == 0:
+        _forget_interrupted()
     _deferred_depth += 1
     try:
         yield
@@ -270,6 +272,20 @@ def deferred():
         _deferred_depth -= 1
         if _deferred_depth == 0:
             _finish_later()
+
+
+def _forget_interrupted():
+    """Drop what an interrupted context (Ctrl-C while it finished) left queued.
+
+    Its tasks belong to a step that never completed; left in the queue they
+    could overwrite the next step's gradients.
+    """
+    global _helpers
+    _later.clear()
+    for f in _helpers:
+        f.exception()  # wait for a task still running; its outcome is moot
+    _helpers = []
+    _errors.clear()
 
 
 def _drain_later():

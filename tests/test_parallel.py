@@ -230,3 +230,12 @@ def test_huge_logits_on_a_pool_thread_give_no_warning(monkeypatch):
         warnings.simplefilter("error")
         loss = TimeSoftmaxWithLoss().forward(xs, ts)
     assert np.isfinite(loss)
+
+
+@needs_blas_control
+def test_work_left_by_an_interrupted_context_is_dropped(spread):
+    stale = []
+    parallel._later.append(lambda: stale.append("from a step that never finished"))
+    with parallel.managed(), parallel.deferred():
+        pass
+    assert stale == [] and not parallel._later
