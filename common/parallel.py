@@ -31,7 +31,9 @@ results are bit-for-bit deterministic for a given thread count. Outside
 :func:`managed` (or with one thread) products go to BLAS whole.
 
 The thread count is the number of CPUs this process may use (at most 8),
-or the ``RNNLAB_NUM_THREADS`` environment variable, read on first use.
+or the ``RNNLAB_NUM_THREADS`` environment variable, read on first use. The
+contexts keep their state per process: train one model at a time in a
+process (from one thread), as the trainer does.
 """
 
 import contextvars
