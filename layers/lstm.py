@@ -29,8 +29,9 @@ import numpy as np
 
 from common.backend import xp
 from common.functions import sigmoid
-from common.parallel import for_batch_blocks, later, matmul, matmul_later
+from common.parallel import for_batch_blocks, matmul
 from layers._checks import check_float, check_ndim
+from layers._time_grads import input_and_weight_grads
 
 
 def _check_weights(Wx, Wh, b):
@@ -231,7 +232,6 @@ class TimeLSTM:
 
     def backward(self, dhs):
         Wx = self.params[0]
-        dWx, dWh, db = self.grads
         xs_tm, h0, c0, gates, cs_tm, tanh_cs, hs_tm = self.cache
         T, N, H = hs_tm.shape
         if dhs.shape != (N, T, H):
@@ -246,14 +246,7 @@ class TimeLSTM:
             dhs_tm[:, a:z], gates[:, a:z], c0[a:z], cs_tm[:, a:z], tanh_cs[:, a:z],
             das[:, a:z], self.dh[a:z], self.dc[a:z]), multiply_adds=T * N * 4 * H * H)
 
-        das2 = das.reshape(T * N, 4 * H)
-        h_prev_tm = xp.concatenate([h0[None], hs_tm[:-1]], axis=0).reshape(T * N, H)
-        dxs_tm = matmul(das2, Wx.T).reshape(T, N, -1)
-        # The weight gradients are only needed at the update: they may wait for an idle core.
-        matmul_later(xs_tm.T, das2, out=dWx)
-        matmul_later(h_prev_tm.T, das2, out=dWh)
-        later(lambda: das2.sum(axis=0, out=db))
-        return dxs_tm.transpose(1, 0, 2)
+        return input_and_weight_grads(das, xs_tm, h0, hs_tm, Wx, self.grads)
 
     def _backward_rows(self, dhs, gates, c0, cs, tanh_cs, das, dh0, dc0):
         """The time loop of ``backward`` for one block of rows.

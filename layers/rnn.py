@@ -14,8 +14,9 @@ both the cell and the time layer use them.
 """
 
 from common.backend import xp
-from common.parallel import later, matmul, matmul_later
+from common.parallel import matmul
 from layers._checks import check_float, check_hidden_state, check_ndim
+from layers._time_grads import input_and_weight_grads
 
 
 class _Activation:
@@ -151,7 +152,6 @@ class TimeRNN(_Activation):
 
     def backward(self, dhs):
         Wx, Wh, _ = self.params
-        dWx, dWh, db = self.grads
         xs_tm, h0, hs_tm = self.cache
         T, N, H = hs_tm.shape
         if dhs.shape != (N, T, H):
@@ -167,11 +167,4 @@ class TimeRNN(_Activation):
             dh = das[t] @ Wh.T
         self.dh = dh
 
-        das2 = das.reshape(T * N, H)
-        h_prev_tm = xp.concatenate([h0[None], hs_tm[:-1]], axis=0).reshape(T * N, H)
-        dxs_tm = matmul(das2, Wx.T).reshape(T, N, -1)
-        # The weight gradients are only needed at the update: they may wait for an idle core.
-        matmul_later(xs_tm.T, das2, out=dWx)
-        matmul_later(h_prev_tm.T, das2, out=dWh)
-        later(lambda: das2.sum(axis=0, out=db))
-        return dxs_tm.transpose(1, 0, 2)
+        return input_and_weight_grads(das, xs_tm, h0, hs_tm, Wx, self.grads)
