@@ -173,6 +173,17 @@ def _run_all(tasks, use_pool):
             raise error
 
 
+def _row_bounds(n_rows, row_size):
+    """Consecutive ``(start, stop)`` blocks of about BLOCK_ELEMENTS elements."""
+    rows_per_block = max(1, BLOCK_ELEMENTS // max(row_size, 1))
+    return [(s, min(s + rows_per_block, n_rows)) for s in range(0, n_rows, rows_per_block)]
+
+
+def _even_bounds(length, n_blocks):
+    """``(start, stop)`` of ``n_blocks`` blocks as equal as can be, covering ``length``."""
+    return [(length * k // n_blocks, length * (k + 1) // n_blocks) for k in range(n_blocks)]
+
+
 def for_row_blocks(n_rows, row_size, work):
     """Call ``work(start, stop)`` for consecutive blocks of ``n_rows`` rows.
 
@@ -180,9 +191,7 @@ def for_row_blocks(n_rows, row_size, work):
     problems run in the calling thread; large ones are shared among the
     threads of a pool that lives as long as the process.
     """
-    rows_per_block = max(1, BLOCK_ELEMENTS // max(row_size, 1))
-    bounds = [(s, min(s + rows_per_block, n_rows)) for s in range(0, n_rows, rows_per_block)]
-    tasks = [(lambda a=a, b=b: work(a, b)) for a, b in bounds]
+    tasks = [(lambda a=a, b=b: work(a, b)) for a, b in _row_bounds(n_rows, row_size)]
     _run_all(tasks, use_pool=n_rows * row_size >= MIN_PARALLEL_ELEMENTS)
 
 
@@ -200,10 +209,8 @@ def for_rows_of(arrays, work):
             tasks.append(lambda k=k, n=n_rows: work(k, 0, n))
             continue
         large = True
-        rows_per_block = max(1, BLOCK_ELEMENTS // max(a.size // n_rows, 1))
-        for s in range(0, n_rows, rows_per_block):
-            e = min(s + rows_per_block, n_rows)
-            tasks.append(lambda k=k, s=s, e=e: work(k, s, e))
+        tasks += [(lambda k=k, s=s, e=e: work(k, s, e))
+                  for s, e in _row_bounds(n_rows, a.size // n_rows)]
     _run_all(tasks, use_pool=large)
 
 
@@ -221,8 +228,7 @@ def for_batch_blocks(n_rows, work, multiply_adds):
     large = multiply_adds >= BLOCK_MULTIPLY_ADDS
     k = num_threads() if large and _can_spread() and not _busy() else 1
     k = max(1, min(k, n_rows // MIN_BATCH_ROWS))
-    bounds = [(n_rows * j // k, n_rows * (j + 1) // k) for j in range(k)]
-    _run_all([(lambda a=a, b=b: work(a, b)) for a, b in bounds], use_pool=True)
+    _run_all([(lambda a=a, b=b: work(a, b)) for a, b in _even_bounds(n_rows, k)], use_pool=True)
 
 
 def _product_blocks(a, b, out, max_blocks):
@@ -233,7 +239,7 @@ def _product_blocks(a, b, out, max_blocks):
     # Cut the longer side of the output, so that each block is a well-shaped product.
     length = max(M, N)
     n_blocks = min(n_blocks, max(1, length // 16))
-    bounds = [(length * k // n_blocks, length * (k + 1) // n_blocks) for k in range(n_blocks)]
+    bounds = _even_bounds(length, n_blocks)
     if N >= M:
         return [
             (lambda s=s, e=e: xp.matmul(a, b[:, s:e], out=out[:, s:e])) for s, e in bounds
@@ -314,6 +320,12 @@ def _finish_later():
         raise error
 
 
+def _defers(large):
+    """Whether :func:`later` queues work now: inside :func:`deferred`, with
+    the cores managed, and either large or behind work already queued."""
+    return _deferred_depth > 0 and _can_spread() and (large or _busy())
+
+
 def later(*tasks, large=False):
     """Do each function in ``tasks`` now, or, inside :func:`deferred` while
     rnnlab manages the cores, queue it for an idle core.
@@ -324,7 +336,7 @@ def later(*tasks, large=False):
     only write arrays nobody reads before then.
     """
     global _helpers
-    if _deferred_depth == 0 or not _can_spread() or not (large or _busy()):
+    if not _defers(large):
         for task in tasks:
             task()
         return
@@ -339,7 +351,7 @@ def later(*tasks, large=False):
 def matmul_later(a, b, out):
     """``out[...] = a @ b``, queued with :func:`later` (as blocks, if large)."""
     large = _multiply_adds(a, b) >= BLOCK_MULTIPLY_ADDS
-    if _deferred_depth == 0 or not _can_spread() or not (large or _busy()):
+    if not _defers(large):
         matmul(a, b, out=out)
         return
     # Several blocks per thread, so that whichever thread is free takes the next.
