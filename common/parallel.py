@@ -202,6 +202,10 @@ def for_rows_of(arrays, work):
     :func:`for_row_blocks`. All blocks of all arrays go to the threads in
     one hand-off (an optimizer step over a model's parameters, say).
     """
+    if all(a.size < MIN_PARALLEL_ELEMENTS for a in arrays):
+        for k, a in enumerate(arrays):
+            work(k, 0, a.shape[0])
+        return
     tasks, large = [], False
     for k, a in enumerate(arrays):
         n_rows = a.shape[0]

@@ -29,6 +29,8 @@ def check_ids(name, ids, vocab_size, ignore_label=None):
         raise TypeError(f"{name} must hold integer word ids, got dtype {ids.dtype}")
     if ids.size == 0:
         return
+    if 0 <= int(ids.min()) and int(ids.max()) < vocab_size:
+        return  # the usual case, settled without the ignore_label mask
     valid = ids if ignore_label is None else ids[ids != ignore_label]
     if valid.size == 0:
         return

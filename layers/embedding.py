@@ -4,29 +4,24 @@ from common.backend import xp
 from common.parallel import later
 from layers._checks import check_ids, check_ndim
 
-# Above this many ids, sorting them once and summing each word's rows with
-# one reduceat beats add.at (measured on NumPy 2.4: 48 vs 57 us for 50 ids of
-# 100 dims, 0.77 vs 1.0 ms for 400 ids of 200; 40 vs 16 us for 10 ids).
-_SORT_ABOVE = 32
-
 
 def _scatter_add(dW, ids, rows):
     """``dW[ids[k]] += rows[k]`` for every k, repeated ids accumulating.
 
     ``dW[ids] += rows`` would keep only one row per repeated id, so the
-    accumulation needs ``add.at`` or, for many ids, a sort and a segmented
-    sum (the two may differ in the last bit; each is deterministic).
+    accumulation needs ``add.at``. On the flattened array it takes NumPy's
+    fast one-dimensional path: measured on NumPy 2.4, 33 vs 74 us for 50 ids
+    of 100 dims (row-wise ``add.at``), 0.73 vs 1.26 ms for 400 ids of 200
+    (sorting the ids and summing each word's rows with ``reduceat``). The
+    rows are added in the order of ``ids``: deterministic.
     """
     dW[...] = 0
-    if ids.size < _SORT_ABOVE:
+    if not dW.flags.c_contiguous:  # no flat view to write through
         xp.add.at(dW, ids, rows)
         return
-    order = xp.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    first = xp.ones(ids.size, dtype=bool)
-    first[1:] = sorted_ids[1:] != sorted_ids[:-1]
-    starts = xp.flatnonzero(first)
-    dW[sorted_ids[starts]] = xp.add.reduceat(rows[order], starts, axis=0)
+    D = dW.shape[1]
+    flat_ids = (ids.astype(xp.intp)[:, None] * D + xp.arange(D)).reshape(-1)
+    xp.add.at(dW.reshape(-1), flat_ids, rows.reshape(-1))
 
 
 class Embedding:
