@@ -56,8 +56,14 @@ BLOCK_ELEMENTS = 1 << 18
 # more than handing it to a thread (~0.1 ms).
 BLOCK_MULTIPLY_ADDS = 1 << 24
 MAX_BLOCKS = 8
-# A recurrent layer's batch is only cut into blocks of at least this many rows.
+# A recurrent layer's batch is only cut into blocks of at least this many
+# rows, whose product of one step has at least this many multiply-adds: the
+# two threads' many small NumPy calls per step contend for the GIL, which
+# only a long product per step repays (measured, LSTM forward + backward:
+# H = 100, 10 rows a block, 18.5 vs 12 ms whole; H = 200, 15.5 ms either
+# way; H = 650, 175 vs 200 ms).
 MIN_BATCH_ROWS = 4
+MIN_STEP_MULTIPLY_ADDS = 1 << 22
 
 _pool = None
 _threads = None
@@ -218,21 +224,21 @@ def for_rows_of(arrays, work):
     _run_all(tasks, use_pool=large)
 
 
-def for_batch_blocks(n_rows, work, multiply_adds):
+def for_batch_blocks(n_rows, work, row_multiply_adds):
     """Call ``work(start, stop)`` on blocks of a batch of ``n_rows`` independent rows.
 
     The rows of a recurrent layer's batch never interact, so each block can
     run the whole time loop on its own core: one hand-off per layer call,
-    not per step. Only while rnnlab manages the cores, none is busy with
-    deferred work and the loop is large (``multiply_adds`` of its products
-    at least BLOCK_MULTIPLY_ADDS) is the batch cut (one block per thread,
-    each of at least MIN_BATCH_ROWS rows); otherwise ``work(0, n_rows)``
-    runs here.
+    not per step. ``row_multiply_adds`` is what one row costs in one step's
+    product (``H * 4H`` for an LSTM). Only while rnnlab manages the cores
+    and none is busy with deferred work is the batch cut, into at most one
+    block per thread, each of at least MIN_BATCH_ROWS rows and
+    MIN_STEP_MULTIPLY_ADDS per step; otherwise ``work(0, n_rows)`` runs here.
     """
-    large = multiply_adds >= BLOCK_MULTIPLY_ADDS
-    k = num_threads() if large and _can_spread() and not _busy() else 1
-    k = max(1, min(k, n_rows // MIN_BATCH_ROWS))
-    _run_all([(lambda a=a, b=b: work(a, b)) for a, b in _even_bounds(n_rows, k)], use_pool=True)
+    k = num_threads() if _can_spread() and not _busy() else 1
+    k = min(k, n_rows // MIN_BATCH_ROWS, n_rows * row_multiply_adds // MIN_STEP_MULTIPLY_ADDS)
+    _run_all([(lambda a=a, b=b: work(a, b)) for a, b in _even_bounds(n_rows, max(1, k))],
+             use_pool=True)
 
 
 def _product_blocks(a, b, out, max_blocks):

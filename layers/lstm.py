@@ -191,7 +191,7 @@ class TimeLSTM:
         # Rows of the batch are independent: blocks of them may run on separate cores.
         for_batch_blocks(N, lambda a, z: self._forward_rows(
             gates[:, a:z], h0[a:z], c0[a:z], cs_tm[:, a:z], tanh_cs[:, a:z], hs_tm[:, a:z]),
-            multiply_adds=T * N * H * 4 * H)
+            row_multiply_adds=H * 4 * H)
         self.cache = (xs_tm, h0, c0, gates, cs_tm, tanh_cs, hs_tm)
         if self.stateful:
             self.h = hs_tm[-1].copy()
@@ -244,7 +244,7 @@ class TimeLSTM:
         self.dc = xp.empty((N, H), dtype=Wx.dtype)
         for_batch_blocks(N, lambda a, z: self._backward_rows(
             dhs_tm[:, a:z], gates[:, a:z], c0[a:z], cs_tm[:, a:z], tanh_cs[:, a:z],
-            das[:, a:z], self.dh[a:z], self.dc[a:z]), multiply_adds=T * N * 4 * H * H)
+            das[:, a:z], self.dh[a:z], self.dc[a:z]), row_multiply_adds=H * 4 * H)
 
         return input_and_weight_grads(das, xs_tm, h0, hs_tm, Wx, self.grads)
 

@@ -33,6 +33,7 @@ def spread(monkeypatch):
     monkeypatch.setattr(parallel, "_threads", 2)
     monkeypatch.setattr(parallel, "BLOCK_MULTIPLY_ADDS", 1)
     monkeypatch.setattr(parallel, "MIN_BATCH_ROWS", 1)
+    monkeypatch.setattr(parallel, "MIN_STEP_MULTIPLY_ADDS", 1)
     monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMENTS", 1)
     monkeypatch.setattr(parallel, "BLOCK_ELEMENTS", 8)
 
@@ -112,7 +113,7 @@ def test_batch_blocks_cover_every_row_once(spread):
         seen[a:b] += 1
 
     with parallel.managed():
-        parallel.for_batch_blocks(10, work, multiply_adds=10)
+        parallel.for_batch_blocks(10, work, row_multiply_adds=10)
     np.testing.assert_array_equal(seen, 1)
 
 
