@@ -21,6 +21,11 @@ sides of a ratio alike. What is measured:
     nn.Linear -> F.cross_entropy, carried detached state, torch.optim.SGD,
     ``zero_grad(set_to_none=True)``), the same batches from the same
     ``get_batch``, with as many threads as NumPy's BLAS. Target: <= 0.7 x torch.
+  - a *two-core bound*: the floor's products as BLAS runs them and its exp
+    shared perfectly among the threads, everything else counted as free
+    (for the LSTM plus its own products). No NumPy implementation can beat
+    it; the report says how far rnnlab is from it, and how close to it the
+    torch target would require.
 
   NumPy's (OpenBLAS's) and PyTorch's thread pools spin for a while after
   their work; on a small machine the spinning threads of one would slow the
@@ -32,7 +37,10 @@ sides of a ratio alike. What is measured:
 * The same for the LSTM model ``models.Rnnlm`` against ``nn.LSTM``.
 * The demo configuration (first 1,000 words of PTB, V = 418, N = 10, T = 5,
   D = H = 100): rnnlab against the textbook implementation in
-  ``tests/reference_textbook.py``. Target: >= 3 x fewer microseconds.
+  ``tests/reference_textbook.py``. Target: >= 3 x fewer microseconds. Timed
+  beside them, as a bound, the same step written as one plain NumPy function
+  (:func:`lean_step`): how much faster than the textbook NumPy code of any
+  structure gets.
 * ``eval_perplexity`` on PTB valid: tokens per second.
 * Memory: peak resident set of a full-PTB epoch, run by ``RnnlmTrainer.fit``
   in a child process (``--quick``: a slice of the epoch); the largest single
@@ -215,6 +223,71 @@ def textbook_step(model, optimizer, fetch, xs, ts, batch_size, time_size):
         loss = model.forward(batch_x, batch_t)
         model.backward()
         optimizer.update(model.params, model.grads)
+        return loss
+
+    return step
+
+
+def lean_step(ours, xs, ts, batch_size, time_size):
+    """SimpleRnnlm's iteration written as one plain NumPy function, as a bound.
+
+    No layers, no input checks, no thread pool: the fewest NumPy calls we
+    could write the model's step with (embedding rows, one input product,
+    ``T`` recurrent steps, one output product, softmax with loss, the
+    backward products, an SGD update that scatters straight into the
+    embedding). It starts from a copy of ``ours``'s weights and reads the
+    batches as ``RnnlmTrainer.get_batch`` does. It shows how far any NumPy
+    implementation of the demo step can be from the textbook's, whatever
+    its structure. Returns ``step``; ``step()`` returns the loss.
+    """
+    E, Wx, Wh, b, Wa, ba = ours.params
+    E, Wx, Wh, b = E.copy(), Wx.copy(), Wh.copy(), b.copy()
+    Wab = np.concatenate([Wa, ba[None]])  # bias folded into the product (a copy)
+    V, D = E.shape
+    H = Wh.shape[0]
+    N, T = batch_size, time_size
+    hs = np.empty((T + 1, N, H), dtype=np.float32)  # time-major, hs[0] = carried state
+    hs[0] = 0
+    h1 = np.empty((T * N, H + 1), dtype=np.float32)  # [h, 1] of every step
+    h1[:, H] = 1
+    rows = np.arange(T * N)
+    lr = np.float32(LR)
+    scale = np.float32(1 / (T * N))
+    fetch = RnnlmTrainer(None, None)
+
+    def step():
+        batch_x, batch_t = fetch.get_batch(xs, ts, N, T)
+        ids, targets = batch_x.T.reshape(-1), batch_t.T.reshape(-1)  # time-major
+        x = E[ids]
+        a = (x @ Wx + b).reshape(T, N, H)
+        for t in range(T):
+            at = a[t]
+            at += hs[t] @ Wh
+            np.tanh(at, out=hs[t + 1])
+        h1[:, :H] = hs[1:].reshape(T * N, H)
+        y = h1 @ Wab
+        y -= y.max(axis=1, keepdims=True)
+        np.exp(y, out=y)
+        s = y.sum(axis=1)
+        loss = float(np.log(s).sum() - np.log(y[rows, targets]).sum()) * float(scale)
+        y *= (scale / s)[:, None]
+        y[rows, targets] -= scale
+        dWab = h1.T @ y
+        dh_all = (y @ Wab[:H].T).reshape(T, N, H)
+        da = np.empty((T, N, H), dtype=np.float32)
+        dh = np.zeros((N, H), dtype=np.float32)
+        for t in range(T - 1, -1, -1):
+            d = np.add(dh_all[t], dh, out=da[t])
+            d *= 1 - hs[t + 1] * hs[t + 1]
+            dh = d @ Wh.T
+        da2 = da.reshape(T * N, H)
+        dWx, dWh = x.T @ da2, hs[:T].reshape(T * N, H).T @ da2
+        db, dx = da2.sum(axis=0), da2 @ Wx.T
+        hs[0] = hs[T]  # stateful
+        np.subtract.at(E.reshape(-1), (ids[:, None] * D + np.arange(D)).reshape(-1),
+                       (lr * dx).reshape(-1))
+        for p, g in ((Wx, dWx), (Wh, dWh), (b, db), (Wab, dWab)):
+            p -= lr * g
         return loss
 
     return step
@@ -608,6 +681,20 @@ def main(argv=None):
         "exp": lambda: np.exp(fdy, out=fbuf),
     }
 
+    # The LSTM's own products (4H = 400 gate columns), for its bound below.
+    g4 = 4 * H
+    lx = rng.standard_normal((N * T, D)).astype(np.float32)
+    lWx = rng.standard_normal((D, g4)).astype(np.float32)
+    ldA = rng.standard_normal((N * T, g4)).astype(np.float32)
+    lh = rng.standard_normal((N, H)).astype(np.float32)
+    lWh = rng.standard_normal((H, g4)).astype(np.float32)
+    lstm_fns = {
+        "lstm xs @ Wx": lambda: lx @ lWx,
+        "lstm xs.T @ dA": lambda: lx.T @ ldA,
+        "lstm dA @ Wx.T": lambda: ldA @ lWx.T,
+        "lstm h @ Wh": lambda: lh @ lWh,
+    }
+
     numpy_fns, torch_fns, first_loss, copied = {}, {}, {}, {}
     models = {"rnn": SimpleRnnlm(V, D, H, seed=0)}
     try:
@@ -632,7 +719,7 @@ def main(argv=None):
     say("\n== training iteration, V=10000 D=H=100 N=20 T=35 (batch + forward + backward + SGD)")
     samples = defaultdict(list)
     for _ in range(blocks):
-        for group in (floor_fns, numpy_fns, torch_fns):
+        for group in ({**floor_fns, **lstm_fns}, numpy_fns, torch_fns):
             if group:
                 round_robin(group, rounds, warmup, samples)
                 settle()
@@ -644,6 +731,8 @@ def main(argv=None):
         q1, q3 = spread(samples[name])
         say(f"floor  {name:10s} {fmt_ms(med[name])}   (IQR {q1 * 1e3:.2f} - {q3 * 1e3:.2f})")
     say(f"floor  {'total':10s} {fmt_ms(floor)}   (sum of the four medians)")
+    say("LSTM products (for its bound): " + ", ".join(
+        f"{name[5:]} {med[name] * 1e3:.3f}" for name in lstm_fns) + " ms")
 
     # Contention only ever adds time, so the 10th percentile is the least
     # disturbed estimate; printed beside the medians as a noise check.
@@ -651,6 +740,18 @@ def main(argv=None):
            for name, s in samples.items()}
     low_floor = sum(low[name] for name in floor_fns)
     results["floor_ms"]["total_p10"] = low_floor * 1e3
+
+    # A bound no NumPy implementation on these cores can beat: the floor's
+    # products as BLAS runs them (on all its threads) and its exp shared
+    # perfectly among the threads; for the LSTM also its own products (input
+    # projection, dx, dWx, dWh, and 2T recurrent products, those shared
+    # perfectly too). Everything else (tanh, gates, row sums, update, Python)
+    # counts as free, so the bound is below what can really be reached.
+    pool = machine["rnnlab_elementwise_threads"] or 1
+    bound = {"rnn": med["x @ W"] + med["x.T @ dy"] + med["dy @ W.T"] + med["exp"] / pool}
+    bound["lstm"] = (bound["rnn"] + med["lstm xs @ Wx"] + 2 * med["lstm xs.T @ dA"]
+                     + med["lstm dA @ Wx.T"] + 2 * T * med["lstm h @ Wh"] / pool)
+    results["bound_ms"] = {kind: b * 1e3 for kind, b in bound.items()}
     for kind in models:
         ours = med[f"rnnlab {kind}"]
         q1, q3 = spread(samples[f"rnnlab {kind}"])
@@ -676,6 +777,12 @@ def main(argv=None):
             say(f"{label}   rnnlab / torch = {ours / theirs:.3f} (target <= {TARGET_TORCH}: "
                 f"{target(f'{kind}: rnnlab / torch', ours / theirs, TARGET_TORCH)}); "
                 f"with 10th percentiles {entry['ratio_to_torch_p10']:.3f}")
+            need = TARGET_TORCH * theirs
+            entry.update(bound_ms=bound[kind] * 1e3, ratio_to_bound=ours / bound[kind],
+                         torch_target_over_bound=need / bound[kind])
+            say(f"{label}   two-core bound {bound[kind] * 1e3:.2f} ms: rnnlab / bound = "
+                f"{ours / bound[kind]:.3f}; the torch target needs <= {need * 1e3:.2f} ms "
+                f"= {need / bound[kind]:.3f} x bound")
             note = "same weights" if copied[kind] else "weights not copied: losses differ"
             say(f"{label} first-batch loss: rnnlab {first_loss[kind]['rnnlab']:.5f}, "
                 f"torch {first_loss[kind]['torch']:.5f} ({note})")
@@ -714,24 +821,37 @@ def main(argv=None):
     ours_opt = SGD(lr=LR)
     ref_model = textbook.SimpleRnnlm(sv, D, H, seed=0)
     ref_model.load_params(ours.params)
+    # The lean bound starts from the same weights; its first loss must be ours.
+    lean = lean_step(ours, sxs, sts, SMALL_N, SMALL_T)
+    first_x, first_t = RnnlmTrainer(None, None).get_batch(sxs, sts, SMALL_N, SMALL_T)
+    ours_first = float(ours.forward(first_x, first_t))
+    ours.reset_state()
+    lean_first = lean()
     small_fns = {
         "rnnlab": rnnlab_step(ours, ours_opt, RnnlmTrainer(ours, ours_opt), sxs, sts,
                               SMALL_N, SMALL_T),
         "textbook": textbook_step(ref_model, textbook.SGD(lr=LR), textbook.BatchFetcher(),
                                   sxs, sts, SMALL_N, SMALL_T),
+        "lean": lean,
     }
     small_samples = defaultdict(list)
     round_robin(small_fns, small_rounds, small_warmup, small_samples)
     us = {name: median(s) * 1e6 for name, s in small_samples.items()}
     speedup = us["textbook"] / us["rnnlab"]
+    lean_speedup = us["textbook"] / us["lean"]
     results["small"] = {"vocab_size": sv, "rnnlab_us": us["rnnlab"],
                         "textbook_us": us["textbook"], "speedup": speedup,
+                        "lean_us": us["lean"], "lean_speedup": lean_speedup,
+                        "first_loss": {"rnnlab": ours_first, "lean": lean_first},
                         "samples": small_rounds}
     say(f"V = {sv}; {small_rounds} iterations each, interleaved")
     say(f"rnnlab      {us['rnnlab']:9.1f} us/iteration")
     say(f"textbook    {us['textbook']:9.1f} us/iteration   textbook / rnnlab = {speedup:.2f} "
         f"(target >= {TARGET_TEXTBOOK}: "
         f"{target('demo: textbook / rnnlab', speedup, TARGET_TEXTBOOK, True)})")
+    say(f"lean bound  {us['lean']:9.1f} us/iteration   textbook / lean = {lean_speedup:.2f}: "
+        f"the step as one plain NumPy function (first loss {lean_first:.5f}, "
+        f"rnnlab {ours_first:.5f})")
 
     # -- evaluation
     say(f"\n== eval_perplexity on PTB valid ({len(valid):,} tokens, batch 10, time 35)")

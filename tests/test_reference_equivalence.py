@@ -8,6 +8,9 @@ the same batches, losses, gradients and updated parameters, to float32
 round-off.
 """
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import reference_textbook as ref
@@ -118,3 +121,24 @@ def test_time_rnn_matches_reference_on_random_inputs():
         close(ours.dh, theirs.dh, f"step {step}: dh0")
         for name, g, rg in zip(["Wx", "Wh", "b"], ours.grads, theirs.grads, strict=True):
             close(g, rg, f"step {step}: d{name}")
+
+
+def test_the_benchmarks_lean_bound_trains_like_the_library():
+    """``scripts/benchmark.py`` times the demo step written as one plain NumPy
+    function, as a bound; it must be the same model: the same losses over
+    several stateful steps from the same weights."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
+    spec = importlib.util.spec_from_file_location("rnnlab_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+
+    xs, ts = corpus(seed=5)
+    model = SimpleRnnlm(V, D, H, seed=2)
+    lean = benchmark.lean_step(model, xs, ts, N, T)  # copies the weights
+    trainer = RnnlmTrainer(model, SGD(lr=benchmark.LR))
+    for step in range(2 * STEPS):
+        bx, bt = trainer.get_batch(xs, ts, N, T)
+        loss = model.forward(bx, bt)
+        model.backward()
+        trainer.optimizer.update(model.params, model.grads)
+        np.testing.assert_allclose(lean(), loss, rtol=1e-5, err_msg=f"step {step} loss")
