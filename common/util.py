@@ -31,8 +31,9 @@ def clip_grads(grads, max_norm):
 def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     """Perplexity ``exp(mean loss)`` of ``model`` on every token of ``corpus``.
 
-    The model's state is reset first and dropout is off while evaluating
-    (the model's train/eval mode is restored afterwards). The ``L =
+    The model's state is reset first and dropout is off while evaluating;
+    afterwards the model's train/eval mode and its carried recurrent state
+    are what they were, so training can go on where it stopped. The ``L =
     len(corpus) - 1`` prediction targets are cut into ``batch_size`` lanes
     of ``ceil(L / batch_size)`` positions; the tail of the last lanes is
     padded with the loss layer's ignore label, so every target is counted
@@ -56,6 +57,7 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     xs, ts = xs.reshape(N, lane), ts.reshape(N, lane)
 
     modes = [getattr(layer, "train_flg", None) for layer in model.layers]
+    carried = model.get_state() if hasattr(model, "get_state") else None
     model.eval()
     model.reset_state()
     total = 0.0
@@ -71,4 +73,6 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
         for layer, mode in zip(model.layers, modes, strict=True):
             if mode is not None:
                 layer.train_flg = mode
+        if carried is not None:
+            model.set_state(carried)
     return math.exp(total / L)

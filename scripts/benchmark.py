@@ -871,7 +871,6 @@ def main(argv=None):
     # -- memory
     say("\n== memory")
     model, optimizer, trainer = big["rnn"]
-    model.reset_state()  # eval_perplexity left a batch-10 state
     step = rnnlab_step(model, optimizer, trainer, xs, ts, N, T)
     step()  # steady state: buffers sized for this batch shape already exist
     top = largest_allocations(step)

@@ -69,6 +69,20 @@ def test_eval_perplexity_resets_state_and_counts_every_token():
     assert eval_perplexity(model, corpus, batch_size=3, time_size=5) == lanes
 
 
+def test_eval_perplexity_gives_the_carried_state_back():
+    corpus = np.random.default_rng(2).integers(0, 20, size=200)
+    model = SimpleRnnlm(20, 8, 8, seed=2)
+    trainer = RnnlmTrainer(model, SGD(0.5))
+    options = dict(max_epoch=1, batch_size=4, time_size=5, verbose=False)
+    trainer.fit(corpus[:-1], corpus[1:], max_iters=3, **options)
+    carried = model.rnn.h.copy()
+    eval_perplexity(model, corpus, batch_size=10)  # another batch size inside
+    np.testing.assert_array_equal(model.rnn.h, carried)
+    # So training goes on where it stopped, with its batch of 4.
+    trainer.fit(corpus[:-1], corpus[1:], max_iters=6, **options)
+    assert trainer.iteration == 6
+
+
 def test_untrained_model_is_near_uniform_and_training_lowers_perplexity():
     corpus, word_to_id, _ = synthetic.load_data("train", n_tokens=3000)
     V = len(word_to_id)
