@@ -20,6 +20,8 @@ does not train it to the end. In one process it measures
 and prints both as the wall time of the whole reproduction, beside the
 issue's 30-minute budget.
 
+It also prints where ``fit``'s time goes, layer by layer.
+
     python scripts/time_zaremba_small.py [--data-dir DIR] [--iters 60]
 """
 
@@ -52,6 +54,39 @@ def median_time(fn, repeats):
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def stage_times(model, trainer, xs, ts, options, max_iters):
+    """Median seconds per call of every layer's forward and backward, and of
+    the update, while ``fit`` runs on up to ``max_iters`` iterations."""
+    samples, wrapped = {}, []
+
+    def wrap(obj, method, label):
+        original = getattr(obj, method)
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = original(*args, **kwargs)
+            samples.setdefault(label, []).append(time.perf_counter() - t0)
+            return out
+
+        setattr(obj, method, timed)  # an instance attribute shadows the method
+        wrapped.append((obj, method))
+
+    layers = list(enumerate(model.layers))
+    for i, layer in layers:
+        wrap(layer, "forward", f"{i} {type(layer).__name__}.forward")
+    wrap(model.loss_layer, "forward", f"{type(model.loss_layer).__name__}.forward")
+    for i, layer in reversed(layers):
+        wrap(layer, "backward", f"{i} {type(layer).__name__}.backward")
+    wrap(model, "backward", "whole backward (weight gradients finish on both cores)")
+    wrap(trainer.optimizer, "update", "SGD.update")
+    try:
+        trainer.fit(xs, ts, max_iters=max_iters, **options)
+    finally:
+        for obj, method in wrapped:
+            delattr(obj, method)
+    return {label: statistics.median(v) for label, v in samples.items()}
 
 
 def bound_parts(repeats):
@@ -121,6 +156,7 @@ def main(argv=None):
     eval_perplexity(model, slice_, batch_size=10)
     eval_s_per_token = (time.perf_counter() - t0) / (len(slice_) - 1)
 
+    stages = stage_times(model, trainer, xs, ts, options, max_iters=5 + args.iters + 30)
     parts = bound_parts(repeats=15)
     k = num_threads()
     exp_shared = parts["exp over the logits"] / k
@@ -149,6 +185,9 @@ def main(argv=None):
         print(f"{label:15s} {per_iter * 1e3:6.2f} ms/iteration -> training {train_s / 60:5.1f} "
               f"min + evaluation {eval_s / 60:4.1f} min = {total / 60:5.1f} min "
               f"({total / BUDGET_S:.2f} x the 30-minute budget)")
+    print("where fit's time goes (median ms per call over 30 iterations, with the timers):")
+    for label, seconds in stages.items():
+        print(f"  {label:56s} {seconds * 1e3:6.2f}")
     room = (BUDGET_S - eval_bound * eval_tokens) / iters
     print(f"the budget allows {room * 1e3:.2f} ms/iteration = {room / bound_s:.3f} x the bound; "
           f"rnnlab's fit is {fit_s / bound_s:.3f} x the bound")
