@@ -142,7 +142,12 @@ def _take_cores():
 
 def _busy():
     """Whether deferred work occupies the pool."""
-    return bool(_later) or any(not f.done() for f in _helpers)
+    if _later:
+        return True
+    for f in _helpers:
+        if not f.done():
+            return True
+    return False
 
 
 def _run_all(tasks, use_pool):
@@ -262,7 +267,8 @@ def matmul(a, b, out=None):
 
     Returns ``out`` (a new array when ``None``).
     """
-    if not _can_spread() or _busy() or _multiply_adds(a, b) < 2 * BLOCK_MULTIPLY_ADDS:
+    # The size first: most products of a step are small, and it is the cheapest test.
+    if _multiply_adds(a, b) < 2 * BLOCK_MULTIPLY_ADDS or not _can_spread() or _busy():
         return xp.matmul(a, b, out=out)
     if out is None:
         out = xp.empty((a.shape[0], b.shape[1]), dtype=xp.result_type(a, b))
