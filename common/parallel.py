@@ -217,16 +217,15 @@ def for_rows_of(arrays, work):
         for k, a in enumerate(arrays):
             work(k, 0, a.shape[0])
         return
-    tasks, large = [], False
+    tasks = []
     for k, a in enumerate(arrays):
         n_rows = a.shape[0]
         if a.size < MIN_PARALLEL_ELEMENTS:
             tasks.append(lambda k=k, n=n_rows: work(k, 0, n))
             continue
-        large = True
         tasks += [(lambda k=k, s=s, e=e: work(k, s, e))
                   for s, e in _row_bounds(n_rows, a.size // n_rows)]
-    _run_all(tasks, use_pool=large)
+    _run_all(tasks, use_pool=True)  # at least one array is large
 
 
 def for_batch_blocks(n_rows, work, row_multiply_adds):

@@ -65,6 +65,7 @@ import time
 import tracemalloc
 import warnings
 from collections import defaultdict
+from contextlib import contextmanager
 
 # Scripts are not packages: make the library and tests/ (for the textbook
 # reference) importable when run as "python scripts/benchmark.py".
@@ -243,8 +244,7 @@ def lean_step(ours, xs, ts, batch_size, time_size):
     E, Wx, Wh, b, Wa, ba = ours.params
     E, Wx, Wh, b = E.copy(), Wx.copy(), Wh.copy(), b.copy()
     Wab = np.concatenate([Wa, ba[None]])  # bias folded into the product (a copy)
-    V, D = E.shape
-    H = Wh.shape[0]
+    D, H = Wx.shape
     N, T = batch_size, time_size
     hs = np.empty((T + 1, N, H), dtype=np.float32)  # time-major, hs[0] = carried state
     hs[0] = 0
@@ -355,9 +355,14 @@ def torch_step(torch, model, trainer, xs, ts):
 # -- where an iteration's time goes ----------------------------------------------------
 
 
-def stage_breakdown(model, optimizer, trainer, xs, ts, rounds, warmup):
-    """Median milliseconds of each layer's forward/backward, the batch fetch
-    and the update, timed by wrapping the bound methods for a few iterations."""
+@contextmanager
+def timed_methods(targets):
+    """Time every call of some bound methods while the context is open.
+
+    ``targets`` lists ``(obj, method_name, label)``; the context yields a
+    dict from each label to the list of its calls' seconds. Each wrapper is
+    an instance attribute that shadows the method, removed on exit.
+    """
     samples = defaultdict(list)
     wrapped = []
 
@@ -370,24 +375,33 @@ def stage_breakdown(model, optimizer, trainer, xs, ts, rounds, warmup):
             samples[label].append(time.perf_counter() - t0)
             return out
 
-        setattr(obj, method, timed)  # an instance attribute shadows the method
+        setattr(obj, method, timed)
         wrapped.append((obj, method))
 
-    wrap(trainer, "get_batch", "get_batch")
-    for layer in model.layers:
-        wrap(layer, "forward", f"{type(layer).__name__}.forward")
-    wrap(model.loss_layer, "forward", f"{type(model.loss_layer).__name__}.forward")
-    wrap(model.loss_layer, "backward", f"{type(model.loss_layer).__name__}.backward")
-    for layer in reversed(model.layers):
-        wrap(layer, "backward", f"{type(layer).__name__}.backward")
-    wrap(optimizer, "update", f"{type(optimizer).__name__}.update")
-    step = rnnlab_step(model, optimizer, trainer, xs, ts, N, T)
     try:
-        whole = defaultdict(list)
-        round_robin({"iteration": step}, rounds, warmup, whole)
+        for obj, method, label in targets:
+            wrap(obj, method, label)
+        yield samples
     finally:
         for obj, method in wrapped:
             delattr(obj, method)
+
+
+def stage_breakdown(model, optimizer, trainer, xs, ts, rounds, warmup):
+    """Median milliseconds of each layer's forward/backward, the batch fetch
+    and the update, timed by wrapping the bound methods for a few iterations."""
+    loss = model.loss_layer
+    targets = [(trainer, "get_batch", "get_batch")]
+    targets += [(layer, "forward", f"{type(layer).__name__}.forward") for layer in model.layers]
+    targets += [(loss, "forward", f"{type(loss).__name__}.forward"),
+                (loss, "backward", f"{type(loss).__name__}.backward")]
+    targets += [(layer, "backward", f"{type(layer).__name__}.backward")
+                for layer in reversed(model.layers)]
+    targets.append((optimizer, "update", f"{type(optimizer).__name__}.update"))
+    step = rnnlab_step(model, optimizer, trainer, xs, ts, N, T)
+    whole = defaultdict(list)
+    with timed_methods(targets) as samples:
+        round_robin({"iteration": step}, rounds, warmup, whole)
     k = warmup  # drop the warm-up calls of every stage (one call per iteration)
     stages = {label: median(s[k:]) * 1e3 for label, s in samples.items()}
     return stages, median(whole["iteration"]) * 1e3

@@ -34,6 +34,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
+from benchmark import timed_methods  # noqa: E402  (this folder is sys.path[0])
 
 from common.optimizer import SGD  # noqa: E402
 from common.parallel import num_threads  # noqa: E402
@@ -59,33 +60,16 @@ def median_time(fn, repeats):
 def stage_times(model, trainer, xs, ts, options, max_iters):
     """Median seconds per call of every layer's forward and backward, and of
     the update, while ``fit`` runs on up to ``max_iters`` iterations."""
-    samples, wrapped = {}, []
-
-    def wrap(obj, method, label):
-        original = getattr(obj, method)
-
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            out = original(*args, **kwargs)
-            samples.setdefault(label, []).append(time.perf_counter() - t0)
-            return out
-
-        setattr(obj, method, timed)  # an instance attribute shadows the method
-        wrapped.append((obj, method))
-
+    loss = model.loss_layer
     layers = list(enumerate(model.layers))
-    for i, layer in layers:
-        wrap(layer, "forward", f"{i} {type(layer).__name__}.forward")
-    wrap(model.loss_layer, "forward", f"{type(model.loss_layer).__name__}.forward")
-    for i, layer in reversed(layers):
-        wrap(layer, "backward", f"{i} {type(layer).__name__}.backward")
-    wrap(model, "backward", "whole backward (weight gradients finish on both cores)")
-    wrap(trainer.optimizer, "update", "SGD.update")
-    try:
+    targets = [(layer, "forward", f"{i} {type(layer).__name__}.forward") for i, layer in layers]
+    targets.append((loss, "forward", f"{type(loss).__name__}.forward"))
+    targets += [(layer, "backward", f"{i} {type(layer).__name__}.backward")
+                for i, layer in reversed(layers)]
+    targets.append((model, "backward", "whole backward (weight gradients finish on both cores)"))
+    targets.append((trainer.optimizer, "update", "SGD.update"))
+    with timed_methods(targets) as samples:
         trainer.fit(xs, ts, max_iters=max_iters, **options)
-    finally:
-        for obj, method in wrapped:
-            delattr(obj, method)
     return {label: statistics.median(v) for label, v in samples.items()}
 
 
