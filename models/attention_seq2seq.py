@@ -14,7 +14,7 @@ from common.backend import xp
 from common.parallel import deferred
 from layers import Concat, TimeAttention, TimeBiLSTM, TimeEmbedding, TimeLSTM
 from models.base import Init
-from models.seq2seq import Seq2seq, affine_layer, greedy, lstm_weights
+from models.seq2seq import Seq2seq, affine_layer, greedy, lstm_weights, select_rows
 
 
 class AttentionEncoder:
@@ -134,7 +134,7 @@ class AttentionDecoder:
         return self.affine.forward(xp.concatenate([cs, dec_hs], axis=2))[:, 0]
 
     def select(self, rows):
-        self.lstm.h, self.lstm.c = self.lstm.h[rows], self.lstm.c[rows]
+        select_rows(self.lstm, rows)
         self.enc_hs = self.enc_hs[rows]
         self._weights = [w[rows] for w in self._weights]
         self.attention.attention_weights = list(self._weights)

@@ -14,7 +14,7 @@ the LSTM's initial state.
 from common.backend import xp
 from layers import Concat, TimeEmbedding, TimeLSTM, TimeRepeat
 from models.base import Init
-from models.seq2seq import Encoder, Seq2seq, affine_layer, greedy, lstm_weights
+from models.seq2seq import Encoder, Seq2seq, affine_layer, greedy, lstm_weights, select_rows
 
 
 class PeekyDecoder:
@@ -67,7 +67,8 @@ class PeekyDecoder:
         return self.affine.forward(xp.concatenate([hs_h, out], axis=2))[:, 0]
 
     def select(self, rows):
-        self.lstm.h, self.lstm.c, self.h = self.lstm.h[rows], self.lstm.c[rows], self.h[rows]
+        select_rows(self.lstm, rows)
+        self.h = self.h[rows]
 
     def generate(self, h, start_id, sample_size):
         """Greedy answers ``(N, sample_size)`` from the encodings ``h`` ``(N, H)``."""

@@ -110,12 +110,18 @@ class Decoder:
         return self.affine.forward(out)[:, 0]
 
     def select(self, rows):
-        self.lstm.h, self.lstm.c = self.lstm.h[rows], self.lstm.c[rows]
+        select_rows(self.lstm, rows)
 
     def generate(self, h, start_id, sample_size):
         """Greedy answers ``(N, sample_size)`` from the encodings ``h`` ``(N, H)``."""
         self.begin(h)
         return greedy(self, xp.full(h.shape[0], start_id), sample_size)
+
+
+def select_rows(lstm, rows):
+    """Keep rows ``rows`` of a TimeLSTM's carried state (a beam's reordering)."""
+    lstm.h = lstm.h[rows]
+    lstm.c = None if lstm.c is None else lstm.c[rows]
 
 
 def greedy(decoder, start_ids, sample_size):
