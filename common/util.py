@@ -109,7 +109,8 @@ def seq2seq_correct(model, questions, answers, batch_size=1000, beam_width=1):
     """Whether the model answers each question exactly right: a bool array ``(N,)``.
 
     All questions of a batch are answered at once (``model.generate`` on
-    ``(batch_size, T_enc)``), not one per call. ``answers`` ``(N, T_dec + 1)``
+    ``(batch_size, T_enc)``), not one per call, with ``beam_width`` beams
+    (1: greedy). ``answers`` ``(N, T_dec + 1)``
     start with the id that starts each answer.
     """
     questions, answers = np.asarray(questions), np.asarray(answers)
@@ -119,11 +120,12 @@ def seq2seq_correct(model, questions, answers, batch_size=1000, beam_width=1):
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     out = np.zeros(len(questions), dtype=bool)
-    for a in range(0, len(questions), batch_size):
-        q, t = questions[a:a + batch_size], answers[a:a + batch_size]
-        guess = model.generate(xp.asarray(q), xp.asarray(t[:, 0]), t.shape[1] - 1,
-                               beam_width=beam_width)
-        out[a:a + batch_size] = (np.asarray(guess) == t[:, 1:]).all(axis=1)
+    with managed():  # rnnlab shares the large products among the cores, as in training
+        for a in range(0, len(questions), batch_size):
+            q, t = questions[a:a + batch_size], answers[a:a + batch_size]
+            guess = model.generate(xp.asarray(q), xp.asarray(t[:, 0]), t.shape[1] - 1,
+                                   beam_width=beam_width)
+            out[a:a + batch_size] = (np.asarray(guess) == t[:, 1:]).all(axis=1)
     return out
 
 
