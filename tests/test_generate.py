@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from common.optimizer import SGD
-from models import BetterRnnlm, GruRnnlm, Rnnlm, SimpleRnnlm, generate
+from layers import TimeAffine, TimeEmbedding, TimeRNN, TimeSoftmaxWithLoss
+from models import BetterRnnlm, GruRnnlm, LanguageModel, Rnnlm, SimpleRnnlm, generate
 from models.generate import _pick
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -271,6 +272,64 @@ def test_generate_stops_after_stop_id():
 def test_generate_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate(small_model(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(temperature=float("nan")), "temperature must be a finite number"),
+        (dict(temperature=float("inf")), "temperature must be a finite number"),
+        (dict(temperature="hot"), "temperature"),
+        (dict(top_k=2.5), "top_k must be an integer"),
+        (dict(top_k=True), "top_k must be an integer"),
+        (dict(length=2.5), "length must be an integer"),
+        (dict(start_ids=[1.7]), "start_ids must be a sequence of integer ids"),
+        (dict(start_ids=[[1, 2]]), "start_ids must be a sequence of integer ids"),
+        (dict(stop_id=2.0), "stop_id must be an id"),
+        (dict(rng=-1), "rng must be"),
+    ],
+)
+def test_generate_refuses_nonsense_up_front(kwargs, match):
+    """Finding 6 (issue 12): nan, inf and other nonsense refused in Python words."""
+    args = {"start_ids": [0], "length": 3, **kwargs}
+    model = small_model(Rnnlm)
+    with pytest.raises(ValueError, match=match):
+        generate(model, **args)
+    assert all(s is None for s in model.get_state())  # nothing was run
+
+
+class ReadmeRnnlm(LanguageModel):
+    """Composed as in the README's "Compose a new model", ``stateful`` as given."""
+
+    def __init__(self, V, H, stateful, seed=0):
+        rng = np.random.default_rng(seed)
+
+        def randn(*shape):
+            return (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32)
+
+        self.config = {"V": V, "H": H}
+        self.layers = [
+            TimeEmbedding(randn(V, H) * 10),
+            TimeRNN(randn(H, H), randn(H, H) * 2, np.zeros(H, np.float32), stateful=stateful),
+            TimeAffine(randn(H, V) * 5, np.zeros(V, np.float32)),
+        ]
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self._collect_params(["embed.W", "rnn.Wx", "rnn.Wh", "rnn.b", "affine.W", "affine.b"])
+
+
+def test_generate_gives_the_same_text_for_stateful_and_non_stateful_models():
+    """Finding 11 (issue 12): the prompt and the generated history condition every
+    next id even when the model's recurrent layer is not stateful."""
+    stateful, plain = ReadmeRnnlm(12, 16, True), ReadmeRnnlm(12, 16, False)
+    for prompt in ([3], [3, 7, 1, 4]):
+        for seed in range(3):
+            a = generate(stateful, prompt, 25, rng=seed)
+            assert generate(plain, prompt, 25, rng=seed) == a
+        assert generate(plain, prompt, 25, temperature=0) == \
+            generate(stateful, prompt, 25, temperature=0)
+    # and the prompt matters: another prompt ending in the same id, another text
+    assert generate(plain, [5, 4], 25, rng=0) != generate(plain, [3, 7, 1, 4], 25, rng=0)
+    assert plain.layers[1].stateful is False and plain.layers[1].h is None
 
 
 @pytest.mark.parametrize("cls", [SimpleRnnlm, Rnnlm, GruRnnlm, BetterRnnlm])
