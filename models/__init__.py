@@ -47,14 +47,15 @@ def build_model(name: str, vocab_size: int, wordvec_size: int = 100, hidden_size
 
 
 def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
-                      shapes: dict | None = None) -> Model:
+                      shapes: dict | None = None, source: str | None = None) -> Model:
     """Rebuild a model from its class name and the ``config`` saved with it.
 
     With ``shapes`` (``{name: shape}`` of the arrays a file holds), the
     parameter shapes the config implies are compared with them first, so a
     file whose config claims sizes its arrays do not have is refused before
-    anything is allocated. Raises ``ValueError`` for an unknown class, a
-    config that does not fit the class, or shapes that do not fit the config.
+    anything is allocated (``source`` names the arrays in the message).
+    Raises ``ValueError`` for an unknown class, a config that does not fit
+    the class, or shapes that do not fit the config.
     """
     cls = MODEL_CLASSES.get(class_name)
     if cls is None:
@@ -65,11 +66,12 @@ def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
     if shapes is not None:
         expected = cls.param_shapes(config)
         if expected is not None:
-            check_shapes(expected, shapes, f"the arrays saved with {class_name} {config}")
+            check_shapes(expected, shapes, source or f"arrays for {class_name} {config!r:.200}",
+                         class_name)
     try:
         return cls(**config, seed=seed)
     except TypeError as exc:
-        raise ValueError(f"config {config} does not fit {class_name}: {exc}") from None
+        raise ValueError(f"config {config!r:.200} does not fit {class_name}: {exc}") from None
 
 
 def load_model(path: str | os.PathLike) -> tuple[Model, dict]:
@@ -91,7 +93,8 @@ def load_model(path: str | os.PathLike) -> tuple[Model, dict]:
     if not isinstance(meta["model"], str):
         raise ValueError(f"{path}: the model class in its metadata is not a name")
     shapes = {name: a.shape for name, a in arrays.items()}
-    model = model_from_config(meta["model"], meta["config"], shapes=shapes)
+    model = model_from_config(meta["model"], meta["config"], shapes=shapes,
+                              source=f"{os.fspath(path)} (config {meta['config']!r:.200})")
     model.set_named_params(arrays, source=os.fspath(path))
     return model, meta
 

@@ -5,6 +5,7 @@ alone, and scripts/generate_text.py works from the command line."""
 import importlib.util
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -520,3 +521,114 @@ def test_script_vocabulary_longer_or_shorter_than_the_model(tmp_path, capsys):
     model.save_params(tmp_path / "short.npz", vocab=["<eos>", "a"])
     assert script.main(["--model", str(tmp_path / "short.npz")]) == 2
     assert "the vocabulary has 2 tokens but the model has 4" in capsys.readouterr().err
+
+
+def test_script_help_describes_it_and_shows_every_default(tmp_path):
+    """Finding 9 (issue 12): --help describes the script, shows every default
+    (no bare "None") and starts nothing."""
+    done = run(SCRIPT, "--help", cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == ""
+    out = done.stdout
+    assert "Sample text from a language model" in out and "examples:" in out
+    assert "None" not in out
+    options = re.findall(r"^  (--[a-z-]+)", out, flags=re.M)
+    assert options == ["--model", "--start", "--length", "--temperature", "--top-k", "--seed",
+                       "--stop"]
+    listing = out.split("options:", 1)[1]
+    for option in options:
+        text = listing.split("\n  " + option, 1)[1].split("\n  --", 1)[0]
+        assert "(default:" in text or "(required)" in text, option
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--seed", "-1"], "--seed"),
+    (["--temperature", "nan"], "--temperature"),
+    (["--temperature", "inf"], "--temperature"),
+    (["--temperature", "-0.5"], "--temperature"),
+    (["--top-k", "0"], "--top-k"),
+    (["--length", "-3"], "--length"),
+    (["--length", "2.5"], "--length"),
+])
+def test_script_flags_are_checked_before_the_file_is_read(argv, flag, capsys):
+    """Finding 9 (issue 12): a bad flag is named, exit 2, before the (missing) file."""
+    with pytest.raises(SystemExit) as exc:
+        load_script().main(["--model", "no-such-file.npz", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err and "Traceback" not in err and "not found" not in err
+
+
+def hostile_model_file(path, config, model="SimpleRnnlm", vocab=("<eos>", "a", "b", "c", "d")):
+    """A small file with real (5, 3, 4) SimpleRnnlm arrays and the given metadata."""
+    from common.serialization import save_npz
+
+    arrays = {k: p for k, p in SimpleRnnlm(5, 3, 4, seed=0).named_params().items()}
+    save_npz(path, arrays, {"model": model, "config": config, "vocab": list(vocab)})
+    return path
+
+
+def test_script_refuses_a_file_whose_config_claims_huge_sizes_before_allocating(tmp_path,
+                                                                                capsys):
+    """Finding 7 (issue 12): a file of about a kilobyte claiming 2000 x 5000 (80 MB
+    to build) is refused by checking its arrays against its config first."""
+    import tracemalloc
+
+    path = hostile_model_file(tmp_path / "huge.npz",
+                              {"vocab_size": 2000, "wordvec_size": 5000, "hidden_size": 5000})
+    assert path.stat().st_size < 3000
+    script = load_script()
+    tracemalloc.start()
+    try:
+        code = script.main(["--model", str(path)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "'embed.W' has shape (5, 3), the model needs (2000, 5000)" in err
+    assert str(path) in err and "Traceback" not in err
+    assert peak < 5_000_000, peak
+
+
+@pytest.mark.parametrize("config, model, message", [
+    ({"vocab_size": "five", "wordvec_size": 3, "hidden_size": 4}, "SimpleRnnlm",
+     "vocab_size must be a positive integer"),
+    ({"vocab_size": 5, "wordvec_size": 3, "hidden_size": -4}, "SimpleRnnlm",
+     "hidden_size must be a positive integer"),
+    ({"vocab_size": 5, "wordvec_size": 3, "hidden_size": 4.0}, "SimpleRnnlm",
+     "hidden_size must be a positive integer"),
+    ([5, 3, 4], "SimpleRnnlm", "must be a dict"),
+    ({"vocab_size": 5, "wordvec_size": 3, "hidden_size": 4}, ["SimpleRnnlm"], "not a name"),
+    ({"vocab_size": 5, "wordvec_size": 3, "hidden_size": 4}, "Transformer", "unknown model"),
+    ({"vocab_size": 5, "wordvec_size": 3, "hidden_size": 4}, "Rnnlm", "missing"),
+])
+def test_script_refuses_inconsistent_model_files_without_a_traceback(tmp_path, capsys, config,
+                                                                     model, message):
+    path = hostile_model_file(tmp_path / "m.npz", config, model=model)
+    assert load_script().main(["--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_load_model_and_model_from_config_check_shapes_first(tmp_path):
+    from models import load_model, model_from_config
+
+    path = hostile_model_file(tmp_path / "huge.npz",
+                              {"vocab_size": 2000, "wordvec_size": 5000, "hidden_size": 5000})
+    with pytest.raises(ValueError, match=r"'embed\.W' has shape \(5, 3\), the model needs"):
+        load_model(path)
+    shapes = {k: p.shape for k, p in SimpleRnnlm(5, 3, 4).named_params().items()}
+    no_bias = {k: v for k, v in shapes.items() if k != "rnn.b"}
+    with pytest.raises(ValueError, match=r"does not fit SimpleRnnlm: missing \['rnn\.b'\]"):
+        model_from_config("SimpleRnnlm", {"vocab_size": 5, "wordvec_size": 3,
+                                          "hidden_size": 4}, shapes=no_bias)
+    with pytest.raises(ValueError, match=r"'embed\.W' has shape \(5, 3\)"):
+        model_from_config("SimpleRnnlm", {"vocab_size": 2000, "wordvec_size": 5000,
+                                          "hidden_size": 5000}, shapes=shapes)
+    good = hostile_model_file(tmp_path / "good.npz",
+                              {"vocab_size": 5, "wordvec_size": 3, "hidden_size": 4})
+    model, meta = load_model(good)
+    assert type(model) is SimpleRnnlm and meta["vocab"][0] == "<eos>"
+    for a, b in zip(model.params, SimpleRnnlm(5, 3, 4, seed=0).params, strict=True):
+        assert np.array_equal(a, b)
