@@ -50,7 +50,6 @@ the file, the line and what is wrong. To read a file that happens to be called
 
 from __future__ import annotations
 
-import operator
 import os
 import string
 from collections.abc import Callable
@@ -58,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._checks import check_int
 from .text import CorpusError, read_text
 
 __all__ = [
@@ -213,7 +213,7 @@ def generate_pairs(
     name = _task_of(task) if isinstance(task, str) else None
     if name is None:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    n_pairs = _check_int(n_pairs, "n_pairs", minimum=1)
+    n_pairs = check_int(n_pairs, "n_pairs", minimum=1)
     seed = _check_seed(seed)
     if seed is None:
         raise TypeError("seed must be an int, got None")
@@ -381,18 +381,4 @@ def _task_of(name_or_path: object) -> str | None:
 def _check_seed(seed: object) -> int | None:
     if seed is None:
         return None
-    return _check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
-
-
-def _check_int(value: object, name: str, minimum: int, maximum: int | None = None) -> int:
-    """``value`` as an int (NumPy integers accepted, bools and floats refused)."""
-    if isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f">= {minimum}" if maximum is None else f"in {minimum} .. {maximum}"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return value
+    return check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
