@@ -248,6 +248,31 @@ def test_a_file_is_shuffled_as_the_book_does(tmp_path):
     assert len(x_test) == 4
 
 
+@pytest.mark.parametrize("task", ["addition", "date"])
+def test_a_generated_task_equals_its_file_in_the_books_layout(task, tmp_path):
+    """What load_data generates is exactly what it reads back from the book's file format."""
+    pairs = sequence.generate_pairs(task, seed=11)
+    path = write(tmp_path / f"{task}.txt", "".join(q + a + "\n" for q, a in pairs))
+
+    from_file = sequence.load_data(path, seed=11)
+    file_vocab = sequence.get_vocab()
+    generated = sequence.load_data(task, seed=11)
+    assert sequence.get_vocab() == file_vocab
+    assert digest(*from_file[0], *from_file[1]) == digest(*generated[0], *generated[1])
+
+
+def test_a_tab_separated_file_round_trips(tmp_path):
+    pairs = [("3 cats", "trois chats"), ("a", ""), ("épée", "sword"), ("12", "douze")]
+    path = write(tmp_path / "pairs.tsv", "".join(f"{q}\t{a}\n" for q, a in pairs))
+    (x_train, t_train), (x_test, t_test) = sequence.load_data(path, seed=None)
+    _, id_to_char = sequence.get_vocab()
+    questions = decode(np.concatenate([x_train, x_test]), id_to_char)
+    answers = decode(np.concatenate([t_train, t_test]), id_to_char)
+    assert [q.rstrip() for q in questions] == [q for q, _ in pairs]
+    assert [a.rstrip() for a in answers] == ["_" + a for _, a in pairs]
+    assert len({len(q) for q in questions}) == 1 and len({len(a) for a in answers}) == 1
+
+
 def test_windows_line_ends_are_not_part_of_the_answer(tmp_path):
     path = write(tmp_path / "pairs.txt", "\r\n".join(BOOK_LINES) + "\r\n")
     (_, t_train), _ = sequence.load_data(path, seed=None)
