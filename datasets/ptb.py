@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -475,11 +476,22 @@ def _write_npz(path: Path, split: str, corpus: np.ndarray, vocab: list[str]) -> 
             _unwritable_warned.add(folder)
             warnings.warn(
                 f"could not write the Penn Treebank id cache in {folder} ({err}); the text "
-                f"will be tokenised again on every load (a few seconds). Set XDG_CACHE_HOME "
-                f"to a writable folder to keep the cache. (Shown once per process.)",
+                f"will be tokenised again on every load. Set XDG_CACHE_HOME to a writable "
+                f"folder to keep the cache. (Shown once per process.)",
                 CacheWarning,
-                stacklevel=2,
+                stacklevel=_stacklevel_outside_package(),
             )
+
+
+def _stacklevel_outside_package() -> int:
+    """The ``stacklevel`` that makes a warning point at the first caller outside datasets/."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame = sys._getframe(1)  # the function that will call warnings.warn
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class CacheWarning(UserWarning):

@@ -589,6 +589,7 @@ def test_an_unwritable_cache_warns_once_per_process(ptb_dir, tmp_path, monkeypat
     assert len(messages) == 1, messages
     assert issubclass(caught[0].category, ptb.CacheWarning)
     assert "XDG_CACHE_HOME" in messages[0] and str(blocker) in messages[0]
+    assert caught[0].filename == __file__  # points at the caller, not inside datasets/
     assert (len(valid), len(test)) == (73_760, 82_430)  # loading itself still works
 
 
