@@ -275,7 +275,10 @@ def _ordinal_suffix(day: int) -> str:
 
 def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
     """Questions and answers (``'_'`` first) of a file, padded to fixed widths."""
-    content = read_text(path)  # FileNotFoundError, or CorpusError naming the bad byte
+    try:
+        content = read_text(path)  # FileNotFoundError, IsADirectoryError, or ...
+    except CorpusError as err:  # ... not UTF-8: the message names the byte and line
+        raise SequenceDataError(str(err)) from err
     lines = content.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline ending the last line
