@@ -43,6 +43,7 @@ and is reported by one warning per process.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 import warnings
@@ -240,7 +241,14 @@ def download(
         DataNotFoundError: some file could not be fetched from any URL (the
             message lists each URL with its error).
     """
-    dest = Path(dest_dir) if dest_dir is not None else cache_dir()
+    if dest_dir is None:
+        dest = cache_dir()
+    else:
+        dest = check_path(dest_dir, "dest_dir", "a folder path or None")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (
+        0 < timeout < math.inf
+    ):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     urls, allow_http = _mirror_urls(base_urls)
     tried = _download_missing(dest, urls, allow_http, timeout)
     if _problems(dest):
@@ -356,6 +364,10 @@ def _mirror_urls(base_urls: Sequence[str] | None) -> tuple[list[str], bool]:
     if base_urls is not None:
         if isinstance(base_urls, str):
             base_urls = [base_urls]
+        if not isinstance(base_urls, Sequence) or not all(
+            isinstance(url, str) and url for url in base_urls
+        ):
+            raise TypeError(f"base_urls must be a URL (str) or a list of them, got {base_urls!r}")
         return list(base_urls), True
     from_env = os.environ.get(ENV_URL, "").replace(",", " ").split()
     if from_env:

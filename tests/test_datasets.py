@@ -610,11 +610,19 @@ def test_an_unwritable_cache_warns_once_per_process(ptb_dir, tmp_path, monkeypat
         (lambda: text.load_data("x.txt", level=["char"]), ValueError, "level must be one of"),
         (lambda: text.split_corpus(np.arange(100), ("a", "b")), ValueError,
          "fractions must be a sequence of numbers"),
+        (lambda: ptb.download("", base_urls=["http://127.0.0.1:9/"]), ValueError,
+         "dest_dir must be a folder path or None, got an empty string"),
+        (lambda: ptb.download(base_urls=["http://127.0.0.1:9/"], timeout=0), ValueError,
+         "timeout must be a positive number of seconds, got 0"),
+        (lambda: ptb.download(base_urls=["http://127.0.0.1:9/"], timeout=float("nan")),
+         ValueError, "timeout must be a positive number"),
+        (lambda: ptb.download(base_urls=[None]), TypeError, "base_urls must be a URL"),
     ],
     ids=["ptb-split-list", "ptb-empty-dir", "ptb-dir-int", "synthetic-split-list",
          "synthetic-seed-bool", "synthetic-seed-negative", "synthetic-seed-str",
          "synthetic-n-tokens-float", "generate-seed-str", "text-path-none", "text-path-empty",
-         "text-level-list", "split-fractions-str"],
+         "text-level-list", "split-fractions-str", "download-empty-dest", "download-timeout-0",
+         "download-timeout-nan", "download-url-none"],
 )
 def test_loaders_check_their_arguments_up_front_in_one_line(call, error, message):
     with pytest.raises(error, match=message) as info:
