@@ -27,9 +27,26 @@ from common.util import clip_grads, eval_perplexity
 # weights themselves are most likely broken.
 MAX_SKIPS_IN_A_ROW = 10
 
+# A loss above DIVERGENCE_FACTOR * log(V) counts as divergence. A model that
+# predicts uniformly has loss log(V); a freshly initialised one is close to
+# that, and training only lowers it. Five times over is out of reach for any
+# model that is still learning, yet far below float32 overflow, so the test
+# does not depend on how a CPU's exp or BLAS round huge values (on some CPUs
+# a diverging run's loss stays finite, on others it becomes inf or NaN).
+DIVERGENCE_FACTOR = 5.0
+# log(V) of a tiny vocabulary is small; a floor keeps the bound meaningful.
+MIN_DIVERGENCE_BOUND = 10.0
+
+
+def divergence_bound(vocab_size):
+    """The largest mean loss (nats) a training batch may have before the run
+    counts as diverged: ``max(5 * log(V), 10)``."""
+    return max(DIVERGENCE_FACTOR * math.log(max(vocab_size, 2)), MIN_DIVERGENCE_BOUND)
+
 
 class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN, infinite or impossibly large, or the parameters
+    became NaN or infinite."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -151,6 +168,8 @@ class RnnlmTrainer:
             )
         self.iters_per_epoch = iters_per_epoch
         model, optimizer = self.model, self.optimizer
+        vocab_size = getattr(model, "vocab_size", None) or int(max(xs.max(), ts.max())) + 1
+        bound = divergence_bound(vocab_size)
         model.train()
         total_iters = self._total_iters(iters_per_epoch)
         bar = self._progress_bar(verbose, max_epoch * iters_per_epoch, total_iters)
@@ -168,8 +187,8 @@ class RnnlmTrainer:
                         self._interrupted(checkpoint, plot_path, bar)
                     batch_x, batch_t = self.get_batch(xs, ts, batch_size, time_size)
                     loss = model.forward(xp.asarray(batch_x), xp.asarray(batch_t))
-                    if not math.isfinite(loss):
-                        self._nan(loss, on_nan, checkpoint, bar)
+                    if not loss <= bound:  # NaN too
+                        self._nan(loss, bound, on_nan, checkpoint, bar)
                     else:
                         model.backward()
                         if max_grad is not None:
@@ -248,7 +267,7 @@ class RnnlmTrainer:
             (bar.write if bar else print)(line)
         return stop
 
-    def _nan(self, loss, on_nan, checkpoint, bar):
+    def _nan(self, loss, bound, on_nan, checkpoint, bar):
         where = f"epoch {self.epoch + 1}, iteration {self.iteration + 1}"
         if on_nan == "skip":
             self.skipped_batches += 1
@@ -262,8 +281,11 @@ class RnnlmTrainer:
         kept = ""
         if checkpoint and os.path.exists(checkpoint):
             kept = f"; the last good checkpoint {checkpoint} is kept"
+        what = f"{loss}" if not math.isfinite(loss) else (
+            f"{loss:.4g}, above {bound:.1f} (5 x log of the vocabulary size, far worse than "
+            "guessing)")
         raise TrainingDiverged(
-            f"the loss became {loss} at {where}{kept}. Try a smaller learning rate or "
+            f"the loss became {what} at {where}{kept}. Try a smaller learning rate or "
             "gradient clipping (max_grad), or on_nan='skip' to drop such batches."
         )
 
