@@ -154,13 +154,13 @@ def main(argv=None):
         ref.copy_params(reference, model)
         q = args.eval_questions
         qx, qt = x_test[:q], t_test[:q]
-        t_batched = median_time(lambda m=model: seq2seq_accuracy(m, x_test, t_test),
+        t_batched = median_time(lambda m=model, x=x_test, t=t_test: seq2seq_accuracy(m, x, t),
                                 args.repeats)
         acc_batched = seq2seq_accuracy(model, x_test, t_test)
         scale_eval = TEST_PAIRS / q
-        t_ref_one = median_time(lambda r=reference: ref.accuracy_one_by_one(r, qx, qt),
+        t_ref_one = median_time(lambda r=reference, x=qx, t=qt: ref.accuracy_one_by_one(r, x, t),
                                 args.repeats) * scale_eval
-        t_lib_one = median_time(lambda m=model: rnnlab_one_by_one(m, qx, qt),
+        t_lib_one = median_time(lambda m=model, x=qx, t=qt: rnnlab_one_by_one(m, x, t),
                                 args.repeats) * scale_eval
         same = seq2seq_accuracy(model, qx, qt) == ref.accuracy_one_by_one(reference, qx, qt)
         eval_rows.append((name, t_batched, t_ref_one, t_lib_one, acc_batched, same))

@@ -101,8 +101,8 @@ class _LanguageModelDecoder:
 def beam_search_lm(model, start_ids, length, beam_width, stop_id=None):
     """The most likely ``length`` ids after the prompt ``start_ids``, by beam search.
 
-    For rnnlab's language models (anything with ``predict``, ``get_state``,
-    ``set_state``, ``reset_state``, ``eval``, ``vocab_size``). The prompt
+    For rnnlab's language models (``predict``, ``get_state``, ``set_state``,
+    ``reset_state``, ``evaluating``, ``vocab_size``). The prompt
     warms the state up; then ``beam_width`` beams are kept (see the module
     docstring). The model's carried state and train/eval mode are restored
     afterwards, as :func:`models.generate.generate` does.
@@ -125,21 +125,13 @@ def beam_search_lm(model, start_ids, length, beam_width, stop_id=None):
     if stop_id is not None and not 0 <= stop_id < V:
         raise ValueError(f"stop_id {stop_id} is outside the vocabulary [0, {V})")
 
-    saved_state = model.get_state()
-    saved_mode = [getattr(layer, "train_flg", None) for layer in model.layers]
-    model.eval()
-    model.reset_state()
-    try:
+    with model.evaluating():  # dropout off; the carried state and the mode restored after
+        model.reset_state()
         if len(start_ids) > 1:
             model.predict(xp.asarray([start_ids[:-1]]))
         ids = beam_search(_LanguageModelDecoder(model), np.asarray(start_ids[-1:]), length,
                           beam_width, stop_id)[0]
-        out = [int(i) for i in ids]
-        if stop_id is not None and stop_id in out:
-            out = out[: out.index(stop_id) + 1]
-        return out
-    finally:
-        model.set_state(saved_state)
-        for layer, mode in zip(model.layers, saved_mode, strict=True):
-            if mode is not None:
-                layer.train_flg = mode
+    out = [int(i) for i in ids]
+    if stop_id is not None and stop_id in out:
+        out = out[: out.index(stop_id) + 1]
+    return out

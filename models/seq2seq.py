@@ -31,8 +31,7 @@ from layers import (
     joint_weight_bias,
 )
 from layers._checks import check_ids, check_ndim
-from models.base import Init
-from models.base import LanguageModel as Model  # until models.base.Model (C3) lands
+from models.base import Init, Model
 
 
 def lstm_weights(init, D, H):
@@ -173,8 +172,8 @@ class Seq2seq(Model):
         for part_name, part in (("encoder", self.encoder), ("decoder", self.decoder)):
             for layer in part.layers:
                 param_names += _layer_param_names(part_name, layer, names)
-        self.layers = self.encoder.layers + self.decoder.layers
-        self._collect_params(param_names)
+        self.layers = [self.encoder, self.decoder]
+        self._collect_params(param_names, layers=self.encoder.layers + self.decoder.layers)
 
     @property
     def vocab_size(self):
