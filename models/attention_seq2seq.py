@@ -10,11 +10,20 @@ context beside the decoder state. The weights are kept for inspection:
 ``decoder.attention.attention_weights`` (one ``(N, T_enc)`` array per step).
 """
 
-from common.backend import xp
+import numpy as np
+
+from common.backend import FLOAT, xp
 from common.parallel import deferred
 from layers import Concat, TimeAttention, TimeBiLSTM, TimeEmbedding, TimeLSTM
 from models.base import Init
-from models.seq2seq import Seq2seq, affine_layer, greedy, lstm_weights, select_rows
+from models.seq2seq import (
+    Seq2seq,
+    _lstm_shapes,
+    affine_layer,
+    greedy,
+    lstm_weights,
+    select_rows,
+)
 
 
 class AttentionEncoder:
@@ -155,12 +164,26 @@ class AttentionSeq2seq(Seq2seq):
     holds one ``(N, T_enc)`` array per decoder step.
     """
 
-    def __init__(self, vocab_size, wordvec_size, hidden_size, seed=None, rng=None, dtype=None,
-                 bidirectional=False):
-        self.bidirectional = bidirectional
-        kwargs = {} if dtype is None else {"dtype": dtype}
-        super().__init__(vocab_size, wordvec_size, hidden_size, seed=seed, rng=rng, **kwargs)
-        self.config["bidirectional"] = bidirectional
+    affine_inputs = 2  # [context | decoder state]
+
+    def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int, *,
+                 seed: int | None = None, rng=None, dtype=FLOAT, bidirectional: bool = False):
+        if not isinstance(bidirectional, (bool, np.bool_)):
+            raise ValueError(f"bidirectional must be True or False, got {bidirectional!r}")
+        self.bidirectional = bool(bidirectional)
+        super().__init__(vocab_size, wordvec_size, hidden_size, seed=seed, rng=rng, dtype=dtype)
+        self.config["bidirectional"] = self.bidirectional
+
+    @classmethod
+    def param_shapes(cls, config: dict) -> dict:
+        shapes = super().param_shapes(config)
+        if config.get("bidirectional"):
+            D, H = shapes["encoder.embed.W"][1], shapes["encoder.lstm.Wh"][0]
+            for name in ("Wx", "Wh", "b"):
+                del shapes[f"encoder.lstm.{name}"]
+            for direction in ("forward", "backward"):
+                shapes.update(_lstm_shapes(f"encoder.lstm.{direction}", D, H // 2))
+        return shapes
 
     def encoder_class(self, V, D, H, init):
         return AttentionEncoder(V, D, H, init, bidirectional=self.bidirectional)

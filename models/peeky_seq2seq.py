@@ -83,6 +83,8 @@ class PeekySeq2seq(Seq2seq):
 
     encoder_class = Encoder
     decoder_class = PeekyDecoder
+    decoder_input_extra = 1  # [h | embedding]
+    affine_inputs = 2  # [h | LSTM output]
 
 
 

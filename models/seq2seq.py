@@ -31,7 +31,7 @@ from layers import (
     joint_weight_bias,
 )
 from layers._checks import check_ids, check_ndim
-from models.base import Init, Model
+from models.base import Init, Model, check_sizes, config_sizes
 
 
 def lstm_weights(init, D, H):
@@ -153,8 +153,10 @@ class Seq2seq(Model):
     encoder_class = Encoder
     decoder_class = Decoder
 
-    def __init__(self, vocab_size, wordvec_size, hidden_size, seed=None, rng=None, dtype=FLOAT):
-        V, D, H = vocab_size, wordvec_size, hidden_size
+    def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int, *,
+                 seed: int | None = None, rng=None, dtype=FLOAT):
+        V, D, H = check_sizes(vocab_size=vocab_size, wordvec_size=wordvec_size,
+                              hidden_size=hidden_size)
         self.config = {"vocab_size": V, "wordvec_size": D, "hidden_size": H}
         init = Init(seed, rng, dtype)
         self.encoder = self.encoder_class(V, D, H, init)
@@ -175,8 +177,22 @@ class Seq2seq(Model):
         self.layers = [self.encoder, self.decoder]
         self._collect_params(param_names, layers=self.encoder.layers + self.decoder.layers)
 
+    @classmethod
+    def param_shapes(cls, config: dict) -> dict:
+        V, D, H = config_sizes(cls, config, "vocab_size", "wordvec_size", "hidden_size")
+        shapes = {"encoder.embed.W": (V, D)}
+        shapes.update(_lstm_shapes("encoder.lstm", D, H))
+        shapes["decoder.embed.W"] = (V, D)
+        shapes.update(_lstm_shapes("decoder.lstm", D + cls.decoder_input_extra * H, H))
+        shapes.update({"decoder.affine.W": (cls.affine_inputs * H, V), "decoder.affine.b": (V,)})
+        return shapes
+
+    # The decoder's LSTM reads D + extra * H features; its affine layer reads inputs * H.
+    decoder_input_extra = 0
+    affine_inputs = 1
+
     @property
-    def vocab_size(self):
+    def vocab_size(self) -> int:
         return self.config["vocab_size"]
 
     def forward(self, xs, ts):
@@ -242,6 +258,10 @@ class Seq2seq(Model):
             if not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         return xs, start_ids
+
+
+def _lstm_shapes(prefix, D, H):
+    return {f"{prefix}.Wx": (D, 4 * H), f"{prefix}.Wh": (H, 4 * H), f"{prefix}.b": (4 * H,)}
 
 
 def _layer_param_names(part_name, layer, names):
