@@ -7,19 +7,22 @@
 Rows are the output steps, columns the input positions; a row sums to 1.
 """
 
+import os
+
 import numpy as np
 
 from common.plot import plot_format
 from common.serialization import atomic_write
 
 
-def attention_matrix(attention_weights, row):
+def attention_matrix(attention_weights: list, row: int) -> np.ndarray:
     """The ``(T_out, T_in)`` weights of question ``row`` from a decoder's
     ``attention_weights`` (a list of ``(N, T_in)`` arrays, one per step)."""
     return np.stack([np.asarray(w)[row] for w in attention_weights])
 
 
-def plot_attention(weights, in_labels, out_labels, path=None, ax=None, title=None):
+def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | None = None,
+                   ax=None, title: str | None = None):
     """Draw ``weights`` ``(T_out, T_in)`` as a labelled heat map; return the Figure.
 
     Args:

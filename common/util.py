@@ -100,7 +100,8 @@ def clip_grads_value(grads, max_value):
 # -- sequence to sequence (the textbook's chapter 7) ----------------------------------------
 
 
-def eval_seq2seq(model, question, correct, id_to_char, verbose=False, is_reverse=False):
+def eval_seq2seq(model, question, correct, id_to_char, verbose: bool = False,
+                 is_reverse: bool = False) -> int:
     """1 if ``model`` answers one question exactly right, else 0 (the textbook's helper).
 
     ``question`` ``(1, T_enc)`` ids; ``correct`` ``(1, T_dec + 1)`` ids whose
@@ -124,13 +125,14 @@ def eval_seq2seq(model, question, correct, id_to_char, verbose=False, is_reverse
     return int(guess == right)
 
 
-def seq2seq_correct(model, questions, answers, batch_size=1000, beam_width=1):
+def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
+                    beam_width: int = 1) -> np.ndarray:
     """Whether the model answers each question exactly right: a bool array ``(N,)``.
 
     All questions of a batch are answered at once (``model.generate`` on
     ``(batch_size, T_enc)``), not one per call, with ``beam_width`` beams
-    (1: greedy). ``answers`` ``(N, T_dec + 1)``
-    start with the id that starts each answer.
+    (1: greedy). ``answers`` ``(N, T_dec + 1)`` start with the id that
+    starts each answer.
     """
     questions, answers = np.asarray(questions), np.asarray(answers)
     if questions.ndim != 2 or answers.ndim != 2 or len(questions) != len(answers):
@@ -148,6 +150,7 @@ def seq2seq_correct(model, questions, answers, batch_size=1000, beam_width=1):
     return out
 
 
-def seq2seq_accuracy(model, questions, answers, batch_size=1000, beam_width=1):
+def seq2seq_accuracy(model, questions, answers, batch_size: int = 1000,
+                     beam_width: int = 1) -> float:
     """The fraction of questions answered exactly right (see :func:`seq2seq_correct`)."""
     return float(seq2seq_correct(model, questions, answers, batch_size, beam_width).mean())

@@ -190,13 +190,13 @@ class AttentionSeq2seq(Seq2seq):
 
     decoder_class = AttentionDecoder
 
-    def forward(self, xs, ts):
+    def forward(self, xs, ts) -> float:
         self._check_pairs(xs, ts)
         enc_hs = self.encoder.forward(xs)
         score = self.decoder.forward(ts[:, :-1], enc_hs, self.encoder.final_state())
         return self.softmax.forward(score, ts[:, 1:])
 
-    def backward(self, dout=1):
+    def backward(self, dout: float = 1) -> None:
         with deferred():
             denc_hs = self.decoder.backward(self.softmax.backward(dout))
             self.encoder.backward(denc_hs, self.decoder.dh)

@@ -32,7 +32,8 @@ def _log_softmax64(scores):
     return s
 
 
-def beam_search(decoder, start_ids, sample_size, beam_width, stop_id=None):
+def beam_search(decoder, start_ids, sample_size: int, beam_width: int,
+                stop_id: int | None = None) -> np.ndarray:
     """The most likely continuations of ``N`` questions, found by beam search.
 
     Args:
@@ -98,7 +99,8 @@ class _LanguageModelDecoder:
         self.model.set_state([None if s is None else s[rows] for s in self.model.get_state()])
 
 
-def beam_search_lm(model, start_ids, length, beam_width, stop_id=None):
+def beam_search_lm(model, start_ids, length: int, beam_width: int,
+                   stop_id: int | None = None) -> list[int]:
     """The most likely ``length`` ids after the prompt ``start_ids``, by beam search.
 
     For rnnlab's language models (``predict``, ``get_state``, ``set_state``,

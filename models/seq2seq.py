@@ -123,7 +123,7 @@ def select_rows(lstm, rows):
     lstm.c = None if lstm.c is None else lstm.c[rows]
 
 
-def greedy(decoder, start_ids, sample_size):
+def greedy(decoder, start_ids, sample_size: int) -> np.ndarray:
     """Feed back the most likely id ``sample_size`` times; ids ``(N, sample_size)``."""
     ids = start_ids
     out = []
@@ -195,7 +195,7 @@ class Seq2seq(Model):
     def vocab_size(self) -> int:
         return self.config["vocab_size"]
 
-    def forward(self, xs, ts):
+    def forward(self, xs, ts) -> float:
         self._check_pairs(xs, ts)
         h = self.encoder.forward(xs)
         score = self.decoder.forward(ts[:, :-1], h)
@@ -210,13 +210,13 @@ class Seq2seq(Model):
         if ts.shape[0] != xs.shape[0]:
             raise ValueError(f"xs has {xs.shape[0]} rows but ts has {ts.shape[0]}")
 
-    def backward(self, dout=1):
+    def backward(self, dout: float = 1) -> None:
         with deferred():
             dout = self.softmax.backward(dout)
             dh = self.decoder.backward(dout)
             self.encoder.backward(dh)
 
-    def generate(self, xs, start_id, sample_size, beam_width=1):
+    def generate(self, xs, start_id, sample_size: int, beam_width: int = 1) -> np.ndarray:
         """Answers to the questions ``xs`` ``(N, T_enc)``, all at once.
 
         ``start_id`` (an int, or one per question) starts each answer;
