@@ -39,7 +39,8 @@ MODELS = {"plain": Seq2seq, "peeky": PeekySeq2seq, "attention": AttentionSeq2seq
 DEFAULT_HIDDEN = {"addition": 128, "date": 256, None: 256}
 # What a resumed run takes from its checkpoint (the rest may be given anew).
 RUN_SETTINGS = ("task", "data", "data_seed", "model", "reverse", "bidirectional",
-                "wordvec_size", "hidden_size", "batch_size", "lr", "max_grad", "seed")
+                "wordvec_size", "hidden_size", "batch_size", "lr", "max_grad", "lr_halve_from",
+                "seed")
 
 
 def _count(low):
@@ -106,6 +107,8 @@ def parse_args(argv=None):
     train.add_argument("--max-grad", type=_positive_float, default=5.0,
                        help="clip the global gradient norm to this")
     train.add_argument("--no-clip", action="store_true", help="no gradient clipping")
+    train.add_argument("--lr-halve-from", type=_count(1), default=None, metavar="EPOCH",
+                       help="halve the learning rate before every epoch from this one on")
     train.add_argument("--seed", type=_count(0), default=0,
                        help="seed of the weights and of the batch order")
     train.add_argument("--eval-interval", type=_count(1), default=20,
@@ -266,7 +269,8 @@ def main(argv=None):
     trainer.settings = {k: getattr(args, k) for k in RUN_SETTINGS}
     trainer.title = (f"{type(model).__name__} on {name}{' (reversed)' if args.reverse else ''}, "
                      f"D={args.wordvec_size} H={args.hidden_size}")
-    history = {"greedy": [], "beam": [], "beam_width": args.beam, "seconds": []}
+    history = {"greedy": [], "beam": [], "beam_width": args.beam, "seconds": [],
+               "cpu_seconds": []}
     if args.resume:
         try:
             trainer.resume(args.resume)
@@ -284,6 +288,7 @@ def main(argv=None):
                                                                                len(x_test)),
                                                         replace=False)
     train_seconds = history["seconds"][-1] if history["seconds"] else 0.0
+    cpu_seconds = history["cpu_seconds"][-1] if history.get("cpu_seconds") else 0.0
 
     def evaluate():
         correct = seq2seq_correct(model, x_test, t_test, args.eval_batch)
@@ -299,19 +304,22 @@ def main(argv=None):
         evaluate()
     for epoch in range(trainer.epoch, args.epochs):
         trainer.settings["history"] = history
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             trainer.fit(x_train, t_train, max_epoch=epoch + 1, batch_size=args.batch_size,
                         max_grad=args.max_grad, eval_interval=args.eval_interval,
                         checkpoint=args.checkpoint, verbose=not args.quiet, seed=args.seed,
-                        restore_best=False)
+                        restore_best=False, lr_halve_from=args.lr_halve_from)
         except TrainingInterrupted as exc:
             print(f"\n{exc}", file=sys.stderr)
             return 130
         train_seconds += time.perf_counter() - started  # training only, not evaluation
+        cpu_seconds += time.process_time() - cpu_started  # all threads of this process
         history["seconds"].append(train_seconds)
+        history["cpu_seconds"].append(cpu_seconds)
         line = evaluate()
-        print(f"epoch {epoch + 1}/{args.epochs} | {line} | training time {train_seconds:.1f}s")
+        print(f"epoch {epoch + 1}/{args.epochs} | {line} | training time {train_seconds:.1f}s "
+              f"(CPU {cpu_seconds:.1f}s)")
         show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char, args.reverse, 1)
         if args.plot:
             plot_accuracy(history, args.plot, trainer.title)

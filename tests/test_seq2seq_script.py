@@ -108,3 +108,14 @@ def test_help_shows_the_defaults(capsys):
     for default in ("default: plain", "default: 128", "default: 0.001", "default: 5.0",
                     "default: 25", "default: 16", "default: 1984"):
         assert default in text, default
+
+
+def test_lr_halve_from(pairs_file, tmp_path):
+    from common.checkpoint import read_checkpoint
+
+    ckpt = str(tmp_path / "halve.ckpt.npz")
+    assert script().main(["--data", pairs_file, *SMALL[2:], "--epochs", "2", "--plot", "none",
+                          "--lr-halve-from", "2", "--checkpoint", ckpt]) == 0
+    _, meta = read_checkpoint(ckpt)
+    assert meta["optimizer_scalars"]["lr"] < 0.001
+    assert meta["settings"]["lr_halve_from"] == 2
