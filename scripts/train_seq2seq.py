@@ -236,11 +236,13 @@ def plot_attention_examples(model, x, t, id_to_char, reverse, path, beam):
     fig = Figure(figsize=(8.0, 3.2 * len(x)))
     for row in range(len(x)):
         ax = fig.add_subplot(len(x), 1, row + 1)
-        in_labels = list(text(x[row], id_to_char))  # in the order the encoder read them
-        out_labels = list(text(guess[row], id_to_char))
-        question = text(x[row][::-1] if reverse else x[row], id_to_char).strip()
-        plot_attention(attention_matrix(weights, row), in_labels, out_labels, ax=ax,
-                       title=f"{question} -> {''.join(out_labels)}")
+        matrix = attention_matrix(weights, row)
+        question = x[row]
+        if reverse:  # show the question as written; the columns follow its characters
+            question, matrix = question[::-1], matrix[:, ::-1]
+        in_labels, out_labels = list(text(question, id_to_char)), list(text(guess[row], id_to_char))
+        plot_attention(matrix, in_labels, out_labels, ax=ax,
+                       title=f"{''.join(in_labels).strip()} -> {''.join(out_labels)}")
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format=plot_format(path), dpi=100))
 
