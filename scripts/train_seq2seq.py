@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.attention_map import attention_matrix, plot_attention  # noqa: E402
-from common.checkpoint import read_checkpoint  # noqa: E402
+from common.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.plot import plot_format  # noqa: E402
 from common.serialization import atomic_write  # noqa: E402
@@ -325,6 +325,8 @@ def main(argv=None):
         show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char, args.reverse, 1)
         if args.plot:
             plot_accuracy(history, args.plot, trainer.title)
+        if args.checkpoint:  # again, now with this epoch's accuracy in the run's history
+            save_checkpoint(args.checkpoint, trainer)
     if not history["greedy"]:  # --epochs 0 (e.g. with --load): evaluate only
         print(evaluate())
         show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char, args.reverse, 1)

@@ -67,6 +67,10 @@ def test_resume_continues_the_run(pairs_file, tmp_path, capsys):
                           *common]) == 0
     first = capsys.readouterr().out
     assert "epoch 1/1" in first
+    from common.checkpoint import read_checkpoint
+
+    history = read_checkpoint(ckpt)[1]["settings"]["history"]
+    assert len(history["greedy"]) == 1 and f"accuracy {history['greedy'][0]:.4f}" in first
     # Resumed with only the new epoch count: the checkpoint supplies the rest.
     assert script().main(["--resume", ckpt, "--epochs", "2", "--quiet", "--plot", "none"]) == 0
     second = capsys.readouterr().out
