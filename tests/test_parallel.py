@@ -81,6 +81,19 @@ def test_a_bad_thread_count_is_refused_on_entering_managed(monkeypatch, value):
             pass
 
 
+def test_fit_refuses_a_bad_thread_count_before_the_first_step(monkeypatch):
+    monkeypatch.setenv("RNNLAB_NUM_THREADS", "abc")
+    monkeypatch.setattr(parallel, "_threads", None)
+    model = SimpleRnnlm(20, 4, 4, seed=0)
+    before = [p.copy() for p in model.params]
+    corpus = np.arange(200) % 20
+    with pytest.raises(ValueError, match="RNNLAB_NUM_THREADS"):
+        RnnlmTrainer(model, SGD(1.0)).fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=2,
+                                          time_size=5, verbose=False)
+    for p, p0 in zip(model.params, before, strict=True):
+        np.testing.assert_array_equal(p, p0)  # not one step was taken
+
+
 def test_a_good_thread_count_is_used(monkeypatch):
     monkeypatch.setenv("RNNLAB_NUM_THREADS", " 3 ")
     monkeypatch.setattr(parallel, "_threads", None)
