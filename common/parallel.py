@@ -253,10 +253,11 @@ def for_batch_blocks(work: Callable[..., object], arrays, batch_axes,
     batch never interact, so each block can run the whole time loop on its
     own core: one hand-off per layer call, not per step.
     ``row_multiply_adds`` is what one row costs in one step's product
-    (``H * 4H`` for an LSTM). Only while rnnlab manages the cores and none
-    is busy with deferred work is the batch cut, into at most one block per
-    thread, each of at least MIN_BATCH_ROWS rows and MIN_STEP_MULTIPLY_ADDS
-    per step; otherwise ``work`` runs here, once, on the whole arrays.
+    (``H * 4H`` for an LSTM). Only when rnnlab can manage the cores (more
+    than one thread, BLAS's threads under control) and none is busy with
+    deferred work is the batch cut, into at most one block per thread, each
+    of at least MIN_BATCH_ROWS rows and MIN_STEP_MULTIPLY_ADDS per step;
+    otherwise ``work`` runs here, once, on the whole arrays.
     """
     with managed():
         n_rows = arrays[0].shape[batch_axes[0]]
