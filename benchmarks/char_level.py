@@ -2,9 +2,10 @@
 
 Embedding (V = 50, D = 32) -> LSTM(H) -> Affine, Adam, global-norm clipping,
 N = 32, T = 64, for H = 128, 256, 512 (the README's character-level run),
-and a GRU row at H = 256. One training iteration (batch + forward +
-backward + clipping + Adam) of rnnlab against the same model in PyTorch,
-the same batches of random character ids, timed in alternating groups.
+and a GRU row at H = 256 (with ``--quick`` only the two rows of H = 256).
+One training iteration (batch + forward + backward + clipping + Adam) of
+rnnlab against the same model in PyTorch, the same batches of random
+character ids, timed in alternating groups.
 
 The *two-core bound* of an iteration is what no NumPy implementation on
 these cores can beat: the input projection, ``dx``, ``dWx`` and ``dWh``
@@ -30,6 +31,7 @@ from models import GruRnnlm, Rnnlm
 V, D, N, T = 50, 32, 32, 64
 LR, MAX_GRAD = 2e-3, 5.0
 CONFIGS = [("lstm", 128), ("lstm", 256), ("lstm", 512), ("gru", 256)]
+QUICK_CONFIGS = [("lstm", 256), ("gru", 256)]  # --quick: a minute for the whole benchmark
 
 
 def rnnlab_char_step(model, xs, ts):
@@ -126,7 +128,7 @@ def char_level(run: Run, blocks: int, rounds: int, warmup: int) -> None:
     xs, ts = corpus[:-1], corpus[1:]
     threads = run.results["machine"]["rnnlab_elementwise_threads"] or 1
     results = run.results.setdefault("char_level", {})
-    for cell, H in CONFIGS:
+    for cell, H in QUICK_CONFIGS if run.quick else CONFIGS:
         make = Rnnlm if cell == "lstm" else GruRnnlm
         model = make(V, D, H, seed=0)
         step, optimizer = rnnlab_char_step(model, xs, ts)
@@ -150,7 +152,7 @@ def char_level(run: Run, blocks: int, rounds: int, warmup: int) -> None:
             line += (f"; torch {theirs:7.2f} ms, rnnlab / torch = {ours / theirs:.2f} "
                      f"(torch / bound {theirs / bound:.2f})")
         say(line)
-        if not run.quick or H == 256:
+        if H == 256:
             stages, whole = stage_breakdown(model, optimizer, step,
                                             rounds=3 if run.quick else 6, warmup=1)
             entry["stages_ms"] = stages
