@@ -264,6 +264,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk or a closed terminal behind stdout
+        print(f"error: cannot write the text: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -632,3 +632,21 @@ def test_load_model_and_model_from_config_check_shapes_first(tmp_path):
     assert type(model) is SimpleRnnlm and meta["vocab"][0] == "<eos>"
     for a, b in zip(model.params, SimpleRnnlm(5, 3, 4, seed=0).params, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_script_output_errors_end_with_a_message(trained, tmp_path):
+    """stdout on a full device (/dev/full): a one-line error, no traceback; a reader
+    that stops early (a broken pipe): exit 0, no traceback."""
+    args = [sys.executable, str(SCRIPT), "--model", "m.npz", "--length", "2000", "--seed", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(args, cwd=trained, env=env, stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=60)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert done.stderr.startswith("error: cannot write the text")
+    reader = subprocess.Popen(args, cwd=trained, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    reader.stdout.close()  # nobody reads: the writer gets a broken pipe
+    _, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0 and b"Traceback" not in err
