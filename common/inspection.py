@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.backend import to_cpu, xp
+from common.serialization import load_npz
 
 LN2 = math.log(2.0)
 
@@ -83,6 +84,71 @@ def _log_softmax64(scores):
     s = np.asarray(to_cpu(scores), dtype=np.float64)
     s = s - s.max(axis=-1, keepdims=True)
     return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+
+
+# -- a saved model and a text ------------------------------------------------------------
+
+
+def load_model(path) -> tuple:
+    """``(model, vocab, level)`` from a file written by ``train_rnnlm.py --save``
+    (or ``model.save_params(path, vocab=...)``).
+
+    ``vocab`` is the list of tokens (id -> token) and ``level`` ``'word'`` or
+    ``'char'`` (from the file, else guessed: single characters without
+    ``<eos>`` mean character level). Raises ``ValueError`` naming the problem.
+    """
+    from models import model_from_config  # models imports common: import late
+
+    arrays, meta = load_npz(path)
+    if meta.get("format") == "rnnlab-checkpoint":
+        raise ValueError(f"{path} is a training checkpoint; inspect the file written by --save")
+    for key in ("model", "config"):
+        if key not in meta:
+            raise ValueError(f"{path} has no {key!r} in its metadata; save the model with "
+                             "train_rnnlm.py --save or model.save_params")
+    vocab = meta.get("vocab")
+    if not isinstance(vocab, list) or not vocab or not all(isinstance(t, str) for t in vocab):
+        raise ValueError(f"{path} has no vocabulary (a list of tokens); save it with "
+                         "train_rnnlm.py --save or model.save_params(path, vocab=id_to_word)")
+    model = model_from_config(meta["model"], meta["config"])
+    model.set_named_params(arrays, source=str(path))
+    if not hasattr(model, "layers") or not hasattr(model, "loss_layer"):
+        raise ValueError(f"{path} holds a {meta['model']}, not a language model")
+    V = model.vocab_size
+    if len(vocab) < V:
+        raise ValueError(f"{path}: the vocabulary has {len(vocab)} tokens, the model {V}")
+    vocab = vocab[:V]  # a model trained with --corpus-size may know only the first V ids
+    level = meta.get("level") or (
+        "char" if "<eos>" not in vocab and all(len(t) == 1 for t in vocab) else "word")
+    if level not in ("word", "char"):
+        raise ValueError(f"{path}: unknown token level {level!r}")
+    return model, vocab, level
+
+
+def encode_text(content: str, vocab: list, level: str) -> tuple:
+    """``(tokens, ids)`` of a string, cut as the model's training text was.
+
+    Word level: words separated by white space, ``<eos>`` at each line end
+    (as :func:`datasets.text.tokenize`); a word the model does not know
+    becomes ``<unk>`` when the vocabulary has it. Unknown tokens otherwise
+    raise ``ValueError`` naming them.
+
+    Shape:
+        -> tokens: ``T`` strings, ids int ``(T,)``
+    """
+    from datasets.text import tokenize
+
+    tokens = tokenize(content, level)
+    index = {t: i for i, t in enumerate(vocab)}
+    if level == "word" and "<unk>" in index:
+        tokens = [t if t in index else "<unk>" for t in tokens]
+    unknown = sorted({t for t in tokens if t not in index})
+    if unknown:
+        what = "characters" if level == "char" else "words"
+        raise ValueError(f"{len(unknown)} {what} of the text are not in the model's vocabulary "
+                         f"of {len(vocab)}: " + ", ".join(map(repr, unknown[:10]))
+                         + (" ..." if len(unknown) > 10 else ""))
+    return tokens, np.array([index[t] for t in tokens], dtype=np.int64)
 
 
 # -- states over a text -----------------------------------------------------------------
@@ -269,8 +335,9 @@ def text_properties(tokens: list) -> dict:
       ``-lrb-`` counts as a bracket), and ``bracket depth``: how many more;
     * ``position in line``: tokens since the last line end (newline or ``<eos>``);
     * ``position in sentence``: tokens since the last ``. ! ?`` or ``<eos>``;
-    * ``end of word``: a letter or digit followed by something else (character
-      level only; left out when every token is longer than one character).
+    * ``end of word``: a letter or digit followed by something else, and
+      ``inside a # comment``: from a ``#`` to the end of its line (character
+      level only: left out unless every token is one character).
 
     Properties that do not vary over the text are left out.
 
@@ -280,8 +347,8 @@ def text_properties(tokens: list) -> dict:
     T = len(tokens)
     props = {name: np.zeros(T) for name in (
         "inside double quotes", "inside single quotes", "inside brackets", "bracket depth",
-        "position in line", "position in sentence", "end of word")}
-    dq = sq = depth = line = sentence = 0
+        "position in line", "position in sentence", "end of word", "inside a # comment")}
+    dq = sq = depth = line = sentence = comment = 0
     for t, tok in enumerate(tokens):
         dq ^= tok.count('"') & 1
         sq ^= tok.count("'") & 1
@@ -295,8 +362,10 @@ def text_properties(tokens: list) -> dict:
         props["bracket depth"][t] = depth
         props["position in line"][t] = line
         props["position in sentence"][t] = sentence
+        comment = comment or tok == "#"
+        props["inside a # comment"][t] = comment and tok not in LINE_ENDS
         if tok in LINE_ENDS:
-            line, sq = 0, 0
+            line, sq, comment = 0, 0, 0
         else:
             line += 1
         sentence = 0 if tok in SENTENCE_ENDS else sentence + 1
@@ -304,7 +373,7 @@ def text_properties(tokens: list) -> dict:
         word = np.array([tok.isalnum() or tok == "_" for tok in tokens])
         props["end of word"] = (word & ~np.append(word[1:], False)).astype(float)
     else:
-        del props["end of word"]
+        del props["end of word"], props["inside a # comment"]
     return {name: v for name, v in props.items() if v.std() > 0}
 
 

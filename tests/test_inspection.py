@@ -216,7 +216,7 @@ def test_gradient_through_time_needs_matching_shapes():
 
 
 def test_text_properties_of_a_small_text():
-    tokens = list('ab "c(d)" e.\nfg')
+    tokens = list('ab "c(d)" e.\nfg # h\ni')
     p = text_properties(tokens)
     at = tokens.index
     assert p["inside double quotes"][at("c")] == 1 and p["inside double quotes"][at("e")] == 0
@@ -224,7 +224,8 @@ def test_text_properties_of_a_small_text():
     assert p["position in line"][:4].tolist() == [0, 1, 2, 3]
     assert p["position in line"][at("f")] == 0
     assert p["position in sentence"][at("\n")] == 0
-    assert p["end of word"].tolist() == [float(c) for c in "010010100010001"]
+    assert p["end of word"].tolist() == [float(c) for c in "010010100010001000101"]
+    assert p["inside a # comment"].tolist() == [float(c) for c in "000000000000000011100"]
     assert "inside single quotes" not in p  # constant: left out
 
 
@@ -232,7 +233,7 @@ def test_text_properties_at_word_level():
     p = text_properties("the cat -lrb- a dog -rrb- sat <eos> it ran".split())
     assert p["inside brackets"].tolist() == [0, 0, 1, 1, 1, 0, 0, 0, 0, 0]
     assert p["position in sentence"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 0, 1]
-    assert "end of word" not in p
+    assert "end of word" not in p and "inside a # comment" not in p
 
 
 def test_correlations():
