@@ -59,7 +59,7 @@ def parse_args(argv=None):
     p.add_argument("--hidden-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--time-size", type=int, default=50, help="training window length")
-    p.add_argument("--iters", type=int, default=800, help="training iterations per model")
+    p.add_argument("--iters", type=int, default=3000, help="training iterations per model")
     p.add_argument("--lr", type=float, default=0.003, help="Adam's learning rate")
     p.add_argument("--max-grad", type=float, default=5.0, help="gradient-norm clipping")
     p.add_argument("--eval-length", type=int, default=100,

@@ -74,8 +74,9 @@ def parse_args(argv=None):
     u.add_argument("--per-property", type=int, default=1,
                    help="how many units to report for each property of the text")
     u.add_argument("--png", default=None, help="draw the interesting units as a heat map here")
-    u.add_argument("--png-length", type=int, default=80,
-                   help="tokens shown in the heat map (from the start of the text)")
+    u.add_argument("--png-start", type=int, default=0,
+                   help="first token of the heat map (counted from --offset)")
+    u.add_argument("--png-length", type=int, default=80, help="tokens shown in the heat map")
 
     s = sub.add_parser("surprisal", help="log-probability and bits of every token (TSV)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -85,8 +86,9 @@ def parse_args(argv=None):
         p.error("--offset must be >= 0")
     if args.length is not None and args.length < 2:
         p.error("--length must be >= 2")
-    if args.command == "units" and (args.per_property < 1 or args.png_length < 1):
-        p.error("--per-property and --png-length must be >= 1")
+    if args.command == "units" and (args.per_property < 1 or args.png_length < 1
+                                    or args.png_start < 0):
+        p.error("--per-property and --png-length must be >= 1, --png-start >= 0")
     return args
 
 
@@ -179,7 +181,12 @@ def run_units(args, model, vocab, level):
         if not shown_units:
             raise UsageError("no unit to draw: the text has no varying property; name units "
                              "with --units")
-        heat_map(shown_units, tokens[:args.png_length], level, args.png)
+        if args.png_start >= len(tokens):
+            raise UsageError(f"--png-start {args.png_start} is past the text's "
+                             f"{len(tokens)} tokens")
+        window = slice(args.png_start, args.png_start + args.png_length)
+        heat_map([(name, label, values[window]) for name, label, values in shown_units],
+                 tokens[window], level, args.png)
         print(f"heat map: {args.png}")
     return 0
 
@@ -192,7 +199,7 @@ def heat_map(units, tokens, level, path):
     import matplotlib.pyplot as plt
 
     T = len(tokens)
-    rows = np.array([np.asarray(v[:T], np.float64) for _, _, v in units])
+    rows = np.array([np.asarray(v, np.float64) for _, _, v in units])
     scale = np.abs(rows).max(axis=1, keepdims=True)
     rows = rows / np.where(scale > 0, scale, 1)
     cell = 0.17 if level == "char" else 0.45

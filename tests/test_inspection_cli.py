@@ -73,7 +73,7 @@ def test_units_writes_the_page_and_the_heat_map(char_model, tmp_path, capsys):
     page, png = tmp_path / "u.html", tmp_path / "u.png"
     code = inspect_model.main(["units", "--model", str(char_model), "--text", TEXT,
                                "--units", "h0:5,c0:0", "--html", str(page), "--png", str(png),
-                               "--png-length", "12"])
+                               "--png-start", "3", "--png-length", "12"])
     assert code == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1] == "unit\tproperty\tr"
