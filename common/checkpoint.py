@@ -8,9 +8,11 @@ One ``.npz`` file (written atomically, read without pickles) holds
 * ``best/<name>``: the best parameters so far, when validating;
 
 and its JSON metadata holds the model's class and configuration, the
-optimizer's class and scalars (``lr``, ``t`` ...), the trainer's counters and
-histories (epoch, iteration, read position, perplexities) and the state of
-every random generator the model's layers own (dropout masks).
+optimizer's class and scalars (``lr``, ``t`` ...), the trainer's class,
+counters and histories (epoch, iteration, read position, perplexities), the
+run's settings (``trainer.settings``: what the command line was asked, so
+that ``--resume`` alone continues the run) and the state of every random
+generator the model's layers own (dropout masks).
 """
 
 import copy
@@ -30,6 +32,10 @@ def _layer_rngs(model):
             if isinstance(getattr(layer, "rng", None), np.random.Generator)}
 
 
+def _get_state(model):
+    return model.get_state() if hasattr(model, "get_state") else []
+
+
 def save_checkpoint(path, trainer):
     """Write the trainer, its model and its optimizer to ``path``."""
     model, optimizer = trainer.model, trainer.optimizer
@@ -40,7 +46,7 @@ def save_checkpoint(path, trainer):
             arrays[f"optim/{k}"] = v
         else:
             scalars[k] = v
-    state = model.get_state()
+    state = _get_state(model)
     for i, h in enumerate(state):
         if h is not None:
             arrays[f"state/{i}"] = to_cpu(h)
@@ -54,6 +60,8 @@ def save_checkpoint(path, trainer):
         "optimizer": type(optimizer).__name__,
         "optimizer_scalars": scalars,
         "trainer": trainer.state_dict(),
+        "trainer_class": type(trainer).__name__,
+        "settings": getattr(trainer, "settings", None),
         "n_state": len(state),
         "rngs": {k: rng.bit_generator.state for k, rng in _layer_rngs(model).items()},
     }
@@ -98,7 +106,8 @@ def load_checkpoint(path, trainer):
     model, optimizer = trainer.model, trainer.optimizer
     model.set_named_params(params, source=path)
     optimizer.load_state_dict(optim_state)
-    model.set_state(states)
+    if states:
+        model.set_state(states)
     trainer.load_state_dict(trainer_state)
     trainer.best_params = best
     for rng, state in rng_states:
@@ -114,6 +123,9 @@ def _check(path, arrays, meta, trainer):
     """
     model, optimizer = trainer.model, trainer.optimizer
     config = getattr(model, "config", {})
+    saved_by = meta.get("trainer_class", "RnnlmTrainer")
+    if saved_by != type(trainer).__name__:
+        raise ValueError(f"{path} was written by {saved_by}, not {type(trainer).__name__}")
     if meta["model"] != type(model).__name__ or meta["config"] != config:
         raise ValueError(
             f"{path} holds a {meta['model']} {meta['config']}, but the model to resume is a "
@@ -135,7 +147,37 @@ def _check(path, arrays, meta, trainer):
     _check_params(expected, params, f"{path}")
     if best:
         _check_params(expected, best, f"{path} (best parameters)")
+    optim_state = _check_optimizer(path, meta, optim, model, optimizer)
+    states = _check_states(path, meta, state, model)
+    trainer_state = _check_trainer_state(path, meta, trainer)
+    rng_states = _check_rngs(path, meta, model)
+    best_params = ({k: to_gpu(v.astype(expected[k].dtype, copy=False)) for k, v in best.items()}
+                   if best else None)
+    return params, optim_state, states, best_params, trainer_state, rng_states
 
+
+def _check_params(expected, arrays, source):
+    """Every name of ``expected`` present in ``arrays``, same shape, a float dtype."""
+    missing = sorted(set(expected) - set(arrays))
+    extra = sorted(set(arrays) - set(expected))
+    if missing or extra:
+        raise ValueError(f"{source} does not fit the model: missing parameters "
+                         f"{missing or 'none'}, unexpected {extra or 'none'}")
+    for name, p in expected.items():
+        a = arrays[name]
+        if a.shape != p.shape:
+            raise ValueError(f"{source}: parameter {name!r} has shape {a.shape}, the model "
+                             f"needs {p.shape}")
+        if not np.issubdtype(a.dtype, np.floating):
+            raise ValueError(f"{source}: parameter {name!r} has non-float dtype {a.dtype}")
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+
+def _check_optimizer(path, meta, optim, model, optimizer):
     # The optimizer's arrays follow its deduplicated parameter list (a tied
     # array once). A fresh optimizer would only check them at its first
     # update, so check them here, before anything is changed.
@@ -162,16 +204,20 @@ def _check(path, arrays, meta, trainer):
     if probe.state and any(len(arrays) != len(distinct) for arrays in probe.state.values()):
         raise ValueError(f"{path}: the optimizer state covers fewer parameters than the "
                          f"model's {len(distinct)}")
+    return optim_state
 
+
+def _check_states(path, meta, state, model):
     # The carried hidden state: one (N, H) entry per h (and c) of the
     # recurrent layers, in get_state() order.
-    units = [layer.params[1].shape[0] for layer in model._recurrent_layers()
+    recurrent = model._recurrent_layers() if hasattr(model, "_recurrent_layers") else []
+    units = [layer.params[1].shape[0] for layer in recurrent
              for name in ("h", "c") if hasattr(layer, name)]
     if not _is_number(meta["n_state"]) or meta["n_state"] != len(units):
         raise ValueError(f"{path}: it carries {meta['n_state']!r} recurrent states, the model "
                          f"has {len(units)}")
     states = [None] * len(units)
-    dtype = model.params[0].dtype
+    dtype = model.params[0].dtype if model.params else np.float32
     for key, h in state.items():
         if not key.isdigit() or int(key) >= len(units):
             raise ValueError(f"{path}: unexpected recurrent state {'state/' + key!r}")
@@ -182,14 +228,18 @@ def _check(path, arrays, meta, trainer):
         states[int(key)] = to_gpu(h.astype(dtype, copy=False))
     if len({h.shape[0] for h in states if h is not None}) > 1:
         raise ValueError(f"{path}: its recurrent states have different batch sizes")
+    return states
 
+
+def _check_trainer_state(path, meta, trainer):
     trainer_state = meta["trainer"]
     if not isinstance(trainer_state, dict):
         raise ValueError(f"{path}: the trainer state is not a JSON object")
     history = trainer_state.get("history")
     if not isinstance(history, dict):
         raise ValueError(f"{path}: the trainer's history is not a JSON object")
-    lists = [("ppl_list", trainer_state.get("ppl_list")),
+    figures = f"{trainer.figure}_list"
+    lists = [(figures, trainer_state.get(figures)),
              *((f"history[{k!r}]", v) for k, v in history.items())]
     for name, values in lists:
         if not isinstance(values, list) or not all(_is_number(v) for v in values):
@@ -199,7 +249,10 @@ def _check(path, arrays, meta, trainer):
         probe.load_state_dict(trainer_state)
     except ValueError as exc:
         raise ValueError(f"{path}: the trainer state is invalid ({exc})") from exc
+    return trainer_state
 
+
+def _check_rngs(path, meta, model):
     rngs = _layer_rngs(model)
     if not isinstance(meta["rngs"], dict) or set(meta["rngs"]) != set(rngs):
         raise ValueError(f"{path}: its random generators do not match the model's layers")
@@ -211,27 +264,4 @@ def _check(path, arrays, meta, trainer):
             raise ValueError(f"{path}: the state of random generator {k} is invalid "
                              f"({exc})") from exc
         rng_states.append((rng, meta["rngs"][k]))
-
-    best_params = ({k: to_gpu(v.astype(expected[k].dtype, copy=False)) for k, v in best.items()}
-                   if best else None)
-    return params, optim_state, states, best_params, trainer_state, rng_states
-
-
-def _check_params(expected, arrays, source):
-    """Every name of ``expected`` present in ``arrays``, same shape, a float dtype."""
-    missing = sorted(set(expected) - set(arrays))
-    extra = sorted(set(arrays) - set(expected))
-    if missing or extra:
-        raise ValueError(f"{source} does not fit the model: missing parameters "
-                         f"{missing or 'none'}, unexpected {extra or 'none'}")
-    for name, p in expected.items():
-        a = arrays[name]
-        if a.shape != p.shape:
-            raise ValueError(f"{source}: parameter {name!r} has shape {a.shape}, the model "
-                             f"needs {p.shape}")
-        if not np.issubdtype(a.dtype, np.floating):
-            raise ValueError(f"{source}: parameter {name!r} has non-float dtype {a.dtype}")
-
-
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return rng_states

@@ -1,304 +1,251 @@
-"""Training a language model with truncated BPTT on one long id sequence.
+"""Trainers: one training loop, fed in two ways.
 
-The corpus ``xs`` (inputs) and ``ts`` (the same sequence shifted by one)
-are read by ``batch_size`` lanes: lane ``i`` starts at
-``i * (len(xs) // batch_size)`` and each iteration takes the next
-``time_size`` positions of every lane, wrapping at the end. Consecutive
-batches continue each lane, so a stateful model carries its hidden state
-from one batch to the next while the gradient stops at the batch boundary.
-The read position keeps running across epochs.
+:class:`BaseTrainer` holds the loop (:meth:`BaseTrainer._train`) and calls
+its parts at fixed points: a feeder gives each batch (``common.feeders``),
+the divergence guard judges each loss, a progress reporter prints, a
+checkpointer writes, and at the end of an epoch the schedules are asked in
+turn (``common.schedules``); the first Ctrl-C or SIGTERM stops it at an
+iteration boundary (``common.training_guards``).
+
+* :class:`RnnlmTrainer`: a language model on one long id sequence, read by
+  the lanes of truncated BPTT; perplexity histories.
+* :class:`Trainer`: the textbook's trainer for (input, target) pairs,
+  shuffled mini-batches of rows; loss histories (sequence-to-sequence
+  models).
 """
 
 import math
 import os
-import signal
-import sys
-import time
 
 import numpy as np
 
 from common.backend import xp
-from common.checkpoint import load_checkpoint, save_checkpoint
+from common.checkpoint import load_checkpoint
+from common.feeders import Lanes, ShuffledRows, lane_positions
+from common.fit_options import FitOptions, check_main_arguments
 from common.parallel import managed
-from common.serialization import atomic_write
-from common.util import clip_grads, eval_perplexity
+from common.progress import Progress
+from common.schedules import BestParameters, DecayOnPlateau, EarlyStopping, HalveFrom
+from common.training_guards import (
+    MAX_SKIPS_IN_A_ROW,
+    Checkpointer,
+    DivergenceGuard,
+    StopOnSignals,
+    TrainingDiverged,
+    TrainingInterrupted,
+    TrainingOutOfMemory,
+    divergence_bound,
+)
+from common.util import clip_grads, clip_grads_value, eval_perplexity
 
-# on_nan="skip" gives up after this many bad batches in a row: by then the
-# weights themselves are most likely broken.
-MAX_SKIPS_IN_A_ROW = 10
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped ``fit`` at an iteration boundary (after saving)."""
-
-    def __init__(self, message, checkpoint=None):
-        super().__init__(message)
-        self.checkpoint = checkpoint
+__all__ = ["BaseTrainer", "FitOptions", "MAX_SKIPS_IN_A_ROW", "RnnlmTrainer", "Trainer",
+           "TrainingDiverged", "TrainingInterrupted", "TrainingOutOfMemory", "divergence_bound"]
 
 
-class RnnlmTrainer:
-    """Fits a language model with an optimizer; keeps the perplexity history.
+class BaseTrainer:
+    """The training loop shared by the trainers; a subclass says what is
+    recorded (``figure``: ``'ppl'`` or ``'loss'``) and how to validate.
 
     Attributes:
-        ppl_list: training perplexity over each ``eval_interval`` iterations
-            (counted across epochs).
-        history: per epoch: ``'epoch'``, ``'train_ppl'``, ``'val_ppl'`` (when
-            a validation corpus is given) and ``'lr'``.
-        time_idx: the read position of the lanes (positions read so far).
-        epoch, iteration: completed epochs; iterations done in the current
-            epoch.
-        best_params: ``{name: array}`` of the epoch with the best validation
-            perplexity (None without validation).
+        history: per epoch: ``'epoch'``, the training figure, the validation
+            figure (when validating) and ``'lr'`` (the rate used in it).
+        epoch, iteration: completed epochs; iterations done in the current one.
+        best_params, best_epoch: the parameters ``{name: array}`` and number
+            of the epoch with the best validation figure (None without).
+        bad_epochs: epochs since the best one.
+        skipped_batches: batches dropped by ``on_nan='skip'``.
+        settings: a JSON dict describing the run (model, sizes, data ...),
+            stored in checkpoints; the command line fills it.
+        title: the plot's title (None: the model's class and configuration).
     """
+
+    figure = "loss"
 
     def __init__(self, model, optimizer):
         self.model = model
         self.optimizer = optimizer
-        self.ppl_list = []
-        self.history = {"epoch": [], "train_ppl": [], "val_ppl": [], "lr": []}
-        self.time_idx = 0
+        self.history = {"epoch": [], f"train_{self.figure}": [], f"val_{self.figure}": [],
+                        "lr": []}
         self.epoch = 0
         self.iteration = 0
         self.eval_interval = 20
         self.iters_per_epoch = None
-        self.best_val_ppl = math.inf
+        self.best_val_ppl = math.inf  # the best validation figure (ppl or loss)
         self.best_params = None
+        self.best_epoch = None
         self.bad_epochs = 0
         self.skipped_batches = 0
+        self.settings = None
+        self.title = None
+        self.last_val = None
         # Running sums, part of the state so that a resumed run is identical.
         self._interval_loss, self._interval_count = 0.0, 0
         self._epoch_loss, self._epoch_count = 0.0, 0
-        self._stop_requested = False
         self._skipped_in_a_row = 0
 
-    # -- batches -------------------------------------------------------------------
+    # -- the loop -------------------------------------------------------------------
 
-    def get_batch(self, xs, ts, batch_size, time_size):
-        """The next ``(batch_size, time_size)`` block of every lane, and advance.
-
-        Row ``i`` reads positions ``i * (len(xs) // batch_size) + time_idx +
-        [0, time_size)``, modulo ``len(xs)``.
-        """
-        size = len(xs)
-        jump = size // batch_size
-        offsets = np.arange(batch_size) * jump
-        positions = (offsets[:, None] + self.time_idx + np.arange(time_size)) % size
-        self.time_idx = (self.time_idx + time_size) % size
-        return xs[positions], ts[positions]
-
-    # -- training ------------------------------------------------------------------
-
-    def fit(self, xs, ts, max_epoch=10, batch_size=20, time_size=35, max_grad=None,
-            eval_interval=20, val_corpus=None, val_batch_size=10, lr_decay=None, patience=None,
-            lr_halve_from=None, restore_best=True, max_iters=None, checkpoint=None,
-            checkpoint_every=None,
-            on_nan="raise", verbose=True, plot_path=None):
-        """Train until ``max_epoch`` epochs are complete (counting earlier calls).
-
-        Args:
-            xs, ts: 1-D int arrays of the same length (ts = xs shifted by one).
-            max_epoch: total epochs; a resumed trainer continues up to it.
-            batch_size, time_size: lanes and truncated-BPTT length.
-            max_grad: clip the global gradient norm to this (None: no clipping).
-            eval_interval: record the training perplexity this often (iterations).
-            val_corpus: a 1-D id array; its perplexity is computed after every
-                epoch (the training state is saved before and restored after).
-            lr_decay: divide the learning rate by this when the validation
-                perplexity does not improve on the best so far.
-            patience: stop after this many epochs without improvement.
-            lr_halve_from: halve the learning rate at the start of every epoch
-                from this one on (epochs count from 1): Zaremba et al.'s schedule.
-            restore_best: at the end, put back the parameters of the epoch with
-                the best validation perplexity.
-            max_iters: stop (resumably) once this many iterations have been
-                run in total, counting earlier calls.
-            checkpoint: path of a checkpoint written every ``checkpoint_every``
-                iterations (default: at the end of every epoch), when stopped by
-                ``max_iters`` or Ctrl-C, and at the end.
-            on_nan: ``'raise'`` stops with :class:`TrainingDiverged`;
-                ``'skip'`` drops the batch (no update) and resets the state.
-            verbose: print a line per epoch and show a progress bar when
-                stdout is a terminal.
-            plot_path: where Ctrl-C writes the perplexity plot.
-        Returns:
-            self.
-        """
-        xs, ts = np.asarray(xs), np.asarray(ts)
-        if xs.ndim != 1 or xs.shape != ts.shape:
-            raise ValueError(f"xs and ts must be 1-D arrays of one length, got {xs.shape}, "
-                             f"{ts.shape}")
-        if val_corpus is None and (lr_decay or patience is not None):
-            raise ValueError("lr_decay and patience act on the validation perplexity: "
-                             "pass val_corpus too")
-        if on_nan not in ("raise", "skip"):
-            raise ValueError(f"on_nan must be 'raise' or 'skip', got {on_nan!r}")
-        iters_per_epoch = len(xs) // (batch_size * time_size)
-        if iters_per_epoch == 0:
-            raise ValueError(
-                f"the corpus has {len(xs)} positions, fewer than one batch of batch_size * "
-                f"time_size = {batch_size * time_size}; use a smaller batch or time size"
-            )
-        self.eval_interval = eval_interval
-        if self.iteration and self.iters_per_epoch not in (None, iters_per_epoch):
-            raise ValueError(
-                f"this trainer stopped in the middle of an epoch of {self.iters_per_epoch} "
-                f"iterations, but this corpus, batch_size and time_size give {iters_per_epoch}: "
-                "resume with the settings the run was started with"
-            )
-        self.iters_per_epoch = iters_per_epoch
-        model, optimizer = self.model, self.optimizer
-        model.train()
-        total_iters = self._total_iters(iters_per_epoch)
-        bar = self._progress_bar(verbose, max_epoch * iters_per_epoch, total_iters)
-        start = time.perf_counter()
-
-        # managed(): rnnlab spreads the step over the cores itself (common.parallel).
-        with _StopOnSigint(self), managed():
-            while self.epoch < max_epoch:
-                while self.iteration < iters_per_epoch:
-                    if max_iters is not None and self._total_iters(iters_per_epoch) >= max_iters:
-                        self._save(checkpoint)
-                        bar and bar.close()
-                        return self
-                    if self._stop_requested:
-                        self._interrupted(checkpoint, plot_path, bar)
-                    batch_x, batch_t = self.get_batch(xs, ts, batch_size, time_size)
-                    loss = model.forward(xp.asarray(batch_x), xp.asarray(batch_t))
-                    if not math.isfinite(loss):
-                        self._nan(loss, on_nan, checkpoint, bar)
-                    else:
-                        model.backward()
-                        if max_grad is not None:
-                            clip_grads(model.grads, max_grad)
-                        optimizer.update(model.params, model.grads)
-                        self._skipped_in_a_row = 0
-                        self._interval_loss += loss
-                        self._interval_count += 1
-                        self._epoch_loss += loss
-                        self._epoch_count += 1
-                    self.iteration += 1
-                    done = self._total_iters(iters_per_epoch)
-                    if done % eval_interval == 0 and self._interval_count:
-                        ppl = _perplexity(self._interval_loss / self._interval_count)
-                        self.ppl_list.append(ppl)
-                        self._interval_loss, self._interval_count = 0.0, 0
-                        if bar:
-                            bar.set_postfix(epoch=self.epoch + 1, ppl=f"{ppl:.2f}")
-                    if bar:
-                        bar.update(1)
-                    if checkpoint and checkpoint_every and done % checkpoint_every == 0:
-                        self._save(checkpoint)
-
-                stop = self._end_epoch(val_corpus, val_batch_size, lr_decay, patience, verbose,
-                                       start, bar)
-                if lr_halve_from is not None and self.epoch + 1 >= lr_halve_from:
-                    optimizer.lr /= 2
-                if checkpoint and not checkpoint_every:
-                    self._save(checkpoint)
-                if stop:
-                    break
-        if bar:
-            bar.close()
-        if restore_best and self.best_params is not None:
-            model.set_named_params(self.best_params, source="the best parameters")
-        self._save(checkpoint)
+    def _train(self, feeder, max_epoch, max_grad, eval_interval, opts):
+        """Train until ``max_epoch`` epochs are complete; returns self."""
+        self._begin(feeder, eval_interval)
+        guard = DivergenceGuard(self._loss_bound(feeder), opts.on_nan, opts.checkpoint)
+        checkpointer = Checkpointer(opts.checkpoint, opts.checkpoint_every, guard)
+        parts = self._epoch_parts(opts)
+        n = feeder.iters_per_epoch
+        progress = Progress(opts.verbose, max_epoch * n, self._done(), n, opts.log_every)
+        try:
+            # managed(): rnnlab spreads the step over the cores itself (common.parallel).
+            with StopOnSignals() as signals, managed():
+                while self.epoch < max_epoch:
+                    while self.iteration < n:
+                        if opts.max_iters is not None and self._done() >= opts.max_iters:
+                            checkpointer.save(self)
+                            return self
+                        if signals.requested:
+                            self._interrupted(signals.requested, checkpointer, opts, progress)
+                        self._step(feeder, guard, max_grad, opts.clip_value)
+                        self.iteration += 1
+                        progress.iteration(self, self._record_interval())
+                        checkpointer.after_iteration(self, self._done())
+                    stop = self._end_epoch(opts, parts, guard, progress)
+                    checkpointer.end_epoch(self)
+                    if stop:
+                        break
+        except MemoryError as exc:
+            raise self._out_of_memory(opts.checkpoint) from exc
+        finally:
+            progress.close()
+        self._restore_best(opts.restore_best, progress)
+        checkpointer.save(self)
         return self
 
-    def _total_iters(self, iters_per_epoch):
-        return self.epoch * iters_per_epoch + self.iteration
+    def _step(self, feeder, guard, max_grad, clip_value):
+        """One batch: forward, judge the loss, backward, clip, update."""
+        batch_x, batch_t = feeder.next_batch(self)
+        loss = self.model.forward(xp.asarray(batch_x), xp.asarray(batch_t))
+        if not guard.loss_ok(self, loss):
+            return
+        self.model.backward()
+        if max_grad is not None:
+            clip_grads(self.model.grads, max_grad)
+        if clip_value is not None:
+            clip_grads_value(self.model.grads, clip_value)
+        self.optimizer.update(self.model.params, self.model.grads)
+        self._interval_loss += loss
+        self._interval_count += 1
+        self._epoch_loss += loss
+        self._epoch_count += 1
 
-    def _end_epoch(self, val_corpus, val_batch_size, lr_decay, patience, verbose, start, bar):
-        """Close an epoch: histories, validation, LR decay, early stopping."""
-        train_ppl = _perplexity(self._epoch_loss / max(self._epoch_count, 1))
+    def _end_epoch(self, opts, parts, guard, progress):
+        """Close an epoch: histories, validation, the schedules; True: stop."""
+        mean_loss = self._epoch_loss / max(self._epoch_count, 1)
         self._epoch_loss, self._epoch_count = 0.0, 0
         self.epoch += 1
         self.iteration = 0
         self.history["epoch"].append(self.epoch)
-        self.history["train_ppl"].append(train_ppl)
+        self.history[f"train_{self.figure}"].append(self._figure_of(mean_loss))
         self.history["lr"].append(float(self.optimizer.lr))
-        stop = False
-        val_ppl = None
-        if val_corpus is not None:
-            state = self.model.get_state()
-            val_ppl = eval_perplexity(self.model, val_corpus, batch_size=val_batch_size)
-            self.model.set_state(state)
-            self.history["val_ppl"].append(val_ppl)
-            if val_ppl < self.best_val_ppl:
-                self.best_val_ppl = val_ppl
-                self.best_params = {k: p.copy() for k, p in self.model.named_params().items()}
-                self.bad_epochs = 0
-            else:
-                self.bad_epochs += 1
-                if lr_decay:
-                    self.optimizer.lr /= lr_decay
-                if patience is not None and self.bad_epochs >= patience:
-                    stop = True
-        if verbose:
-            line = (f"| epoch {self.epoch} | time {time.perf_counter() - start:.1f}s "
-                    f"| train ppl {train_ppl:.2f}")
-            if val_ppl is not None:
-                line += f" | val ppl {val_ppl:.2f}"
-            line += f" | lr {float(self.history['lr'][-1]):.4g}"
-            if stop:
-                line += f" | no improvement for {self.bad_epochs} epochs: stopping"
-            (bar.write if bar else print)(line)
+        self.last_val = self._validate(opts)
+        if self.last_val is not None:
+            self.history[f"val_{self.figure}"].append(self.last_val)
+        stop = any([part.end_epoch(self) for part in parts])  # every part is asked
+        guard.check_params(self)
+        progress.write(self._epoch_line(progress.elapsed(), stop))
         return stop
 
-    def _nan(self, loss, on_nan, checkpoint, bar):
-        where = f"epoch {self.epoch + 1}, iteration {self.iteration + 1}"
-        if on_nan == "skip":
-            self.skipped_batches += 1
-            self._skipped_in_a_row += 1
-            self.model.reset_state()  # the carried state may be NaN too
-            if self._skipped_in_a_row < MAX_SKIPS_IN_A_ROW:
-                return
-            where += f" ({MAX_SKIPS_IN_A_ROW} batches in a row were skipped)"
-        if bar:
-            bar.close()
-        kept = ""
-        if checkpoint and os.path.exists(checkpoint):
-            kept = f"; the last good checkpoint {checkpoint} is kept"
-        raise TrainingDiverged(
-            f"the loss became {loss} at {where}{kept}. Try a smaller learning rate or "
-            "gradient clipping (max_grad), or on_nan='skip' to drop such batches."
-        )
+    # -- the parts around it ------------------------------------------------------------
 
-    def _interrupted(self, checkpoint, plot_path, bar):
-        if bar:
-            bar.close()
-        self._save(checkpoint)
-        if plot_path:
-            self.plot(path=plot_path)
-        how = f"resume with --resume {checkpoint}" if checkpoint else "no checkpoint was asked for"
-        raise TrainingInterrupted(
-            f"interrupted at epoch {self.epoch + 1}, iteration {self.iteration}; {how}",
-            checkpoint,
-        )
+    def _begin(self, feeder, eval_interval):
+        n = feeder.iters_per_epoch
+        if self.iteration and self.iters_per_epoch not in (None, n):
+            raise ValueError(
+                f"this trainer stopped in the middle of an epoch of {self.iters_per_epoch} "
+                f"iterations, but these data and batch settings give {n}: resume with the "
+                "settings the run was started with"
+            )
+        self.eval_interval = eval_interval
+        self.iters_per_epoch = n
+        if hasattr(self.model, "train"):
+            self.model.train()
 
-    def _progress_bar(self, verbose, total, initial):
-        if not verbose or not sys.stdout.isatty():
+    def _loss_bound(self, feeder):
+        vocab_size = getattr(self.model, "vocab_size", None) or feeder.max_id() + 1
+        return divergence_bound(vocab_size)
+
+    @staticmethod
+    def _epoch_parts(opts):
+        parts = [BestParameters()]
+        if opts.lr_decay is not None:
+            parts.append(DecayOnPlateau(opts.lr_decay))
+        if opts.patience is not None:
+            parts.append(EarlyStopping(opts.patience))
+        if opts.lr_halve_from is not None:
+            parts.append(HalveFrom(opts.lr_halve_from))
+        return parts
+
+    def _done(self):
+        return self.epoch * (self.iters_per_epoch or 0) + self.iteration
+
+    def _record_interval(self):
+        """Every ``eval_interval`` iterations: the mean figure since the last."""
+        if self._done() % self.eval_interval or not self._interval_count:
             return None
-        from tqdm.auto import tqdm
+        value = self._figure_of(self._interval_loss / self._interval_count)
+        self._interval_loss, self._interval_count = 0.0, 0
+        self.figure_list.append(value)
+        return f"{self.figure}={value:.2f}"
 
-        return tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True)
+    def latest_figure(self):
+        """``'ppl 123.45'``: the last recorded training figure, for progress lines."""
+        return f"{self.figure} {self.figure_list[-1]:.2f}" if self.figure_list else ""
 
-    # -- checkpoints ------------------------------------------------------------------
+    def _epoch_line(self, elapsed, stop):
+        h, f = self.history, self.figure
+        line = f"| epoch {self.epoch} | time {elapsed:.1f}s | train {f} {h[f'train_{f}'][-1]:.2f}"
+        if self.last_val is not None:
+            line += f" | val {f} {self.last_val:.2f}"
+        line += f" | lr {h['lr'][-1]:.4g}"
+        if stop:
+            line += f" | no improvement for {self.bad_epochs} epochs: stopping"
+        return line
+
+    def _restore_best(self, restore_best, progress):
+        if restore_best and self.best_params is not None:
+            self.model.set_named_params(self.best_params, source="the best parameters")
+            progress.write(f"restored the best parameters: epoch {self.best_epoch}, validation "
+                           f"{self.figure} {self.best_val_ppl:.2f}")
+
+    def _interrupted(self, signal_name, checkpointer, opts, progress):
+        progress.close()
+        checkpointer.save(self)
+        if opts.plot_path:
+            self.plot(path=opts.plot_path)
+        path = opts.checkpoint
+        how = f"resume with --resume {path}" if path else "no checkpoint was asked for"
+        what = "interrupted" if signal_name == "SIGINT" else f"stopped by {signal_name}"
+        raise TrainingInterrupted(f"{what} at epoch {self.epoch + 1}, iteration "
+                                  f"{self.iteration}; {how}", path, signal_name)
+
+    def _out_of_memory(self, checkpoint):
+        kept = (f"; the last checkpoint {checkpoint} is kept"
+                if checkpoint and os.path.exists(checkpoint) else "")
+        return TrainingOutOfMemory(
+            f"out of memory at epoch {self.epoch + 1}, iteration {self.iteration + 1}{kept}. "
+            "Use a smaller batch, time or hidden size, or free memory."
+        )
+
+    # -- checkpoints -------------------------------------------------------------------------
 
     def state_dict(self):
         """Everything besides the model and optimizer needed to resume exactly."""
         return {
-            "ppl_list": list(self.ppl_list),
             "history": {k: list(v) for k, v in self.history.items()},
-            "time_idx": int(self.time_idx),
             "epoch": self.epoch,
             "iteration": self.iteration,
             "eval_interval": self.eval_interval,
             "iters_per_epoch": self.iters_per_epoch,
             "best_val_ppl": self.best_val_ppl if math.isfinite(self.best_val_ppl) else None,
+            "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "skipped_batches": self.skipped_batches,
             "sums": [self._interval_loss, self._interval_count, self._epoch_loss,
@@ -306,30 +253,19 @@ class RnnlmTrainer:
         }
 
     def load_state_dict(self, d):
-        self.ppl_list = list(d["ppl_list"])
         self.history = {k: list(v) for k, v in d["history"].items()}
-        self.time_idx = int(d["time_idx"])
         self.epoch, self.iteration = int(d["epoch"]), int(d["iteration"])
         self.eval_interval = int(d["eval_interval"])
         self.iters_per_epoch = d["iters_per_epoch"]
         self.best_val_ppl = math.inf if d["best_val_ppl"] is None else float(d["best_val_ppl"])
+        self.best_epoch = d.get("best_epoch")
+        if self.best_epoch is None and self.history.get(f"val_{self.figure}"):
+            values = self.history[f"val_{self.figure}"]  # older checkpoints: from the history
+            self.best_epoch = int(np.argmin(values)) + 1
         self.bad_epochs = int(d["bad_epochs"])
         self.skipped_batches = int(d["skipped_batches"])
         (self._interval_loss, self._interval_count, self._epoch_loss,
          self._epoch_count) = d["sums"]
-
-    def _save(self, path):
-        if path:
-            # Never overwrite the last good checkpoint with diverged weights.
-            if not all(bool(xp.isfinite(p).all()) for p in self.model.params):
-                kept = f"; the last good checkpoint {path} is kept" if os.path.exists(path) else ""
-                raise TrainingDiverged(
-                    f"the parameters became NaN or infinite at epoch "
-                    f"{self.epoch + (self.iteration > 0)}, iteration "
-                    f"{self.iteration or self.iters_per_epoch}{kept}. Try a smaller learning "
-                    "rate or gradient clipping (max_grad)."
-                )
-            save_checkpoint(path, self)
 
     def resume(self, path):
         """Load a checkpoint written by ``fit(checkpoint=...)`` into this
@@ -339,91 +275,199 @@ class RnnlmTrainer:
 
     # -- plots ----------------------------------------------------------------------------
 
-    def plot(self, ylim=None, path=None):
-        """Draw the perplexity curve(s).
+    def plot(self, ylim=None, path=None, logy: bool = True):
+        """Draw the training curve(s) and return the matplotlib ``Figure``;
+        see :func:`common.plot.plot_training`."""
+        from common.plot import plot_training
 
-        Training perplexity every ``eval_interval`` iterations, and the
-        validation perplexity at the end of each epoch when there is one.
-        Saves a PNG at ``path``; with no ``path`` it shows the figure when a
-        display is available and otherwise saves ``ppl.png``. Returns the
-        path written, or None when shown.
+        return plot_training(self, ylim=ylim, path=path, logy=logy)
+
+
+class RnnlmTrainer(BaseTrainer):
+    """Fits a language model with truncated BPTT; keeps perplexity histories.
+
+    The corpus ``xs`` (inputs) and ``ts`` (the same sequence shifted by one)
+    are read by ``batch_size`` lanes (:class:`common.feeders.Lanes`), so a
+    stateful model carries its hidden state from one batch to the next while
+    the gradient stops at the batch boundary.
+
+    Attributes (besides :class:`BaseTrainer`'s):
+        ppl_list: training perplexity over each ``eval_interval`` iterations
+            (counted across epochs).
+        history: ``'epoch'``, ``'train_ppl'``, ``'val_ppl'``, ``'lr'``.
+        time_idx: the read position of the lanes (positions read so far).
+        best_val_ppl: the best validation perplexity so far.
+    """
+
+    figure = "ppl"
+
+    def __init__(self, model, optimizer):
+        super().__init__(model, optimizer)
+        self.ppl_list = []
+        self.time_idx = 0
+
+    @property
+    def figure_list(self):
+        return self.ppl_list
+
+    def get_batch(self, xs, ts, batch_size, time_size):
+        """The next ``(batch_size, time_size)`` block of every lane, and advance."""
+        positions = lane_positions(len(xs), batch_size, time_size, self.time_idx)
+        self.time_idx = (self.time_idx + time_size) % len(xs)
+        return xs[positions], ts[positions]
+
+    def fit(self, xs, ts, max_epoch=10, batch_size=20, time_size=35, max_grad=None,
+            eval_interval=20, **options):
+        """Train until ``max_epoch`` epochs are complete (counting earlier calls).
+
+        Args:
+            xs, ts: 1-D int arrays of the same length (ts = xs shifted by one).
+            max_epoch: total epochs; a resumed trainer continues up to it.
+            batch_size, time_size: lanes and truncated-BPTT length.
+            max_grad: clip the global gradient norm to this (None: no clipping).
+            eval_interval: record the training perplexity this often (iterations).
+            **options: the :class:`common.fit_options.FitOptions` by name (or
+                ``options=FitOptions(...)``):
+
+                val_corpus: a 1-D id array; its perplexity (batches of
+                    ``val_batch_size``, default 10) after every epoch; the
+                    best epoch's parameters are kept.
+                lr_decay: divide the learning rate by this (> 1) after an
+                    epoch whose validation perplexity is not the best so far.
+                patience: stop after this many epochs without improvement.
+                lr_halve_from: halve the learning rate before every epoch
+                    from this one on (epochs count from 1; Zaremba et al.).
+                restore_best: at the end, put back the best epoch's
+                    parameters (default True).
+                max_iters: stop (resumably) after this many iterations in all.
+                checkpoint, checkpoint_every: path of a checkpoint written every
+                    ``checkpoint_every`` iterations (default: every epoch),
+                    when stopped, and at the end.
+                on_nan: ``'raise'`` (default) stops with
+                    :class:`TrainingDiverged` on a NaN, infinite or impossibly
+                    large loss; ``'skip'`` drops the batch.
+                clip_value: also clip every gradient element to +-clip_value.
+                verbose, log_every: print a line per epoch, a progress bar on
+                    a terminal, else a line every ``log_every`` iterations.
+                plot_path: where Ctrl-C or SIGTERM writes the plot.
+        Returns:
+            self.
         """
-        import matplotlib
+        opts = FitOptions.from_call("fit", options.pop("options", None), options)
+        check_main_arguments(max_epoch, max_grad, eval_interval)
+        opts.check()
+        if opts.val_data is not None:
+            raise ValueError("RnnlmTrainer validates on val_corpus (a 1-D id array), not "
+                             "val_data")
+        return self._train(Lanes(xs, ts, batch_size, time_size), max_epoch, max_grad,
+                           eval_interval, opts)
 
-        if path is None and not _can_show(matplotlib):
-            path = "ppl.png"
-        if path is not None:
-            from matplotlib.figure import Figure
+    def _figure_of(self, mean_loss):
+        return _perplexity(mean_loss)
 
-            fig = Figure(figsize=(6.4, 4.2))
-        else:
-            import matplotlib.pyplot as plt
-
-            fig = plt.figure(figsize=(6.4, 4.2))
-        ax = fig.add_subplot()
-        x = np.arange(1, len(self.ppl_list) + 1) * self.eval_interval
-        ax.plot(x, self.ppl_list, label="train")
-        if self.history["val_ppl"] and self.ppl_list:
-            per_epoch = self.iters_per_epoch or 1
-            epochs = np.arange(1, len(self.history["val_ppl"]) + 1)
-            ax.plot(epochs * per_epoch, self.history["val_ppl"], "o-", label="validation")
-        ax.set_xlabel("iterations")
-        ax.set_ylabel("perplexity")
-        ax.set_title("perplexity during training")
-        ax.grid(alpha=0.3)
-        if len(ax.get_lines()) > 1:
-            ax.legend()
-        if ylim is not None:
-            ax.set_ylim(*ylim) if np.iterable(ylim) else ax.set_ylim(top=ylim)
-        if path is None:
-            import matplotlib.pyplot as plt
-
-            plt.show()
+    def _validate(self, opts):
+        if opts.val_corpus is None:
             return None
-        fig.tight_layout()
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-        return path
+        state = self.model.get_state()
+        val_ppl = eval_perplexity(self.model, opts.val_corpus, batch_size=opts.val_batch_size)
+        self.model.set_state(state)
+        return val_ppl
+
+    def state_dict(self):
+        return {"ppl_list": list(self.ppl_list), "time_idx": int(self.time_idx),
+                **super().state_dict()}
+
+    def load_state_dict(self, d):
+        super().load_state_dict(d)
+        self.ppl_list = list(d["ppl_list"])
+        self.time_idx = int(d["time_idx"])
+
+
+class Trainer(BaseTrainer):
+    """The textbook's trainer for (input, target) pairs: every epoch, the rows
+    of ``x`` and ``t`` in a new seeded order, ``batch_size`` rows a batch.
+
+    Any model with ``forward(x, t) -> loss``, ``backward()``, ``params`` and
+    ``grads`` can be trained (``named_params`` and ``set_named_params`` too
+    for checkpoints and best-parameter keeping).
+
+    Attributes (besides :class:`BaseTrainer`'s):
+        loss_list: mean training loss over each ``eval_interval`` iterations.
+        history: ``'epoch'``, ``'train_loss'``, ``'val_loss'``, ``'lr'``.
+        seed: the seed of the batch orders (``fit(seed=...)``).
+    """
+
+    figure = "loss"
+
+    def __init__(self, model, optimizer):
+        super().__init__(model, optimizer)
+        self.loss_list = []
+        self.seed = 0
+
+    @property
+    def figure_list(self):
+        return self.loss_list
+
+    def fit(self, x, t, max_epoch=10, batch_size=32, max_grad=None, eval_interval=20,
+            **options):
+        """Train until ``max_epoch`` epochs are complete (counting earlier calls).
+
+        Args:
+            x, t: ``(N, ...)`` inputs and targets, one row per example.
+            max_epoch, batch_size, max_grad, eval_interval: as the textbook's.
+            **options: as :meth:`RnnlmTrainer.fit`, with ``val_data=(x_val,
+                t_val)`` (mean loss over batches of ``val_batch_size``) in
+                place of ``val_corpus``, and ``seed`` (default 0) for the
+                order of the rows.
+        Returns:
+            self.
+        """
+        opts = FitOptions.from_call("fit", options.pop("options", None), options)
+        check_main_arguments(max_epoch, max_grad, eval_interval)
+        opts.check()
+        if opts.val_corpus is not None:
+            raise ValueError("Trainer validates on val_data=(x_val, t_val), not val_corpus")
+        if self._done() and opts.seed != self.seed:
+            raise ValueError(f"this run was started with seed={self.seed}; resume it with the "
+                             "same seed")
+        self.seed = opts.seed
+        return self._train(ShuffledRows(x, t, batch_size, opts.seed), max_epoch, max_grad,
+                           eval_interval, opts)
+
+    def _figure_of(self, mean_loss):
+        return float(mean_loss)
+
+    def _validate(self, opts):
+        if opts.val_data is None:
+            return None
+        x, t = (np.asarray(a) for a in opts.val_data)
+        model, size = self.model, opts.val_batch_size
+        has_state = hasattr(model, "get_state")
+        state = model.get_state() if has_state else None
+        if hasattr(model, "eval"):
+            model.eval()
+        total = 0.0
+        try:
+            for start in range(0, len(x), size):
+                rows = slice(start, start + size)
+                n = len(x[rows])
+                total += float(model.forward(xp.asarray(x[rows]), xp.asarray(t[rows]))) * n
+        finally:
+            if hasattr(model, "train"):
+                model.train()
+            if has_state:
+                model.set_state(state)
+        return total / max(len(x), 1)
+
+    def state_dict(self):
+        return {"loss_list": list(self.loss_list), "seed": self.seed, **super().state_dict()}
+
+    def load_state_dict(self, d):
+        super().load_state_dict(d)
+        self.loss_list = list(d["loss_list"])
+        self.seed = int(d["seed"])
 
 
 def _perplexity(mean_loss):
-    """``exp(mean_loss)``, inf (not OverflowError) for a diverging run's huge loss."""
+    """``exp(mean_loss)``, inf (not OverflowError) for a huge loss."""
     return math.exp(mean_loss) if mean_loss < 709.0 else math.inf
-
-
-def _can_show(matplotlib):
-    backend = matplotlib.get_backend().lower()
-    headless = backend in ("agg", "pdf", "ps", "svg", "cairo", "template") or backend.endswith(
-        "backend_agg"
-    )
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
-                                                 or os.environ.get("WAYLAND_DISPLAY")):
-        headless = True
-    return not headless
-
-
-class _StopOnSigint:
-    """While training, Ctrl-C asks the loop to stop at the next iteration
-    boundary (so the checkpoint is consistent); a second Ctrl-C interrupts
-    at once."""
-
-    def __init__(self, trainer):
-        self.trainer = trainer
-        self.previous = None
-
-    def __enter__(self):
-        self.trainer._stop_requested = False
-        try:
-            self.previous = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not the main thread: leave signals alone
-            self.previous = None
-        return self
-
-    def _handler(self, signum, frame):
-        self.trainer._stop_requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        return False
-

@@ -1,6 +1,8 @@
-"""Training helpers: gradient clipping and perplexity evaluation."""
+"""Training helpers: gradient clipping (by global norm, by value) and
+perplexity evaluation."""
 
 import math
+import numbers
 
 import numpy as np
 
@@ -44,6 +46,10 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     Returns:
         the perplexity (a float).
     """
+    for name, value in (("batch_size", batch_size), ("time_size", time_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"eval_perplexity: {name} must be a positive integer, got "
+                             f"{value!r}")
     corpus = np.asarray(corpus)
     if corpus.ndim != 1 or corpus.size < 2:
         raise ValueError("eval_perplexity needs a 1-D corpus of at least 2 ids")
@@ -76,3 +82,16 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
         if carried is not None:
             model.set_state(carried)
     return math.exp(total / L)
+
+
+def clip_grads_value(grads, max_value):
+    """Clip every gradient element to ``[-max_value, max_value]``, in place.
+
+    Elementwise clipping, as Karpathy's min-char-rnn does (``np.clip(d, -5,
+    5)``); unlike :func:`clip_grads` it changes the gradient's direction.
+    Can be combined with the global-norm clip (the norm first).
+    """
+    if not (isinstance(max_value, (int, float)) and math.isfinite(max_value) and max_value > 0):
+        raise ValueError(f"max_value must be a number > 0, got {max_value!r}")
+    for g in grads:
+        xp.clip(g, -max_value, max_value, out=g)

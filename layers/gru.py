@@ -27,9 +27,9 @@ Backward through the step, naming the pre-activations ``a_r``, ``a_z``, ``a_n``:
 """
 
 from common.backend import xp
-from common.functions import sigmoid
+from common.functions import sigmoid, sigmoid_
 from common.parallel import later, matmul, matmul_later
-from layers._checks import check_float, check_hidden_state, check_ndim
+from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 
 
 def _check_weights(Wx, Wh, bx, bh):
@@ -41,15 +41,6 @@ def _check_weights(Wx, Wh, bx, bh):
             f"GRU weights must be Wx (D, 3H), Wh (H, 3H), bx (3H,), bh (3H,); got "
             f"Wx {Wx.shape}, Wh {Wh.shape}, bx {bx.shape}, bh {bh.shape}"
         )
-
-
-def _sigmoid_(a):
-    """``sigmoid(a)`` written into ``a``: ``(1 + tanh(a / 2)) / 2``, no temporaries."""
-    a *= 0.5
-    xp.tanh(a, out=a)
-    a += 1
-    a *= 0.5
-    return a
 
 
 class GRU:
@@ -121,8 +112,10 @@ class TimeGRU:
 
     With ``stateful=True`` the last hidden state of one ``forward`` is the
     initial state of the next (the gradient still stops at the boundary);
-    ``set_state(h)`` and ``reset_state()`` set it; an unset state is zeros.
-    After ``backward``, ``dh`` holds the gradient w.r.t. the initial state.
+    an unset state is zeros. ``set_state(h)`` sets the initial state of the
+    next ``forward`` (of that one only when the layer is not stateful);
+    ``reset_state()`` forgets it. After ``backward``, ``dh`` holds the
+    gradient w.r.t. the initial state.
 
     Gate order along ``3H``: r, z, n, as in ``torch.nn.GRU``
     (``W_ih = Wx.T``, ``W_hh = Wh.T``, ``b_ih = bx``, ``b_hh = bh``).
@@ -159,12 +152,7 @@ class TimeGRU:
         H = Wh.shape[0]
         if D != Wx.shape[0]:
             raise ValueError(f"xs has {D} features but Wx expects D = {Wx.shape[0]}")
-        h0 = self.h if self.h is not None else xp.zeros((N, H), dtype=Wx.dtype)
-        if h0.shape != (N, H):
-            raise ValueError(
-                f"the carried hidden state has shape {h0.shape} but this batch needs {(N, H)}; "
-                "call reset_state() when the batch size changes"
-            )
+        h0 = initial_state("hidden", self.h, N, H, Wx.dtype)
 
         # Time-major inside the layer: each step reads and writes contiguous blocks.
         xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
@@ -179,7 +167,7 @@ class TimeGRU:
             A = gates[t]
             ah = h @ Wh
             A[:, : 2 * H] += ah[:, : 2 * H]
-            rz = _sigmoid_(A[:, : 2 * H])
+            rz = sigmoid_(A[:, : 2 * H])
             r, z = rz[:, :H], rz[:, H:]
             ah_n = xp.add(ah[:, 2 * H :], bh_n, out=ah_ns[t])
             n = A[:, 2 * H :]
@@ -192,8 +180,8 @@ class TimeGRU:
             h_next += n
             h = h_next
         self.cache = (xs_tm, h0, gates, ah_ns, hs_tm)
-        if self.stateful:
-            self.h = hs_tm[-1].copy()
+        # Carried to the next forward when stateful; a set state serves one forward.
+        self.h = hs_tm[-1].copy() if self.stateful else None
         return hs_tm.transpose(1, 0, 2)
 
     def backward(self, dhs):
@@ -239,5 +227,6 @@ class TimeGRU:
         # The weight gradients are only needed at the update: they may wait for an idle core.
         matmul_later(xs_tm.T, daxs2, out=dWx)
         matmul_later(h_prev_tm.reshape(T * N, H).T, dahs2, out=dWh)
-        later(lambda: daxs2.sum(axis=0, out=dbx), lambda: dahs2.sum(axis=0, out=dbh))
+        later(daxs2.sum, axis=0, out=dbx)
+        later(dahs2.sum, axis=0, out=dbh)
         return dxs_tm.transpose(1, 0, 2)

@@ -15,7 +15,7 @@ both the cell and the time layer use them.
 
 from common.backend import xp
 from common.parallel import matmul
-from layers._checks import check_float, check_hidden_state, check_ndim
+from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 from layers._time_grads import input_and_weight_grads
 
 
@@ -91,8 +91,10 @@ class TimeRNN(_Activation):
 
     With ``stateful=True`` the last hidden state of one ``forward`` is the
     initial state of the next (the gradient still stops at the boundary);
-    ``set_state(h)`` and ``reset_state()`` set it. After ``backward``,
-    ``dh`` holds the gradient w.r.t. the initial state.
+    an unset state is zeros. ``set_state(h)`` sets the initial state of the
+    next ``forward`` (of that one only when the layer is not stateful);
+    ``reset_state()`` forgets it. After ``backward``, ``dh`` holds the
+    gradient w.r.t. the initial state.
 
     Shape:
         Wx: ``(D, H)``, Wh: ``(H, H)``, b: ``(H,)``
@@ -127,12 +129,7 @@ class TimeRNN(_Activation):
         if D != Wx.shape[0]:
             raise ValueError(f"xs has {D} features but Wx expects D = {Wx.shape[0]}")
 
-        h0 = self.h if self.h is not None else xp.zeros((N, H), dtype=Wx.dtype)
-        if h0.shape != (N, H):
-            raise ValueError(
-                f"the carried hidden state has shape {h0.shape} but this batch needs {(N, H)}; "
-                "call reset_state() when the batch size changes"
-            )
+        h0 = initial_state("hidden", self.h, N, H, Wx.dtype)
         # Time-major inside the layer: each step then reads and writes one
         # contiguous (N, H) block.
         xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
@@ -146,8 +143,8 @@ class TimeRNN(_Activation):
             h = self.activation(a_t)
             hs_tm[t] = h
         self.cache = (xs_tm, h0, hs_tm)
-        if self.stateful:
-            self.h = hs_tm[-1].copy()
+        # Carried to the next forward when stateful; a set state serves one forward.
+        self.h = hs_tm[-1].copy() if self.stateful else None
         return hs_tm.transpose(1, 0, 2)
 
     def backward(self, dhs):

@@ -193,9 +193,9 @@ def main(argv=None):
     elapsed = time.perf_counter() - start
 
     if trainer.ppl_list or trainer.history["val_ppl"]:
-        written = trainer.plot(path=args.plot)
+        trainer.plot(path=args.plot)
         if verbose:
-            print(f"perplexity plot: {written}")
+            print(f"perplexity plot: {args.plot}")
     train_ppl = trainer.history["train_ppl"][-1] if trainer.history["train_ppl"] else float("nan")
     print(f"train perplexity {train_ppl:.2f} (last epoch), {elapsed:.1f} s")
     if args.eval:

@@ -11,10 +11,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from common.checkpoint import read_checkpoint
+from common import training_guards
+from common.checkpoint import read_checkpoint, save_checkpoint
 from common.optimizer import SGD, Adam, Momentum
 from common.serialization import atomic_write, load_npz
-from common.trainer import RnnlmTrainer, TrainingDiverged
+from common.trainer import RnnlmTrainer, TrainingDiverged, divergence_bound
 from models import BetterRnnlm, Rnnlm, SimpleRnnlm
 
 V, D, H = 60, 16, 16
@@ -152,19 +153,18 @@ def test_checkpoint_file_layout(corpus, tmp_path):
     assert arrays["state/0"].shape == (BATCH, H)
 
 
-def test_checkpoint_every_n_iterations_and_no_temp_files(corpus, tmp_path):
+def test_checkpoint_every_n_iterations_and_no_temp_files(corpus, tmp_path, monkeypatch):
     xs, ts = corpus
     path = tmp_path / "ck.npz"
     seen = []
 
-    class Spy(RnnlmTrainer):
-        def _save(self, p):
-            super()._save(p)
-            if p:
-                seen.append(read_checkpoint(p)[1]["trainer"]["iteration"])
+    def spy(p, trainer):
+        save_checkpoint(p, trainer)
+        seen.append(read_checkpoint(p)[1]["trainer"]["iteration"])
 
-    Spy(SimpleRnnlm(V, D, H, seed=1), SGD(0.1)).fit(xs, ts, max_epoch=1, checkpoint=path,
-                                                     checkpoint_every=15, **FIT)
+    monkeypatch.setattr(training_guards, "save_checkpoint", spy)
+    RnnlmTrainer(SimpleRnnlm(V, D, H, seed=1), SGD(0.1)).fit(
+        xs, ts, max_epoch=1, checkpoint=path, checkpoint_every=15, **FIT)
     # Every 15 iterations, then the end of the epoch (50 iterations) and of fit.
     assert seen == [15, 30, 45, 0]
     assert os.listdir(tmp_path) == ["ck.npz"]
@@ -339,17 +339,29 @@ def test_a_learning_rate_that_diverges_raises_training_diverged(corpus, tmp_path
         assert all(np.all(np.isfinite(a)) for a in arrays.values())
 
 
-def test_perplexity_of_a_huge_finite_loss_is_inf_not_an_overflow(corpus):
+def test_a_huge_finite_loss_is_divergence_on_every_cpu(corpus):
+    """A loss no model of this vocabulary reaches by chance (above 5 log V)
+    stops the run even though it is finite: whether a diverging run's loss
+    overflows to inf or stays finite depends on the CPU."""
+
     class HugeLoss(SimpleRnnlm):
+        loss = 1e4
+
         def forward(self, xs, ts):
             super().forward(xs, ts)
-            return 1e4
+            return self.loss
 
     xs, ts = corpus
-    trainer = RnnlmTrainer(HugeLoss(V, D, H, seed=1), SGD(0.0))
-    trainer.fit(xs, ts, max_epoch=1, **FIT)
-    assert trainer.ppl_list and all(p == math.inf for p in trainer.ppl_list)
-    assert trainer.history["train_ppl"] == [math.inf]
+    bound = divergence_bound(V)
+    assert bound == pytest.approx(5 * math.log(V))
+    with pytest.raises(TrainingDiverged, match=r"loss became 1e\+04, above 20\.5 .* at epoch 1, "
+                                               r"iteration 1"):
+        RnnlmTrainer(HugeLoss(V, D, H, seed=1), SGD(0.0)).fit(xs, ts, max_epoch=1, **FIT)
+    just_below = HugeLoss(V, D, H, seed=1)
+    just_below.loss = bound * 0.999  # bad but possible: training goes on
+    trainer = RnnlmTrainer(just_below, SGD(0.0)).fit(xs, ts, max_epoch=1, **FIT)
+    assert trainer.history["train_ppl"] == [pytest.approx(math.exp(bound * 0.999))]
+    assert divergence_bound(2) == 10.0  # the floor for tiny vocabularies
 
 
 def test_on_nan_skip_drops_the_batch_resets_the_state_and_counts(corpus, tmp_path):

@@ -56,17 +56,35 @@ def test_matmul_in_blocks_equals_the_plain_product(spread, shape):
 
 
 @needs_blas_control
-def test_managed_makes_blas_single_threaded_only_while_it_spreads(spread):
+def test_managed_makes_blas_single_threaded_for_its_whole_extent(spread):
+    """Issue 12, finding 5: BLAS's spinning workers made small models 25-90x
+    slower on a busy machine when rnnlab's own pool was never used, because
+    BLAS was only made single-threaded once the pool was used."""
     before = blas.get_threads()
-    a = np.ones((64, 64), dtype=np.float32)
     with parallel.managed():
-        assert blas.get_threads() == before  # nothing spread yet: BLAS untouched
-        parallel.matmul(a, a)
-        assert blas.get_threads() == 1
+        assert blas.get_threads() == 1  # at once, before anything is spread
         with parallel.managed():  # nested: the inner exit restores nothing
             pass
         assert blas.get_threads() == 1
     assert blas.get_threads() == before
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "2.5"])
+def test_a_bad_thread_count_is_refused_on_entering_managed(monkeypatch, value):
+    """Issue 12, finding 6: ``RNNLAB_NUM_THREADS=abc`` failed mid-training
+    (0 and -1 were silently taken as 1); now the context a run starts with
+    refuses it, naming the variable."""
+    monkeypatch.setenv("RNNLAB_NUM_THREADS", value)
+    monkeypatch.setattr(parallel, "_threads", None)
+    with pytest.raises(ValueError, match="RNNLAB_NUM_THREADS must be a positive integer"):
+        with parallel.managed():
+            pass
+
+
+def test_a_good_thread_count_is_used(monkeypatch):
+    monkeypatch.setenv("RNNLAB_NUM_THREADS", " 3 ")
+    monkeypatch.setattr(parallel, "_threads", None)
+    assert parallel.num_threads() == 3
 
 
 @needs_blas_control
@@ -107,14 +125,40 @@ def test_without_managed_nothing_is_deferred(spread):
 
 @needs_blas_control
 def test_batch_blocks_cover_every_row_once(spread):
+    """A time loop written over whole arrays gets the same rows of each:
+    the batch is axis 1 of a time-major array and axis 0 of a state."""
     seen = np.zeros(10, dtype=int)
+    steps = np.zeros((3, 10, 2))
+    state = np.arange(10.0)
+    calls = []
 
-    def work(a, b):
-        seen[a:b] += 1
+    def work(steps_block, state_block):
+        calls.append(len(state_block))
+        steps_block += state_block[None, :, None]
+        seen[state_block.astype(int)] += 1
 
     with parallel.managed():
-        parallel.for_batch_blocks(10, work, row_multiply_adds=10)
+        parallel.for_batch_blocks(work, (steps, state), batch_axes=(1, 0), row_multiply_adds=10)
     np.testing.assert_array_equal(seen, 1)
+    np.testing.assert_array_equal(steps, np.broadcast_to(state[None, :, None], steps.shape))
+    assert calls == [5, 5]  # one block per thread
+    calls.clear()
+    parallel.for_batch_blocks(work, (steps, state), batch_axes=(1, 0), row_multiply_adds=10)
+    assert calls == [10]  # outside managed(): once, on the whole batch
+
+
+def test_row_blocks_give_work_the_same_rows_of_every_array(spread):
+    x = np.arange(40.0).reshape(20, 2)
+    y = np.zeros(20)
+    sizes = []
+
+    def row_sums(x, y):
+        sizes.append(len(x))
+        y[...] = x.sum(axis=1)
+
+    parallel.for_row_blocks(row_sums, x, y)
+    np.testing.assert_array_equal(y, x.sum(axis=1))
+    assert sizes == [4] * 5  # BLOCK_ELEMENTS = 8 elements: 4 rows of 2
 
 
 def lstm(rng, dtype):
@@ -207,15 +251,15 @@ def test_pool_threads_keep_the_callers_errstate(spread):
     big = np.full((16, 4), 1e4, dtype=np.float32)
     out = np.empty_like(big)
 
-    def work(a, b):
-        np.exp(big[a:b], out=out[a:b])  # overflows to inf: a warning unless ignored
+    def work(x, y):
+        np.exp(x, out=y)  # overflows to inf: a warning unless ignored
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with np.errstate(over="ignore"), parallel.managed():
-            parallel.for_row_blocks(16, 4, work)
+            parallel.for_row_blocks(work, big, out)
             with parallel.deferred():
-                parallel.later(lambda: work(0, 16), large=True)
+                parallel.later(work, big, out, large=True)
     assert np.isinf(out).all()
 
 

@@ -1,6 +1,7 @@
 """RnnlmTrainer: lanes of truncated BPTT, carried state, perplexity."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -126,11 +127,33 @@ def test_same_seed_same_run_bit_for_bit():
         np.testing.assert_array_equal(a, b)
 
 
-def test_plot_writes_a_png(tmp_path):
+def test_plot_returns_the_figure_and_writes_the_format_of_the_suffix(tmp_path):
+    from matplotlib.figure import Figure
+
     corpus = synthetic.load_data("train", n_tokens=2000)[0]
     trainer = RnnlmTrainer(SimpleRnnlm(400, 8, 8, seed=0), SGD(0.5))
     trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=5, time_size=5,
                 eval_interval=10, verbose=False)
-    path = trainer.plot(path=tmp_path / "ppl.png")
+    fig = trainer.plot(path=tmp_path / "ppl.png")
+    assert isinstance(fig, Figure)
     assert (tmp_path / "ppl.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert str(path).endswith("ppl.png")
+    trainer.plot(path=tmp_path / "ppl.pdf")
+    assert (tmp_path / "ppl.pdf").read_bytes()[:5] == b"%PDF-"
+    trainer.plot(path=tmp_path / "ppl.svg")
+    assert b"<svg" in (tmp_path / "ppl.svg").read_bytes()[:2000]
+    with pytest.raises(ValueError, match="cannot tell the plot format from .*ppl.txt"):
+        trainer.plot(path=tmp_path / "ppl.txt")
+
+
+def test_plot_in_a_notebook_returns_the_figure_and_writes_nothing(tmp_path, monkeypatch):
+    import matplotlib
+
+    corpus = synthetic.load_data("train", n_tokens=2000)[0]
+    trainer = RnnlmTrainer(SimpleRnnlm(400, 8, 8, seed=0), SGD(0.5))
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=5, time_size=5,
+                verbose=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(matplotlib, "get_backend",
+                        lambda: "module://matplotlib_inline.backend_inline")
+    fig = trainer.plot()
+    assert fig.axes and os.listdir(tmp_path) == []  # Jupyter shows the returned Figure

@@ -184,14 +184,24 @@ def test_plot_with_validation_writes_a_png(tmp_path, monkeypatch):
         return savefig(self, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", spy)
-    trainer = fit(make(), max_epoch=3, val_corpus=VAL)
+    optimizer = SGD(lr=0.5)
+    trainer = fit(make(), optimizer, max_epoch=3, val_corpus=VAL, lr_halve_from=3)
     path = tmp_path / "out" / "ppl.png"
-    assert trainer.plot(path=str(path)) == str(path)
+    assert trainer.plot(path=str(path)) is figures[-1]
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
     (ax,) = figures[-1].axes
     labels = [line.get_label() for line in ax.get_lines()]
-    assert labels == ["train", "validation"]
+    best = trainer.best_epoch
+    assert labels[:3] == ["train", "validation",
+                          f"best validation: epoch {best} ({trainer.best_val_ppl:.2f})"]
     val_line = ax.get_lines()[1]
     assert list(val_line.get_ydata()) == trainer.history["val_ppl"]
     assert list(val_line.get_xdata()) == [e * trainer.iters_per_epoch for e in (1, 2, 3)]
+    assert ax.get_yscale() == "log"  # the gap between curves stays visible
+    assert ax.get_title() == "SimpleRnnlm (vocab_size=12, wordvec_size=8, hidden_size=8)"
+    # the learning rate halved before epoch 3: a marked line there
+    assert [text.get_text() for text in ax.texts] == ["lr 0.25"]
+    # epoch boundaries
+    xs = {line.get_xdata()[0] for line in ax.get_lines()[3:]}
+    assert {trainer.iters_per_epoch, 2 * trainer.iters_per_epoch} <= xs

@@ -1,0 +1,87 @@
+"""The options of ``fit`` beyond its main arguments, checked in one place.
+
+``RnnlmTrainer.fit`` and ``Trainer.fit`` take their less common options as
+keyword arguments (``fit(..., val_corpus=v, patience=3)``) or as one
+:class:`FitOptions` (``fit(..., options=FitOptions(patience=3))``). Every
+value is checked before training starts; an unknown name is a ``TypeError``
+that lists the known ones.
+"""
+
+import dataclasses
+import math
+import numbers
+import os
+
+
+@dataclasses.dataclass
+class FitOptions:
+    """Options of ``fit``; see ``RnnlmTrainer.fit`` for their meaning."""
+
+    val_corpus: object = None
+    val_data: object = None
+    val_batch_size: int = 10
+    lr_decay: float | None = None
+    patience: int | None = None
+    lr_halve_from: int | None = None
+    restore_best: bool = True
+    max_iters: int | None = None
+    checkpoint: str | os.PathLike | None = None
+    checkpoint_every: int | None = None
+    on_nan: str = "raise"
+    clip_value: float | None = None
+    verbose: bool = True
+    log_every: int | None = None
+    plot_path: str | os.PathLike | None = None
+    seed: int = 0
+
+    @classmethod
+    def from_call(cls, caller: str, options: "FitOptions | None", kwargs: dict) -> "FitOptions":
+        """``options`` with ``kwargs`` applied; unknown names refused."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            raise TypeError(f"{caller}() got unexpected keyword argument(s) {unknown}; its "
+                            f"options are {known}")
+        if options is not None and not isinstance(options, cls):
+            raise TypeError(f"options must be a FitOptions, got {type(options).__name__}")
+        return dataclasses.replace(options or cls(), **kwargs)
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first option out of range."""
+        _count(self.val_batch_size, "val_batch_size", 1)
+        for name, low in (("patience", 1), ("lr_halve_from", 1), ("max_iters", 0),
+                          ("checkpoint_every", 1), ("log_every", 0)):
+            value = getattr(self, name)
+            if value is not None:
+                _count(value, name, low)
+        if self.lr_decay is not None and not (_number(self.lr_decay) and self.lr_decay > 1):
+            raise ValueError(f"lr_decay must be a number > 1 (the learning rate is divided by "
+                             f"it), got {self.lr_decay!r}")
+        if self.clip_value is not None and not (_number(self.clip_value)
+                                                and self.clip_value > 0):
+            raise ValueError(f"clip_value must be a number > 0, got {self.clip_value!r}")
+        if self.on_nan not in ("raise", "skip"):
+            raise ValueError(f"on_nan must be 'raise' or 'skip', got {self.on_nan!r}")
+        validating = self.val_corpus is not None or self.val_data is not None
+        if not validating and (self.lr_decay or self.patience is not None):
+            raise ValueError("lr_decay and patience act on the validation figure: pass "
+                             "val_corpus (RnnlmTrainer) or val_data (Trainer) too")
+
+
+def check_main_arguments(max_epoch, max_grad, eval_interval) -> None:
+    """The arguments both trainers' ``fit`` share."""
+    _count(max_epoch, "max_epoch", 0)
+    _count(eval_interval, "eval_interval", 1)
+    if max_grad is not None and not (_number(max_grad) and max_grad > 0):
+        raise ValueError(f"max_grad must be a number > 0 (or None: no clipping), got "
+                         f"{max_grad!r}")
+
+
+def _number(value):
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _count(value, name, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")

@@ -1,0 +1,123 @@
+"""The training curve of a trainer, as a matplotlib ``Figure``.
+
+Perplexity (or loss) every ``eval_interval`` iterations on a log axis, the
+validation figure at the end of every epoch, thin lines at the epoch
+boundaries, the best validation epoch and every change of the learning rate
+marked, and the run in the title.
+"""
+
+import os
+import sys
+
+import numpy as np
+
+from common.serialization import atomic_write
+
+# Epoch boundaries are drawn only when there are few enough to tell apart.
+MAX_EPOCH_LINES = 40
+FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg", ".jpeg": "jpg",
+           ".eps": "eps", ".ps": "ps"}
+
+
+def plot_format(path) -> str:
+    """The file format ``path``'s suffix names (``ValueError`` for others)."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"cannot tell the plot format from {os.fspath(path)!r}: end the name "
+                         f"with one of {', '.join(sorted(FORMATS))}")
+    return FORMATS[suffix]
+
+
+def plot_training(trainer, ylim=None, path=None, logy: bool = True):
+    """Draw ``trainer``'s curves; return the ``Figure``.
+
+    With ``path``: also written there, in the format its suffix names
+    (``.png``, ``.pdf``, ``.svg`` ...). Without: in Jupyter the returned
+    Figure shows inline; with a display it is shown in a window; with
+    neither it is written to ``ppl.png``.
+    """
+    import matplotlib
+
+    if path is None and not _in_notebook(matplotlib) and not _can_show(matplotlib):
+        path = "ppl.png"
+    fmt = plot_format(path) if path is not None else None
+    window = path is None and not _in_notebook(matplotlib)
+    if window:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(7.0, 4.4))
+    else:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(7.0, 4.4))
+    ax = fig.add_subplot()
+    _draw(ax, trainer)
+    if logy:
+        ax.set_yscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim) if np.iterable(ylim) else ax.set_ylim(top=ylim)
+    fig.tight_layout()
+    if window:
+        import matplotlib.pyplot as plt
+
+        plt.show()
+    elif path is not None:
+        atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=100))
+    return fig
+
+
+def _draw(ax, trainer):
+    name = "perplexity" if trainer.figure == "ppl" else "loss"
+    per_epoch = trainer.iters_per_epoch or 1
+    values = trainer.figure_list
+    x = np.arange(1, len(values) + 1) * trainer.eval_interval
+    ax.plot(x, values, label="train", lw=1.2)
+    val = trainer.history.get(f"val_{trainer.figure}", [])
+    epochs = np.asarray(trainer.history["epoch"][:len(val)] or range(1, len(val) + 1))
+    if val:
+        ax.plot(epochs * per_epoch, val, "o-", ms=3, label="validation")
+        if trainer.best_epoch is not None and trainer.best_epoch <= len(val):
+            best = val[trainer.best_epoch - 1]
+            ax.plot([trainer.best_epoch * per_epoch], [best], "*", ms=14, color="tab:red",
+                    label=f"best validation: epoch {trainer.best_epoch} ({best:.2f})")
+    n_epochs = len(trainer.history["epoch"])
+    if 1 < n_epochs <= MAX_EPOCH_LINES:
+        for e in range(1, n_epochs):
+            ax.axvline(e * per_epoch, color="0.85", lw=0.6, zorder=0)
+    lrs = trainer.history["lr"]
+    for e in range(1, len(lrs)):
+        if lrs[e] != lrs[e - 1]:
+            ax.axvline(e * per_epoch, color="tab:green", ls="--", lw=0.8)
+            ax.annotate(f"lr {lrs[e]:.3g}", (e * per_epoch, 1), xycoords=("data", "axes fraction"),
+                        rotation=90, va="top", ha="right", fontsize=7, color="tab:green")
+    ax.set_xlabel(f"iterations ({per_epoch} an epoch)")
+    ax.set_ylabel(name)
+    ax.set_title(_title(trainer), fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    if len(ax.get_lines()) > 1:
+        ax.legend(fontsize=8)
+
+
+def _title(trainer):
+    if trainer.title:
+        return trainer.title
+    model = trainer.model
+    config = getattr(model, "config", None) or {}
+    sizes = ", ".join(f"{k}={v}" for k, v in config.items())
+    return f"{type(model).__name__} ({sizes})" if sizes else type(model).__name__
+
+
+def _in_notebook(matplotlib):
+    backend = matplotlib.get_backend().lower()
+    return any(k in backend for k in ("inline", "ipympl", "widget", "nbagg"))
+
+
+def _can_show(matplotlib):
+    backend = matplotlib.get_backend().lower()
+    headless = backend in ("agg", "pdf", "ps", "svg", "cairo", "template") or backend.endswith(
+        "backend_agg"
+    )
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                 or os.environ.get("WAYLAND_DISPLAY")):
+        headless = True
+    return not headless

@@ -1,0 +1,169 @@
+"""The parts a training loop calls at fixed points to lose nothing: the
+divergence guard (NaN policy), stopping on Ctrl-C or SIGTERM, checkpoints.
+
+* :class:`DivergenceGuard` looks at every batch's loss, and at the
+  parameters at the end of an epoch and before a checkpoint is written.
+* :class:`StopOnSignals` turns the first Ctrl-C (SIGINT) or SIGTERM into a
+  request to stop at the next iteration boundary.
+* :class:`Checkpointer` writes the checkpoint every N iterations or every
+  epoch, never with non-finite weights.
+"""
+
+import math
+import os
+import signal
+
+from common.backend import xp
+from common.checkpoint import save_checkpoint
+
+# on_nan="skip" gives up after this many bad batches in a row: by then the
+# weights themselves are most likely broken.
+MAX_SKIPS_IN_A_ROW = 10
+
+# A loss above DIVERGENCE_FACTOR * log(V) counts as divergence. A model that
+# predicts uniformly has loss log(V); a freshly initialised one is close to
+# that, and training only lowers it. Five times over is out of reach for any
+# model that is still learning, yet far below float32 overflow, so the test
+# does not depend on how a CPU's exp or BLAS round huge values (on some CPUs
+# a diverging run's loss stays finite, on others it becomes inf or NaN).
+DIVERGENCE_FACTOR = 5.0
+# log(V) of a tiny vocabulary is small; a floor keeps the bound meaningful.
+MIN_DIVERGENCE_BOUND = 10.0
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN, infinite or impossibly large, or the parameters
+    became NaN or infinite."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped ``fit`` at an iteration boundary (after
+    saving). ``signal`` is ``'SIGINT'`` or ``'SIGTERM'``; ``exit_code`` the
+    status a command-line program exits with (130 or 143)."""
+
+    def __init__(self, message, checkpoint=None, signal_name="SIGINT"):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+        self.signal = signal_name
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+
+
+class TrainingOutOfMemory(MemoryError):
+    """The machine ran out of memory during training (the last checkpoint is kept)."""
+
+
+def divergence_bound(vocab_size: int) -> float:
+    """The largest mean loss (nats) a training batch may have before the run
+    counts as diverged: ``max(5 * log(V), 10)``."""
+    return max(DIVERGENCE_FACTOR * math.log(max(vocab_size, 2)), MIN_DIVERGENCE_BOUND)
+
+
+def _where(trainer):
+    return f"epoch {trainer.epoch + 1}, iteration {trainer.iteration + 1}"
+
+
+def _kept(checkpoint):
+    if checkpoint and os.path.exists(checkpoint):
+        return f"; the last good checkpoint {checkpoint} is kept"
+    return ""
+
+
+class DivergenceGuard:
+    """Decides what a batch whose loss is NaN, inf or above ``bound`` does:
+    ``on_nan='raise'`` stops with :class:`TrainingDiverged`; ``'skip'`` drops
+    the batch (no update), resets the carried state and counts it."""
+
+    def __init__(self, bound: float, on_nan: str = "raise", checkpoint=None):
+        self.bound, self.on_nan, self.checkpoint = bound, on_nan, checkpoint
+
+    def loss_ok(self, trainer, loss) -> bool:
+        """True for a loss to learn from; False for a batch to skip; raises
+        when the run has diverged."""
+        if loss <= self.bound:  # False for NaN too
+            trainer._skipped_in_a_row = 0
+            return True
+        where = _where(trainer)
+        if self.on_nan == "skip":
+            trainer.skipped_batches += 1
+            trainer._skipped_in_a_row += 1
+            if hasattr(trainer.model, "reset_state"):
+                trainer.model.reset_state()  # the carried state may be NaN too
+            if trainer._skipped_in_a_row < MAX_SKIPS_IN_A_ROW:
+                return False
+            where += f" ({MAX_SKIPS_IN_A_ROW} batches in a row were skipped)"
+        what = f"{loss}" if not math.isfinite(loss) else (
+            f"{loss:.4g}, above {self.bound:.1f} (5 x log of the vocabulary size, far worse "
+            "than guessing)")
+        raise TrainingDiverged(
+            f"the loss became {what} at {where}{_kept(self.checkpoint)}. Try a smaller learning "
+            "rate or gradient clipping (max_grad, --max-grad), or on_nan='skip' to drop such "
+            "batches."
+        )
+
+    def check_params(self, trainer) -> None:
+        """Raise :class:`TrainingDiverged` if a parameter is NaN or infinite."""
+        if all(bool(xp.isfinite(p).all()) for p in trainer.model.params):
+            return
+        epoch = trainer.epoch + (trainer.iteration > 0)
+        iteration = trainer.iteration or trainer.iters_per_epoch
+        raise TrainingDiverged(
+            f"the parameters became NaN or infinite at epoch {epoch}, iteration "
+            f"{iteration}{_kept(self.checkpoint)}. Try a smaller learning rate or gradient "
+            "clipping (max_grad, --max-grad)."
+        )
+
+
+class Checkpointer:
+    """Writes ``path`` every ``every`` iterations (None: at the end of every
+    epoch), and when asked; never with non-finite weights, so the last good
+    checkpoint survives a diverging run."""
+
+    def __init__(self, path, every: int | None, guard: DivergenceGuard):
+        self.path, self.every, self.guard = path, every, guard
+
+    def after_iteration(self, trainer, done: int) -> None:
+        if self.path and self.every and done % self.every == 0:
+            self.save(trainer)
+
+    def end_epoch(self, trainer) -> None:
+        if self.path and not self.every:
+            self.save(trainer)
+
+    def save(self, trainer) -> None:
+        if self.path:
+            self.guard.check_params(trainer)
+            save_checkpoint(self.path, trainer)
+
+
+class StopOnSignals:
+    """While training, the first Ctrl-C (SIGINT) or SIGTERM asks the loop to
+    stop at the next iteration boundary (so the checkpoint is consistent);
+    a second Ctrl-C interrupts at once, a second SIGTERM terminates."""
+
+    SIGNALS = {"SIGINT": signal.default_int_handler, "SIGTERM": signal.SIG_DFL}
+
+    def __init__(self):
+        self.requested = None  # the name of the signal that asked to stop
+        self.previous = {}
+
+    def __enter__(self):
+        for name in self.SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
+            try:
+                self.previous[signum] = signal.signal(signum, self._handler)
+            except ValueError:  # not the main thread: leave signals alone
+                break
+        return self
+
+    def _handler(self, signum, frame):
+        self.requested = signal.Signals(signum).name
+        for name, default in self.SIGNALS.items():
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), default)
+
+    def __exit__(self, *exc):
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        return False

@@ -1,0 +1,155 @@
+"""Trainer: the textbook's trainer of (input, target) pairs, on the same loop
+as RnnlmTrainer: seeded shuffled mini-batches of rows, loss_list, plot,
+exact resume, divergence and Ctrl-C handled the same way."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from common.feeders import ShuffledRows
+from common.optimizer import SGD, Adam
+from common.trainer import Trainer, TrainingDiverged, TrainingInterrupted
+from layers import TimeAffine, TimeEmbedding, TimeSoftmaxWithLoss
+from models import LanguageModel
+
+V, D, N, T = 12, 8, 96, 4
+
+
+class Tagger(LanguageModel):
+    """Predicts a target id for every input id (no recurrence): the smallest
+    model with forward(x, t) -> loss, backward(), params and grads."""
+
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+        self.config = {"V": V, "D": D}
+        self.layers = [
+            TimeEmbedding((rng.standard_normal((V, D)) * 0.1).astype(np.float32)),
+            TimeAffine((rng.standard_normal((D, V)) * 0.1).astype(np.float32),
+                       np.zeros(V, np.float32)),
+        ]
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self._collect_params(["embed.W", "affine.W", "affine.b"])
+
+
+def pairs(n=N, seed=0):
+    """Inputs (n, T) and their targets (x + 1) mod V."""
+    x = np.random.default_rng(seed).integers(0, V, size=(n, T)).astype(np.int32)
+    return x, (x + 1) % V
+
+
+FIT = dict(max_epoch=3, batch_size=16, eval_interval=4, verbose=False)
+
+
+def test_the_textbook_call_trains_and_records_the_loss():
+    x, t = pairs()
+    trainer = Trainer(Tagger(), Adam(0.05))
+    trainer.fit(x, t, max_epoch=5, batch_size=16, max_grad=5.0, eval_interval=3, verbose=False)
+    # 96 // 16 = 6 iterations an epoch, 30 in all: a mean loss every 3.
+    assert len(trainer.loss_list) == 10
+    assert trainer.loss_list[-1] < trainer.loss_list[0] / 4
+    assert trainer.history["epoch"] == [1, 2, 3, 4, 5] and len(trainer.history["train_loss"]) == 5
+
+
+def test_batches_are_rows_in_a_new_seeded_order_every_epoch():
+    x, t = pairs()
+    feeder = ShuffledRows(x, t, batch_size=16, seed=3)
+
+    class At:
+        epoch, iteration = 0, 0
+
+    at = At()
+    seen = []
+    for at.iteration in range(6):
+        bx, bt = feeder.next_batch(at)
+        np.testing.assert_array_equal(bt, (bx + 1) % V)  # rows stay paired
+        seen.append(bx)
+    order = np.random.default_rng([3, 0]).permutation(N)
+    np.testing.assert_array_equal(np.concatenate(seen), x[order])  # every row once
+    at.epoch, at.iteration = 1, 0
+    assert not np.array_equal(feeder.next_batch(at)[0], seen[0])  # another order
+
+
+def test_same_seed_same_run_other_seed_other_run():
+    x, t = pairs()
+
+    def run(seed):
+        trainer = Trainer(Tagger(), SGD(0.5)).fit(x, t, seed=seed, **FIT)
+        return trainer.model.params, trainer.loss_list
+
+    (a, la), (b, lb), (_, lc) = run(1), run(1), run(2)
+    assert la == lb and all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+    assert la != lc
+
+
+@pytest.mark.parametrize("k", [5, 6, 13], ids=["mid-epoch", "epoch-end", "third-epoch"])
+def test_stop_and_resume_is_bit_identical(k, tmp_path):
+    x, t = pairs()
+    val = pairs(32, seed=1)
+    path = tmp_path / "ck.npz"
+    fit = dict(FIT, val_data=val, seed=4)
+    straight = Trainer(Tagger(), Adam(0.02)).fit(x, t, **fit)
+    Trainer(Tagger(), Adam(0.02)).fit(x, t, max_iters=k, checkpoint=path, **fit)
+    resumed = Trainer(Tagger(seed=9), Adam(0.02)).resume(path).fit(x, t, checkpoint=path, **fit)
+    for p, q in zip(straight.model.params, resumed.model.params, strict=True):
+        assert np.array_equal(p, q)
+    assert straight.loss_list == resumed.loss_list
+    assert straight.history == resumed.history and len(straight.history["val_loss"]) == 3
+    with pytest.raises(ValueError, match="started with seed=4"):
+        Trainer(Tagger(), Adam(0.02)).resume(path).fit(x, t, **dict(fit, max_epoch=4, seed=5))
+
+
+def test_a_checkpoint_of_the_other_trainer_is_refused(tmp_path):
+    from common.trainer import RnnlmTrainer
+
+    x, t = pairs()
+    path = tmp_path / "ck.npz"
+    Trainer(Tagger(), SGD(0.5)).fit(x, t, max_iters=2, checkpoint=path, **FIT)
+    with pytest.raises(ValueError, match="was written by Trainer, not RnnlmTrainer"):
+        RnnlmTrainer(Tagger(), SGD(0.5)).resume(path)
+
+
+def test_a_diverging_run_raises_training_diverged():
+    x, t = pairs()
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match="epoch 1, iteration"):
+        Trainer(Tagger(), SGD(1e30)).fit(x, t, **FIT)
+
+
+def test_ctrl_c_stops_at_an_iteration_boundary_with_a_checkpoint(tmp_path):
+    class CtrlC(Tagger):
+        def forward(self, xs, ts):
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 8:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().forward(xs, ts)
+
+    x, t = pairs()
+    path = tmp_path / "ck.npz"
+    with pytest.raises(TrainingInterrupted, match=r"interrupted at epoch 2, iteration 2; "
+                                                  r"resume with --resume"):
+        Trainer(CtrlC(), SGD(0.5)).fit(x, t, checkpoint=path, **FIT)
+    assert Trainer(CtrlC(), SGD(0.5)).resume(path).iteration == 2
+
+
+def test_plot_returns_the_figure_of_the_loss(tmp_path):
+    from matplotlib.figure import Figure
+
+    x, t = pairs()
+    trainer = Trainer(Tagger(), SGD(0.5)).fit(x, t, val_data=pairs(32, 1), **FIT)
+    fig = trainer.plot(path=tmp_path / "loss.svg")
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert ax.get_ylabel() == "loss" and ax.get_yscale() == "log"
+    assert (tmp_path / "loss.svg").read_text().lstrip().startswith("<?xml")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch_size=0), "batch_size must be a positive integer"),
+    (dict(batch_size=200), "fewer than one batch of batch_size = 200"),
+    (dict(val_corpus=np.arange(5)), "Trainer validates on val_data"),
+])
+def test_fit_checks_its_arguments(kwargs, message):
+    x, t = pairs()
+    with pytest.raises(ValueError, match=message):
+        Trainer(Tagger(), SGD(0.5)).fit(x, t, **{**FIT, **kwargs})
