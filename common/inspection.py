@@ -110,7 +110,9 @@ def load_model(path) -> tuple:
     if not isinstance(vocab, list) or not vocab or not all(isinstance(t, str) for t in vocab):
         raise ValueError(f"{path} has no vocabulary (a list of tokens); save it with "
                          "train_rnnlm.py --save or model.save_params(path, vocab=id_to_word)")
-    model = model_from_config(meta["model"], meta["config"])
+    model = model_from_config(meta["model"], meta["config"],
+                              shapes={name: a.shape for name, a in arrays.items()},
+                              source=str(path))
     model.set_named_params(arrays, source=str(path))
     if not hasattr(model, "layers") or not hasattr(model, "loss_layer"):
         raise ValueError(f"{path} holds a {meta['model']}, not a language model")
