@@ -123,6 +123,13 @@ def shown(token):
     return json.dumps(token, ensure_ascii=False)
 
 
+def guesses_at(probs, vocab, k=5):
+    """The ``k`` most likely next tokens and their probabilities, at every position."""
+    idx, p = top_guesses(probs, k)
+    return [[(vocab[i], q) for i, q in zip(row_i, row_p, strict=True)]
+            for row_i, row_p in zip(idx, p, strict=True)]
+
+
 def run_surprisal(args, model, vocab, level):
     tokens, ids = read_input(args, vocab, level)
     s = token_surprisal(model, ids)
@@ -138,6 +145,7 @@ def run_surprisal(args, model, vocab, level):
     if args.html:
         bits = [None, *s.bits]
         write_units_page(args.html, tokens, level, [], bits=bits,
+                         guesses=guesses_at(record_states(model, ids).probs, vocab),
                          title=f"surprisal under {os.path.basename(args.model)}",
                          notes=f"perplexity {s.perplexity:.3f} over {s.log_prob.size} scored "
                                f"tokens ({s.bits_per_token:.3f} bits per token); the first "
@@ -167,10 +175,8 @@ def run_units(args, model, vocab, level):
             shown_units.append((name, name, values))
     if args.html:
         s = token_surprisal(model, ids)
-        idx, p = top_guesses(rec.probs, 5)
-        guesses = [[(vocab[i], q) for i, q in zip(row_i, row_p, strict=True)]
-                   for row_i, row_p in zip(idx, p, strict=True)]
-        write_units_page(args.html, tokens, level, shown_units, guesses=guesses,
+        write_units_page(args.html, tokens, level, shown_units,
+                         guesses=guesses_at(rec.probs, vocab),
                          bits=[None, *s.bits],
                          title=f"units of {os.path.basename(args.model)} over the text",
                          notes=f"{type(model).__name__}, {level} level; red: positive, blue: "

@@ -66,7 +66,9 @@ def test_surprisal_word_level_maps_unknown_words_to_unk(word_model, capsys, tmp_
     out = capsys.readouterr().out
     assert '\t"<unk>"\t' in out and '\t"<eos>"\t' in out
     assert "# 5 scored tokens" in out
-    assert '"tokens": ["the", "<unk>", "sat", "<eos>", "the", "cat"]' in page.read_text("utf-8")
+    html = page.read_text("utf-8")
+    assert '"tokens": ["the", "<unk>", "sat", "<eos>", "the", "cat"]' in html
+    assert '"guesses": [[["' in html  # the top guesses at every position
 
 
 def test_units_writes_the_page_and_the_heat_map(char_model, tmp_path, capsys):
