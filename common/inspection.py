@@ -331,8 +331,10 @@ def text_properties(tokens: list) -> dict:
     Each value describes the text *after* reading ``tokens[t]``:
 
     * ``inside double quotes``: an odd number of ``"`` so far (triple quotes
-      count three times, so a docstring is inside);
-    * ``inside single quotes``: an odd number of ``'`` so far in this line;
+      count three times, so a docstring is inside; at word level also
+      between the Treebank's ````` and ``''``);
+    * ``inside single quotes``: an odd number of ``'`` so far in this line
+      (only a token that is a quote mark counts, not the one in ``"'s"``);
     * ``inside brackets``: more ``( [ {`` than closing ones so far (PTB's
       ``-lrb-`` counts as a bracket), and ``bracket depth``: how many more;
     * ``position in line``: tokens since the last line end (newline or ``<eos>``);
@@ -352,8 +354,14 @@ def text_properties(tokens: list) -> dict:
         "position in line", "position in sentence", "end of word", "inside a # comment")}
     dq = sq = depth = line = sentence = comment = 0
     for t, tok in enumerate(tokens):
-        dq ^= tok.count('"') & 1
-        sq ^= tok.count("'") & 1
+        # Quote marks count as tokens of their own ("'s" and "n't" are no quotes);
+        # Treebank-style `` and '' open and close.
+        if tok and set(tok) == {'"'}:
+            dq ^= len(tok) & 1
+        elif tok in ("``", "''"):
+            dq = int(tok == "``")
+        elif tok == "'":
+            sq ^= 1
         if tok in OPEN_BRACKETS:
             depth += 1
         elif tok in CLOSE_BRACKETS:

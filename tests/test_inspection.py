@@ -230,9 +230,12 @@ def test_text_properties_of_a_small_text():
 
 
 def test_text_properties_at_word_level():
-    p = text_properties("the cat -lrb- a dog -rrb- sat <eos> it ran".split())
-    assert p["inside brackets"].tolist() == [0, 0, 1, 1, 1, 0, 0, 0, 0, 0]
-    assert p["position in sentence"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 0, 1]
+    p = text_properties("the cat -lrb- a dog -rrb- sat <eos> it 's ran".split())
+    assert p["inside brackets"].tolist() == [0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    assert p["position in sentence"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2]
+    assert "inside single quotes" not in p  # the ' of 's is no quote mark
+    q = text_properties("he said `` no way '' and left".split())
+    assert q["inside double quotes"].tolist() == [0, 0, 1, 1, 1, 0, 0, 0]
     assert "end of word" not in p and "inside a # comment" not in p
 
 
