@@ -15,11 +15,14 @@ by adding it to that dict.
 import os
 
 from common.serialization import load_npz
+from models.attention_seq2seq import AttentionSeq2seq
 from models.base import LanguageModel, Model, check_shapes
 from models.better_rnnlm import BetterRnnlm
 from models.generate import generate
+from models.peeky_seq2seq import PeekySeq2seq
 from models.rnnlm import GruRnnlm, Rnnlm
 from models.rnnlm_gen import BetterRnnlmGen, RnnlmGen
+from models.seq2seq import Seq2seq
 from models.simple_rnnlm import SimpleRnnlm
 
 #: The short names of ``train_rnnlm.py --model``.
@@ -28,7 +31,8 @@ MODELS = {"simple": SimpleRnnlm, "lstm": Rnnlm, "gru": GruRnnlm, "better": Bette
 #: Every model class a saved file may name, by class name.
 MODEL_CLASSES: dict[str, type] = {
     cls.__name__: cls
-    for cls in (SimpleRnnlm, Rnnlm, GruRnnlm, BetterRnnlm, RnnlmGen, BetterRnnlmGen)
+    for cls in (SimpleRnnlm, Rnnlm, GruRnnlm, BetterRnnlm, RnnlmGen, BetterRnnlmGen,
+                Seq2seq, PeekySeq2seq, AttentionSeq2seq)
 }
 
 
@@ -99,6 +103,6 @@ def load_model(path: str | os.PathLike) -> tuple[Model, dict]:
     return model, meta
 
 
-__all__ = ["MODELS", "MODEL_CLASSES", "BetterRnnlm", "BetterRnnlmGen", "GruRnnlm",
-           "LanguageModel", "Model", "Rnnlm", "RnnlmGen", "SimpleRnnlm", "build_model",
-           "generate", "load_model", "model_from_config"]
+__all__ = ["MODELS", "MODEL_CLASSES", "AttentionSeq2seq", "BetterRnnlm", "BetterRnnlmGen",
+           "GruRnnlm", "LanguageModel", "Model", "PeekySeq2seq", "Rnnlm", "RnnlmGen", "Seq2seq",
+           "SimpleRnnlm", "build_model", "generate", "load_model", "model_from_config"]
