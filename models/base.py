@@ -322,10 +322,11 @@ class LanguageModel(Model):
     # -- generation ------------------------------------------------------------------
 
     def generate(self, start_ids, length: int, temperature: float = 1.0, top_k: int | None = None,
-                 stop_id: int | None = None, rng=None) -> list[int]:
-        """Sample ``length`` ids after ``start_ids``; see :func:`models.generate.generate`."""
+                 stop_id: int | None = None, rng=None, beam_width: int | None = None) -> list[int]:
+        """Sample ``length`` ids after ``start_ids`` (or search them with
+        ``beam_width``); see :func:`models.generate.generate`."""
         return generate(self, start_ids, length, temperature=temperature, top_k=top_k,
-                        stop_id=stop_id, rng=rng)
+                        stop_id=stop_id, rng=rng, beam_width=beam_width)
 
 
 def check_shapes(expected: dict, found: dict, source: str, model: str = "the model") -> None:

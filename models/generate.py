@@ -9,7 +9,7 @@ from common.backend import to_cpu, xp
 
 
 def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int | None = None,
-             stop_id: int | None = None, rng=None) -> list[int]:
+             stop_id: int | None = None, rng=None, beam_width: int | None = None) -> list[int]:
     """Feed ``start_ids`` to ``model`` and sample ``length`` further ids.
 
     At each step the last id goes through the model (batch 1, one time
@@ -36,12 +36,24 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
             ``[1, V]`` (None: all).
         stop_id: stop after producing this id (it is included in the result).
         rng: a ``numpy.random.Generator`` or an int seed (>= 0).
+        beam_width: search instead of sampling, keeping this many beams (an
+            int >= 1; None: sample).
 
     Returns:
         the list of generated ids (without the prompt).
     """
     V = model.vocab_size
     start_ids = _check_generate_args(start_ids, length, temperature, top_k, stop_id, rng, V)
+    if beam_width is not None:
+        if not _is_int(beam_width) or beam_width < 1:
+            raise ValueError(f"beam_width must be an integer >= 1 or None, got {beam_width!r}")
+        if temperature != 1.0 or top_k is not None or rng is not None:
+            raise ValueError("beam_width searches for the most likely text; it takes no "
+                             "temperature, top_k or rng (leave them at their defaults)")
+        from models.beam_search import beam_search_lm
+
+        with _carrying_state(model):
+            return beam_search_lm(model, start_ids, length, beam_width, stop_id=stop_id)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
     with model.evaluating(), _carrying_state(model):

@@ -93,6 +93,10 @@ def build_parser():
     p.add_argument("--seed", type=_non_negative_int, default=None, metavar="S",
                    help="random seed: the same seed gives the same text (default: a fresh "
                         "seed each run)")
+    p.add_argument("--beam-width", type=_positive_int, default=None, metavar="K",
+                   help="search for the most likely text keeping K candidates instead of "
+                        "sampling (1 is greedy; takes no --temperature, --top-k or --seed) "
+                        "(default: sample)")
     p.add_argument("--stop", default=None, metavar="TOKEN",
                    help="stop after this token is produced; escapes such as '\\n' are "
                         "understood, and at word level '\\n' means <eos> (default: run for "
@@ -102,7 +106,13 @@ def build_parser():
 
 def parse_args(argv=None):
     """The parsed flags; bad values exit with status 2 and a one-line message."""
-    return build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.beam_width is not None and (args.temperature != 1.0 or args.top_k is not None
+                                        or args.seed is not None):
+        parser.error("--beam-width searches for the most likely text: it takes no "
+                     "--temperature, --top-k or --seed")
+    return args
 
 
 def load_model(path):
@@ -250,8 +260,12 @@ def main(argv=None):
         return 2
 
     try:
-        ids = model.generate(start_ids, args.length, temperature=args.temperature,
-                             top_k=args.top_k, stop_id=stop_id, rng=args.seed)
+        if args.beam_width is not None:
+            ids = model.generate(start_ids, args.length, stop_id=stop_id,
+                                 beam_width=args.beam_width)
+        else:
+            ids = model.generate(start_ids, args.length, temperature=args.temperature,
+                                 top_k=args.top_k, stop_id=stop_id, rng=args.seed)
         text = detokenize(shown + [vocab[i] for i in ids], level)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
