@@ -27,6 +27,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from models import LanguageModel  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
 
 EOS = "<eos>"
@@ -143,6 +144,9 @@ def load_model(path):
         raise UsageError(message) from None
     except MemoryError:
         raise UsageError(f"not enough memory to build the model saved in {path}") from None
+    if not isinstance(model, LanguageModel):
+        raise UsageError(f"{path} holds a {type(model).__name__}, not a language model; "
+                         "generate_text.py samples from the models train_rnnlm.py trains")
     vocab = meta.get("vocab")
     if not vocab:
         raise UsageError(f"{path} has no vocabulary, so ids cannot be turned into text; save "

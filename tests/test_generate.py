@@ -712,3 +712,12 @@ def test_script_beam_width(trained, capsys):
     with pytest.raises(SystemExit) as exc:
         script.main(["--model", path, "--beam-width", "3", "--seed", "1"])
     assert exc.value.code == 2 and "--beam-width" in capsys.readouterr().err
+
+
+def test_script_refuses_a_sequence_to_sequence_model(tmp_path, capsys):
+    from models import Seq2seq
+
+    Seq2seq(6, 3, 4).save_params(tmp_path / "s.npz", vocab=list("abcdef"))
+    assert load_script().main(["--model", str(tmp_path / "s.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "holds a Seq2seq, not a language model" in err and "Traceback" not in err
