@@ -182,7 +182,12 @@ class Model:
         raise ``ValueError`` naming them, and nothing is changed. Returns
         the metadata dict (with ``'vocab'`` when one was saved).
         """
+        default = path is None
         path = self._file(path)
+        if default and not os.path.exists(path):
+            raise FileNotFoundError(f"no such file: {path} (load_params() without a path reads "
+                                    f"the file save_params() writes, {path}, in the current "
+                                    f"folder {os.getcwd()}); pass the path of the file")
         arrays, meta = load_npz(path)
         if meta.get("format") == "rnnlab-checkpoint":
             raise ValueError(f"{path} is a training checkpoint, not a parameters file: resume it "

@@ -179,6 +179,8 @@ def test_save_and_load_without_a_path_use_the_class_name(tmp_path, monkeypatch):
         assert np.array_equal(a, b)
     TwoPartModel().save_params()
     assert (tmp_path / "TwoPartModel.npz").is_file()
+    with pytest.raises(FileNotFoundError, match=r"no such file: SimpleRnnlm\.npz \(load_params"):
+        SimpleRnnlm(V, D, H).load_params()
 
 
 @pytest.mark.parametrize("name", ["Rnnlm.pkl", "model.PKL", "x.pickle"])
