@@ -1,4 +1,4 @@
-"""Sampling text from any rnnlab language model."""
+"""Sampling text from any rnnlab language model (or searching it, by beam search)."""
 
 import contextlib
 import math
@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from common.backend import to_cpu, xp
+from models.beam_search import beam_search_lm
 
 
 def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int | None = None,
@@ -17,7 +18,11 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
     restricted to the ``top_k`` most likely ids when ``top_k`` is given
     (exactly ``top_k`` of them, even when scores tie).
     ``temperature=0`` picks the most likely id (greedy). Sampling stops early
-    after ``stop_id`` has been produced.
+    after ``stop_id`` has been produced. With ``beam_width`` the ids are not
+    sampled: beam search (:func:`models.beam_search.beam_search_lm`) returns
+    the most likely continuation it finds keeping ``beam_width`` candidates
+    at each step (1 is greedy); ``temperature``, ``top_k`` and ``rng`` must
+    then be left at their defaults.
 
     Generation starts from a zero state and carries the recurrent state
     itself from step to step, so the prompt and everything generated so
@@ -50,8 +55,6 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
         if temperature != 1.0 or top_k is not None or rng is not None:
             raise ValueError("beam_width searches for the most likely text; it takes no "
                              "temperature, top_k or rng (leave them at their defaults)")
-        from models.beam_search import beam_search_lm
-
         with _carrying_state(model):
             return beam_search_lm(model, start_ids, length, beam_width, stop_id=stop_id)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
