@@ -15,9 +15,13 @@ stateful recurrent layers):
 * :func:`gradient_through_time`: how much does the loss at the last step
   of a sequence still feel the hidden state of each earlier step?
 
+:func:`load_model` rebuilds a model from a file of ``train_rnnlm.py
+--save`` and :func:`encode_text` cuts a string into its tokens.
+
 Every function leaves the model as it found it: dropout mode and carried
-recurrent state are restored afterwards. Positions are counted from 0 and
-are batch-major, as everywhere in rnnlab.
+recurrent state are restored afterwards (the gradient functions do
+overwrite ``grads``). Positions are counted from 0 and are batch-major, as
+everywhere in rnnlab.
 
 The first token of a text is context, not a prediction: a text of ``T``
 tokens has ``T - 1`` scored tokens (``ids[1:]``), exactly as
