@@ -15,9 +15,13 @@ stateful recurrent layers):
 * :func:`gradient_through_time`: how much does the loss at the last step
   of a sequence still feel the hidden state of each earlier step?
 
+:func:`load_model` rebuilds a model from a file of ``train_rnnlm.py
+--save`` and :func:`encode_text` cuts a string into its tokens.
+
 Every function leaves the model as it found it: dropout mode and carried
-recurrent state are restored afterwards. Positions are counted from 0 and
-are batch-major, as everywhere in rnnlab.
+recurrent state are restored afterwards (the gradient functions do
+overwrite ``grads``). Positions are counted from 0 and are batch-major, as
+everywhere in rnnlab.
 
 The first token of a text is context, not a prediction: a text of ``T``
 tokens has ``T - 1`` scored tokens (``ids[1:]``), exactly as
@@ -26,6 +30,7 @@ tokens has ``T - 1`` scored tokens (``ids[1:]``), exactly as
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +94,7 @@ def _log_softmax64(scores):
 # -- a saved model and a text ------------------------------------------------------------
 
 
-def load_model(path) -> tuple:
+def load_model(path: str | os.PathLike) -> tuple:
     """``(model, vocab, level)`` from a file written by ``train_rnnlm.py --save``
     (or ``model.save_params(path, vocab=...)``).
 
@@ -200,7 +205,7 @@ class Recording:
         return a[:, j]
 
 
-def record_states(model, ids, probs: bool = True) -> Recording:
+def record_states(model, ids: np.ndarray, probs: bool = True) -> Recording:
     """Run ``model`` over ``ids`` one token at a time and keep every state.
 
     The text is read as one sequence from a zero state (batch of one),
@@ -288,7 +293,7 @@ class Surprisal:
         return self.total_loss / self.log_prob.size / LN2
 
 
-def token_surprisal(model, ids, time_size: int = 35) -> Surprisal:
+def token_surprisal(model, ids: np.ndarray, time_size: int = 35) -> Surprisal:
     """How unlikely each token of ``ids`` is under ``model``, read as one sequence.
 
     The text is one lane from a zero state, fed ``time_size`` tokens at a
@@ -450,7 +455,7 @@ def interesting_units(recording: Recording, properties: dict, per_property: int 
 # -- gradients through time ----------------------------------------------------------------
 
 
-def hidden_state_gradients(model, xs, ts) -> np.ndarray:
+def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """``d loss_n / d h_t`` for every sequence ``n`` and step ``t``.
 
     ``loss_n`` is the cross-entropy of sequence ``n``'s last target
@@ -508,7 +513,7 @@ def hidden_state_gradients(model, xs, ts) -> np.ndarray:
     return grads
 
 
-def gradient_through_time(model, xs, ts) -> np.ndarray:
+def gradient_through_time(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """Mean over the batch of ``|| d loss_n / d h_t ||`` for every step ``t``.
 
     ``loss_n`` is sequence ``n``'s cross-entropy at the last step; see

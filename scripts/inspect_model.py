@@ -11,10 +11,20 @@ with Pearson's r; ``--html`` writes a self-contained page where the text is
 coloured by the unit chosen in a picker, with the model's top-5 next-token
 guesses for every position; ``--png`` draws those units as a heat map.
 
+    python scripts/inspect_model.py attention --model date.npz \
+        --input "september 27, 1994" --png attention.png
+
 ``surprisal`` prints, as TSV, every token's log-probability (natural log)
 and bits under the model, and the text's perplexity. The first token is
 context and is not scored (a text of T tokens has T - 1 scores), as in
 ``eval_perplexity``. ``--html`` writes the same page coloured by surprisal.
+
+``attention`` answers one question with a sequence-to-sequence model with
+attention saved by ``train_seq2seq.py --save`` and draws the attention
+weights (one row per answer character, one column per question character)
+with :func:`common.attention_map.plot_attention`, as ``train_seq2seq.py``
+does; it prints the answer and, for each answer character, the question
+character it attends to most.
 
 Problems with the file or the arguments exit with status 2 and a message.
 """
@@ -81,7 +91,26 @@ def parse_args(argv=None):
     s = sub.add_parser("surprisal", help="log-probability and bits of every token (TSV)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     common(s)
+
+    a = sub.add_parser("attention", help="attention weights of a seq2seq model as a heat map",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a.add_argument("--model", required=True,
+                   help="the .npz file of train_seq2seq.py --save (an attention model)")
+    a.add_argument("--input", required=True, help="the question, as written")
+    a.add_argument("--png", default="attention.png", help="where to draw the heat map")
+    a.add_argument("--width", type=int, default=None,
+                   help="pad the question with spaces to this width (default: the width of "
+                        "the task's questions, for the tasks addition and date)")
+    a.add_argument("--answer-length", type=int, default=None,
+                   help="characters to generate after the start character (default: as in "
+                        "the task's answers)")
+    a.add_argument("--start", default="_", help="the character that starts every answer")
     args = p.parse_args(argv)
+    if args.command == "attention":
+        for name in ("width", "answer_length"):
+            if getattr(args, name) is not None and getattr(args, name) < 1:
+                p.error(f"--{name.replace('_', '-')} must be >= 1")
+        return args
     if args.offset < 0:
         p.error("--offset must be >= 0")
     if args.length is not None and args.length < 2:
@@ -227,9 +256,85 @@ def heat_map(units, tokens, level, path):
     plt.close(fig)
 
 
+def run_attention(args):
+    """Answer one question and draw where the decoder looked at each step."""
+    from common.attention_map import attention_matrix, plot_attention
+    from common.serialization import load_npz
+    from models import model_from_config
+
+    try:
+        arrays, meta = load_npz(args.model)
+        if "model" not in meta or "config" not in meta:
+            raise ValueError(f"{args.model} has no model description in its metadata; save "
+                             "the model with train_seq2seq.py --save")
+        model = model_from_config(meta["model"], meta["config"],
+                                  shapes={n: a.shape for n, a in arrays.items()},
+                                  source=args.model)
+        model.set_named_params(arrays, source=args.model)
+    except FileNotFoundError:
+        raise UsageError(f"model file not found: {args.model}") from None
+    except (OSError, TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    attention = getattr(getattr(model, "decoder", None), "attention", None)
+    if attention is None or not hasattr(attention, "attention_weights"):
+        raise UsageError(f"{args.model} holds a {meta['model']}, which has no attention; train "
+                         "one with train_seq2seq.py --model attention")
+    vocab = meta.get("vocab")
+    if not isinstance(vocab, list) or not all(isinstance(c, str) for c in vocab or [None]):
+        raise UsageError(f"{args.model} has no vocabulary; save it with train_seq2seq.py --save")
+    index = {c: i for i, c in enumerate(vocab)}
+    width, answer_length = seq2seq_widths(meta.get("task"), args)
+    question = args.input.ljust(width)
+    unknown = sorted({c for c in question if c not in index})
+    if unknown:
+        raise UsageError(f"{len(unknown)} characters of --input are not in the model's "
+                         "vocabulary: " + ", ".join(map(repr, unknown)))
+    if args.start not in index:
+        raise UsageError(f"--start {args.start!r} is not in the model's vocabulary")
+    reverse = bool(meta.get("reverse"))
+    read = question[::-1] if reverse else question  # what the encoder was trained to read
+    xs = np.array([[index[c] for c in read]])
+    answer_ids = model.generate(xs, index[args.start], answer_length)[0]
+    answer = "".join(vocab[int(i)] for i in answer_ids)
+    weights = attention_matrix(attention.attention_weights, 0)  # (answer, question as read)
+    if reverse:
+        weights = weights[:, ::-1]  # columns in the order the question is written
+    print(f"{question!r} -> {answer!r}"
+          + ("  (the model reads the question reversed)" if reverse else ""))
+    for t, c in enumerate(answer):
+        j = int(np.argmax(weights[t]))
+        print(f"  answer {t} {c!r}: most attention on question {j} {question[j]!r} "
+              f"({weights[t, j]:.3f})")
+    plot_attention(weights, list(question), list(answer), path=args.png,
+                   title=f"{question.strip()} -> {answer.strip()}")
+    print(f"heat map: {args.png}")
+    return 0
+
+
+def seq2seq_widths(task, args):
+    """``(question width, answer characters after the start)`` for ``attention``."""
+    width, length = args.width, args.answer_length
+    if width is None or length is None:
+        try:
+            from datasets import sequence
+
+            (x, t), _ = sequence.load_data(task)
+        except (OSError, TypeError, ValueError) as exc:
+            raise UsageError(f"cannot tell the widths the model was trained with (task "
+                             f"{task!r}: {exc}); give --width and --answer-length") from None
+        width = x.shape[1] if width is None else width
+        length = t.shape[1] - 1 if length is None else length
+    if len(args.input) > width:
+        raise UsageError(f"--input has {len(args.input)} characters; the model's questions "
+                         f"have {width} (--width)")
+    return width, length
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
+        if args.command == "attention":
+            return run_attention(args)
         try:
             model, vocab, level = load_model(args.model)
         except FileNotFoundError:

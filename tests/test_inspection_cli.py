@@ -121,3 +121,77 @@ def test_load_model_refuses_a_file_without_vocabulary(tmp_path):
     GruRnnlm(5, 3, 3, seed=0).save_params(path)
     with pytest.raises(ValueError, match="no vocabulary"):
         load_model(path)
+
+
+# -- attention (the sequence-to-sequence models) ------------------------------------------
+
+SEQ_VOCAB = list("0123456789+_ ")
+
+
+def test_attention_heat_map_of_one_question(tmp_path, capsys):
+    from models import AttentionSeq2seq
+
+    path, png = tmp_path / "att.npz", tmp_path / "att.png"
+    AttentionSeq2seq(len(SEQ_VOCAB), 6, 8, seed=0).save_params(path, vocab=SEQ_VOCAB,
+                                                              task="custom", reverse=True)
+    assert inspect_model.main(["attention", "--model", str(path), "--input", "12+3",
+                               "--width", "6", "--answer-length", "4", "--png", str(png)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("'12+3  ' -> ") and "reversed" in out[0]
+    rows = [line for line in out if line.startswith("  answer ")]
+    assert len(rows) == 4  # one per answer character after the start '_'
+    for line in rows:  # the question character it attends to most, with its weight
+        weight = float(line.rsplit("(", 1)[1].rstrip(")"))
+        assert 1 / 6 <= weight <= 1  # the largest of 6 weights that sum to 1
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_attention_needs_an_attention_model(tmp_path, capsys):
+    from models import Seq2seq
+
+    path = tmp_path / "plain.npz"
+    Seq2seq(len(SEQ_VOCAB), 6, 8, seed=0).save_params(path, vocab=SEQ_VOCAB, task="custom")
+    assert inspect_model.main(["attention", "--model", str(path), "--input", "1+2",
+                               "--width", "5", "--answer-length", "3",
+                               "--png", str(tmp_path / "a.png")]) == 2
+    assert "has no attention" in capsys.readouterr().err
+
+
+def test_attention_weights_are_the_decoders(tmp_path, capsys, monkeypatch):
+    """The heat map gets the decoder's weights, columns in the order the question is written."""
+    from models import AttentionSeq2seq
+
+    path = tmp_path / "att.npz"
+    model = AttentionSeq2seq(len(SEQ_VOCAB), 6, 8, seed=1)
+    model.save_params(path, vocab=SEQ_VOCAB, task="custom", reverse=True)
+    drawn = {}
+
+    def fake_plot(weights, in_labels, out_labels, path=None, ax=None, title=None):
+        drawn.update(weights=weights, in_labels=in_labels, out_labels=out_labels)
+
+    monkeypatch.setattr("common.attention_map.plot_attention", fake_plot)
+    assert inspect_model.main(["attention", "--model", str(path), "--input", "7+45",
+                               "--width", "5", "--answer-length", "3"]) == 0
+    xs = np.array([[SEQ_VOCAB.index(c) for c in "7+45 "[::-1]]])
+    answer = model.generate(xs, SEQ_VOCAB.index("_"), 3)[0]
+    want = np.stack([w[0] for w in model.decoder.attention.attention_weights])[:, ::-1]
+    np.testing.assert_allclose(drawn["weights"], want)
+    np.testing.assert_allclose(drawn["weights"].sum(axis=1), 1, rtol=1e-5)
+    assert drawn["in_labels"] == list("7+45 ")
+    assert drawn["out_labels"] == [SEQ_VOCAB[i] for i in answer]
+
+
+def test_attention_widths_come_from_the_task(tmp_path, capsys):
+    from datasets import sequence
+    from models import AttentionSeq2seq
+
+    (x, t), _ = sequence.load_data("addition")
+    _, id_to_char = sequence.get_vocab()
+    vocab = [id_to_char[i] for i in range(len(id_to_char))]
+    path = tmp_path / "add.npz"
+    AttentionSeq2seq(len(vocab), 6, 8, seed=0).save_params(path, vocab=vocab, task="addition")
+    assert inspect_model.main(["attention", "--model", str(path), "--input", "16+75",
+                               "--png", str(tmp_path / "a.png")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(repr("16+75".ljust(x.shape[1])) + " -> ")
+    assert sum(line.startswith("  answer ") for line in out) == t.shape[1] - 1
