@@ -8,7 +8,7 @@ Run them with ``python scripts/benchmark.py`` (``--help`` for the options).
   textbook-style reference, of the lean step and of PyTorch;
 * :mod:`benchmarks.reference_textbook`: the textbook-style SimpleRnnlm (also
   the yardstick of ``tests/test_reference_equivalence.py``);
-* sections: :mod:`benchmarks.word_level`, :mod:`benchmarks.demo`,
-  :mod:`benchmarks.evaluation`, :mod:`benchmarks.memory`;
+* sections: :mod:`benchmarks.word_level`, :mod:`benchmarks.char_level`,
+  :mod:`benchmarks.demo`, :mod:`benchmarks.evaluation`, :mod:`benchmarks.memory`;
 * :mod:`benchmarks.main`: the command line, listing the sections.
 """

@@ -13,6 +13,9 @@ sides of a ratio alike. The sections, in order:
   T = 35: rnnlab's SimpleRnnlm and LSTM Rnnlm against the floor, a two-core
   bound and PyTorch, and where an iteration's time goes
   (:mod:`benchmarks.word_level`);
+* the character-level configuration (V = 50, LSTM H = 128, 256, 512 and a
+  GRU), where the recurrence dominates, against a two-core bound and
+  PyTorch (:mod:`benchmarks.char_level`);
 * the demo configuration against the textbook-style reference and the lean
   step (:mod:`benchmarks.demo`);
 * ``eval_perplexity`` on PTB valid (:mod:`benchmarks.evaluation`);
@@ -28,6 +31,7 @@ import os
 import sys
 
 from benchmarks import harness
+from benchmarks.char_level import char_level
 from benchmarks.demo import demo
 from benchmarks.evaluation import evaluation
 from benchmarks.harness import Run, say
@@ -89,6 +93,7 @@ def main(argv=None) -> int:
 
     med, big = training_iteration(run, xs, ts, blocks, rounds, warmup)
     where_time_goes(run, med, big, xs, ts, *((3, 1) if q else (10, 2)))
+    char_level(run, *((2, 2, 1) if q else (4, 4, 2)))
     demo(run, train, *((300, 50) if q else (3000, 300)))
     evaluation(run, big["rnn"][0], valid, runs=1 if q else 3)
     epoch_iters = args.epoch_iters if args.epoch_iters is not None else (20 if q else 0)

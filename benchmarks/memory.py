@@ -225,8 +225,13 @@ def memory(run: Run, big, xs, ts, epoch_iters: int) -> bool:
     verdict = "FAILED" if f64_logits or f64_kept >= logits else "ok"
     say(f"no float64 array of the logits' size ({logits:,} elements) in the training path: "
         f"{verdict}")
-    f64_ok = verdict == "ok"
+    epoch_peak(run, epoch_iters)
+    return verdict == "ok"
 
+
+def epoch_peak(run: Run, epoch_iters: int) -> None:
+    """Run (part of) a PTB epoch in a child process; print its time and peak memory."""
+    results = run.results
     what = (f"{epoch_iters} iterations of an epoch" if epoch_iters
             else "a full epoch")
     say(f"running {what} of RnnlmTrainer.fit in a subprocess ...")
@@ -244,4 +249,3 @@ def memory(run: Run, big, xs, ts, epoch_iters: int) -> bool:
     else:
         say(f"peak RSS of the child process (setup and epoch; VmHWM could not be reset) "
             f"{peak / 1024:.1f} MiB; RSS before the epoch {epoch['rss_before_kb'] / 1024:.1f} MiB")
-    return f64_ok

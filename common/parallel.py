@@ -16,8 +16,11 @@ blocks of rows or later, written over whole arrays; this module cuts the
 arrays into blocks and hands them to the threads.
 
 * :func:`managed` is a context in which the functions below spread large
-  pieces of work over the pool, and BLAS runs single-threaded. The trainer
-  and ``eval_perplexity`` run inside it.
+  pieces of work over the pool, and BLAS runs single-threaded. Each of them
+  enters it for its own call (so layers share their work wherever they are
+  called, a hand-written training loop included); the trainer and
+  ``eval_perplexity`` hold it for their whole run, so that BLAS is not
+  switched at every call.
 * :func:`for_row_blocks` calls a function on blocks of rows of its arrays
   (elementwise work, a row-wise softmax).
 * :func:`for_batch_blocks` runs a recurrent layer's time loop on blocks of
@@ -34,8 +37,8 @@ arrays into blocks and hands them to the threads.
 
 How work is cut into blocks depends only on the array shapes and the
 thread count, never on timing, and blocks never share output elements, so
-results are bit-for-bit deterministic for a given thread count. Outside
-:func:`managed` (or with one thread) products go to BLAS whole, a recurrent
+results are bit-for-bit deterministic for a given thread count. With one
+thread (or on the GPU backend) products go to BLAS whole, a recurrent
 layer's loop runs once on the whole batch, and nothing is deferred.
 
 The thread count is the number of CPUs this process may use (at most 8),
@@ -124,8 +127,7 @@ def _get_pool():
     return _pool
 
 
-@contextmanager
-def managed():
+class managed:  # lower case: used as `with managed():`, like a function
     """A context in which rnnlab shares large work among the cores itself.
 
     On entry BLAS is made single-threaded: rnnlab cuts the products that
@@ -134,21 +136,30 @@ def managed():
     another program keeps busy, every small product. The outermost exit
     gives BLAS its thread count back. Does nothing with one thread, on the
     GPU backend, or when the BLAS thread count cannot be read and set.
-    Nests.
+    Nests, cheaply.
+
+    Every function of this module enters it for its own call, and
+    :func:`deferred` for its extent, so a layer called anywhere shares its
+    work; the trainer holds it for the whole of ``fit`` so that BLAS is not
+    switched back and forth between the calls.
     """
-    global _managed_depth, _blas_threads_before
-    if _managed_depth == 0 and num_threads() > 1 and xp.__name__ == "numpy":
-        before = blas.get_threads()
-        if before is not None and blas.set_threads(1):
-            _blas_threads_before = before
-    _managed_depth += 1
-    try:
-        yield
-    finally:
+
+    def __enter__(self):
+        global _managed_depth, _blas_threads_before
+        if _managed_depth == 0 and num_threads() > 1 and xp.__name__ == "numpy":
+            before = blas.get_threads()
+            if before is not None and blas.set_threads(1):
+                _blas_threads_before = before
+        _managed_depth += 1
+        return self
+
+    def __exit__(self, *exc_info):
+        global _managed_depth, _blas_threads_before
         _managed_depth -= 1
         if _managed_depth == 0 and _blas_threads_before is not None:
             blas.set_threads(_blas_threads_before)
             _blas_threads_before = None
+        return False
 
 
 def _can_spread():
@@ -228,7 +239,8 @@ def for_row_blocks(work: Callable[..., object], *arrays, row_size: int | None = 
         row_size = arrays[0].size // max(n_rows, 1)
     tasks = [functools.partial(work, *[a[s:e] for a in arrays])
              for s, e in _row_bounds(n_rows, row_size)]
-    _run_all(tasks, use_pool=n_rows * row_size >= MIN_PARALLEL_ELEMENTS)
+    with managed():
+        _run_all(tasks, use_pool=n_rows * row_size >= MIN_PARALLEL_ELEMENTS)
 
 
 def for_batch_blocks(work: Callable[..., object], arrays, batch_axes,
@@ -241,21 +253,23 @@ def for_batch_blocks(work: Callable[..., object], arrays, batch_axes,
     batch never interact, so each block can run the whole time loop on its
     own core: one hand-off per layer call, not per step.
     ``row_multiply_adds`` is what one row costs in one step's product
-    (``H * 4H`` for an LSTM). Only while rnnlab manages the cores and none
-    is busy with deferred work is the batch cut, into at most one block per
-    thread, each of at least MIN_BATCH_ROWS rows and MIN_STEP_MULTIPLY_ADDS
-    per step; otherwise ``work`` runs here, once, on the whole arrays.
+    (``H * 4H`` for an LSTM). Only when rnnlab can manage the cores (more
+    than one thread, BLAS's threads under control) and none is busy with
+    deferred work is the batch cut, into at most one block per thread, each
+    of at least MIN_BATCH_ROWS rows and MIN_STEP_MULTIPLY_ADDS per step;
+    otherwise ``work`` runs here, once, on the whole arrays.
     """
-    n_rows = arrays[0].shape[batch_axes[0]]
-    k = num_threads() if _can_spread() and not _busy() else 1
-    k = min(k, n_rows // MIN_BATCH_ROWS, n_rows * row_multiply_adds // MIN_STEP_MULTIPLY_ADDS)
-    if k <= 1:
-        work(*arrays)
-        return
-    tasks = [functools.partial(work, *[_rows(a, axis, s, e)
-                                       for a, axis in zip(arrays, batch_axes, strict=True)])
-             for s, e in _even_bounds(n_rows, k)]
-    _run_all(tasks, use_pool=True)
+    with managed():
+        n_rows = arrays[0].shape[batch_axes[0]]
+        k = num_threads() if _can_spread() and not _busy() else 1
+        k = min(k, n_rows // MIN_BATCH_ROWS, n_rows * row_multiply_adds // MIN_STEP_MULTIPLY_ADDS)
+        if k <= 1:
+            work(*arrays)
+            return
+        tasks = [functools.partial(work, *[_rows(a, axis, s, e)
+                                           for a, axis in zip(arrays, batch_axes, strict=True)])
+                 for s, e in _even_bounds(n_rows, k)]
+        _run_all(tasks, use_pool=True)
 
 
 def _product_blocks(a, b, out, max_blocks):
@@ -279,15 +293,16 @@ def matmul(a, b, out=None):
 
     Returns ``out`` (a new array when ``None``).
     """
-    # The size first: most products of a step are small, and it is the cheapest test.
-    if _multiply_adds(a, b) < 2 * BLOCK_MULTIPLY_ADDS or not _can_spread() or _busy():
-        return xp.matmul(a, b, out=out)
-    if out is None:
-        out = xp.empty((a.shape[0], b.shape[1]), dtype=xp.result_type(a, b))
-    # One block per thread: each block packs its own copy of the shared
-    # operand, so more blocks cost more than they balance.
-    _run_all(_product_blocks(a, b, out, num_threads()), use_pool=True)
-    return out
+    with managed():
+        # The size first: most products of a step are small, and it is the cheapest test.
+        if _multiply_adds(a, b) < 2 * BLOCK_MULTIPLY_ADDS or not _can_spread() or _busy():
+            return xp.matmul(a, b, out=out)
+        if out is None:
+            out = xp.empty((a.shape[0], b.shape[1]), dtype=xp.result_type(a, b))
+        # One block per thread: each block packs its own copy of the shared
+        # operand, so more blocks cost more than they balance.
+        _run_all(_product_blocks(a, b, out, num_threads()), use_pool=True)
+        return out
 
 
 @contextmanager
@@ -296,18 +311,20 @@ def deferred():
 
     Queued tasks run on idle pool threads while the body goes on; leaving
     the context does what is left (this thread helping) and waits for all,
-    then re-raises the first exception a task raised.
+    then re-raises the first exception a task raised. The cores are
+    :func:`managed` for the whole extent.
     """
     global _deferred_depth
-    if _deferred_depth == 0:
-        _forget_interrupted()
-    _deferred_depth += 1
-    try:
-        yield
-    finally:
-        _deferred_depth -= 1
+    with managed():
         if _deferred_depth == 0:
-            _finish_later()
+            _forget_interrupted()
+        _deferred_depth += 1
+        try:
+            yield
+        finally:
+            _deferred_depth -= 1
+            if _deferred_depth == 0:
+                _finish_later()
 
 
 def _forget_interrupted():

@@ -115,7 +115,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
     stem = re.escape(_temporary_stem(os.path.basename(path)))
     ours = re.compile(rf"\.{stem}\.(?P<host>[0-9a-f]{{8}})-(?P<pid>\d+)-[0-9a-f]{{8}}\.tmp")
     legacy = re.compile(rf"\.{stem}\.[a-z0-9_]{{8}}\.(?:tmp|part)")
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -205,18 +205,24 @@ def save_npz(
     """Write ``arrays`` (``{name: ndarray}``) and ``meta`` (JSON) to ``path``, atomically.
 
     Raises:
-        ValueError: an array named ``'__meta__'``.
+        ValueError: an array named ``'__meta__'``, ``'file'`` or ``'allow_pickle'``.
         TypeError: an object array (it could only be saved as a pickle), or
             ``meta`` that JSON cannot represent.
     """
     if META_KEY in arrays:
         raise ValueError(f"{META_KEY!r} is reserved for the metadata")
+    for name in _SAVEZ_ARGUMENTS & set(arrays):
+        # np.savez would take them as its own arguments (allow_pickle silently).
+        raise ValueError(f"an array cannot be named {name!r} (an argument of np.savez)")
     payload = {name: np.asarray(a) for name, a in arrays.items()}
     for name, a in payload.items():
         if a.dtype == object:
             raise TypeError(f"array {name!r} has dtype object, which cannot be saved safely")
     payload[META_KEY] = np.array(json.dumps(meta or {}))
-    atomic_write(path, lambda f: np.savez(f, **payload))
+    atomic_write(path, lambda f: np.savez(f, **payload))  # type: ignore[arg-type]
+
+
+_SAVEZ_ARGUMENTS = {"file", "allow_pickle"}
 
 
 def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

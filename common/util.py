@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from common.backend import xp
+from common.backend import to_cpu, to_gpu, xp  # noqa: F401  (to_cpu, to_gpu: the book's names)
 from common.parallel import managed
 
 

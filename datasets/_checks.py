@@ -5,11 +5,12 @@ from __future__ import annotations
 import operator
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 
-def check_int(value: object, name: str, minimum: int, maximum: int | None = None) -> int:
+def check_int(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
     """``value`` as an int (NumPy integers accepted; bools, floats and strings refused)."""
     if isinstance(value, bool | np.bool_):
         raise TypeError(f"{name} must be an int, got {value!r}")

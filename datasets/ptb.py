@@ -50,6 +50,7 @@ import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 
@@ -498,7 +499,7 @@ def _write_npz(path: Path, split: str, corpus: np.ndarray, vocab: list[str]) -> 
 def _stacklevel_outside_package() -> int:
     """The ``stacklevel`` that makes a warning point at the first caller outside datasets/."""
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame = sys._getframe(1)  # the function that will call warnings.warn
+    frame: FrameType | None = sys._getframe(1)  # the function that will call warnings.warn
     level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame = frame.f_back

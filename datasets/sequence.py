@@ -154,8 +154,8 @@ def load_data(
     seed = _check_seed(seed)
     task = _task_of(name_or_path)
     if task is not None:
-        lines_seed = DEFAULT_SEED if seed is None else seed
-        questions, answers = zip(*generate_pairs(task, N_PAIRS, lines_seed), strict=True)
+        pairs = generate_pairs(task, N_PAIRS, DEFAULT_SEED if seed is None else seed)
+        questions, answers = [q for q, _ in pairs], [a for _, a in pairs]
         source = f"the generated {task!r} task"
     else:
         path = Path(name_or_path)
@@ -214,9 +214,9 @@ def generate_pairs(
     if name is None:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     n_pairs = check_int(n_pairs, "n_pairs", minimum=1)
-    seed = _check_seed(seed)
     if seed is None:
         raise TypeError("seed must be an int, got None")
+    seed = check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
     # A SeedSequence of (task, seed): PCG64 streams that NumPy keeps stable.
     rng = np.random.default_rng([_TASK_STREAM[name], seed])
     if name == "addition":
@@ -342,7 +342,7 @@ def _read_tsv(path: Path, lines: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _encode(
-    questions: tuple[str, ...] | list[str], answers: tuple[str, ...] | list[str], source: str
+    questions: list[str], answers: list[str], source: str
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[int, str]]:
     """Fixed-width strings -> id arrays, ids by first appearance in q0, a0, q1, a1, ..."""
     n, q_width, a_width = len(questions), len(questions[0]), len(answers[0])

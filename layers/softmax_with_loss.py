@@ -50,6 +50,9 @@ class SoftmaxWithLoss:
 # Row sums of exp(x) below this are recomputed with the max shifted out;
 # above it every term that matters is a normal float (see TimeSoftmaxWithLoss).
 _TINY_SUM = 1e-30
+# Rows whose maximum is above this are recomputed too: exp(-m) would come
+# near float32's smallest normal numbers and lose digits.
+_MAX_SHIFT = 80.0
 
 
 class TimeSoftmaxWithLoss:
@@ -70,10 +73,16 @@ class TimeSoftmaxWithLoss:
     each block takes ``exp(x)``, sums each row, and scales the row to
     ``w * softmax(x)`` while it is still in cache: the first half of the
     gradient. ``backward`` subtracts ``w`` at the targets and multiplies by
-    ``dout`` when it is not 1. The ``exp`` is taken without first
-    subtracting the row maximum: that is exact whenever no term overflows
-    and the row sum is not tiny; the rare rows where either fails (a
-    non-finite or tiny sum) are recomputed with the maximum shifted out, so
+    ``dout`` when it is not 1.
+
+    The loss is taken in log-sum-exp form, with each row's maximum ``m``
+    subtracted: ``log(sum(exp(x))) - x[t] = (m - x[t]) + log(sum(exp(x - m)))``,
+    so that a logit near 40 does not cost its last digits (``log(sum(exp(x)))``
+    alone would round at the scale of 40 before ``x[t]`` is taken off). The
+    sum of shifted terms is ``s * exp(-m)`` with ``s`` the block's row sum: the
+    ``exp`` over the block is taken without the shift, which is exact
+    whenever no term overflows and the row sum is not tiny; the rare rows
+    where either fails are recomputed with the maximum shifted out, so
     logits of any magnitude are safe.
 
     The array ``backward`` returns is the layer's buffer: valid until the
@@ -113,33 +122,38 @@ class TimeSoftmaxWithLoss:
             self._y = xp.empty_like(x)
         y = self._y
         s = xp.empty(N * T, dtype=x.dtype)
+        m = xp.empty(N * T, dtype=x.dtype)
         with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
-            for_row_blocks(self._scaled_softmax, x, y, s, w)
-            log_z = xp.log(s)
-        redo = ~(xp.isfinite(s) & (s > _TINY_SUM))
+            for_row_blocks(self._scaled_softmax, x, y, s, m, w)
+            log_sum = xp.log(s * xp.exp(-m))  # log(sum(exp(x - m))), in [0, log V]
+        # Recomputed with the shift: an overflowed or tiny sum, or exp(-m) near
+        # the bottom of the float range (m above 80).
+        redo = ~(xp.isfinite(s) & (s > _TINY_SUM) & (m < _MAX_SHIFT))
         if redo.any():
-            log_z[redo] = self._stable_rows(x[redo], y, redo, w[redo])
+            log_sum[redo] = self._stable_rows(x[redo], y, redo, m[redo], w[redo])
 
-        losses = xp.where(valid, log_z - x_t, 0)
+        losses = xp.where(valid, (m - x_t) + log_sum, 0)
         self.cache = (t_safe, w, xs.shape)
         return float(losses.sum(dtype=xp.float64)) / max(n_valid, 1)
 
     @staticmethod
-    def _scaled_softmax(x, y, s, w):
-        """``s = sum(exp(x))`` and ``y = w * softmax(x)`` for rows of logits ``x``."""
+    def _scaled_softmax(x, y, s, m, w):
+        """``s = sum(exp(x))``, ``m = max(x)`` and ``y = w * softmax(x)`` for rows
+        of logits ``x``."""
+        xp.max(x, axis=1, out=m)
         xp.exp(x, out=y)
         # einsum's row sum is about 3x faster than y.sum(axis=1) here,
         # with float32 round-off (it accumulates in SIMD lanes).
         xp.einsum("ij->i", y, out=s)
         y *= (w / s)[:, None]
 
-    def _stable_rows(self, x_rows, y, redo, w):
-        """Recompute the selected rows with the row maximum subtracted."""
-        m = x_rows.max(axis=1, keepdims=True)
-        e_rows = xp.exp(x_rows - m)
+    def _stable_rows(self, x_rows, y, redo, m, w):
+        """Recompute the selected rows with their maxima ``m`` subtracted;
+        return ``log(sum(exp(x - m)))`` of each."""
+        e_rows = xp.exp(x_rows - m[:, None])
         s_rows = e_rows.sum(axis=1)
         y[redo] = e_rows * (w / s_rows)[:, None]
-        return m[:, 0] + xp.log(s_rows)
+        return xp.log(s_rows)
 
     def backward(self, dout=1):
         if self.cache is None:

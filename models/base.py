@@ -182,7 +182,12 @@ class Model:
         raise ``ValueError`` naming them, and nothing is changed. Returns
         the metadata dict (with ``'vocab'`` when one was saved).
         """
+        default = path is None
         path = self._file(path)
+        if default and not os.path.exists(path):
+            raise FileNotFoundError(f"no such file: {path} (load_params() without a path reads "
+                                    f"the file save_params() writes, {path}, in the current "
+                                    f"folder {os.getcwd()}); pass the path of the file")
         arrays, meta = load_npz(path)
         if meta.get("format") == "rnnlab-checkpoint":
             raise ValueError(f"{path} is a training checkpoint, not a parameters file: resume it "
@@ -322,10 +327,11 @@ class LanguageModel(Model):
     # -- generation ------------------------------------------------------------------
 
     def generate(self, start_ids, length: int, temperature: float = 1.0, top_k: int | None = None,
-                 stop_id: int | None = None, rng=None) -> list[int]:
-        """Sample ``length`` ids after ``start_ids``; see :func:`models.generate.generate`."""
+                 stop_id: int | None = None, rng=None, beam_width: int | None = None) -> list[int]:
+        """Sample ``length`` ids after ``start_ids`` (or search them with
+        ``beam_width``); see :func:`models.generate.generate`."""
         return generate(self, start_ids, length, temperature=temperature, top_k=top_k,
-                        stop_id=stop_id, rng=rng)
+                        stop_id=stop_id, rng=rng, beam_width=beam_width)
 
 
 def check_shapes(expected: dict, found: dict, source: str, model: str = "the model") -> None:

@@ -80,6 +80,9 @@ class BetterRnnlm(LanguageModel):
             self.affine = TimeAffine(*joint_weight_bias(init.normal((H, V), 1 / np.sqrt(H)),
                                                    init.zeros(V)))
         self.layers.append(self.affine)
+        # the book's names
+        self.lstm_layers = self.lstms
+        self.drop_layers = [layer for layer in self.layers if isinstance(layer, TimeDropout)]
         names += ["affine.W", "affine.b"]
         self.loss_layer = TimeSoftmaxWithLoss()
         self._collect_params(names)

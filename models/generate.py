@@ -1,4 +1,4 @@
-"""Sampling text from any rnnlab language model."""
+"""Sampling text from any rnnlab language model (or searching it, by beam search)."""
 
 import contextlib
 import math
@@ -6,10 +6,11 @@ import math
 import numpy as np
 
 from common.backend import to_cpu, xp
+from models.beam_search import beam_search_lm
 
 
 def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int | None = None,
-             stop_id: int | None = None, rng=None) -> list[int]:
+             stop_id: int | None = None, rng=None, beam_width: int | None = None) -> list[int]:
     """Feed ``start_ids`` to ``model`` and sample ``length`` further ids.
 
     At each step the last id goes through the model (batch 1, one time
@@ -17,7 +18,11 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
     restricted to the ``top_k`` most likely ids when ``top_k`` is given
     (exactly ``top_k`` of them, even when scores tie).
     ``temperature=0`` picks the most likely id (greedy). Sampling stops early
-    after ``stop_id`` has been produced.
+    after ``stop_id`` has been produced. With ``beam_width`` the ids are not
+    sampled: beam search (:func:`models.beam_search.beam_search_lm`) returns
+    the most likely continuation it finds keeping ``beam_width`` candidates
+    at each step (1 is greedy); ``temperature``, ``top_k`` and ``rng`` must
+    then be left at their defaults.
 
     Generation starts from a zero state and carries the recurrent state
     itself from step to step, so the prompt and everything generated so
@@ -36,12 +41,22 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
             ``[1, V]`` (None: all).
         stop_id: stop after producing this id (it is included in the result).
         rng: a ``numpy.random.Generator`` or an int seed (>= 0).
+        beam_width: search instead of sampling, keeping this many beams (an
+            int >= 1; None: sample).
 
     Returns:
         the list of generated ids (without the prompt).
     """
     V = model.vocab_size
     start_ids = _check_generate_args(start_ids, length, temperature, top_k, stop_id, rng, V)
+    if beam_width is not None:
+        if not _is_int(beam_width) or beam_width < 1:
+            raise ValueError(f"beam_width must be an integer >= 1 or None, got {beam_width!r}")
+        if temperature != 1.0 or top_k is not None or rng is not None:
+            raise ValueError("beam_width searches for the most likely text; it takes no "
+                             "temperature, top_k or rng (leave them at their defaults)")
+        with _carrying_state(model):
+            return beam_search_lm(model, start_ids, length, beam_width, stop_id=stop_id)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
     with model.evaluating(), _carrying_state(model):

@@ -41,6 +41,7 @@ class Rnnlm(LanguageModel):
                                                    init.zeros(V)))
         self.loss_layer = TimeSoftmaxWithLoss()
         self.layers = [self.embed, self.lstm, self.affine]
+        self.lstm_layer = self.lstm  # the book's name
         self._collect_params(["embed.W", "lstm.Wx", "lstm.Wh", "lstm.b", "affine.W", "affine.b"])
 
     @classmethod

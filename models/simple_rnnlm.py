@@ -47,6 +47,7 @@ class SimpleRnnlm(LanguageModel):
                                                    init.zeros(V)))
         self.loss_layer = TimeSoftmaxWithLoss()
         self.layers = [self.embed, self.rnn, self.affine]
+        self.rnn_layer = self.rnn  # the book's name
         self._collect_params(["embed.W", "rnn.Wx", "rnn.Wh", "rnn.b", "affine.W", "affine.b"])
 
     @classmethod

@@ -27,6 +27,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from models import LanguageModel  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
 
 EOS = "<eos>"
@@ -93,6 +94,10 @@ def build_parser():
     p.add_argument("--seed", type=_non_negative_int, default=None, metavar="S",
                    help="random seed: the same seed gives the same text (default: a fresh "
                         "seed each run)")
+    p.add_argument("--beam-width", type=_positive_int, default=None, metavar="K",
+                   help="search for the most likely text keeping K candidates instead of "
+                        "sampling (1 is greedy; takes no --temperature, --top-k or --seed) "
+                        "(default: sample)")
     p.add_argument("--stop", default=None, metavar="TOKEN",
                    help="stop after this token is produced; escapes such as '\\n' are "
                         "understood, and at word level '\\n' means <eos> (default: run for "
@@ -102,7 +107,13 @@ def build_parser():
 
 def parse_args(argv=None):
     """The parsed flags; bad values exit with status 2 and a one-line message."""
-    return build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.beam_width is not None and (args.temperature != 1.0 or args.top_k is not None
+                                        or args.seed is not None):
+        parser.error("--beam-width searches for the most likely text: it takes no "
+                     "--temperature, --top-k or --seed")
+    return args
 
 
 def load_model(path):
@@ -133,6 +144,9 @@ def load_model(path):
         raise UsageError(message) from None
     except MemoryError:
         raise UsageError(f"not enough memory to build the model saved in {path}") from None
+    if not isinstance(model, LanguageModel):
+        raise UsageError(f"{path} holds a {type(model).__name__}, not a language model; "
+                         "generate_text.py samples from the models train_rnnlm.py trains")
     vocab = meta.get("vocab")
     if not vocab:
         raise UsageError(f"{path} has no vocabulary, so ids cannot be turned into text; save "
@@ -250,8 +264,12 @@ def main(argv=None):
         return 2
 
     try:
-        ids = model.generate(start_ids, args.length, temperature=args.temperature,
-                             top_k=args.top_k, stop_id=stop_id, rng=args.seed)
+        if args.beam_width is not None:
+            ids = model.generate(start_ids, args.length, stop_id=stop_id,
+                                 beam_width=args.beam_width)
+        else:
+            ids = model.generate(start_ids, args.length, temperature=args.temperature,
+                                 top_k=args.top_k, stop_id=stop_id, rng=args.seed)
         text = detokenize(shown + [vocab[i] for i in ids], level)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
@@ -264,6 +282,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk or a closed terminal behind stdout
+        print(f"error: cannot write the text: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -7,13 +7,20 @@ epochs, perplexity curve in ppl.png (a few seconds on a laptop).
     python scripts/train_rnnlm.py                                   # the demo
     python scripts/train_rnnlm.py --corpus-size 0 --epochs 1 \\
         --batch-size 20 --time-size 35 --eval                       # full PTB
-    python scripts/train_rnnlm.py --corpus text --text-file book.txt --level char
+    python scripts/train_rnnlm.py --text-file book.txt --level char # any text
+
+Everything is checked before training starts: the values of the flags, the
+data source, the output paths and the memory the run needs. Ctrl-C or
+SIGTERM stop at an iteration boundary, write the checkpoint, the model and
+the plot, and exit with 130 (Ctrl-C) or 143 (SIGTERM); usage errors exit
+with 2, a diverged run or one out of memory with 1.
 """
 
 import argparse
 import math
 import os
 import sys
+import tempfile
 import time
 
 # Running "python scripts/train_rnnlm.py" from a clone puts scripts/ (not the
@@ -23,7 +30,21 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from common import optimizer as optimizers  # noqa: E402
-from common.trainer import RnnlmTrainer, TrainingDiverged, TrainingInterrupted  # noqa: E402
+from common.checkpoint import read_checkpoint  # noqa: E402
+from common.memory import (  # noqa: E402
+    NotEnoughMemory,
+    available_bytes,
+    check_memory,
+    estimate_training_bytes,
+    language_model_shapes,
+)
+from common.plot import plot_format  # noqa: E402
+from common.trainer import (  # noqa: E402
+    RnnlmTrainer,
+    TrainingDiverged,
+    TrainingInterrupted,
+    TrainingOutOfMemory,
+)
 from common.util import eval_perplexity  # noqa: E402
 from datasets import ptb, synthetic, text  # noqa: E402
 from models import build_model  # noqa: E402
@@ -36,22 +57,51 @@ OPTIMIZERS = {
     "adam": optimizers.Adam,
 }
 
+# Settings a checkpoint records that define the run: --resume refuses
+# other values. The others recorded (learning rate, schedules, outputs ...)
+# may be changed on resuming; the new value is used and announced.
+FIXED_ON_RESUME = ("corpus", "text_file", "level", "corpus_size", "model", "wordvec_size",
+                   "hidden_size", "num_layers", "dropout", "no_tie", "batch_size", "time_size",
+                   "optimizer", "eval_interval")
+NOT_RECORDED = ("resume", "checkpoint", "overwrite", "quiet", "ignore_memory_check", "data_dir")
 
-def parse_args(argv=None):
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                     argparse.RawDescriptionHelpFormatter):
+    """Defaults shown (in words where a help text says ``(default: ...)``
+    itself); the description's paragraphs and examples kept as written."""
+
+    def _get_help_string(self, action):
+        if "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class UsageError(Exception):
+    """A mistake on the command line: printed as ``error: ...``, exit 2."""
+
+
+def build_parser(description=None, defaults=None):
+    """The parser; a reproduction script passes its own description and defaults."""
     p = argparse.ArgumentParser(
-        description="Train a recurrent language model (truncated BPTT) and plot its perplexity.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=description or "Train a recurrent language model (truncated BPTT) and plot "
+                                   "its perplexity.",
+        formatter_class=_HelpFormatter,
     )
     data = p.add_argument_group("data")
     data.add_argument("--corpus", choices=["ptb", "synthetic", "text"], default=None,
-                      help="training corpus (default: ptb, falling back to synthetic with a "
-                           "notice when PTB cannot be found or downloaded)")
+                      help="training corpus; the synthetic corpus replaces PTB, with a "
+                           "notice, only when no source was named and PTB cannot be found or "
+                           "downloaded (default: none, which means ptb, or text when "
+                           "--text-file is given)")
     data.add_argument("--data-dir", default=None,
                       help="folder holding ptb.train.txt, ptb.valid.txt, ptb.test.txt "
-                           "(else $RNNLAB_PTB_DIR, the user cache, or a download)")
-    data.add_argument("--text-file", default=None, help="UTF-8 text file for --corpus text")
+                           "(default: $RNNLAB_PTB_DIR, else the user cache, else a download)")
+    data.add_argument("--text-file", default=None,
+                      help="UTF-8 text file to train on; implies --corpus text (default: "
+                           "none)")
     data.add_argument("--level", choices=["word", "char"], default="word",
-                      help="tokens of --corpus text")
+                      help="tokens of --corpus text (PTB and synthetic are word level)")
     data.add_argument("--corpus-size", type=int, default=1000,
                       help="train on the first N tokens only (0 = all)")
     model = p.add_argument_group("model")
@@ -60,69 +110,216 @@ def parse_args(argv=None):
     model.add_argument("--wordvec-size", type=int, default=100, help="embedding size D")
     model.add_argument("--hidden-size", type=int, default=100, help="hidden size H")
     model.add_argument("--num-layers", type=int, default=2, help="LSTM layers of --model better")
-    model.add_argument("--dropout", type=float, default=0.5, help="dropout of --model better")
+    model.add_argument("--dropout", type=float, default=0.5,
+                       help="dropout ratio of --model better, in [0, 1)")
     model.add_argument("--no-tie", action="store_true",
-                       help="--model better: separate output weights (default: tied when D == H)")
+                       help="--model better: separate output weights (else tied when D == H)")
     model.add_argument("--init-scale", type=float, default=None,
-                       help="uniform init in +-scale instead of the default init")
+                       help="uniform init in +-scale (default: the model's own init)")
     train = p.add_argument_group("training")
-    train.add_argument("--batch-size", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=10, help="lanes of truncated BPTT")
     train.add_argument("--time-size", type=int, default=5, help="truncated BPTT length")
-    train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd")
-    train.add_argument("--lr", type=float, default=0.1)
-    train.add_argument("--epochs", type=int, default=100)
-    train.add_argument("--max-grad", type=float, default=None, help="clip the gradient norm")
+    train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
+                       help="update rule")
+    train.add_argument("--lr", type=float, default=0.1,
+                       help="learning rate; with --resume a new value is used from there on")
+    train.add_argument("--epochs", type=int, default=100, help="epochs in all")
+    train.add_argument("--max-grad", type=float, default=None,
+                       help="clip the global gradient norm to this (default: no clipping)")
+    train.add_argument("--clip-value", type=float, default=None,
+                       help="clip every gradient element to +-this, as min-char-rnn does "
+                            "(default: no clipping)")
     train.add_argument("--lr-decay", type=float, default=None,
-                       help="divide lr by this when validation perplexity does not improve "
-                            "(implies --val)")
+                       help="divide lr by this (> 1) when validation perplexity does not "
+                            "improve; implies --val (default: no decay)")
     train.add_argument("--lr-halve-from", type=int, default=None,
-                       help="halve lr after every epoch from this epoch on (Zaremba et al.)")
+                       help="halve lr before every epoch from this epoch on (Zaremba et al.) "
+                            "(default: never)")
     train.add_argument("--patience", type=int, default=None,
-                       help="stop after this many epochs without improvement (implies --val)")
+                       help="stop after this many epochs without improvement; implies --val "
+                            "(default: no early stopping)")
     train.add_argument("--val", action="store_true",
                        help="validation perplexity after every epoch; keep the best model")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
     train.add_argument("--eval-interval", type=int, default=20,
                        help="record the training perplexity every N iterations")
     out = p.add_argument_group("output")
-    out.add_argument("--plot", default="ppl.png", help="where to write the perplexity plot")
-    out.add_argument("--save", default=None, help="save the model parameters (.npz)")
+    out.add_argument("--plot", default="ppl.png",
+                     help="where to write the perplexity plot; its suffix names the format "
+                          "(.png, .pdf, .svg)")
+    out.add_argument("--save", default=None,
+                     help="save the model parameters and vocabulary (.npz) (default: not saved)")
     out.add_argument("--eval", action="store_true", help="valid and test perplexity at the end")
     out.add_argument("--checkpoint", default=None,
-                     help="write a resumable checkpoint (.npz) here during training")
+                     help="write a resumable checkpoint (.npz) here during training "
+                          "(default: none)")
     out.add_argument("--checkpoint-every", type=int, default=None,
                      help="checkpoint every N iterations (default: every epoch)")
-    out.add_argument("--resume", default=None, help="continue from this checkpoint")
+    out.add_argument("--resume", default=None,
+                     help="continue the run of this checkpoint, with its settings "
+                          "(default: a fresh run)")
+    out.add_argument("--overwrite", action="store_true",
+                     help="let a fresh run replace an existing --checkpoint file")
+    out.add_argument("--log-every", type=int, default=None,
+                     help="when stdout is not a terminal, a progress line every N iterations "
+                          "(default: about 10 an epoch for epochs of 100+ iterations; 0: none)")
+    out.add_argument("--ignore-memory-check", action="store_true",
+                     help="train even when the memory estimate exceeds the available memory")
     out.add_argument("--quiet", action="store_true", help="no progress output")
+    if defaults:
+        p.set_defaults(**defaults)
+    return p
+
+
+def parse_args(argv=None, description=None, defaults=None):
+    """``(args, explicit)``: the values, and the names given on the command line."""
+    p = build_parser(description, defaults)
     args = p.parse_args(argv)
+    explicit = _explicit_names(build_parser(description), argv)
+    try:
+        check_args(args, explicit)
+    except UsageError as exc:
+        p.error(str(exc))
+    return args, explicit
+
+
+def _explicit_names(parser, argv):
+    """The dests the command line set itself (parsed again without defaults)."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def check_args(args, explicit=()):
+    """Every value in range, and no conflicting flags; raises UsageError."""
+    positive = ("batch_size", "time_size", "epochs", "wordvec_size", "hidden_size", "num_layers",
+                "eval_interval", "checkpoint_every", "patience", "lr_halve_from")
+    for name in positive:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"{_flag(name)} must be at least 1, got {value}")
+    for name in ("corpus_size", "log_every"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            raise UsageError(f"{_flag(name)} must be >= 0, got {getattr(args, name)}")
+    for name in ("lr", "max_grad", "clip_value", "init_scale"):
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{_flag(name)} must be a number > 0, got {value}")
+    if args.lr_decay is not None and not (math.isfinite(args.lr_decay) and args.lr_decay > 1):
+        raise UsageError(f"--lr-decay must be a number > 1 (lr is divided by it), got "
+                         f"{args.lr_decay}")
+    if not (0 <= args.dropout < 1):
+        raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
+    _check_corpus_flags(args, explicit)
+
+
+def _check_corpus_flags(args, explicit):
+    if args.text_file and args.corpus in ("ptb", "synthetic"):
+        raise UsageError(f"--text-file is read only with --corpus text, not --corpus "
+                         f"{args.corpus}")
+    if args.text_file and args.corpus is None:
+        args.corpus = "text"  # --text-file alone means: train on that file
     if args.corpus == "text" and not args.text_file:
-        p.error("--corpus text needs --text-file")
-    if args.corpus_size < 0:
-        p.error("--corpus-size must be >= 0")
-    for name in ("batch_size", "time_size", "epochs", "wordvec_size", "hidden_size"):
-        if getattr(args, name) <= 0:
-            p.error(f"--{name.replace('_', '-')} must be positive")
-    return args
+        raise UsageError("--corpus text needs --text-file")
+    if args.level == "char" and args.corpus != "text" and "level" in explicit:
+        raise UsageError("--level char needs a text file (--text-file F); PTB and the "
+                         "synthetic corpus are word level")
+    if args.data_dir is not None and args.corpus in ("synthetic", "text"):
+        raise UsageError(f"--data-dir names the PTB folder; it has no use with --corpus "
+                         f"{args.corpus}")
+
+
+# -- resuming -----------------------------------------------------------------------------
+
+
+def settings_of(args):
+    """The run's settings, recorded in its checkpoints."""
+    return {k: v for k, v in vars(args).items() if k not in NOT_RECORDED}
+
+
+def apply_checkpoint_settings(args, explicit):
+    """Take the settings of ``--resume``'s checkpoint for every flag not given;
+    refuse flags that would change the run; announce changed ones."""
+    try:
+        _, meta = read_checkpoint(args.resume)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot resume: {exc}") from None
+    recorded = meta.get("settings")
+    if not isinstance(recorded, dict):
+        return []  # an older checkpoint: the flags as given
+    notices = []
+    for name, value in recorded.items():
+        if not hasattr(args, name):
+            continue
+        if name not in explicit:
+            setattr(args, name, value)
+        elif getattr(args, name) != value and name in FIXED_ON_RESUME:
+            raise UsageError(f"{_flag(name)} {getattr(args, name)} differs from the run in "
+                             f"{args.resume} ({_flag(name)} {value}); drop the flag to continue "
+                             "that run, or start a new one")
+        elif getattr(args, name) != value and name not in ("epochs", "lr"):
+            notices.append(f"notice: {_flag(name)} {getattr(args, name)} replaces the "
+                           f"checkpoint's {value} from here on")
+    return notices
+
+
+# -- before training: paths, data, memory ----------------------------------------------------
+
+
+def check_output_paths(args):
+    """--save, --plot and --checkpoint: files we can write, before training."""
+    for name in ("save", "plot", "checkpoint"):
+        path = getattr(args, name)
+        if path:
+            _check_writable(_flag(name), path)
+    if args.plot:
+        try:
+            plot_format(args.plot)
+        except ValueError as exc:
+            raise UsageError(f"--plot: {exc}") from None
+    if args.checkpoint and os.path.exists(args.checkpoint) and not args.overwrite and (
+            not args.resume or os.path.abspath(args.resume) != os.path.abspath(args.checkpoint)):
+        raise UsageError(f"--checkpoint {args.checkpoint} exists already (an earlier run?): "
+                         f"continue it with --resume {args.checkpoint}, or pass --overwrite to "
+                         "replace it")
+
+
+def _check_writable(flag, path):
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path} is a folder; give a file name in it, e.g. "
+                         f"{os.path.join(path, 'ppl.png' if flag == '--plot' else 'model.npz')}")
+    folder = os.path.dirname(os.path.abspath(path))
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"{flag} {path}: {existing} is a file, not a folder")
+    if existing != folder:
+        return _check_creatable(flag, path, existing)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot write in {folder} ({exc.strerror})") from None
+
+
+def _check_creatable(flag, path, existing):
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: cannot create folders in {existing}")
 
 
 def load_corpus(args):
     """Returns (train, valid, test, word_to_id, id_to_word, name)."""
     corpus = args.corpus or "ptb"
     if corpus == "ptb":
-        try:
-            train, w2i, i2w = ptb.load_data("train", data_dir=args.data_dir)
-            valid = ptb.load_data("valid", data_dir=args.data_dir)[0]
-            test = ptb.load_data("test", data_dir=args.data_dir)[0]
-            return train, valid, test, w2i, i2w, "PTB"
-        except ptb.DataNotFoundError as exc:
-            if args.corpus == "ptb":
-                print(f"error: {exc}", file=sys.stderr)
-                sys.exit(2)
-            first_line = str(exc).splitlines()[0]
-            print(f"notice: Penn Treebank is not available ({first_line}).\n"
-                  "notice: training on the built-in synthetic corpus instead; pass --data-dir "
-                  "or set RNNLAB_PTB_DIR to use PTB.", file=sys.stderr)
-            corpus = "synthetic"
+        loaded = _load_ptb(args)
+        if loaded is not None:
+            return loaded
+        corpus = "synthetic"
     if corpus == "synthetic":
         train, w2i, i2w = synthetic.load_data("train")
         valid = synthetic.load_data("valid")[0]
@@ -131,85 +328,201 @@ def load_corpus(args):
     try:
         full, w2i, i2w = text.load_data(args.text_file, level=args.level)
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        raise UsageError(str(exc)) from None
     train, valid, test = text.split_corpus(full)
     return train, valid, test, w2i, i2w, os.path.basename(args.text_file)
 
 
-def make_optimizer(args):
-    return OPTIMIZERS[args.optimizer](lr=args.lr)
+def _load_ptb(args):
+    """PTB's splits; None when PTB cannot be had and the synthetic corpus may replace it."""
+    named = _named_ptb_source(args)
+    source_error = getattr(ptb, "DataSourceError", ())  # a named source that failed
+    try:
+        train, w2i, i2w = ptb.load_data("train", data_dir=args.data_dir)
+        valid = ptb.load_data("valid", data_dir=args.data_dir)[0]
+        test = ptb.load_data("test", data_dir=args.data_dir)[0]
+        return train, valid, test, w2i, i2w, "PTB"
+    except source_error as exc:
+        raise UsageError(str(exc)) from None
+    except ptb.DataNotFoundError as exc:
+        if named or args.corpus == "ptb":
+            raise UsageError(str(exc)) from None
+        first_line = str(exc).splitlines()[0]
+        print(f"notice: Penn Treebank is not available ({first_line}).\n"
+              "notice: training on the built-in synthetic corpus instead; pass --data-dir "
+              "or set RNNLAB_PTB_DIR to use PTB.", file=sys.stderr)
+        return None
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def _named_ptb_source(args):
+    """The PTB folder the user named (--data-dir or $RNNLAB_PTB_DIR), checked; or None."""
+    if args.data_dir is not None:
+        named, how = args.data_dir, f"--data-dir {args.data_dir}"
+    elif os.environ.get(ptb.ENV_DIR):
+        named, how = os.environ[ptb.ENV_DIR], f"{ptb.ENV_DIR}={os.environ[ptb.ENV_DIR]}"
+    else:
+        return None
+    if not os.path.isdir(named):
+        raise UsageError(f"{how}: no such folder (it should hold ptb.train.txt, "
+                         "ptb.valid.txt, ptb.test.txt)")
+    return named
+
+
+def check_corpus_size(args, n_positions):
+    if n_positions < args.batch_size * args.time_size:
+        size = f"--corpus-size {args.corpus_size} leaves" if args.corpus_size else "the corpus has"
+        raise UsageError(f"{size} {n_positions} training positions, fewer than one batch of "
+                         f"--batch-size {args.batch_size} x --time-size {args.time_size} = "
+                         f"{args.batch_size * args.time_size}; use a smaller --batch-size or "
+                         "--time-size, or more data")
+
+
+def check_memory_of_run(args, vocab_size):
+    tied = args.model == "better" and not args.no_tie and args.wordvec_size == args.hidden_size
+    shapes = language_model_shapes(args.model, vocab_size, args.wordvec_size, args.hidden_size,
+                                   args.num_layers, tied)
+    estimate = estimate_training_bytes(shapes, args.batch_size, args.time_size,
+                                       OPTIMIZERS[args.optimizer].__name__)
+    try:
+        check_memory(estimate, available_bytes(),
+                     hint="; use a smaller --hidden-size, --wordvec-size or --batch-size, or "
+                          "pass --ignore-memory-check to try anyway")
+    except NotEnoughMemory as exc:
+        raise UsageError(str(exc)) from None
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def prepare(args, explicit):
+    """Everything before training; returns (trainer, data, notices)."""
+    notices = apply_checkpoint_settings(args, explicit) if args.resume else []
+    if args.resume:
+        # A resumed run keeps checkpointing to the file it came from.
+        args.checkpoint = args.checkpoint or args.resume
+        check_args(args)
+    check_output_paths(args)
     train, valid, test, word_to_id, id_to_word, name = load_corpus(args)
+    # Record the corpus actually used: a resumed run never switches silently.
+    args.corpus = {"PTB": "ptb", "synthetic": "synthetic"}.get(name, "text")
     if args.corpus_size:
         train = train[:args.corpus_size]
+    check_corpus_size(args, len(train) - 1)
     # A small demo corpus uses only the ids it contains (like the textbook);
     # evaluating on held-out text needs the whole vocabulary.
-    uses_held_out = args.eval or args.val or args.lr_decay or args.patience
-    if uses_held_out or not args.corpus_size:
+    if uses_held_out(args) or not args.corpus_size:
         vocab_size = len(word_to_id)
     else:
         vocab_size = int(train.max()) + 1
-    xs, ts = train[:-1], train[1:]
-
+    if not args.ignore_memory_check:
+        check_memory_of_run(args, vocab_size)
     model = build_model(args.model, vocab_size, wordvec_size=args.wordvec_size,
                         hidden_size=args.hidden_size, num_layers=args.num_layers,
                         dropout=args.dropout, init_scale=args.init_scale, seed=args.seed,
                         tie_weights=False if args.no_tie else None)
-    trainer = RnnlmTrainer(model, make_optimizer(args))
+    trainer = RnnlmTrainer(model, OPTIMIZERS[args.optimizer](lr=args.lr))
+    trainer.settings = settings_of(args)
+    trainer.title = (f"{type(model).__name__} (D={args.wordvec_size}, H={args.hidden_size}) on "
+                     f"{name}, batch {args.batch_size} x time {args.time_size}, "
+                     f"{args.optimizer} lr {args.lr:g}")
     if args.resume:
-        # A resumed run keeps checkpointing to the file it came from.
-        args.checkpoint = args.checkpoint or args.resume
-        try:
-            trainer.resume(args.resume)
-        except (OSError, ValueError) as exc:
-            print(f"error: cannot resume: {exc}", file=sys.stderr)
-            return 2
+        resume(trainer, args, explicit, notices)
+    data = dict(train=train, valid=valid, test=test, id_to_word=id_to_word, name=name,
+                vocab_size=vocab_size)
+    return trainer, data, notices
 
-    verbose = not args.quiet
-    if verbose:
-        print(f"{type(model).__name__} on {name}: {len(xs):,} training tokens, vocabulary "
-              f"{vocab_size:,}, batch {args.batch_size} x time {args.time_size}, "
-              f"{args.optimizer} lr {args.lr}")
-    start = time.perf_counter()
+
+def uses_held_out(args):
+    return bool(args.eval or args.val or args.lr_decay or args.patience)
+
+
+def resume(trainer, args, explicit, notices):
+    try:
+        trainer.resume(args.resume)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot resume: {exc}") from None
+    if "lr" in explicit and trainer.optimizer.lr != args.lr:
+        notices.append(f"notice: --lr {args.lr:g} replaces the checkpoint's learning rate "
+                       f"{trainer.optimizer.lr:g} from here on")
+        trainer.optimizer.lr = args.lr
+
+
+def train(trainer, args, data):
+    """Fit; returns the exit status of an interrupted or failed run, else None."""
     try:
         trainer.fit(
-            xs, ts, max_epoch=args.epochs, batch_size=args.batch_size, time_size=args.time_size,
-            max_grad=args.max_grad, eval_interval=args.eval_interval,
-            val_corpus=valid if (args.val or args.lr_decay or args.patience) else None,
+            data["train"][:-1], data["train"][1:], max_epoch=args.epochs,
+            batch_size=args.batch_size, time_size=args.time_size, max_grad=args.max_grad,
+            eval_interval=args.eval_interval,
+            val_corpus=data["valid"] if (args.val or args.lr_decay or args.patience) else None,
             lr_decay=args.lr_decay, patience=args.patience, lr_halve_from=args.lr_halve_from,
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-            verbose=verbose, plot_path=args.plot,
+            clip_value=args.clip_value, verbose=not args.quiet, log_every=args.log_every,
         )
     except TrainingInterrupted as exc:
-        print(f"\n{exc}", file=sys.stderr)
-        return 130
-    except TrainingDiverged as exc:
+        print(file=sys.stderr)
+        save_outputs(trainer, args, data, stderr=True)
+        print(exc, file=sys.stderr)  # the last line: how to resume
+        return exc.exit_code
+    except (TrainingDiverged, TrainingOutOfMemory) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    elapsed = time.perf_counter() - start
+    return None
 
-    if trainer.ppl_list or trainer.history["val_ppl"]:
-        trainer.plot(path=args.plot)
-        if verbose:
-            print(f"perplexity plot: {args.plot}")
-    train_ppl = trainer.history["train_ppl"][-1] if trainer.history["train_ppl"] else float("nan")
+
+def save_outputs(trainer, args, data, stderr=False):
+    """The model first (--save), then the plot; a failed plot is only a warning."""
+    say = (lambda line: print(line, file=sys.stderr)) if stderr else print
+    if args.save:
+        try:
+            trainer.model.save_params(args.save, vocab=data["id_to_word"],
+                                      level=args.level if args.corpus == "text" else "word")
+        except OSError as exc:
+            print(f"error: cannot write --save {args.save}: {exc}", file=sys.stderr)
+            return False
+        if not args.quiet or stderr:
+            say(f"model saved to {args.save}")
+    if args.plot:
+        try:
+            trainer.plot(path=args.plot)
+        except (OSError, ValueError) as exc:
+            print(f"warning: could not write the plot --plot {args.plot} ({exc}); the model "
+                  "and checkpoint are not affected", file=sys.stderr)
+        else:
+            if not args.quiet:
+                say(f"perplexity plot: {args.plot}")
+    return True
+
+
+def main(argv=None, description=None, defaults=None):
+    args, explicit = parse_args(argv, description, defaults)
+    try:
+        trainer, data, notices = prepare(args, explicit)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line in notices:
+        print(line, file=sys.stderr)
+    if not args.quiet:
+        print(f"{type(trainer.model).__name__} on {data['name']}: {len(data['train']) - 1:,} "
+              f"training tokens, vocabulary {data['vocab_size']:,}, batch {args.batch_size} x "
+              f"time {args.time_size}, {args.optimizer} lr {trainer.optimizer.lr:g}")
+    start = time.perf_counter()
+    status = train(trainer, args, data)
+    if status is not None:
+        return status
+    elapsed = time.perf_counter() - start
+    train_ppl = trainer.history["train_ppl"][-1] if trainer.history["train_ppl"] else math.nan
     print(f"train perplexity {train_ppl:.2f} (last epoch), {elapsed:.1f} s")
+    if not save_outputs(trainer, args, data):
+        return 1
     if args.eval:
-        for split, corpus in (("valid", valid), ("test", test)):
-            ppl = eval_perplexity(model, corpus, batch_size=10, time_size=35)
+        for split in ("valid", "test"):
+            ppl = eval_perplexity(trainer.model, data[split], batch_size=10, time_size=35)
             line = f"{split} perplexity {ppl:.2f}"
             if args.corpus == "text" and args.level == "char":
                 line += f" = {math.log2(ppl):.3f} bits per character"
             print(line)
-    if args.save:
-        model.save_params(args.save, vocab=id_to_word,
-                          level=args.level if args.corpus == "text" else "word")
-        if verbose:
-            print(f"model saved to {args.save}")
     return 0
 
 

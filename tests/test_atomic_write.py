@@ -16,10 +16,16 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from common import serialization
-from common.serialization import atomic_open, atomic_write, remove_stale_temporaries
+from common.serialization import (
+    atomic_open,
+    atomic_write,
+    remove_stale_temporaries,
+    save_npz,
+)
 from datasets._download import atomic_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -148,3 +154,10 @@ def test_a_very_long_file_name_still_gets_a_temporary(tmp_path):
     path = tmp_path / ("m" * 240 + ".npz")
     atomic_write(path, lambda f: f.write(b"x"))
     assert path.read_bytes() == b"x" and temporaries(tmp_path) == []
+
+
+def test_save_npz_refuses_names_np_savez_would_take_as_its_own_arguments(tmp_path):
+    for name in ("allow_pickle", "file"):
+        with pytest.raises(ValueError, match=f"cannot be named '{name}'"):
+            save_npz(tmp_path / "a.npz", {name: np.zeros(2)})
+    assert list(tmp_path.iterdir()) == []

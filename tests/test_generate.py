@@ -533,7 +533,7 @@ def test_script_help_describes_it_and_shows_every_default(tmp_path):
     assert "None" not in out
     options = re.findall(r"^  (--[a-z-]+)", out, flags=re.M)
     assert options == ["--model", "--start", "--length", "--temperature", "--top-k", "--seed",
-                       "--stop"]
+                       "--beam-width", "--stop"]
     listing = out.split("options:", 1)[1]
     for option in options:
         text = listing.split("\n  " + option, 1)[1].split("\n  --", 1)[0]
@@ -632,3 +632,92 @@ def test_load_model_and_model_from_config_check_shapes_first(tmp_path):
     assert type(model) is SimpleRnnlm and meta["vocab"][0] == "<eos>"
     for a, b in zip(model.params, SimpleRnnlm(5, 3, 4, seed=0).params, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_script_output_errors_end_with_a_message(trained, tmp_path):
+    """stdout on a full device (/dev/full): a one-line error, no traceback; a reader
+    that stops early (a broken pipe): exit 0, no traceback."""
+    args = [sys.executable, str(SCRIPT), "--model", "m.npz", "--length", "2000", "--seed", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(args, cwd=trained, env=env, stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=60)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert done.stderr.startswith("error: cannot write the text")
+    reader = subprocess.Popen(args, cwd=trained, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    reader.stdout.close()  # nobody reads: the writer gets a broken pipe
+    _, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0 and b"Traceback" not in err
+
+
+# -- beam search -------------------------------------------------------------------------------
+
+
+def sequence_log_prob(model, prompt, ids):
+    """log P(ids | prompt) under ``model``, step by step."""
+    total, context = 0.0, list(prompt)
+    for i in ids:
+        scores = next_scores(model, context)
+        total += scores[i] - scores.max() - np.log(np.exp(scores - scores.max()).sum())
+        context.append(i)
+    return total
+
+
+@pytest.mark.parametrize("cls", [SimpleRnnlm, Rnnlm, BetterRnnlm])
+def test_beam_width_one_is_greedy_and_wider_beams_are_no_less_likely(cls):
+    model = small_model(cls)
+    for p in model.params:  # sharper distributions than the default init
+        p[...] *= 20
+    prompt = [1, 2]
+    greedy = model.generate(prompt, 6, temperature=0)
+    assert model.generate(prompt, 6, beam_width=1) == greedy
+    wide = model.generate(prompt, 6, beam_width=4)
+    assert len(wide) == 6
+    assert sequence_log_prob(model, prompt, wide) >= sequence_log_prob(model, prompt, greedy) - 1e-9
+
+
+def test_beam_search_is_the_same_for_stateful_and_non_stateful_models():
+    stateful, plain = ReadmeRnnlm(12, 16, True), ReadmeRnnlm(12, 16, False)
+    for prompt in ([3], [3, 7, 1, 4]):
+        assert generate(plain, prompt, 8, beam_width=3) == generate(stateful, prompt, 8,
+                                                                   beam_width=3)
+    assert plain.layers[1].stateful is False
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(beam_width=0), "beam_width must be an integer"),
+    (dict(beam_width=2.0), "beam_width must be an integer"),
+    (dict(beam_width=2, temperature=0.5), "takes no temperature"),
+    (dict(beam_width=2, rng=1), "takes no temperature"),
+])
+def test_beam_width_refuses_nonsense(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate(small_model(Rnnlm), [0], 3, **kwargs)
+
+
+def test_script_beam_width(trained, capsys):
+    script = load_script()
+    path = str(trained / "m.npz")
+    assert script.main(["--model", path, "--start", "the dog", "--length", "8",
+                        "--temperature", "0"]) == 0
+    greedy = capsys.readouterr().out
+    assert script.main(["--model", path, "--start", "the dog", "--length", "8",
+                        "--beam-width", "1"]) == 0
+    assert capsys.readouterr().out == greedy
+    assert script.main(["--model", path, "--start", "the dog", "--length", "8",
+                        "--beam-width", "5"]) == 0
+    assert capsys.readouterr().out.startswith("the dog")
+    with pytest.raises(SystemExit) as exc:
+        script.main(["--model", path, "--beam-width", "3", "--seed", "1"])
+    assert exc.value.code == 2 and "--beam-width" in capsys.readouterr().err
+
+
+def test_script_refuses_a_sequence_to_sequence_model(tmp_path, capsys):
+    from models import Seq2seq
+
+    Seq2seq(6, 3, 4).save_params(tmp_path / "s.npz", vocab=list("abcdef"))
+    assert load_script().main(["--model", str(tmp_path / "s.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "holds a Seq2seq, not a language model" in err and "Traceback" not in err

@@ -179,6 +179,8 @@ def test_save_and_load_without_a_path_use_the_class_name(tmp_path, monkeypatch):
         assert np.array_equal(a, b)
     TwoPartModel().save_params()
     assert (tmp_path / "TwoPartModel.npz").is_file()
+    with pytest.raises(FileNotFoundError, match=r"no such file: SimpleRnnlm\.npz \(load_params"):
+        SimpleRnnlm(V, D, H).load_params()
 
 
 @pytest.mark.parametrize("name", ["Rnnlm.pkl", "model.PKL", "x.pickle"])
@@ -282,3 +284,11 @@ def test_the_books_argument_order_for_better_rnnlm():
         BetterRnnlm(V, D, D, 1.0)
     with pytest.raises(ValueError, match="num_layers must be a positive integer"):
         BetterRnnlm(V, D, D, 0.5, num_layers=0)
+
+
+def test_the_books_attribute_names():
+    simple, lstm, better = SimpleRnnlm(V, D, H), Rnnlm(V, D, H), BetterRnnlm(V, D, D, 0.5)
+    assert simple.rnn_layer is simple.rnn and lstm.lstm_layer is lstm.lstm
+    assert better.lstm_layers == better.lstms and len(better.lstm_layers) == 2
+    assert len(better.drop_layers) == 3
+    assert all(isinstance(layer, TimeDropout) for layer in better.drop_layers)

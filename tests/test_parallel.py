@@ -81,6 +81,19 @@ def test_a_bad_thread_count_is_refused_on_entering_managed(monkeypatch, value):
             pass
 
 
+def test_fit_refuses_a_bad_thread_count_before_the_first_step(monkeypatch):
+    monkeypatch.setenv("RNNLAB_NUM_THREADS", "abc")
+    monkeypatch.setattr(parallel, "_threads", None)
+    model = SimpleRnnlm(20, 4, 4, seed=0)
+    before = [p.copy() for p in model.params]
+    corpus = np.arange(200) % 20
+    with pytest.raises(ValueError, match="RNNLAB_NUM_THREADS"):
+        RnnlmTrainer(model, SGD(1.0)).fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=2,
+                                          time_size=5, verbose=False)
+    for p, p0 in zip(model.params, before, strict=True):
+        np.testing.assert_array_equal(p, p0)  # not one step was taken
+
+
 def test_a_good_thread_count_is_used(monkeypatch):
     monkeypatch.setenv("RNNLAB_NUM_THREADS", " 3 ")
     monkeypatch.setattr(parallel, "_threads", None)
@@ -116,15 +129,49 @@ def test_an_error_in_deferred_work_reaches_the_caller(spread):
         parallel.later(lambda: None, large=True)
 
 
-def test_without_managed_nothing_is_deferred(spread):
-    done = []
+@needs_blas_control
+def test_deferred_manages_the_cores_itself(spread):
+    """A model's backward (which enters deferred()) shares its work in a
+    hand-written loop too, and gives BLAS its threads back afterwards."""
+    before = blas.get_threads()
+    a = np.ones((64, 64), dtype=np.float32)
+    out = np.empty_like(a)
     with parallel.deferred():
-        parallel.later(lambda: done.append(1), large=True)
-        assert done == [1]
+        assert blas.get_threads() == 1
+        parallel.matmul_later(a, a, out)
+        assert parallel._busy()  # queued for the pool, not done here
+    np.testing.assert_array_equal(out, a @ a)
+    assert blas.get_threads() == before
 
 
 @needs_blas_control
-def test_batch_blocks_cover_every_row_once(spread):
+@pytest.mark.parametrize("make", [
+    lambda: SimpleRnnlm(50, 8, 8, seed=0),
+    lambda: BetterRnnlm(50, 8, 8, num_layers=2, dropout_ratio=0.0, seed=0),
+])
+def test_a_hand_written_loop_computes_what_fit_computes(spread, make):
+    """The seam's functions manage the cores for their own calls, so a loop
+    that knows nothing of managed() shares the work as fit does: the same
+    blocks, the same numbers, bit for bit."""
+    corpus = np.random.default_rng(7).integers(0, 50, size=400)
+    xs, ts = corpus[:-1], corpus[1:]
+    fitted = make()
+    RnnlmTrainer(fitted, SGD(1.0)).fit(xs, ts, max_epoch=1, batch_size=6, time_size=5,
+                                       max_iters=4, verbose=False)
+    model, optimizer, batches = make(), SGD(1.0), RnnlmTrainer(None, None)
+    before = blas.get_threads()
+    for _ in range(4):
+        batch_x, batch_t = batches.get_batch(xs, ts, 6, 5)
+        model.forward(batch_x, batch_t)
+        model.backward()
+        optimizer.update(model.params, model.grads)
+    assert blas.get_threads() == before  # no process-wide setting left behind
+    for a, b in zip(fitted.params, model.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_blas_control
+def test_batch_blocks_cover_every_row_once(spread, monkeypatch):
     """A time loop written over whole arrays gets the same rows of each:
     the batch is axis 1 of a time-major array and axis 0 of a state."""
     seen = np.zeros(10, dtype=int)
@@ -143,8 +190,9 @@ def test_batch_blocks_cover_every_row_once(spread):
     np.testing.assert_array_equal(steps, np.broadcast_to(state[None, :, None], steps.shape))
     assert calls == [5, 5]  # one block per thread
     calls.clear()
+    monkeypatch.setattr(parallel, "_threads", 1)
     parallel.for_batch_blocks(work, (steps, state), batch_axes=(1, 0), row_multiply_adds=10)
-    assert calls == [10]  # outside managed(): once, on the whole batch
+    assert calls == [10]  # with one thread: once, on the whole batch
 
 
 def test_row_blocks_give_work_the_same_rows_of_every_array(spread):

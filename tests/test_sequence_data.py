@@ -374,3 +374,16 @@ def test_generate_pairs_checks_its_arguments():
     with pytest.raises(ValueError, match="n_pairs must be >= 1"):
         sequence.generate_pairs("date", 0)
     assert len(sequence.generate_pairs("date", 3, seed=1)) == 3
+
+
+def test_the_books_show_addition_dataset_calls_run_unchanged():
+    # The book's chapter 7 calls, in its order: NumPy ids index the dicts directly.
+    (x_train, t_train), (x_test, t_test) = sequence.load_data("addition.txt", seed=1984)
+    char_to_id, id_to_char = sequence.get_vocab()
+    assert (x_train.shape, t_train.shape, x_test.shape, t_test.shape) == (
+        (45000, 7), (45000, 5), (5000, 7), (5000, 5)
+    )
+    question = "".join([id_to_char[c] for c in x_train[0]])
+    answer = "".join([id_to_char[c] for c in t_train[0]])
+    assert int(answer[1:]) == sum(map(int, question.split("+")))  # "494+43 " -> "_537 "
+    assert [char_to_id[c] for c in question] == x_train[0].tolist()

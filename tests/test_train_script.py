@@ -1,0 +1,395 @@
+"""scripts/train_rnnlm.py as a user meets it: every flag checked before
+training, output paths checked first, nothing lost on Ctrl-C or SIGTERM,
+named data sources never replaced, runs resumed with their own settings,
+memory estimated up front (issue 12, findings 1-4, 6-10)."""
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.checkpoint import read_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
+SMALL = ["--corpus", "synthetic", "--corpus-size", "800", "--batch-size", "4", "--time-size",
+         "5", "--wordvec-size", "8", "--hidden-size", "8", "--epochs", "1", "--plot", "p.png"]
+
+
+def load_script(name="train_rnnlm"):
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def script(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    return load_script()
+
+
+def run(args, cwd, env=None, timeout=120):
+    full_env = dict(os.environ, MPLBACKEND="Agg", **(env or {}))
+    return subprocess.run([sys.executable, str(SCRIPTS / "train_rnnlm.py"), *args], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+# -- finding 6: every flag checked up front, in command-line words --------------------------------
+
+BAD_FLAGS = [
+    (["--max-grad", "-1"], "--max-grad must be a number > 0, got -1.0"),
+    (["--max-grad", "0"], "--max-grad must be a number > 0"),
+    (["--clip-value", "0"], "--clip-value must be a number > 0"),
+    (["--lr", "-1"], "--lr must be a number > 0"),
+    (["--lr", "nan"], "--lr must be a number > 0, got nan"),
+    (["--lr", "inf"], "--lr must be a number > 0, got inf"),
+    (["--init-scale", "-1"], "--init-scale must be a number > 0"),
+    (["--init-scale", "0"], "--init-scale must be a number > 0"),
+    (["--dropout", "1.0"], r"--dropout must be in \[0, 1\), got 1.0"),
+    (["--dropout", "-0.1"], r"--dropout must be in \[0, 1\)"),
+    (["--num-layers", "0"], "--num-layers must be at least 1, got 0"),
+    (["--eval-interval", "0"], "--eval-interval must be at least 1, got 0"),
+    (["--eval-interval", "-1"], "--eval-interval must be at least 1, got -1"),
+    (["--checkpoint-every", "-3"], "--checkpoint-every must be at least 1, got -3"),
+    (["--lr-decay", "0"], r"--lr-decay must be a number > 1 \(lr is divided by it\), got 0.0"),
+    (["--patience", "0"], "--patience must be at least 1, got 0"),
+    (["--patience", "-1"], "--patience must be at least 1, got -1"),
+    (["--lr-halve-from", "0"], "--lr-halve-from must be at least 1, got 0"),
+    (["--log-every", "-2"], "--log-every must be >= 0, got -2"),
+    (["--corpus-size", "-5"], "--corpus-size must be >= 0, got -5"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("flags, message", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
+def test_a_bad_value_is_a_usage_error_before_anything_runs(flags, message, script, capsys):
+    with pytest.raises(SystemExit) as info:
+        script.main([*SMALL, *flags])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: " in err and __import__("re").search(message, err), err
+    assert os.listdir(".") == []
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--time-size", "1000"], "the corpus has|leaves 799 training positions, fewer than one "
+                              "batch of --batch-size 4 x --time-size 1000"),
+    (["--corpus-size", "1"], "--corpus-size 1 leaves 0 training positions"),
+])
+def test_a_corpus_shorter_than_one_batch_is_refused_in_flag_words(flags, message, script,
+                                                                  capsys):
+    assert script.main([*SMALL, *flags]) == 2
+    err = capsys.readouterr().err
+    assert __import__("re").search(message, err), err
+
+
+# -- finding 2: output paths checked before training; model before plot ---------------------------
+
+
+def test_a_folder_as_plot_path_is_refused_before_training(tmp_path):
+    (tmp_path / "out").mkdir()
+    result = run([*SMALL, "--plot", "out", "--save", "m.npz"], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == ("error: --plot out is a folder; give a file name in it, e.g. "
+                             "out/ppl.png\n")
+    assert "epoch" not in result.stdout and not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize("flag", ["--save", "--checkpoint", "--plot"])
+def test_an_unwritable_output_path_is_refused_before_training(flag, script, capsys):
+    Path("afile").write_text("x")
+    name = "afile/sub/out.png" if flag == "--plot" else "afile/sub/out.npz"
+    assert script.main([*SMALL, flag, name]) == 2
+    err = capsys.readouterr()
+    assert err.err.startswith(f"error: {flag} {name}: ") and "is a file, not a folder" in err.err
+    assert "epoch" not in err.out
+
+
+def test_a_plot_suffix_that_names_no_format_is_refused(script, capsys):
+    assert script.main([*SMALL, "--plot", "curve.txt"]) == 2
+    assert "--plot: cannot tell the plot format from 'curve.txt'" in capsys.readouterr().err
+
+
+def test_the_model_is_saved_before_the_plot_and_a_failed_plot_is_a_warning(script, capsys,
+                                                                           monkeypatch):
+    from common.trainer import RnnlmTrainer
+
+    def broken_plot(self, **kwargs):
+        assert Path("m.npz").exists()  # the model is already on disk
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(RnnlmTrainer, "plot", broken_plot)
+    assert script.main([*SMALL, "--save", "m.npz"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: could not write the plot --plot p.png" in err
+    assert "No space left on device" in err and "Traceback" not in err
+    assert Path("m.npz").exists()
+
+
+@pytest.mark.parametrize("suffix, magic", [(".pdf", b"%PDF-"), (".svg", b"<?xml"),
+                                           (".png", b"\x89PNG")])
+def test_plot_writes_the_format_its_suffix_names(suffix, magic, script):
+    assert script.main([*SMALL, "--plot", f"curve{suffix}", "--quiet"]) == 0
+    assert Path(f"curve{suffix}").read_bytes().startswith(magic)
+
+
+# -- finding 3: checkpoints are not overwritten; Ctrl-C and SIGTERM lose nothing ------------------
+
+
+def test_a_fresh_run_refuses_an_existing_checkpoint(script, capsys):
+    assert script.main([*SMALL, "--checkpoint", "ck.npz", "--epochs", "2", "--quiet"]) == 0
+    before = Path("ck.npz").read_bytes()
+    assert script.main([*SMALL, "--checkpoint", "ck.npz", "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --checkpoint ck.npz exists already (an earlier run?): continue it with "
+        "--resume ck.npz, or pass --overwrite to replace it\n")
+    assert Path("ck.npz").read_bytes() == before
+    assert script.main([*SMALL, "--checkpoint", "ck.npz", "--overwrite", "--quiet"]) == 0
+    assert read_checkpoint("ck.npz")[1]["trainer"]["epoch"] == 1
+
+
+def _start(args, cwd):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
+    out = open(cwd / "out.txt", "wb")
+    err = open(cwd / "err.txt", "wb")
+    proc = subprocess.Popen([sys.executable, str(SCRIPTS / "train_rnnlm.py"), *args], cwd=cwd,
+                            env=env, stdout=out, stderr=err)
+    return proc, out, err
+
+
+def _stop_when(proc, condition, signum, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None and not condition():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.send_signal(signum)
+    try:
+        return proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+LONG = ["--corpus", "synthetic", "--corpus-size", "6000", "--batch-size", "10", "--time-size",
+        "5", "--wordvec-size", "32", "--hidden-size", "32", "--epochs", "200"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_sigterm_writes_checkpoint_model_and_plot_and_exits_143(tmp_path):
+    proc, out, err = _start([*LONG, "--checkpoint", "ck.npz", "--checkpoint-every", "5",
+                             "--save", "m.npz", "--plot", "p.svg"], tmp_path)
+    with out, err:
+        code = _stop_when(proc, lambda: (tmp_path / "ck.npz").exists(), signal.SIGTERM)
+    stderr = (tmp_path / "err.txt").read_text()
+    assert code == 143, stderr
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("stopped by SIGTERM at epoch ") and last.endswith(
+        "resume with --resume ck.npz"), stderr
+    assert "model saved to m.npz" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".txt") == [
+        "ck.npz", "m.npz", "p.svg"]
+    _, meta = read_checkpoint(tmp_path / "ck.npz")
+    saved = np.load(tmp_path / "m.npz")
+    checkpointed = np.load(tmp_path / "ck.npz")
+    assert np.array_equal(saved["rnn.Wh"], checkpointed["model/rnn.Wh"])  # the same moment
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_ctrl_c_without_a_checkpoint_still_saves_the_model(tmp_path):
+    proc, out, err = _start([*LONG, "--save", "m.npz", "--log-every", "1"], tmp_path)
+    with out, err:
+        code = _stop_when(proc, lambda: b"iteration" in (tmp_path / "out.txt").read_bytes(),
+                          signal.SIGINT)
+    stderr = (tmp_path / "err.txt").read_text()
+    assert code == 130, stderr
+    assert (tmp_path / "m.npz").exists() and "model saved to m.npz" in stderr
+    assert stderr.strip().splitlines()[-1].endswith("no checkpoint was asked for")
+
+
+# -- finding 4: named data sources never fall back; conflicting flags refused ---------------------
+
+
+def test_a_nonexistent_data_dir_is_an_error_not_a_fallback(tmp_path):
+    result = run(["--data-dir", str(tmp_path / "nowhere"), "--epochs", "1"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: --data-dir {tmp_path / 'nowhere'}: no such folder")
+    assert "synthetic" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_broken_ptb_dir_in_the_environment_is_an_error_not_a_fallback(tmp_path):
+    broken = tmp_path / "ptb"
+    broken.mkdir()
+    (broken / "ptb.train.txt").write_text("a truncated file\n")
+    for split in ("valid", "test"):
+        (broken / f"ptb.{split}.txt").write_text("x\n")
+    result = run(["--epochs", "1"], tmp_path, env={"RNNLAB_PTB_DIR": str(broken)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and "synthetic" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_text_file_alone_trains_on_that_file(script, capsys):
+    Path("book.txt").write_text("the cat sat on the mat . " * 200)
+    assert script.main(["--text-file", "book.txt", "--corpus-size", "0", "--batch-size", "4",
+                        "--time-size", "5", "--hidden-size", "8", "--wordvec-size", "8",
+                        "--epochs", "1", "--quiet", "--plot", "p.png"]) == 0
+    assert "train perplexity" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--corpus", "ptb", "--text-file", "book.txt"],
+     "--text-file is read only with --corpus text, not --corpus ptb"),
+    (["--corpus", "synthetic", "--level", "char"], "--level char needs a text file"),
+    (["--level", "char"], "--level char needs a text file"),
+    (["--corpus", "text"], "--corpus text needs --text-file"),
+    (["--corpus", "synthetic", "--data-dir", "."], "--data-dir names the PTB folder"),
+])
+def test_conflicting_data_flags_are_refused(flags, message, script, capsys):
+    with pytest.raises(SystemExit) as info:
+        script.main(flags)
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+# -- finding 7: memory ----------------------------------------------------------------------------
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_with_the_estimate(script, capsys):
+    assert script.main([*SMALL, "--hidden-size", "1000000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: this run needs about ") and "GiB of memory (parameters " in err
+    assert "is available; use a smaller --hidden-size" in err and "--ignore-memory-check" in err
+
+
+def test_the_memory_check_can_be_overridden(script, capsys, monkeypatch):
+    monkeypatch.setattr(script, "available_bytes", lambda: 1000)
+    assert script.main([*SMALL, "--quiet"]) == 2
+    assert "but only 0 MiB is available" in capsys.readouterr().err
+    assert script.main([*SMALL, "--quiet", "--ignore-memory-check"]) == 0
+
+
+def test_memory_error_during_training_is_a_clear_error_and_keeps_the_checkpoint(script, capsys,
+                                                                                 monkeypatch):
+    from models import SimpleRnnlm
+
+    calls = []
+    forward = SimpleRnnlm.forward
+
+    def failing(self, xs, ts):
+        calls.append(1)
+        if len(calls) == 25:
+            raise MemoryError
+        return forward(self, xs, ts)
+
+    monkeypatch.setattr(SimpleRnnlm, "forward", failing)
+    assert script.main([*SMALL, "--checkpoint", "ck.npz", "--checkpoint-every", "10",
+                        "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("error: out of memory at epoch 1, iteration 25; the last checkpoint ck.npz "
+                   "is kept. Use a smaller batch, time or hidden size, or free memory.\n")
+    assert read_checkpoint("ck.npz")[1]["trainer"]["iteration"] == 20
+
+
+# -- finding 8: a checkpoint carries the run's settings -------------------------------------------
+
+RUN = ["--corpus", "synthetic", "--corpus-size", "800", "--model", "lstm", "--batch-size", "5",
+       "--time-size", "4", "--wordvec-size", "12", "--hidden-size", "10", "--lr", "0.5",
+       "--optimizer", "momentum", "--max-grad", "1", "--epochs", "2", "--plot", "p.png",
+       "--checkpoint", "ck.npz", "--quiet"]
+
+
+def test_resume_alone_continues_the_run_with_its_settings(script, capsys):
+    assert script.main([*RUN, "--epochs", "1"]) == 0
+    _, meta = read_checkpoint("ck.npz")
+    assert meta["settings"]["batch_size"] == 5 and meta["settings"]["model"] == "lstm"
+    assert script.main(["--resume", "ck.npz", "--epochs", "2", "--quiet"]) == 0
+    _, meta = read_checkpoint("ck.npz")
+    assert meta["trainer"]["epoch"] == 2 and meta["model"] == "Rnnlm"
+    assert meta["optimizer"] == "Momentum" and meta["settings"]["max_grad"] == 1.0
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "7"], "--batch-size 7 differs from the run in ck.npz (--batch-size 5)"),
+    (["--time-size", "9"], "--time-size 9 differs from the run in ck.npz (--time-size 4)"),
+    (["--model", "gru"], "--model gru differs from the run in ck.npz (--model lstm)"),
+    (["--hidden-size", "11"], "--hidden-size 11 differs"),
+    (["--corpus", "ptb"], "--corpus ptb differs from the run in ck.npz (--corpus synthetic)"),
+])
+def test_resume_refuses_settings_that_change_the_run(flags, message, script, capsys):
+    assert script.main([*RUN, "--epochs", "1"]) == 0
+    before = Path("ck.npz").read_bytes()
+    assert script.main(["--resume", "ck.npz", *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert Path("ck.npz").read_bytes() == before
+
+
+def test_a_new_lr_on_resume_is_applied_and_announced(script, capsys):
+    assert script.main([*RUN, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert script.main(["--resume", "ck.npz", "--lr", "0.05", "--epochs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert err == "notice: --lr 0.05 replaces the checkpoint's learning rate 0.5 from here on\n"
+    assert read_checkpoint("ck.npz")[1]["optimizer_scalars"]["lr"] == 0.05
+
+
+# -- findings 1 and 10: divergence, messages, progress --------------------------------------------
+
+
+def test_a_diverging_learning_rate_exits_1_with_a_clear_error(script, capsys):
+    assert script.main([*SMALL, "--lr", "1e10", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the loss became ") and "--max-grad" in err
+
+
+def test_progress_lines_every_n_iterations_when_stdout_is_not_a_terminal(script, capsys):
+    assert script.main([*SMALL, "--log-every", "10"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "iteration" in line]
+    # 799 positions // (4 x 5) = 39 iterations: lines at 10, 20 and 30
+    assert [line.split("|")[2].strip() for line in lines] == [
+        "iteration 10/39", "iteration 20/39", "iteration 30/39"]
+    assert all(" | ppl " in line for line in lines[1:])  # once --eval-interval 20 is reached
+
+
+def test_a_line_says_when_the_best_parameters_were_restored(script, capsys):
+    assert script.main([*SMALL, "--val", "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "restored the best parameters: epoch " in out and "validation ppl" in out
+
+
+# -- finding 9: --help ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, first, default", [
+    ("train_rnnlm", "Train a recurrent language model", "from there on (default: 0.1)"),
+    ("reproduce_textbook_lstm", "Reproduction 1: the textbook's LSTM", "(default: 20.0)"),
+    ("reproduce_zaremba_small", "Reproduction 2: the small configuration", "(default: 13)"),
+])
+def test_help_describes_the_script_shows_defaults_and_starts_nothing(name, first, default,
+                                                                     tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), "--help"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and os.listdir(tmp_path) == []
+    text = result.stdout
+    assert first in " ".join(text.split())
+    assert default in text or default in " ".join(text.split())
+    blocks, current = [], None
+    for line in text.split("\noptions:", 1)[1].splitlines():
+        if line.startswith("  -"):
+            current = [line]
+            blocks.append(current)
+        elif line.startswith("    ") and current is not None:
+            current.append(line)
+        else:
+            current = None
+    assert len(blocks) > 25
+    for block in blocks:
+        joined = " ".join(" ".join(block).split())
+        assert "(default:" in joined or joined.startswith("-h, --help"), f"{name}: {joined}"
