@@ -13,19 +13,25 @@ import os
 
 import numpy
 
-GPU = os.environ.get("RNNLAB_GPU", "0").strip().lower() in ("1", "true", "yes", "on")
+from common import config as _config  # the book's switch: config.GPU = True before imports
+
+_ENV_GPU = os.environ.get("RNNLAB_GPU", "0").strip().lower() in ("1", "true", "yes", "on")
+GPU = _ENV_GPU or bool(_config.GPU)
 
 if GPU:
+    _ASKED = "RNNLAB_GPU=1" if _ENV_GPU else "common.config.GPU = True"
     try:
         import cupy as xp  # noqa: F401  (re-exported)
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise ImportError(
-            "RNNLAB_GPU=1 asks for the CuPy backend, but cupy is not installed. "
+            f"{_ASKED} asks for the CuPy backend, but cupy is not installed. "
             "Install it with `pip install 'rnnlab[gpu]'` (or the cupy wheel matching "
-            "your CUDA version), or unset RNNLAB_GPU to run on NumPy."
+            f"your CUDA version), or drop {_ASKED} to run on NumPy."
         ) from exc
 else:
     xp = numpy
+
+_config.GPU = GPU  # from now on config.GPU says what was chosen (and refuses a change)
 
 #: The training dtype. Gradient checks pass float64 arrays explicitly.
 FLOAT = xp.float32

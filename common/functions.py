@@ -5,17 +5,38 @@ reductions run over the last axis, so an ``(N, T, V)`` array of logits is
 treated as ``N * T`` rows of ``V`` scores.
 """
 
+import numpy as np
+
 from common.backend import xp
 
 
 def sigmoid(x):
-    """The logistic function ``1 / (1 + exp(-x))`` without overflow.
+    """The logistic function ``1 / (1 + exp(-x))``, for any magnitude.
 
-    ``exp(-x)`` overflows for large negative ``x``; writing the function
-    through ``tanh`` (``sigmoid(x) = (1 + tanh(x / 2)) / 2``) is exact and
-    never overflows.
+    Returns a new array of ``x``'s float dtype; see :func:`sigmoid_`.
     """
-    return 0.5 * (1.0 + xp.tanh(0.5 * x))
+    return sigmoid_(xp.array(x, dtype=xp.result_type(x, xp.float16), copy=True))
+
+
+def sigmoid_(x, slope=None):
+    """``sigmoid(slope * x)`` written into the float array ``x``, which is returned.
+
+    Three passes over ``x`` and no temporary: ``x = 1 / (1 + exp(-slope * x))``.
+    For large negative ``slope * x`` the ``exp`` overflows to ``inf`` and
+    ``1 / (1 + inf) = 0`` is the correctly rounded answer (the overflow is
+    not reported). ``slope`` (default 1) may be an array broadcasting against
+    ``x``: ``tanh(a) = 2 * sigmoid(2a) - 1``, so one call with a slope of 2 on
+    some columns gives an LSTM all four gates from one ``exp``.
+    """
+    if slope is None:
+        xp.negative(x, out=x)
+    else:
+        xp.multiply(x, -slope, out=x)
+    with np.errstate(over="ignore"):
+        xp.exp(x, out=x)
+    x += 1
+    xp.reciprocal(x, out=x)
+    return x
 
 
 def log_softmax(x):

@@ -36,7 +36,6 @@ be written to an ``.npz`` file next to the model's parameters;
 import numpy as np
 
 from common.backend import to_cpu, xp
-from common.parallel import for_rows_of
 
 
 class Optimizer:
@@ -255,12 +254,8 @@ class SGD(Optimizer):
         super().__init__(lr)
 
     def _apply(self, params, grads, lr):
-        # By blocks of rows: each temporary ``lr * g`` stays in cache, and the
-        # blocks of large arrays are shared among the cores (common.parallel).
-        def step(k, a, b):
-            params[k][a:b] -= lr * grads[k][a:b]
-
-        for_rows_of(params, step)
+        for p, g in zip(params, grads, strict=True):
+            p -= lr * g
 
 
 class Momentum(Optimizer):

@@ -6,16 +6,23 @@ idle in two places: elementwise work (the softmax over ``N * T`` rows of
 ``V`` logits), and the chain of small products of a recurrent layer, which
 BLAS cannot spread. Worse, OpenBLAS's worker threads keep spinning for a
 while (about 0.1 s) after each product, so work handed to another thread in
-that time has to fight them for the core.
+that time has to fight them for the core, and on a machine another program
+keeps busy they make small products many times slower.
 
-So rnnlab can take the cores over itself, with a small pool of threads
-(NumPy releases the GIL inside BLAS calls and inside its loops):
+So rnnlab takes the cores over itself, with a small pool of threads (NumPy
+releases the GIL inside BLAS calls and inside its loops). This module is the
+one seam between the layers and the cores: a layer says *what* may run on
+blocks of rows or later, written over whole arrays; this module cuts the
+arrays into blocks and hands them to the threads.
 
 * :func:`managed` is a context in which the functions below spread large
-  pieces of work over the pool (and BLAS, once they do, runs
-  single-threaded). The trainer and ``eval_perplexity`` run inside it.
-* :func:`for_row_blocks` runs an elementwise function over blocks of rows
-  (:func:`for_rows_of`: of several arrays at once).
+  pieces of work over the pool, and BLAS runs single-threaded. Each of them
+  enters it for its own call (so layers share their work wherever they are
+  called, a hand-written training loop included); the trainer and
+  ``eval_perplexity`` hold it for their whole run, so that BLAS is not
+  switched at every call.
+* :func:`for_row_blocks` calls a function on blocks of rows of its arrays
+  (elementwise work, a row-wise softmax).
 * :func:`for_batch_blocks` runs a recurrent layer's time loop on blocks of
   the batch, one per core.
 * :func:`matmul` computes a large product as blocks of its output.
@@ -23,23 +30,32 @@ So rnnlab can take the cores over itself, with a small pool of threads
   not needed right away (a weight gradient is only needed at the update)
   for an idle core, while this thread goes on down the critical path (the
   input gradients through the recurrent layers). On leaving the context
-  every queued task is done, this thread helping.
+  every queued task is done, this thread helping. The rule for such work
+  (part of the layer contract): a deferred task may only read arrays that
+  nobody writes before the context ends, and only write arrays that nobody
+  reads before then.
 
 How work is cut into blocks depends only on the array shapes and the
 thread count, never on timing, and blocks never share output elements, so
-results are bit-for-bit deterministic for a given thread count. Outside
-:func:`managed` (or with one thread) products go to BLAS whole.
+results are bit-for-bit deterministic for a given thread count. With one
+thread (or on the GPU backend) products go to BLAS whole, a recurrent
+layer's loop runs once on the whole batch, and nothing is deferred.
 
 The thread count is the number of CPUs this process may use (at most 8),
-or the ``RNNLAB_NUM_THREADS`` environment variable, read on first use. The
-contexts keep their state per process: train one model at a time in a
-process (from one thread), as the trainer does.
+or the ``RNNLAB_NUM_THREADS`` environment variable (a positive integer),
+read on first use: :func:`managed` reads it on entry, so a bad value stops
+a run before its first step. The contexts keep their state per process:
+train one model at a time in a process (from one thread), as the trainer
+does.
 """
+
+from __future__ import annotations
 
 import contextvars
 import functools
 import os
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -68,7 +84,6 @@ MIN_STEP_MULTIPLY_ADDS = 1 << 22
 _pool = None
 _threads = None
 _managed_depth = 0
-_blas_known = None  # whether BLAS's thread count can be read and set
 _blas_threads_before = None  # BLAS's own thread count while rnnlab holds the cores
 _deferred_depth = 0
 _later = deque()  # queued tasks of the innermost deferred() context
@@ -76,13 +91,26 @@ _helpers = []  # pool futures working through _later
 _errors = []  # exceptions raised by queued tasks, re-raised on leaving deferred()
 
 
-def num_threads():
-    """How many threads rnnlab spreads its work over."""
+def num_threads() -> int:
+    """How many threads rnnlab spreads its work over.
+
+    Raises ValueError when ``RNNLAB_NUM_THREADS`` is set to anything but a
+    positive integer.
+    """
     global _threads
     if _threads is None:
-        env = os.environ.get("RNNLAB_NUM_THREADS")
+        env = os.environ.get("RNNLAB_NUM_THREADS", "").strip()
         if env:
-            _threads = max(1, int(env))
+            try:
+                threads = int(env)
+            except ValueError:
+                threads = 0
+            if threads < 1:
+                raise ValueError(
+                    f"RNNLAB_NUM_THREADS must be a positive integer (the number of threads "
+                    f"rnnlab may use), got {env!r}; unset it to use every available CPU"
+                )
+            _threads = threads
         else:
             try:
                 available = len(os.sched_getaffinity(0))
@@ -99,45 +127,44 @@ def _get_pool():
     return _pool
 
 
-@contextmanager
-def managed():
+class managed:  # lower case: used as `with managed():`, like a function
     """A context in which rnnlab shares large work among the cores itself.
 
-    The first time the body hands work to the pool, BLAS is made
-    single-threaded (its spinning workers would slow the pool's threads),
-    and stays so until the outermost exit restores it; a small model that
-    never needs the pool keeps BLAS's own threads. Does nothing with one
-    thread, on the GPU backend, or when the BLAS thread count cannot be
-    read and set. Nests.
+    On entry BLAS is made single-threaded: rnnlab cuts the products that
+    are large enough to gain into blocks for its own threads, and BLAS's
+    spinning workers would only slow those threads, and, on a machine that
+    another program keeps busy, every small product. The outermost exit
+    gives BLAS its thread count back. Does nothing with one thread, on the
+    GPU backend, or when the BLAS thread count cannot be read and set.
+    Nests, cheaply.
+
+    Every function of this module enters it for its own call, and
+    :func:`deferred` for its extent, so a layer called anywhere shares its
+    work; the trainer holds it for the whole of ``fit`` so that BLAS is not
+    switched back and forth between the calls.
     """
-    global _managed_depth, _blas_threads_before
-    _managed_depth += 1
-    try:
-        yield
-    finally:
+
+    def __enter__(self):
+        global _managed_depth, _blas_threads_before
+        if _managed_depth == 0 and num_threads() > 1 and xp.__name__ == "numpy":
+            before = blas.get_threads()
+            if before is not None and blas.set_threads(1):
+                _blas_threads_before = before
+        _managed_depth += 1
+        return self
+
+    def __exit__(self, *exc_info):
+        global _managed_depth, _blas_threads_before
         _managed_depth -= 1
         if _managed_depth == 0 and _blas_threads_before is not None:
             blas.set_threads(_blas_threads_before)
             _blas_threads_before = None
+        return False
 
 
 def _can_spread():
     """Whether rnnlab may share large work among the cores now."""
-    global _blas_known
-    if _managed_depth == 0 or num_threads() == 1 or xp.__name__ != "numpy":
-        return False
-    if _blas_known is None:
-        _blas_known = blas.get_threads() is not None
-    return _blas_known
-
-
-def _take_cores():
-    """Make BLAS single-threaded for the rest of the managed context."""
-    global _blas_threads_before
-    if _blas_threads_before is None:
-        before = blas.get_threads()
-        if blas.set_threads(1):
-            _blas_threads_before = before
+    return _managed_depth > 0 and _blas_threads_before is not None
 
 
 def _busy():
@@ -163,9 +190,6 @@ def _run_all(tasks, use_pool):
         for task in tasks:
             task()
         return
-
-    if _can_spread():
-        _take_cores()
 
     def share(j):
         for task in tasks[j::k]:
@@ -195,54 +219,57 @@ def _even_bounds(length, n_blocks):
     return [(length * k // n_blocks, length * (k + 1) // n_blocks) for k in range(n_blocks)]
 
 
-def for_row_blocks(n_rows, row_size, work):
-    """Call ``work(start, stop)`` for consecutive blocks of ``n_rows`` rows.
+def _rows(a, axis, start, stop):
+    """Rows ``start:stop`` of ``a`` along ``axis`` (a view)."""
+    return a[(slice(None),) * axis + (slice(start, stop),)]
 
-    ``work`` must only touch rows ``start:stop`` of its arrays. Small
-    problems run in the calling thread; large ones are shared among the
-    threads of a pool that lives as long as the process.
+
+def for_row_blocks(work: Callable[..., object], *arrays, row_size: int | None = None) -> None:
+    """Call ``work(*blocks)`` on consecutive blocks of rows of ``arrays``.
+
+    ``work`` is written for whole arrays; each call gets the same rows
+    ``start:stop`` (along the first axis) of every array, so it must treat
+    the rows independently. Small problems are one call in this thread;
+    large ones are cut into blocks of about BLOCK_ELEMENTS elements of the
+    first array (``row_size`` elements per row unless given) and shared
+    among the threads of a pool that lives as long as the process.
     """
-    tasks = [(lambda a=a, b=b: work(a, b)) for a, b in _row_bounds(n_rows, row_size)]
-    _run_all(tasks, use_pool=n_rows * row_size >= MIN_PARALLEL_ELEMENTS)
+    n_rows = arrays[0].shape[0]
+    if row_size is None:
+        row_size = arrays[0].size // max(n_rows, 1)
+    tasks = [functools.partial(work, *[a[s:e] for a in arrays])
+             for s, e in _row_bounds(n_rows, row_size)]
+    with managed():
+        _run_all(tasks, use_pool=n_rows * row_size >= MIN_PARALLEL_ELEMENTS)
 
 
-def for_rows_of(arrays, work):
-    """Call ``work(k, start, stop)`` on blocks of rows of every ``arrays[k]``.
+def for_batch_blocks(work: Callable[..., object], arrays, batch_axes,
+                     row_multiply_adds: int) -> None:
+    """Call ``work(*blocks)`` on blocks of a batch of independent rows.
 
-    Small arrays are one block each; large ones are cut as in
-    :func:`for_row_blocks`. All blocks of all arrays go to the threads in
-    one hand-off (an optimizer step over a model's parameters, say).
+    ``arrays[k]`` holds the batch along axis ``batch_axes[k]`` (1 for a
+    time-major ``(T, N, ...)`` array, 0 for a state ``(N, H)``); each call
+    gets the same rows of every array. The rows of a recurrent layer's
+    batch never interact, so each block can run the whole time loop on its
+    own core: one hand-off per layer call, not per step.
+    ``row_multiply_adds`` is what one row costs in one step's product
+    (``H * 4H`` for an LSTM). Only when rnnlab can manage the cores (more
+    than one thread, BLAS's threads under control) and none is busy with
+    deferred work is the batch cut, into at most one block per thread, each
+    of at least MIN_BATCH_ROWS rows and MIN_STEP_MULTIPLY_ADDS per step;
+    otherwise ``work`` runs here, once, on the whole arrays.
     """
-    if all(a.size < MIN_PARALLEL_ELEMENTS for a in arrays):
-        for k, a in enumerate(arrays):
-            work(k, 0, a.shape[0])
-        return
-    tasks = []
-    for k, a in enumerate(arrays):
-        n_rows = a.shape[0]
-        if a.size < MIN_PARALLEL_ELEMENTS:
-            tasks.append(lambda k=k, n=n_rows: work(k, 0, n))
-            continue
-        tasks += [(lambda k=k, s=s, e=e: work(k, s, e))
-                  for s, e in _row_bounds(n_rows, a.size // n_rows)]
-    _run_all(tasks, use_pool=True)  # at least one array is large
-
-
-def for_batch_blocks(n_rows, work, row_multiply_adds):
-    """Call ``work(start, stop)`` on blocks of a batch of ``n_rows`` independent rows.
-
-    The rows of a recurrent layer's batch never interact, so each block can
-    run the whole time loop on its own core: one hand-off per layer call,
-    not per step. ``row_multiply_adds`` is what one row costs in one step's
-    product (``H * 4H`` for an LSTM). Only while rnnlab manages the cores
-    and none is busy with deferred work is the batch cut, into at most one
-    block per thread, each of at least MIN_BATCH_ROWS rows and
-    MIN_STEP_MULTIPLY_ADDS per step; otherwise ``work(0, n_rows)`` runs here.
-    """
-    k = num_threads() if _can_spread() and not _busy() else 1
-    k = min(k, n_rows // MIN_BATCH_ROWS, n_rows * row_multiply_adds // MIN_STEP_MULTIPLY_ADDS)
-    _run_all([(lambda a=a, b=b: work(a, b)) for a, b in _even_bounds(n_rows, max(1, k))],
-             use_pool=True)
+    with managed():
+        n_rows = arrays[0].shape[batch_axes[0]]
+        k = num_threads() if _can_spread() and not _busy() else 1
+        k = min(k, n_rows // MIN_BATCH_ROWS, n_rows * row_multiply_adds // MIN_STEP_MULTIPLY_ADDS)
+        if k <= 1:
+            work(*arrays)
+            return
+        tasks = [functools.partial(work, *[_rows(a, axis, s, e)
+                                           for a, axis in zip(arrays, batch_axes, strict=True)])
+                 for s, e in _even_bounds(n_rows, k)]
+        _run_all(tasks, use_pool=True)
 
 
 def _product_blocks(a, b, out, max_blocks):
@@ -266,15 +293,16 @@ def matmul(a, b, out=None):
 
     Returns ``out`` (a new array when ``None``).
     """
-    # The size first: most products of a step are small, and it is the cheapest test.
-    if _multiply_adds(a, b) < 2 * BLOCK_MULTIPLY_ADDS or not _can_spread() or _busy():
-        return xp.matmul(a, b, out=out)
-    if out is None:
-        out = xp.empty((a.shape[0], b.shape[1]), dtype=xp.result_type(a, b))
-    # One block per thread: each block packs its own copy of the shared
-    # operand, so more blocks cost more than they balance.
-    _run_all(_product_blocks(a, b, out, num_threads()), use_pool=True)
-    return out
+    with managed():
+        # The size first: most products of a step are small, and it is the cheapest test.
+        if _multiply_adds(a, b) < 2 * BLOCK_MULTIPLY_ADDS or not _can_spread() or _busy():
+            return xp.matmul(a, b, out=out)
+        if out is None:
+            out = xp.empty((a.shape[0], b.shape[1]), dtype=xp.result_type(a, b))
+        # One block per thread: each block packs its own copy of the shared
+        # operand, so more blocks cost more than they balance.
+        _run_all(_product_blocks(a, b, out, num_threads()), use_pool=True)
+        return out
 
 
 @contextmanager
@@ -283,18 +311,20 @@ def deferred():
 
     Queued tasks run on idle pool threads while the body goes on; leaving
     the context does what is left (this thread helping) and waits for all,
-    then re-raises the first exception a task raised.
+    then re-raises the first exception a task raised. The cores are
+    :func:`managed` for the whole extent.
     """
     global _deferred_depth
-    if _deferred_depth == 0:
-        _forget_interrupted()
-    _deferred_depth += 1
-    try:
-        yield
-    finally:
-        _deferred_depth -= 1
+    with managed():
         if _deferred_depth == 0:
-            _finish_later()
+            _forget_interrupted()
+        _deferred_depth += 1
+        try:
+            yield
+        finally:
+            _deferred_depth -= 1
+            if _deferred_depth == 0:
+                _finish_later()
 
 
 def _forget_interrupted():
@@ -341,8 +371,8 @@ def _defers(large):
     return _deferred_depth > 0 and _can_spread() and (large or _busy())
 
 
-def later(*tasks, large=False):
-    """Do each function in ``tasks`` now, or, inside :func:`deferred` while
+def later(task: Callable[..., object], *args, large: bool = False, **kwargs) -> None:
+    """Do ``task(*args, **kwargs)`` now, or, inside :func:`deferred` while
     rnnlab manages the cores, queue it for an idle core.
 
     Small work (``large=False``) is only queued behind work already queued:
@@ -350,12 +380,15 @@ def later(*tasks, large=False):
     task must only read arrays nobody writes before the context ends, and
     only write arrays nobody reads before then.
     """
+    _queue([functools.partial(task, *args, **kwargs)], large)
+
+
+def _queue(tasks, large):
     global _helpers
     if not _defers(large):
         for task in tasks:
             task()
         return
-    _take_cores()
     # Each task runs in a copy of the caller's context (NumPy's errstate included).
     _later.extend(functools.partial(contextvars.copy_context().run, task) for task in tasks)
     _helpers = [f for f in _helpers if not f.done()]
@@ -370,7 +403,7 @@ def matmul_later(a, b, out):
         matmul(a, b, out=out)
         return
     # Several blocks per thread, so that whichever thread is free takes the next.
-    later(*_product_blocks(a, b, out, min(MAX_BLOCKS, 4 * num_threads())), large=large)
+    _queue(_product_blocks(a, b, out, min(MAX_BLOCKS, 4 * num_threads())), large)
 
 
 def _multiply_adds(a, b):

@@ -12,52 +12,178 @@ turns every way a file can be wrong (missing, empty, truncated, not a zip,
 a pickle, a lone ``.npy``, members that are not arrays, object arrays,
 broken metadata) into one ``ValueError`` (``FileNotFoundError`` for a
 missing file) that names the file and the problem.
+
+Every file rnnlab writes goes through :func:`atomic_write` (or
+:func:`atomic_open`). A process killed in the middle of a write (SIGKILL,
+power loss) cannot delete its temporary file, so the temporary's name says
+whose it is, ``.<name>.<host>-<pid>-<random>.tmp``: the next write to the
+same path removes the temporaries of processes of this machine that are no
+longer running, and leaves those of live writers alone.
 """
 
+from __future__ import annotations
+
+import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import socket
+import time
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from typing import Any, BinaryIO
 
 import numpy as np
 
+__all__ = [
+    "META_KEY",
+    "atomic_open",
+    "atomic_write",
+    "load_npz",
+    "remove_stale_temporaries",
+    "save_npz",
+]
+
 META_KEY = "__meta__"
 
+# Which machine wrote a temporary file: a process id means nothing on another
+# host sharing the folder (NFS), so only this host's temporaries are judged.
+_HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+# Temporaries named by older versions (tempfile.mkstemp: 8 random characters)
+# carry no process id; they are removed once this old, when no write can
+# still be going on.
+_LEGACY_MAX_AGE_S = 24 * 3600
 
-def atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file, fsync it, rename it to ``path``."""
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(file)`` on a temporary file, fsync it, rename it to ``path``.
+
+    Either the whole new content reaches ``path`` or ``path`` stays as it was;
+    on any exception (KeyboardInterrupt included) the temporary file is
+    deleted and the exception passes on. Temporary files that killed writers
+    left behind for ``path`` are removed first (see the module docstring).
+    """
+    with atomic_open(path) as f:
+        write(f)
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """``with atomic_open(path) as f:`` write ``f``; ``path`` is replaced when the block ends.
+
+    The context-manager form of :func:`atomic_write`: the binary file is a
+    temporary in ``path``'s folder (created if needed), with the permissions
+    an ordinary ``open`` would give; at the end of the block it is flushed,
+    fsynced and renamed over ``path`` (``os.replace``: atomic on POSIX and
+    Windows). If the block raises, the temporary is deleted and ``path`` is
+    left as it was.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=folder)
+    remove_stale_temporaries(path)
+    fd, tmp = _create_temporary(folder, name)
     try:
-        # mkstemp makes the file private (0600); give it the permissions an
-        # ordinary open() would have.
-        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         # KeyboardInterrupt included: nothing half-written may stay behind.
-        try:
+        with suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     _fsync_folder(folder)
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
+    """Delete the temporary files that killed writers of ``path`` left; return their paths.
+
+    A temporary is stale when the process named in it (on this host) is no
+    longer running, or, for a name without a process id (older versions) or
+    where liveness cannot be checked, when it has not changed for a day.
+    Temporaries of running processes, of other hosts and of other targets
+    are never touched.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    stem = re.escape(_temporary_stem(os.path.basename(path)))
+    ours = re.compile(rf"\.{stem}\.(?P<host>[0-9a-f]{{8}})-(?P<pid>\d+)-[0-9a-f]{{8}}\.tmp")
+    legacy = re.compile(rf"\.{stem}\.[a-z0-9_]{{8}}\.(?:tmp|part)")
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = ours.fullmatch(entry.name)
+        if match:
+            if match["host"] != _HOST or int(match["pid"]) == os.getpid():
+                continue
+            alive = _process_alive(int(match["pid"]))
+            stale = alive is False or (alive is None and _age_s(entry) > _LEGACY_MAX_AGE_S)
+        elif legacy.fullmatch(entry.name):
+            stale = _age_s(entry) > _LEGACY_MAX_AGE_S
+        else:
+            continue
+        if stale:
+            with suppress(OSError):  # gone already, or not ours to delete
+                os.unlink(entry.path)
+                removed.append(entry.path)
+    return removed
 
 
-def _fsync_folder(folder):
+def _temporary_stem(name: str) -> str:
+    # Keep temporary names within the usual 255-byte limit for long targets.
+    if len(name.encode("utf-8", "surrogateescape")) > 200:
+        return "h" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return name
+
+
+def _create_temporary(folder: str, name: str) -> tuple[int, str]:
+    """Open a new, uniquely named temporary for ``name`` in ``folder``: ``(fd, path)``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(
+            folder,
+            f".{_temporary_stem(name)}.{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.tmp",
+        )
+        try:
+            # Mode 0o666 less the umask: the permissions an ordinary open() gives.
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file for {name} in {folder}")
+
+
+def _process_alive(pid: int) -> bool | None:
+    """Whether process ``pid`` runs on this host (None: cannot tell here)."""
+    if os.name != "posix":
+        return None  # os.kill(pid, 0) would terminate the process on Windows
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    except OSError:
+        return None
+    return True
+
+
+def _age_s(entry: os.DirEntry) -> float:
+    try:
+        return time.time() - entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _fsync_folder(folder: str) -> None:
     """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -71,19 +197,35 @@ def _fsync_folder(folder):
         os.close(fd)
 
 
-def save_npz(path, arrays, meta=None):
-    """Write ``arrays`` (``{name: ndarray}``) and ``meta`` (JSON) to ``path``."""
+def save_npz(
+    path: str | os.PathLike,
+    arrays: Mapping[str, np.ndarray],
+    meta: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``arrays`` (``{name: ndarray}``) and ``meta`` (JSON) to ``path``, atomically.
+
+    Raises:
+        ValueError: an array named ``'__meta__'``, ``'file'`` or ``'allow_pickle'``.
+        TypeError: an object array (it could only be saved as a pickle), or
+            ``meta`` that JSON cannot represent.
+    """
     if META_KEY in arrays:
         raise ValueError(f"{META_KEY!r} is reserved for the metadata")
+    for name in _SAVEZ_ARGUMENTS & set(arrays):
+        # np.savez would take them as its own arguments (allow_pickle silently).
+        raise ValueError(f"an array cannot be named {name!r} (an argument of np.savez)")
     payload = {name: np.asarray(a) for name, a in arrays.items()}
     for name, a in payload.items():
         if a.dtype == object:
             raise TypeError(f"array {name!r} has dtype object, which cannot be saved safely")
     payload[META_KEY] = np.array(json.dumps(meta or {}))
-    atomic_write(path, lambda f: np.savez(f, **payload))
+    atomic_write(path, lambda f: np.savez(f, **payload))  # type: ignore[arg-type]
 
 
-def load_npz(path):
+_SAVEZ_ARGUMENTS = {"file", "allow_pickle"}
+
+
+def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a file written by :func:`save_npz`; returns ``(arrays, meta)``.
 
     The archive is read member by member with :mod:`zipfile` and

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from common.backend import xp
+from common.backend import to_cpu, to_gpu, xp  # noqa: F401  (to_cpu, to_gpu: the book's names)
 from common.parallel import managed
 
 
@@ -95,3 +95,62 @@ def clip_grads_value(grads, max_value):
         raise ValueError(f"max_value must be a number > 0, got {max_value!r}")
     for g in grads:
         xp.clip(g, -max_value, max_value, out=g)
+
+
+# -- sequence to sequence (the textbook's chapter 7) ----------------------------------------
+
+
+def eval_seq2seq(model, question, correct, id_to_char, verbose: bool = False,
+                 is_reverse: bool = False) -> int:
+    """1 if ``model`` answers one question exactly right, else 0 (the textbook's helper).
+
+    ``question`` ``(1, T_enc)`` ids; ``correct`` ``(1, T_dec + 1)`` ids whose
+    first id starts the answer. With ``verbose`` the question, the right
+    answer and the model's (marked right or wrong) are printed; the question
+    is printed reversed back when ``is_reverse``.
+    """
+    correct = np.asarray(correct).reshape(-1)
+    guess_ids = np.asarray(model.generate(question, int(correct[0]), correct.size - 1)).reshape(-1)
+
+    def text(ids):
+        return "".join(id_to_char[int(i)] for i in ids)
+
+    right, guess = text(correct[1:]), text(guess_ids)
+    if verbose:
+        q = text(np.asarray(question).reshape(-1))
+        print("Q", q[::-1] if is_reverse else q)
+        print("T", right)
+        print(("O " if guess == right else "X ") + guess)
+        print("---")
+    return int(guess == right)
+
+
+def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
+                    beam_width: int = 1) -> np.ndarray:
+    """Whether the model answers each question exactly right: a bool array ``(N,)``.
+
+    All questions of a batch are answered at once (``model.generate`` on
+    ``(batch_size, T_enc)``), not one per call, with ``beam_width`` beams
+    (1: greedy). ``answers`` ``(N, T_dec + 1)`` start with the id that
+    starts each answer.
+    """
+    questions, answers = np.asarray(questions), np.asarray(answers)
+    if questions.ndim != 2 or answers.ndim != 2 or len(questions) != len(answers):
+        raise ValueError(f"questions (N, T_enc) and answers (N, T_dec + 1) must be 2-D with the "
+                         f"same N, got {questions.shape} and {answers.shape}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    out = np.zeros(len(questions), dtype=bool)
+    with managed():  # rnnlab shares the large products among the cores, as in training
+        for a in range(0, len(questions), batch_size):
+            q, t = questions[a:a + batch_size], answers[a:a + batch_size]
+            guess = model.generate(xp.asarray(q), xp.asarray(t[:, 0]), t.shape[1] - 1,
+                                   beam_width=beam_width)
+            out[a:a + batch_size] = (np.asarray(guess) == t[:, 1:]).all(axis=1)
+    return out
+
+
+def seq2seq_accuracy(model, questions, answers, batch_size: int = 1000,
+                     beam_width: int = 1) -> float:
+    """The fraction of questions answered exactly right (see :func:`seq2seq_correct`)."""
+    return float(seq2seq_correct(model, questions, answers, batch_size, beam_width).mean())

@@ -10,13 +10,13 @@ import hashlib
 import http.client
 import os
 import ssl
-import tempfile
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
+
+from common.serialization import atomic_open
 
 __all__ = ["NETWORK_ERRORS", "DownloadError", "atomic_file", "fetch", "sha256_file"]
 
@@ -46,31 +46,16 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-@contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Write ``path`` all at once or not at all.
+def atomic_file(path: str | os.PathLike) -> AbstractContextManager[BinaryIO]:
+    """Write ``path`` all at once or not at all: ``with atomic_file(path) as f: ...``.
 
-    Yields a binary file object for a temporary file in the same folder as
-    ``path`` (so that the final rename never crosses file systems). When the
-    ``with`` block ends normally the data is flushed to disk and the file
-    renamed onto ``path`` with ``os.replace`` (atomic on POSIX and Windows), so
-    a reader never sees a half-written file. If the block raises anything,
-    including KeyboardInterrupt, the temporary file is deleted and ``path`` is
-    left as it was.
+    The project's one atomic write, :func:`common.serialization.atomic_open`:
+    a temporary file in the same folder, renamed onto ``path`` when the block
+    ends normally and deleted if it raises (KeyboardInterrupt included), so a
+    reader never sees a half-written file; temporaries left by killed
+    processes are cleaned up on the next write.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+    return atomic_open(path)
 
 
 def fetch(

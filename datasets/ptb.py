@@ -21,28 +21,41 @@ come from -- the first of these that is *given* is the only place looked at:
    environment variable ``RNNLAB_PTB_URL``, which may be plain http, for a
    local test server).
 
-An explicit folder (1 or 2) that lacks a file is an error rather than a
-reason to download: the user asked for that folder. Wherever a file comes
-from, its SHA-256 must equal the published one in :data:`SHA256`, so a
-truncated or altered file is rejected, never trained on.
+A folder that was *named* (1 or 2) and does not hold the three files, each
+with its published SHA-256 (:data:`SHA256`), raises :class:`DataSourceError`
+(a ``ValueError``) naming the source and the fix: the user asked for that
+folder, so it is never a reason to download or to fall back on another
+corpus. Only when nothing was named and neither the cache nor the download
+gave the files is :class:`DataNotFoundError` raised, whose message lists what
+was tried; that is the one case where a program may fall back (as
+``scripts/train_rnnlm.py`` does to the synthetic corpus). Wherever a file comes
+from, a truncated or altered file is rejected, never trained on.
 
 Token ids are cached as ``.npz`` files (no pickles) in the user cache, so
 later loads skip tokenising; nothing is ever written into ``data_dir`` or
-``RNNLAB_PTB_DIR``. Every failure to find or fetch the files raises
-:class:`DataNotFoundError`, whose message lists what was tried and how to fix it.
+``RNNLAB_PTB_DIR``. Each cached file records the SHA-256 of the text it was
+made from, of the training text that gave the vocabulary, and of its own ids
+and vocabulary; a file that does not match (damaged, stale, tampered with) is
+rebuilt from the text. A cache folder that cannot be written costs only time
+and is reported by one warning per process.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
+import sys
 import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 
 from . import text
+from ._checks import check_choice, check_path
 from ._download import NETWORK_ERRORS, atomic_file, fetch, sha256_file
 
 __all__ = [
@@ -52,8 +65,10 @@ __all__ = [
     "FILES",
     "MIRRORS",
     "SHA256",
+    "CacheWarning",
     "ChecksumError",
     "DataNotFoundError",
+    "DataSourceError",
     "cache_dir",
     "download",
     "find_data_dir",
@@ -82,19 +97,42 @@ ENV_URL = "RNNLAB_PTB_URL"  # base URL(s) replacing MIRRORS, separated by spaces
 # Seconds to connect and for each read: an offline machine fails fast.
 DOWNLOAD_TIMEOUT = 30.0
 
-# Bump when the layout of the cached .npz files changes.
-_NPZ_FORMAT = 1
+# Bump when the layout of the cached .npz files changes (2: the ids' own SHA-256).
+_NPZ_FORMAT = 2
+
+# Cache folders already warned about as unwritable in this process.
+_unwritable_warned: set[Path] = set()
 
 
 class DataNotFoundError(RuntimeError):
-    """The Penn Treebank files could not be found, verified or downloaded.
+    """No data source was named and the files were neither cached nor downloadable.
 
+    Raised only when neither ``data_dir`` nor ``$RNNLAB_PTB_DIR`` was given.
     The message lists every place and URL tried, with its error, and how to fix it.
     """
 
 
-class ChecksumError(DataNotFoundError):
-    """A Penn Treebank file exists but its SHA-256 is not the published one."""
+class DataSourceError(ValueError):
+    """A *named* source (``data_dir`` or ``$RNNLAB_PTB_DIR``) lacks the verified files.
+
+    Not a :class:`DataNotFoundError`: a source the user named that fails is an
+    error to report, never a reason to download or to fall back on another
+    corpus. The message names the source and the fix.
+
+    Attributes:
+        source: ``"data_dir"`` or ``"RNNLAB_PTB_DIR"``, what named the folder
+            (a command-line program can translate it into its own flag).
+        folder: the folder named, as a Path.
+    """
+
+    def __init__(self, message: str, source: str, folder: Path):
+        super().__init__(message)
+        self.source = source
+        self.folder = folder
+
+
+class ChecksumError(DataSourceError):
+    """A file in a named folder exists but its SHA-256 is not the published one."""
 
 
 def load_data(
@@ -114,8 +152,13 @@ def load_data(
         (the same for every split).
 
     Raises:
-        ValueError: unknown ``split``.
-        DataNotFoundError: files missing, failing their checksum, or not downloadable.
+        ValueError: unknown ``split``, or an empty ``data_dir``.
+        TypeError: ``split`` not a str, ``data_dir`` not a path.
+        DataSourceError: ``data_dir`` or ``$RNNLAB_PTB_DIR`` does not hold the
+            three files with their published SHA-256 (ChecksumError for a
+            truncated or altered file).
+        DataNotFoundError: neither was given, and the files are neither in
+            the cache nor downloadable.
     """
     split = _canonical_split(split)
     folder = find_data_dir(data_dir)
@@ -143,14 +186,17 @@ def find_data_dir(
     module docstring for the reasons behind this order).
 
     Raises:
-        ChecksumError: a file in ``data_dir`` / ``$RNNLAB_PTB_DIR`` is truncated or altered.
-        DataNotFoundError: files missing or the download failed.
+        DataSourceError: ``data_dir`` / ``$RNNLAB_PTB_DIR`` lacks a file or
+            cannot be read (ChecksumError: a file is truncated or altered).
+        DataNotFoundError: nothing named, and the files are neither cached nor
+            downloadable.
     """
     if data_dir is not None:
-        return _require_complete(Path(data_dir), f"data_dir={str(data_dir)!r}")
+        folder = check_path(data_dir, "data_dir", "a folder path or None")
+        return _require_complete(folder, "data_dir", f"data_dir={str(data_dir)!r}")
     env_dir = os.environ.get(ENV_DIR)
     if env_dir:
-        return _require_complete(Path(env_dir), f"${ENV_DIR}={env_dir!r}")
+        return _require_complete(Path(env_dir), ENV_DIR, f"${ENV_DIR}={env_dir!r}")
 
     cache = cache_dir()
     problems = _problems(cache)
@@ -196,7 +242,14 @@ def download(
         DataNotFoundError: some file could not be fetched from any URL (the
             message lists each URL with its error).
     """
-    dest = Path(dest_dir) if dest_dir is not None else cache_dir()
+    if dest_dir is None:
+        dest = cache_dir()
+    else:
+        dest = check_path(dest_dir, "dest_dir", "a folder path or None")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (
+        0 < timeout < math.inf
+    ):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     urls, allow_http = _mirror_urls(base_urls)
     tried = _download_missing(dest, urls, allow_http, timeout)
     if _problems(dest):
@@ -209,9 +262,10 @@ def download(
 
 
 def _canonical_split(split: str) -> str:
-    split = _ALIASES.get(split, split)
+    choices = "'train', 'valid' (or 'val') or 'test'"
+    split = _ALIASES.get(check_choice(split, "split", choices), split)
     if split not in FILES:
-        raise ValueError(f"split must be 'train', 'valid' (or 'val') or 'test', got {split!r}")
+        raise ValueError(f"split must be {choices}, got {split!r}")
     return split
 
 
@@ -225,21 +279,51 @@ def _problems(folder: Path) -> list[str]:
         if not path.is_file():
             problems.append(f"missing {name}")
             continue
-        actual = sha256_file(path)
+        try:
+            actual = sha256_file(path)
+        except OSError as err:
+            problems.append(f"cannot read {name} ({err.strerror or err})")
+            continue
         if actual != expected:
             problems.append(f"{name} has SHA-256 {actual}, expected {expected}")
     return problems
 
 
-def _require_complete(folder: Path, origin: str) -> Path:
-    """Return ``folder`` if it holds the three verified files, else raise saying why."""
+def _require_complete(folder: Path, source: str, origin: str) -> Path:
+    """Return the named ``folder`` if it holds the three verified files, else raise saying why.
+
+    ``source`` is what named it (``"data_dir"`` or ``"RNNLAB_PTB_DIR"``),
+    ``origin`` how to show it (``data_dir='/x'``).
+    """
+    names = ", ".join(SHA256)
+    how = (
+        "pass data_dir=... a folder that holds them" if source == "data_dir"
+        else f"point ${ENV_DIR} at a folder that holds them"
+    )
+    unset = "data_dir" if source == "data_dir" else f"${ENV_DIR}"
+    fix = (
+        f"Fix: put {names} (from {MIRRORS[0]}) in {folder}, or {how}, or leave {unset} "
+        f"unset to let rnnlab use its cache {cache_dir()} (downloading if needed)."
+    )
+    if not folder.exists():
+        raise DataSourceError(f"{origin}: folder {folder} does not exist.\n{fix}", source, folder)
     if not folder.is_dir():
-        raise DataNotFoundError(_not_found_message([f"{origin}: folder {folder} does not exist"]))
+        raise DataSourceError(
+            f"{origin}: {folder} is a file, not a folder.\n{fix}", source, folder
+        )
+    missing = [name for name in SHA256 if not (folder / name).is_file()]
+    if missing:
+        raise DataSourceError(
+            f"{origin}: the folder lacks {', '.join(missing)}.\n{fix}", source, folder
+        )
     for name, expected in SHA256.items():
         path = folder / name
-        if not path.is_file():
-            raise DataNotFoundError(_not_found_message([f"{origin}: missing {path}"]))
-        actual = sha256_file(path)
+        try:
+            actual = sha256_file(path)
+        except OSError as err:
+            raise DataSourceError(
+                f"{origin}: cannot read {path} ({err.strerror or err}).\n{fix}", source, folder
+            ) from err
         if actual != expected:
             raise ChecksumError(
                 f"{path} (from {origin}) failed its SHA-256 check; the file is truncated "
@@ -247,8 +331,10 @@ def _require_complete(folder: Path, origin: str) -> Path:
                 f"  expected {expected}\n"
                 f"  actual   {actual}\n"
                 f"Fix: replace it with the original from {MIRRORS[0]}{name}, or point "
-                f"data_dir / ${ENV_DIR} elsewhere, or use neither to let rnnlab download "
-                f"verified copies into {cache_dir()}."
+                f"{unset} elsewhere, or leave data_dir and ${ENV_DIR} unset to let rnnlab "
+                f"download verified copies into {cache_dir()}.",
+                source,
+                folder,
             )
     return folder
 
@@ -279,6 +365,10 @@ def _mirror_urls(base_urls: Sequence[str] | None) -> tuple[list[str], bool]:
     if base_urls is not None:
         if isinstance(base_urls, str):
             base_urls = [base_urls]
+        if not isinstance(base_urls, Sequence) or not all(
+            isinstance(url, str) and url for url in base_urls
+        ):
+            raise TypeError(f"base_urls must be a URL (str) or a list of them, got {base_urls!r}")
         return list(base_urls), True
     from_env = os.environ.get(ENV_URL, "").replace(",", " ").split()
     if from_env:
@@ -342,8 +432,21 @@ def _npz_path(split: str) -> Path:
     return cache_dir() / f"ptb.{split}.{digest}.v{_NPZ_FORMAT}.npz"
 
 
+def _ids_sha256(corpus: np.ndarray, vocab: list[str]) -> str:
+    """SHA-256 of the ids and the vocabulary themselves (what the text hashes cannot vouch for)."""
+    digest = hashlib.sha256(np.ascontiguousarray(corpus, dtype="<i4").tobytes())
+    digest.update("\n".join(vocab).encode("utf-8"))
+    return digest.hexdigest()
+
+
 def _read_npz(path: Path, split: str) -> tuple[np.ndarray, list[str]] | None:
-    """The cached ``(corpus, vocab)``, or None when absent or unusable (then rebuilt)."""
+    """The cached ``(corpus, vocab)``, or None when absent or not to be trusted (then rebuilt).
+
+    The file must say it was made from this split's text and from the training
+    text's vocabulary (their published SHA-256), and its ids and vocabulary
+    must hash to what it recorded when it was written: a damaged, stale or
+    tampered file (say, ids all zero) is rebuilt, never trained on.
+    """
     if not path.is_file():
         return None
     try:
@@ -352,6 +455,7 @@ def _read_npz(path: Path, split: str) -> tuple[np.ndarray, list[str]] | None:
             vocab = npz["vocab"].tolist()
             text_sha256 = str(npz["text_sha256"])
             train_sha256 = str(npz["train_sha256"])
+            ids_sha256 = str(npz["ids_sha256"])
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
     valid = (
@@ -359,24 +463,49 @@ def _read_npz(path: Path, split: str) -> tuple[np.ndarray, list[str]] | None:
         and corpus.ndim == 1
         and text_sha256 == SHA256[FILES[split]]
         and train_sha256 == SHA256[FILES["train"]]
+        and isinstance(vocab, list)
         and len(vocab) > 0
         and corpus.size > 0
-        and 0 <= corpus.min()
-        and corpus.max() < len(vocab)
+        and ids_sha256 == _ids_sha256(corpus, vocab)
     )
     return (corpus, vocab) if valid else None
 
 
 def _write_npz(path: Path, split: str, corpus: np.ndarray, vocab: list[str]) -> None:
-    """Cache the ids; a cache that cannot be written only costs time later."""
+    """Cache the ids; a cache that cannot be written only costs time later (one warning)."""
     try:
         with atomic_file(path) as f:
             np.savez(
                 f,
                 corpus=corpus,
                 vocab=np.array(vocab, dtype=str),  # fixed-width unicode: no pickle needed
-                text_sha256=np.array(SHA256[FILES[split]]),
-                train_sha256=np.array(SHA256[FILES["train"]]),
+                text_sha256=np.array(SHA256[FILES[split]]),  # the text the ids came from
+                train_sha256=np.array(SHA256[FILES["train"]]),  # the vocabulary's source
+                ids_sha256=np.array(_ids_sha256(corpus, vocab)),
             )
     except OSError as err:
-        warnings.warn(f"could not cache PTB ids in {path}: {err}", stacklevel=3)
+        folder = path.parent
+        if folder not in _unwritable_warned:
+            _unwritable_warned.add(folder)
+            warnings.warn(
+                f"could not write the Penn Treebank id cache in {folder} ({err}); the text "
+                f"will be tokenised again on every load. Set XDG_CACHE_HOME to a writable "
+                f"folder to keep the cache. (Shown once per process.)",
+                CacheWarning,
+                stacklevel=_stacklevel_outside_package(),
+            )
+
+
+def _stacklevel_outside_package() -> int:
+    """The ``stacklevel`` that makes a warning point at the first caller outside datasets/."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame: FrameType | None = sys._getframe(1)  # the function that will call warnings.warn
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+class CacheWarning(UserWarning):
+    """The id cache could not be written; loading still works, only slower."""

@@ -33,6 +33,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ._checks import check_choice, check_int
+
 __all__ = ["DEFAULT_TOKENS", "EOS", "generate", "load_data", "vocabulary"]
 
 EOS = "<eos>"
@@ -271,8 +273,8 @@ def generate(n_tokens: int, seed: int = 0) -> list[str]:
     The last sentence is cut where the count is reached. The same
     ``(n_tokens, seed)`` always gives the same words, on any platform.
     """
-    if not isinstance(n_tokens, int) or n_tokens < 2:
-        raise ValueError(f"n_tokens must be an int >= 2, got {n_tokens!r}")
+    n_tokens = check_int(n_tokens, "n_tokens", minimum=2)
+    seed = check_int(seed, "seed", minimum=0)
     rng = random.Random(seed)
     words: list[str] = []
     while len(words) < n_tokens:
@@ -299,13 +301,12 @@ def load_data(
         shape ``(n_tokens,)``; the dicts cover the whole grammar vocabulary,
         identical for every split and seed.
     """
-    split = _ALIASES.get(split, split)
+    choices = "'train', 'valid' (or 'val') or 'test'"
+    split = _ALIASES.get(check_choice(split, "split", choices), split)
     if split not in _SPLIT_INDEX:
-        raise ValueError(f"split must be 'train', 'valid' (or 'val') or 'test', got {split!r}")
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if n_tokens is None:
-        n_tokens = DEFAULT_TOKENS[split]
+        raise ValueError(f"split must be {choices}, got {split!r}")
+    seed = check_int(seed, "seed", minimum=0)
+    n_tokens = DEFAULT_TOKENS[split] if n_tokens is None else check_int(n_tokens, "n_tokens", 2)
     words = generate(n_tokens, seed=3 * seed + _SPLIT_INDEX[split])
     id_to_word = dict(enumerate(vocabulary()))
     word_to_id = {word: i for i, word in id_to_word.items()}

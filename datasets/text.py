@@ -27,9 +27,10 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
+
+from ._checks import check_path
 
 __all__ = [
     "EOS",
@@ -72,7 +73,7 @@ def read_text(path: str | os.PathLike) -> str:
         CorpusError: the bytes are not valid UTF-8; the message gives the byte
             offset and line of the first bad byte.
     """
-    path = Path(path)
+    path = check_path(path, "path")
     try:
         data = path.read_bytes()
     except FileNotFoundError as err:
@@ -174,12 +175,14 @@ def load_data(
         ``id_to_word`` id -> token, for ids ``0 .. V-1``.
 
     Raises:
-        ValueError: unknown ``level`` or malformed ``vocab``.
+        TypeError: ``path`` is not a str or os.PathLike.
+        ValueError: empty ``path``, unknown ``level`` or malformed ``vocab``.
         FileNotFoundError: the file does not exist.
         CorpusError: not UTF-8, empty, or fewer than 2 tokens.
         UnknownTokenError: (with ``vocab``) a token missing from the
             vocabulary, named with its line number; a CorpusError too.
     """
+    path = check_path(path, "path")
     _check_level(level)
     if vocab is not None:
         _check_vocab(vocab)
@@ -233,7 +236,10 @@ def split_corpus(
     corpus = np.asarray(corpus)
     if corpus.ndim != 1:
         raise ValueError(f"corpus must be 1-D, got shape {corpus.shape}")
-    fractions = [float(f) for f in fractions]
+    try:
+        fractions = [float(f) for f in fractions]
+    except (TypeError, ValueError):
+        raise ValueError(f"fractions must be a sequence of numbers, got {fractions!r}") from None
     if not fractions or any(not f > 0 for f in fractions):
         raise ValueError(f"fractions must be positive numbers, got {fractions}")
     if not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
@@ -252,7 +258,7 @@ def split_corpus(
 
 
 def _check_level(level: str) -> None:
-    if level not in LEVELS:
+    if not isinstance(level, str) or level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
 
 

@@ -7,6 +7,9 @@ an ``(N, T, ...)`` block) live in one file.
 """
 
 from layers.affine import Affine, TimeAffine, joint_weight_bias
+from layers.attention import Attention, AttentionWeight, TimeAttention, WeightSum
+from layers.bidirectional import Bidirectional, TimeBiLSTM
+from layers.concat import Concat, TimeRepeat
 from layers.dropout import TimeDropout
 from layers.embedding import Embedding, TimeEmbedding
 from layers.gru import GRU, TimeGRU
@@ -19,14 +22,22 @@ __all__ = [
     "LSTM",
     "RNN",
     "Affine",
+    "Attention",
+    "AttentionWeight",
+    "Bidirectional",
+    "Concat",
     "Embedding",
     "SoftmaxWithLoss",
     "TimeAffine",
+    "TimeAttention",
+    "TimeBiLSTM",
     "TimeDropout",
     "TimeEmbedding",
     "TimeGRU",
     "TimeLSTM",
     "TimeRNN",
+    "TimeRepeat",
     "TimeSoftmaxWithLoss",
+    "WeightSum",
     "joint_weight_bias",
 ]

@@ -1,7 +1,9 @@
 """Input validation shared by the layers: one clear error instead of a
-traceback from deep inside NumPy."""
+traceback from deep inside NumPy; and the recurrent layers' initial state."""
 
 import numpy as np
+
+from common.backend import xp
 
 
 def check_ndim(name, x, ndim, shape_doc):
@@ -43,9 +45,27 @@ def check_ids(name, ids, vocab_size, ignore_label=None):
         raise ValueError(f"{name} holds the id {bad}, outside the vocabulary range {allowed}")
 
 
-def check_hidden_state(name, h, H, dtype):
-    """A hidden state given to ``set_state`` must be ``(N, H)`` with the weights' dtype."""
+def check_hidden_state(name, h, H, dtype, N=None):
+    """A recurrent state (``set_state``, a cell's ``h_prev``) must be ``(N, H)``
+    with the weights' dtype; any ``N`` unless given."""
     check_ndim(name, h, 2, "(N, H)")
     check_float(name, h, dtype)
     if h.shape[1] != H:
-        raise ValueError(f"{name} has {h.shape[1]} units but the layer has H = {H}")
+        raise ValueError(
+            f"{name} has shape {h.shape}, {h.shape[1]} units, but the layer has H = {H}"
+        )
+    if N is not None and h.shape[0] != N:
+        raise ValueError(f"{name} must have shape {(N, H)}, got {h.shape}")
+
+
+def initial_state(name, s, N, H, dtype):
+    """The state a recurrent Time layer starts a forward from: ``s`` (carried
+    from the last forward, or given to ``set_state``), else zeros ``(N, H)``."""
+    if s is None:
+        return xp.zeros((N, H), dtype=dtype)
+    if s.shape != (N, H):
+        raise ValueError(
+            f"the carried {name} state has shape {s.shape} but this batch needs {(N, H)}; "
+            "call reset_state() when the batch size changes"
+        )
+    return s

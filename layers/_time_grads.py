@@ -26,5 +26,5 @@ def input_and_weight_grads(das, xs_tm, h0, hs_tm, Wx, grads):
     dxs_tm = matmul(das2, Wx.T).reshape(T, N, -1)
     matmul_later(xs_tm.T, das2, out=dWx)
     matmul_later(h_prev_tm.T, das2, out=dWh)
-    later(lambda: das2.sum(axis=0, out=db))
+    later(das2.sum, axis=0, out=db)
     return dxs_tm.transpose(1, 0, 2)

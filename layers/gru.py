@@ -27,9 +27,9 @@ Backward through the step, naming the pre-activations ``a_r``, ``a_z``, ``a_n``:
 """
 
 from common.backend import xp
-from common.functions import sigmoid
-from common.parallel import later, matmul, matmul_later
-from layers._checks import check_float, check_hidden_state, check_ndim
+from common.functions import sigmoid, sigmoid_
+from common.parallel import for_batch_blocks, later, matmul, matmul_later
+from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 
 
 def _check_weights(Wx, Wh, bx, bh):
@@ -41,15 +41,6 @@ def _check_weights(Wx, Wh, bx, bh):
             f"GRU weights must be Wx (D, 3H), Wh (H, 3H), bx (3H,), bh (3H,); got "
             f"Wx {Wx.shape}, Wh {Wh.shape}, bx {bx.shape}, bh {bh.shape}"
         )
-
-
-def _sigmoid_(a):
-    """``sigmoid(a)`` written into ``a``: ``(1 + tanh(a / 2)) / 2``, no temporaries."""
-    a *= 0.5
-    xp.tanh(a, out=a)
-    a += 1
-    a *= 0.5
-    return a
 
 
 class GRU:
@@ -121,8 +112,10 @@ class TimeGRU:
 
     With ``stateful=True`` the last hidden state of one ``forward`` is the
     initial state of the next (the gradient still stops at the boundary);
-    ``set_state(h)`` and ``reset_state()`` set it; an unset state is zeros.
-    After ``backward``, ``dh`` holds the gradient w.r.t. the initial state.
+    an unset state is zeros. ``set_state(h)`` sets the initial state of the
+    next ``forward`` (of that one only when the layer is not stateful);
+    ``reset_state()`` forgets it. After ``backward``, ``dh`` holds the
+    gradient w.r.t. the initial state.
 
     Gate order along ``3H``: r, z, n, as in ``torch.nn.GRU``
     (``W_ih = Wx.T``, ``W_hh = Wh.T``, ``b_ih = bx``, ``b_hh = bh``).
@@ -159,27 +152,39 @@ class TimeGRU:
         H = Wh.shape[0]
         if D != Wx.shape[0]:
             raise ValueError(f"xs has {D} features but Wx expects D = {Wx.shape[0]}")
-        h0 = self.h if self.h is not None else xp.zeros((N, H), dtype=Wx.dtype)
-        if h0.shape != (N, H):
-            raise ValueError(
-                f"the carried hidden state has shape {h0.shape} but this batch needs {(N, H)}; "
-                "call reset_state() when the batch size changes"
-            )
+        h0 = initial_state("hidden", self.h, N, H, Wx.dtype)
 
         # Time-major inside the layer: each step reads and writes contiguous blocks.
         xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
         gates = matmul(xs_tm, Wx).reshape(T, N, 3 * H)  # becomes [r|z|n] step by step
         gates += bx
         gates[:, :, : 2 * H] += bh[: 2 * H]
-        bh_n = bh[2 * H :]
         ah_ns = xp.empty((T, N, H), dtype=Wx.dtype)
         hs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
-        h = h0
-        for t in range(T):
+        # The batch is axis 1 of the time-major arrays and axis 0 of the state.
+        for_batch_blocks(self._forward_loop, (gates, h0, ah_ns, hs_tm),
+                         batch_axes=(1, 0, 1, 1), row_multiply_adds=H * 3 * H)
+        self.cache = (xs_tm, h0, gates, ah_ns, hs_tm)
+        # Carried to the next forward when stateful; a set state serves one forward.
+        self.h = hs_tm[-1].copy() if self.stateful else None
+        return hs_tm.transpose(1, 0, 2)
+
+    def _forward_loop(self, gates, h, ah_ns, hs_tm):
+        """The time loop of ``forward``.
+
+        ``gates`` ``(T, N, 3H)`` holds ``x @ Wx + bx`` (plus ``bh``'s r and z
+        parts) and becomes ``[r | z | n]``; ``h`` ``(N, H)`` is the initial
+        state; ``ah_ns`` (``h_prev @ Wh_n + bh_n``) and ``hs_tm``, each
+        ``(T, N, H)``, are filled.
+        """
+        Wh, bh = self.params[1], self.params[3]
+        H = Wh.shape[0]
+        bh_n = bh[2 * H :]
+        for t in range(len(gates)):
             A = gates[t]
             ah = h @ Wh
             A[:, : 2 * H] += ah[:, : 2 * H]
-            rz = _sigmoid_(A[:, : 2 * H])
+            rz = sigmoid_(A[:, : 2 * H])
             r, z = rz[:, :H], rz[:, H:]
             ah_n = xp.add(ah[:, 2 * H :], bh_n, out=ah_ns[t])
             n = A[:, 2 * H :]
@@ -191,10 +196,6 @@ class TimeGRU:
             h_next *= z
             h_next += n
             h = h_next
-        self.cache = (xs_tm, h0, gates, ah_ns, hs_tm)
-        if self.stateful:
-            self.h = hs_tm[-1].copy()
-        return hs_tm.transpose(1, 0, 2)
 
     def backward(self, dhs):
         Wx, Wh, _, _ = self.params
@@ -216,19 +217,10 @@ class TimeGRU:
         dhs_tm = dhs.transpose(1, 0, 2)
         dahs = xp.empty((T, N, 3 * H), dtype=Wx.dtype)  # [da_r | da_z | dah_n] per step
         da_ns = xp.empty((T, N, H), dtype=Wx.dtype)
-        dh = xp.zeros((N, H), dtype=Wx.dtype)
-        for t in range(T - 1, -1, -1):
-            # h_t feeds the output at t and the next step: both gradients add.
-            dh = dhs_tm[t] + dh
-            da_n = xp.multiply(dh, dan_dh[t], out=da_ns[t])
-            dah = dahs[t]
-            xp.multiply(da_n, dar_dan[t], out=dah[:, :H])
-            xp.multiply(dh, daz_dh[t], out=dah[:, H : 2 * H])
-            xp.multiply(da_n, r[t], out=dah[:, 2 * H :])
-            dh_direct = dh * z[t]
-            dh = dah @ Wh.T
-            dh += dh_direct
-        self.dh = dh
+        self.dh = xp.empty((N, H), dtype=Wx.dtype)
+        for_batch_blocks(self._backward_loop,
+                         (dhs_tm, dan_dh, daz_dh, dar_dan, r, z, dahs, da_ns, self.dh),
+                         batch_axes=(1,) * 8 + (0,), row_multiply_adds=H * 3 * H)
 
         # The input side sees da_n where the hidden side sees da_n * r.
         daxs = dahs.copy()
@@ -239,5 +231,29 @@ class TimeGRU:
         # The weight gradients are only needed at the update: they may wait for an idle core.
         matmul_later(xs_tm.T, daxs2, out=dWx)
         matmul_later(h_prev_tm.reshape(T * N, H).T, dahs2, out=dWh)
-        later(lambda: daxs2.sum(axis=0, out=dbx), lambda: dahs2.sum(axis=0, out=dbh))
+        later(daxs2.sum, axis=0, out=dbx)
+        later(dahs2.sum, axis=0, out=dbh)
         return dxs_tm.transpose(1, 0, 2)
+
+    def _backward_loop(self, dhs_tm, dan_dh, daz_dh, dar_dan, r, z, dahs, da_ns, dh0):
+        """The time loop of ``backward``.
+
+        Reads ``dhs_tm``, the local derivatives and the gates ``r``, ``z``
+        (each ``(T, N, .)``); fills ``dahs`` ``(T, N, 3H)``, ``da_ns``
+        ``(T, N, H)`` and the initial-state gradient ``dh0`` ``(N, H)``.
+        """
+        Wh = self.params[1]
+        H = Wh.shape[0]
+        dh = xp.zeros(dh0.shape, dtype=dh0.dtype)
+        for t in range(len(dahs) - 1, -1, -1):
+            # h_t feeds the output at t and the next step: both gradients add.
+            dh = dhs_tm[t] + dh
+            da_n = xp.multiply(dh, dan_dh[t], out=da_ns[t])
+            dah = dahs[t]
+            xp.multiply(da_n, dar_dan[t], out=dah[:, :H])
+            xp.multiply(dh, daz_dh[t], out=dah[:, H : 2 * H])
+            xp.multiply(da_n, r[t], out=dah[:, 2 * H :])
+            dh_direct = dh * z[t]
+            dh = dah @ Wh.T
+            dh += dh_direct
+        dh0[...] = dh

@@ -25,12 +25,10 @@ reaching ``c_next`` is the one from the next step plus the one through
     dx  = dA @ Wx.T     dh_prev = dA @ Wh.T
 """
 
-import numpy as np
-
 from common.backend import xp
-from common.functions import sigmoid
+from common.functions import sigmoid, sigmoid_
 from common.parallel import for_batch_blocks, matmul
-from layers._checks import check_float, check_ndim
+from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 from layers._time_grads import input_and_weight_grads
 
 
@@ -43,15 +41,6 @@ def _check_weights(Wx, Wh, b):
             f"LSTM weights must be Wx (D, 4H), Wh (H, 4H), b (4H,); got Wx {Wx.shape}, "
             f"Wh {Wh.shape}, b {b.shape}"
         )
-
-
-def _check_state(name, s, N, H, dtype):
-    check_ndim(name, s, 2, "(N, H)")
-    check_float(name, s, dtype)
-    if N is None:
-        N = s.shape[0]
-    if s.shape != (N, H):
-        raise ValueError(f"{name} must have shape {(N, H)}, got {s.shape}")
 
 
 class LSTM:
@@ -78,8 +67,8 @@ class LSTM:
         check_float("x", x, Wx.dtype)
         if x.shape[1] != Wx.shape[0]:
             raise ValueError(f"x has {x.shape[1]} features but Wx expects D = {Wx.shape[0]}")
-        _check_state("h_prev", h_prev, x.shape[0], H, Wx.dtype)
-        _check_state("c_prev", c_prev, x.shape[0], H, Wx.dtype)
+        check_hidden_state("h_prev", h_prev, H, Wx.dtype, N=x.shape[0])
+        check_hidden_state("c_prev", c_prev, H, Wx.dtype, N=x.shape[0])
 
         A = x @ Wx + h_prev @ Wh + b
         i = sigmoid(A[:, :H])
@@ -121,15 +110,17 @@ class TimeLSTM:
     derivatives of every step (``i * (1 - i)``, ...) do not depend on the
     upstream gradient, so backward computes them for all steps at once and
     its loop does a few multiplies and one product ``dA @ Wh.T`` per step;
-    the weight gradients are one product each over all steps. The rows of
-    the batch never interact, so the time loops run on blocks of rows, one
-    per core when :mod:`common.parallel` manages the cores (in training).
+    the weight gradients are one product each over all steps. Each time
+    loop is written over whole arrays; the rows of the batch never
+    interact, so :mod:`common.parallel` may run it on blocks of rows, one per
+    core, when it manages the cores (in training).
 
     With ``stateful=True`` the last ``h`` and ``c`` of one ``forward`` are the
     initial state of the next (the gradient still stops at the boundary);
-    ``set_state(h, c)`` and ``reset_state()`` set them; an unset state is
-    zeros. After ``backward``, ``dh`` and ``dc`` hold the gradients w.r.t. the
-    initial ``h`` and ``c``.
+    an unset state is zeros. ``set_state(h, c)`` sets the initial state of
+    the next ``forward`` (of that one only when the layer is not stateful);
+    ``reset_state()`` forgets it. After ``backward``, ``dh`` and ``dc`` hold
+    the gradients w.r.t. the initial ``h`` and ``c``.
 
     Gate order along ``4H``: i, f, g, o, as in ``torch.nn.LSTM``
     (``W_ih = Wx.T``, ``W_hh = Wh.T``, ``b_ih + b_hh = b``).
@@ -156,9 +147,9 @@ class TimeLSTM:
         initial state of the next forward."""
         Wh = self.params[1]
         H = Wh.shape[0]
-        _check_state("h", h, None, H, Wh.dtype)
+        check_hidden_state("h", h, H, Wh.dtype)
         if c is not None:
-            _check_state("c", c, h.shape[0], H, Wh.dtype)
+            check_hidden_state("c", c, H, Wh.dtype, N=h.shape[0])
         self.h, self.c = h, c
 
     def reset_state(self):
@@ -172,68 +163,54 @@ class TimeLSTM:
         H = Wh.shape[0]
         if D != Wx.shape[0]:
             raise ValueError(f"xs has {D} features but Wx expects D = {Wx.shape[0]}")
-        h0 = self.h if self.h is not None else xp.zeros((N, H), dtype=Wx.dtype)
-        c0 = self.c if self.c is not None else xp.zeros((N, H), dtype=Wx.dtype)
-        for name, s in (("hidden", h0), ("cell", c0)):
-            if s.shape != (N, H):
-                raise ValueError(
-                    f"the carried {name} state has shape {s.shape} but this batch needs "
-                    f"{(N, H)}; call reset_state() when the batch size changes"
-                )
+        h0 = initial_state("hidden", self.h, N, H, Wx.dtype)
+        c0 = initial_state("cell", self.c, N, H, Wx.dtype)
 
         # Time-major inside the layer: each step reads and writes contiguous blocks.
         xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
         gates = matmul(xs_tm, Wx).reshape(T, N, 4 * H)  # becomes [i|f|g|o] step by step
         gates += b
-        cs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
+        cs = xp.empty((T, N, H), dtype=Wx.dtype)
         tanh_cs = xp.empty((T, N, H), dtype=Wx.dtype)
-        hs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
-        # Rows of the batch are independent: blocks of them may run on separate cores.
-        for_batch_blocks(N, lambda a, z: self._forward_rows(
-            gates[:, a:z], h0[a:z], c0[a:z], cs_tm[:, a:z], tanh_cs[:, a:z], hs_tm[:, a:z]),
-            row_multiply_adds=H * 4 * H)
-        self.cache = (xs_tm, h0, c0, gates, cs_tm, tanh_cs, hs_tm)
-        if self.stateful:
-            self.h = hs_tm[-1].copy()
-            self.c = cs_tm[-1].copy()
-        return hs_tm.transpose(1, 0, 2)
+        hs = xp.empty((T, N, H), dtype=Wx.dtype)
+        # The batch is axis 1 of the time-major arrays and axis 0 of the states.
+        for_batch_blocks(self._forward_loop, (gates, h0, c0, cs, tanh_cs, hs),
+                         batch_axes=(1, 0, 0, 1, 1, 1), row_multiply_adds=H * 4 * H)
+        self.cache = (xs_tm, h0, c0, gates, cs, tanh_cs, hs)
+        # Carried to the next forward when stateful; a set state serves one forward.
+        self.h, self.c = (hs[-1].copy(), cs[-1].copy()) if self.stateful else (None, None)
+        return hs.transpose(1, 0, 2)
 
-    def _forward_rows(self, gates, h, c, cs, tanh_cs, hs):
-        """The time loop of ``forward`` for one block of rows.
+    def _forward_loop(self, gates, h, c, cs, tanh_cs, hs):
+        """The time loop of ``forward``.
 
-        ``gates`` ``(T, n, 4H)`` holds ``x @ Wx + b`` and is turned into the
-        gate values in place; ``h``, ``c`` ``(n, H)`` are the initial state;
-        ``cs``, ``tanh_cs``, ``hs`` ``(T, n, H)`` are filled.
+        ``gates`` ``(T, N, 4H)`` holds ``x @ Wx + b`` and is turned into the
+        gate values in place; ``h``, ``c`` ``(N, H)`` are the initial state;
+        ``cs``, ``tanh_cs``, ``hs`` ``(T, N, H)`` are filled.
         """
         Wh = self.params[1]
         H = Wh.shape[0]
-        # All four gates from one exp: sigmoid(a) = 1 / (1 + exp(-a)) and
-        # tanh(a) = 2 * sigmoid(2a) - 1, so with k = [-1, -1, -2, -1] per gate,
-        # 1 / (1 + exp(k * A)) is [i | f | (g + 1) / 2 | o].
-        k = xp.repeat(xp.asarray([-1.0, -1.0, -2.0, -1.0], dtype=Wh.dtype), H)
+        # All four gates from one exp: tanh(a) = 2 * sigmoid(2a) - 1, so with a
+        # slope of 2 on the g columns, sigmoid_ makes A [i | f | (g + 1) / 2 | o].
+        slope = xp.repeat(xp.asarray([1.0, 1.0, 2.0, 1.0], dtype=Wh.dtype), H)
         hWh = xp.empty(gates.shape[1:], dtype=Wh.dtype)
         ig = xp.empty(h.shape, dtype=Wh.dtype)
-        # exp(k * A) overflows to inf for large -k * A; 1 / (1 + inf) = 0 is then exact.
-        with np.errstate(over="ignore"):
-            for t in range(len(gates)):
-                A = gates[t]
-                A += xp.matmul(h, Wh, out=hWh)
-                A *= k
-                xp.exp(A, out=A)
-                A += 1
-                xp.reciprocal(A, out=A)
-                i, f, g, o = A[:, :H], A[:, H : 2 * H], A[:, 2 * H : 3 * H], A[:, 3 * H :]
-                g *= 2
-                g -= 1
-                c = xp.multiply(f, c, out=cs[t])
-                c += xp.multiply(i, g, out=ig)
-                xp.tanh(c, out=tanh_cs[t])
-                h = xp.multiply(o, tanh_cs[t], out=hs[t])
+        for t in range(len(gates)):
+            A = gates[t]
+            A += xp.matmul(h, Wh, out=hWh)
+            sigmoid_(A, slope)
+            i, f, g, o = A[:, :H], A[:, H : 2 * H], A[:, 2 * H : 3 * H], A[:, 3 * H :]
+            g *= 2
+            g -= 1
+            c = xp.multiply(f, c, out=cs[t])
+            c += xp.multiply(i, g, out=ig)
+            xp.tanh(c, out=tanh_cs[t])
+            h = xp.multiply(o, tanh_cs[t], out=hs[t])
 
     def backward(self, dhs):
         Wx = self.params[0]
-        xs_tm, h0, c0, gates, cs_tm, tanh_cs, hs_tm = self.cache
-        T, N, H = hs_tm.shape
+        xs_tm, h0, c0, gates, cs, tanh_cs, hs = self.cache
+        T, N, H = hs.shape
         if dhs.shape != (N, T, H):
             raise ValueError(f"dhs must have shape {(N, T, H)}, got {dhs.shape}")
         check_float("dhs", dhs, Wx.dtype)
@@ -242,18 +219,18 @@ class TimeLSTM:
         das = xp.empty((T, N, 4 * H), dtype=Wx.dtype)  # [da_i | da_f | da_g | da_o] per step
         self.dh = xp.empty((N, H), dtype=Wx.dtype)
         self.dc = xp.empty((N, H), dtype=Wx.dtype)
-        for_batch_blocks(N, lambda a, z: self._backward_rows(
-            dhs_tm[:, a:z], gates[:, a:z], c0[a:z], cs_tm[:, a:z], tanh_cs[:, a:z],
-            das[:, a:z], self.dh[a:z], self.dc[a:z]), row_multiply_adds=H * 4 * H)
+        for_batch_blocks(self._backward_loop,
+                         (dhs_tm, gates, c0, cs, tanh_cs, das, self.dh, self.dc),
+                         batch_axes=(1, 1, 0, 1, 1, 1, 0, 0), row_multiply_adds=H * 4 * H)
 
-        return input_and_weight_grads(das, xs_tm, h0, hs_tm, Wx, self.grads)
+        return input_and_weight_grads(das, xs_tm, h0, hs, Wx, self.grads)
 
-    def _backward_rows(self, dhs, gates, c0, cs, tanh_cs, das, dh0, dc0):
-        """The time loop of ``backward`` for one block of rows.
+    def _backward_loop(self, dhs, gates, c0, cs, tanh_cs, das, dh0, dc0):
+        """The time loop of ``backward``.
 
-        Reads ``dhs`` and the forward values of the block (each ``(T, n, .)``),
-        fills ``das`` ``(T, n, 4H)`` and the initial-state gradients ``dh0``,
-        ``dc0`` ``(n, H)``.
+        Reads ``dhs`` and the forward values (each ``(T, n, .)``), fills
+        ``das`` ``(T, n, 4H)`` and the initial-state gradients ``dh0``, ``dc0``
+        ``(n, H)``.
         """
         Wh = self.params[1]
         T, n, H = cs.shape

@@ -14,8 +14,8 @@ both the cell and the time layer use them.
 """
 
 from common.backend import xp
-from common.parallel import matmul
-from layers._checks import check_float, check_hidden_state, check_ndim
+from common.parallel import for_batch_blocks, matmul
+from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 from layers._time_grads import input_and_weight_grads
 
 
@@ -91,8 +91,10 @@ class TimeRNN(_Activation):
 
     With ``stateful=True`` the last hidden state of one ``forward`` is the
     initial state of the next (the gradient still stops at the boundary);
-    ``set_state(h)`` and ``reset_state()`` set it. After ``backward``,
-    ``dh`` holds the gradient w.r.t. the initial state.
+    an unset state is zeros. ``set_state(h)`` sets the initial state of the
+    next ``forward`` (of that one only when the layer is not stateful);
+    ``reset_state()`` forgets it. After ``backward``, ``dh`` holds the
+    gradient w.r.t. the initial state.
 
     Shape:
         Wx: ``(D, H)``, Wh: ``(H, H)``, b: ``(H,)``
@@ -127,28 +129,31 @@ class TimeRNN(_Activation):
         if D != Wx.shape[0]:
             raise ValueError(f"xs has {D} features but Wx expects D = {Wx.shape[0]}")
 
-        h0 = self.h if self.h is not None else xp.zeros((N, H), dtype=Wx.dtype)
-        if h0.shape != (N, H):
-            raise ValueError(
-                f"the carried hidden state has shape {h0.shape} but this batch needs {(N, H)}; "
-                "call reset_state() when the batch size changes"
-            )
+        h0 = initial_state("hidden", self.h, N, H, Wx.dtype)
         # Time-major inside the layer: each step then reads and writes one
         # contiguous (N, H) block.
         xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
         a_tm = matmul(xs_tm, Wx).reshape(T, N, H)
         a_tm += b
         hs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
-        h = h0
-        for t in range(T):
+        # The batch is axis 1 of the time-major arrays and axis 0 of the state.
+        for_batch_blocks(self._forward_loop, (a_tm, h0, hs_tm), batch_axes=(1, 0, 1),
+                         row_multiply_adds=H * H)
+        self.cache = (xs_tm, h0, hs_tm)
+        # Carried to the next forward when stateful; a set state serves one forward.
+        self.h = hs_tm[-1].copy() if self.stateful else None
+        return hs_tm.transpose(1, 0, 2)
+
+    def _forward_loop(self, a_tm, h, hs_tm):
+        """The time loop of ``forward``: ``a_tm`` ``(T, N, H)`` holds
+        ``x @ Wx + b`` and becomes the pre-activations; ``h`` ``(N, H)`` is
+        the initial state; ``hs_tm`` ``(T, N, H)`` is filled."""
+        Wh = self.params[1]
+        for t in range(len(a_tm)):
             a_t = a_tm[t]
             a_t += h @ Wh
             h = self.activation(a_t)
             hs_tm[t] = h
-        self.cache = (xs_tm, h0, hs_tm)
-        if self.stateful:
-            self.h = hs_tm[-1].copy()
-        return hs_tm.transpose(1, 0, 2)
 
     def backward(self, dhs):
         Wx, Wh, _ = self.params
@@ -160,11 +165,19 @@ class TimeRNN(_Activation):
         dhs_tm = dhs.transpose(1, 0, 2)
         dh_da = self.activation_grad(hs_tm)  # (T, N, H), all steps at once
         das = xp.empty_like(hs_tm)
-        dh = xp.zeros((N, H), dtype=hs_tm.dtype)
-        for t in range(T - 1, -1, -1):
+        self.dh = xp.empty((N, H), dtype=hs_tm.dtype)
+        for_batch_blocks(self._backward_loop, (dhs_tm, dh_da, das, self.dh),
+                         batch_axes=(1, 1, 1, 0), row_multiply_adds=H * H)
+        return input_and_weight_grads(das, xs_tm, h0, hs_tm, Wx, self.grads)
+
+    def _backward_loop(self, dhs_tm, dh_da, das, dh0):
+        """The time loop of ``backward``: reads ``dhs_tm`` and ``dh_da``
+        ``(T, N, H)``, fills ``das`` ``(T, N, H)`` and the initial-state
+        gradient ``dh0`` ``(N, H)``."""
+        Wh = self.params[1]
+        dh = xp.zeros(dh0.shape, dtype=dh0.dtype)
+        for t in range(len(das) - 1, -1, -1):
             # h_t feeds the output at t and the next step: both gradients add.
             xp.multiply(dhs_tm[t] + dh, dh_da[t], out=das[t])
             dh = das[t] @ Wh.T
-        self.dh = dh
-
-        return input_and_weight_grads(das, xs_tm, h0, hs_tm, Wx, self.grads)
+        dh0[...] = dh

@@ -50,6 +50,9 @@ class SoftmaxWithLoss:
 # Row sums of exp(x) below this are recomputed with the max shifted out;
 # above it every term that matters is a normal float (see TimeSoftmaxWithLoss).
 _TINY_SUM = 1e-30
+# Rows whose maximum is above this are recomputed too: exp(-m) would come
+# near float32's smallest normal numbers and lose digits.
+_MAX_SHIFT = 80.0
 
 
 class TimeSoftmaxWithLoss:
@@ -57,26 +60,33 @@ class TimeSoftmaxWithLoss:
 
     Positions whose target equals ``ignore_label`` add nothing to the loss
     or the gradient and are left out of the mean. If every target is
-    ignored the loss is 0.
+    ignored the loss is 0. With ``w`` each position's share of the mean
+    (``1/n`` over the ``n`` positions that count, else 0)::
+
+        loss = sum over rows of  w * (log(sum(exp(x))) - x[t])
+        dx   = w * (softmax(x) - onehot(t)) * dout
 
     This layer sits on the output of a language model, where the logits are
     the largest array of a training step, so it reads them as few times as
-    it can. It works through blocks of rows small enough to stay in the CPU
-    cache, on several threads (:mod:`common.parallel`), and for each block:
+    it can. ``forward`` works through blocks of rows small enough to stay
+    in the CPU cache (on several threads, :mod:`common.parallel`), and for
+    each block takes ``exp(x)``, sums each row, and scales the row to
+    ``w * softmax(x)`` while it is still in cache: the first half of the
+    gradient. ``backward`` subtracts ``w`` at the targets and multiplies by
+    ``dout`` when it is not 1.
 
-    * takes ``exp(x)`` without first subtracting the row maximum. That is
-      exact whenever no term overflows and the row sum is not tiny; the
-      rare rows where either fails (a non-finite or tiny sum) are
-      recomputed afterwards with the maximum shifted out, so logits of any
-      magnitude are safe;
-    * sums each row, for the loss ``log(sum exp(x)) - x[t]``;
-    * scales the row to ``softmax(x) / n`` while it is still in cache: with
-      the ``-1/n`` at the target added afterwards, that is already the
-      gradient for ``dout = 1``.
+    The loss is taken in log-sum-exp form, with each row's maximum ``m``
+    subtracted: ``log(sum(exp(x))) - x[t] = (m - x[t]) + log(sum(exp(x - m)))``,
+    so that a logit near 40 does not cost its last digits (``log(sum(exp(x)))``
+    alone would round at the scale of 40 before ``x[t]`` is taken off). The
+    sum of shifted terms is ``s * exp(-m)`` with ``s`` the block's row sum: the
+    ``exp`` over the block is taken without the shift, which is exact
+    whenever no term overflows and the row sum is not tiny; the rare rows
+    where either fails are recomputed with the maximum shifted out, so
+    logits of any magnitude are safe.
 
-    ``backward(dout)`` then only multiplies by ``dout`` when it is not 1.
-    The array it returns is the layer's buffer: valid until the next
-    ``forward`` (copy it to keep it).
+    The array ``backward`` returns is the layer's buffer: valid until the
+    next ``forward`` (copy it to keep it).
 
     Shape:
         forward: xs ``(N, T, V)`` logits, ts int ``(N, T)`` -> scalar loss
@@ -86,9 +96,8 @@ class TimeSoftmaxWithLoss:
     def __init__(self, ignore_label=-1):
         self.params, self.grads = [], []
         self.ignore_label = ignore_label
-        self._dx = None  # (N*T, V) buffer reused between calls
-        self.cache = None  # True between a forward and its backward
-        self.cache_shape = None
+        self._y = None  # (N*T, V) buffer of w * softmax(x), reused between calls
+        self.cache = None  # (targets, w, xs.shape) between a forward and its backward
 
     def forward(self, xs, ts):
         check_ndim("xs", xs, 3, "(N, T, V)")
@@ -105,50 +114,54 @@ class TimeSoftmaxWithLoss:
         valid = t != self.ignore_label
         n_valid = int(valid.sum())
         t_safe = xp.where(valid, t, 0)
-        rows = xp.arange(N * T)
-        x_t = x[rows, t_safe]
+        x_t = x[xp.arange(N * T), t_safe]
         # Each row's share of the mean: 1/n, or 0 where the target is ignored.
-        weight = valid.astype(x.dtype) / x.dtype.type(max(n_valid, 1))
+        w = valid.astype(x.dtype) / x.dtype.type(max(n_valid, 1))
 
-        if self._dx is None or self._dx.shape != x.shape or self._dx.dtype != x.dtype:
-            self._dx = xp.empty_like(x)
-        dx = self._dx
+        if self._y is None or self._y.shape != x.shape or self._y.dtype != x.dtype:
+            self._y = xp.empty_like(x)
+        y = self._y
         s = xp.empty(N * T, dtype=x.dtype)
-
-        def block(a, b):
-            e = dx[a:b]
-            xp.exp(x[a:b], out=e)
-            # einsum's row sum is about 3x faster than e.sum(axis=1) here,
-            # with float32 round-off (it accumulates in SIMD lanes).
-            xp.einsum("ij->i", e, out=s[a:b])
-            e *= (weight[a:b] / s[a:b])[:, None]
-
+        m = xp.empty(N * T, dtype=x.dtype)
         with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
-            for_row_blocks(N * T, V, block)
-            log_z = xp.log(s)
-        redo = ~(xp.isfinite(s) & (s > _TINY_SUM))
+            for_row_blocks(self._scaled_softmax, x, y, s, m, w)
+            log_sum = xp.log(s * xp.exp(-m))  # log(sum(exp(x - m))), in [0, log V]
+        # Recomputed with the shift: an overflowed or tiny sum, or exp(-m) near
+        # the bottom of the float range (m above 80).
+        redo = ~(xp.isfinite(s) & (s > _TINY_SUM) & (m < _MAX_SHIFT))
         if redo.any():
-            log_z[redo] = self._stable_rows(x[redo], dx, redo, weight[redo])
-        dx[rows, t_safe] -= weight
+            log_sum[redo] = self._stable_rows(x[redo], y, redo, m[redo], w[redo])
 
-        losses = xp.where(valid, log_z - x_t, 0)
-        self.cache = True
-        self.cache_shape = xs.shape
+        losses = xp.where(valid, (m - x_t) + log_sum, 0)
+        self.cache = (t_safe, w, xs.shape)
         return float(losses.sum(dtype=xp.float64)) / max(n_valid, 1)
 
-    def _stable_rows(self, x_rows, dx, redo, weight):
-        """Recompute the selected rows with the row maximum subtracted."""
-        m = x_rows.max(axis=1, keepdims=True)
-        e_rows = xp.exp(x_rows - m)
+    @staticmethod
+    def _scaled_softmax(x, y, s, m, w):
+        """``s = sum(exp(x))``, ``m = max(x)`` and ``y = w * softmax(x)`` for rows
+        of logits ``x``."""
+        xp.max(x, axis=1, out=m)
+        xp.exp(x, out=y)
+        # einsum's row sum is about 3x faster than y.sum(axis=1) here,
+        # with float32 round-off (it accumulates in SIMD lanes).
+        xp.einsum("ij->i", y, out=s)
+        y *= (w / s)[:, None]
+
+    def _stable_rows(self, x_rows, y, redo, m, w):
+        """Recompute the selected rows with their maxima ``m`` subtracted;
+        return ``log(sum(exp(x - m)))`` of each."""
+        e_rows = xp.exp(x_rows - m[:, None])
         s_rows = e_rows.sum(axis=1)
-        dx[redo] = e_rows * (weight / s_rows)[:, None]
-        return m[:, 0] + xp.log(s_rows)
+        y[redo] = e_rows * (w / s_rows)[:, None]
+        return xp.log(s_rows)
 
     def backward(self, dout=1):
         if self.cache is None:
             raise RuntimeError("backward() needs a forward() first (and runs once per forward)")
+        t, w, shape = self.cache
         self.cache = None
-        dx = self._dx
+        dx = self._y  # w * softmax(x), from forward
+        dx[xp.arange(t.size), t] -= w
         if dout != 1:
             dx *= dx.dtype.type(dout)
-        return dx.reshape(self.cache_shape)
+        return dx.reshape(shape)

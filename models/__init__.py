@@ -1,40 +1,108 @@
-"""Language models composed of rnnlab layers.
+"""Models composed of rnnlab layers.
 
-All of them share :class:`LanguageModel`: ``forward(xs, ts) -> loss``,
-``backward()``, ``params``/``grads``, ``reset_state()``, ``train()``/``eval()``,
-``save_params``/``load_params`` and ``generate``.
+Every model derives from :class:`Model` (parameters by name, ``save_params``
+/ ``load_params``, ``train()``/``eval()``, ``evaluating()``, the recurrent
+state). The language models share :class:`LanguageModel`: ``forward(xs,
+ts) -> loss``, ``backward()``, ``reset_state()`` and ``generate``.
+``RnnlmGen`` and ``BetterRnnlmGen`` are the book's generating models.
+
+``MODEL_CLASSES`` maps class names to classes: a file saved by
+``save_params`` names its class, and :func:`model_from_config` /
+:func:`load_model` rebuild it from there. A new model class is registered
+by adding it to that dict.
 """
 
-from models.base import LanguageModel
+import os
+
+from common.serialization import load_npz
+from models.attention_seq2seq import AttentionSeq2seq
+from models.base import LanguageModel, Model, check_shapes
 from models.better_rnnlm import BetterRnnlm
 from models.generate import generate
+from models.peeky_seq2seq import PeekySeq2seq
 from models.rnnlm import GruRnnlm, Rnnlm
+from models.rnnlm_gen import BetterRnnlmGen, RnnlmGen
+from models.seq2seq import Seq2seq
 from models.simple_rnnlm import SimpleRnnlm
 
+#: The short names of ``train_rnnlm.py --model``.
 MODELS = {"simple": SimpleRnnlm, "lstm": Rnnlm, "gru": GruRnnlm, "better": BetterRnnlm}
 
+#: Every model class a saved file may name, by class name.
+MODEL_CLASSES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (SimpleRnnlm, Rnnlm, GruRnnlm, BetterRnnlm, RnnlmGen, BetterRnnlmGen,
+                Seq2seq, PeekySeq2seq, AttentionSeq2seq)
+}
 
-def build_model(name, vocab_size, wordvec_size=100, hidden_size=100, num_layers=2, dropout=0.5,
-                tie_weights=None, init_scale=None, seed=None):
+
+def build_model(name: str, vocab_size: int, wordvec_size: int = 100, hidden_size: int = 100,
+                num_layers: int = 2, dropout: float = 0.5, tie_weights: bool | None = None,
+                init_scale: float | None = None, seed: int | None = None) -> LanguageModel:
     """Make a model by its short name (``simple``, ``lstm``, ``gru``, ``better``)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
-    kwargs = dict(vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size,
-                  init_scale=init_scale, seed=seed)
+    kwargs = dict(init_scale=init_scale, seed=seed)
     if name == "better":
         if tie_weights is None:
             tie_weights = wordvec_size == hidden_size
-        kwargs.update(num_layers=num_layers, dropout_ratio=dropout, tie_weights=tie_weights)
-    return MODELS[name](**kwargs)
+        kwargs.update(dropout_ratio=dropout, num_layers=num_layers, tie_weights=tie_weights)
+    return MODELS[name](vocab_size, wordvec_size, hidden_size, **kwargs)
 
 
-def model_from_config(name, config, seed=None):
-    """Rebuild a model from the class name and ``config`` saved with it."""
-    classes = {cls.__name__: cls for cls in MODELS.values()}
-    if name not in classes:
-        raise ValueError(f"unknown model class {name!r}; known: {sorted(classes)}")
-    return classes[name](**config, seed=seed)
+def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
+                      shapes: dict | None = None, source: str | None = None) -> Model:
+    """Rebuild a model from its class name and the ``config`` saved with it.
+
+    With ``shapes`` (``{name: shape}`` of the arrays a file holds), the
+    parameter shapes the config implies are compared with them first, so a
+    file whose config claims sizes its arrays do not have is refused before
+    anything is allocated (``source`` names the arrays in the message).
+    Raises ``ValueError`` for an unknown class, a config that does not fit
+    the class, or shapes that do not fit the config.
+    """
+    cls = MODEL_CLASSES.get(class_name)
+    if cls is None:
+        raise ValueError(f"unknown model class {class_name!r}; known: {sorted(MODEL_CLASSES)}")
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise ValueError(f"the config of a {class_name} must be a dict of arguments, "
+                         f"got {config!r:.80}")
+    if shapes is not None:
+        expected = cls.param_shapes(config)
+        if expected is not None:
+            check_shapes(expected, shapes, source or f"arrays for {class_name} {config!r:.200}",
+                         class_name)
+    try:
+        return cls(**config, seed=seed)
+    except TypeError as exc:
+        raise ValueError(f"config {config!r:.200} does not fit {class_name}: {exc}") from None
 
 
-__all__ = ["BetterRnnlm", "GruRnnlm", "LanguageModel", "Rnnlm", "SimpleRnnlm", "build_model",
-           "generate", "model_from_config"]
+def load_model(path: str | os.PathLike) -> tuple[Model, dict]:
+    """Rebuild the model saved in ``path`` by ``save_params``: ``(model, meta)``.
+
+    The file's arrays are read first (never more than the file can hold)
+    and checked against its config before the model is built; ``meta`` is
+    the metadata saved with them (``'vocab'``, ``'level'`` ...).
+    """
+    arrays, meta = load_npz(path)
+    if meta.get("format") == "rnnlab-checkpoint":
+        raise ValueError(f"{path} is a training checkpoint, not a model file: generate or "
+                         "evaluate from the file written by --save or model.save_params")
+    for key in ("model", "config"):
+        if key not in meta:
+            raise ValueError(f"{path} has no {key!r} in its metadata: it holds parameters but "
+                             "not the model description; save it with train_rnnlm.py --save "
+                             "or model.save_params")
+    if not isinstance(meta["model"], str):
+        raise ValueError(f"{path}: the model class in its metadata is not a name")
+    shapes = {name: a.shape for name, a in arrays.items()}
+    model = model_from_config(meta["model"], meta["config"], shapes=shapes,
+                              source=f"{os.fspath(path)} (config {meta['config']!r:.200})")
+    model.set_named_params(arrays, source=os.fspath(path))
+    return model, meta
+
+
+__all__ = ["MODELS", "MODEL_CLASSES", "AttentionSeq2seq", "BetterRnnlm", "BetterRnnlmGen",
+           "GruRnnlm", "LanguageModel", "Model", "PeekySeq2seq", "Rnnlm", "RnnlmGen", "Seq2seq",
+           "SimpleRnnlm", "build_model", "generate", "load_model", "model_from_config"]

@@ -1,18 +1,25 @@
-"""What every rnnlab language model shares.
+"""What every rnnlab model shares, and what every language model adds.
 
-A model is a list of layers ``self.layers`` that turns ids ``(N, T)`` into
-scores ``(N, T, V)``, followed by ``self.loss_layer``. Subclasses build the
-layers in ``__init__`` and then call ``self._collect_params(names)``; this
-class supplies the rest: the loss, the backward pass, the recurrent state,
-the train/eval switch, saving and loading parameters by name, and text
-generation.
+:class:`Model` is the base of all of them (language models and
+sequence-to-sequence models alike): parameters collected from the layers
+and named, saved and loaded by name (``.npz``, never pickles), the
+train/eval switch, the carried recurrent state and ``evaluating()``.
+:class:`LanguageModel` adds the forward pass from ids ``(N, T)`` to scores
+``(N, T, V)``, the loss, the backward pass and text generation.
+Subclasses build their layers in ``__init__`` and then call
+``self._collect_params(names)``.
 """
+
+import contextlib
+import inspect
+import os
 
 import numpy as np
 
 from common.backend import to_cpu, to_gpu
 from common.parallel import deferred
 from common.serialization import load_npz, save_npz
+from layers import TimeEmbedding
 from models.generate import generate
 
 
@@ -53,12 +60,26 @@ class Init:
         return np.random.default_rng(self.rng.integers(2**63))
 
 
-class LanguageModel:
-    """Base class of the language models.
+_PICKLE_REFUSED = (
+    "rnnlab never reads or writes pickles (unpickling a file can run any code in it); "
+    "its files are .npz. Save with model.save_params() (file '{default}') or "
+    "model.save_params('name.npz'). To convert a pickle written by the book's code, load it "
+    "yourself in code you trust (params = pickle.load(f)), then call "
+    "model.set_params_list(params) and model.save_params()"
+)
+
+
+class Model:
+    """Base class of every rnnlab model: parameters by name, files, modes, state.
+
+    A subclass builds its layers in ``__init__``, lists them in
+    ``self.layers``, stores its constructor arguments in ``self.config`` (a
+    JSON-able dict) and calls ``self._collect_params(names)``. A part made
+    of several layers (an encoder, a decoder) lists its own in a ``layers``
+    attribute; ``train``/``eval``, the recurrent state and ``evaluating``
+    reach the layers inside it too.
 
     Attributes:
-        layers: the layers from ids to scores, in forward order.
-        loss_layer: a ``TimeSoftmaxWithLoss``.
         params, grads: the arrays of all layers, in order; a tied array is
             listed at each place it is used (the optimizer sums its grads).
         param_names: one name per entry of ``params`` (``'embed.W'`` ...).
@@ -66,21 +87,216 @@ class LanguageModel:
     """
 
     layers: list
-    loss_layer: object
     config: dict
 
-    def _collect_params(self, names):
+    def _collect_params(self, names: list[str], layers: list | None = None) -> None:
+        """Gather ``params``/``grads`` of ``layers`` (default ``self.layers``) in order."""
         self.params, self.grads = [], []
-        for layer in self.layers:
+        for layer in self.layers if layers is None else layers:
             self.params += layer.params
             self.grads += layer.grads
         if len(names) != len(self.params):
             raise ValueError(f"{len(names)} names for {len(self.params)} parameters")
         self.param_names = list(names)
 
+    # -- parameters by name ---------------------------------------------------------
+
+    def named_params(self) -> dict:
+        """``{name: array}``; a tied array appears once, under its first name."""
+        out, seen = {}, set()
+        for name, p in zip(self.param_names, self.params, strict=True):
+            if id(p) not in seen:
+                seen.add(id(p))
+                out[name] = p
+        return out
+
+    @classmethod
+    def param_shapes(cls, config: dict) -> dict | None:
+        """``{name: shape}`` of what :meth:`named_params` holds for a model
+        built from ``config``, computed without building it (``None`` when a
+        class does not say; files are then checked after building)."""
+        return None
+
+    def check_params(self, arrays: dict, source: str = "the given arrays") -> None:
+        """Raise ``ValueError`` unless ``arrays`` has every parameter's name,
+        shape and a float dtype, and no other name; changes nothing.
+
+        The one check of a parameter set, for parameter files and checkpoints.
+        """
+        check_shapes(_shapes(self.named_params()), _shapes(arrays), source, type(self).__name__)
+        for name, a in arrays.items():
+            if not np.issubdtype(a.dtype, np.floating):
+                raise ValueError(f"{source}: parameter {name!r} has non-float dtype {a.dtype}")
+
+    def set_named_params(self, arrays: dict, source: str = "the given arrays") -> None:
+        """Copy ``{name: array}`` into the parameters, in place (all names,
+        same shapes, checked first: on a mismatch nothing is changed)."""
+        self.check_params(arrays, source)
+        for name, p in self.named_params().items():
+            p[...] = to_gpu(arrays[name].astype(p.dtype, copy=False))
+
+    def set_params_list(self, arrays: list, source: str = "the given arrays") -> None:
+        """Copy arrays given in ``params`` order (as the book's pickles hold
+        them) into the parameters. A tied array is taken at its first place;
+        what the list holds at its later places is ignored."""
+        if len(arrays) != len(self.params):
+            raise ValueError(f"{source} holds {len(arrays)} arrays, {type(self).__name__} has "
+                             f"{len(self.params)} parameters (in params order)")
+        named = {}
+        for name, a in zip(self.param_names, arrays, strict=True):
+            named.setdefault(name, np.asarray(to_cpu(a)))
+        self.set_named_params({name: named[name] for name in self.named_params()}, source)
+
+    # -- files -------------------------------------------------------------------------
+
+    def default_file_name(self) -> str:
+        """The file ``save_params()``/``load_params()`` use without a path: ``<ClassName>.npz``."""
+        return f"{type(self).__name__}.npz"
+
+    def save_params(self, path: str | os.PathLike | None = None, vocab=None, **meta) -> str:
+        """Write the parameters to ``path`` (``.npz``, no pickles), atomically.
+
+        Without ``path`` the file is ``<ClassName>.npz`` in the current
+        folder (the book's ``save_params()``, which wrote ``.pkl``). A
+        ``.pkl`` name is refused. ``vocab`` (the ``id_to_word`` dict or a
+        list of tokens) is stored with them as JSON, so that the file alone
+        is enough to generate text; ``meta`` (JSON values, e.g.
+        ``level="char"``) is stored too. Returns the path written.
+        """
+        path = self._file(path)
+        clash = sorted(set(meta) & {"model", "config", "vocab"})
+        if clash:
+            raise ValueError(f"extra metadata may not be named {clash}")
+        header = {"model": type(self).__name__, "config": self.config, **meta}
+        if vocab is not None:
+            header["vocab"] = _vocab_list(vocab)
+        arrays = {name: to_cpu(p) for name, p in self.named_params().items()}
+        save_npz(path, arrays, header)
+        return path
+
+    def load_params(self, path: str | os.PathLike | None = None) -> dict:
+        """Load parameters saved by :meth:`save_params` into this model, in place.
+
+        Without ``path``, ``<ClassName>.npz``. Every name must be present
+        with the same shape; extra names, missing names or other shapes
+        raise ``ValueError`` naming them, and nothing is changed. Returns
+        the metadata dict (with ``'vocab'`` when one was saved).
+        """
+        default = path is None
+        path = self._file(path)
+        if default and not os.path.exists(path):
+            raise FileNotFoundError(f"no such file: {path} (load_params() without a path reads "
+                                    f"the file save_params() writes, {path}, in the current "
+                                    f"folder {os.getcwd()}); pass the path of the file")
+        arrays, meta = load_npz(path)
+        if meta.get("format") == "rnnlab-checkpoint":
+            raise ValueError(f"{path} is a training checkpoint, not a parameters file: resume it "
+                             "with RnnlmTrainer.resume (train_rnnlm.py --resume)")
+        self.set_named_params(arrays, source=path)
+        return meta
+
+    def _file(self, path):
+        path = self.default_file_name() if path is None else os.fspath(path)
+        if path.lower().endswith((".pkl", ".pickle")):
+            raise ValueError(f"{path}: " + _PICKLE_REFUSED.format(default=self.default_file_name()))
+        return path
+
+    # -- layers, train / eval ----------------------------------------------------------
+
+    def _all_layers(self):
+        """Every layer, those inside parts with their own ``layers`` included."""
+        out, seen, todo = [], set(), list(reversed(self.layers))
+        while todo:
+            layer = todo.pop()
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            out.append(layer)
+            todo += reversed(getattr(layer, "layers", None) or [])
+        return out
+
+    def train(self, mode: bool = True):
+        """Switch layers with a ``train_flg`` (dropout) to training mode; returns ``self``."""
+        for layer in self._all_layers():
+            if hasattr(layer, "train_flg"):
+                layer.train_flg = mode
+        return self
+
+    def eval(self):
+        """Switch dropout off (evaluation and generation); returns ``self``."""
+        return self.train(False)
+
+    # -- recurrent state ----------------------------------------------------------
+
+    def _recurrent_layers(self):
+        return [layer for layer in self._all_layers()
+                if hasattr(layer, "reset_state") and layer is not self]
+
+    def reset_state(self) -> None:
+        """Forget the hidden state: the next batch starts from zeros."""
+        for layer in self._recurrent_layers():
+            layer.reset_state()
+
+    def get_state(self) -> list:
+        """A copy of every recurrent layer's carried state (``h``, and ``c``
+        for an LSTM); ``None`` entries where nothing is carried yet."""
+        state = []
+        for layer in self._recurrent_layers():
+            for name in ("h", "c"):
+                if hasattr(layer, name):
+                    value = getattr(layer, name)
+                    state.append(None if value is None else value.copy())
+        return state
+
+    def set_state(self, state: list) -> None:
+        """Restore a state returned by :meth:`get_state`."""
+        values = iter(state)
+        for layer in self._recurrent_layers():
+            for name in ("h", "c"):
+                if hasattr(layer, name):
+                    value = next(values)
+                    setattr(layer, name, None if value is None else value.copy())
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        """``with model.evaluating():`` dropout is off inside; on leaving, the
+        train/eval mode and the carried recurrent state are what they were
+        on entering (so evaluating or sampling in the middle of training
+        changes nothing about the training run)."""
+        modes = [(layer, layer.train_flg) for layer in self._all_layers()
+                 if hasattr(layer, "train_flg")]
+        state = self.get_state()
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.set_state(state)
+            for layer, mode in modes:
+                layer.train_flg = mode
+
+
+class LanguageModel(Model):
+    """Base class of the language models.
+
+    ``self.layers`` turn ids ``(N, T)`` into scores ``(N, T, V)``;
+    ``self.loss_layer`` (a ``TimeSoftmaxWithLoss``) scores them against
+    the targets. Adds to :class:`Model` the forward and backward passes,
+    ``vocab_size`` and text generation.
+    """
+
+    loss_layer: object
+
     @property
-    def vocab_size(self):
-        return self.params[0].shape[0]
+    def vocab_size(self) -> int:
+        """V: the rows of the (first) embedding, else ``config['vocab_size']``."""
+        for layer in self._all_layers():
+            if isinstance(layer, TimeEmbedding):
+                return int(layer.params[0].shape[0])
+        V = getattr(self, "config", {}).get("vocab_size")
+        if isinstance(V, int) and not isinstance(V, bool):
+            return V
+        raise AttributeError(f"{type(self).__name__} has no TimeEmbedding layer and no "
+                             "'vocab_size' in its config, so its vocabulary size is unknown")
 
     # -- forward and backward ----------------------------------------------------
 
@@ -108,122 +324,65 @@ class LanguageModel:
                 dout = layer.backward(dout)
         return dout
 
-    # -- recurrent state ----------------------------------------------------------
-
-    def _recurrent_layers(self):
-        return [layer for layer in self.layers if hasattr(layer, "reset_state")]
-
-    def reset_state(self):
-        """Forget the hidden state: the next batch starts from zeros."""
-        for layer in self._recurrent_layers():
-            layer.reset_state()
-
-    def get_state(self):
-        """A copy of every recurrent layer's carried state (``h``, and ``c``
-        for an LSTM); ``None`` entries where nothing is carried yet."""
-        state = []
-        for layer in self._recurrent_layers():
-            for name in ("h", "c"):
-                if hasattr(layer, name):
-                    value = getattr(layer, name)
-                    state.append(None if value is None else value.copy())
-        return state
-
-    def set_state(self, state):
-        """Restore a state returned by :meth:`get_state`."""
-        values = iter(state)
-        for layer in self._recurrent_layers():
-            for name in ("h", "c"):
-                if hasattr(layer, name):
-                    value = next(values)
-                    setattr(layer, name, None if value is None else value.copy())
-
-    # -- train / eval ------------------------------------------------------------
-
-    def train(self, mode=True):
-        """Switch layers with a ``train_flg`` (dropout) to training mode."""
-        for layer in self.layers:
-            if hasattr(layer, "train_flg"):
-                layer.train_flg = mode
-        return self
-
-    def eval(self):
-        """Switch dropout off (evaluation and generation)."""
-        return self.train(False)
-
-    # -- parameters by name ---------------------------------------------------------
-
-    def named_params(self):
-        """``{name: array}``; a tied array appears once, under its first name."""
-        out, seen = {}, set()
-        for name, p in zip(self.param_names, self.params, strict=True):
-            if id(p) not in seen:
-                seen.add(id(p))
-                out[name] = p
-        return out
-
-    def save_params(self, path, vocab=None, **extra_meta):
-        """Write the parameters to ``path`` (``.npz``, no pickles), atomically.
-
-        ``vocab`` (the ``id_to_word`` dict or a list of tokens) is stored
-        with them as JSON, so that the file alone is enough to generate text.
-        ``extra_meta`` (JSON values, e.g. ``level="char"``) is stored too.
-        """
-        meta = {"model": type(self).__name__, "config": self.config}
-        clash = sorted(set(extra_meta) & {"model", "config", "vocab"})
-        if clash:
-            raise ValueError(f"extra metadata may not be named {clash}")
-        meta.update(extra_meta)
-        if vocab is not None:
-            meta["vocab"] = _vocab_list(vocab)
-        arrays = {name: to_cpu(p) for name, p in self.named_params().items()}
-        save_npz(path, arrays, meta)
-
-    def load_params(self, path):
-        """Load parameters saved by :meth:`save_params` into this model, in place.
-
-        Every name must be present with the same shape; extra names, missing
-        names or other shapes raise ``ValueError`` naming them. Returns the
-        metadata dict (with ``'vocab'`` when one was saved).
-        """
-        arrays, meta = load_npz(path)
-        if meta.get("format") == "rnnlab-checkpoint":
-            raise ValueError(f"{path} is a training checkpoint, not a parameters file: resume it "
-                             "with RnnlmTrainer.resume (train_rnnlm.py --resume)")
-        self.set_named_params(arrays, source=path)
-        return meta
-
-    def set_named_params(self, arrays, source="the given arrays"):
-        """Copy ``{name: array}`` into the parameters (all names, same shapes)."""
-        expected = self.named_params()
-        missing = sorted(set(expected) - set(arrays))
-        extra = sorted(set(arrays) - set(expected))
-        if missing or extra:
-            raise ValueError(
-                f"{source} does not fit {type(self).__name__}: "
-                f"missing {missing or 'nothing'}, unexpected {extra or 'nothing'}"
-            )
-        for name, p in expected.items():
-            a = arrays[name]
-            if a.shape != p.shape:
-                raise ValueError(
-                    f"{source}: parameter {name!r} has shape {a.shape}, the model needs {p.shape}"
-                )
-            if not np.issubdtype(a.dtype, np.floating):
-                raise ValueError(f"{source}: parameter {name!r} has non-float dtype {a.dtype}")
-        for name, p in expected.items():
-            p[...] = to_gpu(arrays[name].astype(p.dtype, copy=False))
-
     # -- generation ------------------------------------------------------------------
 
-    def generate(self, start_ids, length, temperature=1.0, top_k=None, stop_id=None, rng=None):
-        """Sample ``length`` ids after ``start_ids``; see :func:`models.generate.generate`."""
+    def generate(self, start_ids, length: int, temperature: float = 1.0, top_k: int | None = None,
+                 stop_id: int | None = None, rng=None, beam_width: int | None = None) -> list[int]:
+        """Sample ``length`` ids after ``start_ids`` (or search them with
+        ``beam_width``); see :func:`models.generate.generate`."""
         return generate(self, start_ids, length, temperature=temperature, top_k=top_k,
-                        stop_id=stop_id, rng=rng)
+                        stop_id=stop_id, rng=rng, beam_width=beam_width)
+
+
+def check_shapes(expected: dict, found: dict, source: str, model: str = "the model") -> None:
+    """Raise ``ValueError`` unless ``found`` (``{name: shape}``) has exactly the
+    names of ``expected`` with the same shapes; the message names ``source``,
+    ``model`` (a class name) and the first difference."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing or extra:
+        raise ValueError(f"{source} does not fit {model}: missing {missing or 'nothing'}, "
+                         f"unexpected {extra or 'nothing'}")
+    for name, shape in expected.items():
+        if tuple(found[name]) != tuple(shape):
+            raise ValueError(f"{source}: parameter {name!r} has shape {tuple(found[name])}, "
+                             f"the model needs {tuple(shape)}")
+
+
+def check_sizes(**sizes) -> tuple:
+    """The given sizes, each checked to be a positive integer (``ValueError``
+    naming the argument otherwise), in the order given."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return tuple(int(v) for v in sizes.values())
+
+
+def config_sizes(cls, config: dict, *names: str) -> tuple:
+    """The sizes ``names`` of ``config`` (the constructor's defaults where
+    missing), checked by :func:`check_sizes`: for ``param_shapes``."""
+    defaults = {}
+    for klass in reversed(cls.__mro__):  # a subclass taking *args, **kwargs keeps its base's
+        if "__init__" in vars(klass):
+            for name, param in inspect.signature(klass.__init__).parameters.items():
+                if param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                    defaults[name] = param
+    values = {}
+    for name in names:
+        if name in config:
+            values[name] = config[name]
+        elif name in defaults and defaults[name].default is not inspect.Parameter.empty:
+            values[name] = defaults[name].default
+        else:
+            raise ValueError(f"the config of a {cls.__name__} lacks {name!r}")
+    return check_sizes(**values)
+
+
+def _shapes(arrays):
+    return {name: tuple(a.shape) for name, a in arrays.items()}
 
 
 def _vocab_list(vocab):
     if isinstance(vocab, dict):
         return [vocab[i] for i in range(len(vocab))]
     return list(vocab)
-

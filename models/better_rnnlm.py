@@ -19,17 +19,21 @@ from layers import (
     TimeSoftmaxWithLoss,
     joint_weight_bias,
 )
-from models.base import Init, LanguageModel
+from models.base import Init, LanguageModel, check_sizes, config_sizes
 
 
 class BetterRnnlm(LanguageModel):
     """A configurable stacked-LSTM language model.
 
+    The first four arguments are the book's, in its order
+    (``BetterRnnlm(vocab_size, wordvec_size, hidden_size, dropout_ratio)``);
+    the others are keyword-only.
+
     Args:
         vocab_size, wordvec_size, hidden_size: V, D, H (all LSTM layers have H units).
-        num_layers: how many LSTM layers are stacked.
         dropout_ratio: dropout after the embedding and after every LSTM layer
             (0 leaves the dropout layers out).
+        num_layers: how many LSTM layers are stacked.
         tie_weights: use the embedding matrix as the output weight (needs D == H).
         init_scale: uniform init in ``+-init_scale`` (else the textbook's
             normal init); seed, rng, dtype as :class:`SimpleRnnlm`.
@@ -40,12 +44,14 @@ class BetterRnnlm(LanguageModel):
     ``eval_perplexity`` do it for you.
     """
 
-    def __init__(self, vocab_size=10000, wordvec_size=650, hidden_size=650, num_layers=2,
-                 dropout_ratio=0.5, tie_weights=True, seed=None, rng=None, dtype=FLOAT,
-                 init_scale=None):
-        V, D, H = vocab_size, wordvec_size, hidden_size
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    def __init__(self, vocab_size: int = 10000, wordvec_size: int = 650, hidden_size: int = 650,
+                 dropout_ratio: float = 0.5, *, num_layers: int = 2, tie_weights: bool = True,
+                 seed: int | None = None, rng=None, dtype=FLOAT,
+                 init_scale: float | None = None):
+        V, D, H, num_layers = check_sizes(vocab_size=vocab_size, wordvec_size=wordvec_size,
+                                          hidden_size=hidden_size, num_layers=num_layers)
+        if isinstance(dropout_ratio, bool) or not 0 <= dropout_ratio < 1:
+            raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
         if tie_weights and D != H:
             raise ValueError(f"tie_weights needs wordvec_size == hidden_size, got D={D}, H={H}")
         self.config = {"vocab_size": V, "wordvec_size": D, "hidden_size": H,
@@ -74,6 +80,23 @@ class BetterRnnlm(LanguageModel):
             self.affine = TimeAffine(*joint_weight_bias(init.normal((H, V), 1 / np.sqrt(H)),
                                                    init.zeros(V)))
         self.layers.append(self.affine)
+        # the book's names
+        self.lstm_layers = self.lstms
+        self.drop_layers = [layer for layer in self.layers if isinstance(layer, TimeDropout)]
         names += ["affine.W", "affine.b"]
         self.loss_layer = TimeSoftmaxWithLoss()
         self._collect_params(names)
+
+    @classmethod
+    def param_shapes(cls, config: dict) -> dict:
+        V, D, H, L = config_sizes(cls, config, "vocab_size", "wordvec_size", "hidden_size",
+                                  "num_layers")
+        shapes = {"embed.W": (V, D)}
+        for k in range(L):
+            d_in = D if k == 0 else H
+            shapes.update({f"lstm{k}.Wx": (d_in, 4 * H), f"lstm{k}.Wh": (H, 4 * H),
+                           f"lstm{k}.b": (4 * H,)})
+        if not config.get("tie_weights", True):
+            shapes["affine.W"] = (H, V)
+        shapes["affine.b"] = (V,)
+        return shapes

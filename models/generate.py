@@ -1,13 +1,16 @@
-"""Sampling text from any rnnlab language model."""
+"""Sampling text from any rnnlab language model (or searching it, by beam search)."""
 
+import contextlib
 import math
 
 import numpy as np
 
 from common.backend import to_cpu, xp
+from models.beam_search import beam_search_lm
 
 
-def generate(model, start_ids, length, temperature=1.0, top_k=None, stop_id=None, rng=None):
+def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int | None = None,
+             stop_id: int | None = None, rng=None, beam_width: int | None = None) -> list[int]:
     """Feed ``start_ids`` to ``model`` and sample ``length`` further ids.
 
     At each step the last id goes through the model (batch 1, one time
@@ -15,46 +18,49 @@ def generate(model, start_ids, length, temperature=1.0, top_k=None, stop_id=None
     restricted to the ``top_k`` most likely ids when ``top_k`` is given
     (exactly ``top_k`` of them, even when scores tie).
     ``temperature=0`` picks the most likely id (greedy). Sampling stops early
-    after ``stop_id`` has been produced.
+    after ``stop_id`` has been produced. With ``beam_width`` the ids are not
+    sampled: beam search (:func:`models.beam_search.beam_search_lm`) returns
+    the most likely continuation it finds keeping ``beam_width`` candidates
+    at each step (1 is greedy); ``temperature``, ``top_k`` and ``rng`` must
+    then be left at their defaults.
 
-    The model's carried training state and train/eval mode are saved before
-    and restored after, so generating in the middle of training changes
-    nothing about the training run.
+    Generation starts from a zero state and carries the recurrent state
+    itself from step to step, so the prompt and everything generated so
+    far condition each next id whether or not the model's recurrent layers
+    are ``stateful``. The model's carried training state and train/eval
+    mode are given back afterwards (:meth:`Model.evaluating`), so
+    generating in the middle of training changes nothing about the run.
+    Every argument is checked before anything is computed.
 
     Args:
-        start_ids: a non-empty sequence of ints (the prompt).
-        length: how many ids to produce after the prompt.
-        temperature: divides the scores; below 1 sharpens, above 1 flattens,
-            0 is greedy.
-        top_k: sample among the ``top_k`` most likely ids only (None: all).
+        start_ids: a non-empty sequence of ids in ``[0, V)`` (the prompt).
+        length: how many ids to produce after the prompt (an int >= 0).
+        temperature: a finite number >= 0 that divides the scores; below 1
+            sharpens, above 1 flattens, 0 is greedy.
+        top_k: sample among the ``top_k`` most likely ids only, an int in
+            ``[1, V]`` (None: all).
         stop_id: stop after producing this id (it is included in the result).
-        rng: a ``numpy.random.Generator`` or an int seed.
+        rng: a ``numpy.random.Generator`` or an int seed (>= 0).
+        beam_width: search instead of sampling, keeping this many beams (an
+            int >= 1; None: sample).
 
     Returns:
         the list of generated ids (without the prompt).
     """
-    start_ids = [int(i) for i in np.atleast_1d(np.asarray(start_ids))]
     V = model.vocab_size
-    if not start_ids:
-        raise ValueError("start_ids must hold at least one id")
-    bad = [i for i in start_ids if not 0 <= i < V]
-    if bad:
-        raise ValueError(f"start_ids {bad} are outside the vocabulary [0, {V})")
-    if length < 0:
-        raise ValueError(f"length must be >= 0, got {length}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and not 1 <= top_k <= V:
-        raise ValueError(f"top_k must be in [1, {V}], got {top_k}")
-    if stop_id is not None and not 0 <= stop_id < V:
-        raise ValueError(f"stop_id {stop_id} is outside the vocabulary [0, {V})")
+    start_ids = _check_generate_args(start_ids, length, temperature, top_k, stop_id, rng, V)
+    if beam_width is not None:
+        if not _is_int(beam_width) or beam_width < 1:
+            raise ValueError(f"beam_width must be an integer >= 1 or None, got {beam_width!r}")
+        if temperature != 1.0 or top_k is not None or rng is not None:
+            raise ValueError("beam_width searches for the most likely text; it takes no "
+                             "temperature, top_k or rng (leave them at their defaults)")
+        with _carrying_state(model):
+            return beam_search_lm(model, start_ids, length, beam_width, stop_id=stop_id)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
-    saved_state = model.get_state()
-    saved_mode = [getattr(layer, "train_flg", None) for layer in model.layers]
-    model.eval()
-    model.reset_state()
-    try:
+    with model.evaluating(), _carrying_state(model):
+        model.reset_state()
         # The prompt but its last id only warms up the state.
         if len(start_ids) > 1:
             model.predict(xp.asarray([start_ids[:-1]]))
@@ -67,11 +73,52 @@ def generate(model, start_ids, length, temperature=1.0, top_k=None, stop_id=None
             if stop_id is not None and x == stop_id:
                 break
         return out
+
+
+@contextlib.contextmanager
+def _carrying_state(model):
+    """Every recurrent layer stateful inside (its state goes on from call to
+    call); the flags as they were afterwards."""
+    layers = [layer for layer in model._recurrent_layers() if hasattr(layer, "stateful")]
+    flags = [layer.stateful for layer in layers]
+    for layer in layers:
+        layer.stateful = True
+    try:
+        yield
     finally:
-        model.set_state(saved_state)
-        for layer, mode in zip(model.layers, saved_mode, strict=True):
-            if mode is not None:
-                layer.train_flg = mode
+        for layer, flag in zip(layers, flags, strict=True):
+            layer.stateful = flag
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_generate_args(start_ids, length, temperature, top_k, stop_id, rng, V):
+    """The prompt as a list of ints; ``ValueError`` naming the first bad argument."""
+    ids = np.atleast_1d(np.asarray(start_ids))
+    if ids.ndim != 1 or (ids.size and ids.dtype.kind not in "iu"):
+        raise ValueError(f"start_ids must be a sequence of integer ids, got {start_ids!r:.80}")
+    if not ids.size:
+        raise ValueError("start_ids must hold at least one id")
+    bad = [int(i) for i in ids if not 0 <= i < V]
+    if bad:
+        raise ValueError(f"start_ids {bad[:10]} are outside the vocabulary [0, {V})")
+    if not _is_int(length) or length < 0:
+        raise ValueError(f"length must be an integer >= 0, got {length!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)) \
+            or not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), "
+                         f"got {temperature!r}")
+    if top_k is not None and (not _is_int(top_k) or not 1 <= top_k <= V):
+        raise ValueError(f"top_k must be an integer in [1, {V}] or None, got {top_k!r}")
+    if stop_id is not None and (not _is_int(stop_id) or not 0 <= stop_id < V):
+        raise ValueError(f"stop_id must be an id in [0, {V}) or None, got {stop_id!r}")
+    if rng is not None and not isinstance(rng, np.random.Generator) \
+            and (not _is_int(rng) or rng < 0):
+        raise ValueError(f"rng must be a numpy.random.Generator, an integer seed >= 0 or "
+                         f"None, got {rng!r}")
+    return [int(i) for i in ids]
 
 
 def _pick(scores, temperature, top_k, rng):

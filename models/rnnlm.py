@@ -14,7 +14,7 @@ from layers import (
     TimeSoftmaxWithLoss,
     joint_weight_bias,
 )
-from models.base import Init, LanguageModel
+from models.base import Init, LanguageModel, check_sizes, config_sizes
 
 
 class Rnnlm(LanguageModel):
@@ -27,9 +27,10 @@ class Rnnlm(LanguageModel):
     ``+-init_scale`` when given. Arguments as :class:`SimpleRnnlm`.
     """
 
-    def __init__(self, vocab_size=10000, wordvec_size=100, hidden_size=100, seed=None, rng=None,
-                 dtype=FLOAT, init_scale=None):
-        V, D, H = vocab_size, wordvec_size, hidden_size
+    def __init__(self, vocab_size: int = 10000, wordvec_size: int = 100, hidden_size: int = 100, *,
+                 seed: int | None = None, rng=None, dtype=FLOAT, init_scale: float | None = None):
+        V, D, H = check_sizes(vocab_size=vocab_size, wordvec_size=wordvec_size,
+                              hidden_size=hidden_size)
         self.config = {"vocab_size": V, "wordvec_size": D, "hidden_size": H}
         init = Init(seed, rng, dtype, init_scale)
         self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
@@ -40,7 +41,14 @@ class Rnnlm(LanguageModel):
                                                    init.zeros(V)))
         self.loss_layer = TimeSoftmaxWithLoss()
         self.layers = [self.embed, self.lstm, self.affine]
+        self.lstm_layer = self.lstm  # the book's name
         self._collect_params(["embed.W", "lstm.Wx", "lstm.Wh", "lstm.b", "affine.W", "affine.b"])
+
+    @classmethod
+    def param_shapes(cls, config: dict) -> dict:
+        V, D, H = config_sizes(cls, config, "vocab_size", "wordvec_size", "hidden_size")
+        return {"embed.W": (V, D), "lstm.Wx": (D, 4 * H), "lstm.Wh": (H, 4 * H),
+                "lstm.b": (4 * H,), "affine.W": (H, V), "affine.b": (V,)}
 
 
 class GruRnnlm(LanguageModel):
@@ -51,9 +59,10 @@ class GruRnnlm(LanguageModel):
     ``(H, V)``, b ``(V,)``. Arguments and initialisation as :class:`Rnnlm`.
     """
 
-    def __init__(self, vocab_size=10000, wordvec_size=100, hidden_size=100, seed=None, rng=None,
-                 dtype=FLOAT, init_scale=None):
-        V, D, H = vocab_size, wordvec_size, hidden_size
+    def __init__(self, vocab_size: int = 10000, wordvec_size: int = 100, hidden_size: int = 100, *,
+                 seed: int | None = None, rng=None, dtype=FLOAT, init_scale: float | None = None):
+        V, D, H = check_sizes(vocab_size=vocab_size, wordvec_size=wordvec_size,
+                              hidden_size=hidden_size)
         self.config = {"vocab_size": V, "wordvec_size": D, "hidden_size": H}
         init = Init(seed, rng, dtype, init_scale)
         self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
@@ -66,3 +75,9 @@ class GruRnnlm(LanguageModel):
         self.layers = [self.embed, self.gru, self.affine]
         self._collect_params(["embed.W", "gru.Wx", "gru.Wh", "gru.bx", "gru.bh", "affine.W",
                               "affine.b"])
+
+    @classmethod
+    def param_shapes(cls, config: dict) -> dict:
+        V, D, H = config_sizes(cls, config, "vocab_size", "wordvec_size", "hidden_size")
+        return {"embed.W": (V, D), "gru.Wx": (D, 3 * H), "gru.Wh": (H, 3 * H),
+                "gru.bx": (3 * H,), "gru.bh": (3 * H,), "affine.W": (H, V), "affine.b": (V,)}

@@ -7,7 +7,7 @@ import numpy as np
 
 from common.backend import FLOAT
 from layers import TimeAffine, TimeEmbedding, TimeRNN, TimeSoftmaxWithLoss, joint_weight_bias
-from models.base import Init, LanguageModel
+from models.base import Init, LanguageModel, check_sizes, config_sizes
 
 
 class SimpleRnnlm(LanguageModel):
@@ -34,9 +34,10 @@ class SimpleRnnlm(LanguageModel):
         backward: dout (default 1) -> None (fills ``grads``)
     """
 
-    def __init__(self, vocab_size=10000, wordvec_size=100, hidden_size=100, seed=None, rng=None,
-                 dtype=FLOAT, init_scale=None):
-        V, D, H = vocab_size, wordvec_size, hidden_size
+    def __init__(self, vocab_size: int = 10000, wordvec_size: int = 100, hidden_size: int = 100, *,
+                 seed: int | None = None, rng=None, dtype=FLOAT, init_scale: float | None = None):
+        V, D, H = check_sizes(vocab_size=vocab_size, wordvec_size=wordvec_size,
+                              hidden_size=hidden_size)
         self.config = {"vocab_size": V, "wordvec_size": D, "hidden_size": H}
         init = Init(seed, rng, dtype, init_scale)
         self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
@@ -46,4 +47,11 @@ class SimpleRnnlm(LanguageModel):
                                                    init.zeros(V)))
         self.loss_layer = TimeSoftmaxWithLoss()
         self.layers = [self.embed, self.rnn, self.affine]
+        self.rnn_layer = self.rnn  # the book's name
         self._collect_params(["embed.W", "rnn.Wx", "rnn.Wh", "rnn.b", "affine.W", "affine.b"])
+
+    @classmethod
+    def param_shapes(cls, config: dict) -> dict:
+        V, D, H = config_sizes(cls, config, "vocab_size", "wordvec_size", "hidden_size")
+        return {"embed.W": (V, D), "rnn.Wx": (D, H), "rnn.Wh": (H, H), "rnn.b": (H,),
+                "affine.W": (H, V), "affine.b": (V,)}

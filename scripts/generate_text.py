@@ -17,6 +17,7 @@ Problems with the file or the arguments exit with status 2 and a message.
 import argparse
 import codecs
 import difflib
+import math
 import os
 import sys
 
@@ -26,49 +27,102 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from common.serialization import load_npz  # noqa: E402
-from models import model_from_config  # noqa: E402
+from models import LanguageModel  # noqa: E402
+from models import load_model as _load_model  # noqa: E402
 
 EOS = "<eos>"
+
+EXAMPLES = """examples:
+  python scripts/train_rnnlm.py --corpus synthetic --epochs 5 --save model.npz
+  python scripts/generate_text.py --model model.npz --start "the dog" --length 30 --seed 1
+  python scripts/generate_text.py --model chars.npz --start Once --stop '\\n' --temperature 0.8
+
+The model file holds the parameters, the model class, its sizes, the
+vocabulary and the token level: nothing else is needed. The prompt is
+printed, then the sample. Bad arguments or a bad model file: a message
+and exit status 2.
+"""
 
 
 class UsageError(Exception):
     """A problem with the model file or the arguments (exit status 2)."""
 
 
-def parse_args(argv=None):
+def _non_negative_int(text):
+    value = int(text)  # argparse turns a ValueError into "invalid ... value"
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def _temperature(text):
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (0 is greedy), "
+                                         f"got {text}")
+    return value
+
+
+def build_parser():
     p = argparse.ArgumentParser(
-        description="Sample text from a language model saved by train_rnnlm.py --save.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="generate_text.py",
+        description="Sample text from a language model saved by train_rnnlm.py --save\n"
+                    "(or by model.save_params(path, vocab=id_to_word)).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, help="the .npz file written by train_rnnlm.py --save")
-    p.add_argument("--start", default=None,
+    p.add_argument("--model", required=True, metavar="FILE",
+                   help="the .npz file written by train_rnnlm.py --save (required)")
+    p.add_argument("--start", default=None, metavar="TEXT",
                    help="the prompt: words separated by spaces (word level) or text (char "
-                        "level); default: the start of a sentence (word level) or line (char)")
-    p.add_argument("--length", type=int, default=100, help="how many tokens to sample")
-    p.add_argument("--temperature", type=float, default=1.0,
-                   help="below 1 is more conservative, above 1 more random; 0 is greedy")
-    p.add_argument("--top-k", type=int, default=None,
-                   help="sample among the K most likely tokens only")
-    p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same text)")
-    p.add_argument("--stop", default=None,
+                        "level) (default: the start of a sentence, i.e. after <eos>, or of a "
+                        "line)")
+    p.add_argument("--length", type=_non_negative_int, default=100, metavar="N",
+                   help="how many tokens to sample after the prompt (default: 100)")
+    p.add_argument("--temperature", type=_temperature, default=1.0, metavar="T",
+                   help="divides the scores: below 1 more conservative, above 1 more random, "
+                        "0 greedy (default: 1.0)")
+    p.add_argument("--top-k", type=_positive_int, default=None, metavar="K",
+                   help="sample among the K most likely tokens only (default: all tokens)")
+    p.add_argument("--seed", type=_non_negative_int, default=None, metavar="S",
+                   help="random seed: the same seed gives the same text (default: a fresh "
+                        "seed each run)")
+    p.add_argument("--beam-width", type=_positive_int, default=None, metavar="K",
+                   help="search for the most likely text keeping K candidates instead of "
+                        "sampling (1 is greedy; takes no --temperature, --top-k or --seed) "
+                        "(default: sample)")
+    p.add_argument("--stop", default=None, metavar="TOKEN",
                    help="stop after this token is produced; escapes such as '\\n' are "
-                        "understood (at word level '\\n' means <eos>)")
-    args = p.parse_args(argv)
-    if args.length < 0:
-        p.error("--length must be >= 0")
-    if not args.temperature >= 0:
-        p.error("--temperature must be >= 0")
-    if args.top_k is not None and args.top_k < 1:
-        p.error("--top-k must be >= 1")
+                        "understood, and at word level '\\n' means <eos> (default: run for "
+                        "--length tokens)")
+    return p
+
+
+def parse_args(argv=None):
+    """The parsed flags; bad values exit with status 2 and a one-line message."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.beam_width is not None and (args.temperature != 1.0 or args.top_k is not None
+                                        or args.seed is not None):
+        parser.error("--beam-width searches for the most likely text: it takes no "
+                     "--temperature, --top-k or --seed")
     return args
 
 
 def load_model(path):
     """``(model, vocab, level)`` from a file written by ``train_rnnlm.py --save``.
 
-    ``vocab`` is the list of tokens the model knows (id -> token).
-    Raises :class:`UsageError` for a missing, unreadable or incomplete file.
+    ``vocab`` is the list of tokens the model knows (id -> token). The
+    file's arrays are checked against the sizes its config claims before
+    the model is built. Raises :class:`UsageError` for a missing,
+    unreadable, inconsistent or incomplete file.
     """
     if os.path.isfile(path):
         with open(path, "rb") as f:
@@ -77,19 +131,22 @@ def load_model(path):
             raise UsageError(f"{path} is not an .npz file (no zip signature); pass the file "
                              "written by train_rnnlm.py --save")
     try:
-        arrays, meta = load_npz(path)
+        model, meta = _load_model(path)
     except FileNotFoundError:
         raise UsageError(f"model file not found: {path}") from None
     except (OSError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
-    if meta.get("format") == "rnnlab-checkpoint":
-        raise UsageError(f"{path} is a training checkpoint (train_rnnlm.py --checkpoint), which "
-                         "has no vocabulary; generate from the file written by --save")
-    for key in ("model", "config"):
-        if key not in meta:
-            raise UsageError(f"{path} has no {key!r} in its metadata: it holds parameters but "
-                             "not the model description; save it with train_rnnlm.py --save "
-                             "or model.save_params")
+        message = str(exc)
+        if "checkpoint" in message:
+            message = (f"{path} is a training checkpoint (train_rnnlm.py --checkpoint), which "
+                       "has no vocabulary; generate from the file written by --save")
+        elif not message.startswith(os.fspath(path)):
+            message = f"cannot rebuild the model from {path}: {message}"
+        raise UsageError(message) from None
+    except MemoryError:
+        raise UsageError(f"not enough memory to build the model saved in {path}") from None
+    if not isinstance(model, LanguageModel):
+        raise UsageError(f"{path} holds a {type(model).__name__}, not a language model; "
+                         "generate_text.py samples from the models train_rnnlm.py trains")
     vocab = meta.get("vocab")
     if not vocab:
         raise UsageError(f"{path} has no vocabulary, so ids cannot be turned into text; save "
@@ -97,11 +154,6 @@ def load_model(path):
                          "vocab=id_to_word)")
     if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
         raise UsageError(f"{path}: the vocabulary is not a list of strings")
-    try:
-        model = model_from_config(meta["model"], meta["config"])
-        model.set_named_params(arrays, source=path)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"cannot rebuild the model from {path}: {exc}") from None
     V = model.vocab_size
     if len(vocab) < V:
         raise UsageError(f"{path}: the vocabulary has {len(vocab)} tokens but the model "
@@ -211,11 +263,28 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    ids = model.generate(start_ids, args.length, temperature=args.temperature,
-                         top_k=args.top_k, stop_id=stop_id, rng=args.seed)
-    text = detokenize(shown + [vocab[i] for i in ids], level)
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    sys.stdout.flush()
+    try:
+        if args.beam_width is not None:
+            ids = model.generate(start_ids, args.length, stop_id=stop_id,
+                                 beam_width=args.beam_width)
+        else:
+            ids = model.generate(start_ids, args.length, temperature=args.temperature,
+                                 top_k=args.top_k, stop_id=stop_id, rng=args.seed)
+        text = detokenize(shown + [vocab[i] for i in ids], level)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    except FloatingPointError as exc:
+        print(f"error: {exc} (the model file holds non-finite weights?)", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a full disk or a closed terminal behind stdout
+        print(f"error: cannot write the text: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

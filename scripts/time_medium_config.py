@@ -5,9 +5,10 @@ Two LSTM layers of 650, dropout 0.5, batch 20, time 35 (lr 35 and clipping
 Trains 5 warm-up and 60 timed iterations on PTB and prints the time per
 iteration and the resulting estimate for one epoch and for 39 epochs.
 
-    python scripts/time_medium_config.py
+    python scripts/time_medium_config.py [--data-dir DIR]
 """
 
+import argparse
 import os
 import sys
 import time
@@ -20,8 +21,14 @@ from datasets import ptb  # noqa: E402
 from models import BetterRnnlm  # noqa: E402
 
 
-def main():
-    corpus = ptb.load_data("train")[0]
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the PTB files (default: $RNNLAB_PTB_DIR, the cache, or "
+                        "a download)")
+    args = p.parse_args(argv)
+    corpus = ptb.load_data("train", data_dir=args.data_dir)[0]
     model = BetterRnnlm(10000, 650, 650, num_layers=2, dropout_ratio=0.5, tie_weights=False,
                         init_scale=0.05, seed=0)
     trainer = RnnlmTrainer(model, SGD(35.0))

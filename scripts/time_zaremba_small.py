@@ -34,8 +34,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
-from benchmark import timed_methods  # noqa: E402  (this folder is sys.path[0])
 
+from benchmarks.harness import median_time, timed_methods  # noqa: E402
 from common.optimizer import SGD  # noqa: E402
 from common.parallel import num_threads  # noqa: E402
 from common.trainer import RnnlmTrainer  # noqa: E402
@@ -45,16 +45,6 @@ from models import BetterRnnlm  # noqa: E402
 
 V, H, N, T, LAYERS, EPOCHS = 10_000, 200, 20, 20, 2, 13
 BUDGET_S = 30 * 60
-
-
-def median_time(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def stage_times(model, trainer, xs, ts, options, max_iters):
@@ -114,8 +104,11 @@ def bound_parts(repeats):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=None, help="folder with the PTB files")
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the PTB files (default: $RNNLAB_PTB_DIR, the cache, or "
+                        "a download)")
     p.add_argument("--iters", type=int, default=60, help="timed iterations of fit (default 60)")
     args = p.parse_args(argv)
 

@@ -13,6 +13,7 @@ import http.server
 import os
 import shutil
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +164,7 @@ def test_altered_file_is_rejected(ptb_copy):
     data[100] = ord("#")  # same size, one byte different
     test.write_bytes(bytes(data))
 
-    with pytest.raises(ptb.DataNotFoundError, match=r"ptb\.test\.txt .*SHA-256"):
+    with pytest.raises(ptb.ChecksumError, match=r"ptb\.test\.txt .*SHA-256"):
         ptb.load_data("train", data_dir=ptb_copy)
 
 
@@ -181,18 +182,21 @@ def test_environment_folder_comes_before_the_cache(ptb_dir, monkeypatch):
     assert ptb.find_data_dir() == ptb_dir
 
 
-def test_an_incomplete_environment_folder_is_an_error_not_a_download(tmp_path, monkeypatch):
+def test_an_incomplete_environment_folder_is_an_error_not_a_download(
+    tmp_path, monkeypatch, ptb_cache
+):
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv(ptb.ENV_DIR, str(empty))
 
-    with pytest.raises(ptb.DataNotFoundError) as info:
+    with pytest.raises(ptb.DataSourceError) as info:
         ptb.find_data_dir()
     message = str(info.value)
-    assert "$RNNLAB_PTB_DIR" in message and "missing" in message
-    tried = message.split("Tried:")[1].split("Fix")[0]
-    assert "download" not in tried  # an explicit folder is never a reason to download
-    assert "pass data_dir=" in message and "set the environment variable" in message
+    assert f"$RNNLAB_PTB_DIR={str(empty)!r}" in message
+    assert "lacks ptb.train.txt, ptb.valid.txt, ptb.test.txt" in message
+    assert "point $RNNLAB_PTB_DIR at a folder" in message and "unset" in message
+    assert info.value.source == "RNNLAB_PTB_DIR" and info.value.folder == empty
+    assert files_in(ptb_cache) == []  # an explicit folder is never a reason to download
 
 
 def test_the_cache_is_used_when_no_folder_is_given(ptb_copy, ptb_cache):
@@ -471,3 +475,162 @@ def test_split_corpus_rejects_bad_requests():
         text.split_corpus(np.arange(100), (0.5, 0.2))
     with pytest.raises(ValueError, match="too short"):
         text.split_corpus(np.arange(10), (0.9, 0.05, 0.05))
+
+
+# ---------------------------------------------------------------------------
+# Issue 12: a named source never falls back (finding 4), the id cache is
+# verified (13), an unwritable cache warns once (10), arguments are checked
+# up front (6)
+
+
+def load_or_fall_back(**kwargs):
+    """What a program may do (as scripts/train_rnnlm.py): fall back only if nothing was named."""
+    try:
+        return ptb.load_data("train", **kwargs)[0]
+    except ptb.DataNotFoundError:
+        return "synthetic"
+
+
+def test_a_named_folder_that_does_not_exist_is_a_source_error_not_a_fallback(tmp_path):
+    missing = tmp_path / "nonexistent"
+    with pytest.raises(ptb.DataSourceError) as info:
+        load_or_fall_back(data_dir=missing)
+    error = info.value
+    assert isinstance(error, ValueError) and not isinstance(error, ptb.DataNotFoundError)
+    assert error.source == "data_dir" and error.folder == missing
+    message = str(error)
+    assert f"data_dir={str(missing)!r}: folder {missing} does not exist" in message
+    assert "Fix: put ptb.train.txt" in message and "leave data_dir unset" in message
+
+
+def test_a_truncated_file_in_the_environment_folder_is_a_source_error(ptb_copy, monkeypatch):
+    train = ptb_copy / "ptb.train.txt"
+    train.write_bytes(train.read_bytes()[:100_000])
+    monkeypatch.setenv(ptb.ENV_DIR, str(ptb_copy))
+
+    with pytest.raises(ptb.DataSourceError) as info:
+        load_or_fall_back()
+    error = info.value
+    assert isinstance(error, ptb.ChecksumError) and not isinstance(error, ptb.DataNotFoundError)
+    assert error.source == "RNNLAB_PTB_DIR"
+    assert f"$RNNLAB_PTB_DIR={str(ptb_copy)!r}" in str(error) and "truncated" in str(error)
+
+
+def test_a_file_named_as_data_dir_is_a_source_error(tmp_path):
+    a_file = write(tmp_path / "ptb.train.txt", "not a folder")
+    with pytest.raises(ptb.DataSourceError, match="is a file, not a folder"):
+        ptb.load_data("train", data_dir=a_file)
+
+
+def test_only_nothing_named_and_nothing_found_is_data_not_found():
+    # autouse fixture: no data_dir, no $RNNLAB_PTB_DIR, empty cache, downloads fail
+    assert load_or_fall_back() == "synthetic"
+    with pytest.raises(ptb.DataNotFoundError) as info:
+        ptb.load_data("train")
+    assert not isinstance(info.value, ptb.DataSourceError)
+
+
+def rewrite_cached(npz_path: Path, **changes) -> None:
+    """Rewrite a cached .npz keeping its metadata but replacing some arrays."""
+    with np.load(npz_path, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays.update(changes)
+    with open(npz_path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_a_cache_of_all_zeros_is_not_trusted(ptb_dir, ptb_cache):
+    first, word_to_id, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    [valid_npz] = ptb_cache.glob("ptb.valid.*.npz")
+    rewrite_cached(valid_npz, corpus=np.zeros_like(first))
+
+    second, second_word_to_id, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    np.testing.assert_array_equal(second, first)
+    assert second_word_to_id == word_to_id
+    # and the rebuilt cache is good again
+    with np.load(valid_npz, allow_pickle=False) as npz:
+        np.testing.assert_array_equal(npz["corpus"], first)
+
+
+def test_a_cache_with_a_tampered_vocabulary_or_text_hash_is_rebuilt(ptb_dir, ptb_cache):
+    first, word_to_id, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    [valid_npz] = ptb_cache.glob("ptb.valid.*.npz")
+    vocab = list(word_to_id)
+    vocab[0], vocab[1] = vocab[1], vocab[0]
+    rewrite_cached(valid_npz, vocab=np.array(vocab))
+    assert ptb.load_data("valid", data_dir=ptb_dir)[1] == word_to_id
+
+    rewrite_cached(valid_npz, text_sha256=np.array("0" * 64))  # made from another text
+    np.testing.assert_array_equal(ptb.load_data("valid", data_dir=ptb_dir)[0], first)
+
+
+def test_the_cache_records_the_hashes_of_its_sources(ptb_dir, ptb_cache):
+    ptb.load_data("valid", data_dir=ptb_dir)
+    [valid_npz] = ptb_cache.glob("ptb.valid.*.npz")
+    with np.load(valid_npz, allow_pickle=False) as npz:
+        assert str(npz["text_sha256"]) == hashlib.sha256(
+            (ptb_dir / "ptb.valid.txt").read_bytes()
+        ).hexdigest()
+        assert str(npz["train_sha256"]) == ptb.SHA256["ptb.train.txt"]
+        assert len(str(npz["ids_sha256"])) == 64
+
+
+def test_an_unwritable_cache_warns_once_per_process(ptb_dir, tmp_path, monkeypatch):
+    # A regular file where the cache folder should be: unwritable even for root.
+    blocker = write(tmp_path / "not-a-folder", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    monkeypatch.setattr(ptb, "_unwritable_warned", set(), raising=False)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        valid, _, _ = ptb.load_data("valid", data_dir=ptb_dir)
+        test, _, _ = ptb.load_data("test", data_dir=ptb_dir)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1, messages
+    assert issubclass(caught[0].category, ptb.CacheWarning)
+    assert "XDG_CACHE_HOME" in messages[0] and str(blocker) in messages[0]
+    assert caught[0].filename == __file__  # points at the caller, not inside datasets/
+    assert (len(valid), len(test)) == (73_760, 82_430)  # loading itself still works
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: ptb.load_data(["train"]), TypeError, r"split must be 'train', .* got list"),
+        (lambda: ptb.load_data("train", data_dir=""), ValueError, "data_dir must be a folder"),
+        (lambda: ptb.load_data("train", data_dir=3), TypeError, "data_dir must be .* got int"),
+        (lambda: synthetic.load_data(["train"]), TypeError, "split must be .* got list"),
+        (lambda: synthetic.load_data(seed=True), TypeError, "seed must be an int, got True"),
+        (lambda: synthetic.load_data(seed=-1), ValueError, "seed must be >= 0, got -1"),
+        (lambda: synthetic.load_data(seed="1"), TypeError, "seed must be an int"),
+        (lambda: synthetic.load_data(n_tokens=2.5), TypeError, "n_tokens must be an int"),
+        (lambda: synthetic.generate(10, seed="abc"), TypeError, "seed must be an int"),
+        (lambda: text.load_data(None), TypeError, "path must be a file path .* NoneType"),
+        (lambda: text.load_data(""), ValueError, "path must be a file path, got an empty"),
+        (lambda: text.load_data("x.txt", level=["char"]), ValueError, "level must be one of"),
+        (lambda: text.split_corpus(np.arange(100), ("a", "b")), ValueError,
+         "fractions must be a sequence of numbers"),
+        (lambda: ptb.download("", base_urls=["http://127.0.0.1:9/"]), ValueError,
+         "dest_dir must be a folder path or None, got an empty string"),
+        (lambda: ptb.download(base_urls=["http://127.0.0.1:9/"], timeout=0), ValueError,
+         "timeout must be a positive number of seconds, got 0"),
+        (lambda: ptb.download(base_urls=["http://127.0.0.1:9/"], timeout=float("nan")),
+         ValueError, "timeout must be a positive number"),
+        (lambda: ptb.download(base_urls=[None]), TypeError, "base_urls must be a URL"),
+    ],
+    ids=["ptb-split-list", "ptb-empty-dir", "ptb-dir-int", "synthetic-split-list",
+         "synthetic-seed-bool", "synthetic-seed-negative", "synthetic-seed-str",
+         "synthetic-n-tokens-float", "generate-seed-str", "text-path-none", "text-path-empty",
+         "text-level-list", "split-fractions-str", "download-empty-dest", "download-timeout-0",
+         "download-timeout-nan", "download-url-none"],
+)
+def test_loaders_check_their_arguments_up_front_in_one_line(call, error, message):
+    with pytest.raises(error, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+def test_numpy_integers_are_ints():
+    a, _, _ = synthetic.load_data("valid", n_tokens=np.int64(50), seed=np.int32(2))
+    b, _, _ = synthetic.load_data("valid", n_tokens=50, seed=2)
+    np.testing.assert_array_equal(a, b)

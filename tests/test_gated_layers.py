@@ -11,6 +11,7 @@ from common.gradcheck import check_function, check_layer
 from layers.dropout import TimeDropout
 from layers.gru import GRU, TimeGRU
 from layers.lstm import LSTM, TimeLSTM
+from layers.rnn import TimeRNN
 
 TOL = 1e-6
 N, T, D, H = 3, 4, 5, 6
@@ -134,18 +135,24 @@ def test_stateful_lstm_carries_h_and_c(rng):
     assert_exact(time_state_check(layer, xs[:, :T].copy(), [layer.h.copy(), layer.c.copy()], rng))
 
 
-def test_non_stateful_lstm_keeps_its_state(rng):
+def test_a_non_stateful_lstm_uses_a_set_state_for_the_next_forward_only(rng):
+    """Issue 12, finding 11: the state set on a non-stateful layer stuck for
+    every later forward, unlike the docstring."""
     layer = TimeLSTM(*lstm_weights(rng))
     xs = randn(rng, N, T, D)
     hs1 = layer.forward(xs)
     assert layer.h is None and layer.c is None
     np.testing.assert_array_equal(layer.forward(xs), hs1)
-    h0 = randn(rng, N, H)
-    layer.set_state(h0)  # c defaults to zeros
-    layer.forward(xs)
-    assert layer.h is h0 and layer.c is None
-    layer.reset_state()
-    np.testing.assert_array_equal(layer.forward(xs), hs1)
+    h0, c0 = randn(rng, N, H), randn(rng, N, H)
+    layer.set_state(h0, c0)
+    from_state = layer.forward(xs)
+    assert not np.allclose(from_state, hs1)
+    assert layer.h is None and layer.c is None
+    np.testing.assert_array_equal(layer.forward(xs), hs1)  # back to zeros
+    # The same first forward as a stateful layer given the same state.
+    stateful = TimeLSTM(*layer.params, stateful=True)
+    stateful.set_state(h0, c0)
+    np.testing.assert_array_equal(stateful.forward(xs), from_state)
 
 
 def test_time_lstm_overwrites_grads_in_place(rng):
@@ -310,3 +317,19 @@ def test_dropout_errors(rng):
     layer.set_mask(np.ones((2, 3), dtype=bool))
     with pytest.raises(ValueError, match="mask"):
         layer.forward(randn(rng, 3, 2))
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
+def test_a_non_stateful_rnn_or_gru_uses_a_set_state_for_the_next_forward_only(rng, kind):
+    """Issue 12, finding 11, for the one-state layers."""
+    if kind == "gru":
+        layer = TimeGRU(*gru_weights(rng))
+    else:
+        layer = TimeRNN(randn(rng, D, H), randn(rng, H, H) * 0.5, randn(rng, H))
+    xs = randn(rng, N, T, D)
+    from_zeros = layer.forward(xs)
+    layer.set_state(randn(rng, N, H))
+    from_state = layer.forward(xs)
+    assert not np.allclose(from_state, from_zeros)
+    assert layer.h is None
+    np.testing.assert_array_equal(layer.forward(xs), from_zeros)

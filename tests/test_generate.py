@@ -5,6 +5,7 @@ alone, and scripts/generate_text.py works from the command line."""
 import importlib.util
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 
 from common.optimizer import SGD
-from models import BetterRnnlm, GruRnnlm, Rnnlm, SimpleRnnlm, generate
+from layers import TimeAffine, TimeEmbedding, TimeRNN, TimeSoftmaxWithLoss
+from models import BetterRnnlm, GruRnnlm, LanguageModel, Rnnlm, SimpleRnnlm, generate
 from models.generate import _pick
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -273,6 +275,64 @@ def test_generate_rejects_bad_arguments(kwargs, match):
         generate(small_model(), **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(temperature=float("nan")), "temperature must be a finite number"),
+        (dict(temperature=float("inf")), "temperature must be a finite number"),
+        (dict(temperature="hot"), "temperature"),
+        (dict(top_k=2.5), "top_k must be an integer"),
+        (dict(top_k=True), "top_k must be an integer"),
+        (dict(length=2.5), "length must be an integer"),
+        (dict(start_ids=[1.7]), "start_ids must be a sequence of integer ids"),
+        (dict(start_ids=[[1, 2]]), "start_ids must be a sequence of integer ids"),
+        (dict(stop_id=2.0), "stop_id must be an id"),
+        (dict(rng=-1), "rng must be"),
+    ],
+)
+def test_generate_refuses_nonsense_up_front(kwargs, match):
+    """Finding 6 (issue 12): nan, inf and other nonsense refused in Python words."""
+    args = {"start_ids": [0], "length": 3, **kwargs}
+    model = small_model(Rnnlm)
+    with pytest.raises(ValueError, match=match):
+        generate(model, **args)
+    assert all(s is None for s in model.get_state())  # nothing was run
+
+
+class ReadmeRnnlm(LanguageModel):
+    """Composed as in the README's "Compose a new model", ``stateful`` as given."""
+
+    def __init__(self, V, H, stateful, seed=0):
+        rng = np.random.default_rng(seed)
+
+        def randn(*shape):
+            return (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32)
+
+        self.config = {"V": V, "H": H}
+        self.layers = [
+            TimeEmbedding(randn(V, H) * 10),
+            TimeRNN(randn(H, H), randn(H, H) * 2, np.zeros(H, np.float32), stateful=stateful),
+            TimeAffine(randn(H, V) * 5, np.zeros(V, np.float32)),
+        ]
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self._collect_params(["embed.W", "rnn.Wx", "rnn.Wh", "rnn.b", "affine.W", "affine.b"])
+
+
+def test_generate_gives_the_same_text_for_stateful_and_non_stateful_models():
+    """Finding 11 (issue 12): the prompt and the generated history condition every
+    next id even when the model's recurrent layer is not stateful."""
+    stateful, plain = ReadmeRnnlm(12, 16, True), ReadmeRnnlm(12, 16, False)
+    for prompt in ([3], [3, 7, 1, 4]):
+        for seed in range(3):
+            a = generate(stateful, prompt, 25, rng=seed)
+            assert generate(plain, prompt, 25, rng=seed) == a
+        assert generate(plain, prompt, 25, temperature=0) == \
+            generate(stateful, prompt, 25, temperature=0)
+    # and the prompt matters: another prompt ending in the same id, another text
+    assert generate(plain, [5, 4], 25, rng=0) != generate(plain, [3, 7, 1, 4], 25, rng=0)
+    assert plain.layers[1].stateful is False and plain.layers[1].h is None
+
+
 @pytest.mark.parametrize("cls", [SimpleRnnlm, Rnnlm, GruRnnlm, BetterRnnlm])
 def test_generate_restores_state_and_train_mode(cls):
     model = small_model(cls)
@@ -461,3 +521,203 @@ def test_script_vocabulary_longer_or_shorter_than_the_model(tmp_path, capsys):
     model.save_params(tmp_path / "short.npz", vocab=["<eos>", "a"])
     assert script.main(["--model", str(tmp_path / "short.npz")]) == 2
     assert "the vocabulary has 2 tokens but the model has 4" in capsys.readouterr().err
+
+
+def test_script_help_describes_it_and_shows_every_default(tmp_path):
+    """Finding 9 (issue 12): --help describes the script, shows every default
+    (no bare "None") and starts nothing."""
+    done = run(SCRIPT, "--help", cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == ""
+    out = done.stdout
+    assert "Sample text from a language model" in out and "examples:" in out
+    assert "None" not in out
+    options = re.findall(r"^  (--[a-z-]+)", out, flags=re.M)
+    assert options == ["--model", "--start", "--length", "--temperature", "--top-k", "--seed",
+                       "--beam-width", "--stop"]
+    listing = out.split("options:", 1)[1]
+    for option in options:
+        text = listing.split("\n  " + option, 1)[1].split("\n  --", 1)[0]
+        assert "(default:" in text or "(required)" in text, option
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--seed", "-1"], "--seed"),
+    (["--temperature", "nan"], "--temperature"),
+    (["--temperature", "inf"], "--temperature"),
+    (["--temperature", "-0.5"], "--temperature"),
+    (["--top-k", "0"], "--top-k"),
+    (["--length", "-3"], "--length"),
+    (["--length", "2.5"], "--length"),
+])
+def test_script_flags_are_checked_before_the_file_is_read(argv, flag, capsys):
+    """Finding 9 (issue 12): a bad flag is named, exit 2, before the (missing) file."""
+    with pytest.raises(SystemExit) as exc:
+        load_script().main(["--model", "no-such-file.npz", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err and "Traceback" not in err and "not found" not in err
+
+
+def hostile_model_file(path, config, model="SimpleRnnlm", vocab=("<eos>", "a", "b", "c", "d")):
+    """A small file with real (5, 3, 4) SimpleRnnlm arrays and the given metadata."""
+    from common.serialization import save_npz
+
+    arrays = {k: p for k, p in SimpleRnnlm(5, 3, 4, seed=0).named_params().items()}
+    save_npz(path, arrays, {"model": model, "config": config, "vocab": list(vocab)})
+    return path
+
+
+def test_script_refuses_a_file_whose_config_claims_huge_sizes_before_allocating(tmp_path,
+                                                                                capsys):
+    """Finding 7 (issue 12): a file of about a kilobyte claiming 2000 x 5000 (80 MB
+    to build) is refused by checking its arrays against its config first."""
+    import tracemalloc
+
+    path = hostile_model_file(tmp_path / "huge.npz",
+                              {"vocab_size": 2000, "wordvec_size": 5000, "hidden_size": 5000})
+    assert path.stat().st_size < 3000
+    script = load_script()
+    tracemalloc.start()
+    try:
+        code = script.main(["--model", str(path)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "'embed.W' has shape (5, 3), the model needs (2000, 5000)" in err
+    assert str(path) in err and "Traceback" not in err
+    assert peak < 5_000_000, peak
+
+
+@pytest.mark.parametrize("config, model, message", [
+    ({"vocab_size": "five", "wordvec_size": 3, "hidden_size": 4}, "SimpleRnnlm",
+     "vocab_size must be a positive integer"),
+    ({"vocab_size": 5, "wordvec_size": 3, "hidden_size": -4}, "SimpleRnnlm",
+     "hidden_size must be a positive integer"),
+    ({"vocab_size": 5, "wordvec_size": 3, "hidden_size": 4.0}, "SimpleRnnlm",
+     "hidden_size must be a positive integer"),
+    ([5, 3, 4], "SimpleRnnlm", "must be a dict"),
+    ({"vocab_size": 5, "wordvec_size": 3, "hidden_size": 4}, ["SimpleRnnlm"], "not a name"),
+    ({"vocab_size": 5, "wordvec_size": 3, "hidden_size": 4}, "Transformer", "unknown model"),
+    ({"vocab_size": 5, "wordvec_size": 3, "hidden_size": 4}, "Rnnlm", "missing"),
+])
+def test_script_refuses_inconsistent_model_files_without_a_traceback(tmp_path, capsys, config,
+                                                                     model, message):
+    path = hostile_model_file(tmp_path / "m.npz", config, model=model)
+    assert load_script().main(["--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_load_model_and_model_from_config_check_shapes_first(tmp_path):
+    from models import load_model, model_from_config
+
+    path = hostile_model_file(tmp_path / "huge.npz",
+                              {"vocab_size": 2000, "wordvec_size": 5000, "hidden_size": 5000})
+    with pytest.raises(ValueError, match=r"'embed\.W' has shape \(5, 3\), the model needs"):
+        load_model(path)
+    shapes = {k: p.shape for k, p in SimpleRnnlm(5, 3, 4).named_params().items()}
+    no_bias = {k: v for k, v in shapes.items() if k != "rnn.b"}
+    with pytest.raises(ValueError, match=r"does not fit SimpleRnnlm: missing \['rnn\.b'\]"):
+        model_from_config("SimpleRnnlm", {"vocab_size": 5, "wordvec_size": 3,
+                                          "hidden_size": 4}, shapes=no_bias)
+    with pytest.raises(ValueError, match=r"'embed\.W' has shape \(5, 3\)"):
+        model_from_config("SimpleRnnlm", {"vocab_size": 2000, "wordvec_size": 5000,
+                                          "hidden_size": 5000}, shapes=shapes)
+    good = hostile_model_file(tmp_path / "good.npz",
+                              {"vocab_size": 5, "wordvec_size": 3, "hidden_size": 4})
+    model, meta = load_model(good)
+    assert type(model) is SimpleRnnlm and meta["vocab"][0] == "<eos>"
+    for a, b in zip(model.params, SimpleRnnlm(5, 3, 4, seed=0).params, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_script_output_errors_end_with_a_message(trained, tmp_path):
+    """stdout on a full device (/dev/full): a one-line error, no traceback; a reader
+    that stops early (a broken pipe): exit 0, no traceback."""
+    args = [sys.executable, str(SCRIPT), "--model", "m.npz", "--length", "2000", "--seed", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(args, cwd=trained, env=env, stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=60)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert done.stderr.startswith("error: cannot write the text")
+    reader = subprocess.Popen(args, cwd=trained, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    reader.stdout.close()  # nobody reads: the writer gets a broken pipe
+    _, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0 and b"Traceback" not in err
+
+
+# -- beam search -------------------------------------------------------------------------------
+
+
+def sequence_log_prob(model, prompt, ids):
+    """log P(ids | prompt) under ``model``, step by step."""
+    total, context = 0.0, list(prompt)
+    for i in ids:
+        scores = next_scores(model, context)
+        total += scores[i] - scores.max() - np.log(np.exp(scores - scores.max()).sum())
+        context.append(i)
+    return total
+
+
+@pytest.mark.parametrize("cls", [SimpleRnnlm, Rnnlm, BetterRnnlm])
+def test_beam_width_one_is_greedy_and_wider_beams_are_no_less_likely(cls):
+    model = small_model(cls)
+    for p in model.params:  # sharper distributions than the default init
+        p[...] *= 20
+    prompt = [1, 2]
+    greedy = model.generate(prompt, 6, temperature=0)
+    assert model.generate(prompt, 6, beam_width=1) == greedy
+    wide = model.generate(prompt, 6, beam_width=4)
+    assert len(wide) == 6
+    assert sequence_log_prob(model, prompt, wide) >= sequence_log_prob(model, prompt, greedy) - 1e-9
+
+
+def test_beam_search_is_the_same_for_stateful_and_non_stateful_models():
+    stateful, plain = ReadmeRnnlm(12, 16, True), ReadmeRnnlm(12, 16, False)
+    for prompt in ([3], [3, 7, 1, 4]):
+        assert generate(plain, prompt, 8, beam_width=3) == generate(stateful, prompt, 8,
+                                                                   beam_width=3)
+    assert plain.layers[1].stateful is False
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(beam_width=0), "beam_width must be an integer"),
+    (dict(beam_width=2.0), "beam_width must be an integer"),
+    (dict(beam_width=2, temperature=0.5), "takes no temperature"),
+    (dict(beam_width=2, rng=1), "takes no temperature"),
+])
+def test_beam_width_refuses_nonsense(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate(small_model(Rnnlm), [0], 3, **kwargs)
+
+
+def test_script_beam_width(trained, capsys):
+    script = load_script()
+    path = str(trained / "m.npz")
+    assert script.main(["--model", path, "--start", "the dog", "--length", "8",
+                        "--temperature", "0"]) == 0
+    greedy = capsys.readouterr().out
+    assert script.main(["--model", path, "--start", "the dog", "--length", "8",
+                        "--beam-width", "1"]) == 0
+    assert capsys.readouterr().out == greedy
+    assert script.main(["--model", path, "--start", "the dog", "--length", "8",
+                        "--beam-width", "5"]) == 0
+    assert capsys.readouterr().out.startswith("the dog")
+    with pytest.raises(SystemExit) as exc:
+        script.main(["--model", path, "--beam-width", "3", "--seed", "1"])
+    assert exc.value.code == 2 and "--beam-width" in capsys.readouterr().err
+
+
+def test_script_refuses_a_sequence_to_sequence_model(tmp_path, capsys):
+    from models import Seq2seq
+
+    Seq2seq(6, 3, 4).save_params(tmp_path / "s.npz", vocab=list("abcdef"))
+    assert load_script().main(["--model", str(tmp_path / "s.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "holds a Seq2seq, not a language model" in err and "Traceback" not in err

@@ -9,8 +9,18 @@ import pytest
 
 from common.gradcheck import check_function
 from common.optimizer import SGD
-from layers import TimeDropout
-from models import BetterRnnlm, GruRnnlm, Rnnlm, SimpleRnnlm, build_model
+from layers import TimeAffine, TimeDropout, TimeEmbedding, TimeRNN, TimeSoftmaxWithLoss
+from models import (
+    MODEL_CLASSES,
+    BetterRnnlm,
+    GruRnnlm,
+    LanguageModel,
+    Model,
+    Rnnlm,
+    SimpleRnnlm,
+    build_model,
+    model_from_config,
+)
 
 N, T, V, D, H = 2, 3, 9, 4, 4
 
@@ -90,3 +100,195 @@ def test_uniform_init_scale():
     model = BetterRnnlm(V, D, H, dropout_ratio=0.0, tie_weights=False, init_scale=0.1, seed=0)
     for p in model.params:
         assert np.abs(p).max() <= 0.1 and p.std() > 0.02
+
+
+# -- models.base.Model: what every model shares ----------------------------------------------
+
+
+class TwoPartModel(Model):
+    """A model that is not a language model: two parts, each with its own layers."""
+
+    class Part:
+        def __init__(self, layers):
+            self.layers = layers
+            self.params = [p for layer in layers for p in layer.params]
+            self.grads = [g for layer in layers for g in layer.grads]
+
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+
+        def randn(*shape):
+            return rng.standard_normal(shape).astype(np.float32)
+
+        self.config = {"seed": seed}
+        self.encoder = self.Part([TimeEmbedding(randn(V, D)), TimeDropout(0.5),
+                                  TimeRNN(randn(D, H), randn(H, H), randn(H))])
+        self.decoder = self.Part([TimeRNN(randn(D, H), randn(H, H), randn(H), stateful=True),
+                                  TimeAffine(randn(H, V), randn(V))])
+        self.layers = [self.encoder, self.decoder]
+        self._collect_params(["enc.embed.W", "enc.rnn.Wx", "enc.rnn.Wh", "enc.rnn.b",
+                              "dec.rnn.Wx", "dec.rnn.Wh", "dec.rnn.b", "dec.affine.W",
+                              "dec.affine.b"])
+
+
+def test_model_base_reaches_layers_inside_parts():
+    model = TwoPartModel()
+    assert isinstance(model, Model) and not isinstance(model, LanguageModel)
+    assert list(model.named_params()) == model.param_names
+    dropout = model.encoder.layers[1]
+    model.eval()
+    assert dropout.train_flg is False
+    model.train()
+    assert dropout.train_flg is True
+    h = np.ones((2, H), np.float32)
+    model.decoder.layers[0].set_state(h)
+    assert len(model.get_state()) == 2  # both TimeRNNs, inside their parts
+    model.reset_state()
+    assert model.get_state() == [None, None]
+
+
+def test_evaluating_turns_dropout_off_and_gives_mode_and_state_back():
+    model = BetterRnnlm(V, D, D, 0.5, seed=0)
+    xs = np.arange(N * T).reshape(N, T) % V
+    model.train()
+    model.predict(xs)
+    state = model.get_state()
+    dropouts = [layer for layer in model.layers if isinstance(layer, TimeDropout)]
+    with model.evaluating() as same:
+        assert same is model
+        assert all(layer.train_flg is False for layer in dropouts)
+        model.reset_state()
+        model.predict(np.zeros((1, 2), int))  # another batch size, another state
+    assert all(layer.train_flg is True for layer in dropouts)
+    for a, b in zip(model.get_state(), state, strict=True):
+        assert np.array_equal(a, b)
+    model.eval()
+    with pytest.raises(KeyError), model.evaluating():
+        raise KeyError("left by an exception")
+    assert all(layer.train_flg is False for layer in dropouts)
+
+
+def test_save_and_load_without_a_path_use_the_class_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = Rnnlm(V, D, H, seed=0)
+    assert model.save_params() == "Rnnlm.npz"
+    assert (tmp_path / "Rnnlm.npz").is_file()
+    fresh = Rnnlm(V, D, H, seed=1)
+    fresh.load_params()
+    for a, b in zip(fresh.params, model.params, strict=True):
+        assert np.array_equal(a, b)
+    TwoPartModel().save_params()
+    assert (tmp_path / "TwoPartModel.npz").is_file()
+    with pytest.raises(FileNotFoundError, match=r"no such file: SimpleRnnlm\.npz \(load_params"):
+        SimpleRnnlm(V, D, H).load_params()
+
+
+@pytest.mark.parametrize("name", ["Rnnlm.pkl", "model.PKL", "x.pickle"])
+def test_pickle_names_are_refused_with_the_way_to_convert(tmp_path, name):
+    model = Rnnlm(V, D, H, seed=0)
+    for call in (model.save_params, model.load_params):
+        with pytest.raises(ValueError, match="never reads or writes pickles") as info:
+            call(tmp_path / name)
+        assert "set_params_list" in str(info.value) and "Rnnlm.npz" in str(info.value)
+    assert not any(tmp_path.iterdir())
+
+
+def test_set_params_list_takes_the_books_params_order():
+    """The book's pickles hold the params list; a tied array sits at two places
+    (the book's second one is the transposed view)."""
+    source = BetterRnnlm(V, D, D, 0.5, seed=0)
+    book_list = [p.copy() for p in source.params]
+    book_list[-2] = book_list[-2].T.astype(np.float16)  # the book's affine W is embed W.T
+    model = BetterRnnlm(V, D, D, 0.5, seed=1)
+    model.set_params_list(book_list)
+    for a, b in zip(model.params, source.params, strict=True):
+        assert np.array_equal(a, b)
+    assert model.affine.params[0] is model.embed.params[0]
+    with pytest.raises(ValueError, match="holds 3 arrays"):
+        model.set_params_list(book_list[:3])
+
+
+def test_check_params_changes_nothing_on_a_mismatch():
+    model = SimpleRnnlm(V, D, H, seed=0)
+    arrays = {k: np.zeros_like(p) for k, p in model.named_params().items()}
+    arrays["rnn.Wh"] = np.zeros((H, H + 1), np.float32)
+    before = [p.copy() for p in model.params]
+    with pytest.raises(ValueError, match=r"'rnn\.Wh' has shape \(4, 5\), the model needs \(4, 4\)"):
+        model.set_named_params(arrays, source="here")
+    for a, b in zip(model.params, before, strict=True):
+        assert np.array_equal(a, b)
+    del arrays["rnn.Wh"]
+    with pytest.raises(ValueError, match=r"here does not fit SimpleRnnlm: missing \['rnn\.Wh'\]"):
+        model.check_params(arrays, source="here")
+
+
+def test_model_classes_by_name_and_model_from_config():
+    for name, cls in MODEL_CLASSES.items():
+        assert cls.__name__ == name and issubclass(cls, Model)
+    assert {"SimpleRnnlm", "Rnnlm", "GruRnnlm", "BetterRnnlm", "RnnlmGen",
+            "BetterRnnlmGen"} <= set(MODEL_CLASSES)
+    model = BetterRnnlm(V, D, D, 0.25, num_layers=1, seed=0)
+    again = model_from_config("BetterRnnlm", model.config)
+    assert type(again) is BetterRnnlm and again.config == model.config
+    with pytest.raises(ValueError, match="unknown model class 'Nope'"):
+        model_from_config("Nope", {})
+    with pytest.raises(ValueError, match="does not fit Rnnlm"):
+        model_from_config("Rnnlm", {"vocab_size": V, "colour": "red"})
+    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
+        model_from_config("Rnnlm", {"vocab_size": V, "hidden_size": 2.5})
+
+
+@pytest.mark.parametrize("cls, kwargs", [
+    (SimpleRnnlm, {}), (Rnnlm, {}), (GruRnnlm, {}),
+    (BetterRnnlm, dict(dropout_ratio=0.5, num_layers=3)),
+    (BetterRnnlm, dict(dropout_ratio=0.0, num_layers=1, tie_weights=False)),
+])
+def test_param_shapes_are_what_the_model_builds(cls, kwargs):
+    model = cls(V, D, D, **kwargs, seed=0)
+    built = {name: p.shape for name, p in model.named_params().items()}
+    assert cls.param_shapes(model.config) == built
+
+
+def test_vocab_size_comes_from_the_embedding_not_from_params_0():
+    """Finding 11 (issue 12): params[0] need not be the embedding."""
+
+    class OutputFirst(LanguageModel):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.config = {}
+            embed = TimeEmbedding(rng.standard_normal((V, D)).astype(np.float32))
+            rnn = TimeRNN(*(rng.standard_normal(s).astype(np.float32)
+                            for s in ((D, H), (H, H), (H,))), stateful=True)
+            affine = TimeAffine(rng.standard_normal((H, V)).astype(np.float32),
+                                np.zeros(V, np.float32))
+            self.layers = [embed, rnn, affine]
+            self.loss_layer = TimeSoftmaxWithLoss()
+            self.params = affine.params + embed.params + rnn.params
+            self.grads = affine.grads + embed.grads + rnn.grads
+            self.param_names = ["affine.W", "affine.b", "embed.W", "rnn.Wx", "rnn.Wh", "rnn.b"]
+
+    model = OutputFirst()
+    assert model.params[0].shape == (H, V)
+    assert model.vocab_size == V
+    assert len(model.generate([1], 5, rng=0)) == 5
+
+
+def test_the_books_argument_order_for_better_rnnlm():
+    """The book calls BetterRnnlm(vocab_size, wordvec_size, hidden_size, dropout_ratio)."""
+    model = BetterRnnlm(V, D, D, 0.3)
+    assert model.config["dropout_ratio"] == 0.3 and model.config["num_layers"] == 2
+    assert model.config["tie_weights"] is True
+    with pytest.raises(TypeError):
+        BetterRnnlm(V, D, D, 0.3, 2)  # rnnlab's own arguments are keyword-only
+    with pytest.raises(ValueError, match="dropout_ratio must be in"):
+        BetterRnnlm(V, D, D, 1.0)
+    with pytest.raises(ValueError, match="num_layers must be a positive integer"):
+        BetterRnnlm(V, D, D, 0.5, num_layers=0)
+
+
+def test_the_books_attribute_names():
+    simple, lstm, better = SimpleRnnlm(V, D, H), Rnnlm(V, D, H), BetterRnnlm(V, D, D, 0.5)
+    assert simple.rnn_layer is simple.rnn and lstm.lstm_layer is lstm.lstm
+    assert better.lstm_layers == better.lstms and len(better.lstm_layers) == 2
+    assert len(better.drop_layers) == 3
+    assert all(isinstance(layer, TimeDropout) for layer in better.drop_layers)

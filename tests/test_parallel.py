@@ -56,17 +56,48 @@ def test_matmul_in_blocks_equals_the_plain_product(spread, shape):
 
 
 @needs_blas_control
-def test_managed_makes_blas_single_threaded_only_while_it_spreads(spread):
+def test_managed_makes_blas_single_threaded_for_its_whole_extent(spread):
+    """Issue 12, finding 5: BLAS's spinning workers made small models 25-90x
+    slower on a busy machine when rnnlab's own pool was never used, because
+    BLAS was only made single-threaded once the pool was used."""
     before = blas.get_threads()
-    a = np.ones((64, 64), dtype=np.float32)
     with parallel.managed():
-        assert blas.get_threads() == before  # nothing spread yet: BLAS untouched
-        parallel.matmul(a, a)
-        assert blas.get_threads() == 1
+        assert blas.get_threads() == 1  # at once, before anything is spread
         with parallel.managed():  # nested: the inner exit restores nothing
             pass
         assert blas.get_threads() == 1
     assert blas.get_threads() == before
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "2.5"])
+def test_a_bad_thread_count_is_refused_on_entering_managed(monkeypatch, value):
+    """Issue 12, finding 6: ``RNNLAB_NUM_THREADS=abc`` failed mid-training
+    (0 and -1 were silently taken as 1); now the context a run starts with
+    refuses it, naming the variable."""
+    monkeypatch.setenv("RNNLAB_NUM_THREADS", value)
+    monkeypatch.setattr(parallel, "_threads", None)
+    with pytest.raises(ValueError, match="RNNLAB_NUM_THREADS must be a positive integer"):
+        with parallel.managed():
+            pass
+
+
+def test_fit_refuses_a_bad_thread_count_before_the_first_step(monkeypatch):
+    monkeypatch.setenv("RNNLAB_NUM_THREADS", "abc")
+    monkeypatch.setattr(parallel, "_threads", None)
+    model = SimpleRnnlm(20, 4, 4, seed=0)
+    before = [p.copy() for p in model.params]
+    corpus = np.arange(200) % 20
+    with pytest.raises(ValueError, match="RNNLAB_NUM_THREADS"):
+        RnnlmTrainer(model, SGD(1.0)).fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=2,
+                                          time_size=5, verbose=False)
+    for p, p0 in zip(model.params, before, strict=True):
+        np.testing.assert_array_equal(p, p0)  # not one step was taken
+
+
+def test_a_good_thread_count_is_used(monkeypatch):
+    monkeypatch.setenv("RNNLAB_NUM_THREADS", " 3 ")
+    monkeypatch.setattr(parallel, "_threads", None)
+    assert parallel.num_threads() == 3
 
 
 @needs_blas_control
@@ -98,23 +129,84 @@ def test_an_error_in_deferred_work_reaches_the_caller(spread):
         parallel.later(lambda: None, large=True)
 
 
-def test_without_managed_nothing_is_deferred(spread):
-    done = []
+@needs_blas_control
+def test_deferred_manages_the_cores_itself(spread):
+    """A model's backward (which enters deferred()) shares its work in a
+    hand-written loop too, and gives BLAS its threads back afterwards."""
+    before = blas.get_threads()
+    a = np.ones((64, 64), dtype=np.float32)
+    out = np.empty_like(a)
     with parallel.deferred():
-        parallel.later(lambda: done.append(1), large=True)
-        assert done == [1]
+        assert blas.get_threads() == 1
+        parallel.matmul_later(a, a, out)
+        assert parallel._busy()  # queued for the pool, not done here
+    np.testing.assert_array_equal(out, a @ a)
+    assert blas.get_threads() == before
 
 
 @needs_blas_control
-def test_batch_blocks_cover_every_row_once(spread):
-    seen = np.zeros(10, dtype=int)
+@pytest.mark.parametrize("make", [
+    lambda: SimpleRnnlm(50, 8, 8, seed=0),
+    lambda: BetterRnnlm(50, 8, 8, num_layers=2, dropout_ratio=0.0, seed=0),
+])
+def test_a_hand_written_loop_computes_what_fit_computes(spread, make):
+    """The seam's functions manage the cores for their own calls, so a loop
+    that knows nothing of managed() shares the work as fit does: the same
+    blocks, the same numbers, bit for bit."""
+    corpus = np.random.default_rng(7).integers(0, 50, size=400)
+    xs, ts = corpus[:-1], corpus[1:]
+    fitted = make()
+    RnnlmTrainer(fitted, SGD(1.0)).fit(xs, ts, max_epoch=1, batch_size=6, time_size=5,
+                                       max_iters=4, verbose=False)
+    model, optimizer, batches = make(), SGD(1.0), RnnlmTrainer(None, None)
+    before = blas.get_threads()
+    for _ in range(4):
+        batch_x, batch_t = batches.get_batch(xs, ts, 6, 5)
+        model.forward(batch_x, batch_t)
+        model.backward()
+        optimizer.update(model.params, model.grads)
+    assert blas.get_threads() == before  # no process-wide setting left behind
+    for a, b in zip(fitted.params, model.params, strict=True):
+        np.testing.assert_array_equal(a, b)
 
-    def work(a, b):
-        seen[a:b] += 1
+
+@needs_blas_control
+def test_batch_blocks_cover_every_row_once(spread, monkeypatch):
+    """A time loop written over whole arrays gets the same rows of each:
+    the batch is axis 1 of a time-major array and axis 0 of a state."""
+    seen = np.zeros(10, dtype=int)
+    steps = np.zeros((3, 10, 2))
+    state = np.arange(10.0)
+    calls = []
+
+    def work(steps_block, state_block):
+        calls.append(len(state_block))
+        steps_block += state_block[None, :, None]
+        seen[state_block.astype(int)] += 1
 
     with parallel.managed():
-        parallel.for_batch_blocks(10, work, row_multiply_adds=10)
+        parallel.for_batch_blocks(work, (steps, state), batch_axes=(1, 0), row_multiply_adds=10)
     np.testing.assert_array_equal(seen, 1)
+    np.testing.assert_array_equal(steps, np.broadcast_to(state[None, :, None], steps.shape))
+    assert calls == [5, 5]  # one block per thread
+    calls.clear()
+    monkeypatch.setattr(parallel, "_threads", 1)
+    parallel.for_batch_blocks(work, (steps, state), batch_axes=(1, 0), row_multiply_adds=10)
+    assert calls == [10]  # with one thread: once, on the whole batch
+
+
+def test_row_blocks_give_work_the_same_rows_of_every_array(spread):
+    x = np.arange(40.0).reshape(20, 2)
+    y = np.zeros(20)
+    sizes = []
+
+    def row_sums(x, y):
+        sizes.append(len(x))
+        y[...] = x.sum(axis=1)
+
+    parallel.for_row_blocks(row_sums, x, y)
+    np.testing.assert_array_equal(y, x.sum(axis=1))
+    assert sizes == [4] * 5  # BLOCK_ELEMENTS = 8 elements: 4 rows of 2
 
 
 def lstm(rng, dtype):
@@ -207,15 +299,15 @@ def test_pool_threads_keep_the_callers_errstate(spread):
     big = np.full((16, 4), 1e4, dtype=np.float32)
     out = np.empty_like(big)
 
-    def work(a, b):
-        np.exp(big[a:b], out=out[a:b])  # overflows to inf: a warning unless ignored
+    def work(x, y):
+        np.exp(x, out=y)  # overflows to inf: a warning unless ignored
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with np.errstate(over="ignore"), parallel.managed():
-            parallel.for_row_blocks(16, 4, work)
+            parallel.for_row_blocks(work, big, out)
             with parallel.deferred():
-                parallel.later(lambda: work(0, 16), large=True)
+                parallel.later(work, big, out, large=True)
     assert np.isinf(out).all()
 
 

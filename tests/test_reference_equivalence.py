@@ -1,6 +1,6 @@
 """The optimised library computes what the textbook reference computes.
 
-``tests/reference_textbook.py`` is a deliberately straightforward SimpleRnnlm
+``benchmarks/reference_textbook.py`` is a deliberately straightforward SimpleRnnlm
 (one cell object per time step, per-step embedding gradients, softmax then
 log, a plain SGD loop, an element-by-element batch fetch). Starting from the
 same weights, several consecutive stateful training steps of both must give
@@ -8,13 +8,11 @@ the same batches, losses, gradients and updated parameters, to float32
 round-off.
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-import reference_textbook as ref
 
+from benchmarks import reference_textbook as ref
+from benchmarks.contenders import LR, lean_step
 from common.optimizer import SGD
 from common.trainer import RnnlmTrainer
 from layers import TimeRNN
@@ -124,18 +122,14 @@ def test_time_rnn_matches_reference_on_random_inputs():
 
 
 def test_the_benchmarks_lean_bound_trains_like_the_library():
-    """``scripts/benchmark.py`` times the demo step written as one plain NumPy
-    function, as a bound; it must be the same model: the same losses over
-    several stateful steps from the same weights."""
-    path = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
-    spec = importlib.util.spec_from_file_location("rnnlab_benchmark", path)
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    """The benchmark times the demo step written as one plain NumPy function,
+    as a bound; it must be the same model: the same losses over several
+    stateful steps from the same weights."""
 
     xs, ts = corpus(seed=5)
     model = SimpleRnnlm(V, D, H, seed=2)
-    lean = benchmark.lean_step(model, xs, ts, N, T)  # copies the weights
-    trainer = RnnlmTrainer(model, SGD(lr=benchmark.LR))
+    lean = lean_step(model, xs, ts, N, T)  # copies the weights
+    trainer = RnnlmTrainer(model, SGD(lr=LR))
     for step in range(2 * STEPS):
         bx, bt = trainer.get_batch(xs, ts, N, T)
         loss = model.forward(bx, bt)

@@ -11,8 +11,9 @@ loop over the time steps and batch rows.
 
 It is the yardstick the optimised library is checked against
 (``tests/test_reference_equivalence.py``: same numbers to float32 round-off)
-and timed against (``scripts/benchmark.py``: the library must be several
-times faster). It is not part of the library and is not meant to be fast.
+and timed against (``benchmarks/demo.py``, run by ``scripts/benchmark.py``:
+the library must be several times faster). It is not part of the library and
+is not meant to be fast.
 
 Everything is float32; the initialisation and the parameter order are those
 of :class:`models.SimpleRnnlm` (embedding W, RNN Wx, Wh, b, affine W, b), so

@@ -1,0 +1,7 @@
+"""``python -m benchmarks``: the same as ``python scripts/benchmark.py``."""
+
+import sys
+
+from benchmarks.main import main
+
+sys.exit(main())

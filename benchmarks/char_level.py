@@ -1,0 +1,161 @@
+"""The character-level configuration: where the recurrence dominates (issue 14).
+
+Embedding (V = 50, D = 32) -> LSTM(H) -> Affine, Adam, global-norm clipping,
+N = 32, T = 64, for H = 128, 256, 512 (the README's character-level run),
+and a GRU row at H = 256 (with ``--quick`` only the two rows of H = 256).
+One training iteration (batch + forward + backward + clipping + Adam) of
+rnnlab against the same model in PyTorch, the same batches of random
+character ids, timed in alternating groups.
+
+The *two-core bound* of an iteration is what no NumPy implementation on
+these cores can beat: the input projection, ``dx``, ``dWx`` and ``dWh``
+products, the output layer's three products, the ``2T`` recurrent products
+(``h @ Wh``, ``dA @ Wh.T``), one ``exp`` over the gates and one ``tanh`` of
+the cells per step, each timed on one core (BLAS single-threaded) and
+shared perfectly among the threads. Everything else (the rest of the gate
+arithmetic, the softmax, the update, Python) counts as free.
+"""
+
+from collections import defaultdict
+from contextlib import nullcontext
+
+import numpy as np
+
+from benchmarks.harness import Run, median, median_time, round_robin, say, settle, timed_methods
+from common.optimizer import Adam
+from common.parallel import managed
+from common.trainer import RnnlmTrainer
+from common.util import clip_grads
+from models import GruRnnlm, Rnnlm
+
+V, D, N, T = 50, 32, 32, 64
+LR, MAX_GRAD = 2e-3, 5.0
+CONFIGS = [("lstm", 128), ("lstm", 256), ("lstm", 512), ("gru", 256)]
+QUICK_CONFIGS = [("lstm", 256), ("gru", 256)]  # --quick: a minute for the whole benchmark
+
+
+def rnnlab_char_step(model, xs, ts):
+    """One iteration as ``fit`` does it, with Adam and clipping."""
+    optimizer, fetch = Adam(lr=LR), RnnlmTrainer(None, None)
+
+    def step():
+        batch_x, batch_t = fetch.get_batch(xs, ts, N, T)
+        loss = model.forward(batch_x, batch_t)
+        model.backward()
+        clip_grads(model.grads, MAX_GRAD)
+        optimizer.update(model.params, model.grads)
+        return loss
+
+    return step, optimizer
+
+
+def torch_char_step(torch, cell, H, xs, ts):
+    nn, F = torch.nn, torch.nn.functional
+
+    class CharModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(V, D)
+            self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(D, H, batch_first=True)
+            self.affine = nn.Linear(H, V)
+            self.state = None
+
+        def forward(self, x, t):
+            hs, state = self.rnn(self.embed(x), self.state)
+            self.state = (tuple(s.detach() for s in state) if isinstance(state, tuple)
+                          else state.detach())
+            return F.cross_entropy(self.affine(hs).reshape(-1, V), t.reshape(-1))
+
+    model = CharModel()
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    fetch = RnnlmTrainer(None, None)
+
+    def step():
+        batch_x, batch_t = fetch.get_batch(xs, ts, N, T)
+        loss = model(torch.from_numpy(batch_x).long(), torch.from_numpy(batch_t).long())
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    return step
+
+
+def bound_ms(cell, H, threads, repeats):
+    """The two-core bound of one iteration, in milliseconds (see the module docstring)."""
+    rng = np.random.default_rng(0)
+    G = (4 if cell == "lstm" else 3) * H
+
+    def f32(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    x, Wx, dA = f32(N * T, D), f32(D, G), f32(N * T, G)
+    h, Wh, hs = f32(N, H), f32(H, G), f32(N * T, H)
+    Wo, dy = f32(H, V), f32(N * T, V)
+    gates, cells, values = f32(N, G), f32(N, H), np.empty((N, G), dtype=np.float32)
+    once = [lambda: x @ Wx, lambda: dA @ Wx.T, lambda: x.T @ dA, lambda: hs.T @ dA,
+            lambda: hs @ Wo, lambda: hs.T @ dy, lambda: dy @ Wo.T]
+    per_step = [lambda: h @ Wh, lambda: dA[:N] @ Wh.T,
+                lambda: np.exp(gates, out=values), lambda: np.tanh(cells, out=values[:, :H])]
+    with managed():  # one core: BLAS single-threaded
+        once_s = sum(median_time(fn, repeats) for fn in once)
+        step_s = sum(median_time(fn, repeats) for fn in per_step)
+    return (once_s + T * step_s) / threads * 1e3
+
+
+def stage_breakdown(model, optimizer, step, rounds, warmup):
+    """Median ms per call of each layer's forward/backward, clipping and Adam."""
+    loss = model.loss_layer
+    targets = [(layer, "forward", f"{type(layer).__name__}.forward") for layer in model.layers]
+    targets += [(loss, "forward", f"{type(loss).__name__}.forward"),
+                (loss, "backward", f"{type(loss).__name__}.backward")]
+    targets += [(layer, "backward", f"{type(layer).__name__}.backward")
+                for layer in reversed(model.layers)]
+    targets.append((model, "backward", "whole backward (deferred work included)"))
+    targets.append((optimizer, "update", f"{type(optimizer).__name__}.update"))
+    whole = defaultdict(list)
+    with timed_methods(targets) as samples:
+        round_robin({"iteration": step}, rounds, warmup, whole, context=managed)
+    stages = {label: median(s[warmup:]) * 1e3 for label, s in samples.items()}
+    return stages, median(whole["iteration"]) * 1e3
+
+
+def char_level(run: Run, blocks: int, rounds: int, warmup: int) -> None:
+    say(f"\n== character level: Embedding V={V} D={D} -> LSTM or GRU (H) -> Affine, Adam, "
+        f"clipping {MAX_GRAD}, N={N} T={T}")
+    corpus = np.random.default_rng(1).integers(0, V, size=N * T * 50)
+    xs, ts = corpus[:-1], corpus[1:]
+    threads = run.results["machine"]["rnnlab_elementwise_threads"] or 1
+    results = run.results.setdefault("char_level", {})
+    for cell, H in QUICK_CONFIGS if run.quick else CONFIGS:
+        make = Rnnlm if cell == "lstm" else GruRnnlm
+        model = make(V, D, H, seed=0)
+        step, optimizer = rnnlab_char_step(model, xs, ts)
+        groups = [({"rnnlab": step}, managed)]
+        if run.torch:
+            groups.append(({"torch": torch_char_step(run.torch, cell, H, xs, ts)}, nullcontext))
+        samples = defaultdict(list)
+        for _ in range(blocks):
+            for group, context in groups:
+                round_robin(group, rounds, warmup, samples, context)
+                settle()
+        ours = median(samples["rnnlab"]) * 1e3
+        bound = bound_ms(cell, H, threads, repeats=5 if run.quick else 15)
+        entry = {"rnnlab_ms": ours, "bound_ms": bound, "ratio_to_bound": ours / bound}
+        line = (f"{cell.upper():4s} H={H:3d}: rnnlab {ours:7.2f} ms; two-core bound "
+                f"{bound:6.2f} ms, rnnlab / bound = {ours / bound:.2f}")
+        if run.torch:
+            theirs = median(samples["torch"]) * 1e3
+            entry.update(torch_ms=theirs, ratio_to_torch=ours / theirs,
+                         torch_over_bound=theirs / bound)
+            line += (f"; torch {theirs:7.2f} ms, rnnlab / torch = {ours / theirs:.2f} "
+                     f"(torch / bound {theirs / bound:.2f})")
+        say(line)
+        if H == 256:
+            stages, whole = stage_breakdown(model, optimizer, step,
+                                            rounds=3 if run.quick else 6, warmup=1)
+            entry["stages_ms"] = stages
+            say(f"  where rnnlab's iteration goes ({whole:.2f} ms with the timers): " + ", ".join(
+                f"{label} {ms:.2f}" for label, ms in stages.items()))
+        results[f"{cell} H={H}"] = entry

@@ -1,0 +1,120 @@
+"""How fast rnnlab trains, against a floor, against PyTorch and against the textbook.
+
+    python scripts/benchmark.py              # full run (a few minutes)
+    python scripts/benchmark.py --quick      # short run (< 1 minute)
+    python scripts/benchmark.py --json       # JSON on stdout, progress on stderr
+
+Every figure of a comparison is measured in one process, as the median of
+repeated runs, and reported as a ratio, so that a busy machine slows both
+sides of a ratio alike. The sections, in order:
+
+* the machine (:mod:`benchmarks.harness`);
+* the word-level reference configuration, V = 10,000, D = H = 100, N = 20,
+  T = 35: rnnlab's SimpleRnnlm and LSTM Rnnlm against the floor, a two-core
+  bound and PyTorch, and where an iteration's time goes
+  (:mod:`benchmarks.word_level`);
+* the character-level configuration (V = 50, LSTM H = 128, 256, 512 and a
+  GRU), where the recurrence dominates, against a two-core bound and
+  PyTorch (:mod:`benchmarks.char_level`);
+* the demo configuration against the textbook-style reference and the lean
+  step (:mod:`benchmarks.demo`);
+* ``eval_perplexity`` on PTB valid (:mod:`benchmarks.evaluation`);
+* memory (:mod:`benchmarks.memory`).
+
+The exit status is 1 if the float64 check of the memory section fails, or
+(with ``--check``) if any speed target is missed.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from benchmarks import harness
+from benchmarks.char_level import char_level
+from benchmarks.demo import demo
+from benchmarks.evaluation import evaluation
+from benchmarks.harness import Run, say
+from benchmarks.memory import epoch_child, memory
+from benchmarks.word_level import training_iteration, where_time_goes
+from datasets import ptb
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="fewer repeats and only a slice of the epoch (< 1 minute)")
+    p.add_argument("--json", action="store_true",
+                   help="print the results as JSON on stdout (the report goes to stderr)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the PTB files (default: $RNNLAB_PTB_DIR, else "
+                        "<repo>/../shared/data/ptb)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparisons")
+    p.add_argument("--epoch-iters", type=int, default=None,
+                   help="iterations of the memory run (default: a full epoch; 20 with --quick)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="set NumPy's BLAS threads (and torch's, which always follows them) "
+                        "to this number; default: leave BLAS as it is")
+    p.add_argument("--check", action="store_true",
+                   help="exit with status 1 if a speed target is missed")
+    p.add_argument("--_epoch-child", type=int, default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    data_dir = args.data_dir or harness.default_data_dir()
+    if args.threads is not None and not harness.set_blas_threads(args.threads):
+        print(f"could not set the BLAS threads to {args.threads}", file=sys.stderr)
+        return 2
+    if args._epoch_child is not None:
+        epoch_child(data_dir, args._epoch_child)
+        return 0
+    if args.json:
+        harness.report_to(sys.stderr)
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            torch = None
+    run = Run(quick=args.quick, data_dir=data_dir, threads=args.threads, torch=torch,
+              results={"quick": args.quick})
+
+    q = args.quick
+    # Many short blocks, so that a change in the machine's load between
+    # blocks falls on rnnlab and torch alike.
+    blocks, rounds, warmup = (3, 3, 2) if q else (6, 5, 3)
+    run.results["machine"] = harness.describe_machine(run, blocks, rounds, warmup)
+    train = ptb.load_data("train", data_dir=data_dir)[0]
+    valid = ptb.load_data("valid", data_dir=data_dir)[0]
+    xs, ts = train[:-1], train[1:]
+
+    med, big = training_iteration(run, xs, ts, blocks, rounds, warmup)
+    where_time_goes(run, med, big, xs, ts, *((3, 1) if q else (10, 2)))
+    char_level(run, *((2, 2, 1) if q else (4, 4, 2)))
+    demo(run, train, *((300, 50) if q else (3000, 300)))
+    evaluation(run, big["rnn"][0], valid, runs=1 if q else 3)
+    epoch_iters = args.epoch_iters if args.epoch_iters is not None else (20 if q else 0)
+    f64_ok = memory(run, big, xs, ts, epoch_iters)
+    return summary(run, args, f64_ok)
+
+
+def summary(run: Run, args, f64_ok: bool) -> int:
+    """Print the targets; return the exit status."""
+    run.results["targets"] = run.targets
+    run.results["machine"]["load_average_end"] = os.getloadavg()[0]
+    say(f"\n== targets (load average at the end {os.getloadavg()[0]:.2f})")
+    for t in run.targets:
+        sign = ">=" if t["higher_is_better"] else "<="
+        say(f"  {t['name']:28s} {t['value']:7.3f}  {sign} {t['target']}  "
+            f"{'ok' if t['ok'] else 'MISSED'}")
+    say(f"  {'no float64 logits array':28s} {'ok' if f64_ok else 'FAILED'}")
+    if args.json:
+        print(json.dumps(run.results, indent=2, default=float))
+    if not f64_ok:
+        return 1
+    if args.check and not all(t["ok"] for t in run.targets):
+        return 1
+    return 0

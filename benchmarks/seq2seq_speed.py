@@ -1,0 +1,178 @@
+"""Speed of the sequence-to-sequence models against a textbook-style reference.
+
+Run as ``python -m benchmarks.seq2seq_speed`` (``--help`` for the options).
+For each model, on the task the textbook trains it on, with the textbook's
+sizes (batch 128, wordvec 16; hidden 128 on addition, 256 on dates):
+
+* **training**: the time of one epoch (45,000 pairs, 351 iterations of
+  forward, backward, clipping at 5 and an Adam step), measured over
+  ``--iters`` iterations and scaled to the epoch; rnnlab (as its trainer
+  runs it, inside ``common.parallel.managed()``) against
+  :mod:`benchmarks.reference_seq2seq`. Target: rnnlab at least 2x faster.
+* **evaluation**: the exact-match accuracy of the 5,000 test pairs, all at
+  once (``common.util.seq2seq_accuracy``) against one question per call
+  (the textbook's loop, on the reference model and on rnnlab's), measured
+  on ``--eval-questions`` questions and scaled to 5,000. Target: at least
+  10x faster. Both models hold the same weights, so their answers agree.
+
+Each time is the median of ``--repeats`` runs. The machine's BLAS and
+thread counts are printed first; ``--threads N`` limits NumPy's BLAS to
+``N`` threads for the reference (rnnlab manages the cores itself).
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from benchmarks import reference_seq2seq as ref
+from common import blas
+from common.optimizer import Adam
+from common.parallel import managed, num_threads
+from common.util import clip_grads, seq2seq_accuracy
+from models.attention_seq2seq import AttentionSeq2seq
+from models.peeky_seq2seq import PeekySeq2seq
+from models.seq2seq import Seq2seq
+
+BATCH = 128
+EPOCH_PAIRS = 45_000
+TEST_PAIRS = 5_000
+
+# name, rnnlab class, reference class, task, hidden size
+CONFIGS = [
+    ("Seq2seq", Seq2seq, ref.Seq2seq, "addition", 128),
+    ("PeekySeq2seq", PeekySeq2seq, ref.PeekySeq2seq, "addition", 128),
+    ("AttentionSeq2seq", AttentionSeq2seq, ref.AttentionSeq2seq, "date", 256),
+]
+
+
+def load_task(task, reverse):
+    """The task's data from :mod:`datasets.sequence` (reversed questions for addition)."""
+    from datasets import sequence
+
+    (x_train, t_train), (x_test, t_test) = sequence.load_data(task)
+    _, id_to_char = sequence.get_vocab()
+    if reverse:
+        x_train, x_test = x_train[:, ::-1].copy(), x_test[:, ::-1].copy()
+    return x_train, t_train, x_test, t_test, len(id_to_char)
+
+
+def median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def rnnlab_iterations(model, optimizer, x, t, iters):
+    """What the trainer does per iteration, inside managed() as the trainer runs."""
+    with managed():
+        for i in range(iters):
+            batch_x, batch_t = x[i * BATCH:(i + 1) * BATCH], t[i * BATCH:(i + 1) * BATCH]
+            model.forward(batch_x, batch_t)
+            model.backward()
+            clip_grads(model.grads, 5.0)
+            optimizer.update(model.params, model.grads)
+
+
+def rnnlab_one_by_one(model, questions, answers):
+    correct = 0
+    for i in range(len(questions)):
+        guess = model.generate(questions[i:i + 1], int(answers[i, 0]), answers.shape[1] - 1)
+        correct += bool((guess[0] == answers[i, 1:]).all())
+    return correct / len(questions)
+
+
+def set_reference_threads(n):
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return blas.set_threads(n)
+    threadpool_limits(limits=n, user_api="blas")
+    return True
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Time rnnlab's seq2seq models against a textbook-style reference.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--iters", type=int, default=20,
+                        help="training iterations timed per run (scaled to an epoch)")
+    parser.add_argument("--eval-questions", type=int, default=300,
+                        help="questions answered one per call per run (scaled to 5,000)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="limit NumPy's BLAS to this many threads (default: as it is)")
+    parser.add_argument("--models", nargs="+", default=[c[0] for c in CONFIGS],
+                        choices=[c[0] for c in CONFIGS], help="which models to time")
+    args = parser.parse_args(argv)
+    for name in ("iters", "eval_questions", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.threads is not None and (args.threads < 1 or not set_reference_threads(args.threads)):
+        parser.error(f"cannot set the BLAS threads to {args.threads}")
+
+    print(f"machine   {platform.machine()} {platform.processor() or ''}, "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(f"numpy     {np.__version__}, BLAS threads {blas.get_threads()}, "
+          f"rnnlab threads {num_threads()}")
+    print(f"epoch     {EPOCH_PAIRS:,} pairs = {EPOCH_PAIRS // BATCH} iterations of {BATCH}; "
+          f"timed over {args.iters} iterations, median of {args.repeats}")
+    print()
+    header = f"{'model':<18}{'task':<10}{'rnnlab s/epoch':>16}{'reference':>12}{'ratio':>8}"
+    rows, eval_rows = [], []
+    for name, cls, ref_cls, task, H in CONFIGS:
+        if name not in args.models:
+            continue
+        x_train, t_train, x_test, t_test, V = load_task(task, reverse=task == "addition")
+        model, reference = cls(V, 16, H, seed=0), ref_cls(V, 16, H, seed=0)
+        ref.copy_params(reference, model)
+        n = args.iters * BATCH
+        x, t = x_train[:n], t_train[:n]
+
+        def run_rnnlab(model=model, x=x, t=t):
+            rnnlab_iterations(model, Adam(0.001), x, t, args.iters)
+
+        def run_reference(reference=reference, x=x, t=t):
+            ref.fit(reference, ref.Adam(0.001), x, t, BATCH, 5.0, max_iters=args.iters)
+
+        run_rnnlab()  # warm-up (thread pool, caches)
+        scale = (EPOCH_PAIRS // BATCH) / args.iters
+        t_lib = median_time(run_rnnlab, args.repeats) * scale
+        t_ref = median_time(run_reference, args.repeats) * scale
+        rows.append((name, task, t_lib, t_ref))
+        print(f"{header}\n" if len(rows) == 1 else "", end="")
+        print(f"{name:<18}{task:<10}{t_lib:>16.2f}{t_ref:>12.2f}{t_ref / t_lib:>7.1f}x",
+              flush=True)
+
+        # Evaluation: the same weights in both (copied again after training steps).
+        ref.copy_params(reference, model)
+        q = args.eval_questions
+        qx, qt = x_test[:q], t_test[:q]
+        t_batched = median_time(lambda m=model, x=x_test, t=t_test: seq2seq_accuracy(m, x, t),
+                                args.repeats)
+        acc_batched = seq2seq_accuracy(model, x_test, t_test)
+        scale_eval = TEST_PAIRS / q
+        t_ref_one = median_time(lambda r=reference, x=qx, t=qt: ref.accuracy_one_by_one(r, x, t),
+                                args.repeats) * scale_eval
+        t_lib_one = median_time(lambda m=model, x=qx, t=qt: rnnlab_one_by_one(m, x, t),
+                                args.repeats) * scale_eval
+        same = seq2seq_accuracy(model, qx, qt) == ref.accuracy_one_by_one(reference, qx, qt)
+        eval_rows.append((name, t_batched, t_ref_one, t_lib_one, acc_batched, same))
+
+    print()
+    print(f"{'evaluation of 5,000':<20}{'batched s':>10}{'ref 1/call':>12}{'ratio':>8}"
+          f"{'rnnlab 1/call':>15}{'ratio':>8}  answers agree")
+    for name, t_b, t_r, t_l, acc, same in eval_rows:
+        print(f"{name:<20}{t_b:>10.2f}{t_r:>12.2f}{t_r / t_b:>7.0f}x{t_l:>15.2f}{t_l / t_b:>7.0f}x"
+              f"  {'yes' if same else 'NO'} (accuracy {acc:.3f})")
+    return rows, eval_rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Heat maps of attention weights: which input characters each output attends to.
+
+    weights = model.decoder.attention.attention_weights   # T_out arrays (N, T_in)
+    w = np.stack([a[0] for a in weights])                  # (T_out, T_in) of question 0
+    plot_attention(w, list(question_text), list(answer_text), path="attention.png")
+
+Rows are the output steps, columns the input positions; a row sums to 1.
+"""
+
+import os
+
+import numpy as np
+
+from common.plot import plot_format
+from common.serialization import atomic_write
+
+
+def attention_matrix(attention_weights: list, row: int) -> np.ndarray:
+    """The ``(T_out, T_in)`` weights of question ``row`` from a decoder's
+    ``attention_weights`` (a list of ``(N, T_in)`` arrays, one per step)."""
+    return np.stack([np.asarray(w)[row] for w in attention_weights])
+
+
+def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | None = None,
+                   ax=None, title: str | None = None):
+    """Draw ``weights`` ``(T_out, T_in)`` as a labelled heat map; return the Figure.
+
+    Args:
+        weights: attention weights, one row per output step.
+        in_labels: ``T_in`` labels of the columns (the input characters).
+        out_labels: ``T_out`` labels of the rows (the output characters).
+        path: also write the figure there (format from the suffix, atomically).
+        ax: draw into this matplotlib Axes (its figure is returned); a new
+            Figure otherwise (no window is opened).
+        title: the Axes' title.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim != 2:
+        raise ValueError(f"weights must be a (T_out, T_in) matrix, got shape {weights.shape}")
+    T_out, T_in = weights.shape
+    if len(in_labels) != T_in or len(out_labels) != T_out:
+        raise ValueError(f"weights {weights.shape} need {T_in} input labels and {T_out} output "
+                         f"labels, got {len(in_labels)} and {len(out_labels)}")
+    fmt = plot_format(path) if path is not None else None
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(max(4.0, 0.28 * T_in + 1.5), max(2.5, 0.3 * T_out + 1.2)))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    image = ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto",
+                      interpolation="nearest")
+    ax.set_xticks(range(T_in), [_show(c) for c in in_labels], fontfamily="monospace")
+    ax.set_yticks(range(T_out), [_show(c) for c in out_labels], fontfamily="monospace")
+    ax.set_xlabel("input characters")
+    ax.set_ylabel("output characters")
+    if title:
+        ax.set_title(title, fontsize=9, fontfamily="monospace")
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
+    if path is not None:
+        fig.tight_layout()
+        atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=100))
+    return fig
+
+
+def _show(label):
+    """A space would be an invisible tick label."""
+    return "␣" if label == " " else str(label)

@@ -1,0 +1,528 @@
+"""Look inside a trained language model: states, surprisal, gradients through time.
+
+Four questions, one function each, for any rnnlab language model (a
+``LanguageModel``: ``layers`` from ids to scores, a ``loss_layer``,
+stateful recurrent layers):
+
+* :func:`record_states`: what is every unit of every recurrent layer doing
+  at each position of a text? (``h``, and ``c`` for an LSTM, plus the
+  model's next-token probabilities.)
+* :func:`token_surprisal`: how surprised is the model by each token of a
+  text? (log-probability, bits, perplexity.)
+* :func:`text_properties` and :func:`interesting_units`: which units track
+  something simple about the text (inside quotes or brackets, position in
+  the line or sentence, end of a word), and how well (Pearson's r)?
+* :func:`gradient_through_time`: how much does the loss at the last step
+  of a sequence still feel the hidden state of each earlier step?
+
+:func:`load_model` rebuilds a model from a file of ``train_rnnlm.py
+--save`` and :func:`encode_text` cuts a string into its tokens.
+
+Every function leaves the model as it found it: dropout mode and carried
+recurrent state are restored afterwards (the gradient functions do
+overwrite ``grads``). Positions are counted from 0 and are batch-major, as
+everywhere in rnnlab.
+
+The first token of a text is context, not a prediction: a text of ``T``
+tokens has ``T - 1`` scored tokens (``ids[1:]``), exactly as
+:func:`common.util.eval_perplexity` counts ``len(corpus) - 1`` targets.
+"""
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.backend import to_cpu, xp
+from common.serialization import load_npz
+
+LN2 = math.log(2.0)
+
+
+# -- the model, left as it was found ------------------------------------------------
+
+
+def recurrent_layers(model) -> list:
+    """The layers of ``model`` that carry a recurrent state, bottom to top."""
+    return [layer for layer in model.layers if hasattr(layer, "reset_state")]
+
+
+@contextlib.contextmanager
+def _inspecting(model):
+    """Dropout off, state reset, stateful layers; everything restored on exit."""
+    modes = [getattr(layer, "train_flg", None) for layer in model.layers]
+    rec = recurrent_layers(model)
+    stateful = [layer.stateful for layer in rec]
+    carried = model.get_state()
+    model.eval()
+    for layer in rec:
+        layer.stateful = True
+    model.reset_state()
+    try:
+        yield
+    finally:
+        for layer, mode in zip(model.layers, modes, strict=True):
+            if mode is not None:
+                layer.train_flg = mode
+        for layer, flag in zip(rec, stateful, strict=True):
+            layer.stateful = flag
+        model.set_state(carried)
+
+
+def _check_ids(model, ids, ndim, what):
+    ids = np.asarray(ids)
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"{what} must be integer token ids, got dtype {ids.dtype}")
+    if ids.ndim != ndim:
+        shape = "(T,)" if ndim == 1 else "(N, T)"
+        raise ValueError(f"{what} must have shape {shape}, got {ids.shape}")
+    V = model.vocab_size
+    if ids.size and (ids.min() < 0 or ids.max() >= V):
+        bad = int(ids[(ids < 0) | (ids >= V)].flat[0])
+        raise ValueError(f"{what} holds id {bad}, outside the model's vocabulary 0..{V - 1}")
+    return ids
+
+
+def _log_softmax64(scores):
+    s = np.asarray(to_cpu(scores), dtype=np.float64)
+    s = s - s.max(axis=-1, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+
+
+# -- a saved model and a text ------------------------------------------------------------
+
+
+def load_model(path: str | os.PathLike) -> tuple:
+    """``(model, vocab, level)`` from a file written by ``train_rnnlm.py --save``
+    (or ``model.save_params(path, vocab=...)``).
+
+    ``vocab`` is the list of tokens (id -> token) and ``level`` ``'word'`` or
+    ``'char'`` (from the file, else guessed: single characters without
+    ``<eos>`` mean character level). Raises ``ValueError`` naming the problem.
+    """
+    from models import model_from_config  # models imports common: import late
+
+    arrays, meta = load_npz(path)
+    if meta.get("format") == "rnnlab-checkpoint":
+        raise ValueError(f"{path} is a training checkpoint; inspect the file written by --save")
+    for key in ("model", "config"):
+        if key not in meta:
+            raise ValueError(f"{path} has no {key!r} in its metadata; save the model with "
+                             "train_rnnlm.py --save or model.save_params")
+    vocab = meta.get("vocab")
+    if not isinstance(vocab, list) or not vocab or not all(isinstance(t, str) for t in vocab):
+        raise ValueError(f"{path} has no vocabulary (a list of tokens); save it with "
+                         "train_rnnlm.py --save or model.save_params(path, vocab=id_to_word)")
+    model = model_from_config(meta["model"], meta["config"],
+                              shapes={name: a.shape for name, a in arrays.items()},
+                              source=str(path))
+    model.set_named_params(arrays, source=str(path))
+    if not hasattr(model, "layers") or not hasattr(model, "loss_layer"):
+        raise ValueError(f"{path} holds a {meta['model']}, not a language model")
+    V = model.vocab_size
+    if len(vocab) < V:
+        raise ValueError(f"{path}: the vocabulary has {len(vocab)} tokens, the model {V}")
+    vocab = vocab[:V]  # a model trained with --corpus-size may know only the first V ids
+    level = meta.get("level") or (
+        "char" if "<eos>" not in vocab and all(len(t) == 1 for t in vocab) else "word")
+    if level not in ("word", "char"):
+        raise ValueError(f"{path}: unknown token level {level!r}")
+    return model, vocab, level
+
+
+def encode_text(content: str, vocab: list, level: str) -> tuple:
+    """``(tokens, ids)`` of a string, cut as the model's training text was.
+
+    Word level: words separated by white space, ``<eos>`` at each line end
+    (as :func:`datasets.text.tokenize`); a word the model does not know
+    becomes ``<unk>`` when the vocabulary has it. Unknown tokens otherwise
+    raise ``ValueError`` naming them.
+
+    Shape:
+        -> tokens: ``T`` strings, ids int ``(T,)``
+    """
+    from datasets.text import tokenize
+
+    tokens = tokenize(content, level)
+    index = {t: i for i, t in enumerate(vocab)}
+    if level == "word" and "<unk>" in index:
+        tokens = [t if t in index else "<unk>" for t in tokens]
+    unknown = sorted({t for t in tokens if t not in index})
+    if unknown:
+        what = "characters" if level == "char" else "words"
+        raise ValueError(f"{len(unknown)} {what} of the text are not in the model's vocabulary "
+                         f"of {len(vocab)}: " + ", ".join(map(repr, unknown[:10]))
+                         + (" ..." if len(unknown) > 10 else ""))
+    return tokens, np.array([index[t] for t in tokens], dtype=np.int64)
+
+
+# -- states over a text -----------------------------------------------------------------
+
+
+@dataclass
+class Recording:
+    """The states of a model over one text, from :func:`record_states`.
+
+    Attributes:
+        ids: the token ids read, ``(T,)``.
+        hidden: one array per recurrent layer (bottom first), ``(T, H)``, in
+            the model's dtype:
+            ``hidden[k][t]`` is layer ``k``'s ``h`` after reading ``ids[t]``.
+        cell: per recurrent layer, ``(T, H)`` cell states for an LSTM, else ``None``.
+        probs: ``(T, V)`` float32, the model's distribution of the token
+            after ``ids[t]`` (``None`` when not asked for).
+    """
+
+    ids: np.ndarray
+    hidden: list
+    cell: list
+    probs: np.ndarray | None
+
+    def units(self) -> list:
+        """``[(name, values (T,)), ...]`` for every unit: ``'h0:5'`` is unit 5
+        of the hidden state of recurrent layer 0, ``'c0:5'`` its cell."""
+        out = []
+        for k, (h, c) in enumerate(zip(self.hidden, self.cell, strict=True)):
+            for kind, a in (("h", h), ("c", c)):
+                if a is not None:
+                    out += [(f"{kind}{k}:{j}", a[:, j]) for j in range(a.shape[1])]
+        return out
+
+    def unit(self, name: str) -> np.ndarray:
+        """The values ``(T,)`` of one unit by name (``'h0:5'``, ``'c1:17'``)."""
+        try:
+            kind, rest = name[0], name[1:]
+            layer, j = (int(p) for p in rest.split(":"))
+            a = {"h": self.hidden, "c": self.cell}[kind][layer]
+            if a is None or not 0 <= j < a.shape[1]:
+                raise IndexError
+        except (KeyError, ValueError, IndexError):
+            raise ValueError(f"no unit {name!r}: names are h<layer>:<unit> or, for an LSTM, "
+                             f"c<layer>:<unit>, with {len(self.hidden)} recurrent layer(s) of "
+                             f"{self.hidden[0].shape[1]} units") from None
+        return a[:, j]
+
+
+def record_states(model, ids: np.ndarray, probs: bool = True) -> Recording:
+    """Run ``model`` over ``ids`` one token at a time and keep every state.
+
+    The text is read as one sequence from a zero state (batch of one),
+    with dropout off. Each step is one ``forward`` of the model's layers on
+    a ``(1, 1)`` block, and the states are read from the recurrent layers'
+    carried ``h`` (and ``c``) after it, so they are exactly the states the
+    layers compute (``tests/test_inspection.py`` compares them with one
+    ``forward`` over the whole text).
+
+    Args:
+        model: a language model (e.g. loaded with :func:`load_model`).
+        ids: int token ids.
+        probs: also keep the next-token distribution at every position.
+
+    Shape:
+        ids ``(T,)`` -> hidden, cell ``(T, H)`` per recurrent layer; probs ``(T, V)``
+    """
+    ids = _check_ids(model, ids, 1, "ids")
+    rec = recurrent_layers(model)
+    if not rec:
+        raise ValueError(f"{type(model).__name__} has no recurrent layer to record")
+    T = ids.size
+    hidden = [np.empty((T, layer.params[1].shape[0]), layer.params[1].dtype) for layer in rec]
+    cell = [np.empty_like(h) if hasattr(layer, "c") else None for h, layer in zip(hidden, rec,
+                                                                                   strict=True)]
+    out_probs = np.empty((T, model.vocab_size), np.float32) if probs else None
+    with _inspecting(model):
+        for t in range(T):
+            scores = model.predict(xp.asarray(ids[t:t + 1].reshape(1, 1)))
+            for k, layer in enumerate(rec):
+                hidden[k][t] = to_cpu(layer.h[0])
+                if cell[k] is not None:
+                    cell[k][t] = to_cpu(layer.c[0])
+            if probs:
+                out_probs[t] = np.exp(_log_softmax64(scores[0, 0]))
+    return Recording(ids=ids, hidden=hidden, cell=cell, probs=out_probs)
+
+
+def top_guesses(probs: np.ndarray, k: int = 5) -> tuple:
+    """The ``k`` most likely next tokens at every position, most likely first.
+
+    Shape:
+        probs ``(T, V)`` -> (ids int ``(T, k)``, probabilities ``(T, k)``)
+    """
+    k = min(k, probs.shape[1])
+    idx = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    p = np.take_along_axis(probs, idx, axis=1)
+    order = np.argsort(-p, axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(p, order, axis=1)
+
+
+# -- surprisal ----------------------------------------------------------------------------
+
+
+@dataclass
+class Surprisal:
+    """Per-token surprisal of a text, from :func:`token_surprisal`.
+
+    Attributes:
+        ids: the text's ids ``(T,)``.
+        log_prob: ``(T - 1,)`` natural-log probability of ``ids[t + 1]``
+            given ``ids[:t + 1]``; the first token is context and is not scored.
+    """
+
+    ids: np.ndarray
+    log_prob: np.ndarray
+
+    @property
+    def bits(self) -> np.ndarray:
+        """``-log2 p`` of every scored token ``(T - 1,)``."""
+        return -self.log_prob / LN2
+
+    @property
+    def total_loss(self) -> float:
+        """Summed cross-entropy in nats (``-sum log p``)."""
+        return float(-self.log_prob.sum())
+
+    @property
+    def perplexity(self) -> float:
+        """``exp(mean cross-entropy)`` over the ``T - 1`` scored tokens."""
+        return math.exp(self.total_loss / self.log_prob.size)
+
+    @property
+    def bits_per_token(self) -> float:
+        return self.total_loss / self.log_prob.size / LN2
+
+
+def token_surprisal(model, ids: np.ndarray, time_size: int = 35) -> Surprisal:
+    """How unlikely each token of ``ids`` is under ``model``, read as one sequence.
+
+    The text is one lane from a zero state, fed ``time_size`` tokens at a
+    time with the state carried (so the result does not depend on
+    ``time_size``). Summed over the text this is ``eval_perplexity``'s total
+    loss with ``batch_size=1``; eval_perplexity's default cuts the text
+    into 10 lanes that each start from zeros, which scores the first tokens
+    of every lane with less context.
+
+    Shape:
+        ids ``(T,)``, T >= 2 -> ``Surprisal`` with ``log_prob (T - 1,)``
+    """
+    ids = _check_ids(model, ids, 1, "ids")
+    if ids.size < 2:
+        raise ValueError("token_surprisal needs at least 2 tokens: the first one is context")
+    if time_size < 1:
+        raise ValueError(f"time_size must be >= 1, got {time_size}")
+    xs, ts = ids[:-1], ids[1:]
+    log_prob = np.empty(ts.size, np.float64)
+    with _inspecting(model):
+        for a in range(0, xs.size, time_size):
+            scores = model.predict(xp.asarray(xs[a:a + time_size].reshape(1, -1)))
+            logp = _log_softmax64(scores[0])
+            t = ts[a:a + time_size]
+            log_prob[a:a + t.size] = logp[np.arange(t.size), t]
+    return Surprisal(ids=ids, log_prob=log_prob)
+
+
+# -- simple properties of a text, and the units that follow them ---------------------------
+
+OPEN_BRACKETS = {"(", "[", "{", "-lrb-", "-lcb-", "-lsb-"}
+CLOSE_BRACKETS = {")", "]", "}", "-rrb-", "-rcb-", "-rsb-"}
+LINE_ENDS = {"\n", "<eos>"}
+SENTENCE_ENDS = {".", "!", "?", "<eos>"}
+
+
+def text_properties(tokens: list) -> dict:
+    """Simple properties of a text at every position, for correlating with units.
+
+    Each value describes the text *after* reading ``tokens[t]``:
+
+    * ``inside double quotes``: an odd number of ``"`` so far (triple quotes
+      count three times, so a docstring is inside; at word level also
+      between the Treebank's ````` and ``''``);
+    * ``inside single quotes``: an odd number of ``'`` so far in this line
+      (only a token that is a quote mark counts, not the one in ``"'s"``);
+    * ``inside brackets``: more ``( [ {`` than closing ones so far (PTB's
+      ``-lrb-`` counts as a bracket), and ``bracket depth``: how many more;
+    * ``position in line``: tokens since the last line end (newline or ``<eos>``);
+    * ``position in sentence``: tokens since the last ``. ! ?`` or ``<eos>``;
+    * ``end of word``: a letter or digit followed by something else, and
+      ``inside a # comment``: from a ``#`` to the end of its line (character
+      level only: left out unless every token is one character).
+
+    Properties that do not vary over the text are left out.
+
+    Shape:
+        tokens: ``T`` strings -> ``{name: float array (T,)}``
+    """
+    T = len(tokens)
+    props = {name: np.zeros(T) for name in (
+        "inside double quotes", "inside single quotes", "inside brackets", "bracket depth",
+        "position in line", "position in sentence", "end of word", "inside a # comment")}
+    dq = sq = depth = line = sentence = comment = 0
+    for t, tok in enumerate(tokens):
+        # Quote marks count as tokens of their own ("'s" and "n't" are no quotes);
+        # Treebank-style `` and '' open and close.
+        if tok and set(tok) == {'"'}:
+            dq ^= len(tok) & 1
+        elif tok in ("``", "''"):
+            dq = int(tok == "``")
+        elif tok == "'":
+            sq ^= 1
+        if tok in OPEN_BRACKETS:
+            depth += 1
+        elif tok in CLOSE_BRACKETS:
+            depth = max(depth - 1, 0)
+        props["inside double quotes"][t] = dq
+        props["inside single quotes"][t] = sq
+        props["inside brackets"][t] = depth > 0
+        props["bracket depth"][t] = depth
+        props["position in line"][t] = line
+        props["position in sentence"][t] = sentence
+        comment = comment or tok == "#"
+        props["inside a # comment"][t] = comment and tok not in LINE_ENDS
+        if tok in LINE_ENDS:
+            line, sq, comment = 0, 0, 0
+        else:
+            line += 1
+        sentence = 0 if tok in SENTENCE_ENDS else sentence + 1
+    if all(len(tok) == 1 for tok in tokens):
+        word = np.array([tok.isalnum() or tok == "_" for tok in tokens])
+        props["end of word"] = (word & ~np.append(word[1:], False)).astype(float)
+    else:
+        del props["end of word"], props["inside a # comment"]
+    return {name: v for name, v in props.items() if v.std() > 0}
+
+
+def correlations(values: np.ndarray, prop: np.ndarray) -> np.ndarray:
+    """Pearson's r of every column of ``values`` with ``prop`` (0 for a constant column).
+
+    Shape:
+        values ``(T, U)``, prop ``(T,)`` -> r ``(U,)``
+    """
+    v = np.asarray(values, np.float64)
+    p = np.asarray(prop, np.float64)
+    v = v - v.mean(axis=0)
+    p = p - p.mean()
+    denom = np.sqrt((v * v).sum(axis=0) * (p @ p))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (p @ v) / denom
+    return np.where(denom > 0, r, 0.0)
+
+
+@dataclass
+class UnitFinding:
+    """A unit that follows a property of the text: ``r`` is Pearson's correlation."""
+
+    unit: str
+    prop: str
+    r: float
+
+
+def interesting_units(recording: Recording, properties: dict, per_property: int = 1) -> list:
+    """For every property, the unit(s) whose value correlates with it most strongly.
+
+    Every unit (``h`` and, for an LSTM, ``c``, of every recurrent layer) is
+    scored by ``|r|`` with every property, and the strongest (property,
+    unit) pairs are taken first, so a unit is reported at most once, under
+    the property it follows best.
+    Sorted by ``|r|``, strongest first.
+
+    Args:
+        recording: from :func:`record_states`.
+        properties: from :func:`text_properties` (or your own ``{name: (T,)}``).
+        per_property: how many units to report for each property.
+    """
+    units = recording.units()
+    if not units:
+        return []
+    names = [name for name, _ in units]
+    values = np.stack([v for _, v in units], axis=1)
+    props = list(properties)
+    r = np.stack([correlations(values, properties[p]) for p in props])  # (P, U)
+    # Strongest pairs first: a unit goes to the property it follows best.
+    found, used, count = [], set(), dict.fromkeys(props, 0)
+    for flat in np.argsort(-np.abs(r), axis=None, kind="stable"):
+        i, j = divmod(int(flat), len(names))
+        if names[j] in used or count[props[i]] >= per_property:
+            continue
+        used.add(names[j])
+        count[props[i]] += 1
+        found.append(UnitFinding(names[j], props[i], float(r[i, j])))
+        if len(found) == per_property * len(props):
+            break
+    return sorted(found, key=lambda f: -abs(f.r))
+
+
+# -- gradients through time ----------------------------------------------------------------
+
+
+def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """``d loss_n / d h_t`` for every sequence ``n`` and step ``t``.
+
+    ``loss_n`` is the cross-entropy of sequence ``n``'s last target
+    ``ts[n, -1]`` (not averaged over the batch) and ``h_t`` the hidden state
+    of the model's top recurrent layer after step ``t``; each sequence
+    starts from a zero state, with dropout off. For an LSTM the cell state
+    ``c_t`` is a separate variable: this is the gradient through ``h_t``.
+
+    How: one pass records the states of every recurrent layer at every
+    step; then for each ``t`` the model is run from those states over the
+    steps after ``t`` and the layer's own backward pass gives the gradient
+    w.r.t. its initial state (its ``dh``). That costs ``T**2 / 2`` steps,
+    which is nothing at the lengths this is meant for.
+
+    Shape:
+        xs, ts int ``(N, T)`` -> ``(N, T, H)``
+    """
+    xs = _check_ids(model, xs, 2, "xs")
+    ts = _check_ids(model, ts, 2, "ts")
+    if xs.shape != ts.shape:
+        raise ValueError(f"xs {xs.shape} and ts {ts.shape} must have the same shape")
+    rec = recurrent_layers(model)
+    if not rec:
+        raise ValueError(f"{type(model).__name__} has no recurrent layer")
+    top = rec[-1]
+    above = model.layers[model.layers.index(top) + 1:]
+    N, T = xs.shape
+    ignore = model.loss_layer.ignore_label
+    last_only = np.full_like(ts, ignore)
+    last_only[:, -1] = ts[:, -1]
+    H = top.params[1].shape[0]
+    grads = np.empty((N, T, H), np.float64)
+    with _inspecting(model):
+        states = []  # states[t]: every recurrent layer's state after step t
+        for t in range(T):
+            model.predict(xp.asarray(xs[:, t:t + 1]))
+            states.append(model.get_state())
+            if t == T - 1:
+                h_last = top.h
+        # t = T - 1: the loss reads h directly, through the layers above.
+        out = h_last[:, None, :]
+        for layer in above:
+            out = layer.forward(out)
+        model.loss_layer.forward(out, xp.asarray(last_only[:, -1:]))
+        dout = model.loss_layer.backward(N)  # per-sequence loss, not the batch mean
+        for layer in reversed(above):
+            dout = layer.backward(dout)
+        grads[:, T - 1] = to_cpu(dout[:, 0])
+        # t < T - 1: run the rest of the sequence from the state after t.
+        for t in range(T - 1):
+            model.set_state(states[t])
+            model.forward(xp.asarray(xs[:, t + 1:]), xp.asarray(last_only[:, t + 1:]))
+            model.backward(N)
+            grads[:, t] = to_cpu(top.dh)
+    return grads
+
+
+def gradient_through_time(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Mean over the batch of ``|| d loss_n / d h_t ||`` for every step ``t``.
+
+    ``loss_n`` is sequence ``n``'s cross-entropy at the last step; see
+    :func:`hidden_state_gradients`. ``result[-1]`` is the gradient at the
+    last step itself, ``result[0]`` the one that travelled ``T - 1`` steps
+    back. Overwrites the model's ``grads``.
+
+    Shape:
+        xs, ts int ``(N, T)`` -> ``(T,)``
+    """
+    g = hidden_state_gradients(model, xs, ts)
+    return np.linalg.norm(g, axis=2).mean(axis=0)

@@ -1,0 +1,204 @@
+"""A self-contained HTML page that colours a text by one unit's value.
+
+The page holds its data as JSON and draws the text with a few lines of
+JavaScript: one ``<span class="tok">`` per token, its background red for a
+positive value and blue for a negative one (white at 0, full colour at the
+unit's largest magnitude over the text), or, for the surprisal view, white
+to orange by bits. A picker chooses the unit; hovering over a token (or
+clicking it, to pin it) shows its value, its surprisal and the model's
+top guesses for the next token. Nothing is loaded from the network: no
+external scripts, styles or fonts.
+
+The fragment of the page's address selects a view and pins a position, so
+a link (or a headless browser) can open the page on one unit:
+``units.html#unit=c0:17&pos=120`` (``unit=surprisal`` for the surprisal).
+"""
+
+import html
+import json
+
+from common.serialization import atomic_write
+
+SURPRISAL = "surprisal"
+
+_STYLE = """
+body { font-family: sans-serif; margin: 1em 2em; color: #222; }
+#text { font-family: monospace; font-size: 15px; line-height: 1.6; white-space: pre-wrap;
+        border: 1px solid #ccc; padding: 0.6em; }
+.tok { cursor: pointer; }
+.tok.pinned { outline: 2px solid #000; }
+#info { font-family: monospace; min-height: 7.5em; margin: 0.6em 0; padding: 0.4em;
+        background: #f4f4f4; white-space: pre; }
+.legend { font-size: 90%; color: #555; }
+"""
+
+_SCRIPT = r"""
+const data = JSON.parse(document.getElementById('data').textContent);
+const picker = document.getElementById('unit');
+const info = document.getElementById('info');
+const text = document.getElementById('text');
+const spans = [];
+let pinned = -1;
+
+function shown(tok) {
+  if (data.level === 'char') return tok === '\n' ? '\u21b5\n' : tok;
+  return tok === '<eos>' ? '<eos>\n' : tok;
+}
+
+data.tokens.forEach((tok, t) => {
+  if (data.level !== 'char' && t > 0 && data.tokens[t - 1] !== '<eos>') {
+    text.appendChild(document.createTextNode(' '));
+  }
+  const s = document.createElement('span');
+  s.className = 'tok';
+  s.dataset.t = t;
+  s.textContent = shown(tok);
+  s.addEventListener('mouseenter', () => { if (pinned < 0) describe(t); });
+  s.addEventListener('click', () => pin(pinned === t ? -1 : t));
+  text.appendChild(s);
+  spans.push(s);
+});
+
+function view() {
+  const v = picker.value;
+  return v === 'surprisal' ? {name: v, values: data.bits, surprisal: true}
+                           : data.units[Number(v)];
+}
+
+function colour(x, scale, surprisal) {
+  if (x === null || !isFinite(x)) return 'rgb(255, 255, 255)';
+  const a = Math.min(Math.abs(x) / scale, 1);
+  const fade = Math.round(255 * (1 - a));
+  if (surprisal) return `rgb(255, ${Math.round(255 - 120 * a)}, ${fade})`;
+  return x >= 0 ? `rgb(255, ${fade}, ${fade})` : `rgb(${fade}, ${fade}, 255)`;
+}
+
+function draw() {
+  const u = view();
+  const finite = u.values.filter(x => x !== null && isFinite(x));
+  const scale = Math.max(1e-12, ...finite.map(Math.abs));
+  spans.forEach((s, t) => { s.style.backgroundColor = colour(u.values[t], scale, u.surprisal); });
+  document.getElementById('legend').textContent = u.surprisal
+    ? `white: 0 bits, orange: ${scale.toFixed(2)} bits or more`
+    : `blue: ${(-scale).toFixed(3)}, white: 0, red: ${scale.toFixed(3)}`;
+  document.body.dataset.view = u.name;
+  describe(pinned >= 0 ? pinned : -1);
+}
+
+function fmt(x, digits) { return x === null ? '-' : Number(x).toFixed(digits); }
+
+function describe(t) {
+  if (t < 0) { info.textContent = 'hover over a token (click to pin it)'; return; }
+  const u = view();
+  const lines = [`position ${t}: ${JSON.stringify(data.tokens[t])}`];
+  if (!u.surprisal) lines.push(`${u.name} = ${fmt(u.values[t], 4)}`);
+  if (data.bits) {
+    lines.push(t === 0 ? 'surprisal: - (the first token is context)'
+                       : `surprisal: ${fmt(data.bits[t], 2)} bits`);
+  }
+  if (data.guesses) {
+    const g = data.guesses[t].map(([tok, p]) => `${JSON.stringify(tok)} ${p.toFixed(3)}`);
+    lines.push('next-token guesses: ' + g.join('  '));
+  }
+  info.textContent = lines.join('\n');
+}
+
+function pin(t) {
+  if (pinned >= 0) spans[pinned].classList.remove('pinned');
+  pinned = t;
+  if (t >= 0) spans[t].classList.add('pinned');
+  describe(t);
+}
+
+function fromFragment() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const want = params.get('unit');
+  if (want !== null) {
+    const i = data.units.findIndex(u => u.name === want);
+    const value = want === 'surprisal' && data.bits ? 'surprisal' : (i >= 0 ? String(i) : null);
+    if (value !== null && value !== picker.value) {
+      picker.value = value;
+      picker.dispatchEvent(new Event('change'));
+    }
+  }
+  const pos = Number(params.get('pos'));
+  if (params.has('pos') && pos >= 0 && pos < spans.length) pin(pos);
+}
+
+picker.addEventListener('change', draw);
+window.addEventListener('hashchange', fromFragment);
+draw();
+fromFragment();
+"""
+
+
+def units_page(tokens: list, level: str, units: list, guesses: list | None = None,
+               bits: list | None = None, title: str = "units over text",
+               notes: str = "") -> str:
+    """The page as a string.
+
+    Args:
+        tokens: the ``T`` tokens of the text (strings).
+        level: ``'char'`` (tokens drawn as they are, a newline as a line
+            break) or ``'word'`` (tokens separated by spaces, ``<eos>`` ends a line).
+        units: ``[(name, label, values), ...]``: ``values`` has ``T`` numbers
+            (the unit after reading each token); ``label`` is shown in the picker.
+        guesses: for each position, ``[(token, probability), ...]``: the
+            model's most likely next tokens.
+        bits: surprisal of each token in bits (``None`` or NaN for the first,
+            which is not predicted); adds a "surprisal" view.
+        title: the page's heading; notes: a line of text under it.
+    """
+    T = len(tokens)
+    if level not in ("char", "word"):
+        raise ValueError(f"level must be 'char' or 'word', got {level!r}")
+    if not units and bits is None:
+        raise ValueError("nothing to show: give at least one unit or the surprisal")
+    for name, _, values in units:
+        if len(values) != T:
+            raise ValueError(f"unit {name!r} has {len(values)} values for {T} tokens")
+    for what, seq in (("guesses", guesses), ("bits", bits)):
+        if seq is not None and len(seq) != T:
+            raise ValueError(f"{what} has {len(seq)} entries for {T} tokens")
+    data = {
+        "level": level,
+        "tokens": [str(t) for t in tokens],
+        "units": [{"name": name, "values": [_num(v, 5) for v in values]}
+                  for name, _, values in units],
+        "guesses": None if guesses is None else [[[str(tok), round(float(p), 4)]
+                                                  for tok, p in g] for g in guesses],
+        "bits": None if bits is None else [_num(b, 3) for b in bits],
+    }
+    options = [f'<option value="{i}">{html.escape(label)}</option>'
+               for i, (_, label, _) in enumerate(units)]
+    if bits is not None:
+        options.append(f'<option value="{SURPRISAL}">surprisal (bits)</option>')
+    # "</" inside a script element would end it: JSON allows "<\/" for "</".
+    payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h2>{html.escape(title)}</h2>",
+        f'<p class="legend">{html.escape(notes)}</p>' if notes else "",
+        '<label>view: <select id="unit">', *options, "</select></label>",
+        ' <span class="legend" id="legend"></span>',
+        '<div id="info"></div>',
+        '<div id="text"></div>',
+        f'<script type="application/json" id="data">{payload}</script>',
+        f"<script>{_SCRIPT}</script>",
+        "</body></html>",
+        "",
+    ])
+
+
+def write_units_page(path, *args, **kwargs) -> None:
+    """Write :func:`units_page` to ``path`` (UTF-8, atomically)."""
+    page = units_page(*args, **kwargs)
+    atomic_write(path, lambda f: f.write(page.encode("utf-8")))
+
+
+def _num(x, digits):
+    x = None if x is None else float(x)
+    return None if x is None or x != x or x in (float("inf"), float("-inf")) else round(x, digits)

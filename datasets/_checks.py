@@ -1,0 +1,43 @@
+"""Argument checks shared by the loaders: one-line errors in the caller's argument names."""
+
+from __future__ import annotations
+
+import operator
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def check_int(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as an int (NumPy integers accepted; bools, floats and strings refused)."""
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"in {minimum} .. {maximum}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def check_path(value: object, name: str, what: str = "a file path") -> Path:
+    """``value`` (str, bytes or os.PathLike, not empty) as a Path."""
+    if not isinstance(value, str | bytes | os.PathLike):
+        raise TypeError(
+            f"{name} must be {what} (str or os.PathLike), got {type(value).__name__}"
+        )
+    path = os.fsdecode(value)
+    if not path:
+        raise ValueError(f"{name} must be {what}, got an empty string")
+    return Path(path)
+
+
+def check_choice(value: object, name: str, choices: str) -> str:
+    """``value`` must be a str; ``choices`` says which ones, for the message."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be {choices}, got {type(value).__name__}")
+    return value

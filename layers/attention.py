@@ -1,0 +1,166 @@
+"""Dot-product attention of a decoder state over all encoder states.
+
+For the encoder states ``hs`` ``(N, T, H)`` and one decoder state ``h``
+``(N, H)``::
+
+    s = hs @ h                    # (N, T): how well each encoder state matches h
+    a = softmax(s)                # (N, T): the attention weights, summing to 1
+    c = a @ hs                    # (N, H): the context vector, a weighted sum
+
+Backward, with ``dc`` the gradient of the context::
+
+    da  = hs @ dc                                  # (N, T)
+    ds  = a * (da - sum(a * da))                   # through the softmax
+    dhs = a[:, :, None] * dc[:, None, :]           # from the weighted sum
+        + ds[:, :, None] * h[:, None, :]           # from the scores
+    dh  = ds @ hs
+
+:class:`AttentionWeight` (``s`` and ``a``) and :class:`WeightSum` (``c``) are
+the two halves, :class:`Attention` joins them for one decoder step, and
+:class:`TimeAttention` does all decoder steps at once with batched matrix
+products; a test ties it to the step-by-step version.
+"""
+
+from common.backend import xp
+from common.functions import softmax
+from layers._checks import check_float, check_ndim
+
+
+def _check_pair(hs, h):
+    check_ndim("hs", hs, 3, "(N, T, H)")
+    check_ndim("h", h, 2, "(N, H)")
+    check_float("h", h, hs.dtype)
+    if h.shape != (hs.shape[0], hs.shape[2]):
+        raise ValueError(
+            f"h must have shape {(hs.shape[0], hs.shape[2])} to match hs {hs.shape}, "
+            f"got {h.shape}"
+        )
+
+
+class AttentionWeight:
+    """The attention weights ``a = softmax(hs @ h)`` of one decoder step.
+
+    Shape:
+        forward: hs ``(N, T, H)``, h ``(N, H)`` -> a ``(N, T)``
+        backward: da ``(N, T)`` -> (dhs ``(N, T, H)``, dh ``(N, H)``)
+    """
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.cache = None
+
+    def forward(self, hs, h):
+        _check_pair(hs, h)
+        s = xp.einsum("nth,nh->nt", hs, h)
+        a = softmax(s)
+        self.cache = (hs, h, a)
+        return a
+
+    def backward(self, da):
+        hs, h, a = self.cache
+        ds = a * (da - (a * da).sum(axis=1, keepdims=True))
+        dhs = ds[:, :, None] * h[:, None, :]
+        dh = xp.einsum("nt,nth->nh", ds, hs)
+        return dhs, dh
+
+
+class WeightSum:
+    """The context ``c = sum_t a[:, t] * hs[:, t]``.
+
+    Shape:
+        forward: hs ``(N, T, H)``, a ``(N, T)`` -> c ``(N, H)``
+        backward: dc ``(N, H)`` -> (dhs ``(N, T, H)``, da ``(N, T)``)
+    """
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.cache = None
+
+    def forward(self, hs, a):
+        check_ndim("hs", hs, 3, "(N, T, H)")
+        check_ndim("a", a, 2, "(N, T)")
+        check_float("a", a, hs.dtype)
+        if a.shape != hs.shape[:2]:
+            raise ValueError(f"a must have shape {hs.shape[:2]} to match hs {hs.shape}, "
+                             f"got {a.shape}")
+        self.cache = (hs, a)
+        return xp.einsum("nt,nth->nh", a, hs)
+
+    def backward(self, dc):
+        hs, a = self.cache
+        dhs = a[:, :, None] * dc[:, None, :]
+        da = xp.einsum("nth,nh->nt", hs, dc)
+        return dhs, da
+
+
+class Attention:
+    """Attention for one decoder step: the weights, then the weighted sum.
+
+    ``attention_weight`` holds the last step's weights ``a`` ``(N, T)``.
+
+    Shape:
+        forward: hs ``(N, T, H)``, h ``(N, H)`` -> c ``(N, H)``
+        backward: dc ``(N, H)`` -> (dhs ``(N, T, H)``, dh ``(N, H)``)
+    """
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.attention_weight_layer = AttentionWeight()
+        self.weight_sum_layer = WeightSum()
+        self.attention_weight = None
+
+    def forward(self, hs, h):
+        a = self.attention_weight_layer.forward(hs, h)
+        self.attention_weight = a
+        return self.weight_sum_layer.forward(hs, a)
+
+    def backward(self, dc):
+        dhs0, da = self.weight_sum_layer.backward(dc)
+        dhs1, dh = self.attention_weight_layer.backward(da)
+        return dhs0 + dhs1, dh
+
+
+class TimeAttention:
+    """:class:`Attention` for every decoder step, as batched matrix products.
+
+    With all decoder states ``hs_dec`` ``(N, T_dec, H)`` at once, the scores
+    of every step are one product ``hs_dec @ hs_enc^T`` and the contexts one
+    more, ``A @ hs_enc``; backward is four such products (see the module
+    docstring, with a row of ``A`` per decoder step).
+
+    After ``forward``, ``attention_weights`` is a list of ``T_dec`` arrays
+    ``(N, T_enc)``, one per decoder step (the textbook's attribute).
+
+    Shape:
+        forward: hs_enc ``(N, T_enc, H)``, hs_dec ``(N, T_dec, H)`` -> cs ``(N, T_dec, H)``
+        backward: dcs ``(N, T_dec, H)`` -> (dhs_enc ``(N, T_enc, H)``, dhs_dec ``(N, T_dec, H)``)
+    """
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.attention_weights = []
+        self.cache = None
+
+    def forward(self, hs_enc, hs_dec):
+        check_ndim("hs_enc", hs_enc, 3, "(N, T_enc, H)")
+        check_ndim("hs_dec", hs_dec, 3, "(N, T_dec, H)")
+        check_float("hs_dec", hs_dec, hs_enc.dtype)
+        if hs_dec.shape[0] != hs_enc.shape[0] or hs_dec.shape[2] != hs_enc.shape[2]:
+            raise ValueError(
+                f"hs_dec {hs_dec.shape} and hs_enc {hs_enc.shape} must agree in N and H"
+            )
+        A = softmax(xp.matmul(hs_dec, hs_enc.transpose(0, 2, 1)))  # (N, T_dec, T_enc)
+        self.cache = (hs_enc, hs_dec, A)
+        self.attention_weights = [A[:, t] for t in range(A.shape[1])]
+        return xp.matmul(A, hs_enc)
+
+    def backward(self, dcs):
+        hs_enc, hs_dec, A = self.cache
+        if dcs.shape != hs_dec.shape:
+            raise ValueError(f"dcs must have shape {hs_dec.shape}, got {dcs.shape}")
+        dA = xp.matmul(dcs, hs_enc.transpose(0, 2, 1))
+        dS = A * (dA - (A * dA).sum(axis=2, keepdims=True))
+        dhs_enc = xp.matmul(A.transpose(0, 2, 1), dcs)
+        dhs_enc += xp.matmul(dS.transpose(0, 2, 1), hs_dec)
+        dhs_dec = xp.matmul(dS, hs_enc)
+        return dhs_enc, dhs_dec

@@ -1,0 +1,69 @@
+"""Bidirectional recurrent layers: one layer reads the sequence left to
+right, a second one right to left, and their outputs are joined.
+
+At step ``t`` the output holds what the forward layer has read of
+``xs[:, :t+1]`` and what the backward layer has read of ``xs[:, t:]``, so
+each position sees the whole sequence. The backward layer runs on the
+reversed sequence and its outputs are reversed back, so that both halves of
+``hs[:, t]`` belong to step ``t``.
+"""
+
+from common.backend import xp
+from layers._checks import check_ndim
+from layers.lstm import TimeLSTM
+
+
+class Bidirectional:
+    """Make any Time layer (``forward(xs (N, T, D)) -> (N, T, H)``) bidirectional.
+
+    ``forward_layer`` and ``backward_layer`` are two layers of the same kind
+    (their own weights); ``params`` and ``grads`` are the forward layer's,
+    then the backward layer's.
+
+    Shape:
+        forward: xs ``(N, T, D)`` -> hs ``(N, T, H_f + H_b)`` (forward half first)
+        backward: dhs ``(N, T, H_f + H_b)`` -> dxs ``(N, T, D)``
+    """
+
+    def __init__(self, forward_layer, backward_layer):
+        self.forward_layer = forward_layer
+        self.backward_layer = backward_layer
+        self.params = forward_layer.params + backward_layer.params
+        self.grads = forward_layer.grads + backward_layer.grads
+        self.H_f = None
+
+    def forward(self, xs):
+        check_ndim("xs", xs, 3, "(N, T, D)")
+        hs_f = self.forward_layer.forward(xs)
+        hs_b = self.backward_layer.forward(xs[:, ::-1])[:, ::-1]
+        self.H_f = hs_f.shape[2]
+        return xp.concatenate([hs_f, hs_b], axis=2)
+
+    def backward(self, dhs):
+        H_f = self.H_f
+        dxs = self.forward_layer.backward(xp.ascontiguousarray(dhs[:, :, :H_f]))
+        dxs_rev = self.backward_layer.backward(xp.ascontiguousarray(dhs[:, ::-1, H_f:]))
+        return dxs + dxs_rev[:, ::-1]
+
+    def reset_state(self):
+        for layer in (self.forward_layer, self.backward_layer):
+            if hasattr(layer, "reset_state"):
+                layer.reset_state()
+
+
+class TimeBiLSTM(Bidirectional):
+    """A bidirectional LSTM (the textbook's ``TimeBiLSTM``): two :class:`TimeLSTM`,
+    the first with ``Wx1, Wh1, b1`` reading forward, the second with
+    ``Wx2, Wh2, b2`` reading backward.
+
+    Shape:
+        Wx1, Wx2: ``(D, 4H)``, Wh1, Wh2: ``(H, 4H)``, b1, b2: ``(4H,)``
+        forward: xs ``(N, T, D)`` -> hs ``(N, T, 2H)``
+        backward: dhs ``(N, T, 2H)`` -> dxs ``(N, T, D)``
+    """
+
+    def __init__(self, Wx1, Wh1, b1, Wx2, Wh2, b2, stateful=False):
+        if stateful:
+            raise ValueError("a bidirectional layer reads the whole sequence: it cannot be "
+                             "stateful (its backward half would need the future)")
+        super().__init__(TimeLSTM(Wx1, Wh1, b1), TimeLSTM(Wx2, Wh2, b2))

@@ -1,0 +1,139 @@
+"""Beam search: keep the ``beam_width`` most likely continuations at each step.
+
+Greedy decoding keeps one sequence and takes the most likely id at each
+step; it can miss the most likely *sequence*, whose first id was only the
+second best. Beam search keeps ``k`` sequences (beams) and their total log
+probabilities. At each step every beam is extended by every id (``k * V``
+candidates per question), and the ``k`` candidates with the largest total
+log probability become the new beams. With ``k = 1`` this is greedy; with
+``k >= V ** (L - 1)`` every sequence of length ``L`` is scored, so the
+result is the exact most likely one.
+
+A beam that produced ``stop_id`` is finished: it stays among the
+candidates with its total unchanged (extended only by ``stop_id`` again, at
+no cost), and competes with the unfinished ones by total log probability
+(no length normalisation).
+
+Everything is batched: ``N`` questions with ``k`` beams each are ``N * k``
+rows of one decoder batch. The decoder follows the protocol of
+:mod:`models.seq2seq` (``step(ids) -> scores``, ``select(rows)``), already
+``begin``-ed for the ``N`` questions.
+"""
+
+import numpy as np
+
+from common.backend import to_cpu, xp
+
+
+def _log_softmax64(scores):
+    s = to_cpu(scores).astype(np.float64)
+    s -= s.max(axis=1, keepdims=True)
+    s -= np.log(np.exp(s).sum(axis=1, keepdims=True))
+    return s
+
+
+def beam_search(decoder, start_ids, sample_size: int, beam_width: int,
+                stop_id: int | None = None) -> np.ndarray:
+    """The most likely continuations of ``N`` questions, found by beam search.
+
+    Args:
+        decoder: an object with ``step(ids (M,)) -> scores (M, V)`` and
+            ``select(rows)``, whose state holds ``N`` rows.
+        start_ids: ``(N,)`` the first input id of each answer.
+        sample_size: how many ids to produce.
+        beam_width: ``k``, the number of beams per question (1 is greedy).
+        stop_id: an id that ends a sequence (None: all run ``sample_size`` steps).
+
+    Returns:
+        ids ``(N, sample_size)`` of the best beam of each question (after a
+        ``stop_id``, the rest of the row is ``stop_id``). The decoder is left
+        with the state of those best beams (``N`` rows).
+    """
+    if beam_width < 1:
+        raise ValueError(f"beam_width must be at least 1, got {beam_width}")
+    start_ids = to_cpu(start_ids).reshape(-1)
+    N, k = start_ids.size, beam_width
+    decoder.select(xp.asarray(np.repeat(np.arange(N), k)))  # row n * k + j is beam j of question n
+    ids = np.repeat(start_ids, k)
+    # Every beam starts as the same empty sequence: only one may be extended,
+    # or the first step would fill the beam with copies.
+    total = np.full((N, k), -np.inf)
+    total[:, 0] = 0.0
+    finished = np.zeros((N, k), dtype=bool)
+    history = np.zeros((N, k, 0), dtype=np.int64)
+    for _ in range(sample_size):
+        logp = _log_softmax64(decoder.step(xp.asarray(ids)))
+        V = logp.shape[1]
+        logp = logp.reshape(N, k, V)
+        if stop_id is not None and finished.any():
+            logp[finished] = -np.inf
+            logp[finished, stop_id] = 0.0
+        candidates = (total[:, :, None] + logp).reshape(N, k * V)
+        # Stable sort of the negated totals: ties go to the lower beam, then the lower id,
+        # so that a width of 1 picks what argmax picks.
+        best = np.argsort(-candidates, axis=1, kind="stable")[:, :k]
+        beam, word = best // V, best % V
+        total = np.take_along_axis(candidates, best, axis=1)
+        history = np.concatenate(
+            [np.take_along_axis(history, beam[:, :, None], axis=1), word[:, :, None]], axis=2)
+        finished = np.take_along_axis(finished, beam, axis=1)
+        if stop_id is not None:
+            finished |= word == stop_id
+        decoder.select(xp.asarray((np.arange(N)[:, None] * k + beam).reshape(-1)))
+        ids = word.reshape(-1)
+    # Beams are sorted by total: beam 0 is the best of each question.
+    decoder.select(xp.asarray(np.arange(N) * k))
+    return history[:, 0]
+
+
+class _LanguageModelDecoder:
+    """The beam-search protocol for a language model (predict / get_state / set_state)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def step(self, ids):
+        return self.model.predict(xp.asarray(ids)[:, None])[:, -1]
+
+    def select(self, rows):
+        self.model.set_state([None if s is None else s[rows] for s in self.model.get_state()])
+
+
+def beam_search_lm(model, start_ids, length: int, beam_width: int,
+                   stop_id: int | None = None) -> list[int]:
+    """The most likely ``length`` ids after the prompt ``start_ids``, by beam search.
+
+    For rnnlab's language models (``predict``, ``get_state``, ``set_state``,
+    ``reset_state``, ``evaluating``, ``vocab_size``). The prompt
+    warms the state up; then ``beam_width`` beams are kept (see the module
+    docstring). The model's carried state and train/eval mode are restored
+    afterwards, as :func:`models.generate.generate` does.
+
+    Returns:
+        the list of ids of the best sequence (without the prompt), ending at
+        the first ``stop_id`` when one was produced.
+    """
+    start_ids = [int(i) for i in np.atleast_1d(np.asarray(start_ids))]
+    V = model.vocab_size
+    if not start_ids:
+        raise ValueError("start_ids must hold at least one id")
+    bad = [i for i in start_ids if not 0 <= i < V]
+    if bad:
+        raise ValueError(f"start_ids {bad} are outside the vocabulary [0, {V})")
+    if not isinstance(length, (int, np.integer)) or length < 0:
+        raise ValueError(f"length must be an integer >= 0, got {length!r}")
+    if not isinstance(beam_width, (int, np.integer)) or beam_width < 1:
+        raise ValueError(f"beam_width must be an integer >= 1, got {beam_width!r}")
+    if stop_id is not None and not 0 <= stop_id < V:
+        raise ValueError(f"stop_id {stop_id} is outside the vocabulary [0, {V})")
+
+    with model.evaluating():  # dropout off; the carried state and the mode restored after
+        model.reset_state()
+        if len(start_ids) > 1:
+            model.predict(xp.asarray([start_ids[:-1]]))
+        ids = beam_search(_LanguageModelDecoder(model), np.asarray(start_ids[-1:]), length,
+                          beam_width, stop_id)[0]
+    out = [int(i) for i in ids]
+    if stop_id is not None and stop_id in out:
+        out = out[: out.index(stop_id) + 1]
+    return out

@@ -1,0 +1,90 @@
+"""Seq2seq with a "peeky" decoder: the encoding at every step, not only the first.
+
+    h (N, H) repeated over the T steps: hs_h (N, T, H)
+    [hs_h | embed(xs)] -> TimeLSTM (starting from h) -> [hs_h | hs] -> TimeAffine -> scores
+
+A plain decoder must carry what it knows of the question through its
+recurrent state alone; here the LSTM and the output layer see ``h`` at each
+step as extra input features. Backward, the gradient of ``h`` is the sum of
+what reaches its copies (both concatenations, every step) plus what reaches
+the LSTM's initial state.
+"""
+
+
+from common.backend import xp
+from layers import Concat, TimeEmbedding, TimeLSTM, TimeRepeat
+from models.base import Init
+from models.seq2seq import Encoder, Seq2seq, affine_layer, greedy, lstm_weights, select_rows
+
+
+class PeekyDecoder:
+    """A decoder that reads the encoding ``h`` at every step (see the module docstring).
+
+    ``params``: embedding W ``(V, D)``, LSTM Wx ``(H + D, 4H)`` (rows for
+    ``h`` first), Wh ``(H, 4H)``, b ``(4H,)``, affine W ``(2H, V)`` (rows for
+    ``h`` first), b ``(V,)``.
+
+    Shape:
+        forward: xs int ``(N, T)``, h ``(N, H)`` -> scores ``(N, T, V)``
+        backward: dscore ``(N, T, V)`` -> dh ``(N, H)``
+    """
+
+    def __init__(self, vocab_size, wordvec_size, hidden_size, init=None):
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        init = init or Init()
+        self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
+        self.lstm = TimeLSTM(*lstm_weights(init, H + D, H), stateful=True)
+        self.affine = affine_layer(init, H + H, V)
+        self.repeat = TimeRepeat()
+        self.concat_in = Concat()  # [h | embedding] into the LSTM
+        self.concat_out = Concat()  # [h | LSTM output] into the affine layer
+        self.layers = [self.embed, self.lstm, self.affine]
+        self.params = [p for layer in self.layers for p in layer.params]
+        self.grads = [g for layer in self.layers for g in layer.grads]
+        self.h = None  # the encoding, while generating
+
+    def forward(self, xs, h):
+        self.lstm.set_state(h)
+        hs_h = self.repeat.forward(h, xs.shape[1])
+        out = self.lstm.forward(self.concat_in.forward(hs_h, self.embed.forward(xs)))
+        return self.affine.forward(self.concat_out.forward(hs_h, out))
+
+    def backward(self, dscore):
+        dhs_h0, dout = self.concat_out.backward(self.affine.backward(dscore))
+        dhs_h1, dembed = self.concat_in.backward(self.lstm.backward(dout))
+        self.embed.backward(dembed)
+        return self.repeat.backward(dhs_h0 + dhs_h1) + self.lstm.dh
+
+    # -- generation: begin / step / select (see models.seq2seq) ---------------------------
+
+    def begin(self, h):
+        self.lstm.set_state(h)
+        self.h = h
+
+    def step(self, ids):
+        hs_h = self.h[:, None, :]
+        out = self.lstm.forward(xp.concatenate([hs_h, self.embed.forward(ids[:, None])], axis=2))
+        return self.affine.forward(xp.concatenate([hs_h, out], axis=2))[:, 0]
+
+    def select(self, rows):
+        select_rows(self.lstm, rows)
+        self.h = self.h[rows]
+
+    def generate(self, h, start_id, sample_size):
+        """Greedy answers ``(N, sample_size)`` from the encodings ``h`` ``(N, H)``."""
+        self.begin(h)
+        return greedy(self, xp.full(h.shape[0], start_id), sample_size)
+
+
+class PeekySeq2seq(Seq2seq):
+    """The textbook's ``PeekySeq2seq``: :class:`~models.seq2seq.Encoder` and
+    :class:`PeekyDecoder`; arguments, methods and shapes as :class:`~models.Seq2seq`.
+    """
+
+    encoder_class = Encoder
+    decoder_class = PeekyDecoder
+    decoder_input_extra = 1  # [h | embedding]
+    affine_inputs = 2  # [h | LSTM output]
+
+
+

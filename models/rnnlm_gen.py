@@ -1,0 +1,95 @@
+"""The book's generating models (chapter 7): ``RnnlmGen`` and ``BetterRnnlmGen``.
+
+They are :class:`~models.Rnnlm` and :class:`~models.BetterRnnlm` with the
+book's sampling method: ``generate(start_id, skip_ids=None,
+sample_size=100)`` returns ``sample_size`` ids, ``start_id`` first. Unlike
+:func:`models.generate` (which starts from a zero state and gives the
+model's state back), this ``generate`` goes on from the state the model
+carries and leaves it after the last id, so that a prompt fed through
+``predict`` first conditions the sample, as in the book::
+
+    model = BetterRnnlmGen()
+    model.load_params()                 # BetterRnnlm.npz, saved after training
+    for x in start_ids[:-1]:
+        model.predict(np.array(x).reshape(1, 1))
+    word_ids = start_ids[:-1] + model.generate(start_ids[-1], skip_ids)
+
+Differences from the book: a sampled id in ``skip_ids`` is never drawn
+(its probability is set to zero) instead of being drawn, dropped and the
+last id fed again; ``rng`` (a generator or seed) may be given, else
+NumPy's global generator is used, so ``np.random.seed`` works as in the
+book.
+"""
+
+import numpy as np
+
+from common.backend import to_cpu, xp
+from models.better_rnnlm import BetterRnnlm
+from models.rnnlm import Rnnlm
+
+
+def sample_ids(model, start_id: int, skip_ids=None, sample_size: int = 100, rng=None) -> list[int]:
+    """The book's ``generate`` for any language model (see the module docstring)."""
+    V = model.vocab_size
+    if isinstance(start_id, (bool, np.bool_)) or not isinstance(start_id, (int, np.integer)) \
+            or not 0 <= start_id < V:
+        raise ValueError(f"start_id must be an id in [0, {V}), got {start_id!r}")
+    if isinstance(sample_size, bool) or not isinstance(sample_size, (int, np.integer)) \
+            or sample_size < 1:
+        raise ValueError(f"sample_size must be a positive integer, got {sample_size!r}")
+    skip = np.zeros(V, dtype=bool)
+    if skip_ids is not None:
+        ids = np.asarray(list(skip_ids))
+        if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= V):
+            raise ValueError(f"skip_ids must be ids in [0, {V}), got {list(skip_ids)}")
+        skip[ids.astype(np.int64)] = True
+        if skip.all():
+            raise ValueError("skip_ids hold every id of the vocabulary: nothing can be sampled")
+    draw = rng.random if isinstance(rng, np.random.Generator) else (
+        np.random.random if rng is None else np.random.default_rng(rng).random)
+
+    modes = [(layer, layer.train_flg) for layer in model._all_layers()
+             if hasattr(layer, "train_flg")]
+    model.eval()
+    try:
+        word_ids = [int(start_id)]
+        x = int(start_id)
+        while len(word_ids) < sample_size:
+            score = to_cpu(model.predict(xp.asarray([[x]])))[0, -1].astype(np.float64)
+            p = np.exp(score - score.max())
+            p[skip] = 0.0
+            cdf = np.cumsum(p)
+            if not (np.isfinite(cdf[-1]) and cdf[-1] > 0):
+                raise FloatingPointError("the model produced non-finite scores; cannot sample")
+            x = int(np.searchsorted(cdf, draw() * cdf[-1], side="right"))
+            x = min(x, int(np.flatnonzero(p)[-1]))  # u * total rounded up to total
+            word_ids.append(x)
+        return word_ids
+    finally:
+        for layer, mode in modes:
+            layer.train_flg = mode
+
+
+class RnnlmGen(Rnnlm):
+    """:class:`~models.Rnnlm` with the book's ``generate`` (arguments as ``Rnnlm``)."""
+
+    def generate(self, start_id: int, skip_ids=None, sample_size: int = 100, *,
+                 rng=None) -> list[int]:
+        """``sample_size`` ids, ``start_id`` first, each drawn from the
+        softmax of the scores after the one before; ids in ``skip_ids`` are
+        never drawn. Goes on from the carried state and leaves it advanced."""
+        return sample_ids(self, start_id, skip_ids, sample_size, rng)
+
+
+class BetterRnnlmGen(BetterRnnlm):
+    """:class:`~models.BetterRnnlm` with the book's ``generate`` (arguments as
+    ``BetterRnnlm``). Dropout is off from the start: this model generates."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eval()
+
+    def generate(self, start_id: int, skip_ids=None, sample_size: int = 100, *,
+                 rng=None) -> list[int]:
+        """As :meth:`RnnlmGen.generate`."""
+        return sample_ids(self, start_id, skip_ids, sample_size, rng)

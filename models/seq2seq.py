@@ -1,0 +1,271 @@
+"""The encoder-decoder (sequence to sequence) model of the textbook.
+
+    xs (N, T_enc) -> Encoder: TimeEmbedding -> TimeLSTM -> h, the last hidden state (N, H)
+    h, ts[:, :-1] -> Decoder: TimeEmbedding -> TimeLSTM (starting from h) -> TimeAffine
+                  -> TimeSoftmaxWithLoss <- ts[:, 1:]
+
+The decoder learns to continue the answer one character at a time, from
+the encoder's summary ``h`` of the question. To answer a new question it
+starts from the answer's first id (``'_'`` in the toy tasks) and feeds back
+what it predicts (greedy), or keeps the ``beam_width`` most likely answers
+so far (beam search, :mod:`models.beam_search`).
+
+Decoders generate through three methods that every decoder here has, so
+one greedy loop and one beam search serve them all:
+``begin(encoding)`` sets the state for ``N`` questions, ``step(ids (M,))``
+returns the scores ``(M, V)`` of the next id and advances the state, and
+``select(rows)`` keeps (reorders, repeats) rows of the state.
+"""
+
+import numpy as np
+
+from common.backend import FLOAT, to_cpu, xp
+from common.parallel import deferred
+from layers import (
+    TimeAffine,
+    TimeAttention,
+    TimeBiLSTM,
+    TimeEmbedding,
+    TimeLSTM,
+    TimeSoftmaxWithLoss,
+    joint_weight_bias,
+)
+from layers._checks import check_ids, check_ndim
+from models.base import Init, Model, check_sizes, config_sizes
+
+
+def lstm_weights(init, D, H):
+    """The textbook's LSTM initialisation: ``N(0,1)/sqrt(D)``, ``N(0,1)/sqrt(H)``, zeros."""
+    return (init.normal((D, 4 * H), 1 / np.sqrt(D)), init.normal((H, 4 * H), 1 / np.sqrt(H)),
+            init.zeros(4 * H))
+
+
+def affine_layer(init, D, V):
+    return TimeAffine(*joint_weight_bias(init.normal((D, V), 1 / np.sqrt(D)), init.zeros(V)))
+
+
+class Encoder:
+    """Embed the question and run an LSTM over it; the last hidden state is the encoding.
+
+    Shape:
+        forward: xs int ``(N, T)`` -> h ``(N, H)``
+        backward: dh ``(N, H)`` -> None
+    """
+
+    def __init__(self, vocab_size, wordvec_size, hidden_size, init=None):
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        init = init or Init()
+        self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
+        self.lstm = TimeLSTM(*lstm_weights(init, D, H), stateful=False)
+        self.layers = [self.embed, self.lstm]
+        self.params = self.embed.params + self.lstm.params
+        self.grads = self.embed.grads + self.lstm.grads
+        self.hs = None
+
+    def forward(self, xs):
+        self.hs = self.lstm.forward(self.embed.forward(xs))
+        return self.hs[:, -1, :]
+
+    def backward(self, dh):
+        dhs = xp.zeros_like(self.hs)
+        dhs[:, -1, :] = dh
+        self.embed.backward(self.lstm.backward(dhs))
+
+
+class Decoder:
+    """An LSTM language model over the answer whose state starts at the encoding.
+
+    Shape:
+        forward: xs int ``(N, T)``, h ``(N, H)`` -> scores ``(N, T, V)``
+        backward: dscore ``(N, T, V)`` -> dh ``(N, H)``
+    """
+
+    def __init__(self, vocab_size, wordvec_size, hidden_size, init=None):
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        init = init or Init()
+        self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
+        self.lstm = TimeLSTM(*lstm_weights(init, D, H), stateful=True)
+        self.affine = affine_layer(init, H, V)
+        self.layers = [self.embed, self.lstm, self.affine]
+        self.params = [p for layer in self.layers for p in layer.params]
+        self.grads = [g for layer in self.layers for g in layer.grads]
+
+    def forward(self, xs, h):
+        self.lstm.set_state(h)
+        return self.affine.forward(self.lstm.forward(self.embed.forward(xs)))
+
+    def backward(self, dscore):
+        dout = self.lstm.backward(self.affine.backward(dscore))
+        self.embed.backward(dout)
+        return self.lstm.dh
+
+    # -- generation: begin / step / select ---------------------------------------------
+
+    def begin(self, h):
+        self.lstm.set_state(h)
+
+    def step(self, ids):
+        out = self.lstm.forward(self.embed.forward(ids[:, None]))
+        return self.affine.forward(out)[:, 0]
+
+    def select(self, rows):
+        select_rows(self.lstm, rows)
+
+    def generate(self, h, start_id, sample_size):
+        """Greedy answers ``(N, sample_size)`` from the encodings ``h`` ``(N, H)``."""
+        self.begin(h)
+        return greedy(self, xp.full(h.shape[0], start_id), sample_size)
+
+
+def select_rows(lstm, rows):
+    """Keep rows ``rows`` of a TimeLSTM's carried state (a beam's reordering)."""
+    lstm.h = lstm.h[rows]
+    lstm.c = None if lstm.c is None else lstm.c[rows]
+
+
+def greedy(decoder, start_ids, sample_size: int) -> np.ndarray:
+    """Feed back the most likely id ``sample_size`` times; ids ``(N, sample_size)``."""
+    ids = start_ids
+    out = []
+    for _ in range(sample_size):
+        ids = decoder.step(ids).argmax(axis=1)
+        out.append(ids)
+    return to_cpu(xp.stack(out, axis=1)) if out else np.zeros((len(start_ids), 0), np.int64)
+
+
+class Seq2seq(Model):
+    """The textbook's ``Seq2seq``: an :class:`Encoder` and a :class:`Decoder`.
+
+    ``params``: encoder embedding W ``(V, D)``, LSTM Wx ``(D, 4H)``, Wh
+    ``(H, 4H)``, b ``(4H,)``; decoder embedding, LSTM (same shapes), affine
+    W ``(H, V)``, b ``(V,)``. Initialisation as the textbook (and
+    :class:`~models.Rnnlm`).
+
+    Args:
+        vocab_size: V; wordvec_size: D; hidden_size: H.
+        seed, rng, dtype: as for the language models (float64 for gradient checks).
+
+    Shape:
+        forward: xs int ``(N, T_enc)``, ts int ``(N, T_dec + 1)`` -> scalar mean loss
+        generate: xs int ``(N, T_enc)`` -> ids ``(N, sample_size)``
+    """
+
+    encoder_class = Encoder
+    decoder_class = Decoder
+
+    def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int, *,
+                 seed: int | None = None, rng=None, dtype=FLOAT):
+        V, D, H = check_sizes(vocab_size=vocab_size, wordvec_size=wordvec_size,
+                              hidden_size=hidden_size)
+        self.config = {"vocab_size": V, "wordvec_size": D, "hidden_size": H}
+        init = Init(seed, rng, dtype)
+        self.encoder = self.encoder_class(V, D, H, init)
+        self.decoder = self.decoder_class(V, D, H, init)
+        self.softmax = TimeSoftmaxWithLoss()
+        self.loss_layer = self.softmax
+        self._collect_seq2seq_params()
+
+    def _collect_seq2seq_params(self):
+        lstm = ["Wx", "Wh", "b"]
+        names = {TimeEmbedding: ["embed.W"], TimeLSTM: [f"lstm.{n}" for n in lstm],
+                 TimeBiLSTM: [f"lstm.{d}.{n}" for d in ("forward", "backward") for n in lstm],
+                 TimeAffine: ["affine.W", "affine.b"], TimeAttention: []}
+        param_names = []
+        for part_name, part in (("encoder", self.encoder), ("decoder", self.decoder)):
+            for layer in part.layers:
+                param_names += _layer_param_names(part_name, layer, names)
+        self.layers = [self.encoder, self.decoder]
+        self._collect_params(param_names, layers=self.encoder.layers + self.decoder.layers)
+
+    @classmethod
+    def param_shapes(cls, config: dict) -> dict:
+        V, D, H = config_sizes(cls, config, "vocab_size", "wordvec_size", "hidden_size")
+        shapes = {"encoder.embed.W": (V, D)}
+        shapes.update(_lstm_shapes("encoder.lstm", D, H))
+        shapes["decoder.embed.W"] = (V, D)
+        shapes.update(_lstm_shapes("decoder.lstm", D + cls.decoder_input_extra * H, H))
+        shapes.update({"decoder.affine.W": (cls.affine_inputs * H, V), "decoder.affine.b": (V,)})
+        return shapes
+
+    # The decoder's LSTM reads D + extra * H features; its affine layer reads inputs * H.
+    decoder_input_extra = 0
+    affine_inputs = 1
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config["vocab_size"]
+
+    def forward(self, xs, ts) -> float:
+        self._check_pairs(xs, ts)
+        h = self.encoder.forward(xs)
+        score = self.decoder.forward(ts[:, :-1], h)
+        return self.softmax.forward(score, ts[:, 1:])
+
+    def _check_pairs(self, xs, ts):
+        check_ndim("xs", xs, 2, "(N, T_enc)")
+        check_ndim("ts", ts, 2, "(N, T_dec + 1)")
+        if ts.shape[1] < 2:
+            raise ValueError(f"ts needs at least 2 columns (a start id and a target), "
+                             f"got shape {ts.shape}")
+        if ts.shape[0] != xs.shape[0]:
+            raise ValueError(f"xs has {xs.shape[0]} rows but ts has {ts.shape[0]}")
+
+    def backward(self, dout: float = 1) -> None:
+        with deferred():
+            dout = self.softmax.backward(dout)
+            dh = self.decoder.backward(dout)
+            self.encoder.backward(dh)
+
+    def generate(self, xs, start_id, sample_size: int, beam_width: int = 1) -> np.ndarray:
+        """Answers to the questions ``xs`` ``(N, T_enc)``, all at once.
+
+        ``start_id`` (an int, or one per question) starts each answer;
+        ``sample_size`` ids follow it. ``beam_width=1`` is greedy (the most
+        likely id at each step); wider keeps the ``beam_width`` most likely
+        answers so far (:func:`models.beam_search.beam_search`).
+
+        Returns:
+            an int array ``(N, sample_size)`` (one row per question).
+        """
+        xs, start_ids = self._check_generate(xs, start_id, sample_size, beam_width)
+        self._begin(xs)
+        if beam_width == 1:
+            return greedy(self.decoder, start_ids, sample_size)
+        from models.beam_search import beam_search
+
+        return beam_search(self.decoder, start_ids, sample_size, beam_width)
+
+    def _begin(self, xs):
+        """Encode ``xs`` and set the decoder's state for generating."""
+        self.decoder.begin(self.encoder.forward(xs))
+
+    def _check_generate(self, xs, start_id, sample_size, beam_width):
+        xs = xp.asarray(xs)
+        if xs.ndim == 1:
+            xs = xs[None]
+        check_ndim("xs", xs, 2, "(N, T_enc)")
+        check_ids("xs", xs, self.vocab_size)
+        start_ids = xp.asarray(start_id)
+        if start_ids.ndim == 0:
+            start_ids = xp.full(xs.shape[0], int(start_ids))
+        else:
+            start_ids = start_ids.reshape(-1)
+        if start_ids.shape != (xs.shape[0],):
+            raise ValueError(f"start_id must be one id or one per question ({xs.shape[0]}), "
+                             f"got shape {start_ids.shape}")
+        check_ids("start_id", start_ids, self.vocab_size)
+        for name, value, low in (("sample_size", sample_size, 0), ("beam_width", beam_width, 1)):
+            if not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        return xs, start_ids
+
+
+def _lstm_shapes(prefix, D, H):
+    return {f"{prefix}.Wx": (D, 4 * H), f"{prefix}.Wh": (H, 4 * H), f"{prefix}.b": (4 * H,)}
+
+
+def _layer_param_names(part_name, layer, names):
+    for cls, layer_names in names.items():
+        if isinstance(layer, cls):
+            return [f"{part_name}.{n}" for n in layer_names]
+    raise TypeError(f"no parameter names for {type(layer).__name__}")

@@ -1,0 +1,174 @@
+"""Train a tanh RNN, an LSTM and a GRU the same way; plot how far back their gradients reach.
+
+    python scripts/gradient_through_time.py                  # a few minutes on 2 cores
+    python scripts/gradient_through_time.py --text-file book.txt --iters 2000
+
+Each model (``SimpleRnnlm``, ``Rnnlm``, ``GruRnnlm``, the same sizes and
+seed) is trained on the same character-level text with the same optimizer,
+learning rate, clipping and batches: windows of ``--time-size`` characters
+from random places of the training text, each read from a zero state.
+Then, on a held-out batch of ``--eval-length`` characters per sequence
+(from the validation part of the text), the script measures for every
+earlier step ``t`` the norm of the gradient of the loss at the last step
+with respect to the hidden state after step ``t``
+(:func:`common.inspection.gradient_through_time`), averaged over the batch,
+and draws one line per model.
+
+The text is ``--text-file`` (any UTF-8 file, read as characters), by
+default ``ptb.train.txt`` of the Penn Treebank folder (``--data-dir`` or
+``$RNNLAB_PTB_DIR``; see the README's Data section); the first
+``--corpus-size`` characters are cut 90/5/5 into train, valid and test.
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+
+# Running "python scripts/gradient_through_time.py" from a clone puts scripts/ (not the
+# repository) on sys.path; make the packages importable without installing.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import numpy as np  # noqa: E402
+
+from common.inspection import gradient_through_time  # noqa: E402
+from common.optimizer import Adam  # noqa: E402
+from common.parallel import managed  # noqa: E402
+from common.util import clip_grads  # noqa: E402
+from datasets import ptb, text  # noqa: E402
+from models import build_model  # noqa: E402
+
+MODELS = (("simple", "tanh RNN (SimpleRnnlm)"), ("lstm", "LSTM (Rnnlm)"),
+          ("gru", "GRU (GruRnnlm)"))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="Train a tanh RNN, an LSTM and a GRU the same way and plot the norm of "
+                    "d(loss at the last step)/d(hidden state) at every earlier step.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--text-file", default=None,
+                   help="UTF-8 text, read as characters (default: ptb.train.txt)")
+    p.add_argument("--data-dir", default=None, help="PTB folder for the default text")
+    p.add_argument("--corpus-size", type=int, default=400_000,
+                   help="use the first N characters (0 = all)")
+    p.add_argument("--wordvec-size", type=int, default=32)
+    p.add_argument("--hidden-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--time-size", type=int, default=50, help="training window length")
+    p.add_argument("--iters", type=int, default=3000, help="training iterations per model")
+    p.add_argument("--lr", type=float, default=0.003, help="Adam's learning rate")
+    p.add_argument("--max-grad", type=float, default=5.0, help="gradient-norm clipping")
+    p.add_argument("--eval-length", type=int, default=100,
+                   help="length of the held-out sequences (steps of the plot)")
+    p.add_argument("--eval-batch", type=int, default=64, help="held-out sequences")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", default="gradient_through_time.png", help="where to draw")
+    args = p.parse_args(argv)
+    for name in ("wordvec_size", "hidden_size", "batch_size", "time_size", "iters",
+                 "eval_length", "eval_batch"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.corpus_size < 0:
+        p.error("--corpus-size must be >= 0")
+    return args
+
+
+def load_text(args):
+    path = args.text_file
+    if path is None:
+        path = os.path.join(ptb.find_data_dir(args.data_dir), "ptb.train.txt")
+    corpus, word_to_id, _ = text.load_data(path, level="char")
+    if args.corpus_size:
+        corpus = corpus[:args.corpus_size]
+    train, valid, _ = text.split_corpus(corpus)
+    return path, train, valid, len(word_to_id)
+
+
+def windows(corpus, n, length, rng):
+    """``n`` random windows of ``length + 1`` ids: inputs and next-token targets."""
+    if corpus.size < length + 1:
+        raise SystemExit(f"error: the text part has {corpus.size} characters; windows need "
+                         f"{length + 1} (lower --time-size / --eval-length or use more text)")
+    starts = rng.integers(0, corpus.size - length, size=n)
+    block = corpus[starts[:, None] + np.arange(length + 1)]
+    return block[:, :-1], block[:, 1:]
+
+
+def train(model, corpus, args):
+    """Adam on random windows, each from a zero state; returns the last losses' mean."""
+    optimizer = Adam(lr=args.lr)
+    rng = np.random.default_rng(args.seed)  # the same batches for every model
+    losses = []
+    with managed():
+        for _ in range(args.iters):
+            xs, ts = windows(corpus, args.batch_size, args.time_size, rng)
+            model.reset_state()
+            losses.append(model.forward(xs, ts))
+            model.backward()
+            clip_grads(model.grads, args.max_grad)
+            optimizer.update(model.params, model.grads)
+    return float(np.mean(losses[-50:]))
+
+
+def held_out_loss(model, xs, ts):
+    model.eval()
+    model.reset_state()
+    return model.forward(xs, ts)
+
+
+def plot(curves, args, path):
+    import matplotlib
+    if "MPLBACKEND" not in os.environ:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, norms in curves:
+        back = np.arange(norms.size)[::-1]  # steps between h_t and the last step
+        ax.semilogy(back, norms, label=label)
+    ax.set_xlabel("steps back from the last step (T - 1 - t)")
+    ax.set_ylabel("mean || d loss_T / d h_t ||")
+    ax.set_title(f"Gradient through time, held-out batch of {args.eval_batch} x "
+                 f"{args.eval_length} characters", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    path, train_ids, valid_ids, V = load_text(args)
+    print(f"{os.path.basename(path)}: {train_ids.size:,} training characters, {V} distinct; "
+          f"H = {args.hidden_size}, D = {args.wordvec_size}, {args.iters} iterations of "
+          f"{args.batch_size} x {args.time_size}, Adam lr {args.lr}, clipping {args.max_grad}")
+    eval_xs, eval_ts = windows(valid_ids, args.eval_batch, args.eval_length,
+                               np.random.default_rng(args.seed + 1))
+    curves = []
+    steps_back = sorted({k for k in (0, 10, 25, 50, args.eval_length - 1)
+                         if k < args.eval_length})
+    print("model                   train loss  held-out bits/char  |grad| at "
+          + ", ".join(map(str, steps_back)) + " steps back   time")
+    for name, label in MODELS:
+        model = build_model(name, V, args.wordvec_size, args.hidden_size, seed=args.seed)
+        start = time.perf_counter()
+        loss = train(model, train_ids, args)
+        held = held_out_loss(model, eval_xs, eval_ts)
+        norms = gradient_through_time(model, eval_xs, eval_ts)
+        seconds = time.perf_counter() - start
+        curves.append((label, norms))
+        back = [norms[-1 - k] for k in steps_back]
+        print(f"{label:24s}{loss:10.3f}  {held / math.log(2):18.3f}  "
+              + "  ".join(f"{b:.2e}" for b in back) + f"   {seconds:.0f} s", flush=True)
+    plot(curves, args, args.plot)
+    print(f"plot: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

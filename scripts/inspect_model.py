@@ -1,0 +1,353 @@
+"""Look inside a model saved by ``train_rnnlm.py --save``: units over text, surprisal.
+
+    python scripts/inspect_model.py units --model char.npz --text-file some.py \\
+        --html units.html --png units.png
+    python scripts/inspect_model.py surprisal --model simple.npz --text "the company said"
+
+``units`` records every hidden (and, for an LSTM, cell) unit over the text,
+finds the units that follow simple properties of it (inside quotes or
+brackets, position in the line or sentence, end of a word) and prints them
+with Pearson's r; ``--html`` writes a self-contained page where the text is
+coloured by the unit chosen in a picker, with the model's top-5 next-token
+guesses for every position; ``--png`` draws those units as a heat map.
+
+    python scripts/inspect_model.py attention --model date.npz \
+        --input "september 27, 1994" --png attention.png
+
+``surprisal`` prints, as TSV, every token's log-probability (natural log)
+and bits under the model, and the text's perplexity. The first token is
+context and is not scored (a text of T tokens has T - 1 scores), as in
+``eval_perplexity``. ``--html`` writes the same page coloured by surprisal.
+
+``attention`` answers one question with a sequence-to-sequence model with
+attention saved by ``train_seq2seq.py --save`` and draws the attention
+weights (one row per answer character, one column per question character)
+with :func:`common.attention_map.plot_attention`, as ``train_seq2seq.py``
+does; it prints the answer and, for each answer character, the question
+character it attends to most.
+
+Problems with the file or the arguments exit with status 2 and a message.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+# Running "python scripts/inspect_model.py" from a clone puts scripts/ (not the
+# repository) on sys.path; make the packages importable without installing.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import numpy as np  # noqa: E402
+
+from common.inspection import (  # noqa: E402
+    encode_text,
+    interesting_units,
+    load_model,
+    record_states,
+    text_properties,
+    token_surprisal,
+    top_guesses,
+)
+from common.units_html import write_units_page  # noqa: E402
+
+
+class UsageError(Exception):
+    """A problem with the model file, the text or the arguments (exit status 2)."""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="Look inside a language model saved by train_rnnlm.py --save.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(q):
+        q.add_argument("--model", required=True, help="the .npz file of train_rnnlm.py --save")
+        src = q.add_mutually_exclusive_group(required=True)
+        src.add_argument("--text", help="the text itself")
+        src.add_argument("--text-file", help="a UTF-8 file holding the text")
+        q.add_argument("--offset", type=int, default=0,
+                       help="start this many characters into the text")
+        q.add_argument("--length", type=int, default=None,
+                       help="use at most this many tokens (default: all; units: 3000)")
+        q.add_argument("--html", default=None, help="write the coloured page here")
+
+    u = sub.add_parser("units", help="units over text: HTML page, heat map, correlations",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common(u)
+    u.add_argument("--units", default="",
+                   help="comma-separated units to show besides the interesting ones, "
+                        "e.g. h0:3,c0:17 (h: hidden, c: LSTM cell, then layer:unit)")
+    u.add_argument("--per-property", type=int, default=1,
+                   help="how many units to report for each property of the text")
+    u.add_argument("--png", default=None, help="draw the interesting units as a heat map here")
+    u.add_argument("--png-start", type=int, default=0,
+                   help="first token of the heat map (counted from --offset)")
+    u.add_argument("--png-length", type=int, default=80, help="tokens shown in the heat map")
+
+    s = sub.add_parser("surprisal", help="log-probability and bits of every token (TSV)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common(s)
+
+    a = sub.add_parser("attention", help="attention weights of a seq2seq model as a heat map",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a.add_argument("--model", required=True,
+                   help="the .npz file of train_seq2seq.py --save (an attention model)")
+    a.add_argument("--input", required=True, help="the question, as written")
+    a.add_argument("--png", default="attention.png", help="where to draw the heat map")
+    a.add_argument("--width", type=int, default=None,
+                   help="pad the question with spaces to this width (default: the width of "
+                        "the task's questions, for the tasks addition and date)")
+    a.add_argument("--answer-length", type=int, default=None,
+                   help="characters to generate after the start character (default: as in "
+                        "the task's answers)")
+    a.add_argument("--start", default="_", help="the character that starts every answer")
+    args = p.parse_args(argv)
+    if args.command == "attention":
+        for name in ("width", "answer_length"):
+            if getattr(args, name) is not None and getattr(args, name) < 1:
+                p.error(f"--{name.replace('_', '-')} must be >= 1")
+        return args
+    if args.offset < 0:
+        p.error("--offset must be >= 0")
+    if args.length is not None and args.length < 2:
+        p.error("--length must be >= 2")
+    if args.command == "units" and (args.per_property < 1 or args.png_length < 1
+                                    or args.png_start < 0):
+        p.error("--per-property and --png-length must be >= 1, --png-start >= 0")
+    return args
+
+
+def read_input(args, vocab, level, default_length=None):
+    if args.text is not None:
+        content = args.text
+    else:
+        try:
+            with open(args.text_file, encoding="utf-8") as f:
+                content = f.read()
+        except FileNotFoundError:
+            raise UsageError(f"text file not found: {args.text_file}") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{args.text_file} is not UTF-8 text ({exc.reason} at byte "
+                             f"{exc.start})") from None
+    content = content[args.offset:]
+    try:
+        tokens, ids = encode_text(content, vocab, level)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    length = args.length or default_length
+    if length:
+        tokens, ids = tokens[:length], ids[:length]
+    if len(tokens) < 2:
+        raise UsageError(f"the text has {len(tokens)} token(s) at {level} level; at least 2 "
+                         "are needed (the first one is context)")
+    return tokens, ids
+
+
+def shown(token):
+    """A token written on one line (JSON string syntax: "\\n", "\\t", quotes escaped)."""
+    return json.dumps(token, ensure_ascii=False)
+
+
+def guesses_at(probs, vocab, k=5):
+    """The ``k`` most likely next tokens and their probabilities, at every position."""
+    idx, p = top_guesses(probs, k)
+    return [[(vocab[i], q) for i, q in zip(row_i, row_p, strict=True)]
+            for row_i, row_p in zip(idx, p, strict=True)]
+
+
+def run_surprisal(args, model, vocab, level):
+    tokens, ids = read_input(args, vocab, level)
+    s = token_surprisal(model, ids)
+    out = sys.stdout
+    out.write(f"# {args.model}: {type(model).__name__}, {level} level; the first token is "
+              "context and is not scored\n")
+    out.write("position\ttoken\tlog_prob\tbits\n")
+    out.write(f"0\t{shown(tokens[0])}\t\t\n")
+    for t in range(1, len(tokens)):
+        out.write(f"{t}\t{shown(tokens[t])}\t{s.log_prob[t - 1]:.4f}\t{s.bits[t - 1]:.3f}\n")
+    out.write(f"# {s.log_prob.size} scored tokens: {s.total_loss:.3f} nats in all, "
+              f"{s.bits_per_token:.3f} bits per token, perplexity {s.perplexity:.3f}\n")
+    if args.html:
+        bits = [None, *s.bits]
+        write_units_page(args.html, tokens, level, [], bits=bits,
+                         guesses=guesses_at(record_states(model, ids).probs, vocab),
+                         title=f"surprisal under {os.path.basename(args.model)}",
+                         notes=f"perplexity {s.perplexity:.3f} over {s.log_prob.size} scored "
+                               f"tokens ({s.bits_per_token:.3f} bits per token); the first "
+                               "token is context and is not scored")
+        print(f"# page: {args.html}")
+    return 0
+
+
+def run_units(args, model, vocab, level):
+    tokens, ids = read_input(args, vocab, level, default_length=3000)
+    rec = record_states(model, ids)
+    props = text_properties(tokens)
+    found = interesting_units(rec, props, per_property=args.per_property)
+    print(f"{args.model}: {type(model).__name__}, {level} level, {len(tokens)} tokens, "
+          f"{len(rec.units())} units")
+    print("unit\tproperty\tr")
+    for f in found:
+        print(f"{f.unit}\t{f.prop}\t{f.r:+.3f}")
+    shown_units = [(f.unit, f"{f.unit}: {f.prop} (r = {f.r:+.3f})", rec.unit(f.unit))
+                   for f in found]
+    for name in filter(None, (n.strip() for n in args.units.split(","))):
+        try:
+            values = rec.unit(name)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if name not in [u[0] for u in shown_units]:
+            shown_units.append((name, name, values))
+    if args.html:
+        s = token_surprisal(model, ids)
+        write_units_page(args.html, tokens, level, shown_units,
+                         guesses=guesses_at(rec.probs, vocab),
+                         bits=[None, *s.bits],
+                         title=f"units of {os.path.basename(args.model)} over the text",
+                         notes=f"{type(model).__name__}, {level} level; red: positive, blue: "
+                               f"negative; perplexity {s.perplexity:.3f} (first token not "
+                               "scored). Hover over a token, click to pin it.")
+        print(f"page: {args.html}")
+    if args.png:
+        if not shown_units:
+            raise UsageError("no unit to draw: the text has no varying property; name units "
+                             "with --units")
+        if args.png_start >= len(tokens):
+            raise UsageError(f"--png-start {args.png_start} is past the text's "
+                             f"{len(tokens)} tokens")
+        window = slice(args.png_start, args.png_start + args.png_length)
+        heat_map([(name, label, values[window]) for name, label, values in shown_units],
+                 tokens[window], level, args.png)
+        print(f"heat map: {args.png}")
+    return 0
+
+
+def heat_map(units, tokens, level, path):
+    """One row per unit over the first tokens; each row scaled to its largest magnitude."""
+    import matplotlib
+    if "MPLBACKEND" not in os.environ:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    T = len(tokens)
+    rows = np.array([np.asarray(v, np.float64) for _, _, v in units])
+    scale = np.abs(rows).max(axis=1, keepdims=True)
+    rows = rows / np.where(scale > 0, scale, 1)
+    cell = 0.17 if level == "char" else 0.45
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.5 + cell * T), 0.6 + 0.42 * len(units)))
+    ax.imshow(rows, cmap="bwr", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+    ax.set_yticks(range(len(units)), [label for _, label, _ in units], fontsize=8)
+    if level == "char":
+        for t, ch in enumerate(tokens):
+            ch = {"\n": "\u21b5", "\t": "\u21e5", " ": "\u00b7"}.get(ch, ch)
+            for r in range(len(units)):
+                ax.text(t, r, ch, ha="center", va="center", fontsize=7, family="monospace")
+        ax.set_xticks([])
+    else:
+        ax.set_xticks(range(T), tokens, rotation=90, fontsize=7)
+    ax.set_title("units over the text (each row scaled to its largest |value|; red +, blue -)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_attention(args):
+    """Answer one question and draw where the decoder looked at each step."""
+    from common.attention_map import attention_matrix, plot_attention
+    from common.serialization import load_npz
+    from models import model_from_config
+
+    try:
+        arrays, meta = load_npz(args.model)
+        if "model" not in meta or "config" not in meta:
+            raise ValueError(f"{args.model} has no model description in its metadata; save "
+                             "the model with train_seq2seq.py --save")
+        model = model_from_config(meta["model"], meta["config"],
+                                  shapes={n: a.shape for n, a in arrays.items()},
+                                  source=args.model)
+        model.set_named_params(arrays, source=args.model)
+    except FileNotFoundError:
+        raise UsageError(f"model file not found: {args.model}") from None
+    except (OSError, TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    attention = getattr(getattr(model, "decoder", None), "attention", None)
+    if attention is None or not hasattr(attention, "attention_weights"):
+        raise UsageError(f"{args.model} holds a {meta['model']}, which has no attention; train "
+                         "one with train_seq2seq.py --model attention")
+    vocab = meta.get("vocab")
+    if not isinstance(vocab, list) or not all(isinstance(c, str) for c in vocab or [None]):
+        raise UsageError(f"{args.model} has no vocabulary; save it with train_seq2seq.py --save")
+    index = {c: i for i, c in enumerate(vocab)}
+    width, answer_length = seq2seq_widths(meta.get("task"), args)
+    question = args.input.ljust(width)
+    unknown = sorted({c for c in question if c not in index})
+    if unknown:
+        raise UsageError(f"{len(unknown)} characters of --input are not in the model's "
+                         "vocabulary: " + ", ".join(map(repr, unknown)))
+    if args.start not in index:
+        raise UsageError(f"--start {args.start!r} is not in the model's vocabulary")
+    reverse = bool(meta.get("reverse"))
+    read = question[::-1] if reverse else question  # what the encoder was trained to read
+    xs = np.array([[index[c] for c in read]])
+    answer_ids = model.generate(xs, index[args.start], answer_length)[0]
+    answer = "".join(vocab[int(i)] for i in answer_ids)
+    weights = attention_matrix(attention.attention_weights, 0)  # (answer, question as read)
+    if reverse:
+        weights = weights[:, ::-1]  # columns in the order the question is written
+    print(f"{question!r} -> {answer!r}"
+          + ("  (the model reads the question reversed)" if reverse else ""))
+    for t, c in enumerate(answer):
+        j = int(np.argmax(weights[t]))
+        print(f"  answer {t} {c!r}: most attention on question {j} {question[j]!r} "
+              f"({weights[t, j]:.3f})")
+    plot_attention(weights, list(question), list(answer), path=args.png,
+                   title=f"{question.strip()} -> {answer.strip()}")
+    print(f"heat map: {args.png}")
+    return 0
+
+
+def seq2seq_widths(task, args):
+    """``(question width, answer characters after the start)`` for ``attention``."""
+    width, length = args.width, args.answer_length
+    if width is None or length is None:
+        try:
+            from datasets import sequence
+
+            (x, t), _ = sequence.load_data(task)
+        except (OSError, TypeError, ValueError) as exc:
+            raise UsageError(f"cannot tell the widths the model was trained with (task "
+                             f"{task!r}: {exc}); give --width and --answer-length") from None
+        width = x.shape[1] if width is None else width
+        length = t.shape[1] - 1 if length is None else length
+    if len(args.input) > width:
+        raise UsageError(f"--input has {len(args.input)} characters; the model's questions "
+                         f"have {width} (--width)")
+    return width, length
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        if args.command == "attention":
+            return run_attention(args)
+        try:
+            model, vocab, level = load_model(args.model)
+        except FileNotFoundError:
+            raise UsageError(f"model file not found: {args.model}") from None
+        except (OSError, TypeError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        if args.command == "surprisal":
+            return run_surprisal(args, model, vocab, level)
+        return run_units(args, model, vocab, level)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

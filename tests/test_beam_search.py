@@ -1,0 +1,166 @@
+"""Beam search: on models small enough to score every possible output, a
+beam as wide as the number of prefixes finds the exact most likely sequence
+(where greedy decoding does not always); a width of 1 is greedy decoding;
+the language models' beam search likewise, with and without a stop id."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from common.functions import log_softmax
+from models import Rnnlm
+from models.attention_seq2seq import AttentionSeq2seq
+from models.beam_search import beam_search, beam_search_lm
+from models.peeky_seq2seq import PeekySeq2seq
+from models.seq2seq import Seq2seq
+
+V, D, H, L = 3, 4, 6, 3  # 3 ** 3 = 27 possible answers of length 3
+
+MODELS = [
+    pytest.param(Seq2seq, {}, id="plain"),
+    pytest.param(PeekySeq2seq, {}, id="peeky"),
+    pytest.param(AttentionSeq2seq, {}, id="attention"),
+    pytest.param(AttentionSeq2seq, {"bidirectional": True}, id="attention-bidirectional"),
+]
+
+
+def make(cls, kwargs, V=V, seed=0, scale=1.5, dtype=np.float64):
+    model = cls(V, D, H, seed=seed, dtype=dtype, **kwargs)
+    rng = np.random.default_rng(seed)
+    for p in model.params:
+        p[...] = rng.standard_normal(p.shape) * scale
+    return model
+
+
+def most_likely_answers(model, xs, start_id, length):
+    """Score every possible answer of every question; return the best of each."""
+    answers = np.array(list(itertools.product(range(model.vocab_size), repeat=length)))
+    best = []
+    for x in xs:
+        ts = np.concatenate([np.full((len(answers), 1), start_id), answers], axis=1)
+        # The mean loss of one answer times its length is -log P(answer | question).
+        log_p = [-model.forward(x[None], ts[i:i + 1]) * length for i in range(len(answers))]
+        best.append(answers[int(np.argmax(log_p))])
+    return np.array(best)
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), MODELS)
+def test_wide_beam_finds_the_most_likely_answer(cls, kwargs):
+    model = make(cls, kwargs)
+    xs = np.random.default_rng(0).integers(0, V, size=(6, 4))
+    best = most_likely_answers(model, xs, 0, L)
+    found = model.generate(xs, 0, L, beam_width=V ** (L - 1))
+    np.testing.assert_array_equal(found, best)
+
+
+def test_greedy_misses_some_most_likely_answers():
+    """What makes the test above a test: greedy decoding gets some of them wrong."""
+    model = make(AttentionSeq2seq, {})
+    xs = np.random.default_rng(0).integers(0, V, size=(6, 4))
+    best = most_likely_answers(model, xs, 0, L)
+    greedy = model.generate(xs, 0, L)
+    assert (greedy != best).any(axis=1).sum() >= 1
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), MODELS)
+def test_width_one_is_greedy(cls, kwargs):
+    model = make(cls, kwargs, V=11, dtype=np.float32)
+    rng = np.random.default_rng(1)
+    xs, starts = rng.integers(0, 11, size=(20, 5)), rng.integers(0, 11, size=20)
+    greedy = model.generate(xs, starts, 6)
+    model._begin(xs)
+    beam = beam_search(model.decoder, starts, 6, beam_width=1)
+    np.testing.assert_array_equal(beam, greedy)
+    np.testing.assert_array_equal(model.generate(xs, starts, 6, beam_width=1), greedy)
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), MODELS)
+def test_batched_beam_equals_one_question_at_a_time(cls, kwargs):
+    model = make(cls, kwargs, V=11, dtype=np.float32)
+    xs = np.random.default_rng(2).integers(0, 11, size=(7, 5))
+    batched = model.generate(xs, 1, 5, beam_width=4)
+    single = np.concatenate([model.generate(xs[i:i + 1], 1, 5, beam_width=4) for i in range(7)])
+    np.testing.assert_array_equal(batched, single)
+
+
+def test_beam_keeps_the_attention_weights_of_the_best_beam():
+    model = make(AttentionSeq2seq, {}, V=11, dtype=np.float64)
+    xs = np.random.default_rng(3).integers(0, 11, size=(4, 5))
+    ids = model.generate(xs, 1, 5, beam_width=3)
+    weights = [w.copy() for w in model.decoder.attention.attention_weights]
+    assert len(weights) == 5 and all(w.shape == (4, 5) for w in weights)
+    model.forward(xs, np.concatenate([np.ones((4, 1), int), ids], axis=1))
+    for a, b in zip(weights, model.decoder.attention.attention_weights, strict=False):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+# --- language models --------------------------------------------------------------------------
+
+
+def lm(seed=0):
+    model = Rnnlm(vocab_size=4, wordvec_size=4, hidden_size=5, seed=seed, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    for p in model.params:
+        p[...] = rng.standard_normal(p.shape) * 0.3
+    return model
+
+
+def lm_log_prob(model, prompt, seq):
+    model.reset_state()
+    xs = np.array([list(prompt) + list(seq[:-1])])
+    logp = log_softmax(model.predict(xs))[0, len(prompt) - 1:]
+    return float(sum(logp[i, s] for i, s in enumerate(seq)))
+
+
+def lm_best(model, prompt, length, stop_id=None):
+    """The most likely continuation, over all sequences (ending at the first stop_id)."""
+    candidates = set()
+    for seq in itertools.product(range(model.vocab_size), repeat=length):
+        seq = list(seq)
+        if stop_id is not None and stop_id in seq:
+            seq = seq[: seq.index(stop_id) + 1]
+        candidates.add(tuple(seq))
+    scored = sorted(candidates)
+    log_p = [lm_log_prob(model, prompt, s) for s in scored]
+    return list(scored[int(np.argmax(log_p))])
+
+
+@pytest.mark.parametrize("stop_id", [None, 2])
+def test_lm_wide_beam_finds_the_most_likely_continuation(stop_id):
+    hits = 0
+    for seed in range(6):
+        model = lm(seed)
+        best = lm_best(model, [1, 3], 3, stop_id)
+        assert beam_search_lm(model, [1, 3], 3, beam_width=16, stop_id=stop_id) == best
+        hits += beam_search_lm(model, [1, 3], 3, beam_width=1, stop_id=stop_id) != best
+    assert hits >= 1  # greedy misses at least one: the search matters
+
+
+def test_lm_width_one_is_greedy_generation():
+    model = Rnnlm(vocab_size=30, wordvec_size=8, hidden_size=8, seed=0)
+    for p in model.params:
+        p *= 5
+    greedy = model.generate([1, 2, 3], 12, temperature=0)
+    assert beam_search_lm(model, [1, 2, 3], 12, beam_width=1) == greedy
+
+
+def test_lm_beam_restores_state_and_mode():
+    model = lm()
+    model.predict(np.array([[1, 2]]))
+    state = model.get_state()
+    beam_search_lm(model, [0], 4, beam_width=3)
+    for a, b in zip(state, model.get_state(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lm_beam_errors():
+    model = lm()
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        beam_search_lm(model, [9], 3, 2)
+    with pytest.raises(ValueError, match="beam_width"):
+        beam_search_lm(model, [1], 3, 0)
+    with pytest.raises(ValueError, match="at least one"):
+        beam_search_lm(model, [], 3, 2)
+    with pytest.raises(ValueError, match="stop_id"):
+        beam_search_lm(model, [1], 3, 2, stop_id=7)

@@ -1,0 +1,197 @@
+"""scripts/inspect_model.py and scripts/gradient_through_time.py on small saved models."""
+
+import importlib.util
+import math
+import os
+
+import numpy as np
+import pytest
+
+from common.inspection import encode_text, load_model, token_surprisal
+from models import GruRnnlm, Rnnlm, SimpleRnnlm
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def script(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts",
+                                                                      name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+inspect_model = script("inspect_model")
+
+TEXT = 'def f(x):\n    return "a(b)" + x  # note\n' * 4
+CHARS = sorted(set(TEXT))
+
+
+@pytest.fixture
+def char_model(tmp_path):
+    path = tmp_path / "char.npz"
+    Rnnlm(len(CHARS), 8, 6, seed=0).save_params(path, vocab=CHARS, level="char")
+    return path
+
+
+@pytest.fixture
+def word_model(tmp_path):
+    vocab = ["<eos>", "the", "cat", "sat", "<unk>"]
+    path = tmp_path / "word.npz"
+    SimpleRnnlm(len(vocab), 4, 4, seed=0).save_params(path, vocab=vocab)  # level guessed
+    return path
+
+
+def test_surprisal_table(char_model, capsys):
+    assert inspect_model.main(["surprisal", "--model", str(char_model), "--text", TEXT]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "first token is context" in lines[0]
+    assert lines[1] == "position\ttoken\tlog_prob\tbits"
+    rows = [line.split("\t") for line in lines[2:-1]]
+    assert len(rows) == len(TEXT) and rows[0] == ["0", '"d"', "", ""]
+    assert rows[9][1] == '"\\n"'  # the newline, written so the table stays one row per token
+    model, vocab, level = load_model(char_model)
+    s = token_surprisal(model, encode_text(TEXT, vocab, level)[1])
+    logp = np.array([float(r[2]) for r in rows[1:]])
+    np.testing.assert_allclose(logp, s.log_prob, atol=5e-5)
+    np.testing.assert_allclose([float(r[3]) for r in rows[1:]], -logp / math.log(2), atol=2e-3)
+    assert lines[-1].endswith(f"perplexity {s.perplexity:.3f}")
+    assert f"# {len(TEXT) - 1} scored tokens" in lines[-1]
+
+
+def test_surprisal_word_level_maps_unknown_words_to_unk(word_model, capsys, tmp_path):
+    page = tmp_path / "s.html"
+    assert inspect_model.main(["surprisal", "--model", str(word_model), "--text",
+                               "the dog sat\nthe cat", "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert '\t"<unk>"\t' in out and '\t"<eos>"\t' in out
+    assert "# 5 scored tokens" in out
+    html = page.read_text("utf-8")
+    assert '"tokens": ["the", "<unk>", "sat", "<eos>", "the", "cat"]' in html
+    assert '"guesses": [[["' in html  # the top guesses at every position
+
+
+def test_units_writes_the_page_and_the_heat_map(char_model, tmp_path, capsys):
+    page, png = tmp_path / "u.html", tmp_path / "u.png"
+    code = inspect_model.main(["units", "--model", str(char_model), "--text", TEXT,
+                               "--units", "h0:5,c0:0", "--html", str(page), "--png", str(png),
+                               "--png-start", "3", "--png-length", "12"])
+    assert code == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "unit\tproperty\tr"
+    found = [line.split("\t") for line in out[2:] if line.count("\t") == 2]
+    assert {prop for _, prop, _ in found} >= {"inside double quotes", "inside brackets",
+                                              "position in line", "inside a # comment"}
+    html = page.read_text("utf-8")
+    for unit, prop, r in found:
+        assert f"{unit}: {prop} (r = {r})" in html
+    assert '"name": "h0:5"' in html and "surprisal (bits)" in html
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["surprisal", "--model", "missing.npz", "--text", "ab"], "model file not found"),
+    (["surprisal", "--text", "\u00e9t\u00e9"], "not in the model's vocabulary"),
+    (["surprisal", "--text", "d"], "at least 2 are needed"),
+    (["units", "--text", "def f", "--units", "c0:99"], "no unit 'c0:99'"),
+])
+def test_usage_errors_exit_2_with_a_message(argv, message, char_model, capsys):
+    if "--model" not in argv:
+        argv = [argv[0], "--model", str(char_model), *argv[1:]]
+    assert inspect_model.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_gradient_through_time_script_draws_three_lines(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 300, encoding="utf-8")
+    png = tmp_path / "g.png"
+    gtt = script("gradient_through_time")
+    assert gtt.main(["--text-file", str(text), "--iters", "3", "--hidden-size", "8",
+                     "--wordvec-size", "4", "--batch-size", "4", "--time-size", "6",
+                     "--eval-length", "12", "--eval-batch", "3", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    for label in ("tanh RNN", "LSTM", "GRU"):
+        assert label in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_load_model_refuses_a_file_without_vocabulary(tmp_path):
+    path = tmp_path / "m.npz"
+    GruRnnlm(5, 3, 3, seed=0).save_params(path)
+    with pytest.raises(ValueError, match="no vocabulary"):
+        load_model(path)
+
+
+# -- attention (the sequence-to-sequence models) ------------------------------------------
+
+SEQ_VOCAB = list("0123456789+_ ")
+
+
+def test_attention_heat_map_of_one_question(tmp_path, capsys):
+    from models import AttentionSeq2seq
+
+    path, png = tmp_path / "att.npz", tmp_path / "att.png"
+    AttentionSeq2seq(len(SEQ_VOCAB), 6, 8, seed=0).save_params(path, vocab=SEQ_VOCAB,
+                                                              task="custom", reverse=True)
+    assert inspect_model.main(["attention", "--model", str(path), "--input", "12+3",
+                               "--width", "6", "--answer-length", "4", "--png", str(png)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("'12+3  ' -> ") and "reversed" in out[0]
+    rows = [line for line in out if line.startswith("  answer ")]
+    assert len(rows) == 4  # one per answer character after the start '_'
+    for line in rows:  # the question character it attends to most, with its weight
+        weight = float(line.rsplit("(", 1)[1].rstrip(")"))
+        assert 1 / 6 <= weight <= 1  # the largest of 6 weights that sum to 1
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_attention_needs_an_attention_model(tmp_path, capsys):
+    from models import Seq2seq
+
+    path = tmp_path / "plain.npz"
+    Seq2seq(len(SEQ_VOCAB), 6, 8, seed=0).save_params(path, vocab=SEQ_VOCAB, task="custom")
+    assert inspect_model.main(["attention", "--model", str(path), "--input", "1+2",
+                               "--width", "5", "--answer-length", "3",
+                               "--png", str(tmp_path / "a.png")]) == 2
+    assert "has no attention" in capsys.readouterr().err
+
+
+def test_attention_weights_are_the_decoders(tmp_path, capsys, monkeypatch):
+    """The heat map gets the decoder's weights, columns in the order the question is written."""
+    from models import AttentionSeq2seq
+
+    path = tmp_path / "att.npz"
+    model = AttentionSeq2seq(len(SEQ_VOCAB), 6, 8, seed=1)
+    model.save_params(path, vocab=SEQ_VOCAB, task="custom", reverse=True)
+    drawn = {}
+
+    def fake_plot(weights, in_labels, out_labels, path=None, ax=None, title=None):
+        drawn.update(weights=weights, in_labels=in_labels, out_labels=out_labels)
+
+    monkeypatch.setattr("common.attention_map.plot_attention", fake_plot)
+    assert inspect_model.main(["attention", "--model", str(path), "--input", "7+45",
+                               "--width", "5", "--answer-length", "3"]) == 0
+    xs = np.array([[SEQ_VOCAB.index(c) for c in "7+45 "[::-1]]])
+    answer = model.generate(xs, SEQ_VOCAB.index("_"), 3)[0]
+    want = np.stack([w[0] for w in model.decoder.attention.attention_weights])[:, ::-1]
+    np.testing.assert_allclose(drawn["weights"], want)
+    np.testing.assert_allclose(drawn["weights"].sum(axis=1), 1, rtol=1e-5)
+    assert drawn["in_labels"] == list("7+45 ")
+    assert drawn["out_labels"] == [SEQ_VOCAB[i] for i in answer]
+
+
+def test_attention_widths_come_from_the_task(tmp_path, capsys):
+    from datasets import sequence
+    from models import AttentionSeq2seq
+
+    (x, t), _ = sequence.load_data("addition")
+    _, id_to_char = sequence.get_vocab()
+    vocab = [id_to_char[i] for i in range(len(id_to_char))]
+    path = tmp_path / "add.npz"
+    AttentionSeq2seq(len(vocab), 6, 8, seed=0).save_params(path, vocab=vocab, task="addition")
+    assert inspect_model.main(["attention", "--model", str(path), "--input", "16+75",
+                               "--png", str(tmp_path / "a.png")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(repr("16+75".ljust(x.shape[1])) + " -> ")
+    assert sum(line.startswith("  answer ") for line in out) == t.shape[1] - 1

@@ -1,0 +1,137 @@
+"""Saving and loading seq2seq models (.npz, vocabulary included), the
+textbook's eval_seq2seq, the batched accuracy, and the attention heat map."""
+
+import numpy as np
+import pytest
+
+from common.attention_map import attention_matrix, plot_attention
+from common.util import eval_seq2seq, seq2seq_accuracy, seq2seq_correct
+from models import MODEL_CLASSES, AttentionSeq2seq, PeekySeq2seq, Seq2seq, load_model
+
+V, D, H = 9, 4, 6
+ID_TO_CHAR = dict(enumerate("_0123456+"))
+
+MODELS = [
+    pytest.param(Seq2seq, {}, id="plain"),
+    pytest.param(PeekySeq2seq, {}, id="peeky"),
+    pytest.param(AttentionSeq2seq, {}, id="attention"),
+    pytest.param(AttentionSeq2seq, {"bidirectional": True}, id="attention-bidirectional"),
+]
+
+
+def trained_like(cls, kwargs, seed=0):
+    model = cls(V, D, H, seed=seed, **kwargs)
+    rng = np.random.default_rng(seed + 7)
+    for p in model.params:
+        p[...] = rng.standard_normal(p.shape).astype(np.float32)
+    return model
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), MODELS)
+def test_save_and_load_model(cls, kwargs, tmp_path):
+    model = trained_like(cls, kwargs)
+    xs = np.random.default_rng(0).integers(0, V, size=(5, 6))
+    path = model.save_params(tmp_path / "m.npz", vocab=ID_TO_CHAR, task="toy")
+    loaded, meta = load_model(path)
+    assert type(loaded) is cls and loaded.config == model.config
+    assert meta["vocab"] == [ID_TO_CHAR[i] for i in range(V)] and meta["task"] == "toy"
+    np.testing.assert_array_equal(loaded.generate(xs, 0, 4), model.generate(xs, 0, 4))
+    fresh = cls(V, D, H, seed=99, **kwargs)
+    fresh.load_params(path)
+    for p, q in zip(fresh.params, model.params, strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert cls.__name__ in MODEL_CLASSES
+
+
+def test_default_file_name_and_pickle_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = Seq2seq(V, D, H, seed=0)
+    assert model.save_params() == "Seq2seq.npz"
+    model.load_params()
+    with pytest.raises(ValueError, match="pickle"):
+        model.save_params("Seq2seq.pkl")
+
+
+def test_load_refuses_another_model(tmp_path):
+    path = Seq2seq(V, D, H, seed=0).save_params(tmp_path / "plain.npz")
+    with pytest.raises(ValueError, match="decoder"):
+        PeekySeq2seq(V, D, H, seed=0).load_params(path)
+    with pytest.raises(ValueError, match="encoder.lstm"):
+        AttentionSeq2seq(V, D, H, seed=0, bidirectional=True).load_params(path)
+
+
+def test_param_shapes_match_the_models():
+    for cls, kwargs in [(Seq2seq, {}), (PeekySeq2seq, {}), (AttentionSeq2seq, {}),
+                        (AttentionSeq2seq, {"bidirectional": True})]:
+        model = cls(V, D, H, seed=0, **kwargs)
+        shapes = {k: v.shape for k, v in model.named_params().items()}
+        assert cls.param_shapes(model.config) == shapes
+
+
+def test_constructor_checks_sizes():
+    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
+        Seq2seq(V, D, 0)
+    with pytest.raises(ValueError, match="bidirectional must be True or False"):
+        AttentionSeq2seq(V, D, H, bidirectional="yes")
+
+
+def test_eval_seq2seq_textbook_helper(capsys):
+    model = trained_like(Seq2seq, {})
+    question = np.array([[1, 2, 8, 3, 4]])
+    guess = model.generate(question, 0, 3)[0]
+    right = np.concatenate([[0], guess])[None]
+    assert eval_seq2seq(model, question, right, ID_TO_CHAR, True, True) == 1
+    out = capsys.readouterr().out
+    assert "Q 32+10" in out  # printed reversed back
+    wrong = right.copy()
+    wrong[0, 1] = (wrong[0, 1] + 1) % V
+    assert eval_seq2seq(model, question, wrong, ID_TO_CHAR) == 0
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), MODELS)
+def test_batched_accuracy_equals_one_question_per_call(cls, kwargs):
+    model = trained_like(cls, kwargs)
+    rng = np.random.default_rng(1)
+    questions = rng.integers(0, V, size=(40, 6))
+    answers = np.concatenate([np.zeros((40, 1), int), model.generate(questions, 0, 3)], axis=1)
+    answers[::3, 2] = (answers[::3, 2] + 1) % V  # a third of them wrong
+    one_by_one = [eval_seq2seq(model, questions[[i]], answers[[i]], ID_TO_CHAR)
+                  for i in range(40)]
+    np.testing.assert_array_equal(seq2seq_correct(model, questions, answers, batch_size=7),
+                                  np.array(one_by_one, dtype=bool))
+    assert seq2seq_accuracy(model, questions, answers) == pytest.approx(np.mean(one_by_one))
+    assert seq2seq_accuracy(model, questions, answers, beam_width=3) >= 0
+
+
+def test_batched_accuracy_errors():
+    model = Seq2seq(V, D, H, seed=0)
+    with pytest.raises(ValueError, match="same N"):
+        seq2seq_accuracy(model, np.zeros((3, 4), int), np.zeros((2, 4), int))
+    with pytest.raises(ValueError, match="batch_size"):
+        seq2seq_accuracy(model, np.zeros((3, 4), int), np.zeros((3, 4), int), batch_size=0)
+
+
+def test_plot_attention_labels_and_file(tmp_path):
+    model = trained_like(AttentionSeq2seq, {})
+    xs = np.array([[1, 2, 8, 3, 4]])
+    ids = model.generate(xs, 0, 3)
+    weights = attention_matrix(model.decoder.attention.attention_weights, 0)
+    assert weights.shape == (3, 5)
+    in_labels = [ID_TO_CHAR[int(i)] for i in xs[0]]
+    out_labels = [ID_TO_CHAR[int(i)] for i in ids[0]]
+    fig = plot_attention(weights, in_labels, out_labels, path=tmp_path / "a.png")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "input characters" and ax.get_ylabel() == "output characters"
+    assert [t.get_text() for t in ax.get_xticklabels()] == in_labels
+    assert [t.get_text() for t in ax.get_yticklabels()] == out_labels
+    assert (tmp_path / "a.png").stat().st_size > 1000
+    np.testing.assert_allclose(ax.images[0].get_array().sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_plot_attention_errors():
+    with pytest.raises(ValueError, match="input labels"):
+        plot_attention(np.ones((2, 3)) / 3, ["a", "b"], ["x", "y"])
+    with pytest.raises(ValueError, match=r"\(T_out, T_in\)"):
+        plot_attention(np.ones(3), ["a", "b", "c"], ["x"])
+    with pytest.raises(ValueError, match="plot format"):
+        plot_attention(np.ones((1, 1)), ["a"], ["x"], path="map.txt")

@@ -1,0 +1,125 @@
+"""scripts/train_seq2seq.py end to end on a small file of pairs: training,
+accuracy and answers printed, plots and the saved model written, resuming
+from a checkpoint, evaluating a saved model, and refused options."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from models import load_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = ["--epochs", "1", "--batch-size", "32", "--wordvec-size", "4", "--hidden-size", "8",
+         "--quiet"]
+
+
+def script():
+    spec = importlib.util.spec_from_file_location(
+        "train_seq2seq", os.path.join(ROOT, "scripts", "train_seq2seq.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def pairs_file(tmp_path):
+    """400 questions 'abc' with the answer 'cba' (a reversal task), tab-separated."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for _ in range(400):
+        word = "".join(rng.choice(list("abcdef"), size=rng.integers(2, 5)))
+        lines.append(f"{word}\t{word[::-1]}")
+    path = tmp_path / "pairs.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_trains_prints_plots_and_saves(pairs_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = script().main(["--data", pairs_file, "--model", "attention", *SMALL, "--beam", "2",
+                          "--plot", str(out / "acc.png"),
+                          "--attention-plot", str(out / "att.png"),
+                          "--save", str(out / "model.npz")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "epoch 1/1 | accuracy" in printed and "(beam 2)" in printed
+    assert printed.count("  Q ") == 3 and ("right" in printed or "WRONG" in printed)
+    assert (out / "acc.png").stat().st_size > 1000
+    assert (out / "att.png").stat().st_size > 1000
+    model, meta = load_model(out / "model.npz")
+    assert type(model).__name__ == "AttentionSeq2seq" and meta["vocab"][0] is not None
+    assert meta["task"] == pairs_file and 0 <= meta["accuracy"] <= 1
+
+    # The saved model evaluates again, with the same accuracy.
+    assert script().main(["--data", pairs_file, "--model", "attention", *SMALL[2:],
+                          "--epochs", "0", "--load", str(out / "model.npz"), "--plot", "none",
+                          "--attention-plot", "none"]) == 0
+    again = capsys.readouterr().out
+    assert f"accuracy {meta['accuracy']:.4f} (greedy)" in again
+
+
+def test_resume_continues_the_run(pairs_file, tmp_path, capsys):
+    ckpt = str(tmp_path / "run.ckpt.npz")
+    common = ["--plot", "none", "--checkpoint", ckpt]
+    assert script().main(["--data", pairs_file, "--model", "peeky", "--reverse", *SMALL,
+                          *common]) == 0
+    first = capsys.readouterr().out
+    assert "epoch 1/1" in first
+    from common.checkpoint import read_checkpoint
+
+    history = read_checkpoint(ckpt)[1]["settings"]["history"]
+    assert len(history["greedy"]) == 1 and f"accuracy {history['greedy'][0]:.4f}" in first
+    # Resumed with only the new epoch count: the checkpoint supplies the rest.
+    assert script().main(["--resume", ckpt, "--epochs", "2", "--quiet", "--plot", "none"]) == 0
+    second = capsys.readouterr().out
+    assert "PeekySeq2seq" in second and "(reversed)" in second
+    assert "epoch 2/2" in second and "epoch 1/2" not in second
+
+    # The same two epochs in one run give the same accuracy.
+    assert script().main(["--data", pairs_file, "--model", "peeky", "--reverse", *SMALL[2:],
+                          "--epochs", "2", "--plot", "none"]) == 0
+    straight = capsys.readouterr().out
+    last = [line for line in straight.splitlines() if line.startswith("epoch 2/2")][0]
+    assert last.split("|")[1] == [line for line in second.splitlines()
+                                  if line.startswith("epoch 2/2")][0].split("|")[1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "plain", "--bidirectional"], "needs --model attention"),
+    (["--model", "attention", "--bidirectional", "--hidden-size", "7"], "even --hidden-size"),
+    (["--lr", "-1"], "must be a finite number > 0"),
+    (["--lr", "nan"], "must be a finite number > 0"),
+    (["--epochs", "-2"], "must be at least 0"),
+    (["--beam", "0"], "must be at least 1"),
+    (["--save", "model.pkl"], "must end in .npz"),
+    (["--data", "no/such/file.txt"], "no such file"),
+    (["--task", "date", "--data", "x.txt"], "not allowed with"),
+    (["--plot", "acc.txt"], "plot format"),
+])
+def test_refused_options(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        script().parse_args(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        script().parse_args(["--help"])
+    text = capsys.readouterr().out
+    for default in ("default: plain", "default: 128", "default: 0.001", "default: 5.0",
+                    "default: 25", "default: 16", "default: 1984"):
+        assert default in text, default
+
+
+def test_lr_halve_from(pairs_file, tmp_path):
+    from common.checkpoint import read_checkpoint
+
+    ckpt = str(tmp_path / "halve.ckpt.npz")
+    assert script().main(["--data", pairs_file, *SMALL[2:], "--epochs", "2", "--plot", "none",
+                          "--lr-halve-from", "2", "--checkpoint", ckpt]) == 0
+    _, meta = read_checkpoint(ckpt)
+    assert meta["optimizer_scalars"]["lr"] < 0.001
+    assert meta["settings"]["lr_halve_from"] == 2

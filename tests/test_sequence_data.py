@@ -1,0 +1,389 @@
+"""Tests for datasets.sequence: the textbook's question/answer data for seq2seq models."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets import sequence
+
+
+def decode(ids: np.ndarray, id_to_char: dict[int, str]) -> list[str]:
+    return ["".join(id_to_char[int(i)] for i in row) for row in ids]
+
+
+def digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def addition():
+    data = sequence.load_data("addition")
+    return data, sequence.get_vocab()
+
+
+@pytest.fixture(scope="module")
+def date():
+    data = sequence.load_data("date")
+    return data, sequence.get_vocab()
+
+
+# ---------------------------------------------------------------------------
+# The generated tasks: sizes, formats, determinism
+
+
+@pytest.mark.parametrize("task, widths", [("addition", (7, 5)), ("date", (29, 11))])
+def test_generated_tasks_have_the_books_sizes_and_widths(task, widths, request):
+    ((x_train, t_train), (x_test, t_test)), (char_to_id, id_to_char) = request.getfixturevalue(
+        task
+    )
+    q_width, a_width = widths
+    assert x_train.shape == (45_000, q_width) and t_train.shape == (45_000, a_width)
+    assert x_test.shape == (5_000, q_width) and t_test.shape == (5_000, a_width)
+    for a in (x_train, t_train, x_test, t_test):
+        assert a.dtype == np.int32 and a.flags.c_contiguous
+        assert 0 <= a.min() and a.max() < len(char_to_id)
+    # every answer starts with the start symbol '_', and only there
+    assert (t_train[:, 0] == char_to_id["_"]).all() and (t_test[:, 0] == char_to_id["_"]).all()
+    assert not (x_train == char_to_id["_"]).any()
+    assert not (t_train[:, 1:] == char_to_id["_"]).any()
+
+
+def test_addition_answers_are_the_sums(addition):
+    ((x_train, t_train), (x_test, t_test)), (_, id_to_char) = addition
+    questions = decode(np.concatenate([x_train, x_test]), id_to_char)
+    answers = decode(np.concatenate([t_train, t_test]), id_to_char)
+    for question, answer in zip(questions, answers, strict=True):
+        # the book's format: left-aligned, padded with spaces ('16+75  ', '_91  ')
+        assert re.fullmatch(r"\d{1,3}\+\d{1,3} *", question), question
+        assert re.fullmatch(r"_\d{1,4} *", answer), answer
+        a, b = question.split("+")
+        assert int(answer[1:]) == int(a) + int(b)
+
+
+def test_addition_numbers_have_one_two_or_three_digits_equally_often(addition):
+    ((x_train, _), _), (_, id_to_char) = addition
+    lengths = np.array([len(n.strip()) for q in decode(x_train, id_to_char) for n in q.split("+")])
+    shares = np.bincount(lengths, minlength=4)[1:] / len(lengths)
+    np.testing.assert_allclose(shares, 1 / 3, atol=0.02)
+
+
+# strptime patterns for every rendering in DATE_FORMATS ('%y' pivots like ours: 69 -> 1969)
+STRPTIME = {
+    "{month} {day}, {year}": "%B %d, %Y",
+    "{mon} {day}, {year}": "%b %d, %Y",
+    "{day} {mon} {year}": "%d %b %Y",
+    "{day} {month} {year}": "%d %B %Y",
+    "{weekday}, {month} {day}, {year}": "%A, %B %d, %Y",
+    "{wkd}, {mon} {day}, {year}": "%a, %b %d, %Y",
+    "{weekday}, {day} {month} {year}": "%A, %d %B %Y",
+    "{month} {ordinal}, {year}": "%B %d, %Y",
+    "{m}/{day}/{yy}": "%m/%d/%y",
+    "{m}/{day}/{year}": "%m/%d/%Y",
+    "{dd}.{mm}.{year}": "%d.%m.%Y",
+    "{day} {mon} {yy}": "%d %b %y",
+    "{year}-{mm}-{dd}": "%Y-%m-%d",
+    "{year}/{mm}/{dd}": "%Y/%m/%d",
+    "{year}{mm}{dd}": "%Y%m%d",
+}
+
+
+def parse_date(question: str) -> set[tuple[str, datetime.date]]:
+    """Every (format, day) that reads ``question``; the weekday, when written, must agree."""
+    text = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", question.strip(), flags=re.IGNORECASE)
+    readings = set()
+    for fmt, pattern in STRPTIME.items():
+        if ("{ordinal}" in fmt) != (text != question.strip()):
+            continue
+        try:
+            day = datetime.datetime.strptime(text, pattern).date()
+        except ValueError:
+            continue
+        if "%A" in pattern and not text.lower().startswith(day.strftime("%A").lower()):
+            continue
+        if "%a" in pattern and not text.lower().startswith(day.strftime("%a").lower()):
+            continue
+        readings.add((fmt, day))
+    return readings
+
+
+def test_every_date_format_has_a_strptime_reading():
+    assert set(STRPTIME) == set(sequence.DATE_FORMATS)
+    assert len(sequence.DATE_FORMATS) >= 12
+
+
+def test_date_answers_are_the_iso_dates_of_their_questions(date):
+    ((x_train, t_train), _), (_, id_to_char) = date
+    questions = decode(x_train[:3_000], id_to_char)
+    answers = decode(t_train[:3_000], id_to_char)
+    formats_seen = set()
+    for question, answer in zip(questions, answers, strict=True):
+        readings = parse_date(question)
+        days = {day for _, day in readings}
+        # exactly one day, whatever format reads it, and it is the answer
+        assert days == {datetime.date.fromisoformat(answer[1:])}, (question, answer, readings)
+        formats_seen |= {fmt for fmt, _ in readings}
+    assert formats_seen == set(sequence.DATE_FORMATS)
+
+
+def test_dates_cover_the_range_in_three_cases(date):
+    ((x_train, t_train), _), (_, id_to_char) = date
+    questions = decode(x_train, id_to_char)
+    years = np.array([int(a[1:5]) for a in decode(t_train, id_to_char)])
+    assert years.min() == 1969 and years.max() == 2068
+    worded = [q.strip() for q in questions if re.search(r"[a-zA-Z]", q)]
+    assert any(q == q.lower() for q in worded)
+    assert any(q == q.upper() for q in worded)
+    assert any(q == " ".join(w.capitalize() for w in q.split(" ")) for q in worded)
+    assert "TUESDAY" in "".join(questions) and "27Th" not in "".join(questions)
+
+
+def test_the_same_seed_gives_the_same_data_bit_for_bit():
+    first = sequence.load_data("date", seed=7)
+    vocab = sequence.get_vocab()
+    second = sequence.load_data("date.txt", seed=7)
+    assert sequence.get_vocab() == vocab
+    assert digest(*first[0], *first[1]) == digest(*second[0], *second[1])
+    other = sequence.load_data("date", seed=8)
+    assert not np.array_equal(first[0][0], other[0][0])
+
+
+def test_the_default_data_is_pinned():
+    """Users' published results depend on these exact pairs: any change shows here."""
+    (x, t), (xt, tt) = sequence.load_data("addition")
+    assert digest(x, t, xt, tt) == ADDITION_DIGEST
+    (x, t), (xt, tt) = sequence.load_data("date")
+    assert digest(x, t, xt, tt) == DATE_DIGEST
+
+
+ADDITION_DIGEST = "566785a553399c07bcc9de15f7cb8293932227871340667588ec73bb3ba04ef0"
+DATE_DIGEST = "78a500021152987368cbe4ff8de505f2661a860bfc11c3136f6dff4c06474881"
+
+
+def test_generation_does_not_touch_numpys_global_generator():
+    np.random.seed(0)
+    expected = np.random.random_sample()
+    np.random.seed(0)
+    sequence.load_data("addition", seed=3)
+    assert np.random.random_sample() == expected
+
+
+# ---------------------------------------------------------------------------
+# Vocabulary
+
+
+def test_vocab_round_trips_and_follows_first_appearance(addition):
+    ((x_train, t_train), _), (char_to_id, id_to_char) = addition
+    assert len(char_to_id) == 13  # 0-9, '+', ' ', '_'
+    assert {c: i for i, c in id_to_char.items()} == char_to_id
+    assert sorted(id_to_char) == list(range(len(id_to_char)))
+    # Ids in order of first appearance reading question 0, answer 0, question 1, ...
+    generated = sequence.generate_pairs("addition")
+    seen = "".join(dict.fromkeys("".join(q + a for q, a in generated)))
+    assert "".join(id_to_char[i] for i in range(len(id_to_char))) == seen
+
+
+def test_get_vocab_is_that_of_the_data_last_loaded(tmp_path):
+    sequence.load_data("addition")
+    assert "+" in sequence.get_vocab()[0]
+    sequence.load_data("date")
+    assert "+" not in sequence.get_vocab()[0] and "-" in sequence.get_vocab()[0]
+    vocab = sequence.get_vocab()
+    vocab[0]["#"] = 99  # a copy: the module's vocabulary stays as loaded
+    assert "#" not in sequence.get_vocab()[0]
+
+
+def test_get_vocab_before_any_load_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(sequence, "_last_vocab", None)
+    with pytest.raises(RuntimeError, match=r"call sequence\.load_data"):
+        sequence.get_vocab()
+
+
+# ---------------------------------------------------------------------------
+# Files: the book's layout and tab-separated pairs
+
+
+BOOK_LINES = ["16+75  _91  ", "52+607 _659 ", "75+22  _97  ", "706+796_1502", "8+4    _12  "]
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
+
+
+def test_a_file_in_the_books_layout(tmp_path):
+    path = write(tmp_path / "pairs.txt", "\n".join(BOOK_LINES * 4) + "\n")
+    (x_train, t_train), (x_test, t_test) = sequence.load_data(path, seed=None)
+    char_to_id, id_to_char = sequence.get_vocab()
+
+    assert x_train.shape == (18, 7) and t_train.shape == (18, 5)
+    assert x_test.shape == (2, 7) and t_test.shape == (2, 5)
+    # seed=None keeps the file's order, so the rows are the lines
+    assert decode(x_train[:5], id_to_char) == [line[:7] for line in BOOK_LINES]
+    assert decode(t_train[:5], id_to_char) == [line[7:] for line in BOOK_LINES]
+    assert list(char_to_id)[:6] == ["1", "6", "+", "7", "5", " "]
+
+
+def test_a_file_is_shuffled_as_the_book_does(tmp_path):
+    lines = [f"{i:>3}_{i % 7}" for i in range(40)]
+    path = write(tmp_path / "pairs.txt", "\n".join(lines))
+    (x_train, _), (x_test, _) = sequence.load_data(str(path), seed=1984)
+    _, id_to_char = sequence.get_vocab()
+
+    # The book: np.random.seed(seed); np.random.shuffle(indices); test = last tenth.
+    np.random.seed(1984)
+    indices = np.arange(40)
+    np.random.shuffle(indices)
+    order = [int(q) for q in decode(np.concatenate([x_train, x_test]), id_to_char)]
+    assert order == indices.tolist()
+    assert len(x_test) == 4
+
+
+@pytest.mark.parametrize("task", ["addition", "date"])
+def test_a_generated_task_equals_its_file_in_the_books_layout(task, tmp_path):
+    """What load_data generates is exactly what it reads back from the book's file format."""
+    pairs = sequence.generate_pairs(task, seed=11)
+    path = write(tmp_path / f"{task}.txt", "".join(q + a + "\n" for q, a in pairs))
+
+    from_file = sequence.load_data(path, seed=11)
+    file_vocab = sequence.get_vocab()
+    generated = sequence.load_data(task, seed=11)
+    assert sequence.get_vocab() == file_vocab
+    assert digest(*from_file[0], *from_file[1]) == digest(*generated[0], *generated[1])
+
+
+def test_a_tab_separated_file_round_trips(tmp_path):
+    pairs = [("3 cats", "trois chats"), ("a", ""), ("épée", "sword"), ("12", "douze")]
+    path = write(tmp_path / "pairs.tsv", "".join(f"{q}\t{a}\n" for q, a in pairs))
+    (x_train, t_train), (x_test, t_test) = sequence.load_data(path, seed=None)
+    _, id_to_char = sequence.get_vocab()
+    questions = decode(np.concatenate([x_train, x_test]), id_to_char)
+    answers = decode(np.concatenate([t_train, t_test]), id_to_char)
+    assert [q.rstrip() for q in questions] == [q for q, _ in pairs]
+    assert [a.rstrip() for a in answers] == ["_" + a for _, a in pairs]
+    assert len({len(q) for q in questions}) == 1 and len({len(a) for a in answers}) == 1
+
+
+def test_windows_line_ends_are_not_part_of_the_answer(tmp_path):
+    path = write(tmp_path / "pairs.txt", "\r\n".join(BOOK_LINES) + "\r\n")
+    (_, t_train), _ = sequence.load_data(path, seed=None)
+    assert t_train.shape[1] == 5 and "\r" not in sequence.get_vocab()[0]
+
+
+def test_a_tab_separated_file_is_padded(tmp_path):
+    path = write(tmp_path / "pairs.tsv", "hello\tbonjour\nyes\toui\ncat\tchat\n")
+    (x_train, t_train), _ = sequence.load_data(path, seed=None)
+    _, id_to_char = sequence.get_vocab()
+    assert decode(x_train, id_to_char)[:2] == ["hello", "yes  "]
+    assert decode(t_train, id_to_char)[:2] == ["_bonjour", "_oui    "]
+
+
+def test_a_tab_in_the_first_line_means_tab_separated(tmp_path):
+    path = write(tmp_path / "pairs.txt", "1+1\t2\n10+10\t20\n")
+    (x_train, t_train), _ = sequence.load_data(path, seed=None)
+    assert x_train.shape == (2, 5) and t_train.shape == (2, 3)
+
+
+def test_a_path_named_like_a_task_is_read_as_a_file(tmp_path, monkeypatch):
+    write(tmp_path / "addition.txt", "\n".join(BOOK_LINES))
+    monkeypatch.chdir(tmp_path)
+    (x_train, _), (x_test, _) = sequence.load_data(Path("addition.txt"))
+    assert len(x_train) + len(x_test) == len(BOOK_LINES)
+    (x_train, _), _ = sequence.load_data("addition.txt")  # the name: generated
+    assert len(x_train) == 45_000
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", r"is empty"),
+        (b"\n", r"line 1: no '_'"),
+        (("\n".join(BOOK_LINES[:2]) + "\n52+607 91\n").encode(), r"line 3: no '_'"),
+        (b"16+75  _91  \n52+607_659 \n", r"line 2: question and answer are 6 and 5 "
+                                                 r"characters wide, line 1's are 7 and 5"),
+        (b"_91  \n", r"line 1: empty question"),
+        (b"16+75  _91\n\xff\n", r"not valid UTF-8: byte offset 11 \(line 2\)"),
+        (b"a\tb\nc d\n", r"line 2: no tab in 'c d'; expected question<TAB>answer"),
+        (b"a\tb\nc\td\te\n", r"line 2: 2 tabs"),
+        (b"a\tb\n\tc\n", r"line 2: empty question"),
+    ],
+    ids=["empty", "blank-line", "missing-separator", "ragged", "empty-question", "not-utf8",
+         "tsv-no-tab", "tsv-two-tabs", "tsv-empty-question"],
+)
+def test_malformed_files_name_the_file_and_line(tmp_path, content, message):
+    path = write(tmp_path / "pairs.txt", content)
+    with pytest.raises(sequence.SequenceDataError, match=message) as info:
+        sequence.load_data(path)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)  # one line
+
+
+def test_a_failed_load_keeps_the_previous_vocabulary(tmp_path):
+    sequence.load_data("addition")
+    vocab = sequence.get_vocab()
+    with pytest.raises(ValueError):
+        sequence.load_data(write(tmp_path / "bad.txt", "no separator\n"))
+    assert sequence.get_vocab() == vocab
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        sequence.load_data(tmp_path / "nope.txt")
+
+
+# ---------------------------------------------------------------------------
+# Arguments
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"name_or_path": ""}, ValueError, "name_or_path must be"),
+        ({"name_or_path": 3}, TypeError, "name_or_path must be .* got int"),
+        ({"seed": -1}, ValueError, r"seed must be in 0 \.\. 4294967295, got -1"),
+        ({"seed": 2**32}, ValueError, "seed must be in"),
+        ({"seed": 1.5}, TypeError, "seed must be an int, got float"),
+        ({"seed": True}, TypeError, "seed must be an int, got True"),
+        ({"seed": "1984"}, TypeError, "seed must be an int"),
+    ],
+)
+def test_bad_arguments_are_refused_in_one_line(kwargs, error, message):
+    with pytest.raises(error, match=message) as info:
+        sequence.load_data(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_numpy_integer_seeds_are_accepted():
+    a = sequence.load_data("addition", seed=np.int64(5))
+    b = sequence.load_data("addition", seed=5)
+    np.testing.assert_array_equal(a[0][0], b[0][0])
+
+
+def test_generate_pairs_checks_its_arguments():
+    with pytest.raises(ValueError, match="task must be one of"):
+        sequence.generate_pairs("subtraction")
+    with pytest.raises(ValueError, match="n_pairs must be >= 1"):
+        sequence.generate_pairs("date", 0)
+    assert len(sequence.generate_pairs("date", 3, seed=1)) == 3
+
+
+def test_the_books_show_addition_dataset_calls_run_unchanged():
+    # The book's chapter 7 calls, in its order: NumPy ids index the dicts directly.
+    (x_train, t_train), (x_test, t_test) = sequence.load_data("addition.txt", seed=1984)
+    char_to_id, id_to_char = sequence.get_vocab()
+    assert (x_train.shape, t_train.shape, x_test.shape, t_test.shape) == (
+        (45000, 7), (45000, 5), (5000, 7), (5000, 5)
+    )
+    question = "".join([id_to_char[c] for c in x_train[0]])
+    answer = "".join([id_to_char[c] for c in t_train[0]])
+    assert int(answer[1:]) == sum(map(int, question.split("+")))  # "494+43 " -> "_537 "
+    assert [char_to_id[c] for c in question] == x_train[0].tolist()

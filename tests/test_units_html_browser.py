@@ -1,0 +1,108 @@
+"""The units-over-text page, drawn by a real browser (headless Chromium).
+
+The page builds its spans and colours with JavaScript, so these tests read
+what the browser rendered (``--dump-dom``), not the HTML string. Chromium
+comes from the operating system's packages; ``.ci/run`` installs it when
+missing (``apt-get install chromium`` on Debian and Ubuntu).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from common.units_html import write_units_page
+
+CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def chromium():
+    path = os.environ.get("RNNLAB_CHROMIUM") or next(
+        (p for p in map(shutil.which, CANDIDATES) if p), None)
+    if not path:
+        pytest.fail("headless Chromium is needed for this test and was not found: install it "
+                    "with `apt-get install chromium` (Debian/Ubuntu; .ci/run does this), or "
+                    "name the browser in RNNLAB_CHROMIUM")
+    return path
+
+
+def rendered(page, fragment, tmp_path):
+    """The document after the page's scripts ran, opened at ``page#fragment``."""
+    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           f"--user-data-dir={tmp_path / 'profile'}",
+           # No network: every host name fails to resolve.
+           "--host-resolver-rules=MAP * ~NOTFOUND",
+           "--dump-dom", f"{page.as_uri()}#{fragment}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def token_colours(dom):
+    """``[(t, (r, g, b)), ...]`` of the drawn token spans, in order."""
+    spans = re.findall(r'<span class="tok[^"]*" data-t="(\d+)" '
+                       r'style="background-color: rgb\((\d+), (\d+), (\d+)\);">', dom)
+    return [(int(t), tuple(int(c) for c in rgb)) for t, *rgb in spans]
+
+
+TEXT = 'print("hi", (a))\nx = 1\n'
+
+
+@pytest.fixture
+def page(tmp_path):
+    tokens = list(TEXT)
+    T = len(tokens)
+    wave = np.sin(np.arange(T) / 2.0)
+    bits = [None] + list(np.linspace(0.5, 6.0, T - 1))
+    guesses = [[("x", 0.5), ("y", 0.2), ("(", 0.1), ("\n", 0.05), ('"', 0.01)]] * T
+    path = tmp_path / "units.html"
+    write_units_page(path, tokens, "char",
+                     [("h0:3", "h0:3 (r = 0.9 with inside quotes)", wave),
+                      ("c0:7", "c0:7", -wave)],
+                     guesses=guesses, bits=bits, title="test page")
+    assert "http" not in path.read_text(encoding="utf-8")  # nothing to fetch
+    return path, wave
+
+
+def test_browser_draws_every_token_and_the_picker_changes_the_colours(page, tmp_path):
+    path, wave = page
+    first = rendered(path, "unit=h0:3", tmp_path)
+    second = rendered(path, "unit=c0:7&pos=5", tmp_path)
+    a, b = token_colours(first), token_colours(second)
+    assert [t for t, _ in a] == list(range(len(TEXT)))  # one span per character, newlines too
+    assert [t for t, _ in b] == list(range(len(TEXT)))
+    assert 'data-view="h0:3"' in first and 'data-view="c0:7"' in second
+    # Red for positive values, blue for negative; the second unit is the first negated.
+    for (t, (r, _, bl)), (_, (r2, _, bl2)) in zip(a, b, strict=True):
+        if wave[t] > 0.2:
+            assert r > bl and bl2 > r2, (t, wave[t])
+        elif wave[t] < -0.2:
+            assert bl > r and r2 > bl2, (t, wave[t])
+    assert sum(ca != cb for (_, ca), (_, cb) in zip(a, b, strict=True)) > len(TEXT) // 2
+    # The pinned position shows its value and the model's guesses.
+    info = re.search(r'<div id="info">(.*?)</div>', second, re.S).group(1)
+    assert "position 5" in info and f"c0:7 = {-wave[5]:.4f}" in info
+    assert "next-token guesses: \"x\" 0.500  \"y\" 0.200" in info
+
+
+def test_browser_surprisal_view(page, tmp_path):
+    path, _ = page
+    colours = dict(token_colours(rendered(path, "unit=surprisal", tmp_path)))
+    assert len(colours) == len(TEXT)
+    assert colours[0] == (255, 255, 255)  # the first token is context: no surprisal
+    blue = [colours[t][2] for t in range(1, len(TEXT))]
+    assert blue == sorted(blue, reverse=True) and blue[-1] == 0  # more bits, deeper orange
+
+
+def test_browser_word_level_page(tmp_path):
+    tokens = "the cat sat <eos> a dog ran".split()
+    path = tmp_path / "words.html"
+    write_units_page(path, tokens, "word", [("h0:0", "h0:0", np.linspace(-1, 1, 7))])
+    dom = rendered(path, "", tmp_path)
+    colours = token_colours(dom)
+    assert [t for t, _ in colours] == list(range(7))
+    assert re.search(r'data-t="2"[^>]*>sat</span> <span', dom)  # words separated by spaces
+    assert colours[0][1][2] == 255 and colours[6][1][0] == 255  # blue first, red last
