@@ -33,6 +33,8 @@ def language_model_shapes(model: str, vocab_size: int, wordvec_size: int, hidden
     layers = num_layers if model == "better" else 1
     for i in range(layers):
         shapes += [(D if i == 0 else H, g * H), (H, g * H), (g * H,)]
+        if model == "gru":
+            shapes.append((g * H,))  # separate biases of the input and recurrent products
     if not tied:
         shapes.append((H, V))
     shapes.append((V,))
