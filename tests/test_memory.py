@@ -33,6 +33,11 @@ def test_estimate_counts_parameters_optimizer_activations_and_logits():
     assert sgd["parameters"] == 2 * 4 * n and sgd["optimizer"] == 0
     assert adam["optimizer"] == 2 * 4 * n
     assert sgd["logits"] == 3 * 20 * 35 * 10000 * 4
+    assert sgd["initialisation"] == 2 * 8 * 100 * 10000  # float64 draws of the largest
+    # The size the kernel once killed (--hidden-size 50000 on the demo's 418
+    # words, 24 GiB): its weights alone are 10 GB, the estimate far more.
+    big = estimate_training_bytes(language_model_shapes("simple", 418, 100, 50000), 10, 5)
+    assert big["total"] > 40e9
     assert sgd["total"] > sum(v for k, v in sgd.items() if k != "total")
 
 
