@@ -210,6 +210,7 @@ def show_answers(model, x, t, id_to_char, reverse, beam):
 
 def plot_accuracy(history, path, title):
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(6.0, 4.0))
     ax = fig.add_subplot()
@@ -218,6 +219,7 @@ def plot_accuracy(history, path, title):
     if history.get("beam"):
         ax.plot(epochs, history["beam"], marker="s", label=f"beam {history['beam_width']}")
         ax.legend()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (exact match, test set)")
     ax.set_ylim(-0.05, 1.05)
