@@ -6,7 +6,8 @@ and the optimizer's state (Adam two arrays a parameter, Momentum, AdaGrad
 and RMSprop one, SGD none); one step's activations (each weight matrix
 ``(D, M)`` gives ``N * T * M`` outputs, cached for backward and once more
 in backward: three copies); and the output layer's logits, their softmax
-and gradient (three ``N * T * V`` arrays). It is a lower bound of what
+and gradient (three ``N * T * V`` arrays); and the float64 temporaries the
+initialisation draws the largest weight in. It is a lower bound of what
 NumPy will hold at the peak, good enough to refuse runs that cannot fit.
 """
 
@@ -33,6 +34,8 @@ def language_model_shapes(model: str, vocab_size: int, wordvec_size: int, hidden
     layers = num_layers if model == "better" else 1
     for i in range(layers):
         shapes += [(D if i == 0 else H, g * H), (H, g * H), (g * H,)]
+        if model == "gru":
+            shapes.append((g * H,))  # separate biases of the input and recurrent products
     if not tied:
         shapes.append((H, V))
     shapes.append((V,))
@@ -51,6 +54,9 @@ def estimate_training_bytes(shapes, batch_size: int, time_size: int, optimizer: 
         "optimizer": OPTIMIZER_COPIES.get(optimizer, 2) * n_params * itemsize,
         "activations": 3 * rows * sum(s[1] for s in matrices[:-1] or matrices) * itemsize,
         "logits": 3 * rows * vocab * itemsize,
+        # The initialisation draws each array in float64 and casts it: two
+        # float64 temporaries (the draw and its scaled copy) of the largest.
+        "initialisation": 2 * 8 * max(math.prod(s) for s in shapes),
     }
     parts["total"] = sum(parts.values()) + BASE_BYTES
     return parts

@@ -55,7 +55,10 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
     if logy:
         ax.set_yscale("log")
     if ylim is not None:
-        ax.set_ylim(*ylim) if np.iterable(ylim) else ax.set_ylim(top=ylim)
+        low, high = tuple(ylim) if np.iterable(ylim) else (None, ylim)
+        if logy and low is not None and low <= 0:
+            low = None  # the book's ylim=(0, top): a log axis keeps its own bottom
+        ax.set_ylim(bottom=low, top=high)
     fig.tight_layout()
     if window:
         import matplotlib.pyplot as plt

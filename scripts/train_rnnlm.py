@@ -495,12 +495,14 @@ def save_outputs(trainer, args, data, stderr=False):
 
 
 def main(argv=None, description=None, defaults=None):
+    """Run the script; returns the exit status (0, 1, 130 or 143); a usage
+    error exits with 2 (``SystemExit``), as argparse does."""
     args, explicit = parse_args(argv, description, defaults)
     try:
         trainer, data, notices = prepare(args, explicit)
-    except UsageError as exc:
+    except UsageError as exc:  # like argparse's own usage errors
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        sys.exit(2)
     for line in notices:
         print(line, file=sys.stderr)
     if not args.quiet:

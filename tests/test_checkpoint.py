@@ -327,6 +327,24 @@ def test_weights_that_become_nan_never_overwrite_the_last_good_checkpoint(corpus
     assert all(np.all(np.isfinite(a)) for a in arrays.values())
 
 
+def test_parameters_that_become_nan_stop_the_run_at_the_end_of_the_epoch(tmp_path):
+    """Without a checkpoint, non-finite weights that leave the loss finite
+    (an embedding row of an id the corpus never uses) are still caught."""
+
+    class PoisoningSGD(SGD):
+        def update(self, params, grads):
+            super().update(params, grads)
+            if self.t == 3:
+                params[0][0, 0] = np.nan  # embed.W row of id 0
+
+    ids = np.random.default_rng(7).integers(1, V, size=1001).astype(np.int32)  # no id 0
+    trainer = RnnlmTrainer(SimpleRnnlm(V, D, H, seed=1), PoisoningSGD(0.5))
+    with pytest.raises(TrainingDiverged, match=r"parameters became NaN or infinite at epoch 1, "
+                                               r"iteration 50\."):
+        trainer.fit(ids[:-1], ids[1:], max_epoch=2, **FIT)
+    assert trainer.epoch == 1  # the loss stayed finite the whole epoch
+
+
 def test_a_learning_rate_that_diverges_raises_training_diverged(corpus, tmp_path):
     """Real divergence: huge losses (no OverflowError from exp) and then NaN."""
     xs, ts = corpus

@@ -95,6 +95,30 @@ def test_a_second_ctrl_c_stops_at_once(corpus, tmp_path):
     assert glob.glob(str(tmp_path / ".*.tmp")) == []
 
 
+def test_sigterm_stops_like_ctrl_c_with_its_own_exit_code(corpus, tmp_path):
+    """SIGTERM (timeout, schedulers, docker stop) stops at an iteration
+    boundary and saves, as Ctrl-C does."""
+
+    class Term(SimpleRnnlm):
+        def forward(self, xs, ts):
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 7:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().forward(xs, ts)
+
+    xs, ts = corpus
+    ck = tmp_path / "ck.npz"
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted) as info:
+        RnnlmTrainer(Term(V, D, H, seed=1), Adam(0.01)).fit(xs, ts, max_epoch=2, checkpoint=ck,
+                                                            **FIT)
+    assert str(info.value) == f"stopped by SIGTERM at epoch 1, iteration 7; resume with " \
+                              f"--resume {ck}"
+    assert (info.value.signal, info.value.exit_code) == ("SIGTERM", 143)
+    assert signal.getsignal(signal.SIGTERM) is handler
+    assert read_checkpoint(ck)[1]["trainer"]["iteration"] == 7
+
+
 # -- the script, in a real process ------------------------------------------------------
 
 
@@ -167,7 +191,9 @@ def test_script_refuses_to_resume_from_a_bad_file(tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.npz").write_bytes(b"not a checkpoint at all")
 
-    assert script.main([*COMMON, "--resume", "bad.npz", "--epochs", "1", "--quiet"]) == 2
+    with pytest.raises(SystemExit) as info:  # a usage error: exit 2, as argparse's
+        script.main([*COMMON, "--resume", "bad.npz", "--epochs", "1", "--quiet"])
+    assert info.value.code == 2
     err = capsys.readouterr().err
     assert err == ("error: cannot resume: cannot read bad.npz as an rnnlab .npz file: it is not "
                    "an .npz (zip) archive\n")

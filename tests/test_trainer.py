@@ -157,3 +157,18 @@ def test_plot_in_a_notebook_returns_the_figure_and_writes_nothing(tmp_path, monk
                         lambda: "module://matplotlib_inline.backend_inline")
     fig = trainer.plot()
     assert fig.axes and os.listdir(tmp_path) == []  # Jupyter shows the returned Figure
+
+
+def test_plot_with_the_books_ylim_from_zero_keeps_the_log_axis(tmp_path):
+    import warnings
+
+    corpus = synthetic.load_data("train", n_tokens=2000)[0]
+    trainer = RnnlmTrainer(SimpleRnnlm(400, 8, 8, seed=0), SGD(0.5))
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=5, time_size=5,
+                eval_interval=10, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (ax,) = trainer.plot(ylim=(0, 500), path=tmp_path / "p.png").axes
+    assert ax.get_yscale() == "log" and ax.get_ylim()[1] == 500 and ax.get_ylim()[0] > 0
+    (ax,) = trainer.plot(ylim=(0, 500), path=tmp_path / "p.png", logy=False).axes
+    assert ax.get_ylim() == (0, 500)
