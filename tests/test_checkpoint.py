@@ -178,12 +178,26 @@ def test_default_checkpoint_is_written_every_epoch(corpus, tmp_path):
     assert read_checkpoint(path)[1]["trainer"]["epoch"] == 1
 
 
-def test_resuming_a_finished_run_does_nothing_more(corpus, tmp_path):
+def test_a_finished_run_resumed_trains_max_epoch_more_epochs_as_in_the_book(corpus, tmp_path):
+    """A checkpoint written at the end of a finished fit call holds no unfinished
+    call: fit(max_epoch=2) after resume() trains two more epochs, exactly as the
+    same trainer's second call would; max_epoch=0 (or epochs_to_reach(2), the
+    total the run already has) trains nothing."""
     xs, ts = corpus
     path = tmp_path / "ck.npz"
+    straight = MAKERS["simple-sgd"](seed=1).fit(xs, ts, max_epoch=4, **FIT)
     done = MAKERS["simple-sgd"](seed=1).fit(xs, ts, max_epoch=2, checkpoint=path, **FIT)
-    again = MAKERS["simple-sgd"](seed=4).resume(path).fit(xs, ts, max_epoch=2, **FIT)
+    assert read_checkpoint(path)[1]["trainer"]["fit_start_epoch"] is None
+
+    again = MAKERS["simple-sgd"](seed=4).resume(path)
+    assert again.epochs_to_reach(2) == 0 and again.epochs_to_reach(3) == 1
+    again.fit(xs, ts, max_epoch=again.epochs_to_reach(2), **FIT)
+    again.fit(xs, ts, max_epoch=0, **FIT)
     assert_same_run(done, again)
+
+    again.fit(xs, ts, max_epoch=2, **FIT)
+    assert again.epoch == 4 and again.history["epoch"] == [1, 2, 3, 4]
+    assert_same_run(straight, again)
 
 
 # -- atomic writes -------------------------------------------------------------------

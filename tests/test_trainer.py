@@ -84,6 +84,27 @@ def test_eval_perplexity_gives_the_carried_state_back():
     assert trainer.iteration == 6
 
 
+def test_each_fit_call_trains_max_epoch_more_and_a_stopped_call_goes_on_to_its_end():
+    """The book's rule, with resuming: every call trains max_epoch more epochs;
+    a call stopped before its end (here by max_iters) is continued by the next
+    call to the end it had."""
+    corpus = np.random.default_rng(3).integers(0, 20, size=201)  # 200 // (4 * 5) = 10 an epoch
+    trainer = RnnlmTrainer(SimpleRnnlm(20, 8, 8, seed=3), SGD(0.5))
+    options = dict(batch_size=4, time_size=5, verbose=False)
+    for _ in range(2):  # the book's loop: one epoch a call
+        trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, **options)
+    assert trainer.history["epoch"] == [1, 2] and trainer.fit_start_epoch is None
+
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=3, max_iters=33, **options)
+    assert (trainer.epoch, trainer.iteration, trainer.fit_start_epoch) == (3, 3, 2)
+    assert trainer.epochs_to_reach(5) == 3 and trainer.epochs_to_reach(1) == 0
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=3, **options)  # to epoch 2 + 3, not 3 + 3
+    assert (trainer.epoch, trainer.iteration, trainer.fit_start_epoch) == (5, 0, None)
+    assert trainer.epochs_to_reach(7) == 2 and trainer.epochs_to_reach(4) == 0
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, **options)
+    assert trainer.history["epoch"] == [1, 2, 3, 4, 5, 6]
+
+
 def test_untrained_model_is_near_uniform_and_training_lowers_perplexity():
     corpus, word_to_id, _ = synthetic.load_data("train", n_tokens=3000)
     V = len(word_to_id)
