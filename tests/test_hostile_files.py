@@ -305,7 +305,7 @@ def _trainer_set(key, value):
 
 
 CHECKPOINT_ARRAY_CASES = {
-    "missing-param": (_drop("model/rnn.Wh"), r"missing parameters \['rnn\.Wh'\]"),
+    "missing-param": (_drop("model/rnn.Wh"), r"missing \['rnn\.Wh'\]"),
     "extra-param": (_set("model/rnn.Wz", np.zeros(1, np.float32)), r"unexpected \['rnn\.Wz'\]"),
     "param-shape": (_set("model/rnn.Wh", np.zeros((H + 1, H), np.float32)),
                     r"parameter 'rnn\.Wh' has shape \(9, 8\)"),
@@ -332,7 +332,7 @@ CHECKPOINT_ARRAY_CASES = {
         r"\(best parameters\): parameter 'rnn\.b' has shape \(9,\)",
     ),
     "best-params-missing": (_set("best/rnn.b", np.zeros(H, np.float32)),
-                            r"\(best parameters\) does not fit the model: missing parameters"),
+                            r"\(best parameters\) does not fit SimpleRnnlm: missing"),
     "foreign-array": (_set("weights", np.zeros(3, np.float32)), "unexpected array 'weights'"),
 }
 
