@@ -36,7 +36,7 @@ from common.training_guards import (
     TrainingOutOfMemory,
     divergence_bound,
 )
-from common.util import clip_grads, clip_grads_value, eval_perplexity
+from common.util import clip_grads, clip_grads_value, eval_perplexity, evaluating
 
 __all__ = ["BaseTrainer", "FitOptions", "MAX_SKIPS_IN_A_ROW", "RnnlmTrainer", "Trainer",
            "TrainingDiverged", "TrainingInterrupted", "TrainingOutOfMemory", "divergence_bound"]
@@ -421,10 +421,8 @@ class RnnlmTrainer(BaseTrainer):
     def _validate(self, opts):
         if opts.val_corpus is None:
             return None
-        state = self.model.get_state()
-        val_ppl = eval_perplexity(self.model, opts.val_corpus, batch_size=opts.val_batch_size)
-        self.model.set_state(state)
-        return val_ppl
+        # It gives the carried state and the mode back: training goes on unchanged.
+        return eval_perplexity(self.model, opts.val_corpus, batch_size=opts.val_batch_size)
 
     def state_dict(self):
         return {"ppl_list": list(self.ppl_list), "time_idx": int(self.time_idx),
@@ -496,21 +494,12 @@ class Trainer(BaseTrainer):
             return None
         x, t = (np.asarray(a) for a in opts.val_data)
         model, size = self.model, opts.val_batch_size
-        has_state = hasattr(model, "get_state")
-        state = model.get_state() if has_state else None
-        if hasattr(model, "eval"):
-            model.eval()
         total = 0.0
-        try:
+        with evaluating(model):  # dropout off; the carried state and the mode given back
             for start in range(0, len(x), size):
                 rows = slice(start, start + size)
                 n = len(x[rows])
                 total += float(model.forward(xp.asarray(x[rows]), xp.asarray(t[rows]))) * n
-        finally:
-            if hasattr(model, "train"):
-                model.train()
-            if has_state:
-                model.set_state(state)
         return total / max(len(x), 1)
 
     def state_dict(self):
