@@ -9,7 +9,8 @@ One ``.npz`` file (written atomically, read without pickles) holds
 
 and its JSON metadata holds the model's class and configuration, the
 optimizer's class and scalars (``lr``, ``t`` ...), the trainer's class,
-counters and histories (epoch, iteration, read position, perplexities), the
+counters and histories (epoch, iteration, the epoch at which an unfinished
+``fit`` call began, read position, perplexities), the
 run's settings (``trainer.settings``: what the command line was asked, so
 that ``--resume`` alone continues the run) and the state of every random
 generator the model's layers own (dropout masks).
