@@ -25,6 +25,8 @@ arrays into blocks and hands them to the threads.
   (elementwise work, a row-wise softmax).
 * :func:`for_batch_blocks` runs a recurrent layer's time loop on blocks of
   the batch, one per core.
+* :func:`for_unit_blocks` runs a recurrent layer's time loop on blocks of
+  its hidden units, one per core, the threads meeting once per step.
 * :func:`matmul` computes a large product as blocks of its output.
 * :func:`deferred` is a context in which :func:`later` queues work that is
   not needed right away (a weight gradient is only needed at the update)
@@ -54,6 +56,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -80,6 +83,16 @@ MAX_BLOCKS = 8
 # way; H = 650, 175 vs 200 ms).
 MIN_BATCH_ROWS = 4
 MIN_STEP_MULTIPLY_ADDS = 1 << 22
+# A recurrent layer's hidden units are only cut into blocks of at least
+# this many units, and only when one step's product has at least this many
+# multiply-adds: the threads meet once per step, which costs a few tens of
+# microseconds, and each thread's short NumPy calls contend for the GIL.
+# A block of units reads only its own columns of ``Wh``, so, unlike a block
+# of rows, it halves the product's work: one core, N = 32, ``h @ Wh`` takes
+# 50 / 268 / 1083 us at H = 128 / 256 / 512 whole and 26 / 108 / 513 us for
+# half the units (16 rows: 29 / 185 / 732 us).
+MIN_BLOCK_UNITS = 32
+MIN_UNIT_STEP_MULTIPLY_ADDS = 1 << 21
 
 _pool = None
 _threads = None
@@ -270,6 +283,71 @@ def for_batch_blocks(work: Callable[..., object], arrays, batch_axes,
                                            for a, axis in zip(arrays, batch_axes, strict=True)])
                  for s, e in _even_bounds(n_rows, k)]
         _run_all(tasks, use_pool=True)
+
+
+def _no_sync():
+    pass
+
+
+def unit_blocks(n_units: int, step_multiply_adds: int) -> int:
+    """How many blocks of units :func:`for_unit_blocks` would cut now (1: none)."""
+    k = num_threads() if _can_spread() and not _busy() else 1
+    return max(1, min(k, n_units // MIN_BLOCK_UNITS,
+                      step_multiply_adds // MIN_UNIT_STEP_MULTIPLY_ADDS))
+
+
+def for_unit_blocks(work: Callable[..., object], arrays, unit_axes, shared,
+                    step_multiply_adds: int) -> None:
+    """Run a recurrent layer's time loop on blocks of its hidden units, in lock step.
+
+    ``arrays[k]`` holds the units along axis ``unit_axes[k]``; each call of
+    ``work`` gets the same units ``start:stop`` of every one of them, then
+    the ``shared`` arrays whole, then ``sync``:
+    ``work(*blocks, *shared, sync)``. A unit's gates and cell depend only on
+    that unit, but a step's product reads *every* unit of the previous
+    step, so each call computes its units of a step, writes them (into a
+    block that is a view of a shared array), and calls ``sync()``, which
+    returns when every block has done that step; only then may it read the
+    other blocks' units. Each thread then reads only its own columns of
+    ``Wh``, which a cut of the batch does not save.
+
+    ``step_multiply_adds`` is what one step's product costs for the whole
+    layer. Only when rnnlab manages the cores and the step is long enough
+    (MIN_UNIT_STEP_MULTIPLY_ADDS, blocks of at least MIN_BLOCK_UNITS units)
+    is there more than one block (see :func:`unit_blocks`); otherwise
+    ``work`` runs here, once, on the whole arrays, with a ``sync`` that does
+    nothing. If one block fails, the others stop at their next ``sync`` and
+    the first real error is raised.
+    """
+    with managed():
+        n_units = arrays[0].shape[unit_axes[0]]
+        k = unit_blocks(n_units, step_multiply_adds)
+        if k <= 1:
+            work(*arrays, *shared, _no_sync)
+            return
+        barrier = threading.Barrier(k)
+
+        def block(s, e):
+            try:
+                work(*[_rows(a, axis, s, e) for a, axis in zip(arrays, unit_axes, strict=True)],
+                     *shared, barrier.wait)
+            except BaseException:
+                barrier.abort()  # the other blocks would wait for this one for ever
+                raise
+
+        bounds = _even_bounds(n_units, k)
+        helpers = [_get_pool().submit(contextvars.copy_context().run, block, s, e)
+                   for s, e in bounds[1:]]
+        errors = []
+        try:
+            block(*bounds[0])
+        except BaseException as error:  # noqa: B036 - re-raised below
+            errors.append(error)
+        errors += [e for e in (f.exception() for f in helpers) if e is not None]
+        # A block that failed broke the barrier; the others' BrokenBarrierError is its echo.
+        errors.sort(key=lambda e: isinstance(e, threading.BrokenBarrierError))
+        if errors:
+            raise errors[0]
 
 
 def _product_blocks(a, b, out, max_blocks):

@@ -2,7 +2,8 @@
 
 Real sizes only cross the thresholds at PTB scale, so the ``spread`` fixture
 lowers them: every product is cut into blocks, every recurrent batch into
-row blocks, and weight gradients are deferred to the pool. The results must
+row blocks (an LSTM's units into blocks of units), and weight gradients are
+deferred to the pool. The results must
 be the plain computation's (within float32 round-off, or exactly where no
 product is re-blocked), gradients must stay exact, and a seed must still
 give one run bit for bit.
@@ -34,6 +35,8 @@ def spread(monkeypatch):
     monkeypatch.setattr(parallel, "BLOCK_MULTIPLY_ADDS", 1)
     monkeypatch.setattr(parallel, "MIN_BATCH_ROWS", 1)
     monkeypatch.setattr(parallel, "MIN_STEP_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(parallel, "MIN_UNIT_STEP_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(parallel, "MIN_BLOCK_UNITS", 1)
     monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMENTS", 1)
     monkeypatch.setattr(parallel, "BLOCK_ELEMENTS", 8)
 
@@ -195,6 +198,55 @@ def test_batch_blocks_cover_every_row_once(spread, monkeypatch):
     assert calls == [10]  # with one thread: once, on the whole batch
 
 
+@needs_blas_control
+def test_unit_blocks_run_in_lock_step_and_read_every_unit(spread, monkeypatch):
+    """A toy recurrence h_t = h_{t-1} @ W + 1, on blocks of units: each block
+    writes its columns of h_t, and reads the whole h_{t-1} after sync."""
+    T, N, H = 6, 3, 7
+    W = np.random.default_rng(0).standard_normal((H, H)) * 0.3
+    blocks = []
+
+    def work(hs_block, W_block, h0, hs, sync):
+        blocks.append(hs_block.shape[-1])
+        h = h0
+        for t in range(len(hs)):
+            np.matmul(h, W_block, out=hs_block[t])
+            hs_block[t] += 1
+            sync()
+            h = hs[t]
+
+    def run():
+        hs = np.zeros((T, N, H))
+        parallel.for_unit_blocks(work, (hs, W), unit_axes=(2, 1), shared=(np.ones((N, H)), hs),
+                                 step_multiply_adds=N * H * H)
+        return hs
+
+    expected, h = [], np.ones((N, H))
+    for _ in range(T):
+        h = h @ W + 1
+        expected.append(h)
+    with parallel.managed():
+        np.testing.assert_allclose(run(), expected, rtol=1e-12)
+    assert sorted(blocks) == [3, 4]  # one block per thread, cut by shape only
+    blocks.clear()
+    monkeypatch.setattr(parallel, "_threads", 1)
+    np.testing.assert_allclose(run(), expected, rtol=1e-12)
+    assert blocks == [7]  # with one thread: once, on all the units
+
+
+@needs_blas_control
+def test_a_failing_unit_block_stops_the_others_and_its_error_is_raised(spread):
+    def work(x_block, sync):
+        for t in range(5):
+            if t == 2 and x_block[0] == 1:  # the second block fails at step 2
+                raise ZeroDivisionError("block 2")
+            sync()
+
+    with parallel.managed(), pytest.raises(ZeroDivisionError, match="block 2"):
+        parallel.for_unit_blocks(work, (np.arange(2),), unit_axes=(0,), shared=(),
+                                 step_multiply_adds=100)
+
+
 def test_row_blocks_give_work_the_same_rows_of_every_array(spread):
     x = np.arange(40.0).reshape(20, 2)
     y = np.zeros(20)
@@ -210,26 +262,26 @@ def test_row_blocks_give_work_the_same_rows_of_every_array(spread):
 
 
 def lstm(rng, dtype):
-    D, H = 5, 6
+    D, H = 5, 7  # two blocks of units: 3 and 4
     ws = [rng.standard_normal(s) * 0.5 for s in [(D, 4 * H), (H, 4 * H), (4 * H,)]]
     return TimeLSTM(*(w.astype(dtype) for w in ws), stateful=True)
 
 
 @needs_blas_control
-def test_lstm_on_batch_blocks_equals_the_whole_batch(spread):
+def test_lstm_on_unit_blocks_equals_the_whole_layer(spread, monkeypatch):
+    """Forward and backward on two blocks of units (3 and 4 of H = 7), the
+    weight gradients deferred, against one thread on the whole layer."""
     rng = np.random.default_rng(2)
     xs = rng.standard_normal((7, 4, 5)).astype(np.float32)
-    dhs = rng.standard_normal((7, 4, 6)).astype(np.float32)
+    dhs = rng.standard_normal((7, 4, 7)).astype(np.float32)
     results = []
-    for managed in (False, True):
+    for threads in (1, 2):
+        monkeypatch.setattr(parallel, "_threads", threads)
         layer = lstm(np.random.default_rng(3), np.float32)
         out = []
         for _ in range(2):  # stateful: the second batch starts from the first's state
-            if managed:
-                with parallel.managed(), parallel.deferred():
-                    hs = layer.forward(xs)
-                    dxs = layer.backward(dhs)
-            else:
+            with parallel.managed(), parallel.deferred():
+                assert parallel.unit_blocks(7, 4 * 7 * 28) == threads
                 hs = layer.forward(xs)
                 dxs = layer.backward(dhs)
             out += [hs.copy(), dxs.copy(), layer.dh.copy(), layer.dc.copy()]
