@@ -19,7 +19,7 @@ from common import blas
 from common.gradcheck import check_function
 from common.optimizer import SGD
 from common.trainer import RnnlmTrainer
-from layers import TimeLSTM
+from layers import TimeGRU, TimeLSTM, TimeRNN
 from models import BetterRnnlm, GruRnnlm, SimpleRnnlm
 
 needs_blas_control = pytest.mark.skipif(
@@ -261,30 +261,35 @@ def test_row_blocks_give_work_the_same_rows_of_every_array(spread):
     assert sizes == [4] * 5  # BLOCK_ELEMENTS = 8 elements: 4 rows of 2
 
 
-def lstm(rng, dtype):
-    D, H = 5, 7  # two blocks of units: 3 and 4
-    ws = [rng.standard_normal(s) * 0.5 for s in [(D, 4 * H), (H, 4 * H), (4 * H,)]]
-    return TimeLSTM(*(w.astype(dtype) for w in ws), stateful=True)
+def time_layer(kind, rng, dtype):
+    """A stateful TimeRNN, TimeLSTM or TimeGRU of D = 5, H = 7 (two blocks of units: 3 and 4)."""
+    D, H = 5, 7
+    cls, G, biases = {"rnn": (TimeRNN, H, 1), "lstm": (TimeLSTM, 4 * H, 1),
+                      "gru": (TimeGRU, 3 * H, 2)}[kind]
+    ws = [rng.standard_normal(s) * 0.5 for s in [(D, G), (H, G)] + [(G,)] * biases]
+    return cls(*(w.astype(dtype) for w in ws), stateful=True)
 
 
 @needs_blas_control
-def test_lstm_on_unit_blocks_equals_the_whole_layer(spread, monkeypatch):
-    """Forward and backward on two blocks of units (3 and 4 of H = 7), the
-    weight gradients deferred, against one thread on the whole layer."""
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_time_layers_on_unit_blocks_equal_the_whole_layer(spread, monkeypatch, kind):
+    """Forward and backward on two blocks of units, the weight gradients
+    deferred, against one thread on the whole layer."""
     rng = np.random.default_rng(2)
     xs = rng.standard_normal((7, 4, 5)).astype(np.float32)
     dhs = rng.standard_normal((7, 4, 7)).astype(np.float32)
     results = []
     for threads in (1, 2):
         monkeypatch.setattr(parallel, "_threads", threads)
-        layer = lstm(np.random.default_rng(3), np.float32)
+        layer = time_layer(kind, np.random.default_rng(3), np.float32)
         out = []
         for _ in range(2):  # stateful: the second batch starts from the first's state
             with parallel.managed(), parallel.deferred():
-                assert parallel.unit_blocks(7, 4 * 7 * 28) == threads
+                assert parallel.unit_blocks(7, 4 * 7 * 7) == threads
                 hs = layer.forward(xs)
                 dxs = layer.backward(dhs)
-            out += [hs.copy(), dxs.copy(), layer.dh.copy(), layer.dc.copy()]
+            out += [hs.copy(), dxs.copy(), layer.dh.copy()]
+            out += [layer.dc.copy()] if kind == "lstm" else []
             out += [g.copy() for g in layer.grads]
         results.append(out)
     for plain, spread_out in zip(*results, strict=True):
