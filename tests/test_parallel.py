@@ -297,6 +297,31 @@ def test_time_layers_on_unit_blocks_equal_the_whole_layer(spread, monkeypatch, k
 
 
 @needs_blas_control
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_time_layer_gradients_stay_exact_on_unit_blocks(spread, kind):
+    """float64 central differences, with the loops on two blocks of units."""
+    rng = np.random.default_rng(6)
+    layer = time_layer(kind, rng, np.float64)
+    layer.stateful = False
+    xs = rng.standard_normal((3, 4, 5))
+    weights = rng.standard_normal((3, 4, 7))  # loss = sum(hs * weights)
+
+    def loss():
+        with parallel.managed():
+            assert parallel.unit_blocks(7, 3 * 7 * 7) == 2
+            return float((layer.forward(xs) * weights).sum())
+
+    def backward():
+        loss()
+        with parallel.managed(), parallel.deferred():
+            dxs = layer.backward(weights)
+        return [g.copy() for g in layer.grads] + [dxs]
+
+    errors = check_function(loss, backward, list(layer.params) + [xs])
+    assert max(errors) < 1e-6, errors
+
+
+@needs_blas_control
 def test_model_gradients_stay_exact_when_spread(spread):
     V, N, T = 9, 4, 3
     rng = np.random.default_rng(4)
