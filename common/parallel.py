@@ -26,7 +26,7 @@ arrays into blocks and hands them to the threads.
 * :func:`for_batch_blocks` runs a recurrent layer's time loop on blocks of
   the batch, one per core.
 * :func:`for_unit_blocks` runs a recurrent layer's time loop on blocks of
-  its hidden units, one per core, the threads meeting once per step.
+  its hidden units, one per core, the threads meeting after each step.
 * :func:`matmul` computes a large product as blocks of its output.
 * :func:`deferred` is a context in which :func:`later` queues work that is
   not needed right away (a weight gradient is only needed at the update)
@@ -55,10 +55,11 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import itertools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -285,62 +286,69 @@ def for_batch_blocks(work: Callable[..., object], arrays, batch_axes,
         _run_all(tasks, use_pool=True)
 
 
-def _no_sync():
-    pass
-
-
 def unit_blocks(n_units: int, step_multiply_adds: int) -> int:
-    """How many blocks of units :func:`for_unit_blocks` would cut now (1: none)."""
-    k = num_threads() if _can_spread() and not _busy() else 1
+    """How many blocks of units :func:`for_unit_blocks` cuts (1: none).
+
+    Depends on the shapes and the thread count only: at most one block per
+    thread, each of at least MIN_BLOCK_UNITS units and MIN_UNIT_STEP_MULTIPLY_ADDS
+    multiply-adds of the step's product, and one block unless rnnlab can
+    manage the cores.
+    """
+    with managed():
+        k = num_threads() if _can_spread() else 1
     return max(1, min(k, n_units // MIN_BLOCK_UNITS,
                       step_multiply_adds // MIN_UNIT_STEP_MULTIPLY_ADDS))
 
 
-def for_unit_blocks(work: Callable[..., object], arrays, unit_axes, shared,
+def for_unit_blocks(work: Callable[..., Iterator[None]], arrays, unit_axes, shared,
                     step_multiply_adds: int) -> None:
     """Run a recurrent layer's time loop on blocks of its hidden units, in lock step.
 
-    ``arrays[k]`` holds the units along axis ``unit_axes[k]``; each call of
-    ``work`` gets the same units ``start:stop`` of every one of them, then
-    the ``shared`` arrays whole, then ``sync``:
-    ``work(*blocks, *shared, sync)``. A unit's gates and cell depend only on
-    that unit, but a step's product reads *every* unit of the previous
-    step, so each call computes its units of a step, writes them (into a
-    block that is a view of a shared array), and calls ``sync()``, which
-    returns when every block has done that step; only then may it read the
-    other blocks' units. Each thread then reads only its own columns of
-    ``Wh``, which a cut of the batch does not save.
+    ``work`` is a generator function, written for all the units.
+    ``arrays[k]`` holds the units along axis ``unit_axes[k]``; each block's
+    generator is ``work(*blocks, *shared)``: the same units ``start:stop``
+    of every one of ``arrays``, then the ``shared`` arrays whole. A unit's
+    gates and cell depend only on that unit, but a step's product reads
+    *every* unit of the previous step, so the loop computes its units of a
+    step, writes them (into a block that is a view of a shared array), and
+    yields; it is resumed when every block has done that step, and only
+    then may it read the other blocks' units. Each block then reads only
+    its own columns of ``Wh``, which a cut of the batch does not save.
 
     ``step_multiply_adds`` is what one step's product costs for the whole
-    layer. Only when rnnlab manages the cores and the step is long enough
-    (MIN_UNIT_STEP_MULTIPLY_ADDS, blocks of at least MIN_BLOCK_UNITS units)
-    is there more than one block (see :func:`unit_blocks`); otherwise
-    ``work`` runs here, once, on the whole arrays, with a ``sync`` that does
-    nothing. If one block fails, the others stop at their next ``sync`` and
-    the first real error is raised.
+    layer; :func:`unit_blocks` says how many blocks it makes, from the
+    shapes and the thread count alone, so the results do not depend on
+    timing. Each block runs on its own thread, the threads meeting at a
+    barrier after each step; while deferred work occupies the pool, this
+    thread runs the blocks' steps in turn instead (the same arithmetic). If
+    one block fails, the others stop at their next step and the first real
+    error is raised.
     """
     with managed():
         n_units = arrays[0].shape[unit_axes[0]]
         k = unit_blocks(n_units, step_multiply_adds)
-        if k <= 1:
-            work(*arrays, *shared, _no_sync)
+        loops = [work(*[_rows(a, axis, s, e) for a, axis in zip(arrays, unit_axes, strict=True)],
+                      *shared)
+                 for s, e in _even_bounds(n_units, k)]
+        if k == 1 or _busy():
+            for _ in itertools.zip_longest(*loops):
+                pass
             return
         barrier = threading.Barrier(k)
 
-        def block(s, e):
+        def run(loop):
             try:
-                work(*[_rows(a, axis, s, e) for a, axis in zip(arrays, unit_axes, strict=True)],
-                     *shared, barrier.wait)
+                for _ in loop:
+                    barrier.wait()
             except BaseException:
                 barrier.abort()  # the other blocks would wait for this one for ever
                 raise
 
-        bounds = _even_bounds(n_units, k)
-        helpers = [_get_pool().submit(contextvars.copy_context().run, block, s, e)
-                   for s, e in bounds[1:]]
+        helpers = [_get_pool().submit(contextvars.copy_context().run, run, loop)
+                   for loop in loops[1:]]
         errors = []
         try:
-            block(*bounds[0])
+            run(loops[0])
         except BaseException as error:  # noqa: B036 - re-raised below
             errors.append(error)
         errors += [e for e in (f.exception() for f in helpers) if e is not None]

@@ -178,8 +178,8 @@ class TimeGRU:
         self.h = hs_tm[-1].copy() if self.stateful else None
         return hs_tm.transpose(1, 0, 2)
 
-    def _forward_loop(self, gates, h_prev, ah_ns, hs_block, Wh, bh, h0, hs_tm, sync):
-        """The time loop of ``forward``, for a block of ``n`` of the ``H`` units.
+    def _forward_loop(self, gates, h_prev, ah_ns, hs_block, Wh, bh, h0, hs_tm):
+        """The time loop of ``forward`` for ``n`` of the ``H`` units (a generator).
 
         ``gates`` ``(T, N, 3, n)`` holds these units' ``x @ Wx + bx`` (plus
         ``bh``'s r and z parts) and becomes their ``[r | z | n]``;
@@ -187,7 +187,7 @@ class TimeGRU:
         (``h_prev @ Wh_n + bh_n``) and ``hs_block``, each ``(T, N, n)``, are
         filled; ``Wh`` ``(H, 3, n)`` and ``bh`` ``(3, n)`` hold their columns.
         ``h0`` ``(N, H)`` and ``hs_tm`` ``(T, N, H)`` are whole: each step
-        reads every unit of the previous ``h``, after ``sync()``.
+        reads every unit of the previous ``h``, after the step's ``yield``.
         """
         T, N, _, n = gates.shape
         Wh = Wh.reshape(len(Wh), 3 * n)  # a copy of these units' columns, unless it is all
@@ -209,7 +209,7 @@ class TimeGRU:
             h_next *= z
             h_next += n_t
             h_prev = h_next
-            sync()  # every unit of h_t is written
+            yield  # every unit of h_t is written; resumed when every block's is
             h = hs_tm[t]
 
     def backward(self, dhs):
@@ -259,15 +259,15 @@ class TimeGRU:
         return dxs_tm.transpose(1, 0, 2)
 
     def _backward_loop(self, dhs_tm, dan_dh, daz_dh, dar_dan, r, z, dahs_block, da_ns, dh0,
-                       WhT, dahs, sync):
-        """The time loop of ``backward``, for a block of ``n`` of the ``H`` units.
+                       WhT, dahs):
+        """The time loop of ``backward`` for ``n`` of the ``H`` units (a generator).
 
         Reads these units' ``dhs_tm``, local derivatives and gates ``r``,
         ``z`` (each ``(T, N, n)``); fills their ``dahs_block``
         ``(T, N, 3, n)``, ``da_ns`` ``(T, N, n)`` and initial-state gradient
         ``dh0`` ``(N, n)``. ``WhT`` ``(3H, n)`` holds their columns of
         ``Wh.T``; ``dahs`` ``(T, N, 3H)`` is whole: each step's product reads
-        every unit's ``dah``, after ``sync()``.
+        every unit's ``dah``, after the step's ``yield``.
         """
         dh = xp.zeros(dh0.shape, dtype=dh0.dtype)
         for t in range(len(dahs) - 1, -1, -1):
@@ -279,7 +279,7 @@ class TimeGRU:
             xp.multiply(dh, daz_dh[t], out=dah[:, 1])
             xp.multiply(da_n, r[t], out=dah[:, 2])
             dh_direct = dh * z[t]
-            sync()  # every unit's dah of step t is written
+            yield  # every unit's dah of step t is written; resumed when every block's is
             dh = xp.matmul(dahs[t], WhT)
             dh += dh_direct
         dh0[...] = dh

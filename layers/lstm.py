@@ -188,15 +188,15 @@ class TimeLSTM:
         self.h, self.c = (hs[-1].copy(), cs[-1].copy()) if self.stateful else (None, None)
         return hs.transpose(1, 0, 2)
 
-    def _forward_loop(self, gates, c, cs, tanh_cs, hs_block, Wh, h0, hs, sync):
-        """The time loop of ``forward``, for a block of ``n`` of the ``H`` units.
+    def _forward_loop(self, gates, c, cs, tanh_cs, hs_block, Wh, h0, hs):
+        """The time loop of ``forward`` for ``n`` of the ``H`` units (a generator).
 
         ``gates`` ``(T, N, 4, n)`` holds these units' ``x @ Wx + b`` and is
         turned into their gate values in place; ``c`` ``(N, n)`` is their
         initial cell; their ``cs``, ``tanh_cs``, ``hs_block`` ``(T, N, n)``
         are filled; ``Wh`` ``(H, 4, n)`` holds their columns. ``h0``
         ``(N, H)`` and ``hs`` ``(T, N, H)`` are whole: each step reads every
-        unit of the previous ``h``, after ``sync()``.
+        unit of the previous ``h``, after the step's ``yield``.
         """
         T, N, _, n = gates.shape
         Wh = Wh.reshape(len(Wh), 4 * n)  # a copy of these units' columns, unless it is all
@@ -218,7 +218,7 @@ class TimeLSTM:
             c += xp.multiply(i, g, out=ig)
             xp.tanh(c, out=tanh_cs[t])
             xp.multiply(o, tanh_cs[t], out=hs_block[t])
-            sync()  # every unit of h_t is written
+            yield  # every unit of h_t is written; resumed when every block's is
             h = hs[t]
 
     def backward(self, dhs):
@@ -250,16 +250,15 @@ class TimeLSTM:
 
         return input_and_weight_grads(das, xs_tm, h0, hs, Wx, self.grads)
 
-    def _backward_loop(self, dhs, gates, c0, cs, tanh_cs, das_block, dh0, dc0, WhT, das,
-                       sync):
-        """The time loop of ``backward``, for a block of ``n`` of the ``H`` units.
+    def _backward_loop(self, dhs, gates, c0, cs, tanh_cs, das_block, dh0, dc0, WhT, das):
+        """The time loop of ``backward`` for ``n`` of the ``H`` units (a generator).
 
         Reads these units' ``dhs``, ``cs``, ``tanh_cs`` ``(T, N, n)``, gate
         values ``gates`` ``(T, N, 4, n)`` and initial cell ``c0`` ``(N, n)``;
         fills their ``das_block`` ``(T, N, 4, n)`` and initial-state
         gradients ``dh0``, ``dc0`` ``(N, n)``. ``WhT`` ``(4H, n)`` holds their
         columns of ``Wh.T``; ``das`` ``(T, N, 4H)`` is whole: each step's
-        product reads every unit's ``dA``, after ``sync()``.
+        product reads every unit's ``dA``, after the step's ``yield``.
         """
         T, N, _, n = gates.shape
         i, f, g, o = gates[:, :, 0], gates[:, :, 1], gates[:, :, 2], gates[:, :, 3]
@@ -284,7 +283,7 @@ class TimeLSTM:
             xp.multiply(ds[:, None, :], da_ds[t], out=dA[:, :3])
             xp.multiply(dh, dao_dh[t], out=dA[:, 3])
             dc = xp.multiply(ds, f[t], out=dc)
-            sync()  # every unit's dA of step t is written
+            yield  # every unit's dA of step t is written; resumed when every block's is
             xp.matmul(das[t], WhT, out=dh)
         dh0[...] = dh
         dc0[...] = dc

@@ -147,19 +147,19 @@ class TimeRNN(_Activation):
         self.h = hs_tm[-1].copy() if self.stateful else None
         return hs_tm.transpose(1, 0, 2)
 
-    def _forward_loop(self, a_tm, hs_block, Wh, h0, hs_tm, sync):
-        """The time loop of ``forward``, for a block of ``n`` of the ``H``
+    def _forward_loop(self, a_tm, hs_block, Wh, h0, hs_tm):
+        """The time loop of ``forward`` (a generator) for a block of ``n`` of the ``H``
         units: ``a_tm`` ``(T, N, n)`` holds these units' ``x @ Wx + b`` and
         becomes their pre-activations; their ``hs_block`` ``(T, N, n)`` is
         filled; ``Wh`` ``(H, n)`` holds their columns. ``h0`` ``(N, H)`` and
         ``hs_tm`` ``(T, N, H)`` are whole: each step reads every unit of the
-        previous ``h``, after ``sync()``."""
+        previous ``h``, after the step's ``yield``."""
         h = h0
         for t in range(len(a_tm)):
             a_t = a_tm[t]
             a_t += h @ Wh
             hs_block[t] = self.activation(a_t)
-            sync()  # every unit of h_t is written
+            yield  # every unit of h_t is written; resumed when every block's is
             h = hs_tm[t]
 
     def backward(self, dhs):
@@ -182,17 +182,17 @@ class TimeRNN(_Activation):
                         unit_axes=(2, 2, 2, 1, 1), shared=(das,), step_multiply_adds=N * H * H)
         return input_and_weight_grads(das, xs_tm, h0, hs_tm, Wx, self.grads)
 
-    def _backward_loop(self, dhs_tm, dh_da, das_block, dh0, WhT, das, sync):
-        """The time loop of ``backward``, for a block of ``n`` of the ``H``
+    def _backward_loop(self, dhs_tm, dh_da, das_block, dh0, WhT, das):
+        """The time loop of ``backward`` (a generator) for ``n`` of the ``H``
         units: reads their ``dhs_tm`` and ``dh_da`` ``(T, N, n)``, fills
         their ``das_block`` ``(T, N, n)`` and initial-state gradient ``dh0``
         ``(N, n)``; ``WhT`` ``(H, n)`` holds their columns of ``Wh.T``.
         ``das`` ``(T, N, H)`` is whole: each step's product reads every
-        unit's ``da``, after ``sync()``."""
+        unit's ``da``, after the step's ``yield``."""
         dh = xp.zeros(dh0.shape, dtype=dh0.dtype)
         for t in range(len(das) - 1, -1, -1):
             # h_t feeds the output at t and the next step: both gradients add.
             xp.multiply(dhs_tm[t] + dh, dh_da[t], out=das_block[t])
-            sync()  # every unit's da of step t is written
+            yield  # every unit's da of step t is written; resumed when every block's is
             dh = das[t] @ WhT
         dh0[...] = dh

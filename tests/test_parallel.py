@@ -9,6 +9,7 @@ product is re-blocked), gradients must stay exact, and a seed must still
 give one run bit for bit.
 """
 
+import time
 import warnings
 
 import numpy as np
@@ -198,22 +199,26 @@ def test_batch_blocks_cover_every_row_once(spread, monkeypatch):
     assert calls == [10]  # with one thread: once, on the whole batch
 
 
+def toy_recurrence(hs_block, W_block, h0, hs):
+    """h_t = h_{t-1} @ W + 1 for a block of units: writes its columns of h_t,
+    yields, then reads the whole h_t (every block's columns)."""
+    h = h0
+    for t in range(len(hs)):
+        np.matmul(h, W_block, out=hs_block[t])
+        hs_block[t] += 1
+        yield
+        h = hs[t]
+
+
 @needs_blas_control
 def test_unit_blocks_run_in_lock_step_and_read_every_unit(spread, monkeypatch):
-    """A toy recurrence h_t = h_{t-1} @ W + 1, on blocks of units: each block
-    writes its columns of h_t, and reads the whole h_{t-1} after sync."""
     T, N, H = 6, 3, 7
     W = np.random.default_rng(0).standard_normal((H, H)) * 0.3
     blocks = []
 
-    def work(hs_block, W_block, h0, hs, sync):
+    def work(hs_block, W_block, h0, hs):
         blocks.append(hs_block.shape[-1])
-        h = h0
-        for t in range(len(hs)):
-            np.matmul(h, W_block, out=hs_block[t])
-            hs_block[t] += 1
-            sync()
-            h = hs[t]
+        yield from toy_recurrence(hs_block, W_block, h0, hs)
 
     def run():
         hs = np.zeros((T, N, H))
@@ -226,8 +231,14 @@ def test_unit_blocks_run_in_lock_step_and_read_every_unit(spread, monkeypatch):
         h = h @ W + 1
         expected.append(h)
     with parallel.managed():
-        np.testing.assert_allclose(run(), expected, rtol=1e-12)
-    assert sorted(blocks) == [3, 4]  # one block per thread, cut by shape only
+        threaded = run()
+        np.testing.assert_allclose(threaded, expected, rtol=1e-12)
+        assert sorted(blocks) == [3, 4]  # one block per thread, cut by shape only
+        blocks.clear()
+        with parallel.deferred():  # the pool is busy: this thread runs both blocks in turn
+            parallel.later(time.sleep, 0.2, large=True)
+            np.testing.assert_array_equal(run(), threaded)  # the same blocks, the same bits
+        assert blocks == [3, 4]
     blocks.clear()
     monkeypatch.setattr(parallel, "_threads", 1)
     np.testing.assert_allclose(run(), expected, rtol=1e-12)
@@ -236,11 +247,11 @@ def test_unit_blocks_run_in_lock_step_and_read_every_unit(spread, monkeypatch):
 
 @needs_blas_control
 def test_a_failing_unit_block_stops_the_others_and_its_error_is_raised(spread):
-    def work(x_block, sync):
+    def work(x_block):
         for t in range(5):
             if t == 2 and x_block[0] == 1:  # the second block fails at step 2
                 raise ZeroDivisionError("block 2")
-            sync()
+            yield
 
     with parallel.managed(), pytest.raises(ZeroDivisionError, match="block 2"):
         parallel.for_unit_blocks(work, (np.arange(2),), unit_axes=(0,), shared=(),
