@@ -25,8 +25,8 @@ arrays into blocks and hands them to the threads.
   (elementwise work, a row-wise softmax).
 * :func:`for_batch_blocks` runs a recurrent layer's time loop on blocks of
   the batch, one per core.
-* :func:`for_unit_blocks` runs a recurrent layer's time loop on blocks of
-  its hidden units, one per core, the threads meeting after each step.
+* :func:`step_products` shares each step's product of a recurrent layer's
+  time loop among the cores, by column blocks of the weights.
 * :func:`matmul` computes a large product as blocks of its output.
 * :func:`deferred` is a context in which :func:`later` queues work that is
   not needed right away (a weight gradient is only needed at the update)
@@ -55,11 +55,10 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import itertools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -84,16 +83,6 @@ MAX_BLOCKS = 8
 # way; H = 650, 175 vs 200 ms).
 MIN_BATCH_ROWS = 4
 MIN_STEP_MULTIPLY_ADDS = 1 << 22
-# A recurrent layer's hidden units are only cut into blocks of at least
-# this many units, and only when one step's product has at least this many
-# multiply-adds: the threads meet once per step, which costs a few tens of
-# microseconds, and each thread's short NumPy calls contend for the GIL.
-# A block of units reads only its own columns of ``Wh``, so, unlike a block
-# of rows, it halves the product's work: one core, N = 32, ``h @ Wh`` takes
-# 50 / 268 / 1083 us at H = 128 / 256 / 512 whole and 26 / 108 / 513 us for
-# half the units (16 rows: 29 / 185 / 732 us).
-MIN_BLOCK_UNITS = 32
-MIN_UNIT_STEP_MULTIPLY_ADDS = 1 << 21
 
 _pool = None
 _threads = None
@@ -286,76 +275,118 @@ def for_batch_blocks(work: Callable[..., object], arrays, batch_axes,
         _run_all(tasks, use_pool=True)
 
 
-def unit_blocks(n_units: int, step_multiply_adds: int) -> int:
-    """How many blocks of units :func:`for_unit_blocks` cuts (1: none).
+# A recurrent layer's step product ``a @ W`` (``a`` (N, K), ``W`` (K, M)) of
+# at least this many multiply-adds is computed by column blocks of ``W``, one
+# per thread, from contiguous copies: each thread then reads only its share
+# of the weights, which a cut of the batch does not save, and BLAS packs a
+# contiguous block faster than a transposed view (backward's ``Wh.T``). One
+# core, N = 32, h @ Wh at H = 128 / 256 / 512: 50 / 268 / 1083 us whole,
+# 26 / 108 / 513 us for half the columns (16 rows: 29 / 185 / 732 us).
+MIN_SPLIT_STEP_MULTIPLY_ADDS = 1 << 21
+MIN_SPLIT_COLUMNS = 16  # per block
 
-    Depends on the shapes and the thread count only: at most one block per
-    thread, each of at least MIN_BLOCK_UNITS units and MIN_UNIT_STEP_MULTIPLY_ADDS
-    multiply-adds of the step's product, and one block unless rnnlab can
-    manage the cores.
+
+class _Worker:
+    """A pool thread computing its column block of each step's product.
+
+    The hand-off is two locks, each held by default: ``go`` released by the
+    caller when a step's input is ready, ``done`` by the worker when its
+    block is written. Only the product runs on the worker: a thread that
+    also made the step's many small NumPy calls would fight the caller for
+    the GIL at every call (two threads of 8,000-element multiplies run 3x
+    slower than one).
     """
-    with managed():
-        k = num_threads() if _can_spread() else 1
-    return max(1, min(k, n_units // MIN_BLOCK_UNITS,
-                      step_multiply_adds // MIN_UNIT_STEP_MULTIPLY_ADDS))
 
+    def __init__(self, W_block, s, e):
+        self.W, self.s, self.e = W_block, s, e
+        self.go, self.done = threading.Lock(), threading.Lock()
+        self.go.acquire()
+        self.done.acquire()
+        self.a = self.out = None
+        self.error = None
+        self.future = _get_pool().submit(self._serve)
 
-def for_unit_blocks(work: Callable[..., Iterator[None]], arrays, unit_axes, shared,
-                    step_multiply_adds: int) -> None:
-    """Run a recurrent layer's time loop on blocks of its hidden units, in lock step.
-
-    ``work`` is a generator function, written for all the units.
-    ``arrays[k]`` holds the units along axis ``unit_axes[k]``; each block's
-    generator is ``work(*blocks, *shared)``: the same units ``start:stop``
-    of every one of ``arrays``, then the ``shared`` arrays whole. A unit's
-    gates and cell depend only on that unit, but a step's product reads
-    *every* unit of the previous step, so the loop computes its units of a
-    step, writes them (into a block that is a view of a shared array), and
-    yields; it is resumed when every block has done that step, and only
-    then may it read the other blocks' units. Each block then reads only
-    its own columns of ``Wh``, which a cut of the batch does not save.
-
-    ``step_multiply_adds`` is what one step's product costs for the whole
-    layer; :func:`unit_blocks` says how many blocks it makes, from the
-    shapes and the thread count alone, so the results do not depend on
-    timing. Each block runs on its own thread, the threads meeting at a
-    barrier after each step; while deferred work occupies the pool, this
-    thread runs the blocks' steps in turn instead (the same arithmetic). If
-    one block fails, the others stop at their next step and the first real
-    error is raised.
-    """
-    with managed():
-        n_units = arrays[0].shape[unit_axes[0]]
-        k = unit_blocks(n_units, step_multiply_adds)
-        loops = [work(*[_rows(a, axis, s, e) for a, axis in zip(arrays, unit_axes, strict=True)],
-                      *shared)
-                 for s, e in _even_bounds(n_units, k)]
-        if k == 1 or _busy():
-            for _ in itertools.zip_longest(*loops):
-                pass
-            return
-        barrier = threading.Barrier(k)
-
-        def run(loop):
+    def _serve(self):
+        while True:
+            self.go.acquire()
+            if self.a is None:
+                return
             try:
-                for _ in loop:
-                    barrier.wait()
-            except BaseException:
-                barrier.abort()  # the other blocks would wait for this one for ever
-                raise
+                xp.matmul(self.a, self.W, out=self.out[:, self.s:self.e])
+            except BaseException as error:  # noqa: B036 - re-raised by the caller
+                self.error = error
+            self.done.release()
 
-        helpers = [_get_pool().submit(contextvars.copy_context().run, run, loop)
-                   for loop in loops[1:]]
-        errors = []
+    def start(self, a, out):
+        self.a, self.out = a, out
+        self.go.release()
+
+    def finish(self):
+        """Wait for this step's block; return the error it raised, if any."""
+        self.done.acquire()
+        error, self.error = self.error, None
+        return error
+
+    def stop(self):
+        self.a = None
+        self.go.release()
+        self.future.result()
+
+
+@contextmanager
+def step_products(W, n_rows: int):
+    """A context giving ``product(a, out)``, which writes ``a @ W`` into ``out``.
+
+    For the products of a recurrent layer's time loop (``h @ Wh``, and
+    ``dA @ Wh.T`` backward): the same ``W`` at every step, ``a`` of
+    ``n_rows`` rows. A short product is plain ``xp.matmul(a, W, out=out)``
+    (and ``W`` used as given); a long one (MIN_SPLIT_STEP_MULTIPLY_ADDS) is
+    cut into column blocks of ``W``, one per thread, copied contiguous once
+    on entry, and while the context is open each pool thread serves its
+    block of every step. The blocks depend on the shapes and the thread
+    count alone; when the pool is busy with deferred work (or rnnlab cannot
+    manage the cores) this thread computes every block itself, with the
+    same results.
+    """
+    with managed():
+        K, M = W.shape
+        if n_rows * K * M < MIN_SPLIT_STEP_MULTIPLY_ADDS:
+            yield lambda a, out: xp.matmul(a, W, out=out)
+            return
+        k = num_threads() if _can_spread() else 1
+        k = max(1, min(k, M // MIN_SPLIT_COLUMNS))
+        bounds = _even_bounds(M, k)
+        blocks = [xp.ascontiguousarray(W[:, s:e]) for s, e in bounds]
+        if k == 1 or _busy():
+            def product(a, out):
+                for W_block, (s, e) in zip(blocks, bounds, strict=True):
+                    xp.matmul(a, W_block, out=out[:, s:e])
+                return out
+
+            yield product
+            return
+        workers = [_Worker(W_block, s, e) for W_block, (s, e) in zip(blocks[1:], bounds[1:],
+                                                                     strict=True)]
+        (s0, e0), W0 = bounds[0], blocks[0]
+
+        def product(a, out):
+            for w in workers:
+                w.start(a, out)
+            try:
+                xp.matmul(a, W0, out=out[:, s0:e0])
+            finally:
+                # They write into out: wait for them even if this block failed.
+                errors = [w.finish() for w in workers]
+            for error in errors:
+                if error is not None:
+                    raise error
+            return out
+
         try:
-            run(loops[0])
-        except BaseException as error:  # noqa: B036 - re-raised below
-            errors.append(error)
-        errors += [e for e in (f.exception() for f in helpers) if e is not None]
-        # A block that failed broke the barrier; the others' BrokenBarrierError is its echo.
-        errors.sort(key=lambda e: isinstance(e, threading.BrokenBarrierError))
-        if errors:
-            raise errors[0]
+            yield product
+        finally:
+            for w in workers:
+                w.stop()
 
 
 def _product_blocks(a, b, out, max_blocks):

@@ -26,10 +26,9 @@ Backward through the step, naming the pre-activations ``a_r``, ``a_z``, ``a_n``:
     dx  = dax @ Wx.T    dh_prev = dh_next * z + dah @ Wh.T
 """
 
-from common import parallel
 from common.backend import xp
 from common.functions import sigmoid, sigmoid_
-from common.parallel import for_unit_blocks, later, matmul, matmul_later
+from common.parallel import later, matmul, matmul_later, step_products
 from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 
 
@@ -109,10 +108,8 @@ class TimeGRU:
     width ``3H`` and the gate functions. Backward computes the local
     derivatives of all steps at once, loops with a few multiplies and one
     product ``dah @ Wh.T`` per step, then forms the weight gradients as one
-    product each over all steps. A unit's gates depend on that unit alone
-    (only the product mixes units), so :mod:`common.parallel` may run the
-    time loops on blocks of units, one per core, when it manages the cores
-    and the steps are long (``for_unit_blocks``).
+    product each over all steps. :mod:`common.parallel` may share a long
+    step's product among the cores (``step_products``).
 
     With ``stateful=True`` the last hidden state of one ``forward`` is the
     initial state of the next (the gradient still stops at the boundary);
@@ -165,52 +162,41 @@ class TimeGRU:
         gates[:, :, : 2 * H] += bh[: 2 * H]
         ah_ns = xp.empty((T, N, H), dtype=Wx.dtype)
         hs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
-        # A unit's gates depend on that unit alone: the loop may run on blocks
-        # of units (the last axis of each array; Wh's columns are viewed as
-        # (H, 3, H)), reading the whole previous h at each step.
-        for_unit_blocks(self._forward_loop,
-                        (gates.reshape(T, N, 3, H), h0, ah_ns, hs_tm, Wh.reshape(H, 3, H),
-                         bh.reshape(3, H)),
-                        unit_axes=(3, 1, 2, 2, 2, 1), shared=(h0, hs_tm),
-                        step_multiply_adds=N * H * 3 * H)
+        self._forward_loop(gates, h0, ah_ns, hs_tm)
         self.cache = (xs_tm, h0, gates, ah_ns, hs_tm)
         # Carried to the next forward when stateful; a set state serves one forward.
         self.h = hs_tm[-1].copy() if self.stateful else None
         return hs_tm.transpose(1, 0, 2)
 
-    def _forward_loop(self, gates, h_prev, ah_ns, hs_block, Wh, bh, h0, hs_tm):
-        """The time loop of ``forward`` for ``n`` of the ``H`` units (a generator).
+    def _forward_loop(self, gates, h, ah_ns, hs_tm):
+        """The time loop of ``forward``.
 
-        ``gates`` ``(T, N, 3, n)`` holds these units' ``x @ Wx + bx`` (plus
-        ``bh``'s r and z parts) and becomes their ``[r | z | n]``;
-        ``h_prev`` ``(N, n)`` is their initial state; their ``ah_ns``
-        (``h_prev @ Wh_n + bh_n``) and ``hs_block``, each ``(T, N, n)``, are
-        filled; ``Wh`` ``(H, 3, n)`` and ``bh`` ``(3, n)`` hold their columns.
-        ``h0`` ``(N, H)`` and ``hs_tm`` ``(T, N, H)`` are whole: each step
-        reads every unit of the previous ``h``, after the step's ``yield``.
+        ``gates`` ``(T, N, 3H)`` holds ``x @ Wx + bx`` (plus ``bh``'s r and z
+        parts) and becomes ``[r | z | n]``; ``h`` ``(N, H)`` is the initial
+        state; ``ah_ns`` (``h_prev @ Wh_n + bh_n``) and ``hs_tm``, each
+        ``(T, N, H)``, are filled.
         """
-        T, N, _, n = gates.shape
-        Wh = Wh.reshape(len(Wh), 3 * n)  # a copy of these units' columns, unless it is all
-        bh_n = bh[2]
-        h = h0
-        for t in range(T):
-            A = gates[t]
-            ah = (h @ Wh).reshape(N, 3, n)
-            A[:, :2] += ah[:, :2]
-            rz = sigmoid_(A[:, :2])
-            r, z = rz[:, 0], rz[:, 1]
-            ah_n = xp.add(ah[:, 2], bh_n, out=ah_ns[t])
-            a_n = A[:, 2]
-            a_n += r * ah_n
-            n_t = xp.tanh(a_n, out=a_n)
-            # h_next = (1 - z) * n + z * h = n + z * (h - n)
-            h_next = hs_block[t]
-            xp.subtract(h_prev, n_t, out=h_next)
-            h_next *= z
-            h_next += n_t
-            h_prev = h_next
-            yield  # every unit of h_t is written; resumed when every block's is
-            h = hs_tm[t]
+        Wh, bh = self.params[1], self.params[3]
+        H = Wh.shape[0]
+        bh_n = bh[2 * H :]
+        ah = xp.empty(gates.shape[1:], dtype=Wh.dtype)
+        with step_products(Wh, len(h)) as h_Wh:  # h_Wh(h, out) writes h @ Wh into out
+            for t in range(len(gates)):
+                A = gates[t]
+                h_Wh(h, ah)
+                A[:, : 2 * H] += ah[:, : 2 * H]
+                rz = sigmoid_(A[:, : 2 * H])
+                r, z = rz[:, :H], rz[:, H:]
+                ah_n = xp.add(ah[:, 2 * H :], bh_n, out=ah_ns[t])
+                n = A[:, 2 * H :]
+                n += r * ah_n
+                xp.tanh(n, out=n)
+                # h_next = (1 - z) * n + z * h = n + z * (h - n)
+                h_next = hs_tm[t]
+                xp.subtract(h, n, out=h_next)
+                h_next *= z
+                h_next += n
+                h = h_next
 
     def backward(self, dhs):
         Wx, Wh, _, _ = self.params
@@ -233,17 +219,7 @@ class TimeGRU:
         dahs = xp.empty((T, N, 3 * H), dtype=Wx.dtype)  # [da_r | da_z | dah_n] per step
         da_ns = xp.empty((T, N, H), dtype=Wx.dtype)
         self.dh = xp.empty((N, H), dtype=Wx.dtype)
-        # As in TimeLSTM.backward: a contiguous Wh.T for long steps, and
-        # blocks of units, each forming its dah columns and, from all of dah,
-        # its dh_prev columns.
-        step_multiply_adds = N * H * 3 * H
-        long_steps = step_multiply_adds >= parallel.MIN_UNIT_STEP_MULTIPLY_ADDS
-        WhT = xp.ascontiguousarray(Wh.T) if long_steps else Wh.T
-        for_unit_blocks(self._backward_loop,
-                        (dhs_tm, dan_dh, daz_dh, dar_dan, r, z, dahs.reshape(T, N, 3, H),
-                         da_ns, self.dh, WhT),
-                        unit_axes=(2,) * 6 + (3, 2, 1, 1), shared=(dahs,),
-                        step_multiply_adds=step_multiply_adds)
+        self._backward_loop(dhs_tm, dan_dh, daz_dh, dar_dan, r, z, dahs, da_ns, self.dh)
 
         # The input side sees da_n where the hidden side sees da_n * r.
         daxs = dahs.copy()
@@ -258,28 +234,27 @@ class TimeGRU:
         later(dahs2.sum, axis=0, out=dbh)
         return dxs_tm.transpose(1, 0, 2)
 
-    def _backward_loop(self, dhs_tm, dan_dh, daz_dh, dar_dan, r, z, dahs_block, da_ns, dh0,
-                       WhT, dahs):
-        """The time loop of ``backward`` for ``n`` of the ``H`` units (a generator).
+    def _backward_loop(self, dhs_tm, dan_dh, daz_dh, dar_dan, r, z, dahs, da_ns, dh0):
+        """The time loop of ``backward``.
 
-        Reads these units' ``dhs_tm``, local derivatives and gates ``r``,
-        ``z`` (each ``(T, N, n)``); fills their ``dahs_block``
-        ``(T, N, 3, n)``, ``da_ns`` ``(T, N, n)`` and initial-state gradient
-        ``dh0`` ``(N, n)``. ``WhT`` ``(3H, n)`` holds their columns of
-        ``Wh.T``; ``dahs`` ``(T, N, 3H)`` is whole: each step's product reads
-        every unit's ``dah``, after the step's ``yield``.
+        Reads ``dhs_tm``, the local derivatives and the gates ``r``, ``z``
+        (each ``(T, N, .)``); fills ``dahs`` ``(T, N, 3H)``, ``da_ns``
+        ``(T, N, H)`` and the initial-state gradient ``dh0`` ``(N, H)``.
         """
+        Wh = self.params[1]
+        H = Wh.shape[0]
         dh = xp.zeros(dh0.shape, dtype=dh0.dtype)
-        for t in range(len(dahs) - 1, -1, -1):
-            # h_t feeds the output at t and the next step: both gradients add.
-            dh = dhs_tm[t] + dh
-            da_n = xp.multiply(dh, dan_dh[t], out=da_ns[t])
-            dah = dahs_block[t]
-            xp.multiply(da_n, dar_dan[t], out=dah[:, 0])
-            xp.multiply(dh, daz_dh[t], out=dah[:, 1])
-            xp.multiply(da_n, r[t], out=dah[:, 2])
-            dh_direct = dh * z[t]
-            yield  # every unit's dah of step t is written; resumed when every block's is
-            dh = xp.matmul(dahs[t], WhT)
-            dh += dh_direct
+        dh_prev = xp.empty(dh0.shape, dtype=dh0.dtype)
+        with step_products(Wh.T, len(dh)) as dah_WhT:  # dah_WhT(dah, out): dah @ Wh.T into out
+            for t in range(len(dahs) - 1, -1, -1):
+                # h_t feeds the output at t and the next step: both gradients add.
+                dh = dhs_tm[t] + dh
+                da_n = xp.multiply(dh, dan_dh[t], out=da_ns[t])
+                dah = dahs[t]
+                xp.multiply(da_n, dar_dan[t], out=dah[:, :H])
+                xp.multiply(dh, daz_dh[t], out=dah[:, H : 2 * H])
+                xp.multiply(da_n, r[t], out=dah[:, 2 * H :])
+                dh_direct = dh * z[t]
+                dh = dah_WhT(dah, dh_prev)
+                dh += dh_direct
         dh0[...] = dh

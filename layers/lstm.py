@@ -25,10 +25,9 @@ reaching ``c_next`` is the one from the next step plus the one through
     dx  = dA @ Wx.T     dh_prev = dA @ Wh.T
 """
 
-from common import parallel
 from common.backend import xp
 from common.functions import sigmoid, sigmoid_
-from common.parallel import for_unit_blocks, matmul
+from common.parallel import matmul, step_products
 from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 from layers._time_grads import input_and_weight_grads
 
@@ -112,11 +111,8 @@ class TimeLSTM:
     upstream gradient, so backward computes them for all steps at once and
     its loop does a few multiplies and one product ``dA @ Wh.T`` per step;
     the weight gradients are one product each over all steps. Each time
-    loop is written over whole arrays; a unit's gates and cell depend on
-    that unit alone (only the product mixes units), so
-    :mod:`common.parallel` may run it on blocks of units, one per core,
-    meeting after each step, when it manages the cores and the steps are
-    long (``for_unit_blocks``).
+    loop is written over whole arrays; :mod:`common.parallel` may share a
+    long step's product among the cores (``step_products``).
 
     With ``stateful=True`` the last ``h`` and ``c`` of one ``forward`` are the
     initial state of the next (the gradient still stops at the boundary);
@@ -176,53 +172,41 @@ class TimeLSTM:
         cs = xp.empty((T, N, H), dtype=Wx.dtype)
         tanh_cs = xp.empty((T, N, H), dtype=Wx.dtype)
         hs = xp.empty((T, N, H), dtype=Wx.dtype)
-        # A unit's gates and cell depend on that unit alone: the loop may run
-        # on blocks of units (the last axis of each array; Wh's columns are
-        # viewed as (H, 4, H)), reading the whole previous h at each step.
-        for_unit_blocks(self._forward_loop,
-                        (gates.reshape(T, N, 4, H), c0, cs, tanh_cs, hs, Wh.reshape(H, 4, H)),
-                        unit_axes=(3, 1, 2, 2, 2, 2), shared=(h0, hs),
-                        step_multiply_adds=N * H * 4 * H)
+        self._forward_loop(gates, h0, c0, cs, tanh_cs, hs)
         self.cache = (xs_tm, h0, c0, gates, cs, tanh_cs, hs)
         # Carried to the next forward when stateful; a set state serves one forward.
         self.h, self.c = (hs[-1].copy(), cs[-1].copy()) if self.stateful else (None, None)
         return hs.transpose(1, 0, 2)
 
-    def _forward_loop(self, gates, c, cs, tanh_cs, hs_block, Wh, h0, hs):
-        """The time loop of ``forward`` for ``n`` of the ``H`` units (a generator).
+    def _forward_loop(self, gates, h, c, cs, tanh_cs, hs):
+        """The time loop of ``forward``.
 
-        ``gates`` ``(T, N, 4, n)`` holds these units' ``x @ Wx + b`` and is
-        turned into their gate values in place; ``c`` ``(N, n)`` is their
-        initial cell; their ``cs``, ``tanh_cs``, ``hs_block`` ``(T, N, n)``
-        are filled; ``Wh`` ``(H, 4, n)`` holds their columns. ``h0``
-        ``(N, H)`` and ``hs`` ``(T, N, H)`` are whole: each step reads every
-        unit of the previous ``h``, after the step's ``yield``.
+        ``gates`` ``(T, N, 4H)`` holds ``x @ Wx + b`` and is turned into the
+        gate values in place; ``h``, ``c`` ``(N, H)`` are the initial state;
+        ``cs``, ``tanh_cs``, ``hs`` ``(T, N, H)`` are filled.
         """
-        T, N, _, n = gates.shape
-        Wh = Wh.reshape(len(Wh), 4 * n)  # a copy of these units' columns, unless it is all
+        Wh = self.params[1]
+        H = Wh.shape[0]
         # All four gates from one exp: tanh(a) = 2 * sigmoid(2a) - 1, so with a
         # slope of 2 on the g columns, sigmoid_ makes A [i | f | (g + 1) / 2 | o].
-        slope = xp.asarray([1.0, 1.0, 2.0, 1.0], dtype=Wh.dtype)[:, None]
-        hWh = xp.empty((N, 4, n), dtype=Wh.dtype)
-        ig = xp.empty((N, n), dtype=Wh.dtype)
-        h = h0
-        for t in range(T):
-            A = gates[t]
-            xp.matmul(h, Wh, out=hWh.reshape(N, 4 * n))
-            A += hWh
-            sigmoid_(A, slope)
-            i, f, g, o = A[:, 0], A[:, 1], A[:, 2], A[:, 3]
-            g *= 2
-            g -= 1
-            c = xp.multiply(f, c, out=cs[t])
-            c += xp.multiply(i, g, out=ig)
-            xp.tanh(c, out=tanh_cs[t])
-            xp.multiply(o, tanh_cs[t], out=hs_block[t])
-            yield  # every unit of h_t is written; resumed when every block's is
-            h = hs[t]
+        slope = xp.repeat(xp.asarray([1.0, 1.0, 2.0, 1.0], dtype=Wh.dtype), H)
+        hWh = xp.empty(gates.shape[1:], dtype=Wh.dtype)
+        ig = xp.empty(h.shape, dtype=Wh.dtype)
+        with step_products(Wh, len(h)) as h_Wh:  # h_Wh(h, out) writes h @ Wh into out
+            for t in range(len(gates)):
+                A = gates[t]
+                A += h_Wh(h, hWh)
+                sigmoid_(A, slope)
+                i, f, g, o = A[:, :H], A[:, H : 2 * H], A[:, 2 * H : 3 * H], A[:, 3 * H :]
+                g *= 2
+                g -= 1
+                c = xp.multiply(f, c, out=cs[t])
+                c += xp.multiply(i, g, out=ig)
+                xp.tanh(c, out=tanh_cs[t])
+                h = xp.multiply(o, tanh_cs[t], out=hs[t])
 
     def backward(self, dhs):
-        Wx, Wh = self.params[0], self.params[1]
+        Wx = self.params[0]
         xs_tm, h0, c0, gates, cs, tanh_cs, hs = self.cache
         T, N, H = hs.shape
         if dhs.shape != (N, T, H):
@@ -233,57 +217,43 @@ class TimeLSTM:
         das = xp.empty((T, N, 4 * H), dtype=Wx.dtype)  # [da_i | da_f | da_g | da_o] per step
         self.dh = xp.empty((N, H), dtype=Wx.dtype)
         self.dc = xp.empty((N, H), dtype=Wx.dtype)
-        # BLAS reads a contiguous copy of Wh.T much faster than the transposed
-        # view (199 vs 328 us a step at H = 256, N = 32, one core). Short steps
-        # keep the view, whose results (in the last bit) they have always had.
-        step_multiply_adds = N * H * 4 * H
-        long_steps = step_multiply_adds >= parallel.MIN_UNIT_STEP_MULTIPLY_ADDS
-        WhT = xp.ascontiguousarray(Wh.T) if long_steps else Wh.T
-        # As forward, on blocks of units: a block's dA columns depend on its
-        # units alone, its dh_prev columns (its columns of Wh.T) on all of dA.
-        T4 = (T, N, 4, H)
-        for_unit_blocks(self._backward_loop,
-                        (dhs_tm, gates.reshape(T4), c0, cs, tanh_cs, das.reshape(T4),
-                         self.dh, self.dc, WhT),
-                        unit_axes=(2, 3, 1, 2, 2, 3, 1, 1, 1), shared=(das,),
-                        step_multiply_adds=step_multiply_adds)
+        self._backward_loop(dhs_tm, gates, c0, cs, tanh_cs, das, self.dh, self.dc)
 
         return input_and_weight_grads(das, xs_tm, h0, hs, Wx, self.grads)
 
-    def _backward_loop(self, dhs, gates, c0, cs, tanh_cs, das_block, dh0, dc0, WhT, das):
-        """The time loop of ``backward`` for ``n`` of the ``H`` units (a generator).
+    def _backward_loop(self, dhs, gates, c0, cs, tanh_cs, das, dh0, dc0):
+        """The time loop of ``backward``.
 
-        Reads these units' ``dhs``, ``cs``, ``tanh_cs`` ``(T, N, n)``, gate
-        values ``gates`` ``(T, N, 4, n)`` and initial cell ``c0`` ``(N, n)``;
-        fills their ``das_block`` ``(T, N, 4, n)`` and initial-state
-        gradients ``dh0``, ``dc0`` ``(N, n)``. ``WhT`` ``(4H, n)`` holds their
-        columns of ``Wh.T``; ``das`` ``(T, N, 4H)`` is whole: each step's
-        product reads every unit's ``dA``, after the step's ``yield``.
+        Reads ``dhs`` and the forward values (each ``(T, n, .)``), fills
+        ``das`` ``(T, n, 4H)`` and the initial-state gradients ``dh0``, ``dc0``
+        ``(n, H)``.
         """
-        T, N, _, n = gates.shape
-        i, f, g, o = gates[:, :, 0], gates[:, :, 1], gates[:, :, 2], gates[:, :, 3]
+        Wh = self.params[1]
+        T, n, H = cs.shape
+        g4 = gates.reshape(T, n, 4, H)
+        i, f, g, o = g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3]
         c_prev = xp.concatenate([c0[None], cs[:-1]], axis=0)
         # Local derivatives of all steps at once (see the module docstring):
         #   ds = dc + dh * ds_dh;   [da_i, da_f, da_g] = ds * da_ds;   da_o = dh * dao_dh
         ds_dh = o * (1 - tanh_cs * tanh_cs)
-        da_ds = xp.empty((T, N, 3, n), dtype=WhT.dtype)
+        da_ds = xp.empty((T, n, 3, H), dtype=Wh.dtype)
         xp.multiply(g * i, 1 - i, out=da_ds[:, :, 0])
         xp.multiply(c_prev * f, 1 - f, out=da_ds[:, :, 1])
         xp.multiply(i, 1 - g * g, out=da_ds[:, :, 2])
         dao_dh = tanh_cs * o * (1 - o)
 
-        dh = xp.zeros((N, n), dtype=WhT.dtype)
-        dc = xp.zeros((N, n), dtype=WhT.dtype)
-        for t in range(T - 1, -1, -1):
-            dA = das_block[t]
-            # h_t feeds the output at t and the next step: both gradients add.
-            dh += dhs[t]
-            ds = dh * ds_dh[t]
-            ds += dc
-            xp.multiply(ds[:, None, :], da_ds[t], out=dA[:, :3])
-            xp.multiply(dh, dao_dh[t], out=dA[:, 3])
-            dc = xp.multiply(ds, f[t], out=dc)
-            yield  # every unit's dA of step t is written; resumed when every block's is
-            xp.matmul(das[t], WhT, out=dh)
+        dh = xp.zeros((n, H), dtype=Wh.dtype)
+        dc = xp.zeros((n, H), dtype=Wh.dtype)
+        with step_products(Wh.T, n) as dA_WhT:  # dA_WhT(dA, out) writes dA @ Wh.T into out
+            for t in range(T - 1, -1, -1):
+                dA = das[t].reshape(n, 4, H)
+                # h_t feeds the output at t and the next step: both gradients add.
+                dh += dhs[t]
+                ds = dh * ds_dh[t]
+                ds += dc
+                xp.multiply(ds[:, None, :], da_ds[t], out=dA[:, :3])
+                xp.multiply(dh, dao_dh[t], out=dA[:, 3])
+                dc = xp.multiply(ds, f[t], out=dc)
+                dA_WhT(das[t], dh)
         dh0[...] = dh
         dc0[...] = dc

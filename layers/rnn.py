@@ -10,13 +10,11 @@ Backward through the step, with ``a`` the pre-activation::
 
 To try another nonlinearity, subclass and override ``activation`` and
 ``activation_grad`` (the derivative expressed through the output ``h``);
-both the cell and the time layer use them. Both must work element by
-element (the time layer may apply them to blocks of units).
+both the cell and the time layer use them.
 """
 
-from common import parallel
 from common.backend import xp
-from common.parallel import for_unit_blocks, matmul
+from common.parallel import matmul, step_products
 from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 from layers._time_grads import input_and_weight_grads
 
@@ -138,29 +136,24 @@ class TimeRNN(_Activation):
         a_tm = matmul(xs_tm, Wx).reshape(T, N, H)
         a_tm += b
         hs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
-        # The loop may run on blocks of units (the last axis of each array),
-        # reading the whole previous h at each step.
-        for_unit_blocks(self._forward_loop, (a_tm, hs_tm, Wh), unit_axes=(2, 2, 1),
-                        shared=(h0, hs_tm), step_multiply_adds=N * H * H)
+        self._forward_loop(a_tm, h0, hs_tm)
         self.cache = (xs_tm, h0, hs_tm)
         # Carried to the next forward when stateful; a set state serves one forward.
         self.h = hs_tm[-1].copy() if self.stateful else None
         return hs_tm.transpose(1, 0, 2)
 
-    def _forward_loop(self, a_tm, hs_block, Wh, h0, hs_tm):
-        """The time loop of ``forward`` (a generator) for a block of ``n`` of the ``H``
-        units: ``a_tm`` ``(T, N, n)`` holds these units' ``x @ Wx + b`` and
-        becomes their pre-activations; their ``hs_block`` ``(T, N, n)`` is
-        filled; ``Wh`` ``(H, n)`` holds their columns. ``h0`` ``(N, H)`` and
-        ``hs_tm`` ``(T, N, H)`` are whole: each step reads every unit of the
-        previous ``h``, after the step's ``yield``."""
-        h = h0
-        for t in range(len(a_tm)):
-            a_t = a_tm[t]
-            a_t += h @ Wh
-            hs_block[t] = self.activation(a_t)
-            yield  # every unit of h_t is written; resumed when every block's is
-            h = hs_tm[t]
+    def _forward_loop(self, a_tm, h, hs_tm):
+        """The time loop of ``forward``: ``a_tm`` ``(T, N, H)`` holds
+        ``x @ Wx + b`` and becomes the pre-activations; ``h`` ``(N, H)`` is
+        the initial state; ``hs_tm`` ``(T, N, H)`` is filled."""
+        Wh = self.params[1]
+        hWh = xp.empty(h.shape, dtype=Wh.dtype)
+        with step_products(Wh, len(h)) as h_Wh:  # h_Wh(h, out) writes h @ Wh into out
+            for t in range(len(a_tm)):
+                a_t = a_tm[t]
+                a_t += h_Wh(h, hWh)
+                h = self.activation(a_t)
+                hs_tm[t] = h
 
     def backward(self, dhs):
         Wx, Wh, _ = self.params
@@ -173,26 +166,18 @@ class TimeRNN(_Activation):
         dh_da = self.activation_grad(hs_tm)  # (T, N, H), all steps at once
         das = xp.empty_like(hs_tm)
         self.dh = xp.empty((N, H), dtype=hs_tm.dtype)
-        # As in TimeLSTM.backward: a contiguous Wh.T for long steps, and
-        # blocks of units, each forming its da columns and, from all of da,
-        # its dh_prev columns.
-        long_steps = N * H * H >= parallel.MIN_UNIT_STEP_MULTIPLY_ADDS
-        WhT = xp.ascontiguousarray(Wh.T) if long_steps else Wh.T
-        for_unit_blocks(self._backward_loop, (dhs_tm, dh_da, das, self.dh, WhT),
-                        unit_axes=(2, 2, 2, 1, 1), shared=(das,), step_multiply_adds=N * H * H)
+        self._backward_loop(dhs_tm, dh_da, das, self.dh)
         return input_and_weight_grads(das, xs_tm, h0, hs_tm, Wx, self.grads)
 
-    def _backward_loop(self, dhs_tm, dh_da, das_block, dh0, WhT, das):
-        """The time loop of ``backward`` (a generator) for ``n`` of the ``H``
-        units: reads their ``dhs_tm`` and ``dh_da`` ``(T, N, n)``, fills
-        their ``das_block`` ``(T, N, n)`` and initial-state gradient ``dh0``
-        ``(N, n)``; ``WhT`` ``(H, n)`` holds their columns of ``Wh.T``.
-        ``das`` ``(T, N, H)`` is whole: each step's product reads every
-        unit's ``da``, after the step's ``yield``."""
+    def _backward_loop(self, dhs_tm, dh_da, das, dh0):
+        """The time loop of ``backward``: reads ``dhs_tm`` and ``dh_da``
+        ``(T, N, H)``, fills ``das`` ``(T, N, H)`` and the initial-state
+        gradient ``dh0`` ``(N, H)``."""
+        Wh = self.params[1]
         dh = xp.zeros(dh0.shape, dtype=dh0.dtype)
-        for t in range(len(das) - 1, -1, -1):
-            # h_t feeds the output at t and the next step: both gradients add.
-            xp.multiply(dhs_tm[t] + dh, dh_da[t], out=das_block[t])
-            yield  # every unit's da of step t is written; resumed when every block's is
-            dh = das[t] @ WhT
+        with step_products(Wh.T, len(dh)) as da_WhT:  # da_WhT(da, out) writes da @ Wh.T into out
+            for t in range(len(das) - 1, -1, -1):
+                # h_t feeds the output at t and the next step: both gradients add.
+                xp.multiply(dhs_tm[t] + dh, dh_da[t], out=das[t])
+                dh = da_WhT(das[t], xp.empty_like(dh))
         dh0[...] = dh

@@ -2,8 +2,8 @@
 
 Real sizes only cross the thresholds at PTB scale, so the ``spread`` fixture
 lowers them: every product is cut into blocks, every recurrent batch into
-row blocks (an LSTM's units into blocks of units), and weight gradients are
-deferred to the pool. The results must
+row blocks, every step product of a recurrent layer into column blocks,
+and weight gradients are deferred to the pool. The results must
 be the plain computation's (within float32 round-off, or exactly where no
 product is re-blocked), gradients must stay exact, and a seed must still
 give one run bit for bit.
@@ -36,8 +36,8 @@ def spread(monkeypatch):
     monkeypatch.setattr(parallel, "BLOCK_MULTIPLY_ADDS", 1)
     monkeypatch.setattr(parallel, "MIN_BATCH_ROWS", 1)
     monkeypatch.setattr(parallel, "MIN_STEP_MULTIPLY_ADDS", 1)
-    monkeypatch.setattr(parallel, "MIN_UNIT_STEP_MULTIPLY_ADDS", 1)
-    monkeypatch.setattr(parallel, "MIN_BLOCK_UNITS", 1)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_STEP_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_COLUMNS", 1)
     monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMENTS", 1)
     monkeypatch.setattr(parallel, "BLOCK_ELEMENTS", 8)
 
@@ -199,63 +199,65 @@ def test_batch_blocks_cover_every_row_once(spread, monkeypatch):
     assert calls == [10]  # with one thread: once, on the whole batch
 
 
-def toy_recurrence(hs_block, W_block, h0, hs):
-    """h_t = h_{t-1} @ W + 1 for a block of units: writes its columns of h_t,
-    yields, then reads the whole h_t (every block's columns)."""
-    h = h0
-    for t in range(len(hs)):
-        np.matmul(h, W_block, out=hs_block[t])
-        hs_block[t] += 1
-        yield
-        h = hs[t]
-
-
 @needs_blas_control
-def test_unit_blocks_run_in_lock_step_and_read_every_unit(spread, monkeypatch):
-    T, N, H = 6, 3, 7
-    W = np.random.default_rng(0).standard_normal((H, H)) * 0.3
-    blocks = []
+def test_step_products_share_the_columns_among_the_threads(spread, monkeypatch):
+    """Each step's a @ W as column blocks of W, one per thread (the second on
+    a pool thread, for the whole context); the same blocks, so the same bits,
+    when this thread has to compute them all itself."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((6, 37)).astype(np.float32)
+    a_steps = rng.standard_normal((5, 4, 6)).astype(np.float32)
+    started = []
 
-    def work(hs_block, W_block, h0, hs):
-        blocks.append(hs_block.shape[-1])
-        yield from toy_recurrence(hs_block, W_block, h0, hs)
+    class Worker(parallel._Worker):
+        def __init__(self, W_block, s, e):
+            started.append((s, e))
+            super().__init__(W_block, s, e)
+
+    monkeypatch.setattr(parallel, "_Worker", Worker)
 
     def run():
-        hs = np.zeros((T, N, H))
-        parallel.for_unit_blocks(work, (hs, W), unit_axes=(2, 1), shared=(np.ones((N, H)), hs),
-                                 step_multiply_adds=N * H * H)
-        return hs
+        out = np.empty((5, 4, 37), dtype=np.float32)
+        with parallel.step_products(W, 4) as product:
+            for t in range(5):
+                out_t = out[t]
+                assert product(a_steps[t], out_t) is out_t
+        return out
 
-    expected, h = [], np.ones((N, H))
-    for _ in range(T):
-        h = h @ W + 1
-        expected.append(h)
-    with parallel.managed():
-        threaded = run()
-        np.testing.assert_allclose(threaded, expected, rtol=1e-12)
-        assert sorted(blocks) == [3, 4]  # one block per thread, cut by shape only
-        blocks.clear()
-        with parallel.deferred():  # the pool is busy: this thread runs both blocks in turn
-            parallel.later(time.sleep, 0.2, large=True)
-            np.testing.assert_array_equal(run(), threaded)  # the same blocks, the same bits
-        assert blocks == [3, 4]
-    blocks.clear()
+    threaded = run()
+    assert started == [(18, 37)]  # one worker, for the second half of the columns
+    np.testing.assert_allclose(threaded, a_steps @ W, rtol=1e-5, atol=1e-5)
+    with parallel.deferred():  # the pool is busy: this thread computes both blocks
+        parallel.later(time.sleep, 0.2, large=True)
+        np.testing.assert_array_equal(run(), threaded)
+    assert started == [(18, 37)]
     monkeypatch.setattr(parallel, "_threads", 1)
-    np.testing.assert_allclose(run(), expected, rtol=1e-12)
-    assert blocks == [7]  # with one thread: once, on all the units
+    np.testing.assert_allclose(run(), a_steps @ W, rtol=1e-5, atol=1e-5)
+    assert started == [(18, 37)]  # one thread: no worker
 
 
 @needs_blas_control
-def test_a_failing_unit_block_stops_the_others_and_its_error_is_raised(spread):
-    def work(x_block):
-        for t in range(5):
-            if t == 2 and x_block[0] == 1:  # the second block fails at step 2
-                raise ZeroDivisionError("block 2")
-            yield
+def test_a_short_step_product_is_the_plain_product(monkeypatch):
+    monkeypatch.setattr(parallel, "_threads", 2)
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((100, 400)).astype(np.float32)
+    a = rng.standard_normal((20, 100)).astype(np.float32)
+    out = np.empty((20, 400), dtype=np.float32)
+    with parallel.step_products(W.T.T, 20) as product:  # 800,000 multiply-adds: short
+        product(a, out)
+    np.testing.assert_array_equal(out, a @ W)
 
-    with parallel.managed(), pytest.raises(ZeroDivisionError, match="block 2"):
-        parallel.for_unit_blocks(work, (np.arange(2),), unit_axes=(0,), shared=(),
-                                 step_multiply_adds=100)
+
+@needs_blas_control
+def test_an_error_in_a_worker_reaches_the_caller_and_the_worker_stops(spread):
+    W = np.ones((3, 8), dtype=np.float32)
+    out = np.empty((2, 8), dtype=np.float32)
+    with parallel.step_products(W, 2) as product:
+        product(np.ones((2, 3), dtype=np.float32), out)
+        with pytest.raises(ValueError):
+            product(np.ones((2, 5), dtype=np.float32), out)  # wrong shape in both blocks
+        product(np.ones((2, 3), dtype=np.float32), out)  # the worker still serves
+    np.testing.assert_array_equal(out, 3)
 
 
 def test_row_blocks_give_work_the_same_rows_of_every_array(spread):
@@ -273,7 +275,7 @@ def test_row_blocks_give_work_the_same_rows_of_every_array(spread):
 
 
 def time_layer(kind, rng, dtype):
-    """A stateful TimeRNN, TimeLSTM or TimeGRU of D = 5, H = 7 (two blocks of units: 3 and 4)."""
+    """A stateful TimeRNN, TimeLSTM or TimeGRU of D = 5, H = 7."""
     D, H = 5, 7
     cls, G, biases = {"rnn": (TimeRNN, H, 1), "lstm": (TimeLSTM, 4 * H, 1),
                       "gru": (TimeGRU, 3 * H, 2)}[kind]
@@ -283,9 +285,9 @@ def time_layer(kind, rng, dtype):
 
 @needs_blas_control
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-def test_time_layers_on_unit_blocks_equal_the_whole_layer(spread, monkeypatch, kind):
-    """Forward and backward on two blocks of units, the weight gradients
-    deferred, against one thread on the whole layer."""
+def test_time_layers_with_shared_step_products_equal_one_thread(spread, monkeypatch, kind):
+    """Forward and backward with each step's product in two column blocks,
+    the weight gradients deferred, against one thread."""
     rng = np.random.default_rng(2)
     xs = rng.standard_normal((7, 4, 5)).astype(np.float32)
     dhs = rng.standard_normal((7, 4, 7)).astype(np.float32)
@@ -296,7 +298,6 @@ def test_time_layers_on_unit_blocks_equal_the_whole_layer(spread, monkeypatch, k
         out = []
         for _ in range(2):  # stateful: the second batch starts from the first's state
             with parallel.managed(), parallel.deferred():
-                assert parallel.unit_blocks(7, 4 * 7 * 7) == threads
                 hs = layer.forward(xs)
                 dxs = layer.backward(dhs)
             out += [hs.copy(), dxs.copy(), layer.dh.copy()]
@@ -309,8 +310,8 @@ def test_time_layers_on_unit_blocks_equal_the_whole_layer(spread, monkeypatch, k
 
 @needs_blas_control
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-def test_time_layer_gradients_stay_exact_on_unit_blocks(spread, kind):
-    """float64 central differences, with the loops on two blocks of units."""
+def test_time_layer_gradients_stay_exact_with_shared_step_products(spread, kind):
+    """float64 central differences, each step's product in two column blocks."""
     rng = np.random.default_rng(6)
     layer = time_layer(kind, rng, np.float64)
     layer.stateful = False
@@ -319,7 +320,6 @@ def test_time_layer_gradients_stay_exact_on_unit_blocks(spread, kind):
 
     def loss():
         with parallel.managed():
-            assert parallel.unit_blocks(7, 3 * 7 * 7) == 2
             return float((layer.forward(xs) * weights).sum())
 
     def backward():
