@@ -3,6 +3,7 @@
     python scripts/benchmark.py              # full run (a few minutes)
     python scripts/benchmark.py --quick      # short run (< 1 minute)
     python scripts/benchmark.py --json       # JSON on stdout, progress on stderr
+    python scripts/benchmark.py --only char  # the machine and one section
 
 Every figure of a comparison is measured in one process, as the median of
 repeated runs, and reported as a ratio, so that a busy machine slows both
@@ -39,6 +40,8 @@ from benchmarks.memory import epoch_child, memory
 from benchmarks.word_level import training_iteration, where_time_goes
 from datasets import ptb
 
+SECTIONS = ("word", "char")
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -56,6 +59,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="set NumPy's BLAS threads (and torch's, which always follows them) "
                         "to this number; default: leave BLAS as it is")
+    p.add_argument("--only", choices=SECTIONS, default=None,
+                   help="run only this section (after the machine's): word (the word-level "
+                        "rows and where their time goes) or char (the character-level rows); "
+                        "default: every section")
     p.add_argument("--check", action="store_true",
                    help="exit with status 1 if a speed target is missed")
     p.add_argument("--_epoch-child", type=int, default=None, help=argparse.SUPPRESS)
@@ -87,12 +94,17 @@ def main(argv=None) -> int:
     # blocks falls on rnnlab and torch alike.
     blocks, rounds, warmup = (3, 3, 2) if q else (6, 5, 3)
     run.results["machine"] = harness.describe_machine(run, blocks, rounds, warmup)
+    if args.only == "char":
+        char_level(run, *((2, 2, 1) if q else (4, 4, 2)))
+        return summary(run, args, True)
     train = ptb.load_data("train", data_dir=data_dir)[0]
     valid = ptb.load_data("valid", data_dir=data_dir)[0]
     xs, ts = train[:-1], train[1:]
 
     med, big = training_iteration(run, xs, ts, blocks, rounds, warmup)
     where_time_goes(run, med, big, xs, ts, *((3, 1) if q else (10, 2)))
+    if args.only == "word":
+        return summary(run, args, True)
     char_level(run, *((2, 2, 1) if q else (4, 4, 2)))
     demo(run, train, *((300, 50) if q else (3000, 300)))
     evaluation(run, big["rnn"][0], valid, runs=1 if q else 3)
@@ -110,7 +122,8 @@ def summary(run: Run, args, f64_ok: bool) -> int:
         sign = ">=" if t["higher_is_better"] else "<="
         say(f"  {t['name']:28s} {t['value']:7.3f}  {sign} {t['target']}  "
             f"{'ok' if t['ok'] else 'MISSED'}")
-    say(f"  {'no float64 logits array':28s} {'ok' if f64_ok else 'FAILED'}")
+    if args.only is None:  # the memory section checks it
+        say(f"  {'no float64 logits array':28s} {'ok' if f64_ok else 'FAILED'}")
     if args.json:
         print(json.dumps(run.results, indent=2, default=float))
     if not f64_ok:

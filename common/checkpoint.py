@@ -9,7 +9,8 @@ One ``.npz`` file (written atomically, read without pickles) holds
 
 and its JSON metadata holds the model's class and configuration, the
 optimizer's class and scalars (``lr``, ``t`` ...), the trainer's class,
-counters and histories (epoch, iteration, read position, perplexities), the
+counters and histories (epoch, iteration, the epoch at which an unfinished
+``fit`` call began, read position, perplexities), the
 run's settings (``trainer.settings``: what the command line was asked, so
 that ``--resume`` alone continues the run) and the state of every random
 generator the model's layers own (dropout masks).
@@ -143,10 +144,14 @@ def _check(path, arrays, meta, trainer):
         groups[prefix][key[len(prefix):]] = value
     params, optim, state, best = (groups[p] for p in ("model/", "optim/", "state/", "best/"))
 
+    if not callable(getattr(model, "check_params", None)):
+        raise ValueError(f"{path}: a {type(model).__name__} cannot be resumed from a checkpoint; "
+                         "checkpoints need a models.base.Model (named_params, "
+                         "set_named_params, check_params)")
     expected = model.named_params()
-    _check_params(expected, params, f"{path}")
+    model.check_params(params, source=path)
     if best:
-        _check_params(expected, best, f"{path} (best parameters)")
+        model.check_params(best, source=f"{path} (best parameters)")
     optim_state = _check_optimizer(path, meta, optim, model, optimizer)
     states = _check_states(path, meta, state, model)
     trainer_state = _check_trainer_state(path, meta, trainer)
@@ -156,25 +161,8 @@ def _check(path, arrays, meta, trainer):
     return params, optim_state, states, best_params, trainer_state, rng_states
 
 
-def _check_params(expected, arrays, source):
-    """Every name of ``expected`` present in ``arrays``, same shape, a float dtype."""
-    missing = sorted(set(expected) - set(arrays))
-    extra = sorted(set(arrays) - set(expected))
-    if missing or extra:
-        raise ValueError(f"{source} does not fit the model: missing parameters "
-                         f"{missing or 'none'}, unexpected {extra or 'none'}")
-    for name, p in expected.items():
-        a = arrays[name]
-        if a.shape != p.shape:
-            raise ValueError(f"{source}: parameter {name!r} has shape {a.shape}, the model "
-                             f"needs {p.shape}")
-        if not np.issubdtype(a.dtype, np.floating):
-            raise ValueError(f"{source}: parameter {name!r} has non-float dtype {a.dtype}")
-
-
 def _is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
 
 
 def _check_optimizer(path, meta, optim, model, optimizer):

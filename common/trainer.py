@@ -36,7 +36,7 @@ from common.training_guards import (
     TrainingOutOfMemory,
     divergence_bound,
 )
-from common.util import clip_grads, clip_grads_value, eval_perplexity
+from common.util import clip_grads, clip_grads_value, eval_perplexity, evaluating
 
 __all__ = ["BaseTrainer", "FitOptions", "MAX_SKIPS_IN_A_ROW", "RnnlmTrainer", "Trainer",
            "TrainingDiverged", "TrainingInterrupted", "TrainingOutOfMemory", "divergence_bound"]
@@ -50,6 +50,10 @@ class BaseTrainer:
         history: per epoch: ``'epoch'``, the training figure, the validation
             figure (when validating) and ``'lr'`` (the rate used in it).
         epoch, iteration: completed epochs; iterations done in the current one.
+        fit_start_epoch: the epoch at which the unfinished ``fit`` call began
+            (one stopped by ``max_iters``, Ctrl-C, SIGTERM or an error, or
+            the call of a checkpoint loaded by :meth:`resume`); None when
+            no call is unfinished. See :meth:`epochs_to_reach`.
         best_params, best_epoch: the parameters ``{name: array}`` and number
             of the epoch with the best validation figure (None without).
         bad_epochs: epochs since the best one.
@@ -68,6 +72,7 @@ class BaseTrainer:
                         "lr": []}
         self.epoch = 0
         self.iteration = 0
+        self.fit_start_epoch = None
         self.eval_interval = 20
         self.iters_per_epoch = None
         self.best_val_ppl = math.inf  # the best validation figure (ppl or loss)
@@ -86,17 +91,27 @@ class BaseTrainer:
     # -- the loop -------------------------------------------------------------------
 
     def _train(self, feeder, max_epoch, max_grad, eval_interval, opts):
-        """Train until ``max_epoch`` epochs are complete; returns self."""
+        """Train ``max_epoch`` epochs from where this call began; returns self.
+
+        As the textbook's ``fit``, every call trains ``max_epoch`` more
+        epochs, except that a call which was stopped before its end is
+        continued: the next call counts ``max_epoch`` from the epoch the
+        stopped one began at (``fit_start_epoch``), so it ends where the
+        stopped one would have ended.
+        """
         self._begin(feeder, eval_interval)
+        if self.fit_start_epoch is None:
+            self.fit_start_epoch = self.epoch
+        target = self.fit_start_epoch + max_epoch
         guard = DivergenceGuard(self._loss_bound(feeder), opts.on_nan, opts.checkpoint)
         checkpointer = Checkpointer(opts.checkpoint, opts.checkpoint_every, guard)
         parts = self._epoch_parts(opts)
         n = feeder.iters_per_epoch
-        progress = Progress(opts.verbose, max_epoch * n, self._done(), n, opts.log_every)
+        progress = Progress(opts.verbose, target * n, self._done(), n, opts.log_every)
         try:
             # managed(): rnnlab spreads the step over the cores itself (common.parallel).
             with StopOnSignals() as signals, managed():
-                while self.epoch < max_epoch:
+                while self.epoch < target:
                     while self.iteration < n:
                         if opts.max_iters is not None and self._done() >= opts.max_iters:
                             checkpointer.save(self)
@@ -108,6 +123,8 @@ class BaseTrainer:
                         progress.iteration(self, self._record_interval())
                         checkpointer.after_iteration(self, self._done())
                     stop = self._end_epoch(opts, parts, guard, progress)
+                    if stop or self.epoch >= target:
+                        self.fit_start_epoch = None  # done: the next call trains more epochs
                     checkpointer.end_epoch(self)
                     if stop:
                         break
@@ -115,6 +132,7 @@ class BaseTrainer:
             raise self._out_of_memory(opts.checkpoint) from exc
         finally:
             progress.close()
+        self.fit_start_epoch = None
         self._restore_best(opts.restore_best, progress)
         checkpointer.save(self)
         return self
@@ -183,6 +201,19 @@ class BaseTrainer:
             parts.append(HalveFrom(opts.lr_halve_from))
         return parts
 
+    def epochs_to_reach(self, total: int) -> int:
+        """The ``max_epoch`` with which the next ``fit`` ends after ``total``
+        epochs in all (0 if there already): counted from ``fit_start_epoch``
+        when a call is unfinished, else from ``epoch``.
+
+        For a run whose length is fixed in all, as ``--epochs`` of
+        ``scripts/train_rnnlm.py``: ``fit(..., max_epoch=trainer.epochs_to_reach(10))``
+        after :meth:`resume` ends after epoch 10 whether the checkpoint was
+        written in the middle of the run or at the end of a shorter one.
+        """
+        start = self.epoch if self.fit_start_epoch is None else self.fit_start_epoch
+        return max(0, total - start)
+
     def _done(self):
         return self.epoch * (self.iters_per_epoch or 0) + self.iteration
 
@@ -242,6 +273,7 @@ class BaseTrainer:
             "history": {k: list(v) for k, v in self.history.items()},
             "epoch": self.epoch,
             "iteration": self.iteration,
+            "fit_start_epoch": self.fit_start_epoch,
             "eval_interval": self.eval_interval,
             "iters_per_epoch": self.iters_per_epoch,
             "best_val_ppl": self.best_val_ppl if math.isfinite(self.best_val_ppl) else None,
@@ -255,6 +287,17 @@ class BaseTrainer:
     def load_state_dict(self, d):
         self.history = {k: list(v) for k, v in d["history"].items()}
         self.epoch, self.iteration = int(d["epoch"]), int(d["iteration"])
+        if "fit_start_epoch" not in d:
+            raise ValueError("it has no 'fit_start_epoch' (the epoch at which the unfinished "
+                             "fit call began): it was written by an rnnlab from before fit "
+                             "trained max_epoch more epochs at each call, which cannot tell "
+                             "how far this run was meant to go; start the run again")
+        start = d["fit_start_epoch"]
+        if start is not None and (isinstance(start, bool) or not isinstance(start, int)
+                                  or not 0 <= start <= self.epoch):
+            raise ValueError(f"fit_start_epoch must be None or an epoch from 0 to "
+                             f"{self.epoch}, got {start!r}")
+        self.fit_start_epoch = start
         self.eval_interval = int(d["eval_interval"])
         self.iters_per_epoch = d["iters_per_epoch"]
         self.best_val_ppl = math.inf if d["best_val_ppl"] is None else float(d["best_val_ppl"])
@@ -318,11 +361,21 @@ class RnnlmTrainer(BaseTrainer):
 
     def fit(self, xs, ts, max_epoch=10, batch_size=20, time_size=35, max_grad=None,
             eval_interval=20, **options):
-        """Train until ``max_epoch`` epochs are complete (counting earlier calls).
+        """Train ``max_epoch`` more epochs, as the textbook's ``fit`` (so its
+        loops of ``fit(..., max_epoch=1)`` calls train an epoch each).
+
+        A call stopped before its end (``max_iters``, Ctrl-C, SIGTERM, an
+        error; a checkpoint written during it and loaded by :meth:`resume`)
+        is continued by the next call: ``max_epoch`` then counts from the
+        epoch the stopped call began at, so ``fit`` with the same arguments
+        ends where the stopped call would have ended (bit for bit).
+        :meth:`epochs_to_reach` gives the ``max_epoch`` of a run whose
+        length is fixed in all.
 
         Args:
             xs, ts: 1-D int arrays of the same length (ts = xs shifted by one).
-            max_epoch: total epochs; a resumed trainer continues up to it.
+            max_epoch: epochs to train in this call (counted from where a
+                stopped call began, when continuing one).
             batch_size, time_size: lanes and truncated-BPTT length.
             max_grad: clip the global gradient norm to this (None: no clipping).
             eval_interval: record the training perplexity this often (iterations).
@@ -368,10 +421,8 @@ class RnnlmTrainer(BaseTrainer):
     def _validate(self, opts):
         if opts.val_corpus is None:
             return None
-        state = self.model.get_state()
-        val_ppl = eval_perplexity(self.model, opts.val_corpus, batch_size=opts.val_batch_size)
-        self.model.set_state(state)
-        return val_ppl
+        # It gives the carried state and the mode back: training goes on unchanged.
+        return eval_perplexity(self.model, opts.val_corpus, batch_size=opts.val_batch_size)
 
     def state_dict(self):
         return {"ppl_list": list(self.ppl_list), "time_idx": int(self.time_idx),
@@ -410,7 +461,8 @@ class Trainer(BaseTrainer):
 
     def fit(self, x, t, max_epoch=10, batch_size=32, max_grad=None, eval_interval=20,
             **options):
-        """Train until ``max_epoch`` epochs are complete (counting earlier calls).
+        """Train ``max_epoch`` more epochs, as the textbook's ``fit``; a
+        stopped call is continued to its end as by :meth:`RnnlmTrainer.fit`.
 
         Args:
             x, t: ``(N, ...)`` inputs and targets, one row per example.
@@ -442,21 +494,12 @@ class Trainer(BaseTrainer):
             return None
         x, t = (np.asarray(a) for a in opts.val_data)
         model, size = self.model, opts.val_batch_size
-        has_state = hasattr(model, "get_state")
-        state = model.get_state() if has_state else None
-        if hasattr(model, "eval"):
-            model.eval()
         total = 0.0
-        try:
+        with evaluating(model):  # dropout off; the carried state and the mode given back
             for start in range(0, len(x), size):
                 rows = slice(start, start + size)
                 n = len(x[rows])
                 total += float(model.forward(xp.asarray(x[rows]), xp.asarray(t[rows]))) * n
-        finally:
-            if hasattr(model, "train"):
-                model.train()
-            if has_state:
-                model.set_state(state)
         return total / max(len(x), 1)
 
     def state_dict(self):

@@ -1,6 +1,7 @@
 """Training helpers: gradient clipping (by global norm, by value) and
 perplexity evaluation."""
 
+import contextlib
 import math
 import numbers
 
@@ -30,12 +31,45 @@ def clip_grads(grads, max_norm):
     return norm
 
 
+def evaluating(model):
+    """``with evaluating(model):`` dropout off inside; on leaving, the
+    train/eval mode and the carried recurrent state are what they were.
+
+    ``model.evaluating()`` (:class:`models.base.Model`) where the model has
+    it; for another model object the same by hand: the ``train_flg`` of
+    its ``layers``, and ``get_state``/``set_state`` where it has them.
+    """
+    if hasattr(model, "evaluating"):
+        return model.evaluating()
+    return _evaluating_by_hand(model)
+
+
+@contextlib.contextmanager
+def _evaluating_by_hand(model):
+    modes = [(layer, layer.train_flg) for layer in getattr(model, "layers", [])
+             if hasattr(layer, "train_flg")]
+    carried = model.get_state() if hasattr(model, "get_state") else None
+    if hasattr(model, "eval"):
+        model.eval()
+    else:
+        for layer, _ in modes:
+            layer.train_flg = False
+    try:
+        yield model
+    finally:
+        if carried is not None:
+            model.set_state(carried)
+        for layer, mode in modes:
+            layer.train_flg = mode
+
+
 def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     """Perplexity ``exp(mean loss)`` of ``model`` on every token of ``corpus``.
 
-    The model's state is reset first and dropout is off while evaluating;
-    afterwards the model's train/eval mode and its carried recurrent state
-    are what they were, so training can go on where it stopped. The ``L =
+    The model's state is reset first and dropout is off while evaluating
+    (:func:`evaluating`: ``model.evaluating()``); afterwards the model's
+    train/eval mode and its carried recurrent state are what they were, so
+    training can go on where it stopped. The ``L =
     len(corpus) - 1`` prediction targets are cut into ``batch_size`` lanes
     of ``ceil(L / batch_size)`` positions; the tail of the last lanes is
     padded with the loss layer's ignore label, so every target is counted
@@ -62,25 +96,15 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     xs[:L], ts[:L] = corpus[:-1], corpus[1:]
     xs, ts = xs.reshape(N, lane), ts.reshape(N, lane)
 
-    modes = [getattr(layer, "train_flg", None) for layer in model.layers]
-    carried = model.get_state() if hasattr(model, "get_state") else None
-    model.eval()
-    model.reset_state()
     total = 0.0
-    try:
-        with managed():
-            for start in range(0, lane, time_size):
-                batch_x = xp.asarray(xs[:, start:start + time_size])
-                batch_t = xp.asarray(ts[:, start:start + time_size])
-                n = int((batch_t != ignore).sum())
-                if n:
-                    total += model.forward(batch_x, batch_t) * n
-    finally:
-        for layer, mode in zip(model.layers, modes, strict=True):
-            if mode is not None:
-                layer.train_flg = mode
-        if carried is not None:
-            model.set_state(carried)
+    with evaluating(model), managed():
+        model.reset_state()
+        for start in range(0, lane, time_size):
+            batch_x = xp.asarray(xs[:, start:start + time_size])
+            batch_t = xp.asarray(ts[:, start:start + time_size])
+            n = int((batch_t != ignore).sum())
+            if n:
+                total += model.forward(batch_x, batch_t) * n
     return math.exp(total / L)
 
 

@@ -28,7 +28,7 @@ Backward through the step, naming the pre-activations ``a_r``, ``a_z``, ``a_n``:
 
 from common.backend import xp
 from common.functions import sigmoid, sigmoid_
-from common.parallel import for_batch_blocks, later, matmul, matmul_later
+from common.parallel import later, matmul, matmul_later, step_products
 from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 
 
@@ -108,7 +108,8 @@ class TimeGRU:
     width ``3H`` and the gate functions. Backward computes the local
     derivatives of all steps at once, loops with a few multiplies and one
     product ``dah @ Wh.T`` per step, then forms the weight gradients as one
-    product each over all steps.
+    product each over all steps. :mod:`common.parallel` may share a long
+    step's product among the cores (``step_products``).
 
     With ``stateful=True`` the last hidden state of one ``forward`` is the
     initial state of the next (the gradient still stops at the boundary);
@@ -161,9 +162,7 @@ class TimeGRU:
         gates[:, :, : 2 * H] += bh[: 2 * H]
         ah_ns = xp.empty((T, N, H), dtype=Wx.dtype)
         hs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
-        # The batch is axis 1 of the time-major arrays and axis 0 of the state.
-        for_batch_blocks(self._forward_loop, (gates, h0, ah_ns, hs_tm),
-                         batch_axes=(1, 0, 1, 1), row_multiply_adds=H * 3 * H)
+        self._forward_loop(gates, h0, ah_ns, hs_tm)
         self.cache = (xs_tm, h0, gates, ah_ns, hs_tm)
         # Carried to the next forward when stateful; a set state serves one forward.
         self.h = hs_tm[-1].copy() if self.stateful else None
@@ -180,22 +179,24 @@ class TimeGRU:
         Wh, bh = self.params[1], self.params[3]
         H = Wh.shape[0]
         bh_n = bh[2 * H :]
-        for t in range(len(gates)):
-            A = gates[t]
-            ah = h @ Wh
-            A[:, : 2 * H] += ah[:, : 2 * H]
-            rz = sigmoid_(A[:, : 2 * H])
-            r, z = rz[:, :H], rz[:, H:]
-            ah_n = xp.add(ah[:, 2 * H :], bh_n, out=ah_ns[t])
-            n = A[:, 2 * H :]
-            n += r * ah_n
-            xp.tanh(n, out=n)
-            # h_next = (1 - z) * n + z * h = n + z * (h - n)
-            h_next = hs_tm[t]
-            xp.subtract(h, n, out=h_next)
-            h_next *= z
-            h_next += n
-            h = h_next
+        ah = xp.empty(gates.shape[1:], dtype=Wh.dtype)
+        with step_products(Wh, len(h)) as h_Wh:  # h_Wh(h, out) writes h @ Wh into out
+            for t in range(len(gates)):
+                A = gates[t]
+                h_Wh(h, ah)
+                A[:, : 2 * H] += ah[:, : 2 * H]
+                rz = sigmoid_(A[:, : 2 * H])
+                r, z = rz[:, :H], rz[:, H:]
+                ah_n = xp.add(ah[:, 2 * H :], bh_n, out=ah_ns[t])
+                n = A[:, 2 * H :]
+                n += r * ah_n
+                xp.tanh(n, out=n)
+                # h_next = (1 - z) * n + z * h = n + z * (h - n)
+                h_next = hs_tm[t]
+                xp.subtract(h, n, out=h_next)
+                h_next *= z
+                h_next += n
+                h = h_next
 
     def backward(self, dhs):
         Wx, Wh, _, _ = self.params
@@ -218,9 +219,7 @@ class TimeGRU:
         dahs = xp.empty((T, N, 3 * H), dtype=Wx.dtype)  # [da_r | da_z | dah_n] per step
         da_ns = xp.empty((T, N, H), dtype=Wx.dtype)
         self.dh = xp.empty((N, H), dtype=Wx.dtype)
-        for_batch_blocks(self._backward_loop,
-                         (dhs_tm, dan_dh, daz_dh, dar_dan, r, z, dahs, da_ns, self.dh),
-                         batch_axes=(1,) * 8 + (0,), row_multiply_adds=H * 3 * H)
+        self._backward_loop(dhs_tm, dan_dh, daz_dh, dar_dan, r, z, dahs, da_ns, self.dh)
 
         # The input side sees da_n where the hidden side sees da_n * r.
         daxs = dahs.copy()
@@ -245,15 +244,17 @@ class TimeGRU:
         Wh = self.params[1]
         H = Wh.shape[0]
         dh = xp.zeros(dh0.shape, dtype=dh0.dtype)
-        for t in range(len(dahs) - 1, -1, -1):
-            # h_t feeds the output at t and the next step: both gradients add.
-            dh = dhs_tm[t] + dh
-            da_n = xp.multiply(dh, dan_dh[t], out=da_ns[t])
-            dah = dahs[t]
-            xp.multiply(da_n, dar_dan[t], out=dah[:, :H])
-            xp.multiply(dh, daz_dh[t], out=dah[:, H : 2 * H])
-            xp.multiply(da_n, r[t], out=dah[:, 2 * H :])
-            dh_direct = dh * z[t]
-            dh = dah @ Wh.T
-            dh += dh_direct
+        dh_prev = xp.empty(dh0.shape, dtype=dh0.dtype)
+        with step_products(Wh.T, len(dh)) as dah_WhT:  # dah_WhT(dah, out): dah @ Wh.T into out
+            for t in range(len(dahs) - 1, -1, -1):
+                # h_t feeds the output at t and the next step: both gradients add.
+                dh = dhs_tm[t] + dh
+                da_n = xp.multiply(dh, dan_dh[t], out=da_ns[t])
+                dah = dahs[t]
+                xp.multiply(da_n, dar_dan[t], out=dah[:, :H])
+                xp.multiply(dh, daz_dh[t], out=dah[:, H : 2 * H])
+                xp.multiply(da_n, r[t], out=dah[:, 2 * H :])
+                dh_direct = dh * z[t]
+                dh = dah_WhT(dah, dh_prev)
+                dh += dh_direct
         dh0[...] = dh

@@ -27,7 +27,7 @@ reaching ``c_next`` is the one from the next step plus the one through
 
 from common.backend import xp
 from common.functions import sigmoid, sigmoid_
-from common.parallel import for_batch_blocks, matmul
+from common.parallel import matmul, step_products
 from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 from layers._time_grads import input_and_weight_grads
 
@@ -111,9 +111,8 @@ class TimeLSTM:
     upstream gradient, so backward computes them for all steps at once and
     its loop does a few multiplies and one product ``dA @ Wh.T`` per step;
     the weight gradients are one product each over all steps. Each time
-    loop is written over whole arrays; the rows of the batch never
-    interact, so :mod:`common.parallel` may run it on blocks of rows, one per
-    core, when it manages the cores (in training).
+    loop is written over whole arrays; :mod:`common.parallel` may share a
+    long step's product among the cores (``step_products``).
 
     With ``stateful=True`` the last ``h`` and ``c`` of one ``forward`` are the
     initial state of the next (the gradient still stops at the boundary);
@@ -173,9 +172,7 @@ class TimeLSTM:
         cs = xp.empty((T, N, H), dtype=Wx.dtype)
         tanh_cs = xp.empty((T, N, H), dtype=Wx.dtype)
         hs = xp.empty((T, N, H), dtype=Wx.dtype)
-        # The batch is axis 1 of the time-major arrays and axis 0 of the states.
-        for_batch_blocks(self._forward_loop, (gates, h0, c0, cs, tanh_cs, hs),
-                         batch_axes=(1, 0, 0, 1, 1, 1), row_multiply_adds=H * 4 * H)
+        self._forward_loop(gates, h0, c0, cs, tanh_cs, hs)
         self.cache = (xs_tm, h0, c0, gates, cs, tanh_cs, hs)
         # Carried to the next forward when stateful; a set state serves one forward.
         self.h, self.c = (hs[-1].copy(), cs[-1].copy()) if self.stateful else (None, None)
@@ -195,17 +192,18 @@ class TimeLSTM:
         slope = xp.repeat(xp.asarray([1.0, 1.0, 2.0, 1.0], dtype=Wh.dtype), H)
         hWh = xp.empty(gates.shape[1:], dtype=Wh.dtype)
         ig = xp.empty(h.shape, dtype=Wh.dtype)
-        for t in range(len(gates)):
-            A = gates[t]
-            A += xp.matmul(h, Wh, out=hWh)
-            sigmoid_(A, slope)
-            i, f, g, o = A[:, :H], A[:, H : 2 * H], A[:, 2 * H : 3 * H], A[:, 3 * H :]
-            g *= 2
-            g -= 1
-            c = xp.multiply(f, c, out=cs[t])
-            c += xp.multiply(i, g, out=ig)
-            xp.tanh(c, out=tanh_cs[t])
-            h = xp.multiply(o, tanh_cs[t], out=hs[t])
+        with step_products(Wh, len(h)) as h_Wh:  # h_Wh(h, out) writes h @ Wh into out
+            for t in range(len(gates)):
+                A = gates[t]
+                A += h_Wh(h, hWh)
+                sigmoid_(A, slope)
+                i, f, g, o = A[:, :H], A[:, H : 2 * H], A[:, 2 * H : 3 * H], A[:, 3 * H :]
+                g *= 2
+                g -= 1
+                c = xp.multiply(f, c, out=cs[t])
+                c += xp.multiply(i, g, out=ig)
+                xp.tanh(c, out=tanh_cs[t])
+                h = xp.multiply(o, tanh_cs[t], out=hs[t])
 
     def backward(self, dhs):
         Wx = self.params[0]
@@ -219,9 +217,7 @@ class TimeLSTM:
         das = xp.empty((T, N, 4 * H), dtype=Wx.dtype)  # [da_i | da_f | da_g | da_o] per step
         self.dh = xp.empty((N, H), dtype=Wx.dtype)
         self.dc = xp.empty((N, H), dtype=Wx.dtype)
-        for_batch_blocks(self._backward_loop,
-                         (dhs_tm, gates, c0, cs, tanh_cs, das, self.dh, self.dc),
-                         batch_axes=(1, 1, 0, 1, 1, 1, 0, 0), row_multiply_adds=H * 4 * H)
+        self._backward_loop(dhs_tm, gates, c0, cs, tanh_cs, das, self.dh, self.dc)
 
         return input_and_weight_grads(das, xs_tm, h0, hs, Wx, self.grads)
 
@@ -248,15 +244,16 @@ class TimeLSTM:
 
         dh = xp.zeros((n, H), dtype=Wh.dtype)
         dc = xp.zeros((n, H), dtype=Wh.dtype)
-        for t in range(T - 1, -1, -1):
-            dA = das[t].reshape(n, 4, H)
-            # h_t feeds the output at t and the next step: both gradients add.
-            dh += dhs[t]
-            ds = dh * ds_dh[t]
-            ds += dc
-            xp.multiply(ds[:, None, :], da_ds[t], out=dA[:, :3])
-            xp.multiply(dh, dao_dh[t], out=dA[:, 3])
-            dc = xp.multiply(ds, f[t], out=dc)
-            xp.matmul(das[t], Wh.T, out=dh)
+        with step_products(Wh.T, n) as dA_WhT:  # dA_WhT(dA, out) writes dA @ Wh.T into out
+            for t in range(T - 1, -1, -1):
+                dA = das[t].reshape(n, 4, H)
+                # h_t feeds the output at t and the next step: both gradients add.
+                dh += dhs[t]
+                ds = dh * ds_dh[t]
+                ds += dc
+                xp.multiply(ds[:, None, :], da_ds[t], out=dA[:, :3])
+                xp.multiply(dh, dao_dh[t], out=dA[:, 3])
+                dc = xp.multiply(ds, f[t], out=dc)
+                dA_WhT(das[t], dh)
         dh0[...] = dh
         dc0[...] = dc

@@ -14,7 +14,7 @@ both the cell and the time layer use them.
 """
 
 from common.backend import xp
-from common.parallel import for_batch_blocks, matmul
+from common.parallel import matmul, step_products
 from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 from layers._time_grads import input_and_weight_grads
 
@@ -136,9 +136,7 @@ class TimeRNN(_Activation):
         a_tm = matmul(xs_tm, Wx).reshape(T, N, H)
         a_tm += b
         hs_tm = xp.empty((T, N, H), dtype=Wx.dtype)
-        # The batch is axis 1 of the time-major arrays and axis 0 of the state.
-        for_batch_blocks(self._forward_loop, (a_tm, h0, hs_tm), batch_axes=(1, 0, 1),
-                         row_multiply_adds=H * H)
+        self._forward_loop(a_tm, h0, hs_tm)
         self.cache = (xs_tm, h0, hs_tm)
         # Carried to the next forward when stateful; a set state serves one forward.
         self.h = hs_tm[-1].copy() if self.stateful else None
@@ -149,11 +147,13 @@ class TimeRNN(_Activation):
         ``x @ Wx + b`` and becomes the pre-activations; ``h`` ``(N, H)`` is
         the initial state; ``hs_tm`` ``(T, N, H)`` is filled."""
         Wh = self.params[1]
-        for t in range(len(a_tm)):
-            a_t = a_tm[t]
-            a_t += h @ Wh
-            h = self.activation(a_t)
-            hs_tm[t] = h
+        hWh = xp.empty(h.shape, dtype=Wh.dtype)
+        with step_products(Wh, len(h)) as h_Wh:  # h_Wh(h, out) writes h @ Wh into out
+            for t in range(len(a_tm)):
+                a_t = a_tm[t]
+                a_t += h_Wh(h, hWh)
+                h = self.activation(a_t)
+                hs_tm[t] = h
 
     def backward(self, dhs):
         Wx, Wh, _ = self.params
@@ -166,8 +166,7 @@ class TimeRNN(_Activation):
         dh_da = self.activation_grad(hs_tm)  # (T, N, H), all steps at once
         das = xp.empty_like(hs_tm)
         self.dh = xp.empty((N, H), dtype=hs_tm.dtype)
-        for_batch_blocks(self._backward_loop, (dhs_tm, dh_da, das, self.dh),
-                         batch_axes=(1, 1, 1, 0), row_multiply_adds=H * H)
+        self._backward_loop(dhs_tm, dh_da, das, self.dh)
         return input_and_weight_grads(das, xs_tm, h0, hs_tm, Wx, self.grads)
 
     def _backward_loop(self, dhs_tm, dh_da, das, dh0):
@@ -176,8 +175,9 @@ class TimeRNN(_Activation):
         gradient ``dh0`` ``(N, H)``."""
         Wh = self.params[1]
         dh = xp.zeros(dh0.shape, dtype=dh0.dtype)
-        for t in range(len(das) - 1, -1, -1):
-            # h_t feeds the output at t and the next step: both gradients add.
-            xp.multiply(dhs_tm[t] + dh, dh_da[t], out=das[t])
-            dh = das[t] @ Wh.T
+        with step_products(Wh.T, len(dh)) as da_WhT:  # da_WhT(da, out) writes da @ Wh.T into out
+            for t in range(len(das) - 1, -1, -1):
+                # h_t feeds the output at t and the next step: both gradients add.
+                xp.multiply(dhs_tm[t] + dh, dh_da[t], out=das[t])
+                dh = da_WhT(das[t], xp.empty_like(dh))
         dh0[...] = dh

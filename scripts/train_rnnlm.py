@@ -123,7 +123,8 @@ def build_parser(description=None, defaults=None):
                        help="update rule")
     train.add_argument("--lr", type=float, default=0.1,
                        help="learning rate; with --resume a new value is used from there on")
-    train.add_argument("--epochs", type=int, default=100, help="epochs in all")
+    train.add_argument("--epochs", type=int, default=100,
+                       help="epochs in all (with --resume: the run's total, counting those done)")
     train.add_argument("--max-grad", type=float, default=None,
                        help="clip the global gradient norm to this (default: no clipping)")
     train.add_argument("--clip-value", type=float, default=None,
@@ -451,7 +452,8 @@ def train(trainer, args, data):
     """Fit; returns the exit status of an interrupted or failed run, else None."""
     try:
         trainer.fit(
-            data["train"][:-1], data["train"][1:], max_epoch=args.epochs,
+            # --epochs counts the whole run, also when resumed from a checkpoint.
+            data["train"][:-1], data["train"][1:], max_epoch=trainer.epochs_to_reach(args.epochs),
             batch_size=args.batch_size, time_size=args.time_size, max_grad=args.max_grad,
             eval_interval=args.eval_interval,
             val_corpus=data["valid"] if (args.val or args.lr_decay or args.patience) else None,

@@ -310,7 +310,7 @@ def main(argv=None):
         trainer.settings["history"] = history
         started, cpu_started = time.perf_counter(), time.process_time()
         try:
-            trainer.fit(x_train, t_train, max_epoch=epoch + 1, batch_size=args.batch_size,
+            trainer.fit(x_train, t_train, max_epoch=1, batch_size=args.batch_size,
                         max_grad=args.max_grad, eval_interval=args.eval_interval,
                         checkpoint=args.checkpoint, verbose=not args.quiet, seed=args.seed,
                         restore_best=False, lr_halve_from=args.lr_halve_from)

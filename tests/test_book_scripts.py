@@ -395,10 +395,6 @@ def test_ch8_train(book_folder):
     assert (book_folder / "AttentionSeq2seq.npz").is_file()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RnnlmTrainer.fit counts max_epoch over all calls (for resuming), so the book's loop "
-    "of fit(max_epoch=1) calls trains the first epoch only; the book's fit trains "
-    "max_epoch more epochs at each call"))
 def test_ch6_each_fit_call_trains_one_more_epoch_as_in_the_book(book_folder):
     run = ch6_train_better_rnnlm(wordvec_size=8, hidden_size=8, batch_size=4, time_size=5,
                                  max_epoch=2, corpus_size=600, eval_size=100)
@@ -406,10 +402,6 @@ def test_ch6_each_fit_call_trains_one_more_epoch_as_in_the_book(book_folder):
     assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Trainer.fit counts max_epoch over all calls (for resuming), so the book's loop of "
-    "fit(max_epoch=1) calls (ch07/train_seq2seq.py, ch08/train.py) trains the first epoch "
-    "only; the book's fit trains max_epoch more epochs at each call"))
 def test_ch7_each_fit_call_trains_one_more_epoch_as_in_the_book():
     from common.optimizer import Adam
     from common.trainer import Trainer

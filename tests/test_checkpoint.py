@@ -178,12 +178,65 @@ def test_default_checkpoint_is_written_every_epoch(corpus, tmp_path):
     assert read_checkpoint(path)[1]["trainer"]["epoch"] == 1
 
 
-def test_resuming_a_finished_run_does_nothing_more(corpus, tmp_path):
+def test_a_finished_run_resumed_trains_max_epoch_more_epochs_as_in_the_book(corpus, tmp_path):
+    """A checkpoint written at the end of a finished fit call holds no unfinished
+    call: fit(max_epoch=2) after resume() trains two more epochs, exactly as the
+    same trainer's second call would; max_epoch=0 (or epochs_to_reach(2), the
+    total the run already has) trains nothing."""
     xs, ts = corpus
     path = tmp_path / "ck.npz"
+    straight = MAKERS["simple-sgd"](seed=1).fit(xs, ts, max_epoch=4, **FIT)
     done = MAKERS["simple-sgd"](seed=1).fit(xs, ts, max_epoch=2, checkpoint=path, **FIT)
-    again = MAKERS["simple-sgd"](seed=4).resume(path).fit(xs, ts, max_epoch=2, **FIT)
+    assert read_checkpoint(path)[1]["trainer"]["fit_start_epoch"] is None
+
+    again = MAKERS["simple-sgd"](seed=4).resume(path)
+    assert again.epochs_to_reach(2) == 0 and again.epochs_to_reach(3) == 1
+    again.fit(xs, ts, max_epoch=again.epochs_to_reach(2), **FIT)
+    again.fit(xs, ts, max_epoch=0, **FIT)
     assert_same_run(done, again)
+
+    again.fit(xs, ts, max_epoch=2, **FIT)
+    assert again.epoch == 4 and again.history["epoch"] == [1, 2, 3, 4]
+    assert_same_run(straight, again)
+
+
+@pytest.mark.parametrize("name", ["Seq2seq", "PeekySeq2seq", "AttentionSeq2seq"])
+def test_sequence_to_sequence_models_stop_and_resume_bit_for_bit(name, tmp_path):
+    """Trainer with models that are not language models: parameters checked by
+    the model's own check_params, best parameters kept across the stop."""
+    from common.trainer import Trainer
+    from models import MODEL_CLASSES
+
+    rng = np.random.default_rng(5)
+    x, t = rng.integers(0, 12, size=(96, 6)), rng.integers(0, 12, size=(96, 4))
+    val = (x[:20], t[:20])
+
+    def make(seed):
+        return Trainer(MODEL_CLASSES[name](12, 6, 8, seed=seed), Adam(0.01))
+
+    path = tmp_path / "ck.npz"
+    fit = dict(max_epoch=3, batch_size=16, eval_interval=4, verbose=False, val_data=val)
+    straight = make(seed=1).fit(x, t, **fit)
+    make(seed=1).fit(x, t, max_iters=8, checkpoint=path, **fit)  # 6 an epoch: in epoch 2
+    assert read_checkpoint(path)[0].keys() >= {f"best/{k}" for k in
+                                               straight.model.named_params()}
+    resumed = make(seed=2).resume(path).fit(x, t, **fit)
+    assert resumed.history == straight.history and resumed.loss_list == straight.loss_list
+    for p, q in zip(straight.model.params, resumed.model.params, strict=True):
+        assert np.array_equal(p, q)
+    assert resumed.best_epoch == straight.best_epoch
+
+
+def test_a_model_without_check_params_is_refused_with_a_message(corpus, tmp_path):
+    class Bare(SimpleRnnlm):
+        check_params = None  # a hand-made model that is not a models.base.Model
+
+    xs, ts = corpus
+    path = tmp_path / "ck.npz"
+    RnnlmTrainer(Bare(V, D, H, seed=1), SGD(0.5)).fit(xs, ts, max_epoch=1, max_iters=2,
+                                                      checkpoint=path, **FIT)
+    with pytest.raises(ValueError, match="checkpoints need a models.base.Model"):
+        RnnlmTrainer(Bare(V, D, H, seed=1), SGD(0.5)).resume(path)
 
 
 # -- atomic writes -------------------------------------------------------------------

@@ -305,7 +305,7 @@ def _trainer_set(key, value):
 
 
 CHECKPOINT_ARRAY_CASES = {
-    "missing-param": (_drop("model/rnn.Wh"), r"missing parameters \['rnn\.Wh'\]"),
+    "missing-param": (_drop("model/rnn.Wh"), r"missing \['rnn\.Wh'\]"),
     "extra-param": (_set("model/rnn.Wz", np.zeros(1, np.float32)), r"unexpected \['rnn\.Wz'\]"),
     "param-shape": (_set("model/rnn.Wh", np.zeros((H + 1, H), np.float32)),
                     r"parameter 'rnn\.Wh' has shape \(9, 8\)"),
@@ -332,7 +332,7 @@ CHECKPOINT_ARRAY_CASES = {
         r"\(best parameters\): parameter 'rnn\.b' has shape \(9,\)",
     ),
     "best-params-missing": (_set("best/rnn.b", np.zeros(H, np.float32)),
-                            r"\(best parameters\) does not fit the model: missing parameters"),
+                            r"\(best parameters\) does not fit SimpleRnnlm: missing"),
     "foreign-array": (_set("weights", np.zeros(3, np.float32)), "unexpected array 'weights'"),
 }
 
@@ -370,6 +370,11 @@ CHECKPOINT_META_CASES = {
     "trainer-key-missing": (lambda m: m["trainer"].pop("time_idx"),
                             "checkpoint is damaged .*KeyError.*time_idx"),
     "sums-wrong-length": (_trainer_set("sums", [0.0]), "the trainer state is invalid"),
+    "no-fit-start-epoch": (lambda m: m["trainer"].pop("fit_start_epoch"),
+                           "has no 'fit_start_epoch' .* start the run again"),
+    "fit-start-after-epoch": (_trainer_set("fit_start_epoch", 99),
+                              "fit_start_epoch must be None or an epoch from 0 to 0, got 99"),
+    "fit-start-a-string": (_trainer_set("fit_start_epoch", "0"), "fit_start_epoch must be"),
     "trainer-not-a-dict": (_set("trainer", "state"), "damaged|not a JSON object"),
     "foreign-generator": (_set("rngs", {"1": {"bit_generator": "PCG64"}}),
                           "random generators do not match"),

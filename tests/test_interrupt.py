@@ -76,6 +76,11 @@ def test_ctrl_c_saves_checkpoint_and_plot_and_resumes_bit_for_bit(corpus, tmp_pa
         assert np.array_equal(p, q)
     assert straight.ppl_list == resumed.ppl_list
     assert straight.history == resumed.history
+    # The interrupted trainer itself goes on to the end of its call, too.
+    trainer.fit(xs, ts, max_epoch=3, **FIT)
+    assert trainer.history == straight.history
+    for p, q in zip(straight.model.params, trainer.model.params, strict=True):
+        assert np.array_equal(p, q)
 
 
 def test_ctrl_c_without_a_checkpoint_says_so(corpus, tmp_path):

@@ -2,12 +2,14 @@
 
 Real sizes only cross the thresholds at PTB scale, so the ``spread`` fixture
 lowers them: every product is cut into blocks, every recurrent batch into
-row blocks, and weight gradients are deferred to the pool. The results must
+row blocks, every step product of a recurrent layer into column blocks,
+and weight gradients are deferred to the pool. The results must
 be the plain computation's (within float32 round-off, or exactly where no
 product is re-blocked), gradients must stay exact, and a seed must still
 give one run bit for bit.
 """
 
+import time
 import warnings
 
 import numpy as np
@@ -18,7 +20,7 @@ from common import blas
 from common.gradcheck import check_function
 from common.optimizer import SGD
 from common.trainer import RnnlmTrainer
-from layers import TimeLSTM
+from layers import TimeGRU, TimeLSTM, TimeRNN
 from models import BetterRnnlm, GruRnnlm, SimpleRnnlm
 
 needs_blas_control = pytest.mark.skipif(
@@ -34,6 +36,8 @@ def spread(monkeypatch):
     monkeypatch.setattr(parallel, "BLOCK_MULTIPLY_ADDS", 1)
     monkeypatch.setattr(parallel, "MIN_BATCH_ROWS", 1)
     monkeypatch.setattr(parallel, "MIN_STEP_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_STEP_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_COLUMNS", 1)
     monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMENTS", 1)
     monkeypatch.setattr(parallel, "BLOCK_ELEMENTS", 8)
 
@@ -195,6 +199,67 @@ def test_batch_blocks_cover_every_row_once(spread, monkeypatch):
     assert calls == [10]  # with one thread: once, on the whole batch
 
 
+@needs_blas_control
+def test_step_products_share_the_columns_among_the_threads(spread, monkeypatch):
+    """Each step's a @ W as column blocks of W, one per thread (the second on
+    a pool thread, for the whole context); the same blocks, so the same bits,
+    when this thread has to compute them all itself."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((6, 37)).astype(np.float32)
+    a_steps = rng.standard_normal((5, 4, 6)).astype(np.float32)
+    started = []
+
+    class Worker(parallel._Worker):
+        def __init__(self, W_block, s, e):
+            started.append((s, e))
+            super().__init__(W_block, s, e)
+
+    monkeypatch.setattr(parallel, "_Worker", Worker)
+
+    def run():
+        out = np.empty((5, 4, 37), dtype=np.float32)
+        with parallel.step_products(W, 4) as product:
+            for t in range(5):
+                out_t = out[t]
+                assert product(a_steps[t], out_t) is out_t
+        return out
+
+    threaded = run()
+    assert started == [(18, 37)]  # one worker, for the second half of the columns
+    np.testing.assert_allclose(threaded, a_steps @ W, rtol=1e-5, atol=1e-5)
+    with parallel.deferred():  # the pool is busy: this thread computes both blocks
+        parallel.later(time.sleep, 0.2, large=True)
+        np.testing.assert_array_equal(run(), threaded)
+    assert started == [(18, 37)]
+    monkeypatch.setattr(parallel, "_threads", 1)
+    np.testing.assert_allclose(run(), a_steps @ W, rtol=1e-5, atol=1e-5)
+    assert started == [(18, 37)]  # one thread: no worker
+
+
+@needs_blas_control
+def test_a_short_step_product_is_the_plain_product(monkeypatch):
+    monkeypatch.setattr(parallel, "_threads", 2)
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((100, 400)).astype(np.float32)
+    a = rng.standard_normal((20, 100)).astype(np.float32)
+    out = np.empty((20, 400), dtype=np.float32)
+    with parallel.step_products(W.T.T, 20) as product:  # 800,000 multiply-adds: short
+        product(a, out)
+    np.testing.assert_array_equal(out, a @ W)
+
+
+@needs_blas_control
+def test_an_error_in_a_worker_reaches_the_caller_and_the_worker_stops(spread):
+    W = np.ones((3, 8), dtype=np.float32)
+    out = np.empty((2, 8), dtype=np.float32)
+    with parallel.step_products(W, 2) as product:
+        product(np.ones((2, 3), dtype=np.float32), out)
+        with pytest.raises(ValueError):
+            product(np.ones((2, 5), dtype=np.float32), out)  # wrong shape in both blocks
+        product(np.ones((2, 3), dtype=np.float32), out)  # the worker still serves
+    np.testing.assert_array_equal(out, 3)
+
+
 def test_row_blocks_give_work_the_same_rows_of_every_array(spread):
     x = np.arange(40.0).reshape(20, 2)
     y = np.zeros(20)
@@ -209,34 +274,62 @@ def test_row_blocks_give_work_the_same_rows_of_every_array(spread):
     assert sizes == [4] * 5  # BLOCK_ELEMENTS = 8 elements: 4 rows of 2
 
 
-def lstm(rng, dtype):
-    D, H = 5, 6
-    ws = [rng.standard_normal(s) * 0.5 for s in [(D, 4 * H), (H, 4 * H), (4 * H,)]]
-    return TimeLSTM(*(w.astype(dtype) for w in ws), stateful=True)
+def time_layer(kind, rng, dtype):
+    """A stateful TimeRNN, TimeLSTM or TimeGRU of D = 5, H = 7."""
+    D, H = 5, 7
+    cls, G, biases = {"rnn": (TimeRNN, H, 1), "lstm": (TimeLSTM, 4 * H, 1),
+                      "gru": (TimeGRU, 3 * H, 2)}[kind]
+    ws = [rng.standard_normal(s) * 0.5 for s in [(D, G), (H, G)] + [(G,)] * biases]
+    return cls(*(w.astype(dtype) for w in ws), stateful=True)
 
 
 @needs_blas_control
-def test_lstm_on_batch_blocks_equals_the_whole_batch(spread):
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_time_layers_with_shared_step_products_equal_one_thread(spread, monkeypatch, kind):
+    """Forward and backward with each step's product in two column blocks,
+    the weight gradients deferred, against one thread."""
     rng = np.random.default_rng(2)
     xs = rng.standard_normal((7, 4, 5)).astype(np.float32)
-    dhs = rng.standard_normal((7, 4, 6)).astype(np.float32)
+    dhs = rng.standard_normal((7, 4, 7)).astype(np.float32)
     results = []
-    for managed in (False, True):
-        layer = lstm(np.random.default_rng(3), np.float32)
+    for threads in (1, 2):
+        monkeypatch.setattr(parallel, "_threads", threads)
+        layer = time_layer(kind, np.random.default_rng(3), np.float32)
         out = []
         for _ in range(2):  # stateful: the second batch starts from the first's state
-            if managed:
-                with parallel.managed(), parallel.deferred():
-                    hs = layer.forward(xs)
-                    dxs = layer.backward(dhs)
-            else:
+            with parallel.managed(), parallel.deferred():
                 hs = layer.forward(xs)
                 dxs = layer.backward(dhs)
-            out += [hs.copy(), dxs.copy(), layer.dh.copy(), layer.dc.copy()]
+            out += [hs.copy(), dxs.copy(), layer.dh.copy()]
+            out += [layer.dc.copy()] if kind == "lstm" else []
             out += [g.copy() for g in layer.grads]
         results.append(out)
     for plain, spread_out in zip(*results, strict=True):
         np.testing.assert_allclose(spread_out, plain, rtol=1e-5, atol=1e-6)
+
+
+@needs_blas_control
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_time_layer_gradients_stay_exact_with_shared_step_products(spread, kind):
+    """float64 central differences, each step's product in two column blocks."""
+    rng = np.random.default_rng(6)
+    layer = time_layer(kind, rng, np.float64)
+    layer.stateful = False
+    xs = rng.standard_normal((3, 4, 5))
+    weights = rng.standard_normal((3, 4, 7))  # loss = sum(hs * weights)
+
+    def loss():
+        with parallel.managed():
+            return float((layer.forward(xs) * weights).sum())
+
+    def backward():
+        loss()
+        with parallel.managed(), parallel.deferred():
+            dxs = layer.backward(weights)
+        return [g.copy() for g in layer.grads] + [dxs]
+
+    errors = check_function(loss, backward, list(layer.params) + [xs])
+    assert max(errors) < 1e-6, errors
 
 
 @needs_blas_control

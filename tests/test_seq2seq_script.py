@@ -123,3 +123,16 @@ def test_lr_halve_from(pairs_file, tmp_path):
     _, meta = read_checkpoint(ckpt)
     assert meta["optimizer_scalars"]["lr"] < 0.001
     assert meta["settings"]["lr_halve_from"] == 2
+
+
+def test_epochs_trains_that_many_epochs_also_when_resumed(pairs_file, tmp_path):
+    """One fit(max_epoch=1) call an epoch, as the book's loop: --epochs 2 trains
+    two epochs, and a resumed run goes on to --epochs, not further."""
+    from common.checkpoint import read_checkpoint
+
+    ckpt = str(tmp_path / "run.ckpt.npz")
+    assert script().main(["--data", pairs_file, *SMALL[2:], "--epochs", "2", "--plot", "none",
+                          "--checkpoint", ckpt]) == 0
+    assert read_checkpoint(ckpt)[1]["trainer"]["history"]["epoch"] == [1, 2]
+    assert script().main(["--resume", ckpt, "--epochs", "3", "--quiet", "--plot", "none"]) == 0
+    assert read_checkpoint(ckpt)[1]["trainer"]["history"]["epoch"] == [1, 2, 3]

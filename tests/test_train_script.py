@@ -324,6 +324,27 @@ def test_resume_alone_continues_the_run_with_its_settings(script, capsys):
     assert meta["optimizer"] == "Momentum" and meta["settings"]["max_grad"] == 1.0
 
 
+def test_epochs_is_the_total_of_the_run_also_when_resumed(script, capsys, monkeypatch):
+    """--epochs counts the whole run: a run stopped in its second epoch and
+    resumed with its own settings ends after epoch 3, not 3 epochs later; a
+    finished run resumed trains nothing more, or up to a larger --epochs."""
+    fit = script.RnnlmTrainer.fit
+    with monkeypatch.context() as patch:  # stop the first run like Ctrl-C would, in epoch 2
+        patch.setattr(script.RnnlmTrainer, "fit",
+                      lambda self, *a, **kw: fit(self, *a, max_iters=45, **kw))
+        assert script.main([*RUN, "--epochs", "3"]) == 0
+    stopped = read_checkpoint("ck.npz")[1]["trainer"]
+    assert (stopped["epoch"], stopped["fit_start_epoch"]) == (1, 0) and stopped["iteration"]
+
+    assert script.main(["--resume", "ck.npz", "--quiet"]) == 0
+    done = read_checkpoint("ck.npz")[1]["trainer"]
+    assert done["history"]["epoch"] == [1, 2, 3] and done["fit_start_epoch"] is None
+    assert script.main(["--resume", "ck.npz", "--quiet"]) == 0
+    assert read_checkpoint("ck.npz")[1]["trainer"]["history"]["epoch"] == [1, 2, 3]
+    assert script.main(["--resume", "ck.npz", "--epochs", "4", "--quiet"]) == 0
+    assert read_checkpoint("ck.npz")[1]["trainer"]["history"]["epoch"] == [1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--batch-size", "7"], "--batch-size 7 differs from the run in ck.npz (--batch-size 5)"),
     (["--time-size", "9"], "--time-size 9 differs from the run in ck.npz (--time-size 4)"),

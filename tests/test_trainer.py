@@ -10,7 +10,7 @@ from common.optimizer import SGD
 from common.trainer import RnnlmTrainer
 from common.util import clip_grads, eval_perplexity
 from datasets import synthetic
-from models import SimpleRnnlm
+from models import BetterRnnlm, SimpleRnnlm
 
 
 def test_get_batch_reads_lanes_and_wraps_across_epochs():
@@ -82,6 +82,74 @@ def test_eval_perplexity_gives_the_carried_state_back():
     # So training goes on where it stopped, with its batch of 4.
     trainer.fit(corpus[:-1], corpus[1:], max_iters=6, **options)
     assert trainer.iteration == 6
+
+
+def test_each_fit_call_trains_max_epoch_more_and_a_stopped_call_goes_on_to_its_end():
+    """The book's rule, with resuming: every call trains max_epoch more epochs;
+    a call stopped before its end (here by max_iters) is continued by the next
+    call to the end it had."""
+    corpus = np.random.default_rng(3).integers(0, 20, size=201)  # 200 // (4 * 5) = 10 an epoch
+    trainer = RnnlmTrainer(SimpleRnnlm(20, 8, 8, seed=3), SGD(0.5))
+    options = dict(batch_size=4, time_size=5, verbose=False)
+    for _ in range(2):  # the book's loop: one epoch a call
+        trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, **options)
+    assert trainer.history["epoch"] == [1, 2] and trainer.fit_start_epoch is None
+
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=3, max_iters=33, **options)
+    assert (trainer.epoch, trainer.iteration, trainer.fit_start_epoch) == (3, 3, 2)
+    assert trainer.epochs_to_reach(5) == 3 and trainer.epochs_to_reach(1) == 0
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=3, **options)  # to epoch 2 + 3, not 3 + 3
+    assert (trainer.epoch, trainer.iteration, trainer.fit_start_epoch) == (5, 0, None)
+    assert trainer.epochs_to_reach(7) == 2 and trainer.epochs_to_reach(4) == 0
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, **options)
+    assert trainer.history["epoch"] == [1, 2, 3, 4, 5, 6]
+
+
+def test_eval_perplexity_evaluates_inside_model_evaluating():
+    class Spy(BetterRnnlm):
+        def evaluating(self):
+            self.entered = getattr(self, "entered", 0) + 1
+            return super().evaluating()
+
+    corpus = np.random.default_rng(4).integers(0, 20, size=120)
+    model = Spy(20, 8, 8, 0.5, seed=4).train()
+    ppl = eval_perplexity(model, corpus, batch_size=3)
+    assert model.entered == 1
+    assert all(layer.train_flg for layer in model.drop_layers)  # training mode given back
+    assert eval_perplexity(model.eval(), corpus, batch_size=3) == ppl  # dropout was off
+
+
+class HandMade:
+    """A model object of one's own, without models.base.Model's evaluating(),
+    eval() or train(): layers, loss_layer, forward, reset_state, get/set_state."""
+
+    def __init__(self, inner):
+        self.inner, self.layers, self.loss_layer = inner, inner.layers, inner.loss_layer
+
+    def forward(self, xs, ts):
+        return self.inner.forward(xs, ts)
+
+    def reset_state(self):
+        self.inner.reset_state()
+
+    def get_state(self):
+        return self.inner.get_state()
+
+    def set_state(self, state):
+        self.inner.set_state(state)
+
+
+def test_eval_perplexity_of_a_model_without_evaluating_does_the_same_by_hand():
+    corpus = np.random.default_rng(5).integers(0, 20, size=120)
+    inner = BetterRnnlm(20, 8, 8, 0.5, seed=5)
+    expected = eval_perplexity(inner, corpus, batch_size=3)
+    inner.train()
+    inner.forward(corpus[None, :10], corpus[None, 1:11])  # carries a state of batch 1
+    carried = inner.get_state()
+    assert eval_perplexity(HandMade(inner), corpus, batch_size=3) == expected  # dropout off
+    assert all(layer.train_flg for layer in inner.drop_layers)
+    for h, g in zip(inner.get_state(), carried, strict=True):
+        np.testing.assert_array_equal(h, g)
 
 
 def test_untrained_model_is_near_uniform_and_training_lowers_perplexity():
