@@ -525,3 +525,17 @@ def matmul_later(a, b, out):
 
 def _multiply_adds(a, b):
     return a.shape[0] * a.shape[1] * b.shape[1]
+
+
+def thread_count_problem() -> str | None:
+    """What is wrong with ``RNNLAB_NUM_THREADS``, or None when nothing is.
+
+    The scripts ask this while checking their flags, so that a bad setting
+    is a usage error before any work starts rather than a traceback from
+    the first product that would share its work.
+    """
+    try:
+        num_threads()
+    except ValueError as exc:
+        return str(exc)
+    return None

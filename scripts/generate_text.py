@@ -27,6 +27,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from common.parallel import thread_count_problem  # noqa: E402
 from models import LanguageModel  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
 
@@ -109,6 +110,8 @@ def parse_args(argv=None):
     """The parsed flags; bad values exit with status 2 and a one-line message."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if problem := thread_count_problem():
+        parser.error(problem)
     if args.beam_width is not None and (args.temperature != 1.0 or args.top_k is not None
                                         or args.seed is not None):
         parser.error("--beam-width searches for the most likely text: it takes no "

@@ -51,6 +51,7 @@ from common.inspection import (  # noqa: E402
     token_surprisal,
     top_guesses,
 )
+from common.parallel import thread_count_problem  # noqa: E402
 from common.units_html import write_units_page  # noqa: E402
 
 
@@ -106,6 +107,8 @@ def parse_args(argv=None):
                         "the task's answers)")
     a.add_argument("--start", default="_", help="the character that starts every answer")
     args = p.parse_args(argv)
+    if problem := thread_count_problem():
+        p.error(problem)
     if args.command == "attention":
         for name in ("width", "answer_length"):
             if getattr(args, name) is not None and getattr(args, name) < 1:

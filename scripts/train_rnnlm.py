@@ -38,6 +38,7 @@ from common.memory import (  # noqa: E402
     estimate_training_bytes,
     language_model_shapes,
 )
+from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
 from common.trainer import (  # noqa: E402
     RnnlmTrainer,
@@ -176,6 +177,8 @@ def parse_args(argv=None, description=None, defaults=None):
     """``(args, explicit)``: the values, and the names given on the command line."""
     p = build_parser(description, defaults)
     args = p.parse_args(argv)
+    if problem := thread_count_problem():
+        p.error(problem)
     explicit = _explicit_names(build_parser(description), argv)
     try:
         check_args(args, explicit)

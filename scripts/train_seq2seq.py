@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.attention_map import attention_matrix, plot_attention  # noqa: E402
 from common.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
+from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
 from common.serialization import atomic_write  # noqa: E402
 from common.trainer import Trainer, TrainingInterrupted  # noqa: E402
@@ -138,6 +139,8 @@ def parse_args(argv=None):
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 
+    if problem := thread_count_problem():
+        p.error(problem)
     if args.resume:
         _take_run_settings(p, args)
     if args.task is None and args.data is None:
