@@ -343,21 +343,20 @@ def step_products(W, n_rows: int):
     (and ``W`` used as given); a long one (MIN_SPLIT_STEP_MULTIPLY_ADDS) is
     cut into column blocks of ``W``, one per thread, copied contiguous once
     on entry, and while the context is open each pool thread serves its
-    block of every step. The blocks depend on the shapes and the thread
-    count alone; when the pool is busy with deferred work (or rnnlab cannot
-    manage the cores) this thread computes every block itself, with the
-    same results.
+    block of every step (deferred work leaves it a pool thread: at most
+    ``num_threads() - 1`` drain the queue). The blocks depend on the shapes
+    and the thread count alone; when rnnlab cannot manage the cores this
+    thread computes every block itself, with the same results.
     """
     with managed():
         K, M = W.shape
         if n_rows * K * M < MIN_SPLIT_STEP_MULTIPLY_ADDS:
             yield lambda a, out: xp.matmul(a, W, out=out)
             return
-        k = num_threads() if _can_spread() else 1
-        k = max(1, min(k, M // MIN_SPLIT_COLUMNS))
+        k = max(1, min(num_threads(), M // MIN_SPLIT_COLUMNS))
         bounds = _even_bounds(M, k)
         blocks = [xp.ascontiguousarray(W[:, s:e]) for s, e in bounds]
-        if k == 1 or _busy():
+        if k == 1 or not _can_spread():
             def product(a, out):
                 for W_block, (s, e) in zip(blocks, bounds, strict=True):
                     xp.matmul(a, W_block, out=out[:, s:e])
