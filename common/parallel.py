@@ -304,6 +304,7 @@ class _Worker:
         self.done.acquire()
         self.a = self.out = None
         self.error = None
+        self.pending = False  # a step handed over and not yet waited for
         self.future = _get_pool().submit(self._serve)
 
     def _serve(self):
@@ -319,15 +320,19 @@ class _Worker:
 
     def start(self, a, out):
         self.a, self.out = a, out
+        self.pending = True
         self.go.release()
 
     def finish(self):
         """Wait for this step's block; return the error it raised, if any."""
         self.done.acquire()
+        self.pending = False
         error, self.error = self.error, None
         return error
 
     def stop(self):
+        if self.pending:  # the caller was interrupted (Ctrl-C) while waiting for a step
+            self.finish()
         self.a = None
         self.go.release()
         self.future.result()

@@ -263,6 +263,28 @@ def test_an_error_in_a_worker_reaches_the_caller_and_the_worker_stops(spread):
     np.testing.assert_array_equal(out, 3)
 
 
+@needs_blas_control
+def test_a_step_interrupted_while_its_worker_computes_still_stops_the_worker(spread):
+    """Ctrl-C can arrive after a step was handed over and before it was waited
+    for: leaving the context waits for that block, then stops the worker."""
+    W = np.ones((3, 8), dtype=np.float32)
+    out = np.zeros((2, 8), dtype=np.float32)
+    workers = []
+    original = parallel._Worker.start
+
+    def start_then_interrupt(self, a, out):
+        workers.append(self)
+        original(self, a, out)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(parallel._Worker, "start", start_then_interrupt)
+        with pytest.raises(KeyboardInterrupt), parallel.step_products(W, 2) as product:
+            product(np.ones((2, 3), dtype=np.float32), out)
+    assert workers and all(w.future.done() and not w.pending for w in workers)
+    np.testing.assert_array_equal(out[:, 4:], 3)  # the worker's block was finished
+
+
 def test_row_blocks_give_work_the_same_rows_of_every_array(spread):
     x = np.arange(40.0).reshape(20, 2)
     y = np.zeros(20)
