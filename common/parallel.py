@@ -23,10 +23,12 @@ arrays into blocks and hands them to the threads.
   switched at every call.
 * :func:`for_row_blocks` calls a function on blocks of rows of its arrays
   (elementwise work, a row-wise softmax).
-* :func:`for_batch_blocks` runs a recurrent layer's time loop on blocks of
-  the batch, one per core.
 * :func:`step_products` shares each step's product of a recurrent layer's
-  time loop among the cores, by column blocks of the weights.
+  time loop among the cores, by column blocks of the weights (what rnnlab's
+  Time layers use: each core then reads only its share of the weights).
+* :func:`for_batch_blocks` runs a whole time loop on blocks of the batch,
+  one per core (each core still reads all of the weights at every step,
+  and the cores' many small calls contend for the GIL).
 * :func:`matmul` computes a large product as blocks of its output.
 * :func:`deferred` is a context in which :func:`later` queues work that is
   not needed right away (a weight gradient is only needed at the update)
