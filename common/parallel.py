@@ -23,10 +23,12 @@ arrays into blocks and hands them to the threads.
   switched at every call.
 * :func:`for_row_blocks` calls a function on blocks of rows of its arrays
   (elementwise work, a row-wise softmax).
-* :func:`for_batch_blocks` runs a recurrent layer's time loop on blocks of
-  the batch, one per core.
 * :func:`step_products` shares each step's product of a recurrent layer's
-  time loop among the cores, by column blocks of the weights.
+  time loop among the cores, by column blocks of the weights (what rnnlab's
+  Time layers use: each core then reads only its share of the weights).
+* :func:`for_batch_blocks` runs a whole time loop on blocks of the batch,
+  one per core (each core still reads all of the weights at every step,
+  and the cores' many small calls contend for the GIL).
 * :func:`matmul` computes a large product as blocks of its output.
 * :func:`deferred` is a context in which :func:`later` queues work that is
   not needed right away (a weight gradient is only needed at the update)
@@ -304,6 +306,7 @@ class _Worker:
         self.done.acquire()
         self.a = self.out = None
         self.error = None
+        self.pending = False  # a step handed over and not yet waited for
         self.future = _get_pool().submit(self._serve)
 
     def _serve(self):
@@ -319,15 +322,19 @@ class _Worker:
 
     def start(self, a, out):
         self.a, self.out = a, out
+        self.pending = True
         self.go.release()
 
     def finish(self):
         """Wait for this step's block; return the error it raised, if any."""
         self.done.acquire()
+        self.pending = False
         error, self.error = self.error, None
         return error
 
     def stop(self):
+        if self.pending:  # the caller was interrupted (Ctrl-C) while waiting for a step
+            self.finish()
         self.a = None
         self.go.release()
         self.future.result()
@@ -343,21 +350,20 @@ def step_products(W, n_rows: int):
     (and ``W`` used as given); a long one (MIN_SPLIT_STEP_MULTIPLY_ADDS) is
     cut into column blocks of ``W``, one per thread, copied contiguous once
     on entry, and while the context is open each pool thread serves its
-    block of every step. The blocks depend on the shapes and the thread
-    count alone; when the pool is busy with deferred work (or rnnlab cannot
-    manage the cores) this thread computes every block itself, with the
-    same results.
+    block of every step (deferred work leaves it a pool thread: at most
+    ``num_threads() - 1`` drain the queue). The blocks depend on the shapes
+    and the thread count alone; when rnnlab cannot manage the cores this
+    thread computes every block itself, with the same results.
     """
     with managed():
         K, M = W.shape
         if n_rows * K * M < MIN_SPLIT_STEP_MULTIPLY_ADDS:
             yield lambda a, out: xp.matmul(a, W, out=out)
             return
-        k = num_threads() if _can_spread() else 1
-        k = max(1, min(k, M // MIN_SPLIT_COLUMNS))
+        k = max(1, min(num_threads(), M // MIN_SPLIT_COLUMNS))
         bounds = _even_bounds(M, k)
         blocks = [xp.ascontiguousarray(W[:, s:e]) for s, e in bounds]
-        if k == 1 or _busy():
+        if k == 1 or not _can_spread():
             def product(a, out):
                 for W_block, (s, e) in zip(blocks, bounds, strict=True):
                     xp.matmul(a, W_block, out=out[:, s:e])

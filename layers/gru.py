@@ -28,7 +28,7 @@ Backward through the step, naming the pre-activations ``a_r``, ``a_z``, ``a_n``:
 
 from common.backend import xp
 from common.functions import sigmoid, sigmoid_
-from common.parallel import later, matmul, matmul_later, step_products
+from common.parallel import for_row_blocks, later, matmul, matmul_later, step_products
 from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 
 
@@ -96,6 +96,17 @@ class GRU:
         xp.matmul(h_prev.T, dah, out=dWh)
         dah.sum(axis=0, out=dbh)
         return dax @ Wx.T, dh_next * z + dah @ Wh.T
+
+
+def _local_derivatives(gates, h_prev, ah_n, dan_dh, daz_dh, dar_dan):
+    """Fill ``dan_dh``, ``daz_dh`` and ``dar_dan`` (see ``TimeGRU.backward``) of
+    some steps from their ``gates`` ``(t, N, 3H)``, ``h_prev`` and ``ah_n``
+    ``(t, N, H)``."""
+    H = h_prev.shape[-1]
+    r, z, n = gates[:, :, :H], gates[:, :, H : 2 * H], gates[:, :, 2 * H :]
+    xp.multiply(1 - z, 1 - n * n, out=dan_dh)
+    xp.multiply((h_prev - n) * z, 1 - z, out=daz_dh)
+    xp.multiply(ah_n * r, 1 - r, out=dar_dan)
 
 
 class TimeGRU:
@@ -207,13 +218,13 @@ class TimeGRU:
             raise ValueError(f"dhs must have shape {(N, T, H)}, got {dhs.shape}")
         check_float("dhs", dhs, Wx.dtype)
 
-        r, z, n = gates[:, :, :H], gates[:, :, H : 2 * H], gates[:, :, 2 * H :]
+        r, z = gates[:, :, :H], gates[:, :, H : 2 * H]
         h_prev_tm = xp.concatenate([h0[None], hs_tm[:-1]], axis=0)
         # Local derivatives of all steps at once (see the module docstring):
         #   da_n = dh * dan_dh;  da_z = dh * daz_dh;  da_r = da_n * dar_dan
-        dan_dh = (1 - z) * (1 - n * n)
-        daz_dh = (h_prev_tm - n) * z * (1 - z)
-        dar_dan = ah_ns * r * (1 - r)
+        dan_dh, daz_dh, dar_dan = (xp.empty((T, N, H), dtype=Wx.dtype) for _ in range(3))
+        # Steps are independent here: large layers share them among the cores.
+        for_row_blocks(_local_derivatives, gates, h_prev_tm, ah_ns, dan_dh, daz_dh, dar_dan)
 
         dhs_tm = dhs.transpose(1, 0, 2)
         dahs = xp.empty((T, N, 3 * H), dtype=Wx.dtype)  # [da_r | da_z | dah_n] per step

@@ -27,7 +27,7 @@ reaching ``c_next`` is the one from the next step plus the one through
 
 from common.backend import xp
 from common.functions import sigmoid, sigmoid_
-from common.parallel import matmul, step_products
+from common.parallel import for_row_blocks, matmul, step_products
 from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 from layers._time_grads import input_and_weight_grads
 
@@ -98,6 +98,18 @@ class LSTM:
         xp.matmul(h_prev.T, dA, out=dWh)
         dA.sum(axis=0, out=db)
         return dA @ Wx.T, dA @ Wh.T, dc_prev
+
+
+def _local_derivatives(gates, c_prev, tanh_cs, ds_dh, da_ds, dao_dh):
+    """Fill ``ds_dh``, ``da_ds`` and ``dao_dh`` (see ``TimeLSTM._backward_loop``)
+    of some steps from their ``gates`` ``(t, n, 4, H)``, ``c_prev`` and
+    ``tanh_cs`` ``(t, n, H)``."""
+    i, f, g, o = gates[:, :, 0], gates[:, :, 1], gates[:, :, 2], gates[:, :, 3]
+    xp.multiply(o, 1 - tanh_cs * tanh_cs, out=ds_dh)
+    xp.multiply(g * i, 1 - i, out=da_ds[:, :, 0])
+    xp.multiply(c_prev * f, 1 - f, out=da_ds[:, :, 1])
+    xp.multiply(i, 1 - g * g, out=da_ds[:, :, 2])
+    xp.multiply(tanh_cs * o, 1 - o, out=dao_dh)
 
 
 class TimeLSTM:
@@ -230,17 +242,16 @@ class TimeLSTM:
         """
         Wh = self.params[1]
         T, n, H = cs.shape
-        g4 = gates.reshape(T, n, 4, H)
-        i, f, g, o = g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3]
+        f = gates.reshape(T, n, 4, H)[:, :, 1]
         c_prev = xp.concatenate([c0[None], cs[:-1]], axis=0)
         # Local derivatives of all steps at once (see the module docstring):
         #   ds = dc + dh * ds_dh;   [da_i, da_f, da_g] = ds * da_ds;   da_o = dh * dao_dh
-        ds_dh = o * (1 - tanh_cs * tanh_cs)
+        ds_dh = xp.empty((T, n, H), dtype=Wh.dtype)
         da_ds = xp.empty((T, n, 3, H), dtype=Wh.dtype)
-        xp.multiply(g * i, 1 - i, out=da_ds[:, :, 0])
-        xp.multiply(c_prev * f, 1 - f, out=da_ds[:, :, 1])
-        xp.multiply(i, 1 - g * g, out=da_ds[:, :, 2])
-        dao_dh = tanh_cs * o * (1 - o)
+        dao_dh = xp.empty((T, n, H), dtype=Wh.dtype)
+        # Steps are independent here: large layers share them among the cores.
+        for_row_blocks(_local_derivatives, gates.reshape(T, n, 4, H), c_prev, tanh_cs, ds_dh,
+                       da_ds, dao_dh)
 
         dh = xp.zeros((n, H), dtype=Wh.dtype)
         dc = xp.zeros((n, H), dtype=Wh.dtype)

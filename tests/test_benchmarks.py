@@ -32,3 +32,25 @@ def test_the_reference_is_imported_from_the_benchmarks_package():
 
     assert not (ROOT / "tests" / "reference_textbook.py").exists()
     assert hasattr(reference_textbook, "SimpleRnnlm")
+
+
+def test_only_char_runs_the_character_level_section_alone(monkeypatch, capsys):
+    """``--only char`` prints the machine and the character-level rows (the
+    bound and rnnlab / bound for each), and never reads PTB. Tiny sizes."""
+    from benchmarks import char_level, main
+    from datasets import ptb
+
+    def no_ptb(*args, **kwargs):
+        raise AssertionError("--only char must not load PTB")
+
+    monkeypatch.setattr(ptb, "load_data", no_ptb)
+    monkeypatch.setattr(char_level, "QUICK_CONFIGS", [("lstm", 8), ("gru", 8)])
+    monkeypatch.setattr(char_level, "N", 4)
+    monkeypatch.setattr(char_level, "T", 5)
+    assert main.main(["--only", "char", "--quick", "--no-torch"]) == 0
+    out = capsys.readouterr().out
+    assert "== character level" in out and "== machine" in out
+    assert "LSTM H=  8: rnnlab" in out and "GRU  H=  8: rnnlab" in out
+    assert out.count("rnnlab / bound") >= 2
+    assert "char LSTM H=8 / bound" in out  # the target's line
+    assert "== training iteration" not in out and "== memory" not in out

@@ -202,8 +202,7 @@ def test_batch_blocks_cover_every_row_once(spread, monkeypatch):
 @needs_blas_control
 def test_step_products_share_the_columns_among_the_threads(spread, monkeypatch):
     """Each step's a @ W as column blocks of W, one per thread (the second on
-    a pool thread, for the whole context); the same blocks, so the same bits,
-    when this thread has to compute them all itself."""
+    a pool thread, for the whole context)."""
     rng = np.random.default_rng(0)
     W = rng.standard_normal((6, 37)).astype(np.float32)
     a_steps = rng.standard_normal((5, 4, 6)).astype(np.float32)
@@ -227,13 +226,17 @@ def test_step_products_share_the_columns_among_the_threads(spread, monkeypatch):
     threaded = run()
     assert started == [(18, 37)]  # one worker, for the second half of the columns
     np.testing.assert_allclose(threaded, a_steps @ W, rtol=1e-5, atol=1e-5)
-    with parallel.deferred():  # the pool is busy: this thread computes both blocks
+    with parallel.deferred():  # deferred work leaves the worker a pool thread
         parallel.later(time.sleep, 0.2, large=True)
         np.testing.assert_array_equal(run(), threaded)
-    assert started == [(18, 37)]
+    assert started == [(18, 37)] * 2
+    with monkeypatch.context() as m:  # BLAS out of rnnlab's hands: this thread does both blocks
+        m.setattr(parallel, "_can_spread", lambda: False)
+        np.testing.assert_array_equal(run(), threaded)  # the same blocks, the same bits
+    assert started == [(18, 37)] * 2
     monkeypatch.setattr(parallel, "_threads", 1)
     np.testing.assert_allclose(run(), a_steps @ W, rtol=1e-5, atol=1e-5)
-    assert started == [(18, 37)]  # one thread: no worker
+    assert started == [(18, 37)] * 2  # one thread: no worker
 
 
 @needs_blas_control
@@ -258,6 +261,28 @@ def test_an_error_in_a_worker_reaches_the_caller_and_the_worker_stops(spread):
             product(np.ones((2, 5), dtype=np.float32), out)  # wrong shape in both blocks
         product(np.ones((2, 3), dtype=np.float32), out)  # the worker still serves
     np.testing.assert_array_equal(out, 3)
+
+
+@needs_blas_control
+def test_a_step_interrupted_while_its_worker_computes_still_stops_the_worker(spread):
+    """Ctrl-C can arrive after a step was handed over and before it was waited
+    for: leaving the context waits for that block, then stops the worker."""
+    W = np.ones((3, 8), dtype=np.float32)
+    out = np.zeros((2, 8), dtype=np.float32)
+    workers = []
+    original = parallel._Worker.start
+
+    def start_then_interrupt(self, a, out):
+        workers.append(self)
+        original(self, a, out)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(parallel._Worker, "start", start_then_interrupt)
+        with pytest.raises(KeyboardInterrupt), parallel.step_products(W, 2) as product:
+            product(np.ones((2, 3), dtype=np.float32), out)
+    assert workers and all(w.future.done() and not w.pending for w in workers)
+    np.testing.assert_array_equal(out[:, 4:], 3)  # the worker's block was finished
 
 
 def test_row_blocks_give_work_the_same_rows_of_every_array(spread):

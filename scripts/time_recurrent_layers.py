@@ -1,0 +1,107 @@
+"""Time a recurrent Time layer against its code at another git revision, interleaved.
+
+TimeLSTM, TimeGRU or TimeRNN alone (N = 32, T = 64, D = 32 unless given),
+forward and backward (with its deferred weight gradients), the current
+layer and the layer file of ``--against`` loaded side by side and called
+in turn in one process, inside ``common.parallel.managed()``. Prints medians
+of main-thread CPU time, process CPU time (all threads) and wall time, in
+ms, and whether both gave the same bits. On a busy machine compare the
+CPU times: a thread waiting for a core does not count there.
+
+    python scripts/time_recurrent_layers.py --against 38cc93f --cell lstm --hidden 128 256 512
+"""
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+from common import parallel  # noqa: E402
+
+CELLS = {"lstm": ("TimeLSTM", 4, 1), "gru": ("TimeGRU", 3, 2), "rnn": ("TimeRNN", 1, 1)}
+
+
+def layer_class_at(revision, cell, folder):
+    """The Time layer class of ``layers/<cell>.py`` as of ``revision``."""
+    source = subprocess.run(["git", "show", f"{revision}:layers/{cell}.py"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    path = os.path.join(folder, f"{cell}_at_revision.py")
+    with open(path, "w") as f:
+        f.write(source)
+    spec = importlib.util.spec_from_file_location(f"{cell}_at_revision", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, CELLS[cell][0])
+
+
+def timed_call(call, arg):
+    """``call(arg)`` with its deferred work; its output and (main-thread CPU,
+    process CPU, wall) seconds."""
+    c, pc, w = time.thread_time(), time.process_time(), time.perf_counter()
+    with parallel.deferred():
+        out = call(arg)
+    return out, (time.thread_time() - c, time.process_time() - pc, time.perf_counter() - w)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--against", default="HEAD", help="git revision to compare with (default HEAD)")
+    p.add_argument("--cell", choices=sorted(CELLS), default="lstm", help="default: lstm")
+    p.add_argument("--hidden", type=int, nargs="+", default=[128, 256, 512],
+                   help="hidden sizes (default: 128 256 512)")
+    p.add_argument("--batch", type=int, default=32, help="N (default 32)")
+    p.add_argument("--time", type=int, default=64, help="T (default 64)")
+    p.add_argument("--input", type=int, default=32, help="D (default 32)")
+    p.add_argument("--rounds", type=int, default=8, help="timed rounds (default 8, after 2)")
+    args = p.parse_args(argv)
+    import layers
+
+    name, gates, biases = CELLS[args.cell]
+    N, T, D = args.batch, args.time, args.input
+    with tempfile.TemporaryDirectory() as folder:
+        classes = {"now": getattr(layers, name),
+                   args.against: layer_class_at(args.against, args.cell, folder)}
+        print(f"{name}, N={N} T={T} D={D}; load average {os.getloadavg()[0]:.2f}; ms medians "
+              "of main-thread CPU / process CPU / wall")
+        for H in args.hidden:
+            rng = np.random.default_rng(0)
+            G = gates * H
+            shapes = [(D, G), (H, G)] + [(G,)] * biases
+            ws = [rng.standard_normal(s).astype(np.float32) * 0.1 for s in shapes]
+            xs = rng.standard_normal((N, T, D)).astype(np.float32)
+            dhs = rng.standard_normal((N, T, H)).astype(np.float32)
+            timed = {k: {"forward": [], "backward": []} for k in classes}
+            outs = {}
+            with parallel.managed():
+                instances = {k: cls(*[w.copy() for w in ws]) for k, cls in classes.items()}
+                for r in range(2 + args.rounds):
+                    for k, layer in instances.items():
+                        for part, call, arg in (("forward", layer.forward, xs),
+                                                ("backward", layer.backward, dhs)):
+                            outs[k, part], seconds = timed_call(call, arg)
+                            if r >= 2:
+                                timed[k][part].append(seconds)
+            for k in classes:
+                figures = "; ".join(
+                    f"{part} " + " / ".join(f"{statistics.median(x[j] for x in v) * 1e3:.1f}"
+                                            for j in range(3))
+                    for part, v in timed[k].items())
+                same = all(np.array_equal(outs[k, part], outs["now", part])
+                           for part in ("forward", "backward"))
+                print(f"H={H:4d} {k:>10s}: {figures}" + ("" if k == "now" else
+                                                          f"; same bits as now: {same}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
