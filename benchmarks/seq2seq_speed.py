@@ -15,6 +15,10 @@ sizes (batch 128, wordvec 16; hidden 128 on addition, 256 on dates):
   on ``--eval-questions`` questions and scaled to 5,000. Target: at least
   10x faster. Both models hold the same weights, so their answers agree.
 
+As a section of a larger benchmark: :func:`add_arguments` adds the options
+to a parser, :func:`configure` checks them, :func:`run` prints the tables
+and returns their rows.
+
 Each time is the median of ``--repeats`` runs. The machine's BLAS and
 thread counts are printed first; ``--threads N`` limits NumPy's BLAS to
 ``N`` threads for the reference (rnnlab manages the cores itself).
