@@ -8,7 +8,10 @@ rnnlab against:
   forward, and walks them back in backward; each cell computes its own
   weight gradients, which the Time layer adds up step by step;
 * ``TimeEmbedding`` holds one ``Embedding`` object per step, each scattering
-  its gradient with ``np.add.at``;
+  its gradient with ``np.add.at`` (it, ``TimeAffine``, ``TimeSoftmaxWithLoss``
+  and ``softmax`` are the language-model reference's,
+  :mod:`benchmarks.reference_textbook`; this module adds what is new for
+  sequence to sequence);
 * ``TimeAttention`` holds one ``Attention`` object per decoder step, which
   repeats the decoder state over the encoder steps and multiplies
   elementwise;
@@ -26,59 +29,14 @@ the same loss and gradients. Not part of the library; not meant to be fast.
 
 import numpy as np
 
+from benchmarks.reference_textbook import TimeAffine, TimeEmbedding, TimeSoftmaxWithLoss, softmax
+
 
 def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def softmax(x):
-    x = x - x.max(axis=-1, keepdims=True)
-    x = np.exp(x)
-    return x / x.sum(axis=-1, keepdims=True)
-
-
 # -- layers ------------------------------------------------------------------------------------
-
-
-class Embedding:
-    def __init__(self, W):
-        self.params = [W]
-        self.grads = [np.zeros_like(W)]
-        self.idx = None
-
-    def forward(self, idx):
-        self.idx = idx
-        return self.params[0][idx]
-
-    def backward(self, dout):
-        dW = self.grads[0]
-        dW[...] = 0
-        np.add.at(dW, self.idx, dout)
-
-
-class TimeEmbedding:
-    def __init__(self, W):
-        self.params = [W]
-        self.grads = [np.zeros_like(W)]
-        self.layers = None
-
-    def forward(self, xs):
-        N, T = xs.shape
-        W = self.params[0]
-        out = np.empty((N, T, W.shape[1]), dtype=W.dtype)
-        self.layers = []
-        for t in range(T):
-            layer = Embedding(W)
-            out[:, t, :] = layer.forward(xs[:, t])
-            self.layers.append(layer)
-        return out
-
-    def backward(self, dout):
-        total = np.zeros_like(self.params[0])
-        for t, layer in enumerate(self.layers):
-            layer.backward(dout[:, t, :])
-            total += layer.grads[0]
-        self.grads[0][...] = total
 
 
 class LSTM:
@@ -165,59 +123,6 @@ class TimeLSTM:
 
     def reset_state(self):
         self.h, self.c = None, None
-
-
-class TimeAffine:
-    def __init__(self, W, b):
-        self.params = [W, b]
-        self.grads = [np.zeros_like(W), np.zeros_like(b)]
-        self.x = None
-
-    def forward(self, x):
-        N, T, D = x.shape
-        W, b = self.params
-        rx = x.reshape(N * T, -1)
-        self.x = x
-        return (np.dot(rx, W) + b).reshape(N, T, -1)
-
-    def backward(self, dout):
-        x = self.x
-        N, T, D = x.shape
-        W, b = self.params
-        dout = dout.reshape(N * T, -1)
-        rx = x.reshape(N * T, -1)
-        self.grads[0][...] = np.dot(rx.T, dout)
-        self.grads[1][...] = dout.sum(axis=0)
-        return np.dot(dout, W.T).reshape(*x.shape)
-
-
-class TimeSoftmaxWithLoss:
-    def __init__(self):
-        self.params, self.grads = [], []
-        self.cache = None
-        self.ignore_label = -1
-
-    def forward(self, xs, ts):
-        N, T, V = xs.shape
-        mask = ts != self.ignore_label
-        xs = xs.reshape(N * T, V)
-        ts = ts.reshape(N * T)
-        mask = mask.reshape(N * T)
-        ys = softmax(xs)
-        ls = np.log(ys[np.arange(N * T), ts])
-        ls *= mask
-        loss = -np.sum(ls) / mask.sum()
-        self.cache = (ts, ys, mask, (N, T, V))
-        return loss
-
-    def backward(self, dout=1):
-        ts, ys, mask, (N, T, V) = self.cache
-        dx = ys.copy()
-        dx[np.arange(N * T), ts] -= 1
-        dx *= dout
-        dx /= mask.sum()
-        dx *= mask[:, np.newaxis]
-        return dx.reshape((N, T, V))
 
 
 class AttentionWeight:
@@ -324,12 +229,19 @@ def _lstm_params(rng, D, H):
             np.zeros(4 * H, dtype=np.float32))
 
 
+def _gather(part, *layers):
+    """A part's ``params`` and ``grads``: those of its layers, in order."""
+    part.params, part.grads = [], []
+    for layer in layers:
+        part.params += layer.params
+        part.grads += layer.grads
+
+
 class Encoder:
     def __init__(self, V, D, H, rng):
         self.embed = TimeEmbedding(_randn(rng, (V, D), 1 / 100))
         self.lstm = TimeLSTM(*_lstm_params(rng, D, H), stateful=False)
-        self.params = self.embed.params + self.lstm.params
-        self.grads = self.embed.grads + self.lstm.grads
+        _gather(self, self.embed, self.lstm)
         self.hs = None
 
     def forward(self, xs):
@@ -347,10 +259,7 @@ class Decoder:
         self.embed = TimeEmbedding(_randn(rng, (V, D), 1 / 100))
         self.lstm = TimeLSTM(*_lstm_params(rng, D, H), stateful=True)
         self.affine = TimeAffine(_randn(rng, (H, V), 1 / np.sqrt(H)), np.zeros(V, np.float32))
-        self.params, self.grads = [], []
-        for layer in (self.embed, self.lstm, self.affine):
-            self.params += layer.params
-            self.grads += layer.grads
+        _gather(self, self.embed, self.lstm, self.affine)
 
     def forward(self, xs, h):
         self.lstm.set_state(h)
@@ -377,10 +286,7 @@ class PeekyDecoder:
         self.lstm = TimeLSTM(*_lstm_params(rng, H + D, H), stateful=True)
         self.affine = TimeAffine(_randn(rng, (H + H, V), 1 / np.sqrt(H + H)),
                                  np.zeros(V, np.float32))
-        self.params, self.grads = [], []
-        for layer in (self.embed, self.lstm, self.affine):
-            self.params += layer.params
-            self.grads += layer.grads
+        _gather(self, self.embed, self.lstm, self.affine)
         self.H = H
 
     def forward(self, xs, h):
@@ -436,10 +342,7 @@ class AttentionDecoder:
         self.attention = TimeAttention()
         self.affine = TimeAffine(_randn(rng, (H + H, V), 1 / np.sqrt(H + H)),
                                  np.zeros(V, np.float32))
-        self.params, self.grads = [], []
-        for layer in (self.embed, self.lstm, self.attention, self.affine):
-            self.params += layer.params
-            self.grads += layer.grads
+        _gather(self, self.embed, self.lstm, self.attention, self.affine)
 
     def forward(self, xs, enc_hs):
         self.lstm.set_state(enc_hs[:, -1])
@@ -479,8 +382,7 @@ class Seq2seq:
         self.encoder = self.encoder_class(vocab_size, wordvec_size, hidden_size, rng)
         self.decoder = self.decoder_class(vocab_size, wordvec_size, hidden_size, rng)
         self.softmax = TimeSoftmaxWithLoss()
-        self.params = self.encoder.params + self.decoder.params
-        self.grads = self.encoder.grads + self.decoder.grads
+        _gather(self, self.encoder, self.decoder)
 
     def forward(self, xs, ts):
         h = self.encoder.forward(xs)

@@ -15,6 +15,10 @@ sizes (batch 128, wordvec 16; hidden 128 on addition, 256 on dates):
   on ``--eval-questions`` questions and scaled to 5,000. Target: at least
   10x faster. Both models hold the same weights, so their answers agree.
 
+As a section of a larger benchmark: :func:`add_arguments` adds the options
+to a parser, :func:`configure` checks them, :func:`run` prints the tables
+and returns their rows.
+
 Each time is the median of ``--repeats`` runs. The machine's BLAS and
 thread counts are printed first; ``--threads N`` limits NumPy's BLAS to
 ``N`` threads for the reference (rnnlab manages the cores itself).
@@ -97,10 +101,9 @@ def set_reference_threads(n):
     return True
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Time rnnlab's seq2seq models against a textbook-style reference.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add this benchmark's options (``--iters``, ``--eval-questions``, ``--repeats``,
+    ``--threads``, ``--models``) to ``parser``."""
     parser.add_argument("--iters", type=int, default=20,
                         help="training iterations timed per run (scaled to an epoch)")
     parser.add_argument("--eval-questions", type=int, default=300,
@@ -110,17 +113,77 @@ def main(argv=None):
                         help="limit NumPy's BLAS to this many threads (default: as it is)")
     parser.add_argument("--models", nargs="+", default=[c[0] for c in CONFIGS],
                         choices=[c[0] for c in CONFIGS], help="which models to time")
-    args = parser.parse_args(argv)
+
+
+def configure(args: argparse.Namespace) -> str | None:
+    """Check the counts and apply ``--threads``; the error message, or None if all is well."""
     for name in ("iters", "eval_questions", "repeats"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+            return f"--{name.replace('_', '-')} must be at least 1"
     if args.threads is not None and (args.threads < 1 or not set_reference_threads(args.threads)):
-        parser.error(f"cannot set the BLAS threads to {args.threads}")
+        return f"cannot set the BLAS threads to {args.threads}"
+    return None
 
+
+def print_machine() -> None:
     print(f"machine   {platform.machine()} {platform.processor() or ''}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     print(f"numpy     {np.__version__}, BLAS threads {blas.get_threads()}, "
           f"rnnlab threads {num_threads()}")
+
+
+def time_training(model, reference, x_train, t_train, args) -> tuple[float, float]:
+    """Seconds per epoch of rnnlab and of the reference, from ``args.iters`` iterations."""
+    n = args.iters * BATCH
+    x, t = x_train[:n], t_train[:n]
+
+    def run_rnnlab():
+        rnnlab_iterations(model, Adam(0.001), x, t, args.iters)
+
+    def run_reference():
+        ref.fit(reference, ref.Adam(0.001), x, t, BATCH, 5.0, max_iters=args.iters)
+
+    run_rnnlab()  # warm-up (thread pool, caches)
+    scale = (EPOCH_PAIRS // BATCH) / args.iters
+    t_lib = median_time(run_rnnlab, args.repeats) * scale
+    t_ref = median_time(run_reference, args.repeats) * scale
+    return t_lib, t_ref
+
+
+def time_evaluation(model, reference, x_test, t_test, args) -> tuple:
+    """``(batched s, reference 1/call s, rnnlab 1/call s, accuracy, answers agree)`` for
+    5,000 questions; the one-per-call times from ``args.eval_questions`` of them."""
+    ref.copy_params(reference, model)  # the same weights in both, again after training steps
+    q = args.eval_questions
+    qx, qt = x_test[:q], t_test[:q]
+    t_batched = median_time(lambda: seq2seq_accuracy(model, x_test, t_test), args.repeats)
+    acc_batched = seq2seq_accuracy(model, x_test, t_test)
+    scale_eval = TEST_PAIRS / q
+    t_ref_one = median_time(lambda: ref.accuracy_one_by_one(reference, qx, qt),
+                            args.repeats) * scale_eval
+    t_lib_one = median_time(lambda: rnnlab_one_by_one(model, qx, qt), args.repeats) * scale_eval
+    same = seq2seq_accuracy(model, qx, qt) == ref.accuracy_one_by_one(reference, qx, qt)
+    return t_batched, t_ref_one, t_lib_one, acc_batched, same
+
+
+def print_evaluation(eval_rows: list[tuple]) -> None:
+    print()
+    print(f"{'evaluation of 5,000':<20}{'batched s':>10}{'ref 1/call':>12}{'ratio':>8}"
+          f"{'rnnlab 1/call':>15}{'ratio':>8}  answers agree")
+    for name, t_b, t_r, t_l, acc, same in eval_rows:
+        print(f"{name:<20}{t_b:>10.2f}{t_r:>12.2f}{t_r / t_b:>7.0f}x{t_l:>15.2f}{t_l / t_b:>7.0f}x"
+              f"  {'yes' if same else 'NO'} (accuracy {acc:.3f})")
+
+
+def run(args: argparse.Namespace) -> tuple[list[tuple], list[tuple]]:
+    """Time the models ``args.models`` (options of :func:`add_arguments`, checked by
+    :func:`configure`) and print both tables.
+
+    Returns:
+        training rows ``(name, task, rnnlab s/epoch, reference s/epoch)`` and
+        evaluation rows ``(name, batched s, reference 1/call s, rnnlab 1/call s,
+        accuracy, answers agree)``.
+    """
     print(f"epoch     {EPOCH_PAIRS:,} pairs = {EPOCH_PAIRS // BATCH} iterations of {BATCH}; "
           f"timed over {args.iters} iterations, median of {args.repeats}")
     print()
@@ -132,46 +195,27 @@ def main(argv=None):
         x_train, t_train, x_test, t_test, V = load_task(task, reverse=task == "addition")
         model, reference = cls(V, 16, H, seed=0), ref_cls(V, 16, H, seed=0)
         ref.copy_params(reference, model)
-        n = args.iters * BATCH
-        x, t = x_train[:n], t_train[:n]
-
-        def run_rnnlab(model=model, x=x, t=t):
-            rnnlab_iterations(model, Adam(0.001), x, t, args.iters)
-
-        def run_reference(reference=reference, x=x, t=t):
-            ref.fit(reference, ref.Adam(0.001), x, t, BATCH, 5.0, max_iters=args.iters)
-
-        run_rnnlab()  # warm-up (thread pool, caches)
-        scale = (EPOCH_PAIRS // BATCH) / args.iters
-        t_lib = median_time(run_rnnlab, args.repeats) * scale
-        t_ref = median_time(run_reference, args.repeats) * scale
+        t_lib, t_ref = time_training(model, reference, x_train, t_train, args)
         rows.append((name, task, t_lib, t_ref))
         print(f"{header}\n" if len(rows) == 1 else "", end="")
         print(f"{name:<18}{task:<10}{t_lib:>16.2f}{t_ref:>12.2f}{t_ref / t_lib:>7.1f}x",
               flush=True)
-
-        # Evaluation: the same weights in both (copied again after training steps).
-        ref.copy_params(reference, model)
-        q = args.eval_questions
-        qx, qt = x_test[:q], t_test[:q]
-        t_batched = median_time(lambda m=model, x=x_test, t=t_test: seq2seq_accuracy(m, x, t),
-                                args.repeats)
-        acc_batched = seq2seq_accuracy(model, x_test, t_test)
-        scale_eval = TEST_PAIRS / q
-        t_ref_one = median_time(lambda r=reference, x=qx, t=qt: ref.accuracy_one_by_one(r, x, t),
-                                args.repeats) * scale_eval
-        t_lib_one = median_time(lambda m=model, x=qx, t=qt: rnnlab_one_by_one(m, x, t),
-                                args.repeats) * scale_eval
-        same = seq2seq_accuracy(model, qx, qt) == ref.accuracy_one_by_one(reference, qx, qt)
-        eval_rows.append((name, t_batched, t_ref_one, t_lib_one, acc_batched, same))
-
-    print()
-    print(f"{'evaluation of 5,000':<20}{'batched s':>10}{'ref 1/call':>12}{'ratio':>8}"
-          f"{'rnnlab 1/call':>15}{'ratio':>8}  answers agree")
-    for name, t_b, t_r, t_l, acc, same in eval_rows:
-        print(f"{name:<20}{t_b:>10.2f}{t_r:>12.2f}{t_r / t_b:>7.0f}x{t_l:>15.2f}{t_l / t_b:>7.0f}x"
-              f"  {'yes' if same else 'NO'} (accuracy {acc:.3f})")
+        eval_rows.append((name, *time_evaluation(model, reference, x_test, t_test, args)))
+    print_evaluation(eval_rows)
     return rows, eval_rows
+
+
+def main(argv: list[str] | None = None) -> tuple[list[tuple], list[tuple]]:
+    parser = argparse.ArgumentParser(
+        description="Time rnnlab's seq2seq models against a textbook-style reference.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    error = configure(args)
+    if error:
+        parser.error(error)
+    print_machine()
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -14,19 +14,11 @@ import numpy as np
 
 from common.backend import FLOAT, xp
 from common.parallel import deferred
-from layers import Concat, TimeAttention, TimeBiLSTM, TimeEmbedding, TimeLSTM
-from models.base import Init
-from models.seq2seq import (
-    Seq2seq,
-    _lstm_shapes,
-    affine_layer,
-    greedy,
-    lstm_weights,
-    select_rows,
-)
+from layers import Concat, TimeAttention, TimeBiLSTM
+from models.seq2seq import Decoder, Encoder, Seq2seq, _lstm_shapes, lstm_weights
 
 
-class AttentionEncoder:
+class AttentionEncoder(Encoder):
     """Embed the question and run an LSTM over it; all hidden states are the encoding.
 
     With ``bidirectional=True`` the LSTM is a :class:`~layers.TimeBiLSTM`
@@ -41,20 +33,15 @@ class AttentionEncoder:
     """
 
     def __init__(self, vocab_size, wordvec_size, hidden_size, init=None, bidirectional=False):
-        V, D, H = vocab_size, wordvec_size, hidden_size
-        init = init or Init()
         self.bidirectional = bidirectional
-        self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
-        if bidirectional:
-            if H % 2:
-                raise ValueError(f"a bidirectional encoder needs an even hidden_size, got {H}")
-            self.lstm = TimeBiLSTM(*lstm_weights(init, D, H // 2), *lstm_weights(init, D, H // 2))
-        else:
-            self.lstm = TimeLSTM(*lstm_weights(init, D, H), stateful=False)
-        self.layers = [self.embed, self.lstm]
-        self.params = self.embed.params + self.lstm.params
-        self.grads = self.embed.grads + self.lstm.grads
-        self.hs = None
+        super().__init__(vocab_size, wordvec_size, hidden_size, init)
+
+    def _lstm(self, init, D, H):
+        if not self.bidirectional:
+            return super()._lstm(init, D, H)
+        if H % 2:
+            raise ValueError(f"a bidirectional encoder needs an even hidden_size, got {H}")
+        return TimeBiLSTM(*lstm_weights(init, D, H // 2), *lstm_weights(init, D, H // 2))
 
     def forward(self, xs):
         self.hs = self.lstm.forward(self.embed.forward(xs))
@@ -80,7 +67,7 @@ class AttentionEncoder:
         self.embed.backward(self.lstm.backward(dhs))
 
 
-class AttentionDecoder:
+class AttentionDecoder(Decoder):
     """A decoder that attends over all encoder states at each step.
 
     ``params``: embedding W ``(V, D)``, LSTM Wx ``(D, 4H)``, Wh ``(H, 4H)``,
@@ -96,17 +83,13 @@ class AttentionDecoder:
         backward: dscore ``(N, T_dec, V)`` -> denc_hs ``(N, T_enc, H)``
     """
 
+    affine_extra = 1  # [context | decoder state]
+
     def __init__(self, vocab_size, wordvec_size, hidden_size, init=None):
-        V, D, H = vocab_size, wordvec_size, hidden_size
-        init = init or Init()
-        self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
-        self.lstm = TimeLSTM(*lstm_weights(init, D, H), stateful=True)
-        self.attention = TimeAttention()
+        super().__init__(vocab_size, wordvec_size, hidden_size, init)
+        self.attention = TimeAttention()  # no parameters
+        self.layers.insert(2, self.attention)  # embed, lstm, attention, affine
         self.concat = Concat()  # [context | decoder state] into the affine layer
-        self.affine = affine_layer(init, H + H, V)
-        self.layers = [self.embed, self.lstm, self.attention, self.affine]
-        self.params = [p for layer in self.layers for p in layer.params]
-        self.grads = [g for layer in self.layers for g in layer.grads]
         self.dh = None
         self._h_given = False
         self.enc_hs = None  # while generating
@@ -131,7 +114,7 @@ class AttentionDecoder:
     # -- generation: begin / step / select (see models.seq2seq) ---------------------------
 
     def begin(self, enc_hs, h=None):
-        self.lstm.set_state(enc_hs[:, -1] if h is None else h)
+        super().begin(enc_hs[:, -1] if h is None else h)
         self.enc_hs = enc_hs
         self._weights = []  # attention weights of the steps so far, each (M, T_enc)
 
@@ -143,15 +126,10 @@ class AttentionDecoder:
         return self.affine.forward(xp.concatenate([cs, dec_hs], axis=2))[:, 0]
 
     def select(self, rows):
-        select_rows(self.lstm, rows)
+        super().select(rows)
         self.enc_hs = self.enc_hs[rows]
         self._weights = [w[rows] for w in self._weights]
         self.attention.attention_weights = list(self._weights)
-
-    def generate(self, enc_hs, start_id, sample_size):
-        """Greedy answers ``(N, sample_size)`` from the encoder states ``(N, T_enc, H)``."""
-        self.begin(enc_hs)
-        return greedy(self, xp.full(enc_hs.shape[0], start_id), sample_size)
 
 
 class AttentionSeq2seq(Seq2seq):
@@ -163,8 +141,6 @@ class AttentionSeq2seq(Seq2seq):
     After ``forward`` or ``generate``, ``decoder.attention.attention_weights``
     holds one ``(N, T_enc)`` array per decoder step.
     """
-
-    affine_inputs = 2  # [context | decoder state]
 
     def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int, *,
                  seed: int | None = None, rng=None, dtype=FLOAT, bidirectional: bool = False):

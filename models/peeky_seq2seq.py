@@ -12,12 +12,11 @@ the LSTM's initial state.
 
 
 from common.backend import xp
-from layers import Concat, TimeEmbedding, TimeLSTM, TimeRepeat
-from models.base import Init
-from models.seq2seq import Encoder, Seq2seq, affine_layer, greedy, lstm_weights, select_rows
+from layers import Concat, TimeRepeat
+from models.seq2seq import Decoder, Encoder, Seq2seq
 
 
-class PeekyDecoder:
+class PeekyDecoder(Decoder):
     """A decoder that reads the encoding ``h`` at every step (see the module docstring).
 
     ``params``: embedding W ``(V, D)``, LSTM Wx ``(H + D, 4H)`` (rows for
@@ -29,18 +28,14 @@ class PeekyDecoder:
         backward: dscore ``(N, T, V)`` -> dh ``(N, H)``
     """
 
+    lstm_extra = 1  # [h | embedding]
+    affine_extra = 1  # [h | LSTM output]
+
     def __init__(self, vocab_size, wordvec_size, hidden_size, init=None):
-        V, D, H = vocab_size, wordvec_size, hidden_size
-        init = init or Init()
-        self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
-        self.lstm = TimeLSTM(*lstm_weights(init, H + D, H), stateful=True)
-        self.affine = affine_layer(init, H + H, V)
+        super().__init__(vocab_size, wordvec_size, hidden_size, init)
         self.repeat = TimeRepeat()
         self.concat_in = Concat()  # [h | embedding] into the LSTM
         self.concat_out = Concat()  # [h | LSTM output] into the affine layer
-        self.layers = [self.embed, self.lstm, self.affine]
-        self.params = [p for layer in self.layers for p in layer.params]
-        self.grads = [g for layer in self.layers for g in layer.grads]
         self.h = None  # the encoding, while generating
 
     def forward(self, xs, h):
@@ -58,7 +53,7 @@ class PeekyDecoder:
     # -- generation: begin / step / select (see models.seq2seq) ---------------------------
 
     def begin(self, h):
-        self.lstm.set_state(h)
+        super().begin(h)
         self.h = h
 
     def step(self, ids):
@@ -67,13 +62,8 @@ class PeekyDecoder:
         return self.affine.forward(xp.concatenate([hs_h, out], axis=2))[:, 0]
 
     def select(self, rows):
-        select_rows(self.lstm, rows)
+        super().select(rows)
         self.h = self.h[rows]
-
-    def generate(self, h, start_id, sample_size):
-        """Greedy answers ``(N, sample_size)`` from the encodings ``h`` ``(N, H)``."""
-        self.begin(h)
-        return greedy(self, xp.full(h.shape[0], start_id), sample_size)
 
 
 class PeekySeq2seq(Seq2seq):
@@ -83,8 +73,3 @@ class PeekySeq2seq(Seq2seq):
 
     encoder_class = Encoder
     decoder_class = PeekyDecoder
-    decoder_input_extra = 1  # [h | embedding]
-    affine_inputs = 2  # [h | LSTM output]
-
-
-

@@ -40,8 +40,19 @@ def lstm_weights(init, D, H):
             init.zeros(4 * H))
 
 
+def embedding_layer(init, V, D):
+    return TimeEmbedding(init.normal((V, D), 1 / 100))
+
+
 def affine_layer(init, D, V):
     return TimeAffine(*joint_weight_bias(init.normal((D, V), 1 / np.sqrt(D)), init.zeros(V)))
+
+
+def gather_layers(part, layers):
+    """Set a part's ``layers`` and its ``params``/``grads`` (those of the layers, in order)."""
+    part.layers = list(layers)
+    part.params = [p for layer in part.layers for p in layer.params]
+    part.grads = [g for layer in part.layers for g in layer.grads]
 
 
 class Encoder:
@@ -55,12 +66,13 @@ class Encoder:
     def __init__(self, vocab_size, wordvec_size, hidden_size, init=None):
         V, D, H = vocab_size, wordvec_size, hidden_size
         init = init or Init()
-        self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
-        self.lstm = TimeLSTM(*lstm_weights(init, D, H), stateful=False)
-        self.layers = [self.embed, self.lstm]
-        self.params = self.embed.params + self.lstm.params
-        self.grads = self.embed.grads + self.lstm.grads
+        self.embed = embedding_layer(init, V, D)
+        self.lstm = self._lstm(init, D, H)
+        gather_layers(self, [self.embed, self.lstm])
         self.hs = None
+
+    def _lstm(self, init, D, H):
+        return TimeLSTM(*lstm_weights(init, D, H), stateful=False)
 
     def forward(self, xs):
         self.hs = self.lstm.forward(self.embed.forward(xs))
@@ -75,20 +87,25 @@ class Encoder:
 class Decoder:
     """An LSTM language model over the answer whose state starts at the encoding.
 
+    A subclass may feed the LSTM or the affine layer more features (the
+    encoding again, an attention context); ``lstm_extra`` and
+    ``affine_extra`` say how many, in multiples of H.
+
     Shape:
         forward: xs int ``(N, T)``, h ``(N, H)`` -> scores ``(N, T, V)``
         backward: dscore ``(N, T, V)`` -> dh ``(N, H)``
     """
 
+    lstm_extra = 0  # the LSTM reads D + lstm_extra * H features
+    affine_extra = 0  # the affine layer reads H + affine_extra * H features
+
     def __init__(self, vocab_size, wordvec_size, hidden_size, init=None):
         V, D, H = vocab_size, wordvec_size, hidden_size
         init = init or Init()
-        self.embed = TimeEmbedding(init.normal((V, D), 1 / 100))
-        self.lstm = TimeLSTM(*lstm_weights(init, D, H), stateful=True)
-        self.affine = affine_layer(init, H, V)
-        self.layers = [self.embed, self.lstm, self.affine]
-        self.params = [p for layer in self.layers for p in layer.params]
-        self.grads = [g for layer in self.layers for g in layer.grads]
+        self.embed = embedding_layer(init, V, D)
+        self.lstm = TimeLSTM(*lstm_weights(init, D + self.lstm_extra * H, H), stateful=True)
+        self.affine = affine_layer(init, H + self.affine_extra * H, V)
+        gather_layers(self, [self.embed, self.lstm, self.affine])
 
     def forward(self, xs, h):
         self.lstm.set_state(h)
@@ -111,10 +128,14 @@ class Decoder:
     def select(self, rows):
         select_rows(self.lstm, rows)
 
-    def generate(self, h, start_id, sample_size):
-        """Greedy answers ``(N, sample_size)`` from the encodings ``h`` ``(N, H)``."""
-        self.begin(h)
-        return greedy(self, xp.full(h.shape[0], start_id), sample_size)
+    def generate(self, encoding, start_id, sample_size):
+        """Greedy answers ``(N, sample_size)`` from the encodings of N questions.
+
+        ``encoding`` is what :meth:`begin` takes: ``h`` ``(N, H)`` here, the
+        encoder states ``(N, T_enc, H)`` for an attention decoder.
+        """
+        self.begin(encoding)
+        return greedy(self, xp.full(encoding.shape[0], start_id), sample_size)
 
 
 def select_rows(lstm, rows):
@@ -182,14 +203,12 @@ class Seq2seq(Model):
         V, D, H = config_sizes(cls, config, "vocab_size", "wordvec_size", "hidden_size")
         shapes = {"encoder.embed.W": (V, D)}
         shapes.update(_lstm_shapes("encoder.lstm", D, H))
+        decoder = cls.decoder_class
         shapes["decoder.embed.W"] = (V, D)
-        shapes.update(_lstm_shapes("decoder.lstm", D + cls.decoder_input_extra * H, H))
-        shapes.update({"decoder.affine.W": (cls.affine_inputs * H, V), "decoder.affine.b": (V,)})
+        shapes.update(_lstm_shapes("decoder.lstm", D + decoder.lstm_extra * H, H))
+        shapes.update({"decoder.affine.W": (H + decoder.affine_extra * H, V),
+                       "decoder.affine.b": (V,)})
         return shapes
-
-    # The decoder's LSTM reads D + extra * H features; its affine layer reads inputs * H.
-    decoder_input_extra = 0
-    affine_inputs = 1
 
     @property
     def vocab_size(self) -> int:

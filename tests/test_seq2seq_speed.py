@@ -21,3 +21,22 @@ def test_benchmark_refuses_bad_counts(capsys):
     with pytest.raises(SystemExit):
         seq2seq_speed.main(["--iters", "0"])
     assert "--iters must be at least 1" in capsys.readouterr().err
+
+
+def test_benchmark_runs_as_a_section_of_another_parser(capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")  # the host's own option
+    seq2seq_speed.add_arguments(parser)
+    args = parser.parse_args(["--quick", "--models", "PeekySeq2seq", "--iters", "1",
+                              "--eval-questions", "2", "--repeats", "1"])
+    assert seq2seq_speed.configure(args) is None
+    rows, eval_rows = seq2seq_speed.run(args)
+    assert [row[:2] for row in rows] == [("PeekySeq2seq", "addition")]
+    assert [row[0] for row in eval_rows] == ["PeekySeq2seq"] and eval_rows[0][-1] is True
+    out = capsys.readouterr().out
+    assert "machine" not in out  # the host describes the machine
+    assert "PeekySeq2seq      addition" in out and "evaluation of 5,000" in out
+    args.repeats = 0
+    assert seq2seq_speed.configure(args) == "--repeats must be at least 1"
