@@ -20,7 +20,10 @@ sides of a ratio alike. The sections, in order:
 * the demo configuration against the textbook-style reference and the lean
   step (:mod:`benchmarks.demo`);
 * ``eval_perplexity`` on PTB valid (:mod:`benchmarks.evaluation`);
-* memory (:mod:`benchmarks.memory`).
+* memory (:mod:`benchmarks.memory`);
+* the sequence-to-sequence models against a textbook-style reference: one
+  training epoch, and answering the 5,000 test pairs at once against one
+  question per call (:mod:`benchmarks.seq2seq_speed`).
 
 The exit status is 1 if the float64 check of the memory section fails, or
 (with ``--check``) if any speed target is missed.
@@ -37,10 +40,12 @@ from benchmarks.demo import demo
 from benchmarks.evaluation import evaluation
 from benchmarks.harness import Run, say
 from benchmarks.memory import epoch_child, memory
+from benchmarks.seq2seq_speed import CONFIGS as SEQ2SEQ_CONFIGS
+from benchmarks.seq2seq_speed import run as seq2seq_run
 from benchmarks.word_level import training_iteration, where_time_goes
 from datasets import ptb
 
-SECTIONS = ("word", "char")
+SECTIONS = ("word", "char", "seq2seq")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,7 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "to this number; default: leave BLAS as it is")
     p.add_argument("--only", choices=SECTIONS, default=None,
                    help="run only this section (after the machine's): word (the word-level "
-                        "rows and where their time goes) or char (the character-level rows); "
+                        "rows and where their time goes), char (the character-level rows) or "
+                        "seq2seq (the sequence-to-sequence models against the textbook-style "
+                        "reference); "
                         "default: every section")
     p.add_argument("--check", action="store_true",
                    help="exit with status 1 if a speed target is missed")
@@ -97,6 +104,9 @@ def main(argv=None) -> int:
     if args.only == "char":
         char_level(run, *((2, 2, 1) if q else (4, 4, 2)))
         return summary(run, args, True)
+    if args.only == "seq2seq":
+        seq2seq(run, q)
+        return summary(run, args, True)
     train = ptb.load_data("train", data_dir=data_dir)[0]
     valid = ptb.load_data("valid", data_dir=data_dir)[0]
     xs, ts = train[:-1], train[1:]
@@ -110,7 +120,27 @@ def main(argv=None) -> int:
     evaluation(run, big["rnn"][0], valid, runs=1 if q else 3)
     epoch_iters = args.epoch_iters if args.epoch_iters is not None else (20 if q else 0)
     f64_ok = memory(run, big, xs, ts, epoch_iters)
+    seq2seq(run, q)
     return summary(run, args, f64_ok)
+
+
+def seq2seq(run: Run, quick: bool) -> None:
+    """The sequence-to-sequence section: epochs and evaluation against the reference."""
+    say("\n== sequence to sequence (rnnlab vs the textbook-style reference)")
+    options = argparse.Namespace(iters=3 if quick else 10, eval_questions=20 if quick else 200,
+                                 repeats=1 if quick else 3, threads=None,
+                                 models=[config[0] for config in SEQ2SEQ_CONFIGS])
+    rows, eval_rows = seq2seq_run(options)
+    run.results["seq2seq"] = {
+        "epoch_seconds": {name: {"rnnlab": lib, "reference": ref} for name, _, lib, ref in rows},
+        "evaluation_seconds": {r[0]: {"batched": r[1], "reference_one_per_call": r[2]}
+                               for r in eval_rows},
+    }
+    for name, _, lib, ref in rows:
+        run.target(f"{name} epoch: reference / rnnlab", ref / lib, 2.0, higher_is_better=True)
+    for r in eval_rows:
+        run.target(f"{r[0]} eval: one per call / batched", r[2] / r[1], 10.0,
+                   higher_is_better=True)
 
 
 def summary(run: Run, args, f64_ok: bool) -> int:
