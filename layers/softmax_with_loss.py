@@ -50,8 +50,8 @@ class SoftmaxWithLoss:
 # Row sums of exp(x) below this are recomputed with the max shifted out;
 # above it every term that matters is a normal float (see TimeSoftmaxWithLoss).
 _TINY_SUM = 1e-30
-# Rows whose maximum is above this are recomputed too: exp(-m) would come
-# near float32's smallest normal numbers and lose digits.
+# Rows whose target logit is farther from 0 than this are recomputed too:
+# exp(-x[t]) would come near either end of float32's normal numbers.
 _MAX_SHIFT = 80.0
 
 
@@ -75,15 +75,18 @@ class TimeSoftmaxWithLoss:
     gradient. ``backward`` subtracts ``w`` at the targets and multiplies by
     ``dout`` when it is not 1.
 
-    The loss is taken in log-sum-exp form, with each row's maximum ``m``
-    subtracted: ``log(sum(exp(x))) - x[t] = (m - x[t]) + log(sum(exp(x - m)))``,
-    so that a logit near 40 does not cost its last digits (``log(sum(exp(x)))``
-    alone would round at the scale of 40 before ``x[t]`` is taken off). The
-    sum of shifted terms is ``s * exp(-m)`` with ``s`` the block's row sum: the
-    ``exp`` over the block is taken without the shift, which is exact
-    whenever no term overflows and the row sum is not tiny; the rare rows
-    where either fails are recomputed with the maximum shifted out, so
-    logits of any magnitude are safe.
+    The loss is taken in shifted log-sum-exp form, so that a logit near 40
+    does not cost its last digits (``log(sum(exp(x)))`` alone would round
+    at the scale of 40 before ``x[t]`` is taken off). The shift is the
+    target's own logit: ``log(sum(exp(x))) - x[t] = log(s * exp(-x[t]))``
+    with ``s`` the block's row sum, a product of two numbers each exact to
+    float32 round-off and a sum of at least 1, so the loss keeps the
+    precision that subtracting the row maximum gives, without another pass
+    over the logits to find it. The ``exp`` over the block is taken
+    unshifted, which is exact whenever no term overflows and the row sum is
+    not tiny; the rare rows where that fails, or where ``exp(-x[t])`` would
+    leave the normal float range, are recomputed with the row maximum
+    ``m`` subtracted before the ``exp``, so logits of any magnitude are safe.
 
     The array ``backward`` returns is the layer's buffer: valid until the
     next ``forward`` (copy it to keep it).
@@ -122,38 +125,36 @@ class TimeSoftmaxWithLoss:
             self._y = xp.empty_like(x)
         y = self._y
         s = xp.empty(N * T, dtype=x.dtype)
-        m = xp.empty(N * T, dtype=x.dtype)
         with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
-            for_row_blocks(self._scaled_softmax, x, y, s, m, w)
-            log_sum = xp.log(s * xp.exp(-m))  # log(sum(exp(x - m))), in [0, log V]
-        # Recomputed with the shift: an overflowed or tiny sum, or exp(-m) near
-        # the bottom of the float range (m above 80).
-        redo = ~(xp.isfinite(s) & (s > _TINY_SUM) & (m < _MAX_SHIFT))
+            for_row_blocks(self._scaled_softmax, x, y, s, w)
+            row_loss = xp.log(s * xp.exp(-x_t))  # log(sum(exp(x - x[t])))
+        # Recomputed with the maximum shifted out: an overflowed or tiny sum,
+        # or exp(-x[t]) near either end of the float range (|x[t]| above 80).
+        redo = ~(xp.isfinite(row_loss) & (s > _TINY_SUM) & (xp.abs(x_t) < _MAX_SHIFT))
         if redo.any():
-            log_sum[redo] = self._stable_rows(x[redo], y, redo, m[redo], w[redo])
+            row_loss[redo] = self._stable_rows(x[redo], x_t[redo], y, redo, w[redo])
 
-        losses = xp.where(valid, (m - x_t) + log_sum, 0)
+        losses = xp.where(valid, row_loss, 0)
         self.cache = (t_safe, w, xs.shape)
         return float(losses.sum(dtype=xp.float64)) / max(n_valid, 1)
 
     @staticmethod
-    def _scaled_softmax(x, y, s, m, w):
-        """``s = sum(exp(x))``, ``m = max(x)`` and ``y = w * softmax(x)`` for rows
-        of logits ``x``."""
-        xp.max(x, axis=1, out=m)
+    def _scaled_softmax(x, y, s, w):
+        """``s = sum(exp(x))`` and ``y = w * softmax(x)`` for rows of logits ``x``."""
         xp.exp(x, out=y)
         # einsum's row sum is about 3x faster than y.sum(axis=1) here,
         # with float32 round-off (it accumulates in SIMD lanes).
         xp.einsum("ij->i", y, out=s)
         y *= (w / s)[:, None]
 
-    def _stable_rows(self, x_rows, y, redo, m, w):
+    def _stable_rows(self, x_rows, x_t, y, redo, w):
         """Recompute the selected rows with their maxima ``m`` subtracted;
-        return ``log(sum(exp(x - m)))`` of each."""
+        return each row's loss ``(m - x[t]) + log(sum(exp(x - m)))``."""
+        m = x_rows.max(axis=1)
         e_rows = xp.exp(x_rows - m[:, None])
         s_rows = e_rows.sum(axis=1)
         y[redo] = e_rows * (w / s_rows)[:, None]
-        return xp.log(s_rows)
+        return (m - x_t) + xp.log(s_rows)
 
     def backward(self, dout=1):
         if self.cache is None:

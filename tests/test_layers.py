@@ -115,6 +115,20 @@ def test_rows_near_the_ends_of_the_float_range_keep_their_loss(rng, top):
     np.testing.assert_allclose(layer.backward().sum(axis=-1), 0, atol=1e-6)
 
 
+@pytest.mark.parametrize("target_logit", [-60.0, 95.0])
+def test_a_target_logit_far_from_the_rest_keeps_its_loss(rng, target_logit):
+    """The loss is shifted by the target's logit; a target 100 below the row's
+    maximum (the shifted sum overflows) or above 80 takes the stable path."""
+    xs = f32(rng, N, T, V)
+    ts = rng.integers(0, V, size=(N, T))
+    xs[0, 0] = 0
+    xs[0, 0, (ts[0, 0] + 1) % V] = 40
+    xs[0, 0, ts[0, 0]] = target_logit
+    layer = TimeSoftmaxWithLoss()
+    assert layer.forward(xs, ts) == pytest.approx(reference_loss(xs, ts), rel=1e-6)
+    np.testing.assert_allclose(layer.backward().sum(axis=-1), 0, atol=1e-6)
+
+
 def test_large_logits_take_the_threaded_path_and_stay_exact(rng, monkeypatch):
     import common.parallel as parallel
 
