@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ["benchmark.py", "time_medium_config.py", "time_zaremba_small.py"]
+SCRIPTS = ["benchmark.py", "time_medium_config.py", "time_zaremba_small.py", "time_fit.py",
+           "time_recurrent_layers.py"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -1,0 +1,56 @@
+"""Time RnnlmTrainer.fit per iteration, for comparing two checkouts fairly.
+
+The benchmark's harness changed with the code it measures (issue 13 made it
+a package), so its figures before and after a change do not come from the
+same timing code. This script is the same few lines for any checkout: it
+trains SimpleRnnlm and Rnnlm (V = 10,000, D = H = 100, batch 20, time 35,
+SGD with clipping, as in the benchmark's word-level rows) for the first 150
+iterations of PTB with ``RnnlmTrainer.fit`` and prints the median time per
+iteration of three runs. Alternate two checkouts a few times:
+
+    python scripts/time_fit.py --repo /path/to/old/checkout
+    python scripts/time_fit.py                                  # this checkout
+"""
+
+import argparse
+import os
+import sys
+import time
+
+ITERATIONS, BATCH, TIME, RUNS = 150, 20, 35, 3
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                   help="the checkout whose packages are timed (default: this one)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the PTB files (default: $RNNLAB_PTB_DIR, the cache, or "
+                        "a download)")
+    args = p.parse_args(argv)
+    sys.path.insert(0, os.path.abspath(args.repo))
+    import numpy as np
+
+    from common.optimizer import SGD
+    from common.trainer import RnnlmTrainer
+    from datasets import ptb
+    from models import Rnnlm, SimpleRnnlm
+
+    corpus = ptb.load_data("train", data_dir=args.data_dir)[0][:BATCH * TIME * ITERATIONS + 1]
+    xs, ts = corpus[:-1], corpus[1:]
+    for cls in (SimpleRnnlm, Rnnlm):
+        times = []
+        for _ in range(RUNS):
+            trainer = RnnlmTrainer(cls(10000, 100, 100, seed=0), SGD(20.0))
+            start = time.perf_counter()
+            trainer.fit(xs, ts, max_epoch=1, batch_size=BATCH, time_size=TIME, max_grad=0.25,
+                        verbose=False)
+            times.append((time.perf_counter() - start) / ITERATIONS * 1e3)
+        print(f"{cls.__name__:12s} {np.median(times):6.2f} ms per iteration (runs "
+              f"{', '.join(f'{t:.2f}' for t in times)}; {args.repo})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
