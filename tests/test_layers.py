@@ -274,3 +274,34 @@ def test_layers_reject_mismatched_shapes_and_dtypes(rng):
     layer.forward(f32(rng, N, T, D))
     with pytest.raises(ValueError, match="reset_state"):
         layer.forward(f32(rng, N + 1, T, D))
+
+
+# --- common.functions.sigmoid -------------------------------------------------
+
+
+def test_sigmoid_is_exact_at_any_magnitude_and_quiet():
+    """The one sigmoid of rnnlab (the LSTM and GRU layers use its in-place
+    form): no overflow warning, and full relative precision for large
+    negative arguments, where (1 + tanh(x / 2)) / 2 rounds to 0 in float32."""
+    import warnings
+
+    from common.functions import sigmoid, sigmoid_
+
+    x = np.array([-80, -30, -20, -1, 0, 1, 20, 100], dtype=np.float32)
+    exact = 1 / (1 + np.exp(-x.astype(np.float64)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = sigmoid(x)
+        assert sigmoid(np.float32(-1e4)) == 0  # exp overflows to inf, quietly
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, exact, rtol=1e-6, atol=0)
+    # In place, with a slope per column: sigmoid(2a) = (tanh(a) + 1) / 2.
+    a = np.array([[0.3, -0.7]], dtype=np.float32)
+    out = sigmoid_(a.copy(), slope=np.array([1, 2], dtype=np.float32))
+    np.testing.assert_allclose(out, [[exact_sigmoid(0.3), (np.tanh(-0.7) + 1) / 2]], rtol=1e-6)
+    b = a.copy()
+    assert sigmoid_(b) is b
+
+
+def exact_sigmoid(v):
+    return 1 / (1 + np.exp(-v))
