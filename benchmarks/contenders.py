@@ -21,26 +21,17 @@ SMALL_WORDS, SMALL_N, SMALL_T = 1000, 10, 5
 LR = 0.1
 
 
-def rnnlab_step(model, optimizer, trainer, xs, ts, batch_size, time_size):
-    """One iteration of ``RnnlmTrainer.fit`` (without its bookkeeping).
+def training_step(model, optimizer, batches, xs, ts, batch_size, time_size):
+    """One iteration of ``RnnlmTrainer.fit`` without its bookkeeping, for
+    rnnlab (``batches`` a trainer) or the textbook-style reference
+    (``batches`` its ``BatchFetcher``): the same four calls either way.
 
     ``fit`` runs all its iterations inside one ``common.parallel.managed()``
-    context; time these steps inside one too (see :func:`round_robin`).
+    context; time rnnlab's steps inside one too (see :func:`round_robin`).
     """
 
     def step():
-        batch_x, batch_t = trainer.get_batch(xs, ts, batch_size, time_size)
-        loss = model.forward(batch_x, batch_t)
-        model.backward()
-        optimizer.update(model.params, model.grads)
-        return loss
-
-    return step
-
-
-def textbook_step(model, optimizer, fetch, xs, ts, batch_size, time_size):
-    def step():
-        batch_x, batch_t = fetch.get_batch(xs, ts, batch_size, time_size)
+        batch_x, batch_t = batches.get_batch(xs, ts, batch_size, time_size)
         loss = model.forward(batch_x, batch_t)
         model.backward()
         optimizer.update(model.params, model.grads)

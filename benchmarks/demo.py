@@ -20,8 +20,7 @@ from benchmarks.contenders import (
     D,
     H,
     lean_step,
-    rnnlab_step,
-    textbook_step,
+    training_step,
 )
 from benchmarks.harness import Run, median, round_robin, say
 from common.optimizer import SGD
@@ -49,9 +48,9 @@ def demo(run: Run, train, rounds: int, warmup: int) -> None:
     ours.reset_state()
     lean_first = lean()
     fns = {
-        "rnnlab": rnnlab_step(ours, ours_opt, RnnlmTrainer(ours, ours_opt), sxs, sts,
+        "rnnlab": training_step(ours, ours_opt, RnnlmTrainer(ours, ours_opt), sxs, sts,
                               SMALL_N, SMALL_T),
-        "textbook": textbook_step(ref_model, textbook.SGD(lr=LR), textbook.BatchFetcher(),
+        "textbook": training_step(ref_model, textbook.SGD(lr=LR), textbook.BatchFetcher(),
                                   sxs, sts, SMALL_N, SMALL_T),
         "lean": lean,
     }

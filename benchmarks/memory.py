@@ -18,7 +18,7 @@ import tracemalloc
 
 import numpy as np
 
-from benchmarks.contenders import LR, D, H, N, T, V, rnnlab_step
+from benchmarks.contenders import LR, D, H, N, T, V, training_step
 from benchmarks.harness import ROOT, Run, say
 from common.optimizer import SGD
 from common.trainer import RnnlmTrainer
@@ -186,7 +186,7 @@ def memory(run: Run, big, xs, ts, epoch_iters: int) -> bool:
     results = run.results
     say("\n== memory")
     model, optimizer, trainer = big["rnn"]
-    step = rnnlab_step(model, optimizer, trainer, xs, ts, N, T)
+    step = training_step(model, optimizer, trainer, xs, ts, N, T)
     step()  # steady state: buffers sized for this batch shape already exist
     top = largest_allocations(step)
     logits = N * T * V

@@ -21,7 +21,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from benchmarks.contenders import LR, D, H, N, T, V, rnnlab_step, torch_model, torch_step
+from benchmarks.contenders import LR, D, H, N, T, V, torch_model, torch_step, training_step
 from benchmarks.harness import (
     Run,
     fmt_ms,
@@ -86,7 +86,7 @@ def training_iteration(run: Run, xs, ts, blocks: int, rounds: int, warmup: int) 
             torch_fns[f"torch {kind}"] = torch_step(torch, tmodel, RnnlmTrainer(None, None),
                                                     xs, ts)
             first_loss[kind] = {"torch": torch_fns[f"torch {kind}"]()}
-        numpy_fns[f"rnnlab {kind}"] = rnnlab_step(model, optimizer, trainer, xs, ts, N, T)
+        numpy_fns[f"rnnlab {kind}"] = training_step(model, optimizer, trainer, xs, ts, N, T)
         with managed():
             first_loss.setdefault(kind, {})["rnnlab"] = float(numpy_fns[f"rnnlab {kind}"]())
 
@@ -181,7 +181,7 @@ def stage_breakdown(model, optimizer, trainer, xs, ts, rounds, warmup):
     targets += [(layer, "backward", f"{type(layer).__name__}.backward")
                 for layer in reversed(model.layers)]
     targets.append((optimizer, "update", f"{type(optimizer).__name__}.update"))
-    step = rnnlab_step(model, optimizer, trainer, xs, ts, N, T)
+    step = training_step(model, optimizer, trainer, xs, ts, N, T)
     whole = defaultdict(list)
     with timed_methods(targets) as samples:
         round_robin({"iteration": step}, rounds, warmup, whole, context=managed)
