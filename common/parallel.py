@@ -283,9 +283,21 @@ def for_batch_blocks(work: Callable[..., object], arrays, batch_axes,
 # of the weights, which a cut of the batch does not save, and BLAS packs a
 # contiguous block faster than a transposed view (backward's ``Wh.T``). One
 # core, N = 32, h @ Wh at H = 128 / 256 / 512: 50 / 268 / 1083 us whole,
-# 26 / 108 / 513 us for half the columns (16 rows: 29 / 185 / 732 us).
-MIN_SPLIT_STEP_MULTIPLY_ADDS = 1 << 21
+# 26 / 108 / 513 us for half the columns (16 rows: 29 / 185 / 732 us). But
+# handing a block to another thread and waiting for it costs 50-100 us a step
+# (two wake-ups of a sleeping thread, and the GIL), so a short product stays
+# whole. One training iteration of the character-level LSTM (N = 32, T = 64,
+# benchmarks.char_level), both ways alternating in one process: H = 128
+# (2^21 multiply-adds a step) 20.8 ms whole against 29.2 ms split; H = 256
+# (2^23) 50.5 against 50.0 ms; H = 512, 134 against 161 ms with the backward
+# product whole.
+MIN_SPLIT_STEP_MULTIPLY_ADDS = 1 << 22
 MIN_SPLIT_COLUMNS = 16  # per block
+# A product by a transposed view (backward's ``Wh.T``) packs its operand
+# more slowly than a contiguous copy: at N = 32, H = 256 one core takes 310
+# against 195 us. From this many multiply-adds, the copy made once per loop
+# is worth it.
+MIN_COPY_STEP_MULTIPLY_ADDS = 1 << 21
 
 
 class _Worker:
@@ -358,6 +370,8 @@ def step_products(W, n_rows: int):
     with managed():
         K, M = W.shape
         if n_rows * K * M < MIN_SPLIT_STEP_MULTIPLY_ADDS:
+            if n_rows * K * M >= MIN_COPY_STEP_MULTIPLY_ADDS and not W.flags.c_contiguous:
+                W = xp.ascontiguousarray(W)
             yield lambda a, out: xp.matmul(a, W, out=out)
             return
         k = max(1, min(num_threads(), M // MIN_SPLIT_COLUMNS))

@@ -264,6 +264,38 @@ def test_a_short_step_product_is_the_plain_product(monkeypatch):
     np.testing.assert_array_equal(out, one_thread_product(a, W))
 
 
+def test_a_long_step_product_by_a_transposed_view_uses_a_contiguous_copy(monkeypatch):
+    """Backward's ``dA @ Wh.T``: BLAS packs a contiguous copy faster than the
+    transposed view, so a product long enough gets one, made once per loop."""
+    monkeypatch.setattr(parallel, "MIN_COPY_STEP_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_STEP_MULTIPLY_ADDS", 1 << 40)  # never split
+    rng = np.random.default_rng(2)
+    Wh = rng.standard_normal((6, 24)).astype(np.float32)
+    dA = rng.standard_normal((3, 24)).astype(np.float32)
+    seen = []
+    matmul = np.matmul
+
+    def spy(a, b, **kwargs):
+        seen.append(b.flags.c_contiguous)
+        return matmul(a, b, **kwargs)
+
+    out = np.empty((3, 6), dtype=np.float32)
+    with parallel.step_products(Wh.T, 3) as product:
+        monkeypatch.setattr(np, "matmul", spy)
+        for _ in range(2):
+            product(dA, out)
+        monkeypatch.setattr(np, "matmul", matmul)
+    assert seen == [True, True]
+    np.testing.assert_allclose(out, dA @ Wh.T, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(parallel, "MIN_COPY_STEP_MULTIPLY_ADDS", 1 << 40)  # short: as given
+    seen.clear()
+    with parallel.step_products(Wh.T, 3) as product:
+        monkeypatch.setattr(np, "matmul", spy)
+        product(dA, out)
+        monkeypatch.setattr(np, "matmul", matmul)
+    assert seen == [False]
+
+
 @needs_blas_control
 def test_an_error_in_a_worker_reaches_the_caller_and_the_worker_stops(spread):
     W = np.ones((3, 8), dtype=np.float32)
