@@ -21,7 +21,7 @@ def sigmoid(x):
 def sigmoid_(x, slope=None):
     """``sigmoid(slope * x)`` written into the float array ``x``, which is returned.
 
-    Three passes over ``x`` and no temporary: ``x = 1 / (1 + exp(-slope * x))``.
+    Four passes over ``x`` and no temporary: ``x = 1 / (1 + exp(-slope * x))``.
     For large negative ``slope * x`` the ``exp`` overflows to ``inf`` and
     ``1 / (1 + inf) = 0`` is the correctly rounded answer (the overflow is
     not reported). ``slope`` (default 1) may be an array broadcasting against
@@ -32,6 +32,16 @@ def sigmoid_(x, slope=None):
         xp.negative(x, out=x)
     else:
         xp.multiply(x, -slope, out=x)
+    return sigmoid_of_negated_(x)
+
+
+def sigmoid_of_negated_(x):
+    """``sigmoid(-x) = 1 / (1 + exp(x))`` written into the float array ``x``,
+    which is returned: :func:`sigmoid_` without its first pass, for a caller
+    that has already folded the minus sign (and any slope, a power of two,
+    so nothing rounds differently) into the weights that produced ``x``, as
+    the LSTM's time loop does.
+    """
     with np.errstate(over="ignore"):
         xp.exp(x, out=x)
     x += 1

@@ -26,7 +26,7 @@ reaching ``c_next`` is the one from the next step plus the one through
 """
 
 from common.backend import xp
-from common.functions import sigmoid, sigmoid_
+from common.functions import sigmoid, sigmoid_of_negated_
 from common.parallel import for_row_blocks, matmul, step_products
 from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
 from layers._time_grads import input_and_weight_grads
@@ -200,15 +200,19 @@ class TimeLSTM:
         Wh = self.params[1]
         H = Wh.shape[0]
         # All four gates from one exp: tanh(a) = 2 * sigmoid(2a) - 1, so with a
-        # slope of 2 on the g columns, sigmoid_ makes A [i | f | (g + 1) / 2 | o].
-        slope = xp.repeat(xp.asarray([1.0, 1.0, 2.0, 1.0], dtype=Wh.dtype), H)
+        # slope of 2 on the g columns, sigmoid(slope * A) is [i | f | (g + 1) / 2 | o].
+        # The factor -slope (-1 or -2: exact) is folded into x @ Wx + b and a
+        # copy of Wh once, which saves a pass over A at every step, bit for bit.
+        neg_slope = xp.repeat(xp.asarray([-1.0, -1.0, -2.0, -1.0], dtype=Wh.dtype), H)
+        gates *= neg_slope
+        Wh_scaled = Wh * neg_slope
         hWh = xp.empty(gates.shape[1:], dtype=Wh.dtype)
         ig = xp.empty(h.shape, dtype=Wh.dtype)
-        with step_products(Wh, len(h)) as h_Wh:  # h_Wh(h, out) writes h @ Wh into out
+        with step_products(Wh_scaled, len(h)) as h_Wh:  # h_Wh(h, out): h @ Wh_scaled into out
             for t in range(len(gates)):
                 A = gates[t]
                 A += h_Wh(h, hWh)
-                sigmoid_(A, slope)
+                sigmoid_of_negated_(A)
                 i, f, g, o = A[:, :H], A[:, H : 2 * H], A[:, 2 * H : 3 * H], A[:, 3 * H :]
                 g *= 2
                 g -= 1
