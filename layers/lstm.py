@@ -179,35 +179,33 @@ class TimeLSTM:
 
         # Time-major inside the layer: each step reads and writes contiguous blocks.
         xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
-        gates = matmul(xs_tm, Wx).reshape(T, N, 4 * H)  # becomes [i|f|g|o] step by step
-        gates += b
+        # All four gates from one exp: tanh(a) = 2 * sigmoid(2a) - 1, so with a
+        # slope of 2 on the g columns, sigmoid(slope * A) is [i | f | (g + 1) / 2 | o].
+        # The factor -slope (-1 or -2: exact) is folded into copies of the
+        # weights, which saves a pass over A at every step, bit for bit.
+        neg_slope = xp.repeat(xp.asarray([-1.0, -1.0, -2.0, -1.0], dtype=Wx.dtype), H)
+        gates = matmul(xs_tm, Wx * neg_slope).reshape(T, N, 4 * H)  # -slope * (x @ Wx + b)
+        gates += b * neg_slope
         cs = xp.empty((T, N, H), dtype=Wx.dtype)
         tanh_cs = xp.empty((T, N, H), dtype=Wx.dtype)
         hs = xp.empty((T, N, H), dtype=Wx.dtype)
-        self._forward_loop(gates, h0, c0, cs, tanh_cs, hs)
+        self._forward_loop(gates, Wh * neg_slope, h0, c0, cs, tanh_cs, hs)
         self.cache = (xs_tm, h0, c0, gates, cs, tanh_cs, hs)
         # Carried to the next forward when stateful; a set state serves one forward.
         self.h, self.c = (hs[-1].copy(), cs[-1].copy()) if self.stateful else (None, None)
         return hs.transpose(1, 0, 2)
 
-    def _forward_loop(self, gates, h, c, cs, tanh_cs, hs):
+    def _forward_loop(self, gates, Wh_scaled, h, c, cs, tanh_cs, hs):
         """The time loop of ``forward``.
 
-        ``gates`` ``(T, N, 4H)`` holds ``x @ Wx + b`` and is turned into the
-        gate values in place; ``h``, ``c`` ``(N, H)`` are the initial state;
-        ``cs``, ``tanh_cs``, ``hs`` ``(T, N, H)`` are filled.
+        ``gates`` ``(T, N, 4H)`` holds ``-slope * (x @ Wx + b)`` and is turned
+        into the gate values in place; ``Wh_scaled`` is ``-slope * Wh`` (see
+        ``forward``); ``h``, ``c`` ``(N, H)`` are the initial state; ``cs``,
+        ``tanh_cs``, ``hs`` ``(T, N, H)`` are filled.
         """
-        Wh = self.params[1]
-        H = Wh.shape[0]
-        # All four gates from one exp: tanh(a) = 2 * sigmoid(2a) - 1, so with a
-        # slope of 2 on the g columns, sigmoid(slope * A) is [i | f | (g + 1) / 2 | o].
-        # The factor -slope (-1 or -2: exact) is folded into x @ Wx + b and a
-        # copy of Wh once, which saves a pass over A at every step, bit for bit.
-        neg_slope = xp.repeat(xp.asarray([-1.0, -1.0, -2.0, -1.0], dtype=Wh.dtype), H)
-        gates *= neg_slope
-        Wh_scaled = Wh * neg_slope
-        hWh = xp.empty(gates.shape[1:], dtype=Wh.dtype)
-        ig = xp.empty(h.shape, dtype=Wh.dtype)
+        H = Wh_scaled.shape[0]
+        hWh = xp.empty(gates.shape[1:], dtype=gates.dtype)
+        ig = xp.empty(h.shape, dtype=gates.dtype)
         with step_products(Wh_scaled, len(h)) as h_Wh:  # h_Wh(h, out): h @ Wh_scaled into out
             for t in range(len(gates)):
                 A = gates[t]
