@@ -55,16 +55,18 @@ does.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import functools
 import os
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from common import blas
+from common import blas, step_worker
 from common.backend import xp
 
 # Below this many elements the thread hand-off costs more than it saves.
@@ -292,6 +294,10 @@ def for_batch_blocks(work: Callable[..., object], arrays, batch_axes,
 # (2^23) 50.5 against 50.0 ms; H = 512, 134 against 161 ms with the backward
 # product whole.
 MIN_SPLIT_STEP_MULTIPLY_ADDS = 1 << 22
+# A helper process (common.step_worker) hands a block over in a few
+# microseconds, so it already gains at H = 128, N = 32 (2^21 multiply-adds):
+# TimeLSTM forward + backward 5.8 + 8.6 ms against 6.8 + 9.8 ms whole.
+MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS = 1 << 21
 MIN_SPLIT_COLUMNS = 16  # per block
 # A product by a transposed view (backward's ``Wh.T``) packs its operand
 # more slowly than a contiguous copy: at N = 32, H = 256 one core takes 310
@@ -352,6 +358,62 @@ class _Worker:
         self.future.result()
 
 
+# Step products are shared with helper processes (common.step_worker) where
+# that is safe (x86-64) and they start; otherwise with pool threads.
+STEP_PROCESSES = step_worker.AVAILABLE
+_processes: list = []
+_processes_owner = None  # the pid that started them (a forked child must not use them)
+_processes_in_use = False
+
+
+def _step_processes(count, blocks, n_rows):
+    """``count`` helper processes, each begun on its block of a loop, or []
+    when they are not to be used now, or cannot start (then never again)."""
+    global STEP_PROCESSES, _processes_owner, _processes_in_use
+    if not STEP_PROCESSES or _processes_in_use:
+        return []
+    if _processes_owner != os.getpid():  # none yet, or inherited by a forked child
+        _processes.clear()
+        _processes_owner = os.getpid()
+    try:
+        if not step_worker.fits(blocks, n_rows):
+            return []
+        while len(_processes) < count:
+            _processes.append(step_worker.StepWorker())
+            if len(_processes) == 1:
+                atexit.register(_close_processes)
+        for p, W_block in zip(_processes, blocks, strict=False):
+            p.begin(W_block, n_rows)
+    except OSError as error:
+        _give_up_processes(error)
+        return []
+    _processes_in_use = True
+    return _processes[:count]
+
+
+def _give_up_processes(error):
+    global STEP_PROCESSES, _processes_in_use
+    warnings.warn(f"rnnlab: sharing the step products with a helper process failed "
+                  f"({error}); using threads from now on", RuntimeWarning, stacklevel=4)
+    STEP_PROCESSES = False
+    _processes_in_use = False
+    _close_processes()
+
+
+def _release_processes(processes):
+    global _processes_in_use
+    for p in processes:
+        p.end()
+    _processes_in_use = False
+
+
+def _close_processes():
+    if _processes_owner == os.getpid():
+        for p in _processes:
+            p.close()
+    _processes.clear()
+
+
 @contextmanager
 def step_products(W, n_rows: int):
     """A context giving ``product(a, out)``, which writes ``a @ W`` into ``out``.
@@ -359,37 +421,52 @@ def step_products(W, n_rows: int):
     For the products of a recurrent layer's time loop (``h @ Wh``, and
     ``dA @ Wh.T`` backward): the same ``W`` at every step, ``a`` of
     ``n_rows`` rows. A short product is plain ``xp.matmul(a, W, out=out)``
-    (and ``W`` used as given); a long one (MIN_SPLIT_STEP_MULTIPLY_ADDS) is
-    cut into column blocks of ``W``, one per thread, copied contiguous once
-    on entry, and while the context is open each pool thread serves its
-    block of every step (deferred work leaves it a pool thread: at most
-    ``num_threads() - 1`` drain the queue). The blocks depend on the shapes
-    and the thread count alone; when rnnlab cannot manage the cores this
-    thread computes every block itself, with the same results.
+    (``W`` copied contiguous when that is faster). A long one is cut into
+    column blocks of ``W``, one per thread, copied contiguous once on entry;
+    this thread computes the first block of every step and helpers the
+    others: helper processes (common.step_worker) while the pool has no
+    deferred work to do (a helper process spins, and would take a core from
+    that work), else pool threads (deferred work leaves them a pool thread:
+    at most ``num_threads() - 1`` drain the queue). The blocks depend on the
+    shapes and the thread count alone; when rnnlab cannot manage the cores
+    this thread computes every block itself, with the same results.
     """
     with managed():
         K, M = W.shape
-        if n_rows * K * M < MIN_SPLIT_STEP_MULTIPLY_ADDS:
-            if n_rows * K * M >= MIN_COPY_STEP_MULTIPLY_ADDS and not W.flags.c_contiguous:
+        size = n_rows * K * M
+        if size < (MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS if STEP_PROCESSES
+                   else MIN_SPLIT_STEP_MULTIPLY_ADDS):
+            if size >= MIN_COPY_STEP_MULTIPLY_ADDS and not W.flags.c_contiguous:
                 W = xp.ascontiguousarray(W)
             yield lambda a, out: xp.matmul(a, W, out=out)
             return
         k = max(1, min(num_threads(), M // MIN_SPLIT_COLUMNS))
         bounds = _even_bounds(M, k)
         blocks = [xp.ascontiguousarray(W[:, s:e]) for s, e in bounds]
-        if k == 1 or not _can_spread():
-            def product(a, out):
-                for W_block, (s, e) in zip(blocks, bounds, strict=True):
-                    xp.matmul(a, W_block, out=out[:, s:e])
-                return out
-
-            yield product
-            return
-        workers = [_Worker(W_block, s, e) for W_block, (s, e) in zip(blocks[1:], bounds[1:],
-                                                                     strict=True)]
         (s0, e0), W0 = bounds[0], blocks[0]
+        helpers = {"processes": [], "threads": []}
 
-        def product(a, out):
+        def here(a, out):
+            for W_block, (s, e) in zip(blocks, bounds, strict=True):
+                xp.matmul(a, W_block, out=out[:, s:e])
+            return out
+
+        def by_processes(a, out):
+            processes = helpers["processes"]
+            try:
+                for p in processes:
+                    p.post(a)
+                xp.matmul(a, W0, out=out[:, s0:e0])
+                for p, (s, e) in zip(processes, bounds[1:], strict=True):
+                    out[:, s:e] = p.wait()
+            except OSError as error:  # a helper died: this thread does its blocks
+                helpers["processes"] = []
+                _give_up_processes(error)
+                return here(a, out)
+            return out
+
+        def by_threads(a, out):
+            workers = helpers["threads"]
             for w in workers:
                 w.start(a, out)
             try:
@@ -402,11 +479,36 @@ def step_products(W, n_rows: int):
                     raise error
             return out
 
+        def product(a, out):
+            if helpers["processes"]:
+                return by_processes(a, out)
+            if not _busy() and size >= MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS:
+                helpers["processes"] = _step_processes(k - 1, blocks[1:], n_rows)
+                if helpers["processes"]:
+                    _stop_workers(helpers["threads"])
+                    return by_processes(a, out)
+            if size < MIN_SPLIT_STEP_MULTIPLY_ADDS:  # only worth a helper process
+                return here(a, out)
+            if not helpers["threads"]:
+                helpers["threads"] = [_Worker(W_block, s, e) for W_block, (s, e)
+                                      in zip(blocks[1:], bounds[1:], strict=True)]
+            return by_threads(a, out)
+
+        if k == 1 or not _can_spread():
+            yield here
+            return
         try:
             yield product
         finally:
-            for w in workers:
-                w.stop()
+            if helpers["processes"]:
+                _release_processes(helpers["processes"])
+            _stop_workers(helpers["threads"])
+
+
+def _stop_workers(workers):
+    for w in workers:
+        w.stop()
+    workers.clear()
 
 
 def _product_blocks(a, b, out, max_blocks):

@@ -9,6 +9,7 @@ product is re-blocked), gradients must stay exact, and a seed must still
 give one run bit for bit.
 """
 
+import os
 import time
 import warnings
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 import common.parallel as parallel
-from common import blas
+from common import blas, step_worker
 from common.gradcheck import check_function
 from common.optimizer import SGD
 from common.trainer import RnnlmTrainer
@@ -29,6 +30,16 @@ needs_blas_control = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(params=["threads", "processes"])
+def helpers(request, monkeypatch):
+    """Step products shared with pool threads, or with helper processes
+    (common.step_worker) where the machine allows them (x86-64; elsewhere
+    both runs use threads)."""
+    monkeypatch.setattr(parallel, "STEP_PROCESSES",
+                        request.param == "processes" and step_worker.AVAILABLE)
+    return request.param
+
+
 @pytest.fixture
 def spread(monkeypatch):
     """Two threads, and thresholds so low that everything is spread."""
@@ -37,6 +48,7 @@ def spread(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_BATCH_ROWS", 1)
     monkeypatch.setattr(parallel, "MIN_STEP_MULTIPLY_ADDS", 1)
     monkeypatch.setattr(parallel, "MIN_SPLIT_STEP_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS", 1)
     monkeypatch.setattr(parallel, "MIN_SPLIT_COLUMNS", 1)
     monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMENTS", 1)
     monkeypatch.setattr(parallel, "BLOCK_ELEMENTS", 8)
@@ -216,6 +228,7 @@ def test_batch_blocks_cover_every_row_once(spread, monkeypatch):
 def test_step_products_share_the_columns_among_the_threads(spread, monkeypatch):
     """Each step's a @ W as column blocks of W, one per thread (the second on
     a pool thread, for the whole context)."""
+    monkeypatch.setattr(parallel, "STEP_PROCESSES", False)
     rng = np.random.default_rng(0)
     W = rng.standard_normal((6, 37)).astype(np.float32)
     a_steps = rng.standard_normal((5, 4, 6)).astype(np.float32)
@@ -297,7 +310,7 @@ def test_a_long_step_product_by_a_transposed_view_uses_a_contiguous_copy(monkeyp
 
 
 @needs_blas_control
-def test_an_error_in_a_worker_reaches_the_caller_and_the_worker_stops(spread):
+def test_an_error_in_a_worker_reaches_the_caller_and_the_worker_stops(spread, helpers):
     W = np.ones((3, 8), dtype=np.float32)
     out = np.empty((2, 8), dtype=np.float32)
     with parallel.step_products(W, 2) as product:
@@ -309,9 +322,11 @@ def test_an_error_in_a_worker_reaches_the_caller_and_the_worker_stops(spread):
 
 
 @needs_blas_control
-def test_a_step_interrupted_while_its_worker_computes_still_stops_the_worker(spread):
+def test_a_step_interrupted_while_its_worker_computes_still_stops_the_worker(spread,
+                                                                          monkeypatch):
     """Ctrl-C can arrive after a step was handed over and before it was waited
     for: leaving the context waits for that block, then stops the worker."""
+    monkeypatch.setattr(parallel, "STEP_PROCESSES", False)
     W = np.ones((3, 8), dtype=np.float32)
     out = np.zeros((2, 8), dtype=np.float32)
     workers = []
@@ -328,6 +343,106 @@ def test_a_step_interrupted_while_its_worker_computes_still_stops_the_worker(spr
             product(np.ones((2, 3), dtype=np.float32), out)
     assert workers and all(w.future.done() and not w.pending for w in workers)
     np.testing.assert_array_equal(out[:, 4:], 3)  # the worker's block was finished
+
+
+@needs_blas_control
+@pytest.mark.skipif(not step_worker.AVAILABLE, reason="helper processes are for x86-64 only")
+def test_helper_processes_give_the_bits_of_this_thread_alone(spread):
+    """A helper process computes the second column block of every step; the
+    blocks are the same whoever computes them, so are the bits."""
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((6, 37)).astype(np.float32)
+    a_steps = rng.standard_normal((5, 4, 6)).astype(np.float32)
+
+    def run():
+        out = np.empty((5, 4, 37), dtype=np.float32)
+        with parallel.step_products(W, 4) as product:
+            for t in range(5):
+                product(a_steps[t], out[t])
+        return out
+
+    shared = run()
+    assert parallel._processes and all(p.alive() for p in parallel._processes)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(parallel, "_can_spread", lambda: False)  # this thread does every block
+        np.testing.assert_array_equal(run(), shared)
+    np.testing.assert_allclose(shared, a_steps @ W, rtol=1e-5, atol=1e-5)
+    with parallel.deferred():  # deferred work holds the pool: threads first, then processes
+        parallel.later(time.sleep, 0.05, large=True)
+        np.testing.assert_array_equal(run(), shared)
+
+
+@needs_blas_control
+@pytest.mark.skipif(not step_worker.AVAILABLE, reason="helper processes are for x86-64 only")
+def test_a_helper_process_that_dies_is_replaced_by_this_thread(spread, monkeypatch):
+    monkeypatch.setattr(parallel, "STEP_PROCESSES", True)
+    W = np.arange(24, dtype=np.float32).reshape(3, 8)
+    a = np.ones((2, 3), dtype=np.float32)
+    out = np.zeros((2, 8), dtype=np.float32)
+    with parallel.step_products(W, 2) as product:
+        product(a, out)
+        for p in parallel._processes:
+            p.process.kill()
+            p.process.wait()
+        out[...] = 0
+        with pytest.warns(RuntimeWarning, match="helper process failed"):
+            product(a, out)
+    np.testing.assert_array_equal(out, a @ W)
+    assert parallel.STEP_PROCESSES is False  # threads from now on
+    assert not parallel._processes
+
+
+@needs_blas_control
+@pytest.mark.skipif(not step_worker.AVAILABLE, reason="helper processes are for x86-64 only")
+def test_a_loop_interrupted_after_handing_a_step_to_a_helper_process_leaves_it_ready(spread):
+    W = np.arange(24, dtype=np.float32).reshape(3, 8)
+    a = np.ones((2, 3), dtype=np.float32)
+    out = np.zeros((2, 8), dtype=np.float32)
+    original = step_worker.StepWorker.post
+
+    def post_then_interrupt(self, a):
+        original(self, a)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(step_worker.StepWorker, "post", post_then_interrupt)
+        with pytest.raises(KeyboardInterrupt), parallel.step_products(W, 2) as product:
+            product(a, out)
+    assert not parallel._processes_in_use
+    with parallel.step_products(W, 2) as product:  # the next loop is served as before
+        product(2 * a, out)
+    np.testing.assert_array_equal(out, 2 * a @ W)
+
+
+@pytest.mark.skipif(not step_worker.AVAILABLE, reason="helper processes are for x86-64 only")
+def test_a_helper_process_ends_with_the_process_that_started_it(tmp_path):
+    """Killed without a word (no atexit), the caller leaves a helper that
+    sees its parent gone and exits, also in the middle of a loop."""
+    script = tmp_path / "orphan.py"
+    script.write_text(
+        "import os, numpy as np\n"
+        "from common import step_worker\n"
+        "w = step_worker.StepWorker()\n"
+        "w.begin(np.ones((3, 8), np.float32), 2)\n"
+        "print(w.process.pid, flush=True)\n"
+        "os._exit(0)\n")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(parallel.__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=60)
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    pytest.fail("the helper process outlived its parent by 20 s")
 
 
 def test_row_blocks_give_work_the_same_rows_of_every_array(spread):
@@ -355,7 +470,8 @@ def time_layer(kind, rng, dtype):
 
 @needs_blas_control
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-def test_time_layers_with_shared_step_products_equal_one_thread(spread, monkeypatch, kind):
+def test_time_layers_with_shared_step_products_equal_one_thread(spread, helpers, monkeypatch,
+                                                                kind):
     """Forward and backward with each step's product in two column blocks,
     the weight gradients deferred, against one thread."""
     rng = np.random.default_rng(2)
@@ -380,7 +496,7 @@ def test_time_layers_with_shared_step_products_equal_one_thread(spread, monkeypa
 
 @needs_blas_control
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-def test_time_layer_gradients_stay_exact_with_shared_step_products(spread, kind):
+def test_time_layer_gradients_stay_exact_with_shared_step_products(spread, helpers, kind):
     """float64 central differences, each step's product in two column blocks."""
     rng = np.random.default_rng(6)
     layer = time_layer(kind, rng, np.float64)
