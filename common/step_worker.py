@@ -102,17 +102,28 @@ class StepWorker:
     be started or has died.
     """
 
+    # A new process's first products are slow (its BLAS and the shared pages
+    # warm up): the caller judges the hand-off only after this many.
+    WARM_UP_STEPS = 64
+
     def __init__(self):
         self.segment = None
         self.process = None
         self.counters = None
         self.step = 0
+        self.served = 0  # steps served since the process started
         self.a = self.out = None
+
+    @property
+    def warm(self) -> bool:
+        """Whether the process has served WARM_UP_STEPS steps."""
+        return self.served >= self.WARM_UP_STEPS
 
     def _ensure(self, size):
         if self.segment is not None and self.segment.size >= size and self.alive():
             return
         self.close()
+        self.served = 0
         self.segment = shared_memory.SharedMemory(create=True, size=size)
         self.counters = np.ndarray((16,), np.int64, self.segment.buf)
         self.counters[:] = 0
@@ -155,6 +166,7 @@ class StepWorker:
             spins += 1
             if spins & 0xFFFF == 0 and not self.alive():
                 raise OSError("the step worker process has died")
+        self.served += 1
         return self.out
 
     def end(self):

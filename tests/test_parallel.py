@@ -40,6 +40,13 @@ def helpers(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(autouse=True)
+def helper_processes_not_resting(monkeypatch):
+    """Each test starts with helper processes allowed to serve (a slow hand-off
+    in an earlier test, on a busy machine, may have sent them to rest)."""
+    monkeypatch.setattr(parallel, "_processes_resting_until", 0.0)
+
+
 @pytest.fixture
 def spread(monkeypatch):
     """Two threads, and thresholds so low that everything is spread."""
@@ -381,6 +388,7 @@ def test_a_helper_process_that_dies_is_replaced_by_this_thread(spread, monkeypat
     out = np.zeros((2, 8), dtype=np.float32)
     with parallel.step_products(W, 2) as product:
         product(a, out)
+        assert parallel._processes
         for p in parallel._processes:
             p.process.kill()
             p.process.wait()
