@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ["benchmark.py", "time_medium_config.py", "time_zaremba_small.py", "time_fit.py",
-           "time_recurrent_layers.py"]
+           "time_recurrent_layers.py", "time_lstm_loops.py"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -26,6 +26,17 @@ def test_help_describes_the_script_and_starts_no_work(script):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage:")
     assert first_line.split(":")[0][:40] in " ".join(proc.stdout.split())
+
+
+def test_time_lstm_loops_prints_forward_and_backward_of_each_size():
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "time_lstm_loops.py"),
+                           "--hidden", "4", "6"], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["H =    4", "H =    6"]
+    assert all("forward" in line and "backward" in line and "beside: none" in line
+               for line in lines)
 
 
 def test_the_reference_is_imported_from_the_benchmarks_package():
