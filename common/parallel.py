@@ -25,7 +25,9 @@ arrays into blocks and hands them to the threads.
   (elementwise work, a row-wise softmax).
 * :func:`step_products` shares each step's product of a recurrent layer's
   time loop among the cores, by column blocks of the weights (what rnnlab's
-  Time layers use: each core then reads only its share of the weights).
+  Time layers use: each core then reads only its share of the weights),
+  with a helper process (:mod:`common.step_worker`, whose hand-off costs
+  microseconds) or a pool thread.
 * :func:`for_batch_blocks` runs a whole time loop on blocks of the batch,
   one per core (each core still reads all of the weights at every step,
   and the cores' many small calls contend for the GIL).
@@ -458,7 +460,7 @@ def step_products(W, n_rows: int):
         bounds = _even_bounds(M, k)
         blocks = [xp.ascontiguousarray(W[:, s:e]) for s, e in bounds]
         (s0, e0), W0 = bounds[0], blocks[0]
-        helpers = {"processes": [], "threads": [], "slow": 0}
+        helpers = {"processes": [], "threads": [], "slow": 0, "try_processes": True}
 
         def here(a, out):
             for W_block, (s, e) in zip(blocks, bounds, strict=True):
@@ -503,11 +505,12 @@ def step_products(W, n_rows: int):
         def product(a, out):
             if helpers["processes"]:
                 return by_processes(a, out)
-            if not _busy() and size >= MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS:
+            if helpers["try_processes"] and not _busy():
                 helpers["processes"] = _step_processes(k - 1, blocks[1:], n_rows)
                 if helpers["processes"]:
                     _stop_workers(helpers["threads"])
                     return by_processes(a, out)
+                helpers["try_processes"] = False  # not in this loop
             if size < MIN_SPLIT_STEP_MULTIPLY_ADDS:  # only worth a helper process
                 return here(a, out)
             if not helpers["threads"]:
