@@ -376,7 +376,7 @@ _processes_in_use = False
 # work. The results do not change: the blocks are the same.
 SLOW_HAND_OFF_SECONDS = 0.001
 SLOW_HAND_OFFS = 3
-PROCESS_REST_SECONDS = 10.0
+PROCESS_REST_SECONDS = 2.0
 _processes_resting_until = 0.0
 
 
