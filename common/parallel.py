@@ -301,6 +301,10 @@ MIN_SPLIT_STEP_MULTIPLY_ADDS = 1 << 22
 # microseconds, so it already gains at H = 128, N = 32 (2^21 multiply-adds):
 # TimeLSTM forward + backward 5.8 + 8.6 ms against 6.8 + 9.8 ms whole.
 MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS = 1 << 21
+# From this size a thread's hand-off is a small part of its block, while a
+# helper process's copies of the step's input and output are not (a batch of
+# 5,000 questions at H = 256: 15 MB a step): threads take over.
+MAX_SPLIT_STEP_MULTIPLY_ADDS_PROCESS = 1 << 26
 MIN_SPLIT_COLUMNS = 16  # per block
 # A product by a transposed view (backward's ``Wh.T``) packs its operand
 # more slowly than a contiguous copy: at N = 32, H = 256 one core takes 310
@@ -460,7 +464,8 @@ def step_products(W, n_rows: int):
         bounds = _even_bounds(M, k)
         blocks = [xp.ascontiguousarray(W[:, s:e]) for s, e in bounds]
         (s0, e0), W0 = bounds[0], blocks[0]
-        helpers = {"processes": [], "threads": [], "slow": 0, "try_processes": True}
+        helpers = {"processes": [], "threads": [], "slow": 0,
+                   "try_processes": size < MAX_SPLIT_STEP_MULTIPLY_ADDS_PROCESS}
 
         def here(a, out):
             for W_block, (s, e) in zip(blocks, bounds, strict=True):
