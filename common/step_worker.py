@@ -159,23 +159,25 @@ class StepWorker:
         self.step += 1
         self.counters[_POSTED] = self.step
 
-    def wait(self):
-        counters, step = self.counters, self.step
+    def _until_done(self, value):
+        """Spin until the worker writes ``value`` as done; False if it died first."""
+        counters = self.counters
         spins = 0
-        while counters[_DONE] != step:
+        while counters[_DONE] != value:
             spins += 1
             if spins & 0xFFFF == 0 and not self.alive():
-                raise OSError("the step worker process has died")
+                return False
+        return True
+
+    def wait(self):
+        if not self._until_done(self.step):
+            raise OSError("the step worker process has died")
         self.served += 1
         return self.out
 
     def end(self):
         self.counters[_POSTED] = _STOP
-        spins = 0
-        while self.counters[_DONE] != _STOP:
-            spins += 1
-            if spins & 0xFFFF == 0 and not self.alive():
-                return
+        self._until_done(_STOP)
 
     def close(self):
         if self.process is not None:

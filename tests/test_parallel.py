@@ -10,8 +10,11 @@ give one run bit for bit.
 """
 
 import os
+import subprocess
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -434,10 +437,6 @@ def test_a_helper_process_ends_with_the_process_that_started_it(tmp_path):
         "w.begin(np.ones((3, 8), np.float32), 2)\n"
         "print(w.process.pid, flush=True)\n"
         "os._exit(0)\n")
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = Path(parallel.__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=60)
