@@ -237,7 +237,8 @@ def test_batch_blocks_cover_every_row_once(spread, monkeypatch):
 @needs_blas_control
 def test_step_products_share_the_columns_among_the_threads(spread, monkeypatch):
     """Each step's a @ W as column blocks of W, one per thread (the second on
-    a pool thread, for the whole context)."""
+    a pool thread, for the whole context; on this thread while deferred work
+    holds the pool, unless the product is large)."""
     monkeypatch.setattr(parallel, "STEP_PROCESSES", False)
     rng = np.random.default_rng(0)
     W = rng.standard_normal((6, 37)).astype(np.float32)
@@ -262,7 +263,12 @@ def test_step_products_share_the_columns_among_the_threads(spread, monkeypatch):
     threaded = run()
     assert started == [(18, 37)]  # one worker, for the second half of the columns
     np.testing.assert_allclose(threaded, a_steps @ W, rtol=1e-5, atol=1e-5)
-    with parallel.deferred():  # deferred work leaves the worker a pool thread
+    with parallel.deferred():  # deferred work holds the other core: this thread does both blocks
+        parallel.later(time.sleep, 0.2, large=True)
+        np.testing.assert_array_equal(run(), threaded)  # the same blocks, the same bits
+    assert started == [(18, 37)]
+    with monkeypatch.context() as m, parallel.deferred():  # a large product: a worker helps anyway
+        m.setattr(parallel, "MAX_SPLIT_STEP_MULTIPLY_ADDS_PROCESS", 1)
         parallel.later(time.sleep, 0.2, large=True)
         np.testing.assert_array_equal(run(), threaded)
     assert started == [(18, 37)] * 2
