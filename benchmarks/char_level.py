@@ -8,17 +8,11 @@ rnnlab against the same model in PyTorch, the same batches of random
 character ids, timed in alternating groups, and where rnnlab's iteration
 goes, stage by stage (with ``--quick`` for H = 256 only).
 
-The *two-core bound* of an iteration is what no NumPy implementation on
-these cores can beat: the input projection, ``dx``, ``dWx`` and ``dWh``
-products, the output layer's three products, one ``exp`` over the gates and
-one ``tanh`` of the cells per step, each timed on one core (BLAS
-single-threaded) and shared perfectly among the threads, plus the ``2T``
-recurrent products (``h @ Wh``, ``dA @ Wh.T``) at one thread's share, the
-cheaper of the whole product divided by the thread count and a product by
-the thread's share of the columns of ``Wh`` (of a contiguous ``Wh.T``
-backward), which reads only its share of the weights and is the cheaper at
-these sizes. Everything else (the rest of the gate arithmetic, the softmax,
-the update, Python, the threads meeting after each step) counts as free.
+The *two-core bound* of an iteration (:mod:`benchmarks.bounds`) is what
+no NumPy implementation on these cores can beat: the products of the
+iteration and one ``exp`` over the gates and one ``tanh`` of the cells per
+step, shared perfectly among the threads, with the recurrent products at
+one thread's share; everything else counts as free.
 """
 
 from collections import defaultdict
@@ -26,7 +20,8 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from benchmarks.harness import Run, median, median_time, round_robin, say, settle, timed_methods
+from benchmarks import bounds
+from benchmarks.harness import Run, median, round_robin, say, settle, timed_methods
 from common.optimizer import Adam
 from common.parallel import managed
 from common.trainer import RnnlmTrainer
@@ -88,36 +83,9 @@ def torch_char_step(torch, cell, H, xs, ts):
 
 
 def bound_ms(cell, H, threads, repeats):
-    """The two-core bound of one iteration, in milliseconds (see the module docstring)."""
-    rng = np.random.default_rng(0)
-    G = (4 if cell == "lstm" else 3) * H
-
-    def f32(*shape):
-        return rng.standard_normal(shape).astype(np.float32)
-
-    x, Wx, dA = f32(N * T, D), f32(D, G), f32(N * T, G)
-    h, Wh, hs = f32(N, H), f32(H, G), f32(N * T, H)
-    Wo, dy = f32(H, V), f32(N * T, V)
-    gates, cells, values = f32(N, G), f32(N, H), np.empty((N, G), dtype=np.float32)
-    # Each thread's share of a step's products, the cheaper of two ways: the
-    # whole product divided among the threads, or a product by the thread's
-    # columns of Wh (forward) or of a contiguous Wh.T (backward), which reads
-    # only its share of the weights.
-    WhT, units = np.ascontiguousarray(Wh.T), max(1, H // threads)
-    Wh_cols = np.ascontiguousarray(Wh.reshape(H, G // H, H)[:, :, :units]).reshape(H, -1)
-    WhT_cols = np.ascontiguousarray(WhT[:, :units])
-    once = [lambda: x @ Wx, lambda: dA @ Wx.T, lambda: x.T @ dA, lambda: hs.T @ dA,
-            lambda: hs @ Wo, lambda: hs.T @ dy, lambda: dy @ Wo.T]
-    per_step = [lambda: np.exp(gates, out=values), lambda: np.tanh(cells, out=values[:, :H])]
-    with managed():  # one core: BLAS single-threaded
-        once_s = sum(median_time(fn, repeats) for fn in once)
-        step_s = sum(median_time(fn, repeats) for fn in per_step)
-        forward_share = min(median_time(lambda: h @ Wh, repeats) / threads,
-                            median_time(lambda: h @ Wh_cols, repeats))
-        backward_share = min(min(median_time(lambda: dA[:N] @ Wh.T, repeats),
-                                 median_time(lambda: dA[:N] @ WhT, repeats)) / threads,
-                             median_time(lambda: dA[:N] @ WhT_cols, repeats))
-    return (once_s + T * step_s) / threads * 1e3 + T * (forward_share + backward_share) * 1e3
+    """The two-core bound of one iteration, in milliseconds (:mod:`benchmarks.bounds`)."""
+    output_layer = [(N * T, H, V), (H, N * T, V), (N * T, V, H)]  # y, dW, dh
+    return bounds.bound_ms([(cell, N, T, D, H)], output_layer, threads, repeats)
 
 
 def stage_breakdown(model, optimizer, step, rounds, warmup):

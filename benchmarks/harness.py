@@ -27,18 +27,18 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-_out = sys.stdout  # the human-readable report; stderr under --json
+_out = None  # the human-readable report: sys.stdout as it is when printing; stderr under --json
 
 
 def report_to(stream) -> None:
-    """Send the report printed by :func:`say` to ``stream``."""
+    """Send the report printed by :func:`say` to ``stream`` (``None``: standard output)."""
     global _out
     _out = stream
 
 
 def say(*args) -> None:
     """Print one line of the report."""
-    print(*args, file=_out, flush=True)
+    print(*args, file=_out or sys.stdout, flush=True)
 
 
 def fmt_ms(seconds: float) -> str:

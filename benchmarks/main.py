@@ -132,11 +132,12 @@ def seq2seq(run: Run, quick: bool) -> None:
                                  models=[config[0] for config in SEQ2SEQ_CONFIGS])
     rows, eval_rows = seq2seq_run(options)
     run.results["seq2seq"] = {
-        "epoch_seconds": {name: {"rnnlab": lib, "reference": ref} for name, _, lib, ref in rows},
+        "epoch_seconds": {name: {"rnnlab": lib, "reference": ref, "two_core_bound": bound}
+                          for name, _, lib, ref, bound in rows},
         "evaluation_seconds": {r[0]: {"batched": r[1], "reference_one_per_call": r[2]}
                                for r in eval_rows},
     }
-    for name, _, lib, ref in rows:
+    for name, _, lib, ref, _ in rows:
         run.target(f"{name} epoch: reference / rnnlab", ref / lib, 2.0, higher_is_better=True)
     for r in eval_rows:
         run.target(f"{r[0]} eval: one per call / batched", r[2] / r[1], 10.0,

@@ -9,6 +9,11 @@ sizes (batch 128, wordvec 16; hidden 128 on addition, 256 on dates):
   ``--iters`` iterations and scaled to the epoch; rnnlab (as its trainer
   runs it, inside ``common.parallel.managed()``) against
   :mod:`benchmarks.reference_seq2seq`. Target: rnnlab at least 2x faster.
+  Beside them the iteration's *two-core bound* (:mod:`benchmarks.bounds`:
+  its products, and one ``exp`` and one ``tanh`` per LSTM step, shared
+  perfectly between the cores; everything else free), scaled to the epoch,
+  and what the target asks: half the reference's epoch, as a multiple of
+  the bound.
 * **evaluation**: the exact-match accuracy of the 5,000 test pairs, all at
   once (``common.util.seq2seq_accuracy``) against one question per call
   (the textbook's loop, on the reference model and on rnnlab's), measured
@@ -32,6 +37,7 @@ import time
 
 import numpy as np
 
+from benchmarks import bounds
 from benchmarks import reference_seq2seq as ref
 from common import blas
 from common.optimizer import Adam
@@ -51,6 +57,22 @@ CONFIGS = [
     ("PeekySeq2seq", PeekySeq2seq, ref.PeekySeq2seq, "addition", 128),
     ("AttentionSeq2seq", AttentionSeq2seq, ref.AttentionSeq2seq, "date", 256),
 ]
+
+
+def iteration_bound_ms(name, H, V, T_enc, T_dec, threads, repeats) -> float:
+    """The two-core bound of one training iteration of model ``name`` (a
+    ``CONFIGS`` name) in ms: both LSTMs, the output layer and, for attention,
+    the six batched products of the attention layer."""
+    N, D = BATCH, 16
+    peeky, attention = name == "PeekySeq2seq", name == "AttentionSeq2seq"
+    layers = [("lstm", N, T_enc, D, H), ("lstm", N, T_dec, D + H * peeky, H)]
+    width = H * (2 if peeky or attention else 1)  # what the output layer reads
+    rows = N * T_dec
+    products = [(rows, width, V), (width, rows, V), (rows, V, width)]
+    if attention:  # scores, context, and their gradients, one batch of N each
+        products += [(T_dec, H, T_enc, N), (T_dec, T_enc, H, N), (T_dec, H, T_enc, N),
+                     (T_enc, T_dec, H, N), (T_enc, T_dec, H, N), (T_dec, T_enc, H, N)]
+    return bounds.bound_ms(layers, products, threads, repeats)
 
 
 def load_task(task, reverse):
@@ -180,14 +202,15 @@ def run(args: argparse.Namespace) -> tuple[list[tuple], list[tuple]]:
     :func:`configure`) and print both tables.
 
     Returns:
-        training rows ``(name, task, rnnlab s/epoch, reference s/epoch)`` and
+        training rows ``(name, task, rnnlab s/epoch, reference s/epoch, bound s/epoch)`` and
         evaluation rows ``(name, batched s, reference 1/call s, rnnlab 1/call s,
         accuracy, answers agree)``.
     """
     print(f"epoch     {EPOCH_PAIRS:,} pairs = {EPOCH_PAIRS // BATCH} iterations of {BATCH}; "
           f"timed over {args.iters} iterations, median of {args.repeats}")
     print()
-    header = f"{'model':<18}{'task':<10}{'rnnlab s/epoch':>16}{'reference':>12}{'ratio':>8}"
+    header = (f"{'model':<18}{'task':<10}{'rnnlab s/epoch':>16}{'reference':>12}{'ratio':>8}"
+              f"{'bound':>8}{'rnnlab/bound':>14}{'target/bound':>14}")
     rows, eval_rows = [], []
     for name, cls, ref_cls, task, H in CONFIGS:
         if name not in args.models:
@@ -196,10 +219,12 @@ def run(args: argparse.Namespace) -> tuple[list[tuple], list[tuple]]:
         model, reference = cls(V, 16, H, seed=0), ref_cls(V, 16, H, seed=0)
         ref.copy_params(reference, model)
         t_lib, t_ref = time_training(model, reference, x_train, t_train, args)
-        rows.append((name, task, t_lib, t_ref))
+        bound = iteration_bound_ms(name, H, V, x_train.shape[1], t_train.shape[1] - 1,
+                                   num_threads(), args.repeats * 5) * (EPOCH_PAIRS // BATCH) / 1e3
+        rows.append((name, task, t_lib, t_ref, bound))
         print(f"{header}\n" if len(rows) == 1 else "", end="")
-        print(f"{name:<18}{task:<10}{t_lib:>16.2f}{t_ref:>12.2f}{t_ref / t_lib:>7.1f}x",
-              flush=True)
+        print(f"{name:<18}{task:<10}{t_lib:>16.2f}{t_ref:>12.2f}{t_ref / t_lib:>7.1f}x"
+              f"{bound:>8.2f}{t_lib / bound:>14.2f}{t_ref / 2 / bound:>14.2f}", flush=True)
         eval_rows.append((name, *time_evaluation(model, reference, x_test, t_test, args)))
     print_evaluation(eval_rows)
     return rows, eval_rows

@@ -10,8 +10,9 @@ def test_benchmark_prints_both_tables(capsys):
                                           "--eval-questions", "3", "--repeats", "1"])
     out = capsys.readouterr().out
     assert "rnnlab s/epoch" in out and "evaluation of 5,000" in out
-    (name, task, t_lib, t_ref), = rows
+    (name, task, t_lib, t_ref, bound), = rows
     assert (name, task) == ("Seq2seq", "addition") and t_lib > 0 and t_ref > 0
+    assert 0 < bound < float("inf") and "rnnlab/bound" in out
     assert eval_rows[0][-1] is True  # both models give the same answers
 
 
