@@ -308,9 +308,10 @@ MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS = 1 << 21
 # above, during this layer's backward loop), a step's product stays on this
 # thread: the other core is busy, and a pool thread woken for a block twice
 # a step would only take turns with that work. One training iteration,
-# alternating in fresh processes: PeekySeq2seq (N = 128, H = 128) 13.1
-# against 16.0 ms, the medium configuration (N = 20, H = 650) 352-378
-# against 371-399 ms, the character-level LSTM unchanged.
+# alternating in fresh processes: PeekySeq2seq (N = 128, H = 128) 11.4-13.1
+# against 14.4-16.0 ms (two sets of alternations), the medium configuration
+# (N = 20, H = 650) 352-378 against 371-399 ms, the character-level LSTM
+# unchanged.
 MAX_SPLIT_STEP_MULTIPLY_ADDS_PROCESS = 1 << 26
 MIN_SPLIT_COLUMNS = 16  # per block
 # A product by a transposed view (backward's ``Wh.T``) packs its operand
