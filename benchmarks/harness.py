@@ -36,9 +36,14 @@ def report_to(stream) -> None:
     _out = stream
 
 
+def report_stream():
+    """The stream the report goes to (see :func:`report_to`)."""
+    return _out or sys.stdout
+
+
 def say(*args) -> None:
     """Print one line of the report."""
-    print(*args, file=_out or sys.stdout, flush=True)
+    print(*args, file=report_stream(), flush=True)
 
 
 def fmt_ms(seconds: float) -> str:

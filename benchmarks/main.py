@@ -30,6 +30,7 @@ The exit status is 1 if the float64 check of the memory section fails, or
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -85,8 +86,16 @@ def main(argv=None) -> int:
     if args._epoch_child is not None:
         epoch_child(data_dir, args._epoch_child)
         return 0
-    if args.json:
+    if args.json:  # stdout is for the JSON alone
         harness.report_to(sys.stderr)
+    try:
+        return run_sections(args, data_dir)
+    finally:
+        harness.report_to(None)
+
+
+def run_sections(args, data_dir) -> int:
+    """Run the sections ``args`` ask for; return the exit status (see :func:`summary`)."""
     torch = None
     if not args.no_torch:
         try:
@@ -130,7 +139,8 @@ def seq2seq(run: Run, quick: bool) -> None:
     options = argparse.Namespace(iters=3 if quick else 10, eval_questions=20 if quick else 200,
                                  repeats=1 if quick else 3, threads=None,
                                  models=[config[0] for config in SEQ2SEQ_CONFIGS])
-    rows, eval_rows = seq2seq_run(options)
+    with contextlib.redirect_stdout(harness.report_stream()):  # its tables are the report's
+        rows, eval_rows = seq2seq_run(options)
     run.results["seq2seq"] = {
         "epoch_seconds": {name: {"rnnlab": lib, "reference": ref, "two_core_bound": bound}
                           for name, _, lib, ref, bound in rows},

@@ -66,3 +66,27 @@ def test_only_char_runs_the_character_level_section_alone(monkeypatch, capsys):
     assert out.count("rnnlab / bound") >= 2
     assert "char LSTM H=8 / bound" in out  # the target's line
     assert "== training iteration" not in out and "== memory" not in out
+
+
+def test_json_keeps_stdout_for_the_json_alone(monkeypatch, capsys):
+    """With ``--json`` every table, the seq2seq section's printed ones
+    included, goes to stderr and stdout parses as JSON; the report goes back
+    to stdout afterwards."""
+    import json
+
+    from benchmarks import harness, main
+
+    def fake_seq2seq_run(options):
+        print("model             task        rnnlab s/epoch")  # the section prints its tables
+        return ([("Seq2seq", "addition", 2.0, 4.0, 1.0)],
+                [("Seq2seq", 0.1, 2.0, 2.5, 0.5, True)])
+
+    monkeypatch.setattr(main, "seq2seq_run", fake_seq2seq_run)
+    assert main.main(["--only", "seq2seq", "--quick", "--no-torch", "--json"]) == 0
+    out, err = capsys.readouterr()
+    results = json.loads(out)
+    assert results["seq2seq"]["epoch_seconds"]["Seq2seq"] == {
+        "rnnlab": 2.0, "reference": 4.0, "two_core_bound": 1.0}
+    assert "rnnlab s/epoch" in err and "== sequence to sequence" in err
+    harness.say("after")
+    assert capsys.readouterr().out == "after\n"
