@@ -29,6 +29,9 @@ def main(argv=None):
                    help="folder with the PTB files (default: $RNNLAB_PTB_DIR, the cache, or "
                         "a download)")
     args = p.parse_args(argv)
+    packages = ("common", "layers", "models")
+    if not all(os.path.isfile(os.path.join(args.repo, pkg, "__init__.py")) for pkg in packages):
+        p.error(f"--repo {args.repo}: not an rnnlab checkout (no {', '.join(packages)} packages)")
     sys.path.insert(0, os.path.abspath(args.repo))
     import numpy as np
 

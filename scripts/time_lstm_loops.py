@@ -37,6 +37,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if any(h < 1 for h in args.hidden):
         p.error("--hidden sizes must be at least 1")
+    packages = ("common", "layers", "models")
+    if not all(os.path.isfile(os.path.join(args.repo, pkg, "__init__.py")) for pkg in packages):
+        p.error(f"--repo {args.repo}: not an rnnlab checkout (no {', '.join(packages)} packages)")
     sys.path.insert(0, os.path.abspath(args.repo))
     import numpy as np
 

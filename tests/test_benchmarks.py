@@ -90,3 +90,14 @@ def test_json_keeps_stdout_for_the_json_alone(monkeypatch, capsys):
     assert "rnnlab s/epoch" in err and "== sequence to sequence" in err
     harness.say("after")
     assert capsys.readouterr().out == "after\n"
+
+
+@pytest.mark.parametrize("script", ["time_fit.py", "time_lstm_loops.py"])
+def test_a_repo_that_is_not_a_checkout_is_refused(script, tmp_path):
+    """A mistyped ``--repo`` is an error, not a timing of this checkout under
+    the other path's name."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--repo",
+                           str(tmp_path / "nowhere")], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert proc.returncode == 2
+    assert "not an rnnlab checkout" in proc.stderr
