@@ -176,5 +176,10 @@ def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
 
 def seq2seq_accuracy(model, questions, answers, batch_size: int = 1000,
                      beam_width: int = 1) -> float:
-    """The fraction of questions answered exactly right (see :func:`seq2seq_correct`)."""
+    """The fraction of questions answered exactly right (see :func:`seq2seq_correct`).
+
+    Raises ValueError when there are no questions (a fraction of nothing).
+    """
+    if len(questions) == 0:
+        raise ValueError("no questions to score: questions has 0 rows")
     return float(seq2seq_correct(model, questions, answers, batch_size, beam_width).mean())

@@ -228,6 +228,8 @@ class Seq2seq(Model):
                              f"got shape {ts.shape}")
         if ts.shape[0] != xs.shape[0]:
             raise ValueError(f"xs has {xs.shape[0]} rows but ts has {ts.shape[0]}")
+        if xs.shape[0] == 0:
+            raise ValueError("xs and ts hold no pairs (0 rows): a batch needs at least one")
 
     def backward(self, dout: float = 1) -> None:
         with deferred():
@@ -247,6 +249,8 @@ class Seq2seq(Model):
             an int array ``(N, sample_size)`` (one row per question).
         """
         xs, start_ids = self._check_generate(xs, start_id, sample_size, beam_width)
+        if xs.shape[0] == 0:  # no questions, no answers
+            return np.zeros((0, sample_size), dtype=np.int64)
         self._begin(xs)
         if beam_width == 1:
             return greedy(self.decoder, start_ids, sample_size)

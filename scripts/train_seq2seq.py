@@ -191,6 +191,18 @@ def load_pairs(args):
     return (x_train, t_train), (x_test, t_test), id_to_char
 
 
+def split_problem(args, n_train: int, n_test: int) -> str | None:
+    """What makes the split unusable (too few pairs to train or to test on), or None."""
+    name = args.data or args.task
+    if n_train < args.batch_size and args.epochs > 0:
+        return (f"{name} has {n_train} training pairs, fewer than one batch of "
+                f"--batch-size {args.batch_size}; use a smaller batch or more pairs")
+    if n_test == 0:
+        return (f"{name} leaves no test pairs (a tenth of the pairs is held out): "
+                f"it needs at least 10 pairs, it has {n_train + n_test}")
+    return None
+
+
 def build_model(args, vocab_size):
     kwargs = {"bidirectional": True} if args.bidirectional else {}
     return MODELS[args.model](vocab_size, args.wordvec_size, args.hidden_size, seed=args.seed,
@@ -258,6 +270,10 @@ def main(argv=None):
         (x_train, t_train), (x_test, t_test), id_to_char = load_pairs(args)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problem = split_problem(args, len(x_train), len(x_test))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     V = len(id_to_char)
     model = build_model(args, V)

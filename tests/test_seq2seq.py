@@ -155,6 +155,23 @@ def test_generate_errors(rng):
         model.generate(xs.astype(np.float32), 0, 3)
 
 
+@pytest.mark.parametrize(("cls", "kwargs"), MODELS)
+def test_no_questions_no_answers(cls, kwargs, rng):
+    """Generating for 0 questions gives 0 answers (greedy and beam); scoring
+    0 questions, or training on a batch of 0 pairs, is an error that says so."""
+    from common.util import seq2seq_accuracy
+
+    model = make(cls, kwargs, dtype=np.float32)
+    xs, ts = pairs(rng)
+    for beam_width in (1, 3):
+        ids = model.generate(xs[:0], 0, 4, beam_width=beam_width)
+        assert ids.shape == (0, 4) and np.issubdtype(ids.dtype, np.integer)
+    with pytest.raises(ValueError, match="no questions to score"):
+        seq2seq_accuracy(model, xs[:0], ts[:0])
+    with pytest.raises(ValueError, match="no pairs"):
+        model.forward(xs[:0], ts[:0])
+
+
 def test_forward_errors(rng):
     model = Seq2seq(V, D, H, seed=0)
     xs, ts = pairs(rng)

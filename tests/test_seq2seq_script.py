@@ -136,3 +136,16 @@ def test_epochs_trains_that_many_epochs_also_when_resumed(pairs_file, tmp_path):
     assert read_checkpoint(ckpt)[1]["trainer"]["history"]["epoch"] == [1, 2]
     assert script().main(["--resume", ckpt, "--epochs", "3", "--quiet", "--plot", "none"]) == 0
     assert read_checkpoint(ckpt)[1]["trainer"]["history"]["epoch"] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("pairs, extra, message", [
+    (40, [], "fewer than one batch of --batch-size 128"),  # 36 to train on
+    (5, ["--batch-size", "2"], "leaves no test pairs"),  # a tenth of 5 is none
+])
+def test_too_few_pairs_is_an_error_before_training(tmp_path, capsys, pairs, extra, message):
+    path = tmp_path / "few.tsv"
+    path.write_text("".join(f"{i}\t{i}\n" for i in range(pairs)), encoding="utf-8")
+    argv = ["--data", str(path), "--epochs", "1", "--plot", "none", *extra]
+    assert script().main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
