@@ -31,6 +31,7 @@ if _ROOT not in sys.path:
 
 from common import optimizer as optimizers  # noqa: E402
 from common.checkpoint import read_checkpoint  # noqa: E402
+from common.cli import explicit_dests, flag  # noqa: E402
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
     available_bytes,
@@ -179,23 +180,12 @@ def parse_args(argv=None, description=None, defaults=None):
     args = p.parse_args(argv)
     if problem := thread_count_problem():
         p.error(problem)
-    explicit = _explicit_names(build_parser(description), argv)
+    explicit = explicit_dests(build_parser(description), argv)
     try:
         check_args(args, explicit)
     except UsageError as exc:
         p.error(str(exc))
     return args, explicit
-
-
-def _explicit_names(parser, argv):
-    """The dests the command line set itself (parsed again without defaults)."""
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    return set(vars(parser.parse_args(argv)))
-
-
-def _flag(name):
-    return "--" + name.replace("_", "-")
 
 
 def check_args(args, explicit=()):
@@ -205,14 +195,14 @@ def check_args(args, explicit=()):
     for name in positive:
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise UsageError(f"{_flag(name)} must be at least 1, got {value}")
+            raise UsageError(f"{flag(name)} must be at least 1, got {value}")
     for name in ("corpus_size", "log_every"):
         if getattr(args, name) is not None and getattr(args, name) < 0:
-            raise UsageError(f"{_flag(name)} must be >= 0, got {getattr(args, name)}")
+            raise UsageError(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
     for name in ("lr", "max_grad", "clip_value", "init_scale"):
         value = getattr(args, name)
         if value is not None and not (math.isfinite(value) and value > 0):
-            raise UsageError(f"{_flag(name)} must be a number > 0, got {value}")
+            raise UsageError(f"{flag(name)} must be a number > 0, got {value}")
     if args.lr_decay is not None and not (math.isfinite(args.lr_decay) and args.lr_decay > 1):
         raise UsageError(f"--lr-decay must be a number > 1 (lr is divided by it), got "
                          f"{args.lr_decay}")
@@ -262,11 +252,11 @@ def apply_checkpoint_settings(args, explicit):
         if name not in explicit:
             setattr(args, name, value)
         elif getattr(args, name) != value and name in FIXED_ON_RESUME:
-            raise UsageError(f"{_flag(name)} {getattr(args, name)} differs from the run in "
-                             f"{args.resume} ({_flag(name)} {value}); drop the flag to continue "
+            raise UsageError(f"{flag(name)} {getattr(args, name)} differs from the run in "
+                             f"{args.resume} ({flag(name)} {value}); drop the flag to continue "
                              "that run, or start a new one")
         elif getattr(args, name) != value and name not in ("epochs", "lr"):
-            notices.append(f"notice: {_flag(name)} {getattr(args, name)} replaces the "
+            notices.append(f"notice: {flag(name)} {getattr(args, name)} replaces the "
                            f"checkpoint's {value} from here on")
     return notices
 
@@ -279,7 +269,7 @@ def check_output_paths(args):
     for name in ("save", "plot", "checkpoint"):
         path = getattr(args, name)
         if path:
-            _check_writable(_flag(name), path)
+            _check_writable(flag(name), path)
     if args.plot:
         try:
             plot_format(args.plot)

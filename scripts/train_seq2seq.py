@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.attention_map import attention_matrix, plot_attention  # noqa: E402
 from common.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
+from common.cli import explicit_dests, flag  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
@@ -135,14 +136,15 @@ def parse_args(argv=None):
     out.add_argument("--checkpoint", default=None, metavar="FILE",
                      help="write a checkpoint at the end of every epoch (and on Ctrl-C)")
     out.add_argument("--resume", default=None, metavar="FILE",
-                     help="continue the run of this checkpoint, with its settings")
+                     help="continue the run of this checkpoint, with its settings (a flag that "
+                          "would change one is refused)")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 
     if problem := thread_count_problem():
         p.error(problem)
     if args.resume:
-        _take_run_settings(p, args)
+        _take_run_settings(p, args, explicit_dests(p, argv))
     if args.task is None and args.data is None:
         args.task = "addition"
     if args.hidden_size is None:
@@ -165,8 +167,10 @@ def parse_args(argv=None):
     return args
 
 
-def _take_run_settings(parser, args):
-    """A resumed run continues with the settings its checkpoint was written with."""
+def _take_run_settings(parser, args, explicit):
+    """A resumed run continues with the settings its checkpoint was written with;
+    a flag in ``explicit`` (given on the command line) that would change one is
+    refused."""
     try:
         _, meta = read_checkpoint(args.resume)
     except (ValueError, OSError) as exc:
@@ -177,7 +181,14 @@ def _take_run_settings(parser, args):
         parser.error(f"--resume {args.resume}: not a checkpoint of train_seq2seq.py "
                      f"(its settings lack {missing})")
     for key in RUN_SETTINGS:
+        if key in explicit and getattr(args, key) != settings[key]:
+            parser.error(f"--resume {args.resume}: {flag(key)} {getattr(args, key)} differs "
+                         f"from the run's {flag(key)} {settings[key]}; drop the flag to "
+                         f"continue that run, or start a new one")
         setattr(args, key, settings[key])
+    if args.no_clip and settings["max_grad"] is not None:
+        parser.error(f"--resume {args.resume}: --no-clip differs from the run's --max-grad "
+                     f"{settings['max_grad']}; drop the flag to continue that run")
     args.checkpoint = args.checkpoint or args.resume
 
 

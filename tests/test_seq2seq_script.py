@@ -77,6 +77,18 @@ def test_resume_continues_the_run(pairs_file, tmp_path, capsys):
     assert "PeekySeq2seq" in second and "(reversed)" in second
     assert "epoch 2/2" in second and "epoch 1/2" not in second
 
+    # A flag that would change the run is refused, not silently overridden;
+    # one that repeats the run's setting is fine.
+    for flags, message in ((["--model", "plain"], "--model plain differs from the run's "
+                                                  "--model peeky"),
+                           (["--lr", "0.01"], "--lr 0.01 differs"),
+                           (["--no-clip"], "--no-clip differs")):
+        with pytest.raises(SystemExit) as exc:
+            script().parse_args(["--resume", ckpt, *flags])
+        assert exc.value.code == 2 and message in capsys.readouterr().err
+    args = script().parse_args(["--resume", ckpt, "--model", "peeky", "--epochs", "3"])
+    assert (args.model, args.reverse, args.epochs) == ("peeky", True, 3)
+
     # The same two epochs in one run give the same accuracy.
     assert script().main(["--data", pairs_file, "--model", "peeky", "--reverse", *SMALL[2:],
                           "--epochs", "2", "--plot", "none"]) == 0
