@@ -20,7 +20,6 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 import time
 
 # Running "python scripts/train_rnnlm.py" from a clone puts scripts/ (not the
@@ -31,7 +30,12 @@ if _ROOT not in sys.path:
 
 from common import optimizer as optimizers  # noqa: E402
 from common.checkpoint import read_checkpoint  # noqa: E402
-from common.cli import explicit_dests, flag  # noqa: E402
+from common.cli import (  # noqa: E402
+    checkpoint_problem,
+    explicit_dests,
+    flag,
+    output_path_problem,
+)
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
     available_bytes,
@@ -268,42 +272,16 @@ def check_output_paths(args):
     """--save, --plot and --checkpoint: files we can write, before training."""
     for name in ("save", "plot", "checkpoint"):
         path = getattr(args, name)
-        if path:
-            _check_writable(flag(name), path)
+        example = "ppl.png" if name == "plot" else "model.npz"
+        if path and (problem := output_path_problem(flag(name), path, example)):
+            raise UsageError(problem)
     if args.plot:
         try:
             plot_format(args.plot)
         except ValueError as exc:
             raise UsageError(f"--plot: {exc}") from None
-    if args.checkpoint and os.path.exists(args.checkpoint) and not args.overwrite and (
-            not args.resume or os.path.abspath(args.resume) != os.path.abspath(args.checkpoint)):
-        raise UsageError(f"--checkpoint {args.checkpoint} exists already (an earlier run?): "
-                         f"continue it with --resume {args.checkpoint}, or pass --overwrite to "
-                         "replace it")
-
-
-def _check_writable(flag, path):
-    if os.path.isdir(path):
-        raise UsageError(f"{flag} {path} is a folder; give a file name in it, e.g. "
-                         f"{os.path.join(path, 'ppl.png' if flag == '--plot' else 'model.npz')}")
-    folder = os.path.dirname(os.path.abspath(path))
-    existing = folder
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise UsageError(f"{flag} {path}: {existing} is a file, not a folder")
-    if existing != folder:
-        return _check_creatable(flag, path, existing)
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise UsageError(f"{flag} {path}: cannot write in {folder} ({exc.strerror})") from None
-
-
-def _check_creatable(flag, path, existing):
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} {path}: cannot create folders in {existing}")
+    if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
+        raise UsageError(problem)
 
 
 def load_corpus(args):

@@ -26,7 +26,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.attention_map import attention_matrix, plot_attention  # noqa: E402
 from common.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
-from common.cli import explicit_dests, flag  # noqa: E402
+from common.cli import (  # noqa: E402
+    checkpoint_problem,
+    explicit_dests,
+    flag,
+    output_path_problem,
+)
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
@@ -138,6 +143,8 @@ def parse_args(argv=None):
     out.add_argument("--resume", default=None, metavar="FILE",
                      help="continue the run of this checkpoint, with its settings (a flag that "
                           "would change one is refused)")
+    out.add_argument("--overwrite", action="store_true",
+                     help="replace an existing --checkpoint file (another run's)")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 
@@ -164,6 +171,15 @@ def parse_args(argv=None):
             p.error(f"--{name} {path}: no such file")
     if args.save is not None and not args.save.lower().endswith(".npz"):
         p.error(f"--save {args.save}: the file name must end in .npz")
+    outputs = {"save": "model.npz", "plot": "accuracy.png", "checkpoint": "run.npz"}
+    if args.model == "attention":
+        outputs["attention_plot"] = "attention.png"
+    for name, example in outputs.items():
+        path = getattr(args, name)
+        if path and (problem := output_path_problem(flag(name), path, example)):
+            p.error(problem)
+    if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
+        p.error(problem)
     return args
 
 

@@ -161,3 +161,33 @@ def test_too_few_pairs_is_an_error_before_training(tmp_path, capsys, pairs, extr
     assert script().main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag", ["--save", "--plot", "--checkpoint", "--attention-plot"])
+def test_an_unwritable_output_is_refused_before_training(flag, tmp_path, capsys):
+    """Every file the run will write is checked before it starts: a path
+    under a file, and a folder given as the file."""
+    (tmp_path / "a_file").write_text("")
+    name = {"--save": "m.npz", "--checkpoint": "run.npz"}.get(flag, "p.png")
+    (tmp_path / name).mkdir()  # a folder with a file's name
+    for path, message in ((tmp_path / "a_file" / name, "is a file, not a folder"),
+                          (tmp_path / name, "is a folder")):
+        with pytest.raises(SystemExit) as exc:
+            script().parse_args(["--model", "attention", flag, str(path)])
+        assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_another_runs_checkpoint_is_not_overwritten(pairs_file, tmp_path, capsys):
+    """A new run refuses to replace an existing checkpoint (an earlier run's
+    work) unless told to with --overwrite; resuming it writes it, of course."""
+    ckpt = str(tmp_path / "run.npz")
+    argv = ["--data", pairs_file, *SMALL, "--plot", "none", "--checkpoint", ckpt]
+    assert script().main(argv) == 0
+    before = (tmp_path / "run.npz").read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        script().main(argv)
+    assert exc.value.code == 2
+    assert "exists already" in capsys.readouterr().err
+    assert (tmp_path / "run.npz").read_bytes() == before
+    assert script().main([*argv, "--overwrite"]) == 0
+    assert script().main(["--resume", ckpt, "--epochs", "2", "--quiet", "--plot", "none"]) == 0
