@@ -352,6 +352,9 @@ def main(argv=None):
 
     while len(history["greedy"]) < trainer.epoch:  # resumed after an epoch's checkpoint
         evaluate()
+    if args.resume and trainer.epoch >= args.epochs:
+        print(f"nothing to train: --epochs {args.epochs} counts all the run's epochs, and "
+              f"{args.resume} has done {trainer.epoch}; give a larger --epochs to continue it")
     for epoch in range(trainer.epoch, args.epochs):
         trainer.settings["history"] = history
         started, cpu_started = time.perf_counter(), time.process_time()

@@ -191,3 +191,7 @@ def test_another_runs_checkpoint_is_not_overwritten(pairs_file, tmp_path, capsys
     assert (tmp_path / "run.npz").read_bytes() == before
     assert script().main([*argv, "--overwrite"]) == 0
     assert script().main(["--resume", ckpt, "--epochs", "2", "--quiet", "--plot", "none"]) == 0
+    capsys.readouterr()
+    # Resuming with no epochs left says so rather than doing nothing in silence.
+    assert script().main(["--resume", ckpt, "--epochs", "2", "--quiet", "--plot", "none"]) == 0
+    assert "nothing to train: --epochs 2 counts all" in capsys.readouterr().out
