@@ -114,6 +114,9 @@ def test_gradient_through_time_script_draws_three_lines(tmp_path, capsys):
     for label in ("tanh RNN", "LSTM", "GRU"):
         assert label in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit) as exc:  # a plot it could not write: refused before training
+        gtt.main(["--text-file", str(text), "--plot", str(text / "g.png")])
+    assert exc.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
 
 
 def test_load_model_refuses_a_file_without_vocabulary(tmp_path):
@@ -195,3 +198,14 @@ def test_attention_widths_come_from_the_task(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(repr("16+75".ljust(x.shape[1])) + " -> ")
     assert sum(line.startswith("  answer ") for line in out) == t.shape[1] - 1
+
+
+@pytest.mark.parametrize("flag", ["--png", "--html"])
+def test_an_unwritable_output_is_refused_before_any_work(flag, char_model, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    argv = ["units", "--model", str(char_model), "--text", "def f",
+            flag, str(tmp_path / "a_file" / "out")]
+    with pytest.raises(SystemExit) as exc:
+        inspect_model.main(argv)
+    assert exc.value.code == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
