@@ -129,7 +129,7 @@ def _check(path, arrays, meta, trainer):
         raise ValueError(f"{path} was written by {saved_by}, not {type(trainer).__name__}")
     if meta["model"] != type(model).__name__ or meta["config"] != config:
         raise ValueError(
-            f"{path} holds a {meta['model']} {meta['config']}, but the model to resume is a "
+            f"{path} holds the model {meta['model']} {meta['config']}, but the model to resume is "
             f"{type(model).__name__} {config}"
         )
     if meta["optimizer"] != type(optimizer).__name__:

@@ -120,7 +120,7 @@ def load_model(path: str | os.PathLike) -> tuple:
                               source=str(path))
     model.set_named_params(arrays, source=str(path))
     if not hasattr(model, "layers") or not hasattr(model, "loss_layer"):
-        raise ValueError(f"{path} holds a {meta['model']}, not a language model")
+        raise ValueError(f"{path} holds the model {meta['model']}, not a language model")
     V = model.vocab_size
     if len(vocab) < V:
         raise ValueError(f"{path}: the vocabulary has {len(vocab)} tokens, the model {V}")

@@ -148,7 +148,7 @@ def load_model(path):
     except MemoryError:
         raise UsageError(f"not enough memory to build the model saved in {path}") from None
     if not isinstance(model, LanguageModel):
-        raise UsageError(f"{path} holds a {type(model).__name__}, not a language model; "
+        raise UsageError(f"{path} holds the model {type(model).__name__}, not a language model; "
                          "generate_text.py samples from the models train_rnnlm.py trains")
     vocab = meta.get("vocab")
     if not vocab:

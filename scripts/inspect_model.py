@@ -285,8 +285,8 @@ def run_attention(args):
         raise UsageError(str(exc)) from None
     attention = getattr(getattr(model, "decoder", None), "attention", None)
     if attention is None or not hasattr(attention, "attention_weights"):
-        raise UsageError(f"{args.model} holds a {meta['model']}, which has no attention; train "
-                         "one with train_seq2seq.py --model attention")
+        raise UsageError(f"{args.model} holds the model {meta['model']}, which has no "
+                         "attention; train one with train_seq2seq.py --model attention")
     vocab = meta.get("vocab")
     if not isinstance(vocab, list) or not all(isinstance(c, str) for c in vocab or [None]):
         raise UsageError(f"{args.model} has no vocabulary; save it with train_seq2seq.py --save")

@@ -295,9 +295,9 @@ def test_resume_refuses_another_model_or_optimizer_and_changes_nothing(corpus, t
     MAKERS["simple-adam"](seed=1).fit(xs, ts, max_epoch=1, max_iters=5, checkpoint=path, **FIT)
 
     bigger = RnnlmTrainer(SimpleRnnlm(V, D, 2 * H, seed=1), Adam(0.01))
-    with pytest.raises(ValueError, match=r"holds a SimpleRnnlm .* but the model to resume"):
+    with pytest.raises(ValueError, match=r"holds the model SimpleRnnlm .* but the model to resume"):
         bigger.resume(path)
-    with pytest.raises(ValueError, match="holds a SimpleRnnlm"):
+    with pytest.raises(ValueError, match="holds the model SimpleRnnlm"):
         RnnlmTrainer(Rnnlm(V, D, H, seed=1), Adam(0.01)).resume(path)
 
     other_optimizer = RnnlmTrainer(SimpleRnnlm(V, D, H, seed=9), SGD(0.1))

@@ -720,4 +720,4 @@ def test_script_refuses_a_sequence_to_sequence_model(tmp_path, capsys):
     Seq2seq(6, 3, 4).save_params(tmp_path / "s.npz", vocab=list("abcdef"))
     assert load_script().main(["--model", str(tmp_path / "s.npz")]) == 2
     err = capsys.readouterr().err
-    assert "holds a Seq2seq, not a language model" in err and "Traceback" not in err
+    assert "holds the model Seq2seq, not a language model" in err and "Traceback" not in err
