@@ -287,6 +287,8 @@ def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
         content = read_text(path)  # FileNotFoundError, IsADirectoryError, or ...
     except CorpusError as err:  # ... not UTF-8: the message names the byte and line
         raise SequenceDataError(str(err)) from err
+    except FileNotFoundError as err:  # perhaps a task's name, mistyped
+        raise FileNotFoundError(f"{err}; the generated tasks are {', '.join(TASKS)}") from err
     lines = content.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline ending the last line

@@ -344,6 +344,9 @@ def test_a_failed_load_keeps_the_previous_vocabulary(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.txt"):
         sequence.load_data(tmp_path / "nope.txt")
+    # A mistyped task's name is looked for as a file; the error names the tasks.
+    with pytest.raises(FileNotFoundError, match="the generated tasks are addition, date"):
+        sequence.load_data("adition")
 
 
 # ---------------------------------------------------------------------------
