@@ -359,7 +359,8 @@ def test_ch6_train_rnnlm_then_eval_then_ch7_generate_text(book_folder):
     word_ids = generated["word_ids"]
     assert len(word_ids) == 100 and word_ids[0] == ptb.load_data("train")[1]["you"]
     assert not set(word_ids[1:]) & set(generated["skip_ids"])
-    assert generated["text"].startswith("you ")
+    # The book samples without a seed: the next word may end the sentence.
+    assert generated["text"].startswith(("you ", "you.\n"))
 
 
 def test_ch6_train_better_rnnlm_then_ch7_generate_better_text(book_folder):
