@@ -4,16 +4,15 @@
   on the command line that would change one of them is refused rather than
   silently overridden. For that a script must know which flags the command
   line gave itself, a default value included: :func:`explicit_dests`.
-* A file the run will write (the model, a plot, a checkpoint) must be
-  writable before training starts, not found unwritable after it:
-  :func:`output_path_problem`; and a checkpoint of another run is not
-  overwritten unless asked: :func:`checkpoint_problem`.
+* A checkpoint of another run is not overwritten unless asked:
+  :func:`checkpoint_problem`. (That every output path is writable before
+  training starts is :func:`common.serialization.output_path_problem`'s,
+  which ``fit`` uses too.)
 """
 
 import argparse
 import copy
 import os
-import tempfile
 
 
 def explicit_dests(parser: argparse.ArgumentParser, argv=None) -> set[str]:
@@ -32,35 +31,6 @@ def explicit_dests(parser: argparse.ArgumentParser, argv=None) -> set[str]:
 def flag(dest: str) -> str:
     """The command-line flag of a destination: ``"hidden_size"`` -> ``"--hidden-size"``."""
     return "--" + dest.replace("_", "-")
-
-
-def output_path_problem(flag_name: str, path: str, example: str) -> str | None:
-    """Why the file ``path`` (given with ``flag_name``) cannot be written, or None.
-
-    Folders that do not exist yet count as writable where they can be
-    created (the writers create them); the check writes and removes one
-    temporary file in an existing folder. ``example`` is a file name the
-    message suggests when ``path`` is a folder.
-    """
-    if os.path.isdir(path):
-        return (f"{flag_name} {path} is a folder; give a file name in it, e.g. "
-                f"{os.path.join(path, example)}")
-    folder = os.path.dirname(os.path.abspath(path))
-    existing = folder
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        return f"{flag_name} {path}: {existing} is a file, not a folder"
-    if existing != folder:
-        if not os.access(existing, os.W_OK | os.X_OK):
-            return f"{flag_name} {path}: cannot create folders in {existing}"
-        return None
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        return f"{flag_name} {path}: cannot write in {folder} ({exc.strerror})"
-    return None
 
 
 def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bool) -> str | None:

@@ -6,6 +6,7 @@ boundaries, the best validation epoch and every change of the learning rate
 marked, and the run in the title.
 """
 
+import numbers
 import os
 import sys
 
@@ -38,6 +39,7 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
     """
     import matplotlib
 
+    ylim = _checked_ylim(ylim)
     if path is None and not _in_notebook(matplotlib) and not _can_show(matplotlib):
         path = "ppl.png"
     fmt = plot_format(path) if path is not None else None
@@ -55,7 +57,7 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
     if logy:
         ax.set_yscale("log")
     if ylim is not None:
-        low, high = tuple(ylim) if np.iterable(ylim) else (None, ylim)
+        low, high = ylim
         if logy and low is not None and low <= 0:
             low = None  # the book's ylim=(0, top): a log axis keeps its own bottom
         ax.set_ylim(bottom=low, top=high)
@@ -67,6 +69,20 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
     elif path is not None:
         atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=100))
     return fig
+
+
+def _checked_ylim(ylim):
+    """``(low, high)`` from the book's ``ylim`` (a top, or a pair), or None; a
+    ``TypeError`` that says how to fix anything else."""
+    if ylim is None:
+        return None
+    if isinstance(ylim, (str, bytes, os.PathLike)):  # trainer.plot("ppl.png")
+        raise TypeError(f"ylim {ylim!r} looks like a file name; pass it as path: "
+                        f"trainer.plot(path={ylim!r})")
+    pair = tuple(ylim) if np.iterable(ylim) else (None, ylim)
+    if len(pair) != 2 or not all(v is None or isinstance(v, numbers.Real) for v in pair):
+        raise TypeError(f"ylim must be a number (the top) or a pair (bottom, top), got {ylim!r}")
+    return pair
 
 
 def _draw(ax, trainer):

@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import socket
+import tempfile
 import time
 import zipfile
 import zlib
@@ -347,3 +348,34 @@ def _read_member(archive, info):
             return fmt.read_array(f, allow_pickle=False)
     except (ValueError, EOFError) as exc:
         raise _Unreadable(f"its member {name!r} is not a valid .npy array ({exc})") from exc
+
+
+def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -> str | None:
+    """Why the file ``path`` (given as ``flag_name``: a flag, or an argument's
+    name) cannot be written, or None; to check before a long run, not after.
+
+    Folders that do not exist yet count as writable where they can be
+    created (the writers create them); the check writes and removes one
+    temporary file in an existing folder. ``example`` is a file name the
+    message suggests when ``path`` is a folder.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return (f"{flag_name} {path} is a folder; give a file name in it, e.g. "
+                f"{os.path.join(path, example)}")
+    folder = os.path.dirname(os.path.abspath(path))
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{flag_name} {path}: {existing} is a file, not a folder"
+    if existing != folder:
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"{flag_name} {path}: cannot create folders in {existing}"
+        return None
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"{flag_name} {path}: cannot write in {folder} ({exc.strerror})"
+    return None

@@ -42,7 +42,7 @@ if _ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from common.cli import flag, output_path_problem  # noqa: E402
+from common.cli import flag  # noqa: E402
 from common.inspection import (  # noqa: E402
     encode_text,
     interesting_units,
@@ -53,6 +53,7 @@ from common.inspection import (  # noqa: E402
     top_guesses,
 )
 from common.parallel import thread_count_problem  # noqa: E402
+from common.serialization import output_path_problem  # noqa: E402
 from common.units_html import write_units_page  # noqa: E402
 
 

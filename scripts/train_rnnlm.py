@@ -30,12 +30,7 @@ if _ROOT not in sys.path:
 
 from common import optimizer as optimizers  # noqa: E402
 from common.checkpoint import read_checkpoint  # noqa: E402
-from common.cli import (  # noqa: E402
-    checkpoint_problem,
-    explicit_dests,
-    flag,
-    output_path_problem,
-)
+from common.cli import checkpoint_problem, explicit_dests, flag  # noqa: E402
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
     available_bytes,
@@ -45,6 +40,7 @@ from common.memory import (  # noqa: E402
 )
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
+from common.serialization import output_path_problem  # noqa: E402
 from common.trainer import (  # noqa: E402
     RnnlmTrainer,
     TrainingDiverged,

@@ -26,16 +26,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.attention_map import attention_matrix, plot_attention  # noqa: E402
 from common.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
-from common.cli import (  # noqa: E402
-    checkpoint_problem,
-    explicit_dests,
-    flag,
-    output_path_problem,
-)
+from common.cli import checkpoint_problem, explicit_dests, flag  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
-from common.serialization import atomic_write  # noqa: E402
+from common.serialization import atomic_write, output_path_problem  # noqa: E402
 from common.trainer import Trainer, TrainingInterrupted  # noqa: E402
 from common.util import seq2seq_correct  # noqa: E402
 from datasets import sequence  # noqa: E402

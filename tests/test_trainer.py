@@ -240,3 +240,10 @@ def test_plot_with_the_books_ylim_from_zero_keeps_the_log_axis(tmp_path):
     assert ax.get_yscale() == "log" and ax.get_ylim()[1] == 500 and ax.get_ylim()[0] > 0
     (ax,) = trainer.plot(ylim=(0, 500), path=tmp_path / "p.png", logy=False).axes
     assert ax.get_ylim() == (0, 500)
+    (ax,) = trainer.plot(ylim=300, path=tmp_path / "p.png", logy=False).axes  # a top alone
+    assert ax.get_ylim()[1] == 300
+    # A file name where the book's ylim goes is a mistake that says what to write.
+    with pytest.raises(TypeError, match=r"pass it as path: trainer.plot\(path='ppl.png'\)"):
+        trainer.plot("ppl.png")
+    with pytest.raises(TypeError, match="a pair"):
+        trainer.plot(ylim=(0, 100, 200), path=tmp_path / "p.png")
