@@ -12,6 +12,7 @@ import math
 import numbers
 import os
 
+from common.plot import plot_format
 from common.serialization import output_path_problem
 
 
@@ -64,9 +65,12 @@ class FitOptions:
             raise ValueError(f"clip_value must be a number > 0, got {self.clip_value!r}")
         if self.on_nan not in ("raise", "skip"):
             raise ValueError(f"on_nan must be 'raise' or 'skip', got {self.on_nan!r}")
-        if self.checkpoint is not None and (
-                problem := output_path_problem("checkpoint", self.checkpoint, "run.npz")):
-            raise ValueError(problem)  # now, not after the first epoch's work
+        for name, example in (("checkpoint", "run.npz"), ("plot_path", "ppl.png")):
+            path = getattr(self, name)
+            if path is not None and (problem := output_path_problem(name, path, example)):
+                raise ValueError(problem)  # now, not after the work
+        if self.plot_path is not None:
+            plot_format(self.plot_path)  # a suffix that names a format
         validating = self.val_corpus is not None or self.val_data is not None
         if not validating and (self.lr_decay or self.patience is not None):
             raise ValueError("lr_decay and patience act on the validation figure: pass "

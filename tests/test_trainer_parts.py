@@ -132,17 +132,22 @@ def test_an_unknown_option_is_a_type_error_listing_the_known_ones():
         trainer.fit(train[:-1], train[1:], val_corpsu=train)
 
 
-def test_a_checkpoint_it_could_not_write_is_refused_before_training(tmp_path):
-    """Not found out at the end of the first epoch, with its work lost."""
+def test_an_output_it_could_not_write_is_refused_before_training(tmp_path):
+    """A checkpoint or plot path it could not write: not found out at the end
+    of the first epoch, or of the run, with the work lost."""
     (tmp_path / "a_file").write_text("")
     train = corpus(601, 1)
     model = SimpleRnnlm(V, 8, 8, seed=0)
     before = [p.copy() for p in model.params]
-    for path, message in ((tmp_path / "a_file" / "run.npz", "is a file, not a folder"),
-                          (tmp_path, "is a folder")):
-        with pytest.raises(ValueError, match=message):
-            RnnlmTrainer(model, SGD(0.5)).fit(train[:-1], train[1:], batch_size=4,
-                                              time_size=5, checkpoint=path, verbose=False)
+    for option in ("checkpoint", "plot_path"):
+        for path, message in ((tmp_path / "a_file" / "out", "is a file, not a folder"),
+                              (tmp_path, "is a folder")):
+            with pytest.raises(ValueError, match=f"{option} .*{message}"):
+                RnnlmTrainer(model, SGD(0.5)).fit(train[:-1], train[1:], batch_size=4,
+                                                  time_size=5, verbose=False, **{option: path})
+    with pytest.raises(ValueError, match="cannot tell the plot format"):
+        RnnlmTrainer(model, SGD(0.5)).fit(train[:-1], train[1:], batch_size=4, time_size=5,
+                                          verbose=False, plot_path=tmp_path / "curve.txt")
     assert all(np.array_equal(p, q) for p, q in zip(before, model.params, strict=True))
 
 
