@@ -11,7 +11,9 @@ After every epoch it prints a few test questions with the model's answers
 (all questions answered at once; with ``--beam K`` also by beam search),
 and redraws the accuracy plot. For an attention model it also draws the
 attention weights of a few test questions as heat maps. ``--save`` writes
-the parameters and the vocabulary to one ``.npz`` file (no pickles).
+the parameters and the vocabulary to one ``.npz`` file (no pickles). Ctrl-C
+or SIGTERM stops at an iteration boundary, after writing ``--checkpoint``,
+and exits with 130 or 143.
 """
 
 import argparse
@@ -360,7 +362,7 @@ def main(argv=None):
                         restore_best=False, lr_halve_from=args.lr_halve_from)
         except TrainingInterrupted as exc:
             print(f"\n{exc}", file=sys.stderr)
-            return 130
+            return exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM
         train_seconds += time.perf_counter() - started  # training only, not evaluation
         cpu_seconds += time.process_time() - cpu_started  # all threads of this process
         history["seconds"].append(train_seconds)

@@ -195,3 +195,27 @@ def test_another_runs_checkpoint_is_not_overwritten(pairs_file, tmp_path, capsys
     # Resuming with no epochs left says so rather than doing nothing in silence.
     assert script().main(["--resume", ckpt, "--epochs", "2", "--quiet", "--plot", "none"]) == 0
     assert "nothing to train: --epochs 2 counts all" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_stops_the_run_with_a_checkpoint_and_its_exit_code(sig, code, pairs_file,
+                                                                    tmp_path, capsys):
+    """Ctrl-C (130) and SIGTERM (143) stop at an iteration boundary, after
+    writing the checkpoint the message names."""
+    import signal
+
+    module = script()
+
+    class Stopping(module.MODELS["plain"]):
+        def forward(self, xs, ts):
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 3:
+                os.kill(os.getpid(), getattr(signal, sig))
+            return super().forward(xs, ts)
+
+    module.MODELS = {**module.MODELS, "plain": Stopping}
+    ckpt = tmp_path / "run.npz"
+    argv = ["--data", pairs_file, *SMALL, "--plot", "none", "--checkpoint", str(ckpt)]
+    assert module.main(argv) == code
+    assert ckpt.is_file()
+    assert f"resume with --resume {ckpt}" in capsys.readouterr().err
