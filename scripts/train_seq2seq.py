@@ -352,43 +352,49 @@ def main(argv=None):
     if args.resume and trainer.epoch >= args.epochs:
         print(f"nothing to train: --epochs {args.epochs} counts all the run's epochs, and "
               f"{args.resume} has done {trainer.epoch}; give a larger --epochs to continue it")
-    for epoch in range(trainer.epoch, args.epochs):
-        trainer.settings["history"] = history
-        started, cpu_started = time.perf_counter(), time.process_time()
-        try:
-            trainer.fit(x_train, t_train, max_epoch=1, batch_size=args.batch_size,
-                        max_grad=args.max_grad, eval_interval=args.eval_interval,
-                        checkpoint=args.checkpoint, verbose=not args.quiet, seed=args.seed,
-                        restore_best=False, lr_halve_from=args.lr_halve_from)
-        except TrainingInterrupted as exc:
-            print(f"\n{exc}", file=sys.stderr)
-            return exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM
-        train_seconds += time.perf_counter() - started  # training only, not evaluation
-        cpu_seconds += time.process_time() - cpu_started  # all threads of this process
-        history["seconds"].append(train_seconds)
-        history["cpu_seconds"].append(cpu_seconds)
-        line = evaluate()
-        print(f"epoch {epoch + 1}/{args.epochs} | {line} | training time {train_seconds:.1f}s "
-              f"(CPU {cpu_seconds:.1f}s)")
-        show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char, args.reverse, 1)
-        if args.plot:
-            plot_accuracy(history, args.plot, trainer.title)
-        if args.checkpoint:  # again, now with this epoch's accuracy in the run's history
-            save_checkpoint(args.checkpoint, trainer)
-    if not history["greedy"]:  # --epochs 0 (e.g. with --load): evaluate only
-        print(evaluate())
-        show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char, args.reverse, 1)
-    if args.model == "attention" and args.attention_plot:
-        rows = show_rows[:3] if len(show_rows) else np.arange(min(3, len(x_test)))
-        plot_attention_examples(model, x_test[rows], t_test[rows], id_to_char, args.reverse,
-                                args.attention_plot, 1)
-        print(f"attention heat maps: {args.attention_plot}")
-    if args.plot and history["greedy"]:
-        print(f"accuracy plot: {args.plot}")
-    if args.save:
-        path = model.save_params(args.save, vocab=id_to_char, task=name, reverse=args.reverse,
-                                 accuracy=history["greedy"][-1])
-        print(f"saved {path}")
+    try:
+        for epoch in range(trainer.epoch, args.epochs):
+            trainer.settings["history"] = history
+            started, cpu_started = time.perf_counter(), time.process_time()
+            try:
+                trainer.fit(x_train, t_train, max_epoch=1, batch_size=args.batch_size,
+                            max_grad=args.max_grad, eval_interval=args.eval_interval,
+                            checkpoint=args.checkpoint, verbose=not args.quiet, seed=args.seed,
+                            restore_best=False, lr_halve_from=args.lr_halve_from)
+            except TrainingInterrupted as exc:
+                print(f"\n{exc}", file=sys.stderr)
+                return exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM
+            train_seconds += time.perf_counter() - started  # training only, not evaluation
+            cpu_seconds += time.process_time() - cpu_started  # all threads of this process
+            history["seconds"].append(train_seconds)
+            history["cpu_seconds"].append(cpu_seconds)
+            line = evaluate()
+            print(f"epoch {epoch + 1}/{args.epochs} | {line} | training time {train_seconds:.1f}s "
+                  f"(CPU {cpu_seconds:.1f}s)")
+            show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char, args.reverse, 1)
+            if args.plot:
+                plot_accuracy(history, args.plot, trainer.title)
+            if args.checkpoint:  # again, now with this epoch's accuracy in the run's history
+                save_checkpoint(args.checkpoint, trainer)
+        if not history["greedy"]:  # --epochs 0 (e.g. with --load): evaluate only
+            print(evaluate())
+            show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char, args.reverse, 1)
+        if args.model == "attention" and args.attention_plot:
+            rows = show_rows[:3] if len(show_rows) else np.arange(min(3, len(x_test)))
+            plot_attention_examples(model, x_test[rows], t_test[rows], id_to_char, args.reverse,
+                                    args.attention_plot, 1)
+            print(f"attention heat maps: {args.attention_plot}")
+        if args.plot and history["greedy"]:
+            print(f"accuracy plot: {args.plot}")
+        if args.save:
+            path = model.save_params(args.save, vocab=id_to_char, task=name, reverse=args.reverse,
+                                     accuracy=history["greedy"][-1])
+            print(f"saved {path}")
+    except KeyboardInterrupt:  # Ctrl-C between two epochs' training: evaluating, saving
+        done = f"; epoch {trainer.epoch}'s checkpoint is written: resume with --resume " \
+               f"{args.checkpoint}" if args.checkpoint and trainer.epoch else ""
+        print(f"\ninterrupted after epoch {trainer.epoch}{done}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -219,3 +219,23 @@ def test_a_signal_stops_the_run_with_a_checkpoint_and_its_exit_code(sig, code, p
     assert module.main(argv) == code
     assert ckpt.is_file()
     assert f"resume with --resume {ckpt}" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_evaluating_stops_cleanly_and_resumes(pairs_file, tmp_path, capsys):
+    """Ctrl-C after an epoch's training (in its evaluation) exits 130 with a
+    message, no traceback; the epoch's checkpoint resumes, evaluating it."""
+    module = script()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    module.seq2seq_correct = interrupted
+    ckpt = tmp_path / "run.npz"
+    argv = ["--data", pairs_file, *SMALL, "--plot", "none", "--checkpoint", str(ckpt)]
+    assert module.main(argv) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted after epoch 1; epoch 1's checkpoint is written: resume with " \
+           f"--resume {ckpt}" in err
+    assert script().main(["--resume", str(ckpt), "--epochs", "1", "--quiet", "--plot",
+                          "none"]) == 0
+    assert "nothing to train" in capsys.readouterr().out  # epoch 1 evaluated, none left
