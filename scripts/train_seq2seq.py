@@ -29,6 +29,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.attention_map import attention_matrix, plot_attention  # noqa: E402
 from common.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
 from common.cli import checkpoint_problem, explicit_dests, flag  # noqa: E402
+from common.memory import (  # noqa: E402
+    NotEnoughMemory,
+    available_bytes,
+    check_memory,
+    estimate_training_bytes,
+)
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
@@ -140,6 +146,8 @@ def parse_args(argv=None):
     out.add_argument("--resume", default=None, metavar="FILE",
                      help="continue the run of this checkpoint, with its settings (a flag that "
                           "would change one is refused)")
+    out.add_argument("--ignore-memory-check", action="store_true",
+                     help="train even when the memory estimate exceeds the available memory")
     out.add_argument("--overwrite", action="store_true",
                      help="replace an existing --checkpoint file (another run's)")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -227,6 +235,21 @@ def split_problem(args, n_train: int, n_test: int) -> str | None:
     return None
 
 
+def memory_problem(args, vocab_size: int, steps: int) -> str | None:
+    """Why the run would not fit in the memory available (estimated before
+    building the model: ``common.memory``), or None."""
+    config = {"vocab_size": vocab_size, "wordvec_size": args.wordvec_size,
+              "hidden_size": args.hidden_size, "bidirectional": args.bidirectional}
+    shapes = list(MODELS[args.model].param_shapes(config).values())
+    estimate = estimate_training_bytes(shapes, args.batch_size, steps, optimizer="Adam")
+    try:
+        check_memory(estimate, available_bytes(), hint="; choose a smaller --hidden-size or "
+                     "--batch-size, or pass --ignore-memory-check to try anyway")
+    except NotEnoughMemory as exc:
+        return str(exc)
+    return None
+
+
 def build_model(args, vocab_size):
     kwargs = {"bidirectional": True} if args.bidirectional else {}
     return MODELS[args.model](vocab_size, args.wordvec_size, args.hidden_size, seed=args.seed,
@@ -300,6 +323,10 @@ def main(argv=None):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     V = len(id_to_char)
+    steps = x_train.shape[1] + t_train.shape[1] - 1  # encoder and decoder
+    if not args.ignore_memory_check and (problem := memory_problem(args, V, steps)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     model = build_model(args, V)
     if args.load:
         try:

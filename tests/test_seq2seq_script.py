@@ -239,3 +239,16 @@ def test_ctrl_c_while_evaluating_stops_cleanly_and_resumes(pairs_file, tmp_path,
     assert script().main(["--resume", str(ckpt), "--epochs", "1", "--quiet", "--plot",
                           "none"]) == 0
     assert "nothing to train" in capsys.readouterr().out  # epoch 1 evaluated, none left
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_training(pairs_file, capsys):
+    """The estimate of common.memory, before the model is built; the check
+    can be overridden."""
+    module = script()
+    module.available_bytes = lambda: 50 * 2**20  # a machine with 50 MiB free
+    argv = ["--data", pairs_file, *SMALL, "--plot", "none"]
+    assert module.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "this run needs about" in err and "but only 50 MiB is available" in err
+    assert "--ignore-memory-check" in err
+    assert module.main([*argv, "--ignore-memory-check"]) == 0
