@@ -14,6 +14,8 @@ import argparse
 import copy
 import os
 
+from common.plot import plot_format
+
 
 def explicit_dests(parser: argparse.ArgumentParser, argv=None) -> set[str]:
     """The destinations that ``argv`` (default: ``sys.argv[1:]``) sets itself.
@@ -45,3 +47,17 @@ def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bo
         return None
     return (f"--checkpoint {checkpoint} exists already (an earlier run?): continue it with "
             f"--resume {checkpoint}, or pass --overwrite to replace it")
+
+
+def plot_path(text: str) -> str | None:
+    """An argparse ``type`` for a plot's file: ``None`` for ``''`` or ``'none'``
+    (no plot), else the path, whose suffix must name a format."""
+    if text.lower() in ("", "none"):
+        return None
+    if os.path.isdir(text):  # output_path_problem's message says what to give instead
+        return text
+    try:
+        plot_format(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

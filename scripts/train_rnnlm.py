@@ -30,7 +30,7 @@ if _ROOT not in sys.path:
 
 from common import optimizer as optimizers  # noqa: E402
 from common.checkpoint import read_checkpoint  # noqa: E402
-from common.cli import checkpoint_problem, explicit_dests, flag  # noqa: E402
+from common.cli import checkpoint_problem, explicit_dests, flag, plot_path  # noqa: E402
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
     available_bytes,
@@ -39,7 +39,6 @@ from common.memory import (  # noqa: E402
     language_model_shapes,
 )
 from common.parallel import thread_count_problem  # noqa: E402
-from common.plot import plot_format  # noqa: E402
 from common.serialization import output_path_problem  # noqa: E402
 from common.trainer import (  # noqa: E402
     RnnlmTrainer,
@@ -147,9 +146,9 @@ def build_parser(description=None, defaults=None):
     train.add_argument("--eval-interval", type=int, default=20,
                        help="record the training perplexity every N iterations")
     out = p.add_argument_group("output")
-    out.add_argument("--plot", default="ppl.png",
+    out.add_argument("--plot", type=plot_path, default="ppl.png",
                      help="where to write the perplexity plot; its suffix names the format "
-                          "(.png, .pdf, .svg)")
+                          "(.png, .pdf, .svg); 'none': no plot")
     out.add_argument("--save", default=None,
                      help="save the model parameters and vocabulary (.npz) (default: not saved)")
     out.add_argument("--eval", action="store_true", help="valid and test perplexity at the end")
@@ -271,11 +270,6 @@ def check_output_paths(args):
         example = "ppl.png" if name == "plot" else "model.npz"
         if path and (problem := output_path_problem(flag(name), path, example)):
             raise UsageError(problem)
-    if args.plot:
-        try:
-            plot_format(args.plot)
-        except ValueError as exc:
-            raise UsageError(f"--plot: {exc}") from None
     if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
         raise UsageError(problem)
 
@@ -295,9 +289,9 @@ def load_corpus(args):
         return train, valid, test, w2i, i2w, "synthetic"
     try:
         full, w2i, i2w = text.load_data(args.text_file, level=args.level)
+        train, valid, test = text.split_corpus(full)  # a text too short to split: ValueError
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    train, valid, test = text.split_corpus(full)
     return train, valid, test, w2i, i2w, os.path.basename(args.text_file)
 
 

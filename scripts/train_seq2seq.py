@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.attention_map import attention_matrix, plot_attention  # noqa: E402
 from common.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
-from common.cli import checkpoint_problem, explicit_dests, flag  # noqa: E402
+from common.cli import checkpoint_problem, explicit_dests, flag, plot_path  # noqa: E402
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
     available_bytes,
@@ -73,16 +73,6 @@ def _positive_float(text):
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
-
-
-def _plot_path(text):
-    if text.lower() in ("", "none"):
-        return None
-    try:
-        plot_format(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def parse_args(argv=None):
@@ -132,9 +122,9 @@ def parse_args(argv=None):
     ev.add_argument("--eval-batch", type=_count(1), default=1000,
                     help="questions answered at once when measuring the accuracy")
     out = p.add_argument_group("output")
-    out.add_argument("--plot", type=_plot_path, default="seq2seq_accuracy.png",
+    out.add_argument("--plot", type=plot_path, default="seq2seq_accuracy.png",
                      help="accuracy plot ('none': no plot)")
-    out.add_argument("--attention-plot", type=_plot_path, default="attention.png",
+    out.add_argument("--attention-plot", type=plot_path, default="attention.png",
                      help="heat maps of the attention of a few test questions (--model "
                           "attention; 'none': no plot)")
     out.add_argument("--save", default=None, metavar="FILE",

@@ -422,3 +422,16 @@ def test_help_describes_the_script_shows_defaults_and_starts_nothing(name, first
     for block in blocks:
         joined = " ".join(" ".join(block).split())
         assert "(default:" in joined or joined.startswith("-h, --help"), f"{name}: {joined}"
+
+
+def test_plot_none_trains_without_a_plot(script, tmp_path):
+    """'--plot none' turns the plot off, as in train_seq2seq.py."""
+    argv = [*SMALL[:-2], "--plot", "none", "--quiet"]
+    assert script.main(argv) == 0
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_a_text_too_short_to_split_is_a_usage_error(script, tmp_path, capsys):
+    (tmp_path / "tiny.txt").write_text("ab", encoding="utf-8")
+    assert usage_error(script, ["--text-file", "tiny.txt", "--level", "char", "--plot", "none"])
+    assert "too short to split" in capsys.readouterr().err
