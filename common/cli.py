@@ -4,10 +4,11 @@
   on the command line that would change one of them is refused rather than
   silently overridden. For that a script must know which flags the command
   line gave itself, a default value included: :func:`explicit_dests`.
-* A checkpoint of another run is not overwritten unless asked:
-  :func:`checkpoint_problem`. (That every output path is writable before
-  training starts is :func:`common.serialization.output_path_problem`'s,
-  which ``fit`` uses too.)
+* Every file a run will write is checked before it starts:
+  :func:`output_flags_problem` (for one path,
+  :func:`common.serialization.output_path_problem`, which ``fit`` uses too);
+  and a checkpoint of another run is not overwritten unless asked:
+  :func:`checkpoint_problem`.
 """
 
 import argparse
@@ -15,6 +16,7 @@ import copy
 import os
 
 from common.plot import plot_format
+from common.serialization import output_path_problem
 
 
 def explicit_dests(parser: argparse.ArgumentParser, argv=None) -> set[str]:
@@ -33,6 +35,20 @@ def explicit_dests(parser: argparse.ArgumentParser, argv=None) -> set[str]:
 def flag(dest: str) -> str:
     """The command-line flag of a destination: ``"hidden_size"`` -> ``"--hidden-size"``."""
     return "--" + dest.replace("_", "-")
+
+
+def output_flags_problem(args: argparse.Namespace, examples: dict[str, str]) -> str | None:
+    """Why one of the output files ``args`` names cannot be written, or None.
+
+    ``examples`` maps each destination that names a file (``"save"``,
+    ``"plot"`` ...) to the file name a message suggests when a folder is
+    given; a destination ``args`` lacks or leaves empty is skipped.
+    """
+    for dest, example in examples.items():
+        path = getattr(args, dest, None)
+        if path and (problem := output_path_problem(flag(dest), path, example)):
+            return problem
+    return None
 
 
 def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bool) -> str | None:

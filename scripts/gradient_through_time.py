@@ -34,10 +34,10 @@ if _ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from common.cli import output_flags_problem  # noqa: E402
 from common.inspection import gradient_through_time  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import managed  # noqa: E402
-from common.serialization import output_path_problem  # noqa: E402
 from common.util import clip_grads  # noqa: E402
 from datasets import ptb, text  # noqa: E402
 from models import build_model  # noqa: E402
@@ -75,7 +75,7 @@ def parse_args(argv=None):
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.corpus_size < 0:
         p.error("--corpus-size must be >= 0")
-    if problem := output_path_problem("--plot", args.plot, "gradient_through_time.png"):
+    if problem := output_flags_problem(args, {"plot": "gradient_through_time.png"}):
         p.error(problem)
     return args
 

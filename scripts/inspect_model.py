@@ -42,7 +42,7 @@ if _ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from common.cli import flag  # noqa: E402
+from common.cli import output_flags_problem  # noqa: E402
 from common.inspection import (  # noqa: E402
     encode_text,
     interesting_units,
@@ -53,7 +53,6 @@ from common.inspection import (  # noqa: E402
     top_guesses,
 )
 from common.parallel import thread_count_problem  # noqa: E402
-from common.serialization import output_path_problem  # noqa: E402
 from common.units_html import write_units_page  # noqa: E402
 
 
@@ -111,10 +110,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if problem := thread_count_problem():
         p.error(problem)
-    for name, example in (("png", "map.png"), ("html", "units.html")):
-        path = getattr(args, name, None)
-        if path and (problem := output_path_problem(flag(name), path, example)):
-            p.error(problem)
+    if problem := output_flags_problem(args, {"png": "map.png", "html": "units.html"}):
+        p.error(problem)
     if args.command == "attention":
         for name in ("width", "answer_length"):
             if getattr(args, name) is not None and getattr(args, name) < 1:

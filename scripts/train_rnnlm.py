@@ -30,7 +30,13 @@ if _ROOT not in sys.path:
 
 from common import optimizer as optimizers  # noqa: E402
 from common.checkpoint import read_checkpoint  # noqa: E402
-from common.cli import checkpoint_problem, explicit_dests, flag, plot_path  # noqa: E402
+from common.cli import (  # noqa: E402
+    checkpoint_problem,
+    explicit_dests,
+    flag,
+    output_flags_problem,
+    plot_path,
+)
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
     available_bytes,
@@ -39,7 +45,6 @@ from common.memory import (  # noqa: E402
     language_model_shapes,
 )
 from common.parallel import thread_count_problem  # noqa: E402
-from common.serialization import output_path_problem  # noqa: E402
 from common.trainer import (  # noqa: E402
     RnnlmTrainer,
     TrainingDiverged,
@@ -265,11 +270,9 @@ def apply_checkpoint_settings(args, explicit):
 
 def check_output_paths(args):
     """--save, --plot and --checkpoint: files we can write, before training."""
-    for name in ("save", "plot", "checkpoint"):
-        path = getattr(args, name)
-        example = "ppl.png" if name == "plot" else "model.npz"
-        if path and (problem := output_path_problem(flag(name), path, example)):
-            raise UsageError(problem)
+    examples = {"save": "model.npz", "plot": "ppl.png", "checkpoint": "model.npz"}
+    if problem := output_flags_problem(args, examples):
+        raise UsageError(problem)
     if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
         raise UsageError(problem)
 

@@ -28,7 +28,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.attention_map import attention_matrix, plot_attention  # noqa: E402
 from common.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
-from common.cli import checkpoint_problem, explicit_dests, flag, plot_path  # noqa: E402
+from common.cli import (  # noqa: E402
+    checkpoint_problem,
+    explicit_dests,
+    flag,
+    output_flags_problem,
+    plot_path,
+)
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
     available_bytes,
@@ -38,7 +44,7 @@ from common.memory import (  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
-from common.serialization import atomic_write, output_path_problem  # noqa: E402
+from common.serialization import atomic_write  # noqa: E402
 from common.trainer import Trainer, TrainingInterrupted  # noqa: E402
 from common.util import seq2seq_correct  # noqa: E402
 from datasets import sequence  # noqa: E402
@@ -169,10 +175,8 @@ def parse_args(argv=None):
     outputs = {"save": "model.npz", "plot": "accuracy.png", "checkpoint": "run.npz"}
     if args.model == "attention":
         outputs["attention_plot"] = "attention.png"
-    for name, example in outputs.items():
-        path = getattr(args, name)
-        if path and (problem := output_path_problem(flag(name), path, example)):
-            p.error(problem)
+    if problem := output_flags_problem(args, outputs):
+        p.error(problem)
     if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
         p.error(problem)
     return args
