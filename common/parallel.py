@@ -522,10 +522,9 @@ def step_products(W, n_rows: int):
                 return by_processes(a, out)
             if size < MAX_SPLIT_STEP_MULTIPLY_ADDS_PROCESS and _busy():
                 return here(a, out)  # the other cores are doing deferred work
-            if helpers["try_processes"]:
+            if helpers["try_processes"]:  # (no thread has been started in this loop yet)
                 helpers["processes"] = _step_processes(k - 1, blocks[1:], n_rows)
                 if helpers["processes"]:
-                    _stop_workers(helpers["threads"])
                     return by_processes(a, out)
                 helpers["try_processes"] = False  # not in this loop
             if size < MIN_SPLIT_STEP_MULTIPLY_ADDS:  # only worth a helper process
