@@ -307,11 +307,12 @@ MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS = 1 << 21
 # while deferred work holds the pool (the weight gradients of the layer
 # above, during this layer's backward loop), a step's product stays on this
 # thread: the other core is busy, and a pool thread woken for a block twice
-# a step would only take turns with that work. One training iteration,
-# alternating in fresh processes: PeekySeq2seq (N = 128, H = 128) 11.4-13.1
-# against 14.4-16.0 ms (two sets of alternations), the medium configuration
-# (N = 20, H = 650) 352-378 against 371-399 ms, the character-level LSTM
-# unchanged.
+# a step would only take turns with that work. Before and after, three
+# alternations: PeekySeq2seq (N = 128, H = 128) 3.98-4.24 against 4.49-5.43 s
+# an epoch (python -m benchmarks.seq2seq_speed --models PeekySeq2seq
+# --iters 40), the medium configuration (N = 20, H = 650) 352-378 against
+# 371-399 ms an iteration (scripts/time_medium_config.py), the
+# character-level LSTM unchanged.
 MAX_SPLIT_STEP_MULTIPLY_ADDS_PROCESS = 1 << 26
 MIN_SPLIT_COLUMNS = 16  # per block
 # A product by a transposed view (backward's ``Wh.T``) packs its operand
