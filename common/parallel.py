@@ -310,8 +310,8 @@ MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS = 1 << 21
 # a step would only take turns with that work. Before and after, three
 # alternations: PeekySeq2seq (N = 128, H = 128) 3.98-4.24 against 4.49-5.43 s
 # an epoch (python -m benchmarks.seq2seq_speed --models PeekySeq2seq
-# --iters 40), the medium configuration (N = 20, H = 650) 352-378 against
-# 371-399 ms an iteration (scripts/time_medium_config.py), the
+# --iters 40); the medium configuration (N = 20, H = 650, 348-363 against
+# 351-363 ms an iteration, scripts/time_medium_config.py) and the
 # character-level LSTM unchanged.
 MAX_SPLIT_STEP_MULTIPLY_ADDS_PROCESS = 1 << 26
 MIN_SPLIT_COLUMNS = 16  # per block
