@@ -4,6 +4,8 @@
   on the command line that would change one of them is refused rather than
   silently overridden. For that a script must know which flags the command
   line gave itself, a default value included: :func:`explicit_dests`.
+* Help texts show every default that is a value, in words where the help
+  says ``(default: ...)`` itself: :class:`HelpFormatter`.
 * Every file a run will write is checked before it starts:
   :func:`output_flags_problem` (for one path,
   :func:`common.serialization.output_path_problem`, which ``fit`` uses too);
@@ -17,6 +19,18 @@ import os
 
 from common.plot import plot_format
 from common.serialization import output_path_problem
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                    argparse.RawDescriptionHelpFormatter):
+    """Defaults shown, except ``None`` (a help text says what no value means,
+    ``(default: ...)`` in words where it needs to); the description's
+    paragraphs and examples kept as written."""
+
+    def _get_help_string(self, action):
+        if "(default:" in (action.help or "") or action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def explicit_dests(parser: argparse.ArgumentParser, argv=None) -> set[str]:

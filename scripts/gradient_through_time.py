@@ -34,7 +34,7 @@ if _ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from common.cli import output_flags_problem  # noqa: E402
+from common.cli import HelpFormatter, output_flags_problem  # noqa: E402
 from common.inspection import gradient_through_time  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import managed  # noqa: E402
@@ -48,9 +48,9 @@ MODELS = (("simple", "tanh RNN (SimpleRnnlm)"), ("lstm", "LSTM (Rnnlm)"),
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description="Train a tanh RNN, an LSTM and a GRU the same way and plot the norm of "
+        description="Train a tanh RNN, an LSTM and a GRU the same way and plot the norm of\n"
                     "d(loss at the last step)/d(hidden state) at every earlier step.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--text-file", default=None,
                    help="UTF-8 text, read as characters (default: ptb.train.txt)")
     p.add_argument("--data-dir", default=None, help="PTB folder for the default text")

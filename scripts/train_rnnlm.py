@@ -31,6 +31,7 @@ if _ROOT not in sys.path:
 from common import optimizer as optimizers  # noqa: E402
 from common.checkpoint import read_checkpoint  # noqa: E402
 from common.cli import (  # noqa: E402
+    HelpFormatter,
     checkpoint_problem,
     explicit_dests,
     flag,
@@ -72,17 +73,6 @@ FIXED_ON_RESUME = ("corpus", "text_file", "level", "corpus_size", "model", "word
 NOT_RECORDED = ("resume", "checkpoint", "overwrite", "quiet", "ignore_memory_check", "data_dir")
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
-                     argparse.RawDescriptionHelpFormatter):
-    """Defaults shown (in words where a help text says ``(default: ...)``
-    itself); the description's paragraphs and examples kept as written."""
-
-    def _get_help_string(self, action):
-        if "(default:" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
-
-
 class UsageError(Exception):
     """A mistake on the command line: printed as ``error: ...``, exit 2."""
 
@@ -92,7 +82,7 @@ def build_parser(description=None, defaults=None):
     p = argparse.ArgumentParser(
         description=description or "Train a recurrent language model (truncated BPTT) and plot "
                                    "its perplexity.",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     data = p.add_argument_group("data")
     data.add_argument("--corpus", choices=["ptb", "synthetic", "text"], default=None,

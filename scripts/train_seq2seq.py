@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.attention_map import attention_matrix, plot_attention  # noqa: E402
 from common.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
 from common.cli import (  # noqa: E402
+    HelpFormatter,
     checkpoint_problem,
     explicit_dests,
     flag,
@@ -83,10 +84,10 @@ def _positive_float(text):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0] + ".",
+        description=__doc__.split("\n\n")[0],
         epilog="Examples:\n  " + "\n  ".join(line.strip() for line in __doc__.split("\n\n")[1]
                                              .strip().splitlines()),
-        formatter_class=lambda prog: argparse.ArgumentDefaultsHelpFormatter(prog, width=96))
+        formatter_class=lambda prog: HelpFormatter(prog, width=96))
     data = p.add_argument_group("data")
     source = data.add_mutually_exclusive_group()
     source.add_argument("--task", choices=["addition", "date"], default=None,
