@@ -124,6 +124,10 @@ def test_help_shows_the_defaults(capsys):
     for default in ("default: plain", "default: 128", "default: 0.001", "default: 5.0",
                     "default: 25", "default: 16", "default: 1984"):
         assert default in text, default
+    # A default given in words is not followed by argparse's own "(default: None)".
+    assert "default: None" not in text
+    assert "(default: addition, unless --data)" in " ".join(text.split())
+    assert "characters.." not in text
 
 
 def test_lr_halve_from(pairs_file, tmp_path):
