@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -70,11 +71,29 @@ def test_addition_answers_are_the_sums(addition):
         assert int(answer[1:]) == int(a) + int(b)
 
 
-def test_addition_numbers_have_one_two_or_three_digits_equally_often(addition):
-    ((x_train, _), _), (_, id_to_char) = addition
-    lengths = np.array([len(n.strip()) for q in decode(x_train, id_to_char) for n in q.split("+")])
-    shares = np.bincount(lengths, minlength=4)[1:] / len(lengths)
-    np.testing.assert_allclose(shares, 1 / 3, atol=0.02)
+def test_addition_pairs_are_drawn_as_in_the_books_file(addition):
+    """Each number 1-3 digits, each digit uniform; an unordered pair only once.
+
+    So no test question is a training question in either order, the pairs of
+    short numbers run out (all 55 pairs of two one-digit numbers are there, and
+    all 900 of a one-digit and a two-digit number), and most pairs hold a
+    three-digit number, as in the last lines of the book's addition.txt.
+    """
+    ((x_train, _), (x_test, _)), (_, id_to_char) = addition
+    def pairs(x):
+        return [tuple(int(n) for n in q.split("+")) for q in decode(x, id_to_char)]
+    train, test = pairs(x_train), pairs(x_test)
+    unordered = [tuple(sorted(p)) for p in train + test]
+    assert len(set(unordered)) == len(unordered) == 50_000
+    digits = Counter(tuple(sorted(len(str(n)) for n in p)) for p in unordered)
+    assert digits[(1, 1)] == 55 and digits[(1, 2)] == 900
+    with_three_digits = sum(count for key, count in digits.items() if 3 in key)
+    assert with_three_digits > 0.75 * 50_000
+
+
+def test_addition_rejects_more_pairs_than_it_can_draw_distinct():
+    with pytest.raises(ValueError, match=r"n_pairs of addition must be <= 250,000"):
+        sequence.generate_pairs("addition", 250_001)
 
 
 # strptime patterns for every rendering in DATE_FORMATS ('%y' pivots like ours: 69 -> 1969)
@@ -171,7 +190,7 @@ def test_the_default_data_is_pinned():
     assert digest(x, t, xt, tt) == DATE_DIGEST
 
 
-ADDITION_DIGEST = "566785a553399c07bcc9de15f7cb8293932227871340667588ec73bb3ba04ef0"
+ADDITION_DIGEST = "2c4a7709fe8274d2cf24d27929f26abe0058d1c794e6d70402cac7899fe5c07e"
 DATE_DIGEST = "a75051fa55744864376ae7af4123695de563386513bd08945ca76dceee402e16"
 
 
