@@ -33,9 +33,12 @@ be written to an ``.npz`` file next to the model's parameters;
 ``load_state_dict(d)`` restores it so that training continues bit for bit.
 """
 
+import functools
+
 import numpy as np
 
 from common.backend import to_cpu, xp
+from common.parallel import for_row_blocks
 
 
 class Optimizer:
@@ -43,8 +46,13 @@ class Optimizer:
 
     A subclass names its per-parameter state arrays in ``state_names`` and
     its scalar hyperparameters (besides ``lr``) in ``hyper_names``, and
-    implements ``_apply(params, grads, lr)``, which receives the
-    deduplicated lists, with ``self.t`` already counting the current step.
+    implements ``_step(lr, p, g, *state)``: the update of one parameter
+    ``p`` in place, from its gradient ``g`` and its state arrays in the
+    order of ``state_names``, with ``self.t`` already counting the current
+    step. ``_step`` may be given a block of rows of the arrays rather than
+    the whole (see :meth:`_apply`), so it must be elementwise. (An update
+    that is not elementwise overrides ``_apply(params, grads, lr)``, which
+    receives the deduplicated lists.)
 
     Attributes:
         lr: the learning rate; may be changed between steps.
@@ -79,6 +87,25 @@ class Optimizer:
         self._apply(params, grads, float(self.lr))
 
     def _apply(self, params, grads, lr):
+        """``_step`` on every parameter, in blocks of rows.
+
+        The update reads and writes several arrays the size of the
+        parameter; in blocks of about 1 MiB they stay in a core's cache,
+        and a large parameter's blocks are shared among the cores
+        (:func:`common.parallel.for_row_blocks`): Adam on the 512 x 2048
+        recurrent weights of the character-level LSTM took 2.1 against
+        3.9 ms (one-off timing, two threads). The update is elementwise, so
+        the blocks give the same bits as the whole arrays (tested).
+        """
+        states = [self.state[name] for name in self.state_names]
+        step = functools.partial(self._step, lr)
+        for p, g, *state in zip(params, grads, *states, strict=True):
+            if p.ndim == 0:
+                step(p, g, *state)
+            else:
+                for_row_blocks(step, p, g, *state)
+
+    def _step(self, lr, p, g, *state):
         raise NotImplementedError
 
     # -- tied weights ------------------------------------------------------
@@ -253,9 +280,8 @@ class SGD(Optimizer):
     def __init__(self, lr=0.01):
         super().__init__(lr)
 
-    def _apply(self, params, grads, lr):
-        for p, g in zip(params, grads, strict=True):
-            p -= lr * g
+    def _step(self, lr, p, g):
+        p -= lr * g
 
 
 class Momentum(Optimizer):
@@ -278,12 +304,10 @@ class Momentum(Optimizer):
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.momentum = float(momentum)
 
-    def _apply(self, params, grads, lr):
-        mu = self.momentum
-        for p, g, v in zip(params, grads, self.state["v"], strict=True):
-            v *= mu
-            v += g
-            p -= lr * v
+    def _step(self, lr, p, g, v):
+        v *= self.momentum
+        v += g
+        p -= lr * v
 
 
 class AdaGrad(Optimizer):
@@ -302,11 +326,9 @@ class AdaGrad(Optimizer):
         super().__init__(lr)
         self.eps = float(eps)
 
-    def _apply(self, params, grads, lr):
-        eps = self.eps
-        for p, g, h in zip(params, grads, self.state["h"], strict=True):
-            h += g * g
-            p -= lr * g / (xp.sqrt(h) + eps)
+    def _step(self, lr, p, g, h):
+        h += g * g
+        p -= lr * g / (xp.sqrt(h) + self.eps)
 
 
 class RMSprop(Optimizer):
@@ -328,12 +350,11 @@ class RMSprop(Optimizer):
         self.alpha = float(alpha)
         self.eps = float(eps)
 
-    def _apply(self, params, grads, lr):
-        alpha, eps = self.alpha, self.eps
-        for p, g, h in zip(params, grads, self.state["h"], strict=True):
-            h *= alpha
-            h += (1 - alpha) * (g * g)
-            p -= lr * g / (xp.sqrt(h) + eps)
+    def _step(self, lr, p, g, h):
+        alpha = self.alpha
+        h *= alpha
+        h += (1 - alpha) * (g * g)
+        p -= lr * g / (xp.sqrt(h) + self.eps)
 
 
 class Adam(Optimizer):
@@ -360,15 +381,14 @@ class Adam(Optimizer):
         self.beta2 = float(beta2)
         self.eps = float(eps)
 
-    def _apply(self, params, grads, lr):
+    def _step(self, lr, p, g, m, v):
         beta1, beta2, eps, t = self.beta1, self.beta2, self.eps, self.t
         # Fold the corrections into scalars, computed the way PyTorch does,
         # so eps is added to sqrt(v_hat) exactly as there.
         step_size = lr / (1 - beta1**t)
         sqrt_bias2 = (1 - beta2**t) ** 0.5
-        for p, g, m, v in zip(params, grads, self.state["m"], self.state["v"], strict=True):
-            m *= beta1
-            m += (1 - beta1) * g
-            v *= beta2
-            v += (1 - beta2) * (g * g)
-            p -= step_size * m / (xp.sqrt(v) / sqrt_bias2 + eps)
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * (g * g)
+        p -= step_size * m / (xp.sqrt(v) / sqrt_bias2 + eps)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from common.optimizer import SGD, AdaGrad, Adam, Momentum, RMSprop
+from common.parallel import managed
 
 # One instance of each optimizer, with non-default hyperparameters so that
 # restoring them from a state dict is visible.
@@ -241,3 +242,34 @@ def test_mismatched_grads_raise_value_error():
         SGD().update([p], [np.zeros(3)])  # would silently broadcast otherwise
     with pytest.raises(ValueError, match="1 params but 2 grads"):
         SGD().update([p], [np.zeros((2, 3)), np.zeros((2, 3))])
+
+
+class _WholeArrays:
+    """The same optimizer with each update on whole arrays, as written above
+    ``_step``: what the blocks of rows must reproduce, bit for bit."""
+
+    def _apply(self, params, grads, lr):
+        states = [self.state[name] for name in self.state_names]
+        for p, g, *state in zip(params, grads, *states, strict=True):
+            self._step(lr, p, g, *state)
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_blocks_of_rows_give_the_bits_of_whole_arrays(name):
+    # (1100, 1000) is above MIN_PARALLEL_ELEMENTS: cut into blocks of rows and,
+    # with two threads or more, shared among them; (7,) and a 0-d array stay whole.
+    rng = np.random.default_rng(0)
+    shapes = [(1100, 1000), (7,), ()]
+    params = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    whole_params = [p.copy() for p in params]
+    blocks = MAKERS[name]()
+    whole = type(f"Whole{name}", (_WholeArrays, CLASSES[name]), {})()
+    whole.load_state_dict(blocks.state_dict())  # the same hyperparameters
+    for _ in range(3):
+        grads = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+        with managed():  # as the trainer runs it: rnnlab holds the cores
+            blocks.update(params, grads)
+        whole.update(whole_params, grads)
+    for p, q in zip(params, whole_params, strict=True):
+        assert p.dtype == np.float32
+        np.testing.assert_array_equal(p, q)
