@@ -92,10 +92,12 @@ class Optimizer:
         The update reads and writes several arrays the size of the
         parameter; in blocks of about 1 MiB they stay in a core's cache,
         and a large parameter's blocks are shared among the cores
-        (:func:`common.parallel.for_row_blocks`): Adam on the 512 x 2048
-        recurrent weights of the character-level LSTM took 2.1 against
-        3.9 ms (one-off timing, two threads). The update is elementwise, so
-        the blocks give the same bits as the whole arrays (tested).
+        (:func:`common.parallel.for_row_blocks`): with Adam on its
+        512 x 2048 recurrent weights, the character-level LSTM's iteration
+        took 120.0-120.6 against 124.6-127.3 ms (``python
+        scripts/benchmark.py --only char``, H = 512, two alternations with
+        the code before). The update is elementwise, so the blocks give the
+        same bits as the whole arrays (tested).
         """
         states = [self.state[name] for name in self.state_names]
         step = functools.partial(self._step, lr)

@@ -96,8 +96,8 @@ _TASK_NAMES = {"addition": "addition", "addition.txt": "addition", "date": "date
 _TASK_STREAM = {"addition": 1, "date": 2}
 
 ADDITION_WIDTHS = (7, 5)  # question '999+999', answer '_1998'
-# Generated pairs are distinct as unordered pairs, which caps how many there are,
-# far above N_PAIRS; past a quarter of them drawing a new one gets slow.
+# Generated pairs are distinct as unordered pairs: there are 500,500 of numbers
+# below 1000, far above N_PAIRS, but past half of them drawing a new one gets slow.
 ADDITION_MAX_PAIRS = 250_000
 DATE_WIDTHS = (29, 11)  # question 'wednesday, september 27, 1994', answer '_1994-09-27'
 DATE_RANGE = ("1969-01-01", "2068-12-31")  # both included; see the module docstring
