@@ -6,6 +6,9 @@
   line gave itself, a default value included: :func:`explicit_dests`.
 * Help texts show every default that is a value, in words where the help
   says ``(default: ...)`` itself: :class:`HelpFormatter`.
+* A number out of range is refused while the command line is read, with
+  the range in the message: the argparse types :func:`at_least` (integers)
+  and :func:`positive_float` (finite, above zero: not ``nan``, not ``inf``).
 * Every file a run will write is checked before it starts:
   :func:`output_flags_problem` (for one path,
   :func:`common.serialization.output_path_problem`, which ``fit`` uses too);
@@ -15,6 +18,7 @@
 
 import argparse
 import copy
+import math
 import os
 
 from common.plot import plot_format
@@ -31,6 +35,31 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
         if "(default:" in (action.help or "") or action.default is None:
             return action.help
         return super()._get_help_string(action)
+
+
+def at_least(low: int):
+    """An argparse ``type``: an integer of at least ``low``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
 
 
 def explicit_dests(parser: argparse.ArgumentParser, argv=None) -> set[str]:

@@ -27,6 +27,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from common.cli import at_least  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from models import LanguageModel  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
@@ -47,20 +48,6 @@ and exit status 2.
 
 class UsageError(Exception):
     """A problem with the model file or the arguments (exit status 2)."""
-
-
-def _non_negative_int(text):
-    value = int(text)  # argparse turns a ValueError into "invalid ... value"
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
 
 
 def _temperature(text):
@@ -85,17 +72,17 @@ def build_parser():
                    help="the prompt: words separated by spaces (word level) or text (char "
                         "level) (default: the start of a sentence, i.e. after <eos>, or of a "
                         "line)")
-    p.add_argument("--length", type=_non_negative_int, default=100, metavar="N",
+    p.add_argument("--length", type=at_least(0), default=100, metavar="N",
                    help="how many tokens to sample after the prompt (default: 100)")
     p.add_argument("--temperature", type=_temperature, default=1.0, metavar="T",
                    help="divides the scores: below 1 more conservative, above 1 more random, "
                         "0 greedy (default: 1.0)")
-    p.add_argument("--top-k", type=_positive_int, default=None, metavar="K",
+    p.add_argument("--top-k", type=at_least(1), default=None, metavar="K",
                    help="sample among the K most likely tokens only (default: all tokens)")
-    p.add_argument("--seed", type=_non_negative_int, default=None, metavar="S",
+    p.add_argument("--seed", type=at_least(0), default=None, metavar="S",
                    help="random seed: the same seed gives the same text (default: a fresh "
                         "seed each run)")
-    p.add_argument("--beam-width", type=_positive_int, default=None, metavar="K",
+    p.add_argument("--beam-width", type=at_least(1), default=None, metavar="K",
                    help="search for the most likely text keeping K candidates instead of "
                         "sampling (1 is greedy; takes no --temperature, --top-k or --seed) "
                         "(default: sample)")

@@ -34,7 +34,7 @@ if _ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from common.cli import HelpFormatter, output_flags_problem  # noqa: E402
+from common.cli import HelpFormatter, at_least, output_flags_problem, positive_float  # noqa: E402
 from common.inspection import gradient_through_time  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import managed  # noqa: E402
@@ -54,27 +54,24 @@ def parse_args(argv=None):
     p.add_argument("--text-file", default=None,
                    help="UTF-8 text, read as characters (default: ptb.train.txt)")
     p.add_argument("--data-dir", default=None, help="PTB folder for the default text")
-    p.add_argument("--corpus-size", type=int, default=400_000,
+    p.add_argument("--corpus-size", type=at_least(0), default=400_000,
                    help="use the first N characters (0 = all)")
-    p.add_argument("--wordvec-size", type=int, default=32)
-    p.add_argument("--hidden-size", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--time-size", type=int, default=50, help="training window length")
-    p.add_argument("--iters", type=int, default=3000, help="training iterations per model")
-    p.add_argument("--lr", type=float, default=0.003, help="Adam's learning rate")
-    p.add_argument("--max-grad", type=float, default=5.0, help="gradient-norm clipping")
-    p.add_argument("--eval-length", type=int, default=100,
+    p.add_argument("--wordvec-size", type=at_least(1), default=32, help="embedding size D")
+    p.add_argument("--hidden-size", type=at_least(1), default=128, help="hidden size H")
+    p.add_argument("--batch-size", type=at_least(1), default=32, help="windows per batch")
+    p.add_argument("--time-size", type=at_least(1), default=50, help="training window length")
+    p.add_argument("--iters", type=at_least(1), default=3000,
+                   help="training iterations per model")
+    p.add_argument("--lr", type=positive_float, default=0.003, help="Adam's learning rate")
+    p.add_argument("--max-grad", type=positive_float, default=5.0,
+                   help="gradient-norm clipping")
+    p.add_argument("--eval-length", type=at_least(1), default=100,
                    help="length of the held-out sequences (steps of the plot)")
-    p.add_argument("--eval-batch", type=int, default=64, help="held-out sequences")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-batch", type=at_least(1), default=64, help="held-out sequences")
+    p.add_argument("--seed", type=at_least(0), default=0,
+                   help="seed of the weights and of the batches")
     p.add_argument("--plot", default="gradient_through_time.png", help="where to draw")
     args = p.parse_args(argv)
-    for name in ("wordvec_size", "hidden_size", "batch_size", "time_size", "iters",
-                 "eval_length", "eval_batch"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.corpus_size < 0:
-        p.error("--corpus-size must be >= 0")
     if problem := output_flags_problem(args, {"plot": "gradient_through_time.png"}):
         p.error(problem)
     return args
@@ -146,7 +143,11 @@ def plot(curves, args, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    path, train_ids, valid_ids, V = load_text(args)
+    try:
+        path, train_ids, valid_ids, V = load_text(args)
+    except (OSError, ValueError, ptb.DataNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"{os.path.basename(path)}: {train_ids.size:,} training characters, {V} distinct; "
           f"H = {args.hidden_size}, D = {args.wordvec_size}, {args.iters} iterations of "
           f"{args.batch_size} x {args.time_size}, Adam lr {args.lr}, clipping {args.max_grad}")

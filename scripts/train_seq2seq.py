@@ -17,7 +17,6 @@ and exits with 130 or 143.
 """
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -30,11 +29,13 @@ from common.attention_map import attention_matrix, plot_attention  # noqa: E402
 from common.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
 from common.cli import (  # noqa: E402
     HelpFormatter,
+    at_least,
     checkpoint_problem,
     explicit_dests,
     flag,
     output_flags_problem,
     plot_path,
+    positive_float,
 )
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
@@ -60,28 +61,6 @@ RUN_SETTINGS = ("task", "data", "data_seed", "model", "reverse", "bidirectional"
                 "seed")
 
 
-def _count(low):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-    return parse
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -95,7 +74,7 @@ def parse_args(argv=None):
     source.add_argument("--data", default=None, metavar="FILE",
                         help="pairs from a file: the textbook's layout ('16+75  _91  ') or "
                              "tab-separated question<TAB>answer")
-    data.add_argument("--data-seed", type=_count(0), default=1984,
+    data.add_argument("--data-seed", type=at_least(0), default=1984,
                       help="seed of the generated tasks and of the train/test split")
     model = p.add_argument_group("model")
     model.add_argument("--model", choices=sorted(MODELS), default="plain",
@@ -104,29 +83,31 @@ def parse_args(argv=None):
                        help="feed each question reversed (the textbook's trick for addition)")
     model.add_argument("--bidirectional", action="store_true",
                        help="bidirectional encoder (--model attention; even --hidden-size)")
-    model.add_argument("--wordvec-size", type=_count(1), default=16, help="embedding size D")
-    model.add_argument("--hidden-size", type=_count(1), default=None,
+    model.add_argument("--wordvec-size", type=at_least(1), default=16, help="embedding size D")
+    model.add_argument("--hidden-size", type=at_least(1), default=None,
                        help="hidden size H (default: 128 for addition, 256 for date and --data)")
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=_count(0), default=25, help="epochs in all")
-    train.add_argument("--batch-size", type=_count(1), default=128)
-    train.add_argument("--lr", type=_positive_float, default=0.001, help="Adam's learning rate")
-    train.add_argument("--max-grad", type=_positive_float, default=5.0,
+    train.add_argument("--epochs", type=at_least(0), default=25, help="epochs in all")
+    train.add_argument("--batch-size", type=at_least(1), default=128,
+                       help="pairs per mini-batch")
+    train.add_argument("--lr", type=positive_float, default=0.001, help="Adam's learning rate")
+    train.add_argument("--max-grad", type=positive_float, default=5.0,
                        help="clip the global gradient norm to this")
     train.add_argument("--no-clip", action="store_true", help="no gradient clipping")
-    train.add_argument("--lr-halve-from", type=_count(1), default=None, metavar="EPOCH",
-                       help="halve the learning rate before every epoch from this one on")
-    train.add_argument("--seed", type=_count(0), default=0,
+    train.add_argument("--lr-halve-from", type=at_least(1), default=None, metavar="EPOCH",
+                       help="halve the learning rate before every epoch from this one on "
+                            "(default: never)")
+    train.add_argument("--seed", type=at_least(0), default=0,
                        help="seed of the weights and of the batch order")
-    train.add_argument("--eval-interval", type=_count(1), default=20,
+    train.add_argument("--eval-interval", type=at_least(1), default=20,
                        help="record the training loss this often (iterations)")
     ev = p.add_argument_group("evaluation")
-    ev.add_argument("--beam", type=_count(1), default=1,
+    ev.add_argument("--beam", type=at_least(1), default=1,
                     help="also measure the accuracy with beam search of this width (1: greedy "
                          "only)")
-    ev.add_argument("--show", type=_count(0), default=3,
+    ev.add_argument("--show", type=at_least(0), default=3,
                     help="test questions printed with the model's answers each epoch")
-    ev.add_argument("--eval-batch", type=_count(1), default=1000,
+    ev.add_argument("--eval-batch", type=at_least(1), default=1000,
                     help="questions answered at once when measuring the accuracy")
     out = p.add_argument_group("output")
     out.add_argument("--plot", type=plot_path, default="seq2seq_accuracy.png",
@@ -152,8 +133,9 @@ def parse_args(argv=None):
 
     if problem := thread_count_problem():
         p.error(problem)
+    explicit = explicit_dests(p, argv)
     if args.resume:
-        _take_run_settings(p, args, explicit_dests(p, argv))
+        _take_run_settings(p, args, explicit)
     if args.task is None and args.data is None:
         args.task = "addition"
     if args.hidden_size is None:
@@ -162,15 +144,17 @@ def parse_args(argv=None):
         args.max_grad = None
     if args.bidirectional and args.model != "attention":
         p.error("--bidirectional needs --model attention")
+    if "attention_plot" in explicit and args.attention_plot and args.model != "attention":
+        p.error("--attention-plot needs --model attention (only it has attention weights to "
+                "draw)")
     if args.bidirectional and args.hidden_size % 2:
         p.error(f"--bidirectional needs an even --hidden-size (half per direction), "
                 f"got {args.hidden_size}")
-    if args.data is not None and not os.path.isfile(args.data):
-        p.error(f"--data {args.data}: no such file")
-    for name in ("load", "resume"):
+    for name in ("data", "load", "resume"):
         path = getattr(args, name)
         if path is not None and not os.path.isfile(path):
-            p.error(f"--{name} {path}: no such file")
+            what = "a directory, not a file" if os.path.isdir(path) else "no such file"
+            p.error(f"--{name} {path}: {what}")
     if args.save is not None and not args.save.lower().endswith(".npz"):
         p.error(f"--save {args.save}: the file name must end in .npz")
     outputs = {"save": "model.npz", "plot": "accuracy.png", "checkpoint": "run.npz"}

@@ -119,6 +119,28 @@ def test_gradient_through_time_script_draws_three_lines(tmp_path, capsys):
     assert exc.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--text-file", "."], "is a folder; expected a text file"),
+    (["--text-file", "no/such.txt"], "text file not found"),
+])
+def test_gradient_through_time_script_says_what_is_wrong_with_the_text(argv, message, capsys):
+    assert script("gradient_through_time").main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "nan"], "must be a finite number > 0"),
+    (["--max-grad", "0"], "must be a finite number > 0"),
+    (["--seed", "-1"], "must be at least 0"),
+    (["--hidden-size", "0"], "must be at least 1"),
+])
+def test_gradient_through_time_script_refuses_numbers_out_of_range(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        script("gradient_through_time").parse_args(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_load_model_refuses_a_file_without_vocabulary(tmp_path):
     path = tmp_path / "m.npz"
     GruRnnlm(5, 3, 3, seed=0).save_params(path)

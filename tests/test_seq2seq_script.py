@@ -107,6 +107,8 @@ def test_resume_continues_the_run(pairs_file, tmp_path, capsys):
     (["--beam", "0"], "must be at least 1"),
     (["--save", "model.pkl"], "must end in .npz"),
     (["--data", "no/such/file.txt"], "no such file"),
+    (["--data", "."], "a directory, not a file"),
+    (["--model", "peeky", "--attention-plot", "a.png"], "--attention-plot needs --model attention"),
     (["--task", "date", "--data", "x.txt"], "not allowed with"),
     (["--plot", "acc.txt"], "plot format"),
 ])
@@ -120,13 +122,13 @@ def test_refused_options(argv, message, capsys):
 def test_help_shows_the_defaults(capsys):
     with pytest.raises(SystemExit):
         script().parse_args(["--help"])
-    text = capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())  # as read, whatever the wrapping
     for default in ("default: plain", "default: 128", "default: 0.001", "default: 5.0",
-                    "default: 25", "default: 16", "default: 1984"):
+                    "default: 25", "default: 16", "default: 1984", "default: never"):
         assert default in text, default
     # A default given in words is not followed by argparse's own "(default: None)".
     assert "default: None" not in text
-    assert "(default: addition, unless --data)" in " ".join(text.split())
+    assert "(default: addition, unless --data)" in text
     assert "characters.." not in text
 
 
