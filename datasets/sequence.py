@@ -58,6 +58,9 @@ Any other name is a path to a file of pairs, in one of two layouts:
   padded to the longest. A file is read this way when its name ends in
   ``.tsv`` or its first line holds a tab.
 
+Empty lines are skipped in both (a blank line between blocks, or at the
+end, is not a pair); line numbers in messages are those of the file.
+
 A malformed file raises :class:`SequenceDataError` (a ``ValueError``) naming
 the file, the line and what is wrong. To read a file that happens to be called
 ``addition.txt``, pass a path to it (``"./addition.txt"`` or a ``Path``).
@@ -311,17 +314,19 @@ def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
     if lines and lines[-1] == "":
         lines.pop()  # the newline ending the last line
     lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    lines = [(number, line) for number, line in enumerate(lines, start=1) if line]
     if not lines:
         raise SequenceDataError(f"{path} is empty; expected one question/answer pair per line")
-    if path.suffix.lower() == ".tsv" or "\t" in lines[0]:
+    if path.suffix.lower() == ".tsv" or "\t" in lines[0][1]:
         return _read_tsv(path, lines)
     return _read_book_layout(path, lines)
 
 
-def _read_book_layout(path: Path, lines: list[str]) -> tuple[list[str], list[str]]:
+def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[str], list[str]]:
+    """``lines``: the file's non-empty lines, each with its number."""
     questions, answers = [], []
     widths = None
-    for number, line in enumerate(lines, start=1):
+    for number, line in lines:
         where = line.find("_")
         if where < 0:
             raise SequenceDataError(
@@ -337,18 +342,19 @@ def _read_book_layout(path: Path, lines: list[str]) -> tuple[list[str], list[str
         elif (len(question), len(answer)) != widths:
             raise SequenceDataError(
                 f"{path}, line {number}: question and answer are {len(question)} and "
-                f"{len(answer)} characters wide, line 1's are {widths[0]} and {widths[1]}; "
-                f"in the book's layout every line is padded with spaces to the same widths "
-                f"(or use question<TAB>answer lines, padded for you)"
+                f"{len(answer)} characters wide, line {lines[0][0]}'s are {widths[0]} and "
+                f"{widths[1]}; in the book's layout every line is padded with spaces to the "
+                f"same widths (or use question<TAB>answer lines, padded for you)"
             )
         questions.append(question)
         answers.append(answer)
     return questions, answers
 
 
-def _read_tsv(path: Path, lines: list[str]) -> tuple[list[str], list[str]]:
+def _read_tsv(path: Path, lines: list[tuple[int, str]]) -> tuple[list[str], list[str]]:
+    """``lines``: the file's non-empty lines, each with its number."""
     questions, answers = [], []
-    for number, line in enumerate(lines, start=1):
+    for number, line in lines:
         fields = line.split("\t")
         if len(fields) != 2:
             problem = "no tab" if len(fields) == 1 else f"{len(fields) - 1} tabs"

@@ -192,7 +192,17 @@ class Model:
         if meta.get("format") == "rnnlab-checkpoint":
             raise ValueError(f"{path} is a training checkpoint, not a parameters file: resume it "
                              "with RnnlmTrainer.resume (train_rnnlm.py --resume)")
-        self.set_named_params(arrays, source=path)
+        try:
+            self.set_named_params(arrays, source=path)
+        except ValueError as exc:
+            saved = (meta.get("model"), meta.get("config"))
+            if saved[0] is None or saved == (type(self).__name__, self.config):
+                raise
+            # A file of another model (or of other sizes): say which, not just the first
+            # parameter that does not fit.
+            raise ValueError(f"{exc}. The file holds {_call(*saved)}, this model is "
+                             f"{_call(type(self).__name__, self.config)}: build that model, "
+                             f"or let models.load_model({path!r}) build it") from None
         return meta
 
     def _file(self, path):
@@ -380,6 +390,11 @@ def config_sizes(cls, config: dict, *names: str) -> tuple:
 
 def _shapes(arrays):
     return {name: tuple(a.shape) for name, a in arrays.items()}
+
+
+def _call(name, config) -> str:
+    """How a model is built, as Python: ``Seq2seq(vocab_size=13, ...)``."""
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in (config or {}).items())})"
 
 
 def _vocab_list(vocab):

@@ -58,6 +58,12 @@ def test_load_refuses_another_model(tmp_path):
         PeekySeq2seq(V, D, H, seed=0).load_params(path)
     with pytest.raises(ValueError, match="encoder.lstm"):
         AttentionSeq2seq(V, D, H, seed=0, bidirectional=True).load_params(path)
+    # The message says what the file holds and how to build it.
+    with pytest.raises(ValueError) as exc:
+        Seq2seq(V, D, H + 2).load_params(path)
+    assert f"The file holds Seq2seq(vocab_size={V}, wordvec_size={D}, hidden_size={H})" in str(
+        exc.value)
+    assert "models.load_model(" in str(exc.value)
 
 
 def test_param_shapes_match_the_models():

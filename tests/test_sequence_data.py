@@ -318,6 +318,18 @@ def test_a_tab_in_the_first_line_means_tab_separated(tmp_path):
     assert x_train.shape == (2, 5) and t_train.shape == (2, 3)
 
 
+@pytest.mark.parametrize("name, lines", [("pairs.txt", BOOK_LINES),
+                                         ("pairs.tsv", ["1+1\t2", "10+10\t20", "3+4\t7"])])
+def test_empty_lines_are_skipped(tmp_path, name, lines):
+    plain = write(tmp_path / ("plain_" + name), "\n".join(lines) + "\n")
+    gappy = write(tmp_path / ("gappy_" + name), "\n" + "\n\n".join(lines) + "\n\r\n\n")
+    (x, t), _ = sequence.load_data(plain, seed=None)
+    vocab = sequence.get_vocab()
+    (x_gappy, t_gappy), _ = sequence.load_data(gappy, seed=None)
+    assert sequence.get_vocab() == vocab
+    assert np.array_equal(x, x_gappy) and np.array_equal(t, t_gappy)
+
+
 def test_a_path_named_like_a_task_is_read_as_a_file(tmp_path, monkeypatch):
     write(tmp_path / "addition.txt", "\n".join(BOOK_LINES))
     monkeypatch.chdir(tmp_path)
@@ -331,7 +343,7 @@ def test_a_path_named_like_a_task_is_read_as_a_file(tmp_path, monkeypatch):
     "content, message",
     [
         (b"", r"is empty"),
-        (b"\n", r"line 1: no '_'"),
+        (b"\n\r\n", r"is empty"),
         (("\n".join(BOOK_LINES[:2]) + "\n52+607 91\n").encode(), r"line 3: no '_'"),
         (b"16+75  _91  \n52+607_659 \n", r"line 2: question and answer are 6 and 5 "
                                                  r"characters wide, line 1's are 7 and 5"),
@@ -340,9 +352,12 @@ def test_a_path_named_like_a_task_is_read_as_a_file(tmp_path, monkeypatch):
         (b"a\tb\nc d\n", r"line 2: no tab in 'c d'; expected question<TAB>answer"),
         (b"a\tb\nc\td\te\n", r"line 2: 2 tabs"),
         (b"a\tb\n\tc\n", r"line 2: empty question"),
+        (b"16+75  _91  \n\n52+607_659 \n", r"line 3: question and answer are 6 and 5 "
+                                                     r"characters wide, line 1's"),
     ],
-    ids=["empty", "blank-line", "missing-separator", "ragged", "empty-question", "not-utf8",
-         "tsv-no-tab", "tsv-two-tabs", "tsv-empty-question"],
+    ids=["empty", "blank-lines-only", "missing-separator", "ragged", "empty-question",
+         "not-utf8", "tsv-no-tab", "tsv-two-tabs", "tsv-empty-question",
+         "numbered-as-in-the-file"],
 )
 def test_malformed_files_name_the_file_and_line(tmp_path, content, message):
     path = write(tmp_path / "pairs.txt", content)
