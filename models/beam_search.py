@@ -87,13 +87,20 @@ def beam_search(decoder, start_ids, sample_size: int, beam_width: int,
 
 
 class _LanguageModelDecoder:
-    """The beam-search protocol for a language model (predict / get_state / set_state)."""
+    """The beam-search protocol for a language model (predict / get_state / set_state).
 
-    def __init__(self, model):
+    ``skip``: a boolean mask ``(V,)`` of ids never to produce (None: none).
+    """
+
+    def __init__(self, model, skip=None):
         self.model = model
+        self.skip = skip
 
     def step(self, ids):
-        return self.model.predict(xp.asarray(ids)[:, None])[:, -1]
+        scores = self.model.predict(xp.asarray(ids)[:, None])[:, -1]
+        if self.skip is not None:
+            scores[:, xp.asarray(self.skip)] = -xp.inf
+        return scores
 
     def select(self, rows):
         self.model.set_state([None if s is None else s[rows] for s in self.model.get_state()])

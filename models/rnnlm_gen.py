@@ -14,6 +14,10 @@ carries and leaves it after the last id, so that a prompt fed through
         model.predict(np.array(x).reshape(1, 1))
     word_ids = start_ids[:-1] + model.generate(start_ids[-1], skip_ids)
 
+``generate(..., beam_width=k)`` searches instead of sampling (not in the
+book): the most likely continuation keeping ``k`` beams, from and to the
+carried state in the same way.
+
 Differences from the book: a sampled id in ``skip_ids`` is never drawn
 (its probability is set to zero) instead of being drawn, dropped and the
 last id fed again; ``rng`` (a generator or seed) may be given, else
@@ -21,15 +25,18 @@ NumPy's global generator is used, so ``np.random.seed`` works as in the
 book.
 """
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from common.backend import to_cpu, xp
+from models.beam_search import _LanguageModelDecoder, beam_search
 from models.better_rnnlm import BetterRnnlm
 from models.rnnlm import Rnnlm
 
 
-def sample_ids(model, start_id: int, skip_ids=None, sample_size: int = 100, rng=None) -> list[int]:
-    """The book's ``generate`` for any language model (see the module docstring)."""
+def _checked_skip(model, start_id, skip_ids, sample_size) -> np.ndarray:
+    """The arguments of the book's ``generate`` checked; the mask ``(V,)`` of ``skip_ids``."""
     V = model.vocab_size
     if isinstance(start_id, (bool, np.bool_)) or not isinstance(start_id, (int, np.integer)) \
             or not 0 <= start_id < V:
@@ -45,13 +52,16 @@ def sample_ids(model, start_id: int, skip_ids=None, sample_size: int = 100, rng=
         skip[ids.astype(np.int64)] = True
         if skip.all():
             raise ValueError("skip_ids hold every id of the vocabulary: nothing can be sampled")
+    return skip
+
+
+def sample_ids(model, start_id: int, skip_ids=None, sample_size: int = 100, rng=None) -> list[int]:
+    """The book's ``generate`` for any language model (see the module docstring)."""
+    skip = _checked_skip(model, start_id, skip_ids, sample_size)
     draw = rng.random if isinstance(rng, np.random.Generator) else (
         np.random.random if rng is None else np.random.default_rng(rng).random)
 
-    modes = [(layer, layer.train_flg) for layer in model._all_layers()
-             if hasattr(layer, "train_flg")]
-    model.eval()
-    try:
+    with _dropout_off(model):
         word_ids = [int(start_id)]
         x = int(start_id)
         while len(word_ids) < sample_size:
@@ -65,6 +75,33 @@ def sample_ids(model, start_id: int, skip_ids=None, sample_size: int = 100, rng=
             x = min(x, int(np.flatnonzero(p)[-1]))  # u * total rounded up to total
             word_ids.append(x)
         return word_ids
+
+
+def search_ids(model, start_id: int, skip_ids=None, sample_size: int = 100,
+               beam_width: int = 1) -> list[int]:
+    """The book's ``generate`` by beam search: ``sample_size`` ids, ``start_id``
+    first, the most likely continuation found keeping ``beam_width`` beams
+    (:func:`models.beam_search.beam_search`; 1 is greedy), no id of
+    ``skip_ids`` in it. Goes on from the carried state and leaves the state
+    of the best beam (after all its ids but the last), as sampling does."""
+    skip = _checked_skip(model, start_id, skip_ids, sample_size)
+    if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) \
+            or beam_width < 1:
+        raise ValueError(f"beam_width must be an integer >= 1, got {beam_width!r}")
+    with _dropout_off(model):
+        ids = beam_search(_LanguageModelDecoder(model, skip if skip.any() else None),
+                          np.asarray([start_id]), sample_size - 1, int(beam_width))[0]
+    return [int(start_id)] + [int(i) for i in ids]
+
+
+@contextmanager
+def _dropout_off(model):
+    """Dropout off while generating; each layer's mode given back after."""
+    modes = [(layer, layer.train_flg) for layer in model._all_layers()
+             if hasattr(layer, "train_flg")]
+    model.eval()
+    try:
+        yield
     finally:
         for layer, mode in modes:
             layer.train_flg = mode
@@ -74,10 +111,14 @@ class RnnlmGen(Rnnlm):
     """:class:`~models.Rnnlm` with the book's ``generate`` (arguments as ``Rnnlm``)."""
 
     def generate(self, start_id: int, skip_ids=None, sample_size: int = 100, *,
-                 rng=None) -> list[int]:
+                 rng=None, beam_width: int | None = None) -> list[int]:
         """``sample_size`` ids, ``start_id`` first, each drawn from the
         softmax of the scores after the one before; ids in ``skip_ids`` are
-        never drawn. Goes on from the carried state and leaves it advanced."""
+        never drawn. Goes on from the carried state and leaves it advanced.
+        With ``beam_width`` the ids are searched, not drawn: the most likely
+        continuation keeping that many beams (1 is greedy; :func:`search_ids`)."""
+        if beam_width is not None:
+            return search_ids(self, start_id, skip_ids, sample_size, beam_width)
         return sample_ids(self, start_id, skip_ids, sample_size, rng)
 
 
@@ -90,6 +131,8 @@ class BetterRnnlmGen(BetterRnnlm):
         self.eval()
 
     def generate(self, start_id: int, skip_ids=None, sample_size: int = 100, *,
-                 rng=None) -> list[int]:
+                 rng=None, beam_width: int | None = None) -> list[int]:
         """As :meth:`RnnlmGen.generate`."""
+        if beam_width is not None:
+            return search_ids(self, start_id, skip_ids, sample_size, beam_width)
         return sample_ids(self, start_id, skip_ids, sample_size, rng)

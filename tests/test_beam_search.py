@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from common.functions import log_softmax
-from models import Rnnlm
+from models import Rnnlm, RnnlmGen
 from models.attention_seq2seq import AttentionSeq2seq
 from models.beam_search import beam_search, beam_search_lm
 from models.peeky_seq2seq import PeekySeq2seq
@@ -113,11 +113,14 @@ def lm_log_prob(model, prompt, seq):
     return float(sum(logp[i, s] for i, s in enumerate(seq)))
 
 
-def lm_best(model, prompt, length, stop_id=None):
-    """The most likely continuation, over all sequences (ending at the first stop_id)."""
+def lm_best(model, prompt, length, stop_id=None, skip_ids=()):
+    """The most likely continuation, over all sequences (ending at the first
+    stop_id) without an id of skip_ids."""
     candidates = set()
     for seq in itertools.product(range(model.vocab_size), repeat=length):
         seq = list(seq)
+        if set(seq) & set(skip_ids):
+            continue
         if stop_id is not None and stop_id in seq:
             seq = seq[: seq.index(stop_id) + 1]
         candidates.add(tuple(seq))
@@ -164,3 +167,37 @@ def test_lm_beam_errors():
         beam_search_lm(model, [], 3, 2)
     with pytest.raises(ValueError, match="stop_id"):
         beam_search_lm(model, [1], 3, 2, stop_id=7)
+
+
+@pytest.mark.parametrize("skip_ids", [None, [0]])
+def test_book_generate_with_a_wide_beam_finds_the_most_likely_continuation(skip_ids):
+    """RnnlmGen.generate(start_id, skip_ids, sample_size, beam_width=k): the
+    book's arguments, searched instead of sampled, from the carried state."""
+    hits = 0
+    for seed in range(6):
+        model = RnnlmGen(vocab_size=4, wordvec_size=4, hidden_size=5, dtype=np.float64)
+        for p, q in zip(model.params, lm(seed).params, strict=True):
+            p[...] = q
+        best = lm_best(model, [1], 3, skip_ids=skip_ids or ())
+        model.reset_state()
+        assert model.generate(1, skip_ids, sample_size=4, beam_width=27) == [1] + best
+        model.reset_state()
+        hits += model.generate(1, skip_ids, sample_size=4, beam_width=1) != [1] + best
+    if skip_ids is None:
+        assert hits >= 1  # greedy misses at least one: the search matters
+
+
+def test_book_generate_by_beam_goes_on_from_the_carried_state_and_leaves_it():
+    model = RnnlmGen(vocab_size=30, wordvec_size=8, hidden_size=8, seed=0)
+    model.predict(np.array([[4, 5]]))  # a prompt, as the book feeds it
+    state = model.get_state()
+    ids = model.generate(6, sample_size=8, beam_width=3)
+    left = model.get_state()
+    model.set_state(state)
+    model.predict(np.array([ids[:-1]]))  # the same ids fed one after the other
+    for a, b in zip(left, model.get_state(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="beam_width"):
+        model.generate(6, sample_size=8, beam_width=0)
+    with pytest.raises(ValueError, match="skip_ids hold every id"):
+        model.generate(6, skip_ids=range(30), beam_width=2)
