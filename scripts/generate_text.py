@@ -31,6 +31,7 @@ from common.cli import at_least  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from models import LanguageModel  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
+from models.generate import generate  # noqa: E402
 
 EOS = "<eos>"
 
@@ -254,12 +255,14 @@ def main(argv=None):
         return 2
 
     try:
+        # The function, not the method: the book's RnnlmGen and BetterRnnlmGen,
+        # which a file may hold, override generate with the book's arguments.
         if args.beam_width is not None:
-            ids = model.generate(start_ids, args.length, stop_id=stop_id,
-                                 beam_width=args.beam_width)
+            ids = generate(model, start_ids, args.length, stop_id=stop_id,
+                           beam_width=args.beam_width)
         else:
-            ids = model.generate(start_ids, args.length, temperature=args.temperature,
-                                 top_k=args.top_k, stop_id=stop_id, rng=args.seed)
+            ids = generate(model, start_ids, args.length, temperature=args.temperature,
+                           top_k=args.top_k, stop_id=stop_id, rng=args.seed)
         text = detokenize(shown + [vocab[i] for i in ids], level)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()

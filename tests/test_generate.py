@@ -721,3 +721,25 @@ def test_script_refuses_a_sequence_to_sequence_model(tmp_path, capsys):
     assert load_script().main(["--model", str(tmp_path / "s.npz")]) == 2
     err = capsys.readouterr().err
     assert "holds the model Seq2seq, not a language model" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("cls", ["RnnlmGen", "BetterRnnlmGen"])
+def test_script_reads_the_books_generating_models(cls, tmp_path, capsys):
+    """A file saved from RnnlmGen or BetterRnnlmGen, whose generate has the
+    book's arguments, samples and searches as any language model's does."""
+    import models
+
+    vocab = ["<eos>", "the", "cat", "sat", "mat"]
+    model = getattr(models, cls)(len(vocab), 6, 6, seed=0)
+    model.save_params(tmp_path / "g.npz", vocab=vocab)
+    expected = (Rnnlm if cls == "RnnlmGen" else BetterRnnlm)(len(vocab), 6, 6)
+    expected.set_named_params(model.named_params(), "the model")
+    script = load_script()
+    for flags, kwargs in ((["--seed", "3"], {"rng": 3}),
+                          (["--beam-width", "2"], {"beam_width": 2})):
+        assert script.main(["--model", str(tmp_path / "g.npz"), "--start", "the", "--length", "6",
+                            *flags]) == 0
+        out = capsys.readouterr().out
+        ids = generate(expected, [1], 6, **kwargs)
+        words = " ".join(["the"] + [vocab[i] for i in ids]).replace(" <eos> ", "\n")
+        assert out.split() == words.split()
