@@ -37,8 +37,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
         return super()._get_help_string(action)
 
 
-def at_least(low: int):
-    """An argparse ``type``: an integer of at least ``low``."""
+def at_least(low: int, high: int | None = None):
+    """An argparse ``type``: an integer of at least ``low`` (and at most ``high``)."""
     def parse(text):
         try:
             value = int(text)
@@ -46,6 +46,8 @@ def at_least(low: int):
             raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
         return value
     parse.__name__ = f"integer >= {low}"
     return parse

@@ -52,7 +52,7 @@ class FitOptions:
     def check(self) -> None:
         """Raise ``ValueError`` naming the first option out of range."""
         _count(self.val_batch_size, "val_batch_size", 1)
-        for name, low in (("patience", 1), ("lr_halve_from", 1), ("max_iters", 0),
+        for name, low in (("patience", 1), ("lr_halve_from", 2), ("max_iters", 0),
                           ("checkpoint_every", 1), ("log_every", 0)):
             value = getattr(self, name)
             if value is not None:

@@ -63,11 +63,14 @@ class EarlyStopping:
 
 class HalveFrom:
     """Halves the learning rate before every epoch from ``epoch`` on (epochs
-    count from 1): the schedule of Zaremba et al. (2014)."""
+    count from 1): the schedule of Zaremba et al. (2014). Epoch 1 runs at
+    the starting rate, so ``epoch`` is 2 or more (to start lower, start
+    with a lower rate)."""
 
     def __init__(self, epoch: int):
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
-            raise ValueError(f"lr_halve_from must be an epoch number >= 1, got {epoch!r}")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 2:
+            raise ValueError(f"lr_halve_from must be an epoch number >= 2 (epoch 1 runs at the "
+                             f"starting rate; give a lower one to start lower), got {epoch!r}")
         self.epoch = epoch
 
     def end_epoch(self, trainer) -> bool:

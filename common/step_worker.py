@@ -28,8 +28,9 @@ until it sees it and reads ``out``. On x86-64 a core's stores reach the
 others in the order they were made, so a counter seen means the data
 before it is there; other machines use :mod:`common.parallel`'s threads.
 Between loops the worker waits on its standard input (it sleeps, costing
-nothing); it ignores Ctrl-C (the caller stops it) and exits when the
-caller's process ends.
+nothing); it runs in a session of its own, so that a Ctrl-C or a signal
+sent to the caller's process group does not reach it (the caller stops it),
+and exits when the caller's process ends.
 
 Run as ``python -m common.step_worker SEGMENT``; :class:`StepWorker` starts
 it.
@@ -133,7 +134,10 @@ class StepWorker:
                    PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "common.step_worker", self.segment.name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=root, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=root, text=True,
+            # Its own session: a Ctrl-C or a signal to the caller's process group
+            # (while it starts, too) is the caller's to handle, not the helper's.
+            start_new_session=True)
         if self.process.stdout.readline().strip() != "ready":
             self.close()
             raise OSError("the step worker process did not start")

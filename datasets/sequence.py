@@ -58,8 +58,9 @@ Any other name is a path to a file of pairs, in one of two layouts:
   padded to the longest. A file is read this way when its name ends in
   ``.tsv`` or its first line holds a tab.
 
-Empty lines are skipped in both (a blank line between blocks, or at the
-end, is not a pair); line numbers in messages are those of the file.
+Empty lines (or lines of spaces only) are skipped in both (a blank line
+between blocks, or at the end, is not a pair); line numbers in messages are
+those of the file. Lines may end as on Unix, Windows or old Macs.
 
 A malformed file raises :class:`SequenceDataError` (a ``ValueError``) naming
 the file, the line and what is wrong. To read a file that happens to be called
@@ -69,6 +70,7 @@ the file, the line and what is wrong. To read a file that happens to be called
 from __future__ import annotations
 
 import os
+import re
 import string
 from collections.abc import Callable
 from pathlib import Path
@@ -310,11 +312,10 @@ def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
         raise SequenceDataError(str(err)) from err
     except FileNotFoundError as err:  # perhaps a task's name, mistyped
         raise FileNotFoundError(f"{err}; the generated tasks are {', '.join(TASKS)}") from err
-    lines = content.split("\n")
+    lines = re.split(r"\r\n|\r|\n", content)  # Unix, Windows or old Mac line ends
     if lines and lines[-1] == "":
-        lines.pop()  # the newline ending the last line
-    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-    lines = [(number, line) for number, line in enumerate(lines, start=1) if line]
+        lines.pop()  # the line end of the last line
+    lines = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
     if not lines:
         raise SequenceDataError(f"{path} is empty; expected one question/answer pair per line")
     if path.suffix.lower() == ".tsv" or "\t" in lines[0][1]:

@@ -89,10 +89,14 @@ def read_text(path: str | os.PathLike) -> str:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         bad = data[err.start : err.end]
+        # A byte-order mark of UTF-16 says what the file is; otherwise latin-1 is the
+        # common case (and any byte is valid latin-1).
+        source = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "latin1"
+        looks = " (it looks like UTF-16)" if source == "utf-16" else ""
         raise CorpusError(
-            f"{path} is not valid UTF-8: byte offset {err.start} (line {line}) holds {bad!r} "
-            f"({err.reason}). Re-save the file as UTF-8, e.g. "
-            f"`iconv -f latin1 -t utf-8 in.txt > out.txt`."
+            f"{path} is not valid UTF-8{looks}: byte offset {err.start} (line {line}) holds "
+            f"{bad!r} ({err.reason}). Re-save the file as UTF-8, e.g. "
+            f"`iconv -f {source} -t utf-8 in.txt > out.txt`."
         ) from err
 
 

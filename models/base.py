@@ -191,7 +191,8 @@ class Model:
         arrays, meta = load_npz(path)
         if meta.get("format") == "rnnlab-checkpoint":
             raise ValueError(f"{path} is a training checkpoint, not a parameters file: resume it "
-                             "with RnnlmTrainer.resume (train_rnnlm.py --resume)")
+                             "with the trainer's resume (the --resume of the script that "
+                             "wrote it)")
         try:
             self.set_named_params(arrays, source=path)
         except ValueError as exc:

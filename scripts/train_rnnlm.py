@@ -185,11 +185,14 @@ def parse_args(argv=None, description=None, defaults=None):
 def check_args(args, explicit=()):
     """Every value in range, and no conflicting flags; raises UsageError."""
     positive = ("batch_size", "time_size", "epochs", "wordvec_size", "hidden_size", "num_layers",
-                "eval_interval", "checkpoint_every", "patience", "lr_halve_from")
+                "eval_interval", "checkpoint_every", "patience")
     for name in positive:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"{flag(name)} must be at least 1, got {value}")
+    if args.lr_halve_from is not None and args.lr_halve_from < 2:
+        raise UsageError(f"--lr-halve-from must be at least 2 (epoch 1 runs at --lr; give a "
+                         f"lower --lr to start lower), got {args.lr_halve_from}")
     for name in ("corpus_size", "log_every"):
         if getattr(args, name) is not None and getattr(args, name) < 0:
             raise UsageError(f"{flag(name)} must be >= 0, got {getattr(args, name)}")

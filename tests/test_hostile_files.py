@@ -437,7 +437,8 @@ def write(path, content):
         (b"x", "char", r"has 1 token\(s\) at char level"),
         (b"ok \xc3\x28 text", "char", r"not valid UTF-8: byte offset 3 \(line 1\)"),
         (b"\xef\xbb\xbf", "word", "is empty|has 0 token"),  # only a byte-order mark
-        ("\ufeffword".encode("utf-16"), "word", "not valid UTF-8"),
+        ("\ufeffword".encode("utf-16"), "word", "not valid UTF-8 .it looks like UTF-16.*"
+                                                  "iconv -f utf-16"),
     ],
     ids=["only-a-newline", "only-whitespace", "one-char", "bad-utf8-char-level",
          "only-a-bom", "utf-16"],

@@ -108,6 +108,12 @@ def test_resume_continues_the_run(pairs_file, tmp_path, capsys):
     (["--save", "model.pkl"], "must end in .npz"),
     (["--data", "no/such/file.txt"], "no such file"),
     (["--data", "."], "a directory, not a file"),
+    (["--resume", __file__, "--load", __file__], "--load would be ignored"),
+    (["--no-clip", "--max-grad", "3"], "contradict each other"),
+    (["--beam", "5", "--eval-batch", "4"], "wider than --eval-batch 4"),
+    (["--save", "same.npz", "--checkpoint", "same.npz"], "name the same file"),
+    (["--data-seed", str(2**32)], "must be at most 4294967295"),
+    (["--lr-halve-from", "1"], "must be at least 2"),
     (["--model", "peeky", "--attention-plot", "a.png"], "--attention-plot needs --model attention"),
     (["--task", "date", "--data", "x.txt"], "not allowed with"),
     (["--plot", "acc.txt"], "plot format"),
@@ -258,3 +264,89 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_training(pairs_file, 
     assert "this run needs about" in err and "but only 50 MiB is available" in err
     assert "--ignore-memory-check" in err
     assert module.main([*argv, "--ignore-memory-check"]) == 0
+
+
+def test_a_file_named_like_a_task_is_read_as_the_file(pairs_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "addition.txt").write_text(open(pairs_file).read().replace("\t", "\t"))
+    assert script().main(["--data", "addition.txt", *SMALL, "--plot", "none"]) == 0
+    assert "360 training and 40 test pairs" in capsys.readouterr().out
+
+
+def test_resume_keeps_the_runs_outputs_and_beam_and_its_data(pairs_file, tmp_path,
+                                                             monkeypatch, capsys):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    (work / "pairs.tsv").write_text(open(pairs_file).read())
+    monkeypatch.chdir(work)
+    assert script().main(["--data", "pairs.tsv", *SMALL, "--beam", "2", "--save", "m.npz",
+                          "--plot", "acc.png", "--checkpoint", "run.npz"]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(elsewhere)  # the data's path was recorded whole
+    args = script().parse_args(["--resume", str(work / "run.npz"), "--epochs", "2"])
+    assert args.data == str(work / "pairs.tsv")
+    assert (args.beam, args.save, args.plot, args.epochs) == (2, "m.npz", "acc.png", 2)
+    with pytest.raises(SystemExit):
+        script().parse_args(["--resume", str(work / "run.npz"), "--beam", "3"])
+    assert "--beam 3 differs from the run's --beam 2" in capsys.readouterr().err
+    monkeypatch.chdir(work)
+    assert script().main(["--resume", "run.npz", "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming run.npz: 1 epochs done" in out and "epoch 2/2" in out and "(beam 2)" in out
+    assert "saved m.npz" in out and "accuracy plot: acc.png" in out
+
+    # The data file changed since the run began: refused before training.
+    (work / "pairs.tsv").write_text("ab\tba\n" * 200)
+    assert script().main(["--resume", "run.npz", "--epochs", "3"]) == 2
+    assert "has changed since the run began" in capsys.readouterr().err
+
+
+def test_load_says_which_flags_the_saved_model_needs(pairs_file, tmp_path, capsys):
+    saved = str(tmp_path / "m.npz")
+    assert script().main(["--data", pairs_file, "--model", "peeky", "--reverse", *SMALL,
+                          "--plot", "none", "--save", saved]) == 0
+    capsys.readouterr()
+    for flags, message in (
+            (["--model", "peeky", "--reverse", "--hidden-size", "16"], "give --hidden-size 8"),
+            (["--model", "plain", "--reverse"], "give --model peeky"),
+            (["--model", "peeky"], "trained with --reverse: add the flag")):
+        argv = ["--data", pairs_file, "--wordvec-size", "4", "--hidden-size", "8", "--epochs",
+                "0", "--load", saved, "--plot", "none", *flags]
+        assert script().main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+
+
+def test_load_names_the_data_seed_of_a_vocabulary_in_another_order(tmp_path, capsys):
+    from datasets import sequence
+    from models import Seq2seq
+
+    sequence.load_data("addition")
+    _, id_to_char = sequence.get_vocab()
+    shuffled = [id_to_char[i] for i in range(len(id_to_char))][::-1]
+    saved = tmp_path / "m.npz"
+    Seq2seq(len(shuffled), 4, 8).save_params(saved, vocab=shuffled, data_seed=7)
+    assert script().main(["--task", "addition", "--wordvec-size", "4", "--hidden-size", "8",
+                          "--epochs", "0", "--load", str(saved), "--plot", "none"]) == 2
+    assert "another --data-seed (7): give --data-seed 7" in capsys.readouterr().err
+
+
+def test_a_diverged_run_ends_with_a_message_and_status_1(pairs_file, monkeypatch, capsys):
+    from common.training_guards import TrainingDiverged
+
+    module = script()
+
+    def diverge(*args, **kwargs):
+        raise TrainingDiverged("the loss became nan at epoch 1, iteration 3")
+
+    monkeypatch.setattr(module.Trainer, "fit", diverge)
+    assert module.main(["--data", pairs_file, *SMALL, "--plot", "none"]) == 1
+    assert "error: the loss became nan" in capsys.readouterr().err
+
+
+def test_only_a_plot_that_was_drawn_is_announced(pairs_file, tmp_path, capsys):
+    assert script().main(["--data", pairs_file, *SMALL[2:], "--epochs", "0",
+                          "--plot", str(tmp_path / "p.png")]) == 0
+    assert "accuracy plot" not in capsys.readouterr().out
+    assert not (tmp_path / "p.png").exists()

@@ -304,6 +304,12 @@ def test_windows_line_ends_are_not_part_of_the_answer(tmp_path):
     assert t_train.shape[1] == 5 and "\r" not in sequence.get_vocab()[0]
 
 
+def test_old_mac_line_ends(tmp_path):
+    path = write(tmp_path / "pairs.txt", "\r".join(BOOK_LINES) + "\r")
+    (x_train, t_train), _ = sequence.load_data(path, seed=None)
+    assert len(x_train) == len(BOOK_LINES) - len(BOOK_LINES) // 10 and t_train.shape[1] == 5
+
+
 def test_a_tab_separated_file_is_padded(tmp_path):
     path = write(tmp_path / "pairs.tsv", "hello\tbonjour\nyes\toui\ncat\tchat\n")
     (x_train, t_train), _ = sequence.load_data(path, seed=None)
@@ -322,7 +328,7 @@ def test_a_tab_in_the_first_line_means_tab_separated(tmp_path):
                                          ("pairs.tsv", ["1+1\t2", "10+10\t20", "3+4\t7"])])
 def test_empty_lines_are_skipped(tmp_path, name, lines):
     plain = write(tmp_path / ("plain_" + name), "\n".join(lines) + "\n")
-    gappy = write(tmp_path / ("gappy_" + name), "\n" + "\n\n".join(lines) + "\n\r\n\n")
+    gappy = write(tmp_path / ("gappy_" + name), "\n" + "\n  \n".join(lines) + "\n\r\n\n")
     (x, t), _ = sequence.load_data(plain, seed=None)
     vocab = sequence.get_vocab()
     (x_gappy, t_gappy), _ = sequence.load_data(gappy, seed=None)
