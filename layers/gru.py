@@ -104,9 +104,20 @@ def _local_derivatives(gates, h_prev, ah_n, dan_dh, daz_dh, dar_dan):
     ``(t, N, H)``."""
     H = h_prev.shape[-1]
     r, z, n = gates[:, :, :H], gates[:, :, H : 2 * H], gates[:, :, 2 * H :]
-    xp.multiply(1 - z, 1 - n * n, out=dan_dh)
-    xp.multiply((h_prev - n) * z, 1 - z, out=daz_dh)
-    xp.multiply(ah_n * r, 1 - r, out=dar_dan)
+    # One scratch array, no temporary per term (see layers.lstm._local_derivatives);
+    # the same operations in the same order.
+    s = xp.empty_like(dan_dh)
+    xp.subtract(1, z, out=dan_dh)
+    xp.multiply(n, n, out=s)
+    xp.subtract(1, s, out=s)
+    dan_dh *= s  # (1 - z) (1 - n ** 2)
+    xp.subtract(h_prev, n, out=daz_dh)
+    daz_dh *= z
+    xp.subtract(1, z, out=s)
+    daz_dh *= s  # (h_prev - n) z (1 - z)
+    xp.multiply(ah_n, r, out=dar_dan)
+    xp.subtract(1, r, out=s)
+    dar_dan *= s  # ah_n r (1 - r)
 
 
 class TimeGRU:
