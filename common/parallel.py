@@ -380,6 +380,7 @@ STEP_PROCESSES = step_worker.AVAILABLE
 _processes: list = []
 _processes_owner = None  # the pid that started them (a forked child must not use them)
 _processes_in_use = False
+_processes_claim = threading.Lock()
 # A helper process only gains while it has a core to itself. When another
 # program keeps the cores busy, the helper is descheduled for milliseconds
 # at a time and this thread waits for it (with one busy program beside it,
@@ -397,13 +398,19 @@ def _step_processes(count, blocks, n_rows):
     """``count`` helper processes, each begun on its block of a loop, or []
     when they are not to be used now, or cannot start (then never again)."""
     global STEP_PROCESSES, _processes_owner, _processes_in_use
-    if not STEP_PROCESSES or _processes_in_use or time.monotonic() < _processes_resting_until:
-        return []
+    # Claimed under a lock: loops in two threads at once (a user's threads, or
+    # for_batch_blocks) must not both start or begin the same helpers.
+    with _processes_claim:
+        if (not STEP_PROCESSES or _processes_in_use
+                or time.monotonic() < _processes_resting_until):
+            return []
+        _processes_in_use = True
     if _processes_owner != os.getpid():  # none yet, or inherited by a forked child
         _processes.clear()
         _processes_owner = os.getpid()
     try:
         if not step_worker.fits(blocks, n_rows):
+            _processes_in_use = False
             return []
         while len(_processes) < count:
             _processes.append(step_worker.StepWorker())
@@ -414,7 +421,6 @@ def _step_processes(count, blocks, n_rows):
     except OSError as error:
         _give_up_processes(error)
         return []
-    _processes_in_use = True
     return _processes[:count]
 
 

@@ -12,6 +12,7 @@ give one run bit for bit.
 import os
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -386,6 +387,47 @@ def test_helper_processes_give_the_bits_of_this_thread_alone(spread):
     with parallel.deferred():  # deferred work holds the pool: threads first, then processes
         parallel.later(time.sleep, 0.05, large=True)
         np.testing.assert_array_equal(run(), shared)
+
+
+@needs_blas_control
+@pytest.mark.skipif(not step_worker.AVAILABLE, reason="helper processes are for x86-64 only")
+def test_loops_in_two_threads_at_once_take_turns_with_the_helper_processes(spread, monkeypatch):
+    """Two time loops running at once (a user's threads, or for_batch_blocks):
+    one has the helper processes, the other computes its blocks itself; both
+    give the bits of a loop alone, and no helper is started twice."""
+    monkeypatch.setattr(parallel, "STEP_PROCESSES", True)
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((16, 64)).astype(np.float32)
+    a_steps = rng.standard_normal((2, 40, 8, 16)).astype(np.float32)
+
+    def loop(k, outs, start):
+        out = np.empty((40, 8, 64), dtype=np.float32)
+        start.wait()
+        with parallel.step_products(W, 8) as product:
+            for t in range(40):
+                product(a_steps[k, t], out[t])
+        outs[k] = out
+
+    with parallel.managed():
+        alone = {}
+        for k in range(2):
+            loop(k, alone, threading.Barrier(1))
+        for _ in range(3):
+            parallel._close_processes()  # both threads find none: the start is the race
+            together, start = {}, threading.Barrier(2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # "a helper process failed" would be an error
+                threads = [threading.Thread(target=loop, args=(k, together, start), daemon=True)
+                           for k in range(2)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(timeout=60)
+                    assert not t.is_alive(), "a loop hung waiting for a helper process"
+            for k in range(2):
+                np.testing.assert_array_equal(together[k], alone[k])
+    assert parallel.STEP_PROCESSES and len(parallel._processes) == 1
+    assert not parallel._processes_in_use
 
 
 @needs_blas_control
