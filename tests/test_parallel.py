@@ -426,7 +426,9 @@ def test_loops_in_two_threads_at_once_take_turns_with_the_helper_processes(sprea
                     assert not t.is_alive(), "a loop hung waiting for a helper process"
             for k in range(2):
                 np.testing.assert_array_equal(together[k], alone[k])
-    assert parallel.STEP_PROCESSES and len(parallel._processes) == 1
+    # No helper failed, none was started twice (on a busy machine the helpers
+    # may have gone to rest, and the last round started none).
+    assert parallel.STEP_PROCESSES and len(parallel._processes) <= 1
     assert not parallel._processes_in_use
 
 
