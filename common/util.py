@@ -133,7 +133,16 @@ def eval_seq2seq(model, question, correct, id_to_char, verbose: bool = False,
     answer and the model's (marked right or wrong) are printed; the question
     is printed reversed back when ``is_reverse``.
     """
-    correct = np.asarray(correct).reshape(-1)
+    question, correct = np.asarray(question), np.asarray(correct)
+    if question.ndim > 2 or correct.ndim > 2 or (question.ndim == 2 and len(question) != 1) \
+            or (correct.ndim == 2 and len(correct) != 1):
+        raise ValueError(f"eval_seq2seq scores one question: question (1, T_enc) and correct "
+                         f"(1, T_dec + 1), got {question.shape} and {correct.shape}; "
+                         f"seq2seq_accuracy scores many at once")
+    correct = correct.reshape(-1)
+    if correct.size < 2:
+        raise ValueError(f"correct needs a start id and at least one answer id, got "
+                         f"{correct.size} id(s)")
     guess_ids = np.asarray(model.generate(question, int(correct[0]), correct.size - 1)).reshape(-1)
 
     def text(ids):
@@ -162,6 +171,9 @@ def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
     if questions.ndim != 2 or answers.ndim != 2 or len(questions) != len(answers):
         raise ValueError(f"questions (N, T_enc) and answers (N, T_dec + 1) must be 2-D with the "
                          f"same N, got {questions.shape} and {answers.shape}")
+    if answers.shape[1] < 2:
+        raise ValueError(f"answers need a start id and at least one answer id (2 columns or "
+                         f"more), got shape {answers.shape}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     out = np.zeros(len(questions), dtype=bool)

@@ -26,6 +26,12 @@ class Bidirectional:
     """
 
     def __init__(self, forward_layer, backward_layer):
+        for layer in (forward_layer, backward_layer):
+            if getattr(layer, "stateful", False):
+                raise ValueError(f"a bidirectional layer reads the whole sequence: its "
+                                 f"{type(layer).__name__} halves cannot be stateful (the "
+                                 f"backward half would carry the future); build them with "
+                                 f"stateful=False")
         self.forward_layer = forward_layer
         self.backward_layer = backward_layer
         self.params = forward_layer.params + backward_layer.params

@@ -37,6 +37,9 @@ class Concat:
         return xp.concatenate(xs, axis=-1)
 
     def backward(self, dout):
+        if dout.shape[-1] != sum(self.sizes):
+            raise ValueError(f"dout must be {sum(self.sizes)} wide along its last axis (the "
+                             f"joined widths {list(self.sizes)}), got shape {dout.shape}")
         bounds = [0]
         for size in self.sizes:
             bounds.append(bounds[-1] + size)

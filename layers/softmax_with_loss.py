@@ -158,7 +158,9 @@ class TimeSoftmaxWithLoss:
 
     def backward(self, dout=1):
         if self.cache is None:
-            raise RuntimeError("backward() needs a forward() first (and runs once per forward)")
+            raise RuntimeError("backward() needs a forward() first, and runs once per forward "
+                               "(generating in between replaces the values forward left for "
+                               "it: call forward() again)")
         t, w, shape = self.cache
         self.cache = None
         dx = self._y  # w * softmax(x), from forward

@@ -170,6 +170,12 @@ class Model:
         header = {"model": type(self).__name__, "config": self.config, **meta}
         if vocab is not None:
             header["vocab"] = _vocab_list(vocab)
+            # Longer is allowed (train_rnnlm.py --corpus-size keeps the whole list;
+            # the extra tokens are unknown to the model); shorter leaves ids unnamed.
+            V = getattr(self, "vocab_size", None)  # None: a model without one
+            if isinstance(V, int) and len(header["vocab"]) < V:
+                raise ValueError(f"vocab holds {len(header['vocab'])} tokens, fewer than the "
+                                 f"model's {V} ids: pass the vocabulary it was trained on")
         arrays = {name: to_cpu(p) for name, p in self.named_params().items()}
         save_npz(path, arrays, header)
         return path
@@ -205,6 +211,15 @@ class Model:
                              f"{_call(type(self).__name__, self.config)}: build that model, "
                              f"or let models.load_model({path!r}) build it") from None
         return meta
+
+    def _forget_forward(self) -> None:
+        """Generating runs the layers on other inputs and replaces the values
+        the last ``forward`` left for ``backward``: that ``backward`` is refused
+        (its loss layer forgets the forward), not run on the wrong values."""
+        for name in ("loss_layer", "softmax"):
+            layer = getattr(self, name, None)
+            if layer is not None and hasattr(layer, "cache"):
+                layer.cache = None
 
     def _file(self, path):
         path = self.default_file_name() if path is None else os.fspath(path)
@@ -400,5 +415,8 @@ def _call(name, config) -> str:
 
 def _vocab_list(vocab):
     if isinstance(vocab, dict):
+        if sorted(vocab) != list(range(len(vocab))):
+            raise ValueError("a vocabulary dict maps the ids 0 .. V-1 to their tokens "
+                             "(id_to_word, id_to_char); its keys are not those ids")
         return [vocab[i] for i in range(len(vocab))]
     return list(vocab)

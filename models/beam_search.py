@@ -27,6 +27,11 @@ from common.backend import to_cpu, xp
 
 def _log_softmax64(scores):
     s = to_cpu(scores).astype(np.float64)
+    # -inf is an id ruled out (skip_ids); NaN or +inf is a model gone wrong, whose
+    # "answers" would be the argmax of garbage.
+    if np.isnan(s).any() or np.isposinf(s).any():
+        raise FloatingPointError("the model produced non-finite scores (NaN or inf); its "
+                                 "weights have diverged")
     s -= s.max(axis=1, keepdims=True)
     s -= np.log(np.exp(s).sum(axis=1, keepdims=True))
     return s
@@ -134,6 +139,8 @@ def beam_search_lm(model, start_ids, length: int, beam_width: int,
     if stop_id is not None and not 0 <= stop_id < V:
         raise ValueError(f"stop_id {stop_id} is outside the vocabulary [0, {V})")
 
+    if hasattr(model, "_forget_forward"):
+        model._forget_forward()
     with model.evaluating():  # dropout off; the carried state and the mode restored after
         model.reset_state()
         if len(start_ids) > 1:

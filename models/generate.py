@@ -49,6 +49,8 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
     """
     V = model.vocab_size
     start_ids = _check_generate_args(start_ids, length, temperature, top_k, stop_id, rng, V)
+    if hasattr(model, "_forget_forward"):
+        model._forget_forward()
     if beam_width is not None:
         if not _is_int(beam_width) or beam_width < 1:
             raise ValueError(f"beam_width must be an integer >= 1 or None, got {beam_width!r}")

@@ -58,6 +58,7 @@ def _checked_skip(model, start_id, skip_ids, sample_size) -> np.ndarray:
 def sample_ids(model, start_id: int, skip_ids=None, sample_size: int = 100, rng=None) -> list[int]:
     """The book's ``generate`` for any language model (see the module docstring)."""
     skip = _checked_skip(model, start_id, skip_ids, sample_size)
+    model._forget_forward()
     draw = rng.random if isinstance(rng, np.random.Generator) else (
         np.random.random if rng is None else np.random.default_rng(rng).random)
 
@@ -88,6 +89,11 @@ def search_ids(model, start_id: int, skip_ids=None, sample_size: int = 100,
     if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) \
             or beam_width < 1:
         raise ValueError(f"beam_width must be an integer >= 1, got {beam_width!r}")
+    rows = {s.shape[0] for s in model.get_state() if s is not None}
+    if rows - {1}:
+        raise ValueError(f"the carried state holds {max(rows)} rows; generate continues one "
+                         f"sequence: call reset_state() (or predict a prompt of one row) first")
+    model._forget_forward()
     with _dropout_off(model):
         ids = beam_search(_LanguageModelDecoder(model, skip if skip.any() else None),
                           np.asarray([start_id]), sample_size - 1, int(beam_width))[0]

@@ -149,7 +149,11 @@ def greedy(decoder, start_ids, sample_size: int) -> np.ndarray:
     ids = start_ids
     out = []
     for _ in range(sample_size):
-        ids = decoder.step(ids).argmax(axis=1)
+        scores = decoder.step(ids)
+        if not bool(xp.isfinite(scores).all()):
+            raise FloatingPointError("the model produced non-finite scores (NaN or inf); its "
+                                     "weights have diverged")
+        ids = scores.argmax(axis=1)
         out.append(ids)
     return to_cpu(xp.stack(out, axis=1)) if out else np.zeros((len(start_ids), 0), np.int64)
 
@@ -230,6 +234,12 @@ class Seq2seq(Model):
             raise ValueError(f"xs has {xs.shape[0]} rows but ts has {ts.shape[0]}")
         if xs.shape[0] == 0:
             raise ValueError("xs and ts hold no pairs (0 rows): a batch needs at least one")
+        if xs.shape[1] == 0:
+            raise ValueError("xs needs at least one column: a question of at least one id")
+        check_ids("xs", xs, self.vocab_size)
+        # The targets ts[:, 1:] may hold the ignore label (the loss checks them); the
+        # decoder's input may not.
+        check_ids("ts[:, :-1] (the decoder's input)", ts[:, :-1], self.vocab_size)
 
     def backward(self, dout: float = 1) -> None:
         with deferred():
@@ -249,6 +259,7 @@ class Seq2seq(Model):
             an int array ``(N, sample_size)`` (one row per question).
         """
         xs, start_ids = self._check_generate(xs, start_id, sample_size, beam_width)
+        self._forget_forward()
         if xs.shape[0] == 0:  # no questions, no answers
             return np.zeros((0, sample_size), dtype=np.int64)
         self._begin(xs)
@@ -267,18 +278,22 @@ class Seq2seq(Model):
         if xs.ndim == 1:
             xs = xs[None]
         check_ndim("xs", xs, 2, "(N, T_enc)")
+        if xs.shape[1] == 0:
+            raise ValueError("xs needs at least one column: a question of at least one id")
         check_ids("xs", xs, self.vocab_size)
         start_ids = xp.asarray(start_id)
+        if start_ids.ndim > 1:
+            raise ValueError(f"start_id must be one id or one per question ({xs.shape[0]}), "
+                             f"got shape {start_ids.shape}")
+        check_ids("start_id", start_ids, self.vocab_size)  # integers (not bools, floats)
         if start_ids.ndim == 0:
             start_ids = xp.full(xs.shape[0], int(start_ids))
-        else:
-            start_ids = start_ids.reshape(-1)
         if start_ids.shape != (xs.shape[0],):
             raise ValueError(f"start_id must be one id or one per question ({xs.shape[0]}), "
                              f"got shape {start_ids.shape}")
-        check_ids("start_id", start_ids, self.vocab_size)
         for name, value, low in (("sample_size", sample_size, 0), ("beam_width", beam_width, 1)):
-            if not isinstance(value, (int, np.integer)) or value < low:
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+                    or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         return xs, start_ids
 

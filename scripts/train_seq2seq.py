@@ -502,6 +502,9 @@ def _run(argv):
             path = model.save_params(args.save, vocab=id_to_char, task=name, reverse=args.reverse,
                                      data_seed=args.data_seed, accuracy=history["greedy"][-1])
             print(f"saved {path}")
+    except FloatingPointError as exc:  # answering with weights gone non-finite
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # Ctrl-C between two epochs' training: evaluating, saving
         done = f"; epoch {trainer.epoch}'s checkpoint is written: resume with --resume " \
                f"{args.checkpoint}" if args.checkpoint and trainer.epoch else ""

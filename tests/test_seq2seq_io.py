@@ -141,3 +141,102 @@ def test_plot_attention_errors():
         plot_attention(np.ones(3), ["a", "b", "c"], ["x"])
     with pytest.raises(ValueError, match="plot format"):
         plot_attention(np.ones((1, 1)), ["a"], ["x"], path="map.txt")
+
+
+# -- what a careful user gets wrong, and is told -------------------------------------------
+
+
+def _batch(seed=0, n=5):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, V, (n, 4)), rng.integers(0, V, (n, 3))
+
+
+@pytest.mark.parametrize("cls", [Seq2seq, PeekySeq2seq, AttentionSeq2seq])
+def test_backward_after_generate_is_refused_not_run_on_the_wrong_values(cls):
+    xs, ts = _batch()
+    model = cls(V, D, H, seed=0)
+    model.forward(xs, ts)
+    model.generate(xs, 0, 2)  # runs the layers on other inputs
+    with pytest.raises(RuntimeError, match="generating in between"):
+        model.backward()
+    model.forward(xs, ts)  # a new forward: backward is fine again
+    model.backward()
+
+
+def test_a_language_models_backward_after_generate_is_refused():
+    from models import Rnnlm
+
+    rng = np.random.default_rng(0)
+    model = Rnnlm(V, D, H, seed=0)
+    model.forward(rng.integers(0, V, (2, 3)), rng.integers(0, V, (2, 3)))
+    model.generate([1, 2], 3)
+    with pytest.raises(RuntimeError, match="generating in between"):
+        model.backward()
+
+
+@pytest.mark.parametrize("beam_width", [1, 2])
+def test_a_diverged_model_is_told_not_answered(beam_width):
+    from models import Rnnlm
+
+    xs, _ = _batch()
+    model = Seq2seq(V, D, H, seed=0)
+    model.params[-1][...] = np.nan
+    with pytest.raises(FloatingPointError, match="non-finite scores"):
+        model.generate(xs, 0, 3, beam_width=beam_width)
+    lm = Rnnlm(V, D, H, seed=0)
+    lm.params[-1][...] = np.nan
+    with pytest.raises(FloatingPointError, match="non-finite scores"):
+        lm.generate([1], 3, beam_width=2)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m, xs, ts: m.generate(xs, 1.7, 3), TypeError, "start_id must hold integer"),
+    (lambda m, xs, ts: m.generate(xs, True, 3), TypeError, "start_id must hold integer"),
+    (lambda m, xs, ts: m.generate(xs, np.ones((2, 2), int), 3), ValueError, "one per question"),
+    (lambda m, xs, ts: m.generate(xs, 0, True), ValueError, "sample_size must be an integer"),
+    (lambda m, xs, ts: m.generate(xs, 0, 2, beam_width=True), ValueError, "beam_width"),
+    (lambda m, xs, ts: m.generate(xs[:, :0], 0, 3), ValueError, "at least one column"),
+    (lambda m, xs, ts: m.forward(xs, ts.astype(float)), TypeError, r"ts\[:, :-1\]"),
+    (lambda m, xs, ts: m.forward(xs, np.where(ts == ts[0, 1], -1, ts)), ValueError,
+     r"ts\[:, :-1\] \(the decoder's input\) holds the id -1"),
+    (lambda m, xs, ts: seq2seq_accuracy(m, xs, ts[:, :1]), ValueError, "2 columns or more"),
+    (lambda m, xs, ts: eval_seq2seq(m, xs[:3], ts[:3], {i: str(i) for i in range(V)}),
+     ValueError, "scores one question"),
+])
+def test_bad_arguments_are_named(call, error, message):
+    xs, ts = _batch()
+    ts[:, 1] = np.arange(len(ts)) % V  # a decoder input id to replace with -1
+    with pytest.raises(error, match=message):
+        call(Seq2seq(V, D, H, seed=0), xs, ts)
+
+
+def test_the_book_generate_by_beam_refuses_a_state_of_many_rows():
+    from models import RnnlmGen
+
+    model = RnnlmGen(V, D, H, seed=0)
+    model.predict(np.random.default_rng(0).integers(0, V, (4, 3)))
+    with pytest.raises(ValueError, match="carried state holds 4 rows"):
+        model.generate(1, sample_size=3, beam_width=2)
+
+
+def test_small_layers_and_files_refuse_what_does_not_fit(tmp_path):
+    from layers import Concat, TimeLSTM
+    from layers.bidirectional import Bidirectional
+
+    concat = Concat()
+    concat.forward(np.ones((2, 3, 4), np.float32), np.ones((2, 3, 2), np.float32))
+    with pytest.raises(ValueError, match="6 wide"):
+        concat.backward(np.ones((2, 3, 9), np.float32))
+    rng = np.random.default_rng(0)
+
+    def lstm(stateful):
+        return TimeLSTM(*(rng.standard_normal(s).astype(np.float32)
+                          for s in ((3, 8), (2, 8), (8,))), stateful=stateful)
+
+    with pytest.raises(ValueError, match="cannot be stateful"):
+        Bidirectional(lstm(True), lstm(False))
+    model = Seq2seq(V, D, H, seed=0)
+    with pytest.raises(ValueError, match="fewer than the model's 9 ids"):
+        model.save_params(tmp_path / "m.npz", vocab=["a", "b"])
+    with pytest.raises(ValueError, match="keys are not those ids"):
+        model.save_params(tmp_path / "m.npz", vocab={i + 1: str(i) for i in range(V)})
