@@ -14,6 +14,8 @@ by adding it to that dict.
 
 import os
 
+import numpy as np
+
 from common.serialization import load_npz
 from models.attention_seq2seq import AttentionSeq2seq
 from models.base import LanguageModel, Model, check_shapes
@@ -51,7 +53,8 @@ def build_model(name: str, vocab_size: int, wordvec_size: int = 100, hidden_size
 
 
 def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
-                      shapes: dict | None = None, source: str | None = None) -> Model:
+                      shapes: dict | None = None, source: str | None = None,
+                      dtype=None) -> Model:
     """Rebuild a model from its class name and the ``config`` saved with it.
 
     With ``shapes`` (``{name: shape}`` of the arrays a file holds), the
@@ -59,7 +62,8 @@ def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
     file whose config claims sizes its arrays do not have is refused before
     anything is allocated (``source`` names the arrays in the message).
     Raises ``ValueError`` for an unknown class, a config that does not fit
-    the class, or shapes that do not fit the config.
+    the class, or shapes that do not fit the config. ``dtype``: the
+    parameters' (None: the class's default, float32).
     """
     cls = MODEL_CLASSES.get(class_name)
     if cls is None:
@@ -73,7 +77,7 @@ def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
             check_shapes(expected, shapes, source or f"arrays for {class_name} {config!r:.200}",
                          class_name)
     try:
-        return cls(**config, seed=seed)
+        return cls(**config, seed=seed, **({} if dtype is None else {"dtype": dtype}))
     except TypeError as exc:
         raise ValueError(f"config {config!r:.200} does not fit {class_name}: {exc}") from None
 
@@ -97,8 +101,11 @@ def load_model(path: str | os.PathLike) -> tuple[Model, dict]:
     if not isinstance(meta["model"], str):
         raise ValueError(f"{path}: the model class in its metadata is not a name")
     shapes = {name: a.shape for name, a in arrays.items()}
+    # Saved from a float64 model (a gradient check's): rebuilt as one, bit for bit.
+    dtype = np.float64 if {a.dtype for a in arrays.values()} == {np.dtype(np.float64)} else None
     model = model_from_config(meta["model"], meta["config"], shapes=shapes,
-                              source=f"{os.fspath(path)} (config {meta['config']!r:.200})")
+                              source=f"{os.fspath(path)} (config {meta['config']!r:.200})",
+                              dtype=dtype)
     model.set_named_params(arrays, source=os.fspath(path))
     return model, meta
 

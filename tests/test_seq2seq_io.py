@@ -240,3 +240,11 @@ def test_small_layers_and_files_refuse_what_does_not_fit(tmp_path):
         model.save_params(tmp_path / "m.npz", vocab=["a", "b"])
     with pytest.raises(ValueError, match="keys are not those ids"):
         model.save_params(tmp_path / "m.npz", vocab={i + 1: str(i) for i in range(V)})
+
+
+def test_a_float64_model_loads_as_float64_bit_for_bit(tmp_path):
+    model = AttentionSeq2seq(V, D, H, seed=0, dtype=np.float64)
+    model.save_params(tmp_path / "m.npz")
+    again, _ = load_model(tmp_path / "m.npz")
+    assert all(p.dtype == np.float64 and np.array_equal(p, q)
+               for p, q in zip(again.params, model.params, strict=True))
