@@ -49,11 +49,7 @@ class AttentionEncoder(Encoder):
 
     def final_state(self):
         """The summary ``(N, H)`` of the question that starts the decoder."""
-        hs = self.hs
-        if not self.bidirectional:
-            return hs[:, -1, :]
-        H2 = hs.shape[2] // 2
-        return xp.concatenate([hs[:, -1, :H2], hs[:, 0, H2:]], axis=1)
+        return summary(self.hs, self.bidirectional)
 
     def backward(self, dhs, dh=None):
         if dh is not None:
@@ -65,6 +61,16 @@ class AttentionEncoder(Encoder):
             else:
                 dhs[:, -1, :] += dh
         self.embed.backward(self.lstm.backward(dhs))
+
+
+def summary(enc_hs, bidirectional: bool):
+    """The encoder states ``(N, T_enc, H)`` summed up in one ``(N, H)``: the last
+    step's, or for a bidirectional encoder each direction's last (the backward
+    half reads the question from its end, so its last state is at step 0)."""
+    if not bidirectional:
+        return enc_hs[:, -1, :]
+    H2 = enc_hs.shape[2] // 2
+    return xp.concatenate([enc_hs[:, -1, :H2], enc_hs[:, 0, H2:]], axis=1)
 
 
 class AttentionDecoder(Decoder):
@@ -113,8 +119,12 @@ class AttentionDecoder(Decoder):
 
     # -- generation: begin / step / select (see models.seq2seq) ---------------------------
 
+    # Set by the model: the book-style decoder.generate(encoder.forward(xs), ...)
+    # then starts from the state the model's own generate and training start from.
+    bidirectional_encoder = False
+
     def begin(self, enc_hs, h=None):
-        super().begin(enc_hs[:, -1] if h is None else h)
+        super().begin(summary(enc_hs, self.bidirectional_encoder) if h is None else h)
         self.enc_hs = enc_hs
         self._weights = []  # attention weights of the steps so far, each (M, T_enc)
 
@@ -149,6 +159,7 @@ class AttentionSeq2seq(Seq2seq):
         self.bidirectional = bool(bidirectional)
         super().__init__(vocab_size, wordvec_size, hidden_size, seed=seed, rng=rng, dtype=dtype)
         self.config["bidirectional"] = self.bidirectional
+        self.decoder.bidirectional_encoder = self.bidirectional
 
     @classmethod
     def param_shapes(cls, config: dict) -> dict:

@@ -248,3 +248,10 @@ def test_a_float64_model_loads_as_float64_bit_for_bit(tmp_path):
     again, _ = load_model(tmp_path / "m.npz")
     assert all(p.dtype == np.float64 and np.array_equal(p, q)
                for p, q in zip(again.params, model.params, strict=True))
+
+
+def test_the_book_style_generate_of_a_bidirectional_model_answers_as_the_model():
+    xs, _ = _batch(3)
+    model = AttentionSeq2seq(V, D, H, seed=0, bidirectional=True)
+    book = model.decoder.generate(model.encoder.forward(xs), 0, 4)  # the book's AttentionSeq2seq
+    np.testing.assert_array_equal(book, model.generate(xs, 0, 4))
