@@ -37,15 +37,22 @@ class Bidirectional:
         self.params = forward_layer.params + backward_layer.params
         self.grads = forward_layer.grads + backward_layer.grads
         self.H_f = None
+        self.out_shape = None
 
     def forward(self, xs):
         check_ndim("xs", xs, 3, "(N, T, D)")
         hs_f = self.forward_layer.forward(xs)
         hs_b = self.backward_layer.forward(xs[:, ::-1])[:, ::-1]
         self.H_f = hs_f.shape[2]
+        self.out_shape = (hs_f.shape[0], hs_f.shape[1], hs_f.shape[2] + hs_b.shape[2])
         return xp.concatenate([hs_f, hs_b], axis=2)
 
     def backward(self, dhs):
+        if self.H_f is None:
+            raise RuntimeError("backward() needs a forward() first")
+        if dhs.shape != self.out_shape:  # both halves' widths: say the whole shape
+            raise ValueError(f"dhs must have shape {self.out_shape} (the forward's output: "
+                             f"both directions), got {dhs.shape}")
         H_f = self.H_f
         dxs = self.forward_layer.backward(xp.ascontiguousarray(dhs[:, :, :H_f]))
         dxs_rev = self.backward_layer.backward(xp.ascontiguousarray(dhs[:, ::-1, H_f:]))

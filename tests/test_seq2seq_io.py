@@ -235,6 +235,10 @@ def test_small_layers_and_files_refuse_what_does_not_fit(tmp_path):
 
     with pytest.raises(ValueError, match="cannot be stateful"):
         Bidirectional(lstm(True), lstm(False))
+    bi = Bidirectional(lstm(False), lstm(False))
+    bi.forward(np.ones((2, 5, 3), np.float32))
+    with pytest.raises(ValueError, match=r"dhs must have shape \(2, 5, 4\) .* got \(2, 5, 2\)"):
+        bi.backward(np.ones((2, 5, 2), np.float32))
     model = Seq2seq(V, D, H, seed=0)
     with pytest.raises(ValueError, match="fewer than the model's 9 ids"):
         model.save_params(tmp_path / "m.npz", vocab=["a", "b"])
