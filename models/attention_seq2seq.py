@@ -127,6 +127,7 @@ class AttentionDecoder(Decoder):
         super().begin(summary(enc_hs, self.bidirectional_encoder) if h is None else h)
         self.enc_hs = enc_hs
         self._weights = []  # attention weights of the steps so far, each (M, T_enc)
+        self.attention.attention_weights = []  # none yet (also when no step follows)
 
     def step(self, ids):
         dec_hs = self.lstm.forward(self.embed.forward(ids[:, None]))

@@ -33,6 +33,13 @@ class Init:
     """
 
     def __init__(self, seed=None, rng=None, dtype=np.float32, init_scale=None):
+        try:
+            floating = dtype is not None and np.dtype(dtype).kind == "f"
+        except TypeError:
+            floating = False
+        if not floating:
+            raise ValueError(f"dtype must be a floating type (np.float32 to train, np.float64 "
+                             f"for gradient checks), got {dtype!r}")
         self.rng = rng if rng is not None else np.random.default_rng(seed)
         self.dtype = dtype
         self.init_scale = init_scale

@@ -260,7 +260,10 @@ class Seq2seq(Model):
         """
         xs, start_ids = self._check_generate(xs, start_id, sample_size, beam_width)
         self._forget_forward()
-        if xs.shape[0] == 0:  # no questions, no answers
+        if xs.shape[0] == 0:  # no questions, no answers (and no attention weights)
+            attention = getattr(self.decoder, "attention", None)
+            if attention is not None:
+                attention.attention_weights = []
             return np.zeros((0, sample_size), dtype=np.int64)
         self._begin(xs)
         if beam_width == 1:

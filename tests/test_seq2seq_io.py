@@ -259,3 +259,16 @@ def test_the_book_style_generate_of_a_bidirectional_model_answers_as_the_model()
     model = AttentionSeq2seq(V, D, H, seed=0, bidirectional=True)
     book = model.decoder.generate(model.encoder.forward(xs), 0, 4)  # the book's AttentionSeq2seq
     np.testing.assert_array_equal(book, model.generate(xs, 0, 4))
+
+
+def test_a_models_dtype_is_a_floating_type_and_attention_weights_are_of_the_last_call():
+    for dtype in (np.int32, None, "no such type"):
+        with pytest.raises(ValueError, match="dtype must be a floating type"):
+            Seq2seq(V, D, H, dtype=dtype)
+    xs, _ = _batch()
+    model = AttentionSeq2seq(V, D, H, seed=0)
+    model.generate(xs, 0, 3)
+    assert len(model.decoder.attention.attention_weights) == 3
+    for questions, length in ((xs, 0), (xs[:0], 3)):
+        model.generate(questions, 0, length)
+        assert model.decoder.attention.attention_weights == []
