@@ -291,19 +291,21 @@ class Model:
                     setattr(layer, name, None if value is None else value.copy())
 
     @contextlib.contextmanager
-    def evaluating(self):
+    def evaluating(self, restore_state: bool = True):
         """``with model.evaluating():`` dropout is off inside; on leaving, the
         train/eval mode and the carried recurrent state are what they were
         on entering (so evaluating or sampling in the middle of training
-        changes nothing about the training run)."""
+        changes nothing about the training run). ``restore_state=False``
+        leaves the state where the body left it (the book's ``generate``)."""
         modes = [(layer, layer.train_flg) for layer in self._all_layers()
                  if hasattr(layer, "train_flg")]
-        state = self.get_state()
+        state = self.get_state() if restore_state else None
         self.eval()
         try:
             yield self
         finally:
-            self.set_state(state)
+            if restore_state:
+                self.set_state(state)
             for layer, mode in modes:
                 layer.train_flg = mode
 

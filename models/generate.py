@@ -49,8 +49,6 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
     """
     V = model.vocab_size
     start_ids = _check_generate_args(start_ids, length, temperature, top_k, stop_id, rng, V)
-    if hasattr(model, "_forget_forward"):
-        model._forget_forward()
     if beam_width is not None:
         if not _is_int(beam_width) or beam_width < 1:
             raise ValueError(f"beam_width must be an integer >= 1 or None, got {beam_width!r}")
@@ -59,6 +57,8 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
                              "temperature, top_k or rng (leave them at their defaults)")
         with _carrying_state(model):
             return beam_search_lm(model, start_ids, length, beam_width, stop_id=stop_id)
+    if hasattr(model, "_forget_forward"):  # (beam_search_lm does the same)
+        model._forget_forward()
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
     with model.evaluating(), _carrying_state(model):

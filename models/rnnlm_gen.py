@@ -25,8 +25,6 @@ NumPy's global generator is used, so ``np.random.seed`` works as in the
 book.
 """
 
-from contextlib import contextmanager
-
 import numpy as np
 
 from common.backend import to_cpu, xp
@@ -62,7 +60,7 @@ def sample_ids(model, start_id: int, skip_ids=None, sample_size: int = 100, rng=
     draw = rng.random if isinstance(rng, np.random.Generator) else (
         np.random.random if rng is None else np.random.default_rng(rng).random)
 
-    with _dropout_off(model):
+    with model.evaluating(restore_state=False):  # dropout off, the state goes on
         word_ids = [int(start_id)]
         x = int(start_id)
         while len(word_ids) < sample_size:
@@ -94,23 +92,10 @@ def search_ids(model, start_id: int, skip_ids=None, sample_size: int = 100,
         raise ValueError(f"the carried state holds {max(rows)} rows; generate continues one "
                          f"sequence: call reset_state() (or predict a prompt of one row) first")
     model._forget_forward()
-    with _dropout_off(model):
+    with model.evaluating(restore_state=False):  # dropout off, the state goes on
         ids = beam_search(_LanguageModelDecoder(model, skip if skip.any() else None),
                           np.asarray([start_id]), sample_size - 1, int(beam_width))[0]
     return [int(start_id)] + [int(i) for i in ids]
-
-
-@contextmanager
-def _dropout_off(model):
-    """Dropout off while generating; each layer's mode given back after."""
-    modes = [(layer, layer.train_flg) for layer in model._all_layers()
-             if hasattr(layer, "train_flg")]
-    model.eval()
-    try:
-        yield
-    finally:
-        for layer, mode in modes:
-            layer.train_flg = mode
 
 
 class RnnlmGen(Rnnlm):

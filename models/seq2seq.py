@@ -236,9 +236,9 @@ class Seq2seq(Model):
             raise ValueError("xs and ts hold no pairs (0 rows): a batch needs at least one")
         if xs.shape[1] == 0:
             raise ValueError("xs needs at least one column: a question of at least one id")
-        check_ids("xs", xs, self.vocab_size)
-        # The targets ts[:, 1:] may hold the ignore label (the loss checks them); the
-        # decoder's input may not.
+        # xs is checked by the encoder's embedding; the targets ts[:, 1:] may hold the
+        # ignore label (the loss checks them); the decoder's input may not, and its
+        # embedding would call it xs.
         check_ids("ts[:, :-1] (the decoder's input)", ts[:, :-1], self.vocab_size)
 
     def backward(self, dout: float = 1) -> None:

@@ -245,12 +245,9 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def load_problem(args, path, V, id_to_char) -> str | None:
-    """Why the parameters in ``path`` do not fit this run, said in flags, or None."""
-    try:
-        _, meta = load_npz(path)
-    except (ValueError, OSError) as exc:
-        return f"--load: {exc}"
+def load_problem(args, path, meta, V, id_to_char) -> str | None:
+    """Why the parameters in ``path`` (its metadata ``meta``) do not fit this
+    run, said in flags, or None."""
     if meta.get("format") == "rnnlab-checkpoint":
         return (f"--load {path} is a training checkpoint, not a model: continue its run with "
                 f"--resume {path}")
@@ -394,9 +391,16 @@ def _run(argv):
     if not args.ignore_memory_check and (problem := memory_problem(args, V, steps)):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    if args.load and (problem := load_problem(args, args.load, V, id_to_char)):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    loaded = None  # (arrays, meta) of --load, read once
+    if args.load:
+        try:
+            loaded = load_npz(args.load)
+        except (ValueError, OSError) as exc:
+            print(f"error: --load: {exc}", file=sys.stderr)
+            return 2
+        if problem := load_problem(args, args.load, loaded[1], V, id_to_char):
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     data_sha256 = file_sha256(args.data) if args.data else None
     if args.data_sha256 not in (None, data_sha256):
         print(f"error: cannot resume: {args.data} has changed since the run began (its SHA-256 "
@@ -404,10 +408,10 @@ def _run(argv):
         return 2
     args.data_sha256 = data_sha256
     model = build_model(args, V)
-    if args.load:
+    if loaded:
         try:
-            model.load_params(args.load)
-        except (ValueError, OSError) as exc:
+            model.set_named_params(loaded[0], source=args.load)
+        except ValueError as exc:
             print(f"error: --load: {exc}", file=sys.stderr)
             return 2
     trainer = Trainer(model, Adam(lr=args.lr))
