@@ -9,6 +9,7 @@
 * A number out of range is refused while the command line is read, with
   the range in the message: the argparse types :func:`at_least` (integers)
   and :func:`positive_float` (finite, above zero: not ``nan``, not ``inf``).
+* What a diverging batch does, ``--on-nan``: :func:`add_on_nan_argument`.
 * Every file a run will write is checked before it starts:
   :func:`output_flags_problem` (for one path,
   :func:`common.serialization.output_path_problem`, which ``fit`` uses too);
@@ -23,6 +24,7 @@ import os
 
 from common.plot import plot_format
 from common.serialization import output_path_problem
+from common.training_guards import MAX_SKIPS_IN_A_ROW
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
@@ -35,6 +37,24 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
         if "(default:" in (action.help or "") or action.default is None:
             return action.help
         return super()._get_help_string(action)
+
+
+def add_on_nan_argument(group) -> None:
+    """Add ``--on-nan {raise,skip}`` (``fit``'s ``on_nan``) to an argparse group."""
+    group.add_argument(
+        "--on-nan", choices=["raise", "skip"], default="raise",
+        help="a batch whose loss is NaN, infinite or far worse than guessing: 'raise' stops "
+             "the run (the last checkpoint is kept), 'skip' drops the batch and goes on "
+             f"(stopping after {MAX_SKIPS_IN_A_ROW} such batches in a row)")
+
+
+def skipped_batches_notice(trainer) -> str | None:
+    """The line to print after a run that skipped batches (``--on-nan skip``), or None."""
+    n = trainer.skipped_batches
+    if not n:
+        return None
+    return (f"notice: {n} batch{'es' if n != 1 else ''} with a NaN, infinite or runaway loss "
+            "were skipped (--on-nan skip); a smaller --lr or clipping may avoid them")
 
 
 def at_least(low: int, high: int | None = None):

@@ -96,8 +96,8 @@ class DivergenceGuard:
             "than guessing)")
         raise TrainingDiverged(
             f"the loss became {what} at {where}{_kept(self.checkpoint)}. Try a smaller learning "
-            "rate or gradient clipping (max_grad, --max-grad), or on_nan='skip' to drop such "
-            "batches."
+            "rate or gradient clipping (max_grad, --max-grad), or on_nan='skip' (--on-nan skip) "
+            "to drop such batches."
         )
 
     def check_params(self, trainer) -> None:

@@ -32,11 +32,13 @@ from common import optimizer as optimizers  # noqa: E402
 from common.checkpoint import read_checkpoint  # noqa: E402
 from common.cli import (  # noqa: E402
     HelpFormatter,
+    add_on_nan_argument,
     checkpoint_problem,
     explicit_dests,
     flag,
     output_flags_problem,
     plot_path,
+    skipped_batches_notice,
 )
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
@@ -138,6 +140,7 @@ def build_parser(description=None, defaults=None):
     train.add_argument("--val", action="store_true",
                        help="validation perplexity after every epoch; keep the best model")
     train.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
+    add_on_nan_argument(train)
     train.add_argument("--eval-interval", type=int, default=20,
                        help="record the training perplexity every N iterations")
     out = p.add_argument_group("output")
@@ -417,6 +420,7 @@ def train(trainer, args, data):
             lr_decay=args.lr_decay, patience=args.patience, lr_halve_from=args.lr_halve_from,
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
             clip_value=args.clip_value, verbose=not args.quiet, log_every=args.log_every,
+            on_nan=args.on_nan,
         )
     except TrainingInterrupted as exc:
         print(file=sys.stderr)
@@ -475,6 +479,9 @@ def main(argv=None, description=None, defaults=None):
     elapsed = time.perf_counter() - start
     train_ppl = trainer.history["train_ppl"][-1] if trainer.history["train_ppl"] else math.nan
     print(f"train perplexity {train_ppl:.2f} (last epoch), {elapsed:.1f} s")
+    notice = skipped_batches_notice(trainer)
+    if notice:
+        print(notice, file=sys.stderr)
     if not save_outputs(trainer, args, data):
         return 1
     if args.eval:

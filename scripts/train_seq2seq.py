@@ -31,6 +31,7 @@ from common.attention_map import attention_matrix, plot_attention  # noqa: E402
 from common.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
 from common.cli import (  # noqa: E402
     HelpFormatter,
+    add_on_nan_argument,
     at_least,
     checkpoint_problem,
     explicit_dests,
@@ -38,6 +39,7 @@ from common.cli import (  # noqa: E402
     output_flags_problem,
     plot_path,
     positive_float,
+    skipped_batches_notice,
 )
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
@@ -107,6 +109,7 @@ def parse_args(argv=None):
                             "(epoch 1 runs at --lr) (default: never)")
     train.add_argument("--seed", type=at_least(0), default=0,
                        help="seed of the weights and of the batch order")
+    add_on_nan_argument(train)
     train.add_argument("--eval-interval", type=at_least(1), default=20,
                        help="record the training loss this often (iterations)")
     ev = p.add_argument_group("evaluation")
@@ -469,7 +472,8 @@ def _run(argv):
                 trainer.fit(x_train, t_train, max_epoch=1, batch_size=args.batch_size,
                             max_grad=args.max_grad, eval_interval=args.eval_interval,
                             checkpoint=args.checkpoint, verbose=not args.quiet, seed=args.seed,
-                            restore_best=False, lr_halve_from=args.lr_halve_from)
+                            restore_best=False, lr_halve_from=args.lr_halve_from,
+                            on_nan=args.on_nan)
             except TrainingInterrupted as exc:
                 print(f"\n{exc}", file=sys.stderr)
                 return exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM
@@ -500,6 +504,9 @@ def _run(argv):
             plot_attention_examples(model, x_test[rows], t_test[rows], id_to_char, args.reverse,
                                     args.attention_plot, 1)
             print(f"attention heat maps: {args.attention_plot}")
+        notice = skipped_batches_notice(trainer)
+        if notice:
+            print(notice, file=sys.stderr)
         if plotted:
             print(f"accuracy plot: {args.plot}")
         if args.save:

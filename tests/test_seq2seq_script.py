@@ -345,6 +345,24 @@ def test_a_diverged_run_ends_with_a_message_and_status_1(pairs_file, monkeypatch
     assert "error: the loss became nan" in capsys.readouterr().err
 
 
+def test_on_nan_reaches_fit_and_skipped_batches_are_announced(pairs_file, monkeypatch, capsys):
+    module = script()
+    fit = module.Trainer.fit
+    seen = []
+
+    def fit_skipping_two(trainer, *args, **kwargs):
+        seen.append(kwargs["on_nan"])
+        fit(trainer, *args, **kwargs)
+        trainer.skipped_batches += 2  # as if two batches had diverged
+
+    monkeypatch.setattr(module.Trainer, "fit", fit_skipping_two)
+    assert module.main(["--data", pairs_file, *SMALL, "--plot", "none",
+                        "--on-nan", "skip"]) == 0
+    assert seen and set(seen) == {"skip"}
+    assert "notice: 2 batches with a NaN, infinite or runaway loss were skipped (--on-nan skip)" \
+        in capsys.readouterr().err
+
+
 def test_only_a_plot_that_was_drawn_is_announced(pairs_file, tmp_path, capsys):
     assert script().main(["--data", pairs_file, *SMALL[2:], "--epochs", "0",
                           "--plot", str(tmp_path / "p.png")]) == 0

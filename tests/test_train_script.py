@@ -377,6 +377,14 @@ def test_a_diverging_learning_rate_exits_1_with_a_clear_error(script, capsys):
     assert script.main([*SMALL, "--lr", "1e10", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: the loss became ") and "--max-grad" in err
+    assert "--on-nan skip" in err  # the flag that would drop such batches
+
+
+def test_on_nan_skip_drops_diverging_batches_and_stops_after_ten_in_a_row(script, capsys):
+    assert script.main([*SMALL, "--lr", "1e10", "--quiet", "--on-nan", "skip"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the loss became ")
+    assert "(10 batches in a row were skipped)" in err
 
 
 def test_progress_lines_every_n_iterations_when_stdout_is_not_a_terminal(script, capsys):
