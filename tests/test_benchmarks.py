@@ -46,6 +46,18 @@ def test_the_reference_is_imported_from_the_benchmarks_package():
     assert hasattr(reference_textbook, "SimpleRnnlm")
 
 
+def test_contention_times_a_product_alone_and_two_at_once(monkeypatch, capsys):
+    """``python -m benchmarks.contention`` prints one row per shape: the time
+    alone, of each of the two processes at once, and the slowdown. Tiny sizes."""
+    from benchmarks import contention
+
+    monkeypatch.setattr(contention, "SHAPES", [(4, 8, 16)])
+    rows = contention.main(["--repeats", "1"])
+    assert len(rows) == 1 and rows[0][0] == (4, 8, 16)
+    assert all(t > 0 for t in rows[0][1:])
+    assert "4 x 8 @ 8 x 16" in capsys.readouterr().out
+
+
 def test_only_char_runs_the_character_level_section_alone(monkeypatch, capsys):
     """``--only char`` prints the machine and the character-level rows (the
     bound and rnnlab / bound for each), and never reads PTB. Tiny sizes."""
