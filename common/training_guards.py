@@ -94,10 +94,12 @@ class DivergenceGuard:
         what = f"{loss}" if not math.isfinite(loss) else (
             f"{loss:.4g}, above {self.bound:.1f} (5 x log of the vocabulary size, far worse "
             "than guessing)")
+        # Dropping such batches is only advice for a run that does not already.
+        skip = "" if self.on_nan == "skip" else \
+            ", or on_nan='skip' (--on-nan skip) to drop such batches"
         raise TrainingDiverged(
             f"the loss became {what} at {where}{_kept(self.checkpoint)}. Try a smaller learning "
-            "rate or gradient clipping (max_grad, --max-grad), or on_nan='skip' (--on-nan skip) "
-            "to drop such batches."
+            f"rate or gradient clipping (max_grad, --max-grad){skip}."
         )
 
     def check_params(self, trainer) -> None:

@@ -385,6 +385,7 @@ def test_on_nan_skip_drops_diverging_batches_and_stops_after_ten_in_a_row(script
     err = capsys.readouterr().err
     assert err.startswith("error: the loss became ")
     assert "(10 batches in a row were skipped)" in err
+    assert "--on-nan skip" not in err  # it is in effect already: no advice to give it
 
 
 def test_progress_lines_every_n_iterations_when_stdout_is_not_a_terminal(script, capsys):
