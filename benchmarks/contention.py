@@ -9,8 +9,9 @@ product runs as fast with the other core multiplying too. On a virtual
 machine the two CPUs need not be independent, and how independent they are
 can change while it runs: on the 2-core AMD EPYC of these rounds, a
 32 x 256 by 256 x 512 product (a step's half at H = 256) took 109 us alone
-and 147-149 us with a twin beside it in one run, and 106-111 against
-106-116 us twenty minutes later, the machine otherwise idle both times.
+and 147-149 us with a twin beside it (a one-off timer of the same two
+processes), and 106-111 against 106-116 us twenty minutes later (this
+module), the machine otherwise idle both times.
 This is one source of the run-to-run noise of the two-core figures (the
 benchmark's character-level rows moved by up to half from run to run).
 
