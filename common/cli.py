@@ -107,12 +107,22 @@ def output_flags_problem(args: argparse.Namespace, examples: dict[str, str]) -> 
 
     ``examples`` maps each destination that names a file (``"save"``,
     ``"plot"`` ...) to the file name a message suggests when a folder is
-    given; a destination ``args`` lacks or leaves empty is skipped.
+    given; a destination ``args`` lacks or leaves empty is skipped. Two
+    destinations may not name the same file: the one written last would
+    replace the other (a model saved over the checkpoint leaves a run that
+    cannot be resumed).
     """
+    given = {}
     for dest, example in examples.items():
         path = getattr(args, dest, None)
-        if path and (problem := output_path_problem(flag(dest), path, example)):
+        if not path:
+            continue
+        if problem := output_path_problem(flag(dest), path, example):
             return problem
+        other = given.setdefault(os.path.realpath(path), dest)
+        if other != dest:
+            return (f"{flag(other)} and {flag(dest)} name the same file {path}; the one "
+                    f"written last would replace the other: give them different names")
     return None
 
 

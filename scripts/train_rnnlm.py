@@ -7,7 +7,7 @@ epochs, perplexity curve in ppl.png (a few seconds on a laptop).
     python scripts/train_rnnlm.py                                   # the demo
     python scripts/train_rnnlm.py --corpus-size 0 --epochs 1 \\
         --batch-size 20 --time-size 35 --eval                       # full PTB
-    python scripts/train_rnnlm.py --text-file book.txt --level char # any text
+    python scripts/train_rnnlm.py --text-file book.txt --level char # any text, all of it
 
 Everything is checked before training starts: the values of the flags, the
 data source, the output paths and the memory the run needs. Ctrl-C or
@@ -100,8 +100,9 @@ def build_parser(description=None, defaults=None):
                            "none)")
     data.add_argument("--level", choices=["word", "char"], default="word",
                       help="tokens of --corpus text (PTB and synthetic are word level)")
-    data.add_argument("--corpus-size", type=int, default=1000,
-                      help="train on the first N tokens only (0 = all)")
+    data.add_argument("--corpus-size", type=int, default=None,
+                      help="train on the first N tokens only, 0 = all (default: 1000 of PTB "
+                           "or the synthetic corpus, the demo; all of a --text-file)")
     model = p.add_argument_group("model")
     model.add_argument("--model", choices=["simple", "lstm", "gru", "better"], default="simple",
                        help="simple: SimpleRnnlm; lstm: Rnnlm; gru: GruRnnlm; better: BetterRnnlm")
@@ -196,7 +197,7 @@ def check_args(args, explicit=()):
     if args.lr_halve_from is not None and args.lr_halve_from < 2:
         raise UsageError(f"--lr-halve-from must be at least 2 (epoch 1 runs at --lr; give a "
                          f"lower --lr to start lower), got {args.lr_halve_from}")
-    for name in ("corpus_size", "log_every"):
+    for name in ("corpus_size", "log_every", "seed"):
         if getattr(args, name) is not None and getattr(args, name) < 0:
             raise UsageError(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
     for name in ("lr", "max_grad", "clip_value", "init_scale"):
@@ -219,6 +220,9 @@ def _check_corpus_flags(args, explicit):
         args.corpus = "text"  # --text-file alone means: train on that file
     if args.corpus == "text" and not args.text_file:
         raise UsageError("--corpus text needs --text-file")
+    if args.corpus_size is None:
+        # The demo trains on the first 1,000 words of PTB; a user's own text is read whole.
+        args.corpus_size = 0 if args.corpus == "text" else 1000
     if args.level == "char" and args.corpus != "text" and "level" in explicit:
         raise UsageError("--level char needs a text file (--text-file F); PTB and the "
                          "synthetic corpus are word level")
@@ -232,7 +236,11 @@ def _check_corpus_flags(args, explicit):
 
 def settings_of(args):
     """The run's settings, recorded in its checkpoints."""
-    return {k: v for k, v in vars(args).items() if k not in NOT_RECORDED}
+    settings = {k: v for k, v in vars(args).items() if k not in NOT_RECORDED}
+    if args.text_file:
+        # A run resumed from another folder must find the same file.
+        settings["text_file"] = os.path.abspath(args.text_file)
+    return settings
 
 
 def apply_checkpoint_settings(args, explicit):
@@ -251,7 +259,7 @@ def apply_checkpoint_settings(args, explicit):
             continue
         if name not in explicit:
             setattr(args, name, value)
-        elif getattr(args, name) != value and name in FIXED_ON_RESUME:
+        elif not _same_setting(name, getattr(args, name), value) and name in FIXED_ON_RESUME:
             raise UsageError(f"{flag(name)} {getattr(args, name)} differs from the run in "
                              f"{args.resume} ({flag(name)} {value}); drop the flag to continue "
                              "that run, or start a new one")
@@ -259,6 +267,12 @@ def apply_checkpoint_settings(args, explicit):
             notices.append(f"notice: {flag(name)} {getattr(args, name)} replaces the "
                            f"checkpoint's {value} from here on")
     return notices
+
+
+def _same_setting(name, given, recorded):
+    if name == "text_file" and given and recorded:
+        return os.path.abspath(given) == os.path.abspath(recorded)
+    return given == recorded
 
 
 # -- before training: paths, data, memory ----------------------------------------------------

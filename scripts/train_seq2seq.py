@@ -184,14 +184,6 @@ def parse_args(argv=None):
         outputs["attention_plot"] = "attention.png"
     if problem := output_flags_problem(args, outputs):
         p.error(problem)
-    given = {}
-    for dest in outputs:
-        path = getattr(args, dest)
-        if path is not None:
-            other = given.setdefault(os.path.realpath(path), dest)
-            if other != dest:
-                p.error(f"{flag(other)} and {flag(dest)} name the same file {path}; the one "
-                        f"written last would replace the other: give them different names")
     if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
         p.error(problem)
     return args

@@ -74,6 +74,10 @@ BAD_FLAGS = [
     (["--log-every", "-2"], "--log-every must be >= 0, got -2"),
     (["--corpus-size", "-5"], "--corpus-size must be >= 0, got -5"),
     (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["--save", "run.npz", "--checkpoint", "run.npz"],
+     "--save and --checkpoint name the same file run.npz"),
+    (["--save", "p.png"], "--save and --plot name the same file p.png"),
 ]
 
 
@@ -252,6 +256,30 @@ def test_text_file_alone_trains_on_that_file(script, capsys):
                         "--epochs", "1", "--plot", "p.png"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("SimpleRnnlm on book.txt: 499 training tokens, vocabulary 6,")
+
+
+def test_a_text_file_is_read_whole_by_default(script, capsys):
+    """--corpus-size 1000 is the PTB demo; a user's own text is not cut to 1,000 tokens."""
+    Path("book.txt").write_text("the cat sat on the mat . " * 300)
+    assert script.main(["--text-file", "book.txt", "--batch-size", "4", "--time-size", "5",
+                        "--hidden-size", "8", "--wordvec-size", "8", "--epochs", "1",
+                        "--plot", "none"]) == 0
+    assert capsys.readouterr().out.startswith("SimpleRnnlm on book.txt: 1,889 training tokens")
+
+
+def test_a_text_file_run_resumes_from_another_folder(script, capsys):
+    """The checkpoint records where the text file is, not the path as typed."""
+    os.mkdir("run")
+    Path("run/book.txt").write_text("the cat sat on the mat . " * 100)
+    os.chdir("run")
+    assert script.main(["--text-file", "book.txt", "--batch-size", "4", "--time-size", "5",
+                        "--hidden-size", "8", "--wordvec-size", "8", "--epochs", "1",
+                        "--plot", "none", "--checkpoint", "ck.npz", "--quiet"]) == 0
+    os.chdir("..")
+    assert script.main(["--resume", "run/ck.npz", "--epochs", "2", "--quiet"]) == 0
+    assert script.main(["--resume", "run/ck.npz", "--text-file", "run/book.txt",
+                        "--epochs", "3", "--quiet"]) == 0
+    assert read_checkpoint("run/ck.npz")[1]["trainer"]["epoch"] == 3
 
 
 @pytest.mark.parametrize("flags, message", [
