@@ -19,8 +19,14 @@ def clip_grads(grads, max_norm):
     before clipping (``inf`` or ``nan`` if a gradient is not finite; the
     grads are then left as they are).
     """
+    if isinstance(max_norm, bool) or not (isinstance(max_norm, numbers.Real)
+                                          and math.isfinite(max_norm) and max_norm > 0):
+        raise ValueError(f"max_norm must be a number > 0, got {max_norm!r}")
     total = 0.0
     for g in grads:
+        if g.dtype.kind != "f":  # scaling an integer array in place would truncate it
+            raise TypeError(f"clip_grads scales gradients in place; they must be float "
+                            f"arrays, got dtype {g.dtype}")
         flat = g.reshape(-1)
         total += float(flat @ flat)  # one BLAS dot, no temporary array
     norm = math.sqrt(total)
@@ -115,9 +121,13 @@ def clip_grads_value(grads, max_value):
     5)``); unlike :func:`clip_grads` it changes the gradient's direction.
     Can be combined with the global-norm clip (the norm first).
     """
-    if not (isinstance(max_value, (int, float)) and math.isfinite(max_value) and max_value > 0):
+    if isinstance(max_value, bool) or not (isinstance(max_value, numbers.Real)
+                                           and math.isfinite(max_value) and max_value > 0):
         raise ValueError(f"max_value must be a number > 0, got {max_value!r}")
     for g in grads:
+        if g.dtype.kind != "f":  # clipping an integer array would give integer gradients
+            raise TypeError(f"clip_grads_value clips gradients in place; they must be float "
+                            f"arrays, got dtype {g.dtype}")
         xp.clip(g, -max_value, max_value, out=g)
 
 

@@ -201,6 +201,21 @@ def test_clip_grads_value_clips_every_element_and_keeps_the_dtype():
         clip_grads_value(grads, -1.0)
 
 
+@pytest.mark.parametrize("clip", [clip_grads, clip_grads_value])
+@pytest.mark.parametrize("limit", [0, -1.0, float("nan"), float("inf"), True, "5"])
+def test_a_clipping_limit_must_be_a_finite_number_above_zero(clip, limit):
+    grads = [np.full(3, 4.0, np.float32)]
+    with pytest.raises(ValueError, match="must be a number > 0"):
+        clip(grads, limit)
+    np.testing.assert_array_equal(grads[0], 4.0)
+
+
+@pytest.mark.parametrize("clip", [clip_grads, clip_grads_value])
+def test_clipping_refuses_integer_gradients_it_would_truncate(clip):
+    with pytest.raises(TypeError, match="must be float arrays, got dtype int64"):
+        clip([np.full(3, 4, np.int64)], 1.0)
+
+
 def test_fit_with_clip_value_clips_before_the_update(monkeypatch):
     seen = []
 
