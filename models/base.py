@@ -20,6 +20,7 @@ from common.backend import to_cpu, to_gpu
 from common.parallel import deferred
 from common.serialization import load_npz, save_npz
 from layers import TimeEmbedding
+from layers._checks import check_hidden_state
 from models.generate import generate
 
 
@@ -282,13 +283,23 @@ class Model:
         return state
 
     def set_state(self, state: list) -> None:
-        """Restore a state returned by :meth:`get_state`."""
-        values = iter(state)
-        for layer in self._recurrent_layers():
-            for name in ("h", "c"):
-                if hasattr(layer, name):
-                    value = next(values)
-                    setattr(layer, name, None if value is None else value.copy())
+        """Restore a state returned by :meth:`get_state`: the same number of
+        entries, each ``None`` or ``(N, H)`` with the layer's ``H`` and dtype."""
+        slots = [(layer, name) for layer in self._recurrent_layers()
+                 for name in ("h", "c") if hasattr(layer, name)]
+        if not isinstance(state, (list, tuple)) or len(state) != len(slots):
+            got = f"{len(state)} entries" if isinstance(state, (list, tuple)) \
+                else type(state).__name__
+            raise ValueError(f"set_state takes the list get_state() returns: {len(slots)} "
+                             f"entries (h, and c of an LSTM, for each recurrent layer), got "
+                             f"{got}")
+        for i, ((layer, name), value) in enumerate(zip(slots, state, strict=True)):
+            Wh = layer.params[1]  # (H, gates * H) in TimeRNN, TimeLSTM and TimeGRU
+            if value is not None:
+                check_hidden_state(f"state[{i}] ({type(layer).__name__}.{name})", value,
+                                   Wh.shape[0], Wh.dtype)
+        for (layer, name), value in zip(slots, state, strict=True):
+            setattr(layer, name, None if value is None else value.copy())
 
     @contextlib.contextmanager
     def evaluating(self, restore_state: bool = True):

@@ -292,3 +292,28 @@ def test_the_books_attribute_names():
     assert better.lstm_layers == better.lstms and len(better.lstm_layers) == 2
     assert len(better.drop_layers) == 3
     assert all(isinstance(layer, TimeDropout) for layer in better.drop_layers)
+
+
+def test_set_state_restores_get_state_and_refuses_a_state_of_another_shape():
+    model = BetterRnnlm(V, D, H, num_layers=2, seed=0)  # two LSTMs: h, c, h, c
+    model.forward(np.zeros((N, T), dtype=np.int64), np.zeros((N, T), dtype=np.int64))
+    state = model.get_state()
+    assert len(state) == 4
+    model.reset_state()
+    model.set_state(state)
+    for a, b in zip(model.get_state(), state, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="takes the list get_state.. returns: 4 entries .* "
+                                         "got 3 entries"):
+        model.set_state(state[:3])
+    with pytest.raises(ValueError, match="got NoneType"):
+        model.set_state(None)
+    wide = list(state)
+    wide[2] = np.zeros((N, H + 1), np.float32)
+    with pytest.raises(ValueError, match=r"state\[2\] \(TimeLSTM.h\) has shape \(2, 5\), 5 "
+                                         "units, but the layer has H = 4"):
+        model.set_state(wide)
+    with pytest.raises(TypeError, match=r"state\[1\] \(TimeLSTM.c\) has dtype float64"):
+        model.set_state([state[0], state[1].astype(np.float64), *state[2:]])
+    model.set_state([None] * 4)  # nothing carried: the next batch starts from zeros
+    assert model.get_state() == [None] * 4
