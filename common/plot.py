@@ -40,6 +40,7 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
     import matplotlib
 
     ylim = _checked_ylim(ylim)
+    _check_something_to_draw(trainer)
     if path is None and not _in_notebook(matplotlib) and not _can_show(matplotlib):
         path = "ppl.png"
     fmt = plot_format(path) if path is not None else None
@@ -85,6 +86,26 @@ def _checked_ylim(ylim):
     return pair
 
 
+def _check_something_to_draw(trainer):
+    """Before any fit there is nothing to draw: say so rather than write an empty figure."""
+    if not (trainer.figure_list or trainer.history.get(f"val_{trainer.figure}")
+            or trainer.epoch or trainer.iteration):
+        name = "perplexity" if trainer.figure == "ppl" else "loss"
+        raise ValueError(f"nothing to plot yet: call fit() first (it records the training "
+                         f"{name})")
+
+
+def _note_when_empty(ax, trainer):
+    """A run stopped before its first recorded point still gets its figure (an
+    interrupted run writes one), saying why the axes are empty."""
+    if trainer.figure_list or trainer.history.get(f"val_{trainer.figure}"):
+        return
+    name = "perplexity" if trainer.figure == "ppl" else "loss"
+    ax.text(0.5, 0.5, f"no training {name} recorded yet:\nfit() records it every "
+                      f"eval_interval = {trainer.eval_interval} iterations",
+            transform=ax.transAxes, ha="center", va="center", color="0.4")
+
+
 def _draw(ax, trainer):
     name = "perplexity" if trainer.figure == "ppl" else "loss"
     per_epoch = trainer.iters_per_epoch or 1
@@ -112,6 +133,7 @@ def _draw(ax, trainer):
     ax.set_xlabel(f"iterations ({per_epoch} an epoch)")
     ax.set_ylabel(name)
     ax.set_title(_title(trainer), fontsize=10)
+    _note_when_empty(ax, trainer)
     ax.grid(alpha=0.3, which="both")
     if len(ax.get_lines()) > 1:
         ax.legend(fontsize=8)

@@ -247,3 +247,23 @@ def test_plot_with_the_books_ylim_from_zero_keeps_the_log_axis(tmp_path):
         trainer.plot("ppl.png")
     with pytest.raises(TypeError, match="a pair"):
         trainer.plot(ylim=(0, 100, 200), path=tmp_path / "p.png")
+
+
+def test_plot_before_fit_says_there_is_nothing_to_plot(tmp_path):
+    trainer = RnnlmTrainer(SimpleRnnlm(10, 4, 4, seed=0), SGD(0.1))
+    with pytest.raises(ValueError, match=r"nothing to plot yet: call fit\(\) first"):
+        trainer.plot(path=tmp_path / "ppl.png")
+    assert not (tmp_path / "ppl.png").exists()
+
+
+def test_a_run_shorter_than_eval_interval_plots_a_note_instead_of_empty_axes(tmp_path):
+    corpus = synthetic.load_data("train")[0][:200]
+    trainer = RnnlmTrainer(SimpleRnnlm(int(corpus.max()) + 1, 4, 4, seed=0), SGD(0.1))
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=4, time_size=5,
+                eval_interval=20, verbose=False)
+    assert trainer.ppl_list == [] and trainer.iteration == 0 and trainer.epoch == 1
+    fig = trainer.plot(path=tmp_path / "ppl.png")
+    notes = [t.get_text() for t in fig.axes[0].texts]
+    assert notes == ["no training perplexity recorded yet:\nfit() records it every "
+                     "eval_interval = 20 iterations"]
+    assert (tmp_path / "ppl.png").stat().st_size > 0
