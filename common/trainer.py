@@ -326,6 +326,19 @@ class BaseTrainer:
         return plot_training(self, ylim=ylim, path=path, logy=logy)
 
 
+def _check_val_corpus(corpus, vocab_size):
+    corpus = np.asarray(corpus)
+    if corpus.ndim != 1 or corpus.size < 2 or not np.issubdtype(corpus.dtype, np.integer):
+        raise ValueError(f"val_corpus must be a 1-D array of at least 2 integer ids, got "
+                         f"shape {corpus.shape} and dtype {corpus.dtype}")
+    lo, hi = int(corpus.min()), int(corpus.max())
+    if lo < 0 or (vocab_size is not None and hi >= vocab_size):
+        allowed = "ids >= 0" if vocab_size is None else f"range [0, {vocab_size})"
+        raise ValueError(f"val_corpus holds the id {lo if lo < 0 else hi}, outside the "
+                         f"model's vocabulary {allowed}: was it encoded with the training "
+                         f"corpus's word_to_id?")
+
+
 class RnnlmTrainer(BaseTrainer):
     """Fits a language model with truncated BPTT; keeps perplexity histories.
 
@@ -412,6 +425,13 @@ class RnnlmTrainer(BaseTrainer):
         if opts.val_data is not None:
             raise ValueError("RnnlmTrainer validates on val_corpus (a 1-D id array), not "
                              "val_data")
+        if hasattr(self.model, "encoder") and hasattr(self.model, "decoder"):
+            raise TypeError(f"RnnlmTrainer trains a language model on one corpus; "
+                            f"{type(self.model).__name__} learns answers to questions: train "
+                            f"it with Trainer(model, optimizer).fit(x_train, t_train, ...)")
+        if opts.val_corpus is not None:
+            # Checked now, not when the first epoch is over.
+            _check_val_corpus(opts.val_corpus, getattr(self.model, "vocab_size", None))
         return self._train(Lanes(xs, ts, batch_size, time_size), max_epoch, max_grad,
                            eval_interval, opts)
 

@@ -148,7 +148,9 @@ class Model:
         them) into the parameters. A tied array is taken at its first place;
         what the list holds at its later places is ignored."""
         if len(arrays) != len(self.params):
-            raise ValueError(f"{source} holds {len(arrays)} arrays, {type(self).__name__} has "
+            n = len(arrays)
+            raise ValueError(f"{source} holds {n} array{'s' if n != 1 else ''}, "
+                             f"{type(self).__name__} has "
                              f"{len(self.params)} parameters (in params order)")
         named = {}
         for name, a in zip(self.param_names, arrays, strict=True):

@@ -267,3 +267,26 @@ def test_a_run_shorter_than_eval_interval_plots_a_note_instead_of_empty_axes(tmp
     assert notes == ["no training perplexity recorded yet:\nfit() records it every "
                      "eval_interval = 20 iterations"]
     assert (tmp_path / "ppl.png").stat().st_size > 0
+
+
+def test_fit_checks_val_corpus_before_the_first_epoch():
+    corpus = np.arange(200) % 10
+    trainer = RnnlmTrainer(SimpleRnnlm(10, 4, 4, seed=0), SGD(0.1))
+    with pytest.raises(ValueError, match=r"val_corpus holds the id 49, outside the model's "
+                                         r"vocabulary range \[0, 10\)"):
+        trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=2, time_size=5,
+                    val_corpus=np.arange(50), verbose=False)
+    with pytest.raises(ValueError, match="val_corpus must be a 1-D array of at least 2 integer"):
+        trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=2, time_size=5,
+                    val_corpus=np.zeros(20), verbose=False)
+    assert trainer.iteration == 0 and trainer.epoch == 0  # nothing was trained
+
+
+def test_rnnlm_trainer_refuses_a_sequence_to_sequence_model():
+    from models import Seq2seq
+
+    corpus = np.arange(200) % 10
+    trainer = RnnlmTrainer(Seq2seq(10, 4, 4), SGD(0.1))
+    with pytest.raises(TypeError, match=r"train it with Trainer\(model, optimizer\)"):
+        trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=2, time_size=5,
+                    verbose=False)
