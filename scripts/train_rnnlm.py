@@ -318,15 +318,22 @@ def _load_ptb(args):
         test = ptb.load_data("test", data_dir=args.data_dir)[0]
         return train, valid, test, w2i, i2w, "PTB"
     except source_error as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(_in_flag_words(str(exc))) from None
     except ptb.DataNotFoundError as exc:
         if named or args.corpus == "ptb":
-            raise UsageError(str(exc)) from None
+            raise UsageError(_in_flag_words(str(exc))) from None
         first_line = str(exc).splitlines()[0]
         print(f"notice: Penn Treebank is not available ({first_line}).\n"
               "notice: training on the built-in synthetic corpus instead; pass --data-dir "
               "or set RNNLAB_PTB_DIR to use PTB.", file=sys.stderr)
         return None
+
+
+def _in_flag_words(message):
+    """ptb.load_data's message, which names its argument, in this command line's words."""
+    return (message.replace(" to ptb.load_data", "").replace("data_dir argument", "--data-dir")
+            .replace("data_dir=...", "--data-dir").replace("data_dir=", "--data-dir ")
+            .replace("data_dir ", "--data-dir "))
 
 
 def _named_ptb_source(args):

@@ -237,6 +237,17 @@ def test_a_nonexistent_data_dir_is_an_error_not_a_fallback(tmp_path):
     assert "synthetic" not in result.stderr and "Traceback" not in result.stderr
 
 
+def test_an_incomplete_data_dir_is_explained_in_command_line_words(script, capsys):
+    os.mkdir("ptb")
+    Path("ptb/ptb.train.txt").write_text("a truncated file\n")
+    assert usage_error(script, ["--data-dir", "ptb", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert err.startswith("error: --data-dir 'ptb': the folder lacks ptb.valid.txt, "
+                          "ptb.test.txt.\n"), err
+    assert "or pass --data-dir a folder that holds them, or leave --data-dir unset" in err
+    assert "data_dir" not in err
+
+
 def test_a_broken_ptb_dir_in_the_environment_is_an_error_not_a_fallback(tmp_path):
     broken = tmp_path / "ptb"
     broken.mkdir()
