@@ -87,7 +87,11 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     name = os.path.basename(path)
     os.makedirs(folder, exist_ok=True)
     remove_stale_temporaries(path)
-    fd, tmp = _create_temporary(folder, name)
+    try:
+        fd, tmp = _create_temporary(folder, name)
+    except OSError as exc:
+        # The temporary's name means nothing to the caller: name the file they asked for.
+        raise OSError(exc.errno, exc.strerror, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

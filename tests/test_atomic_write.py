@@ -150,6 +150,24 @@ def test_atomic_open_leaves_the_old_file_when_the_block_fails(tmp_path):
     assert temporaries(tmp_path) == []
 
 
+def test_a_folder_it_may_not_write_in_is_reported_with_the_file_asked_for(tmp_path,
+                                                                          monkeypatch):
+    """Not the temporary's name, which the caller never gave (a read-only
+    folder, simulated: the tests may run as root, who may write anywhere)."""
+    real_open = os.open
+
+    def refusing(path, *args, **kwargs):
+        if str(path).endswith(".tmp"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(serialization.os, "open", refusing)
+    with pytest.raises(PermissionError) as info:
+        atomic_write(tmp_path / "m.npz", lambda f: f.write(b"x"))
+    assert info.value.filename == str(tmp_path / "m.npz")
+    assert str(info.value) == f"[Errno 13] Permission denied: '{tmp_path / 'm.npz'}'"
+
+
 def test_a_very_long_file_name_still_gets_a_temporary(tmp_path):
     path = tmp_path / ("m" * 240 + ".npz")
     atomic_write(path, lambda f: f.write(b"x"))
