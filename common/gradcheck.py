@@ -3,7 +3,8 @@
 Point :func:`check_layer` (or :func:`numerical_gradient`) at any object that
 follows the rnnlab layer contract and compare what its ``backward`` returns
 with finite differences of a scalar function of its output. Use float64
-parameters and inputs: in float32 the differences are too noisy to be exact.
+parameters and inputs: in float32 the differences are too noisy to be exact
+(both checks refuse float32 arrays with a TypeError).
 
 Example::
 
@@ -54,6 +55,21 @@ def relative_error(a, b):
     return float(np.max(np.abs(a - b)) / scale)
 
 
+def _require_float64(named_arrays, caller):
+    """Central differences in float32 measure round-off, not the gradient (a
+    correct TimeRNN shows errors near 0.1 at eps=1e-6): refuse them rather than
+    report numbers that look like a bug in the layer."""
+    for name, a in named_arrays:
+        dtype = np.asarray(a).dtype
+        if np.issubdtype(dtype, np.floating) and np.finfo(dtype).bits < 64:
+            raise TypeError(
+                f"{caller} needs float64 parameters and inputs, but {name} is {dtype}: "
+                f"central differences in {dtype} are too noisy to compare. Build the layer "
+                f"with float64 arrays (e.g. TimeRNN(Wx.astype(np.float64), ...)) and pass "
+                f"float64 inputs"
+            )
+
+
 def _random_projection(out, rng):
     """A fixed random weighting that turns an output array into a scalar."""
     return rng.standard_normal(np.shape(out))
@@ -71,8 +87,15 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
     wanted, use :func:`check_function` instead.
 
     Returns a dict ``{'param<i>': err, 'input<j>': err}`` of relative errors.
+    Raises TypeError when a parameter or a checked input is float32.
     """
     forward_kwargs = forward_kwargs or {}
+    if check_inputs is None:
+        check_inputs = [
+            j for j, x in enumerate(inputs) if np.issubdtype(np.asarray(x).dtype, np.floating)
+        ]
+    _require_float64([*((f"param{i}", p) for i, p in enumerate(layer.params)),
+                      *((f"input{j}", inputs[j]) for j in check_inputs)], "check_layer")
     rng = np.random.default_rng(seed)
     out = layer.forward(*inputs, **forward_kwargs)
     w = _random_projection(out, rng)
@@ -90,10 +113,6 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
     errors = {}
     for i, p in enumerate(layer.params):
         errors[f"param{i}"] = relative_error(analytic_params[i], numerical_gradient(loss, p, eps))
-    if check_inputs is None:
-        check_inputs = [
-            j for j, x in enumerate(inputs) if np.issubdtype(np.asarray(x).dtype, np.floating)
-        ]
     for j in check_inputs:
         errors[f"input{j}"] = relative_error(dinputs[j], numerical_gradient(loss, inputs[j], eps))
     return errors
@@ -108,6 +127,7 @@ def check_function(loss, backward, arrays, eps=1e-6):
     ``model.grads``) and for stateful layers whose initial state is an input.
     Returns a list of relative errors, one per array.
     """
+    _require_float64(((f"arrays[{k}]", a) for k, a in enumerate(arrays)), "check_function")
     analytic = [np.array(g, dtype=np.float64, copy=True) for g in backward()]
     if len(analytic) != len(arrays):
         raise ValueError(f"backward returned {len(analytic)} gradients for {len(arrays)} arrays")

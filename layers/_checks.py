@@ -13,13 +13,46 @@ def check_ndim(name, x, ndim, shape_doc):
         raise ValueError(f"{name} must have shape {shape_doc} ({ndim} dims), got shape {x.shape}")
 
 
-def check_float(name, x, dtype):
+def check_float(name, x, dtype, of="the layer's weights are"):
     """The input must already have the weights' dtype: a float64 input with
-    float32 weights would silently run the whole layer in float64."""
+    float32 weights would silently run the whole layer in float64. A layer
+    without weights names the array that sets its dtype in ``of``."""
     if x.dtype != dtype:
         raise TypeError(
-            f"{name} has dtype {x.dtype} but the layer's weights are {np.dtype(dtype)}; "
+            f"{name} has dtype {x.dtype} but {of} {np.dtype(dtype)}; "
             f"convert it with .astype({np.dtype(dtype).name})"
+        )
+
+
+def check_floating(name, x):
+    """A weight, or the input that sets a weightless layer's dtype, must be a
+    float array: integer arithmetic would truncate every product silently."""
+    if not hasattr(x, "dtype") or not np.issubdtype(x.dtype, np.floating):
+        got = x.dtype if hasattr(x, "dtype") else type(x).__name__
+        raise TypeError(
+            f"{name} must be a float array (float32 to train, float64 to check gradients), "
+            f"got {got}; convert it with .astype(np.float32)"
+        )
+
+
+def check_nonempty_batch(name, x):
+    """A Time layer's input ``(N, T, ...)`` needs at least one step of one
+    sequence; an empty one would fail later in a reshape or a reduction, with
+    a message that names neither the layer nor the input."""
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(
+            f"{name} has shape {x.shape}: a batch needs at least one sequence (N >= 1) "
+            f"and one time step (T >= 1)"
+        )
+
+
+def require_forward(layer, saved):
+    """``backward`` reads what ``forward`` saved (``saved``, None until then);
+    without it the failure would be an AttributeError on None deep inside."""
+    if saved is None:
+        raise RuntimeError(
+            f"{type(layer).__name__}.backward() called before forward(): call forward() on "
+            f"the batch first (backward uses what forward saves)"
         )
 
 

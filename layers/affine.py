@@ -2,7 +2,24 @@
 
 from common.backend import xp
 from common.parallel import matmul, matmul_later
-from layers._checks import check_float, check_ndim
+from layers._checks import (
+    check_float,
+    check_floating,
+    check_ndim,
+    check_nonempty_batch,
+    require_forward,
+)
+
+
+def _check_weights(W, b, transpose=False):
+    check_floating("W", W)
+    check_ndim("W", W, 2, "(M, D)" if transpose else "(D, M)")
+    M = W.shape[0] if transpose else W.shape[1]
+    if b.shape != (M,):
+        layout = ", read as (M, D) with transpose=True" if transpose else ""
+        raise ValueError(f"b must have shape ({M},), one bias per output of W {W.shape}"
+                         f"{layout}; got {b.shape}")
+    check_float("b", b, W.dtype)
 
 
 class Affine:
@@ -15,6 +32,7 @@ class Affine:
     """
 
     def __init__(self, W, b):
+        _check_weights(W, b)
         self.params = [W, b]
         self.grads = [xp.zeros_like(W), xp.zeros_like(b)]
         self.x = None
@@ -31,6 +49,12 @@ class Affine:
     def backward(self, dy):
         W, _ = self.params
         dW, db = self.grads
+        require_forward(self, self.x)
+        out_shape = (self.x.shape[0], W.shape[1])
+        if dy.shape != out_shape:
+            raise ValueError(f"dy must have shape {out_shape} (the forward's output), "
+                             f"got {dy.shape}")
+        check_float("dy", dy, W.dtype)
         xp.matmul(self.x.T, dy, out=dW)
         dy.sum(axis=0, out=db)
         return dy @ W.T
@@ -92,6 +116,7 @@ class TimeAffine:
     """
 
     def __init__(self, W, b, transpose=False):
+        _check_weights(W, b, transpose)
         self.params = [W, b]
         self.transpose = transpose
         self.Wb = None if transpose else _joint_block(W, b)
@@ -101,11 +126,13 @@ class TimeAffine:
         else:
             self.grads = [xp.zeros_like(W), xp.zeros_like(b)]
         self.x = None
+        self.y_shape = None  # (N, T, M) of the last forward: the shape backward takes
 
     def forward(self, x):
         W, b = self.params
         W_DM = W.T if self.transpose else W  # always (D, M) here
         check_ndim("x", x, 3, "(N, T, D)")
+        check_nonempty_batch("x", x)
         check_float("x", x, W.dtype)
         N, T, D = x.shape
         if D != W_DM.shape[0]:
@@ -122,11 +149,17 @@ class TimeAffine:
             self.x = x2
             y = matmul(x2, W_DM)
             y += b
-        return y.reshape(N, T, -1)
+        self.y_shape = (N, T, W_DM.shape[1])
+        return y.reshape(self.y_shape)
 
     def backward(self, dy):
         W, _ = self.params
         dW, db = self.grads
+        require_forward(self, self.x)
+        if dy.shape != self.y_shape:
+            raise ValueError(f"dy must have shape {self.y_shape} (the forward's output), "
+                             f"got {dy.shape}")
+        check_float("dy", dy, W.dtype)
         x2 = self.x
         dy2 = dy.reshape(x2.shape[0], -1)
         # dx is needed now, by the layer below; the weight gradients only at the

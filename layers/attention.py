@@ -23,13 +23,20 @@ products; a test ties it to the step-by-step version.
 
 from common.backend import xp
 from common.functions import softmax
-from layers._checks import check_float, check_ndim
+from layers._checks import (
+    check_float,
+    check_floating,
+    check_ndim,
+    check_nonempty_batch,
+    require_forward,
+)
 
 
 def _check_pair(hs, h):
     check_ndim("hs", hs, 3, "(N, T, H)")
     check_ndim("h", h, 2, "(N, H)")
-    check_float("h", h, hs.dtype)
+    check_floating("hs", hs)
+    check_float("h", h, hs.dtype, of="hs is")
     if h.shape != (hs.shape[0], hs.shape[2]):
         raise ValueError(
             f"h must have shape {(hs.shape[0], hs.shape[2])} to match hs {hs.shape}, "
@@ -79,7 +86,8 @@ class WeightSum:
     def forward(self, hs, a):
         check_ndim("hs", hs, 3, "(N, T, H)")
         check_ndim("a", a, 2, "(N, T)")
-        check_float("a", a, hs.dtype)
+        check_floating("hs", hs)
+        check_float("a", a, hs.dtype, of="hs is")
         if a.shape != hs.shape[:2]:
             raise ValueError(f"a must have shape {hs.shape[:2]} to match hs {hs.shape}, "
                              f"got {a.shape}")
@@ -144,7 +152,11 @@ class TimeAttention:
     def forward(self, hs_enc, hs_dec):
         check_ndim("hs_enc", hs_enc, 3, "(N, T_enc, H)")
         check_ndim("hs_dec", hs_dec, 3, "(N, T_dec, H)")
-        check_float("hs_dec", hs_dec, hs_enc.dtype)
+        check_nonempty_batch("hs_enc", hs_enc)
+        check_nonempty_batch("hs_dec", hs_dec)
+        # The layer has no weights: hs_enc sets the dtype, and hs_dec and dcs must match it.
+        check_floating("hs_enc", hs_enc)
+        check_float("hs_dec", hs_dec, hs_enc.dtype, of="hs_enc is")
         if hs_dec.shape[0] != hs_enc.shape[0] or hs_dec.shape[2] != hs_enc.shape[2]:
             raise ValueError(
                 f"hs_dec {hs_dec.shape} and hs_enc {hs_enc.shape} must agree in N and H"
@@ -155,9 +167,11 @@ class TimeAttention:
         return xp.matmul(A, hs_enc)
 
     def backward(self, dcs):
+        require_forward(self, self.cache)
         hs_enc, hs_dec, A = self.cache
         if dcs.shape != hs_dec.shape:
             raise ValueError(f"dcs must have shape {hs_dec.shape}, got {dcs.shape}")
+        check_float("dcs", dcs, hs_enc.dtype, of="the forward's hs_enc is")
         dA = xp.matmul(dcs, hs_enc.transpose(0, 2, 1))
         dS = A * (dA - (A * dA).sum(axis=2, keepdims=True))
         dhs_enc = xp.matmul(A.transpose(0, 2, 1), dcs)

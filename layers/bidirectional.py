@@ -69,14 +69,25 @@ class TimeBiLSTM(Bidirectional):
     the first with ``Wx1, Wh1, b1`` reading forward, the second with
     ``Wx2, Wh2, b2`` reading backward.
 
+    The two directions may have different hidden sizes ``H1`` and ``H2``
+    (like any :class:`Bidirectional`): each half of the output keeps its own
+    width. They read the same ``xs``, so ``D`` and the dtype must agree.
+
     Shape:
-        Wx1, Wx2: ``(D, 4H)``, Wh1, Wh2: ``(H, 4H)``, b1, b2: ``(4H,)``
-        forward: xs ``(N, T, D)`` -> hs ``(N, T, 2H)``
-        backward: dhs ``(N, T, 2H)`` -> dxs ``(N, T, D)``
+        Wx1: ``(D, 4 H1)``, Wh1: ``(H1, 4 H1)``, b1: ``(4 H1,)``; likewise Wx2, Wh2, b2 with H2
+        forward: xs ``(N, T, D)`` -> hs ``(N, T, H1 + H2)`` (``2H`` when ``H1 = H2 = H``)
+        backward: dhs ``(N, T, H1 + H2)`` -> dxs ``(N, T, D)``
     """
 
     def __init__(self, Wx1, Wh1, b1, Wx2, Wh2, b2, stateful=False):
         if stateful:
             raise ValueError("a bidirectional layer reads the whole sequence: it cannot be "
                              "stateful (its backward half would need the future)")
+        # Caught here, a mismatch names the direction; at forward it would not.
+        if Wx1.shape[0] != Wx2.shape[0]:
+            raise ValueError(f"both directions read the same xs (N, T, D): Wx1 {Wx1.shape} and "
+                             f"Wx2 {Wx2.shape} must have the same number of rows D")
+        if Wx1.dtype != Wx2.dtype:
+            raise TypeError(f"both directions must have one dtype: Wx1 is {Wx1.dtype}, Wx2 is "
+                            f"{Wx2.dtype}; build both halves' weights with one dtype")
         super().__init__(TimeLSTM(Wx1, Wh1, b1), TimeLSTM(Wx2, Wh2, b2))

@@ -12,6 +12,7 @@ evaluation needs no rescaling: at evaluation time the layer is the identity::
 import numpy as np
 
 from common.backend import to_gpu, xp
+from layers._checks import require_forward
 
 
 class TimeDropout:
@@ -38,6 +39,7 @@ class TimeDropout:
         self.params, self.grads = [], []
         self.fixed_keep = None  # boolean mask set by set_mask, or None for random masks
         self.mask = None  # the scaled mask of the last training forward
+        self.xs_shape = None  # of the last forward, training or evaluation
 
     def set_mask(self, keep):
         """Keep exactly the units where ``keep`` is true (until ``set_mask(None)``)."""
@@ -46,6 +48,7 @@ class TimeDropout:
     def forward(self, xs):
         if not hasattr(xs, "dtype") or not np.issubdtype(xs.dtype, np.floating):
             raise TypeError(f"xs must be a float array, got {getattr(xs, 'dtype', type(xs))}")
+        self.xs_shape = xs.shape
         if not self.train_flg:
             self.mask = None
             return xs
@@ -64,6 +67,9 @@ class TimeDropout:
         return xs * self.mask
 
     def backward(self, dys):
+        # Without a forward there is no mask, and returning dys would pass the
+        # gradient through as if this were evaluation.
+        require_forward(self, self.xs_shape)
         if self.mask is None:  # evaluation mode: the identity
             return dys
         if dys.shape != self.mask.shape:

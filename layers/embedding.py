@@ -2,7 +2,7 @@
 
 from common.backend import xp
 from common.parallel import later
-from layers._checks import check_ids, check_ndim
+from layers._checks import check_ids, check_ndim, check_nonempty_batch, require_forward
 
 
 def _scatter_add(dW, ids, rows):
@@ -67,12 +67,17 @@ class TimeEmbedding:
     def forward(self, xs):
         W = self.params[0]
         check_ndim("xs", xs, 2, "(N, T)")
+        check_nonempty_batch("xs", xs)
         check_ids("xs", xs, W.shape[0])
         self.xs = xs
         return W[xs]
 
     def backward(self, dout):
+        require_forward(self, self.xs)
         D = self.params[0].shape[1]
+        if dout.shape != (*self.xs.shape, D):
+            raise ValueError(f"dout must have shape {(*self.xs.shape, D)} (the forward's "
+                             f"output), got {dout.shape}")
         ids, rows = self.xs.reshape(-1), dout.reshape(-1, D)
         # Nothing below needs this gradient before the update: an idle core may do it.
         later(_scatter_add, self.grads[0], ids, rows)

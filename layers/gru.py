@@ -29,7 +29,14 @@ Backward through the step, naming the pre-activations ``a_r``, ``a_z``, ``a_n``:
 from common.backend import xp
 from common.functions import sigmoid, sigmoid_
 from common.parallel import for_row_blocks, later, matmul, matmul_later, step_products
-from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
+from layers._checks import (
+    check_float,
+    check_hidden_state,
+    check_ndim,
+    check_nonempty_batch,
+    initial_state,
+    require_forward,
+)
 
 
 def _check_weights(Wx, Wh, bx, bh):
@@ -170,6 +177,7 @@ class TimeGRU:
     def forward(self, xs):
         Wx, Wh, bx, bh = self.params
         check_ndim("xs", xs, 3, "(N, T, D)")
+        check_nonempty_batch("xs", xs)
         check_float("xs", xs, Wx.dtype)
         N, T, D = xs.shape
         H = Wh.shape[0]
@@ -223,6 +231,7 @@ class TimeGRU:
     def backward(self, dhs):
         Wx, Wh, _, _ = self.params
         dWx, dWh, dbx, dbh = self.grads
+        require_forward(self, self.cache)
         xs_tm, h0, gates, ah_ns, hs_tm = self.cache
         T, N, H = hs_tm.shape
         if dhs.shape != (N, T, H):

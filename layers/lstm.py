@@ -28,7 +28,14 @@ reaching ``c_next`` is the one from the next step plus the one through
 from common.backend import xp
 from common.functions import sigmoid, sigmoid_of_negated_
 from common.parallel import for_row_blocks, matmul, step_products
-from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
+from layers._checks import (
+    check_float,
+    check_hidden_state,
+    check_ndim,
+    check_nonempty_batch,
+    initial_state,
+    require_forward,
+)
 from layers._time_grads import input_and_weight_grads
 
 
@@ -180,6 +187,7 @@ class TimeLSTM:
     def forward(self, xs):
         Wx, Wh, b = self.params
         check_ndim("xs", xs, 3, "(N, T, D)")
+        check_nonempty_batch("xs", xs)
         check_float("xs", xs, Wx.dtype)
         N, T, D = xs.shape
         H = Wh.shape[0]
@@ -232,6 +240,7 @@ class TimeLSTM:
 
     def backward(self, dhs):
         Wx = self.params[0]
+        require_forward(self, self.cache)
         xs_tm, h0, c0, gates, cs, tanh_cs, hs = self.cache
         T, N, H = hs.shape
         if dhs.shape != (N, T, H):

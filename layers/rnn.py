@@ -15,7 +15,14 @@ both the cell and the time layer use them.
 
 from common.backend import xp
 from common.parallel import matmul, step_products
-from layers._checks import check_float, check_hidden_state, check_ndim, initial_state
+from layers._checks import (
+    check_float,
+    check_hidden_state,
+    check_ndim,
+    check_nonempty_batch,
+    initial_state,
+    require_forward,
+)
 from layers._time_grads import input_and_weight_grads
 
 
@@ -123,6 +130,7 @@ class TimeRNN(_Activation):
     def forward(self, xs):
         Wx, Wh, b = self.params
         check_ndim("xs", xs, 3, "(N, T, D)")
+        check_nonempty_batch("xs", xs)
         check_float("xs", xs, Wx.dtype)
         N, T, D = xs.shape
         H = Wh.shape[0]
@@ -157,10 +165,12 @@ class TimeRNN(_Activation):
 
     def backward(self, dhs):
         Wx, Wh, _ = self.params
+        require_forward(self, self.cache)
         xs_tm, h0, hs_tm = self.cache
         T, N, H = hs_tm.shape
         if dhs.shape != (N, T, H):
             raise ValueError(f"dhs must have shape {(N, T, H)}, got {dhs.shape}")
+        check_float("dhs", dhs, Wx.dtype)
 
         dhs_tm = dhs.transpose(1, 0, 2)
         dh_da = self.activation_grad(hs_tm)  # (T, N, H), all steps at once
