@@ -36,7 +36,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.backend import to_cpu, xp
-from common.serialization import load_npz
 
 LN2 = math.log(2.0)
 
@@ -87,6 +86,10 @@ def _check_ids(model, ids, ndim, what):
 
 def _log_softmax64(scores):
     s = np.asarray(to_cpu(scores), dtype=np.float64)
+    # A NaN or +inf score would turn every probability into NaN, printed as if it meant something.
+    if np.isnan(s).any() or np.isposinf(s).any():
+        raise FloatingPointError("the model produced non-finite scores (NaN or inf); its "
+                                 "weights have diverged or overflow")
     s = s - s.max(axis=-1, keepdims=True)
     return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
 
@@ -100,27 +103,27 @@ def load_model(path: str | os.PathLike) -> tuple:
 
     ``vocab`` is the list of tokens (id -> token) and ``level`` ``'word'`` or
     ``'char'`` (from the file, else guessed: single characters without
-    ``<eos>`` mean character level). Raises ``ValueError`` naming the problem.
+    ``<eos>`` mean character level). Raises ``ValueError`` naming the problem,
+    ``FileNotFoundError`` or another ``OSError`` for a file that cannot be read.
     """
-    from models import model_from_config  # models imports common: import late
+    from models import LanguageModel  # models imports common: import late
+    from models import load_model as load_any_model
 
-    arrays, meta = load_npz(path)
-    if meta.get("format") == "rnnlab-checkpoint":
-        raise ValueError(f"{path} is a training checkpoint; inspect the file written by --save")
-    for key in ("model", "config"):
-        if key not in meta:
-            raise ValueError(f"{path} has no {key!r} in its metadata; save the model with "
-                             "train_rnnlm.py --save or model.save_params")
+    model, meta = load_any_model(path)
+    if not isinstance(model, LanguageModel):
+        name = type(model).__name__
+        if getattr(getattr(model, "decoder", None), "attention", None) is not None:
+            where = "inspect_model.py attention draws its attention weights"
+        else:
+            where = ("inspect_model.py attention reads only those with attention "
+                     "(train_seq2seq.py --model attention)")
+        raise ValueError(f"{path} holds {name}, a sequence-to-sequence model, not a language "
+                         "model: units and surprisal read a language model saved by "
+                         f"train_rnnlm.py --save; {where}")
     vocab = meta.get("vocab")
     if not isinstance(vocab, list) or not vocab or not all(isinstance(t, str) for t in vocab):
         raise ValueError(f"{path} has no vocabulary (a list of tokens); save it with "
                          "train_rnnlm.py --save or model.save_params(path, vocab=id_to_word)")
-    model = model_from_config(meta["model"], meta["config"],
-                              shapes={name: a.shape for name, a in arrays.items()},
-                              source=str(path))
-    model.set_named_params(arrays, source=str(path))
-    if not hasattr(model, "layers") or not hasattr(model, "loss_layer"):
-        raise ValueError(f"{path} holds the model {meta['model']}, not a language model")
     V = model.vocab_size
     if len(vocab) < V:
         raise ValueError(f"{path}: the vocabulary has {len(vocab)} tokens, the model {V}")
@@ -130,6 +133,12 @@ def load_model(path: str | os.PathLike) -> tuple:
     if level not in ("word", "char"):
         raise ValueError(f"{path}: unknown token level {level!r}")
     return model, vocab, level
+
+
+def nonfinite_params(model) -> list:
+    """The names of ``model``'s parameters that hold a NaN or an infinity
+    (saved from a run that diverged): every score computed from them is garbage."""
+    return [name for name, a in model.named_params().items() if not bool(xp.isfinite(a).all())]
 
 
 def encode_text(content: str, vocab: list, level: str) -> tuple:
@@ -192,17 +201,38 @@ class Recording:
 
     def unit(self, name: str) -> np.ndarray:
         """The values ``(T,)`` of one unit by name (``'h0:5'``, ``'c1:17'``)."""
-        try:
-            kind, rest = name[0], name[1:]
-            layer, j = (int(p) for p in rest.split(":"))
-            a = {"h": self.hidden, "c": self.cell}[kind][layer]
-            if a is None or not 0 <= j < a.shape[1]:
-                raise IndexError
-        except (KeyError, ValueError, IndexError):
-            raise ValueError(f"no unit {name!r}: names are h<layer>:<unit> or, for an LSTM, "
-                             f"c<layer>:<unit>, with {len(self.hidden)} recurrent layer(s) of "
-                             f"{self.hidden[0].shape[1]} units") from None
-        return a[:, j]
+        kind, layer, j = unit_index(name, [h.shape[1] for h in self.hidden],
+                                    [c is not None for c in self.cell])
+        return {"h": self.hidden, "c": self.cell}[kind][layer][:, j]
+
+
+def unit_index(name: str, widths: list, has_cell: list) -> tuple:
+    """``(kind, layer, unit)`` of a unit's name (``'h0:5'``: ``('h', 0, 5)``).
+
+    ``widths``: the number of units of every recurrent layer; ``has_cell``:
+    whether each layer has an LSTM cell (``c`` units). A name that does not
+    exist raises ``ValueError`` saying which names do.
+    """
+    kind, parts = name[:1], name[1:].split(":")
+    # isascii: str.isdigit accepts digits such as '²' that int() refuses.
+    if kind in ("h", "c") and len(parts) == 2 and all(p.isascii() and p.isdigit()
+                                                      for p in parts):
+        layer, j = int(parts[0]), int(parts[1])
+        if layer < len(widths) and j < widths[layer] and (kind == "h" or has_cell[layer]):
+            return kind, layer, j
+    if not widths:
+        raise ValueError(f"no unit {name!r}: the model has no recurrent layer")
+    kinds = ("h<layer>:<unit> (hidden) or c<layer>:<unit> (LSTM cell)" if any(has_cell)
+             else "h<layer>:<unit> (this model has no LSTM cell)")
+    raise ValueError(f"no unit {name!r}: names are {kinds}, with layer 0..{len(widths) - 1} "
+                     f"and unit 0..{widths[0] - 1}")
+
+
+def model_units(model) -> tuple:
+    """``(widths, has_cell)`` of ``model``'s recurrent layers, for :func:`unit_index`,
+    known before anything is computed."""
+    rec = recurrent_layers(model)
+    return [layer.params[1].shape[0] for layer in rec], [hasattr(layer, "c") for layer in rec]
 
 
 def record_states(model, ids: np.ndarray, probs: bool = True) -> Recording:
@@ -286,7 +316,10 @@ class Surprisal:
     @property
     def perplexity(self) -> float:
         """``exp(mean cross-entropy)`` over the ``T - 1`` scored tokens."""
-        return math.exp(self.total_loss / self.log_prob.size)
+        try:
+            return math.exp(self.total_loss / self.log_prob.size)
+        except OverflowError:  # a model sure of wrong tokens: e**710 and more is inf in floats
+            return math.inf
 
     @property
     def bits_per_token(self) -> float:

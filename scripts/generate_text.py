@@ -28,6 +28,8 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from common.cli import at_least  # noqa: E402
+from common.inspection import nonfinite_params  # noqa: E402
+from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from models import LanguageModel  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
@@ -85,8 +87,9 @@ def build_parser():
                         "seed each run)")
     p.add_argument("--beam-width", type=at_least(1), default=None, metavar="K",
                    help="search for the most likely text keeping K candidates instead of "
-                        "sampling (1 is greedy; takes no --temperature, --top-k or --seed) "
-                        "(default: sample)")
+                        "sampling (1 is greedy; about 48 x K x vocabulary bytes, refused when "
+                        "more than the memory available; takes no --temperature, --top-k or "
+                        "--seed) (default: sample)")
     p.add_argument("--stop", default=None, metavar="TOKEN",
                    help="stop after this token is produced; escapes such as '\\n' are "
                         "understood, and at word level '\\n' means <eos> (default: run for "
@@ -115,13 +118,13 @@ def load_model(path):
     the model is built. Raises :class:`UsageError` for a missing,
     unreadable, inconsistent or incomplete file.
     """
-    if os.path.isfile(path):
-        with open(path, "rb") as f:
-            signature = f.read(4)
-        if signature not in (b"PK\x03\x04", b"PK\x05\x06"):
-            raise UsageError(f"{path} is not an .npz file (no zip signature); pass the file "
-                             "written by train_rnnlm.py --save")
     try:
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                signature = f.read(4)
+            if signature not in (b"PK\x03\x04", b"PK\x05\x06"):
+                raise UsageError(f"{path} is not an .npz file (no zip signature); pass the "
+                                 "file written by train_rnnlm.py --save")
         model, meta = _load_model(path)
     except FileNotFoundError:
         raise UsageError(f"model file not found: {path}") from None
@@ -138,6 +141,10 @@ def load_model(path):
     if not isinstance(model, LanguageModel):
         raise UsageError(f"{path} holds the model {type(model).__name__}, not a language model; "
                          "generate_text.py samples from the models train_rnnlm.py trains")
+    if bad := nonfinite_params(model):
+        raise UsageError(f"{path}: the weights {', '.join(bad)} hold NaN or infinite values "
+                         "(the training run diverged); retrain with a smaller --lr or with "
+                         "--max-grad, or generate from an earlier file")
     vocab = meta.get("vocab")
     if not vocab:
         raise UsageError(f"{path} has no vocabulary, so ids cannot be turned into text; save "
@@ -214,6 +221,53 @@ def stop_token(stop, level):
     return token
 
 
+def exact_beam_width(width, V, length):
+    """``width``, or the smaller number of beams that already makes the search exact.
+
+    With ``V ** (length - 1)`` beams every prefix is kept until the last
+    step, so the most likely text of ``length`` tokens is found; more
+    beams would only hold impossible candidates (and memory).
+    """
+    if V == 1 or length <= 1:
+        return 1
+    if (length - 1) * math.log(V) < math.log(width):
+        return min(width, V ** (length - 1))
+    return width
+
+
+def beam_search_bytes(model, width, length):
+    """An estimate of what beam search with ``width`` beams holds at its peak, by part."""
+    V = model.vocab_size
+    shapes = [p.shape for p in model.named_params().values()]
+    columns = sum(s[1] for s in shapes if len(s) == 2 and s[1] != V)
+    parts = {
+        # models/beam_search.py, per step: the (width, V) log-probabilities in
+        # float64, their exp, the candidates, their negation, argsort's int64
+        # order, and the model's float32 scores: about 48 bytes an entry.
+        "scores": 48 * width * V,
+        # Every layer's output and state for each beam, in float32, about three
+        # times over (computed, gathered for the chosen beams, carried).
+        "states": 12 * width * columns,
+        "history": 3 * 8 * width * length,  # int64 ids of every beam, copied each step
+    }
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def check_beam_memory(model, width, length, asked):
+    """Raise :class:`UsageError` when beam search would not fit in the memory available
+    (``asked``: the width the command line gave, before :func:`exact_beam_width`)."""
+    estimate = beam_search_bytes(model, width, length)
+    available = available_bytes()
+    fits = available * width // estimate["total"] if available else 0
+    try:
+        check_memory(estimate, available,
+                     hint=f"; --beam-width {fits} or less fits" if fits >= 1 else "")
+    except NotEnoughMemory as exc:
+        raise UsageError(f"--beam-width {asked} with a vocabulary of {model.vocab_size}: "
+                         f"{exc}") from None
+
+
 def detokenize(tokens, level):
     """Word level: spaces between words, a line break for <eos>; char level: as is."""
     if level == "char":
@@ -250,6 +304,10 @@ def main(argv=None):
         if args.top_k is not None and args.top_k > len(vocab):
             raise UsageError(f"--top-k {args.top_k} is larger than the vocabulary "
                              f"({len(vocab)} tokens)")
+        beam_width = args.beam_width
+        if beam_width is not None:
+            beam_width = exact_beam_width(beam_width, model.vocab_size, args.length)
+            check_beam_memory(model, beam_width, args.length, asked=args.beam_width)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -257,9 +315,9 @@ def main(argv=None):
     try:
         # The function, not the method: the book's RnnlmGen and BetterRnnlmGen,
         # which a file may hold, override generate with the book's arguments.
-        if args.beam_width is not None:
+        if beam_width is not None:
             ids = generate(model, start_ids, args.length, stop_id=stop_id,
-                           beam_width=args.beam_width)
+                           beam_width=beam_width)
         else:
             ids = generate(model, start_ids, args.length, temperature=args.temperature,
                            top_k=args.top_k, stop_id=stop_id, rng=args.seed)

@@ -26,7 +26,8 @@ with :func:`common.attention_map.plot_attention`, as ``train_seq2seq.py``
 does; it prints the answer and, for each answer character, the question
 character it attends to most.
 
-Problems with the file or the arguments exit with status 2 and a message.
+Problems with the file or the arguments exit with status 2 and a message;
+a model that computes NaN or inf, or output that cannot be written, with 1.
 """
 
 import argparse
@@ -47,12 +48,16 @@ from common.inspection import (  # noqa: E402
     encode_text,
     interesting_units,
     load_model,
+    model_units,
+    nonfinite_params,
     record_states,
     text_properties,
     token_surprisal,
     top_guesses,
+    unit_index,
 )
 from common.parallel import thread_count_problem  # noqa: E402
+from common.plot import plot_format  # noqa: E402
 from common.units_html import write_units_page  # noqa: E402
 
 
@@ -112,10 +117,17 @@ def parse_args(argv=None):
         p.error(problem)
     if problem := output_flags_problem(args, {"png": "map.png", "html": "units.html"}):
         p.error(problem)
+    if getattr(args, "png", None):
+        try:
+            plot_format(args.png)
+        except ValueError as exc:
+            p.error(f"--png: {exc}")
     if args.command == "attention":
         for name in ("width", "answer_length"):
             if getattr(args, name) is not None and getattr(args, name) < 1:
                 p.error(f"--{name.replace('_', '-')} must be >= 1")
+        if not args.input.strip():
+            p.error("--input is empty: give the question, e.g. --input \"16+75\"")
         return args
     if args.offset < 0:
         p.error("--offset must be >= 0")
@@ -136,9 +148,15 @@ def read_input(args, vocab, level, default_length=None):
                 content = f.read()
         except FileNotFoundError:
             raise UsageError(f"text file not found: {args.text_file}") from None
+        except IsADirectoryError:
+            raise UsageError(f"--text-file {args.text_file} is a folder; give a text file "
+                             "in it") from None
         except UnicodeDecodeError as exc:
             raise UsageError(f"{args.text_file} is not UTF-8 text ({exc.reason} at byte "
                              f"{exc.start})") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read the text file {args.text_file}: "
+                             f"{exc.strerror or exc}") from None
     content = content[args.offset:]
     try:
         tokens, ids = encode_text(content, vocab, level)
@@ -165,9 +183,21 @@ def guesses_at(probs, vocab, k=5):
             for row_i, row_p in zip(idx, p, strict=True)]
 
 
+def finite_surprisal(model, ids):
+    """:func:`token_surprisal`, refused (``FloatingPointError``) when its perplexity overflows."""
+    s = token_surprisal(model, ids)
+    if not np.isfinite(s.perplexity):
+        # Only scores far outside what training produces (huge weights) give e**710 and more.
+        raise FloatingPointError(f"the model's perplexity overflows (a mean of "
+                                 f"{s.total_loss / s.log_prob.size:.3g} nats per token): its "
+                                 "weights are far too large (a run that diverged?); retrain "
+                                 "with a smaller --lr or with --max-grad")
+    return s
+
+
 def run_surprisal(args, model, vocab, level):
     tokens, ids = read_input(args, vocab, level)
-    s = token_surprisal(model, ids)
+    s = finite_surprisal(model, ids)
     out = sys.stdout
     out.write(f"# {args.model}: {type(model).__name__}, {level} level; the first token is "
               "context and is not scored\n")
@@ -191,6 +221,16 @@ def run_surprisal(args, model, vocab, level):
 
 def run_units(args, model, vocab, level):
     tokens, ids = read_input(args, vocab, level, default_length=3000)
+    # Everything the arguments can get wrong is refused before the (long) recording.
+    names = list(filter(None, (n.strip() for n in args.units.split(","))))
+    for name in names:
+        try:
+            unit_index(name, *model_units(model))
+        except ValueError as exc:
+            raise UsageError(f"--units: {exc}") from None
+    if args.png and args.png_start >= len(tokens):
+        raise UsageError(f"--png-start {args.png_start} is past the text's {len(tokens)} "
+                         f"tokens; give a number from 0 to {len(tokens) - 1}")
     rec = record_states(model, ids)
     props = text_properties(tokens)
     found = interesting_units(rec, props, per_property=args.per_property)
@@ -201,15 +241,11 @@ def run_units(args, model, vocab, level):
         print(f"{f.unit}\t{f.prop}\t{f.r:+.3f}")
     shown_units = [(f.unit, f"{f.unit}: {f.prop} (r = {f.r:+.3f})", rec.unit(f.unit))
                    for f in found]
-    for name in filter(None, (n.strip() for n in args.units.split(","))):
-        try:
-            values = rec.unit(name)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    for name in names:
         if name not in [u[0] for u in shown_units]:
-            shown_units.append((name, name, values))
+            shown_units.append((name, name, rec.unit(name)))
     if args.html:
-        s = token_surprisal(model, ids)
+        s = finite_surprisal(model, ids)
         write_units_page(args.html, tokens, level, shown_units,
                          guesses=guesses_at(rec.probs, vocab),
                          bits=[None, *s.bits],
@@ -222,9 +258,6 @@ def run_units(args, model, vocab, level):
         if not shown_units:
             raise UsageError("no unit to draw: the text has no varying property; name units "
                              "with --units")
-        if args.png_start >= len(tokens):
-            raise UsageError(f"--png-start {args.png_start} is past the text's "
-                             f"{len(tokens)} tokens")
         window = slice(args.png_start, args.png_start + args.png_length)
         heat_map([(name, label, values[window]) for name, label, values in shown_units],
                  tokens[window], level, args.png)
@@ -265,25 +298,18 @@ def heat_map(units, tokens, level, path):
 def run_attention(args):
     """Answer one question and draw where the decoder looked at each step."""
     from common.attention_map import attention_matrix, plot_attention
-    from common.serialization import load_npz
-    from models import model_from_config
+    from models import LanguageModel
+    from models import load_model as load_any_model
 
-    try:
-        arrays, meta = load_npz(args.model)
-        if "model" not in meta or "config" not in meta:
-            raise ValueError(f"{args.model} has no model description in its metadata; save "
-                             "the model with train_seq2seq.py --save")
-        model = model_from_config(meta["model"], meta["config"],
-                                  shapes={n: a.shape for n, a in arrays.items()},
-                                  source=args.model)
-        model.set_named_params(arrays, source=args.model)
-    except FileNotFoundError:
-        raise UsageError(f"model file not found: {args.model}") from None
-    except (OSError, TypeError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
+    model, meta = checked(load_any_model, args.model)
+    name = type(model).__name__
+    if isinstance(model, LanguageModel):
+        raise UsageError(f"{args.model} holds the language model {name}: attention needs a "
+                         "sequence-to-sequence model with attention (train_seq2seq.py --model "
+                         "attention --save); inspect a language model with units or surprisal")
     attention = getattr(getattr(model, "decoder", None), "attention", None)
     if attention is None or not hasattr(attention, "attention_weights"):
-        raise UsageError(f"{args.model} holds the model {meta['model']}, which has no "
+        raise UsageError(f"{args.model} holds the model {name}, which has no "
                          "attention; train one with train_seq2seq.py --model attention")
     vocab = meta.get("vocab")
     if not isinstance(vocab, list) or not all(isinstance(c, str) for c in vocab or [None]):
@@ -336,23 +362,50 @@ def seq2seq_widths(task, args):
     return width, length
 
 
+def checked(load, path):
+    """``load(path)``, for a model file; its problems as :class:`UsageError`."""
+    try:
+        result = load(path)
+    except FileNotFoundError:
+        raise UsageError(f"model file not found: {path}") from None
+    except (OSError, TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    except MemoryError:
+        raise UsageError(f"not enough memory to build the model saved in {path}") from None
+    model = result[0]
+    if bad := nonfinite_params(model):
+        raise UsageError(f"{path}: the weights {', '.join(bad)} hold NaN or infinite values "
+                         "(the training run diverged); retrain with a smaller --lr or with "
+                         "--max-grad, or inspect an earlier file")
+    return result
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
         if args.command == "attention":
-            return run_attention(args)
-        try:
-            model, vocab, level = load_model(args.model)
-        except FileNotFoundError:
-            raise UsageError(f"model file not found: {args.model}") from None
-        except (OSError, TypeError, ValueError) as exc:
-            raise UsageError(str(exc)) from None
-        if args.command == "surprisal":
-            return run_surprisal(args, model, vocab, level)
-        return run_units(args, model, vocab, level)
+            code = run_attention(args)
+        else:
+            model, vocab, level = checked(load_model, args.model)
+            run = run_surprisal if args.command == "surprisal" else run_units
+            code = run(args, model, vocab, level)
+        sys.stdout.flush()  # here, so that a closed pipe or a full disk is reported below
+        return code
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:  # a full disk behind stdout, the page or the heat map
+        print(f"error: cannot write the output: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -749,3 +749,67 @@ def test_script_reads_the_books_generating_models(cls, tmp_path, capsys):
         ids = generate(expected, [1], 6, **kwargs)
         words = " ".join(["the"] + [vocab[i] for i in ids]).replace(" <eos> ", "\n")
         assert out.split() == words.split()
+
+
+# -- robustness of the script: refused up front, in one line -----------------------------------
+
+TINY_VOCAB = ["<eos>", "a", "b", "c", "d"]
+
+
+@pytest.fixture
+def tiny_file(tmp_path):
+    path = tmp_path / "tiny.npz"
+    SimpleRnnlm(len(TINY_VOCAB), 3, 4, seed=0).save_params(path, vocab=TINY_VOCAB)
+    return path
+
+
+def test_script_refuses_a_beam_too_wide_for_the_memory_before_searching(tiny_file, capsys,
+                                                                        monkeypatch):
+    script = load_script()
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched before the beam width was checked")
+
+    monkeypatch.setattr(script, "generate", no_search)
+    monkeypatch.setattr(script, "available_bytes", lambda: 2**20)
+    assert script.main(["--model", str(tiny_file), "--length", "30",
+                        "--beam-width", str(10**15)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --beam-width") and err.count("\n") == 1
+    assert "needs about" in err and "only 1 MiB is available" in err
+    fits = int(re.search(r"--beam-width (\d+) or less fits", err).group(1))
+    assert script.beam_search_bytes(SimpleRnnlm(5, 3, 4), fits, 30)["total"] <= 2**20
+    assert script.beam_search_bytes(SimpleRnnlm(5, 3, 4), fits + 1, 30)["total"] > 2**20
+
+
+def test_script_beam_wider_than_every_prefix_is_the_exact_search(tiny_file, capsys):
+    """V ** (length - 1) beams keep every prefix: more give the same text, without the memory."""
+    script = load_script()
+    argv = ["--model", str(tiny_file), "--start", "a", "--length", "3"]
+    assert script.main([*argv, "--beam-width", str(5 ** 2)]) == 0
+    exact = capsys.readouterr().out
+    assert script.main([*argv, "--beam-width", str(10**12)]) == 0
+    assert capsys.readouterr().out == exact
+
+
+def test_script_refuses_a_model_with_nan_weights(tiny_file, tmp_path, capsys):
+    from common.serialization import load_npz, save_npz
+
+    arrays, meta = load_npz(tiny_file)
+    arrays["affine.b"][:] = np.nan
+    save_npz(tmp_path / "nan.npz", arrays, meta)
+    assert load_script().main(["--model", str(tmp_path / "nan.npz"), "--length", "5"]) == 2
+    captured = capsys.readouterr()
+    assert "affine.b hold NaN or infinite values" in captured.err and captured.out == ""
+
+
+def test_script_unreadable_model_file_is_a_usage_error(tiny_file, capsys, monkeypatch):
+    script = load_script()
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tiny_file))
+
+    monkeypatch.setattr(script, "open", refuse, raising=False)
+    assert script.main(["--model", str(tiny_file)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Permission denied" in err

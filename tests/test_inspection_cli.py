@@ -231,3 +231,121 @@ def test_an_unwritable_output_is_refused_before_any_work(flag, char_model, tmp_p
         inspect_model.main(argv)
     assert exc.value.code == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+# -- robustness: bad files and arguments are refused up front, in one line ------------------
+
+
+@pytest.mark.parametrize("command", ["units", "surprisal"])
+@pytest.mark.parametrize("cls, advice", [
+    ("Seq2seq", "attention reads only those with attention"),
+    ("AttentionSeq2seq", "inspect_model.py attention draws its attention weights"),
+])
+def test_units_and_surprisal_refuse_a_sequence_to_sequence_model(command, cls, advice,
+                                                                 tmp_path, capsys):
+    import models
+
+    path = tmp_path / "s2s.npz"
+    getattr(models, cls)(len(SEQ_VOCAB), 4, 4, seed=0).save_params(path, vocab=SEQ_VOCAB)
+    assert inspect_model.main([command, "--model", str(path), "--text", "1+2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert f"holds {cls}, a sequence-to-sequence model, not a language model" in err
+    assert advice in err
+
+
+def test_attention_refuses_a_language_model_and_names_the_subcommands(char_model, capsys):
+    assert inspect_model.main(["attention", "--model", str(char_model), "--input", "1+2"]) == 2
+    err = capsys.readouterr().err
+    assert "holds the language model Rnnlm" in err and "units or surprisal" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["units", "--model", "missing.npz", "--text", "def f", "--png", "map.xyz"],
+    ["units", "--model", "missing.npz", "--text", "def f", "--png", "map"],
+    ["attention", "--model", "missing.npz", "--input", "1+2", "--png", "att.txt"],
+])
+def test_a_png_without_a_plot_suffix_is_refused_before_the_model_is_read(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        inspect_model.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--png: cannot tell the plot format" in err
+    assert ".png" in err and "not found" not in err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--units", "h0:999"], "--units: no unit 'h0:999'"),
+    (["--units", "h-1:0"], "no unit 'h-1:0'"),
+    (["--units", "h0:\u00b2"], "no unit 'h0:\u00b2'"),
+    (["--png", "u.png", "--png-start", "500"], "--png-start 500 is past the text's 5 tokens"),
+])
+def test_units_and_png_start_are_checked_before_the_recording(flags, message, char_model,
+                                                              tmp_path, capsys, monkeypatch):
+    def no_recording(*args, **kwargs):
+        raise AssertionError("the states were recorded before the arguments were checked")
+
+    monkeypatch.setattr(inspect_model, "record_states", no_recording)
+    monkeypatch.chdir(tmp_path)
+    assert inspect_model.main(["units", "--model", str(char_model), "--text", "def f",
+                               *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "u.png").exists()
+
+
+@pytest.mark.parametrize("command", ["units", "surprisal"])
+def test_a_model_with_nan_weights_is_refused(command, char_model, tmp_path, capsys):
+    from common.serialization import load_npz, save_npz
+
+    arrays, meta = load_npz(char_model)
+    arrays["lstm.Wh"] = np.full_like(arrays["lstm.Wh"], np.nan)
+    save_npz(tmp_path / "nan.npz", arrays, meta)
+    assert inspect_model.main([command, "--model", str(tmp_path / "nan.npz"),
+                               "--text", TEXT]) == 2
+    captured = capsys.readouterr()
+    assert "lstm.Wh hold NaN or infinite values" in captured.err and "nan" not in captured.out
+
+
+def test_a_model_whose_scores_overflow_exits_1_without_printing_numbers(char_model, tmp_path,
+                                                                        capsys):
+    from common.serialization import load_npz, save_npz
+
+    arrays, meta = load_npz(char_model)
+    save_npz(tmp_path / "big.npz", {k: a * np.float32(1e30) for k, a in arrays.items()}, meta)
+    with np.errstate(over="ignore", invalid="ignore"):
+        code = inspect_model.main(["surprisal", "--model", str(tmp_path / "big.npz"),
+                                   "--text", TEXT])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    assert captured.err.startswith("error: the model") and "Traceback" not in captured.err
+
+
+def test_a_folder_given_as_the_text_file_is_a_usage_error(char_model, tmp_path, capsys):
+    assert inspect_model.main(["surprisal", "--model", str(char_model),
+                               "--text-file", str(tmp_path)]) == 2
+    assert "is a folder; give a text file" in capsys.readouterr().err
+
+
+def test_attention_refuses_an_empty_question(capsys):
+    with pytest.raises(SystemExit) as exc:
+        inspect_model.main(["attention", "--model", "missing.npz", "--input", "  "])
+    assert exc.value.code == 2 and "--input is empty" in capsys.readouterr().err
+
+
+def test_output_errors_end_with_a_message(char_model, tmp_path):
+    """stdout on a full device: one line, exit 1; a reader that stops early: exit 0."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, os.path.join(ROOT, "scripts", "inspect_model.py"), "surprisal",
+            "--model", str(char_model), "--text", TEXT]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(args, env=env, stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=60)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert done.stderr.startswith("error: cannot write the output")
+    reader = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.close()  # nobody reads: the writer gets a broken pipe
+    _, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0 and err == b""
