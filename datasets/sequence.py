@@ -56,7 +56,11 @@ Any other name is a path to a file of pairs, in one of two layouts:
 - tab-separated: ``question<TAB>answer`` per line, of any widths; questions are
   padded with spaces to the longest, answers get the leading ``'_'`` and are
   padded to the longest. A file is read this way when its name ends in
-  ``.tsv`` or its first line holds a tab.
+  ``.tsv`` or its first line holds a tab (a file in the book's layout holds
+  no tab).
+
+Some answers may be empty, not all: with nothing after ``'_'`` in any pair
+the decoder would have no target to learn.
 
 Empty lines (or lines of spaces only) are skipped in both (a blank line
 between blocks, or at the end, is not a pair); line numbers in messages are
@@ -318,9 +322,14 @@ def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
     lines = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
     if not lines:
         raise SequenceDataError(f"{path} is empty; expected one question/answer pair per line")
-    if path.suffix.lower() == ".tsv" or "\t" in lines[0][1]:
-        return _read_tsv(path, lines)
-    return _read_book_layout(path, lines)
+    tsv = path.suffix.lower() == ".tsv" or "\t" in lines[0][1]
+    questions, answers = (_read_tsv if tsv else _read_book_layout)(path, lines)
+    if len(answers[0]) == 1:  # '_' alone: the decoder would have no target to learn
+        raise SequenceDataError(
+            f"{path}: every answer is empty (only the start symbol '_'); each pair needs an "
+            f"answer of at least one character, e.g. '16+75  _91  ' or '16+75<TAB>91'"
+        )
+    return questions, answers
 
 
 def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[str], list[str]]:
@@ -328,6 +337,12 @@ def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[st
     questions, answers = [], []
     widths = None
     for number, line in lines:
+        if "\t" in line:  # line 1 has none, or the file would be read as tab-separated
+            raise SequenceDataError(
+                f"{path}, line {number}: a tab in {line!r}, but line {lines[0][0]} has none: "
+                f"the file mixes the book's layout and question<TAB>answer lines; use one "
+                f"layout throughout"
+            )
         where = line.find("_")
         if where < 0:
             raise SequenceDataError(

@@ -37,6 +37,26 @@ def _log_softmax64(scores):
     return s
 
 
+def check_count(name: str, value, low: int) -> int:
+    """``value`` as an int ``>= low`` (NumPy integers accepted; bools, floats refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def useful_width(beam_width: int, vocab_size: int, sample_size: int) -> int:
+    """The narrowest beam that finds what ``beam_width`` beams find.
+
+    ``V ** (L - 1)`` beams hold every sequence of ``L - 1`` ids, so their
+    candidates are all the sequences of ``L``: a wider beam only adds rows
+    that never win (and costs time and memory in proportion).
+    """
+    # The exponent is capped so that the power stays cheap: 2 ** 64 beams would not
+    # fit in any memory anyway.
+    return min(beam_width, vocab_size ** min(max(sample_size - 1, 0), 64))
+
+
 def beam_search(decoder, start_ids, sample_size: int, beam_width: int,
                 stop_id: int | None = None) -> np.ndarray:
     """The most likely continuations of ``N`` questions, found by beam search.
@@ -54,8 +74,10 @@ def beam_search(decoder, start_ids, sample_size: int, beam_width: int,
         ``stop_id``, the rest of the row is ``stop_id``). The decoder is left
         with the state of those best beams (``N`` rows).
     """
-    if beam_width < 1:
-        raise ValueError(f"beam_width must be at least 1, got {beam_width}")
+    sample_size = check_count("sample_size", sample_size, 0)
+    beam_width = check_count("beam_width", beam_width, 1)
+    if stop_id is not None:
+        stop_id = check_count("stop_id", stop_id, 0)
     start_ids = to_cpu(start_ids).reshape(-1)
     N, k = start_ids.size, beam_width
     decoder.select(xp.asarray(np.repeat(np.arange(N), k)))  # row n * k + j is beam j of question n
@@ -69,6 +91,8 @@ def beam_search(decoder, start_ids, sample_size: int, beam_width: int,
     for _ in range(sample_size):
         logp = _log_softmax64(decoder.step(xp.asarray(ids)))
         V = logp.shape[1]
+        if stop_id is not None and stop_id >= V:
+            raise ValueError(f"stop_id {stop_id} is outside the vocabulary [0, {V})")
         logp = logp.reshape(N, k, V)
         if stop_id is not None and finished.any():
             logp[finished] = -np.inf
@@ -125,18 +149,20 @@ def beam_search_lm(model, start_ids, length: int, beam_width: int,
         the list of ids of the best sequence (without the prompt), ending at
         the first ``stop_id`` when one was produced.
     """
-    start_ids = [int(i) for i in np.atleast_1d(np.asarray(start_ids))]
+    prompt = np.atleast_1d(np.asarray(start_ids))
     V = model.vocab_size
-    if not start_ids:
+    # int() would read 1.7 as the id 1 and '12' as 12.
+    if prompt.ndim != 1 or (prompt.size and prompt.dtype.kind not in "iu"):
+        raise ValueError(f"start_ids must be a sequence of integer ids, got {start_ids!r:.80}")
+    if prompt.size == 0:
         raise ValueError("start_ids must hold at least one id")
+    start_ids = [int(i) for i in prompt]
     bad = [i for i in start_ids if not 0 <= i < V]
     if bad:
         raise ValueError(f"start_ids {bad} are outside the vocabulary [0, {V})")
-    if not isinstance(length, (int, np.integer)) or length < 0:
-        raise ValueError(f"length must be an integer >= 0, got {length!r}")
-    if not isinstance(beam_width, (int, np.integer)) or beam_width < 1:
-        raise ValueError(f"beam_width must be an integer >= 1, got {beam_width!r}")
-    if stop_id is not None and not 0 <= stop_id < V:
+    length = check_count("length", length, 0)
+    beam_width = useful_width(check_count("beam_width", beam_width, 1), V, length)
+    if stop_id is not None and check_count("stop_id", stop_id, 0) >= V:
         raise ValueError(f"stop_id {stop_id} is outside the vocabulary [0, {V})")
 
     if hasattr(model, "_forget_forward"):

@@ -32,6 +32,7 @@ from layers import (
 )
 from layers._checks import check_ids, check_ndim
 from models.base import Init, Model, check_sizes, config_sizes
+from models.beam_search import beam_search, check_count, useful_width
 
 
 def lstm_weights(init, D, H):
@@ -134,6 +135,8 @@ class Decoder:
         ``encoding`` is what :meth:`begin` takes: ``h`` ``(N, H)`` here, the
         encoder states ``(N, T_enc, H)`` for an attention decoder.
         """
+        check_count("sample_size", sample_size, 0)
+        check_ids("start_id", xp.asarray(start_id), self.embed.params[0].shape[0])
         self.begin(encoding)
         return greedy(self, xp.full(encoding.shape[0], start_id), sample_size)
 
@@ -266,10 +269,9 @@ class Seq2seq(Model):
                 attention.attention_weights = []
             return np.zeros((0, sample_size), dtype=np.int64)
         self._begin(xs)
+        beam_width = useful_width(beam_width, self.vocab_size, sample_size)
         if beam_width == 1:
             return greedy(self.decoder, start_ids, sample_size)
-        from models.beam_search import beam_search
-
         return beam_search(self.decoder, start_ids, sample_size, beam_width)
 
     def _begin(self, xs):
@@ -294,10 +296,8 @@ class Seq2seq(Model):
         if start_ids.shape != (xs.shape[0],):
             raise ValueError(f"start_id must be one id or one per question ({xs.shape[0]}), "
                              f"got shape {start_ids.shape}")
-        for name, value, low in (("sample_size", sample_size, 0), ("beam_width", beam_width, 1)):
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-                    or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        check_count("sample_size", sample_size, 0)
+        check_count("beam_width", beam_width, 1)
         return xs, start_ids
 
 

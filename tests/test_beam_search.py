@@ -54,6 +54,37 @@ def test_wide_beam_finds_the_most_likely_answer(cls, kwargs):
     np.testing.assert_array_equal(found, best)
 
 
+@pytest.mark.parametrize(("cls", "kwargs"), MODELS)
+def test_a_wider_beam_than_can_matter_answers_alike_on_as_few_rows(cls, kwargs):
+    """V ** (L - 1) beams already score every answer: a million beams find the
+    same ones, on no more rows (not a million rows of -inf per question)."""
+    model = make(cls, kwargs)
+    xs = np.random.default_rng(0).integers(0, V, size=(6, 4))
+    rows = []
+    step = model.decoder.step
+    model.decoder.step = lambda ids: rows.append(len(ids)) or step(ids)
+    found = model.generate(xs, 0, L, beam_width=10**6)
+    np.testing.assert_array_equal(found, model.generate(xs, 0, L, beam_width=V ** (L - 1)))
+    assert max(rows) == 6 * V ** (L - 1)
+    # One id to produce: the best one, as greedy picks it.
+    np.testing.assert_array_equal(model.generate(xs, 0, 1, beam_width=50), model.generate(xs, 0, 1))
+
+
+def test_beam_search_refuses_what_it_cannot_search():
+    model = make(Seq2seq, {})
+    xs = np.zeros((2, 4), int)
+    for args, message in (((3, 2.0), "beam_width must be an integer >= 1, got 2.0"),
+                          ((-1, 2), "sample_size must be an integer >= 0, got -1"),
+                          ((2.0, 2), "sample_size must be an integer >= 0, got 2.0"),
+                          ((3, True), "beam_width must be an integer >= 1, got True")):
+        model._begin(xs)
+        with pytest.raises(ValueError, match=message):
+            beam_search(model.decoder, np.zeros(2, int), *args)
+    model._begin(xs)
+    with pytest.raises(ValueError, match=r"stop_id 3 is outside the vocabulary \[0, 3\)"):
+        beam_search(model.decoder, np.zeros(2, int), 3, 2, stop_id=V)
+
+
 def test_greedy_misses_some_most_likely_answers():
     """What makes the test above a test: greedy decoding gets some of them wrong."""
     model = make(AttentionSeq2seq, {})
@@ -167,6 +198,15 @@ def test_lm_beam_errors():
         beam_search_lm(model, [], 3, 2)
     with pytest.raises(ValueError, match="stop_id"):
         beam_search_lm(model, [1], 3, 2, stop_id=7)
+    # Not read as ids 1 or 12: a float or a string is no id.
+    for prompt in ([1.7, 2], "12", [[1, 2]]):
+        with pytest.raises(ValueError, match="start_ids must be a sequence of integer ids"):
+            beam_search_lm(model, prompt, 3, 2)
+    for kwargs, message in (({"length": True}, "length must be an integer >= 0, got True"),
+                            ({"beam_width": True}, "beam_width must be an integer >= 1"),
+                            ({"stop_id": 2.5}, "stop_id must be an integer >= 0, got 2.5")):
+        with pytest.raises(ValueError, match=message):
+            beam_search_lm(model, [1], **{"length": 3, "beam_width": 2, **kwargs})
 
 
 @pytest.mark.parametrize("skip_ids", [None, [0]])

@@ -156,6 +156,22 @@ def test_generate_errors(rng):
 
 
 @pytest.mark.parametrize(("cls", "kwargs"), MODELS)
+def test_the_book_style_decoder_generate_checks_its_arguments(cls, kwargs, rng):
+    """decoder.generate(encoder.forward(xs), start_id, sample_size), as the
+    book's Seq2seq.generate calls it: errors in its own argument names."""
+    model = make(cls, kwargs)
+    encoding = model.encoder.forward(pairs(rng)[0])
+    with pytest.raises(ValueError, match=f"start_id holds the id {V}, outside the vocabulary"):
+        model.decoder.generate(encoding, V, 3)
+    with pytest.raises(TypeError, match="start_id must hold integer word ids"):
+        model.decoder.generate(encoding, 1.5, 3)
+    for sample_size in (-1, 2.0):
+        with pytest.raises(ValueError, match="sample_size must be an integer >= 0"):
+            model.decoder.generate(encoding, 0, sample_size)
+    assert model.decoder.generate(encoding, 0, 3).shape == (N, 3)
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), MODELS)
 def test_no_questions_no_answers(cls, kwargs, rng):
     """Generating for 0 questions gives 0 answers (greedy and beam); scoring
     0 questions, or training on a batch of 0 pairs, is an error that says so."""
