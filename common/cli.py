@@ -102,7 +102,9 @@ def flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
 
-def output_flags_problem(args: argparse.Namespace, examples: dict[str, str]) -> str | None:
+def output_flags_problem(args: argparse.Namespace, examples: dict[str, str],
+                         inputs: tuple[str, ...] = (),
+                         may_replace: tuple[tuple[str, str], ...] = ()) -> str | None:
     """Why one of the output files ``args`` names cannot be written, or None.
 
     ``examples`` maps each destination that names a file (``"save"``,
@@ -110,8 +112,13 @@ def output_flags_problem(args: argparse.Namespace, examples: dict[str, str]) -> 
     given; a destination ``args`` lacks or leaves empty is skipped. Two
     destinations may not name the same file: the one written last would
     replace the other (a model saved over the checkpoint leaves a run that
-    cannot be resumed).
+    cannot be resumed). Nor may an output name one of the input files of the
+    destinations ``inputs`` (``"data"``, ``"load"`` ...): writing it would
+    destroy what the run reads, ``--overwrite`` or not; except the pairs
+    ``(output, input)`` of ``may_replace`` (``("save", "load")``: a model
+    updated in place, as asked).
     """
+    read = {os.path.realpath(path): name for name in inputs if (path := getattr(args, name, None))}
     given = {}
     for dest, example in examples.items():
         path = getattr(args, dest, None)
@@ -123,6 +130,10 @@ def output_flags_problem(args: argparse.Namespace, examples: dict[str, str]) -> 
         if other != dest:
             return (f"{flag(other)} and {flag(dest)} name the same file {path}; the one "
                     f"written last would replace the other: give them different names")
+        source = read.get(os.path.realpath(path))
+        if source and (dest, source) not in may_replace:
+            return (f"{flag(dest)} {path} is the {flag(source)} file: writing it would destroy "
+                    f"that file; give another name")
     return None
 
 

@@ -33,6 +33,7 @@ from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa
 from common.parallel import thread_count_problem  # noqa: E402
 from models import LanguageModel  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
+from models.beam_search import useful_width  # noqa: E402
 from models.generate import generate  # noqa: E402
 
 EOS = "<eos>"
@@ -221,20 +222,6 @@ def stop_token(stop, level):
     return token
 
 
-def exact_beam_width(width, V, length):
-    """``width``, or the smaller number of beams that already makes the search exact.
-
-    With ``V ** (length - 1)`` beams every prefix is kept until the last
-    step, so the most likely text of ``length`` tokens is found; more
-    beams would only hold impossible candidates (and memory).
-    """
-    if V == 1 or length <= 1:
-        return 1
-    if (length - 1) * math.log(V) < math.log(width):
-        return min(width, V ** (length - 1))
-    return width
-
-
 def beam_search_bytes(model, width, length):
     """An estimate of what beam search with ``width`` beams holds at its peak, by part."""
     V = model.vocab_size
@@ -256,7 +243,7 @@ def beam_search_bytes(model, width, length):
 
 def check_beam_memory(model, width, length, asked):
     """Raise :class:`UsageError` when beam search would not fit in the memory available
-    (``asked``: the width the command line gave, before :func:`exact_beam_width`)."""
+    (``asked``: the width the command line gave, before :func:`models.beam_search.useful_width`)."""
     estimate = beam_search_bytes(model, width, length)
     available = available_bytes()
     fits = available * width // estimate["total"] if available else 0
@@ -306,7 +293,7 @@ def main(argv=None):
                              f"({len(vocab)} tokens)")
         beam_width = args.beam_width
         if beam_width is not None:
-            beam_width = exact_beam_width(beam_width, model.vocab_size, args.length)
+            beam_width = useful_width(beam_width, model.vocab_size, args.length)
             check_beam_memory(model, beam_width, args.length, asked=args.beam_width)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

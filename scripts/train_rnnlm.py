@@ -281,7 +281,9 @@ def _same_setting(name, given, recorded):
 def check_output_paths(args):
     """--save, --plot and --checkpoint: files we can write, before training."""
     examples = {"save": "model.npz", "plot": "ppl.png", "checkpoint": "model.npz"}
-    if problem := output_flags_problem(args, examples):
+    # The checkpoint a run resumes from is also where it goes on checkpointing.
+    if problem := output_flags_problem(args, examples, inputs=("text_file", "resume"),
+                                       may_replace=(("checkpoint", "resume"),)):
         raise UsageError(problem)
     if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
         raise UsageError(problem)

@@ -58,6 +58,7 @@ from datasets import sequence  # noqa: E402
 from models import AttentionSeq2seq, PeekySeq2seq, Seq2seq  # noqa: E402
 
 MODELS = {"plain": Seq2seq, "peeky": PeekySeq2seq, "attention": AttentionSeq2seq}
+MODEL_KEYS = {cls.__name__: key for key, cls in MODELS.items()}  # "Seq2seq" -> "plain"
 # The textbook's hidden sizes: 128 for addition, 256 for dates (and any other data).
 DEFAULT_HIDDEN = {"addition": 128, "date": 256, None: 256}
 # What a resumed run keeps from its checkpoint: a flag that would change one is refused.
@@ -65,7 +66,7 @@ RUN_SETTINGS = ("task", "data", "data_seed", "model", "reverse", "bidirectional"
                 "wordvec_size", "hidden_size", "batch_size", "lr", "max_grad", "lr_halve_from",
                 "seed")
 # The same, recorded by this version of the script (an older checkpoint lacks them).
-LATER_RUN_SETTINGS = ("beam", "data_sha256")
+LATER_RUN_SETTINGS = ("beam", "data_sha256", "vocab")
 # What a resumed run takes from its checkpoint unless given anew.
 RESUMED_DEFAULTS = ("epochs", "save", "plot", "attention_plot", "eval_batch", "show")
 
@@ -146,11 +147,15 @@ def parse_args(argv=None):
         p.error(problem)
     explicit = explicit_dests(p, argv)
     args.data_sha256 = None  # of a --data file; recorded by a run, checked on resume
+    args.vocab = None  # the characters of the --load model, by id, when --data numbers by them
     if args.data is not None:  # recorded so that a run resumes from any folder
         args.data = os.path.abspath(args.data)
     if args.resume and args.load:
         p.error("--resume continues a run with its own weights; --load would be ignored: "
                 "give one of them")
+    if args.epochs == 0 and not (args.load or args.resume):
+        p.error("--epochs 0 trains nothing, and there is no model to evaluate: give --load "
+                "FILE to evaluate a saved model, or --epochs N to train one")
     if args.no_clip and "max_grad" in explicit:
         p.error("--no-clip and --max-grad contradict each other: give one of them")
     if args.resume:
@@ -176,13 +181,18 @@ def parse_args(argv=None):
         path = getattr(args, name)
         if path is not None and not os.path.isfile(path):
             what = "a directory, not a file" if os.path.isdir(path) else "no such file"
+            if name == "data" and args.resume and "data" not in explicit:
+                p.error(f"--resume {args.resume}: the run's --data file {path} is gone "
+                        f"({what}); put it back there to continue the run")
             p.error(f"--{name} {path}: {what}")
     if args.save is not None and not args.save.lower().endswith(".npz"):
         p.error(f"--save {args.save}: the file name must end in .npz")
     outputs = {"save": "model.npz", "plot": "accuracy.png", "checkpoint": "run.npz"}
     if args.model == "attention":
         outputs["attention_plot"] = "attention.png"
-    if problem := output_flags_problem(args, outputs):
+    # --save over --load updates the model in place, as asked.
+    if problem := output_flags_problem(args, outputs, inputs=("data", "load"),
+                                       may_replace=(("save", "load"),)):
         p.error(problem)
     if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
         p.error(problem)
@@ -196,7 +206,11 @@ def _take_run_settings(parser, args, explicit):
     try:
         _, meta = read_checkpoint(args.resume)
     except (ValueError, OSError) as exc:
-        parser.error(f"--resume: {exc}")
+        parser.error(f"--resume: {exc}{_saved_model_hint(args.resume)}")
+    if meta.get("model") not in MODEL_KEYS:
+        parser.error(f"--resume {args.resume} is the checkpoint of a run of {meta.get('model')}, "
+                     f"not of a sequence-to-sequence model: resume it with the script that "
+                     f"wrote it (scripts/train_rnnlm.py for a language model)")
     settings = meta.get("settings") or {}
     missing = [k for k in RUN_SETTINGS if k not in settings]
     if missing:
@@ -221,15 +235,46 @@ def _take_run_settings(parser, args, explicit):
     args.checkpoint = args.checkpoint or args.resume
 
 
+def _saved_model_hint(path) -> str:
+    """What to say when ``--resume`` names a model saved by ``--save``, not a checkpoint."""
+    try:
+        saved = load_npz(path)[1].get("model")
+    except (ValueError, OSError):
+        return ""
+    return f"; to start a run from its parameters, give --load {path}" \
+        if saved in MODEL_KEYS else ""
+
+
 def load_pairs(args):
     """``(x_train, t_train), (x_test, t_test), id_to_char`` (questions reversed if asked)."""
     # A path, so that a file called addition.txt is read, not the generated task.
     source = Path(args.data) if args.data else args.task
     (x_train, t_train), (x_test, t_test) = sequence.load_data(source, seed=args.data_seed)
     _, id_to_char = sequence.get_vocab()
+    if args.vocab is not None:
+        (x_train, t_train, x_test, t_test), id_to_char = renumber(
+            (x_train, t_train, x_test, t_test), id_to_char, args)
     if args.reverse:
         x_train, x_test = x_train[:, ::-1].copy(), x_test[:, ::-1].copy()
     return (x_train, t_train), (x_test, t_test), id_to_char
+
+
+def renumber(arrays, id_to_char, args):
+    """The ids of ``arrays`` (numbered by ``id_to_char``) renumbered by ``args.vocab``.
+
+    A file numbers its characters in order of first appearance, so another file
+    of the same characters numbers them differently from the file a --load
+    model was trained on; the model reads them only by its own numbers.
+    """
+    model_id = {char: i for i, char in enumerate(args.vocab)}
+    unknown = "".join(char for char in id_to_char.values() if char not in model_id)
+    if unknown:
+        model = f"--load {args.load}" if args.load else f"the run of {args.resume}"
+        raise ValueError(f"--data {args.data} holds characters that {model} was not trained "
+                         f"on: {unknown!r}; the model cannot read them: leave out the pairs "
+                         f"that hold them, or train a new model on this file")
+    table = np.array([model_id[id_to_char[i]] for i in range(len(id_to_char))], dtype=np.int32)
+    return [table[a] for a in arrays], dict(enumerate(args.vocab))
 
 
 def file_sha256(path) -> str:
@@ -243,14 +288,20 @@ def file_sha256(path) -> str:
 def load_problem(args, path, meta, V, id_to_char) -> str | None:
     """Why the parameters in ``path`` (its metadata ``meta``) do not fit this
     run, said in flags, or None."""
+    saved = meta.get("model")
     if meta.get("format") == "rnnlab-checkpoint":
         return (f"--load {path} is a training checkpoint, not a model: continue its run with "
-                f"--resume {path}")
+                f"--resume {path}" if saved in MODEL_KEYS else
+                f"--load {path} is the training checkpoint of a run of {saved}, not of a "
+                f"sequence-to-sequence model: give a file written by --save")
+    if saved is not None and saved not in MODEL_KEYS:
+        return (f"--load {path} holds a model of class {saved}, not a sequence-to-sequence model "
+                f"({', '.join(MODEL_KEYS)}): give a file written by --save")
     config, want = meta.get("config") or {}, {
         "vocab_size": V, "wordvec_size": args.wordvec_size, "hidden_size": args.hidden_size}
     flags = {"wordvec_size": "--wordvec-size", "hidden_size": "--hidden-size"}
     mismatched = [f"{flags[k]} {config[k]}" for k in flags if k in config and config[k] != want[k]]
-    model = {cls.__name__: key for key, cls in MODELS.items()}.get(meta.get("model"))
+    model = MODEL_KEYS.get(saved)
     if model is not None and model != args.model:
         mismatched.insert(0, f"--model {model}")
     if config.get("bidirectional", False) != args.bidirectional and model == "attention":
@@ -260,12 +311,15 @@ def load_problem(args, path, meta, V, id_to_char) -> str | None:
         return f"--load {path} holds another model: give {' '.join(mismatched)}"
     vocab = meta.get("vocab")
     if vocab is not None and vocab != [id_to_char[i] for i in range(V)]:
-        if sorted(vocab) == sorted(id_to_char.values()):
-            seed = meta.get("data_seed")
+        seed = meta.get("data_seed")
+        if sorted(vocab) == sorted(id_to_char.values()) and seed != args.data_seed:
             return (f"--load {path} numbers the same characters in another order: it was "
                     f"trained on data drawn with another --data-seed"
                     + (f" ({seed}): give --data-seed {seed}" if seed is not None else ""))
-        return f"--load {path} was trained on another vocabulary (other characters)"
+        # A --data file is read by the model's own ids (renumber), a generated task is not.
+        return (f"--load {path} was trained on another vocabulary"
+                + (f" (of {meta['task']}): give --data with a file of that task"
+                   if meta.get("task") not in (None, *sequence.TASKS) else ""))
     if meta.get("reverse") is not None and meta["reverse"] != args.reverse:
         return (f"--load {path} was trained {'with' if meta['reverse'] else 'without'} "
                 f"--reverse: {'add' if meta['reverse'] else 'drop'} the flag")
@@ -309,14 +363,21 @@ def text(ids, id_to_char):
     return "".join(id_to_char[int(i)] for i in ids)
 
 
+def shown(ids, id_to_char, width=40):
+    """The text of ``ids`` as printed beside the others: cut to ``width`` characters,
+    so that a file of long lines does not flood the log every epoch."""
+    s = text(ids, id_to_char)
+    return repr(s) if len(s) <= width else repr(s[:width]) + "..."
+
+
 def show_answers(model, x, t, id_to_char, reverse, beam):
     """Print questions, right answers and the model's answers, marked."""
     guess = model.generate(x, t[:, 0], t.shape[1] - 1, beam_width=beam)
     for q, right, g in zip(x, t[:, 1:], guess, strict=True):
-        question = text(q[::-1] if reverse else q, id_to_char)
+        question = shown(q[::-1] if reverse else q, id_to_char)
         mark = "right" if (g == right).all() else "WRONG"
-        print(f"  Q {question!r:<33} T {text(right, id_to_char)!r:<14} "
-              f"answer {text(g, id_to_char)!r:<14} {mark}")
+        print(f"  Q {question:<33} T {shown(right, id_to_char):<14} "
+              f"answer {shown(g, id_to_char):<14} {mark}")
 
 
 def plot_accuracy(history, path, title):
@@ -372,6 +433,15 @@ def main(argv=None):
 
 def _run(argv):
     args = parse_args(argv)
+    loaded = None  # (arrays, meta) of --load, read once
+    if args.load:
+        try:
+            loaded = load_npz(args.load)
+        except (ValueError, OSError) as exc:
+            print(f"error: --load: {exc}", file=sys.stderr)
+            return 2
+        if args.data and loaded[1].get("model") in MODEL_KEYS:  # read the file by its ids
+            args.vocab = loaded[1].get("vocab")
     try:
         (x_train, t_train), (x_test, t_test), id_to_char = load_pairs(args)
     except (ValueError, OSError) as exc:
@@ -386,13 +456,7 @@ def _run(argv):
     if not args.ignore_memory_check and (problem := memory_problem(args, V, steps)):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    loaded = None  # (arrays, meta) of --load, read once
     if args.load:
-        try:
-            loaded = load_npz(args.load)
-        except (ValueError, OSError) as exc:
-            print(f"error: --load: {exc}", file=sys.stderr)
-            return 2
         if problem := load_problem(args, args.load, loaded[1], V, id_to_char):
             print(f"error: {problem}", file=sys.stderr)
             return 2

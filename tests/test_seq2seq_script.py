@@ -4,6 +4,7 @@ from a checkpoint, evaluating a saved model, and refused options."""
 
 import importlib.util
 import os
+import re
 
 import numpy as np
 import pytest
@@ -117,6 +118,13 @@ def test_resume_continues_the_run(pairs_file, tmp_path, capsys):
     (["--model", "peeky", "--attention-plot", "a.png"], "--attention-plot needs --model attention"),
     (["--task", "date", "--data", "x.txt"], "not allowed with"),
     (["--plot", "acc.txt"], "plot format"),
+    (["--epochs", "0"], "--epochs 0 trains nothing, and there is no model to evaluate: give "
+                        "--load FILE"),
+    # --overwrite is about earlier runs' files, never the run's own inputs.
+    (["--data", __file__, "--checkpoint", __file__, "--overwrite"],
+     "is the --data file: writing it would destroy that file"),
+    (["--load", __file__, "--checkpoint", __file__, "--overwrite"],
+     "is the --load file: writing it would destroy that file"),
 ])
 def test_refused_options(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -330,6 +338,14 @@ def test_load_names_the_data_seed_of_a_vocabulary_in_another_order(tmp_path, cap
     assert script().main(["--task", "addition", "--wordvec-size", "4", "--hidden-size", "8",
                           "--epochs", "0", "--load", str(saved), "--plot", "none"]) == 2
     assert "another --data-seed (7): give --data-seed 7" in capsys.readouterr().err
+    # Trained on a file of the same characters: the seed is not what differs.
+    Seq2seq(len(shuffled), 4, 8).save_params(saved, vocab=shuffled, data_seed=1984,
+                                             task="/data/sums.txt")
+    assert script().main(["--task", "addition", "--wordvec-size", "4", "--hidden-size", "8",
+                          "--epochs", "0", "--load", str(saved), "--plot", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "was trained on another vocabulary (of /data/sums.txt): give --data with a file " \
+           "of that task" in err and "--data-seed" not in err
 
 
 def test_a_diverged_run_ends_with_a_message_and_status_1(pairs_file, monkeypatch, capsys):
@@ -364,7 +380,107 @@ def test_on_nan_reaches_fit_and_skipped_batches_are_announced(pairs_file, monkey
 
 
 def test_only_a_plot_that_was_drawn_is_announced(pairs_file, tmp_path, capsys):
-    assert script().main(["--data", pairs_file, *SMALL[2:], "--epochs", "0",
+    saved = str(tmp_path / "m.npz")
+    assert script().main(["--data", pairs_file, *SMALL, "--plot", "none", "--save", saved]) == 0
+    capsys.readouterr()
+    assert script().main(["--data", pairs_file, *SMALL[2:], "--epochs", "0", "--load", saved,
                           "--plot", str(tmp_path / "p.png")]) == 0
     assert "accuracy plot" not in capsys.readouterr().out
     assert not (tmp_path / "p.png").exists()
+
+
+def test_a_saved_model_reads_another_file_of_its_characters_by_its_own_ids(pairs_file, tmp_path,
+                                                                          capsys):
+    """A file numbers its characters by first appearance; a --load model
+    reads another file of the same characters by the ids it was trained with,
+    and a character it never saw is named, before anything runs."""
+    from datasets import sequence
+
+    saved = str(tmp_path / "m.npz")
+    assert script().main(["--data", pairs_file, *SMALL, "--plot", "none", "--save", saved]) == 0
+    other = tmp_path / "other.tsv"  # the same pairs, sorted: another first appearance
+    other.write_text("\n".join(sorted(open(pairs_file).read().split("\n"), reverse=True)))
+    model, meta = load_model(saved)
+    sequence.load_data(other)
+    assert list(sequence.get_vocab()[1].values()) != meta["vocab"]
+    capsys.readouterr()
+
+    ckpt = str(tmp_path / "run.npz")
+    assert script().main(["--data", str(other), *SMALL, "--load", saved, "--plot", "none",
+                          "--show", "20", "--checkpoint", ckpt]) == 0
+    char_to_id = {char: i for i, char in enumerate(meta["vocab"])}
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  Q ")]
+    assert len(shown) == 20
+    from common.checkpoint import read_checkpoint
+
+    arrays, run = read_checkpoint(ckpt)
+    assert run["settings"]["vocab"] == meta["vocab"]  # so that --resume numbers them alike
+    model.set_named_params({k[6:]: a for k, a in arrays.items() if k.startswith("model/")})
+    for line in shown:  # the answers the trained model gives in its own numbering
+        question, answer = re.match(r"  Q '(.*?)' +T '.*?' +answer '(.*?)'", line).groups()
+        ids = model.generate(np.array([[char_to_id[c] for c in question]]), char_to_id["_"],
+                             len(answer))
+        assert "".join(meta["vocab"][i] for i in ids[0]) == answer
+    assert script().main(["--resume", ckpt, "--epochs", "2", "--quiet", "--plot", "none"]) == 0
+
+    unknown = tmp_path / "unknown.tsv"
+    unknown.write_text(other.read_text() + "xyz\tzyx\n")
+    assert script().main(["--data", str(unknown), *SMALL, "--load", saved,
+                          "--plot", "none"]) == 2
+    err = capsys.readouterr().err
+    assert f"--data {unknown} holds characters that --load {saved} was not trained on: " \
+           f"'xyz'" in err and "Traceback" not in err
+
+
+def test_a_language_model_is_named_not_loaded_or_resumed(pairs_file, tmp_path, capsys):
+    from common.checkpoint import save_checkpoint
+    from common.optimizer import SGD
+    from common.trainer import RnnlmTrainer
+    from models import Rnnlm
+
+    lm = str(tmp_path / "lm.npz")
+    Rnnlm(8, 4, 8, seed=0).save_params(lm, vocab=list("abcdefgh"))  # not these pairs' characters
+    lm_run = str(tmp_path / "lm_run.npz")
+    save_checkpoint(lm_run, RnnlmTrainer(Rnnlm(8, 4, 8, seed=0), SGD()))
+    argv = ["--data", pairs_file, *SMALL[2:], "--epochs", "0", "--plot", "none"]
+    assert script().main([*argv, "--load", lm]) == 2
+    assert f"--load {lm} holds a model of class Rnnlm, not a sequence-to-sequence model" \
+        in capsys.readouterr().err
+    assert script().main([*argv, "--load", lm_run]) == 2
+    err = capsys.readouterr().err
+    assert "the training checkpoint of a run of Rnnlm, not of a sequence-to-sequence" in err
+    assert "--resume" not in err  # which would refuse it in turn
+    with pytest.raises(SystemExit) as exc:
+        script().main(["--resume", lm_run])
+    assert exc.value.code == 2
+    assert "the checkpoint of a run of Rnnlm, not of a sequence-to-sequence model: resume it " \
+           "with the script that wrote it" in capsys.readouterr().err
+
+
+def test_resuming_a_saved_model_points_to_load(pairs_file, tmp_path, capsys):
+    saved = str(tmp_path / "m.npz")
+    assert script().main(["--data", pairs_file, *SMALL, "--plot", "none", "--save", saved]) == 0
+    with pytest.raises(SystemExit) as exc:
+        script().main(["--resume", saved])
+    assert exc.value.code == 2
+    assert f"to start a run from its parameters, give --load {saved}" in capsys.readouterr().err
+
+
+def test_a_resumed_run_whose_data_file_is_gone_says_so(pairs_file, tmp_path, capsys):
+    data, ckpt = tmp_path / "gone.tsv", str(tmp_path / "run.npz")
+    data.write_text(open(pairs_file).read())
+    assert script().main(["--data", str(data), *SMALL, "--plot", "none",
+                          "--checkpoint", ckpt]) == 0
+    data.unlink()
+    with pytest.raises(SystemExit) as exc:
+        script().main(["--resume", ckpt, "--epochs", "2"])
+    assert exc.value.code == 2
+    assert f"the run's --data file {data} is gone (no such file); put it back there" \
+        in capsys.readouterr().err
+
+
+def test_long_questions_and_answers_are_cut_when_printed():
+    module = script()
+    id_to_char = {0: "1", 1: " "}
+    assert module.shown(np.zeros(5, int), id_to_char) == "'11111'"
+    assert module.shown(np.zeros(2000, int), id_to_char) == repr("1" * 40) + "..."

@@ -278,6 +278,20 @@ def test_a_text_file_is_read_whole_by_default(script, capsys):
     assert capsys.readouterr().out.startswith("SimpleRnnlm on book.txt: 1,889 training tokens")
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--text-file", "book.txt", "--checkpoint", "book.txt", "--overwrite"],
+     "--checkpoint book.txt is the --text-file file: writing it would destroy that file"),
+    (["--text-file", "book.txt", "--save", "./book.txt"],
+     "--save ./book.txt is the --text-file file"),
+])
+def test_no_output_is_written_over_the_text_it_trains_on(flags, message, script, capsys):
+    Path("book.txt").write_text("the cat sat on the mat . " * 100)
+    assert usage_error(script, flags)
+    err = capsys.readouterr().err
+    assert message in err
+    assert Path("book.txt").read_text().startswith("the cat")
+
+
 def test_a_text_file_run_resumes_from_another_folder(script, capsys):
     """The checkpoint records where the text file is, not the path as typed."""
     os.mkdir("run")
