@@ -66,7 +66,7 @@ RUN_SETTINGS = ("task", "data", "data_seed", "model", "reverse", "bidirectional"
                 "wordvec_size", "hidden_size", "batch_size", "lr", "max_grad", "lr_halve_from",
                 "seed")
 # The same, recorded by this version of the script (an older checkpoint lacks them).
-LATER_RUN_SETTINGS = ("beam", "data_sha256", "vocab")
+LATER_RUN_SETTINGS = ("beam", "data_sha256", "vocab", "val")
 # What a resumed run takes from its checkpoint unless given anew.
 RESUMED_DEFAULTS = ("epochs", "save", "plot", "attention_plot", "eval_batch", "show")
 
@@ -110,6 +110,11 @@ def parse_args(argv=None):
                             "(epoch 1 runs at --lr) (default: never)")
     train.add_argument("--seed", type=at_least(0), default=0,
                        help="seed of the weights and of the batch order")
+    train.add_argument("--val", type=at_least(0), default=0, metavar="N",
+                       help="hold out the last N training pairs: their loss is measured after "
+                            "every epoch, and the parameters of the epoch with the lowest are "
+                            "kept, put back at the end, scored on the test pairs and saved by "
+                            "--save (0: train on all the pairs)")
     add_on_nan_argument(train)
     train.add_argument("--eval-interval", type=at_least(1), default=20,
                        help="record the training loss this often (iterations)")
@@ -329,8 +334,13 @@ def load_problem(args, path, meta, V, id_to_char) -> str | None:
 def split_problem(args, n_train: int, n_test: int) -> str | None:
     """What makes the split unusable (too few pairs to train or to test on), or None."""
     name = args.data or args.task
+    if args.val and args.val >= n_train:
+        return (f"--val {args.val} would hold out all {n_train} training pairs of {name}; "
+                f"give a smaller --val")
+    n_train -= args.val
     if n_train < args.batch_size and args.epochs > 0:
-        return (f"{name} has {n_train} training pairs, fewer than one batch of "
+        held = f" (after --val {args.val})" if args.val else ""
+        return (f"{name} has {n_train} training pairs{held}, fewer than one batch of "
                 f"--batch-size {args.batch_size}; use a smaller batch or more pairs")
     if n_test == 0:
         return (f"{name} leaves no test pairs (a tenth of the pairs is held out): "
@@ -451,6 +461,10 @@ def _run(argv):
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    val_data = None
+    if args.val:  # the last pairs: the test pairs stay unseen, also by the choice of epoch
+        val_data = (x_train[-args.val:], t_train[-args.val:])
+        x_train, t_train = x_train[:-args.val], t_train[:-args.val]
     V = len(id_to_char)
     steps = x_train.shape[1] + t_train.shape[1] - 1  # encoder and decoder
     if not args.ignore_memory_check and (problem := memory_problem(args, V, steps)):
@@ -495,7 +509,8 @@ def _run(argv):
               + (f", and {trainer.iteration} iterations of epoch {trainer.epoch + 1}"
                  if trainer.iteration else ""))
 
-    print(f"{trainer.title}: {len(x_train):,} training and {len(x_test):,} test pairs, "
+    held = f", {args.val:,} validation" if args.val else ""
+    print(f"{trainer.title}: {len(x_train):,} training{held} and {len(x_test):,} test pairs, "
           f"vocabulary {V}, {len(x_train) // args.batch_size} iterations an epoch")
     show_rows = np.random.default_rng(args.seed).choice(len(x_test), size=min(args.show,
                                                                                len(x_test)),
@@ -503,15 +518,22 @@ def _run(argv):
     train_seconds = history["seconds"][-1] if history["seconds"] else 0.0
     cpu_seconds = history["cpu_seconds"][-1] if history.get("cpu_seconds") else 0.0
 
-    def evaluate():
-        correct = seq2seq_correct(model, x_test, t_test, args.eval_batch)
-        line = f"accuracy {correct.mean():.4f} (greedy)"
-        history["greedy"].append(float(correct.mean()))
+    def score():
+        """``(line, greedy, beam)``: the test accuracy of the model as it is now."""
+        greedy = float(seq2seq_correct(model, x_test, t_test, args.eval_batch).mean())
+        line, beam = f"accuracy {greedy:.4f} (greedy)", None
         if args.beam > 1:  # k rows a question: as many rows at once as greedy answers
-            beam_correct = seq2seq_correct(model, x_test, t_test, args.eval_batch // args.beam,
-                                           args.beam)
-            history["beam"].append(float(beam_correct.mean()))
-            line += f", {beam_correct.mean():.4f} (beam {args.beam})"
+            beam = float(seq2seq_correct(model, x_test, t_test, args.eval_batch // args.beam,
+                                         args.beam).mean())
+            line += f", {beam:.4f} (beam {args.beam})"
+        return line, greedy, beam
+
+    def evaluate():
+        """Score the model and record it in the run's history (a point of the plot)."""
+        line, greedy, beam = score()
+        history["greedy"].append(greedy)
+        if beam is not None:
+            history["beam"].append(beam)
         return line
 
     while len(history["greedy"]) < trainer.epoch:  # resumed after an epoch's checkpoint
@@ -529,7 +551,7 @@ def _run(argv):
                             max_grad=args.max_grad, eval_interval=args.eval_interval,
                             checkpoint=args.checkpoint, verbose=not args.quiet, seed=args.seed,
                             restore_best=False, lr_halve_from=args.lr_halve_from,
-                            on_nan=args.on_nan)
+                            on_nan=args.on_nan, val_data=val_data)
             except TrainingInterrupted as exc:
                 print(f"\n{exc}", file=sys.stderr)
                 return exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM
@@ -544,6 +566,8 @@ def _run(argv):
             history["seconds"].append(train_seconds)
             history["cpu_seconds"].append(cpu_seconds)
             line = evaluate()
+            if args.val:
+                line += f" | validation loss {trainer.last_val:.4f}"
             print(f"epoch {epoch + 1}/{args.epochs} | {line} | training time {train_seconds:.1f}s "
                   f"(CPU {cpu_seconds:.1f}s)")
             show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char, args.reverse, 1)
@@ -555,6 +579,15 @@ def _run(argv):
         if not history["greedy"]:  # --epochs 0 (e.g. with --load): evaluate only
             print(evaluate())
             show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char, args.reverse, 1)
+        accuracy = history["greedy"][-1]  # of the parameters saved by --save
+        if args.val and trainer.best_epoch not in (None, trainer.epoch):
+            model.set_named_params(trainer.best_params, source="the best epoch's parameters")
+            line, accuracy, _ = score()
+            print(f"kept epoch {trainer.best_epoch}'s parameters (the lowest validation loss, "
+                  f"{trainer.best_val_ppl:.4f}): test {line}")
+        elif args.val and trainer.best_epoch is not None:
+            print(f"kept the last epoch's parameters (the lowest validation loss, "
+                  f"{trainer.best_val_ppl:.4f})")
         if args.model == "attention" and args.attention_plot:
             rows = show_rows[:3] if len(show_rows) else np.arange(min(3, len(x_test)))
             plot_attention_examples(model, x_test[rows], t_test[rows], id_to_char, args.reverse,
@@ -567,7 +600,7 @@ def _run(argv):
             print(f"accuracy plot: {args.plot}")
         if args.save:
             path = model.save_params(args.save, vocab=id_to_char, task=name, reverse=args.reverse,
-                                     data_seed=args.data_seed, accuracy=history["greedy"][-1])
+                                     data_seed=args.data_seed, accuracy=accuracy)
             print(f"saved {path}")
     except FloatingPointError as exc:  # answering with weights gone non-finite
         print(f"\nerror: {exc}", file=sys.stderr)

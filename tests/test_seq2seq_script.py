@@ -484,3 +484,30 @@ def test_long_questions_and_answers_are_cut_when_printed():
     id_to_char = {0: "1", 1: " "}
     assert module.shown(np.zeros(5, int), id_to_char) == "'11111'"
     assert module.shown(np.zeros(2000, int), id_to_char) == repr("1" * 40) + "..."
+
+
+def test_val_keeps_the_epoch_with_the_lowest_validation_loss(pairs_file, tmp_path, capsys):
+    """--val N holds out the last N training pairs; at the end the parameters
+    of the best epoch on them are put back, scored and saved (here epoch 1:
+    a learning rate this large makes epochs 2 and 3 worse)."""
+    saved, ck = str(tmp_path / "m.npz"), str(tmp_path / "ck.npz")
+    assert script().main(["--data", pairs_file, *SMALL, "--epochs", "3", "--lr", "1",
+                          "--val", "80", "--plot", "none", "--show", "0", "--save", saved,
+                          "--checkpoint", ck]) == 0
+    printed = capsys.readouterr().out
+    assert "280 training, 80 validation and 40 test pairs" in printed
+    losses = [float(v) for v in re.findall(r"validation loss (\d+\.\d+)", printed)]
+    assert len(losses) == 3 and losses[0] < min(losses[1:])
+    kept = re.search(r"kept epoch 1's parameters \(the lowest validation loss, "
+                     r"(\d+\.\d+)\): test accuracy (\d+\.\d+)", printed)
+    assert kept and float(kept[1]) == pytest.approx(losses[0], abs=1e-4)
+    model, meta = load_model(saved)
+    assert meta["accuracy"] == pytest.approx(float(kept[2]), abs=1e-4)
+    best = np.load(ck)
+    for name, p in model.named_params().items():
+        np.testing.assert_array_equal(p, best[f"best/{name}"])
+
+
+def test_val_must_leave_pairs_to_train_on(pairs_file, capsys):
+    assert script().main(["--data", pairs_file, *SMALL, "--val", "360"]) == 2
+    assert "--val 360 would hold out all 360 training pairs" in capsys.readouterr().err
