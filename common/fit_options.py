@@ -12,6 +12,8 @@ import math
 import numbers
 import os
 
+import numpy as np
+
 from common.plot import plot_format
 from common.serialization import output_path_problem
 
@@ -52,6 +54,10 @@ class FitOptions:
     def check(self) -> None:
         """Raise ``ValueError`` naming the first option out of range."""
         _count(self.val_batch_size, "val_batch_size", 1)
+        _count(self.seed, "seed", 0)
+        for name in ("verbose", "restore_best"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name, low in (("patience", 1), ("lr_halve_from", 2), ("max_iters", 0),
                           ("checkpoint_every", 1), ("log_every", 0)):
             value = getattr(self, name)

@@ -31,9 +31,14 @@ returns a flat ``{name: value}`` dict of NumPy arrays and Python numbers
 (``'lr'``, ``'t'``, the hyperparameters, ``'m.0'``, ``'m.1'`` ...) that can
 be written to an ``.npz`` file next to the model's parameters;
 ``load_state_dict(d)`` restores it so that training continues bit for bit.
+An optimizer with state belongs to the parameters it first updated: given
+other arrays (another model's), ``update`` raises ``ValueError`` rather
+than steer them with that state; make one optimizer per model.
 """
 
 import functools
+import math
+import numbers
 
 import numpy as np
 
@@ -65,8 +70,10 @@ class Optimizer:
     hyper_names: tuple[str, ...] = ()
 
     def __init__(self, lr):
-        if lr < 0:
-            raise ValueError(f"lr must be >= 0, got {lr}")
+        # A NaN or infinite lr turns every parameter into NaN at the first step.
+        if not _finite(lr) or lr < 0:
+            raise ValueError(f"lr must be a finite number >= 0, e.g. {type(self).__name__}"
+                             f"(lr=0.01), got {lr!r}")
         self.lr = lr
         self.t = 0
         self.state = {}
@@ -155,8 +162,17 @@ class Optimizer:
                 sources.append([j])
             else:
                 sources[k].append(j)
+        if self.state and self._key is not None:
+            # Momentum or Adam state of one model's parameters would steer another's
+            # steps, silently when the shapes agree.
+            raise ValueError(
+                f"this {type(self).__name__} has already updated other parameter arrays and "
+                f"keeps state for them; make one optimizer per model "
+                f"({type(self).__name__}(lr=...) for each), and pass the same model.params "
+                "list at every update"
+            )
         if self.state:
-            # State made for (or loaded for) other arrays must still fit.
+            # State loaded (load_state_dict) before the first update must fit.
             self._check_state(self.state, unique)
         self._key = key
         self._params = unique
@@ -264,6 +280,18 @@ class Optimizer:
         return f"{type(self).__name__}(lr={self.lr}{hypers})"
 
 
+def _finite(value):
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(value))
+
+
+def _check_eps(eps):
+    if not _finite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite number >= 0 (it keeps the division away from "
+                         f"zero), got {eps!r}")
+    return float(eps)
+
+
 def _scalar(value, key):
     # np.load gives 0-d arrays back for the numbers state_dict stored.
     if np.ndim(value) != 0:
@@ -326,7 +354,7 @@ class AdaGrad(Optimizer):
 
     def __init__(self, lr=0.01, eps=1e-10):
         super().__init__(lr)
-        self.eps = float(eps)
+        self.eps = _check_eps(eps)
 
     def _step(self, lr, p, g, h):
         h += g * g
@@ -350,7 +378,7 @@ class RMSprop(Optimizer):
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
         self.alpha = float(alpha)
-        self.eps = float(eps)
+        self.eps = _check_eps(eps)
 
     def _step(self, lr, p, g, h):
         alpha = self.alpha
@@ -381,7 +409,7 @@ class Adam(Optimizer):
                 raise ValueError(f"{name} must be in [0, 1), got {beta}")
         self.beta1 = float(beta1)
         self.beta2 = float(beta2)
-        self.eps = float(eps)
+        self.eps = _check_eps(eps)
 
     def _step(self, lr, p, g, m, v):
         beta1, beta2, eps, t = self.beta1, self.beta2, self.eps, self.t

@@ -55,7 +55,9 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
         fig = Figure(figsize=(7.0, 4.4))
     ax = fig.add_subplot()
     _draw(ax, trainer)
-    if logy:
+    # Nothing recorded yet (eval_interval longer than the iterations trained):
+    # matplotlib cannot put empty lines on a log axis.
+    if logy and (trainer.figure_list or trainer.history.get(f"val_{trainer.figure}")):
         ax.set_yscale("log")
     if ylim is not None:
         low, high = ylim

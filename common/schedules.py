@@ -12,6 +12,7 @@ so a checkpoint carries it.
 """
 
 import math
+import numbers
 
 
 class BestParameters:
@@ -37,10 +38,11 @@ class DecayOnPlateau:
     validation figure did not beat the best so far."""
 
     def __init__(self, factor: float):
-        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 1):
+        if isinstance(factor, bool) or not (isinstance(factor, numbers.Real)
+                                            and math.isfinite(factor) and factor > 1):
             raise ValueError(f"lr_decay must be a number > 1 (the learning rate is divided by "
                              f"it), got {factor!r}")
-        self.factor = factor
+        self.factor = float(factor)
 
     def end_epoch(self, trainer) -> bool:
         if trainer.last_val is not None and trainer.bad_epochs > 0:
@@ -53,9 +55,10 @@ class EarlyStopping:
     figure."""
 
     def __init__(self, patience: int):
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) \
+                or patience < 1:
             raise ValueError(f"patience must be an integer >= 1, got {patience!r}")
-        self.patience = patience
+        self.patience = int(patience)
 
     def end_epoch(self, trainer) -> bool:
         return trainer.last_val is not None and trainer.bad_epochs >= self.patience
@@ -68,10 +71,10 @@ class HalveFrom:
     with a lower rate)."""
 
     def __init__(self, epoch: int):
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 2:
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 2:
             raise ValueError(f"lr_halve_from must be an epoch number >= 2 (epoch 1 runs at the "
                              f"starting rate; give a lower one to start lower), got {epoch!r}")
-        self.epoch = epoch
+        self.epoch = int(epoch)
 
     def end_epoch(self, trainer) -> bool:
         if trainer.epoch + 1 >= self.epoch:  # the epoch about to start

@@ -36,7 +36,13 @@ from common.training_guards import (
     TrainingOutOfMemory,
     divergence_bound,
 )
-from common.util import clip_grads, clip_grads_value, eval_perplexity, evaluating
+from common.util import (
+    check_id_range,
+    clip_grads,
+    clip_grads_value,
+    eval_perplexity,
+    evaluating,
+)
 
 __all__ = ["BaseTrainer", "FitOptions", "MAX_SKIPS_IN_A_ROW", "RnnlmTrainer", "Trainer",
            "TrainingDiverged", "TrainingInterrupted", "TrainingOutOfMemory", "divergence_bound"]
@@ -66,6 +72,14 @@ class BaseTrainer:
     figure = "loss"
 
     def __init__(self, model, optimizer):
+        for name, value, example in (("model", model, "SimpleRnnlm(vocab_size, 100, 100)"),
+                                     ("optimizer", optimizer, "SGD(lr=0.1)")):
+            if isinstance(value, type):  # the class itself, its () forgotten
+                raise TypeError(f"{name} must be an object, not the class {value.__name__}: "
+                                f"build one, e.g. {example}")
+        if optimizer is not None and not callable(getattr(optimizer, "update", None)):
+            raise TypeError(f"optimizer must have update(params, grads), as SGD(lr=0.1) has; "
+                            f"got {optimizer!r:.80}")
         self.model = model
         self.optimizer = optimizer
         self.history = {"epoch": [], f"train_{self.figure}": [], f"val_{self.figure}": [],
@@ -181,7 +195,7 @@ class BaseTrainer:
                 f"iterations, but these data and batch settings give {n}: resume with the "
                 "settings the run was started with"
             )
-        self.eval_interval = eval_interval
+        self.eval_interval = int(eval_interval)  # a NumPy int would not go into JSON
         self.iters_per_epoch = n
         if hasattr(self.model, "train"):
             self.model.train()
@@ -331,12 +345,7 @@ def _check_val_corpus(corpus, vocab_size):
     if corpus.ndim != 1 or corpus.size < 2 or not np.issubdtype(corpus.dtype, np.integer):
         raise ValueError(f"val_corpus must be a 1-D array of at least 2 integer ids, got "
                          f"shape {corpus.shape} and dtype {corpus.dtype}")
-    lo, hi = int(corpus.min()), int(corpus.max())
-    if lo < 0 or (vocab_size is not None and hi >= vocab_size):
-        allowed = "ids >= 0" if vocab_size is None else f"range [0, {vocab_size})"
-        raise ValueError(f"val_corpus holds the id {lo if lo < 0 else hi}, outside the "
-                         f"model's vocabulary {allowed}: was it encoded with the training "
-                         f"corpus's word_to_id?")
+    check_id_range("val_corpus", corpus, vocab_size)
 
 
 class RnnlmTrainer(BaseTrainer):
@@ -432,8 +441,12 @@ class RnnlmTrainer(BaseTrainer):
         if opts.val_corpus is not None:
             # Checked now, not when the first epoch is over.
             _check_val_corpus(opts.val_corpus, getattr(self.model, "vocab_size", None))
-        return self._train(Lanes(xs, ts, batch_size, time_size), max_epoch, max_grad,
-                           eval_interval, opts)
+        lanes = Lanes(xs, ts, batch_size, time_size)
+        vocab_size = getattr(self.model, "vocab_size", None)
+        check_id_range("xs", lanes.xs, vocab_size)
+        check_id_range("ts", lanes.ts, vocab_size,
+                        getattr(getattr(self.model, "loss_layer", None), "ignore_label", None))
+        return self._train(lanes, max_epoch, max_grad, eval_interval, opts)
 
     def _figure_of(self, mean_loss):
         return _perplexity(mean_loss)
@@ -499,10 +512,12 @@ class Trainer(BaseTrainer):
         opts.check()
         if opts.val_corpus is not None:
             raise ValueError("Trainer validates on val_data=(x_val, t_val), not val_corpus")
+        if opts.val_data is not None:
+            _check_val_data(opts.val_data)  # now, not when the first epoch is over
         if self._done() and opts.seed != self.seed:
             raise ValueError(f"this run was started with seed={self.seed}; resume it with the "
                              "same seed")
-        self.seed = opts.seed
+        self.seed = int(opts.seed)
         return self._train(ShuffledRows(x, t, batch_size, opts.seed), max_epoch, max_grad,
                            eval_interval, opts)
 
@@ -517,6 +532,10 @@ class Trainer(BaseTrainer):
         total = 0.0
         with evaluating(model):  # dropout off; the carried state and the mode given back
             for start in range(0, len(x), size):
+                if hasattr(model, "reset_state"):
+                    # Rows are separate examples; a stateful model must not carry a
+                    # training batch's state (of another batch size) into them.
+                    model.reset_state()
                 rows = slice(start, start + size)
                 n = len(x[rows])
                 total += float(model.forward(xp.asarray(x[rows]), xp.asarray(t[rows]))) * n
@@ -529,6 +548,17 @@ class Trainer(BaseTrainer):
         super().load_state_dict(d)
         self.loss_list = list(d["loss_list"])
         self.seed = int(d["seed"])
+
+
+def _check_val_data(val_data):
+    try:
+        x, t = (np.asarray(a) for a in val_data)
+    except (TypeError, ValueError):
+        raise ValueError("val_data must be a pair (x_val, t_val) of arrays with one row per "
+                         "example, as fit's x and t") from None
+    if x.ndim < 1 or t.ndim < 1 or len(x) != len(t) or len(x) == 0:
+        raise ValueError(f"val_data (x_val, t_val) must have the same number of rows, at "
+                         f"least one, got shapes {x.shape} and {t.shape}")
 
 
 def _perplexity(mean_loss):

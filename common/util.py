@@ -93,6 +93,12 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     corpus = np.asarray(corpus)
     if corpus.ndim != 1 or corpus.size < 2:
         raise ValueError("eval_perplexity needs a 1-D corpus of at least 2 ids")
+    if not np.issubdtype(corpus.dtype, np.integer):
+        raise TypeError(f"eval_perplexity: corpus must hold integer word ids, got dtype "
+                        f"{corpus.dtype}")
+    # Every position is a target here: an ignore_label (-1) in it would be left out
+    # of the loss but still counted in L.
+    check_id_range("corpus", corpus, getattr(model, "vocab_size", None))
     L = corpus.size - 1
     N = min(batch_size, L)
     lane = -(-L // N)  # ceil
@@ -112,6 +118,28 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
             if n:
                 total += model.forward(batch_x, batch_t) * n
     return math.exp(total / L)
+
+
+def check_id_range(name, ids, vocab_size, ignore_label=None):
+    """Refuse ids outside the vocabulary now, not at the batch that holds
+    them (perhaps hours into the run). Integer arrays only: the layers
+    refuse other dtypes at the first batch."""
+    if ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
+        return
+    lo, hi = int(ids.min()), int(ids.max())
+    if 0 <= lo and (vocab_size is None or hi < vocab_size):
+        return
+    if ignore_label is not None:
+        ids = ids[ids != ignore_label]
+        if ids.size == 0:
+            return
+        lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or (vocab_size is not None and hi >= vocab_size):
+        allowed = "(ids >= 0)" if vocab_size is None else f"range [0, {vocab_size})"
+        raise ValueError(f"{name} holds the id {lo if lo < 0 else hi}, outside the "
+                         f"vocabulary {allowed} of the model: was it encoded with the "
+                         f"training corpus's word_to_id, and is the model's vocab_size "
+                         f"len(word_to_id)?")
 
 
 def clip_grads_value(grads, max_value):

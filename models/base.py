@@ -41,6 +41,19 @@ class Init:
         if not floating:
             raise ValueError(f"dtype must be a floating type (np.float32 to train, np.float64 "
                              f"for gradient checks), got {dtype!r}")
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng must be a numpy.random.Generator (np.random.default_rng(0)); "
+                             f"for an integer seed pass seed=, got rng={rng!r:.80}")
+        if seed is not None and (isinstance(seed, (bool, np.bool_))
+                                 or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
+        if init_scale is not None and (
+                isinstance(init_scale, (bool, np.bool_))
+                or not isinstance(init_scale, (int, float, np.integer, np.floating))
+                or not 0 < init_scale < float("inf")):
+            # 0 would start every weight at zero, where the units never tell apart.
+            raise ValueError(f"init_scale must be a finite number > 0 (weights uniform in "
+                             f"[-init_scale, init_scale], e.g. 0.1) or None, got {init_scale!r}")
         self.rng = rng if rng is not None else np.random.default_rng(seed)
         self.dtype = dtype
         self.init_scale = init_scale
@@ -174,6 +187,9 @@ class Model:
         ``level="char"``) is stored too. Returns the path written.
         """
         path = self._file(path)
+        if os.path.isdir(path):
+            raise ValueError(f"{path} is a folder; give a file name in it, e.g. "
+                             f"{os.path.join(path, self.default_file_name())}")
         clash = sorted(set(meta) & {"model", "config", "vocab"})
         if clash:
             raise ValueError(f"extra metadata may not be named {clash}")

@@ -50,8 +50,15 @@ class BetterRnnlm(LanguageModel):
                  init_scale: float | None = None):
         V, D, H, num_layers = check_sizes(vocab_size=vocab_size, wordvec_size=wordvec_size,
                                           hidden_size=hidden_size, num_layers=num_layers)
-        if isinstance(dropout_ratio, bool) or not 0 <= dropout_ratio < 1:
-            raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
+        if isinstance(dropout_ratio, (bool, np.bool_)) \
+                or not isinstance(dropout_ratio, (int, float, np.integer, np.floating)) \
+                or not 0 <= dropout_ratio < 1:
+            raise ValueError(f"dropout_ratio must be in [0, 1) (0: no dropout), got "
+                             f"{dropout_ratio!r}")
+        if not isinstance(tie_weights, (bool, np.bool_)):
+            raise ValueError(f"tie_weights must be True or False, got {tie_weights!r}")
+        # Plain Python values: the config is saved as JSON, which has no numpy scalars.
+        dropout_ratio, tie_weights = float(dropout_ratio), bool(tie_weights)
         if tie_weights and D != H:
             raise ValueError(f"tie_weights needs wordvec_size == hidden_size, got D={D}, H={H}")
         self.config = {"vocab_size": V, "wordvec_size": D, "hidden_size": H,

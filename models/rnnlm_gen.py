@@ -43,6 +43,8 @@ def _checked_skip(model, start_id, skip_ids, sample_size) -> np.ndarray:
             or sample_size < 1:
         raise ValueError(f"sample_size must be a positive integer, got {sample_size!r}")
     skip = np.zeros(V, dtype=bool)
+    if isinstance(skip_ids, (int, np.integer)) and not isinstance(skip_ids, (bool, np.bool_)):
+        skip_ids = [skip_ids]  # one id to skip
     if skip_ids is not None:
         ids = np.asarray(list(skip_ids))
         if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= V):
@@ -56,6 +58,11 @@ def _checked_skip(model, start_id, skip_ids, sample_size) -> np.ndarray:
 def sample_ids(model, start_id: int, skip_ids=None, sample_size: int = 100, rng=None) -> list[int]:
     """The book's ``generate`` for any language model (see the module docstring)."""
     skip = _checked_skip(model, start_id, skip_ids, sample_size)
+    if rng is not None and not isinstance(rng, np.random.Generator) and (
+            isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (int, np.integer))
+            or rng < 0):
+        raise ValueError(f"rng must be a numpy.random.Generator, an integer seed >= 0 or None "
+                         f"(NumPy's global generator, as np.random.seed sets), got {rng!r}")
     model._forget_forward()
     draw = rng.random if isinstance(rng, np.random.Generator) else (
         np.random.random if rng is None else np.random.default_rng(rng).random)
@@ -99,7 +106,13 @@ def search_ids(model, start_id: int, skip_ids=None, sample_size: int = 100,
 
 
 class RnnlmGen(Rnnlm):
-    """:class:`~models.Rnnlm` with the book's ``generate`` (arguments as ``Rnnlm``)."""
+    """:class:`~models.Rnnlm` with the book's ``generate`` (arguments as ``Rnnlm``).
+
+    ``load_params()`` without a path reads ``Rnnlm.npz``: the file the
+    trained ``Rnnlm`` wrote with ``save_params()``, as in the book."""
+
+    def default_file_name(self) -> str:
+        return "Rnnlm.npz"
 
     def generate(self, start_id: int, skip_ids=None, sample_size: int = 100, *,
                  rng=None, beam_width: int | None = None) -> list[int]:
@@ -115,7 +128,12 @@ class RnnlmGen(Rnnlm):
 
 class BetterRnnlmGen(BetterRnnlm):
     """:class:`~models.BetterRnnlm` with the book's ``generate`` (arguments as
-    ``BetterRnnlm``). Dropout is off from the start: this model generates."""
+    ``BetterRnnlm``). Dropout is off from the start: this model generates.
+    ``load_params()`` without a path reads ``BetterRnnlm.npz``, as ``RnnlmGen``
+    reads ``Rnnlm.npz``."""
+
+    def default_file_name(self) -> str:
+        return "BetterRnnlm.npz"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -272,8 +272,8 @@ def test_a_run_shorter_than_eval_interval_plots_a_note_instead_of_empty_axes(tmp
 def test_fit_checks_val_corpus_before_the_first_epoch():
     corpus = np.arange(200) % 10
     trainer = RnnlmTrainer(SimpleRnnlm(10, 4, 4, seed=0), SGD(0.1))
-    with pytest.raises(ValueError, match=r"val_corpus holds the id 49, outside the model's "
-                                         r"vocabulary range \[0, 10\)"):
+    with pytest.raises(ValueError, match=r"val_corpus holds the id 49, outside the "
+                                         r"vocabulary range \[0, 10\) of the model"):
         trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=2, time_size=5,
                     val_corpus=np.arange(50), verbose=False)
     with pytest.raises(ValueError, match="val_corpus must be a 1-D array of at least 2 integer"):
