@@ -151,6 +151,14 @@ def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bo
             f"--resume {checkpoint}, or pass --overwrite to replace it")
 
 
+def ptb_message_in_flag_words(message: str) -> str:
+    """A message of ``datasets.ptb``, which names its ``data_dir`` argument, in the
+    words of a command line with ``--data-dir``."""
+    return (message.replace(" to ptb.load_data", "").replace("data_dir argument", "--data-dir")
+            .replace("data_dir=...", "--data-dir").replace("data_dir=", "--data-dir ")
+            .replace("data_dir ", "--data-dir "))
+
+
 def plot_path(text: str) -> str | None:
     """An argparse ``type`` for a plot's file: ``None`` for ``''`` or ``'none'``
     (no plot), else the path, whose suffix must name a format."""

@@ -33,6 +33,8 @@ def check_path(value: object, name: str, what: str = "a file path") -> Path:
     path = os.fsdecode(value)
     if not path:
         raise ValueError(f"{name} must be {what}, got an empty string")
+    if "\0" in path:  # else open() fails with a bare "embedded null byte"
+        raise ValueError(f"{name} must be {what}, got {path!r}, which holds a NUL character")
     return Path(path)
 
 

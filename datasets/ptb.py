@@ -203,7 +203,8 @@ def find_data_dir(
     if not problems:
         return cache
     # A bad file in our own cache (say, an old partial copy) is simply fetched again.
-    tried = ["data_dir argument: not given", f"${ENV_DIR}: not set"]
+    env_state = "set but empty, so ignored" if env_dir == "" else "not set"
+    tried = ["data_dir argument: not given", f"${ENV_DIR}: {env_state}"]
     tried.append(f"cache {cache}: " + "; ".join(problems))
     if not allow_download:
         tried.append("download: not allowed (allow_download=False)")
@@ -309,7 +310,11 @@ def _require_complete(folder: Path, source: str, origin: str) -> Path:
         raise DataSourceError(f"{origin}: folder {folder} does not exist.\n{fix}", source, folder)
     if not folder.is_dir():
         raise DataSourceError(
-            f"{origin}: {folder} is a file, not a folder.\n{fix}", source, folder
+            f"{origin}: {folder} is a file, not a folder.\nFix: name the folder that holds "
+            f"{names} instead, or leave {unset} unset to let rnnlab use its cache "
+            f"{cache_dir()} (downloading if needed).",
+            source,
+            folder,
         )
     missing = [name for name in SHA256 if not (folder / name).is_file()]
     if missing:

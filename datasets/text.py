@@ -70,22 +70,24 @@ def read_text(path: str | os.PathLike) -> str:
     Raises:
         FileNotFoundError: the file does not exist.
         IsADirectoryError: ``path`` is a folder.
-        CorpusError: the bytes are not valid UTF-8; the message gives the byte
-            offset and line of the first bad byte.
+        CorpusError: the bytes are not valid UTF-8 (the message gives the byte
+            offset and line of the first bad byte), or hold a NUL byte.
     """
     path = check_path(path, "path")
     try:
         data = path.read_bytes()
     except FileNotFoundError as err:
+        # Only a shell expands "~"; a quoted or "--flag=~/..." path reaches us as is.
+        tilde = " ('~' is not expanded here: write the full path)" if str(path)[:1] == "~" else ""
         raise FileNotFoundError(
-            f"text file not found: {path} (absolute: {path.absolute()})"
+            f"text file not found: {path} (absolute: {path.absolute()}){tilde}"
         ) from err
     except IsADirectoryError as err:
         raise IsADirectoryError(f"{path} is a folder; expected a text file") from err
     try:
         # "utf-8-sig" drops the byte-order mark some Windows editors write, which
         # would otherwise stick to the first word.
-        return data.decode("utf-8-sig")
+        content = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         bad = data[err.start : err.end]
@@ -98,6 +100,16 @@ def read_text(path: str | os.PathLike) -> str:
             f"{bad!r} ({err.reason}). Re-save the file as UTF-8, e.g. "
             f"`iconv -f {source} -t utf-8 in.txt > out.txt`."
         ) from err
+    # NUL is valid UTF-8 but never in text: UTF-16 without a byte-order mark
+    # (ASCII letters with a NUL between them) or a binary file decodes "fine".
+    if (nul := content.find("\0")) >= 0:
+        line = content.count("\n", 0, nul) + 1
+        raise CorpusError(
+            f"{path} holds a NUL byte (line {line}), which text never does: is it a binary "
+            f"file, or UTF-16 without a byte-order mark? Re-save it as UTF-8, e.g. "
+            f"`iconv -f utf-16le -t utf-8 in.txt > out.txt`."
+        )
+    return content
 
 
 def tokenize(content: str, level: str = "word") -> list[str]:
@@ -182,7 +194,8 @@ def load_data(
         TypeError: ``path`` is not a str or os.PathLike.
         ValueError: empty ``path``, unknown ``level`` or malformed ``vocab``.
         FileNotFoundError: the file does not exist.
-        CorpusError: not UTF-8, empty, or fewer than 2 tokens.
+        CorpusError: not UTF-8, empty, fewer than 2 tokens, or (without
+            ``vocab``) fewer than 2 distinct tokens.
         UnknownTokenError: (with ``vocab``) a token missing from the
             vocabulary, named with its line number; a CorpusError too.
     """
@@ -201,6 +214,12 @@ def load_data(
         )
     if vocab is None:
         word_to_id, id_to_word = build_vocab(tokens)
+        if len(word_to_id) < 2:
+            # With one distinct token every prediction is right: perplexity 1, nothing learnt.
+            only = "only blank lines" if tokens[0] == EOS and level == "word" else (
+                f"only the token {tokens[0]!r}")
+            raise CorpusError(f"{path} holds {only} at {level} level; a language model needs "
+                              f"at least 2 distinct tokens to have something to predict")
     else:
         word_to_id = dict(vocab)
         id_to_word = {i: token for token, i in word_to_id.items()}
@@ -256,7 +275,7 @@ def split_corpus(
     if min(sizes) < MIN_TOKENS:
         raise ValueError(
             f"a corpus of {n} tokens is too short to split by {fractions}: the parts would "
-            f"have {sizes} tokens, and each needs at least {MIN_TOKENS}"
+            f"have {sizes} tokens, and each needs at least {MIN_TOKENS}: use a longer corpus"
         )
     return tuple(corpus[start:end] for start, end in zip(starts, ends, strict=True))
 

@@ -34,7 +34,14 @@ if _ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from common.cli import HelpFormatter, at_least, output_flags_problem, positive_float  # noqa: E402
+from common.cli import (  # noqa: E402
+    HelpFormatter,
+    at_least,
+    output_flags_problem,
+    plot_path,
+    positive_float,
+    ptb_message_in_flag_words,
+)
 from common.inspection import gradient_through_time  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import managed  # noqa: E402
@@ -70,8 +77,13 @@ def parse_args(argv=None):
     p.add_argument("--eval-batch", type=at_least(1), default=64, help="held-out sequences")
     p.add_argument("--seed", type=at_least(0), default=0,
                    help="seed of the weights and of the batches")
-    p.add_argument("--plot", default="gradient_through_time.png", help="where to draw")
+    p.add_argument("--plot", type=plot_path, default="gradient_through_time.png",
+                   help="where to draw; its suffix names the format (.png, .pdf, .svg); "
+                        "'none': no plot")
     args = p.parse_args(argv)
+    for name, what in (("text_file", "a text file"), ("data_dir", "the PTB folder")):
+        if getattr(args, name) == "":  # say, an unset shell variable
+            p.error(f"--{name.replace('_', '-')} is empty; name {what}, or leave the flag out")
     if problem := output_flags_problem(args, {"plot": "gradient_through_time.png"}):
         p.error(problem)
     return args
@@ -88,11 +100,16 @@ def load_text(args):
     return path, train, valid, len(word_to_id)
 
 
+def window_problem(corpus, length, part, flag):
+    """Why windows of ``length + 1`` ids cannot be cut from ``corpus``, or None."""
+    if corpus.size >= length + 1:
+        return None
+    return (f"the {part} part of the text has {corpus.size} characters; {flag} {length} needs "
+            f"{length + 1}: give a smaller {flag}, or more text (--corpus-size, --text-file)")
+
+
 def windows(corpus, n, length, rng):
     """``n`` random windows of ``length + 1`` ids: inputs and next-token targets."""
-    if corpus.size < length + 1:
-        raise SystemExit(f"error: the text part has {corpus.size} characters; windows need "
-                         f"{length + 1} (lower --time-size / --eval-length or use more text)")
     starts = rng.integers(0, corpus.size - length, size=n)
     block = corpus[starts[:, None] + np.arange(length + 1)]
     return block[:, :-1], block[:, 1:]
@@ -146,7 +163,12 @@ def main(argv=None):
     try:
         path, train_ids, valid_ids, V = load_text(args)
     except (OSError, ValueError, ptb.DataNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {ptb_message_in_flag_words(str(exc))}", file=sys.stderr)
+        return 2
+    # Checked now, not minutes into training.
+    if problem := (window_problem(train_ids, args.time_size, "training", "--time-size")
+                   or window_problem(valid_ids, args.eval_length, "held-out", "--eval-length")):
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     print(f"{os.path.basename(path)}: {train_ids.size:,} training characters, {V} distinct; "
           f"H = {args.hidden_size}, D = {args.wordvec_size}, {args.iters} iterations of "
@@ -169,8 +191,9 @@ def main(argv=None):
         back = [norms[-1 - k] for k in steps_back]
         print(f"{label:24s}{loss:10.3f}  {held / math.log(2):18.3f}  "
               + "  ".join(f"{b:.2e}" for b in back) + f"   {seconds:.0f} s", flush=True)
-    plot(curves, args, args.plot)
-    print(f"plot: {args.plot}")
+    if args.plot:
+        plot(curves, args, args.plot)
+        print(f"plot: {args.plot}")
     return 0
 
 

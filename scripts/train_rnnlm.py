@@ -38,6 +38,7 @@ from common.cli import (  # noqa: E402
     flag,
     output_flags_problem,
     plot_path,
+    ptb_message_in_flag_words,
     skipped_batches_notice,
 )
 from common.memory import (  # noqa: E402
@@ -213,6 +214,10 @@ def check_args(args, explicit=()):
 
 
 def _check_corpus_flags(args, explicit):
+    for name, what in (("text_file", "a text file"), ("data_dir", "the PTB folder")):
+        # An empty value (say, an unset shell variable) must not fall back on PTB.
+        if getattr(args, name) == "":
+            raise UsageError(f"{flag(name)} is empty; name {what}, or leave the flag out")
     if args.text_file and args.corpus in ("ptb", "synthetic"):
         raise UsageError(f"--text-file is read only with --corpus text, not --corpus "
                          f"{args.corpus}")
@@ -229,6 +234,26 @@ def _check_corpus_flags(args, explicit):
     if args.data_dir is not None and args.corpus in ("synthetic", "text"):
         raise UsageError(f"--data-dir names the PTB folder; it has no use with --corpus "
                          f"{args.corpus}")
+    if args.checkpoint_every is not None and not (args.checkpoint or args.resume):
+        raise UsageError("--checkpoint-every needs --checkpoint FILE to write the checkpoints "
+                         "to")
+
+
+def ignored_flags_notices(args, explicit):
+    """Notices for flags given on the command line that the run does not use."""
+    notices = []
+    if args.model != "better":
+        notices += [f"notice: {flag(name)} is used only by --model better; --model "
+                    f"{args.model} ignores it"
+                    for name in ("num_layers", "dropout", "no_tie") if name in explicit]
+    if "overwrite" in explicit and not args.checkpoint:
+        notices.append("notice: --overwrite concerns only a --checkpoint file; none is written")
+    if args.quiet and args.log_every and "log_every" in explicit:
+        notices.append("notice: --quiet turns off the progress lines of --log-every")
+    elif "log_every" in explicit and sys.stdout.isatty():
+        notices.append("notice: --log-every writes lines only when stdout is not a terminal; "
+                       "here a progress bar shows the progress")
+    return notices
 
 
 # -- resuming -----------------------------------------------------------------------------
@@ -305,6 +330,12 @@ def load_corpus(args):
     try:
         full, w2i, i2w = text.load_data(args.text_file, level=args.level)
         train, valid, test = text.split_corpus(full)  # a text too short to split: ValueError
+    except FileNotFoundError as exc:
+        if args.resume:  # the path came from the checkpoint, not from the user
+            raise UsageError(f"the text file of the run in {args.resume}, {args.text_file}, is "
+                             "gone (moved or deleted?): put it back there to resume the run, "
+                             "or start a new one") from None
+        raise UsageError(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     return train, valid, test, w2i, i2w, os.path.basename(args.text_file)
@@ -320,22 +351,15 @@ def _load_ptb(args):
         test = ptb.load_data("test", data_dir=args.data_dir)[0]
         return train, valid, test, w2i, i2w, "PTB"
     except source_error as exc:
-        raise UsageError(_in_flag_words(str(exc))) from None
+        raise UsageError(ptb_message_in_flag_words(str(exc))) from None
     except ptb.DataNotFoundError as exc:
         if named or args.corpus == "ptb":
-            raise UsageError(_in_flag_words(str(exc))) from None
+            raise UsageError(ptb_message_in_flag_words(str(exc))) from None
         first_line = str(exc).splitlines()[0]
         print(f"notice: Penn Treebank is not available ({first_line}).\n"
               "notice: training on the built-in synthetic corpus instead; pass --data-dir "
               "or set RNNLAB_PTB_DIR to use PTB.", file=sys.stderr)
         return None
-
-
-def _in_flag_words(message):
-    """ptb.load_data's message, which names its argument, in this command line's words."""
-    return (message.replace(" to ptb.load_data", "").replace("data_dir argument", "--data-dir")
-            .replace("data_dir=...", "--data-dir").replace("data_dir=", "--data-dir ")
-            .replace("data_dir ", "--data-dir "))
 
 
 def _named_ptb_source(args):
@@ -347,7 +371,8 @@ def _named_ptb_source(args):
     else:
         return None
     if not os.path.isdir(named):
-        raise UsageError(f"{how}: no such folder (it should hold ptb.train.txt, "
+        what = "a file, not a folder" if os.path.exists(named) else "no such folder"
+        raise UsageError(f"{how}: {what} (give the folder that holds ptb.train.txt, "
                          "ptb.valid.txt, ptb.test.txt)")
     return named
 
@@ -411,6 +436,11 @@ def prepare(args, explicit):
                      f"{args.optimizer} lr {args.lr:g}")
     if args.resume:
         resume(trainer, args, explicit, notices)
+        if trainer.epochs_to_reach(args.epochs) == 0:
+            notices.append(f"notice: the run in {args.resume} has reached --epochs "
+                           f"{args.epochs} already, so nothing is trained; give a larger "
+                           "--epochs (the run's total) to go on")
+    notices += ignored_flags_notices(args, explicit)
     data = dict(train=train, valid=valid, test=test, id_to_word=id_to_word, name=name,
                 vocab_size=vocab_size)
     return trainer, data, notices

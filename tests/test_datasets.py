@@ -440,14 +440,28 @@ def test_missing_file(tmp_path):
         (b"", "is empty"),
         (b"hello", "has 1 token.*at least 2"),
         (b"hello\nw\xf6rld\n", r"not valid UTF-8: byte offset 7 \(line 2\)"),
+        # UTF-16 without a byte-order mark is valid UTF-8, a NUL between letters
+        ("a b\n".encode("utf-16-le"), r"holds a NUL byte \(line 1\).*UTF-16"),
+        (b"  \n\t\n\n", "holds only blank lines at word level.*2 distinct tokens"),
     ],
-    ids=["empty", "single-token", "invalid-utf8"],
+    ids=["empty", "single-token", "invalid-utf8", "utf16-without-bom", "only-whitespace"],
 )
 def test_unusable_files_raise_a_corpus_error(tmp_path, content, message):
     path = write(tmp_path / "t.txt", content)
     with pytest.raises(text.CorpusError, match=message) as info:
         text.load_data(path)
     assert str(path) in str(info.value)
+
+
+def test_a_text_of_one_distinct_character_has_nothing_to_predict(tmp_path):
+    path = write(tmp_path / "t.txt", "aaaaaaaa")
+    with pytest.raises(text.CorpusError, match="holds only the token 'a' at char level"):
+        text.load_data(path, level="char")
+
+
+def test_a_tilde_path_that_is_not_found_says_it_is_not_expanded():
+    with pytest.raises(FileNotFoundError, match="'~' is not expanded here"):
+        text.load_data("~/surely-not-here-rnnlab.txt")
 
 
 def test_invalid_utf8_keeps_the_codec_error_as_its_cause(tmp_path):
@@ -518,8 +532,16 @@ def test_a_truncated_file_in_the_environment_folder_is_a_source_error(ptb_copy, 
 
 def test_a_file_named_as_data_dir_is_a_source_error(tmp_path):
     a_file = write(tmp_path / "ptb.train.txt", "not a folder")
-    with pytest.raises(ptb.DataSourceError, match="is a file, not a folder"):
+    with pytest.raises(ptb.DataSourceError, match="is a file, not a folder") as info:
         ptb.load_data("train", data_dir=a_file)
+    assert "put ptb.train.txt" not in str(info.value)  # into a file: no advice to follow
+
+
+def test_an_empty_environment_folder_is_reported_as_ignored(monkeypatch):
+    monkeypatch.setenv(ptb.ENV_DIR, "")
+    with pytest.raises(ptb.DataNotFoundError, match=r"\$RNNLAB_PTB_DIR: set but empty, so "
+                                                    "ignored"):
+        ptb.load_data("train")
 
 
 def test_only_nothing_named_and_nothing_found_is_data_not_found():
@@ -607,6 +629,7 @@ def test_an_unwritable_cache_warns_once_per_process(ptb_dir, tmp_path, monkeypat
         (lambda: synthetic.generate(10, seed="abc"), TypeError, "seed must be an int"),
         (lambda: text.load_data(None), TypeError, "path must be a file path .* NoneType"),
         (lambda: text.load_data(""), ValueError, "path must be a file path, got an empty"),
+        (lambda: text.load_data("a\0b.txt"), ValueError, "path must be .* holds a NUL"),
         (lambda: text.load_data("x.txt", level=["char"]), ValueError, "level must be one of"),
         (lambda: text.split_corpus(np.arange(100), ("a", "b")), ValueError,
          "fractions must be a sequence of numbers"),
@@ -621,6 +644,7 @@ def test_an_unwritable_cache_warns_once_per_process(ptb_dir, tmp_path, monkeypat
     ids=["ptb-split-list", "ptb-empty-dir", "ptb-dir-int", "synthetic-split-list",
          "synthetic-seed-bool", "synthetic-seed-negative", "synthetic-seed-str",
          "synthetic-n-tokens-float", "generate-seed-str", "text-path-none", "text-path-empty",
+         "text-path-nul",
          "text-level-list", "split-fractions-str", "download-empty-dest", "download-timeout-0",
          "download-timeout-nan", "download-url-none"],
 )

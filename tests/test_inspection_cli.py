@@ -119,6 +119,19 @@ def test_gradient_through_time_script_draws_three_lines(tmp_path, capsys):
     assert exc.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
 
 
+def test_gradient_through_time_script_checks_the_window_lengths_before_training(tmp_path,
+                                                                                capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 40, encoding="utf-8")
+    gtt = script("gradient_through_time")
+    assert gtt.main(["--text-file", str(text), "--eval-length", "500", "--plot", "none"]) == 2
+    out, err = capsys.readouterr()
+    assert "error: the held-out part of the text has 48 characters; --eval-length 500" in err
+    assert "iterations" not in out  # nothing started
+    assert gtt.main(["--text-file", str(text), "--time-size", "5000", "--plot", "none"]) == 2
+    assert "give a smaller --time-size" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--text-file", "."], "is a folder; expected a text file"),
     (["--text-file", "no/such.txt"], "text file not found"),
@@ -130,6 +143,9 @@ def test_gradient_through_time_script_says_what_is_wrong_with_the_text(argv, mes
 
 
 @pytest.mark.parametrize("argv, message", [
+    (["--plot", "curves.txt"], "cannot tell the plot format from 'curves.txt'"),
+    (["--text-file", ""], "--text-file is empty; name a text file"),
+    (["--data-dir", ""], "--data-dir is empty; name the PTB folder"),
     (["--lr", "nan"], "must be a finite number > 0"),
     (["--max-grad", "0"], "must be a finite number > 0"),
     (["--seed", "-1"], "must be at least 0"),

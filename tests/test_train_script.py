@@ -78,6 +78,10 @@ BAD_FLAGS = [
     (["--save", "run.npz", "--checkpoint", "run.npz"],
      "--save and --checkpoint name the same file run.npz"),
     (["--save", "p.png"], "--save and --plot name the same file p.png"),
+    # an unset shell variable ("--text-file $BOOK") must not mean: train on PTB
+    (["--text-file", ""], "--text-file is empty; name a text file, or leave the flag out"),
+    (["--data-dir", ""], "--data-dir is empty; name the PTB folder"),
+    (["--checkpoint-every", "5"], "--checkpoint-every needs --checkpoint FILE"),
 ]
 
 
@@ -498,3 +502,50 @@ def test_a_text_too_short_to_split_is_a_usage_error(script, tmp_path, capsys):
     (tmp_path / "tiny.txt").write_text("ab", encoding="utf-8")
     assert usage_error(script, ["--text-file", "tiny.txt", "--level", "char", "--plot", "none"])
     assert "too short to split" in capsys.readouterr().err
+
+
+def test_a_file_given_as_data_dir_is_called_a_file(script, capsys):
+    Path("afile").write_text("x")
+    assert usage_error(script, ["--data-dir", "afile", "--plot", "none"])
+    assert "error: --data-dir afile: a file, not a folder" in capsys.readouterr().err
+
+
+def test_flags_the_model_does_not_use_are_announced(script, capsys):
+    argv = [*SMALL, "--model", "lstm", "--num-layers", "3", "--dropout", "0.2", "--no-tie",
+            "--overwrite", "--quiet", "--log-every", "2"]
+    assert script.main(argv) == 0
+    err = capsys.readouterr().err
+    for name in ("--num-layers", "--dropout", "--no-tie"):
+        assert f"notice: {name} is used only by --model better; --model lstm ignores it" in err
+    assert "notice: --overwrite concerns only a --checkpoint file" in err
+    assert "notice: --quiet turns off the progress lines of --log-every" in err
+
+
+def test_the_defaults_of_an_unused_flag_are_not_announced(script, capsys):
+    assert script.main([*SMALL, "--model", "gru", "--quiet"]) == 0
+    assert "notice" not in capsys.readouterr().err
+
+
+def test_resuming_a_finished_run_says_that_nothing_is_trained(script, capsys):
+    assert script.main([*RUN, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert script.main(["--resume", "ck.npz", "--quiet"]) == 0
+    assert ("notice: the run in ck.npz has reached --epochs 1 already, so nothing is trained; "
+            "give a larger --epochs") in capsys.readouterr().err
+
+
+def test_resuming_a_run_whose_text_file_is_gone_says_so(script, capsys):
+    Path("book.txt").write_text("the cat sat on the mat . " * 100)
+    assert script.main(["--text-file", "book.txt", "--batch-size", "4", "--time-size", "5",
+                        "--hidden-size", "8", "--wordvec-size", "8", "--plot", "none",
+                        "--checkpoint", "ck.npz", "--epochs", "1", "--quiet"]) == 0
+    os.rename("book.txt", "moved.txt")
+    assert usage_error(script, ["--resume", "ck.npz", "--epochs", "2"])
+    assert "book.txt, is gone (moved or deleted?): put it back there" in capsys.readouterr().err
+
+
+def test_log_every_on_a_terminal_is_announced_as_unused(script, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert script.main([*SMALL, "--log-every", "5"]) == 0
+    assert "notice: --log-every writes lines only when stdout is not a terminal" in (
+        capsys.readouterr().err)
