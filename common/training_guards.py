@@ -97,6 +97,13 @@ class DivergenceGuard:
         # Dropping such batches is only advice for a run that does not already.
         skip = "" if self.on_nan == "skip" else \
             ", or on_nan='skip' (--on-nan skip) to drop such batches"
+        if getattr(trainer.optimizer, "t", None) == 0:
+            # No update has been made: the learning rate cannot be the cause.
+            raise TrainingDiverged(
+                f"the loss is {what} at {where}, before any update: the initial weights "
+                f"(their scale: init_scale, --init-scale) or the data give it; build the "
+                f"model with a smaller init_scale (or the default), or check the inputs"
+            )
         raise TrainingDiverged(
             f"the loss became {what} at {where}{_kept(self.checkpoint)}. Try a smaller learning "
             f"rate or gradient clipping (max_grad, --max-grad){skip}."

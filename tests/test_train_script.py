@@ -437,6 +437,15 @@ def test_a_diverging_learning_rate_exits_1_with_a_clear_error(script, capsys):
     assert "--on-nan skip" in err  # the flag that would drop such batches
 
 
+def test_a_loss_that_diverges_before_any_update_blames_the_initial_weights(script, capsys):
+    """No update has been made, so a smaller learning rate would not help."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert script.main([*SMALL, "--model", "lstm", "--init-scale", "1e30", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "at epoch 1, iteration 1, before any update: the initial weights" in err
+    assert "--init-scale" in err and "learning rate" not in err
+
+
 def test_on_nan_skip_drops_diverging_batches_and_stops_after_ten_in_a_row(script, capsys):
     assert script.main([*SMALL, "--lr", "1e10", "--quiet", "--on-nan", "skip"]) == 1
     err = capsys.readouterr().err
