@@ -18,9 +18,11 @@
 """
 
 import argparse
+import contextlib
 import copy
 import math
 import os
+import warnings
 
 from common.plot import plot_format
 from common.serialization import output_path_problem
@@ -46,6 +48,18 @@ def add_on_nan_argument(group) -> None:
         help="a batch whose loss is NaN, infinite or far worse than guessing: 'raise' stops "
              "the run (the last checkpoint is kept), 'skip' drops the batch and goes on "
              f"(stopping after {MAX_SKIPS_IN_A_ROW} such batches in a row)")
+
+
+@contextlib.contextmanager
+def overflow_left_to_the_guard():
+    """``with overflow_left_to_the_guard(): trainer.fit(...)``: NumPy's
+    overflow and invalid-value warnings are not shown. The trainer's
+    divergence guard reports a NaN or runaway loss in one line that says what
+    to do; the warnings would only come before it, pointing into the library."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning,
+                                message="(overflow|invalid value) encountered")
+        yield
 
 
 def skipped_batches_notice(trainer) -> str | None:

@@ -37,6 +37,7 @@ from common.cli import (  # noqa: E402
     explicit_dests,
     flag,
     output_flags_problem,
+    overflow_left_to_the_guard,
     plot_path,
     ptb_message_in_flag_words,
     skipped_batches_notice,
@@ -464,17 +465,19 @@ def resume(trainer, args, explicit, notices):
 def train(trainer, args, data):
     """Fit; returns the exit status of an interrupted or failed run, else None."""
     try:
-        trainer.fit(
-            # --epochs counts the whole run, also when resumed from a checkpoint.
-            data["train"][:-1], data["train"][1:], max_epoch=trainer.epochs_to_reach(args.epochs),
-            batch_size=args.batch_size, time_size=args.time_size, max_grad=args.max_grad,
-            eval_interval=args.eval_interval,
-            val_corpus=data["valid"] if (args.val or args.lr_decay or args.patience) else None,
-            lr_decay=args.lr_decay, patience=args.patience, lr_halve_from=args.lr_halve_from,
-            checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-            clip_value=args.clip_value, verbose=not args.quiet, log_every=args.log_every,
-            on_nan=args.on_nan,
-        )
+        with overflow_left_to_the_guard():
+            trainer.fit(
+                # --epochs counts the whole run, also when resumed from a checkpoint.
+                data["train"][:-1], data["train"][1:],
+                max_epoch=trainer.epochs_to_reach(args.epochs),
+                batch_size=args.batch_size, time_size=args.time_size, max_grad=args.max_grad,
+                eval_interval=args.eval_interval,
+                val_corpus=data["valid"] if (args.val or args.lr_decay or args.patience) else None,
+                lr_decay=args.lr_decay, patience=args.patience, lr_halve_from=args.lr_halve_from,
+                checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                clip_value=args.clip_value, verbose=not args.quiet, log_every=args.log_every,
+                on_nan=args.on_nan,
+            )
     except TrainingInterrupted as exc:
         print(file=sys.stderr)
         save_outputs(trainer, args, data, stderr=True)

@@ -37,6 +37,7 @@ from common.cli import (  # noqa: E402
     explicit_dests,
     flag,
     output_flags_problem,
+    overflow_left_to_the_guard,
     plot_path,
     positive_float,
     skipped_batches_notice,
@@ -547,11 +548,13 @@ def _run(argv):
             trainer.settings["history"] = history
             started, cpu_started = time.perf_counter(), time.process_time()
             try:
-                trainer.fit(x_train, t_train, max_epoch=1, batch_size=args.batch_size,
-                            max_grad=args.max_grad, eval_interval=args.eval_interval,
-                            checkpoint=args.checkpoint, verbose=not args.quiet, seed=args.seed,
-                            restore_best=False, lr_halve_from=args.lr_halve_from,
-                            on_nan=args.on_nan, val_data=val_data)
+                with overflow_left_to_the_guard():
+                    trainer.fit(x_train, t_train, max_epoch=1, batch_size=args.batch_size,
+                                max_grad=args.max_grad, eval_interval=args.eval_interval,
+                                checkpoint=args.checkpoint, verbose=not args.quiet,
+                                seed=args.seed, restore_best=False,
+                                lr_halve_from=args.lr_halve_from, on_nan=args.on_nan,
+                                val_data=val_data)
             except TrainingInterrupted as exc:
                 print(f"\n{exc}", file=sys.stderr)
                 return exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM
