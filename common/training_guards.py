@@ -100,7 +100,7 @@ class DivergenceGuard:
         if getattr(trainer.optimizer, "t", None) == 0:
             # No update has been made: the learning rate cannot be the cause.
             raise TrainingDiverged(
-                f"the loss is {what} at {where}, before any update: the initial weights "
+                f"the loss became {what} at {where}, before any update: the initial weights "
                 f"(their scale: init_scale, --init-scale) or the data give it; build the "
                 f"model with a smaller init_scale (or the default), or check the inputs"
             )
