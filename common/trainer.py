@@ -438,11 +438,11 @@ class RnnlmTrainer(BaseTrainer):
             raise TypeError(f"RnnlmTrainer trains a language model on one corpus; "
                             f"{type(self.model).__name__} learns answers to questions: train "
                             f"it with Trainer(model, optimizer).fit(x_train, t_train, ...)")
+        vocab_size = getattr(self.model, "vocab_size", None)
         if opts.val_corpus is not None:
             # Checked now, not when the first epoch is over.
-            _check_val_corpus(opts.val_corpus, getattr(self.model, "vocab_size", None))
+            _check_val_corpus(opts.val_corpus, vocab_size)
         lanes = Lanes(xs, ts, batch_size, time_size)
-        vocab_size = getattr(self.model, "vocab_size", None)
         check_id_range("xs", lanes.xs, vocab_size)
         check_id_range("ts", lanes.ts, vocab_size,
                         getattr(getattr(self.model, "loss_layer", None), "ignore_label", None))

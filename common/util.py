@@ -11,6 +11,13 @@ from common.backend import to_cpu, to_gpu, xp  # noqa: F401  (to_cpu, to_gpu: th
 from common.parallel import managed
 
 
+def finite_number(value) -> bool:
+    """Whether ``value`` is a real number, not a bool, and neither NaN nor
+    infinite (NumPy scalars included): what a rate, a limit or a scale must be."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(value))
+
+
 def clip_grads(grads, max_norm):
     """Scale ``grads`` in place so that their global L2 norm is at most ``max_norm``.
 
@@ -19,8 +26,7 @@ def clip_grads(grads, max_norm):
     before clipping (``inf`` or ``nan`` if a gradient is not finite; the
     grads are then left as they are).
     """
-    if isinstance(max_norm, bool) or not (isinstance(max_norm, numbers.Real)
-                                          and math.isfinite(max_norm) and max_norm > 0):
+    if not (finite_number(max_norm) and max_norm > 0):
         raise ValueError(f"max_norm must be a number > 0, got {max_norm!r}")
     total = 0.0
     for g in grads:
@@ -120,23 +126,38 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     return math.exp(total / L)
 
 
+def id_outside(ids, vocab_size, ignore_label=None):
+    """An id of the integer array ``ids`` outside ``[0, vocab_size)`` (the
+    lowest if one is negative, else the highest; ``vocab_size`` None: only
+    negative ids count), leaving out ``ignore_label``; None when all are inside.
+
+    The usual case, every id inside, costs one ``min`` and one ``max``.
+    """
+    if ids.size == 0:
+        return None
+    lo, hi = int(ids.min()), int(ids.max())
+    if 0 <= lo and (vocab_size is None or hi < vocab_size):
+        return None
+    if ignore_label is not None:
+        ids = ids[ids != ignore_label]
+        if ids.size == 0:
+            return None
+        lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0:
+        return lo
+    return hi if vocab_size is not None and hi >= vocab_size else None
+
+
 def check_id_range(name, ids, vocab_size, ignore_label=None):
     """Refuse ids outside the vocabulary now, not at the batch that holds
     them (perhaps hours into the run). Integer arrays only: the layers
     refuse other dtypes at the first batch."""
-    if ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
+    if not np.issubdtype(ids.dtype, np.integer):
         return
-    lo, hi = int(ids.min()), int(ids.max())
-    if 0 <= lo and (vocab_size is None or hi < vocab_size):
-        return
-    if ignore_label is not None:
-        ids = ids[ids != ignore_label]
-        if ids.size == 0:
-            return
-        lo, hi = int(ids.min()), int(ids.max())
-    if lo < 0 or (vocab_size is not None and hi >= vocab_size):
+    bad = id_outside(ids, vocab_size, ignore_label)
+    if bad is not None:
         allowed = "(ids >= 0)" if vocab_size is None else f"range [0, {vocab_size})"
-        raise ValueError(f"{name} holds the id {lo if lo < 0 else hi}, outside the "
+        raise ValueError(f"{name} holds the id {bad}, outside the "
                          f"vocabulary {allowed} of the model: was it encoded with the "
                          f"training corpus's word_to_id, and is the model's vocab_size "
                          f"len(word_to_id)?")
@@ -149,8 +170,7 @@ def clip_grads_value(grads, max_value):
     5)``); unlike :func:`clip_grads` it changes the gradient's direction.
     Can be combined with the global-norm clip (the norm first).
     """
-    if isinstance(max_value, bool) or not (isinstance(max_value, numbers.Real)
-                                           and math.isfinite(max_value) and max_value > 0):
+    if not (finite_number(max_value) and max_value > 0):
         raise ValueError(f"max_value must be a number > 0, got {max_value!r}")
     for g in grads:
         if g.dtype.kind != "f":  # clipping an integer array would give integer gradients

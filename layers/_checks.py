@@ -4,6 +4,7 @@ traceback from deep inside NumPy; and the recurrent layers' initial state."""
 import numpy as np
 
 from common.backend import xp
+from common.util import id_outside
 
 
 def check_ndim(name, x, ndim, shape_doc):
@@ -62,16 +63,8 @@ def check_ids(name, ids, vocab_size, ignore_label=None):
         raise TypeError(f"{name} must be an integer array of word ids, got {type(ids).__name__}")
     if not np.issubdtype(ids.dtype, np.integer):
         raise TypeError(f"{name} must hold integer word ids, got dtype {ids.dtype}")
-    if ids.size == 0:
-        return
-    if 0 <= int(ids.min()) and int(ids.max()) < vocab_size:
-        return  # the usual case, settled without the ignore_label mask
-    valid = ids if ignore_label is None else ids[ids != ignore_label]
-    if valid.size == 0:
-        return
-    lo, hi = int(valid.min()), int(valid.max())
-    if lo < 0 or hi >= vocab_size:
-        bad = lo if lo < 0 else hi
+    bad = id_outside(ids, vocab_size, ignore_label)
+    if bad is not None:
         allowed = f"[0, {vocab_size})"
         if ignore_label is not None:
             allowed += f" or the ignore_label {ignore_label}"
