@@ -8,7 +8,6 @@ that lists the known ones.
 """
 
 import dataclasses
-import math
 import numbers
 import os
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from common.plot import plot_format
 from common.serialization import output_path_problem
+from common.util import finite_number
 
 
 @dataclasses.dataclass
@@ -63,10 +63,10 @@ class FitOptions:
             value = getattr(self, name)
             if value is not None:
                 _count(value, name, low)
-        if self.lr_decay is not None and not (_number(self.lr_decay) and self.lr_decay > 1):
+        if self.lr_decay is not None and not (finite_number(self.lr_decay) and self.lr_decay > 1):
             raise ValueError(f"lr_decay must be a number > 1 (the learning rate is divided by "
                              f"it), got {self.lr_decay!r}")
-        if self.clip_value is not None and not (_number(self.clip_value)
+        if self.clip_value is not None and not (finite_number(self.clip_value)
                                                 and self.clip_value > 0):
             raise ValueError(f"clip_value must be a number > 0, got {self.clip_value!r}")
         if self.on_nan not in ("raise", "skip"):
@@ -87,14 +87,9 @@ def check_main_arguments(max_epoch, max_grad, eval_interval) -> None:
     """The arguments both trainers' ``fit`` share."""
     _count(max_epoch, "max_epoch", 0)
     _count(eval_interval, "eval_interval", 1)
-    if max_grad is not None and not (_number(max_grad) and max_grad > 0):
+    if max_grad is not None and not (finite_number(max_grad) and max_grad > 0):
         raise ValueError(f"max_grad must be a number > 0 (or None: no clipping), got "
                          f"{max_grad!r}")
-
-
-def _number(value):
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(value))
 
 
 def _count(value, name, low):

@@ -37,13 +37,12 @@ than steer them with that state; make one optimizer per model.
 """
 
 import functools
-import math
-import numbers
 
 import numpy as np
 
 from common.backend import to_cpu, xp
 from common.parallel import for_row_blocks
+from common.util import finite_number
 
 
 class Optimizer:
@@ -71,7 +70,7 @@ class Optimizer:
 
     def __init__(self, lr):
         # A NaN or infinite lr turns every parameter into NaN at the first step.
-        if not _finite(lr) or lr < 0:
+        if not finite_number(lr) or lr < 0:
             raise ValueError(f"lr must be a finite number >= 0, e.g. {type(self).__name__}"
                              f"(lr=0.01), got {lr!r}")
         self.lr = lr
@@ -280,13 +279,8 @@ class Optimizer:
         return f"{type(self).__name__}(lr={self.lr}{hypers})"
 
 
-def _finite(value):
-    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-            and math.isfinite(value))
-
-
 def _check_eps(eps):
-    if not _finite(eps) or eps < 0:
+    if not finite_number(eps) or eps < 0:
         raise ValueError(f"eps must be a finite number >= 0 (it keeps the division away from "
                          f"zero), got {eps!r}")
     return float(eps)

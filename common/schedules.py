@@ -11,8 +11,9 @@ trainer (``best_val_ppl``, ``best_params``, ``best_epoch``, ``bad_epochs``),
 so a checkpoint carries it.
 """
 
-import math
 import numbers
+
+from common.util import finite_number
 
 
 class BestParameters:
@@ -38,8 +39,7 @@ class DecayOnPlateau:
     validation figure did not beat the best so far."""
 
     def __init__(self, factor: float):
-        if isinstance(factor, bool) or not (isinstance(factor, numbers.Real)
-                                            and math.isfinite(factor) and factor > 1):
+        if not (finite_number(factor) and factor > 1):
             raise ValueError(f"lr_decay must be a number > 1 (the learning rate is divided by "
                              f"it), got {factor!r}")
         self.factor = float(factor)

@@ -19,6 +19,7 @@ import numpy as np
 from common.backend import to_cpu, to_gpu
 from common.parallel import deferred
 from common.serialization import load_npz, save_npz
+from common.util import finite_number
 from layers import TimeEmbedding
 from layers._checks import check_hidden_state
 from models.generate import generate
@@ -47,10 +48,7 @@ class Init:
         if seed is not None and (isinstance(seed, (bool, np.bool_))
                                  or not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
-        if init_scale is not None and (
-                isinstance(init_scale, (bool, np.bool_))
-                or not isinstance(init_scale, (int, float, np.integer, np.floating))
-                or not 0 < init_scale < float("inf")):
+        if init_scale is not None and not (finite_number(init_scale) and init_scale > 0):
             # 0 would start every weight at zero, where the units never tell apart.
             raise ValueError(f"init_scale must be a finite number > 0 (weights uniform in "
                              f"[-init_scale, init_scale], e.g. 0.1) or None, got {init_scale!r}")

@@ -11,6 +11,7 @@ parameters and usually lowers perplexity.
 import numpy as np
 
 from common.backend import FLOAT
+from common.util import finite_number
 from layers import (
     TimeAffine,
     TimeDropout,
@@ -50,9 +51,7 @@ class BetterRnnlm(LanguageModel):
                  init_scale: float | None = None):
         V, D, H, num_layers = check_sizes(vocab_size=vocab_size, wordvec_size=wordvec_size,
                                           hidden_size=hidden_size, num_layers=num_layers)
-        if isinstance(dropout_ratio, (bool, np.bool_)) \
-                or not isinstance(dropout_ratio, (int, float, np.integer, np.floating)) \
-                or not 0 <= dropout_ratio < 1:
+        if not (finite_number(dropout_ratio) and 0 <= dropout_ratio < 1):
             raise ValueError(f"dropout_ratio must be in [0, 1) (0: no dropout), got "
                              f"{dropout_ratio!r}")
         if not isinstance(tie_weights, (bool, np.bool_)):
