@@ -57,7 +57,7 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
     _draw(ax, trainer)
     # Nothing recorded yet (eval_interval longer than the iterations trained):
     # matplotlib cannot put empty lines on a log axis.
-    if logy and (trainer.figure_list or trainer.history.get(f"val_{trainer.figure}")):
+    if logy and _recorded(trainer):
         ax.set_yscale("log")
     if ylim is not None:
         low, high = ylim
@@ -88,10 +88,14 @@ def _checked_ylim(ylim):
     return pair
 
 
+def _recorded(trainer):
+    """Whether ``trainer`` has a point to draw: a training or a validation figure."""
+    return bool(trainer.figure_list or trainer.history.get(f"val_{trainer.figure}"))
+
+
 def _check_something_to_draw(trainer):
     """Before any fit there is nothing to draw: say so rather than write an empty figure."""
-    if not (trainer.figure_list or trainer.history.get(f"val_{trainer.figure}")
-            or trainer.epoch or trainer.iteration):
+    if not (_recorded(trainer) or trainer.epoch or trainer.iteration):
         name = "perplexity" if trainer.figure == "ppl" else "loss"
         raise ValueError(f"nothing to plot yet: call fit() first (it records the training "
                          f"{name})")
@@ -100,7 +104,7 @@ def _check_something_to_draw(trainer):
 def _note_when_empty(ax, trainer):
     """A run stopped before its first recorded point still gets its figure (an
     interrupted run writes one), saying why the axes are empty."""
-    if trainer.figure_list or trainer.history.get(f"val_{trainer.figure}"):
+    if _recorded(trainer):
         return
     name = "perplexity" if trainer.figure == "ppl" else "loss"
     ax.text(0.5, 0.5, f"no training {name} recorded yet:\nfit() records it every "
