@@ -12,7 +12,7 @@ evaluation needs no rescaling: at evaluation time the layer is the identity::
 import numpy as np
 
 from common.backend import to_gpu, xp
-from layers._checks import require_forward
+from layers._checks import check_floating, require_forward
 
 
 class TimeDropout:
@@ -46,8 +46,7 @@ class TimeDropout:
         self.fixed_keep = None if keep is None else xp.asarray(keep).astype(bool)
 
     def forward(self, xs):
-        if not hasattr(xs, "dtype") or not np.issubdtype(xs.dtype, np.floating):
-            raise TypeError(f"xs must be a float array, got {getattr(xs, 'dtype', type(xs))}")
+        check_floating("xs", xs)
         self.xs_shape = xs.shape
         if not self.train_flg:
             self.mask = None
