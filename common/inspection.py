@@ -135,10 +135,16 @@ def load_model(path: str | os.PathLike) -> tuple:
     return model, vocab, level
 
 
-def nonfinite_params(model) -> list:
-    """The names of ``model``'s parameters that hold a NaN or an infinity
-    (saved from a run that diverged): every score computed from them is garbage."""
-    return [name for name, a in model.named_params().items() if not bool(xp.isfinite(a).all())]
+def nonfinite_weights_problem(model, path) -> str | None:
+    """What to say of the model file ``path`` when parameters of ``model`` hold a
+    NaN or an infinity (saved from a run that diverged: every score computed
+    from them is garbage), or None."""
+    bad = [name for name, a in model.named_params().items() if not bool(xp.isfinite(a).all())]
+    if not bad:
+        return None
+    return (f"{path}: the weights {', '.join(bad)} hold NaN or infinite values (the training "
+            "run diverged); retrain with a smaller --lr or with --max-grad, or use an earlier "
+            "file")
 
 
 def encode_text(content: str, vocab: list, level: str) -> tuple:

@@ -28,7 +28,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from common.cli import at_least  # noqa: E402
-from common.inspection import nonfinite_params  # noqa: E402
+from common.inspection import nonfinite_weights_problem  # noqa: E402
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from models import LanguageModel  # noqa: E402
@@ -142,10 +142,8 @@ def load_model(path):
     if not isinstance(model, LanguageModel):
         raise UsageError(f"{path} holds the model {type(model).__name__}, not a language model; "
                          "generate_text.py samples from the models train_rnnlm.py trains")
-    if bad := nonfinite_params(model):
-        raise UsageError(f"{path}: the weights {', '.join(bad)} hold NaN or infinite values "
-                         "(the training run diverged); retrain with a smaller --lr or with "
-                         "--max-grad, or generate from an earlier file")
+    if problem := nonfinite_weights_problem(model, path):
+        raise UsageError(problem)
     vocab = meta.get("vocab")
     if not vocab:
         raise UsageError(f"{path} has no vocabulary, so ids cannot be turned into text; save "

@@ -49,7 +49,7 @@ from common.inspection import (  # noqa: E402
     interesting_units,
     load_model,
     model_units,
-    nonfinite_params,
+    nonfinite_weights_problem,
     record_states,
     text_properties,
     token_surprisal,
@@ -373,10 +373,8 @@ def checked(load, path):
     except MemoryError:
         raise UsageError(f"not enough memory to build the model saved in {path}") from None
     model = result[0]
-    if bad := nonfinite_params(model):
-        raise UsageError(f"{path}: the weights {', '.join(bad)} hold NaN or infinite values "
-                         "(the training run diverged); retrain with a smaller --lr or with "
-                         "--max-grad, or inspect an earlier file")
+    if problem := nonfinite_weights_problem(model, path):
+        raise UsageError(problem)
     return result
 
 
