@@ -165,6 +165,16 @@ def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bo
             f"--resume {checkpoint}, or pass --overwrite to replace it")
 
 
+def empty_flag_problem(args: argparse.Namespace, what: dict[str, str]) -> str | None:
+    """Why a flag of ``what`` (destination -> what it names) was given an
+    empty value, or None: say, an unset shell variable, which must not fall
+    back on the default source."""
+    for dest, thing in what.items():
+        if getattr(args, dest, None) == "":
+            return f"{flag(dest)} is empty; name {thing}, or leave the flag out"
+    return None
+
+
 def ptb_message_in_flag_words(message: str) -> str:
     """A message of ``datasets.ptb``, which names its ``data_dir`` argument, in the
     words of a command line with ``--data-dir``."""

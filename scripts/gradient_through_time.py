@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 from common.cli import (  # noqa: E402
     HelpFormatter,
     at_least,
+    empty_flag_problem,
     output_flags_problem,
     plot_path,
     positive_float,
@@ -81,9 +82,9 @@ def parse_args(argv=None):
                    help="where to draw; its suffix names the format (.png, .pdf, .svg); "
                         "'none': no plot")
     args = p.parse_args(argv)
-    for name, what in (("text_file", "a text file"), ("data_dir", "the PTB folder")):
-        if getattr(args, name) == "":  # say, an unset shell variable
-            p.error(f"--{name.replace('_', '-')} is empty; name {what}, or leave the flag out")
+    if problem := empty_flag_problem(args, {"text_file": "a text file",
+                                            "data_dir": "the PTB folder"}):
+        p.error(problem)
     if problem := output_flags_problem(args, {"plot": "gradient_through_time.png"}):
         p.error(problem)
     return args

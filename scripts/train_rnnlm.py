@@ -34,6 +34,7 @@ from common.cli import (  # noqa: E402
     HelpFormatter,
     add_on_nan_argument,
     checkpoint_problem,
+    empty_flag_problem,
     explicit_dests,
     flag,
     output_flags_problem,
@@ -215,10 +216,9 @@ def check_args(args, explicit=()):
 
 
 def _check_corpus_flags(args, explicit):
-    for name, what in (("text_file", "a text file"), ("data_dir", "the PTB folder")):
-        # An empty value (say, an unset shell variable) must not fall back on PTB.
-        if getattr(args, name) == "":
-            raise UsageError(f"{flag(name)} is empty; name {what}, or leave the flag out")
+    if problem := empty_flag_problem(args, {"text_file": "a text file",
+                                            "data_dir": "the PTB folder"}):
+        raise UsageError(problem)
     if args.text_file and args.corpus in ("ptb", "synthetic"):
         raise UsageError(f"--text-file is read only with --corpus text, not --corpus "
                          f"{args.corpus}")
