@@ -40,6 +40,7 @@ import numpy as np
 from benchmarks import bounds
 from benchmarks import reference_seq2seq as ref
 from common import blas
+from common.data_parallel import batch_halves
 from common.optimizer import Adam
 from common.parallel import managed, num_threads
 from common.util import clip_grads, seq2seq_accuracy
@@ -96,12 +97,14 @@ def median_time(fn, repeats):
 
 
 def rnnlab_iterations(model, optimizer, x, t, iters):
-    """What the trainer does per iteration, inside managed() as the trainer runs."""
-    with managed():
+    """What the trainer does per iteration, inside managed() as the trainer runs,
+    each batch's loss and gradients computed by halves as the trainer does
+    (:mod:`common.data_parallel`)."""
+    with managed(), batch_halves(model, (BATCH, *x.shape[1:]),
+                                 (BATCH, *t.shape[1:])) as forward_backward:
         for i in range(iters):
             batch_x, batch_t = x[i * BATCH:(i + 1) * BATCH], t[i * BATCH:(i + 1) * BATCH]
-            model.forward(batch_x, batch_t)
-            model.backward()
+            forward_backward(batch_x, batch_t)
             clip_grads(model.grads, 5.0)
             optimizer.update(model.params, model.grads)
 

@@ -94,6 +94,7 @@ MIN_STEP_MULTIPLY_ADDS = 1 << 22
 _pool = None
 _threads = None
 _managed_depth = 0
+_one_core_depth = 0  # inside one_core(): nothing is shared, whoever computes
 _blas_threads_before = None  # BLAS's own thread count while rnnlab holds the cores
 _deferred_depth = 0
 _later = deque()  # queued tasks of the innermost deferred() context
@@ -172,9 +173,28 @@ class managed:  # lower case: used as `with managed():`, like a function
         return False
 
 
+@contextmanager
+def one_core():
+    """A context in which the functions of this module run all their work on
+    the calling thread, cut into the same blocks as ever.
+
+    For work that is itself one of several running at once on the cores,
+    as each half of a mini-batch is under :mod:`common.data_parallel`: its
+    results are then the same bits whether this process computes it or a
+    helper process does (the blocks depend on the shapes and
+    :func:`num_threads` alone).
+    """
+    global _one_core_depth
+    _one_core_depth += 1
+    try:
+        yield
+    finally:
+        _one_core_depth -= 1
+
+
 def _can_spread():
     """Whether rnnlab may share large work among the cores now."""
-    return _managed_depth > 0 and _blas_threads_before is not None
+    return _managed_depth > 0 and _blas_threads_before is not None and not _one_core_depth
 
 
 def _busy():
@@ -196,7 +216,7 @@ def _run_all(tasks, use_pool):
     would otherwise take the whole queue of a short job.
     """
     k = min(num_threads(), len(tasks))
-    if not use_pool or k == 1 or _busy():
+    if not use_pool or k == 1 or _one_core_depth or _busy():
         for task in tasks:
             task()
         return

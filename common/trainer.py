@@ -16,11 +16,13 @@ iteration boundary (``common.training_guards``).
 
 import math
 import os
+from contextlib import nullcontext
 
 import numpy as np
 
 from common.backend import xp
 from common.checkpoint import load_checkpoint
+from common.data_parallel import batch_halves
 from common.feeders import Lanes, ShuffledRows, lane_positions
 from common.fit_options import FitOptions, check_main_arguments
 from common.parallel import managed
@@ -124,7 +126,8 @@ class BaseTrainer:
         progress = Progress(opts.verbose, target * n, self._done(), n, opts.log_every)
         try:
             # managed(): rnnlab spreads the step over the cores itself (common.parallel).
-            with StopOnSignals() as signals, managed():
+            with StopOnSignals() as signals, managed(), \
+                    self._gradients_of_batches(feeder) as forward_backward:
                 while self.epoch < target:
                     while self.iteration < n:
                         if opts.max_iters is not None and self._done() >= opts.max_iters:
@@ -132,7 +135,7 @@ class BaseTrainer:
                             return self
                         if signals.requested:
                             self._interrupted(signals.requested, checkpointer, opts, progress)
-                        self._step(feeder, guard, max_grad, opts.clip_value)
+                        self._step(feeder, guard, max_grad, opts.clip_value, forward_backward)
                         self.iteration += 1
                         progress.iteration(self, self._record_interval())
                         checkpointer.after_iteration(self, self._done())
@@ -151,13 +154,24 @@ class BaseTrainer:
         checkpointer.save(self)
         return self
 
-    def _step(self, feeder, guard, max_grad, clip_value):
+    def _gradients_of_batches(self, feeder):
+        """A context giving what computes a batch's loss and gradients, or None:
+        then ``model.forward`` and ``model.backward``."""
+        return nullcontext()
+
+    def _step(self, feeder, guard, max_grad, clip_value, forward_backward=None):
         """One batch: forward, judge the loss, backward, clip, update."""
         batch_x, batch_t = feeder.next_batch(self)
-        loss = self.model.forward(xp.asarray(batch_x), xp.asarray(batch_t))
-        if not guard.loss_ok(self, loss):
-            return
-        self.model.backward()
+        x, t = xp.asarray(batch_x), xp.asarray(batch_t)
+        if forward_backward is None:
+            loss = self.model.forward(x, t)
+            if not guard.loss_ok(self, loss):
+                return
+            self.model.backward()
+        else:  # both at once (the loss judged after: a rejected batch's gradients go unused)
+            loss = forward_backward(x, t)
+            if not guard.loss_ok(self, loss):
+                return
         if max_grad is not None:
             clip_grads(self.model.grads, max_grad)
         if clip_value is not None:
@@ -520,6 +534,12 @@ class Trainer(BaseTrainer):
         self.seed = int(opts.seed)
         return self._train(ShuffledRows(x, t, batch_size, opts.seed), max_epoch, max_grad,
                            eval_interval, opts)
+
+    def _gradients_of_batches(self, feeder):
+        # A sequence-to-sequence model's batch is shared between the cores by
+        # halves (common.data_parallel); other models compute it whole.
+        return batch_halves(self.model, (feeder.batch_size, *feeder.x.shape[1:]),
+                            (feeder.batch_size, *feeder.t.shape[1:]))
 
     def _figure_of(self, mean_loss):
         return float(mean_loss)

@@ -1,0 +1,280 @@
+"""A helper process that computes a model's gradients on its part of each mini-batch.
+
+The process side of :mod:`common.data_parallel` (which says why it exists).
+It holds a replica of the model, built from the model's class and
+``config``, and serves one step at a time: copy the current parameters in,
+``forward`` and ``backward`` on its rows, write the loss and the gradients
+out.
+
+The protocol. Everything a step needs lives in one shared segment: a
+header with two counters (the step posted, the step done), the loss and
+room for an error message; then the parameters and the gradients (each
+the model's ``params`` in order, one after the other) and the rows of
+``x`` and ``t``. The caller writes the parameters and the rows, then
+posts a step on the process's standard input (``step ROWS``), on which
+the process sleeps between steps (it holds no core while the caller does
+anything else). The caller computes its own part meanwhile and then spins
+on the done counter. On x86-64 a core's stores reach the others in the
+order they were made, so a counter seen means the data written before it
+is there; elsewhere :mod:`common.data_parallel` does not start the
+process. A step that fails in the process is reported as the negated step
+number with the message in the header; the caller then computes that part
+itself, which raises the error where the user can see it. The process
+starts in a session of its own, so that a Ctrl-C or a signal to the
+caller's process group does not reach it, and exits when its standard
+input closes (the caller stops it, or ends).
+
+Run as ``python -m common.batch_worker``; :class:`BatchWorker` starts it.
+No pickle crosses the pipe: the model is named by its class and its JSON
+config, and only classes listed in :data:`REPLICABLE` are built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from multiprocessing import resource_tracker, shared_memory
+from pathlib import Path
+
+import numpy as np
+
+# Offsets (in int64 words) of the counters, and (in bytes) of the loss and the message.
+_POSTED, _DONE = 0, 8
+_LOSS_AT = 128
+_ERROR_AT, _ERROR_BYTES = 256, 3840
+_HEADER_BYTES = _ERROR_AT + _ERROR_BYTES
+
+# The models a worker may build, by "module:class": their forward and backward
+# depend only on the parameters and the rows (no state carried between batches).
+REPLICABLE = ("models.seq2seq:Seq2seq", "models.peeky_seq2seq:PeekySeq2seq",
+              "models.attention_seq2seq:AttentionSeq2seq")
+
+
+def model_name(model) -> str:
+    return f"{type(model).__module__}:{type(model).__name__}"
+
+
+def layout(param_shapes, dtype, x_shape, t_shape):
+    """Byte offsets of the arrays in the segment, and its size.
+
+    ``param_shapes``: the shapes of ``params`` in order; ``x_shape``,
+    ``t_shape``: the largest part's rows (int64). Returns
+    ``({"params": [...], "grads": [...], "x": at, "t": at}, size)``.
+    """
+    item = np.dtype(dtype).itemsize
+    position = _HEADER_BYTES
+
+    def place(n_bytes):
+        nonlocal position
+        at = position
+        position += -(-n_bytes // 64) * 64  # each array on cache lines of its own
+        return at
+
+    offsets = {"params": [place(math.prod(s) * item) for s in param_shapes]}
+    offsets["grads"] = [place(math.prod(s) * item) for s in param_shapes]
+    offsets["x"] = place(math.prod(x_shape) * 8)
+    offsets["t"] = place(math.prod(t_shape) * 8)
+    return offsets, position
+
+
+def arrays(buffer, spec):
+    """The segment's arrays ``(params, grads, x, t)`` described by ``spec`` (see ``begin``)."""
+    dtype, offsets = np.dtype(spec["dtype"]), spec["offsets"]
+    shapes = [tuple(s) for s in spec["param_shapes"]]
+    params, grads = ([np.ndarray(s, dtype, buffer, offset=at)
+                      for s, at in zip(shapes, offsets[part], strict=True)]
+                     for part in ("params", "grads"))
+    x = np.ndarray(tuple(spec["x_shape"]), np.int64, buffer, offset=offsets["x"])
+    t = np.ndarray(tuple(spec["t_shape"]), np.int64, buffer, offset=offsets["t"])
+    return params, grads, x, t
+
+
+class BatchWorker:
+    """The caller's side of the helper process (see the module docstring).
+
+    ``begin(model, x_shape, t_shape)`` prepares a run: the process builds a
+    replica of ``model`` and maps a segment for parts of at most
+    ``x_shape[0]`` rows. ``post(params, x, t)`` hands it a step;
+    ``wait()`` returns ``(loss, grads)`` (views into the segment, valid
+    until the next ``post``). ``close()`` stops the process. Raises
+    OSError when the process cannot start or has died, RuntimeError with
+    the process's message when a step failed there.
+    """
+
+    def __init__(self):
+        self.process = None
+        self.segment = None
+        self.spec = None
+        self.step = 0
+        self.params = self.grads = self.x = self.t = None
+        self.owner = None  # who began it: set by the caller
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _start(self):
+        root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+                   MKL_NUM_THREADS="1",
+                   PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "common.batch_worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, env=env, cwd=root, text=True,
+            # Its own session: a Ctrl-C to the caller's process group is the caller's.
+            start_new_session=True)
+
+    def _send(self, line):
+        try:
+            self.process.stdin.write(line + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError) as error:
+            raise OSError("the batch worker process has died") from error
+
+    def begin(self, model, x_shape, t_shape):
+        name = model_name(model)
+        if name not in REPLICABLE:
+            raise ValueError(f"a batch worker cannot build a {name}")
+        dtype = model.params[0].dtype
+        shapes = [list(p.shape) for p in model.params]
+        offsets, size = layout(shapes, dtype, x_shape, t_shape)
+        spec = {"model": name, "config": model.config, "dtype": dtype.str,
+                "param_shapes": shapes, "offsets": offsets, "x_shape": list(x_shape),
+                "t_shape": list(t_shape)}
+        self._release_segment()
+        if not self.alive():
+            self._start()
+        self.segment = shared_memory.SharedMemory(create=True, size=size)
+        spec["segment"] = self.segment.name
+        self.counters = np.ndarray((16,), np.int64, self.segment.buf)
+        self.counters[:] = 0
+        self.params, self.grads, self.x, self.t = arrays(self.segment.buf, spec)
+        self.step = 0
+        self._send(json.dumps({"begin": spec}))
+        reply = self.process.stdout.readline().strip()
+        if reply != "ready":
+            self.close()
+            raise OSError(f"the batch worker process did not start ({reply or 'no reply'})")
+        self.spec = spec
+
+    def post(self, params, x, t):
+        for mine, p in zip(self.params, params, strict=True):
+            mine[...] = p
+        rows = len(x)
+        self.x[:rows] = x
+        self.t[:rows] = t
+        self.step += 1
+        self._send(f"step {rows}")
+
+    def wait(self):
+        counters, step = self.counters, self.step
+        spins = 0
+        while True:
+            done = counters[_DONE]
+            if done == step:
+                break
+            if done == -step:
+                raise RuntimeError(bytes(self.segment.buf[_ERROR_AT:_HEADER_BYTES])
+                                   .rstrip(b"\0").decode("utf-8", "replace"))
+            spins += 1
+            if spins & 0xFFFF == 0 and not self.alive():
+                raise OSError("the batch worker process has died")
+        loss = float(np.ndarray((), np.float64, self.segment.buf, offset=_LOSS_AT))
+        return loss, self.grads
+
+    def _release_segment(self):
+        if self.segment is not None:
+            self.params = self.grads = self.x = self.t = self.counters = None
+            try:
+                self.segment.close()
+            except BufferError:  # a caller still holds a view: the mapping stays
+                pass
+            self.segment.unlink()
+            self.segment = None
+
+    def close(self):
+        if self.process is not None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+            self.process = None
+        self._release_segment()
+
+
+# -- the process's side ---------------------------------------------------------------
+
+
+def _build(spec):
+    module, _, cls = spec["model"].partition(":")
+    if spec["model"] not in REPLICABLE:
+        raise ValueError(f"refusing to build {spec['model']}")
+    model_class = getattr(importlib.import_module(module), cls)
+    model = model_class(**spec["config"], dtype=np.dtype(spec["dtype"]))
+    found = [list(p.shape) for p in model.params]
+    if found != spec["param_shapes"]:
+        raise ValueError(f"the replica's parameters {found} differ from {spec['param_shapes']}")
+    return model
+
+
+def _report(buffer, counters, step, error):
+    message = f"{type(error).__name__}: {error}".encode("utf-8", "replace")[:_ERROR_BYTES - 1]
+    buffer[_ERROR_AT:_ERROR_AT + len(message) + 1] = message + b"\0"
+    counters[_DONE] = -step
+
+
+def _serve():
+    """Serve runs and steps until standard input closes."""
+    from common.parallel import managed, one_core
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
+    # Held throughout, as the trainer holds it: entered for each call instead, it
+    # would ask BLAS for its thread count twice a call.
+    with managed():
+        _serve_lines(one_core)
+
+
+def _serve_lines(one_core):
+    segment = model = None
+    for line in sys.stdin:
+        if line.startswith("{"):
+            spec = json.loads(line)["begin"]
+            if segment is not None:
+                params = grads = x = t = counters = None  # noqa: F841 - views of the old segment
+                segment.close()
+            try:
+                segment = shared_memory.SharedMemory(spec["segment"])
+                # The caller owns the segment: this process must not unlink it at exit.
+                resource_tracker.unregister(segment._name, "shared_memory")
+                counters = np.ndarray((16,), np.int64, segment.buf)
+                params, grads, x, t = arrays(segment.buf, spec)
+                model = _build(spec)
+            except Exception as error:  # noqa: BLE001 - told to the caller, which goes on alone
+                print(f"error {type(error).__name__}: {error}", flush=True)
+                continue
+            step = 0
+            print("ready", flush=True)
+            continue
+        rows = int(line.split()[1])
+        step += 1
+        try:
+            for mine, p in zip(model.params, params, strict=True):
+                mine[...] = p
+            with one_core(), np.errstate(all="ignore"):  # the caller's guard judges the loss
+                loss = model.forward(x[:rows], t[:rows])
+                model.backward()
+            for out, g in zip(grads, model.grads, strict=True):
+                out[...] = g
+            np.ndarray((), np.float64, segment.buf, offset=_LOSS_AT)[...] = loss
+            counters[_DONE] = step
+        except Exception as error:  # noqa: BLE001 - reported to the caller, which re-raises
+            _report(segment.buf, counters, step, error)
+
+
+if __name__ == "__main__":
+    _serve()

@@ -1,0 +1,192 @@
+"""Each core its own half of every mini-batch: the sequence-to-sequence models'
+gradients computed by this process and a helper process at once.
+
+Why this exists. The toy sequence-to-sequence tasks train on batches of
+128 pairs through short LSTMs (7 or 29 steps), and there sharing each
+step's product between the cores (:func:`common.parallel.step_products`)
+gains little: the step's output, 128 rows of gates, has to cross from one
+core to the other at every step, and that costs about what half the
+product saves (N = 128, H = 128: 181 us a step shared, 175 us on one
+core). The rows of a batch never meet, though, until the gradients are
+added up: so this process computes the loss and the gradients of the
+first half of the batch while a helper process (:mod:`common.batch_worker`,
+with a replica of the model) computes those of the second half, nothing
+crossing between them but the parameters before and the gradients after.
+Each half runs as on one core (:func:`common.parallel.one_core`). Measured
+as two single-threaded processes of 64 rows at once against the whole
+batch of 128 shared as before, one training iteration (forward, backward,
+clipping, Adam): Seq2seq on addition 6.4 against 10.0 ms, AttentionSeq2seq
+on dates (H = 256) 69 against 88 ms.
+
+The mean loss of the batch is the mean of the halves' losses weighted by
+their numbers of scored targets (those not equal to the loss's ignore
+label), and so are the gradients::
+
+    loss = (n_1 * loss_1 + n_2 * loss_2) / (n_1 + n_2)
+    grad = w_1 * grad_1 + w_2 * grad_2,      w_k = n_k / (n_1 + n_2)
+
+The halves depend on the batch's size alone, and each half's gradients
+are the same bits whichever process computes them: when the helper is not
+there (it could not start, it failed, or the machine is busy and it is
+resting, see below) this process computes the second half itself after
+the first, and the run goes on with the same results, bit for bit. Runs
+with one thread (``RNNLAB_NUM_THREADS=1``), with small batches or models,
+or of other models than :data:`common.batch_worker.REPLICABLE` compute
+the whole batch at once, as before.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import time
+import warnings
+from contextlib import contextmanager
+
+from common import batch_worker
+from common.backend import xp
+from common.parallel import managed, num_threads, one_core
+from common.step_worker import AVAILABLE as PROCESSES_AVAILABLE
+
+# Each half at least this many rows and this many multiply-adds in one step's
+# recurrent product (rows * H * 4H): a smaller one gains less than the hand-off.
+MIN_HALF_ROWS = 32
+MIN_HALF_STEP_MULTIPLY_ADDS = 1 << 21
+# The helper is meant to finish with this process. When it is later than this
+# (and than this process's own half) SLOW_STEPS steps in a row, another program
+# has its core: it rests for REST_SECONDS, and this process computes both halves.
+SLOW_SECONDS = 0.002
+SLOW_STEPS = 3
+REST_SECONDS = 5.0
+
+_worker = None
+_worker_owner = None  # the pid that started it (a forked child must not use it)
+_resting_until = 0.0
+_disabled = False  # the process could not start: not again in this process
+
+
+def splits(model, rows: int) -> bool:
+    """Whether a batch of ``rows`` pairs for ``model`` is computed as two halves."""
+    if (xp.__name__ != "numpy" or not PROCESSES_AVAILABLE or num_threads() < 2
+            or batch_worker.model_name(model) not in batch_worker.REPLICABLE):
+        return False
+    H = model.config["hidden_size"]
+    half = rows // 2
+    return half >= MIN_HALF_ROWS and half * H * 4 * H >= MIN_HALF_STEP_MULTIPLY_ADDS
+
+
+def _scored(model, t) -> int:
+    """How many targets of the pairs ``t`` count in the loss."""
+    return int((t[:, 1:] != model.softmax.ignore_label).sum())
+
+
+def _get_worker(model, x_shape, t_shape, owner):
+    """The helper, begun on ``model`` and parts of these shapes for ``owner``
+    (the :func:`batch_halves` context that will use it), or None."""
+    global _worker, _worker_owner, _disabled
+    if _disabled or time.monotonic() < _resting_until:
+        return None
+    if _worker_owner != os.getpid():  # none yet, or inherited by a forked child
+        _worker, _worker_owner = None, os.getpid()
+    try:
+        if _worker is None:
+            _worker = batch_worker.BatchWorker()
+        _worker.begin(model, x_shape, t_shape)
+        _worker.owner = owner
+    except (OSError, TypeError, ValueError) as error:  # (TypeError: a config JSON cannot hold)
+        warnings.warn(f"rnnlab: computing half of each batch in a helper process failed "
+                      f"({error}); this process computes both halves", RuntimeWarning,
+                      stacklevel=4)
+        _disabled = True
+        _close()
+        return None
+    return _worker
+
+
+@atexit.register
+def _close():
+    global _worker
+    if _worker is not None and _worker_owner == os.getpid():
+        _worker.close()
+    _worker = None
+
+
+def _forward_backward(model, x, t):
+    with one_core():
+        loss = model.forward(x, t)
+        model.backward()
+    return loss
+
+
+def _combine(grads, first, second, w_first, w_second):
+    """``grads[k] = w_first * first[k] + w_second * second[k]`` (``grads`` may be ``second``)."""
+    for g, a, b in zip(grads, first, second, strict=True):
+        scaled = xp.multiply(b, g.dtype.type(w_second))
+        xp.multiply(a, g.dtype.type(w_first), out=g)
+        g += scaled
+
+
+@contextmanager
+def batch_halves(model, batch_shape_x, batch_shape_t):
+    """A context giving ``forward_backward(x, t) -> loss``, for batches of at
+    most ``batch_shape_x[0]`` rows.
+
+    ``forward_backward`` leaves the batch's gradients in ``model.grads`` and
+    returns its mean loss, as ``model.forward(x, t)`` then
+    ``model.backward()`` do; a batch that :func:`splits` is computed as two
+    halves, the second by the helper process when it is there (see the
+    module docstring).
+    """
+    state = {"worker": None, "slow": 0}
+
+    def worker():
+        # Begun again if another context (another model) has used it since.
+        if state["worker"] is None or getattr(state["worker"], "owner", None) is not state:
+            half = batch_shape_x[0] - batch_shape_x[0] // 2
+            state["worker"] = _get_worker(model, (half, *batch_shape_x[1:]),
+                                          (half, *batch_shape_t[1:]), state)
+        return state["worker"]
+
+    def forward_backward(x, t):
+        global _resting_until
+        if not splits(model, len(x)):
+            loss = model.forward(x, t)
+            model.backward()
+            return loss
+        n = len(x) // 2
+        x1, t1, x2, t2 = x[:n], t[:n], x[n:], t[n:]
+        n1, n2 = _scored(model, t1), _scored(model, t2)
+        helper = worker() if time.monotonic() >= _resting_until else None
+        if helper is not None:
+            helper.post(model.params, x2, t2)
+        started = time.perf_counter()
+        loss1 = _forward_backward(model, x1, t1)
+        mine = time.perf_counter() - started
+        second = None
+        if helper is not None:
+            try:
+                waited = time.perf_counter()
+                loss2, second = helper.wait()
+                waited = time.perf_counter() - waited
+            except (OSError, RuntimeError):
+                # Died, or failed: this process computes the half (and raises the
+                # error, if it is one); the next batch starts a new helper.
+                state["worker"] = None
+                _close()
+            else:
+                state["slow"] = state["slow"] + 1 if waited > max(SLOW_SECONDS, mine) else 0
+                if state["slow"] >= SLOW_STEPS:  # another program has its core: rest
+                    _resting_until = time.monotonic() + REST_SECONDS
+                    state["slow"] = 0
+        total = n1 + n2
+        w1, w2 = (n1 / total, n2 / total) if total else (0.5, 0.5)
+        if second is None:
+            first = [g.copy() for g in model.grads]
+            loss2 = _forward_backward(model, x2, t2)
+            _combine(model.grads, first, model.grads, w1, w2)
+        else:
+            _combine(model.grads, model.grads, second, w1, w2)
+        return (n1 * loss1 + n2 * loss2) / total if total else 0.0
+
+    with managed():
+        yield forward_backward

@@ -1,0 +1,207 @@
+"""Each half of a mini-batch on its own core (common.data_parallel).
+
+A sequence-to-sequence batch is computed as two halves, the second by a
+helper process holding a replica of the model. The loss and gradients must
+be the whole batch's (within round-off; to float64 precision in float64),
+and the same bits whether the helper computes its half or this process
+does, so that a seed gives one run whatever happens to the helper.
+Thresholds are lowered so that a small model splits.
+"""
+
+import numpy as np
+import pytest
+
+import common.data_parallel as data_parallel
+from common import batch_worker
+from common.optimizer import Adam
+from common.trainer import Trainer
+from models import AttentionSeq2seq, PeekySeq2seq, Seq2seq, SimpleRnnlm
+
+needs_processes = pytest.mark.skipif(not data_parallel.PROCESSES_AVAILABLE,
+                                     reason="the helper process is for x86-64 only")
+
+V, D, H = 11, 4, 6
+
+
+@pytest.fixture(autouse=True)
+def small_models_split(monkeypatch):
+    """Any batch of at least two rows splits; the helper is not resting."""
+    monkeypatch.setattr(data_parallel, "MIN_HALF_ROWS", 1)
+    monkeypatch.setattr(data_parallel, "MIN_HALF_STEP_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(data_parallel, "num_threads", lambda: 2)
+    monkeypatch.setattr(data_parallel, "_resting_until", 0.0)
+    monkeypatch.setattr(data_parallel, "_disabled", False)
+
+
+@pytest.fixture
+def no_helper(monkeypatch):
+    """The helper cannot be had: this process computes both halves."""
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+
+
+def pairs(rng, n, T_enc=5, T_dec=4):
+    return rng.integers(0, V, (n, T_enc)), rng.integers(0, V, (n, T_dec + 1))
+
+
+def halves_grads(model, x, t):
+    """The loss and a copy of the gradients, computed by halves."""
+    with data_parallel.batch_halves(model, x.shape, t.shape) as forward_backward:
+        loss = forward_backward(x, t)
+    return loss, [g.copy() for g in model.grads]
+
+
+def whole_grads(model, x, t):
+    loss = model.forward(x, t)
+    model.backward()
+    return loss, [g.copy() for g in model.grads]
+
+
+@pytest.mark.parametrize("model_class", [Seq2seq, PeekySeq2seq, AttentionSeq2seq])
+def test_halves_give_the_whole_batch_loss_and_gradients(model_class):
+    rng = np.random.default_rng(0)
+    x, t = pairs(rng, 9)  # halves of 4 and 5 rows
+    t[0, -1] = t[6, -1] = t[7, -1] = -1  # ignored targets: the halves weigh by their scored targets
+    model = model_class(V, D, H, seed=1, dtype=np.float64)
+    loss, grads = halves_grads(model, x, t)
+    expected_loss, expected = whole_grads(model, x, t)
+    assert loss == pytest.approx(expected_loss, rel=1e-13)
+    for g, e, name in zip(grads, expected, model.named_params(), strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-14, err_msg=name)
+
+
+def test_float32_halves_are_the_whole_batch_within_round_off():
+    rng = np.random.default_rng(1)
+    x, t = pairs(rng, 16)
+    model = Seq2seq(V, D, H, seed=2)
+    loss, grads = halves_grads(model, x, t)
+    expected_loss, expected = whole_grads(model, x, t)
+    assert loss == pytest.approx(expected_loss, rel=1e-5)
+    for g, e in zip(grads, expected, strict=True):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6)
+
+
+@needs_processes
+@pytest.mark.parametrize("model_class", [Seq2seq, AttentionSeq2seq])
+def test_the_helper_gives_the_bits_of_this_process_alone(model_class, monkeypatch):
+    rng = np.random.default_rng(2)
+    x, t = pairs(rng, 12)
+    model = model_class(V, D, H, seed=3)
+    with data_parallel.batch_halves(model, x.shape, t.shape) as forward_backward:
+        loss = forward_backward(x, t)
+        assert data_parallel._worker is not None and data_parallel._worker.alive()
+    grads = [g.copy() for g in model.grads]
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    alone_loss, alone = halves_grads(model, x, t)
+    assert loss == alone_loss
+    for g, a in zip(grads, alone, strict=True):
+        np.testing.assert_array_equal(g, a)
+
+
+def train(model, x, t, epochs=2):
+    trainer = Trainer(model, Adam(lr=0.01))
+    trainer.fit(x, t, max_epoch=epochs, batch_size=8, max_grad=5.0, verbose=False)
+    return trainer
+
+
+@needs_processes
+def test_the_trainer_splits_its_batches_and_a_seed_gives_one_run(monkeypatch):
+    rng = np.random.default_rng(3)
+    x, t = pairs(rng, 40)
+    calls = []
+    original = batch_worker.BatchWorker.post
+    monkeypatch.setattr(batch_worker.BatchWorker, "post",
+                        lambda self, *a: calls.append(1) or original(self, *a))
+    helped = train(PeekySeq2seq(V, D, H, seed=4), x, t)
+    assert len(calls) == 10  # every batch of the two epochs
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    alone = train(PeekySeq2seq(V, D, H, seed=4), x, t)
+    assert helped.loss_list == alone.loss_list
+    for a, b in zip(helped.model.params, alone.model.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_processes
+def test_a_helper_that_dies_is_replaced_and_the_run_goes_on_with_the_same_bits():
+    rng = np.random.default_rng(4)
+    x, t = pairs(rng, 10)
+    model = Seq2seq(V, D, H, seed=5)
+    with data_parallel.batch_halves(model, x.shape, t.shape) as forward_backward:
+        first = forward_backward(x, t)
+        data_parallel._worker.process.kill()
+        data_parallel._worker.process.wait()
+        second = forward_backward(x, t)  # this process computes the half
+        grads = [g.copy() for g in model.grads]
+        third = forward_backward(x, t)  # a new helper
+        assert data_parallel._worker.alive()
+    assert first == second == third
+    for g, h in zip(grads, model.grads, strict=True):
+        np.testing.assert_array_equal(g, h)
+
+
+@needs_processes
+def test_an_error_in_the_helpers_half_is_raised_here_with_its_message():
+    rng = np.random.default_rng(5)
+    x, t = pairs(rng, 10)
+    x[8, 0] = V  # an id out of range, in the second half only
+    model = Seq2seq(V, D, H, seed=6)
+    with data_parallel.batch_halves(model, x.shape, t.shape) as forward_backward, \
+            pytest.raises(ValueError, match="out of range|vocabulary"):
+        forward_backward(x, t)
+
+
+def test_what_splits(monkeypatch):
+    monkeypatch.undo()  # the real thresholds
+    if not data_parallel.PROCESSES_AVAILABLE:
+        assert not data_parallel.splits(Seq2seq(13, 16, 128), 128)
+        return
+    monkeypatch.setattr(data_parallel, "num_threads", lambda: 2)
+    assert data_parallel.splits(Seq2seq(13, 16, 128), 128)  # the textbook's addition
+    assert data_parallel.splits(AttentionSeq2seq(59, 16, 256), 128)  # and dates
+    assert not data_parallel.splits(Seq2seq(13, 16, 128), 32)  # halves too short
+    assert not data_parallel.splits(Seq2seq(13, 16, 32), 128)  # steps too small
+    assert not data_parallel.splits(SimpleRnnlm(13, 16, 128), 128)  # not a pairs model
+
+    class MySeq2seq(Seq2seq):  # the helper could not build it
+        pass
+
+    assert not data_parallel.splits(MySeq2seq(13, 16, 128), 128)
+    monkeypatch.setattr(data_parallel, "num_threads", lambda: 1)
+    assert not data_parallel.splits(Seq2seq(13, 16, 128), 128)
+
+
+def test_without_the_helper_a_batch_is_still_computed_by_halves(no_helper, monkeypatch):
+    rng = np.random.default_rng(6)
+    x, t = pairs(rng, 6)
+    model = Seq2seq(V, D, H, seed=7, dtype=np.float64)
+    halves = []
+    original = data_parallel._forward_backward
+    monkeypatch.setattr(data_parallel, "_forward_backward",
+                        lambda m, x, t: halves.append(len(x)) or original(m, x, t))
+    loss, grads = halves_grads(model, x, t)
+    assert halves == [3, 3]
+    expected_loss, expected = whole_grads(model, x, t)
+    assert loss == pytest.approx(expected_loss, rel=1e-13)
+    for g, e in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-14)
+
+
+def test_the_worker_builds_only_the_models_it_knows():
+    with pytest.raises(ValueError, match="cannot build"):
+        batch_worker.BatchWorker().begin(SimpleRnnlm(V, D, H), (2, 3), (2, 3))
+
+
+@needs_processes
+def test_two_models_taking_turns_each_get_their_own_replica():
+    rng = np.random.default_rng(7)
+    x, t = pairs(rng, 10)
+    plain, peeky = Seq2seq(V, D, H, seed=8), PeekySeq2seq(V, D, H, seed=9)
+    with data_parallel.batch_halves(plain, x.shape, t.shape) as plain_step, \
+            data_parallel.batch_halves(peeky, x.shape, t.shape) as peeky_step:
+        losses = [plain_step(x, t), peeky_step(x, t), plain_step(x, t)]
+        grads = [g.copy() for g in plain.grads]
+    assert losses[0] == losses[2]
+    expected_loss, expected = whole_grads(peeky, x, t)
+    assert losses[1] == pytest.approx(expected_loss, rel=1e-5)
+    for g, e in zip(grads, whole_grads(plain, x, t)[1], strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6)
