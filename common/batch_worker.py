@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common import step_worker
+
 # Offsets (in int64 words) of the counters, and (in bytes) of the loss and the message.
 _POSTED, _DONE = 0, 8
 _LOSS_AT = 128
@@ -142,6 +144,9 @@ class BatchWorker:
         dtype = model.params[0].dtype
         shapes = [list(p.shape) for p in model.params]
         offsets, size = layout(shapes, dtype, x_shape, t_shape)
+        if not step_worker.fits_shared_memory(size):
+            raise OSError(f"{size / 2**20:.0f} MiB of shared memory for the helper would not "
+                          "fit in /dev/shm")
         spec = {"model": name, "config": model.config, "dtype": dtype.str,
                 "param_shapes": shapes, "offsets": offsets, "x_shape": list(x_shape),
                 "t_shape": list(t_shape)}

@@ -103,6 +103,19 @@ def _get_worker(model, x_shape, t_shape, owner):
     return _worker
 
 
+def helper_cpu_seconds() -> float:
+    """The CPU time the helper process of this process has used so far (0.0
+    when there is none, or where the system does not say: Linux only)."""
+    if _worker is None or _worker_owner != os.getpid() or not _worker.alive():
+        return 0.0
+    try:
+        with open(f"/proc/{_worker.process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+
+
 @atexit.register
 def _close():
     global _worker

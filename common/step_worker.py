@@ -85,11 +85,18 @@ def fits(blocks, n_rows) -> bool:
     sizes = [_layout(*W.shape, n_rows, W.dtype)[1] for W in blocks]
     if not sizes or max(sizes) > MAX_SEGMENT_BYTES:
         return False
+    return fits_shared_memory(sum(sizes))
+
+
+def fits_shared_memory(n_bytes) -> bool:
+    """Whether ``n_bytes`` of new shared memory take at most half of what is
+    free, where that can be read (a full /dev/shm kills the process that
+    writes past its end)."""
     try:
         stats = os.statvfs("/dev/shm")
     except (AttributeError, OSError):  # not Linux: no small file system to fill
         return True
-    return sum(sizes) <= stats.f_bavail * stats.f_frsize // 2
+    return n_bytes <= stats.f_bavail * stats.f_frsize // 2
 
 
 class StepWorker:

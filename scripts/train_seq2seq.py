@@ -42,6 +42,7 @@ from common.cli import (  # noqa: E402
     positive_float,
     skipped_batches_notice,
 )
+from common.data_parallel import helper_cpu_seconds  # noqa: E402
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
     available_bytes,
@@ -374,6 +375,12 @@ def text(ids, id_to_char):
     return "".join(id_to_char[int(i)] for i in ids)
 
 
+def cpu_time() -> float:
+    """CPU seconds of this process's threads and of the helper process that
+    computes half of each batch (common.data_parallel)."""
+    return time.process_time() + helper_cpu_seconds()
+
+
 def shown(ids, id_to_char, width=40):
     """The text of ``ids`` as printed beside the others: cut to ``width`` characters,
     so that a file of long lines does not flood the log every epoch."""
@@ -546,7 +553,7 @@ def _run(argv):
     try:
         for epoch in range(trainer.epoch, args.epochs):
             trainer.settings["history"] = history
-            started, cpu_started = time.perf_counter(), time.process_time()
+            started, cpu_started = time.perf_counter(), cpu_time()
             try:
                 with overflow_left_to_the_guard():
                     trainer.fit(x_train, t_train, max_epoch=1, batch_size=args.batch_size,
@@ -565,7 +572,7 @@ def _run(argv):
                 print(f"\nerror: {exc}", file=sys.stderr)
                 return 2
             train_seconds += time.perf_counter() - started  # training only, not evaluation
-            cpu_seconds += time.process_time() - cpu_started  # all threads of this process
+            cpu_seconds += cpu_time() - cpu_started
             history["seconds"].append(train_seconds)
             history["cpu_seconds"].append(cpu_seconds)
             line = evaluate()

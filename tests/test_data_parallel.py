@@ -8,6 +8,8 @@ does, so that a seed gives one run whatever happens to the helper.
 Thresholds are lowered so that a small model splits.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -205,3 +207,40 @@ def test_two_models_taking_turns_each_get_their_own_replica():
     assert losses[1] == pytest.approx(expected_loss, rel=1e-5)
     for g, e in zip(grads, whole_grads(plain, x, t)[1], strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6)
+
+
+@needs_processes
+def test_the_helpers_cpu_time_is_counted(monkeypatch):
+    rng = np.random.default_rng(8)
+    x, t = pairs(rng, 200)
+    model = Seq2seq(V, D, 64, seed=10)
+    with data_parallel.batch_halves(model, x.shape, t.shape) as forward_backward:
+        for _ in range(20):
+            forward_backward(x, t)
+        used = data_parallel.helper_cpu_seconds()
+    if not Path("/proc/self/stat").exists():  # only Linux says
+        assert used == 0.0
+    else:
+        assert used > 0.0
+
+
+@needs_processes
+@pytest.mark.parametrize("k", [3, 7])
+def test_stop_and_resume_by_halves_is_bit_identical(k, tmp_path):
+    rng = np.random.default_rng(9)
+    x, t = pairs(rng, 40)
+    path = tmp_path / "ck.npz"
+    fit = dict(max_epoch=2, batch_size=8, max_grad=5.0, verbose=False, seed=3)
+    straight = Trainer(Seq2seq(V, D, H, seed=11), Adam(0.01)).fit(x, t, **fit)
+    Trainer(Seq2seq(V, D, H, seed=11), Adam(0.01)).fit(x, t, max_iters=k, checkpoint=path, **fit)
+    resumed = Trainer(Seq2seq(V, D, H, seed=12), Adam(0.01)).resume(path).fit(
+        x, t, checkpoint=path, **fit)
+    assert straight.loss_list == resumed.loss_list
+    for p, q in zip(straight.model.params, resumed.model.params, strict=True):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_no_helper_when_shared_memory_is_short(monkeypatch):
+    monkeypatch.setattr(batch_worker.step_worker, "fits_shared_memory", lambda n: False)
+    with pytest.raises(OSError, match="shared memory"):
+        batch_worker.BatchWorker().begin(Seq2seq(V, D, H), (2, 5), (2, 5))
