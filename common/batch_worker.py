@@ -2,16 +2,18 @@
 
 The process side of :mod:`common.data_parallel` (which says why it exists).
 It holds a replica of the model, built from the model's class and
-``config``, and serves one step at a time: copy the current parameters in,
-``forward`` and ``backward`` on its rows, write the loss and the gradients
-out.
+``config``, and serves one request at a time: copy the current parameters
+in, then either ``forward`` and ``backward`` on its rows, writing the loss
+and the gradients out (``step ROWS``), or ``generate`` answers to its
+questions, writing the ids out (``answer ROWS SAMPLE_SIZE BEAM_WIDTH``).
 
 The protocol. Everything a step needs lives in one shared segment: a
 header with two counters (the step posted, the step done), the loss and
 room for an error message; then the parameters and the gradients (each
 the model's ``params`` in order, one after the other) and the rows of
-``x`` and ``t``. The caller writes the parameters and the rows, then
-posts a step on the process's standard input (``step ROWS``), on which
+``x`` and ``t`` (for answers: the questions, and the start id then the
+answer of each). The caller writes the parameters and the rows, then
+posts the request on the process's standard input, on which
 the process sleeps between steps (it holds no core while the caller does
 anything else). The caller computes its own part meanwhile and then spins
 on the done counter. On x86-64 a core's stores reach the others in the
@@ -115,6 +117,7 @@ class BatchWorker:
         self.step = 0
         self.params = self.grads = self.x = self.t = None
         self.owner = None  # who began it: set by the caller
+        self.answer_shape = None  # (rows, sample_size) of answers posted
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -167,15 +170,28 @@ class BatchWorker:
         self.spec = spec
 
     def post(self, params, x, t):
+        """Hand over a training step: the loss and gradients of the pairs ``x``, ``t``."""
+        self._post(params, x, t, f"step {len(x)}")
+
+    def post_answers(self, params, x, start_ids, sample_size: int, beam_width: int):
+        """Hand over questions ``x`` to answer (``model.generate``); ``wait()``
+        then returns the answers ``(rows, sample_size)`` in place of the loss."""
+        self._post(params, x, start_ids[:, None],
+                   f"answer {len(x)} {int(sample_size)} {int(beam_width)}")
+        self.answer_shape = (len(x), int(sample_size))
+
+    def _post(self, params, x, t, command):
         for mine, p in zip(self.params, params, strict=True):
             mine[...] = p
         rows = len(x)
         self.x[:rows] = x
-        self.t[:rows] = t
+        self.t[:rows, :t.shape[1]] = t
         self.step += 1
-        self._send(f"step {rows}")
+        self.answer_shape = None
+        self._send(command)
 
     def wait(self):
+        """``(loss, grads)`` of a step, or the answers ``(rows, sample_size)``."""
         counters, step = self.counters, self.step
         spins = 0
         while True:
@@ -188,6 +204,9 @@ class BatchWorker:
             spins += 1
             if spins & 0xFFFF == 0 and not self.alive():
                 raise OSError("the batch worker process has died")
+        if self.answer_shape is not None:
+            rows, sample_size = self.answer_shape
+            return self.t[:rows, 1:1 + sample_size].copy()
         loss = float(np.ndarray((), np.float64, self.segment.buf, offset=_LOSS_AT))
         return loss, self.grads
 
@@ -265,21 +284,26 @@ def _serve_lines(one_core):
             step = 0
             print("ready", flush=True)
             continue
-        rows = int(line.split()[1])
+        command, rows, *options = line.split()
+        rows = int(rows)
         step += 1
         try:
             for mine, p in zip(model.params, params, strict=True):
                 mine[...] = p
             with one_core(), np.errstate(all="ignore"):  # the caller's guard judges the loss
-                loss = model.forward(x[:rows], t[:rows])
-                model.backward()
-            for out, g in zip(grads, model.grads, strict=True):
-                out[...] = g
-            np.ndarray((), np.float64, segment.buf, offset=_LOSS_AT)[...] = loss
+                if command == "answer":
+                    sample_size, beam_width = (int(o) for o in options)
+                    t[:rows, 1:1 + sample_size] = model.generate(
+                        x[:rows], t[:rows, 0], sample_size, beam_width=beam_width)
+                else:
+                    loss = model.forward(x[:rows], t[:rows])
+                    model.backward()
+                    for out, g in zip(grads, model.grads, strict=True):
+                        out[...] = g
+                    np.ndarray((), np.float64, segment.buf, offset=_LOSS_AT)[...] = loss
             counters[_DONE] = step
         except Exception as error:  # noqa: BLE001 - reported to the caller, which re-raises
             _report(segment.buf, counters, step, error)
-
 
 if __name__ == "__main__":
     _serve()

@@ -18,6 +18,9 @@ batch of 128 shared as before, one training iteration (forward, backward,
 clipping, Adam): Seq2seq on addition 6.4 against 10.0 ms, AttentionSeq2seq
 on dates (H = 256) 69 against 88 ms.
 
+Answering a test set (``common.util.seq2seq_correct``, each epoch of
+``train_seq2seq.py``) is shared the same way: :func:`answer_halves`.
+
 The mean loss of the batch is the mean of the halves' losses weighted by
 their numbers of scored targets (those not equal to the loss's ignore
 label), and so are the gradients::
@@ -63,6 +66,7 @@ _worker = None
 _worker_owner = None  # the pid that started it (a forked child must not use it)
 _resting_until = 0.0
 _disabled = False  # the process could not start: not again in this process
+_retired_cpu = 0.0  # CPU seconds of helpers that have ended
 
 
 def splits(model, rows: int) -> bool:
@@ -104,9 +108,14 @@ def _get_worker(model, x_shape, t_shape, owner):
 
 
 def helper_cpu_seconds() -> float:
-    """The CPU time the helper process of this process has used so far (0.0
-    when there is none, or where the system does not say: Linux only)."""
-    if _worker is None or _worker_owner != os.getpid() or not _worker.alive():
+    """The CPU time the helper processes of this process have used so far,
+    those that have ended included (where the system does not say, Linux
+    aside: 0.0)."""
+    return _retired_cpu + _live_cpu()
+
+
+def _live_cpu() -> float:
+    if _worker is None or _worker_owner != os.getpid() or _worker.process is None:
         return 0.0
     try:
         with open(f"/proc/{_worker.process.pid}/stat") as f:
@@ -118,8 +127,9 @@ def helper_cpu_seconds() -> float:
 
 @atexit.register
 def _close():
-    global _worker
+    global _worker, _retired_cpu
     if _worker is not None and _worker_owner == os.getpid():
+        _retired_cpu += _live_cpu()
         _worker.close()
     _worker = None
 
@@ -139,6 +149,38 @@ def _combine(grads, first, second, w_first, w_second):
         g += scaled
 
 
+def _helper(state, model, x_shape, t_shape):
+    """The helper for the context whose ``state`` this is, begun on ``model``
+    and parts of these shapes (again if another context has used it since),
+    or None: it is resting, or cannot be had."""
+    if time.monotonic() < _resting_until:
+        return None
+    if state["worker"] is None or state["worker"].owner is not state:
+        state["worker"] = _get_worker(model, x_shape, t_shape, state)
+    return state["worker"]
+
+
+def _collect(state, helper, mine):
+    """What the helper returns for its half, or None when it died or failed
+    (this process then computes the half, and raises the error if it is one;
+    the next batch starts a new helper). ``mine``: the seconds this process
+    took for its own half."""
+    global _resting_until
+    try:
+        waited = time.perf_counter()
+        result = helper.wait()
+        waited = time.perf_counter() - waited
+    except (OSError, RuntimeError):
+        state["worker"] = None
+        _close()
+        return None
+    state["slow"] = state["slow"] + 1 if waited > max(SLOW_SECONDS, mine) else 0
+    if state["slow"] >= SLOW_STEPS:  # another program has its core: rest
+        _resting_until = time.monotonic() + REST_SECONDS
+        state["slow"] = 0
+    return result
+
+
 @contextmanager
 def batch_halves(model, batch_shape_x, batch_shape_t):
     """A context giving ``forward_backward(x, t) -> loss``, for batches of at
@@ -151,17 +193,10 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
     module docstring).
     """
     state = {"worker": None, "slow": 0}
-
-    def worker():
-        # Begun again if another context (another model) has used it since.
-        if state["worker"] is None or getattr(state["worker"], "owner", None) is not state:
-            half = batch_shape_x[0] - batch_shape_x[0] // 2
-            state["worker"] = _get_worker(model, (half, *batch_shape_x[1:]),
-                                          (half, *batch_shape_t[1:]), state)
-        return state["worker"]
+    half = batch_shape_x[0] - batch_shape_x[0] // 2
+    part_x, part_t = (half, *batch_shape_x[1:]), (half, *batch_shape_t[1:])
 
     def forward_backward(x, t):
-        global _resting_until
         if not splits(model, len(x)):
             loss = model.forward(x, t)
             model.backward()
@@ -169,37 +204,59 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
         n = len(x) // 2
         x1, t1, x2, t2 = x[:n], t[:n], x[n:], t[n:]
         n1, n2 = _scored(model, t1), _scored(model, t2)
-        helper = worker() if time.monotonic() >= _resting_until else None
+        helper = _helper(state, model, part_x, part_t)
         if helper is not None:
             helper.post(model.params, x2, t2)
         started = time.perf_counter()
         loss1 = _forward_backward(model, x1, t1)
-        mine = time.perf_counter() - started
-        second = None
-        if helper is not None:
-            try:
-                waited = time.perf_counter()
-                loss2, second = helper.wait()
-                waited = time.perf_counter() - waited
-            except (OSError, RuntimeError):
-                # Died, or failed: this process computes the half (and raises the
-                # error, if it is one); the next batch starts a new helper.
-                state["worker"] = None
-                _close()
-            else:
-                state["slow"] = state["slow"] + 1 if waited > max(SLOW_SECONDS, mine) else 0
-                if state["slow"] >= SLOW_STEPS:  # another program has its core: rest
-                    _resting_until = time.monotonic() + REST_SECONDS
-                    state["slow"] = 0
+        result = None if helper is None else _collect(state, helper,
+                                                      time.perf_counter() - started)
         total = n1 + n2
         w1, w2 = (n1 / total, n2 / total) if total else (0.5, 0.5)
-        if second is None:
+        if result is None:
             first = [g.copy() for g in model.grads]
             loss2 = _forward_backward(model, x2, t2)
             _combine(model.grads, first, model.grads, w1, w2)
         else:
+            loss2, second = result
             _combine(model.grads, model.grads, second, w1, w2)
         return (n1 * loss1 + n2 * loss2) / total if total else 0.0
 
     with managed():
         yield forward_backward
+
+
+@contextmanager
+def answer_halves(model, max_rows: int, question_length: int, sample_size: int):
+    """A context giving ``answer(questions, start_ids, beam_width) -> ids``
+    ``(rows, sample_size)``, as ``model.generate`` answers, for at most
+    ``max_rows`` questions of ``question_length`` ids at a time; a batch
+    that :func:`splits` is answered as two halves at once, the second by the
+    helper process when it is there. Each question's answer depends on its
+    own row alone.
+    """
+    state = {"worker": None, "slow": 0}
+    half = max_rows - max_rows // 2
+
+    def generate(questions, start_ids, beam_width):
+        with one_core():
+            return model.generate(questions, start_ids, sample_size, beam_width=beam_width)
+
+    def answer(questions, start_ids, beam_width=1):
+        if not splits(model, len(questions)):
+            return model.generate(questions, start_ids, sample_size, beam_width=beam_width)
+        n = len(questions) // 2
+        helper = _helper(state, model, (half, question_length), (half, sample_size + 1))
+        if helper is not None:
+            helper.post_answers(model.params, questions[n:], start_ids[n:], sample_size,
+                                beam_width)
+        started = time.perf_counter()
+        first = generate(questions[:n], start_ids[:n], beam_width)
+        second = None if helper is None else _collect(state, helper,
+                                                      time.perf_counter() - started)
+        if second is None:
+            second = generate(questions[n:], start_ids[n:], beam_width)
+        return xp.concatenate([xp.asarray(first), xp.asarray(second)])
+
+    with managed():
+        yield answer

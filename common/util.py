@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from common.backend import to_cpu, to_gpu, xp  # noqa: F401  (to_cpu, to_gpu: the book's names)
+from common.data_parallel import answer_halves
 from common.parallel import managed
 
 
@@ -235,12 +236,14 @@ def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     out = np.zeros(len(questions), dtype=bool)
-    with managed():  # rnnlab shares the large products among the cores, as in training
+    rows = min(batch_size, len(questions))
+    # Half of each batch answered by a helper process where that pays
+    # (common.data_parallel), as the trainer computes its batches.
+    with answer_halves(model, rows, questions.shape[1], answers.shape[1] - 1) as answer:
         for a in range(0, len(questions), batch_size):
             q, t = questions[a:a + batch_size], answers[a:a + batch_size]
-            guess = model.generate(xp.asarray(q), xp.asarray(t[:, 0]), t.shape[1] - 1,
-                                   beam_width=beam_width)
-            out[a:a + batch_size] = (np.asarray(guess) == t[:, 1:]).all(axis=1)
+            guess = answer(xp.asarray(q), xp.asarray(t[:, 0]), beam_width)
+            out[a:a + batch_size] = (to_cpu(guess) == t[:, 1:]).all(axis=1)
     return out
 
 

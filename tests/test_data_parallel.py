@@ -244,3 +244,43 @@ def test_no_helper_when_shared_memory_is_short(monkeypatch):
     monkeypatch.setattr(batch_worker.step_worker, "fits_shared_memory", lambda n: False)
     with pytest.raises(OSError, match="shared memory"):
         batch_worker.BatchWorker().begin(Seq2seq(V, D, H), (2, 5), (2, 5))
+
+
+@pytest.mark.parametrize("model_class", [Seq2seq, PeekySeq2seq, AttentionSeq2seq])
+@pytest.mark.parametrize("beam_width", [1, 3])
+def test_questions_answered_by_halves_get_the_whole_batchs_answers(model_class, beam_width):
+    rng = np.random.default_rng(10)
+    x, t = pairs(rng, 11)
+    model = model_class(V, D, H, seed=13, dtype=np.float64)
+    with data_parallel.answer_halves(model, 11, x.shape[1], 4) as answer:
+        ids = answer(x, t[:, 0], beam_width)
+    np.testing.assert_array_equal(ids, model.generate(x, t[:, 0], 4, beam_width=beam_width))
+
+
+@needs_processes
+def test_the_helpers_answers_are_this_process_alones(monkeypatch):
+    from common.util import seq2seq_correct
+
+    rng = np.random.default_rng(11)
+    x, t = pairs(rng, 30)
+    model = AttentionSeq2seq(V, D, H, seed=14)
+    posted = []
+    original = batch_worker.BatchWorker.post_answers
+    monkeypatch.setattr(batch_worker.BatchWorker, "post_answers",
+                        lambda self, *a: posted.append(1) or original(self, *a))
+    helped = seq2seq_correct(model, x, t, batch_size=8, beam_width=2)
+    assert len(posted) == 4  # batches of 8, 8, 8 and 6
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    np.testing.assert_array_equal(helped, seq2seq_correct(model, x, t, batch_size=8,
+                                                          beam_width=2))
+
+
+@needs_processes
+def test_a_bad_question_in_the_helpers_half_is_reported_here():
+    from common.util import seq2seq_accuracy
+
+    rng = np.random.default_rng(12)
+    x, t = pairs(rng, 10)
+    x[9, 1] = V + 3
+    with pytest.raises(ValueError, match="xs"):
+        seq2seq_accuracy(Seq2seq(V, D, H, seed=15), x, t)
