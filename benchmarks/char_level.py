@@ -16,12 +16,13 @@ one thread's share; everything else counts as free.
 """
 
 from collections import defaultdict
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
 from benchmarks import bounds
 from benchmarks.harness import Run, median, round_robin, say, settle, timed_methods
+from common.data_parallel import batch_halves
 from common.optimizer import Adam
 from common.parallel import managed
 from common.trainer import RnnlmTrainer
@@ -35,18 +36,29 @@ QUICK_CONFIGS = [("lstm", 256), ("gru", 256)]  # --quick: a minute for the whole
 
 
 def rnnlab_char_step(model, xs, ts):
-    """One iteration as ``fit`` does it, with Adam and clipping."""
+    """One iteration as ``fit`` does it, with Adam and clipping: the step, the
+    optimizer, and the context to time it in (the cores managed, and the
+    batch computed by halves where that pays, :mod:`common.data_parallel`)."""
     optimizer, fetch = Adam(lr=LR), RnnlmTrainer(None, None)
+    halves = {}
+
+    @contextmanager
+    def context():
+        with managed(), batch_halves(model, (N, T), (N, T)) as forward_backward:
+            halves["forward_backward"] = forward_backward
+            try:
+                yield
+            finally:
+                halves.clear()
 
     def step():
         batch_x, batch_t = fetch.get_batch(xs, ts, N, T)
-        loss = model.forward(batch_x, batch_t)
-        model.backward()
+        loss = halves["forward_backward"](batch_x, batch_t)
         clip_grads(model.grads, MAX_GRAD)
         optimizer.update(model.params, model.grads)
         return loss
 
-    return step, optimizer
+    return step, optimizer, context
 
 
 def torch_char_step(torch, cell, H, xs, ts):
@@ -88,7 +100,7 @@ def bound_ms(cell, H, threads, repeats):
     return bounds.bound_ms([(cell, N, T, D, H)], output_layer, threads, repeats)
 
 
-def stage_breakdown(model, optimizer, step, rounds, warmup):
+def stage_breakdown(model, optimizer, step, context, rounds, warmup):
     """Median ms per call of each layer's forward/backward, clipping and Adam."""
     loss = model.loss_layer
     targets = [(layer, "forward", f"{type(layer).__name__}.forward") for layer in model.layers]
@@ -100,7 +112,7 @@ def stage_breakdown(model, optimizer, step, rounds, warmup):
     targets.append((optimizer, "update", f"{type(optimizer).__name__}.update"))
     whole = defaultdict(list)
     with timed_methods(targets) as samples:
-        round_robin({"iteration": step}, rounds, warmup, whole, context=managed)
+        round_robin({"iteration": step}, rounds, warmup, whole, context=context)
     stages = {label: median(s[warmup:]) * 1e3 for label, s in samples.items()}
     return stages, median(whole["iteration"]) * 1e3
 
@@ -115,8 +127,8 @@ def char_level(run: Run, blocks: int, rounds: int, warmup: int) -> None:
     for cell, H in QUICK_CONFIGS if run.quick else CONFIGS:
         make = Rnnlm if cell == "lstm" else GruRnnlm
         model = make(V, D, H, seed=0)
-        step, optimizer = rnnlab_char_step(model, xs, ts)
-        groups = [({"rnnlab": step}, managed)]
+        step, optimizer, rnnlab_context = rnnlab_char_step(model, xs, ts)
+        groups = [({"rnnlab": step}, rnnlab_context)]
         if run.torch:
             groups.append(({"torch": torch_char_step(run.torch, cell, H, xs, ts)}, nullcontext))
         samples = defaultdict(list)
@@ -141,7 +153,7 @@ def char_level(run: Run, blocks: int, rounds: int, warmup: int) -> None:
             run.target(f"char LSTM H={H} / bound", ours / bound, 1.15)
         say(line)
         if H == 256 or not run.quick:  # where the time goes: every row of a full run
-            stages, whole = stage_breakdown(model, optimizer, step,
+            stages, whole = stage_breakdown(model, optimizer, step, rnnlab_context,
                                             rounds=3 if run.quick else 6, warmup=1)
             entry["stages_ms"] = stages
             say(f"  where rnnlab's iteration goes ({whole:.2f} ms with the timers): " + ", ".join(

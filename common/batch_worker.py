@@ -54,21 +54,36 @@ _ERROR_AT, _ERROR_BYTES = 256, 3840
 _HEADER_BYTES = _ERROR_AT + _ERROR_BYTES
 
 # The models a worker may build, by "module:class": their forward and backward
-# depend only on the parameters and the rows (no state carried between batches).
-REPLICABLE = ("models.seq2seq:Seq2seq", "models.peeky_seq2seq:PeekySeq2seq",
-              "models.attention_seq2seq:AttentionSeq2seq")
+# depend only on the parameters, the rows and, for the language models
+# (STATEFUL), the hidden state the rows carry from the last batch, which the
+# caller hands over with each step and takes back after it. No dropout: its
+# masks would come from another generator in each process.
+SEQ2SEQ = ("models.seq2seq:Seq2seq", "models.peeky_seq2seq:PeekySeq2seq",
+           "models.attention_seq2seq:AttentionSeq2seq")
+STATEFUL = ("models.simple_rnnlm:SimpleRnnlm", "models.rnnlm:Rnnlm", "models.rnnlm:GruRnnlm")
+REPLICABLE = SEQ2SEQ + STATEFUL
 
 
 def model_name(model) -> str:
     return f"{type(model).__module__}:{type(model).__name__}"
 
 
-def layout(param_shapes, dtype, x_shape, t_shape):
+def state_sizes(model) -> list:
+    """The hidden size of each entry of ``model.get_state()`` of a STATEFUL
+    model (``[]`` for the others, whose state is not carried)."""
+    if model_name(model) not in STATEFUL:
+        return []
+    return [layer.params[1].shape[0] for layer in model._recurrent_layers()
+            for name in ("h", "c") if hasattr(layer, name)]
+
+
+def layout(param_shapes, dtype, x_shape, t_shape, state_sizes=()):
     """Byte offsets of the arrays in the segment, and its size.
 
     ``param_shapes``: the shapes of ``params`` in order; ``x_shape``,
-    ``t_shape``: the largest part's rows (int64). Returns
-    ``({"params": [...], "grads": [...], "x": at, "t": at}, size)``.
+    ``t_shape``: the largest part's rows (int64); ``state_sizes``: H of each
+    carried state ``(rows, H)``. Returns ``({"params": [...], "grads":
+    [...], "x": at, "t": at, "state": [...], "state_set": at}, size)``.
     """
     item = np.dtype(dtype).itemsize
     position = _HEADER_BYTES
@@ -83,19 +98,26 @@ def layout(param_shapes, dtype, x_shape, t_shape):
     offsets["grads"] = [place(math.prod(s) * item) for s in param_shapes]
     offsets["x"] = place(math.prod(x_shape) * 8)
     offsets["t"] = place(math.prod(t_shape) * 8)
+    offsets["state"] = [place(x_shape[0] * H * item) for H in state_sizes]
+    offsets["state_set"] = place(8 * max(1, len(state_sizes)))  # 1: carried, 0: None
     return offsets, position
 
 
-def arrays(buffer, spec):
-    """The segment's arrays ``(params, grads, x, t)`` described by ``spec`` (see ``begin``)."""
+def arrays(buffer, spec) -> dict:
+    """The segment's arrays described by ``spec`` (see ``begin``), by name."""
     dtype, offsets = np.dtype(spec["dtype"]), spec["offsets"]
     shapes = [tuple(s) for s in spec["param_shapes"]]
-    params, grads = ([np.ndarray(s, dtype, buffer, offset=at)
-                      for s, at in zip(shapes, offsets[part], strict=True)]
-                     for part in ("params", "grads"))
-    x = np.ndarray(tuple(spec["x_shape"]), np.int64, buffer, offset=offsets["x"])
-    t = np.ndarray(tuple(spec["t_shape"]), np.int64, buffer, offset=offsets["t"])
-    return params, grads, x, t
+    out = {part: [np.ndarray(s, dtype, buffer, offset=at)
+                  for s, at in zip(shapes, offsets[part], strict=True)]
+           for part in ("params", "grads")}
+    rows = spec["x_shape"][0]
+    out["x"] = np.ndarray(tuple(spec["x_shape"]), np.int64, buffer, offset=offsets["x"])
+    out["t"] = np.ndarray(tuple(spec["t_shape"]), np.int64, buffer, offset=offsets["t"])
+    out["state"] = [np.ndarray((rows, H), dtype, buffer, offset=at)
+                    for H, at in zip(spec["state_sizes"], offsets["state"], strict=True)]
+    out["state_set"] = np.ndarray((len(spec["state_sizes"]),), np.int64, buffer,
+                                  offset=offsets["state_set"])
+    return out
 
 
 class BatchWorker:
@@ -115,7 +137,9 @@ class BatchWorker:
         self.segment = None
         self.spec = None
         self.step = 0
-        self.params = self.grads = self.x = self.t = None
+        self.arrays = None  # the segment's arrays by name (see ``arrays``)
+        self.rows = 0
+        self.command = None
         self.owner = None  # who began it: set by the caller
         self.answer_shape = None  # (rows, sample_size) of answers posted
 
@@ -146,13 +170,14 @@ class BatchWorker:
             raise ValueError(f"a batch worker cannot build a {name}")
         dtype = model.params[0].dtype
         shapes = [list(p.shape) for p in model.params]
-        offsets, size = layout(shapes, dtype, x_shape, t_shape)
+        sizes = state_sizes(model)
+        offsets, size = layout(shapes, dtype, x_shape, t_shape, sizes)
         if not step_worker.fits_shared_memory(size):
             raise OSError(f"{size / 2**20:.0f} MiB of shared memory for the helper would not "
                           "fit in /dev/shm")
         spec = {"model": name, "config": model.config, "dtype": dtype.str,
                 "param_shapes": shapes, "offsets": offsets, "x_shape": list(x_shape),
-                "t_shape": list(t_shape)}
+                "t_shape": list(t_shape), "state_sizes": sizes}
         self._release_segment()
         if not self.alive():
             self._start()
@@ -160,7 +185,7 @@ class BatchWorker:
         spec["segment"] = self.segment.name
         self.counters = np.ndarray((16,), np.int64, self.segment.buf)
         self.counters[:] = 0
-        self.params, self.grads, self.x, self.t = arrays(self.segment.buf, spec)
+        self.arrays = arrays(self.segment.buf, spec)
         self.step = 0
         self._send(json.dumps({"begin": spec}))
         reply = self.process.stdout.readline().strip()
@@ -169,29 +194,40 @@ class BatchWorker:
             raise OSError(f"the batch worker process did not start ({reply or 'no reply'})")
         self.spec = spec
 
-    def post(self, params, x, t):
-        """Hand over a training step: the loss and gradients of the pairs ``x``, ``t``."""
+    def post(self, params, x, t, state=None):
+        """Hand over a training step: the loss and gradients of the rows ``x``,
+        ``t``; for a STATEFUL model also the state they carry (entries of
+        ``model.get_state()``, each ``(rows, H)`` or None)."""
         self._post(params, x, t, f"step {len(x)}")
+        if self.spec["state_sizes"]:
+            for k, value in enumerate(state):
+                self.arrays["state_set"][k] = value is not None
+                if value is not None:
+                    self.arrays["state"][k][:len(x)] = value
+        self._send(self.command)  # last: the process reads the arrays once it arrives
 
     def post_answers(self, params, x, start_ids, sample_size: int, beam_width: int):
         """Hand over questions ``x`` to answer (``model.generate``); ``wait()``
-        then returns the answers ``(rows, sample_size)`` in place of the loss."""
+        then returns the answers ``(rows, sample_size)``."""
         self._post(params, x, start_ids[:, None],
                    f"answer {len(x)} {int(sample_size)} {int(beam_width)}")
         self.answer_shape = (len(x), int(sample_size))
+        self._send(self.command)
 
     def _post(self, params, x, t, command):
-        for mine, p in zip(self.params, params, strict=True):
+        for mine, p in zip(self.arrays["params"], params, strict=True):
             mine[...] = p
-        rows = len(x)
-        self.x[:rows] = x
-        self.t[:rows, :t.shape[1]] = t
+        self.rows = rows = len(x)
+        self.arrays["x"][:rows] = x
+        self.arrays["t"][:rows, :t.shape[1]] = t
         self.step += 1
         self.answer_shape = None
-        self._send(command)
+        self.command = command
 
     def wait(self):
-        """``(loss, grads)`` of a step, or the answers ``(rows, sample_size)``."""
+        """``(loss, grads, state)`` of a step (``state``: the rows' carried
+        state after it, views; ``[]`` unless STATEFUL), or the answers
+        ``(rows, sample_size)``."""
         counters, step = self.counters, self.step
         spins = 0
         while True:
@@ -206,13 +242,13 @@ class BatchWorker:
                 raise OSError("the batch worker process has died")
         if self.answer_shape is not None:
             rows, sample_size = self.answer_shape
-            return self.t[:rows, 1:1 + sample_size].copy()
+            return self.arrays["t"][:rows, 1:1 + sample_size].copy()
         loss = float(np.ndarray((), np.float64, self.segment.buf, offset=_LOSS_AT))
-        return loss, self.grads
+        return loss, self.arrays["grads"], [a[:self.rows] for a in self.arrays["state"]]
 
     def _release_segment(self):
         if self.segment is not None:
-            self.params = self.grads = self.x = self.t = self.counters = None
+            self.arrays = self.counters = None
             try:
                 self.segment.close()
             except BufferError:  # a caller still holds a view: the mapping stays
@@ -269,14 +305,14 @@ def _serve_lines(one_core):
         if line.startswith("{"):
             spec = json.loads(line)["begin"]
             if segment is not None:
-                params = grads = x = t = counters = None  # noqa: F841 - views of the old segment
+                a = counters = None  # views of the old segment
                 segment.close()
             try:
                 segment = shared_memory.SharedMemory(spec["segment"])
                 # The caller owns the segment: this process must not unlink it at exit.
                 resource_tracker.unregister(segment._name, "shared_memory")
                 counters = np.ndarray((16,), np.int64, segment.buf)
-                params, grads, x, t = arrays(segment.buf, spec)
+                a = arrays(segment.buf, spec)
                 model = _build(spec)
             except Exception as error:  # noqa: BLE001 - told to the caller, which goes on alone
                 print(f"error {type(error).__name__}: {error}", flush=True)
@@ -288,22 +324,35 @@ def _serve_lines(one_core):
         rows = int(rows)
         step += 1
         try:
-            for mine, p in zip(model.params, params, strict=True):
-                mine[...] = p
-            with one_core(), np.errstate(all="ignore"):  # the caller's guard judges the loss
-                if command == "answer":
-                    sample_size, beam_width = (int(o) for o in options)
-                    t[:rows, 1:1 + sample_size] = model.generate(
-                        x[:rows], t[:rows, 0], sample_size, beam_width=beam_width)
-                else:
-                    loss = model.forward(x[:rows], t[:rows])
-                    model.backward()
-                    for out, g in zip(grads, model.grads, strict=True):
-                        out[...] = g
-                    np.ndarray((), np.float64, segment.buf, offset=_LOSS_AT)[...] = loss
+            _serve_one(model, a, segment, command, rows, options, one_core)
             counters[_DONE] = step
         except Exception as error:  # noqa: BLE001 - reported to the caller, which re-raises
             _report(segment.buf, counters, step, error)
+
+
+def _serve_one(model, a, segment, command, rows, options, one_core):
+    """One request on the segment's arrays ``a``."""
+    for mine, p in zip(model.params, a["params"], strict=True):
+        mine[...] = p
+    x, t = a["x"][:rows], a["t"][:rows]
+    with one_core(), np.errstate(all="ignore"):  # the caller's guard judges the loss
+        if command == "answer":
+            sample_size, beam_width = (int(o) for o in options)
+            t[:, 1:1 + sample_size] = model.generate(x, t[:, 0], sample_size,
+                                                     beam_width=beam_width)
+            return
+        if a["state"]:
+            model.set_state([s[:rows] if carried else None
+                             for s, carried in zip(a["state"], a["state_set"], strict=True)])
+        loss = model.forward(x, t)
+        model.backward()
+    for out, g in zip(a["grads"], model.grads, strict=True):
+        out[...] = g
+    for k, value in enumerate(model.get_state() if a["state"] else []):
+        a["state"][k][:rows] = value
+        a["state_set"][k] = 1
+    np.ndarray((), np.float64, segment.buf, offset=_LOSS_AT)[...] = loss
+
 
 if __name__ == "__main__":
     _serve()

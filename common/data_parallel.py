@@ -52,9 +52,18 @@ from common.parallel import managed, num_threads, one_core
 from common.step_worker import AVAILABLE as PROCESSES_AVAILABLE
 
 # Each half at least this many rows and this many multiply-adds in one step's
-# recurrent product (rows * H * 4H): a smaller one gains less than the hand-off.
-MIN_HALF_ROWS = 32
-MIN_HALF_STEP_MULTIPLY_ADDS = 1 << 21
+# recurrent product (rows * H * 4H for an LSTM): a smaller one gains less than
+# the hand-off. And recurrent weights Wh of at most MAX_HALF_WEIGHT_BYTES: each
+# half reads all of them at every step, which from the size of a core's cache
+# on costs more than splitting each step's product by columns of Wh, where
+# each core reads its own half (common.parallel.step_products). Measured as
+# two single-threaded processes of 16 rows at once against the whole batch of
+# 32 as before, the character-level LSTM's iteration (T = 64, Adam): H = 128
+# 14.1 against 24.5 ms, H = 256 (Wh 1 MiB) 42 against 56 ms, H = 512 (Wh 4
+# MiB) 138 against 144 ms; the word-level models' batches of 20 do not split.
+MIN_HALF_ROWS = 16
+MIN_HALF_STEP_MULTIPLY_ADDS = 1 << 19
+MAX_HALF_WEIGHT_BYTES = 1 << 20
 # The helper is meant to finish with this process. When it is later than this
 # (and than this process's own half) SLOW_STEPS steps in a row, another program
 # has its core: it rests for REST_SECONDS, and this process computes both halves.
@@ -70,18 +79,27 @@ _retired_cpu = 0.0  # CPU seconds of helpers that have ended
 
 
 def splits(model, rows: int) -> bool:
-    """Whether a batch of ``rows`` pairs for ``model`` is computed as two halves."""
+    """Whether a batch of ``rows`` rows for ``model`` is computed as two halves."""
     if (xp.__name__ != "numpy" or not PROCESSES_AVAILABLE or num_threads() < 2
             or batch_worker.model_name(model) not in batch_worker.REPLICABLE):
         return False
-    H = model.config["hidden_size"]
     half = rows // 2
-    return half >= MIN_HALF_ROWS and half * H * 4 * H >= MIN_HALF_STEP_MULTIPLY_ADDS
+    Whs = [layer.params[1] for layer in model._recurrent_layers()]
+    return (half >= MIN_HALF_ROWS and max(W.nbytes for W in Whs) <= MAX_HALF_WEIGHT_BYTES
+            and half * max(W.size for W in Whs) >= MIN_HALF_STEP_MULTIPLY_ADDS)
 
 
 def _scored(model, t) -> int:
-    """How many targets of the pairs ``t`` count in the loss."""
-    return int((t[:, 1:] != model.softmax.ignore_label).sum())
+    """How many targets of the rows ``t`` count in the loss (a sequence-to-
+    sequence model's targets are ``t[:, 1:]``, a language model's all of ``t``)."""
+    if batch_worker.model_name(model) in batch_worker.SEQ2SEQ:
+        t = t[:, 1:]
+    return int((t != model.loss_layer.ignore_label).sum())
+
+
+def _rows(state, rows):
+    """Rows ``rows`` of each carried state (None stays None)."""
+    return [None if s is None else s[rows] for s in state]
 
 
 def _get_worker(model, x_shape, t_shape, owner):
@@ -196,6 +214,10 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
     half = batch_shape_x[0] - batch_shape_x[0] // 2
     part_x, part_t = (half, *batch_shape_x[1:]), (half, *batch_shape_t[1:])
 
+    # A language model's rows carry their hidden state from batch to batch: this
+    # process keeps the whole batch's, and hands the second half's over each step.
+    stateful = batch_worker.model_name(model) in batch_worker.STATEFUL
+
     def forward_backward(x, t):
         if not splits(model, len(x)):
             loss = model.forward(x, t)
@@ -204,10 +226,13 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
         n = len(x) // 2
         x1, t1, x2, t2 = x[:n], t[:n], x[n:], t[n:]
         n1, n2 = _scored(model, t1), _scored(model, t2)
+        carried = model.get_state() if stateful else []
         helper = _helper(state, model, part_x, part_t)
         if helper is not None:
-            helper.post(model.params, x2, t2)
+            helper.post(model.params, x2, t2, _rows(carried, slice(n, None)))
         started = time.perf_counter()
+        if stateful:
+            model.set_state(_rows(carried, slice(None, n)))
         loss1 = _forward_backward(model, x1, t1)
         result = None if helper is None else _collect(state, helper,
                                                       time.perf_counter() - started)
@@ -215,11 +240,19 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
         w1, w2 = (n1 / total, n2 / total) if total else (0.5, 0.5)
         if result is None:
             first = [g.copy() for g in model.grads]
+            state1 = model.get_state()
+            if stateful:
+                model.set_state(_rows(carried, slice(n, None)))
             loss2 = _forward_backward(model, x2, t2)
+            state2 = model.get_state()
             _combine(model.grads, first, model.grads, w1, w2)
         else:
-            loss2, second = result
+            state1 = model.get_state()
+            loss2, second, state2 = result
             _combine(model.grads, model.grads, second, w1, w2)
+        if stateful:  # the whole batch's state again, for the next batch
+            model.set_state([xp.concatenate([a, b]) for a, b in zip(state1, state2,
+                                                                     strict=True)])
         return (n1 * loss1 + n2 * loss2) / total if total else 0.0
 
     with managed():

@@ -462,6 +462,12 @@ class RnnlmTrainer(BaseTrainer):
                         getattr(getattr(self.model, "loss_layer", None), "ignore_label", None))
         return self._train(lanes, max_epoch, max_grad, eval_interval, opts)
 
+    def _gradients_of_batches(self, feeder):
+        # A batch whose halves pay is computed by halves (common.data_parallel);
+        # the carried state of the second half's rows travels with it.
+        shape = (feeder.batch_size, feeder.time_size)
+        return batch_halves(self.model, shape, shape)
+
     def _figure_of(self, mean_loss):
         return _perplexity(mean_loss)
 
@@ -536,8 +542,7 @@ class Trainer(BaseTrainer):
                            eval_interval, opts)
 
     def _gradients_of_batches(self, feeder):
-        # A sequence-to-sequence model's batch is shared between the cores by
-        # halves (common.data_parallel); other models compute it whole.
+        # A batch whose halves pay is computed by halves (common.data_parallel).
         return batch_halves(self.model, (feeder.batch_size, *feeder.x.shape[1:]),
                             (feeder.batch_size, *feeder.t.shape[1:]))
 

@@ -16,8 +16,16 @@ import pytest
 import common.data_parallel as data_parallel
 from common import batch_worker
 from common.optimizer import Adam
-from common.trainer import Trainer
-from models import AttentionSeq2seq, PeekySeq2seq, Seq2seq, SimpleRnnlm
+from common.trainer import RnnlmTrainer, Trainer
+from models import (
+    AttentionSeq2seq,
+    BetterRnnlm,
+    GruRnnlm,
+    PeekySeq2seq,
+    Rnnlm,
+    Seq2seq,
+    SimpleRnnlm,
+)
 
 needs_processes = pytest.mark.skipif(not data_parallel.PROCESSES_AVAILABLE,
                                      reason="the helper process is for x86-64 only")
@@ -160,9 +168,12 @@ def test_what_splits(monkeypatch):
     monkeypatch.setattr(data_parallel, "num_threads", lambda: 2)
     assert data_parallel.splits(Seq2seq(13, 16, 128), 128)  # the textbook's addition
     assert data_parallel.splits(AttentionSeq2seq(59, 16, 256), 128)  # and dates
-    assert not data_parallel.splits(Seq2seq(13, 16, 128), 32)  # halves too short
+    assert data_parallel.splits(Rnnlm(50, 32, 256), 32)  # the character-level model
+    assert data_parallel.splits(GruRnnlm(50, 32, 256), 32)
+    assert not data_parallel.splits(Rnnlm(50, 32, 512), 32)  # Wh of 4 MiB: split by columns
+    assert not data_parallel.splits(Rnnlm(10000, 100, 100), 20)  # word level: halves too short
     assert not data_parallel.splits(Seq2seq(13, 16, 32), 128)  # steps too small
-    assert not data_parallel.splits(SimpleRnnlm(13, 16, 128), 128)  # not a pairs model
+    assert not data_parallel.splits(BetterRnnlm(50, 256, 256), 32)  # dropout: not replicated
 
     class MySeq2seq(Seq2seq):  # the helper could not build it
         pass
@@ -190,7 +201,7 @@ def test_without_the_helper_a_batch_is_still_computed_by_halves(no_helper, monke
 
 def test_the_worker_builds_only_the_models_it_knows():
     with pytest.raises(ValueError, match="cannot build"):
-        batch_worker.BatchWorker().begin(SimpleRnnlm(V, D, H), (2, 3), (2, 3))
+        batch_worker.BatchWorker().begin(BetterRnnlm(V, H, H), (2, 3), (2, 3))
 
 
 @needs_processes
@@ -284,3 +295,80 @@ def test_a_bad_question_in_the_helpers_half_is_reported_here():
     x[9, 1] = V + 3
     with pytest.raises(ValueError, match="xs"):
         seq2seq_accuracy(Seq2seq(V, D, H, seed=15), x, t)
+
+
+# -- language models: the rows carry their hidden state from batch to batch -------------
+
+
+def lm_batches(rng, n_batches, rows=9, T=5):
+    return [(rng.integers(0, V, (rows, T)), rng.integers(0, V, (rows, T)))
+            for _ in range(n_batches)]
+
+
+@pytest.mark.parametrize("model_class", [SimpleRnnlm, Rnnlm, GruRnnlm])
+def test_a_language_models_halves_carry_the_whole_batchs_state(model_class, no_helper):
+    rng = np.random.default_rng(13)
+    batches = lm_batches(rng, 3)
+    batches[1][1][2, 3] = -1  # an ignored target
+    halved = model_class(V, D, H, seed=16, dtype=np.float64)
+    whole = model_class(V, D, H, seed=16, dtype=np.float64)
+    with data_parallel.batch_halves(halved, (9, 5), (9, 5)) as forward_backward:
+        for x, t in batches:
+            loss = forward_backward(x, t)
+            expected = whole.forward(x, t)
+            whole.backward()
+            assert loss == pytest.approx(expected, rel=1e-13)
+            for g, e in zip(halved.grads, whole.grads, strict=True):
+                np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-13)
+            for s, e in zip(halved.get_state(), whole.get_state(), strict=True):
+                assert s.shape == (9, H)
+                np.testing.assert_allclose(s, e, rtol=1e-12, atol=1e-14)
+
+
+@needs_processes
+@pytest.mark.parametrize("model_class", [Rnnlm, GruRnnlm])
+def test_a_language_models_helper_gives_the_bits_of_this_process_alone(model_class,
+                                                                       monkeypatch):
+    rng = np.random.default_rng(14)
+    batches = lm_batches(rng, 3, rows=12)
+
+    def run():
+        model, results = model_class(V, D, H, seed=17), []
+        with data_parallel.batch_halves(model, (12, 5), (12, 5)) as forward_backward:
+            for x, t in batches:
+                results.append((forward_backward(x, t), [g.copy() for g in model.grads],
+                                model.get_state()))
+        return results
+
+    helped = run()
+    assert data_parallel._worker is not None and data_parallel._worker.alive()
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    for (loss, grads, state), (loss_a, grads_a, state_a) in zip(helped, run(), strict=True):
+        assert loss == loss_a
+        for a, b in zip(grads + state, grads_a + state_a, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@needs_processes
+@pytest.mark.parametrize("k", [4, 9])
+def test_a_language_model_stopped_and_resumed_by_halves_is_bit_identical(k, tmp_path,
+                                                                         monkeypatch):
+    rng = np.random.default_rng(15)
+    corpus = rng.integers(0, V, 400)
+    xs, ts = corpus[:-1], corpus[1:]
+    path = tmp_path / "ck.npz"
+    fit = dict(max_epoch=2, batch_size=8, time_size=6, max_grad=5.0, verbose=False)
+    posted = []
+    original = batch_worker.BatchWorker.post
+    monkeypatch.setattr(batch_worker.BatchWorker, "post",
+                        lambda self, *a: posted.append(1) or original(self, *a))
+    straight = RnnlmTrainer(Rnnlm(V, D, H, seed=18), Adam(0.01)).fit(xs, ts, **fit)
+    RnnlmTrainer(Rnnlm(V, D, H, seed=18), Adam(0.01)).fit(xs, ts, max_iters=k,
+                                                          checkpoint=path, **fit)
+    resumed = RnnlmTrainer(Rnnlm(V, D, H, seed=19), Adam(0.01)).resume(path).fit(
+        xs, ts, checkpoint=path, **fit)
+    assert len(posted) == 2 * 2 * (399 // 48)  # every batch of both runs, by halves
+    assert straight.ppl_list == resumed.ppl_list
+    for p, q in zip(straight.model.params + straight.model.get_state(),
+                    resumed.model.params + resumed.model.get_state(), strict=True):
+        np.testing.assert_array_equal(p, q)
