@@ -275,8 +275,10 @@ def answer_halves(model, max_rows: int, question_length: int, sample_size: int):
         with one_core():
             return model.generate(questions, start_ids, sample_size, beam_width=beam_width)
 
+    seq2seq = batch_worker.model_name(model) in batch_worker.SEQ2SEQ
+
     def answer(questions, start_ids, beam_width=1):
-        if not splits(model, len(questions)):
+        if not seq2seq or not splits(model, len(questions)):
             return model.generate(questions, start_ids, sample_size, beam_width=beam_width)
         n = len(questions) // 2
         helper = _helper(state, model, (half, question_length), (half, sample_size + 1))
