@@ -372,3 +372,25 @@ def test_a_language_model_stopped_and_resumed_by_halves_is_bit_identical(k, tmp_
     for p, q in zip(straight.model.params + straight.model.get_state(),
                     resumed.model.params + resumed.model.get_state(), strict=True):
         np.testing.assert_array_equal(p, q)
+
+
+def test_a_hand_written_loop_with_batch_halves_gives_fits_bits():
+    """The book's loop, with forward_backward in place of forward and backward."""
+    from common.util import clip_grads
+
+    rng = np.random.default_rng(16)
+    corpus = rng.integers(0, V, 300)
+    xs, ts = corpus[:-1], corpus[1:]
+    fitted = RnnlmTrainer(Rnnlm(V, D, H, seed=20), Adam(0.01)).fit(
+        xs, ts, max_epoch=1, batch_size=8, time_size=5, max_grad=5.0, verbose=False)
+
+    model, optimizer = Rnnlm(V, D, H, seed=20), Adam(0.01)
+    batches = RnnlmTrainer(None, None)  # for get_batch, the book's way of reading lanes
+    with data_parallel.batch_halves(model, (8, 5), (8, 5)) as forward_backward:
+        for _ in range(len(xs) // (8 * 5)):
+            x, t = batches.get_batch(xs, ts, 8, 5)
+            forward_backward(x, t)
+            clip_grads(model.grads, 5.0)
+            optimizer.update(model.params, model.grads)
+    for p, q in zip(fitted.model.params, model.params, strict=True):
+        np.testing.assert_array_equal(p, q)
