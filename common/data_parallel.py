@@ -97,6 +97,11 @@ def _scored(model, t) -> int:
     return int((t != model.loss_layer.ignore_label).sum())
 
 
+def _fits(part, shape) -> bool:
+    """Whether the rows ``part`` fit a helper segment made for ``shape``."""
+    return len(part) <= shape[0] and tuple(part.shape[1:]) == tuple(shape[1:])
+
+
 def _rows(state, rows):
     """Rows ``rows`` of each carried state (None stays None)."""
     return [None if s is None else s[rows] for s in state]
@@ -227,7 +232,9 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
         x1, t1, x2, t2 = x[:n], t[:n], x[n:], t[n:]
         n1, n2 = _scored(model, t1), _scored(model, t2)
         carried = model.get_state() if stateful else []
-        helper = _helper(state, model, part_x, part_t)
+        # (A batch larger or wider than the context was made for: this process alone.)
+        helper = (_helper(state, model, part_x, part_t)
+                  if _fits(x2, part_x) and _fits(t2, part_t) else None)
         if helper is not None:
             helper.post(model.params, x2, t2, _rows(carried, slice(n, None)))
         started = time.perf_counter()
@@ -281,7 +288,8 @@ def answer_halves(model, max_rows: int, question_length: int, sample_size: int):
         if not seq2seq or not splits(model, len(questions)):
             return model.generate(questions, start_ids, sample_size, beam_width=beam_width)
         n = len(questions) // 2
-        helper = _helper(state, model, (half, question_length), (half, sample_size + 1))
+        helper = (_helper(state, model, (half, question_length), (half, sample_size + 1))
+                  if _fits(questions[n:], (half, question_length)) else None)
         if helper is not None:
             helper.post_answers(model.params, questions[n:], start_ids[n:], sample_size,
                                 beam_width)

@@ -394,3 +394,16 @@ def test_a_hand_written_loop_with_batch_halves_gives_fits_bits():
             optimizer.update(model.params, model.grads)
     for p, q in zip(fitted.model.params, model.params, strict=True):
         np.testing.assert_array_equal(p, q)
+
+
+def test_a_batch_larger_than_the_context_was_made_for_is_computed_here():
+    rng = np.random.default_rng(17)
+    x, t = pairs(rng, 12)
+    model = Seq2seq(V, D, H, seed=21, dtype=np.float64)
+    with data_parallel.batch_halves(model, (6, 5), (6, 5)) as forward_backward:
+        loss = forward_backward(x, t)  # 12 rows, made for 6
+    grads = [g.copy() for g in model.grads]
+    expected_loss, expected = whole_grads(model, x, t)
+    assert loss == pytest.approx(expected_loss, rel=1e-13)
+    for g, e in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-14)
