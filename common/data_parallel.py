@@ -223,6 +223,32 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
     # process keeps the whole batch's, and hands the second half's over each step.
     stateful = batch_worker.model_name(model) in batch_worker.STATEFUL
 
+    def halves(x1, t1, x2, t2, n1, n2, carried, helper):
+        """This process's half, then the helper's (or this process's again):
+        the gradients combined in ``model.grads``; returns both halves'
+        losses and their states after them."""
+        started = time.perf_counter()
+        if stateful:
+            model.set_state(_rows(carried, slice(None, len(x1))))
+        loss1 = _forward_backward(model, x1, t1)
+        result = None if helper is None else _collect(state, helper,
+                                                      time.perf_counter() - started)
+        total = n1 + n2
+        w1, w2 = (n1 / total, n2 / total) if total else (0.5, 0.5)
+        if result is None:
+            first = [g.copy() for g in model.grads]
+            state1 = model.get_state()
+            if stateful:
+                model.set_state(_rows(carried, slice(len(x1), None)))
+            loss2 = _forward_backward(model, x2, t2)
+            state2 = model.get_state()
+            _combine(model.grads, first, model.grads, w1, w2)
+        else:
+            state1 = model.get_state()
+            loss2, second, state2 = result
+            _combine(model.grads, model.grads, second, w1, w2)
+        return loss1, loss2, state1, state2
+
     def forward_backward(x, t):
         if not splits(model, len(x)):
             loss = model.forward(x, t)
@@ -237,29 +263,16 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
                   if _fits(x2, part_x) and _fits(t2, part_t) else None)
         if helper is not None:
             helper.post(model.params, x2, t2, _rows(carried, slice(n, None)))
-        started = time.perf_counter()
-        if stateful:
-            model.set_state(_rows(carried, slice(None, n)))
-        loss1 = _forward_backward(model, x1, t1)
-        result = None if helper is None else _collect(state, helper,
-                                                      time.perf_counter() - started)
-        total = n1 + n2
-        w1, w2 = (n1 / total, n2 / total) if total else (0.5, 0.5)
-        if result is None:
-            first = [g.copy() for g in model.grads]
-            state1 = model.get_state()
-            if stateful:
-                model.set_state(_rows(carried, slice(n, None)))
-            loss2 = _forward_backward(model, x2, t2)
-            state2 = model.get_state()
-            _combine(model.grads, first, model.grads, w1, w2)
-        else:
-            state1 = model.get_state()
-            loss2, second, state2 = result
-            _combine(model.grads, model.grads, second, w1, w2)
+        try:
+            loss1, loss2, state1, state2 = halves(x1, t1, x2, t2, n1, n2, carried, helper)
+        except BaseException:
+            if stateful:  # the whole batch's state as it was, not a half's
+                model.set_state(carried)
+            raise
         if stateful:  # the whole batch's state again, for the next batch
             model.set_state([xp.concatenate([a, b]) for a, b in zip(state1, state2,
                                                                      strict=True)])
+        total = n1 + n2
         return (n1 * loss1 + n2 * loss2) / total if total else 0.0
 
     with managed():

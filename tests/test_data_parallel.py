@@ -407,3 +407,19 @@ def test_a_batch_larger_than_the_context_was_made_for_is_computed_here():
     assert loss == pytest.approx(expected_loss, rel=1e-13)
     for g, e in zip(grads, expected, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-14)
+
+
+def test_an_error_in_a_half_leaves_the_whole_batchs_carried_state(no_helper):
+    rng = np.random.default_rng(18)
+    (x, t), = lm_batches(rng, 1, rows=8)
+    model = Rnnlm(V, D, H, seed=22)
+    with data_parallel.batch_halves(model, (8, 5), (8, 5)) as forward_backward:
+        forward_backward(x, t)
+        carried = model.get_state()
+        bad = x.copy()
+        bad[6, 0] = V  # in the second half
+        with pytest.raises(ValueError, match="outside the vocabulary"):
+            forward_backward(bad, t)
+        for a, b in zip(model.get_state(), carried, strict=True):
+            np.testing.assert_array_equal(a, b)  # (8, H), not a half's
+        forward_backward(x, t)  # and the run can go on
