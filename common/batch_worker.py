@@ -8,11 +8,13 @@ and the gradients out (``step ROWS``), or ``generate`` answers to its
 questions, writing the ids out (``answer ROWS SAMPLE_SIZE BEAM_WIDTH``).
 
 The protocol. Everything a step needs lives in one shared segment: a
-header with two counters (the step posted, the step done), the loss and
+header with the number of the last request done, the loss and
 room for an error message; then the parameters and the gradients (each
 the model's ``params`` in order, one after the other) and the rows of
 ``x`` and ``t`` (for answers: the questions, and the start id then the
-answer of each). The caller writes the parameters and the rows, then
+answer of each), and for a language model the hidden state its rows carry
+(in before the step, out after it, each entry flagged when it is None).
+The caller writes the parameters and the rows, then
 posts the request on the process's standard input, on which
 the process sleeps between steps (it holds no core while the caller does
 anything else). The caller computes its own part meanwhile and then spins
@@ -47,8 +49,9 @@ import numpy as np
 
 from common import step_worker
 
-# Offsets (in int64 words) of the counters, and (in bytes) of the loss and the message.
-_POSTED, _DONE = 0, 8
+# Offset (in int64 words) of the counter of requests done, and (in bytes) of the
+# loss and the message.
+_DONE = 8
 _LOSS_AT = 128
 _ERROR_AT, _ERROR_BYTES = 256, 3840
 _HEADER_BYTES = _ERROR_AT + _ERROR_BYTES
