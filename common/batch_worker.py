@@ -38,12 +38,9 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import os
 import signal
-import subprocess
 import sys
 from multiprocessing import resource_tracker, shared_memory
-from pathlib import Path
 
 import numpy as np
 
@@ -149,17 +146,6 @@ class BatchWorker:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def _start(self):
-        root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-                   MKL_NUM_THREADS="1",
-                   PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "common.batch_worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, env=env, cwd=root, text=True,
-            # Its own session: a Ctrl-C to the caller's process group is the caller's.
-            start_new_session=True)
-
     def _send(self, line):
         try:
             self.process.stdin.write(line + "\n")
@@ -183,7 +169,7 @@ class BatchWorker:
                 "t_shape": list(t_shape), "state_sizes": sizes}
         self._release_segment()
         if not self.alive():
-            self._start()
+            self.process = step_worker.start_process("common.batch_worker")
         self.segment = shared_memory.SharedMemory(create=True, size=size)
         spec["segment"] = self.segment.name
         self.counters = np.ndarray((16,), np.int64, self.segment.buf)
@@ -252,20 +238,12 @@ class BatchWorker:
     def _release_segment(self):
         if self.segment is not None:
             self.arrays = self.counters = None
-            try:
-                self.segment.close()
-            except BufferError:  # a caller still holds a view: the mapping stays
-                pass
-            self.segment.unlink()
+            step_worker.release_segment(self.segment)
             self.segment = None
 
     def close(self):
         if self.process is not None:
-            try:
-                self.process.stdin.close()
-                self.process.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
+            step_worker.stop_process(self.process)
             self.process = None
         self._release_segment()
 

@@ -111,7 +111,7 @@ def _get_worker(model, x_shape, t_shape, owner):
     """The helper, begun on ``model`` and parts of these shapes for ``owner``
     (the :func:`batch_halves` context that will use it), or None."""
     global _worker, _worker_owner, _disabled
-    if _disabled or time.monotonic() < _resting_until:
+    if _disabled:
         return None
     if _worker_owner != os.getpid():  # none yet, or inherited by a forked child
         _worker, _worker_owner = None, os.getpid()
@@ -231,20 +231,19 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
         if stateful:
             model.set_state(_rows(carried, slice(None, len(x1))))
         loss1 = _forward_backward(model, x1, t1)
+        state1 = model.get_state() if stateful else []
         result = None if helper is None else _collect(state, helper,
                                                       time.perf_counter() - started)
         total = n1 + n2
         w1, w2 = (n1 / total, n2 / total) if total else (0.5, 0.5)
         if result is None:
             first = [g.copy() for g in model.grads]
-            state1 = model.get_state()
             if stateful:
                 model.set_state(_rows(carried, slice(len(x1), None)))
             loss2 = _forward_backward(model, x2, t2)
-            state2 = model.get_state()
+            state2 = model.get_state() if stateful else []
             _combine(model.grads, first, model.grads, w1, w2)
         else:
-            state1 = model.get_state()
             loss2, second, state2 = result
             _combine(model.grads, model.grads, second, w1, w2)
         return loss1, loss2, state1, state2

@@ -99,6 +99,39 @@ def fits_shared_memory(n_bytes) -> bool:
     return n_bytes <= stats.f_bavail * stats.f_frsize // 2
 
 
+def start_process(module: str, *args: str) -> subprocess.Popen:
+    """``python -m module args`` as a helper process: BLAS single-threaded in
+    it, this checkout on its path, pipes to its standard input and output."""
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=root, text=True,
+        # Its own session: a Ctrl-C or a signal to the caller's process group
+        # (while it starts, too) is the caller's to handle, not the helper's.
+        start_new_session=True)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """End a helper process: close its standard input (it exits), or kill it."""
+    try:
+        process.stdin.close()
+        process.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        process.kill()
+
+
+def release_segment(segment: shared_memory.SharedMemory) -> None:
+    """Unmap and remove a shared segment this process created."""
+    try:
+        segment.close()
+    except BufferError:  # a caller still holds a view of it: the mapping stays
+        pass
+    segment.unlink()
+
+
 class StepWorker:
     """The caller's side of one helper process (see the module docstring).
 
@@ -135,16 +168,7 @@ class StepWorker:
         self.segment = shared_memory.SharedMemory(create=True, size=size)
         self.counters = np.ndarray((16,), np.int64, self.segment.buf)
         self.counters[:] = 0
-        root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-                   MKL_NUM_THREADS="1",
-                   PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "common.step_worker", self.segment.name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=root, text=True,
-            # Its own session: a Ctrl-C or a signal to the caller's process group
-            # (while it starts, too) is the caller's to handle, not the helper's.
-            start_new_session=True)
+        self.process = start_process("common.step_worker", self.segment.name)
         if self.process.stdout.readline().strip() != "ready":
             self.close()
             raise OSError("the step worker process did not start")
@@ -192,19 +216,11 @@ class StepWorker:
 
     def close(self):
         if self.process is not None:
-            try:
-                self.process.stdin.close()
-                self.process.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
+            stop_process(self.process)
             self.process = None
         if self.segment is not None:
             self.a = self.out = self.counters = None
-            try:
-                self.segment.close()
-            except BufferError:  # a caller still holds a view of it: the mapping stays
-                pass
-            self.segment.unlink()
+            release_segment(self.segment)
             self.segment = None
 
 
