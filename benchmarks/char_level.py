@@ -24,7 +24,6 @@ from benchmarks import bounds
 from benchmarks.harness import Run, median, round_robin, say, settle, timed_methods
 from common.data_parallel import batch_halves
 from common.optimizer import Adam
-from common.parallel import managed
 from common.trainer import RnnlmTrainer
 from common.util import clip_grads
 from models import GruRnnlm, Rnnlm
@@ -44,7 +43,7 @@ def rnnlab_char_step(model, xs, ts):
 
     @contextmanager
     def context():
-        with managed(), batch_halves(model, (N, T), (N, T)) as forward_backward:
+        with batch_halves(model, (N, T), (N, T)) as forward_backward:  # managed() too
             halves["forward_backward"] = forward_backward
             try:
                 yield

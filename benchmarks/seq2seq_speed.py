@@ -42,7 +42,7 @@ from benchmarks import reference_seq2seq as ref
 from common import blas
 from common.data_parallel import batch_halves
 from common.optimizer import Adam
-from common.parallel import managed, num_threads
+from common.parallel import num_threads
 from common.util import clip_grads, seq2seq_accuracy
 from models.attention_seq2seq import AttentionSeq2seq
 from models.peeky_seq2seq import PeekySeq2seq
@@ -100,8 +100,8 @@ def rnnlab_iterations(model, optimizer, x, t, iters):
     """What the trainer does per iteration, inside managed() as the trainer runs,
     each batch's loss and gradients computed by halves as the trainer does
     (:mod:`common.data_parallel`)."""
-    with managed(), batch_halves(model, (BATCH, *x.shape[1:]),
-                                 (BATCH, *t.shape[1:])) as forward_backward:
+    with batch_halves(model, (BATCH, *x.shape[1:]),  # (it holds managed())
+                      (BATCH, *t.shape[1:])) as forward_backward:
         for i in range(iters):
             batch_x, batch_t = x[i * BATCH:(i + 1) * BATCH], t[i * BATCH:(i + 1) * BATCH]
             forward_backward(batch_x, batch_t)
