@@ -176,13 +176,15 @@ class managed:  # lower case: used as `with managed():`, like a function
 @contextmanager
 def one_core():
     """A context in which the functions of this module run all their work on
-    the calling thread, cut into the same blocks as ever.
+    the calling thread, cut into the same blocks as ever, except the step
+    products of a recurrent layer's time loop, which are cut as is fastest
+    on one core (see ONE_CORE_NARROW_ROWS).
 
     For work that is itself one of several running at once on the cores,
     as each half of a mini-batch is under :mod:`common.data_parallel`: its
     results are then the same bits whether this process computes it or a
-    helper process does (the blocks depend on the shapes and
-    :func:`num_threads` alone).
+    helper process does (how work is cut depends on the shapes,
+    :func:`num_threads` and this context alone).
     """
     global _one_core_depth
     _one_core_depth += 1
@@ -340,6 +342,55 @@ MIN_SPLIT_COLUMNS = 16  # per block
 # against 195 us. From this many multiply-adds, the copy made once per loop
 # is worth it.
 MIN_COPY_STEP_MULTIPLY_ADDS = 1 << 21
+# Inside one_core() nobody shares a step's product: it is cut for speed on
+# one core alone (_one_core_product). A product of a few rows is fastest by
+# narrow column blocks of W, each of ONE_CORE_BLOCK_ELEMENTS (128 KiB of
+# float32), copied contiguous once per loop: at 16 rows, H = 256, h @ Wh
+# takes 86 us by blocks of 128 columns against 129 us by two blocks of 512
+# and 181 us whole. One forward + backward of the character-level LSTM on 16
+# rows (half a batch of 32, T = 64), ways alternating in one process: H = 256
+# 28.5 ms against 33.5 ms as before, H = 128 9.95 against 13.0 ms (GRU 24.1
+# against 26.7, 9.0 against 10.5 ms); blocks of 8K, 16K and 64K elements
+# were slower than 32K (39.0, 30.9, 33.3 ms at H = 256). At 64 rows (halves
+# of the sequence-to-sequence batches) the block width made no difference
+# beyond the noise, and the product is cut as without one_core(), except
+# backward's transposed W: whole, from one contiguous copy, is faster there
+# than by two blocks (dA @ Wh.T at 64 rows, H = 128: 87 against 94 us).
+ONE_CORE_NARROW_ROWS = 32
+ONE_CORE_BLOCK_ELEMENTS = 1 << 15
+
+
+def _one_core_product(W, n_rows):
+    """``product(a, out)`` writing ``a @ W`` into ``out`` on this thread, ``W``
+    cut into column blocks as fits one core (see ONE_CORE_NARROW_ROWS)."""
+    K, M = W.shape
+    size = n_rows * K * M
+    if n_rows <= ONE_CORE_NARROW_ROWS:
+        width = max(1, ONE_CORE_BLOCK_ELEMENTS // K)
+    elif size < (MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS if STEP_PROCESSES
+                 else MIN_SPLIT_STEP_MULTIPLY_ADDS):  # as without one_core()
+        width = M
+        if size < MIN_COPY_STEP_MULTIPLY_ADDS or W.flags.c_contiguous:
+            return lambda a, out: xp.matmul(a, W, out=out)
+    elif W.flags.c_contiguous:  # the blocks of step_products
+        width = -(-M // max(1, min(num_threads(), M // MIN_SPLIT_COLUMNS)))
+    else:
+        width = M
+    bounds = [(s, min(s + width, M)) for s in range(0, M, width)]
+    blocks = [_contiguous(W[:, s:e]) for s, e in bounds]
+
+    def product(a, out):
+        for W_block, (s, e) in zip(blocks, bounds, strict=True):
+            xp.matmul(a, W_block, out=out[:, s:e])
+        return out
+
+    return product
+
+
+def _contiguous(a):
+    """A C-contiguous ``a`` (a transposed matrix by the BLAS's own copy, see
+    :func:`common.blas.contiguous`)."""
+    return blas.contiguous(a) if xp.__name__ == "numpy" else xp.ascontiguousarray(a)
 
 
 class _Worker:
@@ -486,20 +537,25 @@ def step_products(W, n_rows: int):
     a larger one (deferred work leaves them a pool thread: at most
     ``num_threads() - 1`` drain the queue). The blocks depend on the
     shapes and the thread count alone; when rnnlab cannot manage the cores
-    this thread computes every block itself, with the same results.
+    this thread computes every block itself, with the same results. Inside
+    :func:`one_core` this thread computes the product by the blocks that
+    are fastest on one core (ONE_CORE_NARROW_ROWS).
     """
     with managed():
         K, M = W.shape
         size = n_rows * K * M
+        if _one_core_depth:
+            yield _one_core_product(W, n_rows)
+            return
         if size < (MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS if STEP_PROCESSES
                    else MIN_SPLIT_STEP_MULTIPLY_ADDS):
             if size >= MIN_COPY_STEP_MULTIPLY_ADDS and not W.flags.c_contiguous:
-                W = xp.ascontiguousarray(W)
+                W = _contiguous(W)
             yield lambda a, out: xp.matmul(a, W, out=out)
             return
         k = max(1, min(num_threads(), M // MIN_SPLIT_COLUMNS))
         bounds = _even_bounds(M, k)
-        blocks = [xp.ascontiguousarray(W[:, s:e]) for s, e in bounds]
+        blocks = [_contiguous(W[:, s:e]) for s, e in bounds]
         (s0, e0), W0 = bounds[0], blocks[0]
         helpers = {"processes": [], "threads": [], "slow": 0,
                    "try_processes": size < MAX_SPLIT_STEP_MULTIPLY_ADDS_PROCESS}
@@ -728,3 +784,4 @@ def thread_count_problem() -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
+

@@ -326,6 +326,103 @@ def test_a_long_step_product_by_a_transposed_view_uses_a_contiguous_copy(monkeyp
     assert seen == [False]
 
 
+@pytest.mark.parametrize("rows", [3, 16])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_on_one_core_a_few_rows_step_product_goes_by_narrow_column_blocks(monkeypatch, rows,
+                                                                         transposed):
+    """Inside one_core() (a half of a batch, computed by this process or a
+    helper), a product of a few rows is cut into column blocks of W of
+    ONE_CORE_BLOCK_ELEMENTS each, copied contiguous once: faster on one core."""
+    monkeypatch.setattr(parallel, "ONE_CORE_BLOCK_ELEMENTS", 60)  # 60 // K = 5 columns
+    rng = np.random.default_rng(4)
+    Wh = rng.standard_normal((12, 22)).astype(np.float32)
+    W = Wh[:, :12].T if transposed else Wh  # backward's Wh.T, or forward's Wh
+    a = rng.standard_normal((rows, W.shape[0])).astype(np.float32)
+    widths = []
+    matmul = np.matmul
+
+    def spy(x, b, **kwargs):
+        assert b.flags.c_contiguous
+        widths.append(b.shape[1])
+        return matmul(x, b, **kwargs)
+
+    out = np.empty((rows, W.shape[1]), dtype=np.float32)
+    with parallel.one_core(), parallel.step_products(W, rows) as product:
+        monkeypatch.setattr(np, "matmul", spy)
+        product(a, out)
+        monkeypatch.setattr(np, "matmul", matmul)
+    assert widths == ([5, 5, 2] if transposed else [5, 5, 5, 5, 2])
+    np.testing.assert_allclose(out, a @ W, rtol=1e-5, atol=1e-5)
+
+
+@needs_blas_control
+def test_on_one_core_a_long_products_transposed_weights_are_used_whole(monkeypatch):
+    """Backward's ``dA @ Wh.T`` on many rows inside one_core(): one product by
+    one contiguous copy (two column blocks, as for threads, are slower)."""
+    monkeypatch.setattr(parallel, "_threads", 2)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_STEP_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS", 1)
+    rng = np.random.default_rng(5)
+    Wh = rng.standard_normal((40, 160)).astype(np.float32)
+    dA = rng.standard_normal((48, 160)).astype(np.float32)
+    shapes = []
+    matmul = np.matmul
+
+    def spy(x, b, **kwargs):
+        shapes.append((b.shape, b.flags.c_contiguous))
+        return matmul(x, b, **kwargs)
+
+    out = np.empty((48, 40), dtype=np.float32)
+    for W, expected in ((Wh.T, [((160, 40), True)]),
+                        (Wh, [((40, 80), True), ((40, 80), True)])):
+        shapes.clear()
+        out = np.empty((48, W.shape[1]), dtype=np.float32)
+        a = dA if W.shape[0] == 160 else dA[:, :40]
+        with parallel.managed(), parallel.one_core(), parallel.step_products(W, 48) as product:
+            monkeypatch.setattr(np, "matmul", spy)
+            product(a, out)
+            monkeypatch.setattr(np, "matmul", matmul)
+        assert shapes == expected
+        np.testing.assert_allclose(out, a @ W, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_time_layers_on_one_core_equal_the_plain_loop_and_stay_exact(monkeypatch, kind):
+    """The narrow blocks of one_core(): the same values as the plain loop
+    (float32 round-off), and exact gradients (float64 central differences)."""
+    monkeypatch.setattr(parallel, "ONE_CORE_BLOCK_ELEMENTS", 14)  # K = 7: blocks of 2 columns
+    rng = np.random.default_rng(7)
+    xs = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    dhs = rng.standard_normal((4, 3, 7)).astype(np.float32)
+    results = []
+    for narrow in (False, True):
+        layer = time_layer(kind, np.random.default_rng(3), np.float32)
+        with parallel.one_core() if narrow else parallel.managed():
+            hs = layer.forward(xs)
+            dxs = layer.backward(dhs)
+        results.append([hs, dxs, layer.dh] + [g.copy() for g in layer.grads])
+    for plain, narrow in zip(*results, strict=True):
+        np.testing.assert_allclose(narrow, plain, rtol=1e-5, atol=1e-6)
+
+    layer = time_layer(kind, rng, np.float64)
+    layer.stateful = False
+    xs = rng.standard_normal((3, 4, 5))
+    weights = rng.standard_normal((3, 4, 7))
+
+    def loss():
+        with parallel.one_core():
+            return float((layer.forward(xs) * weights).sum())
+
+    def backward():
+        loss()
+        with parallel.one_core():
+            dxs = layer.backward(weights)
+        return [g.copy() for g in layer.grads] + [dxs]
+
+    errors = check_function(loss, backward, list(layer.params) + [xs])
+    assert max(errors) < 1e-6, errors
+
+
 @needs_blas_control
 def test_an_error_in_a_worker_reaches_the_caller_and_the_worker_stops(spread, helpers):
     W = np.ones((3, 8), dtype=np.float32)
