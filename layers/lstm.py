@@ -50,6 +50,15 @@ def _check_weights(Wx, Wh, b):
         )
 
 
+def _check_static(x_static, N, dtype):
+    """The width S of a TimeLSTM's ``x_static`` ``(N, S)``, checked."""
+    check_ndim("x_static", x_static, 2, "(N, S)")
+    check_float("x_static", x_static, dtype)
+    if x_static.shape[0] != N:
+        raise ValueError(f"x_static has {x_static.shape[0]} rows but xs has {N}")
+    return x_static.shape[1]
+
+
 class LSTM:
     """One time step of an LSTM (gate order i, f, g, o; see the module docstring).
 
@@ -144,6 +153,17 @@ class TimeLSTM:
     loop is written over whole arrays; :mod:`common.parallel` may share a
     long step's product among the cores (``step_products``).
 
+    ``forward(xs, x_static)`` also feeds ``x_static`` ``(N, S)`` to every
+    step, read by the first ``S`` rows of ``Wx``: the same as ``forward`` of
+    ``[x_static repeated over T | xs]``, with ``x_static``'s product made
+    once instead of at every step (a peeky decoder's encoding, see
+    :mod:`models.peeky_seq2seq`). After ``backward``, ``dx_static`` holds its
+    gradient.
+
+    A forward that starts from zeros (no state set or carried) skips the
+    first step's ``h @ Wh``, which is zero, and backward leaves those zero
+    rows out of ``dWh``.
+
     With ``stateful=True`` the last ``h`` and ``c`` of one ``forward`` are the
     initial state of the next (the gradient still stops at the boundary);
     an unset state is zeros. ``set_state(h, c)`` sets the initial state of
@@ -156,8 +176,9 @@ class TimeLSTM:
 
     Shape:
         Wx: ``(D, 4H)``, Wh: ``(H, 4H)``, b: ``(4H,)``
-        forward: xs ``(N, T, D)`` -> hs ``(N, T, H)``
-        backward: dhs ``(N, T, H)`` -> dxs ``(N, T, D)``
+        forward: xs ``(N, T, D)`` -> hs ``(N, T, H)``; with x_static ``(N, S)``:
+        xs ``(N, T, D - S)``
+        backward: dhs ``(N, T, H)`` -> dxs ``(N, T, D)`` (``(N, T, D - S)``)
     """
 
     def __init__(self, Wx, Wh, b, stateful=False):
@@ -169,6 +190,7 @@ class TimeLSTM:
         self.c = None  # last cell state (N, H), carried when stateful
         self.dh = None  # gradients w.r.t. the initial h and c, after backward
         self.dc = None
+        self.dx_static = None  # gradient w.r.t. forward's x_static, after backward
         self.cache = None
 
     def set_state(self, h, c=None):
@@ -184,15 +206,18 @@ class TimeLSTM:
     def reset_state(self):
         self.h, self.c = None, None
 
-    def forward(self, xs):
+    def forward(self, xs, x_static=None):
         Wx, Wh, b = self.params
         check_ndim("xs", xs, 3, "(N, T, D)")
         check_nonempty_batch("xs", xs)
         check_float("xs", xs, Wx.dtype)
         N, T, D = xs.shape
         H = Wh.shape[0]
-        if D != Wx.shape[0]:
-            raise ValueError(f"xs has {D} features but Wx expects D = {Wx.shape[0]}")
+        S = 0 if x_static is None else _check_static(x_static, N, Wx.dtype)
+        if S + D != Wx.shape[0]:
+            static = f" and x_static {S}" if S else ""
+            raise ValueError(f"xs has {D} features{static} but Wx expects D = {Wx.shape[0]}")
+        zero_start = self.h is None
         h0 = initial_state("hidden", self.h, N, H, Wx.dtype)
         c0 = initial_state("cell", self.c, N, H, Wx.dtype)
 
@@ -203,24 +228,28 @@ class TimeLSTM:
         # The factor -slope (-1 or -2: exact) is folded into copies of the
         # weights, which saves a pass over A at every step, bit for bit.
         neg_slope = xp.repeat(xp.asarray([-1.0, -1.0, -2.0, -1.0], dtype=Wx.dtype), H)
-        gates = matmul(xs_tm, Wx * neg_slope).reshape(T, N, 4 * H)  # -slope * (x @ Wx + b)
+        Wx_scaled = Wx * neg_slope
+        gates = matmul(xs_tm, Wx_scaled[S:]).reshape(T, N, 4 * H)  # -slope * (x @ Wx + b)
         gates += b * neg_slope
+        if S:
+            gates += x_static @ Wx_scaled[:S]  # the same at every step
         cs = xp.empty((T, N, H), dtype=Wx.dtype)
         tanh_cs = xp.empty((T, N, H), dtype=Wx.dtype)
         hs = xp.empty((T, N, H), dtype=Wx.dtype)
-        self._forward_loop(gates, Wh * neg_slope, h0, c0, cs, tanh_cs, hs)
-        self.cache = (xs_tm, h0, c0, gates, cs, tanh_cs, hs)
+        self._forward_loop(gates, Wh * neg_slope, h0, c0, cs, tanh_cs, hs, zero_start)
+        self.cache = (xs_tm, x_static, None if zero_start else h0, c0, gates, cs, tanh_cs, hs)
         # Carried to the next forward when stateful; a set state serves one forward.
         self.h, self.c = (hs[-1].copy(), cs[-1].copy()) if self.stateful else (None, None)
         return hs.transpose(1, 0, 2)
 
-    def _forward_loop(self, gates, Wh_scaled, h, c, cs, tanh_cs, hs):
+    def _forward_loop(self, gates, Wh_scaled, h, c, cs, tanh_cs, hs, zero_start=False):
         """The time loop of ``forward``.
 
         ``gates`` ``(T, N, 4H)`` holds ``-slope * (x @ Wx + b)`` and is turned
         into the gate values in place; ``Wh_scaled`` is ``-slope * Wh`` (see
-        ``forward``); ``h``, ``c`` ``(N, H)`` are the initial state; ``cs``,
-        ``tanh_cs``, ``hs`` ``(T, N, H)`` are filled.
+        ``forward``); ``h``, ``c`` ``(N, H)`` are the initial state (``h``
+        zeros when ``zero_start``); ``cs``, ``tanh_cs``, ``hs`` ``(T, N, H)``
+        are filled.
         """
         H = Wh_scaled.shape[0]
         hWh = xp.empty(gates.shape[1:], dtype=gates.dtype)
@@ -228,7 +257,8 @@ class TimeLSTM:
         with step_products(Wh_scaled, len(h)) as h_Wh:  # h_Wh(h, out): h @ Wh_scaled into out
             for t in range(len(gates)):
                 A = gates[t]
-                A += h_Wh(h, hWh)
+                if t or not zero_start:
+                    A += h_Wh(h, hWh)
                 sigmoid_of_negated_(A)
                 i, f, g, o = A[:, :H], A[:, H : 2 * H], A[:, 2 * H : 3 * H], A[:, 3 * H :]
                 g *= 2
@@ -241,7 +271,7 @@ class TimeLSTM:
     def backward(self, dhs):
         Wx = self.params[0]
         require_forward(self, self.cache)
-        xs_tm, h0, c0, gates, cs, tanh_cs, hs = self.cache
+        xs_tm, x_static, h0, c0, gates, cs, tanh_cs, hs = self.cache
         T, N, H = hs.shape
         if dhs.shape != (N, T, H):
             raise ValueError(f"dhs must have shape {(N, T, H)}, got {dhs.shape}")
@@ -253,7 +283,9 @@ class TimeLSTM:
         self.dc = xp.empty((N, H), dtype=Wx.dtype)
         self._backward_loop(dhs_tm, gates, c0, cs, tanh_cs, das, self.dh, self.dc)
 
-        return input_and_weight_grads(das, xs_tm, h0, hs, Wx, self.grads)
+        dxs, self.dx_static = input_and_weight_grads(das, xs_tm, h0, hs, Wx, self.grads,
+                                                     x_static)
+        return dxs
 
     def _backward_loop(self, dhs, gates, c0, cs, tanh_cs, das, dh0, dc0):
         """The time loop of ``backward``.

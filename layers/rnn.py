@@ -177,7 +177,8 @@ class TimeRNN(_Activation):
         das = xp.empty_like(hs_tm)
         self.dh = xp.empty((N, H), dtype=hs_tm.dtype)
         self._backward_loop(dhs_tm, dh_da, das, self.dh)
-        return input_and_weight_grads(das, xs_tm, h0, hs_tm, Wx, self.grads)
+        dxs, _ = input_and_weight_grads(das, xs_tm, h0, hs_tm, Wx, self.grads)
+        return dxs
 
     def _backward_loop(self, dhs_tm, dh_da, das, dh0):
         """The time loop of ``backward``: reads ``dhs_tm`` and ``dh_da``

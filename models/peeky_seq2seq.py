@@ -8,6 +8,13 @@ recurrent state alone; here the LSTM and the output layer see ``h`` at each
 step as extra input features. Backward, the gradient of ``h`` is the sum of
 what reaches its copies (both concatenations, every step) plus what reaches
 the LSTM's initial state.
+
+The LSTM's input ``[hs_h | embed(xs)]`` is given as ``forward(embed(xs),
+x_static=h)``: the same thing (see :class:`~layers.TimeLSTM`), but ``h``'s
+share of the gates, ``h @ Wx[:H]``, is one product for the whole answer
+instead of one per step, and so are its gradients. One forward and backward
+of half a textbook batch (64 questions of addition, H = 128, one core): 6.2
+against 7.2 ms with the concatenation.
 """
 
 
@@ -34,21 +41,19 @@ class PeekyDecoder(Decoder):
     def __init__(self, vocab_size, wordvec_size, hidden_size, init=None):
         super().__init__(vocab_size, wordvec_size, hidden_size, init)
         self.repeat = TimeRepeat()
-        self.concat_in = Concat()  # [h | embedding] into the LSTM
         self.concat_out = Concat()  # [h | LSTM output] into the affine layer
         self.h = None  # the encoding, while generating
 
     def forward(self, xs, h):
         self.lstm.set_state(h)
+        out = self.lstm.forward(self.embed.forward(xs), x_static=h)  # [h | embedding] each step
         hs_h = self.repeat.forward(h, xs.shape[1])
-        out = self.lstm.forward(self.concat_in.forward(hs_h, self.embed.forward(xs)))
         return self.affine.forward(self.concat_out.forward(hs_h, out))
 
     def backward(self, dscore):
-        dhs_h0, dout = self.concat_out.backward(self.affine.backward(dscore))
-        dhs_h1, dembed = self.concat_in.backward(self.lstm.backward(dout))
-        self.embed.backward(dembed)
-        return self.repeat.backward(dhs_h0 + dhs_h1) + self.lstm.dh
+        dhs_h, dout = self.concat_out.backward(self.affine.backward(dscore))
+        self.embed.backward(self.lstm.backward(dout))
+        return self.repeat.backward(dhs_h) + self.lstm.dx_static + self.lstm.dh
 
     # -- generation: begin / step / select (see models.seq2seq) ---------------------------
 
@@ -57,9 +62,8 @@ class PeekyDecoder(Decoder):
         self.h = h
 
     def step(self, ids):
-        hs_h = self.h[:, None, :]
-        out = self.lstm.forward(xp.concatenate([hs_h, self.embed.forward(ids[:, None])], axis=2))
-        return self.affine.forward(xp.concatenate([hs_h, out], axis=2))[:, 0]
+        out = self.lstm.forward(self.embed.forward(ids[:, None]), x_static=self.h)
+        return self.affine.forward(xp.concatenate([self.h[:, None, :], out], axis=2))[:, 0]
 
     def select(self, rows):
         super().select(rows)

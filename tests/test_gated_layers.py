@@ -109,6 +109,91 @@ def test_time_lstm_from_zero_state(rng, stateful):
     assert_exact(zero_state_check(layer, randn(rng, N, T, D), rng))
 
 
+@pytest.mark.parametrize("steps", [1, T])
+def test_time_lstm_from_zeros_equals_an_explicit_zero_state(rng, steps):
+    """From no state the first step's ``h @ Wh`` (zero) is skipped and its rows
+    left out of dWh: the same results as from zeros set with set_state, where
+    nothing is skipped."""
+    Wx, Wh, b = lstm_weights(rng)
+    xs, dhs = randn(rng, N, steps, D), randn(rng, N, steps, H)
+    skipping, explicit = TimeLSTM(Wx, Wh, b), TimeLSTM(Wx, Wh, b)
+    explicit.set_state(np.zeros((N, H)), np.zeros((N, H)))
+    np.testing.assert_array_equal(skipping.forward(xs), explicit.forward(xs))
+    np.testing.assert_allclose(skipping.backward(dhs), explicit.backward(dhs), rtol=1e-12,
+                               atol=1e-15)
+    for got, expected in zip(skipping.grads + [skipping.dh, skipping.dc],
+                             explicit.grads + [explicit.dh, explicit.dc], strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+    assert np.abs(skipping.grads[1]).max() > 0 or steps == 1
+    assert steps > 1 or not skipping.grads[1].any()  # one step from zeros: no dWh
+
+
+def static_lstm(rng, S):
+    """A TimeLSTM whose Wx has S rows for a static input, then D for xs."""
+    Wx, Wh, b = randn(rng, S + D, 4 * H) * 0.5, randn(rng, H, 4 * H) * 0.5, randn(rng, 4 * H) * 0.5
+    return TimeLSTM(Wx, Wh, b)
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_time_lstm_static_input_is_the_input_repeated_and_joined(rng, with_state):
+    """``forward(xs, x_static)`` is ``forward([x_static at every step | xs])``;
+    ``dx_static`` is the sum over the steps of that input's gradient."""
+    S = 3
+    joined_layer, static_layer = static_lstm(rng, S), None
+    static_layer = TimeLSTM(*joined_layer.params)
+    xs, x_static, dhs = randn(rng, N, T, D), randn(rng, N, S), randn(rng, N, T, H)
+    if with_state:
+        state = randn(rng, N, H), randn(rng, N, H)
+        joined_layer.set_state(*state)
+        static_layer.set_state(*state)
+    joined = np.concatenate([np.repeat(x_static[:, None], T, axis=1), xs], axis=2)
+    np.testing.assert_allclose(static_layer.forward(xs, x_static=x_static),
+                               joined_layer.forward(joined), rtol=1e-12, atol=1e-14)
+    djoined = joined_layer.backward(dhs)
+    np.testing.assert_allclose(static_layer.backward(dhs), djoined[:, :, S:], rtol=1e-12,
+                               atol=1e-14)
+    np.testing.assert_allclose(static_layer.dx_static, djoined[:, :, :S].sum(axis=1),
+                               rtol=1e-12, atol=1e-14)
+    for got, expected in zip(static_layer.grads + [static_layer.dh, static_layer.dc],
+                             joined_layer.grads + [joined_layer.dh, joined_layer.dc],
+                             strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_time_lstm_static_input_gradients(rng):
+    S = 2
+    layer = static_lstm(rng, S)
+    xs, x_static = randn(rng, N, T, D), randn(rng, N, S)
+    h0, c0 = randn(rng, N, H), randn(rng, N, H)
+    w = randn(rng, N, T, H)
+
+    def loss():
+        layer.set_state(h0, c0)
+        return float(np.sum(w * layer.forward(xs, x_static=x_static)))
+
+    def backward():
+        loss()
+        dxs = layer.backward(w)
+        return [*layer.grads, dxs, layer.dx_static, layer.dh, layer.dc]
+
+    assert_exact(check_function(loss, backward, [*layer.params, xs, x_static, h0, c0]))
+
+
+def test_time_lstm_static_input_errors(rng):
+    layer = static_lstm(rng, 2)
+    xs = randn(rng, N, T, D)
+    with pytest.raises(ValueError, match=r"x_static.*\(N, S\)"):
+        layer.forward(xs, x_static=randn(rng, 2))
+    with pytest.raises(ValueError, match="x_static has 2 rows but xs has 3"):
+        layer.forward(xs, x_static=randn(rng, 2, 2))
+    with pytest.raises(TypeError, match="float32"):
+        layer.forward(xs, x_static=randn(rng, N, 2).astype(np.float32))
+    with pytest.raises(ValueError, match="5 features and x_static 3 but Wx expects D = 7"):
+        layer.forward(xs, x_static=randn(rng, N, 3))
+    with pytest.raises(ValueError, match="5 features but Wx expects D = 7"):
+        layer.forward(xs)
+
+
 def test_time_lstm_matches_its_cell(rng):
     Wx, Wh, b = lstm_weights(rng)
     time_layer, cell = TimeLSTM(Wx, Wh, b), LSTM(Wx, Wh, b)
