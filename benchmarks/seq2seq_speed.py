@@ -62,14 +62,18 @@ CONFIGS = [
 
 def iteration_bound_ms(name, H, V, T_enc, T_dec, threads, repeats) -> float:
     """The two-core bound of one training iteration of model ``name`` (a
-    ``CONFIGS`` name) in ms: both LSTMs, the output layer and, for attention,
-    the six batched products of the attention layer."""
+    ``CONFIGS`` name) in ms: both LSTMs (the encoder starting from zeros),
+    the output layer, for peeky the encoding's share of the decoder's gates
+    (once per answer, its gradients too) and, for attention, the six
+    batched products of the attention layer."""
     N, D = BATCH, 16
     peeky, attention = name == "PeekySeq2seq", name == "AttentionSeq2seq"
-    layers = [("lstm", N, T_enc, D, H), ("lstm", N, T_dec, D + H * peeky, H)]
+    layers = [("lstm", N, T_enc, D, H, True), ("lstm", N, T_dec, D, H)]
     width = H * (2 if peeky or attention else 1)  # what the output layer reads
     rows = N * T_dec
     products = [(rows, width, V), (width, rows, V), (rows, V, width)]
+    if peeky:  # h @ Wx[:H], and its gradients
+        products += [(N, H, 4 * H), (N, 4 * H, H), (H, N, 4 * H)]
     if attention:  # scores, context, and their gradients, one batch of N each
         products += [(T_dec, H, T_enc, N), (T_dec, T_enc, H, N), (T_dec, H, T_enc, N),
                      (T_enc, T_dec, H, N), (T_enc, T_dec, H, N), (T_dec, T_enc, H, N)]
