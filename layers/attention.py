@@ -64,6 +64,7 @@ class AttentionWeight:
         return a
 
     def backward(self, da):
+        require_forward(self, self.cache)
         hs, h, a = self.cache
         ds = a * (da - (a * da).sum(axis=1, keepdims=True))
         dhs = ds[:, :, None] * h[:, None, :]
@@ -95,6 +96,7 @@ class WeightSum:
         return xp.einsum("nt,nth->nh", a, hs)
 
     def backward(self, dc):
+        require_forward(self, self.cache)
         hs, a = self.cache
         dhs = a[:, :, None] * dc[:, None, :]
         da = xp.einsum("nth,nh->nt", hs, dc)

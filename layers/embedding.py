@@ -46,6 +46,7 @@ class Embedding:
         return W[ids]
 
     def backward(self, dout):
+        require_forward(self, self.ids)
         _scatter_add(self.grads[0], self.ids, dout)
         return None
 

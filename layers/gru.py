@@ -89,6 +89,7 @@ class GRU:
     def backward(self, dh_next):
         Wx, Wh, _, _ = self.params
         dWx, dWh, dbx, dbh = self.grads
+        require_forward(self, self.cache)
         x, h_prev, r, z, n, ah_n = self.cache
 
         da_n = dh_next * (1 - z) * (1 - n * n)

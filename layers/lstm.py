@@ -100,6 +100,7 @@ class LSTM:
     def backward(self, dh_next, dc_next):
         Wx, Wh, _ = self.params
         dWx, dWh, db = self.grads
+        require_forward(self, self.cache)
         x, h_prev, c_prev, i, f, g, o, tanh_c = self.cache
 
         ds = dc_next + dh_next * o * (1 - tanh_c * tanh_c)

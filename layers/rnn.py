@@ -79,6 +79,7 @@ class RNN(_Activation):
     def backward(self, dh_next):
         Wx, Wh, _ = self.params
         dWx, dWh, db = self.grads
+        require_forward(self, self.cache)
         x, h_prev, h_next = self.cache
         da = dh_next * self.activation_grad(h_next)
         xp.matmul(x.T, da, out=dWx)

@@ -7,8 +7,13 @@ import pytest
 
 from common.gradcheck import check_function, check_layer
 from layers import (
+    GRU,
+    LSTM,
+    RNN,
     Affine,
     Attention,
+    AttentionWeight,
+    Embedding,
     TimeAffine,
     TimeAttention,
     TimeBiLSTM,
@@ -17,6 +22,7 @@ from layers import (
     TimeGRU,
     TimeLSTM,
     TimeRNN,
+    WeightSum,
     joint_weight_bias,
 )
 
@@ -75,6 +81,23 @@ def test_backward_before_forward_says_so(rng, kind):
     layer, _, dout = MAKERS[kind](rng, N, T)
     with pytest.raises(RuntimeError, match=rf"{kind}.backward\(\) called before forward\(\)"):
         layer.backward(dout)
+
+
+@pytest.mark.parametrize("make, args", [
+    (lambda rng: RNN(f32(rng, 3, H), f32(rng, H, H), f32(rng, H)), (H,)),
+    (lambda rng: LSTM(f32(rng, 3, 4 * H), f32(rng, H, 4 * H), f32(rng, 4 * H)), (H, H)),
+    (lambda rng: GRU(f32(rng, 3, 3 * H), f32(rng, H, 3 * H), f32(rng, 3 * H), f32(rng, 3 * H)),
+     (H,)),
+    (lambda rng: Embedding(f32(rng, 5, H)), (H,)),
+    (lambda rng: AttentionWeight(), (T,)),
+    (lambda rng: WeightSum(), (H,)),
+])
+def test_a_one_step_layers_backward_before_forward_says_so(rng, make, args):
+    layer = make(rng)
+    douts = [f32(rng, N, width) for width in args]
+    with pytest.raises(RuntimeError, match=rf"{type(layer).__name__}.backward\(\) called "
+                                           r"before forward\(\)"):
+        layer.backward(*douts)
 
 
 def test_attention_backward_before_forward_says_so(rng):
