@@ -534,12 +534,16 @@ class Trainer(BaseTrainer):
             raise ValueError("Trainer validates on val_data=(x_val, t_val), not val_corpus")
         if opts.val_data is not None:
             _check_val_data(opts.val_data)  # now, not when the first epoch is over
+        rows = ShuffledRows(x, t, batch_size, opts.seed)
+        _check_pair_ids(self.model, [("x", rows.x), ("t", rows.t)])
+        if opts.val_data is not None:
+            _check_pair_ids(self.model, zip(("val_data's x", "val_data's t"), opts.val_data,
+                                            strict=True))
         if self._done() and opts.seed != self.seed:
             raise ValueError(f"this run was started with seed={self.seed}; resume it with the "
                              "same seed")
         self.seed = int(opts.seed)
-        return self._train(ShuffledRows(x, t, batch_size, opts.seed), max_epoch, max_grad,
-                           eval_interval, opts)
+        return self._train(rows, max_epoch, max_grad, eval_interval, opts)
 
     def _gradients_of_batches(self, feeder):
         # A batch whose halves pay is computed by halves (common.data_parallel).
@@ -573,6 +577,18 @@ class Trainer(BaseTrainer):
         super().load_state_dict(d)
         self.loss_list = list(d["loss_list"])
         self.seed = int(d["seed"])
+
+
+def _check_pair_ids(model, named_arrays):
+    """For a model of ids (one with ``vocab_size``): refuse integer inputs or
+    targets outside its vocabulary now, not at the batch that holds them.
+    The targets may hold the loss's ignore label."""
+    vocab_size = getattr(model, "vocab_size", None)
+    if vocab_size is None:
+        return
+    ignore = getattr(getattr(model, "loss_layer", None), "ignore_label", None)
+    for name, ids in named_arrays:
+        check_id_range(name, np.asarray(ids), vocab_size, ignore if name.endswith("t") else None)
 
 
 def _check_val_data(val_data):

@@ -153,3 +153,26 @@ def test_fit_checks_its_arguments(kwargs, message):
     x, t = pairs()
     with pytest.raises(ValueError, match=message):
         Trainer(Tagger(), SGD(0.5)).fit(x, t, **{**FIT, **kwargs})
+
+
+@pytest.mark.parametrize("where, message", [
+    ("x", r"^x holds the id 13, outside the vocabulary range \[0, 13\)"),
+    ("t", r"^t holds the id -2, outside the vocabulary range \[0, 13\)"),
+    ("val_x", r"^val_data's x holds the id 13"),
+])
+def test_an_id_outside_the_vocabulary_is_refused_before_the_first_batch(where, message):
+    """The bad id sits in the last row, which no early batch would reach."""
+    from models import Seq2seq
+
+    rng = np.random.default_rng(0)
+    x, t = rng.integers(0, 13, (64, 5)), rng.integers(0, 13, (64, 3))
+    t[:5, -1] = -1  # the loss's ignore label is allowed in the targets
+    x_val, t_val = x[:8].copy(), t[:8].copy()
+    {"x": x, "t": t, "val_x": x_val}[where][-1, -1] = -2 if where == "t" else 13
+    trainer = Trainer(Seq2seq(13, 4, 5, seed=0), SGD(0.1))
+    with pytest.raises(ValueError, match=message):
+        trainer.fit(x, t, max_epoch=1, batch_size=16, verbose=False, val_data=(x_val, t_val))
+    assert trainer.iteration == 0 and trainer.loss_list == []
+    x[-1, -1] = t[-1, -1] = x_val[-1, -1] = 0
+    trainer.fit(x, t, max_epoch=1, batch_size=16, verbose=False, val_data=(x_val, t_val))
+    assert trainer.epoch == 1
