@@ -376,6 +376,8 @@ def _one_core_product(W, n_rows):
         width = -(-M // max(1, min(num_threads(), M // MIN_SPLIT_COLUMNS)))
     else:
         width = M
+    if width >= M and W.flags.c_contiguous:
+        return lambda a, out: xp.matmul(a, W, out=out)
     bounds = [(s, min(s + width, M)) for s in range(0, M, width)]
     blocks = [_contiguous(W[:, s:e]) for s, e in bounds]
 
@@ -784,4 +786,3 @@ def thread_count_problem() -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
-
