@@ -54,16 +54,20 @@ from common.step_worker import AVAILABLE as PROCESSES_AVAILABLE
 # Each half at least this many rows and this many multiply-adds in one step's
 # recurrent product (rows * H * 4H for an LSTM): a smaller one gains less than
 # the hand-off. And recurrent weights Wh of at most MAX_HALF_WEIGHT_BYTES: each
-# half reads all of them at every step, which from the size of a core's cache
-# on costs more than splitting each step's product by columns of Wh, where
-# each core reads its own half (common.parallel.step_products). Measured as
-# two single-threaded processes of 16 rows at once against the whole batch of
-# 32 as before, the character-level LSTM's iteration (T = 64, Adam): H = 128
+# half reads all of them at every step, which from some size on costs more
+# than splitting each step's product by columns of Wh, where each core reads
+# its own half (common.parallel.step_products). Measured as two
+# single-threaded processes of 16 rows at once against the whole batch of 32
+# as before, the character-level LSTM's iteration (T = 64, Adam): H = 128
 # 14.1 against 24.5 ms, H = 256 (Wh 1 MiB) 42 against 56 ms, H = 512 (Wh 4
-# MiB) 138 against 144 ms; the word-level models' batches of 20 do not split.
+# MiB) 138 against 144 ms; and with the narrow column blocks each half's step
+# products now take on one core (common.parallel.ONE_CORE_NARROW_ROWS), H =
+# 512 102 against 128 ms (the GRU 85 against 99 ms), in one process, the two
+# ways taking turns. Larger weights are not measured, so not split. The
+# word-level models' batches of 20 do not split.
 MIN_HALF_ROWS = 16
 MIN_HALF_STEP_MULTIPLY_ADDS = 1 << 19
-MAX_HALF_WEIGHT_BYTES = 1 << 20
+MAX_HALF_WEIGHT_BYTES = 1 << 22
 # The helper is meant to finish with this process. When it is later than this
 # (and than this process's own half) SLOW_STEPS steps in a row, another program
 # has its core: it rests for REST_SECONDS, and this process computes both halves.
@@ -74,6 +78,7 @@ REST_SECONDS = 5.0
 _worker = None
 _worker_owner = None  # the pid that started it (a forked child must not use it)
 _resting_until = 0.0
+_rests = 0  # how many times the helper was sent to rest
 _disabled = False  # the process could not start: not again in this process
 _retired_cpu = 0.0  # CPU seconds of helpers that have ended
 
@@ -128,6 +133,13 @@ def _get_worker(model, x_shape, t_shape, owner):
         _close()
         return None
     return _worker
+
+
+def rests() -> int:
+    """How many times this process has found its helper too slow (another
+    program had its core) and computed both halves for REST_SECONDS: a
+    benchmark whose timings span a rest says so."""
+    return _rests
 
 
 def helper_cpu_seconds() -> float:
@@ -188,7 +200,7 @@ def _collect(state, helper, mine):
     (this process then computes the half, and raises the error if it is one;
     the next batch starts a new helper). ``mine``: the seconds this process
     took for its own half."""
-    global _resting_until
+    global _resting_until, _rests
     try:
         waited = time.perf_counter()
         result = helper.wait()
@@ -200,6 +212,7 @@ def _collect(state, helper, mine):
     state["slow"] = state["slow"] + 1 if waited > max(SLOW_SECONDS, mine) else 0
     if state["slow"] >= SLOW_STEPS:  # another program has its core: rest
         _resting_until = time.monotonic() + REST_SECONDS
+        _rests += 1
         state["slow"] = 0
     return result
 

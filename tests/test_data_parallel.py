@@ -170,7 +170,8 @@ def test_what_splits(monkeypatch):
     assert data_parallel.splits(AttentionSeq2seq(59, 16, 256), 128)  # and dates
     assert data_parallel.splits(Rnnlm(50, 32, 256), 32)  # the character-level model
     assert data_parallel.splits(GruRnnlm(50, 32, 256), 32)
-    assert not data_parallel.splits(Rnnlm(50, 32, 512), 32)  # Wh of 4 MiB: split by columns
+    assert data_parallel.splits(Rnnlm(50, 32, 512), 32)  # Wh of 4 MiB
+    assert not data_parallel.splits(Rnnlm(50, 32, 1024), 32)  # 16 MiB: split by columns
     assert not data_parallel.splits(Rnnlm(10000, 100, 100), 20)  # word level: halves too short
     assert not data_parallel.splits(Seq2seq(13, 16, 32), 128)  # steps too small
     assert not data_parallel.splits(BetterRnnlm(50, 256, 256), 32)  # dropout: not replicated
@@ -423,3 +424,40 @@ def test_an_error_in_a_half_leaves_the_whole_batchs_carried_state(no_helper):
         for a, b in zip(model.get_state(), carried, strict=True):
             np.testing.assert_array_equal(a, b)  # (8, H), not a half's
         forward_backward(x, t)  # and the run can go on
+
+
+@needs_processes
+def test_a_helper_too_slow_three_batches_in_a_row_rests_and_this_process_goes_on(monkeypatch):
+    """Another program has the helper's core: after SLOW_STEPS late batches in
+    a row this process computes both halves for REST_SECONDS (the same bits),
+    and rests() counts it."""
+    import time
+
+    rng = np.random.default_rng(9)
+    x, t = pairs(rng, 12)
+    model = Seq2seq(V, D, H, seed=4)
+    wait = batch_worker.BatchWorker.wait
+    posted = []
+
+    def late_wait(self):
+        time.sleep(0.05)  # far longer than this process's half of a tiny model
+        return wait(self)
+
+    def counting_post(self, *args, **kwargs):
+        posted.append(1)
+        return post(self, *args, **kwargs)
+
+    post = batch_worker.BatchWorker.post
+    monkeypatch.setattr(batch_worker.BatchWorker, "wait", late_wait)
+    monkeypatch.setattr(batch_worker.BatchWorker, "post", counting_post)
+    rests = data_parallel.rests()
+    results = []
+    with data_parallel.batch_halves(model, x.shape, t.shape) as forward_backward:
+        for _ in range(data_parallel.SLOW_STEPS + 2):
+            results.append((forward_backward(x, t), [g.copy() for g in model.grads]))
+    assert data_parallel.rests() == rests + 1
+    assert len(posted) == data_parallel.SLOW_STEPS  # then resting: no helper
+    for loss, grads in results[1:]:  # the same batch and weights: the same bits
+        assert loss == results[0][0]
+        for g, g0 in zip(grads, results[0][1], strict=True):
+            np.testing.assert_array_equal(g, g0)
