@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmarks import bounds
 from benchmarks.harness import Run, median, round_robin, say, settle, timed_methods
+from common import data_parallel
 from common.data_parallel import batch_halves
 from common.optimizer import Adam
 from common.trainer import RnnlmTrainer
@@ -131,10 +132,12 @@ def char_level(run: Run, blocks: int, rounds: int, warmup: int) -> None:
         if run.torch:
             groups.append(({"torch": torch_char_step(run.torch, cell, H, xs, ts)}, nullcontext))
         samples = defaultdict(list)
+        rests_before = data_parallel.rests()
         for _ in range(blocks):
             for group, context in groups:
                 round_robin(group, rounds, warmup, samples, context)
                 settle()
+        rests = data_parallel.rests() - rests_before
         ours = median(samples["rnnlab"]) * 1e3
         bound = bound_ms(cell, H, threads, repeats=5 if run.quick else 15)
         entry = {"rnnlab_ms": ours, "bound_ms": bound, "ratio_to_bound": ours / bound}
@@ -150,6 +153,11 @@ def char_level(run: Run, blocks: int, rounds: int, warmup: int) -> None:
                 run.target(f"char LSTM H={H} / torch", ours / theirs, 1.8 if H == 128 else 1.5)
         if cell == "lstm":
             run.target(f"char LSTM H={H} / bound", ours / bound, 1.15)
+        if rests:
+            entry["helper_rests"] = rests
+            line += (f" [the helper was too slow {rests} time(s) (another program had its "
+                     f"core) and rested {data_parallel.REST_SECONDS:.0f} s each: iterations "
+                     f"on one core are in the figures]")
         say(line)
         if H == 256 or not run.quick:  # where the time goes: every row of a full run
             stages, whole = stage_breakdown(model, optimizer, step, rnnlab_context,

@@ -39,7 +39,7 @@ import numpy as np
 
 from benchmarks import bounds
 from benchmarks import reference_seq2seq as ref
-from common import blas
+from common import blas, data_parallel
 from common.data_parallel import batch_halves
 from common.optimizer import Adam
 from common.parallel import num_threads
@@ -225,13 +225,19 @@ def run(args: argparse.Namespace) -> tuple[list[tuple], list[tuple]]:
         x_train, t_train, x_test, t_test, V = load_task(task, reverse=task == "addition")
         model, reference = cls(V, 16, H, seed=0), ref_cls(V, 16, H, seed=0)
         ref.copy_params(reference, model)
+        rests_before = data_parallel.rests()
         t_lib, t_ref = time_training(model, reference, x_train, t_train, args)
+        rests = data_parallel.rests() - rests_before
         bound = iteration_bound_ms(name, H, V, x_train.shape[1], t_train.shape[1] - 1,
                                    num_threads(), args.repeats * 5) * (EPOCH_PAIRS // BATCH) / 1e3
         rows.append((name, task, t_lib, t_ref, bound))
         print(f"{header}\n" if len(rows) == 1 else "", end="")
         print(f"{name:<18}{task:<10}{t_lib:>16.2f}{t_ref:>12.2f}{t_ref / t_lib:>7.1f}x"
               f"{bound:>8.2f}{t_lib / bound:>14.2f}{t_ref / 2 / bound:>14.2f}", flush=True)
+        if rests:
+            print(f"  (the helper was too slow {rests} time(s), another program having its core, "
+                  f"and rested {data_parallel.REST_SECONDS:.0f} s each: iterations on one core "
+                  f"are in the figure)")
         eval_rows.append((name, *time_evaluation(model, reference, x_test, t_test, args)))
     print_evaluation(eval_rows)
     return rows, eval_rows
