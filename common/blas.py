@@ -62,7 +62,10 @@ def contiguous(a):
         return np.ascontiguousarray(a)
     copy = _omatcopy_of(a.dtype)
     item = a.dtype.itemsize
-    if copy is None or a.strides[0] != item or a.strides[1] % item:
+    # The source a.T must be rows of unit stride, each row a.shape[0] long and
+    # the next one after it (no reversed or overlapping views), aligned.
+    if (copy is None or not a.flags.aligned or a.strides[0] != item
+            or a.strides[1] % item or a.strides[1] < a.shape[0] * item):
         return np.ascontiguousarray(a)
     rows, cols = a.shape  # of the copy; the source a.T is (cols, rows), its row stride lda
     lda = a.strides[1] // item

@@ -19,6 +19,9 @@ from common import blas
     lambda W: W[::3],
     lambda W: W[:0].T,  # empty
     lambda W: W.reshape(4, 3, 12)[:, 1],  # not 2-D underneath
+    lambda W: W[::-1].T,  # rows in reverse: a negative stride
+    lambda W: W[:, ::-1].T,
+    lambda W: np.lib.stride_tricks.as_strided(W, (12, 8), (W.itemsize, W.itemsize)),  # overlap
 ])
 def test_contiguous_is_numpys_contiguous_copy(dtype, view):
     W = np.arange(12 * 12, dtype=dtype).reshape(12, 12) * dtype(1.5) - 7
@@ -54,3 +57,11 @@ def test_openblas_transposing_copy_is_found_where_numpy_uses_openblas():
         assert found == has_symbol
     else:
         assert not found
+
+
+def test_contiguous_of_an_unaligned_array_is_numpys_copy():
+    raw = np.zeros(12 * 12 * 4 + 1, np.uint8)[1:]  # one byte off
+    W = raw.view(np.float32).reshape(12, 12)
+    W[...] = np.arange(144).reshape(12, 12)
+    assert not W.flags.aligned
+    np.testing.assert_array_equal(blas.contiguous(W.T), np.ascontiguousarray(W.T))
