@@ -366,7 +366,9 @@ def _one_core_product(W, n_rows):
     K, M = W.shape
     size = n_rows * K * M
     if n_rows <= ONE_CORE_NARROW_ROWS:
-        width = max(1, ONE_CORE_BLOCK_ELEMENTS // K)
+        # (At least MIN_SPLIT_COLUMNS wide: a far larger W than measured is
+        # not cut into products of a column or two.)
+        width = max(MIN_SPLIT_COLUMNS, ONE_CORE_BLOCK_ELEMENTS // K)
     elif size < (MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS if STEP_PROCESSES
                  else MIN_SPLIT_STEP_MULTIPLY_ADDS):  # as without one_core()
         width = M

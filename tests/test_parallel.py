@@ -334,6 +334,7 @@ def test_on_one_core_a_few_rows_step_product_goes_by_narrow_column_blocks(monkey
     helper), a product of a few rows is cut into column blocks of W of
     ONE_CORE_BLOCK_ELEMENTS each, copied contiguous once: faster on one core."""
     monkeypatch.setattr(parallel, "ONE_CORE_BLOCK_ELEMENTS", 60)  # 60 // K = 5 columns
+    monkeypatch.setattr(parallel, "MIN_SPLIT_COLUMNS", 1)
     rng = np.random.default_rng(4)
     Wh = rng.standard_normal((12, 22)).astype(np.float32)
     W = Wh[:, :12].T if transposed else Wh  # backward's Wh.T, or forward's Wh
@@ -353,6 +354,28 @@ def test_on_one_core_a_few_rows_step_product_goes_by_narrow_column_blocks(monkey
         monkeypatch.setattr(np, "matmul", matmul)
     assert widths == ([5, 5, 2] if transposed else [5, 5, 5, 5, 2])
     np.testing.assert_allclose(out, a @ W, rtol=1e-5, atol=1e-5)
+
+
+def test_on_one_core_narrow_blocks_are_at_least_min_split_columns_wide(monkeypatch):
+    """A W far wider than measured (K of 4096) is not cut into products of a
+    column or two: blocks of MIN_SPLIT_COLUMNS."""
+    rng = np.random.default_rng(6)
+    W = rng.standard_normal((4096, 40)).astype(np.float32)
+    a = rng.standard_normal((2, 4096)).astype(np.float32)
+    widths = []
+    matmul = np.matmul
+
+    def spy(x, b, **kwargs):
+        widths.append(b.shape[1])
+        return matmul(x, b, **kwargs)
+
+    out = np.empty((2, 40), dtype=np.float32)
+    with parallel.one_core(), parallel.step_products(W, 2) as product:
+        monkeypatch.setattr(np, "matmul", spy)
+        product(a, out)
+        monkeypatch.setattr(np, "matmul", matmul)
+    assert widths == [16, 16, 8]
+    np.testing.assert_allclose(out, a @ W, rtol=1e-4, atol=1e-4)
 
 
 @needs_blas_control
@@ -391,6 +414,7 @@ def test_time_layers_on_one_core_equal_the_plain_loop_and_stay_exact(monkeypatch
     """The narrow blocks of one_core(): the same values as the plain loop
     (float32 round-off), and exact gradients (float64 central differences)."""
     monkeypatch.setattr(parallel, "ONE_CORE_BLOCK_ELEMENTS", 14)  # K = 7: blocks of 2 columns
+    monkeypatch.setattr(parallel, "MIN_SPLIT_COLUMNS", 1)
     rng = np.random.default_rng(7)
     xs = rng.standard_normal((4, 3, 5)).astype(np.float32)
     dhs = rng.standard_normal((4, 3, 7)).astype(np.float32)
