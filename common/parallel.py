@@ -351,9 +351,12 @@ MIN_COPY_STEP_MULTIPLY_ADDS = 1 << 21
 # rows (half a batch of 32, T = 64), ways alternating in one process: H = 256
 # 28.5 ms against 33.5 ms as before, H = 128 9.95 against 13.0 ms (GRU 24.1
 # against 26.7, 9.0 against 10.5 ms); blocks of 8K, 16K and 64K elements
-# were slower than 32K (39.0, 30.9, 33.3 ms at H = 256). At 64 rows (halves
-# of the sequence-to-sequence batches) the block width made no difference
-# beyond the noise, and the product is cut as without one_core(), except
+# were slower than 32K (39.0, 30.9, 33.3 ms at H = 256), and at H = 512 too
+# (97.8 ms against 124.1, 114.1 and 116.9 ms; a lone product there is faster
+# by wider blocks, but in the loop a floor of 32, 64 or 128 columns did not
+# help). At 64 rows (halves of the sequence-to-sequence batches) the block
+# width made no difference beyond the noise, and the product is cut as
+# without one_core(), except
 # backward's transposed W: whole, from one contiguous copy, is faster there
 # than by two blocks (dA @ Wh.T at 64 rows, H = 128: 87 against 94 us).
 ONE_CORE_NARROW_ROWS = 32
