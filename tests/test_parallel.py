@@ -294,6 +294,25 @@ def test_a_short_step_product_is_the_plain_product(monkeypatch):
     np.testing.assert_array_equal(out, one_thread_product(a, W))
 
 
+def right_operands(monkeypatch, product, a, out, calls=1):
+    """Call ``product(a, out)`` ``calls`` times; return ``(shape, contiguous)``
+    of the right operand of every ``np.matmul`` it made (the weights' blocks)."""
+    seen = []
+    matmul = np.matmul
+
+    def spy(x, b, **kwargs):
+        seen.append((b.shape, b.flags.c_contiguous))
+        return matmul(x, b, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", spy)
+    try:
+        for _ in range(calls):
+            product(a, out)
+    finally:
+        monkeypatch.setattr(np, "matmul", matmul)
+    return seen
+
+
 def test_a_long_step_product_by_a_transposed_view_uses_a_contiguous_copy(monkeypatch):
     """Backward's ``dA @ Wh.T``: BLAS packs a contiguous copy faster than the
     transposed view, so a product long enough gets one, made once per loop."""
@@ -302,28 +321,15 @@ def test_a_long_step_product_by_a_transposed_view_uses_a_contiguous_copy(monkeyp
     rng = np.random.default_rng(2)
     Wh = rng.standard_normal((6, 24)).astype(np.float32)
     dA = rng.standard_normal((3, 24)).astype(np.float32)
-    seen = []
-    matmul = np.matmul
-
-    def spy(a, b, **kwargs):
-        seen.append(b.flags.c_contiguous)
-        return matmul(a, b, **kwargs)
-
     out = np.empty((3, 6), dtype=np.float32)
     with parallel.step_products(Wh.T, 3) as product:
-        monkeypatch.setattr(np, "matmul", spy)
-        for _ in range(2):
-            product(dA, out)
-        monkeypatch.setattr(np, "matmul", matmul)
-    assert seen == [True, True]
+        seen = right_operands(monkeypatch, product, dA, out, calls=2)
+    assert [contiguous for _, contiguous in seen] == [True, True]
     np.testing.assert_allclose(out, dA @ Wh.T, rtol=1e-5, atol=1e-5)
     monkeypatch.setattr(parallel, "MIN_COPY_STEP_MULTIPLY_ADDS", 1 << 40)  # short: as given
-    seen.clear()
     with parallel.step_products(Wh.T, 3) as product:
-        monkeypatch.setattr(np, "matmul", spy)
-        product(dA, out)
-        monkeypatch.setattr(np, "matmul", matmul)
-    assert seen == [False]
+        seen = right_operands(monkeypatch, product, dA, out)
+    assert [contiguous for _, contiguous in seen] == [False]
 
 
 @pytest.mark.parametrize("rows", [3, 16])
@@ -339,20 +345,11 @@ def test_on_one_core_a_few_rows_step_product_goes_by_narrow_column_blocks(monkey
     Wh = rng.standard_normal((12, 22)).astype(np.float32)
     W = Wh[:, :12].T if transposed else Wh  # backward's Wh.T, or forward's Wh
     a = rng.standard_normal((rows, W.shape[0])).astype(np.float32)
-    widths = []
-    matmul = np.matmul
-
-    def spy(x, b, **kwargs):
-        assert b.flags.c_contiguous
-        widths.append(b.shape[1])
-        return matmul(x, b, **kwargs)
-
     out = np.empty((rows, W.shape[1]), dtype=np.float32)
     with parallel.one_core(), parallel.step_products(W, rows) as product:
-        monkeypatch.setattr(np, "matmul", spy)
-        product(a, out)
-        monkeypatch.setattr(np, "matmul", matmul)
-    assert widths == ([5, 5, 2] if transposed else [5, 5, 5, 5, 2])
+        seen = right_operands(monkeypatch, product, a, out)
+    assert all(contiguous for _, contiguous in seen)
+    assert [shape[1] for shape, _ in seen] == ([5, 5, 2] if transposed else [5, 5, 5, 5, 2])
     np.testing.assert_allclose(out, a @ W, rtol=1e-5, atol=1e-5)
 
 
@@ -362,19 +359,10 @@ def test_on_one_core_narrow_blocks_are_at_least_min_split_columns_wide(monkeypat
     rng = np.random.default_rng(6)
     W = rng.standard_normal((4096, 40)).astype(np.float32)
     a = rng.standard_normal((2, 4096)).astype(np.float32)
-    widths = []
-    matmul = np.matmul
-
-    def spy(x, b, **kwargs):
-        widths.append(b.shape[1])
-        return matmul(x, b, **kwargs)
-
     out = np.empty((2, 40), dtype=np.float32)
     with parallel.one_core(), parallel.step_products(W, 2) as product:
-        monkeypatch.setattr(np, "matmul", spy)
-        product(a, out)
-        monkeypatch.setattr(np, "matmul", matmul)
-    assert widths == [16, 16, 8]
+        seen = right_operands(monkeypatch, product, a, out)
+    assert [shape[1] for shape, _ in seen] == [16, 16, 8]
     np.testing.assert_allclose(out, a @ W, rtol=1e-4, atol=1e-4)
 
 
@@ -388,24 +376,12 @@ def test_on_one_core_a_long_products_transposed_weights_are_used_whole(monkeypat
     rng = np.random.default_rng(5)
     Wh = rng.standard_normal((40, 160)).astype(np.float32)
     dA = rng.standard_normal((48, 160)).astype(np.float32)
-    shapes = []
-    matmul = np.matmul
-
-    def spy(x, b, **kwargs):
-        shapes.append((b.shape, b.flags.c_contiguous))
-        return matmul(x, b, **kwargs)
-
-    out = np.empty((48, 40), dtype=np.float32)
     for W, expected in ((Wh.T, [((160, 40), True)]),
                         (Wh, [((40, 80), True), ((40, 80), True)])):
-        shapes.clear()
         out = np.empty((48, W.shape[1]), dtype=np.float32)
         a = dA if W.shape[0] == 160 else dA[:, :40]
         with parallel.managed(), parallel.one_core(), parallel.step_products(W, 48) as product:
-            monkeypatch.setattr(np, "matmul", spy)
-            product(a, out)
-            monkeypatch.setattr(np, "matmul", matmul)
-        assert shapes == expected
+            assert right_operands(monkeypatch, product, a, out) == expected
         np.testing.assert_allclose(out, a @ W, rtol=1e-5, atol=1e-5)
 
 
