@@ -372,17 +372,14 @@ def _one_core_product(W, n_rows):
         # (At least MIN_SPLIT_COLUMNS wide: a far larger W than measured is
         # not cut into products of a column or two.)
         width = max(MIN_SPLIT_COLUMNS, ONE_CORE_BLOCK_ELEMENTS // K)
-    elif size < (MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS if STEP_PROCESSES
-                 else MIN_SPLIT_STEP_MULTIPLY_ADDS):  # as without one_core()
+    elif _short(size):  # as without one_core()
+        return _whole_product(W, size)
+    elif not W.flags.c_contiguous:  # backward's transposed W: whole, from one copy
         width = M
-        if size < MIN_COPY_STEP_MULTIPLY_ADDS or W.flags.c_contiguous:
-            return lambda a, out: xp.matmul(a, W, out=out)
-    elif W.flags.c_contiguous:  # the blocks of step_products
+    else:  # the blocks of step_products
         width = -(-M // max(1, min(num_threads(), M // MIN_SPLIT_COLUMNS)))
-    else:
-        width = M
     if width >= M and W.flags.c_contiguous:
-        return lambda a, out: xp.matmul(a, W, out=out)
+        return _whole_product(W, size)
     bounds = [(s, min(s + width, M)) for s in range(0, M, width)]
     blocks = [_contiguous(W[:, s:e]) for s, e in bounds]
 
@@ -392,6 +389,20 @@ def _one_core_product(W, n_rows):
         return out
 
     return product
+
+
+def _short(size):
+    """Whether a step's product of ``size`` multiply-adds is too short to share."""
+    return size < (MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS if STEP_PROCESSES
+                   else MIN_SPLIT_STEP_MULTIPLY_ADDS)
+
+
+def _whole_product(W, size):
+    """``product(a, out)``: ``a @ W`` in one call, by a contiguous copy of a
+    transposed ``W`` when the loop is long enough to repay it."""
+    if size >= MIN_COPY_STEP_MULTIPLY_ADDS and not W.flags.c_contiguous:
+        W = _contiguous(W)
+    return lambda a, out: xp.matmul(a, W, out=out)
 
 
 def _contiguous(a):
@@ -554,11 +565,8 @@ def step_products(W, n_rows: int):
         if _one_core_depth:
             yield _one_core_product(W, n_rows)
             return
-        if size < (MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS if STEP_PROCESSES
-                   else MIN_SPLIT_STEP_MULTIPLY_ADDS):
-            if size >= MIN_COPY_STEP_MULTIPLY_ADDS and not W.flags.c_contiguous:
-                W = _contiguous(W)
-            yield lambda a, out: xp.matmul(a, W, out=out)
+        if _short(size):
+            yield _whole_product(W, size)
             return
         k = max(1, min(num_threads(), M // MIN_SPLIT_COLUMNS))
         bounds = _even_bounds(M, k)
