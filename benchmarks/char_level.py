@@ -21,7 +21,15 @@ from contextlib import contextmanager, nullcontext
 import numpy as np
 
 from benchmarks import bounds
-from benchmarks.harness import Run, median, round_robin, say, settle, timed_methods
+from benchmarks.harness import (
+    Run,
+    helper_rests_note,
+    median,
+    round_robin,
+    say,
+    settle,
+    timed_methods,
+)
 from common import data_parallel
 from common.data_parallel import batch_halves
 from common.optimizer import Adam
@@ -155,9 +163,7 @@ def char_level(run: Run, blocks: int, rounds: int, warmup: int) -> None:
             run.target(f"char LSTM H={H} / bound", ours / bound, 1.15)
         if rests:
             entry["helper_rests"] = rests
-            line += (f" [the helper was too slow {rests} time(s) (another program had its "
-                     f"core) and rested {data_parallel.REST_SECONDS:.0f} s each: iterations "
-                     f"on one core are in the figures]")
+            line += f" [{helper_rests_note(rests)}]"
         say(line)
         if H == 256 or not run.quick:  # where the time goes: every row of a full run
             stages, whole = stage_breakdown(model, optimizer, step, rnnlab_context,

@@ -106,6 +106,15 @@ def median_time(fn: Callable[[], Any], repeats: int) -> float:
     return median(times)
 
 
+def helper_rests_note(rests: int) -> str:
+    """What a timing during which the batch halves' helper rested
+    ``rests`` times (``common.data_parallel.rests()``) must say beside it."""
+    from common.data_parallel import REST_SECONDS
+
+    return (f"the helper was too slow {rests} time(s) (another program had its core) and "
+            f"rested {REST_SECONDS:.0f} s each: iterations on one core are in the figures")
+
+
 def settle() -> None:
     """Wait until the idle worker threads of the group just timed (OpenBLAS's,
     torch's) have stopped spinning, so that they do not slow the next group."""

@@ -39,6 +39,7 @@ import numpy as np
 
 from benchmarks import bounds
 from benchmarks import reference_seq2seq as ref
+from benchmarks.harness import helper_rests_note
 from common import blas, data_parallel
 from common.data_parallel import batch_halves
 from common.optimizer import Adam
@@ -235,9 +236,7 @@ def run(args: argparse.Namespace) -> tuple[list[tuple], list[tuple]]:
         print(f"{name:<18}{task:<10}{t_lib:>16.2f}{t_ref:>12.2f}{t_ref / t_lib:>7.1f}x"
               f"{bound:>8.2f}{t_lib / bound:>14.2f}{t_ref / 2 / bound:>14.2f}", flush=True)
         if rests:
-            print(f"  (the helper was too slow {rests} time(s), another program having its core, "
-                  f"and rested {data_parallel.REST_SECONDS:.0f} s each: iterations on one core "
-                  f"are in the figure)")
+            print(f"  ({helper_rests_note(rests)})")
         eval_rows.append((name, *time_evaluation(model, reference, x_test, t_test, args)))
     print_evaluation(eval_rows)
     return rows, eval_rows
