@@ -457,9 +457,7 @@ class RnnlmTrainer(BaseTrainer):
             # Checked now, not when the first epoch is over.
             _check_val_corpus(opts.val_corpus, vocab_size)
         lanes = Lanes(xs, ts, batch_size, time_size)
-        check_id_range("xs", lanes.xs, vocab_size)
-        check_id_range("ts", lanes.ts, vocab_size,
-                        getattr(getattr(self.model, "loss_layer", None), "ignore_label", None))
+        _check_ids(self.model, ("xs", lanes.xs), ("ts", lanes.ts))
         return self._train(lanes, max_epoch, max_grad, eval_interval, opts)
 
     def _gradients_of_batches(self, feeder):
@@ -535,10 +533,11 @@ class Trainer(BaseTrainer):
         if opts.val_data is not None:
             _check_val_data(opts.val_data)  # now, not when the first epoch is over
         rows = ShuffledRows(x, t, batch_size, opts.seed)
-        _check_pair_ids(self.model, [("x", rows.x), ("t", rows.t)])
-        if opts.val_data is not None:
-            _check_pair_ids(self.model, zip(("val_data's x", "val_data's t"), opts.val_data,
-                                            strict=True))
+        if getattr(self.model, "vocab_size", None) is not None:  # a model of ids
+            _check_ids(self.model, ("x", rows.x), ("t", rows.t))
+            if opts.val_data is not None:
+                x_val, t_val = opts.val_data
+                _check_ids(self.model, ("val_data's x", x_val), ("val_data's t", t_val))
         if self._done() and opts.seed != self.seed:
             raise ValueError(f"this run was started with seed={self.seed}; resume it with the "
                              "same seed")
@@ -579,16 +578,16 @@ class Trainer(BaseTrainer):
         self.seed = int(d["seed"])
 
 
-def _check_pair_ids(model, named_arrays):
-    """For a model of ids (one with ``vocab_size``): refuse integer inputs or
-    targets outside its vocabulary now, not at the batch that holds them.
-    The targets may hold the loss's ignore label."""
+def _check_ids(model, inputs, targets):
+    """Refuse integer ids outside the model's vocabulary (``vocab_size``; ids
+    below 0 without one) now, not at the batch that holds them. ``inputs``
+    and ``targets`` are ``(name, array)``; the targets may hold the loss's
+    ignore label."""
     vocab_size = getattr(model, "vocab_size", None)
-    if vocab_size is None:
-        return
     ignore = getattr(getattr(model, "loss_layer", None), "ignore_label", None)
-    for name, ids in named_arrays:
-        check_id_range(name, np.asarray(ids), vocab_size, ignore if name.endswith("t") else None)
+    (x_name, x), (t_name, t) = inputs, targets
+    check_id_range(x_name, np.asarray(x), vocab_size)
+    check_id_range(t_name, np.asarray(t), vocab_size, ignore)
 
 
 def _check_val_data(val_data):
