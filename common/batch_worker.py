@@ -271,9 +271,11 @@ def _report(buffer, counters, step, error):
 
 def _serve():
     """Serve runs and steps until standard input closes."""
+    from common.heap import keep_freed_memory
     from common.parallel import managed, one_core
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
+    keep_freed_memory()  # as the trainer does in the caller
     # Held throughout, as the trainer holds it: entered for each call instead, it
     # would ask BLAS for its thread count twice a call.
     with managed():
