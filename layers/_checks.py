@@ -47,13 +47,17 @@ def check_nonempty_batch(name, x):
         )
 
 
-def require_forward(layer, saved):
+def require_forward(layer, saved, once=False):
     """``backward`` reads what ``forward`` saved (``saved``, None until then);
-    without it the failure would be an AttributeError on None deep inside."""
+    without it the failure would be an AttributeError on None deep inside.
+    ``once``: the layer's backward uses it up (writes over it), so runs once
+    per forward."""
     if saved is None:
+        twice = ", or twice after one" if once else ""
+        also = ", and writes over it" if once else ""
         raise RuntimeError(
-            f"{type(layer).__name__}.backward() called before forward(): call forward() on "
-            f"the batch first (backward uses what forward saves)"
+            f"{type(layer).__name__}.backward() called before forward(){twice}: call forward() "
+            f"on the batch first (backward uses what forward saves{also})"
         )
 
 

@@ -165,6 +165,10 @@ class TimeLSTM:
     first step's ``h @ Wh``, which is zero, and backward leaves those zero
     rows out of ``dWh``.
 
+    Backward writes each step's gradient ``dA`` over that step's gates,
+    which it has read for the last time: a forward's values serve one
+    backward (a second raises; call ``forward`` again).
+
     With ``stateful=True`` the last ``h`` and ``c`` of one ``forward`` are the
     initial state of the next (the gradient still stops at the boundary);
     an unset state is zeros. ``set_state(h, c)`` sets the initial state of
@@ -271,7 +275,7 @@ class TimeLSTM:
 
     def backward(self, dhs):
         Wx = self.params[0]
-        require_forward(self, self.cache)
+        require_forward(self, self.cache, once=True)
         xs_tm, x_static, h0, c0, gates, cs, tanh_cs, hs = self.cache
         T, N, H = hs.shape
         if dhs.shape != (N, T, H):
@@ -279,7 +283,10 @@ class TimeLSTM:
         check_float("dhs", dhs, Wx.dtype)
 
         dhs_tm = dhs.transpose(1, 0, 2)
-        das = xp.empty((T, N, 4 * H), dtype=Wx.dtype)  # [da_i | da_f | da_g | da_o] per step
+        # [da_i | da_f | da_g | da_o] of each step, written over that step's gates,
+        # which the loop reads for the last time just before (a smaller working set).
+        das = gates
+        self.cache = None  # so backward runs once per forward
         self.dh = xp.empty((N, H), dtype=Wx.dtype)
         self.dc = xp.empty((N, H), dtype=Wx.dtype)
         self._backward_loop(dhs_tm, gates, c0, cs, tanh_cs, das, self.dh, self.dc)
@@ -317,9 +324,9 @@ class TimeLSTM:
                 dh += dhs[t]
                 ds = dh * ds_dh[t]
                 ds += dc
+                dc = xp.multiply(ds, f[t], out=dc)  # before dA[:, 1] overwrites f[t]
                 xp.multiply(ds[:, None, :], da_ds[t], out=dA[:, :3])
                 xp.multiply(dh, dao_dh[t], out=dA[:, 3])
-                dc = xp.multiply(ds, f[t], out=dc)
                 dA_WhT(das[t], dh)
         dh0[...] = dh
         dc0[...] = dc

@@ -249,6 +249,20 @@ def test_time_lstm_overwrites_grads_in_place(rng):
     assert np.abs(layer.grads[1]).max() > 0
 
 
+def test_time_lstm_backward_runs_once_per_forward(rng):
+    # Backward writes its step gradients over the gates forward saved: a second
+    # backward would read them as gates, so it is refused; a new forward is fine.
+    layer = TimeLSTM(*lstm_weights(rng))
+    xs, dhs = randn(rng, N, T, D), randn(rng, N, T, H)
+    layer.forward(xs)
+    dxs = layer.backward(dhs)
+    with pytest.raises(RuntimeError, match=r"TimeLSTM.backward\(\) called before forward\(\), "
+                                           r"or twice after one"):
+        layer.backward(dhs)
+    layer.forward(xs)
+    np.testing.assert_array_equal(layer.backward(dhs), dxs)
+
+
 def test_time_lstm_float32_stays_float32(rng):
     layer = TimeLSTM(*lstm_weights(rng, np.float32), stateful=True)
     hs = layer.forward(randn(rng, N, T, D).astype(np.float32))
