@@ -8,11 +8,11 @@ freed, at most 32 MiB) is unmapped, and the top of the heap is cut back
 whenever more than its *trim threshold* is free there. The next step's
 arrays then land on fresh pages, and the kernel zeroes each 4 KiB page at
 its first touch: a page fault, dearer still in a virtual machine. Half a
-batch of ``Seq2seq`` (64 pairs of the addition task, one core) took about
-190 such faults a step; with the memory kept, none, and the half 5.5 ms
-instead of 6.2 ms (measured with ``resource.getrusage`` around 300 halves,
-2-core AMD EPYC VM; the textbook-style reference of the benchmark takes
-about 1,300 a step of the whole batch).
+batch of ``Seq2seq`` (64 pairs of the addition task, one core) took 36-63
+such faults a step (190-220 before ``TimeLSTM`` wrote its gradients over
+its gates), the textbook-style reference of the benchmark some 1,300 a
+batch of 128; with the memory kept, none (``resource.getrusage`` around
+300 halves, 2-core AMD EPYC VM: 5.31-5.42 ms a half against 5.42-6.09 ms).
 
 :func:`keep_freed_memory` raises both thresholds, once per process: blocks
 of up to :data:`MMAP_THRESHOLD` come from the heap, and up to
@@ -32,10 +32,12 @@ import platform
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
-# The largest mmap threshold glibc accepts on 64-bit systems; the trim threshold
-# four times that, so that a step's arrays freed at once stay in the heap.
-MMAP_THRESHOLD = 32 * 2**20
-TRIM_THRESHOLD = 128 * 2**20
+# Larger blocks are still mapped afresh: the word-level model's 28 MiB logits,
+# with a 32 MiB threshold, left its epoch's peak resident memory 26 MiB higher
+# (147 against 121 MiB) and no faster. The trim threshold, four times that,
+# holds the arrays of a step of the attention model (H = 256), freed at once.
+MMAP_THRESHOLD = 16 * 2**20
+TRIM_THRESHOLD = 64 * 2**20
 
 _kept = None  # the outcome of the first call in this process
 
