@@ -44,7 +44,6 @@ from benchmarks.memory import epoch_child, memory
 from benchmarks.seq2seq_speed import CONFIGS as SEQ2SEQ_CONFIGS
 from benchmarks.seq2seq_speed import run as seq2seq_run
 from benchmarks.word_level import training_iteration, where_time_goes
-from common import heap
 from datasets import ptb
 
 SECTIONS = ("word", "char", "seq2seq")
@@ -97,9 +96,6 @@ def main(argv=None) -> int:
 
 def run_sections(args, data_dir) -> int:
     """Run the sections ``args`` ask for; return the exit status (see :func:`summary`)."""
-    # As the trainers do (common.heap); for everything timed here alike, rnnlab,
-    # PyTorch and the textbook-style references, which all run in this process.
-    heap.keep_freed_memory()
     torch = None
     if not args.no_torch:
         try:

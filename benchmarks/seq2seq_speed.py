@@ -40,7 +40,7 @@ import numpy as np
 from benchmarks import bounds
 from benchmarks import reference_seq2seq as ref
 from benchmarks.harness import helper_rests_note
-from common import blas, data_parallel, heap
+from common import blas, data_parallel
 from common.data_parallel import batch_halves
 from common.optimizer import Adam
 from common.parallel import num_threads
@@ -214,7 +214,6 @@ def run(args: argparse.Namespace) -> tuple[list[tuple], list[tuple]]:
         evaluation rows ``(name, batched s, reference 1/call s, rnnlab 1/call s,
         accuracy, answers agree)``.
     """
-    heap.keep_freed_memory()  # as the trainer does; the reference, in this process, too
     print(f"epoch     {EPOCH_PAIRS:,} pairs = {EPOCH_PAIRS // BATCH} iterations of {BATCH}; "
           f"timed over {args.iters} iterations, median of {args.repeats}")
     print()
