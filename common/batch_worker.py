@@ -275,7 +275,7 @@ def _serve():
     from common.parallel import managed, one_core
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
-    keep_freed_memory()  # as the trainer does in the caller
+    keep_freed_memory()  # it runs nothing but halves of batches (see common.heap)
     # Held throughout, as the trainer holds it: entered for each call instead, it
     # would ask BLAS for its thread count twice a call.
     with managed():

@@ -25,7 +25,6 @@ from common.checkpoint import load_checkpoint
 from common.data_parallel import batch_halves
 from common.feeders import Lanes, ShuffledRows, lane_positions
 from common.fit_options import FitOptions, check_main_arguments
-from common.heap import keep_freed_memory
 from common.parallel import managed
 from common.progress import Progress
 from common.schedules import BestParameters, DecayOnPlateau, EarlyStopping, HalveFrom
@@ -125,7 +124,6 @@ class BaseTrainer:
         parts = self._epoch_parts(opts)
         n = feeder.iters_per_epoch
         progress = Progress(opts.verbose, target * n, self._done(), n, opts.log_every)
-        keep_freed_memory()  # each step's arrays in the memory the last step freed (common.heap)
         try:
             # managed(): rnnlab spreads the step over the cores itself (common.parallel).
             with StopOnSignals() as signals, managed(), \

@@ -62,16 +62,3 @@ def test_elsewhere_it_does_nothing(monkeypatch):
     assert heap.keep_freed_memory() is False
     assert heap.keep_freed_memory() is False  # the first outcome, kept
 
-
-def test_training_keeps_freed_memory_from_its_first_step(monkeypatch):
-    from common import trainer
-    from common.optimizer import SGD
-    from models import SimpleRnnlm
-
-    calls = []
-    monkeypatch.setattr(trainer, "keep_freed_memory", lambda: calls.append("kept"))
-    corpus = [0, 1, 2, 3] * 20
-    model = SimpleRnnlm(4, 3, 5, seed=0)
-    trainer.RnnlmTrainer(model, SGD(0.1)).fit(corpus[:-1], corpus[1:], max_epoch=1,
-                                              batch_size=2, time_size=5, verbose=False)
-    assert calls == ["kept"]
