@@ -35,7 +35,8 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
 def step_faults(mode):
     """Page faults per step in a fresh process (the setting lasts for a process's life)."""
     env = dict(os.environ, PYTHONPATH=ROOT)
-    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"):
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
+                 "GLIBC_TUNABLES"):
         env.pop(name, None)  # glibc's defaults, whatever the caller's shell set
     out = subprocess.run([sys.executable, "-c", STEP_FAULTS, mode], env=env, cwd=ROOT,
                          capture_output=True, text=True, check=True, timeout=60)
