@@ -300,7 +300,8 @@ class TimeLSTM:
 
         Reads ``dhs`` and the forward values (each ``(T, n, .)``), fills
         ``das`` ``(T, n, 4H)`` and the initial-state gradients ``dh0``, ``dc0``
-        ``(n, H)``.
+        ``(n, H)``. ``das`` may be ``gates`` itself (``backward`` passes it
+        so): a step reads its gates before writing its ``dA`` over them.
         """
         Wh = self.params[1]
         T, n, H = cs.shape
