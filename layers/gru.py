@@ -28,7 +28,14 @@ Backward through the step, naming the pre-activations ``a_r``, ``a_z``, ``a_n``:
 
 from common.backend import xp
 from common.functions import sigmoid, sigmoid_
-from common.parallel import for_row_blocks, later, matmul, matmul_later, step_products
+from common.parallel import (
+    for_row_blocks,
+    later,
+    matmul,
+    matmul_later,
+    step_products,
+    steps_at_once,
+)
 from layers._checks import (
     check_float,
     check_hidden_state,
@@ -107,7 +114,7 @@ class GRU:
 
 
 def _local_derivatives(gates, h_prev, ah_n, dan_dh, daz_dh, dar_dan):
-    """Fill ``dan_dh``, ``daz_dh`` and ``dar_dan`` (see ``TimeGRU.backward``) of
+    """Fill ``dan_dh``, ``daz_dh`` and ``dar_dan`` (see ``TimeGRU._backward_loop``) of
     some steps from their ``gates`` ``(t, N, 3H)``, ``h_prev`` and ``ah_n``
     ``(t, N, H)``."""
     H = h_prev.shape[-1]
@@ -136,8 +143,9 @@ class TimeGRU:
     product before the loop (``bh``'s r and z parts, which sit outside the
     reset gate, are added there too); a step does one product ``h @ Wh`` of
     width ``3H`` and the gate functions. Backward computes the local
-    derivatives of all steps at once, loops with a few multiplies and one
-    product ``dah @ Wh.T`` per step, then forms the weight gradients as one
+    derivatives of many steps at once (as :class:`~layers.lstm.TimeLSTM`
+    does), loops with a few multiplies and one product ``dah @ Wh.T`` per
+    step, then forms the weight gradients as one
     product each over all steps. :mod:`common.parallel` may share a long
     step's product among the cores (``step_products``).
 
@@ -239,19 +247,12 @@ class TimeGRU:
             raise ValueError(f"dhs must have shape {(N, T, H)}, got {dhs.shape}")
         check_float("dhs", dhs, Wx.dtype)
 
-        r, z = gates[:, :, :H], gates[:, :, H : 2 * H]
         h_prev_tm = xp.concatenate([h0[None], hs_tm[:-1]], axis=0)
-        # Local derivatives of all steps at once (see the module docstring):
-        #   da_n = dh * dan_dh;  da_z = dh * daz_dh;  da_r = da_n * dar_dan
-        dan_dh, daz_dh, dar_dan = (xp.empty((T, N, H), dtype=Wx.dtype) for _ in range(3))
-        # Steps are independent here: large layers share them among the cores.
-        for_row_blocks(_local_derivatives, gates, h_prev_tm, ah_ns, dan_dh, daz_dh, dar_dan)
-
         dhs_tm = dhs.transpose(1, 0, 2)
         dahs = xp.empty((T, N, 3 * H), dtype=Wx.dtype)  # [da_r | da_z | dah_n] per step
         da_ns = xp.empty((T, N, H), dtype=Wx.dtype)
         self.dh = xp.empty((N, H), dtype=Wx.dtype)
-        self._backward_loop(dhs_tm, dan_dh, daz_dh, dar_dan, r, z, dahs, da_ns, self.dh)
+        self._backward_loop(dhs_tm, gates, h_prev_tm, ah_ns, dahs, da_ns, self.dh)
 
         # The input side sees da_n where the hidden side sees da_n * r.
         daxs = dahs.copy()
@@ -266,27 +267,40 @@ class TimeGRU:
         later(dahs2.sum, axis=0, out=dbh)
         return dxs_tm.transpose(1, 0, 2)
 
-    def _backward_loop(self, dhs_tm, dan_dh, daz_dh, dar_dan, r, z, dahs, da_ns, dh0):
+    def _backward_loop(self, dhs_tm, gates, h_prev_tm, ah_ns, dahs, da_ns, dh0):
         """The time loop of ``backward``.
 
-        Reads ``dhs_tm``, the local derivatives and the gates ``r``, ``z``
-        (each ``(T, N, .)``); fills ``dahs`` ``(T, N, 3H)``, ``da_ns``
-        ``(T, N, H)`` and the initial-state gradient ``dh0`` ``(N, H)``.
+        Reads ``dhs_tm`` and the forward values ``gates``, ``h_prev_tm``,
+        ``ah_ns`` (each ``(T, N, .)``); fills ``dahs`` ``(T, N, 3H)``,
+        ``da_ns`` ``(T, N, H)`` and the initial-state gradient ``dh0``
+        ``(N, H)``.
         """
         Wh = self.params[1]
-        H = Wh.shape[0]
+        T, N, H = ah_ns.shape
+        r, z = gates[:, :, :H], gates[:, :, H : 2 * H]
+        # Local derivatives (see the module docstring), computed for k steps at a
+        # time, the last block first, just before the loop needs them:
+        #   da_n = dh * dan_dh;  da_z = dh * daz_dh;  da_r = da_n * dar_dan
+        k = steps_at_once(T, N * 3 * H)
+        dan_dh, daz_dh, dar_dan = (xp.empty((k, N, H), dtype=Wh.dtype) for _ in range(3))
         dh = xp.zeros(dh0.shape, dtype=dh0.dtype)
         dh_prev = xp.empty(dh0.shape, dtype=dh0.dtype)
         with step_products(Wh.T, len(dh)) as dah_WhT:  # dah_WhT(dah, out): dah @ Wh.T into out
-            for t in range(len(dahs) - 1, -1, -1):
-                # h_t feeds the output at t and the next step: both gradients add.
-                dh = dhs_tm[t] + dh
-                da_n = xp.multiply(dh, dan_dh[t], out=da_ns[t])
-                dah = dahs[t]
-                xp.multiply(da_n, dar_dan[t], out=dah[:, :H])
-                xp.multiply(dh, daz_dh[t], out=dah[:, H : 2 * H])
-                xp.multiply(da_n, r[t], out=dah[:, 2 * H :])
-                dh_direct = dh * z[t]
-                dh = dah_WhT(dah, dh_prev)
-                dh += dh_direct
+            for stop in range(T, 0, -k):
+                start = max(stop - k, 0)
+                m = stop - start
+                for_row_blocks(_local_derivatives, gates[start:stop], h_prev_tm[start:stop],
+                               ah_ns[start:stop], dan_dh[:m], daz_dh[:m], dar_dan[:m])
+                for t in range(stop - 1, start - 1, -1):
+                    j = t - start
+                    # h_t feeds the output at t and the next step: both gradients add.
+                    dh = dhs_tm[t] + dh
+                    da_n = xp.multiply(dh, dan_dh[j], out=da_ns[t])
+                    dah = dahs[t]
+                    xp.multiply(da_n, dar_dan[j], out=dah[:, :H])
+                    xp.multiply(dh, daz_dh[j], out=dah[:, H : 2 * H])
+                    xp.multiply(da_n, r[t], out=dah[:, 2 * H :])
+                    dh_direct = dh * z[t]
+                    dh = dah_WhT(dah, dh_prev)
+                    dh += dh_direct
         dh0[...] = dh

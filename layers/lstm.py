@@ -27,7 +27,7 @@ reaching ``c_next`` is the one from the next step plus the one through
 
 from common.backend import xp
 from common.functions import sigmoid, sigmoid_of_negated_
-from common.parallel import for_row_blocks, matmul, step_products
+from common.parallel import for_row_blocks, matmul, step_products, steps_at_once
 from layers._checks import (
     check_float,
     check_hidden_state,
@@ -148,8 +148,11 @@ class TimeLSTM:
     steps is one matrix product before the loop; a step adds ``h @ Wh`` (the
     only sequential product) and applies the gate functions. The local
     derivatives of every step (``i * (1 - i)``, ...) do not depend on the
-    upstream gradient, so backward computes them for all steps at once and
-    its loop does a few multiplies and one product ``dA @ Wh.T`` per step;
+    upstream gradient, so backward computes them for many steps at once
+    (all of them where the cores share the work, else blocks of steps that
+    stay in the cache until the loop reads them, see
+    :func:`common.parallel.steps_at_once`) and its loop does a few
+    multiplies and one product ``dA @ Wh.T`` per step;
     the weight gradients are one product each over all steps. Each time
     loop is written over whole arrays; :mod:`common.parallel` may share a
     long step's product among the cores (``step_products``).
@@ -305,29 +308,36 @@ class TimeLSTM:
         """
         Wh = self.params[1]
         T, n, H = cs.shape
-        f = gates.reshape(T, n, 4, H)[:, :, 1]
-        c_prev = xp.concatenate([c0[None], cs[:-1]], axis=0)
-        # Local derivatives of all steps at once (see the module docstring):
+        gates = gates.reshape(T, n, 4, H)
+        f = gates[:, :, 1]
+        # Local derivatives (see the module docstring), computed for k steps at a
+        # time, the last block first, just before the loop needs them:
         #   ds = dc + dh * ds_dh;   [da_i, da_f, da_g] = ds * da_ds;   da_o = dh * dao_dh
-        ds_dh = xp.empty((T, n, H), dtype=Wh.dtype)
-        da_ds = xp.empty((T, n, 3, H), dtype=Wh.dtype)
-        dao_dh = xp.empty((T, n, H), dtype=Wh.dtype)
-        # Steps are independent here: large layers share them among the cores.
-        for_row_blocks(_local_derivatives, gates.reshape(T, n, 4, H), c_prev, tanh_cs, ds_dh,
-                       da_ds, dao_dh)
+        k = steps_at_once(T, n * 4 * H)
+        ds_dh = xp.empty((k, n, H), dtype=Wh.dtype)
+        da_ds = xp.empty((k, n, 3, H), dtype=Wh.dtype)
+        dao_dh = xp.empty((k, n, H), dtype=Wh.dtype)
 
         dh = xp.zeros((n, H), dtype=Wh.dtype)
         dc = xp.zeros((n, H), dtype=Wh.dtype)
         with step_products(Wh.T, n) as dA_WhT:  # dA_WhT(dA, out) writes dA @ Wh.T into out
-            for t in range(T - 1, -1, -1):
-                dA = das[t].reshape(n, 4, H)
-                # h_t feeds the output at t and the next step: both gradients add.
-                dh += dhs[t]
-                ds = dh * ds_dh[t]
-                ds += dc
-                dc = xp.multiply(ds, f[t], out=dc)  # before dA[:, 1] overwrites f[t]
-                xp.multiply(ds[:, None, :], da_ds[t], out=dA[:, :3])
-                xp.multiply(dh, dao_dh[t], out=dA[:, 3])
-                dA_WhT(das[t], dh)
+            for stop in range(T, 0, -k):
+                start = max(stop - k, 0)
+                m = stop - start
+                c_prev = (cs[start - 1 : stop - 1] if start
+                          else xp.concatenate([c0[None], cs[: stop - 1]], axis=0))
+                for_row_blocks(_local_derivatives, gates[start:stop], c_prev,
+                               tanh_cs[start:stop], ds_dh[:m], da_ds[:m], dao_dh[:m])
+                for t in range(stop - 1, start - 1, -1):
+                    j = t - start
+                    dA = das[t].reshape(n, 4, H)
+                    # h_t feeds the output at t and the next step: both gradients add.
+                    dh += dhs[t]
+                    ds = dh * ds_dh[j]
+                    ds += dc
+                    dc = xp.multiply(ds, f[t], out=dc)  # before dA[:, 1] overwrites f[t]
+                    xp.multiply(ds[:, None, :], da_ds[j], out=dA[:, :3])
+                    xp.multiply(dh, dao_dh[j], out=dA[:, 3])
+                    dA_WhT(das[t], dh)
         dh0[...] = dh
         dc0[...] = dc

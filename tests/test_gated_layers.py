@@ -7,6 +7,8 @@ maximum relative error (relative to the gradient's scale) below 1e-6.
 import numpy as np
 import pytest
 
+import layers.gru
+import layers.lstm
 from common.gradcheck import check_function, check_layer
 from layers.dropout import TimeDropout
 from layers.gru import GRU, TimeGRU
@@ -298,6 +300,35 @@ def test_lstm_errors(rng):
     cell = LSTM(Wx, Wh, b)
     with pytest.raises(ValueError, match="c_prev"):
         cell.forward(randn(rng, N, D), randn(rng, N, H), randn(rng, N, H - 1))
+
+
+# --- both: backward by blocks of steps ---------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("steps_per_block", [1, 3])
+def test_time_layer_backward_by_blocks_of_steps(rng, monkeypatch, kind, steps_per_block):
+    """Backward computes its local derivatives a block of steps at a time,
+    the last block first (``common.parallel.steps_at_once`` picks the size):
+    blocks of 1 or 3 of 4 steps (one short) give the bits of all steps at
+    once, and exact gradients."""
+    module, cls, weights = {"lstm": (layers.lstm, TimeLSTM, lstm_weights),
+                            "gru": (layers.gru, TimeGRU, gru_weights)}[kind]
+    xs = randn(rng, N, T, D).astype(np.float32)
+    dhs = randn(rng, N, T, H).astype(np.float32)
+    w32 = weights(rng, np.float32)
+    results = []
+    for k in (T, steps_per_block):
+        monkeypatch.setattr(module, "steps_at_once", lambda n_steps, step_elements, k=k: k)
+        layer = cls(*(w.copy() for w in w32))
+        layer.forward(xs)
+        results.append([layer.backward(dhs), layer.dh, *layer.grads])
+    for whole, blocks in zip(*results, strict=True):
+        np.testing.assert_array_equal(blocks, whole)
+
+    layer = cls(*weights(rng))
+    state = [randn(rng, N, H)] + ([randn(rng, N, H)] if kind == "lstm" else [])
+    assert_exact(time_state_check(layer, randn(rng, N, T, D), state, rng))
 
 
 # --- GRU --------------------------------------------------------------------

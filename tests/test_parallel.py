@@ -613,6 +613,27 @@ def test_row_blocks_give_work_the_same_rows_of_every_array(spread):
     assert sizes == [4] * 5  # BLOCK_ELEMENTS = 8 elements: 4 rows of 2
 
 
+def test_steps_at_once_is_every_step_where_the_cores_share_them_else_a_cached_block(
+        monkeypatch):
+    """A time loop's local derivatives: all steps at once where for_row_blocks
+    would share them among the threads, else blocks of about BLOCK_ELEMENTS
+    values (at least one step, at most all)."""
+    monkeypatch.setattr(parallel, "_threads", 2)
+    big = parallel.MIN_PARALLEL_ELEMENTS  # values a step: any number of steps is large
+    with parallel.managed():
+        assert parallel.steps_at_once(29, big) == 29
+        assert parallel.steps_at_once(29, 64 * 1024) == 29  # 1.9 M values
+        assert parallel.steps_at_once(7, 64 * 512) == 7  # 229 K values: one block anyway
+        assert parallel.steps_at_once(35, 20 * 400) == parallel.BLOCK_ELEMENTS // 8000
+        with parallel.one_core():
+            assert parallel.steps_at_once(29, 64 * 1024) == parallel.BLOCK_ELEMENTS // 65536
+            assert parallel.steps_at_once(29, big) == 1
+            assert parallel.steps_at_once(3, 10) == 3
+    monkeypatch.setattr(parallel, "_threads", 1)
+    with parallel.managed():
+        assert parallel.steps_at_once(29, 64 * 1024) == parallel.BLOCK_ELEMENTS // 65536
+
+
 def time_layer(kind, rng, dtype):
     """A stateful TimeRNN, TimeLSTM or TimeGRU of D = 5, H = 7."""
     D, H = 5, 7
