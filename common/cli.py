@@ -183,6 +183,14 @@ def ptb_message_in_flag_words(message: str) -> str:
             .replace("data_dir ", "--data-dir "))
 
 
+def recorded_paths(settings: dict, names) -> dict:
+    """``settings`` with the paths under ``names`` made absolute (None stays
+    None), as a run records them in its checkpoints: resumed from another
+    folder, it writes its outputs where it began."""
+    return {k: os.path.abspath(v) if k in names and v is not None else v
+            for k, v in settings.items()}
+
+
 def plot_path(text: str) -> str | None:
     """An argparse ``type`` for a plot's file: ``None`` for ``''`` or ``'none'``
     (no plot), else the path, whose suffix must name a format."""

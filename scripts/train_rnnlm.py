@@ -41,6 +41,7 @@ from common.cli import (  # noqa: E402
     overflow_left_to_the_guard,
     plot_path,
     ptb_message_in_flag_words,
+    recorded_paths,
     skipped_batches_notice,
 )
 from common.memory import (  # noqa: E402
@@ -262,11 +263,10 @@ def ignored_flags_notices(args, explicit):
 
 def settings_of(args):
     """The run's settings, recorded in its checkpoints."""
-    settings = {k: v for k, v in vars(args).items() if k not in NOT_RECORDED}
-    if args.text_file:
-        # A run resumed from another folder must find the same file.
-        settings["text_file"] = os.path.abspath(args.text_file)
-    return settings
+    # A run resumed from another folder must find the same file, and write
+    # its outputs where it began.
+    return recorded_paths({k: v for k, v in vars(args).items() if k not in NOT_RECORDED},
+                          ("text_file", "save", "plot"))
 
 
 def apply_checkpoint_settings(args, explicit):
@@ -289,14 +289,15 @@ def apply_checkpoint_settings(args, explicit):
             raise UsageError(f"{flag(name)} {getattr(args, name)} differs from the run in "
                              f"{args.resume} ({flag(name)} {value}); drop the flag to continue "
                              "that run, or start a new one")
-        elif getattr(args, name) != value and name not in ("epochs", "lr"):
+        elif not _same_setting(name, getattr(args, name), value) and name not in ("epochs",
+                                                                                  "lr"):
             notices.append(f"notice: {flag(name)} {getattr(args, name)} replaces the "
                            f"checkpoint's {value} from here on")
     return notices
 
 
 def _same_setting(name, given, recorded):
-    if name == "text_file" and given and recorded:
+    if name in ("text_file", "save", "plot") and given and recorded:
         return os.path.abspath(given) == os.path.abspath(recorded)
     return given == recorded
 

@@ -40,6 +40,7 @@ from common.cli import (  # noqa: E402
     overflow_left_to_the_guard,
     plot_path,
     positive_float,
+    recorded_paths,
     skipped_batches_notice,
 )
 from common.data_parallel import helper_cpu_seconds  # noqa: E402
@@ -227,9 +228,20 @@ def _take_run_settings(parser, args, explicit):
         if key not in settings:  # a later setting, not in an older checkpoint
             continue
         if key in explicit and getattr(args, key) != settings[key]:
-            ours = (f"--task {settings['task']}" if key == "data" and settings[key] is None
-                    else f"{flag(key)} {settings[key]}")
-            parser.error(f"--resume {args.resume}: {flag(key)} {getattr(args, key)} differs "
+            if key == "data" and settings[key] is None:
+                ours = f"--task {settings['task']}"
+            elif key == "task" and settings[key] is None:
+                ours = f"--data {settings['data']}"
+            elif isinstance(settings[key], bool):  # a switch: named, not valued
+                ours = flag(key) if settings[key] else f"no {flag(key)}"
+            else:
+                ours = f"{flag(key)} {settings[key]}"
+            given = getattr(args, key)
+            if isinstance(given, bool):
+                given = "" if given else " (off)"
+            else:
+                given = f" {given}"
+            parser.error(f"--resume {args.resume}: {flag(key)}{given} differs "
                          f"from the run's {ours}; drop the flag to continue that run, or "
                          f"start a new one")
         setattr(args, key, settings[key])
@@ -292,9 +304,9 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def load_problem(args, path, meta, V, id_to_char) -> str | None:
+def load_problem(args, path, meta, V, id_to_char, data_sha256=None) -> str | None:
     """Why the parameters in ``path`` (its metadata ``meta``) do not fit this
-    run, said in flags, or None."""
+    run, said in flags, or None. ``data_sha256``: of the ``--data`` file."""
     saved = meta.get("model")
     if meta.get("format") == "rnnlab-checkpoint":
         return (f"--load {path} is a training checkpoint, not a model: continue its run with "
@@ -316,6 +328,13 @@ def load_problem(args, path, meta, V, id_to_char) -> str | None:
                           "no --bidirectional")
     if mismatched:
         return f"--load {path} holds another model: give {' '.join(mismatched)}"
+    seed = meta.get("data_seed")
+    if seed is not None and seed != args.data_seed and _same_data(meta, args, data_sha256):
+        # The split (and a generated task's pairs) follow the seed: other test pairs
+        # would include pairs the model was trained on, and its accuracy would flatter it.
+        return (f"--load {path} was trained on {args.data or args.task} with --data-seed "
+                f"{seed}; with --data-seed {args.data_seed} its test pairs are not held out "
+                f"from what it was trained on: give --data-seed {seed}")
     vocab = meta.get("vocab")
     if vocab is not None and vocab != [id_to_char[i] for i in range(V)]:
         seed = meta.get("data_seed")
@@ -324,13 +343,26 @@ def load_problem(args, path, meta, V, id_to_char) -> str | None:
                     f"trained on data drawn with another --data-seed"
                     + (f" ({seed}): give --data-seed {seed}" if seed is not None else ""))
         # A --data file is read by the model's own ids (renumber), a generated task is not.
+        task = meta.get("task")
         return (f"--load {path} was trained on another vocabulary"
-                + (f" (of {meta['task']}): give --data with a file of that task"
-                   if meta.get("task") not in (None, *sequence.TASKS) else ""))
+                + (f" (of {task}): give --data with a file of that task"
+                   if task not in (None, *sequence.TASKS) else
+                   f" (of the {task} task): give --task {task}"
+                   if task in sequence.TASKS and task != args.task else ""))
     if meta.get("reverse") is not None and meta["reverse"] != args.reverse:
         return (f"--load {path} was trained {'with' if meta['reverse'] else 'without'} "
                 f"--reverse: {'add' if meta['reverse'] else 'drop'} the flag")
     return None
+
+
+def _same_data(meta, args, data_sha256) -> bool:
+    """Whether a saved model (its metadata ``meta``) was trained on the pairs
+    this run reads: the same generated task, or a file of the same content."""
+    if args.data is None:
+        return meta.get("task") == args.task
+    if meta.get("data_sha256") is not None:
+        return meta["data_sha256"] == data_sha256
+    return meta.get("task") == args.data  # saved before the file's SHA-256 was recorded
 
 
 def split_problem(args, n_train: int, n_test: int) -> str | None:
@@ -358,8 +390,9 @@ def memory_problem(args, vocab_size: int, steps: int) -> str | None:
     shapes = list(MODELS[args.model].param_shapes(config).values())
     estimate = estimate_training_bytes(shapes, args.batch_size, steps, optimizer="Adam")
     try:
-        check_memory(estimate, available_bytes(), hint="; choose a smaller --hidden-size or "
-                     "--batch-size, or pass --ignore-memory-check to try anyway")
+        check_memory(estimate, available_bytes(), hint="; choose a smaller --hidden-size, "
+                     "--wordvec-size or --batch-size, or pass --ignore-memory-check to try "
+                     "anyway")
     except NotEnoughMemory as exc:
         return str(exc)
     return None
@@ -478,11 +511,11 @@ def _run(argv):
     if not args.ignore_memory_check and (problem := memory_problem(args, V, steps)):
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    data_sha256 = file_sha256(args.data) if args.data else None
     if args.load:
-        if problem := load_problem(args, args.load, loaded[1], V, id_to_char):
+        if problem := load_problem(args, args.load, loaded[1], V, id_to_char, data_sha256):
             print(f"error: {problem}", file=sys.stderr)
             return 2
-    data_sha256 = file_sha256(args.data) if args.data else None
     if args.data_sha256 not in (None, data_sha256):
         print(f"error: cannot resume: {args.data} has changed since the run began (its SHA-256 "
               f"differs); restore the file, or start a new run", file=sys.stderr)
@@ -497,8 +530,9 @@ def _run(argv):
             return 2
     trainer = Trainer(model, Adam(lr=args.lr))
     name = args.data or args.task
-    trainer.settings = {k: getattr(args, k)
-                        for k in RUN_SETTINGS + LATER_RUN_SETTINGS + RESUMED_DEFAULTS}
+    trainer.settings = recorded_paths(
+        {k: getattr(args, k) for k in RUN_SETTINGS + LATER_RUN_SETTINGS + RESUMED_DEFAULTS},
+        ("save", "plot", "attention_plot"))
     trainer.title = (f"{type(model).__name__} on {name}{' (reversed)' if args.reverse else ''}, "
                      f"D={args.wordvec_size} H={args.hidden_size}")
     history = {"greedy": [], "beam": [], "beam_width": args.beam, "seconds": [],
@@ -610,7 +644,8 @@ def _run(argv):
             print(f"accuracy plot: {args.plot}")
         if args.save:
             path = model.save_params(args.save, vocab=id_to_char, task=name, reverse=args.reverse,
-                                     data_seed=args.data_seed, accuracy=accuracy)
+                                     data_seed=args.data_seed, data_sha256=args.data_sha256,
+                                     accuracy=accuracy)
             print(f"saved {path}")
     except FloatingPointError as exc:  # answering with weights gone non-finite
         print(f"\nerror: {exc}", file=sys.stderr)

@@ -83,7 +83,11 @@ def test_resume_continues_the_run(pairs_file, tmp_path, capsys):
     for flags, message in ((["--model", "plain"], "--model plain differs from the run's "
                                                   "--model peeky"),
                            (["--lr", "0.01"], "--lr 0.01 differs"),
-                           (["--no-clip"], "--no-clip differs")):
+                           (["--no-clip"], "--no-clip differs"),
+                           (["--task", "addition"], "--task addition differs from the run's "
+                                                    f"--data {pairs_file};"),
+                           (["--bidirectional"], "--bidirectional differs from the run's no "
+                                                 "--bidirectional;")):
         with pytest.raises(SystemExit) as exc:
             script().parse_args(["--resume", ckpt, *flags])
         assert exc.value.code == 2 and message in capsys.readouterr().err
@@ -271,6 +275,7 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_training(pairs_file, 
     err = capsys.readouterr().err
     assert "this run needs about" in err and "but only 50 MiB is available" in err
     assert "--ignore-memory-check" in err
+    assert "choose a smaller --hidden-size, --wordvec-size or --batch-size" in err
     assert module.main([*argv, "--ignore-memory-check"]) == 0
 
 
@@ -291,18 +296,21 @@ def test_resume_keeps_the_runs_outputs_and_beam_and_its_data(pairs_file, tmp_pat
     assert script().main(["--data", "pairs.tsv", *SMALL, "--beam", "2", "--save", "m.npz",
                           "--plot", "acc.png", "--checkpoint", "run.npz"]) == 0
     capsys.readouterr()
-    monkeypatch.chdir(elsewhere)  # the data's path was recorded whole
+    monkeypatch.chdir(elsewhere)  # the paths of the data and the outputs were recorded whole
     args = script().parse_args(["--resume", str(work / "run.npz"), "--epochs", "2"])
     assert args.data == str(work / "pairs.tsv")
-    assert (args.beam, args.save, args.plot, args.epochs) == (2, "m.npz", "acc.png", 2)
+    assert (args.beam, args.save, args.plot, args.epochs) == (
+        2, str(work / "m.npz"), str(work / "acc.png"), 2)
     with pytest.raises(SystemExit):
         script().parse_args(["--resume", str(work / "run.npz"), "--beam", "3"])
     assert "--beam 3 differs from the run's --beam 2" in capsys.readouterr().err
-    monkeypatch.chdir(work)
-    assert script().main(["--resume", "run.npz", "--epochs", "2"]) == 0
+    before = (work / "m.npz").read_bytes()
+    assert script().main(["--resume", str(work / "run.npz"), "--epochs", "2"]) == 0
     out = capsys.readouterr().out
-    assert "resuming run.npz: 1 epochs done" in out and "epoch 2/2" in out and "(beam 2)" in out
-    assert "saved m.npz" in out and "accuracy plot: acc.png" in out
+    assert "1 epochs done" in out and "epoch 2/2" in out and "(beam 2)" in out
+    assert f"saved {work / 'm.npz'}" in out and f"accuracy plot: {work / 'acc.png'}" in out
+    assert (work / "m.npz").read_bytes() != before and list(elsewhere.iterdir()) == []
+    monkeypatch.chdir(work)
 
     # The data file changed since the run began: refused before training.
     (work / "pairs.tsv").write_text("ab\tba\n" * 200)
@@ -346,6 +354,41 @@ def test_load_names_the_data_seed_of_a_vocabulary_in_another_order(tmp_path, cap
     err = capsys.readouterr().err
     assert "was trained on another vocabulary (of /data/sums.txt): give --data with a file " \
            "of that task" in err and "--data-seed" not in err
+
+
+def test_load_refuses_another_data_seed_on_the_data_it_was_trained_on(pairs_file, tmp_path,
+                                                                        capsys):
+    """The split (and a generated task's pairs) follow --data-seed: with another
+    seed the test pairs would include pairs the model was trained on."""
+    saved = str(tmp_path / "m.npz")
+    small = ["--wordvec-size", "4", "--hidden-size", "8", "--plot", "none", "--quiet"]
+    assert script().main(["--data", pairs_file, *small, "--epochs", "1", "--save", saved]) == 0
+    capsys.readouterr()
+    evaluate = ["--load", saved, *small, "--epochs", "0"]
+    assert script().main(["--data", pairs_file, "--data-seed", "5", *evaluate]) == 2
+    assert (f"--load {saved} was trained on {pairs_file} with --data-seed 1984; with "
+            "--data-seed 5 its test pairs are not held out from what it was trained on: give "
+            "--data-seed 1984") in capsys.readouterr().err
+    assert script().main(["--data", pairs_file, "--data-seed", "1984", *evaluate]) == 0
+    # Another file (of the same characters) may be split by any seed.
+    other = tmp_path / "other.tsv"
+    other.write_text("".join(f"{w}\t{w[::-1]}\n" for w in ("abc", "fed", "cafe", "bead") * 25))
+    assert script().main(["--data", str(other), "--data-seed", "5", *evaluate]) == 0
+
+    # A generated task: the same rule, and a model of the other task is named.
+    from datasets import sequence
+    from models import Seq2seq
+
+    sequence.load_data("addition")
+    _, id_to_char = sequence.get_vocab()
+    vocab = [id_to_char[i] for i in range(len(id_to_char))]
+    Seq2seq(len(vocab), 4, 8).save_params(saved, vocab=vocab, task="addition", data_seed=7)
+    capsys.readouterr()
+    assert script().main(["--task", "addition", *evaluate]) == 2
+    assert "give --data-seed 7" in capsys.readouterr().err
+    assert script().main(["--task", "date", *evaluate]) == 2
+    assert (f"--load {saved} was trained on another vocabulary (of the addition task): give "
+            "--task addition") in capsys.readouterr().err
 
 
 def test_a_diverged_run_ends_with_a_message_and_status_1(pairs_file, monkeypatch, capsys):

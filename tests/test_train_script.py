@@ -298,17 +298,24 @@ def test_no_output_is_written_over_the_text_it_trains_on(flags, message, script,
 
 
 def test_a_text_file_run_resumes_from_another_folder(script, capsys):
-    """The checkpoint records where the text file is, not the path as typed."""
+    """The checkpoint records where the text file and the outputs are, not the
+    paths as typed: the resumed run reads and writes the same files."""
     os.mkdir("run")
     Path("run/book.txt").write_text("the cat sat on the mat . " * 100)
     os.chdir("run")
     assert script.main(["--text-file", "book.txt", "--batch-size", "4", "--time-size", "5",
                         "--hidden-size", "8", "--wordvec-size", "8", "--epochs", "1",
-                        "--plot", "none", "--checkpoint", "ck.npz", "--quiet"]) == 0
+                        "--plot", "ppl.png", "--save", "m.npz", "--checkpoint", "ck.npz",
+                        "--quiet"]) == 0
     os.chdir("..")
+    saved = Path("run/m.npz").read_bytes()
     assert script.main(["--resume", "run/ck.npz", "--epochs", "2", "--quiet"]) == 0
+    assert Path("run/m.npz").read_bytes() != saved
+    assert not Path("m.npz").exists() and not Path("ppl.png").exists()
+    capsys.readouterr()
     assert script.main(["--resume", "run/ck.npz", "--text-file", "run/book.txt",
-                        "--epochs", "3", "--quiet"]) == 0
+                        "--save", "run/m.npz", "--epochs", "3", "--quiet"]) == 0
+    assert "replaces" not in capsys.readouterr().err  # the same files, named another way
     assert read_checkpoint("run/ck.npz")[1]["trainer"]["epoch"] == 3
 
 
