@@ -16,13 +16,14 @@ iteration boundary (``common.training_guards``).
 
 import math
 import os
+import time
 from contextlib import nullcontext
 
 import numpy as np
 
 from common.backend import xp
 from common.checkpoint import load_checkpoint
-from common.data_parallel import batch_halves
+from common.data_parallel import batch_halves, helper_cpu_seconds
 from common.feeders import Lanes, ShuffledRows, lane_positions
 from common.fit_options import FitOptions, check_main_arguments
 from common.parallel import managed
@@ -66,6 +67,10 @@ class BaseTrainer:
             of the epoch with the best validation figure (None without).
         bad_epochs: epochs since the best one.
         skipped_batches: batches dropped by ``on_nan='skip'``.
+        train_seconds, train_cpu_seconds: the time spent in ``fit`` over the
+            whole run, wall clock and CPU (this process's and its helper's,
+            see :mod:`common.data_parallel`); kept in checkpoints, so a run
+            resumed from one, even mid-epoch, counts the time before it.
         settings: a JSON dict describing the run (model, sizes, data ...),
             stored in checkpoints; the command line fills it.
         title: the plot's title (None: the model's class and configuration).
@@ -96,6 +101,9 @@ class BaseTrainer:
         self.best_epoch = None
         self.bad_epochs = 0
         self.skipped_batches = 0
+        self.train_seconds = 0.0
+        self.train_cpu_seconds = 0.0
+        self._clock = None  # while fit runs: when it began, and the totals then
         self.settings = None
         self.title = None
         self.last_val = None
@@ -124,6 +132,8 @@ class BaseTrainer:
         parts = self._epoch_parts(opts)
         n = feeder.iters_per_epoch
         progress = Progress(opts.verbose, target * n, self._done(), n, opts.log_every)
+        self._clock = (time.perf_counter(), _cpu_time(), self.train_seconds,
+                       self.train_cpu_seconds)
         try:
             # managed(): rnnlab spreads the step over the cores itself (common.parallel).
             with StopOnSignals() as signals, managed(), \
@@ -149,6 +159,8 @@ class BaseTrainer:
             raise self._out_of_memory(opts.checkpoint) from exc
         finally:
             progress.close()
+            self.train_seconds, self.train_cpu_seconds = self._time_so_far()
+            self._clock = None
         self.fit_start_epoch = None
         self._restore_best(opts.restore_best, progress)
         checkpointer.save(self)
@@ -295,8 +307,17 @@ class BaseTrainer:
 
     # -- checkpoints -------------------------------------------------------------------------
 
+    def _time_so_far(self):
+        """``(train_seconds, train_cpu_seconds)`` up to now, a running fit included."""
+        if self._clock is None:
+            return self.train_seconds, self.train_cpu_seconds
+        wall, cpu, wall_before, cpu_before = self._clock
+        return (wall_before + time.perf_counter() - wall,
+                cpu_before + _cpu_time() - cpu)
+
     def state_dict(self):
         """Everything besides the model and optimizer needed to resume exactly."""
+        train_seconds, train_cpu_seconds = self._time_so_far()
         return {
             "history": {k: list(v) for k, v in self.history.items()},
             "epoch": self.epoch,
@@ -308,6 +329,8 @@ class BaseTrainer:
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "skipped_batches": self.skipped_batches,
+            "train_seconds": train_seconds,
+            "train_cpu_seconds": train_cpu_seconds,
             "sums": [self._interval_loss, self._interval_count, self._epoch_loss,
                      self._epoch_count],
         }
@@ -335,6 +358,9 @@ class BaseTrainer:
             self.best_epoch = int(np.argmin(values)) + 1
         self.bad_epochs = int(d["bad_epochs"])
         self.skipped_batches = int(d["skipped_batches"])
+        # (Absent from checkpoints written before the time was kept.)
+        self.train_seconds = float(d.get("train_seconds", 0.0))
+        self.train_cpu_seconds = float(d.get("train_cpu_seconds", 0.0))
         (self._interval_loss, self._interval_count, self._epoch_loss,
          self._epoch_count) = d["sums"]
 
@@ -576,6 +602,11 @@ class Trainer(BaseTrainer):
         super().load_state_dict(d)
         self.loss_list = list(d["loss_list"])
         self.seed = int(d["seed"])
+
+
+def _cpu_time() -> float:
+    """CPU seconds of this process and of its data-parallel helpers so far."""
+    return time.process_time() + helper_cpu_seconds()
 
 
 def _check_ids(model, inputs, targets):

@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,6 @@ from common.cli import (  # noqa: E402
     recorded_paths,
     skipped_batches_notice,
 )
-from common.data_parallel import helper_cpu_seconds  # noqa: E402
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
     available_bytes,
@@ -408,12 +406,6 @@ def text(ids, id_to_char):
     return "".join(id_to_char[int(i)] for i in ids)
 
 
-def cpu_time() -> float:
-    """CPU seconds of this process's threads and of the helper process that
-    computes half of each batch (common.data_parallel)."""
-    return time.process_time() + helper_cpu_seconds()
-
-
 def shown(ids, id_to_char, width=40):
     """The text of ``ids`` as printed beside the others: cut to ``width`` characters,
     so that a file of long lines does not flood the log every epoch."""
@@ -557,8 +549,10 @@ def _run(argv):
     show_rows = np.random.default_rng(args.seed).choice(len(x_test), size=min(args.show,
                                                                                len(x_test)),
                                                         replace=False)
-    train_seconds = history["seconds"][-1] if history["seconds"] else 0.0
-    cpu_seconds = history["cpu_seconds"][-1] if history.get("cpu_seconds") else 0.0
+    if args.resume and not trainer.train_seconds and history["seconds"]:
+        # A checkpoint from before the trainer kept the time: its epochs' time.
+        trainer.train_seconds = history["seconds"][-1]
+        trainer.train_cpu_seconds = (history.get("cpu_seconds") or [0.0])[-1]
 
     def score():
         """``(line, greedy, beam)``: the test accuracy of the model as it is now."""
@@ -587,7 +581,6 @@ def _run(argv):
     try:
         for epoch in range(trainer.epoch, args.epochs):
             trainer.settings["history"] = history
-            started, cpu_started = time.perf_counter(), cpu_time()
             try:
                 with overflow_left_to_the_guard():
                     trainer.fit(x_train, t_train, max_epoch=1, batch_size=args.batch_size,
@@ -605,8 +598,8 @@ def _run(argv):
             except ValueError as exc:  # e.g. resumed on data that no longer fits the run
                 print(f"\nerror: {exc}", file=sys.stderr)
                 return 2
-            train_seconds += time.perf_counter() - started  # training only, not evaluation
-            cpu_seconds += cpu_time() - cpu_started
+            # Training only (the trainer's clock), not evaluation.
+            train_seconds, cpu_seconds = trainer.train_seconds, trainer.train_cpu_seconds
             history["seconds"].append(train_seconds)
             history["cpu_seconds"].append(cpu_seconds)
             line = evaluate()

@@ -81,6 +81,26 @@ def test_stop_and_resume_is_bit_identical(kind, k, corpus, tmp_path):
     assert_same_run(straight, resumed)
 
 
+def test_the_training_time_goes_on_from_a_checkpoint_written_mid_epoch(corpus, tmp_path):
+    """``train_seconds`` and ``train_cpu_seconds`` count the whole run: the
+    checkpoint holds the time up to the iteration it was written at, and a
+    resumed run adds its own."""
+    xs, ts = corpus
+    path = tmp_path / "ck.npz"
+    first = MAKERS["simple-adam"](seed=1)
+    assert (first.train_seconds, first.train_cpu_seconds) == (0.0, 0.0)
+    first.fit(xs, ts, max_epoch=2, max_iters=20, checkpoint=path, **FIT)  # 20 of 50
+    kept = read_checkpoint(path)[1]["trainer"]
+    assert 0 < kept["train_seconds"] <= first.train_seconds
+    assert 0 < kept["train_cpu_seconds"] <= first.train_cpu_seconds
+    resumed = MAKERS["simple-adam"](seed=2).resume(path)
+    assert (resumed.train_seconds, resumed.train_cpu_seconds) == (
+        kept["train_seconds"], kept["train_cpu_seconds"])
+    resumed.fit(xs, ts, max_epoch=2, **FIT)
+    assert resumed.epoch == 2 and resumed.train_seconds > kept["train_seconds"]
+    assert resumed.train_cpu_seconds > kept["train_cpu_seconds"]
+
+
 @pytest.mark.parametrize("k", [30, 50, 77], ids=["mid-epoch", "at-epoch-end", "second-epoch"])
 def test_resume_with_dropout_validation_best_params_and_lr_decay(k, corpus, val_corpus, tmp_path):
     """Every epoch ends with a validation; restore_best puts back the best
