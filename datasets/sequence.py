@@ -62,6 +62,10 @@ Any other name is a path to a file of pairs, in one of two layouts:
 Some answers may be empty, not all: with nothing after ``'_'`` in any pair
 the decoder would have no target to learn.
 
+A first line most of whose characters no other line holds (a header such as
+``question<TAB>answer`` over pairs of digits, say) is read as a pair, with a
+:class:`SequenceDataWarning` that says so.
+
 Empty lines (or lines of spaces only) are skipped in both (a blank line
 between blocks, or at the end, is not a pair); line numbers in messages are
 those of the file. Lines may end as on Unix, Windows or old Macs.
@@ -76,6 +80,7 @@ from __future__ import annotations
 import os
 import re
 import string
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,6 +96,7 @@ __all__ = [
     "N_PAIRS",
     "TASKS",
     "SequenceDataError",
+    "SequenceDataWarning",
     "generate_pairs",
     "get_vocab",
     "load_data",
@@ -139,6 +145,13 @@ _CASES: tuple[Callable[[str], str], ...] = (str.lower, str.upper, string.capword
 
 # The vocabulary of the data last loaded, for get_vocab() (the book's interface).
 _last_vocab: tuple[dict[str, int], dict[int, str]] | None = None
+
+
+MIN_PAIRS_FOR_HEADER_CHECK = 10
+
+
+class SequenceDataWarning(UserWarning):
+    """A file of pairs that reads, but perhaps not as meant (a header line)."""
 
 
 class SequenceDataError(CorpusError):
@@ -322,14 +335,35 @@ def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
     lines = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
     if not lines:
         raise SequenceDataError(f"{path} is empty; expected one question/answer pair per line")
-    tsv = path.suffix.lower() == ".tsv" or "\t" in lines[0][1]
-    questions, answers = (_read_tsv if tsv else _read_book_layout)(path, lines)
+    if path.suffix.lower() == ".tsv":
+        questions, answers = _read_tsv(path, lines, "its name ends in .tsv")
+    elif "\t" in lines[0][1]:
+        questions, answers = _read_tsv(path, lines, f"line {lines[0][0]} holds a tab")
+    else:
+        questions, answers = _read_book_layout(path, lines)
+    _warn_of_a_header(path, lines, questions, answers)
     if len(answers[0]) == 1:  # '_' alone: the decoder would have no target to learn
         raise SequenceDataError(
             f"{path}: every answer is empty (only the start symbol '_'); each pair needs an "
             f"answer of at least one character, e.g. '16+75  _91  ' or '16+75<TAB>91'"
         )
     return questions, answers
+
+
+def _warn_of_a_header(path, lines, questions, answers) -> None:
+    """A :class:`SequenceDataWarning` when most characters of the first pair
+    appear in no other pair, as in a header line (in a file of at least
+    MIN_PAIRS_FOR_HEADER_CHECK pairs: in fewer, a pair's own characters are
+    common)."""
+    if len(lines) < MIN_PAIRS_FOR_HEADER_CHECK:
+        return
+    first = set(questions[0] + answers[0][1:]) - {" "}
+    own = first - set("".join(questions[1:] + answers[1:]))
+    if 2 * len(own) >= len(first):
+        number, line = lines[0]
+        warnings.warn(f"{path}, line {number}: {line!r} holds characters that no other line "
+                      f"holds ({''.join(sorted(own))!r}): if it is a header, remove it; it "
+                      f"is read as a question/answer pair", SequenceDataWarning, stacklevel=4)
 
 
 def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[str], list[str]]:
@@ -367,15 +401,18 @@ def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[st
     return questions, answers
 
 
-def _read_tsv(path: Path, lines: list[tuple[int, str]]) -> tuple[list[str], list[str]]:
-    """``lines``: the file's non-empty lines, each with its number."""
+def _read_tsv(path: Path, lines: list[tuple[int, str]],
+              why: str) -> tuple[list[str], list[str]]:
+    """``lines``: the file's non-empty lines, each with its number; ``why``: why
+    the file is read as tab-separated, for the messages."""
     questions, answers = [], []
     for number, line in lines:
         fields = line.split("\t")
         if len(fields) != 2:
             problem = "no tab" if len(fields) == 1 else f"{len(fields) - 1} tabs"
             raise SequenceDataError(
-                f"{path}, line {number}: {problem} in {line!r}; expected question<TAB>answer"
+                f"{path}, line {number}: {problem} in {line!r}; expected question<TAB>answer "
+                f"(the file is read as tab-separated: {why})"
             )
         question, answer = fields
         if not question:

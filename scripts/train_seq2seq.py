@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -266,7 +267,11 @@ def load_pairs(args):
     """``(x_train, t_train), (x_test, t_test), id_to_char`` (questions reversed if asked)."""
     # A path, so that a file called addition.txt is read, not the generated task.
     source = Path(args.data) if args.data else args.task
-    (x_train, t_train), (x_test, t_test) = sequence.load_data(source, seed=args.data_seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", sequence.SequenceDataWarning)
+        (x_train, t_train), (x_test, t_test) = sequence.load_data(source, seed=args.data_seed)
+    for warning in caught:
+        print(f"notice: {warning.message}", file=sys.stderr)
     _, id_to_char = sequence.get_vocab()
     if args.vocab is not None:
         (x_train, t_train, x_test, t_test), id_to_char = renumber(

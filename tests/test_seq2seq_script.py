@@ -391,6 +391,16 @@ def test_load_refuses_another_data_seed_on_the_data_it_was_trained_on(pairs_file
             "--task addition") in capsys.readouterr().err
 
 
+def test_a_header_line_is_named_in_a_notice(pairs_file, tmp_path, capsys):
+    """Read as a pair (the loader cannot know), but said before training."""
+    header = tmp_path / "with_header.tsv"
+    header.write_text("QUESTION\tANSWER\n" + open(pairs_file).read())
+    assert script().main(["--data", str(header), *SMALL, "--plot", "none"]) == 0
+    err = capsys.readouterr().err
+    assert (f"notice: {header}, line 1: 'QUESTION\\tANSWER' holds characters that no other "
+            "line holds") in err and "if it is a header, remove it" in err
+
+
 def test_a_diverged_run_ends_with_a_message_and_status_1(pairs_file, monkeypatch, capsys):
     from common.training_guards import TrainingDiverged
 

@@ -355,7 +355,8 @@ def test_a_path_named_like_a_task_is_read_as_a_file(tmp_path, monkeypatch):
                                                  r"characters wide, line 1's are 7 and 5"),
         (b"_91  \n", r"line 1: empty question"),
         (b"16+75  _91\n\xff\n", r"not valid UTF-8: byte offset 11 \(line 2\)"),
-        (b"a\tb\nc d\n", r"line 2: no tab in 'c d'; expected question<TAB>answer"),
+        (b"a\tb\nc d\n", r"line 2: no tab in 'c d'; expected question<TAB>answer \(the "
+                          r"file is read as tab-separated: line 1 holds a tab\)"),
         (b"a\tb\nc\td\te\n", r"line 2: 2 tabs"),
         (b"a\tb\n\tc\n", r"line 2: empty question"),
         (b"16+75  _91  \n\n52+607_659 \n", r"line 3: question and answer are 6 and 5 "
@@ -378,6 +379,43 @@ def test_malformed_files_name_the_file_and_line(tmp_path, content, message):
         sequence.load_data(path)
     assert str(path) in str(info.value)
     assert "\n" not in str(info.value)  # one line
+
+
+def test_a_file_in_the_books_layout_named_tsv_says_why_it_is_read_as_tab_separated(tmp_path):
+    path = write(tmp_path / "pairs.tsv", "\n".join(BOOK_LINES))
+    with pytest.raises(sequence.SequenceDataError, match=r"line 1: no tab in '16\+75  _91  '; "
+                       r"expected question<TAB>answer \(the file is read as tab-separated: "
+                       r"its name ends in .tsv\)"):
+        sequence.load_data(path)
+
+
+SUMS = [f"{a}+{b}\t{a + b}" for a, b in zip(range(10, 30), range(40, 60), strict=True)]
+
+
+def test_a_header_line_is_read_as_a_pair_with_a_warning(tmp_path):
+    """Most characters of 'question<TAB>answer' appear on no other line."""
+    path = write(tmp_path / "sums.tsv", "\n".join(["question\tanswer", *SUMS]))
+    with pytest.warns(sequence.SequenceDataWarning,
+                      match=r"sums.tsv, line 1: 'question\\tanswer' holds characters that no "
+                            r"other line holds \('aeinoqrstuw'\): if it is a header, remove "
+                            r"it; it is read as a question/answer pair"):
+        (x_train, _), (x_test, _) = sequence.load_data(path, seed=None)
+    assert len(x_train) + len(x_test) == len(SUMS) + 1
+    assert "q" in sequence.get_vocab()[0]
+
+
+@pytest.mark.parametrize("lines", [["99+99\t198", *SUMS], ["12+é\t34", *SUMS],
+                                   ["question\tanswer", *SUMS[:8]]],
+                         ids=["the-files-characters", "one-rare-character", "short-file"])
+def test_a_first_pair_like_the_others_gives_no_warning(tmp_path, lines):
+    """A pair of the file's characters, or with one rare character, is not
+    taken for a header; nor is anything in a file of fewer than ten pairs,
+    where a pair's own characters are common."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sequence.load_data(write(tmp_path / "a.tsv", "\n".join(lines)), seed=None)
 
 
 def test_a_failed_load_keeps_the_previous_vocabulary(tmp_path):
