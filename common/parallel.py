@@ -287,7 +287,7 @@ def steps_at_once(n_steps: int, step_elements: int) -> int:
     anyway, and a block of about BLOCK_ELEMENTS values is better: it is
     still in the core's cache when the loop reads it, where the arrays of
     a whole long sequence are not (LSTM backward, 29 steps of 64 x 1024
-    gates, one core: 28.5 against 31 ms all at once).
+    gates, one core: 28-29 against 30-31 ms all at once).
     """
     if (n_steps * step_elements >= MIN_PARALLEL_ELEMENTS and num_threads() > 1
             and not _one_core_depth and not _busy()):

@@ -341,12 +341,12 @@ def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
         questions, answers = _read_tsv(path, lines, f"line {lines[0][0]} holds a tab")
     else:
         questions, answers = _read_book_layout(path, lines)
-    _warn_of_a_header(path, lines, questions, answers)
     if len(answers[0]) == 1:  # '_' alone: the decoder would have no target to learn
         raise SequenceDataError(
             f"{path}: every answer is empty (only the start symbol '_'); each pair needs an "
             f"answer of at least one character, e.g. '16+75  _91  ' or '16+75<TAB>91'"
         )
+    _warn_of_a_header(path, lines, questions, answers)
     return questions, answers
 
 

@@ -235,11 +235,8 @@ def _take_run_settings(parser, args, explicit):
                 ours = flag(key) if settings[key] else f"no {flag(key)}"
             else:
                 ours = f"{flag(key)} {settings[key]}"
-            given = getattr(args, key)
-            if isinstance(given, bool):
-                given = "" if given else " (off)"
-            else:
-                given = f" {given}"
+            given = getattr(args, key)  # a switch given is on: named alone
+            given = "" if isinstance(given, bool) else f" {given}"
             parser.error(f"--resume {args.resume}: {flag(key)}{given} differs "
                          f"from the run's {ours}; drop the flag to continue that run, or "
                          f"start a new one")
