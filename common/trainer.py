@@ -564,6 +564,11 @@ class Trainer(BaseTrainer):
             if opts.val_data is not None:
                 x_val, t_val = opts.val_data
                 _check_ids(self.model, ("val_data's x", x_val), ("val_data's t", t_val))
+        # A model that checks whole data sets (the sequence-to-sequence models'
+        # check_pairs) does so now, not at the batch or the epoch that fails.
+        _check_data(self.model, "x and t", rows.x, rows.t)
+        if opts.val_data is not None:
+            _check_data(self.model, "val_data (x_val, t_val)", *opts.val_data)
         if self._done() and opts.seed != self.seed:
             raise ValueError(f"this run was started with seed={self.seed}; resume it with the "
                              "same seed")
@@ -607,6 +612,18 @@ class Trainer(BaseTrainer):
 def _cpu_time() -> float:
     """CPU seconds of this process and of its data-parallel helpers so far."""
     return time.process_time() + helper_cpu_seconds()
+
+
+def _check_data(model, what, x, t):
+    """``model.check_pairs(x, t)`` where the model has it, its error naming ``what``."""
+    check = getattr(model, "check_pairs", None)
+    if check is None:
+        return
+    try:
+        check(np.asarray(x), np.asarray(t))
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{what} do not fit {type(model).__name__}.forward(xs, ts): "
+                        f"{exc}") from None
 
 
 def _check_ids(model, inputs, targets):

@@ -198,14 +198,24 @@ def eval_seq2seq(model, question, correct, id_to_char, verbose: bool = False,
         raise ValueError(f"eval_seq2seq scores one question: question (1, T_enc) and correct "
                          f"(1, T_dec + 1), got {question.shape} and {correct.shape}; "
                          f"seq2seq_accuracy scores many at once")
+    _check_integer_ids(question=question, correct=correct)
     correct = correct.reshape(-1)
     if correct.size < 2:
         raise ValueError(f"correct needs a start id and at least one answer id, got "
                          f"{correct.size} id(s)")
     guess_ids = np.asarray(model.generate(question, int(correct[0]), correct.size - 1)).reshape(-1)
 
+    def char(i):
+        try:
+            if i < 0:  # a list would read id -1 as its last character
+                raise IndexError
+            return id_to_char[i]
+        except (KeyError, IndexError):
+            raise ValueError(f"id {i} has no character in id_to_char ({len(id_to_char)} "
+                             f"entries): give the id_to_char the data was encoded with") from None
+
     def text(ids):
-        return "".join(id_to_char[int(i)] for i in ids)
+        return "".join(char(int(i)) for i in ids)
 
     right, guess = text(correct[1:]), text(guess_ids)
     if verbose:
@@ -215,6 +225,13 @@ def eval_seq2seq(model, question, correct, id_to_char, verbose: bool = False,
         print(("O " if guess == right else "X ") + guess)
         print("---")
     return int(guess == right)
+
+
+def _check_integer_ids(**arrays):
+    """Refuse arrays of ids that are not integers (a float id would be cut)."""
+    for name, ids in arrays.items():
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"{name} must hold integer ids, got dtype {ids.dtype}")
 
 
 def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
@@ -233,8 +250,11 @@ def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
     if answers.shape[1] < 2:
         raise ValueError(f"answers need a start id and at least one answer id (2 columns or "
                          f"more), got shape {answers.shape}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    _check_integer_ids(questions=questions, answers=answers)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1, e.g. 1000, got "
+                         f"{batch_size!r}")
     out = np.zeros(len(questions), dtype=bool)
     rows = min(batch_size, len(questions))
     # Half of each batch answered by a helper process where that pays

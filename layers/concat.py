@@ -7,8 +7,10 @@ are the transposes: a repeated array's gradient is the sum of its copies'
 gradients, and a concatenation's gradient is cut back into the pieces.
 """
 
+import numbers
+
 from common.backend import xp
-from layers._checks import check_float, check_ndim
+from layers._checks import check_float, check_floating, check_ndim, require_forward
 
 
 class Concat:
@@ -22,24 +24,36 @@ class Concat:
     def __init__(self):
         self.params, self.grads = [], []
         self.sizes = None
+        self.cache = None  # the joined shape and dtype, for backward
 
     def forward(self, *xs):
         if len(xs) < 2:
             raise ValueError(f"Concat needs at least two arrays, got {len(xs)}")
         first = xs[0]
+        check_floating("input 0", first)
+        if first.ndim < 1:
+            raise ValueError(f"input 0 must have at least one axis to join along, got shape "
+                             f"{first.shape}")
+        shape_doc = "(" + ", ".join([*map(str, first.shape[:-1]), "D"]) + ")"
         for k, x in enumerate(xs[1:], start=1):
-            check_ndim(f"input {k}", x, first.ndim, f"{first.shape[:-1] + ('D',)}")
-            check_float(f"input {k}", x, first.dtype)
+            check_ndim(f"input {k}", x, first.ndim, shape_doc)
+            check_float(f"input {k}", x, first.dtype, of="input 0 is")
             if x.shape[:-1] != first.shape[:-1]:
                 raise ValueError(f"input {k} has shape {x.shape}; all inputs must agree "
                                  f"except in the last axis (input 0: {first.shape})")
         self.sizes = [x.shape[-1] for x in xs]
-        return xp.concatenate(xs, axis=-1)
+        out = xp.concatenate(xs, axis=-1)
+        self.cache = (out.shape, out.dtype)
+        return out
 
     def backward(self, dout):
-        if dout.shape[-1] != sum(self.sizes):
-            raise ValueError(f"dout must be {sum(self.sizes)} wide along its last axis (the "
-                             f"joined widths {list(self.sizes)}), got shape {dout.shape}")
+        require_forward(self, self.cache)
+        shape, dtype = self.cache
+        check_ndim("dout", dout, len(shape), str(shape))
+        if dout.shape != shape:
+            raise ValueError(f"dout must have the joined shape {shape} (widths "
+                             f"{list(self.sizes)}), got {dout.shape}")
+        check_float("dout", dout, dtype, of="the forward's inputs are")
         bounds = [0]
         for size in self.sizes:
             bounds.append(bounds[-1] + size)
@@ -57,15 +71,21 @@ class TimeRepeat:
     def __init__(self):
         self.params, self.grads = [], []
         self.T = None
+        self.cache = None  # h's shape and dtype, for backward
 
     def forward(self, h, T):
         check_ndim("h", h, 2, "(N, H)")
-        if T < 1:
-            raise ValueError(f"T must be at least 1, got {T}")
-        self.T = T
-        return xp.broadcast_to(h[:, None, :], (h.shape[0], T, h.shape[1]))
+        if isinstance(T, bool) or not isinstance(T, numbers.Integral) or T < 1:
+            raise ValueError(f"T must be a whole number of steps >= 1, got {T!r}")
+        self.T = int(T)
+        self.cache = (h.shape, h.dtype)
+        return xp.broadcast_to(h[:, None, :], (h.shape[0], self.T, h.shape[1]))
 
     def backward(self, dhs):
-        if dhs.ndim != 3 or dhs.shape[1] != self.T:
-            raise ValueError(f"dhs must have shape (N, {self.T}, H), got {dhs.shape}")
+        require_forward(self, self.cache)
+        (N, H), dtype = self.cache
+        check_ndim("dhs", dhs, 3, f"({N}, {self.T}, {H})")
+        if dhs.shape != (N, self.T, H):
+            raise ValueError(f"dhs must have shape {(N, self.T, H)}, got {dhs.shape}")
+        check_float("dhs", dhs, dtype, of="the forward's h is")
         return dhs.sum(axis=1)

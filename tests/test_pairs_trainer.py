@@ -176,3 +176,39 @@ def test_an_id_outside_the_vocabulary_is_refused_before_the_first_batch(where, m
     x[-1, -1] = t[-1, -1] = x_val[-1, -1] = 0
     trainer.fit(x, t, max_epoch=1, batch_size=16, verbose=False, val_data=(x_val, t_val))
     assert trainer.epoch == 1
+
+
+@pytest.mark.parametrize("where, error, message", [
+    ("t", ValueError, r"^x and t do not fit Seq2seq.forward\(xs, ts\): ts\[:, :-1\] \(the "
+                      r"decoder's input\) holds the id -1"),
+    ("val_x float", TypeError, r"^val_data \(x_val, t_val\) do not fit Seq2seq.forward\(xs, "
+                               r"ts\): xs must hold integer word ids, got dtype float64"),
+    ("val_t one column", ValueError, r"^val_data \(x_val, t_val\) do not fit .*: ts needs at "
+                                     r"least 2 columns"),
+    ("val_x 1-D", ValueError, r"^val_data .*: xs must have shape \(N, T_enc\)"),
+])
+def test_pairs_a_sequence_to_sequence_model_cannot_take_are_refused_at_the_call(
+        where, error, message):
+    """The model's own check (``check_pairs``) on the whole data sets: the
+    decoder's input may not hold the loss's ignore label, and validation
+    pairs must be what forward takes, before any weight changes."""
+    from models import Seq2seq
+
+    rng = np.random.default_rng(0)
+    x, t = rng.integers(0, 13, (64, 5)), rng.integers(0, 13, (64, 3))
+    x_val, t_val = x[:8].copy(), t[:8].copy()
+    if where == "t":
+        t[-1, 1] = -1  # the last row's decoder input: no early batch would reach it
+    elif where == "val_x float":
+        x_val = x_val.astype(float)
+    elif where == "val_t one column":
+        t_val = t_val[:, :1]
+    else:
+        x_val = x_val[:, 0]
+    model = Seq2seq(13, 4, 5, seed=0)
+    before = [p.copy() for p in model.params]
+    trainer = Trainer(model, SGD(0.1))
+    with pytest.raises(error, match=message):
+        trainer.fit(x, t, max_epoch=1, batch_size=16, verbose=False, val_data=(x_val, t_val))
+    assert trainer.iteration == 0 and trainer.epoch == 0
+    assert all(np.array_equal(p, q) for p, q in zip(model.params, before, strict=True))

@@ -109,12 +109,37 @@ def test_batched_accuracy_equals_one_question_per_call(cls, kwargs):
     assert seq2seq_accuracy(model, questions, answers, beam_width=3) >= 0
 
 
+def test_eval_seq2seq_refuses_ids_it_would_misread():
+    """A float id would be cut to an int (0.9 read as 0), and a list's id -1
+    would read its last character: both could score a wrong answer right."""
+    model = Seq2seq(V, D, H, seed=0)
+    question = np.array([[1, 2, 8, 3, 4]])
+    right = np.concatenate([[0], model.generate(question, 0, 3)[0]])[None]
+    with pytest.raises(TypeError, match="correct must hold integer ids, got dtype float64"):
+        eval_seq2seq(model, question, right + 0.9, ID_TO_CHAR)
+    with pytest.raises(TypeError, match="question must hold integer ids"):
+        eval_seq2seq(model, question.astype(np.float32), right, ID_TO_CHAR)
+    padded = right.copy()
+    padded[0, -1] = -1
+    with pytest.raises(ValueError, match=r"id -1 has no character in id_to_char \(9 entries\)"):
+        eval_seq2seq(model, question, padded, list(ID_TO_CHAR.values()))
+    with pytest.raises(ValueError, match=r"has no character in id_to_char \(1 entries\): give "
+                                         r"the id_to_char the data was encoded with"):
+        eval_seq2seq(model, question, right, {0: "_"})
+
+
 def test_batched_accuracy_errors():
     model = Seq2seq(V, D, H, seed=0)
     with pytest.raises(ValueError, match="same N"):
         seq2seq_accuracy(model, np.zeros((3, 4), int), np.zeros((2, 4), int))
-    with pytest.raises(ValueError, match="batch_size"):
-        seq2seq_accuracy(model, np.zeros((3, 4), int), np.zeros((3, 4), int), batch_size=0)
+    for batch_size in (0, 10.5, None, True):
+        with pytest.raises(ValueError, match=r"batch_size must be a whole number >= 1"):
+            seq2seq_accuracy(model, np.zeros((3, 4), int), np.zeros((3, 4), int),
+                             batch_size=batch_size)
+    with pytest.raises(TypeError, match="answers must hold integer ids, got dtype float64"):
+        seq2seq_accuracy(model, np.zeros((3, 4), int), np.zeros((3, 4)))
+    assert 0 <= seq2seq_accuracy(model, np.zeros((3, 4), int), np.zeros((3, 4), int),
+                                 batch_size=np.int64(2)) <= 1
 
 
 def test_plot_attention_labels_and_file(tmp_path):
@@ -219,13 +244,53 @@ def test_the_book_generate_by_beam_refuses_a_state_of_many_rows():
         model.generate(1, sample_size=3, beam_width=2)
 
 
+def test_concat_and_repeat_check_their_inputs_and_gradients():
+    """The peeky and attention decoders' small layers: wrong inputs are named
+    at the call, and a gradient must have the shape and dtype forward gave."""
+    from layers import Concat, TimeRepeat
+
+    a, b = np.ones((2, 3), np.float32), np.ones((2, 4), np.float32)
+    with pytest.raises(RuntimeError, match=r"Concat.backward\(\) called before forward"):
+        Concat().backward(np.ones((2, 7), np.float32))
+    with pytest.raises(TypeError, match="input 0 must be a float array"):
+        Concat().forward([1.0, 2.0], [3.0])
+    with pytest.raises(ValueError, match="input 0 must have at least one axis"):
+        Concat().forward(np.float32(1.0), np.float32(2.0))
+    with pytest.raises(TypeError, match="input 1 has dtype float64 but input 0 is float32"):
+        Concat().forward(a, b.astype(np.float64))
+    with pytest.raises(ValueError, match=r"input 1 must have shape \(2, D\) \(2 dims\)"):
+        Concat().forward(a, np.ones((2, 1, 4), np.float32))
+    concat = Concat()
+    assert concat.forward(a, b).shape == (2, 7)
+    with pytest.raises(ValueError, match=r"dout must have the joined shape \(2, 7\)"):
+        concat.backward(np.ones((9, 7), np.float32))
+    with pytest.raises(TypeError, match="dout has dtype float64 but the forward's inputs are "
+                                        "float32"):
+        concat.backward(np.ones((2, 7)))
+    da, db = concat.backward(np.arange(14, dtype=np.float32).reshape(2, 7))
+    assert da.tolist() == [[0, 1, 2], [7, 8, 9]] and db.shape == (2, 4)
+
+    with pytest.raises(RuntimeError, match=r"TimeRepeat.backward\(\) called before forward"):
+        TimeRepeat().backward(np.ones((2, 4, 3), np.float32))
+    for T in (0, 2.0, True, None):
+        with pytest.raises(ValueError, match=r"T must be a whole number of steps >= 1"):
+            TimeRepeat().forward(a, T)
+    repeat = TimeRepeat()
+    assert repeat.forward(a, np.int64(4)).shape == (2, 4, 3)
+    with pytest.raises(ValueError, match=r"dhs must have shape \(2, 4, 3\), got \(7, 4, 5\)"):
+        repeat.backward(np.ones((7, 4, 5), np.float32))
+    with pytest.raises(TypeError, match="dhs has dtype float64 but the forward's h is float32"):
+        repeat.backward(np.ones((2, 4, 3)))
+    assert repeat.backward(np.ones((2, 4, 3), np.float32)).tolist() == [[4.0] * 3] * 2
+
+
 def test_small_layers_and_files_refuse_what_does_not_fit(tmp_path):
     from layers import Concat, TimeLSTM
     from layers.bidirectional import Bidirectional
 
     concat = Concat()
     concat.forward(np.ones((2, 3, 4), np.float32), np.ones((2, 3, 2), np.float32))
-    with pytest.raises(ValueError, match="6 wide"):
+    with pytest.raises(ValueError, match=r"the joined shape \(2, 3, 6\) \(widths \[4, 2\]\)"):
         concat.backward(np.ones((2, 3, 9), np.float32))
     rng = np.random.default_rng(0)
 
