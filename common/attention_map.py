@@ -18,7 +18,17 @@ from common.serialization import atomic_write
 def attention_matrix(attention_weights: list, row: int) -> np.ndarray:
     """The ``(T_out, T_in)`` weights of question ``row`` from a decoder's
     ``attention_weights`` (a list of ``(N, T_in)`` arrays, one per step)."""
-    return np.stack([np.asarray(w)[row] for w in attention_weights])
+    weights = [np.asarray(w) for w in attention_weights]
+    if not weights:
+        raise ValueError("attention_weights is empty: run the model's forward or generate "
+                         "first (the decoder keeps one (N, T_in) array per output step)")
+    if any(w.ndim != 2 for w in weights):
+        raise ValueError(f"attention_weights must be (N, T_in) arrays, one per output step, "
+                         f"got shapes {[w.shape for w in weights]}")
+    N = len(weights[0])
+    if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not 0 <= row < N:
+        raise ValueError(f"row must be a question's index in 0..{N - 1}, got {row!r}")
+    return np.stack([w[row] for w in weights])
 
 
 def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | None = None,
@@ -38,6 +48,12 @@ def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | Non
     if weights.ndim != 2:
         raise ValueError(f"weights must be a (T_out, T_in) matrix, got shape {weights.shape}")
     T_out, T_in = weights.shape
+    if T_out == 0 or T_in == 0:
+        raise ValueError(f"weights {weights.shape} hold no weight to draw: at least one "
+                         f"output step and one input position")
+    if not np.isfinite(weights).all():
+        raise ValueError("weights hold NaN or infinite values (a model whose training "
+                         "diverged?): the heat map would be blank")
     if len(in_labels) != T_in or len(out_labels) != T_out:
         raise ValueError(f"weights {weights.shape} need {T_in} input labels and {T_out} output "
                          f"labels, got {len(in_labels)} and {len(out_labels)}")

@@ -142,6 +142,25 @@ def test_batched_accuracy_errors():
                                  batch_size=np.int64(2)) <= 1
 
 
+def test_attention_maps_refuse_what_they_cannot_draw(tmp_path):
+    """Before any forward there are no weights; a row must be a question of
+    the batch; NaN weights (a diverged model) would draw a blank map."""
+    weights = [np.full((3, 5), 0.2), np.full((3, 5), 0.2)]
+    with pytest.raises(ValueError, match="attention_weights is empty: run the model's forward "
+                                         "or generate first"):
+        attention_matrix([], 0)
+    for row in (3, -1, 1.0, True):
+        with pytest.raises(ValueError, match=r"row must be a question's index in 0..2"):
+            attention_matrix(weights, row)
+    assert attention_matrix(weights, np.int64(2)).shape == (2, 5)
+    labels_in, labels_out = list("abcde"), list("xy")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        plot_attention(np.full((2, 5), np.nan), labels_in, labels_out, path=tmp_path / "n.png")
+    with pytest.raises(ValueError, match="hold no weight to draw"):
+        plot_attention(np.zeros((0, 5)), labels_in, [], path=tmp_path / "e.png")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_plot_attention_labels_and_file(tmp_path):
     model = trained_like(AttentionSeq2seq, {})
     xs = np.array([[1, 2, 8, 3, 4]])
