@@ -24,8 +24,9 @@ import math
 import os
 import warnings
 
+from common.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from common.plot import plot_format
-from common.serialization import output_path_problem
+from common.serialization import load_npz_meta, output_path_problem
 from common.training_guards import MAX_SKIPS_IN_A_ROW
 
 
@@ -163,6 +164,23 @@ def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bo
         return None
     return (f"--checkpoint {checkpoint} exists already (an earlier run?): continue it with "
             f"--resume {checkpoint}, or pass --overwrite to replace it")
+
+
+def save_over_checkpoint_problem(save: str | None, overwrite: bool) -> str | None:
+    """Why writing a model to ``save`` would lose a run, or None: the file is
+    a training checkpoint (resumable with --resume), replaced only with
+    ``overwrite``."""
+    if not save or overwrite or not os.path.isfile(save):
+        return None
+    try:
+        is_checkpoint = load_npz_meta(save).get("format") == CHECKPOINT_FORMAT
+    except (ValueError, OSError):
+        return None  # not an rnnlab file: output_path_problem has said what it could
+    if not is_checkpoint:
+        return None
+    return (f"--save {save} is a training checkpoint (a run --resume continues): a model "
+            f"saved over it would end that run; give another name, or pass --overwrite to "
+            f"replace it")
 
 
 def empty_flag_problem(args: argparse.Namespace, what: dict[str, str]) -> str | None:

@@ -266,7 +266,32 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
         raise ValueError(f"cannot read {path} as an rnnlab .npz file: it is damaged or "
                          f"truncated ({exc})") from exc
 
-    meta_array = arrays.pop(META_KEY, None)
+    return arrays, _parse_meta(path, arrays.pop(META_KEY, None))
+
+
+def load_npz_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """Only the metadata of a file written by :func:`save_npz` (its arrays are
+    not read): to tell what a file is before replacing it. ValueError when it
+    is not such a file."""
+    path = os.fspath(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            try:
+                info = archive.getinfo(META_KEY + ".npy")
+            except KeyError:
+                meta_array = None
+            else:
+                _member_name(info)
+                meta_array = _read_member(archive, info)
+    except _Unreadable as exc:
+        raise ValueError(f"cannot read {path} as an rnnlab .npz file: {exc}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            RuntimeError) as exc:
+        raise ValueError(f"cannot read {path} as an rnnlab .npz file ({exc})") from exc
+    return _parse_meta(path, meta_array)
+
+
+def _parse_meta(path, meta_array) -> dict[str, Any]:
     if meta_array is None:
         raise ValueError(f"{path} has no {META_KEY!r} entry: it was not written by rnnlab")
     if meta_array.ndim != 0 or meta_array.dtype.kind != "U":
@@ -277,7 +302,7 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
         raise ValueError(f"{path}: its metadata is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: its metadata is not a JSON object")
-    return arrays, meta
+    return meta
 
 
 class _Unreadable(Exception):

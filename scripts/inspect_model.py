@@ -59,6 +59,7 @@ from common.inspection import (  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
 from common.units_html import write_units_page  # noqa: E402
+from datasets.text import CorpusError, read_text  # noqa: E402
 
 
 class UsageError(Exception):
@@ -144,16 +145,15 @@ def read_input(args, vocab, level, default_length=None):
         content = args.text
     else:
         try:
-            with open(args.text_file, encoding="utf-8") as f:
-                content = f.read()
+            # As training reads it (a byte-order mark dropped, line ends kept).
+            content = read_text(args.text_file)
         except FileNotFoundError:
             raise UsageError(f"text file not found: {args.text_file}") from None
         except IsADirectoryError:
             raise UsageError(f"--text-file {args.text_file} is a folder; give a text file "
                              "in it") from None
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"{args.text_file} is not UTF-8 text ({exc.reason} at byte "
-                             f"{exc.start})") from None
+        except CorpusError as exc:  # not UTF-8 (the byte and line named), or a NUL byte
+            raise UsageError(str(exc)) from None
         except OSError as exc:
             raise UsageError(f"cannot read the text file {args.text_file}: "
                              f"{exc.strerror or exc}") from None

@@ -42,6 +42,7 @@ from common.cli import (  # noqa: E402
     plot_path,
     ptb_message_in_flag_words,
     recorded_paths,
+    save_over_checkpoint_problem,
     skipped_batches_notice,
 )
 from common.memory import (  # noqa: E402
@@ -164,7 +165,8 @@ def build_parser(description=None, defaults=None):
                      help="continue the run of this checkpoint, with its settings "
                           "(default: a fresh run)")
     out.add_argument("--overwrite", action="store_true",
-                     help="let a fresh run replace an existing --checkpoint file")
+                     help="let a fresh run replace an existing --checkpoint file (and "
+                          "--save a file that is a checkpoint)")
     out.add_argument("--log-every", type=int, default=None,
                      help="when stdout is not a terminal, a progress line every N iterations "
                           "(default: about 10 an epoch for epochs of 100+ iterations; 0: none)")
@@ -248,8 +250,9 @@ def ignored_flags_notices(args, explicit):
         notices += [f"notice: {flag(name)} is used only by --model better; --model "
                     f"{args.model} ignores it"
                     for name in ("num_layers", "dropout", "no_tie") if name in explicit]
-    if "overwrite" in explicit and not args.checkpoint:
-        notices.append("notice: --overwrite concerns only a --checkpoint file; none is written")
+    if "overwrite" in explicit and not args.checkpoint and not args.save:
+        notices.append("notice: --overwrite concerns only a --checkpoint file (and a --save "
+                       "file that is a checkpoint); none is written")
     if args.quiet and args.log_every and "log_every" in explicit:
         notices.append("notice: --quiet turns off the progress lines of --log-every")
     elif "log_every" in explicit and sys.stdout.isatty():
@@ -313,6 +316,8 @@ def check_output_paths(args):
                                        may_replace=(("checkpoint", "resume"),)):
         raise UsageError(problem)
     if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
+        raise UsageError(problem)
+    if problem := save_over_checkpoint_problem(args.save, args.overwrite):
         raise UsageError(problem)
 
 

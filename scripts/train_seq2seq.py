@@ -41,6 +41,7 @@ from common.cli import (  # noqa: E402
     plot_path,
     positive_float,
     recorded_paths,
+    save_over_checkpoint_problem,
     skipped_batches_notice,
 )
 from common.memory import (  # noqa: E402
@@ -146,7 +147,8 @@ def parse_args(argv=None):
     out.add_argument("--ignore-memory-check", action="store_true",
                      help="train even when the memory estimate exceeds the available memory")
     out.add_argument("--overwrite", action="store_true",
-                     help="replace an existing --checkpoint file (another run's)")
+                     help="replace an existing --checkpoint file (another run's), and "
+                          "--save a file that is a checkpoint")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 
@@ -202,6 +204,8 @@ def parse_args(argv=None):
                                        may_replace=(("save", "load"),)):
         p.error(problem)
     if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
+        p.error(problem)
+    if problem := save_over_checkpoint_problem(args.save, args.overwrite):
         p.error(problem)
     return args
 

@@ -341,6 +341,31 @@ def test_a_folder_given_as_the_text_file_is_a_usage_error(char_model, tmp_path, 
     assert "is a folder; give a text file" in capsys.readouterr().err
 
 
+def test_a_text_file_is_read_as_training_reads_it(tmp_path, capsys):
+    """Windows line ends are kept (the model learned "\\r") and a byte-order
+    mark is dropped: the file's figures are those of its text given whole."""
+    from datasets import text
+
+    text_with_cr = TEXT.replace("\n", "\r\n")
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + text_with_cr.encode("utf-8"))
+    assert text.read_text(path) == text_with_cr
+    chars = sorted(set(text_with_cr))
+    model = Rnnlm(len(chars), 8, 8, seed=0)
+    model.save_params(tmp_path / "crlf.npz", vocab=chars, level="char")
+    tables = []
+    for source in (["--text-file", str(path)], ["--text", text_with_cr]):
+        assert inspect_model.main(["surprisal", "--model", str(tmp_path / "crlf.npz"),
+                                   *source]) == 0
+        tables.append(capsys.readouterr().out)
+    assert tables[0] == tables[1] and f"# {len(text_with_cr) - 1} scored" in tables[0]
+    with open(tmp_path / "bad.txt", "wb") as f:
+        f.write(b"ab\xffcd")
+    assert inspect_model.main(["surprisal", "--model", str(tmp_path / "crlf.npz"),
+                               "--text-file", str(tmp_path / "bad.txt")]) == 2
+    assert "not valid UTF-8" in capsys.readouterr().err
+
+
 def test_attention_refuses_an_empty_question(capsys):
     with pytest.raises(SystemExit) as exc:
         inspect_model.main(["attention", "--model", "missing.npz", "--input", "  "])

@@ -391,6 +391,19 @@ def test_load_refuses_another_data_seed_on_the_data_it_was_trained_on(pairs_file
             "--task addition") in capsys.readouterr().err
 
 
+def test_save_does_not_replace_a_checkpoint_without_overwrite(pairs_file, tmp_path, capsys):
+    ckpt, saved = str(tmp_path / "run.npz"), str(tmp_path / "model.npz")
+    argv = ["--data", pairs_file, *SMALL, "--plot", "none"]
+    assert script().main([*argv, "--checkpoint", ckpt]) == 0
+    with pytest.raises(SystemExit) as exc:
+        script().parse_args([*argv, "--save", ckpt])
+    assert exc.value.code == 2
+    assert f"--save {ckpt} is a training checkpoint" in capsys.readouterr().err
+    assert script().main([*argv, "--save", saved]) == 0
+    assert script().parse_args([*argv, "--save", saved]).save == saved  # a model: replaced
+    assert script().parse_args([*argv, "--save", ckpt, "--overwrite"]).save == ckpt
+
+
 def test_a_header_line_is_named_in_a_notice(pairs_file, tmp_path, capsys):
     """Read as a pair (the loader cannot know), but said before training."""
     header = tmp_path / "with_header.tsv"

@@ -529,6 +529,21 @@ def test_a_file_given_as_data_dir_is_called_a_file(script, capsys):
     assert "error: --data-dir afile: a file, not a folder" in capsys.readouterr().err
 
 
+def test_save_does_not_replace_a_checkpoint_without_overwrite(script, capsys):
+    """A model saved over a checkpoint would end the run it holds."""
+    assert script.main([*SMALL, "--checkpoint", "run.npz", "--quiet"]) == 0
+    kept = Path("run.npz").read_bytes()
+    assert usage_error(script, [*SMALL, "--save", "run.npz", "--quiet"])
+    assert ("--save run.npz is a training checkpoint (a run --resume continues): a model saved "
+            "over it would end that run; give another name, or pass --overwrite") \
+        in capsys.readouterr().err
+    assert Path("run.npz").read_bytes() == kept
+    assert script.main([*SMALL, "--save", "model.npz", "--quiet"]) == 0
+    assert script.main([*SMALL, "--save", "model.npz", "--quiet"]) == 0  # a model: replaced
+    assert script.main([*SMALL, "--save", "run.npz", "--overwrite", "--quiet"]) == 0
+    assert Path("run.npz").read_bytes() != kept
+
+
 def test_flags_the_model_does_not_use_are_announced(script, capsys):
     argv = [*SMALL, "--model", "lstm", "--num-layers", "3", "--dropout", "0.2", "--no-tie",
             "--overwrite", "--quiet", "--log-every", "2"]
