@@ -202,6 +202,16 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, in hex: what a run records of the data
+    file it reads, so that resuming it on a changed file can be refused."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def save_npz(
     path: str | os.PathLike,
     arrays: Mapping[str, np.ndarray],

@@ -53,6 +53,7 @@ from common.memory import (  # noqa: E402
     language_model_shapes,
 )
 from common.parallel import thread_count_problem  # noqa: E402
+from common.serialization import file_sha256  # noqa: E402
 from common.trainer import (  # noqa: E402
     RnnlmTrainer,
     TrainingDiverged,
@@ -182,6 +183,7 @@ def parse_args(argv=None, description=None, defaults=None):
     """``(args, explicit)``: the values, and the names given on the command line."""
     p = build_parser(description, defaults)
     args = p.parse_args(argv)
+    args.text_sha256 = None  # of a --text-file; recorded by a run, checked on resume
     if problem := thread_count_problem():
         p.error(problem)
     explicit = explicit_dests(build_parser(description), argv)
@@ -336,6 +338,12 @@ def load_corpus(args):
         return train, valid, test, w2i, i2w, "synthetic"
     try:
         full, w2i, i2w = text.load_data(args.text_file, level=args.level)
+        sha256 = file_sha256(args.text_file)
+        if args.resume and args.text_sha256 not in (None, sha256):
+            raise UsageError(f"cannot resume: {args.text_file} has changed since the run began "
+                             f"(its SHA-256 differs), and the run's word ids follow its words; "
+                             f"restore the file, or start a new run")
+        args.text_sha256 = sha256
         train, valid, test = text.split_corpus(full)  # a text too short to split: ValueError
     except FileNotFoundError as exc:
         if args.resume:  # the path came from the checkpoint, not from the user

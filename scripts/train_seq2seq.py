@@ -17,7 +17,6 @@ and exits with 130 or 143.
 """
 
 import argparse
-import hashlib
 import os
 import sys
 import warnings
@@ -53,7 +52,7 @@ from common.memory import (  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
-from common.serialization import atomic_write, load_npz  # noqa: E402
+from common.serialization import atomic_write, file_sha256, load_npz  # noqa: E402
 from common.trainer import Trainer, TrainingInterrupted  # noqa: E402
 from common.training_guards import TrainingDiverged, TrainingOutOfMemory  # noqa: E402
 from common.util import seq2seq_correct  # noqa: E402
@@ -298,14 +297,6 @@ def renumber(arrays, id_to_char, args):
                          f"that hold them, or train a new model on this file")
     table = np.array([model_id[id_to_char[i]] for i in range(len(id_to_char))], dtype=np.int32)
     return [table[a] for a in arrays], dict(enumerate(args.vocab))
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_problem(args, path, meta, V, id_to_char, data_sha256=None) -> str | None:

@@ -318,6 +318,12 @@ def test_a_text_file_run_resumes_from_another_folder(script, capsys):
     assert "replaces" not in capsys.readouterr().err  # the same files, named another way
     assert read_checkpoint("run/ck.npz")[1]["trainer"]["epoch"] == 3
 
+    # The text changed since: its words would get other ids than the model learned.
+    Path("run/book.txt").write_text("the mat sat on the cat . " * 100)
+    assert usage_error(script, ["--resume", "run/ck.npz", "--epochs", "4", "--quiet"])
+    assert ("book.txt has changed since the run began" in capsys.readouterr().err
+            and read_checkpoint("run/ck.npz")[1]["trainer"]["epoch"] == 3)
+
 
 @pytest.mark.parametrize("flags, message", [
     (["--corpus", "ptb", "--text-file", "book.txt"],
