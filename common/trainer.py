@@ -251,8 +251,10 @@ class BaseTrainer:
         after :meth:`resume` ends after epoch 10 whether the checkpoint was
         written in the middle of the run or at the end of a shorter one.
         """
+        if self.epoch >= total:  # also from a call stopped after it (a longer run's)
+            return 0
         start = self.epoch if self.fit_start_epoch is None else self.fit_start_epoch
-        return max(0, total - start)
+        return total - start
 
     def _done(self):
         return self.epoch * (self.iters_per_epoch or 0) + self.iteration

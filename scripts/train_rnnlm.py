@@ -543,7 +543,8 @@ def main(argv=None, description=None, defaults=None):
               f"training tokens, vocabulary {data['vocab_size']:,}, batch {args.batch_size} x "
               f"time {args.time_size}, {args.optimizer} lr {trainer.optimizer.lr:g}")
     start = time.perf_counter()
-    status = train(trainer, args, data)
+    # Nothing to train (a resumed run past --epochs): the checkpoint stays as it is.
+    status = train(trainer, args, data) if trainer.epochs_to_reach(args.epochs) else None
     if status is not None:
         return status
     elapsed = time.perf_counter() - start

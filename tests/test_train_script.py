@@ -574,6 +574,27 @@ def test_resuming_a_finished_run_says_that_nothing_is_trained(script, capsys):
             "give a larger --epochs") in capsys.readouterr().err
 
 
+def test_resuming_past_epochs_trains_nothing_and_keeps_the_checkpoint(script, capsys,
+                                                                      monkeypatch):
+    """A checkpoint written in the middle of a longer run (here by max_iters,
+    as by Ctrl-C): resumed with fewer --epochs than it has done, nothing is
+    trained and the checkpoint (its run, its settings) stays as it was."""
+    fit = script.RnnlmTrainer.fit
+    with monkeypatch.context() as patch:  # stop after 2.5 epochs of the 5 asked
+        patch.setattr(script.RnnlmTrainer, "fit",
+                      lambda self, *a, **k: fit(self, *a, **{**k, "max_iters": 2 * 40 + 20}))
+        assert script.main([*RUN, "--epochs", "5"]) == 0
+    meta = read_checkpoint("ck.npz")[1]
+    assert (meta["trainer"]["epoch"], meta["trainer"]["fit_start_epoch"]) == (2, 0)
+    kept = Path("ck.npz").read_bytes()
+    capsys.readouterr()
+    assert script.main(["--resume", "ck.npz", "--epochs", "2", "--quiet"]) == 0
+    assert "has reached --epochs 2 already, so nothing is trained" in capsys.readouterr().err
+    assert Path("ck.npz").read_bytes() == kept
+    assert script.main(["--resume", "ck.npz", "--quiet"]) == 0  # its own 5 epochs: goes on
+    assert read_checkpoint("ck.npz")[1]["trainer"]["epoch"] == 5
+
+
 def test_resuming_a_run_whose_text_file_is_gone_says_so(script, capsys):
     Path("book.txt").write_text("the cat sat on the mat . " * 100)
     assert script.main(["--text-file", "book.txt", "--batch-size", "4", "--time-size", "5",

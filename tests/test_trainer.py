@@ -98,6 +98,7 @@ def test_each_fit_call_trains_max_epoch_more_and_a_stopped_call_goes_on_to_its_e
     trainer.fit(corpus[:-1], corpus[1:], max_epoch=3, max_iters=33, **options)
     assert (trainer.epoch, trainer.iteration, trainer.fit_start_epoch) == (3, 3, 2)
     assert trainer.epochs_to_reach(5) == 3 and trainer.epochs_to_reach(1) == 0
+    assert trainer.epochs_to_reach(3) == 0  # 3 epochs done: past a run of 3, mid-epoch 4
     trainer.fit(corpus[:-1], corpus[1:], max_epoch=3, **options)  # to epoch 2 + 3, not 3 + 3
     assert (trainer.epoch, trainer.iteration, trainer.fit_start_epoch) == (5, 0, None)
     assert trainer.epochs_to_reach(7) == 2 and trainer.epochs_to_reach(4) == 0
