@@ -53,7 +53,7 @@ from common.memory import (  # noqa: E402
     language_model_shapes,
 )
 from common.parallel import thread_count_problem  # noqa: E402
-from common.serialization import file_sha256  # noqa: E402
+from common.serialization import file_sha256, load_npz_meta  # noqa: E402
 from common.trainer import (  # noqa: E402
     RnnlmTrainer,
     TrainingDiverged,
@@ -434,10 +434,15 @@ def prepare(args, explicit):
     check_corpus_size(args, len(train) - 1)
     # A small demo corpus uses only the ids it contains (like the textbook);
     # evaluating on held-out text needs the whole vocabulary.
-    if uses_held_out(args) or not args.corpus_size:
-        vocab_size = len(word_to_id)
-    else:
-        vocab_size = int(train.max()) + 1
+    own_words = int(train.max()) + 1
+    held_out = [flag(n) for n in ("eval", "val", "lr_decay", "patience") if getattr(args, n)]
+    vocab_size = len(word_to_id) if held_out or not args.corpus_size else own_words
+    if args.resume:  # the model of the run, whatever the flags would choose now
+        vocab_size = resumed_vocab_size(args, vocab_size, len(word_to_id), held_out)
+    elif held_out and args.corpus_size and vocab_size > own_words:
+        notices.append(f"notice: {_scoring(held_out)} held-out text, so the model "
+                       f"has the whole vocabulary ({vocab_size:,} words), not the {own_words:,} "
+                       f"of the first --corpus-size {args.corpus_size:,} words")
     if not args.ignore_memory_check:
         check_memory_of_run(args, vocab_size)
     model = build_model(args.model, vocab_size, wordvec_size=args.wordvec_size,
@@ -461,8 +466,25 @@ def prepare(args, explicit):
     return trainer, data, notices
 
 
-def uses_held_out(args):
-    return bool(args.eval or args.val or args.lr_decay or args.patience)
+def _scoring(flags):
+    """``'--val scores'``, ``'--val and --eval score'``."""
+    return " and ".join(flags) + (" scores" if len(flags) == 1 else " score")
+
+
+def resumed_vocab_size(args, vocab_size, whole, held_out):
+    """The vocabulary size of the model in ``--resume``'s checkpoint (read from its
+    metadata); refused when the flags ``held_out`` need more words than it has."""
+    try:
+        recorded = int(load_npz_meta(args.resume)["config"]["vocab_size"])
+    except (ValueError, OSError, KeyError, TypeError):
+        return vocab_size  # trainer.resume says what is wrong with the file
+    if held_out and recorded < whole:
+        raise UsageError(f"{_scoring(held_out)} held-out text, which needs the whole "
+                         f"vocabulary ({whole:,} words), but the run in {args.resume} was "
+                         f"built on the {recorded:,} words of its --corpus-size words: drop "
+                         f"{' and '.join(held_out)} to continue it, or start a new run with "
+                         f"them")
+    return recorded
 
 
 def resume(trainer, args, explicit, notices):

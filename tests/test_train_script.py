@@ -5,6 +5,7 @@ memory estimated up front (issue 12, findings 1-4, 6-10)."""
 
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -593,6 +594,30 @@ def test_resuming_past_epochs_trains_nothing_and_keeps_the_checkpoint(script, ca
     assert Path("ck.npz").read_bytes() == kept
     assert script.main(["--resume", "ck.npz", "--quiet"]) == 0  # its own 5 epochs: goes on
     assert read_checkpoint("ck.npz")[1]["trainer"]["epoch"] == 5
+
+
+def test_held_out_flags_on_a_demo_corpus_say_the_vocabulary_grows_and_resume_keeps_it(
+        script, capsys):
+    """--val and --eval score held-out text, which needs the whole vocabulary:
+    said for a fresh run; a resumed run keeps its model's vocabulary, and is
+    refused the flags when that is the demo's smaller one."""
+    demo = ["--corpus", "synthetic", "--corpus-size", "300", "--hidden-size", "8",
+            "--wordvec-size", "8", "--epochs", "1", "--plot", "none", "--quiet"]
+    assert script.main([*demo, "--checkpoint", "small.npz"]) == 0
+    assert "notice" not in capsys.readouterr().err
+    assert script.main([*demo, "--val", "--checkpoint", "whole.npz"]) == 0
+    assert re.search(r"notice: --val scores held-out text, so the model has the whole "
+                     r"vocabulary \([\d,]+ words\), not the \d+ of the first --corpus-size 300 "
+                     r"words", capsys.readouterr().err)
+    small = read_checkpoint("small.npz")[1]["config"]["vocab_size"]
+    whole = read_checkpoint("whole.npz")[1]["config"]["vocab_size"]
+    assert small < whole
+    assert usage_error(script, ["--resume", "small.npz", "--epochs", "2", "--eval"])
+    assert (f"--eval scores held-out text, which needs the whole vocabulary ({whole:,} words), "
+            f"but the run in small.npz was built on the {small:,} words of its --corpus-size "
+            f"words: drop --eval to continue it") in capsys.readouterr().err
+    assert script.main(["--resume", "whole.npz", "--epochs", "2", "--quiet"]) == 0  # no --val
+    assert read_checkpoint("whole.npz")[1]["trainer"]["epoch"] == 2
 
 
 def test_resuming_a_run_whose_text_file_is_gone_says_so(script, capsys):
