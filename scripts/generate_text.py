@@ -20,6 +20,7 @@ import difflib
 import math
 import os
 import sys
+import warnings
 
 # Running "python scripts/generate_text.py" from a clone puts scripts/ (not the
 # repository) on sys.path; make the packages importable without installing.
@@ -172,10 +173,16 @@ def _guess_level(vocab):
 def unescape(s):
     r"""Python escapes in ``s``: ``\n`` -> newline, ``\t`` -> tab, ``\u00e9`` -> é."""
     try:
-        # latin-1 round trip keeps non-ASCII characters as they are.
-        return codecs.decode(s.encode("latin-1", "backslashreplace"), "unicode_escape")
+        with warnings.catch_warnings():
+            # An unknown escape (\\q) is only a DeprecationWarning in Python: an error here.
+            warnings.simplefilter("error", DeprecationWarning)
+            # latin-1 round trip keeps non-ASCII characters as they are.
+            return codecs.decode(s.encode("latin-1", "backslashreplace"), "unicode_escape")
     except UnicodeDecodeError as exc:
         raise UsageError(f"bad escape sequence in {s!r}: {exc.reason}") from None
+    except DeprecationWarning:
+        raise UsageError(f"bad escape sequence in {s!r}: a backslash starts an escape "
+                         f"(\\n, \\t, \\u00e9); write a backslash itself as \\\\") from None
 
 
 def tokenize_prompt(start, level):

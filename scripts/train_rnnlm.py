@@ -77,7 +77,7 @@ OPTIMIZERS = {
 # may be changed on resuming; the new value is used and announced.
 FIXED_ON_RESUME = ("corpus", "text_file", "level", "corpus_size", "model", "wordvec_size",
                    "hidden_size", "num_layers", "dropout", "no_tie", "batch_size", "time_size",
-                   "optimizer", "eval_interval")
+                   "optimizer", "eval_interval", "seed")
 NOT_RECORDED = ("resume", "checkpoint", "overwrite", "quiet", "ignore_memory_check", "data_dir")
 
 
@@ -222,7 +222,10 @@ def check_args(args, explicit=()):
 
 def _check_corpus_flags(args, explicit):
     if problem := empty_flag_problem(args, {"text_file": "a text file",
-                                            "data_dir": "the PTB folder"}):
+                                            "data_dir": "the PTB folder",
+                                            "save": "the model's file",
+                                            "checkpoint": "the checkpoint's file",
+                                            "resume": "the checkpoint to resume"}):
         raise UsageError(problem)
     if args.text_file and args.corpus in ("ptb", "synthetic"):
         raise UsageError(f"--text-file is read only with --corpus text, not --corpus "
@@ -291,14 +294,19 @@ def apply_checkpoint_settings(args, explicit):
         if name not in explicit:
             setattr(args, name, value)
         elif not _same_setting(name, getattr(args, name), value) and name in FIXED_ON_RESUME:
-            raise UsageError(f"{flag(name)} {getattr(args, name)} differs from the run in "
-                             f"{args.resume} ({flag(name)} {value}); drop the flag to continue "
-                             "that run, or start a new one")
+            raise UsageError(f"{flag(name)} {_shown(getattr(args, name))} differs from the run "
+                             f"in {args.resume} ({flag(name)} {_shown(value)}); drop the flag to "
+                             "continue that run, or start a new one")
         elif not _same_setting(name, getattr(args, name), value) and name not in ("epochs",
                                                                                   "lr"):
-            notices.append(f"notice: {flag(name)} {getattr(args, name)} replaces the "
-                           f"checkpoint's {value} from here on")
+            notices.append(f"notice: {flag(name)} {_shown(getattr(args, name))} replaces the "
+                           f"checkpoint's {_shown(value)} from here on")
     return notices
+
+
+def _shown(value):
+    """A setting as a command line gives it: None (no plot, no file) as 'none'."""
+    return "none" if value is None else value
 
 
 def _same_setting(name, given, recorded):

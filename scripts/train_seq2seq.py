@@ -33,6 +33,7 @@ from common.cli import (  # noqa: E402
     add_on_nan_argument,
     at_least,
     checkpoint_problem,
+    empty_flag_problem,
     explicit_dests,
     flag,
     output_flags_problem,
@@ -154,6 +155,12 @@ def parse_args(argv=None):
     if problem := thread_count_problem():
         p.error(problem)
     explicit = explicit_dests(p, argv)
+    if problem := empty_flag_problem(args, {"data": "a file of pairs",
+                                            "save": "the model's file",
+                                            "load": "a saved model",
+                                            "checkpoint": "the checkpoint's file",
+                                            "resume": "the checkpoint to resume"}):
+        p.error(problem)
     args.data_sha256 = None  # of a --data file; recorded by a run, checked on resume
     args.vocab = None  # the characters of the --load model, by id, when --data numbers by them
     if args.data is not None:  # recorded so that a run resumes from any folder

@@ -504,6 +504,14 @@ def test_detokenize_and_unescape():
     assert script.unescape("plain") == "plain"
     assert script.stop_token("\\n", "word") == "<eos>"
     assert script.stop_token("\\n", "char") == "\n"
+    assert script.unescape("\\\\q") == "\\q"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unknown escape is refused, not warned about
+        with pytest.raises(script.UsageError, match=r"bad escape sequence in '\\\\q': a "
+                                                    r"backslash starts an escape"):
+            script.unescape("\\q")
 
 
 def test_script_vocabulary_longer_or_shorter_than_the_model(tmp_path, capsys):

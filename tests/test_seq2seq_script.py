@@ -404,6 +404,14 @@ def test_save_does_not_replace_a_checkpoint_without_overwrite(pairs_file, tmp_pa
     assert script().parse_args([*argv, "--save", ckpt, "--overwrite"]).save == ckpt
 
 
+@pytest.mark.parametrize("flag", ["--data", "--save", "--load", "--checkpoint", "--resume"])
+def test_an_empty_file_flag_is_refused(flag, capsys):
+    """An unset shell variable (--save "$OUT") would otherwise lose the model."""
+    with pytest.raises(SystemExit) as exc:
+        script().parse_args([flag, ""])
+    assert exc.value.code == 2 and f"{flag} is empty" in capsys.readouterr().err
+
+
 def test_a_header_line_is_named_in_a_notice(pairs_file, tmp_path, capsys):
     """Read as a pair (the loader cannot know), but said before training."""
     header = tmp_path / "with_header.tsv"

@@ -536,6 +536,22 @@ def test_a_file_given_as_data_dir_is_called_a_file(script, capsys):
     assert "error: --data-dir afile: a file, not a folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--save", "--checkpoint", "--resume"])
+def test_an_empty_file_flag_is_refused(script, capsys, flag):
+    """An unset shell variable (--save "$OUT") would otherwise lose the model."""
+    assert usage_error(script, [*SMALL, flag, ""])
+    assert f"{flag} is empty" in capsys.readouterr().err
+
+
+def test_resume_refuses_another_seed_and_names_none_as_given(script, capsys):
+    assert script.main([*RUN, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert usage_error(script, ["--resume", "ck.npz", "--seed", "3"])
+    assert "--seed 3 differs from the run in ck.npz (--seed 0)" in capsys.readouterr().err
+    assert script.main(["--resume", "ck.npz", "--epochs", "2", "--plot", "none"]) == 0
+    assert "notice: --plot none replaces the checkpoint's" in capsys.readouterr().err
+
+
 def test_save_does_not_replace_a_checkpoint_without_overwrite(script, capsys):
     """A model saved over a checkpoint would end the run it holds."""
     assert script.main([*SMALL, "--checkpoint", "run.npz", "--quiet"]) == 0
