@@ -166,6 +166,20 @@ def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bo
             f"--resume {checkpoint}, or pass --overwrite to replace it")
 
 
+def moved_checkpoint_notice(resume: str, written_as: str | None, outputs: dict) -> str | None:
+    """A notice when the checkpoint ``resume`` is not the file its run wrote
+    (``written_as``, recorded whole; a copy, or moved) while the run's
+    recorded outputs (``{flag: path}``, those not given anew) still go where
+    that run began: they may be another run's files."""
+    if not written_as or os.path.abspath(resume) == written_as:
+        return None
+    paths = [f"{name} {path}" for name, path in outputs.items() if path]
+    if not paths:
+        return None
+    return (f"notice: {resume} was written as {written_as}; its run's outputs go where that "
+            f"run began ({', '.join(paths)}): give them anew to write elsewhere")
+
+
 def save_over_checkpoint_problem(save: str | None, overwrite: bool) -> str | None:
     """Why writing a model to ``save`` would lose a run, or None: the file is
     a training checkpoint (resumable with --resume), replaced only with

@@ -37,6 +37,7 @@ from common.cli import (  # noqa: E402
     empty_flag_problem,
     explicit_dests,
     flag,
+    moved_checkpoint_notice,
     output_flags_problem,
     overflow_left_to_the_guard,
     plot_path,
@@ -273,8 +274,11 @@ def settings_of(args):
     """The run's settings, recorded in its checkpoints."""
     # A run resumed from another folder must find the same file, and write
     # its outputs where it began.
-    return recorded_paths({k: v for k, v in vars(args).items() if k not in NOT_RECORDED},
-                          ("text_file", "save", "plot"))
+    settings = recorded_paths({k: v for k, v in vars(args).items() if k not in NOT_RECORDED},
+                              ("text_file", "save", "plot"))
+    if args.checkpoint:  # where the run writes it: resuming a copy is told so
+        settings["written_as"] = os.path.abspath(args.checkpoint)
+    return settings
 
 
 def apply_checkpoint_settings(args, explicit):
@@ -301,6 +305,9 @@ def apply_checkpoint_settings(args, explicit):
                                                                                   "lr"):
             notices.append(f"notice: {flag(name)} {_shown(getattr(args, name))} replaces the "
                            f"checkpoint's {_shown(value)} from here on")
+    kept = {flag(k): recorded.get(k) for k in ("save", "plot") if k not in explicit}
+    if notice := moved_checkpoint_notice(args.resume, recorded.get("written_as"), kept):
+        notices.append(notice)
     return notices
 
 

@@ -36,6 +36,7 @@ from common.cli import (  # noqa: E402
     empty_flag_problem,
     explicit_dests,
     flag,
+    moved_checkpoint_notice,
     output_flags_problem,
     overflow_left_to_the_guard,
     plot_path,
@@ -254,6 +255,10 @@ def _take_run_settings(parser, args, explicit):
     for key in RESUMED_DEFAULTS:
         if key in settings and key not in explicit:
             setattr(args, key, settings[key])
+    outputs = ("save", "plot") + (("attention_plot",) if settings["model"] == "attention" else ())
+    kept = {flag(k): settings.get(k) for k in outputs if k not in explicit}
+    if notice := moved_checkpoint_notice(args.resume, settings.get("written_as"), kept):
+        print(notice, file=sys.stderr)
     if args.no_clip and settings["max_grad"] is not None:
         parser.error(f"--resume {args.resume}: --no-clip differs from the run's --max-grad "
                      f"{settings['max_grad']}; drop the flag to continue that run")
@@ -529,6 +534,8 @@ def _run(argv):
     trainer.settings = recorded_paths(
         {k: getattr(args, k) for k in RUN_SETTINGS + LATER_RUN_SETTINGS + RESUMED_DEFAULTS},
         ("save", "plot", "attention_plot"))
+    if args.checkpoint:  # where the run writes it: resuming a copy is told so
+        trainer.settings["written_as"] = os.path.abspath(args.checkpoint)
     trainer.title = (f"{type(model).__name__} on {name}{' (reversed)' if args.reverse else ''}, "
                      f"D={args.wordvec_size} H={args.hidden_size}")
     history = {"greedy": [], "beam": [], "beam_width": args.beam, "seconds": [],

@@ -310,6 +310,18 @@ def test_resume_keeps_the_runs_outputs_and_beam_and_its_data(pairs_file, tmp_pat
     assert "1 epochs done" in out and "epoch 2/2" in out and "(beam 2)" in out
     assert f"saved {work / 'm.npz'}" in out and f"accuracy plot: {work / 'acc.png'}" in out
     assert (work / "m.npz").read_bytes() != before and list(elsewhere.iterdir()) == []
+    assert "was written as" not in capsys.readouterr().err  # the run's own checkpoint
+    # A copy resumed elsewhere would write the first run's outputs: said.
+    copy = elsewhere / "copy.npz"
+    copy.write_bytes((work / "run.npz").read_bytes())
+    args = script().parse_args(["--resume", str(copy), "--epochs", "3"])
+    err = capsys.readouterr().err
+    assert (f"notice: {copy} was written as {work / 'run.npz'}; its run's outputs go where "
+            f"that run began (--save {work / 'm.npz'}, --plot {work / 'acc.png'}): give them "
+            f"anew to write elsewhere") in err
+    script().parse_args(["--resume", str(copy), "--save", str(elsewhere / "m.npz"),
+                         "--plot", "none"])
+    assert "was written as" not in capsys.readouterr().err
     monkeypatch.chdir(work)
 
     # The data file changed since the run began: refused before training.

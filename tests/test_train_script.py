@@ -316,8 +316,16 @@ def test_a_text_file_run_resumes_from_another_folder(script, capsys):
     capsys.readouterr()
     assert script.main(["--resume", "run/ck.npz", "--text-file", "run/book.txt",
                         "--save", "run/m.npz", "--epochs", "3", "--quiet"]) == 0
-    assert "replaces" not in capsys.readouterr().err  # the same files, named another way
+    err = capsys.readouterr().err
+    assert "replaces" not in err and "was written as" not in err  # the same files
     assert read_checkpoint("run/ck.npz")[1]["trainer"]["epoch"] == 3
+    # A copy resumed here would write the first run's outputs: said.
+    Path("copy.npz").write_bytes(Path("run/ck.npz").read_bytes())
+    assert script.main(["--resume", "copy.npz", "--epochs", "4", "--quiet"]) == 0
+    run = os.path.abspath("run")
+    assert (f"notice: copy.npz was written as {run}/ck.npz; its run's outputs go where that "
+            f"run began (--save {run}/m.npz, --plot {run}/ppl.png): give them anew to write "
+            f"elsewhere") in capsys.readouterr().err
 
     # The text changed since: its words would get other ids than the model learned.
     Path("run/book.txt").write_text("the mat sat on the cat . " * 100)
