@@ -475,6 +475,12 @@ def prepare(args, explicit):
             notices.append(f"notice: the run in {args.resume} has reached --epochs "
                            f"{args.epochs} already, so nothing is trained; give a larger "
                            "--epochs (the run's total) to go on")
+        elif stopped_early(trainer, args):
+            notices.append(f"notice: the run in {args.resume} stopped early after epoch "
+                           f"{trainer.epoch} ({trainer.bad_epochs} "
+                           f"epoch{'s' if trainer.bad_epochs != 1 else ''} without a better "
+                           f"validation perplexity, --patience {args.patience}), so nothing "
+                           f"is trained; give a larger --patience to go on")
     notices += ignored_flags_notices(args, explicit)
     data = dict(train=train, valid=valid, test=test, id_to_word=id_to_word, name=name,
                 vocab_size=vocab_size)
@@ -500,6 +506,13 @@ def resumed_vocab_size(args, vocab_size, whole, held_out):
                          f"{' and '.join(held_out)} to continue it, or start a new run with "
                          f"them")
     return recorded
+
+
+def stopped_early(trainer, args) -> bool:
+    """Whether the resumed run ended by early stopping, which its checkpoint's
+    count of epochs without improvement still says under ``--patience``."""
+    return bool(args.patience and trainer.iteration == 0
+                and trainer.bad_epochs >= args.patience and trainer.history["val_ppl"])
 
 
 def resume(trainer, args, explicit, notices):
@@ -581,7 +594,9 @@ def main(argv=None, description=None, defaults=None):
               f"time {args.time_size}, {args.optimizer} lr {trainer.optimizer.lr:g}")
     start = time.perf_counter()
     # Nothing to train (a resumed run past --epochs): the checkpoint stays as it is.
-    status = train(trainer, args, data) if trainer.epochs_to_reach(args.epochs) else None
+    done = trainer.epochs_to_reach(args.epochs) == 0 or (args.resume and
+                                                         stopped_early(trainer, args))
+    status = None if done else train(trainer, args, data)
     if status is not None:
         return status
     elapsed = time.perf_counter() - start

@@ -644,6 +644,25 @@ def test_held_out_flags_on_a_demo_corpus_say_the_vocabulary_grows_and_resume_kee
     assert read_checkpoint("whole.npz")[1]["trainer"]["epoch"] == 2
 
 
+def test_an_early_stopped_run_resumed_with_its_patience_trains_nothing(script, capsys):
+    argv = ["--corpus", "synthetic", "--corpus-size", "800", "--batch-size", "5",
+            "--time-size", "4", "--hidden-size", "10", "--wordvec-size", "12", "--lr", "5",
+            "--val", "--epochs", "20", "--patience", "1", "--checkpoint", "ck.npz",
+            "--plot", "none", "--quiet"]
+    assert script.main(argv) == 0
+    epoch = read_checkpoint("ck.npz")[1]["trainer"]["epoch"]
+    assert epoch < 20  # stopped early
+    kept = Path("ck.npz").read_bytes()
+    capsys.readouterr()
+    assert script.main(["--resume", "ck.npz", "--quiet"]) == 0
+    assert (f"notice: the run in ck.npz stopped early after epoch {epoch} (1 epoch without a "
+            "better validation perplexity, --patience 1), so nothing is trained; give a larger "
+            "--patience to go on") in capsys.readouterr().err
+    assert Path("ck.npz").read_bytes() == kept
+    assert script.main(["--resume", "ck.npz", "--patience", "3", "--quiet"]) == 0
+    assert read_checkpoint("ck.npz")[1]["trainer"]["epoch"] > epoch
+
+
 def test_resuming_a_run_whose_text_file_is_gone_says_so(script, capsys):
     Path("book.txt").write_text("the cat sat on the mat . " * 100)
     assert script.main(["--text-file", "book.txt", "--batch-size", "4", "--time-size", "5",
