@@ -246,6 +246,18 @@ def beam_search_bytes(model, width, length):
     return parts
 
 
+def check_sampling_memory(length):
+    """Raise :class:`UsageError` when ``length`` sampled tokens would not fit in
+    the memory available: the text is written once it is all generated."""
+    # The ids (a list of Python ints), their tokens and the text: about 64 bytes a token.
+    estimate = {"ids and text": 64 * length}
+    estimate["total"] = estimate["ids and text"]
+    try:
+        check_memory(estimate, available_bytes(), hint="; give a smaller --length")
+    except NotEnoughMemory as exc:
+        raise UsageError(f"--length {length}: {exc}") from None
+
+
 def check_beam_memory(model, width, length, asked):
     """Raise :class:`UsageError` when beam search would not fit in the memory available
     (``asked``: the width the command line gave, before :func:`models.beam_search.useful_width`)."""
@@ -300,6 +312,8 @@ def main(argv=None):
         if beam_width is not None:
             beam_width = useful_width(beam_width, model.vocab_size, args.length)
             check_beam_memory(model, beam_width, args.length, asked=args.beam_width)
+        else:
+            check_sampling_memory(args.length)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

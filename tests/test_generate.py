@@ -493,6 +493,18 @@ def test_script_file_with_wrong_shapes(trained, tmp_path, capsys):
     assert "rnn.Wh" in err and "shape" in err
 
 
+def test_a_length_that_cannot_fit_in_memory_is_refused_before_sampling(tmp_path, capsys):
+    script = load_script()
+    path = tmp_path / "m.npz"
+    SimpleRnnlm(5, 4, 4, seed=0).save_params(path, vocab=["<eos>", "a", "b", "c", "d"])
+    script.available_bytes = lambda: 2**30  # 1 GiB free
+    assert script.main(["--model", str(path), "--length", str(10**11)]) == 2
+    assert ("--length 100000000000: this run needs about 5960.46 GiB of memory (ids and text "
+            "5960.46 GiB), but only 1.00 GiB is available; give a smaller --length") \
+        in capsys.readouterr().err
+    assert script.main(["--model", str(path), "--length", "20", "--seed", "0"]) == 0
+
+
 def test_detokenize_and_unescape():
     script = load_script()
     assert script.detokenize(["the", "dog", "<eos>", "a", "cat", "<eos>"], "word") == \
