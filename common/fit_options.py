@@ -77,6 +77,9 @@ class FitOptions:
                 raise ValueError(problem)  # now, not after the work
         if self.plot_path is not None:
             plot_format(self.plot_path)  # a suffix that names a format
+        if self.checkpoint_every is not None and self.checkpoint is None:
+            raise ValueError("checkpoint_every needs checkpoint=PATH, the file to write the "
+                             "checkpoints to")
         validating = self.val_corpus is not None or self.val_data is not None
         if not validating and (self.lr_decay or self.patience is not None):
             raise ValueError("lr_decay and patience act on the validation figure: pass "

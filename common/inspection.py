@@ -523,7 +523,7 @@ def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
     above = model.layers[model.layers.index(top) + 1:]
     N, T = xs.shape
     ignore = model.loss_layer.ignore_label
-    last_only = np.full_like(ts, ignore)
+    last_only = np.full(ts.shape, ignore, dtype=np.int64)  # signed, whatever ts's ids are
     last_only[:, -1] = ts[:, -1]
     H = top.params[1].shape[0]
     grads = np.empty((N, T, H), np.float64)

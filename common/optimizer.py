@@ -84,6 +84,9 @@ class Optimizer:
 
     def update(self, params, grads):
         """Take one optimisation step: change every array in ``params`` in place."""
+        # lr may have been set since (a schedule, a user): a NaN would spread to every weight.
+        if not finite_number(self.lr) or self.lr < 0:
+            raise ValueError(f"lr must be a finite number >= 0, got {self.lr!r}")
         params, grads = self._unique(params, grads)
         if self.state_names and not self.state:
             self.state = {name: [xp.zeros_like(p) for p in params] for name in self.state_names}
@@ -133,11 +136,18 @@ class Optimizer:
         unique_grads = []
         for p, sources, buffer in zip(self._params, self._sources, self._buffers, strict=True):
             for j in sources:
+                if not hasattr(grads[j], "dtype"):
+                    raise TypeError(f"grads[{j}] must be an array like params[{j}], got "
+                                    f"{type(grads[j]).__name__}")
                 if grads[j].shape != p.shape:
                     raise ValueError(
                         f"grads[{j}] has shape {grads[j].shape}, "
                         f"but params[{j}] has shape {p.shape}"
                     )
+                if grads[j].dtype != p.dtype:  # checked before any parameter changes
+                    raise TypeError(f"grads[{j}] has dtype {grads[j].dtype}, but params[{j}] "
+                                    f"has dtype {p.dtype}; convert it with "
+                                    f".astype({p.dtype.name})")
             if buffer is None:
                 unique_grads.append(grads[sources[0]])
                 continue
@@ -324,8 +334,8 @@ class Momentum(Optimizer):
 
     def __init__(self, lr=0.01, momentum=0.9):
         super().__init__(lr)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if not (finite_number(momentum) and 0.0 <= momentum < 1.0):
+            raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
 
     def _step(self, lr, p, g, v):
@@ -369,8 +379,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr=0.01, alpha=0.99, eps=1e-8):
         super().__init__(lr)
-        if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+        if not (finite_number(alpha) and 0.0 <= alpha < 1.0):
+            raise ValueError(f"alpha must be a number in [0, 1), got {alpha!r}")
         self.alpha = float(alpha)
         self.eps = _check_eps(eps)
 
@@ -399,8 +409,8 @@ class Adam(Optimizer):
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {beta}")
+            if not (finite_number(beta) and 0.0 <= beta < 1.0):
+                raise ValueError(f"{name} must be a number in [0, 1), got {beta!r}")
         self.beta1 = float(beta1)
         self.beta2 = float(beta2)
         self.eps = _check_eps(eps)

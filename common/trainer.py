@@ -486,6 +486,18 @@ class RnnlmTrainer(BaseTrainer):
             _check_val_corpus(opts.val_corpus, vocab_size)
         lanes = Lanes(xs, ts, batch_size, time_size)
         _check_ids(self.model, ("xs", lanes.xs), ("ts", lanes.ts))
+        # What the first forward would refuse, refused before the lanes move on.
+        if getattr(self.model, "vocab_size", None) is not None:
+            for name, ids in (("xs", lanes.xs), ("ts", lanes.ts)):
+                if not np.issubdtype(np.asarray(ids).dtype, np.integer):
+                    raise TypeError(f"{name} must hold integer word ids, got dtype "
+                                    f"{np.asarray(ids).dtype}")
+        carried = self.model.get_state() if hasattr(self.model, "get_state") else []
+        rows = {len(s) for s in carried if s is not None}
+        if rows and rows != {lanes.batch_size}:
+            raise ValueError(f"the model carries a state of {rows.pop()} rows from its last "
+                             f"batch, but batch_size is {lanes.batch_size}: call "
+                             f"model.reset_state() when the batch size changes")
         return self._train(lanes, max_epoch, max_grad, eval_interval, opts)
 
     def _gradients_of_batches(self, feeder):

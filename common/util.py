@@ -29,6 +29,7 @@ def clip_grads(grads, max_norm):
     """
     if not (finite_number(max_norm) and max_norm > 0):
         raise ValueError(f"max_norm must be a number > 0, got {max_norm!r}")
+    grads = list(grads)  # read twice: a generator would be spent by the norm
     total = 0.0
     for g in grads:
         if g.dtype.kind != "f":  # scaling an integer array in place would truncate it
@@ -110,8 +111,9 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     N = min(batch_size, L)
     lane = -(-L // N)  # ceil
     ignore = model.loss_layer.ignore_label
-    xs = np.zeros(N * lane, dtype=corpus.dtype)
-    ts = np.full(N * lane, ignore, dtype=corpus.dtype)
+    # Signed ids (a uint8 corpus cannot hold the ignore label -1 of the padding).
+    xs = np.zeros(N * lane, dtype=np.int64)
+    ts = np.full(N * lane, ignore, dtype=np.int64)
     xs[:L], ts[:L] = corpus[:-1], corpus[1:]
     xs, ts = xs.reshape(N, lane), ts.reshape(N, lane)
 

@@ -233,3 +233,79 @@ def test_a_generating_model_loads_the_file_its_trained_model_saved(trained, gene
     reader = small_model(generating, seed=1)
     reader.load_params()
     assert all((a == b).all() for a, b in zip(reader.params, model.params, strict=True))
+
+
+# -- found by a user's-eye audit -----------------------------------------------------------
+
+
+def test_unsigned_ids_are_scored_as_signed_ones():
+    """A uint8 corpus (a natural store for characters) cannot hold the padding's
+    ignore label -1: the padding is built signed."""
+    model = small_model(Rnnlm)
+    expected = eval_perplexity(model, CORPUS)
+    for dtype in (np.uint8, np.uint16, np.uint64):
+        assert eval_perplexity(model, CORPUS.astype(dtype)) == expected
+    trainer = RnnlmTrainer(small_model(Rnnlm), SGD(0.1))
+    trainer.fit(CORPUS[:-1], CORPUS[1:], max_epoch=1, batch_size=4, time_size=5, verbose=False,
+                val_corpus=CORPUS.astype(np.uint8))
+    assert len(trainer.history["val_ppl"]) == 1
+
+
+def test_a_fit_refused_at_the_call_leaves_the_trainer_as_it_was():
+    """Float ids, or a batch size other than the carried state's, are refused
+    before the lanes move on: the next good call runs as on a fresh trainer."""
+    model, fresh = small_model(Rnnlm), small_model(Rnnlm)
+    trainer = RnnlmTrainer(model, SGD(1.0))
+    fit = dict(max_epoch=1, time_size=5, verbose=False)
+    with pytest.raises(TypeError, match="xs must hold integer word ids, got dtype float32"):
+        trainer.fit(CORPUS[:-1].astype(np.float32), CORPUS[1:], batch_size=4, **fit)
+    assert trainer.time_idx == 0 and trainer.fit_start_epoch is None
+    trainer.fit(CORPUS[:-1], CORPUS[1:], batch_size=4, **fit)
+    RnnlmTrainer(fresh, SGD(1.0)).fit(CORPUS[:-1], CORPUS[1:], batch_size=4, **fit)
+    assert all(np.array_equal(p, q) for p, q in zip(model.params, fresh.params, strict=True))
+    time_idx = trainer.time_idx
+    with pytest.raises(ValueError, match=r"the model carries a state of 4 rows from its last "
+                                         r"batch, but batch_size is 3: call "
+                                         r"model.reset_state\(\)"):
+        trainer.fit(CORPUS[:-1], CORPUS[1:], batch_size=3, **fit)
+    assert (trainer.time_idx, trainer.fit_start_epoch) == (time_idx, None)
+    model.reset_state()
+    trainer.fit(CORPUS[:-1], CORPUS[1:], batch_size=3, **fit)
+
+
+def test_clip_grads_takes_a_generator_as_a_list():
+    from common.util import clip_grads
+
+    grads = [np.full(4, 3.0), np.full(2, 4.0)]
+    norm = clip_grads((g for g in grads), 1.0)
+    assert norm == pytest.approx(np.sqrt(4 * 9 + 2 * 16))
+    assert np.sqrt(sum(float((g ** 2).sum()) for g in grads)) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_checkpoint_every_needs_a_checkpoint():
+    with pytest.raises(ValueError, match="checkpoint_every needs checkpoint=PATH"):
+        RnnlmTrainer(small_model(), SGD(0.1)).fit(CORPUS[:-1], CORPUS[1:], max_epoch=1,
+                                                  batch_size=4, time_size=5, verbose=False,
+                                                  checkpoint_every=3)
+
+
+def test_an_update_refused_for_one_grad_changes_no_parameter():
+    params = [np.ones(3, np.float32), np.ones(2, np.float32)]
+    optimizer = Adam(0.1)
+    for bad, error, message in ((np.ones(2, np.float64), TypeError,
+                                 r"grads\[1\] has dtype float64, but params\[1\] has dtype "
+                                 r"float32; convert it with .astype\(float32\)"),
+                                ([1.0, 1.0], TypeError, r"grads\[1\] must be an array like "
+                                                        r"params\[1\], got list")):
+        with pytest.raises(error, match=message):
+            optimizer.update(params, [np.ones(3, np.float32), bad])
+        assert optimizer.t == 0 and not optimizer.state
+        assert all((p == 1).all() for p in params)
+    optimizer.lr = float("nan")  # set after construction, as a schedule might
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0, got nan"):
+        optimizer.update(params, [np.ones(3, np.float32), np.ones(2, np.float32)])
+    for make, message in ((lambda: Momentum(momentum=None), "momentum must be a number"),
+                          (lambda: Adam(beta1="a"), "beta1 must be a number"),
+                          (lambda: RMSprop(alpha=float("nan")), "alpha must be a number")):
+        with pytest.raises(ValueError, match=message):
+            make()
