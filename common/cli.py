@@ -166,14 +166,17 @@ def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bo
             f"--resume {checkpoint}, or pass --overwrite to replace it")
 
 
-def moved_checkpoint_notice(resume: str, written_as: str | None, outputs: dict) -> str | None:
+def moved_checkpoint_notice(resume: str, settings: dict, outputs, explicit) -> str | None:
     """A notice when the checkpoint ``resume`` is not the file its run wrote
-    (``written_as``, recorded whole; a copy, or moved) while the run's
-    recorded outputs (``{flag: path}``, those not given anew) still go where
-    that run began: they may be another run's files."""
+    (``settings['written_as']``, see :func:`recorded_paths`; a copy, or
+    moved) while the run's recorded ``outputs`` (destinations, those not in
+    ``explicit``) still go where that run began: they may be another run's
+    files."""
+    written_as = settings.get("written_as")
     if not written_as or os.path.abspath(resume) == written_as:
         return None
-    paths = [f"{name} {path}" for name, path in outputs.items() if path]
+    paths = [f"{flag(k)} {settings[k]}" for k in outputs
+             if k not in explicit and settings.get(k)]
     if not paths:
         return None
     return (f"notice: {resume} was written as {written_as}; its run's outputs go where that "
@@ -215,12 +218,17 @@ def ptb_message_in_flag_words(message: str) -> str:
             .replace("data_dir ", "--data-dir "))
 
 
-def recorded_paths(settings: dict, names) -> dict:
+def recorded_paths(settings: dict, names, checkpoint: str | None) -> dict:
     """``settings`` with the paths under ``names`` made absolute (None stays
     None), as a run records them in its checkpoints: resumed from another
-    folder, it writes its outputs where it began."""
-    return {k: os.path.abspath(v) if k in names and v is not None else v
-            for k, v in settings.items()}
+    folder, it writes its outputs where it began. With ``written_as``, the
+    ``checkpoint`` file the run writes (whole), when it writes one: a copy
+    resumed elsewhere says so (:func:`moved_checkpoint_notice`)."""
+    recorded = {k: os.path.abspath(v) if k in names and v is not None else v
+                for k, v in settings.items()}
+    if checkpoint:
+        recorded["written_as"] = os.path.abspath(checkpoint)
+    return recorded
 
 
 def plot_path(text: str) -> str | None:

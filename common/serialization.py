@@ -268,11 +268,7 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
         raise ValueError(f"cannot read {path} as an rnnlab .npz file: {exc}") from None
     except PermissionError:
         raise
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-            RuntimeError) as exc:
-        # BadZipFile: a truncated or damaged archive (bad CRC ...); zlib.error:
-        # corrupt compressed data; NotImplementedError / RuntimeError: an
-        # unsupported compression method or an encrypted member.
+    except _DAMAGED as exc:
         raise ValueError(f"cannot read {path} as an rnnlab .npz file: it is damaged or "
                          f"truncated ({exc})") from exc
 
@@ -295,8 +291,7 @@ def load_npz_meta(path: str | os.PathLike) -> dict[str, Any]:
                 meta_array = _read_member(archive, info)
     except _Unreadable as exc:
         raise ValueError(f"cannot read {path} as an rnnlab .npz file: {exc}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-            RuntimeError) as exc:
+    except _DAMAGED as exc:
         raise ValueError(f"cannot read {path} as an rnnlab .npz file ({exc})") from exc
     return _parse_meta(path, meta_array)
 
@@ -313,6 +308,14 @@ def _parse_meta(path, meta_array) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: its metadata is not a JSON object")
     return meta
+
+
+# What reading a damaged archive raises: BadZipFile, a truncated or damaged
+# archive (bad CRC ...); zlib.error, corrupt compressed data;
+# NotImplementedError / RuntimeError, an unsupported compression method or an
+# encrypted member; OSError and EOFError, a file cut short.
+_DAMAGED = (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            RuntimeError)
 
 
 class _Unreadable(Exception):

@@ -489,9 +489,9 @@ class RnnlmTrainer(BaseTrainer):
         # What the first forward would refuse, refused before the lanes move on.
         if getattr(self.model, "vocab_size", None) is not None:
             for name, ids in (("xs", lanes.xs), ("ts", lanes.ts)):
-                if not np.issubdtype(np.asarray(ids).dtype, np.integer):
-                    raise TypeError(f"{name} must hold integer word ids, got dtype "
-                                    f"{np.asarray(ids).dtype}")
+                dtype = np.asarray(ids).dtype
+                if not np.issubdtype(dtype, np.integer):
+                    raise TypeError(f"{name} must hold integer word ids, got dtype {dtype}")
         carried = self.model.get_state() if hasattr(self.model, "get_state") else []
         rows = {len(s) for s in carried if s is not None}
         if rows and rows != {lanes.batch_size}:

@@ -179,7 +179,7 @@ class AttentionSeq2seq(Seq2seq):
     decoder_class = AttentionDecoder
 
     def forward(self, xs, ts) -> float:
-        self.check_pairs(xs, ts)
+        self._check_pairs(xs, ts)
         enc_hs = self.encoder.forward(xs)
         score = self.decoder.forward(ts[:, :-1], enc_hs, self.encoder.final_state())
         return self.softmax.forward(score, ts[:, 1:])

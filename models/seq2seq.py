@@ -222,7 +222,7 @@ class Seq2seq(Model):
         return self.config["vocab_size"]
 
     def forward(self, xs, ts) -> float:
-        self.check_pairs(xs, ts)
+        self._check_pairs(xs, ts)
         h = self.encoder.forward(xs)
         score = self.decoder.forward(ts[:, :-1], h)
         return self.softmax.forward(score, ts[:, 1:])
@@ -231,9 +231,16 @@ class Seq2seq(Model):
         """Raise ``ValueError`` or ``TypeError`` for pairs ``forward`` cannot
         take: shapes, integer ids, ids outside the vocabulary (the targets
         ``ts[:, 1:]`` may hold the loss's ``ignore_label``, the decoder's
-        input ``ts[:, :-1]`` may not). ``forward`` checks each batch so;
-        :class:`~common.trainer.Trainer` checks whole data sets before
-        training."""
+        input ``ts[:, :-1]`` may not). :class:`~common.trainer.Trainer`
+        checks whole data sets so before training."""
+        self._check_pairs(xs, ts)
+        # Each batch's are checked by the encoder's embedding and by the loss.
+        check_ids("xs", xs, self.vocab_size)
+        check_ids("ts[:, 1:] (the targets)", ts[:, 1:], self.vocab_size,
+                  self.loss_layer.ignore_label)
+
+    def _check_pairs(self, xs, ts):
+        """What ``forward`` checks of each batch before its layers do."""
         check_ndim("xs", xs, 2, "(N, T_enc)")
         check_ndim("ts", ts, 2, "(N, T_dec + 1)")
         if ts.shape[1] < 2:
@@ -245,10 +252,9 @@ class Seq2seq(Model):
             raise ValueError("xs and ts hold no pairs (0 rows): a batch needs at least one")
         if xs.shape[1] == 0:
             raise ValueError("xs needs at least one column: a question of at least one id")
-        check_ids("xs", xs, self.vocab_size)
+        # The decoder's input may not hold the ignore label, and its embedding
+        # would call it xs.
         check_ids("ts[:, :-1] (the decoder's input)", ts[:, :-1], self.vocab_size)
-        check_ids("ts[:, 1:] (the targets)", ts[:, 1:], self.vocab_size,
-                  self.loss_layer.ignore_label)
 
     def backward(self, dout: float = 1) -> None:
         with deferred():

@@ -80,6 +80,8 @@ FIXED_ON_RESUME = ("corpus", "text_file", "level", "corpus_size", "model", "word
                    "hidden_size", "num_layers", "dropout", "no_tie", "batch_size", "time_size",
                    "optimizer", "eval_interval", "seed")
 NOT_RECORDED = ("resume", "checkpoint", "overwrite", "quiet", "ignore_memory_check", "data_dir")
+# Recorded as absolute paths: a run resumed from another folder reads and writes the same files.
+RECORDED_PATHS = ("text_file", "save", "plot")
 
 
 class UsageError(Exception):
@@ -274,11 +276,8 @@ def settings_of(args):
     """The run's settings, recorded in its checkpoints."""
     # A run resumed from another folder must find the same file, and write
     # its outputs where it began.
-    settings = recorded_paths({k: v for k, v in vars(args).items() if k not in NOT_RECORDED},
-                              ("text_file", "save", "plot"))
-    if args.checkpoint:  # where the run writes it: resuming a copy is told so
-        settings["written_as"] = os.path.abspath(args.checkpoint)
-    return settings
+    return recorded_paths({k: v for k, v in vars(args).items() if k not in NOT_RECORDED},
+                          RECORDED_PATHS, args.checkpoint)
 
 
 def apply_checkpoint_settings(args, explicit):
@@ -305,8 +304,7 @@ def apply_checkpoint_settings(args, explicit):
                                                                                   "lr"):
             notices.append(f"notice: {flag(name)} {_shown(getattr(args, name))} replaces the "
                            f"checkpoint's {_shown(value)} from here on")
-    kept = {flag(k): recorded.get(k) for k in ("save", "plot") if k not in explicit}
-    if notice := moved_checkpoint_notice(args.resume, recorded.get("written_as"), kept):
+    if notice := moved_checkpoint_notice(args.resume, recorded, ("save", "plot"), explicit):
         notices.append(notice)
     return notices
 
@@ -317,7 +315,7 @@ def _shown(value):
 
 
 def _same_setting(name, given, recorded):
-    if name in ("text_file", "save", "plot") and given and recorded:
+    if name in RECORDED_PATHS and given and recorded:
         return os.path.abspath(given) == os.path.abspath(recorded)
     return given == recorded
 
@@ -469,21 +467,14 @@ def prepare(args, explicit):
     trainer.title = (f"{type(model).__name__} (D={args.wordvec_size}, H={args.hidden_size}) on "
                      f"{name}, batch {args.batch_size} x time {args.time_size}, "
                      f"{args.optimizer} lr {args.lr:g}")
+    idle = None
     if args.resume:
         resume(trainer, args, explicit, notices)
-        if trainer.epochs_to_reach(args.epochs) == 0:
-            notices.append(f"notice: the run in {args.resume} has reached --epochs "
-                           f"{args.epochs} already, so nothing is trained; give a larger "
-                           "--epochs (the run's total) to go on")
-        elif stopped_early(trainer, args):
-            notices.append(f"notice: the run in {args.resume} stopped early after epoch "
-                           f"{trainer.epoch} ({trainer.bad_epochs} "
-                           f"epoch{'s' if trainer.bad_epochs != 1 else ''} without a better "
-                           f"validation perplexity, --patience {args.patience}), so nothing "
-                           f"is trained; give a larger --patience to go on")
+        if idle := nothing_to_train(trainer, args):
+            notices.append(idle)
     notices += ignored_flags_notices(args, explicit)
     data = dict(train=train, valid=valid, test=test, id_to_word=id_to_word, name=name,
-                vocab_size=vocab_size)
+                vocab_size=vocab_size, idle=bool(idle))
     return trainer, data, notices
 
 
@@ -508,11 +499,23 @@ def resumed_vocab_size(args, vocab_size, whole, held_out):
     return recorded
 
 
-def stopped_early(trainer, args) -> bool:
-    """Whether the resumed run ended by early stopping, which its checkpoint's
-    count of epochs without improvement still says under ``--patience``."""
-    return bool(args.patience and trainer.iteration == 0
-                and trainer.bad_epochs >= args.patience and trainer.history["val_ppl"])
+def nothing_to_train(trainer, args) -> str | None:
+    """The notice of a resumed run that has nothing left to train (then the
+    checkpoint stays as it is), or None: it has reached ``--epochs``, or it
+    ended by early stopping, which its count of epochs without improvement
+    still says under ``--patience``."""
+    if trainer.epochs_to_reach(args.epochs) == 0:
+        return (f"notice: the run in {args.resume} has reached --epochs {args.epochs} "
+                f"already, so nothing is trained; give a larger --epochs (the run's total) to "
+                f"go on")
+    if (args.patience and trainer.iteration == 0 and trainer.bad_epochs >= args.patience
+            and trainer.history["val_ppl"]):
+        n = trainer.bad_epochs
+        return (f"notice: the run in {args.resume} stopped early after epoch {trainer.epoch} "
+                f"({n} epoch{'s' if n != 1 else ''} without a better validation perplexity, "
+                f"--patience {args.patience}), so nothing is trained; give a larger --patience "
+                f"to go on")
+    return None
 
 
 def resume(trainer, args, explicit, notices):
@@ -593,10 +596,7 @@ def main(argv=None, description=None, defaults=None):
               f"training tokens, vocabulary {data['vocab_size']:,}, batch {args.batch_size} x "
               f"time {args.time_size}, {args.optimizer} lr {trainer.optimizer.lr:g}")
     start = time.perf_counter()
-    # Nothing to train (a resumed run past --epochs): the checkpoint stays as it is.
-    done = trainer.epochs_to_reach(args.epochs) == 0 or (args.resume and
-                                                         stopped_early(trainer, args))
-    status = None if done else train(trainer, args, data)
+    status = None if data["idle"] else train(trainer, args, data)
     if status is not None:
         return status
     elapsed = time.perf_counter() - start

@@ -54,7 +54,7 @@ from common.memory import (  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
-from common.serialization import atomic_write, file_sha256, load_npz  # noqa: E402
+from common.serialization import atomic_write, file_sha256, load_npz, load_npz_meta  # noqa: E402
 from common.trainer import Trainer, TrainingInterrupted  # noqa: E402
 from common.training_guards import TrainingDiverged, TrainingOutOfMemory  # noqa: E402
 from common.util import seq2seq_correct  # noqa: E402
@@ -256,8 +256,7 @@ def _take_run_settings(parser, args, explicit):
         if key in settings and key not in explicit:
             setattr(args, key, settings[key])
     outputs = ("save", "plot") + (("attention_plot",) if settings["model"] == "attention" else ())
-    kept = {flag(k): settings.get(k) for k in outputs if k not in explicit}
-    if notice := moved_checkpoint_notice(args.resume, settings.get("written_as"), kept):
+    if notice := moved_checkpoint_notice(args.resume, settings, outputs, explicit):
         print(notice, file=sys.stderr)
     if args.no_clip and settings["max_grad"] is not None:
         parser.error(f"--resume {args.resume}: --no-clip differs from the run's --max-grad "
@@ -268,7 +267,7 @@ def _take_run_settings(parser, args, explicit):
 def _saved_model_hint(path) -> str:
     """What to say when ``--resume`` names a model saved by ``--save``, not a checkpoint."""
     try:
-        saved = load_npz(path)[1].get("model")
+        saved = load_npz_meta(path).get("model")
     except (ValueError, OSError):
         return ""
     return f"; to start a run from its parameters, give --load {path}" \
@@ -533,9 +532,7 @@ def _run(argv):
     name = args.data or args.task
     trainer.settings = recorded_paths(
         {k: getattr(args, k) for k in RUN_SETTINGS + LATER_RUN_SETTINGS + RESUMED_DEFAULTS},
-        ("save", "plot", "attention_plot"))
-    if args.checkpoint:  # where the run writes it: resuming a copy is told so
-        trainer.settings["written_as"] = os.path.abspath(args.checkpoint)
+        ("save", "plot", "attention_plot"), args.checkpoint)
     trainer.title = (f"{type(model).__name__} on {name}{' (reversed)' if args.reverse else ''}, "
                      f"D={args.wordvec_size} H={args.hidden_size}")
     history = {"greedy": [], "beam": [], "beam_width": args.beam, "seconds": [],
