@@ -200,6 +200,50 @@ def save_over_checkpoint_problem(save: str | None, overwrite: bool) -> str | Non
             f"replace it")
 
 
+def pickle_name_problem(args: argparse.Namespace, dests) -> str | None:
+    """Why a file named by a destination of ``dests`` has a pickle's name
+    (``.pkl``, ``.pickle``), or None: rnnlab writes ``.npz`` files only, and
+    ``save_params`` would refuse the name after the whole run."""
+    for dest in dests:
+        path = getattr(args, dest, None)
+        if path and str(path).lower().endswith((".pkl", ".pickle")):
+            return (f"{flag(dest)} {path}: rnnlab never writes (or reads) pickles, "
+                    f"whose loading can run any code; its files are .npz: give a name "
+                    f"ending in .npz")
+    return None
+
+
+def damaged_settings_problem(settings: dict, parser: argparse.ArgumentParser) -> str | None:
+    """Why the run ``settings`` a checkpoint recorded cannot be command-line
+    values of ``parser``, or None: each must be of its option's type (a
+    number where the option takes a number ...), as a command line would
+    give it; a hand-edited or damaged file says so instead of failing later
+    inside the run."""
+    for action in parser._actions:
+        name = action.dest
+        if name not in settings or settings[name] is None:
+            continue
+        value = settings[name]
+        if action.nargs == 0:  # a switch
+            fits = isinstance(value, bool)
+        elif isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            fits = False
+        elif action.type is not None:  # parsed again from its text, as given
+            try:
+                action.type(str(value))
+                fits = True
+            except (ValueError, TypeError, argparse.ArgumentTypeError):
+                fits = False
+        else:
+            fits = isinstance(value, str)
+        if fits and action.choices is not None:
+            fits = value in action.choices
+        if not fits:
+            return (f"the checkpoint is damaged: its setting {flag(name)} is {value!r}, "
+                    f"not a value of that option")
+    return None
+
+
 def empty_flag_problem(args: argparse.Namespace, what: dict[str, str]) -> str | None:
     """Why a flag of ``what`` (destination -> what it names) was given an
     empty value, or None: say, an unset shell variable, which must not fall

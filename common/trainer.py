@@ -32,6 +32,7 @@ from common.schedules import BestParameters, DecayOnPlateau, EarlyStopping, Halv
 from common.training_guards import (
     MAX_SKIPS_IN_A_ROW,
     Checkpointer,
+    CheckpointWriteError,
     DivergenceGuard,
     StopOnSignals,
     TrainingDiverged,
@@ -47,8 +48,9 @@ from common.util import (
     evaluating,
 )
 
-__all__ = ["BaseTrainer", "FitOptions", "MAX_SKIPS_IN_A_ROW", "RnnlmTrainer", "Trainer",
-           "TrainingDiverged", "TrainingInterrupted", "TrainingOutOfMemory", "divergence_bound"]
+__all__ = ["BaseTrainer", "CheckpointWriteError", "FitOptions", "MAX_SKIPS_IN_A_ROW",
+           "RnnlmTrainer", "Trainer", "TrainingDiverged", "TrainingInterrupted",
+           "TrainingOutOfMemory", "divergence_bound"]
 
 
 class BaseTrainer:

@@ -52,6 +52,17 @@ class TrainingOutOfMemory(MemoryError):
     """The machine ran out of memory during training (the last checkpoint is kept)."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, a folder gone or made
+    read-only): training stops there, since going on would train what a
+    crash could lose. The file written before, if any, is kept whole (files
+    are replaced atomically). ``path``: the checkpoint's."""
+
+    def __init__(self, message, path):
+        super().__init__(message)
+        self.path = path
+
+
 def divergence_bound(vocab_size: int) -> float:
     """The largest mean loss (nats) a training batch may have before the run
     counts as diverged: ``max(5 * log(V), 10)``."""
@@ -141,7 +152,22 @@ class Checkpointer:
     def save(self, trainer) -> None:
         if self.path:
             self.guard.check_params(trainer)
-            save_checkpoint(self.path, trainer)
+            try:
+                save_checkpoint(self.path, trainer)
+            except OSError as exc:
+                raise checkpoint_write_error(self.path, trainer, exc) from exc
+
+
+def checkpoint_write_error(path, trainer, exc: OSError) -> CheckpointWriteError:
+    """The :class:`CheckpointWriteError` for ``exc``, raised writing ``path`` from ``trainer``."""
+    kept = ("the checkpoint written there before is kept: continue from it once the file can "
+            "be written" if os.path.exists(path) else "no checkpoint was written")
+    reason = exc.strerror or str(exc)
+    where = (f"after epoch {trainer.epoch}" if trainer.iteration == 0 and trainer.epoch else
+             f"at epoch {trainer.epoch + 1}, iteration {trainer.iteration}")
+    return CheckpointWriteError(
+        f"cannot write the checkpoint {path} ({reason}): training stopped {where}; {kept}",
+        path)
 
 
 class StopOnSignals:

@@ -28,10 +28,12 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from common.checkpoint import FORMAT as CHECKPOINT_FORMAT  # noqa: E402
 from common.cli import at_least  # noqa: E402
 from common.inspection import nonfinite_weights_problem  # noqa: E402
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
+from common.serialization import load_npz_meta  # noqa: E402
 from models import LanguageModel  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
 from models.beam_search import useful_width  # noqa: E402
@@ -112,6 +114,20 @@ def parse_args(argv=None):
     return args
 
 
+def checkpoint_message(path) -> str:
+    """What to say when the model file ``path`` is a training checkpoint."""
+    try:
+        saved = load_npz_meta(path).get("model")
+    except (OSError, ValueError):
+        saved = None
+    if saved in ("Seq2seq", "PeekySeq2seq", "AttentionSeq2seq"):
+        return (f"{path} is a training checkpoint of a sequence-to-sequence run "
+                f"(train_seq2seq.py --checkpoint), not a language model; generate_text.py "
+                f"samples from the models train_rnnlm.py trains")
+    return (f"{path} is a training checkpoint (train_rnnlm.py --checkpoint), which has no "
+            f"vocabulary; generate from the file written by --save")
+
+
 def load_model(path):
     """``(model, vocab, level)`` from a file written by ``train_rnnlm.py --save``.
 
@@ -121,21 +137,18 @@ def load_model(path):
     unreadable, inconsistent or incomplete file.
     """
     try:
-        if os.path.isfile(path):
-            with open(path, "rb") as f:
-                signature = f.read(4)
-            if signature not in (b"PK\x03\x04", b"PK\x05\x06"):
-                raise UsageError(f"{path} is not an .npz file (no zip signature); pass the "
-                                 "file written by train_rnnlm.py --save")
+        is_checkpoint = load_npz_meta(path).get("format") == CHECKPOINT_FORMAT
+    except (OSError, ValueError):
+        is_checkpoint = False  # loading says what is wrong with the file
+    if is_checkpoint:
+        raise UsageError(checkpoint_message(path))
+    try:
         model, meta = _load_model(path)
     except FileNotFoundError:
         raise UsageError(f"model file not found: {path}") from None
     except (OSError, ValueError) as exc:
         message = str(exc)
-        if "checkpoint" in message:
-            message = (f"{path} is a training checkpoint (train_rnnlm.py --checkpoint), which "
-                       "has no vocabulary; generate from the file written by --save")
-        elif not message.startswith(os.fspath(path)):
+        if not message.startswith(os.fspath(path)):
             message = f"cannot rebuild the model from {path}: {message}"
         raise UsageError(message) from None
     except MemoryError:

@@ -19,6 +19,7 @@ with 2, a diverged run or one out of memory with 1.
 import argparse
 import math
 import os
+import re
 import sys
 import time
 
@@ -34,12 +35,14 @@ from common.cli import (  # noqa: E402
     HelpFormatter,
     add_on_nan_argument,
     checkpoint_problem,
+    damaged_settings_problem,
     empty_flag_problem,
     explicit_dests,
     flag,
     moved_checkpoint_notice,
     output_flags_problem,
     overflow_left_to_the_guard,
+    pickle_name_problem,
     plot_path,
     ptb_message_in_flag_words,
     recorded_paths,
@@ -56,6 +59,7 @@ from common.memory import (  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.serialization import file_sha256, load_npz_meta  # noqa: E402
 from common.trainer import (  # noqa: E402
+    CheckpointWriteError,
     RnnlmTrainer,
     TrainingDiverged,
     TrainingInterrupted,
@@ -63,8 +67,10 @@ from common.trainer import (  # noqa: E402
 )
 from common.util import eval_perplexity  # noqa: E402
 from datasets import ptb, synthetic, text  # noqa: E402
-from models import build_model  # noqa: E402
+from models import MODELS, build_model  # noqa: E402
 
+# The classes of the runs this script can resume.
+LANGUAGE_MODELS = {cls.__name__ for cls in MODELS.values()}
 OPTIMIZERS = {
     "sgd": optimizers.SGD,
     "momentum": optimizers.Momentum,
@@ -179,6 +185,11 @@ def build_parser(description=None, defaults=None):
     out.add_argument("--quiet", action="store_true", help="no progress output")
     if defaults:
         p.set_defaults(**defaults)
+        for action in p._actions:
+            if action.dest in defaults and action.help:
+                # The words "(default: ...)" describe this script's defaults; a
+                # reproduction's own value is shown instead (HelpFormatter).
+                action.help = re.sub(r" ?\(default: [^)]*\)", "", action.help)
     return p
 
 
@@ -230,11 +241,11 @@ def _check_corpus_flags(args, explicit):
                                             "checkpoint": "the checkpoint's file",
                                             "resume": "the checkpoint to resume"}):
         raise UsageError(problem)
+    if args.text_file and "corpus" not in explicit:
+        args.corpus = "text"  # --text-file alone means: train on that file (whatever the default)
     if args.text_file and args.corpus in ("ptb", "synthetic"):
         raise UsageError(f"--text-file is read only with --corpus text, not --corpus "
                          f"{args.corpus}")
-    if args.text_file and args.corpus is None:
-        args.corpus = "text"  # --text-file alone means: train on that file
     if args.corpus == "text" and not args.text_file:
         raise UsageError("--corpus text needs --text-file")
     if args.corpus_size is None:
@@ -287,9 +298,16 @@ def apply_checkpoint_settings(args, explicit):
         _, meta = read_checkpoint(args.resume)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot resume: {exc}") from None
+    if meta.get("model") not in LANGUAGE_MODELS:
+        raise UsageError(f"--resume {args.resume} is the checkpoint of a run of "
+                         f"{meta.get('model')}, not of a language model: resume it with the "
+                         f"script that wrote it (scripts/train_seq2seq.py for a "
+                         f"sequence-to-sequence model)")
     recorded = meta.get("settings")
     if not isinstance(recorded, dict):
         return []  # an older checkpoint: the flags as given
+    if problem := damaged_settings_problem(recorded, build_parser()):
+        raise UsageError(f"cannot resume: {args.resume}: {problem}")
     notices = []
     for name, value in recorded.items():
         if not hasattr(args, name):
@@ -330,10 +348,29 @@ def check_output_paths(args):
     if problem := output_flags_problem(args, examples, inputs=("text_file", "resume"),
                                        may_replace=(("checkpoint", "resume"),)):
         raise UsageError(problem)
+    if problem := (pickle_name_problem(args, ("save", "checkpoint"))
+                   or ptb_output_problem(args, examples)):
+        raise UsageError(problem)
     if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
         raise UsageError(problem)
     if problem := save_over_checkpoint_problem(args.save, args.overwrite):
         raise UsageError(problem)
+
+
+def ptb_output_problem(args, outputs):
+    """Why an output of ``outputs`` (destinations) would replace one of the PTB
+    files the run reads from ``--data-dir`` or ``$RNNLAB_PTB_DIR``, or None."""
+    folder = args.data_dir or os.environ.get("RNNLAB_PTB_DIR")
+    if args.corpus not in (None, "ptb") or not folder:
+        return None
+    where = f"--data-dir {folder}" if args.data_dir else f"$RNNLAB_PTB_DIR ({folder})"
+    data = {os.path.realpath(os.path.join(folder, name)) for name in ptb.FILES.values()}
+    for dest in outputs:
+        path = getattr(args, dest, None)
+        if path and os.path.realpath(path) in data:
+            return (f"{flag(dest)} {path} is a PTB file of {where}, which the run reads: "
+                    f"writing it would destroy the data; give another name")
+    return None
 
 
 def load_corpus(args):
@@ -437,7 +474,7 @@ def prepare(args, explicit):
     if args.resume:
         # A resumed run keeps checkpointing to the file it came from.
         args.checkpoint = args.checkpoint or args.resume
-        check_args(args)
+        check_args(args, explicit)
     check_output_paths(args)
     train, valid, test, word_to_id, id_to_word, name = load_corpus(args)
     # Record the corpus actually used: a resumed run never switches silently.
@@ -552,6 +589,10 @@ def train(trainer, args, data):
         return exc.exit_code
     except (TrainingDiverged, TrainingOutOfMemory) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except CheckpointWriteError as exc:  # the model and plot may still be written elsewhere
+        print(f"error: {exc}", file=sys.stderr)
+        save_outputs(trainer, args, data, stderr=True)
         return 1
     return None
 

@@ -27,24 +27,28 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.attention_map import attention_matrix, plot_attention  # noqa: E402
+from common.checkpoint import FORMAT as CHECKPOINT_FORMAT  # noqa: E402
 from common.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
 from common.cli import (  # noqa: E402
     HelpFormatter,
     add_on_nan_argument,
     at_least,
     checkpoint_problem,
+    damaged_settings_problem,
     empty_flag_problem,
     explicit_dests,
     flag,
     moved_checkpoint_notice,
     output_flags_problem,
     overflow_left_to_the_guard,
+    pickle_name_problem,
     plot_path,
     positive_float,
     recorded_paths,
     save_over_checkpoint_problem,
     skipped_batches_notice,
 )
+from common.inspection import nonfinite_weights_problem  # noqa: E402
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
     available_bytes,
@@ -56,7 +60,12 @@ from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
 from common.serialization import atomic_write, file_sha256, load_npz, load_npz_meta  # noqa: E402
 from common.trainer import Trainer, TrainingInterrupted  # noqa: E402
-from common.training_guards import TrainingDiverged, TrainingOutOfMemory  # noqa: E402
+from common.training_guards import (  # noqa: E402
+    CheckpointWriteError,
+    TrainingDiverged,
+    TrainingOutOfMemory,
+    checkpoint_write_error,
+)
 from common.util import seq2seq_correct  # noqa: E402
 from datasets import sequence  # noqa: E402
 from models import AttentionSeq2seq, PeekySeq2seq, Seq2seq  # noqa: E402
@@ -209,12 +218,35 @@ def parse_args(argv=None):
     # --save over --load updates the model in place, as asked.
     if problem := output_flags_problem(args, outputs, inputs=("data", "load"),
                                        may_replace=(("save", "load"),)):
+        p.error(resumed_checkpoint_words(problem, args, explicit))
+    if problem := pickle_name_problem(args, ("checkpoint",)):
         p.error(problem)
     if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
         p.error(problem)
     if problem := save_over_checkpoint_problem(args.save, args.overwrite):
         p.error(problem)
     return args
+
+
+def resumed_checkpoint_words(problem: str, args, explicit) -> str:
+    """``problem``, about the ``--checkpoint`` file, in the words of a command
+    line that gave ``--resume`` alone (a resumed run checkpoints to that file)."""
+    if args.resume and "checkpoint" not in explicit and problem.startswith("--checkpoint "):
+        return (f"--resume {problem[len('--checkpoint '):]} (a resumed run writes its "
+                f"checkpoints to the file it resumes)")
+    return problem
+
+
+def history_problem(history) -> str | None:
+    """Why a checkpoint's recorded accuracy ``history`` is damaged, or None."""
+    if not isinstance(history, dict):
+        return f"its accuracy history is {type(history).__name__}, not a mapping"
+    for key in ("greedy", "beam", "seconds", "cpu_seconds"):
+        values = history.get(key, [])
+        if not (isinstance(values, list) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+            return f"its accuracy history's {key!r} is {values!r}, not a list of numbers"
+    return None
 
 
 def _take_run_settings(parser, args, explicit):
@@ -234,6 +266,12 @@ def _take_run_settings(parser, args, explicit):
     if missing:
         parser.error(f"--resume {args.resume}: not a checkpoint of train_seq2seq.py "
                      f"(its settings lack {missing})")
+    problem = damaged_settings_problem(settings, parser)
+    if problem is None and settings.get("history") is not None:
+        problem = history_problem(settings["history"])
+        problem = problem and f"the checkpoint is damaged: {problem}"
+    if problem:
+        parser.error(f"--resume {args.resume}: {problem}")
     for key in RUN_SETTINGS + LATER_RUN_SETTINGS:
         if key not in settings:  # a later setting, not in an older checkpoint
             continue
@@ -267,8 +305,11 @@ def _take_run_settings(parser, args, explicit):
 def _saved_model_hint(path) -> str:
     """What to say when ``--resume`` names a model saved by ``--save``, not a checkpoint."""
     try:
-        saved = load_npz_meta(path).get("model")
+        meta = load_npz_meta(path)
     except (ValueError, OSError):
+        return ""
+    saved = meta.get("model")
+    if meta.get("format") == CHECKPOINT_FORMAT:  # a checkpoint this rnnlab cannot read
         return ""
     return f"; to start a run from its parameters, give --load {path}" \
         if saved in MODEL_KEYS else ""
@@ -358,6 +399,18 @@ def load_problem(args, path, meta, V, id_to_char, data_sha256=None) -> str | Non
     if meta.get("reverse") is not None and meta["reverse"] != args.reverse:
         return (f"--load {path} was trained {'with' if meta['reverse'] else 'without'} "
                 f"--reverse: {'add' if meta['reverse'] else 'drop'} the flag")
+    return None
+
+
+def saved_meta_problem(meta) -> str | None:
+    """Why the metadata of a file given to ``--load`` is damaged (of the wrong
+    types: a hand-edited file), or None."""
+    config, vocab = meta.get("config"), meta.get("vocab")
+    if config is not None and not isinstance(config, dict):
+        return f"the file is damaged: its model config is {config!r}, not a mapping"
+    if vocab is not None and not (isinstance(vocab, list)
+                                  and all(isinstance(c, str) for c in vocab)):
+        return "the file is damaged: its vocabulary is not a list of characters"
     return None
 
 
@@ -491,6 +544,9 @@ def _run(argv):
         except (ValueError, OSError) as exc:
             print(f"error: --load: {exc}", file=sys.stderr)
             return 2
+        if problem := saved_meta_problem(loaded[1]):
+            print(f"error: --load {args.load}: {problem}", file=sys.stderr)
+            return 2
         if args.data and loaded[1].get("model") in MODEL_KEYS:  # read the file by its ids
             args.vocab = loaded[1].get("vocab")
     try:
@@ -527,6 +583,9 @@ def _run(argv):
             model.set_named_params(loaded[0], source=args.load)
         except ValueError as exc:
             print(f"error: --load: {exc}", file=sys.stderr)
+            return 2
+        if problem := nonfinite_weights_problem(model, args.load):
+            print(f"error: --load: {problem}", file=sys.stderr)
             return 2
     trainer = Trainer(model, Adam(lr=args.lr))
     name = args.data or args.task
@@ -580,6 +639,40 @@ def _run(argv):
             history["beam"].append(beam)
         return line
 
+    def write_plot():
+        """The accuracy plot; a failure is only a warning (the model is not affected)."""
+        try:
+            plot_accuracy(history, args.plot, trainer.title)
+        except (OSError, ValueError) as exc:
+            print(f"warning: could not write the plot --plot {args.plot} ({exc}); the model "
+                  "and checkpoint are not affected", file=sys.stderr)
+            return False
+        return True
+
+    def save_model(accuracy, why=""):
+        """--save: the model as it is now (``accuracy``: its test accuracy, None
+        when not measured); whether it was written."""
+        try:
+            path = model.save_params(args.save, vocab=id_to_char, task=name,
+                                     reverse=args.reverse, data_seed=args.data_seed,
+                                     data_sha256=args.data_sha256, accuracy=accuracy)
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot write --save {args.save}: {exc}", file=sys.stderr)
+            return False
+        print(f"saved {path}{why}", file=sys.stderr if why else sys.stdout)
+        return True
+
+    def keep_what_is_done(status):
+        """A run stopped by Ctrl-C, SIGTERM or a checkpoint it could not write:
+        the plot of the epochs done and (--save) the model as it is now."""
+        if args.plot and history["greedy"]:
+            write_plot()
+        if args.save and trainer.epoch + trainer.iteration > 0:
+            when = (f"after epoch {trainer.epoch}" if not trainer.iteration else
+                    f"at epoch {trainer.epoch + 1}, iteration {trainer.iteration}")
+            save_model(None, f" (its parameters when the run stopped, {when})")
+        return status
+
     while len(history["greedy"]) < trainer.epoch:  # resumed after an epoch's checkpoint
         evaluate()
     if args.resume and trainer.epoch >= args.epochs:
@@ -598,8 +691,13 @@ def _run(argv):
                                 lr_halve_from=args.lr_halve_from, on_nan=args.on_nan,
                                 val_data=val_data)
             except TrainingInterrupted as exc:
-                print(f"\n{exc}", file=sys.stderr)
+                print(file=sys.stderr)
+                keep_what_is_done(exc.exit_code)
+                print(exc, file=sys.stderr)  # the last line: how to resume
                 return exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM
+            except CheckpointWriteError as exc:
+                print(f"\nerror: {exc}", file=sys.stderr)
+                return keep_what_is_done(1)
             except (TrainingDiverged, TrainingOutOfMemory) as exc:
                 print(f"\nerror: {exc}", file=sys.stderr)
                 return 1
@@ -617,10 +715,14 @@ def _run(argv):
                   f"(CPU {cpu_seconds:.1f}s)")
             show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char, args.reverse, 1)
             if args.plot:
-                plot_accuracy(history, args.plot, trainer.title)
-                plotted = True
+                plotted = write_plot() or plotted
             if args.checkpoint:  # again, now with this epoch's accuracy in the run's history
-                save_checkpoint(args.checkpoint, trainer)
+                try:
+                    save_checkpoint(args.checkpoint, trainer)
+                except OSError as exc:
+                    print(f"error: {checkpoint_write_error(args.checkpoint, trainer, exc)}",
+                          file=sys.stderr)
+                    return keep_what_is_done(1)
         if not history["greedy"]:  # --epochs 0 (e.g. with --load): evaluate only
             print(evaluate())
             show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char, args.reverse, 1)
@@ -643,18 +745,17 @@ def _run(argv):
             print(notice, file=sys.stderr)
         if plotted:
             print(f"accuracy plot: {args.plot}")
-        if args.save:
-            path = model.save_params(args.save, vocab=id_to_char, task=name, reverse=args.reverse,
-                                     data_seed=args.data_seed, data_sha256=args.data_sha256,
-                                     accuracy=accuracy)
-            print(f"saved {path}")
+        if args.save and not save_model(accuracy):
+            return 1
     except FloatingPointError as exc:  # answering with weights gone non-finite
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C between two epochs' training: evaluating, saving
         done = f"; epoch {trainer.epoch}'s checkpoint is written: resume with --resume " \
                f"{args.checkpoint}" if args.checkpoint and trainer.epoch else ""
-        print(f"\ninterrupted after epoch {trainer.epoch}{done}", file=sys.stderr)
+        print(file=sys.stderr)
+        keep_what_is_done(130)
+        print(f"interrupted after epoch {trainer.epoch}{done}", file=sys.stderr)
         return 130
     return 0
 

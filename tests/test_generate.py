@@ -467,7 +467,7 @@ def test_script_errors_exit_2(trained, tmp_path, capsys):
         ([str(tmp_path / "novocab.npz")], "no vocabulary"),
         ([str(tmp_path / "ckpt.npz")], "training checkpoint"),
         ([str(tmp_path / "junk.npz")], "cannot read"),
-        ([str(tmp_path / "text.npz")], "not an .npz file"),
+        ([str(tmp_path / "text.npz")], "not an .npz (zip) archive"),
         ([str(tmp_path)], "folder"),
         ([str(trained / "m.npz"), "--stop", "zebraa"], "--stop"),
         ([str(trained / "m.npz"), "--top-k", "100000"], "--top-k"),
@@ -829,7 +829,8 @@ def test_script_unreadable_model_file_is_a_usage_error(tiny_file, capsys, monkey
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tiny_file))
 
-    monkeypatch.setattr(script, "open", refuse, raising=False)
+    monkeypatch.setattr(script, "load_npz_meta", refuse)
+    monkeypatch.setattr(script, "_load_model", refuse)
     assert script.main(["--model", str(tiny_file)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Permission denied" in err
