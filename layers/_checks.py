@@ -1,5 +1,6 @@
 """Input validation shared by the layers: one clear error instead of a
-traceback from deep inside NumPy; and the recurrent layers' initial state."""
+traceback from deep inside NumPy; the recurrent layers' initial state; and
+the read-only views a layer returns of values its backward reads again."""
 
 import numpy as np
 
@@ -28,18 +29,58 @@ def check_float(name, x, dtype, of="the layer's weights are"):
 def check_floating(name, x):
     """A weight, or the input that sets a weightless layer's dtype, must be a
     float array: integer arithmetic would truncate every product silently."""
-    if not hasattr(x, "dtype") or not np.issubdtype(x.dtype, np.floating):
-        got = x.dtype if hasattr(x, "dtype") else type(x).__name__
+    if not hasattr(x, "dtype"):  # a list, say: it has no .astype to suggest
         raise TypeError(
             f"{name} must be a float array (float32 to train, float64 to check gradients), "
-            f"got {got}; convert it with .astype(np.float32)"
+            f"got {type(x).__name__}; make it one with np.asarray({name}, dtype=np.float32)"
+        )
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(
+            f"{name} must be a float array (float32 to train, float64 to check gradients), "
+            f"got {x.dtype}; convert it with .astype(np.float32)"
         )
 
 
-def check_nonempty_batch(name, x):
+def _rank(shape_doc):
+    """The number of axes a shape like ``"(D, 4H)"`` or ``"(H,)"`` names."""
+    return len(shape_doc.strip("()").rstrip(",").split(","))
+
+
+def check_weights(*weights):
+    """A layer's weights, each given as ``(name, array, shape_doc)``, the first
+    one setting the dtype. Each must be a float array (integer weights would
+    truncate every update, or fail inside NumPy with a message about casting)
+    with the number of axes ``shape_doc`` shows, and all must share one dtype
+    (a float64 bias would silently make a float32 layer's outputs float64)."""
+    first_name, first, _ = weights[0]
+    for name, w, shape_doc in weights:
+        check_floating(name, w)
+        check_ndim(name, w, _rank(shape_doc), shape_doc)
+        check_float(name, w, first.dtype, of=f"{first_name} is")
+
+
+def check_grad(name, g, shape, dtype, of="the layer's weights are"):
+    """The gradient given to a one-step layer's ``backward`` must have the
+    shape of what ``forward`` returned (NumPy would broadcast a wrong one,
+    or fail with its own message) and the dtype that set the layer's (a
+    float64 gradient would make the layer's float32 gradients float64)."""
+    if not hasattr(g, "shape"):
+        raise TypeError(f"{name} must be an array of shape {shape}, got {type(g).__name__}")
+    if g.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} (the forward's output), got {g.shape}")
+    check_float(name, g, dtype, of)
+
+
+def check_nonempty_batch(name, x, steps=True):
     """A Time layer's input ``(N, T, ...)`` needs at least one step of one
     sequence; an empty one would fail later in a reshape or a reduction, with
-    a message that names neither the layer nor the input."""
+    a message that names neither the layer nor the input (or give a loss of
+    0 or NaN). A one-step layer's ``(N, ...)`` (``steps=False``) needs a row."""
+    if not steps:
+        if x.shape[0] == 0:
+            raise ValueError(f"{name} has shape {x.shape}: a batch needs at least one row "
+                             f"(N >= 1)")
+        return
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(
             f"{name} has shape {x.shape}: a batch needs at least one sequence (N >= 1) "
@@ -88,14 +129,32 @@ def check_hidden_state(name, h, H, dtype, N=None):
         raise ValueError(f"{name} must have shape {(N, H)}, got {h.shape}")
 
 
-def initial_state(name, s, N, H, dtype):
+def initial_state(name, s, N, H, dtype, given=False):
     """The state a recurrent Time layer starts a forward from: ``s`` (carried
-    from the last forward, or given to ``set_state``), else zeros ``(N, H)``."""
+    from the last forward, or given to ``set_state``: ``given``), else zeros
+    ``(N, H)``."""
     if s is None:
         return xp.zeros((N, H), dtype=dtype)
     if s.shape != (N, H):
+        if given:  # the user's own array, not one the layer carried
+            raise ValueError(
+                f"the {name} state given to set_state() has shape {s.shape} but this batch "
+                f"needs {(N, H)}: give set_state() one row per sequence of the batch, or call "
+                "reset_state() to start from zeros"
+            )
         raise ValueError(
             f"the carried {name} state has shape {s.shape} but this batch needs {(N, H)}; "
             "call reset_state() when the batch size changes"
         )
     return s
+
+
+def read_only(a):
+    """A read-only view of ``a`` (no copy), for an output that ``backward``
+    reads again: changed in place, it would silently change the gradients;
+    written to, the view raises instead. CuPy arrays have no such flag and
+    come back as plain views."""
+    view = a.view()
+    if isinstance(view, np.ndarray):
+        view.flags.writeable = False
+    return view

@@ -15,6 +15,7 @@ def _check_weights(W, b, transpose=False):
     check_floating("W", W)
     check_ndim("W", W, 2, "(M, D)" if transpose else "(D, M)")
     M = W.shape[0] if transpose else W.shape[1]
+    check_ndim("b", b, 1, f"({M},)")  # a list has no .shape to compare
     if b.shape != (M,):
         layout = ", read as (M, D) with transpose=True" if transpose else ""
         raise ValueError(f"b must have shape ({M},), one bias per output of W {W.shape}"
@@ -68,6 +69,7 @@ def joint_weight_bias(W, b):
     matrix product of ``[x, 1]`` with the block, and both gradients with one
     more: the bias then costs no separate pass over the (large) output.
     """
+    _check_weights(W, b)  # TimeAffine's own check, said before the copy
     Wb = xp.empty((W.shape[0] + 1, W.shape[1]), dtype=W.dtype)
     Wb[:-1] = W
     Wb[-1] = b

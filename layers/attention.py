@@ -26,8 +26,10 @@ from common.functions import softmax
 from layers._checks import (
     check_float,
     check_floating,
+    check_grad,
     check_ndim,
     check_nonempty_batch,
+    read_only,
     require_forward,
 )
 
@@ -35,6 +37,7 @@ from layers._checks import (
 def _check_pair(hs, h):
     check_ndim("hs", hs, 3, "(N, T, H)")
     check_ndim("h", h, 2, "(N, H)")
+    check_nonempty_batch("hs", hs)  # no state to attend to: a softmax over nothing
     check_floating("hs", hs)
     check_float("h", h, hs.dtype, of="hs is")
     if h.shape != (hs.shape[0], hs.shape[2]):
@@ -46,6 +49,8 @@ def _check_pair(hs, h):
 
 class AttentionWeight:
     """The attention weights ``a = softmax(hs @ h)`` of one decoder step.
+
+    The returned ``a`` is read-only: backward reads it (copy it to change it).
 
     Shape:
         forward: hs ``(N, T, H)``, h ``(N, H)`` -> a ``(N, T)``
@@ -61,11 +66,12 @@ class AttentionWeight:
         s = xp.einsum("nth,nh->nt", hs, h)
         a = softmax(s)
         self.cache = (hs, h, a)
-        return a
+        return read_only(a)  # backward reads a
 
     def backward(self, da):
         require_forward(self, self.cache)
         hs, h, a = self.cache
+        check_grad("da", da, a.shape, hs.dtype, of="the forward's hs is")
         ds = a * (da - (a * da).sum(axis=1, keepdims=True))
         dhs = ds[:, :, None] * h[:, None, :]
         dh = xp.einsum("nt,nth->nh", ds, hs)
@@ -87,6 +93,7 @@ class WeightSum:
     def forward(self, hs, a):
         check_ndim("hs", hs, 3, "(N, T, H)")
         check_ndim("a", a, 2, "(N, T)")
+        check_nonempty_batch("hs", hs)
         check_floating("hs", hs)
         check_float("a", a, hs.dtype, of="hs is")
         if a.shape != hs.shape[:2]:
@@ -98,6 +105,7 @@ class WeightSum:
     def backward(self, dc):
         require_forward(self, self.cache)
         hs, a = self.cache
+        check_grad("dc", dc, (hs.shape[0], hs.shape[2]), hs.dtype, of="the forward's hs is")
         dhs = a[:, :, None] * dc[:, None, :]
         da = xp.einsum("nth,nh->nt", hs, dc)
         return dhs, da
@@ -106,7 +114,8 @@ class WeightSum:
 class Attention:
     """Attention for one decoder step: the weights, then the weighted sum.
 
-    ``attention_weight`` holds the last step's weights ``a`` ``(N, T)``.
+    ``attention_weight`` holds the last step's weights ``a`` ``(N, T)``,
+    read-only: backward reads them (copy them to change them).
 
     Shape:
         forward: hs ``(N, T, H)``, h ``(N, H)`` -> c ``(N, H)``
@@ -125,6 +134,7 @@ class Attention:
         return self.weight_sum_layer.forward(hs, a)
 
     def backward(self, dc):
+        require_forward(self, self.attention_weight)
         dhs0, da = self.weight_sum_layer.backward(dc)
         dhs1, dh = self.attention_weight_layer.backward(da)
         return dhs0 + dhs1, dh
@@ -139,7 +149,8 @@ class TimeAttention:
     docstring, with a row of ``A`` per decoder step).
 
     After ``forward``, ``attention_weights`` is a list of ``T_dec`` arrays
-    ``(N, T_enc)``, one per decoder step (the textbook's attribute).
+    ``(N, T_enc)``, one per decoder step (the textbook's attribute); they
+    are read-only views of what backward reads (copy them to change them).
 
     Shape:
         forward: hs_enc ``(N, T_enc, H)``, hs_dec ``(N, T_dec, H)`` -> cs ``(N, T_dec, H)``
@@ -165,7 +176,8 @@ class TimeAttention:
             )
         A = softmax(xp.matmul(hs_dec, hs_enc.transpose(0, 2, 1)))  # (N, T_dec, T_enc)
         self.cache = (hs_enc, hs_dec, A)
-        self.attention_weights = [A[:, t] for t in range(A.shape[1])]
+        A_view = read_only(A)  # backward reads A: its rows are handed out read-only
+        self.attention_weights = [A_view[:, t] for t in range(A.shape[1])]
         return xp.matmul(A, hs_enc)
 
     def backward(self, dcs):

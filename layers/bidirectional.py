@@ -13,12 +13,27 @@ from layers._checks import check_ndim
 from layers.lstm import TimeLSTM
 
 
+def _in_direction(direction, layer, xs):
+    """``layer.forward(xs)``, with an error about the input naming the
+    direction: the two halves may differ (in D, in dtype), and a message
+    such as "xs has 3 features but Wx expects D = 4" alone would not say which."""
+    try:
+        return layer.forward(xs)
+    except (ValueError, TypeError) as e:
+        if type(e) not in (ValueError, TypeError):  # a subclass may take other arguments
+            raise
+        raise type(e)(f"the {direction} direction ({type(layer).__name__}): {e}") from e
+
+
 class Bidirectional:
     """Make any Time layer (``forward(xs (N, T, D)) -> (N, T, H)``) bidirectional.
 
     ``forward_layer`` and ``backward_layer`` are two layers of the same kind
     (their own weights); ``params`` and ``grads`` are the forward layer's,
-    then the backward layer's.
+    then the backward layer's. They must be two objects: a layer keeps what
+    its forward saved for its backward, and one object would have its
+    forward pass's values overwritten by the reversed pass. To tie the two
+    directions' weights, build both layers from the same arrays.
 
     Shape:
         forward: xs ``(N, T, D)`` -> hs ``(N, T, H_f + H_b)`` (forward half first)
@@ -26,6 +41,13 @@ class Bidirectional:
     """
 
     def __init__(self, forward_layer, backward_layer):
+        if forward_layer is backward_layer:
+            kind = type(forward_layer).__name__
+            raise ValueError(f"forward_layer and backward_layer are the same {kind} object: "
+                             f"its reversed pass would overwrite what the forward pass saved "
+                             f"for backward, and the gradients would be wrong. Pass two layer "
+                             f"objects (to tie their weights, build two {kind} from the same "
+                             f"weight arrays)")
         for layer in (forward_layer, backward_layer):
             if getattr(layer, "stateful", False):
                 raise ValueError(f"a bidirectional layer reads the whole sequence: its "
@@ -41,8 +63,8 @@ class Bidirectional:
 
     def forward(self, xs):
         check_ndim("xs", xs, 3, "(N, T, D)")
-        hs_f = self.forward_layer.forward(xs)
-        hs_b = self.backward_layer.forward(xs[:, ::-1])[:, ::-1]
+        hs_f = _in_direction("forward", self.forward_layer, xs)
+        hs_b = _in_direction("backward", self.backward_layer, xs[:, ::-1])[:, ::-1]
         self.H_f = hs_f.shape[2]
         self.out_shape = (hs_f.shape[0], hs_f.shape[1], hs_f.shape[2] + hs_b.shape[2])
         return xp.concatenate([hs_f, hs_b], axis=2)

@@ -75,6 +75,7 @@ class TimeRepeat:
 
     def forward(self, h, T):
         check_ndim("h", h, 2, "(N, H)")
+        check_floating("h", h)  # it sets the dtype backward's dhs must have
         if isinstance(T, bool) or not isinstance(T, numbers.Integral) or T < 1:
             raise ValueError(f"T must be a whole number of steps >= 1, got {T!r}")
         self.T = int(T)

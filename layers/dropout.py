@@ -12,7 +12,7 @@ evaluation needs no rescaling: at evaluation time the layer is the identity::
 import numpy as np
 
 from common.backend import to_gpu, xp
-from layers._checks import check_floating, require_forward
+from layers._checks import check_floating, check_grad, require_forward
 
 
 class TimeDropout:
@@ -40,6 +40,7 @@ class TimeDropout:
         self.fixed_keep = None  # boolean mask set by set_mask, or None for random masks
         self.mask = None  # the scaled mask of the last training forward
         self.xs_shape = None  # of the last forward, training or evaluation
+        self.xs_dtype = None
 
     def set_mask(self, keep):
         """Keep exactly the units where ``keep`` is true (until ``set_mask(None)``)."""
@@ -47,7 +48,7 @@ class TimeDropout:
 
     def forward(self, xs):
         check_floating("xs", xs)
-        self.xs_shape = xs.shape
+        self.xs_shape, self.xs_dtype = xs.shape, xs.dtype
         if not self.train_flg:
             self.mask = None
             return xs
@@ -69,8 +70,9 @@ class TimeDropout:
         # Without a forward there is no mask, and returning dys would pass the
         # gradient through as if this were evaluation.
         require_forward(self, self.xs_shape)
+        # Checked in evaluation mode too: a wrong gradient is wrong there as well,
+        # and would fail further down, or not at all.
+        check_grad("dys", dys, self.xs_shape, self.xs_dtype, of="the forward's xs is")
         if self.mask is None:  # evaluation mode: the identity
             return dys
-        if dys.shape != self.mask.shape:
-            raise ValueError(f"dys must have shape {self.mask.shape}, got {dys.shape}")
         return dys * self.mask

@@ -2,7 +2,22 @@
 
 from common.backend import xp
 from common.parallel import later
-from layers._checks import check_ids, check_ndim, check_nonempty_batch, require_forward
+from layers._checks import (
+    check_float,
+    check_floating,
+    check_grad,
+    check_ids,
+    check_ndim,
+    check_nonempty_batch,
+    require_forward,
+)
+
+
+def _check_weights(W):
+    # An integer W would truncate every gradient step; a 1-D one would give
+    # (N, T) outputs instead of (N, T, D).
+    check_floating("W", W)
+    check_ndim("W", W, 2, "(V, D)")
 
 
 def _scatter_add(dW, ids, rows):
@@ -34,6 +49,7 @@ class Embedding:
     """
 
     def __init__(self, W):
+        _check_weights(W)
         self.params = [W]
         self.grads = [xp.zeros_like(W)]
         self.ids = None
@@ -46,7 +62,9 @@ class Embedding:
         return W[ids]
 
     def backward(self, dout):
+        W = self.params[0]
         require_forward(self, self.ids)
+        check_grad("dout", dout, (self.ids.shape[0], W.shape[1]), W.dtype)
         _scatter_add(self.grads[0], self.ids, dout)
         return None
 
@@ -61,6 +79,7 @@ class TimeEmbedding:
     """
 
     def __init__(self, W):
+        _check_weights(W)
         self.params = [W]
         self.grads = [xp.zeros_like(W)]
         self.xs = None
@@ -79,6 +98,7 @@ class TimeEmbedding:
         if dout.shape != (*self.xs.shape, D):
             raise ValueError(f"dout must have shape {(*self.xs.shape, D)} (the forward's "
                              f"output), got {dout.shape}")
+        check_float("dout", dout, self.params[0].dtype)
         ids, rows = self.xs.reshape(-1), dout.reshape(-1, D)
         # Nothing below needs this gradient before the update: an idle core may do it.
         later(_scatter_add, self.grads[0], ids, rows)

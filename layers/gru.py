@@ -38,16 +38,21 @@ from common.parallel import (
 )
 from layers._checks import (
     check_float,
+    check_grad,
     check_hidden_state,
     check_ndim,
     check_nonempty_batch,
+    check_weights,
     initial_state,
+    read_only,
     require_forward,
 )
 
 
 def _check_weights(Wx, Wh, bx, bh):
-    if Wx.ndim != 2 or Wx.shape[1] % 3:
+    check_weights(("Wx", Wx, "(D, 3H)"), ("Wh", Wh, "(H, 3H)"), ("bx", bx, "(3H,)"),
+                  ("bh", bh, "(3H,)"))
+    if Wx.shape[1] % 3:
         raise ValueError(f"GRU Wx must have shape (D, 3H), got {Wx.shape}")
     H = Wx.shape[1] // 3
     if Wh.shape != (H, 3 * H) or bx.shape != (3 * H,) or bh.shape != (3 * H,):
@@ -98,6 +103,7 @@ class GRU:
         dWx, dWh, dbx, dbh = self.grads
         require_forward(self, self.cache)
         x, h_prev, r, z, n, ah_n = self.cache
+        check_grad("dh_next", dh_next, z.shape, Wx.dtype)
 
         da_n = dh_next * (1 - z) * (1 - n * n)
         da_z = dh_next * (h_prev - n) * z * (1 - z)
@@ -156,6 +162,8 @@ class TimeGRU:
     ``reset_state()`` forgets it. After ``backward``, ``dh`` holds the
     gradient w.r.t. the initial state.
 
+    The returned ``hs`` is read-only: backward reads it (copy it to change it).
+
     Gate order along ``3H``: r, z, n, as in ``torch.nn.GRU``
     (``W_ih = Wx.T``, ``W_hh = Wh.T``, ``b_ih = bx``, ``b_hh = bh``).
 
@@ -171,6 +179,7 @@ class TimeGRU:
         self.grads = [xp.zeros_like(p) for p in self.params]
         self.stateful = stateful
         self.h = None  # last hidden state (N, H), carried when stateful
+        self._given_h = None  # the h given to set_state, until a forward uses it
         self.dh = None  # gradient w.r.t. the initial state, after backward
         self.cache = None
 
@@ -178,10 +187,10 @@ class TimeGRU:
         """Use ``h`` (N, H) as the initial hidden state of the next forward."""
         Wh = self.params[1]
         check_hidden_state("h", h, Wh.shape[0], Wh.dtype)
-        self.h = h
+        self.h = self._given_h = h
 
     def reset_state(self):
-        self.h = None
+        self.h = self._given_h = None
 
     def forward(self, xs):
         Wx, Wh, bx, bh = self.params
@@ -192,7 +201,7 @@ class TimeGRU:
         H = Wh.shape[0]
         if D != Wx.shape[0]:
             raise ValueError(f"xs has {D} features but Wx expects D = {Wx.shape[0]}")
-        h0 = initial_state("hidden", self.h, N, H, Wx.dtype)
+        h0 = initial_state("hidden", self.h, N, H, Wx.dtype, given=self.h is self._given_h)
 
         # Time-major inside the layer: each step reads and writes contiguous blocks.
         xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
@@ -205,7 +214,8 @@ class TimeGRU:
         self.cache = (xs_tm, h0, gates, ah_ns, hs_tm)
         # Carried to the next forward when stateful; a set state serves one forward.
         self.h = hs_tm[-1].copy() if self.stateful else None
-        return hs_tm.transpose(1, 0, 2)
+        self._given_h = None
+        return read_only(hs_tm.transpose(1, 0, 2))  # backward reads hs_tm
 
     def _forward_loop(self, gates, h, ah_ns, hs_tm):
         """The time loop of ``forward``.

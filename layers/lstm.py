@@ -30,17 +30,21 @@ from common.functions import sigmoid, sigmoid_of_negated_
 from common.parallel import for_row_blocks, matmul, step_products, steps_at_once
 from layers._checks import (
     check_float,
+    check_grad,
     check_hidden_state,
     check_ndim,
     check_nonempty_batch,
+    check_weights,
     initial_state,
+    read_only,
     require_forward,
 )
 from layers._time_grads import input_and_weight_grads
 
 
 def _check_weights(Wx, Wh, b):
-    if Wx.ndim != 2 or Wx.shape[1] % 4:
+    check_weights(("Wx", Wx, "(D, 4H)"), ("Wh", Wh, "(H, 4H)"), ("b", b, "(4H,)"))
+    if Wx.shape[1] % 4:
         raise ValueError(f"LSTM Wx must have shape (D, 4H), got {Wx.shape}")
     H = Wx.shape[1] // 4
     if Wh.shape != (H, 4 * H) or b.shape != (4 * H,):
@@ -66,7 +70,8 @@ class LSTM:
         Wx: ``(D, 4H)``, Wh: ``(H, 4H)``, b: ``(4H,)``
         forward: x ``(N, D)``, h_prev ``(N, H)``, c_prev ``(N, H)``
         -> (h_next ``(N, H)``, c_next ``(N, H)``)
-        backward: dh_next ``(N, H)``, dc_next ``(N, H)``
+        backward: dh_next ``(N, H)``, dc_next ``(N, H)`` (or ``0``: the book's
+        TimeLSTM starts its backward loop with ``dc = 0``)
         -> (dx ``(N, D)``, dh_prev ``(N, H)``, dc_prev ``(N, H)``)
     """
 
@@ -102,6 +107,9 @@ class LSTM:
         dWx, dWh, db = self.grads
         require_forward(self, self.cache)
         x, h_prev, c_prev, i, f, g, o, tanh_c = self.cache
+        check_grad("dh_next", dh_next, tanh_c.shape, Wx.dtype)
+        if not (isinstance(dc_next, (int, float)) and dc_next == 0):  # 0: no gradient
+            check_grad("dc_next", dc_next, tanh_c.shape, Wx.dtype)
 
         ds = dc_next + dh_next * o * (1 - tanh_c * tanh_c)
         dc_prev = ds * f
@@ -179,6 +187,8 @@ class TimeLSTM:
     ``reset_state()`` forgets it. After ``backward``, ``dh`` and ``dc`` hold
     the gradients w.r.t. the initial ``h`` and ``c``.
 
+    The returned ``hs`` is read-only: backward reads it (copy it to change it).
+
     Gate order along ``4H``: i, f, g, o, as in ``torch.nn.LSTM``
     (``W_ih = Wx.T``, ``W_hh = Wh.T``, ``b_ih + b_hh = b``).
 
@@ -196,6 +206,7 @@ class TimeLSTM:
         self.stateful = stateful
         self.h = None  # last hidden state (N, H), carried when stateful
         self.c = None  # last cell state (N, H), carried when stateful
+        self._given_h = self._given_c = None  # given to set_state, until a forward uses them
         self.dh = None  # gradients w.r.t. the initial h and c, after backward
         self.dc = None
         self.dx_static = None  # gradient w.r.t. forward's x_static, after backward
@@ -209,10 +220,10 @@ class TimeLSTM:
         check_hidden_state("h", h, H, Wh.dtype)
         if c is not None:
             check_hidden_state("c", c, H, Wh.dtype, N=h.shape[0])
-        self.h, self.c = h, c
+        self.h, self.c = self._given_h, self._given_c = h, c
 
     def reset_state(self):
-        self.h, self.c = None, None
+        self.h, self.c = self._given_h, self._given_c = None, None
 
     def forward(self, xs, x_static=None):
         Wx, Wh, b = self.params
@@ -226,8 +237,8 @@ class TimeLSTM:
             static = f" and x_static {S}" if S else ""
             raise ValueError(f"xs has {D} features{static} but Wx expects D = {Wx.shape[0]}")
         zero_start = self.h is None
-        h0 = initial_state("hidden", self.h, N, H, Wx.dtype)
-        c0 = initial_state("cell", self.c, N, H, Wx.dtype)
+        h0 = initial_state("hidden", self.h, N, H, Wx.dtype, given=self.h is self._given_h)
+        c0 = initial_state("cell", self.c, N, H, Wx.dtype, given=self.c is self._given_c)
 
         # Time-major inside the layer: each step reads and writes contiguous blocks.
         xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
@@ -248,7 +259,8 @@ class TimeLSTM:
         self.cache = (xs_tm, x_static, None if zero_start else h0, c0, gates, cs, tanh_cs, hs)
         # Carried to the next forward when stateful; a set state serves one forward.
         self.h, self.c = (hs[-1].copy(), cs[-1].copy()) if self.stateful else (None, None)
-        return hs.transpose(1, 0, 2)
+        self._given_h = self._given_c = None
+        return read_only(hs.transpose(1, 0, 2))  # backward reads hs
 
     def _forward_loop(self, gates, Wh_scaled, h, c, cs, tanh_cs, hs, zero_start=False):
         """The time loop of ``forward``.

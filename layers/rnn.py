@@ -17,10 +17,13 @@ from common.backend import xp
 from common.parallel import matmul, step_products
 from layers._checks import (
     check_float,
+    check_grad,
     check_hidden_state,
     check_ndim,
     check_nonempty_batch,
+    check_weights,
     initial_state,
+    read_only,
     require_forward,
 )
 from layers._time_grads import input_and_weight_grads
@@ -39,6 +42,7 @@ class _Activation:
 
 
 def _check_weights(Wx, Wh, b):
+    check_weights(("Wx", Wx, "(D, H)"), ("Wh", Wh, "(H, H)"), ("b", b, "(H,)"))
     D, H = Wx.shape
     if Wh.shape != (H, H) or b.shape != (H,):
         raise ValueError(
@@ -49,6 +53,8 @@ def _check_weights(Wx, Wh, b):
 
 class RNN(_Activation):
     """One time step of a tanh RNN.
+
+    The returned ``h_next`` is read-only: backward reads it (copy it to change it).
 
     Shape:
         Wx: ``(D, H)``, Wh: ``(H, H)``, b: ``(H,)``
@@ -74,13 +80,14 @@ class RNN(_Activation):
             )
         h_next = self.activation(h_prev @ Wh + x @ Wx + b)
         self.cache = (x, h_prev, h_next)
-        return h_next
+        return read_only(h_next)  # backward reads h_next: no in-place change to it
 
     def backward(self, dh_next):
         Wx, Wh, _ = self.params
         dWx, dWh, db = self.grads
         require_forward(self, self.cache)
         x, h_prev, h_next = self.cache
+        check_grad("dh_next", dh_next, h_next.shape, Wx.dtype)
         da = dh_next * self.activation_grad(h_next)
         xp.matmul(x.T, da, out=dWx)
         xp.matmul(h_prev.T, da, out=dWh)
@@ -104,6 +111,8 @@ class TimeRNN(_Activation):
     ``reset_state()`` forgets it. After ``backward``, ``dh`` holds the
     gradient w.r.t. the initial state.
 
+    The returned ``hs`` is read-only: backward reads it (copy it to change it).
+
     Shape:
         Wx: ``(D, H)``, Wh: ``(H, H)``, b: ``(H,)``
         forward: xs ``(N, T, D)`` -> hs ``(N, T, H)``
@@ -116,6 +125,7 @@ class TimeRNN(_Activation):
         self.grads = [xp.zeros_like(Wx), xp.zeros_like(Wh), xp.zeros_like(b)]
         self.stateful = stateful
         self.h = None  # last hidden state (N, H), carried when stateful
+        self._given_h = None  # the h given to set_state, until a forward uses it
         self.dh = None  # gradient w.r.t. the initial state, after backward
         self.cache = None
 
@@ -123,10 +133,10 @@ class TimeRNN(_Activation):
         """Use ``h`` (N, H) as the initial hidden state of the next forward."""
         Wh = self.params[1]
         check_hidden_state("h", h, Wh.shape[0], Wh.dtype)
-        self.h = h
+        self.h = self._given_h = h
 
     def reset_state(self):
-        self.h = None
+        self.h = self._given_h = None
 
     def forward(self, xs):
         Wx, Wh, b = self.params
@@ -138,7 +148,7 @@ class TimeRNN(_Activation):
         if D != Wx.shape[0]:
             raise ValueError(f"xs has {D} features but Wx expects D = {Wx.shape[0]}")
 
-        h0 = initial_state("hidden", self.h, N, H, Wx.dtype)
+        h0 = initial_state("hidden", self.h, N, H, Wx.dtype, given=self.h is self._given_h)
         # Time-major inside the layer: each step then reads and writes one
         # contiguous (N, H) block.
         xs_tm = xs.transpose(1, 0, 2).reshape(T * N, D)
@@ -149,7 +159,8 @@ class TimeRNN(_Activation):
         self.cache = (xs_tm, h0, hs_tm)
         # Carried to the next forward when stateful; a set state serves one forward.
         self.h = hs_tm[-1].copy() if self.stateful else None
-        return hs_tm.transpose(1, 0, 2)
+        self._given_h = None
+        return read_only(hs_tm.transpose(1, 0, 2))  # backward reads hs_tm
 
     def _forward_loop(self, a_tm, h, hs_tm):
         """The time loop of ``forward``: ``a_tm`` ``(T, N, H)`` holds

@@ -14,7 +14,13 @@ import numpy as np
 from common.backend import xp
 from common.functions import log_softmax, softmax
 from common.parallel import for_row_blocks
-from layers._checks import check_ids, check_ndim
+from layers._checks import check_ids, check_ndim, check_nonempty_batch, require_forward
+
+
+def _check_logits(name, x):
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{name} must hold float logits, got dtype {x.dtype}; convert it with "
+                        f".astype(np.float32)")
 
 
 class SoftmaxWithLoss:
@@ -32,6 +38,8 @@ class SoftmaxWithLoss:
     def forward(self, x, t):
         check_ndim("x", x, 2, "(N, V)")
         check_ndim("t", t, 1, "(N,)")
+        check_nonempty_batch("x", x, steps=False)  # the mean of no rows would be NaN
+        _check_logits("x", x)
         if t.shape[0] != x.shape[0]:
             raise ValueError(f"x has {x.shape[0]} rows but t has {t.shape[0]} targets")
         check_ids("t", t, x.shape[1])
@@ -40,6 +48,7 @@ class SoftmaxWithLoss:
         return float(-logp[xp.arange(t.size), t].mean())
 
     def backward(self, dout=1):
+        require_forward(self, self.cache)
         x, t = self.cache
         dx = softmax(x)
         dx[xp.arange(t.size), t] -= 1
@@ -84,9 +93,10 @@ class TimeSoftmaxWithLoss:
     precision that subtracting the row maximum gives, without another pass
     over the logits to find it. The ``exp`` over the block is taken
     unshifted, which is exact whenever no term overflows and the row sum is
-    not tiny; the rare rows where that fails, or where ``exp(-x[t])`` would
-    leave the normal float range, are recomputed with the row maximum
-    ``m`` subtracted before the ``exp``, so logits of any magnitude are safe.
+    not tiny; the rare rows where that fails, or where ``exp(-x[t])`` or
+    the row's scale ``w / s`` would leave the normal float range, are
+    recomputed with the row maximum ``m`` subtracted before the ``exp``, so
+    logits of any magnitude are safe.
 
     The array ``backward`` returns is the layer's buffer: valid until the
     next ``forward`` (copy it to keep it).
@@ -105,8 +115,8 @@ class TimeSoftmaxWithLoss:
     def forward(self, xs, ts):
         check_ndim("xs", xs, 3, "(N, T, V)")
         check_ndim("ts", ts, 2, "(N, T)")
-        if not np.issubdtype(xs.dtype, np.floating):
-            raise TypeError(f"xs must hold float logits, got dtype {xs.dtype}")
+        check_nonempty_batch("xs", xs)  # else a loss of 0 for no data at all
+        _check_logits("xs", xs)
         N, T, V = xs.shape
         if ts.shape != (N, T):
             raise ValueError(f"ts must have shape {(N, T)} to match xs {xs.shape}, got {ts.shape}")
@@ -128,9 +138,15 @@ class TimeSoftmaxWithLoss:
         with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
             for_row_blocks(self._scaled_softmax, x, y, s, w)
             row_loss = xp.log(s * xp.exp(-x_t))  # log(sum(exp(x - x[t])))
+            # The factor _scaled_softmax scaled the row by (the same division,
+            # so the same bits): below the normal floats it has lost digits.
+            scale_ok = (w / s >= xp.finfo(x.dtype).tiny) | (w == 0)
         # Recomputed with the maximum shifted out: an overflowed or tiny sum,
-        # or exp(-x[t]) near either end of the float range (|x[t]| above 80).
-        redo = ~(xp.isfinite(row_loss) & (s > _TINY_SUM) & (xp.abs(x_t) < _MAX_SHIFT))
+        # exp(-x[t]) near either end of the float range (|x[t]| above 80), or
+        # a sum so near the top of the range (float32 logits above about 80)
+        # that w / s is subnormal.
+        redo = ~(xp.isfinite(row_loss) & (s > _TINY_SUM) & (xp.abs(x_t) < _MAX_SHIFT)
+                 & scale_ok)
         if redo.any():
             row_loss[redo] = self._stable_rows(x[redo], x_t[redo], y, redo, w[redo])
 
