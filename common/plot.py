@@ -9,6 +9,7 @@ marked, and the run in the title.
 import numbers
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -36,6 +37,10 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
     (``.png``, ``.pdf``, ``.svg`` ...). Without: in Jupyter the returned
     Figure shows inline; with a display it is shown in a window; with
     neither it is written to ``ppl.png``.
+
+    ``ylim``: the top, or ``(bottom, top)``. On the log axis (``logy``) a
+    bottom of 0 or less, as in the book's ``ylim=(0, 500)``, cannot be shown:
+    it is ignored, with a ``UserWarning``.
     """
     import matplotlib
 
@@ -57,12 +62,17 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
     _draw(ax, trainer)
     # Nothing recorded yet (eval_interval longer than the iterations trained):
     # matplotlib cannot put empty lines on a log axis.
-    if logy and _recorded(trainer):
+    log_axis = logy and _recorded(trainer)
+    if log_axis:
         ax.set_yscale("log")
     if ylim is not None:
         low, high = ylim
-        if logy and low is not None and low <= 0:
-            low = None  # the book's ylim=(0, top): a log axis keeps its own bottom
+        if log_axis and low is not None and low <= 0:
+            # The book's ylim=(0, top): a log axis keeps its own bottom.
+            warnings.warn(f"ylim: the lower limit {float(low):g} cannot be shown on a log "
+                          "axis and is ignored; pass logy=False for the book's linear axis",
+                          UserWarning, stacklevel=3)
+            low = None
         ax.set_ylim(bottom=low, top=high)
     fig.tight_layout()
     if window:

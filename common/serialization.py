@@ -18,17 +18,21 @@ Every file rnnlab writes goes through :func:`atomic_write` (or
 power loss) cannot delete its temporary file, so the temporary's name says
 whose it is, ``.<name>.<host>-<pid>-<random>.tmp``: the next write to the
 same path removes the temporaries of processes of this machine that are no
-longer running, and leaves those of live writers alone.
+longer running, and leaves those of live writers alone. A file replaced
+keeps its permission bits, and a symbolic link is written through: the file
+it points to is replaced, and the link stays a link.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import secrets
 import socket
+import stat
 import tempfile
 import time
 import zipfile
@@ -76,17 +80,28 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """``with atomic_open(path) as f:`` write ``f``; ``path`` is replaced when the block ends.
 
     The context-manager form of :func:`atomic_write`: the binary file is a
-    temporary in ``path``'s folder (created if needed), with the permissions
-    an ordinary ``open`` would give; at the end of the block it is flushed,
-    fsynced and renamed over ``path`` (``os.replace``: atomic on POSIX and
-    Windows). If the block raises, the temporary is deleted and ``path`` is
-    left as it was.
+    temporary in ``path``'s folder (created if needed); at the end of the
+    block it is flushed, fsynced and renamed over ``path`` (``os.replace``:
+    atomic on POSIX and Windows). If the block raises, the temporary is
+    deleted and ``path`` is left as it was.
+
+    A file replaced keeps its permission bits (a ``0o600`` file stays
+    private, a ``0o444`` one read-only); a new one gets those an ordinary
+    ``open`` would give. A symbolic link is written through: the temporary
+    goes next to the file it points to and replaces that file, so the link
+    stays a link, to the new content. A ``path`` ending in a separator names
+    a folder: ``IsADirectoryError``, before anything is created.
     """
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    name = os.path.basename(path)
+    if _names_a_folder(path):
+        raise IsADirectoryError(errno.EISDIR, "it names a folder, not a file; a file name is "
+                                "needed", path)
+    target = _write_target(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    name = os.path.basename(target)
+    mode = _kept_mode(target)
     os.makedirs(folder, exist_ok=True)
-    remove_stale_temporaries(path)
+    remove_stale_temporaries(target)
     try:
         fd, tmp = _create_temporary(folder, name)
     except OSError as exc:
@@ -94,16 +109,48 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise OSError(exc.errno, exc.strerror, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                _set_mode(f.fileno(), tmp, mode)
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         # KeyboardInterrupt included: nothing half-written may stay behind.
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     _fsync_folder(folder)
+
+
+def _names_a_folder(path: str) -> bool:
+    """Whether ``path`` has no file name: it ends in a separator (``'runs/'``), or in
+    ``.`` or ``..``."""
+    return os.path.basename(path) in ("", ".", "..")
+
+
+def _write_target(path: str) -> str:
+    """The file a write to ``path`` replaces: ``path``, or for a symbolic link the
+    file it points to (links followed to the end), which may not exist yet."""
+    return os.path.realpath(path) if os.path.islink(path) else path
+
+
+def _kept_mode(target: str) -> int | None:
+    """The permission bits the new content of ``target`` keeps: those of the
+    regular file there now (setuid, setgid and sticky bits are not kept, as
+    writing to a file clears them), or None for a new file."""
+    try:
+        st = os.stat(target)
+    except OSError:
+        return None
+    return stat.S_IMODE(st.st_mode) & 0o777 if stat.S_ISREG(st.st_mode) else None
+
+
+def _set_mode(fd: int, tmp: str, mode: int) -> None:
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
+    else:  # Windows before Python 3.13: only the read-only flag is kept
+        os.chmod(tmp, mode)
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
@@ -399,13 +446,22 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
     Folders that do not exist yet count as writable where they can be
     created (the writers create them); the check writes and removes one
     temporary file in an existing folder. ``example`` is a file name the
-    message suggests when ``path`` is a folder.
+    message suggests when ``path`` is a folder, or ends in a separator (a
+    folder, existing or not). An existing file that is not writable (no
+    write permission bit: checked on the bits, as root may write any file)
+    is refused: rnnlab does not replace a read-only file. A symbolic link is
+    judged by the file it points to, which the writers replace.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
         return (f"{flag_name} {path} is a folder; give a file name in it, e.g. "
                 f"{os.path.join(path, example)}")
-    folder = os.path.dirname(os.path.abspath(path))
+    if _names_a_folder(path):
+        ending = f" (it ends in {path[-1]!r})" if path[-1] in (os.sep, os.altsep) else ""
+        return (f"{flag_name} {path} names a folder{ending}, not a file; give a file name "
+                f"in it, e.g. {os.path.join(path, example)}")
+    target = _write_target(path)
+    folder = os.path.dirname(os.path.abspath(target))
     existing = folder
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
@@ -420,4 +476,22 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
             pass
     except OSError as exc:
         return f"{flag_name} {path}: cannot write in {folder} ({exc.strerror})"
+    return _read_only_problem(flag_name, path, target)
+
+
+def _read_only_problem(flag_name: str, path: str, target: str) -> str | None:
+    """Why the existing file ``target`` (``path`` as given) may not be replaced, or None."""
+    try:
+        st = os.stat(target)
+    except OSError:
+        return None  # a new file
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    mode = stat.S_IMODE(st.st_mode)
+    if not mode & 0o222:
+        return (f"{flag_name} {path} is read-only (mode {mode:03o}); make it writable "
+                f"(chmod u+w {path}) or give another path")
+    if not os.access(target, os.W_OK):
+        return (f"{flag_name} {path}: no permission to write this file (mode {mode:03o}); "
+                f"give another path")
     return None

@@ -46,6 +46,8 @@ from common.cli import (  # noqa: E402
 from common.inspection import gradient_through_time  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import managed  # noqa: E402
+from common.plot import plot_format  # noqa: E402
+from common.serialization import atomic_write  # noqa: E402
 from common.util import clip_grads  # noqa: E402
 from datasets import ptb, text  # noqa: E402
 from models import build_model  # noqa: E402
@@ -85,7 +87,8 @@ def parse_args(argv=None):
     if problem := empty_flag_problem(args, {"text_file": "a text file",
                                             "data_dir": "the PTB folder"}):
         p.error(problem)
-    if problem := output_flags_problem(args, {"plot": "gradient_through_time.png"}):
+    if problem := output_flags_problem(args, {"plot": "gradient_through_time.png"},
+                                       inputs=("text_file",)):
         p.error(problem)
     return args
 
@@ -155,7 +158,8 @@ def plot(curves, args, path):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    # Atomically: a full disk or Ctrl-C while drawing leaves the old file as it was.
+    atomic_write(path, lambda f: fig.savefig(f, format=plot_format(path), dpi=100))
     return fig
 
 
@@ -193,7 +197,12 @@ def main(argv=None):
         print(f"{label:24s}{loss:10.3f}  {held / math.log(2):18.3f}  "
               + "  ".join(f"{b:.2e}" for b in back) + f"   {seconds:.0f} s", flush=True)
     if args.plot:
-        plot(curves, args, args.plot)
+        try:
+            plot(curves, args, args.plot)
+        except OSError as exc:  # a full disk: the numbers above are the run's results
+            print(f"error: cannot write the plot --plot {args.plot}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
         print(f"plot: {args.plot}")
     return 0
 

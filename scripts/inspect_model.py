@@ -58,6 +58,7 @@ from common.inspection import (  # noqa: E402
 )
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
+from common.serialization import atomic_write  # noqa: E402
 from common.units_html import write_units_page  # noqa: E402
 from datasets.text import CorpusError, read_text  # noqa: E402
 
@@ -116,7 +117,9 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if problem := thread_count_problem():
         p.error(problem)
-    if problem := output_flags_problem(args, {"png": "map.png", "html": "units.html"}):
+    # An output may not name the model or the text file: writing it would destroy them.
+    if problem := output_flags_problem(args, {"png": "map.png", "html": "units.html"},
+                                       inputs=("model", "text_file")):
         p.error(problem)
     if getattr(args, "png", None):
         try:
@@ -291,8 +294,11 @@ def heat_map(units, tokens, level, path):
     ax.set_title("units over the text (each row scaled to its largest |value|; red +, blue -)",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        # Atomically: a full disk or Ctrl-C while drawing leaves the old file as it was.
+        atomic_write(path, lambda f: fig.savefig(f, format=plot_format(path), dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def run_attention(args):
@@ -369,7 +375,10 @@ def checked(load, path):
     except FileNotFoundError:
         raise UsageError(f"model file not found: {path}") from None
     except (OSError, TypeError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
+        message = str(exc)
+        if os.fspath(path) not in message:  # e.g. an unknown model class: say in which file
+            message = f"{path}: {message}"
+        raise UsageError(message) from None
     except MemoryError:
         raise UsageError(f"not enough memory to build the model saved in {path}") from None
     model = result[0]

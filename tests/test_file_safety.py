@@ -1,0 +1,353 @@
+"""Files rnnlab writes: never an input, never half-written, never a temporary's
+name, a replaced file keeps its permissions, a symbolic link stays a link.
+
+Each test is one finding of the file-writing audit: ``inspect_model.py`` may
+not write over its --model or --text-file; its heat map and the plot of
+``gradient_through_time.py`` are written atomically; a model file's problems
+name the file; a path ending in a separator (a folder) or naming a read-only
+file is refused before any work; ``trainer.plot(ylim=(0, ...))`` on the log
+axis warns that the 0 is ignored.
+"""
+
+import errno
+import importlib.util
+import os
+import stat
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.serialization import (
+    atomic_open,
+    atomic_write,
+    load_npz,
+    output_path_problem,
+    save_npz,
+)
+from models import AttentionSeq2seq, Rnnlm
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT = 'def f(x):\n    return "a(b)" + x  # note\n' * 4
+CHARS = sorted(set(TEXT))
+SEQ_VOCAB = list("0123456789+_ ")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits and links")
+
+
+def script(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_file_safety",
+                                                  ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+inspect_model = script("inspect_model")
+
+
+def temporaries(folder):
+    return sorted(p.name for p in Path(folder).iterdir() if p.name.endswith(".tmp"))
+
+
+def char_model(path):
+    Rnnlm(len(CHARS), 8, 6, seed=0).save_params(path, vocab=CHARS, level="char")
+    return path
+
+
+def usage_error(main, argv, capsys):
+    """The message of a command line refused with exit status 2 (argparse or main's own)."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
+    return capsys.readouterr().err
+
+
+# -- 1. inspect_model.py never writes over the files it reads ---------------------------------
+
+
+@pytest.mark.parametrize("command, flag, victim", [
+    ("units", "--html", "--model"),
+    ("surprisal", "--html", "--model"),
+    ("surprisal", "--html", "--text-file"),
+    ("units", "--png", "--text-file"),
+    ("attention", "--png", "--model"),
+])
+def test_inspect_model_refuses_an_output_that_is_one_of_its_inputs(command, flag, victim,
+                                                                   tmp_path, capsys):
+    if command == "attention":
+        model = tmp_path / "att.png"  # an odd name for a model file, but a file all the same
+        AttentionSeq2seq(len(SEQ_VOCAB), 6, 8, seed=0).save_params(model, vocab=SEQ_VOCAB,
+                                                                  task="custom")
+        source = ["--input", "1+2", "--width", "5", "--answer-length", "3"]
+    else:
+        model = char_model(tmp_path / "model.npz")
+        text = tmp_path / ("text.png" if flag == "--png" else "text.txt")
+        text.write_text(TEXT, encoding="utf-8")
+        source = ["--text-file", str(text)]
+    argv = [command, "--model", str(model), *source]
+    inputs = dict(zip(argv[1::2], argv[2::2], strict=False))
+    target = Path(inputs[victim])
+    before = target.read_bytes()
+
+    err = usage_error(inspect_model.main, [*argv, flag, str(target)], capsys)
+
+    assert f"{flag} {target} is the {victim} file: writing it would destroy that file" in err
+    assert target.read_bytes() == before
+
+
+# -- 2. heat maps and plots are written atomically --------------------------------------------
+
+
+@pytest.fixture
+def png_writer_failing_midway(monkeypatch):
+    """PNG saving writes 100 bytes and then fails: a full disk, or Ctrl-C, while
+    matplotlib writes the file. Set ``failing.error`` to the exception raised."""
+    from PIL import Image
+
+    Image.init()
+
+    def failing(im, fp, filename, *args, **kwargs):
+        fp.write(PNG_MAGIC + b"x" * 92)
+        fp.flush()
+        raise failing.error
+
+    failing.error = OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setitem(Image.SAVE, "PNG", failing)
+    return failing
+
+
+@pytest.mark.parametrize("error, code", [
+    (OSError(errno.ENOSPC, "No space left on device"), 1),
+    (KeyboardInterrupt(), 130),
+])
+def test_a_heat_map_that_fails_midway_leaves_the_old_one(error, code, tmp_path, capsys,
+                                                        png_writer_failing_midway):
+    model = char_model(tmp_path / "model.npz")
+    png = tmp_path / "units.png"
+    png.write_bytes(b"the heat map of an earlier run")
+    png_writer_failing_midway.error = error
+
+    assert inspect_model.main(["units", "--model", str(model), "--text", TEXT,
+                               "--png", str(png)]) == code
+
+    assert png.read_bytes() == b"the heat map of an earlier run"
+    assert temporaries(tmp_path) == []
+
+
+def test_a_heat_map_is_still_written_in_the_format_its_suffix_names(tmp_path, capsys):
+    model = char_model(tmp_path / "model.npz")
+    svg = tmp_path / "units.svg"
+    assert inspect_model.main(["units", "--model", str(model), "--text", TEXT,
+                               "--png", str(svg)]) == 0
+    assert svg.read_bytes().startswith(b"<?xml")
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   KeyboardInterrupt()])
+def test_a_gradient_through_time_plot_that_fails_midway_leaves_the_old_one(
+        error, tmp_path, capsys, png_writer_failing_midway):
+    """A full disk: one line and exit status 1 (the results are printed already); Ctrl-C
+    goes on up. Either way the old plot stays whole."""
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 300, encoding="utf-8")
+    png = tmp_path / "g.png"
+    png.write_bytes(b"the plot of an earlier run")
+    png_writer_failing_midway.error = error
+    gtt = script("gradient_through_time")
+
+    argv = ["--text-file", str(text), "--iters", "2", "--hidden-size", "4", "--wordvec-size",
+            "4", "--batch-size", "2", "--time-size", "4", "--eval-length", "6",
+            "--eval-batch", "2", "--plot", str(png)]
+
+    if isinstance(error, OSError):
+        assert gtt.main(argv) == 1
+        assert capsys.readouterr().err == (f"error: cannot write the plot --plot {png}: "
+                                           "No space left on device\n")
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            gtt.main(argv)
+
+    assert png.read_bytes() == b"the plot of an earlier run"
+    assert temporaries(tmp_path) == []
+
+
+def test_gradient_through_time_refuses_a_plot_over_its_text_file(tmp_path, capsys):
+    text = tmp_path / "t.png"  # any name will do for a text file
+    text.write_text("the cat sat on the mat. " * 300, encoding="utf-8")
+    err = usage_error(script("gradient_through_time").main,
+                      ["--text-file", str(text), "--iters", "1", "--hidden-size", "4",
+                       "--wordvec-size", "4", "--batch-size", "2", "--time-size", "4",
+                       "--eval-length", "6", "--eval-batch", "2", "--plot", str(text)], capsys)
+    assert "is the --text-file file" in err
+    assert text.read_text(encoding="utf-8").startswith("the cat sat")
+
+
+# -- 3. a model file's problems name the file --------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["surprisal", "attention"])
+@pytest.mark.parametrize("meta, problem", [
+    ({"model": "NoSuchModel", "config": {}}, "unknown model class 'NoSuchModel'"),
+    ({"model": "Rnnlm", "config": [10, 4, 4]}, "must be a dict of arguments"),
+])
+def test_a_model_file_that_cannot_be_rebuilt_is_named_in_the_message(command, meta, problem,
+                                                                     tmp_path, capsys):
+    model = tmp_path / "strange.npz"
+    save_npz(model, {"w": np.zeros(3, np.float32)}, {**meta, "vocab": CHARS})
+    rest = ["--text", TEXT] if command == "surprisal" else ["--input", "1+2", "--width", "5",
+                                                           "--answer-length", "3"]
+    err = usage_error(inspect_model.main, [command, "--model", str(model), *rest], capsys)
+    assert err.startswith(f"error: {model}: ") and problem in err
+
+
+# -- 4. a path ending in a separator names a folder: refused before the work -----------------
+
+
+def test_an_output_path_ending_in_a_separator_is_refused_as_a_folder(tmp_path):
+    path = os.path.join(tmp_path, "newdir") + os.sep
+    problem = output_path_problem("--save", path, "model.npz")
+    assert problem == (f"--save {path} names a folder (it ends in {os.sep!r}), not a file; "
+                       f"give a file name in it, e.g. {os.path.join(path, 'model.npz')}")
+    with pytest.raises(IsADirectoryError, match="a file name is needed"):
+        with atomic_open(path) as f:
+            f.write(b"never written")
+    assert os.listdir(tmp_path) == []  # not even the folder
+
+
+def test_train_rnnlm_refuses_a_checkpoint_folder_before_training(tmp_path, monkeypatch,
+                                                                 capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    train_rnnlm = script("train_rnnlm")
+    err = usage_error(train_rnnlm.main,
+                      ["--corpus", "synthetic", "--corpus-size", "800", "--batch-size", "4",
+                       "--time-size", "5", "--wordvec-size", "8", "--hidden-size", "8",
+                       "--epochs", "1", "--plot", "none", "--checkpoint", "newdir2/"],
+                      capsys)
+    assert "--checkpoint newdir2/ names a folder" in err and "newdir2/model.npz" in err
+    assert os.listdir(tmp_path) == []  # nothing trained, nothing written
+
+
+def test_inspect_model_refuses_a_page_folder_before_the_work(tmp_path, capsys):
+    model = char_model(tmp_path / "model.npz")
+    page = os.path.join(tmp_path, "pages") + os.sep
+    err = usage_error(inspect_model.main, ["surprisal", "--model", str(model), "--text", TEXT,
+                                           "--html", page], capsys)
+    assert f"--html {page} names a folder" in err
+    assert not os.path.exists(page)
+
+
+# -- 5. permissions: a replaced file keeps its mode; a read-only one is refused --------------
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o755])
+def test_a_replaced_file_keeps_its_permissions(mode, tmp_path):
+    path = tmp_path / "m.npz"
+    save_npz(path, {"w": np.zeros(2)})
+    os.chmod(path, mode)
+    save_npz(path, {"w": np.ones(2)})
+    assert stat.S_IMODE(os.stat(path).st_mode) == mode
+    np.testing.assert_array_equal(load_npz(path)[0]["w"], np.ones(2))
+
+
+@posix_only
+def test_a_new_file_gets_the_permissions_of_an_ordinary_open(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "new.txt", lambda f: f.write(b"x"))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.txt").st_mode) == 0o644
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o444, 0o400])
+def test_a_read_only_output_is_refused_before_the_work(mode, tmp_path, capsys):
+    page = tmp_path / "units.html"
+    page.write_text("kept")
+    os.chmod(page, mode)
+    problem = output_path_problem("--html", page, "units.html")
+    assert problem == (f"--html {page} is read-only (mode {mode:o}); make it writable "
+                       f"(chmod u+w {page}) or give another path")
+    model = char_model(tmp_path / "model.npz")
+    err = usage_error(inspect_model.main, ["surprisal", "--model", str(model), "--text", TEXT,
+                                           "--html", str(page)], capsys)
+    assert "is read-only" in err
+    assert page.read_text() == "kept" and stat.S_IMODE(os.stat(page).st_mode) == mode
+
+
+# -- 6. a symbolic link is written through -----------------------------------------------------
+
+
+@posix_only
+def test_a_symbolic_link_is_written_through(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    target = runs / "model-v1.npz"
+    save_npz(target, {"w": np.zeros(2)})
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+
+    save_npz(link, {"w": np.ones(2)})
+
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    np.testing.assert_array_equal(load_npz(target)[0]["w"], np.ones(2))
+    assert temporaries(tmp_path) == [] and temporaries(runs) == []
+
+
+@posix_only
+def test_a_link_to_a_file_not_yet_written_creates_it(tmp_path):
+    link = tmp_path / "out.txt"
+    link.symlink_to("real.txt")  # relative, to a file that does not exist yet
+    atomic_write(link, lambda f: f.write(b"new"))
+    assert link.is_symlink() and (tmp_path / "real.txt").read_bytes() == b"new"
+
+
+@posix_only
+def test_a_link_keeps_the_permissions_of_its_target(tmp_path):
+    target = tmp_path / "target.txt"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o600)
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    atomic_write(link, lambda f: f.write(b"new"))
+    assert target.read_bytes() == b"new" and stat.S_IMODE(os.stat(target).st_mode) == 0o600
+
+
+@posix_only
+def test_inspect_model_refuses_a_page_that_links_to_its_model(tmp_path, capsys):
+    model = char_model(tmp_path / "model.npz")
+    page = tmp_path / "page.html"
+    page.symlink_to(model)
+    err = usage_error(inspect_model.main, ["surprisal", "--model", str(model), "--text", TEXT,
+                                           "--html", str(page)], capsys)
+    assert "is the --model file" in err
+
+
+# -- 7. the book's ylim=(0, top) on the log axis: the 0 is ignored, with a warning ------------
+
+
+def test_plot_warns_that_the_books_lower_limit_0_is_ignored_on_the_log_axis(tmp_path):
+    from common.optimizer import SGD
+    from common.trainer import RnnlmTrainer
+    from datasets import synthetic
+    from models import SimpleRnnlm
+
+    corpus = synthetic.load_data("train", n_tokens=600)[0]
+    trainer = RnnlmTrainer(SimpleRnnlm(400, 4, 4, seed=0), SGD(0.5))
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=4, time_size=5,
+                eval_interval=5, verbose=False)
+    with pytest.warns(UserWarning, match="the lower limit 0 cannot be shown on a log axis "
+                                         "and is ignored"):
+        (ax,) = trainer.plot(ylim=(0, 500), path=tmp_path / "p.png").axes
+    assert ax.get_yscale() == "log" and ax.get_ylim()[1] == 500
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a linear axis shows the 0: nothing to warn about
+        (ax,) = trainer.plot(ylim=(0, 500), path=tmp_path / "p.png", logy=False).axes
+    assert ax.get_ylim() == (0, 500)
+
