@@ -28,15 +28,19 @@ folder, so it is never a reason to download or to fall back on another
 corpus. Only when nothing was named and neither the cache nor the download
 gave the files is :class:`DataNotFoundError` raised, whose message lists what
 was tried; that is the one case where a program may fall back (as
-``scripts/train_rnnlm.py`` does to the synthetic corpus). Wherever a file comes
-from, a truncated or altered file is rejected, never trained on.
+``scripts/train_rnnlm.py`` does to the synthetic corpus). A file in the cache
+that exists but cannot be read (its permissions, say) is no reason to fall
+back either: it raises :class:`DataSourceError` naming the file and the fix.
+Wherever a file comes from, a truncated or altered file is rejected, never
+trained on.
 
 Token ids are cached as ``.npz`` files (no pickles) in the user cache, so
 later loads skip tokenising; nothing is ever written into ``data_dir`` or
 ``RNNLAB_PTB_DIR``. Each cached file records the SHA-256 of the text it was
 made from, of the training text that gave the vocabulary, and of its own ids
-and vocabulary; a file that does not match (damaged, stale, tampered with) is
-rebuilt from the text. A cache folder that cannot be written costs only time
+and vocabulary; a file that does not match (damaged, truncated, stale,
+tampered with, or with a header promising more data than it holds) is rebuilt
+from the text. A cache folder that cannot be written costs only time
 and is reported by one warning per process.
 """
 
@@ -48,15 +52,18 @@ import os
 import sys
 import warnings
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
 import numpy as np
 
+from common.serialization import load_npz, save_npz
+
 from . import text
 from ._checks import check_choice, check_path
-from ._download import NETWORK_ERRORS, atomic_file, fetch, sha256_file
+from ._download import NETWORK_ERRORS, fetch, sha256_file
 
 __all__ = [
     "DOWNLOAD_TIMEOUT",
@@ -113,16 +120,19 @@ class DataNotFoundError(RuntimeError):
 
 
 class DataSourceError(ValueError):
-    """A *named* source (``data_dir`` or ``$RNNLAB_PTB_DIR``) lacks the verified files.
+    """A *named* source (``data_dir`` or ``$RNNLAB_PTB_DIR``) lacks the verified files,
+    or a file of the cache (or of ``download``'s ``dest_dir``) cannot be read.
 
-    Not a :class:`DataNotFoundError`: a source the user named that fails is an
-    error to report, never a reason to download or to fall back on another
-    corpus. The message names the source and the fix.
+    Not a :class:`DataNotFoundError`: a source the user named that fails, or
+    a file that is there but unreadable, is an error to report and fix, never
+    a reason to download or to fall back on another corpus. The message
+    names the source (or the file) and the fix.
 
     Attributes:
         source: ``"data_dir"`` or ``"RNNLAB_PTB_DIR"``, what named the folder
-            (a command-line program can translate it into its own flag).
-        folder: the folder named, as a Path.
+            (a command-line program can translate it into its own flag);
+            ``"cache"`` or ``"dest_dir"`` for an unreadable file there.
+        folder: the folder named (or holding the unreadable file), as a Path.
     """
 
     def __init__(self, message: str, source: str, folder: Path):
@@ -156,7 +166,7 @@ def load_data(
         TypeError: ``split`` not a str, ``data_dir`` not a path.
         DataSourceError: ``data_dir`` or ``$RNNLAB_PTB_DIR`` does not hold the
             three files with their published SHA-256 (ChecksumError for a
-            truncated or altered file).
+            truncated or altered file), or a file in the cache cannot be read.
         DataNotFoundError: neither was given, and the files are neither in
             the cache nor downloadable.
     """
@@ -187,7 +197,8 @@ def find_data_dir(
 
     Raises:
         DataSourceError: ``data_dir`` / ``$RNNLAB_PTB_DIR`` lacks a file or
-            cannot be read (ChecksumError: a file is truncated or altered).
+            cannot be read (ChecksumError: a file is truncated or altered), or
+            a file in the cache exists but cannot be read.
         DataNotFoundError: nothing named, and the files are neither cached nor
             downloadable.
     """
@@ -199,9 +210,13 @@ def find_data_dir(
         return _require_complete(Path(env_dir), ENV_DIR, f"${ENV_DIR}={env_dir!r}")
 
     cache = cache_dir()
-    problems = _problems(cache)
+    unreadable: list[tuple[Path, OSError]] = []
+    problems = _problems(cache, unreadable)
     if not problems:
         return cache
+    if unreadable:
+        # Neither a download (it may not replace the file) nor a fallback fixes this.
+        raise _unreadable_error(*unreadable[0], "cache", cache)
     # A bad file in our own cache (say, an old partial copy) is simply fetched again.
     env_state = "set but empty, so ignored" if env_dir == "" else "not set"
     tried = ["data_dir argument: not given", f"${ENV_DIR}: {env_state}"]
@@ -210,7 +225,7 @@ def find_data_dir(
         tried.append("download: not allowed (allow_download=False)")
         raise DataNotFoundError(_not_found_message(tried))
     base_urls, allow_http = _mirror_urls(None)
-    tried += _download_missing(cache, base_urls, allow_http, DOWNLOAD_TIMEOUT)
+    tried += _download_missing(cache, base_urls, allow_http, DOWNLOAD_TIMEOUT, "cache")
     if _problems(cache):
         raise DataNotFoundError(_not_found_message(tried))
     return cache
@@ -242,17 +257,20 @@ def download(
     Raises:
         DataNotFoundError: some file could not be fetched from any URL (the
             message lists each URL with its error).
+        DataSourceError: a file already in ``dest_dir`` cannot be read (its
+            permissions, say); the message names it and the fix.
     """
     if dest_dir is None:
-        dest = cache_dir()
+        dest, source = cache_dir(), "cache"
     else:
         dest = check_path(dest_dir, "dest_dir", "a folder path or None")
+        source = "dest_dir"
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (
         0 < timeout < math.inf
     ):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     urls, allow_http = _mirror_urls(base_urls)
-    tried = _download_missing(dest, urls, allow_http, timeout)
+    tried = _download_missing(dest, urls, allow_http, timeout, source)
     if _problems(dest):
         raise DataNotFoundError(_not_found_message(tried, dest))
     return dest
@@ -270,20 +288,28 @@ def _canonical_split(split: str) -> str:
     return split
 
 
-def _problems(folder: Path) -> list[str]:
-    """What keeps ``folder`` from being a complete, verified PTB folder ([] if nothing)."""
+def _problems(
+    folder: Path, unreadable: list[tuple[Path, OSError]] | None = None
+) -> list[str]:
+    """What keeps ``folder`` from being a complete, verified PTB folder ([] if nothing).
+
+    Files that are there but cannot be read are also appended, with their
+    error, to ``unreadable`` when it is given.
+    """
     if not folder.is_dir():
         return ["folder does not exist"]
     problems = []
     for name, expected in SHA256.items():
         path = folder / name
-        if not path.is_file():
-            problems.append(f"missing {name}")
-            continue
         try:
+            if not path.is_file():
+                problems.append(f"missing {name}")
+                continue
             actual = sha256_file(path)
         except OSError as err:
             problems.append(f"cannot read {name} ({err.strerror or err})")
+            if unreadable is not None:
+                unreadable.append((path, err))
             continue
         if actual != expected:
             problems.append(f"{name} has SHA-256 {actual}, expected {expected}")
@@ -344,6 +370,28 @@ def _require_complete(folder: Path, source: str, origin: str) -> Path:
     return folder
 
 
+def _unreadable_error(path: Path, err: OSError, source: str, folder: Path) -> DataSourceError:
+    """The error for a file of the cache (``source="cache"``) or of
+    ``download``'s ``dest_dir`` that exists but cannot be read."""
+    names = ", ".join(SHA256)
+    if source == "cache":
+        where = "a file of rnnlab's Penn Treebank cache"
+        again = "rnnlab downloads it again"
+        other = (f", or pass data_dir=... a folder that holds {names}, or point ${ENV_DIR} "
+                 "at one")
+    else:
+        where = "a file already in download()'s dest_dir"
+        again = "download() fetches it again"
+        other = ", or pass another dest_dir"
+    return DataSourceError(
+        f"cannot read {path} ({err.strerror or err}), {where}.\n"
+        f"Fix: make it readable (for a permission problem: chmod u+r {path}, or check its "
+        f"owner), or delete it so that {again}{other}.",
+        source,
+        folder,
+    )
+
+
 def _not_found_message(tried: list[str], dest: Path | None = None) -> str:
     names = ", ".join(SHA256)
     dest = dest if dest is not None else cache_dir()
@@ -382,17 +430,23 @@ def _mirror_urls(base_urls: Sequence[str] | None) -> tuple[list[str], bool]:
 
 
 def _download_missing(
-    dest: Path, base_urls: list[str], allow_http: bool, timeout: float
+    dest: Path, base_urls: list[str], allow_http: bool, timeout: float, source: str
 ) -> list[str]:
     """Fetch every file that is missing or wrong in ``dest``; return what was tried.
 
     Stops at the first file that no URL could provide: if the network is
-    down, trying the other files would only add waiting.
+    down, trying the other files would only add waiting. A file that is
+    there but cannot be read raises :class:`DataSourceError` (``source``:
+    ``"cache"`` or ``"dest_dir"``) naming it and the fix.
     """
     tried: list[str] = []
     for name, expected in SHA256.items():
         path = dest / name
-        if path.is_file() and sha256_file(path) == expected:
+        try:
+            verified = path.is_file() and sha256_file(path) == expected
+        except OSError as err:
+            raise _unreadable_error(path, err, source, dest) from err
+        if verified:
             continue
         for base in base_urls:
             url = base.rstrip("/") + "/" + name
@@ -455,20 +509,27 @@ def _read_npz(path: Path, split: str) -> tuple[np.ndarray, list[str]] | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            corpus = npz["corpus"]
-            vocab = npz["vocab"].tolist()
-            text_sha256 = str(npz["text_sha256"])
-            train_sha256 = str(npz["train_sha256"])
-            ids_sha256 = str(npz["ids_sha256"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        # load_npz checks every member's header against the bytes it holds before
+        # reading it: a damaged header claiming a huge shape cannot make us
+        # allocate (MemoryError), and nothing is unpickled.
+        arrays, _ = load_npz(path)
+    except _DAMAGED_CACHE:
         return None
+    corpus, vocab_array = arrays.get("corpus"), arrays.get("vocab")
+    hashes = [arrays.get(key) for key in ("text_sha256", "train_sha256", "ids_sha256")]
+    if corpus is None or vocab_array is None or any(
+        h is None or h.ndim != 0 or h.dtype.kind != "U" for h in hashes
+    ):
+        return None
+    text_sha256, train_sha256, ids_sha256 = (str(h) for h in hashes)
+    if vocab_array.ndim != 1 or vocab_array.dtype.kind != "U":
+        return None
+    vocab = vocab_array.tolist()
     valid = (
         corpus.dtype == np.int32
         and corpus.ndim == 1
         and text_sha256 == SHA256[FILES[split]]
         and train_sha256 == SHA256[FILES["train"]]
-        and isinstance(vocab, list)
         and len(vocab) > 0
         and corpus.size > 0
         and ids_sha256 == _ids_sha256(corpus, vocab)
@@ -476,18 +537,25 @@ def _read_npz(path: Path, split: str) -> tuple[np.ndarray, list[str]] | None:
     return (corpus, vocab) if valid else None
 
 
+# What reading a damaged id cache may raise; the file is then rebuilt. load_npz
+# turns a damaged archive into ValueError; the rest is there should a file
+# still get past it (a cache is never worth a traceback).
+_DAMAGED_CACHE = (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile,
+                  zlib.error, NotImplementedError, RuntimeError)
+
+
 def _write_npz(path: Path, split: str, corpus: np.ndarray, vocab: list[str]) -> None:
     """Cache the ids; a cache that cannot be written only costs time later (one warning)."""
+    arrays = {
+        "corpus": corpus,
+        "vocab": np.array(vocab, dtype=str),  # fixed-width unicode: no pickle needed
+        "text_sha256": np.array(SHA256[FILES[split]]),  # the text the ids came from
+        "train_sha256": np.array(SHA256[FILES["train"]]),  # the vocabulary's source
+        "ids_sha256": np.array(_ids_sha256(corpus, vocab)),
+    }
     try:
-        with atomic_file(path) as f:
-            np.savez(
-                f,
-                corpus=corpus,
-                vocab=np.array(vocab, dtype=str),  # fixed-width unicode: no pickle needed
-                text_sha256=np.array(SHA256[FILES[split]]),  # the text the ids came from
-                train_sha256=np.array(SHA256[FILES["train"]]),  # the vocabulary's source
-                ids_sha256=np.array(_ids_sha256(corpus, vocab)),
-            )
+        # Atomic, and in the layout load_npz reads back (a '__meta__' entry).
+        save_npz(path, arrays, {"kind": "rnnlab PTB id cache", "format": _NPZ_FORMAT})
     except OSError as err:
         folder = path.parent
         if folder not in _unwritable_warned:

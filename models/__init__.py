@@ -41,13 +41,16 @@ MODEL_CLASSES: dict[str, type] = {
 def build_model(name: str, vocab_size: int, wordvec_size: int = 100, hidden_size: int = 100,
                 num_layers: int = 2, dropout: float = 0.5, tie_weights: bool | None = None,
                 init_scale: float | None = None, seed: int | None = None) -> LanguageModel:
-    """Make a model by its short name (``simple``, ``lstm``, ``gru``, ``better``)."""
+    """Make a model by its short name (``simple``, ``lstm``, ``gru``, ``better``).
+
+    ``tie_weights`` (``better`` only): ``None`` ties when ``wordvec_size ==
+    hidden_size``, as :class:`BetterRnnlm` does by default.
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
     kwargs = dict(init_scale=init_scale, seed=seed)
     if name == "better":
-        if tie_weights is None:
-            tie_weights = wordvec_size == hidden_size
+        # tie_weights=None: BetterRnnlm ties when wordvec_size == hidden_size.
         kwargs.update(dropout_ratio=dropout, num_layers=num_layers, tie_weights=tie_weights)
     return MODELS[name](vocab_size, wordvec_size, hidden_size, **kwargs)
 

@@ -174,23 +174,26 @@ class Model:
         """The file ``save_params()``/``load_params()`` use without a path: ``<ClassName>.npz``."""
         return f"{type(self).__name__}.npz"
 
-    def save_params(self, path: str | os.PathLike | None = None, vocab=None, **meta) -> str:
+    def save_params(self, path: str | os.PathLike | None = None, vocab=None, *,
+                    file_name: str | os.PathLike | None = None, **meta) -> str:
         """Write the parameters to ``path`` (``.npz``, no pickles), atomically.
 
         Without ``path`` the file is ``<ClassName>.npz`` in the current
-        folder (the book's ``save_params()``, which wrote ``.pkl``). A
-        ``.pkl`` name is refused. ``vocab`` (the ``id_to_word`` dict or a
-        list of tokens) is stored with them as JSON, so that the file alone
-        is enough to generate text; ``meta`` (JSON values, e.g.
-        ``level="char"``) is stored too. Returns the path written.
+        folder (the book's ``save_params()``, which wrote ``.pkl``).
+        ``file_name=`` is the book's name for ``path`` (give one of them, not
+        both). A ``.pkl`` name is refused. ``vocab`` (the ``id_to_word`` dict
+        or a list of tokens) is stored with them as JSON, so that the file
+        alone is enough to generate text; ``meta`` (JSON values, e.g.
+        ``level="char"``) is stored too, but a key that looks like a
+        misspelt argument (``filename=``, ``vocabs=`` ...) is refused rather
+        than stored. Returns the path written.
         """
+        path = _path_argument("save_params", path, file_name)
+        _check_meta_names(meta)
         path = self._file(path)
         if os.path.isdir(path):
             raise ValueError(f"{path} is a folder; give a file name in it, e.g. "
                              f"{os.path.join(path, self.default_file_name())}")
-        clash = sorted(set(meta) & {"model", "config", "vocab"})
-        if clash:
-            raise ValueError(f"extra metadata may not be named {clash}")
         header = {"model": type(self).__name__, "config": self.config, **meta}
         if vocab is not None:
             header["vocab"] = _vocab_list(vocab)
@@ -204,14 +207,17 @@ class Model:
         save_npz(path, arrays, header)
         return path
 
-    def load_params(self, path: str | os.PathLike | None = None) -> dict:
+    def load_params(self, path: str | os.PathLike | None = None, *,
+                    file_name: str | os.PathLike | None = None) -> dict:
         """Load parameters saved by :meth:`save_params` into this model, in place.
 
-        Without ``path``, ``<ClassName>.npz``. Every name must be present
-        with the same shape; extra names, missing names or other shapes
-        raise ``ValueError`` naming them, and nothing is changed. Returns
-        the metadata dict (with ``'vocab'`` when one was saved).
+        Without ``path``, ``<ClassName>.npz``; ``file_name=`` is the book's
+        name for ``path`` (give one of them, not both). Every name must be
+        present with the same shape; extra names, missing names or other
+        shapes raise ``ValueError`` naming them, and nothing is changed.
+        Returns the metadata dict (with ``'vocab'`` when one was saved).
         """
+        path = _path_argument("load_params", path, file_name)
         default = path is None
         path = self._file(path)
         if default and not os.path.exists(path):
@@ -447,6 +453,44 @@ def _shapes(arrays):
 def _call(name, config) -> str:
     """How a model is built, as Python: ``Seq2seq(vocab_size=13, ...)``."""
     return f"{name}({', '.join(f'{k}={v!r}' for k, v in (config or {}).items())})"
+
+
+# Names of save_params's own arguments, and names that are easily given for
+# them: a metadata key like these is a misspelt argument (the file would go to
+# the default name, the vocabulary would be lost), so it is refused, not stored.
+_META_RESERVED = {"model", "config", "vocab"}
+_ARGUMENT_LOOKALIKES = {
+    "file": "file_name", "filename": "file_name", "fname": "file_name",
+    "filepath": "file_name", "file_path": "file_name", "pathname": "path",
+    "path_name": "path", "vocabulary": "vocab", "id_to_word": "vocab",
+    "id_to_char": "vocab", "vocabs": "vocab", "file_names": "file_name", "paths": "path",
+}
+
+
+def _path_argument(method: str, path, file_name):
+    """The file of ``save_params``/``load_params``: ``path``, or the book's
+    ``file_name=`` (one of them; ``None`` for the default file)."""
+    if file_name is None:
+        return path
+    if path is not None:
+        raise TypeError(f"{method}() got the file twice, path={path!r} and "
+                        f"file_name={file_name!r}: give one (file_name is the book's name "
+                        "for path)")
+    return file_name
+
+
+def _check_meta_names(meta: dict) -> None:
+    """Refuse metadata keys that are reserved or look like a misspelt argument."""
+    clash = sorted(set(meta) & _META_RESERVED)
+    if clash:
+        raise ValueError(f"extra metadata may not be named {clash}")
+    for key in meta:
+        meant = _ARGUMENT_LOOKALIKES.get(key.lower())
+        if meant is not None:
+            raise TypeError(f"save_params() got {key}=..., which looks like a misspelt "
+                            f"argument (did you mean {meant}=?); extra metadata is stored "
+                            "under its own name, so it may not be named like save_params's "
+                            "arguments (path, file_name, vocab)")
 
 
 def _vocab_list(vocab):

@@ -1,11 +1,13 @@
-"""Stacked LSTMs with dropout and tied input/output embeddings.
+"""Stacked LSTMs with dropout and (when D == H) tied input/output embeddings.
 
     xs -> Embedding -> Dropout -> [LSTM -> Dropout] x num_layers -> Affine -> loss
 
 This is the regularised LSTM language model of Zaremba et al. (2014), with
 the weight tying of Press & Wolf (2017) and Inan et al. (2017): the output
 layer's weight is the embedding matrix itself, which saves ``V * H``
-parameters and usually lowers perplexity.
+parameters and usually lowers perplexity. Tying needs the word vectors and
+the hidden state to have one size (D == H, as in the book's 650/650 model);
+by default the weights are tied exactly then.
 """
 
 import numpy as np
@@ -35,7 +37,10 @@ class BetterRnnlm(LanguageModel):
         dropout_ratio: dropout after the embedding and after every LSTM layer
             (0 leaves the dropout layers out).
         num_layers: how many LSTM layers are stacked.
-        tie_weights: use the embedding matrix as the output weight (needs D == H).
+        tie_weights: use the embedding matrix as the output weight: ``True``
+            (needs D == H), ``False``, or ``None`` (the default): tied when
+            D == H, as in the book (whose model is always tied, D = H = 650),
+            else untied. ``config['tie_weights']`` records the choice made.
         init_scale: uniform init in ``+-init_scale`` (else the textbook's
             normal init); seed, rng, dtype as :class:`SimpleRnnlm`.
 
@@ -46,7 +51,8 @@ class BetterRnnlm(LanguageModel):
     """
 
     def __init__(self, vocab_size: int = 10000, wordvec_size: int = 650, hidden_size: int = 650,
-                 dropout_ratio: float = 0.5, *, num_layers: int = 2, tie_weights: bool = True,
+                 dropout_ratio: float = 0.5, *, num_layers: int = 2,
+                 tie_weights: bool | None = None,
                  seed: int | None = None, rng=None, dtype=FLOAT,
                  init_scale: float | None = None):
         V, D, H, num_layers = check_sizes(vocab_size=vocab_size, wordvec_size=wordvec_size,
@@ -54,8 +60,11 @@ class BetterRnnlm(LanguageModel):
         if not (finite_number(dropout_ratio) and 0 <= dropout_ratio < 1):
             raise ValueError(f"dropout_ratio must be in [0, 1) (0: no dropout), got "
                              f"{dropout_ratio!r}")
+        if tie_weights is None:
+            tie_weights = D == H  # the book's model (D == H) is tied
         if not isinstance(tie_weights, (bool, np.bool_)):
-            raise ValueError(f"tie_weights must be True or False, got {tie_weights!r}")
+            raise ValueError(f"tie_weights must be True or False, got {tie_weights!r} (or "
+                             "None, the default: tied when wordvec_size == hidden_size)")
         # Plain Python values: the config is saved as JSON, which has no numpy scalars.
         dropout_ratio, tie_weights = float(dropout_ratio), bool(tie_weights)
         if tie_weights and D != H:
@@ -102,7 +111,8 @@ class BetterRnnlm(LanguageModel):
             d_in = D if k == 0 else H
             shapes.update({f"lstm{k}.Wx": (d_in, 4 * H), f"lstm{k}.Wh": (H, 4 * H),
                            f"lstm{k}.b": (4 * H,)})
-        if not config.get("tie_weights", True):
+        tie = config.get("tie_weights")
+        if not (D == H if tie is None else tie):
             shapes["affine.W"] = (H, V)
         shapes["affine.b"] = (V,)
         return shapes
