@@ -4,4 +4,4 @@ import sys
 
 from benchmarks.main import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m benchmarks"))

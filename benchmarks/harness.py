@@ -164,7 +164,7 @@ class Run:
     """
 
     quick: bool
-    data_dir: str
+    data_dir: str | None
     threads: int | None = None
     torch: Any = None
     results: dict = field(default_factory=dict)
@@ -260,11 +260,17 @@ def describe_machine(run: Run, blocks: int, rounds: int, warmup: int) -> dict:
     return machine
 
 
-def default_data_dir() -> str:
-    """``$RNNLAB_PTB_DIR``, else ``<repo>/../shared/data/ptb``."""
+def default_data_dir() -> str | None:
+    """Where PTB is when ``--data-dir`` is not given: ``<repo>/../shared/data/ptb``
+    where that folder holds the three files and ``$RNNLAB_PTB_DIR`` is unset;
+    otherwise None,
+    for :func:`datasets.ptb.load_data` to decide (``$RNNLAB_PTB_DIR``, then
+    the user cache, downloading if needed), and to name what it tried in
+    its own words when the files are not there."""
     from datasets import ptb
 
-    env = os.environ.get(ptb.ENV_DIR)
-    if env:
-        return env
-    return os.path.join(os.path.dirname(ROOT), "shared", "data", "ptb")
+    if os.environ.get(ptb.ENV_DIR):
+        return None
+    shared = os.path.join(os.path.dirname(ROOT), "shared", "data", "ptb")
+    there = all(os.path.isfile(os.path.join(shared, name)) for name in ptb.SHA256)
+    return shared if there else None

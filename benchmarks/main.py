@@ -32,11 +32,21 @@ The exit status is 1 if the float64 check of the memory section fails, or
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 
+import numpy as np
+
 from benchmarks import harness
 from benchmarks.char_level import char_level
+from benchmarks.command_line import (
+    data_dir_problem,
+    ends_on_interrupt,
+    load_ptb,
+    thread_count,
+    thread_setting_problem,
+)
 from benchmarks.demo import demo
 from benchmarks.evaluation import evaluation
 from benchmarks.harness import Run, say
@@ -44,41 +54,63 @@ from benchmarks.memory import epoch_child, memory
 from benchmarks.seq2seq_speed import CONFIGS as SEQ2SEQ_CONFIGS
 from benchmarks.seq2seq_speed import run as seq2seq_run
 from benchmarks.word_level import training_iteration, where_time_goes
-from datasets import ptb
+from common.cli import at_least
 
 SECTIONS = ("word", "char", "seq2seq")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="fewer repeats and only a slice of the epoch (< 1 minute)")
     p.add_argument("--json", action="store_true",
-                   help="print the results as JSON on stdout (the report goes to stderr)")
+                   help="print the results as JSON on stdout (the report goes to stderr); a "
+                        "figure that could not be measured is null")
     p.add_argument("--data-dir", default=None,
                    help="folder with the PTB files (default: $RNNLAB_PTB_DIR, else "
-                        "<repo>/../shared/data/ptb)")
+                        "<repo>/../shared/data/ptb where it holds them, else the user cache, "
+                        "downloading if needed)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparisons")
-    p.add_argument("--epoch-iters", type=int, default=None,
-                   help="iterations of the memory run (default: a full epoch; 20 with --quick)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--epoch-iters", type=at_least(0), default=None, metavar="N",
+                   help="iterations of the memory section's run of RnnlmTrainer.fit; 0 runs a "
+                        "full epoch (default: a full epoch; 20 with --quick). Only the full "
+                        "benchmark has the memory section: not with --only")
+    p.add_argument("--threads", type=thread_count, default=None, metavar="N",
                    help="set NumPy's BLAS threads (and torch's, which always follows them) "
-                        "to this number; default: leave BLAS as it is")
+                        "to N, from 1 to the machine's CPUs (default: leave BLAS as it is)")
     p.add_argument("--only", choices=SECTIONS, default=None,
                    help="run only this section (after the machine's): word (the word-level "
                         "rows and where their time goes), char (the character-level rows) or "
                         "seq2seq (the sequence-to-sequence models against the textbook-style "
-                        "reference); "
-                        "default: every section")
+                        "reference) (default: every section)")
     p.add_argument("--check", action="store_true",
                    help="exit with status 1 if a speed target is missed")
-    p.add_argument("--_epoch-child", type=int, default=None, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    p.add_argument("--_epoch-child", type=at_least(0), default=None, help=argparse.SUPPRESS)
+    return p
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
+    """The flags of ``argv``, every one checked: a bad value, a bad
+    ``RNNLAB_NUM_THREADS`` or a missing ``--data-dir`` is a usage error."""
+    p = build_parser(prog)
+    args = p.parse_args(argv)
+    if problem := thread_setting_problem():
+        p.error(problem)
+    if args.only is not None and args.epoch_iters is not None:
+        p.error(f"--epoch-iters sets the run of the memory section, which --only "
+                f"{args.only} leaves out: drop one of the two flags")
+    if problem := data_dir_problem(args.data_dir):
+        p.error(problem)
+    args.parser = p  # for the usage errors of loading PTB
+    return args
+
+
+@ends_on_interrupt
+def main(argv=None, prog: str | None = None) -> int:
+    """Run the benchmark; return the exit status (0, 1; 130 or 143 when
+    interrupted); a usage error exits with 2."""
+    args = parse_args(argv, prog)
     data_dir = args.data_dir or harness.default_data_dir()
     if args.threads is not None and not harness.set_blas_threads(args.threads):
         print(f"could not set the BLAS threads to {args.threads}", file=sys.stderr)
@@ -86,16 +118,20 @@ def main(argv=None) -> int:
     if args._epoch_child is not None:
         epoch_child(data_dir, args._epoch_child)
         return 0
+    # Before any section: PTB is there, or the run stops now with a usage error.
+    splits = load_ptb(args.parser, ("train", "valid"), data_dir) if args.only in (
+        None, "word") else None
     if args.json:  # stdout is for the JSON alone
         harness.report_to(sys.stderr)
     try:
-        return run_sections(args, data_dir)
+        return run_sections(args, data_dir, splits)
     finally:
         harness.report_to(None)
 
 
-def run_sections(args, data_dir) -> int:
-    """Run the sections ``args`` ask for; return the exit status (see :func:`summary`)."""
+def run_sections(args, data_dir, splits=None) -> int:
+    """Run the sections ``args`` ask for; return the exit status (see :func:`summary`).
+    ``splits``: PTB's train and valid corpora, loaded here when not given."""
     torch = None
     if not args.no_torch:
         try:
@@ -116,8 +152,11 @@ def run_sections(args, data_dir) -> int:
     if args.only == "seq2seq":
         seq2seq(run, q)
         return summary(run, args, True)
-    train = ptb.load_data("train", data_dir=data_dir)[0]
-    valid = ptb.load_data("valid", data_dir=data_dir)[0]
+    if splits is None:
+        from datasets import ptb
+
+        splits = [ptb.load_data(split, data_dir=data_dir)[0] for split in ("train", "valid")]
+    train, valid = splits
     xs, ts = train[:-1], train[1:]
 
     med, big = training_iteration(run, xs, ts, blocks, rounds, warmup)
@@ -166,9 +205,26 @@ def summary(run: Run, args, f64_ok: bool) -> int:
     if args.only is None:  # the memory section checks it
         say(f"  {'no float64 logits array':28s} {'ok' if f64_ok else 'FAILED'}")
     if args.json:
-        print(json.dumps(run.results, indent=2, default=float))
+        print(json.dumps(strict_json(run.results), indent=2, allow_nan=False))
     if not f64_ok:
         return 1
     if args.check and not all(t["ok"] for t in run.targets):
         return 1
     return 0
+
+
+def strict_json(value):
+    """``value`` with NumPy's numbers made Python's, and every NaN or infinity
+    None: strict JSON (``null``) has no NaN, and parsers other than Python's
+    refuse it."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value

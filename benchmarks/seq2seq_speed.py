@@ -34,17 +34,20 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 
 import numpy as np
 
 from benchmarks import bounds
 from benchmarks import reference_seq2seq as ref
+from benchmarks.command_line import cpu_count, interrupt_status, sigterm_raises
 from benchmarks.harness import helper_rests_note
 from common import blas, data_parallel
+from common.cli import HelpFormatter
 from common.data_parallel import batch_halves
 from common.optimizer import Adam
-from common.parallel import num_threads
+from common.parallel import num_threads, thread_count_problem
 from common.util import clip_grads, seq2seq_accuracy
 from models.attention_seq2seq import AttentionSeq2seq
 from models.peeky_seq2seq import PeekySeq2seq
@@ -52,7 +55,9 @@ from models.seq2seq import Seq2seq
 
 BATCH = 128
 EPOCH_PAIRS = 45_000
+EPOCH_ITERATIONS = EPOCH_PAIRS // BATCH  # 351
 TEST_PAIRS = 5_000
+PROG = "python -m benchmarks.seq2seq_speed"
 
 # name, rnnlab class, reference class, task, hidden size
 CONFIGS = [
@@ -133,12 +138,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add this benchmark's options (``--iters``, ``--eval-questions``, ``--repeats``,
     ``--threads``, ``--models``) to ``parser``."""
     parser.add_argument("--iters", type=int, default=20,
-                        help="training iterations timed per run (scaled to an epoch)")
+                        help=f"training iterations timed per run, scaled to an epoch (1 to "
+                             f"{EPOCH_ITERATIONS}, the iterations of an epoch)")
     parser.add_argument("--eval-questions", type=int, default=300,
-                        help="questions answered one per call per run (scaled to 5,000)")
+                        help=f"questions answered one per call per run, scaled to the "
+                             f"{TEST_PAIRS:,} test pairs (1 to {TEST_PAIRS:,})")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="limit NumPy's BLAS to this many threads (default: as it is)")
+                        help="limit NumPy's BLAS to this many threads, from 1 to the "
+                             "machine's CPUs (default: as it is)")
     parser.add_argument("--models", nargs="+", default=[c[0] for c in CONFIGS],
                         choices=[c[0] for c in CONFIGS], help="which models to time")
 
@@ -148,7 +156,17 @@ def configure(args: argparse.Namespace) -> str | None:
     for name in ("iters", "eval_questions", "repeats"):
         if getattr(args, name) < 1:
             return f"--{name.replace('_', '-')} must be at least 1"
-    if args.threads is not None and (args.threads < 1 or not set_reference_threads(args.threads)):
+    # More would run out of pairs (an epoch) or scale fewer answers than timed (the test set).
+    if args.iters > EPOCH_ITERATIONS:
+        return (f"--iters must be at most {EPOCH_ITERATIONS} (the iterations of an epoch of "
+                f"{EPOCH_PAIRS:,} pairs), got {args.iters}")
+    if args.eval_questions > TEST_PAIRS:
+        return (f"--eval-questions must be at most {TEST_PAIRS:,} (the test pairs), got "
+                f"{args.eval_questions}")
+    if args.threads is not None and not 1 <= args.threads <= cpu_count():
+        return (f"--threads must be from 1 to {cpu_count()} (the CPUs of this machine), got "
+                f"{args.threads}")
+    if args.threads is not None and not set_reference_threads(args.threads):
         return f"cannot set the BLAS threads to {args.threads}"
     return None
 
@@ -251,11 +269,14 @@ def run(args: argparse.Namespace) -> tuple[list[tuple], list[tuple]]:
 
 
 def main(argv: list[str] | None = None) -> tuple[list[tuple], list[tuple]]:
+    """Check the flags (a usage error exits with 2), then time and print."""
     parser = argparse.ArgumentParser(
-        description="Time rnnlab's seq2seq models against a textbook-style reference.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog=PROG, description="Time rnnlab's seq2seq models against a textbook-style reference.",
+        formatter_class=HelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
+    if problem := thread_count_problem():
+        parser.error(problem)
     error = configure(args)
     if error:
         parser.error(error)
@@ -263,5 +284,15 @@ def main(argv: list[str] | None = None) -> tuple[list[tuple], list[tuple]]:
     return run(args)
 
 
+def command(argv: list[str] | None = None) -> int:
+    """:func:`main` as a command: its exit status, 0; 130 after Ctrl-C, 143 after SIGTERM."""
+    try:
+        with sigterm_raises():
+            main(argv)
+    except KeyboardInterrupt as exc:
+        return interrupt_status(exc)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(command())

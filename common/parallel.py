@@ -440,6 +440,12 @@ class _Worker:
     also made the step's many small NumPy calls would fight the caller for
     the GIL at every call (two threads of 8,000-element multiplies run 3x
     slower than one).
+
+    ``pending`` is cleared by the worker, before it releases ``done``, not
+    by the caller after its wait: Ctrl-C can interrupt the caller between
+    any two of its steps (just after ``done.acquire()`` succeeded, say),
+    never the worker, so ``stop`` waits for ``done`` only while a block is
+    really still owed, and cannot wait for one it has had already.
     """
 
     def __init__(self, W_block, s, e):
@@ -449,7 +455,7 @@ class _Worker:
         self.done.acquire()
         self.a = self.out = None
         self.error = None
-        self.pending = False  # a step handed over and not yet waited for
+        self.pending = False  # a step handed over whose block the worker has not written
         self.future = _get_pool().submit(self._serve)
 
     def _serve(self):
@@ -461,6 +467,7 @@ class _Worker:
                 xp.matmul(self.a, self.W, out=self.out[:, self.s:self.e])
             except BaseException as error:  # noqa: B036 - re-raised by the caller
                 self.error = error
+            self.pending = False  # here, not in finish(): see the class's docstring
             self.done.release()
 
     def start(self, a, out):
@@ -471,12 +478,11 @@ class _Worker:
     def finish(self):
         """Wait for this step's block; return the error it raised, if any."""
         self.done.acquire()
-        self.pending = False
         error, self.error = self.error, None
         return error
 
     def stop(self):
-        if self.pending:  # the caller was interrupted (Ctrl-C) while waiting for a step
+        if self.pending:  # the caller was interrupted (Ctrl-C) before the block was written
             self.finish()
         self.a = None
         self.go.release()

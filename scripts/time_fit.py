@@ -17,10 +17,26 @@ import os
 import sys
 import time
 
+# For benchmarks.command_line, which imports nothing of rnnlab's packages:
+# those come from --repo, put before this checkout on sys.path.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from benchmarks.command_line import (  # noqa: E402
+    data_dir_problem,
+    ends_on_interrupt,
+    load_ptb,
+    thread_setting_problem,
+)
+
 ITERATIONS, BATCH, TIME, RUNS = 150, 20, 35, 3
 
 
+@ends_on_interrupt
 def main(argv=None):
+    """Time it; return the exit status (130 or 143 when interrupted); a usage
+    error exits with 2."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -32,15 +48,18 @@ def main(argv=None):
     packages = ("common", "layers", "models")
     if not all(os.path.isfile(os.path.join(args.repo, pkg, "__init__.py")) for pkg in packages):
         p.error(f"--repo {args.repo}: not an rnnlab checkout (no {', '.join(packages)} packages)")
+    if problem := data_dir_problem(args.data_dir):
+        p.error(problem)
     sys.path.insert(0, os.path.abspath(args.repo))
+    if problem := thread_setting_problem():  # by the rule of the checkout timed
+        p.error(problem)
     import numpy as np
 
     from common.optimizer import SGD
     from common.trainer import RnnlmTrainer
-    from datasets import ptb
     from models import Rnnlm, SimpleRnnlm
 
-    corpus = ptb.load_data("train", data_dir=args.data_dir)[0][:BATCH * TIME * ITERATIONS + 1]
+    corpus = load_ptb(p, ["train"], args.data_dir)[0][:BATCH * TIME * ITERATIONS + 1]
     xs, ts = corpus[:-1], corpus[1:]
     for cls in (SimpleRnnlm, Rnnlm):
         times = []

@@ -12,6 +12,9 @@ can be compared by the same lines:
 
     python scripts/time_lstm_loops.py --repo /path/to/old/checkout --beside busy
     python scripts/time_lstm_loops.py --beside busy
+
+The background programs end with this script: after Ctrl-C or SIGTERM too,
+and on their own when it is killed.
 """
 
 import argparse
@@ -20,14 +23,59 @@ import subprocess
 import sys
 import time
 
+# For benchmarks.command_line, which imports nothing of rnnlab's packages:
+# those come from --repo, put before this checkout on sys.path.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from benchmarks.command_line import (  # noqa: E402
+    ends_on_interrupt,
+    memory_problem,
+    thread_setting_problem,
+)
+
 N, T, D, CALLS = 32, 64, 32, 30
 BACKGROUND = {"none": [], "busy": [0], "nice": [19, 19]}
+# A background program: a core kept busy until this script (its parent,
+# whose pid is its argument) is gone. Ctrl-C reaches the whole process
+# group; the script ends its programs itself, so they ignore it.
+BUSY_LOOP = """\
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+parent = int(sys.argv[1])
+while os.getppid() == parent:
+    for _ in range(100_000):
+        pass
+"""
 
 
+def memory_parts(H: int) -> dict[str, int]:
+    """Bytes of the arrays the timing of hidden size ``H`` holds at least:
+    the float32 weights and their gradients, the gates of every step (kept
+    for backward, and their gradients), the inputs, and the float64 draws
+    the weights are made from."""
+    G = 4 * H
+    weights = D * G + H * G + G
+    return {"weights": 2 * 4 * weights, "activations": 2 * 4 * N * T * (G + 2 * H + D),
+            "initialisation": 2 * 8 * H * G}
+
+
+def start_background(levels):
+    """The busy programs, one per nice level of ``levels``, output to nowhere."""
+    return [subprocess.Popen(["nice", "-n", str(level), sys.executable, "-c", BUSY_LOOP,
+                              str(os.getpid())], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for level in levels]
+
+
+@ends_on_interrupt
 def main(argv=None):
+    """Time the loops; return the exit status (130 or 143 when interrupted);
+    a usage error exits with 2."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    p.add_argument("--repo", default=_ROOT,
                    help="the checkout whose packages are timed (default: this one)")
     p.add_argument("--hidden", type=int, nargs="+", default=[128, 256],
                    help="hidden sizes H (default: 128 256)")
@@ -41,14 +89,19 @@ def main(argv=None):
     if not all(os.path.isfile(os.path.join(args.repo, pkg, "__init__.py")) for pkg in packages):
         p.error(f"--repo {args.repo}: not an rnnlab checkout (no {', '.join(packages)} packages)")
     sys.path.insert(0, os.path.abspath(args.repo))
+    if problem := thread_setting_problem():  # by the rule of the checkout timed
+        p.error(problem)
+    if problem := memory_problem(memory_parts(max(args.hidden)),
+                                 f"; give --hidden sizes below {max(args.hidden)}"):
+        p.error(problem)
     import numpy as np
 
     from common.parallel import managed
     from layers import TimeLSTM
 
-    background = [subprocess.Popen(["nice", "-n", str(level), sys.executable, "-c",
-                                    "while True: pass"]) for level in BACKGROUND[args.beside]]
+    background = []
     try:
+        background += start_background(BACKGROUND[args.beside])
         time.sleep(0.3)
         for H in args.hidden:
             rng = np.random.default_rng(0)

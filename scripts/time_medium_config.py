@@ -15,20 +15,26 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.command_line import ends_on_interrupt, load_ptb  # noqa: E402
 from common.optimizer import SGD  # noqa: E402
+from common.parallel import thread_count_problem  # noqa: E402
 from common.trainer import RnnlmTrainer  # noqa: E402
-from datasets import ptb  # noqa: E402
 from models import BetterRnnlm  # noqa: E402
 
 
+@ends_on_interrupt
 def main(argv=None):
+    """Time it; return the exit status (130 or 143 when interrupted); a usage
+    error exits with 2."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=None,
                    help="folder with the PTB files (default: $RNNLAB_PTB_DIR, the cache, or "
                         "a download)")
     args = p.parse_args(argv)
-    corpus = ptb.load_data("train", data_dir=args.data_dir)[0]
+    if problem := thread_count_problem():
+        p.error(problem)
+    corpus, = load_ptb(p, ["train"], args.data_dir)
     model = BetterRnnlm(10000, 650, 650, num_layers=2, dropout_ratio=0.5, tie_weights=False,
                         init_scale=0.05, seed=0)
     trainer = RnnlmTrainer(model, SGD(35.0))
@@ -41,7 +47,8 @@ def main(argv=None):
     per_epoch = len(xs) // (20 * 35)
     print(f"medium: {ms:.1f} ms/iter, {per_epoch} iter/epoch -> {ms * per_epoch / 1000:.0f} s/epoch"
           f" -> 39 epochs {ms * per_epoch * 39 / 3.6e6:.1f} h")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -25,9 +25,47 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
+from benchmarks.command_line import ends_on_interrupt, memory_problem  # noqa: E402
 from common import parallel  # noqa: E402
+from common.cli import at_least  # noqa: E402
 
 CELLS = {"lstm": ("TimeLSTM", 4, 1), "gru": ("TimeGRU", 3, 2), "rnn": ("TimeRNN", 1, 1)}
+
+
+def revision_problem(revision, cell):
+    """Why ``--against revision`` cannot be compared (in one line), or None."""
+    if not revision.strip():
+        return ("--against is empty; name a git revision (a commit, branch or tag), or leave "
+                "the flag out to compare with HEAD")
+    if revision.startswith("-"):
+        return f"--against {revision}: not a git revision (it reads as an option of git)"
+    try:
+        found = subprocess.run(["git", "rev-parse", "--verify", "--quiet",
+                                f"{revision}^{{commit}}"], cwd=ROOT, capture_output=True,
+                               text=True, check=False)
+    except OSError as exc:
+        return f"--against needs git, which cannot be run here ({exc.strerror or exc})"
+    if found.returncode != 0:
+        return (f"--against {revision}: not a revision of the git repository in {ROOT} "
+                "(give a commit, branch or tag that `git log` shows)")
+    found = subprocess.run(["git", "cat-file", "-e", f"{revision}:layers/{cell}.py"], cwd=ROOT,
+                           capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        return (f"--against {revision} has no layers/{cell}.py to compare with: give a later "
+                "revision, or another --cell")
+    return None
+
+
+def memory_parts(args, H):
+    """Bytes of the arrays the timing of hidden size ``H`` holds at least:
+    the weights (and their float64 draws), each of the two layers' copies
+    of them and their gradients, both layers' gates of every step (kept for
+    backward, and their gradients), and the inputs."""
+    N, T, D = args.batch, args.time, args.input
+    G = CELLS[args.cell][1] * H
+    weights = D * G + H * G + G * CELLS[args.cell][2]
+    return {"weights": 5 * 4 * weights, "initialisation": 12 * max(D, H) * G,
+            "activations": 2 * 2 * 4 * N * T * (G + H) + 4 * N * T * (D + H)}
 
 
 def layer_class_at(revision, cell, folder):
@@ -52,25 +90,42 @@ def timed_call(call, arg):
     return out, (time.thread_time() - c, time.process_time() - pc, time.perf_counter() - w)
 
 
+@ends_on_interrupt
 def main(argv=None):
+    """Time the layers; return the exit status (130 or 143 when interrupted);
+    a usage error exits with 2."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--against", default="HEAD", help="git revision to compare with (default HEAD)")
     p.add_argument("--cell", choices=sorted(CELLS), default="lstm", help="default: lstm")
-    p.add_argument("--hidden", type=int, nargs="+", default=[128, 256, 512],
-                   help="hidden sizes (default: 128 256 512)")
-    p.add_argument("--batch", type=int, default=32, help="N (default 32)")
-    p.add_argument("--time", type=int, default=64, help="T (default 64)")
-    p.add_argument("--input", type=int, default=32, help="D (default 32)")
-    p.add_argument("--rounds", type=int, default=8, help="timed rounds (default 8, after 2)")
+    p.add_argument("--hidden", type=at_least(1), nargs="+", default=[128, 256, 512],
+                   help="hidden sizes, each at least 1 (default: 128 256 512)")
+    p.add_argument("--batch", type=at_least(1), default=32, help="N, at least 1 (default 32)")
+    p.add_argument("--time", type=at_least(1), default=64, help="T, at least 1 (default 64)")
+    p.add_argument("--input", type=at_least(1), default=32, help="D, at least 1 (default 32)")
+    p.add_argument("--rounds", type=at_least(1), default=8,
+                   help="timed rounds, at least 1 (default 8, after 2)")
     args = p.parse_args(argv)
+    if problem := parallel.thread_count_problem():
+        p.error(problem)
+    if problem := revision_problem(args.against, args.cell):
+        p.error(problem)
+    largest = max(args.hidden)
+    if problem := memory_problem(memory_parts(args, largest),
+                                 f"; give --hidden sizes below {largest}, or a smaller "
+                                 "--batch, --time or --input"):
+        p.error(problem)
     import layers
 
     name, gates, biases = CELLS[args.cell]
     N, T, D = args.batch, args.time, args.input
     with tempfile.TemporaryDirectory() as folder:
-        classes = {"now": getattr(layers, name),
-                   args.against: layer_class_at(args.against, args.cell, folder)}
+        try:
+            against = layer_class_at(args.against, args.cell, folder)
+        except Exception as exc:  # its code, of another time, may not load beside this one
+            p.error(f"--against {args.against}: its layers/{args.cell}.py cannot be loaded "
+                    f"beside this checkout ({type(exc).__name__}: {exc})")
+        classes = {"now": getattr(layers, name), args.against: against}
         print(f"{name}, N={N} T={T} D={D}; load average {os.getloadavg()[0]:.2f}; ms medians "
               "of main-thread CPU / process CPU / wall")
         for H in args.hidden:

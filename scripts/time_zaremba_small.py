@@ -35,12 +35,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.command_line import ends_on_interrupt, load_ptb  # noqa: E402
 from benchmarks.harness import median_time, timed_methods  # noqa: E402
+from common.cli import at_least  # noqa: E402
 from common.optimizer import SGD  # noqa: E402
-from common.parallel import num_threads  # noqa: E402
+from common.parallel import num_threads, thread_count_problem  # noqa: E402
 from common.trainer import RnnlmTrainer  # noqa: E402
 from common.util import eval_perplexity  # noqa: E402
-from datasets import ptb  # noqa: E402
 from models import BetterRnnlm  # noqa: E402
 
 V, H, N, T, LAYERS, EPOCHS = 10_000, 200, 20, 20, 2, 13
@@ -103,20 +104,28 @@ def bound_parts(repeats):
     return {name: median_time(fn, repeats) for name, fn in fns.items()}
 
 
+@ends_on_interrupt
 def main(argv=None):
+    """Time it; return the exit status (130 or 143 when interrupted); a usage
+    error exits with 2."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=None,
                    help="folder with the PTB files (default: $RNNLAB_PTB_DIR, the cache, or "
                         "a download)")
-    p.add_argument("--iters", type=int, default=60, help="timed iterations of fit (default 60)")
+    p.add_argument("--iters", type=at_least(1), default=60,
+                   help="timed iterations of fit, at least 1 (default 60)")
     args = p.parse_args(argv)
+    if problem := thread_count_problem():
+        p.error(problem)
 
-    train = ptb.load_data("train", data_dir=args.data_dir)[0]
-    valid = ptb.load_data("valid", data_dir=args.data_dir)[0]
-    test = ptb.load_data("test", data_dir=args.data_dir)[0]
+    train, valid, test = load_ptb(p, ["train", "valid", "test"], args.data_dir)
     xs, ts = train[:-1], train[1:]
     iters_per_epoch = len(xs) // (N * T)
+    if 5 + args.iters + 30 > iters_per_epoch:  # the warm-up, the timing and the stages: one epoch
+        p.error(f"--iters must be at most {iters_per_epoch - 35} (an epoch of PTB is "
+                f"{iters_per_epoch} iterations, 35 of them for the warm-up and the stages), "
+                f"got {args.iters}")
     eval_tokens = EPOCHS * (len(valid) - 1) + len(test) - 1
 
     model = BetterRnnlm(V, H, H, num_layers=LAYERS, dropout_ratio=0.0, tie_weights=False,
@@ -168,7 +177,8 @@ def main(argv=None):
     room = (BUDGET_S - eval_bound * eval_tokens) / iters
     print(f"the budget allows {room * 1e3:.2f} ms/iteration = {room / bound_s:.3f} x the bound; "
           f"rnnlab's fit is {fit_s / bound_s:.3f} x the bound")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
