@@ -44,8 +44,15 @@ from common.cli import (  # noqa: E402
     ptb_message_in_flag_words,
 )
 from common.inspection import gradient_through_time  # noqa: E402
+from common.memory import (  # noqa: E402
+    NotEnoughMemory,
+    available_bytes,
+    check_memory,
+    estimate_training_bytes,
+    language_model_shapes,
+)
 from common.optimizer import Adam  # noqa: E402
-from common.parallel import managed  # noqa: E402
+from common.parallel import managed, thread_count_problem  # noqa: E402
 from common.plot import plot_format  # noqa: E402
 from common.serialization import atomic_write  # noqa: E402
 from common.util import clip_grads  # noqa: E402
@@ -63,7 +70,9 @@ def parse_args(argv=None):
         formatter_class=HelpFormatter)
     p.add_argument("--text-file", default=None,
                    help="UTF-8 text, read as characters (default: ptb.train.txt)")
-    p.add_argument("--data-dir", default=None, help="PTB folder for the default text")
+    p.add_argument("--data-dir", default=None,
+                   help="PTB folder for the default text (default: $RNNLAB_PTB_DIR, else the "
+                        "user cache, else a download)")
     p.add_argument("--corpus-size", type=at_least(0), default=400_000,
                    help="use the first N characters (0 = all)")
     p.add_argument("--wordvec-size", type=at_least(1), default=32, help="embedding size D")
@@ -84,6 +93,11 @@ def parse_args(argv=None):
                    help="where to draw; its suffix names the format (.png, .pdf, .svg); "
                         "'none': no plot")
     args = p.parse_args(argv)
+    if problem := thread_count_problem():
+        p.error(problem)
+    if args.text_file is not None and args.data_dir is not None:
+        p.error("--data-dir names the PTB folder of the default text; it has no use with "
+                "--text-file: give one of them")
     if problem := empty_flag_problem(args, {"text_file": "a text file",
                                             "data_dir": "the PTB folder"}):
         p.error(problem)
@@ -102,6 +116,21 @@ def load_text(args):
         corpus = corpus[:args.corpus_size]
     train, valid, _ = text.split_corpus(corpus)
     return path, train, valid, len(word_to_id)
+
+
+def memory_problem(args, V) -> str | None:
+    """Why training and probing the largest of the models (the LSTM) would not
+    fit in the memory available, or None."""
+    shapes = language_model_shapes("lstm", V, args.wordvec_size, args.hidden_size)
+    estimate = max((estimate_training_bytes(shapes, n, t, "Adam") for n, t in
+                    ((args.batch_size, args.time_size), (args.eval_batch, args.eval_length))),
+                   key=lambda e: e["total"])
+    try:
+        check_memory(estimate, available_bytes(), hint="; use a smaller --hidden-size, "
+                     "--wordvec-size, --batch-size or --eval-batch")
+    except NotEnoughMemory as exc:
+        return str(exc)
+    return None
 
 
 def window_problem(corpus, length, part, flag):
@@ -172,7 +201,8 @@ def main(argv=None):
         return 2
     # Checked now, not minutes into training.
     if problem := (window_problem(train_ids, args.time_size, "training", "--time-size")
-                   or window_problem(valid_ids, args.eval_length, "held-out", "--eval-length")):
+                   or window_problem(valid_ids, args.eval_length, "held-out", "--eval-length")
+                   or memory_problem(args, V)):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     print(f"{os.path.basename(path)}: {train_ids.size:,} training characters, {V} distinct; "
@@ -208,4 +238,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # nothing is written before the end: nothing to keep
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)

@@ -150,11 +150,24 @@ def test_gradient_through_time_script_says_what_is_wrong_with_the_text(argv, mes
     (["--max-grad", "0"], "must be a finite number > 0"),
     (["--seed", "-1"], "must be at least 0"),
     (["--hidden-size", "0"], "must be at least 1"),
+    (["--text-file", "t.txt", "--data-dir", "ptb"], "it has no use with --text-file"),
 ])
 def test_gradient_through_time_script_refuses_numbers_out_of_range(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         script("gradient_through_time").parse_args(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_gradient_through_time_script_refuses_a_run_that_cannot_fit_in_memory(tmp_path,
+                                                                             capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 40, encoding="utf-8")
+    assert script("gradient_through_time").main(
+        ["--text-file", str(text), "--eval-length", "20", "--time-size", "10",
+         "--hidden-size", "100000000", "--plot", "none"]) == 2
+    out, err = capsys.readouterr()
+    assert "this run needs about" in err and "use a smaller --hidden-size" in err
+    assert "iterations" not in out  # nothing started
 
 
 def test_load_model_refuses_a_file_without_vocabulary(tmp_path):

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
     ["train_seq2seq.py", "--epochs", "1"],
     ["generate_text.py", "--model", "missing.npz"],
     ["inspect_model.py", "surprisal", "--model", "missing.npz", "--text", "a b"],
+    ["gradient_through_time.py", "--iters", "1"],
 ])
 @pytest.mark.parametrize("setting", ["abc", "0", "-2"])
 def test_a_bad_thread_count_is_a_usage_error_of_every_script(argv, setting, tmp_path):
