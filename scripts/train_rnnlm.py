@@ -153,7 +153,8 @@ def build_parser(description=None, defaults=None):
     train.add_argument("--patience", type=int, default=None,
                        help="stop after this many epochs without improvement; implies --val "
                             "(default: no early stopping)")
-    train.add_argument("--val", action="store_true",
+    # --no-val, --no-eval: a reproduction's defaults turn them on.
+    train.add_argument("--val", action=argparse.BooleanOptionalAction, default=False,
                        help="validation perplexity after every epoch; keep the best model")
     train.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
     add_on_nan_argument(train)
@@ -165,7 +166,8 @@ def build_parser(description=None, defaults=None):
                           "(.png, .pdf, .svg); 'none': no plot")
     out.add_argument("--save", default=None,
                      help="save the model parameters and vocabulary (.npz) (default: not saved)")
-    out.add_argument("--eval", action="store_true", help="valid and test perplexity at the end")
+    out.add_argument("--eval", action=argparse.BooleanOptionalAction, default=False,
+                     help="valid and test perplexity at the end")
     out.add_argument("--checkpoint", default=None,
                      help="write a resumable checkpoint (.npz) here during training "
                           "(default: none)")

@@ -305,3 +305,12 @@ def test_generate_text_says_what_is_wrong_with_a_file_in_its_own_words(here, pai
          "s.npz"]) == 0
     err = generate_error(["--model", "s.npz"])
     assert "checkpoint of a sequence-to-sequence run (train_seq2seq.py --checkpoint)" in err
+
+
+def test_a_reproduction_s_val_and_eval_can_be_turned_off(here):
+    reproduce = load_script("reproduce_textbook_lstm")
+    args, _ = load_script("train_rnnlm").parse_args(["--no-val", "--no-eval"],
+                                                    defaults=reproduce.DEFAULTS)
+    assert args.val is False and args.eval is False
+    args, _ = load_script("train_rnnlm").parse_args([], defaults=reproduce.DEFAULTS)
+    assert args.eval is reproduce.DEFAULTS.get("eval", False)
