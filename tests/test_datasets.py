@@ -10,15 +10,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import io
 import os
 import shutil
 import threading
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from common.serialization import load_npz
 from datasets import ptb, synthetic, text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -306,6 +309,104 @@ def test_a_damaged_npz_cache_is_rebuilt(ptb_dir, ptb_cache):
         npz.write_bytes(b"not a zip file")
     second, _, _ = ptb.load_data("valid", data_dir=ptb_dir)
     np.testing.assert_array_equal(second, first)
+
+
+@pytest.fixture
+def filled_cache(ptb_dir, ptb_cache) -> Path:
+    """The user cache holding verified copies of the three files."""
+    ptb_cache.mkdir(parents=True)
+    for name in ptb.SHA256:
+        shutil.copyfile(ptb_dir / name, ptb_cache / name)
+    return ptb_cache
+
+
+def make_unreadable(monkeypatch, path: Path) -> None:
+    """Reading ``path`` fails as it does for a file without read permission.
+
+    (chmod cannot do it for tests run as root, who may read anything.)
+    """
+    real = ptb.sha256_file
+
+    def sha256_file(p):
+        if Path(p) == path:
+            raise PermissionError(13, "Permission denied", str(p))
+        return real(p)
+
+    monkeypatch.setattr(ptb, "sha256_file", sha256_file)
+
+
+def test_an_unreadable_cache_file_is_a_data_source_error_naming_it(filled_cache, monkeypatch):
+    bad = filled_cache / "ptb.test.txt"
+    make_unreadable(monkeypatch, bad)
+    with pytest.raises(ptb.DataSourceError) as info:
+        ptb.load_data("test")
+    message = str(info.value)
+    assert str(bad) in message and "Permission denied" in message
+    assert f"chmod u+r {bad}" in message and "delete it" in message  # the fix
+    assert "data_dir=" in message and ptb.ENV_DIR in message  # and the other ways
+    assert info.value.source == "cache" and info.value.folder == filled_cache
+    assert not isinstance(info.value, ptb.DataNotFoundError)  # no fallback on another corpus
+
+
+def test_an_unreadable_cache_file_without_download_is_the_same_error(filled_cache, monkeypatch):
+    make_unreadable(monkeypatch, filled_cache / "ptb.valid.txt")
+    with pytest.raises(ptb.DataSourceError, match="cannot read .*ptb.valid.txt"):
+        ptb.find_data_dir(allow_download=False)
+
+
+def test_download_into_a_folder_with_an_unreadable_file_names_it(filled_cache, monkeypatch):
+    bad = filled_cache / "ptb.train.txt"
+    make_unreadable(monkeypatch, bad)
+    with pytest.raises(ptb.DataSourceError) as info:
+        ptb.download(filled_cache)
+    assert str(bad) in str(info.value) and "dest_dir" in str(info.value)
+    assert info.value.source == "dest_dir"
+
+
+def huge_header_archive(path: Path) -> None:
+    """A zip whose corpus.npy header claims 10**12 int32s (3.64 TiB) but holds 16 bytes."""
+    buf = io.BytesIO()
+    header = {"descr": "<i4", "fortran_order": False, "shape": (10**12,)}
+    np.lib.format.write_array_header_1_0(buf, header)
+    buf.write(b"\0" * 16)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("corpus.npy", buf.getvalue())
+
+
+def test_an_id_cache_claiming_a_huge_array_is_rebuilt(ptb_dir, ptb_cache):
+    first, word_to_id, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    [valid_npz] = ptb_cache.glob("ptb.valid.*.npz")
+    huge_header_archive(valid_npz)
+
+    second, second_word_to_id, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    np.testing.assert_array_equal(second, first)
+    assert second_word_to_id == word_to_id
+    arrays, _ = load_npz(valid_npz)  # rebuilt: a good cache again
+    np.testing.assert_array_equal(arrays["corpus"], first)
+
+
+def test_an_id_cache_with_damaged_compressed_data_is_rebuilt(ptb_dir, ptb_cache):
+    first, _, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    [valid_npz] = ptb_cache.glob("ptb.valid.*.npz")
+    with zipfile.ZipFile(valid_npz, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("corpus.npy", b"x" * 1000)
+    raw = bytearray(valid_npz.read_bytes())
+    raw[40:60] = b"\xff" * 20
+    valid_npz.write_bytes(bytes(raw))
+    np.testing.assert_array_equal(ptb.load_data("valid", data_dir=ptb_dir)[0], first)
+
+
+def test_an_id_cache_with_a_vocabulary_of_numbers_is_rebuilt(ptb_dir, ptb_cache):
+    first, word_to_id, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    [valid_npz] = ptb_cache.glob("ptb.valid.*.npz")
+    with np.load(valid_npz, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["vocab"] = np.arange(len(word_to_id))
+    with open(valid_npz, "wb") as f:
+        np.savez(f, **arrays)
+    second, second_word_to_id, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    np.testing.assert_array_equal(second, first)
+    assert second_word_to_id == word_to_id
 
 
 # ---------------------------------------------------------------------------
