@@ -4,20 +4,13 @@ from common.backend import xp
 from common.parallel import later
 from layers._checks import (
     check_float,
-    check_floating,
     check_grad,
     check_ids,
     check_ndim,
     check_nonempty_batch,
+    check_weights,
     require_forward,
 )
-
-
-def _check_weights(W):
-    # An integer W would truncate every gradient step; a 1-D one would give
-    # (N, T) outputs instead of (N, T, D).
-    check_floating("W", W)
-    check_ndim("W", W, 2, "(V, D)")
 
 
 def _scatter_add(dW, ids, rows):
@@ -49,7 +42,9 @@ class Embedding:
     """
 
     def __init__(self, W):
-        _check_weights(W)
+        # An integer W would truncate every gradient step; a 1-D one would give
+        # (N, T) outputs instead of (N, T, D).
+        check_weights(("W", W, "(V, D)"))
         self.params = [W]
         self.grads = [xp.zeros_like(W)]
         self.ids = None
@@ -79,7 +74,7 @@ class TimeEmbedding:
     """
 
     def __init__(self, W):
-        _check_weights(W)
+        check_weights(("W", W, "(V, D)"))  # (as Embedding's)
         self.params = [W]
         self.grads = [xp.zeros_like(W)]
         self.xs = None
