@@ -26,7 +26,7 @@ import warnings
 
 from common.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from common.plot import plot_format
-from common.serialization import load_npz_meta, output_path_problem
+from common.serialization import has_pickle_name, load_npz_meta, output_path_problem
 from common.training_guards import MAX_SKIPS_IN_A_ROW
 
 
@@ -206,7 +206,7 @@ def pickle_name_problem(args: argparse.Namespace, dests) -> str | None:
     ``save_params`` would refuse the name after the whole run."""
     for dest in dests:
         path = getattr(args, dest, None)
-        if path and str(path).lower().endswith((".pkl", ".pickle")):
+        if path and has_pickle_name(path):
             return (f"{flag(dest)} {path}: rnnlab never writes (or reads) pickles, "
                     f"whose loading can run any code; its files are .npz: give a name "
                     f"ending in .npz")

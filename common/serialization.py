@@ -249,6 +249,13 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
+def has_pickle_name(path: str | os.PathLike) -> bool:
+    """Whether ``path`` ends in a pickle's suffix (``.pkl``, ``.pickle``): a
+    name rnnlab refuses to write, since its files are ``.npz`` and a pickle's
+    loading can run any code."""
+    return os.fspath(path).lower().endswith((".pkl", ".pickle"))
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """The SHA-256 of a file's bytes, in hex: what a run records of the data
     file it reads, so that resuming it on a changed file can be refused."""

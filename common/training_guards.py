@@ -163,11 +163,17 @@ def checkpoint_write_error(path, trainer, exc: OSError) -> CheckpointWriteError:
     kept = ("the checkpoint written there before is kept: continue from it once the file can "
             "be written" if os.path.exists(path) else "no checkpoint was written")
     reason = exc.strerror or str(exc)
-    where = (f"after epoch {trainer.epoch}" if trainer.iteration == 0 and trainer.epoch else
-             f"at epoch {trainer.epoch + 1}, iteration {trainer.iteration}")
     return CheckpointWriteError(
-        f"cannot write the checkpoint {path} ({reason}): training stopped {where}; {kept}",
-        path)
+        f"cannot write the checkpoint {path} ({reason}): training stopped "
+        f"{stopped_at(trainer)}; {kept}", path)
+
+
+def stopped_at(trainer) -> str:
+    """Where a run that stopped now stands, in words: ``after epoch E`` at an
+    epoch's end, else ``at epoch E, iteration I`` (I iterations of it done)."""
+    if trainer.iteration == 0 and trainer.epoch:
+        return f"after epoch {trainer.epoch}"
+    return f"at epoch {trainer.epoch + 1}, iteration {trainer.iteration}"
 
 
 class StopOnSignals:

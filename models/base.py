@@ -18,7 +18,7 @@ import numpy as np
 
 from common.backend import to_cpu, to_gpu
 from common.parallel import deferred
-from common.serialization import load_npz, save_npz
+from common.serialization import has_pickle_name, load_npz, save_npz
 from common.util import finite_number
 from layers import TimeEmbedding
 from layers._checks import check_hidden_state
@@ -253,7 +253,7 @@ class Model:
 
     def _file(self, path):
         path = self.default_file_name() if path is None else os.fspath(path)
-        if path.lower().endswith((".pkl", ".pickle")):
+        if has_pickle_name(path):
             raise ValueError(f"{path}: " + _PICKLE_REFUSED.format(default=self.default_file_name()))
         return path
 

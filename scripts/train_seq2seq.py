@@ -65,6 +65,7 @@ from common.training_guards import (  # noqa: E402
     TrainingDiverged,
     TrainingOutOfMemory,
     checkpoint_write_error,
+    stopped_at,
 )
 from common.util import seq2seq_correct  # noqa: E402
 from datasets import sequence  # noqa: E402
@@ -668,9 +669,7 @@ def _run(argv):
         if args.plot and history["greedy"]:
             write_plot()
         if args.save and trainer.epoch + trainer.iteration > 0:
-            when = (f"after epoch {trainer.epoch}" if not trainer.iteration else
-                    f"at epoch {trainer.epoch + 1}, iteration {trainer.iteration}")
-            save_model(None, f" (its parameters when the run stopped, {when})")
+            save_model(None, f" (its parameters when the run stopped, {stopped_at(trainer)})")
         return status
 
     while len(history["greedy"]) < trainer.epoch:  # resumed after an epoch's checkpoint
