@@ -322,7 +322,7 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
         raise ValueError(f"cannot read {path} as an rnnlab .npz file: {exc}") from None
     except PermissionError:
         raise
-    except _DAMAGED as exc:
+    except DAMAGED_ARCHIVE_ERRORS as exc:
         raise ValueError(f"cannot read {path} as an rnnlab .npz file: it is damaged or "
                          f"truncated ({exc})") from exc
 
@@ -345,7 +345,7 @@ def load_npz_meta(path: str | os.PathLike) -> dict[str, Any]:
                 meta_array = _read_member(archive, info)
     except _Unreadable as exc:
         raise ValueError(f"cannot read {path} as an rnnlab .npz file: {exc}") from None
-    except _DAMAGED as exc:
+    except DAMAGED_ARCHIVE_ERRORS as exc:
         raise ValueError(f"cannot read {path} as an rnnlab .npz file ({exc})") from exc
     return _parse_meta(path, meta_array)
 
@@ -368,8 +368,8 @@ def _parse_meta(path, meta_array) -> dict[str, Any]:
 # archive (bad CRC ...); zlib.error, corrupt compressed data;
 # NotImplementedError / RuntimeError, an unsupported compression method or an
 # encrypted member; OSError and EOFError, a file cut short.
-_DAMAGED = (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-            RuntimeError)
+DAMAGED_ARCHIVE_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error,
+                          NotImplementedError, RuntimeError)
 
 
 class _Unreadable(Exception):

@@ -51,15 +51,13 @@ import math
 import os
 import sys
 import warnings
-import zipfile
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
 import numpy as np
 
-from common.serialization import load_npz, save_npz
+from common.serialization import DAMAGED_ARCHIVE_ERRORS, load_npz, save_npz
 
 from . import text
 from ._checks import check_choice, check_path
@@ -540,8 +538,7 @@ def _read_npz(path: Path, split: str) -> tuple[np.ndarray, list[str]] | None:
 # What reading a damaged id cache may raise; the file is then rebuilt. load_npz
 # turns a damaged archive into ValueError; the rest is there should a file
 # still get past it (a cache is never worth a traceback).
-_DAMAGED_CACHE = (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile,
-                  zlib.error, NotImplementedError, RuntimeError)
+_DAMAGED_CACHE = (*DAMAGED_ARCHIVE_ERRORS, ValueError, KeyError, MemoryError)
 
 
 def _write_npz(path: Path, split: str, corpus: np.ndarray, vocab: list[str]) -> None:
