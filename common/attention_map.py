@@ -11,8 +11,7 @@ import os
 
 import numpy as np
 
-from common.plot import plot_format
-from common.serialization import atomic_write
+from common.plot import plot_format, save_figure
 
 
 def attention_matrix(attention_weights: list, row: int) -> np.ndarray:
@@ -57,7 +56,8 @@ def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | Non
     if len(in_labels) != T_in or len(out_labels) != T_out:
         raise ValueError(f"weights {weights.shape} need {T_in} input labels and {T_out} output "
                          f"labels, got {len(in_labels)} and {len(out_labels)}")
-    fmt = plot_format(path) if path is not None else None
+    if path is not None:
+        plot_format(path)  # a name without a format: refused before drawing
     if ax is None:
         from matplotlib.figure import Figure
 
@@ -76,7 +76,7 @@ def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | Non
     fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
     if path is not None:
         fig.tight_layout()
-        atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=100))
+        save_figure(fig, path)
     return fig
 
 

@@ -30,6 +30,12 @@ def plot_format(path) -> str:
     return FORMATS[suffix]
 
 
+def save_figure(fig, path, dpi: int = 100) -> None:
+    """Write ``fig`` to ``path`` in the format its suffix names, atomically: a
+    full disk or Ctrl-C while drawing leaves the old file as it was."""
+    atomic_write(path, lambda f: fig.savefig(f, format=plot_format(path), dpi=dpi))
+
+
 def plot_training(trainer, ylim=None, path=None, logy: bool = True):
     """Draw ``trainer``'s curves; return the ``Figure``.
 
@@ -48,7 +54,8 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
     _check_something_to_draw(trainer)
     if path is None and not _in_notebook(matplotlib) and not _can_show(matplotlib):
         path = "ppl.png"
-    fmt = plot_format(path) if path is not None else None
+    if path is not None:
+        plot_format(path)  # a name without a format: refused before drawing
     window = path is None and not _in_notebook(matplotlib)
     if window:
         import matplotlib.pyplot as plt
@@ -80,7 +87,7 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
 
         plt.show()
     elif path is not None:
-        atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=100))
+        save_figure(fig, path)
     return fig
 
 

@@ -53,8 +53,7 @@ from common.memory import (  # noqa: E402
 )
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import managed, thread_count_problem  # noqa: E402
-from common.plot import plot_format  # noqa: E402
-from common.serialization import atomic_write  # noqa: E402
+from common.plot import save_figure  # noqa: E402
 from common.util import clip_grads  # noqa: E402
 from datasets import ptb, text  # noqa: E402
 from models import build_model  # noqa: E402
@@ -188,7 +187,7 @@ def plot(curves, args, path):
     ax.legend()
     fig.tight_layout()
     # Atomically: a full disk or Ctrl-C while drawing leaves the old file as it was.
-    atomic_write(path, lambda f: fig.savefig(f, format=plot_format(path), dpi=100))
+    save_figure(fig, path)
     return fig
 
 

@@ -57,8 +57,7 @@ from common.inspection import (  # noqa: E402
     unit_index,
 )
 from common.parallel import thread_count_problem  # noqa: E402
-from common.plot import plot_format  # noqa: E402
-from common.serialization import atomic_write  # noqa: E402
+from common.plot import plot_format, save_figure  # noqa: E402
 from common.units_html import write_units_page  # noqa: E402
 from datasets.text import CorpusError, read_text  # noqa: E402
 
@@ -296,7 +295,7 @@ def heat_map(units, tokens, level, path):
     fig.tight_layout()
     try:
         # Atomically: a full disk or Ctrl-C while drawing leaves the old file as it was.
-        atomic_write(path, lambda f: fig.savefig(f, format=plot_format(path), dpi=110))
+        save_figure(fig, path, dpi=110)
     finally:
         plt.close(fig)
 

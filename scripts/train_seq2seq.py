@@ -57,8 +57,8 @@ from common.memory import (  # noqa: E402
 )
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
-from common.plot import plot_format  # noqa: E402
-from common.serialization import atomic_write, file_sha256, load_npz, load_npz_meta  # noqa: E402
+from common.plot import save_figure  # noqa: E402
+from common.serialization import file_sha256, load_npz, load_npz_meta  # noqa: E402
 from common.trainer import Trainer, TrainingInterrupted  # noqa: E402
 from common.training_guards import (  # noqa: E402
     CheckpointWriteError,
@@ -503,7 +503,7 @@ def plot_accuracy(history, path, title):
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format=plot_format(path), dpi=100))
+    save_figure(fig, path)
 
 
 def plot_attention_examples(model, x, t, id_to_char, reverse, path, beam):
@@ -523,7 +523,7 @@ def plot_attention_examples(model, x, t, id_to_char, reverse, path, beam):
         plot_attention(matrix, in_labels, out_labels, ax=ax,
                        title=f"{''.join(in_labels).strip()} -> {''.join(out_labels)}")
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format=plot_format(path), dpi=100))
+    save_figure(fig, path)
 
 
 def main(argv=None):
