@@ -248,17 +248,22 @@ def helper_page_faults():
 def test_the_helper_keeps_the_memory_a_step_frees():
     # The addition task's sizes: with glibc's own thresholds each half's
     # arrays land on fresh pages again at every step (some 40-80 faults).
+    # The quietest of three windows: a machine busy with other work can add a
+    # few faults to one (6.4 a step was seen once, under a full test run
+    # beside a training run), never the dozens of the fault this is about.
     rng = np.random.default_rng(3)
     x, t = rng.integers(0, 13, (128, 7)), rng.integers(0, 13, (128, 5))
     model = Seq2seq(13, 16, 128, seed=0)
+    windows = []
     with data_parallel.batch_halves(model, x.shape, t.shape) as forward_backward:
         for _ in range(10):
             forward_backward(x, t)
-        before = helper_page_faults()
-        for _ in range(10):
-            forward_backward(x, t)
-        faults = (helper_page_faults() - before) / 10
-    assert faults < 5
+        for _ in range(3):
+            before = helper_page_faults()
+            for _ in range(10):
+                forward_backward(x, t)
+            windows.append((helper_page_faults() - before) / 10)
+    assert min(windows) < 5, windows
 
 
 @needs_processes
