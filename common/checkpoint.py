@@ -6,6 +6,8 @@ One ``.npz`` file (written atomically, read without pickles) holds
 * ``optim/<key>``: the optimizer's state arrays (``m.0``, ``v.0`` ...);
 * ``state/<i>``: the carried hidden state of the recurrent layers;
 * ``best/<name>``: the best parameters so far, when validating;
+* ``last/<name>``: after a ``fit`` that restored the best parameters, the
+  ones it trained last, from which the next ``fit`` goes on;
 
 and its JSON metadata holds the model's class and configuration, the
 optimizer's class and scalars (``lr``, ``t`` ...), the trainer's class,
@@ -53,6 +55,8 @@ def save_checkpoint(path, trainer):
             arrays[f"state/{i}"] = to_cpu(h)
     if trainer.best_params is not None:
         arrays.update({f"best/{k}": to_cpu(p) for k, p in trainer.best_params.items()})
+    if trainer.last_params is not None:
+        arrays.update({f"last/{k}": to_cpu(p) for k, p in trainer.last_params.items()})
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -102,7 +106,7 @@ def load_checkpoint(path, trainer):
         # Metadata of the wrong types (a string where a number belongs ...).
         raise ValueError(f"{path}: the checkpoint is damaged "
                          f"({type(exc).__name__}: {exc})") from exc
-    params, optim_state, states, best, trainer_state, rng_states = plan
+    params, optim_state, states, best, last, trainer_state, rng_states = plan
 
     model, optimizer = trainer.model, trainer.optimizer
     model.set_named_params(params, source=path)
@@ -111,6 +115,7 @@ def load_checkpoint(path, trainer):
         model.set_state(states)
     trainer.load_state_dict(trainer_state)
     trainer.best_params = best
+    trainer.last_params = last  # (absent from checkpoints of older rnnlabs: None)
     for rng, state in rng_states:
         rng.bit_generator.state = state
 
@@ -119,8 +124,8 @@ def _check(path, arrays, meta, trainer):
     """Validate a checkpoint against ``trainer`` without changing anything.
 
     Returns what :func:`load_checkpoint` applies: ``(params, optimizer
-    state dict, recurrent states, best params or None, trainer state dict,
-    [(generator, state)])``.
+    state dict, recurrent states, best params or None, last params or None,
+    trainer state dict, [(generator, state)])``.
     """
     model, optimizer = trainer.model, trainer.optimizer
     config = getattr(model, "config", {})
@@ -136,13 +141,14 @@ def _check(path, arrays, meta, trainer):
         raise ValueError(f"{path} was trained with {meta['optimizer']}, not "
                          f"{type(optimizer).__name__}")
 
-    groups = {prefix: {} for prefix in ("model/", "optim/", "state/", "best/")}
+    groups = {prefix: {} for prefix in ("model/", "optim/", "state/", "best/", "last/")}
     for key, value in arrays.items():
         prefix = key[: key.find("/") + 1]
         if prefix not in groups:
             raise ValueError(f"{path}: unexpected array {key!r} in a checkpoint")
         groups[prefix][key[len(prefix):]] = value
-    params, optim, state, best = (groups[p] for p in ("model/", "optim/", "state/", "best/"))
+    params, optim, state, best, last = (groups[p] for p in ("model/", "optim/", "state/",
+                                                             "best/", "last/"))
 
     if not callable(getattr(model, "check_params", None)):
         raise ValueError(f"{path}: a {type(model).__name__} cannot be resumed from a checkpoint; "
@@ -152,13 +158,21 @@ def _check(path, arrays, meta, trainer):
     model.check_params(params, source=path)
     if best:
         model.check_params(best, source=f"{path} (best parameters)")
+    if last:
+        model.check_params(last, source=f"{path} (last trained parameters)")
     optim_state = _check_optimizer(path, meta, optim, model, optimizer)
     states = _check_states(path, meta, state, model)
     trainer_state = _check_trainer_state(path, meta, trainer)
     rng_states = _check_rngs(path, meta, model)
-    best_params = ({k: to_gpu(v.astype(expected[k].dtype, copy=False)) for k, v in best.items()}
-                   if best else None)
-    return params, optim_state, states, best_params, trainer_state, rng_states
+    return (params, optim_state, states, _on_device(best, expected), _on_device(last, expected),
+            trainer_state, rng_states)
+
+
+def _on_device(kept, expected):
+    """Kept parameters ``{name: array}`` as the model's arrays are (None: none kept)."""
+    if not kept:
+        return None
+    return {k: to_gpu(v.astype(expected[k].dtype, copy=False)) for k, v in kept.items()}
 
 
 def _is_number(v):

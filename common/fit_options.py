@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from common.plot import plot_format
-from common.serialization import output_path_problem
+from common.serialization import has_pickle_name, output_path_problem
 from common.util import finite_number
 
 
@@ -71,6 +71,15 @@ class FitOptions:
             raise ValueError(f"clip_value must be a number > 0, got {self.clip_value!r}")
         if self.on_nan not in ("raise", "skip"):
             raise ValueError(f"on_nan must be 'raise' or 'skip', got {self.on_nan!r}")
+        if self.checkpoint is not None and has_pickle_name(self.checkpoint):
+            raise ValueError(f"checkpoint {os.fspath(self.checkpoint)}: rnnlab never writes (or "
+                             f"reads) pickles, whose loading can run any code; its files are "
+                             f".npz: give a name ending in .npz")
+        if (self.checkpoint is not None and self.plot_path is not None
+                and os.path.realpath(self.checkpoint) == os.path.realpath(self.plot_path)):
+            raise ValueError(f"checkpoint and plot_path are one file, "
+                             f"{os.fspath(self.checkpoint)}: the plot would replace the "
+                             f"checkpoint; give them different names")
         for name, example in (("checkpoint", "run.npz"), ("plot_path", "ppl.png")):
             path = getattr(self, name)
             if path is not None and (problem := output_path_problem(name, path, example)):

@@ -24,7 +24,7 @@ import numpy as np
 from common.backend import xp
 from common.checkpoint import load_checkpoint
 from common.data_parallel import batch_halves, helper_cpu_seconds
-from common.feeders import Lanes, ShuffledRows, lane_positions
+from common.feeders import Lanes, ShuffledRows, check_finite, lane_positions
 from common.fit_options import FitOptions, check_main_arguments
 from common.parallel import managed
 from common.progress import Progress
@@ -39,6 +39,7 @@ from common.training_guards import (
     TrainingInterrupted,
     TrainingOutOfMemory,
     divergence_bound,
+    stopped_at,
 )
 from common.util import (
     check_id_range,
@@ -59,7 +60,8 @@ class BaseTrainer:
 
     Attributes:
         history: per epoch: ``'epoch'``, the training figure, the validation
-            figure (when validating) and ``'lr'`` (the rate used in it).
+            figure (when validating) and ``'lr'`` (the rate used in it; empty
+            for an optimizer of one's own that has no ``lr``).
         epoch, iteration: completed epochs; iterations done in the current one.
         fit_start_epoch: the epoch at which the unfinished ``fit`` call began
             (one stopped by ``max_iters``, Ctrl-C, SIGTERM or an error, or
@@ -67,6 +69,9 @@ class BaseTrainer:
             no call is unfinished. See :meth:`epochs_to_reach`.
         best_params, best_epoch: the parameters ``{name: array}`` and number
             of the epoch with the best validation figure (None without).
+        last_params: after a ``fit`` that ended by restoring the best
+            parameters, those it trained last (``{name: array}``), from
+            which the next ``fit`` goes on; else None.
         bad_epochs: epochs since the best one.
         skipped_batches: batches dropped by ``on_nan='skip'``.
         train_seconds, train_cpu_seconds: the time spent in ``fit`` over the
@@ -101,6 +106,7 @@ class BaseTrainer:
         self.best_val_ppl = math.inf  # the best validation figure (ppl or loss)
         self.best_params = None
         self.best_epoch = None
+        self.last_params = None
         self.bad_epochs = 0
         self.skipped_batches = 0
         self.train_seconds = 0.0
@@ -113,6 +119,9 @@ class BaseTrainer:
         self._interval_loss, self._interval_count = 0.0, 0
         self._epoch_loss, self._epoch_count = 0.0, 0
         self._skipped_in_a_row = 0
+        # The checkpoint files this trainer wrote or resumed from (real paths):
+        # the ones its fit may replace.
+        self._own_checkpoints = set()
 
     # -- the loop -------------------------------------------------------------------
 
@@ -124,8 +133,14 @@ class BaseTrainer:
         continued: the next call counts ``max_epoch`` from the epoch the
         stopped one began at (``fit_start_epoch``), so it ends where the
         stopped one would have ended.
+
+        A Ctrl-C or SIGTERM that comes in the last iteration or validation is
+        honoured once the call has ended: its last checkpoint is written,
+        then :class:`TrainingInterrupted` is raised.
         """
+        self._check_before_training(opts)
         self._begin(feeder, eval_interval)
+        self._continue_from_last_params()
         if self.fit_start_epoch is None:
             self.fit_start_epoch = self.epoch
         target = self.fit_start_epoch + max_epoch
@@ -136,17 +151,18 @@ class BaseTrainer:
         progress = Progress(opts.verbose, target * n, self._done(), n, opts.log_every)
         self._clock = (time.perf_counter(), _cpu_time(), self.train_seconds,
                        self.train_cpu_seconds)
+        late_signal = None
         try:
             # managed(): rnnlab spreads the step over the cores itself (common.parallel).
             with StopOnSignals() as signals, managed(), \
                     self._gradients_of_batches(feeder) as forward_backward:
                 while self.epoch < target:
                     while self.iteration < n:
+                        if signals.requested:
+                            self._interrupted(signals.requested, checkpointer, opts, progress)
                         if opts.max_iters is not None and self._done() >= opts.max_iters:
                             checkpointer.save(self)
                             return self
-                        if signals.requested:
-                            self._interrupted(signals.requested, checkpointer, opts, progress)
                         self._step(feeder, guard, max_grad, opts.clip_value, forward_backward)
                         self.iteration += 1
                         progress.iteration(self, self._record_interval())
@@ -157,6 +173,8 @@ class BaseTrainer:
                     checkpointer.end_epoch(self)
                     if stop:
                         break
+                # One that came in the last iteration or validation: after the end.
+                late_signal = signals.requested
         except MemoryError as exc:
             raise self._out_of_memory(opts.checkpoint) from exc
         finally:
@@ -165,6 +183,8 @@ class BaseTrainer:
             self._clock = None
         self.fit_start_epoch = None
         self._restore_best(opts.restore_best, progress)
+        if late_signal:
+            self._interrupted(late_signal, checkpointer, opts, progress, ended=True)
         checkpointer.save(self)
         return self
 
@@ -191,6 +211,8 @@ class BaseTrainer:
         if clip_value is not None:
             clip_grads_value(self.model.grads, clip_value)
         self.optimizer.update(self.model.params, self.model.grads)
+        if feeder.scores_nothing(batch_t):
+            return  # all its targets ignored: its loss, 0, is no figure to average
         self._interval_loss += loss
         self._interval_count += 1
         self._epoch_loss += loss
@@ -204,7 +226,8 @@ class BaseTrainer:
         self.iteration = 0
         self.history["epoch"].append(self.epoch)
         self.history[f"train_{self.figure}"].append(self._figure_of(mean_loss))
-        self.history["lr"].append(float(self.optimizer.lr))
+        if hasattr(self.optimizer, "lr"):  # (an optimizer of one's own may have none)
+            self.history["lr"].append(float(self.optimizer.lr))
         self.last_val = self._validate(opts)
         if self.last_val is not None:
             self.history[f"val_{self.figure}"].append(self.last_val)
@@ -229,8 +252,65 @@ class BaseTrainer:
             self.model.train()
 
     def _loss_bound(self, feeder):
-        vocab_size = getattr(self.model, "vocab_size", None) or feeder.max_id() + 1
+        """The divergence bound of a model of a vocabulary (its own, or the
+        ids of the targets); inf for other targets (regression values,
+        one-hot rows), where a loss is only diverged when NaN or infinite."""
+        vocab_size = getattr(self.model, "vocab_size", None)
+        if vocab_size is None:
+            largest = feeder.max_id()
+            if largest is None:
+                return math.inf
+            vocab_size = largest + 1
         return divergence_bound(vocab_size)
+
+    def _check_before_training(self, opts):
+        """Refuse now what would fail only once training is under way: a
+        model or optimizer that lacks what an option needs, and a checkpoint
+        file of another run."""
+        model, optimizer = type(self.model).__name__, type(self.optimizer).__name__
+        val = "val_corpus" if opts.val_corpus is not None else "val_data"
+        needs = []
+        if opts.val_corpus is not None or opts.val_data is not None:
+            needs.append(("named_params", f"{val} keeps the best epoch's parameters by name",
+                          f"leave out {val}"))
+            if opts.restore_best:
+                needs.append(("set_named_params", "restore_best puts the best epoch's "
+                              "parameters back with it", "pass restore_best=False"))
+        if opts.checkpoint is not None:
+            needs.append(("named_params", "a checkpoint holds the parameters by name",
+                          "leave out checkpoint"))
+        for method, why, or_else in needs:
+            if not callable(getattr(self.model, method, None)):
+                raise TypeError(f"{model} has no {method}(): {why}. Build the model on "
+                                f"models.base.Model (it has named_params and set_named_params), "
+                                f"or {or_else}")
+        if opts.checkpoint is not None and not callable(getattr(self.optimizer, "state_dict",
+                                                                None)):
+            raise TypeError(f"{optimizer} has no state_dict(): a checkpoint holds the "
+                            f"optimizer's state; use an optimizer of common.optimizer, or leave "
+                            f"out checkpoint")
+        for option in ("lr_decay", "lr_halve_from"):
+            if getattr(opts, option) is not None and not hasattr(self.optimizer, "lr"):
+                raise TypeError(f"{optimizer} has no lr: {option} changes the learning rate; "
+                                f"give the optimizer an lr attribute (the rate its update "
+                                f"uses), or leave out {option}")
+        if opts.checkpoint is not None:
+            self._check_checkpoint_is_ours(opts.checkpoint)
+
+    def _check_checkpoint_is_ours(self, path):
+        """Refuse to replace a checkpoint file that this trainer neither wrote
+        nor resumed from: it is another run's (or another file)."""
+        real = os.path.realpath(path)
+        # A command line has decided about its --checkpoint file itself (it
+        # refuses one of an earlier run without --overwrite): common.cli.
+        settings = self.settings if isinstance(self.settings, dict) else {}
+        decided = settings.get("written_as") == os.path.abspath(path)
+        if os.path.exists(path) and real not in self._own_checkpoints and not decided:
+            path = os.fspath(path)
+            raise FileExistsError(
+                f"checkpoint {path} exists already (an earlier run?): continue it with "
+                f"trainer.resume({path!r}), give another path, or delete the file")
+        self._own_checkpoints.add(real)  # this run writes it from now on
 
     @staticmethod
     def _epoch_parts(opts):
@@ -279,27 +359,49 @@ class BaseTrainer:
         line = f"| epoch {self.epoch} | time {elapsed:.1f}s | train {f} {h[f'train_{f}'][-1]:.2f}"
         if self.last_val is not None:
             line += f" | val {f} {self.last_val:.2f}"
-        line += f" | lr {h['lr'][-1]:.4g}"
+        if h["lr"]:
+            line += f" | lr {h['lr'][-1]:.4g}"
         if stop:
             line += f" | no improvement for {self.bad_epochs} epochs: stopping"
         return line
 
     def _restore_best(self, restore_best, progress):
         if restore_best and self.best_params is not None:
+            # Kept, so that the next fit trains on from where this one stopped.
+            self.last_params = {k: p.copy() for k, p in self.model.named_params().items()}
             self.model.set_named_params(self.best_params, source="the best parameters")
             progress.write(f"restored the best parameters: epoch {self.best_epoch}, validation "
                            f"{self.figure} {self.best_val_ppl:.2f}")
 
-    def _interrupted(self, signal_name, checkpointer, opts, progress):
+    def _continue_from_last_params(self):
+        """Put back the parameters the last fit trained last, before it
+        restored the best ones, unless the model's have been changed since:
+        so N calls of ``fit(max_epoch=1)`` train as one of ``max_epoch=N``."""
+        last, self.last_params = self.last_params, None
+        if last is None or self.best_params is None:
+            return
+        now = self.model.named_params()
+        if all(bool(xp.array_equal(now[k], self.best_params[k])) for k in now):
+            self.model.set_named_params(last, source="the last trained parameters")
+
+    def _interrupted(self, signal_name, checkpointer, opts, progress, ended=False):
+        """Write the checkpoint and the plot, and raise TrainingInterrupted;
+        ``ended``: the signal came in the call's last iteration or validation."""
         progress.close()
         checkpointer.save(self)
         if opts.plot_path:
             self.plot(path=opts.plot_path)
         path = opts.checkpoint
-        how = f"resume with --resume {path}" if path else "no checkpoint was asked for"
+        if not path:
+            how = "no checkpoint was asked for"
+        elif self.settings is not None:  # a command line's run (it fills settings)
+            how = f"resume with --resume {path}"
+        else:
+            how = f"resume with trainer.resume({os.fspath(path)!r})"
         what = "interrupted" if signal_name == "SIGINT" else f"stopped by {signal_name}"
-        raise TrainingInterrupted(f"{what} at epoch {self.epoch + 1}, iteration "
-                                  f"{self.iteration}; {how}", path, signal_name)
+        where = (f"{stopped_at(self)}, the end of this fit call" if ended else
+                 f"at epoch {self.epoch + 1}, iteration {self.iteration}")
+        raise TrainingInterrupted(f"{what} {where}; {how}", path, signal_name)
 
     def _out_of_memory(self, checkpoint):
         kept = (f"; the last checkpoint {checkpoint} is kept"
@@ -333,6 +435,7 @@ class BaseTrainer:
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "skipped_batches": self.skipped_batches,
+            "skipped_in_a_row": self._skipped_in_a_row,
             "train_seconds": train_seconds,
             "train_cpu_seconds": train_cpu_seconds,
             "sums": [self._interval_loss, self._interval_count, self._epoch_loss,
@@ -362,6 +465,8 @@ class BaseTrainer:
             self.best_epoch = int(np.argmin(values)) + 1
         self.bad_epochs = int(d["bad_epochs"])
         self.skipped_batches = int(d["skipped_batches"])
+        # (Absent from checkpoints written before on_nan='skip' resumed exactly.)
+        self._skipped_in_a_row = int(d.get("skipped_in_a_row", 0))
         # (Absent from checkpoints written before the time was kept.)
         self.train_seconds = float(d.get("train_seconds", 0.0))
         self.train_cpu_seconds = float(d.get("train_cpu_seconds", 0.0))
@@ -370,8 +475,10 @@ class BaseTrainer:
 
     def resume(self, path):
         """Load a checkpoint written by ``fit(checkpoint=...)`` into this
-        trainer, its model and its optimizer."""
+        trainer, its model and its optimizer; ``fit(checkpoint=path)`` may
+        then write it again."""
         load_checkpoint(path, self)
+        self._own_checkpoints.add(os.path.realpath(path))
         return self
 
     # -- plots ----------------------------------------------------------------------------
@@ -457,11 +564,18 @@ class RnnlmTrainer(BaseTrainer):
                 lr_halve_from: halve the learning rate before every epoch
                     from this one on (epochs count from 1; Zaremba et al.).
                 restore_best: at the end, put back the best epoch's
-                    parameters (default True).
+                    parameters (default True). The trainer keeps the last
+                    ones (``last_params``), and the next ``fit`` trains on
+                    from them unless the model's parameters were changed
+                    since: N calls of ``fit(max_epoch=1)`` train as one of
+                    ``max_epoch=N``, bit for bit, checkpoints between them
+                    included.
                 max_iters: stop (resumably) after this many iterations in all.
                 checkpoint, checkpoint_every: path of a checkpoint written every
                     ``checkpoint_every`` iterations (default: every epoch),
-                    when stopped, and at the end.
+                    when stopped, and at the end. An existing file is
+                    refused (``FileExistsError``) unless this trainer wrote
+                    it or resumed from it (``trainer.resume(path)``).
                 on_nan: ``'raise'`` (default) stops with
                     :class:`TrainingDiverged` on a NaN, infinite or impossibly
                     large loss; ``'skip'`` drops the batch.
@@ -469,6 +583,12 @@ class RnnlmTrainer(BaseTrainer):
                 verbose, log_every: print a line per epoch, a progress bar on
                     a terminal, else a line every ``log_every`` iterations.
                 plot_path: where Ctrl-C or SIGTERM writes the plot.
+
+        Ctrl-C or SIGTERM stops at the next iteration boundary (or, in the
+        call's last iteration or validation, at its end): the checkpoint
+        and the plot are written, then :class:`TrainingInterrupted` is
+        raised. Targets equal to the loss's ``ignore_label`` are not
+        scored; a batch with none to score is left out of the mean figures.
         Returns:
             self.
         """
@@ -478,7 +598,7 @@ class RnnlmTrainer(BaseTrainer):
         if opts.val_data is not None:
             raise ValueError("RnnlmTrainer validates on val_corpus (a 1-D id array), not "
                              "val_data")
-        if hasattr(self.model, "encoder") and hasattr(self.model, "decoder"):
+        if _is_sequence_to_sequence(self.model):
             raise TypeError(f"RnnlmTrainer trains a language model on one corpus; "
                             f"{type(self.model).__name__} learns answers to questions: train "
                             f"it with Trainer(model, optimizer).fit(x_train, t_train, ...)")
@@ -486,7 +606,7 @@ class RnnlmTrainer(BaseTrainer):
         if opts.val_corpus is not None:
             # Checked now, not when the first epoch is over.
             _check_val_corpus(opts.val_corpus, vocab_size)
-        lanes = Lanes(xs, ts, batch_size, time_size)
+        lanes = Lanes(xs, ts, batch_size, time_size, _ignore_label(self.model))
         _check_ids(self.model, ("xs", lanes.xs), ("ts", lanes.ts))
         # What the first forward would refuse, refused before the lanes move on.
         if getattr(self.model, "vocab_size", None) is not None:
@@ -533,7 +653,11 @@ class Trainer(BaseTrainer):
 
     Any model with ``forward(x, t) -> loss``, ``backward()``, ``params`` and
     ``grads`` can be trained (``named_params`` and ``set_named_params`` too
-    for checkpoints and best-parameter keeping).
+    for checkpoints and best-parameter keeping, both checked before
+    training). A loss is held to the divergence bound of a vocabulary only
+    where there is one: the model's ``vocab_size``, or integer targets;
+    otherwise (regression, one-hot targets) only a NaN or infinite loss
+    counts as divergence.
 
     Attributes (besides :class:`BaseTrainer`'s):
         loss_list: mean training loss over each ``eval_interval`` iterations.
@@ -574,7 +698,8 @@ class Trainer(BaseTrainer):
             raise ValueError("Trainer validates on val_data=(x_val, t_val), not val_corpus")
         if opts.val_data is not None:
             _check_val_data(opts.val_data)  # now, not when the first epoch is over
-        rows = ShuffledRows(x, t, batch_size, opts.seed)
+        rows = ShuffledRows(x, t, batch_size, opts.seed, _ignore_label(self.model),
+                            skip_first_column=_is_sequence_to_sequence(self.model))
         if getattr(self.model, "vocab_size", None) is not None:  # a model of ids
             _check_ids(self.model, ("x", rows.x), ("t", rows.t))
             if opts.val_data is not None:
@@ -585,6 +710,8 @@ class Trainer(BaseTrainer):
         _check_data(self.model, "x and t", rows.x, rows.t)
         if opts.val_data is not None:
             _check_data(self.model, "val_data (x_val, t_val)", *opts.val_data)
+            if not callable(getattr(self.model, "check_pairs", None)):
+                _check_like_training_rows(opts.val_data, rows.x, rows.t)
         if self._done() and opts.seed != self.seed:
             raise ValueError(f"this run was started with seed={self.seed}; resume it with the "
                              "same seed")
@@ -642,13 +769,36 @@ def _check_data(model, what, x, t):
                         f"{exc}") from None
 
 
+def _is_sequence_to_sequence(model):
+    """A model that learns answers to questions (an encoder and a decoder),
+    whose target rows start with the decoder's start id."""
+    return hasattr(model, "encoder") and hasattr(model, "decoder")
+
+
+def _ignore_label(model):
+    """The label of targets the model's loss does not score, or None."""
+    return getattr(getattr(model, "loss_layer", None), "ignore_label", None)
+
+
+def _check_like_training_rows(val_data, x, t):
+    """Refuse validation rows shaped unlike the training rows ``x``, ``t``
+    (for a model that does not check pairs itself): the forward pass would
+    refuse them only at the end of the first epoch."""
+    x_val, t_val = (np.asarray(a) for a in val_data)
+    if x_val.shape[1:] != x.shape[1:] or t_val.shape[1:] != t.shape[1:]:
+        raise ValueError(f"val_data's rows must be shaped as the training rows: x's are "
+                         f"{x.shape[1:]} and t's {t.shape[1:]}, but x_val's are "
+                         f"{x_val.shape[1:]} and t_val's {t_val.shape[1:]}; give val_data "
+                         f"(x_val, t_val) cut as x and t are")
+
+
 def _check_ids(model, inputs, targets):
     """Refuse integer ids outside the model's vocabulary (``vocab_size``; ids
     below 0 without one) now, not at the batch that holds them. ``inputs``
     and ``targets`` are ``(name, array)``; the targets may hold the loss's
     ignore label."""
     vocab_size = getattr(model, "vocab_size", None)
-    ignore = getattr(getattr(model, "loss_layer", None), "ignore_label", None)
+    ignore = _ignore_label(model)
     (x_name, x), (t_name, t) = inputs, targets
     check_id_range(x_name, np.asarray(x), vocab_size)
     check_id_range(t_name, np.asarray(t), vocab_size, ignore)
@@ -663,6 +813,8 @@ def _check_val_data(val_data):
     if x.ndim < 1 or t.ndim < 1 or len(x) != len(t) or len(x) == 0:
         raise ValueError(f"val_data (x_val, t_val) must have the same number of rows, at "
                          f"least one, got shapes {x.shape} and {t.shape}")
+    check_finite("val_data's x", x)
+    check_finite("val_data's t", t)
 
 
 def _perplexity(mean_loss):

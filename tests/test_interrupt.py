@@ -62,7 +62,8 @@ def test_ctrl_c_saves_checkpoint_and_plot_and_resumes_bit_for_bit(corpus, tmp_pa
     # The iteration under way when Ctrl-C came is finished, then training stops.
     message = str(info.value)
     assert "\n" not in message
-    assert message == f"interrupted at epoch 2, iteration 17; resume with --resume {ck}"
+    assert message == (f"interrupted at epoch 2, iteration 17; resume with "
+                       f"trainer.resume({str(ck)!r})")
     assert info.value.checkpoint == ck
     assert isinstance(info.value, KeyboardInterrupt)
     assert signal.getsignal(signal.SIGINT) is handler  # our handler is gone again
@@ -118,7 +119,7 @@ def test_sigterm_stops_like_ctrl_c_with_its_own_exit_code(corpus, tmp_path):
         RnnlmTrainer(Term(V, D, H, seed=1), Adam(0.01)).fit(xs, ts, max_epoch=2, checkpoint=ck,
                                                             **FIT)
     assert str(info.value) == f"stopped by SIGTERM at epoch 1, iteration 7; resume with " \
-                              f"--resume {ck}"
+                              f"trainer.resume({str(ck)!r})"
     assert (info.value.signal, info.value.exit_code) == ("SIGTERM", 143)
     assert signal.getsignal(signal.SIGTERM) is handler
     assert read_checkpoint(ck)[1]["trainer"]["iteration"] == 7

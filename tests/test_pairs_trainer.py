@@ -127,7 +127,7 @@ def test_ctrl_c_stops_at_an_iteration_boundary_with_a_checkpoint(tmp_path):
     x, t = pairs()
     path = tmp_path / "ck.npz"
     with pytest.raises(TrainingInterrupted, match=r"interrupted at epoch 2, iteration 2; "
-                                                  r"resume with --resume"):
+                                                  r"resume with trainer\.resume\("):
         Trainer(CtrlC(), SGD(0.5)).fit(x, t, checkpoint=path, **FIT)
     assert Trainer(CtrlC(), SGD(0.5)).resume(path).iteration == 2
 

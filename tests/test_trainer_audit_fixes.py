@@ -1,0 +1,302 @@
+"""What fit promises at its edges: it never replaces another run's file, a
+stop asked for at the very end is honoured, a resumed or repeated fit goes
+on exactly, and what would fail only after training started is refused
+before it. Each test is an example of the API."""
+
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from common.checkpoint import read_checkpoint
+from common.optimizer import SGD, Adam
+from common.trainer import RnnlmTrainer, Trainer, TrainingDiverged, TrainingInterrupted
+from layers import TimeAffine, TimeEmbedding, TimeSoftmaxWithLoss
+from models import LanguageModel, SimpleRnnlm
+
+V = 30
+FIT = dict(batch_size=4, time_size=5, verbose=False)  # 600 ids: 29 iterations an epoch
+
+
+def ids(n, seed=0, high=V):
+    return np.random.default_rng(seed).integers(0, high, size=n)
+
+
+def same_params(a, b):
+    return all(np.array_equal(p, q) for p, q in zip(a.params, b.params, strict=True))
+
+
+# -- 1. a checkpoint of another run is never replaced ----------------------------------------
+
+
+def test_fit_refuses_to_replace_a_file_it_did_not_write(tmp_path):
+    c = ids(600)
+    notes = tmp_path / "notes.npz"
+    notes.write_text("my notes\n")
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.1))
+    with pytest.raises(FileExistsError, match=r"checkpoint .*notes.npz exists already \(an "
+                                              r"earlier run\?\): continue it with "
+                                              r"trainer.resume\('.*notes.npz'\), give another "
+                                              r"path, or delete the file"):
+        trainer.fit(c[:-1], c[1:], max_epoch=1, checkpoint=notes, **FIT)
+    assert notes.read_text() == "my notes\n" and trainer.optimizer.t == 0
+
+
+def test_a_trainer_rewrites_the_checkpoint_it_wrote_or_resumed_from(tmp_path):
+    c = ids(600)
+    path = tmp_path / "ck.npz"
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.1))
+    for _ in range(2):  # the book's loop of one-epoch calls
+        trainer.fit(c[:-1], c[1:], max_epoch=1, checkpoint=path, **FIT)
+    resumed = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=1), SGD(0.1)).resume(path)
+    resumed.fit(c[:-1], c[1:], max_epoch=1, checkpoint=path, **FIT)
+    assert read_checkpoint(path)[1]["trainer"]["epoch"] == 3
+
+
+# -- 2. Ctrl-C or SIGTERM at the very end of a call --------------------------------------------
+
+
+class SignalAt(SimpleRnnlm):
+    """Sends this process ``sig`` in its forward call number ``at``."""
+
+    at, sig = None, signal.SIGINT
+
+    def forward(self, xs, ts):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), self.sig)
+        return super().forward(xs, ts)
+
+
+@pytest.mark.parametrize("sig, validating", [(signal.SIGINT, False), (signal.SIGTERM, True)],
+                         ids=["ctrl-c-in-the-last-iteration", "sigterm-in-the-last-validation"])
+def test_a_signal_at_the_end_of_a_call_stops_after_it(sig, validating, tmp_path):
+    c, path = ids(600), tmp_path / "ck.npz"
+    fit = dict(FIT, max_epoch=2, val_corpus=ids(200, seed=1) if validating else None)
+    last = RnnlmTrainer(SignalAt(V, 8, 8, seed=0), SGD(0.1)).fit(c[:-1], c[1:], **fit).model.calls
+    model = SignalAt(V, 8, 8, seed=0)
+    model.at, model.sig = last, sig  # the last forward of the call
+    handler = signal.getsignal(sig)
+    with pytest.raises(TrainingInterrupted) as info:
+        RnnlmTrainer(model, SGD(0.1)).fit(c[:-1], c[1:], checkpoint=path, **fit)
+    what = "interrupted" if sig == signal.SIGINT else "stopped by SIGTERM"
+    assert str(info.value) == (f"{what} after epoch 2, the end of this fit call; resume with "
+                               f"trainer.resume({str(path)!r})")
+    assert read_checkpoint(path)[1]["trainer"]["epoch"] == 2
+    assert signal.getsignal(sig) is handler
+
+
+# -- 3. on_nan='skip' resumes exactly ---------------------------------------------------------
+
+
+class NanOn29(SimpleRnnlm):
+    """A NaN loss for every batch that reads id 29."""
+
+    def forward(self, xs, ts):
+        loss = super().forward(xs, ts)
+        return math.nan if (np.asarray(xs) == 29).any() else loss
+
+
+def test_a_resumed_run_counts_the_batches_skipped_in_a_row_before_the_stop(tmp_path):
+    c = ids(601, high=29)
+    c[10:70] = 29  # lane 0 reads these in iterations 3 to 14: 12 bad batches in a row
+    fit = dict(FIT, max_epoch=1, on_nan="skip")
+    path = tmp_path / "ck.npz"
+    with pytest.raises(TrainingDiverged, match="iteration 12 .10 batches in a row"):
+        RnnlmTrainer(NanOn29(V, 8, 8, seed=0), SGD(0.1)).fit(c[:-1], c[1:], **fit)
+    RnnlmTrainer(NanOn29(V, 8, 8, seed=0), SGD(0.1)).fit(c[:-1], c[1:], max_iters=8,
+                                                          checkpoint=path, **fit)
+    resumed = RnnlmTrainer(NanOn29(V, 8, 8, seed=0), SGD(0.1)).resume(path)
+    with pytest.raises(TrainingDiverged, match="iteration 12 .10 batches in a row"):
+        resumed.fit(c[:-1], c[1:], **fit)
+
+
+def test_a_trainer_state_without_the_skips_in_a_row_loads_as_none():
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.1))
+    state = trainer.state_dict()
+    del state["skipped_in_a_row"]  # as written by an older rnnlab
+    trainer.load_state_dict(state)
+    assert trainer._skipped_in_a_row == 0
+
+
+# -- 4. restore_best and loops of one-epoch calls ---------------------------------------------
+
+
+def adam_run():
+    return RnnlmTrainer(SimpleRnnlm(V, 16, 16, seed=0), Adam(0.05))
+
+
+BEST_FIRST = dict(batch_size=4, time_size=5, verbose=False, val_corpus=ids(300, seed=1))
+
+
+def test_one_epoch_calls_train_as_one_call_though_each_restores_the_best(tmp_path):
+    c, path = ids(1200), tmp_path / "ck.npz"
+    straight = adam_run().fit(c[:-1], c[1:], max_epoch=4, **BEST_FIRST)
+    assert straight.best_epoch == 1  # so every later call ends by going back to epoch 1
+    looped = adam_run()
+    for _ in range(2):
+        looped.fit(c[:-1], c[1:], max_epoch=1, checkpoint=path, **BEST_FIRST)
+    resumed = adam_run().resume(path)  # ... and across a checkpoint
+    for _ in range(2):
+        resumed.fit(c[:-1], c[1:], max_epoch=1, checkpoint=path, **BEST_FIRST)
+    assert resumed.history == straight.history
+    assert same_params(resumed.model, straight.model)  # the best epoch's, both
+    for name, p in straight.last_params.items():
+        assert np.array_equal(p, resumed.last_params[name]), name
+
+
+def test_parameters_set_between_calls_are_trained_on_not_the_last_ones():
+    c = ids(1200)
+    trainer = adam_run().fit(c[:-1], c[1:], max_epoch=2, **BEST_FIRST)  # best: epoch 1
+    chosen = {k: p + 0.5 for k, p in trainer.model.named_params().items()}
+    trainer.model.set_named_params(chosen)
+    trainer.optimizer.lr = 0.0  # an epoch that changes nothing: it shows where it began
+    trainer.fit(c[:-1], c[1:], max_epoch=1, restore_best=False, **BEST_FIRST)
+    for name, p in trainer.model.named_params().items():
+        assert np.array_equal(p, chosen[name]), name
+
+
+# -- 5. what fit needs of the model and the optimizer, checked first --------------------------
+
+
+class NoNames(SimpleRnnlm):
+    named_params = None  # as the book's hand-written models
+
+
+@pytest.mark.parametrize("option", [dict(val_corpus=ids(100)), dict(checkpoint="ck.npz")])
+def test_a_model_without_named_params_is_refused_before_training(option, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    c = ids(600)
+    trainer = RnnlmTrainer(NoNames(V, 8, 8, seed=0), SGD(0.1))
+    with pytest.raises(TypeError, match=r"NoNames has no named_params\(\): .* Build the model "
+                                        r"on models.base.Model"):
+        trainer.fit(c[:-1], c[1:], max_epoch=1, **option, **FIT)
+    assert trainer.optimizer.t == 0 and not os.path.exists("ck.npz")
+
+
+class UpdateOnly:
+    """An optimizer of one's own, as the book's interface has it: no ``lr``."""
+
+    def update(self, params, grads):
+        for p, g in zip(params, grads, strict=True):
+            p -= 0.1 * g
+
+
+def test_an_optimizer_without_lr_trains_but_not_with_an_lr_schedule():
+    c = ids(600)
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), UpdateOnly())
+    trainer.fit(c[:-1], c[1:], max_epoch=2, **FIT)
+    assert trainer.epoch == 2 and trainer.history["lr"] == []
+    with pytest.raises(TypeError, match="UpdateOnly has no lr: lr_halve_from changes the "
+                                        "learning rate"):
+        trainer.fit(c[:-1], c[1:], max_epoch=1, lr_halve_from=2, **FIT)
+    assert trainer.epoch == 2
+
+
+class Tagger(LanguageModel):
+    """A target id for every input id; it checks no pairs of its own."""
+
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+        self.config = {"V": 12, "D": 8}
+        self.layers = [TimeEmbedding((rng.standard_normal((12, 8)) * 0.1).astype(np.float32)),
+                       TimeAffine((rng.standard_normal((8, 12)) * 0.1).astype(np.float32),
+                                  np.zeros(12, np.float32))]
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self._collect_params(["embed.W", "affine.W", "affine.b"])
+
+
+def test_val_data_shaped_unlike_the_training_rows_is_refused_before_training():
+    x = ids((96, 4), high=12)
+    t = (x + 1) % 12
+    trainer = Trainer(Tagger(), Adam(0.05))
+    with pytest.raises(ValueError, match=r"val_data's rows must be shaped as the training "
+                                         r"rows: x's are \(4,\) and t's \(4,\), but x_val's "
+                                         r"are \(4,\) and t_val's \(2,\)"):
+        trainer.fit(x, t, max_epoch=1, batch_size=16, verbose=False,
+                    val_data=(x[:10], t[:10, :2]))
+    assert trainer.optimizer.t == 0
+
+
+# -- 6. models without a vocabulary ---------------------------------------------------------
+
+
+class LinearRegression:
+    """``x @ W + b`` against float targets, mean squared error: no vocabulary."""
+
+    def __init__(self):
+        self.params = [np.zeros((2, 1), np.float32), np.zeros(1, np.float32)]
+        self.grads = [np.zeros_like(p) for p in self.params]
+
+    def forward(self, x, t):
+        W, b = self.params
+        self.x, self.d = x, x @ W + b - t
+        return float((self.d ** 2).mean())
+
+    def backward(self, dout=1):
+        self.grads[0][...] = 2 * self.x.T @ self.d / len(self.x)
+        self.grads[1][...] = 2 * self.d.mean(axis=0)
+
+
+def regression_data():
+    x = np.random.default_rng(0).standard_normal((300, 2)).astype(np.float32)
+    return x, x @ np.array([[3.0], [4.0]], np.float32) + 100  # a first loss of about 1e4
+
+
+def test_a_regression_model_is_held_to_no_vocabulary_loss_bound():
+    x, t = regression_data()
+    trainer = Trainer(LinearRegression(), SGD(0.01))
+    trainer.fit(x, t, max_epoch=2, batch_size=30, eval_interval=5, verbose=False)
+    assert trainer.epoch == 2 and trainer.loss_list[-1] < trainer.loss_list[0]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_in_float_inputs_is_refused_before_training(bad):
+    x, t = regression_data()
+    x[5, 0] = bad
+    with pytest.raises(ValueError, match=r"x holds NaN or infinite values \(the first at "
+                                         r"index \(5, 0\)"):
+        Trainer(LinearRegression(), SGD(0.01)).fit(x, t, max_epoch=1, batch_size=30,
+                                                   verbose=False)
+
+
+# -- 7. targets the loss ignores ----------------------------------------------------------------
+
+
+def test_batches_with_no_scored_target_are_left_out_of_the_mean():
+    c = ids(401)
+    ts = c[1:].copy()
+    ts[200:] = -1  # the second half is padding: 40 of the 80 batches score nothing
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.0))  # lr 0: the model is fixed
+    trainer.fit(c[:-1], ts, max_epoch=1, batch_size=1, time_size=5, verbose=False)
+    model = SimpleRnnlm(V, 8, 8, seed=0)
+    losses = [model.forward(c[None, i:i + 5], ts[None, i:i + 5]) for i in range(0, 200, 5)]
+    assert trainer.history["train_ppl"] == [pytest.approx(math.exp(np.mean(losses)))]
+
+
+def test_targets_that_are_all_ignored_are_refused():
+    c = ids(401)
+    with pytest.raises(ValueError, match="every target in ts is the loss's ignore_label -1: "
+                                         "there is nothing to learn from"):
+        RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.1)).fit(
+            c[:-1], np.full(400, -1), max_epoch=1, **FIT)
+
+
+# -- 12. output paths -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("paths, message", [
+    (dict(checkpoint="run.png", plot_path="run.png"), "checkpoint and plot_path are one file"),
+    (dict(checkpoint="run.pkl"), "run.pkl: rnnlab never writes .or reads. pickles"),
+])
+def test_a_checkpoint_over_the_plot_or_of_a_pickles_name_is_refused(paths, message, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    c = ids(600)
+    with pytest.raises(ValueError, match=message):
+        RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.1)).fit(c[:-1], c[1:], max_epoch=1,
+                                                                 **paths, **FIT)
+    assert os.listdir(tmp_path) == []
