@@ -21,7 +21,15 @@ def numerical_gradient(f, x, eps=1e-6):
 
     ``x`` is perturbed in place, one element at a time, and restored; ``f``
     must read ``x`` each time it is called. Returns an array shaped like ``x``.
+    ``x`` must be float64 (in float32 the differences are round-off, and an
+    integer array cannot take ``x + eps``), ``eps`` a number above 0.
     """
+    _require_float64([("x", x)], "numerical_gradient")
+    if not np.issubdtype(np.asarray(x).dtype, np.floating):
+        raise TypeError(f"numerical_gradient perturbs x by eps, so x must be a float64 array, "
+                        f"got dtype {np.asarray(x).dtype}")
+    if not (isinstance(eps, (int, float)) and 0 < eps < np.inf):
+        raise ValueError(f"eps must be a number above 0 (1e-6 suits float64), got {eps!r}")
     grad = np.zeros_like(x, dtype=np.float64)
     flat = x.reshape(-1)  # a view: writing to it changes x
     if not np.shares_memory(flat, x):
@@ -87,8 +95,15 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
     wanted, use :func:`check_function` instead.
 
     Returns a dict ``{'param<i>': err, 'input<j>': err}`` of relative errors.
-    Raises TypeError when a parameter or a checked input is float32.
+    Raises TypeError when a parameter or a checked input is float32, and
+    ValueError for a stateful layer (each forward would start from the last
+    one's state, so the differences would not be of one function).
     """
+    if getattr(layer, "stateful", False):
+        raise ValueError(f"check_layer cannot check a stateful {type(layer).__name__}: each "
+                         f"forward starts from the state the last one left. Build it with "
+                         f"stateful=False, or use check_function with the initial state as "
+                         f"an input (set_state before each forward)")
     forward_kwargs = forward_kwargs or {}
     if check_inputs is None:
         check_inputs = [

@@ -36,13 +36,28 @@ def clip_grads(grads, max_norm):
             raise TypeError(f"clip_grads scales gradients in place; they must be float "
                             f"arrays, got dtype {g.dtype}")
         flat = g.reshape(-1)
-        total += float(flat @ flat)  # one BLAS dot, no temporary array
+        with np.errstate(over="ignore"):  # (an overflow is handled below)
+            total += float(flat @ flat)  # one BLAS dot, no temporary array
     norm = math.sqrt(total)
+    if math.isinf(norm) and all(bool(xp.isfinite(g).all()) for g in grads):
+        norm = _scaled_norm(grads)  # finite gradients whose squares overflow float32
     if math.isfinite(norm) and norm > max_norm:
         rate = max_norm / (norm + 1e-6)
         for g in grads:
             g *= g.dtype.type(rate)
     return norm
+
+
+def _scaled_norm(grads):
+    """The global L2 norm of finite ``grads`` too large to square in their
+    dtype (an exploding gradient above about 1.8e19 in float32): each
+    divided by the largest magnitude first, ``norm = m * ||g / m||``."""
+    m = max(float(xp.abs(g).max()) for g in grads if g.size)
+    total = 0.0
+    for g in grads:
+        flat = g.reshape(-1) / g.dtype.type(m)
+        total += float(flat @ flat)
+    return m * math.sqrt(total)
 
 
 def evaluating(model):
@@ -126,7 +141,8 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
             n = int((batch_t != ignore).sum())
             if n:
                 total += model.forward(batch_x, batch_t) * n
-    return math.exp(total / L)
+    # (A mean loss above ~709 nats, a model far from trained, overflows exp: inf.)
+    return math.exp(total / L) if total / L < 709.78 else math.inf
 
 
 def id_outside(ids, vocab_size, ignore_label=None):

@@ -1,0 +1,100 @@
+"""Edge cases of the training helpers in common.util and of the gradient checker.
+
+- ``clip_grads`` clips an exploding gradient even when its squared norm
+  overflows float32 (it is finite; only its square is not);
+- ``eval_perplexity`` of a model far from trained is ``inf``, not an
+  ``OverflowError``;
+- ``numerical_gradient`` refuses what it cannot differentiate exactly, and
+  ``check_layer`` a stateful layer.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from common.gradcheck import check_function, check_layer, numerical_gradient
+from common.util import clip_grads, eval_perplexity
+from layers import TimeRNN
+from models import SimpleRnnlm
+
+
+def test_clip_grads_clips_a_finite_gradient_whose_square_overflows():
+    grads = [np.full(3, 1e20, np.float32), np.full(3, 1e20, np.float32)]
+    norm = clip_grads(grads, 1.0)
+    assert norm == pytest.approx(1e20 * math.sqrt(6), rel=1e-5)
+    assert all(g.dtype == np.float32 for g in grads)
+    clipped = math.sqrt(sum(float(g.astype(np.float64) @ g.astype(np.float64)) for g in grads))
+    assert clipped == pytest.approx(1.0, rel=1e-5)
+
+
+def test_clip_grads_still_leaves_non_finite_gradients_alone():
+    grads = [np.array([np.inf, 1.0], np.float32)]
+    assert clip_grads(grads, 1.0) == math.inf
+    assert grads[0][1] == 1.0
+
+
+def test_eval_perplexity_of_a_hopeless_model_is_inf():
+    model = SimpleRnnlm(30, 8, 8, seed=0)
+    model.params[0][...] *= 100  # the embedding
+    model.params[4][...] *= 1e3  # the output layer's W: a mean loss far above 709 nats
+    corpus = np.random.default_rng(0).integers(0, 30, 600)
+    assert eval_perplexity(model, corpus) == math.inf
+
+
+def square_sum(x):
+    return lambda: float((x.astype(np.float64) ** 2).sum())
+
+
+@pytest.mark.parametrize("x", [np.array([1.0, 2.0], np.float32), np.array([1, 2])],
+                         ids=["float32", "int"])
+def test_numerical_gradient_needs_float64(x):
+    # (float32 gave [1.9, 3.8] for d(sum x^2) at [1, 2]; ints gave [5e5, 1.5e6].)
+    with pytest.raises(TypeError, match="float64"):
+        numerical_gradient(square_sum(x), x)
+
+
+@pytest.mark.parametrize("eps", [0, -1e-6, float("nan")])
+def test_numerical_gradient_needs_a_positive_step(eps):
+    x = np.array([1.0, 2.0])
+    with pytest.raises(ValueError, match="eps must be a number above 0"):
+        numerical_gradient(square_sum(x), x, eps=eps)
+
+
+def test_numerical_gradient_of_a_square_sum():
+    x = np.array([1.0, 2.0])
+    np.testing.assert_allclose(numerical_gradient(square_sum(x), x), [2.0, 4.0], rtol=1e-8)
+
+
+def rnn(stateful):
+    rng = np.random.default_rng(0)
+    return TimeRNN(rng.standard_normal((3, 4)), rng.standard_normal((4, 4)) * 0.5,
+                   rng.standard_normal(4), stateful=stateful)
+
+
+def test_check_layer_refuses_a_stateful_layer():
+    # (It reported an error of 0.91 for a right layer: each forward started from
+    # the state the last one left.)
+    xs = np.random.default_rng(1).standard_normal((2, 5, 3))
+    with pytest.raises(ValueError, match="stateful.*check_function"):
+        check_layer(rnn(stateful=True), [xs])
+    assert max(check_layer(rnn(stateful=False), [xs]).values()) < 1e-6
+
+
+def test_a_stateful_layer_is_checked_with_check_function_and_its_initial_state():
+    layer = rnn(stateful=True)
+    xs = np.random.default_rng(1).standard_normal((2, 5, 3))
+    h0 = np.random.default_rng(2).standard_normal((2, 4))
+    w = np.random.default_rng(3).standard_normal((2, 5, 4))
+
+    def loss():
+        layer.set_state(h0)
+        return float((w * layer.forward(xs)).sum())
+
+    def backward():
+        loss()
+        dxs = layer.backward(w)
+        return [*layer.grads, dxs, layer.dh]
+
+    errors = check_function(loss, backward, [*layer.params, xs, h0])
+    assert max(errors) < 1e-6
