@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from common.plot import plot_format, save_figure
+from common.plot import MONOSPACE, plot_format, save_figure
 
 
 def attention_matrix(attention_weights: list, row: int) -> np.ndarray:
@@ -42,6 +42,10 @@ def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | Non
         ax: draw into this matplotlib Axes (its figure is returned); a new
             Figure otherwise (no window is opened).
         title: the Axes' title.
+
+    Labels and title are drawn as written: a ``$`` is a dollar sign, not the
+    start of matplotlib's math text, and a character the monospace font
+    lacks (Hebrew, emoji) comes from the fallback font of ``MONOSPACE``.
     """
     weights = np.asarray(weights, dtype=np.float64)
     if weights.ndim != 2:
@@ -67,12 +71,13 @@ def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | Non
         fig = ax.figure
     image = ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto",
                       interpolation="nearest")
-    ax.set_xticks(range(T_in), [_show(c) for c in in_labels], fontfamily="monospace")
-    ax.set_yticks(range(T_out), [_show(c) for c in out_labels], fontfamily="monospace")
+    literal = {"fontfamily": MONOSPACE, "parse_math": False}
+    ax.set_xticks(range(T_in), [_show(c) for c in in_labels], **literal)
+    ax.set_yticks(range(T_out), [_show(c) for c in out_labels], **literal)
     ax.set_xlabel("input characters")
     ax.set_ylabel("output characters")
     if title:
-        ax.set_title(title, fontsize=9, fontfamily="monospace")
+        ax.set_title(title, fontsize=9, **literal)
     fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
     if path is not None:
         fig.tight_layout()

@@ -387,12 +387,16 @@ def text_properties(tokens: list) -> dict:
       ``inside a # comment``: from a ``#`` to the end of its line (character
       level only: left out unless every token is one character).
 
-    Properties that do not vary over the text are left out.
+    Properties that do not vary over the text are left out (a text where
+    none varies gives ``{}``).
 
     Shape:
-        tokens: ``T`` strings -> ``{name: float array (T,)}``
+        tokens: ``T`` strings, T >= 1 -> ``{name: float array (T,)}``
     """
     T = len(tokens)
+    if T == 0:
+        raise ValueError("text_properties needs at least one token, got an empty list: "
+                         "pass the text's tokens, e.g. list(text) at character level")
     props = {name: np.zeros(T) for name in (
         "inside double quotes", "inside single quotes", "inside brackets", "bracket depth",
         "position in line", "position in sentence", "end of word", "inside a # comment")}
@@ -469,9 +473,12 @@ def interesting_units(recording: Recording, properties: dict, per_property: int 
         recording: from :func:`record_states`.
         properties: from :func:`text_properties` (or your own ``{name: (T,)}``).
         per_property: how many units to report for each property.
+
+    No property (a text where nothing varies: ``text_properties`` gives
+    ``{}``) or no unit: an empty list.
     """
     units = recording.units()
-    if not units:
+    if not units or not properties:
         return []
     names = [name for name, _ in units]
     values = np.stack([v for _, v in units], axis=1)
@@ -510,12 +517,15 @@ def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
     which is nothing at the lengths this is meant for.
 
     Shape:
-        xs, ts int ``(N, T)`` -> ``(N, T, H)``
+        xs, ts int ``(N, T)``, N >= 1, T >= 1 -> ``(N, T, H)``
     """
     xs = _check_ids(model, xs, 2, "xs")
     ts = _check_ids(model, ts, 2, "ts")
     if xs.shape != ts.shape:
         raise ValueError(f"xs {xs.shape} and ts {ts.shape} must have the same shape")
+    if 0 in xs.shape:
+        raise ValueError(f"xs and ts have shape {xs.shape}: the gradient needs at least one "
+                         "sequence and one step, (N, T) with N >= 1 and T >= 1")
     rec = recurrent_layers(model)
     if not rec:
         raise ValueError(f"{type(model).__name__} has no recurrent layer")
@@ -561,7 +571,7 @@ def gradient_through_time(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
     back. Overwrites the model's ``grads``.
 
     Shape:
-        xs, ts int ``(N, T)`` -> ``(T,)``
+        xs, ts int ``(N, T)``, N >= 1, T >= 1 -> ``(T,)``
     """
     g = hidden_state_gradients(model, xs, ts)
     return np.linalg.norm(g, axis=2).mean(axis=0)

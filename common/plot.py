@@ -4,6 +4,10 @@ Perplexity (or loss) every ``eval_interval`` iterations on a log axis, the
 validation figure at the end of every epoch, thin lines at the epoch
 boundaries, the best validation epoch and every change of the learning rate
 marked, and the run in the title.
+
+Also what every rnnlab figure shares: :func:`save_figure` (atomic writes),
+:func:`plot_format`, the :data:`MONOSPACE` font list and
+:func:`readable_text_colour` (text on a coloured cell).
 """
 
 import numbers
@@ -15,6 +19,11 @@ import numpy as np
 
 from common.serialization import atomic_write
 
+# Monospace text (characters of a text, tick labels of tokens) with a fallback:
+# DejaVu Sans Mono has no Hebrew, Arabic or emoji, DejaVu Sans (matplotlib's
+# own font, always there) has them; matplotlib takes a missing glyph from
+# the next family of the list rather than drawing an empty box.
+MONOSPACE = ("monospace", "DejaVu Sans")
 # Epoch boundaries are drawn only when there are few enough to tell apart.
 MAX_EPOCH_LINES = 40
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg", ".jpeg": "jpg",
@@ -34,6 +43,25 @@ def save_figure(fig, path, dpi: int = 100) -> None:
     """Write ``fig`` to ``path`` in the format its suffix names, atomically: a
     full disk or Ctrl-C while drawing leaves the old file as it was."""
     atomic_write(path, lambda f: fig.savefig(f, format=plot_format(path), dpi=dpi))
+
+
+def relative_luminance(rgb) -> float:
+    """WCAG 2's relative luminance of an sRGB colour given as three numbers in
+    0..1: 0 for black, 1 for white."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+              for c in map(float, rgb)]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def readable_text_colour(rgb) -> str:
+    """``'white'`` or ``'black'``: the one that reads better on the background
+    ``rgb`` (three numbers in 0..1).
+
+    Below a luminance of 0.179 white has the larger contrast ratio
+    ``(L1 + 0.05) / (L2 + 0.05)``; the better of the two is always at least
+    4.58:1, above WCAG's 4.5:1 for text (black on full blue is 2.4:1, white 8.6:1).
+    """
+    return "white" if relative_luminance(rgb) < 0.179 else "black"
 
 
 def plot_training(trainer, ylim=None, path=None, logy: bool = True):
@@ -66,12 +94,16 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
 
         fig = Figure(figsize=(7.0, 4.4))
     ax = fig.add_subplot()
-    _draw(ax, trainer)
+    legend = _draw(ax, trainer)
     # Nothing recorded yet (eval_interval longer than the iterations trained):
     # matplotlib cannot put empty lines on a log axis.
     log_axis = logy and _recorded(trainer)
     if log_axis:
         ax.set_yscale("log")
+        # 40, 20, 6 rather than 4x10^1, 2x10^1, 6x10^0; the log formatter still
+        # chooses which minor ticks get a label (none over several decades).
+        ax.yaxis.set_major_formatter(plain_log_formatter())
+        ax.yaxis.set_minor_formatter(plain_log_formatter())
     if ylim is not None:
         low, high = ylim
         if log_axis and low is not None and low <= 0:
@@ -81,7 +113,9 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
                           UserWarning, stacklevel=3)
             low = None
         ax.set_ylim(bottom=low, top=high)
-    fig.tight_layout()
+    # The legend goes under the axes, where it cannot cover a curve or the
+    # learning-rate labels at the top of the axes: leave it a band there.
+    fig.tight_layout(rect=(0, 0.07, 1, 1) if legend else None)
     if window:
         import matplotlib.pyplot as plt
 
@@ -89,6 +123,25 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
     elif path is not None:
         save_figure(fig, path)
     return fig
+
+
+def plain_log_formatter():
+    """A tick formatter for a log axis that writes plain numbers: ``40``,
+    ``2.5``, ``0.3``, not ``4x10^1``.
+
+    :class:`matplotlib.ticker.LogFormatter` still decides which ticks get a
+    label (the others get ``''``: no minor labels over several decades, where
+    they would overlap); only the label's text changes.
+    """
+    # matplotlib is imported only when a figure is drawn (common.cli imports this module).
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLogFormatter(LogFormatter):
+        def __call__(self, x, pos=None):
+            label = super().__call__(x, pos)
+            return label and f"{x:.12g}"
+
+    return PlainLogFormatter(labelOnlyBase=False)
 
 
 def _checked_ylim(ylim):
@@ -130,11 +183,13 @@ def _note_when_empty(ax, trainer):
 
 
 def _draw(ax, trainer):
+    """Draw the curves into ``ax``; return the legend (under the axes) or None."""
     name = "perplexity" if trainer.figure == "ppl" else "loss"
     per_epoch = trainer.iters_per_epoch or 1
     values = trainer.figure_list
-    x = np.arange(1, len(values) + 1) * trainer.eval_interval
-    ax.plot(x, values, label="train", lw=1.2)
+    if values:  # an empty line would still get a "train" entry in the legend
+        x = np.arange(1, len(values) + 1) * trainer.eval_interval
+        ax.plot(x, values, label="train", lw=1.2)
     val = trainer.history.get(f"val_{trainer.figure}", [])
     epochs = np.asarray(trainer.history["epoch"][:len(val)] or range(1, len(val) + 1))
     if val:
@@ -157,9 +212,17 @@ def _draw(ax, trainer):
     ax.set_ylabel(name)
     ax.set_title(_title(trainer), fontsize=10)
     _note_when_empty(ax, trainer)
+    if not _recorded(trainer):
+        # Only epoch lines, if any: show the iterations run, from 0, not their span.
+        ax.set_xlim(0, max(trainer.epoch * per_epoch + trainer.iteration, 1))
     ax.grid(alpha=0.3, which="both")
-    if len(ax.get_lines()) > 1:
-        ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    # Under the axes, in one row: inside, "best" placement may still cover the
+    # learning-rate labels at the top, or a curve.
+    return ax.figure.legend(handles, labels, loc="lower center", ncol=len(handles),
+                            fontsize=8, frameon=False)
 
 
 def _title(trainer):

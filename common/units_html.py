@@ -4,14 +4,16 @@ The page holds its data as JSON and draws the text with a few lines of
 JavaScript: one ``<span class="tok">`` per token, its background red for a
 positive value and blue for a negative one (white at 0, full colour at the
 unit's largest magnitude over the text), or, for the surprisal view, white
-to orange by bits. A picker chooses the unit; hovering over a token (or
-clicking it, to pin it) shows its value, its surprisal and the model's
-top guesses for the next token. Nothing is loaded from the network: no
-external scripts, styles or fonts.
+to orange by bits; the text is white on the darker colours (class
+``dark``), black on the others. A picker chooses the unit; hovering over a
+token (or clicking it, to pin it) shows its value, its surprisal and the
+model's top guesses for the next token. Nothing is loaded from the
+network: no external scripts, styles or fonts.
 
 The fragment of the page's address selects a view and pins a position, so
 a link (or a headless browser) can open the page on one unit:
-``units.html#unit=c0:17&pos=120`` (``unit=surprisal`` for the surprisal).
+``units.html#unit=c0:17&pos=120`` (``unit=surprisal`` for the surprisal);
+the pinned position is scrolled into view.
 """
 
 import html
@@ -25,10 +27,12 @@ _STYLE = """
 body { font-family: sans-serif; margin: 1em 2em; color: #222; }
 #text { font-family: monospace; font-size: 15px; line-height: 1.6; white-space: pre-wrap;
         border: 1px solid #ccc; padding: 0.6em; }
-.tok { cursor: pointer; }
+.tok { cursor: pointer; color: #000; }
+.tok.dark { color: #fff; }
 .tok.pinned { outline: 2px solid #000; }
 #info { font-family: monospace; min-height: 7.5em; margin: 0.6em 0; padding: 0.4em;
-        background: #f4f4f4; white-space: pre; }
+        background: #f4f4f4; white-space: pre;
+        position: sticky; top: 0; z-index: 1; }  /* in view wherever the text is scrolled */
 .legend { font-size: 90%; color: #555; }
 """
 
@@ -66,18 +70,34 @@ function view() {
 }
 
 function colour(x, scale, surprisal) {
-  if (x === null || !isFinite(x)) return 'rgb(255, 255, 255)';
+  if (x === null || !isFinite(x)) return [255, 255, 255];
   const a = Math.min(Math.abs(x) / scale, 1);
   const fade = Math.round(255 * (1 - a));
-  if (surprisal) return `rgb(255, ${Math.round(255 - 120 * a)}, ${fade})`;
-  return x >= 0 ? `rgb(255, ${fade}, ${fade})` : `rgb(${fade}, ${fade}, 255)`;
+  if (surprisal) return [255, Math.round(255 - 120 * a), fade];
+  return x >= 0 ? [255, fade, fade] : [fade, fade, 255];
+}
+
+// WCAG 2's relative luminance of [r, g, b] (0..255): 0 black, 1 white.
+function luminance(rgb) {
+  const [r, g, b] = rgb.map(c => {
+    c /= 255;
+    return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+// White text below luminance 0.179, black above: the better of the two has a
+// contrast of at least 4.58:1 (dark text on full blue would have 1.9:1).
+function paint(s, rgb) {
+  s.style.backgroundColor = `rgb(${rgb.join(', ')})`;
+  s.classList.toggle('dark', luminance(rgb) < 0.179);
 }
 
 function draw() {
   const u = view();
   const finite = u.values.filter(x => x !== null && isFinite(x));
   const scale = Math.max(1e-12, ...finite.map(Math.abs));
-  spans.forEach((s, t) => { s.style.backgroundColor = colour(u.values[t], scale, u.surprisal); });
+  spans.forEach((s, t) => paint(s, colour(u.values[t], scale, u.surprisal)));
   document.getElementById('legend').textContent = u.surprisal
     ? `white: 0 bits, orange: ${scale.toFixed(2)} bits or more`
     : `blue: ${(-scale).toFixed(3)}, white: 0, red: ${scale.toFixed(3)}`;
@@ -122,7 +142,11 @@ function fromFragment() {
     }
   }
   const pos = Number(params.get('pos'));
-  if (params.has('pos') && pos >= 0 && pos < spans.length) pin(pos);
+  if (params.has('pos') && pos >= 0 && pos < spans.length) {
+    pin(pos);
+    // A link to a position far down a long text opens there, not at the top.
+    spans[pos].scrollIntoView({block: 'center'});
+  }
 }
 
 picker.addEventListener('change', draw);
@@ -173,8 +197,10 @@ def units_page(tokens: list, level: str, units: list, guesses: list | None = Non
                for i, (_, label, _) in enumerate(units)]
     if bits is not None:
         options.append(f'<option value="{SURPRISAL}">surprisal (bits)</option>')
-    # "</" inside a script element would end it: JSON allows "<\/" for "</".
-    payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    # No "<" at all inside the script element: "</script" would end it, and
+    # "<!--" then "<script" would make the parser skip the real end tag (the
+    # page's code then never runs). JSON reads "\u003c" as "<".
+    payload = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

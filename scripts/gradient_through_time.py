@@ -174,11 +174,16 @@ def plot(curves, args, path):
     if "MPLBACKEND" not in os.environ:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for label, norms in curves:
         back = np.arange(norms.size)[::-1]  # steps between h_t and the last step
-        ax.semilogy(back, norms, label=label)
+        # A line through one point draws nothing (--eval-length 1): short curves get markers.
+        ax.semilogy(back, norms, label=label, marker="o" if norms.size <= 10 else None, ms=4)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole steps, not -0.04
+    if max(norms.size for _, norms in curves) == 1:
+        ax.set_xlim(-1, 1)
     ax.set_xlabel("steps back from the last step (T - 1 - t)")
     ax.set_ylabel("mean || d loss_T / d h_t ||")
     ax.set_title(f"Gradient through time, held-out batch of {args.eval_batch} x "

@@ -57,7 +57,7 @@ from common.inspection import (  # noqa: E402
     unit_index,
 )
 from common.parallel import thread_count_problem  # noqa: E402
-from common.plot import plot_format, save_figure  # noqa: E402
+from common.plot import MONOSPACE, plot_format, readable_text_colour, save_figure  # noqa: E402
 from common.units_html import write_units_page  # noqa: E402
 from datasets.text import CorpusError, read_text  # noqa: E402
 
@@ -233,8 +233,13 @@ def run_units(args, model, vocab, level):
     if args.png and args.png_start >= len(tokens):
         raise UsageError(f"--png-start {args.png_start} is past the text's {len(tokens)} "
                          f"tokens; give a number from 0 to {len(tokens) - 1}")
-    rec = record_states(model, ids)
     props = text_properties(tokens)
+    if not props and not names:
+        raise UsageError("no unit to show: no property of the text varies (quotes, brackets, "
+                         "position in the line or sentence, word ends), so no unit can follow "
+                         "one; give a longer or more varied text, or name units with --units, "
+                         "e.g. --units h0:0")
+    rec = record_states(model, ids)
     found = interesting_units(rec, props, per_property=args.per_property)
     print(f"{args.model}: {type(model).__name__}, {level} level, {len(tokens)} tokens, "
           f"{len(rec.units())} units")
@@ -257,9 +262,6 @@ def run_units(args, model, vocab, level):
                                "scored). Hover over a token, click to pin it.")
         print(f"page: {args.html}")
     if args.png:
-        if not shown_units:
-            raise UsageError("no unit to draw: the text has no varying property; name units "
-                             "with --units")
         window = slice(args.png_start, args.png_start + args.png_length)
         heat_map([(name, label, values[window]) for name, label, values in shown_units],
                  tokens[window], level, args.png)
@@ -280,16 +282,22 @@ def heat_map(units, tokens, level, path):
     rows = rows / np.where(scale > 0, scale, 1)
     cell = 0.17 if level == "char" else 0.45
     fig, ax = plt.subplots(figsize=(max(6.0, 2.5 + cell * T), 0.6 + 0.42 * len(units)))
-    ax.imshow(rows, cmap="bwr", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
-    ax.set_yticks(range(len(units)), [label for _, label, _ in units], fontsize=8)
+    image = ax.imshow(rows, cmap="bwr", vmin=-1, vmax=1, aspect="auto",
+                      interpolation="nearest")
+    # Text as written ("$" is no math), glyphs the monospace font lacks from its fallback.
+    literal = {"family": MONOSPACE, "parse_math": False}
+    ax.set_yticks(range(len(units)), [label for _, label, _ in units], fontsize=8,
+                  parse_math=False)
     if level == "char":
+        background = image.to_rgba(rows)  # (units, T, 4): the colour of every cell
         for t, ch in enumerate(tokens):
             ch = {"\n": "\u21b5", "\t": "\u21e5", " ": "\u00b7"}.get(ch, ch)
             for r in range(len(units)):
-                ax.text(t, r, ch, ha="center", va="center", fontsize=7, family="monospace")
+                ax.text(t, r, ch, ha="center", va="center", fontsize=7,
+                        color=readable_text_colour(background[r, t, :3]), **literal)
         ax.set_xticks([])
     else:
-        ax.set_xticks(range(T), tokens, rotation=90, fontsize=7)
+        ax.set_xticks(range(T), tokens, rotation=90, fontsize=7, parse_math=False)
     ax.set_title("units over the text (each row scaled to its largest |value|; red +, blue -)",
                  fontsize=9)
     fig.tight_layout()

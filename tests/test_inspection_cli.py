@@ -67,7 +67,8 @@ def test_surprisal_word_level_maps_unknown_words_to_unk(word_model, capsys, tmp_
     assert '\t"<unk>"\t' in out and '\t"<eos>"\t' in out
     assert "# 5 scored tokens" in out
     html = page.read_text("utf-8")
-    assert '"tokens": ["the", "<unk>", "sat", "<eos>", "the", "cat"]' in html
+    # (Every "<" of the page's data is written \u003c: no token can end its script.)
+    assert '"tokens": ["the", "\\u003cunk>", "sat", "\\u003ceos>", "the", "cat"]' in html
     assert '"guesses": [[["' in html  # the top guesses at every position
 
 

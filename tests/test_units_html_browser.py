@@ -106,3 +106,54 @@ def test_browser_word_level_page(tmp_path):
     assert [t for t, _ in colours] == list(range(7))
     assert re.search(r'data-t="2"[^>]*>sat</span> <span', dom)  # words separated by spaces
     assert colours[0][1][2] == 255 and colours[6][1][0] == 255  # blue first, red last
+
+
+def probed(path, js):
+    """A copy of the page with ``js`` run after the page's own code (which has
+    drawn the text and read the fragment by then): what it writes into
+    ``document.body.dataset`` comes back in the dumped document."""
+    copy = path.with_name("probed_" + path.name)
+    copy.write_text(path.read_text("utf-8").replace("</body>", f"<script>{js}</script></body>"),
+                    encoding="utf-8")
+    return copy
+
+
+def test_browser_draws_tokens_that_open_a_comment_and_a_script(tmp_path):
+    # "<!--" then "<script" in the data used to swallow the page's code: a blank page.
+    tokens = ["<!--", "<script>", "a", "</script>", "-->", "b"]
+    path = tmp_path / "comment.html"
+    write_units_page(path, tokens, "word", [("h0:0", "h0:0", np.linspace(-1, 1, 6))])
+    dom = rendered(path, "pos=1", tmp_path)
+    assert [t for t, _ in token_colours(dom)] == list(range(6))
+    assert 'position 1: "&lt;script&gt;"' in dom
+
+
+def test_browser_text_on_the_strongest_colours_keeps_a_contrast_of_4_5(page, tmp_path):
+    path, wave = page
+    js = ("document.body.dataset.fg = [...document.querySelectorAll('.tok')]"
+          ".map(s => getComputedStyle(s).color).join(';');")
+    dom = rendered(probed(path, js), "unit=h0:3", tmp_path)
+    background = [rgb for _, rgb in token_colours(dom)]
+    text = [tuple(int(c) for c in re.findall(r"\d+", fg))
+            for fg in re.search(r'data-fg="([^"]*)"', dom).group(1).split(";")]
+
+    def luminance(rgb):
+        c = np.array(rgb) / 255
+        c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return c @ [0.2126, 0.7152, 0.0722]
+
+    for t, (bg, fg) in enumerate(zip(background, text, strict=True)):
+        light, dark = sorted((luminance(bg), luminance(fg)), reverse=True)
+        assert (light + 0.05) / (dark + 0.05) >= 4.5, (t, bg, fg)
+    darkest = int(np.argmin(wave))  # full blue: white text
+    assert background[darkest] == (0, 0, 255) and text[darkest] == (255, 255, 255)
+
+
+def test_browser_scrolls_a_pinned_position_into_view(tmp_path):
+    tokens = ("w <eos> " * 1500).split()  # 1,500 lines: the end is far below the window
+    path = tmp_path / "long.html"
+    write_units_page(path, tokens, "word", [("h0:0", "h0:0", np.zeros(len(tokens)))])
+    js = ("const r = document.querySelector('.tok.pinned').getBoundingClientRect();"
+          "document.body.dataset.seen = r.top >= 0 && r.bottom <= innerHeight;")
+    dom = rendered(probed(path, js), "pos=2900", tmp_path)
+    assert 'data-seen="true"' in dom

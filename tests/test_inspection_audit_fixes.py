@@ -1,0 +1,230 @@
+"""What the audit of the views inside trained models found, each kept fixed.
+
+The page's data cannot be broken by a token; a text where nothing varies
+gets a message, not a traceback; figures draw ``$`` and Hebrew or emoji as
+written; text on a coloured cell stays readable; a pinned position is
+scrolled to; the training plot's labels read as plain numbers and its
+legend covers nothing; a gradient curve of one step still shows its points.
+(The same page in a real browser: ``tests/test_units_html_browser.py``.)
+"""
+
+import importlib.util
+import io
+import json
+import os
+import re
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from common.attention_map import plot_attention
+from common.inspection import (
+    gradient_through_time,
+    interesting_units,
+    record_states,
+    text_properties,
+)
+from common.optimizer import SGD
+from common.plot import MONOSPACE, readable_text_colour, relative_luminance
+from common.trainer import RnnlmTrainer
+from common.units_html import units_page
+from models import Rnnlm, SimpleRnnlm
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def script(name):
+    """A program of scripts/ as a module (they are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts",
+                                                                      name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def contrast(a, b):
+    """WCAG's contrast ratio of two colours (three numbers in 0..1 each)."""
+    la, lb = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def drawn(fig):
+    """Draw ``fig`` (to PNG bytes) so that its tick labels and layout exist."""
+    fig.savefig(io.BytesIO(), format="png")
+    return fig
+
+
+# -- 1. the page's data block ------------------------------------------------------------
+
+
+def test_no_token_can_end_or_alter_the_pages_data_block():
+    # "<!--" then "<script" would make the HTML parser skip the block's real
+    # end tag, and the page's code would never run (a blank page).
+    tokens = ["<!--<script>", "a", "</script>", "-->", "<b>"]
+    page = units_page(tokens, "word", [("h0:0", "h0:0", [0.1, -0.2, 0.3, 0.4, -0.5])])
+    block = re.search(r'<script type="application/json" id="data">(.*?)</script>', page,
+                      re.S).group(1)
+    assert "<" not in block  # every "<" written as \u003c
+    assert json.loads(block)["tokens"] == tokens  # and read back as it was
+
+
+# -- 2. a text where nothing varies ------------------------------------------------------
+
+
+def test_a_text_where_nothing_varies_has_no_interesting_unit():
+    model = Rnnlm(5, 4, 3, seed=0)
+    tokens = ["<eos>"] * 3
+    assert text_properties(tokens) == {}
+    assert interesting_units(record_states(model, np.zeros(3, np.int64)), {}) == []
+
+
+def test_text_properties_of_no_tokens_says_what_to_pass():
+    with pytest.raises(ValueError, match="at least one token, got an empty list"):
+        text_properties([])
+
+
+@pytest.mark.parametrize("shape", [(1, 0), (0, 3)])
+def test_gradient_through_time_without_steps_or_sequences_names_the_shape(shape):
+    xs = np.zeros(shape, np.int64)
+    with pytest.raises(ValueError, match=re.escape(f"shape {shape}") + ".*N >= 1 and T >= 1"):
+        gradient_through_time(Rnnlm(5, 4, 3, seed=0), xs, xs)
+
+
+def test_units_of_a_text_where_nothing_varies_exits_2_with_a_message(tmp_path, capsys):
+    path = tmp_path / "word.npz"
+    SimpleRnnlm(3, 4, 4, seed=0).save_params(path, vocab=["<eos>", "the", "cat"])
+    inspect_model = script("inspect_model")
+    assert inspect_model.main(["units", "--model", str(path), "--text", "\n\n\n"]) == 2
+    err = capsys.readouterr().err
+    assert "no property of the text varies" in err and "--units" in err
+    # Units named on the command line are still shown for such a text.
+    assert inspect_model.main(["units", "--model", str(path), "--text", "\n\n\n",
+                               "--units", "h0:1"]) == 0
+
+
+# -- 3 and 4. text in figures drawn as written -------------------------------------------
+
+
+def test_attention_title_and_labels_are_not_read_as_math():
+    fig = drawn(plot_attention(np.eye(4), list("$5+$"), list("$ab$"),
+                               title="$5+$ -> $ab$"))
+    ax = fig.axes[0]
+    labels = [ax.title, *ax.get_xticklabels(), *ax.get_yticklabels()]
+    assert ax.get_title() == "$5+$ -> $ab$"
+    assert not any(text.get_parse_math() for text in labels)  # "$...$" is no math text
+
+
+def test_figure_fonts_fall_back_to_dejavu_sans_for_hebrew_and_emoji(tmp_path):
+    assert MONOSPACE[0] == "monospace" and "DejaVu Sans" in MONOSPACE
+    inspect_model = script("inspect_model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Glyph ... missing from font(s)" would be raised
+        plot_attention(np.eye(3), list("ש😀a"), list("ם$b"), title="שלום 😀",
+                       path=tmp_path / "a.png")
+        inspect_model.heat_map([("h0:0", "h0:0", [1.0, -1.0, 0.5])], list("ש😀a"), "char",
+                               tmp_path / "u.png")
+    assert (tmp_path / "a.png").stat().st_size > 0 and (tmp_path / "u.png").stat().st_size > 0
+
+
+# -- 5. text on coloured cells -----------------------------------------------------------
+
+
+def test_text_on_a_dark_background_is_white_and_always_readable():
+    assert readable_text_colour((0.0, 0.0, 1.0)) == "white"  # full blue
+    assert readable_text_colour((1.0, 0.0, 0.0)) == "black"  # full red
+    assert readable_text_colour((1.0, 1.0, 1.0)) == "black"
+    text = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
+    for v in np.linspace(0, 1, 256):
+        for background in ((v, v, 1.0), (1.0, v, v), (v, v, v)):  # the page's blues and reds
+            fg = text[readable_text_colour(background)]
+            assert contrast(fg, background) >= 4.5, background
+
+
+def test_heat_map_characters_are_white_on_saturated_cells(tmp_path, monkeypatch):
+    inspect_model = script("inspect_model")
+    figures = []
+    save = inspect_model.save_figure
+
+    def spy(fig, path, dpi=100):
+        figures.append(fig)
+        save(fig, path, dpi=dpi)
+
+    monkeypatch.setattr(inspect_model, "save_figure", spy)
+    inspect_model.heat_map([("h0:0", "h0:0", [-1.0, 0.0, 1.0])], list("abc"), "char",
+                           tmp_path / "u.png")
+    colours = [text.get_color() for text in figures[0].axes[0].texts]
+    assert colours == ["white", "black", "black"]  # full blue, white, full red
+
+
+# -- 6. a pinned position ----------------------------------------------------------------
+
+
+def test_a_position_in_the_address_is_scrolled_into_view():
+    page = units_page(list("ab"), "char", [("h0:0", "h0:0", [0.1, -0.1])])
+    from_fragment = page[page.index("function fromFragment"):]
+    assert re.search(r"pin\(pos\);\s*(//[^\n]*\s*)*spans\[pos\]\.scrollIntoView", from_fragment)
+
+
+# -- 7. the training plot -----------------------------------------------------------------
+
+
+def noisy_cycle(n, seed, V=12):
+    """0, 1, ..., 9, 0, ... with 10% of the tokens replaced at random."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(n) % 10
+    noise = rng.random(n) < 0.1
+    ids[noise] = rng.integers(0, V, size=noise.sum())
+    return ids
+
+
+def trained(max_epoch=3, eval_interval=10, **options):
+    corpus = noisy_cycle(800, 0)
+    trainer = RnnlmTrainer(SimpleRnnlm(12, 8, 8, seed=0), SGD(lr=0.5))
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=max_epoch, batch_size=4, time_size=5,
+                eval_interval=eval_interval, verbose=False, **options)
+    return trainer
+
+
+def test_log_axis_labels_are_plain_numbers(tmp_path):
+    fig = trained().plot(ylim=(5, 50), path=tmp_path / "ppl.png")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True)]
+    labels = [label for label in labels if label]
+    assert "40" in labels and "10" in labels  # not 4x10^1, 10^1
+    assert all(re.fullmatch(r"[0-9.]+", label) for label in labels), labels
+
+
+def test_the_legend_covers_neither_the_curves_nor_the_learning_rate_labels(tmp_path):
+    trainer = trained(val_corpus=noisy_cycle(200, 1), lr_halve_from=2)
+    fig = trainer.plot(path=tmp_path / "ppl.png")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["lr 0.25", "lr 0.125"]
+    (legend,) = fig.legends  # under the axes, not inside them
+    box = legend.get_window_extent()
+    assert not box.overlaps(ax.get_window_extent())
+    assert not any(box.overlaps(t.get_window_extent()) for t in ax.texts)
+    assert [t.get_text() for t in legend.get_texts()][:2] == ["train", "validation"]
+
+
+def test_a_run_shorter_than_eval_interval_has_no_empty_legend_entry(tmp_path):
+    trainer = trained(max_epoch=2, eval_interval=1000)
+    assert trainer.ppl_list == []
+    fig = trainer.plot(path=tmp_path / "ppl.png")
+    ax = fig.axes[0]
+    assert fig.legends == [] and ax.get_legend() is None
+    assert "train" not in [line.get_label() for line in ax.get_lines()]
+    assert ax.get_xlim() == (0, 2 * trainer.iters_per_epoch)  # the iterations run, from 0
+
+
+# -- 8. gradient through time of one step -------------------------------------------------
+
+
+def test_a_gradient_curve_of_one_step_is_drawn_as_points(tmp_path):
+    gtt = script("gradient_through_time")
+    curves = [("tanh RNN", np.array([0.8])), ("LSTM", np.array([0.9]))]
+    fig = gtt.plot(curves, SimpleNamespace(eval_batch=2, eval_length=1), tmp_path / "g.png")
+    assert all(line.get_marker() == "o" for line in fig.axes[0].get_lines())
+    left, right = fig.axes[0].get_xlim()
+    assert left < 0 < right and right - left >= 1
