@@ -35,7 +35,10 @@ V, D, H = 11, 4, 6
 
 @pytest.fixture(autouse=True)
 def small_models_split(monkeypatch):
-    """Any batch of at least two rows splits; the helper is not resting."""
+    """Any batch of at least two rows splits; the helper is not resting, and is
+    never found slow (on a busy machine it could be, and would rest: fewer
+    posts than a test counts)."""
+    monkeypatch.setattr(data_parallel, "SLOW_SECONDS", 60.0)
     monkeypatch.setattr(data_parallel, "MIN_HALF_ROWS", 1)
     monkeypatch.setattr(data_parallel, "MIN_HALF_STEP_MULTIPLY_ADDS", 1)
     monkeypatch.setattr(data_parallel, "num_threads", lambda: 2)
@@ -478,6 +481,7 @@ def test_a_helper_too_slow_three_batches_in_a_row_rests_and_this_process_goes_on
         return post(self, *args, **kwargs)
 
     post = batch_worker.BatchWorker.post
+    monkeypatch.setattr(data_parallel, "SLOW_SECONDS", 0.01)  # (the module's own, 2 ms)
     monkeypatch.setattr(batch_worker.BatchWorker, "wait", late_wait)
     monkeypatch.setattr(batch_worker.BatchWorker, "post", counting_post)
     rests = data_parallel.rests()
