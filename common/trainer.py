@@ -685,7 +685,8 @@ class Trainer(BaseTrainer):
             x, t: ``(N, ...)`` inputs and targets, one row per example.
             max_epoch, batch_size, max_grad, eval_interval: as the textbook's.
             **options: as :meth:`RnnlmTrainer.fit`, with ``val_data=(x_val,
-                t_val)`` (mean loss over batches of ``val_batch_size``) in
+                t_val)`` (the mean loss per row, computed ``val_batch_size``
+                rows at a time) in
                 place of ``val_corpus``, and ``seed`` (default 0) for the
                 order of the rows.
         Returns:

@@ -56,9 +56,11 @@ def test_a_stateless_sgd_may_still_serve_two_models():
     xs = np.zeros((2, 3), dtype=int)
     optimizer = SGD(0.1)
     for model in (first, second):
+        before = [p.copy() for p in model.params]
         model.forward(xs, xs)
         model.backward()
         optimizer.update(model.params, model.grads)
+        assert any((p != b).any() for p, b in zip(model.params, before, strict=True))
 
 
 # -- model constructors ----------------------------------------------------------------

@@ -171,6 +171,41 @@ def test_lm_wide_beam_finds_the_most_likely_continuation(stop_id):
     assert hits >= 1  # greedy misses at least one: the search matters
 
 
+def plain_beam_search(model, prompt, length, width, stop_id):
+    """Beam search written plainly: each candidate scored from its whole
+    sequence; a finished beam (one that produced stop_id) goes on only with
+    stop_id at no cost; ties to the lower beam, then the lower id."""
+    beams = [((), 0.0)]
+    for _ in range(length):
+        candidates = []
+        for b, (seq, total) in enumerate(beams):
+            if stop_id in seq:
+                candidates.append((-total, b, stop_id, seq + (stop_id,)))
+                continue
+            model.reset_state()
+            logp = log_softmax(model.predict(np.array([list(prompt) + list(seq)])))[0, -1]
+            candidates += [(-(total + logp[w]), b, w, seq + (w,)) for w in range(len(logp))]
+        beams = [(seq, -neg) for neg, _, _, seq in sorted(candidates)[:width]]
+    best = list(beams[0][0])
+    return best[: best.index(stop_id) + 1] if stop_id in best else best
+
+
+def test_a_narrow_beam_with_a_stop_id_is_the_plain_beam_search():
+    # Narrow beams over a longer answer: beams finish and are reordered among
+    # unfinished ones (the wide-beam test above cannot see which is which).
+    differs_from_greedy = 0
+    for seed in range(12):  # (seed 8 at width 3 reorders a finished beam)
+        model = Rnnlm(vocab_size=5, wordvec_size=4, hidden_size=5, seed=seed, dtype=np.float64)
+        rng = np.random.default_rng(seed)
+        for p in model.params:
+            p[...] = rng.standard_normal(p.shape)
+        for width in (2, 3):
+            got = beam_search_lm(model, [1, 3], 5, beam_width=width, stop_id=2)
+            assert got == plain_beam_search(model, [1, 3], 5, width, stop_id=2), (seed, width)
+            differs_from_greedy += got != beam_search_lm(model, [1, 3], 5, 1, stop_id=2)
+    assert differs_from_greedy >= 1
+
+
 def test_lm_width_one_is_greedy_generation():
     model = Rnnlm(vocab_size=30, wordvec_size=8, hidden_size=8, seed=0)
     for p in model.params:

@@ -130,6 +130,18 @@ def test_time_lstm_from_zeros_equals_an_explicit_zero_state(rng, steps):
     assert steps > 1 or not skipping.grads[1].any()  # one step from zeros: no dWh
 
 
+def test_one_step_from_zeros_after_a_longer_sequence_has_no_dWh(rng):
+    """The skipped rows leave dWh zero, not what the last backward left there
+    (the grads are arrays the layer writes over at every backward)."""
+    layer = TimeLSTM(*lstm_weights(rng))
+    layer.forward(randn(rng, N, T, D))
+    layer.backward(randn(rng, N, T, H))
+    assert layer.grads[1].any()
+    layer.forward(randn(rng, N, 1, D))
+    layer.backward(randn(rng, N, 1, H))
+    assert not layer.grads[1].any()
+
+
 def static_lstm(rng, S):
     """A TimeLSTM whose Wx has S rows for a static input, then D for xs."""
     Wx, Wh, b = randn(rng, S + D, 4 * H) * 0.5, randn(rng, H, 4 * H) * 0.5, randn(rng, 4 * H) * 0.5

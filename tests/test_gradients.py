@@ -35,6 +35,30 @@ def assert_exact(errors):
     assert worst < TOL, errors
 
 
+def test_the_check_sees_a_wrong_gradient(rng):
+    """The checker itself: an Affine whose backward forgets a term of dx, or
+    misscales db, fails it, and only on the wrong array."""
+
+    class DxWithoutOneColumn(Affine):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            dx[:, 0] = 0.0
+            return dx
+
+    class DbTimesOnePointOne(Affine):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            self.grads[1] *= 1.1
+            return dx
+
+    x = randn(rng, N, D)
+    errors = check_layer(DxWithoutOneColumn(randn(rng, D, H), randn(rng, H)), [x])
+    assert errors["input0"] > 0.01 and errors["param0"] < TOL and errors["param1"] < TOL
+    errors = check_layer(DbTimesOnePointOne(randn(rng, D, H), randn(rng, H)), [x])
+    assert errors["param1"] == pytest.approx(0.1 / 1.1, rel=1e-4)
+    assert errors["param0"] < TOL and errors["input0"] < TOL
+
+
 def test_affine(rng):
     layer = Affine(randn(rng, D, H), randn(rng, H))
     assert_exact(check_layer(layer, [randn(rng, N, D)]))

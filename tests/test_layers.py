@@ -233,6 +233,22 @@ def test_embedding_gradient_for_many_repeated_ids(rng):
     np.testing.assert_allclose(layer.grads[0], expected, rtol=1e-5, atol=1e-5)
 
 
+def test_embedding_of_a_column_major_table_adds_up_repeated_ids(rng):
+    # A Fortran-order W has a Fortran-order dW, which has no flat view to scatter into.
+    W = f32(rng, V, D)
+    xs = np.array([[1, 3, 1, 0, 1]])
+    dout = f32(rng, 1, 5, D)
+    grads = []
+    for table in (W, np.asfortranarray(W)):
+        layer = TimeEmbedding(table)
+        layer.forward(xs)
+        layer.backward(dout)
+        grads.append(layer.grads[0])
+    assert not grads[1].flags.c_contiguous
+    np.testing.assert_array_equal(grads[1], grads[0])
+    np.testing.assert_allclose(grads[0][1], dout[0, [0, 2, 4]].sum(axis=0), rtol=1e-6)
+
+
 def test_embedding_rejects_out_of_range_and_non_integer_ids(rng):
     layer = TimeEmbedding(f32(rng, V, D))
     with pytest.raises(ValueError, match=r"id 7.*\[0, 7\)"):

@@ -114,6 +114,35 @@ def test_tied_weights_are_updated_once_with_the_summed_gradient(name):
 
 
 @pytest.mark.parametrize("name", MAKERS)
+def test_an_array_listed_three_times_gets_all_three_gradients(name):
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((4, 3))
+    W_once = W.copy()
+    tied, once = MAKERS[name](), MAKERS[name]()
+    for _ in range(3):
+        g1, g2, g3 = (rng.standard_normal((4, 3)) for _ in range(3))
+        tied.update([W, W, W], [g1, g2, g3])
+        once.update([W_once], [g1 + g2 + g3])
+    np.testing.assert_allclose(W, W_once, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", [n for n in MAKERS if n != "SGD"])  # (SGD keeps no state)
+def test_a_float64_state_loaded_for_float32_params_is_cast_to_float32(name):
+    rng = np.random.default_rng(2)
+    params64 = random_arrays(rng)
+    source = MAKERS[name]()
+    source.update(params64, random_arrays(rng))  # a float64 state
+    params = [p.astype(np.float32) for p in params64]
+    optimizer = CLASSES[name]()
+    optimizer.update(params, random_arrays(rng, np.float32))  # state made for these params
+    optimizer.load_state_dict(source.state_dict())
+    optimizer.update(params, random_arrays(rng, np.float32))
+    assert all(p.dtype == np.float32 for p in params)
+    arrays = [v for v in optimizer.state_dict().values() if isinstance(v, np.ndarray)]
+    assert arrays and all(a.dtype == np.float32 for a in arrays)
+
+
+@pytest.mark.parametrize("name", MAKERS)
 def test_updates_in_place_and_keeps_float32(name):
     params = random_arrays(np.random.default_rng(0), np.float32)
     same_objects = list(params)

@@ -52,6 +52,16 @@ def test_the_textbook_call_trains_and_records_the_loss():
     assert trainer.history["epoch"] == [1, 2, 3, 4, 5] and len(trainer.history["train_loss"]) == 5
 
 
+def test_the_validation_loss_is_the_mean_over_its_rows_whatever_the_batches():
+    # 7 rows in batches of 3, 3 and 1: each batch's mean counts by its rows.
+    x, t = pairs()
+    x_val, t_val = pairs(7, seed=1)
+    trainer = Trainer(Tagger(), Adam(0.05))
+    trainer.fit(x, t, val_data=(x_val, t_val), val_batch_size=3, restore_best=False, **FIT)
+    whole = float(trainer.model.forward(x_val, t_val))  # all 7 rows at once
+    assert trainer.history["val_loss"][-1] == pytest.approx(whole, rel=1e-6)
+
+
 def test_batches_are_rows_in_a_new_seeded_order_every_epoch():
     x, t = pairs()
     feeder = ShuffledRows(x, t, batch_size=16, seed=3)

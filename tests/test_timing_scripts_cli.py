@@ -29,7 +29,8 @@ from common import parallel
 from common.training_guards import TrainingInterrupted
 
 ROOT = Path(__file__).resolve().parent.parent
-PTB = ROOT.parent / "shared" / "data" / "ptb"
+# The PTB files: $RNNLAB_PTB_DIR where set (as CI sets it), else ../shared beside the checkout.
+PTB = Path(os.environ.get("RNNLAB_PTB_DIR") or ROOT.parent / "shared" / "data" / "ptb")
 CPUS = os.cpu_count() or 1
 
 
