@@ -188,25 +188,23 @@ def _draw(ax, trainer):
     per_epoch = trainer.iters_per_epoch or 1
     values = trainer.figure_list
     if values:  # an empty line would still get a "train" entry in the legend
-        x = np.arange(1, len(values) + 1) * trainer.eval_interval
-        ax.plot(x, values, label="train", lw=1.2)
+        ax.plot(_figure_positions(trainer), values, label="train", lw=1.2)
+    ends = _epoch_ends(trainer)  # ends[e - 1]: where epoch e ended
     val = trainer.history.get(f"val_{trainer.figure}", [])
-    epochs = np.asarray(trainer.history["epoch"][:len(val)] or range(1, len(val) + 1))
     if val:
-        ax.plot(epochs * per_epoch, val, "o-", ms=3, label="validation")
+        ax.plot(ends[:len(val)], val, "o-", ms=3, label="validation")
         if trainer.best_epoch is not None and trainer.best_epoch <= len(val):
             best = val[trainer.best_epoch - 1]
-            ax.plot([trainer.best_epoch * per_epoch], [best], "*", ms=14, color="tab:red",
+            ax.plot([ends[trainer.best_epoch - 1]], [best], "*", ms=14, color="tab:red",
                     label=f"best validation: epoch {trainer.best_epoch} ({best:.2f})")
-    n_epochs = len(trainer.history["epoch"])
-    if 1 < n_epochs <= MAX_EPOCH_LINES:
-        for e in range(1, n_epochs):
-            ax.axvline(e * per_epoch, color="0.85", lw=0.6, zorder=0)
+    if 1 < len(ends) <= MAX_EPOCH_LINES:
+        for end in ends[:-1]:
+            ax.axvline(end, color="0.85", lw=0.6, zorder=0)
     lrs = trainer.history["lr"]
-    for e in range(1, len(lrs)):
-        if lrs[e] != lrs[e - 1]:
-            ax.axvline(e * per_epoch, color="tab:green", ls="--", lw=0.8)
-            ax.annotate(f"lr {lrs[e]:.3g}", (e * per_epoch, 1), xycoords=("data", "axes fraction"),
+    for e in range(1, min(len(lrs), len(ends))):
+        if lrs[e] != lrs[e - 1]:  # changed before epoch e + 1, at the end of epoch e
+            ax.axvline(ends[e - 1], color="tab:green", ls="--", lw=0.8)
+            ax.annotate(f"lr {lrs[e]:.3g}", (ends[e - 1], 1), xycoords=("data", "axes fraction"),
                         rotation=90, va="top", ha="right", fontsize=7, color="tab:green")
     ax.set_xlabel(f"iterations ({per_epoch} an epoch)")
     ax.set_ylabel(name)
@@ -214,7 +212,7 @@ def _draw(ax, trainer):
     _note_when_empty(ax, trainer)
     if not _recorded(trainer):
         # Only epoch lines, if any: show the iterations run, from 0, not their span.
-        ax.set_xlim(0, max(trainer.epoch * per_epoch + trainer.iteration, 1))
+        ax.set_xlim(0, max(_iterations_run(trainer), 1))
     ax.grid(alpha=0.3, which="both")
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
@@ -223,6 +221,31 @@ def _draw(ax, trainer):
     # learning-rate labels at the top, or a curve.
     return ax.figure.legend(handles, labels, loc="lower center", ncol=len(handles),
                             fontsize=8, frameon=False)
+
+
+def _iterations_run(trainer):
+    run = getattr(trainer, "iterations_run", None)
+    if run is None:  # (a trainer of one's own, or of an older rnnlab)
+        run = trainer.epoch * (trainer.iters_per_epoch or 1) + trainer.iteration
+    return run
+
+
+def _figure_positions(trainer):
+    """The iteration at which each training figure was recorded: kept by the
+    trainer, or (a trainer without them) every ``eval_interval`` from the start."""
+    kept = getattr(trainer, "figure_iterations", None)
+    if kept is not None and len(kept) == len(trainer.figure_list):
+        return np.asarray(kept)
+    return np.arange(1, len(trainer.figure_list) + 1) * trainer.eval_interval
+
+
+def _epoch_ends(trainer):
+    """The iteration at which each epoch of ``history['epoch']`` ended."""
+    epochs = trainer.history["epoch"]
+    kept = getattr(trainer, "epoch_iterations", None)
+    if kept is not None and len(kept) == len(epochs):
+        return np.asarray(kept)
+    return np.asarray(epochs, dtype=int) * (trainer.iters_per_epoch or 1)
 
 
 def _title(trainer):

@@ -74,6 +74,10 @@ class BaseTrainer:
             which the next ``fit`` goes on; else None.
         bad_epochs: epochs since the best one.
         skipped_batches: batches dropped by ``on_nan='skip'``.
+        iterations_run: iterations trained over all ``fit`` calls;
+            figure_iterations, epoch_iterations: its value at each recorded
+            training figure and at each epoch's end (where the plot draws
+            them, whatever ``batch_size`` or ``eval_interval`` each call had).
         train_seconds, train_cpu_seconds: the time spent in ``fit`` over the
             whole run, wall clock and CPU (this process's and its helper's,
             see :mod:`common.data_parallel`); kept in checkpoints, so a run
@@ -109,6 +113,11 @@ class BaseTrainer:
         self.last_params = None
         self.bad_epochs = 0
         self.skipped_batches = 0
+        # Where each figure and each epoch's end fall, in iterations run (for the
+        # plot: batch_size or eval_interval may change from one fit to the next).
+        self.iterations_run = 0
+        self.figure_iterations = []
+        self.epoch_iterations = []
         self.train_seconds = 0.0
         self.train_cpu_seconds = 0.0
         self._clock = None  # while fit runs: when it began, and the totals then
@@ -165,6 +174,7 @@ class BaseTrainer:
                             return self
                         self._step(feeder, guard, max_grad, opts.clip_value, forward_backward)
                         self.iteration += 1
+                        self.iterations_run += 1
                         progress.iteration(self, self._record_interval())
                         checkpointer.after_iteration(self, self._done())
                     stop = self._end_epoch(opts, parts, guard, progress)
@@ -225,6 +235,7 @@ class BaseTrainer:
         self.epoch += 1
         self.iteration = 0
         self.history["epoch"].append(self.epoch)
+        self.epoch_iterations.append(self.iterations_run)
         self.history[f"train_{self.figure}"].append(self._figure_of(mean_loss))
         if hasattr(self.optimizer, "lr"):  # (an optimizer of one's own may have none)
             self.history["lr"].append(float(self.optimizer.lr))
@@ -348,6 +359,7 @@ class BaseTrainer:
         value = self._figure_of(self._interval_loss / self._interval_count)
         self._interval_loss, self._interval_count = 0.0, 0
         self.figure_list.append(value)
+        self.figure_iterations.append(self.iterations_run)
         return f"{self.figure}={value:.2f}"
 
     def latest_figure(self):
@@ -436,6 +448,9 @@ class BaseTrainer:
             "bad_epochs": self.bad_epochs,
             "skipped_batches": self.skipped_batches,
             "skipped_in_a_row": self._skipped_in_a_row,
+            "iterations_run": self.iterations_run,
+            "figure_iterations": list(self.figure_iterations),
+            "epoch_iterations": list(self.epoch_iterations),
             "train_seconds": train_seconds,
             "train_cpu_seconds": train_cpu_seconds,
             "sums": [self._interval_loss, self._interval_count, self._epoch_loss,
@@ -467,6 +482,11 @@ class BaseTrainer:
         self.skipped_batches = int(d["skipped_batches"])
         # (Absent from checkpoints written before on_nan='skip' resumed exactly.)
         self._skipped_in_a_row = int(d.get("skipped_in_a_row", 0))
+        # (Absent from checkpoints written before the plot's positions were kept:
+        # what the settings of the time give, as the plot then drew them.)
+        self.iterations_run = int(d.get("iterations_run", self._done()))
+        self.figure_iterations = [int(i) for i in d.get("figure_iterations", [])]
+        self.epoch_iterations = [int(i) for i in d.get("epoch_iterations", [])]
         # (Absent from checkpoints written before the time was kept.)
         self.train_seconds = float(d.get("train_seconds", 0.0))
         self.train_cpu_seconds = float(d.get("train_cpu_seconds", 0.0))

@@ -300,3 +300,34 @@ def test_a_checkpoint_over_the_plot_or_of_a_pickles_name_is_refused(paths, messa
         RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.1)).fit(c[:-1], c[1:], max_epoch=1,
                                                                  **paths, **FIT)
     assert os.listdir(tmp_path) == []
+
+
+# -- the plot draws each figure where it was recorded ----------------------------------------
+
+
+def test_the_plot_puts_figures_and_epochs_where_they_were_whatever_each_fit_used(tmp_path):
+    c = ids(600)
+    xs, ts = c[:-1], c[1:]
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.1))
+    trainer.fit(xs, ts, 1, 4, 5, eval_interval=10, verbose=False)  # 29 iterations
+    trainer.model.reset_state()  # (another batch size: another carried state)
+    trainer.fit(xs, ts, 1, 2, 5, eval_interval=20, verbose=False)  # 59 more (599 // 10)
+    # Each figure where it was recorded: at 10 and 20 in the first call, then at
+    # every 20th iteration of the run as the second call counts them (59 an epoch
+    # now, so its 1st, 21st and 41st), the 30th, 50th and 70th run. (The plot drew
+    # them at 20, 40, ..., 100: every eval_interval of the last call.)
+    assert trainer.figure_iterations == [10, 20, 30, 50, 70]
+    assert trainer.epoch_iterations == [29, 88]
+    ax = trainer.plot(path=tmp_path / "p.png").axes[0]
+    train_line = next(line for line in ax.get_lines() if line.get_label() == "train")
+    np.testing.assert_array_equal(train_line.get_xdata(), [10, 20, 30, 50, 70])
+    epoch_lines = [line.get_xdata()[0] for line in ax.get_lines() if line.get_label()[0] == "_"]
+    assert 29 in epoch_lines  # the first epoch's end, not 59 (the second call's epoch)
+
+    # A resumed trainer draws the same.
+    path = tmp_path / "ck.npz"
+    trainer.fit(xs, ts, 1, 2, 5, eval_interval=20, verbose=False, checkpoint=path)
+    resumed = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=1), SGD(0.1)).resume(path)
+    assert resumed.figure_iterations == trainer.figure_iterations
+    assert resumed.epoch_iterations == trainer.epoch_iterations == [29, 88, 147]
+    assert resumed.iterations_run == 147
