@@ -26,7 +26,9 @@ number with the message in the header; the caller then computes that part
 itself, which raises the error where the user can see it. The process
 starts in a session of its own, so that a Ctrl-C or a signal to the
 caller's process group does not reach it, and exits when its standard
-input closes (the caller stops it, or ends).
+input closes (the caller stops it, or ends) or its parent process is gone.
+A caller that waits longer than its limit for a step (a hung process)
+kills it and computes that part itself.
 
 Run as ``python -m common.batch_worker``; :class:`BatchWorker` starts it.
 No pickle crosses the pipe: the model is named by its class and its JSON
@@ -40,6 +42,7 @@ import json
 import math
 import signal
 import sys
+import time
 from multiprocessing import resource_tracker, shared_memory
 
 import numpy as np
@@ -142,9 +145,24 @@ class BatchWorker:
         self.command = None
         self.owner = None  # who began it: set by the caller
         self.answer_shape = None  # (rows, sample_size) of answers posted
+        self.timeout = None  # wait()'s default limit, seconds (set by the caller)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def forget(self):
+        """In a forked child: drop the parent's helper without stopping it
+        (see :func:`common.step_worker.forget_process`)."""
+        if self.process is not None:
+            step_worker.forget_process(self.process)
+            self.process = None
+        self.arrays = self.counters = None
+        if self.segment is not None:
+            try:
+                self.segment.close()  # this child's mapping only; the parent owns the segment
+            except BufferError:
+                pass
+            self.segment = None
 
     def _send(self, line):
         try:
@@ -213,12 +231,21 @@ class BatchWorker:
         self.answer_shape = None
         self.command = command
 
-    def wait(self):
+    def wait(self, timeout=None):
         """``(loss, grads, state)`` of a step (``state``: the rows' carried
         state after it, views; ``[]`` unless STATEFUL), or the answers
-        ``(rows, sample_size)``."""
+        ``(rows, sample_size)``.
+
+        A process that has not answered in ``timeout`` seconds (None:
+        ``self.timeout``; both None: no limit), or in
+        :data:`common.step_worker.STOP_GRACE_SECONDS` once the user has
+        asked the run to stop, is taken as hung: it is killed, and OSError
+        raised, as for one that died.
+        """
         counters, step = self.counters, self.step
+        timeout = self.timeout if timeout is None else timeout
         spins = 0
+        started = time.monotonic()
         while True:
             done = counters[_DONE]
             if done == step:
@@ -227,8 +254,16 @@ class BatchWorker:
                 raise RuntimeError(bytes(self.segment.buf[_ERROR_AT:_HEADER_BYTES])
                                    .rstrip(b"\0").decode("utf-8", "replace"))
             spins += 1
-            if spins & 0xFFFF == 0 and not self.alive():
-                raise OSError("the batch worker process has died")
+            if spins & 0xFFFF == 0:
+                if not self.alive():
+                    raise OSError("the batch worker process has died")
+                limit = (step_worker.STOP_GRACE_SECONDS if step_worker.stop_requested()
+                         else timeout)
+                waited = time.monotonic() - started
+                if limit is not None and waited > limit:
+                    step_worker.kill_process(self.process)
+                    raise OSError(f"the batch worker process did not answer in "
+                                  f"{waited:.1f} s and was stopped")
         if self.answer_shape is not None:
             rows, sample_size = self.answer_shape
             return self.arrays["t"][:rows, 1:1 + sample_size].copy()
@@ -275,6 +310,8 @@ def _serve():
     from common.parallel import managed, one_core
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
+    # Waiting on stdin, it would outlive a parent whose forked child holds the pipe.
+    step_worker.exit_with_parent()
     keep_freed_memory()  # it runs nothing but halves of batches (see common.heap)
     # Held throughout, as the trainer holds it: entered for each call instead, it
     # would ask BLAS for its thread count twice a call.

@@ -35,18 +35,23 @@ resting, see below) this process computes the second half itself after
 the first, and the run goes on with the same results, bit for bit. Runs
 with one thread (``RNNLAB_NUM_THREADS=1``), with small batches or models,
 or of other models than :data:`common.batch_worker.REPLICABLE` compute
-the whole batch at once, as before.
+the whole batch at once, as before. A helper that does not answer in
+time (HELPER_TIMEOUT_SECONDS; two seconds once a stop is asked with
+Ctrl-C or SIGTERM) counts as failed. One training at a time per process:
+:func:`batch_halves`, which both trainers hold for the whole of ``fit``,
+raises RuntimeError in a second thread while one is open.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import threading
 import time
 import warnings
 from contextlib import contextmanager
 
-from common import batch_worker
+from common import batch_worker, step_worker
 from common.backend import xp
 from common.parallel import managed, num_threads, one_core
 from common.step_worker import AVAILABLE as PROCESSES_AVAILABLE
@@ -74,6 +79,13 @@ MAX_HALF_WEIGHT_BYTES = 1 << 22
 SLOW_SECONDS = 0.002
 SLOW_STEPS = 3
 REST_SECONDS = 5.0
+# A helper that has not answered in the larger of HELPER_TIMEOUT_SECONDS and
+# HELPER_TIMEOUT_FACTOR times this process's own half is hung (stopped, or
+# stuck): it is killed and this process computes its half, with the same
+# bits; the next batch starts a new helper. Generous: a busy machine delays
+# a helper by milliseconds, not by many times a half.
+HELPER_TIMEOUT_SECONDS = 30.0
+HELPER_TIMEOUT_FACTOR = 50.0
 
 _worker = None
 _worker_owner = None  # the pid that started it (a forked child must not use it)
@@ -81,6 +93,10 @@ _resting_until = 0.0
 _rests = 0  # how many times the helper was sent to rest
 _disabled = False  # the process could not start: not again in this process
 _retired_cpu = 0.0  # CPU seconds of helpers that have ended
+# One training at a time per process: the thread whose batch_halves contexts
+# are open now, and how many (nested ones of that thread are fine).
+_training = {"thread": None, "depth": 0}
+_training_lock = threading.Lock()
 
 
 def splits(model, rows: int) -> bool:
@@ -128,7 +144,7 @@ def _get_worker(model, x_shape, t_shape, owner):
     except (OSError, TypeError, ValueError) as error:  # (TypeError: a config JSON cannot hold)
         warnings.warn(f"rnnlab: computing half of each batch in a helper process failed "
                       f"({error}); this process computes both halves", RuntimeWarning,
-                      stacklevel=4)
+                      stacklevel=step_worker.outside_stacklevel())
         _disabled = True
         _close()
         return None
@@ -160,13 +176,34 @@ def _live_cpu() -> float:
         return 0.0
 
 
-@atexit.register
 def _close():
     global _worker, _retired_cpu
     if _worker is not None and _worker_owner == os.getpid():
         _retired_cpu += _live_cpu()
         _worker.close()
     _worker = None
+
+
+# At exit a second Ctrl-C must not leave a traceback (nor the helper) behind.
+atexit.register(step_worker.quiet_at_exit(_close))
+
+
+def _after_fork_in_child():
+    """A forked child starts without the parent's helper: it closes its
+    copies of the helper's pipes (whose write end would keep the helper
+    alive after the parent) without stopping it, and forgets the training
+    in progress in the parent's threads (they do not exist here)."""
+    global _worker, _worker_owner, _training_lock
+    if _worker is not None and _worker_owner != os.getpid():
+        _worker.forget()
+    _worker, _worker_owner = None, None
+    _training_lock = threading.Lock()
+    if _training["thread"] != threading.get_ident():
+        _training.update(thread=None, depth=0)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _forward_backward(model, x, t):
@@ -203,9 +240,14 @@ def _collect(state, helper, mine):
     global _resting_until, _rests
     try:
         waited = time.perf_counter()
+        helper.timeout = max(HELPER_TIMEOUT_SECONDS, HELPER_TIMEOUT_FACTOR * mine)
         result = helper.wait()
         waited = time.perf_counter() - waited
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError) as error:
+        if "did not answer" in str(error):  # hung, not dead: say so, once per helper
+            warnings.warn(f"rnnlab: {error}; this process computed its half of the batch "
+                          f"(same results), and the next batch starts a new helper",
+                          RuntimeWarning, stacklevel=step_worker.outside_stacklevel())
         state["worker"] = None
         _close()
         return None
@@ -228,6 +270,7 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
     halves, the second by the helper process when it is there (see the
     module docstring).
     """
+    _claim_training()
     state = {"worker": None, "slow": 0}
     half = batch_shape_x[0] - batch_shape_x[0] // 2
     part_x, part_t = (half, *batch_shape_x[1:]), (half, *batch_shape_t[1:])
@@ -287,8 +330,35 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
         total = n1 + n2
         return (n1 * loss1 + n2 * loss2) / total if total else 0.0
 
-    with managed():
-        yield forward_backward
+    try:
+        with managed():
+            yield forward_backward
+    finally:
+        _release_training()
+
+
+def _claim_training():
+    """Make this thread the one training in this process, or raise.
+
+    rnnlab's helpers and its contexts (common.parallel) keep their state
+    per process: two trainings in two threads at once would hand each
+    other's halves to the helper, and mix their deferred gradients.
+    """
+    me = threading.get_ident()
+    with _training_lock:
+        if _training["depth"] and _training["thread"] != me:
+            raise RuntimeError(
+                "rnnlab trains one model at a time per process, and another thread is "
+                "training now: wait for it to finish (join its thread), or train the "
+                "second model in another process (multiprocessing)")
+        _training.update(thread=me, depth=_training["depth"] + 1)
+
+
+def _release_training():
+    with _training_lock:
+        _training["depth"] = max(0, _training["depth"] - 1)
+        if not _training["depth"]:
+            _training["thread"] = None
 
 
 @contextmanager
@@ -313,8 +383,10 @@ def answer_halves(model, max_rows: int, question_length: int, sample_size: int):
         if not seq2seq or not splits(model, len(questions)):
             return model.generate(questions, start_ids, sample_size, beam_width=beam_width)
         n = len(questions) // 2
+        # (While another thread trains, the helper is its: both halves here, same answers.)
+        elsewhere = _training["depth"] and _training["thread"] != threading.get_ident()
         helper = (_helper(state, model, (half, question_length), (half, sample_size + 1))
-                  if _fits(questions[n:], (half, question_length)) else None)
+                  if _fits(questions[n:], (half, question_length)) and not elsewhere else None)
         if helper is not None:
             helper.post_answers(model.params, questions[n:], start_ids[n:], sample_size,
                                 beam_width)

@@ -42,8 +42,9 @@ arrays into blocks and hands them to the threads.
   nobody writes before the context ends, and only write arrays that nobody
   reads before then.
 
-How work is cut into blocks depends only on the array shapes and the
-thread count, never on timing, and blocks never share output elements, so
+How work is cut into blocks depends only on the array shapes, the
+thread count and :func:`one_core`, never on timing (nor on whether a
+helper process runs), and blocks never share output elements, so
 results are bit-for-bit deterministic for a given thread count. With one
 thread (or on the GPU backend) products go to BLAS whole, a recurrent
 layer's loop runs once on the whole batch, and nothing is deferred.
@@ -53,7 +54,9 @@ or the ``RNNLAB_NUM_THREADS`` environment variable (a positive integer),
 read on first use: :func:`managed` reads it on entry, so a bad value stops
 a run before its first step. The contexts keep their state per process:
 train one model at a time in a process (from one thread), as the trainer
-does.
+does; the trainer refuses a second ``fit`` in another thread while one runs
+(:mod:`common.data_parallel`). A forked child starts without the parent's
+pool, queued work and helper processes (``os.register_at_fork``).
 """
 
 from __future__ import annotations
@@ -306,14 +309,18 @@ def for_batch_blocks(work: Callable[..., object], arrays, batch_axes,
     own core: one hand-off per layer call, not per step.
     ``row_multiply_adds`` is what one row costs in one step's product
     (``H * 4H`` for an LSTM). Only when rnnlab can manage the cores (more
-    than one thread, BLAS's threads under control) and none is busy with
-    deferred work is the batch cut, into at most one block per thread, each
-    of at least MIN_BATCH_ROWS rows and MIN_STEP_MULTIPLY_ADDS per step;
-    otherwise ``work`` runs here, once, on the whole arrays.
+    than one thread, BLAS's threads under control) is the batch cut, into at
+    most one block per thread, each of at least MIN_BATCH_ROWS rows and
+    MIN_STEP_MULTIPLY_ADDS per step; otherwise ``work`` runs here, once, on
+    the whole arrays. While deferred work occupies the pool, this thread
+    runs the blocks one after the other (the same blocks: the cut never
+    depends on timing).
     """
     with managed():
         n_rows = arrays[0].shape[batch_axes[0]]
-        k = num_threads() if _can_spread() and not _busy() else 1
+        # Never on _busy(): the cut changes the bits. While deferred work
+        # holds the pool, _run_all runs the same blocks on this thread.
+        k = num_threads() if _can_spread() else 1
         k = min(k, n_rows // MIN_BATCH_ROWS, n_rows * row_multiply_adds // MIN_STEP_MULTIPLY_ADDS)
         if k <= 1:
             work(*arrays)
@@ -412,8 +419,15 @@ def _one_core_product(W, n_rows):
 
 
 def _short(size):
-    """Whether a step's product of ``size`` multiply-adds is too short to share."""
-    return size < (MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS if STEP_PROCESSES
+    """Whether a step's product of ``size`` multiply-adds is too short to share.
+
+    One threshold, fixed by the platform (whether helper processes can run
+    on it at all): not by whether they run now. A helper that dies, rests
+    or cannot start (a full or read-only /dev/shm) must not change how the
+    product is cut, and so the bits; below MIN_SPLIT_STEP_MULTIPLY_ADDS
+    without helper processes this thread computes the blocks itself.
+    """
+    return size < (MIN_SPLIT_STEP_MULTIPLY_ADDS_PROCESS if step_worker.AVAILABLE
                    else MIN_SPLIT_STEP_MULTIPLY_ADDS)
 
 
@@ -491,6 +505,8 @@ class _Worker:
 
 # Step products are shared with helper processes (common.step_worker) where
 # that is safe (x86-64) and they start; otherwise with pool threads.
+# (Where a step's product starts to be cut, _short, depends on the platform's
+# step_worker.AVAILABLE, never on this switch, which a failing helper turns off.)
 STEP_PROCESSES = step_worker.AVAILABLE
 _processes: list = []
 _processes_owner = None  # the pid that started them (a forked child must not use them)
@@ -530,7 +546,8 @@ def _step_processes(count, blocks, n_rows):
         while len(_processes) < count:
             _processes.append(step_worker.StepWorker())
             if len(_processes) == 1:
-                atexit.register(_close_processes)
+                # (A second Ctrl-C at exit must not leave a traceback or a helper.)
+                atexit.register(step_worker.quiet_at_exit(_close_processes))
         for p, W_block in zip(_processes, blocks, strict=False):
             p.begin(W_block, n_rows)
     except OSError as error:
@@ -542,7 +559,8 @@ def _step_processes(count, blocks, n_rows):
 def _give_up_processes(error):
     global STEP_PROCESSES, _processes_in_use
     warnings.warn(f"rnnlab: sharing the step products with a helper process failed "
-                  f"({error}); using threads from now on", RuntimeWarning, stacklevel=4)
+                  f"({error}); using threads from now on (same results)", RuntimeWarning,
+                  stacklevel=step_worker.outside_stacklevel())
     STEP_PROCESSES = False
     _processes_in_use = False
     _close_processes()
@@ -562,6 +580,31 @@ def _close_processes():
         for p in _processes:
             p.close()
     _processes.clear()
+
+
+def _after_fork_in_child():
+    """Start a forked child afresh: without the parent's pool (its threads
+    do not exist here, yet the executor would count them as idle and wait
+    on them forever), queued work, locks possibly held at the fork, and
+    helper processes, whose pipes it closes (a copy of the write end would
+    keep a helper alive after the parent) without stopping them (the
+    parent goes on using them)."""
+    global _pool, _helpers, _processes_claim, _processes_in_use, _processes_owner
+    _pool = None
+    _later.clear()
+    _helpers = []
+    _errors.clear()
+    _processes_claim = threading.Lock()
+    _processes_in_use = False
+    if _processes_owner is not None and _processes_owner != os.getpid():
+        for p in _processes:
+            p.forget()
+        _processes.clear()
+        _processes_owner = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextmanager
@@ -694,11 +737,15 @@ def _product_blocks(a, b, out, max_blocks):
 def matmul(a, b, out=None):
     """``a @ b`` for 2-D ``a``, ``b``, large ones computed as blocks on all cores.
 
-    Returns ``out`` (a new array when ``None``).
+    Returns ``out`` (a new array when ``None``). Whether a product is cut,
+    and how, depends on the shapes and the thread count alone (whole and
+    blocks differ in their last bits); while deferred work occupies the
+    pool, this thread computes the blocks itself.
     """
     with managed():
         # The size first: most products of a step are small, and it is the cheapest test.
-        if _multiply_adds(a, b) < 2 * BLOCK_MULTIPLY_ADDS or not _can_spread() or _busy():
+        # Never on _busy() (timing): that made the same run give other bits.
+        if _multiply_adds(a, b) < 2 * BLOCK_MULTIPLY_ADDS or not _can_spread():
             return xp.matmul(a, b, out=out)
         if out is None:
             out = xp.empty((a.shape[0], b.shape[1]), dtype=xp.result_type(a, b))

@@ -43,6 +43,8 @@ import platform
 import signal
 import subprocess
 import sys
+import threading
+import time
 from multiprocessing import resource_tracker, shared_memory
 from pathlib import Path
 
@@ -58,6 +60,16 @@ AVAILABLE = platform.machine().lower() in ("x86_64", "amd64")
 # system on some machines (64 MiB in a Docker container by default), and
 # writing past its end kills the process, so larger loops use threads.
 MAX_SEGMENT_BYTES = 16 << 20
+# A step's block takes microseconds to milliseconds: a helper that has not
+# answered in STEP_TIMEOUT_SECONDS is hung (stopped, or stuck in its BLAS),
+# and is killed; the caller computes its blocks itself, with the same bits.
+STEP_TIMEOUT_SECONDS = 30.0
+# Once the user asked the run to stop (Ctrl-C or SIGTERM, see
+# common.training_guards.StopOnSignals), a helper is given only this long:
+# the stop must not wait for a hung one.
+STOP_GRACE_SECONDS = 2.0
+# A helper checks this often whether the process that started it still lives.
+PARENT_CHECK_SECONDS = 0.5
 
 
 def _layout(K, m, n, dtype):
@@ -99,6 +111,47 @@ def fits_shared_memory(n_bytes) -> bool:
     return n_bytes <= stats.f_bavail * stats.f_frsize // 2
 
 
+def stop_requested() -> bool:
+    """Whether the user has asked the training run to stop (a first Ctrl-C
+    or SIGTERM caught by :class:`common.training_guards.StopOnSignals`),
+    which a caller waiting on a helper then waits for only
+    STOP_GRACE_SECONDS. (Not imported from there: a run that never
+    imported it has asked nothing, and the helpers import this module.)"""
+    guards = sys.modules.get("common.training_guards")
+    return guards is not None and guards.stop_requested()
+
+
+def outside_stacklevel() -> int:
+    """The ``stacklevel`` of a warning raised by the caller of this function
+    that points at the first frame outside rnnlab's own packages (the
+    user's call of ``fit``, say), not at a line of rnnlab."""
+    root = str(Path(__file__).resolve().parent.parent)
+    inside = tuple(os.path.join(root, package) + os.sep
+                   for package in ("common", "layers", "models"))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(inside):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def exit_with_parent() -> None:
+    """In a helper: exit as soon as the process that started it is gone.
+
+    The helper otherwise exits when its standard input closes; but a child
+    the caller forked, or one that outlives it, may hold a copy of that
+    pipe's write end, and the helper would stay (with its shared segment)
+    as long as that child does.
+    """
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="rnnlab-parent-watch", daemon=True).start()
+
+
 def start_process(module: str, *args: str) -> subprocess.Popen:
     """``python -m module args`` as a helper process: BLAS single-threaded in
     it, this checkout on its path, pipes to its standard input and output."""
@@ -115,12 +168,56 @@ def start_process(module: str, *args: str) -> subprocess.Popen:
 
 
 def stop_process(process: subprocess.Popen) -> None:
-    """End a helper process: close its standard input (it exits), or kill it."""
+    """End a helper process: close its standard input (it exits), or kill it
+    (and reap it, leaving no zombie)."""
     try:
         process.stdin.close()
         process.wait(timeout=5)
     except (OSError, subprocess.TimeoutExpired):
+        kill_process(process)
+
+
+def kill_process(process: subprocess.Popen) -> None:
+    """Kill a helper process (a stopped one too) and reap it."""
+    try:
         process.kill()
+        process.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
+
+def forget_process(process: subprocess.Popen) -> None:
+    """In a forked child: close this process's copies of the pipes to a
+    helper of the parent, without telling the helper anything (the parent
+    goes on using it; a copy of the write end kept here would keep the
+    helper alive after the parent)."""
+    for pipe in (process.stdin, process.stdout):
+        try:
+            pipe.close()
+        except (OSError, ValueError):
+            pass
+    process.returncode = 0  # not ours to wait for: Popen's finaliser leaves it alone
+
+
+def quiet_at_exit(close):
+    """``close`` as an atexit function: Ctrl-C is ignored while it runs, and
+    one that landed just before is absorbed (it would print a traceback
+    from the atexit callback, and leave a helper or a segment behind)."""
+    def run():
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for _ in range(3):
+                try:
+                    close()
+                    return
+                except KeyboardInterrupt:
+                    continue
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+    return run
 
 
 def release_segment(segment: shared_memory.SharedMemory) -> None:
@@ -176,6 +273,19 @@ class StepWorker:
     def alive(self):
         return self.process is not None and self.process.poll() is None
 
+    def forget(self):
+        """In a forked child: drop the parent's helper (see :func:`forget_process`)."""
+        if self.process is not None:
+            forget_process(self.process)
+            self.process = None
+        self.a = self.out = self.counters = None
+        if self.segment is not None:
+            try:
+                self.segment.close()  # this child's mapping only; the parent owns the segment
+            except BufferError:
+                pass
+            self.segment = None
+
     def begin(self, W_block, n):
         K, m = W_block.shape
         _, size = _layout(K, m, n, W_block.dtype)
@@ -195,18 +305,28 @@ class StepWorker:
         self.counters[_POSTED] = self.step
 
     def _until_done(self, value):
-        """Spin until the worker writes ``value`` as done; False if it died first."""
+        """Spin until the worker writes ``value`` as done; False if it died
+        first, or did not answer in STEP_TIMEOUT_SECONDS (STOP_GRACE_SECONDS
+        once a stop is requested): then it is killed, as hung."""
         counters = self.counters
         spins = 0
+        started = None
         while counters[_DONE] != value:
             spins += 1
-            if spins & 0xFFFF == 0 and not self.alive():
-                return False
+            if spins & 0xFFFF == 0:
+                if not self.alive():
+                    return False
+                now = time.monotonic()
+                started = started or now
+                limit = STOP_GRACE_SECONDS if stop_requested() else STEP_TIMEOUT_SECONDS
+                if now - started > limit:
+                    kill_process(self.process)
+                    return False
         return True
 
     def wait(self):
         if not self._until_done(self.step):
-            raise OSError("the step worker process has died")
+            raise OSError("the step worker process has died or hung")
         self.served += 1
         return self.out
 
@@ -233,6 +353,7 @@ def _serve(name):
     resource_tracker.unregister(segment._name, "shared_memory")
     counters = np.ndarray((16,), np.int64, segment.buf)
     parent = os.getppid()
+    exit_with_parent()  # waiting on stdin, it would outlive a parent whose fork holds the pipe
     print("ready", flush=True)
     for line in sys.stdin:
         K, m, n, dtype = line.split()

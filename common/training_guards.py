@@ -188,6 +188,7 @@ class StopOnSignals:
         self.previous = {}
 
     def __enter__(self):
+        _active.append(self)
         for name in self.SIGNALS:
             signum = getattr(signal, name, None)
             if signum is None:
@@ -207,4 +208,17 @@ class StopOnSignals:
     def __exit__(self, *exc):
         for signum, previous in self.previous.items():
             signal.signal(signum, previous)
+        if self in _active:
+            _active.remove(self)
         return False
+
+
+_active = []  # the StopOnSignals contexts open now
+
+
+def stop_requested() -> bool:
+    """Whether a stop was asked of a training run in progress: a caller
+    waiting on a helper process (:mod:`common.batch_worker`,
+    :mod:`common.step_worker`) then gives it only a short grace, so that a
+    hung helper cannot hold the stop up."""
+    return any(s.requested for s in _active)
