@@ -222,9 +222,12 @@ def _run_all(tasks, use_pool):
     would otherwise take the whole queue of a short job.
     """
     k = min(num_threads(), len(tasks))
-    if not use_pool or k == 1 or _one_core_depth or _busy():
+    if not use_pool or k == 1 or _one_core_depth:
         for task in tasks:
             task()
+        return
+    if _busy():
+        _run_as_threads_free_up(tasks)
         return
 
     def share(j):
@@ -242,6 +245,49 @@ def _run_all(tasks, use_pool):
     for error in errors:
         if error is not None:
             raise error
+
+
+def _run_as_threads_free_up(tasks):
+    """Call every function in ``tasks`` while deferred work holds the pool:
+    this thread takes them one by one, and a pool thread that comes free
+    takes them too. Who computes a block depends on timing; the blocks do
+    not, so neither do the bits. (Computing the product whole instead, as
+    once, made the bits depend on whether the deferred work had ended.)
+    """
+    n = len(tasks)
+    progress = {"next": 0, "running": 0, "error": None}
+    changed = threading.Condition()
+
+    def take():
+        while True:
+            with changed:
+                i = progress["next"]
+                if i >= n:
+                    return
+                progress["next"] = i + 1
+                progress["running"] += 1
+            try:
+                tasks[i]()
+            except BaseException as error:  # raised again by the caller
+                with changed:
+                    progress["error"] = progress["error"] or error
+                    progress["next"] = n  # nothing more to start
+            finally:
+                with changed:
+                    progress["running"] -= 1
+                    changed.notify_all()
+
+    # Queued behind the deferred work; it finds nothing left when it comes late.
+    _get_pool().submit(contextvars.copy_context().run, take)
+    try:
+        take()
+    finally:
+        with changed:
+            progress["next"] = n  # (after an interrupt here: start nothing more)
+            # Blocks under way elsewhere write into the outputs: wait for them.
+            changed.wait_for(lambda: progress["running"] == 0)
+    if progress["error"] is not None:
+        raise progress["error"]
 
 
 def _row_bounds(n_rows, row_size):

@@ -122,6 +122,34 @@ def test_matmul_cuts_the_same_whether_or_not_deferred_work_is_running(monkeypatc
     np.testing.assert_array_equal(results[0], results[1])
 
 
+def test_while_deferred_work_runs_every_block_is_computed_once_by_whoever_is_free():
+    """This thread takes the blocks one by one; a pool thread that comes free
+    takes some too (here the pool is free at once)."""
+    threads, lock = [], threading.Lock()
+
+    def block(i):
+        def run():
+            time.sleep(0.002)
+            with lock:
+                threads.append((i, threading.get_ident()))
+        return run
+
+    with parallel.managed():
+        parallel._run_as_threads_free_up([block(i) for i in range(40)])
+    assert sorted(i for i, _ in threads) == list(range(40))
+
+
+def test_an_error_in_a_block_taken_in_turn_reaches_the_caller():
+    def fail():
+        raise ZeroDivisionError("block 3")
+
+    ran = []
+    tasks = [lambda i=i: ran.append(i) for i in range(3)] + [fail]
+    with parallel.managed(), pytest.raises(ZeroDivisionError, match="block 3"):
+        parallel._run_as_threads_free_up(tasks)
+    assert sorted(ran) == [0, 1, 2]
+
+
 @needs_blas_control
 def test_batch_blocks_are_cut_the_same_whether_or_not_deferred_work_is_running(monkeypatch):
     blocks = []
