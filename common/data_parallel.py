@@ -139,6 +139,8 @@ def _get_worker(model, x_shape, t_shape, owner):
     try:
         if _worker is None:
             _worker = batch_worker.BatchWorker()
+            # (A multiprocessing worker's exit skips atexit: its helper and segment too.)
+            step_worker.close_in_multiprocessing_child(_close)
         _worker.begin(model, x_shape, t_shape)
         _worker.owner = owner
     except (OSError, TypeError, ValueError) as error:  # (TypeError: a config JSON cannot hold)

@@ -594,6 +594,7 @@ def _step_processes(count, blocks, n_rows):
             if len(_processes) == 1:
                 # (A second Ctrl-C at exit must not leave a traceback or a helper.)
                 atexit.register(step_worker.quiet_at_exit(_close_processes))
+                step_worker.close_in_multiprocessing_child(_close_processes)
         for p, W_block in zip(_processes, blocks, strict=False):
             p.begin(W_block, n_rows)
     except OSError as error:

@@ -220,6 +220,17 @@ def quiet_at_exit(close):
     return run
 
 
+def close_in_multiprocessing_child(close) -> None:
+    """Also run ``close`` (quietly, see :func:`quiet_at_exit`) when this process
+    is a multiprocessing child that ends: it leaves through ``os._exit``,
+    which skips atexit, after running multiprocessing's own finalizers. Call
+    it in the process that starts the helper (a child starts with no
+    finalizers of its parent's)."""
+    from multiprocessing import util
+
+    util.Finalize(None, quiet_at_exit(close), exitpriority=10)
+
+
 def release_segment(segment: shared_memory.SharedMemory) -> None:
     """Unmap and remove a shared segment this process created."""
     try:

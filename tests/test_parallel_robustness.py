@@ -455,3 +455,46 @@ def test_the_fallback_warning_points_at_the_callers_line(monkeypatch):
         fit_seq2seq(256)
     found = [w for w in caught if "no helper today" in str(w.message)]
     assert found and found[0].filename == __file__
+
+
+# -- 7. A multiprocessing child's helper ends with it ---------------------------------------
+
+
+CHILD_TRAINS = """
+    import multiprocessing
+    import numpy as np
+    from common import parallel
+    from common.optimizer import Adam
+    from common.trainer import Trainer
+    from models import Seq2seq
+
+    def train():
+        parallel._threads = 2
+        rng = np.random.default_rng(0)
+        x, t = rng.integers(0, 13, (256, 7)), rng.integers(0, 13, (256, 5))
+        Trainer(Seq2seq(13, 16, 128, seed=0), Adam()).fit(x, t, max_epoch=1, batch_size=128,
+                                                            verbose=False)
+
+    if __name__ == "__main__":
+        child = multiprocessing.get_context("{method}").Process(target=train)
+        child.start()
+        child.join()
+        print("child", child.exitcode)
+"""
+
+
+@needs_blas_control
+@needs_helpers
+@needs_fork
+def test_a_multiprocessing_child_closes_its_helper_and_segment(tmp_path):
+    """A child ends through os._exit, skipping atexit: its helper's segment was
+    left to the resource tracker, which warned of a leak at the parent's exit.
+    (A pool's workers ended by terminate(), as ``with Pool()`` does, get
+    SIGTERM and run nothing: those still leave it to the tracker.)"""
+    script = tmp_path / "child_trains.py"
+    script.write_text(textwrap.dedent(CHILD_TRAINS.replace("{method}", "fork")))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    result = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, text=True,
+                            capture_output=True, timeout=120)
+    assert "child 0" in result.stdout, result.stderr
+    assert "leaked shared_memory" not in result.stderr, result.stderr
