@@ -272,7 +272,6 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
     halves, the second by the helper process when it is there (see the
     module docstring).
     """
-    _claim_training()
     state = {"worker": None, "slow": 0}
     half = batch_shape_x[0] - batch_shape_x[0] // 2
     part_x, part_t = (half, *batch_shape_x[1:]), (half, *batch_shape_t[1:])
@@ -332,6 +331,7 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
         total = n1 + n2
         return (n1 * loss1 + n2 * loss2) / total if total else 0.0
 
+    _claim_training()  # (here: nothing between it and the try that releases it can fail)
     try:
         with managed():
             yield forward_backward
