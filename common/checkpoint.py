@@ -24,15 +24,30 @@ import numpy as np
 
 from common.backend import to_cpu, to_gpu
 from common.serialization import load_npz, save_npz
+from layers._checks import state_width
 
 FORMAT = "rnnlab-checkpoint"
 VERSION = 1
 
 
 def _layer_rngs(model):
-    """The ``numpy.random.Generator`` of every layer that draws random numbers."""
-    return {str(i): layer.rng for i, layer in enumerate(model.layers)
-            if isinstance(getattr(layer, "rng", None), np.random.Generator)}
+    """The ``numpy.random.Generator`` of every layer that draws random numbers,
+    by its place: ``'2'`` for ``model.layers[2]``, ``'1.0'`` for the first of
+    the ``layers`` of a part ``model.layers[1]`` (a dropout inside a
+    model's part, an encoder's say), each layer once."""
+    found, seen = {}, set()
+
+    def visit(layers, prefix):
+        for i, layer in enumerate(layers or []):
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            if isinstance(getattr(layer, "rng", None), np.random.Generator):
+                found[f"{prefix}{i}"] = layer.rng
+            visit(getattr(layer, "layers", None), f"{prefix}{i}.")
+
+    visit(getattr(model, "layers", None), "")
+    return found
 
 
 def _get_state(model):
@@ -213,7 +228,8 @@ def _check_states(path, meta, state, model):
     # The carried hidden state: one (N, H) entry per h (and c) of the
     # recurrent layers, in get_state() order.
     recurrent = model._recurrent_layers() if hasattr(model, "_recurrent_layers") else []
-    units = [layer.params[1].shape[0] for layer in recurrent
+    # (None: a layer of one's own that does not tell its width; any width then.)
+    units = [state_width(layer, name)[0] for layer in recurrent
              for name in ("h", "c") if hasattr(layer, name)]
     if not _is_number(meta["n_state"]) or meta["n_state"] != len(units):
         raise ValueError(f"{path}: it carries {meta['n_state']!r} recurrent states, the model "
@@ -224,9 +240,9 @@ def _check_states(path, meta, state, model):
         if not key.isdigit() or int(key) >= len(units):
             raise ValueError(f"{path}: unexpected recurrent state {'state/' + key!r}")
         H = units[int(key)]
-        if h.ndim != 2 or h.shape[1] != H or not np.issubdtype(h.dtype, np.floating):
+        if h.ndim != 2 or H not in (None, h.shape[1]) or not np.issubdtype(h.dtype, np.floating):
             raise ValueError(f"{path}: recurrent state {int(key)} is {h.dtype} {h.shape}; "
-                             f"the model needs a float (N, {H}) array")
+                             f"the model needs a float (N, {H or 'H'}) array")
         states[int(key)] = to_gpu(h.astype(dtype, copy=False))
     if len({h.shape[0] for h in states if h is not None}) > 1:
         raise ValueError(f"{path}: its recurrent states have different batch sizes")

@@ -129,6 +129,22 @@ def check_hidden_state(name, h, H, dtype, N=None):
         raise ValueError(f"{name} must have shape {(N, H)}, got {h.shape}")
 
 
+def state_width(layer, name):
+    """``(H, dtype)`` of the carried state ``name`` (``'h'`` or ``'c'``) of a
+    recurrent layer: rnnlab's recurrent layers hold ``Wh`` ``(H, gates * H)``
+    as ``params[1]``; a layer of one's own that carries a state now tells by
+    its shape; ``(None, None)`` when neither says."""
+    from layers import TimeGRU, TimeLSTM, TimeRNN  # (here: they import this module)
+
+    if isinstance(layer, (TimeRNN, TimeLSTM, TimeGRU)):
+        Wh = layer.params[1]
+        return Wh.shape[0], Wh.dtype
+    value = getattr(layer, name, None)
+    if value is not None and getattr(value, "ndim", 0) == 2:
+        return value.shape[1], value.dtype
+    return None, None
+
+
 def initial_state(name, s, N, H, dtype, given=False):
     """The state a recurrent Time layer starts a forward from: ``s`` (carried
     from the last forward, or given to ``set_state``: ``given``), else zeros

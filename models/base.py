@@ -21,7 +21,7 @@ from common.parallel import deferred
 from common.serialization import has_pickle_name, load_npz, save_npz
 from common.util import finite_number
 from layers import TimeEmbedding
-from layers._checks import check_hidden_state
+from layers._checks import check_hidden_state, state_width
 from models.generate import generate
 
 
@@ -316,10 +316,17 @@ class Model:
                              f"entries (h, and c of an LSTM, for each recurrent layer), got "
                              f"{got}")
         for i, ((layer, name), value) in enumerate(zip(slots, state, strict=True)):
-            Wh = layer.params[1]  # (H, gates * H) in TimeRNN, TimeLSTM and TimeGRU
-            if value is not None:
-                check_hidden_state(f"state[{i}] ({type(layer).__name__}.{name})", value,
-                                   Wh.shape[0], Wh.dtype)
+            if value is None:
+                continue
+            label = f"state[{i}] ({type(layer).__name__}.{name})"
+            H, dtype = state_width(layer, name)
+            if H is not None:
+                check_hidden_state(label, value, H, dtype)
+            elif getattr(value, "ndim", 0) != 2 or value.dtype.kind != "f":
+                # (A layer of one's own that tells nothing: any float (N, H) array.)
+                raise ValueError(f"{label} must be a float (N, H) array, got "
+                                 f"{getattr(value, 'dtype', type(value).__name__)} "
+                                 f"{getattr(value, 'shape', '')}")
         for (layer, name), value in zip(slots, state, strict=True):
             setattr(layer, name, None if value is None else value.copy())
 
