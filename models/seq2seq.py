@@ -26,6 +26,7 @@ from layers import (
     TimeAttention,
     TimeBiLSTM,
     TimeEmbedding,
+    TimeGRU,
     TimeLSTM,
     TimeSoftmaxWithLoss,
     joint_weight_bias,
@@ -73,6 +74,7 @@ class Encoder:
         self.hs = None
 
     def _lstm(self, init, D, H):
+        """The recurrent layer (a subclass may return a TimeGRU instead)."""
         return TimeLSTM(*lstm_weights(init, D, H), stateful=False)
 
     def forward(self, xs):
@@ -104,9 +106,13 @@ class Decoder:
         V, D, H = vocab_size, wordvec_size, hidden_size
         init = init or Init()
         self.embed = embedding_layer(init, V, D)
-        self.lstm = TimeLSTM(*lstm_weights(init, D + self.lstm_extra * H, H), stateful=True)
+        self.lstm = self._lstm(init, D + self.lstm_extra * H, H)
         self.affine = affine_layer(init, H + self.affine_extra * H, V)
         gather_layers(self, [self.embed, self.lstm, self.affine])
+
+    def _lstm(self, init, D, H):
+        """The recurrent layer (a subclass may return a stateful TimeGRU instead)."""
+        return TimeLSTM(*lstm_weights(init, D, H), stateful=True)
 
     def forward(self, xs, h):
         self.lstm.set_state(h)
@@ -142,9 +148,11 @@ class Decoder:
 
 
 def select_rows(lstm, rows):
-    """Keep rows ``rows`` of a TimeLSTM's carried state (a beam's reordering)."""
+    """Keep rows ``rows`` of a recurrent layer's carried state (a beam's
+    reordering): ``h``, and an LSTM's ``c``."""
     lstm.h = lstm.h[rows]
-    lstm.c = None if lstm.c is None else lstm.c[rows]
+    if getattr(lstm, "c", None) is not None:
+        lstm.c = lstm.c[rows]
 
 
 def greedy(decoder, start_ids, sample_size: int) -> np.ndarray:
@@ -196,6 +204,7 @@ class Seq2seq(Model):
     def _collect_seq2seq_params(self):
         lstm = ["Wx", "Wh", "b"]
         names = {TimeEmbedding: ["embed.W"], TimeLSTM: [f"lstm.{n}" for n in lstm],
+                 TimeGRU: [f"gru.{n}" for n in ("Wx", "Wh", "bx", "bh")],
                  TimeBiLSTM: [f"lstm.{d}.{n}" for d in ("forward", "backward") for n in lstm],
                  TimeAffine: ["affine.W", "affine.b"], TimeAttention: []}
         param_names = []

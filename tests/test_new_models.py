@@ -13,11 +13,19 @@ only for its own models.
 import numpy as np
 import pytest
 
-from common.gradcheck import check_layer
+from common.gradcheck import check_function, check_layer
 from common.optimizer import Adam
 from common.trainer import RnnlmTrainer
-from layers import TimeAffine, TimeDropout, TimeEmbedding, TimeLSTM, TimeSoftmaxWithLoss
-from models import LanguageModel
+from layers import (
+    TimeAffine,
+    TimeDropout,
+    TimeEmbedding,
+    TimeGRU,
+    TimeLSTM,
+    TimeSoftmaxWithLoss,
+)
+from models import LanguageModel, Seq2seq
+from models.seq2seq import Decoder, Encoder
 
 V, H = 17, 16
 
@@ -145,3 +153,47 @@ def test_the_layer_of_ones_own_has_exact_gradients():
     layer = TimeDecay(rng.uniform(0.2, 0.8, H), stateful=False)
     errors = check_layer(layer, [rng.standard_normal((3, 5, H))])
     assert max(errors.values()) < 1e-6, errors
+
+
+# -- a GRU encoder-decoder, by subclassing the textbook's Seq2seq -----------------------------
+
+
+def gru_weights(init, D, H):
+    return (init.normal((D, 3 * H), 1 / np.sqrt(D)), init.normal((H, 3 * H), 1 / np.sqrt(H)),
+            init.zeros(3 * H), init.zeros(3 * H))
+
+
+class GruEncoder(Encoder):
+    def _lstm(self, init, D, H):
+        return TimeGRU(*gru_weights(init, D, H), stateful=False)
+
+
+class GruDecoder(Decoder):
+    def _lstm(self, init, D, H):
+        return TimeGRU(*gru_weights(init, D, H), stateful=True)
+
+
+class GruSeq2seq(Seq2seq):
+    encoder_class, decoder_class = GruEncoder, GruDecoder
+
+
+def test_a_gru_seq2seq_is_two_overridden_methods():
+    # (Before: no parameter names for TimeGRU, no hook in the decoder, and beam
+    # search read an LSTM's c.)
+    model = GruSeq2seq(13, 5, 6, seed=0, dtype=np.float64)
+    assert model.param_names[:5] == ["encoder.embed.W", "encoder.gru.Wx", "encoder.gru.Wh",
+                                     "encoder.gru.bx", "encoder.gru.bh"]
+    rng = np.random.default_rng(1)
+    for p in model.params:  # weights of ordinary size (see the README)
+        p[...] = rng.standard_normal(p.shape) * 0.5
+    xs, ts = rng.integers(0, 13, (3, 4)), rng.integers(0, 13, (3, 5))
+
+    def backward():
+        model.forward(xs, ts)
+        model.backward()
+        return [g.copy() for g in model.grads]
+
+    assert max(check_function(lambda: model.forward(xs, ts), backward, model.params)) < 1e-6
+    greedy = model.generate(xs, 1, 4)
+    np.testing.assert_array_equal(model.generate(xs, 1, 4, beam_width=1), greedy)
+    assert model.generate(xs, 1, 4, beam_width=3).shape == (3, 4)
