@@ -87,6 +87,10 @@ REST_SECONDS = 5.0
 HELPER_TIMEOUT_SECONDS = 30.0
 HELPER_TIMEOUT_FACTOR = 50.0
 
+# importlib.reload (Jupyter's autoreload) runs this module again in the same
+# namespace: close the helper it would otherwise orphan, with its segment.
+if globals().get("_worker") is not None and globals().get("_worker_owner") == os.getpid():
+    globals()["_worker"].close()
 _worker = None
 _worker_owner = None  # the pid that started it (a forked child must not use it)
 _resting_until = 0.0

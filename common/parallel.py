@@ -554,6 +554,12 @@ class _Worker:
 # (Where a step's product starts to be cut, _short, depends on the platform's
 # step_worker.AVAILABLE, never on this switch, which a failing helper turns off.)
 STEP_PROCESSES = step_worker.AVAILABLE
+# importlib.reload runs this module again in the same namespace: close the
+# helpers it would otherwise orphan (see common.data_parallel).
+if globals().get("_processes") and globals().get("_processes_owner") == os.getpid():
+    for _process in globals()["_processes"]:
+        _process.close()
+    del _process
 _processes: list = []
 _processes_owner = None  # the pid that started them (a forked child must not use them)
 _processes_in_use = False

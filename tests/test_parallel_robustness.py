@@ -498,3 +498,38 @@ def test_a_multiprocessing_child_closes_its_helper_and_segment(tmp_path):
                             capture_output=True, timeout=120)
     assert "child 0" in result.stdout, result.stderr
     assert "leaked shared_memory" not in result.stderr, result.stderr
+
+
+RELOAD = """
+    import importlib, os, time
+    import numpy as np
+    from common import data_parallel, parallel
+    from common.optimizer import Adam
+    from common.trainer import Trainer
+    from models import Seq2seq
+
+    def fit():
+        parallel._threads = 2
+        rng = np.random.default_rng(0)
+        x, t = rng.integers(0, 13, (256, 7)), rng.integers(0, 13, (256, 5))
+        Trainer(Seq2seq(13, 16, 128, seed=0), Adam()).fit(x, t, max_epoch=1, batch_size=128,
+                                                            verbose=False)
+
+    fit()
+    first = data_parallel._worker.process
+    importlib.reload(data_parallel)  # what Jupyter's autoreload does
+    first.wait(timeout=10)  # the reload closed it (else: TimeoutExpired)
+    fit()
+    print("helpers", first.pid, data_parallel._worker.process.pid)
+"""
+
+
+@needs_blas_control
+@needs_helpers
+def test_reloading_the_module_closes_its_helper():
+    # (Each reload orphaned a live helper and its segment until the process ended.)
+    result = run_script(RELOAD, timeout=90)
+    assert result.returncode == 0, result.stderr
+    old, new = result.stdout.split()[1:3]
+    assert old != new
+    assert "leaked shared_memory" not in result.stderr
