@@ -113,7 +113,7 @@ def test_a_resumed_run_counts_the_batches_skipped_in_a_row_before_the_stop(tmp_p
         resumed.fit(c[:-1], c[1:], **fit)
 
 
-def test_a_trainer_state_without_the_skips_in_a_row_loads_as_none():
+def test_a_trainer_state_from_before_the_skips_in_a_row_were_kept_loads_with_none_skipped():
     trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.1))
     state = trainer.state_dict()
     del state["skipped_in_a_row"]  # as written by an older rnnlab
