@@ -1,7 +1,6 @@
 """Character-level language models: the classic "vector" toy, and training and
 sampling from the command line at char level."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -16,16 +15,11 @@ from common.trainer import RnnlmTrainer
 from datasets import text
 from models import SimpleRnnlm
 
+from script_loader import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "scripts" / "train_rnnlm.py"
 GENERATE = ROOT / "scripts" / "generate_text.py"
-
-
-def load_generate_script():
-    spec = importlib.util.spec_from_file_location("generate_text", GENERATE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(*args, cwd):
@@ -131,7 +125,7 @@ def test_generate_script_stops_at_newline(char_model):
 
 
 def test_generate_script_char_prompt_and_no_separator(char_model, capsys):
-    script = load_generate_script()
+    script = load_script("generate_text")
     path = str(char_model / "chars.npz")
     assert script.main(["--model", path, "--start", "ve", "--length", "12",
                         "--temperature", "0"]) == 0
@@ -143,7 +137,7 @@ def test_generate_script_char_prompt_and_no_separator(char_model, capsys):
 
 
 def test_generate_script_unknown_character(char_model, capsys):
-    script = load_generate_script()
+    script = load_script("generate_text")
     assert script.main(["--model", str(char_model / "chars.npz"), "--start", "vex"]) == 2
     err = capsys.readouterr().err
     assert "character 'x' is not in the model's vocabulary" in err
@@ -169,19 +163,19 @@ def saved(tmp_path, vocab, **meta):
     ],
 )
 def test_level_from_metadata(tmp_path, meta, level):
-    script = load_generate_script()
+    script = load_script("generate_text")
     _, _, found = script.load_model(saved(tmp_path, ["a", "b", " ", "é", "\n"], **meta))
     assert found == level
 
 
 def test_word_vocabulary_without_level_is_word_level(tmp_path):
-    script = load_generate_script()
+    script = load_script("generate_text")
     _, _, level = script.load_model(saved(tmp_path, ["<eos>", "a", "b"]))
     assert level == "word"
 
 
 def test_char_output_is_joined_without_separators(tmp_path, capsys):
-    script = load_generate_script()
+    script = load_script("generate_text")
     vocab = ["é", "→", " ", "x"]
     path = saved(tmp_path, vocab, level="char")
     assert script.main(["--model", path, "--start", "é→", "--length", "30", "--seed", "0"]) == 0
@@ -192,7 +186,7 @@ def test_char_output_is_joined_without_separators(tmp_path, capsys):
 
 
 def test_word_output_is_joined_with_spaces(tmp_path, capsys):
-    script = load_generate_script()
+    script = load_script("generate_text")
     vocab = ["a", "b", "c"]
     path = saved(tmp_path, vocab, level="word")
     assert script.main(["--model", path, "--start", "a b", "--length", "5", "--seed", "0"]) == 0

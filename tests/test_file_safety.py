@@ -10,7 +10,6 @@ axis warns that the 0 is ignored.
 """
 
 import errno
-import importlib.util
 import os
 import stat
 import warnings
@@ -28,7 +27,8 @@ from common.serialization import (
 )
 from models import AttentionSeq2seq, Rnnlm
 
-ROOT = Path(__file__).resolve().parents[1]
+from script_loader import load_script
+
 TEXT = 'def f(x):\n    return "a(b)" + x  # note\n' * 4
 CHARS = sorted(set(TEXT))
 SEQ_VOCAB = list("0123456789+_ ")
@@ -36,12 +36,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits and links")
 
 
-def script(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_file_safety",
-                                                  ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+script = load_script
 
 
 inspect_model = script("inspect_model")

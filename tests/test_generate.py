@@ -2,7 +2,6 @@
 top-k do what they say, greedy is the argmax, generation leaves training
 alone, and scripts/generate_text.py works from the command line."""
 
-import importlib.util
 import math
 import os
 import re
@@ -17,6 +16,8 @@ from common.optimizer import SGD
 from layers import TimeAffine, TimeEmbedding, TimeRNN, TimeSoftmaxWithLoss
 from models import BetterRnnlm, GruRnnlm, LanguageModel, Rnnlm, SimpleRnnlm, generate
 from models.generate import _pick
+
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "generate_text.py"
@@ -383,13 +384,6 @@ def test_generate_in_the_middle_of_training_changes_nothing():
 # -- scripts/generate_text.py ------------------------------------------------------------------
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("generate_text", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run(*args, cwd):
     # One BLAS thread: tiny matrices on shared cores are much faster that way.
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
@@ -430,13 +424,13 @@ def test_script_unknown_start_word(trained):
 
 
 def test_script_missing_file(tmp_path, capsys):
-    assert load_script().main(["--model", str(tmp_path / "nowhere.npz")]) == 2
+    assert load_script("generate_text").main(["--model", str(tmp_path / "nowhere.npz")]) == 2
     err = capsys.readouterr().err
     assert "not found" in err and "nowhere.npz" in err
 
 
 def test_script_in_process_options(trained, capsys):
-    script = load_script()
+    script = load_script("generate_text")
     path = str(trained / "m.npz")
     assert script.main(["--model", path, "--start", "the dog", "--length", "8",
                         "--temperature", "0"]) == 0
@@ -452,7 +446,7 @@ def test_script_in_process_options(trained, capsys):
 
 
 def test_script_errors_exit_2(trained, tmp_path, capsys):
-    script = load_script()
+    script = load_script("generate_text")
     model = SimpleRnnlm(5, 3, 4, seed=0)
     model.save_params(tmp_path / "novocab.npz")
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
@@ -488,13 +482,13 @@ def test_script_file_with_wrong_shapes(trained, tmp_path, capsys):
     arrays, meta = load_npz(trained / "m.npz")
     arrays["rnn.Wh"] = arrays["rnn.Wh"][:, :-1]
     save_npz(tmp_path / "bad.npz", arrays, meta)
-    assert load_script().main(["--model", str(tmp_path / "bad.npz")]) == 2
+    assert load_script("generate_text").main(["--model", str(tmp_path / "bad.npz")]) == 2
     err = capsys.readouterr().err
     assert "rnn.Wh" in err and "shape" in err
 
 
 def test_a_length_that_cannot_fit_in_memory_is_refused_before_sampling(tmp_path, capsys):
-    script = load_script()
+    script = load_script("generate_text")
     path = tmp_path / "m.npz"
     SimpleRnnlm(5, 4, 4, seed=0).save_params(path, vocab=["<eos>", "a", "b", "c", "d"])
     script.available_bytes = lambda: 2**30  # 1 GiB free
@@ -506,7 +500,7 @@ def test_a_length_that_cannot_fit_in_memory_is_refused_before_sampling(tmp_path,
 
 
 def test_detokenize_and_unescape():
-    script = load_script()
+    script = load_script("generate_text")
     assert script.detokenize(["the", "dog", "<eos>", "a", "cat", "<eos>"], "word") == \
         "the dog\na cat\n"
     assert script.detokenize(["h", "i", " ", "\n", "x"], "char") == "hi \nx"
@@ -529,7 +523,7 @@ def test_detokenize_and_unescape():
 def test_script_vocabulary_longer_or_shorter_than_the_model(tmp_path, capsys):
     """train_rnnlm.py --corpus-size trains on ids < V only but saves the whole
     vocabulary: the extra words are unknown to the model; a shorter list is an error."""
-    script = load_script()
+    script = load_script("generate_text")
     model = SimpleRnnlm(4, 3, 5, seed=0)
     model.save_params(tmp_path / "long.npz", vocab=["<eos>", "a", "b", "c", "d", "e"])
     assert script.main(["--model", str(tmp_path / "long.npz"), "--start", "a c", "--seed", "1",
@@ -579,7 +573,7 @@ def test_script_help_describes_it_and_shows_every_default(tmp_path):
 def test_script_flags_are_checked_before_the_file_is_read(argv, flag, capsys):
     """Finding 9 (issue 12): a bad flag is named, exit 2, before the (missing) file."""
     with pytest.raises(SystemExit) as exc:
-        load_script().main(["--model", "no-such-file.npz", *argv])
+        load_script("generate_text").main(["--model", "no-such-file.npz", *argv])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {flag}" in err and "Traceback" not in err and "not found" not in err
@@ -603,7 +597,7 @@ def test_script_refuses_a_file_whose_config_claims_huge_sizes_before_allocating(
     path = hostile_model_file(tmp_path / "huge.npz",
                               {"vocab_size": 2000, "wordvec_size": 5000, "hidden_size": 5000})
     assert path.stat().st_size < 3000
-    script = load_script()
+    script = load_script("generate_text")
     tracemalloc.start()
     try:
         code = script.main(["--model", str(path)])
@@ -632,7 +626,7 @@ def test_script_refuses_a_file_whose_config_claims_huge_sizes_before_allocating(
 def test_script_refuses_inconsistent_model_files_without_a_traceback(tmp_path, capsys, config,
                                                                      model, message):
     path = hostile_model_file(tmp_path / "m.npz", config, model=model)
-    assert load_script().main(["--model", str(path)]) == 2
+    assert load_script("generate_text").main(["--model", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
 
@@ -724,7 +718,7 @@ def test_beam_width_refuses_nonsense(kwargs, match):
 
 
 def test_script_beam_width(trained, capsys):
-    script = load_script()
+    script = load_script("generate_text")
     path = str(trained / "m.npz")
     assert script.main(["--model", path, "--start", "the dog", "--length", "8",
                         "--temperature", "0"]) == 0
@@ -744,7 +738,7 @@ def test_script_refuses_a_sequence_to_sequence_model(tmp_path, capsys):
     from models import Seq2seq
 
     Seq2seq(6, 3, 4).save_params(tmp_path / "s.npz", vocab=list("abcdef"))
-    assert load_script().main(["--model", str(tmp_path / "s.npz")]) == 2
+    assert load_script("generate_text").main(["--model", str(tmp_path / "s.npz")]) == 2
     err = capsys.readouterr().err
     assert "holds the model Seq2seq, not a language model" in err and "Traceback" not in err
 
@@ -760,7 +754,7 @@ def test_script_reads_the_books_generating_models(cls, tmp_path, capsys):
     model.save_params(tmp_path / "g.npz", vocab=vocab)
     expected = (Rnnlm if cls == "RnnlmGen" else BetterRnnlm)(len(vocab), 6, 6)
     expected.set_named_params(model.named_params(), "the model")
-    script = load_script()
+    script = load_script("generate_text")
     for flags, kwargs in ((["--seed", "3"], {"rng": 3}),
                           (["--beam-width", "2"], {"beam_width": 2})):
         assert script.main(["--model", str(tmp_path / "g.npz"), "--start", "the", "--length", "6",
@@ -785,7 +779,7 @@ def tiny_file(tmp_path):
 
 def test_script_refuses_a_beam_too_wide_for_the_memory_before_searching(tiny_file, capsys,
                                                                         monkeypatch):
-    script = load_script()
+    script = load_script("generate_text")
 
     def no_search(*args, **kwargs):
         raise AssertionError("searched before the beam width was checked")
@@ -804,7 +798,7 @@ def test_script_refuses_a_beam_too_wide_for_the_memory_before_searching(tiny_fil
 
 def test_script_beam_wider_than_every_prefix_is_the_exact_search(tiny_file, capsys):
     """V ** (length - 1) beams keep every prefix: more give the same text, without the memory."""
-    script = load_script()
+    script = load_script("generate_text")
     argv = ["--model", str(tiny_file), "--start", "a", "--length", "3"]
     assert script.main([*argv, "--beam-width", str(5 ** 2)]) == 0
     exact = capsys.readouterr().out
@@ -818,13 +812,14 @@ def test_script_refuses_a_model_with_nan_weights(tiny_file, tmp_path, capsys):
     arrays, meta = load_npz(tiny_file)
     arrays["affine.b"][:] = np.nan
     save_npz(tmp_path / "nan.npz", arrays, meta)
-    assert load_script().main(["--model", str(tmp_path / "nan.npz"), "--length", "5"]) == 2
+    main = load_script("generate_text").main
+    assert main(["--model", str(tmp_path / "nan.npz"), "--length", "5"]) == 2
     captured = capsys.readouterr()
     assert "affine.b hold NaN or infinite values" in captured.err and captured.out == ""
 
 
 def test_script_unreadable_model_file_is_a_usage_error(tiny_file, capsys, monkeypatch):
-    script = load_script()
+    script = load_script("generate_text")
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tiny_file))

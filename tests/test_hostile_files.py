@@ -2,7 +2,6 @@
 error (a ``ValueError`` or ``FileNotFoundError`` naming the file and the
 problem), nothing is ever unpickled, and a refused load changes nothing."""
 
-import importlib.util
 import io
 import json
 import os
@@ -20,8 +19,9 @@ from common.util import eval_perplexity
 from datasets import text
 from models import SimpleRnnlm
 
+from script_loader import load_script
+
 V, D, H = 30, 8, 8
-ROOT = Path(__file__).resolve().parents[1]
 
 # Where a hostile pickle would leave its mark if it were ever unpickled.
 MARKER = {"path": None}
@@ -492,10 +492,7 @@ def test_ids_beyond_the_vocabulary_in_training_and_evaluation():
 
 
 def test_training_script_reports_a_bad_text_file(tmp_path, monkeypatch, capsys):
-    spec = importlib.util.spec_from_file_location("train_rnnlm_script",
-                                                  ROOT / "scripts" / "train_rnnlm.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train_rnnlm")
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "book.txt", b"caf\xe9 au lait\n")
     with pytest.raises(SystemExit) as info:

@@ -8,10 +8,8 @@ legend covers nothing; a gradient curve of one step still shows its points.
 (The same page in a real browser: ``tests/test_units_html_browser.py``.)
 """
 
-import importlib.util
 import io
 import json
-import os
 import re
 import warnings
 from types import SimpleNamespace
@@ -32,16 +30,9 @@ from common.trainer import RnnlmTrainer
 from common.units_html import units_page
 from models import Rnnlm, SimpleRnnlm
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from script_loader import load_script
 
-
-def script(name):
-    """A program of scripts/ as a module (they are not a package)."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts",
-                                                                      name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+script = load_script
 
 
 def contrast(a, b):

@@ -1,6 +1,5 @@
 """scripts/inspect_model.py and scripts/gradient_through_time.py on small saved models."""
 
-import importlib.util
 import math
 import os
 
@@ -10,15 +9,12 @@ import pytest
 from common.inspection import encode_text, load_model, token_surprisal
 from models import GruRnnlm, Rnnlm, SimpleRnnlm
 
+from script_loader import load_script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def script(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts",
-                                                                      name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+script = load_script
 
 
 inspect_model = script("inspect_model")

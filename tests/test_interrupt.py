@@ -3,7 +3,6 @@ message says how to resume, the process exits cleanly (code 130), nothing
 half-written stays on disk, and the resumed run finishes the job."""
 
 import glob
-import importlib.util
 import os
 import signal
 import subprocess
@@ -18,6 +17,8 @@ from common.checkpoint import read_checkpoint
 from common.optimizer import Adam
 from common.trainer import RnnlmTrainer, TrainingInterrupted
 from models import SimpleRnnlm
+
+from script_loader import load_script
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends SIGINT (POSIX signals)")
 
@@ -191,9 +192,7 @@ def test_script_ctrl_c_exits_130_with_a_resume_hint_then_resumes(tmp_path):
 
 
 def test_script_refuses_to_resume_from_a_bad_file(tmp_path, monkeypatch, capsys):
-    spec = importlib.util.spec_from_file_location("train_rnnlm_script", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train_rnnlm")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.npz").write_bytes(b"not a checkpoint at all")
 

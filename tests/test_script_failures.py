@@ -9,7 +9,6 @@ training starts.
 """
 
 import errno
-import importlib.util
 import os
 from pathlib import Path
 
@@ -21,17 +20,11 @@ from common.checkpoint import read_checkpoint
 from common.serialization import load_npz, save_npz
 from common.trainer import CheckpointWriteError
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+from script_loader import load_script
+
 TINY_LM = ["--epochs", "2", "--wordvec-size", "8", "--hidden-size", "8", "--quiet"]
 TINY_PAIRS = ["--epochs", "2", "--batch-size", "32", "--wordvec-size", "4", "--hidden-size",
               "8", "--quiet", "--show", "0"]
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_failures", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

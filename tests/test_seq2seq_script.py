@@ -2,7 +2,6 @@
 accuracy and answers printed, plots and the saved model written, resuming
 from a checkpoint, evaluating a saved model, and refused options."""
 
-import importlib.util
 import os
 import re
 
@@ -11,17 +10,14 @@ import pytest
 
 from models import load_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from script_loader import load_script
+
 SMALL = ["--epochs", "1", "--batch-size", "32", "--wordvec-size", "4", "--hidden-size", "8",
          "--quiet"]
 
 
 def script():
-    spec = importlib.util.spec_from_file_location(
-        "train_seq2seq", os.path.join(ROOT, "scripts", "train_seq2seq.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("train_seq2seq")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ themselves are never checked here.
 """
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -28,17 +27,15 @@ from benchmarks import main as benchmark
 from common import parallel
 from common.training_guards import TrainingInterrupted
 
+from script_loader import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
 # The PTB files: $RNNLAB_PTB_DIR where set (as CI sets it), else ../shared beside the checkout.
 PTB = Path(os.environ.get("RNNLAB_PTB_DIR") or ROOT.parent / "shared" / "data" / "ptb")
 CPUS = os.cpu_count() or 1
 
 
-def script(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_cli", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+script = load_script
 
 
 time_fit = script("time_fit")

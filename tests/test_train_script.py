@@ -3,7 +3,6 @@ training, output paths checked first, nothing lost on Ctrl-C or SIGTERM,
 named data sources never replaced, runs resumed with their own settings,
 memory estimated up front (issue 12, findings 1-4, 6-10)."""
 
-import importlib.util
 import os
 import re
 import signal
@@ -18,24 +17,19 @@ import pytest
 
 from common.checkpoint import read_checkpoint
 
+from script_loader import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
 SMALL = ["--corpus", "synthetic", "--corpus-size", "800", "--batch-size", "4", "--time-size",
          "5", "--wordvec-size", "8", "--hidden-size", "8", "--epochs", "1", "--plot", "p.png"]
 
 
-def load_script(name="train_rnnlm"):
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def script(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    return load_script()
+    return load_script("train_rnnlm")
 
 
 def usage_error(script, argv):
