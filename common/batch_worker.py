@@ -157,12 +157,8 @@ class BatchWorker:
             step_worker.forget_process(self.process)
             self.process = None
         self.arrays = self.counters = None
-        if self.segment is not None:
-            try:
-                self.segment.close()  # this child's mapping only; the parent owns the segment
-            except BufferError:
-                pass
-            self.segment = None
+        step_worker.unmap_inherited(self.segment)
+        self.segment = None
 
     def _send(self, line):
         try:
@@ -239,8 +235,9 @@ class BatchWorker:
         A process that has not answered in ``timeout`` seconds (None:
         ``self.timeout``; both None: no limit), or in
         :data:`common.step_worker.STOP_GRACE_SECONDS` once the user has
-        asked the run to stop, is taken as hung: it is killed, and OSError
-        raised, as for one that died.
+        asked the run to stop, is taken as hung: it is killed, and
+        :class:`common.step_worker.HelperHung` (an OSError, as for one that
+        died) raised.
         """
         counters, step = self.counters, self.step
         timeout = self.timeout if timeout is None else timeout
@@ -262,8 +259,8 @@ class BatchWorker:
                 waited = time.monotonic() - started
                 if limit is not None and waited > limit:
                     step_worker.kill_process(self.process)
-                    raise OSError(f"the batch worker process did not answer in "
-                                  f"{waited:.1f} s and was stopped")
+                    raise step_worker.HelperHung(f"the batch worker process did not answer "
+                                                 f"in {waited:.1f} s and was stopped")
         if self.answer_shape is not None:
             rows, sample_size = self.answer_shape
             return self.arrays["t"][:rows, 1:1 + sample_size].copy()

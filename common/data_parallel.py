@@ -250,7 +250,7 @@ def _collect(state, helper, mine):
         result = helper.wait()
         waited = time.perf_counter() - waited
     except (OSError, RuntimeError) as error:
-        if "did not answer" in str(error):  # hung, not dead: say so, once per helper
+        if isinstance(error, step_worker.HelperHung):  # not dead: say so, once per helper
             warnings.warn(f"rnnlab: {error}; this process computed its half of the batch "
                           f"(same results), and the next batch starts a new helper",
                           RuntimeWarning, stacklevel=step_worker.outside_stacklevel())

@@ -111,6 +111,11 @@ def fits_shared_memory(n_bytes) -> bool:
     return n_bytes <= stats.f_bavail * stats.f_frsize // 2
 
 
+class HelperHung(OSError):
+    """A helper process that did not answer in time: it has been killed, and
+    the caller computes its part itself, as for one that died."""
+
+
 def stop_requested() -> bool:
     """Whether the user has asked the training run to stop (a first Ctrl-C
     or SIGTERM caught by :class:`common.training_guards.StopOnSignals`),
@@ -231,6 +236,17 @@ def close_in_multiprocessing_child(close) -> None:
     util.Finalize(None, quiet_at_exit(close), exitpriority=10)
 
 
+def unmap_inherited(segment: shared_memory.SharedMemory | None) -> None:
+    """In a forked child: unmap its copy of a segment the parent owns (and
+    goes on using), without removing the segment."""
+    if segment is None:
+        return
+    try:
+        segment.close()
+    except BufferError:  # a view of it is still held here: the mapping stays
+        pass
+
+
 def release_segment(segment: shared_memory.SharedMemory) -> None:
     """Unmap and remove a shared segment this process created."""
     try:
@@ -290,12 +306,8 @@ class StepWorker:
             forget_process(self.process)
             self.process = None
         self.a = self.out = self.counters = None
-        if self.segment is not None:
-            try:
-                self.segment.close()  # this child's mapping only; the parent owns the segment
-            except BufferError:
-                pass
-            self.segment = None
+        unmap_inherited(self.segment)
+        self.segment = None
 
     def begin(self, W_block, n):
         K, m = W_block.shape

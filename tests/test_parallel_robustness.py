@@ -314,20 +314,27 @@ def test_sigterm_stops_a_run_whose_helper_hung():
 # -- 5. A forked child does not keep the parent's helpers alive -------------------------
 
 
-FORK_THEN_EXIT = """
-    import multiprocessing, os, sys, time
+# The start of the scripts below: fit() trains a Seq2seq for an epoch of two
+# batches, each by halves, the second in the helper process.
+FITS_SEQ2SEQ = """
     import numpy as np
-    from common import parallel, step_worker
+    from common import data_parallel, parallel, step_worker
     from common.optimizer import Adam
     from common.trainer import Trainer
-    from common import data_parallel
     from models import Seq2seq
 
-    parallel._threads = 2
-    rng = np.random.default_rng(0)
-    x, t = rng.integers(0, 13, (256, 7)), rng.integers(0, 13, (256, 5))
-    Trainer(Seq2seq(13, 16, 128, seed=0), Adam()).fit(x, t, max_epoch=1, batch_size=128,
-                                                        verbose=False)
+    def fit():
+        parallel._threads = 2
+        rng = np.random.default_rng(0)
+        x, t = rng.integers(0, 13, (256, 7)), rng.integers(0, 13, (256, 5))
+        Trainer(Seq2seq(13, 16, 128, seed=0), Adam()).fit(x, t, max_epoch=1, batch_size=128,
+                                                            verbose=False)
+"""
+
+FORK_THEN_EXIT = FITS_SEQ2SEQ + """
+    import multiprocessing, os, sys, time
+
+    fit()
     stepper = step_worker.StepWorker()
     stepper.begin(np.ones((128, 256), np.float32), 32)
     stepper.end()
@@ -367,18 +374,8 @@ def test_helpers_end_with_their_parent_despite_a_forked_child(tmp_path):
 # -- 8. Ctrl-C during exit's cleanup ----------------------------------------------------
 
 
-CTRL_C_AT_EXIT = """
-    import numpy as np
-    from common import data_parallel, parallel, step_worker
-    from common.optimizer import Adam
-    from common.trainer import Trainer
-    from models import Seq2seq
-
-    parallel._threads = 2
-    rng = np.random.default_rng(0)
-    x, t = rng.integers(0, 13, (256, 7)), rng.integers(0, 13, (256, 5))
-    Trainer(Seq2seq(13, 16, 128, seed=0), Adam()).fit(x, t, max_epoch=1, batch_size=128,
-                                                        verbose=False)
+CTRL_C_AT_EXIT = FITS_SEQ2SEQ + """
+    fit()
     print("helper", data_parallel._worker.process.pid, flush=True)
     stop = step_worker.stop_process
     calls = []
@@ -460,23 +457,11 @@ def test_the_fallback_warning_points_at_the_callers_line(monkeypatch):
 # -- 7. A multiprocessing child's helper ends with it ---------------------------------------
 
 
-CHILD_TRAINS = """
+CHILD_TRAINS = FITS_SEQ2SEQ + """
     import multiprocessing
-    import numpy as np
-    from common import parallel
-    from common.optimizer import Adam
-    from common.trainer import Trainer
-    from models import Seq2seq
-
-    def train():
-        parallel._threads = 2
-        rng = np.random.default_rng(0)
-        x, t = rng.integers(0, 13, (256, 7)), rng.integers(0, 13, (256, 5))
-        Trainer(Seq2seq(13, 16, 128, seed=0), Adam()).fit(x, t, max_epoch=1, batch_size=128,
-                                                            verbose=False)
 
     if __name__ == "__main__":
-        child = multiprocessing.get_context("{method}").Process(target=train)
+        child = multiprocessing.get_context("fork").Process(target=fit)
         child.start()
         child.join()
         print("child", child.exitcode)
@@ -492,7 +477,7 @@ def test_a_multiprocessing_child_closes_its_helper_and_segment(tmp_path):
     (A pool's workers ended by terminate(), as ``with Pool()`` does, get
     SIGTERM and run nothing: those still leave it to the tracker.)"""
     script = tmp_path / "child_trains.py"
-    script.write_text(textwrap.dedent(CHILD_TRAINS.replace("{method}", "fork")))
+    script.write_text(textwrap.dedent(CHILD_TRAINS))
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
     result = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, text=True,
                             capture_output=True, timeout=120)
@@ -500,20 +485,8 @@ def test_a_multiprocessing_child_closes_its_helper_and_segment(tmp_path):
     assert "leaked shared_memory" not in result.stderr, result.stderr
 
 
-RELOAD = """
-    import importlib, os, time
-    import numpy as np
-    from common import data_parallel, parallel
-    from common.optimizer import Adam
-    from common.trainer import Trainer
-    from models import Seq2seq
-
-    def fit():
-        parallel._threads = 2
-        rng = np.random.default_rng(0)
-        x, t = rng.integers(0, 13, (256, 7)), rng.integers(0, 13, (256, 5))
-        Trainer(Seq2seq(13, 16, 128, seed=0), Adam()).fit(x, t, max_epoch=1, batch_size=128,
-                                                            verbose=False)
+RELOAD = FITS_SEQ2SEQ + """
+    import importlib
 
     fit()
     first = data_parallel._worker.process
