@@ -63,7 +63,9 @@ def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
     With ``shapes`` (``{name: shape}`` of the arrays a file holds), the
     parameter shapes the config implies are compared with them first, so a
     file whose config claims sizes its arrays do not have is refused before
-    anything is allocated (``source`` names the arrays in the message).
+    anything is allocated (``source`` names the arrays in the message); a
+    subclass of one's own that does not define ``param_shapes`` is checked
+    once built instead.
     Raises ``ValueError`` for an unknown class, a config that does not fit
     the class, or shapes that do not fit the config. ``dtype``: the
     parameters' (None: the class's default, float32).
@@ -75,7 +77,7 @@ def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
         raise ValueError(f"the config of a {class_name} must be a dict of arguments, "
                          f"got {config!r:.80}")
     if shapes is not None:
-        expected = cls.param_shapes(config)
+        expected = cls.param_shapes(config) if _says_own_shapes(cls) else None
         if expected is not None:
             check_shapes(expected, shapes, source or f"arrays for {class_name} {config!r:.200}",
                          class_name)
@@ -83,6 +85,22 @@ def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
         return cls(**config, seed=seed, **({} if dtype is None else {"dtype": dtype}))
     except TypeError as exc:
         raise ValueError(f"config {config!r:.200} does not fit {class_name}: {exc}") from None
+
+
+def _says_own_shapes(cls) -> bool:
+    """Whether ``cls.param_shapes`` was written for ``cls`` itself.
+
+    A subclass of one's own (a GRU ``Seq2seq``, an ``Rnnlm`` with one more
+    layer) inherits a ``param_shapes`` that describes its base class's
+    layers, not its own; unless it defines its own, its files are checked
+    against the model once built (``set_named_params``) instead.
+    """
+    for klass in cls.__mro__:
+        if "param_shapes" in vars(klass):
+            return True
+        if not klass.__module__.startswith("models."):
+            return False
+    return True
 
 
 def load_model(path: str | os.PathLike) -> tuple[Model, dict]:

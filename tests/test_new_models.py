@@ -24,7 +24,7 @@ from layers import (
     TimeLSTM,
     TimeSoftmaxWithLoss,
 )
-from models import LanguageModel, Seq2seq
+from models import MODEL_CLASSES, LanguageModel, Seq2seq, load_model, model_from_config
 from models.seq2seq import Decoder, Encoder
 
 V, H = 17, 16
@@ -197,3 +197,40 @@ def test_a_gru_seq2seq_is_two_overridden_methods():
     greedy = model.generate(xs, 1, 4)
     np.testing.assert_array_equal(model.generate(xs, 1, 4, beam_width=1), greedy)
     assert model.generate(xs, 1, 4, beam_width=3).shape == (3, 4)
+
+
+def test_a_gru_seq2seq_of_ones_own_saves_and_loads(tmp_path, monkeypatch):
+    # A class of one's own is registered in MODEL_CLASSES to be loadable. Its
+    # parameters are not the LSTM ones Seq2seq.param_shapes describes, so its
+    # file is checked against the model once built. (Before: load_model refused
+    # the file, comparing it with the shapes of an LSTM Seq2seq.)
+    monkeypatch.setitem(MODEL_CLASSES, "GruSeq2seq", GruSeq2seq)
+    model = GruSeq2seq(13, 5, 6, seed=0)
+    path = tmp_path / "gru_seq2seq.npz"
+    model.save_params(path)
+    loaded, _ = load_model(path)
+    assert type(loaded) is GruSeq2seq
+    for name, p in model.named_params().items():
+        np.testing.assert_array_equal(loaded.named_params()[name], p)
+
+    # A file whose arrays do not fit the model is still refused, by name.
+    arrays = dict(np.load(path))
+    arrays["encoder.gru.Wh"] = arrays["encoder.gru.Wh"][:, :6]
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="encoder.gru.Wh"):
+        load_model(path)
+
+
+class DeclaredGruSeq2seq(GruSeq2seq):
+    """A class of one's own that says its shapes: files are checked before building."""
+
+    @classmethod
+    def param_shapes(cls, config):
+        return {name: p.shape for name, p in GruSeq2seq(**config).named_params().items()}
+
+
+def test_a_class_that_declares_its_shapes_is_checked_before_building(monkeypatch):
+    monkeypatch.setitem(MODEL_CLASSES, "DeclaredGruSeq2seq", DeclaredGruSeq2seq)
+    config = {"vocab_size": 13, "wordvec_size": 5, "hidden_size": 6}
+    with pytest.raises(ValueError, match="missing"):
+        model_from_config("DeclaredGruSeq2seq", config, shapes={"encoder.embed.W": (13, 5)})
