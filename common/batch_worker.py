@@ -195,6 +195,7 @@ class BatchWorker:
         if reply != "ready":
             self.close()
             raise OSError(f"the batch worker process did not start ({reply or 'no reply'})")
+        step_worker.remove_name(self.segment)  # mapped there: nothing named to leak (step_worker)
         self.spec = spec
 
     def post(self, params, x, t, state=None):

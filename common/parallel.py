@@ -52,11 +52,19 @@ layer's loop runs once on the whole batch, and nothing is deferred.
 The thread count is the number of CPUs this process may use (at most 8),
 or the ``RNNLAB_NUM_THREADS`` environment variable (a positive integer),
 read on first use: :func:`managed` reads it on entry, so a bad value stops
-a run before its first step. The contexts keep their state per process:
-train one model at a time in a process (from one thread), as the trainer
-does; the trainer refuses a second ``fit`` in another thread while one runs
-(:mod:`common.data_parallel`). A forked child starts without the parent's
+a run before its first step. A forked child starts without the parent's
 pool, queued work and helper processes (``os.register_at_fork``).
+
+Threads. The pool, the helper processes and BLAS's thread count are the
+process's; :func:`one_core` holds for the thread that entered it, and the
+queue of :func:`deferred` work belongs to one thread at a time. So two
+hand-written training loops in two threads at once, each on its own
+model, compute what they compute one after the other, bit for bit:
+:func:`managed` counts the contexts of all threads together, and a
+thread that finds the queue taken does its deferred work itself (see
+:func:`deferred`). The trainer still trains one model at a time per
+process, its helper process serving one training: it refuses a second
+``fit`` in another thread while one runs (:mod:`common.data_parallel`).
 """
 
 from __future__ import annotations
@@ -96,12 +104,31 @@ MIN_BATCH_ROWS = 4
 MIN_STEP_MULTIPLY_ADDS = 1 << 22
 
 _pool = None
+_pool_lock = threading.Lock()
 _threads = None
+# BLAS's thread count is the process's: managed() counts every thread's contexts
+# together, under a lock, so that one thread leaving cannot give BLAS its threads
+# back while another thread's context is open (its products would then be cut
+# otherwise, and give other bits).
 _managed_depth = 0
-_one_core_depth = 0  # inside one_core(): nothing is shared, whoever computes
+_managed_lock = threading.Lock()
 _blas_threads_before = None  # BLAS's own thread count while rnnlab holds the cores
-_deferred_depth = 0
-_later = deque()  # queued tasks of the innermost deferred() context
+
+
+class _ThreadState(threading.local):
+    """What each thread's contexts say about its own work."""
+
+    one_core_depth = 0  # inside one_core(): nothing is shared, whoever computes
+    deferred_depth = 0  # how many deferred() contexts this thread is in
+    owns_queue = False  # its later() work goes to _later (see deferred())
+
+
+_here = _ThreadState()
+# The queue of deferred work belongs to one thread at a time: the first to
+# enter deferred() while no other thread holds it (see deferred()).
+_queue_owner = None  # that thread's ident
+_queue_claim = threading.Lock()
+_later = deque()  # queued tasks of the owner's deferred() context
 _helpers = []  # pool futures working through _later
 _errors = []  # exceptions raised by queued tasks, re-raised on leaving deferred()
 
@@ -138,7 +165,10 @@ def num_threads() -> int:
 def _get_pool():
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=num_threads(), thread_name_prefix="rnnlab")
+        with _pool_lock:  # two threads' first calls must not make two pools
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=num_threads(),
+                                           thread_name_prefix="rnnlab")
     return _pool
 
 
@@ -151,7 +181,9 @@ class managed:  # lower case: used as `with managed():`, like a function
     another program keeps busy, every small product. The outermost exit
     gives BLAS its thread count back. Does nothing with one thread, on the
     GPU backend, or when the BLAS thread count cannot be read and set.
-    Nests, cheaply.
+    Nests, cheaply. BLAS's thread count belongs to the process: the
+    contexts of all threads count together, and BLAS gets its threads
+    back when the last of them ends.
 
     Every function of this module enters it for its own call, and
     :func:`deferred` for its extent, so a layer called anywhere shares its
@@ -161,20 +193,56 @@ class managed:  # lower case: used as `with managed():`, like a function
 
     def __enter__(self):
         global _managed_depth, _blas_threads_before
-        if _managed_depth == 0 and num_threads() > 1 and xp.__name__ == "numpy":
-            before = blas.get_threads()
-            if before is not None and blas.set_threads(1):
-                _blas_threads_before = before
-        _managed_depth += 1
+        with _managed_lock:
+            if _managed_depth == 0 and num_threads() > 1 and xp.__name__ == "numpy":
+                before = blas.get_threads()
+                if before is not None and _set_blas_threads(1):
+                    _blas_threads_before = before
+            _managed_depth += 1
         return self
 
     def __exit__(self, *exc_info):
         global _managed_depth, _blas_threads_before
-        _managed_depth -= 1
-        if _managed_depth == 0 and _blas_threads_before is not None:
-            blas.set_threads(_blas_threads_before)
-            _blas_threads_before = None
+        with _managed_lock:
+            _managed_depth -= 1
+            if _managed_depth == 0 and _blas_threads_before is not None:
+                _set_blas_threads(_blas_threads_before)
+                _blas_threads_before = None
         return False
+
+
+def _set_blas_threads(n) -> bool:
+    """:func:`common.blas.set_threads` from whichever thread holds
+    ``_managed_lock``.
+
+    threadpoolctl (3.8, and maybe others) lets only one thread change
+    OpenBLAS's thread count while that thread lives, the first that set it
+    (usually the main thread): from any other, setting silently does
+    nothing, and a loop in another thread ran with BLAS's threads beside
+    rnnlab's, and gave other bits. The count is the process's, and
+    managed() already changes it for all threads, one at a time: so this
+    thread takes the control for the call and then leaves it to nobody,
+    as threadpoolctl's own ``threadpool_limits`` does when it ends.
+    """
+    controller = _openblas_controller()
+    if controller is not None:
+        controller.clear_controlling_thread(force=True)
+    try:
+        return blas.set_threads(n)
+    finally:
+        if controller is not None:
+            controller.clear_controlling_thread()
+
+
+@functools.cache
+def _openblas_controller():
+    """threadpoolctl's OpenBLAS controller class where it keeps a controlling
+    thread, else None."""
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:
+        return None
+    return OpenBLASController if hasattr(OpenBLASController, "clear_controlling_thread") else None
 
 
 @contextmanager
@@ -188,19 +256,21 @@ def one_core():
     as each half of a mini-batch is under :mod:`common.data_parallel`: its
     results are then the same bits whether this process computes it or a
     helper process does (how work is cut depends on the shapes,
-    :func:`num_threads` and this context alone).
+    :func:`num_threads` and this context alone). It holds for the thread
+    that entered it: another thread's work is cut as ever.
     """
-    global _one_core_depth
-    _one_core_depth += 1
+    here = _here
+    here.one_core_depth += 1
     try:
         yield
     finally:
-        _one_core_depth -= 1
+        here.one_core_depth -= 1
 
 
 def _can_spread():
     """Whether rnnlab may share large work among the cores now."""
-    return _managed_depth > 0 and _blas_threads_before is not None and not _one_core_depth
+    return (_managed_depth > 0 and _blas_threads_before is not None
+            and not _here.one_core_depth)
 
 
 def _busy():
@@ -222,7 +292,7 @@ def _run_all(tasks, use_pool):
     would otherwise take the whole queue of a short job.
     """
     k = min(num_threads(), len(tasks))
-    if not use_pool or k == 1 or _one_core_depth:
+    if not use_pool or k == 1 or _here.one_core_depth:
         for task in tasks:
             task()
         return
@@ -339,7 +409,7 @@ def steps_at_once(n_steps: int, step_elements: int) -> int:
     gates, one core: 28-29 against 30-31 ms all at once).
     """
     if (n_steps * step_elements >= MIN_PARALLEL_ELEMENTS and num_threads() > 1
-            and not _one_core_depth and not _busy()):
+            and not _here.one_core_depth and not _busy()):
         return n_steps
     return max(1, min(n_steps, BLOCK_ELEMENTS // max(step_elements, 1)))
 
@@ -643,10 +713,14 @@ def _after_fork_in_child():
     keep a helper alive after the parent) without stopping them (the
     parent goes on using them)."""
     global _pool, _helpers, _processes_claim, _processes_in_use, _processes_owner
+    global _pool_lock, _managed_lock, _queue_claim, _queue_owner
     _pool = None
     _later.clear()
     _helpers = []
     _errors.clear()
+    _pool_lock, _managed_lock, _queue_claim = threading.Lock(), threading.Lock(), threading.Lock()
+    if _queue_owner != threading.get_ident():  # (its thread does not exist here)
+        _queue_owner = None
     _processes_claim = threading.Lock()
     _processes_in_use = False
     if _processes_owner is not None and _processes_owner != os.getpid():
@@ -684,7 +758,7 @@ def step_products(W, n_rows: int):
     with managed():
         K, M = W.shape
         size = n_rows * K * M
-        if _one_core_depth:
+        if _here.one_core_depth:
             yield _one_core_product(W, n_rows)
             return
         if _short(size):
@@ -816,18 +890,53 @@ def deferred():
     the context does what is left (this thread helping) and waits for all,
     then re-raises the first exception a task raised. The cores are
     :func:`managed` for the whole extent.
+
+    Threads. The queue belongs to one thread at a time: the first to enter
+    the context while no other thread holds the queue, until its outermost
+    context ends. A second thread that enters it meanwhile (another
+    hand-written training loop, whose model's ``backward`` enters it) does
+    its :func:`later` work at once, itself, cut into the same blocks as
+    queued work: its results are the same bits as when the loops run one
+    after the other, and neither thread's leaving waits for, runs or drops
+    the other's work. (Their queued tasks used to mix: a thread went on to
+    its update with gradients still queued, or dropped the other's.)
     """
-    global _deferred_depth
+    here = _here
     with managed():
-        if _deferred_depth == 0:
-            _forget_interrupted()
-        _deferred_depth += 1
+        if here.deferred_depth == 0 and _claim_queue():
+            try:
+                _forget_interrupted()
+            except BaseException:
+                _release_queue()
+                raise
+        here.deferred_depth += 1
         try:
             yield
         finally:
-            _deferred_depth -= 1
-            if _deferred_depth == 0:
-                _finish_later()
+            here.deferred_depth -= 1
+            if here.deferred_depth == 0 and here.owns_queue:
+                try:
+                    _finish_later()
+                finally:
+                    _release_queue()
+
+
+def _claim_queue() -> bool:
+    """Make this thread the owner of the queue of deferred work, if no
+    thread is; whether it is now."""
+    global _queue_owner
+    with _queue_claim:
+        if _queue_owner is None:
+            _queue_owner = threading.get_ident()
+            _here.owns_queue = True
+    return _here.owns_queue
+
+
+def _release_queue():
+    global _queue_owner
+    _here.owns_queue = False
+    with _queue_claim:
+        _queue_owner = None
 
 
 def _forget_interrupted():
@@ -869,14 +978,17 @@ def _finish_later():
 
 
 def _defers(large):
-    """Whether :func:`later` queues work now: inside :func:`deferred`, with
-    the cores managed, and either large or behind work already queued."""
-    return _deferred_depth > 0 and _can_spread() and (large or _busy())
+    """Whether :func:`later` treats work as deferred now (this thread inside
+    :func:`deferred`, with the cores managed, and the work either large or
+    behind work already queued): cut as queued work is, and queued if this
+    thread owns the queue."""
+    return _here.deferred_depth > 0 and _can_spread() and (large or _busy())
 
 
 def later(task: Callable[..., object], *args, large: bool = False, **kwargs) -> None:
     """Do ``task(*args, **kwargs)`` now, or, inside :func:`deferred` while
-    rnnlab manages the cores, queue it for an idle core.
+    rnnlab manages the cores, queue it for an idle core (in a thread that
+    does not hold the queue, see :func:`deferred`: now).
 
     Small work (``large=False``) is only queued behind work already queued:
     on its own it would not repay the hand-off to another thread. A queued
@@ -888,7 +1000,7 @@ def later(task: Callable[..., object], *args, large: bool = False, **kwargs) -> 
 
 def _queue(tasks, large):
     global _helpers
-    if not _defers(large):
+    if not _defers(large) or not _here.owns_queue:
         for task in tasks:
             task()
         return

@@ -32,8 +32,23 @@ nothing); it runs in a session of its own, so that a Ctrl-C or a signal
 sent to the caller's process group does not reach it (the caller stops it),
 and exits when the caller's process ends.
 
-Run as ``python -m common.step_worker SEGMENT``; :class:`StepWorker` starts
-it.
+The segment's lifetime (here and in :mod:`common.batch_worker`). The
+caller creates the segment under a name in /dev/shm, hands the name to the
+helper, and removes the name as soon as the helper answers that it has
+mapped it (:func:`remove_name`): both go on using their mappings, which
+the system frees when the last of them is unmapped, however each process
+ends. A name left behind would outlive a caller killed before it could
+remove it (SIGKILL, a default SIGTERM, ``os._exit``, a
+``multiprocessing.Pool`` worker ended by ``terminate()``, as leaving
+``with Pool()`` does), in /dev/shm and in the resource tracker's list,
+which warns of "leaked shared_memory objects" at its exit. So a name
+exists only from the segment's creation until the helper has mapped it:
+a helper never opens a segment by name again (a larger segment is a new
+one, with a new name). Where the system cannot remove a name that is still
+mapped (not POSIX) the caller keeps it until it releases the segment.
+
+Run as ``python -m common.step_worker``, the segment's name the first line
+of its standard input; :class:`StepWorker` starts it.
 """
 
 from __future__ import annotations
@@ -45,6 +60,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from multiprocessing import resource_tracker, shared_memory
 from pathlib import Path
 
@@ -70,6 +86,14 @@ STEP_TIMEOUT_SECONDS = 30.0
 STOP_GRACE_SECONDS = 2.0
 # A helper checks this often whether the process that started it still lives.
 PARENT_CHECK_SECONDS = 0.5
+# POSIX removes a shared segment's name while processes keep it mapped; on
+# Windows a segment has a name only while a handle to it is open, and
+# SharedMemory.unlink does nothing.
+NAMES_REMOVABLE_WHILE_MAPPED = os.name == "posix"
+# The segments this process created whose names it has removed: unlinking
+# one again would remove another's segment that got its name since, and make
+# the resource tracker print a traceback (it has forgotten the name).
+_names_removed = weakref.WeakSet()
 
 
 def _layout(K, m, n, dtype):
@@ -238,7 +262,8 @@ def close_in_multiprocessing_child(close) -> None:
 
 def unmap_inherited(segment: shared_memory.SharedMemory | None) -> None:
     """In a forked child: unmap its copy of a segment the parent owns (and
-    goes on using), without removing the segment."""
+    goes on using), without removing its name (the parent's to remove,
+    once its helper has mapped it, usually long before the fork)."""
     if segment is None:
         return
     try:
@@ -247,13 +272,32 @@ def unmap_inherited(segment: shared_memory.SharedMemory | None) -> None:
         pass
 
 
+def remove_name(segment: shared_memory.SharedMemory) -> None:
+    """Remove the name of a shared segment this process created, once its
+    helper has mapped it; this process and the helper keep their mappings
+    (see the module docstring). Nothing named is then left behind when
+    either process ends, however it ends, and the resource tracker (which
+    ``unlink`` tells) has nothing to warn about. Idempotent; where names
+    cannot be removed while mapped it does nothing, and
+    :func:`release_segment` removes the name."""
+    if not NAMES_REMOVABLE_WHILE_MAPPED or segment in _names_removed:
+        return
+    try:
+        segment.unlink()
+    except FileNotFoundError:  # someone emptied /dev/shm: the tracker must forget it too
+        resource_tracker.unregister(segment._name, "shared_memory")
+    _names_removed.add(segment)
+
+
 def release_segment(segment: shared_memory.SharedMemory) -> None:
-    """Unmap and remove a shared segment this process created."""
+    """Unmap a shared segment this process created, and remove its name
+    unless :func:`remove_name` has."""
     try:
         segment.close()
     except BufferError:  # a caller still holds a view of it: the mapping stays
         pass
-    segment.unlink()
+    if segment not in _names_removed:
+        segment.unlink()
 
 
 class StepWorker:
@@ -289,13 +333,25 @@ class StepWorker:
             return
         self.close()
         self.served = 0
-        self.segment = shared_memory.SharedMemory(create=True, size=size)
-        self.counters = np.ndarray((16,), np.int64, self.segment.buf)
-        self.counters[:] = 0
-        self.process = start_process("common.step_worker", self.segment.name)
-        if self.process.stdout.readline().strip() != "ready":
+        try:
+            # The process first, the segment once it has started: its name then
+            # exists only while the process maps it (milliseconds), not while
+            # Python starts.
+            self.process = start_process("common.step_worker")
+            self.segment = shared_memory.SharedMemory(create=True, size=size)
+            self.counters = np.ndarray((16,), np.int64, self.segment.buf)
+            self.counters[:] = 0
+            try:
+                self.process.stdin.write(self.segment.name + "\n")
+                self.process.stdin.flush()
+            except (BrokenPipeError, ValueError) as error:
+                raise OSError("the step worker process did not start") from error
+            if self.process.stdout.readline().strip() != "ready":
+                raise OSError("the step worker process did not start")
+        except BaseException:
             self.close()
-            raise OSError("the step worker process did not start")
+            raise
+        remove_name(self.segment)
 
     def alive(self):
         return self.process is not None and self.process.poll() is None
@@ -367,16 +423,21 @@ class StepWorker:
             self.segment = None
 
 
-def _serve(name):
-    """The worker's side: serve loops until the caller closes standard input."""
+def _serve():
+    """The worker's side: map the segment named on the first line of standard
+    input, then serve loops until the caller closes it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
+    parent = os.getppid()
+    exit_with_parent()  # waiting on stdin, it would outlive a parent whose fork holds the pipe
+    name = sys.stdin.readline().strip()
+    if not name:  # the caller closed it before naming a segment
+        return
     segment = shared_memory.SharedMemory(name)
     # The caller owns the segment: this process's resource tracker must not
     # unlink it when this process ends.
     resource_tracker.unregister(segment._name, "shared_memory")
     counters = np.ndarray((16,), np.int64, segment.buf)
-    parent = os.getppid()
-    exit_with_parent()  # waiting on stdin, it would outlive a parent whose fork holds the pipe
+    # Mapped: the caller now removes the name (remove_name).
     print("ready", flush=True)
     for line in sys.stdin:
         K, m, n, dtype = line.split()
@@ -399,4 +460,4 @@ def _serve(name):
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1])
+    _serve()

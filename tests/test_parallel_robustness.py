@@ -474,8 +474,7 @@ CHILD_TRAINS = FITS_SEQ2SEQ + """
 def test_a_multiprocessing_child_closes_its_helper_and_segment(tmp_path):
     """A child ends through os._exit, skipping atexit: its helper's segment was
     left to the resource tracker, which warned of a leak at the parent's exit.
-    (A pool's workers ended by terminate(), as ``with Pool()`` does, get
-    SIGTERM and run nothing: those still leave it to the tracker.)"""
+    (A pool's workers ended by terminate() run nothing at all: see below.)"""
     script = tmp_path / "child_trains.py"
     script.write_text(textwrap.dedent(CHILD_TRAINS))
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
@@ -483,6 +482,52 @@ def test_a_multiprocessing_child_closes_its_helper_and_segment(tmp_path):
                             capture_output=True, timeout=120)
     assert "child 0" in result.stdout, result.stderr
     assert "leaked shared_memory" not in result.stderr, result.stderr
+
+
+POOL_TERMINATED = FITS_SEQ2SEQ + """
+    import multiprocessing, os
+    from multiprocessing import resource_tracker
+
+    def train(_):
+        fit()
+        return data_parallel._worker.process.pid, data_parallel._worker.segment.name
+
+    if __name__ == "__main__":
+        # The workers share this process's tracker: a segment they leave named
+        # stays in /dev/shm until this process ends.
+        resource_tracker.ensure_running()
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            found = pool.map(train, range(2), chunksize=1)
+        # (Leaving the block terminate()d the workers: SIGTERM, nothing run.)
+        print("helpers", *[pid for pid, _ in found], flush=True)
+        print("named", *[name for _, name in found if os.path.exists("/dev/shm/" + name)],
+              flush=True)
+        print("segments", *[name for _, name in found], flush=True)
+"""
+
+
+@needs_helpers
+@needs_fork
+def test_pool_workers_ended_by_terminate_leave_no_segment():
+    """A worker of ``with Pool()`` gets SIGTERM when the block ends, and runs
+    no cleanup: its helper's segment stayed in /dev/shm until the tracker
+    removed it at the parent's exit, warning of "leaked shared_memory
+    objects". The name is now removed as soon as the helper has mapped it."""
+    result = run_script(POOL_TERMINATED, timeout=180)
+    lines = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line}
+    helpers = [int(pid) for pid in lines.get("helpers", [])]
+    try:
+        assert helpers, result.stderr
+        assert lines.get("named") == [], "left named in /dev/shm: " + str(lines.get("named"))
+        assert "leaked shared_memory" not in result.stderr, result.stderr
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not all(gone(p) for p in helpers):
+            time.sleep(0.1)
+        assert all(gone(p) for p in helpers), "a helper outlived its pool worker"
+    finally:
+        kill_all(helpers)
+        for name in lines.get("segments", []):  # (what the tracker left, on failure)
+            Path("/dev/shm", name).unlink(missing_ok=True)
 
 
 RELOAD = FITS_SEQ2SEQ + """
