@@ -31,12 +31,31 @@ A caller that waits longer than its limit for a step (a hung process)
 kills it and computes that part itself.
 
 Run as ``python -m common.batch_worker``; :class:`BatchWorker` starts it.
-No pickle crosses the pipe: the model is named by its class and its JSON
-config, and only classes listed in :data:`REPLICABLE` are built.
+No pickle crosses the pipe: the model is named by its class
+(``"module:qualname"``) and its JSON config, and the process builds only a
+class that declares ``replicable = True`` itself (checked on the class it
+imports, not only by the caller). By that a model class promises that
+``cls(**model.config, dtype=...)``, built in another process, computes the
+same forward and backward bits from the same parameters and rows (and,
+for a language model, the same carried state): nothing else crosses.
+rnnlab's ``SimpleRnnlm``, ``Rnnlm``, ``GruRnnlm``, ``Seq2seq``,
+``PeekySeq2seq`` and ``AttentionSeq2seq`` declare it; a model of one's
+own opts in by setting it in its class body
+(:attr:`models.base.Model.replicable`, not inherited).
+:func:`why_not_replicable` says what else a replica needs. The process
+runs its replica in evaluation mode: the caller splits a batch only while
+none of the model's dropout draws a mask. The process imports the class's
+module (running what its top level runs: keep a model class in a module
+without side effects): a class defined in ``__main__`` (a script, a
+notebook) or inside a function cannot be named, and is refused before any process starts; one
+in a module the process cannot import (neither in this checkout, nor on
+``PYTHONPATH``, nor installed) is refused by the process
+(:class:`ReplicaRefused`), which goes on serving other models.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import math
@@ -56,28 +75,122 @@ _LOSS_AT = 128
 _ERROR_AT, _ERROR_BYTES = 256, 3840
 _HEADER_BYTES = _ERROR_AT + _ERROR_BYTES
 
-# The models a worker may build, by "module:class": their forward and backward
-# depend only on the parameters, the rows and, for the language models
-# (STATEFUL), the hidden state the rows carry from the last batch, which the
-# caller hands over with each step and takes back after it. No dropout: its
-# masks would come from another generator in each process.
-SEQ2SEQ = ("models.seq2seq:Seq2seq", "models.peeky_seq2seq:PeekySeq2seq",
-           "models.attention_seq2seq:AttentionSeq2seq")
-STATEFUL = ("models.simple_rnnlm:SimpleRnnlm", "models.rnnlm:Rnnlm", "models.rnnlm:GruRnnlm")
-REPLICABLE = SEQ2SEQ + STATEFUL
+
+
+class ReplicaRefused(ValueError):
+    """A helper process cannot hold a replica of this model (its class does
+    not declare ``replicable``, cannot be imported there, its config is not
+    JSON ...): a fact about the model, not the process, which stays usable
+    for other models."""
 
 
 def model_name(model) -> str:
-    return f"{type(model).__module__}:{type(model).__name__}"
+    """``"module:qualname"`` of the model's class: how the process finds it."""
+    return f"{type(model).__module__}:{type(model).__qualname__}"
+
+
+@functools.cache
+def _rnnlab() -> dict:
+    """The classes of rnnlab's the checks below know, by name (imported late,
+    once: the layers and the models import common)."""
+    from layers import TimeDropout, TimeGRU, TimeLSTM, TimeRNN
+    from layers.bidirectional import Bidirectional
+    from models.base import LanguageModel, Model
+    from models.seq2seq import Seq2seq
+
+    return {"Model": Model, "LanguageModel": LanguageModel, "Seq2seq": Seq2seq,
+            "TimeDropout": TimeDropout, "recurrent": (TimeRNN, TimeLSTM, TimeGRU, Bidirectional)}
+
+
+def declares_replicable(cls) -> bool:
+    """Whether the model class ``cls`` itself (not only a base of it) sets
+    ``replicable = True``: a subclass may change what ``forward`` does, so
+    it promises anew."""
+    return (isinstance(cls, type) and issubclass(cls, _rnnlab()["Model"])
+            and vars(cls).get("replicable", False) is True)
+
+
+def unreachable(cls) -> str | None:
+    """Why a helper process could not import the class ``cls`` by its name,
+    as far as this process can tell (None: it may; the process still has
+    to find the module)."""
+    if cls.__module__ == "__main__":
+        return (f"{cls.__qualname__} is defined in __main__ (a script run as a program, or "
+                f"a notebook), which the helper process cannot import")
+    if "<locals>" in cls.__qualname__:
+        return f"{cls.__qualname__} is defined inside a function"
+    return None
+
+
+def is_stateful(model) -> bool:
+    """Whether ``model``'s rows carry their hidden state from batch to batch
+    (a :class:`models.LanguageModel`, trained by truncated BPTT): the caller
+    hands each part's state over with it and takes it back. Otherwise (a
+    :class:`models.Seq2seq`) every batch starts afresh."""
+    return isinstance(model, _rnnlab()["LanguageModel"])
+
+
+def is_seq2seq(model) -> bool:
+    """Whether ``model`` is a :class:`models.Seq2seq` (pairs; targets ``t[:, 1:]``)."""
+    return isinstance(model, _rnnlab()["Seq2seq"])
+
+
+def _draws_masks(layer) -> bool:
+    """Whether ``layer`` computes otherwise now than in evaluation mode: a
+    dropout in training mode that drops something (a ratio above 0, or a
+    mask fixed by ``set_mask``); any other layer with a ``train_flg`` that
+    is in training mode, as rnnlab cannot tell what it does."""
+    if not getattr(layer, "train_flg", False):
+        return False
+    return not (type(layer) is _rnnlab()["TimeDropout"] and layer.dropout_ratio == 0
+                and layer.fixed_keep is None)
+
+
+def _known_recurrent(layer) -> bool:
+    """rnnlab's recurrent layers hold ``Wh`` as ``params[1]`` and say their
+    state's width: the halves' work and state can be sized from them."""
+    return isinstance(layer, _rnnlab()["recurrent"])
+
+
+def why_not_replicable(model) -> str | None:
+    """Why a helper process cannot compute part of ``model``'s batches with
+    this process's bits, or None when it can: its class declares
+    ``replicable`` and can be named; it is a language model (state carried)
+    or a sequence-to-sequence model (pairs), whose scored targets the
+    halves are weighed by; its recurrent layers are rnnlab's; and none of
+    its dropout draws a mask now (each process would draw its own)."""
+    cls = type(model)
+    if not declares_replicable(cls):
+        return (f"{cls.__qualname__} does not declare replicable = True (in its own class "
+                f"body: a subclass declares it itself)")
+    reason = unreachable(cls)
+    if reason is not None:
+        return reason
+    if not (is_stateful(model) or is_seq2seq(model)):
+        return (f"{cls.__qualname__} is neither a LanguageModel nor a Seq2seq, whose "
+                f"scored targets the halves are weighed by")
+    recurrent = model._recurrent_layers()
+    if not recurrent or not all(_known_recurrent(layer) for layer in recurrent):
+        return "its recurrent layers are not all rnnlab's (TimeRNN, TimeLSTM, TimeGRU)"
+    if any(_draws_masks(layer) for layer in model._all_layers()):
+        return ("its dropout is active (training mode, a ratio above 0): each process would "
+                "draw its own masks")
+    return None
 
 
 def state_sizes(model) -> list:
-    """The hidden size of each entry of ``model.get_state()`` of a STATEFUL
-    model (``[]`` for the others, whose state is not carried)."""
-    if model_name(model) not in STATEFUL:
+    """The hidden size of each entry of ``model.get_state()`` of a stateful
+    model (:func:`is_stateful`; ``[]`` for the others, whose state is not
+    carried)."""
+    from layers._checks import state_width
+
+    if not is_stateful(model):
         return []
-    return [layer.params[1].shape[0] for layer in model._recurrent_layers()
-            for name in ("h", "c") if hasattr(layer, name)]
+    sizes = [state_width(layer, name)[0] for layer in model._recurrent_layers()
+             for name in ("h", "c") if hasattr(layer, name)]
+    if None in sizes:
+        raise ReplicaRefused("the width of a recurrent layer's state is unknown")
+    return sizes
 
 
 def layout(param_shapes, dtype, x_shape, t_shape, state_sizes=()):
@@ -169,8 +282,13 @@ class BatchWorker:
 
     def begin(self, model, x_shape, t_shape):
         name = model_name(model)
-        if name not in REPLICABLE:
-            raise ValueError(f"a batch worker cannot build a {name}")
+        reason = why_not_replicable(model)
+        if reason is not None:
+            raise ReplicaRefused(f"a batch worker cannot build a {name}: {reason}")
+        try:
+            json.dumps(model.config, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ReplicaRefused(f"the config of a {name} is not JSON ({error})") from None
         dtype = model.params[0].dtype
         shapes = [list(p.shape) for p in model.params]
         sizes = state_sizes(model)
@@ -191,7 +309,12 @@ class BatchWorker:
         self.arrays = arrays(self.segment.buf, spec)
         self.step = 0
         self._send(json.dumps({"begin": spec}))
+        self.spec = None
         reply = self.process.stdout.readline().strip()
+        if reply.startswith("error "):  # the process is well: this model is not for it
+            self._release_segment()
+            raise ReplicaRefused(f"the helper process could not build a {name} "
+                                 f"({reply.removeprefix('error ')})")
         if reply != "ready":
             self.close()
             raise OSError(f"the batch worker process did not start ({reply or 'no reply'})")
@@ -200,7 +323,7 @@ class BatchWorker:
 
     def post(self, params, x, t, state=None):
         """Hand over a training step: the loss and gradients of the rows ``x``,
-        ``t``; for a STATEFUL model also the state they carry (entries of
+        ``t``; for a stateful model (:func:`is_stateful`) also the state they carry (entries of
         ``model.get_state()``, each ``(rows, H)`` or None)."""
         self._post(params, x, t, f"step {len(x)}")
         if self.spec["state_sizes"]:
@@ -230,7 +353,7 @@ class BatchWorker:
 
     def wait(self, timeout=None):
         """``(loss, grads, state)`` of a step (``state``: the rows' carried
-        state after it, views; ``[]`` unless STATEFUL), or the answers
+        state after it, views; ``[]`` unless stateful), or the answers
         ``(rows, sample_size)``.
 
         A process that has not answered in ``timeout`` seconds (None:
@@ -285,11 +408,19 @@ class BatchWorker:
 
 
 def _build(spec):
-    module, _, cls = spec["model"].partition(":")
-    if spec["model"] not in REPLICABLE:
-        raise ValueError(f"refusing to build {spec['model']}")
-    model_class = getattr(importlib.import_module(module), cls)
+    """The replica: the class ``spec["model"]`` names, imported here and built
+    only if it declares ``replicable`` itself; in evaluation mode."""
+    module, _, qualname = spec["model"].partition(":")
+    model_class = importlib.import_module(module)
+    for name in qualname.split("."):
+        model_class = getattr(model_class, name)
+    if not declares_replicable(model_class):
+        raise ValueError(f"refusing to build {spec['model']}: it does not declare "
+                         f"replicable = True")
     model = model_class(**spec["config"], dtype=np.dtype(spec["dtype"]))
+    # The caller splits only while its dropout draws no mask (off, or a ratio of 0:
+    # the identity, bit for bit): off here, the replica computes the same.
+    model.eval()
     found = [list(p.shape) for p in model.params]
     if found != spec["param_shapes"]:
         raise ValueError(f"the replica's parameters {found} differ from {spec['param_shapes']}")
@@ -322,18 +453,21 @@ def _serve_lines(one_core):
     for line in sys.stdin:
         if line.startswith("{"):
             spec = json.loads(line)["begin"]
+            # Nothing of the last run is kept, whether this one begins or not.
+            a = counters = model = None  # (the views of the old segment before it)
             if segment is not None:
-                a = counters = None  # views of the old segment
                 segment.close()
+                segment = None
             try:
+                model = _build(spec)
                 segment = shared_memory.SharedMemory(spec["segment"])
                 # The caller owns the segment: this process must not unlink it at exit.
                 resource_tracker.unregister(segment._name, "shared_memory")
                 counters = np.ndarray((16,), np.int64, segment.buf)
                 a = arrays(segment.buf, spec)
-                model = _build(spec)
             except Exception as error:  # noqa: BLE001 - told to the caller, which goes on alone
-                print(f"error {type(error).__name__}: {error}", flush=True)
+                message = f"{type(error).__name__}: {error}".replace("\n", " ")  # one line
+                print(f"error {message}", flush=True)
                 continue
             step = 0
             print("ready", flush=True)

@@ -34,12 +34,35 @@ there (it could not start, it failed, or the machine is busy and it is
 resting, see below) this process computes the second half itself after
 the first, and the run goes on with the same results, bit for bit. Runs
 with one thread (``RNNLAB_NUM_THREADS=1``), with small batches or models,
-or of other models than :data:`common.batch_worker.REPLICABLE` compute
-the whole batch at once, as before. A helper that does not answer in
+or of models a helper cannot replicate (below) compute the whole batch at
+once, as before. A helper that does not answer in
 time (HELPER_TIMEOUT_SECONDS; two seconds once a stop is asked with
 Ctrl-C or SIGTERM) counts as failed. One training at a time per process:
 :func:`batch_halves`, which both trainers hold for the whole of ``fit``,
 raises RuntimeError in a second thread while one is open.
+
+Which models. The helper builds its replica as ``type(model)(**model.config,
+dtype=...)`` and receives nothing but the parameters and the rows (and a
+language model's carried state), so only a model class that declares
+``replicable = True`` in its own class body is split (rnnlab's
+``SimpleRnnlm``, ``Rnnlm``, ``GruRnnlm`` and three sequence-to-sequence
+models do; a subclass declares it anew, see
+:attr:`models.base.Model.replicable`). By declaring it, a class promises
+that such a replica, given the same parameters and rows, computes the same
+loss and gradients bit for bit: its constructor takes ``**config`` and
+``dtype``, and its ``forward``/``backward`` draw nothing from a random
+generator and keep nothing from batch to batch but the recurrent state
+rnnlab carries. :func:`common.batch_worker.why_not_replicable` says what
+else splitting needs: a :class:`models.LanguageModel` (its rows carry
+their state from batch to batch, all of ``t`` scored) or a
+:class:`models.Seq2seq` (pairs, ``t[:, 1:]`` scored), recurrent layers of
+rnnlab's, and no dropout drawing masks (training mode with a ratio above
+0: the two processes would draw different ones). The helper imports the
+class by its module's name: a class defined in ``__main__`` (a script, a
+notebook) or inside a function is not split (a warning says so, once a
+context); one whose module the helper cannot import has both halves of
+each batch computed by this process, the same bits as with the helper (a
+warning says so), the helper not tried again in that context.
 """
 
 from __future__ import annotations
@@ -103,10 +126,17 @@ _training = {"thread": None, "depth": 0}
 _training_lock = threading.Lock()
 
 
+def _helpers_here() -> bool:
+    """Whether this process may have a helper: NumPy arrays, x86-64, two threads."""
+    return xp.__name__ == "numpy" and PROCESSES_AVAILABLE and num_threads() >= 2
+
+
 def splits(model, rows: int) -> bool:
-    """Whether a batch of ``rows`` rows for ``model`` is computed as two halves."""
-    if (xp.__name__ != "numpy" or not PROCESSES_AVAILABLE or num_threads() < 2
-            or batch_worker.model_name(model) not in batch_worker.REPLICABLE):
+    """Whether a batch of ``rows`` rows for ``model`` is computed as two halves:
+    a helper may be had, ``model`` can be replicated
+    (:func:`common.batch_worker.why_not_replicable`), and each half repays
+    the hand-off (see the thresholds above)."""
+    if not _helpers_here() or batch_worker.why_not_replicable(model) is not None:
         return False
     half = rows // 2
     Whs = [layer.params[1] for layer in model._recurrent_layers()]
@@ -117,7 +147,7 @@ def splits(model, rows: int) -> bool:
 def _scored(model, t) -> int:
     """How many targets of the rows ``t`` count in the loss (a sequence-to-
     sequence model's targets are ``t[:, 1:]``, a language model's all of ``t``)."""
-    if batch_worker.model_name(model) in batch_worker.SEQ2SEQ:
+    if not batch_worker.is_stateful(model):
         t = t[:, 1:]
     return int((t != model.loss_layer.ignore_label).sum())
 
@@ -145,9 +175,21 @@ def _get_worker(model, x_shape, t_shape, owner):
             _worker = batch_worker.BatchWorker()
             # (A multiprocessing worker's exit skips atexit: its helper and segment too.)
             step_worker.close_in_multiprocessing_child(_close)
+        _worker.owner = None  # (a begin that fails leaves it to no context)
         _worker.begin(model, x_shape, t_shape)
         _worker.owner = owner
-    except (OSError, TypeError, ValueError) as error:  # (TypeError: a config JSON cannot hold)
+    except batch_worker.ReplicaRefused as error:
+        # The model's doing, not the helper's: this context computes both halves itself
+        # (the same bits) and asks no more; other contexts (models) still get the helper.
+        warnings.warn(f"rnnlab: {error}; this process computes both halves of each batch "
+                      f"(the same results). For the helper to build it, its class must be "
+                      f"importable there: in a "
+                      f"module of this checkout, on PYTHONPATH or installed (not __main__ "
+                      f"or a notebook)", RuntimeWarning,
+                      stacklevel=step_worker.outside_stacklevel())
+        owner["refused"] = True
+        return None
+    except (OSError, TypeError, ValueError) as error:  # the helper's: not again in this process
         warnings.warn(f"rnnlab: computing half of each batch in a helper process failed "
                       f"({error}); this process computes both halves", RuntimeWarning,
                       stacklevel=step_worker.outside_stacklevel())
@@ -230,8 +272,8 @@ def _combine(grads, first, second, w_first, w_second):
 def _helper(state, model, x_shape, t_shape):
     """The helper for the context whose ``state`` this is, begun on ``model``
     and parts of these shapes (again if another context has used it since),
-    or None: it is resting, or cannot be had."""
-    if time.monotonic() < _resting_until:
+    or None: it is resting, cannot be had, or cannot build this model."""
+    if state["refused"] or time.monotonic() < _resting_until:
         return None
     if state["worker"] is None or state["worker"].owner is not state:
         state["worker"] = _get_worker(model, x_shape, t_shape, state)
@@ -274,15 +316,24 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
     returns its mean loss, as ``model.forward(x, t)`` then
     ``model.backward()`` do; a batch that :func:`splits` is computed as two
     halves, the second by the helper process when it is there (see the
-    module docstring).
+    module docstring). Once the helper has found that it cannot build the
+    model (its class's module cannot be imported there), this process
+    computes both halves of every batch of the context, the helper not
+    tried again.
     """
-    state = {"worker": None, "slow": 0}
+    state = {"worker": None, "slow": 0, "refused": False,
+             "unnamed": _unnamed(model)}
     half = batch_shape_x[0] - batch_shape_x[0] // 2
     part_x, part_t = (half, *batch_shape_x[1:]), (half, *batch_shape_t[1:])
 
     # A language model's rows carry their hidden state from batch to batch: this
     # process keeps the whole batch's, and hands the second half's over each step.
-    stateful = batch_worker.model_name(model) in batch_worker.STATEFUL
+    stateful = batch_worker.is_stateful(model)
+
+    def whole(x, t):
+        loss = model.forward(x, t)
+        model.backward()
+        return loss
 
     def halves(x1, t1, x2, t2, n1, n2, carried, helper):
         """This process's half, then the helper's (or this process's again):
@@ -310,10 +361,12 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
         return loss1, loss2, state1, state2
 
     def forward_backward(x, t):
+        if state["unnamed"]:  # said once, at the first batch
+            warnings.warn(state["unnamed"], RuntimeWarning,
+                          stacklevel=step_worker.outside_stacklevel())
+            state["unnamed"] = None
         if not splits(model, len(x)):
-            loss = model.forward(x, t)
-            model.backward()
-            return loss
+            return whole(x, t)
         n = len(x) // 2
         x1, t1, x2, t2 = x[:n], t[:n], x[n:], t[n:]
         n1, n2 = _scored(model, t1), _scored(model, t2)
@@ -341,6 +394,18 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
             yield forward_backward
     finally:
         _release_training()
+
+
+def _unnamed(model) -> str | None:
+    """What to tell the user when ``model``'s class declares ``replicable`` but
+    cannot even be named to the helper (None: nothing)."""
+    cls = type(model)
+    reason = batch_worker.declares_replicable(cls) and batch_worker.unreachable(cls)
+    if not reason or not _helpers_here():
+        return None
+    return (f"rnnlab: {reason}; each batch is computed whole in this process. For its "
+            f"batches to be split, define the class at the top level of a module and import "
+            f"it from there")
 
 
 def _claim_training():
@@ -376,14 +441,14 @@ def answer_halves(model, max_rows: int, question_length: int, sample_size: int):
     helper process when it is there. Each question's answer depends on its
     own row alone.
     """
-    state = {"worker": None, "slow": 0}
+    state = {"worker": None, "slow": 0, "refused": False}
     half = max_rows - max_rows // 2
 
     def generate(questions, start_ids, beam_width):
         with one_core():
             return model.generate(questions, start_ids, sample_size, beam_width=beam_width)
 
-    seq2seq = batch_worker.model_name(model) in batch_worker.SEQ2SEQ
+    seq2seq = batch_worker.is_seq2seq(model)
 
     def answer(questions, start_ids, beam_width=1):
         if not seq2seq or not splits(model, len(questions)):

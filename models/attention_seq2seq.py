@@ -153,6 +153,8 @@ class AttentionSeq2seq(Seq2seq):
     holds one ``(N, T_enc)`` array per decoder step.
     """
 
+    replicable = True  # a helper's replica computes the same bits (models.base.Model)
+
     def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int, *,
                  seed: int | None = None, rng=None, dtype=FLOAT, bidirectional: bool = False):
         if not isinstance(bidirectional, (bool, np.bool_)):

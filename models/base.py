@@ -103,10 +103,29 @@ class Model:
             listed at each place it is used (the optimizer sums its grads).
         param_names: one name per entry of ``params`` (``'embed.W'`` ...).
         config: the constructor arguments, saved with the parameters.
+        replicable: whether the class promises that a replica built in
+            another process, ``type(model)(**model.config, dtype=...)``,
+            computes the same bits as the model (see below).
     """
 
     layers: list
     config: dict
+
+    #: ``True`` in a class body opts the class in to having part of each batch
+    #: computed by a helper process that holds a replica of the model
+    #: (:mod:`common.data_parallel`). The class promises that
+    #: ``cls(**model.config, dtype=...)``, given the same parameters, rows and
+    #: carried state, computes the same loss and gradients bit for bit: its
+    #: ``forward``/``backward`` draw nothing from a random generator (an active
+    #: dropout is refused anyway) and keep nothing from batch to batch but
+    #: the recurrent state rnnlab carries, and the helper can import the
+    #: class by its module's name. Not inherited: a subclass may change what
+    #: ``forward`` does, so it declares it itself.
+    replicable: bool = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.replicable = vars(cls).get("replicable", False) is True  # (not inherited)
 
     def _collect_params(self, names: list[str], layers: list | None = None) -> None:
         """Gather ``params``/``grads`` of ``layers`` (default ``self.layers``) in order."""

@@ -75,5 +75,6 @@ class PeekySeq2seq(Seq2seq):
     :class:`PeekyDecoder`; arguments, methods and shapes as :class:`~models.Seq2seq`.
     """
 
+    replicable = True  # a helper's replica computes the same bits (models.base.Model)
     encoder_class = Encoder
     decoder_class = PeekyDecoder

@@ -27,6 +27,8 @@ class Rnnlm(LanguageModel):
     ``+-init_scale`` when given. Arguments as :class:`SimpleRnnlm`.
     """
 
+    replicable = True  # a helper's replica computes the same bits (models.base.Model)
+
     def __init__(self, vocab_size: int = 10000, wordvec_size: int = 100, hidden_size: int = 100, *,
                  seed: int | None = None, rng=None, dtype=FLOAT, init_scale: float | None = None):
         V, D, H = check_sizes(vocab_size=vocab_size, wordvec_size=wordvec_size,
@@ -58,6 +60,8 @@ class GruRnnlm(LanguageModel):
     bx ``(3H,)``, bh ``(3H,)`` (gate order r, z, n, as PyTorch), affine W
     ``(H, V)``, b ``(V,)``. Arguments and initialisation as :class:`Rnnlm`.
     """
+
+    replicable = True  # a helper's replica computes the same bits (models.base.Model)
 
     def __init__(self, vocab_size: int = 10000, wordvec_size: int = 100, hidden_size: int = 100, *,
                  seed: int | None = None, rng=None, dtype=FLOAT, init_scale: float | None = None):

@@ -186,6 +186,7 @@ class Seq2seq(Model):
         generate: xs int ``(N, T_enc)`` -> ids ``(N, sample_size)``
     """
 
+    replicable = True  # a helper's replica computes the same bits (models.base.Model)
     encoder_class = Encoder
     decoder_class = Decoder
 

@@ -34,6 +34,8 @@ class SimpleRnnlm(LanguageModel):
         backward: dout (default 1) -> None (fills ``grads``)
     """
 
+    replicable = True  # a helper's replica computes the same bits (models.base.Model)
+
     def __init__(self, vocab_size: int = 10000, wordvec_size: int = 100, hidden_size: int = 100, *,
                  seed: int | None = None, rng=None, dtype=FLOAT, init_scale: float | None = None):
         V, D, H = check_sizes(vocab_size=vocab_size, wordvec_size=wordvec_size,

@@ -1,0 +1,317 @@
+"""Models of one's own computed by halves: the ``replicable`` opt-in.
+
+A batch is computed as two halves, the second by a helper process holding
+a replica of the model (common.data_parallel), only for a model class that
+declares ``replicable = True`` in its own body: it promises that
+``type(model)(**model.config, dtype=...)``, built in the helper, computes
+the same bits from the same parameters and rows. The models here
+(tests/replicable_example.py, a module the helper can import) show what
+that gives and what is refused: a class that does not declare it, one the
+helper cannot import, a model whose dropout is active. Thresholds are
+lowered so that small models split.
+"""
+
+import importlib.util
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+import common.data_parallel as data_parallel
+from common import batch_worker
+from common.optimizer import Adam
+from common.trainer import RnnlmTrainer, Trainer
+from models import Seq2seq
+from tests.replicable_example import GruSeq2seq, TwoLayerLstmLm, UndeclaredGruSeq2seq
+
+needs_processes = pytest.mark.skipif(not data_parallel.PROCESSES_AVAILABLE,
+                                     reason="the helper process is for x86-64 only")
+
+V, D, H = 11, 4, 6
+
+
+@pytest.fixture(autouse=True)
+def small_models_split(monkeypatch):
+    """Any batch of at least two rows splits; the helper is not resting, and is
+    never found slow (as in tests/test_data_parallel.py)."""
+    monkeypatch.setattr(data_parallel, "SLOW_SECONDS", 60.0)
+    monkeypatch.setattr(data_parallel, "MIN_HALF_ROWS", 1)
+    monkeypatch.setattr(data_parallel, "MIN_HALF_STEP_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(data_parallel, "num_threads", lambda: 2)
+    monkeypatch.setattr(data_parallel, "_resting_until", 0.0)
+    monkeypatch.setattr(data_parallel, "_disabled", False)
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """How many times the helper was begun on a model and handed a half."""
+    counted = {"begin": 0, "post": 0}
+    for method in counted:
+        original = getattr(batch_worker.BatchWorker, method)
+
+        def counting(self, *args, _method=method, _original=original):
+            counted[_method] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(batch_worker.BatchWorker, method, counting)
+    return counted
+
+
+def pairs(rng, n, T_enc=5, T_dec=4):
+    return rng.integers(0, V, (n, T_enc)), rng.integers(0, V, (n, T_dec + 1))
+
+
+def by_halves(model, batches):
+    """Each batch's loss and a copy of its gradients, computed by halves in one
+    context (the trainers' way)."""
+    x, t = batches[0]
+    results = []
+    with data_parallel.batch_halves(model, x.shape, t.shape) as forward_backward:
+        for x, t in batches:
+            results.append((forward_backward(x, t), [g.copy() for g in model.grads]))
+    return results
+
+
+def whole(model, batches):
+    """The same, each batch computed at once by ``forward`` and ``backward``."""
+    results = []
+    for x, t in batches:
+        loss = model.forward(x, t)
+        model.backward()
+        results.append((loss, [g.copy() for g in model.grads]))
+    return results
+
+
+def assert_same_bits(results, expected):
+    for (loss, grads), (loss_e, grads_e) in zip(results, expected, strict=True):
+        assert loss == loss_e
+        for g, e in zip(grads, grads_e, strict=True):
+            np.testing.assert_array_equal(g, e)
+
+
+# -- a GRU encoder-decoder that opts in ---------------------------------------------------
+
+
+def test_an_opted_in_model_splits_and_its_subclass_must_declare_it_anew():
+    model = GruSeq2seq(V, D, H)
+    assert GruSeq2seq.replicable and batch_worker.why_not_replicable(model) is None
+    assert data_parallel.splits(model, 8)
+    # The promise is about the class's own forward: not inherited.
+    undeclared = UndeclaredGruSeq2seq(V, D, H)
+    assert not UndeclaredGruSeq2seq.replicable
+    assert "does not declare" in batch_worker.why_not_replicable(undeclared)
+    assert not data_parallel.splits(undeclared, 8)
+
+
+def test_the_halves_give_the_whole_batch_loss_and_gradients():
+    rng = np.random.default_rng(0)
+    x, t = pairs(rng, 9)  # halves of 4 and 5 rows
+    t[0, -1] = t[7, -1] = -1  # ignored targets: the halves weigh by their scored targets
+    model = GruSeq2seq(V, D, H, seed=1, dtype=np.float64)
+    assert data_parallel.splits(model, len(x))
+    [(loss, grads)] = by_halves(model, [(x, t)])
+    [(expected_loss, expected)] = whole(model, [(x, t)])
+    assert loss == pytest.approx(expected_loss, rel=1e-13)
+    for g, e, name in zip(grads, expected, model.named_params(), strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-14, err_msg=name)
+
+
+@needs_processes
+def test_the_helper_computes_half_of_a_gru_seq2seq_with_this_process_bits(calls, monkeypatch):
+    rng = np.random.default_rng(2)
+    batches = [pairs(rng, 12) for _ in range(3)]
+    model = GruSeq2seq(V, D, H, seed=3)
+    helped = by_halves(model, batches)
+    assert calls["post"] == 3  # the helper computed every batch's second half
+    assert data_parallel._worker is not None and data_parallel._worker.alive()
+    monkeypatch.setattr(data_parallel, "_disabled", True)  # this process alone, by halves
+    assert_same_bits(helped, by_halves(model, batches))
+    assert calls["post"] == 3
+
+
+@needs_processes
+def test_the_trainer_splits_an_opted_in_model_and_a_seed_gives_one_run(calls, monkeypatch):
+    rng = np.random.default_rng(3)
+    x, t = pairs(rng, 40)
+
+    def train():
+        trainer = Trainer(GruSeq2seq(V, D, H, seed=4), Adam(lr=0.01))
+        trainer.fit(x, t, max_epoch=2, batch_size=8, max_grad=5.0, verbose=False)
+        return trainer
+
+    helped = train()
+    assert calls["post"] == 10  # every batch of the two epochs
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    alone = train()
+    assert helped.loss_list == alone.loss_list
+    for a, b in zip(helped.model.params, alone.model.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- what is not split ----------------------------------------------------------------------
+
+
+def test_a_class_that_does_not_declare_it_is_computed_whole(calls):
+    rng = np.random.default_rng(4)
+    batches = [pairs(rng, 12) for _ in range(2)]
+    halved, plain = UndeclaredGruSeq2seq(V, D, H, seed=5), UndeclaredGruSeq2seq(V, D, H, seed=5)
+    assert_same_bits(by_halves(halved, batches), whole(plain, batches))
+    assert calls == {"begin": 0, "post": 0}
+
+
+@needs_processes
+def test_the_helper_itself_refuses_a_class_that_does_not_declare_it(monkeypatch):
+    """Checked on the class the helper imports, not only by this process."""
+    monkeypatch.setattr(batch_worker, "why_not_replicable", lambda model: None)  # skip ours
+    worker = batch_worker.BatchWorker()
+    try:
+        with pytest.raises(batch_worker.ReplicaRefused, match="does not declare"):
+            worker.begin(UndeclaredGruSeq2seq(V, D, H), (6, 5), (6, 5))
+        assert worker.alive()  # a fact about the model: the helper goes on
+        worker.begin(GruSeq2seq(V, D, H), (6, 5), (6, 5))
+    finally:
+        worker.close()
+
+
+def test_a_class_defined_in_main_is_never_sent_to_the_helper(calls):
+    # What a class in a script run as a program, or in a notebook, looks like.
+    notebook_class = type("NotebookGruSeq2seq", (GruSeq2seq,),
+                          {"replicable": True, "__module__": "__main__"})
+    model, plain = notebook_class(V, D, H, seed=6), notebook_class(V, D, H, seed=6)
+    assert "__main__" in batch_worker.why_not_replicable(model)
+    assert not data_parallel.splits(model, 12)
+    rng = np.random.default_rng(5)
+    batches = [pairs(rng, 12) for _ in range(3)]
+    with pytest.warns(RuntimeWarning, match="__main__") as told:
+        results = by_halves(model, batches)
+    assert len(told) == 1  # once, not every batch
+    assert calls == {"begin": 0, "post": 0}
+    assert_same_bits(results, whole(plain, batches))
+
+
+FAR_AWAY = """
+    from tests.replicable_example import GruSeq2seq
+
+
+    class FarAwayGruSeq2seq(GruSeq2seq):
+        replicable = True
+"""
+
+
+@needs_processes
+def test_a_class_the_helper_cannot_import_is_tried_once_then_halved_here(calls, tmp_path,
+                                                                          monkeypatch):
+    # A module this process loaded from a folder that is not on the helper's path.
+    path = tmp_path / "far_away_models.py"
+    path.write_text(textwrap.dedent(FAR_AWAY))
+    spec = importlib.util.spec_from_file_location("far_away_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.FarAwayGruSeq2seq(V, D, H, seed=7)
+    plain = module.FarAwayGruSeq2seq(V, D, H, seed=7)
+    assert data_parallel.splits(model, 12)  # as far as this process can tell
+    rng = np.random.default_rng(6)
+    batches = [pairs(rng, 12) for _ in range(4)]
+    with pytest.warns(RuntimeWarning, match="could not build.*far_away_models") as told:
+        results = by_halves(model, batches)
+    assert len(told) == 1
+    assert calls == {"begin": 1, "post": 0}  # one try for the whole context
+    # Both halves computed here: the bits of a run whose helper could not start
+    # at all (so they do not depend on how it failed).
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    assert_same_bits(results, by_halves(plain, batches))
+    monkeypatch.setattr(data_parallel, "_disabled", False)
+    # The helper itself is fine: another model still gets it.
+    by_halves(Seq2seq(V, D, H, seed=8), batches)
+    assert calls == {"begin": 2, "post": 4}
+
+
+def test_a_model_whose_dropout_draws_masks_is_not_split(calls):
+    model = TwoLayerLstmLm(V, D, H, dropout_ratio=0.5, seed=9)
+    assert "dropout" in batch_worker.why_not_replicable(model)
+    assert not data_parallel.splits(model, 12)
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, V, (12, 5))
+    by_halves(model, [(x, x)])
+    assert calls == {"begin": 0, "post": 0}
+    # No mask drawn: dropout off, or a ratio of 0.
+    assert data_parallel.splits(model.eval(), 12)
+    assert data_parallel.splits(TwoLayerLstmLm(V, D, H, dropout_ratio=0.0), 12)
+
+
+@needs_processes
+@pytest.mark.parametrize("ratio, mode", [(0.0, "train"), (0.5, "eval")])
+def test_with_its_dropout_drawing_nothing_the_helper_gives_this_process_bits(ratio, mode, calls,
+                                                                             monkeypatch):
+    """The helper runs its replica in evaluation mode: the same bits as this
+    process's dropout, off or of ratio 0."""
+    rng = np.random.default_rng(8)
+    batches = [(rng.integers(0, V, (12, 5)), rng.integers(0, V, (12, 5))) for _ in range(2)]
+
+    def run():
+        model = TwoLayerLstmLm(V, D, H, dropout_ratio=ratio, seed=10)
+        return by_halves(model.train(mode == "train"), batches)
+
+    helped = run()
+    assert calls["post"] == 2
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    assert_same_bits(helped, run())
+
+
+# -- a language model of one's own: its rows carry their state --------------------------------
+
+
+def lm_batches(rng, n_batches, rows=9, T=5):
+    return [(rng.integers(0, V, (rows, T)), rng.integers(0, V, (rows, T)))
+            for _ in range(n_batches)]
+
+
+def test_a_language_model_of_ones_own_carries_the_whole_batchs_state(calls):
+    rng = np.random.default_rng(9)
+    batches = lm_batches(rng, 3)
+    batches[1][1][2, 3] = -1  # an ignored target
+    halved = TwoLayerLstmLm(V, D, H, seed=11, dtype=np.float64)
+    plain = TwoLayerLstmLm(V, D, H, seed=11, dtype=np.float64)
+    assert batch_worker.is_stateful(halved) and batch_worker.state_sizes(halved) == [H] * 4
+    with data_parallel.batch_halves(halved, (9, 5), (9, 5)) as forward_backward:
+        for x, t in batches:
+            loss = forward_backward(x, t)
+            expected = plain.forward(x, t)
+            plain.backward()
+            assert loss == pytest.approx(expected, rel=1e-13)
+            for g, e in zip(halved.grads, plain.grads, strict=True):
+                np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-13)
+            for s, e in zip(halved.get_state(), plain.get_state(), strict=True):
+                assert s.shape == (9, H)  # the whole batch's, for the next batch
+                np.testing.assert_allclose(s, e, rtol=1e-12, atol=1e-14)
+    if data_parallel.PROCESSES_AVAILABLE:
+        assert calls["post"] == 3  # the helper's halves carried their state too
+
+
+@needs_processes
+def test_a_language_model_of_ones_own_trains_by_halves_with_this_process_bits(calls,
+                                                                              monkeypatch):
+    rng = np.random.default_rng(10)
+    corpus = rng.integers(0, V, 400)
+    fit = dict(max_epoch=1, batch_size=8, time_size=6, max_grad=5.0, verbose=False)
+
+    def train():
+        model = TwoLayerLstmLm(V, D, H, seed=12)
+        RnnlmTrainer(model, Adam(0.01)).fit(corpus[:-1], corpus[1:], **fit)
+        return model
+
+    helped = train()
+    assert calls["post"] == 399 // 48  # every batch
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    alone = train()
+    for a, b in zip(helped.params + helped.get_state(), alone.params + alone.get_state(),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_no_warning_for_the_models_that_split():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        rng = np.random.default_rng(11)
+        by_halves(GruSeq2seq(V, D, H, seed=13), [pairs(rng, 8)])
