@@ -13,9 +13,12 @@ from common.backend import xp
 def sigmoid(x):
     """The logistic function ``1 / (1 + exp(-x))``, for any magnitude.
 
-    Returns a new array of ``x``'s float dtype; see :func:`sigmoid_`.
+    Returns a new array of ``x``'s float dtype (float64 for Python numbers
+    and integer arrays); see :func:`sigmoid_`.
     """
-    return sigmoid_(xp.array(x, dtype=xp.result_type(x, xp.float16), copy=True))
+    x = xp.asarray(x)
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+    return sigmoid_(xp.array(x, dtype=dtype, copy=True))
 
 
 def sigmoid_(x, slope=None):
@@ -23,8 +26,9 @@ def sigmoid_(x, slope=None):
 
     Four passes over ``x`` and no temporary: ``x = 1 / (1 + exp(-slope * x))``.
     For large negative ``slope * x`` the ``exp`` overflows to ``inf`` and
-    ``1 / (1 + inf) = 0`` is the correctly rounded answer (the overflow is
-    not reported). ``slope`` (default 1) may be an array broadcasting against
+    ``1 / (1 + inf)`` gives 0 (the overflow is not reported), off from the
+    exact value by less than the smallest normal float: that value is
+    subnormal or below. ``slope`` (default 1) may be an array broadcasting against
     ``x``: ``tanh(a) = 2 * sigmoid(2a) - 1``, so one call with a slope of 2 on
     some columns gives an LSTM all four gates from one ``exp``.
     """

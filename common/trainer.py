@@ -47,6 +47,7 @@ from common.util import (
     clip_grads_value,
     eval_perplexity,
     evaluating,
+    perplexity,
 )
 
 __all__ = ["BaseTrainer", "CheckpointWriteError", "FitOptions", "MAX_SKIPS_IN_A_ROW",
@@ -531,7 +532,8 @@ class RnnlmTrainer(BaseTrainer):
         ppl_list: training perplexity over each ``eval_interval`` iterations
             (counted across epochs).
         history: ``'epoch'``, ``'train_ppl'``, ``'val_ppl'``, ``'lr'``.
-        time_idx: the read position of the lanes (positions read so far).
+        time_idx: the read position in each lane (positions read so far,
+            modulo the lane's length).
         best_val_ppl: the best validation perplexity so far.
     """
 
@@ -649,7 +651,7 @@ class RnnlmTrainer(BaseTrainer):
         return batch_halves(self.model, shape, shape)
 
     def _figure_of(self, mean_loss):
-        return _perplexity(mean_loss)
+        return perplexity(mean_loss)
 
     def _validate(self, opts):
         if opts.val_corpus is None:
@@ -838,6 +840,3 @@ def _check_val_data(val_data):
     check_finite("val_data's t", t)
 
 
-def _perplexity(mean_loss):
-    """``exp(mean_loss)``, inf (not OverflowError) for a huge loss."""
-    return math.exp(mean_loss) if mean_loss < 709.0 else math.inf

@@ -1,5 +1,7 @@
-"""Training helpers: gradient clipping (by global norm, by value) and
-perplexity evaluation."""
+"""Training helpers: gradient clipping (by global norm, by value),
+perplexity (:func:`perplexity`, :func:`eval_perplexity`), id checks, and
+the sequence-to-sequence scoring helpers (:func:`eval_seq2seq`,
+:func:`seq2seq_correct`, :func:`seq2seq_accuracy`)."""
 
 import contextlib
 import math
@@ -92,6 +94,15 @@ def _evaluating_by_hand(model):
             layer.train_flg = mode
 
 
+def perplexity(mean_loss: float) -> float:
+    """``exp(mean_loss)``, the perplexity of a mean loss in nats; ``inf`` where
+    that overflows (a model far from trained), not ``OverflowError``."""
+    try:
+        return math.exp(mean_loss)
+    except OverflowError:
+        return math.inf
+
+
 def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     """Perplexity ``exp(mean loss)`` of ``model`` on every token of ``corpus``.
 
@@ -141,8 +152,7 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
             n = int((batch_t != ignore).sum())
             if n:
                 total += model.forward(batch_x, batch_t) * n
-    # (A mean loss above ~709 nats, a model far from trained, overflows exp: inf.)
-    return math.exp(total / L) if total / L < 709.78 else math.inf
+    return perplexity(total / L)
 
 
 def id_outside(ids, vocab_size, ignore_label=None):

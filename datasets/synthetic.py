@@ -9,7 +9,7 @@
 It needs no files or network, is exactly reproducible, and has the structure a
 language model can learn, at scales a laptop trains in minutes:
 
-- a vocabulary of about 370 words in a few dozen roles (determiners,
+- a vocabulary of about 365 words in some fifteen roles (determiners,
   adjectives, animate and inanimate nouns, names, pronouns, verbs, adverbs,
   prepositions), with Zipf-like word frequencies inside each role;
 - number agreement between subject and verb (``the dog runs`` / ``the dogs

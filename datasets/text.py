@@ -191,9 +191,10 @@ def load_data(
         ``id_to_word`` id -> token, for ids ``0 .. V-1``.
 
     Raises:
-        TypeError: ``path`` is not a str or os.PathLike.
+        TypeError: ``path`` is not a str, bytes or os.PathLike.
         ValueError: empty ``path``, unknown ``level`` or malformed ``vocab``.
         FileNotFoundError: the file does not exist.
+        IsADirectoryError: ``path`` is a folder.
         CorpusError: not UTF-8, empty, fewer than 2 tokens, or (without
             ``vocab``) fewer than 2 distinct tokens.
         UnknownTokenError: (with ``vocab``) a token missing from the

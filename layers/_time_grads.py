@@ -14,15 +14,15 @@ def input_and_weight_grads(das, xs_tm, h0, hs_tm, Wx, grads, x_static=None):
     """Return ``(dxs, dx_static)``: ``dxs`` ``(N, T, D)``, and ``dx_static``
     ``(N, S)`` when ``x_static`` is given (else None); fill ``grads = [dWx, dWh, db]``.
 
-    ``xs_tm`` ``(T*N, D)`` are the inputs and ``hs_tm`` ``(T, N, H)`` the
-    hidden states of the forward (time-major), ``h0`` ``(N, H)`` the initial
-    state, or None when it was zeros (its rows would add nothing to
-    ``dWh``). ``x_static`` ``(N, S)``: inputs that were the same at every
-    step, read by the first ``S`` rows of ``Wx`` (``TimeLSTM.forward(xs,
-    x_static)``); their gradient is the sum over the steps, taken before
-    the products. ``dxs`` is needed now, by the layer below; the weight
-    gradients only at the update, so they may wait for an idle core
-    (:func:`common.parallel.later`).
+    ``xs_tm`` ``(T*N, D)`` (``(T*N, D - S)`` with ``x_static``) are the inputs
+    and ``hs_tm`` ``(T, N, H)`` the hidden states of the forward (time-major),
+    ``h0`` ``(N, H)`` the initial state, or None when it was zeros (its rows
+    would add nothing to ``dWh``). ``x_static`` ``(N, S)``: inputs that were
+    the same at every step, read by the first ``S`` rows of ``Wx``
+    (``TimeLSTM.forward(xs, x_static)``); their gradient is the sum over the
+    steps, taken before the products. ``dxs`` is needed now, by the layer
+    below; the weight gradients only at the update, so they may wait for an
+    idle core (:func:`common.parallel.later`).
     """
     dWx, dWh, db = grads
     T, N, G = das.shape

@@ -2,7 +2,9 @@
 
 The peeky decoder feeds the encoder's summary ``h`` ``(N, H)`` to every
 step: :class:`TimeRepeat` makes ``(N, T, H)`` of it, and :class:`Concat`
-joins it to the step inputs along the feature axis. Their backward passes
+joins it to the LSTM's outputs along the feature axis, before the output
+layer (the LSTM itself reads ``h`` as ``x_static``, see
+:class:`~layers.TimeLSTM`). Their backward passes
 are the transposes: a repeated array's gradient is the sum of its copies'
 gradients, and a concatenation's gradient is cut back into the pieces.
 """

@@ -92,17 +92,20 @@ class Model:
     """Base class of every rnnlab model: parameters by name, files, modes, state.
 
     A subclass builds its layers in ``__init__``, lists them in
-    ``self.layers``, stores its constructor arguments in ``self.config`` (a
-    JSON-able dict) and calls ``self._collect_params(names)``. A part made
-    of several layers (an encoder, a decoder) lists its own in a ``layers``
-    attribute; ``train``/``eval``, the recurrent state and ``evaluating``
-    reach the layers inside it too.
+    ``self.layers``, stores its constructor arguments that define the
+    architecture (not ``seed``, ``rng``, ``dtype`` or ``init_scale``) in
+    ``self.config`` (a JSON-able dict) and calls
+    ``self._collect_params(names)``. A part made of several layers (an
+    encoder, a decoder) lists its own in a ``layers`` attribute;
+    ``train``/``eval``, the recurrent state and ``evaluating`` reach the
+    layers inside it too.
 
     Attributes:
         params, grads: the arrays of all layers, in order; a tied array is
             listed at each place it is used (the optimizer sums its grads).
         param_names: one name per entry of ``params`` (``'embed.W'`` ...).
-        config: the constructor arguments, saved with the parameters.
+        config: the constructor arguments that define the architecture,
+            saved with the parameters.
         replicable: whether the class promises that a replica built in
             another process, ``type(model)(**model.config, dtype=...)``,
             computes the same bits as the model (see below).

@@ -42,7 +42,7 @@ class BetterRnnlm(LanguageModel):
             D == H, as in the book (whose model is always tied, D = H = 650),
             else untied. ``config['tie_weights']`` records the choice made.
         init_scale: uniform init in ``+-init_scale`` (else the textbook's
-            normal init); seed, rng, dtype as :class:`SimpleRnnlm`.
+            normal init); seed, rng, dtype as :class:`~models.SimpleRnnlm`.
 
     ``params``: embedding W; for each layer ``k``: ``lstm{k}.Wx``, ``.Wh``,
     ``.b``; then affine W (the embedding W again when tied) and affine b.

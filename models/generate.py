@@ -28,7 +28,7 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
     itself from step to step, so the prompt and everything generated so
     far condition each next id whether or not the model's recurrent layers
     are ``stateful``. The model's carried training state and train/eval
-    mode are given back afterwards (:meth:`Model.evaluating`), so
+    mode are given back afterwards (:meth:`~models.base.Model.evaluating`), so
     generating in the middle of training changes nothing about the run.
     Every argument is checked before anything is computed.
 

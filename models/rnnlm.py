@@ -22,9 +22,9 @@ class Rnnlm(LanguageModel):
 
     ``params``: embedding W ``(V, D)``, LSTM Wx ``(D, 4H)``, Wh ``(H, 4H)``,
     b ``(4H,)`` (gate order i, f, g, o), affine W ``(H, V)``, b ``(V,)``.
-    Initialisation as :class:`SimpleRnnlm` (``N(0,1)/100`` embedding,
+    Initialisation as :class:`~models.SimpleRnnlm` (``N(0,1)/100`` embedding,
     ``N(0,1)/sqrt(fan_in)`` matrices, zero biases), or uniform in
-    ``+-init_scale`` when given. Arguments as :class:`SimpleRnnlm`.
+    ``+-init_scale`` when given. Arguments as :class:`~models.SimpleRnnlm`.
     """
 
     replicable = True  # a helper's replica computes the same bits (models.base.Model)

@@ -5,7 +5,8 @@ book's sampling method: ``generate(start_id, skip_ids=None,
 sample_size=100)`` returns ``sample_size`` ids, ``start_id`` first. Unlike
 :func:`models.generate` (which starts from a zero state and gives the
 model's state back), this ``generate`` goes on from the state the model
-carries and leaves it after the last id, so that a prompt fed through
+carries and leaves it after all the ids it returns but the last (that one
+is not fed), so that a prompt fed through
 ``predict`` first conditions the sample, as in the book::
 
     model = BetterRnnlmGen()

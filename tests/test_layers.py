@@ -319,5 +319,14 @@ def test_sigmoid_is_exact_at_any_magnitude_and_quiet():
     assert sigmoid_(b) is b
 
 
+def test_sigmoid_of_a_python_number_is_float64():
+    # (Before: NumPy's promotion rules gave float16, 0.6226 for sigmoid(0.5).)
+    from common.functions import sigmoid
+
+    assert sigmoid(0.5).dtype == np.float64 and sigmoid(0.5) == exact_sigmoid(0.5)
+    assert sigmoid([0, 2]).dtype == np.float64
+    assert sigmoid(np.float32(0.5)).dtype == np.float32
+
+
 def exact_sigmoid(v):
     return 1 / (1 + np.exp(-v))

@@ -3,7 +3,8 @@
 - ``clip_grads`` clips an exploding gradient even when its squared norm
   overflows float32 (it is finite; only its square is not);
 - ``eval_perplexity`` of a model far from trained is ``inf``, not an
-  ``OverflowError``;
+  ``OverflowError``, and ``perplexity`` (which the trainers use too) is
+  ``exp`` wherever that is finite;
 - ``numerical_gradient`` refuses what it cannot differentiate exactly, and
   ``check_layer`` a stateful layer.
 """
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from common.gradcheck import check_function, check_layer, numerical_gradient
-from common.util import clip_grads, eval_perplexity
+from common.util import clip_grads, eval_perplexity, perplexity
 from layers import TimeRNN
 from models import SimpleRnnlm
 
@@ -40,6 +41,16 @@ def test_eval_perplexity_of_a_hopeless_model_is_inf():
     model.params[4][...] *= 1e3  # the output layer's W: a mean loss far above 709 nats
     corpus = np.random.default_rng(0).integers(0, 30, 600)
     assert eval_perplexity(model, corpus) == math.inf
+
+
+@pytest.mark.parametrize("mean_loss", [0.0, 4.6, 709.0, 709.5, 709.78])
+def test_perplexity_is_exp_up_to_the_largest_float(mean_loss):
+    # (Before: the trainer's validation figure was inf from 709 nats on.)
+    assert perplexity(mean_loss) == math.exp(mean_loss)
+
+
+def test_perplexity_is_inf_past_the_largest_float():
+    assert perplexity(709.8) == perplexity(1e6) == math.inf
 
 
 def square_sum(x):
