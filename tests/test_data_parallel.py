@@ -27,23 +27,12 @@ from models import (
     SimpleRnnlm,
 )
 
+from helper_processes import small_models_split  # noqa: F401  (a fixture for every test here)
+
 needs_processes = pytest.mark.skipif(not data_parallel.PROCESSES_AVAILABLE,
                                      reason="the helper process is for x86-64 only")
 
 V, D, H = 11, 4, 6
-
-
-@pytest.fixture(autouse=True)
-def small_models_split(monkeypatch):
-    """Any batch of at least two rows splits; the helper is not resting, and is
-    never found slow (on a busy machine it could be, and would rest: fewer
-    posts than a test counts)."""
-    monkeypatch.setattr(data_parallel, "SLOW_SECONDS", 60.0)
-    monkeypatch.setattr(data_parallel, "MIN_HALF_ROWS", 1)
-    monkeypatch.setattr(data_parallel, "MIN_HALF_STEP_MULTIPLY_ADDS", 1)
-    monkeypatch.setattr(data_parallel, "num_threads", lambda: 2)
-    monkeypatch.setattr(data_parallel, "_resting_until", 0.0)
-    monkeypatch.setattr(data_parallel, "_disabled", False)
 
 
 @pytest.fixture

@@ -20,12 +20,11 @@ from layers import (
     TimeAffine,
     TimeDropout,
     TimeEmbedding,
-    TimeGRU,
     TimeLSTM,
     TimeSoftmaxWithLoss,
 )
-from models import MODEL_CLASSES, LanguageModel, Seq2seq, load_model, model_from_config
-from models.seq2seq import Decoder, Encoder
+from models import MODEL_CLASSES, LanguageModel, load_model, model_from_config
+from tests.replicable_example import GruSeq2seq
 
 V, H = 17, 16
 
@@ -158,23 +157,10 @@ def test_the_layer_of_ones_own_has_exact_gradients():
 # -- a GRU encoder-decoder, by subclassing the textbook's Seq2seq -----------------------------
 
 
-def gru_weights(init, D, H):
-    return (init.normal((D, 3 * H), 1 / np.sqrt(D)), init.normal((H, 3 * H), 1 / np.sqrt(H)),
-            init.zeros(3 * H), init.zeros(3 * H))
-
-
-class GruEncoder(Encoder):
-    def _lstm(self, init, D, H):
-        return TimeGRU(*gru_weights(init, D, H), stateful=False)
-
-
-class GruDecoder(Decoder):
-    def _lstm(self, init, D, H):
-        return TimeGRU(*gru_weights(init, D, H), stateful=True)
-
-
-class GruSeq2seq(Seq2seq):
-    encoder_class, decoder_class = GruEncoder, GruDecoder
+# tests/replicable_example.py holds it (a module of its own, which a helper process
+# can import to compute half of each batch): GruEncoder and GruDecoder each override
+# the one method that builds the recurrent layer, _lstm(init, D, H), to return a
+# TimeGRU; GruSeq2seq names them as its encoder_class and decoder_class.
 
 
 def test_a_gru_seq2seq_is_two_overridden_methods():

@@ -24,39 +24,21 @@ import numpy as np
 import pytest
 
 import common.parallel as parallel
-from common import batch_worker, blas, data_parallel, step_worker
+from common import batch_worker, data_parallel
 from common.optimizer import Adam
 from common.trainer import RnnlmTrainer, Trainer
 from models import BetterRnnlm, Rnnlm, Seq2seq
 
+from helper_processes import (  # noqa: F401  (two_threads: a fixture for every test here)
+    gone,
+    kill_all,
+    needs_blas_control,
+    needs_fork,
+    needs_helpers,
+    two_threads,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
-
-needs_blas_control = pytest.mark.skipif(
-    blas.get_threads() is None,
-    reason="NumPy's BLAS is not an OpenBLAS whose thread count rnnlab can set",
-)
-needs_helpers = pytest.mark.skipif(
-    not step_worker.AVAILABLE or sys.platform != "linux",
-    reason="helper processes run only on x86-64 Linux",
-)
-needs_fork = pytest.mark.skipif(
-    "fork" not in multiprocessing.get_all_start_methods(),
-    reason="this platform cannot fork",
-)
-
-
-@pytest.fixture(autouse=True)
-def two_threads(monkeypatch):
-    """Two threads, helpers allowed and not resting, closed afterwards."""
-    monkeypatch.setattr(parallel, "_threads", 2)
-    monkeypatch.setattr(parallel, "_processes_resting_until", 0.0)
-    monkeypatch.setattr(data_parallel, "_resting_until", 0.0)
-    monkeypatch.setattr(data_parallel, "_disabled", False)
-    try:
-        yield
-    finally:
-        data_parallel._close()
-        parallel._close_processes()
 
 
 def digest(model):
@@ -85,23 +67,6 @@ def run_script(code, timeout=120, **options):
         options["capture_output"] = True
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env,
                           text=True, timeout=timeout, **options)
-
-
-def gone(pid):
-    """Whether process ``pid`` has ended (a zombie counts as ended)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
-def kill_all(pids):
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 # -- 1. The cut never depends on timing --------------------------------------------

@@ -17,76 +17,34 @@ timeout, and the helpers and segments a test makes are gone when it ends.
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import common.parallel as parallel
-from common import batch_worker, blas, data_parallel, step_worker
+from common import batch_worker, blas, step_worker
 from models import Rnnlm, Seq2seq
+
+from helper_processes import (  # noqa: F401  (two_threads: a fixture for every test here)
+    gone,
+    kill_all,
+    needs_blas_control,
+    needs_helpers,
+    two_threads,
+    wait_gone,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHM = Path("/dev/shm")
 
-needs_blas_control = pytest.mark.skipif(
-    blas.get_threads() is None,
-    reason="NumPy's BLAS is not an OpenBLAS whose thread count rnnlab can set",
-)
-needs_helpers = pytest.mark.skipif(
-    not step_worker.AVAILABLE or sys.platform != "linux",
-    reason="helper processes run only on x86-64 Linux",
-)
-
-
-@pytest.fixture(autouse=True)
-def two_threads(monkeypatch):
-    """Two threads, helpers allowed and not resting, closed afterwards."""
-    monkeypatch.setattr(parallel, "_threads", 2)
-    monkeypatch.setattr(parallel, "_processes_resting_until", 0.0)
-    monkeypatch.setattr(data_parallel, "_resting_until", 0.0)
-    monkeypatch.setattr(data_parallel, "_disabled", False)
-    try:
-        yield
-    finally:
-        data_parallel._close()
-        parallel._close_processes()
-
 
 def named(name) -> bool:
     return (SHM / name).exists()
-
-
-def gone(pid) -> bool:
-    """Whether process ``pid`` has ended (a zombie counts as ended)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
-def wait_gone(pids, seconds=15):
-    """Whether all of ``pids`` end within ``seconds`` (a helper notices its
-    parent is gone within PARENT_CHECK_SECONDS)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not all(gone(p) for p in pids):
-        time.sleep(0.1)
-    return all(gone(p) for p in pids)
-
-
-def kill_all(pids):
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def unlink_if_named(names):

@@ -1,0 +1,86 @@
+"""What the tests of rnnlab's helper processes share: markers for what the
+machine allows, fixtures, and ways to watch processes end.
+
+Imported by the test files beside it (pytest puts ``tests/`` on the path).
+Each fixture here applies to every test of a file that imports it:
+``two_threads`` (two threads, a helper that is not resting, closed
+afterwards) and ``small_models_split`` (the batch halves for any batch of
+two rows or more, the helper never found slow).
+"""
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+import common.parallel as parallel
+from common import blas, data_parallel, step_worker
+
+needs_blas_control = pytest.mark.skipif(
+    blas.get_threads() is None,
+    reason="NumPy's BLAS is not an OpenBLAS whose thread count rnnlab can set",
+)
+needs_helpers = pytest.mark.skipif(
+    not step_worker.AVAILABLE or sys.platform != "linux",
+    reason="helper processes run only on x86-64 Linux",
+)
+needs_fork = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(),
+    reason="this platform cannot fork",
+)
+
+
+@pytest.fixture(autouse=True)
+def two_threads(monkeypatch):
+    """Two threads, helpers allowed and not resting, closed afterwards."""
+    monkeypatch.setattr(parallel, "_threads", 2)
+    monkeypatch.setattr(parallel, "_processes_resting_until", 0.0)
+    monkeypatch.setattr(data_parallel, "_resting_until", 0.0)
+    monkeypatch.setattr(data_parallel, "_disabled", False)
+    try:
+        yield
+    finally:
+        data_parallel._close()
+        parallel._close_processes()
+
+
+def gone(pid) -> bool:
+    """Whether process ``pid`` has ended (a zombie counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def wait_gone(pids, seconds=15) -> bool:
+    """Whether all of ``pids`` end within ``seconds`` (a helper notices its
+    parent is gone within ``step_worker.PARENT_CHECK_SECONDS``)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not all(gone(p) for p in pids):
+        time.sleep(0.1)
+    return all(gone(p) for p in pids)
+
+
+def kill_all(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+@pytest.fixture(autouse=True)
+def small_models_split(monkeypatch):
+    """Any batch of at least two rows splits; the helper is not resting, and is
+    never found slow (on a busy machine it could be, and would rest: fewer
+    posts than a test counts)."""
+    monkeypatch.setattr(data_parallel, "SLOW_SECONDS", 60.0)
+    monkeypatch.setattr(data_parallel, "MIN_HALF_ROWS", 1)
+    monkeypatch.setattr(data_parallel, "MIN_HALF_STEP_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(data_parallel, "num_threads", lambda: 2)
+    monkeypatch.setattr(data_parallel, "_resting_until", 0.0)
+    monkeypatch.setattr(data_parallel, "_disabled", False)
