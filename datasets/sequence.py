@@ -62,9 +62,9 @@ Any other name is a path to a file of pairs, in one of two layouts:
 Some answers may be empty, not all: with nothing after ``'_'`` in any pair
 the decoder would have no target to learn.
 
-A first line most of whose characters no other line holds (a header such as
-``question<TAB>answer`` over pairs of digits, say) is read as a pair, with a
-:class:`SequenceDataWarning` that says so.
+A first line at least half of whose characters no other line holds (a
+header such as ``question<TAB>answer`` over pairs of digits, say) is read
+as a pair, with a :class:`SequenceDataWarning` that says so.
 
 Empty lines (or lines of spaces only) are skipped in both (a blank line
 between blocks, or at the end, is not a pair); line numbers in messages are
@@ -351,8 +351,8 @@ def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
 
 
 def _warn_of_a_header(path, lines, questions, answers) -> None:
-    """A :class:`SequenceDataWarning` when most characters of the first pair
-    appear in no other pair, as in a header line (in a file of at least
+    """A :class:`SequenceDataWarning` when at least half of the characters of
+    the first pair appear in no other pair, as in a header line (in a file of at least
     MIN_PAIRS_FOR_HEADER_CHECK pairs: in fewer, a pair's own characters are
     common)."""
     if len(lines) < MIN_PAIRS_FOR_HEADER_CHECK:
