@@ -14,7 +14,11 @@ the model's ``params`` in order, one after the other) and the rows of
 ``x`` and ``t`` (for answers: the questions, and the start id then the
 answer of each), and for a language model the hidden state its rows carry
 (in before the step, out after it, each entry flagged when it is None).
-The caller writes the parameters and the rows, then
+A run begins with a line of JSON (the model, its config and the
+segment's layout); the process maps the segment and says ``mapped`` (the
+caller then removes the segment's name, see :mod:`common.step_worker`),
+builds its replica and says ``ready``, or ``error MESSAGE`` at either
+point. The caller writes the parameters and the rows, then
 posts the request on the process's standard input, on which
 the process sleeps between steps (it holds no core while the caller does
 anything else). The caller computes its own part meanwhile and then spins
@@ -311,14 +315,16 @@ class BatchWorker:
         self._send(json.dumps({"begin": spec}))
         self.spec = None
         reply = self.process.stdout.readline().strip()
-        if reply.startswith("error "):  # the process is well: this model is not for it
-            self._release_segment()
-            raise ReplicaRefused(f"the helper process could not build a {name} "
-                                 f"({reply.removeprefix('error ')})")
+        if reply == "mapped":  # before it builds the model: nothing named to leak (step_worker)
+            step_worker.remove_name(self.segment)
+            reply = self.process.stdout.readline().strip()
+            if reply.startswith("error "):  # the process is well: this model is not for it
+                self._release_segment()
+                raise ReplicaRefused(f"the helper process could not build a {name} "
+                                     f"({reply.removeprefix('error ')})")
         if reply != "ready":
             self.close()
             raise OSError(f"the batch worker process did not start ({reply or 'no reply'})")
-        step_worker.remove_name(self.segment)  # mapped there: nothing named to leak (step_worker)
         self.spec = spec
 
     def post(self, params, x, t, state=None):
@@ -459,12 +465,15 @@ def _serve_lines(one_core):
                 segment.close()
                 segment = None
             try:
-                model = _build(spec)
                 segment = shared_memory.SharedMemory(spec["segment"])
                 # The caller owns the segment: this process must not unlink it at exit.
                 resource_tracker.unregister(segment._name, "shared_memory")
                 counters = np.ndarray((16,), np.int64, segment.buf)
                 a = arrays(segment.buf, spec)
+                # Mapped: the caller removes its name now, while this process imports
+                # and builds the model (the longest part of a begin).
+                print("mapped", flush=True)
+                model = _build(spec)
             except Exception as error:  # noqa: BLE001 - told to the caller, which goes on alone
                 message = f"{type(error).__name__}: {error}".replace("\n", " ")  # one line
                 print(f"error {message}", flush=True)

@@ -129,6 +129,52 @@ def test_a_batch_workers_segment_loses_its_name_once_the_helper_maps_it():
         unlink_if_named(names)
 
 
+# A module whose import takes a second, then leaves a mark: the helper imports it
+# to build its replica.
+SLOW_TO_IMPORT = """
+import os
+import time
+
+from tests.replicable_example import GruSeq2seq
+
+time.sleep(1.0)
+open(os.environ["RNNLAB_TEST_MARK"], "w").close()
+
+
+class SlowGruSeq2seq(GruSeq2seq):
+    replicable = True
+"""
+
+
+@needs_helpers
+def test_the_name_is_gone_before_the_helper_builds_its_replica(tmp_path, monkeypatch):
+    """Building the model (importing its module) is the longest part of a
+    helper's start: the name is removed once the segment is mapped, before
+    that, not after."""
+    (tmp_path / "slow_to_import.py").write_text(SLOW_TO_IMPORT)
+    mark = tmp_path / "imported"
+    monkeypatch.setenv("RNNLAB_TEST_MARK", str(mark))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # (for the helper; ROOT goes first)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = __import__("slow_to_import").SlowGruSeq2seq(13, 8, 16, seed=0)
+    mark.unlink()  # (this process's import made it)
+    when_removed = []
+    remove_name = step_worker.remove_name
+
+    def watching(segment):
+        when_removed.append(mark.exists())
+        remove_name(segment)
+
+    monkeypatch.setattr(step_worker, "remove_name", watching)
+    worker = batch_worker.BatchWorker()
+    try:
+        worker.begin(model, (8, 7), (8, 5))
+        assert when_removed == [False]  # the helper had not imported the module yet
+        assert mark.exists() and not named(worker.segment.name)
+    finally:
+        worker.close()
+
+
 # The script trains a Seq2seq by halves (a batch helper) and begins a step
 # helper, prints their pids and segments' names, then ends as END says,
 # running no cleanup of its own.
