@@ -28,6 +28,7 @@ from common.feeders import Lanes, ShuffledRows, check_finite, lane_positions
 from common.fit_options import FitOptions, check_main_arguments
 from common.parallel import managed
 from common.progress import Progress
+from common.run_lock import CheckpointInUse, holding_checkpoint
 from common.schedules import BestParameters, DecayOnPlateau, EarlyStopping, HalveFrom
 from common.training_guards import (
     MAX_SKIPS_IN_A_ROW,
@@ -50,9 +51,9 @@ from common.util import (
     perplexity,
 )
 
-__all__ = ["BaseTrainer", "CheckpointWriteError", "FitOptions", "MAX_SKIPS_IN_A_ROW",
-           "RnnlmTrainer", "Trainer", "TrainingDiverged", "TrainingInterrupted",
-           "TrainingOutOfMemory", "divergence_bound"]
+__all__ = ["BaseTrainer", "CheckpointInUse", "CheckpointWriteError", "FitOptions",
+           "MAX_SKIPS_IN_A_ROW", "RnnlmTrainer", "Trainer", "TrainingDiverged",
+           "TrainingInterrupted", "TrainingOutOfMemory", "divergence_bound"]
 
 
 class BaseTrainer:
@@ -147,7 +148,16 @@ class BaseTrainer:
         A Ctrl-C or SIGTERM that comes in the last iteration or validation is
         honoured once the call has ended: its last checkpoint is written,
         then :class:`TrainingInterrupted` is raised.
+
+        With a checkpoint, the call holds its file against other trainings
+        (:mod:`common.run_lock`): one that holds it already is refused with
+        :class:`~common.run_lock.CheckpointInUse` before anything is trained.
         """
+        with holding_checkpoint(opts.checkpoint):
+            return self._train_holding(feeder, max_epoch, max_grad, eval_interval, opts)
+
+    def _train_holding(self, feeder, max_epoch, max_grad, eval_interval, opts):
+        """:meth:`_train`, its checkpoint file held."""
         self._check_before_training(opts)
         self._begin(feeder, eval_interval)
         self._continue_from_last_params()

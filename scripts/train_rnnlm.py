@@ -57,6 +57,7 @@ from common.memory import (  # noqa: E402
     language_model_shapes,
 )
 from common.parallel import thread_count_problem  # noqa: E402
+from common.run_lock import CheckpointInUse, holding_checkpoint  # noqa: E402
 from common.serialization import file_sha256, load_npz_meta  # noqa: E402
 from common.trainer import (  # noqa: E402
     CheckpointWriteError,
@@ -624,9 +625,20 @@ def save_outputs(trainer, args, data, stderr=False):
 
 
 def main(argv=None, description=None, defaults=None):
-    """Run the script; returns the exit status (0, 1, 130 or 143); a usage
-    error exits with 2 (``SystemExit``), as argparse does."""
+    """Run the script; returns the exit status (0, 1, 130 or 143; 1 also when
+    another training writes to the same --checkpoint); a usage error exits
+    with 2 (``SystemExit``), as argparse does."""
     args, explicit = parse_args(argv, description, defaults)
+    try:
+        with holding_checkpoint(args.checkpoint):  # for the whole run (common.run_lock)
+            return run(args, explicit)
+    except CheckpointInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(args, explicit):
+    """What :func:`main` does once the flags are read."""
     try:
         trainer, data, notices = prepare(args, explicit)
     except UsageError as exc:  # like argparse's own usage errors

@@ -58,6 +58,7 @@ from common.memory import (  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import save_figure  # noqa: E402
+from common.run_lock import CheckpointInUse, holding_checkpoint  # noqa: E402
 from common.serialization import file_sha256, load_npz, load_npz_meta  # noqa: E402
 from common.trainer import Trainer, TrainingInterrupted  # noqa: E402
 from common.training_guards import (  # noqa: E402
@@ -527,8 +528,9 @@ def plot_attention_examples(model, x, t, id_to_char, reverse, path, beam):
 
 
 def main(argv=None):
-    """Run the script; returns the exit status (0; 1 when training diverged;
-    2 for bad data or flags; 130 or 143 when stopped by a signal)."""
+    """Run the script; returns the exit status (0; 1 when training diverged,
+    or another training writes to the same --checkpoint; 2 for bad data or
+    flags; 130 or 143 when stopped by a signal)."""
     try:
         return _run(argv)
     except KeyboardInterrupt:  # before training (reading or generating the data, ...)
@@ -538,6 +540,15 @@ def main(argv=None):
 
 def _run(argv):
     args = parse_args(argv)
+    try:
+        with holding_checkpoint(args.checkpoint):  # for the whole run (common.run_lock)
+            return _run_holding(args)
+    except CheckpointInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run_holding(args):
     loaded = None  # (arrays, meta) of --load, read once
     if args.load:
         try:
