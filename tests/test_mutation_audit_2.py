@@ -96,11 +96,14 @@ def test_resume_refuses_optimizer_state_for_fewer_parameters_than_the_model(tmp_
     del arrays[f"optim/m.{last}"], arrays[f"optim/v.{last}"]
     short = tmp_path / "short.npz"
     save_npz(short, arrays, meta)
+    _assert_refused_and_nothing_changed(short, "optimizer state")
 
+
+def _assert_refused_and_nothing_changed(path, message):
     trainer = _fresh_trainer()
     before = _params_of(trainer)
-    with pytest.raises(ValueError, match="optimizer state"):
-        trainer.resume(short)
+    with pytest.raises(ValueError, match=message):
+        trainer.resume(path)
     assert all(np.array_equal(p, q) for p, q in zip(before, trainer.model.params, strict=True))
 
 
@@ -112,12 +115,7 @@ def test_resume_refuses_recurrent_states_of_different_batch_sizes(tmp_path):
     arrays["state/1"] = np.concatenate([h, h[:1]], axis=0)  # one row more than state/0
     bad = tmp_path / "bad.npz"
     save_npz(bad, arrays, meta)
-
-    trainer = _fresh_trainer()
-    before = _params_of(trainer)
-    with pytest.raises(ValueError, match="different batch sizes"):
-        trainer.resume(bad)
-    assert all(np.array_equal(p, q) for p, q in zip(before, trainer.model.params, strict=True))
+    _assert_refused_and_nothing_changed(bad, "different batch sizes")
 
 
 # -- common/schedules.py -------------------------------------------------------------------
