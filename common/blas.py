@@ -11,6 +11,7 @@ With no BLAS it knows, :func:`get_threads` returns ``None`` and
 from __future__ import annotations
 
 import ctypes
+import functools
 import platform
 
 import numpy as np
@@ -39,11 +40,40 @@ def get_threads() -> int | None:
 
 
 def set_threads(n: int) -> bool:
-    """Make BLAS use ``n`` threads per product; return whether that worked."""
+    """Make BLAS use ``n`` threads per product; return whether that worked.
+
+    From any thread. OpenBLAS's count is the process's, and threadpoolctl
+    (3.8, and maybe others) lets only the first thread that set it change
+    it while that thread lives: from any other, setting silently did
+    nothing, so a training in a second thread ran with BLAS's threads
+    beside rnnlab's, and other bits. This call takes that control for
+    itself and then leaves it to no thread, as threadpoolctl's own
+    ``threadpool_limits`` does when it ends; callers that set the count
+    from several threads order their calls (:class:`common.parallel.managed`
+    holds a lock).
+    """
     libraries = _blas_libraries()
-    for lib in libraries:
-        lib.set_num_threads(int(n))
+    controller = _openblas_controller()
+    if controller is not None:
+        controller.clear_controlling_thread(force=True)
+    try:
+        for lib in libraries:
+            lib.set_num_threads(int(n))
+    finally:
+        if controller is not None:
+            controller.clear_controlling_thread()
     return bool(libraries)
+
+
+@functools.cache
+def _openblas_controller():
+    """threadpoolctl's OpenBLAS controller class where it keeps a controlling
+    thread, else None."""
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:
+        return None
+    return OpenBLASController if hasattr(OpenBLASController, "clear_controlling_thread") else None
 
 
 def contiguous(a):

@@ -196,7 +196,7 @@ class managed:  # lower case: used as `with managed():`, like a function
         with _managed_lock:
             if _managed_depth == 0 and num_threads() > 1 and xp.__name__ == "numpy":
                 before = blas.get_threads()
-                if before is not None and _set_blas_threads(1):
+                if before is not None and blas.set_threads(1):
                     _blas_threads_before = before
             _managed_depth += 1
         return self
@@ -206,43 +206,9 @@ class managed:  # lower case: used as `with managed():`, like a function
         with _managed_lock:
             _managed_depth -= 1
             if _managed_depth == 0 and _blas_threads_before is not None:
-                _set_blas_threads(_blas_threads_before)
+                blas.set_threads(_blas_threads_before)
                 _blas_threads_before = None
         return False
-
-
-def _set_blas_threads(n) -> bool:
-    """:func:`common.blas.set_threads` from whichever thread holds
-    ``_managed_lock``.
-
-    threadpoolctl (3.8, and maybe others) lets only one thread change
-    OpenBLAS's thread count while that thread lives, the first that set it
-    (usually the main thread): from any other, setting silently does
-    nothing, and a loop in another thread ran with BLAS's threads beside
-    rnnlab's, and gave other bits. The count is the process's, and
-    managed() already changes it for all threads, one at a time: so this
-    thread takes the control for the call and then leaves it to nobody,
-    as threadpoolctl's own ``threadpool_limits`` does when it ends.
-    """
-    controller = _openblas_controller()
-    if controller is not None:
-        controller.clear_controlling_thread(force=True)
-    try:
-        return blas.set_threads(n)
-    finally:
-        if controller is not None:
-            controller.clear_controlling_thread()
-
-
-@functools.cache
-def _openblas_controller():
-    """threadpoolctl's OpenBLAS controller class where it keeps a controlling
-    thread, else None."""
-    try:
-        from threadpoolctl import OpenBLASController
-    except ImportError:
-        return None
-    return OpenBLASController if hasattr(OpenBLASController, "clear_controlling_thread") else None
 
 
 @contextmanager

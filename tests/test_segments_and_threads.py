@@ -347,3 +347,18 @@ def test_another_thread_makes_blas_single_threaded_too():
     finally:
         blas.set_threads(before)
     assert blas.get_threads() == before
+
+
+@needs_blas_control
+def test_blas_set_threads_works_from_any_thread():
+    before = blas.get_threads()
+    try:
+        assert blas.set_threads(2)  # the main thread first, as threadpoolctl remembers
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append((blas.set_threads(1),
+                                                              blas.get_threads())))
+        thread.start()
+        thread.join(60)
+        assert seen == [(True, 1)] and blas.get_threads() == 1
+    finally:
+        blas.set_threads(before)
