@@ -109,9 +109,10 @@ def _rnnlab() -> dict:
 def declares_replicable(cls) -> bool:
     """Whether the model class ``cls`` itself (not only a base of it) sets
     ``replicable = True``: a subclass may change what ``forward`` does, so
-    it promises anew."""
+    it promises anew (``Model.__init_subclass__`` gives every class its own
+    ``replicable``, False unless its body says True)."""
     return (isinstance(cls, type) and issubclass(cls, _rnnlab()["Model"])
-            and vars(cls).get("replicable", False) is True)
+            and cls.replicable is True)
 
 
 def unreachable(cls) -> str | None:

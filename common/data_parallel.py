@@ -330,11 +330,6 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
     # process keeps the whole batch's, and hands the second half's over each step.
     stateful = batch_worker.is_stateful(model)
 
-    def whole(x, t):
-        loss = model.forward(x, t)
-        model.backward()
-        return loss
-
     def halves(x1, t1, x2, t2, n1, n2, carried, helper):
         """This process's half, then the helper's (or this process's again):
         the gradients combined in ``model.grads``; returns both halves'
@@ -366,7 +361,9 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
                           stacklevel=step_worker.outside_stacklevel())
             state["unnamed"] = None
         if not splits(model, len(x)):
-            return whole(x, t)
+            loss = model.forward(x, t)
+            model.backward()
+            return loss
         n = len(x) // 2
         x1, t1, x2, t2 = x[:n], t[:n], x[n:], t[n:]
         n1, n2 = _scored(model, t1), _scored(model, t2)
