@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 
+import numpy as np
 import pytest
 
 import common.parallel as parallel
@@ -84,3 +85,29 @@ def small_models_split(monkeypatch):
     monkeypatch.setattr(data_parallel, "num_threads", lambda: 2)
     monkeypatch.setattr(data_parallel, "_resting_until", 0.0)
     monkeypatch.setattr(data_parallel, "_disabled", False)
+
+
+def lm_batches(rng, n_batches, V, rows=9, T=5):
+    """``n_batches`` pairs of random ids ``(rows, T)`` below ``V``: a language
+    model's inputs and targets."""
+    return [(rng.integers(0, V, (rows, T)), rng.integers(0, V, (rows, T)))
+            for _ in range(n_batches)]
+
+
+def assert_halves_carry_the_whole_batchs_state(halved, whole, batches, H):
+    """Batch after batch, ``halved`` trained by halves gives the loss, the
+    gradients and the carried state ``whole`` gives on the whole batch (the
+    same model in float64: within round-off); the state is the whole batch's
+    (each entry ``(rows, H)``), for the next batch."""
+    x, t = batches[0]
+    with data_parallel.batch_halves(halved, x.shape, t.shape) as forward_backward:
+        for x, t in batches:
+            loss = forward_backward(x, t)
+            expected = whole.forward(x, t)
+            whole.backward()
+            assert loss == pytest.approx(expected, rel=1e-13)
+            for g, e in zip(halved.grads, whole.grads, strict=True):
+                np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-13)
+            for s, e in zip(halved.get_state(), whole.get_state(), strict=True):
+                assert s.shape == (len(x), H)
+                np.testing.assert_allclose(s, e, rtol=1e-12, atol=1e-14)

@@ -27,7 +27,11 @@ from models import (
     SimpleRnnlm,
 )
 
-from helper_processes import small_models_split  # noqa: F401  (a fixture for every test here)
+from helper_processes import (  # noqa: F401  (small_models_split: a fixture for every test here)
+    assert_halves_carry_the_whole_batchs_state,
+    lm_batches,
+    small_models_split,
+)
 
 needs_processes = pytest.mark.skipif(not data_parallel.PROCESSES_AVAILABLE,
                                      reason="the helper process is for x86-64 only")
@@ -323,29 +327,14 @@ def test_a_bad_question_in_the_helpers_half_is_reported_here():
 # -- language models: the rows carry their hidden state from batch to batch -------------
 
 
-def lm_batches(rng, n_batches, rows=9, T=5):
-    return [(rng.integers(0, V, (rows, T)), rng.integers(0, V, (rows, T)))
-            for _ in range(n_batches)]
-
-
 @pytest.mark.parametrize("model_class", [SimpleRnnlm, Rnnlm, GruRnnlm])
 def test_a_language_models_halves_carry_the_whole_batchs_state(model_class, no_helper):
     rng = np.random.default_rng(13)
-    batches = lm_batches(rng, 3)
+    batches = lm_batches(rng, 3, V)
     batches[1][1][2, 3] = -1  # an ignored target
     halved = model_class(V, D, H, seed=16, dtype=np.float64)
     whole = model_class(V, D, H, seed=16, dtype=np.float64)
-    with data_parallel.batch_halves(halved, (9, 5), (9, 5)) as forward_backward:
-        for x, t in batches:
-            loss = forward_backward(x, t)
-            expected = whole.forward(x, t)
-            whole.backward()
-            assert loss == pytest.approx(expected, rel=1e-13)
-            for g, e in zip(halved.grads, whole.grads, strict=True):
-                np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-13)
-            for s, e in zip(halved.get_state(), whole.get_state(), strict=True):
-                assert s.shape == (9, H)
-                np.testing.assert_allclose(s, e, rtol=1e-12, atol=1e-14)
+    assert_halves_carry_the_whole_batchs_state(halved, whole, batches, H)
 
 
 @needs_processes
@@ -353,7 +342,7 @@ def test_a_language_models_halves_carry_the_whole_batchs_state(model_class, no_h
 def test_a_language_models_helper_gives_the_bits_of_this_process_alone(model_class,
                                                                        monkeypatch):
     rng = np.random.default_rng(14)
-    batches = lm_batches(rng, 3, rows=12)
+    batches = lm_batches(rng, 3, V, rows=12)
 
     def run():
         model, results = model_class(V, D, H, seed=17), []
@@ -434,7 +423,7 @@ def test_a_batch_larger_than_the_context_was_made_for_is_computed_here():
 
 def test_an_error_in_a_half_leaves_the_whole_batchs_carried_state(no_helper):
     rng = np.random.default_rng(18)
-    (x, t), = lm_batches(rng, 1, rows=8)
+    (x, t), = lm_batches(rng, 1, V, rows=8)
     model = Rnnlm(V, D, H, seed=22)
     with data_parallel.batch_halves(model, (8, 5), (8, 5)) as forward_backward:
         forward_backward(x, t)

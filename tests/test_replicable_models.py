@@ -25,7 +25,11 @@ from common.trainer import RnnlmTrainer, Trainer
 from models import Seq2seq
 from tests.replicable_example import GruSeq2seq, TwoLayerLstmLm, UndeclaredGruSeq2seq
 
-from helper_processes import small_models_split  # noqa: F401  (a fixture for every test here)
+from helper_processes import (  # noqa: F401  (small_models_split: a fixture for every test here)
+    assert_halves_carry_the_whole_batchs_state,
+    lm_batches,
+    small_models_split,
+)
 
 needs_processes = pytest.mark.skipif(not data_parallel.PROCESSES_AVAILABLE,
                                      reason="the helper process is for x86-64 only")
@@ -252,29 +256,14 @@ def test_with_its_dropout_drawing_nothing_the_helper_gives_this_process_bits(rat
 # -- a language model of one's own: its rows carry their state --------------------------------
 
 
-def lm_batches(rng, n_batches, rows=9, T=5):
-    return [(rng.integers(0, V, (rows, T)), rng.integers(0, V, (rows, T)))
-            for _ in range(n_batches)]
-
-
 def test_a_language_model_of_ones_own_carries_the_whole_batchs_state(calls):
     rng = np.random.default_rng(9)
-    batches = lm_batches(rng, 3)
+    batches = lm_batches(rng, 3, V)
     batches[1][1][2, 3] = -1  # an ignored target
     halved = TwoLayerLstmLm(V, D, H, seed=11, dtype=np.float64)
     plain = TwoLayerLstmLm(V, D, H, seed=11, dtype=np.float64)
     assert batch_worker.is_stateful(halved) and batch_worker.state_sizes(halved) == [H] * 4
-    with data_parallel.batch_halves(halved, (9, 5), (9, 5)) as forward_backward:
-        for x, t in batches:
-            loss = forward_backward(x, t)
-            expected = plain.forward(x, t)
-            plain.backward()
-            assert loss == pytest.approx(expected, rel=1e-13)
-            for g, e in zip(halved.grads, plain.grads, strict=True):
-                np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-13)
-            for s, e in zip(halved.get_state(), plain.get_state(), strict=True):
-                assert s.shape == (9, H)  # the whole batch's, for the next batch
-                np.testing.assert_allclose(s, e, rtol=1e-12, atol=1e-14)
+    assert_halves_carry_the_whole_batchs_state(halved, plain, batches, H)
     if data_parallel.PROCESSES_AVAILABLE:
         assert calls["post"] == 3  # the helper's halves carried their state too
 
