@@ -28,6 +28,8 @@ needs_helpers = pytest.mark.skipif(
     not step_worker.AVAILABLE or sys.platform != "linux",
     reason="helper processes run only on x86-64 Linux",
 )
+needs_processes = pytest.mark.skipif(not data_parallel.PROCESSES_AVAILABLE,
+                                     reason="the helper process is for x86-64 only")
 needs_fork = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(),
     reason="this platform cannot fork",

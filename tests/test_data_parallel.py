@@ -30,11 +30,9 @@ from models import (
 from helper_processes import (  # noqa: F401  (small_models_split: a fixture for every test here)
     assert_halves_carry_the_whole_batchs_state,
     lm_batches,
+    needs_processes,
     small_models_split,
 )
-
-needs_processes = pytest.mark.skipif(not data_parallel.PROCESSES_AVAILABLE,
-                                     reason="the helper process is for x86-64 only")
 
 V, D, H = 11, 4, 6
 
