@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import command_line, harness, seq2seq_speed
+from benchmarks import command_line, harness, seq2seq_parts, seq2seq_speed
 from benchmarks import main as benchmark
 from common import parallel
 from common.training_guards import TrainingInterrupted
@@ -268,6 +268,7 @@ ENTRY_POINTS = {
     "python -m benchmarks.seq2seq_speed": ["-m", "benchmarks.seq2seq_speed", "--models",
                                            "Seq2seq", "--iters", "1", "--eval-questions", "1",
                                            "--repeats", "1"],
+    "python -m benchmarks.seq2seq_parts": ["-m", "benchmarks.seq2seq_parts", "--repeats", "1"],
     "time_fit.py": [str(ROOT / "scripts" / "time_fit.py")],
     "time_lstm_loops.py": [str(ROOT / "scripts" / "time_lstm_loops.py"), "--hidden", "4"],
     "time_medium_config.py": [str(ROOT / "scripts" / "time_medium_config.py")],
@@ -424,6 +425,19 @@ def test_python_m_benchmarks_names_itself_in_its_usage():
     assert done.returncode == 2
     assert done.stderr.startswith("usage: python -m benchmarks ")
     assert "python -m benchmarks: error: argument --threads" in done.stderr
+
+
+def test_seq2seq_parts_prints_each_piece_beside_the_target(capsys):
+    assert seq2seq_parts.main(["--repeats", "1"]) == 0
+    head, *rows = capsys.readouterr().out.splitlines()
+    assert head.split()[:2] == ["model", "half"] and head.endswith("target ms")
+    assert [row.split()[0] for row in rows] == ["Seq2seq", "PeekySeq2seq"]
+    assert all(len(row.split()) == 7 and float(row.split()[-1]) > 0 for row in rows)
+
+
+def test_seq2seq_parts_refuses_no_repeats(capsys):
+    assert "--repeats must be at least 1, got 0" in usage_error(capsys, seq2seq_parts.main,
+                                                                ["--repeats", "0"])
 
 
 # -- 10. time_lstm_loops.py --hidden that cannot fit ------------------------------------------
