@@ -15,20 +15,27 @@ Run as ``python -m benchmarks.seq2seq_parts``. For ``Seq2seq`` and
   the same run: the speed target of the README's sequence-to-sequence
   section, per iteration.
 
+Then, on one core, two pieces of a half's LSTM step: NumPy's float32
+``exp`` over its gates (64 x 512) and its recurrent product (64 x 128 x
+512), in µs.
+
 What the figures show: whether a half alone already takes longer than the
-target allows a whole iteration.
+target allows a whole iteration, and how the step's elementwise work
+compares with its product on this CPU.
 """
 
 import argparse
 import statistics
 import time
 
+import numpy as np
+
 from benchmarks import reference_seq2seq as ref
 from benchmarks.seq2seq_speed import BATCH, load_task
 from common.cli import HelpFormatter
 from common.data_parallel import _forward_backward, batch_halves
 from common.optimizer import Adam
-from common.parallel import thread_count_problem
+from common.parallel import managed, thread_count_problem
 from common.util import clip_grads
 from models import PeekySeq2seq, Seq2seq
 
@@ -62,6 +69,20 @@ def parts_ms(model_class, x, t, V, repeats) -> tuple:
     return half, whole, clip, adam, it
 
 
+def step_pieces_us(repeats) -> tuple:
+    """``(exp, product)`` in µs: float32 ``exp`` over 64 x 512 gates, and the
+    64 x 128 x 512 recurrent product, on one core."""
+    rng = np.random.default_rng(0)
+    gates = rng.standard_normal((64, 512)).astype(np.float32)
+    h = rng.standard_normal((64, 128)).astype(np.float32)
+    Wh = rng.standard_normal((128, 512)).astype(np.float32)
+    out = np.empty_like(gates)
+    with managed():  # BLAS on one thread
+        exp = median_ms(lambda: np.exp(gates, out=out), repeats * 10) * 1e3
+        product = median_ms(lambda: np.matmul(h, Wh, out=out), repeats * 10) * 1e3
+    return exp, product
+
+
 def reference_ms(reference_class, x, t, V, repeats) -> float:
     """One iteration of the reference (forward, backward, clipping, Adam) in ms."""
     model, optimizer = reference_class(V, 16, 128, seed=1), ref.Adam(0.001)
@@ -88,6 +109,9 @@ def main(argv=None):
         target = reference_ms(reference_class, x, t, V, args.repeats) / 2
         print(f"{model_class.__name__:<14} {half:7.2f}  {whole:12.2f}  {clip:7.3f}  "
               f"{adam:7.3f}  {it:12.2f}  {target:9.2f}")
+    exp, product = step_pieces_us(args.repeats)
+    print(f"one core: float32 exp over 64 x 512 gates {exp:.1f} us, "
+          f"the 64 x 128 x 512 product {product:.1f} us")
     return 0
 
 

@@ -429,10 +429,11 @@ def test_python_m_benchmarks_names_itself_in_its_usage():
 
 def test_seq2seq_parts_prints_each_piece_beside_the_target(capsys):
     assert seq2seq_parts.main(["--repeats", "1"]) == 0
-    head, *rows = capsys.readouterr().out.splitlines()
+    head, *rows, step = capsys.readouterr().out.splitlines()
     assert head.split()[:2] == ["model", "half"] and head.endswith("target ms")
     assert [row.split()[0] for row in rows] == ["Seq2seq", "PeekySeq2seq"]
     assert all(len(row.split()) == 7 and float(row.split()[-1]) > 0 for row in rows)
+    assert step.startswith("one core: float32 exp over 64 x 512 gates ")
 
 
 def test_seq2seq_parts_refuses_no_repeats(capsys):
