@@ -25,13 +25,11 @@ compares with its product on this CPU.
 """
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
 from benchmarks import reference_seq2seq as ref
-from benchmarks.seq2seq_speed import BATCH, load_task
+from benchmarks.seq2seq_speed import BATCH, load_task, median_time
 from common.cli import HelpFormatter
 from common.data_parallel import _forward_backward, batch_halves
 from common.optimizer import Adam
@@ -41,12 +39,8 @@ from models import PeekySeq2seq, Seq2seq
 
 
 def median_ms(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e3
+    """:func:`benchmarks.seq2seq_speed.median_time` in ms."""
+    return median_time(fn, repeats) * 1e3
 
 
 def parts_ms(model_class, x, t, V, repeats) -> tuple:
