@@ -15,6 +15,9 @@
   :func:`common.serialization.output_path_problem`, which ``fit`` uses too);
   and a checkpoint of another run is not overwritten unless asked:
   :func:`checkpoint_problem`.
+* A run holds its checkpoint file's lock from start to end, and one that
+  finds another training writing that file stops with a message:
+  :func:`run_holding_checkpoint`.
 """
 
 import argparse
@@ -22,10 +25,12 @@ import contextlib
 import copy
 import math
 import os
+import sys
 import warnings
 
 from common.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from common.plot import plot_format
+from common.run_lock import CheckpointInUse, holding_checkpoint
 from common.serialization import has_pickle_name, load_npz_meta, output_path_problem
 from common.training_guards import MAX_SKIPS_IN_A_ROW
 
@@ -164,6 +169,18 @@ def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bo
         return None
     return (f"--checkpoint {checkpoint} exists already (an earlier run?): continue it with "
             f"--resume {checkpoint}, or pass --overwrite to replace it")
+
+
+def run_holding_checkpoint(checkpoint: str | None, run, *args) -> int:
+    """``run(*args)``'s exit status, with ``checkpoint``'s lock held all the
+    while (:mod:`common.run_lock`); 1, with the reason on stderr, when
+    another training holds it."""
+    try:
+        with holding_checkpoint(checkpoint):
+            return run(*args)
+    except CheckpointInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def moved_checkpoint_notice(resume: str, settings: dict, outputs, explicit) -> str | None:

@@ -46,6 +46,7 @@ from common.cli import (  # noqa: E402
     plot_path,
     ptb_message_in_flag_words,
     recorded_paths,
+    run_holding_checkpoint,
     save_over_checkpoint_problem,
     skipped_batches_notice,
 )
@@ -57,7 +58,6 @@ from common.memory import (  # noqa: E402
     language_model_shapes,
 )
 from common.parallel import thread_count_problem  # noqa: E402
-from common.run_lock import CheckpointInUse, holding_checkpoint  # noqa: E402
 from common.serialization import file_sha256, load_npz_meta  # noqa: E402
 from common.trainer import (  # noqa: E402
     CheckpointWriteError,
@@ -629,12 +629,7 @@ def main(argv=None, description=None, defaults=None):
     another training writes to the same --checkpoint); a usage error exits
     with 2 (``SystemExit``), as argparse does."""
     args, explicit = parse_args(argv, description, defaults)
-    try:
-        with holding_checkpoint(args.checkpoint):  # for the whole run (common.run_lock)
-            return run(args, explicit)
-    except CheckpointInUse as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_holding_checkpoint(args.checkpoint, run, args, explicit)
 
 
 def run(args, explicit):

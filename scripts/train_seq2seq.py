@@ -45,6 +45,7 @@ from common.cli import (  # noqa: E402
     plot_path,
     positive_float,
     recorded_paths,
+    run_holding_checkpoint,
     save_over_checkpoint_problem,
     skipped_batches_notice,
 )
@@ -58,7 +59,6 @@ from common.memory import (  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import save_figure  # noqa: E402
-from common.run_lock import CheckpointInUse, holding_checkpoint  # noqa: E402
 from common.serialization import file_sha256, load_npz, load_npz_meta  # noqa: E402
 from common.trainer import Trainer, TrainingInterrupted  # noqa: E402
 from common.training_guards import (  # noqa: E402
@@ -540,12 +540,7 @@ def main(argv=None):
 
 def _run(argv):
     args = parse_args(argv)
-    try:
-        with holding_checkpoint(args.checkpoint):  # for the whole run (common.run_lock)
-            return _run_holding(args)
-    except CheckpointInUse as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_holding_checkpoint(args.checkpoint, _run_holding, args)
 
 
 def _run_holding(args):

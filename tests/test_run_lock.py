@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.cli import run_holding_checkpoint
 from common.optimizer import SGD, Adam
 from common.run_lock import CheckpointInUse, holding_checkpoint, lock_path
 from common.trainer import RnnlmTrainer, Trainer
@@ -136,6 +137,21 @@ def test_a_forked_child_does_not_keep_its_parents_hold(tmp_path):
             os.kill(child, signal.SIGKILL)
         parent.kill()
         parent.wait(timeout=30)
+
+
+@needs_flock
+def test_a_script_run_holds_the_checkpoint_throughout_and_gives_its_status(tmp_path, capsys):
+    # What both training scripts' main does: common.cli.run_holding_checkpoint.
+    path = tmp_path / "run.npz"
+
+    def run(status):
+        assert Path(lock_path(path)).exists()  # held while the run goes on
+        return status
+
+    assert run_holding_checkpoint(str(path), run, 3) == 3
+    assert not Path(lock_path(path)).exists()
+    assert run_holding_checkpoint(None, lambda: 0) == 0  # no checkpoint: nothing to hold
+    assert capsys.readouterr().err == ""
 
 
 @needs_flock
