@@ -290,9 +290,10 @@ class Optimizer:
 
 
 def _check_eps(eps):
-    if not finite_number(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0 (it keeps the division away from "
-                         f"zero), got {eps!r}")
+    if not finite_number(eps) or eps <= 0:
+        raise ValueError(f"eps must be a finite number > 0 (it keeps the division away from "
+                         f"zero: with 0, a weight whose gradient has been 0 so far would "
+                         f"become 0/0 = NaN), got {eps!r}")
     return float(eps)
 
 

@@ -48,6 +48,7 @@ from common.util import (
     clip_grads_value,
     eval_perplexity,
     evaluating,
+    is_sequence_to_sequence,
     perplexity,
 )
 
@@ -630,7 +631,7 @@ class RnnlmTrainer(BaseTrainer):
         if opts.val_data is not None:
             raise ValueError("RnnlmTrainer validates on val_corpus (a 1-D id array), not "
                              "val_data")
-        if _is_sequence_to_sequence(self.model):
+        if is_sequence_to_sequence(self.model):
             raise TypeError(f"RnnlmTrainer trains a language model on one corpus; "
                             f"{type(self.model).__name__} learns answers to questions: train "
                             f"it with Trainer(model, optimizer).fit(x_train, t_train, ...)")
@@ -731,8 +732,14 @@ class Trainer(BaseTrainer):
             raise ValueError("Trainer validates on val_data=(x_val, t_val), not val_corpus")
         if opts.val_data is not None:
             _check_val_data(opts.val_data)  # now, not when the first epoch is over
+        if (np.ndim(x) == 1 and hasattr(self.model, "reset_state")
+                and getattr(self.model, "vocab_size", None) is not None):  # a language model
+            raise TypeError(f"Trainer trains on rows of (input, target) pairs; a language "
+                            f"model on one corpus of ids is trained by truncated BPTT: "
+                            f"RnnlmTrainer({type(self.model).__name__}, optimizer).fit(xs, ts, "
+                            f"max_epoch, batch_size, time_size)")
         rows = ShuffledRows(x, t, batch_size, opts.seed, _ignore_label(self.model),
-                            skip_first_column=_is_sequence_to_sequence(self.model))
+                            skip_first_column=is_sequence_to_sequence(self.model))
         if getattr(self.model, "vocab_size", None) is not None:  # a model of ids
             _check_ids(self.model, ("x", rows.x), ("t", rows.t))
             if opts.val_data is not None:
@@ -800,12 +807,6 @@ def _check_data(model, what, x, t):
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{what} do not fit {type(model).__name__}.forward(xs, ts): "
                         f"{exc}") from None
-
-
-def _is_sequence_to_sequence(model):
-    """A model that learns answers to questions (an encoder and a decoder),
-    whose target rows start with the decoder's start id."""
-    return hasattr(model, "encoder") and hasattr(model, "decoder")
 
 
 def _ignore_label(model):

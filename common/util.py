@@ -1,6 +1,6 @@
 """Training helpers: gradient clipping (by global norm, by value),
-perplexity (:func:`perplexity`, :func:`eval_perplexity`), id checks, and
-the sequence-to-sequence scoring helpers (:func:`eval_seq2seq`,
+perplexity (:func:`perplexity`, :func:`eval_perplexity`), id and random
+generator checks, and the sequence-to-sequence scoring helpers (:func:`eval_seq2seq`,
 :func:`seq2seq_correct`, :func:`seq2seq_accuracy`)."""
 
 import contextlib
@@ -19,6 +19,17 @@ def finite_number(value) -> bool:
     infinite (NumPy scalars included): what a rate, a limit or a scale must be."""
     return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
             and math.isfinite(value))
+
+
+def check_rng(rng, none: str = "None") -> None:
+    """Refuse an ``rng`` that is neither a ``numpy.random.Generator``, nor an
+    integer seed >= 0, nor None (``none`` says what None means to the
+    caller), before NumPy fails on it with its own words."""
+    if rng is None or isinstance(rng, np.random.Generator):
+        return
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, numbers.Integral) or rng < 0:
+        raise ValueError(f"rng must be a numpy.random.Generator, an integer seed >= 0 or "
+                         f"{none}, got {rng!r}")
 
 
 def clip_grads(grads, max_norm):
@@ -109,16 +120,22 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     The model's state is reset first and dropout is off while evaluating
     (:func:`evaluating`: ``model.evaluating()``); afterwards the model's
     train/eval mode and its carried recurrent state are what they were, so
-    training can go on where it stopped. The ``L =
-    len(corpus) - 1`` prediction targets are cut into ``batch_size`` lanes
-    of ``ceil(L / batch_size)`` positions; the tail of the last lanes is
-    padded with the loss layer's ignore label, so every target is counted
-    exactly once and padding counts for nothing.
+    training can go on where it stopped; a ``backward`` after it is refused
+    (it would run on the last evaluated batch, not on the last ``forward``
+    of training). The ``L = len(corpus) - 1`` prediction targets are cut
+    into ``batch_size`` lanes of ``ceil(L / batch_size)`` positions; the
+    tail of the last lanes is padding, which counts for nothing. The mean
+    is over the targets the loss scores, as in training: every target,
+    unless the loss layer's ``ignore_label`` is an id of the corpus (a
+    padding id), whose targets are left out.
 
     Args:
         corpus: 1-D int array of ids.
     Returns:
         the perplexity (a float).
+    Raises:
+        TypeError: for a sequence-to-sequence model (it answers questions:
+            :func:`seq2seq_accuracy`, or ``Trainer``'s ``val_data``).
     """
     for name, value in (("batch_size", batch_size), ("time_size", time_size)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -130,29 +147,54 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     if not np.issubdtype(corpus.dtype, np.integer):
         raise TypeError(f"eval_perplexity: corpus must hold integer word ids, got dtype "
                         f"{corpus.dtype}")
-    # Every position is a target here: an ignore_label (-1) in it would be left out
-    # of the loss but still counted in L.
+    if is_sequence_to_sequence(model):
+        raise TypeError(f"eval_perplexity scores a language model on one corpus; "
+                        f"{type(model).__name__} answers questions: score it with "
+                        f"seq2seq_accuracy(model, questions, answers), or give "
+                        f"Trainer.fit val_data=(questions, answers)")
+    # Ids only: an ignore_label (-1) in the corpus would be neither scored nor a word.
     check_id_range("corpus", corpus, getattr(model, "vocab_size", None))
+    loss_layer = model.loss_layer
+    ignore = loss_layer.ignore_label
     L = corpus.size - 1
+    scored = L if ignore is None else int((corpus[1:] != ignore).sum())
+    if not scored:
+        raise ValueError(f"eval_perplexity: every target of the corpus is the loss's "
+                         f"ignore_label {ignore}, so there is nothing to score")
     N = min(batch_size, L)
     lane = -(-L // N)  # ceil
-    ignore = model.loss_layer.ignore_label
-    # Signed ids (a uint8 corpus cannot hold the ignore label -1 of the padding).
+    # The padding's label: one the loss leaves out, and no id. (A loss that scores
+    # every target, ignore_label None, is given -1 while it evaluates.)
+    pad = -1 if ignore is None else ignore
+    # Signed ids (a uint8 corpus cannot hold the label -1 of the padding).
     xs = np.zeros(N * lane, dtype=np.int64)
-    ts = np.full(N * lane, ignore, dtype=np.int64)
+    ts = np.full(N * lane, pad, dtype=np.int64)
     xs[:L], ts[:L] = corpus[:-1], corpus[1:]
     xs, ts = xs.reshape(N, lane), ts.reshape(N, lane)
 
     total = 0.0
-    with evaluating(model), managed():
-        model.reset_state()
-        for start in range(0, lane, time_size):
-            batch_x = xp.asarray(xs[:, start:start + time_size])
-            batch_t = xp.asarray(ts[:, start:start + time_size])
-            n = int((batch_t != ignore).sum())
-            if n:
-                total += model.forward(batch_x, batch_t) * n
-    return perplexity(total / L)
+    loss_layer.ignore_label = pad
+    try:
+        with evaluating(model), managed():
+            model.reset_state()
+            for start in range(0, lane, time_size):
+                batch_x = xp.asarray(xs[:, start:start + time_size])
+                batch_t = xp.asarray(ts[:, start:start + time_size])
+                n = int((batch_t != pad).sum())
+                if n:
+                    total += model.forward(batch_x, batch_t) * n
+    finally:
+        loss_layer.ignore_label = ignore
+        if hasattr(model, "_forget_forward"):
+            model._forget_forward()
+    return perplexity(total / scored)
+
+
+def is_sequence_to_sequence(model) -> bool:
+    """Whether ``model`` learns answers to questions (an encoder and a
+    decoder; its target rows start with the decoder's start id), not a
+    language model."""
+    return hasattr(model, "encoder") and hasattr(model, "decoder")
 
 
 def id_outside(ids, vocab_size, ignore_label=None):

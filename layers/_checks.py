@@ -2,6 +2,9 @@
 traceback from deep inside NumPy; the recurrent layers' initial state; and
 the read-only views a layer returns of values its backward reads again."""
 
+import math
+import numbers
+
 import numpy as np
 
 from common.backend import xp
@@ -86,6 +89,18 @@ def check_nonempty_batch(name, x, steps=True):
             f"{name} has shape {x.shape}: a batch needs at least one sequence (N >= 1) "
             f"and one time step (T >= 1)"
         )
+
+
+def check_loss_dout(dout):
+    """A loss is one number, so the gradient its ``backward`` is given (the
+    factor its gradient is scaled by) is one finite real number too."""
+    if isinstance(dout, np.ndarray) and dout.shape == ():
+        dout = dout[()]
+    if isinstance(dout, bool) or not isinstance(dout, numbers.Real):
+        raise TypeError(f"dout must be one real number (the loss is a scalar; 1 by default), "
+                        f"got {type(dout).__name__}")
+    if not math.isfinite(dout):
+        raise ValueError(f"dout must be finite, got {dout}")
 
 
 def require_forward(layer, saved, once=False):

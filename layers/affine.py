@@ -5,6 +5,7 @@ from common.parallel import matmul, matmul_later
 from layers._checks import (
     check_float,
     check_floating,
+    check_grad,
     check_ndim,
     check_nonempty_batch,
     require_forward,
@@ -158,10 +159,7 @@ class TimeAffine:
         W, _ = self.params
         dW, db = self.grads
         require_forward(self, self.x)
-        if dy.shape != self.y_shape:
-            raise ValueError(f"dy must have shape {self.y_shape} (the forward's output), "
-                             f"got {dy.shape}")
-        check_float("dy", dy, W.dtype)
+        check_grad("dy", dy, self.y_shape, W.dtype)
         x2 = self.x
         dy2 = dy.reshape(x2.shape[0], -1)
         # dx is needed now, by the layer below; the weight gradients only at the

@@ -183,9 +183,7 @@ class TimeAttention:
     def backward(self, dcs):
         require_forward(self, self.cache)
         hs_enc, hs_dec, A = self.cache
-        if dcs.shape != hs_dec.shape:
-            raise ValueError(f"dcs must have shape {hs_dec.shape}, got {dcs.shape}")
-        check_float("dcs", dcs, hs_enc.dtype, of="the forward's hs_enc is")
+        check_grad("dcs", dcs, hs_dec.shape, hs_enc.dtype, of="the forward's hs_enc is")
         dA = xp.matmul(dcs, hs_enc.transpose(0, 2, 1))
         dS = A * (dA - (A * dA).sum(axis=2, keepdims=True))
         dhs_enc = xp.matmul(A.transpose(0, 2, 1), dcs)

@@ -72,6 +72,9 @@ class Bidirectional:
     def backward(self, dhs):
         if self.H_f is None:
             raise RuntimeError("backward() needs a forward() first")
+        if not hasattr(dhs, "shape"):
+            raise TypeError(f"dhs must be an array of shape {self.out_shape}, got "
+                            f"{type(dhs).__name__}")
         if dhs.shape != self.out_shape:  # both halves' widths: say the whole shape
             raise ValueError(f"dhs must have shape {self.out_shape} (the forward's output: "
                              f"both directions), got {dhs.shape}")

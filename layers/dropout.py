@@ -12,6 +12,7 @@ evaluation needs no rescaling: at evaluation time the layer is the identity::
 import numpy as np
 
 from common.backend import to_gpu, xp
+from common.util import check_rng, finite_number
 from layers._checks import check_floating, check_grad, require_forward
 
 
@@ -31,8 +32,9 @@ class TimeDropout:
     """
 
     def __init__(self, dropout_ratio=0.5, rng=None):
-        if not 0.0 <= dropout_ratio < 1.0:
-            raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio}")
+        if not (finite_number(dropout_ratio) and 0.0 <= dropout_ratio < 1.0):
+            raise ValueError(f"dropout_ratio must be a number in [0, 1), got {dropout_ratio!r}")
+        check_rng(rng, none="None (fresh randomness)")
         self.dropout_ratio = dropout_ratio
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.train_flg = True

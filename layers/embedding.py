@@ -3,7 +3,6 @@
 from common.backend import xp
 from common.parallel import later
 from layers._checks import (
-    check_float,
     check_grad,
     check_ids,
     check_ndim,
@@ -90,10 +89,7 @@ class TimeEmbedding:
     def backward(self, dout):
         require_forward(self, self.xs)
         D = self.params[0].shape[1]
-        if dout.shape != (*self.xs.shape, D):
-            raise ValueError(f"dout must have shape {(*self.xs.shape, D)} (the forward's "
-                             f"output), got {dout.shape}")
-        check_float("dout", dout, self.params[0].dtype)
+        check_grad("dout", dout, (*self.xs.shape, D), self.params[0].dtype)
         ids, rows = self.xs.reshape(-1), dout.reshape(-1, D)
         # Nothing below needs this gradient before the update: an idle core may do it.
         later(_scatter_add, self.grads[0], ids, rows)

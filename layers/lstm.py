@@ -293,9 +293,7 @@ class TimeLSTM:
         require_forward(self, self.cache, once=True)
         xs_tm, x_static, h0, c0, gates, cs, tanh_cs, hs = self.cache
         T, N, H = hs.shape
-        if dhs.shape != (N, T, H):
-            raise ValueError(f"dhs must have shape {(N, T, H)}, got {dhs.shape}")
-        check_float("dhs", dhs, Wx.dtype)
+        check_grad("dhs", dhs, (N, T, H), Wx.dtype)
 
         dhs_tm = dhs.transpose(1, 0, 2)
         # [da_i | da_f | da_g | da_o] of each step, written over that step's gates,

@@ -180,9 +180,7 @@ class TimeRNN(_Activation):
         require_forward(self, self.cache)
         xs_tm, h0, hs_tm = self.cache
         T, N, H = hs_tm.shape
-        if dhs.shape != (N, T, H):
-            raise ValueError(f"dhs must have shape {(N, T, H)}, got {dhs.shape}")
-        check_float("dhs", dhs, Wx.dtype)
+        check_grad("dhs", dhs, (N, T, H), Wx.dtype)
 
         dhs_tm = dhs.transpose(1, 0, 2)
         dh_da = self.activation_grad(hs_tm)  # (T, N, H), all steps at once

@@ -14,7 +14,13 @@ import numpy as np
 from common.backend import xp
 from common.functions import log_softmax, softmax
 from common.parallel import for_row_blocks
-from layers._checks import check_ids, check_ndim, check_nonempty_batch, require_forward
+from layers._checks import (
+    check_ids,
+    check_loss_dout,
+    check_ndim,
+    check_nonempty_batch,
+    require_forward,
+)
 
 
 def _check_logits(name, x):
@@ -49,6 +55,7 @@ class SoftmaxWithLoss:
 
     def backward(self, dout=1):
         require_forward(self, self.cache)
+        check_loss_dout(dout)
         x, t = self.cache
         dx = softmax(x)
         dx[xp.arange(t.size), t] -= 1
@@ -175,8 +182,9 @@ class TimeSoftmaxWithLoss:
     def backward(self, dout=1):
         if self.cache is None:
             raise RuntimeError("backward() needs a forward() first, and runs once per forward "
-                               "(generating in between replaces the values forward left for "
-                               "it: call forward() again)")
+                               "(generating, predicting or evaluating in between replaces the "
+                               "values forward left for it: call forward() again)")
+        check_loss_dout(dout)
         t, w, shape = self.cache
         self.cache = None
         dx = self._y  # w * softmax(x), from forward

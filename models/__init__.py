@@ -72,7 +72,9 @@ def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
     """
     cls = MODEL_CLASSES.get(class_name)
     if cls is None:
-        raise ValueError(f"unknown model class {class_name!r}; known: {sorted(MODEL_CLASSES)}")
+        raise ValueError(f"unknown model class {class_name!r}; known: {sorted(MODEL_CLASSES)}. "
+                         f"A class of one's own loads by name once registered: "
+                         f"models.MODEL_CLASSES[{class_name!r}] = {class_name}")
     if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
         raise ValueError(f"the config of a {class_name} must be a dict of arguments, "
                          f"got {config!r:.80}")

@@ -216,6 +216,10 @@ class Model:
         if os.path.isdir(path):
             raise ValueError(f"{path} is a folder; give a file name in it, e.g. "
                              f"{os.path.join(path, self.default_file_name())}")
+        if not isinstance(getattr(self, "config", None), dict):
+            raise TypeError(f"{type(self).__name__} has no config to save with its weights: set "
+                            f"self.config = dict(vocab_size=..., ...) in __init__, the "
+                            f"arguments that build it again (see models.Model.config)")
         header = {"model": type(self).__name__, "config": self.config, **meta}
         if vocab is not None:
             header["vocab"] = _vocab_list(vocab)
@@ -328,7 +332,8 @@ class Model:
 
     def set_state(self, state: list) -> None:
         """Restore a state returned by :meth:`get_state`: the same number of
-        entries, each ``None`` or ``(N, H)`` with the layer's ``H`` and dtype."""
+        entries, each ``None`` or ``(N, H)`` with the layer's ``H`` and dtype
+        and one ``N`` for all."""
         slots = [(layer, name) for layer in self._recurrent_layers()
                  for name in ("h", "c") if hasattr(layer, name)]
         if not isinstance(state, (list, tuple)) or len(state) != len(slots):
@@ -349,6 +354,11 @@ class Model:
                 raise ValueError(f"{label} must be a float (N, H) array, got "
                                  f"{getattr(value, 'dtype', type(value).__name__)} "
                                  f"{getattr(value, 'shape', '')}")
+        rows = {value.shape[0] for value in state if value is not None}
+        if len(rows) > 1:  # each entry is the state of the same batch's rows
+            raise ValueError(f"set_state: the entries of the list have {sorted(rows)} rows; "
+                             f"each is one (N, H) state of the same batch of N rows, as "
+                             f"get_state() returns them")
         for (layer, name), value in zip(slots, state, strict=True):
             setattr(layer, name, None if value is None else value.copy())
 
@@ -398,7 +408,13 @@ class LanguageModel(Model):
     # -- forward and backward ----------------------------------------------------
 
     def predict(self, xs):
-        """Scores ``(N, T, V)`` for ids ``xs`` ``(N, T)``; advances the state."""
+        """Scores ``(N, T, V)`` for ids ``xs`` ``(N, T)``; advances the state.
+
+        It replaces the values the last ``forward`` left its layers for
+        ``backward``, so a ``backward`` after it is refused until the next
+        ``forward``.
+        """
+        self._forget_forward()
         out = xs
         for layer in self.layers:
             out = layer.forward(out)

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from common.backend import to_cpu, xp
+from common.util import check_rng
 from models.beam_search import beam_search_lm
 
 
@@ -116,10 +117,7 @@ def _check_generate_args(start_ids, length, temperature, top_k, stop_id, rng, V)
         raise ValueError(f"top_k must be an integer in [1, {V}] or None, got {top_k!r}")
     if stop_id is not None and (not _is_int(stop_id) or not 0 <= stop_id < V):
         raise ValueError(f"stop_id must be an id in [0, {V}) or None, got {stop_id!r}")
-    if rng is not None and not isinstance(rng, np.random.Generator) \
-            and (not _is_int(rng) or rng < 0):
-        raise ValueError(f"rng must be a numpy.random.Generator, an integer seed >= 0 or "
-                         f"None, got {rng!r}")
+    check_rng(rng)
     return [int(i) for i in ids]
 
 

@@ -29,6 +29,7 @@ book.
 import numpy as np
 
 from common.backend import to_cpu, xp
+from common.util import check_rng
 from models.beam_search import _LanguageModelDecoder, beam_search
 from models.better_rnnlm import BetterRnnlm
 from models.rnnlm import Rnnlm
@@ -37,15 +38,21 @@ from models.rnnlm import Rnnlm
 def _checked_skip(model, start_id, skip_ids, sample_size) -> np.ndarray:
     """The arguments of the book's ``generate`` checked; the mask ``(V,)`` of ``skip_ids``."""
     V = model.vocab_size
+    if isinstance(start_id, np.ndarray) and start_id.shape == ():
+        start_id = start_id[()]  # (a 0-d array: the one id it holds)
     if isinstance(start_id, (bool, np.bool_)) or not isinstance(start_id, (int, np.integer)) \
             or not 0 <= start_id < V:
-        raise ValueError(f"start_id must be an id in [0, {V}), got {start_id!r}")
+        raise ValueError(f"start_id must be one integer id in [0, {V}), got {start_id!r}")
     if isinstance(sample_size, bool) or not isinstance(sample_size, (int, np.integer)) \
             or sample_size < 1:
         raise ValueError(f"sample_size must be a positive integer, got {sample_size!r}")
     skip = np.zeros(V, dtype=bool)
     if isinstance(skip_ids, (int, np.integer)) and not isinstance(skip_ids, (bool, np.bool_)):
         skip_ids = [skip_ids]  # one id to skip
+    if isinstance(skip_ids, (bool, np.bool_, str)) or not (
+            skip_ids is None or hasattr(skip_ids, "__iter__")):
+        raise ValueError(f"skip_ids must be an id or a list of ids in [0, {V}), or None, got "
+                         f"{skip_ids!r}")
     if skip_ids is not None:
         ids = np.asarray(list(skip_ids))
         if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= V):
@@ -59,11 +66,7 @@ def _checked_skip(model, start_id, skip_ids, sample_size) -> np.ndarray:
 def sample_ids(model, start_id: int, skip_ids=None, sample_size: int = 100, rng=None) -> list[int]:
     """The book's ``generate`` for any language model (see the module docstring)."""
     skip = _checked_skip(model, start_id, skip_ids, sample_size)
-    if rng is not None and not isinstance(rng, np.random.Generator) and (
-            isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (int, np.integer))
-            or rng < 0):
-        raise ValueError(f"rng must be a numpy.random.Generator, an integer seed >= 0 or None "
-                         f"(NumPy's global generator, as np.random.seed sets), got {rng!r}")
+    check_rng(rng, none="None (NumPy's global generator, as np.random.seed sets)")
     model._forget_forward()
     draw = rng.random if isinstance(rng, np.random.Generator) else (
         np.random.random if rng is None else np.random.default_rng(rng).random)

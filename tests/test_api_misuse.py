@@ -30,9 +30,12 @@ def test_an_optimizer_refuses_a_learning_rate_that_is_not_a_finite_number(optimi
 
 
 @pytest.mark.parametrize("make", [lambda: AdaGrad(eps=-1), lambda: RMSprop(eps=float("nan")),
-                                  lambda: Adam(eps=-1e-8)])
-def test_an_optimizer_refuses_a_negative_or_nan_eps(make):
-    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+                                  lambda: Adam(eps=-1e-8), lambda: AdaGrad(eps=0),
+                                  lambda: RMSprop(eps=0.0), lambda: Adam(eps=0)])
+def test_an_optimizer_refuses_a_zero_negative_or_nan_eps(make):
+    # eps=0 made every weight whose gradient had been 0 so far (an unseen word's
+    # embedding row) 0/0 = NaN at the first update.
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
         make()
 
 

@@ -201,7 +201,7 @@ def test_backward_after_generate_is_refused_not_run_on_the_wrong_values(cls):
     model = cls(V, D, H, seed=0)
     model.forward(xs, ts)
     model.generate(xs, 0, 2)  # runs the layers on other inputs
-    with pytest.raises(RuntimeError, match="generating in between"):
+    with pytest.raises(RuntimeError, match="generating, predicting or evaluating in between"):
         model.backward()
     model.forward(xs, ts)  # a new forward: backward is fine again
     model.backward()
@@ -214,7 +214,7 @@ def test_a_language_models_backward_after_generate_is_refused():
     model = Rnnlm(V, D, H, seed=0)
     model.forward(rng.integers(0, V, (2, 3)), rng.integers(0, V, (2, 3)))
     model.generate([1, 2], 3)
-    with pytest.raises(RuntimeError, match="generating in between"):
+    with pytest.raises(RuntimeError, match="generating, predicting or evaluating in between"):
         model.backward()
 
 

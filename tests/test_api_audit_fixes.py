@@ -1,0 +1,208 @@
+"""What an audit of the Python API found, each pinned by a test.
+
+A validation perplexity taken between ``forward`` and ``backward`` made the
+backward run on the last validation batch; a loss whose ``ignore_label`` is
+a padding id got a perplexity other than its training loss's, and one that
+scores every target (``ignore_label=None``) crashed at the end of the first
+epoch; ``eps=0`` filled unseen words' embedding rows with NaN (see
+tests/test_api_misuse.py); and a few mistakes gave NumPy's words or a
+misleading message instead of one that says how to fix them.
+"""
+
+import numpy as np
+import pytest
+
+from common.optimizer import SGD
+from common.trainer import RnnlmTrainer, Trainer
+from common.util import eval_perplexity
+from layers import (
+    Bidirectional,
+    TimeAffine,
+    TimeAttention,
+    TimeDropout,
+    TimeEmbedding,
+    TimeLSTM,
+    TimeRNN,
+    TimeSoftmaxWithLoss,
+)
+from models import Rnnlm, RnnlmGen, Seq2seq, SimpleRnnlm, load_model
+from models.base import Model
+
+V = 20
+
+
+def corpus(n=101, seed=0):
+    return np.random.default_rng(seed).integers(0, V, n)
+
+
+def batch(seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, V, (4, 6)), rng.integers(0, V, (4, 6))
+
+
+@pytest.mark.parametrize("between", [
+    lambda model: eval_perplexity(model, corpus()),
+    lambda model: model.predict(batch(seed=2)[0]),
+])
+def test_backward_after_evaluating_or_predicting_is_refused(between):
+    # It would have filled grads from the batch just evaluated, not the training batch.
+    model = Rnnlm(V, 8, 8, seed=0)
+    model.forward(*batch())
+    between(model)
+    with pytest.raises(RuntimeError, match="predicting or evaluating in between"):
+        model.backward()
+    model.reset_state()  # forward again (from where the reference starts): its backward
+    model.forward(*batch())
+    model.backward()
+    reference = Rnnlm(V, 8, 8, seed=0)
+    reference.forward(*batch())
+    reference.backward()
+    for g, expected in zip(model.grads, reference.grads, strict=True):
+        np.testing.assert_array_equal(g, expected)
+
+
+def test_perplexity_with_a_padding_id_as_ignore_label_is_the_training_losss():
+    # The mean is over the targets the loss scores, as in training.
+    model = Rnnlm(V, 8, 8, seed=0)
+    model.loss_layer = TimeSoftmaxWithLoss(ignore_label=0)
+    ids = corpus()
+    assert (ids[1:] == 0).any()
+    model.reset_state()
+    loss = model.forward(ids[None, :-1], ids[None, 1:])
+    for time_size in (100, 9):  # one lane: the state goes on from piece to piece
+        assert eval_perplexity(model, ids, batch_size=1, time_size=time_size) == pytest.approx(
+            np.exp(loss), rel=1e-5)
+    assert model.loss_layer.ignore_label == 0
+
+
+def test_perplexity_of_a_loss_that_scores_every_target():
+    # The same as with the default ignore_label -1, which no id of a corpus is;
+    # 7 lanes of 15 for 100 targets: padded.
+    model = Rnnlm(V, 8, 8, seed=0)
+    expected = eval_perplexity(model, corpus(), batch_size=7, time_size=9)
+    model.loss_layer = TimeSoftmaxWithLoss(ignore_label=None)
+    assert eval_perplexity(model, corpus(), batch_size=7, time_size=9) == expected
+    assert model.loss_layer.ignore_label is None  # given back after evaluating
+
+
+def test_validation_with_a_loss_that_scores_every_target_gets_through_an_epoch():
+    model = SimpleRnnlm(V, 8, 8, seed=0)
+    model.loss_layer = TimeSoftmaxWithLoss(ignore_label=None)
+    ids = corpus(201)
+    trainer = RnnlmTrainer(model, SGD(0.1))
+    trainer.fit(ids[:-1], ids[1:], max_epoch=1, batch_size=4, time_size=5,
+                val_corpus=corpus(seed=3), verbose=False)
+    assert len(trainer.history["val_ppl"]) == 1 and np.isfinite(trainer.history["val_ppl"][0])
+
+
+def test_perplexity_of_a_corpus_whose_every_target_is_ignored_is_refused():
+    model = Rnnlm(V, 8, 8, seed=0)
+    model.loss_layer = TimeSoftmaxWithLoss(ignore_label=0)
+    with pytest.raises(ValueError, match="nothing to score"):
+        eval_perplexity(model, np.zeros(10, dtype=np.int64))
+
+
+def test_perplexity_of_a_sequence_to_sequence_model_is_refused():
+    with pytest.raises(TypeError, match="seq2seq_accuracy"):
+        eval_perplexity(Seq2seq(V, 4, 4, seed=0), corpus())
+
+
+def test_set_state_refuses_entries_of_different_batches():
+    model = Rnnlm(V, 8, 8, seed=0)
+    with pytest.raises(ValueError, match=r"\[2, 3\] rows"):
+        model.set_state([np.zeros((3, 8), np.float32), np.zeros((2, 8), np.float32)])
+
+
+def _forwarded(layer, *inputs):
+    out = layer.forward(*inputs)
+    return layer, out
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _forwarded(TimeRNN(*_rnn_weights(1)), _xs()),
+    lambda: _forwarded(TimeLSTM(*_rnn_weights(4)), _xs()),
+    lambda: _forwarded(TimeAffine(np.ones((3, 2), np.float32), np.zeros(2, np.float32)), _xs()),
+    lambda: _forwarded(TimeEmbedding(np.ones((5, 3), np.float32)), np.array([[1, 2]])),
+    lambda: _forwarded(TimeAttention(), _xs(), _xs()),
+    lambda: _forwarded(Bidirectional(TimeLSTM(*_rnn_weights(4)), TimeLSTM(*_rnn_weights(4))),
+                       _xs()),
+], ids=["TimeRNN", "TimeLSTM", "TimeAffine", "TimeEmbedding", "TimeAttention",
+        "Bidirectional"])
+def test_a_time_layers_backward_refuses_a_list(make):
+    layer, out = make()
+    with pytest.raises(TypeError, match="must be an array of shape"):
+        layer.backward(out.tolist())
+
+
+def _rnn_weights(gates, D=3, H=3):
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((D, gates * H)).astype(np.float32),
+            rng.standard_normal((H, gates * H)).astype(np.float32),
+            np.zeros(gates * H, np.float32))
+
+
+def _xs():
+    return np.random.default_rng(1).standard_normal((2, 2, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("dout, error, match", [
+    (np.ones(3), TypeError, "one real number"),
+    ("2", TypeError, "one real number"),
+    (float("nan"), ValueError, "finite"),
+])
+def test_the_losss_backward_takes_one_finite_number(dout, error, match):
+    loss = TimeSoftmaxWithLoss()
+    loss.forward(np.zeros((1, 2, 3), np.float32), np.array([[0, 1]]))
+    with pytest.raises(error, match=match):
+        loss.backward(dout)
+    # A scale given as a NumPy number or 0-d array is one number too.
+    np.testing.assert_allclose(loss.backward(np.array(2.0)).sum(), 0.0, atol=1e-6)
+
+
+def test_the_books_generate_takes_a_0d_start_id_and_refuses_a_bool_skip_ids():
+    model = RnnlmGen(V, 8, 8, seed=0)
+    assert model.generate(np.array(2), sample_size=5, rng=0) == model.generate(
+        2, sample_size=5, rng=0)
+    with pytest.raises(ValueError, match="skip_ids must be an id or a list of ids"):
+        model.generate(2, skip_ids=True)
+
+
+@pytest.mark.parametrize("ratio, rng, match", [
+    ("0.5", None, "dropout_ratio must be a number in"),
+    (float("nan"), None, "dropout_ratio must be a number in"),
+    (0.5, -1, "rng must be a numpy.random.Generator"),
+    (0.5, "seed", "rng must be a numpy.random.Generator"),
+])
+def test_dropout_refuses_a_bad_ratio_or_rng(ratio, rng, match):
+    with pytest.raises(ValueError, match=match):
+        TimeDropout(ratio, rng=rng)
+
+
+class Unregistered(Rnnlm):
+    """A model class of one's own, not in models.MODEL_CLASSES."""
+
+
+class NoConfig(Model):
+    def __init__(self):
+        self.layers = [TimeEmbedding(np.ones((5, 3), np.float32))]
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self._collect_params(["embed_W"])
+
+
+def test_loading_a_class_of_ones_own_says_how_to_register_it(tmp_path):
+    path = Unregistered(V, 4, 4, seed=0).save_params(tmp_path / "mine.npz")
+    with pytest.raises(ValueError, match=r"models\.MODEL_CLASSES\['Unregistered'\] = "
+                                         r"Unregistered"):
+        load_model(path)
+
+
+def test_saving_a_model_without_config_says_what_to_set(tmp_path):
+    with pytest.raises(TypeError, match=r"self\.config = dict\("):
+        NoConfig().save_params(tmp_path / "x.npz")
+
+
+def test_trainer_points_a_language_model_on_one_corpus_to_rnnlm_trainer():
+    ids = corpus()
+    with pytest.raises(TypeError, match=r"RnnlmTrainer\(SimpleRnnlm, optimizer\)\.fit"):
+        Trainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.1)).fit(ids[:-1], ids[1:], max_epoch=1,
+                                                           batch_size=8)
