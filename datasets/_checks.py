@@ -10,14 +10,25 @@ from typing import Any
 import numpy as np
 
 
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an int as :func:`check_int` takes one: an int or a
+    NumPy integer, not a bool (nor a float or a string)."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
+
+
 def check_int(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
     """``value`` as an int (NumPy integers accepted; bools, floats and strings refused)."""
     if isinstance(value, bool | np.bool_):
         raise TypeError(f"{name} must be an int, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
+    if not is_int(value):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    value = operator.index(value)
     if value < minimum or (maximum is not None and value > maximum):
         bound = f">= {minimum}" if maximum is None else f"in {minimum} .. {maximum}"
         raise ValueError(f"{name} must be {bound}, got {value}")

@@ -18,7 +18,14 @@ from typing import BinaryIO
 
 from common.serialization import atomic_open
 
-__all__ = ["NETWORK_ERRORS", "DownloadError", "atomic_file", "fetch", "sha256_file"]
+__all__ = [
+    "NETWORK_ERRORS",
+    "DownloadError",
+    "WriteError",
+    "atomic_file",
+    "fetch",
+    "sha256_file",
+]
 
 _CHUNK = 1 << 16  # 64 KiB: small enough to stream, large enough to be quick
 
@@ -28,6 +35,17 @@ class DownloadError(OSError):
 
     It is an OSError so that one ``except OSError`` catches it together with
     the network errors urllib raises.
+    """
+
+
+class WriteError(OSError):
+    """A download that arrived but could not be written on the local disk: the
+    folder is a file, is read-only or cannot be created, or the disk is full.
+
+    An OSError with the ``errno``, ``strerror`` and ``filename`` of the error
+    of the disk (its ``__cause__``). Callers catch it *before*
+    :data:`NETWORK_ERRORS`: another URL would fail the same way, and the fix
+    is on this machine, not on the network.
     """
 
 
@@ -85,6 +103,8 @@ def fetch(
 
     Raises:
         DownloadError: bad scheme, short or oversized body, or checksum mismatch.
+        WriteError: the body could not be written at ``dest`` (a local problem:
+            a file in the way of the folder, no permission, a full disk).
         OSError, http.client.HTTPException: network errors, passed through
             (``urllib.error.URLError``/``HTTPError`` are OSErrors).
     On any error nothing is left at ``dest`` that was not there before.
@@ -105,25 +125,42 @@ def fetch(
             )
         digest = hashlib.sha256()
         received = 0
-        with atomic_file(dest) as f:
-            while chunk := response.read(_CHUNK):
-                received += len(chunk)
-                if received > max_bytes:
-                    raise DownloadError(f"body exceeds the {max_bytes}-byte limit")
-                digest.update(chunk)
-                f.write(chunk)
-            # http.client returns b"" when the connection closes early instead of
-            # raising, so compare with the announced length ourselves.
-            if declared_size is not None and received != declared_size:
-                raise DownloadError(
-                    f"incomplete download: received {received} of {declared_size} bytes"
-                )
-            actual = digest.hexdigest()
-            if actual != sha256:
-                raise DownloadError(
-                    f"SHA-256 mismatch after download: expected {sha256}, got {actual} "
-                    f"({received} bytes)"
-                )
+        # An OSError below comes from the network while a chunk is being read, and
+        # from the local disk otherwise (creating the temporary, writing, fsync,
+        # rename): the disk's become WriteError, so that no caller takes a full
+        # disk for a server that is down.
+        reading = False
+        try:
+            with atomic_file(dest) as f:
+                while True:
+                    reading = True
+                    chunk = response.read(_CHUNK)
+                    reading = False
+                    if not chunk:
+                        break
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise DownloadError(f"body exceeds the {max_bytes}-byte limit")
+                    digest.update(chunk)
+                    f.write(chunk)
+                # http.client returns b"" when the connection closes early instead of
+                # raising, so compare with the announced length ourselves.
+                if declared_size is not None and received != declared_size:
+                    raise DownloadError(
+                        f"incomplete download: received {received} of {declared_size} bytes"
+                    )
+                actual = digest.hexdigest()
+                if actual != sha256:
+                    raise DownloadError(
+                        f"SHA-256 mismatch after download: expected {sha256}, got {actual} "
+                        f"({received} bytes)"
+                    )
+        except OSError as err:
+            if reading or isinstance(err, DownloadError):
+                raise
+            if err.errno is None:
+                raise WriteError(f"{err} (writing {os.fspath(dest)})") from err
+            raise WriteError(err.errno, err.strerror, err.filename or os.fspath(dest)) from err
     return Path(dest)
 
 

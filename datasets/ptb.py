@@ -29,8 +29,12 @@ corpus. Only when nothing was named and neither the cache nor the download
 gave the files is :class:`DataNotFoundError` raised, whose message lists what
 was tried; that is the one case where a program may fall back (as
 ``scripts/train_rnnlm.py`` does to the synthetic corpus). A file in the cache
-that exists but cannot be read (its permissions, say) is no reason to fall
-back either: it raises :class:`DataSourceError` naming the file and the fix.
+that exists but cannot be read (its permissions, say), or a cache that the
+downloaded files cannot be written into (a file in the way of its folder, a
+folder without write permission, a full disk), is no reason to fall back
+either: neither another URL nor another corpus would mend it, so it raises
+:class:`DataSourceError` naming the path and the fix. Only network errors
+(and a server sending the wrong bytes) count as a failed download.
 Wherever a file comes from, a truncated or altered file is rejected, never
 trained on.
 
@@ -40,12 +44,14 @@ later loads skip tokenising; nothing is ever written into ``data_dir`` or
 made from, of the training text that gave the vocabulary, and of its own ids
 and vocabulary; a file that does not match (damaged, truncated, stale,
 tampered with, or with a header promising more data than it holds) is rebuilt
-from the text. A cache folder that cannot be written costs only time
-and is reported by one warning per process.
+from the text. When the text files come from a named folder, a cache folder
+that cannot be written costs only time (the ids are not kept) and is
+reported by one warning per process.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 import os
@@ -61,7 +67,7 @@ from common.serialization import DAMAGED_ARCHIVE_ERRORS, load_npz, save_npz
 
 from . import text
 from ._checks import check_choice, check_path
-from ._download import NETWORK_ERRORS, fetch, sha256_file
+from ._download import NETWORK_ERRORS, WriteError, fetch, sha256_file
 
 __all__ = [
     "DOWNLOAD_TIMEOUT",
@@ -119,18 +125,20 @@ class DataNotFoundError(RuntimeError):
 
 class DataSourceError(ValueError):
     """A *named* source (``data_dir`` or ``$RNNLAB_PTB_DIR``) lacks the verified files,
-    or a file of the cache (or of ``download``'s ``dest_dir``) cannot be read.
+    or the cache (or ``download``'s ``dest_dir``) holds a file that cannot be
+    read, or cannot take the downloaded files (a file in the way of the folder,
+    no write permission, a full disk).
 
     Not a :class:`DataNotFoundError`: a source the user named that fails, or
-    a file that is there but unreadable, is an error to report and fix, never
-    a reason to download or to fall back on another corpus. The message
-    names the source (or the file) and the fix.
+    a local file or folder that cannot be read or written, is an error to
+    report and fix, never a reason to download or to fall back on another
+    corpus. The message names the source (or the path) and the fix.
 
     Attributes:
         source: ``"data_dir"`` or ``"RNNLAB_PTB_DIR"``, what named the folder
             (a command-line program can translate it into its own flag);
-            ``"cache"`` or ``"dest_dir"`` for an unreadable file there.
-        folder: the folder named (or holding the unreadable file), as a Path.
+            ``"cache"`` or ``"dest_dir"`` for a problem there.
+        folder: the folder named (or the cache or ``dest_dir``), as a Path.
     """
 
     def __init__(self, message: str, source: str, folder: Path):
@@ -164,7 +172,8 @@ def load_data(
         TypeError: ``split`` not a str, ``data_dir`` not a path.
         DataSourceError: ``data_dir`` or ``$RNNLAB_PTB_DIR`` does not hold the
             three files with their published SHA-256 (ChecksumError for a
-            truncated or altered file), or a file in the cache cannot be read.
+            truncated or altered file), or a file in the cache cannot be read,
+            or the cache cannot be written when the files must be downloaded.
         DataNotFoundError: neither was given, and the files are neither in
             the cache nor downloadable.
     """
@@ -196,7 +205,8 @@ def find_data_dir(
     Raises:
         DataSourceError: ``data_dir`` / ``$RNNLAB_PTB_DIR`` lacks a file or
             cannot be read (ChecksumError: a file is truncated or altered), or
-            a file in the cache exists but cannot be read.
+            a file in the cache exists but cannot be read, or the cache cannot
+            be written when the files must be downloaded.
         DataNotFoundError: nothing named, and the files are neither cached nor
             downloadable.
     """
@@ -256,7 +266,9 @@ def download(
         DataNotFoundError: some file could not be fetched from any URL (the
             message lists each URL with its error).
         DataSourceError: a file already in ``dest_dir`` cannot be read (its
-            permissions, say); the message names it and the fix.
+            permissions, say), or the files cannot be written into ``dest_dir``
+            (a file in the way, no write permission, a full disk); the message
+            names the path and the fix.
     """
     if dest_dir is None:
         dest, source = cache_dir(), "cache"
@@ -295,7 +307,7 @@ def _problems(
     error, to ``unreadable`` when it is given.
     """
     if not folder.is_dir():
-        return ["folder does not exist"]
+        return ["is a file, not a folder" if folder.exists() else "folder does not exist"]
     problems = []
     for name, expected in SHA256.items():
         path = folder / name
@@ -390,6 +402,71 @@ def _unreadable_error(path: Path, err: OSError, source: str, folder: Path) -> Da
     )
 
 
+def _write_problem(folder: Path) -> tuple[Path, str, str] | None:
+    """Why files cannot be written into ``folder`` (created if need be), or None.
+
+    Returns ``(path, why, kind)`` for :func:`_unwritable_error`: ``path`` is
+    ``folder`` or the nearest path above it that exists, a file in the way
+    (``kind="file"``) or a folder without write permission
+    (``"permission"``). Nothing is created here, so an offline machine is
+    left as it was. A full disk shows only when writing (:class:`WriteError`).
+    """
+    existing = folder
+    while not os.path.lexists(existing) and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "a file, not a folder" if existing.is_file() else "not a folder"
+        return existing, f"is {what}", "file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        why = "cannot be written (no write permission, or a read-only file system)"
+        return existing, why, "permission"
+    return None
+
+
+def _kind_of(err: OSError) -> str:
+    """What a :class:`WriteError` asks the user to mend, for :func:`_unwritable_error`."""
+    if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return "space"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission"
+    if err.errno in (errno.EEXIST, errno.ENOTDIR):
+        return "file"
+    return "other"
+
+
+def _unwritable_error(
+    path: Path | str, why: str, kind: str, source: str, folder: Path
+) -> DataSourceError:
+    """The error for a cache (``source="cache"``) or a ``dest_dir`` of
+    ``download`` (``folder``) that the downloaded files cannot be written into.
+
+    ``path`` and ``why`` say what is wrong (``/x`` ``is a file, not a
+    folder``), ``kind`` what to mend: ``"file"`` (a file in the way),
+    ``"permission"``, ``"space"`` (a full disk) or ``"other"``.
+    """
+    mend = {
+        "file": f"move or delete {path}",
+        "permission": f"make {path} writable (chmod u+w {path}, or check its owner, or "
+                      "whether its file system is read-only)",
+        "space": f"free space on the disk that holds {path}",
+        "other": f"make {folder} a folder you can write in",
+    }[kind]
+    if source == "cache":
+        where = "rnnlab's cache for them"
+        other = (f", or set XDG_CACHE_HOME to a writable folder (the cache is then "
+                 f"$XDG_CACHE_HOME/rnnlab/ptb), or pass data_dir=... a folder that holds "
+                 f"{', '.join(SHA256)}, or point ${ENV_DIR} at one")
+    else:
+        where = "download()'s dest_dir"
+        other = ", or pass another dest_dir"
+    return DataSourceError(
+        f"cannot store the Penn Treebank files in {folder}, {where}: {path} {why}.\n"
+        f"Fix: {mend}{other}.",
+        source,
+        folder,
+    )
+
+
 def _not_found_message(tried: list[str], dest: Path | None = None) -> str:
     names = ", ".join(SHA256)
     dest = dest if dest is not None else cache_dir()
@@ -433,11 +510,15 @@ def _download_missing(
     """Fetch every file that is missing or wrong in ``dest``; return what was tried.
 
     Stops at the first file that no URL could provide: if the network is
-    down, trying the other files would only add waiting. A file that is
-    there but cannot be read raises :class:`DataSourceError` (``source``:
-    ``"cache"`` or ``"dest_dir"``) naming it and the fix.
+    down, trying the other files would only add waiting. A local problem
+    raises :class:`DataSourceError` (``source``: ``"cache"`` or
+    ``"dest_dir"``) naming the path and the fix, since no other URL would
+    mend it: a file that is there but cannot be read, a ``dest`` that cannot
+    be written (checked before the first download, so that an offline
+    machine says so too), or a write that fails (a full disk).
     """
     tried: list[str] = []
+    checked_writable = False
     for name, expected in SHA256.items():
         path = dest / name
         try:
@@ -446,10 +527,18 @@ def _download_missing(
             raise _unreadable_error(path, err, source, dest) from err
         if verified:
             continue
+        if not checked_writable:
+            if (blocked := _write_problem(dest)) is not None:
+                raise _unwritable_error(*blocked, source, dest)
+            checked_writable = True
         for base in base_urls:
             url = base.rstrip("/") + "/" + name
             try:
                 fetch(url, path, expected, timeout=timeout, allow_http=allow_http)
+            except WriteError as err:  # an OSError too: caught before the network's
+                why = f"could not be written ({err.strerror or err})"
+                raise _unwritable_error(err.filename or path, why, _kind_of(err), source,
+                                        dest) from err
             except NETWORK_ERRORS as err:
                 tried.append(f"download {url}: {type(err).__name__}: {err}")
             else:

@@ -68,7 +68,10 @@ as a pair, with a :class:`SequenceDataWarning` that says so.
 
 Empty lines (or lines of spaces only) are skipped in both (a blank line
 between blocks, or at the end, is not a pair); line numbers in messages are
-those of the file. Lines may end as on Unix, Windows or old Macs.
+those of the file. Lines may end as on Unix, Windows or old Macs. A
+byte-order mark is dropped at the start of the file; one further in (two
+files joined with ``cat``) is refused, naming its line, as
+:func:`datasets.text.read_text` refuses it, rather than read as a character.
 
 A malformed file raises :class:`SequenceDataError` (a ``ValueError``) naming
 the file, the line and what is wrong. To read a file that happens to be called
@@ -390,10 +393,25 @@ def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[st
             if widths[0] == 0:
                 raise SequenceDataError(f"{path}, line {number}: empty question in {line!r}")
         elif (len(question), len(answer)) != widths:
+            sizes = (f"{path}, line {number}: question and answer are {len(question)} and "
+                     f"{len(answer)} characters wide, line {lines[0][0]}'s are {widths[0]} "
+                     f"and {widths[1]}")
+            # A '_' inside a question moves the cut (the question ends at the first
+            # '_'), so the widths differ however well the lines are padded: name the
+            # '_' before the padding.
+            for other_number, other in ((number, line), lines[0]):
+                if (count := other.count("_")) > 1:
+                    cut = other.find("_")
+                    raise SequenceDataError(
+                        f"{sizes}. Line {other_number}, {other!r}, holds {count} '_', and in "
+                        f"the book's layout the question ends at the first '_': it reads as "
+                        f"the question {other[:cut]!r} and the answer {other[cut:]!r}. For "
+                        f"questions that contain '_', use question<TAB>answer lines (e.g. "
+                        f"'16_75<TAB>91'), of any widths; otherwise pad every line with "
+                        f"spaces to the same widths"
+                    )
             raise SequenceDataError(
-                f"{path}, line {number}: question and answer are {len(question)} and "
-                f"{len(answer)} characters wide, line {lines[0][0]}'s are {widths[0]} and "
-                f"{widths[1]}; in the book's layout every line is padded with spaces to the "
+                f"{sizes}; in the book's layout every line is padded with spaces to the "
                 f"same widths (or use question<TAB>answer lines, padded for you)"
             )
         questions.append(question)

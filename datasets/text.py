@@ -10,11 +10,24 @@
 
 Tokens:
 
-- ``level="word"``: each line is split on whitespace and every newline becomes
-  the token ``<eos>`` (the Penn Treebank convention, so ``ptb.py`` uses this
-  same function);
-- ``level="char"``: every character is a token, ``"\\n"`` included (and
-  ``"\\r"`` too, for a file with Windows line ends).
+- ``level="word"``: each line is split on whitespace and every line end
+  becomes the token ``<eos>`` (the Penn Treebank convention, so ``ptb.py``
+  uses this same function). A line ends at ``"\\n"`` (Unix), ``"\\r\\n"``
+  (Windows) or a lone ``"\\r"`` (old Macs), as in :mod:`datasets.sequence`:
+  the same text gives the same tokens whatever its line ends (and line
+  numbers in messages count lines this way, at both levels).
+- ``level="char"``: every character is a token, line ends included as the
+  file writes them: ``"\\n"`` (Unix), the two tokens ``"\\r"``, ``"\\n"``
+  (Windows) or ``"\\r"`` (old Macs). They are not translated, so that the
+  model learns the file's own characters and a text it is given later (by
+  ``scripts/inspect_model.py``, say) reads the same way; a model trained on
+  one kind of line end has not seen the others.
+
+A byte-order mark (U+FEFF) is dropped at the start of the file, where
+editors on Windows write it. Anywhere else it is an invisible character that
+would stick to a word (``'\\ufeffsecond'`` is not ``'second'``), the trace of
+two files joined with ``cat`` when the second began with one, so the file is
+refused with a message naming the line and how to remove it.
 
 Ids are given in order of first appearance, so the same file always gives
 the same ids. Problems with the file raise :class:`CorpusError` (a
@@ -30,7 +43,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ._checks import check_path
+from ._checks import check_path, is_int
 
 __all__ = [
     "EOS",
@@ -67,11 +80,14 @@ class UnknownTokenError(CorpusError):
 def read_text(path: str | os.PathLike) -> str:
     """Read a whole file as UTF-8 (a leading byte-order mark is dropped).
 
+    Line ends are kept as they are (``"\\r\\n"`` stays two characters).
+
     Raises:
         FileNotFoundError: the file does not exist.
         IsADirectoryError: ``path`` is a folder.
         CorpusError: the bytes are not valid UTF-8 (the message gives the byte
-            offset and line of the first bad byte), or hold a NUL byte.
+            offset and line of the first bad byte), or hold a NUL byte, or a
+            byte-order mark after the start of the file (named with its line).
     """
     path = check_path(path, "path")
     try:
@@ -89,7 +105,8 @@ def read_text(path: str | os.PathLike) -> str:
         # would otherwise stick to the first word.
         content = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
+        before = data[: err.start].decode("utf-8-sig")  # valid up to the bad byte
+        line = _line_number(before, len(before))
         bad = data[err.start : err.end]
         # A byte-order mark of UTF-16 says what the file is; otherwise latin-1 is the
         # common case (and any byte is valid latin-1).
@@ -103,11 +120,20 @@ def read_text(path: str | os.PathLike) -> str:
     # NUL is valid UTF-8 but never in text: UTF-16 without a byte-order mark
     # (ASCII letters with a NUL between them) or a binary file decodes "fine".
     if (nul := content.find("\0")) >= 0:
-        line = content.count("\n", 0, nul) + 1
         raise CorpusError(
-            f"{path} holds a NUL byte (line {line}), which text never does: is it a binary "
-            f"file, or UTF-16 without a byte-order mark? Re-save it as UTF-8, e.g. "
-            f"`iconv -f utf-16le -t utf-8 in.txt > out.txt`."
+            f"{path} holds a NUL byte (line {_line_number(content, nul)}), which text never "
+            f"does: is it a binary file, or UTF-16 without a byte-order mark? Re-save it as "
+            f"UTF-8, e.g. `iconv -f utf-16le -t utf-8 in.txt > out.txt`."
+        )
+    # Only a leading byte-order mark is a mark ("utf-8-sig" dropped it); any other
+    # U+FEFF is invisible and would become part of a token: refused, not guessed at.
+    if (bom := content.find("\ufeff")) >= 0:
+        line = _line_number(content, bom)
+        raise CorpusError(
+            f"{path}, line {line}: a byte-order mark (U+FEFF) after the start of the file, "
+            f"an invisible character that would become part of a token. Were two files "
+            f"joined with `cat`, the second beginning with a byte-order mark? Remove it, "
+            f"e.g. `sed 's/\\xEF\\xBB\\xBF//g' in.txt > out.txt` (GNU sed)."
         )
     return content
 
@@ -126,9 +152,9 @@ def tokenize(content: str, level: str = "word") -> list[str]:
     _check_level(level)
     if level == "char":
         return list(content)
-    # Same as the book's content.replace("\n", " <eos> ").split(): every "\n"
-    # ends a line and gives one <eos>; text after the last "\n" gives none.
-    lines = content.split("\n")
+    # Same as the book's content.replace("\n", " <eos> ").split(): every line end
+    # gives one <eos>; text after the last one gives none.
+    lines = _split_lines(content)
     tokens: list[str] = []
     for line in lines[:-1]:
         tokens.extend(line.split())
@@ -292,18 +318,45 @@ def _check_vocab(vocab: Mapping[str, int]) -> None:
         raise ValueError(f"vocab must be a dict token -> id, got {type(vocab).__name__}")
     if any(not isinstance(token, str) for token in vocab):
         raise ValueError("vocab must map token (str) -> id (int); did you pass id_to_word?")
+    # A vocabulary read back from JSON or CSV may hold its ids as strings ("1"),
+    # which sorted() below could not compare with ints.
+    for token, i in vocab.items():
+        if not is_int(i):
+            raise ValueError(
+                f"vocab must map token (str) -> id (int); got the id {i!r} "
+                f"({type(i).__name__}) for the token {token!r}: convert the ids to int, "
+                f"e.g. {{token: int(i) for token, i in vocab.items()}}"
+            )
     ids = sorted(vocab.values())
     if ids != list(range(len(vocab))):
         raise ValueError(f"vocab ids must be exactly 0 .. {len(vocab) - 1}, each used once")
 
 
+def _split_lines(content: str) -> list[str]:
+    """``content`` cut at its line ends: ``"\\n"``, ``"\\r\\n"`` or a lone ``"\\r"``.
+
+    The lines of ``re.split(r"\\r\\n|\\r|\\n", content)``, as
+    :mod:`datasets.sequence` reads pairs, but by ``str.split``: several times
+    faster on a large file, and a file without ``"\\r"`` is not even copied.
+    """
+    if "\r" in content:
+        content = content.replace("\r\n", "\n").replace("\r", "\n")
+    return content.split("\n")
+
+
+def _line_number(content: str, index: int) -> int:
+    """1-based line of ``content[index]``, lines cut as :func:`_split_lines` cuts them."""
+    count = content.count
+    return count("\n", 0, index) + count("\r", 0, index) - count("\r\n", 0, index) + 1
+
+
 def _line_of(content: str, token: str, level: str) -> int:
     """1-based line of the first occurrence of ``token`` (for error messages)."""
-    if level == "char" or token == EOS:
-        # For <eos>, the first newline is where it would first appear.
-        where = content.find("\n" if token == EOS and level == "word" else token)
-        return content.count("\n", 0, max(where, 0)) + 1
-    for number, line in enumerate(content.split("\n"), start=1):
+    if level == "word" and token == EOS:
+        return 1  # the first line end, where <eos> first appears, ends line 1
+    if level == "char":
+        return _line_number(content, max(content.find(token), 0))
+    for number, line in enumerate(_split_lines(content), start=1):
         if token in line.split():
             return number
     return 1
