@@ -24,6 +24,7 @@ import numpy as np
 
 from common.backend import to_cpu, to_gpu
 from common.serialization import load_npz, save_npz
+from common.util import finite_number
 from layers._checks import state_width
 
 FORMAT = "rnnlab-checkpoint"
@@ -211,6 +212,12 @@ def _check_optimizer(path, meta, optim, model, optimizer):
         if a.shape != p.shape or not np.issubdtype(a.dtype, np.floating):
             raise ValueError(f"{path}: optimizer state {key!r} is {a.dtype} {a.shape}, its "
                              f"parameter is {p.dtype} {p.shape}")
+    if "lr" in scalars and not (finite_number(scalars["lr"]) and scalars["lr"] >= 0):
+        # The optimizer's constructor's check: load_state_dict takes any number
+        # (it reads arrays too), and update would refuse it only once training.
+        raise ValueError(f"{path}: the optimizer state does not fit "
+                         f"{type(optimizer).__name__}: lr must be a finite number >= 0, got "
+                         f"{scalars['lr']!r}")
     optim_state = {**scalars, **optim}
     probe = copy.copy(optimizer)  # load_state_dict rebinds attributes only
     try:
@@ -264,10 +271,42 @@ def _check_trainer_state(path, meta, trainer):
             raise ValueError(f"{path}: the trainer's {name} is not a list of numbers")
     probe = object.__new__(type(trainer))  # load_state_dict sets attributes only
     try:
+        _check_sums(trainer_state.get("sums"))
+        _check_position(trainer_state)
         probe.load_state_dict(trainer_state)
     except ValueError as exc:
         raise ValueError(f"{path}: the trainer state is invalid ({exc})") from exc
     return trainer_state
+
+
+def _is_count(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _check_sums(sums):
+    """The running sums the next figures average: ``[interval loss, its batch
+    count, epoch loss, its batch count]`` (losses finite, counts integers >= 0)."""
+    if not (isinstance(sums, list) and len(sums) == 4
+            and all(finite_number(v) and _is_number(v) for v in sums[0::2])
+            and all(_is_count(v) for v in sums[1::2])):
+        raise ValueError(f"its sums must be [loss, count, loss, count], finite losses and "
+                         f"counts that are integers >= 0, got {sums!r:.100}")
+
+
+def _check_position(trainer_state):
+    """The epoch and the iteration within it: ``iteration`` from 0 to the
+    epoch's ``iters_per_epoch`` (0 when that is not recorded), which the
+    training loop would otherwise take as an epoch already ended."""
+    epoch, iteration = trainer_state.get("epoch"), trainer_state.get("iteration")
+    n = trainer_state.get("iters_per_epoch")
+    if not _is_count(epoch):
+        raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+    if n is not None and not (_is_count(n) and n > 0):
+        raise ValueError(f"iters_per_epoch must be an integer >= 1 (or null), got {n!r}")
+    if not (_is_count(iteration) and iteration <= (n or 0)):
+        within = (f"from 0 to {n}, the iterations of its epoch" if n else
+                  "0, as its iters_per_epoch is not recorded")
+        raise ValueError(f"iteration must be an integer {within}, got {iteration!r}")
 
 
 def _check_rngs(path, meta, model):

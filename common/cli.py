@@ -18,6 +18,11 @@
 * A run holds its checkpoint file's lock from start to end, and one that
   finds another training writing that file stops with a message:
   :func:`run_holding_checkpoint`.
+* A path's leading ``~`` is the home folder, also where the shell leaves it
+  as it is (``--save=~/m.npz``): the argparse types :func:`user_path` and
+  :func:`plot_path`.
+* A reader that stops reading (``| head``, quitting ``less``) does not end
+  a run: :func:`outputs_may_close`.
 """
 
 import argparse
@@ -171,6 +176,66 @@ def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bo
             f"--resume {checkpoint}, or pass --overwrite to replace it")
 
 
+class _StreamThatMayClose:
+    """``sys.stdout`` or ``sys.stderr`` whose reader may leave: a write or flush
+    that finds the pipe closed (``BrokenPipeError``) points the stream at the
+    null device (``os.dup2``, as ``generate_text.py`` does) and the run goes on,
+    printing to nobody, with one notice on stderr the first time."""
+
+    def __init__(self, stream, name):
+        self._stream, self._name, self.closed_by_reader = stream, name, False
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_null()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_null()
+
+    def _to_null(self):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._stream.fileno())
+        finally:
+            os.close(null)
+        if not self.closed_by_reader and self._name == "stdout":
+            print("notice: stdout was closed (its reader stopped reading); the run goes on "
+                  "without printing, and writes its files as asked (Ctrl-C stops it)",
+                  file=sys.stderr)
+        self.closed_by_reader = True
+
+    def __getattr__(self, name):  # isatty, fileno, encoding ... of the stream itself
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def outputs_may_close():
+    """``with outputs_may_close(): ...``: a long run whose stdout (or stderr)
+    reader stops reading (``| head``, ``| true``, quitting ``less``) goes on
+    printing to nobody, and writes its checkpoint, model and plot as asked,
+    instead of dying of a ``BrokenPipeError`` with its work unsaved."""
+    real = sys.stdout, sys.stderr
+    if None in real:  # no console at all (pythonw): nothing to guard
+        yield
+        return
+    sys.stdout = _StreamThatMayClose(real[0], "stdout")
+    sys.stderr = _StreamThatMayClose(real[1], "stderr")
+    try:
+        yield
+    finally:
+        # What is still buffered, here: a reader gone is no error at exit.
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, _StreamThatMayClose):
+                stream.flush()
+        sys.stdout, sys.stderr = real
+
+
 def run_holding_checkpoint(checkpoint: str | None, run, *args) -> int:
     """``run(*args)``'s exit status, with ``checkpoint``'s lock held all the
     while (:mod:`common.run_lock`); 1, with the reason on stderr, when
@@ -181,6 +246,17 @@ def run_holding_checkpoint(checkpoint: str | None, run, *args) -> int:
     except CheckpointInUse as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def resumed_checkpoint_words(problem: str, args, explicit) -> str:
+    """``problem``, about the ``--checkpoint`` file, in the words of a command
+    line that gave ``--resume`` and no ``--checkpoint`` (not in ``explicit``):
+    a resumed run writes its checkpoints to the file it resumes."""
+    resume = getattr(args, "resume", None)
+    if not resume or "checkpoint" in explicit or not problem.startswith("--checkpoint "):
+        return problem
+    return (f"--resume {problem[len('--checkpoint '):]}; a resumed run writes its checkpoints "
+            f"there: give --checkpoint OTHER.npz to write them elsewhere")
 
 
 def moved_checkpoint_notice(resume: str, settings: dict, outputs, explicit) -> str | None:
@@ -292,11 +368,19 @@ def recorded_paths(settings: dict, names, checkpoint: str | None) -> dict:
     return recorded
 
 
+def user_path(text: str) -> str:
+    """An argparse ``type`` for a file or folder: the path, a leading ``~``
+    made the home folder. The shell does that for a word that starts with
+    ``~``, not for ``--save=~/m.npz``, which would name a folder called ``~``."""
+    return os.path.expanduser(text)
+
+
 def plot_path(text: str) -> str | None:
     """An argparse ``type`` for a plot's file: ``None`` for ``''`` or ``'none'``
-    (no plot), else the path, whose suffix must name a format."""
+    (no plot), else the path (:func:`user_path`), whose suffix must name a format."""
     if text.lower() in ("", "none"):
         return None
+    text = user_path(text)
     if os.path.isdir(text):  # output_path_problem's message says what to give instead
         return text
     try:

@@ -208,7 +208,8 @@ def _draw(ax, trainer):
                         rotation=90, va="top", ha="right", fontsize=7, color="tab:green")
     ax.set_xlabel(f"iterations ({per_epoch} an epoch)")
     ax.set_ylabel(name)
-    ax.set_title(_title(trainer), fontsize=10)
+    # As written: the title may hold a file's name, whose "$" is no math.
+    ax.set_title(_title(trainer), fontsize=10, parse_math=False)
     _note_when_empty(ax, trainer)
     if not _recorded(trainer):
         # Only epoch lines, if any: show the iterations run, from 0, not their span.

@@ -9,7 +9,10 @@ wrote last: one run's work lost without a word. So a training with a
 checkpoint holds an advisory lock (``fcntl.flock``) on a file beside it,
 ``PATH.lock``, for as long as it trains, and a second one finds it held
 and is refused before its first batch (:class:`CheckpointInUse`, naming
-the holder's process id).
+the holder's process id). The lock belongs to the file that is written: a
+checkpoint that is a symbolic link is written through (its target is
+replaced), so its lock is the target's, ``TARGET.lock`` beside that file,
+and a run given the link and one given the target hold one lock.
 
 The system releases the lock when its holder ends, however it ends (a
 ``PATH.lock`` left by a killed process holds nothing, and the next run
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+
+from common.serialization import _write_target
 
 try:
     import fcntl
@@ -40,8 +45,10 @@ _held: dict = {}
 
 
 def lock_path(path) -> str:
-    """The lock file of the checkpoint ``path``: ``PATH.lock``."""
-    return os.fspath(path) + ".lock"
+    """The lock file of the checkpoint ``path``: ``PATH.lock``, beside the file
+    a write to ``path`` replaces (for a symbolic link, the file it points to:
+    the link and its target share one lock)."""
+    return _write_target(os.fspath(path)) + ".lock"
 
 
 @contextmanager

@@ -20,7 +20,10 @@ whose it is, ``.<name>.<host>-<pid>-<random>.tmp``: the next write to the
 same path removes the temporaries of processes of this machine that are no
 longer running, and leaves those of live writers alone. A file replaced
 keeps its permission bits, and a symbolic link is written through: the file
-it points to is replaced, and the link stays a link.
+it points to is replaced, and the link stays a link. Only a regular file is
+ever replaced: a device (``/dev/null``), a named pipe or a socket, given
+directly or through a link, is refused, never turned into a regular file;
+nor is one read as an ``.npz`` file (reading a named pipe would wait forever).
 """
 
 from __future__ import annotations
@@ -90,13 +93,20 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     ``open`` would give. A symbolic link is written through: the temporary
     goes next to the file it points to and replaces that file, so the link
     stays a link, to the new content. A ``path`` ending in a separator names
-    a folder: ``IsADirectoryError``, before anything is created.
+    a folder: ``IsADirectoryError``, before anything is created. A ``path``
+    that is (or links to) something other than a regular file or a folder, a
+    device, a named pipe or a socket, is not replaced: ``OSError`` (EINVAL)
+    naming its kind, before anything is created.
     """
     path = os.fspath(path)
     if _names_a_folder(path):
         raise IsADirectoryError(errno.EISDIR, "it names a folder, not a file; a file name is "
                                 "needed", path)
     target = _write_target(path)
+    kind = _special_file_kind(target)
+    if kind is not None:
+        # A rename would put a regular file in its place (as root, /dev/null itself).
+        raise OSError(errno.EINVAL, f"it is {kind}, not a file; give a file name", path)
     folder = os.path.dirname(os.path.abspath(target))
     name = os.path.basename(target)
     mode = _kept_mode(target)
@@ -133,6 +143,23 @@ def _write_target(path: str) -> str:
     """The file a write to ``path`` replaces: ``path``, or for a symbolic link the
     file it points to (links followed to the end), which may not exist yet."""
     return os.path.realpath(path) if os.path.islink(path) else path
+
+
+def _special_file_kind(path: str) -> str | None:
+    """What the existing ``path`` (links followed) is, in words, when it is
+    neither a regular file nor a folder (``'a character device'``, ``'a named
+    pipe (FIFO)'`` ...); None for a regular file, a folder or no file."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # no such file (a dangling link), or a name the OS refuses
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    for test, kind in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 def _kept_mode(target: str) -> int | None:
@@ -306,8 +333,7 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
-    if os.path.isdir(path):
-        raise ValueError(f"{path} is a folder, not an .npz file")
+    _check_readable_kind(path)
     try:
         with open(path, "rb") as f:
             problem = _sniff(f.read(8))
@@ -334,6 +360,8 @@ def load_npz_meta(path: str | os.PathLike) -> dict[str, Any]:
     not read): to tell what a file is before replacing it. ValueError when it
     is not such a file."""
     path = os.fspath(path)
+    if os.path.exists(path):  # (a missing file: zipfile's FileNotFoundError, as before)
+        _check_readable_kind(path)
     try:
         with zipfile.ZipFile(path) as archive:
             try:
@@ -348,6 +376,18 @@ def load_npz_meta(path: str | os.PathLike) -> dict[str, Any]:
     except DAMAGED_ARCHIVE_ERRORS as exc:
         raise ValueError(f"cannot read {path} as an rnnlab .npz file ({exc})") from exc
     return _parse_meta(path, meta_array)
+
+
+def _check_readable_kind(path: str) -> None:
+    """Refuse (ValueError) a ``path`` that is a folder, a device, a named pipe
+    or a socket: only a regular file is read as an archive (opening a named
+    pipe would wait for a writer forever)."""
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder, not an .npz file")
+    kind = _special_file_kind(path)
+    if kind is not None:
+        raise ValueError(f"{path} is {kind}, not an .npz file; give the path of a file "
+                         "written by rnnlab")
 
 
 def _parse_meta(path, meta_array) -> dict[str, Any]:
@@ -456,8 +496,10 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
     message suggests when ``path`` is a folder, or ends in a separator (a
     folder, existing or not). An existing file that is not writable (no
     write permission bit: checked on the bits, as root may write any file)
-    is refused: rnnlab does not replace a read-only file. A symbolic link is
-    judged by the file it points to, which the writers replace.
+    is refused: rnnlab does not replace a read-only file, nor anything that
+    is not a regular file (a device such as ``/dev/null``, a named pipe, a
+    socket). A symbolic link is judged by the file it points to, which the
+    writers replace.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -468,6 +510,10 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
         return (f"{flag_name} {path} names a folder{ending}, not a file; give a file name "
                 f"in it, e.g. {os.path.join(path, example)}")
     target = _write_target(path)
+    kind = _special_file_kind(target)
+    if kind is not None:
+        link = f" (a link to {target})" if target != path else ""
+        return f"{flag_name} {path}{link} is {kind}, not a file; give a file name"
     folder = os.path.dirname(os.path.abspath(target))
     existing = folder
     while not os.path.exists(existing):
@@ -493,7 +539,7 @@ def _read_only_problem(flag_name: str, path: str, target: str) -> str | None:
     except OSError:
         return None  # a new file
     if not stat.S_ISREG(st.st_mode):
-        return None
+        return None  # (output_path_problem has refused what is not a file)
     mode = stat.S_IMODE(st.st_mode)
     if not mode & 0o222:
         return (f"{flag_name} {path} is read-only (mode {mode:03o}); make it writable "

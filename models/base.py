@@ -539,9 +539,26 @@ def _check_meta_names(meta: dict) -> None:
 
 
 def _vocab_list(vocab):
+    """The tokens of ``vocab`` in id order, as ``save_params`` stores them:
+    from the ``id_to_word`` dict (ids 0 .. V-1) or a sequence in id order,
+    every token a string."""
+    if isinstance(vocab, (set, frozenset)):
+        # Its order changes from run to run (string hashing): every id would get
+        # another word, silently.
+        raise ValueError(f"vocab is a {type(vocab).__name__}, which has no order, so it "
+                         "cannot say which id each token has: pass id_to_word (the dict of "
+                         "ids 0 .. V-1 to their tokens) or a list of the tokens in id order")
     if isinstance(vocab, dict):
-        if sorted(vocab) != list(range(len(vocab))):
+        if set(vocab) != set(range(len(vocab))):
             raise ValueError("a vocabulary dict maps the ids 0 .. V-1 to their tokens "
                              "(id_to_word, id_to_char); its keys are not those ids")
-        return [vocab[i] for i in range(len(vocab))]
-    return list(vocab)
+        tokens = [vocab[i] for i in range(len(vocab))]
+    else:
+        tokens = list(vocab)
+    for i, token in enumerate(tokens):
+        if not isinstance(token, str):
+            raise ValueError(f"vocab's token for id {i} is {token!r} ({type(token).__name__}), "
+                             "not a string: pass the tokens themselves, id_to_word (the dict "
+                             "of ids to tokens) or a list of the tokens in id order, not the "
+                             "ids or word_to_id's values")
+    return tokens

@@ -24,6 +24,14 @@ from layers import (
 )
 from models.base import Init, LanguageModel, check_sizes, config_sizes
 
+#: The most layers :meth:`BetterRnnlm.param_shapes` describes. A file's config
+#: is checked against its arrays through those shapes, one dict entry per
+#: array; a config claiming more layers (a damaged or hostile file of a few
+#: kB saying ``num_layers: 1000000000``) is refused at once instead of
+#: building a dict no file could match (far beyond any stack that trains:
+#: 10,000 layers take 0.3 s just to build at V = 5, D = H = 2).
+MAX_FILE_LAYERS = 10_000
+
 
 class BetterRnnlm(LanguageModel):
     """A configurable stacked-LSTM language model.
@@ -36,7 +44,8 @@ class BetterRnnlm(LanguageModel):
         vocab_size, wordvec_size, hidden_size: V, D, H (all LSTM layers have H units).
         dropout_ratio: dropout after the embedding and after every LSTM layer
             (0 leaves the dropout layers out).
-        num_layers: how many LSTM layers are stacked.
+        num_layers: how many LSTM layers are stacked (a saved file loads with
+            up to ``MAX_FILE_LAYERS``, 10,000).
         tie_weights: use the embedding matrix as the output weight: ``True``
             (needs D == H), ``False``, or ``None`` (the default): tied when
             D == H, as in the book (whose model is always tied, D = H = 650),
@@ -106,6 +115,11 @@ class BetterRnnlm(LanguageModel):
     def param_shapes(cls, config: dict) -> dict:
         V, D, H, L = config_sizes(cls, config, "vocab_size", "wordvec_size", "hidden_size",
                                   "num_layers")
+        if L > MAX_FILE_LAYERS:
+            raise ValueError(f"the config's num_layers is {L}, more than the "
+                             f"{MAX_FILE_LAYERS:,} layers a {cls.__name__} file may have: it "
+                             f"is damaged or hand-edited (so many layers would be "
+                             f"{3 * L + 2:,} arrays or more)")
         shapes = {"embed.W": (V, D)}
         for k in range(L):
             d_in = D if k == 0 else H

@@ -29,7 +29,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from common.checkpoint import FORMAT as CHECKPOINT_FORMAT  # noqa: E402
-from common.cli import at_least  # noqa: E402
+from common.cli import at_least, user_path  # noqa: E402
 from common.inspection import nonfinite_weights_problem  # noqa: E402
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
@@ -58,7 +58,10 @@ class UsageError(Exception):
 
 
 def _temperature(text):
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:  # in common.cli's words, not argparse's "invalid _temperature value"
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (0 is greedy), "
                                          f"got {text}")
@@ -73,7 +76,7 @@ def build_parser():
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, metavar="FILE",
+    p.add_argument("--model", type=user_path, required=True, metavar="FILE",
                    help="the .npz file written by train_rnnlm.py --save (required)")
     p.add_argument("--start", default=None, metavar="TEXT",
                    help="the prompt: words separated by spaces (word level) or text (char "

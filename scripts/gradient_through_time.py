@@ -42,6 +42,7 @@ from common.cli import (  # noqa: E402
     plot_path,
     positive_float,
     ptb_message_in_flag_words,
+    user_path,
 )
 from common.inspection import gradient_through_time  # noqa: E402
 from common.memory import (  # noqa: E402
@@ -67,9 +68,9 @@ def parse_args(argv=None):
         description="Train a tanh RNN, an LSTM and a GRU the same way and plot the norm of\n"
                     "d(loss at the last step)/d(hidden state) at every earlier step.",
         formatter_class=HelpFormatter)
-    p.add_argument("--text-file", default=None,
+    p.add_argument("--text-file", type=user_path, default=None,
                    help="UTF-8 text, read as characters (default: ptb.train.txt)")
-    p.add_argument("--data-dir", default=None,
+    p.add_argument("--data-dir", type=user_path, default=None,
                    help="PTB folder for the default text (default: $RNNLAB_PTB_DIR, else the "
                         "user cache, else a download)")
     p.add_argument("--corpus-size", type=at_least(0), default=400_000,

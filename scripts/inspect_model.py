@@ -43,7 +43,7 @@ if _ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from common.cli import output_flags_problem  # noqa: E402
+from common.cli import HelpFormatter, output_flags_problem, user_path  # noqa: E402
 from common.inspection import (  # noqa: E402
     encode_text,
     interesting_units,
@@ -56,6 +56,7 @@ from common.inspection import (  # noqa: E402
     top_guesses,
     unit_index,
 )
+from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import MONOSPACE, plot_format, readable_text_colour, save_figure  # noqa: E402
 from common.units_html import write_units_page  # noqa: E402
@@ -66,46 +67,61 @@ class UsageError(Exception):
     """A problem with the model file, the text or the arguments (exit status 2)."""
 
 
+# attention: the heat map labels a row per answer character and a column per
+# question character; more than this many cannot be read (a typo such as
+# --answer-length 1000000000 would run for hours).
+MAX_HEAT_MAP_CHARACTERS = 1000
+# Drawing a heat map of 300 x 300 characters (78 million pixels at 100 dpi)
+# took 3.5 GB, about 44 bytes a pixel; rounded down, as the estimate is a
+# lower bound.
+HEAT_MAP_BYTES_PER_PIXEL = 40
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Look inside a language model saved by train_rnnlm.py --save.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(q):
-        q.add_argument("--model", required=True, help="the .npz file of train_rnnlm.py --save")
+        q.add_argument("--model", type=user_path, required=True,
+                       help="the .npz file of train_rnnlm.py --save")
         src = q.add_mutually_exclusive_group(required=True)
         src.add_argument("--text", help="the text itself")
-        src.add_argument("--text-file", help="a UTF-8 file holding the text")
+        src.add_argument("--text-file", type=user_path, help="a UTF-8 file holding the text")
         q.add_argument("--offset", type=int, default=0,
                        help="start this many characters into the text")
         q.add_argument("--length", type=int, default=None,
                        help="use at most this many tokens (default: all; units: 3000)")
-        q.add_argument("--html", default=None, help="write the coloured page here")
+        q.add_argument("--html", type=user_path, default=None,
+                       help="write the coloured page here")
 
     u = sub.add_parser("units", help="units over text: HTML page, heat map, correlations",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     common(u)
     u.add_argument("--units", default="",
                    help="comma-separated units to show besides the interesting ones, "
-                        "e.g. h0:3,c0:17 (h: hidden, c: LSTM cell, then layer:unit)")
+                        "e.g. h0:3,c0:17 (h: hidden, c: LSTM cell, then layer:unit) "
+                        "(default: none)")
     u.add_argument("--per-property", type=int, default=1,
                    help="how many units to report for each property of the text")
-    u.add_argument("--png", default=None, help="draw the interesting units as a heat map here")
+    u.add_argument("--png", type=user_path, default=None,
+                   help="draw the interesting units as a heat map here")
     u.add_argument("--png-start", type=int, default=0,
                    help="first token of the heat map (counted from --offset)")
     u.add_argument("--png-length", type=int, default=80, help="tokens shown in the heat map")
 
     s = sub.add_parser("surprisal", help="log-probability and bits of every token (TSV)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     common(s)
 
     a = sub.add_parser("attention", help="attention weights of a seq2seq model as a heat map",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    a.add_argument("--model", required=True,
+                       formatter_class=HelpFormatter)
+    a.add_argument("--model", type=user_path, required=True,
                    help="the .npz file of train_seq2seq.py --save (an attention model)")
     a.add_argument("--input", required=True, help="the question, as written")
-    a.add_argument("--png", default="attention.png", help="where to draw the heat map")
+    a.add_argument("--png", type=user_path, default="attention.png",
+                   help="where to draw the heat map")
     a.add_argument("--width", type=int, default=None,
                    help="pad the question with spaces to this width (default: the width of "
                         "the task's questions, for the tasks addition and date)")
@@ -126,9 +142,15 @@ def parse_args(argv=None):
         except ValueError as exc:
             p.error(f"--png: {exc}")
     if args.command == "attention":
-        for name in ("width", "answer_length"):
-            if getattr(args, name) is not None and getattr(args, name) < 1:
+        for name, what in (("width", "a column per question"),
+                           ("answer_length", "a row per answer")):
+            value = getattr(args, name)
+            if value is not None and value < 1:
                 p.error(f"--{name.replace('_', '-')} must be >= 1")
+            if value is not None and value > MAX_HEAT_MAP_CHARACTERS:
+                p.error(f"--{name.replace('_', '-')} {value}: the heat map has {what} "
+                        f"character, and more than {MAX_HEAT_MAP_CHARACTERS:,} cannot be read; "
+                        f"give at most {MAX_HEAT_MAP_CHARACTERS:,}")
         if not args.input.strip():
             p.error("--input is empty: give the question, e.g. --input \"16+75\"")
         return args
@@ -329,6 +351,7 @@ def run_attention(args):
         raise UsageError(f"{args.model} has no vocabulary; save it with train_seq2seq.py --save")
     index = {c: i for i, c in enumerate(vocab)}
     width, answer_length = seq2seq_widths(meta.get("task"), args)
+    check_attention_memory(model, width, answer_length)
     question = args.input.ljust(width)
     unknown = sorted({c for c in question if c not in index})
     if unknown:
@@ -373,6 +396,36 @@ def seq2seq_widths(task, args):
         raise UsageError(f"--input has {len(args.input)} characters; the model's questions "
                          f"have {width} (--width)")
     return width, length
+
+
+def attention_bytes(model, width, answer_length):
+    """An estimate of what answering one question of ``width`` characters with
+    ``answer_length`` characters and drawing its heat map hold, by part."""
+    V = model.vocab_size
+    shapes = [p.shape for p in model.named_params().values()]
+    columns = sum(s[1] for s in shapes if len(s) == 2 and s[1] != V)
+    # plot_attention's figure: 0.28 inch a column and 0.3 a row besides the
+    # margins, at 100 dots an inch.
+    pixels = (max(400, 28 * width + 150)) * (max(250, 30 * answer_length + 120))
+    parts = {
+        # Every layer's output at every step in float32, about three times over.
+        "states": 12 * (width + answer_length) * columns,
+        # A row of weights per answer character: float32, then float64 twice.
+        "attention": 20 * width * answer_length,
+        "heat map": HEAT_MAP_BYTES_PER_PIXEL * pixels,
+    }
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def check_attention_memory(model, width, answer_length):
+    """Raise :class:`UsageError` when ``attention`` would not fit in the memory available."""
+    try:
+        check_memory(attention_bytes(model, width, answer_length), available_bytes(),
+                     hint="; give a smaller --width or --answer-length")
+    except NotEnoughMemory as exc:
+        raise UsageError(f"--width {width} and --answer-length {answer_length}: "
+                         f"{exc}") from None
 
 
 def checked(load, path):

@@ -34,6 +34,7 @@ from common.checkpoint import read_checkpoint  # noqa: E402
 from common.cli import (  # noqa: E402
     HelpFormatter,
     add_on_nan_argument,
+    at_least,
     checkpoint_problem,
     damaged_settings_problem,
     empty_flag_problem,
@@ -41,14 +42,17 @@ from common.cli import (  # noqa: E402
     flag,
     moved_checkpoint_notice,
     output_flags_problem,
+    outputs_may_close,
     overflow_left_to_the_guard,
     pickle_name_problem,
     plot_path,
     ptb_message_in_flag_words,
     recorded_paths,
+    resumed_checkpoint_words,
     run_holding_checkpoint,
     save_over_checkpoint_problem,
     skipped_batches_notice,
+    user_path,
 )
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
@@ -69,6 +73,7 @@ from common.trainer import (  # noqa: E402
 from common.util import eval_perplexity  # noqa: E402
 from datasets import ptb, synthetic, text  # noqa: E402
 from models import MODELS, build_model  # noqa: E402
+from models.better_rnnlm import MAX_FILE_LAYERS  # noqa: E402
 
 # The classes of the runs this script can resume.
 LANGUAGE_MODELS = {cls.__name__ for cls in MODELS.values()}
@@ -85,7 +90,7 @@ OPTIMIZERS = {
 # may be changed on resuming; the new value is used and announced.
 FIXED_ON_RESUME = ("corpus", "text_file", "level", "corpus_size", "model", "wordvec_size",
                    "hidden_size", "num_layers", "dropout", "no_tie", "batch_size", "time_size",
-                   "optimizer", "eval_interval", "seed")
+                   "optimizer", "eval_interval", "seed", "init_scale")
 NOT_RECORDED = ("resume", "checkpoint", "overwrite", "quiet", "ignore_memory_check", "data_dir")
 # Recorded as absolute paths: a run resumed from another folder reads and writes the same files.
 RECORDED_PATHS = ("text_file", "save", "plot")
@@ -108,10 +113,10 @@ def build_parser(description=None, defaults=None):
                            "notice, only when no source was named and PTB cannot be found or "
                            "downloaded (default: none, which means ptb, or text when "
                            "--text-file is given)")
-    data.add_argument("--data-dir", default=None,
+    data.add_argument("--data-dir", type=user_path, default=None,
                       help="folder holding ptb.train.txt, ptb.valid.txt, ptb.test.txt "
                            "(default: $RNNLAB_PTB_DIR, else the user cache, else a download)")
-    data.add_argument("--text-file", default=None,
+    data.add_argument("--text-file", type=user_path, default=None,
                       help="UTF-8 text file to train on; implies --corpus text (default: "
                            "none)")
     data.add_argument("--level", choices=["word", "char"], default="word",
@@ -124,7 +129,9 @@ def build_parser(description=None, defaults=None):
                        help="simple: SimpleRnnlm; lstm: Rnnlm; gru: GruRnnlm; better: BetterRnnlm")
     model.add_argument("--wordvec-size", type=int, default=100, help="embedding size D")
     model.add_argument("--hidden-size", type=int, default=100, help="hidden size H")
-    model.add_argument("--num-layers", type=int, default=2, help="LSTM layers of --model better")
+    model.add_argument("--num-layers", type=at_least(1, MAX_FILE_LAYERS), default=2,
+                       help=f"LSTM layers of --model better (at most {MAX_FILE_LAYERS:,}, "
+                            f"what a saved model may have)")
     model.add_argument("--dropout", type=float, default=0.5,
                        help="dropout ratio of --model better, in [0, 1)")
     model.add_argument("--no-tie", action="store_true",
@@ -165,16 +172,16 @@ def build_parser(description=None, defaults=None):
     out.add_argument("--plot", type=plot_path, default="ppl.png",
                      help="where to write the perplexity plot; its suffix names the format "
                           "(.png, .pdf, .svg); 'none': no plot")
-    out.add_argument("--save", default=None,
+    out.add_argument("--save", type=user_path, default=None,
                      help="save the model parameters and vocabulary (.npz) (default: not saved)")
     out.add_argument("--eval", action=argparse.BooleanOptionalAction, default=False,
                      help="valid and test perplexity at the end")
-    out.add_argument("--checkpoint", default=None,
+    out.add_argument("--checkpoint", type=user_path, default=None,
                      help="write a resumable checkpoint (.npz) here during training "
                           "(default: none)")
     out.add_argument("--checkpoint-every", type=int, default=None,
                      help="checkpoint every N iterations (default: every epoch)")
-    out.add_argument("--resume", default=None,
+    out.add_argument("--resume", type=user_path, default=None,
                      help="continue the run of this checkpoint, with its settings "
                           "(default: a fresh run)")
     out.add_argument("--overwrite", action="store_true",
@@ -318,9 +325,11 @@ def apply_checkpoint_settings(args, explicit):
         if name not in explicit:
             setattr(args, name, value)
         elif not _same_setting(name, getattr(args, name), value) and name in FIXED_ON_RESUME:
+            # (--init-scale only draws the first weights: on resuming it changes nothing.)
+            run = f"no {flag(name)}" if value is None else f"{flag(name)} {_shown(value)}"
             raise UsageError(f"{flag(name)} {_shown(getattr(args, name))} differs from the run "
-                             f"in {args.resume} ({flag(name)} {_shown(value)}); drop the flag to "
-                             "continue that run, or start a new one")
+                             f"in {args.resume} ({run}); drop the flag to continue that run, or "
+                             "start a new one")
         elif not _same_setting(name, getattr(args, name), value) and name not in ("epochs",
                                                                                   "lr"):
             notices.append(f"notice: {flag(name)} {_shown(getattr(args, name))} replaces the "
@@ -344,13 +353,13 @@ def _same_setting(name, given, recorded):
 # -- before training: paths, data, memory ----------------------------------------------------
 
 
-def check_output_paths(args):
+def check_output_paths(args, explicit=()):
     """--save, --plot and --checkpoint: files we can write, before training."""
     examples = {"save": "model.npz", "plot": "ppl.png", "checkpoint": "model.npz"}
     # The checkpoint a run resumes from is also where it goes on checkpointing.
     if problem := output_flags_problem(args, examples, inputs=("text_file", "resume"),
                                        may_replace=(("checkpoint", "resume"),)):
-        raise UsageError(problem)
+        raise UsageError(resumed_checkpoint_words(problem, args, explicit))
     if problem := (pickle_name_problem(args, ("save", "checkpoint"))
                    or ptb_output_problem(args, examples)):
         raise UsageError(problem)
@@ -478,7 +487,7 @@ def prepare(args, explicit):
         # A resumed run keeps checkpointing to the file it came from.
         args.checkpoint = args.checkpoint or args.resume
         check_args(args, explicit)
-    check_output_paths(args)
+    check_output_paths(args, explicit)
     train, valid, test, word_to_id, id_to_word, name = load_corpus(args)
     # Record the corpus actually used: a resumed run never switches silently.
     args.corpus = {"PTB": "ptb", "synthetic": "synthetic"}.get(name, "text")
@@ -627,9 +636,11 @@ def save_outputs(trainer, args, data, stderr=False):
 def main(argv=None, description=None, defaults=None):
     """Run the script; returns the exit status (0, 1, 130 or 143; 1 also when
     another training writes to the same --checkpoint); a usage error exits
-    with 2 (``SystemExit``), as argparse does."""
-    args, explicit = parse_args(argv, description, defaults)
-    return run_holding_checkpoint(args.checkpoint, run, args, explicit)
+    with 2 (``SystemExit``), as argparse does. A closed stdout (``| head``)
+    does not stop the run: it goes on printing to nobody."""
+    with outputs_may_close():
+        args, explicit = parse_args(argv, description, defaults)
+        return run_holding_checkpoint(args.checkpoint, run, args, explicit)
 
 
 def run(args, explicit):
@@ -651,12 +662,13 @@ def run(args, explicit):
         return status
     elapsed = time.perf_counter() - start
     train_ppl = trainer.history["train_ppl"][-1] if trainer.history["train_ppl"] else math.nan
-    print(f"train perplexity {train_ppl:.2f} (last epoch), {elapsed:.1f} s")
     notice = skipped_batches_notice(trainer)
     if notice:
         print(notice, file=sys.stderr)
+    # The files first: what is printed cannot lose them.
     if not save_outputs(trainer, args, data):
         return 1
+    print(f"train perplexity {train_ppl:.2f} (last epoch), {elapsed:.1f} s")
     if args.eval:
         for split in ("valid", "test"):
             ppl = eval_perplexity(trainer.model, data[split], batch_size=10, time_size=35)

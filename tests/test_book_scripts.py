@@ -465,9 +465,9 @@ def test_better_rnnlm_gen_generates_without_dropout():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(start_id=12), "start_id must be an id"),
-    (dict(start_id=-1), "start_id must be an id"),
-    (dict(start_id=1.0), "start_id must be an id"),
+    (dict(start_id=12), "start_id must be one integer id"),
+    (dict(start_id=-1), "start_id must be one integer id"),
+    (dict(start_id=1.0), "start_id must be one integer id"),
     (dict(start_id=1, sample_size=0), "sample_size must be a positive integer"),
     (dict(start_id=1, skip_ids=[12]), "skip_ids must be ids"),
     (dict(start_id=1, skip_ids=list(range(12))), "every id"),

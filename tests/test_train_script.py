@@ -58,7 +58,7 @@ BAD_FLAGS = [
     (["--init-scale", "0"], "--init-scale must be a number > 0"),
     (["--dropout", "1.0"], r"--dropout must be in \[0, 1\), got 1.0"),
     (["--dropout", "-0.1"], r"--dropout must be in \[0, 1\)"),
-    (["--num-layers", "0"], "--num-layers must be at least 1, got 0"),
+    (["--num-layers", "0"], "--num-layers: must be at least 1, got 0"),
     (["--eval-interval", "0"], "--eval-interval must be at least 1, got 0"),
     (["--eval-interval", "-1"], "--eval-interval must be at least 1, got -1"),
     (["--checkpoint-every", "-3"], "--checkpoint-every must be at least 1, got -3"),

@@ -1,0 +1,265 @@
+"""Saving, loading, checkpoints and the run lock: the findings of the saving audit.
+
+1. An output that is a device or a named pipe (``--save /dev/null``), given
+   directly or through a link, was replaced by a regular file, and the
+   pre-run check let it through; now both refuse it, naming its kind.
+2. The run lock did not follow a symbolic link: a run given ``latest.npz ->
+   run.npz`` and one given ``run.npz`` both trained, replacing each other's
+   checkpoint. Now the link and its target share one lock.
+3. A file of a few kB whose config claims ``num_layers: 1000000000`` (and
+   ``--num-layers 100000000``) built a structure a layer until memory ran out;
+   now a file may have 10,000 layers, and so may the flag.
+4. A named pipe given as a model or checkpoint made the load wait forever.
+5. ``save_params(vocab=set(...))`` stored the words in the set's order,
+   another one every run, and ids stored as tokens were only found later.
+6. A checkpoint with damaged running sums, an iteration beyond its epoch or
+   a negative learning rate was taken by ``resume`` and failed inside ``fit``.
+"""
+
+import copy
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.optimizer import Adam
+from common.run_lock import CheckpointInUse, holding_checkpoint
+from common.serialization import load_npz, load_npz_meta, output_path_problem, save_npz
+from common.trainer import RnnlmTrainer
+from models import BetterRnnlm, SimpleRnnlm, load_model
+
+from script_loader import load_script
+
+ROOT = Path(__file__).resolve().parent.parent
+posix_only = pytest.mark.skipif(os.name != "posix", reason="named pipes, device nodes, flock")
+SMALL_RUN = ["--corpus", "synthetic", "--corpus-size", "800", "--batch-size", "4",
+             "--time-size", "5", "--wordvec-size", "8", "--hidden-size", "8", "--epochs", "1",
+             "--plot", "none"]
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    """A named pipe, ``pipe.npz``. A reader left waiting on it for a writer (as
+    loads once did, forever) is let go with an empty read, so that such a test
+    fails instead of hanging."""
+    path = tmp_path / "pipe.npz"
+    os.mkfifo(path)
+    done = threading.Event()
+
+    def release_readers():
+        while not done.wait(0.2):
+            try:  # succeeds only while a reader has the pipe open
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=release_readers, daemon=True)
+    thread.start()
+    yield path
+    done.set()
+    thread.join()
+
+
+@pytest.fixture
+def char_device(tmp_path):
+    """A private copy of /dev/null (character device 1, 3) in tmp_path; the
+    real one is never touched. Making one needs root (CAP_MKNOD)."""
+    path = tmp_path / "null.npz"
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (PermissionError, AttributeError, OSError) as exc:
+        pytest.skip(f"cannot make a device node here ({exc}); the named pipe tests cover "
+                    "the same refusal")
+    return path
+
+
+def usage_error(main, argv, capsys):
+    """The message of a command line refused with exit status 2."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+# -- 1. an output that is not a regular file is refused, not replaced ---------------------------
+
+
+@posix_only
+@pytest.mark.parametrize("through_a_link", [False, True])
+def test_saving_over_a_named_pipe_is_refused_and_the_pipe_stays(fifo, through_a_link, tmp_path):
+    path = fifo
+    if through_a_link:
+        path = tmp_path / "link.npz"
+        path.symlink_to(fifo)
+    with pytest.raises(OSError, match=r"it is a named pipe \(FIFO\), not a file"):
+        SimpleRnnlm(5, 4, 4, seed=0).save_params(path)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({fifo.name, path.name})
+    problem = output_path_problem("--save", str(path), "model.npz")
+    link = f" (a link to {fifo})" if through_a_link else ""
+    assert problem == (f"--save {path}{link} is a named pipe (FIFO), not a file; "
+                       f"give a file name")
+
+
+@posix_only
+def test_saving_over_a_device_is_refused_and_the_device_stays(char_device):
+    with pytest.raises(OSError, match="it is a character device, not a file"):
+        save_npz(char_device, {"w": np.zeros(3)})
+    assert stat.S_ISCHR(os.stat(char_device).st_mode)
+    assert output_path_problem("--save", str(char_device), "model.npz") == (
+        f"--save {char_device} is a character device, not a file; give a file name")
+
+
+@posix_only
+def test_train_rnnlm_refuses_to_save_into_a_named_pipe_before_training(fifo, tmp_path,
+                                                                       monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    err = usage_error(load_script("train_rnnlm").main, [*SMALL_RUN, "--save", str(fifo)],
+                      capsys)
+    assert f"--save {fifo} is a named pipe (FIFO), not a file; give a file name" in err
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+# -- 2. a symbolic link to a checkpoint shares its target's lock --------------------------------
+
+
+HOLDER = """
+    import sys
+    from common.run_lock import holding_checkpoint
+    with holding_checkpoint(sys.argv[1]):
+        print("held", flush=True)
+        sys.stdin.read()  # until the test closes it
+"""
+
+
+@pytest.fixture
+def holder():
+    """Start another process holding a checkpoint path's lock; ended afterwards."""
+    started = []
+
+    def start(path):
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLDER), str(path)],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                   text=True)
+        started.append(process)
+        assert process.stdout.readline().strip() == "held"
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait(timeout=30)
+
+
+@posix_only
+@pytest.mark.parametrize("held, asked", [("real.npz", "link.npz"), ("link.npz", "real.npz")])
+def test_a_checkpoint_and_a_link_to_it_share_one_lock(held, asked, tmp_path, holder):
+    (tmp_path / "link.npz").symlink_to("real.npz")  # (a link to a file not yet written too)
+    other = holder(tmp_path / held)
+    with pytest.raises(CheckpointInUse, match=f"another training \\(process {other.pid}\\)"):
+        with holding_checkpoint(tmp_path / asked):
+            pass
+
+
+# -- 3. an absurd layer count is refused at once, not by running out of memory -----------------
+
+
+def test_a_small_file_claiming_a_billion_layers_is_refused_at_once(tmp_path):
+    path = tmp_path / "deep.npz"
+    BetterRnnlm(10, 4, 4, num_layers=1, seed=0).save_params(path)
+    arrays, meta = load_npz(path)
+    meta["config"]["num_layers"] = 10**9
+    save_npz(path, arrays, meta)
+    with pytest.raises(ValueError, match="num_layers is 1000000000, more than the 10,000 layers"):
+        load_model(path)
+
+
+def test_train_rnnlm_refuses_a_hundred_million_layers_while_reading_its_flags(capsys):
+    err = usage_error(load_script("train_rnnlm").main,
+                      [*SMALL_RUN, "--model", "better", "--num-layers", "100000000"], capsys)
+    assert "argument --num-layers: must be at most 10000, got 100000000" in err
+
+
+def test_a_checkpoint_claiming_a_billion_layers_is_refused_as_damaged(tmp_path, monkeypatch,
+                                                                       capsys):
+    monkeypatch.chdir(tmp_path)
+    main = load_script("train_rnnlm").main
+    assert main([*SMALL_RUN, "--model", "better", "--num-layers", "1", "--quiet",
+                 "--checkpoint", "ck.npz"]) == 0
+    arrays, meta = load_npz("ck.npz")
+    meta["settings"]["num_layers"] = meta["config"]["num_layers"] = 10**9
+    save_npz("ck.npz", arrays, meta)
+    capsys.readouterr()
+    err = usage_error(main, ["--resume", "ck.npz"], capsys)
+    assert "the checkpoint is damaged: its setting --num-layers is 1000000000" in err
+
+
+# -- 4. a named pipe is not read as a model or checkpoint ---------------------------------------
+
+
+@posix_only
+@pytest.mark.parametrize("load", [load_npz, load_npz_meta, load_model,
+                                  lambda p: RnnlmTrainer(SimpleRnnlm(5, 4, 4), Adam()).resume(p)],
+                         ids=["load_npz", "load_npz_meta", "load_model", "resume"])
+def test_loading_a_named_pipe_is_refused_instead_of_waiting_for_a_writer(load, fifo):
+    with pytest.raises(ValueError, match=r"pipe.npz is a named pipe \(FIFO\), not an .npz file"):
+        load(fifo)
+
+
+# -- 5. the vocabulary saved is a list of strings in id order -----------------------------------
+
+
+@pytest.mark.parametrize("vocab, message", [
+    (set(["the", "cat", "sat"]), "vocab is a set, which has no order"),
+    (frozenset(["the", "cat", "sat"]), "vocab is a frozenset, which has no order"),
+    (range(3), "vocab's token for id 0 is 0 \\(int\\), not a string"),
+    ({0: "the", 1: 7, 2: "sat"}, "vocab's token for id 1 is 7 \\(int\\), not a string"),
+])
+def test_save_params_refuses_an_unordered_vocab_or_tokens_that_are_not_strings(vocab, message,
+                                                                                tmp_path):
+    with pytest.raises(ValueError, match=message) as info:
+        SimpleRnnlm(3, 4, 4, seed=0).save_params(tmp_path / "m.npz", vocab=vocab)
+    assert "id_to_word" in str(info.value)  # what to pass instead
+    assert not (tmp_path / "m.npz").exists()
+
+
+# -- 6. damaged sums, iteration and lr are refused by resume, before anything changes ------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ck") / "ck.npz"
+    ids = np.random.default_rng(0).integers(0, 30, size=201)
+    RnnlmTrainer(SimpleRnnlm(30, 8, 8, seed=1), Adam(0.01)).fit(
+        ids[:-1], ids[1:], max_epoch=1, batch_size=4, time_size=5, max_iters=3,
+        checkpoint=path, verbose=False)
+    return path
+
+
+@pytest.mark.parametrize("part, key, value, message", [
+    ("trainer", "sums", ["x", 1, 0.0, 0], r"its sums must be \[loss, count, loss, count\]"),
+    ("trainer", "iteration", 10**6, "iteration must be an integer from 0 to 10, the iterations "
+                                    "of its epoch, got 1000000"),
+    ("optimizer_scalars", "lr", -1.0, "lr must be a finite number >= 0, got -1.0"),
+])
+def test_resume_refuses_damaged_sums_iteration_and_lr_before_changing_anything(
+        part, key, value, message, checkpoint, tmp_path):
+    arrays, meta = load_npz(checkpoint)
+    meta = copy.deepcopy(meta)
+    meta[part][key] = value
+    damaged = tmp_path / "damaged.npz"
+    save_npz(damaged, arrays, meta)
+    trainer = RnnlmTrainer(SimpleRnnlm(30, 8, 8, seed=2), Adam(0.01))
+    before = ([p.copy() for p in trainer.model.params], trainer.state_dict())
+    with pytest.raises(ValueError, match=message) as info:
+        trainer.resume(damaged)
+    assert str(damaged) in str(info.value)
+    assert all(np.array_equal(p, q) for p, q in zip(before[0], trainer.model.params, strict=True))
+    assert trainer.state_dict() == before[1] and trainer.optimizer.lr == 0.01
