@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from script_loader import load_script
+from script_loader import load_script, usage_error
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 TINY_LM = ["--corpus", "synthetic", "--corpus-size", "800", "--batch-size", "4",
@@ -23,31 +23,6 @@ TINY_LM = ["--corpus", "synthetic", "--corpus-size", "800", "--batch-size", "4",
 TINY_PAIRS = ["--epochs", "1", "--batch-size", "32", "--wordvec-size", "4", "--hidden-size", "8",
               "--show", "0"]
 SEQ_VOCAB = list("0123456789+_ ")
-
-
-@pytest.fixture
-def here(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    return tmp_path
-
-
-@pytest.fixture
-def pairs_file(tmp_path):
-    """300 tab-separated pairs of a reversal task."""
-    rng = np.random.default_rng(0)
-    words = ["".join(rng.choice(list("abcde"), size=rng.integers(2, 5))) for _ in range(300)]
-    path = tmp_path / "pairs.tsv"
-    path.write_text("".join(f"{w}\t{w[::-1]}\n" for w in words), encoding="utf-8")
-    return str(path)
-
-
-def usage_error(main, argv, capsys):
-    """The message of a usage error (exit 2) of ``main(argv)``."""
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == 2
-    return capsys.readouterr().err
 
 
 def run_with_stdout_closed(script, args, cwd):

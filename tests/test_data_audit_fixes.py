@@ -17,7 +17,6 @@ import contextlib
 import errno
 import functools
 import http.server
-import threading
 import time
 from pathlib import Path
 
@@ -38,13 +37,11 @@ def ptb_cache(tmp_path, monkeypatch) -> Path:
     return ptb.cache_dir()
 
 
-class QuietFileHandler(http.server.SimpleHTTPRequestHandler):
+class StallingHandler(http.server.BaseHTTPRequestHandler):
+    """Sends the headers and a few bytes of a body, then nothing more for a while."""
+
     def log_message(self, format, *args):
         pass
-
-
-class StallingHandler(QuietFileHandler):
-    """Sends the headers and a few bytes of a body, then nothing more for a while."""
 
     def do_GET(self):
         self.send_response(200)
@@ -53,25 +50,6 @@ class StallingHandler(QuietFileHandler):
         self.wfile.write(b"aer banknote")
         self.wfile.flush()
         time.sleep(0.5)
-
-
-@pytest.fixture
-def serve():
-    """``serve(folder)`` or ``serve(handler=...)`` starts a local server; returns its base URL."""
-    servers = []
-
-    def start(folder: Path | None = None, handler=QuietFileHandler) -> str:
-        if folder is not None:
-            handler = functools.partial(handler, directory=str(folder))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

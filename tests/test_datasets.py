@@ -7,13 +7,11 @@ local HTTP server on 127.0.0.1; no test touches the network.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import http.server
 import io
 import os
 import shutil
-import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -66,11 +64,6 @@ def ptb_copy(ptb_dir, tmp_path) -> Path:
     return copy
 
 
-class QuietFileHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # keep test output clean
-        pass
-
-
 class ShortBodyHandler(http.server.BaseHTTPRequestHandler):
     """Announces 1,000 bytes, sends 12, then closes the connection."""
 
@@ -82,25 +75,6 @@ class ShortBodyHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):
         pass
-
-
-@pytest.fixture
-def serve():
-    """``serve(folder)`` or ``serve(handler=...)`` starts a local server; returns its base URL."""
-    servers = []
-
-    def start(folder: Path | None = None, handler=QuietFileHandler) -> str:
-        if folder is not None:
-            handler = functools.partial(handler, directory=str(folder))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def files_in(folder: Path) -> list[str]:

@@ -27,7 +27,7 @@ from common.serialization import (
 )
 from models import AttentionSeq2seq, Rnnlm
 
-from script_loader import load_script
+from script_loader import load_script, usage_error
 
 TEXT = 'def f(x):\n    return "a(b)" + x  # note\n' * 4
 CHARS = sorted(set(TEXT))
@@ -49,16 +49,6 @@ def temporaries(folder):
 def char_model(path):
     Rnnlm(len(CHARS), 8, 6, seed=0).save_params(path, vocab=CHARS, level="char")
     return path
-
-
-def usage_error(main, argv, capsys):
-    """The message of a command line refused with exit status 2 (argparse or main's own)."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    assert code == 2
-    return capsys.readouterr().err
 
 
 # -- 1. inspect_model.py never writes over the files it reads ---------------------------------

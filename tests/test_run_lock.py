@@ -29,35 +29,6 @@ from script_loader import load_script
 ROOT = Path(__file__).resolve().parent.parent
 needs_flock = pytest.mark.skipif(sys.platform == "win32", reason="no fcntl.flock on Windows")
 
-HOLDER = """
-    import sys
-    from common.run_lock import holding_checkpoint
-    with holding_checkpoint(sys.argv[1]):
-        print("held", flush=True)
-        sys.stdin.read()  # until the test closes it
-"""
-
-
-@pytest.fixture
-def holder(tmp_path):
-    """Start another process holding a checkpoint path's lock; ended afterwards."""
-    started = []
-
-    def start(path):
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLDER), str(path)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                   text=True)
-        started.append(process)
-        assert process.stdout.readline().strip() == "held"
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
-        process.wait(timeout=30)
-
-
 def small_lm():
     model = SimpleRnnlm(20, 8, 8, seed=0)
     corpus = np.random.default_rng(0).integers(0, 20, 401)

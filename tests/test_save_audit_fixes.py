@@ -19,9 +19,6 @@
 import copy
 import os
 import stat
-import subprocess
-import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -34,7 +31,7 @@ from common.serialization import load_npz, load_npz_meta, output_path_problem, s
 from common.trainer import RnnlmTrainer
 from models import BetterRnnlm, SimpleRnnlm, load_model
 
-from script_loader import load_script
+from script_loader import load_script, usage_error
 
 ROOT = Path(__file__).resolve().parent.parent
 posix_only = pytest.mark.skipif(os.name != "posix", reason="named pipes, device nodes, flock")
@@ -79,14 +76,6 @@ def char_device(tmp_path):
     return path
 
 
-def usage_error(main, argv, capsys):
-    """The message of a command line refused with exit status 2."""
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == 2
-    return capsys.readouterr().err
-
-
 # -- 1. an output that is not a regular file is refused, not replaced ---------------------------
 
 
@@ -127,35 +116,6 @@ def test_train_rnnlm_refuses_to_save_into_a_named_pipe_before_training(fifo, tmp
 
 
 # -- 2. a symbolic link to a checkpoint shares its target's lock --------------------------------
-
-
-HOLDER = """
-    import sys
-    from common.run_lock import holding_checkpoint
-    with holding_checkpoint(sys.argv[1]):
-        print("held", flush=True)
-        sys.stdin.read()  # until the test closes it
-"""
-
-
-@pytest.fixture
-def holder():
-    """Start another process holding a checkpoint path's lock; ended afterwards."""
-    started = []
-
-    def start(path):
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLDER), str(path)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                   text=True)
-        started.append(process)
-        assert process.stdout.readline().strip() == "held"
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
-        process.wait(timeout=30)
 
 
 @posix_only

@@ -20,36 +20,11 @@ from common.checkpoint import read_checkpoint
 from common.serialization import load_npz, save_npz
 from common.trainer import CheckpointWriteError
 
-from script_loader import load_script
+from script_loader import load_script, usage_error
 
 TINY_LM = ["--epochs", "2", "--wordvec-size", "8", "--hidden-size", "8", "--quiet"]
 TINY_PAIRS = ["--epochs", "2", "--batch-size", "32", "--wordvec-size", "4", "--hidden-size",
               "8", "--quiet", "--show", "0"]
-
-
-@pytest.fixture
-def here(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    return tmp_path
-
-
-@pytest.fixture
-def pairs_file(tmp_path):
-    """300 tab-separated pairs of a reversal task."""
-    rng = np.random.default_rng(0)
-    words = ["".join(rng.choice(list("abcde"), size=rng.integers(2, 5))) for _ in range(300)]
-    path = tmp_path / "pairs.tsv"
-    path.write_text("".join(f"{w}\t{w[::-1]}\n" for w in words), encoding="utf-8")
-    return str(path)
-
-
-def usage_error(main, argv, capsys):
-    """The message of a usage error (exit 2) of ``main(argv)``."""
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == 2
-    return capsys.readouterr().err
 
 
 def fail_checkpoints_after(monkeypatch, good_writes):
