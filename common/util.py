@@ -247,7 +247,8 @@ def clip_grads_value(grads, max_value):
         if g.dtype.kind != "f":  # clipping an integer array would give integer gradients
             raise TypeError(f"clip_grads_value clips gradients in place; they must be float "
                             f"arrays, got dtype {g.dtype}")
-        xp.clip(g, -max_value, max_value, out=g)
+        bound = g.dtype.type(max_value)  # (a np.float64 bound would clip in float64)
+        xp.clip(g, -bound, bound, out=g)
 
 
 # -- sequence to sequence (the textbook's chapter 7) ----------------------------------------

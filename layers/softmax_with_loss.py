@@ -59,7 +59,7 @@ class SoftmaxWithLoss:
         x, t = self.cache
         dx = softmax(x)
         dx[xp.arange(t.size), t] -= 1
-        dx *= dout / t.size
+        dx *= dx.dtype.type(dout / t.size)  # the same bits for 0.3 and np.float64(0.3)
         return dx
 
 

@@ -14,9 +14,10 @@ import pytest
 
 from common.optimizer import SGD
 from common.trainer import RnnlmTrainer, Trainer
-from common.util import eval_perplexity
+from common.util import clip_grads_value, eval_perplexity
 from layers import (
     Bidirectional,
+    SoftmaxWithLoss,
     TimeAffine,
     TimeAttention,
     TimeDropout,
@@ -206,3 +207,20 @@ def test_trainer_points_a_language_model_on_one_corpus_to_rnnlm_trainer():
     with pytest.raises(TypeError, match=r"RnnlmTrainer\(SimpleRnnlm, optimizer\)\.fit"):
         Trainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.1)).fit(ids[:-1], ids[1:], max_epoch=1,
                                                            batch_size=8)
+
+
+def test_a_numpy_float64_scale_works_in_the_gradients_dtype():
+    # From a float32 audit: np.clip and the one-step loss's scale ran in float64
+    # for a np.float64 bound or dout (slower; the loss's bits depended on the type).
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((50, 40)).astype(np.float32)
+    a, b = g.copy(), g.copy()
+    clip_grads_value([a], 0.3)
+    clip_grads_value([b], np.float64(0.3))
+    np.testing.assert_array_equal(a, b)
+    x, t = rng.standard_normal((6, 5)).astype(np.float32), rng.integers(0, 5, 6)
+    loss = SoftmaxWithLoss()
+    loss.forward(x, t)
+    plain = loss.backward(0.3)
+    loss.forward(x, t)
+    np.testing.assert_array_equal(loss.backward(np.float64(0.3)), plain)
