@@ -255,14 +255,17 @@ def clip_grads_value(grads, max_value):
 
 
 def eval_seq2seq(model, question, correct, id_to_char, verbose: bool = False,
-                 is_reverse: bool = False) -> int:
+                 is_reverse: bool = False, *, verbos: bool | None = None) -> int:
     """1 if ``model`` answers one question exactly right, else 0 (the textbook's helper).
 
     ``question`` ``(1, T_enc)`` ids; ``correct`` ``(1, T_dec + 1)`` ids whose
-    first id starts the answer. With ``verbose`` the question, the right
-    answer and the model's (marked right or wrong) are printed; the question
-    is printed reversed back when ``is_reverse``.
+    first id starts the answer. With ``verbose`` (the book's spelling
+    ``verbos`` works too) the question, the right answer and the model's,
+    marked ``O`` (right) or ``X`` (wrong), are printed; the question is
+    printed reversed back when ``is_reverse``.
     """
+    if verbos is not None:
+        verbose = verbos
     question, correct = np.asarray(question), np.asarray(correct)
     if question.ndim > 2 or correct.ndim > 2 or (question.ndim == 2 and len(question) != 1) \
             or (correct.ndim == 2 and len(correct) != 1):
@@ -312,7 +315,10 @@ def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
     All questions of a batch are answered at once (``model.generate`` on
     ``(batch_size, T_enc)``), not one per call, with ``beam_width`` beams
     (1: greedy). ``answers`` ``(N, T_dec + 1)`` start with the id that
-    starts each answer.
+    starts each answer. A target equal to the loss's ``ignore_label`` is
+    not scored, as the loss does not score it: any answer there counts as
+    right. Pairs the model could not train on (an id outside its
+    vocabulary, its ``check_pairs``) are refused, not scored as wrong.
     """
     questions, answers = np.asarray(questions), np.asarray(answers)
     if questions.ndim != 2 or answers.ndim != 2 or len(questions) != len(answers):
@@ -326,6 +332,9 @@ def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
             or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number >= 1, e.g. 1000, got "
                          f"{batch_size!r}")
+    if len(questions) and callable(getattr(model, "check_pairs", None)):
+        model.check_pairs(questions, answers)
+    ignore = getattr(getattr(model, "loss_layer", None), "ignore_label", None)
     out = np.zeros(len(questions), dtype=bool)
     rows = min(batch_size, len(questions))
     # Half of each batch answered by a helper process where that pays
@@ -334,7 +343,10 @@ def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
         for a in range(0, len(questions), batch_size):
             q, t = questions[a:a + batch_size], answers[a:a + batch_size]
             guess = answer(xp.asarray(q), xp.asarray(t[:, 0]), beam_width)
-            out[a:a + batch_size] = (to_cpu(guess) == t[:, 1:]).all(axis=1)
+            hit = to_cpu(guess) == t[:, 1:]
+            if ignore is not None:
+                hit |= t[:, 1:] == ignore
+            out[a:a + batch_size] = hit.all(axis=1)
     return out
 
 

@@ -142,9 +142,25 @@ class Decoder:
         encoder states ``(N, T_enc, H)`` for an attention decoder.
         """
         check_count("sample_size", sample_size, 0)
-        check_ids("start_id", xp.asarray(start_id), self.embed.params[0].shape[0])
+        start_ids = start_ids_of(start_id, encoding.shape[0], self.embed.params[0].shape[0])
         self.begin(encoding)
-        return greedy(self, xp.full(encoding.shape[0], start_id), sample_size)
+        return greedy(self, start_ids, sample_size)
+
+
+def start_ids_of(start_id, N: int, vocab_size: int):
+    """The start id of each of ``N`` answers ``(N,)``, from one id or one per
+    question; ValueError (or TypeError) for anything else."""
+    start_ids = xp.asarray(start_id)
+    if start_ids.ndim > 1:
+        raise ValueError(f"start_id must be one id or one per question ({N}), got shape "
+                         f"{start_ids.shape}")
+    check_ids("start_id", start_ids, vocab_size)  # integers (not bools, floats)
+    if start_ids.ndim == 0:
+        return xp.full(N, int(start_ids))
+    if start_ids.shape != (N,):
+        raise ValueError(f"start_id must be one id or one per question ({N}), got shape "
+                         f"{start_ids.shape}")
+    return start_ids
 
 
 def select_rows(lstm, rows):
@@ -308,16 +324,7 @@ class Seq2seq(Model):
         if xs.shape[1] == 0:
             raise ValueError("xs needs at least one column: a question of at least one id")
         check_ids("xs", xs, self.vocab_size)
-        start_ids = xp.asarray(start_id)
-        if start_ids.ndim > 1:
-            raise ValueError(f"start_id must be one id or one per question ({xs.shape[0]}), "
-                             f"got shape {start_ids.shape}")
-        check_ids("start_id", start_ids, self.vocab_size)  # integers (not bools, floats)
-        if start_ids.ndim == 0:
-            start_ids = xp.full(xs.shape[0], int(start_ids))
-        if start_ids.shape != (xs.shape[0],):
-            raise ValueError(f"start_id must be one id or one per question ({xs.shape[0]}), "
-                             f"got shape {start_ids.shape}")
+        start_ids = start_ids_of(start_id, xs.shape[0], self.vocab_size)
         check_count("sample_size", sample_size, 0)
         check_count("beam_width", beam_width, 1)
         return xs, start_ids

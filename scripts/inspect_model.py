@@ -123,11 +123,11 @@ def parse_args(argv=None):
     a.add_argument("--png", type=user_path, default="attention.png",
                    help="where to draw the heat map")
     a.add_argument("--width", type=int, default=None,
-                   help="pad the question with spaces to this width (default: the width of "
-                        "the task's questions, for the tasks addition and date)")
+                   help="pad the question with spaces to this width (default: the width "
+                        "the model was trained on)")
     a.add_argument("--answer-length", type=int, default=None,
                    help="characters to generate after the start character (default: as in "
-                        "the task's answers)")
+                        "the answers the model was trained on)")
     a.add_argument("--start", default="_", help="the character that starts every answer")
     args = p.parse_args(argv)
     if problem := thread_count_problem():
@@ -350,7 +350,7 @@ def run_attention(args):
     if not isinstance(vocab, list) or not all(isinstance(c, str) for c in vocab or [None]):
         raise UsageError(f"{args.model} has no vocabulary; save it with train_seq2seq.py --save")
     index = {c: i for i, c in enumerate(vocab)}
-    width, answer_length = seq2seq_widths(meta.get("task"), args)
+    width, answer_length = seq2seq_widths(meta, args)
     check_attention_memory(model, width, answer_length)
     question = args.input.ljust(width)
     unknown = sorted({c for c in question if c not in index})
@@ -379,9 +379,17 @@ def run_attention(args):
     return 0
 
 
-def seq2seq_widths(task, args):
-    """``(question width, answer characters after the start)`` for ``attention``."""
+def seq2seq_widths(meta, args):
+    """``(question width, answer characters after the start)`` for ``attention``:
+    the flags', else those the model was trained on (saved with it by
+    train_seq2seq.py, or its task's)."""
     width, length = args.width, args.answer_length
+    saved_q, saved_a = meta.get("question_width"), meta.get("answer_width")
+    if width is None and isinstance(saved_q, int) and not isinstance(saved_q, bool):
+        width = saved_q
+    if length is None and isinstance(saved_a, int) and not isinstance(saved_a, bool):
+        length = saved_a - 1
+    task = meta.get("task")
     if width is None or length is None:
         try:
             from datasets import sequence

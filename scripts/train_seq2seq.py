@@ -399,6 +399,19 @@ def load_problem(args, path, meta, V, id_to_char, data_sha256=None) -> str | Non
     return None
 
 
+def other_widths(meta, question_width: int, answer_width: int) -> str | None:
+    """How the widths a saved model was trained on (its metadata ``meta``)
+    differ from this run's pairs, in words, or None (the same, or not
+    recorded: a file saved before the widths were). A question is padded
+    with spaces to the widest of its data set, and the model reads the
+    spaces too: trained on 5 characters, it answers '32+33      ' otherwise."""
+    saved = meta.get("question_width"), meta.get("answer_width")
+    if None in saved or saved == (question_width, answer_width):
+        return None
+    return (f"was trained on questions of {saved[0]} characters and answers of {saved[1]} "
+            f"(start included); these pairs are {question_width} and {answer_width} wide")
+
+
 def saved_meta_problem(meta) -> str | None:
     """Why the metadata of a file given to ``--load`` is damaged (of the wrong
     types: a hand-edited file), or None."""
@@ -577,6 +590,15 @@ def _run_holding(args):
         if problem := load_problem(args, args.load, loaded[1], V, id_to_char, data_sha256):
             print(f"error: {problem}", file=sys.stderr)
             return 2
+        if other := other_widths(loaded[1], x_train.shape[1], t_train.shape[1]):
+            if args.epochs == 0:  # answers read with other padding: a wrong accuracy
+                print(f"error: --load {args.load} {other}: its answers to these questions "
+                      f"would be wrong (it reads the padding as part of each question); pad "
+                      f"the pairs to its widths, or train on them (--epochs N)", file=sys.stderr)
+                return 2
+            print(f"notice: --load {args.load} {other}; it is trained on them from here on "
+                  f"(its accuracy before that is not its accuracy on its own widths)",
+                  file=sys.stderr)
     if args.data_sha256 not in (None, data_sha256):
         print(f"error: cannot resume: {args.data} has changed since the run began (its SHA-256 "
               f"differs); restore the file, or start a new run", file=sys.stderr)
@@ -667,7 +689,9 @@ def _run_holding(args):
         try:
             path = model.save_params(args.save, vocab=id_to_char, task=name,
                                      reverse=args.reverse, data_seed=args.data_seed,
-                                     data_sha256=args.data_sha256, accuracy=accuracy)
+                                     data_sha256=args.data_sha256, accuracy=accuracy,
+                                     question_width=int(x_train.shape[1]),
+                                     answer_width=int(t_train.shape[1]))
         except (OSError, ValueError) as exc:
             print(f"error: cannot write --save {args.save}: {exc}", file=sys.stderr)
             return False
