@@ -229,11 +229,13 @@ def outputs_may_close():
     try:
         yield
     finally:
-        # What is still buffered, here: a reader gone is no error at exit.
-        for stream in (sys.stdout, sys.stderr):
-            if isinstance(stream, _StreamThatMayClose):
-                stream.flush()
-        sys.stdout, sys.stderr = real
+        try:
+            # What is still buffered, here: a reader gone is no error at exit.
+            for stream in (sys.stdout, sys.stderr):
+                if isinstance(stream, _StreamThatMayClose):
+                    stream.flush()
+        finally:  # (a real error of the flush, a full disk, still gives them back)
+            sys.stdout, sys.stderr = real
 
 
 def run_holding_checkpoint(checkpoint: str | None, run, *args) -> int:

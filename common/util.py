@@ -25,11 +25,12 @@ def check_rng(rng, none: str = "None") -> None:
     """Refuse an ``rng`` that is neither a ``numpy.random.Generator``, nor an
     integer seed >= 0, nor None (``none`` says what None means to the
     caller), before NumPy fails on it with its own words."""
-    if rng is None or isinstance(rng, np.random.Generator):
+    if rng is None or isinstance(rng, (np.random.Generator, np.random.BitGenerator,
+                                       np.random.SeedSequence)):
         return
     if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, numbers.Integral) or rng < 0:
-        raise ValueError(f"rng must be a numpy.random.Generator, an integer seed >= 0 or "
-                         f"{none}, got {rng!r}")
+        raise ValueError(f"rng must be a numpy.random.Generator (or a BitGenerator or "
+                         f"SeedSequence), an integer seed >= 0 or {none}, got {rng!r}")
 
 
 def clip_grads(grads, max_norm):

@@ -453,15 +453,16 @@ def _unwritable_error(
     }[kind]
     if source == "cache":
         where = "rnnlab's cache for them"
-        other = (f", or set XDG_CACHE_HOME to a writable folder (the cache is then "
-                 f"$XDG_CACHE_HOME/rnnlab/ptb), or pass data_dir=... a folder that holds "
-                 f"{', '.join(SHA256)}, or point ${ENV_DIR} at one")
+        # The cache's place first: the folder in the way may be one not to touch.
+        fix = (f"set XDG_CACHE_HOME to a writable folder (the cache is then "
+               f"$XDG_CACHE_HOME/rnnlab/ptb), or {mend}, or pass data_dir=... a folder that "
+               f"holds {', '.join(SHA256)}, or point ${ENV_DIR} at one")
     else:
         where = "download()'s dest_dir"
-        other = ", or pass another dest_dir"
+        fix = f"{mend}, or pass another dest_dir"
     return DataSourceError(
         f"cannot store the Penn Treebank files in {folder}, {where}: {path} {why}.\n"
-        f"Fix: {mend}{other}.",
+        f"Fix: {fix}.",
         source,
         folder,
     )
@@ -513,12 +514,12 @@ def _download_missing(
     down, trying the other files would only add waiting. A local problem
     raises :class:`DataSourceError` (``source``: ``"cache"`` or
     ``"dest_dir"``) naming the path and the fix, since no other URL would
-    mend it: a file that is there but cannot be read, a ``dest`` that cannot
-    be written (checked before the first download, so that an offline
-    machine says so too), or a write that fails (a full disk).
+    mend it: a file that is there but cannot be read, or a download that
+    arrives but cannot be written into ``dest`` (a file in the way, no
+    permission, a full disk). Offline, the download fails first: that is a
+    failed download, on which a program may fall back.
     """
     tried: list[str] = []
-    checked_writable = False
     for name, expected in SHA256.items():
         path = dest / name
         try:
@@ -527,15 +528,15 @@ def _download_missing(
             raise _unreadable_error(path, err, source, dest) from err
         if verified:
             continue
-        if not checked_writable:
-            if (blocked := _write_problem(dest)) is not None:
-                raise _unwritable_error(*blocked, source, dest)
-            checked_writable = True
         for base in base_urls:
             url = base.rstrip("/") + "/" + name
             try:
                 fetch(url, path, expected, timeout=timeout, allow_http=allow_http)
             except WriteError as err:  # an OSError too: caught before the network's
+                # The files arrive but cannot be kept (offline, the download fails
+                # first, and the caller may fall back as when nothing was found).
+                if (blocked := _write_problem(dest)) is not None:
+                    raise _unwritable_error(*blocked, source, dest) from err
                 why = f"could not be written ({err.strerror or err})"
                 raise _unwritable_error(err.filename or path, why, _kind_of(err), source,
                                         dest) from err

@@ -37,6 +37,7 @@ and what is wrong; they never surface as a bare codec or NumPy error.
 
 from __future__ import annotations
 
+import codecs
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -105,15 +106,18 @@ def read_text(path: str | os.PathLike) -> str:
         # would otherwise stick to the first word.
         content = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        before = data[: err.start].decode("utf-8-sig")  # valid up to the bad byte
+        # The codec counts from after a leading byte-order mark: offsets in the file.
+        mark = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+        start, end = err.start + mark, err.end + mark
+        before = data[mark:start].decode("utf-8")  # valid up to the bad byte
         line = _line_number(before, len(before))
-        bad = data[err.start : err.end]
+        bad = data[start:end]
         # A byte-order mark of UTF-16 says what the file is; otherwise latin-1 is the
         # common case (and any byte is valid latin-1).
         source = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "latin1"
         looks = " (it looks like UTF-16)" if source == "utf-16" else ""
         raise CorpusError(
-            f"{path} is not valid UTF-8{looks}: byte offset {err.start} (line {line}) holds "
+            f"{path} is not valid UTF-8{looks}: byte offset {start} (line {line}) holds "
             f"{bad!r} ({err.reason}). Re-save the file as UTF-8, e.g. "
             f"`iconv -f {source} -t utf-8 in.txt > out.txt`."
         ) from err

@@ -406,8 +406,9 @@ def other_widths(meta, question_width: int, answer_width: int) -> str | None:
     with spaces to the widest of its data set, and the model reads the
     spaces too: trained on 5 characters, it answers '32+33      ' otherwise."""
     saved = meta.get("question_width"), meta.get("answer_width")
-    if None in saved or saved == (question_width, answer_width):
-        return None
+    if not all(isinstance(w, int) and not isinstance(w, bool) for w in saved) \
+            or saved == (question_width, answer_width):
+        return None  # (not recorded, or not numbers: a file saved before, or hand-edited)
     return (f"was trained on questions of {saved[0]} characters and answers of {saved[1]} "
             f"(start included); these pairs are {question_width} and {answer_width} wide")
 

@@ -14,7 +14,7 @@ import pytest
 
 from common.optimizer import SGD
 from common.trainer import RnnlmTrainer, Trainer
-from common.util import clip_grads_value, eval_perplexity
+from common.util import eval_perplexity
 from layers import (
     Bidirectional,
     SoftmaxWithLoss,
@@ -210,14 +210,10 @@ def test_trainer_points_a_language_model_on_one_corpus_to_rnnlm_trainer():
 
 
 def test_a_numpy_float64_scale_works_in_the_gradients_dtype():
-    # From a float32 audit: np.clip and the one-step loss's scale ran in float64
-    # for a np.float64 bound or dout (slower; the loss's bits depended on the type).
+    # From a float32 audit: the one-step loss's scale ran in float64 for a
+    # np.float64 dout (slower, and the bits depended on the scalar's type).
+    # (clip_grads_value's float64 clip gave the same bits, only slower: no test.)
     rng = np.random.default_rng(0)
-    g = rng.standard_normal((50, 40)).astype(np.float32)
-    a, b = g.copy(), g.copy()
-    clip_grads_value([a], 0.3)
-    clip_grads_value([b], np.float64(0.3))
-    np.testing.assert_array_equal(a, b)
     x, t = rng.standard_normal((6, 5)).astype(np.float32), rng.integers(0, 5, 6)
     loss = SoftmaxWithLoss()
     loss.forward(x, t)

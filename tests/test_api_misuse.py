@@ -223,8 +223,9 @@ def test_book_generate_takes_a_single_skip_id():
 
 
 def test_book_generate_refuses_a_negative_seed():
-    with pytest.raises(ValueError, match="rng must be a numpy.random.Generator, an integer "
-                                         "seed >= 0 or None"):
+    with pytest.raises(ValueError, match=r"rng must be a numpy.random.Generator \(or a "
+                                         r"BitGenerator or SeedSequence\), an integer seed >= 0 "
+                                         r"or None"):
         small_model(RnnlmGen).generate(1, None, 5, rng=-1)
 
 

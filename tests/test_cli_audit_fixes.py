@@ -5,6 +5,8 @@ math, --init-scale is the run's own on resuming, the attention heat map's
 sizes are checked before answering, messages name the flags given, a
 leading "~" is the home folder."""
 
+import errno
+import io
 import os
 import re
 import subprocess
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from common.cli import outputs_may_close
 
 from script_loader import load_script, usage_error
 
@@ -134,7 +138,9 @@ def attention_model(tmp_path):
 
 @pytest.mark.parametrize("flag, what", [("--answer-length", "a row per answer character"),
                                         ("--width", "a column per question character")])
-def test_inspect_attention_refuses_a_heat_map_too_large_to_read(flag, what, tmp_path, capsys):
+def test_inspect_attention_refuses_a_heat_map_too_large_to_read(flag, what, tmp_path, here,
+                                                              capsys):
+    # (in a folder of its own: the default --png attention.png is checked first)
     err = usage_error(load_script("inspect_model").parse_args,
                       ["attention", "--model", attention_model(tmp_path), "--input", "1+2",
                        flag, "1000000000"], capsys)
@@ -260,3 +266,19 @@ def test_train_rnnlm_resumed_in_an_unwritable_folder_names_resume(here, monkeypa
     err = usage_error(main, ["--resume", "ro/ck.npz", "--epochs", "2", "--quiet"], capsys)
     assert "error: --resume ro/ck.npz: cannot write in" in err
     assert "a resumed run writes its checkpoints there: give --checkpoint OTHER.npz" in err
+
+
+def test_the_streams_are_given_back_when_a_flush_fails_for_real(monkeypatch):
+    # (A full disk is no closed reader: its error goes on up, and sys.stdout and
+    # sys.stderr are the caller's again.)
+    class FullDisk(io.StringIO):
+        def flush(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    out, err = FullDisk(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    with pytest.raises(OSError, match="No space left"):
+        with outputs_may_close():
+            print("x")
+    assert sys.stdout is out and sys.stderr is err

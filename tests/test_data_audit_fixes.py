@@ -49,7 +49,7 @@ class StallingHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"aer banknote")
         self.wfile.flush()
-        time.sleep(0.5)
+        time.sleep(3)  # far beyond the client's 0.1 s timeout, however busy the cores
 
 
 @pytest.fixture
@@ -91,6 +91,22 @@ def test_a_file_in_the_way_of_the_cache_is_a_source_error_not_a_fallback(
     assert f"{ptb_cache} is a file, not a folder" in message
     assert "XDG_CACHE_HOME" in message and "data_dir=" in message and ptb.ENV_DIR in message
     assert ptb_cache.read_text() == "x\n"  # left as it was
+
+
+def test_offline_a_file_in_the_way_of_the_cache_is_still_a_failed_download(ptb_cache):
+    # Nothing could be downloaded anyway (the closed port): a program may fall
+    # back to another corpus, as the README's first command does.
+    ptb_cache.parent.mkdir(parents=True)
+    write(ptb_cache, "x\n")
+    with pytest.raises(ptb.DataNotFoundError):
+        ptb.load_data("train")
+
+
+def test_a_bad_byte_after_a_byte_order_mark_is_named_at_its_offset_in_the_file(tmp_path):
+    # The codec counts from after the mark; cutting the file there split a character.
+    path = write(tmp_path / "bom.txt", b"\xef\xbb\xbf\xc3\xa9\xc3\xa9\xff\n")
+    with pytest.raises(text.CorpusError, match=r"byte offset 7 \(line 1\) holds b'\\xff'"):
+        text.read_text(path)
 
 
 @contextlib.contextmanager
