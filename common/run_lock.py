@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from common.serialization import _write_target
+from common.serialization import write_target
 
 try:
     import fcntl
@@ -48,7 +48,7 @@ def lock_path(path) -> str:
     """The lock file of the checkpoint ``path``: ``PATH.lock``, beside the file
     a write to ``path`` replaces (for a symbolic link, the file it points to:
     the link and its target share one lock)."""
-    return _write_target(os.fspath(path)) + ".lock"
+    return write_target(os.fspath(path)) + ".lock"
 
 
 @contextmanager

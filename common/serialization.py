@@ -102,7 +102,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     if _names_a_folder(path):
         raise IsADirectoryError(errno.EISDIR, "it names a folder, not a file; a file name is "
                                 "needed", path)
-    target = _write_target(path)
+    target = write_target(path)
     kind = _special_file_kind(target)
     if kind is not None:
         # A rename would put a regular file in its place (as root, /dev/null itself).
@@ -139,7 +139,7 @@ def _names_a_folder(path: str) -> bool:
     return os.path.basename(path) in ("", ".", "..")
 
 
-def _write_target(path: str) -> str:
+def write_target(path: str) -> str:
     """The file a write to ``path`` replaces: ``path``, or for a symbolic link the
     file it points to (links followed to the end), which may not exist yet."""
     return os.path.realpath(path) if os.path.islink(path) else path
@@ -509,7 +509,7 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
         ending = f" (it ends in {path[-1]!r})" if path[-1] in (os.sep, os.altsep) else ""
         return (f"{flag_name} {path} names a folder{ending}, not a file; give a file name "
                 f"in it, e.g. {os.path.join(path, example)}")
-    target = _write_target(path)
+    target = write_target(path)
     kind = _special_file_kind(target)
     if kind is not None:
         link = f" (a link to {target})" if target != path else ""

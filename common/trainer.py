@@ -48,6 +48,7 @@ from common.util import (
     clip_grads_value,
     eval_perplexity,
     evaluating,
+    ignore_label_of,
     is_sequence_to_sequence,
     perplexity,
 )
@@ -639,7 +640,7 @@ class RnnlmTrainer(BaseTrainer):
         if opts.val_corpus is not None:
             # Checked now, not when the first epoch is over.
             _check_val_corpus(opts.val_corpus, vocab_size)
-        lanes = Lanes(xs, ts, batch_size, time_size, _ignore_label(self.model))
+        lanes = Lanes(xs, ts, batch_size, time_size, ignore_label_of(self.model))
         _check_ids(self.model, ("xs", lanes.xs), ("ts", lanes.ts))
         # What the first forward would refuse, refused before the lanes move on.
         if getattr(self.model, "vocab_size", None) is not None:
@@ -738,7 +739,7 @@ class Trainer(BaseTrainer):
                             f"model on one corpus of ids is trained by truncated BPTT: "
                             f"RnnlmTrainer({type(self.model).__name__}, optimizer).fit(xs, ts, "
                             f"max_epoch, batch_size, time_size)")
-        rows = ShuffledRows(x, t, batch_size, opts.seed, _ignore_label(self.model),
+        rows = ShuffledRows(x, t, batch_size, opts.seed, ignore_label_of(self.model),
                             skip_first_column=is_sequence_to_sequence(self.model))
         if getattr(self.model, "vocab_size", None) is not None:  # a model of ids
             _check_ids(self.model, ("x", rows.x), ("t", rows.t))
@@ -809,11 +810,6 @@ def _check_data(model, what, x, t):
                         f"{exc}") from None
 
 
-def _ignore_label(model):
-    """The label of targets the model's loss does not score, or None."""
-    return getattr(getattr(model, "loss_layer", None), "ignore_label", None)
-
-
 def _check_like_training_rows(val_data, x, t):
     """Refuse validation rows shaped unlike the training rows ``x``, ``t``
     (for a model that does not check pairs itself): the forward pass would
@@ -832,7 +828,7 @@ def _check_ids(model, inputs, targets):
     and ``targets`` are ``(name, array)``; the targets may hold the loss's
     ignore label."""
     vocab_size = getattr(model, "vocab_size", None)
-    ignore = _ignore_label(model)
+    ignore = ignore_label_of(model)
     (x_name, x), (t_name, t) = inputs, targets
     check_id_range(x_name, np.asarray(x), vocab_size)
     check_id_range(t_name, np.asarray(t), vocab_size, ignore)

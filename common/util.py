@@ -191,6 +191,12 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     return perplexity(total / scored)
 
 
+def ignore_label_of(model):
+    """The label of targets ``model``'s loss does not score, or None (no
+    ``loss_layer``, or one that scores every target)."""
+    return getattr(getattr(model, "loss_layer", None), "ignore_label", None)
+
+
 def is_sequence_to_sequence(model) -> bool:
     """Whether ``model`` learns answers to questions (an encoder and a
     decoder; its target rows start with the decoder's start id), not a
@@ -335,7 +341,7 @@ def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
                          f"{batch_size!r}")
     if len(questions) and callable(getattr(model, "check_pairs", None)):
         model.check_pairs(questions, answers)
-    ignore = getattr(getattr(model, "loss_layer", None), "ignore_label", None)
+    ignore = ignore_label_of(model)
     out = np.zeros(len(questions), dtype=bool)
     rows = min(batch_size, len(questions))
     # Half of each batch answered by a helper process where that pays
