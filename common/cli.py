@@ -176,10 +176,21 @@ def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bo
             f"--resume {checkpoint}, or pass --overwrite to replace it")
 
 
+def point_at_null(stream) -> None:
+    """Point ``stream``'s file descriptor at the null device: what was still
+    to be written (to a reader that has gone, ``| head``) goes nowhere, and
+    the interpreter's flush at exit raises no ``BrokenPipeError``."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, stream.fileno())
+    finally:
+        os.close(null)
+
+
 class _StreamThatMayClose:
     """``sys.stdout`` or ``sys.stderr`` whose reader may leave: a write or flush
     that finds the pipe closed (``BrokenPipeError``) points the stream at the
-    null device (``os.dup2``, as ``generate_text.py`` does) and the run goes on,
+    null device (:func:`point_at_null`) and the run goes on,
     printing to nobody, with one notice on stderr the first time."""
 
     def __init__(self, stream, name):
@@ -199,11 +210,7 @@ class _StreamThatMayClose:
             self._to_null()
 
     def _to_null(self):
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, self._stream.fileno())
-        finally:
-            os.close(null)
+        point_at_null(self._stream)
         if not self.closed_by_reader and self._name == "stdout":
             print("notice: stdout was closed (its reader stopped reading); the run goes on "
                   "without printing, and writes its files as asked (Ctrl-C stops it)",

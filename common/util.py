@@ -22,7 +22,8 @@ def finite_number(value) -> bool:
 
 
 def check_rng(rng, none: str = "None") -> None:
-    """Refuse an ``rng`` that is neither a ``numpy.random.Generator``, nor an
+    """Refuse an ``rng`` that is neither a ``numpy.random.Generator`` (or a
+    BitGenerator or SeedSequence, which ``default_rng`` takes too), nor an
     integer seed >= 0, nor None (``none`` says what None means to the
     caller), before NumPy fails on it with its own words."""
     if rng is None or isinstance(rng, (np.random.Generator, np.random.BitGenerator,

@@ -160,7 +160,9 @@ def fetch(
                 raise
             if err.errno is None:
                 raise WriteError(f"{err} (writing {os.fspath(dest)})") from err
-            raise WriteError(err.errno, err.strerror, err.filename or os.fspath(dest)) from err
+            # (A failed rename names the temporary first and dest second: name dest.)
+            named = err.filename2 or err.filename or os.fspath(dest)
+            raise WriteError(err.errno, err.strerror, named) from err
     return Path(dest)
 
 

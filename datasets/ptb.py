@@ -408,8 +408,9 @@ def _write_problem(folder: Path) -> tuple[Path, str, str] | None:
     Returns ``(path, why, kind)`` for :func:`_unwritable_error`: ``path`` is
     ``folder`` or the nearest path above it that exists, a file in the way
     (``kind="file"``) or a folder without write permission
-    (``"permission"``). Nothing is created here, so an offline machine is
-    left as it was. A full disk shows only when writing (:class:`WriteError`).
+    (``"permission"``): what a :class:`WriteError` most often means, named
+    by the path to mend. Nothing is created here. A full disk shows only in
+    the error itself.
     """
     existing = folder
     while not os.path.lexists(existing) and existing.parent != existing:

@@ -29,7 +29,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from common.checkpoint import FORMAT as CHECKPOINT_FORMAT  # noqa: E402
-from common.cli import at_least, user_path  # noqa: E402
+from common.cli import at_least, point_at_null, user_path  # noqa: E402
 from common.inspection import nonfinite_weights_problem  # noqa: E402
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
@@ -350,7 +350,7 @@ def main(argv=None):
         print(f"error: {exc} (the model file holds non-finite weights?)", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        point_at_null(sys.stdout)
         return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

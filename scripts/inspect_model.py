@@ -43,7 +43,12 @@ if _ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from common.cli import HelpFormatter, output_flags_problem, user_path  # noqa: E402
+from common.cli import (  # noqa: E402
+    HelpFormatter,
+    output_flags_problem,
+    point_at_null,
+    user_path,
+)
 from common.inspection import (  # noqa: E402
     encode_text,
     interesting_units,
@@ -473,7 +478,7 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        point_at_null(sys.stdout)
         return 0
     except OSError as exc:  # a full disk behind stdout, the page or the heat map
         print(f"error: cannot write the output: {exc}", file=sys.stderr)
