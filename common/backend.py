@@ -15,11 +15,17 @@ import numpy
 
 from common import config as _config  # the book's switch: config.GPU = True before imports
 
-_ENV_GPU = os.environ.get("RNNLAB_GPU", "0").strip().lower() in ("1", "true", "yes", "on")
+_ENV_VALUE = os.environ.get("RNNLAB_GPU", "")
+_ENV_WORD = _ENV_VALUE.strip().lower()
+# A misspelt switch ("2", "gpu", "ture") would otherwise mean NumPy without a word.
+if _ENV_WORD not in ("", "0", "false", "no", "off", "1", "true", "yes", "on"):
+    raise ValueError(f"RNNLAB_GPU={_ENV_VALUE!r} is neither on nor off: set it to 1 (CuPy) "
+                     "or 0 (NumPy, the default), or unset it")
+_ENV_GPU = _ENV_WORD in ("1", "true", "yes", "on")
 GPU = _ENV_GPU or bool(_config.GPU)
 
 if GPU:
-    _ASKED = "RNNLAB_GPU=1" if _ENV_GPU else "common.config.GPU = True"
+    _ASKED = f"RNNLAB_GPU={_ENV_VALUE.strip()}" if _ENV_GPU else "common.config.GPU = True"
     try:
         import cupy as xp  # noqa: F401  (re-exported)
     except ImportError as exc:  # pragma: no cover - depends on the machine

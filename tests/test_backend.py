@@ -29,3 +29,23 @@ def test_gpu_without_cupy_says_how_to_fix_it():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "RNNLAB_GPU=1" in result.stderr and "pip install" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["2", "gpu", "ture"])
+def test_a_switch_that_is_neither_on_nor_off_is_refused(value):
+    # Before, anything but 1/true/yes/on meant NumPy, so a typo went unnoticed.
+    env = {**os.environ, "RNNLAB_GPU": value}
+    result = subprocess.run([sys.executable, "-c", "import common.backend"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"RNNLAB_GPU={value!r} is neither on nor off" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["", "0", "off", " No "])
+def test_off_means_numpy(value):
+    env = {**os.environ, "RNNLAB_GPU": value}
+    result = subprocess.run([sys.executable, "-c",
+                             "import numpy, common.backend as b; print(b.xp is numpy)"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
