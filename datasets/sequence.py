@@ -103,6 +103,7 @@ __all__ = [
     "generate_pairs",
     "get_vocab",
     "load_data",
+    "trained_widths",
 ]
 
 DEFAULT_SEED = 1984  # the book's default
@@ -234,6 +235,16 @@ def get_vocab() -> tuple[dict[str, int], dict[int, str]]:
         )
     char_to_id, id_to_char = _last_vocab
     return dict(char_to_id), dict(id_to_char)
+
+
+def trained_widths(meta: dict) -> tuple[int | None, int | None]:
+    """The widths of the pairs a saved model was trained on, as
+    ``scripts/train_seq2seq.py`` records them in the file's metadata ``meta``:
+    ``(question width, answer width with its start character)``, each None
+    where it is not recorded (a file saved before the widths were) or not a
+    whole number (a hand-edited file)."""
+    return tuple(w if isinstance(w, int) and not isinstance(w, bool) else None
+                 for w in (meta.get("question_width"), meta.get("answer_width")))
 
 
 def generate_pairs(

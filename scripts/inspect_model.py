@@ -388,17 +388,17 @@ def seq2seq_widths(meta, args):
     """``(question width, answer characters after the start)`` for ``attention``:
     the flags', else those the model was trained on (saved with it by
     train_seq2seq.py, or its task's)."""
+    from datasets import sequence
+
     width, length = args.width, args.answer_length
-    saved_q, saved_a = meta.get("question_width"), meta.get("answer_width")
-    if width is None and isinstance(saved_q, int) and not isinstance(saved_q, bool):
+    saved_q, saved_a = sequence.trained_widths(meta)
+    if width is None and saved_q is not None:
         width = saved_q
-    if length is None and isinstance(saved_a, int) and not isinstance(saved_a, bool):
+    if length is None and saved_a is not None:
         length = saved_a - 1
     task = meta.get("task")
     if width is None or length is None:
         try:
-            from datasets import sequence
-
             (x, t), _ = sequence.load_data(task)
         except (OSError, TypeError, ValueError) as exc:
             raise UsageError(f"cannot tell the widths the model was trained with (task "

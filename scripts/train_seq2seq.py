@@ -402,13 +402,12 @@ def load_problem(args, path, meta, V, id_to_char, data_sha256=None) -> str | Non
 def other_widths(meta, question_width: int, answer_width: int) -> str | None:
     """How the widths a saved model was trained on (its metadata ``meta``)
     differ from this run's pairs, in words, or None (the same, or not
-    recorded: a file saved before the widths were). A question is padded
+    recorded: see :func:`datasets.sequence.trained_widths`). A question is padded
     with spaces to the widest of its data set, and the model reads the
     spaces too: trained on 5 characters, it answers '32+33      ' otherwise."""
-    saved = meta.get("question_width"), meta.get("answer_width")
-    if not all(isinstance(w, int) and not isinstance(w, bool) for w in saved) \
-            or saved == (question_width, answer_width):
-        return None  # (not recorded, or not numbers: a file saved before, or hand-edited)
+    saved = sequence.trained_widths(meta)
+    if None in saved or saved == (question_width, answer_width):
+        return None
     return (f"was trained on questions of {saved[0]} characters and answers of {saved[1]} "
             f"(start included); these pairs are {question_width} and {answer_width} wide")
 

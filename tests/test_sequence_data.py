@@ -481,3 +481,11 @@ def test_the_books_show_addition_dataset_calls_run_unchanged():
     answer = "".join([id_to_char[c] for c in t_train[0]])
     assert int(answer[1:]) == sum(map(int, question.split("+")))  # "494+43 " -> "_537 "
     assert [char_to_id[c] for c in question] == x_train[0].tolist()
+
+
+def test_trained_widths_reads_what_train_seq2seq_saves():
+    assert sequence.trained_widths({"question_width": 7, "answer_width": 5}) == (7, 5)
+    # A file saved before the widths were, or edited by hand: nothing to go by.
+    assert sequence.trained_widths({}) == (None, None)
+    assert sequence.trained_widths({"question_width": "7", "answer_width": True}) == (None, None)
+    assert sequence.trained_widths({"question_width": 7.0, "answer_width": 5}) == (None, 5)
