@@ -15,13 +15,14 @@ import numpy
 
 from common import config as _config  # the book's switch: config.GPU = True before imports
 
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 _ENV_VALUE = os.environ.get("RNNLAB_GPU", "")
 _ENV_WORD = _ENV_VALUE.strip().lower()
 # A misspelt switch ("2", "gpu", "ture") would otherwise mean NumPy without a word.
-if _ENV_WORD not in ("", "0", "false", "no", "off", "1", "true", "yes", "on"):
+if _ENV_WORD not in _ON + _OFF:
     raise ValueError(f"RNNLAB_GPU={_ENV_VALUE!r} is neither on nor off: set it to 1 (CuPy) "
                      "or 0 (NumPy, the default), or unset it")
-_ENV_GPU = _ENV_WORD in ("1", "true", "yes", "on")
+_ENV_GPU = _ENV_WORD in _ON
 GPU = _ENV_GPU or bool(_config.GPU)
 
 if GPU:
