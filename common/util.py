@@ -270,7 +270,9 @@ def eval_seq2seq(model, question, correct, id_to_char, verbose: bool = False,
     first id starts the answer. With ``verbose`` (the book's spelling
     ``verbos`` works too) the question, the right answer and the model's,
     marked ``O`` (right) or ``X`` (wrong), are printed; the question is
-    printed reversed back when ``is_reverse``.
+    printed reversed back when ``is_reverse``. A target equal to the loss's
+    ``ignore_label`` is not scored, as in :func:`seq2seq_correct` (printed
+    ``*``).
     """
     if verbos is not None:
         verbose = verbos
@@ -286,6 +288,7 @@ def eval_seq2seq(model, question, correct, id_to_char, verbose: bool = False,
         raise ValueError(f"correct needs a start id and at least one answer id, got "
                          f"{correct.size} id(s)")
     guess_ids = np.asarray(model.generate(question, int(correct[0]), correct.size - 1)).reshape(-1)
+    scored = correct[1:] != ignore_label_of(model)  # all True when the label is None
 
     def char(i):
         try:
@@ -296,17 +299,19 @@ def eval_seq2seq(model, question, correct, id_to_char, verbose: bool = False,
             raise ValueError(f"id {i} has no character in id_to_char ({len(id_to_char)} "
                              f"entries): give the id_to_char the data was encoded with") from None
 
-    def text(ids):
-        return "".join(char(int(i)) for i in ids)
+    def text(ids, scored=None):
+        return "".join(char(int(i)) if scored is None or scored[k] else "*"
+                       for k, i in enumerate(ids))
 
-    right, guess = text(correct[1:]), text(guess_ids)
+    right, guess = text(correct[1:], scored), text(guess_ids)
+    hit = bool(np.all(guess_ids[scored] == correct[1:][scored]))
     if verbose:
         q = text(np.asarray(question).reshape(-1))
         print("Q", q[::-1] if is_reverse else q)
         print("T", right)
-        print(("O " if guess == right else "X ") + guess)
+        print(("O " if hit else "X ") + guess)
         print("---")
-    return int(guess == right)
+    return int(hit)
 
 
 def _check_integer_ids(**arrays):

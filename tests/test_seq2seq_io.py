@@ -120,12 +120,31 @@ def test_eval_seq2seq_refuses_ids_it_would_misread():
     with pytest.raises(TypeError, match="question must hold integer ids"):
         eval_seq2seq(model, question.astype(np.float32), right, ID_TO_CHAR)
     padded = right.copy()
-    padded[0, -1] = -1
-    with pytest.raises(ValueError, match=r"id -1 has no character in id_to_char \(9 entries\)"):
+    padded[0, -1] = -2  # not the loss's ignore_label (-1)
+    with pytest.raises(ValueError, match=r"id -2 has no character in id_to_char \(9 entries\)"):
         eval_seq2seq(model, question, padded, list(ID_TO_CHAR.values()))
     with pytest.raises(ValueError, match=r"has no character in id_to_char \(1 entries\): give "
                                          r"the id_to_char the data was encoded with"):
         eval_seq2seq(model, question, right, {0: "_"})
+
+
+def test_eval_seq2seq_skips_the_targets_the_loss_ignores(capsys):
+    """A target equal to the loss's ignore_label (-1) is not scored, as in
+    seq2seq_correct: any answer there counts as right, and it prints as *."""
+    model = trained_like(Seq2seq, {})
+    question = np.array([[1, 2, 8, 3, 4]])
+    guess = model.generate(question, 0, 3)[0]
+    padded = np.concatenate([[0], guess])[None]
+    padded[0, -1] = -1
+    assert eval_seq2seq(model, question, padded, list(ID_TO_CHAR.values()), verbose=True) == 1
+    assert seq2seq_correct(model, question, padded).tolist() == [True]
+    assert capsys.readouterr().out.splitlines()[1].endswith("*")
+    padded[0, 1] = (padded[0, 1] + 1) % V  # a scored target wrong
+    assert eval_seq2seq(model, question, padded, ID_TO_CHAR) == 0
+    assert seq2seq_correct(model, question, padded).tolist() == [False]
+    model.loss_layer.ignore_label = None  # every target scored: -1 is no id
+    with pytest.raises(ValueError, match=r"id -1 has no character"):
+        eval_seq2seq(model, question, padded, ID_TO_CHAR)
 
 
 def test_batched_accuracy_errors():
