@@ -30,7 +30,7 @@ import numpy as np
 
 from common.backend import to_cpu, xp
 from common.util import check_rng
-from models.beam_search import _LanguageModelDecoder, beam_search
+from models.beam_search import _LanguageModelDecoder, beam_search, check_count, useful_width
 from models.better_rnnlm import BetterRnnlm
 from models.rnnlm import Rnnlm
 
@@ -95,9 +95,9 @@ def search_ids(model, start_id: int, skip_ids=None, sample_size: int = 100,
     ``skip_ids`` in it. Goes on from the carried state and leaves the state
     of the best beam (after all its ids but the last), as sampling does."""
     skip = _checked_skip(model, start_id, skip_ids, sample_size)
-    if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) \
-            or beam_width < 1:
-        raise ValueError(f"beam_width must be an integer >= 1, got {beam_width!r}")
+    # A wider beam than can change the result would only cost time and memory.
+    beam_width = useful_width(check_count("beam_width", beam_width, 1), model.vocab_size,
+                              sample_size - 1)
     rows = {s.shape[0] for s in model.get_state() if s is not None}
     if rows - {1}:
         raise ValueError(f"the carried state holds {max(rows)} rows; generate continues one "
@@ -105,7 +105,7 @@ def search_ids(model, start_id: int, skip_ids=None, sample_size: int = 100,
     model._forget_forward()
     with model.evaluating(restore_state=False):  # dropout off, the state goes on
         ids = beam_search(_LanguageModelDecoder(model, skip if skip.any() else None),
-                          np.asarray([start_id]), sample_size - 1, int(beam_width))[0]
+                          np.asarray([start_id]), sample_size - 1, beam_width)[0]
     return [int(start_id)] + [int(i) for i in ids]
 
 

@@ -276,3 +276,21 @@ def test_book_generate_by_beam_goes_on_from_the_carried_state_and_leaves_it():
         model.generate(6, sample_size=8, beam_width=0)
     with pytest.raises(ValueError, match="skip_ids hold every id"):
         model.generate(6, skip_ids=range(30), beam_width=2)
+
+
+def test_book_generate_cuts_a_beam_wider_than_can_matter(monkeypatch):
+    """Like Rnnlm.generate, the book's generate searches with at most V ** (L - 1)
+    beams (they hold every sequence): a width of a million costs no more."""
+    import models.rnnlm_gen as rnnlm_gen
+    widths = []
+
+    def recording(decoder, start_ids, sample_size, beam_width, stop_id=None):
+        widths.append(beam_width)
+        return beam_search(decoder, start_ids, sample_size, beam_width, stop_id)
+
+    model = RnnlmGen(vocab_size=9, wordvec_size=8, hidden_size=8, seed=0)
+    expected = model.generate(1, sample_size=3, beam_width=9)
+    model.reset_state()
+    monkeypatch.setattr(rnnlm_gen, "beam_search", recording)
+    assert model.generate(1, sample_size=3, beam_width=10**6) == expected
+    assert widths == [9]  # 2 ids searched: 9 beams hold every first id
