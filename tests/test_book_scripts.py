@@ -215,6 +215,8 @@ def ch7_generate_text(wordvec_size=100, hidden_size=100, path="Rnnlm.npz"):
 
 def ch7_generate_better_text(wordvec_size=650, hidden_size=650, path="BetterRnnlm.npz"):
     """ch07/generate_better_text.py: from 'you', then after 'the meaning of life is'."""
+    from common.np import np  # the book: from common.np import * (see test_common_np)
+
     corpus, word_to_id, id_to_word = ptb.load_data("train")
     vocab_size = len(word_to_id)
 
@@ -576,3 +578,17 @@ if __name__ == "__main__":
     if result and "ppl_list" in result:
         print("last training perplexity:", result["ppl_list"][-1])
     print(f"{time.perf_counter() - started:.0f} s")
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_common_np_star_import_opens_the_books_scripts(tmp_path, fake_cupy, gpu):
+    """``from common.np import *`` (ch07/generate_better_text.py's first import)
+    gives ``np``, the backend's array module, and ``GPU``."""
+    code = ("from common import config\n" + ("config.GPU = True\n" if gpu else "")
+            + "from common.np import *\n"
+            "from common import backend\n"
+            "x = np.array(3).reshape(1, 1)\n"
+            "print(GPU, np is backend.xp, np.__name__, x.shape)")
+    done = run_python(code, tmp_path, extra_path=fake_cupy)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(gpu), "True", "cupy" if gpu else "numpy", "(1,", "1)"]
