@@ -22,6 +22,19 @@ def is_int(value: Any) -> bool:
     return True
 
 
+def book_name(function: str, name: str, value: Any, default: Any, book: str,
+              book_value: Any) -> Any:
+    """The argument ``name`` of ``function``, which the book calls ``book``:
+    ``book_value`` when that was given (and ``value`` left at its
+    ``default``), else ``value``."""
+    if book_value is None:
+        return value
+    if value != default:
+        raise TypeError(f"{function}() got {name}={value!r} and {book}={book_value!r}: give one "
+                        f"({book} is the book's name for {name})")
+    return book_value
+
+
 def check_int(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
     """``value`` as an int (NumPy integers accepted; bools, floats and strings refused)."""
     if isinstance(value, bool | np.bool_):

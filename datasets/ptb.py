@@ -66,7 +66,7 @@ import numpy as np
 from common.serialization import DAMAGED_ARCHIVE_ERRORS, load_npz, save_npz
 
 from . import text
-from ._checks import check_choice, check_path
+from ._checks import book_name, check_choice, check_path
 from ._download import NETWORK_ERRORS, WriteError, fetch, sha256_file
 
 __all__ = [
@@ -152,12 +152,14 @@ class ChecksumError(DataSourceError):
 
 
 def load_data(
-    split: str = "train", data_dir: str | os.PathLike | None = None
+    split: str = "train", data_dir: str | os.PathLike | None = None, *,
+    data_type: str | None = None,
 ) -> tuple[np.ndarray, dict[str, int], dict[int, str]]:
     """Load one split of the Penn Treebank as a sequence of word ids.
 
     Args:
-        split: ``"train"``, ``"valid"`` (or ``"val"``) or ``"test"``.
+        split: ``"train"``, ``"valid"`` (or ``"val"``) or ``"test"``;
+            ``data_type=`` is the book's name for it (give one of them).
         data_dir: folder holding the three ``ptb.*.txt`` files; ``None`` looks
             in ``$RNNLAB_PTB_DIR``, then the user cache (downloading if needed).
 
@@ -177,7 +179,8 @@ def load_data(
         DataNotFoundError: neither was given, and the files are neither in
             the cache nor downloadable.
     """
-    split = _canonical_split(split)
+    split = _canonical_split(book_name("load_data", "split", split, "train", "data_type",
+                                       data_type))
     folder = find_data_dir(data_dir)
     corpus, vocab = _load_split(folder, split)
     word_to_id = {word: i for i, word in enumerate(vocab)}

@@ -89,7 +89,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import check_int
+from ._checks import book_name, check_int
 from .text import CorpusError, read_text
 
 __all__ = [
@@ -166,14 +166,16 @@ class SequenceDataError(CorpusError):
 
 
 def load_data(
-    name_or_path: str | os.PathLike = "addition", seed: int | None = DEFAULT_SEED
+    name_or_path: str | os.PathLike = "addition", seed: int | None = DEFAULT_SEED, *,
+    file_name: str | os.PathLike | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Load a task of question/answer pairs as arrays of character ids.
 
     Args:
         name_or_path: ``"addition"``, ``"date"`` (also with ``.txt``), generated
             here; or the path of a file of pairs (the book's layout or
-            tab-separated; see the module docstring).
+            tab-separated; see the module docstring). ``file_name=`` is the
+            book's name for it (give one of them).
         seed: an int in ``0 .. 2**32 - 1``: generates the task's pairs and
             shuffles them before the split. ``None`` keeps the order of the
             file (for a generated task: of the default seed's generation).
@@ -195,6 +197,8 @@ def load_data(
         SequenceDataError: a malformed file (named with the line).
     """
     global _last_vocab
+    name_or_path = book_name("load_data", "name_or_path", name_or_path, "addition",
+                             "file_name", file_name)
     seed = _check_seed(seed)
     task = _task_of(name_or_path)
     if task is not None:

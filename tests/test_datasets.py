@@ -113,6 +113,15 @@ def test_val_is_an_alias_for_valid(ptb_dir):
     np.testing.assert_array_equal(val, valid)
 
 
+def test_the_books_data_type_keyword_names_the_split(ptb_dir):
+    """The book's signature is load_data(data_type='train')."""
+    val, _, _ = ptb.load_data(data_type="val", data_dir=ptb_dir)
+    test, _, _ = ptb.load_data("test", data_dir=ptb_dir)
+    assert len(val) == 73760 and len(test) == 82430
+    with pytest.raises(TypeError, match="give one"):
+        ptb.load_data("test", data_type="val", data_dir=ptb_dir)
+
+
 def test_unknown_split_is_rejected():
     with pytest.raises(ValueError, match="'train', 'valid'"):
         ptb.load_data("training")

@@ -182,6 +182,15 @@ def test_the_same_seed_gives_the_same_data_bit_for_bit():
     assert not np.array_equal(first[0][0], other[0][0])
 
 
+def test_the_books_file_name_keyword_names_the_data():
+    """The book's signature is load_data(file_name='addition.txt', seed=1984)."""
+    by_position = sequence.load_data("date.txt", 1984)
+    by_book_name = sequence.load_data(file_name="date.txt", seed=1984)
+    assert digest(*by_position[0]) == digest(*by_book_name[0])
+    with pytest.raises(TypeError, match="give one"):
+        sequence.load_data("date", file_name="addition.txt")
+
+
 def test_the_default_data_is_pinned():
     """Users' published results depend on these exact pairs: any change shows here."""
     (x, t), (xt, tt) = sequence.load_data("addition")
