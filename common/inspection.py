@@ -70,7 +70,28 @@ def _inspecting(model):
         model.set_state(carried)
 
 
+def _not_a_language_model(model, what: str) -> str:
+    """Why ``what`` cannot read ``model``, a sequence-to-sequence model, and
+    where to look instead."""
+    if getattr(getattr(model, "decoder", None), "attention", None) is not None:
+        where = "inspect_model.py attention draws its attention weights"
+    else:
+        where = ("inspect_model.py attention reads only those with attention "
+                 "(train_seq2seq.py --model attention)")
+    return (f"{what} {type(model).__name__}, a sequence-to-sequence model, not a language "
+            f"model: units and surprisal read a language model saved by train_rnnlm.py "
+            f"--save; {where}")
+
+
+def _check_language_model(model):
+    """Refuse a sequence-to-sequence model, which has no single stack of
+    ``layers`` from ids to scores for these functions to read."""
+    if hasattr(model, "encoder") and hasattr(model, "decoder"):
+        raise ValueError(_not_a_language_model(model, "got"))
+
+
 def _check_ids(model, ids, ndim, what):
+    _check_language_model(model)
     ids = np.asarray(ids)
     if not np.issubdtype(ids.dtype, np.integer):
         raise TypeError(f"{what} must be integer token ids, got dtype {ids.dtype}")
@@ -111,15 +132,7 @@ def load_model(path: str | os.PathLike) -> tuple:
 
     model, meta = load_any_model(path)
     if not isinstance(model, LanguageModel):
-        name = type(model).__name__
-        if getattr(getattr(model, "decoder", None), "attention", None) is not None:
-            where = "inspect_model.py attention draws its attention weights"
-        else:
-            where = ("inspect_model.py attention reads only those with attention "
-                     "(train_seq2seq.py --model attention)")
-        raise ValueError(f"{path} holds {name}, a sequence-to-sequence model, not a language "
-                         "model: units and surprisal read a language model saved by "
-                         f"train_rnnlm.py --save; {where}")
+        raise ValueError(_not_a_language_model(model, f"{path} holds"))
     vocab = meta.get("vocab")
     if not isinstance(vocab, list) or not vocab or not all(isinstance(t, str) for t in vocab):
         raise ValueError(f"{path} has no vocabulary (a list of tokens); save it with "
@@ -348,8 +361,9 @@ def token_surprisal(model, ids: np.ndarray, time_size: int = 35) -> Surprisal:
     ids = _check_ids(model, ids, 1, "ids")
     if ids.size < 2:
         raise ValueError("token_surprisal needs at least 2 tokens: the first one is context")
-    if time_size < 1:
-        raise ValueError(f"time_size must be >= 1, got {time_size}")
+    if isinstance(time_size, bool) or not isinstance(time_size, (int, np.integer)) \
+            or time_size < 1:
+        raise ValueError(f"time_size must be a whole number >= 1, e.g. 35, got {time_size!r}")
     xs, ts = ids[:-1], ids[1:]
     log_prob = np.empty(ts.size, np.float64)
     with _inspecting(model):
@@ -477,6 +491,14 @@ def interesting_units(recording: Recording, properties: dict, per_property: int 
     No property (a text where nothing varies: ``text_properties`` gives
     ``{}``) or no unit: an empty list.
     """
+    if isinstance(per_property, bool) or not isinstance(per_property, (int, np.integer)) \
+            or per_property < 1:
+        raise ValueError(f"per_property must be a whole number >= 1, got {per_property!r}")
+    T = len(recording.ids)
+    for name, prop in properties.items():
+        if np.shape(prop) != (T,):
+            raise ValueError(f"property {name!r} has shape {np.shape(prop)}: it needs one "
+                             f"value per token of the recording, shape ({T},)")
     units = recording.units()
     if not units or not properties:
         return []

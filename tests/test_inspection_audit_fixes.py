@@ -23,12 +23,13 @@ from common.inspection import (
     interesting_units,
     record_states,
     text_properties,
+    token_surprisal,
 )
 from common.optimizer import SGD
 from common.plot import MONOSPACE, readable_text_colour, relative_luminance
 from common.trainer import RnnlmTrainer
 from common.units_html import units_page
-from models import Rnnlm, SimpleRnnlm
+from models import AttentionSeq2seq, Rnnlm, Seq2seq, SimpleRnnlm
 
 from script_loader import load_script
 
@@ -81,6 +82,37 @@ def test_gradient_through_time_without_steps_or_sequences_names_the_shape(shape)
     xs = np.zeros(shape, np.int64)
     with pytest.raises(ValueError, match=re.escape(f"shape {shape}") + ".*N >= 1 and T >= 1"):
         gradient_through_time(Rnnlm(5, 4, 3, seed=0), xs, xs)
+
+
+@pytest.mark.parametrize("look", [
+    lambda m, ids: record_states(m, ids),
+    lambda m, ids: token_surprisal(m, ids),
+    lambda m, ids: gradient_through_time(m, ids[None], ids[None]),
+])
+@pytest.mark.parametrize(("cls", "where"), [(Seq2seq, "reads only those with attention"),
+                                            (AttentionSeq2seq, "draws its attention weights")])
+def test_a_sequence_to_sequence_model_is_refused_by_name(look, cls, where):
+    """Its encoder and decoder are no stack of layers from ids to scores:
+    the functions said it had no recurrent layer, or had no predict."""
+    with pytest.raises(ValueError, match=f"got {cls.__name__}, a sequence-to-sequence model, "
+                                         f"not a language model: .*{where}"):
+        look(cls(9, 4, 8, seed=0), np.arange(5))
+
+
+def test_arguments_of_the_unit_and_surprisal_functions_are_checked():
+    model = Rnnlm(5, 4, 3, seed=0)
+    ids = np.array([0, 1, 2, 3, 4, 1])
+    rec = record_states(model, ids)
+    with pytest.raises(ValueError, match=r"property 'mine' has shape \(5,\): it needs one value "
+                                         r"per token of the recording, shape \(6,\)"):
+        interesting_units(rec, {"mine": np.arange(5.0)})
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="per_property must be a whole number >= 1"):
+            interesting_units(rec, {"mine": np.arange(6.0)}, per_property=bad)
+    assert len(interesting_units(rec, {"mine": np.arange(6.0)}, per_property=np.int64(2))) == 2
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="time_size must be a whole number >= 1"):
+            token_surprisal(model, ids, time_size=bad)
 
 
 def test_units_of_a_text_where_nothing_varies_exits_2_with_a_message(tmp_path, capsys):
