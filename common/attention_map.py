@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from common.plot import MONOSPACE, plot_format, save_figure
+from common.serialization import check_target
 
 
 def attention_matrix(attention_weights: list, row: int) -> np.ndarray:
@@ -61,7 +62,9 @@ def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | Non
         raise ValueError(f"weights {weights.shape} need {T_in} input labels and {T_out} output "
                          f"labels, got {len(in_labels)} and {len(out_labels)}")
     if path is not None:
-        plot_format(path)  # a name without a format: refused before drawing
+        # A name without a format, a folder, a file on the way: refused before drawing.
+        plot_format(path)
+        check_target(path)
     if ax is None:
         from matplotlib.figure import Figure
 

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from common.serialization import atomic_write
+from common.serialization import atomic_write, check_target
 
 # Monospace text (characters of a text, tick labels of tokens) with a fallback:
 # DejaVu Sans Mono has no Hebrew, Arabic or emoji, DejaVu Sans (matplotlib's
@@ -83,7 +83,9 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
     if path is None and not _in_notebook(matplotlib) and not _can_show(matplotlib):
         path = "ppl.png"
     if path is not None:
-        plot_format(path)  # a name without a format: refused before drawing
+        # A name without a format, a folder, a file on the way: refused before drawing.
+        plot_format(path)
+        check_target(path)
     window = path is None and not _in_notebook(matplotlib)
     if window:
         import matplotlib.pyplot as plt

@@ -50,6 +50,7 @@ __all__ = [
     "META_KEY",
     "atomic_open",
     "atomic_write",
+    "check_target",
     "load_npz",
     "remove_stale_temporaries",
     "save_npz",
@@ -92,21 +93,12 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     private, a ``0o444`` one read-only); a new one gets those an ordinary
     ``open`` would give. A symbolic link is written through: the temporary
     goes next to the file it points to and replaces that file, so the link
-    stays a link, to the new content. A ``path`` ending in a separator names
-    a folder: ``IsADirectoryError``, before anything is created. A ``path``
-    that is (or links to) something other than a regular file or a folder, a
-    device, a named pipe or a socket, is not replaced: ``OSError`` (EINVAL)
-    naming its kind, before anything is created.
+    stays a link, to the new content. A ``path`` that cannot be a file (a
+    folder, a folder on the way that is a file, a device, a named pipe, a
+    socket; see :func:`check_target`) is refused before anything is created.
     """
-    path = os.fspath(path)
-    if _names_a_folder(path):
-        raise IsADirectoryError(errno.EISDIR, "it names a folder, not a file; a file name is "
-                                "needed", path)
+    path = check_target(path)
     target = write_target(path)
-    kind = _special_file_kind(target)
-    if kind is not None:
-        # A rename would put a regular file in its place (as root, /dev/null itself).
-        raise OSError(errno.EINVAL, f"it is {kind}, not a file; give a file name", path)
     folder = os.path.dirname(os.path.abspath(target))
     name = os.path.basename(target)
     mode = _kept_mode(target)
@@ -131,6 +123,34 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.unlink(tmp)
         raise
     _fsync_folder(folder)
+
+
+def check_target(path: str | os.PathLike | bytes) -> str:
+    """``path`` as a str, when :func:`atomic_open` can put a file there; else
+    the error it would meet, raised before anything is created (or drawn):
+
+    * ``IsADirectoryError``: ``path`` ends in a separator, or is a folder;
+    * ``NotADirectoryError``: a folder on the way is a file;
+    * ``OSError`` (EINVAL): ``path`` is (or links to) a device, a named pipe
+      or a socket, which a rename would replace by a regular file.
+    """
+    path = os.fsdecode(path)
+    if _names_a_folder(path):
+        raise IsADirectoryError(errno.EISDIR, "it names a folder, not a file; a file name is "
+                                "needed", path)
+    target = write_target(path)
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, "it is a folder; give a file name in it", path)
+    kind = _special_file_kind(target)
+    if kind is not None:
+        # A rename would put a regular file in its place (as root, /dev/null itself).
+        raise OSError(errno.EINVAL, f"it is {kind}, not a file; give a file name", path)
+    existing = os.path.dirname(os.path.abspath(target))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file, not a folder", path)
+    return path
 
 
 def _names_a_folder(path: str) -> bool:
@@ -189,7 +209,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
     Temporaries of running processes, of other hosts and of other targets
     are never touched.
     """
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     folder = os.path.dirname(os.path.abspath(path))
     stem = re.escape(_temporary_stem(os.path.basename(path)))
     ours = re.compile(rf"\.{stem}\.(?P<host>[0-9a-f]{{8}})-(?P<pid>\d+)-[0-9a-f]{{8}}\.tmp")
@@ -280,7 +300,7 @@ def has_pickle_name(path: str | os.PathLike) -> bool:
     """Whether ``path`` ends in a pickle's suffix (``.pkl``, ``.pickle``): a
     name rnnlab refuses to write, since its files are ``.npz`` and a pickle's
     loading can run any code."""
-    return os.fspath(path).lower().endswith((".pkl", ".pickle"))
+    return os.fsdecode(path).lower().endswith((".pkl", ".pickle"))
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -330,7 +350,7 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
     hostile file can neither run code (nothing is unpickled) nor make us
     allocate more memory than its own size.
     """
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
     _check_readable_kind(path)
@@ -359,7 +379,7 @@ def load_npz_meta(path: str | os.PathLike) -> dict[str, Any]:
     """Only the metadata of a file written by :func:`save_npz` (its arrays are
     not read): to tell what a file is before replacing it. ValueError when it
     is not such a file."""
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     if os.path.exists(path):  # (a missing file: zipfile's FileNotFoundError, as before)
         _check_readable_kind(path)
     try:
@@ -501,7 +521,7 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
     socket). A symbolic link is judged by the file it points to, which the
     writers replace.
     """
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     if os.path.isdir(path):
         return (f"{flag_name} {path} is a folder; give a file name in it, e.g. "
                 f"{os.path.join(path, example)}")

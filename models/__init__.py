@@ -112,6 +112,7 @@ def load_model(path: str | os.PathLike) -> tuple[Model, dict]:
     and checked against its config before the model is built; ``meta`` is
     the metadata saved with them (``'vocab'``, ``'level'`` ...).
     """
+    path = os.fsdecode(path)
     arrays, meta = load_npz(path)
     if meta.get("format") == "rnnlab-checkpoint":
         raise ValueError(f"{path} is a training checkpoint, not a model file: generate or "
@@ -127,9 +128,9 @@ def load_model(path: str | os.PathLike) -> tuple[Model, dict]:
     # Saved from a float64 model (a gradient check's): rebuilt as one, bit for bit.
     dtype = np.float64 if {a.dtype for a in arrays.values()} == {np.dtype(np.float64)} else None
     model = model_from_config(meta["model"], meta["config"], shapes=shapes,
-                              source=f"{os.fspath(path)} (config {meta['config']!r:.200})",
+                              source=f"{path} (config {meta['config']!r:.200})",
                               dtype=dtype)
-    model.set_named_params(arrays, source=os.fspath(path))
+    model.set_named_params(arrays, source=path)
     return model, meta
 
 

@@ -278,7 +278,7 @@ class Model:
                 layer.cache = None
 
     def _file(self, path):
-        path = self.default_file_name() if path is None else os.fspath(path)
+        path = self.default_file_name() if path is None else os.fsdecode(path)
         if has_pickle_name(path):
             raise ValueError(f"{path}: " + _PICKLE_REFUSED.format(default=self.default_file_name()))
         return path

@@ -168,6 +168,26 @@ def test_a_folder_it_may_not_write_in_is_reported_with_the_file_asked_for(tmp_pa
     assert str(info.value) == f"[Errno 13] Permission denied: '{tmp_path / 'm.npz'}'"
 
 
+def test_a_target_that_cannot_be_a_file_is_refused_before_anything_is_written(tmp_path):
+    """A folder in the file's place, or a file in a folder's place on the way:
+    the error says which, with the path asked for, and nothing is left."""
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "model.npz").mkdir()
+    with pytest.raises(NotADirectoryError, match=r"notes.txt is a file, not a folder: "
+                                                 r"'.*notes.txt/sub/m.npz'"):
+        atomic_write(tmp_path / "notes.txt" / "sub" / "m.npz", lambda f: f.write(b"x"))
+    with pytest.raises(IsADirectoryError, match=r"it is a folder; give a file name in it: "
+                                                r"'.*model.npz'"):
+        atomic_write(tmp_path / "model.npz", lambda f: f.write(b"x"))
+    assert sorted(os.listdir(tmp_path)) == ["model.npz", "notes.txt"]
+    assert os.listdir(tmp_path / "model.npz") == []
+
+
+def test_a_path_given_as_bytes_is_a_path():
+    """os.fsdecode's reading, as open() takes one."""
+    assert serialization.check_target(b"runs/m.npz") == "runs/m.npz"
+
+
 def test_a_very_long_file_name_still_gets_a_temporary(tmp_path):
     path = tmp_path / ("m" * 240 + ".npz")
     atomic_write(path, lambda f: f.write(b"x"))

@@ -14,6 +14,10 @@
    another one every run, and ids stored as tokens were only found later.
 6. A checkpoint with damaged running sums, an iteration beyond its epoch or
    a negative learning rate was taken by ``resume`` and failed inside ``fit``.
+7. From Python, a model or figure saved under a file's name used as a folder
+   said ``File exists``, one saved over a folder named a hidden temporary
+   (a heat map after drawing it all), and a path given as bytes failed
+   inside ``save_params`` and ``load_model``.
 """
 
 import copy
@@ -223,3 +227,40 @@ def test_resume_refuses_damaged_sums_iteration_and_lr_before_changing_anything(
     assert str(damaged) in str(info.value)
     assert all(np.array_equal(p, q) for p, q in zip(before[0], trainer.model.params, strict=True))
     assert trainer.state_dict() == before[1] and trainer.optimizer.lr == 0.01
+
+
+# -- 7. paths that cannot be a file, and paths as bytes ----------------------------------
+
+
+def test_a_file_on_the_way_or_a_folder_in_the_place_is_named(tmp_path):
+    model = SimpleRnnlm(5, 4, 3, seed=0)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(NotADirectoryError, match="notes.txt is a file, not a folder"):
+        model.save_params(tmp_path / "notes.txt" / "m.npz")
+    (tmp_path / "m.npz").mkdir()
+    with pytest.raises(ValueError, match="m.npz is a folder; give a file name in it"):
+        model.save_params(tmp_path / "m.npz")
+
+
+def test_a_heat_map_over_a_folder_is_refused_before_it_is_drawn(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from common.attention_map import plot_attention
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("drawn before the path was checked")
+
+    monkeypatch.setattr(matplotlib.figure, "Figure", no_drawing)
+    (tmp_path / "map.png").mkdir()
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        plot_attention(np.full((2, 3), 1 / 3), list("abc"), list("xy"),
+                       path=tmp_path / "map.png")
+
+
+def test_a_path_given_as_bytes_saves_and_loads(tmp_path):
+    path = os.fsencode(tmp_path / "m.npz")
+    model = SimpleRnnlm(5, 4, 3, seed=0)
+    assert model.save_params(path) == str(tmp_path / "m.npz")
+    again, _ = load_model(path)
+    np.testing.assert_array_equal(again.params[0], model.params[0])
+    model.load_params(path)
