@@ -5,6 +5,9 @@ divergence guard (NaN policy), stopping on Ctrl-C or SIGTERM, checkpoints.
   parameters at the end of an epoch and before a checkpoint is written.
 * :class:`StopOnSignals` turns the first Ctrl-C (SIGINT) or SIGTERM into a
   request to stop at the next iteration boundary.
+* :class:`DeferredTerminate`, around a script's work outside ``fit``
+  (evaluating, plotting, saving), remembers a SIGTERM until that work is
+  written instead of dying in the middle of it.
 * :class:`Checkpointer` writes the checkpoint every N iterations or every
   epoch, never with non-finite weights.
 """
@@ -214,6 +217,37 @@ class StopOnSignals:
 
 
 _active = []  # the StopOnSignals contexts open now
+
+
+class DeferredTerminate:
+    """While open, the first SIGTERM is remembered (``received``), not obeyed:
+    a script whose training calls ``fit`` once an epoch evaluates, plots and
+    writes its files between the calls, and SIGTERM's default action would
+    end it there with nothing saved, the finished model included. The script
+    checks ``received`` where stopping loses nothing. ``fit`` itself stops on
+    SIGTERM at the next iteration boundary (:class:`StopOnSignals`, which
+    takes the signal over while it runs). A second SIGTERM terminates at once.
+    """
+
+    def __init__(self):
+        self.received = False
+        self.previous = None
+
+    def __enter__(self):
+        try:
+            self.previous = signal.signal(signal.SIGTERM, self._handler)
+        except ValueError:  # not the main thread: leave signals alone
+            self.previous = None
+        return self
+
+    def _handler(self, signum, frame):
+        self.received = True
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
 
 
 def stop_requested() -> bool:

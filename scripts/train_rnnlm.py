@@ -70,6 +70,7 @@ from common.trainer import (  # noqa: E402
     TrainingInterrupted,
     TrainingOutOfMemory,
 )
+from common.training_guards import DeferredTerminate, stopped_at  # noqa: E402
 from common.util import eval_perplexity  # noqa: E402
 from datasets import ptb, synthetic, text  # noqa: E402
 from models import MODELS, build_model  # noqa: E402
@@ -657,17 +658,24 @@ def run(args, explicit):
               f"training tokens, vocabulary {data['vocab_size']:,}, batch {args.batch_size} x "
               f"time {args.time_size}, {args.optimizer} lr {trainer.optimizer.lr:g}")
     start = time.perf_counter()
-    status = None if data["idle"] else train(trainer, args, data)
-    if status is not None:
-        return status
-    elapsed = time.perf_counter() - start
+    # A SIGTERM after training waits until the files are written (fit stops on
+    # one in training), then ends the run before the evaluation.
+    with DeferredTerminate() as term:
+        status = None if data["idle"] else train(trainer, args, data)
+        if status is not None:
+            return status
+        elapsed = time.perf_counter() - start
+        notice = skipped_batches_notice(trainer)
+        if notice:
+            print(notice, file=sys.stderr)
+        # The files first: what is printed cannot lose them.
+        if not save_outputs(trainer, args, data):
+            return 1
+    if term.received:
+        print(f"stopped by SIGTERM after training ({stopped_at(trainer)}), its files written",
+              file=sys.stderr)
+        return 143
     train_ppl = trainer.history["train_ppl"][-1] if trainer.history["train_ppl"] else math.nan
-    notice = skipped_batches_notice(trainer)
-    if notice:
-        print(notice, file=sys.stderr)
-    # The files first: what is printed cannot lose them.
-    if not save_outputs(trainer, args, data):
-        return 1
     print(f"train perplexity {train_ppl:.2f} (last epoch), {elapsed:.1f} s")
     if args.eval:
         for split in ("valid", "test"):

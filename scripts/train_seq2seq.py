@@ -66,6 +66,7 @@ from common.serialization import file_sha256, load_npz, load_npz_meta  # noqa: E
 from common.trainer import Trainer, TrainingInterrupted  # noqa: E402
 from common.training_guards import (  # noqa: E402
     CheckpointWriteError,
+    DeferredTerminate,
     TrainingDiverged,
     TrainingOutOfMemory,
     checkpoint_write_error,
@@ -707,89 +708,105 @@ def _run_holding(args):
             write_plot()
         return status
 
+    def stopped_by_sigterm():
+        how = (f"resume with --resume {args.checkpoint}" if args.checkpoint
+               else "no checkpoint was asked for")
+        print(file=sys.stderr)
+        keep_what_is_done(143)
+        print(f"stopped by SIGTERM after epoch {trainer.epoch}; {how}", file=sys.stderr)
+        return 143
+
     while len(history["greedy"]) < trainer.epoch:  # resumed after an epoch's checkpoint
         evaluate()
     if args.resume and trainer.epoch >= args.epochs:
         print(f"nothing to train: --epochs {args.epochs} counts all the run's epochs, and "
               f"{args.resume} has done {trainer.epoch}; give a larger --epochs to continue it")
-    plotted = False
-    try:
-        for epoch in range(trainer.epoch, args.epochs):
-            trainer.settings["history"] = history
-            try:
-                with overflow_left_to_the_guard():
-                    trainer.fit(x_train, t_train, max_epoch=1, batch_size=args.batch_size,
-                                max_grad=args.max_grad, eval_interval=args.eval_interval,
-                                checkpoint=args.checkpoint, verbose=not args.quiet,
-                                seed=args.seed, restore_best=False,
-                                lr_halve_from=args.lr_halve_from, on_nan=args.on_nan,
-                                val_data=val_data)
-            except TrainingInterrupted as exc:
-                print(file=sys.stderr)
-                keep_what_is_done(exc.exit_code)
-                print(exc, file=sys.stderr)  # the last line: how to resume
-                return exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM
-            except CheckpointWriteError as exc:
-                print(f"\nerror: {exc}", file=sys.stderr)
-                return keep_what_is_done(1)
-            except (TrainingDiverged, TrainingOutOfMemory) as exc:
-                print(f"\nerror: {exc}", file=sys.stderr)
-                return 1
-            except ValueError as exc:  # e.g. resumed on data that no longer fits the run
-                print(f"\nerror: {exc}", file=sys.stderr)
-                return 2
-            # Training only (the trainer's clock), not evaluation.
-            train_seconds, cpu_seconds = trainer.train_seconds, trainer.train_cpu_seconds
-            history["seconds"].append(train_seconds)
-            history["cpu_seconds"].append(cpu_seconds)
-            line = evaluate()
-            if args.val:
-                line += f" | validation loss {trainer.last_val:.4f}"
-            print(f"epoch {epoch + 1}/{args.epochs} | {line} | training time {train_seconds:.1f}s "
-                  f"(CPU {cpu_seconds:.1f}s)")
-            show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char, args.reverse, 1)
-            if args.plot:
-                plotted = write_plot() or plotted
-            if args.checkpoint:  # again, now with this epoch's accuracy in the run's history
+    # A SIGTERM between two epochs' training waits until what is being written is
+    # written, then stops the run as one during training does.
+    with DeferredTerminate() as term:
+        plotted = False
+        try:
+            for epoch in range(trainer.epoch, args.epochs):
+                if term.received:  # while the last epoch was scored and written
+                    return stopped_by_sigterm()
+                trainer.settings["history"] = history
                 try:
-                    save_checkpoint(args.checkpoint, trainer)
-                except OSError as exc:
-                    print(f"error: {checkpoint_write_error(args.checkpoint, trainer, exc)}",
-                          file=sys.stderr)
+                    with overflow_left_to_the_guard():
+                        trainer.fit(x_train, t_train, max_epoch=1, batch_size=args.batch_size,
+                                    max_grad=args.max_grad, eval_interval=args.eval_interval,
+                                    checkpoint=args.checkpoint, verbose=not args.quiet,
+                                    seed=args.seed, restore_best=False,
+                                    lr_halve_from=args.lr_halve_from, on_nan=args.on_nan,
+                                    val_data=val_data)
+                except TrainingInterrupted as exc:
+                    print(file=sys.stderr)
+                    keep_what_is_done(exc.exit_code)
+                    print(exc, file=sys.stderr)  # the last line: how to resume
+                    return exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM
+                except CheckpointWriteError as exc:
+                    print(f"\nerror: {exc}", file=sys.stderr)
                     return keep_what_is_done(1)
-        if not history["greedy"]:  # --epochs 0 (e.g. with --load): evaluate only
-            print(evaluate())
-            show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char, args.reverse, 1)
-        accuracy = history["greedy"][-1]  # of the parameters saved by --save
-        if args.val and trainer.best_epoch not in (None, trainer.epoch):
-            model.set_named_params(trainer.best_params, source="the best epoch's parameters")
-            line, accuracy, _ = score()
-            print(f"kept epoch {trainer.best_epoch}'s parameters (the lowest validation loss, "
-                  f"{trainer.best_val_ppl:.4f}): test {line}")
-        elif args.val and trainer.best_epoch is not None:
-            print(f"kept the last epoch's parameters (the lowest validation loss, "
-                  f"{trainer.best_val_ppl:.4f})")
-        # The model first: a plot that cannot be written is only a warning.
-        if args.save and not save_model(accuracy):
+                except (TrainingDiverged, TrainingOutOfMemory) as exc:
+                    print(f"\nerror: {exc}", file=sys.stderr)
+                    return 1
+                except ValueError as exc:  # e.g. resumed on data that no longer fits the run
+                    print(f"\nerror: {exc}", file=sys.stderr)
+                    return 2
+                # Training only (the trainer's clock), not evaluation.
+                train_seconds, cpu_seconds = trainer.train_seconds, trainer.train_cpu_seconds
+                history["seconds"].append(train_seconds)
+                history["cpu_seconds"].append(cpu_seconds)
+                line = evaluate()
+                if args.val:
+                    line += f" | validation loss {trainer.last_val:.4f}"
+                print(f"epoch {epoch + 1}/{args.epochs} | {line} | training time "
+                      f"{train_seconds:.1f}s (CPU {cpu_seconds:.1f}s)")
+                show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char,
+                             args.reverse, 1)
+                if args.plot:
+                    plotted = write_plot() or plotted
+                if args.checkpoint:  # again, now with this epoch's accuracy in the run's history
+                    try:
+                        save_checkpoint(args.checkpoint, trainer)
+                    except OSError as exc:
+                        print(f"error: {checkpoint_write_error(args.checkpoint, trainer, exc)}",
+                              file=sys.stderr)
+                        return keep_what_is_done(1)
+            if not history["greedy"]:  # --epochs 0 (e.g. with --load): evaluate only
+                print(evaluate())
+                show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char,
+                             args.reverse, 1)
+            accuracy = history["greedy"][-1]  # of the parameters saved by --save
+            if args.val and trainer.best_epoch not in (None, trainer.epoch):
+                model.set_named_params(trainer.best_params,
+                                       source="the best epoch's parameters")
+                line, accuracy, _ = score()
+                print(f"kept epoch {trainer.best_epoch}'s parameters (the lowest validation "
+                      f"loss, {trainer.best_val_ppl:.4f}): test {line}")
+            elif args.val and trainer.best_epoch is not None:
+                print(f"kept the last epoch's parameters (the lowest validation loss, "
+                      f"{trainer.best_val_ppl:.4f})")
+            # The model first: a plot that cannot be written is only a warning.
+            if args.save and not save_model(accuracy):
+                return 1
+            if args.model == "attention" and args.attention_plot and write_plot("attention_plot"):
+                print(f"attention heat maps: {args.attention_plot}")
+            notice = skipped_batches_notice(trainer)
+            if notice:
+                print(notice, file=sys.stderr)
+            if plotted:
+                print(f"accuracy plot: {args.plot}")
+        except FloatingPointError as exc:  # answering with weights gone non-finite
+            print(f"\nerror: {exc}", file=sys.stderr)
             return 1
-        if args.model == "attention" and args.attention_plot and write_plot("attention_plot"):
-            print(f"attention heat maps: {args.attention_plot}")
-        notice = skipped_batches_notice(trainer)
-        if notice:
-            print(notice, file=sys.stderr)
-        if plotted:
-            print(f"accuracy plot: {args.plot}")
-    except FloatingPointError as exc:  # answering with weights gone non-finite
-        print(f"\nerror: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:  # Ctrl-C between two epochs' training: evaluating, saving
-        done = f"; epoch {trainer.epoch}'s checkpoint is written: resume with --resume " \
-               f"{args.checkpoint}" if args.checkpoint and trainer.epoch else ""
-        print(file=sys.stderr)
-        keep_what_is_done(130)
-        print(f"interrupted after epoch {trainer.epoch}{done}", file=sys.stderr)
-        return 130
-    return 0
+        except KeyboardInterrupt:  # Ctrl-C between two epochs' training: evaluating, saving
+            done = f"; epoch {trainer.epoch}'s checkpoint is written: resume with --resume " \
+                   f"{args.checkpoint}" if args.checkpoint and trainer.epoch else ""
+            print(file=sys.stderr)
+            keep_what_is_done(130)
+            print(f"interrupted after epoch {trainer.epoch}{done}", file=sys.stderr)
+            return 130
+        return 0
 
 
 if __name__ == "__main__":

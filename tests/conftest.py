@@ -2,7 +2,8 @@
 scripts' tests, a folder of their own to run in (``here``) and a file of
 pairs to train on (``pairs_file``); a local HTTP server for the download
 tests (``serve``); another process holding a checkpoint's run lock
-(``holder``).
+(``holder``); SIGTERM raising an exception instead of ending the test run
+(``sigterm_raises``).
 
 ``RNNLAB_PTB_DIR`` given as a relative path (``../shared/data/ptb``) is
 made absolute once, from the folder pytest started in: some tests run
@@ -13,6 +14,7 @@ nothing.
 import functools
 import http.server
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -26,6 +28,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 if os.environ.get("RNNLAB_PTB_DIR"):
     os.environ["RNNLAB_PTB_DIR"] = os.path.abspath(os.environ["RNNLAB_PTB_DIR"])
+
+
+class Terminated(Exception):
+    """What SIGTERM raises under ``sigterm_raises`` where the code tested leaves
+    the signal alone."""
+
+
+@pytest.fixture
+def sigterm_raises():
+    """SIGTERM raises :class:`Terminated` during the test: a script that let the
+    signal's default action end it would otherwise end the whole test run."""
+
+    def handler(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    yield
+    signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture

@@ -261,6 +261,32 @@ def test_ctrl_c_while_evaluating_stops_cleanly_and_resumes(pairs_file, tmp_path,
     assert "nothing to train" in capsys.readouterr().out  # epoch 1 evaluated, none left
 
 
+def test_sigterm_between_epochs_finishes_the_epochs_files_then_stops(pairs_file, tmp_path,
+                                                                    capsys, sigterm_raises):
+    """Between two fit calls (here: while epoch 1 is scored) a SIGTERM waits
+    until the epoch's checkpoint is written, then the run stops as one
+    during training does: the model and plot saved, exit 143, resumable."""
+    import signal
+
+    module = script()
+    real = module.seq2seq_correct
+
+    def terminated_while_scoring(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    module.seq2seq_correct = terminated_while_scoring
+    ckpt, model, plot = tmp_path / "run.npz", tmp_path / "m.npz", tmp_path / "acc.png"
+    argv = ["--data", pairs_file, *SMALL, "--epochs", "3", "--plot", str(plot),
+            "--checkpoint", str(ckpt), "--save", str(model)]
+    assert module.main(argv) == 143
+    err = capsys.readouterr().err
+    assert f"stopped by SIGTERM after epoch 1; resume with --resume {ckpt}" in err
+    assert model.is_file() and plot.is_file()
+    assert script().main(["--resume", str(ckpt), "--quiet", "--plot", "none"]) == 0
+    assert "epoch 3/3" in capsys.readouterr().out
+
+
 def test_a_run_that_cannot_fit_in_memory_is_refused_before_training(pairs_file, capsys):
     """The estimate of common.memory, before the model is built; the check
     can be overridden."""

@@ -215,6 +215,25 @@ def test_sigterm_writes_checkpoint_model_and_plot_and_exits_143(tmp_path):
     assert np.array_equal(saved["rnn.Wh"], checkpointed["model/rnn.Wh"])  # the same moment
 
 
+def test_sigterm_after_training_waits_for_the_files_then_skips_the_evaluation(
+        script, capsys, sigterm_raises):
+    """The run has trained and is about to write its files: a SIGTERM there
+    (its default action would end the process with none written) lets them
+    be written, then ends the run, exit 143, before the long --eval."""
+    real = script.skipped_batches_notice
+
+    def terminated(trainer):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(trainer)
+
+    script.skipped_batches_notice = terminated
+    assert script.main([*SMALL, "--save", "m.npz", "--eval"]) == 143
+    captured = capsys.readouterr()
+    assert "stopped by SIGTERM after training (after epoch 1), its files written" in captured.err
+    assert Path("m.npz").is_file() and Path("p.png").is_file()
+    assert "test perplexity" not in captured.out
+
+
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 def test_ctrl_c_without_a_checkpoint_still_saves_the_model(tmp_path):
     proc, out, err = _start([*LONG, "--save", "m.npz", "--log-every", "1"], tmp_path)
