@@ -85,9 +85,9 @@ RUN_SETTINGS = ("task", "data", "data_seed", "model", "reverse", "bidirectional"
                 "wordvec_size", "hidden_size", "batch_size", "lr", "max_grad", "lr_halve_from",
                 "seed")
 # The same, recorded by this version of the script (an older checkpoint lacks them).
-LATER_RUN_SETTINGS = ("beam", "data_sha256", "vocab", "val")
+LATER_RUN_SETTINGS = ("beam", "data_sha256", "vocab", "val", "eval_interval")
 # What a resumed run takes from its checkpoint unless given anew.
-RESUMED_DEFAULTS = ("epochs", "save", "plot", "attention_plot", "eval_batch", "show")
+RESUMED_DEFAULTS = ("epochs", "save", "plot", "attention_plot", "eval_batch", "show", "on_nan")
 
 
 def parse_args(argv=None):
@@ -280,6 +280,8 @@ def _take_run_settings(parser, args, explicit):
                 ours = f"--data {settings['data']}"
             elif isinstance(settings[key], bool):  # a switch: named, not valued
                 ours = flag(key) if settings[key] else f"no {flag(key)}"
+            elif settings[key] is None:  # a flag the run was started without
+                ours = "--no-clip" if key == "max_grad" else f"no {flag(key)}"
             else:
                 ours = f"{flag(key)} {settings[key]}"
             given = getattr(args, key)  # a switch given is on: named alone

@@ -83,7 +83,11 @@ def test_resume_continues_the_run(pairs_file, tmp_path, capsys):
                            (["--task", "addition"], "--task addition differs from the run's "
                                                     f"--data {pairs_file};"),
                            (["--bidirectional"], "--bidirectional differs from the run's no "
-                                                 "--bidirectional;")):
+                                                 "--bidirectional;"),
+                           (["--lr-halve-from", "2"], "--lr-halve-from 2 differs from the "
+                                                      "run's no --lr-halve-from;"),
+                           (["--eval-interval", "7"], "--eval-interval 7 differs from the "
+                                                      "run's --eval-interval 20;")):
         with pytest.raises(SystemExit) as exc:
             script().parse_args(["--resume", ckpt, *flags])
         assert exc.value.code == 2 and message in capsys.readouterr().err
@@ -215,6 +219,18 @@ def test_another_runs_checkpoint_is_not_overwritten(pairs_file, tmp_path, capsys
     # Resuming with no epochs left says so rather than doing nothing in silence.
     assert script().main(["--resume", ckpt, "--epochs", "2", "--quiet", "--plot", "none"]) == 0
     assert "nothing to train: --epochs 2 counts all" in capsys.readouterr().out
+
+
+def test_a_resumed_run_keeps_its_on_nan_and_eval_interval(pairs_file, tmp_path):
+    """Both were left out of the checkpoint: a resumed --on-nan skip run
+    stopped on the batch it was started to skip, and its loss was recorded
+    every 20 iterations from then on."""
+    ckpt = str(tmp_path / "run.npz")
+    assert script().main(["--data", pairs_file, *SMALL, "--plot", "none", "--checkpoint", ckpt,
+                          "--on-nan", "skip", "--eval-interval", "7"]) == 0
+    args = script().parse_args(["--resume", ckpt, "--epochs", "2"])
+    assert (args.on_nan, args.eval_interval) == ("skip", 7)
+    assert script().parse_args(["--resume", ckpt, "--on-nan", "raise"]).on_nan == "raise"
 
 
 @pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
