@@ -508,10 +508,15 @@ def prepare(args, explicit):
                        f"of the first --corpus-size {args.corpus_size:,} words")
     if not args.ignore_memory_check:
         check_memory_of_run(args, vocab_size)
-    model = build_model(args.model, vocab_size, wordvec_size=args.wordvec_size,
-                        hidden_size=args.hidden_size, num_layers=args.num_layers,
-                        dropout=args.dropout, init_scale=args.init_scale, seed=args.seed,
-                        tie_weights=False if args.no_tie else None)
+    try:
+        model = build_model(args.model, vocab_size, wordvec_size=args.wordvec_size,
+                            hidden_size=args.hidden_size, num_layers=args.num_layers,
+                            dropout=args.dropout, init_scale=args.init_scale, seed=args.seed,
+                            tie_weights=False if args.no_tie else None)
+    except MemoryError:  # past --ignore-memory-check
+        raise UsageError(f"not enough memory for the model's weights (--hidden-size "
+                         f"{args.hidden_size}, --wordvec-size {args.wordvec_size}, vocabulary "
+                         f"{vocab_size:,}); use smaller sizes") from None
     trainer = RnnlmTrainer(model, OPTIMIZERS[args.optimizer](lr=args.lr))
     trainer.settings = settings_of(args)
     trainer.title = (f"{type(model).__name__} (D={args.wordvec_size}, H={args.hidden_size}) on "

@@ -607,7 +607,13 @@ def _run_holding(args):
               f"differs); restore the file, or start a new run", file=sys.stderr)
         return 2
     args.data_sha256 = data_sha256
-    model = build_model(args, V)
+    try:
+        model = build_model(args, V)
+    except MemoryError:  # past --ignore-memory-check
+        print(f"error: not enough memory for the model's weights (--hidden-size "
+              f"{args.hidden_size}, --wordvec-size {args.wordvec_size}, vocabulary {V}); use "
+              f"smaller sizes", file=sys.stderr)
+        return 2
     if loaded:
         try:
             model.set_named_params(loaded[0], source=args.load)

@@ -317,6 +317,21 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_training(pairs_file, 
     assert module.main([*argv, "--ignore-memory-check"]) == 0
 
 
+def test_weights_that_do_not_fit_past_the_memory_check_are_an_error_not_a_traceback(
+        pairs_file, capsys):
+    module = script()
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    module.MODELS = {**module.MODELS, "plain": no_memory}
+    argv = ["--data", pairs_file, *SMALL, "--plot", "none", "--ignore-memory-check"]
+    assert module.main(argv) == 2
+    assert capsys.readouterr().err.startswith(
+        "error: not enough memory for the model's weights (--hidden-size 8, --wordvec-size 4, "
+        "vocabulary ")
+
+
 def test_a_file_named_like_a_task_is_read_as_the_file(pairs_file, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "addition.txt").write_text(open(pairs_file).read().replace("\t", "\t"))

@@ -215,6 +215,16 @@ def test_sigterm_writes_checkpoint_model_and_plot_and_exits_143(tmp_path):
     assert np.array_equal(saved["rnn.Wh"], checkpointed["model/rnn.Wh"])  # the same moment
 
 
+def test_weights_that_do_not_fit_past_the_memory_check_are_a_usage_error(script, capsys):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    script.build_model = no_memory
+    assert usage_error(script, [*SMALL, "--ignore-memory-check"])
+    assert capsys.readouterr().err.startswith(
+        "error: not enough memory for the model's weights (--hidden-size 8, --wordvec-size 8")
+
+
 def test_sigterm_after_training_waits_for_the_files_then_skips_the_evaluation(
         script, capsys, sigterm_raises):
     """The run has trained and is about to write its files: a SIGTERM there
