@@ -54,6 +54,7 @@ __all__ = [
     "load_npz",
     "remove_stale_temporaries",
     "save_npz",
+    "special_file_kind",
 ]
 
 META_KEY = "__meta__"
@@ -141,7 +142,7 @@ def check_target(path: str | os.PathLike | bytes) -> str:
     target = write_target(path)
     if os.path.isdir(target):
         raise IsADirectoryError(errno.EISDIR, "it is a folder; give a file name in it", path)
-    kind = _special_file_kind(target)
+    kind = special_file_kind(target)
     if kind is not None:
         # A rename would put a regular file in its place (as root, /dev/null itself).
         raise OSError(errno.EINVAL, f"it is {kind}, not a file; give a file name", path)
@@ -165,7 +166,7 @@ def write_target(path: str) -> str:
     return os.path.realpath(path) if os.path.islink(path) else path
 
 
-def _special_file_kind(path: str) -> str | None:
+def special_file_kind(path: str) -> str | None:
     """What the existing ``path`` (links followed) is, in words, when it is
     neither a regular file nor a folder (``'a character device'``, ``'a named
     pipe (FIFO)'`` ...); None for a regular file, a folder or no file."""
@@ -404,7 +405,7 @@ def _check_readable_kind(path: str) -> None:
     pipe would wait for a writer forever)."""
     if os.path.isdir(path):
         raise ValueError(f"{path} is a folder, not an .npz file")
-    kind = _special_file_kind(path)
+    kind = special_file_kind(path)
     if kind is not None:
         raise ValueError(f"{path} is {kind}, not an .npz file; give the path of a file "
                          "written by rnnlab")
@@ -530,7 +531,7 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
         return (f"{flag_name} {path} names a folder{ending}, not a file; give a file name "
                 f"in it, e.g. {os.path.join(path, example)}")
     target = write_target(path)
-    kind = _special_file_kind(target)
+    kind = special_file_kind(target)
     if kind is not None:
         link = f" (a link to {target})" if target != path else ""
         return f"{flag_name} {path}{link} is {kind}, not a file; give a file name"

@@ -62,7 +62,12 @@ from common.memory import (  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import save_figure  # noqa: E402
-from common.serialization import file_sha256, load_npz, load_npz_meta  # noqa: E402
+from common.serialization import (  # noqa: E402
+    file_sha256,
+    load_npz,
+    load_npz_meta,
+    special_file_kind,
+)
 from common.trainer import Trainer, TrainingInterrupted  # noqa: E402
 from common.training_guards import (  # noqa: E402
     CheckpointWriteError,
@@ -211,7 +216,10 @@ def parse_args(argv=None):
     for name in ("data", "load", "resume"):
         path = getattr(args, name)
         if path is not None and not os.path.isfile(path):
-            what = "a directory, not a file" if os.path.isdir(path) else "no such file"
+            kind = special_file_kind(path)  # a pipe would be read once, not again to check it
+            what = ("a directory, not a file" if os.path.isdir(path) else
+                    f"{kind}, not a file; save its content to a file and give that" if kind
+                    else "no such file")
             if name == "data" and args.resume and "data" not in explicit:
                 p.error(f"--resume {args.resume}: the run's --data file {path} is gone "
                         f"({what}); put it back there to continue the run")

@@ -113,6 +113,9 @@ def test_resume_continues_the_run(pairs_file, tmp_path, capsys):
     (["--save", "model.pkl"], "must end in .npz"),
     (["--data", "no/such/file.txt"], "no such file"),
     (["--data", "."], "a directory, not a file"),
+    pytest.param(["--load", "/dev/null"], "/dev/null: a character device, not a file; save "
+                 "its content to a file", marks=pytest.mark.skipif(os.name != "posix",
+                                                                   reason="/dev/null")),
     (["--resume", __file__, "--load", __file__], "--load would be ignored"),
     (["--no-clip", "--max-grad", "3"], "contradict each other"),
     (["--beam", "5", "--eval-batch", "4"], "wider than --eval-batch 4"),
