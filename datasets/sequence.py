@@ -152,10 +152,13 @@ _last_vocab: tuple[dict[str, int], dict[int, str]] | None = None
 
 
 MIN_PAIRS_FOR_HEADER_CHECK = 10
+# A file with at least one test pair in this many also among its training pairs is warned of.
+REPEATED_TEST_SHARE = 10
 
 
 class SequenceDataWarning(UserWarning):
-    """A file of pairs that reads, but perhaps not as meant (a header line)."""
+    """A file of pairs that reads, but perhaps not as meant (a header line,
+    test pairs that are also training pairs)."""
 
 
 class SequenceDataError(CorpusError):
@@ -218,8 +221,26 @@ def load_data(
         np.random.RandomState(seed).shuffle(indices)
         x, t = x[indices], t[indices]
     split_at = len(x) - len(x) // 10
+    if task is None:
+        _warn_of_repeats(source, x, t, split_at)
     _last_vocab = (char_to_id, id_to_char)
     return (x[:split_at], t[:split_at]), (x[split_at:], t[split_at:])
+
+
+def _warn_of_repeats(source, x, t, split_at) -> None:
+    """A :class:`SequenceDataWarning` when a tenth or more of the test pairs
+    (rows from ``split_at``) are also training pairs: a file that repeats its
+    pairs (written twice, say) puts copies on both sides, and the test
+    accuracy then counts pairs the model was trained on. Fewer are the
+    chance repeats of pairs drawn at random (the date task's 5%)."""
+    rows = [row.tobytes() for row in np.concatenate([x, t], axis=1)]
+    seen = set(rows[:split_at])
+    repeated = sum(row in seen for row in rows[split_at:])
+    if repeated and repeated * REPEATED_TEST_SHARE >= len(rows) - split_at:
+        warnings.warn(f"{source}: {repeated:,} of the {len(rows) - split_at:,} test pairs are "
+                      f"also training pairs (the file repeats them), so the test accuracy is "
+                      f"partly on pairs the model was trained on; remove the repeats to "
+                      f"measure it on unseen pairs", SequenceDataWarning, stacklevel=3)
 
 
 def get_vocab() -> tuple[dict[str, int], dict[int, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -256,7 +257,9 @@ def write(path: Path, content: str | bytes) -> Path:
 
 def test_a_file_in_the_books_layout(tmp_path):
     path = write(tmp_path / "pairs.txt", "\n".join(BOOK_LINES * 4) + "\n")
-    (x_train, t_train), (x_test, t_test) = sequence.load_data(path, seed=None)
+    with pytest.warns(sequence.SequenceDataWarning, match="2 of the 2 test pairs are also "
+                                                          "training pairs"):
+        (x_train, t_train), (x_test, t_test) = sequence.load_data(path, seed=None)
     char_to_id, id_to_char = sequence.get_vocab()
 
     assert x_train.shape == (18, 7) and t_train.shape == (18, 5)
@@ -265,6 +268,21 @@ def test_a_file_in_the_books_layout(tmp_path):
     assert decode(x_train[:5], id_to_char) == [line[:7] for line in BOOK_LINES]
     assert decode(t_train[:5], id_to_char) == [line[7:] for line in BOOK_LINES]
     assert list(char_to_id)[:6] == ["1", "6", "+", "7", "5", " "]
+
+
+def test_a_file_whose_test_pairs_repeat_training_pairs_is_warned_of(tmp_path):
+    """Written twice, a file has a copy of nearly every test pair among the
+    training pairs: its test accuracy would not be on unseen pairs."""
+    lines = [f"{i}\t{i % 7}" for i in range(100)]
+    once = write(tmp_path / "once.tsv", "\n".join(lines))
+    twice = write(tmp_path / "twice.tsv", "\n".join(lines * 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sequence.load_data(once)  # distinct pairs: no warning
+        sequence.load_data("date")  # the task's chance repeats (5%): none either
+    with pytest.warns(sequence.SequenceDataWarning, match=r"twice.tsv: 1\d of the 20 test pairs "
+                                                          r"are also training pairs"):
+        sequence.load_data(twice)
 
 
 def test_a_file_is_shuffled_as_the_book_does(tmp_path):
