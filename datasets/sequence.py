@@ -473,6 +473,11 @@ def _read_tsv(path: Path, lines: list[tuple[int, str]],
             raise SequenceDataError(f"{path}, line {number}: empty question in {line!r}")
         questions.append(question)
         answers.append("_" + answer)
+    if all(a.startswith("__") for a in answers):
+        warnings.warn(f"{path}: every answer starts with '_', to which reading the file as "
+                      f"tab-separated ({why}) adds the start '_': if it is in the book's "
+                      f"layout (question_answer), remove the tabs; else drop the answers' "
+                      f"first '_'", SequenceDataWarning, stacklevel=4)
     q_width = max(map(len, questions))
     a_width = max(map(len, answers))
     return [q.ljust(q_width) for q in questions], [a.ljust(a_width) for a in answers]

@@ -285,6 +285,15 @@ def test_a_file_whose_test_pairs_repeat_training_pairs_is_warned_of(tmp_path):
         sequence.load_data(twice)
 
 
+def test_the_books_layout_with_a_tab_before_the_underscore_is_warned_of(tmp_path):
+    """Read as tab-separated (line 1 has a tab), every answer would start '__'."""
+    path = write(tmp_path / "pairs.txt", "".join(f"{q}\t_{a}\n" for q, a in
+                                                 [("1+2", "3"), ("4+4", "8"), ("9+9", "18")]))
+    with pytest.warns(sequence.SequenceDataWarning, match="every answer starts with '_'.*"
+                                                          "remove the tabs"):
+        sequence.load_data(path, seed=None)
+
+
 def test_a_file_is_shuffled_as_the_book_does(tmp_path):
     lines = [f"{i:>3}_{i % 7}" for i in range(40)]
     path = write(tmp_path / "pairs.txt", "\n".join(lines))
