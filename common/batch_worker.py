@@ -63,6 +63,7 @@ import functools
 import importlib
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -303,7 +304,8 @@ class BatchWorker:
                           "fit in /dev/shm")
         spec = {"model": name, "config": model.config, "dtype": dtype.str,
                 "param_shapes": shapes, "offsets": offsets, "x_shape": list(x_shape),
-                "t_shape": list(t_shape), "state_sizes": sizes}
+                "t_shape": list(t_shape), "state_sizes": sizes,
+                "ignore_label": _ignore_label(model)}
         self._release_segment()
         if not self.alive():
             self.process = step_worker.start_process("common.batch_worker")
@@ -414,6 +416,13 @@ class BatchWorker:
 # -- the process's side ---------------------------------------------------------------
 
 
+def _ignore_label(model):
+    """The label of targets the loss does not score, which the replica's loss
+    (built with its default) must be given too; None for one that scores all."""
+    label = getattr(getattr(model, "loss_layer", None), "ignore_label", None)
+    return None if label is None else int(label)
+
+
 def _build(spec):
     """The replica: the class ``spec["model"]`` names, imported here and built
     only if it declares ``replicable`` itself; in evaluation mode."""
@@ -428,6 +437,8 @@ def _build(spec):
     # The caller splits only while its dropout draws no mask (off, or a ratio of 0:
     # the identity, bit for bit): off here, the replica computes the same.
     model.eval()
+    if hasattr(getattr(model, "loss_layer", None), "ignore_label"):
+        model.loss_layer.ignore_label = spec["ignore_label"]
     found = [list(p.shape) for p in model.params]
     if found != spec["param_shapes"]:
         raise ValueError(f"the replica's parameters {found} differ from {spec['param_shapes']}")
@@ -451,11 +462,26 @@ def _serve():
     keep_freed_memory()  # it runs nothing but halves of batches (see common.heap)
     # Held throughout, as the trainer holds it: entered for each call instead, it
     # would ask BLAS for its thread count twice a call.
+    replies = _replies_apart()
     with managed():
-        _serve_lines(one_core)
+        _serve_lines(one_core, replies)
 
 
-def _serve_lines(one_core):
+def _replies_apart():
+    """The file this process replies to its caller on: its standard output,
+    taken for the replies alone. What the code it runs prints (a model's
+    ``print`` in ``forward``, a library's message) goes to standard error
+    instead, which it shares with the caller, so the user sees it; on
+    standard output it would be read as a reply, or fill the pipe, which
+    nobody reads during a step, and hang the helper."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    return replies
+
+
+def _serve_lines(one_core, replies):
     segment = model = None
     for line in sys.stdin:
         if line.startswith("{"):
@@ -473,14 +499,14 @@ def _serve_lines(one_core):
                 a = arrays(segment.buf, spec)
                 # Mapped: the caller removes its name now, while this process imports
                 # and builds the model (the longest part of a begin).
-                print("mapped", flush=True)
+                print("mapped", file=replies, flush=True)
                 model = _build(spec)
             except Exception as error:  # noqa: BLE001 - told to the caller, which goes on alone
                 message = f"{type(error).__name__}: {error}".replace("\n", " ")  # one line
-                print(f"error {message}", flush=True)
+                print(f"error {message}", file=replies, flush=True)
                 continue
             step = 0
-            print("ready", flush=True)
+            print("ready", file=replies, flush=True)
             continue
         command, rows, *options = line.split()
         rows = int(rows)

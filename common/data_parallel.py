@@ -42,8 +42,9 @@ Ctrl-C or SIGTERM) counts as failed. One training at a time per process:
 raises RuntimeError in a second thread while one is open.
 
 Which models. The helper builds its replica as ``type(model)(**model.config,
-dtype=...)`` and receives nothing but the parameters and the rows (and a
-language model's carried state), so only a model class that declares
+dtype=...)``, gives its loss the model's ``ignore_label``, and receives
+nothing but the parameters and the rows (and a language model's carried
+state), so only a model class that declares
 ``replicable = True`` in its own class body is split (rnnlab's
 ``SimpleRnnlm``, ``Rnnlm``, ``GruRnnlm`` and three sequence-to-sequence
 models do; a subclass declares it anew, see
@@ -296,6 +297,8 @@ def _collect(state, helper, mine):
             warnings.warn(f"rnnlab: {error}; this process computed its half of the batch "
                           f"(same results), and the next batch starts a new helper",
                           RuntimeWarning, stacklevel=step_worker.outside_stacklevel())
+        elif isinstance(error, RuntimeError):  # the half raised there: see _helper_failed
+            state["failed"] = str(error)
         state["worker"] = None
         _close()
         return None
@@ -305,6 +308,20 @@ def _collect(state, helper, mine):
         _rests += 1
         state["slow"] = 0
     return result
+
+
+def _helper_failed(state):
+    """After this process has computed a half that raised in the helper: the
+    replica is not the model (its class does not rebuild it from ``config``
+    alone, say), so this context computes both halves from now on, rather
+    than start a new helper to fail again at every batch; said once."""
+    if state.get("failed"):
+        warnings.warn(f"rnnlab: the helper process failed on its half of a batch "
+                      f"({state['failed']}) that this process computed; this process "
+                      f"computes both halves from now on (the same results)", RuntimeWarning,
+                      stacklevel=step_worker.outside_stacklevel())
+        state["failed"] = None
+        state["refused"] = True
 
 
 @contextmanager
@@ -321,7 +338,7 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
     computes both halves of every batch of the context, the helper not
     tried again.
     """
-    state = {"worker": None, "slow": 0, "refused": False,
+    state = {"worker": None, "slow": 0, "refused": False, "failed": None,
              "unnamed": _unnamed(model)}
     half = batch_shape_x[0] - batch_shape_x[0] // 2
     part_x, part_t = (half, *batch_shape_x[1:]), (half, *batch_shape_t[1:])
@@ -348,6 +365,7 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
             if stateful:
                 model.set_state(_rows(carried, slice(len(x1), None)))
             loss2 = _forward_backward(model, x2, t2)
+            _helper_failed(state)
             state2 = model.get_state() if stateful else []
             _combine(model.grads, first, model.grads, w1, w2)
         else:
@@ -438,7 +456,7 @@ def answer_halves(model, max_rows: int, question_length: int, sample_size: int):
     helper process when it is there. Each question's answer depends on its
     own row alone.
     """
-    state = {"worker": None, "slow": 0, "refused": False}
+    state = {"worker": None, "slow": 0, "refused": False, "failed": None}
     half = max_rows - max_rows // 2
 
     def generate(questions, start_ids, beam_width):
@@ -464,6 +482,7 @@ def answer_halves(model, max_rows: int, question_length: int, sample_size: int):
                                                       time.perf_counter() - started)
         if second is None:
             second = generate(questions[n:], start_ids[n:], beam_width)
+            _helper_failed(state)
         return xp.concatenate([xp.asarray(first), xp.asarray(second)])
 
     with managed():

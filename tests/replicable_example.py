@@ -16,7 +16,15 @@ could not be found there.
   inherited).
 - :class:`TwoLayerLstmLm`: a language model of two stateful LSTM layers,
   with dropout between the layers (ratio 0 by default), opted in.
+- :class:`PrintingSeq2seq`: ``Seq2seq`` that prints a line (its process id)
+  at every ``forward``, wherever it runs.
+- :class:`HomeOnlySeq2seq`: ``Seq2seq`` whose ``forward`` raises in any
+  process but the one it was built for (``config['home_pid']``): a replica
+  that does not compute what the model does, as a class whose ``config``
+  leaves something out would not.
 """
+
+import os
 
 import numpy as np
 
@@ -98,3 +106,29 @@ class TwoLayerLstmLm(LanguageModel):
         self.loss_layer = TimeSoftmaxWithLoss()
         self._collect_params(["embed.W", "lstm1.Wx", "lstm1.Wh", "lstm1.b",
                               "lstm2.Wx", "lstm2.Wh", "lstm2.b", "affine.W", "affine.b"])
+
+
+class PrintingSeq2seq(Seq2seq):
+    """:class:`Seq2seq` that prints ``forward in <pid>`` and 2 kB more at every
+    forward: more than a pipe holds, over a few dozen batches."""
+
+    replicable = True
+
+    def forward(self, xs, ts):
+        print(f"forward in {os.getpid()} " + "x" * 2000)
+        return super().forward(xs, ts)
+
+
+class HomeOnlySeq2seq(Seq2seq):
+    """:class:`Seq2seq` whose ``forward`` raises outside process ``home_pid``."""
+
+    replicable = True
+
+    def __init__(self, vocab_size, wordvec_size, hidden_size, home_pid, **kwargs):
+        super().__init__(vocab_size, wordvec_size, hidden_size, **kwargs)
+        self.config = {**self.config, "home_pid": home_pid}
+
+    def forward(self, xs, ts):
+        if os.getpid() != self.config["home_pid"]:
+            raise RuntimeError("not the process this model was built for")
+        return super().forward(xs, ts)

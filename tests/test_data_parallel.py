@@ -102,6 +102,24 @@ def test_the_helper_gives_the_bits_of_this_process_alone(model_class, monkeypatc
         np.testing.assert_array_equal(g, a)
 
 
+@needs_processes
+def test_the_helper_leaves_the_targets_the_loss_ignores_unscored_as_here(monkeypatch):
+    """A loss told to ignore a padding id: the helper's replica, built with the
+    default label, scored the padding, and its half came back wrong."""
+    rng = np.random.default_rng(9)
+    x, t = pairs(rng, 12)
+    t[:, 1:] = np.maximum(t[:, 1:], 1)
+    t[::2, -2:] = 0  # padding
+    model = Seq2seq(V, D, H, seed=3)
+    model.loss_layer.ignore_label = 0
+    loss, grads = halves_grads(model, x, t)
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    alone_loss, alone = halves_grads(model, x, t)
+    assert loss == alone_loss
+    for g, a in zip(grads, alone, strict=True):
+        np.testing.assert_array_equal(g, a)
+
+
 def train(model, x, t, epochs=2):
     trainer = Trainer(model, Adam(lr=0.01))
     trainer.fit(x, t, max_epoch=epochs, batch_size=8, max_grad=5.0, verbose=False)

@@ -12,6 +12,7 @@ lowered so that small models split.
 """
 
 import importlib.util
+import os
 import textwrap
 import warnings
 
@@ -23,7 +24,13 @@ from common import batch_worker
 from common.optimizer import Adam
 from common.trainer import RnnlmTrainer, Trainer
 from models import Seq2seq
-from tests.replicable_example import GruSeq2seq, TwoLayerLstmLm, UndeclaredGruSeq2seq
+from tests.replicable_example import (
+    GruSeq2seq,
+    HomeOnlySeq2seq,
+    PrintingSeq2seq,
+    TwoLayerLstmLm,
+    UndeclaredGruSeq2seq,
+)
 
 from helper_processes import (  # noqa: F401  (small_models_split: a fixture for every test here)
     assert_halves_carry_the_whole_batchs_state,
@@ -292,3 +299,39 @@ def test_no_warning_for_the_models_that_split():
         warnings.simplefilter("error", RuntimeWarning)
         rng = np.random.default_rng(11)
         by_halves(GruSeq2seq(V, D, H, seed=13), [pairs(rng, 8)])
+
+
+# -- code of one's own in the helper: prints, and a replica that fails ---------------------
+
+
+@needs_processes
+def test_what_a_model_prints_in_the_helper_reaches_stderr_and_holds_nothing_up(calls, capfd):
+    """The helper's standard output carries its replies: a print there was
+    read as a reply, or filled the pipe and hung the helper for 30 s."""
+    rng = np.random.default_rng(7)
+    batches = [pairs(rng, 8) for _ in range(40)]  # 40 x 2 kB from the helper: over 64 kB
+    data_parallel._close()  # a helper started now, on the standard error captured now
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "did not answer in 30 s"
+        by_halves(PrintingSeq2seq(V, D, H, seed=0), batches)
+    assert calls == {"begin": 1, "post": 40}
+    err = capfd.readouterr().err
+    helper_lines = [line for line in err.splitlines() if line.startswith("forward in ")
+                    and line.split()[2] != str(os.getpid())]
+    assert len(helper_lines) == 40
+
+
+@needs_processes
+def test_a_half_that_fails_only_in_the_helper_is_said_once_then_computed_here(calls,
+                                                                           monkeypatch):
+    rng = np.random.default_rng(8)
+    batches = [pairs(rng, 8) for _ in range(5)]
+    model = HomeOnlySeq2seq(V, D, H, home_pid=os.getpid(), seed=0)
+    with pytest.warns(RuntimeWarning, match="the helper process failed on its half of a batch "
+                                            r"\(RuntimeError: not the process this model was "
+                                            r"built for\) that this process computed"):
+        results = by_halves(model, batches)
+    assert calls == {"begin": 1, "post": 1}  # not a new helper at every batch
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    assert_same_bits(results, by_halves(HomeOnlySeq2seq(V, D, H, home_pid=os.getpid(), seed=0),
+                                        batches))
