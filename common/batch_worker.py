@@ -72,6 +72,7 @@ from multiprocessing import resource_tracker, shared_memory
 import numpy as np
 
 from common import step_worker
+from common.serialization import to_json
 
 # Offset (in int64 words) of the counter of requests done, and (in bytes) of the
 # loss and the message.
@@ -292,7 +293,7 @@ class BatchWorker:
         if reason is not None:
             raise ReplicaRefused(f"a batch worker cannot build a {name}: {reason}")
         try:
-            json.dumps(model.config, allow_nan=False)
+            to_json(model.config, allow_nan=False)
         except (TypeError, ValueError) as error:
             raise ReplicaRefused(f"the config of a {name} is not JSON ({error})") from None
         dtype = model.params[0].dtype
@@ -315,7 +316,7 @@ class BatchWorker:
         self.counters[:] = 0
         self.arrays = arrays(self.segment.buf, spec)
         self.step = 0
-        self._send(json.dumps({"begin": spec}))
+        self._send(to_json({"begin": spec}))
         self.spec = None
         reply = self.process.stdout.readline().strip()
         if reply == "mapped":  # before it builds the model: nothing named to leak (step_worker)

@@ -23,7 +23,7 @@ import copy
 import numpy as np
 
 from common.backend import to_cpu, to_gpu
-from common.serialization import load_npz, save_npz
+from common.serialization import as_read_back, load_npz, save_npz
 from common.util import finite_number
 from layers._checks import state_width
 
@@ -148,7 +148,7 @@ def _check(path, arrays, meta, trainer):
     saved_by = meta.get("trainer_class", "RnnlmTrainer")
     if saved_by != type(trainer).__name__:
         raise ValueError(f"{path} was written by {saved_by}, not {type(trainer).__name__}")
-    if meta["model"] != type(model).__name__ or meta["config"] != config:
+    if meta["model"] != type(model).__name__ or meta["config"] != as_read_back(config):
         raise ValueError(
             f"{path} holds the model {meta['model']} {meta['config']}, but the model to resume is "
             f"{type(model).__name__} {config}"

@@ -49,12 +49,15 @@ import numpy as np
 __all__ = [
     "META_KEY",
     "atomic_open",
+    "as_read_back",
     "atomic_write",
     "check_target",
+    "config_problem",
     "load_npz",
     "remove_stale_temporaries",
     "save_npz",
     "special_file_kind",
+    "to_json",
 ]
 
 META_KEY = "__meta__"
@@ -335,11 +338,46 @@ def save_npz(
     for name, a in payload.items():
         if a.dtype == object:
             raise TypeError(f"array {name!r} has dtype object, which cannot be saved safely")
-    payload[META_KEY] = np.array(json.dumps(meta or {}))
+    payload[META_KEY] = np.array(to_json(meta or {}))
     atomic_write(path, lambda f: np.savez(f, **payload))  # type: ignore[arg-type]
 
 
 _SAVEZ_ARGUMENTS = {"file", "allow_pickle"}
+
+
+def to_json(value: Any, allow_nan: bool = True) -> str:
+    """``value`` as JSON text; NumPy's numbers (a size counted with NumPy,
+    ``corpus.max() + 1``) as the Python numbers they hold."""
+    return json.dumps(value, default=_plain_number, allow_nan=allow_nan)
+
+
+def _plain_number(value):
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    raise TypeError(f"a {type(value).__name__} is not a JSON value")
+
+
+def config_problem(config: Mapping[str, Any]) -> str | None:
+    """Why a model's ``config`` cannot be written to a file and read back as
+    the model's (JSON: numbers, strings, True/False/None, lists and dicts of
+    them; a tuple reads back as a list), naming the entry; or None."""
+    if not isinstance(config, Mapping):
+        return f"config is a {type(config).__name__}, not a dict"
+    for key, value in config.items():
+        try:
+            to_json({key: value}, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            return (f"config[{key!r}] = {value!r:.80} cannot be written to a file ({error}); "
+                    f"give the model numbers, strings, True/False/None, or lists and dicts "
+                    f"of them")
+    return None
+
+
+def as_read_back(value: Any) -> Any:
+    """``value`` as a file written by :func:`save_npz` gives it back (tuples
+    as lists, NumPy numbers as Python's): what a file's metadata is compared
+    with."""
+    return json.loads(to_json(value))
 
 
 def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

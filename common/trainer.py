@@ -30,6 +30,7 @@ from common.parallel import managed
 from common.progress import Progress
 from common.run_lock import CheckpointInUse, holding_checkpoint
 from common.schedules import BestParameters, DecayOnPlateau, EarlyStopping, HalveFrom
+from common.serialization import config_problem
 from common.training_guards import (
     MAX_SKIPS_IN_A_ROW,
     Checkpointer,
@@ -319,6 +320,9 @@ class BaseTrainer:
                                 f"give the optimizer an lr attribute (the rate its update "
                                 f"uses), or leave out {option}")
         if opts.checkpoint is not None:
+            if problem := config_problem(getattr(self.model, "config", {})):
+                raise TypeError(f"{model}'s {problem}: a checkpoint holds it, to resume the "
+                                f"run with the same model")
             self._check_checkpoint_is_ours(opts.checkpoint)
 
     def _check_checkpoint_is_ours(self, path):

@@ -18,7 +18,7 @@ import numpy as np
 
 from common.backend import to_cpu, to_gpu
 from common.parallel import deferred
-from common.serialization import has_pickle_name, load_npz, save_npz
+from common.serialization import config_problem, has_pickle_name, load_npz, save_npz
 from common.util import finite_number
 from layers import TimeEmbedding
 from layers._checks import check_hidden_state, state_width
@@ -220,6 +220,8 @@ class Model:
             raise TypeError(f"{type(self).__name__} has no config to save with its weights: set "
                             f"self.config = dict(vocab_size=..., ...) in __init__, the "
                             f"arguments that build it again (see models.Model.config)")
+        if problem := config_problem(self.config):
+            raise TypeError(f"{type(self).__name__}'s {problem}")
         header = {"model": type(self).__name__, "config": self.config, **meta}
         if vocab is not None:
             header["vocab"] = _vocab_list(vocab)

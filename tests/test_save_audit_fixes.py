@@ -18,6 +18,9 @@
    said ``File exists``, one saved over a folder named a hidden temporary
    (a heat map after drawing it all), and a path given as bytes failed
    inside ``save_params`` and ``load_model``.
+8. A model's config with a tuple or a NumPy number was checkpointed but
+   never resumed (read back, it differed from the model's); one JSON cannot
+   hold (NaN, a Path, a set) trained a whole epoch, then failed in ``json``.
 """
 
 import copy
@@ -264,3 +267,43 @@ def test_a_path_given_as_bytes_saves_and_loads(tmp_path):
     again, _ = load_model(path)
     np.testing.assert_array_equal(again.params[0], model.params[0])
     model.load_params(path)
+
+
+# -- 8. a model's config that JSON changes or cannot hold ----------------------------------
+
+
+class Tagged(SimpleRnnlm):
+    """SimpleRnnlm with one more config entry, ``tag``, of any value."""
+
+    def __init__(self, *args, tag=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = {**self.config, "tag": tag}
+
+
+def run_with_checkpoint(model, path, **fit):
+    corpus = np.random.default_rng(0).integers(0, 5, 200)
+    trainer = RnnlmTrainer(model, Adam(0.01))
+    trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=2, time_size=5,
+                checkpoint=path, verbose=False, **fit)
+    return trainer
+
+
+@pytest.mark.parametrize("tag", [(0, 1), np.int64(7), [np.float32(0.5)]])
+def test_a_config_that_json_reads_back_as_its_equal_resumes(tag, tmp_path):
+    """A tuple comes back a list, NumPy's numbers Python's: the same config."""
+    path = tmp_path / "ck.npz"
+    run_with_checkpoint(Tagged(5, 4, 3, seed=0, tag=tag), path, max_iters=3)
+    RnnlmTrainer(Tagged(5, 4, 3, seed=0, tag=tag), Adam(0.01)).resume(path)
+
+
+@pytest.mark.parametrize(("tag", "why"), [(float("nan"), "Out of range float"),
+                                          (Path("a"), "PosixPath|WindowsPath"),
+                                          ({1, 2}, "set is not a JSON value")])
+def test_a_config_json_cannot_hold_is_refused_before_training(tag, why, tmp_path):
+    model = Tagged(5, 4, 3, seed=0, tag=tag)
+    with pytest.raises(TypeError, match=rf"Tagged's config\['tag'\] = .* cannot be written to a "
+                                        rf"file \(.*({why}).*\).*a checkpoint holds it"):
+        run_with_checkpoint(model, tmp_path / "ck.npz")
+    assert not (tmp_path / "ck.npz").exists()
+    with pytest.raises(TypeError, match=r"Tagged's config\['tag'\]"):
+        model.save_params(tmp_path / "m.npz")
