@@ -109,6 +109,11 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
         check_inputs = [
             j for j, x in enumerate(inputs) if np.issubdtype(np.asarray(x).dtype, np.floating)
         ]
+    for j in check_inputs:
+        if isinstance(j, bool) or not isinstance(j, (int, np.integer)) \
+                or not 0 <= j < len(inputs):
+            raise ValueError(f"check_inputs {check_inputs!r}: each must be the position of an "
+                             f"input, 0 .. {len(inputs) - 1}")
     _require_float64([*((f"param{i}", p) for i, p in enumerate(layer.params)),
                       *((f"input{j}", inputs[j]) for j in check_inputs)], "check_layer")
     rng = np.random.default_rng(seed)
@@ -123,6 +128,11 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
         dinputs = (dinputs,)
     # Copy at once: a layer may return a buffer that its next forward reuses.
     dinputs = [None if d is None else np.array(d, copy=True) for d in dinputs]
+    for j in check_inputs:
+        if j >= len(dinputs) or dinputs[j] is None:
+            raise ValueError(f"{type(layer).__name__}.backward returned no gradient for input "
+                             f"{j} ({len(dinputs)} returned): return one for every float input "
+                             f"it takes, or pass check_inputs with those it has one for")
     analytic_params = [g.copy() for g in layer.grads]
 
     errors = {}

@@ -109,3 +109,34 @@ def test_a_stateful_layer_is_checked_with_check_function_and_its_initial_state()
 
     errors = check_function(loss, backward, [*layer.params, xs, h0])
     assert max(errors) < 1e-6
+
+
+class Masked:
+    """A layer of one's own: ``x * mask`` scaled by a weight ``a``; the float
+    mask has no gradient (backward returns only ``dx``)."""
+
+    def __init__(self):
+        self.params = [np.array([1.5])]
+        self.grads = [np.zeros(1)]
+
+    def forward(self, x, mask):
+        self.cache = x, mask
+        return self.params[0][0] * x * mask
+
+    def backward(self, dout):
+        x, mask = self.cache
+        self.grads[0][0] = np.sum(dout * x * mask)
+        return self.params[0][0] * dout * mask
+
+
+def test_check_layer_says_which_input_has_no_gradient_and_what_to_pass():
+    rng = np.random.default_rng(0)
+    x, mask = rng.standard_normal((4, 2)), (rng.random((4, 2)) > 0.5).astype(float)
+    with pytest.raises(ValueError, match=r"Masked.backward returned no gradient for input 1 "
+                                         r"\(1 returned\).*pass check_inputs"):
+        check_layer(Masked(), [x, mask])
+    errors = check_layer(Masked(), [x, mask], check_inputs=[0])
+    assert set(errors) == {"param0", "input0"} and max(errors.values()) < 1e-7
+    for bad in ([2], [-1], [True], [0.0]):
+        with pytest.raises(ValueError, match=r"check_inputs .* the position of an input, 0 \.\. 1"):
+            check_layer(Masked(), [x, mask], check_inputs=bad)
