@@ -28,6 +28,7 @@ from layers import (
     TimeEmbedding,
     TimeGRU,
     TimeLSTM,
+    TimeRNN,
     TimeSoftmaxWithLoss,
     joint_weight_bias,
 )
@@ -222,6 +223,7 @@ class Seq2seq(Model):
         lstm = ["Wx", "Wh", "b"]
         names = {TimeEmbedding: ["embed.W"], TimeLSTM: [f"lstm.{n}" for n in lstm],
                  TimeGRU: [f"gru.{n}" for n in ("Wx", "Wh", "bx", "bh")],
+                 TimeRNN: [f"rnn.{n}" for n in ("Wx", "Wh", "b")],
                  TimeBiLSTM: [f"lstm.{d}.{n}" for d in ("forward", "backward") for n in lstm],
                  TimeAffine: ["affine.W", "affine.b"], TimeAttention: []}
         param_names = []
@@ -338,4 +340,6 @@ def _layer_param_names(part_name, layer, names):
     for cls, layer_names in names.items():
         if isinstance(layer, cls):
             return [f"{part_name}.{n}" for n in layer_names]
-    raise TypeError(f"no parameter names for {type(layer).__name__}")
+    raise TypeError(f"no parameter names for a {type(layer).__name__} in the {part_name}: "
+                    f"build the parts of rnnlab's Time layers, or override "
+                    f"_collect_seq2seq_params to name its parameters")

@@ -21,9 +21,11 @@ from layers import (
     TimeDropout,
     TimeEmbedding,
     TimeLSTM,
+    TimeRNN,
     TimeSoftmaxWithLoss,
 )
-from models import MODEL_CLASSES, LanguageModel, load_model, model_from_config
+from models import MODEL_CLASSES, LanguageModel, Seq2seq, load_model, model_from_config
+from models.seq2seq import Decoder, Encoder
 from tests.replicable_example import GruSeq2seq
 
 V, H = 17, 16
@@ -183,6 +185,41 @@ def test_a_gru_seq2seq_is_two_overridden_methods():
     greedy = model.generate(xs, 1, 4)
     np.testing.assert_array_equal(model.generate(xs, 1, 4, beam_width=1), greedy)
     assert model.generate(xs, 1, 4, beam_width=3).shape == (3, 4)
+
+
+class RnnEncoder(Encoder):
+    def _lstm(self, init, D, H):
+        return TimeRNN(init.normal((D, H), 1 / np.sqrt(D)), init.normal((H, H), 1 / np.sqrt(H)),
+                       init.zeros(H), stateful=False)
+
+
+class RnnDecoder(Decoder):
+    def _lstm(self, init, D, H):
+        return TimeRNN(init.normal((D, H), 1 / np.sqrt(D)), init.normal((H, H), 1 / np.sqrt(H)),
+                       init.zeros(H), stateful=True)
+
+
+class RnnSeq2seq(Seq2seq):
+    encoder_class, decoder_class = RnnEncoder, RnnDecoder
+
+
+def test_a_plain_rnn_seq2seq_too():
+    # (Before: no parameter names for TimeRNN.)
+    model = RnnSeq2seq(13, 5, 6, seed=0, dtype=np.float64)
+    assert model.param_names[1:4] == ["encoder.rnn.Wx", "encoder.rnn.Wh", "encoder.rnn.b"]
+    rng = np.random.default_rng(2)
+    for p in model.params:
+        p[...] = rng.standard_normal(p.shape) * 0.5
+    xs, ts = rng.integers(0, 13, (3, 4)), rng.integers(0, 13, (3, 5))
+
+    def backward():
+        model.forward(xs, ts)
+        model.backward()
+        return [g.copy() for g in model.grads]
+
+    assert max(check_function(lambda: model.forward(xs, ts), backward, model.params)) < 1e-6
+    np.testing.assert_array_equal(model.generate(xs, 1, 4, beam_width=1),
+                                  model.generate(xs, 1, 4))
 
 
 def test_a_gru_seq2seq_of_ones_own_saves_and_loads(tmp_path, monkeypatch):
