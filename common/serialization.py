@@ -551,7 +551,8 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
 
     Folders that do not exist yet count as writable where they can be
     created (the writers create them); the check writes and removes one
-    temporary file in an existing folder. ``example`` is a file name the
+    temporary file in the output's folder, or one temporary folder in the
+    nearest that exists. ``example`` is a file name the
     message suggests when ``path`` is a folder, or ends in a separator (a
     folder, existing or not). An existing file that is not writable (no
     write permission bit: checked on the bits, as root may write any file)
@@ -580,8 +581,12 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
     if not os.path.isdir(existing):
         return f"{flag_name} {path}: {existing} is a file, not a folder"
     if existing != folder:
-        if not os.access(existing, os.W_OK | os.X_OK):
-            return f"{flag_name} {path}: cannot create folders in {existing}"
+        # Tried, not judged by the permission bits, which root passes everywhere
+        # (also in /proc, where no folder can be made).
+        try:
+            os.rmdir(tempfile.mkdtemp(dir=existing))
+        except OSError as exc:
+            return f"{flag_name} {path}: cannot create folders in {existing} ({exc.strerror})"
         return None
     try:
         with tempfile.TemporaryFile(dir=folder):

@@ -307,3 +307,24 @@ def test_a_config_json_cannot_hold_is_refused_before_training(tag, why, tmp_path
     assert not (tmp_path / "ck.npz").exists()
     with pytest.raises(TypeError, match=r"Tagged's config\['tag'\]"):
         model.save_params(tmp_path / "m.npz")
+
+
+def test_an_output_under_a_folder_that_cannot_be_made_is_refused_before_the_run(tmp_path,
+                                                                                 monkeypatch):
+    """Judged by trying, not by the permission bits: root passes those even
+    in /proc, where the run then trained to the end and lost its model."""
+    import tempfile
+
+    def refused(dir=None):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refused)
+    problem = output_path_problem("--save", str(tmp_path / "new" / "m.npz"), "m.npz")
+    assert problem == (f"--save {tmp_path / 'new' / 'm.npz'}: cannot create folders in "
+                       f"{tmp_path} (Permission denied)")
+    monkeypatch.undo()
+    assert output_path_problem("--save", str(tmp_path / "new" / "m.npz"), "m.npz") is None
+    assert not (tmp_path / "new").exists()  # nothing left by the check
+    if os.path.isdir("/proc/self"):
+        problem = output_path_problem("--save", "/proc/x/m.npz", "m.npz")
+        assert "cannot create folders in /proc" in problem
