@@ -192,6 +192,8 @@ class StopOnSignals:
 
     def __enter__(self):
         _active.append(self)
+        if any(d.received for d in _deferring):  # a SIGTERM just before: stop at once
+            self.requested = "SIGTERM"
         for name in self.SIGNALS:
             signum = getattr(signal, name, None)
             if signum is None:
@@ -213,6 +215,9 @@ class StopOnSignals:
             signal.signal(signum, previous)
         if self in _active:
             _active.remove(self)
+        if self.requested == "SIGTERM":  # the script's files next: a second one ends it
+            for deferring in _deferring:
+                deferring.note()
         return False
 
 
@@ -226,7 +231,9 @@ class DeferredTerminate:
     end it there with nothing saved, the finished model included. The script
     checks ``received`` where stopping loses nothing. ``fit`` itself stops on
     SIGTERM at the next iteration boundary (:class:`StopOnSignals`, which
-    takes the signal over while it runs). A second SIGTERM terminates at once.
+    takes the signal over while it runs, and stops at once when one came
+    just before it began). A second SIGTERM terminates at once, also after a
+    first that stopped ``fit``.
     """
 
     def __init__(self):
@@ -238,16 +245,27 @@ class DeferredTerminate:
             self.previous = signal.signal(signal.SIGTERM, self._handler)
         except ValueError:  # not the main thread: leave signals alone
             self.previous = None
+            return self
+        _deferring.append(self)
         return self
 
     def _handler(self, signum, frame):
+        self.note()
+
+    def note(self):
+        """A SIGTERM came: remembered, and the next one takes its default action."""
         self.received = True
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def __exit__(self, *exc):
+        if self in _deferring:
+            _deferring.remove(self)
         if self.previous is not None:
             signal.signal(signal.SIGTERM, self.previous)
         return False
+
+
+_deferring = []  # the DeferredTerminate contexts open now
 
 
 def stop_requested() -> bool:

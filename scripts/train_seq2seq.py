@@ -822,6 +822,10 @@ def _run_holding(args):
             keep_what_is_done(130)
             print(f"interrupted after epoch {trainer.epoch}{done}", file=sys.stderr)
             return 130
+        if term.received:  # while the last epoch was scored or the files were written
+            print(f"stopped by SIGTERM after epoch {trainer.epoch}, its files written",
+                  file=sys.stderr)
+            return 143
         return 0
 
 

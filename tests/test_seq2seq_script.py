@@ -224,6 +224,27 @@ def test_another_runs_checkpoint_is_not_overwritten(pairs_file, tmp_path, capsys
     assert "nothing to train: --epochs 2 counts all" in capsys.readouterr().out
 
 
+def test_sigterm_while_the_last_epoch_is_scored_still_exits_143(pairs_file, tmp_path, capsys,
+                                                                sigterm_raises):
+    """The run's files are written (it had ended), and the exit status says
+    it was asked to stop (it said 0)."""
+    import signal
+
+    module = script()
+    real = module.seq2seq_correct
+
+    def terminated_while_scoring(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    module.seq2seq_correct = terminated_while_scoring
+    model = tmp_path / "m.npz"
+    assert module.main(["--data", pairs_file, *SMALL, "--plot", "none",
+                        "--save", str(model)]) == 143
+    assert "stopped by SIGTERM after epoch 1, its files written" in capsys.readouterr().err
+    assert model.is_file()
+
+
 def test_a_resumed_run_keeps_its_on_nan_and_eval_interval(pairs_file, tmp_path):
     """Both were left out of the checkpoint: a resumed --on-nan skip run
     stopped on the batch it was started to skip, and its loss was recorded

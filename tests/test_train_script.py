@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -223,6 +224,54 @@ def test_weights_that_do_not_fit_past_the_memory_check_are_a_usage_error(script,
     assert usage_error(script, [*SMALL, "--ignore-memory-check"])
     assert capsys.readouterr().err.startswith(
         "error: not enough memory for the model's weights (--hidden-size 8, --wordvec-size 8")
+
+
+def test_sigterm_just_before_fit_takes_it_over_stops_at_the_first_boundary(
+        script, capsys, sigterm_raises, monkeypatch):
+    """Between the script's start of training and fit's own handler, a SIGTERM
+    was only remembered: the run trained all its epochs before stopping."""
+    from common.trainer import BaseTrainer
+
+    real = BaseTrainer._check_before_training
+
+    def terminated(self, opts):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, opts)
+
+    monkeypatch.setattr(BaseTrainer, "_check_before_training", terminated)
+    assert script.main([*SMALL, "--epochs", "30", "--save", "m.npz"]) == 143
+    assert "stopped by SIGTERM at epoch 1, iteration 0" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_second_sigterm_while_the_stopped_run_writes_its_files_ends_it(tmp_path):
+    code = f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(ROOT / "tests")!r})
+        from script_loader import load_script
+        from common import trainer
+        script = load_script("train_rnnlm")
+        real_step, calls = trainer.BaseTrainer._step, [0]
+
+        def step(self, *args, **kwargs):
+            calls[0] += 1
+            if calls[0] == 3:
+                os.kill(os.getpid(), signal.SIGTERM)  # the first: fit stops at the boundary
+            return real_step(self, *args, **kwargs)
+
+        def save_outputs(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGTERM)  # the second: the end, at once
+            print("still running after the second SIGTERM", flush=True)
+
+        trainer.BaseTrainer._step = step
+        script.save_outputs = save_outputs
+        script.main({[*SMALL, "--epochs", "3", "--quiet"]!r})
+        """
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert "still running" not in done.stdout
 
 
 def test_sigterm_after_training_waits_for_the_files_then_skips_the_evaluation(
