@@ -149,12 +149,42 @@ def check_target(path: str | os.PathLike | bytes) -> str:
     if kind is not None:
         # A rename would put a regular file in its place (as root, /dev/null itself).
         raise OSError(errno.EINVAL, f"it is {kind}, not a file; give a file name", path)
-    existing = os.path.dirname(os.path.abspath(target))
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file, not a folder", path)
+    existing, missing = _folders_on_the_way(target)
+    if problem := _way_problem(existing, missing):
+        raise NotADirectoryError(errno.ENOTDIR, problem, path)
     return path
+
+
+def _folders_on_the_way(target: str) -> tuple[str, list[str]]:
+    """``(existing, missing)``: the nearest folder on the way to the file
+    ``target`` that is there (a link counts, even one to nothing), and the
+    names of those below it that a writer must make, in order. The path is
+    taken as written: in ``new/../m.npz`` the ``..`` is a name under ``new``."""
+    folder = os.path.dirname(os.path.join(os.getcwd(), target))
+    missing = []
+    while not os.path.lexists(folder):
+        parent, name = os.path.split(folder)
+        if parent == folder:  # a drive or a share that is not there (Windows)
+            break
+        missing.append(name)
+        folder = parent
+    return folder, missing[::-1]
+
+
+def _way_problem(existing: str, missing: list[str]) -> str | None:
+    """Why the folders ``missing`` cannot be made under ``existing``
+    (:func:`_folders_on_the_way`), in words; None when nothing in the path
+    itself forbids it."""
+    if not os.path.lexists(existing):
+        return f"{existing} does not exist"
+    if os.path.islink(existing) and not os.path.exists(existing):
+        return f"{existing} is a link to {os.readlink(existing)}, which does not exist"
+    if not os.path.isdir(existing):
+        return f"{existing} is a file, not a folder"
+    if missing and any(name in (os.curdir, os.pardir) for name in missing):
+        return (f"{os.path.join(existing, missing[0])} does not exist, so the "
+                f"{os.pardir!r} after it names nothing; write the path without it")
+    return None
 
 
 def _names_a_folder(path: str) -> bool:
@@ -574,17 +604,19 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
     if kind is not None:
         link = f" (a link to {target})" if target != path else ""
         return f"{flag_name} {path}{link} is {kind}, not a file; give a file name"
+    existing, missing = _folders_on_the_way(target)
+    if problem := _way_problem(existing, missing):
+        return f"{flag_name} {path}: {problem}"
+    if too_long := _long_name(existing, [*missing, os.path.basename(target)]):
+        return f"{flag_name} {path}: the name {too_long[:40]}... is too long for this file system"
     folder = os.path.dirname(os.path.abspath(target))
-    existing = folder
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        return f"{flag_name} {path}: {existing} is a file, not a folder"
-    if existing != folder:
-        # Tried, not judged by the permission bits, which root passes everywhere
-        # (also in /proc, where no folder can be made).
+    if missing:
+        # Tried with the first folder's own name, not judged by the permission
+        # bits, which root passes everywhere (also in /proc, where none can be made).
+        first = os.path.join(existing, missing[0])
         try:
-            os.rmdir(tempfile.mkdtemp(dir=existing))
+            os.mkdir(first)
+            os.rmdir(first)
         except OSError as exc:
             return f"{flag_name} {path}: cannot create folders in {existing} ({exc.strerror})"
         return None
@@ -594,6 +626,15 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
     except OSError as exc:
         return f"{flag_name} {path}: cannot write in {folder} ({exc.strerror})"
     return _read_only_problem(flag_name, path, target)
+
+
+def _long_name(folder: str, names: list[str]) -> str | None:
+    """The first of ``names`` longer than the file system of ``folder`` allows, or None."""
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # (Windows has no pathconf)
+        limit = 255
+    return next((name for name in names if len(os.fsencode(name)) > limit), None)
 
 
 def _read_only_problem(flag_name: str, path: str, target: str) -> str | None:

@@ -204,6 +204,8 @@ def stop_process(process: subprocess.Popen) -> None:
         process.wait(timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         kill_process(process)
+    if process.stdout is not None:  # (left open, a ResourceWarning at exit)
+        process.stdout.close()
 
 
 def kill_process(process: subprocess.Popen) -> None:

@@ -35,6 +35,7 @@ from helper_processes import (  # noqa: F401  (two_threads: a fixture for every 
     needs_blas_control,
     needs_fork,
     needs_helpers,
+    needs_processes,
     two_threads,
 )
 
@@ -516,3 +517,34 @@ def test_reloading_the_module_closes_its_helper():
     old, new = result.stdout.split()[1:3]
     assert old != new
     assert "leaked shared_memory" not in result.stderr
+
+
+@needs_processes
+@pytest.mark.skipif(os.name != "posix", reason="closes the child's standard error")
+def test_the_batch_helper_starts_when_standard_error_is_closed(tmp_path):
+    """A daemon or ``2>&-``: the helper's prints have nowhere to go, and it
+    failed to start (it moved them to a standard error that was not there)."""
+    out = tmp_path / "out.txt"
+    code = f"""
+        import sys, warnings
+        import numpy as np
+        from common import data_parallel
+        from models import Seq2seq
+        data_parallel.MIN_HALF_ROWS = data_parallel.MIN_HALF_STEP_MULTIPLY_ADDS = 1
+        data_parallel.SLOW_SECONDS = 60.0
+        data_parallel.num_threads = lambda: 2
+        rng = np.random.default_rng(0)
+        model = Seq2seq(9, 4, 8, seed=0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with data_parallel.batch_halves(model, (8, 5), (8, 5)) as forward_backward:
+                for _ in range(5):
+                    forward_backward(rng.integers(0, 9, (8, 5)), rng.integers(0, 9, (8, 5)))
+                alive = data_parallel._worker is not None and data_parallel._worker.alive()
+        with open({str(out)!r}, "w") as f:
+            print(sys.stderr is None, alive, [str(w.message) for w in caught], file=f)
+        data_parallel._close()
+        """
+    done = run_script(code, preexec_fn=lambda: os.close(2))
+    assert done.returncode == 0
+    assert out.read_text().strip() == "True True []"

@@ -313,12 +313,14 @@ def test_an_output_under_a_folder_that_cannot_be_made_is_refused_before_the_run(
                                                                                  monkeypatch):
     """Judged by trying, not by the permission bits: root passes those even
     in /proc, where the run then trained to the end and lost its model."""
-    import tempfile
+    real_mkdir = os.mkdir
 
-    def refused(dir=None):
-        raise PermissionError(13, "Permission denied")
+    def refused(path, *args, **kwargs):
+        if str(path).startswith(str(tmp_path)):
+            raise PermissionError(13, "Permission denied")
+        return real_mkdir(path, *args, **kwargs)
 
-    monkeypatch.setattr(tempfile, "mkdtemp", refused)
+    monkeypatch.setattr(os, "mkdir", refused)
     problem = output_path_problem("--save", str(tmp_path / "new" / "m.npz"), "m.npz")
     assert problem == (f"--save {tmp_path / 'new' / 'm.npz'}: cannot create folders in "
                        f"{tmp_path} (Permission denied)")
@@ -328,3 +330,24 @@ def test_an_output_under_a_folder_that_cannot_be_made_is_refused_before_the_run(
     if os.path.isdir("/proc/self"):
         problem = output_path_problem("--save", "/proc/x/m.npz", "m.npz")
         assert "cannot create folders in /proc" in problem
+
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_the_way_to_an_output_is_walked_as_written(tmp_path, monkeypatch):
+    """A link to nothing, a '..' after a folder that is not there, a name too
+    long: each passed the check, and the run lost its model at the end."""
+    monkeypatch.chdir(tmp_path)
+    os.symlink(tmp_path / "no_such_disk", "runs")
+    assert output_path_problem("--save", "runs/exp1/m.npz", "m.npz") == (
+        f"--save runs/exp1/m.npz: {tmp_path / 'runs'} is a link to "
+        f"{tmp_path / 'no_such_disk'}, which does not exist")
+    assert "nosuch does not exist, so the '..' after it names nothing" in output_path_problem(
+        "--save", "nosuch/../m.npz", "m.npz")
+    assert "is too long for this file system" in output_path_problem(
+        "--save", "x" * 300 + "/m.npz", "m.npz")
+    assert "is too long for this file system" in output_path_problem(
+        "--save", "m" * 300 + ".npz", "m.npz")
+    with pytest.raises(NotADirectoryError, match="which does not exist"):
+        SimpleRnnlm(5, 4, 3, seed=0).save_params("runs/exp1/m.npz")
+    assert sorted(os.listdir(tmp_path)) == ["runs"]
