@@ -513,10 +513,11 @@ def prepare(args, explicit):
                             hidden_size=args.hidden_size, num_layers=args.num_layers,
                             dropout=args.dropout, init_scale=args.init_scale, seed=args.seed,
                             tie_weights=False if args.no_tie else None)
-    except MemoryError:  # past --ignore-memory-check
+    except (MemoryError, ValueError) as exc:  # past --ignore-memory-check ("array is too big")
+        detail = f" ({exc})" if isinstance(exc, ValueError) else ""
         raise UsageError(f"not enough memory for the model's weights (--hidden-size "
                          f"{args.hidden_size}, --wordvec-size {args.wordvec_size}, vocabulary "
-                         f"{vocab_size:,}); use smaller sizes") from None
+                         f"{vocab_size:,}){detail}; use smaller sizes") from None
     trainer = RnnlmTrainer(model, OPTIMIZERS[args.optimizer](lr=args.lr))
     trainer.settings = settings_of(args)
     trainer.title = (f"{type(model).__name__} (D={args.wordvec_size}, H={args.hidden_size}) on "

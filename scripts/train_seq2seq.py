@@ -617,10 +617,11 @@ def _run_holding(args):
     args.data_sha256 = data_sha256
     try:
         model = build_model(args, V)
-    except MemoryError:  # past --ignore-memory-check
+    except (MemoryError, ValueError) as exc:  # past --ignore-memory-check ("array is too big")
+        detail = f" ({exc})" if isinstance(exc, ValueError) else ""
         print(f"error: not enough memory for the model's weights (--hidden-size "
-              f"{args.hidden_size}, --wordvec-size {args.wordvec_size}, vocabulary {V}); use "
-              f"smaller sizes", file=sys.stderr)
+              f"{args.hidden_size}, --wordvec-size {args.wordvec_size}, vocabulary {V})"
+              f"{detail}; use smaller sizes", file=sys.stderr)
         return 2
     if loaded:
         try:

@@ -341,12 +341,13 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_training(pairs_file, 
     assert module.main([*argv, "--ignore-memory-check"]) == 0
 
 
+@pytest.mark.parametrize("error", [MemoryError, ValueError("array is too big")])
 def test_weights_that_do_not_fit_past_the_memory_check_are_an_error_not_a_traceback(
-        pairs_file, capsys):
+        pairs_file, capsys, error):
     module = script()
 
     def no_memory(*args, **kwargs):
-        raise MemoryError
+        raise error
 
     module.MODELS = {**module.MODELS, "plain": no_memory}
     argv = ["--data", pairs_file, *SMALL, "--plot", "none", "--ignore-memory-check"]

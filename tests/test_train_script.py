@@ -216,9 +216,10 @@ def test_sigterm_writes_checkpoint_model_and_plot_and_exits_143(tmp_path):
     assert np.array_equal(saved["rnn.Wh"], checkpointed["model/rnn.Wh"])  # the same moment
 
 
-def test_weights_that_do_not_fit_past_the_memory_check_are_a_usage_error(script, capsys):
+@pytest.mark.parametrize("error", [MemoryError, ValueError("array is too big")])
+def test_weights_that_do_not_fit_past_the_memory_check_are_a_usage_error(script, capsys, error):
     def no_memory(*args, **kwargs):
-        raise MemoryError
+        raise error
 
     script.build_model = no_memory
     assert usage_error(script, [*SMALL, "--ignore-memory-check"])
