@@ -49,6 +49,9 @@ class FitOptions:
                             f"options are {known}")
         if options is not None and not isinstance(options, cls):
             raise TypeError(f"options must be a FitOptions, got {type(options).__name__}")
+        for name in ("checkpoint", "plot_path"):  # a path given as bytes, as open() takes one
+            if isinstance(kwargs.get(name), bytes):
+                kwargs = {**kwargs, name: os.fsdecode(kwargs[name])}
         return dataclasses.replace(options or cls(), **kwargs)
 
     def check(self) -> None:

@@ -32,9 +32,9 @@ FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg", ".jpeg": 
 
 def plot_format(path) -> str:
     """The file format ``path``'s suffix names (``ValueError`` for others)."""
-    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    suffix = os.path.splitext(os.fsdecode(path))[1].lower()
     if suffix not in FORMATS:
-        raise ValueError(f"cannot tell the plot format from {os.fspath(path)!r}: end the name "
+        raise ValueError(f"cannot tell the plot format from {os.fsdecode(path)!r}: end the name "
                          f"with one of {', '.join(sorted(FORMATS))}")
     return FORMATS[suffix]
 

@@ -475,9 +475,9 @@ def _read_tsv(path: Path, lines: list[tuple[int, str]],
         answers.append("_" + answer)
     if all(a.startswith("__") for a in answers):
         warnings.warn(f"{path}: every answer starts with '_', to which reading the file as "
-                      f"tab-separated ({why}) adds the start '_': if it is in the book's "
-                      f"layout (question_answer), remove the tabs; else drop the answers' "
-                      f"first '_'", SequenceDataWarning, stacklevel=4)
+                      f"tab-separated ({why}) adds the start '_', so each is read as '__...': "
+                      f"drop the '_' after each tab (the book's layout, question_answer, "
+                      f"has no tab)", SequenceDataWarning, stacklevel=4)
     q_width = max(map(len, questions))
     a_width = max(map(len, answers))
     return [q.ljust(q_width) for q in questions], [a.ljust(a_width) for a in answers]

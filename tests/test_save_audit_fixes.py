@@ -351,3 +351,15 @@ def test_the_way_to_an_output_is_walked_as_written(tmp_path, monkeypatch):
     with pytest.raises(NotADirectoryError, match="which does not exist"):
         SimpleRnnlm(5, 4, 3, seed=0).save_params("runs/exp1/m.npz")
     assert sorted(os.listdir(tmp_path)) == ["runs"]
+
+
+def test_a_checkpoint_and_plots_named_by_bytes(tmp_path):
+    from common.attention_map import plot_attention
+
+    trainer = run_with_checkpoint(SimpleRnnlm(5, 4, 3, seed=0), os.fsencode(tmp_path / "ck.npz"),
+                                  plot_path=os.fsencode(tmp_path / "p.png"))  # (on Ctrl-C)
+    assert (tmp_path / "ck.npz").is_file()
+    RnnlmTrainer(SimpleRnnlm(5, 4, 3, seed=0), Adam(0.01)).resume(os.fsencode(tmp_path / "ck.npz"))
+    plot_attention(np.full((2, 3), 1 / 3), list("abc"), list("xy"),
+                   path=os.fsencode(tmp_path / "map.png"))
+    assert (tmp_path / "map.png").is_file() and trainer.epoch == 1

@@ -290,7 +290,7 @@ def test_the_books_layout_with_a_tab_before_the_underscore_is_warned_of(tmp_path
     path = write(tmp_path / "pairs.txt", "".join(f"{q}\t_{a}\n" for q, a in
                                                  [("1+2", "3"), ("4+4", "8"), ("9+9", "18")]))
     with pytest.warns(sequence.SequenceDataWarning, match="every answer starts with '_'.*"
-                                                          "remove the tabs"):
+                                                          "drop the '_' after each tab"):
         sequence.load_data(path, seed=None)
 
 
