@@ -49,10 +49,14 @@ class FitOptions:
                             f"options are {known}")
         if options is not None and not isinstance(options, cls):
             raise TypeError(f"options must be a FitOptions, got {type(options).__name__}")
-        for name in ("checkpoint", "plot_path"):  # a path given as bytes, as open() takes one
-            if isinstance(kwargs.get(name), bytes):
-                kwargs = {**kwargs, name: os.fsdecode(kwargs[name])}
         return dataclasses.replace(options or cls(), **kwargs)
+
+    def __post_init__(self):
+        # A path given as bytes (or a DirEntry of bytes), as open() takes one: a str.
+        for name in ("checkpoint", "plot_path"):
+            value = getattr(self, name)
+            if isinstance(value, (bytes, os.PathLike)) and isinstance(os.fspath(value), bytes):
+                setattr(self, name, os.fsdecode(value))
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first option out of range."""

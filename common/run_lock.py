@@ -42,6 +42,8 @@ class CheckpointInUse(RuntimeError):
 
 # The lock files this process holds (real paths): [descriptor or None, depth].
 _held: dict = {}
+# The folders made for a lock file, deepest first: removed with it when left empty.
+_made: dict = {}
 
 
 def lock_path(path) -> str:
@@ -77,6 +79,11 @@ def _acquire(name, path):
     """The descriptor of the lock file ``name``, locked by this process; None
     where it cannot be made or locked (the checkpoint's own checks then say
     what is wrong with its folder)."""
+    # The checkpoint's folder, made now rather than by its first write: without
+    # the lock file in it, a second training would not be kept out until then.
+    # (Not for a path that names a folder, which the run's checks refuse.)
+    if os.path.basename(os.fspath(path)) not in ("", os.curdir, os.pardir):
+        _made[name] = _make_folders(os.path.dirname(name))
     while True:
         try:
             fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
@@ -107,6 +114,24 @@ def _acquire(name, path):
         os.close(fd)
 
 
+def _make_folders(folder) -> list:
+    """Make ``folder`` and those above it that are missing; return those made,
+    deepest first (none where they cannot be made: the run's checks say why)."""
+    missing = []
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    try:
+        for made in reversed(missing):
+            os.mkdir(made)
+    except OSError:
+        return [m for m in missing if os.path.isdir(m)]
+    return missing
+
+
 def _read_holder(fd) -> str:
     try:
         pid = int(os.pread(fd, 32, 0).decode().strip())
@@ -116,13 +141,18 @@ def _read_holder(fd) -> str:
 
 
 def _release(name, fd):
-    if fd is None:
-        return
-    try:
-        os.unlink(name)  # while still locked: who opened it before re-checks the path
-    except OSError:
-        pass
-    os.close(fd)
+    if fd is not None:
+        try:
+            os.unlink(name)  # while still locked: who opened it before re-checks the path
+        except OSError:
+            pass
+        os.close(fd)
+    # The folders made for the lock, if the run wrote nothing in them (it was refused).
+    for folder in _made.pop(name, []):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            break
 
 
 def _after_fork_in_child():
@@ -135,6 +165,7 @@ def _after_fork_in_child():
             except OSError:
                 pass
     _held.clear()
+    _made.clear()
 
 
 if hasattr(os, "register_at_fork"):

@@ -103,7 +103,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """
     path = check_target(path)
     target = write_target(path)
-    folder = os.path.dirname(os.path.abspath(target))
+    folder = folder_of(target)
     name = os.path.basename(target)
     mode = _kept_mode(target)
     os.makedirs(folder, exist_ok=True)
@@ -155,12 +155,21 @@ def check_target(path: str | os.PathLike | bytes) -> str:
     return path
 
 
+def folder_of(path: str) -> str:
+    """The folder of the file ``path``, absolute, as the system reads the path:
+    ``..`` is not folded away (after a link, ``link/..`` is the folder above
+    the link's target, not the one holding the link)."""
+    if not os.path.isabs(path):
+        path = os.path.join(os.getcwd(), path)
+    return os.path.dirname(path)
+
+
 def _folders_on_the_way(target: str) -> tuple[str, list[str]]:
     """``(existing, missing)``: the nearest folder on the way to the file
     ``target`` that is there (a link counts, even one to nothing), and the
-    names of those below it that a writer must make, in order. The path is
-    taken as written: in ``new/../m.npz`` the ``..`` is a name under ``new``."""
-    folder = os.path.dirname(os.path.join(os.getcwd(), target))
+    names of those below it that a writer must make, in order (``.`` and
+    ``..`` included, as written)."""
+    folder = folder_of(target)
     missing = []
     while not os.path.lexists(folder):
         parent, name = os.path.split(folder)
@@ -181,9 +190,13 @@ def _way_problem(existing: str, missing: list[str]) -> str | None:
         return f"{existing} is a link to {os.readlink(existing)}, which does not exist"
     if not os.path.isdir(existing):
         return f"{existing} is a file, not a folder"
-    if missing and any(name in (os.curdir, os.pardir) for name in missing):
-        return (f"{os.path.join(existing, missing[0])} does not exist, so the "
-                f"{os.pardir!r} after it names nothing; write the path without it")
+    made = existing
+    for name in missing:
+        if name == os.pardir:  # the folder before it is not there yet
+            return (f"{made} does not exist, so the {os.pardir!r} after it names nothing; "
+                    f"write the path without it")
+        if name != os.curdir:
+            made = os.path.join(made, name)
     return None
 
 
@@ -244,7 +257,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
     are never touched.
     """
     path = os.fsdecode(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = folder_of(path)
     stem = re.escape(_temporary_stem(os.path.basename(path)))
     ours = re.compile(rf"\.{stem}\.(?P<host>[0-9a-f]{{8}})-(?P<pid>\d+)-[0-9a-f]{{8}}\.tmp")
     legacy = re.compile(rf"\.{stem}\.[a-z0-9_]{{8}}\.(?:tmp|part)")
@@ -609,14 +622,13 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
         return f"{flag_name} {path}: {problem}"
     if too_long := _long_name(existing, [*missing, os.path.basename(target)]):
         return f"{flag_name} {path}: the name {too_long[:40]}... is too long for this file system"
-    folder = os.path.dirname(os.path.abspath(target))
+    folder = folder_of(target)
     if missing:
-        # Tried with the first folder's own name, not judged by the permission
-        # bits, which root passes everywhere (also in /proc, where none can be made).
-        first = os.path.join(existing, missing[0])
+        # Tried (a folder of a name of its own, which no other process uses), not
+        # judged by the permission bits, which root passes everywhere (also in
+        # /proc, where none can be made).
         try:
-            os.mkdir(first)
-            os.rmdir(first)
+            os.rmdir(tempfile.mkdtemp(dir=existing))
         except OSError as exc:
             return f"{flag_name} {path}: cannot create folders in {existing} ({exc.strerror})"
         return None
@@ -632,8 +644,11 @@ def _long_name(folder: str, names: list[str]) -> str | None:
     """The first of ``names`` longer than the file system of ``folder`` allows, or None."""
     try:
         limit = os.pathconf(folder, "PC_NAME_MAX")
-    except (AttributeError, OSError, ValueError):  # (Windows has no pathconf)
+    except (AttributeError, OSError, ValueError):
         limit = 255
+    if not hasattr(os, "pathconf"):  # Windows: 255 UTF-16 units, not bytes
+        return next((name for name in names if len(name.encode("utf-16-le")) > 2 * limit),
+                    None)
     return next((name for name in names if len(os.fsencode(name)) > limit), None)
 
 

@@ -363,3 +363,54 @@ def test_a_checkpoint_and_plots_named_by_bytes(tmp_path):
     plot_attention(np.full((2, 3), 1 / 3), list("abc"), list("xy"),
                    path=os.fsencode(tmp_path / "map.png"))
     assert (tmp_path / "map.png").is_file() and trainer.epoch == 1
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_a_path_through_a_link_and_dots_is_written_where_the_system_reads_it(tmp_path,
+                                                                            monkeypatch):
+    """``data/..`` after a link is the folder above the link's target: the
+    check and the writer read it so (the writer folded it away, made another
+    folder and failed to rename into the right one, after training)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "real" / "deep").mkdir(parents=True)
+    os.symlink("real/deep", "data")
+    model = SimpleRnnlm(5, 4, 3, seed=0)
+    for path in ("data/../models/m.npz", "out/./m.npz", "new/./sub/m.npz"):
+        assert output_path_problem("--save", path, "m.npz") is None
+        model.save_params(path)
+    assert (tmp_path / "real" / "models" / "m.npz").is_file()
+    assert (tmp_path / "out" / "m.npz").is_file() and (tmp_path / "new" / "sub" / "m.npz").is_file()
+    assert not (tmp_path / "models").exists()
+    assert output_path_problem("--save", "new2/sub/./../m.npz", "m.npz") == (
+        f"--save new2/sub/./../m.npz: {tmp_path / 'new2' / 'sub'} does not exist, so the '..' "
+        f"after it names nothing; write the path without it")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a folder removed while in it")
+def test_an_absolute_path_is_written_after_the_working_folder_is_gone(tmp_path, monkeypatch):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    SimpleRnnlm(5, 4, 3, seed=0).save_params(tmp_path / "m.npz")
+    assert (tmp_path / "m.npz").is_file()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_a_checkpoint_in_a_folder_not_made_yet_is_locked_at_once(tmp_path):
+    """The lock file could not be made before the folder was: a second
+    training was not kept out until the first checkpoint."""
+    from common.run_lock import holding_checkpoint
+
+    with holding_checkpoint(tmp_path / "new" / "deeper" / "ck.npz"):
+        assert (tmp_path / "new" / "deeper" / "ck.npz.lock").is_file()
+    assert os.listdir(tmp_path) == []  # made for the lock, and empty: removed with it
+    with holding_checkpoint(tmp_path / "new" / "ck.npz"):
+        (tmp_path / "new" / "ck.npz").write_bytes(b"a checkpoint")
+    assert os.listdir(tmp_path / "new") == ["ck.npz"]
+
+
+def test_fit_options_read_a_bytes_path_as_a_str():
+    from common.fit_options import FitOptions
+
+    assert FitOptions(checkpoint=b"ck.npz", plot_path=b"p.png").checkpoint == "ck.npz"
