@@ -12,6 +12,7 @@ divergence guard (NaN policy), stopping on Ctrl-C or SIGTERM, checkpoints.
   epoch, never with non-finite weights.
 """
 
+import contextlib
 import math
 import os
 import signal
@@ -192,8 +193,6 @@ class StopOnSignals:
 
     def __enter__(self):
         _active.append(self)
-        if any(d.received for d in _deferring):  # a SIGTERM just before: stop at once
-            self.requested = "SIGTERM"
         for name in self.SIGNALS:
             signum = getattr(signal, name, None)
             if signum is None:
@@ -202,22 +201,27 @@ class StopOnSignals:
                 self.previous[signum] = signal.signal(signum, self._handler)
             except ValueError:  # not the main thread: leave signals alone
                 break
+        if any(d.received for d in _deferring):  # a SIGTERM just before: stop at once
+            self._stop("SIGTERM")
         return self
 
     def _handler(self, signum, frame):
-        self.requested = signal.Signals(signum).name
-        for name, default in self.SIGNALS.items():
-            if hasattr(signal, name):
-                signal.signal(getattr(signal, name), default)
+        self._stop(signal.Signals(signum).name)
+
+    def _stop(self, name):
+        """Stop at the next boundary; the same signal again takes its default
+        action (another one, a Ctrl-C after a SIGTERM, only asks again)."""
+        self.requested = self.requested or name  # (the first names the stop)
+        with contextlib.suppress(ValueError):  # (not the main thread: none was taken over)
+            signal.signal(getattr(signal, name), self.SIGNALS[name])
 
     def __exit__(self, *exc):
         for signum, previous in self.previous.items():
             signal.signal(signum, previous)
         if self in _active:
             _active.remove(self)
-        if self.requested == "SIGTERM":  # the script's files next: a second one ends it
-            for deferring in _deferring:
-                deferring.note()
+        if self.requested == "SIGTERM" and _deferring:  # the files next: a second one ends it
+            _deferring[-1].note()
         return False
 
 
@@ -253,15 +257,19 @@ class DeferredTerminate:
         self.note()
 
     def note(self):
-        """A SIGTERM came: remembered, and the next one takes its default action."""
-        self.received = True
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        """A SIGTERM came: remembered (by every open context), and the next
+        one takes its default action."""
+        for deferring in _deferring:
+            deferring.received = True
+        with contextlib.suppress(ValueError):  # (called in another thread: fit's there)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def __exit__(self, *exc):
         if self in _deferring:
             _deferring.remove(self)
         if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+            # After a SIGTERM, the next ends the process, whatever was there before.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if self.received else self.previous)
         return False
 
 

@@ -203,3 +203,54 @@ def test_script_refuses_to_resume_from_a_bad_file(tmp_path, monkeypatch, capsys)
     assert err == ("error: cannot resume: cannot read bad.npz as an rnnlab .npz file: it is not "
                    "an .npz (zip) archive\n")
     assert os.listdir(tmp_path) == ["bad.npz"]
+
+
+# -- SIGTERM between a script's DeferredTerminate and fit's own handler ---------------------
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_ctrl_c_then_a_sigterm_both_only_ask_to_stop():
+    """The first of each asks; the stop keeps the first one's name (a SIGTERM
+    after a Ctrl-C ended the process, nothing written). In a process of its
+    own: before the change, this one's end."""
+    code = """
+import os, signal
+from common.training_guards import StopOnSignals
+with StopOnSignals() as stop:
+    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), signal.SIGTERM)
+    print(stop.requested, signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert (done.returncode, done.stdout.split()) == (0, ["SIGINT", "True"]), done.stderr
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_deferred_sigterm_is_known_to_nested_contexts_and_to_fit_in_a_thread(sigterm_raises,
+                                                                              corpus):
+    import threading
+
+    from common.training_guards import DeferredTerminate
+
+    errors, trainers = [], []
+
+    def fit_in_a_thread():
+        try:
+            trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), Adam(0.01))
+            trainer.fit(*corpus, max_epoch=1, **FIT)
+            trainers.append(trainer)
+        except BaseException as error:  # noqa: BLE001 - the thread's outcome, checked below
+            errors.append(error)
+
+    with DeferredTerminate() as outer:
+        with DeferredTerminate() as inner:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert inner.received and outer.received
+        # After it, the next SIGTERM ends the process: its handler is the default.
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        thread = threading.Thread(target=fit_in_a_thread)
+        thread.start()
+        thread.join()
+    # (fit there takes no signal over; it stops at once, as one in the main thread would.)
+    assert len(errors) == 1 and isinstance(errors[0], TrainingInterrupted), errors
