@@ -52,6 +52,10 @@ class Init:
             # 0 would start every weight at zero, where the units never tell apart.
             raise ValueError(f"init_scale must be a finite number > 0 (weights uniform in "
                              f"[-init_scale, init_scale], e.g. 0.1) or None, got {init_scale!r}")
+        largest = min(float(np.finfo(dtype).max), float(np.finfo(np.float64).max) / 2)
+        if init_scale is not None and init_scale > largest:
+            raise ValueError(f"init_scale must be at most {largest:.3g}: weights beyond it are "
+                             f"not {np.dtype(dtype).name} numbers, got {init_scale!r}")
         self.rng = rng if rng is not None else np.random.default_rng(seed)
         self.dtype = dtype
         self.init_scale = init_scale

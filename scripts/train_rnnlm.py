@@ -23,6 +23,8 @@ import re
 import sys
 import time
 
+import numpy as np
+
 # Running "python scripts/train_rnnlm.py" from a clone puts scripts/ (not the
 # repository) on sys.path; make the packages importable without installing.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,6 +87,8 @@ OPTIMIZERS = {
     "rmsprop": optimizers.RMSprop,
     "adam": optimizers.Adam,
 }
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # Settings a checkpoint records that define the run: --resume refuses
 # other values. The others recorded (learning rate, schedules, outputs ...)
@@ -237,6 +241,9 @@ def check_args(args, explicit=()):
         value = getattr(args, name)
         if value is not None and not (math.isfinite(value) and value > 0):
             raise UsageError(f"{flag(name)} must be a number > 0, got {value}")
+    if args.init_scale is not None and args.init_scale > FLOAT32_MAX:
+        raise UsageError(f"--init-scale must be at most {FLOAT32_MAX:.3g} (the largest float32 "
+                         f"weight), got {args.init_scale}")
     if args.lr_decay is not None and not (math.isfinite(args.lr_decay) and args.lr_decay > 1):
         raise UsageError(f"--lr-decay must be a number > 1 (lr is divided by it), got "
                          f"{args.lr_decay}")

@@ -73,6 +73,8 @@ def test_a_stateless_sgd_may_still_serve_two_models():
     (dict(init_scale=0), "init_scale must be a finite number > 0"),
     (dict(init_scale=-0.1), "init_scale must be a finite number > 0"),
     (dict(init_scale=float("nan")), "init_scale must be a finite number > 0"),
+    (dict(init_scale=1e308), r"init_scale must be at most 3.4e\+38: weights beyond it are not "
+                             r"float32 numbers"),
     (dict(seed=-1), "seed must be an integer >= 0 or None, got -1"),
     (dict(seed=1.5), "seed must be an integer >= 0 or None, got 1.5"),
     (dict(rng=5), "rng must be a numpy.random.Generator .*pass seed="),

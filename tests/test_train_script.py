@@ -50,6 +50,7 @@ def run(args, cwd, env=None, timeout=120):
 
 BAD_FLAGS = [
     (["--max-grad", "-1"], "--max-grad must be a number > 0, got -1.0"),
+    (["--init-scale", "1e308"], r"--init-scale must be at most 3.4e\+38"),
     (["--max-grad", "0"], "--max-grad must be a number > 0"),
     (["--clip-value", "0"], "--clip-value must be a number > 0"),
     (["--lr", "-1"], "--lr must be a number > 0"),
