@@ -228,11 +228,12 @@ def outputs_may_close():
     printing to nobody, and writes its checkpoint, model and plot as asked,
     instead of dying of a ``BrokenPipeError`` with its work unsaved."""
     real = sys.stdout, sys.stderr
-    if None in real:  # no console at all (pythonw): nothing to guard
-        yield
-        return
-    sys.stdout = _StreamThatMayClose(real[0], "stdout")
-    sys.stderr = _StreamThatMayClose(real[1], "stderr")
+    # A stream closed before the start (``>&-``) or absent (pythonw) is None:
+    # what would be printed there goes nowhere.
+    nowhere = [open(os.devnull, "w", encoding="utf-8") for stream in real if stream is None]
+    stand_ins = iter(nowhere)
+    sys.stdout = _StreamThatMayClose(real[0] or next(stand_ins), "stdout")
+    sys.stderr = _StreamThatMayClose(real[1] or next(stand_ins), "stderr")
     try:
         yield
     finally:
@@ -243,6 +244,18 @@ def outputs_may_close():
                     stream.flush()
         finally:  # (a real error of the flush, a full disk, still gives them back)
             sys.stdout, sys.stderr = real
+            for stream in nowhere:
+                stream.close()
+
+
+def printable(name: str) -> str:
+    """``name`` (a file name) as it can be printed and drawn: the bytes of a
+    name that are not UTF-8 (Python keeps them as lone surrogates, which no
+    output encoding and no figure title takes) shown as U+FFFD."""
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        return name.encode("utf-8", "replace").decode("utf-8")
 
 
 def run_holding_checkpoint(checkpoint: str | None, run, *args) -> int:

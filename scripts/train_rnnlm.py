@@ -48,6 +48,7 @@ from common.cli import (  # noqa: E402
     overflow_left_to_the_guard,
     pickle_name_problem,
     plot_path,
+    printable,
     ptb_message_in_flag_words,
     recorded_paths,
     resumed_checkpoint_words,
@@ -61,6 +62,7 @@ from common.memory import (  # noqa: E402
     available_bytes,
     check_memory,
     estimate_training_bytes,
+    gib,
     language_model_shapes,
 )
 from common.parallel import thread_count_problem  # noqa: E402
@@ -89,6 +91,10 @@ OPTIMIZERS = {
 }
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Reading a text file takes about this many bytes of memory per byte of it (a
+# Python object per token until the ids are made: 23x at character level, 19x
+# at word level, measured on a 20 MB file).
+TEXT_BYTES_PER_BYTE = 25
 
 # Settings a checkpoint records that define the run: --resume refuses
 # other values. The others recorded (learning rate, schedules, outputs ...)
@@ -407,6 +413,7 @@ def load_corpus(args):
         test = synthetic.load_data("test")[0]
         return train, valid, test, w2i, i2w, "synthetic"
     try:
+        _check_text_fits(args)
         full, w2i, i2w = text.load_data(args.text_file, level=args.level)
         sha256 = file_sha256(args.text_file)
         if args.resume and args.text_sha256 not in (None, sha256):
@@ -423,7 +430,27 @@ def load_corpus(args):
         raise UsageError(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    return train, valid, test, w2i, i2w, os.path.basename(args.text_file)
+    except MemoryError:  # past --ignore-memory-check, or an estimate too low for this text
+        raise UsageError(f"not enough memory to read --text-file {args.text_file} "
+                         f"({gib(os.path.getsize(args.text_file))}; reading takes about "
+                         f"{TEXT_BYTES_PER_BYTE} times that); train on a part of it") from None
+    return train, valid, test, w2i, i2w, printable(os.path.basename(args.text_file))
+
+
+def _check_text_fits(args):
+    """Refuse a text too large to read into the memory available, before reading it."""
+    if args.ignore_memory_check or not os.path.isfile(args.text_file):
+        return
+    size = os.path.getsize(args.text_file)
+    need = {"text": TEXT_BYTES_PER_BYTE * size}
+    need["total"] = need["text"]
+    try:
+        check_memory(need, available_bytes(),
+                     hint=f" to read --text-file {args.text_file} ({gib(size)}: each token is "
+                          f"a Python object until it is an id); train on a part of it, or pass "
+                          f"--ignore-memory-check to try anyway")
+    except NotEnoughMemory as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _load_ptb(args):
@@ -638,7 +665,7 @@ def save_outputs(trainer, args, data, stderr=False):
     if args.plot:
         try:
             trainer.plot(path=args.plot)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a plot is never worth the model and checkpoint
             print(f"warning: could not write the plot --plot {args.plot} ({exc}); the model "
                   "and checkpoint are not affected", file=sys.stderr)
         else:

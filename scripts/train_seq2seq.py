@@ -45,6 +45,7 @@ from common.cli import (  # noqa: E402
     pickle_name_problem,
     plot_path,
     positive_float,
+    printable,
     recorded_paths,
     resumed_checkpoint_words,
     run_holding_checkpoint,
@@ -447,7 +448,7 @@ def _same_data(meta, args, data_sha256) -> bool:
 
 def split_problem(args, n_train: int, n_test: int) -> str | None:
     """What makes the split unusable (too few pairs to train or to test on), or None."""
-    name = args.data or args.task
+    name = printable(args.data) if args.data else args.task
     total = n_train + n_test  # the pairs of the file or task, --val counted
     if args.val and args.val >= n_train:
         return (f"--val {args.val} would hold out all {n_train} training pairs of {name}; "
@@ -633,7 +634,7 @@ def _run_holding(args):
             print(f"error: --load: {problem}", file=sys.stderr)
             return 2
     trainer = Trainer(model, Adam(lr=args.lr))
-    name = args.data or args.task
+    name = printable(args.data) if args.data else args.task
     trainer.settings = recorded_paths(
         {k: getattr(args, k) for k in RUN_SETTINGS + LATER_RUN_SETTINGS + RESUMED_DEFAULTS},
         ("save", "plot", "attention_plot"), args.checkpoint)
@@ -695,7 +696,7 @@ def _run_holding(args):
                 rows = show_rows[:3] if len(show_rows) else np.arange(min(3, len(x_test)))
                 plot_attention_examples(model, x_test[rows], t_test[rows], id_to_char,
                                         args.reverse, path, 1)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a plot is never worth the model and checkpoint
             print(f"warning: could not write the plot {flag(dest)} {path} ({exc}); the model "
                   "and checkpoint are not affected", file=sys.stderr)
             return False
@@ -705,7 +706,7 @@ def _run_holding(args):
         """--save: the model as it is now (``accuracy``: its test accuracy, None
         when not measured); whether it was written."""
         try:
-            path = model.save_params(args.save, vocab=id_to_char, task=name,
+            path = model.save_params(args.save, vocab=id_to_char, task=args.data or args.task,
                                      reverse=args.reverse, data_seed=args.data_seed,
                                      data_sha256=args.data_sha256, accuracy=accuracy,
                                      question_width=int(x_train.shape[1]),

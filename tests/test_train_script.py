@@ -349,6 +349,52 @@ def test_text_file_alone_trains_on_that_file(script, capsys):
     assert out.startswith("SimpleRnnlm on book.txt: 499 training tokens, vocabulary 6,")
 
 
+BOOK_RUN = ["--corpus-size", "500", "--batch-size", "4", "--time-size", "5", "--hidden-size",
+            "8", "--wordvec-size", "8", "--epochs", "1"]
+
+
+def test_a_text_file_whose_name_is_not_utf8_trains_and_draws(script, capsys):
+    """A Latin-1 name (café.txt written on an old system): the title of the
+    plot and the first line took it as it is, and failed after training."""
+    name = os.fsdecode(b"caf\xe9.txt")  # 'caf\udce9.txt'
+    try:
+        Path(name).write_text("the cat sat on the mat . " * 200)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes only UTF-8 names")
+    assert script.main(["--text-file", name, *BOOK_RUN, "--plot", "p.png"]) == 0
+    assert capsys.readouterr().out.startswith("SimpleRnnlm on caf\ufffd.txt: 499 training")
+    assert Path("p.png").stat().st_size > 1000
+
+
+def test_a_text_too_large_for_memory_is_refused_before_reading(script, capsys, monkeypatch):
+    Path("book.txt").write_text("the cat sat on the mat . " * 200)  # 5 kB: 125 kB to read
+    monkeypatch.setattr(script, "available_bytes", lambda: 100_000)
+    assert usage_error(script, ["--text-file", "book.txt", *BOOK_RUN])
+    err = capsys.readouterr().err
+    assert "this run needs about 0 MiB of memory (text 0 MiB), but only 0 MiB is available to " \
+           "read --text-file book.txt" in err and "--ignore-memory-check" in err
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(script.text, "load_data", no_memory)
+    assert usage_error(script, ["--text-file", "book.txt", *BOOK_RUN, "--ignore-memory-check"])
+    assert "error: not enough memory to read --text-file book.txt (0 MiB; reading takes about " \
+           "25 times that); train on a part of it" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="closes the child's standard output")
+def test_a_run_whose_output_is_closed_before_it_starts_trains_and_saves(tmp_path):
+    """``>&-``: the progress lines asked a stream that was not there whether
+    it was a terminal, and the run died with its model unsaved."""
+    done = subprocess.run([sys.executable, str(SCRIPTS / "train_rnnlm.py"), *SMALL,
+                           "--save", "m.npz"], cwd=tmp_path, preexec_fn=lambda: os.close(1),
+                          env=dict(os.environ, MPLBACKEND="Agg"), stderr=subprocess.PIPE,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "m.npz").is_file()
+
+
 def test_a_text_file_is_read_whole_by_default(script, capsys):
     """--corpus-size 1000 is the PTB demo; a user's own text is not cut to 1,000 tokens."""
     Path("book.txt").write_text("the cat sat on the mat . " * 300)
