@@ -40,6 +40,7 @@ from __future__ import annotations
 import codecs
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -86,9 +87,12 @@ def read_text(path: str | os.PathLike) -> str:
     Raises:
         FileNotFoundError: the file does not exist.
         IsADirectoryError: ``path`` is a folder.
-        CorpusError: the bytes are not valid UTF-8 (the message gives the byte
-            offset and line of the first bad byte), or hold a NUL byte, or a
-            byte-order mark after the start of the file (named with its line).
+        CorpusError: the file is not text (a gzip, zip or ``.npz``, PNG or PDF
+            file by its first bytes, or another binary file by its NUL bytes);
+            the bytes are not valid UTF-8 (the message gives the byte offset and
+            line of the first bad byte, and names UTF-16 or UTF-32 when the file
+            looks like one); or a byte-order mark after the start of the file
+            (named with its line).
     """
     path = check_path(path, "path")
     try:
@@ -101,6 +105,17 @@ def read_text(path: str | os.PathLike) -> str:
         ) from err
     except IsADirectoryError as err:
         raise IsADirectoryError(f"{path} is a folder; expected a text file") from err
+    # Before decoding: read as Latin-1, any binary file "decodes", and converting
+    # it with iconv (the advice below) would only turn it into garbage text.
+    if problem := _binary_file_problem(data, path):
+        raise CorpusError(f"{path} {problem}")
+    wide = _wide_encoding(data)
+    if wide is None and (nul := data.find(b"\0")) >= 0:
+        raise CorpusError(
+            f"{path} holds a NUL byte (byte offset {nul}), which text never does, and does "
+            f"not read as UTF-16 or UTF-32 text either: it looks like a binary file, not "
+            f"text. Give a text file (UTF-8)."
+        )
     try:
         # "utf-8-sig" drops the byte-order mark some Windows editors write, which
         # would otherwise stick to the first word.
@@ -112,22 +127,23 @@ def read_text(path: str | os.PathLike) -> str:
         before = data[mark:start].decode("utf-8")  # valid up to the bad byte
         line = _line_number(before, len(before))
         bad = data[start:end]
-        # A byte-order mark of UTF-16 says what the file is; otherwise latin-1 is the
-        # common case (and any byte is valid latin-1).
-        source = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "latin1"
-        looks = " (it looks like UTF-16)" if source == "utf-16" else ""
+        # UTF-16 or UTF-32 by its byte-order mark or its NULs; otherwise latin-1 is
+        # the common case (and any byte is valid latin-1).
+        source = wide or "latin1"
+        looks = f" (it looks like {wide[:6].upper()})" if wide else ""
         raise CorpusError(
             f"{path} is not valid UTF-8{looks}: byte offset {start} (line {line}) holds "
             f"{bad!r} ({err.reason}). Re-save the file as UTF-8, e.g. "
             f"`iconv -f {source} -t utf-8 in.txt > out.txt`."
         ) from err
-    # NUL is valid UTF-8 but never in text: UTF-16 without a byte-order mark
-    # (ASCII letters with a NUL between them) or a binary file decodes "fine".
+    # NUL is valid UTF-8 but never in text: UTF-16 or UTF-32 without a byte-order
+    # mark (ASCII letters with NULs between them) decodes "fine". A binary file
+    # with a NUL was refused above, so ``wide`` names the encoding here.
     if (nul := content.find("\0")) >= 0:
         raise CorpusError(
             f"{path} holds a NUL byte (line {_line_number(content, nul)}), which text never "
-            f"does: is it a binary file, or UTF-16 without a byte-order mark? Re-save it as "
-            f"UTF-8, e.g. `iconv -f utf-16le -t utf-8 in.txt > out.txt`."
+            f"does: it looks like {wide[:6].upper()} without a byte-order mark. Re-save it "
+            f"as UTF-8, e.g. `iconv -f {wide} -t utf-8 in.txt > out.txt`."
         )
     # Only a leading byte-order mark is a mark ("utf-8-sig" dropped it); any other
     # U+FEFF is invisible and would become part of a token: refused, not guessed at.
@@ -140,6 +156,64 @@ def read_text(path: str | os.PathLike) -> str:
             f"e.g. `sed 's/\\xEF\\xBB\\xBF//g' in.txt > out.txt` (GNU sed)."
         )
     return content
+
+
+# The first bytes of files given for a text file by mistake: what the file is and
+# what to do instead ({path} is the file).
+_SIGNATURES = (
+    (b"\x1f\x8b", "a gzip file", "decompress it first, e.g. `gunzip -k {path}`"),
+    (b"PK\x03\x04", "a zip archive", "extract the text file from it first, e.g. `unzip {path}`"),
+    (b"\x93NUMPY", "a NumPy .npy file", "it holds an array; give a text file"),
+    (b"\x89PNG", "a PNG image", "give a text file"),
+    (b"%PDF-", "a PDF document", "extract its text first, e.g. `pdftotext {path} out.txt`"),
+)
+
+# Characters that text never holds (all C0 controls but tab, line ends and form
+# feeds, and DEL): binary data read as UTF-16 or UTF-32 is full of them.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def _binary_file_problem(data: bytes, path) -> str | None:
+    """What ``data`` is when its first bytes say it is a binary file, or None."""
+    for signature, what, advice in _SIGNATURES:
+        if data.startswith(signature):
+            if signature == b"PK\x03\x04" and path.suffix.lower() == ".npz":
+                what, advice = "a NumPy .npz file (a zip archive of arrays)", (
+                    "it holds arrays (a saved model, say); give a text file")
+            return f"looks like {what}, not text: {advice.format(path=path)}"
+    return None
+
+
+def _wide_encoding(data: bytes) -> str | None:
+    """``"utf-32"`` or ``"utf-16"`` (by a byte-order mark), ``"utf-32le"``,
+    ``"utf-32be"``, ``"utf-16le"`` or ``"utf-16be"`` (text without one), or None.
+
+    The names are iconv's. Only a file with NUL bytes is tried without a mark:
+    UTF-16 of non-Latin text may have none, but then it cannot be told from
+    binary data either.
+    """
+    # UTF-32 first: its little-endian mark (ff fe 00 00) begins with UTF-16's (ff fe).
+    for mark, name in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                       (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(mark):
+            return name
+    if b"\0" not in data:
+        return None
+    # UTF-32 first again: ASCII in UTF-32 also reads as UTF-16 (with U+0000 between
+    # the letters), but not the other way round (its units would pass U+10FFFF).
+    # UTF-16 reads either way (h\0 is U+0068 or U+6800), so the NULs say which end
+    # comes first: after the letters (odd offsets) in little-endian.
+    utf16 = ("utf-16le", "utf-16be")
+    if data[0::2].count(0) > data[1::2].count(0):
+        utf16 = utf16[::-1]
+    for name in ("utf-32le", "utf-32be", *utf16):
+        try:
+            content = data.decode(name)
+        except UnicodeDecodeError:  # odd length, a lone surrogate, past U+10FFFF
+            continue
+        if not _CONTROL.search(content):
+            return name
+    return None
 
 
 def tokenize(content: str, level: str = "word") -> list[str]:

@@ -141,8 +141,11 @@ def _pick(scores, temperature, top_k, rng):
         # k-th value (a ">= k-th score" threshold would admit all the ties).
         ids = np.sort(np.argpartition(scores, -top_k)[-top_k:])
         scores = scores[ids]
-    # Subtract the max before dividing: no overflow even for a tiny temperature.
-    p = np.exp((scores - top) / temperature)  # the top k hold the max too
+    # Subtract the max before dividing: the largest score gives exp(0) = 1 however
+    # tiny the temperature. The others may overflow to -inf (1e-320 divides by
+    # almost nothing), which is exactly right: exp(-inf) = 0, greedy in the limit.
+    with np.errstate(over="ignore"):
+        p = np.exp((scores - top) / temperature)  # the top k hold the max too
     # Inverse-CDF sampling (what rng.choice(p=...) does, without its checks).
     cdf = np.cumsum(p)
     i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))

@@ -20,6 +20,7 @@ import difflib
 import math
 import os
 import sys
+import unicodedata
 import warnings
 
 # Running "python scripts/generate_text.py" from a clone puts scripts/ (not the
@@ -98,9 +99,9 @@ def build_parser():
                         "more than the memory available; takes no --temperature, --top-k or "
                         "--seed) (default: sample)")
     p.add_argument("--stop", default=None, metavar="TOKEN",
-                   help="stop after this token is produced; escapes such as '\\n' are "
-                        "understood, and at word level '\\n' means <eos> (default: run for "
-                        "--length tokens)")
+                   help="stop after this token (one character at char level) is produced; "
+                        "escapes such as '\\n' are understood, and at word level '\\n' means "
+                        "<eos> (default: run for --length tokens)")
     return p
 
 
@@ -137,7 +138,9 @@ def load_model(path):
     ``vocab`` is the list of tokens the model knows (id -> token). The
     file's arrays are checked against the sizes its config claims before
     the model is built. Raises :class:`UsageError` for a missing,
-    unreadable, inconsistent or incomplete file.
+    unreadable, inconsistent or incomplete file. A file that does not record
+    its level and whose tokens are all single characters is read at char
+    level, with a ``notice:`` line on stderr saying so.
     """
     try:
         is_checkpoint = load_npz_meta(path).get("format") == CHECKPOINT_FORMAT
@@ -175,7 +178,17 @@ def load_model(path):
     # A model trained on the start of a corpus (train_rnnlm.py --corpus-size) may
     # know only the first V ids of the corpus' vocabulary.
     vocab = vocab[:V]
-    level = meta.get("level") or _guess_level(vocab)
+    level = meta.get("level")
+    if not level:
+        level = _guess_level(vocab)
+        if level == "char":
+            # Only this guess can be wrong: a vocabulary of words that are all one
+            # character long (digits, say) looks the same; <eos> or a longer token
+            # leaves no doubt. Said once, so that a refused " " has its reason.
+            print(f"notice: {path} does not record its token level: guessed char level, "
+                  f"since every token is one character and none is {EOS}; if the tokens "
+                  f"are words, record it with model.save_params(path, vocab=..., "
+                  f"level=\"word\")", file=sys.stderr)
     if level not in ("word", "char"):
         raise UsageError(f"{path}: unknown token level {level!r} in the metadata")
     return model, vocab, level
@@ -218,9 +231,22 @@ def encode_prompt(tokens, vocab, level):
     return ids
 
 
-def _unknown_message(token, vocab, level):
+def _unknown_message(token, vocab, level, escapes=False):
+    """Why ``token`` (a prompt's, or ``--stop``'s when ``escapes``) cannot be encoded."""
     what = "character" if level == "char" else "word"
     message = f"the {what} {token!r} is not in the model's vocabulary ({len(vocab)} tokens)"
+    if form := _other_form(token, vocab, level):
+        # é typed precomposed (NFC, as most keyboards) and a model of e + U+0301 (NFD,
+        # as some macOS files) look the same but are different tokens.
+        name, known = form
+        if not escapes:
+            how = f"give the text in {name} form, e.g. with unicodedata.normalize({name!r}, text)"
+        elif level == "char" and len(known) > 1:  # --stop takes one character
+            how = f"stop at its last character, --stop {ascii(known[-1])}"
+        else:
+            how = f"--stop {ascii(known)}"
+        return (f"{message}; the model knows it as {_spell(known)} (another Unicode form): "
+                f"{how}")
     close = difflib.get_close_matches(token, vocab, n=5, cutoff=0.6) if level == "word" else []
     if close:
         message += "; close known words: " + ", ".join(close)
@@ -228,6 +254,23 @@ def _unknown_message(token, vocab, level):
         known = [t for t in vocab if t != EOS][:10]
         message += "; some known " + what + "s: " + ", ".join(repr(t) for t in known)
     return message
+
+
+def _other_form(token, vocab, level):
+    """``(name, form)``: ``token`` in the normal form ("NFC" or "NFD") the model
+    knows (every character of it, at char level), or None."""
+    known = set(vocab)
+    for name in ("NFC", "NFD"):
+        form = unicodedata.normalize(name, token)
+        if form != token and (form in known if level == "word" else set(form) <= known):
+            return name, form
+    return None
+
+
+def _spell(chars):
+    """``chars`` one by one, marks and invisible ones by code point: "e + U+0301"."""
+    return " + ".join(c if c.isprintable() and unicodedata.category(c)[0] not in "MC"
+                      and unicodedata.category(c) != "Sk" else f"U+{ord(c):04X}" for c in chars)
 
 
 def default_start(vocab, level):
@@ -241,6 +284,26 @@ def stop_token(stop, level):
     if level == "word" and token == "\n":
         token = EOS
     return token
+
+
+def stop_id_of(stop, vocab, level):
+    """The id of ``--stop`` in ``vocab``; :class:`UsageError` for one the model cannot produce."""
+    token = stop_token(stop, level)
+    if level == "char" and len(token) != 1:
+        # "\r\n", or an emoji of several code points, is several tokens: generation
+        # stops after one token, so it could never stop "after" them.
+        message = f"--stop must be one character at character level, got {len(token)}"
+        if token:
+            message += f": {token!r} ({_spell(token)})"
+        if (form := _other_form(token, vocab, level)) and len(form[1]) == 1:
+            message += (f"; the model knows it as {_spell(form[1])} (another Unicode "
+                        f"form): --stop {ascii(form[1])}")
+        elif token and token[-1] in vocab:
+            message += f"; stop at one of them, e.g. the last: --stop {ascii(token[-1])}"
+        raise UsageError(message)
+    if token not in vocab:
+        raise UsageError(f"--stop: {_unknown_message(token, vocab, level, escapes=True)}")
+    return vocab.index(token)
 
 
 def beam_search_bytes(model, width, length):
@@ -303,6 +366,29 @@ def detokenize(tokens, level):
     return "".join(out)
 
 
+def writable(text, stream):
+    """``text`` with the characters that ``stream``'s encoding cannot hold written
+    as backslash escapes (``\\U0001f600``), and a ``warning:`` line on stderr
+    saying so; ``text`` itself when it can be written as it is.
+
+    Without this a model of emoji or accents on an ASCII (or cp1252) terminal
+    would end in a UnicodeEncodeError, its whole sample lost.
+    """
+    encoding = getattr(stream, "encoding", None)
+    if not encoding:
+        return text
+    try:
+        text.encode(encoding, getattr(stream, "errors", None) or "strict")
+    except UnicodeEncodeError:
+        print(f"warning: the output's encoding ({encoding}) cannot hold some characters of "
+              f"the text; they are written as backslash escapes (\\xe9, \\U0001f600). For "
+              f"the characters themselves, run with PYTHONIOENCODING=utf-8", file=sys.stderr)
+        return text.encode(encoding, "backslashreplace").decode(encoding)
+    except LookupError:  # an encoding or error handler Python does not know: as before
+        pass
+    return text
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -317,10 +403,7 @@ def main(argv=None):
         start_ids = encode_prompt(prompt, vocab, level)
         stop_id = None
         if args.stop is not None:
-            token = stop_token(args.stop, level)
-            if token not in vocab:
-                raise UsageError(f"--stop: {_unknown_message(token, vocab, level)}")
-            stop_id = vocab.index(token)
+            stop_id = stop_id_of(args.stop, vocab, level)
         if args.top_k is not None and args.top_k > len(vocab):
             raise UsageError(f"--top-k {args.top_k} is larger than the vocabulary "
                              f"({len(vocab)} tokens)")
@@ -344,6 +427,7 @@ def main(argv=None):
             ids = generate(model, start_ids, args.length, temperature=args.temperature,
                            top_k=args.top_k, stop_id=stop_id, rng=args.seed)
         text = detokenize(shown + [vocab[i] for i in ids], level)
+        text = writable(text, sys.stdout)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
     except FloatingPointError as exc:

@@ -1,0 +1,241 @@
+"""Fixes from an audit of generation and of reading text files: a terminal that
+cannot show the sample's characters, a guessed token level, --stop and prompts
+in another Unicode form, a tiny temperature's warning, and binary or UTF-32
+files given as text."""
+
+import gzip
+import io
+import os
+import subprocess
+import sys
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets import text
+from models import SimpleRnnlm, generate
+from models.generate import _pick
+
+from script_loader import load_script
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "generate_text.py"
+
+
+def model_file(path, vocab, **meta):
+    """A small untrained SimpleRnnlm saved with ``vocab`` (and ``level=`` if given)."""
+    SimpleRnnlm(len(vocab), 3, 4, seed=0).save_params(path, vocab=vocab, **meta)
+    return str(path)
+
+
+# -- 1. characters the output's encoding cannot hold -------------------------------------------
+
+
+def test_an_ascii_terminal_gets_backslash_escapes_and_one_warning(tmp_path):
+    """The emoji model on PYTHONIOENCODING=ascii: a UnicodeEncodeError traceback."""
+    path = model_file(tmp_path / "m.npz", ["😀", "é", "a"], level="char")
+
+    def run(encoding):
+        env = dict(os.environ, PYTHONIOENCODING=encoding, OMP_NUM_THREADS="1",
+                   OPENBLAS_NUM_THREADS="1")
+        return subprocess.run([sys.executable, str(SCRIPT), "--model", path, "--length", "20",
+                               "--seed", "3"], env=env, capture_output=True, timeout=60)
+
+    plain, ascii_only = run("utf-8"), run("ascii")
+    assert plain.returncode == 0 and plain.stderr == b""
+    assert ascii_only.returncode == 0, ascii_only.stderr.decode()
+    out = ascii_only.stdout.decode("ascii")
+    assert "\\U0001f600" in out or "\\xe9" in out
+    assert out.encode().decode("unicode_escape") == plain.stdout.decode("utf-8")
+    err = ascii_only.stderr.decode()
+    assert err.startswith("warning: ") and err.count("\n") == 1
+    assert "backslash escapes" in err and "PYTHONIOENCODING=utf-8" in err
+
+
+def test_an_output_that_holds_every_character_is_written_as_it_is(tmp_path, capsys,
+                                                                   monkeypatch):
+    path = model_file(tmp_path / "m.npz", ["😀", "é", "a"], level="char")
+    script = load_script("generate_text")
+    argv = ["--model", path, "--length", "20", "--seed", "3"]
+    assert script.main(argv) == 0
+    expected = capsys.readouterr().out
+    for encoding in ("utf-8", "latin-1", "ascii"):
+        raw = io.BytesIO()
+        stdout = io.TextIOWrapper(raw, encoding=encoding, newline="")
+        monkeypatch.setattr(sys, "stdout", stdout)
+        assert script.main(argv) == 0
+        stdout.flush()
+        err = capsys.readouterr().err
+        written = raw.getvalue().decode(encoding)
+        try:
+            expected.encode(encoding)
+        except UnicodeEncodeError:
+            assert err.count("warning: ") == 1
+            assert written == expected.encode(encoding, "backslashreplace").decode(encoding)
+        else:
+            assert err == "" and written == expected
+
+
+# -- 2. a guessed token level ------------------------------------------------------------------
+
+
+def test_a_guessed_char_level_is_said_with_how_to_record_the_level(tmp_path, capsys):
+    """Digits saved from Python without level=: ' ' was refused without a reason."""
+    script = load_script("generate_text")
+    guessed = model_file(tmp_path / "digits.npz", list("0123456789"))
+    assert script.main(["--model", guessed, "--start", "1 2", "--length", "3"]) == 2
+    err = capsys.readouterr().err
+    notices = [line for line in err.splitlines() if line.startswith("notice: ")]
+    assert len(notices) == 1
+    assert "guessed char level" in notices[0] and "every token is one character" in notices[0]
+    assert 'save_params(path, vocab=..., level="word")' in notices[0]
+    assert "error: the character ' ' is not in the model's vocabulary" in err
+
+    recorded = model_file(tmp_path / "words.npz", list("0123456789"), level="word")
+    assert script.main(["--model", recorded, "--start", "1 2", "--length", "3"]) == 0
+    assert capsys.readouterr().err == ""
+    # <eos> or a longer token leaves no doubt: nothing to say.
+    certain = model_file(tmp_path / "eos.npz", ["<eos>", "1", "2"])
+    assert script.main(["--model", certain, "--start", "1 2", "--length", "3"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+# -- 3. --stop of several code points, another Unicode form ------------------------------------
+
+NFD_VOCAB = ["a", "e", "\u0301", "\r", "\n"]  # é as e + combining acute accent
+NFC_VOCAB = ["a", "\u00e9", "\r", "\n"]  # é precomposed
+
+
+@pytest.mark.parametrize("stop, shown", [
+    ("\\r\\n", "got 2: '\\r\\n' (U+000D + U+000A); stop at one of them, e.g. the last: "
+               "--stop '\\n'"),
+    ("\U0001f44d\U0001f3fd", "got 2: '\U0001f44d\U0001f3fd' (\U0001f44d + U+1F3FD)"),
+])
+def test_a_stop_of_several_characters_is_refused_as_such(tmp_path, capsys, stop, shown):
+    path = model_file(tmp_path / "m.npz", NFD_VOCAB, level="char")
+    assert load_script("generate_text").main(["--model", path, "--stop", stop]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --stop must be one character at character level, {shown}\n"
+
+
+@pytest.mark.parametrize("vocab, argv, message", [
+    # a prompt typed precomposed, a model of decomposed characters, and back
+    (NFD_VOCAB, ["--start", "a\u00e9"],
+     "the character 'é' is not in the model's vocabulary (5 tokens); the model knows it as "
+     "e + U+0301 (another Unicode form): give the text in NFD form"),
+    (NFC_VOCAB, ["--start", "ae\u0301"],
+     "the character 'e' is not in the model's vocabulary (4 tokens)"),  # no other form of 'e'
+    (NFD_VOCAB, ["--stop", "\\u00e9"],
+     "--stop: the character 'é' is not in the model's vocabulary (5 tokens); the model knows "
+     "it as e + U+0301 (another Unicode form): stop at its last character, --stop '\\u0301'"),
+    (NFC_VOCAB, ["--stop", "e\\u0301"],
+     "--stop must be one character at character level, got 2: 'e\u0301' (e + U+0301); the "
+     "model "
+     "knows it as é (another Unicode form): --stop '\\xe9'"),
+])
+def test_a_character_in_another_unicode_form_is_named(tmp_path, capsys, vocab, argv, message):
+    path = model_file(tmp_path / "m.npz", vocab, level="char")
+    assert load_script("generate_text").main(["--model", path, *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_word_in_another_unicode_form_is_named(tmp_path, capsys):
+    path = model_file(tmp_path / "m.npz", ["<eos>", "caf\u00e9", "au", "lait"], level="word")
+    script = load_script("generate_text")
+    assert script.main(["--model", path, "--start", "cafe\u0301 au"]) == 2
+    assert ("the model knows it as c + a + f + é (another Unicode form): give the text in NFC "
+            "form") in capsys.readouterr().err
+    # The stop suggested is one the script takes.
+    assert script.main(["--model", path, "--stop", "cafe\\u0301", "--length", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("--stop 'caf\\xe9'\n")
+    assert script.main(["--model", path, "--stop", "caf\\xe9", "--length", "3"]) == 0
+
+
+# -- 4. a tiny temperature ---------------------------------------------------------------------
+
+
+def test_a_temperature_near_zero_is_greedy_without_a_warning():
+    scores = np.array([1.0, 3.0, 2.5, -4.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "overflow encountered in divide" was printed
+        for temperature in (1e-320, 5e-324, 1e-300):
+            assert _pick(scores, temperature, None, np.random.default_rng(0)) == 1
+            assert _pick(scores, temperature, 2, np.random.default_rng(0)) == 1
+        model = SimpleRnnlm(6, 3, 4, seed=0)
+        assert generate(model, [0], 8, temperature=1e-320) == generate(model, [0], 8,
+                                                                       temperature=0)
+
+
+# -- 5. binary and UTF-32 files given as text --------------------------------------------------
+
+
+def zip_bytes():
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w") as archive:
+        archive.writestr("book.txt", "a b c\n")
+    return raw.getvalue()
+
+
+def npz_bytes():
+    raw = io.BytesIO()
+    np.savez(raw, x=np.arange(10))
+    return raw.getvalue()
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("book.txt.gz", gzip.compress(b"a b c\n" * 20),
+     r"looks like a gzip file, not text: decompress it first, e\.g\. `gunzip -k .*book\.txt\.gz`"),
+    ("book.zip", zip_bytes(), "looks like a zip archive, not text: extract the text file"),
+    ("model.npz", npz_bytes(), r"looks like a NumPy \.npz file \(a zip archive of arrays\), "
+                               "not text"),
+    ("plot.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "looks like a PNG image, not text"),
+    ("paper.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n",
+     "looks like a PDF document, not text: extract its text first"),
+    ("ids.bin", np.arange(300, dtype=np.int32).tobytes(),
+     r"holds a NUL byte \(byte offset 0\).*not read as UTF-16 or UTF-32.*looks like a binary "
+     "file, not text"),
+    ("mixed.bin", b"abc\x00\x01\xff\xfe def", "looks like a binary file, not text"),
+], ids=["gzip", "zip", "npz", "png", "pdf", "int32-array", "nul-and-bad-utf8"])
+def test_a_binary_file_is_called_binary_not_latin1(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(text.CorpusError, match=message) as info:
+        text.load_data(path)
+    assert str(path) in str(info.value)
+    assert "iconv" not in str(info.value) and "latin" not in str(info.value)
+
+
+@pytest.mark.parametrize("encoding, source", [
+    ("utf-32", "utf-32"),  # with a byte-order mark (ff fe 00 00 begins like UTF-16's)
+    ("utf-32-le", "utf-32le"),
+    ("utf-32-be", "utf-32be"),
+])
+def test_utf32_is_named_utf32(tmp_path, encoding, source):
+    path = tmp_path / "t.txt"
+    path.write_bytes("hello world, caf\u00e9 \U0001f600\n".encode(encoding))
+    with pytest.raises(text.CorpusError, match="UTF-32") as info:
+        text.load_data(path)
+    assert f"iconv -f {source} -t utf-8" in str(info.value)
+    assert "UTF-16" not in str(info.value)
+
+
+@pytest.mark.parametrize("encoding, source", [
+    ("utf-16", "utf-16"), ("utf-16-le", "utf-16le"), ("utf-16-be", "utf-16be"),
+])
+def test_utf16_is_still_named_utf16(tmp_path, encoding, source):
+    path = tmp_path / "t.txt"
+    path.write_bytes("hello world\n".encode(encoding))
+    with pytest.raises(text.CorpusError, match="UTF-16") as info:
+        text.load_data(path)
+    assert f"iconv -f {source} -t utf-8" in str(info.value)
+
+
+def test_text_that_begins_like_a_signature_is_still_text(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("PK is a word\n%PDF too\n", encoding="utf-8")
+    corpus, word_to_id, _ = text.load_data(path)
+    assert list(word_to_id)[:2] == ["PK", "is"] and corpus.size == 8
