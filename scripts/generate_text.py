@@ -391,6 +391,10 @@ def writable(text, stream):
 
 def main(argv=None):
     args = parse_args(argv)
+    if sys.stdout is None:  # closed before the start (>&-): refused before the work
+        print("error: standard output is closed, so the text could go nowhere; write it to "
+              "a file (> out.txt) or a pipe", file=sys.stderr)
+        return 1
     try:
         model, vocab, level = load_model(args.model)
         if args.start is not None:

@@ -55,6 +55,17 @@ def test_an_ascii_terminal_gets_backslash_escapes_and_one_warning(tmp_path):
     assert "backslash escapes" in err and "PYTHONIOENCODING=utf-8" in err
 
 
+@pytest.mark.skipif(os.name != "posix", reason="closes the child's standard output")
+def test_a_closed_standard_output_is_said_before_the_work(tmp_path):
+    """``>&-``: an AttributeError on writing, after generating."""
+    path = model_file(tmp_path / "m.npz", ["a", "b", "\n"], level="char")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--model", path, "--length", "5"],
+                          preexec_fn=lambda: os.close(1), stderr=subprocess.PIPE, text=True,
+                          timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: standard output is closed")
+
+
 def test_an_output_that_holds_every_character_is_written_as_it_is(tmp_path, capsys,
                                                                    monkeypatch):
     path = model_file(tmp_path / "m.npz", ["😀", "é", "a"], level="char")
