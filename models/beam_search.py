@@ -12,7 +12,9 @@ result is the exact most likely one.
 A beam that produced ``stop_id`` is finished: it stays among the
 candidates with its total unchanged (extended only by ``stop_id`` again, at
 no cost), and competes with the unfinished ones by total log probability
-(no length normalisation).
+(no length normalisation). Since a total only falls as a beam grows, a
+finished best beam stays the best: the search stops once the best beam of
+every question is finished.
 
 Everything is batched: ``N`` questions with ``k`` beams each are ``N * k``
 rows of one decoder batch. The decoder follows the protocol of
@@ -70,9 +72,12 @@ def beam_search(decoder, start_ids, sample_size: int, beam_width: int,
         stop_id: an id that ends a sequence (None: all run ``sample_size`` steps).
 
     Returns:
-        ids ``(N, sample_size)`` of the best beam of each question (after a
-        ``stop_id``, the rest of the row is ``stop_id``). The decoder is left
-        with the state of those best beams (``N`` rows).
+        ids ``(N, sample_size)`` (int64) of the best beam of each question
+        (after a ``stop_id``, the rest of the row is ``stop_id``). The decoder
+        is left with the state of those best beams (``N`` rows) after all the
+        ids it was fed: all but the last id searched. With ``stop_id``, the
+        search ends at the step where the best beam of every question is
+        finished; the ``stop_id`` filling the rows after it are not fed.
     """
     sample_size = check_count("sample_size", sample_size, 0)
     beam_width = check_count("beam_width", beam_width, 1)
@@ -87,8 +92,14 @@ def beam_search(decoder, start_ids, sample_size: int, beam_width: int,
     total = np.full((N, k), -np.inf)
     total[:, 0] = 0.0
     finished = np.zeros((N, k), dtype=bool)
-    history = np.zeros((N, k, 0), dtype=np.int64)
-    for _ in range(sample_size):
+    # Back-pointers: at step t, beam j of question n became beam parents[t, n, j]
+    # of step t - 1 followed by the id words[t, n, j]. (Copying every beam's whole
+    # sequence at each step made the search quadratic in sample_size.) np.empty:
+    # the steps after an early stop are never written, nor their pages touched.
+    words = np.empty((sample_size, N, k), dtype=np.int64)
+    parents = np.empty((sample_size, N, k), dtype=np.int64)
+    steps = 0
+    for t in range(sample_size):
         logp = _log_softmax64(decoder.step(xp.asarray(ids)))
         V = logp.shape[1]
         if stop_id is not None and stop_id >= V:
@@ -103,16 +114,30 @@ def beam_search(decoder, start_ids, sample_size: int, beam_width: int,
         best = np.argsort(-candidates, axis=1, kind="stable")[:, :k]
         beam, word = best // V, best % V
         total = np.take_along_axis(candidates, best, axis=1)
-        history = np.concatenate(
-            [np.take_along_axis(history, beam[:, :, None], axis=1), word[:, :, None]], axis=2)
+        words[t], parents[t] = word, beam
+        steps = t + 1
         finished = np.take_along_axis(finished, beam, axis=1)
-        if stop_id is not None:
-            finished |= word == stop_id
         decoder.select(xp.asarray((np.arange(N)[:, None] * k + beam).reshape(-1)))
         ids = word.reshape(-1)
-    # Beams are sorted by total: beam 0 is the best of each question.
+        if stop_id is not None:
+            finished |= word == stop_id
+            # An extension only lowers a total, and a finished beam keeps its own and,
+            # as beam 0, wins ties: once the best beam of every question is finished,
+            # it stays the best, followed by stop_id alone. (Not at a total of -inf or
+            # NaN, every id ruled out: ties among those go to the lowest id, not stop_id.)
+            if finished[:, 0].all() and np.isfinite(total[:, 0]).all():
+                break
+    # Beams are sorted by total: beam 0 is the best of each question. Its ids, last
+    # to first, by following the back-pointers (one step of all N questions at a time).
     decoder.select(xp.asarray(np.arange(N) * k))
-    return history[:, 0]
+    out = np.empty((N, sample_size), dtype=np.int64)
+    if steps < sample_size:  # stopped early: what the best beams would go on with
+        out[:, steps:] = stop_id
+    rows, j = np.arange(N), np.zeros(N, dtype=np.int64)
+    for t in range(steps - 1, -1, -1):
+        out[:, t] = words[t, rows, j]
+        j = parents[t, rows, j]
+    return out
 
 
 class _LanguageModelDecoder:

@@ -1,7 +1,9 @@
 """Beam search: on models small enough to score every possible output, a
 beam as wide as the number of prefixes finds the exact most likely sequence
 (where greedy decoding does not always); a width of 1 is greedy decoding;
-the language models' beam search likewise, with and without a stop id."""
+on scripted decoders, the ids of the search as first written (tie for tie)
+and no step after the best beams finished; the language models' beam search
+likewise, with and without a stop id."""
 
 import itertools
 
@@ -11,7 +13,7 @@ import pytest
 from common.functions import log_softmax
 from models import Rnnlm, RnnlmGen
 from models.attention_seq2seq import AttentionSeq2seq
-from models.beam_search import beam_search, beam_search_lm
+from models.beam_search import _log_softmax64, beam_search, beam_search_lm
 from models.peeky_seq2seq import PeekySeq2seq
 from models.seq2seq import Seq2seq
 
@@ -124,6 +126,194 @@ def test_beam_keeps_the_attention_weights_of_the_best_beam():
     model.forward(xs, np.concatenate([np.ones((4, 1), int), ids], axis=1))
     for a, b in zip(weights, model.decoder.attention.attention_weights, strict=False):
         np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+# --- the search itself, on scripted decoders ---------------------------------------------------
+
+
+class TableDecoder:
+    """The decoder protocol (``step``, ``select``) over a table of scores ``(S, V)``:
+    a row's scores are the table's row at a hash of the ids it was fed (question
+    ``n`` starts at hash ``n``), so that every beam has scores of its own."""
+
+    def __init__(self, table, N):
+        self.table = table
+        self.hash = np.arange(N, dtype=np.int64)  # one per row of the decoder's batch
+        self.steps = 0
+
+    def step(self, ids):
+        self.steps += 1
+        self.hash = feed(self.hash, ids, len(self.table))
+        return self.table[self.hash]
+
+    def select(self, rows):
+        self.hash = self.hash[rows]
+
+
+def feed(hashes, ids, S):
+    return (hashes * 31 + np.asarray(ids) + 7) % S
+
+
+def score_table(seed, V, all_ruled_out=False):
+    """Random scores with many ties (small integers) and ids ruled out (-inf), at
+    least one id left in each row unless ``all_ruled_out`` (a few rows with none)."""
+    rng = np.random.default_rng(seed)
+    table = rng.integers(-3, 1, size=(997, V)).astype(np.float64)
+    table[rng.random(table.shape) < 0.2] = -np.inf
+    table[np.arange(len(table)), rng.integers(0, V, len(table))] = rng.integers(-3, 1)
+    if all_ruled_out:
+        table[rng.random(len(table)) < 0.05] = -np.inf
+    return table
+
+
+def copying_beam_search(decoder, start_ids, sample_size, beam_width, stop_id=None):
+    """The search as first written, the reference: every beam's whole sequence
+    copied at each step (quadratic in sample_size), all sample_size steps run."""
+    start_ids = np.asarray(start_ids).reshape(-1)
+    N, k = start_ids.size, beam_width
+    decoder.select(np.repeat(np.arange(N), k))
+    ids = np.repeat(start_ids, k)
+    total = np.full((N, k), -np.inf)
+    total[:, 0] = 0.0
+    finished = np.zeros((N, k), dtype=bool)
+    history = np.zeros((N, k, 0), dtype=np.int64)
+    for _ in range(sample_size):
+        logp = _log_softmax64(decoder.step(ids))
+        V = logp.shape[1]
+        logp = logp.reshape(N, k, V)
+        if stop_id is not None and finished.any():
+            logp[finished] = -np.inf
+            logp[finished, stop_id] = 0.0
+        candidates = (total[:, :, None] + logp).reshape(N, k * V)
+        best = np.argsort(-candidates, axis=1, kind="stable")[:, :k]
+        beam, word = best // V, best % V
+        total = np.take_along_axis(candidates, best, axis=1)
+        history = np.concatenate(
+            [np.take_along_axis(history, beam[:, :, None], axis=1), word[:, :, None]], axis=2)
+        finished = np.take_along_axis(finished, beam, axis=1)
+        if stop_id is not None:
+            finished |= word == stop_id
+        decoder.select((np.arange(N)[:, None] * k + beam).reshape(-1))
+        ids = word.reshape(-1)
+    decoder.select(np.arange(N) * k)
+    return history[:, 0]
+
+
+@pytest.mark.parametrize("all_ruled_out", [False, True], ids=["scores", "rows-all-inf"])
+@pytest.mark.parametrize("stop_id", [None, 1])
+def test_back_pointers_give_the_ids_of_the_copying_search(stop_id, all_ruled_out):
+    """The same ids as the reference, tie for tie, for beams narrower and wider
+    than the candidates (-inf ones then among the beams); the decoder is left
+    with the best beam's state after all its ids but the last searched."""
+    N, V, stopped_early = 4, 5, 0
+    for seed, width, length in itertools.product(range(4), (1, 2, 3, 7), (0, 1, 2, 5, 30)):
+        table = score_table(seed, V, all_ruled_out)
+        starts = np.random.default_rng(seed).integers(0, V, N)
+        reference, decoder = TableDecoder(table, N), TableDecoder(table, N)
+        with np.errstate(invalid="ignore"):  # rows all -inf: NaN log-probabilities
+            expected = copying_beam_search(reference, starts, length, width, stop_id)
+            got = beam_search(decoder, starts, length, width, stop_id)
+        case = (seed, width, length)
+        assert got.shape == (N, length) and got.dtype == np.int64, case
+        np.testing.assert_array_equal(got, expected, err_msg=str(case))
+        hashes = np.arange(N)
+        for ids in np.concatenate([starts[:, None], got], axis=1).T[:decoder.steps]:
+            hashes = feed(hashes, ids, len(table))
+        np.testing.assert_array_equal(decoder.hash, hashes, err_msg=str(case))
+        if stop_id is None:
+            assert decoder.steps == length, case
+        stopped_early += decoder.steps < length
+    assert stopped_early >= (0 if stop_id is None else 10)  # early stops were tried
+
+
+class ScriptedDecoder:
+    """Question ``n``'s best id is 0 until step ``finish[n]`` (counted from 0), where
+    it is ``stop_id`` (2); id 1 is a little less likely, and the stop_id too
+    before its step: the other beams are unfinished sequences of 0s and 1s."""
+
+    def __init__(self, finish):
+        self.finish = np.asarray(finish)
+        self.question = np.arange(len(finish))
+        self.steps = 0
+
+    def step(self, ids):
+        scores = np.tile([0.0, -1.0, -2.0], (len(ids), 1))
+        done = self.steps >= self.finish[self.question]
+        scores[done] = [-3.0, -1.0, 0.0]
+        self.steps += 1
+        return scores
+
+    def select(self, rows):
+        self.question = self.question[rows]
+
+
+def test_the_search_ends_once_the_best_beam_of_every_question_is_finished():
+    """A finished best beam stays the best (a total only falls as a beam grows):
+    no step after the one where the last question's best beam finished."""
+    finish = [0, 3, 1]
+    expected = np.full((3, 1000), 2)
+    for n, f in enumerate(finish):
+        expected[n, :f] = 0
+    for width in (1, 2, 3, 5):
+        reference, decoder = ScriptedDecoder(finish), ScriptedDecoder(finish)
+        np.testing.assert_array_equal(copying_beam_search(reference, np.zeros(3, int), 1000,
+                                                          width, stop_id=2), expected)
+        got = beam_search(decoder, np.zeros(3, int), 1000, width, stop_id=2)
+        np.testing.assert_array_equal(got, expected)
+        assert decoder.steps == max(finish) + 1, width
+        np.testing.assert_array_equal(decoder.question, [0, 1, 2])  # the best beams' rows
+    # Without a stop id every step is searched.
+    decoder = ScriptedDecoder(finish)
+    beam_search(decoder, np.zeros(3, int), 50, 3)
+    assert decoder.steps == 50
+
+
+class PathDecoder:
+    """Scores ``scores(path)`` for each row, ``path`` the tuple of ids it was fed."""
+
+    def __init__(self, scores, N):
+        self.scores = scores
+        self.paths = [()] * N
+
+    def step(self, ids):
+        self.paths = [p + (int(i),) for p, i in zip(self.paths, ids, strict=True)]
+        return np.array([self.scores(p) for p in self.paths], dtype=np.float64)
+
+    def select(self, rows):
+        self.paths = [self.paths[r] for r in rows]
+
+
+def test_a_best_beam_finished_at_minus_inf_goes_on_as_it_did():
+    """Every id ruled out for the beams with finite totals (their log-probabilities
+    are NaN): the best beam is then the first candidate at -inf, here a finished
+    one followed by id 0, and the search goes on (a finished best beam ends the
+    search only at a finite total), giving the ids it always gave."""
+    inf = np.inf
+
+    def scores(path):
+        if path == (0,):
+            return [0.0, -inf, 0.0]  # the stop id 1 only at -inf: a finished beam at -inf
+        if path in ((0, 0), (0, 2)):
+            return [-inf, -inf, -inf]
+        return [0.0, 0.0, 0.0]
+
+    with np.errstate(invalid="ignore"):
+        expected = copying_beam_search(PathDecoder(scores, 1), [0], 4, 5, stop_id=1)
+        got = beam_search(PathDecoder(scores, 1), [0], 4, 5, stop_id=1)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got, [[1, 0, 0, 0]])
+
+
+def test_lm_beam_stops_at_the_stop_id_however_long_the_length():
+    """A language model that ends at once: one step of the model for a length
+    of 10 ** 4 (each step was searched, and the beams' sequences copied)."""
+    model = lm()
+    model.params[-1][2] = 20.0  # affine.b: the stop id 2 is by far the most likely
+    calls = []
+    predict = model.predict
+    model.predict = lambda xs: calls.append(xs.shape) or predict(xs)
+    assert beam_search_lm(model, [1, 3], 10**4, beam_width=2, stop_id=2) == [2]
+    assert calls == [(1, 1), (2, 1)]  # the prompt's first id, then the one step searched
 
 
 # --- language models --------------------------------------------------------------------------
