@@ -171,8 +171,18 @@ def test_a_gru_seq2seq_is_two_overridden_methods():
     model = GruSeq2seq(13, 5, 6, seed=0, dtype=np.float64)
     assert model.param_names[:5] == ["encoder.embed.W", "encoder.gru.Wx", "encoder.gru.Wh",
                                      "encoder.gru.bx", "encoder.gru.bh"]
-    rng = np.random.default_rng(1)
-    for p in model.params:  # weights of ordinary size (see the README)
+    xs = assert_exact_gradients(model, seed=1)
+    greedy = model.generate(xs, 1, 4)
+    np.testing.assert_array_equal(model.generate(xs, 1, 4, beam_width=1), greedy)
+    assert model.generate(xs, 1, 4, beam_width=3).shape == (3, 4)
+
+
+def assert_exact_gradients(model, seed):
+    """Check a float64 encoder-decoder of vocabulary 13 against central
+    differences, on weights of ordinary size (see the README); return the
+    questions ``(3, 4)`` it was checked on."""
+    rng = np.random.default_rng(seed)
+    for p in model.params:
         p[...] = rng.standard_normal(p.shape) * 0.5
     xs, ts = rng.integers(0, 13, (3, 4)), rng.integers(0, 13, (3, 5))
 
@@ -182,9 +192,7 @@ def test_a_gru_seq2seq_is_two_overridden_methods():
         return [g.copy() for g in model.grads]
 
     assert max(check_function(lambda: model.forward(xs, ts), backward, model.params)) < 1e-6
-    greedy = model.generate(xs, 1, 4)
-    np.testing.assert_array_equal(model.generate(xs, 1, 4, beam_width=1), greedy)
-    assert model.generate(xs, 1, 4, beam_width=3).shape == (3, 4)
+    return xs
 
 
 class RnnEncoder(Encoder):
@@ -207,17 +215,7 @@ def test_a_plain_rnn_seq2seq_too():
     # (Before: no parameter names for TimeRNN.)
     model = RnnSeq2seq(13, 5, 6, seed=0, dtype=np.float64)
     assert model.param_names[1:4] == ["encoder.rnn.Wx", "encoder.rnn.Wh", "encoder.rnn.b"]
-    rng = np.random.default_rng(2)
-    for p in model.params:
-        p[...] = rng.standard_normal(p.shape) * 0.5
-    xs, ts = rng.integers(0, 13, (3, 4)), rng.integers(0, 13, (3, 5))
-
-    def backward():
-        model.forward(xs, ts)
-        model.backward()
-        return [g.copy() for g in model.grads]
-
-    assert max(check_function(lambda: model.forward(xs, ts), backward, model.params)) < 1e-6
+    xs = assert_exact_gradients(model, seed=2)
     np.testing.assert_array_equal(model.generate(xs, 1, 4, beam_width=1),
                                   model.generate(xs, 1, 4))
 

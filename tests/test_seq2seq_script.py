@@ -224,20 +224,26 @@ def test_another_runs_checkpoint_is_not_overwritten(pairs_file, tmp_path, capsys
     assert "nothing to train: --epochs 2 counts all" in capsys.readouterr().out
 
 
-def test_sigterm_while_the_last_epoch_is_scored_still_exits_143(pairs_file, tmp_path, capsys,
-                                                                sigterm_raises):
-    """The run's files are written (it had ended), and the exit status says
-    it was asked to stop (it said 0)."""
+def terminated_while_scoring():
+    """The script, sending itself a SIGTERM each time it scores the test pairs."""
     import signal
 
     module = script()
     real = module.seq2seq_correct
 
-    def terminated_while_scoring(*args, **kwargs):
+    def scoring(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
 
-    module.seq2seq_correct = terminated_while_scoring
+    module.seq2seq_correct = scoring
+    return module
+
+
+def test_sigterm_while_the_last_epoch_is_scored_still_exits_143(pairs_file, tmp_path, capsys,
+                                                                sigterm_raises):
+    """The run's files are written (it had ended), and the exit status says
+    it was asked to stop (it said 0)."""
+    module = terminated_while_scoring()
     model = tmp_path / "m.npz"
     assert module.main(["--data", pairs_file, *SMALL, "--plot", "none",
                         "--save", str(model)]) == 143
@@ -306,16 +312,7 @@ def test_sigterm_between_epochs_finishes_the_epochs_files_then_stops(pairs_file,
     """Between two fit calls (here: while epoch 1 is scored) a SIGTERM waits
     until the epoch's checkpoint is written, then the run stops as one
     during training does: the model and plot saved, exit 143, resumable."""
-    import signal
-
-    module = script()
-    real = module.seq2seq_correct
-
-    def terminated_while_scoring(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGTERM)
-        return real(*args, **kwargs)
-
-    module.seq2seq_correct = terminated_while_scoring
+    module = terminated_while_scoring()
     ckpt, model, plot = tmp_path / "run.npz", tmp_path / "m.npz", tmp_path / "acc.png"
     argv = ["--data", pairs_file, *SMALL, "--epochs", "3", "--plot", str(plot),
             "--checkpoint", str(ckpt), "--save", str(model)]
