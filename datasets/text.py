@@ -110,11 +110,11 @@ def read_text(path: str | os.PathLike) -> str:
     if problem := _binary_file_problem(data, path):
         raise CorpusError(f"{path} {problem}")
     wide = _wide_encoding(data)
-    if wide is None and (nul := data.find(b"\0")) >= 0:
+    if wide is None and (nul := data.find(b"\0")) >= 0 and not _is_utf8(data):
         raise CorpusError(
             f"{path} holds a NUL byte (byte offset {nul}), which text never does, and does "
-            f"not read as UTF-16 or UTF-32 text either: it looks like a binary file, not "
-            f"text. Give a text file (UTF-8)."
+            f"not read as UTF-8, UTF-16 or UTF-32 text either: it looks like a binary file, "
+            f"not text. Give a text file (UTF-8)."
         )
     try:
         # "utf-8-sig" drops the byte-order mark some Windows editors write, which
@@ -137,13 +137,19 @@ def read_text(path: str | os.PathLike) -> str:
             f"`iconv -f {source} -t utf-8 in.txt > out.txt`."
         ) from err
     # NUL is valid UTF-8 but never in text: UTF-16 or UTF-32 without a byte-order
-    # mark (ASCII letters with NULs between them) decodes "fine". A binary file
-    # with a NUL was refused above, so ``wide`` names the encoding here.
+    # mark (ASCII letters with NULs between them) decodes "fine"; in UTF-8 text
+    # otherwise, a stray one is a slip (a binary file with NULs was refused above).
     if (nul := content.find("\0")) >= 0:
+        line = _line_number(content, nul)
+        if wide is None:
+            raise CorpusError(
+                f"{path} holds a NUL byte (line {line}), which text never does: remove it, "
+                f"e.g. `tr -d '\\000' < in.txt > out.txt`."
+            )
         raise CorpusError(
-            f"{path} holds a NUL byte (line {_line_number(content, nul)}), which text never "
-            f"does: it looks like {wide[:6].upper()} without a byte-order mark. Re-save it "
-            f"as UTF-8, e.g. `iconv -f {wide} -t utf-8 in.txt > out.txt`."
+            f"{path} holds a NUL byte (line {line}), which text never does: it looks like "
+            f"{wide[:6].upper()} without a byte-order mark. Re-save it as UTF-8, e.g. "
+            f"`iconv -f {wide} -t utf-8 in.txt > out.txt`."
         )
     # Only a leading byte-order mark is a mark ("utf-8-sig" dropped it); any other
     # U+FEFF is invisible and would become part of a token: refused, not guessed at.
@@ -176,12 +182,21 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 def _binary_file_problem(data: bytes, path) -> str | None:
     """What ``data`` is when its first bytes say it is a binary file, or None."""
     for signature, what, advice in _SIGNATURES:
-        if data.startswith(signature):
+        # ("%PDF-" can also begin a line of text: a PDF holds bytes that UTF-8 does not.)
+        if data.startswith(signature) and not (signature == b"%PDF-" and _is_utf8(data)):
             if signature == b"PK\x03\x04" and path.suffix.lower() == ".npz":
                 what, advice = "a NumPy .npz file (a zip archive of arrays)", (
                     "it holds arrays (a saved model, say); give a text file")
             return f"looks like {what}, not text: {advice.format(path=path)}"
     return None
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _wide_encoding(data: bytes) -> str | None:
@@ -197,7 +212,10 @@ def _wide_encoding(data: bytes) -> str | None:
                        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(mark):
             return name
-    if b"\0" not in data:
+    # UTF-16 or UTF-32 of mostly Latin text is a quarter to a half NUL bytes; a few
+    # NULs in a file of valid UTF-8 are a slip, and almost any two bytes read as
+    # some CJK letter in UTF-16: naming that reading would send the user to iconv.
+    if data.count(0) * 8 < len(data):
         return None
     # UTF-32 first again: ASCII in UTF-32 also reads as UTF-16 (with U+0000 between
     # the letters), but not the other way round (its units would pass U+10FFFF).

@@ -16,6 +16,7 @@ Problems with the file or the arguments exit with status 2 and a message.
 
 import argparse
 import codecs
+import contextlib
 import difflib
 import math
 import os
@@ -390,6 +391,9 @@ def writable(text, stream):
 
 
 def main(argv=None):
+    if sys.stderr is None:  # closed (2>&-): the notices go nowhere, never into the text
+        with open(os.devnull, "w") as nowhere, contextlib.redirect_stderr(nowhere):
+            return main(argv)
     args = parse_args(argv)
     if sys.stdout is None:  # closed before the start (>&-): refused before the work
         print("error: standard output is closed, so the text could go nowhere; write it to "

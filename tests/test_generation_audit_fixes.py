@@ -66,6 +66,17 @@ def test_a_closed_standard_output_is_said_before_the_work(tmp_path):
     assert done.stderr.startswith("error: standard output is closed")
 
 
+@pytest.mark.skipif(os.name != "posix", reason="closes the child's standard error")
+def test_with_standard_error_closed_the_notices_stay_out_of_the_text(tmp_path):
+    """``2>&-``: print(file=sys.stderr) with sys.stderr None writes to stdout."""
+    path = model_file(tmp_path / "m.npz", ["a", "b", "\n"])  # no level: a notice
+    done = subprocess.run([sys.executable, str(SCRIPT), "--model", path, "--length", "5",
+                           "--seed", "1"], preexec_fn=lambda: os.close(2),
+                          stdout=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 0
+    assert "notice" not in done.stdout and len(done.stdout.replace("\n", "")) <= 6
+
+
 def test_an_output_that_holds_every_character_is_written_as_it_is(tmp_path, capsys,
                                                                    monkeypatch):
     path = model_file(tmp_path / "m.npz", ["😀", "é", "a"], level="char")
@@ -207,7 +218,8 @@ def npz_bytes():
     ("paper.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n",
      "looks like a PDF document, not text: extract its text first"),
     ("ids.bin", np.arange(300, dtype=np.int32).tobytes(),
-     r"holds a NUL byte \(byte offset 0\).*not read as UTF-16 or UTF-32.*looks like a binary "
+     r"holds a NUL byte \(byte offset 0\).*not read as UTF-8, UTF-16 or UTF-32.*looks like a "
+     r"binary "
      "file, not text"),
     ("mixed.bin", b"abc\x00\x01\xff\xfe def", "looks like a binary file, not text"),
 ], ids=["gzip", "zip", "npz", "png", "pdf", "int32-array", "nul-and-bad-utf8"])
@@ -244,3 +256,17 @@ def test_text_that_begins_like_a_signature_is_still_text(tmp_path):
     path.write_text("PK is a word\n%PDF too\n", encoding="utf-8")
     corpus, word_to_id, _ = text.load_data(path)
     assert list(word_to_id)[:2] == ["PK", "is"] and corpus.size == 8
+    path.write_text("%PDF-1.7 is a version .\nthe cat sat .\n", encoding="utf-8")
+    assert text.load_data(path)[0].size == 11  # (a PDF holds bytes UTF-8 does not)
+
+
+def test_a_stray_nul_in_utf8_text_is_named_not_taken_for_utf16(tmp_path):
+    """Almost any two bytes read as a CJK letter in UTF-16: one NUL was enough
+    for the file to be called UTF-16, and the iconv advised made garbage of it."""
+    path = tmp_path / "t.txt"
+    for tail in (b"a\0b\nx", b"a\0b\n"):  # both parities of the file's length
+        path.write_bytes(b"the cat sat on the mat .\n" * 3 + tail)
+        with pytest.raises(text.CorpusError, match=r"holds a NUL byte \(line 4\), which text "
+                                                   r"never does: remove it") as info:
+            text.load_data(path)
+        assert "UTF-16" not in str(info.value) and "binary" not in str(info.value)
