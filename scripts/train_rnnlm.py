@@ -91,10 +91,10 @@ OPTIMIZERS = {
 }
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-# Reading a text file takes about this many bytes of memory per byte of it (a
-# Python object per token until the ids are made: 23x at character level, 19x
-# at word level, measured on a 20 MB file).
-TEXT_BYTES_PER_BYTE = 25
+# Reading a text file takes up to this many bytes of memory per byte of it (a
+# Python object per token until the ids are made), measured on files of 4-20
+# MB: English 22-23x at either level, words all distinct 29x, CJK characters 35x.
+TEXT_BYTES_PER_BYTE = 40
 
 # Settings a checkpoint records that define the run: --resume refuses
 # other values. The others recorded (learning rate, schedules, outputs ...)
@@ -432,8 +432,9 @@ def load_corpus(args):
         raise UsageError(str(exc)) from None
     except MemoryError:  # past --ignore-memory-check, or an estimate too low for this text
         raise UsageError(f"not enough memory to read --text-file {args.text_file} "
-                         f"({gib(os.path.getsize(args.text_file))}; reading takes about "
-                         f"{TEXT_BYTES_PER_BYTE} times that); train on a part of it") from None
+                         f"({gib(os.path.getsize(args.text_file))}; reading takes up to "
+                         f"{TEXT_BYTES_PER_BYTE} times that); train on a part of the file (cut "
+                         f"it: --corpus-size still reads all of it)") from None
     return train, valid, test, w2i, i2w, printable(os.path.basename(args.text_file))
 
 
@@ -447,7 +448,9 @@ def _check_text_fits(args):
     try:
         check_memory(need, available_bytes(),
                      hint=f" to read --text-file {args.text_file} ({gib(size)}: each token is "
-                          f"a Python object until it is an id); train on a part of it, or pass "
+                          f"a Python object until it is an id); train on a part of the file "
+                          f"(--corpus-size still reads all of it: cut it, e.g. head -c "
+                          f"{max(size // 2, 1)} FILE > part.txt), or pass "
                           f"--ignore-memory-check to try anyway")
     except NotEnoughMemory as exc:
         raise UsageError(str(exc)) from None
