@@ -115,8 +115,9 @@ def _acquire(name, path):
 
 
 def _make_folders(folder) -> list:
-    """Make ``folder`` and those above it that are missing; return those made,
-    deepest first (none where they cannot be made: the run's checks say why)."""
+    """Make ``folder`` and those above it that are missing; return those this
+    process made, deepest first (where one cannot be made, the run's checks
+    say why)."""
     missing = []
     while not os.path.lexists(folder):
         missing.append(folder)
@@ -124,12 +125,16 @@ def _make_folders(folder) -> list:
         if parent == folder:
             break
         folder = parent
-    try:
-        for made in reversed(missing):
-            os.mkdir(made)
-    except OSError:
-        return [m for m in missing if os.path.isdir(m)]
-    return missing
+    made = []
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except FileExistsError:  # another run (a sweep into sibling folders) made it first
+            continue
+        except OSError:
+            break
+        made.append(path)
+    return made[::-1]
 
 
 def _read_holder(fd) -> str:

@@ -410,6 +410,26 @@ def test_a_checkpoint_in_a_folder_not_made_yet_is_locked_at_once(tmp_path):
     assert os.listdir(tmp_path / "new") == ["ck.npz"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_a_folder_another_run_makes_first_is_no_reason_to_go_without_the_lock(tmp_path,
+                                                                              monkeypatch):
+    """A sweep starting runs into sibling folders: the shared parent made by
+    another run between this one's look and its mkdir left it with no lock."""
+    from common.run_lock import holding_checkpoint
+
+    real_mkdir = os.mkdir
+
+    def another_run_first(path, *args, **kwargs):
+        if os.path.basename(path) == "runs" and not os.path.exists(path):
+            real_mkdir(path)  # the other run wins the race: FileExistsError here
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", another_run_first)
+    with holding_checkpoint(tmp_path / "runs" / "b" / "ck.npz"):
+        assert (tmp_path / "runs" / "b" / "ck.npz.lock").is_file()
+    assert os.listdir(tmp_path) == ["runs"]  # not this run's to remove
+
+
 def test_fit_options_read_a_bytes_path_as_a_str():
     from common.fit_options import FitOptions
 
