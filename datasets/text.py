@@ -114,7 +114,8 @@ def read_text(path: str | os.PathLike) -> str:
         raise CorpusError(
             f"{path} holds a NUL byte (byte offset {nul}), which text never does, and does "
             f"not read as UTF-8, UTF-16 or UTF-32 text either: it looks like a binary file, "
-            f"not text. Give a text file (UTF-8)."
+            f"not text. Give a text file (UTF-8; UTF-16 without a byte-order mark, of a "
+            f"script with few NUL bytes, cannot be told from binary data: re-save it as UTF-8)."
         )
     try:
         # "utf-8-sig" drops the byte-order mark some Windows editors write, which
