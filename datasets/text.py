@@ -110,7 +110,7 @@ def read_text(path: str | os.PathLike) -> str:
     if problem := _binary_file_problem(data, path):
         raise CorpusError(f"{path} {problem}")
     wide = _wide_encoding(data)
-    if wide is None and (nul := data.find(b"\0")) >= 0 and not _is_utf8(data):
+    if wide is None and (nul := data.find(b"\0")) >= 0 and not _stray_nuls(data):
         raise CorpusError(
             f"{path} holds a NUL byte (byte offset {nul}), which text never does, and does "
             f"not read as UTF-8, UTF-16 or UTF-32 text either: it looks like a binary file, "
@@ -130,6 +130,11 @@ def read_text(path: str | os.PathLike) -> str:
         bad = data[start:end]
         # UTF-16 or UTF-32 by its byte-order mark or its NULs; otherwise latin-1 is
         # the common case (and any byte is valid latin-1).
+        if end == len(data) and err.reason == "unexpected end of data":
+            raise CorpusError(
+                f"{path} ends in the middle of a UTF-8 character (line {line}): a file cut at "
+                f"a byte count? Drop its last, cut line, or cut it by lines (head -n)."
+            ) from err
         source = wide or "latin1"
         looks = f" (it looks like {wide[:6].upper()})" if wide else ""
         raise CorpusError(
@@ -183,13 +188,24 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 def _binary_file_problem(data: bytes, path) -> str | None:
     """What ``data`` is when its first bytes say it is a binary file, or None."""
     for signature, what, advice in _SIGNATURES:
-        # ("%PDF-" can also begin a line of text: a PDF holds bytes that UTF-8 does not.)
-        if data.startswith(signature) and not (signature == b"%PDF-" and _is_utf8(data)):
+        # ("%PDF-" can also begin a line of text: a PDF has objects, and most hold bytes
+        # that UTF-8 does not.)
+        if data.startswith(signature) and not (signature == b"%PDF-" and _is_utf8(data)
+                                               and b"endobj" not in data):
             if signature == b"PK\x03\x04" and path.suffix.lower() == ".npz":
                 what, advice = "a NumPy .npz file (a zip archive of arrays)", (
                     "it holds arrays (a saved model, say); give a text file")
             return f"looks like {what}, not text: {advice.format(path=path)}"
     return None
+
+
+def _stray_nuls(data: bytes) -> bool:
+    """Whether the NULs of ``data`` are slips in UTF-8 text: the rest reads as
+    UTF-8, they are few, and no other control character that text never
+    holds is there (an array of small integers is all NULs and controls)."""
+    if data.count(0) * 8 >= len(data) or not _is_utf8(data):
+        return False
+    return not _CONTROL.search(data.replace(b"\0", b"").decode("utf-8"))
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -213,10 +229,11 @@ def _wide_encoding(data: bytes) -> str | None:
                        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(mark):
             return name
-    # UTF-16 or UTF-32 of mostly Latin text is a quarter to a half NUL bytes; a few
-    # NULs in a file of valid UTF-8 are a slip, and almost any two bytes read as
-    # some CJK letter in UTF-16: naming that reading would send the user to iconv.
-    if data.count(0) * 8 < len(data):
+    # A few NULs in a file of valid UTF-8 are a slip, and almost any two bytes read
+    # as some CJK letter in UTF-16: naming that reading would send the user to iconv.
+    # (UTF-16 or UTF-32 of Latin text is a half to three quarters NUL bytes; UTF-16
+    # of CJK text has few, but is seldom valid UTF-8.)
+    if b"\0" not in data or (data.count(0) * 8 < len(data) and _is_utf8(data)):
         return None
     # UTF-32 first again: ASCII in UTF-32 also reads as UTF-16 (with U+0000 between
     # the letters), but not the other way round (its units would pass U+10FFFF).

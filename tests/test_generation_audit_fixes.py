@@ -260,6 +260,26 @@ def test_text_that_begins_like_a_signature_is_still_text(tmp_path):
     assert text.load_data(path)[0].size == 11  # (a PDF holds bytes UTF-8 does not)
 
 
+@pytest.mark.parametrize("data, message", [
+    (bytes(4096), "looks like a binary file"),  # a file that lost its data: all zeros
+    (np.arange(100, dtype=np.int32).tobytes(), "looks like a binary file"),  # valid UTF-8
+    ((np.arange(1000) % 120).astype(np.uint16).tobytes(), "looks like a binary file"),
+    (("我们今天去公园散步，天气很好。\n" * 50).encode("utf-16le"), r"looks like UTF-16\)"),
+    (b"%PDF-1.1\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n%%EOF\n", "a PDF document"),
+    (("我们今天去公园散步\n" * 10).encode()[:-2], r"ends in the middle of a UTF-8 character "
+                                               r"\(line 10\): a file cut at a byte count"),
+], ids=["zeros", "int32", "uint16", "utf16-cjk-no-mark", "ascii-pdf", "cut-in-a-character"])
+def test_what_a_file_of_nuls_or_a_cut_file_is_called(tmp_path, data, message):
+    """From a review of the stray-NUL rule: arrays of small integers are valid
+    UTF-8 and were told to 'remove a NUL'; UTF-16 of CJK text has few NULs and
+    was called binary; a PDF of ASCII alone was text; a file cut by bytes in a
+    character was told to convert itself from Latin-1."""
+    path = tmp_path / "t.txt"
+    path.write_bytes(data)
+    with pytest.raises(text.CorpusError, match=message):
+        text.load_data(path, level="char")
+
+
 def test_a_stray_nul_in_utf8_text_is_named_not_taken_for_utf16(tmp_path):
     """Almost any two bytes read as a CJK letter in UTF-16: one NUL was enough
     for the file to be called UTF-16, and the iconv advised made garbage of it."""
