@@ -445,13 +445,16 @@ def _check_text_fits(args):
     size = os.path.getsize(args.text_file)
     need = {"text": TEXT_BYTES_PER_BYTE * size}
     need["total"] = need["text"]
+    available = available_bytes()
+    # A part that fits, cut by bytes; iconv -c drops the character cut in two at the end.
+    fits = max((available or 0) // TEXT_BYTES_PER_BYTE, 1)
     try:
-        check_memory(need, available_bytes(),
+        check_memory(need, available,
                      hint=f" to read --text-file {args.text_file} ({gib(size)}: each token is "
                           f"a Python object until it is an id); train on a part of the file "
-                          f"(--corpus-size still reads all of it: cut it, e.g. head -c "
-                          f"{max(size // 2, 1)} FILE > part.txt), or pass "
-                          f"--ignore-memory-check to try anyway")
+                          f"that fits (--corpus-size still reads all of it), e.g. head -c "
+                          f"{fits} {args.text_file} | iconv -c -f utf-8 -t utf-8 > part.txt, "
+                          f"or pass --ignore-memory-check to try anyway")
     except NotEnoughMemory as exc:
         raise UsageError(str(exc)) from None
 

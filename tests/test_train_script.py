@@ -373,6 +373,8 @@ def test_a_text_too_large_for_memory_is_refused_before_reading(script, capsys, m
     err = capsys.readouterr().err
     assert "this run needs about 0 MiB of memory (text 0 MiB), but only 0 MiB is available to " \
            "read --text-file book.txt" in err and "--ignore-memory-check" in err
+    # A part that fits, cut by bytes, the character cut in two dropped.
+    assert "head -c 2500 book.txt | iconv -c -f utf-8 -t utf-8 > part.txt" in err
 
     def no_memory(*args, **kwargs):
         raise MemoryError
