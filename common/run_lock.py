@@ -118,22 +118,27 @@ def _make_folders(folder) -> list:
     """Make ``folder`` and those above it that are missing; return those this
     process made, deepest first (where one cannot be made, the run's checks
     say why)."""
-    missing = []
-    while not os.path.lexists(folder):
-        missing.append(folder)
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
     made = []
-    for path in reversed(missing):
+    for _ in range(3):  # (again from the top when another run removed a folder meanwhile)
+        missing, top = [], folder
+        while not os.path.lexists(top):
+            missing.append(top)
+            parent = os.path.dirname(top)
+            if parent == top:
+                break
+            top = parent
         try:
-            os.mkdir(path)
-        except FileExistsError:  # another run (a sweep into sibling folders) made it first
+            for path in reversed(missing):
+                try:
+                    os.mkdir(path)
+                except FileExistsError:  # another run (a sweep into sibling folders) made it
+                    continue
+                made.append(path)
+            break
+        except FileNotFoundError:  # one above was removed by a run that was refused
             continue
         except OSError:
             break
-        made.append(path)
     return made[::-1]
 
 

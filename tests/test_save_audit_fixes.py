@@ -430,6 +430,26 @@ def test_a_folder_another_run_makes_first_is_no_reason_to_go_without_the_lock(tm
     assert os.listdir(tmp_path) == ["runs"]  # not this run's to remove
 
 
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_a_folder_another_run_removes_meanwhile_is_made_again(tmp_path, monkeypatch):
+    """The mirror of the race above: the shared parent removed by a refused run
+    between this one's look and its mkdir."""
+    from common.run_lock import holding_checkpoint
+
+    (tmp_path / "runs").mkdir()
+    real_mkdir, removed = os.mkdir, []
+
+    def another_run_removes_it_once(path, *args, **kwargs):
+        if not removed and str(path).endswith(os.path.join("runs", "b")):
+            removed.append(1)
+            os.rmdir(tmp_path / "runs")
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", another_run_removes_it_once)
+    with holding_checkpoint(tmp_path / "runs" / "b" / "ck.npz"):
+        assert (tmp_path / "runs" / "b" / "ck.npz.lock").is_file()
+
+
 def test_fit_options_read_a_bytes_path_as_a_str():
     from common.fit_options import FitOptions
 
