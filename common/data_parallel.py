@@ -78,6 +78,7 @@ from contextlib import contextmanager
 from common import batch_worker, step_worker
 from common.backend import xp
 from common.parallel import managed, num_threads, one_core
+from common.serialization import to_json
 from common.step_worker import AVAILABLE as PROCESSES_AVAILABLE
 
 # Each half at least this many rows and this many multiply-adds in one step's
@@ -121,6 +122,7 @@ _resting_until = 0.0
 _rests = 0  # how many times the helper was sent to rest
 _disabled = False  # the process could not start: not again in this process
 _retired_cpu = 0.0  # CPU seconds of helpers that have ended
+_replicas_checked = set()  # _replica_key of the models whose replica gave their bits
 # One training at a time per process: the thread whose batch_halves contexts
 # are open now, and how many (nested ones of that thread are fine).
 _training = {"thread": None, "depth": 0}
@@ -324,6 +326,52 @@ def _helper_failed(state):
         state["refused"] = True
 
 
+def _replica_key(model):
+    """What the helper builds its replica from: a replica of the same key,
+    checked once, needs no check again in this process (``fit`` once an epoch
+    would pay a half-batch for it at every call)."""
+    try:
+        config = to_json(getattr(model, "config", None))
+    except (TypeError, ValueError):
+        config = None  # (such a model is never split)
+    return (batch_worker.model_name(model), config, str(model.params[0].dtype),
+            getattr(getattr(model, "loss_layer", None), "ignore_label", None))
+
+
+def _checked(state, model, x2, t2, carried, n1, loss2, second, state2):
+    """The helper's half ``(loss2, second, state2)`` of the first batch of a
+    context (of the first for a model of this class, config and dtype in this
+    process), checked against this process's own computation of it: the same
+    bits, or a replica that is not the model (a constructor argument that
+    ``config`` leaves out) -- said once, and this process computes both halves
+    from then on. Returns the half to use; ``model.grads`` holds the first
+    half's gradients again."""
+    state["check"] = False
+    stateful = batch_worker.is_stateful(model)
+    first = [g.copy() for g in model.grads]
+    if stateful:
+        model.set_state(_rows(carried, slice(n1, None)))
+    here = _forward_backward(model, x2, t2)
+    mine = [g.copy() for g in model.grads]
+    my_state = [None if s is None else s.copy() for s in model.get_state()] if stateful else []
+    for g, f in zip(model.grads, first, strict=True):
+        g[...] = f
+    same = (float(here) == float(loss2)
+            and all(bool(xp.array_equal(a, b)) for a, b in zip(mine, second, strict=True))
+            and all((a is None) == (b is None) and (a is None or bool(xp.array_equal(a, b)))
+                    for a, b in zip(my_state, state2, strict=True)))
+    if same:
+        _replicas_checked.add(_replica_key(model))
+        return loss2, second, state2
+    warnings.warn(f"rnnlab: the helper process's half of a batch differs from this process's "
+                  f"own computation of it: its replica, {type(model).__name__}(**config), is "
+                  f"not the model (does config leave out an argument of its constructor?); "
+                  f"this process computes both halves from now on", RuntimeWarning,
+                  stacklevel=step_worker.outside_stacklevel())
+    state["refused"] = True
+    return here, mine, my_state
+
+
 @contextmanager
 def batch_halves(model, batch_shape_x, batch_shape_t):
     """A context giving ``forward_backward(x, t) -> loss``, for batches of at
@@ -339,7 +387,7 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
     tried again.
     """
     state = {"worker": None, "slow": 0, "refused": False, "failed": None,
-             "unnamed": _unnamed(model)}
+             "check": _replica_key(model) not in _replicas_checked, "unnamed": _unnamed(model)}
     half = batch_shape_x[0] - batch_shape_x[0] // 2
     part_x, part_t = (half, *batch_shape_x[1:]), (half, *batch_shape_t[1:])
 
@@ -370,6 +418,9 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
             _combine(model.grads, first, model.grads, w1, w2)
         else:
             loss2, second, state2 = result
+            if state["check"]:
+                loss2, second, state2 = _checked(state, model, x2, t2, carried, len(x1),
+                                                 loss2, second, state2)
             _combine(model.grads, model.grads, second, w1, w2)
         return loss1, loss2, state1, state2
 

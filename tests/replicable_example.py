@@ -18,6 +18,9 @@ could not be found there.
   with dropout between the layers (ratio 0 by default), opted in.
 - :class:`PrintingSeq2seq`: ``Seq2seq`` that prints a line (its process id)
   at every ``forward``, wherever it runs.
+- :class:`ForgetfulSeq2seq`: ``Seq2seq`` scaling its loss by a ``scale``
+  its ``config`` leaves out, so that the replica (scale 1) computes other
+  gradients without raising.
 - :class:`HomeOnlySeq2seq`: ``Seq2seq`` whose ``forward`` raises in any
   process but the one it was built for (``config['home_pid']``): a replica
   that does not compute what the model does, as a class whose ``config``
@@ -132,3 +135,20 @@ class HomeOnlySeq2seq(Seq2seq):
         if os.getpid() != self.config["home_pid"]:
             raise RuntimeError("not the process this model was built for")
         return super().forward(xs, ts)
+
+
+class ForgetfulSeq2seq(Seq2seq):
+    """:class:`Seq2seq` whose loss is multiplied by ``scale``, which its
+    ``config`` does not record: it breaks the promise ``replicable`` makes."""
+
+    replicable = True
+
+    def __init__(self, vocab_size, wordvec_size, hidden_size, scale=1.0, **kwargs):
+        super().__init__(vocab_size, wordvec_size, hidden_size, **kwargs)
+        self.scale = scale
+
+    def forward(self, xs, ts):
+        return self.scale * super().forward(xs, ts)
+
+    def backward(self, dout=1):
+        return super().backward(dout * self.scale)

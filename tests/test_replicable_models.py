@@ -25,6 +25,7 @@ from common.optimizer import Adam
 from common.trainer import RnnlmTrainer, Trainer
 from models import Seq2seq
 from tests.replicable_example import (
+    ForgetfulSeq2seq,
     GruSeq2seq,
     HomeOnlySeq2seq,
     PrintingSeq2seq,
@@ -335,3 +336,19 @@ def test_a_half_that_fails_only_in_the_helper_is_said_once_then_computed_here(ca
     monkeypatch.setattr(data_parallel, "_disabled", True)
     assert_same_bits(results, by_halves(HomeOnlySeq2seq(V, D, H, home_pid=os.getpid(), seed=0),
                                         batches))
+
+
+@needs_processes
+def test_a_replica_that_computes_other_bits_is_found_at_the_first_batch(calls, monkeypatch):
+    """A class whose config leaves out an argument: its replica computed other
+    gradients, without raising, and the run trained on them without a word."""
+    rng = np.random.default_rng(9)
+    batches = [pairs(rng, 8) for _ in range(4)]
+    with pytest.warns(RuntimeWarning, match=r"the helper process's half of a batch differs "
+                                            r"from this process's own computation of it: its "
+                                            r"replica, ForgetfulSeq2seq\(\*\*config\), is "
+                                            r"not the model"):
+        results = by_halves(ForgetfulSeq2seq(V, D, H, scale=2.0, seed=0), batches)
+    assert calls == {"begin": 1, "post": 1}
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    assert_same_bits(results, by_halves(ForgetfulSeq2seq(V, D, H, scale=2.0, seed=0), batches))
