@@ -122,7 +122,6 @@ _resting_until = 0.0
 _rests = 0  # how many times the helper was sent to rest
 _disabled = False  # the process could not start: not again in this process
 _retired_cpu = 0.0  # CPU seconds of helpers that have ended
-_replicas_checked = set()  # _replica_key of the models whose replica gave their bits
 # One training at a time per process: the thread whose batch_halves contexts
 # are open now, and how many (nested ones of that thread are fine).
 _training = {"thread": None, "depth": 0}
@@ -278,6 +277,9 @@ def _helper(state, model, x_shape, t_shape):
     or None: it is resting, cannot be had, or cannot build this model."""
     if state["refused"] or time.monotonic() < _resting_until:
         return None
+    if state["worker"] is None and _replica_verdict(model) == "differs":
+        state["refused"] = True  # (said when it was found)
+        return None
     if state["worker"] is None or state["worker"].owner is not state:
         state["worker"] = _get_worker(model, x_shape, t_shape, state)
     return state["worker"]
@@ -327,9 +329,7 @@ def _helper_failed(state):
 
 
 def _replica_key(model):
-    """What the helper builds its replica from: a replica of the same key,
-    checked once, needs no check again in this process (``fit`` once an epoch
-    would pay a half-batch for it at every call)."""
+    """What the helper builds its replica of ``model`` from (a model that splits)."""
     try:
         config = to_json(getattr(model, "config", None))
     except (TypeError, ValueError):
@@ -338,15 +338,34 @@ def _replica_key(model):
             getattr(getattr(model, "loss_layer", None), "ignore_label", None))
 
 
+def _replica_verdict(model):
+    """``"same"`` or ``"differs"``: what the check of this model object's replica
+    found (for its class, config, dtype and ignore label as they are now), or
+    None before one. Kept on the model, so that ``fit`` once an epoch pays the
+    check once, and a sweep over an argument ``config`` leaves out checks each
+    model it builds."""
+    verdict = getattr(model, "_rnnlab_replica", None)
+    return verdict[1] if verdict and verdict[0] == _replica_key(model) else None
+
+
+def _keep_verdict(model, verdict):
+    try:
+        model._rnnlab_replica = (_replica_key(model), verdict)
+    except AttributeError:  # (a model of __slots__: checked again in every context)
+        pass
+
+
 def _checked(state, model, x2, t2, carried, n1, loss2, second, state2):
     """The helper's half ``(loss2, second, state2)`` of the first batch of a
-    context (of the first for a model of this class, config and dtype in this
-    process), checked against this process's own computation of it: the same
-    bits, or a replica that is not the model (a constructor argument that
-    ``config`` leaves out) -- said once, and this process computes both halves
-    from then on. Returns the half to use; ``model.grads`` holds the first
-    half's gradients again."""
+    context (if this model's replica was never checked), checked against this
+    process's own computation of it: the same bits, or a replica that is not
+    the model (a constructor argument that ``config`` leaves out) -- said
+    once, and this process computes both halves, and answers both halves of
+    the questions, from then on. Returns the half to use; ``model.grads``
+    holds the first half's gradients again."""
     state["check"] = False
+    if _replica_verdict(model) == "same":
+        return loss2, second, state2
     stateful = batch_worker.is_stateful(model)
     first = [g.copy() for g in model.grads]
     if stateful:
@@ -360,8 +379,8 @@ def _checked(state, model, x2, t2, carried, n1, loss2, second, state2):
             and all(bool(xp.array_equal(a, b)) for a, b in zip(mine, second, strict=True))
             and all((a is None) == (b is None) and (a is None or bool(xp.array_equal(a, b)))
                     for a, b in zip(my_state, state2, strict=True)))
+    _keep_verdict(model, "same" if same else "differs")
     if same:
-        _replicas_checked.add(_replica_key(model))
         return loss2, second, state2
     warnings.warn(f"rnnlab: the helper process's half of a batch differs from this process's "
                   f"own computation of it: its replica, {type(model).__name__}(**config), is "
@@ -386,8 +405,8 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
     computes both halves of every batch of the context, the helper not
     tried again.
     """
-    state = {"worker": None, "slow": 0, "refused": False, "failed": None,
-             "check": _replica_key(model) not in _replicas_checked, "unnamed": _unnamed(model)}
+    state = {"worker": None, "slow": 0, "refused": False, "failed": None, "check": True,
+             "unnamed": _unnamed(model)}
     half = batch_shape_x[0] - batch_shape_x[0] // 2
     part_x, part_t = (half, *batch_shape_x[1:]), (half, *batch_shape_t[1:])
 

@@ -5,8 +5,7 @@ Imported by the test files beside it (pytest puts ``tests/`` on the path).
 Each fixture here applies to every test of a file that imports it:
 ``two_threads`` (two threads, a helper that is not resting, closed
 afterwards) and ``small_models_split`` (the batch halves for any batch of
-two rows or more, the helper never found slow, every replica checked
-afresh).
+two rows or more, the helper never found slow).
 """
 
 import multiprocessing
@@ -88,8 +87,6 @@ def small_models_split(monkeypatch):
     monkeypatch.setattr(data_parallel, "num_threads", lambda: 2)
     monkeypatch.setattr(data_parallel, "_resting_until", 0.0)
     monkeypatch.setattr(data_parallel, "_disabled", False)
-    # Each test's first split batch compares the helper's half with this process's.
-    monkeypatch.setattr(data_parallel, "_replicas_checked", set())
 
 
 def lm_batches(rng, n_batches, V, rows=9, T=5):

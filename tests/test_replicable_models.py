@@ -352,3 +352,41 @@ def test_a_replica_that_computes_other_bits_is_found_at_the_first_batch(calls, m
     assert calls == {"begin": 1, "post": 1}
     monkeypatch.setattr(data_parallel, "_disabled", True)
     assert_same_bits(results, by_halves(ForgetfulSeq2seq(V, D, H, scale=2.0, seed=0), batches))
+
+
+@needs_processes
+def test_each_model_of_a_sweep_is_checked_and_a_wrong_replica_answers_nothing(calls):
+    """A sweep over the argument config leaves out: the model of the default
+    value passed, and the next, of the same class and config, was taken on
+    trust; and questions were still answered by the wrong replica."""
+    from common.util import seq2seq_correct
+
+    rng = np.random.default_rng(10)
+    batches = [pairs(rng, 8) for _ in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        by_halves(ForgetfulSeq2seq(V, D, H, scale=1.0, seed=0), batches)  # the same bits
+    model = ForgetfulSeq2seq(V, D, H, scale=2.0, seed=0)
+    with pytest.warns(RuntimeWarning, match="is not the model"):
+        by_halves(model, batches)
+    posts = calls["post"]
+    questions, answers = pairs(rng, 8)
+    seq2seq_correct(model, questions, answers, batch_size=8)  # this process answers all
+    assert calls["post"] == posts
+
+
+def test_a_model_without_parameters_still_trains():
+    """Trainer takes any model with forward, backward, params and grads."""
+    class Constant:
+        params, grads = [], []
+
+        def forward(self, xs, ts):
+            return 1.0
+
+        def backward(self, dout=1):
+            return None
+
+    x, t = pairs(np.random.default_rng(11), 16)
+    trainer = Trainer(Constant(), Adam())
+    trainer.fit(x, t, max_epoch=1, batch_size=8, verbose=False)
+    assert trainer.epoch == 1
