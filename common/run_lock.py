@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from common.serialization import write_target
+from common.serialization import folders_on_the_way, write_target
 
 try:
     import fcntl
@@ -83,7 +83,7 @@ def _acquire(name, path):
     # the lock file in it, a second training would not be kept out until then.
     # (Not for a path that names a folder, which the run's checks refuse.)
     if os.path.basename(os.fspath(path)) not in ("", os.curdir, os.pardir):
-        _made[name] = _make_folders(os.path.dirname(name))
+        _made[name] = _make_folders(name)
     while True:
         try:
             fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
@@ -114,21 +114,17 @@ def _acquire(name, path):
         os.close(fd)
 
 
-def _make_folders(folder) -> list:
-    """Make ``folder`` and those above it that are missing; return those this
+def _make_folders(lock) -> list:
+    """Make the folders on the way to the file ``lock`` that are missing
+    (:func:`common.serialization.folders_on_the_way`); return those this
     process made, deepest first (where one cannot be made, the run's checks
     say why)."""
     made = []
     for _ in range(3):  # (again from the top when another run removed a folder meanwhile)
-        missing, top = [], folder
-        while not os.path.lexists(top):
-            missing.append(top)
-            parent = os.path.dirname(top)
-            if parent == top:
-                break
-            top = parent
+        path, missing = folders_on_the_way(lock)
         try:
-            for path in reversed(missing):
+            for name in missing:
+                path = os.path.join(path, name)
                 try:
                     os.mkdir(path)
                 except FileExistsError:  # another run (a sweep into sibling folders) made it

@@ -53,6 +53,7 @@ __all__ = [
     "atomic_write",
     "check_target",
     "config_problem",
+    "folders_on_the_way",
     "load_npz",
     "remove_stale_temporaries",
     "save_npz",
@@ -149,7 +150,7 @@ def check_target(path: str | os.PathLike | bytes) -> str:
     if kind is not None:
         # A rename would put a regular file in its place (as root, /dev/null itself).
         raise OSError(errno.EINVAL, f"it is {kind}, not a file; give a file name", path)
-    existing, missing = _folders_on_the_way(target)
+    existing, missing = folders_on_the_way(target)
     if problem := _way_problem(existing, missing):
         raise NotADirectoryError(errno.ENOTDIR, problem, path)
     return path
@@ -164,7 +165,7 @@ def folder_of(path: str) -> str:
     return os.path.dirname(path)
 
 
-def _folders_on_the_way(target: str) -> tuple[str, list[str]]:
+def folders_on_the_way(target: str) -> tuple[str, list[str]]:
     """``(existing, missing)``: the nearest folder on the way to the file
     ``target`` that is there (a link counts, even one to nothing), and the
     names of those below it that a writer must make, in order (``.`` and
@@ -182,7 +183,7 @@ def _folders_on_the_way(target: str) -> tuple[str, list[str]]:
 
 def _way_problem(existing: str, missing: list[str]) -> str | None:
     """Why the folders ``missing`` cannot be made under ``existing``
-    (:func:`_folders_on_the_way`), in words; None when nothing in the path
+    (:func:`folders_on_the_way`), in words; None when nothing in the path
     itself forbids it."""
     if not os.path.lexists(existing):
         return f"{existing} does not exist"
@@ -617,7 +618,7 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
     if kind is not None:
         link = f" (a link to {target})" if target != path else ""
         return f"{flag_name} {path}{link} is {kind}, not a file; give a file name"
-    existing, missing = _folders_on_the_way(target)
+    existing, missing = folders_on_the_way(target)
     if problem := _way_problem(existing, missing):
         return f"{flag_name} {path}: {problem}"
     if too_long := _long_name(existing, [*missing, os.path.basename(target)]):
