@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.backend import to_cpu, xp
+from common.util import check_whole_number
 
 LN2 = math.log(2.0)
 
@@ -361,9 +362,7 @@ def token_surprisal(model, ids: np.ndarray, time_size: int = 35) -> Surprisal:
     ids = _check_ids(model, ids, 1, "ids")
     if ids.size < 2:
         raise ValueError("token_surprisal needs at least 2 tokens: the first one is context")
-    if isinstance(time_size, bool) or not isinstance(time_size, (int, np.integer)) \
-            or time_size < 1:
-        raise ValueError(f"time_size must be a whole number >= 1, e.g. 35, got {time_size!r}")
+    check_whole_number("time_size", time_size, example=35)
     xs, ts = ids[:-1], ids[1:]
     log_prob = np.empty(ts.size, np.float64)
     with _inspecting(model):
@@ -491,9 +490,7 @@ def interesting_units(recording: Recording, properties: dict, per_property: int 
     No property (a text where nothing varies: ``text_properties`` gives
     ``{}``) or no unit: an empty list.
     """
-    if isinstance(per_property, bool) or not isinstance(per_property, (int, np.integer)) \
-            or per_property < 1:
-        raise ValueError(f"per_property must be a whole number >= 1, got {per_property!r}")
+    check_whole_number("per_property", per_property)
     T = len(recording.ids)
     for name, prop in properties.items():
         if np.shape(prop) != (T,):

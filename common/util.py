@@ -314,6 +314,14 @@ def eval_seq2seq(model, question, correct, id_to_char, verbose: bool = False,
     return int(hit)
 
 
+def check_whole_number(name: str, value, low: int = 1, example: int | None = None) -> None:
+    """Refuse (``ValueError``) a ``value`` that is not an integer ``>= low``
+    (NumPy integers are; bools, floats and strings are not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        e_g = f", e.g. {example}" if example is not None else ""
+        raise ValueError(f"{name} must be a whole number >= {low}{e_g}, got {value!r}")
+
+
 def _check_integer_ids(**arrays):
     """Refuse arrays of ids that are not integers (a float id would be cut)."""
     for name, ids in arrays.items():
@@ -341,10 +349,7 @@ def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
         raise ValueError(f"answers need a start id and at least one answer id (2 columns or "
                          f"more), got shape {answers.shape}")
     _check_integer_ids(questions=questions, answers=answers)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be a whole number >= 1, e.g. 1000, got "
-                         f"{batch_size!r}")
+    check_whole_number("batch_size", batch_size, example=1000)
     if len(questions) and callable(getattr(model, "check_pairs", None)):
         model.check_pairs(questions, answers)
     ignore = ignore_label_of(model)
