@@ -297,6 +297,7 @@ class BatchWorker:
         except (TypeError, ValueError) as error:
             raise ReplicaRefused(f"the config of a {name} is not JSON ({error})") from None
         dtype = model.params[0].dtype
+        label = ignore_label_of(model)
         shapes = [list(p.shape) for p in model.params]
         sizes = state_sizes(model)
         offsets, size = layout(shapes, dtype, x_shape, t_shape, sizes)
@@ -306,7 +307,7 @@ class BatchWorker:
         spec = {"model": name, "config": model.config, "dtype": dtype.str,
                 "param_shapes": shapes, "offsets": offsets, "x_shape": list(x_shape),
                 "t_shape": list(t_shape), "state_sizes": sizes,
-                "ignore_label": _ignore_label(model)}
+                "ignore_label": None if label is None else int(label)}
         self._release_segment()
         if not self.alive():
             self.process = step_worker.start_process("common.batch_worker")
@@ -417,11 +418,11 @@ class BatchWorker:
 # -- the process's side ---------------------------------------------------------------
 
 
-def _ignore_label(model):
-    """The label of targets the loss does not score, which the replica's loss
-    (built with its default) must be given too; None for one that scores all."""
-    label = getattr(getattr(model, "loss_layer", None), "ignore_label", None)
-    return None if label is None else int(label)
+def ignore_label_of(model):
+    """The label of targets ``model``'s loss does not score, or None (no
+    ``loss_layer``, or one that scores every target). The replica's loss,
+    built with its default, is given it too."""
+    return getattr(getattr(model, "loss_layer", None), "ignore_label", None)
 
 
 def _build(spec):

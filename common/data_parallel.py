@@ -335,7 +335,7 @@ def _replica_key(model):
     except (TypeError, ValueError):
         config = None  # (such a model is never split)
     return (batch_worker.model_name(model), config, str(model.params[0].dtype),
-            getattr(getattr(model, "loss_layer", None), "ignore_label", None))
+            batch_worker.ignore_label_of(model))
 
 
 def _replica_verdict(model):

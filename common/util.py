@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 from common.backend import to_cpu, to_gpu, xp  # noqa: F401  (to_cpu, to_gpu: the book's names)
+from common.batch_worker import ignore_label_of
 from common.data_parallel import answer_halves
 from common.parallel import managed
 
@@ -190,12 +191,6 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
         if hasattr(model, "_forget_forward"):
             model._forget_forward()
     return perplexity(total / scored)
-
-
-def ignore_label_of(model):
-    """The label of targets ``model``'s loss does not score, or None (no
-    ``loss_layer``, or one that scores every target)."""
-    return getattr(getattr(model, "loss_layer", None), "ignore_label", None)
 
 
 def is_sequence_to_sequence(model) -> bool:
