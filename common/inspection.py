@@ -142,11 +142,16 @@ def load_model(path: str | os.PathLike) -> tuple:
     if len(vocab) < V:
         raise ValueError(f"{path}: the vocabulary has {len(vocab)} tokens, the model {V}")
     vocab = vocab[:V]  # a model trained with --corpus-size may know only the first V ids
-    level = meta.get("level") or (
-        "char" if "<eos>" not in vocab and all(len(t) == 1 for t in vocab) else "word")
+    level = meta.get("level") or guess_level(vocab)
     if level not in ("word", "char"):
         raise ValueError(f"{path}: unknown token level {level!r}")
     return model, vocab, level
+
+
+def guess_level(vocab: list) -> str:
+    """The token level of a file that does not record one: single characters
+    and no ``<eos>`` mean ``'char'``, else ``'word'``."""
+    return "char" if "<eos>" not in vocab and all(len(t) == 1 for t in vocab) else "word"
 
 
 def nonfinite_weights_problem(model, path) -> str | None:

@@ -32,7 +32,7 @@ if _ROOT not in sys.path:
 
 from common.checkpoint import FORMAT as CHECKPOINT_FORMAT  # noqa: E402
 from common.cli import at_least, point_at_null, user_path  # noqa: E402
-from common.inspection import nonfinite_weights_problem  # noqa: E402
+from common.inspection import guess_level, nonfinite_weights_problem  # noqa: E402
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.serialization import load_npz_meta  # noqa: E402
@@ -181,7 +181,7 @@ def load_model(path):
     vocab = vocab[:V]
     level = meta.get("level")
     if not level:
-        level = _guess_level(vocab)
+        level = guess_level(vocab)
         if level == "char":
             # Only this guess can be wrong: a vocabulary of words that are all one
             # character long (digits, say) looks the same; <eos> or a longer token
@@ -193,11 +193,6 @@ def load_model(path):
     if level not in ("word", "char"):
         raise UsageError(f"{path}: unknown token level {level!r} in the metadata")
     return model, vocab, level
-
-
-def _guess_level(vocab):
-    """For a file without a 'level': single characters and no <eos> mean char level."""
-    return "char" if EOS not in vocab and all(len(t) == 1 for t in vocab) else "word"
 
 
 def unescape(s):
