@@ -223,7 +223,7 @@ class Seq2seq(Model):
         lstm = ["Wx", "Wh", "b"]
         names = {TimeEmbedding: ["embed.W"], TimeLSTM: [f"lstm.{n}" for n in lstm],
                  TimeGRU: [f"gru.{n}" for n in ("Wx", "Wh", "bx", "bh")],
-                 TimeRNN: [f"rnn.{n}" for n in ("Wx", "Wh", "b")],
+                 TimeRNN: [f"rnn.{n}" for n in lstm],
                  TimeBiLSTM: [f"lstm.{d}.{n}" for d in ("forward", "backward") for n in lstm],
                  TimeAffine: ["affine.W", "affine.b"], TimeAttention: []}
         param_names = []

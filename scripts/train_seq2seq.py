@@ -446,9 +446,14 @@ def _same_data(meta, args, data_sha256) -> bool:
     return meta.get("task") == args.data  # saved before the file's SHA-256 was recorded
 
 
+def data_name(args) -> str:
+    """The data in words: the task's name, or the --data file's, printable."""
+    return printable(args.data) if args.data else args.task
+
+
 def split_problem(args, n_train: int, n_test: int) -> str | None:
     """What makes the split unusable (too few pairs to train or to test on), or None."""
-    name = printable(args.data) if args.data else args.task
+    name = data_name(args)
     total = n_train + n_test  # the pairs of the file or task, --val counted
     if args.val and args.val >= n_train:
         return (f"--val {args.val} would hold out all {n_train} training pairs of {name}; "
@@ -634,7 +639,7 @@ def _run_holding(args):
             print(f"error: --load: {problem}", file=sys.stderr)
             return 2
     trainer = Trainer(model, Adam(lr=args.lr))
-    name = printable(args.data) if args.data else args.task
+    name = data_name(args)
     trainer.settings = recorded_paths(
         {k: getattr(args, k) for k in RUN_SETTINGS + LATER_RUN_SETTINGS + RESUMED_DEFAULTS},
         ("save", "plot", "attention_plot"), args.checkpoint)
