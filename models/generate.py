@@ -58,6 +58,31 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
                              "temperature, top_k or rng (leave them at their defaults)")
         with _carrying_state(model):
             return beam_search_lm(model, start_ids, length, beam_width, stop_id=stop_id)
+    return list(_sampled(model, start_ids, length, temperature, top_k, stop_id, rng))
+
+
+def iter_generate(model, start_ids, length: int, temperature: float = 1.0,
+                  top_k: int | None = None, stop_id: int | None = None, rng=None):
+    """The ids of :func:`generate` (sampling, not beam search), one at a time.
+
+    An iterator that yields each id as soon as it is drawn, so a caller can
+    show the text as it grows and keep what came before an interruption;
+    with the same arguments it yields exactly the ids that ``generate``
+    returns. The arguments are checked when it is called, before anything
+    is computed. The model's state and mode are given back when the
+    iterator is exhausted or closed (``contextlib.closing``, or dropping
+    it); do not use the model for anything else before then.
+
+    Returns:
+        an iterator of ints.
+    """
+    start_ids = _check_generate_args(start_ids, length, temperature, top_k, stop_id, rng,
+                                     model.vocab_size)
+    return _sampled(model, start_ids, length, temperature, top_k, stop_id, rng)
+
+
+def _sampled(model, start_ids, length, temperature, top_k, stop_id, rng):
+    """The sampling loop of :func:`generate` on checked arguments, yielding each id."""
     if hasattr(model, "_forget_forward"):  # (beam_search_lm does the same)
         model._forget_forward()
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -68,14 +93,12 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
         if len(start_ids) > 1:
             model.predict(xp.asarray([start_ids[:-1]]))
         x = start_ids[-1]
-        out = []
         for _ in range(length):
             scores = to_cpu(model.predict(xp.asarray([[x]])))[0, -1].astype(np.float64)
             x = _pick(scores, temperature, top_k, rng)
-            out.append(x)
+            yield x
             if stop_id is not None and x == stop_id:
                 break
-        return out
 
 
 @contextlib.contextmanager

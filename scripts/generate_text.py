@@ -18,6 +18,7 @@ import argparse
 import codecs
 import contextlib
 import difflib
+import io
 import math
 import os
 import sys
@@ -39,7 +40,7 @@ from common.serialization import load_npz_meta  # noqa: E402
 from models import LanguageModel  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
 from models.beam_search import useful_width  # noqa: E402
-from models.generate import generate  # noqa: E402
+from models.generate import generate, iter_generate  # noqa: E402
 
 EOS = "<eos>"
 
@@ -349,23 +350,51 @@ def check_beam_memory(model, width, length, asked):
 
 def detokenize(tokens, level):
     """Word level: spaces between words, a line break for <eos>; char level: as is."""
-    if level == "char":
-        return "".join(tokens)
-    out = []
-    for token in tokens:
-        if token == EOS:
-            out.append("\n")
-        else:
-            if out and out[-1] != "\n":
-                out.append(" ")
-            out.append(token)
-    return "".join(out)
+    text = io.StringIO()
+    TextOut(text, level).write(tokens)
+    return text.getvalue()
 
 
-def writable(text, stream):
+class TextOut:
+    """Writes tokens to ``stream`` as they come, joined as :func:`detokenize`
+    joins them, so the sample shows as it grows and what was written before
+    an interruption stays written. ``end()`` closes the last line.
+    """
+
+    def __init__(self, stream, level):
+        self.stream, self.level = stream, level
+        self.last = ""  # the last piece written ("" before the first)
+        self.warned = False  # about the encoding, once per text
+
+    def write(self, tokens):
+        pieces = []
+        for token in tokens:
+            if self.level == "word" and token == EOS:
+                piece = "\n"
+            elif self.level == "word" and self.last not in ("", "\n"):
+                piece = " " + token
+            else:
+                piece = token
+            pieces.append(piece)
+            self.last = piece[-1:] or self.last
+        self._put("".join(pieces))
+
+    def end(self):
+        if self.last != "\n":
+            self._put("\n")
+            self.last = "\n"
+
+    def _put(self, text):
+        out = writable(text, self.stream, warn=not self.warned)
+        self.warned = self.warned or out != text
+        self.stream.write(out)
+        self.stream.flush()
+
+
+def writable(text, stream, warn=True):
     """``text`` with the characters that ``stream``'s encoding cannot hold written
-    as backslash escapes (``\\U0001f600``), and a ``warning:`` line on stderr
-    saying so; ``text`` itself when it can be written as it is.
+    as backslash escapes (``\\U0001f600``), and (``warn``) a ``warning:`` line
+    on stderr saying so; ``text`` itself when it can be written as it is.
 
     Without this a model of emoji or accents on an ASCII (or cp1252) terminal
     would end in a UnicodeEncodeError, its whole sample lost.
@@ -376,9 +405,11 @@ def writable(text, stream):
     try:
         text.encode(encoding, getattr(stream, "errors", None) or "strict")
     except UnicodeEncodeError:
-        print(f"warning: the output's encoding ({encoding}) cannot hold some characters of "
-              f"the text; they are written as backslash escapes (\\xe9, \\U0001f600). For "
-              f"the characters themselves, run with PYTHONIOENCODING=utf-8", file=sys.stderr)
+        if warn:
+            print(f"warning: the output's encoding ({encoding}) cannot hold some characters "
+                  f"of the text; they are written as backslash escapes (\\xe9, \\U0001f600). "
+                  f"For the characters themselves, run with PYTHONIOENCODING=utf-8",
+                  file=sys.stderr)
         return text.encode(encoding, "backslashreplace").decode(encoding)
     except LookupError:  # an encoding or error handler Python does not know: as before
         pass
@@ -420,32 +451,43 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    out = TextOut(sys.stdout, level)
     try:
-        # The function, not the method: the book's RnnlmGen and BetterRnnlmGen,
+        out.write(shown)
+        # The functions, not the method: the book's RnnlmGen and BetterRnnlmGen,
         # which a file may hold, override generate with the book's arguments.
-        if beam_width is not None:
-            ids = generate(model, start_ids, args.length, stop_id=stop_id,
-                           beam_width=beam_width)
-        else:
-            ids = generate(model, start_ids, args.length, temperature=args.temperature,
-                           top_k=args.top_k, stop_id=stop_id, rng=args.seed)
-        text = detokenize(shown + [vocab[i] for i in ids], level)
-        text = writable(text, sys.stdout)
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        sys.stdout.flush()
+        if beam_width is not None:  # the best text is known only at the end
+            out.write([vocab[i] for i in generate(model, start_ids, args.length,
+                                                  stop_id=stop_id, beam_width=beam_width)])
+        else:  # each token as it is drawn
+            for i in iter_generate(model, start_ids, args.length,
+                                   temperature=args.temperature, top_k=args.top_k,
+                                   stop_id=stop_id, rng=args.seed):
+                out.write([vocab[i]])
+        out.end()
     except FloatingPointError as exc:
+        _end_quietly(out)
         print(f"error: {exc} (the model file holds non-finite weights?)", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading
         point_at_null(sys.stdout)
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # what was written stays; its line is closed
+        _end_quietly(out)
         print("interrupted", file=sys.stderr)
         return 130
     except OSError as exc:  # a full disk or a closed terminal behind stdout
         print(f"error: cannot write the text: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _end_quietly(out):
+    """Close the sample's last line after a failure, if the output still takes it."""
+    try:
+        out.end()
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pytest
 from common.optimizer import SGD
 from layers import TimeAffine, TimeEmbedding, TimeRNN, TimeSoftmaxWithLoss
 from models import BetterRnnlm, GruRnnlm, LanguageModel, Rnnlm, SimpleRnnlm, generate
-from models.generate import _pick
+from models.generate import _pick, iter_generate
 
 from script_loader import load_script
 
@@ -443,6 +443,53 @@ def test_script_in_process_options(trained, capsys):
     assert script.main(["--model", path, "--length", "300", "--stop", "\\n", "--seed", "0"]) == 0
     out = capsys.readouterr().out
     assert out.endswith("\n") and out.count("\n") == 1 and "<eos>" not in out
+
+
+def test_script_shows_each_word_as_it_is_drawn_and_keeps_them_on_ctrl_c(
+        trained, capsys, monkeypatch):
+    """The sample is written word by word: Ctrl-C keeps the words before it
+    (a whole-text write at the end lost them all), and its line is closed."""
+    script = load_script("generate_text")
+    argv = ["--model", str(trained / "m.npz"), "--start", "the", "--seed", "4"]
+    assert script.main([*argv, "--length", "5"]) == 0
+    five = capsys.readouterr().out
+    draws = []
+
+    def pick_then_interrupt(*args):
+        if len(draws) == 5:
+            raise KeyboardInterrupt
+        draws.append(_pick(*args))
+        return draws[-1]
+
+    # (the module by name: models.generate is also the function's name)
+    monkeypatch.setattr(sys.modules["models.generate"], "_pick", pick_then_interrupt)
+    assert script.main([*argv, "--length", "50"]) == 130
+    out, err = capsys.readouterr()
+    assert out == five and out.endswith("\n") and len(out.split()) >= 2
+    assert err == "interrupted\n"
+
+
+def test_iter_generate_yields_the_ids_of_generate_one_at_a_time():
+    model = Rnnlm(vocab_size=7, wordvec_size=4, hidden_size=5, seed=0)
+    ids = generate(model, [1, 2], 20, top_k=4, rng=3)
+    assert list(iter_generate(model, [1, 2], 20, top_k=4, rng=3)) == ids
+    # Arguments are checked on the call, not at the first id.
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        iter_generate(model, [9], 5)
+    # Closed after three ids, a model has its training state and mode back.
+    model = BetterRnnlm(vocab_size=7, wordvec_size=5, hidden_size=5, seed=0)
+    model.forward(np.array([[1, 2, 3]]), np.array([[2, 3, 4]]))
+    state = [a.copy() for a in model.get_state()]
+
+    def modes():
+        return {layer.train_flg for layer in model._all_layers() if hasattr(layer, "train_flg")}
+
+    drawn = iter_generate(model, [1, 2], 20, rng=3)
+    assert [next(drawn) for _ in range(3)] == generate(model, [1, 2], 3, rng=3)
+    assert modes() == {False}
+    drawn.close()
+    assert modes() == {True}
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_state(), state, strict=True))
 
 
 def test_script_errors_exit_2(trained, tmp_path, capsys):
