@@ -148,6 +148,16 @@ class Optimizer:
                     raise TypeError(f"grads[{j}] has dtype {grads[j].dtype}, but params[{j}] "
                                     f"has dtype {p.dtype}; convert it with "
                                     f".astype({p.dtype.name})")
+            if not getattr(p.flags, "writeable", True):
+                raise ValueError(f"params[{sources[0]}] is read-only (e.g. loaded with "
+                                 f"np.load(..., mmap_mode='r')), so it cannot be updated; "
+                                 f"give the model a writable copy (np.array(a)) before "
+                                 f"training")
+            eps = getattr(self, "eps", None)
+            if eps is not None and p.dtype.type(eps) == 0:
+                raise ValueError(f"eps={eps!r} rounds to 0 in params[{sources[0]}]'s dtype "
+                                 f"({p.dtype}), where it would no longer keep the division "
+                                 f"away from zero; use eps >= {float(xp.finfo(p.dtype).tiny)!r}")
             if buffer is None:
                 unique_grads.append(grads[sources[0]])
                 continue

@@ -157,7 +157,8 @@ class TimeSoftmaxWithLoss:
         if redo.any():
             row_loss[redo] = self._stable_rows(x[redo], x_t[redo], y, redo, w[redo])
 
-        losses = xp.where(valid, row_loss, 0)
+        # log(sum) >= log(exp(0)) = 0; float32 round-off can put it a hair below.
+        losses = xp.where(valid, xp.maximum(row_loss, 0), 0)
         self.cache = (t_safe, w, xs.shape)
         return float(losses.sum(dtype=xp.float64)) / max(n_valid, 1)
 

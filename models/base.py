@@ -36,12 +36,12 @@ class Init:
 
     def __init__(self, seed=None, rng=None, dtype=np.float32, init_scale=None):
         try:
-            floating = dtype is not None and np.dtype(dtype).kind == "f"
+            floating = dtype is not None and np.dtype(dtype) in (np.float32, np.float64)
         except TypeError:
             floating = False
         if not floating:
-            raise ValueError(f"dtype must be a floating type (np.float32 to train, np.float64 "
-                             f"for gradient checks), got {dtype!r}")
+            raise ValueError(f"dtype must be np.float32 (to train) or np.float64 (for "
+                             f"gradient checks), got {dtype!r}")
         if rng is not None and not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng must be a numpy.random.Generator (np.random.default_rng(0)); "
                              f"for an integer seed pass seed=, got rng={rng!r:.80}")

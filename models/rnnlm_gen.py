@@ -47,6 +47,8 @@ def _checked_skip(model, start_id, skip_ids, sample_size) -> np.ndarray:
             or sample_size < 1:
         raise ValueError(f"sample_size must be a positive integer, got {sample_size!r}")
     skip = np.zeros(V, dtype=bool)
+    if isinstance(skip_ids, np.ndarray) and skip_ids.shape == ():
+        skip_ids = skip_ids[()]  # (a 0-d array: the one id it holds)
     if isinstance(skip_ids, (int, np.integer)) and not isinstance(skip_ids, (bool, np.bool_)):
         skip_ids = [skip_ids]  # one id to skip
     if isinstance(skip_ids, (bool, np.bool_, str)) or not (
@@ -76,7 +78,11 @@ def sample_ids(model, start_id: int, skip_ids=None, sample_size: int = 100, rng=
         x = int(start_id)
         while len(word_ids) < sample_size:
             score = to_cpu(model.predict(xp.asarray([[x]])))[0, -1].astype(np.float64)
-            p = np.exp(score - score.max())
+            # The largest score of the ids that may be drawn is exp(0) = 1: a
+            # skipped id far above them would leave them all underflowed to 0.
+            top = score[~skip].max()
+            with np.errstate(over="ignore"):
+                p = np.exp(score - top)
             p[skip] = 0.0
             cdf = np.cumsum(p)
             if not (np.isfinite(cdf[-1]) and cdf[-1] > 0):

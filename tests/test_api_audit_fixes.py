@@ -220,3 +220,64 @@ def test_a_numpy_float64_scale_works_in_the_gradients_dtype():
     plain = loss.backward(0.3)
     loss.forward(x, t)
     np.testing.assert_array_equal(loss.backward(np.float64(0.3)), plain)
+
+
+# -- an audit of numerical edge cases ------------------------------------------------------
+
+
+def test_book_generate_samples_among_allowed_ids_when_a_skipped_one_towers_above_them():
+    """A skipped id 1000 nats above the rest underflowed every allowed
+    probability to 0: 'non-finite scores' for a model whose scores are all finite."""
+    model = RnnlmGen(vocab_size=5, wordvec_size=4, hidden_size=4, seed=0)
+    dict(model.named_params())["affine.b"][0] = 1000.0
+    ids = model.generate(1, skip_ids=[0], sample_size=30, rng=0)
+    assert len(ids) == 30 and 0 not in ids[1:]
+    model.reset_state()  # a 0-d array is one id, as for start_id
+    assert 3 not in model.generate(1, skip_ids=np.array(3), sample_size=20, rng=0)
+
+
+def test_a_read_only_parameter_is_refused_before_any_parameter_changes():
+    """np.load(mmap_mode='r') weights: the update failed inside NumPy after
+    stepping the parameters before it (a retry stepped them twice)."""
+    from common.optimizer import Adam
+
+    first, frozen = np.ones(3, np.float32), np.ones(3, np.float32)
+    frozen.flags.writeable = False
+    adam = Adam(lr=0.1)
+    with pytest.raises(ValueError, match=r"params\[1\] is read-only.*writable copy"):
+        adam.update([first, frozen], [np.ones(3, np.float32)] * 2)
+    assert (first == 1).all() and adam.t == 0 and not adam.state
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdaGrad", "RMSprop"])
+def test_an_eps_that_rounds_to_zero_in_the_parameters_dtype_is_refused(name):
+    """eps=1e-50 is 0 in float32: a weight whose gradient is 0 became 0/0 = NaN."""
+    import common.optimizer
+
+    p = np.ones(3, np.float32)
+    optimizer = getattr(common.optimizer, name)(lr=0.1, eps=1e-50)
+    with pytest.raises(ValueError, match=r"eps=1e-50 rounds to 0 .*float32"):
+        optimizer.update([p], [np.zeros(3, np.float32)])
+    assert (p == 1).all()
+    p64 = np.ones(3)  # (float64 holds it)
+    optimizer.update([p64], [np.zeros(3)])
+    assert (p64 == 1).all()
+
+
+def test_models_are_float32_or_float64():
+    """float16 was accepted, and Adam's default eps rounds to 0 in it."""
+    with pytest.raises(ValueError, match="dtype must be"):
+        Rnnlm(vocab_size=5, wordvec_size=4, hidden_size=4, dtype=np.float16)
+    assert Rnnlm(vocab_size=5, wordvec_size=4, hidden_size=4, dtype=np.float64).params[0].dtype \
+        == np.float64
+
+
+def test_a_confident_rows_loss_is_not_negative():
+    """log(s * exp(-x_t)) rounded to -1.2e-07 for logits [17, 0]; a one-word
+    vocabulary got a perplexity below 1."""
+    margins = np.linspace(10, 40, 301, dtype=np.float32)
+    x = np.stack([margins, np.zeros_like(margins)], axis=1)[None]  # (1, 301, 2)
+    loss_layer = TimeSoftmaxWithLoss()
+    for t in range(301):
+        assert loss_layer.forward(x[:, t:t + 1], np.array([[0]])) >= 0
+    assert eval_perplexity(SimpleRnnlm(1, 4, 4, seed=0), np.zeros(50, int)) == 1.0

@@ -366,7 +366,7 @@ def test_the_book_style_generate_of_a_bidirectional_model_answers_as_the_model()
 
 def test_a_models_dtype_is_a_floating_type_and_attention_weights_are_of_the_last_call():
     for dtype in (np.int32, None, "no such type"):
-        with pytest.raises(ValueError, match="dtype must be a floating type"):
+        with pytest.raises(ValueError, match="dtype must be np.float32"):
             Seq2seq(V, D, H, dtype=dtype)
     xs, _ = _batch()
     model = AttentionSeq2seq(V, D, H, seed=0)
