@@ -276,6 +276,37 @@ class DeferredTerminate:
 _deferring = []  # the DeferredTerminate contexts open now
 
 
+class HeldInterrupt:
+    """While open, a Ctrl-C (SIGINT) is remembered (``received``), not
+    raised: a script writing the files of a finished run (the model, the
+    plot) finishes them before it stops, where a ``KeyboardInterrupt`` in
+    the middle would leave the finished model unwritten. A second Ctrl-C
+    raises ``KeyboardInterrupt`` at once (the files written so far are
+    whole: every write is atomic).
+    """
+
+    def __init__(self):
+        self.received = False
+        self.previous = None
+
+    def __enter__(self):
+        try:
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread: leave signals alone
+            self.previous = None
+        return self
+
+    def _handler(self, signum, frame):
+        if self.received:
+            raise KeyboardInterrupt
+        self.received = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
 def stop_requested() -> bool:
     """Whether a stop was asked of a training run in progress: a caller
     waiting on a helper process (:mod:`common.batch_worker`,

@@ -74,7 +74,7 @@ from common.trainer import (  # noqa: E402
     TrainingInterrupted,
     TrainingOutOfMemory,
 )
-from common.training_guards import DeferredTerminate, stopped_at  # noqa: E402
+from common.training_guards import DeferredTerminate, HeldInterrupt, stopped_at  # noqa: E402
 from common.util import eval_perplexity  # noqa: E402
 from datasets import ptb, synthetic, text  # noqa: E402
 from models import MODELS, build_model  # noqa: E402
@@ -714,9 +714,14 @@ def run(args, explicit):
         notice = skipped_batches_notice(trainer)
         if notice:
             print(notice, file=sys.stderr)
-        # The files first: what is printed cannot lose them.
-        if not save_outputs(trainer, args, data):
-            return 1
+        # The files first: what is printed cannot lose them; a Ctrl-C waits for them.
+        with HeldInterrupt() as held:
+            if not save_outputs(trainer, args, data):
+                return 1
+        if held.received:
+            print(f"interrupted after training ({stopped_at(trainer)}), its files written",
+                  file=sys.stderr)
+            return 130
     if term.received:
         print(f"stopped by SIGTERM after training ({stopped_at(trainer)}), its files written",
               file=sys.stderr)

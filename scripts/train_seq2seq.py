@@ -739,8 +739,6 @@ def _run_holding(args):
         print(f"stopped by SIGTERM after epoch {trainer.epoch}; {how}", file=sys.stderr)
         return 143
 
-    while len(history["greedy"]) < trainer.epoch:  # resumed after an epoch's checkpoint
-        evaluate()
     if args.resume and trainer.epoch >= args.epochs:
         print(f"nothing to train: --epochs {args.epochs} counts all the run's epochs, and "
               f"{args.resume} has done {trainer.epoch}; give a larger --epochs to continue it")
@@ -749,6 +747,27 @@ def _run_holding(args):
     with DeferredTerminate() as term:
         plotted = False
         try:
+            # Resumed from a run stopped while it scored its last epoch (the epoch's
+            # checkpoint written, its accuracy not): scored, shown, plotted and recorded now.
+            filled = len(history["greedy"]) < trainer.epoch
+            while len(history["greedy"]) < trainer.epoch:
+                line = evaluate()
+                print(f"epoch {len(history['greedy'])}/{args.epochs} | {line} (scored on "
+                      f"resuming: the run stopped before it was)")
+            if filled:
+                if len(history["seconds"]) < trainer.epoch:
+                    history["seconds"].append(trainer.train_seconds)
+                    history["cpu_seconds"].append(trainer.train_cpu_seconds)
+                if args.plot:
+                    plotted = write_plot() or plotted
+                if args.checkpoint:
+                    trainer.settings["history"] = history
+                    try:
+                        save_checkpoint(args.checkpoint, trainer)
+                    except OSError as exc:
+                        print(f"error: {checkpoint_write_error(args.checkpoint, trainer, exc)}",
+                              file=sys.stderr)
+                        return keep_what_is_done(1)
             for epoch in range(trainer.epoch, args.epochs):
                 if term.received:  # while the last epoch was scored and written
                     return stopped_by_sigterm()

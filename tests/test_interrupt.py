@@ -16,7 +16,7 @@ import pytest
 from common.checkpoint import read_checkpoint
 from common.optimizer import Adam
 from common.trainer import RnnlmTrainer, TrainingInterrupted
-from models import SimpleRnnlm
+from models import SimpleRnnlm, load_model
 
 from script_loader import load_script
 
@@ -189,6 +189,36 @@ def test_script_ctrl_c_exits_130_with_a_resume_hint_then_resumes(tmp_path):
     _, meta = read_checkpoint(work / "ck.npz")
     assert (meta["trainer"]["epoch"], meta["trainer"]["iteration"]) == (done + 1, 0)
     assert glob.glob(str(work / ".*.tmp")) == []
+
+
+PRESS_CTRL_C_WHILE_SAVING = """
+import os, runpy, signal, sys
+from models import SimpleRnnlm
+save_params = SimpleRnnlm.save_params
+def pressed(self, *args, **kwargs):  # Ctrl-C as the finished model is being written
+    os.kill(os.getpid(), signal.SIGINT)
+    return save_params(self, *args, **kwargs)
+SimpleRnnlm.save_params = pressed
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_script_ctrl_c_while_the_finished_model_is_written_keeps_it(tmp_path):
+    """A KeyboardInterrupt inside --save lost the whole finished run: no
+    model, no plot, only 'interrupted'."""
+    done = subprocess.run(
+        [sys.executable, "-c", PRESS_CTRL_C_WHILE_SAVING, str(SCRIPT), *COMMON, "--epochs", "1",
+         "--save", "m.npz"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT)))
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == \
+        "interrupted after training (after epoch 1), its files written"
+    model, meta = load_model(tmp_path / "m.npz")
+    assert isinstance(model, SimpleRnnlm) and meta["vocab"]
+    assert (tmp_path / "p.png").read_bytes().startswith(b"\x89PNG")
+    assert glob.glob(str(tmp_path / ".*.tmp")) == []
 
 
 def test_script_refuses_to_resume_from_a_bad_file(tmp_path, monkeypatch, capsys):

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from common.checkpoint import read_checkpoint
 from models import load_model
 
 from script_loader import load_script
@@ -302,9 +303,17 @@ def test_ctrl_c_while_evaluating_stops_cleanly_and_resumes(pairs_file, tmp_path,
     err = capsys.readouterr().err
     assert f"interrupted after epoch 1; epoch 1's checkpoint is written: resume with " \
            f"--resume {ckpt}" in err
+    plot = tmp_path / "acc.png"
     assert script().main(["--resume", str(ckpt), "--epochs", "1", "--quiet", "--plot",
-                          "none"]) == 0
-    assert "nothing to train" in capsys.readouterr().out  # epoch 1 evaluated, none left
+                          str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to train" in out  # epoch 1 evaluated, none left
+    # ... and its accuracy shown, plotted and recorded in the checkpoint (it was only
+    # computed, so the resumed run's plot and history lacked the epoch).
+    assert re.search(r"epoch 1/1 \| accuracy \d\.\d{4} \(greedy\) \(scored on resuming", out)
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    history = read_checkpoint(ckpt)[1]["settings"]["history"]
+    assert len(history["greedy"]) == len(history["seconds"]) == 1
 
 
 def test_sigterm_between_epochs_finishes_the_epochs_files_then_stops(pairs_file, tmp_path,
