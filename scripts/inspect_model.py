@@ -99,7 +99,7 @@ def parse_args(argv=None):
         q.add_argument("--length", type=int, default=None,
                        help="use at most this many tokens (default: all; units: 3000)")
         q.add_argument("--html", type=user_path, default=None,
-                       help="write the coloured page here")
+                       help="write the coloured page here (default: none)")
 
     u = sub.add_parser("units", help="units over text: HTML page, heat map, correlations",
                        formatter_class=HelpFormatter)
@@ -111,7 +111,7 @@ def parse_args(argv=None):
     u.add_argument("--per-property", type=int, default=1,
                    help="how many units to report for each property of the text")
     u.add_argument("--png", type=user_path, default=None,
-                   help="draw the interesting units as a heat map here")
+                   help="draw the interesting units as a heat map here (default: none)")
     u.add_argument("--png-start", type=int, default=0,
                    help="first token of the heat map (counted from --offset)")
     u.add_argument("--png-length", type=int, default=80, help="tokens shown in the heat map")

@@ -418,7 +418,8 @@ def load_corpus(args):
         sha256 = file_sha256(args.text_file)
         if args.resume and args.text_sha256 not in (None, sha256):
             raise UsageError(f"cannot resume: {args.text_file} has changed since the run began "
-                             f"(its SHA-256 differs), and the run's word ids follow its words; "
+                             f"(its SHA-256 differs), and the run's token ids follow its "
+                             f"{_tokens(args)}; "
                              f"restore the file, or start a new run")
         args.text_sha256 = sha256
         train, valid, test = text.split_corpus(full)  # a text too short to split: ValueError
@@ -543,9 +544,10 @@ def prepare(args, explicit):
     if args.resume:  # the model of the run, whatever the flags would choose now
         vocab_size = resumed_vocab_size(args, vocab_size, len(word_to_id), held_out)
     elif held_out and args.corpus_size and vocab_size > own_words:
+        tokens = _tokens(args)
         notices.append(f"notice: {_scoring(held_out)} held-out text, so the model "
-                       f"has the whole vocabulary ({vocab_size:,} words), not the {own_words:,} "
-                       f"of the first --corpus-size {args.corpus_size:,} words")
+                       f"has the whole vocabulary ({vocab_size:,} {tokens}), not the "
+                       f"{own_words:,} of the first --corpus-size {args.corpus_size:,} {tokens}")
     if not args.ignore_memory_check:
         check_memory_of_run(args, vocab_size)
     try:
@@ -579,6 +581,11 @@ def _scoring(flags):
     return " and ".join(flags) + (" scores" if len(flags) == 1 else " score")
 
 
+def _tokens(args) -> str:
+    """What the run's tokens are called: characters at character level, else words."""
+    return "characters" if args.corpus == "text" and args.level == "char" else "words"
+
+
 def resumed_vocab_size(args, vocab_size, whole, held_out):
     """The vocabulary size of the model in ``--resume``'s checkpoint (read from its
     metadata); refused when the flags ``held_out`` need more words than it has."""
@@ -587,9 +594,10 @@ def resumed_vocab_size(args, vocab_size, whole, held_out):
     except (ValueError, OSError, KeyError, TypeError):
         return vocab_size  # trainer.resume says what is wrong with the file
     if held_out and recorded < whole:
+        tokens = _tokens(args)
         raise UsageError(f"{_scoring(held_out)} held-out text, which needs the whole "
-                         f"vocabulary ({whole:,} words), but the run in {args.resume} was "
-                         f"built on the {recorded:,} words of its --corpus-size words: drop "
+                         f"vocabulary ({whole:,} {tokens}), but the run in {args.resume} was "
+                         f"built on the {recorded:,} {tokens} of its --corpus-size {tokens}: drop "
                          f"{' and '.join(held_out)} to continue it, or start a new run with "
                          f"them")
     return recorded

@@ -109,7 +109,7 @@ def parse_args(argv=None):
     source.add_argument("--data", type=user_path, default=None, metavar="FILE",
                         help="pairs from a file: the textbook's layout (question, '_', answer, "
                              "each line padded with spaces to the same widths) or tab-separated "
-                             "question<TAB>answer")
+                             "question<TAB>answer (default: none: --task's pairs)")
     data.add_argument("--data-seed", type=at_least(0, 2**32 - 1), default=1984,
                       help="seed of the generated tasks and of the train/test split")
     model = p.add_argument_group("model")
@@ -158,14 +158,16 @@ def parse_args(argv=None):
                      help="heat maps of the attention of a few test questions (--model "
                           "attention; 'none': no plot)")
     out.add_argument("--save", type=user_path, default=None, metavar="FILE",
-                     help="save the parameters and the vocabulary (.npz)")
+                     help="save the parameters and the vocabulary (.npz) (default: not saved)")
     out.add_argument("--load", type=user_path, default=None, metavar="FILE",
-                     help="start from parameters saved by --save (with --epochs 0: evaluate)")
+                     help="start from parameters saved by --save (with --epochs 0: evaluate) "
+                          "(default: none: new weights from --seed)")
     out.add_argument("--checkpoint", type=user_path, default=None, metavar="FILE",
-                     help="write a checkpoint at the end of every epoch (and on Ctrl-C)")
+                     help="write a checkpoint at the end of every epoch (and on Ctrl-C) "
+                          "(default: none)")
     out.add_argument("--resume", type=user_path, default=None, metavar="FILE",
                      help="continue the run of this checkpoint, with its settings (a flag that "
-                          "would change one is refused)")
+                          "would change one is refused) (default: none: a new run)")
     out.add_argument("--ignore-memory-check", action="store_true",
                      help="train even when the memory estimate exceeds the available memory")
     out.add_argument("--overwrite", action="store_true",

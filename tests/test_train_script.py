@@ -766,6 +766,16 @@ def test_held_out_flags_on_a_demo_corpus_say_the_vocabulary_grows_and_resume_kee
     assert read_checkpoint("whole.npz")[1]["trainer"]["epoch"] == 2
 
 
+def test_at_character_level_the_vocabulary_notice_counts_characters(script, capsys):
+    """It said 'words' of a vocabulary of characters."""
+    Path("t.txt").write_text("the quick brown fox jumps over the lazy dog. " * 60 + "XYZ! " * 40)
+    assert script.main(["--corpus", "text", "--text-file", "t.txt", "--level", "char",
+                        "--corpus-size", "300", "--hidden-size", "8", "--wordvec-size", "8",
+                        "--epochs", "1", "--plot", "none", "--quiet", "--val"]) == 0
+    assert re.search(r"the whole vocabulary \([\d,]+ characters\), not the \d+ of the first "
+                     r"--corpus-size 300 characters", capsys.readouterr().err)
+
+
 def test_an_early_stopped_run_resumed_with_its_patience_trains_nothing(script, capsys):
     argv = ["--corpus", "synthetic", "--corpus-size", "800", "--batch-size", "5",
             "--time-size", "4", "--hidden-size", "10", "--wordvec-size", "12", "--lr", "5",
