@@ -14,12 +14,18 @@ the model's ``params`` in order, one after the other) and the rows of
 ``x`` and ``t`` (for answers: the questions, and the start id then the
 answer of each), and for a language model the hidden state its rows carry
 (in before the step, out after it, each entry flagged when it is None).
-A run begins with a line of JSON (the model, its config and the
+A process just started says ``up`` once it has imported what it needs;
+only then does the caller create the segment (its name then exists for
+milliseconds, not while Python starts; see :mod:`common.step_worker`,
+which also says how the names are chosen and leftovers removed). A run
+begins with a line of JSON (the model, its config and the
 segment's layout); the process maps the segment and says ``mapped`` (the
 caller then removes the segment's name, see :mod:`common.step_worker`),
 builds its replica and says ``ready``, or ``error MESSAGE`` at either
-point. The caller writes the parameters and the rows, then
-posts the request on the process's standard input, on which
+point; a process whose caller is gone when it replies exits at once,
+quietly (:func:`common.step_worker.reply`). The caller writes the
+parameters and the rows, then posts the request on the process's
+standard input, on which
 the process sleeps between steps (it holds no core while the caller does
 anything else). The caller computes its own part meanwhile and then spins
 on the done counter. On x86-64 a core's stores reach the others in the
@@ -310,8 +316,14 @@ class BatchWorker:
                 "ignore_label": None if label is None else int(label)}
         self._release_segment()
         if not self.alive():
+            # The process first, the segment once it is up (see step_worker).
             self.process = step_worker.start_process("common.batch_worker")
-        self.segment = shared_memory.SharedMemory(create=True, size=size)
+            try:
+                step_worker.wait_until_up(self.process, "batch worker")
+            except BaseException:  # (a Ctrl-C too: its "up" would be read as a reply)
+                self.close()
+                raise
+        self.segment = step_worker.create_segment(size)
         spec["segment"] = self.segment.name
         self.counters = np.ndarray((16,), np.int64, self.segment.buf)
         self.counters[:] = 0
@@ -462,10 +474,13 @@ def _serve():
     # Waiting on stdin, it would outlive a parent whose forked child holds the pipe.
     step_worker.exit_with_parent()
     keep_freed_memory()  # it runs nothing but halves of batches (see common.heap)
+    replies = _replies_apart()
+    if os.name == "posix":
+        resource_tracker.ensure_running()  # (now, not while a segment is named)
     # Held throughout, as the trainer holds it: entered for each call instead, it
     # would ask BLAS for its thread count twice a call.
-    replies = _replies_apart()
     with managed():
+        step_worker.reply(replies, step_worker.UP)  # the caller creates the segment now
         _serve_lines(one_core, replies)
 
 
@@ -491,6 +506,8 @@ def _replies_apart():
 def _serve_lines(one_core, replies):
     segment = model = None
     for line in sys.stdin:
+        if not line.endswith("\n"):  # the caller was killed while writing it
+            return
         if line.startswith("{"):
             spec = json.loads(line)["begin"]
             # Nothing of the last run is kept, whether this one begins or not.
@@ -506,14 +523,14 @@ def _serve_lines(one_core, replies):
                 a = arrays(segment.buf, spec)
                 # Mapped: the caller removes its name now, while this process imports
                 # and builds the model (the longest part of a begin).
-                print("mapped", file=replies, flush=True)
+                step_worker.reply(replies, "mapped")  # (exits quietly if the caller is gone)
                 model = _build(spec)
             except Exception as error:  # noqa: BLE001 - told to the caller, which goes on alone
                 message = f"{type(error).__name__}: {error}".replace("\n", " ")  # one line
-                print(f"error {message}", file=replies, flush=True)
+                step_worker.reply(replies, f"error {message}")
                 continue
             step = 0
-            print("ready", file=replies, flush=True)
+            step_worker.reply(replies, "ready")
             continue
         command, rows, *options = line.split()
         rows = int(rows)

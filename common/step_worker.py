@@ -32,20 +32,37 @@ nothing); it runs in a session of its own, so that a Ctrl-C or a signal
 sent to the caller's process group does not reach it (the caller stops it),
 and exits when the caller's process ends.
 
-The segment's lifetime (here and in :mod:`common.batch_worker`). The
-caller creates the segment under a name in /dev/shm, hands the name to the
-helper, and removes the name as soon as the helper answers that it has
-mapped it (:func:`remove_name`): both go on using their mappings, which
-the system frees when the last of them is unmapped, however each process
-ends. A name left behind would outlive a caller killed before it could
-remove it (SIGKILL, a default SIGTERM, ``os._exit``, a
-``multiprocessing.Pool`` worker ended by ``terminate()``, as leaving
-``with Pool()`` does), in /dev/shm and in the resource tracker's list,
-which warns of "leaked shared_memory objects" at its exit. So a name
-exists only from the segment's creation until the helper has mapped it:
-a helper never opens a segment by name again (a larger segment is a new
-one, with a new name). Where the system cannot remove a name that is still
-mapped (not POSIX) the caller keeps it until it releases the segment.
+The segment's lifetime (here and in :mod:`common.batch_worker`). A
+helper just started first says ``up`` on its standard output, once its
+Python has started and it has imported what it needs (a third of a second
+to a second); only then does the caller create the segment under a name in
+/dev/shm (:func:`create_segment`), hand the name to the helper, and remove
+the name as soon as the helper answers that it has mapped it
+(:func:`remove_name`): both go on using their mappings, which the system
+frees when the last of them is unmapped, however each process ends. A name
+left behind would outlive a caller killed before it could remove it
+(SIGKILL, a default SIGTERM, ``os._exit``, a ``multiprocessing.Pool``
+worker ended by ``terminate()``, as leaving ``with Pool()`` does), in
+/dev/shm and in the resource tracker's list, which warns of "leaked
+shared_memory objects" at its exit. So a name exists only from the
+segment's creation until the helper, already running, has mapped it
+(milliseconds): a helper never opens a segment by name again (a larger
+segment is a new one, with a new name). Where the system cannot remove a
+name that is still mapped (not POSIX) the caller keeps it until it
+releases the segment.
+
+A caller killed within those milliseconds (``kill -9`` of its process
+group, as a scheduler or ``docker kill`` does, takes its resource tracker
+too) still leaves a name. So the names say who made them,
+``rnnlab_PID_RANDOM`` (PID: the creating process; at most 28 characters
+with the leading slash, within macOS's 31), and :func:`create_segment`
+first removes from /dev/shm every name of that pattern whose process no
+longer exists (:func:`remove_leftovers`; where there is no /dev/shm to
+list, as on macOS, it removes nothing). Names of any other pattern are
+never touched.
+
+A helper whose caller is gone (its replies meet a closed pipe) exits at
+once, quietly, with no traceback on the terminal (:func:`reply`).
 
 Run as ``python -m common.step_worker``, the segment's name the first line
 of its standard input; :class:`StepWorker` starts it.
@@ -55,7 +72,10 @@ from __future__ import annotations
 
 import os
 import platform
+import re
+import secrets
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -94,6 +114,18 @@ NAMES_REMOVABLE_WHILE_MAPPED = os.name == "posix"
 # one again would remove another's segment that got its name since, and make
 # the resource tracker print a traceback (it has forgotten the name).
 _names_removed = weakref.WeakSet()
+# The names of this module's segments: "rnnlab_" PID "_" 12 hex digits (see
+# the module docstring). A PID has at most 7 digits on Linux (pid_max is at
+# most 2^22) and 5 on macOS.
+SEGMENT_PREFIX = "rnnlab_"
+_SEGMENT_NAME = re.compile(r"rnnlab_([1-9][0-9]{0,6})_[0-9a-f]{12}")
+# Where a POSIX system lists its shared segments' names (Linux); elsewhere
+# no leftovers are looked for.
+SHM_DIR = "/dev/shm"
+# What a helper just started says once it is up (Python started, modules imported).
+UP = "up"
+# The status a helper exits with when its caller is gone (see reply).
+CALLER_GONE_STATUS = 3
 
 
 def _layout(K, m, n, dtype):
@@ -133,6 +165,96 @@ def fits_shared_memory(n_bytes) -> bool:
     except (AttributeError, OSError):  # not Linux: no small file system to fill
         return True
     return n_bytes <= stats.f_bavail * stats.f_frsize // 2
+
+
+def segment_name() -> str:
+    """A fresh name for a segment of this process's: ``rnnlab_PID_RANDOM``."""
+    return f"{SEGMENT_PREFIX}{os.getpid()}_{secrets.token_hex(6)}"
+
+
+def process_exists(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie counts; one of another user's
+    too, which ``kill`` may not signal)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError, ValueError):  # PermissionError: it exists
+        return True
+    return True
+
+
+def remove_leftovers() -> list:
+    """Remove from /dev/shm the segments named by :func:`segment_name` whose
+    creating process no longer exists (killed before it could remove the
+    name, see the module docstring); the names removed. Names of any other
+    pattern, and those whose process lives, are left alone; where /dev/shm
+    cannot be listed (not Linux) nothing is done."""
+    try:
+        names = os.listdir(SHM_DIR)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        match = _SEGMENT_NAME.fullmatch(name)
+        if match is None or process_exists(int(match.group(1))):
+            continue
+        path = os.path.join(SHM_DIR, name)
+        try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            os.unlink(path)
+        except OSError:  # removed meanwhile (another process's sweep), or not ours to remove
+            continue
+        removed.append(name)
+    return removed
+
+
+def create_segment(size: int) -> shared_memory.SharedMemory:
+    """A new shared segment of ``size`` bytes for a helper, named by
+    :func:`segment_name`, once the leftovers of processes that were killed
+    are removed (:func:`remove_leftovers`). Call it only once the helper is
+    up (:func:`wait_until_up`), and :func:`remove_name` once it has mapped it."""
+    remove_leftovers()
+    if os.name == "posix":
+        # The tracker that SharedMemory registers the name with starts now, not
+        # while the name exists.
+        resource_tracker.ensure_running()
+    for _ in range(16):
+        try:
+            return shared_memory.SharedMemory(segment_name(), create=True, size=size)
+        except FileExistsError:  # (48 random bits drawn twice)
+            continue
+    raise FileExistsError("no free name for a shared segment")
+
+
+def wait_until_up(process: subprocess.Popen, what: str) -> None:
+    """In the caller: wait for a helper just started to say it is up (see
+    the module docstring); OSError when it says anything else or dies."""
+    try:
+        line = process.stdout.readline().strip()
+    except (OSError, ValueError) as error:
+        raise OSError(f"the {what} process did not start") from error
+    if line != UP:
+        raise OSError(f"the {what} process did not start ({line or 'no reply'})")
+
+
+def reply(stream, line: str) -> None:
+    """In a helper: write ``line`` to the caller on ``stream``. When nobody
+    reads it any more (the caller is gone: killed, or ended while this
+    process started), exit at once with CALLER_GONE_STATUS, printing
+    nothing: no traceback lands on the terminal after the caller's end."""
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        caller_gone()
+
+
+def caller_gone():
+    """In a helper whose caller is gone: exit now, quietly (``os._exit``: the
+    reply still buffered would fail again, noisily, at a normal exit)."""
+    os._exit(CALLER_GONE_STATUS)
 
 
 class HelperHung(OSError):
@@ -336,11 +458,12 @@ class StepWorker:
         self.close()
         self.served = 0
         try:
-            # The process first, the segment once it has started: its name then
+            # The process first, the segment once it is up: its name then
             # exists only while the process maps it (milliseconds), not while
-            # Python starts.
+            # Python starts and imports NumPy.
             self.process = start_process("common.step_worker")
-            self.segment = shared_memory.SharedMemory(create=True, size=size)
+            wait_until_up(self.process, "step worker")
+            self.segment = create_segment(size)
             self.counters = np.ndarray((16,), np.int64, self.segment.buf)
             self.counters[:] = 0
             try:
@@ -431,17 +554,30 @@ def _serve():
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
     parent = os.getppid()
     exit_with_parent()  # waiting on stdin, it would outlive a parent whose fork holds the pipe
-    name = sys.stdin.readline().strip()
-    if not name:  # the caller closed it before naming a segment
+    if os.name == "posix":
+        resource_tracker.ensure_running()  # (now, not while the segment is named)
+    reply(sys.stdout, UP)  # the caller creates the segment now
+    name = sys.stdin.readline()
+    # The caller closed it before naming a segment (or was killed while naming one).
+    if not name.endswith("\n") or not name.strip():
         return
-    segment = shared_memory.SharedMemory(name)
+    name = name.strip()
+    try:
+        segment = shared_memory.SharedMemory(name)
+    except OSError as error:
+        reply(sys.stdout, f"error {type(error).__name__}: {error}")  # (exits if nobody reads)
+        if os.getppid() != parent:  # the caller is gone (and so is its segment)
+            caller_gone()
+        raise
     # The caller owns the segment: this process's resource tracker must not
     # unlink it when this process ends.
     resource_tracker.unregister(segment._name, "shared_memory")
     counters = np.ndarray((16,), np.int64, segment.buf)
     # Mapped: the caller now removes the name (remove_name).
-    print("ready", flush=True)
+    reply(sys.stdout, "ready")
     for line in sys.stdin:
+        if not line.endswith("\n"):  # the caller was killed while writing it
+            return
         K, m, n, dtype = line.split()
         W, a, out = _arrays(segment.buf, int(K), int(m), int(n), np.dtype(dtype))
         done = 0
