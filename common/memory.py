@@ -7,12 +7,26 @@ and RMSprop one, SGD none); one step's activations (each weight matrix
 ``(D, M)`` gives ``N * T * M`` outputs, cached for backward and once more
 in backward: three copies); and the output layer's logits, their softmax
 and gradient (three ``N * T * V`` arrays); and the float64 temporaries the
-initialisation draws the largest weight in. It is a lower bound of what
-NumPy will hold at the peak, good enough to refuse runs that cannot fit.
+initialisation draws the largest weight in. The rows of a step are the
+larger of training's and evaluation's (``eval_rows``: ``eval_perplexity``
+runs 10 x 35 rows). Where a helper process computes half of each batch
+(``halves``, :func:`may_split`) it counts the helper too: its replica's
+parameters and gradients, both again in the shared segment, the gradient
+temporary that adds the halves up, and the helper's interpreter. A
+script adds what its models need beyond that (``extra``: attention's
+weights, the answers of an evaluation). The memory available is the
+smallest of the machine's (``MemAvailable``), the process's address-space
+limit (``ulimit -v``) and its control group's limit, less what each
+already holds (:func:`available_bytes`).
 """
 
 import math
 import os
+
+try:
+    import resource
+except ImportError:  # (not POSIX)
+    resource = None
 
 # Bytes of the interpreter, NumPy and BLAS before any array (measured about
 # 60-70 MiB for the demo; rounded up).
@@ -43,10 +57,18 @@ def language_model_shapes(model: str, vocab_size: int, wordvec_size: int, hidden
 
 
 def estimate_training_bytes(shapes, batch_size: int, time_size: int, optimizer: str = "SGD",
-                            itemsize: int = 4) -> dict:
-    """``{'parameters', 'optimizer', 'activations', 'logits', 'total'}`` in bytes."""
+                            itemsize: int = 4, *, eval_rows: int = 0, halves: bool = False,
+                            extra: dict | None = None) -> dict:
+    """``{'parameters', 'optimizer', 'activations', 'logits', 'initialisation'
+    [, 'helper'] [, extra's names], 'total'}`` in bytes.
+
+    ``eval_rows``: the rows of an evaluation step, when it has more than a
+    training step (``batch_size * time_size``); ``halves``: a helper process
+    computes half of each batch (:func:`may_split`); ``extra``: further
+    named parts, in bytes.
+    """
     n_params = sum(math.prod(s) for s in shapes)
-    rows = batch_size * time_size
+    rows = max(batch_size * time_size, eval_rows)
     matrices = [s for s in shapes if len(s) == 2]
     vocab = shapes[-1][0]
     parts = {
@@ -58,23 +80,118 @@ def estimate_training_bytes(shapes, batch_size: int, time_size: int, optimizer: 
         # float64 temporaries (the draw and its scaled copy) of the largest.
         "initialisation": 2 * 8 * max(math.prod(s) for s in shapes),
     }
+    if halves:
+        # The replica's parameters and gradients, the same in the shared segment,
+        # the temporary that adds the halves' gradients, and the helper's Python.
+        parts["helper"] = 5 * n_params * itemsize + BASE_BYTES
+    parts.update(extra or {})
     parts["total"] = sum(parts.values()) + BASE_BYTES
     return parts
 
 
+def may_split(batch_size: int, recurrent_shape: tuple, itemsize: int = 4,
+              replicable: bool = True) -> bool:
+    """Whether batches of ``batch_size`` rows for a model whose largest
+    recurrent weight has ``recurrent_shape`` would be computed by halves,
+    one in a helper process (the sizes' part of
+    :func:`common.data_parallel.splits`, for a model not built yet)."""
+    from common import data_parallel  # (only here: this module stays light)
+
+    if not replicable or not data_parallel._helpers_here():
+        return False
+    half, size = batch_size // 2, math.prod(recurrent_shape)
+    return (half >= data_parallel.MIN_HALF_ROWS
+            and size * itemsize <= data_parallel.MAX_HALF_WEIGHT_BYTES
+            and half * size >= data_parallel.MIN_HALF_STEP_MULTIPLY_ADDS)
+
+
 def available_bytes() -> int | None:
-    """Memory available to a new allocation: ``MemAvailable`` of
-    /proc/meminfo, else free physical pages (``os.sysconf``); None if unknown."""
+    """Memory available to a new allocation: the smallest of what
+    :func:`memory_limits` finds; None if it finds nothing."""
+    limits = memory_limits()
+    return min(limits.values()) if limits else None
+
+
+def memory_limits() -> dict:
+    """What bounds a new allocation, by what it is, in bytes left: the
+    machine's ``MemAvailable`` (of /proc/meminfo; else its free physical
+    pages), the process's address-space limit (``ulimit -v``) less its
+    mappings, and its control group's memory limit less its usage (cgroup
+    v2 or v1). The limits that are not set, or cannot be read, are left out.
+    """
+    limits = {}
+    machine = _meminfo("MemAvailable")
+    if machine is None:
+        try:
+            machine = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            machine = None
+    if machine is not None:
+        limits["the machine's available memory"] = machine
+    address_space = _address_space_left()
+    if address_space is not None:
+        limits["the process's address-space limit (ulimit -v)"] = address_space
+    group = _cgroup_left()
+    if group is not None:
+        limits["the memory limit of the process's control group (cgroup)"] = group
+    return limits
+
+
+def _meminfo(key, path="/proc/meminfo"):
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def _address_space_left():
+    if resource is None:
+        return None
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (OSError, ValueError):
+        return None
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return None
+    used = _meminfo("VmSize", "/proc/self/status") or 0
+    return max(0, soft - used)
+
+
+def _cgroup_left(root="/sys/fs/cgroup", membership="/proc/self/cgroup"):
+    """The cgroup's limit less its usage, or None (no limit, or unreadable)."""
+    try:
+        with open(membership) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2: memory.max, memory.current
+            limit = _read_number(os.path.join(root, path.lstrip("/"), "memory.max"))
+            usage = _read_number(os.path.join(root, path.lstrip("/"), "memory.current"))
+        elif "memory" in controllers.split(","):  # v1
+            folder = os.path.join(root, "memory", path.lstrip("/"))
+            if not os.path.isdir(folder):  # (a container sees its own group at the root)
+                folder = os.path.join(root, "memory")
+            limit = _read_number(os.path.join(folder, "memory.limit_in_bytes"))
+            usage = _read_number(os.path.join(folder, "memory.usage_in_bytes"))
+        else:
+            continue
+        # "max", or v1's "no limit" (a number near 2^63): not a limit.
+        if limit is not None and usage is not None and limit < 2**62:
+            return max(0, limit - usage)
+    return None
+
+
+def _read_number(path):
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
         return None
 
 
@@ -83,8 +200,11 @@ def check_memory(estimate: dict, available: int | None, hint: str = "") -> None:
     if available is None or estimate["total"] <= available:
         return
     detail = ", ".join(f"{k} {gib(v)}" for k, v in estimate.items() if k != "total")
+    # Named when the bound is one that the machine's free memory is not.
+    bound = [name for name, left in memory_limits().items() if left == available]
+    which = f" (the bound: {bound[0]})" if bound and "machine" not in bound[0] else ""
     raise NotEnoughMemory(f"this run needs about {gib(estimate['total'])} of memory ({detail}), "
-                          f"but only {gib(available)} is available{hint}")
+                          f"but only {gib(available)} is available{which}{hint}")
 
 
 def gib(n: int) -> str:

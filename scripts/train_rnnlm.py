@@ -58,12 +58,14 @@ from common.cli import (  # noqa: E402
     user_path,
 )
 from common.memory import (  # noqa: E402
+    GATES,
     NotEnoughMemory,
     available_bytes,
     check_memory,
     estimate_training_bytes,
     gib,
     language_model_shapes,
+    may_split,
 )
 from common.parallel import thread_count_problem  # noqa: E402
 from common.serialization import file_sha256, load_npz_meta  # noqa: E402
@@ -509,8 +511,16 @@ def check_memory_of_run(args, vocab_size):
     tied = args.model == "better" and not args.no_tie and args.wordvec_size == args.hidden_size
     shapes = language_model_shapes(args.model, vocab_size, args.wordvec_size, args.hidden_size,
                                    args.num_layers, tied)
-    estimate = estimate_training_bytes(shapes, args.batch_size, args.time_size,
-                                       OPTIMIZERS[args.optimizer].__name__)
+    g = GATES[args.model]
+    # The held-out text is scored 10 rows x 35 steps at a time (eval_perplexity).
+    held_out = args.eval or args.val or args.lr_decay or args.patience
+    # BetterRnnlm's dropout draws masks, which the helper cannot replicate.
+    replicable = not (args.model == "better" and args.dropout > 0)
+    estimate = estimate_training_bytes(
+        shapes, args.batch_size, args.time_size, OPTIMIZERS[args.optimizer].__name__,
+        eval_rows=10 * 35 if held_out else 0,
+        halves=may_split(args.batch_size, (args.hidden_size, g * args.hidden_size),
+                         replicable=replicable))
     try:
         check_memory(estimate, available_bytes(),
                      hint="; use a smaller --hidden-size, --wordvec-size or --batch-size, or "
@@ -627,6 +637,10 @@ def resume(trainer, args, explicit, notices):
         trainer.resume(args.resume)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot resume: {exc}") from None
+    except MemoryError:
+        raise UsageError(f"cannot resume: not enough memory to read {args.resume} (it is "
+                         f"kept as it is); free some memory, or resume on a machine with "
+                         f"more") from None
     if "lr" in explicit and trainer.optimizer.lr != args.lr:
         notices.append(f"notice: --lr {args.lr:g} replaces the checkpoint's learning rate "
                        f"{trainer.optimizer.lr:g} from here on")
@@ -738,7 +752,16 @@ def run(args, explicit):
     print(f"train perplexity {train_ppl:.2f} (last epoch), {elapsed:.1f} s")
     if args.eval:
         for split in ("valid", "test"):
-            ppl = eval_perplexity(trainer.model, data[split], batch_size=10, time_size=35)
+            try:
+                ppl = eval_perplexity(trainer.model, data[split], batch_size=10, time_size=35)
+            except MemoryError:
+                kept = [f"--save {args.save}"] * bool(args.save) + \
+                    [f"--checkpoint {args.checkpoint}"] * bool(args.checkpoint)
+                kept = f"; the run's files are written ({', '.join(kept)})" if kept else ""
+                print(f"error: not enough memory to score the {split} text (10 rows x 35 "
+                      f"steps of a {trainer.model.vocab_size:,}-word vocabulary at a time)"
+                      f"{kept}", file=sys.stderr)
+                return 1
             line = f"{split} perplexity {ppl:.2f}"
             if args.corpus == "text" and args.level == "char":
                 line += f" = {math.log2(ppl):.3f} bits per character"

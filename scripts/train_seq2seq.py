@@ -59,6 +59,7 @@ from common.memory import (  # noqa: E402
     available_bytes,
     check_memory,
     estimate_training_bytes,
+    may_split,
 )
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
@@ -471,17 +472,38 @@ def split_problem(args, n_train: int, n_test: int) -> str | None:
     return None
 
 
-def memory_problem(args, vocab_size: int, steps: int) -> str | None:
+def memory_problem(args, vocab_size: int, enc_steps: int, dec_steps: int,
+                   n_test: int) -> str | None:
     """Why the run would not fit in the memory available (estimated before
-    building the model: ``common.memory``), or None."""
+    building the model: ``common.memory``), or None.
+
+    Beyond the training step it counts attention's weights (``(N, T_dec,
+    T_enc)``, kept for backward, and three more of that size in it) and the
+    test set's scoring, ``--eval-batch`` questions at once (``n_test`` if
+    fewer): the encoder's cached steps, for attention the encoder's states
+    that every answer step reads (copied as beams are chosen), and the
+    float64 scores of beam search.
+    """
     config = {"vocab_size": vocab_size, "wordvec_size": args.wordvec_size,
               "hidden_size": args.hidden_size, "bidirectional": args.bidirectional}
     shapes = list(MODELS[args.model].param_shapes(config).values())
-    estimate = estimate_training_bytes(shapes, args.batch_size, steps, optimizer="Adam")
+    H, itemsize = args.hidden_size, 4
+    encoded = H * (2 if args.bidirectional else 1)  # the width of the encoder's states
+    rows = min(args.eval_batch, n_test)
+    evaluation = rows * enc_steps * 8 * encoded * itemsize + rows * vocab_size * 8 * 3
+    extra = {}
+    if args.model == "attention":
+        extra["attention"] = 4 * args.batch_size * dec_steps * enc_steps * itemsize
+        evaluation += 3 * rows * enc_steps * encoded * itemsize
+    extra["evaluation"] = evaluation
+    estimate = estimate_training_bytes(shapes, args.batch_size, enc_steps + dec_steps,
+                                       optimizer="Adam",
+                                       halves=may_split(args.batch_size, (H, 4 * H)),
+                                       extra=extra)
     try:
         check_memory(estimate, available_bytes(), hint="; choose a smaller --hidden-size, "
-                     "--wordvec-size or --batch-size, or pass --ignore-memory-check to try "
-                     "anyway")
+                     "--wordvec-size, --batch-size or --eval-batch, or pass "
+                     "--ignore-memory-check to try anyway")
     except NotEnoughMemory as exc:
         return str(exc)
     return None
@@ -600,8 +622,10 @@ def _run_holding(args):
         val_data = (x_train[-args.val:], t_train[-args.val:])
         x_train, t_train = x_train[:-args.val], t_train[:-args.val]
     V = len(id_to_char)
-    steps = x_train.shape[1] + t_train.shape[1] - 1  # encoder and decoder
-    if not args.ignore_memory_check and (problem := memory_problem(args, V, steps)):
+    # The encoder's steps and the decoder's (its input: all of an answer but the last).
+    enc_steps, dec_steps = x_train.shape[1], t_train.shape[1] - 1
+    if not args.ignore_memory_check and (problem := memory_problem(args, V, enc_steps,
+                                                                   dec_steps, len(x_test))):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     data_sha256 = file_sha256(args.data) if args.data else None
@@ -654,6 +678,11 @@ def _run_holding(args):
             trainer.resume(args.resume)
         except (ValueError, OSError) as exc:
             print(f"error: cannot resume: {exc}", file=sys.stderr)
+            return 2
+        except MemoryError:
+            print(f"error: cannot resume: not enough memory to read {args.resume} (it is kept "
+                  f"as it is); free some memory, or resume on a machine with more",
+                  file=sys.stderr)
             return 2
         _, meta = read_checkpoint(args.resume)
         saved = (meta.get("settings") or {}).get("history")

@@ -343,8 +343,32 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_training(pairs_file, 
     err = capsys.readouterr().err
     assert "this run needs about" in err and "but only 50 MiB is available" in err
     assert "--ignore-memory-check" in err
-    assert "choose a smaller --hidden-size, --wordvec-size or --batch-size" in err
+    assert "choose a smaller --hidden-size, --wordvec-size, --batch-size or --eval-batch" in err
     assert module.main([*argv, "--ignore-memory-check"]) == 0
+    # Attention's (N, T_dec, T_enc) weights and the test set's scoring are counted:
+    # the check passed runs that then needed 2-3x its estimate.
+    assert module.main([*argv, "--model", "attention"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"attention \d+ MiB, evaluation \d+ MiB\)", err)
+
+
+def test_resuming_without_the_memory_to_read_the_checkpoint_says_so(pairs_file, tmp_path,
+                                                                    capsys, monkeypatch):
+    """A raw MemoryError traceback from inside the checkpoint reader."""
+    ckpt = tmp_path / "run.npz"
+    assert script().main(["--data", pairs_file, *SMALL, "--plot", "none", "--checkpoint",
+                          str(ckpt)]) == 0
+    kept = ckpt.read_bytes()
+    module = script()
+
+    def no_memory(self, path):
+        raise MemoryError
+
+    monkeypatch.setattr(module.Trainer, "resume", no_memory)
+    assert module.main(["--resume", str(ckpt), "--epochs", "2", "--plot", "none"]) == 2
+    assert f"error: cannot resume: not enough memory to read {ckpt} (it is kept as it is)" in \
+        capsys.readouterr().err
+    assert ckpt.read_bytes() == kept
 
 
 @pytest.mark.parametrize("error", [MemoryError, ValueError("array is too big")])

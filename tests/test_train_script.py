@@ -766,6 +766,26 @@ def test_held_out_flags_on_a_demo_corpus_say_the_vocabulary_grows_and_resume_kee
     assert read_checkpoint("whole.npz")[1]["trainer"]["epoch"] == 2
 
 
+def test_no_memory_to_evaluate_or_resume_is_said_in_a_line(script, capsys, monkeypatch):
+    """--eval's 10 x 35 rows ran out of memory with a traceback after the model
+    was saved; so did reading a checkpoint to resume."""
+    demo = ["--corpus", "synthetic", "--corpus-size", "300", "--hidden-size", "8",
+            "--wordvec-size", "8", "--epochs", "1", "--plot", "none", "--quiet"]
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(script, "eval_perplexity", no_memory)
+    assert script.main([*demo, "--eval", "--save", "m.npz", "--checkpoint", "ck.npz"]) == 1
+    assert ("error: not enough memory to score the valid text (10 rows x 35 steps of a "
+            "") in capsys.readouterr().err
+    assert Path("m.npz").is_file()
+    monkeypatch.setattr(script.RnnlmTrainer, "resume", no_memory)
+    assert usage_error(script, ["--resume", "ck.npz", "--epochs", "2"])
+    assert "error: cannot resume: not enough memory to read ck.npz (it is kept as it is)" in \
+        capsys.readouterr().err
+
+
 def test_at_character_level_the_vocabulary_notice_counts_characters(script, capsys):
     """It said 'words' of a vocabulary of characters."""
     Path("t.txt").write_text("the quick brown fox jumps over the lazy dog. " * 60 + "XYZ! " * 40)
