@@ -276,6 +276,14 @@ class BatchWorker:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def busy(self) -> bool:
+        """Whether the process has not yet answered the last request posted
+        (done or failed): it may still read that request's inputs from the
+        segment and write its outputs there, over the next request's. No
+        system call: the done counter is read in the segment."""
+        counters = self.counters
+        return counters is not None and abs(int(counters[_DONE])) != self.step
+
     def forget(self):
         """In a forked child: drop the parent's helper without stopping it
         (see :func:`common.step_worker.forget_process`)."""
@@ -387,6 +395,8 @@ class BatchWorker:
         died) raised.
         """
         counters, step = self.counters, self.step
+        if counters is None:  # closed, or a forked child's copy of its parent's (forget)
+            raise OSError("the batch worker process is not this process's to wait for")
         timeout = self.timeout if timeout is None else timeout
         spins = 0
         started = time.monotonic()

@@ -41,6 +41,23 @@ Ctrl-C or SIGTERM) counts as failed. One training at a time per process:
 :func:`batch_halves`, which both trainers hold for the whole of ``fit``,
 raises RuntimeError in a second thread while one is open.
 
+One helper per process, one batch at a time. The helper holds one replica
+and one segment: a batch (or a batch of questions) takes it, without
+waiting, from the moment it is begun on the batch's model and handed its
+half until its half has come back (``_helper_lock``). A thread that finds
+it taken -- another thread answering questions (``seq2seq_correct``) or
+training at that moment -- computes both halves itself, the same bits
+and answers. A thread answering questions also leaves the helper to a
+context open in another thread that has it (a ``fit``, or another
+thread's questions), rather than rebuild the replica at every batch. A
+helper found dead when a half is handed to it is replaced as one that
+dies during a batch is: this process computes that half, the next batch
+starts a new helper. When this process's half raises while the helper
+computes its own (a bad id in the first half, a Ctrl-C), the helper's
+half is waited for (at most the helper's timeout; else the helper is
+stopped) and dropped before the error goes on, so that a loop that
+catches the error and goes on gets its next batch's halves whole.
+
 Which models. The helper builds its replica as ``type(model)(**model.config,
 dtype=...)``, gives its loss the model's ``ignore_label``, and receives
 nothing but the parameters and the rows (and a language model's carried
@@ -126,6 +143,10 @@ _retired_cpu = 0.0  # CPU seconds of helpers that have ended
 # are open now, and how many (nested ones of that thread are fine).
 _training = {"thread": None, "depth": 0}
 _training_lock = threading.Lock()
+# Who has the helper now: taken without waiting (a thread that cannot have it at
+# once computes both halves itself, the same bits) by a batch from its begin and
+# post until its half has come back, and released however the batch ends.
+_helper_lock = threading.Lock()
 
 
 def _helpers_here() -> bool:
@@ -198,6 +219,9 @@ def _get_worker(model, x_shape, t_shape, owner):
         _disabled = True
         _close()
         return None
+    except BaseException:  # (a Ctrl-C mid-begin: its replies would be read as the next's)
+        _close()
+        raise
     return _worker
 
 
@@ -228,26 +252,47 @@ def _live_cpu() -> float:
 
 def _close():
     global _worker, _retired_cpu
-    if _worker is not None and _worker_owner == os.getpid():
-        _retired_cpu += _live_cpu()
-        _worker.close()
+    if _worker is not None:
+        _worker.owner = None  # (a context that had it begins a new one, not this closed one)
+        if _worker_owner == os.getpid():
+            _retired_cpu += _live_cpu()
+            _worker.close()
     _worker = None
 
 
+def _close_at_exit():
+    """At exit: no new helper (a daemon thread still training computes both
+    halves), and the helper closed once a batch of such a thread that has
+    it has come back (waited for at most STOP_GRACE_SECONDS)."""
+    global _disabled
+    _disabled = True
+    lock = _helper_lock
+    claimed = lock.acquire(timeout=step_worker.STOP_GRACE_SECONDS)
+    try:
+        _close()
+    finally:
+        if claimed:
+            lock.release()
+
+
 # At exit a second Ctrl-C must not leave a traceback (nor the helper) behind.
-atexit.register(step_worker.quiet_at_exit(_close))
+atexit.register(step_worker.quiet_at_exit(_close_at_exit))
 
 
 def _after_fork_in_child():
     """A forked child starts without the parent's helper: it closes its
     copies of the helper's pipes (whose write end would keep the helper
     alive after the parent) without stopping it, and forgets the training
-    in progress in the parent's threads (they do not exist here)."""
-    global _worker, _worker_owner, _training_lock
+    in progress in the parent's threads (they do not exist here), and
+    their hold on the helper (a thread of the parent in a batch would keep
+    this process's new helpers from it for good; a batch of the forking
+    thread releases the parent's lock it took, not this one)."""
+    global _worker, _worker_owner, _training_lock, _helper_lock
     if _worker is not None and _worker_owner != os.getpid():
         _worker.forget()
     _worker, _worker_owner = None, None
     _training_lock = threading.Lock()
+    _helper_lock = threading.Lock()
     if _training["thread"] != threading.get_ident():
         _training.update(thread=None, depth=0)
 
@@ -274,15 +319,69 @@ def _combine(grads, first, second, w_first, w_second):
 def _helper(state, model, x_shape, t_shape):
     """The helper for the context whose ``state`` this is, begun on ``model``
     and parts of these shapes (again if another context has used it since),
-    or None: it is resting, cannot be had, or cannot build this model."""
+    or None: it is resting, cannot be had, or cannot build this model, or
+    (a context that yields it) another thread's open context has it.
+    Called with ``_helper_lock`` held."""
     if state["refused"] or time.monotonic() < _resting_until:
         return None
     if state["worker"] is None and _replica_verdict(model) == "differs":
         state["refused"] = True  # (said when it was found)
         return None
     if state["worker"] is None or state["worker"].owner is not state:
+        if state["yields"] and _kept_by_another_thread():
+            return None
         state["worker"] = _get_worker(model, x_shape, t_shape, state)
     return state["worker"]
+
+
+def _kept_by_another_thread() -> bool:
+    """Whether the helper is begun for a context still open in another thread
+    (which would begin it again at its next batch)."""
+    owner = _worker.owner if _worker is not None and _worker_owner == os.getpid() else None
+    return owner is not None and owner["open"] and owner["thread"] != threading.get_ident()
+
+
+def _posted(state, post, *args) -> bool:
+    """Hand the helper its half (``post(*args)``, the helper's ``post`` or
+    ``post_answers``): False when the helper has died since its last answer
+    (the OOM killer, a ``kill``): it is dropped, this process computes the
+    half, and the next batch starts a new helper, as for one that dies
+    during a batch. Anything else that stops the hand-over leaves the helper
+    in an unknown state: it is closed, and the error raised."""
+    try:
+        post(*args)
+    except OSError:
+        state["worker"] = None
+        _close()
+        return False
+    except BaseException:
+        state["worker"] = None
+        _close()
+        raise
+    return True
+
+
+def _settle(state, helper):
+    """After this process's half raised while ``helper`` computed its own:
+    wait for that half and drop it, so that it cannot write its outputs
+    (a language model's state) over the next batch's inputs. A helper that
+    dies, does not answer in its timeout, or whose wait is itself
+    interrupted (a second Ctrl-C) is closed instead: the next batch starts a
+    new one."""
+    if state["worker"] is not helper or not helper.busy():
+        return
+    settled = False
+    try:
+        helper.wait(max(HELPER_TIMEOUT_SECONDS, helper.timeout or 0.0))
+        settled = True
+    except RuntimeError:  # its half failed there: answered all the same
+        settled = True
+    except OSError:  # died, or hung and killed
+        pass
+    finally:
+        if not settled:
+            state["worker"] = None
+            _close()
 
 
 def _collect(state, helper, mine):
@@ -406,7 +505,8 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
     tried again.
     """
     state = {"worker": None, "slow": 0, "refused": False, "failed": None, "check": True,
-             "unnamed": _unnamed(model)}
+             "unnamed": _unnamed(model), "open": True, "thread": threading.get_ident(),
+             "yields": False}
     half = batch_shape_x[0] - batch_shape_x[0] // 2
     part_x, part_t = (half, *batch_shape_x[1:]), (half, *batch_shape_t[1:])
 
@@ -456,17 +556,28 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
         x1, t1, x2, t2 = x[:n], t[:n], x[n:], t[n:]
         n1, n2 = _scored(model, t1), _scored(model, t2)
         carried = model.get_state() if stateful else []
-        # (A batch larger or wider than the context was made for: this process alone.)
-        helper = (_helper(state, model, part_x, part_t)
-                  if _fits(x2, part_x) and _fits(t2, part_t) else None)
-        if helper is not None:
-            helper.post(model.params, x2, t2, _rows(carried, slice(n, None)))
+        # (A batch larger or wider than the context was made for: this process alone;
+        # so is one whose helper another thread has now.)
+        lock = _helper_lock  # (this object: a fork in the batch replaces the global)
+        claimed = _fits(x2, part_x) and _fits(t2, part_t) and lock.acquire(blocking=False)
         try:
-            loss1, loss2, state1, state2 = halves(x1, t1, x2, t2, n1, n2, carried, helper)
-        except BaseException:
-            if stateful:  # the whole batch's state as it was, not a half's
-                model.set_state(carried)
-            raise
+            helper = _helper(state, model, part_x, part_t) if claimed else None
+            if helper is not None and not _posted(state, helper.post, model.params, x2, t2,
+                                                  _rows(carried, slice(n, None))):
+                helper = None
+            try:
+                loss1, loss2, state1, state2 = halves(x1, t1, x2, t2, n1, n2, carried, helper)
+            except BaseException:
+                try:
+                    if helper is not None:  # its half may be in flight still
+                        _settle(state, helper)
+                finally:
+                    if stateful:  # the whole batch's state as it was, not a half's
+                        model.set_state(carried)
+                raise
+        finally:
+            if claimed:
+                lock.release()
         if stateful:  # the whole batch's state again, for the next batch
             model.set_state([xp.concatenate([a, b]) for a, b in zip(state1, state2,
                                                                      strict=True)])
@@ -478,6 +589,7 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
         with managed():
             yield forward_backward
     finally:
+        state["open"] = False
         _release_training()
 
 
@@ -526,7 +638,8 @@ def answer_halves(model, max_rows: int, question_length: int, sample_size: int):
     helper process when it is there. Each question's answer depends on its
     own row alone.
     """
-    state = {"worker": None, "slow": 0, "refused": False, "failed": None}
+    state = {"worker": None, "slow": 0, "refused": False, "failed": None, "open": True,
+             "thread": threading.get_ident(), "yields": True}
     half = max_rows - max_rows // 2
 
     def generate(questions, start_ids, beam_width):
@@ -539,21 +652,39 @@ def answer_halves(model, max_rows: int, question_length: int, sample_size: int):
         if not seq2seq or not splits(model, len(questions)):
             return model.generate(questions, start_ids, sample_size, beam_width=beam_width)
         n = len(questions) // 2
-        # (While another thread trains, the helper is its: both halves here, same answers.)
+        # (While another thread trains, the helper is its: both halves here, same answers;
+        # so while another thread has it for a batch, or has its context open.)
         elsewhere = _training["depth"] and _training["thread"] != threading.get_ident()
-        helper = (_helper(state, model, (half, question_length), (half, sample_size + 1))
-                  if _fits(questions[n:], (half, question_length)) and not elsewhere else None)
-        if helper is not None:
-            helper.post_answers(model.params, questions[n:], start_ids[n:], sample_size,
-                                beam_width)
-        started = time.perf_counter()
-        first = generate(questions[:n], start_ids[:n], beam_width)
-        second = None if helper is None else _collect(state, helper,
-                                                      time.perf_counter() - started)
+        lock = _helper_lock  # (this object: a fork in the batch replaces the global)
+        claimed = (not elsewhere and _fits(questions[n:], (half, question_length))
+                   and lock.acquire(blocking=False))
+        second = None
+        try:
+            helper = (_helper(state, model, (half, question_length), (half, sample_size + 1))
+                      if claimed else None)
+            if helper is not None and not _posted(state, helper.post_answers, model.params,
+                                                  questions[n:], start_ids[n:], sample_size,
+                                                  beam_width):
+                helper = None
+            started = time.perf_counter()
+            try:
+                first = generate(questions[:n], start_ids[:n], beam_width)
+                if helper is not None:
+                    second = _collect(state, helper, time.perf_counter() - started)
+            except BaseException:
+                if helper is not None:  # its half may be in flight still
+                    _settle(state, helper)
+                raise
+        finally:
+            if claimed:
+                lock.release()
         if second is None:
             second = generate(questions[n:], start_ids[n:], beam_width)
             _helper_failed(state)
         return xp.concatenate([xp.asarray(first), xp.asarray(second)])
 
-    with managed():
-        yield answer
+    try:
+        with managed():
+            yield answer
+    finally:
+        state["open"] = False
