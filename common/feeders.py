@@ -115,7 +115,9 @@ class Lanes:
             )
 
     def next_batch(self, trainer):
-        """The batch at ``trainer.time_idx``; advances it."""
+        """The batch at ``trainer.time_idx``; advances it (a trainer whose
+        step then raises before its update puts it back: the batch is
+        trained by the next ``fit``)."""
         positions = lane_positions(len(self.xs), self.batch_size, self.time_size,
                                    trainer.time_idx)
         trainer.time_idx = (trainer.time_idx + self.time_size) % len(self.xs)

@@ -119,6 +119,7 @@ class _ThreadState(threading.local):
     """What each thread's contexts say about its own work."""
 
     one_core_depth = 0  # inside one_core(): nothing is shared, whoever computes
+    managed_depth = 0  # how many of the managed() contexts open now are this thread's
     deferred_depth = 0  # how many deferred() contexts this thread is in
     owns_queue = False  # its later() work goes to _later (see deferred())
 
@@ -199,10 +200,12 @@ class managed:  # lower case: used as `with managed():`, like a function
                 if before is not None and blas.set_threads(1):
                     _blas_threads_before = before
             _managed_depth += 1
+        _here.managed_depth += 1  # (this thread's own, for a child it forks)
         return self
 
     def __exit__(self, *exc_info):
         global _managed_depth, _blas_threads_before
+        _here.managed_depth -= 1
         with _managed_lock:
             _managed_depth -= 1
             if _managed_depth == 0 and _blas_threads_before is not None:
@@ -677,9 +680,18 @@ def _after_fork_in_child():
     on them forever), queued work, locks possibly held at the fork, and
     helper processes, whose pipes it closes (a copy of the write end would
     keep a helper alive after the parent) without stopping them (the
-    parent goes on using them)."""
+    parent goes on using them). Of the :class:`managed` contexts open at
+    the fork it keeps the forking thread's alone (the others' threads do
+    not exist here, and would never leave theirs): with none of its own,
+    BLAS gets its thread count back at once, as when the last context
+    ends."""
     global _pool, _helpers, _processes_claim, _processes_in_use, _processes_owner
     global _pool_lock, _managed_lock, _queue_claim, _queue_owner
+    global _managed_depth, _blas_threads_before
+    _managed_depth = max(0, _here.managed_depth)
+    if not _managed_depth and _blas_threads_before is not None:
+        before, _blas_threads_before = _blas_threads_before, None
+        blas.set_threads(before)
     _pool = None
     _later.clear()
     _helpers = []

@@ -21,8 +21,9 @@ from contextlib import nullcontext
 
 import numpy as np
 
+from common import data_parallel
 from common.backend import xp
-from common.checkpoint import load_checkpoint
+from common.checkpoint import _layer_rngs, load_checkpoint
 from common.data_parallel import batch_halves, helper_cpu_seconds
 from common.feeders import Lanes, ShuffledRows, check_finite, lane_positions
 from common.fit_options import FitOptions, check_main_arguments
@@ -136,6 +137,7 @@ class BaseTrainer:
         # The checkpoint files this trainer wrote or resumed from (real paths):
         # the ones its fit may replace.
         self._own_checkpoints = set()
+        self._generators = []  # while fit runs: the dropout layers' random generators
 
     # -- the loop -------------------------------------------------------------------
 
@@ -155,9 +157,19 @@ class BaseTrainer:
         With a checkpoint, the call holds its file against other trainings
         (:mod:`common.run_lock`): one that holds it already is refused with
         :class:`~common.run_lock.CheckpointInUse` before anything is trained.
+
+        One training at a time per process: a call made while another
+        thread trains is refused (``RuntimeError``) before it changes
+        anything of the trainer or the model (the claim that
+        :func:`common.data_parallel.batch_halves` makes again, re-entrant
+        in this thread, is made here first).
         """
-        with holding_checkpoint(opts.checkpoint):
-            return self._train_holding(feeder, max_epoch, max_grad, eval_interval, opts)
+        data_parallel._claim_training()
+        try:
+            with holding_checkpoint(opts.checkpoint):
+                return self._train_holding(feeder, max_epoch, max_grad, eval_interval, opts)
+        finally:
+            data_parallel._release_training()
 
     def _train_holding(self, feeder, max_epoch, max_grad, eval_interval, opts):
         """:meth:`_train`, its checkpoint file held."""
@@ -174,6 +186,8 @@ class BaseTrainer:
         progress = Progress(opts.verbose, target * n, self._done(), n, opts.log_every)
         self._clock = (time.perf_counter(), _cpu_time(), self.train_seconds,
                        self.train_cpu_seconds)
+        # The dropout layers' generators: a step that raises gives back what it drew.
+        self._generators = list(_layer_rngs(self.model).values())
         late_signal = None
         try:
             # managed(): rnnlab spreads the step over the cores itself (common.parallel).
@@ -186,9 +200,8 @@ class BaseTrainer:
                         if opts.max_iters is not None and self._done() >= opts.max_iters:
                             checkpointer.save(self)
                             return self
+                        # (It counts the batch in iteration: see _step for a step that raises.)
                         self._step(feeder, guard, max_grad, opts.clip_value, forward_backward)
-                        self.iteration += 1
-                        self.iterations_run += 1
                         progress.iteration(self, self._record_interval())
                         checkpointer.after_iteration(self, self._done())
                     stop = self._end_epoch(opts, parts, guard, progress)
@@ -218,29 +231,85 @@ class BaseTrainer:
         return nullcontext()
 
     def _step(self, feeder, guard, max_grad, clip_value, forward_backward=None):
-        """One batch: forward, judge the loss, backward, clip, update."""
-        batch_x, batch_t = feeder.next_batch(self)
-        x, t = xp.asarray(batch_x), xp.asarray(batch_t)
-        if forward_backward is None:
-            loss = self.model.forward(x, t)
-            if not guard.loss_ok(self, loss):
-                return
-            self.model.backward()
-        else:  # both at once (the loss judged after: a rejected batch's gradients go unused)
-            loss = forward_backward(x, t)
-            if not guard.loss_ok(self, loss):
-                return
-        if max_grad is not None:
-            clip_grads(self.model.grads, max_grad)
-        if clip_value is not None:
-            clip_grads_value(self.model.grads, clip_value)
-        self.optimizer.update(self.model.params, self.model.grads)
-        if feeder.scores_nothing(batch_t):
-            return  # all its targets ignored: its loss, 0, is no figure to average
-        self._interval_loss += loss
-        self._interval_count += 1
-        self._epoch_loss += loss
-        self._epoch_count += 1
+        """One batch: forward, judge the loss, backward, clip, update; then the
+        batch is counted (``iteration``, ``iterations_run``, the running sums;
+        a batch that the guard drops is counted too, with no loss).
+
+        All or nothing, so that the next ``fit`` continues a call stopped by
+        an exception bit for bit. A step that raises before the optimizer
+        has begun to change the parameters (in the model's forward or
+        backward, the guard's verdict, a ``MemoryError``, a second Ctrl-C,
+        the optimizer's refusal of what it was given) gives the batch back:
+        the trainer and the model are as before it (:meth:`_batch_start`:
+        the feeder's read position, the carried state, the dropout layers'
+        generators, the counts of skipped batches), and the next call
+        trains that batch. Once the update has begun (rnnlab's optimizers
+        check what they are given, then count the step in ``t``, then
+        change the parameters; for an optimizer without ``t``, once its
+        ``update`` has returned) only an exception that can come anywhere
+        can come (a second Ctrl-C's ``KeyboardInterrupt``, a ``MemoryError``
+        in the update's or the counting's few allocations): the batch has
+        been trained, so it is counted before the exception goes on, and
+        the next call goes on after it, without training it again.
+        """
+        start = self._batch_start()
+        steps, iteration = getattr(self.optimizer, "t", None), self.iteration
+        loss = batch_t = None
+        trained = False
+        try:
+            batch_x, batch_t = feeder.next_batch(self)
+            x, t = xp.asarray(batch_x), xp.asarray(batch_t)
+            if forward_backward is None:
+                loss = self.model.forward(x, t)
+                learn = guard.loss_ok(self, loss)
+                if learn:
+                    self.model.backward()
+            else:  # both at once (the loss judged after: a rejected batch's gradients go unused)
+                loss = forward_backward(x, t)
+                learn = guard.loss_ok(self, loss)
+            if learn:
+                if max_grad is not None:
+                    clip_grads(self.model.grads, max_grad)
+                if clip_value is not None:
+                    clip_grads_value(self.model.grads, clip_value)
+                self.optimizer.update(self.model.params, self.model.grads)
+            else:
+                loss = None  # dropped (on_nan='skip')
+            trained = True
+            self._count(loss, feeder, batch_t)
+        except BaseException:
+            if self.iteration == iteration:  # (else counted already)
+                if trained or getattr(self.optimizer, "t", None) != steps:
+                    self._count(loss, feeder, batch_t)  # applied: not to be trained again
+                    self._record_interval()
+                else:
+                    self._give_back(start)
+            raise
+
+    def _count(self, loss, feeder, batch_t):
+        """Count a batch that was trained on (``loss``) or dropped (None)."""
+        if loss is None or feeder.scores_nothing(batch_t):
+            # (All its targets ignored: its loss, 0, is no figure to average.)
+            self.iteration, self.iterations_run = self.iteration + 1, self.iterations_run + 1
+            return
+        # One assignment, so that nothing is counted twice or half.
+        (self._interval_loss, self._interval_count, self._epoch_loss, self._epoch_count,
+         self.iteration, self.iterations_run) = (
+            self._interval_loss + loss, self._interval_count + 1, self._epoch_loss + loss,
+            self._epoch_count + 1, self.iteration + 1, self.iterations_run + 1)
+
+    def _batch_start(self):
+        """What a step may change before its update, as it is before the step
+        (small: no copy of anything the size of the parameters or the data);
+        :meth:`_give_back` puts it back."""
+        return (self.skipped_batches, self._skipped_in_a_row,
+                [(rng, rng.bit_generator.state) for rng in self._generators])
+
+    def _give_back(self, start):
+        """Put back what :meth:`_batch_start` returned: the batch is untrained."""
+        self.skipped_batches, self._skipped_in_a_row, generators = start
+        for rng, state in generators:
+            rng.bit_generator.state = state
 
     def _end_epoch(self, opts, parts, guard, progress):
         """Close an epoch: histories, validation, the schedules; True: stop."""
@@ -666,6 +735,20 @@ class RnnlmTrainer(BaseTrainer):
         shape = (feeder.batch_size, feeder.time_size)
         return batch_halves(self.model, shape, shape)
 
+    def _batch_start(self):
+        # The lanes' read position (the feeder moves it on as it gives a batch) and
+        # the carried state (N x H arrays, copied by get_state), besides the base's.
+        model = self.model
+        carried = callable(getattr(model, "get_state", None)) and callable(
+            getattr(model, "set_state", None))
+        return super()._batch_start(), self.time_idx, model.get_state() if carried else None
+
+    def _give_back(self, start):
+        base, self.time_idx, state = start
+        super()._give_back(base)
+        if state is not None:
+            self.model.set_state(state)
+
     def _figure_of(self, mean_loss):
         return perplexity(mean_loss)
 
@@ -760,8 +843,11 @@ class Trainer(BaseTrainer):
         if self._done() and opts.seed != self.seed:
             raise ValueError(f"this run was started with seed={self.seed}; resume it with the "
                              "same seed")
-        self.seed = int(opts.seed)
         return self._train(rows, max_epoch, max_grad, eval_interval, opts)
+
+    def _begin(self, feeder, eval_interval):
+        super()._begin(feeder, eval_interval)
+        self.seed = int(feeder.seed)  # (set once the call may train: see _train)
 
     def _gradients_of_batches(self, feeder):
         # A batch whose halves pay is computed by halves (common.data_parallel).

@@ -14,6 +14,7 @@ divergence guard (NaN policy), stopping on Ctrl-C or SIGTERM, checkpoints.
 
 import contextlib
 import math
+import multiprocessing
 import os
 import signal
 
@@ -183,7 +184,15 @@ def stopped_at(trainer) -> str:
 class StopOnSignals:
     """While training, the first Ctrl-C (SIGINT) or SIGTERM asks the loop to
     stop at the next iteration boundary (so the checkpoint is consistent);
-    a second Ctrl-C interrupts at once, a second SIGTERM terminates."""
+    a second Ctrl-C interrupts at once, a second SIGTERM terminates.
+
+    Except SIGTERM in a daemonic process of :mod:`multiprocessing` (a
+    ``Pool``'s worker, a ``Process(daemon=True)``): its parent ends it with
+    ``terminate()`` (SIGTERM; leaving ``with Pool()`` does so), and means
+    it to end there, quietly; its SIGTERM is left as it is. (Taken over, it
+    stopped the worker's ``fit`` with a :class:`TrainingInterrupted`
+    traceback printed per worker, and nothing to resume from.)
+    """
 
     SIGNALS = {"SIGINT": signal.default_int_handler, "SIGTERM": signal.SIG_DFL}
 
@@ -195,7 +204,7 @@ class StopOnSignals:
         _active.append(self)
         for name in self.SIGNALS:
             signum = getattr(signal, name, None)
-            if signum is None:
+            if signum is None or (name == "SIGTERM" and _ended_by_terminate()):
                 continue
             try:
                 self.previous[signum] = signal.signal(signum, self._handler)
@@ -226,6 +235,12 @@ class StopOnSignals:
 
 
 _active = []  # the StopOnSignals contexts open now
+
+
+def _ended_by_terminate() -> bool:
+    """Whether this is a daemonic process of :mod:`multiprocessing`, which
+    its parent ends with SIGTERM (``terminate()``) when it is done with it."""
+    return bool(multiprocessing.current_process().daemon)
 
 
 class DeferredTerminate:

@@ -1,0 +1,341 @@
+"""What a ``fit`` leaves behind when it does not run to its end, and what
+trains beside it.
+
+- A call stopped by an exception in the middle of a batch (the model's
+  forward raising, out of memory, a second Ctrl-C, the optimizer refusing
+  its update) is continued by the next call bit for bit, as ``fit``
+  promises: the batch is given back (the lanes' read position, the carried
+  state) when nothing was applied, and counted when the update was.
+- A call refused because another thread trains changes nothing.
+- A ``multiprocessing.Pool`` worker in ``fit`` ends quietly on
+  ``terminate()`` (leaving ``with Pool()``).
+- A child forked while another thread trains gets BLAS's threads back.
+
+Signals and forks are tried in a process of their own.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common import data_parallel
+from common.optimizer import SGD, Adam
+from common.trainer import RnnlmTrainer, Trainer, TrainingOutOfMemory
+from layers import TimeLSTM
+from models import BetterRnnlm, Rnnlm, Seq2seq, SimpleRnnlm
+
+ROOT = Path(__file__).resolve().parents[1]
+LM = dict(batch_size=8, time_size=16, eval_interval=5, verbose=False)  # 23 iterations an epoch
+PAIRS = dict(batch_size=32, eval_interval=3, verbose=False)  # 8 iterations an epoch
+
+
+def corpus(n=3000, vocab=50):
+    ids = np.random.default_rng(1).integers(0, vocab, size=n)
+    return ids[:-1], ids[1:]
+
+
+def pairs(n=256):
+    rng = np.random.default_rng(0)
+    x, t = rng.integers(1, 13, size=(n, 7)), rng.integers(1, 13, size=(n, 6))
+    t[:, 0] = 0
+    return x, t
+
+
+class Boom(Exception):
+    pass
+
+
+class FailsOnce:
+    """What makes the model's forward number ``at`` raise ``error``, or the
+    optimizer's update number ``at`` raise: ``'refused'`` before it changes
+    anything (as rnnlab's optimizers refuse what they cannot update),
+    ``'applied'`` once it has changed the parameters (as a second Ctrl-C
+    that comes just then)."""
+
+    def __init__(self, where, at=3):
+        self.where, self.at, self.forwards, self.updates = where, at, 0, 0
+
+    def model(self, model):
+        """``model`` (or a layer), its forward failing."""
+        forward = model.forward
+
+        def failing_forward(*args):
+            self.forwards += 1
+            if self.where in ("forward", "memory") and self.forwards == self.at:
+                raise MemoryError if self.where == "memory" else Boom("the 3rd forward")
+            return forward(*args)
+
+        model.forward = failing_forward  # (the instance's: a helper's replica is the class's)
+        return model
+
+    def optimizer(self, optimizer):
+        update = optimizer.update
+
+        def failing_update(params, grads):
+            self.updates += 1
+            if self.where == "refused" and self.updates == self.at:
+                raise ValueError("refused before changing anything")
+            update(params, grads)
+            if self.where == "applied" and self.updates == self.at:
+                raise KeyboardInterrupt
+
+        optimizer.update = failing_update
+        return optimizer
+
+
+def expected_error(where):
+    return {"forward": Boom, "memory": TrainingOutOfMemory, "refused": ValueError,
+            "applied": KeyboardInterrupt}[where]
+
+
+def assert_same_run(a, b, figures):
+    for p, q in zip(a.model.params, b.model.params, strict=True):
+        assert np.array_equal(p, q)
+    assert getattr(a, figures) == getattr(b, figures)
+    assert a.history == b.history
+    for name in ("epoch", "iteration", "iterations_run", "figure_iterations",
+                 "epoch_iterations", "time_idx"):
+        assert getattr(a, name, None) == getattr(b, name, None), name
+    assert a.optimizer.t == b.optimizer.t
+
+
+@pytest.mark.parametrize("where", ["forward", "memory", "refused", "applied"])
+def test_a_call_stopped_in_a_batch_is_continued_bit_for_bit(where):
+    xs, ts = corpus()
+    straight = RnnlmTrainer(Rnnlm(50, 16, 32, seed=0), SGD(lr=1.0)).fit(xs, ts, max_epoch=2,
+                                                                         **LM)
+    fails = FailsOnce(where)
+    trainer = RnnlmTrainer(fails.model(Rnnlm(50, 16, 32, seed=0)), fails.optimizer(SGD(lr=1.0)))
+    with pytest.raises(expected_error(where)):
+        trainer.fit(xs, ts, max_epoch=2, **LM)
+    # Nothing applied: the batch is given back; applied: it is counted.
+    done = 3 if where == "applied" else 2
+    assert (trainer.iteration, trainer.time_idx) == (done, done * LM["time_size"])
+    trainer.fit(xs, ts, max_epoch=2, **LM)  # the same call again: goes on to its end
+    assert_same_run(trainer, straight, "ppl_list")
+
+    # The trainer of pairs, whose batches follow the iteration, likewise.
+    x, t = pairs()
+    straight = Trainer(Seq2seq(13, 16, 32, seed=0), Adam()).fit(x, t, max_epoch=2, **PAIRS)
+    fails = FailsOnce(where)
+    trainer = Trainer(fails.model(Seq2seq(13, 16, 32, seed=0)), fails.optimizer(Adam()))
+    with pytest.raises(expected_error(where)):
+        trainer.fit(x, t, max_epoch=2, **PAIRS)
+    assert trainer.iteration == done
+    trainer.fit(x, t, max_epoch=2, **PAIRS)
+    assert_same_run(trainer, straight, "loss_list")
+
+
+@pytest.mark.skipif(not data_parallel._helpers_here(), reason="no helper process here")
+def test_a_call_stopped_in_a_batch_computed_by_halves_is_continued_bit_for_bit():
+    xs, ts = corpus()
+    fit = dict(LM, batch_size=32, max_epoch=2)  # 5 iterations an epoch
+    model = Rnnlm(50, 16, 128, seed=0)
+    assert data_parallel.splits(model, fit["batch_size"])  # the helper computes half of each
+    straight = RnnlmTrainer(model, SGD(lr=1.0)).fit(xs, ts, **fit)
+    trainer = RnnlmTrainer(FailsOnce("forward").model(Rnnlm(50, 16, 128, seed=0)), SGD(lr=1.0))
+    with pytest.raises(Boom):
+        trainer.fit(xs, ts, **fit)
+    assert trainer.time_idx == trainer.iteration * fit["time_size"]
+    trainer.fit(xs, ts, **fit)
+    assert_same_run(trainer, straight, "ppl_list")
+
+
+def test_a_batch_trained_again_draws_the_same_dropout_masks():
+    xs, ts = corpus()
+    fit = dict(LM, max_epoch=1, time_size=8)
+
+    def model():
+        return BetterRnnlm(50, 16, 16, dropout_ratio=0.3, seed=0)
+
+    straight = RnnlmTrainer(model(), SGD(lr=1.0)).fit(xs, ts, **fit)
+    trainer = RnnlmTrainer(model(), SGD(lr=1.0))
+    # The last LSTM's 3rd forward raises: the dropout layers before it have drawn their masks.
+    FailsOnce("forward").model([layer for layer in trainer.model.layers
+                                if isinstance(layer, TimeLSTM)][-1])
+    with pytest.raises(Boom):
+        trainer.fit(xs, ts, **fit)
+    assert (trainer.iteration, trainer.time_idx) == (2, 16)
+    trainer.fit(xs, ts, **fit)
+    assert_same_run(trainer, straight, "ppl_list")
+
+
+def run_python(code, timeout=120):
+    """Run ``code`` in a Python process of its own, in the checkout."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_call_stopped_by_a_second_ctrl_c_in_a_forward_is_continued_bit_for_bit():
+    done = run_python("""
+        import json, os, signal
+        import numpy as np
+        from common.optimizer import SGD
+        from common.trainer import RnnlmTrainer
+        from models import Rnnlm
+
+        class CtrlCTwice(Rnnlm):  # in its 3rd forward: the second Ctrl-C stops at once
+            calls = 0
+            def forward(self, xs, ts):
+                self.calls += 1
+                if self.calls == 3:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    os.kill(os.getpid(), signal.SIGINT)
+                return super().forward(xs, ts)
+
+        ids = np.random.default_rng(1).integers(0, 50, size=3000)
+        fit = dict(max_epoch=1, batch_size=8, time_size=16, eval_interval=5, verbose=False)
+        runs = []
+        for model in (Rnnlm(50, 16, 32, seed=0), CtrlCTwice(50, 16, 32, seed=0)):
+            trainer = RnnlmTrainer(model, SGD(lr=1.0))
+            stopped = None
+            try:
+                trainer.fit(ids[:-1], ids[1:], **fit)
+            except KeyboardInterrupt as e:
+                stopped = [type(e).__name__, trainer.iteration, trainer.time_idx]
+                trainer.fit(ids[:-1], ids[1:], **fit)  # the notebook's cell run again
+            runs.append(dict(stopped=stopped, time_idx=trainer.time_idx,
+                             ppl=trainer.ppl_list, history=trainer.history,
+                             params=[p.tobytes().hex() for p in model.params]))
+        print(json.dumps(runs))
+        """)
+    assert done.returncode == 0, done.stderr
+    straight, stopped = json.loads(done.stdout)
+    assert stopped.pop("stopped") == ["KeyboardInterrupt", 2, 32]
+    assert straight.pop("stopped") is None
+    assert stopped == straight
+
+
+def test_a_call_refused_because_another_thread_trains_changes_nothing():
+    xs, ts = corpus(600, vocab=30)
+    val = np.random.default_rng(2).integers(0, 30, size=200)
+    fit = dict(max_epoch=3, batch_size=4, time_size=5, val_corpus=val, verbose=False)
+    trainer = RnnlmTrainer(SimpleRnnlm(30, 8, 8, seed=0), SGD(lr=1.0)).fit(xs, ts, **fit)
+    assert trainer.best_epoch < trainer.epoch  # the model holds the best epoch's parameters
+    best = [p.copy() for p in trainer.model.params]
+    state, last = trainer.state_dict(), trainer.last_params
+    pairs_trainer = Trainer(Seq2seq(13, 16, 32, seed=0), Adam())
+    x, t = pairs()
+
+    claimed, done = threading.Event(), threading.Event()
+
+    def another_training():  # what another thread's fit holds while it trains
+        data_parallel._claim_training()
+        claimed.set()
+        done.wait(60)
+        data_parallel._release_training()
+
+    other = threading.Thread(target=another_training)
+    other.start()
+    try:
+        assert claimed.wait(60)
+        with pytest.raises(RuntimeError, match="trains one model at a time per process"):
+            trainer.fit(xs, ts, **fit)
+        with pytest.raises(RuntimeError, match="trains one model at a time per process"):
+            pairs_trainer.fit(x, t, max_epoch=1, seed=5, **PAIRS)
+    finally:
+        done.set()
+        other.join()
+    assert all(np.array_equal(p, q) for p, q in zip(trainer.model.params, best, strict=True))
+    assert trainer.last_params is last and trainer.state_dict() == state
+    assert pairs_trainer.seed == 0 and pairs_trainer.optimizer.t == 0
+
+    # Once the other training is over, the call trains on from the last parameters.
+    trainer.fit(xs, ts, **fit)
+    alone = RnnlmTrainer(SimpleRnnlm(30, 8, 8, seed=0), SGD(lr=1.0)).fit(xs, ts, **fit)
+    alone.fit(xs, ts, **fit)
+    assert_same_run(trainer, alone, "ppl_list")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="fork and SIGTERM")
+def test_a_pool_worker_in_fit_ends_quietly_when_the_pool_is_left():
+    done = run_python("""
+        import multiprocessing as mp
+        import numpy as np
+        from common.optimizer import SGD
+        from common.trainer import RnnlmTrainer
+        from models import SimpleRnnlm
+
+        ctx = mp.get_context("fork")
+        training = ctx.Event()
+
+        class Saying(SimpleRnnlm):
+            def forward(self, xs, ts):
+                training.set()
+                return super().forward(xs, ts)
+
+        def train(k):
+            ids = np.random.default_rng(k).integers(0, 30, size=2000)
+            RnnlmTrainer(Saying(30, 8, 8, seed=k), SGD(0.1)).fit(
+                ids[:-1], ids[1:], max_epoch=100000, batch_size=4, time_size=5, verbose=False)
+
+        with ctx.Pool(1) as pool:  # a sweep given up on: its worker is terminate()d
+            pool.map_async(train, [0])
+            assert training.wait(60)
+        print("pool left", flush=True)
+        """)
+    assert (done.returncode, done.stdout) == (0, "pool left\n"), done.stderr
+    assert "Traceback" not in done.stderr and "TrainingInterrupted" not in done.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork")
+def test_a_child_forked_while_another_thread_trains_gets_blas_threads_back():
+    done = run_python("""
+        import json, os, threading
+        from common import blas, parallel
+
+        def fork():  # the child: what it reports, and what sends it; the parent: None
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                out = dict(depth=parallel._managed_depth, blas=blas.get_threads())
+                with parallel.managed():
+                    out["inside"] = blas.get_threads()
+                return out, lambda: (os.write(w, json.dumps(out).encode()), os._exit(0))
+            os.close(w)
+            os.waitpid(pid, 0)
+            with os.fdopen(r) as f:
+                report.append(json.load(f))
+            return None, None
+
+        report = [dict(threads=parallel.num_threads(), blas=blas.get_threads())]
+        inside, leave = threading.Event(), threading.Event()
+
+        def training():  # as fit holds managed() for its whole run
+            with parallel.managed():
+                inside.set()
+                leave.wait(60)
+
+        thread = threading.Thread(target=training)
+        thread.start()
+        inside.wait(60)
+        out, send = fork()  # by a thread outside managed(), while another is in it
+        if out is not None:
+            out["after"] = blas.get_threads()
+            send()
+        leave.set()
+        thread.join()
+        with parallel.managed():
+            out, send = fork()  # inside its own managed(): that goes on in the child
+            if out is not None:
+                out["still"] = blas.get_threads()
+        if out is not None:
+            out["after"] = blas.get_threads()
+            send()
+        print(json.dumps(report))
+        """)
+    assert done.returncode == 0, done.stderr
+    start, other_thread, own = json.loads(done.stdout)
+    if start["threads"] < 2 or not start["blas"] or start["blas"] < 2:
+        pytest.skip("rnnlab leaves BLAS's threads alone here (one CPU, or no BLAS it knows)")
+    assert other_thread == dict(depth=0, blas=start["blas"], inside=1, after=start["blas"])
+    assert own == dict(depth=1, blas=1, inside=1, still=1, after=start["blas"])
