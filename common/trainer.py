@@ -138,6 +138,7 @@ class BaseTrainer:
         # the ones its fit may replace.
         self._own_checkpoints = set()
         self._generators = []  # while fit runs: the dropout layers' random generators
+        self._doing = "step"  # what fit is doing: a step, validation, a checkpoint (for errors)
 
     # -- the loop -------------------------------------------------------------------
 
@@ -201,12 +202,15 @@ class BaseTrainer:
                             checkpointer.save(self)
                             return self
                         # (It counts the batch in iteration: see _step for a step that raises.)
+                        self._doing = "step"
                         self._step(feeder, guard, max_grad, opts.clip_value, forward_backward)
                         progress.iteration(self, self._record_interval())
+                        self._doing = "checkpoint"
                         checkpointer.after_iteration(self, self._done())
                     stop = self._end_epoch(opts, parts, guard, progress)
                     if stop or self.epoch >= target:
                         self.fit_start_epoch = None  # done: the next call trains more epochs
+                    self._doing = "checkpoint"
                     checkpointer.end_epoch(self)
                     if stop:
                         break
@@ -322,7 +326,9 @@ class BaseTrainer:
         self.history[f"train_{self.figure}"].append(self._figure_of(mean_loss))
         if hasattr(self.optimizer, "lr"):  # (an optimizer of one's own may have none)
             self.history["lr"].append(float(self.optimizer.lr))
+        self._doing = "validation"
         self.last_val = self._validate(opts)
+        self._doing = "epoch"
         if self.last_val is not None:
             self.history[f"val_{self.figure}"].append(self.last_val)
         stop = any([part.end_epoch(self) for part in parts])  # every part is asked
@@ -502,12 +508,22 @@ class BaseTrainer:
         raise TrainingInterrupted(f"{what} {where}; {how}", path, signal_name)
 
     def _out_of_memory(self, checkpoint):
+        """The error for a MemoryError in ``fit``, saying where it came and what
+        can help there (a smaller batch does not help validation, whose rows
+        are ``val_batch_size``'s)."""
         kept = (f"; the last checkpoint {checkpoint} is kept"
                 if checkpoint and os.path.exists(checkpoint) else "")
-        return TrainingOutOfMemory(
-            f"out of memory at epoch {self.epoch + 1}, iteration {self.iteration + 1}{kept}. "
-            "Use a smaller batch, time or hidden size, or free memory."
-        )
+        if self._doing == "validation":
+            return TrainingOutOfMemory(
+                f"out of memory while scoring the validation data after epoch {self.epoch}"
+                f"{kept}. Score fewer rows at a time (fit's val_batch_size), use a smaller "
+                f"model, or free memory.")
+        at = f"at epoch {self.epoch + 1}, iteration {self.iteration + 1}"
+        if self._doing == "checkpoint":
+            return TrainingOutOfMemory(f"out of memory while writing the checkpoint {at}"
+                                       f"{kept}. Free memory.")
+        return TrainingOutOfMemory(f"out of memory {at}{kept}. Use a smaller batch, time or "
+                                   f"hidden size, or free memory.")
 
     # -- checkpoints -------------------------------------------------------------------------
 

@@ -339,3 +339,25 @@ def test_a_child_forked_while_another_thread_trains_gets_blas_threads_back():
         pytest.skip("rnnlab leaves BLAS's threads alone here (one CPU, or no BLAS it knows)")
     assert other_thread == dict(depth=0, blas=start["blas"], inside=1, after=start["blas"])
     assert own == dict(depth=1, blas=1, inside=1, still=1, after=start["blas"])
+
+
+def test_out_of_memory_says_where_it_came_and_what_helps_there(monkeypatch):
+    """Validation (val_batch_size rows at a time) ran out of memory and the
+    message named the next epoch's first iteration and advised a smaller batch."""
+    xs, ts = corpus()
+    trainer = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
+
+    def no_memory(*args):
+        raise MemoryError
+
+    monkeypatch.setattr(trainer, "_validate", no_memory)
+    with pytest.raises(TrainingOutOfMemory, match=r"^out of memory while scoring the "
+                       r"validation data after epoch 1\. Score fewer rows at a time "
+                       r"\(fit's val_batch_size\)"):
+        trainer.fit(xs, ts, max_epoch=2, val_corpus=xs[:400], **LM)
+    monkeypatch.undo()
+    steps = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
+    monkeypatch.setattr(steps.model, "forward", no_memory)
+    with pytest.raises(TrainingOutOfMemory, match=r"^out of memory at epoch 1, iteration 1\. "
+                       r"Use a smaller batch"):
+        steps.fit(xs, ts, max_epoch=1, **LM)
