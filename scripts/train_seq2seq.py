@@ -762,6 +762,23 @@ def _run_holding(args):
             write_plot()
         return status
 
+    def write_epoch_files():
+        """After an epoch is scored: the plot, and (--checkpoint) the checkpoint
+        again, now with the epoch's accuracy in the run's history; the exit
+        status when the checkpoint cannot be written, else None."""
+        nonlocal plotted
+        if args.plot:
+            plotted = write_plot() or plotted
+        if args.checkpoint:
+            trainer.settings["history"] = history
+            try:
+                save_checkpoint(args.checkpoint, trainer)
+            except OSError as exc:
+                print(f"error: {checkpoint_write_error(args.checkpoint, trainer, exc)}",
+                      file=sys.stderr)
+                return keep_what_is_done(1)
+        return None
+
     def stopped_by_sigterm():
         how = (f"resume with --resume {args.checkpoint}" if args.checkpoint
                else "no checkpoint was asked for")
@@ -775,8 +792,8 @@ def _run_holding(args):
               f"{args.resume} has done {trainer.epoch}; give a larger --epochs to continue it")
     # A SIGTERM between two epochs' training waits until what is being written is
     # written, then stops the run as one during training does.
+    plotted = False  # (written by write_epoch_files)
     with DeferredTerminate() as term:
-        plotted = False
         try:
             # Resumed from a run stopped while it scored its last epoch (the epoch's
             # checkpoint written, its accuracy not): scored, shown, plotted and recorded now.
@@ -789,16 +806,8 @@ def _run_holding(args):
                 if len(history["seconds"]) < trainer.epoch:
                     history["seconds"].append(trainer.train_seconds)
                     history["cpu_seconds"].append(trainer.train_cpu_seconds)
-                if args.plot:
-                    plotted = write_plot() or plotted
-                if args.checkpoint:
-                    trainer.settings["history"] = history
-                    try:
-                        save_checkpoint(args.checkpoint, trainer)
-                    except OSError as exc:
-                        print(f"error: {checkpoint_write_error(args.checkpoint, trainer, exc)}",
-                              file=sys.stderr)
-                        return keep_what_is_done(1)
+                if (status := write_epoch_files()) is not None:
+                    return status
             for epoch in range(trainer.epoch, args.epochs):
                 if term.received:  # while the last epoch was scored and written
                     return stopped_by_sigterm()
@@ -836,15 +845,8 @@ def _run_holding(args):
                       f"{train_seconds:.1f}s (CPU {cpu_seconds:.1f}s)")
                 show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char,
                              args.reverse, 1)
-                if args.plot:
-                    plotted = write_plot() or plotted
-                if args.checkpoint:  # again, now with this epoch's accuracy in the run's history
-                    try:
-                        save_checkpoint(args.checkpoint, trainer)
-                    except OSError as exc:
-                        print(f"error: {checkpoint_write_error(args.checkpoint, trainer, exc)}",
-                              file=sys.stderr)
-                        return keep_what_is_done(1)
+                if (status := write_epoch_files()) is not None:
+                    return status
             if not history["greedy"]:  # --epochs 0 (e.g. with --load): evaluate only
                 print(evaluate())
                 show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char,
