@@ -293,6 +293,7 @@ class BatchWorker:
         self.arrays = self.counters = None
         step_worker.unmap_inherited(self.segment)
         self.segment = None
+        self.owner = None  # (no context of this process has it: it begins its own)
 
     def _send(self, line):
         try:
@@ -426,9 +427,9 @@ class BatchWorker:
 
     def _release_segment(self):
         if self.segment is not None:
+            segment, self.segment = self.segment, None  # (released once, however it goes)
             self.arrays = self.counters = None
-            step_worker.release_segment(self.segment)
-            self.segment = None
+            step_worker.release_segment(segment)
 
     def close(self):
         if self.process is not None:

@@ -347,7 +347,15 @@ def _posted(state, post, *args) -> bool:
     (the OOM killer, a ``kill``): it is dropped, this process computes the
     half, and the next batch starts a new helper, as for one that dies
     during a batch. Anything else that stops the hand-over leaves the helper
-    in an unknown state: it is closed, and the error raised."""
+    in an unknown state: it is closed, and the error raised. A helper
+    still computing a half of an earlier batch (one whose :func:`_settle`
+    was itself interrupted) is settled first: a half posted now would have
+    its inputs overwritten by that half's outputs."""
+    helper = state["worker"]
+    if helper is not None and helper.busy():
+        _settle(state, helper)
+        if state["worker"] is not helper:  # closed: this process computes the half
+            return False
     try:
         post(*args)
     except OSError:
@@ -531,7 +539,11 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
             first = [g.copy() for g in model.grads]
             if stateful:
                 model.set_state(_rows(carried, slice(len(x1), None)))
-            loss2 = _forward_backward(model, x2, t2)
+            try:
+                loss2 = _forward_backward(model, x2, t2)
+            except BaseException:  # the half's own error (its data's), not the replica's
+                state["failed"] = None
+                raise
             _helper_failed(state)
             state2 = model.get_state() if stateful else []
             _combine(model.grads, first, model.grads, w1, w2)
@@ -679,7 +691,11 @@ def answer_halves(model, max_rows: int, question_length: int, sample_size: int):
             if claimed:
                 lock.release()
         if second is None:
-            second = generate(questions[n:], start_ids[n:], beam_width)
+            try:
+                second = generate(questions[n:], start_ids[n:], beam_width)
+            except BaseException:  # the half's own error, not the replica's
+                state["failed"] = None
+                raise
             _helper_failed(state)
         return xp.concatenate([xp.asarray(first), xp.asarray(second)])
 

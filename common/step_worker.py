@@ -122,6 +122,8 @@ _SEGMENT_NAME = re.compile(r"rnnlab_([1-9][0-9]{0,6})_[0-9a-f]{12}")
 # Where a POSIX system lists its shared segments' names (Linux); elsewhere
 # no leftovers are looked for.
 SHM_DIR = "/dev/shm"
+# A leftover name is removed only once this old (see remove_leftovers).
+LEFTOVER_AGE_SECONDS = 60.0
 # What a helper just started says once it is up (Python started, modules imported).
 UP = "up"
 # The status a helper exits with when its caller is gone (see reply).
@@ -187,9 +189,14 @@ def process_exists(pid: int) -> bool:
 def remove_leftovers() -> list:
     """Remove from /dev/shm the segments named by :func:`segment_name` whose
     creating process no longer exists (killed before it could remove the
-    name, see the module docstring); the names removed. Names of any other
-    pattern, and those whose process lives, are left alone; where /dev/shm
-    cannot be listed (not Linux) nothing is done."""
+    name, see the module docstring) and that are older than
+    LEFTOVER_AGE_SECONDS; the names removed. Names of any other pattern,
+    those whose process lives, and young ones are left alone; where /dev/shm
+    cannot be listed (not Linux) nothing is done.
+
+    The age: a live name exists for milliseconds, and the process of a
+    name made in another PID namespace (a container sharing /dev/shm) looks
+    dead from this one; an old name cannot be anyone's in use."""
     try:
         names = os.listdir(SHM_DIR)
     except OSError:
@@ -201,7 +208,9 @@ def remove_leftovers() -> list:
             continue
         path = os.path.join(SHM_DIR, name)
         try:
-            if not stat.S_ISREG(os.lstat(path).st_mode):
+            info = os.lstat(path)
+            if not stat.S_ISREG(info.st_mode) or \
+                    time.time() - info.st_mtime < LEFTOVER_AGE_SECONDS:
                 continue
             os.unlink(path)
         except OSError:  # removed meanwhile (another process's sweep), or not ours to remove
@@ -421,7 +430,10 @@ def release_segment(segment: shared_memory.SharedMemory) -> None:
     except BufferError:  # a caller still holds a view of it: the mapping stays
         pass
     if segment not in _names_removed:
-        segment.unlink()
+        try:
+            segment.unlink()
+        except FileNotFoundError:  # removed by someone else: the tracker must forget it too
+            resource_tracker.unregister(segment._name, "shared_memory")
 
 
 class StepWorker:
@@ -543,9 +555,9 @@ class StepWorker:
             stop_process(self.process)
             self.process = None
         if self.segment is not None:
+            segment, self.segment = self.segment, None  # (released once, however it goes)
             self.a = self.out = self.counters = None
-            release_segment(self.segment)
-            self.segment = None
+            release_segment(segment)
 
 
 def _serve():
@@ -568,7 +580,7 @@ def _serve():
         reply(sys.stdout, f"error {type(error).__name__}: {error}")  # (exits if nobody reads)
         if os.getppid() != parent:  # the caller is gone (and so is its segment)
             caller_gone()
-        raise
+        sys.exit(1)  # (told to the caller, which goes on without this process)
     # The caller owns the segment: this process's resource tracker must not
     # unlink it when this process ends.
     resource_tracker.unregister(segment._name, "shared_memory")

@@ -315,3 +315,120 @@ def test_a_loop_that_skips_a_batch_whose_half_raised_keeps_the_bits(error, monke
     assert helped[0] == alone[0]
     for p, q in zip(helped[1], alone[1], strict=True):
         np.testing.assert_array_equal(p, q)
+
+
+# -- from a review of the above: what they left ------------------------------------------------
+
+
+def run_script(code):
+    """``code`` in a fresh Python (forks, class patches and killed helpers stay there);
+    its standard output."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=str(root),
+                                                PYTHONWARNINGS="always"))
+    assert done.returncode == 0, done.stderr
+    return done.stdout, done.stderr
+
+
+LOOP = """
+import os, signal, sys, time, numpy as np
+from common import batch_worker, data_parallel as dp
+from models import Rnnlm, Seq2seq
+rng = np.random.default_rng(0)
+"""
+
+
+def test_a_caught_error_in_the_helpers_half_does_not_give_the_helper_up_later():
+    """The half's own data error, recomputed here and raised, stayed recorded as a
+    replica failure: the next helper death turned the helper off for good, with a
+    warning quoting the old error."""
+    out, err = run_script(LOOP + """
+model = Seq2seq(13, 16, 128, seed=1)
+x = rng.integers(0, 13, (128, 7)); t = rng.integers(0, 13, (128, 5))
+bad = x.copy(); bad[-1, 2] = 99  # in the helper's half
+with dp.batch_halves(model, x.shape, t.shape) as fb:
+    fb(x, t)
+    try:
+        fb(bad, t)
+    except ValueError:
+        pass
+    fb(x, t)
+    os.kill(dp._worker.process.pid, signal.SIGKILL); time.sleep(0.2)
+    for _ in range(3):
+        fb(x, t)
+    print(dp._worker is not None and dp._worker.alive())
+""")
+    assert out.split() == ["True"], err
+    assert "failed on its half" not in err
+
+
+def test_an_interrupted_settle_does_not_let_the_old_half_write_over_the_next():
+    """A second Ctrl-C inside _settle (before its wait) left the helper's half
+    running; the next batch was posted over it and got other bits."""
+    script = LOOP + """
+helper = sys.argv[1] == "helper"
+if not helper:
+    dp._helper = lambda *a, **k: None
+real_busy = batch_worker.BatchWorker.busy
+fired = []
+def busy(self):
+    if not fired and sys._getframe(1).f_code.co_name == "_settle":
+        fired.append(1)
+        raise KeyboardInterrupt  # (the second Ctrl-C)
+    return real_busy(self)
+batch_worker.BatchWorker.busy = busy
+V, N, T = 200, 64, 64  # (a helper's half long enough to be in flight still)
+model = Rnnlm(V, 32, 256, seed=1)
+batches = [(rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T))) for _ in range(5)]
+bad = batches[0][0].copy(); bad[0, 3] = V + 5  # this process's half raises at once
+with dp.batch_halves(model, (N, T), (N, T)) as fb:
+    fb(*batches[1])
+    try:
+        try:
+            fb(bad, batches[0][1])
+        except ValueError:
+            if not helper:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    for x, t in batches[2:]:
+        fb(x, t)
+print(repr(float(sum(float(np.abs(s).sum()) for s in model.get_state()))), bool(fired) == helper)
+"""
+    with_helper = run_script(script.replace("sys.argv[1]", '"helper"'))[0]
+    alone = run_script(script.replace("sys.argv[1]", '"alone"'))[0]
+    assert with_helper.split()[1] == alone.split()[1] == "True"
+    assert with_helper.split()[0] == alone.split()[0]
+
+
+def test_a_child_forked_in_an_open_context_computes_its_batches():
+    """The child found the parent's forgotten helper still owned by the context:
+    a TypeError from inside batch_worker."""
+    out, err = run_script(LOOP + """
+model = Seq2seq(13, 16, 128, seed=1)
+x = rng.integers(0, 13, (128, 7)); t = rng.integers(0, 13, (128, 5))
+with dp.batch_halves(model, x.shape, t.shape) as fb:
+    first = fb(x, t)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            print("child", fb(x, t) == first, flush=True)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    print("parent", fb(x, t) == first)
+""")
+    assert sorted(out.split()) == ["True", "True", "child", "parent"], err
+
+
+def test_a_segment_whose_name_someone_else_removed_is_released_quietly():
+    from common import step_worker
+
+    segment = step_worker.create_segment(4096)
+    os.unlink(f"/dev/shm/{segment.name}")  # (rm /dev/shm/rnnlab_*, another sweep)
+    step_worker.release_segment(segment)  # raised FileNotFoundError

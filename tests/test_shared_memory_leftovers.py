@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from multiprocessing import resource_tracker, shared_memory
 from pathlib import Path
 
@@ -72,14 +73,20 @@ def test_leftovers_of_dead_creators_are_removed_at_the_next_segment(kind):
     init = f"rnnlab_1_{token}"  # (not ours to signal unless we are root: exists all the same)
     foreign = [f"psm_{token[:8]}", f"rnnlab_{dead_pid()}_{token}x", f"rnnlab_{token}",
                f"rnnlab_{dead_pid()}_{token.upper()}x", f"other_{dead_pid()}_{token}"]
-    names = [dead, alive, init, *foreign]
+    # A dead creator's name made a moment ago: another PID namespace's live
+    # process (a container sharing /dev/shm) looks dead from here.
+    young = f"rnnlab_{dead_pid()}_{token[::-1]}"
+    names = [dead, alive, init, young, *foreign]
     worker = None
     try:
+        old = time.time() - 2 * step_worker.LEFTOVER_AGE_SECONDS
         for name in names:
             (SHM / name).write_bytes(b"\0" * 4096)
+            if name != young:
+                os.utime(SHM / name, (old, old))
         worker = start_helper(kind)
         assert not (SHM / dead).exists(), "a dead creator's segment was left"
-        for name in [alive, init, *foreign]:
+        for name in [alive, init, young, *foreign]:
             assert (SHM / name).exists(), f"{name} was removed"
         # Ours: named after this process (and nameless once mapped).
         assert worker.segment.name.startswith(f"rnnlab_{os.getpid()}_")
