@@ -35,6 +35,12 @@ OPTIMIZER_COPIES = {"SGD": 0, "Momentum": 1, "AdaGrad": 1, "RMSprop": 1, "Adam":
 GATES = {"simple": 1, "lstm": 4, "gru": 3, "better": 4}
 
 
+# The limits of memory_limits, by name.
+MACHINE = "the machine's available memory"
+ADDRESS_SPACE = "the process's address-space limit (ulimit -v)"
+CGROUP = "the memory limit of the process's control group (cgroup)"
+
+
 class NotEnoughMemory(MemoryError):
     """A run whose estimated peak memory exceeds what is available."""
 
@@ -81,9 +87,11 @@ def estimate_training_bytes(shapes, batch_size: int, time_size: int, optimizer: 
         "initialisation": 2 * 8 * max(math.prod(s) for s in shapes),
     }
     if halves:
-        # The replica's parameters and gradients, the same in the shared segment,
-        # the temporary that adds the halves' gradients, and the helper's Python.
-        parts["helper"] = 5 * n_params * itemsize + BASE_BYTES
+        # Here: the parameters and gradients in the shared segment, and the
+        # temporary that adds the halves' gradients; in the helper process: its
+        # replica's parameters and gradients, and its Python.
+        parts["helper"] = 3 * n_params * itemsize
+        parts["helper process"] = 2 * n_params * itemsize + BASE_BYTES
     parts.update(extra or {})
     parts["total"] = sum(parts.values()) + BASE_BYTES
     return parts
@@ -105,11 +113,27 @@ def may_split(batch_size: int, recurrent_shape: tuple, itemsize: int = 4,
             and half * size >= data_parallel.MIN_HALF_STEP_MULTIPLY_ADDS)
 
 
-def available_bytes() -> int | None:
+def available_bytes(estimate: dict | None = None) -> int | None:
     """Memory available to a new allocation: the smallest of what
-    :func:`memory_limits` finds; None if it finds nothing."""
-    limits = memory_limits()
+    :func:`memory_limits` finds; None if it finds nothing. With the
+    ``estimate`` of a run, what each limit leaves for that estimate's
+    ``total`` (:func:`rooms`), the smallest."""
+    limits = rooms(estimate) if estimate is not None else memory_limits()
     return min(limits.values()) if limits else None
+
+
+def rooms(estimate: dict) -> dict:
+    """What each of :func:`memory_limits` leaves for an ``estimate``'s total.
+
+    The machine's memory holds everything the estimate counts. The
+    process's address-space limit and its control group's already count
+    the interpreter this process runs (``BASE_BYTES`` of the total), and
+    the address-space limit is per process: the helper process's part
+    (``'helper process'``) is not in this one's.
+    """
+    credit = {ADDRESS_SPACE: BASE_BYTES + estimate.get("helper process", 0),
+              CGROUP: BASE_BYTES}
+    return {name: left + credit.get(name, 0) for name, left in memory_limits().items()}
 
 
 def memory_limits() -> dict:
@@ -127,13 +151,13 @@ def memory_limits() -> dict:
         except (AttributeError, ValueError, OSError):
             machine = None
     if machine is not None:
-        limits["the machine's available memory"] = machine
+        limits[MACHINE] = machine
     address_space = _address_space_left()
     if address_space is not None:
-        limits["the process's address-space limit (ulimit -v)"] = address_space
+        limits[ADDRESS_SPACE] = address_space
     group = _cgroup_left()
     if group is not None:
-        limits["the memory limit of the process's control group (cgroup)"] = group
+        limits[CGROUP] = group
     return limits
 
 
@@ -171,20 +195,38 @@ def _cgroup_left(root="/sys/fs/cgroup", membership="/proc/self/cgroup"):
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if controllers == "":  # v2: memory.max, memory.current
-            limit = _read_number(os.path.join(root, path.lstrip("/"), "memory.max"))
-            usage = _read_number(os.path.join(root, path.lstrip("/"), "memory.current"))
+            folder = os.path.join(root, path.lstrip("/"))
+            limit = _read_number(os.path.join(folder, "memory.max"))
+            usage = _read_number(os.path.join(folder, "memory.current"))
+            cache = _stat(os.path.join(folder, "memory.stat"), "inactive_file")
         elif "memory" in controllers.split(","):  # v1
             folder = os.path.join(root, "memory", path.lstrip("/"))
             if not os.path.isdir(folder):  # (a container sees its own group at the root)
                 folder = os.path.join(root, "memory")
             limit = _read_number(os.path.join(folder, "memory.limit_in_bytes"))
             usage = _read_number(os.path.join(folder, "memory.usage_in_bytes"))
+            cache = _stat(os.path.join(folder, "memory.stat"), "total_inactive_file")
         else:
             continue
         # "max", or v1's "no limit" (a number near 2^63): not a limit.
         if limit is not None and usage is not None and limit < 2**62:
-            return max(0, limit - usage)
+            # Inactive file cache is reclaimed before anything is killed (as
+            # MemAvailable counts it): not in use.
+            return max(0, limit - max(0, usage - cache))
     return None
+
+
+def _stat(path, key) -> int:
+    """``key``'s figure in a cgroup's memory.stat, or 0."""
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _read_number(path):
@@ -201,8 +243,8 @@ def check_memory(estimate: dict, available: int | None, hint: str = "") -> None:
         return
     detail = ", ".join(f"{k} {gib(v)}" for k, v in estimate.items() if k != "total")
     # Named when the bound is one that the machine's free memory is not.
-    bound = [name for name, left in memory_limits().items() if left == available]
-    which = f" (the bound: {bound[0]})" if bound and "machine" not in bound[0] else ""
+    bound = [name for name, room in rooms(estimate).items() if room == available]
+    which = f" (the bound: {bound[0]})" if bound and bound[0] != MACHINE else ""
     raise NotEnoughMemory(f"this run needs about {gib(estimate['total'])} of memory ({detail}), "
                           f"but only {gib(available)} is available{which}{hint}")
 

@@ -516,8 +516,8 @@ class BaseTrainer:
         if self._doing == "validation":
             return TrainingOutOfMemory(
                 f"out of memory while scoring the validation data after epoch {self.epoch}"
-                f"{kept}. Score fewer rows at a time (fit's val_batch_size), use a smaller "
-                f"model, or free memory.")
+                f"{kept}. Use a smaller model, free memory, or (calling fit) score fewer rows "
+                f"at a time with a smaller val_batch_size.")
         at = f"at epoch {self.epoch + 1}, iteration {self.iteration + 1}"
         if self._doing == "checkpoint":
             return TrainingOutOfMemory(f"out of memory while writing the checkpoint {at}"

@@ -126,7 +126,7 @@ def memory_problem(args, V) -> str | None:
                     ((args.batch_size, args.time_size), (args.eval_batch, args.eval_length))),
                    key=lambda e: e["total"])
     try:
-        check_memory(estimate, available_bytes(), hint="; use a smaller --hidden-size, "
+        check_memory(estimate, available_bytes(estimate), hint="; use a smaller --hidden-size, "
                      "--wordvec-size, --batch-size or --eval-batch")
     except NotEnoughMemory as exc:
         return str(exc)

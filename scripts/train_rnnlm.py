@@ -522,7 +522,7 @@ def check_memory_of_run(args, vocab_size):
         halves=may_split(args.batch_size, (args.hidden_size, g * args.hidden_size),
                          replicable=replicable))
     try:
-        check_memory(estimate, available_bytes(),
+        check_memory(estimate, available_bytes(estimate),
                      hint="; use a smaller --hidden-size, --wordvec-size or --batch-size, or "
                           "pass --ignore-memory-check to try anyway")
     except NotEnoughMemory as exc:

@@ -501,7 +501,7 @@ def memory_problem(args, vocab_size: int, enc_steps: int, dec_steps: int,
                                        halves=may_split(args.batch_size, (H, 4 * H)),
                                        extra=extra)
     try:
-        check_memory(estimate, available_bytes(), hint="; choose a smaller --hidden-size, "
+        check_memory(estimate, available_bytes(estimate), hint="; choose a smaller --hidden-size, "
                      "--wordvec-size, --batch-size or --eval-batch, or pass "
                      "--ignore-memory-check to try anyway")
     except NotEnoughMemory as exc:

@@ -352,8 +352,9 @@ def test_out_of_memory_says_where_it_came_and_what_helps_there(monkeypatch):
 
     monkeypatch.setattr(trainer, "_validate", no_memory)
     with pytest.raises(TrainingOutOfMemory, match=r"^out of memory while scoring the "
-                       r"validation data after epoch 1\. Score fewer rows at a time "
-                       r"\(fit's val_batch_size\)"):
+                       r"validation data after epoch 1\. Use a smaller model, free memory, "
+                       r"or \(calling fit\) score fewer rows at a time with a smaller "
+                       r"val_batch_size\."):
         trainer.fit(xs, ts, max_epoch=2, val_corpus=xs[:400], **LM)
     monkeypatch.undo()
     steps = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))

@@ -75,8 +75,9 @@ def test_a_helper_computing_half_of_each_batch_is_counted(monkeypatch):
     alone = estimate_training_bytes(shapes, 32, 5)
     split = estimate_training_bytes(shapes, 32, 5, halves=True)
     assert "helper" not in alone
-    assert split["helper"] == 5 * 4 * n + BASE_BYTES
-    assert split["total"] == alone["total"] + split["helper"]
+    assert split["helper"] == 3 * 4 * n  # here: the segment's two copies, the sum's temporary
+    assert split["helper process"] == 2 * 4 * n + BASE_BYTES  # its replica and its Python
+    assert split["total"] == alone["total"] + split["helper"] + split["helper process"]
     monkeypatch.setattr(data_parallel, "_helpers_here", lambda: False)  # one core
     assert not may_split(128, (128, 512))
 
@@ -99,15 +100,20 @@ def test_the_address_space_limit_bounds_what_is_available_and_is_named():
 
     code = """
 import resource
-from common.memory import available_bytes, check_memory, memory_limits, _meminfo
+from common.memory import (BASE_BYTES, available_bytes, check_memory, memory_limits, rooms,
+                           _meminfo)
 used = _meminfo("VmSize", "/proc/self/status")
 resource.setrlimit(resource.RLIMIT_AS, (used + 300 * 2**20, resource.RLIM_INFINITY))
 limits = memory_limits()
 left = limits["the process's address-space limit (ulimit -v)"]
 assert 250 * 2**20 < left <= 300 * 2**20, left
 assert available_bytes() == min(limits.values()) <= left
+estimate = {"parameters": 2**30, "helper process": 2**29, "total": 2**30}
+# The limit already counts this process's Python; the helper has its own address space.
+room = rooms(estimate)["the process's address-space limit (ulimit -v)"]
+assert room == left + BASE_BYTES + 2**29, (room, left)
 try:
-    check_memory({"parameters": 2**30, "total": 2**30}, available_bytes(), hint="; less")
+    check_memory(estimate, available_bytes(estimate), hint="; less")
 except MemoryError as exc:
     print(exc)
 """
@@ -135,6 +141,10 @@ def test_a_control_groups_memory_limit_bounds_what_is_available(tmp_path, versio
         (group / "memory.limit_in_bytes").write_text("1073741824\n")
         (group / "memory.usage_in_bytes").write_text("73741824\n")
     assert _cgroup_left(str(tmp_path), str(membership)) == 10**9
+    # Inactive file cache is reclaimed before anything is killed: not in use.
+    key = "inactive_file" if version == "v2" else "total_inactive_file"
+    (group / "memory.stat").write_text(f"cache 60000000\n{key} 50000000\nrss 1\n")
+    assert _cgroup_left(str(tmp_path), str(membership)) == 10**9 + 50000000
     # No limit ("max", or v1's number near 2^63): not a bound.
     if version == "v2":
         (group / "memory.max").write_text("max\n")

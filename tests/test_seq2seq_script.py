@@ -337,7 +337,7 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_training(pairs_file, 
     """The estimate of common.memory, before the model is built; the check
     can be overridden."""
     module = script()
-    module.available_bytes = lambda: 50 * 2**20  # a machine with 50 MiB free
+    module.available_bytes = lambda *estimate: 50 * 2**20  # a machine with 50 MiB free
     argv = ["--data", pairs_file, *SMALL, "--plot", "none"]
     assert module.main(argv) == 2
     err = capsys.readouterr().err

@@ -481,7 +481,7 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_with_the_estimate(script, ca
 
 
 def test_the_memory_check_can_be_overridden(script, capsys, monkeypatch):
-    monkeypatch.setattr(script, "available_bytes", lambda: 1000)
+    monkeypatch.setattr(script, "available_bytes", lambda *estimate: 1000)
     assert usage_error(script, [*SMALL, "--quiet"])
     assert "but only 0 MiB is available" in capsys.readouterr().err
     assert script.main([*SMALL, "--quiet", "--ignore-memory-check"]) == 0
