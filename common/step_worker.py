@@ -209,8 +209,9 @@ def remove_leftovers() -> list:
         path = os.path.join(SHM_DIR, name)
         try:
             info = os.lstat(path)
-            if not stat.S_ISREG(info.st_mode) or \
-                    time.time() - info.st_mtime < LEFTOVER_AGE_SECONDS:
+            age = time.time() - info.st_mtime
+            # (A time ahead of the clock: the clock was set back since. Old.)
+            if not stat.S_ISREG(info.st_mode) or -5.0 <= age < LEFTOVER_AGE_SECONDS:
                 continue
             os.unlink(path)
         except OSError:  # removed meanwhile (another process's sweep), or not ours to remove

@@ -874,6 +874,13 @@ def _run_holding(args):
         except FloatingPointError as exc:  # answering with weights gone non-finite
             print(f"\nerror: {exc}", file=sys.stderr)
             return 1
+        except MemoryError:  # scoring the test pairs (fit's own is TrainingOutOfMemory)
+            done = f"; epoch {trainer.epoch}'s checkpoint is written: resume with --resume " \
+                   f"{args.checkpoint}" if args.checkpoint and trainer.epoch else ""
+            print(f"\nerror: not enough memory to score the test pairs after epoch "
+                  f"{trainer.epoch} (--eval-batch {args.eval_batch} questions at a time; "
+                  f"give a smaller one){done}", file=sys.stderr)
+            return keep_what_is_done(1)
         except KeyboardInterrupt:  # Ctrl-C between two epochs' training: evaluating, saving
             done = f"; epoch {trainer.epoch}'s checkpoint is written: resume with --resume " \
                    f"{args.checkpoint}" if args.checkpoint and trainer.epoch else ""

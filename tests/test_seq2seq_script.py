@@ -352,6 +352,24 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_training(pairs_file, 
     assert re.search(r"attention \d+ MiB, evaluation \d+ MiB\)", err)
 
 
+def test_no_memory_to_score_the_test_pairs_keeps_the_epoch(pairs_file, tmp_path, capsys):
+    """A raw MemoryError traceback after a whole trained epoch, --save unwritten."""
+    module = script()
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    module.seq2seq_correct = no_memory
+    ckpt, saved = tmp_path / "run.npz", tmp_path / "m.npz"
+    assert module.main(["--data", pairs_file, *SMALL, "--plot", "none", "--checkpoint",
+                        str(ckpt), "--save", str(saved)]) == 1
+    err = capsys.readouterr().err
+    assert ("error: not enough memory to score the test pairs after epoch 1 (--eval-batch "
+            f"1000 questions at a time; give a smaller one); epoch 1's checkpoint is written: "
+            f"resume with --resume {ckpt}") in err
+    assert saved.is_file() and ckpt.is_file()
+
+
 def test_resuming_without_the_memory_to_read_the_checkpoint_says_so(pairs_file, tmp_path,
                                                                     capsys, monkeypatch):
     """A raw MemoryError traceback from inside the checkpoint reader."""

@@ -76,16 +76,20 @@ def test_leftovers_of_dead_creators_are_removed_at_the_next_segment(kind):
     # A dead creator's name made a moment ago: another PID namespace's live
     # process (a container sharing /dev/shm) looks dead from here.
     young = f"rnnlab_{dead_pid()}_{token[::-1]}"
-    names = [dead, alive, init, young, *foreign]
+    # One whose time is ahead of the clock (set back since): old, not young.
+    ahead = f"rnnlab_{dead_pid()}_{token[6:]}{token[:6]}"
+    names = [dead, alive, init, young, ahead, *foreign]
     worker = None
     try:
         old = time.time() - 2 * step_worker.LEFTOVER_AGE_SECONDS
         for name in names:
             (SHM / name).write_bytes(b"\0" * 4096)
             if name != young:
-                os.utime(SHM / name, (old, old))
+                when = time.time() + 3600 if name == ahead else old
+                os.utime(SHM / name, (when, when))
         worker = start_helper(kind)
         assert not (SHM / dead).exists(), "a dead creator's segment was left"
+        assert not (SHM / ahead).exists(), "a segment dated ahead of the clock was left"
         for name in [alive, init, young, *foreign]:
             assert (SHM / name).exists(), f"{name} was removed"
         # Ours: named after this process (and nameless once mapped).
