@@ -166,20 +166,21 @@ def nonfinite_weights_problem(model, path) -> str | None:
             "file")
 
 
-def encode_text(content: str, vocab: list, level: str) -> tuple:
-    """``(tokens, ids)`` of a string, cut as the model's training text was.
+def encode_text(content: str, vocab: list, level: str, limit: int | None = None) -> tuple:
+    """``(tokens, ids)`` of a string, cut as the model's training text was
+    (its first ``limit`` tokens when given).
 
     Word level: words separated by white space, ``<eos>`` at each line end
     (as :func:`datasets.text.tokenize`); a word the model does not know
     becomes ``<unk>`` when the vocabulary has it. Unknown tokens otherwise
-    raise ``ValueError`` naming them.
+    (within the ``limit``) raise ``ValueError`` naming them.
 
     Shape:
         -> tokens: ``T`` strings, ids int ``(T,)``
     """
     from datasets.text import tokenize
 
-    tokens = tokenize(content, level)
+    tokens = tokenize(content, level)[:limit]
     index = {t: i for i, t in enumerate(vocab)}
     if level == "word" and "<unk>" in index:
         tokens = [t if t in index else "<unk>" for t in tokens]
@@ -306,7 +307,13 @@ def top_guesses(probs: np.ndarray, k: int = 5) -> tuple:
         probs ``(T, V)`` -> (ids int ``(T, k)``, probabilities ``(T, k)``)
     """
     k = min(k, probs.shape[1])
-    idx = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    idx = np.empty((len(probs), k), np.int64)
+    # By blocks of rows: the negated copy and argpartition's int64 indices of the
+    # whole table would take three times its memory again.
+    rows = max(1, 2**22 // max(probs.shape[1], 1))
+    for start in range(0, len(probs), rows):
+        block = slice(start, start + rows)
+        idx[block] = np.argpartition(-probs[block], k - 1, axis=1)[:, :k]
     p = np.take_along_axis(probs, idx, axis=1)
     order = np.argsort(-p, axis=1, kind="stable")
     return np.take_along_axis(idx, order, axis=1), np.take_along_axis(p, order, axis=1)
@@ -559,6 +566,9 @@ def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
     ignore = model.loss_layer.ignore_label
     last_only = np.full(ts.shape, ignore, dtype=np.int64)  # signed, whatever ts's ids are
     last_only[:, -1] = ts[:, -1]
+    # The loss is the mean over the scored last targets (one equal to ignore_label
+    # is not): scaled back by their number, each sequence's own loss.
+    scored = max(int((ts[:, -1] != ignore).sum()), 1)
     H = top.params[1].shape[0]
     grads = np.empty((N, T, H), np.float64)
     with _inspecting(model):
@@ -573,7 +583,7 @@ def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
         for layer in above:
             out = layer.forward(out)
         model.loss_layer.forward(out, xp.asarray(last_only[:, -1:]))
-        dout = model.loss_layer.backward(N)  # per-sequence loss, not the batch mean
+        dout = model.loss_layer.backward(scored)  # per-sequence loss, not the batch mean
         for layer in reversed(above):
             dout = layer.backward(dout)
         grads[:, T - 1] = to_cpu(dout[:, 0])
@@ -581,7 +591,7 @@ def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
         for t in range(T - 1):
             model.set_state(states[t])
             model.forward(xp.asarray(xs[:, t + 1:]), xp.asarray(last_only[:, t + 1:]))
-            model.backward(N)
+            model.backward(scored)
             grads[:, t] = to_cpu(top.dh)
     return grads
 

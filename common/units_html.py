@@ -142,7 +142,7 @@ function fromFragment() {
     }
   }
   const pos = Number(params.get('pos'));
-  if (params.has('pos') && pos >= 0 && pos < spans.length) {
+  if (params.has('pos') && Number.isInteger(pos) && pos >= 0 && pos < spans.length) {
     pin(pos);
     // A link to a position far down a long text opens there, not at the top.
     spans[pos].scrollIntoView({block: 'center'});

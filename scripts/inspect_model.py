@@ -45,6 +45,7 @@ import numpy as np  # noqa: E402
 
 from common.cli import (  # noqa: E402
     HelpFormatter,
+    empty_flag_problem,
     output_flags_problem,
     point_at_null,
     user_path,
@@ -137,6 +138,12 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if problem := thread_count_problem():
         p.error(problem)
+    # (An unset shell variable: not a default, nor a page or plot silently not written.)
+    if problem := empty_flag_problem(args, {"model": "the model file",
+                                            "text_file": "a text file",
+                                            "png": "the picture to write",
+                                            "html": "the page to write"}):
+        p.error(problem)
     # An output may not name the model or the text file: writing it would destroy them.
     if problem := output_flags_problem(args, {"png": "map.png", "html": "units.html"},
                                        inputs=("model", "text_file")):
@@ -187,13 +194,11 @@ def read_input(args, vocab, level, default_length=None):
             raise UsageError(f"cannot read the text file {args.text_file}: "
                              f"{exc.strerror or exc}") from None
     content = content[args.offset:]
-    try:
-        tokens, ids = encode_text(content, vocab, level)
+    length = args.length or default_length
+    try:  # (what lies past the length is not read, nor checked)
+        tokens, ids = encode_text(content, vocab, level, limit=length or None)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    length = args.length or default_length
-    if length:
-        tokens, ids = tokens[:length], ids[:length]
     if len(tokens) < 2:
         raise UsageError(f"the text has {len(tokens)} token(s) at {level} level; at least 2 "
                          "are needed (the first one is context)")
@@ -237,6 +242,7 @@ def run_surprisal(args, model, vocab, level):
     out.write(f"# {s.log_prob.size} scored tokens: {s.total_loss:.3f} nats in all, "
               f"{s.bits_per_token:.3f} bits per token, perplexity {s.perplexity:.3f}\n")
     if args.html:
+        check_table_memory(model, tokens)
         bits = [None, *s.bits]
         write_units_page(args.html, tokens, level, [], bits=bits,
                          guesses=guesses_at(record_states(model, ids).probs, vocab),
@@ -266,7 +272,10 @@ def run_units(args, model, vocab, level):
                          "position in the line or sentence, word ends), so no unit can follow "
                          "one; give a longer or more varied text, or name units with --units, "
                          "e.g. --units h0:0")
-    rec = record_states(model, ids)
+    if args.html:
+        check_table_memory(model, tokens)
+    # (The next-token table only for the page: tokens x vocabulary floats.)
+    rec = record_states(model, ids, probs=bool(args.html))
     found = interesting_units(rec, props, per_property=args.per_property)
     print(f"{args.model}: {type(model).__name__}, {level} level, {len(tokens)} tokens, "
           f"{len(rec.units())} units")
@@ -429,6 +438,19 @@ def attention_bytes(model, width, answer_length):
     }
     parts["total"] = sum(parts.values())
     return parts
+
+
+def check_table_memory(model, tokens):
+    """Raise :class:`UsageError` when the page's table of next-token
+    probabilities (a float32 row of the vocabulary at every token, for its
+    five best guesses) would not fit in the memory available."""
+    table = len(tokens) * model.vocab_size * 4
+    try:
+        check_memory({"next-token table": table, "total": table + 64 * 2**20},
+                     available_bytes(), hint="; give a smaller --length, or leave out --html")
+    except NotEnoughMemory as exc:
+        raise UsageError(f"--html over {len(tokens):,} tokens of a {model.vocab_size:,}-token "
+                         f"vocabulary: {exc}") from None
 
 
 def check_attention_memory(model, width, answer_length):

@@ -20,6 +20,7 @@ import pytest
 from common.attention_map import plot_attention
 from common.inspection import (
     gradient_through_time,
+    hidden_state_gradients,
     interesting_units,
     record_states,
     text_properties,
@@ -251,3 +252,79 @@ def test_a_gradient_curve_of_one_step_is_drawn_as_points(tmp_path):
     assert all(line.get_marker() == "o" for line in fig.axes[0].get_lines())
     left, right = fig.axes[0].get_xlim()
     assert left < 0 < right and right - left >= 1
+
+
+# -- a later audit: what the views did with long texts, odd flags and padding ------------------
+
+
+CHARS = list("abc .\n")
+
+
+def char_model(tmp_path):
+    path = tmp_path / "char.npz"
+    Rnnlm(len(CHARS), 4, 4, seed=0).save_params(path, vocab=CHARS, level="char")
+    return str(path)
+
+
+def test_a_token_past_the_length_read_is_not_checked(tmp_path, capsys):
+    """An unknown character at position 5,000 refused a run of the first 50."""
+    text = tmp_path / "t.txt"
+    text.write_text("abc a.\n" * 100 + "naïve café\n")
+    inspect_model = script("inspect_model")
+    argv = ["surprisal", "--model", char_model(tmp_path), "--text-file", str(text)]
+    assert inspect_model.main([*argv, "--length", "50"]) == 0
+    capsys.readouterr()
+    assert inspect_model.main(argv) == 2  # the whole text: they are read, and named
+    assert "'é', 'ï'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, argv", [
+    ("--text-file", ["surprisal", "--text-file", ""]),
+    ("--model", ["units", "--text", "abc a.", "--model", ""]),
+    ("--png", ["attention", "--input", "x", "--png", ""]),
+    ("--html", ["surprisal", "--text", "abc a.", "--html", ""]),
+])
+def test_an_empty_flag_is_refused_before_the_work(tmp_path, capsys, flag, argv):
+    """'' (an unset shell variable): a traceback after answering (--png), a page
+    silently not written (--html), a ValueError traceback (--text-file)."""
+    if "--model" not in argv:
+        argv = [*argv, "--model", char_model(tmp_path)]
+    with pytest.raises(SystemExit) as stop:
+        script("inspect_model").main(argv)
+    assert stop.value.code == 2
+    assert f"{flag} is empty" in capsys.readouterr().err
+
+
+def test_the_pages_table_of_guesses_is_checked_against_memory(tmp_path, capsys, monkeypatch):
+    """A float32 row of the vocabulary at every token: 3.2 GB for 20,000 words of
+    PTB, with no check; units kept it even without a page."""
+    inspect_model = script("inspect_model")
+    monkeypatch.setattr(inspect_model, "available_bytes", lambda: 2**20)
+    argv = ["--model", char_model(tmp_path), "--text", "abc a.\n" * 20]
+    assert inspect_model.main(["surprisal", *argv, "--html", str(tmp_path / "p.html")]) == 2
+    assert "give a smaller --length, or leave out --html" in capsys.readouterr().err
+    recorded = []
+    record_states = inspect_model.record_states
+    monkeypatch.setattr(inspect_model, "record_states",
+                        lambda *a, **k: recorded.append(k) or record_states(*a, **k))
+    assert inspect_model.main(["units", *argv, "--units", "h0:1"]) == 0
+    assert recorded == [{"probs": False}]
+
+
+def test_gradients_through_time_of_a_batch_with_ignored_last_targets_are_per_sequence():
+    """Scaled by N where the loss averaged over fewer: 4x too large here."""
+    model = Rnnlm(13, 5, 4, seed=2, dtype=np.float64)
+    model.loss_layer.ignore_label = 0
+    rng = np.random.default_rng(0)
+    xs, ts = rng.integers(1, 13, size=(4, 6)), rng.integers(1, 13, size=(4, 6))
+    alone = hidden_state_gradients(model, xs[:1], ts[:1])[0]
+    padded = ts.copy()
+    padded[1:, -1] = 0  # the other sequences' last targets are padding
+    np.testing.assert_allclose(hidden_state_gradients(model, xs, padded)[0], alone,
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_a_fractional_position_in_the_pages_address_is_not_pinned():
+    """#pos=1.5 threw in the page's script, and hover and click stopped working."""
+    page = units_page(["a", "b", "c"], "char", [], bits=[None, 1.0, 2.0])
+    assert "Number.isInteger(pos) && pos >= 0" in page
