@@ -32,8 +32,11 @@ except ImportError:  # (not POSIX)
 # 60-70 MiB for the demo; rounded up).
 BASE_BYTES = 100 * 2**20
 # How much the address space grows after the check beyond what the
-# estimate counts (see credit; OpenBLAS's buffer alone is 32 MiB).
+# estimate counts (see credit): OpenBLAS's buffers (32 MiB, two of them),
+# and for each thread rnnlab starts its stack (8 MiB) and glibc's malloc
+# arena (64 MiB reserved).
 AS_GROWTH_BYTES = 64 * 2**20
+AS_GROWTH_PER_THREAD_BYTES = 72 * 2**20
 OPTIMIZER_COPIES = {"SGD": 0, "Momentum": 1, "AdaGrad": 1, "RMSprop": 1, "Adam": 2}
 GATES = {"simple": 1, "lstm": 4, "gru": 3, "better": 4}
 
@@ -139,13 +142,17 @@ def credit(limit: str, estimate: dict) -> int:
     the interpreter this process runs already (``BASE_BYTES`` of the
     total). The address-space limit is per process, so the helper
     process's part is not in this one's; and though the mappings counted
-    already hold the interpreter, they grow after the check by more than
-    its resident pages (OpenBLAS maps a 32 MiB buffer at its first
-    product, threads their stacks): of ``BASE_BYTES`` it credits all but
-    AS_GROWTH_BYTES.
+    already hold the interpreter, they grow after the check by far more
+    than its resident pages (OpenBLAS maps 32 MiB buffers at its first
+    products; each thread its stack and a malloc arena of 64 MiB): that
+    growth is counted against ``BASE_BYTES`` (a credit below zero: the
+    limit binds more than the total).
     """
     if limit == ADDRESS_SPACE:
-        return BASE_BYTES - AS_GROWTH_BYTES + estimate.get("helper process", 0)
+        from common.parallel import num_threads  # (only here: this module stays light)
+
+        growth = AS_GROWTH_BYTES + num_threads() * AS_GROWTH_PER_THREAD_BYTES
+        return BASE_BYTES - growth + estimate.get("helper process", 0)
     if limit == CGROUP:
         return BASE_BYTES
     return 0
@@ -264,10 +271,15 @@ def check_memory(estimate: dict, available: int | None, hint: str = "") -> None:
         raise NotEnoughMemory(f"this run needs about {gib(estimate['total'])} of memory "
                               f"({detail}), but only {gib(available)} is available{hint}")
     given = credit(bound, estimate)
-    raise NotEnoughMemory(f"this run needs about {gib(estimate['total'] - given)} under "
-                          f"{bound} (of its {gib(estimate['total'])}: {detail}; not counting "
-                          f"{gib(given)} that limit does not bind), but only "
-                          f"{gib(available - given)} is left under it{hint}")
+    need, left = estimate["total"] - given, available - given
+    short = -(-(need - left) // 2**20)  # MiB, rounded up
+    raise NotEnoughMemory(f"this run needs about {gib(need)} under {bound} ({detail}, "
+                          f"the interpreter {gib(BASE_BYTES)}, "
+                          + (f"less {gib(given)} that limit does not bind: the helper's own "
+                             f"process, the interpreter already mapped" if given >= 0 else
+                             f"and {gib(-given)} more its mappings grow by: thread stacks, "
+                             f"malloc arenas, OpenBLAS's buffers")
+                          + f"), but only {gib(left)} is left under it, {short} MiB short{hint}")
 
 
 def gib(n: int) -> str:

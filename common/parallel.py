@@ -317,7 +317,12 @@ def _run_as_threads_free_up(tasks):
                     changed.notify_all()
 
     # Queued behind the deferred work; it finds nothing left when it comes late.
-    _get_pool().submit(contextvars.copy_context().run, take)
+    try:
+        _get_pool().submit(contextvars.copy_context().run, take)
+    except RuntimeError as error:  # no memory (address space) for a thread's stack
+        if "can't start new thread" not in str(error):
+            raise
+        raise MemoryError(f"cannot start a thread ({error})") from error
     try:
         take()
     finally:

@@ -877,9 +877,11 @@ def _run_holding(args):
         except MemoryError:  # scoring the test pairs (fit's own is TrainingOutOfMemory)
             done = f"; epoch {trainer.epoch}'s checkpoint is written: resume with --resume " \
                    f"{args.checkpoint}" if args.checkpoint and trainer.epoch else ""
+            at_once = min(args.eval_batch, len(x_test))
+            beams = f", each in {args.beam} rows (--beam)" if args.beam > 1 else ""
             print(f"\nerror: not enough memory to score the test pairs after epoch "
-                  f"{trainer.epoch} (--eval-batch {args.eval_batch} questions at a time; "
-                  f"give a smaller one){done}", file=sys.stderr)
+                  f"{trainer.epoch} ({at_once} questions at a time{beams}; give a smaller "
+                  f"--eval-batch than {at_once}){done}", file=sys.stderr)
             return keep_what_is_done(1)
         except KeyboardInterrupt:  # Ctrl-C between two epochs' training: evaluating, saving
             done = f"; epoch {trainer.epoch}'s checkpoint is written: resume with --resume " \
