@@ -477,7 +477,9 @@ def memory_problem(args, vocab_size: int, enc_steps: int, dec_steps: int,
     """Why the run would not fit in the memory available (estimated before
     building the model: ``common.memory``), or None.
 
-    Beyond the training step it counts attention's weights (``(N, T_dec,
+    The training step's activations are the encoder's over the question's
+    steps and the decoder's over the answer's. Beyond them it counts
+    attention's weights (``(N, T_dec,
     T_enc)``, kept for backward, and three more of that size in it) and the
     test set's scoring, ``--eval-batch`` questions at once (``n_test`` if
     fewer): the encoder's cached steps, for attention the encoder's states
@@ -486,18 +488,26 @@ def memory_problem(args, vocab_size: int, enc_steps: int, dec_steps: int,
     """
     config = {"vocab_size": vocab_size, "wordvec_size": args.wordvec_size,
               "hidden_size": args.hidden_size, "bidirectional": args.bidirectional}
-    shapes = list(MODELS[args.model].param_shapes(config).values())
-    H, itemsize = args.hidden_size, 4
+    named = MODELS[args.model].param_shapes(config)
+    shapes = list(named.values())
+    H, itemsize, N = args.hidden_size, 4, args.batch_size
+    # One step's activations (three copies, as common.memory counts them), the
+    # encoder's matrices over the question's steps, the decoder's over the answer's
+    # (the output layer's are the logits).
+    widths = {part: sum(s[1] for name, s in named.items() if name.startswith(part)
+                        and len(s) == 2 and not name.startswith("decoder.affine"))
+              for part in ("encoder", "decoder")}
+    extra = {"activations": 3 * N * (enc_steps * widths["encoder"]
+                                     + dec_steps * widths["decoder"]) * itemsize,
+             "logits": 3 * N * dec_steps * vocab_size * itemsize}
     encoded = H * (2 if args.bidirectional else 1)  # the width of the encoder's states
     rows = min(args.eval_batch, n_test)
     evaluation = rows * enc_steps * 8 * encoded * itemsize + rows * vocab_size * 8 * 3
-    extra = {}
     if args.model == "attention":
         extra["attention"] = 4 * args.batch_size * dec_steps * enc_steps * itemsize
         evaluation += 3 * rows * enc_steps * encoded * itemsize
     extra["evaluation"] = evaluation
-    estimate = estimate_training_bytes(shapes, args.batch_size, enc_steps + dec_steps,
-                                       optimizer="Adam",
+    estimate = estimate_training_bytes(shapes, args.batch_size, 1, optimizer="Adam",
                                        halves=may_split(args.batch_size, (H, 4 * H)),
                                        extra=extra)
     try:
