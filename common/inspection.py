@@ -180,6 +180,9 @@ def encode_text(content: str, vocab: list, level: str, limit: int | None = None)
     """
     from datasets.text import tokenize
 
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer))
+                              or limit < 1):
+        raise ValueError(f"limit must be a whole number >= 1 or None, got {limit!r}")
     tokens = tokenize(content, level)[:limit]
     index = {t: i for i, t in enumerate(vocab)}
     if level == "word" and "<unk>" in index:

@@ -33,10 +33,10 @@ except ImportError:  # (not POSIX)
 BASE_BYTES = 100 * 2**20
 # How much the address space grows after the check beyond what the
 # estimate counts (see credit): OpenBLAS's buffers (32 MiB, two of them),
-# and for each thread rnnlab starts its stack (8 MiB) and glibc's malloc
-# arena (64 MiB reserved).
+# and for each thread rnnlab starts its stack (RLIMIT_STACK's size) and
+# glibc's malloc arena (64 MiB reserved).
 AS_GROWTH_BYTES = 64 * 2**20
-AS_GROWTH_PER_THREAD_BYTES = 72 * 2**20
+AS_ARENA_BYTES = 64 * 2**20
 OPTIMIZER_COPIES = {"SGD": 0, "Momentum": 1, "AdaGrad": 1, "RMSprop": 1, "Adam": 2}
 GATES = {"simple": 1, "lstm": 4, "gru": 3, "better": 4}
 
@@ -151,7 +151,10 @@ def credit(limit: str, estimate: dict) -> int:
     if limit == ADDRESS_SPACE:
         from common.parallel import num_threads  # (only here: this module stays light)
 
-        growth = AS_GROWTH_BYTES + num_threads() * AS_GROWTH_PER_THREAD_BYTES
+        # The pool's threads (the calling thread is one of the num_threads()),
+        # each with a stack of RLIMIT_STACK's size, as glibc gives it.
+        stack = _stack_bytes()
+        growth = AS_GROWTH_BYTES + (num_threads() - 1) * (AS_ARENA_BYTES + stack)
         return BASE_BYTES - growth + estimate.get("helper process", 0)
     if limit == CGROUP:
         return BASE_BYTES
@@ -192,6 +195,16 @@ def _meminfo(key, path="/proc/meminfo"):
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def _stack_bytes() -> int:
+    """A new thread's stack: RLIMIT_STACK's soft limit (8 MiB when unlimited
+    or unknown), as glibc sizes it."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_STACK)
+    except (AttributeError, OSError, ValueError):
+        return 8 * 2**20
+    return 8 * 2**20 if soft == resource.RLIM_INFINITY or soft <= 0 else soft
 
 
 def _address_space_left():

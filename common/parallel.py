@@ -173,6 +173,18 @@ def _get_pool():
     return _pool
 
 
+def _submit(fn, *args):
+    """``fn(*args)`` handed to the pool; a thread that cannot start for lack of
+    memory (address space for its stack, ``ulimit -v``) is a ``MemoryError``,
+    which the trainers report as being out of memory, not a RuntimeError."""
+    try:
+        return _get_pool().submit(fn, *args)
+    except RuntimeError as error:
+        if "can't start new thread" not in str(error):
+            raise
+        raise MemoryError(f"cannot start a thread ({error})") from error
+
+
 class managed:  # lower case: used as `with managed():`, like a function
     """A context in which rnnlab shares large work among the cores itself.
 
@@ -275,7 +287,7 @@ def _run_all(tasks, use_pool):
 
     # Each thread runs in a copy of this thread's context, so that NumPy's
     # errstate (a context variable) set around the call holds in the pool too.
-    helpers = [_get_pool().submit(contextvars.copy_context().run, share, j) for j in range(1, k)]
+    helpers = [_submit(contextvars.copy_context().run, share, j) for j in range(1, k)]
     try:
         share(0)
     finally:
@@ -317,12 +329,7 @@ def _run_as_threads_free_up(tasks):
                     changed.notify_all()
 
     # Queued behind the deferred work; it finds nothing left when it comes late.
-    try:
-        _get_pool().submit(contextvars.copy_context().run, take)
-    except RuntimeError as error:  # no memory (address space) for a thread's stack
-        if "can't start new thread" not in str(error):
-            raise
-        raise MemoryError(f"cannot start a thread ({error})") from error
+    _submit(contextvars.copy_context().run, take)
     try:
         take()
     finally:
@@ -560,7 +567,7 @@ class _Worker:
         self.a = self.out = None
         self.error = None
         self.pending = False  # a step handed over whose block the worker has not written
-        self.future = _get_pool().submit(self._serve)
+        self.future = _submit(self._serve)
 
     def _serve(self):
         while True:
@@ -991,7 +998,7 @@ def _queue(tasks, large):
     _later.extend(functools.partial(contextvars.copy_context().run, task) for task in tasks)
     _helpers = [f for f in _helpers if not f.done()]
     if len(_helpers) < num_threads() - 1:
-        _helpers.append(_get_pool().submit(_drain_later))
+        _helpers.append(_submit(_drain_later))
 
 
 def matmul_later(a, b, out):

@@ -328,3 +328,13 @@ def test_a_fractional_position_in_the_pages_address_is_not_pinned():
     """#pos=1.5 threw in the page's script, and hover and click stopped working."""
     page = units_page(["a", "b", "c"], "char", [], bits=[None, 1.0, 2.0])
     assert "Number.isInteger(pos) && pos >= 0" in page
+
+
+def test_encode_text_reads_a_limit_of_tokens_or_refuses_it():
+    from common.inspection import encode_text
+
+    vocab = ["a", "b", "<eos>", "<unk>"]
+    assert encode_text("a b zz\nb a", vocab, "word", limit=3)[0] == ["a", "b", "<unk>"]
+    for bad in (0, -1, 2.5, True):  # -1 silently dropped the last token
+        with pytest.raises(ValueError, match="limit must be a whole number >= 1"):
+            encode_text("a b zz\nb a", vocab, "word", limit=bad)

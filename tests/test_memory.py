@@ -101,7 +101,7 @@ def test_the_address_space_limit_bounds_what_is_available_and_is_named():
 
     code = """
 import resource
-from common.memory import (AS_GROWTH_BYTES, AS_GROWTH_PER_THREAD_BYTES, BASE_BYTES,
+from common.memory import (AS_ARENA_BYTES, AS_GROWTH_BYTES, BASE_BYTES, _stack_bytes,
                            available_bytes, check_memory, memory_limits, rooms, _meminfo)
 from common.parallel import num_threads
 used = _meminfo("VmSize", "/proc/self/status")
@@ -115,7 +115,7 @@ estimate = {"parameters": 2**30, "helper process": 2**29, "total": 2**30}
 # the check (threads' stacks and malloc arenas, OpenBLAS's buffers); the helper has its
 # own address space.
 room = rooms(estimate)["the process's address-space limit (ulimit -v)"]
-growth = AS_GROWTH_BYTES + num_threads() * AS_GROWTH_PER_THREAD_BYTES
+growth = AS_GROWTH_BYTES + (num_threads() - 1) * (AS_ARENA_BYTES + _stack_bytes())
 assert room == left + BASE_BYTES - growth + 2**29, (room, left)
 try:
     check_memory(estimate, available_bytes(estimate), hint="; less")
@@ -162,3 +162,25 @@ def test_a_control_groups_memory_limit_bounds_what_is_available(tmp_path, versio
     else:
         (group / "memory.limit_in_bytes").write_text("9223372036854771712\n")
     assert _cgroup_left(str(tmp_path), str(membership)) is None
+
+
+def test_the_address_space_allowance_counts_the_pools_threads_and_their_stacks(monkeypatch):
+    """A 1 GiB ulimit -s gives each thread a 1 GiB stack: a run the check accepted
+    died starting its threads; and a thread that cannot start is out of memory."""
+    from common import memory, parallel
+
+    monkeypatch.setattr(parallel, "num_threads", lambda: 3)
+    monkeypatch.setattr(memory, "_stack_bytes", lambda: 2**30)
+    bound = memory.ADDRESS_SPACE
+    assert memory.credit(bound, {"helper process": 5}) == \
+        memory.BASE_BYTES - memory.AS_GROWTH_BYTES - 2 * (memory.AS_ARENA_BYTES + 2**30) + 5
+    monkeypatch.setattr(parallel, "num_threads", lambda: 1)  # no pool thread
+    assert memory.credit(bound, {}) == memory.BASE_BYTES - memory.AS_GROWTH_BYTES
+
+    class NoThreads:
+        def submit(self, *args):
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(parallel, "_get_pool", lambda: NoThreads())
+    with pytest.raises(MemoryError, match="cannot start a thread"):
+        parallel._submit(print)
