@@ -280,4 +280,5 @@ def test_a_confident_rows_loss_is_not_negative():
     loss_layer = TimeSoftmaxWithLoss()
     for t in range(301):
         assert loss_layer.forward(x[:, t:t + 1], np.array([[0]])) >= 0
-    assert eval_perplexity(SimpleRnnlm(1, 4, 4, seed=0), np.zeros(50, int)) == 1.0
+    # (Not below 1; exactly 1 only where exp and log round so: a CPU's SIMD loops.)
+    assert 1.0 <= eval_perplexity(SimpleRnnlm(1, 4, 4, seed=0), np.zeros(50, int)) < 1 + 1e-6
