@@ -161,10 +161,19 @@ def splits(model, rows: int) -> bool:
     the hand-off (see the thresholds above)."""
     if not _helpers_here() or batch_worker.why_not_replicable(model) is not None:
         return False
-    half = rows // 2
     Whs = [layer.params[1] for layer in model._recurrent_layers()]
-    return (half >= MIN_HALF_ROWS and max(W.nbytes for W in Whs) <= MAX_HALF_WEIGHT_BYTES
-            and half * max(W.size for W in Whs) >= MIN_HALF_STEP_MULTIPLY_ADDS)
+    return halves_repay(rows, max(W.size for W in Whs), max(W.nbytes for W in Whs))
+
+
+def halves_repay(rows: int, weight_size: int, weight_bytes: int) -> bool:
+    """Whether each half of a batch of ``rows`` rows repays the hand-off, for
+    a model whose largest recurrent weight has ``weight_size`` elements in
+    ``weight_bytes`` bytes (the thresholds above); :func:`splits` and the
+    memory estimate of a model not built yet
+    (:func:`common.memory.may_split`) ask it alike."""
+    half = rows // 2
+    return (half >= MIN_HALF_ROWS and weight_bytes <= MAX_HALF_WEIGHT_BYTES
+            and half * weight_size >= MIN_HALF_STEP_MULTIPLY_ADDS)
 
 
 def _scored(model, t) -> int:
@@ -358,15 +367,19 @@ def _posted(state, post, *args) -> bool:
             return False
     try:
         post(*args)
-    except OSError:
-        state["worker"] = None
-        _close()
-        return False
-    except BaseException:
-        state["worker"] = None
-        _close()
+    except BaseException as error:
+        _drop(state)
+        if isinstance(error, OSError):
+            return False
         raise
     return True
+
+
+def _drop(state):
+    """Close the helper of the context whose ``state`` this is: its next batch
+    starts a new one."""
+    state["worker"] = None
+    _close()
 
 
 def _settle(state, helper):
@@ -388,8 +401,37 @@ def _settle(state, helper):
         pass
     finally:
         if not settled:
-            state["worker"] = None
-            _close()
+            _drop(state)
+
+
+@contextmanager
+def _helper_half(state, model, x_shape, t_shape, fits, post, *args):
+    """A context giving the helper, its half of a batch handed over (by its
+    method named ``post``, ``"post"`` or ``"post_answers"``, given ``args``),
+    or None: this process computes both halves (``fits`` false: a batch the
+    context's segment cannot hold; the helper taken by another thread,
+    resting, or refused).
+
+    It holds ``_helper_lock`` (taken without waiting) from the helper's
+    begin until the context ends, by which the caller has collected the
+    half; when the body raises, the half still in flight is settled first
+    (:func:`_settle`).
+    """
+    lock = _helper_lock  # (this object: a fork in the batch replaces the global)
+    claimed = fits and lock.acquire(blocking=False)
+    try:
+        helper = _helper(state, model, x_shape, t_shape) if claimed else None
+        if helper is not None and not _posted(state, getattr(helper, post), *args):
+            helper = None
+        try:
+            yield helper
+        except BaseException:
+            if helper is not None:  # its half may be in flight still
+                _settle(state, helper)
+            raise
+    finally:
+        if claimed:
+            lock.release()
 
 
 def _collect(state, helper, mine):
@@ -570,26 +612,15 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
         carried = model.get_state() if stateful else []
         # (A batch larger or wider than the context was made for: this process alone;
         # so is one whose helper another thread has now.)
-        lock = _helper_lock  # (this object: a fork in the batch replaces the global)
-        claimed = _fits(x2, part_x) and _fits(t2, part_t) and lock.acquire(blocking=False)
+        fits = _fits(x2, part_x) and _fits(t2, part_t)
         try:
-            helper = _helper(state, model, part_x, part_t) if claimed else None
-            if helper is not None and not _posted(state, helper.post, model.params, x2, t2,
-                                                  _rows(carried, slice(n, None))):
-                helper = None
-            try:
+            with _helper_half(state, model, part_x, part_t, fits, "post", model.params,
+                              x2, t2, _rows(carried, slice(n, None))) as helper:
                 loss1, loss2, state1, state2 = halves(x1, t1, x2, t2, n1, n2, carried, helper)
-            except BaseException:
-                try:
-                    if helper is not None:  # its half may be in flight still
-                        _settle(state, helper)
-                finally:
-                    if stateful:  # the whole batch's state as it was, not a half's
-                        model.set_state(carried)
-                raise
-        finally:
-            if claimed:
-                lock.release()
+        except BaseException:
+            if stateful:  # the whole batch's state as it was, not a half's
+                model.set_state(carried)
+            raise
         if stateful:  # the whole batch's state again, for the next batch
             model.set_state([xp.concatenate([a, b]) for a, b in zip(state1, state2,
                                                                      strict=True)])
@@ -667,29 +698,15 @@ def answer_halves(model, max_rows: int, question_length: int, sample_size: int):
         # (While another thread trains, the helper is its: both halves here, same answers;
         # so while another thread has it for a batch, or has its context open.)
         elsewhere = _training["depth"] and _training["thread"] != threading.get_ident()
-        lock = _helper_lock  # (this object: a fork in the batch replaces the global)
-        claimed = (not elsewhere and _fits(questions[n:], (half, question_length))
-                   and lock.acquire(blocking=False))
+        fits = not elsewhere and _fits(questions[n:], (half, question_length))
         second = None
-        try:
-            helper = (_helper(state, model, (half, question_length), (half, sample_size + 1))
-                      if claimed else None)
-            if helper is not None and not _posted(state, helper.post_answers, model.params,
-                                                  questions[n:], start_ids[n:], sample_size,
-                                                  beam_width):
-                helper = None
+        with _helper_half(state, model, (half, question_length), (half, sample_size + 1), fits,
+                          "post_answers", model.params, questions[n:],
+                          start_ids[n:], sample_size, beam_width) as helper:
             started = time.perf_counter()
-            try:
-                first = generate(questions[:n], start_ids[:n], beam_width)
-                if helper is not None:
-                    second = _collect(state, helper, time.perf_counter() - started)
-            except BaseException:
-                if helper is not None:  # its half may be in flight still
-                    _settle(state, helper)
-                raise
-        finally:
-            if claimed:
-                lock.release()
+            first = generate(questions[:n], start_ids[:n], beam_width)
+            if helper is not None:
+                second = _collect(state, helper, time.perf_counter() - started)
         if second is None:
             try:
                 second = generate(questions[n:], start_ids[n:], beam_width)

@@ -113,10 +113,8 @@ def may_split(batch_size: int, recurrent_shape: tuple, itemsize: int = 4,
 
     if not replicable or not data_parallel._helpers_here():
         return False
-    half, size = batch_size // 2, math.prod(recurrent_shape)
-    return (half >= data_parallel.MIN_HALF_ROWS
-            and size * itemsize <= data_parallel.MAX_HALF_WEIGHT_BYTES
-            and half * size >= data_parallel.MIN_HALF_STEP_MULTIPLY_ADDS)
+    size = math.prod(recurrent_shape)
+    return data_parallel.halves_repay(batch_size, size, size * itemsize)
 
 
 def available_bytes(estimate: dict | None = None) -> int | None:

@@ -70,6 +70,7 @@ of its standard input; :class:`StepWorker` starts it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -285,12 +286,14 @@ def stop_requested() -> bool:
 def outside_stacklevel() -> int:
     """The ``stacklevel`` of a warning raised by the caller of this function
     that points at the first frame outside rnnlab's own packages (the
-    user's call of ``fit``, say), not at a line of rnnlab."""
+    user's call of ``fit``, say), not at a line of rnnlab, nor of
+    :mod:`contextlib` running one of rnnlab's contexts."""
     root = str(Path(__file__).resolve().parent.parent)
     inside = tuple(os.path.join(root, package) + os.sep
                    for package in ("common", "layers", "models"))
     frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(inside):
+    while frame is not None and (frame.f_code.co_filename.startswith(inside)
+                                 or frame.f_code.co_filename == contextlib.__file__):
         frame, level = frame.f_back, level + 1
     return level
 
