@@ -71,6 +71,17 @@ def _inspecting(model):
         model.set_state(carried)
 
 
+@contextlib.contextmanager
+def _ignoring(loss_layer, ignore_label):
+    """``loss_layer`` with ``ignore_label``; its own put back on exit."""
+    own = loss_layer.ignore_label
+    loss_layer.ignore_label = ignore_label
+    try:
+        yield
+    finally:
+        loss_layer.ignore_label = own
+
+
 def _not_a_language_model(model, what: str) -> str:
     """Why ``what`` cannot read ``model``, a sequence-to-sequence model, and
     where to look instead."""
@@ -566,15 +577,18 @@ def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
     top = rec[-1]
     above = model.layers[model.layers.index(top) + 1:]
     N, T = xs.shape
-    ignore = model.loss_layer.ignore_label
+    loss_layer = model.loss_layer
+    # Only the last targets are scored; the others are marked ignored, with -1
+    # for a loss layer that ignores nothing (ignore_label=None) for this call.
+    ignore = -1 if loss_layer.ignore_label is None else loss_layer.ignore_label
     last_only = np.full(ts.shape, ignore, dtype=np.int64)  # signed, whatever ts's ids are
     last_only[:, -1] = ts[:, -1]
     # The loss is the mean over the scored last targets (one equal to ignore_label
     # is not): scaled back by their number, each sequence's own loss.
-    scored = max(int((ts[:, -1] != ignore).sum()), 1)
+    scored = max(int((last_only[:, -1] != ignore).sum()), 1)
     H = top.params[1].shape[0]
     grads = np.empty((N, T, H), np.float64)
-    with _inspecting(model):
+    with _inspecting(model), _ignoring(loss_layer, ignore):
         states = []  # states[t]: every recurrent layer's state after step t
         for t in range(T):
             model.predict(xp.asarray(xs[:, t:t + 1]))

@@ -324,6 +324,18 @@ def test_gradients_through_time_of_a_batch_with_ignored_last_targets_are_per_seq
                                rtol=1e-12, atol=1e-15)
 
 
+def test_gradients_through_time_of_a_loss_that_ignores_nothing():
+    """ignore_label=None (every target scored) failed in np.full; the gradients are
+    the default loss's, and the loss layer keeps its own setting."""
+    model = Rnnlm(13, 5, 4, seed=2, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    xs, ts = rng.integers(0, 13, size=(3, 6)), rng.integers(0, 13, size=(3, 6))
+    expected = hidden_state_gradients(model, xs, ts)
+    model.loss_layer.ignore_label = None
+    np.testing.assert_array_equal(hidden_state_gradients(model, xs, ts), expected)
+    assert model.loss_layer.ignore_label is None
+
+
 def test_a_fractional_position_in_the_pages_address_is_not_pinned():
     """#pos=1.5 threw in the page's script, and hover and click stopped working."""
     page = units_page(["a", "b", "c"], "char", [], bits=[None, 1.0, 2.0])
