@@ -418,11 +418,13 @@ def text_properties(tokens: list) -> dict:
       between the Treebank's ````` and ``''``);
     * ``inside single quotes``: an odd number of ``'`` so far in this line
       (only a token that is a quote mark counts, not the one in ``"'s"``);
-    * ``inside brackets``: more ``( [ {`` than closing ones so far (PTB's
-      ``-lrb-`` counts as a bracket), and ``bracket depth``: how many more;
+    * ``inside brackets``: a ``( [ {`` not yet closed (PTB's ``-lrb-``
+      counts as a bracket; a closing bracket with none open is passed over),
+      and ``bracket depth``: how many are open;
     * ``position in line``: tokens since the last line end (newline or ``<eos>``);
     * ``position in sentence``: tokens since the last ``. ! ?`` or ``<eos>``;
-    * ``end of word``: a letter or digit followed by something else, and
+    * ``end of word``: a letter, digit or ``_`` followed by something else
+      (an identifier is one word), and
       ``inside a # comment``: from a ``#`` to the end of its line (character
       level only: left out unless every token is one character).
 
@@ -504,8 +506,10 @@ def interesting_units(recording: Recording, properties: dict, per_property: int 
 
     Every unit (``h`` and, for an LSTM, ``c``, of every recurrent layer) is
     scored by ``|r|`` with every property, and the strongest (property,
-    unit) pairs are taken first, so a unit is reported at most once, under
-    the property it follows best.
+    unit) pairs are taken first, each while its property has room: a unit
+    is reported at most once, under the strongest of its properties that
+    had room left (its best one unless that had already taken
+    ``per_property`` units that follow it more closely).
     Sorted by ``|r|``, strongest first.
 
     Args:
