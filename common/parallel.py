@@ -81,6 +81,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import numpy as np
+
 from common import blas, step_worker
 from common.backend import xp
 
@@ -185,6 +187,28 @@ def _submit(fn, *args):
         raise MemoryError(f"cannot start a thread ({error})") from error
 
 
+# NumPy 2 keeps its errstate in a context variable, which a copy of the
+# caller's context carries to the pool's threads; NumPy 1.x keeps it per
+# thread, and a pool thread computing the caller's block warned of an
+# overflow the caller had silenced.
+_ERRSTATE_PER_THREAD = np.lib.NumpyVersion(np.__version__) < "2.0.0"
+
+
+def _as_caller(fn):
+    """``fn`` to be called on another thread as if on this one: in a copy of
+    this thread's context, and so under its NumPy errstate."""
+    run = contextvars.copy_context().run
+    if not _ERRSTATE_PER_THREAD:
+        return functools.partial(run, fn)
+    err = np.geterr()
+
+    def as_caller(*args):
+        with np.errstate(**err):
+            return run(fn, *args)
+
+    return as_caller
+
+
 class managed:  # lower case: used as `with managed():`, like a function
     """A context in which rnnlab shares large work among the cores itself.
 
@@ -285,9 +309,8 @@ def _run_all(tasks, use_pool):
         for task in tasks[j::k]:
             task()
 
-    # Each thread runs in a copy of this thread's context, so that NumPy's
-    # errstate (a context variable) set around the call holds in the pool too.
-    helpers = [_submit(contextvars.copy_context().run, share, j) for j in range(1, k)]
+    # NumPy's errstate set around the call holds in the pool too.
+    helpers = [_submit(_as_caller(share), j) for j in range(1, k)]
     try:
         share(0)
     finally:
@@ -329,7 +352,7 @@ def _run_as_threads_free_up(tasks):
                     changed.notify_all()
 
     # Queued behind the deferred work; it finds nothing left when it comes late.
-    _submit(contextvars.copy_context().run, take)
+    _submit(_as_caller(take))
     try:
         take()
     finally:
@@ -994,8 +1017,8 @@ def _queue(tasks, large):
         for task in tasks:
             task()
         return
-    # Each task runs in a copy of the caller's context (NumPy's errstate included).
-    _later.extend(functools.partial(contextvars.copy_context().run, task) for task in tasks)
+    # Each task runs as the caller's would (NumPy's errstate included).
+    _later.extend(_as_caller(task) for task in tasks)
     _helpers = [f for f in _helpers if not f.done()]
     if len(_helpers) < num_threads() - 1:
         _helpers.append(_submit(_drain_later))

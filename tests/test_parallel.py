@@ -749,7 +749,11 @@ def test_a_spread_run_is_deterministic_and_close_to_the_plain_one(spread, make):
 
 
 @needs_blas_control
-def test_pool_threads_keep_the_callers_errstate(spread):
+@pytest.mark.parametrize("per_thread", [False, True], ids=["context variable", "per thread"])
+def test_pool_threads_keep_the_callers_errstate(spread, per_thread, monkeypatch):
+    # NumPy 1.x keeps errstate per thread: there the caller's is set on the pool
+    # thread by hand (the branch is taken here on NumPy 2 too, to run it).
+    monkeypatch.setattr(parallel, "_ERRSTATE_PER_THREAD", per_thread)
     big = np.full((16, 4), 1e4, dtype=np.float32)
     out = np.empty_like(big)
 
