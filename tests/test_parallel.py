@@ -749,10 +749,11 @@ def test_a_spread_run_is_deterministic_and_close_to_the_plain_one(spread, make):
 
 
 @needs_blas_control
-@pytest.mark.parametrize("per_thread", [False, True], ids=["context variable", "per thread"])
+@pytest.mark.parametrize("per_thread", sorted({parallel._ERRSTATE_PER_THREAD, True}))
 def test_pool_threads_keep_the_callers_errstate(spread, per_thread, monkeypatch):
     # NumPy 1.x keeps errstate per thread: there the caller's is set on the pool
-    # thread by hand (the branch is taken here on NumPy 2 too, to run it).
+    # thread by hand (the branch is taken on NumPy 2 too, to run it; NumPy 2
+    # keeps errstate in the context variables the pool's tasks run in).
     monkeypatch.setattr(parallel, "_ERRSTATE_PER_THREAD", per_thread)
     big = np.full((16, 4), 1e4, dtype=np.float32)
     out = np.empty_like(big)
