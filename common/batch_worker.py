@@ -73,7 +73,6 @@ import os
 import signal
 import sys
 import time
-from multiprocessing import resource_tracker, shared_memory
 
 import numpy as np
 
@@ -486,8 +485,6 @@ def _serve():
     step_worker.exit_with_parent()
     keep_freed_memory()  # it runs nothing but halves of batches (see common.heap)
     replies = _replies_apart()
-    if os.name == "posix":
-        resource_tracker.ensure_running()  # (now, not while a segment is named)
     # Held throughout, as the trainer holds it: entered for each call instead, it
     # would ask BLAS for its thread count twice a call.
     with managed():
@@ -527,9 +524,7 @@ def _serve_lines(one_core, replies):
                 segment.close()
                 segment = None
             try:
-                segment = shared_memory.SharedMemory(spec["segment"])
-                # The caller owns the segment: this process must not unlink it at exit.
-                resource_tracker.unregister(segment._name, "shared_memory")
+                segment = step_worker.attach(spec["segment"])  # (the caller's to remove)
                 counters = np.ndarray((16,), np.int64, segment.buf)
                 a = arrays(segment.buf, spec)
                 # Mapped: the caller removes its name now, while this process imports

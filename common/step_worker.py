@@ -71,6 +71,7 @@ of its standard input; :class:`StepWorker` starts it.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import platform
 import re
@@ -231,6 +232,10 @@ def create_segment(size: int) -> shared_memory.SharedMemory:
         # The tracker that SharedMemory registers the name with starts now, not
         # while the name exists.
         resource_tracker.ensure_running()
+    # Mapped first without a name: SharedMemory, when it cannot map a segment
+    # it created (no memory, ulimit -v), unregisters from the tracker a name it
+    # registers only once mapped, and the tracker printed a KeyError traceback.
+    mmap.mmap(-1, max(size, 1)).close()
     for _ in range(16):
         try:
             return shared_memory.SharedMemory(segment_name(), create=True, size=size)
@@ -395,6 +400,29 @@ def close_in_multiprocessing_child(close) -> None:
     from multiprocessing import util
 
     util.Finalize(None, quiet_at_exit(close), exitpriority=10)
+
+
+def attach(name: str) -> shared_memory.SharedMemory:
+    """Map the segment ``name`` that the caller created, in a helper process,
+    without this process's resource tracker: the segment is the caller's.
+
+    Before Python 3.13 (``track=False``), attaching registers the name with
+    this process's tracker, which would remove it when this process ends, and
+    a mapping that fails (no memory) unregisters a name the tracker never
+    saw, which then printed a ``KeyError`` traceback on the user's terminal.
+    """
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name, track=False)
+    register, unregister = resource_tracker.register, resource_tracker.unregister
+    resource_tracker.register = resource_tracker.unregister = _untracked
+    try:
+        return shared_memory.SharedMemory(name)
+    finally:
+        resource_tracker.register, resource_tracker.unregister = register, unregister
+
+
+def _untracked(name, rtype):
+    pass
 
 
 def unmap_inherited(segment: shared_memory.SharedMemory | None) -> None:
@@ -570,8 +598,6 @@ def _serve():
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
     parent = os.getppid()
     exit_with_parent()  # waiting on stdin, it would outlive a parent whose fork holds the pipe
-    if os.name == "posix":
-        resource_tracker.ensure_running()  # (now, not while the segment is named)
     reply(sys.stdout, UP)  # the caller creates the segment now
     name = sys.stdin.readline()
     # The caller closed it before naming a segment (or was killed while naming one).
@@ -579,15 +605,12 @@ def _serve():
         return
     name = name.strip()
     try:
-        segment = shared_memory.SharedMemory(name)
+        segment = attach(name)
     except OSError as error:
         reply(sys.stdout, f"error {type(error).__name__}: {error}")  # (exits if nobody reads)
         if os.getppid() != parent:  # the caller is gone (and so is its segment)
             caller_gone()
         sys.exit(1)  # (told to the caller, which goes on without this process)
-    # The caller owns the segment: this process's resource tracker must not
-    # unlink it when this process ends.
-    resource_tracker.unregister(segment._name, "shared_memory")
     counters = np.ndarray((16,), np.int64, segment.buf)
     # Mapped: the caller now removes the name (remove_name).
     reply(sys.stdout, "ready")

@@ -190,9 +190,8 @@ def test_answering_in_a_second_thread_leaves_the_helper_to_an_open_context(monke
 
 
 def wait_until_no_reader(worker, seconds=15):
-    """Until the pipe to the killed helper has no reader left (its resource
-    tracker, which shares its standard input, ends a moment after it): a post
-    then fails for certain instead of being written into the pipe."""
+    """Until the pipe to the killed helper has no reader left: a post then
+    fails for certain instead of being written into the pipe."""
     poller = select.poll()
     poller.register(worker.process.stdin.fileno(), select.POLLOUT)
     deadline = time.monotonic() + seconds

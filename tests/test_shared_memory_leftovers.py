@@ -206,7 +206,7 @@ def test_a_helper_whose_caller_was_killed_exits_without_a_traceback(module, when
         helper = int(caller.stdout.readline())
         assert caller.wait(timeout=30) == -signal.SIGKILL
         os.kill(helper, signal.SIGCONT)
-        # (Read to the end: the helper, and its resource tracker, hold the pipe.)
+        # (Read to the end: the helper holds the pipe.)
         _, err = caller.communicate(timeout=30)
         assert wait_gone([helper]), "the helper outlived its caller"
         assert "Traceback" not in err and "Error" not in err, err
@@ -216,5 +216,66 @@ def test_a_helper_whose_caller_was_killed_exits_without_a_traceback(module, when
             kill_all([helper])
         caller.kill()
         caller.communicate()
+        segment.close()
+        segment.unlink()
+
+
+NO_ADDRESS_SPACE = """
+import resource, sys
+from multiprocessing import resource_tracker
+from common import step_worker
+
+resource_tracker.ensure_running()  # (started before the limit, as it would be)
+with open("/proc/self/status") as status:
+    size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (size + (64 << 20), resource.RLIM_INFINITY))
+try:
+    if sys.argv[1] == "create":
+        step_worker.create_segment(1 << 30)
+    else:
+        step_worker.attach(sys.argv[2])
+except OSError as error:
+    print(type(error).__name__, error.errno)
+"""
+
+
+@needs_helpers
+@pytest.mark.parametrize("side", ["create", "attach"])
+def test_a_segment_that_cannot_be_mapped_leaves_no_traceback_from_the_tracker(side):
+    """No address space to map a segment (ulimit -v): SharedMemory unregistered
+    from the resource tracker a name it had not registered, and the tracker
+    printed a KeyError traceback beside the run's own out-of-memory message.
+    (create: the caller's segment; attach: a helper mapping the caller's.)"""
+    segment = shared_memory.SharedMemory(create=True, size=1 << 30) if side == "attach" else None
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", NO_ADDRESS_SPACE, side, segment.name if segment else ""],
+            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), text=True,
+            capture_output=True, timeout=60)
+        assert done.stdout.split()[-1] == "12", done.stdout + done.stderr  # ENOMEM
+        assert not done.stderr.strip(), done.stderr
+    finally:
+        if segment is not None:
+            segment.close()
+            try:
+                segment.unlink()  # (a failed attach removes the name, as CPython does)
+            except FileNotFoundError:
+                resource_tracker.unregister(segment._name, "shared_memory")
+
+
+@needs_helpers
+def test_a_helper_mapping_the_callers_segment_leaves_it_to_the_caller():
+    """Attached without the helper's resource tracker: the segment outlives the
+    helper, which neither removes it nor warns of a leak when it ends."""
+    segment = shared_memory.SharedMemory(create=True, size=4096)
+    try:
+        code = ("import sys; from common import step_worker; "
+                "s = step_worker.attach(sys.argv[1]); s.buf[0] = 7; s.close()")
+        done = subprocess.run([sys.executable, "-c", code, segment.name], cwd=ROOT,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), text=True,
+                              capture_output=True, timeout=60)
+        assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+        assert (SHM / segment.name).exists() and segment.buf[0] == 7
+    finally:
         segment.close()
         segment.unlink()
