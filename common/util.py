@@ -39,9 +39,11 @@ def clip_grads(grads, max_norm):
     """Scale ``grads`` in place so that their global L2 norm is at most ``max_norm``.
 
     The norm is taken over all arrays together, as if they were one vector,
-    so clipping keeps the direction of the full gradient. Returns the norm
-    before clipping (``inf`` or ``nan`` if a gradient is not finite; the
-    grads are then left as they are).
+    so clipping keeps the direction of the full gradient: a norm above
+    ``max_norm`` is scaled by ``max_norm / (norm + 1e-6)``, as the book's
+    code and PyTorch's ``clip_grad_norm_`` do. Returns the norm before
+    clipping (``inf`` or ``nan`` if a gradient is not finite; the grads are
+    then left as they are).
     """
     if not (finite_number(max_norm) and max_norm > 0):
         raise ValueError(f"max_norm must be a number > 0, got {max_norm!r}")

@@ -268,6 +268,33 @@ def test_the_search_ends_once_the_best_beam_of_every_question_is_finished():
     assert decoder.steps == 50
 
 
+class BigramDecoder:
+    """Scores of the next id from the last id fed alone: ``table[last id]``."""
+
+    def __init__(self, table):
+        self.table = np.asarray(table, dtype=np.float64)
+
+    def step(self, ids):
+        return self.table[np.asarray(ids)].copy()
+
+    def select(self, rows):
+        pass
+
+
+def test_a_finished_beam_goes_on_only_with_the_stop_id():
+    """After its stop_id a beam is closed to every other id, however sure the
+    model is of one: an id the model gives a log-probability of exactly 0 after
+    the stop tied the stop's own extension, and the lower id won the tie."""
+    stop = 2
+    table = np.zeros((4, 4))
+    table[1] = [-10, -10, 2.9, 3.0]  # after the start id: 3 a little likelier than the stop
+    table[stop] = [0, -1000, -1000, -1000]  # after the stop: certain of id 0
+    # After 3 every id is as likely: the best sequence is the stop (greedy takes 3).
+    for width in (2, 3, 4):
+        got = beam_search(BigramDecoder(table), np.array([1]), 5, width, stop_id=stop)
+        np.testing.assert_array_equal(got, [[stop] * 5], err_msg=f"width {width}")
+
+
 class PathDecoder:
     """Scores ``scores(path)`` for each row, ``path`` the tuple of ids it was fed."""
 

@@ -158,6 +158,12 @@ def test_top_k_keeps_exactly_k_ids_when_scores_tie():
         assert set(chosen) <= {0, 1, 2, 3, 4}
 
 
+def test_top_k_of_all_but_one_never_draws_the_worst():
+    counts = draw(SCORES, 3_000, top_k=len(SCORES) - 1, seed=6)
+    assert counts[np.argmin(SCORES)] == 0
+    assert np.count_nonzero(counts) == len(SCORES) - 1
+
+
 def test_top_k_one_is_greedy_and_top_k_all_changes_nothing():
     assert set(np.flatnonzero(draw(SCORES, 500, top_k=1))) == {int(np.argmax(SCORES))}
     full = draw(SCORES, 3_000, top_k=len(SCORES), seed=5)

@@ -229,6 +229,12 @@ def test_text_properties_of_a_small_text():
     assert "inside single quotes" not in p  # constant: left out
 
 
+def test_a_closing_bracket_with_none_open_is_passed_over():
+    p = text_properties(list("a)b(c)d"))
+    assert p["bracket depth"].tolist() == [0, 0, 0, 1, 1, 0, 0]
+    assert p["inside brackets"].tolist() == [0, 0, 0, 1, 1, 0, 0]
+
+
 def test_text_properties_at_word_level():
     p = text_properties("the cat -lrb- a dog -rrb- sat <eos> it 's ran".split())
     assert p["inside brackets"].tolist() == [0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
@@ -262,3 +268,34 @@ def test_interesting_units_finds_the_unit_that_tracks_a_property():
     assert found["inside double quotes"].unit == "h0:4" and found["inside double quotes"].r > 0.95
     assert found["bracket depth"].unit == "c0:1" and found["bracket depth"].r < -0.95
     assert len({f.unit for f in found.values()}) == len(found)  # each unit reported once
+
+
+def test_interesting_units_gives_each_property_at_most_per_property_units():
+    """Three units follow A closely and one follows B: B still gets its unit
+    (a property that took one more than per_property left B without any)."""
+    rng = np.random.default_rng(0)
+    T = 50
+    a, b = rng.normal(size=T), rng.normal(size=T)
+    h = np.stack([a + 0.01 * rng.normal(size=T), a + 0.02 * rng.normal(size=T),
+                  a + 0.03 * rng.normal(size=T), b + 0.5 * rng.normal(size=T)], axis=1)
+    rec = Recording(ids=np.zeros(T, np.int64), hidden=[h], cell=[None], probs=None)
+    for per_property in (1, 2):
+        found = interesting_units(rec, {"A": a, "B": b}, per_property=per_property)
+        props = [f.prop for f in found]
+        assert props.count("A") == props.count("B") == per_property
+        assert ("h0:3", "B") in [(f.unit, f.prop) for f in found]
+
+
+def test_views_of_a_model_whose_layers_are_not_stateful():
+    """Surprisal and the recorded states read the text as one sequence, the
+    carried state included, whatever the model's own layers were set to do."""
+    ids = np.arange(12) % 7
+    model = Rnnlm(V, 6, 6, seed=0, dtype=np.float64)
+    expected = token_surprisal(model, ids, time_size=3).log_prob
+    states = record_states(model, ids).hidden[0]
+    for layer in recurrent_layers(model):
+        layer.stateful = False
+    np.testing.assert_allclose(token_surprisal(model, ids, time_size=3).log_prob, expected,
+                               rtol=1e-12)
+    np.testing.assert_array_equal(record_states(model, ids).hidden[0], states)
+    assert not any(layer.stateful for layer in recurrent_layers(model))  # given back

@@ -336,6 +336,18 @@ def test_gradients_through_time_of_a_loss_that_ignores_nothing():
     assert model.loss_layer.ignore_label is None
 
 
+def test_a_vocabulary_longer_than_the_model_is_cut_to_its_ids(tmp_path):
+    """train_rnnlm.py --corpus-size saves the corpus's vocabulary with a model
+    that knows only its first V ids: a word past them is read as <unk>."""
+    from common.inspection import encode_text, load_model
+
+    path = Rnnlm(5, 4, 4, seed=0).save_params(
+        tmp_path / "m.npz", vocab=["a", "b", "c", "d", "<unk>", "f", "g"])
+    model, vocab, level = load_model(path)
+    assert vocab == ["a", "b", "c", "d", "<unk>"] and level == "word"
+    assert encode_text("a b f c", vocab, level)[1].tolist() == [0, 1, 4, 2]
+
+
 def test_a_fractional_position_in_the_pages_address_is_not_pinned():
     """#pos=1.5 threw in the page's script, and hover and click stopped working."""
     page = units_page(["a", "b", "c"], "char", [], bits=[None, 1.0, 2.0])

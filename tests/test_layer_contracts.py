@@ -162,6 +162,21 @@ def test_the_loss_gradient_is_exact_for_float32_logits_near_the_top_of_the_range
     np.testing.assert_allclose(loss, -log_p[:, 0].mean(), rtol=1e-6)
 
 
+def test_one_loss_layer_takes_float64_then_float32_logits():
+    """A gradient check in float64, then training in float32, through one layer
+    object: its softmax buffer of the first dtype must not be reused."""
+    rng = np.random.default_rng(0)
+    xs, ts = rng.normal(size=(2, 3, 5)), rng.integers(0, 5, (2, 3))
+    layer = TimeSoftmaxWithLoss()
+    layer.forward(xs, ts)
+    layer.backward()
+    fresh = TimeSoftmaxWithLoss()
+    assert layer.forward(xs.astype(np.float32), ts) == fresh.forward(xs.astype(np.float32), ts)
+    dxs = layer.backward()
+    assert dxs.dtype == np.float32
+    np.testing.assert_array_equal(dxs, fresh.backward())
+
+
 # --- embedding weights --------------------------------------------------------------
 
 

@@ -98,6 +98,14 @@ def test_vocab_and_extra_metadata(tmp_path):
         model.save_params(tmp_path / "c.npz", config={})
 
 
+def test_an_id_to_word_dict_is_saved_in_id_order(tmp_path):
+    """The book's id_to_word is a dict; one built out of order is still saved
+    id by id (in insertion order every id would get another word)."""
+    model = SimpleRnnlm(5, 3, 3, seed=0)
+    model.save_params(tmp_path / "a.npz", vocab={1: "b", 0: "a", 2: "c", 4: "e", 3: "d"})
+    assert load_npz(tmp_path / "a.npz")[1]["vocab"] == ["a", "b", "c", "d", "e"]
+
+
 @pytest.fixture
 def saved(tmp_path):
     model = SimpleRnnlm(V, 6, 8, seed=0)

@@ -29,6 +29,14 @@ def test_clip_grads_clips_a_finite_gradient_whose_square_overflows():
     assert clipped == pytest.approx(1.0, rel=1e-5)
 
 
+def test_clip_grads_scales_by_max_norm_over_the_norm_plus_a_millionth():
+    """The book's and torch.nn.utils.clip_grad_norm_'s rule: visible where the
+    norm is itself of the order of 1e-6."""
+    grads = [np.array([2e-6], np.float64)]
+    assert clip_grads(grads, 1e-6) == pytest.approx(2e-6, rel=1e-12)
+    assert grads[0][0] == pytest.approx(1e-6 * 2e-6 / 3e-6, rel=1e-12)
+
+
 def test_clip_grads_still_leaves_non_finite_gradients_alone():
     grads = [np.array([np.inf, 1.0], np.float32)]
     assert clip_grads(grads, 1.0) == math.inf
