@@ -83,10 +83,14 @@ def estimate_training_bytes(shapes, batch_size: int, time_size: int, optimizer: 
     rows = max(batch_size * time_size, eval_rows)
     matrices = [s for s in shapes if len(s) == 2]
     vocab = shapes[-1][0]
+    # The output matrix (H, V), just before the output bias (V,), gives the
+    # logits, counted as such; with weights tied to the embedding there is none.
+    if len(shapes) > 1 and len(shapes[-2]) == 2 and shapes[-2][1] == vocab:
+        matrices = matrices[:-1] or matrices
     parts = {
         "parameters": 2 * n_params * itemsize,  # and their gradients
         "optimizer": OPTIMIZER_COPIES.get(optimizer, 2) * n_params * itemsize,
-        "activations": 3 * rows * sum(s[1] for s in matrices[:-1] or matrices) * itemsize,
+        "activations": 3 * rows * sum(s[1] for s in matrices) * itemsize,
         "logits": 3 * rows * vocab * itemsize,
         # The initialisation draws each array in float64 and casts it: two
         # float64 temporaries (the draw and its scaled copy) of the largest.
@@ -286,8 +290,10 @@ def check_memory(estimate: dict, available: int | None, hint: str = "") -> None:
     short = -(-(need - left) // 2**20)  # MiB, rounded up
     raise NotEnoughMemory(f"this run needs about {gib(need)} under {bound} ({detail}, "
                           f"the interpreter {gib(BASE_BYTES)}, "
-                          + (f"less {gib(given)} that limit does not bind: the helper's own "
-                             f"process, the interpreter already mapped" if given >= 0 else
+                          + (f"less {gib(given)} that limit does not bind: "
+                             + ("the interpreter, already in its usage" if bound == CGROUP else
+                                "the helper's own process, the interpreter already mapped")
+                             if given >= 0 else
                              f"and {gib(-given)} more its mappings grow by: thread stacks, "
                              f"malloc arenas, OpenBLAS's buffers")
                           + f"), but only {gib(left)} is left under it, {short} MiB short{hint}")
