@@ -316,7 +316,12 @@ class BaseTrainer:
             rng.bit_generator.state = state
 
     def _end_epoch(self, opts, parts, guard, progress):
-        """Close an epoch: histories, validation, the schedules; True: stop."""
+        """Close an epoch: validation, histories, the schedules; True: stop."""
+        # Validation first: one that raises (no memory for its rows) leaves the
+        # epoch unclosed, and the next fit validates it again before going on.
+        self._doing = "validation"
+        self.last_val = self._validate(opts)
+        self._doing = "epoch"
         mean_loss = self._epoch_loss / max(self._epoch_count, 1)
         self._epoch_loss, self._epoch_count = 0.0, 0
         self.epoch += 1
@@ -326,9 +331,6 @@ class BaseTrainer:
         self.history[f"train_{self.figure}"].append(self._figure_of(mean_loss))
         if hasattr(self.optimizer, "lr"):  # (an optimizer of one's own may have none)
             self.history["lr"].append(float(self.optimizer.lr))
-        self._doing = "validation"
-        self.last_val = self._validate(opts)
-        self._doing = "epoch"
         if self.last_val is not None:
             self.history[f"val_{self.figure}"].append(self.last_val)
         stop = any([part.end_epoch(self) for part in parts])  # every part is asked
@@ -353,8 +355,9 @@ class BaseTrainer:
 
     def _loss_bound(self, feeder):
         """The divergence bound of a model of a vocabulary (its own, or the
-        ids of the targets); inf for other targets (regression values,
-        one-hot rows), where a loss is only diverged when NaN or infinite."""
+        largest id of the inputs and targets, plus one); inf for other
+        targets (regression values, one-hot rows), where a loss is only
+        diverged when NaN or infinite."""
         vocab_size = getattr(self.model, "vocab_size", None)
         if vocab_size is None:
             largest = feeder.max_id()
@@ -515,9 +518,10 @@ class BaseTrainer:
                 if checkpoint and os.path.exists(checkpoint) else "")
         if self._doing == "validation":
             return TrainingOutOfMemory(
-                f"out of memory while scoring the validation data after epoch {self.epoch}"
-                f"{kept}. Use a smaller model, free memory, or (calling fit) score fewer rows "
-                f"at a time with a smaller val_batch_size.")
+                f"out of memory while scoring the validation data after epoch "
+                f"{self.epoch + 1}{kept}. Use a smaller model, free memory, or (calling fit) "
+                f"score fewer rows at a time with a smaller val_batch_size; the next fit "
+                f"scores this epoch again before it goes on.")
         at = f"at epoch {self.epoch + 1}, iteration {self.iteration + 1}"
         if self._doing == "checkpoint":
             return TrainingOutOfMemory(f"out of memory while writing the checkpoint {at}"
@@ -792,9 +796,9 @@ class Trainer(BaseTrainer):
     ``grads`` can be trained (``named_params`` and ``set_named_params`` too
     for checkpoints and best-parameter keeping, both checked before
     training). A loss is held to the divergence bound of a vocabulary only
-    where there is one: the model's ``vocab_size``, or integer targets;
-    otherwise (regression, one-hot targets) only a NaN or infinite loss
-    counts as divergence.
+    where there is one: the model's ``vocab_size``, or integer targets (the
+    largest id of ``x`` and ``t``, plus one); otherwise (regression, one-hot
+    targets) only a NaN or infinite loss counts as divergence.
 
     Attributes (besides :class:`BaseTrainer`'s):
         loss_list: mean training loss over each ``eval_interval`` iterations.

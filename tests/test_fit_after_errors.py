@@ -341,6 +341,35 @@ def test_a_child_forked_while_another_thread_trains_gets_blas_threads_back():
     assert own == dict(depth=1, blas=1, inside=1, still=1, after=start["blas"])
 
 
+def test_a_validation_that_ran_out_of_memory_is_scored_again_by_the_next_fit(monkeypatch):
+    """The epoch was closed before its validation: after the error, the next
+    fit started the following epoch, the validation history was one short of
+    the epochs, and the best epoch (and restore_best) were another's. Now
+    the epoch stays open until its validation has a figure, and the retried
+    run is the uninterrupted one, bit for bit."""
+    xs, ts = corpus()
+    fit = dict(max_epoch=2, val_corpus=xs[:400], **LM)
+    straight = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1)).fit(xs, ts, **fit)
+    trainer = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
+    validate = trainer._validate
+    failures = [MemoryError]
+
+    def first_one_fails(opts):
+        if failures:
+            raise failures.pop()
+        return validate(opts)
+
+    monkeypatch.setattr(trainer, "_validate", first_one_fails)
+    with pytest.raises(TrainingOutOfMemory):
+        trainer.fit(xs, ts, **fit)
+    assert (trainer.epoch, trainer.history["epoch"]) == (0, [])  # the epoch is still open
+    trainer.fit(xs, ts, **fit)
+    assert trainer.history == straight.history
+    assert trainer.best_epoch == straight.best_epoch
+    for a, b in zip(trainer.model.params, straight.model.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_out_of_memory_says_where_it_came_and_what_helps_there(monkeypatch):
     """Validation (val_batch_size rows at a time) ran out of memory and the
     message named the next epoch's first iteration and advised a smaller batch."""
@@ -354,7 +383,8 @@ def test_out_of_memory_says_where_it_came_and_what_helps_there(monkeypatch):
     with pytest.raises(TrainingOutOfMemory, match=r"^out of memory while scoring the "
                        r"validation data after epoch 1\. Use a smaller model, free memory, "
                        r"or \(calling fit\) score fewer rows at a time with a smaller "
-                       r"val_batch_size\."):
+                       r"val_batch_size; the next fit scores this epoch again before it "
+                       r"goes on\."):
         trainer.fit(xs, ts, max_epoch=2, val_corpus=xs[:400], **LM)
     monkeypatch.undo()
     steps = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
