@@ -200,10 +200,10 @@ def _as_caller(fn):
     run = contextvars.copy_context().run
     if not _ERRSTATE_PER_THREAD:
         return functools.partial(run, fn)
-    err = np.geterr()
+    err, call = np.geterr(), np.geterrcall()  # ('call' mode needs its function too)
 
     def as_caller(*args):
-        with np.errstate(**err):
+        with np.errstate(call=call, **err):
             return run(fn, *args)
 
     return as_caller

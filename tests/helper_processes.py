@@ -38,7 +38,11 @@ needs_fork = pytest.mark.skipif(
 
 @pytest.fixture(autouse=True)
 def two_threads(monkeypatch):
-    """Two threads, helpers allowed and not resting, closed afterwards."""
+    """Two threads, helpers allowed and not resting, none left from another
+    test (one that trains without this fixture keeps its helper), and closed
+    afterwards."""
+    data_parallel._close()
+    parallel._close_processes()
     monkeypatch.setattr(parallel, "_threads", 2)
     monkeypatch.setattr(parallel, "_processes_resting_until", 0.0)
     monkeypatch.setattr(data_parallel, "_resting_until", 0.0)

@@ -768,6 +768,13 @@ def test_pool_threads_keep_the_callers_errstate(spread, per_thread, monkeypatch)
             with parallel.deferred():
                 parallel.later(work, big, out, large=True)
     assert np.isinf(out).all()
+    # 'call' mode with its function: every block's overflow reaches the caller's handler
+    # (NumPy 1.x raised NameError on a pool thread given the mode without the function).
+    calls = []
+    with np.errstate(over="call", call=lambda kind, flag: calls.append(kind)), \
+            parallel.managed():
+        parallel.for_row_blocks(work, big, out)
+    assert calls and set(calls) == {"overflow"}
 
 
 def test_huge_logits_on_a_pool_thread_give_no_warning(monkeypatch):
