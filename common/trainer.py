@@ -217,7 +217,8 @@ class BaseTrainer:
                 # One that came in the last iteration or validation: after the end.
                 late_signal = signals.requested
         except MemoryError as exc:
-            raise self._out_of_memory(opts.checkpoint) from exc
+            saved = self._save_open_epoch(checkpointer)
+            raise self._out_of_memory(opts.checkpoint, saved) from exc
         finally:
             progress.close()
             self.train_seconds, self.train_cpu_seconds = self._time_so_far()
@@ -316,27 +317,73 @@ class BaseTrainer:
             rng.bit_generator.state = state
 
     def _end_epoch(self, opts, parts, guard, progress):
-        """Close an epoch: validation, histories, the schedules; True: stop."""
-        # Validation first: one that raises (no memory for its rows) leaves the
-        # epoch unclosed, and the next fit validates it again before going on.
+        """Close an epoch: validation, histories, the schedules; True: stop.
+
+        All or nothing: a validation or a close that raises (no memory for
+        the validation's rows, or to copy the best parameters) leaves the
+        epoch open, as its last iteration left it, and the next fit (or a
+        resume from the checkpoint then written, see :meth:`_save_open_epoch`)
+        scores and closes it again before going on. (Closed first, the epoch
+        lost its validation: the next fit started the following one.)
+        """
         self._doing = "validation"
         self.last_val = self._validate(opts)
         self._doing = "epoch"
-        mean_loss = self._epoch_loss / max(self._epoch_count, 1)
-        self._epoch_loss, self._epoch_count = 0.0, 0
-        self.epoch += 1
-        self.iteration = 0
-        self.history["epoch"].append(self.epoch)
-        self.epoch_iterations.append(self.iterations_run)
-        self.history[f"train_{self.figure}"].append(self._figure_of(mean_loss))
-        if hasattr(self.optimizer, "lr"):  # (an optimizer of one's own may have none)
-            self.history["lr"].append(float(self.optimizer.lr))
-        if self.last_val is not None:
-            self.history[f"val_{self.figure}"].append(self.last_val)
-        stop = any([part.end_epoch(self) for part in parts])  # every part is asked
-        guard.check_params(self)
+        opened = self._open_epoch()
+        try:
+            mean_loss = self._epoch_loss / max(self._epoch_count, 1)
+            self._epoch_loss, self._epoch_count = 0.0, 0
+            self.epoch += 1
+            self.iteration = 0
+            self.history["epoch"].append(self.epoch)
+            self.epoch_iterations.append(self.iterations_run)
+            self.history[f"train_{self.figure}"].append(self._figure_of(mean_loss))
+            if hasattr(self.optimizer, "lr"):  # (an optimizer of one's own may have none)
+                self.history["lr"].append(float(self.optimizer.lr))
+            if self.last_val is not None:
+                self.history[f"val_{self.figure}"].append(self.last_val)
+            stop = any([part.end_epoch(self) for part in parts])  # every part is asked
+        except BaseException:
+            self._reopen(opened)
+            raise
+        self._doing = "epoch closed"
+        guard.check_params(self)  # (diverged: the epoch stays closed, its figures shown)
         progress.write(self._epoch_line(progress.elapsed(), stop))
         return stop
+
+    def _open_epoch(self):
+        """What closing an epoch changes, as it stands before: enough to
+        :meth:`_reopen` it (references, not copies)."""
+        names = ("epoch", "iteration", "_epoch_loss", "_epoch_count", "best_val_ppl",
+                 "best_params", "best_epoch", "bad_epochs")
+        return ({name: getattr(self, name) for name in names},
+                {key: len(values) for key, values in self.history.items()},
+                len(self.epoch_iterations), getattr(self.optimizer, "lr", None))
+
+    def _reopen(self, opened):
+        fields, lengths, epochs, lr = opened
+        for name, value in fields.items():
+            setattr(self, name, value)
+        for key in list(self.history):
+            if key in lengths:
+                del self.history[key][lengths[key]:]
+            else:
+                del self.history[key]
+        del self.epoch_iterations[epochs:]
+        if lr is not None:
+            self.optimizer.lr = lr
+
+    def _save_open_epoch(self, checkpointer) -> bool:
+        """Write the checkpoint of an epoch that a failed validation or close
+        left open, its training done: a resume from it scores and closes the
+        epoch. False where there is no checkpoint or it cannot be written now."""
+        if self._doing not in ("validation", "epoch") or not checkpointer.path:
+            return False
+        try:
+            checkpointer.save(self)
+        except (MemoryError, CheckpointWriteError, TrainingDiverged):
+            return False
+        return True
 
     # -- the parts around it ------------------------------------------------------------
 
@@ -510,18 +557,26 @@ class BaseTrainer:
                  f"at epoch {self.epoch + 1}, iteration {self.iteration}")
         raise TrainingInterrupted(f"{what} {where}; {how}", path, signal_name)
 
-    def _out_of_memory(self, checkpoint):
+    def _out_of_memory(self, checkpoint, saved=False):
         """The error for a MemoryError in ``fit``, saying where it came and what
         can help there (a smaller batch does not help validation, whose rows
-        are ``val_batch_size``'s)."""
+        are ``val_batch_size``'s). ``saved``: the checkpoint of the epoch left
+        open was written (:meth:`_save_open_epoch`)."""
         kept = (f"; the last checkpoint {checkpoint} is kept"
                 if checkpoint and os.path.exists(checkpoint) else "")
-        if self._doing == "validation":
+        if self._doing in ("validation", "epoch"):
+            again = (f" The checkpoint {checkpoint} holds its training: resumed from it, the "
+                     f"run scores and closes the epoch, then goes on." if saved else
+                     f" The next fit of this trainer scores and closes the epoch, then goes "
+                     f"on{kept}.")
+            if self._doing == "validation":
+                return TrainingOutOfMemory(
+                    f"out of memory while scoring the validation data after epoch "
+                    f"{self.epoch + 1}. Use a smaller model, free memory, or (calling fit) "
+                    f"score fewer rows at a time with a smaller val_batch_size.{again}")
             return TrainingOutOfMemory(
-                f"out of memory while scoring the validation data after epoch "
-                f"{self.epoch + 1}{kept}. Use a smaller model, free memory, or (calling fit) "
-                f"score fewer rows at a time with a smaller val_batch_size; the next fit "
-                f"scores this epoch again before it goes on.")
+                f"out of memory closing epoch {self.epoch + 1} (copying its parameters as "
+                f"the best so far). Use a smaller model, or free memory.{again}")
         at = f"at epoch {self.epoch + 1}, iteration {self.iteration + 1}"
         if self._doing == "checkpoint":
             return TrainingOutOfMemory(f"out of memory while writing the checkpoint {at}"

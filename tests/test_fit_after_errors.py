@@ -16,6 +16,7 @@ Signals and forks are tried in a process of their own.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -370,6 +371,85 @@ def test_a_validation_that_ran_out_of_memory_is_scored_again_by_the_next_fit(mon
         np.testing.assert_array_equal(a, b)
 
 
+class NoRoomToCopy(SimpleRnnlm):
+    """Its parameters cannot be copied once, when ``full`` is set: the copy of
+    the best epoch's parameters, the close of an epoch's largest allocation."""
+
+    full = False
+
+    def named_params(self):
+        params = super().named_params()
+        if not self.full:
+            return params
+        self.full = False
+        return {name: NoRoom() for name in params}
+
+
+class NoRoom:
+    def copy(self):
+        raise MemoryError
+
+
+def test_no_memory_to_keep_the_best_parameters_leaves_the_epoch_open(monkeypatch):
+    """The best epoch's number was recorded, then its parameters' copy ran out
+    of memory: restore_best later put back another epoch's parameters under
+    its name. Now the close is all or nothing, and the retried run is the
+    uninterrupted one."""
+    xs, ts = corpus()
+    fit = dict(max_epoch=2, val_corpus=xs[:400], **LM)
+    straight = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1)).fit(xs, ts, **fit)
+    assert straight.best_epoch == 2  # the second epoch's copy is the one that fails
+    trainer = RnnlmTrainer(NoRoomToCopy(50, 8, 8, seed=0), SGD(lr=0.1))
+    trainer.fit(xs, ts, **dict(fit, max_epoch=1))
+    validate = trainer._validate
+
+    def then_full(opts):  # the copy after the second epoch's validation fails
+        figure = validate(opts)
+        trainer.model.full = True
+        return figure
+
+    monkeypatch.setattr(trainer, "_validate", then_full)
+    with pytest.raises(TrainingOutOfMemory, match=r"^out of memory closing epoch 2 \(copying "
+                       r"its parameters as the best so far\)\. .* The next fit of this "
+                       r"trainer scores and closes the epoch, then goes on\.$"):
+        trainer.fit(xs, ts, **dict(fit, max_epoch=1))
+    assert (trainer.epoch, trainer.best_epoch, len(trainer.history["val_ppl"])) == (1, 1, 1)
+    monkeypatch.undo()
+    trainer.fit(xs, ts, **dict(fit, max_epoch=1))
+    assert trainer.history == straight.history and trainer.best_epoch == 2
+    for a, b in zip(trainer.model.params, straight.model.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_checkpoint_keeps_the_epoch_whose_validation_ran_out_of_memory(tmp_path,
+                                                                          monkeypatch):
+    """A script exits on the error: the epoch's training was lost with the
+    process, and --resume trained it again. The checkpoint of the open epoch
+    is written on the way out; resumed, the run scores the epoch and goes on
+    as the uninterrupted one."""
+    xs, ts = corpus()
+    path = tmp_path / "run.npz"
+    fit = dict(max_epoch=2, val_corpus=xs[:400], checkpoint=path, **LM)
+    straight = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
+    straight.fit(xs, ts, **dict(fit, checkpoint=tmp_path / "straight.npz"))
+    trainer = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
+
+    def no_memory(opts):
+        raise MemoryError
+
+    monkeypatch.setattr(trainer, "_validate", no_memory)
+    with pytest.raises(TrainingOutOfMemory, match=rf"after epoch 1\. .* The checkpoint "
+                       rf"{re.escape(str(path))} holds its training: resumed from it, the run "
+                       rf"scores and closes the epoch, then goes on\.$"):
+        trainer.fit(xs, ts, **fit)
+    resumed = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=1), SGD(lr=0.1)).resume(path)
+    assert (resumed.epoch, resumed.iteration) == (0, resumed.iters_per_epoch)
+    resumed.fit(xs, ts, **fit)
+    assert resumed.history == straight.history
+    for a, b in zip(resumed.model.params, straight.model.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_out_of_memory_says_where_it_came_and_what_helps_there(monkeypatch):
     """Validation (val_batch_size rows at a time) ran out of memory and the
     message named the next epoch's first iteration and advised a smaller batch."""
@@ -383,8 +463,8 @@ def test_out_of_memory_says_where_it_came_and_what_helps_there(monkeypatch):
     with pytest.raises(TrainingOutOfMemory, match=r"^out of memory while scoring the "
                        r"validation data after epoch 1\. Use a smaller model, free memory, "
                        r"or \(calling fit\) score fewer rows at a time with a smaller "
-                       r"val_batch_size; the next fit scores this epoch again before it "
-                       r"goes on\."):
+                       r"val_batch_size\. The next fit of this trainer scores and closes "
+                       r"the epoch, then goes on\.$"):
         trainer.fit(xs, ts, max_epoch=2, val_corpus=xs[:400], **LM)
     monkeypatch.undo()
     steps = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
