@@ -292,7 +292,9 @@ def check_memory(estimate: dict, available: int | None, hint: str = "") -> None:
                           f"the interpreter {gib(BASE_BYTES)}, "
                           + (f"less {gib(given)} that limit does not bind: "
                              + ("the interpreter, already in its usage" if bound == CGROUP else
-                                "the helper's own process, the interpreter already mapped")
+                                "the helper's own process, the interpreter already mapped"
+                                if "helper process" in estimate else
+                                "the interpreter already mapped")
                              if given >= 0 else
                              f"and {gib(-given)} more its mappings grow by: thread stacks, "
                              f"malloc arenas, OpenBLAS's buffers")

@@ -11,6 +11,8 @@ import pytest
 
 from common import memory
 from common.memory import (
+    ADDRESS_SPACE,
+    AS_GROWTH_BYTES,
     BASE_BYTES,
     CGROUP,
     MACHINE,
@@ -95,3 +97,21 @@ def test_a_control_groups_limit_leaves_the_interpreter_already_counted_in_its_us
     assert available_bytes(estimate) == need
     with pytest.raises(NotEnoughMemory, match="of memory"):
         check_memory(estimate, available_bytes(estimate))
+
+
+def test_an_address_space_refusal_names_the_helper_only_where_there_is_one(monkeypatch):
+    """One thread, no helper: the credit against ``ulimit -v`` is the
+    interpreter already mapped, less what the mappings grow by; the refusal
+    named "the helper's own process" too, with no helper in the run."""
+    from common import parallel
+
+    monkeypatch.setattr(parallel, "num_threads", lambda: 1)
+    estimate = estimate_training_bytes(language_model_shapes("lstm", V, D, H), 3, 5)
+    assert "helper process" not in estimate
+    assert memory.credit(ADDRESS_SPACE, estimate) == BASE_BYTES - AS_GROWTH_BYTES
+    monkeypatch.setattr(memory, "memory_limits", lambda: {ADDRESS_SPACE: 2**20})
+    with pytest.raises(NotEnoughMemory) as refused:
+        check_memory(estimate, available_bytes(estimate))
+    assert "that limit does not bind: the interpreter already mapped), but only" in \
+        str(refused.value)
+
