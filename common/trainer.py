@@ -139,6 +139,7 @@ class BaseTrainer:
         self._own_checkpoints = set()
         self._generators = []  # while fit runs: the dropout layers' random generators
         self._doing = "step"  # what fit is doing: a step, validation, a checkpoint (for errors)
+        self._failed_batch = (1, 1)  # (epoch, iteration) of the step fit is on (for errors)
 
     # -- the loop -------------------------------------------------------------------
 
@@ -190,6 +191,7 @@ class BaseTrainer:
         # The dropout layers' generators: a step that raises gives back what it drew.
         self._generators = list(_layer_rngs(self.model).values())
         late_signal = None
+        self._doing, self._failed_batch = "step", (self.epoch + 1, self.iteration + 1)
         try:
             # managed(): rnnlab spreads the step over the cores itself (common.parallel).
             with StopOnSignals() as signals, managed(), \
@@ -204,27 +206,27 @@ class BaseTrainer:
                         # (It counts the batch in iteration: see _step for a step that raises.)
                         self._doing = "step"
                         self._step(feeder, guard, max_grad, opts.clip_value, forward_backward)
+                        self._doing = "progress"
                         progress.iteration(self, self._record_interval())
                         self._doing = "checkpoint"
                         checkpointer.after_iteration(self, self._done())
-                    stop = self._end_epoch(opts, parts, guard, progress)
-                    if stop or self.epoch >= target:
-                        self.fit_start_epoch = None  # done: the next call trains more epochs
-                    self._doing = "checkpoint"
-                    checkpointer.end_epoch(self)
-                    if stop:
+                    if self._end_epoch_and_save(opts, parts, guard, progress, checkpointer,
+                                                target):
                         break
                 # One that came in the last iteration or validation: after the end.
                 late_signal = signals.requested
         except MemoryError as exc:
-            saved = self._save_open_epoch(checkpointer)
+            saved = self._save_where_it_stands(checkpointer)
             raise self._out_of_memory(opts.checkpoint, saved) from exc
         finally:
             progress.close()
             self.train_seconds, self.train_cpu_seconds = self._time_so_far()
             self._clock = None
         self.fit_start_epoch = None
-        self._restore_best(opts.restore_best, progress)
+        try:
+            self._restore_best(opts.restore_best, progress)
+        except MemoryError as exc:
+            raise self._no_memory_for_the_best(opts.checkpoint) from exc
         if late_signal:
             self._interrupted(late_signal, checkpointer, opts, progress, ended=True)
         checkpointer.save(self)
@@ -257,6 +259,7 @@ class BaseTrainer:
         been trained, so it is counted before the exception goes on, and
         the next call goes on after it, without training it again.
         """
+        self._failed_batch = (self.epoch + 1, self.iteration + 1)  # (for an error's message)
         start = self._batch_start()
         steps, iteration = getattr(self.optimizer, "t", None), self.iteration
         loss = batch_t = None
@@ -322,7 +325,7 @@ class BaseTrainer:
         All or nothing: a validation or a close that raises (no memory for
         the validation's rows, or to copy the best parameters) leaves the
         epoch open, as its last iteration left it, and the next fit (or a
-        resume from the checkpoint then written, see :meth:`_save_open_epoch`)
+        resume from the checkpoint then written, see :meth:`_save_where_it_stands`)
         scores and closes it again before going on. (Closed first, the epoch
         lost its validation: the next fit started the following one.)
         """
@@ -351,6 +354,21 @@ class BaseTrainer:
         progress.write(self._epoch_line(progress.elapsed(), stop))
         return stop
 
+    def _end_epoch_and_save(self, opts, parts, guard, progress, checkpointer, target):
+        """Close the epoch and write its checkpoint; True: stop (early)."""
+        stop = self._end_epoch(opts, parts, guard, progress)
+        started = self.fit_start_epoch
+        if stop or self.epoch >= target:
+            self.fit_start_epoch = None  # done: the next call trains more epochs
+        self._doing = "checkpoint"
+        try:
+            checkpointer.end_epoch(self)
+        except BaseException:
+            if not stop:  # not written: the next call ends this one
+                self.fit_start_epoch = started
+            raise
+        return stop
+
     def _open_epoch(self):
         """What closing an epoch changes, as it stands before: enough to
         :meth:`_reopen` it (references, not copies)."""
@@ -373,11 +391,13 @@ class BaseTrainer:
         if lr is not None:
             self.optimizer.lr = lr
 
-    def _save_open_epoch(self, checkpointer) -> bool:
-        """Write the checkpoint of an epoch that a failed validation or close
-        left open, its training done: a resume from it scores and closes the
-        epoch. False where there is no checkpoint or it cannot be written now."""
-        if self._doing not in ("validation", "epoch") or not checkpointer.path:
+    def _save_where_it_stands(self, checkpointer) -> bool:
+        """After a MemoryError, write the checkpoint of the run as it stands
+        (a step given back or counted, an epoch left open by its validation
+        or close): a resume from it goes on as the run would have, and
+        nothing trained is lost. False where there is no checkpoint, the
+        error came writing it, or it cannot be written now."""
+        if self._doing == "checkpoint" or not checkpointer.path:
             return False
         try:
             checkpointer.save(self)
@@ -558,31 +578,49 @@ class BaseTrainer:
         raise TrainingInterrupted(f"{what} {where}; {how}", path, signal_name)
 
     def _out_of_memory(self, checkpoint, saved=False):
-        """The error for a MemoryError in ``fit``, saying where it came and what
-        can help there (a smaller batch does not help validation, whose rows
-        are ``val_batch_size``'s). ``saved``: the checkpoint of the epoch left
-        open was written (:meth:`_save_open_epoch`)."""
-        kept = (f"; the last checkpoint {checkpoint} is kept"
-                if checkpoint and os.path.exists(checkpoint) else "")
-        if self._doing in ("validation", "epoch"):
-            again = (f" The checkpoint {checkpoint} holds its training: resumed from it, the "
-                     f"run scores and closes the epoch, then goes on." if saved else
-                     f" The next fit of this trainer scores and closes the epoch, then goes "
-                     f"on{kept}.")
-            if self._doing == "validation":
-                return TrainingOutOfMemory(
-                    f"out of memory while scoring the validation data after epoch "
-                    f"{self.epoch + 1}. Use a smaller model, free memory, or (calling fit) "
-                    f"score fewer rows at a time with a smaller val_batch_size.{again}")
-            return TrainingOutOfMemory(
-                f"out of memory closing epoch {self.epoch + 1} (copying its parameters as "
-                f"the best so far). Use a smaller model, or free memory.{again}")
-        at = f"at epoch {self.epoch + 1}, iteration {self.iteration + 1}"
-        if self._doing == "checkpoint":
-            return TrainingOutOfMemory(f"out of memory while writing the checkpoint {at}"
-                                       f"{kept}. Free memory.")
-        return TrainingOutOfMemory(f"out of memory {at}{kept}. Use a smaller batch, time or "
-                                   f"hidden size, or free memory.")
+        """The error for a MemoryError in ``fit``: where it came, what can help
+        there (a smaller batch does not help validation, whose rows are
+        ``val_batch_size``'s), and where the run goes on from. ``saved``: the
+        checkpoint of the run as it stood was written
+        (:meth:`_save_where_it_stands`)."""
+        script = self.settings is not None  # a command line's run (it fills settings)
+        if self._doing == "step":
+            epoch, iteration = self._failed_batch
+            what = (f"at epoch {epoch}, iteration {iteration}. Use a smaller batch, time or "
+                    f"hidden size, or free memory.")
+        elif self._doing == "validation":
+            what = (f"while scoring the validation data after epoch {self.epoch + 1}. Use a "
+                    f"smaller model, free memory"
+                    + ("." if script else
+                       ", or score fewer rows at a time with a smaller val_batch_size."))
+        elif self._doing == "epoch":
+            what = (f"closing epoch {self.epoch + 1} (copying its parameters as the best so "
+                    f"far). Use a smaller model, or free memory.")
+        elif self._doing == "checkpoint":
+            what = f"while writing the checkpoint {stopped_at(self)}. Free memory."
+        else:
+            what = f"{stopped_at(self)}. Free memory."
+        if saved:
+            resume = (f"--resume {checkpoint}" if script else
+                      f"trainer.resume({os.fspath(checkpoint)!r})")
+            after = (f" The checkpoint {checkpoint} holds the run as it stood: {resume} goes "
+                     f"on from there.")
+        elif checkpoint and os.path.exists(checkpoint):
+            after = f" The last checkpoint {checkpoint} is kept."
+        else:
+            after = ""
+        if not script:
+            after += " The next fit of this trainer goes on from here."
+        return TrainingOutOfMemory(f"out of memory {what}{after}")
+
+    def _no_memory_for_the_best(self, checkpoint):
+        """The error for a MemoryError putting the best epoch's parameters back
+        at the end of ``fit``: the model keeps the last epoch's."""
+        where = (f"the last checkpoint {checkpoint} is kept" if self.settings is not None else
+                 "model.set_named_params(trainer.best_params) puts them back")
+        return TrainingOutOfMemory(
+            f"out of memory putting back the best epoch's parameters (epoch {self.best_epoch}) "
+            f"at the end of training: the model holds the last epoch's. Free memory; {where}.")
 
     # -- checkpoints -------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from common import data_parallel
+from common.checkpoint import read_checkpoint
 from common.optimizer import SGD, Adam
 from common.trainer import RnnlmTrainer, Trainer, TrainingOutOfMemory
 from layers import TimeLSTM
@@ -411,13 +412,36 @@ def test_no_memory_to_keep_the_best_parameters_leaves_the_epoch_open(monkeypatch
     monkeypatch.setattr(trainer, "_validate", then_full)
     with pytest.raises(TrainingOutOfMemory, match=r"^out of memory closing epoch 2 \(copying "
                        r"its parameters as the best so far\)\. .* The next fit of this "
-                       r"trainer scores and closes the epoch, then goes on\.$"):
+                       r"trainer goes on from here\.$"):
         trainer.fit(xs, ts, **dict(fit, max_epoch=1))
     assert (trainer.epoch, trainer.best_epoch, len(trainer.history["val_ppl"])) == (1, 1, 1)
     monkeypatch.undo()
     trainer.fit(xs, ts, **dict(fit, max_epoch=1))
     assert trainer.history == straight.history and trainer.best_epoch == 2
     for a, b in zip(trainer.model.params, straight.model.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_no_memory_to_put_the_best_parameters_back_says_what_the_model_holds():
+    """The copy of the last parameters, made before the best are put back at
+    the end of fit, raised a bare MemoryError (a traceback from the scripts)."""
+
+    class FullAtTheEnd(RnnlmTrainer):
+        def _restore_best(self, restore_best, progress):
+            self.model.full = True
+            super()._restore_best(restore_best, progress)
+
+    xs, ts = corpus()
+    fit = dict(max_epoch=2, val_corpus=xs[:400], **LM)
+    last = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
+    last.fit(xs, ts, restore_best=False, **fit)
+    trainer = FullAtTheEnd(NoRoomToCopy(50, 8, 8, seed=0), SGD(lr=0.1))
+    with pytest.raises(TrainingOutOfMemory, match=rf"^out of memory putting back the best "
+                       rf"epoch's parameters \(epoch {last.best_epoch}\) at the end of training: "
+                       r"the model holds the last epoch's\. Free memory; "
+                       r"model\.set_named_params\(trainer\.best_params\) puts them back\.$"):
+        trainer.fit(xs, ts, **fit)
+    for a, b in zip(trainer.model.params, last.model.params, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -439,8 +463,9 @@ def test_a_checkpoint_keeps_the_epoch_whose_validation_ran_out_of_memory(tmp_pat
 
     monkeypatch.setattr(trainer, "_validate", no_memory)
     with pytest.raises(TrainingOutOfMemory, match=rf"after epoch 1\. .* The checkpoint "
-                       rf"{re.escape(str(path))} holds its training: resumed from it, the run "
-                       rf"scores and closes the epoch, then goes on\.$"):
+                       rf"{re.escape(str(path))} holds the run as it stood: "
+                       rf"trainer\.resume\({re.escape(repr(str(path)))}\) goes on from there\. "
+                       rf"The next fit of this trainer goes on from here\.$"):
         trainer.fit(xs, ts, **fit)
     resumed = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=1), SGD(lr=0.1)).resume(path)
     assert (resumed.epoch, resumed.iteration) == (0, resumed.iters_per_epoch)
@@ -448,6 +473,38 @@ def test_a_checkpoint_keeps_the_epoch_whose_validation_ran_out_of_memory(tmp_pat
     assert resumed.history == straight.history
     for a, b in zip(resumed.model.params, straight.model.params, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_no_memory_to_write_the_last_epochs_checkpoint_leaves_the_call_to_be_ended(
+        tmp_path, monkeypatch):
+    """The message named "epoch 3, iteration 1" of a 2-epoch run, and the same
+    fit again trained 2 more epochs: the call counted as ended though its
+    checkpoint was not written. Now it says after which epoch, and the next
+    call ends the stopped one (nothing more to train) and writes the file."""
+    from common import training_guards
+
+    xs, ts = corpus()
+    path = tmp_path / "run.npz"
+    fit = dict(max_epoch=2, checkpoint=path, **LM)
+    straight = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
+    straight.fit(xs, ts, **dict(fit, checkpoint=tmp_path / "straight.npz"))
+    trainer = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
+    save = training_guards.save_checkpoint
+
+    def full_after_epoch_2(where, trainer):
+        if trainer.epoch == 2:
+            raise MemoryError
+        save(where, trainer)
+
+    monkeypatch.setattr(training_guards, "save_checkpoint", full_after_epoch_2)
+    with pytest.raises(TrainingOutOfMemory, match=r"^out of memory while writing the checkpoint "
+                       r"after epoch 2\. Free memory\. The last checkpoint .* is kept\. The "
+                       r"next fit of this trainer goes on from here\.$"):
+        trainer.fit(xs, ts, **fit)
+    monkeypatch.undo()
+    trainer.fit(xs, ts, **fit)
+    assert trainer.epoch == 2 and trainer.history == straight.history
+    assert read_checkpoint(path)[1]["trainer"]["epoch"] == 2
 
 
 def test_out_of_memory_says_where_it_came_and_what_helps_there(monkeypatch):
@@ -462,9 +519,8 @@ def test_out_of_memory_says_where_it_came_and_what_helps_there(monkeypatch):
     monkeypatch.setattr(trainer, "_validate", no_memory)
     with pytest.raises(TrainingOutOfMemory, match=r"^out of memory while scoring the "
                        r"validation data after epoch 1\. Use a smaller model, free memory, "
-                       r"or \(calling fit\) score fewer rows at a time with a smaller "
-                       r"val_batch_size\. The next fit of this trainer scores and closes "
-                       r"the epoch, then goes on\.$"):
+                       r"or score fewer rows at a time with a smaller val_batch_size\. The "
+                       r"next fit of this trainer goes on from here\.$"):
         trainer.fit(xs, ts, max_epoch=2, val_corpus=xs[:400], **LM)
     monkeypatch.undo()
     steps = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))

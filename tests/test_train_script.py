@@ -487,8 +487,10 @@ def test_the_memory_check_can_be_overridden(script, capsys, monkeypatch):
     assert script.main([*SMALL, "--quiet", "--ignore-memory-check"]) == 0
 
 
-def test_memory_error_during_training_is_a_clear_error_and_keeps_the_checkpoint(script, capsys,
-                                                                                 monkeypatch):
+def test_memory_error_during_training_is_a_clear_error_and_writes_the_checkpoint(script, capsys,
+                                                                                  monkeypatch):
+    """The batch that ran out of memory is given back and the run's checkpoint
+    written as it stood: 24 iterations, not the 20 of the last regular one."""
     from models import SimpleRnnlm
 
     calls = []
@@ -504,9 +506,17 @@ def test_memory_error_during_training_is_a_clear_error_and_keeps_the_checkpoint(
     assert script.main([*SMALL, "--checkpoint", "ck.npz", "--checkpoint-every", "10",
                         "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert err == ("error: out of memory at epoch 1, iteration 25; the last checkpoint ck.npz "
-                   "is kept. Use a smaller batch, time or hidden size, or free memory.\n")
-    assert read_checkpoint("ck.npz")[1]["trainer"]["iteration"] == 20
+    assert err == ("error: out of memory at epoch 1, iteration 25. Use a smaller batch, time or "
+                   "hidden size, or free memory. The checkpoint ck.npz holds the run as it "
+                   "stood: --resume ck.npz goes on from there.\n")
+    assert read_checkpoint("ck.npz")[1]["trainer"]["iteration"] == 24
+    monkeypatch.setattr(SimpleRnnlm, "forward", forward)
+    assert script.main(["--resume", "ck.npz", "--quiet"]) == 0  # batch 25 trained now
+    assert script.main([*SMALL, "--checkpoint", "straight.npz", "--quiet"]) == 0
+    resumed, straight = read_checkpoint("ck.npz")[0], read_checkpoint("straight.npz")[0]
+    assert resumed.keys() == straight.keys()
+    for name in resumed:  # parameters, optimizer state, carried state: bit for bit
+        np.testing.assert_array_equal(resumed[name], straight[name], err_msg=name)
 
 
 # -- finding 8: a checkpoint carries the run's settings -------------------------------------------
