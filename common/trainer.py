@@ -140,6 +140,7 @@ class BaseTrainer:
         self._generators = []  # while fit runs: the dropout layers' random generators
         self._doing = "step"  # what fit is doing: a step, validation, a checkpoint (for errors)
         self._failed_batch = (1, 1)  # (epoch, iteration) of the step fit is on (for errors)
+        self._half_updated = False  # a step's update began and raised
 
     # -- the loop -------------------------------------------------------------------
 
@@ -192,6 +193,7 @@ class BaseTrainer:
         self._generators = list(_layer_rngs(self.model).values())
         late_signal = None
         self._doing, self._failed_batch = "step", (self.epoch + 1, self.iteration + 1)
+        self._half_updated = False
         try:
             # managed(): rnnlab spreads the step over the cores itself (common.parallel).
             with StopOnSignals() as signals, managed(), \
@@ -260,6 +262,7 @@ class BaseTrainer:
         the next call goes on after it, without training it again.
         """
         self._failed_batch = (self.epoch + 1, self.iteration + 1)  # (for an error's message)
+        self._half_updated = False
         start = self._batch_start()
         steps, iteration = getattr(self.optimizer, "t", None), self.iteration
         loss = batch_t = None
@@ -286,6 +289,9 @@ class BaseTrainer:
             trained = True
             self._count(loss, feeder, batch_t)
         except BaseException:
+            # An update that began and did not return left some parameters
+            # stepped and others not: no checkpoint is to be written of that.
+            self._half_updated = not trained and getattr(self.optimizer, "t", None) != steps
             if self.iteration == iteration:  # (else counted already)
                 if trained or getattr(self.optimizer, "t", None) != steps:
                     self._count(loss, feeder, batch_t)  # applied: not to be trained again
@@ -397,7 +403,7 @@ class BaseTrainer:
         or close): a resume from it goes on as the run would have, and
         nothing trained is lost. False where there is no checkpoint, the
         error came writing it, or it cannot be written now."""
-        if self._doing == "checkpoint" or not checkpointer.path:
+        if self._doing == "checkpoint" or self._half_updated or not checkpointer.path:
             return False
         try:
             checkpointer.save(self)

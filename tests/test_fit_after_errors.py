@@ -507,6 +507,31 @@ def test_no_memory_to_write_the_last_epochs_checkpoint_leaves_the_call_to_be_end
     assert read_checkpoint(path)[1]["trainer"]["epoch"] == 2
 
 
+def test_no_checkpoint_is_written_of_an_update_that_stopped_halfway(tmp_path, monkeypatch):
+    """Out of memory in the middle of the optimizer's update (some parameters
+    stepped, others not): the checkpoint written before is kept as it was,
+    not replaced by that state, though one is written as the run stands
+    after any other failure."""
+    xs, ts = corpus()
+    path = tmp_path / "run.npz"
+    trainer = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
+    trainer.fit(xs, ts, max_epoch=1, checkpoint=path, **LM)
+    before = path.read_bytes()
+    step, calls = trainer.optimizer._step, []
+
+    def second_parameter_fails(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError
+        step(*args)
+
+    monkeypatch.setattr(trainer.optimizer, "_step", second_parameter_fails)
+    with pytest.raises(TrainingOutOfMemory, match=r"^out of memory at epoch 2, iteration 1\. .* "
+                       r"The last checkpoint .* is kept\."):
+        trainer.fit(xs, ts, max_epoch=1, checkpoint=path, **LM)
+    assert path.read_bytes() == before
+
+
 def test_out_of_memory_says_where_it_came_and_what_helps_there(monkeypatch):
     """Validation (val_batch_size rows at a time) ran out of memory and the
     message named the next epoch's first iteration and advised a smaller batch."""
