@@ -94,6 +94,7 @@ class BaseTrainer:
     """
 
     figure = "loss"
+    sizes = "batch or hidden size"  # what to make smaller when a step runs out of memory
 
     def __init__(self, model, optimizer):
         for name, value, example in (("model", model, "SimpleRnnlm(vocab_size, 100, 100)"),
@@ -182,6 +183,7 @@ class BaseTrainer:
         if self.fit_start_epoch is None:
             self.fit_start_epoch = self.epoch
         target = self.fit_start_epoch + max_epoch
+        self._call_start = self.fit_start_epoch
         guard = DivergenceGuard(self._loss_bound(feeder), opts.on_nan, opts.checkpoint)
         checkpointer = Checkpointer(opts.checkpoint, opts.checkpoint_every, guard)
         parts = self._epoch_parts(opts)
@@ -224,15 +226,26 @@ class BaseTrainer:
             progress.close()
             self.train_seconds, self.train_cpu_seconds = self._time_so_far()
             self._clock = None
-        self.fit_start_epoch = None
-        try:
-            self._restore_best(opts.restore_best, progress)
-        except MemoryError as exc:
-            raise self._no_memory_for_the_best(opts.checkpoint) from exc
-        if late_signal:
-            self._interrupted(late_signal, checkpointer, opts, progress, ended=True)
-        checkpointer.save(self)
+        self._end_call(opts, progress, checkpointer, late_signal)
         return self
+
+    def _end_call(self, opts, progress, checkpointer, late_signal):
+        """After the last epoch: the best parameters put back, the checkpoint
+        written (and a signal that came late honoured)."""
+        call_start, self.fit_start_epoch = self._call_start, None
+        try:
+            self._doing = "best"
+            self._restore_best(opts.restore_best, progress)
+            self._doing = "checkpoint"
+            if late_signal:
+                self._interrupted(late_signal, checkpointer, opts, progress, ended=True)
+            checkpointer.save(self)
+        except MemoryError as exc:
+            # The call is not over: the next one ends it (the best put back, the file written).
+            self.fit_start_epoch = call_start
+            if self._doing == "best":
+                raise self._no_memory_for_the_best(opts.checkpoint) from exc
+            raise self._out_of_memory(opts.checkpoint) from exc
 
     def _gradients_of_batches(self, feeder):
         """A context giving what computes a batch's loss and gradients, or None:
@@ -592,8 +605,8 @@ class BaseTrainer:
         script = self.settings is not None  # a command line's run (it fills settings)
         if self._doing == "step":
             epoch, iteration = self._failed_batch
-            what = (f"at epoch {epoch}, iteration {iteration}. Use a smaller batch, time or "
-                    f"hidden size, or free memory.")
+            what = (f"at epoch {epoch}, iteration {iteration}. Use a smaller {self.sizes}, "
+                    f"or free memory.")
         elif self._doing == "validation":
             what = (f"while scoring the validation data after epoch {self.epoch + 1}. Use a "
                     f"smaller model, free memory"
@@ -622,11 +635,15 @@ class BaseTrainer:
     def _no_memory_for_the_best(self, checkpoint):
         """The error for a MemoryError putting the best epoch's parameters back
         at the end of ``fit``: the model keeps the last epoch's."""
-        where = (f"the last checkpoint {checkpoint} is kept" if self.settings is not None else
-                 "model.set_named_params(trainer.best_params) puts them back")
+        if self.settings is not None:  # a command line's run: it writes nothing more
+            return TrainingOutOfMemory(
+                f"out of memory putting back the best epoch's parameters (epoch "
+                f"{self.best_epoch}) at the end of training; the model and the plot were not "
+                f"written. Free memory, or leave out validation.")
         return TrainingOutOfMemory(
             f"out of memory putting back the best epoch's parameters (epoch {self.best_epoch}) "
-            f"at the end of training: the model holds the last epoch's. Free memory; {where}.")
+            f"at the end of training: the model holds the last epoch's. Free memory; the next "
+            f"fit of this trainer puts them back and ends the call.")
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -742,6 +759,7 @@ class RnnlmTrainer(BaseTrainer):
     """
 
     figure = "ppl"
+    sizes = "batch, time or hidden size"
 
     def __init__(self, model, optimizer):
         super().__init__(model, optimizer)

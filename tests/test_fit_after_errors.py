@@ -427,8 +427,10 @@ def test_no_memory_to_put_the_best_parameters_back_says_what_the_model_holds():
     the end of fit, raised a bare MemoryError (a traceback from the scripts)."""
 
     class FullAtTheEnd(RnnlmTrainer):
+        full = True  # the first time only
+
         def _restore_best(self, restore_best, progress):
-            self.model.full = True
+            self.model.full, self.full = self.full, False
             super()._restore_best(restore_best, progress)
 
     xs, ts = corpus()
@@ -438,10 +440,15 @@ def test_no_memory_to_put_the_best_parameters_back_says_what_the_model_holds():
     trainer = FullAtTheEnd(NoRoomToCopy(50, 8, 8, seed=0), SGD(lr=0.1))
     with pytest.raises(TrainingOutOfMemory, match=rf"^out of memory putting back the best "
                        rf"epoch's parameters \(epoch {last.best_epoch}\) at the end of training: "
-                       r"the model holds the last epoch's\. Free memory; "
-                       r"model\.set_named_params\(trainer\.best_params\) puts them back\.$"):
+                       r"the model holds the last epoch's\. Free memory; the next fit of this "
+                       r"trainer puts them back and ends the call\.$"):
         trainer.fit(xs, ts, **fit)
     for a, b in zip(trainer.model.params, last.model.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+    trainer.fit(xs, ts, **fit)  # trains nothing more
+    best = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1)).fit(xs, ts, **fit)
+    assert trainer.epoch == 2 and trainer.history == best.history
+    for a, b in zip(trainer.model.params, best.model.params, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -475,8 +482,9 @@ def test_a_checkpoint_keeps_the_epoch_whose_validation_ran_out_of_memory(tmp_pat
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("write", [1, 2], ids=["at the epoch's end", "at the call's end"])
 def test_no_memory_to_write_the_last_epochs_checkpoint_leaves_the_call_to_be_ended(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, write):
     """The message named "epoch 3, iteration 1" of a 2-epoch run, and the same
     fit again trained 2 more epochs: the call counted as ended though its
     checkpoint was not written. Now it says after which epoch, and the next
@@ -491,9 +499,13 @@ def test_no_memory_to_write_the_last_epochs_checkpoint_leaves_the_call_to_be_end
     trainer = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
     save = training_guards.save_checkpoint
 
-    def full_after_epoch_2(where, trainer):
+    writes = []
+
+    def full_after_epoch_2(where, trainer):  # the epoch's checkpoint, then the call's
         if trainer.epoch == 2:
-            raise MemoryError
+            writes.append(1)
+            if len(writes) == write:
+                raise MemoryError
         save(where, trainer)
 
     monkeypatch.setattr(training_guards, "save_checkpoint", full_after_epoch_2)
