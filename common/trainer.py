@@ -240,9 +240,13 @@ class BaseTrainer:
             if late_signal:
                 self._interrupted(late_signal, checkpointer, opts, progress, ended=True)
             checkpointer.save(self)
-        except MemoryError as exc:
+        except TrainingInterrupted:  # (its checkpoint written: the call has ended)
+            raise
+        except BaseException as exc:
             # The call is not over: the next one ends it (the best put back, the file written).
             self.fit_start_epoch = call_start
+            if not isinstance(exc, MemoryError):
+                raise
             if self._doing == "best":
                 raise self._no_memory_for_the_best(opts.checkpoint) from exc
             raise self._out_of_memory(opts.checkpoint) from exc

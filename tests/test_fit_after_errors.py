@@ -14,6 +14,7 @@ trains beside it.
 Signals and forks are tried in a process of their own.
 """
 
+import errno
 import json
 import os
 import re
@@ -29,7 +30,7 @@ import pytest
 from common import data_parallel
 from common.checkpoint import read_checkpoint
 from common.optimizer import SGD, Adam
-from common.trainer import RnnlmTrainer, Trainer, TrainingOutOfMemory
+from common.trainer import CheckpointWriteError, RnnlmTrainer, Trainer, TrainingOutOfMemory
 from layers import TimeLSTM
 from models import BetterRnnlm, Rnnlm, Seq2seq, SimpleRnnlm
 
@@ -482,9 +483,11 @@ def test_a_checkpoint_keeps_the_epoch_whose_validation_ran_out_of_memory(tmp_pat
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("write", [1, 2], ids=["at the epoch's end", "at the call's end"])
+@pytest.mark.parametrize("write, error", [(1, MemoryError), (2, MemoryError),
+                                          (2, OSError(errno.ENOSPC, "No space left on device"))],
+                         ids=["at the epoch's end", "at the call's end", "a full disk"])
 def test_no_memory_to_write_the_last_epochs_checkpoint_leaves_the_call_to_be_ended(
-        tmp_path, monkeypatch, write):
+        tmp_path, monkeypatch, write, error):
     """The message named "epoch 3, iteration 1" of a 2-epoch run, and the same
     fit again trained 2 more epochs: the call counted as ended though its
     checkpoint was not written. Now it says after which epoch, and the next
@@ -505,13 +508,18 @@ def test_no_memory_to_write_the_last_epochs_checkpoint_leaves_the_call_to_be_end
         if trainer.epoch == 2:
             writes.append(1)
             if len(writes) == write:
-                raise MemoryError
+                raise error
         save(where, trainer)
 
     monkeypatch.setattr(training_guards, "save_checkpoint", full_after_epoch_2)
-    with pytest.raises(TrainingOutOfMemory, match=r"^out of memory while writing the checkpoint "
-                       r"after epoch 2\. Free memory\. The last checkpoint .* is kept\. The "
-                       r"next fit of this trainer goes on from here\.$"):
+    refused = (pytest.raises(TrainingOutOfMemory, match=r"^out of memory while writing the "
+                             r"checkpoint after epoch 2\. Free memory\. The last checkpoint .* "
+                             r"is kept\. The next fit of this trainer goes on from here\.$")
+               if error is MemoryError else
+               pytest.raises(CheckpointWriteError, match=r"No space left on device\): training "
+                             r"stopped after epoch 2; the checkpoint written there before is "
+                             r"kept"))
+    with refused:
         trainer.fit(xs, ts, **fit)
     monkeypatch.undo()
     trainer.fit(xs, ts, **fit)
