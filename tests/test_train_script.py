@@ -519,6 +519,33 @@ def test_memory_error_during_training_is_a_clear_error_and_writes_the_checkpoint
         np.testing.assert_array_equal(resumed[name], straight[name], err_msg=name)
 
 
+def test_a_run_whose_end_ran_out_of_memory_saves_its_best_epoch_on_resume(script, capsys,
+                                                                          monkeypatch):
+    """No memory to put the best epoch's parameters back at the end: the run
+    exits with nothing written, and its checkpoint (the last epoch's) holds
+    the last parameters. --resume then had nothing to train and saved those,
+    not the best epoch's that the run would have saved."""
+    from common.trainer import RnnlmTrainer
+
+    run = [*SMALL[:-4], "--epochs", "6", "--lr", "5", "--val", "--plot", "p.png", "--quiet"]
+    assert script.main([*run, "--save", "straight.npz"]) == 0
+    restore, calls = RnnlmTrainer._restore_best, []
+
+    def no_memory_once(self, *args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError
+        restore(self, *args)
+
+    monkeypatch.setattr(RnnlmTrainer, "_restore_best", no_memory_once)
+    assert script.main([*run, "--checkpoint", "ck.npz", "--save", "m.npz"]) == 1
+    assert "the model and the plot were not written" in capsys.readouterr().err
+    assert script.main(["--resume", "ck.npz", "--save", "m.npz", "--quiet"]) == 0
+    saved, best = np.load("m.npz"), np.load("straight.npz")
+    for name in best.files:
+        np.testing.assert_array_equal(saved[name], best[name], err_msg=name)
+
+
 # -- finding 8: a checkpoint carries the run's settings -------------------------------------------
 
 RUN = ["--corpus", "synthetic", "--corpus-size", "800", "--model", "lstm", "--batch-size", "5",
