@@ -373,6 +373,11 @@ def test_a_validation_that_ran_out_of_memory_is_scored_again_by_the_next_fit(mon
         np.testing.assert_array_equal(a, b)
 
 
+def no_memory(*args):
+    """What a step or a validation that runs out of memory raises."""
+    raise MemoryError
+
+
 class NoRoomToCopy(SimpleRnnlm):
     """Its parameters cannot be copied once, when ``full`` is set: the copy of
     the best epoch's parameters, the close of an epoch's largest allocation."""
@@ -465,10 +470,6 @@ def test_a_checkpoint_keeps_the_epoch_whose_validation_ran_out_of_memory(tmp_pat
     straight = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
     straight.fit(xs, ts, **dict(fit, checkpoint=tmp_path / "straight.npz"))
     trainer = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
-
-    def no_memory(opts):
-        raise MemoryError
-
     monkeypatch.setattr(trainer, "_validate", no_memory)
     with pytest.raises(TrainingOutOfMemory, match=rf"after epoch 1\. .* The checkpoint "
                        rf"{re.escape(str(path))} holds the run as it stood: "
@@ -557,10 +558,6 @@ def test_out_of_memory_says_where_it_came_and_what_helps_there(monkeypatch):
     message named the next epoch's first iteration and advised a smaller batch."""
     xs, ts = corpus()
     trainer = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), SGD(lr=0.1))
-
-    def no_memory(*args):
-        raise MemoryError
-
     monkeypatch.setattr(trainer, "_validate", no_memory)
     with pytest.raises(TrainingOutOfMemory, match=r"^out of memory while scoring the "
                        r"validation data after epoch 1\. Use a smaller model, free memory, "
