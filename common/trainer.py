@@ -182,8 +182,8 @@ class BaseTrainer:
         self._continue_from_last_params()
         if self.fit_start_epoch is None:
             self.fit_start_epoch = self.epoch
-        target = self.fit_start_epoch + max_epoch
-        self._call_start = self.fit_start_epoch
+        call_start = self.fit_start_epoch
+        target = call_start + max_epoch
         guard = DivergenceGuard(self._loss_bound(feeder), opts.on_nan, opts.checkpoint)
         checkpointer = Checkpointer(opts.checkpoint, opts.checkpoint_every, guard)
         parts = self._epoch_parts(opts)
@@ -226,13 +226,14 @@ class BaseTrainer:
             progress.close()
             self.train_seconds, self.train_cpu_seconds = self._time_so_far()
             self._clock = None
-        self._end_call(opts, progress, checkpointer, late_signal)
+        self._end_call(opts, progress, checkpointer, late_signal, call_start)
         return self
 
-    def _end_call(self, opts, progress, checkpointer, late_signal):
-        """After the last epoch: the best parameters put back, the checkpoint
-        written (and a signal that came late honoured)."""
-        call_start, self.fit_start_epoch = self._call_start, None
+    def _end_call(self, opts, progress, checkpointer, late_signal, call_start):
+        """After the last epoch of the call that began at epoch ``call_start``:
+        the best parameters put back, the checkpoint written (and a signal
+        that came late honoured)."""
+        self.fit_start_epoch = None
         try:
             self._doing = "best"
             self._restore_best(opts.restore_best, progress)
@@ -306,11 +307,12 @@ class BaseTrainer:
             trained = True
             self._count(loss, feeder, batch_t)
         except BaseException:
-            # An update that began and did not return left some parameters
-            # stepped and others not: no checkpoint is to be written of that.
-            self._half_updated = not trained and getattr(self.optimizer, "t", None) != steps
+            began = getattr(self.optimizer, "t", None) != steps  # the update began
+            # One that began and did not return left some parameters stepped and
+            # others not: no checkpoint is to be written of that.
+            self._half_updated = began and not trained
             if self.iteration == iteration:  # (else counted already)
-                if trained or getattr(self.optimizer, "t", None) != steps:
+                if trained or began:
                     self._count(loss, feeder, batch_t)  # applied: not to be trained again
                     self._record_interval()
                 else:
@@ -405,11 +407,8 @@ class BaseTrainer:
         fields, lengths, epochs, lr = opened
         for name, value in fields.items():
             setattr(self, name, value)
-        for key in list(self.history):
-            if key in lengths:
-                del self.history[key][lengths[key]:]
-            else:
-                del self.history[key]
+        for key, length in lengths.items():  # (closing adds entries, never keys)
+            del self.history[key][length:]
         del self.epoch_iterations[epochs:]
         if lr is not None:
             self.optimizer.lr = lr
