@@ -289,16 +289,22 @@ def check_memory(estimate: dict, available: int | None, hint: str = "") -> None:
     need, left = estimate["total"] - given, available - given
     short = -(-(need - left) // 2**20)  # MiB, rounded up
     raise NotEnoughMemory(f"this run needs about {gib(need)} under {bound} ({detail}, "
-                          f"the interpreter {gib(BASE_BYTES)}, "
-                          + (f"less {gib(given)} that limit does not bind: "
-                             + ("the interpreter, already in its usage" if bound == CGROUP else
-                                "the helper's own process, the interpreter already mapped"
-                                if "helper process" in estimate else
-                                "the interpreter already mapped")
-                             if given >= 0 else
-                             f"and {gib(-given)} more its mappings grow by: thread stacks, "
-                             f"malloc arenas, OpenBLAS's buffers")
-                          + f"), but only {gib(left)} is left under it, {short} MiB short{hint}")
+                          f"the interpreter {gib(BASE_BYTES)}, {_credited(bound, given, estimate)}"
+                          f"), but only {gib(left)} is left under it, {short} MiB short{hint}")
+
+
+def _credited(bound: str, given: int, estimate: dict) -> str:
+    """What :func:`credit` gave ``estimate`` under ``bound`` (``given``), in words."""
+    if given < 0:
+        return (f"and {gib(-given)} more its mappings grow by: thread stacks, malloc arenas, "
+                f"OpenBLAS's buffers")
+    if bound == CGROUP:
+        what = "the interpreter, already in its usage"
+    elif "helper process" in estimate:
+        what = "the helper's own process, the interpreter already mapped"
+    else:
+        what = "the interpreter already mapped"
+    return f"less {gib(given)} that limit does not bind: {what}"
 
 
 def gib(n: int) -> str:
