@@ -628,8 +628,11 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
         # Tried (a folder of a name of its own, which no other process uses), not
         # judged by the permission bits, which root passes everywhere (also in
         # /proc, where none can be made).
+        # The folder is named from `existing` and mkdtemp's base name: since
+        # Python 3.12 mkdtemp returns its path made absolute, which folds a
+        # "link/.." into the link's own folder, not the one the system reads.
         try:
-            os.rmdir(tempfile.mkdtemp(dir=existing))
+            os.rmdir(os.path.join(existing, os.path.basename(tempfile.mkdtemp(dir=existing))))
         except OSError as exc:
             return f"{flag_name} {path}: cannot create folders in {existing} ({exc.strerror})"
         return None

@@ -26,6 +26,7 @@
 import copy
 import os
 import stat
+import tempfile
 import threading
 from pathlib import Path
 
@@ -384,6 +385,23 @@ def test_a_path_through_a_link_and_dots_is_written_where_the_system_reads_it(tmp
     assert output_path_problem("--save", "new2/sub/./../m.npz", "m.npz") == (
         f"--save new2/sub/./../m.npz: {tmp_path / 'new2' / 'sub'} does not exist, so the '..' "
         f"after it names nothing; write the path without it")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_the_check_through_a_link_and_dots_holds_where_mkdtemp_returns_absolute_paths(
+        tmp_path, monkeypatch):
+    """Since Python 3.12 ``tempfile.mkdtemp`` returns its folder's path made
+    absolute, which folds ``data/..`` into the link's own folder: the check
+    removed a folder that was not there, refused the path and left its
+    temporary folder behind (Python 3.13; here made so on any version)."""
+    made_absolute = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp",
+                        lambda *args, **kwargs: os.path.abspath(made_absolute(*args, **kwargs)))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "real" / "deep").mkdir(parents=True)
+    os.symlink("real/deep", "data")
+    assert output_path_problem("--save", "data/../models/m.npz", "m.npz") is None
+    assert sorted(os.listdir(tmp_path / "real")) == ["deep"]
 
 
 @pytest.mark.skipif(os.name != "posix", reason="a folder removed while in it")
