@@ -162,11 +162,20 @@ def wait_for(condition, seconds=30):
 
 def start_busy_timing():
     """time_lstm_loops.py beside a busy program, long enough to be stopped
-    midway; the process and the busy program's pid."""
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "time_lstm_loops.py"), "--beside", "busy",
-         "--hidden", *["4"] * 300], cwd=ROOT, env=env(), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    midway; the process and the busy program's pid.
+
+    It starts with Ctrl-C's default action, as a command typed at a terminal
+    does, even where these tests run with SIGINT ignored (`nohup pytest &`:
+    a program inherits an ignored signal, and Python leaves it ignored, so
+    the script ran to its end)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # SIG_DFL in a child
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "time_lstm_loops.py"), "--beside", "busy",
+             "--hidden", *["4"] * 300], cwd=ROOT, env=env(), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     busy = []
     assert wait_for(lambda: busy.extend(children(proc.pid)) or busy), "no busy program started"
     return proc, busy
