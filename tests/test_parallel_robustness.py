@@ -170,6 +170,9 @@ def _fit_in_child(queue):
 
 @needs_blas_control
 @needs_fork
+# Forking a process whose pool threads run is what this test is about; since
+# Python 3.12, fork() warns of it.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_trains_after_its_parent_did():
     """The child inherited a thread pool whose threads do not exist in it, and
     hung forever in its first product."""
