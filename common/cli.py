@@ -36,7 +36,12 @@ import warnings
 from common.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from common.plot import plot_format
 from common.run_lock import CheckpointInUse, holding_checkpoint
-from common.serialization import has_pickle_name, load_npz_meta, output_path_problem
+from common.serialization import (
+    has_pickle_name,
+    load_npz_meta,
+    output_path_problem,
+    same_file,
+)
 from common.training_guards import MAX_SKIPS_IN_A_ROW
 
 
@@ -170,7 +175,7 @@ def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bo
     """
     if not checkpoint or not os.path.exists(checkpoint) or overwrite:
         return None
-    if resume and os.path.abspath(resume) == os.path.abspath(checkpoint):
+    if resume and same_file(resume, checkpoint):
         return None
     return (f"--checkpoint {checkpoint} exists already (an earlier run?): continue it with "
             f"--resume {checkpoint}, or pass --overwrite to replace it")
@@ -288,7 +293,7 @@ def moved_checkpoint_notice(resume: str, settings: dict, outputs, explicit) -> s
     ``explicit``) still go where that run began: they may be another run's
     files."""
     written_as = settings.get("written_as")
-    if not written_as or os.path.abspath(resume) == written_as:
+    if not written_as or not isinstance(written_as, str) or same_file(resume, written_as):
         return None
     paths = [f"{flag(k)} {settings[k]}" for k in outputs
              if k not in explicit and settings.get(k)]

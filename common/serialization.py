@@ -213,6 +213,22 @@ def write_target(path: str) -> str:
     return os.path.realpath(path) if os.path.islink(path) else path
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether the paths ``a`` and ``b`` name one file (or folder): where both
+    exist, the same file as the system reads them (links, ``..`` after a
+    link, hard links); else the same path once links are resolved.
+
+    Not ``os.path.abspath`` of each: it joins a relative path to the working
+    folder as the system names it, links resolved (``/private/tmp/run``
+    on macOS), and folds ``link/..`` by its letters, so one file typed two
+    ways looked like two.
+    """
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 def special_file_kind(path: str) -> str | None:
     """What the existing ``path`` (links followed) is, in words, when it is
     neither a regular file nor a folder (``'a character device'``, ``'a named

@@ -31,7 +31,7 @@ from common.parallel import managed
 from common.progress import Progress
 from common.run_lock import CheckpointInUse, holding_checkpoint
 from common.schedules import BestParameters, DecayOnPlateau, EarlyStopping, HalveFrom
-from common.serialization import config_problem
+from common.serialization import config_problem, same_file
 from common.training_guards import (
     MAX_SKIPS_IN_A_ROW,
     Checkpointer,
@@ -499,7 +499,8 @@ class BaseTrainer:
         # A command line has decided about its --checkpoint file itself (it
         # refuses one of an earlier run without --overwrite): common.cli.
         settings = self.settings if isinstance(self.settings, dict) else {}
-        decided = settings.get("written_as") == os.path.abspath(path)
+        written_as = settings.get("written_as")
+        decided = isinstance(written_as, str) and same_file(written_as, path)
         if os.path.exists(path) and real not in self._own_checkpoints and not decided:
             path = os.fspath(path)
             raise FileExistsError(

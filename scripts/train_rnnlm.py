@@ -68,7 +68,7 @@ from common.memory import (  # noqa: E402
     may_split,
 )
 from common.parallel import thread_count_problem  # noqa: E402
-from common.serialization import file_sha256, load_npz_meta  # noqa: E402
+from common.serialization import file_sha256, load_npz_meta, same_file  # noqa: E402
 from common.trainer import (  # noqa: E402
     CheckpointWriteError,
     RnnlmTrainer,
@@ -362,7 +362,7 @@ def _shown(value):
 
 def _same_setting(name, given, recorded):
     if name in RECORDED_PATHS and given and recorded:
-        return os.path.abspath(given) == os.path.abspath(recorded)
+        return same_file(given, recorded)
     return given == recorded
 
 

@@ -456,6 +456,32 @@ def test_a_text_file_run_resumes_from_another_folder(script, capsys):
             and read_checkpoint("run/ck.npz")[1]["trainer"]["epoch"] == 3)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_a_run_resumed_through_a_link_to_its_folder_is_the_same_run(script, capsys, tmp_path):
+    """A path through a link names the file the run wrote: the working folder
+    is recorded as the system names it (links resolved, as /tmp is
+    /private/tmp on macOS), so comparing paths by their letters refused to
+    resume the checkpoint being written, refused the run's own text file as
+    another, and called the checkpoint a moved copy."""
+    os.mkdir("real")
+    os.symlink("real", "link")
+    Path("real/book.txt").write_text("the cat sat on the mat . " * 100)
+    os.chdir("link")
+    run = ["--text-file", "book.txt", "--batch-size", "4", "--time-size", "5",
+           "--hidden-size", "8", "--wordvec-size", "8", "--plot", "none", "--quiet"]
+    assert script.main([*run, "--epochs", "1", "--save", "m.npz", "--checkpoint", "ck.npz"]) == 0
+    capsys.readouterr()
+    linked = tmp_path / "link"
+    assert script.main([*run, "--epochs", "2", "--text-file", str(linked / "book.txt"),
+                        "--save", str(linked / "m.npz"), "--checkpoint", "ck.npz",
+                        "--resume", str(linked / "ck.npz")]) == 0
+    assert script.main(["--epochs", "3", "--checkpoint", str(linked / "ck.npz"),
+                        "--resume", "ck.npz", "--quiet"]) == 0
+    assert script.main(["--epochs", "4", "--resume", str(linked / "ck.npz"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert read_checkpoint(tmp_path / "real" / "ck.npz")[1]["trainer"]["epoch"] == 4
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--corpus", "ptb", "--text-file", "book.txt"],
      "--text-file is read only with --corpus text, not --corpus ptb"),
