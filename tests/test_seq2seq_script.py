@@ -725,3 +725,22 @@ def test_val_keeps_the_epoch_with_the_lowest_validation_loss(pairs_file, tmp_pat
 def test_val_must_leave_pairs_to_train_on(pairs_file, capsys):
     assert script().main(["--data", pairs_file, *SMALL, "--val", "360"]) == 2
     assert "--val 360 would hold out all 360 training pairs" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_a_run_resumed_through_a_link_to_its_folder_is_the_same_run(pairs_file, tmp_path,
+                                                                    capsys, monkeypatch):
+    """The --data file and the checkpoint typed through a link to their folder
+    are the run's own (compared by their letters, the file was refused as
+    another and the checkpoint as an earlier run's)."""
+    os.symlink(tmp_path, tmp_path / "link")
+    linked = tmp_path / "link"
+    monkeypatch.chdir(linked)  # the working folder is named with links resolved
+    run = ["--model", "plain", *SMALL, "--plot", "none"]
+    assert script().main(["--data", "pairs.tsv", *run, "--checkpoint", "ck.npz"]) == 0
+    capsys.readouterr()
+    assert script().main(["--resume", str(linked / "ck.npz"), "--checkpoint", "ck.npz",
+                          "--data", str(linked / "pairs.tsv"), "--epochs", "2", "--quiet",
+                          "--plot", "none"]) == 0
+    assert "was written as" not in capsys.readouterr().err  # not taken for a moved copy
+    assert len(read_checkpoint(tmp_path / "ck.npz")[1]["settings"]["history"]["greedy"]) == 2
