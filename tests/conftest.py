@@ -123,3 +123,5 @@ def holder():
     for process in started:
         process.kill()
         process.wait(timeout=30)
+        process.stdin.close()  # (left open, a ResourceWarning under python -X dev)
+        process.stdout.close()

@@ -108,6 +108,7 @@ def test_a_forked_child_does_not_keep_its_parents_hold(tmp_path):
             os.kill(child, signal.SIGKILL)
         parent.kill()
         parent.wait(timeout=30)
+        parent.stdout.close()
 
 
 @needs_flock

@@ -4,6 +4,7 @@ from a checkpoint, evaluating a saved model, and refused options."""
 
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -408,7 +409,7 @@ def test_weights_that_do_not_fit_past_the_memory_check_are_an_error_not_a_traceb
 
 def test_a_file_named_like_a_task_is_read_as_the_file(pairs_file, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "addition.txt").write_text(open(pairs_file).read().replace("\t", "\t"))
+    (tmp_path / "addition.txt").write_text(Path(pairs_file).read_text(encoding="utf-8"))
     assert script().main(["--data", "addition.txt", *SMALL, "--plot", "none"]) == 0
     assert "360 training and 40 test pairs" in capsys.readouterr().out
 
@@ -418,7 +419,7 @@ def test_resume_keeps_the_runs_outputs_and_beam_and_its_data(pairs_file, tmp_pat
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
     work.mkdir()
     elsewhere.mkdir()
-    (work / "pairs.tsv").write_text(open(pairs_file).read())
+    (work / "pairs.tsv").write_text(Path(pairs_file).read_text(encoding="utf-8"))
     monkeypatch.chdir(work)
     assert script().main(["--data", "pairs.tsv", *SMALL, "--beam", "2", "--save", "m.npz",
                           "--plot", "acc.png", "--checkpoint", "run.npz"]) == 0
@@ -554,7 +555,7 @@ def test_an_empty_file_flag_is_refused(flag, capsys):
 def test_a_header_line_is_named_in_a_notice(pairs_file, tmp_path, capsys):
     """Read as a pair (the loader cannot know), but said before training."""
     header = tmp_path / "with_header.tsv"
-    header.write_text("QUESTION\tANSWER\n" + open(pairs_file).read())
+    header.write_text("QUESTION\tANSWER\n" + Path(pairs_file).read_text(encoding="utf-8"))
     assert script().main(["--data", str(header), *SMALL, "--plot", "none"]) == 0
     err = capsys.readouterr().err
     assert (f"notice: {header}, line 1: 'QUESTION\\tANSWER' holds characters that no other "
@@ -612,7 +613,8 @@ def test_a_saved_model_reads_another_file_of_its_characters_by_its_own_ids(pairs
     saved = str(tmp_path / "m.npz")
     assert script().main(["--data", pairs_file, *SMALL, "--plot", "none", "--save", saved]) == 0
     other = tmp_path / "other.tsv"  # the same pairs, sorted: another first appearance
-    other.write_text("\n".join(sorted(open(pairs_file).read().split("\n"), reverse=True)))
+    lines = Path(pairs_file).read_text(encoding="utf-8").split("\n")
+    other.write_text("\n".join(sorted(lines, reverse=True)))
     model, meta = load_model(saved)
     with pytest.warns(sequence.SequenceDataWarning, match="also training pairs"):
         sequence.load_data(other)  # (the random words of the file repeat)
@@ -682,7 +684,7 @@ def test_resuming_a_saved_model_points_to_load(pairs_file, tmp_path, capsys):
 
 def test_a_resumed_run_whose_data_file_is_gone_says_so(pairs_file, tmp_path, capsys):
     data, ckpt = tmp_path / "gone.tsv", str(tmp_path / "run.npz")
-    data.write_text(open(pairs_file).read())
+    data.write_text(Path(pairs_file).read_text(encoding="utf-8"))
     assert script().main(["--data", str(data), *SMALL, "--plot", "none",
                           "--checkpoint", ckpt]) == 0
     data.unlink()
