@@ -167,6 +167,16 @@ def output_flags_problem(args: argparse.Namespace, examples: dict[str, str],
     return None
 
 
+def same_setting(name: str, given, recorded, paths=()) -> bool:
+    """Whether the value ``given`` for the setting ``name`` on resuming is the
+    run's ``recorded`` one: a setting in ``paths`` by the file it names (a
+    path through a link to its folder is the same file, see
+    :func:`~common.serialization.same_file`), anything else by value."""
+    if name in paths and given and recorded:
+        return same_file(given, recorded)
+    return given == recorded
+
+
 def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bool) -> str | None:
     """Why writing ``checkpoint`` would lose an earlier run, or None.
 

@@ -53,6 +53,7 @@ from common.cli import (  # noqa: E402
     recorded_paths,
     resumed_checkpoint_words,
     run_holding_checkpoint,
+    same_setting,
     save_over_checkpoint_problem,
     skipped_batches_notice,
     user_path,
@@ -68,7 +69,7 @@ from common.memory import (  # noqa: E402
     may_split,
 )
 from common.parallel import thread_count_problem  # noqa: E402
-from common.serialization import file_sha256, load_npz_meta, same_file  # noqa: E402
+from common.serialization import file_sha256, load_npz_meta  # noqa: E402
 from common.trainer import (  # noqa: E402
     CheckpointWriteError,
     RnnlmTrainer,
@@ -340,14 +341,15 @@ def apply_checkpoint_settings(args, explicit):
             continue
         if name not in explicit:
             setattr(args, name, value)
-        elif not _same_setting(name, getattr(args, name), value) and name in FIXED_ON_RESUME:
+        elif same_setting(name, getattr(args, name), value, RECORDED_PATHS):
+            continue
+        elif name in FIXED_ON_RESUME:
             # (--init-scale only draws the first weights: on resuming it changes nothing.)
             run = f"no {flag(name)}" if value is None else f"{flag(name)} {_shown(value)}"
             raise UsageError(f"{flag(name)} {_shown(getattr(args, name))} differs from the run "
                              f"in {args.resume} ({run}); drop the flag to continue that run, or "
                              "start a new one")
-        elif not _same_setting(name, getattr(args, name), value) and name not in ("epochs",
-                                                                                  "lr"):
+        elif name not in ("epochs", "lr"):
             notices.append(f"notice: {flag(name)} {_shown(getattr(args, name))} replaces the "
                            f"checkpoint's {_shown(value)} from here on")
     if notice := moved_checkpoint_notice(args.resume, recorded, ("save", "plot"), explicit):
@@ -358,12 +360,6 @@ def apply_checkpoint_settings(args, explicit):
 def _shown(value):
     """A setting as a command line gives it: None (no plot, no file) as 'none'."""
     return "none" if value is None else value
-
-
-def _same_setting(name, given, recorded):
-    if name in RECORDED_PATHS and given and recorded:
-        return same_file(given, recorded)
-    return given == recorded
 
 
 # -- before training: paths, data, memory ----------------------------------------------------

@@ -49,6 +49,7 @@ from common.cli import (  # noqa: E402
     recorded_paths,
     resumed_checkpoint_words,
     run_holding_checkpoint,
+    same_setting,
     save_over_checkpoint_problem,
     skipped_batches_notice,
     user_path,
@@ -68,7 +69,6 @@ from common.serialization import (  # noqa: E402
     file_sha256,
     load_npz,
     load_npz_meta,
-    same_file,
     special_file_kind,
 )
 from common.trainer import Trainer, TrainingInterrupted  # noqa: E402
@@ -260,15 +260,6 @@ def history_problem(history) -> str | None:
     return None
 
 
-def _differs(key, given, recorded):
-    """Whether the flag ``key`` given on resuming changes the run's setting: a
-    ``--data`` file by which file it names (a path through a link to its
-    folder is the same file), anything else by value."""
-    if key == "data" and isinstance(given, str) and isinstance(recorded, str):
-        return not same_file(given, recorded)
-    return given != recorded
-
-
 def _take_run_settings(parser, args, explicit):
     """A resumed run continues with the settings its checkpoint was written with;
     a flag in ``explicit`` (given on the command line) that would change one is
@@ -295,7 +286,7 @@ def _take_run_settings(parser, args, explicit):
     for key in RUN_SETTINGS + LATER_RUN_SETTINGS:
         if key not in settings:  # a later setting, not in an older checkpoint
             continue
-        if key in explicit and _differs(key, getattr(args, key), settings[key]):
+        if key in explicit and not same_setting(key, getattr(args, key), settings[key], ("data",)):
             if key == "data" and settings[key] is None:
                 ours = f"--task {settings['task']}"
             elif key == "task" and settings[key] is None:
