@@ -321,15 +321,17 @@ def test_a_loop_that_skips_a_batch_whose_half_raised_keeps_the_bits(error, monke
 
 def run_script(code):
     """``code`` in a fresh Python (forks, class patches and killed helpers stay there);
-    its standard output."""
+    its standard output and standard error."""
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
+    # Two threads, as the fixture gives the tests above: a helper on a one-CPU machine too.
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, env=dict(os.environ, PYTHONPATH=str(root),
-                                                PYTHONWARNINGS="always"))
+                                                PYTHONWARNINGS="always",
+                                                RNNLAB_NUM_THREADS="2"))
     assert done.returncode == 0, done.stderr
     return done.stdout, done.stderr
 
