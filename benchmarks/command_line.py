@@ -74,7 +74,14 @@ def data_dir_problem(data_dir: str | None) -> str | None:
         return ("--data-dir is empty; name the folder that holds ptb.train.txt, "
                 "ptb.valid.txt, ptb.test.txt, or leave the flag out")
     if not os.path.isdir(data_dir):
-        what = "a file, not a folder" if os.path.exists(data_dir) else "no such folder"
+        try:
+            from common.file_access import unreachable_words
+        except ImportError:  # an older checkout (--repo)
+            unreachable = None
+        else:
+            unreachable = unreachable_words(data_dir)
+        what = ("a file, not a folder" if os.path.exists(data_dir) else
+                unreachable or "no such folder")
         return (f"--data-dir {data_dir}: {what} (give the folder that holds ptb.train.txt, "
                 "ptb.valid.txt, ptb.test.txt, or leave the flag out)")
     return None

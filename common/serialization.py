@@ -46,6 +46,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from .file_access import unreachable_words, unreadable_words
+
 __all__ = [
     "META_KEY",
     "atomic_open",
@@ -451,6 +453,8 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
     """
     path = os.fsdecode(path)
     if not os.path.exists(path):
+        if unreachable := unreachable_words(path):
+            raise PermissionError(unreachable)
         raise FileNotFoundError(f"no such file: {path}")
     _check_readable_kind(path)
     try:
@@ -466,7 +470,7 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
     except _Unreadable as exc:
         raise ValueError(f"cannot read {path} as an rnnlab .npz file: {exc}") from None
     except PermissionError:
-        raise
+        raise PermissionError(unreadable_words(path)) from None
     except DAMAGED_ARCHIVE_ERRORS as exc:
         raise ValueError(f"cannot read {path} as an rnnlab .npz file: it is damaged or "
                          f"truncated ({exc})") from exc
@@ -481,6 +485,8 @@ def load_npz_meta(path: str | os.PathLike) -> dict[str, Any]:
     path = os.fsdecode(path)
     if os.path.exists(path):  # (a missing file: zipfile's FileNotFoundError, as before)
         _check_readable_kind(path)
+    elif unreachable := unreachable_words(path):
+        raise PermissionError(unreachable)
     try:
         with zipfile.ZipFile(path) as archive:
             try:
@@ -492,6 +498,8 @@ def load_npz_meta(path: str | os.PathLike) -> dict[str, Any]:
                 meta_array = _read_member(archive, info)
     except _Unreadable as exc:
         raise ValueError(f"cannot read {path} as an rnnlab .npz file: {exc}") from None
+    except PermissionError:
+        raise PermissionError(unreadable_words(path)) from None
     except DAMAGED_ARCHIVE_ERRORS as exc:
         raise ValueError(f"cannot read {path} as an rnnlab .npz file ({exc})") from exc
     return _parse_meta(path, meta_array)

@@ -63,6 +63,7 @@ from types import FrameType
 
 import numpy as np
 
+from common.file_access import unreachable_words, unreadable_words
 from common.serialization import DAMAGED_ARCHIVE_ERRORS, load_npz, save_npz
 
 from . import text
@@ -336,15 +337,19 @@ def _require_complete(folder: Path, source: str, origin: str) -> Path:
     ``origin`` how to show it (``data_dir='/x'``).
     """
     names = ", ".join(SHA256)
-    how = (
-        "pass data_dir=... a folder that holds them" if source == "data_dir"
-        else f"point ${ENV_DIR} at a folder that holds them"
-    )
+    name_another = "pass data_dir=..." if source == "data_dir" else f"point ${ENV_DIR} at"
+    how = f"{name_another} a folder that holds them"
     unset = "data_dir" if source == "data_dir" else f"${ENV_DIR}"
     fix = (
         f"Fix: put {names} (from {MIRRORS[0]}) in {folder}, or {how}, or leave {unset} "
         f"unset to let rnnlab use its cache {cache_dir()} (downloading if needed)."
     )
+    # The three may be there behind a folder this user may not enter (then
+    # exists() and is_file() say False, or raise): say so, not "missing".
+    elsewhere = (f"Or {name_another} another folder that holds {names}, or leave {unset} "
+                 f"unset to let rnnlab use its cache {cache_dir()} (downloading if needed).")
+    if unreachable := unreachable_words(folder / next(iter(SHA256))):
+        raise DataSourceError(f"{origin}: {unreachable}.\n{elsewhere}", source, folder)
     if not folder.exists():
         raise DataSourceError(f"{origin}: folder {folder} does not exist.\n{fix}", source, folder)
     if not folder.is_dir():
@@ -364,6 +369,9 @@ def _require_complete(folder: Path, source: str, origin: str) -> Path:
         path = folder / name
         try:
             actual = sha256_file(path)
+        except PermissionError as err:
+            raise DataSourceError(f"{origin}: {unreadable_words(path)}.\n{elsewhere}", source,
+                                  folder) from err
         except OSError as err:
             raise DataSourceError(
                 f"{origin}: cannot read {path} ({err.strerror or err}).\n{fix}", source, folder

@@ -45,6 +45,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from common.file_access import unreadable_words
+
 from ._checks import check_path, is_int
 
 __all__ = [
@@ -87,6 +89,8 @@ def read_text(path: str | os.PathLike) -> str:
     Raises:
         FileNotFoundError: the file does not exist.
         IsADirectoryError: ``path`` is a folder.
+        PermissionError: this user may not read the file, or enter a folder on
+            its way (the message says which, and the ``chmod`` that fixes it).
         CorpusError: the file is not text (a gzip, zip or ``.npz``, PNG or PDF
             file by its first bytes, or another binary file by its NUL bytes);
             the bytes are not valid UTF-8 (the message gives the byte offset and
@@ -105,6 +109,8 @@ def read_text(path: str | os.PathLike) -> str:
         ) from err
     except IsADirectoryError as err:
         raise IsADirectoryError(f"{path} is a folder; expected a text file") from err
+    except PermissionError as err:  # the file's own permissions, or a folder on the way
+        raise PermissionError(unreadable_words(path)) from err
     # Before decoding: read as Latin-1, any binary file "decodes", and converting
     # it with iconv (the advice below) would only turn it into garbage text.
     if problem := _binary_file_problem(data, path):

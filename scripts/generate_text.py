@@ -154,6 +154,8 @@ def load_model(path):
         model, meta = _load_model(path)
     except FileNotFoundError:
         raise UsageError(f"model file not found: {path}") from None
+    except PermissionError as exc:  # (its words name the file and the fix)
+        raise UsageError(str(exc)) from None
     except (OSError, ValueError) as exc:
         message = str(exc)
         if not message.startswith(os.fspath(path)):

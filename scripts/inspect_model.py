@@ -188,7 +188,7 @@ def read_input(args, vocab, level, default_length=None):
         except IsADirectoryError:
             raise UsageError(f"--text-file {args.text_file} is a folder; give a text file "
                              "in it") from None
-        except CorpusError as exc:  # not UTF-8 (the byte and line named), or a NUL byte
+        except (CorpusError, PermissionError) as exc:  # their words name the file and the fix
             raise UsageError(str(exc)) from None
         except OSError as exc:
             raise UsageError(f"cannot read the text file {args.text_file}: "

@@ -58,6 +58,7 @@ from common.cli import (  # noqa: E402
     skipped_batches_notice,
     user_path,
 )
+from common.file_access import unreachable_words  # noqa: E402
 from common.memory import (  # noqa: E402
     GATES,
     NotEnoughMemory,
@@ -488,7 +489,8 @@ def _named_ptb_source(args):
     else:
         return None
     if not os.path.isdir(named):
-        what = "a file, not a folder" if os.path.exists(named) else "no such folder"
+        what = ("a file, not a folder" if os.path.exists(named) else
+                unreachable_words(named) or "no such folder")
         raise UsageError(f"{how}: {what} (give the folder that holds ptb.train.txt, "
                          "ptb.valid.txt, ptb.test.txt)")
     return named

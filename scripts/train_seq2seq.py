@@ -54,6 +54,7 @@ from common.cli import (  # noqa: E402
     skipped_batches_notice,
     user_path,
 )
+from common.file_access import unreachable_words  # noqa: E402
 from common.inspection import nonfinite_weights_problem  # noqa: E402
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
@@ -225,6 +226,8 @@ def parse_args(argv=None):
             what = ("a directory, not a file" if os.path.isdir(path) else
                     f"{kind}, not a file; save its content to a file and give that" if kind
                     else "no such file")
+            if unreachable := unreachable_words(path):  # (not "no such file": it may be there)
+                p.error(f"--{name}: {unreachable}")
             if name == "data" and args.resume and "data" not in explicit:
                 p.error(f"--resume {args.resume}: the run's --data file {path} is gone "
                         f"({what}); put it back there to continue the run")
