@@ -624,7 +624,8 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
     message suggests when ``path`` is a folder, or ends in a separator (a
     folder, existing or not). An existing file that is not writable (no
     write permission bit: checked on the bits, as root may write any file)
-    is refused: rnnlab does not replace a read-only file, nor anything that
+    is refused: rnnlab does not replace a read-only file, nor another user's
+    file in a folder with the sticky bit (``/tmp``), nor anything that
     is not a regular file (a device such as ``/dev/null``, a named pipe, a
     socket). A symbolic link is judged by the file it points to, which the
     writers replace.
@@ -695,4 +696,16 @@ def _read_only_problem(flag_name: str, path: str, target: str) -> str | None:
     if not os.access(target, os.W_OK):
         return (f"{flag_name} {path}: no permission to write this file (mode {mode:03o}); "
                 f"give another path")
+    # The writers rename a new file over the old one: in a folder with the
+    # sticky bit (/tmp), only the file's owner (or the folder's) may, whatever
+    # the file's own bits say, and the write would fail at the end of the run.
+    folder = folder_of(target)
+    try:
+        folder_st, me = os.stat(folder), os.geteuid()
+    except (OSError, AttributeError):  # (no geteuid on Windows, where no sticky bit either)
+        return None
+    if folder_st.st_mode & stat.S_ISVTX and me not in (0, st.st_uid, folder_st.st_uid):
+        return (f"{flag_name} {path} belongs to another user, and {folder} has the sticky "
+                f"bit (as /tmp has): only a file's owner may replace a file there; give "
+                f"another path")
     return None

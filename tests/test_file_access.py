@@ -5,12 +5,10 @@ A file inside a folder the user may not enter looked missing ("no such
 file", "model file not found"), a PTB folder behind one ended in a
 traceback, and a file the user may not read gave a bare ``[Errno 13]``.
 None of it shows to root, who may enter and read anything, and the tests
-usually run as root: so each check runs inside :func:`a_users_permissions`,
-which makes a process run by root take the effective user and group of
-``nobody`` for the moment (and changes nothing for one run by a user).
+usually run as root: so each check runs inside
+:func:`user_permissions.a_users_permissions`.
 """
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -24,30 +22,12 @@ from datasets import ptb, sequence, text
 from models import Seq2seq, SimpleRnnlm
 
 from script_loader import load_script
+from user_permissions import AS_ROOT, a_users_permissions
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
 
-NOBODY = 65534  # the user and group ``nobody`` of Linux
-AS_ROOT = os.name == "posix" and os.geteuid() == 0
 PTB = Path(os.environ.get("RNNLAB_PTB_DIR")
            or Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ptb")
-
-
-@contextlib.contextmanager
-def a_users_permissions():
-    """File access, inside the block, as an ordinary user has it: root's process
-    takes nobody's effective ids and gets its own back after; a user's is left
-    as it is (the fixture's chmod already shuts that user out)."""
-    if not AS_ROOT:
-        yield
-        return
-    os.setegid(NOBODY)
-    os.seteuid(NOBODY)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ axis warns that the 0 is ignored.
 
 import errno
 import os
+import shutil
 import stat
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from common.serialization import (
 from models import AttentionSeq2seq, Rnnlm
 
 from script_loader import load_script, usage_error
+from user_permissions import AS_ROOT, a_users_permissions
 
 TEXT = 'def f(x):\n    return "a(b)" + x  # note\n' * 4
 CHARS = sorted(set(TEXT))
@@ -264,6 +267,40 @@ def test_a_read_only_output_is_refused_before_the_work(mode, tmp_path, capsys):
                                            "--html", str(page)], capsys)
     assert "is read-only" in err
     assert page.read_text() == "kept" and stat.S_IMODE(os.stat(page).st_mode) == mode
+
+
+@posix_only
+def test_another_users_file_in_a_sticky_folder_is_refused_before_the_work(monkeypatch, capsys):
+    """The writers rename the new file over the old, which a folder with the
+    sticky bit (as /tmp) allows only the file's owner: another user's
+    world-writable file there passed the check, and the model trained was
+    lost when --save failed at the end."""
+    if not AS_ROOT:
+        pytest.skip("only root can make a file of another user")
+    shared = Path(tempfile.mkdtemp(prefix="rnnlab-sticky-"))
+    try:
+        shared.chmod(0o1777)
+        theirs, mine = shared / "theirs.npz", shared / "mine.npz"
+        save_npz(theirs, {"w": np.zeros(2)})
+        theirs.chmod(0o666)
+        monkeypatch.chdir(shared)
+        with a_users_permissions():
+            problem = output_path_problem("--save", theirs, "model.npz")
+            with pytest.raises(PermissionError):
+                save_npz(theirs, {"w": np.ones(2)})  # what the check spares a run
+            save_npz(mine, {"w": np.zeros(2)})
+            assert output_path_problem("--save", mine, "model.npz") is None  # one's own
+            save_npz(mine, {"w": np.ones(2)})
+            err = usage_error(script("train_rnnlm").main,
+                              ["--corpus", "synthetic", "--epochs", "1", "--save", str(theirs)],
+                              capsys)
+        assert problem == (f"--save {theirs} belongs to another user, and {shared} has the "
+                           f"sticky bit (as /tmp has): only a file's owner may replace a file "
+                           f"there; give another path")
+        assert problem in err
+        np.testing.assert_array_equal(load_npz(theirs)[0]["w"], np.zeros(2))
+    finally:
+        shutil.rmtree(shared)
 
 
 # -- 6. a symbolic link is written through -----------------------------------------------------

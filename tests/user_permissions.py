@@ -1,0 +1,31 @@
+"""An ordinary user's file permissions for a test run as root (as CI runs it).
+
+Root may enter, read and replace anything, so a test of what a user may not
+do shows nothing when it runs as root. :func:`a_users_permissions` makes the
+process take the effective user and group of ``nobody`` for a block, and
+gives root's back after; in a process run by a user it changes nothing
+(that user is shut out by the test's own ``chmod``).
+
+Imported by the test files beside it (pytest puts ``tests/`` on the path).
+"""
+
+import contextlib
+import os
+
+NOBODY = 65534  # the user and group ``nobody`` of Linux
+AS_ROOT = os.name == "posix" and os.geteuid() == 0
+
+
+@contextlib.contextmanager
+def a_users_permissions():
+    """File access, inside the block, as an ordinary user has it."""
+    if not AS_ROOT:
+        yield
+        return
+    os.setegid(NOBODY)
+    os.seteuid(NOBODY)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
