@@ -89,6 +89,14 @@ def save_checkpoint(path, trainer):
     save_npz(path, arrays, meta)
 
 
+def least_bytes(trainer) -> int:
+    """A lower bound of the size of ``trainer``'s checkpoint file, known before
+    its first update: the model's parameters and, for each, one array of
+    each per-parameter state of the optimizer (its ``state_names``)."""
+    params = sum(int(p.nbytes) for p in trainer.model.named_params().values())
+    return params * (1 + len(getattr(trainer.optimizer, "state_names", ())))
+
+
 def read_checkpoint(path):
     """Read and validate a checkpoint file; returns ``(arrays, meta)``."""
     arrays, meta = load_npz(path)

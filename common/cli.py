@@ -34,6 +34,7 @@ import sys
 import warnings
 
 from common.checkpoint import FORMAT as CHECKPOINT_FORMAT
+from common.checkpoint import least_bytes
 from common.plot import plot_format
 from common.run_lock import CheckpointInUse, holding_checkpoint
 from common.serialization import (
@@ -41,6 +42,7 @@ from common.serialization import (
     load_npz_meta,
     output_path_problem,
     same_file,
+    space_problem,
 )
 from common.training_guards import MAX_SKIPS_IN_A_ROW
 
@@ -311,6 +313,20 @@ def moved_checkpoint_notice(resume: str, settings: dict, outputs, explicit) -> s
         return None
     return (f"notice: {resume} was written as {written_as}; its run's outputs go where that "
             f"run began ({', '.join(paths)}): give them anew to write elsewhere")
+
+
+def disk_space_problem(trainer, save: str | None, checkpoint: str | None,
+                       vocab) -> str | None:
+    """Why the run's ``--checkpoint`` and ``--save`` files cannot fit on their
+    disks, or None (:func:`common.serialization.space_problem`): checked once
+    the model and optimizer are built, before the first batch. The model
+    file holds at least the parameters and ``vocab`` (the tokens, id ->
+    token: a JSON list in the metadata, four bytes a character); the
+    checkpoint also the optimizer's state (:func:`common.checkpoint.least_bytes`)."""
+    params = sum(int(p.nbytes) for p in trainer.model.named_params().values())
+    words = 4 * sum(len(str(vocab[i])) + 2 for i in range(len(vocab)))  # (with quotes)
+    return space_problem({"--checkpoint": (checkpoint, least_bytes(trainer)),
+                          "--save": (save, params + words)})
 
 
 def save_over_checkpoint_problem(save: str | None, overwrite: bool) -> str | None:

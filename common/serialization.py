@@ -59,6 +59,7 @@ __all__ = [
     "load_npz",
     "remove_stale_temporaries",
     "save_npz",
+    "space_problem",
     "special_file_kind",
     "to_json",
 ]
@@ -709,3 +710,44 @@ def _read_only_problem(flag_name: str, path: str, target: str) -> str | None:
                 f"bit (as /tmp has): only a file's owner may replace a file there; give "
                 f"another path")
     return None
+
+
+def space_problem(outputs: Mapping[str, tuple[str | None, int]]) -> str | None:
+    """Why the files ``outputs`` (``{flag: (path, size)}``, ``size`` a lower
+    bound of the file's bytes, a path None for an output not asked for)
+    cannot all be written for lack of disk space, or None; to check before a
+    long run, whose files are written during it and at its end.
+
+    Files on one disk count together: they are there at the same time (a
+    run's last checkpoint and its model). A file replaced needs its whole
+    new size free too, the old one being removed only once the new one is
+    written. The space counted is what this user may fill (root may also
+    fill the blocks a file system keeps for it). A disk that cannot be asked
+    counts as large enough.
+    """
+    disks: dict[int, tuple[int, str, list[tuple[str, str, int]]]] = {}
+    for flag, (path, size) in outputs.items():
+        if path is None:
+            continue
+        existing, _ = folders_on_the_way(write_target(os.fsdecode(path)))
+        try:
+            st = os.statvfs(existing)
+            device = os.stat(existing).st_dev
+        except (AttributeError, OSError, ValueError):  # (no statvfs on Windows)
+            continue
+        root = hasattr(os, "geteuid") and os.geteuid() == 0
+        free = (st.f_bfree if root else st.f_bavail) * st.f_frsize
+        disks.setdefault(device, (free, existing, []))[2].append((flag, path, size))
+    for free, folder, files in disks.values():
+        need = sum(size for _, _, size in files)
+        if need > free:
+            which = (f"{files[0][0]} {files[0][1]}" if len(files) == 1 else
+                     " and ".join(f"{flag} {path} ({_size(size)})" for flag, path, size in files))
+            return (f"{which} will take at least {_size(need)} on the disk that holds "
+                    f"{folder}, which has {_size(free)} free; free some space there or "
+                    f"give {'another path' if len(files) == 1 else 'other paths'}")
+    return None
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"

@@ -39,6 +39,7 @@ from common.cli import (  # noqa: E402
     at_least,
     checkpoint_problem,
     damaged_settings_problem,
+    disk_space_problem,
     empty_flag_problem,
     explicit_dests,
     flag,
@@ -569,6 +570,8 @@ def prepare(args, explicit):
                          f"{args.hidden_size}, --wordvec-size {args.wordvec_size}, vocabulary "
                          f"{vocab_size:,}){detail}; use smaller sizes") from None
     trainer = RnnlmTrainer(model, OPTIMIZERS[args.optimizer](lr=args.lr))
+    if problem := disk_space_problem(trainer, args.save, args.checkpoint, id_to_word):
+        raise UsageError(problem)
     trainer.settings = settings_of(args)
     trainer.title = (f"{type(model).__name__} (D={args.wordvec_size}, H={args.hidden_size}) on "
                      f"{name}, batch {args.batch_size} x time {args.time_size}, "

@@ -35,6 +35,7 @@ from common.cli import (  # noqa: E402
     at_least,
     checkpoint_problem,
     damaged_settings_problem,
+    disk_space_problem,
     empty_flag_problem,
     explicit_dests,
     flag,
@@ -679,6 +680,9 @@ def _run_holding(args):
             print(f"error: --load: {problem}", file=sys.stderr)
             return 2
     trainer = Trainer(model, Adam(lr=args.lr))
+    if problem := disk_space_problem(trainer, args.save, args.checkpoint, id_to_char):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     name = data_name(args)
     trainer.settings = recorded_paths(
         {k: getattr(args, k) for k in RUN_SETTINGS + LATER_RUN_SETTINGS + RESUMED_DEFAULTS},

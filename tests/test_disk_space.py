@@ -1,0 +1,120 @@
+"""A disk too small for a run's files is refused before its first batch.
+
+A run with ``--save`` on a nearly full disk trained to its end and then
+lost the model ("cannot write --save ...: No space left on device"); a
+``--checkpoint`` lost its first epoch. The training scripts now compare a
+lower bound of each file's size with the disk's free space once the model
+and optimizer are built (``common.cli.disk_space_problem``). The disk's free
+space is what ``os.statvfs`` says, made small here.
+"""
+
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from common.checkpoint import least_bytes, save_checkpoint
+from common.cli import disk_space_problem
+from common.optimizer import SGD, Adam
+from common.serialization import space_problem
+from common.trainer import RnnlmTrainer, Trainer
+from models import Seq2seq, SimpleRnnlm
+
+from script_loader import load_script, usage_error
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "statvfs"), reason="os.statvfs (POSIX)")
+
+
+@pytest.fixture
+def free_bytes(monkeypatch):
+    """Set ``free_bytes.value`` to the free space every disk reports."""
+    real = os.statvfs
+    state = SimpleNamespace(value=None)
+
+    def statvfs(path):
+        st = real(path)
+        if state.value is None:
+            return st
+        blocks = state.value // st.f_frsize
+        return SimpleNamespace(f_frsize=st.f_frsize, f_bavail=blocks, f_bfree=blocks)
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    return state
+
+
+def test_files_on_one_disk_count_together(tmp_path, free_bytes):
+    free_bytes.value = 3 * 2**20
+    two = {"--checkpoint": (str(tmp_path / "c.npz"), 2 * 2**20),
+           "--save": (str(tmp_path / "m.npz"), 2 * 2**20)}
+    assert space_problem(two) == (
+        f"--checkpoint {tmp_path / 'c.npz'} (2.0 MiB) and --save {tmp_path / 'm.npz'} "
+        f"(2.0 MiB) will take at least 4.0 MiB on the disk that holds {tmp_path}, which has "
+        f"3.0 MiB free; free some space there or give other paths")
+    assert space_problem({**two, "--save": (None, 2 * 2**20)}) is None  # not asked for
+    # A folder still to be made: the disk of the nearest one that exists.
+    assert space_problem({"--save": (str(tmp_path / "new" / "m.npz"), 4 * 2**20)}) == (
+        f"--save {tmp_path / 'new' / 'm.npz'} will take at least 4.0 MiB on the disk that "
+        f"holds {tmp_path}, which has 3.0 MiB free; free some space there or give another path")
+
+
+@pytest.mark.parametrize("optimizer, copies", [(SGD, 1), (Adam, 3)])
+def test_the_bounds_are_below_what_is_written(tmp_path, optimizer, copies):
+    """A bound above a file's size would refuse a run that fits."""
+    model = SimpleRnnlm(50, 8, 8, seed=0)
+    trainer = RnnlmTrainer(model, optimizer(lr=0.1))
+    params = sum(p.nbytes for p in model.named_params().values())
+    assert least_bytes(trainer) == copies * params
+    xs = np.arange(200) % 50
+    trainer.fit(xs, (xs + 1) % 50, max_epoch=1, batch_size=2, time_size=5)  # (the state)
+    save_checkpoint(tmp_path / "c.npz", trainer)
+    vocab = [f"word{i}" for i in range(50)]
+    model.save_params(str(tmp_path / "m.npz"), vocab=vocab)
+    assert os.path.getsize(tmp_path / "c.npz") >= least_bytes(trainer)
+    words = 4 * sum(len(w) + 2 for w in vocab)
+    assert os.path.getsize(tmp_path / "m.npz") >= params + words
+    # ... and disk_space_problem asks for exactly those.
+    with pytest.MonkeyPatch.context() as patch:
+        asked = []
+        patch.setattr("common.cli.space_problem", asked.append)
+        disk_space_problem(trainer, "m.npz", "c.npz", vocab)
+    assert asked == [{"--checkpoint": ("c.npz", least_bytes(trainer)),
+                      "--save": ("m.npz", params + words)}]
+
+
+def test_train_rnnlm_refuses_a_full_disk_before_training(tmp_path, monkeypatch, capsys,
+                                                         free_bytes):
+    monkeypatch.chdir(tmp_path)
+    free_bytes.value = 2**16
+    script = load_script("train_rnnlm")
+    trained = []
+    monkeypatch.setattr(script, "train", lambda *a: trained.append(1))
+    err = usage_error(script.main, ["--corpus", "synthetic", "--save", "m.npz", "--checkpoint",
+                                    "c.npz", "--plot", "p.png", "--quiet"], capsys)
+    assert err.startswith("error: --checkpoint c.npz (") and "free some space" in err
+    assert trained == [] and os.listdir(tmp_path) == []
+
+
+def test_train_seq2seq_refuses_a_full_disk_before_training(tmp_path, monkeypatch, capsys,
+                                                           free_bytes):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pairs.tsv").write_text("".join(f"{a}+{a}\t{2 * a}\n" for a in range(10, 90)))
+    free_bytes.value = 2**16
+    script = load_script("train_seq2seq")
+    monkeypatch.setattr(Trainer, "fit", lambda *a, **k: pytest.fail("trained"))
+    argv = ["--data", "pairs.tsv", "--batch-size", "16", "--save", "m.npz", "--plot", "p.png"]
+    err = usage_error(script.main, argv, capsys)
+    assert err.startswith("error: --save m.npz will take at least ") and "free some" in err
+    assert sorted(os.listdir(tmp_path)) == ["pairs.tsv"]
+    # Room for it: the run goes on to train.
+    free_bytes.value = 2**30
+    with pytest.raises(pytest.fail.Exception, match="trained"):
+        script.main(argv)
+
+
+def test_a_seq2seq_models_file_is_above_its_bound(tmp_path):
+    model = Seq2seq(13, 16, 32, seed=0)
+    vocab = list("0123456789+_ ")
+    model.save_params(str(tmp_path / "s.npz"), vocab=vocab)
+    params = sum(p.nbytes for p in model.named_params().values())
+    assert os.path.getsize(tmp_path / "s.npz") >= params + 4 * sum(len(c) + 2 for c in vocab)
