@@ -284,6 +284,8 @@ def test_another_users_file_in_a_sticky_folder_is_refused_before_the_work(monkey
         save_npz(theirs, {"w": np.zeros(2)})
         theirs.chmod(0o666)
         monkeypatch.chdir(shared)
+        # (Read before: the checkout may be in a folder nobody may enter, as CI's is.)
+        train_rnnlm = script("train_rnnlm")
         with a_users_permissions():
             problem = output_path_problem("--save", theirs, "model.npz")
             with pytest.raises(PermissionError):
@@ -291,9 +293,8 @@ def test_another_users_file_in_a_sticky_folder_is_refused_before_the_work(monkey
             save_npz(mine, {"w": np.zeros(2)})
             assert output_path_problem("--save", mine, "model.npz") is None  # one's own
             save_npz(mine, {"w": np.ones(2)})
-            err = usage_error(script("train_rnnlm").main,
-                              ["--corpus", "synthetic", "--epochs", "1", "--save", str(theirs)],
-                              capsys)
+            err = usage_error(train_rnnlm.main, ["--corpus", "synthetic", "--epochs", "1",
+                                                 "--save", str(theirs)], capsys)
         assert problem == (f"--save {theirs} belongs to another user, and {shared} has the "
                            f"sticky bit (as /tmp has): only a file's owner may replace a file "
                            f"there; give another path")
