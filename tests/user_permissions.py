@@ -6,10 +6,17 @@ process take the effective user and group of ``nobody`` for a block, and
 gives root's back after; in a process run by a user it changes nothing
 (that user is shut out by the test's own ``chmod``).
 
+While it holds nobody's ids, the process cannot read what root alone may
+(a Python installed under ``/root``, a checkout in a mode-700 folder): what
+the checks import late is imported here first. A codec that failed to load
+would stay unknown for the rest of the process (``encodings`` remembers the
+failure), and every later test reading an ``.npz`` file would fail.
+
 Imported by the test files beside it (pytest puts ``tests/`` on the path).
 """
 
 import contextlib
+import encodings.cp437  # noqa: F401  (zipfile's file names)
 import os
 
 import pytest
