@@ -28,6 +28,7 @@
 import argparse
 import contextlib
 import copy
+import errno
 import math
 import os
 import sys
@@ -204,11 +205,19 @@ def point_at_null(stream) -> None:
         os.close(null)
 
 
+def _reader_gone(exc: OSError) -> bool:
+    """Whether a write failed because no one reads the stream any more: a pipe
+    whose reader left (``BrokenPipeError``), or a terminal that went away
+    (``EIO``: its window closed, its SSH connection dropped)."""
+    return isinstance(exc, BrokenPipeError) or exc.errno == errno.EIO
+
+
 class _StreamThatMayClose:
     """``sys.stdout`` or ``sys.stderr`` whose reader may leave: a write or flush
-    that finds the pipe closed (``BrokenPipeError``) points the stream at the
-    null device (:func:`point_at_null`) and the run goes on,
-    printing to nobody, with one notice on stderr the first time."""
+    that finds the pipe closed (``BrokenPipeError``) or the terminal gone
+    (``EIO``) points the stream at the null device (:func:`point_at_null`)
+    and the run goes on, printing to nobody, with one notice on stderr the
+    first time."""
 
     def __init__(self, stream, name):
         self._stream, self._name, self.closed_by_reader = stream, name, False
@@ -216,14 +225,18 @@ class _StreamThatMayClose:
     def write(self, text):
         try:
             return self._stream.write(text)
-        except BrokenPipeError:
+        except OSError as exc:
+            if not _reader_gone(exc):
+                raise
             self._to_null()
             return len(text)
 
     def flush(self):
         try:
             self._stream.flush()
-        except BrokenPipeError:
+        except OSError as exc:
+            if not _reader_gone(exc):
+                raise
             self._to_null()
 
     def _to_null(self):

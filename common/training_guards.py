@@ -1,13 +1,21 @@
 """The parts a training loop calls at fixed points to lose nothing: the
-divergence guard (NaN policy), stopping on Ctrl-C or SIGTERM, checkpoints.
+divergence guard (NaN policy), stopping on Ctrl-C, SIGTERM or SIGHUP,
+checkpoints.
 
 * :class:`DivergenceGuard` looks at every batch's loss, and at the
   parameters at the end of an epoch and before a checkpoint is written.
-* :class:`StopOnSignals` turns the first Ctrl-C (SIGINT) or SIGTERM into a
-  request to stop at the next iteration boundary.
+* :class:`StopOnSignals` turns the first Ctrl-C (SIGINT), SIGTERM or SIGHUP
+  into a request to stop at the next iteration boundary.
 * :class:`DeferredTerminate`, around a script's work outside ``fit``
-  (evaluating, plotting, saving), remembers a SIGTERM until that work is
-  written instead of dying in the middle of it.
+  (evaluating, plotting, saving), remembers a SIGTERM or SIGHUP until that
+  work is written instead of dying in the middle of it.
+
+SIGHUP is what a program gets when its terminal goes away: the window
+closed, the SSH connection dropped. Its default action ends the process at
+once, the work since the last checkpoint lost, and a run without one lost
+whole; so it is taken as SIGTERM is. A SIGHUP that was ignored when the
+run began (``nohup``, which asks the run to outlive its terminal) stays
+ignored.
 * :class:`Checkpointer` writes the checkpoint every N iterations or every
   epoch, never with non-finite weights.
 """
@@ -40,16 +48,22 @@ class TrainingDiverged(FloatingPointError):
     became NaN or infinite."""
 
 
+# The status a command-line program exits with when a signal stopped it:
+# 128 + the signal's number, as a shell reports a process the signal ended.
+EXIT_CODES = {"SIGINT": 130, "SIGHUP": 129, "SIGTERM": 143}
+
+
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM stopped ``fit`` at an iteration boundary (after
-    saving). ``signal`` is ``'SIGINT'`` or ``'SIGTERM'``; ``exit_code`` the
-    status a command-line program exits with (130 or 143)."""
+    """Ctrl-C, SIGTERM or SIGHUP stopped ``fit`` at an iteration boundary
+    (after saving). ``signal`` is ``'SIGINT'``, ``'SIGTERM'`` or
+    ``'SIGHUP'``; ``exit_code`` the status a command-line program exits with
+    (130, 143 or 129: :data:`EXIT_CODES`)."""
 
     def __init__(self, message, checkpoint=None, signal_name="SIGINT"):
         super().__init__(message)
         self.checkpoint = checkpoint
         self.signal = signal_name
-        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+        self.exit_code = EXIT_CODES[signal_name]
 
 
 class TrainingOutOfMemory(MemoryError):
@@ -184,9 +198,11 @@ def stopped_at(trainer) -> str:
 
 
 class StopOnSignals:
-    """While training, the first Ctrl-C (SIGINT) or SIGTERM asks the loop to
-    stop at the next iteration boundary (so the checkpoint is consistent);
-    a second Ctrl-C interrupts at once, a second SIGTERM terminates.
+    """While training, the first Ctrl-C (SIGINT), SIGTERM or SIGHUP asks the
+    loop to stop at the next iteration boundary (so the checkpoint is
+    consistent); a second Ctrl-C interrupts at once, a second SIGTERM or
+    SIGHUP terminates. A SIGHUP ignored when training began (``nohup``) is
+    left ignored.
 
     Except SIGTERM in a daemonic process of :mod:`multiprocessing` (a
     ``Pool``'s worker, a ``Process(daemon=True)``): its parent ends it with
@@ -196,7 +212,8 @@ class StopOnSignals:
     traceback printed per worker, and nothing to resume from.)
     """
 
-    SIGNALS = {"SIGINT": signal.default_int_handler, "SIGTERM": signal.SIG_DFL}
+    SIGNALS = {"SIGINT": signal.default_int_handler, "SIGTERM": signal.SIG_DFL,
+               "SIGHUP": signal.SIG_DFL}
 
     def __init__(self):
         self.requested = None  # the name of the signal that asked to stop
@@ -205,15 +222,18 @@ class StopOnSignals:
     def __enter__(self):
         _active.append(self)
         for name in self.SIGNALS:
-            signum = getattr(signal, name, None)
+            signum = getattr(signal, name, None)  # (no SIGHUP on Windows)
             if signum is None or (name == "SIGTERM" and _ended_by_terminate()):
                 continue
+            if name == "SIGHUP" and signal.getsignal(signum) == signal.SIG_IGN:
+                continue  # nohup: the run is to outlive its terminal
             try:
                 self.previous[signum] = signal.signal(signum, self._handler)
             except ValueError:  # not the main thread: leave signals alone
                 break
-        if any(d.received for d in _deferring):  # a SIGTERM just before: stop at once
-            self._stop("SIGTERM")
+        received = [d.signal_name for d in _deferring if d.received]
+        if received:  # a SIGTERM or SIGHUP just before: stop at once
+            self._stop(received[0])
         return self
 
     def _handler(self, signum, frame):
@@ -231,8 +251,8 @@ class StopOnSignals:
             signal.signal(signum, previous)
         if self in _active:
             _active.remove(self)
-        if self.requested == "SIGTERM" and _deferring:  # the files next: a second one ends it
-            _deferring[-1].note()
+        if self.requested in DeferredTerminate.SIGNALS and _deferring:
+            _deferring[-1].note(self.requested)  # the files next: a second one ends it
         return False
 
 
@@ -246,47 +266,64 @@ def _ended_by_terminate() -> bool:
 
 
 class DeferredTerminate:
-    """While open, the first SIGTERM is remembered (``received``), not obeyed:
-    a script whose training calls ``fit`` once an epoch evaluates, plots and
-    writes its files between the calls, and SIGTERM's default action would
-    end it there with nothing saved, the finished model included. The script
-    checks ``received`` where stopping loses nothing. ``fit`` itself stops on
-    SIGTERM at the next iteration boundary (:class:`StopOnSignals`, which
-    takes the signal over while it runs, and stops at once when one came
-    just before it began). A second SIGTERM terminates at once, also after a
-    first that stopped ``fit``.
+    """While open, the first SIGTERM or SIGHUP is remembered (``received``,
+    and its name in ``signal_name``), not obeyed: a script whose training
+    calls ``fit`` once an epoch evaluates, plots and writes its files
+    between the calls, and the signal's default action would end it there
+    with nothing saved, the finished model included. The script checks
+    ``received`` where stopping loses nothing, and exits with
+    ``exit_code``. ``fit`` itself stops on either at the next iteration
+    boundary (:class:`StopOnSignals`, which takes the signals over while it
+    runs, and stops at once when one came just before it began). A second
+    one terminates at once, also after a first that stopped ``fit``. A
+    SIGHUP ignored when the context opens (``nohup``) is left ignored.
     """
+
+    SIGNALS = ("SIGTERM", "SIGHUP")
 
     def __init__(self):
         self.received = False
-        self.previous = None
+        self.signal_name = None  # the first of SIGNALS that came
+        self.previous = {}
+
+    @property
+    def exit_code(self) -> int:
+        """The status to exit with once the files are written (143 or 129)."""
+        return EXIT_CODES[self.signal_name or "SIGTERM"]
 
     def __enter__(self):
-        try:
-            self.previous = signal.signal(signal.SIGTERM, self._handler)
-        except ValueError:  # not the main thread: leave signals alone
-            self.previous = None
-            return self
+        for name in self.SIGNALS:
+            signum = getattr(signal, name, None)  # (no SIGHUP on Windows)
+            if signum is None or (name == "SIGHUP" and
+                                  signal.getsignal(signum) == signal.SIG_IGN):
+                continue
+            try:
+                self.previous[signum] = signal.signal(signum, self._handler)
+            except ValueError:  # not the main thread: leave signals alone
+                self.previous = {}
+                return self
         _deferring.append(self)
         return self
 
     def _handler(self, signum, frame):
-        self.note()
+        self.note(signal.Signals(signum).name)
 
-    def note(self):
-        """A SIGTERM came: remembered (by every open context), and the next
-        one takes its default action."""
+    def note(self, name="SIGTERM"):
+        """The signal ``name`` came: remembered (by every open context), and
+        the next one of it takes its default action."""
         for deferring in _deferring:
             deferring.received = True
+            deferring.signal_name = deferring.signal_name or name
         with contextlib.suppress(ValueError):  # (called in another thread: fit's there)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
 
     def __exit__(self, *exc):
         if self in _deferring:
             _deferring.remove(self)
-        if self.previous is not None:
-            # After a SIGTERM, the next ends the process, whatever was there before.
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if self.received else self.previous)
+        for signum, previous in self.previous.items():
+            # After one came, the next ends the process, whatever was there before.
+            came = self.received and signal.Signals(signum).name == self.signal_name
+            signal.signal(signum, signal.SIG_DFL if came else previous)
         return False
 
 

@@ -10,10 +10,11 @@ epochs, perplexity curve in ppl.png (a few seconds on a laptop).
     python scripts/train_rnnlm.py --text-file book.txt --level char # any text, all of it
 
 Everything is checked before training starts: the values of the flags, the
-data source, the output paths and the memory the run needs. Ctrl-C or
-SIGTERM stop at an iteration boundary, write the checkpoint, the model and
-the plot, and exit with 130 (Ctrl-C) or 143 (SIGTERM); usage errors exit
-with 2, a diverged run or one out of memory with 1.
+data source, the output paths and the memory the run needs. Ctrl-C,
+SIGTERM or SIGHUP (the terminal closed) stop at an iteration boundary,
+write the checkpoint, the model and the plot, and exit with 130 (Ctrl-C),
+143 (SIGTERM) or 129 (SIGHUP); usage errors exit with 2, a diverged run or
+one out of memory with 1.
 """
 
 import argparse
@@ -709,7 +710,7 @@ def save_outputs(trainer, args, data, stderr=False):
 
 
 def main(argv=None, description=None, defaults=None):
-    """Run the script; returns the exit status (0, 1, 130 or 143; 1 also when
+    """Run the script; returns the exit status (0, 1, 130, 143 or 129; 1 also when
     another training writes to the same --checkpoint); a usage error exits
     with 2 (``SystemExit``), as argparse does. A closed stdout (``| head``)
     does not stop the run: it goes on printing to nobody."""
@@ -732,8 +733,8 @@ def run(args, explicit):
               f"training tokens, vocabulary {data['vocab_size']:,}, batch {args.batch_size} x "
               f"time {args.time_size}, {args.optimizer} lr {trainer.optimizer.lr:g}")
     start = time.perf_counter()
-    # A SIGTERM after training waits until the files are written (fit stops on
-    # one in training), then ends the run before the evaluation.
+    # A SIGTERM or SIGHUP after training waits until the files are written (fit
+    # stops on one in training), then ends the run before the evaluation.
     with DeferredTerminate() as term:
         status = None if data["idle"] else train(trainer, args, data)
         if status is not None:
@@ -751,9 +752,9 @@ def run(args, explicit):
                   file=sys.stderr)
             return 130
     if term.received:
-        print(f"stopped by SIGTERM after training ({stopped_at(trainer)}), its files written",
-              file=sys.stderr)
-        return 143
+        print(f"stopped by {term.signal_name} after training ({stopped_at(trainer)}), its "
+              f"files written", file=sys.stderr)
+        return term.exit_code
     train_ppl = trainer.history["train_ppl"][-1] if trainer.history["train_ppl"] else math.nan
     print(f"train perplexity {train_ppl:.2f} (last epoch), {elapsed:.1f} s")
     if args.eval:

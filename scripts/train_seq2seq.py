@@ -11,9 +11,9 @@ After every epoch it prints a few test questions with the model's answers
 (all questions answered at once; with ``--beam K`` also by beam search),
 and redraws the accuracy plot. For an attention model it also draws the
 attention weights of a few test questions as heat maps. ``--save`` writes
-the parameters and the vocabulary to one ``.npz`` file (no pickles). Ctrl-C
-or SIGTERM stops at an iteration boundary, after writing ``--checkpoint``,
-and exits with 130 or 143.
+the parameters and the vocabulary to one ``.npz`` file (no pickles). Ctrl-C,
+SIGTERM or SIGHUP (the terminal closed) stops at an iteration boundary,
+after writing ``--checkpoint``, and exits with 130, 143 or 129.
 """
 
 import argparse
@@ -595,7 +595,7 @@ def plot_attention_examples(model, x, t, id_to_char, reverse, path, beam):
 def main(argv=None):
     """Run the script; returns the exit status (0; 1 when training diverged,
     or another training writes to the same --checkpoint; 2 for bad data or
-    flags; 130 or 143 when stopped by a signal). A closed stdout (``| head``)
+    flags; 130, 143 or 129 when stopped by a signal). A closed stdout (``| head``)
     does not stop the run: it goes on printing to nobody."""
     with outputs_may_close():
         try:
@@ -772,7 +772,7 @@ def _run_holding(args):
         return True
 
     def keep_what_is_done(status):
-        """A run stopped by Ctrl-C, SIGTERM or a checkpoint it could not write:
+        """A run stopped by a signal or a checkpoint it could not write:
         (--save) the model as it is now, then the plot of the epochs done."""
         if args.save and trainer.epoch + trainer.iteration > 0:
             save_model(None, f" (its parameters when the run stopped, {stopped_at(trainer)})")
@@ -797,19 +797,20 @@ def _run_holding(args):
                 return keep_what_is_done(1)
         return None
 
-    def stopped_by_sigterm():
+    def stopped_by_signal():
         how = (f"resume with --resume {args.checkpoint}" if args.checkpoint
                else "no checkpoint was asked for")
         print(file=sys.stderr)
-        keep_what_is_done(143)
-        print(f"stopped by SIGTERM after epoch {trainer.epoch}; {how}", file=sys.stderr)
-        return 143
+        keep_what_is_done(term.exit_code)
+        print(f"stopped by {term.signal_name} after epoch {trainer.epoch}; {how}",
+              file=sys.stderr)
+        return term.exit_code
 
     if args.resume and trainer.epoch >= args.epochs:
         print(f"nothing to train: --epochs {args.epochs} counts all the run's epochs, and "
               f"{args.resume} has done {trainer.epoch}; give a larger --epochs to continue it")
-    # A SIGTERM between two epochs' training waits until what is being written is
-    # written, then stops the run as one during training does.
+    # A SIGTERM or SIGHUP between two epochs' training waits until what is being
+    # written is written, then stops the run as one during training does.
     plotted = False  # (written by write_epoch_files)
     with DeferredTerminate() as term:
         try:
@@ -828,7 +829,7 @@ def _run_holding(args):
                     return status
             for epoch in range(trainer.epoch, args.epochs):
                 if term.received:  # while the last epoch was scored and written
-                    return stopped_by_sigterm()
+                    return stopped_by_signal()
                 trainer.settings["history"] = history
                 try:
                     with overflow_left_to_the_guard():
@@ -842,7 +843,7 @@ def _run_holding(args):
                     print(file=sys.stderr)
                     keep_what_is_done(exc.exit_code)
                     print(exc, file=sys.stderr)  # the last line: how to resume
-                    return exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM
+                    return exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP
                 except CheckpointWriteError as exc:
                     print(f"\nerror: {exc}", file=sys.stderr)
                     return keep_what_is_done(1)
@@ -909,9 +910,9 @@ def _run_holding(args):
             print(f"interrupted after epoch {trainer.epoch}{done}", file=sys.stderr)
             return 130
         if term.received:  # while the last epoch was scored or the files were written
-            print(f"stopped by SIGTERM after epoch {trainer.epoch}, its files written",
-                  file=sys.stderr)
-            return 143
+            print(f"stopped by {term.signal_name} after epoch {trainer.epoch}, its files "
+                  f"written", file=sys.stderr)
+            return term.exit_code
         return 0
 
 

@@ -37,15 +37,18 @@ class Terminated(Exception):
 
 @pytest.fixture
 def sigterm_raises():
-    """SIGTERM raises :class:`Terminated` during the test: a script that let the
-    signal's default action end it would otherwise end the whole test run."""
+    """SIGTERM (and SIGHUP, which scripts take alike) raises :class:`Terminated`
+    during the test: a script that let the signal's default action end it
+    would otherwise end the whole test run."""
 
     def handler(signum, frame):
         raise Terminated
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    signums = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
     yield
-    signal.signal(signal.SIGTERM, previous)
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 @pytest.fixture

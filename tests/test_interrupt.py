@@ -102,28 +102,56 @@ def test_a_second_ctrl_c_stops_at_once(corpus, tmp_path):
     assert glob.glob(str(tmp_path / ".*.tmp")) == []
 
 
-def test_sigterm_stops_like_ctrl_c_with_its_own_exit_code(corpus, tmp_path):
-    """SIGTERM (timeout, schedulers, docker stop) stops at an iteration
-    boundary and saves, as Ctrl-C does."""
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_and_sighup_stop_like_ctrl_c_with_their_own_exit_codes(corpus, tmp_path, name,
+                                                                        code, sigterm_raises):
+    """SIGTERM (timeout, schedulers, docker stop) and SIGHUP (the terminal
+    closed, the SSH connection dropped) stop at an iteration boundary and
+    save, as Ctrl-C does. (With ``sigterm_raises`` SIGHUP is not left
+    ignored, as it is when pytest runs under nohup.)"""
+    signum = getattr(signal, name)
 
     class Term(SimpleRnnlm):
         def forward(self, xs, ts):
             self.calls = getattr(self, "calls", 0) + 1
             if self.calls == 7:
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signum)
             return super().forward(xs, ts)
 
     xs, ts = corpus
     ck = tmp_path / "ck.npz"
-    handler = signal.getsignal(signal.SIGTERM)
+    handler = signal.getsignal(signum)
     with pytest.raises(TrainingInterrupted) as info:
         RnnlmTrainer(Term(V, D, H, seed=1), Adam(0.01)).fit(xs, ts, max_epoch=2, checkpoint=ck,
                                                             **FIT)
-    assert str(info.value) == f"stopped by SIGTERM at epoch 1, iteration 7; resume with " \
+    assert str(info.value) == f"stopped by {name} at epoch 1, iteration 7; resume with " \
                               f"trainer.resume({str(ck)!r})"
-    assert (info.value.signal, info.value.exit_code) == ("SIGTERM", 143)
-    assert signal.getsignal(signal.SIGTERM) is handler
+    assert (info.value.signal, info.value.exit_code) == (name, code)
+    assert signal.getsignal(signum) is handler
     assert read_checkpoint(ck)[1]["trainer"]["iteration"] == 7
+
+
+def test_a_sighup_ignored_before_training_stays_ignored(corpus, monkeypatch):
+    """nohup asks a run to outlive its terminal: neither fit nor a script's
+    DeferredTerminate takes SIGHUP over then, and one that comes changes
+    nothing."""
+    from common.training_guards import DeferredTerminate
+
+    class Hangup(SimpleRnnlm):
+        def forward(self, xs, ts):
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+            return super().forward(xs, ts)
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with DeferredTerminate() as term:
+            trainer = RnnlmTrainer(Hangup(V, D, H, seed=1), Adam(0.01))
+            trainer.fit(*corpus, max_epoch=1, **FIT)  # (no TrainingInterrupted)
+        assert not term.received and trainer.epoch == 1
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 # -- the script, in a real process ------------------------------------------------------
@@ -189,6 +217,73 @@ def test_script_ctrl_c_exits_130_with_a_resume_hint_then_resumes(tmp_path):
     _, meta = read_checkpoint(work / "ck.npz")
     assert (meta["trainer"]["epoch"], meta["trainer"]["iteration"]) == (done + 1, 0)
     assert glob.glob(str(work / ".*.tmp")) == []
+
+
+# Runs the script in a terminal of its own (a pseudo-terminal), then closes the
+# terminal once the first epoch's line shows, as a closed window or a dropped SSH
+# connection does: the system sends the script SIGHUP, and its writes to the
+# terminal fail (EIO). Prints the script's exit status and what it printed.
+# ("nohup" first: SIGHUP ignored, as nohup starts a program; the output still
+# goes to the terminal here, so the run has to go on printing to nobody.)
+IN_A_TERMINAL_THEN_HANG_UP = """
+import json, os, pty, select, signal, sys, time
+nohup, argv = sys.argv[1] == "nohup", sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:  # (SIGHUP's action set either way: pytest itself may run under nohup)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN if nohup else signal.SIG_DFL)
+    os.execv(sys.executable, [sys.executable, *argv])
+seen, deadline = b"", time.monotonic() + 120
+while b"| epoch 1 " not in seen and time.monotonic() < deadline:
+    if not select.select([fd], [], [], 1.0)[0]:
+        continue
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:  # (the script ended)
+        break
+    if not chunk:
+        break
+    seen += chunk
+os.close(fd)
+for _ in range(1200):  # its end; or, two minutes on, its kill: it does not outlive the test
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    time.sleep(0.1)
+else:
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+print(json.dumps([os.waitstatus_to_exitcode(status), seen.decode(errors="replace")]))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="pseudo-terminals and SIGHUP")
+@pytest.mark.parametrize("nohup", [False, True], ids=["terminal closed", "SIGHUP ignored"])
+def test_script_whose_terminal_closes_writes_its_files_and_exits_129(tmp_path, nohup):
+    """A closed terminal (SIGHUP) ended the run at once: no model, no plot,
+    the epochs since the last checkpoint lost; with SIGHUP ignored, its next
+    write to the terminal (EIO) did. Now it stops as on SIGTERM, writes
+    everything and exits 129; with SIGHUP ignored it trains on to its end."""
+    import json
+
+    epochs = 30 if nohup else 300  # (a run that has to end by itself: a short one)
+    done = subprocess.run(
+        [sys.executable, "-c", IN_A_TERMINAL_THEN_HANG_UP, "nohup" if nohup else "-",
+         str(SCRIPT), *COMMON, "--epochs", str(epochs), "--save", "m.npz"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
+    code, printed = json.loads(done.stdout)
+    assert "| epoch 1 " in printed, printed
+    _, meta = read_checkpoint(tmp_path / "ck.npz")
+    assert code == (0 if nohup else 129), printed
+    if nohup:
+        assert meta["trainer"]["epoch"] == epochs
+    else:
+        assert 1 <= meta["trainer"]["epoch"] < epochs  # (stopped, its checkpoint written)
+    assert sorted(os.listdir(tmp_path)) == ["ck.npz", "m.npz", "p.png"]  # (the lock gone)
+    arrays, _ = read_checkpoint(tmp_path / "ck.npz")  # the model is the checkpoint's
+    for name, p in load_model(str(tmp_path / "m.npz"))[0].named_params().items():
+        np.testing.assert_array_equal(p, arrays[f"model/{name}"])
 
 
 PRESS_CTRL_C_WHILE_SAVING = """

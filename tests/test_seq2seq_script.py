@@ -226,30 +226,32 @@ def test_another_runs_checkpoint_is_not_overwritten(pairs_file, tmp_path, capsys
     assert "nothing to train: --epochs 2 counts all" in capsys.readouterr().out
 
 
-def terminated_while_scoring():
-    """The script, sending itself a SIGTERM each time it scores the test pairs."""
+def terminated_while_scoring(name="SIGTERM"):
+    """The script, sending itself the signal ``name`` each time it scores the test pairs."""
     import signal
 
     module = script()
     real = module.seq2seq_correct
 
     def scoring(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), getattr(signal, name))
         return real(*args, **kwargs)
 
     module.seq2seq_correct = scoring
     return module
 
 
-def test_sigterm_while_the_last_epoch_is_scored_still_exits_143(pairs_file, tmp_path, capsys,
-                                                                sigterm_raises):
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_a_signal_while_the_last_epoch_is_scored_still_stops_the_run(name, code, pairs_file,
+                                                                     tmp_path, capsys,
+                                                                     sigterm_raises):
     """The run's files are written (it had ended), and the exit status says
     it was asked to stop (it said 0)."""
-    module = terminated_while_scoring()
+    module = terminated_while_scoring(name)
     model = tmp_path / "m.npz"
     assert module.main(["--data", pairs_file, *SMALL, "--plot", "none",
-                        "--save", str(model)]) == 143
-    assert "stopped by SIGTERM after epoch 1, its files written" in capsys.readouterr().err
+                        "--save", str(model)]) == code
+    assert f"stopped by {name} after epoch 1, its files written" in capsys.readouterr().err
     assert model.is_file()
 
 
@@ -265,11 +267,12 @@ def test_a_resumed_run_keeps_its_on_nan_and_eval_interval(pairs_file, tmp_path):
     assert script().parse_args(["--resume", ckpt, "--on-nan", "raise"]).on_nan == "raise"
 
 
-@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
 def test_a_signal_stops_the_run_with_a_checkpoint_and_its_exit_code(sig, code, pairs_file,
-                                                                    tmp_path, capsys):
-    """Ctrl-C (130) and SIGTERM (143) stop at an iteration boundary, after
-    writing the checkpoint the message names."""
+                                                                    tmp_path, capsys,
+                                                                    sigterm_raises):
+    """Ctrl-C (130), SIGTERM (143) and SIGHUP (129, the terminal closed) stop
+    at an iteration boundary, after writing the checkpoint the message names."""
     import signal
 
     module = script()
