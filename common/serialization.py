@@ -11,7 +11,9 @@ the new one, never half of one.
 turns every way a file can be wrong (missing, empty, truncated, not a zip,
 a pickle, a lone ``.npy``, members that are not arrays, object arrays,
 broken metadata) into one ``ValueError`` (``FileNotFoundError`` for a
-missing file) that names the file and the problem.
+missing file; ``PermissionError`` for one this user may not reach or read,
+saying which and the ``chmod`` that fixes it) that names the file and the
+problem.
 
 Every file rnnlab writes goes through :func:`atomic_write` (or
 :func:`atomic_open`). A process killed in the middle of a write (SIGKILL,

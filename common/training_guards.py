@@ -9,6 +9,8 @@ checkpoints.
 * :class:`DeferredTerminate`, around a script's work outside ``fit``
   (evaluating, plotting, saving), remembers a SIGTERM or SIGHUP until that
   work is written instead of dying in the middle of it.
+* :class:`Checkpointer` writes the checkpoint every N iterations or every
+  epoch, never with non-finite weights.
 
 SIGHUP is what a program gets when its terminal goes away: the window
 closed, the SSH connection dropped. Its default action ends the process at
@@ -16,8 +18,6 @@ once, the work since the last checkpoint lost, and a run without one lost
 whole; so it is taken as SIGTERM is. A SIGHUP that was ignored when the
 run began (``nohup``, which asks the run to outlive its terminal) stays
 ignored.
-* :class:`Checkpointer` writes the checkpoint every N iterations or every
-  epoch, never with non-finite weights.
 """
 
 import contextlib
