@@ -727,6 +727,7 @@ def space_problem(outputs: Mapping[str, tuple[str | None, int]]) -> str | None:
     fill the blocks a file system keeps for it). A disk that cannot be asked
     counts as large enough.
     """
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
     disks: dict[int, tuple[int, str, list[tuple[str, str, int]]]] = {}
     for flag, (path, size) in outputs.items():
         if path is None:
@@ -737,7 +738,6 @@ def space_problem(outputs: Mapping[str, tuple[str | None, int]]) -> str | None:
             device = os.stat(existing).st_dev
         except (AttributeError, OSError, ValueError):  # (no statvfs on Windows)
             continue
-        root = hasattr(os, "geteuid") and os.geteuid() == 0
         free = (st.f_bfree if root else st.f_bavail) * st.f_frsize
         disks.setdefault(device, (free, existing, []))[2].append((flag, path, size))
     for free, folder, files in disks.values():

@@ -308,7 +308,7 @@ class DeferredTerminate:
     def _handler(self, signum, frame):
         self.note(signal.Signals(signum).name)
 
-    def note(self, name="SIGTERM"):
+    def note(self, name):
         """The signal ``name`` came: remembered (by every open context), and
         the next one of it takes its default action."""
         for deferring in _deferring:
