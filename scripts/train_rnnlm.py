@@ -72,6 +72,7 @@ from common.memory import (  # noqa: E402
     may_split,
 )
 from common.parallel import thread_count_problem  # noqa: E402
+from common.rescue import rescue_words, save_or_rescue  # noqa: E402
 from common.serialization import file_sha256, load_npz_meta  # noqa: E402
 from common.trainer import (  # noqa: E402
     CheckpointWriteError,
@@ -686,16 +687,21 @@ def train(trainer, args, data):
 
 
 def save_outputs(trainer, args, data, stderr=False):
-    """The model first (--save), then the plot; a failed plot is only a warning."""
+    """The model first (--save), then the plot; a failed plot is only a warning.
+    False when the model could not be written at --save (then it is written
+    elsewhere if any folder takes it, see :mod:`common.rescue`)."""
     say = (lambda line: print(line, file=sys.stderr)) if stderr else print
+    saved = True
     if args.save:
-        try:
-            trainer.model.save_params(args.save, vocab=data["id_to_word"],
-                                      level=args.level if args.corpus == "text" else "word")
-        except OSError as exc:
-            print(f"error: cannot write --save {args.save}: {exc}", file=sys.stderr)
-            return False
-        if not args.quiet or stderr:
+        level = args.level if args.corpus == "text" else "word"
+        written, error = save_or_rescue(
+            lambda path: trainer.model.save_params(path, vocab=data["id_to_word"], level=level),
+            args.save)
+        if error is not None:
+            print(f"error: {rescue_words('the model', '--save', args.save, written, error)}",
+                  file=sys.stderr)
+            saved = False
+        elif not args.quiet or stderr:
             say(f"model saved to {args.save}")
     if args.plot:
         try:
@@ -706,7 +712,7 @@ def save_outputs(trainer, args, data, stderr=False):
         else:
             if not args.quiet:
                 say(f"perplexity plot: {args.plot}")
-    return True
+    return saved
 
 
 def main(argv=None, description=None, defaults=None):

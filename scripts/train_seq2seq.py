@@ -67,6 +67,7 @@ from common.memory import (  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.plot import save_figure  # noqa: E402
+from common.rescue import rescue_words, save_or_rescue  # noqa: E402
 from common.serialization import (  # noqa: E402
     file_sha256,
     load_npz,
@@ -759,16 +760,23 @@ def _run_holding(args):
     def save_model(accuracy, why=""):
         """--save: the model as it is now (``accuracy``: its test accuracy, None
         when not measured); whether it was written."""
-        try:
-            path = model.save_params(args.save, vocab=id_to_char, task=args.data or args.task,
+        def write(path):
+            return model.save_params(path, vocab=id_to_char, task=args.data or args.task,
                                      reverse=args.reverse, data_seed=args.data_seed,
                                      data_sha256=args.data_sha256, accuracy=accuracy,
                                      question_width=int(x_train.shape[1]),
                                      answer_width=int(t_train.shape[1]))
-        except (OSError, ValueError) as exc:
+
+        try:
+            written, error = save_or_rescue(write, args.save)
+        except ValueError as exc:
             print(f"error: cannot write --save {args.save}: {exc}", file=sys.stderr)
             return False
-        print(f"saved {path}{why}", file=sys.stderr if why else sys.stdout)
+        if error is not None:
+            print(f"error: {rescue_words('the model', '--save', args.save, written, error)}",
+                  file=sys.stderr)
+            return False
+        print(f"saved {written}{why}", file=sys.stderr if why else sys.stdout)
         return True
 
     def keep_what_is_done(status):
@@ -881,8 +889,7 @@ def _run_holding(args):
                 print(f"kept the last epoch's parameters (the lowest validation loss, "
                       f"{trainer.best_val_ppl:.4f})")
             # The model first: a plot that cannot be written is only a warning.
-            if args.save and not save_model(accuracy):
-                return 1
+            saved = not args.save or save_model(accuracy)
             if args.model == "attention" and args.attention_plot and write_plot("attention_plot"):
                 print(f"attention heat maps: {args.attention_plot}")
             notice = skipped_batches_notice(trainer)
@@ -910,10 +917,10 @@ def _run_holding(args):
             print(f"interrupted after epoch {trainer.epoch}{done}", file=sys.stderr)
             return 130
         if term.received:  # while the last epoch was scored or the files were written
-            print(f"stopped by {term.signal_name} after epoch {trainer.epoch}, its files "
-                  f"written", file=sys.stderr)
+            print(f"stopped by {term.signal_name} after epoch {trainer.epoch}"
+                  + (", its files written" if saved else ""), file=sys.stderr)
             return term.exit_code
-        return 0
+        return 0 if saved else 1
 
 
 if __name__ == "__main__":
