@@ -22,7 +22,8 @@
   as it is (``--save=~/m.npz``): the argparse types :func:`user_path` and
   :func:`plot_path`.
 * A reader that stops reading (``| head``, quitting ``less``) does not end
-  a run: :func:`outputs_may_close`.
+  a run: :func:`outputs_may_close`; nor does a character that the output's
+  encoding cannot hold: :func:`writable`, :func:`outputs_escaped`.
 """
 
 import argparse
@@ -212,19 +213,81 @@ def _reader_gone(exc: OSError) -> bool:
     return isinstance(exc, BrokenPipeError) or exc.errno == errno.EIO
 
 
-class _StreamThatMayClose:
-    """``sys.stdout`` or ``sys.stderr`` whose reader may leave: a write or flush
-    that finds the pipe closed (``BrokenPipeError``) or the terminal gone
-    (``EIO``) points the stream at the null device (:func:`point_at_null`)
-    and the run goes on, printing to nobody, with one notice on stderr the
-    first time."""
+def writable(text: str, stream, warn: bool = True) -> str:
+    """``text`` with the characters that ``stream``'s encoding cannot hold written
+    as backslash escapes (``\\U0001f600``), and (``warn``) a ``warning:`` line
+    on stderr saying so; ``text`` itself when it can be written as it is.
 
-    def __init__(self, stream, name):
-        self._stream, self._name, self.closed_by_reader = stream, name, False
+    Without this, a character the output cannot hold (accents or emoji of a
+    ``--text-file`` or ``--data`` file, on an ASCII or cp1252 terminal, or
+    under ``PYTHONIOENCODING=ascii``) ends the program in a
+    ``UnicodeEncodeError``: a generated sample, or a training run after its
+    first epoch, lost.
+    """
+    encoding = getattr(stream, "encoding", None)
+    if not encoding:
+        return text
+    try:
+        text.encode(encoding, getattr(stream, "errors", None) or "strict")
+    except UnicodeEncodeError:
+        if warn:
+            print(f"warning: the output's encoding ({encoding}) cannot hold some characters "
+                  f"of the text; they are written as backslash escapes (\\xe9, \\U0001f600). "
+                  f"For the characters themselves, run with PYTHONIOENCODING=utf-8",
+                  file=sys.stderr)
+        return text.encode(encoding, "backslashreplace").decode(encoding)
+    except LookupError:  # an encoding or error handler Python does not know: as it is
+        pass
+    return text
+
+
+class _EscapingStream:
+    """``sys.stdout`` or ``sys.stderr`` that writes what its encoding cannot
+    hold as backslash escapes (:func:`writable`; one warning)."""
+
+    def __init__(self, stream):
+        self._stream, self._warned = stream, False
 
     def write(self, text):
         try:
             return self._stream.write(text)
+        except UnicodeEncodeError:  # (raised before anything is written)
+            self._stream.write(writable(text, self._stream, warn=not self._warned))
+            self._warned = True
+            return len(text)
+
+    def __getattr__(self, name):  # flush, isatty, fileno, encoding ... of the stream itself
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def outputs_escaped():
+    """``with outputs_escaped(): ...``: what is printed to stdout or stderr
+    that their encoding cannot hold is written as backslash escapes, with a
+    warning, instead of ending the program (see :func:`writable`)."""
+    real = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (None if s is None else _EscapingStream(s) for s in real)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = real
+
+
+class _StreamThatMayClose(_EscapingStream):
+    """``sys.stdout`` or ``sys.stderr`` whose reader may leave: a write or flush
+    that finds the pipe closed (``BrokenPipeError``) or the terminal gone
+    (``EIO``) points the stream at the null device (:func:`point_at_null`)
+    and the run goes on, printing to nobody, with one notice on stderr the
+    first time. What the stream's encoding cannot hold is escaped, as by
+    :class:`_EscapingStream`."""
+
+    def __init__(self, stream, name):
+        super().__init__(stream)
+        self._name, self.closed_by_reader = name, False
+
+    def write(self, text):
+        try:
+            return super().write(text)
         except OSError as exc:
             if not _reader_gone(exc):
                 raise
@@ -247,16 +310,15 @@ class _StreamThatMayClose:
                   file=sys.stderr)
         self.closed_by_reader = True
 
-    def __getattr__(self, name):  # isatty, fileno, encoding ... of the stream itself
-        return getattr(self._stream, name)
-
 
 @contextlib.contextmanager
 def outputs_may_close():
     """``with outputs_may_close(): ...``: a long run whose stdout (or stderr)
     reader stops reading (``| head``, ``| true``, quitting ``less``) goes on
     printing to nobody, and writes its checkpoint, model and plot as asked,
-    instead of dying of a ``BrokenPipeError`` with its work unsaved."""
+    instead of dying of a ``BrokenPipeError`` with its work unsaved; nor
+    does a character the output's encoding cannot hold end it (it is
+    escaped, as :func:`outputs_escaped` does)."""
     real = sys.stdout, sys.stderr
     # A stream closed before the start (``>&-``) or absent (pythonw) is None:
     # what would be printed there goes nowhere.

@@ -32,7 +32,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from common.checkpoint import FORMAT as CHECKPOINT_FORMAT  # noqa: E402
-from common.cli import at_least, point_at_null, user_path  # noqa: E402
+from common.cli import at_least, point_at_null, user_path, writable  # noqa: E402
 from common.inspection import guess_level, nonfinite_weights_problem  # noqa: E402
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
@@ -391,31 +391,6 @@ class TextOut:
         self.warned = self.warned or out != text
         self.stream.write(out)
         self.stream.flush()
-
-
-def writable(text, stream, warn=True):
-    """``text`` with the characters that ``stream``'s encoding cannot hold written
-    as backslash escapes (``\\U0001f600``), and (``warn``) a ``warning:`` line
-    on stderr saying so; ``text`` itself when it can be written as it is.
-
-    Without this a model of emoji or accents on an ASCII (or cp1252) terminal
-    would end in a UnicodeEncodeError, its whole sample lost.
-    """
-    encoding = getattr(stream, "encoding", None)
-    if not encoding:
-        return text
-    try:
-        text.encode(encoding, getattr(stream, "errors", None) or "strict")
-    except UnicodeEncodeError:
-        if warn:
-            print(f"warning: the output's encoding ({encoding}) cannot hold some characters "
-                  f"of the text; they are written as backslash escapes (\\xe9, \\U0001f600). "
-                  f"For the characters themselves, run with PYTHONIOENCODING=utf-8",
-                  file=sys.stderr)
-        return text.encode(encoding, "backslashreplace").decode(encoding)
-    except LookupError:  # an encoding or error handler Python does not know: as before
-        pass
-    return text
 
 
 def main(argv=None):

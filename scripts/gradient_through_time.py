@@ -39,6 +39,7 @@ from common.cli import (  # noqa: E402
     at_least,
     empty_flag_problem,
     output_flags_problem,
+    outputs_escaped,
     plot_path,
     positive_float,
     ptb_message_in_flag_words,
@@ -199,6 +200,11 @@ def plot(curves, args, path):
 
 def main(argv=None):
     args = parse_args(argv)
+    with outputs_escaped():  # a file name an ASCII terminal cannot show: escaped
+        return _run(args)
+
+
+def _run(args):
     try:
         path, train_ids, valid_ids, V = load_text(args)
     except (OSError, ValueError, ptb.DataNotFoundError) as exc:

@@ -47,6 +47,7 @@ from common.cli import (  # noqa: E402
     HelpFormatter,
     empty_flag_problem,
     output_flags_problem,
+    outputs_escaped,
     point_at_null,
     user_path,
 )
@@ -484,6 +485,11 @@ def checked(load, path):
 
 def main(argv=None):
     args = parse_args(argv)
+    with outputs_escaped():  # tokens an ASCII terminal cannot show: escaped, not a traceback
+        return _run(args)
+
+
+def _run(args):
     try:
         if args.command == "attention":
             code = run_attention(args)
