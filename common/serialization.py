@@ -725,8 +725,16 @@ def space_problem(outputs: Mapping[str, tuple[str | None, int]]) -> str | None:
     new size free too, the old one being removed only once the new one is
     written. The space counted is what this user may fill (root may also
     fill the blocks a file system keeps for it). A disk that cannot be asked
-    counts as large enough.
+    counts as large enough. So does a file above the largest this process
+    may write (``ulimit -f``, ``RLIMIT_FSIZE``): its write would fail with
+    ``File too large``.
     """
+    limit = _file_size_limit()
+    for flag, (path, size) in outputs.items():
+        if path is not None and limit is not None and size > limit:
+            return (f"{flag} {path} will take at least {_size(size)}, more than the largest "
+                    f"file this process may write, {_size(limit)} (ulimit -f); raise the "
+                    f"limit (ulimit -f unlimited) before the run")
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     disks: dict[int, tuple[int, str, list[tuple[str, str, int]]]] = {}
     for flag, (path, size) in outputs.items():
@@ -749,6 +757,17 @@ def space_problem(outputs: Mapping[str, tuple[str | None, int]]) -> str | None:
                     f"{folder}, which has {_size(free)} free; free some space there or "
                     f"give {'another path' if len(files) == 1 else 'other paths'}")
     return None
+
+
+def _file_size_limit() -> int | None:
+    """The largest file this process may write, in bytes (``ulimit -f``), or
+    None: no limit, or a system without one (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def _size(n: int) -> str:

@@ -118,3 +118,41 @@ def test_a_seq2seq_models_file_is_above_its_bound(tmp_path):
     model.save_params(str(tmp_path / "s.npz"), vocab=vocab)
     params = sum(p.nbytes for p in model.named_params().values())
     assert os.path.getsize(tmp_path / "s.npz") >= params + 4 * sum(len(c) + 2 for c in vocab)
+
+
+@pytest.fixture
+def file_size_limit():
+    """Set ``file_size_limit(n)``: the largest file this process may write
+    (``ulimit -f``, soft), put back after the test."""
+    resource = pytest.importorskip("resource")  # (POSIX)
+    before = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+    def set_limit(n):
+        resource.setrlimit(resource.RLIMIT_FSIZE, (n, before[1]))
+
+    yield set_limit
+    resource.setrlimit(resource.RLIMIT_FSIZE, before)
+
+
+def test_a_file_above_ulimit_f_is_refused(tmp_path, file_size_limit):
+    """Under ``ulimit -f`` a run's first checkpoint failed with "File too
+    large" and the model after it, nothing saved."""
+    file_size_limit(2**20)
+    assert space_problem({"--save": (str(tmp_path / "m.npz"), 2**20)}) is None
+    assert space_problem({"--save": (str(tmp_path / "m.npz"), 2**20 + 1)}) == (
+        f"--save {tmp_path / 'm.npz'} will take at least 1.0 MiB, more than the largest file "
+        f"this process may write, 1.0 MiB (ulimit -f); raise the limit (ulimit -f unlimited) "
+        f"before the run")
+    assert space_problem({"--save": (None, 2**21)}) is None  # not asked for
+
+
+def test_train_rnnlm_refuses_a_checkpoint_above_ulimit_f(tmp_path, monkeypatch, capsys,
+                                                         file_size_limit):
+    monkeypatch.chdir(tmp_path)
+    script = load_script("train_rnnlm")
+    monkeypatch.setattr(script, "train", lambda *a: pytest.fail("trained"))
+    file_size_limit(2**16)
+    err = usage_error(script.main, ["--corpus", "synthetic", "--hidden-size", "200",
+                                    "--checkpoint", "c.npz", "--plot", "none"], capsys)
+    assert err.startswith("error: --checkpoint c.npz will take at least ")
+    assert "(ulimit -f)" in err and os.listdir(tmp_path) == []
