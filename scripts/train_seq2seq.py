@@ -62,6 +62,7 @@ from common.memory import (  # noqa: E402
     available_bytes,
     check_memory,
     estimate_training_bytes,
+    gib,
     may_split,
 )
 from common.optimizer import Adam  # noqa: E402
@@ -98,6 +99,11 @@ RUN_SETTINGS = ("task", "data", "data_seed", "model", "reverse", "bidirectional"
 # The same, recorded by this version of the script (an older checkpoint lacks them).
 LATER_RUN_SETTINGS = ("beam", "data_sha256", "vocab", "val", "eval_interval")
 # What a resumed run takes from its checkpoint unless given anew.
+# Reading a --data file takes up to this many bytes of memory for each byte of
+# the file: each line, question and answer is a Python object until they are
+# ids (measured: 73 for lines of one character a side, 48 for the book's
+# addition layout, 41 for lines of 120 characters, 19 for Chinese).
+DATA_BYTES_PER_BYTE = 80
 RESUMED_DEFAULTS = ("epochs", "save", "plot", "attention_plot", "eval_batch", "show", "on_nan")
 
 
@@ -331,6 +337,28 @@ def _saved_model_hint(path) -> str:
         return ""
     return f"; to start a run from its parameters, give --load {path}" \
         if saved in MODEL_KEYS else ""
+
+
+def data_size_problem(args) -> str | None:
+    """Why the --data file is too large to read into the memory available
+    (checked before reading it), or None."""
+    if args.ignore_memory_check or not args.data or not os.path.isfile(args.data):
+        return None
+    size = os.path.getsize(args.data)
+    need = {"pairs": DATA_BYTES_PER_BYTE * size}
+    need["total"] = need["pairs"]
+    available = available_bytes()
+    # The lines of a first part that fits (head -n -1: not the line cut in two).
+    fits = max((available or 0) // DATA_BYTES_PER_BYTE, 1)
+    try:
+        check_memory(need, available,
+                     hint=f" to read --data {args.data} ({gib(size)}: each line is Python "
+                          f"objects until it is ids); train on a part of its lines that fits, "
+                          f"e.g. head -c {fits} {args.data} | head -n -1 > part.tsv, or pass "
+                          f"--ignore-memory-check to try anyway")
+    except NotEnoughMemory as exc:
+        return str(exc)
+    return None
 
 
 def load_pairs(args):
@@ -624,10 +652,18 @@ def _run_holding(args):
             return 2
         if args.data and loaded[1].get("model") in MODEL_KEYS:  # read the file by its ids
             args.vocab = loaded[1].get("vocab")
+    if problem := data_size_problem(args):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         (x_train, t_train), (x_test, t_test), id_to_char = load_pairs(args)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:  # past --ignore-memory-check, or an estimate too low for this file
+        print(f"error: not enough memory to read --data {args.data} "
+              f"({gib(os.path.getsize(args.data))}; reading takes up to {DATA_BYTES_PER_BYTE} "
+              f"times that); train on a part of its lines", file=sys.stderr)
         return 2
     problem = split_problem(args, len(x_train), len(x_test))
     if problem:

@@ -356,6 +356,28 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_training(pairs_file, 
     assert re.search(r"attention \d+ MiB, evaluation \d+ MiB\)", err)
 
 
+def test_a_data_file_too_large_for_memory_is_refused_before_reading(pairs_file, monkeypatch,
+                                                                     capsys):
+    """A file of millions of pairs ended in a MemoryError traceback while read."""
+    module = script()
+    size = os.path.getsize(pairs_file)  # 80 bytes of memory each, to read
+    module.available_bytes = lambda *estimate: 40 * size
+    assert module.main(["--data", pairs_file, *SMALL, "--plot", "none"]) == 2
+    err = capsys.readouterr().err
+    assert f"is available to read --data {pairs_file} (0 MiB: each line is Python objects " \
+           f"until it is ids)" in err and "--ignore-memory-check" in err
+    # The lines of a part that fits, without the line cut in two.
+    assert f"e.g. head -c {40 * size // 80} {pairs_file} | head -n -1 > part.tsv" in err
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(module.sequence, "load_data", no_memory)
+    assert module.main(["--data", pairs_file, *SMALL, "--ignore-memory-check"]) == 2
+    assert (f"error: not enough memory to read --data {pairs_file} (0 MiB; reading takes up "
+            f"to 80 times that); train on a part of its lines") in capsys.readouterr().err
+
+
 def test_no_memory_to_score_the_test_pairs_keeps_the_epoch(pairs_file, tmp_path, capsys):
     """A raw MemoryError traceback after a whole trained epoch, --save unwritten."""
     module = script()
