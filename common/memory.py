@@ -293,6 +293,26 @@ def check_memory(estimate: dict, available: int | None, hint: str = "") -> None:
                           f"), but only {gib(left)} is left under it, {short} MiB short{hint}")
 
 
+def reading_problem(flag: str, path: str, bytes_per_byte: int, available: int | None,
+                    why: str, part: str) -> str | None:
+    """Why reading the file ``path`` (given as ``flag``) would not fit in
+    ``available`` bytes, at up to ``bytes_per_byte`` of memory for each
+    byte of the file, or None: checked before reading it. ``why`` says why
+    it takes that much; ``part`` is the advice on a part that fits, with
+    ``{fits}`` for its size in bytes."""
+    size = os.path.getsize(path)
+    need = {"reading": bytes_per_byte * size}
+    need["total"] = need["reading"]
+    fits = max((available or 0) // bytes_per_byte, 1)
+    try:
+        check_memory(need, available, hint=f" to read {flag} {path} ({gib(size)}: {why}); "
+                                           f"{part.format(fits=fits)}, or pass "
+                                           f"--ignore-memory-check to try anyway")
+    except NotEnoughMemory as exc:
+        return str(exc)
+    return None
+
+
 def _credited(bound: str, given: int, estimate: dict) -> str:
     """What :func:`credit` gave ``estimate`` under ``bound`` (``given``), in words."""
     if given < 0:

@@ -70,6 +70,7 @@ from common.memory import (  # noqa: E402
     gib,
     language_model_shapes,
     may_split,
+    reading_problem,
 )
 from common.parallel import thread_count_problem  # noqa: E402
 from common.rescue import rescue_words, save_or_rescue  # noqa: E402
@@ -445,21 +446,13 @@ def _check_text_fits(args):
     """Refuse a text too large to read into the memory available, before reading it."""
     if args.ignore_memory_check or not os.path.isfile(args.text_file):
         return
-    size = os.path.getsize(args.text_file)
-    need = {"text": TEXT_BYTES_PER_BYTE * size}
-    need["total"] = need["text"]
-    available = available_bytes()
     # A part that fits, cut by bytes; iconv -c drops the character cut in two at the end.
-    fits = max((available or 0) // TEXT_BYTES_PER_BYTE, 1)
-    try:
-        check_memory(need, available,
-                     hint=f" to read --text-file {args.text_file} ({gib(size)}: each token is "
-                          f"a Python object until it is an id); train on a part of the file "
-                          f"that fits (--corpus-size still reads all of it), e.g. head -c "
-                          f"{fits} {args.text_file} | iconv -c -f utf-8 -t utf-8 > part.txt, "
-                          f"or pass --ignore-memory-check to try anyway")
-    except NotEnoughMemory as exc:
-        raise UsageError(str(exc)) from None
+    if problem := reading_problem(
+            "--text-file", args.text_file, TEXT_BYTES_PER_BYTE, available_bytes(),
+            "each token is a Python object until it is an id",
+            f"train on a part of the file that fits (--corpus-size still reads all of it), "
+            f"e.g. head -c {{fits}} {args.text_file} | iconv -c -f utf-8 -t utf-8 > part.txt"):
+        raise UsageError(problem)
 
 
 def _load_ptb(args):

@@ -64,6 +64,7 @@ from common.memory import (  # noqa: E402
     estimate_training_bytes,
     gib,
     may_split,
+    reading_problem,
 )
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
@@ -344,21 +345,11 @@ def data_size_problem(args) -> str | None:
     (checked before reading it), or None."""
     if args.ignore_memory_check or not args.data or not os.path.isfile(args.data):
         return None
-    size = os.path.getsize(args.data)
-    need = {"pairs": DATA_BYTES_PER_BYTE * size}
-    need["total"] = need["pairs"]
-    available = available_bytes()
     # The lines of a first part that fits (head -n -1: not the line cut in two).
-    fits = max((available or 0) // DATA_BYTES_PER_BYTE, 1)
-    try:
-        check_memory(need, available,
-                     hint=f" to read --data {args.data} ({gib(size)}: each line is Python "
-                          f"objects until it is ids); train on a part of its lines that fits, "
-                          f"e.g. head -c {fits} {args.data} | head -n -1 > part.tsv, or pass "
-                          f"--ignore-memory-check to try anyway")
-    except NotEnoughMemory as exc:
-        return str(exc)
-    return None
+    return reading_problem("--data", args.data, DATA_BYTES_PER_BYTE, available_bytes(),
+                           "each line is Python objects until it is ids",
+                           f"train on a part of its lines that fits, e.g. head -c {{fits}} "
+                           f"{args.data} | head -n -1 > part.tsv")
 
 
 def load_pairs(args):

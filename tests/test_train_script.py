@@ -371,7 +371,7 @@ def test_a_text_too_large_for_memory_is_refused_before_reading(script, capsys, m
     monkeypatch.setattr(script, "available_bytes", lambda: 100_000)
     assert usage_error(script, ["--text-file", "book.txt", *BOOK_RUN])
     err = capsys.readouterr().err
-    assert "this run needs about 0 MiB of memory (text 0 MiB), but only 0 MiB is available to " \
+    assert "this run needs about 0 MiB of memory (reading 0 MiB), but only 0 MiB is available to " \
            "read --text-file book.txt" in err and "--ignore-memory-check" in err
     # A part that fits, cut by bytes, the character cut in two dropped.
     assert "head -c 2500 book.txt | iconv -c -f utf-8 -t utf-8 > part.txt" in err
