@@ -511,6 +511,10 @@ def _run(args):
     except OSError as exc:  # a full disk behind stdout, the page or the heat map
         print(f"error: cannot write the output: {exc}", file=sys.stderr)
         return 1
+    except MemoryError:  # a whole long text's tokens and states, past the checks
+        print("error: not enough memory for the text: give a smaller --length (its first "
+              "tokens; --offset for a later part)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -362,3 +362,31 @@ def test_encode_text_reads_a_limit_of_tokens_or_refuses_it():
     for bad in (0, -1, 2.5, True):  # -1 silently dropped the last token
         with pytest.raises(ValueError, match="limit must be a whole number >= 1"):
             encode_text("a b zz\nb a", vocab, "word", limit=bad)
+
+
+def test_a_limit_cuts_only_a_start_of_a_long_text_into_tokens(monkeypatch):
+    """``--length`` (3,000 tokens for ``units``) cut the whole text into tokens
+    first: seconds and gigabytes for a book, a MemoryError for a large one.
+    A start of the text gives the same first tokens, wherever it is cut
+    (within a word, between \\r and \\n, in a run of spaces)."""
+    import random
+
+    from common import inspection
+    from datasets.text import tokenize
+
+    rng = random.Random(0)
+    pieces = ["a", "bc", "é", " ", "   ", "\n", "\r\n", "\r", "\t", "日本"]
+    for _ in range(3000):
+        content = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 120)))
+        limit = rng.randint(1, 12)
+        for level in ("word", "char"):
+            assert inspection._first_tokens(content, level, limit) == \
+                tokenize(content, level)[:limit], (content, level, limit)
+    # Of a long text only a start is cut.
+    cut = []
+    monkeypatch.setattr("datasets.text.tokenize",
+                        lambda text, level: cut.append(len(text)) or tokenize(text, level))
+    vocab = ["the", "cat", "<eos>"]
+    assert inspection.encode_text("the cat\n" * 100_000, vocab, "word", limit=3)[0] == \
+        ["the", "cat", "<eos>"]
+    assert cut == [48]

@@ -400,3 +400,17 @@ def test_output_errors_end_with_a_message(char_model, tmp_path):
     reader.stdout.close()  # nobody reads: the writer gets a broken pipe
     _, err = reader.communicate(timeout=60)
     assert reader.returncode == 0 and err == b""
+
+
+def test_a_text_too_long_for_memory_is_an_error_line(char_model, capsys, monkeypatch):
+    """A MemoryError traceback from the surprisal of a whole large text file."""
+    module = script("inspect_model")
+
+    def no_memory(*args):
+        raise MemoryError
+
+    monkeypatch.setattr(module, "finite_surprisal", no_memory)
+    assert module.main(["surprisal", "--model", str(char_model), "--text", TEXT]) == 1
+    assert capsys.readouterr().err == ("error: not enough memory for the text: give a smaller "
+                                       "--length (its first tokens; --offset for a later "
+                                       "part)\n")
