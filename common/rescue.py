@@ -87,9 +87,12 @@ def rescue_folders(path: str, error: OSError) -> list[str]:
     ``/dev/shm``, those that exist, each once,
     without ``path``'s own folder, and without its disk when ``error`` says
     the whole disk refuses (full, over quota, read-only, failing)."""
-    own = os.path.dirname(os.path.abspath(path))
-    own_disk = _disk(own) if error.errno in _WHOLE_DISK else None
-    folders, seen = [], {os.path.realpath(own)}
+    try:
+        own = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    except OSError:  # relative to a current folder that was removed
+        own = None
+    own_disk = _disk(own) if own is not None and error.errno in _WHOLE_DISK else None
+    folders, seen = [], {own}
     for folder in (os.getcwd, lambda: os.path.expanduser("~"), tempfile.gettempdir,
                    lambda: _IN_MEMORY):
         try:

@@ -164,9 +164,16 @@ def check_target(path: str | os.PathLike | bytes) -> str:
 def folder_of(path: str) -> str:
     """The folder of the file ``path``, absolute, as the system reads the path:
     ``..`` is not folded away (after a link, ``link/..`` is the folder above
-    the link's target, not the one holding the link)."""
+    the link's target, not the one holding the link). A relative ``path``
+    whose current folder was removed (``rm -r`` of a run's folder while it
+    trains) raises ``FileNotFoundError`` saying so."""
     if not os.path.isabs(path):
-        path = os.path.join(os.getcwd(), path)
+        try:
+            here = os.getcwd()
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "the current folder was removed, and the path "
+                                    "is relative to it", path) from None
+        path = os.path.join(here, path)
     return os.path.dirname(path)
 
 

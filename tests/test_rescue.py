@@ -186,3 +186,37 @@ def test_train_seq2seq_keeps_the_model_when_save_fails_at_the_end(places, monkey
     assert (here / "m.npz").read_text() == "another run's model"
     model, meta = load_model(here / "m-2.npz")
     assert type(model).__name__ == "Seq2seq" and 0 <= meta["accuracy"] <= 1
+
+
+def test_a_removed_current_folder_is_said_and_the_model_goes_home(places, monkeypatch, capsys):
+    """``rm -r`` of the run's folder while it trains: every relative path then
+    failed with a bare "No such file or directory", and finding a rescue
+    folder raised from ``os.getcwd`` (a traceback, the model lost)."""
+    import shutil
+
+    from common.serialization import folder_of
+    from common.trainer import RnnlmTrainer
+
+    full, here, home = places
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    real_fit = RnnlmTrainer.fit
+
+    def fit_then_remove_the_folder(self, *args, **kwargs):
+        result = real_fit(self, *args, **kwargs)
+        shutil.rmtree(here)
+        return result
+
+    monkeypatch.setattr(RnnlmTrainer, "fit", fit_then_remove_the_folder)
+    code = load_script("train_rnnlm").main(
+        ["--corpus", "synthetic", "--corpus-size", "800", "--batch-size", "4",
+         "--wordvec-size", "8", "--hidden-size", "8", "--epochs", "1", "--save", "m.npz",
+         "--plot", "p.png", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert (f"error: cannot write --save m.npz (the current folder was removed, and the path "
+            f"is relative to it); the model was written to {home / 'm.npz'} instead") in err
+    assert "warning: could not write the plot --plot p.png" in err
+    assert load_model(home / "m.npz")[0].vocab_size > 0
+    with pytest.raises(FileNotFoundError, match="the current folder was removed"):
+        folder_of("m.npz")
+    assert rescue_folders("m.npz", OSError(errno.ENOSPC, "full"))[0] == str(home)
