@@ -641,6 +641,11 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
     writers replace.
     """
     path = os.fsdecode(path)
+    try:
+        folder_of(path)
+    except FileNotFoundError as exc:  # started in a folder that was removed since
+        return (f"{flag_name} {path}: {exc.strerror}; give a path from / (or cd to a "
+                f"folder that exists)")
     if os.path.isdir(path):
         return (f"{flag_name} {path} is a folder; give a file name in it, e.g. "
                 f"{os.path.join(path, example)}")

@@ -194,7 +194,7 @@ def test_a_removed_current_folder_is_said_and_the_model_goes_home(places, monkey
     folder raised from ``os.getcwd`` (a traceback, the model lost)."""
     import shutil
 
-    from common.serialization import folder_of
+    from common.serialization import folder_of, output_path_problem
     from common.trainer import RnnlmTrainer
 
     full, here, home = places
@@ -219,4 +219,8 @@ def test_a_removed_current_folder_is_said_and_the_model_goes_home(places, monkey
     assert load_model(home / "m.npz")[0].vocab_size > 0
     with pytest.raises(FileNotFoundError, match="the current folder was removed"):
         folder_of("m.npz")
+    # A run started in such a folder is refused before training (a traceback).
+    assert output_path_problem("--save", "m.npz", "m.npz") == (
+        "--save m.npz: the current folder was removed, and the path is relative to it; give "
+        "a path from / (or cd to a folder that exists)")
     assert rescue_folders("m.npz", OSError(errno.ENOSPC, "full"))[0] == str(home)
