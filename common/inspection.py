@@ -207,10 +207,10 @@ def encode_text(content: str, vocab: list, level: str, limit: int | None = None)
 
 def _first_tokens(content: str, level: str, limit: int | None) -> list[str]:
     """``tokenize(content, level)[:limit]``, cutting only a start of a long
-    text into tokens (a whole book's words, for its first 3,000, took
-    seconds and some 40 bytes of memory a character). A start that gives
-    more than ``limit`` tokens gives the first ``limit`` exactly: only its
-    last token can be a word cut in two."""
+    text into tokens (the whole of a large file, for its first 3,000 tokens,
+    took gigabytes, or ended in a MemoryError). A start that gives more
+    than ``limit`` tokens gives the first ``limit`` exactly: only its last
+    token can be a word cut in two."""
     from datasets.text import tokenize
 
     if limit is None:

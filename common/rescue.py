@@ -12,14 +12,15 @@ process.
 
 :func:`save_or_rescue` then writes the same file to the first of these
 folders that takes it: the current folder, the home folder, the system's
-temporary folder, and on Linux ``/dev/shm`` (in memory: often the one place
-left when a machine's only disk is full). It skips the folder that failed, and when the failure
-says the disk itself is out of room or read-only it skips every folder on
-that disk. The rescued file gets the name asked for when no file there has
-it, else ``<stem>-2<suffix>``, ``<stem>-3<suffix>`` ...: a name is taken
-by creating it (``O_EXCL``), so an existing file is never replaced. The
-caller says where the file went; the run still ends with an error, since
-the file is not where it was asked to be.
+temporary folder, and on Linux ``/dev/shm`` (in memory: often the one
+place left when a machine's only disk is full). It skips the folder that
+failed, and when the failure says the disk itself is out of room or
+read-only it skips every folder on that disk. The rescued file gets the
+name asked for when no file there has it, else ``<stem>-2<suffix>``,
+``<stem>-3<suffix>`` ...: a name is taken by creating it (``O_EXCL``), so
+an existing file is never replaced. The caller says where the file went;
+the run still ends with an error, since the file is not where it was
+asked to be.
 """
 
 from __future__ import annotations
@@ -65,11 +66,10 @@ def save_or_rescue(write: Callable[[str], str], path: str
 
 
 def rescue_words(what: str, flag_name: str, path: str, written: str | None,
-                 error: OSError, otherwise: str = "") -> str:
+                 error: OSError) -> str:
     """The error line of a file ``what`` ("the model") that could not be
     written at ``path`` (given as ``flag_name``) with ``error``: where it went
-    instead, or that no folder took it, then ``otherwise`` (how else the
-    work can be had, e.g. from a checkpoint)."""
+    instead, or that no folder took it."""
     reason = error.strerror or str(error)
     if written is not None:
         last = (" (a folder in memory, emptied at shutdown: move the file before then)"
@@ -78,7 +78,7 @@ def rescue_words(what: str, flag_name: str, path: str, written: str | None,
                 f"instead{last}")
     tried = rescue_folders(path, error)
     elsewhere = f", nor in {', '.join(tried)}" if tried else ""
-    return f"cannot write {flag_name} {path} ({reason}){elsewhere}{otherwise}"
+    return f"cannot write {flag_name} {path} ({reason}){elsewhere}"
 
 
 def rescue_folders(path: str, error: OSError) -> list[str]:

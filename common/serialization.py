@@ -737,9 +737,9 @@ def space_problem(outputs: Mapping[str, tuple[str | None, int]]) -> str | None:
     new size free too, the old one being removed only once the new one is
     written. The space counted is what this user may fill (root may also
     fill the blocks a file system keeps for it). A disk that cannot be asked
-    counts as large enough. So does a file above the largest this process
-    may write (``ulimit -f``, ``RLIMIT_FSIZE``): its write would fail with
-    ``File too large``.
+    counts as large enough. A file above the largest this process may
+    write (``ulimit -f``, ``RLIMIT_FSIZE``) is a problem too: its write would
+    fail with ``File too large``.
     """
     limit = _file_size_limit()
     for flag, (path, size) in outputs.items():

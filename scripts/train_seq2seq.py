@@ -100,12 +100,12 @@ RUN_SETTINGS = ("task", "data", "data_seed", "model", "reverse", "bidirectional"
 # The same, recorded by this version of the script (an older checkpoint lacks them).
 LATER_RUN_SETTINGS = ("beam", "data_sha256", "vocab", "val", "eval_interval")
 # What a resumed run takes from its checkpoint unless given anew.
+RESUMED_DEFAULTS = ("epochs", "save", "plot", "attention_plot", "eval_batch", "show", "on_nan")
 # Reading a --data file takes up to this many bytes of memory for each byte of
 # the file: each line, question and answer is a Python object until they are
 # ids (measured: 73 for lines of one character a side, 48 for the book's
 # addition layout, 41 for lines of 120 characters, 19 for Chinese).
 DATA_BYTES_PER_BYTE = 80
-RESUMED_DEFAULTS = ("epochs", "save", "plot", "attention_plot", "eval_batch", "show", "on_nan")
 
 
 def parse_args(argv=None):

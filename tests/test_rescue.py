@@ -114,9 +114,8 @@ def test_no_folder_takes_it(places, monkeypatch):
     written, error = save_or_rescue(refuse_all, str(full / "m.npz"))
     assert written is None and error.errno == errno.ENOSPC
     assert os.listdir(here) == [] and os.listdir(home) == []  # no empty files left
-    assert rescue_words("the model", "--save", "m.npz", None, error, "; see above") == (
-        f"cannot write --save m.npz (No space left on device), nor in {here}, {home}; "
-        f"see above")
+    assert rescue_words("the model", "--save", "m.npz", None, error) == (
+        f"cannot write --save m.npz (No space left on device), nor in {here}, {home}")
 
 
 def test_other_errors_and_ctrl_c_pass_on_and_leave_nothing(places):
