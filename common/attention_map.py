@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from common.plot import MONOSPACE, plot_format, save_figure
+from common.plot import plot_format, quiet_glyphs, save_figure, text_fonts
 from common.serialization import check_target
 
 
@@ -46,7 +46,8 @@ def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | Non
 
     Labels and title are drawn as written: a ``$`` is a dollar sign, not the
     start of matplotlib's math text, and a character the monospace font
-    lacks (Hebrew, emoji) comes from the fallback font of ``MONOSPACE``.
+    lacks (Hebrew, Chinese) comes from an installed font that holds it
+    (:func:`common.plot.text_fonts`).
     """
     weights = np.asarray(weights, dtype=np.float64)
     if weights.ndim != 2:
@@ -74,16 +75,18 @@ def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | Non
         fig = ax.figure
     image = ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto",
                       interpolation="nearest")
-    literal = {"fontfamily": MONOSPACE, "parse_math": False}
-    ax.set_xticks(range(T_in), [_show(c) for c in in_labels], **literal)
-    ax.set_yticks(range(T_out), [_show(c) for c in out_labels], **literal)
+    ins, outs = [_show(c) for c in in_labels], [_show(c) for c in out_labels]
+    literal = {"fontfamily": text_fonts([*ins, *outs, title or ""]), "parse_math": False}
+    ax.set_xticks(range(T_in), ins, **literal)
+    ax.set_yticks(range(T_out), outs, **literal)
     ax.set_xlabel("input characters")
     ax.set_ylabel("output characters")
     if title:
         ax.set_title(title, fontsize=9, **literal)
     fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
     if path is not None:
-        fig.tight_layout()
+        with quiet_glyphs():
+            fig.tight_layout()
         save_figure(fig, path)
     return fig
 

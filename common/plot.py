@@ -6,10 +6,13 @@ boundaries, the best validation epoch and every change of the learning rate
 marked, and the run in the title.
 
 Also what every rnnlab figure shares: :func:`save_figure` (atomic writes),
-:func:`plot_format`, the :data:`MONOSPACE` font list and
+:func:`plot_format`, the :data:`MONOSPACE` font list, :func:`text_fonts`
+(the installed fonts that hold a text's characters) and
 :func:`readable_text_colour` (text on a coloured cell).
 """
 
+import contextlib
+import logging
 import numbers
 import os
 import sys
@@ -24,6 +27,8 @@ from common.serialization import atomic_write, check_target
 # own font, always there) has them; matplotlib takes a missing glyph from
 # the next family of the list rather than drawing an empty box.
 MONOSPACE = ("monospace", "DejaVu Sans")
+# Other text: matplotlib's default family.
+SANS = ("sans-serif",)
 # Epoch boundaries are drawn only when there are few enough to tell apart.
 MAX_EPOCH_LINES = 40
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg", ".jpeg": "jpg",
@@ -42,7 +47,104 @@ def plot_format(path) -> str:
 def save_figure(fig, path, dpi: int = 100) -> None:
     """Write ``fig`` to ``path`` in the format its suffix names, atomically: a
     full disk or Ctrl-C while drawing leaves the old file as it was."""
-    atomic_write(path, lambda f: fig.savefig(f, format=plot_format(path), dpi=dpi))
+    with quiet_glyphs():
+        atomic_write(path, lambda f: fig.savefig(f, format=plot_format(path), dpi=dpi))
+
+
+@contextlib.contextmanager
+def quiet_glyphs():
+    """``with quiet_glyphs():`` (or ``@quiet_glyphs()``) lay out and draw a
+    figure without matplotlib's warning for each glyph that no font of a
+    text has: rnnlab's figures take their texts' families from
+    :func:`text_fonts`, which has said once which characters no installed
+    font holds."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from",
+                                category=UserWarning)
+        yield
+
+
+def text_fonts(texts, base=MONOSPACE) -> tuple:
+    """The font families to draw ``texts`` (strings) with: ``base``, then the
+    installed fonts that hold the characters ``base``'s fonts lack.
+
+    DejaVu, the font matplotlib brings, has no Chinese, Japanese, Korean or
+    Thai; a heat map of such text drew every character as an empty box,
+    with one matplotlib warning a character. Matplotlib takes each glyph
+    from the first family of the list that has it, so the fonts that hold
+    the rest (Noto Sans CJK, say, where it is installed) are added, in
+    name order (broad families such as Noto first), those that hold some of
+    what is still missing, until nothing is. Characters that no installed
+    font holds stay boxes, with a ``UserWarning`` that names them (the
+    first time in a process: a figure draws many texts).
+    """
+    from matplotlib import font_manager
+
+    chars = {c for text in texts for c in str(text) if c.isprintable() and not c.isspace()}
+    held = set()
+    for family in base:
+        # (A list: one string alone would be read as a fontconfig pattern.)
+        held |= _charmap(font_manager.findfont(font_manager.FontProperties(family=[family])))
+    # (A family's bold or italic file may hold more, but its upright text is drawn.)
+    missing = {c for c in chars if ord(c) not in held}
+    families = list(base)
+    if missing:
+        names = sorted({entry.name for entry in font_manager.fontManager.ttflist
+                        if not entry.name.startswith("Last Resort")},
+                       key=lambda name: (not name.startswith(_BROAD), name))
+        codes = {ord(c) for c in missing}
+        # findfont logs a line for each family without an upright normal face.
+        log = logging.getLogger("matplotlib.font_manager")
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            for name in names[:_MAX_FONTS]:
+                if not codes:
+                    break
+                if name in families:
+                    continue
+                try:  # the file matplotlib draws the family's upright text from
+                    fname = font_manager.findfont(font_manager.FontProperties(family=[name]),
+                                                  fallback_to_default=False)
+                except ValueError:
+                    continue
+                has = codes & _charmap(fname)
+                if has:
+                    families.append(name)
+                    codes -= has
+        finally:
+            log.setLevel(level)
+        missing = {c for c in missing if ord(c) in codes}
+    if missing and not _warned_of_missing_glyphs:
+        _warned_of_missing_glyphs.append(True)
+        shown = "".join(sorted(missing)[:20]) + (" ..." if len(missing) > 20 else "")
+        warnings.warn(f"no installed font holds {len(missing)} of the characters drawn "
+                      f"({shown}): they show as boxes; install a font that has them (for "
+                      f"Chinese, Japanese and Korean: Noto Sans CJK)", UserWarning,
+                      stacklevel=2)
+    return tuple(families)
+
+
+_charmaps: dict = {}  # font file -> the code points it holds (read once a process)
+_warned_of_missing_glyphs: list = []  # [True] once text_fonts has warned
+# Families that hold many scripts, tried first; at most _MAX_FONTS are read (a
+# few ms each: a desktop may have thousands). matplotlib's "Last Resort" font
+# holds every code point, as a box: never a fallback.
+_BROAD = ("Noto Sans CJK", "Noto Sans", "Source Han Sans", "Droid Sans Fallback", "WenQuanYi",
+          "Arial Unicode", "Microsoft YaHei", "PingFang", "Hiragino", "Malgun Gothic", "Unifont")
+_MAX_FONTS = 400
+
+
+def _charmap(fname: str) -> set:
+    """The code points the font file ``fname`` holds (none where it cannot be read)."""
+    if fname not in _charmaps:
+        from matplotlib.ft2font import FT2Font
+
+        try:
+            _charmaps[fname] = set(FT2Font(fname).get_charmap())
+        except (OSError, RuntimeError, ValueError):
+            _charmaps[fname] = set()
+    return _charmaps[fname]
 
 
 def relative_luminance(rgb) -> float:
@@ -117,7 +219,8 @@ def plot_training(trainer, ylim=None, path=None, logy: bool = True):
         ax.set_ylim(bottom=low, top=high)
     # The legend goes under the axes, where it cannot cover a curve or the
     # learning-rate labels at the top of the axes: leave it a band there.
-    fig.tight_layout(rect=(0, 0.07, 1, 1) if legend else None)
+    with quiet_glyphs():
+        fig.tight_layout(rect=(0, 0.07, 1, 1) if legend else None)
     if window:
         import matplotlib.pyplot as plt
 
@@ -211,7 +314,8 @@ def _draw(ax, trainer):
     ax.set_xlabel(f"iterations ({per_epoch} an epoch)")
     ax.set_ylabel(name)
     # As written: the title may hold a file's name, whose "$" is no math.
-    ax.set_title(_title(trainer), fontsize=10, parse_math=False)
+    title = _title(trainer)  # (a --text-file's name in any script)
+    ax.set_title(title, fontsize=10, parse_math=False, family=text_fonts([title], SANS))
     _note_when_empty(ax, trainer)
     if not _recorded(trainer):
         # Only epoch lines, if any: show the iterations run, from 0, not their span.

@@ -65,7 +65,14 @@ from common.inspection import (  # noqa: E402
 )
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
-from common.plot import MONOSPACE, plot_format, readable_text_colour, save_figure  # noqa: E402
+from common.plot import (  # noqa: E402
+    SANS,
+    plot_format,
+    quiet_glyphs,
+    readable_text_colour,
+    save_figure,
+    text_fonts,
+)
 from common.units_html import write_units_page  # noqa: E402
 from datasets.text import CorpusError, read_text  # noqa: E402
 
@@ -321,8 +328,9 @@ def heat_map(units, tokens, level, path):
     fig, ax = plt.subplots(figsize=(max(6.0, 2.5 + cell * T), 0.6 + 0.42 * len(units)))
     image = ax.imshow(rows, cmap="bwr", vmin=-1, vmax=1, aspect="auto",
                       interpolation="nearest")
-    # Text as written ("$" is no math), glyphs the monospace font lacks from its fallback.
-    literal = {"family": MONOSPACE, "parse_math": False}
+    # Text as written ("$" is no math), glyphs the monospace font lacks from fonts that
+    # hold them.
+    literal = {"family": text_fonts(tokens), "parse_math": False}
     ax.set_yticks(range(len(units)), [label for _, label, _ in units], fontsize=8,
                   parse_math=False)
     if level == "char":
@@ -334,10 +342,12 @@ def heat_map(units, tokens, level, path):
                         color=readable_text_colour(background[r, t, :3]), **literal)
         ax.set_xticks([])
     else:
-        ax.set_xticks(range(T), tokens, rotation=90, fontsize=7, parse_math=False)
+        ax.set_xticks(range(T), tokens, rotation=90, fontsize=7, parse_math=False,
+                      family=text_fonts(tokens, SANS))
     ax.set_title("units over the text (each row scaled to its largest |value|; red +, blue -)",
                  fontsize=9)
-    fig.tight_layout()
+    with quiet_glyphs():  # (text_fonts has said which characters no font holds)
+        fig.tight_layout()
     try:
         # Atomically: a full disk or Ctrl-C while drawing leaves the old file as it was.
         save_figure(fig, path, dpi=110)

@@ -68,7 +68,7 @@ from common.memory import (  # noqa: E402
 )
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
-from common.plot import save_figure  # noqa: E402
+from common.plot import SANS, quiet_glyphs, save_figure, text_fonts  # noqa: E402
 from common.rescue import rescue_words, save_or_rescue  # noqa: E402
 from common.serialization import (  # noqa: E402
     file_sha256,
@@ -587,8 +587,10 @@ def plot_accuracy(history, path, title):
     ax.set_ylabel("accuracy (exact match, test set)")
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
-    ax.set_title(title, fontsize=9, parse_math=False)  # a "$" in --data's name is no math
-    fig.tight_layout()
+    # A "$" in --data's name is no math; its characters from the fonts that hold them.
+    ax.set_title(title, fontsize=9, parse_math=False, family=text_fonts([title], SANS))
+    with quiet_glyphs():  # (text_fonts has said which characters no font holds)
+        fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -608,7 +610,8 @@ def plot_attention_examples(model, x, t, id_to_char, reverse, path, beam):
         in_labels, out_labels = list(text(question, id_to_char)), list(text(guess[row], id_to_char))
         plot_attention(matrix, in_labels, out_labels, ax=ax,
                        title=f"{''.join(in_labels).strip()} -> {''.join(out_labels)}")
-    fig.tight_layout()
+    with quiet_glyphs():  # (text_fonts has said which characters no font holds)
+        fig.tight_layout()
     save_figure(fig, path)
 
 
