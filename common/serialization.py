@@ -58,6 +58,7 @@ __all__ = [
     "check_target",
     "config_problem",
     "folders_on_the_way",
+    "link_loops",
     "load_npz",
     "remove_stale_temporaries",
     "save_npz",
@@ -148,6 +149,10 @@ def check_target(path: str | os.PathLike | bytes) -> str:
     if _names_a_folder(path):
         raise IsADirectoryError(errno.EISDIR, "it names a folder, not a file; a file name is "
                                 "needed", path)
+    if link_loops(path):
+        # (realpath stops in the loop: a rename would replace a link of it by a file)
+        raise OSError(errno.ELOOP, "it is a link that leads round in a loop; give another "
+                      "path", path)
     target = write_target(path)
     if os.path.isdir(target):
         raise IsADirectoryError(errno.EISDIR, "it is a folder; give a file name in it", path)
@@ -199,6 +204,8 @@ def _way_problem(existing: str, missing: list[str]) -> str | None:
     itself forbids it."""
     if not os.path.lexists(existing):
         return f"{existing} does not exist"
+    if link_loops(existing):
+        return f"{existing} is a link that leads round in a loop (to {os.readlink(existing)})"
     if os.path.islink(existing) and not os.path.exists(existing):
         return f"{existing} is a link to {os.readlink(existing)}, which does not exist"
     if not os.path.isdir(existing):
@@ -223,6 +230,18 @@ def write_target(path: str) -> str:
     """The file a write to ``path`` replaces: ``path``, or for a symbolic link the
     file it points to (links followed to the end), which may not exist yet."""
     return os.path.realpath(path) if os.path.islink(path) else path
+
+
+def link_loops(path: str) -> bool:
+    """Whether ``path`` is a symbolic link whose links lead round in a loop
+    (``a -> b -> a``): it points at no file, and none can be made there."""
+    if not os.path.islink(path):
+        return False
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -465,6 +484,9 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
     if not os.path.exists(path):
         if unreachable := unreachable_words(path):
             raise PermissionError(unreachable)
+        if link_loops(path):
+            raise ValueError(f"{path} is a link that leads round in a loop (to "
+                             f"{os.readlink(path)}), not an .npz file")
         raise FileNotFoundError(f"no such file: {path}")
     _check_readable_kind(path)
     try:
@@ -649,6 +671,9 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
     if os.path.isdir(path):
         return (f"{flag_name} {path} is a folder; give a file name in it, e.g. "
                 f"{os.path.join(path, example)}")
+    if link_loops(path):
+        return (f"{flag_name} {path} is a link that leads round in a loop (to "
+                f"{os.readlink(path)}); give another path")
     if _names_a_folder(path):
         ending = f" (it ends in {path[-1]!r})" if path[-1] in (os.sep, os.altsep) else ""
         return (f"{flag_name} {path} names a folder{ending}, not a file; give a file name "

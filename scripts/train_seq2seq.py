@@ -72,6 +72,7 @@ from common.plot import SANS, quiet_glyphs, save_figure, text_fonts  # noqa: E40
 from common.rescue import rescue_words, save_or_rescue  # noqa: E402
 from common.serialization import (  # noqa: E402
     file_sha256,
+    link_loops,
     load_npz,
     load_npz_meta,
     special_file_kind,
@@ -234,6 +235,7 @@ def parse_args(argv=None):
             kind = special_file_kind(path)  # a pipe would be read once, not again to check it
             what = ("a directory, not a file" if os.path.isdir(path) else
                     f"{kind}, not a file; save its content to a file and give that" if kind
+                    else "a link that leads round in a loop" if link_loops(path)
                     else "no such file")
             if unreachable := unreachable_words(path):  # (not "no such file": it may be there)
                 p.error(f"--{name}: {unreachable}")

@@ -343,6 +343,28 @@ def test_a_link_keeps_the_permissions_of_its_target(tmp_path):
 
 
 @posix_only
+def test_a_link_that_leads_round_in_a_loop_is_refused_and_stays_a_link(tmp_path, monkeypatch,
+                                                                      capsys):
+    """``a -> b -> a``: a write to ``a`` put a file in place of the link (the
+    path resolved stops inside the loop), and the readers said "no such file"."""
+    monkeypatch.chdir(tmp_path)
+    Path("a").symlink_to("b")
+    Path("b").symlink_to("a")
+    err = usage_error(load_script("train_rnnlm").main, ["--save", "a", "--epochs", "1"], capsys)
+    assert "error: --save a is a link that leads round in a loop (to b); give another path" in err
+    assert output_path_problem("--save", "a/m.npz", "m.npz") == (
+        f"--save a/m.npz: {tmp_path / 'a'} is a link that leads round in a loop (to b)")
+    with pytest.raises(OSError, match="a link that leads round in a loop") as info:
+        save_npz("a", {"w": np.zeros(2)})
+    assert info.value.errno == errno.ELOOP
+    assert os.readlink("a") == "b" and os.readlink("b") == "a"  # both still links
+    with pytest.raises(ValueError, match=r"^a is a link that leads round in a loop \(to b\)"):
+        load_npz("a")
+    err = usage_error(load_script("train_seq2seq").main, ["--load", "a"], capsys)
+    assert "--load a: a link that leads round in a loop" in err
+
+
+@posix_only
 def test_inspect_model_refuses_a_page_that_links_to_its_model(tmp_path, capsys):
     model = char_model(tmp_path / "model.npz")
     page = tmp_path / "page.html"
