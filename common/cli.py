@@ -171,6 +171,28 @@ def output_flags_problem(args: argparse.Namespace, examples: dict[str, str],
     return None
 
 
+def drawing_problem(args: argparse.Namespace, dests: tuple[str, ...],
+                    may_skip: bool = True) -> str | None:
+    """Why matplotlib cannot draw the figures that the destinations ``dests``
+    of ``args`` ask for (``"plot"`` ...), or None; to check before a long run,
+    whose figures are drawn during it and at its end. ``import matplotlib``
+    fails for an ``MPLBACKEND`` it does not know (a typo, a trailing space)
+    or a broken installation, and the figures were then lost, after the
+    run. ``may_skip``: the flags take ``none`` (no figure), which the
+    message then offers."""
+    asked = [flag(dest) for dest in dests if getattr(args, dest, None)]
+    if not asked:
+        return None
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.figure import Figure  # noqa: F401 (what the figures are drawn on)
+    except Exception as exc:  # noqa: BLE001 - any failure to start is the user's to see
+        skip = f", or pass {' '.join(f'{a} none' for a in asked)}" if may_skip else ""
+        return (f"{' and '.join(asked)} need{'s' if len(asked) == 1 else ''} matplotlib, "
+                f"which cannot start ({exc}); fix that (MPLBACKEND=agg draws to files){skip}")
+    return None
+
+
 def same_setting(name: str, given, recorded, paths=()) -> bool:
     """Whether the value ``given`` for the setting ``name`` on resuming is the
     run's ``recorded`` one: a setting in ``paths`` by the file it names (a

@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 from common.cli import (  # noqa: E402
     HelpFormatter,
     at_least,
+    drawing_problem,
     empty_flag_problem,
     output_flags_problem,
     outputs_escaped,
@@ -102,8 +103,9 @@ def parse_args(argv=None):
     if problem := empty_flag_problem(args, {"text_file": "a text file",
                                             "data_dir": "the PTB folder"}):
         p.error(problem)
-    if problem := output_flags_problem(args, {"plot": "gradient_through_time.png"},
-                                       inputs=("text_file",)):
+    if problem := (output_flags_problem(args, {"plot": "gradient_through_time.png"},
+                                        inputs=("text_file",))
+                   or drawing_problem(args, ("plot",))):
         p.error(problem)
     return args
 

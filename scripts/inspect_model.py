@@ -45,6 +45,7 @@ import numpy as np  # noqa: E402
 
 from common.cli import (  # noqa: E402
     HelpFormatter,
+    drawing_problem,
     empty_flag_problem,
     output_flags_problem,
     outputs_escaped,
@@ -153,8 +154,9 @@ def parse_args(argv=None):
                                             "html": "the page to write"}):
         p.error(problem)
     # An output may not name the model or the text file: writing it would destroy them.
-    if problem := output_flags_problem(args, {"png": "map.png", "html": "units.html"},
-                                       inputs=("model", "text_file")):
+    if problem := (output_flags_problem(args, {"png": "map.png", "html": "units.html"},
+                                        inputs=("model", "text_file"))
+                   or drawing_problem(args, ("png",), may_skip=False)):
         p.error(problem)
     if getattr(args, "png", None):
         try:

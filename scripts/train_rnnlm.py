@@ -41,6 +41,7 @@ from common.cli import (  # noqa: E402
     checkpoint_problem,
     damaged_settings_problem,
     disk_space_problem,
+    drawing_problem,
     empty_flag_problem,
     explicit_dests,
     flag,
@@ -378,6 +379,7 @@ def check_output_paths(args, explicit=()):
                                        may_replace=(("checkpoint", "resume"),)):
         raise UsageError(resumed_checkpoint_words(problem, args, explicit))
     if problem := (pickle_name_problem(args, ("save", "checkpoint"))
+                   or drawing_problem(args, ("plot",))
                    or ptb_output_problem(args, examples)):
         raise UsageError(problem)
     if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):

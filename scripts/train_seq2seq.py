@@ -36,6 +36,7 @@ from common.cli import (  # noqa: E402
     checkpoint_problem,
     damaged_settings_problem,
     disk_space_problem,
+    drawing_problem,
     empty_flag_problem,
     explicit_dests,
     flag,
@@ -253,7 +254,8 @@ def parse_args(argv=None):
     if problem := output_flags_problem(args, outputs, inputs=("data", "load", "resume"),
                                        may_replace=(("save", "load"), ("checkpoint", "resume"))):
         p.error(resumed_checkpoint_words(problem, args, explicit))
-    if problem := pickle_name_problem(args, ("checkpoint",)):
+    if problem := (pickle_name_problem(args, ("checkpoint",))
+                   or drawing_problem(args, ("plot", "attention_plot"))):
         p.error(problem)
     if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
         p.error(problem)

@@ -10,6 +10,7 @@ training starts.
 
 import errno
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -282,3 +283,26 @@ def test_a_reproduction_s_val_and_eval_can_be_turned_off(here):
     assert args.val is False and args.eval is False
     args, _ = load_script("train_rnnlm").parse_args([], defaults=reproduce.DEFAULTS)
     assert args.eval is reproduce.DEFAULTS.get("eval", False)
+
+
+# -- matplotlib that cannot start -------------------------------------------------------
+
+
+@pytest.mark.parametrize("script, argv, message", [
+    ("train_rnnlm", [*TINY_LM, "--plot", "p.png"],
+     "error: --plot needs matplotlib, which cannot start ("),
+    ("train_seq2seq", [*TINY_PAIRS],
+     "--plot and --attention-plot need matplotlib, which cannot start ("),
+    ("gradient_through_time", ["--iters", "1"],
+     "--plot needs matplotlib, which cannot start ("),
+])
+def test_a_plot_that_matplotlib_cannot_draw_is_refused_before_the_run(script, argv, message,
+                                                                     here, monkeypatch,
+                                                                     capsys):
+    """A mistyped MPLBACKEND (or a broken matplotlib) made ``import matplotlib``
+    fail: the run trained to its end, then lost its plot. (Here the import
+    of the figure module fails, as it would.)"""
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    err = usage_error(load_script(script).main, argv, capsys)
+    assert message in err and "fix that (MPLBACKEND=agg draws to files), or pass" in err
+    assert os.listdir(here) == []
