@@ -296,51 +296,57 @@ def outputs_escaped():
 
 
 class _StreamThatMayClose(_EscapingStream):
-    """``sys.stdout`` or ``sys.stderr`` whose reader may leave: a write or flush
-    that finds the pipe closed (``BrokenPipeError``) or the terminal gone
-    (``EIO``) points the stream at the null device (:func:`point_at_null`)
-    and the run goes on, printing to nobody, with one notice on stderr the
-    first time. What the stream's encoding cannot hold is escaped, as by
-    :class:`_EscapingStream`."""
+    """``sys.stdout`` or ``sys.stderr`` that may stop taking what is written: a
+    write or flush that finds the pipe closed (``BrokenPipeError``), the
+    terminal gone (``EIO``), or the disk of a file it is redirected to full
+    (``ENOSPC``, a quota, ``ulimit -f``) points the stream at the null device
+    (:func:`point_at_null`) and the run goes on, printing to nobody, with one
+    notice on stderr the first time. What the stream's encoding cannot hold
+    is escaped, as by :class:`_EscapingStream`."""
 
     def __init__(self, stream, name):
         super().__init__(stream)
-        self._name, self.closed_by_reader = name, False
+        self._name, self.stopped = name, False
 
     def write(self, text):
+        if self.stopped:
+            return len(text)
         try:
             return super().write(text)
         except OSError as exc:
-            if not _reader_gone(exc):
-                raise
-            self._to_null()
+            self._to_null(exc)
             return len(text)
 
     def flush(self):
+        if self.stopped:
+            return
         try:
             self._stream.flush()
         except OSError as exc:
-            if not _reader_gone(exc):
-                raise
-            self._to_null()
+            self._to_null(exc)
 
-    def _to_null(self):
-        point_at_null(self._stream)
-        if not self.closed_by_reader and self._name == "stdout":
-            print("notice: stdout was closed (its reader stopped reading); the run goes on "
-                  "without printing, and writes its files as asked (Ctrl-C stops it)",
-                  file=sys.stderr)
-        self.closed_by_reader = True
+    def _to_null(self, exc: OSError):
+        self.stopped = True
+        # What the stream still holds goes nowhere, also at the interpreter's exit
+        # (a stream without a descriptor, a StringIO, is only left alone).
+        with contextlib.suppress(OSError, ValueError):
+            point_at_null(self._stream)
+        if self._name == "stdout":
+            why = ("was closed (its reader stopped reading)" if _reader_gone(exc) else
+                   f"cannot be written ({exc.strerror or exc})")
+            print(f"notice: stdout {why}; the run goes on without printing, and writes its "
+                  f"files as asked (Ctrl-C stops it)", file=sys.stderr)
 
 
 @contextlib.contextmanager
 def outputs_may_close():
     """``with outputs_may_close(): ...``: a long run whose stdout (or stderr)
-    reader stops reading (``| head``, ``| true``, quitting ``less``) goes on
-    printing to nobody, and writes its checkpoint, model and plot as asked,
-    instead of dying of a ``BrokenPipeError`` with its work unsaved; nor
-    does a character the output's encoding cannot hold end it (it is
-    escaped, as :func:`outputs_escaped` does)."""
+    reader stops reading (``| head``, ``| true``, quitting ``less``), or
+    whose log file's disk fills, goes on printing to nobody, and writes its
+    checkpoint, model and plot as asked, instead of dying of a
+    ``BrokenPipeError`` (or ``No space left on device``) with its work
+    unsaved; nor does a character the output's encoding cannot hold end it
+    (it is escaped, as :func:`outputs_escaped` does)."""
     real = sys.stdout, sys.stderr
     # A stream closed before the start (``>&-``) or absent (pythonw) is None:
     # what would be printed there goes nowhere.
@@ -356,7 +362,7 @@ def outputs_may_close():
             for stream in (sys.stdout, sys.stderr):
                 if isinstance(stream, _StreamThatMayClose):
                     stream.flush()
-        finally:  # (a real error of the flush, a full disk, still gives them back)
+        finally:  # (an error of the flush that is no OSError still gives them back)
             sys.stdout, sys.stderr = real
             for stream in nowhere:
                 stream.close()

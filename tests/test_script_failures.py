@@ -306,3 +306,47 @@ def test_a_plot_that_matplotlib_cannot_draw_is_refused_before_the_run(script, ar
     err = usage_error(load_script(script).main, argv, capsys)
     assert message in err and "fix that (MPLBACKEND=agg draws to files), or pass" in err
     assert os.listdir(here) == []
+
+
+# -- a log file whose disk fills --------------------------------------------------------
+
+
+class FillingLog:
+    """A stdout redirected to a file on a disk with room for ``room``
+    characters: a write beyond them raises ``No space left on device``."""
+
+    encoding = "utf-8"
+
+    def __init__(self, file, room):
+        self.file, self.room = file, room
+
+    def write(self, text):
+        if len(text) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(text)
+        return self.file.write(text)
+
+    def flush(self):
+        self.file.flush()
+
+    def fileno(self):
+        return self.file.fileno()
+
+    def isatty(self):
+        return False
+
+
+def test_a_log_whose_disk_fills_does_not_end_the_run(here, monkeypatch, capsys):
+    """``train_rnnlm.py ... > /full/log.txt``: the first print that found the
+    disk full ended the run in a traceback, its model unsaved."""
+    with open(here / "log.txt", "w") as log:
+        monkeypatch.setattr(sys, "stdout", FillingLog(log, room=300))
+        status = load_script("train_rnnlm").main(
+            ["--corpus", "synthetic", "--corpus-size", "800", "--batch-size", "4",
+             "--wordvec-size", "8", "--hidden-size", "8", "--epochs", "3", "--log-every", "1",
+             "--save", "m.npz", "--plot", "none"])
+    err = capsys.readouterr().err
+    assert status == 0 and "Traceback" not in err
+    assert err.count("notice: stdout cannot be written (No space left on device); the run "
+                     "goes on without printing") == 1
+    assert load_npz("m.npz")[1]["model"] == "SimpleRnnlm"
