@@ -89,12 +89,16 @@ def save_checkpoint(path, trainer):
     save_npz(path, arrays, meta)
 
 
+def params_bytes(model) -> int:
+    """The bytes of ``model``'s parameters, as a file holds them."""
+    return sum(int(p.nbytes) for p in model.named_params().values())
+
+
 def least_bytes(trainer) -> int:
     """A lower bound of the size of ``trainer``'s checkpoint file, known before
     its first update: the model's parameters and, for each, one array of
     each per-parameter state of the optimizer (its ``state_names``)."""
-    params = sum(int(p.nbytes) for p in trainer.model.named_params().values())
-    return params * (1 + len(getattr(trainer.optimizer, "state_names", ())))
+    return params_bytes(trainer.model) * (1 + len(getattr(trainer.optimizer, "state_names", ())))
 
 
 def read_checkpoint(path):

@@ -36,7 +36,7 @@ import sys
 import warnings
 
 from common.checkpoint import FORMAT as CHECKPOINT_FORMAT
-from common.checkpoint import least_bytes
+from common.checkpoint import least_bytes, params_bytes
 from common.plot import plot_format
 from common.run_lock import CheckpointInUse, holding_checkpoint
 from common.serialization import (
@@ -426,10 +426,9 @@ def disk_space_problem(trainer, save: str | None, checkpoint: str | None,
     file holds at least the parameters and ``vocab`` (the tokens, id ->
     token: a JSON list in the metadata, four bytes a character); the
     checkpoint also the optimizer's state (:func:`common.checkpoint.least_bytes`)."""
-    params = sum(int(p.nbytes) for p in trainer.model.named_params().values())
     words = 4 * sum(len(str(vocab[i])) + 2 for i in range(len(vocab)))  # (with quotes)
     return space_problem({"--checkpoint": (checkpoint, least_bytes(trainer)),
-                          "--save": (save, params + words)})
+                          "--save": (save, params_bytes(trainer.model) + words)})
 
 
 def save_over_checkpoint_problem(save: str | None, overwrite: bool) -> str | None:

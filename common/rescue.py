@@ -31,6 +31,8 @@ import tempfile
 from collections.abc import Callable
 from contextlib import suppress
 
+from common.serialization import folders_on_the_way
+
 __all__ = ["rescue_folders", "rescue_words", "save_or_rescue"]
 
 # A full disk (or quota), one mounted read-only, one gone bad: no folder on
@@ -109,15 +111,13 @@ def rescue_folders(path: str, error: OSError) -> list[str]:
 
 
 def _disk(folder: str) -> int | None:
-    """The device number of the nearest existing folder at or above ``folder``."""
-    while True:
-        try:
-            return os.stat(folder).st_dev
-        except OSError:
-            parent = os.path.dirname(folder)
-            if parent == folder:
-                return None
-            folder = parent
+    """The device number of the nearest existing folder at or above ``folder``
+    (the one a file in it would be written under), or None."""
+    existing, _ = folders_on_the_way(os.path.join(folder, "file"))
+    try:
+        return os.stat(existing).st_dev
+    except OSError:
+        return None
 
 
 def _write_in(write, folder: str, name: str) -> str | None:
