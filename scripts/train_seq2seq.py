@@ -659,9 +659,10 @@ def _run_holding(args):
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except MemoryError:  # past --ignore-memory-check, or an estimate too low for this file
-        print(f"error: not enough memory to read --data {args.data} "
-              f"({gib(os.path.getsize(args.data))}; reading takes up to {DATA_BYTES_PER_BYTE} "
-              f"times that); train on a part of its lines", file=sys.stderr)
+        what = (f"read --data {args.data} ({gib(os.path.getsize(args.data))}; reading takes "
+                f"up to {DATA_BYTES_PER_BYTE} times that); train on a part of its lines"
+                if args.data else f"make the {args.task} task's pairs (ulimit -v?)")
+        print(f"error: not enough memory to {what}", file=sys.stderr)
         return 2
     problem = split_problem(args, len(x_train), len(x_test))
     if problem:

@@ -376,6 +376,10 @@ def test_a_data_file_too_large_for_memory_is_refused_before_reading(pairs_file, 
     assert module.main(["--data", pairs_file, *SMALL, "--ignore-memory-check"]) == 2
     assert (f"error: not enough memory to read --data {pairs_file} (0 MiB; reading takes up "
             f"to 80 times that); train on a part of its lines") in capsys.readouterr().err
+    # The generated task has no file to measure: that line raised a TypeError.
+    assert module.main(["--task", "date", *SMALL, "--ignore-memory-check"]) == 2
+    assert ("error: not enough memory to make the date task's pairs (ulimit -v?)"
+            in capsys.readouterr().err)
 
 
 def test_no_memory_to_score_the_test_pairs_keeps_the_epoch(pairs_file, tmp_path, capsys):
