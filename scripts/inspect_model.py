@@ -330,15 +330,15 @@ def heat_map(units, tokens, level, path):
     fig, ax = plt.subplots(figsize=(max(6.0, 2.5 + cell * T), 0.6 + 0.42 * len(units)))
     image = ax.imshow(rows, cmap="bwr", vmin=-1, vmax=1, aspect="auto",
                       interpolation="nearest")
-    # Text as written ("$" is no math), glyphs the monospace font lacks from fonts that
-    # hold them.
-    literal = {"family": text_fonts(tokens), "parse_math": False}
     ax.set_yticks(range(len(units)), [label for _, label, _ in units], fontsize=8,
                   parse_math=False)
     if level == "char":
+        shown = [{"\n": "\u21b5", "\t": "\u21e5", " ": "\u00b7"}.get(ch, ch) for ch in tokens]
+        # Text as written ("$" is no math), glyphs the monospace font lacks from fonts
+        # that hold them.
+        literal = {"family": text_fonts(shown), "parse_math": False}
         background = image.to_rgba(rows)  # (units, T, 4): the colour of every cell
-        for t, ch in enumerate(tokens):
-            ch = {"\n": "\u21b5", "\t": "\u21e5", " ": "\u00b7"}.get(ch, ch)
+        for t, ch in enumerate(shown):
             for r in range(len(units)):
                 ax.text(t, r, ch, ha="center", va="center", fontsize=7,
                         color=readable_text_colour(background[r, t, :3]), **literal)
