@@ -284,6 +284,8 @@ def eval_seq2seq(model, question, correct, id_to_char, verbose: bool = False,
     if correct.size < 2:
         raise ValueError(f"correct needs a start id and at least one answer id, got "
                          f"{correct.size} id(s)")
+    if callable(getattr(model, "check_pairs", None)):  # ids outside the vocabulary, as
+        model.check_pairs(question.reshape(1, -1), correct[None])  # seq2seq_correct refuses
     guess_ids = np.asarray(model.generate(question, int(correct[0]), correct.size - 1)).reshape(-1)
     scored = correct[1:] != ignore_label_of(model)  # all True when the label is None
 

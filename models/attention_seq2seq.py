@@ -15,7 +15,15 @@ import numpy as np
 from common.backend import FLOAT, xp
 from common.parallel import deferred
 from layers import Concat, TimeAttention, TimeBiLSTM
-from models.seq2seq import Decoder, Encoder, Seq2seq, _lstm_shapes, lstm_weights
+from layers._checks import require_forward
+from models.seq2seq import (
+    Decoder,
+    Encoder,
+    Seq2seq,
+    _lstm_shapes,
+    check_encoding,
+    lstm_weights,
+)
 
 
 class AttentionEncoder(Encoder):
@@ -52,6 +60,7 @@ class AttentionEncoder(Encoder):
         return summary(self.hs, self.bidirectional)
 
     def backward(self, dhs, dh=None):
+        require_forward(self, self.hs)
         if dh is not None:
             dhs = dhs.copy()
             if self.bidirectional:
@@ -102,6 +111,7 @@ class AttentionDecoder(Decoder):
         self._weights = None
 
     def forward(self, xs, enc_hs, h=None):
+        check_enc_hs(enc_hs, xs)
         self._h_given = h is not None
         self.lstm.set_state(enc_hs[:, -1] if h is None else h)
         dec_hs = self.lstm.forward(self.embed.forward(xs))
@@ -124,6 +134,7 @@ class AttentionDecoder(Decoder):
     bidirectional_encoder = False
 
     def begin(self, enc_hs, h=None):
+        check_enc_hs(enc_hs)
         super().begin(summary(enc_hs, self.bidirectional_encoder) if h is None else h)
         self.enc_hs = enc_hs
         self._weights = []  # attention weights of the steps so far, each (M, T_enc)
@@ -141,6 +152,15 @@ class AttentionDecoder(Decoder):
         self.enc_hs = self.enc_hs[rows]
         self._weights = [w[rows] for w in self._weights]
         self.attention.attention_weights = list(self._weights)
+
+
+def check_enc_hs(enc_hs, xs=None):
+    """The encoder states an attention decoder reads: ``(N, T_enc, H)``, at
+    least one step (and one row per question of ``xs``, when given)."""
+    check_encoding("enc_hs", enc_hs, 3, "(N, T_enc, H), all the encoder's states", xs)
+    if enc_hs.shape[1] == 0:
+        raise ValueError(f"enc_hs has no steps (shape {enc_hs.shape}): attention needs the "
+                         f"states of a question of at least one id")
 
 
 class AttentionSeq2seq(Seq2seq):
@@ -184,9 +204,12 @@ class AttentionSeq2seq(Seq2seq):
         self._check_pairs(xs, ts)
         enc_hs = self.encoder.forward(xs)
         score = self.decoder.forward(ts[:, :-1], enc_hs, self.encoder.final_state())
-        return self.softmax.forward(score, ts[:, 1:])
+        loss = self.softmax.forward(score, ts[:, 1:])
+        self._mark_forward()
+        return loss
 
     def backward(self, dout: float = 1) -> None:
+        self._check_parts_unchanged()
         with deferred():
             denc_hs = self.decoder.backward(self.softmax.backward(dout))
             self.encoder.backward(denc_hs, self.decoder.dh)

@@ -20,7 +20,7 @@ against 7.2 ms with the concatenation.
 
 from common.backend import xp
 from layers import Concat, TimeRepeat
-from models.seq2seq import Decoder, Encoder, Seq2seq
+from models.seq2seq import Decoder, Encoder, Seq2seq, check_encoding
 
 
 class PeekyDecoder(Decoder):
@@ -45,6 +45,7 @@ class PeekyDecoder(Decoder):
         self.h = None  # the encoding, while generating
 
     def forward(self, xs, h):
+        check_encoding("h", h, 2, "(N, H)", xs)
         self.lstm.set_state(h)
         out = self.lstm.forward(self.embed.forward(xs), x_static=h)  # [h | embedding] each step
         hs_h = self.repeat.forward(h, xs.shape[1])

@@ -32,7 +32,7 @@ from layers import (
     TimeSoftmaxWithLoss,
     joint_weight_bias,
 )
-from layers._checks import check_ids, check_ndim
+from layers._checks import check_ids, check_ndim, require_forward
 from models.base import Init, Model, check_sizes, config_sizes
 from models.beam_search import beam_search, check_count, useful_width
 
@@ -83,6 +83,7 @@ class Encoder:
         return self.hs[:, -1, :]
 
     def backward(self, dh):
+        require_forward(self, self.hs)
         dhs = xp.zeros_like(self.hs)
         dhs[:, -1, :] = dh
         self.embed.backward(self.lstm.backward(dhs))
@@ -110,12 +111,16 @@ class Decoder:
         self.lstm = self._lstm(init, D + self.lstm_extra * H, H)
         self.affine = affine_layer(init, H + self.affine_extra * H, V)
         gather_layers(self, [self.embed, self.lstm, self.affine])
+        # How many times begin() has run: generating replaces what forward
+        # left in the layers for backward, and the model checks this count.
+        self.generations = 0
 
     def _lstm(self, init, D, H):
         """The recurrent layer (a subclass may return a stateful TimeGRU instead)."""
         return TimeLSTM(*lstm_weights(init, D, H), stateful=True)
 
     def forward(self, xs, h):
+        check_encoding("h", h, 2, "(N, H)", xs)
         self.lstm.set_state(h)
         return self.affine.forward(self.lstm.forward(self.embed.forward(xs)))
 
@@ -127,6 +132,8 @@ class Decoder:
     # -- generation: begin / step / select ---------------------------------------------
 
     def begin(self, h):
+        check_encoding("h", h, 2, "(N, H)")
+        self.generations += 1
         self.lstm.set_state(h)
 
     def step(self, ids):
@@ -143,9 +150,25 @@ class Decoder:
         encoder states ``(N, T_enc, H)`` for an attention decoder.
         """
         check_count("sample_size", sample_size, 0)
-        start_ids = start_ids_of(start_id, encoding.shape[0], self.embed.params[0].shape[0])
+        if not hasattr(encoding, "shape"):
+            raise TypeError(f"encoding must be an array (what the encoder's forward returns), "
+                            f"got {type(encoding).__name__}")
+        N = encoding.shape[0] if encoding.ndim else 0
+        start_ids = start_ids_of(start_id, N, self.embed.params[0].shape[0])
         self.begin(encoding)
+        if N == 0:  # no questions, no answers (as the model's generate)
+            return np.zeros((0, sample_size), dtype=np.int64)
         return greedy(self, start_ids, sample_size)
+
+
+def check_encoding(name, encoding, ndim, shape_doc, xs=None):
+    """What a decoder starts from must be an array of ``ndim`` dims (and,
+    given the decoder's input ``xs``, one row per question of ``xs``)."""
+    check_ndim(name, encoding, ndim, shape_doc)
+    if xs is not None and hasattr(xs, "shape") and len(xs.shape) and \
+            encoding.shape[0] != xs.shape[0]:
+        raise ValueError(f"{name} has {encoding.shape[0]} rows but xs has {xs.shape[0]}: the "
+                         f"decoder needs the encoding of each of its N questions")
 
 
 def start_ids_of(start_id, N: int, vocab_size: int):
@@ -217,6 +240,7 @@ class Seq2seq(Model):
         self.decoder = self.decoder_class(V, D, H, init)
         self.softmax = TimeSoftmaxWithLoss()
         self.loss_layer = self.softmax
+        self._forward_mark = None  # see _check_parts_unchanged
         self._collect_seq2seq_params()
 
     def _collect_seq2seq_params(self):
@@ -253,7 +277,30 @@ class Seq2seq(Model):
         self._check_pairs(xs, ts)
         h = self.encoder.forward(xs)
         score = self.decoder.forward(ts[:, :-1], h)
-        return self.softmax.forward(score, ts[:, 1:])
+        loss = self.softmax.forward(score, ts[:, 1:])
+        self._mark_forward()
+        return loss
+
+    def _parts_mark(self):
+        """What changes when a part runs on other inputs: the encoder's states
+        (a new array at each of its forwards) and the decoder's count of
+        ``begin`` calls."""
+        return getattr(self.encoder, "hs", None), getattr(self.decoder, "generations", 0)
+
+    def _mark_forward(self):
+        self._forward_mark = self._parts_mark()
+
+    def _check_parts_unchanged(self):
+        """Refuse a backward after the book-style parts ran on other inputs
+        (``decoder.generate(encoder.forward(q), ...)`` between ``forward`` and
+        ``backward``): their layers would hold another batch's values, and
+        the gradients would be wrong without an error."""
+        mark = getattr(self, "_forward_mark", None)
+        now = self._parts_mark()
+        if mark is not None and (now[0] is not mark[0] or now[1] != mark[1]):
+            raise RuntimeError("backward() needs the values its forward() left, but the encoder "
+                               "or decoder has run on other inputs since (generating, predicting "
+                               "or evaluating in between replaces them): call forward() again")
 
     def check_pairs(self, xs, ts):
         """Raise ``ValueError`` or ``TypeError`` for pairs ``forward`` cannot
@@ -285,6 +332,7 @@ class Seq2seq(Model):
         check_ids("ts[:, :-1] (the decoder's input)", ts[:, :-1], self.vocab_size)
 
     def backward(self, dout: float = 1) -> None:
+        self._check_parts_unchanged()
         with deferred():
             dout = self.softmax.backward(dout)
             dh = self.decoder.backward(dout)
@@ -319,7 +367,11 @@ class Seq2seq(Model):
         self.decoder.begin(self.encoder.forward(xs))
 
     def _check_generate(self, xs, start_id, sample_size, beam_width):
-        xs = xp.asarray(xs)
+        try:
+            xs = xp.asarray(xs)
+        except ValueError:  # NumPy's words for rows of different lengths
+            raise ValueError("xs must be questions of one length, (N, T_enc) ids: pad the "
+                             "shorter ones (the datasets pad with spaces)") from None
         if xs.ndim == 1:
             xs = xs[None]
         check_ndim("xs", xs, 2, "(N, T_enc)")

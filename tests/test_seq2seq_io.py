@@ -119,10 +119,19 @@ def test_eval_seq2seq_refuses_ids_it_would_misread():
         eval_seq2seq(model, question, right + 0.9, ID_TO_CHAR)
     with pytest.raises(TypeError, match="question must hold integer ids"):
         eval_seq2seq(model, question.astype(np.float32), right, ID_TO_CHAR)
+    # An id outside the model's vocabulary is refused as seq2seq_correct refuses
+    # it, even where id_to_char has a character for it.
     padded = right.copy()
     padded[0, -1] = -2  # not the loss's ignore_label (-1)
-    with pytest.raises(ValueError, match=r"id -2 has no character in id_to_char \(9 entries\)"):
+    with pytest.raises(ValueError, match=r"holds the id -2, outside the vocabulary range "
+                                         r"\[0, 9\) or the ignore_label -1"):
         eval_seq2seq(model, question, padded, list(ID_TO_CHAR.values()))
+    padded[0, -1] = V
+    longer = dict(enumerate("_0123456+="))  # V + 1 characters
+    with pytest.raises(ValueError, match=rf"holds the id {V}, outside the vocabulary range"):
+        eval_seq2seq(model, question, padded, longer)
+    with pytest.raises(ValueError, match=rf"holds the id {V}, outside the vocabulary range"):
+        seq2seq_correct(model, question, padded)
     with pytest.raises(ValueError, match=r"has no character in id_to_char \(1 entries\): give "
                                          r"the id_to_char the data was encoded with"):
         eval_seq2seq(model, question, right, {0: "_"})
@@ -143,8 +152,10 @@ def test_eval_seq2seq_skips_the_targets_the_loss_ignores(capsys):
     assert eval_seq2seq(model, question, padded, ID_TO_CHAR) == 0
     assert seq2seq_correct(model, question, padded).tolist() == [False]
     model.loss_layer.ignore_label = None  # every target scored: -1 is no id
-    with pytest.raises(ValueError, match=r"id -1 has no character"):
-        eval_seq2seq(model, question, padded, ID_TO_CHAR)
+    for score in (lambda: eval_seq2seq(model, question, padded, ID_TO_CHAR),
+                  lambda: seq2seq_correct(model, question, padded)):
+        with pytest.raises(ValueError, match=r"holds the id -1, outside the vocabulary range"):
+            score()
 
 
 def test_batched_accuracy_errors():
@@ -224,6 +235,52 @@ def test_backward_after_generate_is_refused_not_run_on_the_wrong_values(cls):
         model.backward()
     model.forward(xs, ts)  # a new forward: backward is fine again
     model.backward()
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), MODELS)
+def test_the_book_style_parts_run_between_forward_and_backward_are_refused(cls, kwargs):
+    """The textbook answers with ``decoder.generate(encoder.forward(q), ...)``;
+    done between forward and backward it replaces the parts' saved values
+    (with an answer of one id, backward would even run, on the wrong ones)."""
+    xs, ts = _batch(n=2)
+    ts = ts[:, :2]  # answers of one id: as long as a one-step generate
+    model = cls(V, D, H, seed=0, **kwargs)
+    model.forward(xs, ts)
+    model.backward()
+    grads = [g.copy() for g in model.grads]
+    others = (xs + 1) % V
+    for between in (lambda: model.decoder.generate(model.encoder.forward(others), 0, 1),
+                    lambda: model.encoder.forward(others)):
+        model.forward(xs, ts)
+        between()
+        with pytest.raises(RuntimeError, match="the encoder or decoder has run on other inputs"):
+            model.backward()
+    model.forward(xs, ts)  # a new forward: backward is right again
+    model.backward()
+    for g, want in zip(model.grads, grads, strict=True):
+        np.testing.assert_array_equal(g, want)
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), MODELS)
+def test_the_book_style_parts_say_what_is_wrong_with_their_input(cls, kwargs):
+    xs, ts = _batch(n=2)
+    model = cls(V, D, H, seed=0, **kwargs)
+    encoding = model.encoder.forward(xs)  # h (N, H), or all states (N, T_enc, H)
+    with pytest.raises(TypeError, match="encoding must be an array"):
+        model.decoder.generate(encoding.tolist(), 0, 3)
+    assert model.decoder.generate(encoding[:0], 0, 3).shape == (0, 3)  # as model.generate
+    name = "enc_hs" if cls is AttentionSeq2seq else "h"
+    with pytest.raises(ValueError, match=f"{name} has 2 rows but xs has 1"):
+        model.decoder.forward(ts[:1, :-1], encoding)
+    if cls is AttentionSeq2seq:
+        with pytest.raises(ValueError, match=r"enc_hs must have shape \(N, T_enc, H\)"):
+            model.decoder.generate(encoding[:, -1], 0, 3)  # a plain Seq2seq's h
+        with pytest.raises(ValueError, match="enc_hs has no steps"):
+            model.decoder.generate(encoding[:, :0], 0, 3)
+    with pytest.raises(RuntimeError, match=r"Encoder.backward\(\) called before forward\(\)"):
+        cls(V, D, H, seed=0, **kwargs).encoder.backward(encoding)
+    with pytest.raises(ValueError, match="questions of one length"):
+        model.generate([[1, 2, 3], [1, 2]], 0, 3)
 
 
 def test_a_language_models_backward_after_generate_is_refused():
