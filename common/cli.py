@@ -213,6 +213,14 @@ def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bo
         return None
     if resume and same_file(resume, checkpoint):
         return None
+    try:
+        is_checkpoint = load_npz_meta(checkpoint).get("format") == CHECKPOINT_FORMAT
+    except (ValueError, OSError):
+        is_checkpoint = False
+    if not is_checkpoint:  # --resume would refuse it: not a run to continue
+        return (f"--checkpoint {checkpoint} exists already and is not a training checkpoint "
+                f"(a saved model? another file?): give another name, or pass --overwrite to "
+                f"replace it")
     return (f"--checkpoint {checkpoint} exists already (an earlier run?): continue it with "
             f"--resume {checkpoint}, or pass --overwrite to replace it")
 

@@ -299,14 +299,15 @@ def reading_problem(flag: str, path: str, bytes_per_byte: int, available: int | 
     ``available`` bytes, at up to ``bytes_per_byte`` of memory for each
     byte of the file, or None: checked before reading it. ``why`` says why
     it takes that much; ``part`` is the advice on a part that fits, with
-    ``{fits}`` for its size in bytes."""
+    ``{fits}`` for its size in bytes (replaced, not ``str.format``-ed: the
+    advice holds the file's name, which may hold braces)."""
     size = os.path.getsize(path)
     need = {"reading": bytes_per_byte * size}
     need["total"] = need["reading"]
     fits = max((available or 0) // bytes_per_byte, 1)
     try:
         check_memory(need, available, hint=f" to read {flag} {path} ({gib(size)}: {why}); "
-                                           f"{part.format(fits=fits)}, or pass "
+                                           f"{part.replace('{fits}', str(fits))}, or pass "
                                            f"--ignore-memory-check to try anyway")
     except NotEnoughMemory as exc:
         return str(exc)

@@ -21,6 +21,7 @@ import argparse
 import math
 import os
 import re
+import shlex
 import sys
 import time
 
@@ -453,7 +454,8 @@ def _check_text_fits(args):
             "--text-file", args.text_file, TEXT_BYTES_PER_BYTE, available_bytes(),
             "each token is a Python object until it is an id",
             f"train on a part of the file that fits (--corpus-size still reads all of it), "
-            f"e.g. head -c {{fits}} {args.text_file} | iconv -c -f utf-8 -t utf-8 > part.txt"):
+            f"e.g. head -c {{fits}} {shlex.quote(args.text_file)} "
+            f"| iconv -c -f utf-8 -t utf-8 > part.txt"):
         raise UsageError(problem)
 
 

@@ -18,6 +18,7 @@ after writing ``--checkpoint``, and exits with 130, 143 or 129.
 
 import argparse
 import os
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -353,7 +354,7 @@ def data_size_problem(args) -> str | None:
     return reading_problem("--data", args.data, DATA_BYTES_PER_BYTE, available_bytes(),
                            "each line is Python objects until it is ids",
                            f"train on a part of its lines that fits, e.g. head -c {{fits}} "
-                           f"{args.data} | head -n -1 > part.tsv")
+                           f"{shlex.quote(args.data)} | head -n -1 > part.tsv")
 
 
 def load_pairs(args):
@@ -849,9 +850,14 @@ def _run_holding(args):
               file=sys.stderr)
         return term.exit_code
 
+    # Resumed partway through an epoch that --epochs leaves out (a longer run stopped).
+    partway = trainer.iteration > 0 and trainer.epoch >= args.epochs
     if args.resume and trainer.epoch >= args.epochs:
+        part = (f" and {trainer.iteration} iterations of epoch {trainer.epoch + 1}" if partway
+                else "")
         print(f"nothing to train: --epochs {args.epochs} counts all the run's epochs, and "
-              f"{args.resume} has done {trainer.epoch}; give a larger --epochs to continue it")
+              f"{args.resume} has done {trainer.epoch}{part}; give a larger --epochs to "
+              f"continue it")
     # A SIGTERM or SIGHUP between two epochs' training waits until what is being
     # written is written, then stops the run as one during training does.
     plotted = False  # (written by write_epoch_files)
@@ -914,6 +920,11 @@ def _run_holding(args):
                 show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char,
                              args.reverse, 1)
             accuracy = history["greedy"][-1]  # of the parameters saved by --save
+            if partway and len(history["greedy"]) == trainer.epoch:
+                # The last whole epoch's accuracy is not that of these parameters.
+                line, accuracy, _ = score()
+                print(f"the parameters after {trainer.iteration} iterations of epoch "
+                      f"{trainer.epoch + 1}: test {line}")
             if args.val and trainer.best_epoch not in (None, trainer.epoch):
                 model.set_named_params(trainer.best_params,
                                        source="the best epoch's parameters")

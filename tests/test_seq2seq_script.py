@@ -4,6 +4,7 @@ from a checkpoint, evaluating a saved model, and refused options."""
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -292,6 +293,43 @@ def test_a_signal_stops_the_run_with_a_checkpoint_and_its_exit_code(sig, code, p
     assert f"resume with --resume {ckpt}" in capsys.readouterr().err
 
 
+def test_resuming_partway_through_an_epoch_past_epochs_scores_what_it_saves(
+        pairs_file, tmp_path, monkeypatch, capsys):
+    """A checkpoint written partway through an epoch, resumed with --epochs that
+    ends before it: nothing is trained, and --save was written with the
+    partial epoch's parameters but the last whole epoch's accuracy."""
+    import signal
+
+    from models import Seq2seq, load_model
+
+    forward, calls = Seq2seq.forward, []
+    per_epoch = 360 // 32  # 400 pairs, 40 of them the test's, batch 32
+
+    def stopping(self, xs, ts):  # Ctrl-C at the third batch of epoch 2
+        calls.append(1)
+        if len(calls) == per_epoch + 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return forward(self, xs, ts)
+
+    monkeypatch.setattr(Seq2seq, "forward", stopping)
+    ckpt, saved = tmp_path / "run.npz", tmp_path / "m.npz"
+    argv = ["--data", pairs_file, *SMALL, "--epochs", "2", "--plot", "none",
+            "--checkpoint", str(ckpt), "--save", str(saved)]
+    assert script().main(argv) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    kept = ckpt.read_bytes()
+    assert script().main(["--resume", str(ckpt), "--epochs", "1", "--quiet", "--plot",
+                          "none"]) == 0
+    out = capsys.readouterr().out
+    assert "has done 1 and 3 iterations of epoch 2; give a larger --epochs" in out
+    score = re.search(r"the parameters after 3 iterations of epoch 2: test accuracy "
+                      r"(\d\.\d{4}) \(greedy\)", out)
+    assert score, out
+    assert load_model(saved)[1]["accuracy"] == pytest.approx(float(score[1]), abs=5e-5)
+    assert ckpt.read_bytes() == kept
+
+
 def test_ctrl_c_while_evaluating_stops_cleanly_and_resumes(pairs_file, tmp_path, capsys):
     """Ctrl-C after an epoch's training (in its evaluation) exits 130 with a
     message, no traceback; the epoch's checkpoint resumes, evaluating it."""
@@ -368,6 +406,17 @@ def test_a_data_file_too_large_for_memory_is_refused_before_reading(pairs_file, 
            f"until it is ids)" in err and "--ignore-memory-check" in err
     # The lines of a part that fits, without the line cut in two.
     assert f"e.g. head -c {40 * size // 80} {pairs_file} | head -n -1 > part.tsv" in err
+
+    # A name with braces and a space: the advice was str.format-ed (KeyError,
+    # IndexError on every run), and its command must take the name as one word.
+    braced = os.path.join(os.path.dirname(pairs_file), "run {1}", "pairs{x}.tsv")
+    os.makedirs(os.path.dirname(braced))
+    shutil.copy(pairs_file, braced)
+    assert module.main(["--data", braced, *SMALL, "--plot", "none"]) == 2
+    assert f"e.g. head -c {40 * size // 80} '{braced}' | head -n -1 > part.tsv" in \
+        capsys.readouterr().err
+    module.available_bytes = lambda *estimate: None  # (no figure: no check)
+    assert module.main(["--data", braced, *SMALL, "--plot", "none"]) == 0
 
     def no_memory(*args, **kwargs):
         raise MemoryError

@@ -170,6 +170,17 @@ def test_a_fresh_run_refuses_an_existing_checkpoint(script, capsys):
     assert read_checkpoint("ck.npz")[1]["trainer"]["epoch"] == 1
 
 
+def test_a_saved_model_as_checkpoint_is_not_called_a_run_to_resume(script, capsys):
+    """The advice was --resume model.npz, which refuses a saved model."""
+    assert script.main([*SMALL, "--save", "model.npz", "--quiet"]) == 0
+    before = Path("model.npz").read_bytes()
+    assert usage_error(script, [*SMALL, "--checkpoint", "model.npz", "--quiet"])
+    assert capsys.readouterr().err == (
+        "error: --checkpoint model.npz exists already and is not a training checkpoint (a "
+        "saved model? another file?): give another name, or pass --overwrite to replace it\n")
+    assert Path("model.npz").read_bytes() == before
+
+
 def _start(args, cwd):
     env = dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
     out = open(cwd / "out.txt", "wb")
