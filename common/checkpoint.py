@@ -23,7 +23,7 @@ import copy
 import numpy as np
 
 from common.backend import to_cpu, to_gpu
-from common.serialization import as_read_back, load_npz, save_npz
+from common.serialization import as_read_back, load_npz, load_npz_meta, save_npz
 from common.util import finite_number
 from layers._checks import state_width
 
@@ -87,6 +87,15 @@ def save_checkpoint(path, trainer):
         "rngs": {k: rng.bit_generator.state for k, rng in _layer_rngs(model).items()},
     }
     save_npz(path, arrays, meta)
+
+
+def is_checkpoint_file(path) -> bool:
+    """Whether ``path`` is a training checkpoint, by its metadata; False for
+    any other file and for one that cannot be read (reading it says why)."""
+    try:
+        return load_npz_meta(path).get("format") == FORMAT
+    except (OSError, ValueError):
+        return False
 
 
 def params_bytes(model) -> int:

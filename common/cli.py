@@ -35,13 +35,11 @@ import os
 import sys
 import warnings
 
-from common.checkpoint import FORMAT as CHECKPOINT_FORMAT
-from common.checkpoint import least_bytes, params_bytes
+from common.checkpoint import is_checkpoint_file, least_bytes, params_bytes
 from common.plot import plot_format
 from common.run_lock import CheckpointInUse, holding_checkpoint
 from common.serialization import (
     has_pickle_name,
-    load_npz_meta,
     output_path_problem,
     same_file,
     space_problem,
@@ -213,11 +211,7 @@ def checkpoint_problem(checkpoint: str | None, resume: str | None, overwrite: bo
         return None
     if resume and same_file(resume, checkpoint):
         return None
-    try:
-        is_checkpoint = load_npz_meta(checkpoint).get("format") == CHECKPOINT_FORMAT
-    except (ValueError, OSError):
-        is_checkpoint = False
-    if not is_checkpoint:  # --resume would refuse it: not a run to continue
+    if not is_checkpoint_file(checkpoint):  # --resume would refuse it: not a run to continue
         return (f"--checkpoint {checkpoint} exists already and is not a training checkpoint "
                 f"(a saved model? another file?): give another name, or pass --overwrite to "
                 f"replace it")
@@ -445,11 +439,7 @@ def save_over_checkpoint_problem(save: str | None, overwrite: bool) -> str | Non
     ``overwrite``."""
     if not save or overwrite or not os.path.isfile(save):
         return None
-    try:
-        is_checkpoint = load_npz_meta(save).get("format") == CHECKPOINT_FORMAT
-    except (ValueError, OSError):
-        return None  # not an rnnlab file: output_path_problem has said what it could
-    if not is_checkpoint:
+    if not is_checkpoint_file(save):  # (output_path_problem says what it can of others)
         return None
     return (f"--save {save} is a training checkpoint (a run --resume continues): a model "
             f"saved over it would end that run; give another name, or pass --overwrite to "

@@ -150,12 +150,9 @@ class Decoder:
         encoder states ``(N, T_enc, H)`` for an attention decoder.
         """
         check_count("sample_size", sample_size, 0)
-        if not hasattr(encoding, "shape"):
-            raise TypeError(f"encoding must be an array (what the encoder's forward returns), "
-                            f"got {type(encoding).__name__}")
-        N = encoding.shape[0] if encoding.ndim else 0
+        self.begin(encoding)  # (which checks it)
+        N = encoding.shape[0]
         start_ids = start_ids_of(start_id, N, self.embed.params[0].shape[0])
-        self.begin(encoding)
         if N == 0:  # no questions, no answers (as the model's generate)
             return np.zeros((0, sample_size), dtype=np.int64)
         return greedy(self, start_ids, sample_size)
@@ -295,8 +292,7 @@ class Seq2seq(Model):
         (``decoder.generate(encoder.forward(q), ...)`` between ``forward`` and
         ``backward``): their layers would hold another batch's values, and
         the gradients would be wrong without an error."""
-        mark = getattr(self, "_forward_mark", None)
-        now = self._parts_mark()
+        mark, now = self._forward_mark, self._parts_mark()
         if mark is not None and (now[0] is not mark[0] or now[1] != mark[1]):
             raise RuntimeError("backward() needs the values its forward() left, but the encoder "
                                "or decoder has run on other inputs since (generating, predicting "

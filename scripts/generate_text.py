@@ -31,7 +31,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from common.checkpoint import FORMAT as CHECKPOINT_FORMAT  # noqa: E402
+from common.checkpoint import is_checkpoint_file  # noqa: E402
 from common.cli import at_least, point_at_null, user_path, writable  # noqa: E402
 from common.inspection import guess_level, nonfinite_weights_problem  # noqa: E402
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
@@ -144,11 +144,7 @@ def load_model(path):
     its level and whose tokens are all single characters is read at char
     level, with a ``notice:`` line on stderr saying so.
     """
-    try:
-        is_checkpoint = load_npz_meta(path).get("format") == CHECKPOINT_FORMAT
-    except (OSError, ValueError):
-        is_checkpoint = False  # loading says what is wrong with the file
-    if is_checkpoint:
+    if is_checkpoint_file(path):  # (loading says what is wrong with another file)
         raise UsageError(checkpoint_message(path))
     try:
         model, meta = _load_model(path)

@@ -920,8 +920,9 @@ def _run_holding(args):
                 show_answers(model, x_test[show_rows], t_test[show_rows], id_to_char,
                              args.reverse, 1)
             accuracy = history["greedy"][-1]  # of the parameters saved by --save
-            if partway and len(history["greedy"]) == trainer.epoch:
-                # The last whole epoch's accuracy is not that of these parameters.
+            if partway and trainer.epoch:
+                # The last whole epoch's accuracy is not that of these parameters (with
+                # no whole epoch, the score above, of --epochs 0, is theirs already).
                 line, accuracy, _ = score()
                 print(f"the parameters after {trainer.iteration} iterations of epoch "
                       f"{trainer.epoch + 1}: test {line}")

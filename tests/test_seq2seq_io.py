@@ -266,10 +266,10 @@ def test_the_book_style_parts_say_what_is_wrong_with_their_input(cls, kwargs):
     xs, ts = _batch(n=2)
     model = cls(V, D, H, seed=0, **kwargs)
     encoding = model.encoder.forward(xs)  # h (N, H), or all states (N, T_enc, H)
-    with pytest.raises(TypeError, match="encoding must be an array"):
+    name = "enc_hs" if cls is AttentionSeq2seq else "h"
+    with pytest.raises(TypeError, match=f"{name} must be an array of shape"):
         model.decoder.generate(encoding.tolist(), 0, 3)
     assert model.decoder.generate(encoding[:0], 0, 3).shape == (0, 3)  # as model.generate
-    name = "enc_hs" if cls is AttentionSeq2seq else "h"
     with pytest.raises(ValueError, match=f"{name} has 2 rows but xs has 1"):
         model.decoder.forward(ts[:1, :-1], encoding)
     if cls is AttentionSeq2seq:
