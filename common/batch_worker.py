@@ -169,7 +169,8 @@ def why_not_replicable(model) -> str | None:
     this process's bits, or None when it can: its class declares
     ``replicable`` and can be named; it is a language model (state carried)
     or a sequence-to-sequence model (pairs), whose scored targets the
-    halves are weighed by; its recurrent layers are rnnlab's; and none of
+    halves are weighed by; its recurrent layers are rnnlab's (and a
+    language model's all stateful, as the replica's are); and none of
     its dropout draws a mask now (each process would draw its own)."""
     cls = type(model)
     if not declares_replicable(cls):
@@ -184,6 +185,11 @@ def why_not_replicable(model) -> str | None:
     recurrent = model._recurrent_layers()
     if not recurrent or not all(_known_recurrent(layer) for layer in recurrent):
         return "its recurrent layers are not all rnnlab's (TimeRNN, TimeLSTM, TimeGRU)"
+    if is_stateful(model) and not all(layer.stateful for layer in recurrent):
+        # A layer set to start every batch afresh hands no state over, and the
+        # replica, built by the constructor, would carry one.
+        return ("a recurrent layer is not stateful (stateful = False), where the "
+                "replica built by its constructor would be")
     if any(_draws_masks(layer) for layer in model._all_layers()):
         return ("its dropout is active (training mode, a ratio above 0): each process would "
                 "draw its own masks")

@@ -489,3 +489,42 @@ def test_a_helper_too_slow_three_batches_in_a_row_rests_and_this_process_goes_on
         assert loss == results[0][0]
         for g, g0 in zip(grads, results[0][1], strict=True):
             np.testing.assert_array_equal(g, g0)
+
+
+@pytest.mark.parametrize("model_class", [SimpleRnnlm, Rnnlm, GruRnnlm])
+def test_a_language_model_whose_layer_carries_no_state_is_computed_whole(model_class):
+    """A layer made ``stateful = False`` (independent windows) has no state to
+    hand over, and the helper's replica would carry one: such a model is not
+    replicated, and its batches are computed whole, as by hand."""
+    rng = np.random.default_rng(21)
+    batches = lm_batches(rng, 3, V, rows=12)
+    model, by_hand = (model_class(V, D, H, seed=22, dtype=np.float64) for _ in range(2))
+    for m in (model, by_hand):
+        m._recurrent_layers()[0].stateful = False
+    assert "stateful" in batch_worker.why_not_replicable(model)
+    assert not data_parallel.splits(model, 12)
+    with data_parallel.batch_halves(model, (12, 5), (12, 5)) as forward_backward:
+        for x, t in batches:
+            loss = forward_backward(x, t)
+            assert loss == by_hand.forward(x, t)
+            by_hand.backward()
+            for g, e in zip(model.grads, by_hand.grads, strict=True):
+                np.testing.assert_array_equal(g, e)
+
+
+def test_fit_trains_a_language_model_whose_layer_carries_no_state_as_the_books_loop():
+    rng = np.random.default_rng(23)
+    corpus = rng.integers(0, V, 300)
+    xs, ts = corpus[:-1], corpus[1:]
+    model, by_hand = Rnnlm(V, D, H, seed=24), Rnnlm(V, D, H, seed=24)
+    model.lstm.stateful = by_hand.lstm.stateful = False
+    RnnlmTrainer(model, Adam(0.01)).fit(xs, ts, max_epoch=1, batch_size=8, time_size=5,
+                                        verbose=False)
+    optimizer, batches = Adam(0.01), RnnlmTrainer(None, None)
+    for _ in range(len(xs) // (8 * 5)):
+        x, t = batches.get_batch(xs, ts, 8, 5)
+        by_hand.forward(x, t)
+        by_hand.backward()
+        optimizer.update(by_hand.params, by_hand.grads)
+    for p, q in zip(model.params, by_hand.params, strict=True):
+        np.testing.assert_array_equal(p, q)
