@@ -89,7 +89,10 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
     The scalar checked is ``L = sum(w * layer.forward(*inputs))`` for a fixed
     random ``w``, so ``dout = w``. Every array in ``layer.params`` and every
     float input listed in ``check_inputs`` (default: all float inputs) is
-    checked. Integer inputs (word ids) are passed through unchecked.
+    checked. Integer inputs (word ids) are passed through unchecked. An
+    array listed more than once in ``params`` (tied weights) is checked by
+    the sum of its gradients, as the optimizers update it; its error is
+    reported at each of its places.
 
     For a stateful layer, or one whose gradient w.r.t. its initial state is
     wanted, use :func:`check_function` instead.
@@ -133,14 +136,27 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
             raise ValueError(f"{type(layer).__name__}.backward returned no gradient for input "
                              f"{j} ({len(dinputs)} returned): return one for every float input "
                              f"it takes, or pass check_inputs with those it has one for")
-    analytic_params = [g.copy() for g in layer.grads]
+    analytic_params = _tied_sums(layer.params, layer.grads)
 
-    errors = {}
+    errors, measured = {}, {}
     for i, p in enumerate(layer.params):
-        errors[f"param{i}"] = relative_error(analytic_params[i], numerical_gradient(loss, p, eps))
+        if id(p) not in measured:  # a tied array: once, its error reported at each place
+            measured[id(p)] = relative_error(analytic_params[i],
+                                             numerical_gradient(loss, p, eps))
+        errors[f"param{i}"] = measured[id(p)]
     for j in check_inputs:
         errors[f"input{j}"] = relative_error(dinputs[j], numerical_gradient(loss, inputs[j], eps))
     return errors
+
+
+def _tied_sums(params, grads):
+    """A copy of each gradient, where an array listed more than once in
+    ``params`` (tied weights) has the sum of its gradients at each place:
+    what the optimizers update it by, and what its differences measure."""
+    total = {}
+    for p, g in zip(params, grads, strict=True):
+        total[id(p)] = g.copy() if id(p) not in total else total[id(p)] + g
+    return [total[id(p)] for p in params]
 
 
 def check_function(loss, backward, arrays, eps=1e-6):

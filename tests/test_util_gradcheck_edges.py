@@ -148,3 +148,40 @@ def test_check_layer_says_which_input_has_no_gradient_and_what_to_pass():
     for bad in ([2], [-1], [True], [0.0]):
         with pytest.raises(ValueError, match=r"check_inputs .* the position of an input, 0 \.\. 1"):
             check_layer(Masked(), [x, mask], check_inputs=bad)
+
+
+def test_check_layer_checks_a_tied_array_by_the_sum_of_its_gradients():
+    """Tied weights are one array listed at each place it is used, and the
+    optimizers update it by the sum of its gradients: that sum is what the
+    differences of the array measure, reported at each of its places."""
+    from layers import Bidirectional, TimeLSTM
+
+    rng = np.random.default_rng(4)
+    Wx, Wh, b = rng.standard_normal((3, 20)), rng.standard_normal((5, 20)), rng.standard_normal(20)
+    tied = Bidirectional(TimeLSTM(Wx, Wh, b), TimeLSTM(Wx, Wh, b))  # both directions' weights
+    errors = check_layer(tied, [rng.standard_normal((2, 4, 3)) * 0.5])
+    assert max(errors.values()) < 1e-6, errors
+    for i in range(3):
+        assert errors[f"param{i}"] == errors[f"param{i + 3}"]
+
+
+def test_check_layer_still_finds_a_wrong_gradient_of_a_tied_array():
+    class TiedScale:
+        """``a * x + a * x``, with ``a`` listed twice; backward forgets the second use."""
+
+        def __init__(self):
+            a = np.array([1.5])
+            self.params, self.grads = [a, a], [np.zeros(1), np.zeros(1)]
+
+        def forward(self, x):
+            self.x = x
+            return 2 * self.params[0][0] * x
+
+        def backward(self, dout):
+            self.grads[0][0] = np.sum(dout * self.x)
+            self.grads[1][0] = 0.0  # (should be the same as the first)
+            return 2 * self.params[0][0] * dout
+
+    errors = check_layer(TiedScale(), [np.random.default_rng(5).standard_normal(6)])
+    assert errors["input0"] < 1e-8
+    assert errors["param0"] == errors["param1"] == pytest.approx(0.5)
