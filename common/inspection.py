@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.backend import to_cpu, xp
-from common.util import check_whole_number
+from common.util import carrying_state, check_whole_number
 
 LN2 = math.log(2.0)
 
@@ -52,23 +52,9 @@ def recurrent_layers(model) -> list:
 @contextlib.contextmanager
 def _inspecting(model):
     """Dropout off, state reset, stateful layers; everything restored on exit."""
-    modes = [getattr(layer, "train_flg", None) for layer in model.layers]
-    rec = recurrent_layers(model)
-    stateful = [layer.stateful for layer in rec]
-    carried = model.get_state()
-    model.eval()
-    for layer in rec:
-        layer.stateful = True
-    model.reset_state()
-    try:
+    with model.evaluating(), carrying_state(model):
+        model.reset_state()
         yield
-    finally:
-        for layer, mode in zip(model.layers, modes, strict=True):
-            if mode is not None:
-                layer.train_flg = mode
-        for layer, flag in zip(rec, stateful, strict=True):
-            layer.stateful = flag
-        model.set_state(carried)
 
 
 @contextlib.contextmanager

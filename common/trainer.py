@@ -52,6 +52,7 @@ from common.util import (
     evaluating,
     ignore_label_of,
     is_sequence_to_sequence,
+    merge_tied_grads,
     perplexity,
 )
 
@@ -297,6 +298,8 @@ class BaseTrainer:
                 loss = forward_backward(x, t)
                 learn = guard.loss_ok(self, loss)
             if learn:
+                if max_grad is not None or clip_value is not None:
+                    merge_tied_grads(self.model.params, self.model.grads)
                 if max_grad is not None:
                     clip_grads(self.model.grads, max_grad)
                 if clip_value is not None:

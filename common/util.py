@@ -78,6 +78,22 @@ def _scaled_norm(grads):
     return m * math.sqrt(total)
 
 
+def merge_tied_grads(params, grads):
+    """Sum, in place, the gradients of an array listed more than once in
+    ``params`` (tied weights) into its first place's gradient, and zero its
+    other places'. The optimizers' update is the same, and a clip over
+    ``grads`` then clips the tied array's whole gradient (its norm, its
+    values), as the book's loop does after its ``remove_duplicate`` and
+    PyTorch does for its one parameter. Untied arrays are left as they are.
+    """
+    first = {}
+    for j, p in enumerate(params):
+        i = first.setdefault(id(p), j)
+        if i != j and grads[j] is not grads[i]:  # (one array listed twice: left as it is)
+            grads[i] += grads[j]
+            grads[j][...] = 0
+
+
 def evaluating(model):
     """``with evaluating(model):`` dropout off inside; on leaving, the
     train/eval mode and the carried recurrent state are what they were.
@@ -110,6 +126,27 @@ def _evaluating_by_hand(model):
             layer.train_flg = mode
 
 
+@contextlib.contextmanager
+def carrying_state(model):
+    """``with carrying_state(model):`` every recurrent layer of ``model`` is
+    stateful inside (its state goes on from call to call, as a text is read
+    in order), whatever it was set to; the flags as they were afterwards.
+    The layers are ``model._recurrent_layers()`` where the model has it (an
+    rnnlab model), else those of its ``layers`` that have a ``stateful`` flag."""
+    if hasattr(model, "_recurrent_layers"):
+        layers = [layer for layer in model._recurrent_layers() if hasattr(layer, "stateful")]
+    else:
+        layers = [layer for layer in getattr(model, "layers", []) if hasattr(layer, "stateful")]
+    flags = [layer.stateful for layer in layers]
+    for layer in layers:
+        layer.stateful = True
+    try:
+        yield
+    finally:
+        for layer, flag in zip(layers, flags, strict=True):
+            layer.stateful = flag
+
+
 def perplexity(mean_loss: float) -> float:
     """``exp(mean_loss)``, the perplexity of a mean loss in nats; ``inf`` where
     that overflows (a model far from trained), not ``OverflowError``."""
@@ -128,8 +165,11 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     training can go on where it stopped; a ``backward`` after it is refused
     (it would run on the last evaluated batch, not on the last ``forward``
     of training). The ``L = len(corpus) - 1`` prediction targets are cut
-    into ``batch_size`` lanes of ``ceil(L / batch_size)`` positions; the
-    tail of the last lanes is padding, which counts for nothing. The mean
+    into ``batch_size`` lanes of ``ceil(L / batch_size)`` positions, each
+    read in order with its state carried (:func:`carrying_state`, also for
+    layers set to ``stateful = False``), so ``time_size`` changes nothing
+    but round-off; the tail of the last lanes is padding, which counts for
+    nothing. The mean
     is over the targets the loss scores, as in training: every target,
     unless the loss layer's ``ignore_label`` is an id of the corpus (a
     padding id), whose targets are left out.
@@ -180,7 +220,7 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
     total = 0.0
     loss_layer.ignore_label = pad
     try:
-        with evaluating(model), managed():
+        with evaluating(model), carrying_state(model), managed():
             model.reset_state()
             for start in range(0, lane, time_size):
                 batch_x = xp.asarray(xs[:, start:start + time_size])

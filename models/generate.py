@@ -1,12 +1,11 @@
 """Sampling text from any rnnlab language model (or searching it, by beam search)."""
 
-import contextlib
 import math
 
 import numpy as np
 
 from common.backend import to_cpu, xp
-from common.util import check_rng
+from common.util import carrying_state, check_rng
 from models.beam_search import beam_search_lm
 
 
@@ -56,7 +55,7 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
         if temperature != 1.0 or top_k is not None or rng is not None:
             raise ValueError("beam_width searches for the most likely text; it takes no "
                              "temperature, top_k or rng (leave them at their defaults)")
-        with _carrying_state(model):
+        with carrying_state(model):
             return beam_search_lm(model, start_ids, length, beam_width, stop_id=stop_id)
     return list(_sampled(model, start_ids, length, temperature, top_k, stop_id, rng))
 
@@ -87,7 +86,7 @@ def _sampled(model, start_ids, length, temperature, top_k, stop_id, rng):
         model._forget_forward()
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
-    with model.evaluating(), _carrying_state(model):
+    with model.evaluating(), carrying_state(model):
         model.reset_state()
         # The prompt but its last id only warms up the state.
         if len(start_ids) > 1:
@@ -99,21 +98,6 @@ def _sampled(model, start_ids, length, temperature, top_k, stop_id, rng):
             yield x
             if stop_id is not None and x == stop_id:
                 break
-
-
-@contextlib.contextmanager
-def _carrying_state(model):
-    """Every recurrent layer stateful inside (its state goes on from call to
-    call); the flags as they were afterwards."""
-    layers = [layer for layer in model._recurrent_layers() if hasattr(layer, "stateful")]
-    flags = [layer.stateful for layer in layers]
-    for layer in layers:
-        layer.stateful = True
-    try:
-        yield
-    finally:
-        for layer, flag in zip(layers, flags, strict=True):
-            layer.stateful = flag
 
 
 def _is_int(value):

@@ -106,6 +106,23 @@ def test_each_fit_call_trains_max_epoch_more_and_a_stopped_call_goes_on_to_its_e
     assert trainer.history["epoch"] == [1, 2, 3, 4, 5, 6]
 
 
+def test_eval_perplexity_carries_the_state_along_each_lane_whatever_the_layers_are_set_to():
+    """A lane is read in order, as ``token_surprisal`` and generation read a
+    text: a model whose layers start every batch afresh (``stateful =
+    False``) is scored as the same model carrying its state, not once per
+    ``time_size`` window."""
+    from models import Rnnlm
+
+    ids = np.random.default_rng(9).integers(0, 9, size=80)
+    model = Rnnlm(9, 6, 6, seed=0, init_scale=1.0, dtype=np.float64)
+    carried = eval_perplexity(model, ids, batch_size=2)
+    model.lstm.stateful = False
+    assert eval_perplexity(model, ids, batch_size=2) == carried
+    assert eval_perplexity(model, ids, batch_size=2, time_size=1000) == pytest.approx(
+        carried, rel=1e-12)
+    assert model.lstm.stateful is False  # as it was
+
+
 def test_eval_perplexity_evaluates_inside_model_evaluating():
     class Spy(BetterRnnlm):
         def evaluating(self):
@@ -174,6 +191,43 @@ def test_clip_grads_scales_to_the_global_norm():
     small = [np.ones(3, np.float32)]
     clip_grads(small, max_norm=10.0)
     np.testing.assert_array_equal(small[0], 1.0)  # under the limit: unchanged
+
+
+@pytest.mark.parametrize("clip", [dict(max_grad=0.05), dict(clip_value=0.01)])
+def test_a_tied_array_is_clipped_by_the_sum_of_its_gradients_as_in_the_books_loop(clip):
+    """The book's loop sums a tied array's gradients (its ``remove_duplicate``)
+    before clipping, so the norm is of the sum, as PyTorch's is of its one
+    parameter; the values clipped are the sum's too."""
+    from common.optimizer import Adam
+    from common.util import clip_grads_value
+
+    corpus = np.random.default_rng(8).integers(0, 30, size=401)
+    xs, ts = corpus[:-1], corpus[1:]
+    fitted = BetterRnnlm(30, 8, 8, 0.5, seed=4)  # D == H: tied
+    assert fitted.params[0] is fitted.params[-2]
+    RnnlmTrainer(fitted, Adam(0.01)).fit(xs, ts, max_epoch=2, batch_size=4, time_size=10,
+                                         verbose=False, **clip)
+
+    model, optimizer = BetterRnnlm(30, 8, 8, 0.5, seed=4), Adam(0.01)
+    batches = RnnlmTrainer(None, None)  # for get_batch
+    for _ in range(2 * (400 // 40)):
+        model.forward(*batches.get_batch(xs, ts, 4, 10))
+        model.backward()
+        params, grads, place = [], [], {}
+        for p, g in zip(model.params, model.grads, strict=True):  # each array once
+            if id(p) in place:
+                grads[place[id(p)]] += g
+            else:
+                place[id(p)] = len(params)
+                params.append(p)
+                grads.append(g.copy())
+        if "max_grad" in clip:
+            clip_grads(grads, clip["max_grad"])
+        else:
+            clip_grads_value(grads, clip["clip_value"])
+        optimizer.update(params, grads)
+    for p, q in zip(fitted.params, model.params, strict=True):
+        np.testing.assert_array_equal(p, q)
 
 
 def test_fit_rejects_a_corpus_smaller_than_one_batch():
