@@ -116,6 +116,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def none_or(convert):
+    """An argparse ``type``: ``none`` (any case) for None, the option's "off"
+    (no clipping, no schedule, the model's own init), else ``convert(text)``;
+    so that a script whose defaults turn an option on (a reproduction's
+    clipping) can still be run without it."""
+    def parse(text: str):
+        return None if text.strip().lower() == "none" else convert(text)
+    parse.__name__ = getattr(convert, "__name__", "value")  # argparse's "invalid float value"
+    return parse
+
+
 def explicit_dests(parser: argparse.ArgumentParser, argv=None) -> set[str]:
     """The destinations that ``argv`` (default: ``sys.argv[1:]``) sets itself.
 
@@ -446,16 +457,17 @@ def save_over_checkpoint_problem(save: str | None, overwrite: bool) -> str | Non
             f"replace it")
 
 
-def pickle_name_problem(args: argparse.Namespace, dests) -> str | None:
+def pickle_name_problem(args: argparse.Namespace, dests, suffix: str = ".npz") -> str | None:
     """Why a file named by a destination of ``dests`` has a pickle's name
-    (``.pkl``, ``.pickle``), or None: rnnlab writes ``.npz`` files only, and
-    ``save_params`` would refuse the name after the whole run."""
+    (``.pkl``, ``.pickle``), or None: rnnlab writes no pickles (``.npz``
+    files, pages, pictures), and ``save_params`` would refuse the name after
+    the whole run. ``suffix``: the name the files of ``dests`` should end in."""
     for dest in dests:
         path = getattr(args, dest, None)
         if path and has_pickle_name(path):
+            kind = "its files are .npz: " if suffix == ".npz" else ""
             return (f"{flag(dest)} {path}: rnnlab never writes (or reads) pickles, "
-                    f"whose loading can run any code; its files are .npz: give a name "
-                    f"ending in .npz")
+                    f"whose loading can run any code; {kind}give a name ending in {suffix}")
     return None
 
 

@@ -117,6 +117,13 @@ def parse_args(argv=None):
                                         or args.seed is not None):
         parser.error("--beam-width searches for the most likely text: it takes no "
                      "--temperature, --top-k or --seed")
+    # (A notice, not a refusal: a sweep of temperatures may well include 0.)
+    unused = [f for f, value in (("--top-k", args.top_k), ("--seed", args.seed))
+              if value is not None]
+    if args.temperature == 0 and unused:
+        print(f"notice: --temperature 0 takes the most likely token at every step: "
+              f"{' and '.join(unused)} change{'s' if len(unused) == 1 else ''} nothing",
+              file=sys.stderr)
     return args
 
 

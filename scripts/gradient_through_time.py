@@ -40,7 +40,7 @@ from common.cli import (  # noqa: E402
     drawing_problem,
     empty_flag_problem,
     output_flags_problem,
-    outputs_escaped,
+    outputs_may_close,
     plot_path,
     positive_float,
     ptb_message_in_flag_words,
@@ -53,6 +53,7 @@ from common.memory import (  # noqa: E402
     check_memory,
     estimate_training_bytes,
     language_model_shapes,
+    text_reading_error,
 )
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import managed, thread_count_problem  # noqa: E402
@@ -110,15 +111,19 @@ def parse_args(argv=None):
     return args
 
 
-def load_text(args):
-    path = args.text_file
-    if path is None:
-        path = os.path.join(ptb.find_data_dir(args.data_dir), "ptb.train.txt")
+def text_path(args):
+    """The text to read: ``--text-file``, else PTB's training file."""
+    if args.text_file is not None:
+        return args.text_file
+    return os.path.join(ptb.find_data_dir(args.data_dir), "ptb.train.txt")
+
+
+def load_text(path, args):
     corpus, word_to_id, _ = text.load_data(path, level="char")
     if args.corpus_size:
         corpus = corpus[:args.corpus_size]
     train, valid, _ = text.split_corpus(corpus)
-    return path, train, valid, len(word_to_id)
+    return train, valid, len(word_to_id)
 
 
 def memory_problem(args, V) -> str | None:
@@ -202,15 +207,23 @@ def plot(curves, args, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    with outputs_escaped():  # a file name an ASCII terminal cannot show: escaped
+    # A reader that stops reading (| head) or a full disk under the table: the run
+    # goes on and draws its plot; a file name an ASCII terminal cannot show: escaped.
+    with outputs_may_close():
         return _run(args)
 
 
 def _run(args):
+    path = None
     try:
-        path, train_ids, valid_ids, V = load_text(args)
+        path = text_path(args)
+        train_ids, valid_ids, V = load_text(path, args)
     except (OSError, ValueError, ptb.DataNotFoundError) as exc:
         print(f"error: {ptb_message_in_flag_words(str(exc))}", file=sys.stderr)
+        return 2
+    except MemoryError:  # (--corpus-size cuts the text once it is read whole)
+        flag = "--text-file" if args.text_file is not None else "the PTB file"
+        print(f"error: {text_reading_error(flag, path)}", file=sys.stderr)
         return 2
     # Checked now, not minutes into training.
     if problem := (window_problem(train_ids, args.time_size, "training", "--time-size")

@@ -49,6 +49,7 @@ from common.cli import (  # noqa: E402
     empty_flag_problem,
     output_flags_problem,
     outputs_escaped,
+    pickle_name_problem,
     point_at_null,
     user_path,
 )
@@ -90,6 +91,8 @@ MAX_HEAT_MAP_CHARACTERS = 1000
 # took 3.5 GB, about 44 bytes a pixel; rounded down, as the estimate is a
 # lower bound.
 HEAT_MAP_BYTES_PER_PIXEL = 40
+# units: tokens the heat map shows by default.
+HEAT_MAP_LENGTH = 80
 
 
 def parse_args(argv=None):
@@ -124,7 +127,8 @@ def parse_args(argv=None):
                    help="draw the interesting units as a heat map here (default: none)")
     u.add_argument("--png-start", type=int, default=0,
                    help="first token of the heat map (counted from --offset)")
-    u.add_argument("--png-length", type=int, default=80, help="tokens shown in the heat map")
+    u.add_argument("--png-length", type=int, default=HEAT_MAP_LENGTH,
+                   help="tokens shown in the heat map")
 
     s = sub.add_parser("surprisal", help="log-probability and bits of every token (TSV)",
                        formatter_class=HelpFormatter)
@@ -156,6 +160,7 @@ def parse_args(argv=None):
     # An output may not name the model or the text file: writing it would destroy them.
     if problem := (output_flags_problem(args, {"png": "map.png", "html": "units.html"},
                                         inputs=("model", "text_file"))
+                   or pickle_name_problem(args, ("html",), suffix=".html")
                    or drawing_problem(args, ("png",), may_skip=False)):
         p.error(problem)
     if getattr(args, "png", None):
@@ -264,6 +269,18 @@ def run_surprisal(args, model, vocab, level):
     return 0
 
 
+def unused_units_flags(args, names) -> list[str]:
+    """What ``units`` flags given without the output they are for change: nothing."""
+    notices = []
+    if names and not (args.html or args.png):
+        notices.append("--units shows its units on the --html page or the --png heat map; "
+                       "without either it changes nothing")
+    if not args.png and (args.png_start != 0 or args.png_length != HEAT_MAP_LENGTH):
+        notices.append("--png-start and --png-length place the --png heat map; without --png "
+                       "they change nothing")
+    return notices
+
+
 def run_units(args, model, vocab, level):
     tokens, ids = read_input(args, vocab, level, default_length=3000)
     # Everything the arguments can get wrong is refused before the (long) recording.
@@ -273,6 +290,8 @@ def run_units(args, model, vocab, level):
             unit_index(name, *model_units(model))
         except ValueError as exc:
             raise UsageError(f"--units: {exc}") from None
+    for notice in unused_units_flags(args, names):
+        print(f"notice: {notice}", file=sys.stderr)
     if args.png and args.png_start >= len(tokens):
         raise UsageError(f"--png-start {args.png_start} is past the text's {len(tokens)} "
                          f"tokens; give a number from 0 to {len(tokens) - 1}")

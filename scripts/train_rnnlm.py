@@ -47,6 +47,7 @@ from common.cli import (  # noqa: E402
     explicit_dests,
     flag,
     moved_checkpoint_notice,
+    none_or,
     output_flags_problem,
     outputs_may_close,
     overflow_left_to_the_guard,
@@ -65,14 +66,15 @@ from common.cli import (  # noqa: E402
 from common.file_access import unreachable_words  # noqa: E402
 from common.memory import (  # noqa: E402
     GATES,
+    TEXT_BYTES_PER_BYTE,
     NotEnoughMemory,
     available_bytes,
     check_memory,
     estimate_training_bytes,
-    gib,
     language_model_shapes,
     may_split,
     reading_problem,
+    text_reading_error,
 )
 from common.parallel import thread_count_problem  # noqa: E402
 from common.rescue import rescue_words, save_or_rescue  # noqa: E402
@@ -101,11 +103,6 @@ OPTIMIZERS = {
 }
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-# Reading a text file takes up to this many bytes of memory per byte of it (a
-# Python object per token until the ids are made), measured on files of 4-20
-# MB: English 22-23x at either level, words all distinct 29x, CJK characters 35x.
-TEXT_BYTES_PER_BYTE = 40
-
 # Settings a checkpoint records that define the run: --resume refuses
 # other values. The others recorded (learning rate, schedules, outputs ...)
 # may be changed on resuming; the new value is used and announced.
@@ -157,8 +154,15 @@ def build_parser(description=None, defaults=None):
                        help="dropout ratio of --model better, in [0, 1)")
     model.add_argument("--no-tie", action="store_true",
                        help="--model better: separate output weights (else tied when D == H)")
-    model.add_argument("--init-scale", type=float, default=None,
-                       help="uniform init in +-scale (default: the model's own init)")
+    # (No default of its own: --no-tie's is the flag's, shown there.)
+    tie = model.add_argument("--tie", dest="no_tie", action="store_false",
+                             default=argparse.SUPPRESS,
+                             help="--model better: the output weights tied to the embedding "
+                                  "when D == H, undoing a --no-tie of the defaults (default: "
+                                  "as --no-tie's says)")
+    model.add_argument("--init-scale", type=none_or(float), default=None,
+                       help="uniform init in +-scale; 'none': the model's own (default: the "
+                            "model's own init)")
     train = p.add_argument_group("training")
     train.add_argument("--batch-size", type=int, default=10, help="lanes of truncated BPTT")
     train.add_argument("--time-size", type=int, default=5, help="truncated BPTT length")
@@ -168,20 +172,22 @@ def build_parser(description=None, defaults=None):
                        help="learning rate; with --resume a new value is used from there on")
     train.add_argument("--epochs", type=int, default=100,
                        help="epochs in all (with --resume: the run's total, counting those done)")
-    train.add_argument("--max-grad", type=float, default=None,
-                       help="clip the global gradient norm to this (default: no clipping)")
-    train.add_argument("--clip-value", type=float, default=None,
-                       help="clip every gradient element to +-this, as min-char-rnn does "
+    # 'none' for each option that is off by default: a reproduction's defaults turn some on.
+    train.add_argument("--max-grad", type=none_or(float), default=None,
+                       help="clip the global gradient norm to this; 'none': no clipping "
                             "(default: no clipping)")
-    train.add_argument("--lr-decay", type=float, default=None,
+    train.add_argument("--clip-value", type=none_or(float), default=None,
+                       help="clip every gradient element to +-this, as min-char-rnn does; "
+                            "'none': no clipping (default: no clipping)")
+    train.add_argument("--lr-decay", type=none_or(float), default=None,
                        help="divide lr by this (> 1) when validation perplexity does not "
-                            "improve; implies --val (default: no decay)")
-    train.add_argument("--lr-halve-from", type=int, default=None,
-                       help="halve lr before every epoch from this epoch on (Zaremba et al.) "
-                            "(default: never)")
-    train.add_argument("--patience", type=int, default=None,
-                       help="stop after this many epochs without improvement; implies --val "
-                            "(default: no early stopping)")
+                            "improve; implies --val; 'none': no decay (default: no decay)")
+    train.add_argument("--lr-halve-from", type=none_or(int), default=None,
+                       help="halve lr before every epoch from this epoch on (Zaremba et al.); "
+                            "'none': never (default: never)")
+    train.add_argument("--patience", type=none_or(int), default=None,
+                       help="stop after this many epochs without improvement; implies --val; "
+                            "'none': no early stopping (default: no early stopping)")
     # --no-val, --no-eval: a reproduction's defaults turn them on.
     train.add_argument("--val", action=argparse.BooleanOptionalAction, default=False,
                        help="validation perplexity after every epoch; keep the best model")
@@ -216,8 +222,9 @@ def build_parser(description=None, defaults=None):
     out.add_argument("--quiet", action="store_true", help="no progress output")
     if defaults:
         p.set_defaults(**defaults)
+        tie.default = argparse.SUPPRESS
         for action in p._actions:
-            if action.dest in defaults and action.help:
+            if action.dest in defaults and action.help and action is not tie:
                 # The words "(default: ...)" describe this script's defaults; a
                 # reproduction's own value is shown instead (HelpFormatter).
                 action.help = re.sub(r" ?\(default: [^)]*\)", "", action.help)
@@ -438,10 +445,7 @@ def load_corpus(args):
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     except MemoryError:  # past --ignore-memory-check, or an estimate too low for this text
-        raise UsageError(f"not enough memory to read --text-file {args.text_file} "
-                         f"({gib(os.path.getsize(args.text_file))}; reading takes up to "
-                         f"{TEXT_BYTES_PER_BYTE} times that); train on a part of the file (cut "
-                         f"it: --corpus-size still reads all of it)") from None
+        raise UsageError(text_reading_error("--text-file", args.text_file)) from None
     return train, valid, test, w2i, i2w, printable(os.path.basename(args.text_file))
 
 

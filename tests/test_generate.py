@@ -787,6 +787,22 @@ def test_script_beam_width(trained, capsys):
     assert exc.value.code == 2 and "--beam-width" in capsys.readouterr().err
 
 
+def test_script_says_greedy_sampling_has_no_use_for_top_k_or_seed(trained, capsys):
+    """--temperature 0 takes the most likely token every time: --top-k and
+    --seed change nothing, which a notice says (--beam-width refuses them)."""
+    script = load_script("generate_text")
+    path = str(trained / "m.npz")
+    greedy = ["--model", path, "--start", "the dog", "--length", "8", "--temperature", "0"]
+    assert script.main(greedy) == 0
+    text, err = capsys.readouterr()
+    assert "notice" not in err
+    assert script.main([*greedy, "--top-k", "3", "--seed", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert out == text
+    assert err == ("notice: --temperature 0 takes the most likely token at every step: "
+                   "--top-k and --seed change nothing\n")
+
+
 def test_script_refuses_a_sequence_to_sequence_model(tmp_path, capsys):
     from models import Seq2seq
 

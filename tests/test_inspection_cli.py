@@ -167,6 +167,85 @@ def test_gradient_through_time_script_refuses_a_run_that_cannot_fit_in_memory(tm
     assert "iterations" not in out  # nothing started
 
 
+def test_units_says_which_flags_it_has_no_output_for(char_model, tmp_path, capsys):
+    """--units shows its units on the page or the heat map, --png-start and
+    --png-length place the heat map: without those outputs a notice says so."""
+    run = ["units", "--model", str(char_model), "--text", TEXT]
+    assert inspect_model.main(run) == 0
+    table, err = capsys.readouterr()
+    assert "notice" not in err
+    assert inspect_model.main([*run, "--units", "h0:1", "--png-start", "5"]) == 0
+    out, err = capsys.readouterr()
+    assert out == table
+    assert err == ("notice: --units shows its units on the --html page or the --png heat map; "
+                   "without either it changes nothing\n"
+                   "notice: --png-start and --png-length place the --png heat map; without "
+                   "--png they change nothing\n")
+    assert inspect_model.main([*run, "--units", "h0:1", "--html", str(tmp_path / "u.html"),
+                               "--png-length", "9"]) == 0
+    assert capsys.readouterr().err == ("notice: --png-start and --png-length place the --png "
+                                       "heat map; without --png they change nothing\n")
+
+
+@pytest.mark.parametrize("name", ["page.pkl", "page.pickle"])
+def test_no_page_is_written_with_a_pickles_name(name, char_model, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        inspect_model.main(["surprisal", "--model", str(char_model), "--text", TEXT,
+                            "--html", str(tmp_path / name)])
+    assert exc.value.code == 2
+    assert "rnnlab never writes (or reads) pickles" in capsys.readouterr().err
+    assert not (tmp_path / name).exists()
+
+
+GTT_TINY = ["--iters", "2", "--hidden-size", "8", "--wordvec-size", "4", "--batch-size", "2",
+            "--time-size", "5", "--eval-length", "5", "--eval-batch", "2"]
+
+
+@pytest.mark.parametrize("stdout", ["reader gone", "/dev/full"])
+def test_gradient_through_time_script_draws_its_plot_when_stdout_closes(stdout, tmp_path):
+    """``| head -1`` or a full disk under the table: the run goes on and draws
+    its plot (a BrokenPipeError traceback after the first model lost it)."""
+    import subprocess
+    import sys
+
+    if stdout == "/dev/full" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 100, encoding="utf-8")
+    args = [sys.executable, os.path.join(ROOT, "scripts", "gradient_through_time.py"),
+            "--text-file", str(text), *GTT_TINY, "--plot", str(tmp_path / "g.png")]
+    env = dict(os.environ, MPLBACKEND="Agg")
+    if stdout == "/dev/full":
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(args, env=env, stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=120)
+        returncode, err = done.returncode, done.stderr
+    else:
+        run = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+        run.stdout.close()  # nobody reads
+        err = run.communicate(timeout=120)[1]
+        returncode = run.returncode
+    assert returncode == 0 and "Traceback" not in err, err
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gradient_through_time_script_says_a_text_too_large_to_read(tmp_path, capsys,
+                                                                    monkeypatch):
+    gtt = script("gradient_through_time")
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 100, encoding="utf-8")
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(gtt.text, "load_data", no_memory)
+    assert gtt.main(["--text-file", str(text), *GTT_TINY, "--plot", "none"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: not enough memory to read --text-file {text} (0 MiB; "
+                          f"reading takes up to 40 times that)"), err
+
+
 def test_load_model_refuses_a_file_without_vocabulary(tmp_path):
     path = tmp_path / "m.npz"
     GruRnnlm(5, 3, 3, seed=0).save_params(path)

@@ -136,8 +136,8 @@ def test_a_reproduction_shows_its_own_defaults_and_takes_a_text_file(here, capsy
         load_script("train_rnnlm").main(["--help"], description=reproduce.__doc__,
                                         defaults=reproduce.DEFAULTS)
     shown = " ".join(capsys.readouterr().out.split())
-    assert "clip the global gradient norm to this (default: 0.25)" in shown
-    assert "uniform init in +-scale (default: 0.1)" in shown
+    assert "clip the global gradient norm to this; 'none': no clipping (default: 0.25)" in shown
+    assert "uniform init in +-scale; 'none': the model's own (default: 0.1)" in shown
     assert "0 = all (default: 0)" in shown and "1000 of PTB" not in shown
     # Its corpus is PTB by default, but a --text-file alone trains on that file.
     Path("t.txt").write_text("the cat sat on the mat . " * 40, encoding="utf-8")
@@ -145,6 +145,23 @@ def test_a_reproduction_shows_its_own_defaults_and_takes_a_text_file(here, capsy
         ["--text-file", "t.txt", "--epochs", "1", "--plot", "none", "--quiet",
          "--wordvec-size", "8", "--hidden-size", "8", "--batch-size", "2", "--time-size", "5",
          "--num-layers", "1"], defaults=reproduce.DEFAULTS) == 0
+
+
+def test_a_reproductions_defaults_can_each_be_turned_off():
+    """--max-grad, --lr-halve-from and --init-scale take 'none', --tie undoes
+    --no-tie: a reproduction's own values are not the only ones it can run."""
+    reproduce = load_script("reproduce_zaremba_small")
+    parse = load_script("train_rnnlm").parse_args
+    args, _ = parse([], defaults=reproduce.DEFAULTS)
+    assert (args.max_grad, args.lr_halve_from, args.init_scale, args.no_tie) == (0.25, 5, 0.1,
+                                                                                  True)
+    args, explicit = parse(["--max-grad", "none", "--lr-halve-from", "None", "--init-scale",
+                            "none", "--tie"], defaults=reproduce.DEFAULTS)
+    assert (args.max_grad, args.lr_halve_from, args.init_scale, args.no_tie) == (None, None,
+                                                                                  None, False)
+    assert {"max_grad", "lr_halve_from", "init_scale", "no_tie"} <= explicit
+    args, _ = parse(["--clip-value", "none", "--lr-decay", "none", "--patience", "none"])
+    assert (args.clip_value, args.lr_decay, args.patience) == (None, None, None)
 
 
 # -- train_seq2seq.py ---------------------------------------------------------------------
