@@ -185,9 +185,10 @@ def why_not_replicable(model) -> str | None:
     recurrent = model._recurrent_layers()
     if not recurrent or not all(_known_recurrent(layer) for layer in recurrent):
         return "its recurrent layers are not all rnnlab's (TimeRNN, TimeLSTM, TimeGRU)"
-    if is_stateful(model) and not all(layer.stateful for layer in recurrent):
+    if is_stateful(model) and not all(getattr(layer, "stateful", True) for layer in recurrent):
         # A layer set to start every batch afresh hands no state over, and the
-        # replica, built by the constructor, would carry one.
+        # replica, built by the constructor, would carry one. (A bidirectional
+        # layer has no flag: it carries nothing, in the replica as here.)
         return ("a recurrent layer is not stateful (stateful = False), where the "
                 "replica built by its constructor would be")
     if any(_draws_masks(layer) for layer in model._all_layers()):

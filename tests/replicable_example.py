@@ -16,6 +16,9 @@ could not be found there.
   inherited).
 - :class:`TwoLayerLstmLm`: a language model of two stateful LSTM layers,
   with dropout between the layers (ratio 0 by default), opted in.
+- :class:`BiLstmTagger`: a tagger (a language model's interface, a tag
+  for each token) reading through a bidirectional LSTM, which carries no
+  state and has no ``stateful`` flag, opted in.
 - :class:`PrintingSeq2seq`: ``Seq2seq`` that prints a line (its process id)
   at every ``forward``, wherever it runs.
 - :class:`ForgetfulSeq2seq`: ``Seq2seq`` scaling its loss by a ``scale``
@@ -32,7 +35,15 @@ import os
 import numpy as np
 
 from common.backend import FLOAT
-from layers import TimeAffine, TimeDropout, TimeEmbedding, TimeGRU, TimeLSTM, TimeSoftmaxWithLoss
+from layers import (
+    TimeAffine,
+    TimeBiLSTM,
+    TimeDropout,
+    TimeEmbedding,
+    TimeGRU,
+    TimeLSTM,
+    TimeSoftmaxWithLoss,
+)
 from models import LanguageModel, Seq2seq
 from models.base import Init, check_sizes
 from models.seq2seq import Decoder, Encoder
@@ -109,6 +120,36 @@ class TwoLayerLstmLm(LanguageModel):
         self.loss_layer = TimeSoftmaxWithLoss()
         self._collect_params(["embed.W", "lstm1.Wx", "lstm1.Wh", "lstm1.b",
                               "lstm2.Wx", "lstm2.Wh", "lstm2.b", "affine.W", "affine.b"])
+
+
+class BiLstmTagger(LanguageModel):
+    """Embedding, a bidirectional LSTM and an output layer of ``n_tags``
+    scores for each token.
+
+    Shape:
+        forward: xs ``(N, T)`` ids below ``vocab_size``, ts ``(N, T)`` tags
+        below ``n_tags`` -> scalar mean loss; no state carried.
+    """
+
+    replicable = True
+
+    def __init__(self, vocab_size: int, hidden_size: int, n_tags: int, *,
+                 seed: int | None = None, dtype=FLOAT):
+        V, H, C = check_sizes(vocab_size=vocab_size, hidden_size=hidden_size, n_tags=n_tags)
+        self.config = {"vocab_size": V, "hidden_size": H, "n_tags": C}
+        init = Init(seed, dtype=dtype)
+
+        def direction():
+            return (init.normal((H, 4 * H), 1 / np.sqrt(H)),
+                    init.normal((H, 4 * H), 1 / np.sqrt(H)), init.zeros(4 * H))
+
+        self.layers = [TimeEmbedding(init.normal((V, H), 0.5)),
+                       TimeBiLSTM(*direction(), *direction()),
+                       TimeAffine(init.normal((2 * H, C), 1 / np.sqrt(2 * H)), init.zeros(C))]
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self._collect_params(["embed.W", "forward.Wx", "forward.Wh", "forward.b",
+                              "backward.Wx", "backward.Wh", "backward.b", "affine.W",
+                              "affine.b"])
 
 
 class PrintingSeq2seq(Seq2seq):

@@ -25,6 +25,7 @@ from common.optimizer import Adam
 from common.trainer import RnnlmTrainer, Trainer
 from models import Seq2seq
 from tests.replicable_example import (
+    BiLstmTagger,
     ForgetfulSeq2seq,
     GruSeq2seq,
     HomeOnlySeq2seq,
@@ -293,6 +294,20 @@ def test_a_language_model_of_ones_own_trains_by_halves_with_this_process_bits(ca
     for a, b in zip(helped.params + helped.get_state(), alone.params + alone.get_state(),
                     strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_tagger_reading_both_ways_is_split_and_its_halves_are_the_whole_batch():
+    """A bidirectional layer has no ``stateful`` flag to check (asking for it
+    raised an AttributeError from fit)."""
+    rng = np.random.default_rng(11)
+    model = BiLstmTagger(V, H, 3, seed=13, dtype=np.float64)
+    assert batch_worker.why_not_replicable(model) is None and data_parallel.splits(model, 8)
+    batches = [(rng.integers(0, V, (8, 5)), rng.integers(0, 3, (8, 5))) for _ in range(2)]
+    results = by_halves(model, batches)
+    for (loss, grads), (loss_e, grads_e) in zip(results, whole(model, batches), strict=True):
+        assert loss == pytest.approx(loss_e, rel=1e-13)
+        for g, e in zip(grads, grads_e, strict=True):
+            np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-14)
 
 
 def test_no_warning_for_the_models_that_split():
