@@ -166,11 +166,17 @@ def check_function(loss, backward, arrays, eps=1e-6):
     Use it for models (``loss = lambda: model.forward(xs, ts)``, ``backward``
     runs forward then ``model.backward()`` and returns copies of
     ``model.grads``) and for stateful layers whose initial state is an input.
+    An array listed more than once (tied weights) is checked, as by
+    :func:`check_layer`, by the sum of its gradients.
     Returns a list of relative errors, one per array.
     """
     _require_float64(((f"arrays[{k}]", a) for k, a in enumerate(arrays)), "check_function")
     analytic = [np.array(g, dtype=np.float64, copy=True) for g in backward()]
     if len(analytic) != len(arrays):
         raise ValueError(f"backward returned {len(analytic)} gradients for {len(arrays)} arrays")
-    pairs = zip(analytic, arrays, strict=True)
-    return [relative_error(g, numerical_gradient(loss, a, eps)) for g, a in pairs]
+    analytic = _tied_sums(arrays, analytic)
+    measured = {}
+    for g, a in zip(analytic, arrays, strict=True):
+        if id(a) not in measured:
+            measured[id(a)] = relative_error(g, numerical_gradient(loss, a, eps))
+    return [measured[id(a)] for a in arrays]

@@ -142,6 +142,15 @@ class Model:
             self.grads += layer.grads
         if len(names) != len(self.params):
             raise ValueError(f"{len(names)} names for {len(self.params)} parameters")
+        # A name is an array's key in files, checkpoints and the best epoch's copy:
+        # one name on two arrays would keep only one of them there, silently.
+        first = {}
+        for j, (name, p) in enumerate(zip(names, self.params, strict=True)):
+            i = first.setdefault(name, j)
+            if self.params[i] is not p:
+                raise ValueError(f"the parameter name {name!r} names two different arrays, "
+                                 f"params[{i}] and params[{j}]: give each array a name of its "
+                                 f"own (a tied array, listed twice, may have one name)")
         self.param_names = list(names)
 
     # -- parameters by name ---------------------------------------------------------

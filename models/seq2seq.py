@@ -109,6 +109,12 @@ class Decoder:
         init = init or Init()
         self.embed = embedding_layer(init, V, D)
         self.lstm = self._lstm(init, D + self.lstm_extra * H, H)
+        if not getattr(self.lstm, "stateful", True):
+            # Generating feeds one step at a time: each must start where the last ended.
+            raise ValueError(f"{type(self).__name__}._lstm returned a {type(self.lstm).__name__} "
+                             f"that is not stateful: a decoder generates one step at a time, "
+                             f"each from the state the last one left; build it with "
+                             f"stateful=True")
         self.affine = affine_layer(init, H + self.affine_extra * H, V)
         gather_layers(self, [self.embed, self.lstm, self.affine])
         # How many times begin() has run: generating replaces what forward
@@ -249,8 +255,10 @@ class Seq2seq(Model):
                  TimeAffine: ["affine.W", "affine.b"], TimeAttention: []}
         param_names = []
         for part_name, part in (("encoder", self.encoder), ("decoder", self.decoder)):
+            kinds = {}  # a part's second layer of a kind is lstm2, embed2, ...
             for layer in part.layers:
-                param_names += _layer_param_names(part_name, layer, names)
+                k = kinds[type(layer)] = kinds.get(type(layer), 0) + 1
+                param_names += _layer_param_names(part_name, layer, names, k)
         self.layers = [self.encoder, self.decoder]
         self._collect_params(param_names, layers=self.encoder.layers + self.decoder.layers)
 
@@ -384,10 +392,13 @@ def _lstm_shapes(prefix, D, H):
     return {f"{prefix}.Wx": (D, 4 * H), f"{prefix}.Wh": (H, 4 * H), f"{prefix}.b": (4 * H,)}
 
 
-def _layer_param_names(part_name, layer, names):
+def _layer_param_names(part_name, layer, names, k=1):
+    """The names of ``layer``'s parameters, the ``k``-th of its kind in the part:
+    ``encoder.lstm.Wx`` for the first, ``encoder.lstm2.Wx`` for the second."""
+    suffix = "" if k == 1 else str(k)
     for cls, layer_names in names.items():
         if isinstance(layer, cls):
-            return [f"{part_name}.{n}" for n in layer_names]
+            return [f"{part_name}.{n.replace('.', suffix + '.', 1)}" for n in layer_names]
     raise TypeError(f"no parameter names for a {type(layer).__name__} in the {part_name}: "
                     f"build the parts of rnnlab's Time layers, or override "
                     f"_collect_seq2seq_params to name its parameters")

@@ -20,12 +20,13 @@ from layers import (
     TimeAffine,
     TimeDropout,
     TimeEmbedding,
+    TimeGRU,
     TimeLSTM,
     TimeRNN,
     TimeSoftmaxWithLoss,
 )
 from models import MODEL_CLASSES, LanguageModel, Seq2seq, load_model, model_from_config
-from models.seq2seq import Decoder, Encoder
+from models.seq2seq import Decoder, Encoder, gather_layers
 from tests.replicable_example import GruSeq2seq
 
 V, H = 17, 16
@@ -255,3 +256,72 @@ def test_a_class_that_declares_its_shapes_is_checked_before_building(monkeypatch
     config = {"vocab_size": 13, "wordvec_size": 5, "hidden_size": 6}
     with pytest.raises(ValueError, match="missing"):
         model_from_config("DeclaredGruSeq2seq", config, shapes={"encoder.embed.W": (13, 5)})
+
+
+class TwoLayerLstmEncoder(Encoder):
+    """The encoder with a second LSTM over the first one's states."""
+
+    def __init__(self, vocab_size, wordvec_size, hidden_size, init=None):
+        super().__init__(vocab_size, wordvec_size, hidden_size, init)
+        self.lstm1, self.lstm = self.lstm, self._lstm(init, hidden_size, hidden_size)
+        gather_layers(self, [self.embed, self.lstm1, self.lstm])
+
+    def forward(self, xs):
+        self.hs = self.lstm.forward(self.lstm1.forward(self.embed.forward(xs)))
+        return self.hs[:, -1, :]
+
+    def backward(self, dh):
+        dhs = np.zeros_like(self.hs)
+        dhs[:, -1, :] = dh
+        self.embed.backward(self.lstm1.backward(self.lstm.backward(dhs)))
+
+
+class DeepSeq2seq(Seq2seq):
+    encoder_class = TwoLayerLstmEncoder
+
+
+def test_two_layers_of_a_kind_in_a_part_get_names_of_their_own(tmp_path):
+    """Both LSTMs of the encoder were named encoder.lstm.*: named_params kept
+    one of them, and save, load, checkpoints and the best epoch's restore
+    silently left the other out."""
+    model = DeepSeq2seq(13, 5, 6, seed=0)
+    assert model.param_names[:7] == ["encoder.embed.W", "encoder.lstm.Wx", "encoder.lstm.Wh",
+                                     "encoder.lstm.b", "encoder.lstm2.Wx", "encoder.lstm2.Wh",
+                                     "encoder.lstm2.b"]
+    assert len(model.named_params()) == len(model.params)
+    model.save_params(tmp_path / "deep.npz")
+    loaded = DeepSeq2seq(13, 5, 6, seed=1)
+    loaded.load_params(tmp_path / "deep.npz")
+    for p, q in zip(model.params, loaded.params, strict=True):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_one_name_for_two_arrays_is_refused():
+    class Twice(LanguageModel):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.layers = [TimeEmbedding(rng.standard_normal((5, 3))),
+                           TimeAffine(rng.standard_normal((3, 5)), np.zeros(5))]
+            self._collect_params(["W", "W", "b"])
+
+    with pytest.raises(ValueError, match="'W' names two different arrays.*params\\[0\\] and "
+                                         "params\\[1\\]"):
+        Twice()
+
+
+def test_a_decoder_whose_recurrent_layer_is_not_stateful_is_refused():
+    """Generating feeds the decoder one step at a time, carrying its state: a
+    layer that starts every call from zeros answered every step after the
+    first from nothing, silently (training was right)."""
+    from tests.replicable_example import GruEncoder, gru_weights
+
+    class ForgetfulGruDecoder(Decoder):
+        def _lstm(self, init, D, H):
+            return TimeGRU(*gru_weights(init, D, H))  # stateful=False, the layer's default
+
+    class ForgetfulGruSeq2seq(Seq2seq):
+        encoder_class, decoder_class = GruEncoder, ForgetfulGruDecoder
+
+    with pytest.raises(ValueError, match="ForgetfulGruDecoder._lstm returned a TimeGRU that "
+                                         "is not stateful.*stateful=True"):
+        ForgetfulGruSeq2seq(13, 5, 6)

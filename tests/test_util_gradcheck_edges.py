@@ -185,3 +185,4 @@ def test_check_layer_still_finds_a_wrong_gradient_of_a_tied_array():
     errors = check_layer(TiedScale(), [np.random.default_rng(5).standard_normal(6)])
     assert errors["input0"] < 1e-8
     assert errors["param0"] == errors["param1"] == pytest.approx(0.5)
+
