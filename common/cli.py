@@ -488,10 +488,13 @@ def damaged_settings_problem(settings: dict, parser: argparse.ArgumentParser) ->
             fits = False
         elif action.type is not None:  # parsed again from its text, as given
             try:
-                action.type(str(value))
-                fits = True
+                parsed = action.type(str(value))
             except (ValueError, TypeError, argparse.ArgumentTypeError):
                 fits = False
+            else:
+                # A run records parsed values: a number as a number, and an option left
+                # off as null (skipped above), never the text "none" or "5".
+                fits = parsed is not None and isinstance(parsed, str) == isinstance(value, str)
         else:
             fits = isinstance(value, str)
         if fits and action.choices is not None:

@@ -86,11 +86,13 @@ def merge_tied_grads(params, grads):
     values), as the book's loop does after its ``remove_duplicate`` and
     PyTorch does for its one parameter. Untied arrays are left as they are.
     """
+    grads = list(grads)  # (a tuple or a generator too: the arrays are changed in place)
     first = {}
     for j, p in enumerate(params):
         i = first.setdefault(id(p), j)
         if i != j and grads[j] is not grads[i]:  # (one array listed twice: left as it is)
-            grads[i] += grads[j]
+            total = grads[i]
+            total += grads[j]
             grads[j][...] = 0
 
 

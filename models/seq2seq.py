@@ -21,6 +21,7 @@ import numpy as np
 
 from common.backend import FLOAT, to_cpu, xp
 from common.parallel import deferred
+from common.util import carrying_state
 from layers import (
     TimeAffine,
     TimeAttention,
@@ -109,12 +110,6 @@ class Decoder:
         init = init or Init()
         self.embed = embedding_layer(init, V, D)
         self.lstm = self._lstm(init, D + self.lstm_extra * H, H)
-        if not getattr(self.lstm, "stateful", True):
-            # Generating feeds one step at a time: each must start where the last ended.
-            raise ValueError(f"{type(self).__name__}._lstm returned a {type(self.lstm).__name__} "
-                             f"that is not stateful: a decoder generates one step at a time, "
-                             f"each from the state the last one left; build it with "
-                             f"stateful=True")
         self.affine = affine_layer(init, H + self.affine_extra * H, V)
         gather_layers(self, [self.embed, self.lstm, self.affine])
         # How many times begin() has run: generating replaces what forward
@@ -199,16 +194,20 @@ def select_rows(lstm, rows):
 
 
 def greedy(decoder, start_ids, sample_size: int) -> np.ndarray:
-    """Feed back the most likely id ``sample_size`` times; ids ``(N, sample_size)``."""
+    """Feed back the most likely id ``sample_size`` times; ids ``(N, sample_size)``.
+
+    Each step starts from the state the last one left, whatever the
+    decoder's recurrent layer's ``stateful`` flag (:func:`carrying_state`)."""
     ids = start_ids
     out = []
-    for _ in range(sample_size):
-        scores = decoder.step(ids)
-        if not bool(xp.isfinite(scores).all()):
-            raise FloatingPointError("the model produced non-finite scores (NaN or inf); its "
-                                     "weights have diverged")
-        ids = scores.argmax(axis=1)
-        out.append(ids)
+    with carrying_state(decoder):
+        for _ in range(sample_size):
+            scores = decoder.step(ids)
+            if not bool(xp.isfinite(scores).all()):
+                raise FloatingPointError("the model produced non-finite scores (NaN or inf); "
+                                         "its weights have diverged")
+            ids = scores.argmax(axis=1)
+            out.append(ids)
     return to_cpu(xp.stack(out, axis=1)) if out else np.zeros((len(start_ids), 0), np.int64)
 
 
@@ -255,10 +254,9 @@ class Seq2seq(Model):
                  TimeAffine: ["affine.W", "affine.b"], TimeAttention: []}
         param_names = []
         for part_name, part in (("encoder", self.encoder), ("decoder", self.decoder)):
-            kinds = {}  # a part's second layer of a kind is lstm2, embed2, ...
+            counts = {}  # a part's second layer of a kind is lstm2, embed2, ...
             for layer in part.layers:
-                k = kinds[type(layer)] = kinds.get(type(layer), 0) + 1
-                param_names += _layer_param_names(part_name, layer, names, k)
+                param_names += _layer_param_names(part_name, layer, names, counts)
         self.layers = [self.encoder, self.decoder]
         self._collect_params(param_names, layers=self.encoder.layers + self.decoder.layers)
 
@@ -364,7 +362,8 @@ class Seq2seq(Model):
         beam_width = useful_width(beam_width, self.vocab_size, sample_size)
         if beam_width == 1:
             return greedy(self.decoder, start_ids, sample_size)
-        return beam_search(self.decoder, start_ids, sample_size, beam_width)
+        with carrying_state(self.decoder):  # (as greedy: step after step)
+            return beam_search(self.decoder, start_ids, sample_size, beam_width)
 
     def _begin(self, xs):
         """Encode ``xs`` and set the decoder's state for generating."""
@@ -392,12 +391,15 @@ def _lstm_shapes(prefix, D, H):
     return {f"{prefix}.Wx": (D, 4 * H), f"{prefix}.Wh": (H, 4 * H), f"{prefix}.b": (4 * H,)}
 
 
-def _layer_param_names(part_name, layer, names, k=1):
-    """The names of ``layer``'s parameters, the ``k``-th of its kind in the part:
-    ``encoder.lstm.Wx`` for the first, ``encoder.lstm2.Wx`` for the second."""
-    suffix = "" if k == 1 else str(k)
+def _layer_param_names(part_name, layer, names, counts):
+    """The names of ``layer``'s parameters in the part: ``encoder.lstm.Wx``
+    for the first layer of its kind (a class of ``names``, subclasses
+    included), ``encoder.lstm2.Wx`` for the second; ``counts`` counts the
+    part's layers of each kind so far."""
     for cls, layer_names in names.items():
         if isinstance(layer, cls):
+            k = counts[cls] = counts.get(cls, 0) + 1
+            suffix = "" if k == 1 else str(k)
             return [f"{part_name}.{n.replace('.', suffix + '.', 1)}" for n in layer_names]
     raise TypeError(f"no parameter names for a {type(layer).__name__} in the {part_name}: "
                     f"build the parts of rnnlab's Time layers, or override "

@@ -307,8 +307,8 @@ def ignored_flags_notices(args, explicit):
     """Notices for flags given on the command line that the run does not use."""
     notices = []
     if args.model != "better":
-        notices += [f"notice: {flag(name)} is used only by --model better; --model "
-                    f"{args.model} ignores it"
+        notices += [f"notice: {_as_given(name, getattr(args, name)).split()[0]} is used only "
+                    f"by --model better; --model {args.model} ignores it"
                     for name in ("num_layers", "dropout", "no_tie") if name in explicit]
     if "overwrite" in explicit and not args.checkpoint and not args.save:
         notices.append("notice: --overwrite concerns only a --checkpoint file (and a --save "
@@ -359,13 +359,13 @@ def apply_checkpoint_settings(args, explicit):
             continue
         elif name in FIXED_ON_RESUME:
             # (--init-scale only draws the first weights: on resuming it changes nothing.)
-            run = f"no {flag(name)}" if value is None else f"{flag(name)} {_shown(value)}"
-            raise UsageError(f"{flag(name)} {_shown(getattr(args, name))} differs from the run "
+            run = f"no {flag(name)}" if value is None else _as_given(name, value)
+            raise UsageError(f"{_as_given(name, getattr(args, name))} differs from the run "
                              f"in {args.resume} ({run}); drop the flag to continue that run, or "
                              "start a new one")
         elif name not in ("epochs", "lr"):
-            notices.append(f"notice: {flag(name)} {_shown(getattr(args, name))} replaces the "
-                           f"checkpoint's {_shown(value)} from here on")
+            notices.append(f"notice: {_as_given(name, getattr(args, name))} replaces the "
+                           f"checkpoint's {_as_given(name, value)} from here on")
     if notice := moved_checkpoint_notice(args.resume, recorded, ("save", "plot"), explicit):
         notices.append(notice)
     return notices
@@ -374,6 +374,19 @@ def apply_checkpoint_settings(args, explicit):
 def _shown(value):
     """A setting as a command line gives it: None (no plot, no file) as 'none'."""
     return "none" if value is None else value
+
+
+# The switches that come in pairs: each value is said as the flag that gives it.
+SWITCH_PAIRS = {"no_tie": ("--no-tie", "--tie"), "val": ("--val", "--no-val"),
+                "eval": ("--eval", "--no-eval")}
+
+
+def _as_given(name, value):
+    """A setting as the command line that gives it: ``--max-grad 0.25``,
+    ``--max-grad none``, ``--tie`` (for ``no_tie`` False), ``--no-val``."""
+    if name in SWITCH_PAIRS and isinstance(value, bool):
+        return SWITCH_PAIRS[name][0 if value else 1]
+    return f"{flag(name)} {_shown(value)}"
 
 
 # -- before training: paths, data, memory ----------------------------------------------------

@@ -280,10 +280,25 @@ class DeepSeq2seq(Seq2seq):
     encoder_class = TwoLayerLstmEncoder
 
 
+class MyLSTM(TimeLSTM):
+    """A TimeLSTM of one's own: named as one (lstm, lstm2, ...)."""
+
+
+class MixedLstmEncoder(TwoLayerLstmEncoder):
+    def _lstm(self, init, D, H):
+        lstm = super()._lstm(init, D, H)
+        return MyLSTM(*lstm.params) if D == H else lstm  # the second layer's
+
+
+class MixedSeq2seq(Seq2seq):
+    encoder_class = MixedLstmEncoder
+
+
 def test_two_layers_of_a_kind_in_a_part_get_names_of_their_own(tmp_path):
     """Both LSTMs of the encoder were named encoder.lstm.*: named_params kept
     one of them, and save, load, checkpoints and the best epoch's restore
     silently left the other out."""
+    assert MixedSeq2seq(13, 5, 6).param_names == DeepSeq2seq(13, 5, 6).param_names
     model = DeepSeq2seq(13, 5, 6, seed=0)
     assert model.param_names[:7] == ["encoder.embed.W", "encoder.lstm.Wx", "encoder.lstm.Wh",
                                      "encoder.lstm.b", "encoder.lstm2.Wx", "encoder.lstm2.Wh",
@@ -309,10 +324,12 @@ def test_one_name_for_two_arrays_is_refused():
         Twice()
 
 
-def test_a_decoder_whose_recurrent_layer_is_not_stateful_is_refused():
-    """Generating feeds the decoder one step at a time, carrying its state: a
-    layer that starts every call from zeros answered every step after the
-    first from nothing, silently (training was right)."""
+@pytest.mark.parametrize("beam_width", [1, 3])
+def test_a_decoder_whose_recurrent_layer_is_not_stateful_still_generates_step_after_step(
+        beam_width):
+    """Generating feeds the decoder one step at a time: a layer that starts
+    every call from zeros answered every step after the first from nothing,
+    silently (training was right). The state is carried whatever the flag."""
     from tests.replicable_example import GruEncoder, gru_weights
 
     class ForgetfulGruDecoder(Decoder):
@@ -322,6 +339,16 @@ def test_a_decoder_whose_recurrent_layer_is_not_stateful_is_refused():
     class ForgetfulGruSeq2seq(Seq2seq):
         encoder_class, decoder_class = GruEncoder, ForgetfulGruDecoder
 
-    with pytest.raises(ValueError, match="ForgetfulGruDecoder._lstm returned a TimeGRU that "
-                                         "is not stateful.*stateful=True"):
-        ForgetfulGruSeq2seq(13, 5, 6)
+    model, stateful = ForgetfulGruSeq2seq(13, 5, 6, seed=0), GruSeq2seq(13, 5, 6, seed=0)
+    for p, q in zip(model.params, stateful.params, strict=True):
+        p[...] = q[...] = np.random.default_rng(p.size).standard_normal(p.shape)
+    xs = np.random.default_rng(1).integers(0, 13, (4, 5))
+    answers = model.generate(xs, 1, 5, beam_width=beam_width)
+    np.testing.assert_array_equal(answers, stateful.generate(xs, 1, 5, beam_width=beam_width))
+    assert model.decoder.lstm.stateful is False  # as it was
+    if beam_width == 1:  # the decoder's own training computation, answer by answer
+        ids = np.ones((4, 1), dtype=np.int64)
+        for _ in range(5):
+            scores = model.decoder.forward(ids, model.encoder.forward(xs))
+            ids = np.concatenate([ids, scores[:, -1].argmax(axis=1)[:, None]], axis=1)
+        np.testing.assert_array_equal(answers, ids[:, 1:])

@@ -18,6 +18,7 @@ import pytest
 
 from common import training_guards
 from common.checkpoint import read_checkpoint
+from common.cli import flag
 from common.serialization import load_npz, save_npz
 from common.trainer import CheckpointWriteError
 
@@ -122,12 +123,16 @@ def damage_setting(path, out, key, value):
     save_npz(out, arrays, meta)
 
 
-def test_train_rnnlm_refuses_a_checkpoint_with_damaged_settings(here, capsys):
+@pytest.mark.parametrize("name, value", [("batch_size", "x"), ("max_grad", "NONE"),
+                                         ("patience", "5")])
+def test_train_rnnlm_refuses_a_checkpoint_with_damaged_settings(name, value, here, capsys):
+    """A value its option would not have recorded: a number as text, or the
+    text "none" of an option that a run left off (recorded as null)."""
     main = load_script("train_rnnlm").main
     assert main([*TINY_LM, "--checkpoint", "ck.npz", "--plot", "none"]) == 0
-    damage_setting("ck.npz", "bad.npz", "batch_size", "x")
+    damage_setting("ck.npz", "bad.npz", name, value)
     err = usage_error(main, ["--resume", "bad.npz", "--epochs", "3", "--quiet"], capsys)
-    assert "the checkpoint is damaged: its setting --batch-size is 'x'" in err
+    assert f"the checkpoint is damaged: its setting {flag(name)} is {value!r}" in err
 
 
 def test_a_reproduction_shows_its_own_defaults_and_takes_a_text_file(here, capsys):

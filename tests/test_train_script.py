@@ -628,6 +628,7 @@ def test_epochs_is_the_total_of_the_run_also_when_resumed(script, capsys, monkey
     (["--model", "gru"], "--model gru differs from the run in ck.npz (--model lstm)"),
     (["--hidden-size", "11"], "--hidden-size 11 differs"),
     (["--corpus", "ptb"], "--corpus ptb differs from the run in ck.npz (--corpus synthetic)"),
+    (["--no-tie"], "--no-tie differs from the run in ck.npz (--tie)"),  # (a switch: its flag)
 ])
 def test_resume_refuses_settings_that_change_the_run(flags, message, script, capsys):
     assert script.main([*RUN, "--epochs", "1"]) == 0
@@ -780,6 +781,9 @@ def test_flags_the_model_does_not_use_are_announced(script, capsys):
         assert f"notice: {name} is used only by --model better; --model lstm ignores it" in err
     assert "notice: --overwrite concerns only a --checkpoint file" in err
     assert "notice: --quiet turns off the progress lines of --log-every" in err
+    assert script.main([*SMALL, "--model", "lstm", "--tie", "--quiet"]) == 0
+    assert capsys.readouterr().err == ("notice: --tie is used only by --model better; --model "
+                                       "lstm ignores it\n")
 
 
 def test_the_defaults_of_an_unused_flag_are_not_announced(script, capsys):

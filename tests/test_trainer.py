@@ -230,6 +230,17 @@ def test_a_tied_array_is_clipped_by_the_sum_of_its_gradients_as_in_the_books_loo
         np.testing.assert_array_equal(p, q)
 
 
+def test_merge_tied_grads_sums_in_place_into_the_first_place_and_takes_a_tuple():
+    from common.util import merge_tied_grads
+
+    W, b = np.ones((2, 3)), np.ones(3)
+    grads = (np.full((2, 3), 1.0), np.full(3, 5.0), np.full((2, 3), 2.0))
+    merge_tied_grads([W, b, W], grads)
+    np.testing.assert_array_equal(grads[0], 3.0)
+    np.testing.assert_array_equal(grads[1], 5.0)  # untied: as it was
+    np.testing.assert_array_equal(grads[2], 0.0)
+
+
 def test_fit_rejects_a_corpus_smaller_than_one_batch():
     model = SimpleRnnlm(10, 4, 4, seed=0)
     with pytest.raises(ValueError, match="fewer than one batch"):
