@@ -5,7 +5,12 @@ As the training scripts do: a value out of range, a bad
 usage error (exit status 2) before any work starts, and Ctrl-C or SIGTERM
 end a run with one line, ``interrupted`` or ``terminated``, and the exit
 status 130 or 143, the cleanup of ``finally`` blocks and ``with`` statements
-done (no traceback, no helper process or temporary folder left behind).
+done (no traceback, no helper process or temporary folder left behind). A
+reader of stdout that stops reading (``| head``), or a full disk under it,
+does not end a run in a traceback (:func:`outputs_may_close`); nor does
+another revision's code that a timing script cannot call as it calls this
+checkout's: that is a usage error naming the revision
+(:func:`timing_other_code`).
 
 This module imports nothing of rnnlab's packages at import time: the
 scripts that time another checkout (``--repo``) import ``common``,
@@ -130,6 +135,57 @@ def memory_problem(parts: dict[str, int], hint: str) -> str | None:
     return None
 
 
+def outputs_may_close(checkout: str):
+    """``common.cli.outputs_may_close()`` of the rnnlab checkout in the folder
+    ``checkout``, put first on ``sys.path``: while open, a reader of stdout
+    that stops reading (``| head``), or a full disk under it (``> /dev/full``),
+    does not end the run in a traceback; it goes on printing to nobody, with
+    one notice on stderr. For the scripts that time another checkout
+    (``--repo``): this module imports none of its packages itself. A
+    checkout older than the helper has none: its timing prints as it always
+    did."""
+    # Not imported where the file is missing: an editable install of this
+    # checkout would then give this checkout's cli.py, and with it its modules.
+    if not os.path.isfile(os.path.join(checkout, "common", "cli.py")):
+        return contextlib.nullcontext()
+    try:
+        from common.cli import outputs_may_close
+    except ImportError:
+        return contextlib.nullcontext()
+    return outputs_may_close()
+
+
+@contextlib.contextmanager
+def timing_other_code(parser: argparse.ArgumentParser, whose: str, advice: str):
+    """While open, an exception that another revision's code raises as this
+    script imports, builds or calls it is a one-line usage error of
+    ``parser``: ``whose`` (``--against 1c5d22b: its layers/lstm.py``)
+    cannot be timed by this script, the exception in a few words, and
+    ``advice`` (a later revision), rather than a traceback from inside
+    code this script no longer fits (a function since renamed, a call
+    since changed). A ``MemoryError`` is left as it is: the sizes were
+    checked before, and it is no fault of the revision."""
+    try:
+        yield
+    except MemoryError:
+        raise
+    except Exception as exc:
+        words = " ".join(str(exc).split())
+        parser.error(f"{whose} cannot be timed by this script ({type(exc).__name__}"
+                     f"{': ' + words if words else ''}); {advice}")
+
+
+def repo_code(parser: argparse.ArgumentParser, repo: str, here: str, what: str):
+    """:func:`timing_other_code` for the checkout ``repo`` of a ``--repo``
+    script, ``what`` of it (``its layers``) named in the message; a null
+    context when ``repo`` is this checkout, ``here``, whose own errors are
+    left as they are."""
+    if os.path.realpath(repo) == os.path.realpath(here):
+        return contextlib.nullcontext()
+    return timing_other_code(parser, f"--repo {repo}: {what}",
+                             "give a checkout of a later revision")
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is so that its cleanup runs."""
 
@@ -154,6 +210,31 @@ def sigterm_raises():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """While open, Ctrl-C (SIGINT) and SIGTERM are remembered, not acted on;
+    the first that came is raised again as the block closes, where its
+    handler (``KeyboardInterrupt``, :class:`Terminated`) runs as if it came
+    then. For a step that must not be cut in two, such as starting a
+    process: an interrupt in the middle of ``subprocess.Popen`` leaves the
+    process running with no object to end it by. Off the main thread,
+    signals are left alone."""
+    came = []
+    try:
+        previous = {signum: signal.signal(signum, lambda signum, frame: came.append(signum))
+                    for signum in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if came:
+            signal.raise_signal(came[0])
 
 
 def interrupt_status(exc: KeyboardInterrupt) -> int:

@@ -26,7 +26,11 @@ import argparse
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+
+from benchmarks.command_line import ends_on_interrupt, signals_held
+from common.cli import outputs_may_close
 
 # (rows, K, M): a step's half product at the character level (H = 256 and
 # 512, N = 32), at the seq2seq sizes (N = 128), and two shapes for scale.
@@ -55,10 +59,37 @@ print(statistics.median(times) * 1e6)
 
 
 def _start(shape, repeats):
+    """A timing process of ``shape``, single-threaded.
+
+    It runs in a session of its own: Ctrl-C at a terminal and ``timeout``'s
+    signal reach a whole process group, and would end the timer (mid-import,
+    with a traceback of its own) before this process could; this process
+    ends its timers itself (:func:`_timers`)."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     args = [sys.executable, "-c", _TIMER, *(str(v) for v in shape), str(repeats)]
     return subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env,
-                            cwd=Path(__file__).resolve().parent)
+                            cwd=Path(__file__).resolve().parent, start_new_session=True)
+
+
+@contextmanager
+def _timers():
+    """``with _timers() as start:`` ``start(shape, repeats)`` starts a timing
+    process (:func:`_start`); every one still running when the block ends
+    (Ctrl-C, SIGTERM, an error) is ended, so that none is left busy."""
+    started = []
+
+    def start(shape, repeats):
+        with signals_held():  # so that a process started is always one recorded
+            started.append(_start(shape, repeats))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.kill()  # (nothing, for one that has ended and been read)
+            process.wait()
+            process.stdout.close()
 
 
 def _us(process) -> float:
@@ -70,12 +101,15 @@ def _us(process) -> float:
 
 def measure(shape, repeats: int) -> tuple[float, float, float]:
     """``(alone, first of two, second of two)``: us per product of ``shape``."""
-    alone = _us(_start(shape, repeats))
-    pair = [_start(shape, repeats), _start(shape, repeats)]
-    return alone, _us(pair[0]), _us(pair[1])
+    with _timers() as start:
+        alone = _us(start(shape, repeats))
+        pair = [start(shape, repeats), start(shape, repeats)]
+        return alone, _us(pair[0]), _us(pair[1])
 
 
 def main(argv: list[str] | None = None) -> list[tuple]:
+    """Check the flags (a usage error exits with 2), then time and print;
+    return the rows ``(shape, alone, first of two, second of two)``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds per figure (median)")
@@ -95,5 +129,16 @@ def main(argv: list[str] | None = None) -> list[tuple]:
     return rows
 
 
+@ends_on_interrupt
+def command(argv: list[str] | None = None) -> int:
+    """:func:`main` as a command: its exit status, 0; 130 or 143 when
+    interrupted (its timing processes ended, one line). A reader of stdout
+    that stops reading (``| head``), or a full disk under it, does not end
+    it in a traceback (``common.cli.outputs_may_close``)."""
+    with outputs_may_close():
+        main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(command())

@@ -26,7 +26,9 @@ sides of a ratio alike. The sections, in order:
   question per call (:mod:`benchmarks.seq2seq_speed`).
 
 The exit status is 1 if the float64 check of the memory section fails, or
-(with ``--check``) if any speed target is missed.
+(with ``--check``) if any speed target is missed: a target of two forms
+(the character level's LSTM rows: within 1.5 x PyTorch, or within 1.15 x
+the two-core bound) only when neither form is met.
 """
 
 import argparse
@@ -54,7 +56,7 @@ from benchmarks.memory import epoch_child, memory
 from benchmarks.seq2seq_speed import CONFIGS as SEQ2SEQ_CONFIGS
 from benchmarks.seq2seq_speed import run as seq2seq_run
 from benchmarks.word_level import training_iteration, where_time_goes
-from common.cli import at_least
+from common.cli import at_least, outputs_may_close
 
 SECTIONS = ("word", "char", "seq2seq")
 
@@ -109,7 +111,16 @@ def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
 @ends_on_interrupt
 def main(argv=None, prog: str | None = None) -> int:
     """Run the benchmark; return the exit status (0, 1; 130 or 143 when
-    interrupted); a usage error exits with 2."""
+    interrupted); a usage error exits with 2. A reader of stdout that stops
+    reading (``| head``), or a full disk under it, does not end the run in a
+    traceback: it goes on printing to nobody, with one notice on stderr, to
+    its exit status (``common.cli.outputs_may_close``)."""
+    with outputs_may_close():
+        return _benchmark(argv, prog)
+
+
+def _benchmark(argv, prog) -> int:
+    """:func:`main`, its outputs taken care of."""
     args = parse_args(argv, prog)
     data_dir = args.data_dir or harness.default_data_dir()
     if args.threads is not None and not harness.set_blas_threads(args.threads):
@@ -194,23 +205,37 @@ def seq2seq(run: Run, quick: bool) -> None:
 
 
 def summary(run: Run, args, f64_ok: bool) -> int:
-    """Print the targets; return the exit status."""
+    """Print the targets; return the exit status. A target of several forms
+    (:meth:`benchmarks.harness.Run.target`) is met when any one of them is."""
+    met = run.targets_met()
     run.results["targets"] = run.targets
+    run.results["targets_met"] = met
     run.results["machine"]["load_average_end"] = os.getloadavg()[0]
     say(f"\n== targets (load average at the end {os.getloadavg()[0]:.2f})")
-    for t in run.targets:
-        sign = ">=" if t["higher_is_better"] else "<="
-        say(f"  {t['name']:28s} {t['value']:7.3f}  {sign} {t['target']}  "
-            f"{'ok' if t['ok'] else 'MISSED'}")
+    for name, forms in run.target_forms().items():
+        if len(forms) == 1:
+            say(f"  {target_line(forms[0], 'ok' if met[name] else 'MISSED')}")
+            continue
+        count = "two" if len(forms) == 2 else len(forms)
+        say(f"  {name}: one target in {count} forms, met by any one of them: "
+            f"{'ok' if met[name] else 'MISSED'}")
+        for t in forms:  # (a form not met is no miss where another is met)
+            say(f"    {target_line(t, 'met' if t['ok'] else 'not met')}")
     if args.only is None:  # the memory section checks it
         say(f"  {'no float64 logits array':28s} {'ok' if f64_ok else 'FAILED'}")
     if args.json:
         print(json.dumps(strict_json(run.results), indent=2, allow_nan=False))
     if not f64_ok:
         return 1
-    if args.check and not all(t["ok"] for t in run.targets):
+    if args.check and not all(met.values()):
         return 1
     return 0
+
+
+def target_line(t: dict, verdict: str) -> str:
+    """One recorded target (or form of one) as a line of the summary."""
+    sign = ">=" if t["higher_is_better"] else "<="
+    return f"{t['name']:28s} {t['value']:7.3f}  {sign} {t['target']}  {verdict}"
 
 
 def strict_json(value):

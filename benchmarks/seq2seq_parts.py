@@ -29,8 +29,9 @@ import argparse
 import numpy as np
 
 from benchmarks import reference_seq2seq as ref
+from benchmarks.command_line import ends_on_interrupt
 from benchmarks.seq2seq_speed import BATCH, load_task, median_time
-from common.cli import HelpFormatter
+from common.cli import HelpFormatter, outputs_may_close
 from common.data_parallel import _forward_backward, batch_halves
 from common.optimizer import Adam
 from common.parallel import managed, thread_count_problem
@@ -84,7 +85,19 @@ def reference_ms(reference_class, x, t, V, repeats) -> float:
     return median_ms(lambda: ref.fit(model, optimizer, x, t, BATCH, 5.0), repeats)
 
 
-def main(argv=None):
+@ends_on_interrupt
+def main(argv=None) -> int:
+    """Time the pieces and print them; return the exit status (0; 130 or 143
+    when interrupted: the helper processes ended, one line); a usage error
+    exits with 2. A reader of stdout that stops reading (``| head``), or a
+    full disk under it, does not end it in a traceback
+    (``common.cli.outputs_may_close``)."""
+    with outputs_may_close():
+        return _parts(argv)
+
+
+def _parts(argv) -> int:
+    """:func:`main`, its outputs taken care of."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.seq2seq_parts",
                                      description=__doc__.split("\n\n")[0],
                                      formatter_class=HelpFormatter)

@@ -41,10 +41,10 @@ import numpy as np
 
 from benchmarks import bounds
 from benchmarks import reference_seq2seq as ref
-from benchmarks.command_line import cpu_count, interrupt_status, sigterm_raises
+from benchmarks.command_line import cpu_count, ends_on_interrupt
 from benchmarks.harness import helper_rests_note
 from common import blas, data_parallel
-from common.cli import HelpFormatter
+from common.cli import HelpFormatter, outputs_may_close
 from common.data_parallel import batch_halves
 from common.optimizer import Adam
 from common.parallel import num_threads, thread_count_problem
@@ -284,13 +284,13 @@ def main(argv: list[str] | None = None) -> tuple[list[tuple], list[tuple]]:
     return run(args)
 
 
+@ends_on_interrupt
 def command(argv: list[str] | None = None) -> int:
-    """:func:`main` as a command: its exit status, 0; 130 after Ctrl-C, 143 after SIGTERM."""
-    try:
-        with sigterm_raises():
-            main(argv)
-    except KeyboardInterrupt as exc:
-        return interrupt_status(exc)
+    """:func:`main` as a command: its exit status, 0; 130 after Ctrl-C, 143
+    after SIGTERM. A reader of stdout that stops reading (``| head``), or a
+    full disk under it, does not end it in a traceback."""
+    with outputs_may_close():
+        main(argv)
     return 0
 
 

@@ -27,6 +27,8 @@ from benchmarks.command_line import (  # noqa: E402
     data_dir_problem,
     ends_on_interrupt,
     load_ptb,
+    outputs_may_close,
+    repo_code,
     thread_setting_problem,
 )
 
@@ -39,7 +41,7 @@ def main(argv=None):
     error exits with 2."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    p.add_argument("--repo", default=_ROOT,
                    help="the checkout whose packages are timed (default: this one)")
     p.add_argument("--data-dir", default=None,
                    help="folder with the PTB files (default: $RNNLAB_PTB_DIR, the cache, or "
@@ -53,25 +55,38 @@ def main(argv=None):
     sys.path.insert(0, os.path.abspath(args.repo))
     if problem := thread_setting_problem():  # by the rule of the checkout timed
         p.error(problem)
+
+    def fits():  # another checkout's code may not fit this script's calls
+        return repo_code(p, args.repo, _ROOT, "its packages")
+
+    with outputs_may_close(args.repo):
+        print_fit_times(p, args, fits)
+    return 0
+
+
+def print_fit_times(parser, args, fits):
+    """Print the median milliseconds per iteration of each model's three
+    runs; the checkout's code imported, built and called inside ``fits()``."""
     import numpy as np
 
-    from common.optimizer import SGD
-    from common.trainer import RnnlmTrainer
-    from models import Rnnlm, SimpleRnnlm
+    with fits():
+        from common.optimizer import SGD
+        from common.trainer import RnnlmTrainer
+        from models import Rnnlm, SimpleRnnlm
 
-    corpus = load_ptb(p, ["train"], args.data_dir)[0][:BATCH * TIME * ITERATIONS + 1]
+        corpus = load_ptb(parser, ["train"], args.data_dir)[0][:BATCH * TIME * ITERATIONS + 1]
     xs, ts = corpus[:-1], corpus[1:]
     for cls in (SimpleRnnlm, Rnnlm):
         times = []
         for _ in range(RUNS):
-            trainer = RnnlmTrainer(cls(10000, 100, 100, seed=0), SGD(20.0))
-            start = time.perf_counter()
-            trainer.fit(xs, ts, max_epoch=1, batch_size=BATCH, time_size=TIME, max_grad=0.25,
-                        verbose=False)
+            with fits():
+                trainer = RnnlmTrainer(cls(10000, 100, 100, seed=0), SGD(20.0))
+                start = time.perf_counter()
+                trainer.fit(xs, ts, max_epoch=1, batch_size=BATCH, time_size=TIME,
+                            max_grad=0.25, verbose=False)
             times.append((time.perf_counter() - start) / ITERATIONS * 1e3)
         print(f"{cls.__name__:12s} {np.median(times):6.2f} ms per iteration (runs "
               f"{', '.join(f'{t:.2f}' for t in times)}; {args.repo})")
-    return 0
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ if _ROOT not in sys.path:
 from benchmarks.command_line import (  # noqa: E402
     ends_on_interrupt,
     memory_problem,
+    outputs_may_close,
+    repo_code,
     thread_setting_problem,
 )
 
@@ -94,10 +96,24 @@ def main(argv=None):
     if problem := memory_problem(memory_parts(max(args.hidden)),
                                  f"; give --hidden sizes below {max(args.hidden)}"):
         p.error(problem)
+
+    def fits():  # another checkout's code may not fit this script's calls
+        return repo_code(p, args.repo, _ROOT, "its layers")
+
+    with outputs_may_close(args.repo):
+        time_loops(args, fits)
+    return 0
+
+
+def time_loops(args, fits):
+    """Print the medians of the forward and the backward of each size, with
+    the background programs of ``--beside`` running, and ended afterwards;
+    the checkout's code imported, built and called inside ``fits()``."""
     import numpy as np
 
-    from common.parallel import managed
-    from layers import TimeLSTM
+    with fits():
+        from common.parallel import managed
+        from layers import TimeLSTM
 
     background = []
     try:
@@ -109,24 +125,24 @@ def main(argv=None):
             def f32(*shape, rng=rng):
                 return (rng.standard_normal(shape) * 0.1).astype(np.float32)
 
-            layer = TimeLSTM(f32(D, 4 * H), f32(H, 4 * H), f32(4 * H), stateful=True)
             xs, dhs = f32(N, T, D), f32(N, T, H)
             forward, backward = [], []
-            with managed():
-                for _ in range(CALLS):
-                    start = time.perf_counter()
-                    layer.forward(xs)
-                    forward.append(time.perf_counter() - start)
-                    start = time.perf_counter()
-                    layer.backward(dhs)
-                    backward.append(time.perf_counter() - start)
+            with fits():
+                layer = TimeLSTM(f32(D, 4 * H), f32(H, 4 * H), f32(4 * H), stateful=True)
+                with managed():
+                    for _ in range(CALLS):
+                        start = time.perf_counter()
+                        layer.forward(xs)
+                        forward.append(time.perf_counter() - start)
+                        start = time.perf_counter()
+                        layer.backward(dhs)
+                        backward.append(time.perf_counter() - start)
             print(f"H = {H:4d}: forward {np.median(forward) * 1e3:6.2f} ms, backward "
                   f"{np.median(backward) * 1e3:6.2f} ms (beside: {args.beside}; {args.repo})")
     finally:
         for program in background:
             program.kill()
             program.wait()
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.command_line import ends_on_interrupt, load_ptb  # noqa: E402
+from common.cli import outputs_may_close  # noqa: E402
 from common.optimizer import SGD  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.trainer import RnnlmTrainer  # noqa: E402
@@ -25,7 +26,14 @@ from models import BetterRnnlm  # noqa: E402
 @ends_on_interrupt
 def main(argv=None):
     """Time it; return the exit status (130 or 143 when interrupted); a usage
-    error exits with 2."""
+    error exits with 2. A reader of stdout that stops reading (``| head``),
+    or a full disk under it, does not end it in a traceback."""
+    with outputs_may_close():
+        return time_medium(argv)
+
+
+def time_medium(argv):
+    """:func:`main`, its outputs taken care of."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=None,

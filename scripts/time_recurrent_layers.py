@@ -19,15 +19,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
-from benchmarks.command_line import ends_on_interrupt, memory_problem  # noqa: E402
+from benchmarks.command_line import (  # noqa: E402
+    ends_on_interrupt,
+    memory_problem,
+    timing_other_code,
+)
 from common import parallel  # noqa: E402
-from common.cli import at_least  # noqa: E402
+from common.cli import at_least, outputs_may_close  # noqa: E402
 
 CELLS = {"lstm": ("TimeLSTM", 4, 1), "gru": ("TimeGRU", 3, 2), "rnn": ("TimeRNN", 1, 1)}
 
@@ -93,7 +98,14 @@ def timed_call(call, arg):
 @ends_on_interrupt
 def main(argv=None):
     """Time the layers; return the exit status (130 or 143 when interrupted);
-    a usage error exits with 2."""
+    a usage error exits with 2. A reader of stdout that stops reading
+    (``| head``), or a full disk under it, does not end it in a traceback."""
+    with outputs_may_close():
+        return time_layers(argv)
+
+
+def time_layers(argv):
+    """:func:`main`, its outputs taken care of."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--against", default="HEAD", help="git revision to compare with (default HEAD)")
@@ -119,12 +131,17 @@ def main(argv=None):
 
     name, gates, biases = CELLS[args.cell]
     N, T, D = args.batch, args.time, args.input
+
+    def fits():
+        """The other revision's code may not fit this checkout (an older API of
+        common.parallel): a usage error naming it, whether it fails on
+        loading, when built or when called."""
+        return timing_other_code(p, f"--against {args.against}: its layers/{args.cell}.py",
+                                 "give a later revision, or another --cell")
+
     with tempfile.TemporaryDirectory() as folder:
-        try:
+        with fits():
             against = layer_class_at(args.against, args.cell, folder)
-        except Exception as exc:  # its code, of another time, may not load beside this one
-            p.error(f"--against {args.against}: its layers/{args.cell}.py cannot be loaded "
-                    f"beside this checkout ({type(exc).__name__}: {exc})")
         classes = {"now": getattr(layers, name), args.against: against}
         print(f"{name}, N={N} T={T} D={D}; load average {os.getloadavg()[0]:.2f}; ms medians "
               "of main-thread CPU / process CPU / wall")
@@ -138,14 +155,18 @@ def main(argv=None):
             timed = {k: {"forward": [], "backward": []} for k in classes}
             outs = {}
             with parallel.managed():
-                instances = {k: cls(*[w.copy() for w in ws]) for k, cls in classes.items()}
+                instances = {}
+                for k, cls in classes.items():
+                    with nullcontext() if k == "now" else fits():
+                        instances[k] = cls(*[w.copy() for w in ws])
                 for r in range(2 + args.rounds):
                     for k, layer in instances.items():
-                        for part, call, arg in (("forward", layer.forward, xs),
-                                                ("backward", layer.backward, dhs)):
-                            outs[k, part], seconds = timed_call(call, arg)
-                            if r >= 2:
-                                timed[k][part].append(seconds)
+                        with nullcontext() if k == "now" else fits():
+                            for part, call, arg in (("forward", layer.forward, xs),
+                                                    ("backward", layer.backward, dhs)):
+                                outs[k, part], seconds = timed_call(call, arg)
+                                if r >= 2:
+                                    timed[k][part].append(seconds)
             for k in classes:
                 figures = "; ".join(
                     f"{part} " + " / ".join(f"{statistics.median(x[j] for x in v) * 1e3:.1f}"

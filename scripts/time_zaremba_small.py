@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.command_line import ends_on_interrupt, load_ptb  # noqa: E402
 from benchmarks.harness import median_time, timed_methods  # noqa: E402
-from common.cli import at_least  # noqa: E402
+from common.cli import at_least, outputs_may_close  # noqa: E402
 from common.optimizer import SGD  # noqa: E402
 from common.parallel import num_threads, thread_count_problem  # noqa: E402
 from common.trainer import RnnlmTrainer  # noqa: E402
@@ -107,7 +107,14 @@ def bound_parts(repeats):
 @ends_on_interrupt
 def main(argv=None):
     """Time it; return the exit status (130 or 143 when interrupted); a usage
-    error exits with 2."""
+    error exits with 2. A reader of stdout that stops reading (``| head``),
+    or a full disk under it, does not end it in a traceback."""
+    with outputs_may_close():
+        return time_zaremba(argv)
+
+
+def time_zaremba(argv):
+    """:func:`main`, its outputs taken care of."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=None,

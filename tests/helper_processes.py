@@ -54,6 +54,37 @@ def two_threads(monkeypatch):
         parallel._close_processes()
 
 
+def parent_pids() -> dict:
+    """Every process's pid, with the pid of its parent (Linux /proc)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:  # (ended meanwhile)
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def children(pid) -> list:
+    """The pids of the processes whose parent is ``pid``."""
+    return [child for child, parent in parent_pids().items() if parent == pid]
+
+
+def descendants(pid) -> list:
+    """The pids of every process below ``pid``."""
+    parents = parent_pids()
+    found, todo = [], [pid]
+    while todo:
+        above = todo.pop()
+        below = [child for child, parent in parents.items() if parent == above]
+        found += below
+        todo += below
+    return found
+
+
 def gone(pid) -> bool:
     """Whether process ``pid`` has ended (a zombie counts as ended)."""
     try:
@@ -61,6 +92,16 @@ def gone(pid) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def wait_for(condition, seconds=30.0) -> bool:
+    """Whether ``condition()`` comes true within ``seconds`` (asked every 50 ms)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def wait_gone(pids, seconds=15) -> bool:

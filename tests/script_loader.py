@@ -1,13 +1,18 @@
 """Load a program of ``scripts/`` as a module, for tests that call its
 ``main`` or its functions (the scripts are not a package), and read the
-message of a command line it refuses (:func:`usage_error`).
+message of a command line it refuses (:func:`usage_error`,
+:func:`usage_error_line`). :func:`sys_path_kept`, imported into a test
+module, undoes what a ``--repo`` script puts on ``sys.path``.
 
 Each call executes the file afresh, as a new module that is not put in
 ``sys.modules``: a test that patches one copy leaves the others alone.
 """
 
 import importlib.util
+import sys
 from pathlib import Path
+
+import pytest
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
@@ -29,3 +34,21 @@ def usage_error(main, argv, capsys):
         code = exc.code
     assert code == 2
     return capsys.readouterr().err
+
+
+def usage_error_line(capsys, main, argv):
+    """The last line of the usage error (argparse's exit status 2, no
+    traceback) that ``main(argv)`` ends with: the one-line message."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.fixture(autouse=True)
+def sys_path_kept(monkeypatch):
+    """The --repo scripts put their checkout on sys.path: undone after each
+    test of a module that imports this fixture."""
+    monkeypatch.setattr(sys, "path", list(sys.path))

@@ -27,7 +27,12 @@ from benchmarks import main as benchmark
 from common import parallel
 from common.training_guards import TrainingInterrupted
 
-from script_loader import load_script
+from helper_processes import children, gone, wait_for
+from script_loader import (  # noqa: F401  (sys_path_kept: a fixture for every test here)
+    load_script,
+    sys_path_kept,
+    usage_error_line,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 # The PTB files: $RNNLAB_PTB_DIR where set (as CI sets it), else ../shared beside the checkout.
@@ -43,22 +48,6 @@ time_lstm_loops = script("time_lstm_loops")
 time_medium_config = script("time_medium_config")
 time_recurrent_layers = script("time_recurrent_layers")
 time_zaremba_small = script("time_zaremba_small")
-
-
-@pytest.fixture(autouse=True)
-def sys_path_kept(monkeypatch):
-    """The --repo scripts put their checkout on sys.path: undone after each test."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
-
-
-def usage_error(capsys, main, argv):
-    """The one-line message of the usage error ``main(argv)`` exits with."""
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err.strip().splitlines()[-1]
 
 
 def env(**settings):
@@ -126,38 +115,6 @@ def test_a_worker_interrupted_before_its_wait_still_finishes_the_block_it_was_ha
 
 
 # -- 2. time_lstm_loops' background programs ------------------------------------------------
-
-
-def children(pid):
-    """The pids of the processes whose parent is ``pid`` (Linux /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
-def gone(pid):
-    """Whether process ``pid`` has ended (a zombie counts: it runs no more)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
-def wait_for(condition, seconds=30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def start_busy_timing():
@@ -229,7 +186,7 @@ def test_busy_programs_end_on_their_own_when_time_lstm_loops_is_killed():
 ])
 def test_benchmark_refuses_a_bad_number_before_any_section(capsys, monkeypatch, argv, message):
     monkeypatch.setattr(benchmark, "run_sections", lambda *a: pytest.fail("a section ran"))
-    assert message in usage_error(capsys, benchmark.main, argv)
+    assert message in usage_error_line(capsys, benchmark.main, argv)
 
 
 def test_benchmark_help_says_what_epoch_iters_0_and_only_do(capsys):
@@ -364,7 +321,7 @@ def test_a_bad_data_dir_is_a_usage_error_in_flag_words(capsys, monkeypatch, tmp_
                                                        extra):
     monkeypatch.setattr(benchmark, "run_sections", lambda *a: pytest.fail("a section ran"))
     for folder, message in data_dir_cases(tmp_path):
-        line = usage_error(capsys, main, [*extra, "--data-dir", folder])
+        line = usage_error_line(capsys, main, [*extra, "--data-dir", folder])
         assert message.format(folder) in line, line
         assert not re.search(r"(?<![\w-])data_dir\b", line), line  # the API's words
 
@@ -390,7 +347,7 @@ def test_time_recurrent_layers_refuses_bad_values_before_timing(capsys, monkeypa
                                                                 message):
     monkeypatch.setattr(time_recurrent_layers, "layer_class_at",
                         lambda *a: pytest.fail("it went on to time"))
-    assert message in usage_error(capsys, time_recurrent_layers.main, argv)
+    assert message in usage_error_line(capsys, time_recurrent_layers.main, argv)
 
 
 # -- 8. time_zaremba_small.py --iters ------------------------------------------------------------
@@ -398,7 +355,7 @@ def test_time_recurrent_layers_refuses_bad_values_before_timing(capsys, monkeypa
 
 @pytest.mark.parametrize("iters", ["0", "-3"])
 def test_time_zaremba_small_needs_at_least_one_iteration(capsys, iters):
-    line = usage_error(capsys, time_zaremba_small.main, ["--iters", iters])
+    line = usage_error_line(capsys, time_zaremba_small.main, ["--iters", iters])
     assert f"argument --iters: must be at least 1, got {iters}" in line
 
 
@@ -413,7 +370,7 @@ def test_time_zaremba_small_needs_at_least_one_iteration(capsys, iters):
 ])
 def test_seq2seq_speed_refuses_counts_beyond_its_data(capsys, monkeypatch, argv, message):
     monkeypatch.setattr(seq2seq_speed, "run", lambda args: pytest.fail("it went on to time"))
-    assert message in usage_error(capsys, seq2seq_speed.main, argv)
+    assert message in usage_error_line(capsys, seq2seq_speed.main, argv)
 
 
 def test_seq2seq_speed_allows_a_whole_epoch_and_every_test_pair():
@@ -448,7 +405,7 @@ def test_seq2seq_parts_prints_each_piece_beside_the_target(capsys):
 
 
 def test_seq2seq_parts_refuses_no_repeats(capsys):
-    assert "--repeats must be at least 1, got 0" in usage_error(capsys, seq2seq_parts.main,
+    assert "--repeats must be at least 1, got 0" in usage_error_line(capsys, seq2seq_parts.main,
                                                                 ["--repeats", "0"])
 
 
@@ -458,7 +415,7 @@ def test_seq2seq_parts_refuses_no_repeats(capsys):
 def test_time_lstm_loops_refuses_sizes_that_cannot_fit_in_memory(capsys, monkeypatch):
     monkeypatch.setattr(time_lstm_loops, "start_background",
                         lambda levels: pytest.fail("it went on to time"))
-    line = usage_error(capsys, time_lstm_loops.main, ["--hidden", "128", "100000"])
+    line = usage_error_line(capsys, time_lstm_loops.main, ["--hidden", "128", "100000"])
     assert "this run needs about" in line and "give --hidden sizes below 100000" in line
 
 
