@@ -66,7 +66,7 @@ A first line at least half of whose characters no other line holds (a
 header such as ``question<TAB>answer`` over pairs of digits, say) is read
 as a pair, with a :class:`SequenceDataWarning` that says so.
 
-Empty lines (or lines of spaces only) are skipped in both (a blank line
+Empty lines (or lines of spaces only, no tab) are skipped in both (a blank line
 between blocks, or at the end, is not a pair); line numbers in messages are
 those of the file. Lines may end as on Unix, Windows or old Macs. A
 byte-order mark is dropped at the start of the file; one further in (two
@@ -89,7 +89,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import book_name, check_int
+from ._checks import Default, book_name, check_int
 from .text import CorpusError, read_text
 
 __all__ = [
@@ -107,6 +107,7 @@ __all__ = [
 ]
 
 DEFAULT_SEED = 1984  # the book's default
+DEFAULT_TASK = Default("addition")  # (told from a caller's own "addition": see book_name)
 N_PAIRS = 50_000  # pairs of each generated task (45,000 train, 5,000 test)
 TASKS = ("addition", "date")
 _TASK_NAMES = {"addition": "addition", "addition.txt": "addition", "date": "date",
@@ -169,7 +170,7 @@ class SequenceDataError(CorpusError):
 
 
 def load_data(
-    name_or_path: str | os.PathLike = "addition", seed: int | None = DEFAULT_SEED, *,
+    name_or_path: str | os.PathLike = DEFAULT_TASK, seed: int | None = DEFAULT_SEED, *,
     file_name: str | os.PathLike | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Load a task of question/answer pairs as arrays of character ids.
@@ -200,7 +201,7 @@ def load_data(
         SequenceDataError: a malformed file (named with the line).
     """
     global _last_vocab
-    name_or_path = book_name("load_data", "name_or_path", name_or_path, "addition",
+    name_or_path = book_name("load_data", "name_or_path", name_or_path, DEFAULT_TASK,
                              "file_name", file_name)
     seed = _check_seed(seed)
     task = _task_of(name_or_path)
@@ -371,7 +372,9 @@ def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
     lines = re.split(r"\r\n|\r|\n", content)  # Unix, Windows or old Mac line ends
     if lines and lines[-1] == "":
         lines.pop()  # the line end of the last line
-    lines = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    # (A line holding a tab is a pair, empty or not, and checked as one.)
+    lines = [(number, line) for number, line in enumerate(lines, start=1)
+             if line.strip() or "\t" in line]
     if not lines:
         raise SequenceDataError(f"{path} is empty; expected one question/answer pair per line")
     if path.suffix.lower() == ".tsv":
@@ -469,7 +472,7 @@ def _read_tsv(path: Path, lines: list[tuple[int, str]],
                 f"(the file is read as tab-separated: {why})"
             )
         question, answer = fields
-        if not question:
+        if not question.strip(" "):  # (spaces alone: the same as none, once padded)
             raise SequenceDataError(f"{path}, line {number}: empty question in {line!r}")
         questions.append(question)
         answers.append("_" + answer)

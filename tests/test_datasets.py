@@ -120,6 +120,8 @@ def test_the_books_data_type_keyword_names_the_split(ptb_dir):
     assert len(val) == 73760 and len(test) == 82430
     with pytest.raises(TypeError, match="give one"):
         ptb.load_data("test", data_type="val", data_dir=ptb_dir)
+    with pytest.raises(TypeError, match="give one"):  # the default's value given, too
+        ptb.load_data("train", data_type="val", data_dir=ptb_dir)
 
 
 def test_unknown_split_is_rejected():

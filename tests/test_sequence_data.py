@@ -190,6 +190,8 @@ def test_the_books_file_name_keyword_names_the_data():
     assert digest(*by_position[0]) == digest(*by_book_name[0])
     with pytest.raises(TypeError, match="give one"):
         sequence.load_data("date", file_name="addition.txt")
+    with pytest.raises(TypeError, match="give one"):  # the default's value given, too
+        sequence.load_data("addition", file_name="date.txt")
 
 
 def test_the_default_data_is_pinned():
@@ -370,6 +372,17 @@ def test_empty_lines_are_skipped(tmp_path, name, lines):
     (x_gappy, t_gappy), _ = sequence.load_data(gappy, seed=None)
     assert sequence.get_vocab() == vocab
     assert np.array_equal(x, x_gappy) and np.array_equal(t, t_gappy)
+
+
+@pytest.mark.parametrize("line, message", [("\t", "line 3: empty question"),
+                                           (" \t ", "line 3: empty question"),
+                                           ("\t\t\t", "line 3")])
+def test_a_line_of_tabs_in_tab_separated_pairs_is_refused(line, message, tmp_path):
+    """A line of spaces only is skipped, but one holding a tab is a pair, as
+    "\t5" is (stripping every blank dropped it without a word)."""
+    path = write(tmp_path / "pairs.tsv", f"1+1\t2\n10+10\t20\n{line}\n3+4\t7\n")
+    with pytest.raises(sequence.SequenceDataError, match=message):
+        sequence.load_data(path, seed=None)
 
 
 def test_a_path_named_like_a_task_is_read_as_a_file(tmp_path, monkeypatch):
