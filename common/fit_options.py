@@ -78,6 +78,14 @@ class FitOptions:
             raise ValueError(f"clip_value must be a number > 0, got {self.clip_value!r}")
         if self.on_nan not in ("raise", "skip"):
             raise ValueError(f"on_nan must be 'raise' or 'skip', got {self.on_nan!r}")
+        for name, example in (("checkpoint", "run.npz"), ("plot_path", "ppl.png")):
+            path = getattr(self, name)
+            if path is not None and not isinstance(path, (str, os.PathLike)):
+                raise TypeError(f"{name} must be a path (a str or os.PathLike) or None, got "
+                                f"{type(path).__name__} {path!r:.40}")
+            if path is not None and os.fspath(path) == "":
+                raise ValueError(f"{name} is empty: give a file name, e.g. {example!r} (or "
+                                 f"None for none)")
         if self.checkpoint is not None and has_pickle_name(self.checkpoint):
             raise ValueError(f"checkpoint {os.fspath(self.checkpoint)}: rnnlab never writes (or "
                              f"reads) pickles, whose loading can run any code; its files are "

@@ -268,9 +268,15 @@ def _recorded(trainer):
     return bool(trainer.figure_list or trainer.history.get(f"val_{trainer.figure}"))
 
 
+def has_something_to_draw(trainer) -> bool:
+    """Whether ``trainer`` has trained or recorded anything a plot would show
+    (a stop before the first iteration of a first fit has not)."""
+    return bool(_recorded(trainer) or trainer.epoch or trainer.iteration)
+
+
 def _check_something_to_draw(trainer):
     """Before any fit there is nothing to draw: say so rather than write an empty figure."""
-    if not (_recorded(trainer) or trainer.epoch or trainer.iteration):
+    if not has_something_to_draw(trainer):
         name = "perplexity" if trainer.figure == "ppl" else "loss"
         raise ValueError(f"nothing to plot yet: call fit() first (it records the training "
                          f"{name})")

@@ -179,6 +179,12 @@ class BaseTrainer:
     def _train_holding(self, feeder, max_epoch, max_grad, eval_interval, opts):
         """:meth:`_train`, its checkpoint file held."""
         self._check_before_training(opts)
+        if self._stopped_early(opts):
+            if opts.verbose:
+                print(f"no improvement for {self.bad_epochs} epochs (patience "
+                      f"{opts.patience}): the run stopped early after epoch {self.epoch}, so "
+                      f"nothing is trained; pass a larger patience (or none) to go on")
+            return self
         self._begin(feeder, eval_interval)
         self._continue_from_last_params()
         if self.fit_start_epoch is None:
@@ -205,7 +211,7 @@ class BaseTrainer:
                     while self.iteration < n:
                         if signals.requested:
                             self._interrupted(signals.requested, checkpointer, opts, progress)
-                        if opts.max_iters is not None and self._done() >= opts.max_iters:
+                        if opts.max_iters is not None and self.iterations_run >= opts.max_iters:
                             checkpointer.save(self)
                             return self
                         # (It counts the batch in iteration: see _step for a step that raises.)
@@ -230,6 +236,15 @@ class BaseTrainer:
         self._end_call(opts, progress, checkpointer, late_signal, call_start)
         return self
 
+    def _stopped_early(self, opts) -> bool:
+        """Whether the run stopped early at the end of its last epoch, and a
+        call with ``opts``'s patience would stop it again before training:
+        so a loop of ``fit(max_epoch=1)`` calls trains the epochs one call does."""
+        val = self.history[f"val_{self.figure}"]
+        return (opts.patience is not None and self.fit_start_epoch is None
+                and self.iteration == 0 and self.bad_epochs >= opts.patience
+                and bool(val) and not math.isnan(val[-1]))
+
     def _end_call(self, opts, progress, checkpointer, late_signal, call_start):
         """After the last epoch of the call that began at epoch ``call_start``:
         the best parameters put back, the checkpoint written (and a signal
@@ -237,7 +252,9 @@ class BaseTrainer:
         self.fit_start_epoch = None
         try:
             self._doing = "best"
-            self._restore_best(opts.restore_best, progress)
+            # (A call that validated nothing keeps what it trained: none of its
+            # epochs was scored against the best.)
+            self._restore_best(opts.restore_best and _validates(opts), progress)
             self._doing = "checkpoint"
             if late_signal:
                 self._interrupted(late_signal, checkpointer, opts, progress, ended=True)
@@ -362,7 +379,9 @@ class BaseTrainer:
         self._doing = "epoch"
         opened = self._open_epoch()
         try:
-            mean_loss = self._epoch_loss / max(self._epoch_count, 1)
+            # (No batch counted, every one skipped or scoring nothing: no figure.)
+            mean_loss = (self._epoch_loss / self._epoch_count if self._epoch_count
+                         else math.nan)
             self._epoch_loss, self._epoch_count = 0.0, 0
             self.epoch += 1
             self.iteration = 0
@@ -371,8 +390,12 @@ class BaseTrainer:
             self.history[f"train_{self.figure}"].append(self._figure_of(mean_loss))
             if hasattr(self.optimizer, "lr"):  # (an optimizer of one's own may have none)
                 self.history["lr"].append(float(self.optimizer.lr))
-            if self.last_val is not None:
-                self.history[f"val_{self.figure}"].append(self.last_val)
+            val = self.history[f"val_{self.figure}"]
+            if self.last_val is not None or val:
+                # Once an epoch is validated, one entry for every epoch (NaN where
+                # none was): val[e - 1] is epoch e's, as the plot reads it.
+                val += [math.nan] * (len(self.history["epoch"]) - 1 - len(val))
+                val.append(math.nan if self.last_val is None else self.last_val)
             stop = any([part.end_epoch(self) for part in parts])  # every part is asked
         except BaseException:
             self._reopen(opened)
@@ -590,7 +613,10 @@ class BaseTrainer:
         progress.close()
         checkpointer.save(self)
         if opts.plot_path:
-            self.plot(path=opts.plot_path)
+            from common.plot import has_something_to_draw  # (matplotlib only when drawing)
+
+            if has_something_to_draw(self):  # (a stop before the first iteration: nothing)
+                self.plot(path=opts.plot_path)
         path = opts.checkpoint
         if not path:
             how = "no checkpoint was asked for"
@@ -849,6 +875,10 @@ class RnnlmTrainer(BaseTrainer):
         if opts.val_data is not None:
             raise ValueError("RnnlmTrainer validates on val_corpus (a 1-D id array), not "
                              "val_data")
+        if "seed" in options or opts.seed != FitOptions.seed:
+            raise ValueError("RnnlmTrainer draws nothing: it reads its lanes in order, so it "
+                             "takes no seed (Trainer's seed orders its batches); give the "
+                             "model's weights a seed when building it, e.g. Rnnlm(..., seed=0)")
         if is_sequence_to_sequence(self.model):
             raise TypeError(f"RnnlmTrainer trains a language model on one corpus; "
                             f"{type(self.model).__name__} learns answers to questions: train "
@@ -1006,7 +1036,7 @@ class Trainer(BaseTrainer):
             return None
         x, t = (np.asarray(a) for a in opts.val_data)
         model, size = self.model, opts.val_batch_size
-        total = 0.0
+        total = count = 0.0
         with evaluating(model):  # dropout off; the carried state and the mode given back
             for start in range(0, len(x), size):
                 if hasattr(model, "reset_state"):
@@ -1014,9 +1044,13 @@ class Trainer(BaseTrainer):
                     # training batch's state (of another batch size) into them.
                     model.reset_state()
                 rows = slice(start, start + size)
-                n = len(x[rows])
-                total += float(model.forward(xp.asarray(x[rows]), xp.asarray(t[rows]))) * n
-        return total / max(len(x), 1)
+                # A chunk's loss is its mean over its scored targets: weighed by them,
+                # the figure is the mean over all, whatever val_batch_size.
+                n = _scored_targets(model, t[rows])
+                if n:
+                    total += float(model.forward(xp.asarray(x[rows]), xp.asarray(t[rows]))) * n
+                    count += n
+        return total / count if count else math.nan
 
     def state_dict(self):
         return {"loss_list": list(self.loss_list), "seed": self.seed, **super().state_dict()}
@@ -1025,6 +1059,23 @@ class Trainer(BaseTrainer):
         super().load_state_dict(d)
         self.loss_list = list(d["loss_list"])
         self.seed = int(d["seed"])
+
+
+def _validates(opts) -> bool:
+    """Whether a call with the options ``opts`` scores its epochs."""
+    return opts.val_corpus is not None or opts.val_data is not None
+
+
+def _scored_targets(model, t) -> int:
+    """How many targets of the rows ``t`` ``model``'s loss scores: those
+    that are not its ``ignore_label`` (of a sequence-to-sequence model,
+    ``t[:, 1:]``: the first is the decoder's start); all of a model
+    without one, so that a row of one target counts one."""
+    ignore = ignore_label_of(model)
+    if ignore is None:
+        return int(np.size(t))
+    scored = t[:, 1:] if is_sequence_to_sequence(model) else t
+    return int((scored != ignore).sum())
 
 
 def _cpu_time() -> float:

@@ -331,3 +331,127 @@ def test_the_plot_puts_figures_and_epochs_where_they_were_whatever_each_fit_used
     assert resumed.figure_iterations == trainer.figure_iterations
     assert resumed.epoch_iterations == trainer.epoch_iterations == [29, 88, 147]
     assert resumed.iterations_run == 147
+
+
+# -- calls that validate and calls that do not (a probe of fit's options) --------------------
+
+
+def test_a_call_that_validates_nothing_keeps_what_it_trained():
+    """The best parameters are those of the best validated epoch; a call
+    without val_corpus scored none of its epochs, so it keeps them (it put
+    back an earlier call's best, throwing its own training away)."""
+    c, val = ids(601), ids(200, seed=1)
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(1.0))
+    trainer.fit(c[:-1], c[1:], max_epoch=1, val_corpus=val, **FIT)
+    after_one = [p.copy() for p in trainer.model.params]
+    trainer.fit(c[:-1], c[1:], max_epoch=2, **FIT)
+    assert not any(np.array_equal(p, q) for p, q in zip(trainer.model.params, after_one,
+                                                        strict=True))
+
+
+def test_validation_figures_stay_aligned_with_the_epochs_they_score(tmp_path):
+    """Once an epoch is validated, every epoch has an entry, NaN for those
+    not validated: history['val_ppl'][e - 1] is epoch e's, and the plot puts
+    it there."""
+    c, val = ids(601), ids(200, seed=1)
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(1.0))
+    trainer.fit(c[:-1], c[1:], max_epoch=2, **FIT)
+    assert trainer.history["val_ppl"] == []
+    trainer.fit(c[:-1], c[1:], max_epoch=1, val_corpus=val, **FIT)
+    trainer.fit(c[:-1], c[1:], max_epoch=1, **FIT)
+    val_ppl = trainer.history["val_ppl"]
+    assert trainer.history["epoch"] == [1, 2, 3, 4] and len(val_ppl) == 4
+    assert math.isnan(val_ppl[0]) and math.isnan(val_ppl[1]) and math.isnan(val_ppl[3])
+    assert val_ppl[2] == trainer.best_val_ppl and trainer.best_epoch == 3
+    figure = trainer.plot(path=tmp_path / "p.png")
+    line = next(line for line in figure.axes[0].lines if line.get_label() == "validation")
+    assert list(line.get_xdata()) == trainer.epoch_iterations
+
+
+def test_an_epoch_whose_every_batch_was_skipped_has_no_training_figure():
+    class NanRnnlm(SimpleRnnlm):
+        def forward(self, xs, ts):
+            super().forward(xs, ts)
+            return float("nan")
+
+    c = ids(101)
+    trainer = RnnlmTrainer(NanRnnlm(V, 8, 8, seed=0), SGD(1.0))
+    trainer.fit(c[:-1], c[1:], max_epoch=1, on_nan="skip", **FIT)
+    assert trainer.skipped_batches == 5
+    assert math.isnan(trainer.history["train_ppl"][0])  # (it said 1.00, a perfect model)
+
+
+def test_trainers_validation_loss_is_the_mean_over_scored_targets_whatever_its_chunks():
+    from models import Rnnlm
+
+    rng = np.random.default_rng(3)
+    x, t = rng.integers(0, V, (64, 7)), rng.integers(0, V, (64, 7))
+    x_val, t_val = rng.integers(0, V, (20, 7)), rng.integers(0, V, (20, 7))
+    for i in range(20):
+        t_val[i, 1 + i % 6:] = -1  # rows of different lengths
+    losses = []
+    for val_batch_size in (1, 3, 20):
+        trainer = Trainer(Rnnlm(V, 8, 8, seed=0), SGD(1.0))
+        trainer.fit(x, t, max_epoch=1, batch_size=8, verbose=False, val_data=(x_val, t_val),
+                    val_batch_size=val_batch_size)
+        losses.append(trainer.history["val_loss"][0])
+    assert losses[0] == pytest.approx(losses[2], rel=1e-6)
+    assert losses[1] == pytest.approx(losses[2], rel=1e-6)
+
+
+def test_a_stop_before_the_first_iteration_with_a_plot_path_is_an_interruption(tmp_path):
+    from common.training_guards import DeferredTerminate
+
+    c = ids(601)
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(1.0))
+    with DeferredTerminate(), pytest.raises(TrainingInterrupted):
+        os.kill(os.getpid(), signal.SIGTERM)
+        trainer.fit(c[:-1], c[1:], max_epoch=1, checkpoint=tmp_path / "ck.npz",
+                    plot_path=tmp_path / "p.png", **FIT)
+    assert (tmp_path / "ck.npz").is_file()
+
+
+@pytest.mark.parametrize("paths, error, message", [
+    (dict(checkpoint=""), ValueError, "checkpoint is empty"),
+    (dict(plot_path=""), ValueError, "plot_path is empty"),
+    (dict(checkpoint=123), TypeError, "checkpoint must be a path"),
+])
+def test_an_empty_or_non_path_output_is_refused_in_words(paths, error, message):
+    c = ids(601)
+    with pytest.raises(error, match=message):
+        RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(1.0)).fit(c[:-1], c[1:], max_epoch=1,
+                                                                 **paths, **FIT)
+
+
+def test_rnnlm_trainer_refuses_a_seed_it_would_not_use():
+    c = ids(601)
+    with pytest.raises(ValueError, match="RnnlmTrainer draws nothing"):
+        RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(1.0)).fit(c[:-1], c[1:], max_epoch=1,
+                                                                 seed=123, **FIT)
+
+
+def test_a_run_stopped_early_trains_no_more_in_a_loop_of_calls():
+    """One fit(max_epoch=8, patience=1) and eight fit(max_epoch=1, patience=1)
+    train the same epochs: once stopped, a call with that patience trains nothing."""
+    c, val = ids(601), ids(200, seed=1)
+    options = dict(val_corpus=val, patience=1, lr_decay=2.0, **FIT)
+    once = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(5.0))
+    once.fit(c[:-1], c[1:], max_epoch=8, **options)
+    assert once.epoch < 8  # it stopped early
+    looped = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(5.0))
+    for _ in range(8):
+        looped.fit(c[:-1], c[1:], max_epoch=1, **options)
+    assert looped.history == once.history and same_params(looped.model, once.model)
+
+
+def test_max_iters_counts_the_iterations_run_whatever_the_batch_sizes():
+    """A call with another batch_size (which fit allows) counted the epochs
+    done at its own size: 20 iterations of 4 lanes became 40 of 2."""
+    c = ids(401)
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(1.0))
+    trainer.fit(c[:-1], c[1:], max_epoch=1, batch_size=4, time_size=5, verbose=False)
+    assert trainer.iterations_run == 20
+    trainer.model.reset_state()
+    trainer.fit(c[:-1], c[1:], max_epoch=1, batch_size=2, time_size=5, verbose=False,
+                max_iters=30)
+    assert trainer.iterations_run == 30
