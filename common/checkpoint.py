@@ -285,10 +285,13 @@ def _check_trainer_state(path, meta, trainer):
     if not isinstance(history, dict):
         raise ValueError(f"{path}: the trainer's history is not a JSON object")
     figures = f"{trainer.figure}_list"
-    lists = [(figures, trainer_state.get(figures)),
-             *((f"history[{k!r}]", v) for k, v in history.items())]
-    for name, values in lists:
-        if not isinstance(values, list) or not all(_is_number(v) for v in values):
+    # (A history's null is an epoch without that figure: not validated, or every
+    # batch skipped.)
+    lists = [(figures, trainer_state.get(figures), False),
+             *((f"history[{k!r}]", v, True) for k, v in history.items())]
+    for name, values, nulls in lists:
+        if not isinstance(values, list) or not all(_is_number(v) or (nulls and v is None)
+                                                   for v in values):
             raise ValueError(f"{path}: the trainer's {name} is not a list of numbers")
     probe = object.__new__(type(trainer))  # load_state_dict sets attributes only
     try:

@@ -180,11 +180,7 @@ class BaseTrainer:
         """:meth:`_train`, its checkpoint file held."""
         self._check_before_training(opts)
         if self._stopped_early(opts):
-            if opts.verbose:
-                print(f"no improvement for {self.bad_epochs} epochs (patience "
-                      f"{opts.patience}): the run stopped early after epoch {self.epoch}, so "
-                      f"nothing is trained; pass a larger patience (or none) to go on")
-            return self
+            return self._stay_stopped(feeder, opts)
         self._begin(feeder, eval_interval)
         self._continue_from_last_params()
         if self.fit_start_epoch is None:
@@ -240,10 +236,29 @@ class BaseTrainer:
         """Whether the run stopped early at the end of its last epoch, and a
         call with ``opts``'s patience would stop it again before training:
         so a loop of ``fit(max_epoch=1)`` calls trains the epochs one call does."""
-        val = self.history[f"val_{self.figure}"]
         return (opts.patience is not None and self.fit_start_epoch is None
                 and self.iteration == 0 and self.bad_epochs >= opts.patience
-                and bool(val) and not math.isnan(val[-1]))
+                and self.last_epoch_validated())
+
+    def _stay_stopped(self, feeder, opts):
+        """A call of a run that patience stopped: it says so (``verbose``) and
+        writes the checkpoint asked for, training nothing."""
+        if opts.verbose:
+            n = self.bad_epochs
+            print(f"no better validation {self.figure} in the last {n} epoch"
+                  f"{'s' if n != 1 else ''}: patience={opts.patience} stops the run after "
+                  f"epoch {self.epoch}, so nothing is trained; pass a larger patience (or "
+                  f"none) to go on")
+        guard = DivergenceGuard(self._loss_bound(feeder), opts.on_nan, opts.checkpoint)
+        Checkpointer(opts.checkpoint, None, guard).save(self)
+        return self
+
+    def last_epoch_validated(self) -> bool:
+        """Whether the last epoch trained was validated: then the call that
+        trained it ended with the best epoch's parameters in the model
+        (``restore_best``), and a run that stopped there may be given them."""
+        val = self.history[f"val_{self.figure}"]
+        return bool(val) and not math.isnan(val[-1])
 
     def _end_call(self, opts, progress, checkpointer, late_signal, call_start):
         """After the last epoch of the call that began at epoch ``call_start``:
@@ -380,14 +395,14 @@ class BaseTrainer:
         opened = self._open_epoch()
         try:
             # (No batch counted, every one skipped or scoring nothing: no figure.)
-            mean_loss = (self._epoch_loss / self._epoch_count if self._epoch_count
-                         else math.nan)
+            figure = (self._figure_of(self._epoch_loss / self._epoch_count)
+                      if self._epoch_count else math.nan)
             self._epoch_loss, self._epoch_count = 0.0, 0
             self.epoch += 1
             self.iteration = 0
             self.history["epoch"].append(self.epoch)
             self.epoch_iterations.append(self.iterations_run)
-            self.history[f"train_{self.figure}"].append(self._figure_of(mean_loss))
+            self.history[f"train_{self.figure}"].append(figure)
             if hasattr(self.optimizer, "lr"):  # (an optimizer of one's own may have none)
                 self.history["lr"].append(float(self.optimizer.lr))
             val = self.history[f"val_{self.figure}"]
@@ -692,7 +707,9 @@ class BaseTrainer:
         """Everything besides the model and optimizer needed to resume exactly."""
         train_seconds, train_cpu_seconds = self._time_so_far()
         return {
-            "history": {k: list(v) for k, v in self.history.items()},
+            # (An epoch without a figure, NaN, as null: strict JSON.)
+            "history": {k: [None if _is_nan(x) else x for x in v]
+                        for k, v in self.history.items()},
             "epoch": self.epoch,
             "iteration": self.iteration,
             "fit_start_epoch": self.fit_start_epoch,
@@ -713,7 +730,9 @@ class BaseTrainer:
         }
 
     def load_state_dict(self, d):
-        self.history = {k: list(v) for k, v in d["history"].items()}
+        # (math.nan itself: histories compare equal as lists, as they did before saving.)
+        self.history = {k: [math.nan if x is None else x for x in v]
+                        for k, v in d["history"].items()}
         self.epoch, self.iteration = int(d["epoch"]), int(d["iteration"])
         if "fit_start_epoch" not in d:
             raise ValueError("it has no 'fit_start_epoch' (the epoch at which the unfinished "
@@ -733,6 +752,7 @@ class BaseTrainer:
         if self.best_epoch is None and self.history.get(f"val_{self.figure}"):
             values = self.history[f"val_{self.figure}"]  # older checkpoints: from the history
             self.best_epoch = int(np.argmin(values)) + 1
+        self._align_old_validation()
         self.bad_epochs = int(d["bad_epochs"])
         self.skipped_batches = int(d["skipped_batches"])
         # (Absent from checkpoints written before on_nan='skip' resumed exactly.)
@@ -747,6 +767,20 @@ class BaseTrainer:
         self.train_cpu_seconds = float(d.get("train_cpu_seconds", 0.0))
         (self._interval_loss, self._interval_count, self._epoch_loss,
          self._epoch_count) = d["sums"]
+
+    def _align_old_validation(self):
+        """A checkpoint from before validation histories had an entry for
+        every epoch listed only the epochs validated, without saying which:
+        they are taken as a run of epochs in a row, placed by the best one
+        (``best_epoch``, whose figure the list holds), NaN around them."""
+        val, epochs = self.history.get(f"val_{self.figure}"), len(self.history["epoch"])
+        if not val or len(val) >= epochs or any(_is_nan(x) for x in val):
+            return
+        offset = 0
+        if self.best_epoch is not None and self.best_val_ppl in val:
+            offset = self.best_epoch - 1 - val.index(self.best_val_ppl)
+        offset = min(max(offset, 0), epochs - len(val))
+        val[:] = [math.nan] * offset + val + [math.nan] * (epochs - offset - len(val))
 
     def resume(self, path):
         """Load a checkpoint written by ``fit(checkpoint=...)`` into this
@@ -1059,6 +1093,10 @@ class Trainer(BaseTrainer):
         super().load_state_dict(d)
         self.loss_list = list(d["loss_list"])
         self.seed = int(d["seed"])
+
+
+def _is_nan(x) -> bool:
+    return isinstance(x, float) and math.isnan(x)
 
 
 def _validates(opts) -> bool:

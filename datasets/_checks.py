@@ -22,23 +22,16 @@ def is_int(value: Any) -> bool:
     return True
 
 
-class Default(str):
-    """A string default that a caller's own equal string is told from (by
-    identity): ``load_data("train", data_type="val")`` gives the split twice,
-    though ``"train"`` is the default's value. It is the string otherwise."""
-
-    def __repr__(self) -> str:
-        return str.__repr__(str(self))
-
-
-def book_name(function: str, name: str, value: Any, default: Default, book: str,
+def book_name(function: str, name: str, value: Any, default: Any, book: str,
               book_value: Any) -> Any:
     """The argument ``name`` of ``function``, which the book calls ``book``:
-    ``book_value`` when that was given (and ``value`` left at its
-    ``default``, this very object), else ``value``."""
+    ``book_value`` when that was given (and ``value`` left out, None), else
+    ``value``, or ``default`` when neither was given. (A default of None,
+    not the default's value: ``load_data("train", data_type="val")`` names
+    the split twice, though "train" is the default.)"""
     if book_value is None:
-        return value
-    if value is not default:
+        return default if value is None else value
+    if value is not None:
         raise TypeError(f"{function}() got {name}={value!r} and {book}={book_value!r}: give one "
                         f"({book} is the book's name for {name})")
     return book_value

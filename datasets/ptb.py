@@ -67,7 +67,7 @@ from common.file_access import unreachable_words, unreadable_words
 from common.serialization import DAMAGED_ARCHIVE_ERRORS, load_npz, save_npz
 
 from . import text
-from ._checks import Default, book_name, check_choice, check_path
+from ._checks import book_name, check_choice, check_path
 from ._download import NETWORK_ERRORS, WriteError, fetch, sha256_file
 
 __all__ = [
@@ -89,7 +89,6 @@ __all__ = [
 
 FILES = {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
 _ALIASES = {"val": "valid"}
-DEFAULT_SPLIT = Default("train")  # (told from a caller's own "train": see book_name)
 
 # SHA-256 of the files as published in the mirrors below.
 SHA256 = {
@@ -154,14 +153,14 @@ class ChecksumError(DataSourceError):
 
 
 def load_data(
-    split: str = DEFAULT_SPLIT, data_dir: str | os.PathLike | None = None, *,
+    split: str | None = None, data_dir: str | os.PathLike | None = None, *,
     data_type: str | None = None,
 ) -> tuple[np.ndarray, dict[str, int], dict[int, str]]:
     """Load one split of the Penn Treebank as a sequence of word ids.
 
     Args:
-        split: ``"train"``, ``"valid"`` (or ``"val"``) or ``"test"``;
-            ``data_type=`` is the book's name for it (give one of them).
+        split: ``"train"`` (None, the default), ``"valid"`` (or ``"val"``) or
+            ``"test"``; ``data_type=`` is the book's name for it (give one of them).
         data_dir: folder holding the three ``ptb.*.txt`` files; ``None`` looks
             in ``$RNNLAB_PTB_DIR``, then the user cache (downloading if needed).
 
@@ -181,7 +180,7 @@ def load_data(
         DataNotFoundError: neither was given, and the files are neither in
             the cache nor downloadable.
     """
-    split = _canonical_split(book_name("load_data", "split", split, DEFAULT_SPLIT, "data_type",
+    split = _canonical_split(book_name("load_data", "split", split, "train", "data_type",
                                        data_type))
     folder = find_data_dir(data_dir)
     corpus, vocab = _load_split(folder, split)

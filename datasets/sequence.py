@@ -66,7 +66,7 @@ A first line at least half of whose characters no other line holds (a
 header such as ``question<TAB>answer`` over pairs of digits, say) is read
 as a pair, with a :class:`SequenceDataWarning` that says so.
 
-Empty lines (or lines of spaces only, no tab) are skipped in both (a blank line
+Empty lines (or lines of blanks only) are skipped in both (a blank line
 between blocks, or at the end, is not a pair); line numbers in messages are
 those of the file. Lines may end as on Unix, Windows or old Macs. A
 byte-order mark is dropped at the start of the file; one further in (two
@@ -89,7 +89,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import Default, book_name, check_int
+from ._checks import book_name, check_int
 from .text import CorpusError, read_text
 
 __all__ = [
@@ -107,7 +107,6 @@ __all__ = [
 ]
 
 DEFAULT_SEED = 1984  # the book's default
-DEFAULT_TASK = Default("addition")  # (told from a caller's own "addition": see book_name)
 N_PAIRS = 50_000  # pairs of each generated task (45,000 train, 5,000 test)
 TASKS = ("addition", "date")
 _TASK_NAMES = {"addition": "addition", "addition.txt": "addition", "date": "date",
@@ -170,14 +169,14 @@ class SequenceDataError(CorpusError):
 
 
 def load_data(
-    name_or_path: str | os.PathLike = DEFAULT_TASK, seed: int | None = DEFAULT_SEED, *,
+    name_or_path: str | os.PathLike | None = None, seed: int | None = DEFAULT_SEED, *,
     file_name: str | os.PathLike | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Load a task of question/answer pairs as arrays of character ids.
 
     Args:
-        name_or_path: ``"addition"``, ``"date"`` (also with ``.txt``), generated
-            here; or the path of a file of pairs (the book's layout or
+        name_or_path: ``"addition"`` (None, the default), ``"date"`` (also with
+            ``.txt``), generated here; or the path of a file of pairs (the book's layout or
             tab-separated; see the module docstring). ``file_name=`` is the
             book's name for it (give one of them).
         seed: an int in ``0 .. 2**32 - 1``: generates the task's pairs and
@@ -201,7 +200,7 @@ def load_data(
         SequenceDataError: a malformed file (named with the line).
     """
     global _last_vocab
-    name_or_path = book_name("load_data", "name_or_path", name_or_path, DEFAULT_TASK,
+    name_or_path = book_name("load_data", "name_or_path", name_or_path, "addition",
                              "file_name", file_name)
     seed = _check_seed(seed)
     task = _task_of(name_or_path)
@@ -372,15 +371,16 @@ def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
     lines = re.split(r"\r\n|\r|\n", content)  # Unix, Windows or old Mac line ends
     if lines and lines[-1] == "":
         lines.pop()  # the line end of the last line
-    # (A line holding a tab is a pair, empty or not, and checked as one.)
-    lines = [(number, line) for number, line in enumerate(lines, start=1)
-             if line.strip() or "\t" in line]
+    numbered = list(enumerate(lines, start=1))
+    lines = [(number, line) for number, line in numbered if line.strip()]
     if not lines:
         raise SequenceDataError(f"{path} is empty; expected one question/answer pair per line")
+    # Tab-separated, a line holding a tab is a pair, empty or not, and checked as one.
+    tab_lines = [(number, line) for number, line in numbered if line.strip() or "\t" in line]
     if path.suffix.lower() == ".tsv":
-        questions, answers = _read_tsv(path, lines, "its name ends in .tsv")
+        questions, answers = _read_tsv(path, tab_lines, "its name ends in .tsv")
     elif "\t" in lines[0][1]:
-        questions, answers = _read_tsv(path, lines, f"line {lines[0][0]} holds a tab")
+        questions, answers = _read_tsv(path, tab_lines, f"line {lines[0][0]} holds a tab")
     else:
         questions, answers = _read_book_layout(path, lines)
     if len(answers[0]) == 1:  # '_' alone: the decoder would have no target to learn

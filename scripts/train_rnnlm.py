@@ -597,10 +597,12 @@ def prepare(args, explicit):
         resume(trainer, args, explicit, notices)
         if idle := nothing_to_train(trainer, args):
             notices.append(idle)
-            # A finished run's model is its best epoch's (fit puts it back before its
-            # last checkpoint); one whose end was cut short (no memory, a kill) holds
-            # the last epoch's, and its best ones are what it would have saved.
-            if trainer.best_params is not None:
+            # A finished run's model is its best epoch's where its last call validated
+            # (fit puts it back before its last checkpoint; a call that validated
+            # nothing keeps what it trained); one whose end was cut short (no memory,
+            # a kill) holds the last epoch's, and its best ones are what it would
+            # have saved.
+            if trainer.best_params is not None and trainer.last_epoch_validated():
                 trainer.model.set_named_params(trainer.best_params, source="the best parameters")
     notices += ignored_flags_notices(args, explicit)
     data = dict(train=train, valid=valid, test=test, id_to_word=id_to_word, name=name,

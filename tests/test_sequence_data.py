@@ -385,6 +385,16 @@ def test_a_line_of_tabs_in_tab_separated_pairs_is_refused(line, message, tmp_pat
         sequence.load_data(path, seed=None)
 
 
+def test_a_line_of_blanks_in_the_books_layout_is_skipped(tmp_path):
+    """Only tab-separated, a tab makes a line a pair: in the book's layout a
+    line an editor left holding a tab is a blank line."""
+    plain = write(tmp_path / "plain.txt", "\n".join(BOOK_LINES) + "\n")
+    gappy = write(tmp_path / "gappy.txt", "\t\n" + "\n \t\n".join(BOOK_LINES) + "\n\t\n")
+    (x, t), _ = sequence.load_data(plain, seed=None)
+    (x_gappy, t_gappy), _ = sequence.load_data(gappy, seed=None)
+    assert np.array_equal(x, x_gappy) and np.array_equal(t, t_gappy)
+
+
 def test_a_path_named_like_a_task_is_read_as_a_file(tmp_path, monkeypatch):
     write(tmp_path / "addition.txt", "\n".join(BOOK_LINES))
     monkeypatch.chdir(tmp_path)

@@ -799,6 +799,20 @@ def test_resuming_a_finished_run_says_that_nothing_is_trained(script, capsys):
             "give a larger --epochs") in capsys.readouterr().err
 
 
+def test_resuming_a_finished_run_saves_the_model_its_last_call_ended_with(script):
+    """A last call without validation keeps what it trained, and so does
+    the same run resumed with nothing left to train (it saved the best
+    epoch of an earlier call instead)."""
+    assert script.main([*RUN, "--val", "--epochs", "2", "--save", "m1.npz"]) == 0
+    assert script.main(["--resume", "ck.npz", "--no-val", "--epochs", "3", "--save",
+                        "m2.npz"]) == 0
+    assert script.main(["--resume", "ck.npz", "--no-val", "--epochs", "3", "--save",
+                        "m3.npz"]) == 0
+    m1, m2, m3 = (dict(np.load(f"m{i}.npz")) for i in (1, 2, 3))
+    assert all(np.array_equal(m2[k], m3[k]) for k in m2 if not k.startswith("__"))
+    assert not all(np.array_equal(m1[k], m2[k]) for k in m1 if not k.startswith("__"))
+
+
 def test_resuming_past_epochs_trains_nothing_and_keeps_the_checkpoint(script, capsys,
                                                                       monkeypatch):
     """A checkpoint written in the middle of a longer run (here by max_iters,

@@ -455,3 +455,42 @@ def test_max_iters_counts_the_iterations_run_whatever_the_batch_sizes():
     trainer.fit(c[:-1], c[1:], max_epoch=1, batch_size=2, time_size=5, verbose=False,
                 max_iters=30)
     assert trainer.iterations_run == 30
+
+
+def mixed_validation_run(**extra):
+    """Two epochs without validation, then three with it."""
+    c, val = ids(601), ids(200, seed=1)
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(1.0))
+    trainer.fit(c[:-1], c[1:], max_epoch=2, **FIT, **extra)
+    trainer.fit(c[:-1], c[1:], max_epoch=3, val_corpus=val, **FIT, **extra)
+    return trainer
+
+
+def test_epochs_without_validation_are_null_in_a_checkpoint_and_nan_again_after(tmp_path):
+    trainer = mixed_validation_run(checkpoint=tmp_path / "ck.npz")
+    saved = read_checkpoint(tmp_path / "ck.npz")[1]["trainer"]["history"]["val_ppl"]
+    assert saved[:2] == [None, None] and None not in saved[2:]  # (strict JSON: no NaN)
+    resumed = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(1.0)).resume(tmp_path / "ck.npz")
+    assert resumed.history == trainer.history  # (NaN and all)
+
+
+def test_an_older_checkpoints_validation_history_is_placed_at_its_epochs():
+    """Before, only the validated epochs were listed: they are placed by the
+    best epoch, whose figure the list holds."""
+    trainer = mixed_validation_run()
+    state = trainer.state_dict()
+    state["history"]["val_ppl"] = [v for v in state["history"]["val_ppl"] if v is not None]
+    older = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(1.0))
+    older.load_state_dict(state)
+    assert older.history == trainer.history
+
+
+def test_a_stopped_run_still_writes_the_checkpoint_a_call_asks_for(tmp_path):
+    c, val = ids(601), ids(200, seed=1)
+    options = dict(val_corpus=val, patience=1, **FIT)
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(5.0))
+    trainer.fit(c[:-1], c[1:], max_epoch=8, **options)
+    epoch = trainer.epoch
+    trainer.fit(c[:-1], c[1:], max_epoch=1, checkpoint=tmp_path / "later.npz", **options)
+    assert trainer.epoch == epoch
+    assert read_checkpoint(tmp_path / "later.npz")[1]["trainer"]["epoch"] == epoch
