@@ -175,7 +175,7 @@ class Run:
         """Record a speed target; return ``'ok'`` or ``'MISSED'`` for the report.
 
         ``form_of``: the name of a target that may be met in more than one
-        form, of which this is one (the character level's: within 1.5 x
+        form, of which this is one (the character level's: within a ratio to
         PyTorch, or within 1.15 x the two-core bound); such a target is met
         when any of its forms is (:meth:`targets_met`).
         """

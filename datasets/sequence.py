@@ -67,7 +67,9 @@ header such as ``question<TAB>answer`` over pairs of digits, say) is read
 as a pair, with a :class:`SequenceDataWarning` that says so.
 
 Empty lines (or lines of blanks only) are skipped in both (a blank line
-between blocks, or at the end, is not a pair); line numbers in messages are
+between blocks, or at the end, is not a pair), except that in tab-separated
+pairs a line holding a tab is a pair, refused when its question is empty
+or spaces; line numbers in messages are
 those of the file. Lines may end as on Unix, Windows or old Macs. A
 byte-order mark is dropped at the start of the file; one further in (two
 files joined with ``cat``) is refused, naming its line, as
