@@ -95,8 +95,11 @@ function paint(s, rgb) {
 
 function draw() {
   const u = view();
-  const finite = u.values.filter(x => x !== null && isFinite(x));
-  const scale = Math.max(1e-12, ...finite.map(Math.abs));
+  // (A loop, not Math.max(...values): a call takes at most some 100,000 arguments.)
+  let scale = 1e-12;
+  for (const x of u.values) {
+    if (x !== null && isFinite(x)) scale = Math.max(scale, Math.abs(x));
+  }
   spans.forEach((s, t) => paint(s, colour(u.values[t], scale, u.surprisal)));
   document.getElementById('legend').textContent = u.surprisal
     ? `white: 0 bits, orange: ${scale.toFixed(2)} bits or more`

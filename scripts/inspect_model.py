@@ -220,9 +220,20 @@ def read_input(args, vocab, level, default_length=None):
     return tokens, ids
 
 
-def shown(token):
-    """A token written on one line (JSON string syntax: "\\n", "\\t", quotes escaped)."""
-    return json.dumps(token, ensure_ascii=False)
+def shown(token, encoding=None):
+    """A token written on one line (JSON string syntax: "\\n", "\\t", quotes
+    escaped); where the output's ``encoding`` cannot hold it, JSON's own
+    ``\\u00e9`` escapes (still JSON, unlike the backslash escapes the output
+    would write)."""
+    text = json.dumps(token, ensure_ascii=False)
+    try:
+        if encoding:
+            text.encode(encoding)
+    except UnicodeEncodeError:
+        return json.dumps(token)
+    except LookupError:  # (an encoding Python does not know: as it is)
+        pass
+    return text
 
 
 def guesses_at(probs, vocab, k=5):
@@ -251,9 +262,11 @@ def run_surprisal(args, model, vocab, level):
     out.write(f"# {args.model}: {type(model).__name__}, {level} level; the first token is "
               "context and is not scored\n")
     out.write("position\ttoken\tlog_prob\tbits\n")
-    out.write(f"0\t{shown(tokens[0])}\t\t\n")
+    encoding = getattr(out, "encoding", None)
+    out.write(f"0\t{shown(tokens[0], encoding)}\t\t\n")
     for t in range(1, len(tokens)):
-        out.write(f"{t}\t{shown(tokens[t])}\t{s.log_prob[t - 1]:.4f}\t{s.bits[t - 1]:.3f}\n")
+        out.write(f"{t}\t{shown(tokens[t], encoding)}\t{s.log_prob[t - 1]:.4f}\t"
+                  f"{s.bits[t - 1]:.3f}\n")
     out.write(f"# {s.log_prob.size} scored tokens: {s.total_loss:.3f} nats in all, "
               f"{s.bits_per_token:.3f} bits per token, perplexity {s.perplexity:.3f}\n")
     if args.html:
@@ -399,6 +412,10 @@ def run_attention(args):
     width, answer_length = seq2seq_widths(meta, args)
     check_attention_memory(model, width, answer_length)
     question = args.input.ljust(width)
+    if len(args.input) < width and " " not in index:  # (questions of one width, no padding)
+        raise UsageError(f"--input {args.input!r} has {len(args.input)} characters, and the "
+                         f"model's questions {width} with no space to pad with (its vocabulary "
+                         f"has none): give {width} characters")
     unknown = sorted({c for c in question if c not in index})
     if unknown:
         raise UsageError(f"{len(unknown)} characters of --input are not in the model's "

@@ -276,6 +276,25 @@ def test_attention_heat_map_of_one_question(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_attention_says_a_short_question_cannot_be_padded_without_a_space(tmp_path, capsys):
+    """A model of fixed-width questions may have no space: a shorter --input
+    was blamed for a space it never held."""
+    from models import AttentionSeq2seq
+
+    vocab = list("abc_")
+    path = tmp_path / "fixed.npz"
+    AttentionSeq2seq(len(vocab), 6, 8, seed=0).save_params(path, vocab=vocab, task="custom")
+    assert inspect_model.main(["attention", "--model", str(path), "--input", "abc",
+                               "--width", "4", "--answer-length", "2",
+                               "--png", str(tmp_path / "a.png")]) == 2
+    assert capsys.readouterr().err == (
+        "error: --input 'abc' has 3 characters, and the model's questions 4 with no space to "
+        "pad with (its vocabulary has none): give 4 characters\n")
+    assert inspect_model.main(["attention", "--model", str(path), "--input", "abca",
+                               "--width", "4", "--answer-length", "2",
+                               "--png", str(tmp_path / "a.png")]) == 0
+
+
 def test_attention_needs_an_attention_model(tmp_path, capsys):
     from models import Seq2seq
 

@@ -157,3 +157,17 @@ def test_browser_scrolls_a_pinned_position_into_view(tmp_path):
           "document.body.dataset.seen = r.top >= 0 && r.bottom <= innerHeight;")
     dom = rendered(probed(path, js), "pos=2900", tmp_path)
     assert 'data-seen="true"' in dom
+
+
+def test_browser_colours_a_text_longer_than_a_call_takes_arguments(tmp_path):
+    """The scale was Math.max(...values): one argument per token overflows
+    the browser's stack past about 125,000 tokens, and the page stayed
+    uncoloured."""
+    T = 130_002
+    path = tmp_path / "long.html"
+    values = np.tile(np.linspace(-0.3, 0.3, 7), T // 7 + 1)[:T]
+    write_units_page(path, list("abc") * (T // 3), "char", [("h0:0", "h0:0", values)])
+    dom = rendered(path, "", tmp_path)
+    assert 'id="legend">blue: -0.300, white: 0, red: 0.300<' in dom
+    colours = token_colours(dom)
+    assert len(colours) == T and colours[0][1][2] == 255  # the first, -0.3: blue
