@@ -23,12 +23,28 @@ import copy
 import numpy as np
 
 from common.backend import to_cpu, to_gpu
-from common.serialization import as_read_back, load_npz, load_npz_meta, save_npz
+from common.serialization import as_read_back, load_npz, load_npz_meta, save_npz, to_json
 from common.util import finite_number
 from layers._checks import state_width
 
 FORMAT = "rnnlab-checkpoint"
 VERSION = 1
+
+
+def rng_state_problem(model) -> str | None:
+    """Why a checkpoint could not hold the state of a layer's random
+    generator (its bit generator's state is not plain numbers: MT19937,
+    Philox, SFC64 keep arrays), or None: asked before training, not at
+    the first checkpoint."""
+    for place, rng in _layer_rngs(model).items():
+        try:
+            to_json(rng.bit_generator.state)
+        except (TypeError, ValueError):
+            kind = type(rng.bit_generator).__name__
+            return (f"the random generator of layer {place} ({kind}) cannot be written to a "
+                    f"checkpoint: give the layer numpy.random.default_rng(seed) (PCG64), or "
+                    f"leave out checkpoint")
+    return None
 
 
 def _layer_rngs(model):
@@ -193,6 +209,12 @@ def _check(path, arrays, meta, trainer):
                          "set_named_params, check_params)")
     expected = model.named_params()
     model.check_params(params, source=path)
+    # (Exact resume: a float64 run is not continued in float32, nor the other way.)
+    for name, a in params.items():
+        if name in expected and a.dtype != expected[name].dtype:
+            raise ValueError(f"{path}: parameter {name!r} is {a.dtype}, the model's "
+                             f"{expected[name].dtype}: build the model with "
+                             f"dtype=np.{a.dtype} to resume this run")
     if best:
         model.check_params(best, source=f"{path} (best parameters)")
     if last:

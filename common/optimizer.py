@@ -37,6 +37,7 @@ than steer them with that state; make one optimizer per model.
 """
 
 import functools
+import math
 
 import numpy as np
 
@@ -81,6 +82,14 @@ class Optimizer:
         self._params = []  # its distinct arrays, in order of first appearance
         self._sources = []  # for each distinct array, its positions in the list
         self._buffers = []  # for each tied array, a reused buffer for its summed grad
+
+    def __getstate__(self):
+        # A copy (deepcopy, pickle) holds copies of the arrays the index points
+        # at, with the original list's ids: it would update its own copies, not
+        # the arrays it is given. It indexes its next params list afresh.
+        state = self.__dict__.copy()
+        state.update(_key=None, _params=[], _sources=[], _buffers=[])
+        return state
 
     def update(self, params, grads):
         """Take one optimisation step: change every array in ``params`` in place."""
@@ -175,6 +184,11 @@ class Optimizer:
         position = {}
         unique, sources = [], []
         for j, p in enumerate(params):
+            if getattr(getattr(p, "dtype", None), "kind", None) != "f":
+                what = (f"dtype {p.dtype}" if hasattr(p, "dtype")
+                        else f"a {type(p).__name__}")
+                raise TypeError(f"params[{j}] must be a float array, updated in place, got "
+                                f"{what}")
             k = position.setdefault(id(p), len(unique))
             if k == len(unique):
                 unique.append(p)
@@ -232,8 +246,13 @@ class Optimizer:
         if missing:
             raise ValueError(f"{type(self).__name__} state dict is missing keys {missing}")
         scalars = {k: _scalar(d.pop(k), k) for k in scalar_names}
-        if scalars["t"] != int(scalars["t"]) or scalars["t"] < 0:
+        if not math.isfinite(scalars["t"]) or scalars["t"] != int(scalars["t"]) \
+                or scalars["t"] < 0:
             raise ValueError(f"'t' must be a non-negative integer, got {scalars['t']}")
+        try:  # the constructor's checks of lr and the hyperparameters (momentum < 1 ...)
+            type(self)(lr=scalars["lr"], **{k: scalars[k] for k in self.hyper_names})
+        except TypeError:  # (an optimizer of one's own, whose constructor takes others)
+            pass
 
         # The remaining keys must be '<state name>.<i>' for i = 0 .. n-1.
         indices = {name: set() for name in self.state_names}
@@ -311,6 +330,9 @@ def _scalar(value, key):
     # np.load gives 0-d arrays back for the numbers state_dict stored.
     if np.ndim(value) != 0:
         raise ValueError(f"state dict entry {key!r} must be a scalar, got shape {np.shape(value)}")
+    kind = np.asarray(value).dtype.kind
+    if kind not in "iuf":  # (True, "3": no number state_dict writes)
+        raise ValueError(f"state dict entry {key!r} must be a number, got {value!r}")
     return float(value)
 
 

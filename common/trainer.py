@@ -23,7 +23,7 @@ import numpy as np
 
 from common import data_parallel
 from common.backend import xp
-from common.checkpoint import _layer_rngs, load_checkpoint
+from common.checkpoint import _layer_rngs, load_checkpoint, rng_state_problem
 from common.data_parallel import batch_halves, helper_cpu_seconds
 from common.feeders import Lanes, ShuffledRows, check_finite, lane_positions
 from common.fit_options import FitOptions, check_main_arguments
@@ -531,6 +531,8 @@ class BaseTrainer:
             if problem := config_problem(getattr(self.model, "config", {})):
                 raise TypeError(f"{model}'s {problem}: a checkpoint holds it, to resume the "
                                 f"run with the same model")
+            if problem := rng_state_problem(self.model):
+                raise TypeError(f"{model}: {problem}")
             self._check_checkpoint_is_ours(opts.checkpoint)
 
     def _check_checkpoint_is_ours(self, path):

@@ -483,3 +483,30 @@ def test_load_npz_is_what_checkpoints_are_read_with(corpus, tmp_path):
     arrays, meta = load_npz(path)
     assert all(isinstance(a, np.ndarray) and a.dtype != object for a in arrays.values())
     assert meta["version"] == 1
+
+
+def test_a_float64_run_is_not_resumed_into_a_float32_model(corpus, tmp_path):
+    xs, ts = corpus
+    path = tmp_path / "ck.npz"
+    RnnlmTrainer(Rnnlm(V, D, H, seed=0, dtype=np.float64), Adam()).fit(
+        xs, ts, max_epoch=1, batch_size=BATCH, time_size=TIME, verbose=False,
+        checkpoint=path, max_iters=3)
+    trainer = RnnlmTrainer(Rnnlm(V, D, H, seed=0), Adam())
+    with pytest.raises(ValueError, match="is float64, the model's float32: build the model "
+                                         "with dtype=np.float64"):
+        trainer.resume(path)
+
+
+def test_a_dropout_generator_a_checkpoint_cannot_hold_is_refused_before_training(corpus,
+                                                                                 tmp_path):
+    """MT19937 keeps its state in an array, which the checkpoint's JSON cannot
+    hold: refused at once, not when the first epoch's checkpoint is written."""
+    xs, ts = corpus
+    model = BetterRnnlm(V, D, H, 0.3, num_layers=1, seed=0)
+    model.layers[1].rng = np.random.Generator(np.random.MT19937(0))
+    trainer = RnnlmTrainer(model, Adam())
+    with pytest.raises(TypeError, match=r"the random generator of layer 1 \(MT19937\) cannot "
+                                        r"be written to a checkpoint"):
+        trainer.fit(xs, ts, max_epoch=1, batch_size=BATCH, time_size=TIME, verbose=False,
+                    checkpoint=tmp_path / "ck.npz")
+    assert trainer.iterations_run == 0 and not (tmp_path / "ck.npz").exists()

@@ -302,3 +302,55 @@ def test_blocks_of_rows_give_the_bits_of_whole_arrays(name):
     for p, q in zip(params, whole_params, strict=True):
         assert p.dtype == np.float32
         np.testing.assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Momentum", "Adam"])
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copied_optimizer_updates_the_arrays_it_is_given(name, how):
+    """A copy held copies of the arrays its index pointed at, under the
+    original list's ids: it updated those, and the model stayed as it was."""
+    import copy
+    import pickle
+
+    W, b = np.ones((3, 3), np.float32), np.zeros(3, np.float32)
+    grads = [np.full((3, 3), 0.5, np.float32), np.full(3, 0.5, np.float32)]
+    optimizer = MAKERS[name]()
+    optimizer.update([W, b], grads)
+    def copied():
+        return (copy.deepcopy(optimizer) if how == "deepcopy"
+                else pickle.loads(pickle.dumps(optimizer)))
+
+    W2, b2 = W.copy(), b.copy()  # a copied model, given to a copied optimizer
+    copied().update([W2, b2], grads)
+    W_before = W.copy()
+    copied().update([W, b], grads)  # the original model, given to another copy
+    assert not np.array_equal(W, W_before)
+    np.testing.assert_array_equal(W, W2)
+    np.testing.assert_array_equal(b, b2)
+
+
+@pytest.mark.parametrize("name, entry, value, message", [
+    ("Adam", "beta1", 1.0, "beta1 must be a number in"),
+    ("Adam", "eps", -1.0, "eps must be a finite number > 0"),
+    ("Momentum", "momentum", 3.0, "momentum must be a number in"),
+    ("RMSprop", "alpha", 2.0, "alpha must be a number in"),
+    ("SGD", "lr", float("nan"), "lr must be a finite number"),
+    ("SGD", "lr", True, "'lr' must be a number"),
+    ("SGD", "t", float("inf"), "'t' must be a non-negative integer"),
+    ("SGD", "t", "3", "'t' must be a number"),
+])
+def test_a_state_dict_is_held_to_the_constructors_checks(name, entry, value, message):
+    optimizer = MAKERS[name]()
+    state = {**optimizer.state_dict(), entry: value}
+    with pytest.raises(ValueError, match=message):
+        optimizer.load_state_dict(state)
+    assert optimizer.state_dict() == MAKERS[name]().state_dict()  # nothing changed
+
+
+@pytest.mark.parametrize("params, message", [
+    ([[1.0, 2.0]], "params.0. must be a float array, updated in place, got a list"),
+    ([np.arange(2)], "params.0. must be a float array, updated in place, got dtype int64"),
+])
+def test_params_that_cannot_be_updated_in_place_are_refused_in_words(params, message):
+    with pytest.raises(TypeError, match=message):
+        SGD(0.1).update(params, [np.zeros(2)])
