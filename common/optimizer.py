@@ -38,6 +38,7 @@ than steer them with that state; make one optimizer per model.
 
 import functools
 import math
+import re
 
 import numpy as np
 
@@ -259,7 +260,8 @@ class Optimizer:
         unexpected = []
         for k in d:
             name, _, i = k.rpartition(".")
-            if name in indices and i.isdigit():
+            # (As state_dict writes them: "v.0", "v.12"; not "v.00", nor other scripts' digits.)
+            if name in indices and re.fullmatch(r"0|[1-9][0-9]*", i, flags=re.ASCII):
                 indices[name].add(int(i))
             else:
                 unexpected.append(k)

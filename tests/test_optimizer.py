@@ -354,3 +354,12 @@ def test_a_state_dict_is_held_to_the_constructors_checks(name, entry, value, mes
 def test_params_that_cannot_be_updated_in_place_are_refused_in_words(params, message):
     with pytest.raises(TypeError, match=message):
         SGD(0.1).update(params, [np.zeros(2)])
+
+
+@pytest.mark.parametrize("key", ["m.00", "m.\u0663", "m.+1"])
+def test_a_state_key_state_dict_never_writes_is_unexpected(key):
+    optimizer = Adam(0.1)
+    optimizer.update([np.ones(2)], [np.ones(2)])
+    state = {**optimizer.state_dict(), key: np.zeros(2)}
+    with pytest.raises(ValueError, match="unexpected keys"):
+        optimizer.load_state_dict(state)
