@@ -18,7 +18,7 @@ that ``--resume`` alone continues the run) and the state of every random
 generator the model's layers own (dropout masks).
 """
 
-import copy
+import re
 
 import numpy as np
 
@@ -248,7 +248,7 @@ def _check_optimizer(path, meta, optim, model, optimizer):
         raise ValueError(f"{path}: the optimizer's scalars are not a JSON object")
     for key, a in optim.items():
         _, _, index = key.rpartition(".")
-        if not index.isdigit() or int(index) >= len(distinct):
+        if not _is_index(index) or int(index) >= len(distinct):
             raise ValueError(f"{path}: optimizer state {key!r} does not fit a model with "
                              f"{len(distinct)} distinct parameters")
         p = distinct[int(index)]
@@ -262,7 +262,11 @@ def _check_optimizer(path, meta, optim, model, optimizer):
                          f"{type(optimizer).__name__}: lr must be a finite number >= 0, got "
                          f"{scalars['lr']!r}")
     optim_state = {**scalars, **optim}
-    probe = copy.copy(optimizer)  # load_state_dict rebinds attributes only
+    # A shallow copy that keeps the index of the parameters it has updated (a
+    # copy.copy drops it: see Optimizer.__getstate__), so the state is checked
+    # against them; load_state_dict rebinds attributes only.
+    probe = object.__new__(type(optimizer))
+    probe.__dict__.update(optimizer.__dict__)
     try:
         probe.load_state_dict(optim_state)
     except ValueError as exc:
@@ -287,7 +291,7 @@ def _check_states(path, meta, state, model):
     states = [None] * len(units)
     dtype = model.params[0].dtype if model.params else np.float32
     for key, h in state.items():
-        if not key.isdigit() or int(key) >= len(units):
+        if not _is_index(key) or int(key) >= len(units):
             raise ValueError(f"{path}: unexpected recurrent state {'state/' + key!r}")
         H = units[int(key)]
         if h.ndim != 2 or H not in (None, h.shape[1]) or not np.issubdtype(h.dtype, np.floating):
@@ -323,6 +327,12 @@ def _check_trainer_state(path, meta, trainer):
     except ValueError as exc:
         raise ValueError(f"{path}: the trainer state is invalid ({exc})") from exc
     return trainer_state
+
+
+def _is_index(text) -> bool:
+    """Whether ``text`` is an index as a checkpoint writes one: ``0``, ``12``
+    (not ``00``, nor the digits of other scripts, which ``isdigit`` takes)."""
+    return re.fullmatch(r"0|[1-9][0-9]*", text, flags=re.ASCII) is not None
 
 
 def _is_count(v):

@@ -71,11 +71,7 @@ class Optimizer:
     hyper_names: tuple[str, ...] = ()
 
     def __init__(self, lr):
-        # A NaN or infinite lr turns every parameter into NaN at the first step.
-        if not finite_number(lr) or lr < 0:
-            raise ValueError(f"lr must be a finite number >= 0, e.g. {type(self).__name__}"
-                             f"(lr=0.01), got {lr!r}")
-        self.lr = lr
+        self.lr = _check_lr(lr, example=f"{type(self).__name__}(lr=0.01)")
         self.t = 0
         self.state = {}
         # The deduplication index, cached for the last params list seen.
@@ -250,10 +246,12 @@ class Optimizer:
         if not math.isfinite(scalars["t"]) or scalars["t"] != int(scalars["t"]) \
                 or scalars["t"] < 0:
             raise ValueError(f"'t' must be a non-negative integer, got {scalars['t']}")
-        try:  # the constructor's checks of lr and the hyperparameters (momentum < 1 ...)
-            type(self)(lr=scalars["lr"], **{k: scalars[k] for k in self.hyper_names})
-        except TypeError:  # (an optimizer of one's own, whose constructor takes others)
-            pass
+        # The constructors' checks, for the values they know (momentum < 1 ...; a
+        # hyperparameter of one's own is its optimizer's to check).
+        _check_lr(scalars["lr"])
+        for name in self.hyper_names:
+            if name in HYPER_CHECKS:
+                HYPER_CHECKS[name](name, scalars[name])
 
         # The remaining keys must be '<state name>.<i>' for i = 0 .. n-1.
         indices = {name: set() for name in self.state_names}
@@ -320,12 +318,34 @@ class Optimizer:
         return f"{type(self).__name__}(lr={self.lr}{hypers})"
 
 
+def _check_lr(lr, example=None):
+    # A NaN or infinite lr turns every parameter into NaN at the first step.
+    if not finite_number(lr) or lr < 0:
+        raise ValueError(f"lr must be a finite number >= 0{', e.g. ' + example if example else ''}"
+                         f", got {lr!r}")
+    return lr
+
+
+def _check_fraction(name, value):
+    """A decay rate (momentum, alpha, beta1, beta2): 1 or more makes the state grow
+    without bound, and Adam's bias correction divides by 1 - beta ** t."""
+    if not (finite_number(value) and 0.0 <= value < 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
 def _check_eps(eps):
     if not finite_number(eps) or eps <= 0:
         raise ValueError(f"eps must be a finite number > 0 (it keeps the division away from "
                          f"zero: with 0, a weight whose gradient has been 0 so far would "
                          f"become 0/0 = NaN), got {eps!r}")
     return float(eps)
+
+
+# The hyperparameters' checks by name, for the constructors and load_state_dict.
+HYPER_CHECKS = {"momentum": _check_fraction, "alpha": _check_fraction,
+                "beta1": _check_fraction, "beta2": _check_fraction,
+                "eps": lambda name, value: _check_eps(value)}
 
 
 def _scalar(value, key):
@@ -369,9 +389,7 @@ class Momentum(Optimizer):
 
     def __init__(self, lr=0.01, momentum=0.9):
         super().__init__(lr)
-        if not (finite_number(momentum) and 0.0 <= momentum < 1.0):
-            raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = _check_fraction("momentum", momentum)
 
     def _step(self, lr, p, g, v):
         v *= self.momentum
@@ -414,9 +432,7 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr=0.01, alpha=0.99, eps=1e-8):
         super().__init__(lr)
-        if not (finite_number(alpha) and 0.0 <= alpha < 1.0):
-            raise ValueError(f"alpha must be a number in [0, 1), got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = _check_fraction("alpha", alpha)
         self.eps = _check_eps(eps)
 
     def _step(self, lr, p, g, h):
@@ -443,11 +459,8 @@ class Adam(Optimizer):
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
-        for name, beta in (("beta1", beta1), ("beta2", beta2)):
-            if not (finite_number(beta) and 0.0 <= beta < 1.0):
-                raise ValueError(f"{name} must be a number in [0, 1), got {beta!r}")
-        self.beta1 = float(beta1)
-        self.beta2 = float(beta2)
+        self.beta1 = _check_fraction("beta1", beta1)
+        self.beta2 = _check_fraction("beta2", beta2)
         self.eps = _check_eps(eps)
 
     def _step(self, lr, p, g, m, v):

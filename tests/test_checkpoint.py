@@ -14,7 +14,7 @@ import pytest
 from common import training_guards
 from common.checkpoint import read_checkpoint, save_checkpoint
 from common.optimizer import SGD, Adam, Momentum
-from common.serialization import atomic_write, load_npz
+from common.serialization import atomic_write, load_npz, save_npz
 from common.trainer import RnnlmTrainer, TrainingDiverged, divergence_bound
 from models import BetterRnnlm, Rnnlm, SimpleRnnlm
 
@@ -510,3 +510,39 @@ def test_a_dropout_generator_a_checkpoint_cannot_hold_is_refused_before_training
         trainer.fit(xs, ts, max_epoch=1, batch_size=BATCH, time_size=TIME, verbose=False,
                     checkpoint=tmp_path / "ck.npz")
     assert trainer.iterations_run == 0 and not (tmp_path / "ck.npz").exists()
+
+
+def test_a_checkpoint_whose_optimizer_state_does_not_fit_changes_nothing(corpus, tmp_path):
+    """The optimizer has updated other arrays (another model's): refused,
+    naming the file, before the model's parameters are touched."""
+    xs, ts = corpus
+    path = tmp_path / "ck.npz"
+    RnnlmTrainer(Rnnlm(V, D, H, seed=0), Adam()).fit(
+        xs, ts, max_epoch=1, batch_size=BATCH, time_size=TIME, verbose=False,
+        checkpoint=path, max_iters=3)
+    adam = Adam()
+    bigger = Rnnlm(V, D, 2 * H, seed=1)
+    adam.update(bigger.params, [np.zeros_like(p) for p in bigger.params])
+    model = Rnnlm(V, D, H, seed=2)
+    before = [p.copy() for p in model.params]
+    with pytest.raises(ValueError, match="ck.npz: the optimizer state does not fit Adam"):
+        RnnlmTrainer(model, adam).resume(path)
+    assert all(np.array_equal(p, q) for p, q in zip(model.params, before, strict=True))
+
+
+@pytest.mark.parametrize("key", ["optim/m.\u00b2", "optim/m.\u0663", "state/\u00b2"])
+def test_an_index_a_checkpoint_never_writes_is_refused_naming_the_file(key, corpus, tmp_path):
+    xs, ts = corpus
+    path = tmp_path / "ck.npz"
+    RnnlmTrainer(Rnnlm(V, D, H, seed=0), Adam()).fit(
+        xs, ts, max_epoch=1, batch_size=BATCH, time_size=TIME, verbose=False,
+        checkpoint=path, max_iters=3)
+    arrays, meta = load_npz(path)
+    prefix = key[:key.index("/") + 1]
+    renamed = next(k for k in arrays if k.startswith(prefix) and (prefix == "state/"
+                                                                  or k.startswith("optim/m.")))
+    arrays[key] = arrays.pop(renamed)
+    damaged = tmp_path / "damaged.npz"
+    save_npz(damaged, arrays, meta)
+    with pytest.raises(ValueError, match="damaged.npz: .*(does not fit|unexpected)"):
+        RnnlmTrainer(Rnnlm(V, D, H, seed=0), Adam()).resume(damaged)

@@ -363,3 +363,25 @@ def test_a_state_key_state_dict_never_writes_is_unexpected(key):
     state = {**optimizer.state_dict(), key: np.zeros(2)}
     with pytest.raises(ValueError, match="unexpected keys"):
         optimizer.load_state_dict(state)
+
+
+def test_an_optimizer_of_ones_own_reloads_its_own_state():
+    """load_state_dict checks the hyperparameters it knows by name; one of
+    one's own (stored as a float, as every hyperparameter) is its class's."""
+
+    class WarmupAdam(Adam):
+        hyper_names = (*Adam.hyper_names, "warmup")
+
+        def __init__(self, lr=0.001, warmup=10):
+            if not isinstance(warmup, int):
+                raise ValueError(f"warmup must be an int, got {warmup!r}")
+            super().__init__(lr)
+            self.warmup = warmup
+
+    optimizer = WarmupAdam(warmup=10)
+    optimizer.update([np.ones(2)], [np.ones(2)])
+    other = WarmupAdam(warmup=3)
+    other.load_state_dict(optimizer.state_dict())
+    assert other.warmup == 10 and other.t == 1
+    with pytest.raises(ValueError, match="beta1 must be a number in"):
+        other.load_state_dict({**optimizer.state_dict(), "beta1": 1.0})
