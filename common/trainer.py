@@ -602,7 +602,8 @@ class BaseTrainer:
         if h["lr"]:
             line += f" | lr {h['lr'][-1]:.4g}"
         if stop:
-            line += f" | no improvement for {self.bad_epochs} epochs: stopping"
+            n = self.bad_epochs
+            line += f" | no improvement for {n} epoch{'s' if n != 1 else ''}: stopping"
         return line
 
     def _restore_best(self, restore_best, progress):
@@ -1048,6 +1049,10 @@ class Trainer(BaseTrainer):
         _check_data(self.model, "x and t", rows.x, rows.t)
         if opts.val_data is not None:
             _check_data(self.model, "val_data (x_val, t_val)", *opts.val_data)
+            t_val = np.asarray(opts.val_data[1])
+            if t_val.ndim == 2 and not _scored_targets(self.model, t_val):
+                raise ValueError(f"every target of val_data is the loss's ignore_label "
+                                 f"{ignore_label_of(self.model)}: there is nothing to score")
             if not callable(getattr(self.model, "check_pairs", None)):
                 _check_like_training_rows(opts.val_data, rows.x, rows.t)
         if self._done() and opts.seed != self.seed:

@@ -141,6 +141,7 @@ class TimeAffine:
         if D != W_DM.shape[0]:
             raise ValueError(f"x has {D} features but W expects D = {W_DM.shape[0]}")
         x2 = x.reshape(N * T, D)
+        self._check_joint_block()
         if self.Wb is not None:
             # [x, 1] @ [[W], [b]] = x @ W + b, in one product.
             x2_ones = xp.empty((N * T, D + 1), dtype=x.dtype)
@@ -154,6 +155,16 @@ class TimeAffine:
             y += b
         self.y_shape = (N, T, W_DM.shape[1])
         return y.reshape(self.y_shape)
+
+    def _check_joint_block(self):
+        """A copy of the layer (``copy.deepcopy``, pickle) holds ``W``, ``b``
+        and their gradients as arrays of their own, no longer views of the
+        joint block: the model's ``params`` and ``grads`` are those arrays,
+        so the layer computes with them from then on, as with any ``W``
+        and ``b`` (reading the block, it would have read frozen weights)."""
+        if self.Wb is not None and (self.params[0].base is not self.Wb
+                                    or self.grads[0].base is not self.dWb):
+            self.Wb = self.dWb = None
 
     def backward(self, dy):
         W, _ = self.params

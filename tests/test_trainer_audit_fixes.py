@@ -494,3 +494,43 @@ def test_a_stopped_run_still_writes_the_checkpoint_a_call_asks_for(tmp_path):
     trainer.fit(c[:-1], c[1:], max_epoch=1, checkpoint=tmp_path / "later.npz", **options)
     assert trainer.epoch == epoch
     assert read_checkpoint(tmp_path / "later.npz")[1]["trainer"]["epoch"] == epoch
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copied_trainer_trains_on_as_the_original(how):
+    """A copy separates the output layer's W and b from the joint block its
+    forward read (copied views are arrays of their own): it then read the
+    frozen block while the optimizer stepped W, silently. Now the copy
+    computes x @ W + b with them: the same within round-off."""
+    import copy
+    import pickle
+
+    from models import Seq2seq
+
+    rng = np.random.default_rng(4)
+    x, t = rng.integers(0, 13, (64, 5)), rng.integers(0, 13, (64, 4))
+    original = Trainer(Seq2seq(13, 4, 8, seed=0), Adam(0.05))
+    original.fit(x, t, max_epoch=1, batch_size=16, verbose=False)
+    copied = copy.deepcopy(original) if how == "deepcopy" else pickle.loads(
+        pickle.dumps(original))
+    for trainer in (original, copied):
+        trainer.fit(x, t, max_epoch=2, batch_size=16, verbose=False)
+    assert copied.history["train_loss"] == pytest.approx(original.history["train_loss"],
+                                                         rel=1e-5)
+    for p, q in zip(copied.model.params, original.model.params, strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-6)
+
+
+def test_validation_data_with_nothing_to_score_is_refused_before_training():
+    from models import Seq2seq
+
+    rng = np.random.default_rng(5)
+    x, t = rng.integers(0, 5, (32, 3)), rng.integers(0, 5, (32, 2))
+    t_val = np.full((8, 2), -1)
+    t_val[:, 0] = 1  # the decoder's start: every scored target ignored
+    trainer = Trainer(Seq2seq(5, 4, 8, seed=0), Adam(0.05))
+    with pytest.raises(ValueError, match="every target of val_data is the loss's "
+                                         "ignore_label -1: there is nothing to score"):
+        trainer.fit(x, t, max_epoch=1, batch_size=8, verbose=False,
+                    val_data=(x[:8], t_val))
+    assert trainer.iterations_run == 0
