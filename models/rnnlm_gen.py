@@ -29,7 +29,7 @@ book.
 import numpy as np
 
 from common.backend import to_cpu, xp
-from common.util import check_rng
+from common.util import carrying_state, check_rng
 from models.beam_search import _LanguageModelDecoder, beam_search, check_count, useful_width
 from models.better_rnnlm import BetterRnnlm
 from models.rnnlm import Rnnlm
@@ -73,7 +73,9 @@ def sample_ids(model, start_id: int, skip_ids=None, sample_size: int = 100, rng=
     draw = rng.random if isinstance(rng, np.random.Generator) else (
         np.random.random if rng is None else np.random.default_rng(rng).random)
 
-    with model.evaluating(restore_state=False):  # dropout off, the state goes on
+    # Dropout off, the state goes on from step to step (whatever the layers'
+    # stateful flags) and is left where generation ended, as the book's.
+    with model.evaluating(restore_state=False), carrying_state(model):
         word_ids = [int(start_id)]
         x = int(start_id)
         while len(word_ids) < sample_size:
@@ -109,7 +111,7 @@ def search_ids(model, start_id: int, skip_ids=None, sample_size: int = 100,
         raise ValueError(f"the carried state holds {max(rows)} rows; generate continues one "
                          f"sequence: call reset_state() (or predict a prompt of one row) first")
     model._forget_forward()
-    with model.evaluating(restore_state=False):  # dropout off, the state goes on
+    with model.evaluating(restore_state=False), carrying_state(model):  # (as sampling)
         ids = beam_search(_LanguageModelDecoder(model, skip if skip.any() else None),
                           np.asarray([start_id]), sample_size - 1, beam_width)[0]
     return [int(start_id)] + [int(i) for i in ids]

@@ -290,3 +290,27 @@ def test_a_stray_nul_in_utf8_text_is_named_not_taken_for_utf16(tmp_path):
                                                    r"never does: remove it") as info:
             text.load_data(path)
         assert "UTF-16" not in str(info.value) and "binary" not in str(info.value)
+
+
+def test_the_books_generate_carries_the_state_whatever_the_layers_flags():
+    """With stateful=False layers, each one-step predict started from zeros:
+    sampling lost its context and the beam held no history (its "best"
+    was not the most likely sequence)."""
+    import copy
+
+    from models import RnnlmGen
+
+    model = RnnlmGen(4, 3, 5, seed=1, dtype=np.float64)
+    for p in model.params:
+        p *= 3
+    stateful = copy.deepcopy(model)
+    for layer in model._recurrent_layers():
+        layer.stateful = False
+    for kwargs in (dict(beam_width=16), dict(rng=7)):
+        model.reset_state()
+        stateful.reset_state()
+        assert model.generate(1, sample_size=12 if "rng" in kwargs else 4, **kwargs) == \
+            stateful.generate(1, sample_size=12 if "rng" in kwargs else 4, **kwargs)
+        assert [layer.stateful for layer in model._recurrent_layers()] == [False]
+        for a, b in zip(model.get_state(), stateful.get_state(), strict=True):
+            np.testing.assert_array_equal(a, b)  # left where generation ended, as the book's
