@@ -454,6 +454,24 @@ def ignore_label_of(model):
     return getattr(getattr(model, "loss_layer", None), "ignore_label", None)
 
 
+def is_sequence_to_sequence(model) -> bool:
+    """Whether ``model`` learns answers to questions (an encoder and a
+    decoder; its target rows start with the decoder's start id), not a
+    language model."""
+    return hasattr(model, "encoder") and hasattr(model, "decoder")
+
+
+def scored_targets(model, t) -> int:
+    """How many targets of the rows ``t`` ``model``'s loss scores: those
+    that are not its ``ignore_label`` (of a sequence-to-sequence model,
+    ``t[:, 1:]``: the first is the decoder's start); all of them for a
+    model without one. The halves of a batch, and the chunks of a
+    validation, are weighed by it."""
+    scored = t[:, 1:] if is_sequence_to_sequence(model) else t
+    ignore = ignore_label_of(model)
+    return int(scored.size) if ignore is None else int((scored != ignore).sum())
+
+
 def _build(spec):
     """The replica: the class ``spec["model"]`` names, imported here and built
     only if it declares ``replicable`` itself; in evaluation mode."""

@@ -18,12 +18,17 @@ that ``--resume`` alone continues the run) and the state of every random
 generator the model's layers own (dropout masks).
 """
 
-import re
-
 import numpy as np
 
 from common.backend import to_cpu, to_gpu
-from common.serialization import as_read_back, load_npz, load_npz_meta, save_npz, to_json
+from common.serialization import (
+    as_read_back,
+    is_index_key,
+    load_npz,
+    load_npz_meta,
+    save_npz,
+    to_json,
+)
 from common.util import finite_number
 from layers._checks import state_width
 
@@ -248,7 +253,7 @@ def _check_optimizer(path, meta, optim, model, optimizer):
         raise ValueError(f"{path}: the optimizer's scalars are not a JSON object")
     for key, a in optim.items():
         _, _, index = key.rpartition(".")
-        if not _is_index(index) or int(index) >= len(distinct):
+        if not is_index_key(index) or int(index) >= len(distinct):
             raise ValueError(f"{path}: optimizer state {key!r} does not fit a model with "
                              f"{len(distinct)} distinct parameters")
         p = distinct[int(index)]
@@ -256,8 +261,8 @@ def _check_optimizer(path, meta, optim, model, optimizer):
             raise ValueError(f"{path}: optimizer state {key!r} is {a.dtype} {a.shape}, its "
                              f"parameter is {p.dtype} {p.shape}")
     if "lr" in scalars and not (finite_number(scalars["lr"]) and scalars["lr"] >= 0):
-        # The optimizer's constructor's check: load_state_dict takes any number
-        # (it reads arrays too), and update would refuse it only once training.
+        # The optimizer's constructor's check, for an optimizer of one's own whose
+        # load_state_dict takes any number (update would refuse it only once training).
         raise ValueError(f"{path}: the optimizer state does not fit "
                          f"{type(optimizer).__name__}: lr must be a finite number >= 0, got "
                          f"{scalars['lr']!r}")
@@ -291,7 +296,7 @@ def _check_states(path, meta, state, model):
     states = [None] * len(units)
     dtype = model.params[0].dtype if model.params else np.float32
     for key, h in state.items():
-        if not _is_index(key) or int(key) >= len(units):
+        if not is_index_key(key) or int(key) >= len(units):
             raise ValueError(f"{path}: unexpected recurrent state {'state/' + key!r}")
         H = units[int(key)]
         if h.ndim != 2 or H not in (None, h.shape[1]) or not np.issubdtype(h.dtype, np.floating):
@@ -327,12 +332,6 @@ def _check_trainer_state(path, meta, trainer):
     except ValueError as exc:
         raise ValueError(f"{path}: the trainer state is invalid ({exc})") from exc
     return trainer_state
-
-
-def _is_index(text) -> bool:
-    """Whether ``text`` is an index as a checkpoint writes one: ``0``, ``12``
-    (not ``00``, nor the digits of other scripts, which ``isdigit`` takes)."""
-    return re.fullmatch(r"0|[1-9][0-9]*", text, flags=re.ASCII) is not None
 
 
 def _is_count(v):

@@ -176,14 +176,6 @@ def halves_repay(rows: int, weight_size: int, weight_bytes: int) -> bool:
             and half * weight_size >= MIN_HALF_STEP_MULTIPLY_ADDS)
 
 
-def _scored(model, t) -> int:
-    """How many targets of the rows ``t`` count in the loss (a sequence-to-
-    sequence model's targets are ``t[:, 1:]``, a language model's all of ``t``)."""
-    if not batch_worker.is_stateful(model):
-        t = t[:, 1:]
-    return int((t != model.loss_layer.ignore_label).sum())
-
-
 def _fits(part, shape) -> bool:
     """Whether the rows ``part`` fit a helper segment made for ``shape``."""
     return len(part) <= shape[0] and tuple(part.shape[1:]) == tuple(shape[1:])
@@ -608,7 +600,7 @@ def batch_halves(model, batch_shape_x, batch_shape_t):
             return loss
         n = len(x) // 2
         x1, t1, x2, t2 = x[:n], t[:n], x[n:], t[n:]
-        n1, n2 = _scored(model, t1), _scored(model, t2)
+        n1, n2 = batch_worker.scored_targets(model, t1), batch_worker.scored_targets(model, t2)
         carried = model.get_state() if stateful else []
         # (A batch larger or wider than the context was made for: this process alone;
         # so is one whose helper another thread has now.)

@@ -38,12 +38,12 @@ than steer them with that state; make one optimizer per model.
 
 import functools
 import math
-import re
 
 import numpy as np
 
 from common.backend import to_cpu, xp
 from common.parallel import for_row_blocks
+from common.serialization import is_index_key
 from common.util import finite_number
 
 
@@ -91,8 +91,7 @@ class Optimizer:
     def update(self, params, grads):
         """Take one optimisation step: change every array in ``params`` in place."""
         # lr may have been set since (a schedule, a user): a NaN would spread to every weight.
-        if not finite_number(self.lr) or self.lr < 0:
-            raise ValueError(f"lr must be a finite number >= 0, got {self.lr!r}")
+        _check_lr(self.lr)
         params, grads = self._unique(params, grads)
         if self.state_names and not self.state:
             self.state = {name: [xp.zeros_like(p) for p in params] for name in self.state_names}
@@ -258,8 +257,8 @@ class Optimizer:
         unexpected = []
         for k in d:
             name, _, i = k.rpartition(".")
-            # (As state_dict writes them: "v.0", "v.12"; not "v.00", nor other scripts' digits.)
-            if name in indices and re.fullmatch(r"0|[1-9][0-9]*", i, flags=re.ASCII):
+            # (As state_dict writes them: "v.0", "v.12".)
+            if name in indices and is_index_key(i):
                 indices[name].add(int(i))
             else:
                 unexpected.append(k)

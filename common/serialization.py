@@ -441,6 +441,13 @@ def save_npz(
 _SAVEZ_ARGUMENTS = {"file", "allow_pickle"}
 
 
+def is_index_key(text: str) -> bool:
+    """Whether ``text`` is an index as rnnlab writes one into a key of its
+    files (``m.0``, ``state/12``): ``0``, ``12``; not ``00``, nor the digits
+    of other scripts, which ``str.isdigit`` takes."""
+    return re.fullmatch(r"0|[1-9][0-9]*", text, flags=re.ASCII) is not None
+
+
 def to_json(value: Any, allow_nan: bool = True) -> str:
     """``value`` as JSON text; NumPy's numbers (a size counted with NumPy,
     ``corpus.max() + 1``) as the Python numbers they hold."""

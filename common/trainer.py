@@ -23,6 +23,7 @@ import numpy as np
 
 from common import data_parallel
 from common.backend import xp
+from common.batch_worker import scored_targets
 from common.checkpoint import _layer_rngs, load_checkpoint, rng_state_problem
 from common.data_parallel import batch_halves, helper_cpu_seconds
 from common.feeders import Lanes, ShuffledRows, check_finite, lane_positions
@@ -1050,7 +1051,7 @@ class Trainer(BaseTrainer):
         if opts.val_data is not None:
             _check_data(self.model, "val_data (x_val, t_val)", *opts.val_data)
             t_val = np.asarray(opts.val_data[1])
-            if t_val.ndim == 2 and not _scored_targets(self.model, t_val):
+            if t_val.ndim == 2 and not scored_targets(self.model, t_val):
                 raise ValueError(f"every target of val_data is the loss's ignore_label "
                                  f"{ignore_label_of(self.model)}: there is nothing to score")
             if not callable(getattr(self.model, "check_pairs", None)):
@@ -1087,7 +1088,7 @@ class Trainer(BaseTrainer):
                 rows = slice(start, start + size)
                 # A chunk's loss is its mean over its scored targets: weighed by them,
                 # the figure is the mean over all, whatever val_batch_size.
-                n = _scored_targets(model, t[rows])
+                n = scored_targets(model, t[rows])
                 if n:
                     total += float(model.forward(xp.asarray(x[rows]), xp.asarray(t[rows]))) * n
                     count += n
@@ -1109,18 +1110,6 @@ def _is_nan(x) -> bool:
 def _validates(opts) -> bool:
     """Whether a call with the options ``opts`` scores its epochs."""
     return opts.val_corpus is not None or opts.val_data is not None
-
-
-def _scored_targets(model, t) -> int:
-    """How many targets of the rows ``t`` ``model``'s loss scores: those
-    that are not its ``ignore_label`` (of a sequence-to-sequence model,
-    ``t[:, 1:]``: the first is the decoder's start); all of a model
-    without one, so that a row of one target counts one."""
-    ignore = ignore_label_of(model)
-    if ignore is None:
-        return int(np.size(t))
-    scored = t[:, 1:] if is_sequence_to_sequence(model) else t
-    return int((scored != ignore).sum())
 
 
 def _cpu_time() -> float:

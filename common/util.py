@@ -10,7 +10,10 @@ import numbers
 import numpy as np
 
 from common.backend import to_cpu, to_gpu, xp  # noqa: F401  (to_cpu, to_gpu: the book's names)
-from common.batch_worker import ignore_label_of
+from common.batch_worker import (  # noqa: F401  (is_sequence_to_sequence: also here)
+    ignore_label_of,
+    is_sequence_to_sequence,
+)
 from common.data_parallel import answer_halves
 from common.parallel import managed
 
@@ -235,13 +238,6 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
         if hasattr(model, "_forget_forward"):
             model._forget_forward()
     return perplexity(total / scored)
-
-
-def is_sequence_to_sequence(model) -> bool:
-    """Whether ``model`` learns answers to questions (an encoder and a
-    decoder; its target rows start with the decoder's start id), not a
-    language model."""
-    return hasattr(model, "encoder") and hasattr(model, "decoder")
 
 
 def id_outside(ids, vocab_size, ignore_label=None):

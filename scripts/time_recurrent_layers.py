@@ -132,10 +132,13 @@ def time_layers(argv):
     name, gates, biases = CELLS[args.cell]
     N, T, D = args.batch, args.time, args.input
 
-    def fits():
+    def fits(which=args.against):
         """The other revision's code may not fit this checkout (an older API of
         common.parallel): a usage error naming it, whether it fails on
-        loading, when built or when called."""
+        loading, when built or when called; this checkout's (``"now"``) own
+        errors are left as they are."""
+        if which == "now":
+            return nullcontext()
         return timing_other_code(p, f"--against {args.against}: its layers/{args.cell}.py",
                                  "give a later revision, or another --cell")
 
@@ -157,11 +160,11 @@ def time_layers(argv):
             with parallel.managed():
                 instances = {}
                 for k, cls in classes.items():
-                    with nullcontext() if k == "now" else fits():
+                    with fits(k):
                         instances[k] = cls(*[w.copy() for w in ws])
                 for r in range(2 + args.rounds):
                     for k, layer in instances.items():
-                        with nullcontext() if k == "now" else fits():
+                        with fits(k):
                             for part, call, arg in (("forward", layer.forward, xs),
                                                     ("backward", layer.backward, dhs)):
                                 outs[k, part], seconds = timed_call(call, arg)

@@ -307,8 +307,8 @@ def ignored_flags_notices(args, explicit):
     """Notices for flags given on the command line that the run does not use."""
     notices = []
     if args.model != "better":
-        notices += [f"notice: {_as_given(name, getattr(args, name)).split()[0]} is used only "
-                    f"by --model better; --model {args.model} ignores it"
+        notices += [f"notice: {_flag_given(name, getattr(args, name))} is used only by "
+                    f"--model better; --model {args.model} ignores it"
                     for name in ("num_layers", "dropout", "no_tie") if name in explicit]
     if "overwrite" in explicit and not args.checkpoint and not args.save:
         notices.append("notice: --overwrite concerns only a --checkpoint file (and a --save "
@@ -381,11 +381,19 @@ SWITCH_PAIRS = {"no_tie": ("--no-tie", "--tie"), "val": ("--val", "--no-val"),
                 "eval": ("--eval", "--no-eval")}
 
 
+def _flag_given(name, value):
+    """The flag that gives the setting ``name`` its ``value``: ``--max-grad``;
+    of a pair of switches, the one (``--tie`` for ``no_tie`` False)."""
+    if name in SWITCH_PAIRS and isinstance(value, bool):
+        return SWITCH_PAIRS[name][0 if value else 1]
+    return flag(name)
+
+
 def _as_given(name, value):
     """A setting as the command line that gives it: ``--max-grad 0.25``,
     ``--max-grad none``, ``--tie`` (for ``no_tie`` False), ``--no-val``."""
     if name in SWITCH_PAIRS and isinstance(value, bool):
-        return SWITCH_PAIRS[name][0 if value else 1]
+        return _flag_given(name, value)
     return f"{flag(name)} {_shown(value)}"
 
 
