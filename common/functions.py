@@ -74,9 +74,22 @@ def softmax(x):
 def cross_entropy_error(y, t):
     """Mean of ``-log y[..., t]`` over all positions.
 
-    y: probabilities, shape ``(..., V)``; t: integer targets, shape ``(...)``.
-    A tiny constant guards ``log(0)`` when a probability underflows.
+    y: probabilities, shape ``(..., V)``; t: integer class ids in ``[0, V)``,
+    shape ``(...)`` (the book's one row: y ``(V,)`` and an int). There is no
+    ignore label here: every position counts. A tiny constant guards
+    ``log(0)`` when a probability underflows.
     """
+    y, t = xp.asarray(y), xp.asarray(t)
+    if not np.issubdtype(t.dtype, np.integer):
+        raise TypeError(f"t must hold integer class ids, got dtype {t.dtype}")
+    if t.shape != y.shape[:-1]:
+        raise ValueError(f"t has shape {t.shape} but y has {int(np.prod(y.shape[:-1]))} rows "
+                         f"(shape {y.shape}): t needs shape {y.shape[:-1]}, one id per row")
+    V = y.shape[-1]
+    outside = (t < 0) | (t >= V)
+    if outside.any():
+        raise ValueError(f"t holds the id {int(t[outside].reshape(-1)[0])}, outside the class "
+                         f"range [0, {V}) (cross_entropy_error has no ignore label)")
     y2 = y.reshape(-1, y.shape[-1])
     t1 = t.reshape(-1)
     picked = y2[xp.arange(t1.size), t1]

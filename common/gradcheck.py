@@ -30,18 +30,20 @@ def numerical_gradient(f, x, eps=1e-6):
                         f"got dtype {np.asarray(x).dtype}")
     if not (isinstance(eps, (int, float)) and 0 < eps < np.inf):
         raise ValueError(f"eps must be a number above 0 (1e-6 suits float64), got {eps!r}")
-    grad = np.zeros_like(x, dtype=np.float64)
-    flat = x.reshape(-1)  # a view: writing to it changes x
-    if not np.shares_memory(flat, x):
-        raise ValueError("numerical_gradient needs a contiguous array it can perturb in place")
-    for i in range(flat.size):
-        saved = flat[i]
-        flat[i] = saved + eps
+    if not x.flags.writeable:
+        raise ValueError("numerical_gradient perturbs x in place, but x is read-only: pass "
+                         "the array f reads, made writeable")
+    grad = np.zeros(x.shape, dtype=np.float64)
+    # Index by position, not through a flat view: a transposed (Fortran-ordered)
+    # or strided array has no flat view that writes through to it.
+    for i in np.ndindex(x.shape):
+        saved = x[i]
+        x[i] = saved + eps
         f_plus = f()
-        flat[i] = saved - eps
+        x[i] = saved - eps
         f_minus = f()
-        flat[i] = saved
-        grad.reshape(-1)[i] = (f_plus - f_minus) / (2 * eps)
+        x[i] = saved
+        grad[i] = (f_plus - f_minus) / (2 * eps)
     return grad
 
 

@@ -91,9 +91,10 @@ def check_nonempty_batch(name, x, steps=True):
         )
 
 
-def check_loss_dout(dout):
+def check_loss_dout(dout, dtype=None):
     """A loss is one number, so the gradient its ``backward`` is given (the
-    factor its gradient is scaled by) is one finite real number too."""
+    factor its gradient is scaled by) is one finite real number too, and one
+    the logits' ``dtype`` can hold (cast, 1e39 would be inf in float32)."""
     if isinstance(dout, np.ndarray) and dout.shape == ():
         dout = dout[()]
     if isinstance(dout, bool) or not isinstance(dout, numbers.Real):
@@ -101,6 +102,10 @@ def check_loss_dout(dout):
                         f"got {type(dout).__name__}")
     if not math.isfinite(dout):
         raise ValueError(f"dout must be finite, got {dout}")
+    largest = None if dtype is None else float(np.finfo(dtype).max)
+    if largest is not None and abs(dout) > largest:
+        raise ValueError(f"dout {dout} is too large for the {np.dtype(dtype).name} logits (at "
+                         f"most {largest:.4g}): scale it down, or use float64")
 
 
 def require_forward(layer, saved, once=False):

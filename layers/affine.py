@@ -52,11 +52,7 @@ class Affine:
         W, _ = self.params
         dW, db = self.grads
         require_forward(self, self.x)
-        out_shape = (self.x.shape[0], W.shape[1])
-        if dy.shape != out_shape:
-            raise ValueError(f"dy must have shape {out_shape} (the forward's output), "
-                             f"got {dy.shape}")
-        check_float("dy", dy, W.dtype)
+        check_grad("dy", dy, (self.x.shape[0], W.shape[1]), W.dtype)
         xp.matmul(self.x.T, dy, out=dW)
         dy.sum(axis=0, out=db)
         return dy @ W.T

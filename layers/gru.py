@@ -253,9 +253,7 @@ class TimeGRU:
         require_forward(self, self.cache)
         xs_tm, h0, gates, ah_ns, hs_tm = self.cache
         T, N, H = hs_tm.shape
-        if dhs.shape != (N, T, H):
-            raise ValueError(f"dhs must have shape {(N, T, H)}, got {dhs.shape}")
-        check_float("dhs", dhs, Wx.dtype)
+        check_grad("dhs", dhs, (N, T, H), Wx.dtype)
 
         h_prev_tm = xp.concatenate([h0[None], hs_tm[:-1]], axis=0)
         dhs_tm = dhs.transpose(1, 0, 2)

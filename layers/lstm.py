@@ -25,6 +25,8 @@ reaching ``c_next`` is the one from the next step plus the one through
     dx  = dA @ Wx.T     dh_prev = dA @ Wh.T
 """
 
+import numbers
+
 from common.backend import xp
 from common.functions import sigmoid, sigmoid_of_negated_
 from common.parallel import for_row_blocks, matmul, step_products, steps_at_once
@@ -108,7 +110,11 @@ class LSTM:
         require_forward(self, self.cache)
         x, h_prev, c_prev, i, f, g, o, tanh_c = self.cache
         check_grad("dh_next", dh_next, tanh_c.shape, Wx.dtype)
-        if not (isinstance(dc_next, (int, float)) and dc_next == 0):  # 0: no gradient
+        if isinstance(dc_next, numbers.Real) and dc_next == 0:
+            # 0: no gradient. Any real zero (np.float64(0) too) becomes the int
+            # 0, which leaves float32 gradients float32.
+            dc_next = 0
+        else:
             check_grad("dc_next", dc_next, tanh_c.shape, Wx.dtype)
 
         ds = dc_next + dh_next * o * (1 - tanh_c * tanh_c)

@@ -9,6 +9,8 @@ Fusing the two keeps the backward pass to one line and avoids ever taking
 ``log`` of a probability that underflowed to zero.
 """
 
+import numbers
+
 import numpy as np
 
 from common.backend import xp
@@ -55,8 +57,8 @@ class SoftmaxWithLoss:
 
     def backward(self, dout=1):
         require_forward(self, self.cache)
-        check_loss_dout(dout)
         x, t = self.cache
+        check_loss_dout(dout, x.dtype)
         dx = softmax(x)
         dx[xp.arange(t.size), t] -= 1
         dx *= dx.dtype.type(dout / t.size)  # the same bits for 0.3 and np.float64(0.3)
@@ -114,6 +116,11 @@ class TimeSoftmaxWithLoss:
     """
 
     def __init__(self, ignore_label=-1):
+        if ignore_label is not None and (isinstance(ignore_label, bool)
+                                         or not isinstance(ignore_label, numbers.Integral)):
+            # True would ignore class 1; "pad" or 1.5 would never match a target.
+            raise TypeError(f"ignore_label must be an integer (-1 by default) or None (no "
+                            f"label ignored), got {ignore_label!r}")
         self.params, self.grads = [], []
         self.ignore_label = ignore_label
         self._y = None  # (N*T, V) buffer of w * softmax(x), reused between calls
@@ -185,7 +192,7 @@ class TimeSoftmaxWithLoss:
             raise RuntimeError("backward() needs a forward() first, and runs once per forward "
                                "(generating, predicting or evaluating in between replaces the "
                                "values forward left for it: call forward() again)")
-        check_loss_dout(dout)
+        check_loss_dout(dout, self._y.dtype)
         t, w, shape = self.cache
         self.cache = None
         dx = self._y  # w * softmax(x), from forward

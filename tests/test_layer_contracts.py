@@ -267,6 +267,19 @@ def test_the_lstm_cell_takes_the_books_dc_next_of_0(rng):
     np.testing.assert_array_equal(dx, cell.backward(dh, np.zeros((N, H), np.float32))[0])
 
 
+@pytest.mark.parametrize("zero", [0, 0.0, np.float32(0), np.float64(0), np.int64(0)])
+def test_any_real_zero_dc_next_means_no_gradient_and_keeps_float32(rng, zero):
+    # np.float64(0) is a Python float: it must not make the gradients float64
+    # (NumPy would promote them), and np.float32(0) is as good as 0.
+    cell, _ = _lstm_cell(rng)
+    dh = f32(rng, N, H)
+    grads = cell.backward(dh, zero)
+    expected = cell.backward(dh, np.zeros((N, H), np.float32))
+    for g, e in zip(grads, expected, strict=True):
+        assert g.dtype == np.float32
+        np.testing.assert_array_equal(g, e)
+
+
 # --- empty batches and the one-step loss ---------------------------------------------
 
 
@@ -292,6 +305,35 @@ def test_softmax_with_loss_refuses_integer_logits_like_its_time_layer():
         SoftmaxWithLoss().forward(np.zeros((2, 5), np.int64), np.zeros(2, int))
     with pytest.raises(TypeError, match="xs must hold float logits, got dtype int64; convert"):
         TimeSoftmaxWithLoss().forward(np.zeros((2, 3, 5), np.int64), np.zeros((2, 3), int))
+
+
+@pytest.mark.parametrize("ignore_label", [True, "pad", 1.5, np.float64(-1)])
+def test_the_ignore_label_must_be_an_integer_or_none(ignore_label):
+    # True would ignore class 1, and "pad" or 1.5 would never match a target.
+    with pytest.raises(TypeError, match=r"ignore_label must be an integer \(-1 by default\) "
+                                        r"or None"):
+        TimeSoftmaxWithLoss(ignore_label=ignore_label)
+
+
+def test_the_ignore_label_may_be_any_integer_or_none():
+    xs, ts = np.zeros((1, 3, 4), np.float32), np.array([[0, 1, 2]])
+    assert TimeSoftmaxWithLoss(ignore_label=None).forward(xs, ts) == pytest.approx(np.log(4))
+    assert TimeSoftmaxWithLoss(ignore_label=np.int64(1)).forward(xs, ts) == pytest.approx(
+        np.log(4))
+    assert TimeSoftmaxWithLoss(ignore_label=-100).ignore_label == -100
+
+
+@pytest.mark.parametrize("layer_class, xs, ts", [
+    (TimeSoftmaxWithLoss, np.zeros((1, 2, 3), np.float32), np.array([[0, 1]])),
+    (SoftmaxWithLoss, np.zeros((2, 3), np.float32), np.array([0, 1])),
+])
+def test_a_dout_past_float32s_range_is_refused_not_made_inf(layer_class, xs, ts):
+    layer = layer_class()
+    layer.forward(xs, ts)
+    with pytest.raises(ValueError, match=r"dout 1e\+39 is too large for the float32 logits"):
+        layer.backward(1e39)
+    layer.forward(xs.astype(np.float64), ts)  # float64 holds it
+    assert np.isfinite(layer.backward(1e39)).all()
 
 
 # --- recurrent weights ---------------------------------------------------------------

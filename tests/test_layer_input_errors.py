@@ -157,6 +157,17 @@ def test_affine_backward_checks_dy(rng):
         layer.backward(np.ones((N, V)))
 
 
+def test_gru_and_affine_backward_say_a_gradient_must_be_an_array(rng):
+    gru, xs, _ = MAKERS["TimeGRU"](rng, N, T)
+    gru.forward(xs)
+    with pytest.raises(TypeError, match=r"dhs must be an array of shape \(2, 3, 4\), got NoneType"):
+        gru.backward(None)
+    affine = Affine(f32(rng, D, V), f32(rng, V))
+    affine.forward(f32(rng, N, D))
+    with pytest.raises(TypeError, match=r"dy must be an array of shape \(2, 7\), got list"):
+        affine.backward(np.zeros((N, V)).tolist())
+
+
 # --- gradients of the other Time layers ---------------------------------------------
 
 

@@ -330,3 +330,25 @@ def test_sigmoid_of_a_python_number_is_float64():
 
 def exact_sigmoid(v):
     return 1 / (1 + np.exp(-v))
+
+
+# --- common.functions.cross_entropy_error ---------------------------------------
+
+
+def test_cross_entropy_error_takes_the_books_one_row_form_and_refuses_other_ids():
+    from common.functions import cross_entropy_error, softmax
+
+    y = softmax(np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]]))
+    expected = -(np.log(y[0, 2]) + np.log(y[1, 0])) / 2
+    # rel=1e-9: the function takes log(p + 1e-12).
+    assert cross_entropy_error(y, np.array([2, 0])) == pytest.approx(expected, rel=1e-9)
+    assert cross_entropy_error(y[0], 2) == pytest.approx(-np.log(y[0, 2]), rel=1e-9)
+    # -1 is the loss layers' ignore label; here it would score the last class.
+    with pytest.raises(ValueError, match=r"t holds the id -1, outside the class range \[0, 3\)"):
+        cross_entropy_error(y, np.array([-1, 0]))
+    with pytest.raises(ValueError, match=r"t holds the id 3"):
+        cross_entropy_error(y, np.array([3, 0]))
+    with pytest.raises(TypeError, match="t must hold integer class ids, got dtype float64"):
+        cross_entropy_error(y, np.array([2.0, 0.0]))
+    with pytest.raises(ValueError, match=r"t has shape \(3,\) but y has 2 rows"):
+        cross_entropy_error(y, np.array([2, 0, 1]))

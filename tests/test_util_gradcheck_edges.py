@@ -16,7 +16,7 @@ import pytest
 
 from common.gradcheck import check_function, check_layer, numerical_gradient
 from common.util import clip_grads, eval_perplexity, perplexity
-from layers import TimeRNN
+from layers import TimeAffine, TimeRNN
 from models import SimpleRnnlm
 
 
@@ -89,6 +89,21 @@ def rnn(stateful):
     rng = np.random.default_rng(0)
     return TimeRNN(rng.standard_normal((3, 4)), rng.standard_normal((4, 4)) * 0.5,
                    rng.standard_normal(4), stateful=stateful)
+
+
+def test_numerical_gradient_of_a_fortran_ordered_or_empty_array():
+    x = np.asfortranarray(np.arange(6.0).reshape(3, 2))
+    np.testing.assert_allclose(numerical_gradient(lambda: float((x ** 2).sum()), x), 2 * x,
+                               rtol=1e-8)
+    assert numerical_gradient(lambda: 0.0, np.zeros((0, 3))).shape == (0, 3)
+
+
+def test_check_layer_takes_a_transposed_weight():
+    # W.T is a natural way to share a weight with another layer: Fortran order.
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((4, 3))
+    errors = check_layer(TimeAffine(W.T, np.zeros(4)), [rng.standard_normal((2, 2, 3))])
+    assert max(errors.values()) < 1e-7
 
 
 def test_check_layer_refuses_a_stateful_layer():
