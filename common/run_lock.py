@@ -7,12 +7,13 @@ run.npz`` while the run that writes it is still going) would each replace
 the other's file in turn, and a run resumed later would continue whichever
 wrote last: one run's work lost without a word. So a training with a
 checkpoint holds an advisory lock (``fcntl.flock``) on a file beside it,
-``PATH.lock``, for as long as it trains, and a second one finds it held
-and is refused before its first batch (:class:`CheckpointInUse`, naming
-the holder's process id). The lock belongs to the file that is written: a
-checkpoint that is a symbolic link is written through (its target is
-replaced), so its lock is the target's, ``TARGET.lock`` beside that file,
-and a run given the link and one given the target hold one lock.
+``PATH.lock`` (for a name too long for that, a hash of it), for as long
+as it trains, and a second one finds it held and is refused before its
+first batch (:class:`CheckpointInUse`, naming the holder's process id).
+The lock belongs to the file that is written: a checkpoint that is a
+symbolic link is written through (its target is replaced), so its lock is
+the target's, ``TARGET.lock`` beside that file, and a run given the link
+and one given the target hold one lock.
 
 The system releases the lock when its holder ends, however it ends (a
 ``PATH.lock`` left by a killed process holds nothing, and the next run
@@ -28,7 +29,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from common.serialization import folders_on_the_way, write_target
+from common.serialization import folders_on_the_way, short_stem, write_target
 
 try:
     import fcntl
@@ -49,8 +50,10 @@ _made: dict = {}
 def lock_path(path) -> str:
     """The lock file of the checkpoint ``path``: ``PATH.lock``, beside the file
     a write to ``path`` replaces (for a symbolic link, the file it points to:
-    the link and its target share one lock)."""
-    return write_target(os.fspath(path)) + ".lock"
+    the link and its target share one lock). For a name too long to take
+    ``.lock`` (over 200 bytes), ``h`` and a hash of it stand in for it."""
+    folder, name = os.path.split(write_target(os.fspath(path)))
+    return os.path.join(folder, short_stem(name) + ".lock")
 
 
 @contextmanager

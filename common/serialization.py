@@ -42,7 +42,7 @@ import tempfile
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, BinaryIO
 
@@ -52,16 +52,19 @@ from .file_access import unreachable_words, unreadable_words
 
 __all__ = [
     "META_KEY",
+    "NOTHING_READ_SHA256",
     "atomic_open",
     "as_read_back",
     "atomic_write",
     "check_target",
     "config_problem",
     "folders_on_the_way",
+    "ids_sha256",
     "link_loops",
     "load_npz",
     "remove_stale_temporaries",
     "save_npz",
+    "short_stem",
     "space_problem",
     "special_file_kind",
     "to_json",
@@ -311,7 +314,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
     """
     path = os.fsdecode(path)
     folder = folder_of(path)
-    stem = re.escape(_temporary_stem(os.path.basename(path)))
+    stem = re.escape(short_stem(os.path.basename(path)))
     ours = re.compile(rf"\.{stem}\.(?P<host>[0-9a-f]{{8}})-(?P<pid>\d+)-[0-9a-f]{{8}}\.tmp")
     legacy = re.compile(rf"\.{stem}\.[a-z0-9_]{{8}}\.(?:tmp|part)")
     removed: list[str] = []
@@ -337,8 +340,10 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
     return removed
 
 
-def _temporary_stem(name: str) -> str:
-    # Keep temporary names within the usual 255-byte limit for long targets.
+def short_stem(name: str) -> str:
+    """``name`` itself when at most 200 bytes, else ``h`` and 32 hex digits of
+    its SHA-256: a stem that leaves room for a suffix (a temporary's, a lock
+    file's ``.lock``) within the usual 255-byte limit of a file name."""
     if len(name.encode("utf-8", "surrogateescape")) > 200:
         return "h" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:32]
     return name
@@ -350,7 +355,7 @@ def _create_temporary(folder: str, name: str) -> tuple[int, str]:
     for _ in range(100):
         tmp = os.path.join(
             folder,
-            f".{_temporary_stem(name)}.{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.tmp",
+            f".{short_stem(name)}.{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.tmp",
         )
         try:
             # Mode 0o666 less the umask: the permissions an ordinary open() gives.
@@ -410,6 +415,23 @@ def file_sha256(path: str | os.PathLike) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+# What file_sha256 gives a pipe (/dev/stdin, <(...)) already read to its end,
+# as runs before ids_sha256 recorded: it identifies no data.
+NOTHING_READ_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def ids_sha256(arrays: Sequence[np.ndarray], tokens: Sequence[str]) -> str:
+    """The SHA-256 of token ids (``arrays``, in order) and of the vocabulary
+    they index (``tokens``, in id order), in hex: what a run records of data
+    read from a pipe, whose bytes cannot be read again to be hashed."""
+    digest = hashlib.sha256()
+    for ids in arrays:
+        digest.update(repr(ids.shape).encode())
+        digest.update(np.ascontiguousarray(ids, dtype="<i8").tobytes())
+    digest.update(json.dumps(list(tokens)).encode())
     return digest.hexdigest()
 
 

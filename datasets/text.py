@@ -46,6 +46,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from common.file_access import unreadable_words
+from common.serialization import special_file_kind
 
 from ._checks import check_path, is_int
 
@@ -99,6 +100,11 @@ def read_text(path: str | os.PathLike) -> str:
             (named with its line).
     """
     path = check_path(path, "path")
+    kind = special_file_kind(path)
+    if kind in ("a character device", "a block device") and not _is_terminal(path):
+        # /dev/zero or a disk: read whole, it would fill the memory. (A pipe ends
+        # when its writer does, and a terminal at Ctrl-D.)
+        raise CorpusError(f"{path} is {kind}, not a text file; give a text file")
     try:
         data = path.read_bytes()
     except FileNotFoundError as err:
@@ -141,11 +147,20 @@ def read_text(path: str | os.PathLike) -> str:
                 f"{path} ends in the middle of a UTF-8 character (line {line}): a file cut at "
                 f"a byte count? Drop its last, cut line, or cut it by lines (head -n)."
             ) from err
-        source = wide or "latin1"
+        where = f"byte offset {start} (line {line}) holds {bad!r} ({err.reason})"
+        if not wide and not before.isascii():
+            # Converted whole, the UTF-8 before the bad byte would become garbage.
+            raise CorpusError(
+                f"{path} is not valid UTF-8: {where}, after text that is UTF-8 with "
+                f"characters beyond ASCII: the file mixes encodings (files of two encodings "
+                f"joined?). Converting all of it would garble its UTF-8 part: re-type line "
+                f"{line} and those like it, or drop the bytes that are not UTF-8, e.g. "
+                f"`iconv -c -f utf-8 -t utf-8 in.txt > out.txt`."
+            ) from err
+        source = wide or ("cp1252" if _windows_1252(data) else "latin1")
         looks = f" (it looks like {wide[:6].upper()})" if wide else ""
         raise CorpusError(
-            f"{path} is not valid UTF-8{looks}: byte offset {start} (line {line}) holds "
-            f"{bad!r} ({err.reason}). Re-save the file as UTF-8, e.g. "
+            f"{path} is not valid UTF-8{looks}: {where}. Re-save the file as UTF-8, e.g. "
             f"`iconv -f {source} -t utf-8 in.txt > out.txt`."
         ) from err
     # NUL is valid UTF-8 but never in text: UTF-16 or UTF-32 without a byte-order
@@ -212,6 +227,31 @@ def _stray_nuls(data: bytes) -> bool:
     if data.count(0) * 8 >= len(data) or not _is_utf8(data):
         return False
     return not _CONTROL.search(data.replace(b"\0", b"").decode("utf-8"))
+
+
+def _is_terminal(path) -> bool:
+    """Whether ``path`` is a terminal (``/dev/stdin`` typed at), which ends at Ctrl-D."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
+
+
+def _windows_1252(data: bytes) -> bool:
+    """Whether ``data`` reads as Windows-1252 and holds a byte of 0x80-0x9F,
+    which that encoding makes quotes, dashes and the euro sign, and latin1
+    invisible control characters."""
+    if not re.search(rb"[\x80-\x9f]", data):
+        return False
+    try:
+        data.decode("cp1252")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _is_utf8(data: bytes) -> bool:

@@ -25,6 +25,13 @@ from layers._checks import check_hidden_state, state_width
 from models.generate import generate
 
 
+class FolderGivenError(IsADirectoryError, ValueError):
+    """A folder given where a file is to be written: a wrong argument (a
+    ValueError, as ever), and a place the file cannot go (an OSError), so
+    that a script's rescue (:mod:`common.rescue`) writes it elsewhere when
+    the folder appeared during the run."""
+
+
 class Init:
     """Draws a model's initial weights from one random generator.
 
@@ -173,14 +180,24 @@ class Model:
 
     def check_params(self, arrays: dict, source: str = "the given arrays") -> None:
         """Raise ``ValueError`` unless ``arrays`` has every parameter's name,
-        shape and a float dtype, and no other name; changes nothing.
+        shape and a float dtype whose finite values the model's dtype holds,
+        and no other name; changes nothing.
 
         The one check of a parameter set, for parameter files and checkpoints.
         """
-        check_shapes(_shapes(self.named_params()), _shapes(arrays), source, type(self).__name__)
+        params = self.named_params()
+        check_shapes(_shapes(params), _shapes(arrays), source, type(self).__name__)
         for name, a in arrays.items():
             if not np.issubdtype(a.dtype, np.floating):
                 raise ValueError(f"{source}: parameter {name!r} has non-float dtype {a.dtype}")
+            # Cast to float32, a float64 value past 3.4e38 would be inf, silently.
+            largest = float(np.finfo(params[name].dtype).max)
+            if np.finfo(a.dtype).max > largest and a.size:
+                biggest = float(np.abs(a, where=np.isfinite(a), out=np.zeros(a.shape)).max())
+                if biggest > largest:
+                    raise ValueError(f"{source}: parameter {name!r} holds {biggest:.4g}, beyond "
+                                     f"the range of the model's {params[name].dtype} (at most "
+                                     f"{largest:.4g})")
 
     def set_named_params(self, arrays: dict, source: str = "the given arrays") -> None:
         """Copy ``{name: array}`` into the parameters, in place (all names,
@@ -227,8 +244,8 @@ class Model:
         _check_meta_names(meta)
         path = self._file(path)
         if os.path.isdir(path):
-            raise ValueError(f"{path} is a folder; give a file name in it, e.g. "
-                             f"{os.path.join(path, self.default_file_name())}")
+            raise FolderGivenError(f"{path} is a folder; give a file name in it, e.g. "
+                                   f"{os.path.join(path, self.default_file_name())}")
         if not isinstance(getattr(self, "config", None), dict):
             raise TypeError(f"{type(self).__name__} has no config to save with its weights: set "
                             f"self.config = dict(vocab_size=..., ...) in __init__, the "

@@ -78,7 +78,12 @@ from common.memory import (  # noqa: E402
 )
 from common.parallel import thread_count_problem  # noqa: E402
 from common.rescue import rescue_words, save_or_rescue  # noqa: E402
-from common.serialization import file_sha256, load_npz_meta  # noqa: E402
+from common.serialization import (  # noqa: E402
+    NOTHING_READ_SHA256,
+    file_sha256,
+    ids_sha256,
+    load_npz_meta,
+)
 from common.trainer import (  # noqa: E402
     CheckpointWriteError,
     RnnlmTrainer,
@@ -236,6 +241,7 @@ def parse_args(argv=None, description=None, defaults=None):
     p = build_parser(description, defaults)
     args = p.parse_args(argv)
     args.text_sha256 = None  # of a --text-file; recorded by a run, checked on resume
+    args.text_ids_sha256 = None  # of the token ids and vocabulary it gave; checked too
     if problem := thread_count_problem():
         p.error(problem)
     explicit = explicit_dests(build_parser(description), argv)
@@ -449,13 +455,19 @@ def load_corpus(args):
     try:
         _check_text_fits(args)
         full, w2i, i2w = text.load_data(args.text_file, level=args.level)
-        sha256 = file_sha256(args.text_file)
-        if args.resume and args.text_sha256 not in (None, sha256):
+        # A pipe (/dev/stdin, <(...)) is drained by now, so its bytes cannot be
+        # hashed again; the token ids and vocabulary it gave are checked anyway.
+        sha256 = file_sha256(args.text_file) if os.path.isfile(args.text_file) else None
+        ids_digest = ids_sha256([full], [i2w[i] for i in range(len(i2w))])
+        if args.resume and (
+            sha256 is not None and args.text_sha256 not in (None, NOTHING_READ_SHA256, sha256)
+            or args.text_ids_sha256 not in (None, ids_digest)
+        ):
             raise UsageError(f"cannot resume: {args.text_file} has changed since the run began "
                              f"(its SHA-256 differs), and the run's token ids follow its "
                              f"{_tokens(args)}; "
                              f"restore the file, or start a new run")
-        args.text_sha256 = sha256
+        args.text_sha256, args.text_ids_sha256 = sha256, ids_digest
         train, valid, test = text.split_corpus(full)  # a text too short to split: ValueError
     except FileNotFoundError as exc:
         if args.resume:  # the path came from the checkpoint, not from the user

@@ -251,6 +251,38 @@ def test_utf32_and_utf16_are_named_as_they_are(tmp_path, encoding, source, conte
     assert f"iconv -f {source} -t utf-8" in str(info.value)
 
 
+@pytest.mark.parametrize("content, advice", [
+    ("caf\u00e9 na\u00efve\n".encode("latin-1"), "iconv -f latin1 -t utf-8"),
+    # Windows quotes are bytes 0x93 and 0x94: in latin1, invisible C1 controls.
+    ("\u201cquoted\u201d word\n".encode("cp1252"), "iconv -f cp1252 -t utf-8"),
+])
+def test_the_advised_conversion_reads_the_bytes_as_the_file_means_them(tmp_path, content,
+                                                                       advice):
+    path = tmp_path / "t.txt"
+    path.write_bytes(content)
+    with pytest.raises(text.CorpusError, match="is not valid UTF-8") as info:
+        text.load_data(path)
+    assert advice in str(info.value)
+
+
+def test_utf8_with_a_line_of_another_encoding_is_called_mixed_not_converted(tmp_path):
+    # Converted whole from latin1, the valid UTF-8 before it would become mojibake.
+    path = tmp_path / "t.txt"
+    utf8, latin1 = "na\u00efve caf\u00e9\n".encode(), "the end \u00e9t\u00e9\n".encode("latin-1")
+    path.write_bytes(utf8 + latin1)
+    with pytest.raises(text.CorpusError, match=r"byte offset 21 \(line 2\) holds b'\\xe9'.*"
+                                               r"mixes encodings") as info:
+        text.load_data(path)
+    assert "iconv -f latin1" not in str(info.value)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="a device that never ends")
+def test_a_device_is_refused_not_read_until_memory_runs_out():
+    with pytest.raises(text.CorpusError, match="/dev/zero is a character device, not a text "
+                                               "file"):
+        text.load_data("/dev/zero")
+
+
 def test_text_that_begins_like_a_signature_is_still_text(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text("PK is a word\n%PDF too\n", encoding="utf-8")

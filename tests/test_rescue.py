@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import common.rescue as rescue
+import models
 import models.base
 from common.rescue import rescue_folders, rescue_words, save_or_rescue
 from models import load_model
@@ -71,6 +72,22 @@ def test_refused_it_goes_to_the_current_folder_under_its_own_name(places):
     assert rescue_words("the model", "--save", str(full / "m.npz"), written, error) == (
         f"cannot write --save {full / 'm.npz'} (Permission denied); the model was written "
         f"to {here / 'm.npz'} instead")
+
+
+def test_a_save_path_that_became_a_folder_during_the_run_is_rescued(places):
+    # save_params refuses a folder with an error that is both a ValueError (a
+    # wrong argument) and an IsADirectoryError, so the rescue takes it too.
+    full, here, home = places
+    model = models.SimpleRnnlm(5, 4, 3, seed=0)
+    (home / "m.npz").mkdir()
+    with pytest.raises(ValueError, match="m.npz is a folder; give a file name in it"):
+        model.save_params(home / "m.npz")
+    written, error = save_or_rescue(model.save_params, str(home / "m.npz"))
+    assert isinstance(error, IsADirectoryError) and written == str(here / "m.npz")
+    assert load_model(written)[0].vocab_size == 5
+    assert rescue_words("the model", "--save", str(home / "m.npz"), written, error).startswith(
+        f"cannot write --save {home / 'm.npz'} ({home / 'm.npz'} is a folder; give a file "
+        f"name in it")
 
 
 def test_a_file_already_there_is_never_replaced(places):

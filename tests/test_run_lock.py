@@ -51,6 +51,19 @@ def test_fit_is_refused_while_another_process_trains_to_the_same_checkpoint(tmp_
 
 
 @needs_flock
+def test_a_checkpoint_name_too_long_for_dot_lock_is_locked_too(tmp_path, holder):
+    # 252 bytes: the name itself fits the usual 255-byte limit, PATH.lock does not.
+    path = tmp_path / ("c" * 248 + ".npz")
+    assert len(Path(lock_path(path)).name.encode()) <= 255
+    assert Path(lock_path(path)).parent == tmp_path
+    other = holder(path)
+    model, corpus = small_lm()
+    with pytest.raises(CheckpointInUse, match=f"another training \\(process {other.pid}\\)"):
+        RnnlmTrainer(model, SGD(0.1)).fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=4,
+                                          time_size=5, checkpoint=path, verbose=False)
+
+
+@needs_flock
 def test_a_killed_holder_holds_nothing_and_a_finished_fit_leaves_no_lock_file(tmp_path, holder):
     path = tmp_path / "run.npz"
     other = holder(path)

@@ -246,6 +246,18 @@ def test_a_file_on_the_way_or_a_folder_in_the_place_is_named(tmp_path):
         model.save_params(tmp_path / "m.npz")
 
 
+def test_a_float64_value_beyond_float32_is_refused_not_loaded_as_inf(tmp_path):
+    model = SimpleRnnlm(5, 4, 3, seed=0)
+    arrays = {name: p.astype(np.float64) for name, p in model.named_params().items()}
+    arrays["rnn.b"][1] = 1e300
+    with pytest.raises(ValueError, match=r"parameter 'rnn.b' holds 1e\+300, beyond the range "
+                                         r"of the model's float32"):
+        model.set_named_params(arrays, "m.npz")
+    assert np.isfinite(model.named_params()["rnn.b"]).all()  # nothing changed
+    arrays["rnn.b"][1] = np.inf  # not finite to begin with: as given
+    model.set_named_params(arrays, "m.npz")
+
+
 def test_a_heat_map_over_a_folder_is_refused_before_it_is_drawn(tmp_path, monkeypatch):
     import matplotlib.figure
 

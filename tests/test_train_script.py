@@ -467,6 +467,36 @@ def test_a_text_file_run_resumes_from_another_folder(script, capsys):
             and read_checkpoint("run/ck.npz")[1]["trainer"]["epoch"] == 3)
 
 
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="/dev/fd names an open pipe")
+def test_a_piped_text_that_changed_is_refused_on_resume(script, capsys):
+    # A pipe (/dev/stdin, <(...)) is read once: the run is checked by the token
+    # ids the text gave, not by reading the drained pipe again (an empty hash).
+    fd = 100  # the same path in both runs, as /dev/stdin would be
+
+    def piped(text):
+        r, w = os.pipe()
+        os.write(w, text.encode())  # 2.5 kB: within the pipe's buffer
+        os.close(w)
+        os.dup2(r, fd)
+        os.close(r)
+        return f"/dev/fd/{fd}"
+
+    try:
+        assert script.main(["--text-file", piped("the cat sat on the mat . " * 100),
+                            "--batch-size", "4", "--time-size", "5", "--hidden-size", "8",
+                            "--wordvec-size", "8", "--epochs", "1", "--plot", "none",
+                            "--checkpoint", "ck.npz", "--quiet"]) == 0
+        piped("the cat sat on the mat . " * 100)  # the same text again: resumes
+        assert script.main(["--resume", "ck.npz", "--epochs", "2", "--quiet"]) == 0
+        capsys.readouterr()
+        piped("the mat sat on the cat . " * 100)  # the same words, other ids
+        assert usage_error(script, ["--resume", "ck.npz", "--epochs", "3", "--quiet"])
+        assert (f"/dev/fd/{fd} has changed since the run began" in capsys.readouterr().err
+                and read_checkpoint("ck.npz")[1]["trainer"]["epoch"] == 2)
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.skipif(os.name != "posix", reason="symbolic links")
 def test_a_run_resumed_through_a_link_to_its_folder_is_the_same_run(script, capsys, tmp_path):
     """A path through a link names the file the run wrote: the working folder
