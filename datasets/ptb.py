@@ -351,7 +351,11 @@ def _require_complete(folder: Path, source: str, origin: str) -> Path:
     if unreachable := unreachable_words(folder / next(iter(SHA256))):
         raise DataSourceError(f"{origin}: {unreachable}.\n{elsewhere}", source, folder)
     if not folder.exists():
-        raise DataSourceError(f"{origin}: folder {folder} does not exist.\n{fix}", source, folder)
+        # Only a shell expands "~"; a quoted one, or "--data-dir=~/x", reaches us as is.
+        tilde = (" ('~' is not expanded here: write the full path)"
+                 if str(folder)[:1] == "~" else "")
+        raise DataSourceError(f"{origin}: folder {folder} does not exist{tilde}.\n{fix}",
+                              source, folder)
     if not folder.is_dir():
         raise DataSourceError(
             f"{origin}: {folder} is a file, not a folder.\nFix: name the folder that holds "

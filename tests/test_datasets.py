@@ -603,6 +603,14 @@ def test_a_named_folder_that_does_not_exist_is_a_source_error_not_a_fallback(tmp
     assert "Fix: put ptb.train.txt" in message and "leave data_dir unset" in message
 
 
+def test_a_folder_with_a_tilde_no_shell_expanded_says_so(monkeypatch):
+    monkeypatch.setenv(ptb.ENV_DIR, "~/ptb-not-here")  # quoted: the shell left it
+    with pytest.raises(ptb.DataSourceError, match=r"folder ~/ptb-not-here does not exist "
+                                                  r"\('~' is not expanded here: write the full "
+                                                  r"path\)"):
+        ptb.load_data("train")
+
+
 def test_a_truncated_file_in_the_environment_folder_is_a_source_error(ptb_copy, monkeypatch):
     train = ptb_copy / "ptb.train.txt"
     train.write_bytes(train.read_bytes()[:100_000])
