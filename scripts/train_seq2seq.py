@@ -926,7 +926,9 @@ def _run_holding(args):
                 line, accuracy, _ = score()
                 print(f"the parameters after {trainer.iteration} iterations of epoch "
                       f"{trainer.epoch + 1}: test {line}")
-            if args.val and trainer.best_epoch not in (None, trainer.epoch):
+            # Partway, the model holds the parameters of an epoch not validated.
+            if args.val and trainer.best_epoch is not None and (
+                    partway or trainer.best_epoch != trainer.epoch):
                 model.set_named_params(trainer.best_params,
                                        source="the best epoch's parameters")
                 line, accuracy, _ = score()
@@ -957,11 +959,17 @@ def _run_holding(args):
                   f"--eval-batch than {at_once}){done}", file=sys.stderr)
             return keep_what_is_done(1)
         except KeyboardInterrupt:  # Ctrl-C between two epochs' training: evaluating, saving
-            done = f"; epoch {trainer.epoch}'s checkpoint is written: resume with --resume " \
-                   f"{args.checkpoint}" if args.checkpoint and trainer.epoch else ""
+            if not args.checkpoint:
+                done = ""
+            elif trainer.iteration == 0 and trainer.epoch:
+                done = (f"; epoch {trainer.epoch}'s checkpoint is written: resume with "
+                        f"--resume {args.checkpoint}")
+            else:  # a second Ctrl-C, while the first one's checkpoint or model was written
+                done = (f"; resume with --resume {args.checkpoint}"
+                        if trainer.iteration and os.path.isfile(args.checkpoint) else "")
             print(file=sys.stderr)
             keep_what_is_done(130)
-            print(f"interrupted after epoch {trainer.epoch}{done}", file=sys.stderr)
+            print(f"interrupted {stopped_at(trainer)}{done}", file=sys.stderr)
             return 130
         if term.received:  # while the last epoch was scored or the files were written
             print(f"stopped by {term.signal_name} after epoch {trainer.epoch}"

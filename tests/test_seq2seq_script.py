@@ -330,6 +330,75 @@ def test_resuming_partway_through_an_epoch_past_epochs_scores_what_it_saves(
     assert ckpt.read_bytes() == kept
 
 
+def test_resuming_partway_with_val_puts_back_the_best_epoch_it_names(
+        pairs_file, tmp_path, monkeypatch, capsys):
+    """The same with --val: epoch 1, the best validated, is put back, scored and
+    saved, not the partial epoch's parameters the model holds."""
+    import signal
+
+    from models import Seq2seq, load_model
+
+    forward, calls = Seq2seq.forward, []
+    per_epoch = -(-(360 - 40) // 32)  # --val 40 of the 360 training pairs
+
+    def stopping(self, xs, ts):  # Ctrl-C at the third batch of epoch 2
+        calls.append(len(xs))
+        if calls.count(32) == per_epoch + 3:  # (validation scores 40 rows at once)
+            os.kill(os.getpid(), signal.SIGINT)
+        return forward(self, xs, ts)
+
+    ckpt, one, saved = tmp_path / "run.npz", tmp_path / "one.npz", tmp_path / "m.npz"
+    flags = ["--data", pairs_file, *SMALL, "--val", "40", "--plot", "none"]
+    assert script().main([*flags, "--epochs", "1", "--save", str(one)]) == 0
+    monkeypatch.setattr(Seq2seq, "forward", stopping)
+    assert script().main([*flags, "--epochs", "2", "--checkpoint", str(ckpt),
+                          "--save", str(saved)]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert script().main(["--resume", str(ckpt), "--epochs", "1", "--plot", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "has done 1 and 3 iterations of epoch 2" in out, out
+    assert "kept epoch 1's parameters (the lowest validation loss" in out
+    best, partial = load_model(one), load_model(saved)
+    for name, p in best[0].named_params().items():
+        np.testing.assert_array_equal(partial[0].named_params()[name], p)
+    assert partial[1]["accuracy"] == best[1]["accuracy"]
+
+
+def test_a_second_ctrl_c_while_saving_says_where_the_run_stopped(pairs_file, tmp_path,
+                                                                 monkeypatch, capsys):
+    """The first Ctrl-C stops at iteration 3 and writes the checkpoint; a second
+    one while the model is saved: the last line says where the run stands and
+    how to resume, not 'after epoch 0'."""
+    import signal
+
+    from models import Seq2seq
+
+    forward, save_params, calls = Seq2seq.forward, Seq2seq.save_params, []
+
+    def stopping(self, xs, ts):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return forward(self, xs, ts)
+
+    def saving_once_interrupted(self, *args, **kwargs):
+        calls.append("save")
+        if calls.count("save") == 1:
+            raise KeyboardInterrupt  # the second Ctrl-C
+        return save_params(self, *args, **kwargs)
+
+    monkeypatch.setattr(Seq2seq, "forward", stopping)
+    monkeypatch.setattr(Seq2seq, "save_params", saving_once_interrupted)
+    ckpt, saved = tmp_path / "run.npz", tmp_path / "m.npz"
+    assert script().main(["--data", pairs_file, *SMALL, "--epochs", "2", "--plot", "none",
+                          "--checkpoint", str(ckpt), "--save", str(saved)]) == 130
+    err = capsys.readouterr().err.splitlines()
+    assert err[-2] == (f"saved {saved} (its parameters when the run stopped, at epoch 1, "
+                       f"iteration 3)")
+    assert err[-1] == f"interrupted at epoch 1, iteration 3; resume with --resume {ckpt}"
+
+
 def test_ctrl_c_while_evaluating_stops_cleanly_and_resumes(pairs_file, tmp_path, capsys):
     """Ctrl-C after an epoch's training (in its evaluation) exits 130 with a
     message, no traceback; the epoch's checkpoint resumes, evaluating it."""
