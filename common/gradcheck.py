@@ -13,6 +13,8 @@ Example::
     assert max(errors.values()) < 1e-6
 """
 
+import numbers
+
 import numpy as np
 
 
@@ -89,7 +91,9 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
     """Compare a layer's analytic gradients with central differences.
 
     The scalar checked is ``L = sum(w * layer.forward(*inputs))`` for a fixed
-    random ``w``, so ``dout = w``. Every array in ``layer.params`` and every
+    random ``w``, so ``dout = w``; for a layer with several outputs (a tuple,
+    as the LSTM cell's ``h`` and ``c``), one ``w`` per output, given to
+    ``backward`` in their order. Every array in ``layer.params`` and every
     float input listed in ``check_inputs`` (default: all float inputs) is
     checked. Integer inputs (word ids) are passed through unchecked. An
     array listed more than once in ``params`` (tied weights) is checked by
@@ -102,7 +106,10 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
     Returns a dict ``{'param<i>': err, 'input<j>': err}`` of relative errors.
     Raises TypeError when a parameter or a checked input is float32, and
     ValueError for a stateful layer (each forward would start from the last
-    one's state, so the differences would not be of one function).
+    one's state, so the differences would not be of one function), for a
+    ``backward`` that rebinds ``self.grads[i]`` instead of writing into it
+    (an optimizer, given the arrays the list held, would never see the new
+    one), and for a gradient whose shape is not its parameter's.
     """
     if getattr(layer, "stateful", False):
         raise ValueError(f"check_layer cannot check a stateful {type(layer).__name__}: each "
@@ -121,14 +128,24 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
                              f"input, 0 .. {len(inputs) - 1}")
     _require_float64([*((f"param{i}", p) for i, p in enumerate(layer.params)),
                       *((f"input{j}", inputs[j]) for j in check_inputs)], "check_layer")
+    if len(layer.grads) != len(layer.params):
+        raise ValueError(f"{type(layer).__name__} has {len(layer.params)} params but "
+                         f"{len(layer.grads)} grads: give each parameter its gradient array")
     rng = np.random.default_rng(seed)
-    out = layer.forward(*inputs, **forward_kwargs)
-    w = _random_projection(out, rng)
+    ws = [_random_projection(y, rng) for y in _outputs(layer.forward(*inputs, **forward_kwargs))]
 
     def loss():
-        return float(np.sum(w * layer.forward(*inputs, **forward_kwargs)))
+        ys = _outputs(layer.forward(*inputs, **forward_kwargs))
+        return float(sum(np.sum(w * y) for w, y in zip(ws, ys, strict=True)))
 
-    dinputs = layer.backward(w)
+    grads_before = list(layer.grads)
+    dinputs = layer.backward(*ws)
+    for i, (g, g_before) in enumerate(zip(layer.grads, grads_before, strict=True)):
+        if g is not g_before:
+            raise ValueError(f"{type(layer).__name__}.backward rebinds self.grads[{i}] (a new "
+                             f"array) instead of writing into it (self.grads[{i}][...] = ...): "
+                             f"an optimizer updates by the arrays the list held, so the "
+                             f"parameter would never train")
     if not isinstance(dinputs, tuple):
         dinputs = (dinputs,)
     # Copy at once: a layer may return a buffer that its next forward reuses.
@@ -138,6 +155,10 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
             raise ValueError(f"{type(layer).__name__}.backward returned no gradient for input "
                              f"{j} ({len(dinputs)} returned): return one for every float input "
                              f"it takes, or pass check_inputs with those it has one for")
+    for i, (p, g) in enumerate(zip(layer.params, layer.grads, strict=True)):
+        if np.shape(g) != p.shape:
+            raise ValueError(f"{type(layer).__name__}.grads[{i}] has shape {np.shape(g)} but "
+                             f"params[{i}] has shape {p.shape}: a gradient has its parameter's")
     analytic_params = _tied_sums(layer.params, layer.grads)
 
     errors, measured = {}, {}
@@ -149,6 +170,21 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
     for j in check_inputs:
         errors[f"input{j}"] = relative_error(dinputs[j], numerical_gradient(loss, inputs[j], eps))
     return errors
+
+
+def _one_number(value):
+    """``loss()``'s value as a float; a TypeError for anything but one number."""
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real)
+                                       or getattr(value, "shape", None) == ()):
+        what = (f"{type(value).__name__} of shape {value.shape}" if hasattr(value, "shape")
+                else type(value).__name__)
+        raise TypeError(f"loss() must return one number, got {what}")
+    return float(value)
+
+
+def _outputs(out):
+    """A layer's outputs as a tuple: one array, or the tuple it returned."""
+    return out if isinstance(out, tuple) else (out,)
 
 
 def _tied_sums(params, grads):
@@ -165,15 +201,28 @@ def check_function(loss, backward, arrays, eps=1e-6):
     """General form: ``loss()`` returns a float, ``backward()`` returns the
     analytic gradients of that loss w.r.t. ``arrays`` (a list, same order).
 
-    Use it for models (``loss = lambda: model.forward(xs, ts)``, ``backward``
-    runs forward then ``model.backward()`` and returns copies of
-    ``model.grads``) and for stateful layers whose initial state is an input.
+    Use it for models (``loss`` resets the state, then returns
+    ``model.forward(xs, ts)``; ``backward`` calls ``loss()`` then
+    ``model.backward()`` and returns ``model.grads``) and for stateful
+    layers whose initial state is an input. ``loss`` must be one function of
+    the arrays: a model's carried state, or dropout in training mode, would
+    change it from call to call (refused: two calls must agree).
     An array listed more than once (tied weights) is checked, as by
     :func:`check_layer`, by the sum of its gradients.
     Returns a list of relative errors, one per array.
     """
     _require_float64(((f"arrays[{k}]", a) for k, a in enumerate(arrays)), "check_function")
-    analytic = [np.array(g, dtype=np.float64, copy=True) for g in backward()]
+    first, second = _one_number(loss()), _one_number(loss())
+    if not abs(first - second) <= 1e-12 * max(1.0, abs(first)):
+        raise ValueError(f"loss() gave {first!r} then {second!r}: not one function of the "
+                         f"arrays, so its differences measure nothing. A stateful model or "
+                         f"layer carries its state from call to call: call reset_state() (or "
+                         f"set_state) at the start of loss(); dropout: model.eval()")
+    grads = backward()
+    if grads is None or isinstance(grads, np.ndarray) or not hasattr(grads, "__len__"):
+        raise TypeError(f"backward() must return a list of gradients, one for each array, got "
+                        f"{type(grads).__name__}")
+    analytic = [np.array(g, dtype=np.float64, copy=True) for g in grads]
     if len(analytic) != len(arrays):
         raise ValueError(f"backward returned {len(analytic)} gradients for {len(arrays)} arrays")
     analytic = _tied_sums(arrays, analytic)

@@ -15,8 +15,12 @@ own them see the new values. ``grads`` is only read.
 Tied weights. If the same array object appears more than once in ``params``
 (an embedding matrix reused as the output projection, say), its gradients
 are summed and the array is updated once, as if it were listed once with the
-summed gradient. Only identity counts: two different arrays that share
-memory (``W`` and ``W.T``) are not detected.
+summed gradient. Only identity counts: two different arrays over one
+memory (``W`` and ``W.T``, the book's way to tie the output layer to the
+embedding) are two parameters. SGD steps that memory by both gradients, as
+it should; an optimizer with a state per parameter would step it twice,
+so it refuses them (tie with one array: ``TimeAffine(W, b,
+transpose=True)``).
 
 The update equations follow ``torch.optim`` (with its defaults for the
 options not offered here), so a model trained here and one trained with
@@ -191,6 +195,8 @@ class Optimizer:
                 sources.append([j])
             else:
                 sources[k].append(j)
+        if self.state_names:
+            self._refuse_shared_memory(unique, sources)
         if self.state and self._key is not None:
             # Momentum or Adam state of one model's parameters would steer another's
             # steps, silently when the shapes agree.
@@ -209,6 +215,23 @@ class Optimizer:
         self._buffers = [
             xp.empty_like(p) if len(s) > 1 else None for p, s in zip(unique, sources, strict=True)
         ]
+
+    def _refuse_shared_memory(self, unique, sources):
+        """Two different arrays over one memory would each have a state, and
+        the memory two steps at each update."""
+        for a, p in enumerate(unique):
+            for b in range(a + 1, len(unique)):
+                q = unique[b]
+                if (isinstance(p, np.ndarray) and isinstance(q, np.ndarray)
+                        and np.may_share_memory(p, q) and np.shares_memory(p, q)):
+                    name = type(self).__name__
+                    raise ValueError(
+                        f"params[{sources[a][0]}] and params[{sources[b][0]}] are two arrays "
+                        f"over the same memory (W and W.T, say, as the book ties the output "
+                        f"layer to the embedding): {name} keeps a state for each, so that "
+                        f"memory would be stepped twice at each update. Tie them as one array "
+                        f"listed twice, TimeAffine(W, b, transpose=True), or use SGD, which "
+                        f"keeps no state")
 
     # -- saving and restoring ------------------------------------------------
 

@@ -23,6 +23,7 @@ ignored.
 import contextlib
 import math
 import multiprocessing
+import numbers
 import os
 import signal
 
@@ -107,7 +108,13 @@ class DivergenceGuard:
 
     def loss_ok(self, trainer, loss) -> bool:
         """True for a loss to learn from; False for a batch to skip; raises
-        when the run has diverged."""
+        when the run has diverged, or for a loss that is not one number."""
+        if isinstance(loss, bool) or not (isinstance(loss, numbers.Real)
+                                          or getattr(loss, "shape", None) == ()):
+            what = (f"{type(loss).__name__} of shape {loss.shape}" if hasattr(loss, "shape")
+                    else type(loss).__name__)
+            raise TypeError(f"{type(trainer.model).__name__}.forward must return the mean loss "
+                            f"as one number, got {what}")
         if loss <= self.bound:  # False for NaN too
             trainer._skipped_in_a_row = 0
             return True

@@ -84,7 +84,9 @@ def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
             check_shapes(expected, shapes, source or f"arrays for {class_name} {config!r:.200}",
                          class_name)
     try:
-        return cls(**config, seed=seed, **({} if dtype is None else {"dtype": dtype}))
+        # (Only what is given: a class of one's own need not take a seed or a dtype.)
+        return cls(**config, **({} if seed is None else {"seed": seed}),
+                   **({} if dtype is None else {"dtype": dtype}))
     except TypeError as exc:
         raise ValueError(f"config {config!r:.200} does not fit {class_name}: {exc}") from None
 

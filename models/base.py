@@ -144,7 +144,8 @@ class Model:
     def _collect_params(self, names: list[str], layers: list | None = None) -> None:
         """Gather ``params``/``grads`` of ``layers`` (default ``self.layers``) in order."""
         self.params, self.grads = [], []
-        for layer in self.layers if layers is None else layers:
+        for k, layer in enumerate(self.layers if layers is None else layers):
+            _check_params_and_grads(k, layer)
             self.params += layer.params
             self.grads += layer.grads
         if len(names) != len(self.params):
@@ -542,6 +543,25 @@ _ARGUMENT_LOOKALIKES = {
     "path_name": "path", "vocabulary": "vocab", "id_to_word": "vocab",
     "id_to_char": "vocab", "vocabs": "vocab", "file_names": "file_name", "paths": "path",
 }
+
+
+def _check_params_and_grads(k: int, layer) -> None:
+    """The layer contract: ``params`` and ``grads`` lists of arrays, one
+    gradient of its parameter's shape for each parameter (an optimizer
+    pairs them by position)."""
+    name = f"layer {k}, {type(layer).__name__},"
+    for attr in ("params", "grads"):
+        if not isinstance(getattr(layer, attr, None), list):
+            raise TypeError(f"{name} has no {attr} list: a layer holds its arrays in "
+                            f"self.params and their gradients, of the same shapes, in "
+                            f"self.grads (two empty lists for a layer without weights)")
+    if len(layer.params) != len(layer.grads):
+        raise ValueError(f"{name} has {len(layer.params)} params but {len(layer.grads)} grads: "
+                         f"give each parameter its gradient array")
+    for i, (p, g) in enumerate(zip(layer.params, layer.grads, strict=True)):
+        if getattr(g, "shape", None) != getattr(p, "shape", None):
+            raise ValueError(f"{name} grads[{i}] has shape {getattr(g, 'shape', None)} but "
+                             f"params[{i}] has shape {getattr(p, 'shape', None)}")
 
 
 def _path_argument(method: str, path, file_name):

@@ -1,0 +1,257 @@
+"""Layers and models of one's own: what rnnlab checks of the layer contract
+(``params``/``grads`` lists, a forward that returns the loss, a backward that
+writes into ``grads``), so that a mistake is an error naming it, not a model
+that silently trains wrong.
+
+- ``check_layer`` refuses a ``backward`` that rebinds ``self.grads[i]`` (an
+  optimizer holds the old array: the parameter would never train), checks
+  layers with several outputs (the LSTM cell's ``h`` and ``c``), and names a
+  gradient of the wrong shape;
+- ``check_function`` refuses a ``loss`` that gives another value on a second
+  call (a stateful model carries its state from call to call);
+- a model's ``forward`` must return one number, refused at the first batch;
+- ``_collect_params`` names a layer whose ``grads`` do not match its ``params``;
+- a stateful optimizer refuses two arrays over one memory (the book's
+  ``TimeAffine(W.T, b)`` tying), which it would step twice;
+- ``load_model`` builds a registered class that takes no ``seed``.
+"""
+
+import numpy as np
+import pytest
+
+import models
+from common.gradcheck import check_function, check_layer
+from common.optimizer import SGD, Adam, Momentum
+from common.trainer import RnnlmTrainer
+from layers import LSTM, TimeAffine, TimeEmbedding, TimeRNN, TimeSoftmaxWithLoss
+from models import LanguageModel, Rnnlm
+
+
+class Scale:
+    """``y = x * g``, one gain per feature: a layer of one's own.
+
+    Shape: x ``(N, T, D)``, g ``(D,)`` -> y ``(N, T, D)``.
+    """
+
+    def __init__(self, g):
+        self.params, self.grads = [g], [np.zeros_like(g)]
+
+    def forward(self, x):
+        self.x = x
+        return x * self.params[0]
+
+    def backward(self, dy):
+        self.grads[0][...] = (dy * self.x).sum(axis=(0, 1))  # into the array, never rebound
+        return dy * self.params[0]
+
+
+class RebindingScale(Scale):
+    def backward(self, dy):
+        self.grads[0] = (dy * self.x).sum(axis=(0, 1))  # wrong: a new array
+        return dy * self.params[0]
+
+
+class ScaledRnnlm(LanguageModel):
+    def __init__(self, V=20, H=8, seed=0):
+        rng = np.random.default_rng(seed)
+
+        def randn(*shape):
+            return (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32)
+
+        self.config = {"V": V, "H": H}
+        self.layers = [TimeEmbedding(randn(V, H)),
+                       TimeRNN(randn(H, H), randn(H, H), np.zeros(H, np.float32), stateful=True),
+                       Scale(np.ones(H, np.float32)),
+                       TimeAffine(randn(H, V), np.zeros(V, np.float32))]
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self._collect_params(["embed.W", "rnn.Wx", "rnn.Wh", "rnn.b", "scale.g", "affine.W",
+                              "affine.b"])
+
+
+def fit_one_epoch(model):
+    corpus = np.random.default_rng(2).integers(0, 20, 300)
+    RnnlmTrainer(model, SGD(0.1)).fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=4,
+                                      time_size=5, verbose=False)
+
+
+# -- check_layer ----------------------------------------------------------------------
+
+
+def test_check_layer_passes_a_layer_that_writes_into_its_grads():
+    rng = np.random.default_rng(0)
+    errors = check_layer(Scale(rng.standard_normal(5)), [rng.standard_normal((2, 3, 5))])
+    assert max(errors.values()) < 1e-7
+
+
+def test_check_layer_refuses_a_backward_that_rebinds_its_grads():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"RebindingScale.backward rebinds self.grads\[0\] "
+                                         r"\(a new array\) instead of writing into it"):
+        check_layer(RebindingScale(rng.standard_normal(5)), [rng.standard_normal((2, 3, 5))])
+
+
+def test_check_layer_checks_a_layer_with_two_outputs():
+    # The LSTM cell returns (h_next, c_next) and takes backward(dh_next, dc_next).
+    rng = np.random.default_rng(0)
+    cell = LSTM(rng.standard_normal((3, 16)), rng.standard_normal((4, 16)),
+                rng.standard_normal(16))
+    inputs = [rng.standard_normal((2, 3)), rng.standard_normal((2, 4)),
+              rng.standard_normal((2, 4))]
+    errors = check_layer(cell, inputs)
+    assert set(errors) == {"param0", "param1", "param2", "input0", "input1", "input2"}
+    assert max(errors.values()) < 1e-7
+
+
+def test_check_layer_names_a_gradient_of_the_wrong_shape():
+    class SummedScale(Scale):
+        def __init__(self, g):
+            super().__init__(g)
+            self.grads = [np.zeros((1, g.size))]  # (1, D): the wrong shape
+
+        def backward(self, dy):
+            self.grads[0][...] = (dy * self.x).sum(axis=(0, 1))
+            return dy * self.params[0]
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"SummedScale.grads\[0\] has shape \(1, 5\) but "
+                                         r"params\[0\] has shape \(5,\)"):
+        check_layer(SummedScale(rng.standard_normal(5)), [rng.standard_normal((2, 3, 5))])
+
+
+# -- check_function ---------------------------------------------------------------------
+
+
+def test_check_function_refuses_a_loss_that_changes_from_call_to_call():
+    model = Rnnlm(12, 4, 5, seed=0, dtype=np.float64, init_scale=0.5)
+    rng = np.random.default_rng(0)
+    xs, ts = rng.integers(0, 12, (2, 3)), rng.integers(0, 12, (2, 3))
+
+    def backward():
+        model.forward(xs, ts)
+        model.backward()
+        return model.grads
+
+    with pytest.raises(ValueError, match=r"loss\(\) gave .* then .*: not one function.*"
+                                         r"reset_state\(\)"):
+        check_function(lambda: model.forward(xs, ts), backward, model.params)
+
+    # As the docstring says: each call starts from a reset state.
+    def loss():
+        model.reset_state()
+        return model.forward(xs, ts)
+
+    def backward_from_reset():
+        loss()
+        model.backward()
+        return model.grads
+
+    assert max(check_function(loss, backward_from_reset, model.params)) < 1e-6
+
+
+def test_check_function_says_what_loss_and_backward_must_return():
+    a = np.ones(3)
+    with pytest.raises(TypeError, match=r"loss\(\) must return one number, got ndarray of "
+                                        r"shape \(3,\)"):
+        check_function(lambda: a * 2, lambda: [2 * np.ones(3)], [a])
+    with pytest.raises(TypeError, match=r"backward\(\) must return a list of gradients, one "
+                                        r"for each array, got NoneType"):
+        check_function(lambda: float(a.sum()), lambda: None, [a])
+
+
+# -- models ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss, what", [
+    (None, "None"),
+    (np.full(4, 3.0), r"ndarray of shape \(4,\)"),
+    (np.array([3.0]), r"ndarray of shape \(1,\)"),
+])
+def test_a_forward_that_returns_no_single_loss_is_refused_at_the_first_batch(loss, what):
+    class Wrong(ScaledRnnlm):
+        def forward(self, xs, ts):
+            super().forward(xs, ts)
+            return loss
+
+    model = Wrong()
+    before = [p.copy() for p in model.params]
+    with pytest.raises(TypeError, match=rf"Wrong.forward must return the mean loss as one "
+                                        rf"number, got {what}"):
+        fit_one_epoch(model)
+    for p, b in zip(model.params, before, strict=True):
+        np.testing.assert_array_equal(p, b)  # nothing trained
+
+
+def test_a_model_of_ones_own_layer_trains_it():
+    model = ScaledRnnlm()
+    fit_one_epoch(model)
+    assert not np.array_equal(model.layers[2].params[0], np.ones(8, np.float32))
+
+
+def test_a_layer_whose_grads_do_not_match_its_params_is_named_when_the_model_is_built():
+    class ForgotOneGrad(Scale):
+        def __init__(self, g):
+            super().__init__(g)
+            self.params.append(np.zeros(3, np.float32))  # params [g, c], grads [dg]
+
+    class NoGrads:
+        params = []
+
+    class Net(ScaledRnnlm):
+        def __init__(self, odd):
+            super().__init__()
+            self.layers[2] = odd
+            self._collect_params([f"p{i}" for i in range(6 + len(odd.params))])
+
+    with pytest.raises(ValueError, match=r"layer 2, ForgotOneGrad, has 2 params but 1 grads: "
+                                         r"give each parameter its gradient array"):
+        Net(ForgotOneGrad(np.ones(8, np.float32)))
+    with pytest.raises(TypeError, match=r"layer 2, NoGrads, has no grads list"):
+        Net(NoGrads())
+
+
+def test_load_model_builds_a_registered_class_that_takes_no_seed(tmp_path, monkeypatch):
+    class Tiny(LanguageModel):
+        def __init__(self, V, H):
+            rng = np.random.default_rng(0)
+            self.config = {"V": V, "H": H}
+            self.layers = [TimeEmbedding(rng.standard_normal((V, H)).astype(np.float32)),
+                           TimeAffine(rng.standard_normal((H, V)).astype(np.float32),
+                                      np.zeros(V, np.float32))]
+            self.loss_layer = TimeSoftmaxWithLoss()
+            self._collect_params(["embed.W", "affine.W", "affine.b"])
+
+    monkeypatch.setitem(models.MODEL_CLASSES, "Tiny", Tiny)
+    Tiny(5, 3).save_params(tmp_path / "tiny.npz")
+    model, _ = models.load_model(tmp_path / "tiny.npz")
+    assert isinstance(model, Tiny) and model.config == {"V": 5, "H": 3}
+
+
+# -- optimizers and arrays over one memory -------------------------------------------------
+
+
+def tied_by_a_view():
+    """The book's tying: the output layer reads the embedding's W through W.T."""
+    W = (np.random.default_rng(0).standard_normal((30, 8)) / 100).astype(np.float32)
+    embed, affine = TimeEmbedding(W), TimeAffine(W.T, np.zeros(30, np.float32))
+    xs = np.random.default_rng(1).integers(0, 30, (2, 4))
+    loss_layer = TimeSoftmaxWithLoss()
+    loss_layer.forward(affine.forward(embed.forward(xs)), xs)
+    embed.backward(affine.backward(loss_layer.backward()))
+    return [*embed.params, *affine.params], [*embed.grads, *affine.grads]
+
+
+@pytest.mark.parametrize("optimizer", [Adam(0.01), Momentum(0.1)])
+def test_a_stateful_optimizer_refuses_two_arrays_over_one_memory(optimizer):
+    params, grads = tied_by_a_view()
+    before = params[0].copy()
+    with pytest.raises(ValueError, match=r"params\[0\] and params\[1\] are two arrays over "
+                                         r"the same memory .*transpose=True"):
+        optimizer.update(params, grads)
+    np.testing.assert_array_equal(params[0], before)
+
+
+def test_sgd_steps_two_arrays_over_one_memory_by_both_gradients():
+    params, grads = tied_by_a_view()
+    expected = params[0] - 0.1 * (grads[0] + grads[1].T)
+    SGD(0.1).update(params, grads)
+    np.testing.assert_allclose(params[0], expected, rtol=1e-6, atol=1e-7)
