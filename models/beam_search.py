@@ -65,7 +65,11 @@ def beam_search(decoder, start_ids, sample_size: int, beam_width: int,
 
     Args:
         decoder: an object with ``step(ids (M,)) -> scores (M, V)`` and
-            ``select(rows)``, whose state holds ``N`` rows.
+            ``select(rows)``, whose state holds ``N`` rows; optionally
+            ``skip``, a boolean mask ``(V,)`` of ids never to produce, ruled
+            out after the scores are made log-probabilities (so the beams
+            are ranked by the model's own probabilities, not by those
+            renormalised over the other ids), or None.
         start_ids: ``(N,)`` the first input id of each answer.
         sample_size: how many ids to produce.
         beam_width: ``k``, the number of beams per question (1 is greedy).
@@ -101,6 +105,8 @@ def beam_search(decoder, start_ids, sample_size: int, beam_width: int,
     steps = 0
     for t in range(sample_size):
         logp = _log_softmax64(decoder.step(xp.asarray(ids)))
+        if (skip := getattr(decoder, "skip", None)) is not None:
+            logp[:, to_cpu(skip)] = -np.inf
         V = logp.shape[1]
         if stop_id is not None and stop_id >= V:
             raise ValueError(f"stop_id {stop_id} is outside the vocabulary [0, {V})")
@@ -151,10 +157,7 @@ class _LanguageModelDecoder:
         self.skip = skip
 
     def step(self, ids):
-        scores = self.model.predict(xp.asarray(ids)[:, None])[:, -1]
-        if self.skip is not None:
-            scores[:, xp.asarray(self.skip)] = -xp.inf
-        return scores
+        return self.model.predict(xp.asarray(ids)[:, None])[:, -1]  # (skip: beam_search)
 
     def select(self, rows):
         self.model.set_state([None if s is None else s[rows] for s in self.model.get_state()])

@@ -84,7 +84,7 @@ def build_parser():
     p.add_argument("--start", default=None, metavar="TEXT",
                    help="the prompt: words separated by spaces (word level) or text (char "
                         "level) (default: the start of a sentence, i.e. after <eos>, or of a "
-                        "line)")
+                        "line; for a model with neither, its first token, shown)")
     p.add_argument("--length", type=at_least(0), default=100, metavar="N",
                    help="how many tokens to sample after the prompt (default: 100)")
     p.add_argument("--temperature", type=_temperature, default=1.0, metavar="T",
@@ -327,18 +327,6 @@ def beam_search_bytes(model, width, length):
     return parts
 
 
-def check_sampling_memory(length):
-    """Raise :class:`UsageError` when ``length`` sampled tokens would not fit in
-    the memory available: the text is written once it is all generated."""
-    # The ids (a list of Python ints), their tokens and the text: about 64 bytes a token.
-    estimate = {"ids and text": 64 * length}
-    estimate["total"] = estimate["ids and text"]
-    try:
-        check_memory(estimate, available_bytes(), hint="; give a smaller --length")
-    except NotEnoughMemory as exc:
-        raise UsageError(f"--length {length}: {exc}") from None
-
-
 def check_beam_memory(model, width, length, asked):
     """Raise :class:`UsageError` when beam search would not fit in the memory available
     (``asked``: the width the command line gave, before :func:`models.beam_search.useful_width`)."""
@@ -414,6 +402,12 @@ def main(argv=None):
             shown = prompt
         else:
             prompt, shown = default_start(vocab, level), []
+            if prompt[0] not in (EOS, "\n"):  # no boundary: shown, as a --start would be
+                shown = prompt
+                boundary = "<eos>" if level == "word" else "line break"
+                print(f"notice: the model has no {boundary} to start after: the sample starts "
+                      f"from its first token, {prompt[0]!r} (--start chooses another)",
+                      file=sys.stderr)
         start_ids = encode_prompt(prompt, vocab, level)
         stop_id = None
         if args.stop is not None:
@@ -425,8 +419,7 @@ def main(argv=None):
         if beam_width is not None:
             beam_width = useful_width(beam_width, model.vocab_size, args.length)
             check_beam_memory(model, beam_width, args.length, asked=args.beam_width)
-        else:
-            check_sampling_memory(args.length)
+        # (Sampling needs no such check: each token is written as it is drawn.)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -479,6 +479,20 @@ def test_book_generate_with_a_wide_beam_finds_the_most_likely_continuation(skip_
         assert hits >= 1  # greedy misses at least one: the search matters
 
 
+def test_book_generate_by_beam_ranks_by_the_models_probabilities_not_renormalised():
+    """With skip_ids, the best sequence without a skipped id by the model's own
+    probabilities: renormalising each step over the other ids (as sampling
+    does) ranks sequences otherwise, for some models (seed 17 here)."""
+    for seed in (17, *range(8)):
+        model = RnnlmGen(vocab_size=4, wordvec_size=4, hidden_size=4, dtype=np.float64)
+        rng = np.random.default_rng(seed)
+        for p in model.params:
+            p[...] = rng.normal(0, 2.5, p.shape)  # peaky: the skipped id's mass matters
+        best = lm_best(model, [0], 3, skip_ids=[1])
+        model.reset_state()
+        assert model.generate(0, [1], sample_size=4, beam_width=27) == [0] + best, seed
+
+
 def test_book_generate_by_beam_goes_on_from_the_carried_state_and_leaves_it():
     model = RnnlmGen(vocab_size=30, wordvec_size=8, hidden_size=8, seed=0)
     model.predict(np.array([[4, 5]]))  # a prompt, as the book feeds it
