@@ -202,6 +202,11 @@ def eval_perplexity(model, corpus, batch_size=10, time_size=35):
                         f"{type(model).__name__} answers questions: score it with "
                         f"seq2seq_accuracy(model, questions, answers), or give "
                         f"Trainer.fit val_data=(questions, answers)")
+    for needed in ("loss_layer", "reset_state"):
+        if not hasattr(model, needed):
+            raise TypeError(f"eval_perplexity needs a language model with a loss_layer (a "
+                            f"TimeSoftmaxWithLoss: it sets its ignore_label for the padding) "
+                            f"and reset_state(); {type(model).__name__} has no {needed}")
     # Ids only: an ignore_label (-1) in the corpus would be neither scored nor a word.
     check_id_range("corpus", corpus, getattr(model, "vocab_size", None))
     loss_layer = model.loss_layer

@@ -320,6 +320,10 @@ class Model:
 
     def _all_layers(self):
         """Every layer, those inside parts with their own ``layers`` included."""
+        if not isinstance(getattr(self, "layers", None), (list, tuple)):
+            raise TypeError(f"{type(self).__name__} has no layers list: a model lists its "
+                            f"layers (and parts) in self.layers, which the modes, the state "
+                            f"and the checkpoints reach through")
         out, seen, todo = [], set(), list(reversed(self.layers))
         while todo:
             layer = todo.pop()

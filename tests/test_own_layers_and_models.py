@@ -23,6 +23,7 @@ import models
 from common.gradcheck import check_function, check_layer
 from common.optimizer import SGD, Adam, Momentum
 from common.trainer import RnnlmTrainer
+from common.util import eval_perplexity
 from layers import LSTM, TimeAffine, TimeEmbedding, TimeRNN, TimeSoftmaxWithLoss
 from models import LanguageModel, Rnnlm
 
@@ -207,6 +208,24 @@ def test_a_layer_whose_grads_do_not_match_its_params_is_named_when_the_model_is_
         Net(ForgotOneGrad(np.ones(8, np.float32)))
     with pytest.raises(TypeError, match=r"layer 2, NoGrads, has no grads list"):
         Net(NoGrads())
+
+
+def test_a_model_without_a_layers_list_or_a_loss_layer_is_told_what_it_lacks():
+    class NoLayers(LanguageModel):
+        def __init__(self):
+            self.params, self.grads, self.param_names = [], [], []
+
+    with pytest.raises(TypeError, match="NoLayers has no layers list: a model lists its "
+                                        "layers"):
+        NoLayers().reset_state()
+
+    class Duck:  # a model of one's own, not a LanguageModel, with no loss_layer
+        def forward(self, xs, ts):
+            return 0.0
+
+    with pytest.raises(TypeError, match="eval_perplexity needs a language model with a "
+                                        "loss_layer .* Duck has no loss_layer"):
+        eval_perplexity(Duck(), np.arange(40) % 5)
 
 
 def test_load_model_builds_a_registered_class_that_takes_no_seed(tmp_path, monkeypatch):
