@@ -184,6 +184,11 @@ def load_data(
         seed: an int in ``0 .. 2**32 - 1``: generates the task's pairs and
             shuffles them before the split. ``None`` keeps the order of the
             file (for a generated task: of the default seed's generation).
+            A generated task numbers its characters in the order they first
+            appear in the pairs of its seed, so two seeds give two
+            vocabularies (unlike a file, numbered in the file's order): a
+            model trained on one seed's ids reads another's as other
+            characters (renumber by :func:`get_vocab`'s ``char_to_id``).
 
     Returns:
         ``(x_train, t_train), (x_test, t_test)``: np.int32 arrays of character

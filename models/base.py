@@ -20,7 +20,7 @@ from common.backend import to_cpu, to_gpu
 from common.parallel import deferred
 from common.serialization import config_problem, has_pickle_name, load_npz, save_npz
 from common.util import finite_number
-from layers import TimeEmbedding
+from layers import LSTM, TimeEmbedding, TimeLSTM
 from layers._checks import check_hidden_state, state_width
 from models.generate import generate
 
@@ -193,7 +193,7 @@ class Model:
                 raise ValueError(f"{source}: parameter {name!r} has non-float dtype {a.dtype}")
             # Cast to float32, a float64 value past 3.4e38 would be inf, silently.
             largest = float(np.finfo(params[name].dtype).max)
-            if np.finfo(a.dtype).max > largest and a.size:
+            if float(np.finfo(a.dtype).max) > largest and a.size:
                 biggest = float(np.abs(a, where=np.isfinite(a), out=np.zeros(a.shape)).max())
                 if biggest > largest:
                     raise ValueError(f"{source}: parameter {name!r} holds {biggest:.4g}, beyond "
@@ -207,19 +207,45 @@ class Model:
         for name, p in self.named_params().items():
             p[...] = to_gpu(arrays[name].astype(p.dtype, copy=False))
 
-    def set_params_list(self, arrays: list, source: str = "the given arrays") -> None:
+    def set_params_list(self, arrays: list, source: str = "the given arrays", *,
+                        from_book: bool = False) -> None:
         """Copy arrays given in ``params`` order (as the book's pickles hold
         them) into the parameters. A tied array is taken at its first place;
-        what the list holds at its later places is ignored."""
+        what the list holds at its later places is ignored.
+
+        ``from_book=True``: the arrays are the book's, whose LSTM packs its
+        four gates' columns as f, g, i, o, where rnnlab's (as PyTorch's)
+        are i, f, g, o: every LSTM's ``Wx``, ``Wh`` and ``b`` are put in
+        rnnlab's order (without it, a book LSTM would compute another
+        function, silently).
+        """
+        if not isinstance(from_book, bool):
+            raise TypeError(f"from_book must be True or False, got {from_book!r}")
         if len(arrays) != len(self.params):
             n = len(arrays)
             raise ValueError(f"{source} holds {n} array{'s' if n != 1 else ''}, "
                              f"{type(self).__name__} has "
                              f"{len(self.params)} parameters (in params order)")
+        gated = self._lstm_arrays() if from_book else set()
         named = {}
-        for name, a in zip(self.param_names, arrays, strict=True):
-            named.setdefault(name, np.asarray(to_cpu(a)))
+        for name, p, a in zip(self.param_names, self.params, arrays, strict=True):
+            a = np.asarray(to_cpu(a))
+            if id(p) in gated and a.shape == p.shape:  # (a wrong shape: refused below)
+                f, g, i, o = np.split(a, 4, axis=-1)
+                a = np.concatenate([i, f, g, o], axis=-1)
+            named.setdefault(name, a)
         self.set_named_params({name: named[name] for name in self.named_params()}, source)
+
+    def _lstm_arrays(self) -> set:
+        """The ids of every LSTM's ``Wx``, ``Wh`` and ``b`` (a bidirectional
+        layer's two directions included)."""
+        found = set()
+        for layer in self._all_layers():
+            for part in (layer, getattr(layer, "forward_layer", None),
+                         getattr(layer, "backward_layer", None)):
+                if isinstance(part, (LSTM, TimeLSTM)):
+                    found.update(id(p) for p in part.params[:3])
+        return found
 
     # -- files -------------------------------------------------------------------------
 

@@ -206,6 +206,47 @@ def test_set_params_list_takes_the_books_params_order():
         model.set_params_list(book_list[:3])
 
 
+def book_lstm_step(x, h, c, Wx, Wh, b):
+    """The book's LSTM step: its columns hold the gates in the order f, g, i, o."""
+    H = h.shape[1]
+    A = x @ Wx + h @ Wh + b
+    f, g, i, o = (A[:, k * H:(k + 1) * H] for k in range(4))
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    c_next = sig(f) * c + np.tanh(g) * sig(i)
+    return sig(o) * np.tanh(c_next), c_next
+
+
+def to_book_gates(a):
+    """rnnlab's (and PyTorch's) gate blocks i, f, g, o, in the book's order f, g, i, o."""
+    i, f, g, o = np.split(a, 4, axis=-1)
+    return np.concatenate([f, g, i, o], axis=-1)
+
+
+def test_the_books_lstm_arrays_convert_with_from_book():
+    rng = np.random.default_rng(0)
+    Wx, Wh, b = rng.standard_normal((3, 8)), rng.standard_normal((2, 8)), rng.standard_normal(8)
+    x, h, c = rng.standard_normal((4, 3)), rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
+    from layers import LSTM
+    h_book, c_book = book_lstm_step(x, h, c, *(to_book_gates(a) for a in (Wx, Wh, b)))
+    h_ours, c_ours = LSTM(Wx, Wh, b).forward(x, h, c)
+    np.testing.assert_allclose(h_ours, h_book, rtol=1e-12)
+    np.testing.assert_allclose(c_ours, c_book, rtol=1e-12)
+
+    # A model's list as the book's pickle holds it: every LSTM's gates in its order.
+    from models import AttentionSeq2seq
+    source = AttentionSeq2seq(13, 4, 6, seed=0, bidirectional=True)
+    lstm_arrays = {id(p) for layer in (source.encoder.lstm.forward_layer,
+                                       source.encoder.lstm.backward_layer, source.decoder.lstm)
+                   for p in layer.params}
+    book_list = [to_book_gates(p) if id(p) in lstm_arrays else p.copy() for p in source.params]
+    model = AttentionSeq2seq(13, 4, 6, seed=1, bidirectional=True)
+    model.set_params_list(book_list, from_book=True)
+    for a, b in zip(model.params, source.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+    model.set_params_list(book_list)  # as rnnlab's own order: another model, silently
+    assert not np.array_equal(model.decoder.lstm.params[0], source.decoder.lstm.params[0])
+
+
 def test_check_params_changes_nothing_on_a_mismatch():
     model = SimpleRnnlm(V, D, H, seed=0)
     arrays = {k: np.zeros_like(p) for k, p in model.named_params().items()}

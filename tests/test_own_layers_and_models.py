@@ -228,6 +228,24 @@ def test_a_model_without_a_layers_list_or_a_loss_layer_is_told_what_it_lacks():
         eval_perplexity(Duck(), np.arange(40) % 5)
 
 
+def test_a_peeky_decoder_of_a_layer_without_x_static_says_what_it_needs():
+    from layers import TimeGRU
+    from models.peeky_seq2seq import PeekyDecoder, PeekySeq2seq
+    from tests.replicable_example import GruEncoder, gru_weights
+
+    class GruPeekyDecoder(PeekyDecoder):
+        def _lstm(self, init, D, H):
+            return TimeGRU(*gru_weights(init, D, H), stateful=True)
+
+    class GruPeeky(PeekySeq2seq):
+        encoder_class, decoder_class = GruEncoder, GruPeekyDecoder
+
+    with pytest.raises(TypeError, match=r"GruPeekyDecoder feeds the encoding to its recurrent "
+                                        r"layer at every step as x_static, which TimeGRU does "
+                                        r"not take"):
+        GruPeeky(7, 3, 4, seed=0)
+
+
 def test_load_model_builds_a_registered_class_that_takes_no_seed(tmp_path, monkeypatch):
     class Tiny(LanguageModel):
         def __init__(self, V, H):

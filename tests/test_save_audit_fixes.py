@@ -258,6 +258,17 @@ def test_a_float64_value_beyond_float32_is_refused_not_loaded_as_inf(tmp_path):
     model.set_named_params(arrays, "m.npz")
 
 
+def test_float16_arrays_as_the_books_pickles_hold_load_without_a_warning():
+    import warnings
+
+    model = SimpleRnnlm(5, 4, 3, seed=0)
+    arrays = [p.astype(np.float16) for p in model.params]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (float16's range against float32's: no cast)
+        model.set_params_list(arrays)
+    np.testing.assert_array_equal(model.params[0], arrays[0].astype(np.float32))
+
+
 def test_a_heat_map_over_a_folder_is_refused_before_it_is_drawn(tmp_path, monkeypatch):
     import matplotlib.figure
 
