@@ -36,7 +36,7 @@ def model_file(path, vocab, **meta):
 
 def test_an_ascii_terminal_gets_backslash_escapes_and_one_warning(tmp_path):
     """The emoji model on PYTHONIOENCODING=ascii: a UnicodeEncodeError traceback."""
-    path = model_file(tmp_path / "m.npz", ["😀", "é", "a"], level="char")
+    path = model_file(tmp_path / "m.npz", ["😀", "é", "a", "\n"], level="char")
 
     def run(encoding):
         env = dict(os.environ, PYTHONIOENCODING=encoding, OMP_NUM_THREADS="1",
@@ -79,7 +79,7 @@ def test_with_standard_error_closed_the_notices_stay_out_of_the_text(tmp_path):
 
 def test_an_output_that_holds_every_character_is_written_as_it_is(tmp_path, capsys,
                                                                    monkeypatch):
-    path = model_file(tmp_path / "m.npz", ["😀", "é", "a"], level="char")
+    path = model_file(tmp_path / "m.npz", ["😀", "é", "a", "\n"], level="char")
     script = load_script("generate_text")
     argv = ["--model", path, "--length", "20", "--seed", "3"]
     assert script.main(argv) == 0
