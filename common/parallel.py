@@ -50,7 +50,8 @@ thread (or on the GPU backend) products go to BLAS whole, a recurrent
 layer's loop runs once on the whole batch, and nothing is deferred.
 
 The thread count is the number of CPUs this process may use (at most 8),
-or the ``RNNLAB_NUM_THREADS`` environment variable (a positive integer),
+or the ``RNNLAB_NUM_THREADS`` environment variable (a positive integer, at
+most the CPUs this process may use: more is capped, with a warning),
 read on first use: :func:`managed` reads it on entry, so a bad value stops
 a run before its first step. A forked child starts without the parent's
 pool, queued work and helper processes (``os.register_at_fork``).
@@ -155,14 +156,25 @@ def num_threads() -> int:
                     f"RNNLAB_NUM_THREADS must be a positive integer (the number of threads "
                     f"rnnlab may use), got {env!r}; unset it to use every available CPU"
                 )
+            available = _available_cpus()
+            if threads > available:
+                # More would start a helper spinning on a core per block, fighting
+                # for the cores there are (1000 never finished a step).
+                warnings.warn(f"RNNLAB_NUM_THREADS={threads} is more than the {available} "
+                              f"CPUs this process may use: using {available}", RuntimeWarning,
+                              stacklevel=2)
+                threads = available
             _threads = threads
         else:
-            try:
-                available = len(os.sched_getaffinity(0))
-            except AttributeError:  # not on Linux
-                available = os.cpu_count() or 1
-            _threads = max(1, min(8, available))
+            _threads = max(1, min(8, _available_cpus()))
     return _threads
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _get_pool():
@@ -228,26 +240,44 @@ class managed:  # lower case: used as `with managed():`, like a function
     switched back and forth between the calls.
     """
 
+    # A Ctrl-C can land between any two steps of these two methods: the
+    # count BLAS had is recorded before BLAS is switched and forgotten only
+    # once it is given back, and an __enter__ that does not return undoes
+    # its count (its __exit__ never runs).
+
     def __enter__(self):
         global _managed_depth, _blas_threads_before
         with _managed_lock:
-            if _managed_depth == 0 and num_threads() > 1 and xp.__name__ == "numpy":
-                before = blas.get_threads()
-                if before is not None and blas.set_threads(1):
-                    _blas_threads_before = before
             _managed_depth += 1
-        _here.managed_depth += 1  # (this thread's own, for a child it forks)
+            try:
+                if _managed_depth == 1 and num_threads() > 1 and xp.__name__ == "numpy":
+                    before = blas.get_threads()
+                    if _blas_threads_before is None:  # (else BLAS was left at 1: keep it)
+                        _blas_threads_before = before
+                    if before is not None and not blas.set_threads(1):
+                        _blas_threads_before = None
+                _here.managed_depth += 1  # (this thread's own, for a child it forks)
+            except BaseException:
+                _managed_depth -= 1
+                _give_blas_back()
+                raise
         return self
 
     def __exit__(self, *exc_info):
-        global _managed_depth, _blas_threads_before
-        _here.managed_depth -= 1
+        global _managed_depth
         with _managed_lock:
             _managed_depth -= 1
-            if _managed_depth == 0 and _blas_threads_before is not None:
-                blas.set_threads(_blas_threads_before)
-                _blas_threads_before = None
+            _here.managed_depth -= 1
+            _give_blas_back()
         return False
+
+
+def _give_blas_back():
+    """With no :class:`managed` context open, give BLAS the thread count it had."""
+    global _blas_threads_before
+    if _managed_depth == 0 and _blas_threads_before is not None:
+        blas.set_threads(_blas_threads_before)
+        _blas_threads_before = None
 
 
 @contextmanager
@@ -582,7 +612,7 @@ class _Worker:
     really still owed, and cannot wait for one it has had already.
     """
 
-    def __init__(self, W_block, s, e):
+    def __init__(self, W_block, s, e, workers):
         self.W, self.s, self.e = W_block, s, e
         self.go, self.done = threading.Lock(), threading.Lock()
         self.go.acquire()
@@ -590,6 +620,11 @@ class _Worker:
         self.a = self.out = None
         self.error = None
         self.pending = False  # a step handed over whose block the worker has not written
+        self.future = None
+        # Listed before its thread starts: a Ctrl-C landing just after the
+        # start still leaves it to stop() (else the thread waited on go forever,
+        # and the process's exit with it).
+        workers.append(self)
         self.future = _submit(self._serve)
 
     def _serve(self):
@@ -620,7 +655,8 @@ class _Worker:
             self.finish()
         self.a = None
         self.go.release()
-        self.future.result()
+        if self.future is not None:
+            self.future.result()
 
 
 # Step products are shared with helper processes (common.step_worker) where
@@ -680,6 +716,10 @@ def _step_processes(count, blocks, n_rows):
     except OSError as error:
         _give_up_processes(error)
         return []
+    except BaseException:  # Ctrl-C while one started: tried again later, from scratch
+        _close_processes()
+        _processes_in_use = False
+        raise
     return _processes[:count]
 
 
@@ -837,8 +877,8 @@ def step_products(W, n_rows: int):
             if size < MIN_SPLIT_STEP_MULTIPLY_ADDS:  # only worth a helper process
                 return here(a, out)
             if not helpers["threads"]:
-                helpers["threads"] = [_Worker(W_block, s, e) for W_block, (s, e)
-                                      in zip(blocks[1:], bounds[1:], strict=True)]
+                for W_block, (s, e) in zip(blocks[1:], bounds[1:], strict=True):
+                    _Worker(W_block, s, e, helpers["threads"])
             return by_threads(a, out)
 
         if k == 1 or not _can_spread():

@@ -358,16 +358,44 @@ def kill_process(process: subprocess.Popen) -> None:
 
 
 def forget_process(process: subprocess.Popen) -> None:
-    """In a forked child: close this process's copies of the pipes to a
+    """In a forked child: let go of this process's copies of the pipes to a
     helper of the parent, without telling the helper anything (the parent
     goes on using it; a copy of the write end kept here would keep the
-    helper alive after the parent)."""
+    helper alive after the parent).
+
+    Not by closing the pipes' file objects: a thread of the parent may have
+    held one's buffer lock at the fork (writing a command, waiting for a
+    reply), and that thread does not exist here, so closing the object, or
+    freeing it, would wait for the lock forever. Each descriptor is pointed
+    at /dev/null instead, and the object kept for good."""
     for pipe in (process.stdin, process.stdout):
+        if pipe is None:
+            continue
         try:
-            pipe.close()
+            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.dup2(null, pipe.fileno())  # (fileno takes no lock)
+            finally:
+                os.close(null)
         except (OSError, ValueError):
             pass
+        _keep_for_good(pipe)
+    process.stdin = process.stdout = None
     process.returncode = 0  # not ours to wait for: Popen's finaliser leaves it alone
+
+
+def _keep_for_good(obj) -> None:
+    """Never free ``obj``, not even at the interpreter's exit (which frees
+    what modules hold: a file object freed then takes its lock too)."""
+    try:
+        import ctypes
+
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+    except (ImportError, AttributeError):  # not CPython: held until the exit, at least
+        _KEPT.append(obj)
+
+
+_KEPT: list = []
 
 
 def quiet_at_exit(close):

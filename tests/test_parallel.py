@@ -135,6 +135,9 @@ def test_fit_refuses_a_bad_thread_count_before_the_first_step(monkeypatch):
 
 
 def test_a_good_thread_count_is_used(monkeypatch):
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3},
+                        raising=False)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 4)
     monkeypatch.setenv("RNNLAB_NUM_THREADS", " 3 ")
     monkeypatch.setattr(parallel, "_threads", None)
     assert parallel.num_threads() == 3
@@ -247,9 +250,9 @@ def test_step_products_share_the_columns_among_the_threads(spread, monkeypatch):
     started = []
 
     class Worker(parallel._Worker):
-        def __init__(self, W_block, s, e):
+        def __init__(self, W_block, s, e, workers):
             started.append((s, e))
-            super().__init__(W_block, s, e)
+            super().__init__(W_block, s, e, workers)
 
     monkeypatch.setattr(parallel, "_Worker", Worker)
 
