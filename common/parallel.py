@@ -612,7 +612,7 @@ class _Worker:
     really still owed, and cannot wait for one it has had already.
     """
 
-    def __init__(self, W_block, s, e, workers):
+    def __init__(self, W_block, s, e, workers=None):
         self.W, self.s, self.e = W_block, s, e
         self.go, self.done = threading.Lock(), threading.Lock()
         self.go.acquire()
@@ -624,7 +624,8 @@ class _Worker:
         # Listed before its thread starts: a Ctrl-C landing just after the
         # start still leaves it to stop() (else the thread waited on go forever,
         # and the process's exit with it).
-        workers.append(self)
+        if workers is not None:
+            workers.append(self)
         self.future = _submit(self._serve)
 
     def _serve(self):

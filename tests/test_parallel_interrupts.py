@@ -110,7 +110,12 @@ def test_ctrl_c_while_managed_switches_blas_gives_its_threads_back(monkeypatch, 
 def test_ctrl_c_while_a_step_helper_starts_leaves_helpers_to_try_again(monkeypatch):
     if not step_worker.AVAILABLE:
         pytest.skip("no step helper processes on this platform")
+    # This process's helpers as if none had been started (an earlier test's
+    # would serve, or rest after a slow hand-off).
     monkeypatch.setattr(parallel, "STEP_PROCESSES", True)
+    monkeypatch.setattr(parallel, "_processes", [])
+    monkeypatch.setattr(parallel, "_processes_in_use", False)
+    monkeypatch.setattr(parallel, "_processes_resting_until", 0.0)
     starting = Once(step_worker.StepWorker.__init__)
     monkeypatch.setattr(step_worker.StepWorker, "__init__",
                         lambda self, *args, **kwargs: starting(self, *args, **kwargs))
