@@ -19,6 +19,7 @@ each check runs.
 from __future__ import annotations
 
 import os
+import stat
 
 
 def blocked_folder(path: str | os.PathLike) -> str | None:
@@ -75,3 +76,22 @@ def unreadable_words(path: str | os.PathLike) -> str:
     path = os.fsdecode(path)
     fix = f"chmod u+r {path}" if _owns(path) else f"its owner can allow it: chmod a+r {path}"
     return unreachable_words(path) or f"cannot read {path}: this user may not read it ({fix})"
+
+
+def is_terminal(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a terminal (``/dev/stdin`` typed at), which gives
+    its text only as it is typed, and ends at Ctrl-D."""
+    try:
+        if not stat.S_ISCHR(os.stat(path).st_mode):
+            return False  # (not opened: opening a named pipe would let its writer go on)
+    except (OSError, ValueError, TypeError):
+        return False
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except (OSError, ValueError, TypeError):
+        return False
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)

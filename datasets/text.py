@@ -45,7 +45,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from common.file_access import unreadable_words
+from common.file_access import is_terminal, unreadable_words
 from common.serialization import special_file_kind
 
 from ._checks import check_path, is_int
@@ -101,7 +101,7 @@ def read_text(path: str | os.PathLike) -> str:
     """
     path = check_path(path, "path")
     kind = special_file_kind(path)
-    if kind in ("a character device", "a block device") and not _is_terminal(path):
+    if kind in ("a character device", "a block device") and not is_terminal(path):
         # /dev/zero or a disk: read whole, it would fill the memory. (A pipe ends
         # when its writer does, and a terminal at Ctrl-D.)
         raise CorpusError(f"{path} is {kind}, not a text file; give a text file")
@@ -227,18 +227,6 @@ def _stray_nuls(data: bytes) -> bool:
     if data.count(0) * 8 >= len(data) or not _is_utf8(data):
         return False
     return not _CONTROL.search(data.replace(b"\0", b"").decode("utf-8"))
-
-
-def _is_terminal(path) -> bool:
-    """Whether ``path`` is a terminal (``/dev/stdin`` typed at), which ends at Ctrl-D."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    except OSError:
-        return False
-    try:
-        return os.isatty(fd)
-    finally:
-        os.close(fd)
 
 
 def _windows_1252(data: bytes) -> bool:

@@ -63,7 +63,7 @@ from common.cli import (  # noqa: E402
     skipped_batches_notice,
     user_path,
 )
-from common.file_access import unreachable_words  # noqa: E402
+from common.file_access import is_terminal, unreachable_words  # noqa: E402
 from common.memory import (  # noqa: E402
     GATES,
     TEXT_BYTES_PER_BYTE,
@@ -114,7 +114,8 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 FIXED_ON_RESUME = ("corpus", "text_file", "level", "corpus_size", "model", "wordvec_size",
                    "hidden_size", "num_layers", "dropout", "no_tie", "batch_size", "time_size",
                    "optimizer", "eval_interval", "seed", "init_scale")
-NOT_RECORDED = ("resume", "checkpoint", "overwrite", "quiet", "ignore_memory_check", "data_dir")
+NOT_RECORDED = ("resume", "checkpoint", "overwrite", "quiet", "ignore_memory_check", "data_dir",
+                "run_lr_halve_from")
 # Recorded as absolute paths: a run resumed from another folder reads and writes the same files.
 RECORDED_PATHS = ("text_file", "save", "plot")
 
@@ -242,6 +243,7 @@ def parse_args(argv=None, description=None, defaults=None):
     args = p.parse_args(argv)
     args.text_sha256 = None  # of a --text-file; recorded by a run, checked on resume
     args.text_ids_sha256 = None  # of the token ids and vocabulary it gave; checked too
+    args.run_lr_halve_from = None  # the resumed run's, read from its checkpoint
     if problem := thread_count_problem():
         p.error(problem)
     explicit = explicit_dests(build_parser(description), argv)
@@ -278,6 +280,11 @@ def check_args(args, explicit=()):
                          f"{args.lr_decay}")
     if not (0 <= args.dropout < 1):
         raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
+    if "val" in explicit and not args.val:
+        for name in ("patience", "lr_decay"):
+            if getattr(args, name):
+                raise UsageError(f"{flag(name)} validates every epoch, which --no-val turns "
+                                 f"off: drop --no-val, or give {flag(name)} none")
     _check_corpus_flags(args, explicit)
 
 
@@ -356,13 +363,19 @@ def apply_checkpoint_settings(args, explicit):
     if problem := damaged_settings_problem(recorded, build_parser()):
         raise UsageError(f"cannot resume: {args.resume}: {problem}")
     notices = []
+    # (resume() halves the rate once for a --lr-halve-from new to the run.)
+    args.run_lr_halve_from = recorded.get("lr_halve_from")
     for name, value in recorded.items():
         if not hasattr(args, name):
             continue
         if name not in explicit:
             setattr(args, name, value)
         elif same_setting(name, getattr(args, name), value, RECORDED_PATHS):
+            if name == "lr":  # the run's own: its schedule's rate goes on, not this again
+                explicit.discard(name)
             continue
+        elif _unused_by_the_run(name, recorded):
+            continue  # (ignored_flags_notices says so)
         elif name in FIXED_ON_RESUME:
             # (--init-scale only draws the first weights: on resuming it changes nothing.)
             run = f"no {flag(name)}" if value is None else _as_given(name, value)
@@ -375,6 +388,15 @@ def apply_checkpoint_settings(args, explicit):
     if notice := moved_checkpoint_notice(args.resume, recorded, ("save", "plot"), explicit):
         notices.append(notice)
     return notices
+
+
+def _unused_by_the_run(name, recorded) -> bool:
+    """Whether the setting ``name`` changes nothing in the run ``recorded``:
+    layers, dropout and tying of a model other than --model better, and
+    tying where the embedding and the hidden state differ in size."""
+    if name in ("num_layers", "dropout", "no_tie") and recorded.get("model") != "better":
+        return True
+    return name == "no_tie" and recorded.get("wordvec_size") != recorded.get("hidden_size")
 
 
 def _shown(value):
@@ -452,6 +474,11 @@ def load_corpus(args):
         valid = synthetic.load_data("valid")[0]
         test = synthetic.load_data("test")[0]
         return train, valid, test, w2i, i2w, "synthetic"
+    if args.resume and is_terminal(args.text_file):
+        # (/dev/stdin typed at: it would wait, silently, for the text to be typed.)
+        raise UsageError(f"{args.text_file} is a terminal: the run in {args.resume} read its "
+                         f"text from a pipe; pipe the same text in again to resume it (cat "
+                         f"FILE | python scripts/train_rnnlm.py --resume {args.resume})")
     try:
         _check_text_fits(args)
         full, w2i, i2w = text.load_data(args.text_file, level=args.level)
@@ -689,6 +716,13 @@ def resume(trainer, args, explicit, notices):
         notices.append(f"notice: --lr {args.lr:g} replaces the checkpoint's learning rate "
                        f"{trainer.optimizer.lr:g} from here on")
         trainer.optimizer.lr = args.lr
+    # The halving before an epoch is done as the one before it ends: a schedule
+    # new to the run has not done the one before the next epoch, if it is due.
+    new, old = args.lr_halve_from, args.run_lr_halve_from
+    nxt = trainer.epoch + 1
+    if (new is not None and new != old and trainer.iteration == 0 and trainer.epoch
+            and nxt >= new and not (old is not None and nxt >= old)):
+        trainer.optimizer.lr /= 2
 
 
 def train(trainer, args, data):

@@ -658,7 +658,8 @@ def test_epochs_is_the_total_of_the_run_also_when_resumed(script, capsys, monkey
     (["--model", "gru"], "--model gru differs from the run in ck.npz (--model lstm)"),
     (["--hidden-size", "11"], "--hidden-size 11 differs"),
     (["--corpus", "ptb"], "--corpus ptb differs from the run in ck.npz (--corpus synthetic)"),
-    (["--no-tie"], "--no-tie differs from the run in ck.npz (--tie)"),  # (a switch: its flag)
+    (["--optimizer", "adam"], "--optimizer adam differs from the run in ck.npz (--optimizer "
+                              "momentum)"),
 ])
 def test_resume_refuses_settings_that_change_the_run(flags, message, script, capsys):
     assert script.main([*RUN, "--epochs", "1"]) == 0
@@ -675,6 +676,62 @@ def test_a_new_lr_on_resume_is_applied_and_announced(script, capsys):
     err = capsys.readouterr().err
     assert err == "notice: --lr 0.05 replaces the checkpoint's learning rate 0.5 from here on\n"
     assert read_checkpoint("ck.npz")[1]["optimizer_scalars"]["lr"] == 0.05
+
+
+def test_resume_refuses_untying_a_tied_run(script, capsys):
+    assert script.main([*RUN, "--model", "better", "--wordvec-size", "10", "--epochs", "1"]) == 0
+    assert usage_error(script, ["--resume", "ck.npz", "--no-tie"])
+    assert "--no-tie differs from the run in ck.npz (--tie)" in capsys.readouterr().err  # a switch
+
+
+def test_the_runs_own_lr_repeated_on_resume_keeps_its_schedule_going(script, capsys):
+    # The same command with --resume added: the schedule's rate goes on, not --lr's again.
+    flags = [*RUN, "--optimizer", "sgd", "--lr-halve-from", "2", "--epochs", "2"]
+    assert script.main(flags) == 0
+    capsys.readouterr()
+    assert script.main([*flags[:-1], "3", "--resume", "ck.npz"]) == 0
+    assert "replaces" not in capsys.readouterr().err
+    assert read_checkpoint("ck.npz")[1]["trainer"]["history"]["lr"] == [0.5, 0.25, 0.125]
+
+
+def test_a_new_lr_halve_from_on_resume_halves_before_its_first_epoch(script, capsys):
+    assert script.main([*RUN, "--optimizer", "sgd", "--epochs", "2"]) == 0
+    assert script.main(["--resume", "ck.npz", "--epochs", "4", "--lr-halve-from", "3"]) == 0
+    lrs = read_checkpoint("ck.npz")[1]["trainer"]["history"]["lr"]
+    assert lrs == [0.5, 0.5, 0.25, 0.125]  # as a run given it from the start
+    assert script.main([*RUN, "--optimizer", "sgd", "--epochs", "4", "--lr-halve-from", "3",
+                        "--checkpoint", "fresh.npz"]) == 0
+    assert read_checkpoint("fresh.npz")[1]["trainer"]["history"]["lr"] == lrs
+
+
+@pytest.mark.parametrize("schedule", [["--patience", "2"], ["--lr-decay", "2"]])
+def test_no_val_with_a_schedule_that_validates_is_refused(schedule, script, capsys):
+    assert usage_error(script, [*SMALL, *schedule, "--no-val"])
+    assert f"{schedule[0]} validates every epoch, which --no-val turns off" in \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--dropout", "0.5"], ["--num-layers", "1"], ["--no-tie"]])
+def test_resume_takes_a_flag_the_runs_model_ignores_with_its_notice(flags, script, capsys):
+    # An lstm run has no dropout, layers or tying to differ in.
+    assert script.main([*RUN, "--epochs", "1", "--dropout", "0.2", "--num-layers", "3"]) == 0
+    capsys.readouterr()
+    assert script.main(["--resume", "ck.npz", "--epochs", "2", *flags]) == 0
+    assert "is used only by --model better; --model lstm ignores it" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/tty") and os.name != "posix", reason="terminals")
+def test_resuming_a_piped_run_at_a_terminal_says_to_pipe_the_text_again(script, capsys,
+                                                                        monkeypatch):
+    Path("book.txt").write_text("the cat sat on the mat . " * 100)
+    assert script.main(["--text-file", "book.txt", "--batch-size", "4", "--time-size", "5",
+                        "--hidden-size", "8", "--wordvec-size", "8", "--epochs", "1",
+                        "--plot", "none", "--checkpoint", "ck.npz", "--quiet"]) == 0
+    monkeypatch.setattr(script, "is_terminal", lambda path: path.endswith("book.txt"))
+    assert usage_error(script, ["--resume", "ck.npz", "--epochs", "2"])
+    err = capsys.readouterr().err
+    assert "book.txt is a terminal: the run in ck.npz read its text from a pipe" in err
+    assert "pipe the same text in again" in err
 
 
 # -- findings 1 and 10: divergence, messages, progress --------------------------------------------
