@@ -86,7 +86,8 @@ def skipped_batches_notice(trainer) -> str | None:
     if not n:
         return None
     return (f"notice: {n} batch{'es' if n != 1 else ''} with a NaN, infinite or runaway loss "
-            "were skipped (--on-nan skip); a smaller --lr or clipping may avoid them")
+            f"{'were' if n != 1 else 'was'} skipped (--on-nan skip); a smaller --lr or clipping "
+            f"may avoid them")
 
 
 def at_least(low: int, high: int | None = None):

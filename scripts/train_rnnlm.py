@@ -619,7 +619,8 @@ def prepare(args, explicit):
         tokens = _tokens(args)
         notices.append(f"notice: {_scoring(held_out)} held-out text, so the model "
                        f"has the whole vocabulary ({vocab_size:,} {tokens}), not the "
-                       f"{own_words:,} of the first --corpus-size {args.corpus_size:,} {tokens}")
+                       f"{own_words:,} up to the largest id of the first --corpus-size "
+                       f"{args.corpus_size:,} {tokens}")
     if not args.ignore_memory_check:
         check_memory_of_run(args, vocab_size)
     try:

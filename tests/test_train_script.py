@@ -932,8 +932,8 @@ def test_held_out_flags_on_a_demo_corpus_say_the_vocabulary_grows_and_resume_kee
     assert "notice" not in capsys.readouterr().err
     assert script.main([*demo, "--val", "--checkpoint", "whole.npz"]) == 0
     assert re.search(r"notice: --val scores held-out text, so the model has the whole "
-                     r"vocabulary \([\d,]+ words\), not the \d+ of the first --corpus-size 300 "
-                     r"words", capsys.readouterr().err)
+                     r"vocabulary \([\d,]+ words\), not the \d+ up to the largest id of the "
+                     r"first --corpus-size 300 words", capsys.readouterr().err)
     small = read_checkpoint("small.npz")[1]["config"]["vocab_size"]
     whole = read_checkpoint("whole.npz")[1]["config"]["vocab_size"]
     assert small < whole

@@ -415,3 +415,15 @@ def test_progress_lines_fall_at_the_same_iterations_of_every_epoch(capsys):
                                      log_every=30)
     assert progress_lines(capsys.readouterr().out) == [(e, i) for e in (1, 2)
                                                        for i in (30, 60, 90)]
+
+
+def test_the_skipped_batches_notice_agrees_in_number():
+    from types import SimpleNamespace
+
+    from common.cli import skipped_batches_notice
+
+    assert skipped_batches_notice(SimpleNamespace(skipped_batches=0)) is None
+    assert skipped_batches_notice(SimpleNamespace(skipped_batches=1)).startswith(
+        "notice: 1 batch with a NaN, infinite or runaway loss was skipped (--on-nan skip)")
+    assert skipped_batches_notice(SimpleNamespace(skipped_batches=2)).startswith(
+        "notice: 2 batches with a NaN, infinite or runaway loss were skipped")
