@@ -87,7 +87,7 @@ def skipped_batches_notice(trainer) -> str | None:
         return None
     return (f"notice: {n} batch{'es' if n != 1 else ''} with a NaN, infinite or runaway loss "
             f"{'were' if n != 1 else 'was'} skipped (--on-nan skip); a smaller --lr or clipping "
-            f"may avoid them")
+            f"may avoid {'them' if n != 1 else 'it'}")
 
 
 def at_least(low: int, high: int | None = None):

@@ -13,9 +13,9 @@ Example::
     assert max(errors.values()) < 1e-6
 """
 
-import numbers
-
 import numpy as np
+
+from common.util import not_one_number
 
 
 def numerical_gradient(f, x, eps=1e-6):
@@ -174,10 +174,7 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
 
 def _one_number(value):
     """``loss()``'s value as a float; a TypeError for anything but one number."""
-    if isinstance(value, bool) or not (isinstance(value, numbers.Real)
-                                       or getattr(value, "shape", None) == ()):
-        what = (f"{type(value).__name__} of shape {value.shape}" if hasattr(value, "shape")
-                else type(value).__name__)
+    if what := not_one_number(value):
         raise TypeError(f"loss() must return one number, got {what}")
     return float(value)
 

@@ -23,11 +23,11 @@ ignored.
 import contextlib
 import math
 import multiprocessing
-import numbers
 import os
 import signal
 
 from common.checkpoint import save_checkpoint
+from common.util import not_one_number
 
 # on_nan="skip" gives up after this many bad batches in a row: by then the
 # weights themselves are most likely broken.
@@ -109,10 +109,7 @@ class DivergenceGuard:
     def loss_ok(self, trainer, loss) -> bool:
         """True for a loss to learn from; False for a batch to skip; raises
         when the run has diverged, or for a loss that is not one number."""
-        if isinstance(loss, bool) or not (isinstance(loss, numbers.Real)
-                                          or getattr(loss, "shape", None) == ()):
-            what = (f"{type(loss).__name__} of shape {loss.shape}" if hasattr(loss, "shape")
-                    else type(loss).__name__)
+        if what := not_one_number(loss):
             raise TypeError(f"{type(trainer.model).__name__}.forward must return the mean loss "
                             f"as one number, got {what}")
         if loss <= self.bound:  # False for NaN too

@@ -25,6 +25,17 @@ def finite_number(value) -> bool:
             and math.isfinite(value))
 
 
+def not_one_number(value) -> str | None:
+    """What ``value`` is, in words, unless it is one real number (a loss; a
+    0-d array counts); None when it is."""
+    if not isinstance(value, bool) and (isinstance(value, numbers.Real)
+                                        or getattr(value, "shape", None) == ()):
+        return None
+    if hasattr(value, "shape"):
+        return f"{type(value).__name__} of shape {value.shape}"
+    return type(value).__name__
+
+
 def check_rng(rng, none: str = "None") -> None:
     """Refuse an ``rng`` that is neither a ``numpy.random.Generator`` (or a
     BitGenerator or SeedSequence, which ``default_rng`` takes too), nor an

@@ -323,6 +323,10 @@ def ignored_flags_notices(args, explicit):
         notices += [f"notice: {_flag_given(name, getattr(args, name))} is used only by "
                     f"--model better; --model {args.model} ignores it"
                     for name in ("num_layers", "dropout", "no_tie") if name in explicit]
+    elif "no_tie" in explicit and args.wordvec_size != args.hidden_size:
+        notices.append(f"notice: {_flag_given('no_tie', args.no_tie)} changes nothing where "
+                       f"--wordvec-size differs from --hidden-size (such a model is never "
+                       f"tied)")
     if "overwrite" in explicit and not args.checkpoint and not args.save:
         notices.append("notice: --overwrite concerns only a --checkpoint file (and a --save "
                        "file that is a checkpoint); none is written")

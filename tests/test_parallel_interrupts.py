@@ -80,9 +80,23 @@ def test_ctrl_c_as_a_pool_thread_starts_leaves_no_thread_behind(monkeypatch):
         np.testing.assert_allclose(product(a, out), a @ W, rtol=1e-5)
 
 
+@pytest.fixture
+def blas_threads():
+    """BLAS with two threads or more, as it starts on a machine of two cores:
+    with one (OPENBLAS_NUM_THREADS=1), managed() would have nothing to give back."""
+    original = blas.get_threads()
+    if original == 1:
+        blas.set_threads(2)
+    if blas.get_threads() == 1:
+        pytest.skip("this BLAS keeps one thread: managed() has nothing to give back")
+    yield
+    blas.set_threads(original)
+
+
 @needs_blas_control
 @pytest.mark.parametrize("where", ["entering", "leaving"])
-def test_ctrl_c_while_managed_switches_blas_gives_its_threads_back(monkeypatch, where):
+def test_ctrl_c_while_managed_switches_blas_gives_its_threads_back(monkeypatch, where,
+                                                                   blas_threads):
     monkeypatch.setattr(parallel, "_threads", 2)
     before = blas.get_threads()
     assert parallel._managed_depth == 0

@@ -678,6 +678,15 @@ def test_a_new_lr_on_resume_is_applied_and_announced(script, capsys):
     assert read_checkpoint("ck.npz")[1]["optimizer_scalars"]["lr"] == 0.05
 
 
+def test_no_tie_where_the_sizes_differ_is_said_to_change_nothing(script, capsys):
+    flags = [*RUN, "--model", "better", "--epochs", "1"]  # D = 12, H = 10: never tied
+    assert script.main(flags) == 0
+    capsys.readouterr()
+    assert script.main(["--resume", "ck.npz", "--epochs", "2", "--no-tie"]) == 0
+    assert ("notice: --no-tie changes nothing where --wordvec-size differs from --hidden-size"
+            in capsys.readouterr().err)
+
+
 def test_resume_refuses_untying_a_tied_run(script, capsys):
     assert script.main([*RUN, "--model", "better", "--wordvec-size", "10", "--epochs", "1"]) == 0
     assert usage_error(script, ["--resume", "ck.npz", "--no-tie"])
