@@ -109,6 +109,7 @@ class BaseTrainer:
                             f"got {optimizer!r:.80}")
         self.model = model
         self.optimizer = optimizer
+        self._run_model = model  # the model this trainer's run (epochs, best) belongs to
         self.history = {"epoch": [], f"train_{self.figure}": [], f"val_{self.figure}": [],
                         "lr": []}
         self.epoch = 0
@@ -217,7 +218,7 @@ class BaseTrainer:
                         self._doing = "progress"
                         progress.iteration(self, self._record_interval())
                         self._doing = "checkpoint"
-                        checkpointer.after_iteration(self, self._done())
+                        checkpointer.after_iteration(self, self.iterations_run)
                     if self._end_epoch_and_save(opts, parts, guard, progress, checkpointer,
                                                 target):
                         break
@@ -497,10 +498,26 @@ class BaseTrainer:
             vocab_size = largest + 1
         return divergence_bound(vocab_size)
 
+    def _check_same_model(self):
+        """The run's epochs, best parameters and figures belong to the model it
+        trained: another model set as ``trainer.model`` since would be given
+        them (its best epoch's restore would put the first model's weights in
+        it). Before any training, the new model is simply taken."""
+        if self.model is getattr(self, "_run_model", self.model):
+            return
+        if self.iterations_run or self.epoch or self.best_params is not None:
+            raise ValueError(
+                f"trainer.model is another model than the one this trainer's run trained "
+                f"({self.epoch} epochs and {self.iteration} iterations so far): train it "
+                f"with a trainer of its own, e.g. {type(self).__name__}(model, "
+                f"{type(self.optimizer).__name__}(...))")
+        self._run_model = self.model
+
     def _check_before_training(self, opts):
         """Refuse now what would fail only once training is under way: a
         model or optimizer that lacks what an option needs, and a checkpoint
         file of another run."""
+        self._check_same_model()
         model, optimizer = type(self.model).__name__, type(self.optimizer).__name__
         val = "val_corpus" if opts.val_corpus is not None else "val_data"
         needs = []
@@ -582,8 +599,9 @@ class BaseTrainer:
         return self.epoch * (self.iters_per_epoch or 0) + self.iteration
 
     def _record_interval(self):
-        """Every ``eval_interval`` iterations: the mean figure since the last."""
-        if self._done() % self.eval_interval or not self._interval_count:
+        """Every ``eval_interval`` iterations of the whole run (across calls of
+        other sizes too): the mean figure since the last."""
+        if self.iterations_run % self.eval_interval or not self._interval_count:
             return None
         value = self._figure_of(self._interval_loss / self._interval_count)
         self._interval_loss, self._interval_count = 0.0, 0
@@ -791,6 +809,7 @@ class BaseTrainer:
         trainer, its model and its optimizer; ``fit(checkpoint=path)`` may
         then write it again."""
         load_checkpoint(path, self)
+        self._run_model = self.model  # (the run is now this model's)
         self._own_checkpoints.add(os.path.realpath(path))
         return self
 

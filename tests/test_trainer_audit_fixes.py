@@ -313,14 +313,14 @@ def test_the_plot_puts_figures_and_epochs_where_they_were_whatever_each_fit_used
     trainer.model.reset_state()  # (another batch size: another carried state)
     trainer.fit(xs, ts, 1, 2, 5, eval_interval=20, verbose=False)  # 59 more (599 // 10)
     # Each figure where it was recorded: at 10 and 20 in the first call, then at
-    # every 20th iteration of the run as the second call counts them (59 an epoch
-    # now, so its 1st, 21st and 41st), the 30th, 50th and 70th run. (The plot drew
-    # them at 20, 40, ..., 100: every eval_interval of the last call.)
-    assert trainer.figure_iterations == [10, 20, 30, 50, 70]
+    # every 20th iteration of the whole run, the 40th, 60th and 80th. (The plot
+    # drew them at 20, 40, ..., 100: every eval_interval of the last call; and
+    # the points were once counted by the last call's epoch length, 59.)
+    assert trainer.figure_iterations == [10, 20, 40, 60, 80]
     assert trainer.epoch_iterations == [29, 88]
     ax = trainer.plot(path=tmp_path / "p.png").axes[0]
     train_line = next(line for line in ax.get_lines() if line.get_label() == "train")
-    np.testing.assert_array_equal(train_line.get_xdata(), [10, 20, 30, 50, 70])
+    np.testing.assert_array_equal(train_line.get_xdata(), [10, 20, 40, 60, 80])
     epoch_lines = [line.get_xdata()[0] for line in ax.get_lines() if line.get_label()[0] == "_"]
     assert 29 in epoch_lines  # the first epoch's end, not 59 (the second call's epoch)
 

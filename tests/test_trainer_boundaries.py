@@ -427,3 +427,47 @@ def test_the_skipped_batches_notice_agrees_in_number():
         "notice: 1 batch with a NaN, infinite or runaway loss was skipped (--on-nan skip)")
     assert skipped_batches_notice(SimpleNamespace(skipped_batches=2)).startswith(
         "notice: 2 batches with a NaN, infinite or runaway loss were skipped")
+
+
+def test_eval_interval_and_checkpoint_every_count_the_whole_run_across_sizes(tmp_path,
+                                                                            monkeypatch):
+    """A point of ppl_list and a checkpoint every N iterations of the whole
+    run, also when a later call has other sizes (and so another epoch length)."""
+    written = []
+    save = training_guards.save_checkpoint
+    monkeypatch.setattr(training_guards, "save_checkpoint",
+                        lambda path, trainer: (written.append(trainer.iterations_run),
+                                               save(path, trainer)))
+    corpus = np.random.default_rng(0).integers(0, 30, 1001)
+    xs, ts = corpus[:-1], corpus[1:]
+    trainer = RnnlmTrainer(SimpleRnnlm(30, 8, 8, seed=0), SGD(0.1))
+    path = tmp_path / "ck.npz"
+    trainer.fit(xs, ts, max_epoch=1, batch_size=10, time_size=5, eval_interval=20,
+                checkpoint=path, checkpoint_every=20, verbose=False)  # 20 iterations
+    trainer.fit(xs, ts, max_epoch=2, batch_size=10, time_size=9, eval_interval=20,
+                checkpoint=path, checkpoint_every=20, verbose=False)  # then 2 x 11
+    assert trainer.iterations_run == 42
+    assert trainer.figure_iterations == [20, 40]
+    assert written == [20, 20, 40, 42]  # every 20 iterations, and at each call's end
+
+
+def test_a_trainer_refuses_another_model_set_after_its_run_began():
+    # It would give the new model the old run's epochs and, at its best epoch's
+    # restore, the old model's weights.
+    corpus = np.random.default_rng(0).integers(0, 30, 401)
+    xs, ts = corpus[:-1], corpus[1:]
+    fit = dict(max_epoch=1, batch_size=4, time_size=5, val_corpus=corpus[:101], verbose=False)
+    trainer = RnnlmTrainer(SimpleRnnlm(30, 8, 8, seed=0), SGD(0.1))
+    trainer.fit(xs, ts, **fit)
+    other = SimpleRnnlm(30, 8, 8, seed=1)
+    before = [p.copy() for p in other.params]
+    trainer.model = other
+    with pytest.raises(ValueError, match="trainer.model is another model than the one this "
+                                         "trainer's run trained .*a trainer of its own"):
+        trainer.fit(xs, ts, **fit)
+    for p, b in zip(other.params, before, strict=True):
+        np.testing.assert_array_equal(p, b)
+    fresh = RnnlmTrainer(SimpleRnnlm(30, 8, 8, seed=0), SGD(0.1))
+    fresh.model = other  # before any training: simply taken
+    fresh.fit(xs, ts, **fit)
+    assert not np.array_equal(other.params[0], before[0])
