@@ -31,6 +31,7 @@ from pathlib import Path
 
 from benchmarks.command_line import ends_on_interrupt, signals_held
 from common.cli import outputs_may_close
+from common.parallel import thread_count_problem
 
 # (rows, K, M): a step's half product at the character level (H = 256 and
 # 512, N = 32), at the seq2seq sizes (N = 128), and two shapes for scale.
@@ -110,10 +111,13 @@ def measure(shape, repeats: int) -> tuple[float, float, float]:
 def main(argv: list[str] | None = None) -> list[tuple]:
     """Check the flags (a usage error exits with 2), then time and print;
     return the rows ``(shape, alone, first of two, second of two)``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.contention",
+                                     description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds per figure (median)")
     args = parser.parse_args(argv)
+    if problem := thread_count_problem():  # (unused here, but refused as by every script)
+        parser.error(problem)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     print(f"{os.cpu_count()} CPUs; one single-threaded process alone, then two at once")

@@ -473,3 +473,10 @@ def accuracy_one_by_one(model, questions, answers):
         guess = model.generate(question, int(answer[0]), len(answer) - 1)
         correct += int(list(guess) == [int(a) for a in answer[1:]])
     return correct / len(questions)
+
+
+def answers_one_by_one(model, questions, answers):
+    """The model's answers ``(N, T - 1)``, one question per call, each started
+    by its answer's first id (as :func:`accuracy_one_by_one` makes them)."""
+    return np.array([model.generate(questions[[i]], int(answers[i, 0]), answers.shape[1] - 1)
+                     for i in range(len(questions))])

@@ -41,3 +41,24 @@ def test_benchmark_runs_as_a_section_of_another_parser(capsys):
     assert "PeekySeq2seq      addition" in out and "evaluation of 5,000" in out
     args.repeats = 0
     assert seq2seq_speed.configure(args) == "--repeats must be at least 1"
+
+
+def test_answers_agree_compares_the_answers_not_the_accuracies(monkeypatch):
+    """Untrained, both sides score 0: equal accuracies said nothing of the answers."""
+    import argparse
+
+    import numpy as np
+
+    from benchmarks import reference_seq2seq as ref
+    from datasets import sequence
+    from models import Seq2seq
+
+    (_, _), (x_test, t_test) = sequence.load_data("addition")
+    V = len(sequence.get_vocab()[0])
+    model, reference = Seq2seq(V, 16, 32, seed=0), ref.Seq2seq(V, 16, 32, seed=0)
+    args = argparse.Namespace(eval_questions=20, repeats=1)
+    assert seq2seq_speed.time_evaluation(model, reference, x_test, t_test, args)[-1] is True
+    monkeypatch.setattr(ref, "copy_params", lambda *a: None)  # the reference's own weights
+    for p in reference.params:
+        p[...] = np.random.default_rng(1).standard_normal(p.shape)
+    assert seq2seq_speed.time_evaluation(model, reference, x_test, t_test, args)[-1] is False

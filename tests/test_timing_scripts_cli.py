@@ -235,6 +235,7 @@ ENTRY_POINTS = {
                                            "Seq2seq", "--iters", "1", "--eval-questions", "1",
                                            "--repeats", "1"],
     "python -m benchmarks.seq2seq_parts": ["-m", "benchmarks.seq2seq_parts", "--repeats", "1"],
+    "python -m benchmarks.contention": ["-m", "benchmarks.contention", "--repeats", "1"],
     "time_fit.py": [str(ROOT / "scripts" / "time_fit.py")],
     "time_lstm_loops.py": [str(ROOT / "scripts" / "time_lstm_loops.py"), "--hidden", "4"],
     "time_medium_config.py": [str(ROOT / "scripts" / "time_medium_config.py")],
