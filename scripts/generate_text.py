@@ -276,9 +276,16 @@ def _spell(chars):
 
 
 def default_start(vocab, level):
-    """Begin like a sentence (after <eos>) or a line (after a newline) when possible."""
+    """``(prompt, shown)``: begin like a sentence (after <eos>) or a line
+    (after a newline), unseen; without either in ``vocab``, from its first
+    token, shown as a --start would be (with a notice on stderr)."""
     boundary = EOS if level == "word" else "\n"
-    return [boundary] if boundary in vocab else [vocab[0]]
+    if boundary in vocab:
+        return [boundary], []
+    print(f"notice: the model has no {'<eos>' if level == 'word' else 'line break'} to start "
+          f"after: the sample starts from its first token, {vocab[0]!r} (--start chooses "
+          f"another)", file=sys.stderr)
+    return [vocab[0]], [vocab[0]]
 
 
 def stop_token(stop, level):
@@ -401,13 +408,7 @@ def main(argv=None):
                 raise UsageError("--start is empty")
             shown = prompt
         else:
-            prompt, shown = default_start(vocab, level), []
-            if prompt[0] not in (EOS, "\n"):  # no boundary: shown, as a --start would be
-                shown = prompt
-                boundary = "<eos>" if level == "word" else "line break"
-                print(f"notice: the model has no {boundary} to start after: the sample starts "
-                      f"from its first token, {prompt[0]!r} (--start chooses another)",
-                      file=sys.stderr)
+            prompt, shown = default_start(vocab, level)
         start_ids = encode_prompt(prompt, vocab, level)
         stop_id = None
         if args.stop is not None:
