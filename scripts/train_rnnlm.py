@@ -319,14 +319,14 @@ def _check_corpus_flags(args, explicit):
 def ignored_flags_notices(args, explicit):
     """Notices for flags given on the command line that the run does not use."""
     notices = []
-    if args.model != "better":
-        notices += [f"notice: {_flag_given(name, getattr(args, name))} is used only by "
-                    f"--model better; --model {args.model} ignores it"
-                    for name in ("num_layers", "dropout", "no_tie") if name in explicit]
-    elif "no_tie" in explicit and args.wordvec_size != args.hidden_size:
-        notices.append(f"notice: {_flag_given('no_tie', args.no_tie)} changes nothing where "
-                       f"--wordvec-size differs from --hidden-size (such a model is never "
-                       f"tied)")
+    for name in ("num_layers", "dropout", "no_tie"):
+        if name in explicit and _unused_by_the_run(name, vars(args)):
+            given = _flag_given(name, getattr(args, name))
+            notices.append(
+                f"notice: {given} is used only by --model better; --model {args.model} "
+                f"ignores it" if args.model != "better" else
+                f"notice: {given} changes nothing where --wordvec-size differs from "
+                f"--hidden-size (such a model is never tied)")
     if "overwrite" in explicit and not args.checkpoint and not args.save:
         notices.append("notice: --overwrite concerns only a --checkpoint file (and a --save "
                        "file that is a checkpoint); none is written")
@@ -395,9 +395,10 @@ def apply_checkpoint_settings(args, explicit):
 
 
 def _unused_by_the_run(name, recorded) -> bool:
-    """Whether the setting ``name`` changes nothing in the run ``recorded``:
-    layers, dropout and tying of a model other than --model better, and
-    tying where the embedding and the hidden state differ in size."""
+    """Whether the setting ``name`` changes nothing in the run of the settings
+    ``recorded`` (a checkpoint's, or this command line's): layers, dropout
+    and tying of a model other than --model better, and tying where the
+    embedding and the hidden state differ in size."""
     if name in ("num_layers", "dropout", "no_tie") and recorded.get("model") != "better":
         return True
     return name == "no_tie" and recorded.get("wordvec_size") != recorded.get("hidden_size")
