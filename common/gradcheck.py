@@ -98,18 +98,23 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
     checked. Integer inputs (word ids) are passed through unchecked. An
     array listed more than once in ``params`` (tied weights) is checked by
     the sum of its gradients, as the optimizers update it; its error is
-    reported at each of its places.
+    reported at each of its places; so is an input given at several places
+    (``TimeAttention`` on ``[hs, hs]``: self-attention), which must then be
+    checked at each.
 
     For a stateful layer, or one whose gradient w.r.t. its initial state is
     wanted, use :func:`check_function` instead.
 
     Returns a dict ``{'param<i>': err, 'input<j>': err}`` of relative errors.
     Raises TypeError when a parameter or a checked input is float32, and
-    ValueError for a stateful layer (each forward would start from the last
-    one's state, so the differences would not be of one function), for a
-    ``backward`` that rebinds ``self.grads[i]`` instead of writing into it
+    ValueError for a stateful layer, or any whose forward gives another
+    output the second time (dropout in training mode, a ``set_state`` that
+    one forward uses up): the differences would not be of one function; for
+    a ``backward`` that rebinds ``self.grads[i]`` instead of writing into it
     (an optimizer, given the arrays the list held, would never see the new
-    one), and for a gradient whose shape is not its parameter's.
+    one), or that adds into it (the optimizers never zero the gradients, so
+    they would grow at every step); for a gradient whose shape is not its
+    parameter's; and for two inputs that share memory but are not one array.
     """
     if getattr(layer, "stateful", False):
         raise ValueError(f"check_layer cannot check a stateful {type(layer).__name__}: each "
@@ -128,18 +133,34 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
                              f"input, 0 .. {len(inputs) - 1}")
     _require_float64([*((f"param{i}", p) for i, p in enumerate(layer.params)),
                       *((f"input{j}", inputs[j]) for j in check_inputs)], "check_layer")
+    _refuse_overlapping_inputs(inputs, check_inputs)
+    name = type(layer).__name__
     if len(layer.grads) != len(layer.params):
-        raise ValueError(f"{type(layer).__name__} has {len(layer.params)} params but "
+        raise ValueError(f"{name} has {len(layer.params)} params but "
                          f"{len(layer.grads)} grads: give each parameter its gradient array")
     rng = np.random.default_rng(seed)
-    ws = [_random_projection(y, rng) for y in _outputs(layer.forward(*inputs, **forward_kwargs))]
+    ys = _outputs(layer.forward(*inputs, **forward_kwargs))
+    ws = [_random_projection(y, rng) for y in ys]
+    first = _weighted_sum(ws, ys)
 
     def loss():
-        ys = _outputs(layer.forward(*inputs, **forward_kwargs))
-        return float(sum(np.sum(w * y) for w, y in zip(ws, ys, strict=True)))
+        return _weighted_sum(ws, _outputs(layer.forward(*inputs, **forward_kwargs)))
+
+    second = loss()
+    if not _agree(first, second):
+        raise ValueError(f"{name}.forward gave another output the second time (the weighted "
+                         f"sum {first!r}, then {second!r}): it is not one function of its "
+                         f"inputs, so its differences measure nothing. Dropout: check it in "
+                         f"evaluation mode (train_flg=False); a state given by set_state: use "
+                         f"check_function, with set_state at the start of its loss()")
+
+    def backward():
+        # Copies: a backward may scale its dout in place, and ws must stay the
+        # weighting that the differences measure.
+        return layer.backward(*(w.copy() for w in ws))
 
     grads_before = list(layer.grads)
-    dinputs = layer.backward(*ws)
+    dinputs = backward()
     for i, (g, g_before) in enumerate(zip(layer.grads, grads_before, strict=True)):
         if g is not g_before:
             raise ValueError(f"{type(layer).__name__}.backward rebinds self.grads[{i}] (a new "
@@ -160,6 +181,11 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
             raise ValueError(f"{type(layer).__name__}.grads[{i}] has shape {np.shape(g)} but "
                              f"params[{i}] has shape {p.shape}: a gradient has its parameter's")
     analytic_params = _tied_sums(layer.params, layer.grads)
+    _refuse_accumulating(name, layer, loss, backward)
+    checked = [inputs[j] for j in check_inputs]
+    analytic_inputs = dict(zip(check_inputs,
+                               _tied_sums(checked, [dinputs[j] for j in check_inputs]),
+                               strict=True))
 
     errors, measured = {}, {}
     for i, p in enumerate(layer.params):
@@ -168,8 +194,68 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
                                              numerical_gradient(loss, p, eps))
         errors[f"param{i}"] = measured[id(p)]
     for j in check_inputs:
-        errors[f"input{j}"] = relative_error(dinputs[j], numerical_gradient(loss, inputs[j], eps))
+        x = inputs[j]
+        if id(x) not in measured:  # an input given twice: once, by the sum
+            measured[id(x)] = relative_error(analytic_inputs[j], numerical_gradient(loss, x, eps))
+        errors[f"input{j}"] = measured[id(x)]
     return errors
+
+
+def _weighted_sum(ws, ys):
+    """``sum(w * y)`` over a layer's outputs: the scalar that check_layer checks."""
+    return float(sum(np.sum(w * y) for w, y in zip(ws, ys, strict=True)))
+
+
+def _agree(first, second):
+    """Whether two values of one float64 computation agree (to its round-off)."""
+    return abs(first - second) <= 1e-12 * max(1.0, abs(first))
+
+
+def _refuse_overlapping_inputs(inputs, check_inputs):
+    """One array given as two inputs has the sum of their gradients, as a
+    tied parameter has: both places must be checked for the sum to be whole.
+    Two arrays over one memory (``x`` and ``x[:, ::-1]``) cannot be perturbed
+    one without the other, and neither gradient alone is what they measure."""
+    checked = set(check_inputs)
+    arrays = [(j, x) for j, x in enumerate(inputs) if isinstance(x, np.ndarray)]
+    for a, (j, x) in enumerate(arrays):
+        for k, y in arrays[a + 1:]:
+            if j not in checked and k not in checked:
+                continue
+            if x is y:
+                if j not in checked or k not in checked:
+                    raise ValueError(f"inputs {j} and {k} are one array, whose gradient is the "
+                                     f"sum of both places', but check_inputs lists only one: "
+                                     f"list both, or pass a copy at one place")
+            elif np.shares_memory(x, y):
+                raise ValueError(f"inputs {j} and {k} share memory (views of one array) without "
+                                 f"being one array: perturbing one perturbs the other. Pass a "
+                                 f"copy at one place, or the same array at both")
+
+
+def _refuse_accumulating(name, layer, loss, backward):
+    """A second backward after the same forward must give the same gradients:
+    one that adds into ``self.grads`` gives twice as much, and in training,
+    where no optimizer zeroes them, gradients that grow at every step."""
+    first = [np.array(g, copy=True) for g in layer.grads]
+    loss()
+    backward()
+    if changed := _first_change(first, layer.grads):
+        i, difference = changed
+        raise ValueError(f"{name}.backward gave another self.grads[{i}] the second time, "
+                         f"after the same forward (relative difference {difference:.2g}): "
+                         f"it adds into the array (self.grads[{i}] += ...) instead of "
+                         f"overwriting it (self.grads[{i}][...] = ...). The optimizers "
+                         f"never zero the gradients, so they would grow at every step")
+
+
+def _first_change(firsts, seconds):
+    """``(position, relative difference)`` of the first gradient that a
+    second backward changed beyond round-off; None when none did."""
+    for k, (first, second) in enumerate(zip(firsts, seconds, strict=True)):
+        if (difference := relative_error(second, first)) > 1e-9:
+            return k, difference
+    return None
 
 
 def _one_number(value):
@@ -203,14 +289,16 @@ def check_function(loss, backward, arrays, eps=1e-6):
     ``model.backward()`` and returns ``model.grads``) and for stateful
     layers whose initial state is an input. ``loss`` must be one function of
     the arrays: a model's carried state, or dropout in training mode, would
-    change it from call to call (refused: two calls must agree).
+    change it from call to call (refused: two calls must agree). So must
+    ``backward``: a layer that adds into its ``grads`` instead of overwriting
+    them gives twice as much the second time (refused).
     An array listed more than once (tied weights) is checked, as by
     :func:`check_layer`, by the sum of its gradients.
     Returns a list of relative errors, one per array.
     """
     _require_float64(((f"arrays[{k}]", a) for k, a in enumerate(arrays)), "check_function")
     first, second = _one_number(loss()), _one_number(loss())
-    if not abs(first - second) <= 1e-12 * max(1.0, abs(first)):
+    if not _agree(first, second):
         raise ValueError(f"loss() gave {first!r} then {second!r}: not one function of the "
                          f"arrays, so its differences measure nothing. A stateful model or "
                          f"layer carries its state from call to call: call reset_state() (or "
@@ -222,6 +310,14 @@ def check_function(loss, backward, arrays, eps=1e-6):
     analytic = [np.array(g, dtype=np.float64, copy=True) for g in grads]
     if len(analytic) != len(arrays):
         raise ValueError(f"backward returned {len(analytic)} gradients for {len(arrays)} arrays")
+    loss()
+    if changed := _first_change(analytic, backward()):
+        k, difference = changed
+        raise ValueError(f"backward() gave another gradient for arrays[{k}] the second "
+                         f"time, after the same loss() (relative difference "
+                         f"{difference:.2g}): a layer adds into its grads (+=) instead of "
+                         f"overwriting them ([...] =). The optimizers never zero the "
+                         f"gradients, so they would grow at every step")
     analytic = _tied_sums(arrays, analytic)
     measured = {}
     for g, a in zip(analytic, arrays, strict=True):

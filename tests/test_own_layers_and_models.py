@@ -6,7 +6,10 @@ that silently trains wrong.
 - ``check_layer`` refuses a ``backward`` that rebinds ``self.grads[i]`` (an
   optimizer holds the old array: the parameter would never train), checks
   layers with several outputs (the LSTM cell's ``h`` and ``c``), and names a
-  gradient of the wrong shape;
+  gradient of the wrong shape; and a backward that changes its ``dout`` in
+  place, adds into ``grads`` or follows a forward that is not one function
+  (dropout, a used-up ``set_state``); one array given as two inputs
+  (self-attention) is checked by the sum of its gradients;
 - ``check_function`` refuses a ``loss`` that gives another value on a second
   call (a stateful model carries its state from call to call);
 - a model's ``forward`` must return one number, refused at the first batch;
@@ -117,6 +120,83 @@ def test_check_layer_names_a_gradient_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"SummedScale.grads\[0\] has shape \(1, 5\) but "
                                          r"params\[0\] has shape \(5,\)"):
         check_layer(SummedScale(rng.standard_normal(5)), [rng.standard_normal((2, 3, 5))])
+
+
+class DoublingScale(Scale):
+    def backward(self, dy):
+        dy *= 2  # wrong: every gradient twice too large, and dout changed in place
+        return super().backward(dy)
+
+
+class AddingScale(Scale):
+    def backward(self, dy):
+        self.grads[0][...] += (dy * self.x).sum(axis=(0, 1))  # wrong: adds, never overwrites
+        return dy * self.params[0]
+
+
+def test_check_layer_finds_a_backward_that_changes_its_dout_in_place():
+    # (It passed: the weighting of the differences was the dout that backward doubled.)
+    rng = np.random.default_rng(0)
+    errors = check_layer(DoublingScale(rng.standard_normal(5)), [rng.standard_normal((2, 3, 5))])
+    assert errors["param0"] == pytest.approx(0.5) and errors["input0"] == pytest.approx(0.5)
+
+
+def test_check_layer_and_check_function_refuse_a_backward_that_adds_into_its_grads():
+    # The optimizers never zero the gradients: a layer that adds into them
+    # would train on gradients growing at every step. One backward from zeros
+    # looked right.
+    rng = np.random.default_rng(0)
+    layer, xs = AddingScale(rng.standard_normal(5)), rng.standard_normal((2, 3, 5))
+    with pytest.raises(ValueError, match=r"AddingScale.backward gave another self.grads\[0\] "
+                                         r"the second time.*adds into the array"):
+        check_layer(layer, [xs])
+    w = rng.standard_normal((2, 3, 5))
+
+    def loss():
+        return float((w * layer.forward(xs)).sum())
+
+    def backward():
+        loss()
+        return [*layer.grads, layer.backward(w)]
+
+    with pytest.raises(ValueError, match=r"backward\(\) gave another gradient for arrays\[0\] "
+                                         r"the second time.*adds into its grads"):
+        check_function(loss, backward, [*layer.params, xs])
+
+
+def test_check_layer_refuses_a_forward_that_is_not_one_function():
+    # A right layer was reported wrong (errors of 0.3-1.0): dropout drew new
+    # masks at each forward, and a set_state was used up by the first one.
+    from layers import TimeDropout, TimeLSTM
+
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((2, 3, 4))
+    with pytest.raises(ValueError, match=r"TimeDropout.forward gave another output the second "
+                                         r"time.*train_flg=False"):
+        check_layer(TimeDropout(0.5), [xs])
+    dropout = TimeDropout(0.5)
+    dropout.train_flg = False
+    assert check_layer(dropout, [xs])["input0"] < 1e-7
+    lstm = TimeLSTM(rng.standard_normal((4, 8)), rng.standard_normal((2, 8)),
+                    rng.standard_normal(8))
+    lstm.set_state(rng.standard_normal((2, 2)), rng.standard_normal((2, 2)))
+    with pytest.raises(ValueError, match=r"TimeLSTM.forward gave another output.*check_function"):
+        check_layer(lstm, [xs])
+
+
+def test_check_layer_checks_one_array_given_as_two_inputs_by_the_sum():
+    # Self-attention: TimeAttention(hs_dec=hs, hs_enc=hs). Each place's own
+    # gradient was compared with the differences of both (errors of 0.26 and 0.98).
+    from layers import Concat, TimeAttention
+
+    hs = np.random.default_rng(0).standard_normal((2, 5, 4))
+    for layer in (TimeAttention(), Concat()):
+        errors = check_layer(layer, [hs, hs])
+        assert max(errors.values()) < 1e-7, (type(layer).__name__, errors)
+    with pytest.raises(ValueError, match="inputs 0 and 1 are one array.*list both"):
+        check_layer(TimeAttention(), [hs, hs], check_inputs=[1])
+    with pytest.raises(ValueError, match="inputs 0 and 1 share memory"):
+        check_layer(TimeAttention(), [hs, hs[:, ::-1]])
 
 
 # -- check_function ---------------------------------------------------------------------
