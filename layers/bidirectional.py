@@ -41,6 +41,13 @@ class Bidirectional:
     """
 
     def __init__(self, forward_layer, backward_layer):
+        for direction, layer in (("forward", forward_layer), ("backward", backward_layer)):
+            missing = [a for a in ("params", "grads", "forward", "backward")
+                       if not hasattr(layer, a)]
+            if missing:
+                raise TypeError(f"{direction}_layer must be a Time layer (params, grads, "
+                                f"forward, backward), such as TimeLSTM(Wx, Wh, b); got "
+                                f"{type(layer).__name__}, which has no {', '.join(missing)}")
         if forward_layer is backward_layer:
             kind = type(forward_layer).__name__
             raise ValueError(f"forward_layer and backward_layer are the same {kind} object: "
@@ -109,10 +116,26 @@ class TimeBiLSTM(Bidirectional):
             raise ValueError("a bidirectional layer reads the whole sequence: it cannot be "
                              "stateful (its backward half would need the future)")
         # Caught here, a mismatch names the direction; at forward it would not.
+        forward_layer = _built("forward", "1", Wx1, Wh1, b1)
+        backward_layer = _built("backward", "2", Wx2, Wh2, b2)
+        Wx1, Wx2 = forward_layer.params[0], backward_layer.params[0]
         if Wx1.shape[0] != Wx2.shape[0]:
             raise ValueError(f"both directions read the same xs (N, T, D): Wx1 {Wx1.shape} and "
                              f"Wx2 {Wx2.shape} must have the same number of rows D")
         if Wx1.dtype != Wx2.dtype:
             raise TypeError(f"both directions must have one dtype: Wx1 is {Wx1.dtype}, Wx2 is "
                             f"{Wx2.dtype}; build both halves' weights with one dtype")
-        super().__init__(TimeLSTM(Wx1, Wh1, b1), TimeLSTM(Wx2, Wh2, b2))
+        super().__init__(forward_layer, backward_layer)
+
+
+def _built(direction, number, Wx, Wh, b):
+    """``TimeLSTM(Wx, Wh, b)``, with an error about its weights naming the
+    direction (and its arguments, ``Wx1`` or ``Wx2``): TimeLSTM's own message
+    says only "Wx"."""
+    try:
+        return TimeLSTM(Wx, Wh, b)
+    except (ValueError, TypeError) as e:
+        if type(e) not in (ValueError, TypeError):
+            raise
+        raise type(e)(f"the {direction} direction (Wx{number}, Wh{number}, b{number}): "
+                      f"{e}") from e

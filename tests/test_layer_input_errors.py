@@ -13,6 +13,7 @@ from layers import (
     Affine,
     Attention,
     AttentionWeight,
+    Bidirectional,
     Embedding,
     TimeAffine,
     TimeAttention,
@@ -222,6 +223,27 @@ def test_bilstm_directions_must_read_the_same_input(rng):
         TimeBiLSTM(*lstm_weights(rng, D, H), *lstm_weights(rng, D + 1, H))
     with pytest.raises(TypeError, match="one dtype: Wx1 is float32, Wx2 is float64"):
         TimeBiLSTM(*lstm_weights(rng, D, H), *lstm_weights(rng, D, H, np.float64))
+
+
+def test_bilstm_names_the_direction_whose_weights_are_wrong(rng):
+    # (A list as Wx1 gave an AttributeError, and a wrong Wh2 a message about
+    # "Wx" and "Wh" that did not say which direction.)
+    Wx, Wh, b = lstm_weights(rng, D, H)
+    with pytest.raises(TypeError, match=r"the forward direction \(Wx1, Wh1, b1\): .*Wx"):
+        TimeBiLSTM(Wx.tolist(), Wh, b, *lstm_weights(rng, D, H))
+    with pytest.raises(ValueError, match=r"the backward direction \(Wx2, Wh2, b2\): .*Wh"):
+        TimeBiLSTM(Wx, Wh, b, Wx, Wh[:, :4], b)
+    with pytest.raises(TypeError, match=r"the backward direction \(Wx2, Wh2, b2\): .*float"):
+        TimeBiLSTM(Wx, Wh, b, Wx.astype(np.int64), Wh, b)
+
+
+def test_bidirectional_takes_two_time_layers(rng):
+    layer = TimeLSTM(*lstm_weights(rng, D, H))
+    with pytest.raises(TypeError, match="forward_layer must be a Time layer.*got NoneType"):
+        Bidirectional(None, None)
+    with pytest.raises(TypeError, match="backward_layer must be a Time layer.*got object, which "
+                                        "has no params, grads, forward, backward"):
+        Bidirectional(layer, object())
 
 
 # --- gradient checks need float64 --------------------------------------------------
