@@ -20,9 +20,14 @@ from common.parallel import managed
 
 def finite_number(value) -> bool:
     """Whether ``value`` is a real number, not a bool, and neither NaN nor
-    infinite (NumPy scalars included): what a rate, a limit or a scale must be."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-            and math.isfinite(value))
+    infinite (NumPy scalars included), nor an integer too large for a float
+    (``10**400``): what a rate, a limit or a scale must be."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # math.isfinite converts an int to a float first
+        return False
 
 
 def not_one_number(value) -> str | None:

@@ -25,6 +25,7 @@ rows of one decoder batch. The decoder follows the protocol of
 import numpy as np
 
 from common.backend import to_cpu, xp
+from common.util import carrying_state
 
 
 def _log_softmax64(scores):
@@ -195,7 +196,10 @@ def beam_search_lm(model, start_ids, length: int, beam_width: int,
 
     if hasattr(model, "_forget_forward"):
         model._forget_forward()
-    with model.evaluating():  # dropout off; the carried state and the mode restored after
+    # Dropout off; the state goes on from step to step whatever the layers'
+    # stateful flags (else each step would start from zeros, the prompt and
+    # the beam's history unread); state, mode and flags restored after.
+    with model.evaluating(), carrying_state(model):
         model.reset_state()
         if len(start_ids) > 1:
             model.predict(xp.asarray([start_ids[:-1]]))

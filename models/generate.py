@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from common.backend import to_cpu, xp
-from common.util import carrying_state, check_rng
+from common.util import carrying_state, check_rng, finite_number
 from models.beam_search import beam_search_lm
 
 
@@ -55,8 +55,7 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
         if temperature != 1.0 or top_k is not None or rng is not None:
             raise ValueError("beam_width searches for the most likely text; it takes no "
                              "temperature, top_k or rng (leave them at their defaults)")
-        with carrying_state(model):
-            return beam_search_lm(model, start_ids, length, beam_width, stop_id=stop_id)
+        return beam_search_lm(model, start_ids, length, beam_width, stop_id=stop_id)
     return list(_sampled(model, start_ids, length, temperature, top_k, stop_id, rng))
 
 
@@ -116,8 +115,7 @@ def _check_generate_args(start_ids, length, temperature, top_k, stop_id, rng, V)
         raise ValueError(f"start_ids {bad[:10]} are outside the vocabulary [0, {V})")
     if not _is_int(length) or length < 0:
         raise ValueError(f"length must be an integer >= 0, got {length!r}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)) \
-            or not (math.isfinite(temperature) and temperature >= 0):
+    if not (finite_number(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), "
                          f"got {temperature!r}")
     if top_k is not None and (not _is_int(top_k) or not 1 <= top_k <= V):

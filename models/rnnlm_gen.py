@@ -117,6 +117,17 @@ def search_ids(model, start_id: int, skip_ids=None, sample_size: int = 100,
     return [int(start_id)] + [int(i) for i in ids]
 
 
+def _generated(model, start_id, skip_ids, sample_size, rng, beam_width):
+    """The book's ``generate``: sampled with ``rng``, or searched with
+    ``beam_width`` (which draws nothing, so takes no ``rng``)."""
+    if beam_width is None:
+        return sample_ids(model, start_id, skip_ids, sample_size, rng)
+    if rng is not None:
+        raise ValueError("beam_width searches for the most likely ids; it draws nothing, so it "
+                         "takes no rng (leave rng at None)")
+    return search_ids(model, start_id, skip_ids, sample_size, beam_width)
+
+
 class RnnlmGen(Rnnlm):
     """:class:`~models.Rnnlm` with the book's ``generate`` (arguments as ``Rnnlm``).
 
@@ -133,9 +144,7 @@ class RnnlmGen(Rnnlm):
         never drawn. Goes on from the carried state and leaves it advanced.
         With ``beam_width`` the ids are searched, not drawn: the most likely
         continuation keeping that many beams (1 is greedy; :func:`search_ids`)."""
-        if beam_width is not None:
-            return search_ids(self, start_id, skip_ids, sample_size, beam_width)
-        return sample_ids(self, start_id, skip_ids, sample_size, rng)
+        return _generated(self, start_id, skip_ids, sample_size, rng, beam_width)
 
 
 class BetterRnnlmGen(BetterRnnlm):
@@ -154,6 +163,4 @@ class BetterRnnlmGen(BetterRnnlm):
     def generate(self, start_id: int, skip_ids=None, sample_size: int = 100, *,
                  rng=None, beam_width: int | None = None) -> list[int]:
         """As :meth:`RnnlmGen.generate`."""
-        if beam_width is not None:
-            return search_ids(self, start_id, skip_ids, sample_size, beam_width)
-        return sample_ids(self, start_id, skip_ids, sample_size, rng)
+        return _generated(self, start_id, skip_ids, sample_size, rng, beam_width)

@@ -324,20 +324,26 @@ def test_a_stray_nul_in_utf8_text_is_named_not_taken_for_utf16(tmp_path):
         assert "UTF-16" not in str(info.value) and "binary" not in str(info.value)
 
 
+def stateless_and_stateful(model, scale):
+    """``model`` with its weights scaled (sharp choices) and its recurrent
+    layers made stateful=False, and a stateful copy of it."""
+    import copy
+
+    for p in model.params:
+        p *= scale
+    stateful = copy.deepcopy(model)
+    for layer in model._recurrent_layers():
+        layer.stateful = False
+    return model, stateful
+
+
 def test_the_books_generate_carries_the_state_whatever_the_layers_flags():
     """With stateful=False layers, each one-step predict started from zeros:
     sampling lost its context and the beam held no history (its "best"
     was not the most likely sequence)."""
-    import copy
-
     from models import RnnlmGen
 
-    model = RnnlmGen(4, 3, 5, seed=1, dtype=np.float64)
-    for p in model.params:
-        p *= 3
-    stateful = copy.deepcopy(model)
-    for layer in model._recurrent_layers():
-        layer.stateful = False
+    model, stateful = stateless_and_stateful(RnnlmGen(4, 3, 5, seed=1, dtype=np.float64), 3)
     for kwargs in (dict(beam_width=16), dict(rng=7)):
         model.reset_state()
         stateful.reset_state()
@@ -346,3 +352,45 @@ def test_the_books_generate_carries_the_state_whatever_the_layers_flags():
         assert [layer.stateful for layer in model._recurrent_layers()] == [False]
         for a, b in zip(model.get_state(), stateful.get_state(), strict=True):
             np.testing.assert_array_equal(a, b)  # left where generation ended, as the book's
+
+
+def test_beam_search_lm_reads_the_prompt_whatever_the_layers_flags():
+    """beam_search_lm, called itself (the README names it), started each step
+    from zeros when the layers were stateful=False: the prompt and the beam's
+    history unread, whatever the prompt the same answer."""
+    from models import Rnnlm
+    from models.beam_search import beam_search_lm
+
+    model, stateful = stateless_and_stateful(Rnnlm(5, 3, 4, seed=0, dtype=np.float64), 8)
+    for prompt in ([1, 2, 3], [3], [4, 0]):
+        assert beam_search_lm(model, prompt, 6, 4) == beam_search_lm(stateful, prompt, 6, 4)
+    assert [layer.stateful for layer in model._recurrent_layers()] == [False]
+
+
+def test_the_books_beam_search_takes_no_rng():
+    # (rng was ignored, even one that is not a generator: a user meaning to
+    # sample would silently get the search.)
+    from models import BetterRnnlmGen, RnnlmGen
+
+    for cls in (RnnlmGen, BetterRnnlmGen):
+        with pytest.raises(ValueError, match="beam_width .* takes no rng"):
+            cls(5, 3, 4, seed=0).generate(1, sample_size=3, beam_width=2, rng=0)
+
+
+@pytest.mark.parametrize("temperature", [10**400, np.complex128(1 + 5j), 1 + 0j],
+                         ids=["10**400", "numpy-complex", "complex"])
+def test_a_temperature_beyond_floats_or_complex_is_refused(temperature):
+    # (10**400 gave an OverflowError; a NumPy complex was taken, its
+    # imaginary part dropped with a ComplexWarning.)
+    from models import Rnnlm
+    from models.generate import generate
+
+    with pytest.raises(ValueError, match="temperature must be a finite number"):
+        generate(Rnnlm(5, 3, 4, seed=0), [1], 3, temperature=temperature, rng=0)
+
+
+def test_an_optimizer_refuses_a_rate_beyond_floats():
+    from common.optimizer import SGD
+
+    with pytest.raises(ValueError, match="lr must be a finite number"):
+        SGD(lr=10**400)
