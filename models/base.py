@@ -95,7 +95,8 @@ _PICKLE_REFUSED = (
     "its files are .npz. Save with model.save_params() (file '{default}') or "
     "model.save_params('name.npz'). To convert a pickle written by the book's code, load it "
     "yourself in code you trust (params = pickle.load(f)), then call "
-    "model.set_params_list(params) and model.save_params()"
+    "model.set_params_list(params, from_book=True) (the book orders an LSTM's gates f, g, i, "
+    "o) and model.save_params()"
 )
 
 
