@@ -225,7 +225,9 @@ def units_page(tokens: list, level: str, units: list, guesses: list | None = Non
 def write_units_page(path, *args, **kwargs) -> None:
     """Write :func:`units_page` to ``path`` (UTF-8, atomically)."""
     page = units_page(*args, **kwargs)
-    atomic_write(path, lambda f: f.write(page.encode("utf-8")))
+    # A title from a file name may hold an undecodable byte (a lone surrogate,
+    # as Python reads such names), which UTF-8 cannot hold: written escaped.
+    atomic_write(path, lambda f: f.write(page.encode("utf-8", "backslashreplace")))
 
 
 def _num(x, digits):

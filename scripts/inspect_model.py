@@ -236,6 +236,13 @@ def shown(token, encoding=None):
     return text
 
 
+def one_line(name, encoding=None):
+    """A file name as it is where it prints on one line (all of them do);
+    else as :func:`shown` writes a token (a newline or an undecodable byte in
+    a ``#`` line of the table would start a row or stop the output)."""
+    return name if name.isprintable() else shown(name, encoding)
+
+
 def guesses_at(probs, vocab, k=5):
     """The ``k`` most likely next tokens and their probabilities, at every position."""
     idx, p = top_guesses(probs, k)
@@ -259,10 +266,10 @@ def run_surprisal(args, model, vocab, level):
     tokens, ids = read_input(args, vocab, level)
     s = finite_surprisal(model, ids)
     out = sys.stdout
-    out.write(f"# {args.model}: {type(model).__name__}, {level} level; the first token is "
-              "context and is not scored\n")
-    out.write("position\ttoken\tlog_prob\tbits\n")
     encoding = getattr(out, "encoding", None)
+    out.write(f"# {one_line(args.model, encoding)}: {type(model).__name__}, {level} level; "
+              "the first token is context and is not scored\n")
+    out.write("position\ttoken\tlog_prob\tbits\n")
     out.write(f"0\t{shown(tokens[0], encoding)}\t\t\n")
     for t in range(1, len(tokens)):
         out.write(f"{t}\t{shown(tokens[t], encoding)}\t{s.log_prob[t - 1]:.4f}\t"
@@ -278,7 +285,7 @@ def run_surprisal(args, model, vocab, level):
                          notes=f"perplexity {s.perplexity:.3f} over {s.log_prob.size} scored "
                                f"tokens ({s.bits_per_token:.3f} bits per token); the first "
                                "token is context and is not scored")
-        print(f"# page: {args.html}")
+        print(f"# page: {one_line(args.html, encoding)}")
     return 0
 
 

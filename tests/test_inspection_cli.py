@@ -2,6 +2,7 @@
 
 import math
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -512,3 +513,20 @@ def test_a_text_too_long_for_memory_is_an_error_line(char_model, capsys, monkeyp
     assert capsys.readouterr().err == ("error: not enough memory for the text: give a smaller "
                                        "--length (its first tokens; --offset for a later "
                                        "part)\n")
+
+
+def test_odd_model_names_keep_the_table_and_the_page_whole(char_model, tmp_path, capsys):
+    # A name with a byte that is not UTF-8 stopped the page with a
+    # UnicodeEncodeError after the table was printed; one with a newline
+    # broke the table's "#" header into a data row.
+    undecodable = [] if sys.platform == "darwin" else [os.fsdecode(b"m\xff.npz")]  # (UTF-8 only)
+    for name in ["two\nlines.npz", *undecodable]:
+        model = tmp_path / name
+        model.write_bytes(char_model.read_bytes())
+        html = tmp_path / "page.html"
+        assert inspect_model.main(["surprisal", "--model", str(model), "--text", "def f",
+                                   "--html", str(html)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith("# ") and lines[1] == "position\ttoken\tlog_prob\tbits"
+        assert all(line.startswith("#") or line.count("\t") == 3 for line in lines)
+        assert "surprisal under" in html.read_text(encoding="utf-8")
