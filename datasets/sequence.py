@@ -60,7 +60,8 @@ Any other name is a path to a file of pairs, in one of two layouts:
   no tab).
 
 Some answers may be empty, not all: with nothing after ``'_'`` in any pair
-the decoder would have no target to learn.
+but padding (spaces) the decoder would have no target to learn. A question
+of spaces alone is empty, in either layout.
 
 A first line at least half of whose characters no other line holds (a
 header such as ``question<TAB>answer`` over pairs of digits, say) is read
@@ -390,10 +391,13 @@ def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
         questions, answers = _read_tsv(path, tab_lines, f"line {lines[0][0]} holds a tab")
     else:
         questions, answers = _read_book_layout(path, lines)
-    if len(answers[0]) == 1:  # '_' alone: the decoder would have no target to learn
+    # '_' and padding alone: the decoder would have no target to learn (spaces
+    # are padding: an answer of them is an empty one, padded).
+    if not any(answer[1:].strip(" ") for answer in answers):
         raise SequenceDataError(
-            f"{path}: every answer is empty (only the start symbol '_'); each pair needs an "
-            f"answer of at least one character, e.g. '16+75  _91  ' or '16+75<TAB>91'"
+            f"{path}: every answer is empty (only the start symbol '_', and padding); each "
+            f"pair needs an answer of at least one character besides spaces, e.g. "
+            f"'16+75  _91  ' or '16+75<TAB>91'"
         )
     _warn_of_a_header(path, lines, questions, answers)
     return questions, answers
@@ -434,10 +438,10 @@ def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[st
                 f"question<TAB>answer lines)"
             )
         question, answer = line[:where], line[where:]
+        if not question.strip(" "):  # (spaces alone: padding, as in tab-separated files)
+            raise SequenceDataError(f"{path}, line {number}: empty question in {line!r}")
         if widths is None:
             widths = (len(question), len(answer))
-            if widths[0] == 0:
-                raise SequenceDataError(f"{path}, line {number}: empty question in {line!r}")
         elif (len(question), len(answer)) != widths:
             sizes = (f"{path}, line {number}: question and answer are {len(question)} and "
                      f"{len(answer)} characters wide, line {lines[0][0]}'s are {widths[0]} "

@@ -421,8 +421,13 @@ def test_a_path_named_like_a_task_is_read_as_a_file(tmp_path, monkeypatch):
         (b"16+75  _91  \n\n52+607_659 \n", r"line 3: question and answer are 6 and 5 "
                                                      r"characters wide, line 1's"),
         # With nothing after '_' the decoder would have no target: not a task.
-        (b"16+75_\n2+3  _\n", r"every answer is empty \(only the start symbol '_'\)"),
+        (b"16+75_\n2+3  _\n", r"every answer is empty \(only the start symbol '_'"),
         (b"16+75\t\n2+3\t\n", r"every answer is empty"),
+        # Spaces are padding: answers of them alone are empty ones (they trained
+        # to an accuracy of 1.0), and so is a question of them, in either layout.
+        (b"16+75\t \n2+3\t  \n", r"every answer is empty"),
+        (b"16+75_  \n2+3  _  \n", r"every answer is empty"),
+        (b"16+75  _91  \n       _5   \n", r"line 2: empty question"),
         # The book's layout, then a tab-separated line whose widths happen to match.
         (b"16+75  _91  \n16+75 \t_91  \n", r"line 2: a tab in .*, but line 1 has none: the "
                                                  r"file mixes the book's layout and "
@@ -430,7 +435,8 @@ def test_a_path_named_like_a_task_is_read_as_a_file(tmp_path, monkeypatch):
     ],
     ids=["empty", "blank-lines-only", "missing-separator", "ragged", "empty-question",
          "not-utf8", "tsv-no-tab", "tsv-two-tabs", "tsv-empty-question",
-         "numbered-as-in-the-file", "no-answers", "tsv-no-answers", "layouts-mixed"],
+         "numbered-as-in-the-file", "no-answers", "tsv-no-answers", "tsv-answers-of-spaces",
+         "answers-of-spaces", "question-of-spaces", "layouts-mixed"],
 )
 def test_malformed_files_name_the_file_and_line(tmp_path, content, message):
     path = write(tmp_path / "pairs.txt", content)
