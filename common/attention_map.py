@@ -14,6 +14,12 @@ import numpy as np
 from common.plot import plot_format, quiet_glyphs, save_figure, text_fonts
 from common.serialization import check_target
 
+# Beyond this many characters an axis is numbered, not labelled: thousands of
+# tick labels merge into a black bar and take far longer to draw than training.
+MAX_LABELLED = 80
+# A title is cut to this many characters (a whole long question would run off the figure).
+MAX_TITLE = 60
+
 
 def attention_matrix(attention_weights: list, row: int) -> np.ndarray:
     """The ``(T_out, T_in)`` weights of question ``row`` from a decoder's
@@ -47,7 +53,9 @@ def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | Non
     Labels and title are drawn as written: a ``$`` is a dollar sign, not the
     start of matplotlib's math text, and a character the monospace font
     lacks (Hebrew, Chinese) comes from an installed font that holds it
-    (:func:`common.plot.text_fonts`).
+    (:func:`common.plot.text_fonts`). An axis of more than
+    :data:`MAX_LABELLED` characters is numbered by position instead, and a
+    title longer than :data:`MAX_TITLE` is cut (with "...").
     """
     weights = np.asarray(weights, dtype=np.float64)
     if weights.ndim != 2:
@@ -69,18 +77,21 @@ def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | Non
     if ax is None:
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(max(4.0, 0.28 * T_in + 1.5), max(2.5, 0.3 * T_out + 1.2)))
+        width, height = min(T_in, MAX_LABELLED), min(T_out, MAX_LABELLED)
+        fig = Figure(figsize=(max(4.0, 0.28 * width + 1.5), max(2.5, 0.3 * height + 1.2)))
         ax = fig.add_subplot()
     else:
         fig = ax.figure
     image = ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto",
                       interpolation="nearest")
     ins, outs = [_show(c) for c in in_labels], [_show(c) for c in out_labels]
-    literal = {"fontfamily": text_fonts([*ins, *outs, title or ""]), "parse_math": False}
-    ax.set_xticks(range(T_in), ins, **literal)
-    ax.set_yticks(range(T_out), outs, **literal)
-    ax.set_xlabel("input characters")
-    ax.set_ylabel("output characters")
+    if title and len(title) > MAX_TITLE:
+        title = title[:MAX_TITLE - 3] + "..."
+    labelled = [*(ins if T_in <= MAX_LABELLED else []),
+                *(outs if T_out <= MAX_LABELLED else []), title or ""]
+    literal = {"fontfamily": text_fonts(labelled), "parse_math": False}
+    _label(ax.xaxis, ins, "input characters", literal)
+    _label(ax.yaxis, outs, "output characters", literal)
     if title:
         ax.set_title(title, fontsize=9, **literal)
     fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
@@ -89,6 +100,19 @@ def plot_attention(weights, in_labels, out_labels, path: str | os.PathLike | Non
             fig.tight_layout()
         save_figure(fig, path)
     return fig
+
+
+def _label(axis, labels, name, literal):
+    """Tick every position with its character, or, past MAX_LABELLED of them,
+    number the positions (matplotlib's own ticks) and say so."""
+    if len(labels) <= MAX_LABELLED:
+        axis.set_ticks(range(len(labels)), labels, **literal)
+        axis.set_label_text(name)
+    else:
+        from matplotlib.ticker import MaxNLocator
+
+        axis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_label_text(f"{name}: position (too many, {len(labels)}, to label)")
 
 
 def _show(label):

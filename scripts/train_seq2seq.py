@@ -613,8 +613,10 @@ def plot_attention_examples(model, x, t, id_to_char, reverse, path, beam):
         if reverse:  # show the question as written; the columns follow its characters
             question, matrix = question[::-1], matrix[:, ::-1]
         in_labels, out_labels = list(text(question, id_to_char)), list(text(guess[row], id_to_char))
+        asked = "".join(in_labels).strip()
+        asked = asked if len(asked) <= 40 else asked[:40] + "..."  # (as the log cuts it)
         plot_attention(matrix, in_labels, out_labels, ax=ax,
-                       title=f"{''.join(in_labels).strip()} -> {''.join(out_labels)}")
+                       title=f"{asked} -> {''.join(out_labels)}")
     with quiet_glyphs():  # (text_fonts has said which characters no font holds)
         fig.tight_layout()
     save_figure(fig, path)

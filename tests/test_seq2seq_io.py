@@ -208,6 +208,25 @@ def test_plot_attention_labels_and_file(tmp_path):
     np.testing.assert_allclose(ax.images[0].get_array().sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_plot_attention_numbers_a_long_question_instead_of_labelling_it(tmp_path):
+    # Two thousand tick labels merged into a black bar, took some 10 s a panel
+    # to draw (against 0.3 s of training on such a file), and the whole
+    # question as the title ran off the figure.
+    from common.attention_map import MAX_LABELLED, MAX_TITLE
+
+    T_in = 2000
+    question = ("ab" * T_in)[:T_in]
+    fig = plot_attention(np.full((2, T_in), 1 / T_in), list(question), list("xy"),
+                         path=tmp_path / "long.png", title=f"{question} -> xy")
+    ax = fig.axes[0]
+    assert len(ax.get_xticks()) <= 20 and all(float(t).is_integer() for t in ax.get_xticks())
+    assert "2000" in ax.get_xlabel() and "position" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "y"]  # the answer still labelled
+    assert len(ax.get_title()) == MAX_TITLE and ax.get_title().endswith("...")
+    assert fig.get_size_inches()[0] <= 0.28 * MAX_LABELLED + 1.5
+    assert (tmp_path / "long.png").stat().st_size > 1000
+
+
 def test_plot_attention_errors():
     with pytest.raises(ValueError, match="input labels"):
         plot_attention(np.ones((2, 3)) / 3, ["a", "b"], ["x", "y"])
