@@ -525,3 +525,28 @@ def test_book_generate_cuts_a_beam_wider_than_can_matter(monkeypatch):
     monkeypatch.setattr(rnnlm_gen, "beam_search", recording)
     assert model.generate(1, sample_size=3, beam_width=10**6) == expected
     assert widths == [9]  # 2 ids searched: 9 beams hold every first id
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "mostly-minus-inf", "nan", "half-minus-inf"])
+def test_top_k_stable_picks_what_a_stable_sort_picks(kind):
+    """The beams are chosen by partition where the rows are long (k * V
+    candidates); they must be the stable sort's, tie for tie, NaN last."""
+    from models.beam_search import top_k_stable
+
+    rng = np.random.default_rng(["normal", "ties", "mostly-minus-inf", "nan",
+                                 "half-minus-inf"].index(kind))
+    for _ in range(150):
+        N, M = int(rng.integers(1, 5)), int(rng.integers(1, 3000))
+        k = min(int(rng.integers(1, 60)), M)
+        scores = rng.standard_normal((N, M))
+        if kind == "ties":
+            scores = rng.integers(0, 5, (N, M)).astype(float)
+        elif kind == "mostly-minus-inf":
+            scores[rng.random((N, M)) < 0.9] = -np.inf
+        elif kind == "nan":
+            scores[rng.random((N, M)) < 0.3] = np.nan
+        elif kind == "half-minus-inf":
+            scores = np.round(scores, 1)
+            scores[:, : M // 2] = -np.inf
+        np.testing.assert_array_equal(top_k_stable(scores, k),
+                                      np.argsort(-scores, axis=1, kind="stable")[:, :k])
