@@ -413,7 +413,7 @@ LINE_ENDS = {"\n", "<eos>"}
 SENTENCE_ENDS = {".", "!", "?", "<eos>"}
 
 
-def text_properties(tokens: list) -> dict:
+def text_properties(tokens: list, level: str | None = None) -> dict:
     """Simple properties of a text at every position, for correlating with units.
 
     Each value describes the text *after* reading ``tokens[t]``:
@@ -431,7 +431,9 @@ def text_properties(tokens: list) -> dict:
     * ``end of word``: a letter, digit or ``_`` followed by something else
       (an identifier is one word), and
       ``inside a # comment``: from a ``#`` to the end of its line (character
-      level only: left out unless every token is one character).
+      level only: ``level="char"``; with ``level=None``, when every token
+      is one character, which a word-level text such as ``a a a`` may be
+      too: give the model's level where it is known).
 
     Properties that do not vary over the text are left out (a text where
     none varies gives ``{}``).
@@ -439,6 +441,9 @@ def text_properties(tokens: list) -> dict:
     Shape:
         tokens: ``T`` strings, T >= 1 -> ``{name: float array (T,)}``
     """
+    if level not in (None, "char", "word"):
+        raise ValueError(f"level must be 'char', 'word' or None (guessed from the tokens), "
+                         f"got {level!r}")
     T = len(tokens)
     if T == 0:
         raise ValueError("text_properties needs at least one token, got an empty list: "
@@ -473,7 +478,7 @@ def text_properties(tokens: list) -> dict:
         else:
             line += 1
         sentence = 0 if tok in SENTENCE_ENDS else sentence + 1
-    if all(len(tok) == 1 for tok in tokens):
+    if level == "char" or (level is None and all(len(tok) == 1 for tok in tokens)):
         word = np.array([tok.isalnum() or tok == "_" for tok in tokens])
         props["end of word"] = (word & ~np.append(word[1:], False)).astype(float)
     else:

@@ -315,7 +315,7 @@ def run_units(args, model, vocab, level):
     if args.png and args.png_start >= len(tokens):
         raise UsageError(f"--png-start {args.png_start} is past the text's {len(tokens)} "
                          f"tokens; give a number from 0 to {len(tokens) - 1}")
-    props = text_properties(tokens)
+    props = text_properties(tokens, level)
     if not props and not names:
         raise UsageError("no unit to show: no property of the text varies (quotes, brackets, "
                          "position in the line or sentence, word ends), so no unit can follow "

@@ -245,6 +245,18 @@ def test_text_properties_at_word_level():
     assert "end of word" not in p and "inside a # comment" not in p
 
 
+def test_text_properties_take_the_models_level_where_it_is_known():
+    # A word-level text of one-letter words was read as characters: "end of
+    # word" (each token a word of its own) meant nothing there.
+    words = "i x i # x".split()  # one-letter words, and the same as characters
+    assert "end of word" in text_properties(words)  # guessed: characters
+    assert "end of word" in text_properties(words, level="char")
+    for name in ("end of word", "inside a # comment"):
+        assert name not in text_properties(words, level="word")
+    with pytest.raises(ValueError, match="level must be 'char', 'word' or None"):
+        text_properties(words, level="chars")
+
+
 def test_correlations():
     rng = np.random.default_rng(0)
     prop = rng.standard_normal(200)
