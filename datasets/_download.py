@@ -102,7 +102,8 @@ def fetch(
         ``Path(dest)``.
 
     Raises:
-        DownloadError: bad scheme, short or oversized body, or checksum mismatch.
+        DownloadError: bad scheme or malformed URL, short or oversized body, or
+            checksum mismatch.
         WriteError: the body could not be written at ``dest`` (a local problem:
             a file in the way of the folder, no permission, a full disk).
         OSError, http.client.HTTPException: network errors, passed through
@@ -110,11 +111,15 @@ def fetch(
     On any error nothing is left at ``dest`` that was not there before.
     """
     allowed = ("https", "http") if allow_http else ("https",)
-    _check_scheme(url, allowed)
-    # Certificate and host-name verification stay on (the default context).
-    context = ssl.create_default_context()
-    request = urllib.request.Request(url, headers={"User-Agent": "rnnlab"})
-    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+    try:
+        _check_scheme(url, allowed)
+        # Certificate and host-name verification stay on (the default context).
+        context = ssl.create_default_context()
+        request = urllib.request.Request(url, headers={"User-Agent": "rnnlab"})
+        response = urllib.request.urlopen(request, timeout=timeout, context=context)
+    except ValueError as err:  # (UnicodeError too: a host name that IDNA cannot encode)
+        raise DownloadError(f"malformed URL {url!r} ({err})") from err
+    with response:
         # urllib follows redirects; do not let one downgrade https to http.
         _check_scheme(response.geturl(), allowed)
         declared = response.headers.get("Content-Length")

@@ -42,10 +42,12 @@ Token ids are cached as ``.npz`` files (no pickles) in the user cache, so
 later loads skip tokenising; nothing is ever written into ``data_dir`` or
 ``RNNLAB_PTB_DIR``. Each cached file records the SHA-256 of the text it was
 made from, of the training text that gave the vocabulary, and of its own ids
-and vocabulary; a file that does not match (damaged, truncated, stale,
-tampered with, or with a header promising more data than it holds) is rebuilt
-from the text. When the text files come from a named folder, a cache folder
-that cannot be written costs only time (the ids are not kept) and is
+and vocabulary, which must also be the published split's (:data:`IDS_SHA256`:
+the ids of verified texts are fixed); a file that does not match (damaged,
+truncated, stale, tampered with, or with a header promising more data than it
+holds) is rebuilt from the text. When the text files come from a named
+folder, a cache folder that cannot be written or entered, or no cache folder
+at all (no home folder), costs only time (the ids are not kept) and is
 reported by one warning per process.
 """
 
@@ -111,6 +113,16 @@ DOWNLOAD_TIMEOUT = 30.0
 
 # Bump when the layout of the cached .npz files changes (2: the ids' own SHA-256).
 _NPZ_FORMAT = 2
+
+# SHA-256 of each split's ids and the vocabulary (_ids_sha256), as the texts
+# of SHA256 give them: a cached file is trusted only if its ids are these, so
+# that one rewritten with its hash recomputed (ids out of range, a vocabulary
+# with a word twice, another split's vocabulary) is rebuilt, not trained on.
+IDS_SHA256 = {
+    "train": "7096f6cadc82e4f83dd6c5f545b271f98c15d86e7def7c866f0671620c604e91",
+    "valid": "72379495c61f50debc4e3f3ddfb3dc125d9e7a29a3f49437ce4fb9a33b3a39ac",
+    "test": "e4d9db11043d473010d0c9039c8049d4539185a3c7d1d821270cfaaac257710f",
+}
 
 # Cache folders already warned about as unwritable in this process.
 _unwritable_warned: set[Path] = set()
@@ -190,11 +202,36 @@ def load_data(
 
 
 def cache_dir() -> Path:
-    """The per-user cache folder: ``$XDG_CACHE_HOME/rnnlab/ptb`` or ``~/.cache/rnnlab/ptb``."""
+    """The per-user cache folder: ``$XDG_CACHE_HOME/rnnlab/ptb`` or ``~/.cache/rnnlab/ptb``.
+
+    Raises:
+        DataSourceError: there is no home folder to keep it in (no
+            ``XDG_CACHE_HOME``, no ``HOME``, and a user id without an entry in
+            the password database, as in a container run with an arbitrary uid).
+    """
     base = os.environ.get("XDG_CACHE_HOME", "")
     # The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
-    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
-    return root / "rnnlab" / "ptb"
+    if base and os.path.isabs(base):
+        return Path(base) / "rnnlab" / "ptb"
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError) as err:  # (KeyError: Pythons before 3.12)
+        raise DataSourceError(
+            f"no home folder to keep rnnlab's Penn Treebank cache in ({err}): set "
+            f"XDG_CACHE_HOME (or HOME) to an absolute folder path, or pass data_dir=... a "
+            f"folder that holds {', '.join(SHA256)}, or point ${ENV_DIR} at one.",
+            "cache", Path(),
+        ) from err
+    return home / ".cache" / "rnnlab" / "ptb"
+
+
+def _cache_words() -> str:
+    """The cache folder, for a message about another problem (which a missing
+    home folder must not replace)."""
+    try:
+        return str(cache_dir())
+    except DataSourceError:
+        return "(none here: no home folder; set XDG_CACHE_HOME)"
 
 
 def find_data_dir(
@@ -310,8 +347,13 @@ def _problems(
     Files that are there but cannot be read are also appended, with their
     error, to ``unreadable`` when it is given.
     """
-    if not folder.is_dir():
-        return ["is a file, not a folder" if folder.exists() else "folder does not exist"]
+    try:
+        if not folder.is_dir():
+            return ["is a file, not a folder" if folder.exists() else "folder does not exist"]
+    except OSError as err:  # a folder on the way this user may not enter
+        if unreadable is not None:
+            unreadable.append((folder, err))
+        return [f"cannot enter the folder ({err.strerror or err})"]
     problems = []
     for name, expected in SHA256.items():
         path = folder / name
@@ -342,12 +384,12 @@ def _require_complete(folder: Path, source: str, origin: str) -> Path:
     unset = "data_dir" if source == "data_dir" else f"${ENV_DIR}"
     fix = (
         f"Fix: put {names} (from {MIRRORS[0]}) in {folder}, or {how}, or leave {unset} "
-        f"unset to let rnnlab use its cache {cache_dir()} (downloading if needed)."
+        f"unset to let rnnlab use its cache {_cache_words()} (downloading if needed)."
     )
     # The three may be there behind a folder this user may not enter (then
     # exists() and is_file() say False, or raise): say so, not "missing".
     elsewhere = (f"Or {name_another} another folder that holds {names}, or leave {unset} "
-                 f"unset to let rnnlab use its cache {cache_dir()} (downloading if needed).")
+                 f"unset to let rnnlab use its cache {_cache_words()} (downloading if needed).")
     if unreachable := unreachable_words(folder / next(iter(SHA256))):
         raise DataSourceError(f"{origin}: {unreachable}.\n{elsewhere}", source, folder)
     if not folder.exists():
@@ -360,7 +402,7 @@ def _require_complete(folder: Path, source: str, origin: str) -> Path:
         raise DataSourceError(
             f"{origin}: {folder} is a file, not a folder.\nFix: name the folder that holds "
             f"{names} instead, or leave {unset} unset to let rnnlab use its cache "
-            f"{cache_dir()} (downloading if needed).",
+            f"{_cache_words()} (downloading if needed).",
             source,
             folder,
         )
@@ -388,7 +430,7 @@ def _require_complete(folder: Path, source: str, origin: str) -> Path:
                 f"  actual   {actual}\n"
                 f"Fix: replace it with the original from {MIRRORS[0]}{name}, or point "
                 f"{unset} elsewhere, or leave data_dir and ${ENV_DIR} unset to let rnnlab "
-                f"download verified copies into {cache_dir()}.",
+                f"download verified copies into {_cache_words()}.",
                 source,
                 folder,
             )
@@ -399,6 +441,15 @@ def _unreadable_error(path: Path, err: OSError, source: str, folder: Path) -> Da
     """The error for a file of the cache (``source="cache"``) or of
     ``download``'s ``dest_dir`` that exists but cannot be read."""
     names = ", ".join(SHA256)
+    if path == folder:  # the folder itself, or one above it, may not be entered
+        return DataSourceError(
+            f"cannot enter {path} ({err.strerror or err}), the folder of rnnlab's Penn "
+            f"Treebank cache or one above it.\nFix: set XDG_CACHE_HOME to a folder of yours "
+            f"(the cache is its rnnlab/ptb), or pass data_dir=... a folder that holds "
+            f"{names}, or point ${ENV_DIR} at one.",
+            source,
+            folder,
+        )
     if source == "cache":
         where = "a file of rnnlab's Penn Treebank cache"
         again = "rnnlab downloads it again"
@@ -573,8 +624,13 @@ def _download_missing(
 
 def _load_split(folder: Path, split: str) -> tuple[np.ndarray, list[str]]:
     """Return ``(corpus, vocab)`` for a split of verified files; vocab lists words by id."""
-    npz_path = _npz_path(split)
-    cached = _read_npz(npz_path, split)
+    try:
+        npz_path = _npz_path(split)
+    except DataSourceError as err:  # no home folder: the files came from a named folder
+        npz_path = None
+        _warn_once(err.folder, f"no folder for the Penn Treebank id cache ({err}); the text "
+                               f"will be tokenised again on every load.")
+    cached = None if npz_path is None else _read_npz(npz_path, split)
     if cached is not None:
         return cached
     if split == "train":
@@ -584,7 +640,8 @@ def _load_split(folder: Path, split: str) -> tuple[np.ndarray, list[str]]:
         _, vocab = _load_split(folder, "train")
         word_to_id = {word: i for i, word in enumerate(vocab)}
         corpus, _, _ = text.load_data(folder / FILES[split], level="word", vocab=word_to_id)
-    _write_npz(npz_path, split, corpus, vocab)
+    if npz_path is not None:
+        _write_npz(npz_path, split, corpus, vocab)
     return corpus, vocab
 
 
@@ -610,7 +667,10 @@ def _read_npz(path: Path, split: str) -> tuple[np.ndarray, list[str]] | None:
     must hash to what it recorded when it was written: a damaged, stale or
     tampered file (say, ids all zero) is rebuilt, never trained on.
     """
-    if not path.is_file():
+    try:
+        if not path.is_file():
+            return None
+    except OSError:  # a cache folder this user may not enter: rebuilt (not kept, one warning)
         return None
     try:
         # load_npz checks every member's header against the bytes it holds before
@@ -636,6 +696,7 @@ def _read_npz(path: Path, split: str) -> tuple[np.ndarray, list[str]] | None:
         and train_sha256 == SHA256[FILES["train"]]
         and len(vocab) > 0
         and corpus.size > 0
+        and ids_sha256 == IDS_SHA256[split]
         and ids_sha256 == _ids_sha256(corpus, vocab)
     )
     return (corpus, vocab) if valid else None
@@ -660,16 +721,18 @@ def _write_npz(path: Path, split: str, corpus: np.ndarray, vocab: list[str]) -> 
         # Atomic, and in the layout load_npz reads back (a '__meta__' entry).
         save_npz(path, arrays, {"kind": "rnnlab PTB id cache", "format": _NPZ_FORMAT})
     except OSError as err:
-        folder = path.parent
-        if folder not in _unwritable_warned:
-            _unwritable_warned.add(folder)
-            warnings.warn(
-                f"could not write the Penn Treebank id cache in {folder} ({err}); the text "
-                f"will be tokenised again on every load. Set XDG_CACHE_HOME to a writable "
-                f"folder to keep the cache. (Shown once per process.)",
-                CacheWarning,
-                stacklevel=_stacklevel_outside_package(),
-            )
+        _warn_once(path.parent, f"could not write the Penn Treebank id cache in "
+                                f"{path.parent} ({err}); the text will be tokenised again "
+                                f"on every load.")
+
+
+def _warn_once(folder: Path, message: str) -> None:
+    """A :class:`CacheWarning` that the ids cannot be kept, once per folder and process."""
+    if folder not in _unwritable_warned:
+        _unwritable_warned.add(folder)
+        warnings.warn(f"{message} Set XDG_CACHE_HOME to a writable folder to keep the "
+                      f"cache. (Shown once per process.)", CacheWarning,
+                      stacklevel=_stacklevel_outside_package())
 
 
 def _stacklevel_outside_package() -> int:

@@ -143,6 +143,15 @@ def read_text(path: str | os.PathLike) -> str:
         # UTF-16 or UTF-32 by its byte-order mark or its NULs; otherwise latin-1 is
         # the common case (and any byte is valid latin-1).
         if end == len(data) and err.reason == "unexpected end of data":
+            if not wide and before.isascii():  # no UTF-8 beyond ASCII to vouch for the file
+                source = "cp1252" if _windows_1252(data) else "latin1"
+                raise CorpusError(
+                    f"{path} ends in a byte that does not finish a UTF-8 character (line "
+                    f"{line}), after text that is all ASCII: a file of another encoding, "
+                    f"such as Latin-1 (re-save it as UTF-8, e.g. `iconv -f {source} -t "
+                    f"utf-8 in.txt > out.txt`), or one cut at a byte count (drop its last, "
+                    f"cut line, or cut it by lines, head -n)."
+                ) from err
             raise CorpusError(
                 f"{path} ends in the middle of a UTF-8 character (line {line}): a file cut at "
                 f"a byte count? Drop its last, cut line, or cut it by lines (head -n)."

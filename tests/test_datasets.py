@@ -296,6 +296,70 @@ def test_a_damaged_npz_cache_is_rebuilt(ptb_dir, ptb_cache):
     np.testing.assert_array_equal(second, first)
 
 
+def test_a_cache_rewritten_with_its_hash_recomputed_is_rebuilt(ptb_dir, ptb_cache):
+    """Its own hash vouched only for its own contents: ids out of range, a
+    vocabulary with a word twice or another split's, rewritten with the hash
+    of what was written, were returned as they were."""
+    right, word_to_id, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    vocab = list(word_to_id)
+    path = ptb._npz_path("valid")
+    for corpus, words in ((np.append(right[:-1], 123456).astype(np.int32), vocab),
+                          (right, vocab[:-1] + vocab[:1]),
+                          (right, vocab[::-1])):
+        ptb._write_npz(path, "valid", corpus, words)
+        again, again_word_to_id, id_to_word = ptb.load_data("valid", data_dir=ptb_dir)
+        np.testing.assert_array_equal(again, right)
+        assert again_word_to_id == word_to_id and len(id_to_word) == len(word_to_id) == 10000
+
+
+def test_a_cache_folder_this_user_may_not_enter(ptb_dir, ptb_cache, monkeypatch):
+    """(Python's is_file and is_dir raise for a folder one may not enter: with
+    a named folder the load failed with a bare PermissionError, though a cache
+    costs only time; with none, it was no DataSourceError either.)"""
+    def shut(method):
+        def checked(self):
+            if ptb_cache == self or ptb_cache in self.parents:
+                raise PermissionError(13, "Permission denied", str(self))
+            return method(self)
+        return checked
+
+    monkeypatch.setattr(Path, "is_file", shut(Path.is_file))
+    monkeypatch.setattr(Path, "is_dir", shut(Path.is_dir))
+    corpus, _, _ = ptb.load_data("valid", data_dir=ptb_dir)
+    assert corpus.size == 73760
+    with pytest.raises(ptb.DataSourceError, match=rf"(?s)cannot enter {ptb_cache} \(Permission "
+                                                  r"denied\).*Fix: set XDG_CACHE_HOME"):
+        ptb.load_data("valid")
+
+
+def test_no_home_folder_costs_a_named_folder_only_the_cache(ptb_dir, monkeypatch):
+    # (A container's arbitrary user id, no HOME: Path.home raised RuntimeError
+    # even with data_dir, from a message about the cache built in advance.)
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    with pytest.warns(ptb.CacheWarning, match="no folder for the Penn Treebank id cache"):
+        corpus, _, _ = ptb.load_data("test", data_dir=ptb_dir)
+    assert corpus.size == 82430
+    with pytest.raises(ptb.DataSourceError, match="no home folder .* set XDG_CACHE_HOME"):
+        ptb.load_data("test")
+    with pytest.raises(ptb.DataSourceError, match="(?s)folder .* does not exist.*\\(none here: "
+                                                  "no home folder"):
+        ptb.load_data("test", data_dir=ptb_dir / "missing")
+
+
+@pytest.mark.parametrize("url", ["https://[::1/", "https://raw..githubusercontent.com/",
+                                 "https://" + "a" * 64 + ".example/"],
+                         ids=["ipv6-unclosed", "empty-label", "label-too-long"])
+def test_a_malformed_url_is_a_failed_download(tmp_path, url):
+    # (ValueError or UnicodeError, a traceback, instead of the list of what was tried.)
+    with pytest.raises(ptb.DataNotFoundError, match="DownloadError: malformed URL"):
+        ptb.download(tmp_path / "dest", base_urls=[url])
+    assert not (tmp_path / "dest").exists() or not any((tmp_path / "dest").iterdir())
+
+
 @pytest.fixture
 def filled_cache(ptb_dir, ptb_cache) -> Path:
     """The user cache holding verified copies of the three files."""

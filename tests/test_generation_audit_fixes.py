@@ -300,7 +300,12 @@ def test_text_that_begins_like_a_signature_is_still_text(tmp_path):
     (b"%PDF-1.1\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n%%EOF\n", "a PDF document"),
     (("我们今天去公园散步\n" * 10).encode()[:-2], r"ends in the middle of a UTF-8 character "
                                                r"\(line 10\): a file cut at a byte count"),
-], ids=["zeros", "int32", "uint16", "utf16-cjk-no-mark", "ascii-pdf", "cut-in-a-character"])
+    # ASCII, then a Latin-1 byte at the very end: Latin-1 as likely as a cut
+    # (it was called a cut alone, without the iconv advice).
+    (b"the menu says cafe and then caf\xe9", r"all ASCII: a file of another encoding, such "
+                                              r"as Latin-1 .*iconv -f latin1.* or one cut"),
+], ids=["zeros", "int32", "uint16", "utf16-cjk-no-mark", "ascii-pdf", "cut-in-a-character",
+        "latin1-at-the-end"])
 def test_what_a_file_of_nuls_or_a_cut_file_is_called(tmp_path, data, message):
     """From a review of the stray-NUL rule: arrays of small integers are valid
     UTF-8 and were told to 'remove a NUL'; UTF-16 of CJK text has few NULs and
