@@ -10,7 +10,9 @@ While it holds nobody's ids, the process cannot read what root alone may
 (a Python installed under ``/root``, a checkout in a mode-700 folder): what
 the checks import late is imported here first. A codec that failed to load
 would stay unknown for the rest of the process (``encodings`` remembers the
-failure), and every later test reading an ``.npz`` file would fail.
+failure), and every later test reading an ``.npz`` file would fail; and
+matplotlib, half imported, would fail every later figure (the scripts'
+check that it starts imports it: a file of these tests run alone failed so).
 
 Imported by the test files beside it (pytest puts ``tests/`` on the path).
 """
@@ -20,6 +22,7 @@ import encodings.cp437  # noqa: F401  (zipfile's file names)
 import os
 
 import pytest
+from matplotlib.figure import Figure  # noqa: F401  (what the scripts' drawing check imports)
 
 NOBODY = 65534  # the user and group ``nobody`` of Linux
 AS_ROOT = os.name == "posix" and os.geteuid() == 0
