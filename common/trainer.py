@@ -292,6 +292,9 @@ class BaseTrainer:
         then ``model.forward`` and ``model.backward``."""
         return nullcontext()
 
+    def _batch_begins(self):
+        """What a batch needs of the model before its forward (nothing here)."""
+
     def _step(self, feeder, guard, max_grad, clip_value, forward_backward=None):
         """One batch: forward, judge the loss, backward, clip, update; then the
         batch is counted (``iteration``, ``iterations_run``, the running sums;
@@ -322,6 +325,7 @@ class BaseTrainer:
         trained = False
         try:
             batch_x, batch_t = feeder.next_batch(self)
+            self._batch_begins()
             x, t = xp.asarray(batch_x), xp.asarray(batch_t)
             if forward_backward is None:
                 loss = self.model.forward(x, t)
@@ -1088,6 +1092,13 @@ class Trainer(BaseTrainer):
         # A batch whose halves pay is computed by halves (common.data_parallel).
         return batch_halves(self.model, (feeder.batch_size, *feeder.x.shape[1:]),
                             (feeder.batch_size, *feeder.t.shape[1:]))
+
+    def _batch_begins(self):
+        # Rows are separate examples, in a new order every epoch: a stateful
+        # model must not carry one batch's state into the next (validation
+        # starts each chunk from zeros too).
+        if hasattr(self.model, "reset_state"):
+            self.model.reset_state()
 
     def _figure_of(self, mean_loss):
         return float(mean_loss)

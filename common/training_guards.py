@@ -27,7 +27,7 @@ import os
 import signal
 
 from common.checkpoint import save_checkpoint
-from common.util import not_one_number
+from common.util import finite_number, not_one_number
 
 # on_nan="skip" gives up after this many bad batches in a row: by then the
 # weights themselves are most likely broken.
@@ -112,7 +112,9 @@ class DivergenceGuard:
         if what := not_one_number(loss):
             raise TypeError(f"{type(trainer.model).__name__}.forward must return the mean loss "
                             f"as one number, got {what}")
-        if loss <= self.bound:  # False for NaN too
+        # (False for NaN; an infinite loss must fail too where the bound is
+        # infinite, a model of no vocabulary, and -inf wherever it comes.)
+        if math.isfinite(loss) and loss <= self.bound:
             trainer._skipped_in_a_row = 0
             return True
         where = _where(trainer)
@@ -160,8 +162,9 @@ class DivergenceGuard:
 
 class Checkpointer:
     """Writes ``path`` every ``every`` iterations (None: at the end of every
-    epoch), and when asked; never with non-finite weights, so the last good
-    checkpoint survives a diverging run."""
+    epoch), and when asked; never with non-finite weights, nor with a
+    learning rate that resuming would refuse (a schedule of one's own that
+    made it NaN or negative), so the last good checkpoint survives."""
 
     def __init__(self, path, every: int | None, guard: DivergenceGuard):
         self.path, self.every, self.guard = path, every, guard
@@ -177,6 +180,12 @@ class Checkpointer:
     def save(self, trainer) -> None:
         if self.path:
             self.guard.check_params(trainer)
+            lr = getattr(trainer.optimizer, "lr", 0.0)
+            if not (finite_number(lr) and lr >= 0):
+                raise ValueError(f"the optimizer's lr became {lr!r} {stopped_at(trainer)}: a "
+                                 f"learning rate must be a finite number >= 0 (what set it? a "
+                                 f"schedule of one's own?); the checkpoint was not written"
+                                 f"{_kept(self.path)}")
             try:
                 save_checkpoint(self.path, trainer)
             except OSError as exc:

@@ -534,3 +534,57 @@ def test_validation_data_with_nothing_to_score_is_refused_before_training():
         trainer.fit(x, t, max_epoch=1, batch_size=8, verbose=False,
                     val_data=(x[:8], t_val))
     assert trainer.iterations_run == 0
+
+
+# -- an infinite loss, rows that are separate examples, a learning rate gone bad -------------
+
+
+def test_an_infinite_loss_is_divergence_for_a_model_of_no_vocabulary():
+    # (inf <= an infinite bound: the batch was trained on, and the running
+    # sums, inf, made every later checkpoint one that resume refuses.)
+    x, t = regression_data()
+    t[5, 0] = 3e19  # a far outlier: in float32 the loss of the batch that holds it is inf
+    trainer = Trainer(LinearRegression(), SGD(0.01))
+    with np.errstate(over="ignore"):
+        trainer.fit(x, t, max_epoch=1, batch_size=30, on_nan="skip", verbose=False)
+        assert trainer.skipped_batches == 1 and all(map(math.isfinite, trainer.loss_list))
+        with pytest.raises(TrainingDiverged, match="the loss became inf"):
+            Trainer(LinearRegression(), SGD(0.01)).fit(x, t, max_epoch=1, batch_size=30,
+                                                       verbose=False)
+
+
+def test_trainer_starts_every_batch_of_a_stateful_model_from_zeros():
+    """Rows are separate examples, shuffled: a stateful language model given
+    rows carried one batch's state into the next (validation did not)."""
+    from models import Rnnlm
+
+    rng = np.random.default_rng(0)
+    x, t = rng.integers(0, V, (64, 8)), rng.integers(0, V, (64, 8))
+    trainer = Trainer(Rnnlm(V, 8, 8, seed=0), SGD(0.0))  # lr 0: the same weights throughout
+    trainer.fit(x, t, max_epoch=1, batch_size=16, eval_interval=1, verbose=False)
+    fresh = Rnnlm(V, 8, 8, seed=0)
+    order = np.random.default_rng(0).permutation(64)  # the rows as fit(seed=0) shuffles them
+    expected = []
+    for b in range(4):
+        fresh.reset_state()
+        rows = order[16 * b: 16 * (b + 1)]
+        expected.append(fresh.forward(x[rows], t[rows]))
+    np.testing.assert_allclose(trainer.loss_list, expected, rtol=1e-6)
+
+
+def test_a_learning_rate_gone_bad_writes_no_checkpoint(tmp_path):
+    class DriftingSGD(SGD):
+        """An optimizer whose own rule makes lr NaN after its 58th step."""
+
+        def update(self, params, grads):
+            super().update(params, grads)
+            if self.t == 58:  # the last step of the second epoch
+                self.lr = float("nan")
+
+    c, path = ids(600), tmp_path / "ck.npz"
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), DriftingSGD(0.1))
+    with pytest.raises(ValueError, match=r"the optimizer's lr became nan after epoch 2.*"
+                                         r"checkpoint was not written; the last good"):
+        trainer.fit(c[:-1], c[1:], max_epoch=3, checkpoint=path, **FIT)
+    resumed = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), DriftingSGD(0.1)).resume(path)
+    assert resumed.epoch == 1 and resumed.optimizer.lr == 0.1
