@@ -191,7 +191,7 @@ class BaseTrainer:
         target = call_start + max_epoch
         guard = DivergenceGuard(self._loss_bound(feeder), opts.on_nan, opts.checkpoint)
         checkpointer = Checkpointer(opts.checkpoint, opts.checkpoint_every, guard)
-        parts = self._epoch_parts(opts)
+        parts = self.epoch_parts(opts)
         n = feeder.iters_per_epoch
         progress = Progress(opts.verbose, target * n, self._done(), n, opts.log_every)
         self._clock = (time.perf_counter(), _cpu_time(), self.train_seconds,
@@ -573,8 +573,17 @@ class BaseTrainer:
                 f"trainer.resume({path!r}), give another path, or delete the file")
         self._own_checkpoints.add(real)  # this run writes it from now on
 
-    @staticmethod
-    def _epoch_parts(opts):
+    def epoch_parts(self, opts) -> list:
+        """What is asked at the end of every epoch, in order: objects with
+        ``end_epoch(trainer) -> bool`` (True: stop; see :mod:`common.schedules`),
+        built from ``opts`` (a :class:`FitOptions`) at each ``fit``.
+
+        The place for a schedule of one's own: a subclass returns this list
+        with its part added. A part keeps no state of its own (what it must
+        remember lives in the trainer, which a checkpoint holds), so a
+        resumed run asks it the same questions; the subclass resumes its own
+        checkpoints (a checkpoint names the trainer class that wrote it).
+        """
         parts = [BestParameters()]
         if opts.lr_decay is not None:
             parts.append(DecayOnPlateau(opts.lr_decay))

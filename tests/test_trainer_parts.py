@@ -257,3 +257,39 @@ def test_no_function_of_the_trainer_is_longer_than_60_lines():
                     body = body[1:] or body
                 length = node.end_lineno - body[0].lineno + 1
                 assert length <= 60, f"{name}: {node.name} has {length} lines"
+
+
+class WarmRestarts:
+    """A schedule of one's own: the learning rate halved after every epoch
+    but every third, when it goes back to the run's first rate. No state of
+    its own: all it needs is in the trainer (``epoch``, ``optimizer.lr``)."""
+
+    def __init__(self, lr):
+        self.lr = lr
+
+    def end_epoch(self, trainer) -> bool:
+        trainer.optimizer.lr = self.lr if trainer.epoch % 3 == 0 else trainer.optimizer.lr / 2
+        return False
+
+
+class RestartingTrainer(RnnlmTrainer):
+    def epoch_parts(self, opts):
+        return [*super().epoch_parts(opts), WarmRestarts(0.5)]
+
+
+def test_a_schedule_of_ones_own_is_added_by_a_subclass_and_resumes_exactly(tmp_path):
+    corpus = np.random.default_rng(0).integers(0, V, 400)
+    fit = dict(batch_size=4, time_size=5, verbose=False)
+
+    whole = RestartingTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.5))
+    whole.fit(corpus[:-1], corpus[1:], max_epoch=4, **fit)
+    assert whole.history["lr"] == [0.5, 0.25, 0.125, 0.5]  # the rate each epoch trained at
+
+    path = tmp_path / "ck.npz"
+    first = RestartingTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.5))
+    first.fit(corpus[:-1], corpus[1:], max_epoch=2, checkpoint=path, **fit)
+    resumed = RestartingTrainer(SimpleRnnlm(V, 8, 8, seed=0), SGD(0.5)).resume(path)
+    resumed.fit(corpus[:-1], corpus[1:], max_epoch=2, **fit)
+    assert resumed.history["lr"] == whole.history["lr"]
+    for p, q in zip(resumed.model.params, whole.model.params, strict=True):
+        np.testing.assert_array_equal(p, q)
