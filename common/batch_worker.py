@@ -346,14 +346,19 @@ class BatchWorker:
         self.step = 0
         self._send(to_json({"begin": spec}))
         self.spec = None
-        reply = self.process.stdout.readline().strip()
-        if reply == "mapped":  # before it builds the model: nothing named to leak (step_worker)
-            step_worker.remove_name(self.segment)
-            reply = self.process.stdout.readline().strip()
-            if reply.startswith("error "):  # the process is well: this model is not for it
-                self._release_segment()
-                raise ReplicaRefused(f"the helper process could not build a {name} "
-                                     f"({reply.removeprefix('error ')})")
+        try:
+            reply = step_worker.read_reply(self.process, "batch worker")
+            mapped = reply == "mapped"
+            if mapped:  # before it builds the model: nothing named to leak (step_worker)
+                step_worker.remove_name(self.segment)
+                reply = step_worker.read_reply(self.process, "batch worker")
+        except BaseException:  # (hung: killed; or a Ctrl-C) its segment's name not left behind
+            self.close()
+            raise
+        if mapped and reply.startswith("error "):  # the process is well: this model is not for it
+            self._release_segment()
+            raise ReplicaRefused(f"the helper process could not build a {name} "
+                                 f"({reply.removeprefix('error ')})")
         if reply != "ready":
             self.close()
             raise OSError(f"the batch worker process did not start ({reply or 'no reply'})")

@@ -480,20 +480,47 @@ def _replica_key(model):
 
 
 def _replica_verdict(model):
-    """``"same"`` or ``"differs"``: what the check of this model object's replica
-    found (for its class, config, dtype and ignore label as they are now), or
-    None before one. Kept on the model, so that ``fit`` once an epoch pays the
-    check once, and a sweep over an argument ``config`` leaves out checks each
-    model it builds."""
+    """What the check of this model object's replica found (for its class,
+    config, dtype and ignore label as they are now): ``"same"`` (a training
+    half, its loss, gradients and state), ``"answers"`` (only the answers of
+    questions checked, the same), ``"differs"``; or None before a check.
+
+    Kept on the model, so that ``fit`` once an epoch pays the check once,
+    and a sweep over an argument ``config`` leaves out checks each model it
+    builds; and kept for this object alone (its ``id``): a copy
+    (``copy.deepcopy``, pickle) is checked again, for it may compute other
+    bits (its output layer's weight and bias are no longer one block)."""
     verdict = getattr(model, "_rnnlab_replica", None)
-    return verdict[1] if verdict and verdict[0] == _replica_key(model) else None
+    if not (isinstance(verdict, tuple) and len(verdict) == 3):
+        return None
+    owner, key, found = verdict
+    return found if owner == id(model) and key == _replica_key(model) else None
 
 
 def _keep_verdict(model, verdict):
     try:
-        model._rnnlab_replica = (_replica_key(model), verdict)
+        model._rnnlab_replica = (id(model), _replica_key(model), verdict)
     except AttributeError:  # (a model of __slots__: checked again in every context)
         pass
+
+
+def _same_bits(a, b) -> bool:
+    """Whether two halves' results agree, NaN for NaN (a first batch whose loss
+    is NaN says nothing against the replica)."""
+    return bool(xp.array_equal(xp.asarray(a), xp.asarray(b), equal_nan=True))
+
+
+def _replica_differs(state, model, what):
+    """Say once that the helper's replica is not ``model``, and refuse it."""
+    _keep_verdict(model, "differs")
+    warnings.warn(f"rnnlab: the helper process's half of {what} differs from this process's "
+                  f"own computation of it: its replica, {type(model).__name__}(**config), is "
+                  f"not the model (does config leave out an argument of its constructor? is "
+                  f"the model a copy, by copy.deepcopy or pickle, whose output layer computes "
+                  f"with its own weight and bias arrays? build it anew and give it the "
+                  f"parameters: set_params_list); this process computes both halves from now "
+                  f"on", RuntimeWarning, stacklevel=step_worker.outside_stacklevel())
+    state["refused"] = True
 
 
 def _checked(state, model, x2, t2, carried, n1, loss2, second, state2):
@@ -516,19 +543,14 @@ def _checked(state, model, x2, t2, carried, n1, loss2, second, state2):
     my_state = [None if s is None else s.copy() for s in model.get_state()] if stateful else []
     for g, f in zip(model.grads, first, strict=True):
         g[...] = f
-    same = (float(here) == float(loss2)
-            and all(bool(xp.array_equal(a, b)) for a, b in zip(mine, second, strict=True))
-            and all((a is None) == (b is None) and (a is None or bool(xp.array_equal(a, b)))
+    same = (_same_bits(float(here), float(loss2))
+            and all(_same_bits(a, b) for a, b in zip(mine, second, strict=True))
+            and all((a is None) == (b is None) and (a is None or _same_bits(a, b))
                     for a, b in zip(my_state, state2, strict=True)))
-    _keep_verdict(model, "same" if same else "differs")
     if same:
+        _keep_verdict(model, "same")
         return loss2, second, state2
-    warnings.warn(f"rnnlab: the helper process's half of a batch differs from this process's "
-                  f"own computation of it: its replica, {type(model).__name__}(**config), is "
-                  f"not the model (does config leave out an argument of its constructor?); "
-                  f"this process computes both halves from now on", RuntimeWarning,
-                  stacklevel=step_worker.outside_stacklevel())
-    state["refused"] = True
+    _replica_differs(state, model, "a batch")
     return here, mine, my_state
 
 
@@ -673,8 +695,12 @@ def answer_halves(model, max_rows: int, question_length: int, sample_size: int):
     helper process when it is there. Each question's answer depends on its
     own row alone.
     """
+    verdict = _replica_verdict(model)
+    # (A replica not yet checked, by a training batch or by answers, is
+    # checked by its first answers: trusted unchecked, one whose constructor
+    # took an argument its config left out answered its half wrongly.)
     state = {"worker": None, "slow": 0, "refused": False, "failed": None, "open": True,
-             "thread": threading.get_ident(), "yields": True}
+             "thread": threading.get_ident(), "yields": True, "check": verdict is None}
     half = max_rows - max_rows // 2
 
     def generate(questions, start_ids, beam_width):
@@ -706,6 +732,15 @@ def answer_halves(model, max_rows: int, question_length: int, sample_size: int):
                 state["failed"] = None
                 raise
             _helper_failed(state)
+        elif state["check"]:
+            state["check"] = False
+            here = generate(questions[n:], start_ids[n:], beam_width)
+            if _same_bits(here, second):
+                if _replica_verdict(model) is None:  # (a training check says more)
+                    _keep_verdict(model, "answers")
+            else:
+                _replica_differs(state, model, "a batch of answers")
+                second = here
         return xp.concatenate([xp.asarray(first), xp.asarray(second)])
 
     try:

@@ -106,6 +106,11 @@ STEP_TIMEOUT_SECONDS = 30.0
 # common.training_guards.StopOnSignals), a helper is given only this long:
 # the stop must not wait for a hung one.
 STOP_GRACE_SECONDS = 2.0
+# A helper starts (Python, NumPy, the model's modules) and maps its segment
+# in seconds at most: one that has said nothing in START_TIMEOUT_SECONDS is
+# stuck (stopped, an import that hangs), and is killed; the caller goes on
+# without it.
+START_TIMEOUT_SECONDS = 60.0
 # A helper checks this often whether the process that started it still lives.
 PARENT_CHECK_SECONDS = 0.5
 # POSIX removes a shared segment's name while processes keep it mapped; on
@@ -246,13 +251,46 @@ def create_segment(size: int) -> shared_memory.SharedMemory:
 
 def wait_until_up(process: subprocess.Popen, what: str) -> None:
     """In the caller: wait for a helper just started to say it is up (see
-    the module docstring); OSError when it says anything else or dies."""
-    try:
-        line = process.stdout.readline().strip()
-    except (OSError, ValueError) as error:
-        raise OSError(f"the {what} process did not start") from error
+    the module docstring); OSError when it says anything else or dies,
+    :class:`HelperHung` when it says nothing in time (:func:`read_reply`)."""
+    line = read_reply(process, what)
     if line != UP:
         raise OSError(f"the {what} process did not start ({line or 'no reply'})")
+
+
+def read_reply(process: subprocess.Popen, what: str,
+               limit: float | None = None) -> str:
+    """In the caller: the next line a helper writes while it starts or
+    begins, stripped ('' when it has ended). One that writes nothing in
+    ``limit`` seconds (default START_TIMEOUT_SECONDS; STOP_GRACE_SECONDS
+    once a stop is requested) is killed: :class:`HelperHung`. (Read with no
+    limit, a helper stopped at its start held ``fit`` for ever, and the
+    first Ctrl-C, which asks for a stop at the next batch, did nothing.)
+
+    The line is read on a thread of its own: a pipe's buffered reader gives
+    no way to wait for a line with a time limit (a select on the pipe would
+    miss a line the reader has already taken in)."""
+    reply = []
+
+    def read():
+        try:
+            reply.append(process.stdout.readline())
+        except (OSError, ValueError):  # (closed by the caller meanwhile)
+            reply.append("")
+
+    reader = threading.Thread(target=read, name=f"rnnlab {what} reply", daemon=True)
+    reader.start()
+    started = time.monotonic()
+    while reader.is_alive():
+        reader.join(0.05)
+        allowed = STOP_GRACE_SECONDS if stop_requested() else (
+            START_TIMEOUT_SECONDS if limit is None else limit)
+        if reader.is_alive() and time.monotonic() - started > allowed:
+            kill_process(process)  # (its pipe then ends: the reader returns)
+            reader.join(5)
+            raise HelperHung(f"the {what} process did not answer in {allowed:g} s (stopped, "
+                             f"or stuck while it starts); it was killed")
+    return reply[0].strip() if reply else ""
 
 
 def reply(stream, line: str) -> None:
@@ -543,7 +581,7 @@ class StepWorker:
                 self.process.stdin.flush()
             except (BrokenPipeError, ValueError) as error:
                 raise OSError("the step worker process did not start") from error
-            if self.process.stdout.readline().strip() != "ready":
+            if read_reply(self.process, "step worker") != "ready":
                 raise OSError("the step worker process did not start")
         except BaseException:
             self.close()

@@ -193,3 +193,18 @@ class ForgetfulSeq2seq(Seq2seq):
 
     def backward(self, dout=1):
         return super().backward(dout * self.scale)
+
+
+class ReversingSeq2seq(Seq2seq):
+    """:class:`Seq2seq` that reads its questions reversed when ``reverse``,
+    which its ``config`` does not record: its replica answers otherwise."""
+
+    replicable = True
+
+    def __init__(self, vocab_size, wordvec_size, hidden_size, reverse=False, **kwargs):
+        super().__init__(vocab_size, wordvec_size, hidden_size, **kwargs)
+        self.reverse = reverse
+
+    def generate(self, xs, start_id, sample_size, beam_width=1):
+        xs = xs[:, ::-1] if self.reverse else xs
+        return super().generate(xs, start_id, sample_size, beam_width=beam_width)

@@ -30,6 +30,7 @@ from tests.replicable_example import (
     GruSeq2seq,
     HomeOnlySeq2seq,
     PrintingSeq2seq,
+    ReversingSeq2seq,
     TwoLayerLstmLm,
     UndeclaredGruSeq2seq,
 )
@@ -388,6 +389,88 @@ def test_each_model_of_a_sweep_is_checked_and_a_wrong_replica_answers_nothing(ca
     questions, answers = pairs(rng, 8)
     seq2seq_correct(model, questions, answers, batch_size=8)  # this process answers all
     assert calls["post"] == posts
+
+
+@needs_processes
+def test_a_copy_of_a_checked_model_is_checked_again(calls, monkeypatch):
+    """A copy (copy.deepcopy, pickle) inherited its original's verdict, but its
+    output layer computes with its own weight and bias (no longer one block):
+    other bits than the replica's, taken without a check."""
+    import copy
+
+    rng = np.random.default_rng(12)
+    batches = [pairs(rng, 8) for _ in range(3)]
+    model = Seq2seq(V, D, H, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        by_halves(model, batches)  # checked: the same bits
+    copied, again = copy.deepcopy(model), copy.deepcopy(model)
+    with pytest.warns(RuntimeWarning, match=r"is not the model .*is the model a copy, by "
+                                            r"copy.deepcopy or pickle"):
+        helped = by_halves(copied, batches)
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    assert_same_bits(helped, by_halves(again, batches))
+
+
+@needs_processes
+def test_a_first_batch_whose_loss_is_nan_does_not_condemn_the_replica(calls):
+    # (NaN != NaN: a right replica was called wrong, and the model never split again.)
+    rng = np.random.default_rng(13)
+    batches = [pairs(rng, 8) for _ in range(2)]
+    model = Seq2seq(V, D, H, seed=0)
+    saved = model.params[0].copy()
+    model.params[0][...] = np.nan
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("error")
+        by_halves(model, batches[:1])
+    model.params[0][...] = saved
+    posts = calls["post"]
+    by_halves(model, batches)
+    assert calls["post"] == posts + 2  # both batches split
+
+
+@needs_processes
+def test_answers_by_an_unchecked_replica_are_checked_first(calls, monkeypatch):
+    """A model scored without ever training in this process: its replica
+    answered half of the questions otherwise, without a word."""
+    from common.util import seq2seq_correct
+
+    rng = np.random.default_rng(14)
+    questions, answers = pairs(rng, 16)
+    with pytest.warns(RuntimeWarning, match="half of a batch of answers differs"):
+        helped = seq2seq_correct(ReversingSeq2seq(V, D, H, reverse=True, seed=0), questions,
+                                 answers, batch_size=16)
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    np.testing.assert_array_equal(helped, seq2seq_correct(
+        ReversingSeq2seq(V, D, H, reverse=True, seed=0), questions, answers, batch_size=16))
+
+
+@needs_processes
+def test_a_helper_stuck_at_its_start_is_given_up_on_in_time(monkeypatch):
+    """A helper stopped before it said it was up held fit for ever (a
+    readline with no limit), and a first Ctrl-C did nothing."""
+    import signal
+
+    from common import step_worker
+
+    start = step_worker.start_process
+
+    def stopped_at_start(module, *args):
+        process = start(module, *args)
+        os.kill(process.pid, signal.SIGSTOP)
+        return process
+
+    data_parallel._close()  # (a helper of an earlier test: this one must start one)
+    monkeypatch.setattr(step_worker, "start_process", stopped_at_start)
+    monkeypatch.setattr(step_worker, "START_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(data_parallel, "_disabled", False)  # (restored after: it is set)
+    rng = np.random.default_rng(15)
+    batches = [pairs(rng, 8) for _ in range(2)]
+    with pytest.warns(RuntimeWarning, match=r"computing half of each batch in a helper "
+                                            r"process failed \(the batch worker process did "
+                                            r"not answer in 1 s"):
+        helped = by_halves(Seq2seq(V, D, H, seed=0), batches)
+    assert_same_bits(helped, by_halves(Seq2seq(V, D, H, seed=0), batches))
 
 
 def test_a_model_without_parameters_still_trains():
