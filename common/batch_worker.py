@@ -95,6 +95,13 @@ class ReplicaRefused(ValueError):
     for other models."""
 
 
+class SegmentTooLarge(OSError):
+    """This model's parameters and halves would take more of the shared
+    memory than is free to take (see :func:`step_worker.fits_shared_memory`):
+    a fact about the model's size, not the helper, which stays usable for
+    smaller models."""
+
+
 def model_name(model) -> str:
     """``"module:qualname"`` of the model's class: how the process finds it."""
     return f"{type(model).__module__}:{type(model).__qualname__}"
@@ -323,8 +330,8 @@ class BatchWorker:
         sizes = state_sizes(model)
         offsets, size = layout(shapes, dtype, x_shape, t_shape, sizes)
         if not step_worker.fits_shared_memory(size):
-            raise OSError(f"{size / 2**20:.0f} MiB of shared memory for the helper would not "
-                          "fit in /dev/shm")
+            raise SegmentTooLarge(f"{size / 2**20:.0f} MiB of shared memory for the helper "
+                                  f"would not fit in /dev/shm")
         spec = {"model": name, "config": model.config, "dtype": dtype.str,
                 "param_shapes": shapes, "offsets": offsets, "x_shape": list(x_shape),
                 "t_shape": list(t_shape), "state_sizes": sizes,

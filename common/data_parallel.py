@@ -213,6 +213,12 @@ def _get_worker(model, x_shape, t_shape, owner):
                       stacklevel=step_worker.outside_stacklevel())
         owner["refused"] = True
         return None
+    except batch_worker.SegmentTooLarge as error:  # this model's size: smaller ones still split
+        warnings.warn(f"rnnlab: {error} (it takes at most half of what is free there); this "
+                      f"process computes both halves of each batch of this model (the same "
+                      f"results)", RuntimeWarning, stacklevel=step_worker.outside_stacklevel())
+        owner["refused"] = True
+        return None
     except (OSError, TypeError, ValueError) as error:  # the helper's: not again in this process
         warnings.warn(f"rnnlab: computing half of each batch in a helper process failed "
                       f"({error}); this process computes both halves", RuntimeWarning,

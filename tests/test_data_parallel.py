@@ -528,3 +528,25 @@ def test_fit_trains_a_language_model_whose_layer_carries_no_state_as_the_books_l
         optimizer.update(by_hand.params, by_hand.grads)
     for p, q in zip(model.params, by_hand.params, strict=True):
         np.testing.assert_array_equal(p, q)
+
+
+@needs_processes
+def test_a_model_too_large_for_shared_memory_leaves_the_helper_to_smaller_ones(monkeypatch):
+    # (One model too large disabled the helper for every later model of the process.)
+    from common import step_worker
+
+    monkeypatch.setattr(data_parallel, "_disabled", False)  # (restored after)
+    sizes = []
+    monkeypatch.setattr(step_worker, "fits_shared_memory",
+                        lambda n: sizes.append(n) or len(sizes) > 1)  # the first one too large
+    posted = []
+    original = batch_worker.BatchWorker.post
+    monkeypatch.setattr(batch_worker.BatchWorker, "post",
+                        lambda self, *a: posted.append(1) or original(self, *a))
+    x, t = pairs(np.random.default_rng(16), 8)
+    with pytest.warns(RuntimeWarning, match="would not fit in /dev/shm .*both halves of each "
+                                            "batch of this model"):
+        halves_grads(Seq2seq(V, D, H, seed=0), x, t)
+    assert not posted and not data_parallel._disabled
+    halves_grads(Seq2seq(V, D, H, seed=1), x, t)
+    assert posted
