@@ -132,6 +132,17 @@ class Lanes:
         return self._scored.none_in(batch_t)
 
 
+def rows_array(name: str, rows) -> np.ndarray:
+    """``np.asarray(rows)``, with an error that says what to do for rows of
+    several lengths (NumPy's own speaks of an "inhomogeneous shape")."""
+    try:
+        return np.asarray(rows)
+    except ValueError as err:
+        raise ValueError(f"{name} must be an array, one row per example, every row of one "
+                         f"length (pad the shorter ones); NumPy cannot make one of it "
+                         f"({err})") from None
+
+
 class ShuffledRows:
     """Mini-batches of ``batch_size`` rows of ``x`` and ``t``, in an order
     drawn anew every epoch from ``seed`` and the epoch number.
@@ -153,7 +164,7 @@ class ShuffledRows:
 
     def __init__(self, x, t, batch_size: int, seed: int = 0, ignore_label=None,
                  skip_first_column: bool = False):
-        x, t = np.asarray(x), np.asarray(t)
+        x, t = rows_array("x", x), rows_array("t", t)
         if x.ndim < 1 or t.ndim < 1 or len(x) != len(t):
             raise ValueError(f"x and t must have one row per example, got shapes {x.shape} "
                              f"and {t.shape}")

@@ -26,7 +26,7 @@ from common.backend import xp
 from common.batch_worker import scored_targets
 from common.checkpoint import _layer_rngs, load_checkpoint, rng_state_problem
 from common.data_parallel import batch_halves, helper_cpu_seconds
-from common.feeders import Lanes, ShuffledRows, check_finite, lane_positions
+from common.feeders import Lanes, ShuffledRows, check_finite, lane_positions, rows_array
 from common.fit_options import FitOptions, check_main_arguments
 from common.parallel import managed
 from common.progress import Progress
@@ -522,6 +522,16 @@ class BaseTrainer:
         model or optimizer that lacks what an option needs, and a checkpoint
         file of another run."""
         self._check_same_model()
+        # (A trainer built with None, as the book's scripts do to read batches
+        # with get_batch, cannot train: said now, not at the first update.)
+        if not callable(getattr(self.optimizer, "update", None)):
+            raise TypeError(f"this trainer has no optimizer to train with (optimizer is "
+                            f"{self.optimizer!r:.60}): build it with one, e.g. "
+                            f"{type(self).__name__}(model, SGD(lr=0.1))")
+        if self.model is None:
+            raise TypeError(f"this trainer has no model to train (model is None): build it "
+                            f"with one, e.g. {type(self).__name__}(SimpleRnnlm(vocab_size, "
+                            f"100, 100), SGD(lr=0.1))")
         model, optimizer = type(self.model).__name__, type(self.optimizer).__name__
         val = "val_corpus" if opts.val_corpus is not None else "val_data"
         needs = []
@@ -1060,6 +1070,7 @@ class Trainer(BaseTrainer):
         opts = FitOptions.from_call("fit", options.pop("options", None), options)
         check_main_arguments(max_epoch, max_grad, eval_interval)
         opts.check()
+        x, t = rows_array("x", x), rows_array("t", t)
         if opts.val_corpus is not None:
             raise ValueError("Trainer validates on val_data=(x_val, t_val), not val_corpus")
         if opts.val_data is not None:

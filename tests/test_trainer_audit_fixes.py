@@ -588,3 +588,24 @@ def test_a_learning_rate_gone_bad_writes_no_checkpoint(tmp_path):
         trainer.fit(c[:-1], c[1:], max_epoch=3, checkpoint=path, **FIT)
     resumed = RnnlmTrainer(SimpleRnnlm(V, 8, 8, seed=0), DriftingSGD(0.1)).resume(path)
     assert resumed.epoch == 1 and resumed.optimizer.lr == 0.1
+
+
+def test_a_trainer_without_an_optimizer_or_a_model_says_so_before_training():
+    # (The book's RnnlmTrainer(None, None) reads batches with get_batch; fit
+    # with it failed at the first update, with an AttributeError on None.)
+    from models import Seq2seq
+
+    x, t = np.zeros((8, 4), int), np.zeros((8, 3), int)
+    with pytest.raises(TypeError, match=r"no optimizer to train with \(optimizer is None\)"):
+        Trainer(Seq2seq(5, 3, 4), None).fit(x, t, max_epoch=1, batch_size=4, verbose=False)
+    with pytest.raises(TypeError, match=r"no model to train \(model is None\)"):
+        Trainer(None, SGD(0.1)).fit(x, t, max_epoch=1, batch_size=4, verbose=False)
+
+
+def test_rows_of_several_lengths_are_refused_in_rnnlabs_words():
+    from models import Seq2seq
+
+    with pytest.raises(ValueError, match="x must be an array, one row per example, every row "
+                                         "of one length"):
+        Trainer(Seq2seq(5, 3, 4), SGD(0.1)).fit([[1, 2], [1]], [[1, 2], [1, 2]], batch_size=1,
+                                                verbose=False)
