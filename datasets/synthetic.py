@@ -284,12 +284,13 @@ def generate(n_tokens: int, seed: int = 0) -> list[str]:
 
 
 def load_data(
-    split: str = "train", n_tokens: int | None = None, seed: int = 0
+    split: str | None = "train", n_tokens: int | None = None, seed: int = 0
 ) -> tuple[np.ndarray, dict[str, int], dict[int, str]]:
     """Generate one split of the synthetic corpus.
 
     Args:
-        split: ``"train"``, ``"valid"`` (or ``"val"``) or ``"test"``.
+        split: ``"train"`` (or None, as :func:`datasets.ptb.load_data` takes
+            it), ``"valid"`` (or ``"val"``) or ``"test"``.
         n_tokens: corpus length; default :data:`DEFAULT_TOKENS` for the split
             (100,000 for train, 10,000 for valid and test).
         seed: a non-negative int; each split draws from its own stream
@@ -302,6 +303,7 @@ def load_data(
         identical for every split and seed.
     """
     choices = "'train', 'valid' (or 'val') or 'test'"
+    split = "train" if split is None else split  # (a drop-in for ptb.load_data)
     split = _ALIASES.get(check_choice(split, "split", choices), split)
     if split not in _SPLIT_INDEX:
         raise ValueError(f"split must be {choices}, got {split!r}")

@@ -470,6 +470,12 @@ def test_synthetic_is_deterministic():
     assert not np.array_equal(a, c)
 
 
+def test_synthetic_takes_none_for_train_as_ptb_does():
+    # (A drop-in for ptb.load_data, which takes None for 'train': it gave a TypeError.)
+    np.testing.assert_array_equal(synthetic.load_data(None, n_tokens=50)[0],
+                                  synthetic.load_data("train", n_tokens=50)[0])
+
+
 def test_synthetic_splits_differ_but_share_one_vocabulary():
     train, train_vocab, id_to_word = synthetic.load_data("train")
     valid, valid_vocab, _ = synthetic.load_data("val")
