@@ -66,7 +66,13 @@ from types import FrameType
 import numpy as np
 
 from common.file_access import unreachable_words, unreadable_words
-from common.serialization import DAMAGED_ARCHIVE_ERRORS, load_npz, save_npz
+from common.serialization import (
+    DAMAGED_ARCHIVE_ERRORS,
+    link_loops,
+    load_npz,
+    save_npz,
+    special_file_kind,
+)
 
 from . import text
 from ._checks import book_name, check_choice, check_path
@@ -409,7 +415,8 @@ def _require_complete(folder: Path, source: str, origin: str) -> Path:
     missing = [name for name in SHA256 if not (folder / name).is_file()]
     if missing:
         raise DataSourceError(
-            f"{origin}: the folder lacks {', '.join(missing)}.\n{fix}", source, folder
+            f"{origin}: the folder lacks {', '.join(_in_place_of(folder, missing))}.\n{fix}",
+            source, folder,
         )
     for name, expected in SHA256.items():
         path = folder / name
@@ -435,6 +442,20 @@ def _require_complete(folder: Path, source: str, origin: str) -> Path:
                 folder,
             )
     return folder
+
+
+def _in_place_of(folder: Path, names: list[str]) -> list[str]:
+    """The files ``names`` that ``folder`` lacks, each with what is there in
+    its place, if anything (a folder, a link to nothing, a pipe)."""
+    said = []
+    for name in names:
+        path = str(folder / name)
+        there = ("a link that leads round in a loop" if link_loops(path) else
+                 f"a link to {os.readlink(path)}, which does not exist"
+                 if os.path.islink(path) and not os.path.exists(path) else
+                 "a folder" if os.path.isdir(path) else special_file_kind(path))
+        said.append(f"{name} (in its place: {there})" if there else name)
+    return said
 
 
 def _unreadable_error(path: Path, err: OSError, source: str, folder: Path) -> DataSourceError:

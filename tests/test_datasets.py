@@ -822,3 +822,19 @@ def test_numpy_integers_are_ints():
     a, _, _ = synthetic.load_data("valid", n_tokens=np.int64(50), seed=np.int32(2))
     b, _, _ = synthetic.load_data("valid", n_tokens=50, seed=2)
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_named_folder_says_what_is_in_the_place_of_a_file(ptb_copy):
+    # (A dangling link, a pipe or a folder of the file's name was "missing".)
+    (ptb_copy / "ptb.valid.txt").unlink()
+    (ptb_copy / "ptb.valid.txt").symlink_to(ptb_copy / "gone.txt")
+    (ptb_copy / "ptb.test.txt").unlink()
+    (ptb_copy / "ptb.test.txt").mkdir()
+    with pytest.raises(ptb.DataSourceError, match=r"lacks ptb.valid.txt \(in its place: a link "
+                                                  r"to .*gone.txt, which does not exist\), "
+                                                  r"ptb.test.txt \(in its place: a folder\)"):
+        ptb.load_data("train", data_dir=ptb_copy)
+    (ptb_copy / "ptb.test.txt").rmdir()
+    os.mkfifo(ptb_copy / "ptb.test.txt")
+    with pytest.raises(ptb.DataSourceError, match=r"ptb.test.txt \(in its place: a named pipe"):
+        ptb.load_data("train", data_dir=ptb_copy)
