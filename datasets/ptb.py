@@ -661,9 +661,25 @@ def _load_split(folder: Path, split: str) -> tuple[np.ndarray, list[str]]:
         _, vocab = _load_split(folder, "train")
         word_to_id = {word: i for i, word in enumerate(vocab)}
         corpus, _, _ = text.load_data(folder / FILES[split], level="word", vocab=word_to_id)
+    if _ids_sha256(corpus, vocab) != IDS_SHA256[split]:
+        # The file was verified, then read again to tokenise: replaced in between.
+        raise DataSourceError(f"{folder / FILES[split]} gave other ids than the published "
+                              f"split's: it was replaced or changed while it was read; load "
+                              f"the data again", _source_of(folder), folder)
     if npz_path is not None:
         _write_npz(npz_path, split, corpus, vocab)
     return corpus, vocab
+
+
+def _source_of(folder: Path) -> str:
+    """What named ``folder``, as :class:`DataSourceError` says it."""
+    env_dir = os.environ.get(ENV_DIR)
+    if env_dir and Path(env_dir) == folder:
+        return ENV_DIR
+    try:
+        return "cache" if folder == cache_dir() else "data_dir"
+    except DataSourceError:  # (no home folder: then it was named)
+        return "data_dir"
 
 
 def _npz_path(split: str) -> Path:

@@ -838,3 +838,21 @@ def test_a_named_folder_says_what_is_in_the_place_of_a_file(ptb_copy):
     os.mkfifo(ptb_copy / "ptb.test.txt")
     with pytest.raises(ptb.DataSourceError, match=r"ptb.test.txt \(in its place: a named pipe"):
         ptb.load_data("train", data_dir=ptb_copy)
+
+
+def test_a_file_replaced_between_its_check_and_its_reading_is_refused(ptb_copy, monkeypatch):
+    # (The ids of whatever was read were returned, and cached as the split's.)
+    real = text.load_data
+
+    def replaced_meanwhile(path, *args, **kwargs):
+        corpus, word_to_id, id_to_word = real(path, *args, **kwargs)
+        if Path(path).name == "ptb.valid.txt":  # (train, read first for the vocabulary, not)
+            corpus = corpus[::-1].copy()
+        return corpus, word_to_id, id_to_word
+
+    monkeypatch.setattr(text, "load_data", replaced_meanwhile)
+    with pytest.raises(ptb.DataSourceError, match="ptb.valid.txt gave other ids than the "
+                                                  "published split's: it was replaced") as info:
+        ptb.load_data("valid", data_dir=ptb_copy)
+    assert info.value.source == "data_dir"
+    assert not list(ptb.cache_dir().glob("ptb.valid.*"))
