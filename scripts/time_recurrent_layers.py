@@ -170,13 +170,18 @@ def time_layers(argv):
                                 outs[k, part], seconds = timed_call(call, arg)
                                 if r >= 2:
                                     timed[k][part].append(seconds)
+                            # (The weight gradients too: dxs alone showed a wrong dWh
+                            # as the same bits.)
+                            outs[k, "grads"] = [g.copy() for g in layer.grads]
             for k in classes:
                 figures = "; ".join(
                     f"{part} " + " / ".join(f"{statistics.median(x[j] for x in v) * 1e3:.1f}"
                                             for j in range(3))
                     for part, v in timed[k].items())
                 same = all(np.array_equal(outs[k, part], outs["now", part])
-                           for part in ("forward", "backward"))
+                           for part in ("forward", "backward")) and all(
+                    np.array_equal(a, b) for a, b in zip(outs[k, "grads"], outs["now", "grads"],
+                                                         strict=True))
                 print(f"H={H:4d} {k:>10s}: {figures}" + ("" if k == "now" else
                                                           f"; same bits as now: {same}"))
     return 0

@@ -351,6 +351,29 @@ def test_time_recurrent_layers_refuses_bad_values_before_timing(capsys, monkeypa
     assert message in usage_error_line(capsys, time_recurrent_layers.main, argv)
 
 
+def test_time_recurrent_layers_compares_the_weight_gradients_too(capsys, monkeypatch):
+    # (A revision whose backward gave another dWh, and the same dxs, was
+    # "same bits as now: True": only the outputs of forward and backward were
+    # compared.)
+    from layers import TimeLSTM
+
+    class OtherWh(TimeLSTM):
+        def backward(self, dhs):
+            dxs = super().backward(dhs)
+            self.grads[1][...] *= 2
+            return dxs
+
+    monkeypatch.setattr(time_recurrent_layers, "revision_problem", lambda *a: None)
+    monkeypatch.setattr(time_recurrent_layers, "layer_class_at", lambda *a: OtherWh)
+    argv = ["--cell", "lstm", "--hidden", "4", "--batch", "2", "--time", "3", "--input", "2",
+            "--rounds", "1"]
+    assert time_recurrent_layers.main(argv) == 0
+    assert "same bits as now: False" in capsys.readouterr().out
+    monkeypatch.setattr(time_recurrent_layers, "layer_class_at", lambda *a: TimeLSTM)
+    assert time_recurrent_layers.main(argv) == 0
+    assert "same bits as now: True" in capsys.readouterr().out
+
+
 # -- 8. time_zaremba_small.py --iters ------------------------------------------------------------
 
 
