@@ -155,6 +155,18 @@ def outputs_may_close(checkout: str):
     return outputs_may_close()
 
 
+def results_status(status: int) -> int:
+    """``common.cli.results_status(status)`` of the checkout whose
+    :func:`outputs_may_close` is open: 1 when the results printed to stdout
+    were lost to a full disk; ``status`` where that checkout has no such
+    check (an older one)."""
+    try:
+        from common.cli import results_status as of_the_checkout
+    except ImportError:
+        return status
+    return of_the_checkout(status)
+
+
 @contextlib.contextmanager
 def timing_other_code(parser: argparse.ArgumentParser, whose: str, advice: str):
     """While open, an exception that another revision's code raises as this

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.command_line import ends_on_interrupt, signals_held
-from common.cli import outputs_may_close
+from common.cli import outputs_may_close, results_status
 from common.parallel import thread_count_problem
 
 # (rows, K, M): a step's half product at the character level (H = 256 and
@@ -141,7 +141,7 @@ def command(argv: list[str] | None = None) -> int:
     it in a traceback (``common.cli.outputs_may_close``)."""
     with outputs_may_close():
         main(argv)
-    return 0
+        return results_status(0)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ from benchmarks.memory import epoch_child, memory
 from benchmarks.seq2seq_speed import CONFIGS as SEQ2SEQ_CONFIGS
 from benchmarks.seq2seq_speed import run as seq2seq_run
 from benchmarks.word_level import training_iteration, where_time_goes
-from common.cli import at_least, outputs_may_close
+from common.cli import at_least, outputs_may_close, results_status
 
 SECTIONS = ("word", "char", "seq2seq")
 
@@ -117,7 +117,7 @@ def main(argv=None, prog: str | None = None) -> int:
     traceback: it goes on printing to nobody, with one notice on stderr, to
     its exit status (``common.cli.outputs_may_close``)."""
     with outputs_may_close():
-        return _benchmark(argv, prog)
+        return results_status(_benchmark(argv, prog))
 
 
 def _benchmark(argv, prog) -> int:

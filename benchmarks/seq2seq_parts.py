@@ -31,7 +31,7 @@ import numpy as np
 from benchmarks import reference_seq2seq as ref
 from benchmarks.command_line import ends_on_interrupt
 from benchmarks.seq2seq_speed import BATCH, load_task, median_time
-from common.cli import HelpFormatter, outputs_may_close
+from common.cli import HelpFormatter, outputs_may_close, results_status
 from common.data_parallel import _forward_backward, batch_halves
 from common.optimizer import Adam
 from common.parallel import managed, thread_count_problem
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     full disk under it, does not end it in a traceback
     (``common.cli.outputs_may_close``)."""
     with outputs_may_close():
-        return _parts(argv)
+        return results_status(_parts(argv))
 
 
 def _parts(argv) -> int:

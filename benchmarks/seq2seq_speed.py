@@ -44,7 +44,7 @@ from benchmarks import reference_seq2seq as ref
 from benchmarks.command_line import cpu_count, ends_on_interrupt
 from benchmarks.harness import helper_rests_note
 from common import blas, data_parallel
-from common.cli import HelpFormatter, outputs_may_close
+from common.cli import HelpFormatter, outputs_may_close, results_status
 from common.data_parallel import batch_halves
 from common.optimizer import Adam
 from common.parallel import num_threads, thread_count_problem
@@ -293,7 +293,7 @@ def command(argv: list[str] | None = None) -> int:
     full disk under it, does not end it in a traceback."""
     with outputs_may_close():
         main(argv)
-    return 0
+        return results_status(0)
 
 
 if __name__ == "__main__":

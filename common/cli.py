@@ -320,7 +320,7 @@ class _StreamThatMayClose(_EscapingStream):
 
     def __init__(self, stream, name):
         super().__init__(stream)
-        self._name, self.stopped = name, False
+        self._name, self.stopped, self.error = name, False, None
 
     def write(self, text):
         if self.stopped:
@@ -340,7 +340,7 @@ class _StreamThatMayClose(_EscapingStream):
             self._to_null(exc)
 
     def _to_null(self, exc: OSError):
-        self.stopped = True
+        self.stopped, self.error = True, exc
         # What the stream still holds goes nowhere, also at the interpreter's exit
         # (a stream without a descriptor, a StringIO, is only left alone).
         with contextlib.suppress(OSError, ValueError):
@@ -350,6 +350,22 @@ class _StreamThatMayClose(_EscapingStream):
                    f"cannot be written ({exc.strerror or exc})")
             print(f"notice: stdout {why}; the run goes on without printing, and writes its "
                   f"files as asked (Ctrl-C stops it)", file=sys.stderr)
+
+
+def results_status(status: int) -> int:
+    """The exit status of a run whose results are what it prints (a
+    benchmark's figures, its ``--json``), given the ``status`` it ended with,
+    inside :func:`outputs_may_close`: 1, with an ``error:`` line, when
+    stdout could not be written (a full disk, ``/dev/full``) though someone
+    wanted it, for the results are then lost; ``status`` otherwise (a reader
+    that stopped reading, ``| head``, wanted no more)."""
+    error = getattr(sys.stdout, "error", None)
+    if status != 0 or error is None or _reader_gone(error):
+        return status
+    print(f"error: the results could not be written to stdout "
+          f"({error.strerror or error}): they are lost; run again with stdout where it "
+          f"can be written", file=sys.stderr)
+    return 1
 
 
 @contextlib.contextmanager

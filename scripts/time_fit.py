@@ -29,6 +29,7 @@ from benchmarks.command_line import (  # noqa: E402
     load_ptb,
     outputs_may_close,
     repo_code,
+    results_status,
     thread_setting_problem,
 )
 
@@ -61,7 +62,7 @@ def main(argv=None):
 
     with outputs_may_close(args.repo):
         print_fit_times(p, args, fits)
-    return 0
+        return results_status(0)
 
 
 def print_fit_times(parser, args, fits):

@@ -34,6 +34,7 @@ from benchmarks.command_line import (  # noqa: E402
     memory_problem,
     outputs_may_close,
     repo_code,
+    results_status,
     thread_setting_problem,
 )
 
@@ -102,7 +103,7 @@ def main(argv=None):
 
     with outputs_may_close(args.repo):
         time_loops(args, fits)
-    return 0
+        return results_status(0)
 
 
 def time_loops(args, fits):

@@ -16,7 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.command_line import ends_on_interrupt, load_ptb  # noqa: E402
-from common.cli import outputs_may_close  # noqa: E402
+from common.cli import outputs_may_close, results_status  # noqa: E402
 from common.optimizer import SGD  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.trainer import RnnlmTrainer  # noqa: E402
@@ -29,7 +29,7 @@ def main(argv=None):
     error exits with 2. A reader of stdout that stops reading (``| head``),
     or a full disk under it, does not end it in a traceback."""
     with outputs_may_close():
-        return time_medium(argv)
+        return results_status(time_medium(argv))
 
 
 def time_medium(argv):

@@ -32,7 +32,7 @@ from benchmarks.command_line import (  # noqa: E402
     timing_other_code,
 )
 from common import parallel  # noqa: E402
-from common.cli import at_least, outputs_may_close  # noqa: E402
+from common.cli import at_least, outputs_may_close, results_status  # noqa: E402
 
 CELLS = {"lstm": ("TimeLSTM", 4, 1), "gru": ("TimeGRU", 3, 2), "rnn": ("TimeRNN", 1, 1)}
 
@@ -101,7 +101,7 @@ def main(argv=None):
     a usage error exits with 2. A reader of stdout that stops reading
     (``| head``), or a full disk under it, does not end it in a traceback."""
     with outputs_may_close():
-        return time_layers(argv)
+        return results_status(time_layers(argv))
 
 
 def time_layers(argv):

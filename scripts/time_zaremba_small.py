@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.command_line import ends_on_interrupt, load_ptb  # noqa: E402
 from benchmarks.harness import median_time, timed_methods  # noqa: E402
-from common.cli import at_least, outputs_may_close  # noqa: E402
+from common.cli import at_least, outputs_may_close, results_status  # noqa: E402
 from common.optimizer import SGD  # noqa: E402
 from common.parallel import num_threads, thread_count_problem  # noqa: E402
 from common.trainer import RnnlmTrainer  # noqa: E402
@@ -110,7 +110,7 @@ def main(argv=None):
     error exits with 2. A reader of stdout that stops reading (``| head``),
     or a full disk under it, does not end it in a traceback."""
     with outputs_may_close():
-        return time_zaremba(argv)
+        return results_status(time_zaremba(argv))
 
 
 def time_zaremba(argv):

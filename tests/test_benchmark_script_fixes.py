@@ -247,10 +247,15 @@ def test_the_benchmark_goes_on_when_stdout_closes(monkeypatch, capsys, error):
     tiny_char_section(monkeypatch)
     stdout = ClosingStream(2 if error == errno.EPIPE else 0, error)
     monkeypatch.setattr(sys, "stdout", stdout)
-    assert benchmark.main(["--only", "char", "--quick", "--no-torch"]) == 0
+    # A reader that stopped wanted no more; a full disk lost the results: 1.
+    # (It exited 0, the figures lost, even those of --json.)
+    full = error == errno.ENOSPC
+    assert benchmark.main(["--only", "char", "--quick", "--no-torch"]) == (1 if full else 0)
     assert sys.stdout is stdout
-    err = capsys.readouterr().err
-    assert err.startswith("notice: stdout ") and len(err.splitlines()) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("notice: stdout ") and len(err) == 1 + full
+    assert not full or err[1].startswith("error: the results could not be written to stdout "
+                                         "(No space left on device): they are lost")
     assert harness.report_stream() is stdout  # given back
 
 
@@ -329,7 +334,8 @@ def test_a_timing_written_to_a_full_disk_ends_without_a_traceback(script):
                               stdout=full,
                               stderr=subprocess.PIPE, text=True, timeout=120)
     assert "Traceback" not in done.stderr, done.stderr
-    assert done.returncode == 0 and done.stderr.startswith("notice: stdout cannot be written")
+    assert done.returncode == 1 and done.stderr.startswith("notice: stdout cannot be written")
+    assert "error: the results could not be written to stdout" in done.stderr
 
 
 def test_time_fit_goes_on_when_stdout_closes(monkeypatch, capsys):
