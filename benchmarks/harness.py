@@ -160,13 +160,15 @@ def timed_methods(targets):
 class Run:
     """One benchmark run: its options, and the results sections add to.
 
-    ``torch`` is the imported module, or None when it is skipped.
+    ``torch`` is the imported module, or None when it is skipped; then
+    ``torch_missing`` says why (``"--no-torch"``, or the error importing it).
     """
 
     quick: bool
     data_dir: str | None
     threads: int | None = None
     torch: Any = None
+    torch_missing: str | None = None
     results: dict = field(default_factory=dict)
     targets: list = field(default_factory=list)
 
@@ -271,7 +273,8 @@ def describe_machine(run: Run, blocks: int, rounds: int, warmup: int) -> dict:
     say(f"threads        numpy BLAS {threads} (from {threads_from})"
         + (f", torch {machine['torch_threads']} (torch.set_num_threads)" if torch else "")
         + f", rnnlab elementwise pool {machine['rnnlab_elementwise_threads']}")
-    say(f"torch          {machine['torch'] or 'not installed or --no-torch: comparisons skipped'}")
+    skipped = f"{run.torch_missing or 'not used'}: comparisons skipped"
+    say(f"torch          {machine['torch'] or skipped}")
     say(f"load average   {machine['load_average_start']:.2f} (1 min) at the start"
         + ("  -- the machine is busy: expect noisy figures"
            if machine["load_average_start"] > 0.5 * (os.cpu_count() or 1) else ""))

@@ -457,3 +457,24 @@ def test_time_lstm_loops_refuses_a_checkout_without_what_it_imports(tmp_path):
     line = done.stderr.strip().splitlines()[-1]
     assert f"--repo {tmp_path / 'pre'}" in line and "cannot be timed by this script" in line
     assert "managed" in line
+
+
+@pytest.mark.parametrize("error", ["ImportError", "OSError"])
+def test_a_torch_that_cannot_be_imported_is_named_and_its_targets_missed_under_check(
+        monkeypatch, capsys, tmp_path, error):
+    """A broken install raises OSError (a library missing), which was a
+    traceback; a missing one said only "not installed or --no-torch", and
+    --check passed without the targets against PyTorch."""
+    tiny_char_section(monkeypatch)
+    (tmp_path / "torch.py").write_text(f"raise {error}('libtorch_cpu.so: cannot open')\n")
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert benchmark.main(["--only", "char", "--quick", "--check"]) == 1
+    out = capsys.readouterr().out
+    assert f"torch          cannot be imported ({error}: libtorch_cpu.so: cannot open): " \
+           f"comparisons skipped" in out
+    assert "the targets against PyTorch: not measured (torch cannot be imported" in out
+    assert out.split("the targets against PyTorch")[1].splitlines()[0].endswith(": MISSED")
+    benchmark.main(["--only", "char", "--quick", "--check", "--no-torch"])
+    line = capsys.readouterr().out.split("the targets against PyTorch")[1].splitlines()[0]
+    assert line == ": not measured (torch --no-torch)"
