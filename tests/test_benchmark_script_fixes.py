@@ -478,3 +478,17 @@ def test_a_torch_that_cannot_be_imported_is_named_and_its_targets_missed_under_c
     benchmark.main(["--only", "char", "--quick", "--check", "--no-torch"])
     line = capsys.readouterr().out.split("the targets against PyTorch")[1].splitlines()[0]
     assert line == ": not measured (torch --no-torch)"
+
+
+def test_the_word_levels_bound_is_reported_without_torch(capsys):
+    # (It is rnnlab's own figure, but was said, and written to the JSON, only
+    # beside PyTorch's.)
+    from benchmarks import word_level
+
+    run = harness.Run(quick=True, data_dir=None)
+    samples = {"rnnlab lstm": [0.010, 0.011, 0.012]}
+    entry = word_level._report_model(run, "lstm", samples, {"rnnlab lstm": 0.011},
+                                     {"rnnlab lstm": 0.010}, 0.008, 0.007, {"lstm": 0.005},
+                                     {"lstm": {"rnnlab": 9.2}}, {}, with_torch=False)
+    assert entry["bound_ms"] == pytest.approx(5.0) and entry["ratio_to_bound"] == pytest.approx(2.2)
+    assert "LSTM   two-core bound 5.00 ms: rnnlab / bound = 2.200" in capsys.readouterr().out
