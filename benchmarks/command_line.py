@@ -30,12 +30,18 @@ INTERRUPTED, TERMINATED = 130, 143
 
 
 def cpu_count() -> int:
-    """The number of CPUs of this machine (at least 1)."""
-    return os.cpu_count() or 1
+    """The number of CPUs this process may use (at least 1): its affinity
+    where the system says (``taskset``, a container's CPU set), else the
+    machine's. (As common.parallel counts them; not imported from there:
+    this module imports none of rnnlab's packages, see --repo.)"""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def thread_count(text: str) -> int:
-    """An argparse ``type``: a thread count from 1 to the machine's CPUs."""
+    """An argparse ``type``: a thread count from 1 to the CPUs this process may use."""
     try:
         value = int(text)
     except ValueError:
@@ -43,7 +49,7 @@ def thread_count(text: str) -> int:
     cpus = cpu_count()
     if not 1 <= value <= cpus:
         raise argparse.ArgumentTypeError(
-            f"must be from 1 to {cpus} (the CPUs of this machine), got {value}")
+            f"must be from 1 to {cpus} (the CPUs this process may use), got {value}")
     return value
 
 

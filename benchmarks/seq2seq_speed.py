@@ -164,7 +164,7 @@ def configure(args: argparse.Namespace) -> str | None:
         return (f"--eval-questions must be at most {TEST_PAIRS:,} (the test pairs), got "
                 f"{args.eval_questions}")
     if args.threads is not None and not 1 <= args.threads <= cpu_count():
-        return (f"--threads must be from 1 to {cpu_count()} (the CPUs of this machine), got "
+        return (f"--threads must be from 1 to {cpu_count()} (the CPUs this process may use), got "
                 f"{args.threads}")
     if args.threads is not None and not set_reference_threads(args.threads):
         return f"cannot set the BLAS threads to {args.threads}"

@@ -37,7 +37,7 @@ from script_loader import (  # noqa: F401  (sys_path_kept: a fixture for every t
 ROOT = Path(__file__).resolve().parent.parent
 # The PTB files: $RNNLAB_PTB_DIR where set (as CI sets it), else ../shared beside the checkout.
 PTB = Path(os.environ.get("RNNLAB_PTB_DIR") or ROOT.parent / "shared" / "data" / "ptb")
-CPUS = os.cpu_count() or 1
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 script = load_script
@@ -177,7 +177,7 @@ def test_busy_programs_end_on_their_own_when_time_lstm_loops_is_killed():
 
 @pytest.mark.parametrize("argv, message", [
     (["--epoch-iters", "-5"], "argument --epoch-iters: must be at least 0, got -5"),
-    (["--threads", "0"], f"must be from 1 to {CPUS} (the CPUs of this machine), got 0"),
+    (["--threads", "0"], f"must be from 1 to {CPUS} (the CPUs this process may use), got 0"),
     (["--threads", "-2"], "got -2"),
     (["--threads", "1000000"], "got 1000000"),
     (["--threads", "two"], "not an integer: 'two'"),
@@ -187,6 +187,15 @@ def test_busy_programs_end_on_their_own_when_time_lstm_loops_is_killed():
 def test_benchmark_refuses_a_bad_number_before_any_section(capsys, monkeypatch, argv, message):
     monkeypatch.setattr(benchmark, "run_sections", lambda *a: pytest.fail("a section ran"))
     assert message in usage_error_line(capsys, benchmark.main, argv)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux's CPU affinity")
+def test_threads_are_counted_among_the_cpus_this_process_may_use(capsys, monkeypatch):
+    # (Under taskset -c 0, --threads 2 was taken: checked against os.cpu_count().)
+    monkeypatch.setattr(benchmark, "run_sections", lambda *a: pytest.fail("a section ran"))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert "must be from 1 to 1 (the CPUs this process may use), got 2" in usage_error_line(
+        capsys, benchmark.main, ["--threads", "2"])
 
 
 def test_benchmark_help_says_what_epoch_iters_0_and_only_do(capsys):
