@@ -50,10 +50,11 @@ from benchmarks.command_line import (
     thread_count,
     thread_setting_problem,
 )
+from benchmarks.contenders import N, T
 from benchmarks.demo import demo
 from benchmarks.evaluation import evaluation
 from benchmarks.harness import Run, say
-from benchmarks.memory import epoch_child, memory
+from benchmarks.memory import EPOCH_ITERATIONS, epoch_child, memory
 from benchmarks.seq2seq_speed import CONFIGS as SEQ2SEQ_CONFIGS
 from benchmarks.seq2seq_speed import run as seq2seq_run
 from benchmarks.word_level import training_iteration, where_time_goes
@@ -103,6 +104,9 @@ def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
     if args.only is not None and args.epoch_iters is not None:
         p.error(f"--epoch-iters sets the run of the memory section, which --only "
                 f"{args.only} leaves out: drop one of the two flags")
+    if args.epoch_iters is not None and args.epoch_iters > EPOCH_ITERATIONS:
+        p.error(f"--epoch-iters must be at most {EPOCH_ITERATIONS} (an epoch of PTB in "
+                f"batches of {N} x {T}; 0 runs it whole), got {args.epoch_iters}")
     if problem := data_dir_problem(args.data_dir):
         p.error(problem)
     args.parser = p  # for the usage errors of loading PTB

@@ -25,6 +25,10 @@ from common.trainer import RnnlmTrainer
 from datasets import ptb
 from models import SimpleRnnlm
 
+# The iterations of an epoch of PTB's training text (929,589 ids) in batches
+# of N lanes of T steps.
+EPOCH_ITERATIONS = (929_589 - 1) // (N * T)
+
 
 def largest_allocations(step, top=6):
     """Run ``step`` once, tracing every bytecode, and return the biggest
@@ -146,8 +150,10 @@ def epoch_child(data_dir, iters):
     rss_before = _status_kb("VmRSS")
     per_epoch = len(xs) // (N * T)
     t0 = time.perf_counter()
+    # (A perplexity point every 20 iterations, or at the end of a shorter run:
+    # fewer than 20 gave none, and "train ppl nan".)
     trainer.fit(xs, ts, max_epoch=1, batch_size=N, time_size=T, max_iters=iters or None,
-                verbose=False)
+                eval_interval=min(20, iters) if iters else 20, verbose=False)
     seconds = time.perf_counter() - t0
     done = trainer.epoch * per_epoch + trainer.iteration
     ppl = trainer.history["train_ppl"][-1] if trainer.history["train_ppl"] else (

@@ -177,6 +177,9 @@ def test_busy_programs_end_on_their_own_when_time_lstm_loops_is_killed():
 
 @pytest.mark.parametrize("argv, message", [
     (["--epoch-iters", "-5"], "argument --epoch-iters: must be at least 0, got -5"),
+    # (Past an epoch it silently ran one.)
+    (["--epoch-iters", "1328"], "--epoch-iters must be at most 1327 (an epoch of PTB in batches "
+                                "of 20 x 35; 0 runs it whole), got 1328"),
     (["--threads", "0"], f"must be from 1 to {CPUS} (the CPUs this process may use), got 0"),
     (["--threads", "-2"], "got -2"),
     (["--threads", "1000000"], "got 1000000"),
@@ -187,6 +190,15 @@ def test_busy_programs_end_on_their_own_when_time_lstm_loops_is_killed():
 def test_benchmark_refuses_a_bad_number_before_any_section(capsys, monkeypatch, argv, message):
     monkeypatch.setattr(benchmark, "run_sections", lambda *a: pytest.fail("a section ran"))
     assert message in usage_error_line(capsys, benchmark.main, argv)
+
+
+def test_a_short_memory_run_reports_its_training_perplexity(capsys):
+    # (Fewer than 20 iterations gave no perplexity point: "train ppl nan".)
+    from benchmarks import memory
+
+    memory.epoch_child(os.environ.get("RNNLAB_PTB_DIR") or harness.default_data_dir(), 3)
+    epoch = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert epoch["iterations"] == 3 and math.isfinite(epoch["train_ppl"])
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux's CPU affinity")
