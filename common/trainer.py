@@ -633,7 +633,13 @@ class BaseTrainer:
         return f"{self.figure}={value:.2f}"
 
     def latest_figure(self):
-        """``'ppl 123.45'``: the last recorded training figure, for progress lines."""
+        """``'ppl 123.45 (epoch so far)'``: the training figure of this epoch's
+        batches so far, for progress lines (the last recorded point, every
+        ``eval_interval`` iterations, repeated itself on lines printed more
+        often than that); before any batch scored, the last recorded one."""
+        if self._epoch_count:
+            mean = self._figure_of(self._epoch_loss / self._epoch_count)
+            return f"{self.figure} {mean:.2f} (epoch so far)"
         return f"{self.figure} {self.figure_list[-1]:.2f}" if self.figure_list else ""
 
     def _epoch_line(self, elapsed, stop):

@@ -471,3 +471,17 @@ def test_a_trainer_refuses_another_model_set_after_its_run_began():
     fresh.model = other  # before any training: simply taken
     fresh.fit(xs, ts, **fit)
     assert not np.array_equal(other.params[0], before[0])
+
+
+def test_progress_lines_show_the_epochs_figure_so_far(capsys):
+    # (Printed more often than eval_interval, a line repeated the last
+    # recorded point: "ppl 381.81" three times in a row.)
+    c = ids(2001)
+    trainer = RnnlmTrainer(lm(), SGD(0.1))
+    trainer.fit(c[:-1], c[1:], max_epoch=1, batch_size=4, time_size=5, log_every=5,
+                eval_interval=50)
+    figures = [line.split(" | ")[-1] for line in capsys.readouterr().out.splitlines()
+               if " | iteration " in line]
+    assert len(figures) == 20 and all(f.endswith("(epoch so far)") for f in figures)
+    assert figures[-1] == f"ppl {trainer.history['train_ppl'][-1]:.2f} (epoch so far)"
+    assert len(set(figures[:10])) > 1  # (lines 1-9 came before the first point, at 50)
