@@ -1052,6 +1052,7 @@ class Trainer(BaseTrainer):
         super().__init__(model, optimizer)
         self.loss_list = []
         self.seed = 0
+        self.batch_size = None  # of the run's batches, once it has begun
 
     @property
     def figure_list(self):
@@ -1108,11 +1109,19 @@ class Trainer(BaseTrainer):
         if self._done() and opts.seed != self.seed:
             raise ValueError(f"this run was started with seed={self.seed}; resume it with the "
                              "same seed")
+        # Another batch size may give an epoch the same number of iterations
+        # (1000 rows in 40s or 39s): mid-epoch, its batches would overlap the
+        # ones already trained, or skip rows.
+        if self.iteration and self.batch_size not in (None, rows.batch_size):
+            raise ValueError(f"this trainer stopped in the middle of an epoch of batches of "
+                             f"{self.batch_size} rows: resume it with batch_size="
+                             f"{self.batch_size}")
         return self._train(rows, max_epoch, max_grad, eval_interval, opts)
 
     def _begin(self, feeder, eval_interval):
         super()._begin(feeder, eval_interval)
         self.seed = int(feeder.seed)  # (set once the call may train: see _train)
+        self.batch_size = int(feeder.batch_size)
 
     def _gradients_of_batches(self, feeder):
         # A batch whose halves pay is computed by halves (common.data_parallel).
@@ -1151,12 +1160,15 @@ class Trainer(BaseTrainer):
         return total / count if count else math.nan
 
     def state_dict(self):
-        return {"loss_list": list(self.loss_list), "seed": self.seed, **super().state_dict()}
+        return {"loss_list": list(self.loss_list), "seed": self.seed,
+                "batch_size": self.batch_size, **super().state_dict()}
 
     def load_state_dict(self, d):
         super().load_state_dict(d)
         self.loss_list = list(d["loss_list"])
         self.seed = int(d["seed"])
+        size = d.get("batch_size")  # (None in a checkpoint from before it was kept)
+        self.batch_size = None if size is None else int(size)
 
 
 def _is_nan(x) -> bool:

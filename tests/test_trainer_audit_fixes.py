@@ -609,3 +609,26 @@ def test_rows_of_several_lengths_are_refused_in_rnnlabs_words():
                                          "of one length"):
         Trainer(Seq2seq(5, 3, 4), SGD(0.1)).fit([[1, 2], [1]], [[1, 2], [1, 2]], batch_size=1,
                                                 verbose=False)
+
+
+def test_a_pairs_run_stopped_mid_epoch_goes_on_only_with_its_batch_size(tmp_path):
+    # (40 and 39 rows a batch both give 300 rows 7 iterations: the rest of the
+    # epoch read overlapping batches, or skipped rows, without a word.)
+    from models import Seq2seq
+
+    x, t = regression_data()
+    trainer = Trainer(LinearRegression(), SGD(0.01))
+    trainer.fit(x, t, max_epoch=1, batch_size=40, max_iters=3, verbose=False)
+    with pytest.raises(ValueError, match=r"middle of an epoch of batches of 40 rows: resume "
+                                         r"it with batch_size=40"):
+        trainer.fit(x, t, max_epoch=1, batch_size=39, verbose=False)
+    trainer.fit(x, t, max_epoch=1, batch_size=40, verbose=False)
+    assert trainer.epoch == 1
+
+    rng, path = np.random.default_rng(0), tmp_path / "ck.npz"  # the same through a checkpoint
+    q, a = rng.integers(0, 9, (300, 4)), rng.integers(0, 9, (300, 3))
+    Trainer(Seq2seq(9, 4, 4, seed=0), SGD(0.1)).fit(q, a, max_epoch=1, batch_size=40,
+                                                   max_iters=3, checkpoint=path, verbose=False)
+    resumed = Trainer(Seq2seq(9, 4, 4, seed=0), SGD(0.1)).resume(path)
+    with pytest.raises(ValueError, match=r"resume it with batch_size=40"):
+        resumed.fit(q, a, max_epoch=1, batch_size=39, verbose=False)
