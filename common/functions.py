@@ -62,13 +62,22 @@ def log_softmax(x):
     nothing overflows and the largest term never underflows.
     """
     shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+    total = xp.exp(shifted).sum(axis=-1, keepdims=True, dtype=_sum_dtype(x))
+    return shifted - xp.log(total).astype(shifted.dtype, copy=False)
 
 
 def softmax(x):
     """``exp(x) / sum(exp(x))`` along the last axis, stable for any magnitude."""
     e = xp.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    return (e / e.sum(axis=-1, keepdims=True, dtype=_sum_dtype(x))).astype(e.dtype, copy=False)
+
+
+def _sum_dtype(x):
+    """The dtype to sum ``exp`` over a row in: float16's own would pass its
+    largest number, 65504, in a row of that many classes (then softmax is
+    all 0); float32 for it, the input's own otherwise."""
+    dtype = np.result_type(x)
+    return np.float32 if dtype == np.float16 else dtype
 
 
 def cross_entropy_error(y, t):
@@ -93,4 +102,6 @@ def cross_entropy_error(y, t):
     y2 = y.reshape(-1, y.shape[-1])
     t1 = t.reshape(-1)
     picked = y2[xp.arange(t1.size), t1]
+    if picked.dtype == np.float16:  # (1e-12 is 0 there: no guard against log(0))
+        picked = picked.astype(np.float32)
     return float(-xp.log(picked + 1e-12).mean())

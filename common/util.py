@@ -62,17 +62,22 @@ def clip_grads(grads, max_norm):
     ``max_norm`` is scaled by ``max_norm / (norm + 1e-6)``, as the book's
     code and PyTorch's ``clip_grad_norm_`` do. Returns the norm before
     clipping (``inf`` or ``nan`` if a gradient is not finite; the grads are
-    then left as they are).
+    then left as they are). One array listed twice is one gradient: counted
+    and scaled once.
     """
     if not (finite_number(max_norm) and max_norm > 0):
         raise ValueError(f"max_norm must be a number > 0, got {max_norm!r}")
-    grads = list(grads)  # read twice: a generator would be spent by the norm
+    # Read twice (a generator would be spent by the norm); an array listed
+    # twice once (scaled twice, it ended far below max_norm).
+    grads = list({id(g): g for g in grads}.values())
     total = 0.0
     for g in grads:
         if g.dtype.kind != "f":  # scaling an integer array in place would truncate it
             raise TypeError(f"clip_grads scales gradients in place; they must be float "
                             f"arrays, got dtype {g.dtype}")
         flat = g.reshape(-1)
+        if flat.dtype.itemsize < 4:  # float16 sums of squares pass 65504 at once
+            flat = flat.astype(np.float32)
         with np.errstate(over="ignore"):  # (an overflow is handled below)
             total += float(flat @ flat)  # one BLAS dot, no temporary array
     norm = math.sqrt(total)
@@ -81,7 +86,10 @@ def clip_grads(grads, max_norm):
     if math.isfinite(norm) and norm > max_norm:
         rate = max_norm / (norm + 1e-6)
         for g in grads:
-            g *= g.dtype.type(rate)
+            if g.dtype.itemsize < 4:  # a float16 rate may round to 0: scaled in float32
+                np.multiply(g, np.float32(rate), out=g, casting="unsafe")
+            else:
+                g *= g.dtype.type(rate)
     return norm
 
 
@@ -311,7 +319,13 @@ def clip_grads_value(grads, max_value):
         if g.dtype.kind != "f":  # clipping an integer array would give integer gradients
             raise TypeError(f"clip_grads_value clips gradients in place; they must be float "
                             f"arrays, got dtype {g.dtype}")
-        bound = g.dtype.type(max_value)  # (a np.float64 bound would clip in float64)
+        info = np.finfo(g.dtype)
+        if max_value < float(info.smallest_subnormal):  # it would round to 0: all zeroed
+            raise ValueError(f"max_value {max_value!r} is below the smallest {g.dtype} number "
+                             f"({float(info.smallest_subnormal):.3g}): it would clip every "
+                             f"gradient to 0")
+        # (A np.float64 bound would clip in float64; one past the dtype's range, inf.)
+        bound = g.dtype.type(min(max_value, float(info.max)))
         xp.clip(g, -bound, bound, out=g)
 
 

@@ -103,7 +103,9 @@ def check_loss_dout(dout, dtype=None):
     if not math.isfinite(dout):
         raise ValueError(f"dout must be finite, got {dout}")
     largest = None if dtype is None else float(np.finfo(dtype).max)
-    if largest is not None and abs(dout) > largest:
+    # (float(): a NumPy float32 dout compared with float64's largest would cast
+    # it down, with an overflow warning.)
+    if largest is not None and abs(float(dout)) > largest:
         raise ValueError(f"dout {dout} is too large for the {np.dtype(dtype).name} logits (at "
                          f"most {largest:.4g}): scale it down, or use float64")
 

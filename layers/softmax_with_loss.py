@@ -142,8 +142,10 @@ class TimeSoftmaxWithLoss:
         n_valid = int(valid.sum())
         t_safe = xp.where(valid, t, 0)
         x_t = x[xp.arange(N * T), t_safe]
-        # Each row's share of the mean: 1/n, or 0 where the target is ignored.
-        w = valid.astype(x.dtype) / x.dtype.type(max(n_valid, 1))
+        # Each row's share of the mean: 1/n, or 0 where the target is ignored
+        # (for float16 logits in float32: 1/n of more than 65504 rows is 0 there).
+        w_dtype = np.promote_types(x.dtype, np.float32)
+        w = valid.astype(w_dtype) / w_dtype.type(max(n_valid, 1))
 
         if self._y is None or self._y.shape != x.shape or self._y.dtype != x.dtype:
             self._y = xp.empty_like(x)

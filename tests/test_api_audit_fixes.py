@@ -9,12 +9,14 @@ tests/test_api_misuse.py); and a few mistakes gave NumPy's words or a
 misleading message instead of one that says how to fix them.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
 from common.optimizer import SGD
 from common.trainer import RnnlmTrainer, Trainer
-from common.util import eval_perplexity
+from common.util import clip_grads, clip_grads_value, eval_perplexity
 from layers import (
     Bidirectional,
     SoftmaxWithLoss,
@@ -282,3 +284,58 @@ def test_a_confident_rows_loss_is_not_negative():
         assert loss_layer.forward(x[:, t:t + 1], np.array([[0]])) >= 0
     # (Not below 1; exactly 1 only where exp and log round so: a CPU's SIMD loops.)
     assert 1.0 <= eval_perplexity(SimpleRnnlm(1, 4, 4, seed=0), np.zeros(50, int)) < 1 + 1e-6
+
+
+# -- float16 and the edges of the clips (a probe of common.functions and common.util) -------
+
+
+def test_float16_softmax_and_losses_hold_past_65504_classes_or_rows():
+    # (The sums passed float16's largest number: softmax all 0, log_softmax
+    # -inf, the loss layer's gradient all 0, and log(0) unguarded.)
+    from common.functions import cross_entropy_error, log_softmax, softmax
+    from layers import TimeSoftmaxWithLoss
+
+    x = np.zeros((1, 70000), np.float16)
+    assert softmax(x).dtype == np.float16 and softmax(x)[0, 0] == np.float16(1 / 70000)
+    assert log_softmax(x)[0, 0] == np.float16(-np.log(70000))
+    assert cross_entropy_error(np.array([[1.0, 0.0]], np.float16), np.array([1])) == \
+        pytest.approx(-np.log(1e-12))
+    rng = np.random.default_rng(0)
+    xs, ts = rng.standard_normal((700, 100, 4)).astype(np.float16), rng.integers(0, 4, (700, 100))
+    half, single = TimeSoftmaxWithLoss(), TimeSoftmaxWithLoss()
+    half.forward(xs, ts)
+    single.forward(xs.astype(np.float32), ts)
+    np.testing.assert_allclose(half.backward().astype(np.float32), single.backward(),
+                               atol=1e-7)
+
+
+def test_clip_grads_scales_an_array_listed_twice_once_and_float16_whole():
+    # (Listed twice, an array was scaled twice; float16 squares overflowed the
+    # norm, and a float16 rate of 1e-8 rounded to 0.)
+    g = np.array([3.0, 4.0])
+    assert clip_grads([g, g], 1.0) == 5.0
+    np.testing.assert_allclose(np.linalg.norm(g), 1.0, rtol=1e-6)
+    h = np.full(10**6, 60000, np.float16)
+    assert clip_grads([h], 1.0) == pytest.approx(6e7, rel=1e-3)
+    assert np.linalg.norm(h.astype(np.float64)) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_clip_grads_value_refuses_a_bound_that_would_zero_every_gradient():
+    g = np.ones(3, np.float16)
+    with pytest.raises(ValueError, match="below the smallest float16 number"):
+        clip_grads_value([g], 1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (a bound past float16's range: no overflow warning)
+        clip_grads_value([g], 1e6)
+    np.testing.assert_array_equal(g, 1)
+
+
+def test_a_float32_dout_for_float64_logits_gives_no_overflow_warning():
+    from models import Rnnlm
+
+    model = Rnnlm(5, 3, 4, seed=0, dtype=np.float64)
+    xs = np.zeros((2, 3), int)
+    model.forward(xs, xs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.backward(np.float32(0.5))
