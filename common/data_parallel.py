@@ -86,6 +86,7 @@ warning says so), the helper not tried again in that context.
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import threading
 import time
@@ -220,6 +221,9 @@ def _get_worker(model, x_shape, t_shape, owner):
         owner["refused"] = True
         return None
     except (OSError, TypeError, ValueError) as error:  # the helper's: not again in this process
+        if isinstance(error, step_worker.HelperHung) and step_worker.stop_requested():
+            _close()  # (given only a stop's grace, it may have been slow, not hung: not
+            return None  # a reason to go without a helper for the rest of the process)
         warnings.warn(f"rnnlab: computing half of each batch in a helper process failed "
                       f"({error}); this process computes both halves", RuntimeWarning,
                       stacklevel=step_worker.outside_stacklevel())
@@ -511,9 +515,8 @@ def _keep_verdict(model, verdict):
 
 
 def _same_bits(a, b) -> bool:
-    """Whether two halves' results agree, NaN for NaN (a first batch whose loss
-    is NaN says nothing against the replica)."""
-    return bool(xp.array_equal(xp.asarray(a), xp.asarray(b), equal_nan=True))
+    """Whether two halves' results agree (finite ones: see :func:`_checked`)."""
+    return bool(xp.array_equal(xp.asarray(a), xp.asarray(b)))
 
 
 def _replica_differs(state, model, what):
@@ -549,6 +552,12 @@ def _checked(state, model, x2, t2, carried, n1, loss2, second, state2):
     my_state = [None if s is None else s.copy() for s in model.get_state()] if stateful else []
     for g, f in zip(model.grads, first, strict=True):
         g[...] = f
+    if not (math.isfinite(float(here)) and all(bool(xp.isfinite(a).all())
+                                               for a in [*mine, *my_state] if a is not None)):
+        # NaN or inf here says nothing of the replica either way (a wrong one's
+        # NaN is NaN too): this process's half is used, and the next batch checked.
+        state["check"] = True
+        return here, mine, my_state
     same = (_same_bits(float(here), float(loss2))
             and all(_same_bits(a, b) for a, b in zip(mine, second, strict=True))
             and all((a is None) == (b is None) and (a is None or _same_bits(a, b))

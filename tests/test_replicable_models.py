@@ -430,6 +430,26 @@ def test_a_first_batch_whose_loss_is_nan_does_not_condemn_the_replica(calls):
 
 
 @needs_processes
+def test_a_first_batch_whose_loss_is_nan_does_not_vouch_for_a_wrong_replica(calls,
+                                                                          monkeypatch):
+    # (NaN compared as equal to NaN: a wrong replica was recorded as the model,
+    # and every later batch trained on its wrong gradients, without a word.)
+    rng = np.random.default_rng(17)
+    batches = [pairs(rng, 8) for _ in range(3)]
+    model = ForgetfulSeq2seq(V, D, H, scale=2.0, seed=0)
+    saved = model.params[0].copy()
+    model.params[0][...] = np.nan
+    with np.errstate(invalid="ignore"):
+        by_halves(model, batches[:1])
+    model.params[0][...] = saved
+    with pytest.warns(RuntimeWarning, match="is not the model"):
+        helped = by_halves(model, batches[1:])
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    assert_same_bits(helped, by_halves(ForgetfulSeq2seq(V, D, H, scale=2.0, seed=0),
+                                       batches[1:]))
+
+
+@needs_processes
 def test_answers_by_an_unchecked_replica_are_checked_first(calls, monkeypatch):
     """A model scored without ever training in this process: its replica
     answered half of the questions otherwise, without a word."""
@@ -471,6 +491,34 @@ def test_a_helper_stuck_at_its_start_is_given_up_on_in_time(monkeypatch):
                                             r"not answer in 1 s"):
         helped = by_halves(Seq2seq(V, D, H, seed=0), batches)
     assert_same_bits(helped, by_halves(Seq2seq(V, D, H, seed=0), batches))
+
+
+@needs_processes
+def test_a_helper_given_up_on_while_a_stop_is_asked_leaves_the_next_run_its_helper(
+        monkeypatch):
+    # (Given only a stop's grace, a helper slow to start was counted as broken,
+    # and the rest of the process, a notebook's next fit, went without one.)
+    import signal
+
+    from common import step_worker
+
+    start = step_worker.start_process
+
+    def stopped_at_start(module, *args):
+        process = start(module, *args)
+        os.kill(process.pid, signal.SIGSTOP)
+        return process
+
+    data_parallel._close()
+    monkeypatch.setattr(step_worker, "start_process", stopped_at_start)
+    monkeypatch.setattr(step_worker, "stop_requested", lambda: True)
+    monkeypatch.setattr(step_worker, "STOP_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(data_parallel, "_disabled", False)  # (restored after)
+    batches = [pairs(np.random.default_rng(18), 8)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (nothing to say: the run is stopping)
+        by_halves(Seq2seq(V, D, H, seed=0), batches)
+    assert not data_parallel._disabled
 
 
 def test_a_model_without_parameters_still_trains():
