@@ -150,10 +150,10 @@ def epoch_child(data_dir, iters):
     rss_before = _status_kb("VmRSS")
     per_epoch = len(xs) // (N * T)
     t0 = time.perf_counter()
-    # (A perplexity point every 20 iterations, or at the end of a shorter run:
-    # fewer than 20 gave none, and "train ppl nan".)
+    # (A part of an epoch: one perplexity point, at its end, over all of it;
+    # fewer iterations than the default interval of 20 gave none: "nan".)
     trainer.fit(xs, ts, max_epoch=1, batch_size=N, time_size=T, max_iters=iters or None,
-                eval_interval=min(20, iters) if iters else 20, verbose=False)
+                eval_interval=iters or 20, verbose=False)
     seconds = time.perf_counter() - t0
     done = trainer.epoch * per_epoch + trainer.iteration
     ppl = trainer.history["train_ppl"][-1] if trainer.history["train_ppl"] else (

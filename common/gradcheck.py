@@ -142,6 +142,7 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
     ys = _outputs(layer.forward(*inputs, **forward_kwargs))
     ws = [_random_projection(y, rng) for y in ys]
     first = _weighted_sum(ws, ys)
+    _refuse_non_finite(f"{name}.forward's output", first)
 
     def loss():
         return _weighted_sum(ws, _outputs(layer.forward(*inputs, **forward_kwargs)))
@@ -204,6 +205,16 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
 def _weighted_sum(ws, ys):
     """``sum(w * y)`` over a layer's outputs: the scalar that check_layer checks."""
     return float(sum(np.sum(w * y) for w, y in zip(ws, ys, strict=True)))
+
+
+def _refuse_non_finite(what, value):
+    """Differences of a NaN or an infinity measure nothing: say so, and where
+    to look, rather than report errors of NaN (or call it not one function)."""
+    if not np.isfinite(value):
+        raise ValueError(f"{what} is not finite ({value!r}): its gradient cannot be checked "
+                         f"by differences. Look at the inputs and weights (the log of a "
+                         f"negative number? an exp that overflows?), or check it where the "
+                         f"output is finite")
 
 
 def _agree(first, second):
@@ -297,7 +308,9 @@ def check_function(loss, backward, arrays, eps=1e-6):
     Returns a list of relative errors, one per array.
     """
     _require_float64(((f"arrays[{k}]", a) for k, a in enumerate(arrays)), "check_function")
-    first, second = _one_number(loss()), _one_number(loss())
+    first = _one_number(loss())
+    _refuse_non_finite("loss()", first)
+    second = _one_number(loss())
     if not _agree(first, second):
         raise ValueError(f"loss() gave {first!r} then {second!r}: not one function of the "
                          f"arrays, so its differences measure nothing. A stateful model or "

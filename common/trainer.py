@@ -530,8 +530,8 @@ class BaseTrainer:
                             f"{type(self).__name__}(model, SGD(lr=0.1))")
         if self.model is None:
             raise TypeError(f"this trainer has no model to train (model is None): build it "
-                            f"with one, e.g. {type(self).__name__}(SimpleRnnlm(vocab_size, "
-                            f"100, 100), SGD(lr=0.1))")
+                            f"with one, e.g. {type(self).__name__}({self.example_model}, "
+                            f"SGD(lr=0.1))")
         model, optimizer = type(self.model).__name__, type(self.optimizer).__name__
         val = "val_corpus" if opts.val_corpus is not None else "val_data"
         needs = []
@@ -878,6 +878,7 @@ class RnnlmTrainer(BaseTrainer):
     """
 
     figure = "ppl"
+    example_model = "SimpleRnnlm(vocab_size, 100, 100)"  # (for messages)
     sizes = "batch, time or hidden size"
 
     def __init__(self, model, optimizer):
@@ -1047,6 +1048,7 @@ class Trainer(BaseTrainer):
     """
 
     figure = "loss"
+    example_model = "Seq2seq(vocab_size, 16, 128)"  # (for messages)
 
     def __init__(self, model, optimizer):
         super().__init__(model, optimizer)

@@ -326,8 +326,9 @@ def run_units(args, model, vocab, level):
     # (The next-token table only for the page: tokens x vocabulary floats.)
     rec = record_states(model, ids, probs=bool(args.html))
     found = interesting_units(rec, props, per_property=args.per_property)
-    print(f"{args.model}: {type(model).__name__}, {level} level, {len(tokens)} tokens, "
-          f"{len(rec.units())} units")
+    encoding = getattr(sys.stdout, "encoding", None)
+    print(f"{one_line(args.model, encoding)}: {type(model).__name__}, {level} level, "
+          f"{len(tokens)} tokens, {len(rec.units())} units")
     print("unit\tproperty\tr")
     for f in found:
         print(f"{f.unit}\t{f.prop}\t{f.r:+.3f}")
@@ -345,12 +346,12 @@ def run_units(args, model, vocab, level):
                          notes=f"{type(model).__name__}, {level} level; red: positive, blue: "
                                f"negative; perplexity {s.perplexity:.3f} (first token not "
                                "scored). Hover over a token, click to pin it.")
-        print(f"page: {args.html}")
+        print(f"page: {one_line(args.html, encoding)}")
     if args.png:
         window = slice(args.png_start, args.png_start + args.png_length)
         heat_map([(name, label, values[window]) for name, label, values in shown_units],
                  tokens[window], level, args.png)
-        print(f"heat map: {args.png}")
+        print(f"heat map: {one_line(args.png, encoding)}")
     return 0
 
 
@@ -445,7 +446,7 @@ def run_attention(args):
               f"({weights[t, j]:.3f})")
     plot_attention(weights, list(question), list(answer), path=args.png,
                    title=f"{question.strip()} -> {answer.strip()}")
-    print(f"heat map: {args.png}")
+    print(f"heat map: {one_line(args.png, getattr(sys.stdout, 'encoding', None))}")
     return 0
 
 

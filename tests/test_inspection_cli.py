@@ -530,3 +530,6 @@ def test_odd_model_names_keep_the_table_and_the_page_whole(char_model, tmp_path,
         assert lines[0].startswith("# ") and lines[1] == "position\ttoken\tlog_prob\tbits"
         assert all(line.startswith("#") or line.count("\t") == 3 for line in lines)
         assert "surprisal under" in html.read_text(encoding="utf-8")
+        assert inspect_model.main(["units", "--model", str(model), "--text", TEXT]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[1] == "unit\tproperty\tr"  # the header, one line (it was cut in two)

@@ -199,6 +199,29 @@ def test_check_layer_checks_one_array_given_as_two_inputs_by_the_sum():
         check_layer(TimeAttention(), [hs, hs[:, ::-1]])
 
 
+def test_a_non_finite_output_is_said_to_be_one_not_called_random():
+    # (A deterministic layer whose output held NaN or inf was told that it is
+    # "not one function", and pointed at dropout.)
+    class Log:
+        params, grads = [], []
+
+        def forward(self, x):
+            self.x = x
+            return np.log(x)
+
+        def backward(self, dy):
+            return dy / self.x
+
+    with np.errstate(invalid="ignore"), pytest.raises(ValueError, match=r"Log.forward's "
+                                                                        r"output is not finite "
+                                                                        r"\(nan\).*negative"):
+        check_layer(Log(), [np.array([1.0, -1.0])])
+    with np.errstate(invalid="ignore"), pytest.raises(ValueError, match=r"loss\(\) is not "
+                                                                        r"finite"):
+        x = np.array([-1.0])
+        check_function(lambda: float(np.log(x)[0]), lambda: [1 / x], [x])
+
+
 # -- check_function ---------------------------------------------------------------------
 
 
