@@ -94,9 +94,15 @@ class Optimizer:
 
     def update(self, params, grads):
         """Take one optimisation step: change every array in ``params`` in place."""
-        # lr may have been set since (a schedule, a user): a NaN would spread to every weight.
+        # lr may have been set since (a schedule, a user): a NaN would spread to every weight;
+        # so may the others (beta2 = 1 divides by 1 - 1 ** t: every weight NaN).
         _check_lr(self.lr)
+        for name, check in HYPER_CHECKS.items():
+            if name in self.__dict__:
+                check(name, self.__dict__[name])
         params, grads = self._unique(params, grads)
+        if not params:  # nothing to step: no state to keep, none bound to an empty list
+            return
         if self.state_names and not self.state:
             self.state = {name: [xp.zeros_like(p) for p in params] for name in self.state_names}
         self.t += 1

@@ -385,3 +385,22 @@ def test_an_optimizer_of_ones_own_reloads_its_own_state():
     assert other.warmup == 10 and other.t == 1
     with pytest.raises(ValueError, match="beta1 must be a number in"):
         other.load_state_dict({**optimizer.state_dict(), "beta1": 1.0})
+
+
+def test_hyperparameters_set_after_construction_are_checked_at_the_update():
+    # (beta2 = 1.0 set on the object made every parameter NaN at the next step.)
+    W = np.ones((2, 2), np.float32)
+    adam = Adam(lr=0.1)
+    adam.beta2 = 1.0
+    with pytest.raises(ValueError, match=r"beta2 must be a number in \[0, 1\), got 1.0"):
+        adam.update([W], [np.ones_like(W)])
+    assert np.isfinite(W).all() and adam.t == 0
+
+
+def test_an_empty_update_binds_no_state():
+    # (Momentum().update([], []) made every later update refuse the real parameters.)
+    W = np.ones(3)
+    momentum = Momentum(lr=0.1)
+    momentum.update([], [])
+    momentum.update([W], [np.ones(3)])
+    np.testing.assert_allclose(W, 0.9)
