@@ -222,8 +222,12 @@ def _get_worker(model, x_shape, t_shape, owner):
         return None
     except (OSError, TypeError, ValueError) as error:  # the helper's: not again in this process
         if isinstance(error, step_worker.HelperHung) and step_worker.stop_requested():
-            _close()  # (given only a stop's grace, it may have been slow, not hung: not
-            return None  # a reason to go without a helper for the rest of the process)
+            # Given only a stop's grace, it may have been slow, not hung: no reason to
+            # go without a helper for the rest of the process; this context, which
+            # is stopping, asks no more (each try would wait the grace again).
+            _close()
+            owner["refused"] = True
+            return None
         warnings.warn(f"rnnlab: computing half of each batch in a helper process failed "
                       f"({error}); this process computes both halves", RuntimeWarning,
                       stacklevel=step_worker.outside_stacklevel())

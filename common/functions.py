@@ -62,22 +62,22 @@ def log_softmax(x):
     nothing overflows and the largest term never underflows.
     """
     shifted = x - x.max(axis=-1, keepdims=True)
-    total = xp.exp(shifted).sum(axis=-1, keepdims=True, dtype=_sum_dtype(x))
-    return shifted - xp.log(total).astype(shifted.dtype, copy=False)
+    e = xp.exp(shifted)
+    total = e.sum(axis=-1, keepdims=True, dtype=_sum_dtype(e))
+    return shifted - xp.log(total).astype(e.dtype, copy=False)
 
 
 def softmax(x):
     """``exp(x) / sum(exp(x))`` along the last axis, stable for any magnitude."""
     e = xp.exp(x - x.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True, dtype=_sum_dtype(x))).astype(e.dtype, copy=False)
+    return (e / e.sum(axis=-1, keepdims=True, dtype=_sum_dtype(e))).astype(e.dtype, copy=False)
 
 
-def _sum_dtype(x):
-    """The dtype to sum ``exp`` over a row in: float16's own would pass its
-    largest number, 65504, in a row of that many classes (then softmax is
-    all 0); float32 for it, the input's own otherwise."""
-    dtype = np.result_type(x)
-    return np.float32 if dtype == np.float16 else dtype
+def _sum_dtype(e):
+    """The dtype to sum the row of ``exp`` values ``e`` in: float16's own would
+    pass its largest number, 65504, in a row of that many classes (then
+    softmax is all 0); float32 for it, ``e``'s own otherwise."""
+    return np.float32 if e.dtype == np.float16 else e.dtype
 
 
 def cross_entropy_error(y, t):

@@ -97,9 +97,9 @@ class Optimizer:
         # lr may have been set since (a schedule, a user): a NaN would spread to every weight;
         # so may the others (beta2 = 1 divides by 1 - 1 ** t: every weight NaN).
         _check_lr(self.lr)
-        for name, check in HYPER_CHECKS.items():
-            if name in self.__dict__:
-                check(name, self.__dict__[name])
+        for name in self.hyper_names:  # (the ones load_state_dict checks, no others)
+            if name in HYPER_CHECKS:
+                HYPER_CHECKS[name](name, getattr(self, name))
         params, grads = self._unique(params, grads)
         if not params:  # nothing to step: no state to keep, none bound to an empty list
             return

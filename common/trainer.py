@@ -96,6 +96,7 @@ class BaseTrainer:
     """
 
     figure = "loss"
+    example_model = "your_model"  # (for messages; the trainers name one of their kind)
     sizes = "batch or hidden size"  # what to make smaller when a step runs out of memory
 
     def __init__(self, model, optimizer):

@@ -315,17 +315,19 @@ def clip_grads_value(grads, max_value):
     """
     if not (finite_number(max_value) and max_value > 0):
         raise ValueError(f"max_value must be a number > 0, got {max_value!r}")
-    for g in grads:
+    grads = list(grads)  # (read twice: checked, then clipped)
+    bounds = []
+    for g in grads:  # all checked before any is clipped
         if g.dtype.kind != "f":  # clipping an integer array would give integer gradients
             raise TypeError(f"clip_grads_value clips gradients in place; they must be float "
                             f"arrays, got dtype {g.dtype}")
-        info = np.finfo(g.dtype)
-        if max_value < float(info.smallest_subnormal):  # it would round to 0: all zeroed
-            raise ValueError(f"max_value {max_value!r} is below the smallest {g.dtype} number "
-                             f"({float(info.smallest_subnormal):.3g}): it would clip every "
-                             f"gradient to 0")
         # (A np.float64 bound would clip in float64; one past the dtype's range, inf.)
-        bound = g.dtype.type(min(max_value, float(info.max)))
+        bound = g.dtype.type(min(max_value, float(np.finfo(g.dtype).max)))
+        if bound == 0:  # it rounds to 0 in this dtype: every gradient would be zeroed
+            raise ValueError(f"max_value {max_value!r} rounds to 0 in {g.dtype}: it would clip "
+                             f"every gradient to 0")
+        bounds.append(bound)
+    for g, bound in zip(grads, bounds, strict=True):
         xp.clip(g, -bound, bound, out=g)
 
 

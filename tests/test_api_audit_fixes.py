@@ -320,14 +320,28 @@ def test_clip_grads_scales_an_array_listed_twice_once_and_float16_whole():
     assert np.linalg.norm(h.astype(np.float64)) == pytest.approx(1.0, rel=1e-3)
 
 
+def test_softmax_of_integer_scores_is_still_a_distribution():
+    # (The float16 fix summed in the input's own dtype: int64 rows were cut to
+    # integers, and log_softmax gave integers.)
+    from common.functions import log_softmax, softmax
+
+    np.testing.assert_allclose(softmax(np.array([1, 2, 3])), [0.09003057, 0.24472847,
+                                                              0.66524096], rtol=1e-7)
+    np.testing.assert_allclose(log_softmax(np.array([1, 2, 3])),
+                               np.log([0.09003057, 0.24472847, 0.66524096]), rtol=1e-6)
+
+
 def test_clip_grads_value_refuses_a_bound_that_would_zero_every_gradient():
-    g = np.ones(3, np.float16)
-    with pytest.raises(ValueError, match="below the smallest float16 number"):
-        clip_grads_value([g], 1e-9)
+    g, first = np.ones(3, np.float16), np.full(3, 5.0)
+    with pytest.raises(ValueError, match="rounds to 0 in float16"):
+        clip_grads_value([first, g], 1e-9)
+    np.testing.assert_array_equal(first, 5.0)  # (refused before any array is clipped)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # (a bound past float16's range: no overflow warning)
         clip_grads_value([g], 1e6)
     np.testing.assert_array_equal(g, 1)
+    clip_grads_value([g], 4e-8)  # (float16's smallest number, 6e-8, is the bound)
+    np.testing.assert_array_equal(g, np.float16(4e-8))
 
 
 def test_a_float32_dout_for_float64_logits_gives_no_overflow_warning():

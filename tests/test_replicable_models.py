@@ -514,11 +514,15 @@ def test_a_helper_given_up_on_while_a_stop_is_asked_leaves_the_next_run_its_help
     monkeypatch.setattr(step_worker, "stop_requested", lambda: True)
     monkeypatch.setattr(step_worker, "STOP_GRACE_SECONDS", 0.5)
     monkeypatch.setattr(data_parallel, "_disabled", False)  # (restored after)
-    batches = [pairs(np.random.default_rng(18), 8)]
+    batches = [pairs(np.random.default_rng(18), 8) for _ in range(3)]
+    started = []
+    monkeypatch.setattr(step_worker, "start_process",
+                        lambda *a: started.append(1) or stopped_at_start(*a))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # (nothing to say: the run is stopping)
         by_halves(Seq2seq(V, D, H, seed=0), batches)
     assert not data_parallel._disabled
+    assert len(started) == 1  # (not a helper, and a grace, for every batch of the context)
 
 
 def test_a_model_without_parameters_still_trains():

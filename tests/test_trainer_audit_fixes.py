@@ -602,6 +602,12 @@ def test_a_trainer_without_an_optimizer_or_a_model_says_so_before_training():
                                         r"Trainer\(Seq2seq\(vocab_size"):
         Trainer(None, SGD(0.1)).fit(x, t, max_epoch=1, batch_size=4, verbose=False)
 
+    class MyTrainer(Trainer.__mro__[1]):  # a trainer of one's own on BaseTrainer
+        figure = "loss"
+
+    with pytest.raises(TypeError, match=r"no model to train.*MyTrainer\(your_model"):
+        MyTrainer(None, SGD(0.1))._check_before_training(None)
+
 
 def test_rows_of_several_lengths_are_refused_in_rnnlabs_words():
     from models import Seq2seq
