@@ -736,14 +736,17 @@ class BaseTrainer:
         """The error for a MemoryError putting the best epoch's parameters back
         at the end of ``fit``: the model keeps the last epoch's."""
         if self.settings is not None:  # a command line's run: it writes nothing more
-            return TrainingOutOfMemory(
+            error = TrainingOutOfMemory(
                 f"out of memory putting back the best epoch's parameters (epoch "
                 f"{self.best_epoch}) at the end of training; the model and the plot were not "
                 f"written. Free memory, or leave out validation.")
-        return TrainingOutOfMemory(
-            f"out of memory putting back the best epoch's parameters (epoch {self.best_epoch}) "
-            f"at the end of training: the model holds the last epoch's. Free memory; the next "
-            f"fit of this trainer puts them back and ends the call.")
+        else:
+            error = TrainingOutOfMemory(
+                f"out of memory putting back the best epoch's parameters (epoch "
+                f"{self.best_epoch}) at the end of training: the model holds the last epoch's. "
+                f"Free memory; the next fit of this trainer puts them back and ends the call.")
+        error.model_as_it_stood = False
+        return error
 
     # -- checkpoints -------------------------------------------------------------------------
 

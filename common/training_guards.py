@@ -68,7 +68,14 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class TrainingOutOfMemory(MemoryError):
-    """The machine ran out of memory during training (the last checkpoint is kept)."""
+    """The machine ran out of memory during training (the last checkpoint is kept).
+
+    ``model_as_it_stood``: whether the model holds the run's parameters as
+    they stood (the failed batch given back), worth writing as a stop's
+    are; False where the best epoch's could not be put back (the model then
+    holds the last epoch's, not what the run was to give)."""
+
+    model_as_it_stood = True
 
 
 class CheckpointWriteError(OSError):

@@ -453,6 +453,12 @@ def main(argv=None):
     except OSError as exc:  # a full disk or a closed terminal behind stdout
         print(f"error: cannot write the text: {exc}", file=sys.stderr)
         return 1
+    except MemoryError:  # past the check (threads and BLAS take memory after it)
+        _end_quietly(out)
+        what = (f"beam search with --beam-width {beam_width}: give a smaller --beam-width"
+                if beam_width is not None else "sampling")
+        print(f"error: not enough memory for the {what}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -752,7 +752,14 @@ def train(trainer, args, data):
         save_outputs(trainer, args, data, stderr=True)
         print(exc, file=sys.stderr)  # the last line: how to resume
         return exc.exit_code
-    except (TrainingDiverged, TrainingOutOfMemory) as exc:
+    except TrainingOutOfMemory as exc:
+        # The failed batch was given back: the model as it stood is whole, and
+        # written (--save), with the plot, as for a stop.
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.model_as_it_stood:
+            save_outputs(trainer, args, data, stderr=True)
+        return 1
+    except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except CheckpointWriteError as exc:  # the model and plot may still be written elsewhere

@@ -531,7 +531,9 @@ def memory_problem(args, vocab_size: int, enc_steps: int, dec_steps: int,
                                      + dec_steps * widths["decoder"]) * itemsize,
              "logits": 3 * N * dec_steps * vocab_size * itemsize}
     encoded = H * (2 if args.bidirectional else 1)  # the width of the encoder's states
-    rows = min(args.eval_batch, n_test)
+    # Beam search answers --eval-batch // --beam questions at once, each in --beam
+    # rows (where the test set is smaller, up to --beam times its questions).
+    rows = min(max(1, args.eval_batch // args.beam), n_test) * args.beam
     evaluation = rows * enc_steps * 8 * encoded * itemsize + rows * vocab_size * 8 * 3
     if args.model == "attention":
         extra["attention"] = 4 * args.batch_size * dec_steps * enc_steps * itemsize
@@ -898,7 +900,12 @@ def _run_holding(args):
                 except CheckpointWriteError as exc:
                     print(f"\nerror: {exc}", file=sys.stderr)
                     return keep_what_is_done(1)
-                except (TrainingDiverged, TrainingOutOfMemory) as exc:
+                except TrainingOutOfMemory as exc:
+                    # The failed batch was given back: the model as it stood is whole,
+                    # and written (--save), as for a stop.
+                    print(f"\nerror: {exc}", file=sys.stderr)
+                    return keep_what_is_done(1) if exc.model_as_it_stood else 1
+                except TrainingDiverged as exc:
                     print(f"\nerror: {exc}", file=sys.stderr)
                     return 1
                 except ValueError as exc:  # e.g. resumed on data that no longer fits the run
@@ -954,11 +961,13 @@ def _run_holding(args):
         except MemoryError:  # scoring the test pairs (fit's own is TrainingOutOfMemory)
             done = f"; epoch {trainer.epoch}'s checkpoint is written: resume with --resume " \
                    f"{args.checkpoint}" if args.checkpoint and trainer.epoch else ""
-            at_once = min(args.eval_batch, len(x_test))
-            beams = f", each in {args.beam} rows (--beam)" if args.beam > 1 else ""
+            at_once = min(max(1, args.eval_batch // args.beam), len(x_test))
+            how = (f"{at_once} questions at a time, each in {args.beam} rows (--beam); give a "
+                   f"smaller --beam, or a smaller --eval-batch (at least --beam)"
+                   if args.beam > 1 else
+                   f"{at_once} questions at a time; give a smaller --eval-batch than {at_once}")
             print(f"\nerror: not enough memory to score the test pairs after epoch "
-                  f"{trainer.epoch} ({at_once} questions at a time{beams}; give a smaller "
-                  f"--eval-batch than {at_once}){done}", file=sys.stderr)
+                  f"{trainer.epoch} ({how}){done}", file=sys.stderr)
             return keep_what_is_done(1)
         except KeyboardInterrupt:  # Ctrl-C between two epochs' training: evaluating, saving
             if not args.checkpoint:

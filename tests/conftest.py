@@ -128,3 +128,22 @@ def holder():
         process.wait(timeout=30)
         process.stdin.close()  # (left open, a ResourceWarning under python -X dev)
         process.stdout.close()
+
+
+@pytest.fixture
+def memory_runs_out(monkeypatch):
+    """``memory_runs_out(cls, n)``: ``cls.forward`` raises ``MemoryError`` at
+    its ``n``-th call (a training step that finds no memory), as it was before
+    and after."""
+    def arrange(cls, n):
+        calls, forward = [], cls.forward
+
+        def failing(self, *args, **kwargs):
+            calls.append(1)
+            if len(calls) == n:
+                raise MemoryError
+            return forward(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "forward", failing)
+
+    return arrange

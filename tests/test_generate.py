@@ -910,3 +910,18 @@ def test_script_unreadable_model_file_is_a_usage_error(tiny_file, capsys, monkey
     assert script.main(["--model", str(tiny_file)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Permission denied" in err
+
+
+def test_a_beam_search_that_runs_out_of_memory_after_the_check_is_an_error_line(tiny_file,
+                                                                                capsys,
+                                                                                monkeypatch):
+    # (Threads and BLAS take memory after the check: a MemoryError then was a traceback.)
+    script = load_script("generate_text")
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(script, "generate", out_of_memory)
+    assert script.main(["--model", str(tiny_file), "--length", "5", "--beam-width", "3"]) == 1
+    assert capsys.readouterr().err.endswith("error: not enough memory for the beam search with "
+                                            "--beam-width 3: give a smaller --beam-width\n")

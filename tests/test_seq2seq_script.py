@@ -893,3 +893,39 @@ def test_a_run_resumed_through_a_link_to_its_folder_is_the_same_run(pairs_file, 
                           "--plot", "none"]) == 0
     assert "was written as" not in capsys.readouterr().err  # not taken for a moved copy
     assert len(read_checkpoint(tmp_path / "ck.npz")[1]["settings"]["history"]["greedy"]) == 2
+
+
+def test_the_memory_check_counts_the_beams_of_scoring(pairs_file, tmp_path):
+    # (--beam 50 on a small test set holds 50 times the rows of --beam 1: the
+    # estimate was the same, and the run failed after its first epoch.)
+    import argparse
+
+    s = script()
+    estimates = {}
+
+    def seen(estimate, available, hint=""):
+        estimates[beam] = estimate
+
+    for beam in (1, 50):
+        args = argparse.Namespace(wordvec_size=16, hidden_size=64, bidirectional=False,
+                                  model="attention", batch_size=32, eval_batch=1000, beam=beam)
+        s.check_memory, original = seen, s.check_memory
+        try:
+            s.memory_problem(args, 30, 300, 2, 20)  # 20 test pairs of 300 characters
+        finally:
+            s.check_memory = original
+    more = estimates[50]["evaluation"] - estimates[1]["evaluation"]
+    assert more == 49 * 20 * (300 * 8 * 64 * 4 + 30 * 8 * 3 + 3 * 300 * 64 * 4)  # 49 x 20 rows
+
+
+def test_running_out_of_memory_in_training_still_writes_the_model(pairs_file, tmp_path, capsys,
+                                                                  memory_runs_out):
+    # (Without a checkpoint, the model of the epochs done was lost; a stop writes it.)
+    from models import Seq2seq
+
+    memory_runs_out(Seq2seq, 15)
+    save = tmp_path / "m.npz"
+    assert script().main(["--data", pairs_file, *SMALL, "--epochs", "2",
+                          "--save", str(save)]) == 1
+    assert "error: out of memory at epoch 2" in capsys.readouterr().err
+    assert save.exists()

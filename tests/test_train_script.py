@@ -1019,3 +1019,15 @@ def test_log_every_on_a_terminal_is_announced_as_unused(script, capsys, monkeypa
     assert script.main([*SMALL, "--log-every", "5"]) == 0
     assert "notice: --log-every writes lines only when stdout is not a terminal" in (
         capsys.readouterr().err)
+
+
+def test_running_out_of_memory_in_training_writes_the_model_as_a_stop_does(script, capsys,
+                                                                           memory_runs_out):
+    # (Without a checkpoint, --save and --plot were not written: the epochs done lost.)
+    from models import SimpleRnnlm
+
+    memory_runs_out(SimpleRnnlm, 60)
+    run = [*SMALL[:-4], "--epochs", "3", "--plot", "p.png", "--save", "m.npz", "--quiet"]
+    assert script.main(run) == 1
+    assert "error: out of memory at epoch " in capsys.readouterr().err
+    assert os.path.exists("m.npz") and os.path.exists("p.png")
