@@ -730,7 +730,10 @@ class BaseTrainer:
             after = ""
         if not script:
             after += " The next fit of this trainer goes on from here."
-        return TrainingOutOfMemory(f"out of memory {what}{after}")
+        error = TrainingOutOfMemory(f"out of memory {what}{after}")
+        # An update stopped part-way leaves the parameters of no step: not written.
+        error.model_as_it_stood = not self._half_updated
+        return error
 
     def _no_memory_for_the_best(self, checkpoint):
         """The error for a MemoryError putting the best epoch's parameters back

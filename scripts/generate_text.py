@@ -455,8 +455,8 @@ def main(argv=None):
         return 1
     except MemoryError:  # past the check (threads and BLAS take memory after it)
         _end_quietly(out)
-        what = (f"beam search with --beam-width {beam_width}: give a smaller --beam-width"
-                if beam_width is not None else "sampling")
+        what = (f"beam search with --beam-width {args.beam_width}: give a smaller "
+                f"--beam-width" if beam_width is not None else "sampling")
         print(f"error: not enough memory for the {what}", file=sys.stderr)
         return 1
     return 0

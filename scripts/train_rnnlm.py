@@ -757,7 +757,11 @@ def train(trainer, args, data):
         # written (--save), with the plot, as for a stop.
         print(f"error: {exc}", file=sys.stderr)
         if exc.model_as_it_stood:
-            save_outputs(trainer, args, data, stderr=True)
+            try:
+                save_outputs(trainer, args, data, stderr=True)
+            except MemoryError:
+                print("error: no memory was left to write the model and the plot either",
+                      file=sys.stderr)
         return 1
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -531,9 +531,11 @@ def memory_problem(args, vocab_size: int, enc_steps: int, dec_steps: int,
                                      + dec_steps * widths["decoder"]) * itemsize,
              "logits": 3 * N * dec_steps * vocab_size * itemsize}
     encoded = H * (2 if args.bidirectional else 1)  # the width of the encoder's states
-    # Beam search answers --eval-batch // --beam questions at once, each in --beam
-    # rows (where the test set is smaller, up to --beam times its questions).
-    rows = min(max(1, args.eval_batch // args.beam), n_test) * args.beam
+    # Greedy scoring answers --eval-batch questions at once; beam search then
+    # --eval-batch // --beam of them, each in --beam rows (where the test set is
+    # smaller, up to --beam times its questions): the larger of the two.
+    rows = max(min(args.eval_batch, n_test),
+               min(max(1, args.eval_batch // args.beam), n_test) * args.beam)
     evaluation = rows * enc_steps * 8 * encoded * itemsize + rows * vocab_size * 8 * 3
     if args.model == "attention":
         extra["attention"] = 4 * args.batch_size * dec_steps * enc_steps * itemsize
@@ -904,7 +906,14 @@ def _run_holding(args):
                     # The failed batch was given back: the model as it stood is whole,
                     # and written (--save), as for a stop.
                     print(f"\nerror: {exc}", file=sys.stderr)
-                    return keep_what_is_done(1) if exc.model_as_it_stood else 1
+                    if not exc.model_as_it_stood:
+                        return 1
+                    try:
+                        return keep_what_is_done(1)
+                    except MemoryError:
+                        print("error: no memory was left to write the model and the plot "
+                              "either", file=sys.stderr)
+                        return 1
                 except TrainingDiverged as exc:
                     print(f"\nerror: {exc}", file=sys.stderr)
                     return 1

@@ -916,6 +916,14 @@ def test_the_memory_check_counts_the_beams_of_scoring(pairs_file, tmp_path):
             s.check_memory = original
     more = estimates[50]["evaluation"] - estimates[1]["evaluation"]
     assert more == 49 * 20 * (300 * 8 * 64 * 4 + 30 * 8 * 3 + 3 * 300 * 64 * 4)  # 49 x 20 rows
+    for beam in (1, 501):  # greedy scoring first, 1000 rows: the beam's 501 are fewer
+        args.beam = beam
+        s.check_memory, original = seen, s.check_memory
+        try:
+            s.memory_problem(args, 30, 300, 2, 5000)
+        finally:
+            s.check_memory = original
+    assert estimates[501]["evaluation"] == estimates[1]["evaluation"]
 
 
 def test_running_out_of_memory_in_training_still_writes_the_model(pairs_file, tmp_path, capsys,
@@ -925,7 +933,7 @@ def test_running_out_of_memory_in_training_still_writes_the_model(pairs_file, tm
 
     memory_runs_out(Seq2seq, 15)
     save = tmp_path / "m.npz"
-    assert script().main(["--data", pairs_file, *SMALL, "--epochs", "2",
-                          "--save", str(save)]) == 1
+    assert script().main(["--data", pairs_file, *SMALL, "--epochs", "2", "--save", str(save),
+                          "--plot", str(tmp_path / "acc.png")]) == 1
     assert "error: out of memory at epoch 2" in capsys.readouterr().err
     assert save.exists()

@@ -1031,3 +1031,35 @@ def test_running_out_of_memory_in_training_writes_the_model_as_a_stop_does(scrip
     assert script.main(run) == 1
     assert "error: out of memory at epoch " in capsys.readouterr().err
     assert os.path.exists("m.npz") and os.path.exists("p.png")
+
+
+def test_no_memory_to_write_the_model_either_is_an_error_line(script, capsys, memory_runs_out,
+                                                             monkeypatch):
+    from models import SimpleRnnlm
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    memory_runs_out(SimpleRnnlm, 60)
+    monkeypatch.setattr(SimpleRnnlm, "save_params", no_memory)
+    assert script.main([*SMALL[:-4], "--epochs", "3", "--save", "m.npz", "--quiet"]) == 1
+    assert capsys.readouterr().err.endswith("error: no memory was left to write the model and "
+                                            "the plot either\n")
+
+
+def test_an_update_stopped_part_way_by_memory_writes_no_model(script, capsys, monkeypatch):
+    # (The trainer refused to checkpoint parameters of no step, but --save wrote them.)
+    from common.optimizer import SGD
+
+    apply, calls = SGD._apply, []
+
+    def half(self, params, grads, lr):
+        calls.append(1)
+        if len(calls) == 60:
+            params[0] -= lr * grads[0]  # the first array stepped, then no memory
+            raise MemoryError
+        return apply(self, params, grads, lr)
+
+    monkeypatch.setattr(SGD, "_apply", half)
+    assert script.main([*SMALL[:-4], "--epochs", "3", "--save", "m.npz", "--quiet"]) == 1
+    assert "out of memory" in capsys.readouterr().err and not os.path.exists("m.npz")
