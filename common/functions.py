@@ -63,21 +63,17 @@ def log_softmax(x):
     """
     shifted = x - x.max(axis=-1, keepdims=True)
     e = xp.exp(shifted)
-    total = e.sum(axis=-1, keepdims=True, dtype=_sum_dtype(e))
+    # (Summed in float32 at least: float16's own sum passes its largest number,
+    # 65504, in a row of that many classes.)
+    total = e.sum(axis=-1, keepdims=True, dtype=np.promote_types(e.dtype, np.float32))
     return shifted - xp.log(total).astype(e.dtype, copy=False)
 
 
 def softmax(x):
     """``exp(x) / sum(exp(x))`` along the last axis, stable for any magnitude."""
     e = xp.exp(x - x.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True, dtype=_sum_dtype(e))).astype(e.dtype, copy=False)
-
-
-def _sum_dtype(e):
-    """The dtype to sum the row of ``exp`` values ``e`` in: float16's own would
-    pass its largest number, 65504, in a row of that many classes (then
-    softmax is all 0); float32 for it, ``e``'s own otherwise."""
-    return np.float32 if e.dtype == np.float16 else e.dtype
+    total = e.sum(axis=-1, keepdims=True, dtype=np.promote_types(e.dtype, np.float32))
+    return (e / total).astype(e.dtype, copy=False)  # (as in log_softmax: float16's sum)
 
 
 def cross_entropy_error(y, t):
@@ -102,6 +98,6 @@ def cross_entropy_error(y, t):
     y2 = y.reshape(-1, y.shape[-1])
     t1 = t.reshape(-1)
     picked = y2[xp.arange(t1.size), t1]
-    if picked.dtype == np.float16:  # (1e-12 is 0 there: no guard against log(0))
-        picked = picked.astype(np.float32)
+    # (In float32 at least: in float16, 1e-12 is 0, no guard against log(0).)
+    picked = picked.astype(np.promote_types(picked.dtype, np.float32), copy=False)
     return float(-xp.log(picked + 1e-12).mean())

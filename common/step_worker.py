@@ -258,12 +258,11 @@ def wait_until_up(process: subprocess.Popen, what: str) -> None:
         raise OSError(f"the {what} process did not start ({line or 'no reply'})")
 
 
-def read_reply(process: subprocess.Popen, what: str,
-               limit: float | None = None) -> str:
+def read_reply(process: subprocess.Popen, what: str) -> str:
     """In the caller: the next line a helper writes while it starts or
     begins, stripped ('' when it has ended). One that writes nothing in
-    ``limit`` seconds (default START_TIMEOUT_SECONDS; STOP_GRACE_SECONDS
-    once a stop is requested) is killed: :class:`HelperHung`. (Read with no
+    START_TIMEOUT_SECONDS (STOP_GRACE_SECONDS once a stop is requested) is
+    killed: :class:`HelperHung`. (Read with no
     limit, a helper stopped at its start held ``fit`` for ever, and the
     first Ctrl-C, which asks for a stop at the next batch, did nothing.)
 
@@ -283,8 +282,7 @@ def read_reply(process: subprocess.Popen, what: str,
     started = time.monotonic()
     while reader.is_alive():
         reader.join(0.05)
-        allowed = STOP_GRACE_SECONDS if stop_requested() else (
-            START_TIMEOUT_SECONDS if limit is None else limit)
+        allowed = STOP_GRACE_SECONDS if stop_requested() else START_TIMEOUT_SECONDS
         if reader.is_alive() and time.monotonic() - started > allowed:
             kill_process(process)  # (its pipe then ends: the reader returns)
             reader.join(5)

@@ -75,9 +75,8 @@ def clip_grads(grads, max_norm):
         if g.dtype.kind != "f":  # scaling an integer array in place would truncate it
             raise TypeError(f"clip_grads scales gradients in place; they must be float "
                             f"arrays, got dtype {g.dtype}")
-        flat = g.reshape(-1)
-        if flat.dtype.itemsize < 4:  # float16 sums of squares pass 65504 at once
-            flat = flat.astype(np.float32)
+        # (float16's squares in float32: their sums pass its largest number, 65504.)
+        flat = g.reshape(-1).astype(np.promote_types(g.dtype, np.float32), copy=False)
         with np.errstate(over="ignore"):  # (an overflow is handled below)
             total += float(flat @ flat)  # one BLAS dot, no temporary array
     norm = math.sqrt(total)
@@ -86,10 +85,9 @@ def clip_grads(grads, max_norm):
     if math.isfinite(norm) and norm > max_norm:
         rate = max_norm / (norm + 1e-6)
         for g in grads:
-            if g.dtype.itemsize < 4:  # a float16 rate may round to 0: scaled in float32
-                np.multiply(g, np.float32(rate), out=g, casting="unsafe")
-            else:
-                g *= g.dtype.type(rate)
+            # (A float16 rate may round to 0: scaled in float32 at least, cast back.)
+            np.multiply(g, np.promote_types(g.dtype, np.float32).type(rate), out=g,
+                        casting="unsafe")
     return norm
 
 
