@@ -352,6 +352,16 @@ class _StreamThatMayClose(_EscapingStream):
                   f"files as asked (Ctrl-C stops it)", file=sys.stderr)
 
 
+def write_if_memory_left(write) -> None:
+    """``write()`` (a run's model and plot, after it ran out of memory); an
+    ``error:`` line, not a traceback, when no memory is left for that either."""
+    try:
+        write()
+    except MemoryError:
+        print("error: no memory was left to write the model and the plot either",
+              file=sys.stderr)
+
+
 def results_status(status: int) -> int:
     """The exit status of a run whose results are what it prints (a
     benchmark's figures, its ``--json``), given the ``status`` it ended with,

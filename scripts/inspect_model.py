@@ -236,11 +236,12 @@ def shown(token, encoding=None):
     return text
 
 
-def one_line(name, encoding=None):
+def one_line(name):
     """A file name as it is where it prints on one line (all of them do);
-    else as :func:`shown` writes a token (a newline or an undecodable byte in
-    a ``#`` line of the table would start a row or stop the output)."""
-    return name if name.isprintable() else shown(name, encoding)
+    else as :func:`shown` writes a token for stdout (a newline or an
+    undecodable byte in a ``#`` line of the table would start a row or stop
+    the output)."""
+    return name if name.isprintable() else shown(name, getattr(sys.stdout, "encoding", None))
 
 
 def guesses_at(probs, vocab, k=5):
@@ -267,7 +268,7 @@ def run_surprisal(args, model, vocab, level):
     s = finite_surprisal(model, ids)
     out = sys.stdout
     encoding = getattr(out, "encoding", None)
-    out.write(f"# {one_line(args.model, encoding)}: {type(model).__name__}, {level} level; "
+    out.write(f"# {one_line(args.model)}: {type(model).__name__}, {level} level; "
               "the first token is context and is not scored\n")
     out.write("position\ttoken\tlog_prob\tbits\n")
     out.write(f"0\t{shown(tokens[0], encoding)}\t\t\n")
@@ -285,7 +286,7 @@ def run_surprisal(args, model, vocab, level):
                          notes=f"perplexity {s.perplexity:.3f} over {s.log_prob.size} scored "
                                f"tokens ({s.bits_per_token:.3f} bits per token); the first "
                                "token is context and is not scored")
-        print(f"# page: {one_line(args.html, encoding)}")
+        print(f"# page: {one_line(args.html)}")
     return 0
 
 
@@ -326,8 +327,7 @@ def run_units(args, model, vocab, level):
     # (The next-token table only for the page: tokens x vocabulary floats.)
     rec = record_states(model, ids, probs=bool(args.html))
     found = interesting_units(rec, props, per_property=args.per_property)
-    encoding = getattr(sys.stdout, "encoding", None)
-    print(f"{one_line(args.model, encoding)}: {type(model).__name__}, {level} level, "
+    print(f"{one_line(args.model)}: {type(model).__name__}, {level} level, "
           f"{len(tokens)} tokens, {len(rec.units())} units")
     print("unit\tproperty\tr")
     for f in found:
@@ -346,12 +346,12 @@ def run_units(args, model, vocab, level):
                          notes=f"{type(model).__name__}, {level} level; red: positive, blue: "
                                f"negative; perplexity {s.perplexity:.3f} (first token not "
                                "scored). Hover over a token, click to pin it.")
-        print(f"page: {one_line(args.html, encoding)}")
+        print(f"page: {one_line(args.html)}")
     if args.png:
         window = slice(args.png_start, args.png_start + args.png_length)
         heat_map([(name, label, values[window]) for name, label, values in shown_units],
                  tokens[window], level, args.png)
-        print(f"heat map: {one_line(args.png, encoding)}")
+        print(f"heat map: {one_line(args.png)}")
     return 0
 
 
@@ -446,7 +446,7 @@ def run_attention(args):
               f"({weights[t, j]:.3f})")
     plot_attention(weights, list(question), list(answer), path=args.png,
                    title=f"{question.strip()} -> {answer.strip()}")
-    print(f"heat map: {one_line(args.png, getattr(sys.stdout, 'encoding', None))}")
+    print(f"heat map: {one_line(args.png)}")
     return 0
 
 

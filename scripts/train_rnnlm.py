@@ -62,6 +62,7 @@ from common.cli import (  # noqa: E402
     save_over_checkpoint_problem,
     skipped_batches_notice,
     user_path,
+    write_if_memory_left,
 )
 from common.file_access import is_terminal, unreachable_words  # noqa: E402
 from common.memory import (  # noqa: E402
@@ -757,11 +758,7 @@ def train(trainer, args, data):
         # written (--save), with the plot, as for a stop.
         print(f"error: {exc}", file=sys.stderr)
         if exc.model_as_it_stood:
-            try:
-                save_outputs(trainer, args, data, stderr=True)
-            except MemoryError:
-                print("error: no memory was left to write the model and the plot either",
-                      file=sys.stderr)
+            write_if_memory_left(lambda: save_outputs(trainer, args, data, stderr=True))
         return 1
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -56,6 +56,7 @@ from common.cli import (  # noqa: E402
     save_over_checkpoint_problem,
     skipped_batches_notice,
     user_path,
+    write_if_memory_left,
 )
 from common.file_access import unreachable_words  # noqa: E402
 from common.inspection import nonfinite_weights_problem  # noqa: E402
@@ -534,8 +535,7 @@ def memory_problem(args, vocab_size: int, enc_steps: int, dec_steps: int,
     # Greedy scoring answers --eval-batch questions at once; beam search then
     # --eval-batch // --beam of them, each in --beam rows (where the test set is
     # smaller, up to --beam times its questions): the larger of the two.
-    rows = max(min(args.eval_batch, n_test),
-               min(max(1, args.eval_batch // args.beam), n_test) * args.beam)
+    rows = max(min(args.eval_batch, n_test), min(beam_questions(args), n_test) * args.beam)
     evaluation = rows * enc_steps * 8 * encoded * itemsize + rows * vocab_size * 8 * 3
     if args.model == "attention":
         extra["attention"] = 4 * args.batch_size * dec_steps * enc_steps * itemsize
@@ -551,6 +551,14 @@ def memory_problem(args, vocab_size: int, enc_steps: int, dec_steps: int,
     except NotEnoughMemory as exc:
         return str(exc)
     return None
+
+
+def beam_questions(args) -> int:
+    """How many test questions beam search answers at a time: ``--eval-batch
+    // --beam``, each in ``--beam`` rows, as many rows as greedy scoring
+    takes (at least 1: parse_args refuses a --beam wider than --eval-batch);
+    --eval-batch itself without a beam."""
+    return args.eval_batch // args.beam
 
 
 def build_model(args, vocab_size):
@@ -769,7 +777,7 @@ def _run_holding(args):
         greedy = float(seq2seq_correct(model, x_test, t_test, args.eval_batch).mean())
         line, beam = f"accuracy {greedy:.4f} (greedy)", None
         if args.beam > 1:  # k rows a question: as many rows at once as greedy answers
-            beam = float(seq2seq_correct(model, x_test, t_test, args.eval_batch // args.beam,
+            beam = float(seq2seq_correct(model, x_test, t_test, beam_questions(args),
                                          args.beam).mean())
             line += f", {beam:.4f} (beam {args.beam})"
         return line, greedy, beam
@@ -906,14 +914,9 @@ def _run_holding(args):
                     # The failed batch was given back: the model as it stood is whole,
                     # and written (--save), as for a stop.
                     print(f"\nerror: {exc}", file=sys.stderr)
-                    if not exc.model_as_it_stood:
-                        return 1
-                    try:
-                        return keep_what_is_done(1)
-                    except MemoryError:
-                        print("error: no memory was left to write the model and the plot "
-                              "either", file=sys.stderr)
-                        return 1
+                    if exc.model_as_it_stood:
+                        write_if_memory_left(lambda: keep_what_is_done(1))
+                    return 1
                 except TrainingDiverged as exc:
                     print(f"\nerror: {exc}", file=sys.stderr)
                     return 1
@@ -970,7 +973,7 @@ def _run_holding(args):
         except MemoryError:  # scoring the test pairs (fit's own is TrainingOutOfMemory)
             done = f"; epoch {trainer.epoch}'s checkpoint is written: resume with --resume " \
                    f"{args.checkpoint}" if args.checkpoint and trainer.epoch else ""
-            at_once = min(max(1, args.eval_batch // args.beam), len(x_test))
+            at_once = min(beam_questions(args), len(x_test))
             how = (f"{at_once} questions at a time, each in {args.beam} rows (--beam); give a "
                    f"smaller --beam, or a smaller --eval-batch (at least --beam)"
                    if args.beam > 1 else
