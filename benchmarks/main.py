@@ -231,17 +231,16 @@ def summary(run: Run, args, f64_ok: bool) -> int:
     # The targets against PyTorch, unmeasured where it cannot be imported: a
     # miss under --check (they passed unseen), not with --no-torch (asked for).
     unmeasured = run.torch is None and args.only in (None, "word", "char")
+    torch_missed = unmeasured and run.torch_missing != "--no-torch"
     if unmeasured:
-        missed = run.torch_missing != "--no-torch"
         say(f"  the targets against PyTorch: not measured (torch {run.torch_missing})"
-            + (": MISSED" if missed else ""))
+            + (": MISSED" if torch_missed else ""))
         run.results["targets_unmeasured"] = f"torch {run.torch_missing}"
     if args.json:
         print(json.dumps(strict_json(run.results), indent=2, allow_nan=False))
     if not f64_ok:
         return 1
-    if args.check and (not all(met.values())
-                       or (unmeasured and run.torch_missing != "--no-torch")):
+    if args.check and (not all(met.values()) or torch_missed):
         return 1
     return 0
 
