@@ -381,6 +381,11 @@ def apply_checkpoint_settings(args, explicit):
             continue
         elif _unused_by_the_run(name, recorded):
             continue  # (ignored_flags_notices says so)
+        elif name == "text_file" and value is not None and recorded.get("text_ids_sha256"):
+            # The run's text moved: read it from its new place. load_corpus
+            # refuses it unless its bytes and token ids are the run's.
+            notices.append(f"notice: the run's text is read from {getattr(args, name)} "
+                           f"instead of {value}; it must be the same text (checked)")
         elif name in FIXED_ON_RESUME:
             # (--init-scale only draws the first weights: on resuming it changes nothing.)
             run = f"no {flag(name)}" if value is None else _as_given(name, value)
@@ -505,8 +510,9 @@ def load_corpus(args):
     except FileNotFoundError as exc:
         if args.resume:  # the path came from the checkpoint, not from the user
             raise UsageError(f"the text file of the run in {args.resume}, {args.text_file}, is "
-                             "gone (moved or deleted?): put it back there to resume the run, "
-                             "or start a new one") from None
+                             "gone (moved or deleted?): put it back there, or give its new "
+                             "place with --text-file, to resume the run; or start a new one"
+                             ) from None
         raise UsageError(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None

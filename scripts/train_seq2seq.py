@@ -244,7 +244,8 @@ def parse_args(argv=None):
                 p.error(f"--{name}: {unreachable}")
             if name == "data" and args.resume and "data" not in explicit:
                 p.error(f"--resume {args.resume}: the run's --data file {path} is gone "
-                        f"({what}); put it back there to continue the run")
+                        f"({what}); put it back there, or give its new place with --data, "
+                        f"to continue the run")
             p.error(f"--{name} {path}: {what}")
     if args.save is not None and not args.save.lower().endswith(".npz"):
         p.error(f"--save {args.save}: the file name must end in .npz")
@@ -305,6 +306,12 @@ def _take_run_settings(parser, args, explicit):
         if key not in settings:  # a later setting, not in an older checkpoint
             continue
         if key in explicit and not same_setting(key, getattr(args, key), settings[key], ("data",)):
+            if key == "data" and settings[key] is not None and settings.get("data_sha256"):
+                # The run's pairs moved: read them from their new place. main
+                # refuses the file unless its SHA-256 is the run's.
+                print(f"notice: the run's pairs are read from {args.data} instead of "
+                      f"{settings[key]}; it must be the same file (checked)", file=sys.stderr)
+                continue
             if key == "data" and settings[key] is None:
                 ours = f"--task {settings['task']}"
             elif key == "task" and settings[key] is None:

@@ -838,8 +838,30 @@ def test_a_resumed_run_whose_data_file_is_gone_says_so(pairs_file, tmp_path, cap
     with pytest.raises(SystemExit) as exc:
         script().main(["--resume", ckpt, "--epochs", "2"])
     assert exc.value.code == 2
-    assert f"the run's --data file {data} is gone (no such file); put it back there" \
-        in capsys.readouterr().err
+    assert (f"the run's --data file {data} is gone (no such file); put it back there, or give "
+            f"its new place with --data, to continue the run") in capsys.readouterr().err
+
+
+def test_a_resumed_run_whose_data_file_moved_reads_it_from_its_new_place(pairs_file, tmp_path,
+                                                                        capsys):
+    # (It was refused as another --data, though the SHA-256 shows the same file.)
+    whole, resumed = str(tmp_path / "whole.npz"), str(tmp_path / "resumed.npz")
+    ckpt, moved = str(tmp_path / "run.npz"), str(tmp_path / "moved.tsv")
+    two = [a if a != "1" else "2" for a in SMALL]  # (--epochs 2)
+    assert script().main(["--data", pairs_file, *two, "--plot", "none", "--save", whole]) == 0
+    assert script().main(["--data", pairs_file, *SMALL, "--plot", "none",
+                          "--checkpoint", ckpt]) == 0
+    os.rename(pairs_file, moved)
+    capsys.readouterr()
+    assert script().main(["--resume", ckpt, "--data", moved, "--epochs", "2",
+                          "--save", resumed]) == 0
+    assert (f"notice: the run's pairs are read from {moved} instead of {pairs_file}; it must "
+            f"be the same file (checked)") in capsys.readouterr().err
+    a, b = np.load(whole), np.load(resumed)
+    assert all(np.array_equal(a[k], b[k]) for k in a.files if k != "__meta__")  # (names the file)
+    Path(pairs_file).write_text("ab\tba\n" * 200)  # another file of pairs: refused
+    assert script().main(["--resume", ckpt, "--data", pairs_file, "--epochs", "3"]) == 2
+    assert "has changed since the run began" in capsys.readouterr().err
 
 
 def test_long_questions_and_answers_are_cut_when_printed():

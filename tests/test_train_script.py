@@ -1011,7 +1011,34 @@ def test_resuming_a_run_whose_text_file_is_gone_says_so(script, capsys):
                         "--checkpoint", "ck.npz", "--epochs", "1", "--quiet"]) == 0
     os.rename("book.txt", "moved.txt")
     assert usage_error(script, ["--resume", "ck.npz", "--epochs", "2"])
-    assert "book.txt, is gone (moved or deleted?): put it back there" in capsys.readouterr().err
+    assert ("book.txt, is gone (moved or deleted?): put it back there, or give its new place "
+            "with --text-file, to resume the run") in capsys.readouterr().err
+
+
+def test_a_run_whose_text_file_moved_resumes_from_its_new_place(script, capsys):
+    # (It was refused as another --text-file, though the SHA-256 shows the same text.)
+    run = ["--batch-size", "4", "--time-size", "5", "--hidden-size", "8", "--wordvec-size",
+           "8", "--plot", "none", "--quiet"]
+    Path("book.txt").write_text("the cat sat on the mat . " * 100)
+    assert script.main(["--text-file", "book.txt", *run, "--epochs", "2", "--save",
+                        "whole.npz"]) == 0
+    assert script.main(["--text-file", "book.txt", *run, "--epochs", "1", "--checkpoint",
+                        "ck.npz"]) == 0
+    os.rename("book.txt", "moved.txt")
+    capsys.readouterr()
+    assert script.main(["--resume", "ck.npz", "--text-file", "moved.txt", "--epochs", "2",
+                        "--save", "resumed.npz", "--quiet"]) == 0
+    assert (f"notice: the run's text is read from moved.txt instead of "
+            f"{os.path.abspath('book.txt')}; it must be the same text (checked)"
+            in capsys.readouterr().err)
+    whole, resumed = np.load("whole.npz"), np.load("resumed.npz")
+    assert all(np.array_equal(whole[k], resumed[k]) for k in whole.files)
+    # Its checkpoints now name the new place; another text there is refused.
+    assert read_checkpoint("ck.npz")[1]["settings"]["text_file"] == os.path.abspath("moved.txt")
+    Path("other.txt").write_text("the mat sat on the cat . " * 100)
+    assert usage_error(script, ["--resume", "ck.npz", "--text-file", "other.txt",
+                                "--epochs", "3"])
+    assert "other.txt has changed since the run began" in capsys.readouterr().err
 
 
 def test_log_every_on_a_terminal_is_announced_as_unused(script, capsys, monkeypatch):
