@@ -265,6 +265,8 @@ def finite_surprisal(model, ids):
 
 def run_surprisal(args, model, vocab, level):
     tokens, ids = read_input(args, vocab, level)
+    if args.html:
+        check_table_memory(model, tokens)
     s = finite_surprisal(model, ids)
     out = sys.stdout
     encoding = getattr(out, "encoding", None)
@@ -278,7 +280,6 @@ def run_surprisal(args, model, vocab, level):
     out.write(f"# {s.log_prob.size} scored tokens: {s.total_loss:.3f} nats in all, "
               f"{s.bits_per_token:.3f} bits per token, perplexity {s.perplexity:.3f}\n")
     if args.html:
-        check_table_memory(model, tokens)
         bits = [None, *s.bits]
         write_units_page(args.html, tokens, level, [], bits=bits,
                          guesses=guesses_at(record_states(model, ids).probs, vocab),

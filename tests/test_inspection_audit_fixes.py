@@ -302,7 +302,9 @@ def test_the_pages_table_of_guesses_is_checked_against_memory(tmp_path, capsys, 
     monkeypatch.setattr(inspect_model, "available_bytes", lambda: 2**20)
     argv = ["--model", char_model(tmp_path), "--text", "abc a.\n" * 20]
     assert inspect_model.main(["surprisal", *argv, "--html", str(tmp_path / "p.html")]) == 2
-    assert "give a smaller --length, or leave out --html" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "give a smaller --length, or leave out --html" in err
+    assert out == ""  # refused before the surprisal pass and its table, not after
     recorded = []
     record_states = inspect_model.record_states
     monkeypatch.setattr(inspect_model, "record_states",
