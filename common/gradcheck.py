@@ -15,6 +15,7 @@ Example::
 
 import numpy as np
 
+from common.parallel import _postponing, deferred
 from common.util import not_one_number
 
 
@@ -183,6 +184,10 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
                              f"params[{i}] has shape {p.shape}: a gradient has its parameter's")
     analytic_params = _tied_sums(layer.params, layer.grads)
     _refuse_accumulating(name, layer, loss, backward)
+    loss()
+    late = _tied_sums(layer.params, _finished_late(backward, layer.grads))
+    if changed := _first_change(analytic_params, late):
+        raise ValueError(_early_read_message(f"{name}.backward", f"self.grads[{changed[0]}]"))
     checked = [inputs[j] for j in check_inputs]
     analytic_inputs = dict(zip(check_inputs,
                                _tied_sums(checked, [dinputs[j] for j in check_inputs]),
@@ -262,11 +267,37 @@ def _refuse_accumulating(name, layer, loss, backward):
 
 def _first_change(firsts, seconds):
     """``(position, relative difference)`` of the first gradient that a
-    second backward changed beyond round-off; None when none did."""
+    second backward changed beyond round-off (or made NaN); None when none did."""
     for k, (first, second) in enumerate(zip(firsts, seconds, strict=True)):
-        if (difference := relative_error(second, first)) > 1e-9:
+        if not (difference := relative_error(second, first)) <= 1e-9:
             return k, difference
     return None
+
+
+def _finished_late(backward, layer_grads=None):
+    """The gradients of ``backward()``, computed with every weight gradient
+    an rnnlab layer defers (:func:`common.parallel.later`) done only as the
+    outermost :func:`~common.parallel.deferred` context ends, as the slowest
+    core could in training; those are NaN until then. A model's ``backward``
+    is that context. ``layer_grads``: a layer's ``grads``, read after its
+    ``backward``, which stands for a model's; else the list ``backward()``
+    returns."""
+    with _postponing():
+        if layer_grads is None:
+            returned = backward()
+        else:
+            with deferred():
+                backward()
+            returned = layer_grads
+    return [np.array(g, dtype=np.float64, copy=True) for g in returned]
+
+
+def _early_read_message(who, what):
+    return (f"{who} gave another {what} when the layers inside it finished their weight "
+            f"gradients late, as they may on several cores inside a model's backward: it "
+            f"reads (copies, scales) a layer's grads before they are complete. List that "
+            f"layer's arrays as its own grads instead (self.grads = inner.grads), or call "
+            f"common.parallel.finish_deferred() before reading them")
 
 
 def _one_number(value):
@@ -331,6 +362,9 @@ def check_function(loss, backward, arrays, eps=1e-6):
                          f"{difference:.2g}): a layer adds into its grads (+=) instead of "
                          f"overwriting them ([...] =). The optimizers never zero the "
                          f"gradients, so they would grow at every step")
+    loss()
+    if changed := _first_change(analytic, _finished_late(backward)):
+        raise ValueError(_early_read_message("backward()", f"gradient for arrays[{changed[0]}]"))
     analytic = _tied_sums(arrays, analytic)
     measured = {}
     for g, a in zip(analytic, arrays, strict=True):

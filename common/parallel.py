@@ -125,6 +125,7 @@ class _ThreadState(threading.local):
     managed_depth = 0  # how many of the managed() contexts open now are this thread's
     deferred_depth = 0  # how many deferred() contexts this thread is in
     owns_queue = False  # its later() work goes to _later (see deferred())
+    postponed = None  # inside _postponing(): its later() work, done as its deferred() ends
 
 
 _here = _ThreadState()
@@ -968,6 +969,8 @@ def deferred():
             yield
         finally:
             here.deferred_depth -= 1
+            if here.deferred_depth == 0 and here.postponed:
+                _do_postponed()
             if here.deferred_depth == 0 and here.owns_queue:
                 try:
                     _finish_later()
@@ -1036,7 +1039,53 @@ def _defers(large):
     :func:`deferred`, with the cores managed, and the work either large or
     behind work already queued): cut as queued work is, and queued if this
     thread owns the queue."""
-    return _here.deferred_depth > 0 and _can_spread() and (large or _busy())
+    return _here.deferred_depth > 0 and (_here.postponed is not None
+                                         or _can_spread() and (large or _busy()))
+
+
+def finish_deferred() -> None:
+    """Finish now the work :func:`later` has queued in this thread's
+    :func:`deferred` context (this thread helping), and wait for it.
+
+    For a layer that reads the ``grads`` of a layer inside it (to copy or
+    scale them): inside a model's ``backward`` an rnnlab layer may leave
+    its weight gradients to an idle core, so they are complete only when
+    the model's ``backward`` returns, or after this. (A layer that lists
+    the inner layer's arrays as its own ``grads`` needs nothing: the
+    gradients are written there.) Outside the context nothing is queued,
+    and it returns at once.
+    """
+    if _here.deferred_depth == 0:
+        return
+    if _here.postponed:
+        _do_postponed()
+    if _here.owns_queue:
+        _finish_later()
+
+
+@contextmanager
+def _postponing():
+    """Inside :func:`deferred` in this context, :func:`later` keeps every
+    task, however small, until the context ends (or :func:`finish_deferred`),
+    and first fills the ``out`` array it names with NaN.
+
+    The gradient checks use it to find a layer that reads gradients before
+    they are complete: the latest any core could leave them, and
+    unmistakably unfinished. With one thread, or a small model, nothing is
+    deferred in training, and such a layer would pass every check.
+    """
+    here = _here
+    outer, here.postponed = here.postponed, []
+    try:
+        yield
+    finally:
+        here.postponed = outer
+
+
+def _do_postponed():
+    tasks, _here.postponed = _here.postponed, []
+    for task in tasks:
+        task()
 
 
 def later(task: Callable[..., object], *args, large: bool = False, **kwargs) -> None:
@@ -1047,13 +1096,20 @@ def later(task: Callable[..., object], *args, large: bool = False, **kwargs) -> 
     Small work (``large=False``) is only queued behind work already queued:
     on its own it would not repay the hand-off to another thread. A queued
     task must only read arrays nobody writes before the context ends, and
-    only write arrays nobody reads before then.
+    only write arrays nobody reads before then; the array it writes is
+    passed as ``out=`` (the gradient checks fill it with NaN until the
+    task runs, so that a layer that reads it too early shows).
     """
-    _queue([functools.partial(task, *args, **kwargs)], large)
+    _queue([functools.partial(task, *args, **kwargs)], large, kwargs.get("out"))
 
 
-def _queue(tasks, large):
+def _queue(tasks, large, out=None):
     global _helpers
+    if _here.postponed is not None and _here.deferred_depth > 0:  # (_postponing)
+        if isinstance(out, np.ndarray) and np.issubdtype(out.dtype, np.inexact):
+            out[...] = np.nan
+        _here.postponed.extend(tasks)
+        return
     if not _defers(large) or not _here.owns_queue:
         for task in tasks:
             task()
@@ -1070,6 +1126,9 @@ def matmul_later(a, b, out):
     large = _multiply_adds(a, b) >= BLOCK_MULTIPLY_ADDS
     if not _defers(large):
         matmul(a, b, out=out)
+        return
+    if _here.postponed is not None:  # (_postponing: whole, as without deferring)
+        _queue([functools.partial(matmul, a, b, out=out)], large, out)
         return
     # Several blocks per thread, so that whichever thread is free takes the next.
     _queue(_product_blocks(a, b, out, min(MAX_BLOCKS, 4 * num_threads())), large)

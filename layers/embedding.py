@@ -12,8 +12,10 @@ from layers._checks import (
 )
 
 
-def _scatter_add(dW, ids, rows):
-    """``dW[ids[k]] += rows[k]`` for every k, repeated ids accumulating.
+def _scatter_add(ids, rows, out):
+    """``out[ids[k]] += rows[k]`` for every k, on ``out`` zeroed first, repeated
+    ids accumulating (``out``: the gradient ``dW`` it writes, by that name
+    as :func:`~common.parallel.later` asks).
 
     ``dW[ids] += rows`` would keep only one row per repeated id, so the
     accumulation needs ``add.at``. On the flattened array it takes NumPy's
@@ -22,6 +24,7 @@ def _scatter_add(dW, ids, rows):
     (sorting the ids and summing each word's rows with ``reduceat``). The
     rows are added in the order of ``ids``: deterministic.
     """
+    dW = out
     dW[...] = 0
     if not dW.flags.c_contiguous:  # no flat view to write through
         xp.add.at(dW, ids, rows)
@@ -59,7 +62,7 @@ class Embedding:
         W = self.params[0]
         require_forward(self, self.ids)
         check_grad("dout", dout, (self.ids.shape[0], W.shape[1]), W.dtype)
-        _scatter_add(self.grads[0], self.ids, dout)
+        _scatter_add(self.ids, dout, out=self.grads[0])
         return None
 
 
@@ -92,5 +95,5 @@ class TimeEmbedding:
         check_grad("dout", dout, (*self.xs.shape, D), self.params[0].dtype)
         ids, rows = self.xs.reshape(-1), dout.reshape(-1, D)
         # Nothing below needs this gradient before the update: an idle core may do it.
-        later(_scatter_add, self.grads[0], ids, rows)
+        later(_scatter_add, ids, rows, out=self.grads[0])
         return None

@@ -12,6 +12,8 @@ that silently trains wrong.
   (self-attention) is checked by the sum of its gradients;
 - ``check_function`` refuses a ``loss`` that gives another value on a second
   call (a stateful model carries its state from call to call);
+- both refuse a layer that reads the ``grads`` of a layer inside it before
+  the work deferred to another core is done (``finish_deferred``);
 - a model's ``forward`` must return one number, refused at the first batch;
 - ``_collect_params`` names a layer whose ``grads`` do not match its ``params``;
 - a stateful optimizer refuses two arrays over one memory (the book's
@@ -25,9 +27,10 @@ import pytest
 import models
 from common.gradcheck import check_function, check_layer
 from common.optimizer import SGD, Adam, Momentum
+from common.parallel import finish_deferred
 from common.trainer import RnnlmTrainer
 from common.util import eval_perplexity
-from layers import LSTM, TimeAffine, TimeEmbedding, TimeRNN, TimeSoftmaxWithLoss
+from layers import LSTM, TimeAffine, TimeEmbedding, TimeLSTM, TimeRNN, TimeSoftmaxWithLoss
 from models import LanguageModel, Rnnlm
 
 
@@ -223,6 +226,95 @@ def test_a_non_finite_output_is_said_to_be_one_not_called_random():
 
 
 # -- check_function ---------------------------------------------------------------------
+
+
+class CopyingAffine:
+    """A ``TimeAffine`` inside a layer of one's own, whose ``grads`` are its own
+    arrays, copied from the inner layer's (``finish``: after
+    :func:`common.parallel.finish_deferred`, as a layer that reads them must).
+
+    Shape: as ``TimeAffine``'s, x ``(N, T, D)`` -> y ``(N, T, M)``.
+    """
+
+    def __init__(self, W, b, finish):
+        self.inner, self.finish = TimeAffine(W, b), finish
+        self.params, self.grads = [W, b], [np.zeros_like(W), np.zeros_like(b)]
+
+    def forward(self, xs):
+        return self.inner.forward(xs)
+
+    def backward(self, dys):
+        dxs = self.inner.backward(dys)
+        if self.finish:
+            finish_deferred()
+        for g, inner_g in zip(self.grads, self.inner.grads, strict=True):
+            g[...] = inner_g
+        return dxs
+
+
+class SmallLm(LanguageModel):
+    """Embedding, LSTM and an output layer ``affine(W, b)``: (N, T) ids -> loss."""
+
+    def __init__(self, affine, V=7, H=4):
+        rng = np.random.default_rng(0)
+        def randn(*shape):
+            return rng.standard_normal(shape) * 0.5
+        self.config = {"V": V, "H": H}
+        self.layers = [TimeEmbedding(randn(V, H)),
+                       TimeLSTM(randn(H, 4 * H), randn(H, 4 * H), randn(4 * H), stateful=True),
+                       affine(randn(H, V), randn(V))]
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self._collect_params(["embed.W", "lstm.Wx", "lstm.Wh", "lstm.b", "W", "b"])
+
+
+def test_a_layer_that_reads_an_inner_layers_grads_early_is_refused():
+    # Inside a model's backward, TimeAffine may leave its weight gradient to an
+    # idle core: a layer that copied it at once got zeros or half of it in
+    # training (a race), and both checks, where nothing is deferred, passed it.
+    rng = np.random.default_rng(0)
+    W, b, xs = rng.standard_normal((4, 5)), rng.standard_normal(5), rng.standard_normal((2, 3, 4))
+    with pytest.raises(ValueError, match=r"CopyingAffine.backward gave another self.grads\[0\] "
+                                         r"when the layers inside it finished .* late.*"
+                                         r"finish_deferred\(\)"):
+        check_layer(CopyingAffine(W, b, finish=False), [xs])
+    assert max(check_layer(CopyingAffine(W, b, finish=True), [xs]).values()) < 1e-6
+
+    ids = rng.integers(0, 7, (2, 3))
+    for finish in (False, True):
+        model = SmallLm(lambda W, b, finish=finish: CopyingAffine(W, b, finish))
+
+        def loss(model=model):
+            model.reset_state()
+            return model.forward(ids, ids)
+
+        def backward(model=model):
+            loss()
+            model.backward()  # the model's backward: its layers' grads complete on return
+            return [g.copy() for g in model.grads]
+
+        if finish:
+            assert max(check_function(loss, backward, model.params)) < 1e-6
+        else:
+            with pytest.raises(ValueError, match=r"gradient for arrays\[4\] when the layers"):
+                check_function(loss, backward, model.params)
+
+
+def test_finish_deferred_completes_the_work_queued_so_far():
+    from common.parallel import _postponing, deferred
+
+    rng = np.random.default_rng(0)
+    layer = TimeAffine(rng.standard_normal((4, 5)), rng.standard_normal(5))
+    xs, dys = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 5))
+    layer.forward(xs)
+    layer.backward(dys)
+    expected = [g.copy() for g in layer.grads]
+    with _postponing(), deferred():  # every deferred task kept to the end
+        layer.backward(dys)
+        assert np.isnan(layer.grads[0]).all()  # not done yet
+        finish_deferred()
+        for g, e in zip(layer.grads, expected, strict=True):
+            np.testing.assert_array_equal(g, e)
+    finish_deferred()  # outside the context: nothing to do
 
 
 def test_check_function_refuses_a_loss_that_changes_from_call_to_call():
