@@ -12,6 +12,7 @@ ts) -> loss``, ``backward()``, ``reset_state()`` and ``generate``.
 by adding it to that dict.
 """
 
+import inspect
 import os
 
 import numpy as np
@@ -83,12 +84,23 @@ def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
         if expected is not None:
             check_shapes(expected, shapes, source or f"arrays for {class_name} {config!r:.200}",
                          class_name)
+    if dtype is not None and not _takes(cls, "dtype"):
+        dtype = None  # a class of one's own that makes its arrays in one dtype: its own
     try:
         # (Only what is given: a class of one's own need not take a seed or a dtype.)
         return cls(**config, **({} if seed is None else {"seed": seed}),
                    **({} if dtype is None else {"dtype": dtype}))
     except TypeError as exc:
         raise ValueError(f"config {config!r:.200} does not fit {class_name}: {exc}") from None
+
+
+def _takes(cls, name) -> bool:
+    """Whether ``cls(...)`` takes the keyword argument ``name``."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: try it
+        return True
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _says_own_shapes(cls) -> bool:

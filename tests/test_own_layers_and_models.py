@@ -441,21 +441,30 @@ def test_a_peeky_decoder_of_a_layer_without_x_static_says_what_it_needs():
         GruPeeky(7, 3, 4, seed=0)
 
 
-def test_load_model_builds_a_registered_class_that_takes_no_seed(tmp_path, monkeypatch):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_load_model_builds_a_registered_class_that_takes_no_seed_or_dtype(tmp_path, monkeypatch,
+                                                                         dtype):
+    # (A float64 file was rebuilt with dtype=float64, which such a class does not
+    # take: "config ... does not fit Tiny".)
     class Tiny(LanguageModel):
         def __init__(self, V, H):
             rng = np.random.default_rng(0)
             self.config = {"V": V, "H": H}
-            self.layers = [TimeEmbedding(rng.standard_normal((V, H)).astype(np.float32)),
-                           TimeAffine(rng.standard_normal((H, V)).astype(np.float32),
-                                      np.zeros(V, np.float32))]
+            self.layers = [TimeEmbedding(rng.standard_normal((V, H)).astype(dtype)),
+                           TimeAffine(rng.standard_normal((H, V)).astype(dtype),
+                                      np.zeros(V, dtype))]
             self.loss_layer = TimeSoftmaxWithLoss()
             self._collect_params(["embed.W", "affine.W", "affine.b"])
 
     monkeypatch.setitem(models.MODEL_CLASSES, "Tiny", Tiny)
-    Tiny(5, 3).save_params(tmp_path / "tiny.npz")
+    saved = Tiny(5, 3)
+    saved.params[0] += 1  # not what a new Tiny draws
+    saved.save_params(tmp_path / "tiny.npz")
     model, _ = models.load_model(tmp_path / "tiny.npz")
     assert isinstance(model, Tiny) and model.config == {"V": 5, "H": 3}
+    for p, q in zip(model.params, saved.params, strict=True):
+        assert p.dtype == dtype
+        np.testing.assert_array_equal(p, q)
 
 
 # -- optimizers and arrays over one memory -------------------------------------------------
