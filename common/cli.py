@@ -532,6 +532,51 @@ def damaged_settings_problem(settings: dict, parser: argparse.ArgumentParser) ->
     return None
 
 
+def add_import_flag(parser) -> None:
+    """``--import MODULE``: the module of a model class of one's own (see
+    :func:`import_model_classes`)."""
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE",
+                        help="a Python module (its name, found in the current folder or on "
+                             "PYTHONPATH) that defines the class of a model of one's own; its "
+                             "model classes are registered by name, so that a file saved from "
+                             "one loads (runs the module's code; repeatable) (default: none)")
+
+
+#: Added to the message for a file whose model class is not registered.
+IMPORT_HINT = "; here, name the module that defines it with --import MODULE"
+
+
+def import_model_classes(modules) -> str | None:
+    """Import each module named in ``modules`` (as ``--import`` gives them:
+    the current folder first, then ``sys.path``) and register every model
+    class it defines in ``models.MODEL_CLASSES`` by its name, as a file
+    saved from it names it. What went wrong, as ``--import``'s, or None."""
+    import importlib
+
+    from models import MODEL_CLASSES, Model  # models imports common: import late
+
+    for name in modules:
+        path = list(sys.path)
+        sys.path.insert(0, os.getcwd())  # (a script's sys.path starts at its own folder)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and name.startswith(exc.name):
+                return (f"--import {name}: no module {exc.name!r} in the current folder or on "
+                        f"PYTHONPATH (give the module's name, as import takes it, not a path)")
+            return f"--import {name}: importing it failed: {exc}"
+        except Exception as exc:  # (its code ran: whatever it raised is the user's to see)
+            return f"--import {name}: importing it failed: {type(exc).__name__}: {exc}"
+        finally:
+            sys.path[:] = path
+        for attr, value in vars(module).items():
+            if (isinstance(value, type) and issubclass(value, Model)
+                    and value.__module__ == module.__name__ and attr == value.__name__):
+                MODEL_CLASSES.setdefault(attr, value)
+    return None
+
+
 def empty_flag_problem(args: argparse.Namespace, what: dict[str, str]) -> str | None:
     """Why a flag of ``what`` (destination -> what it names) was given an
     empty value, or None: say, an unset shell variable, which must not fall

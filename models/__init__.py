@@ -56,6 +56,10 @@ def build_model(name: str, vocab_size: int, wordvec_size: int = 100, hidden_size
     return MODELS[name](vocab_size, wordvec_size, hidden_size, **kwargs)
 
 
+class UnknownModelClass(ValueError):
+    """A saved file names a model class that is not in :data:`MODEL_CLASSES`."""
+
+
 def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
                       shapes: dict | None = None, source: str | None = None,
                       dtype=None) -> Model:
@@ -73,9 +77,10 @@ def model_from_config(class_name: str, config: dict, seed: int | None = None, *,
     """
     cls = MODEL_CLASSES.get(class_name)
     if cls is None:
-        raise ValueError(f"unknown model class {class_name!r}; known: {sorted(MODEL_CLASSES)}. "
-                         f"A class of one's own loads by name once registered: "
-                         f"models.MODEL_CLASSES[{class_name!r}] = {class_name}")
+        raise UnknownModelClass(f"unknown model class {class_name!r}; known: "
+                                f"{sorted(MODEL_CLASSES)}. A class of one's own loads by name "
+                                f"once registered: models.MODEL_CLASSES[{class_name!r}] = "
+                                f"{class_name}")
     if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
         raise ValueError(f"the config of a {class_name} must be a dict of arguments, "
                          f"got {config!r:.80}")
@@ -150,4 +155,5 @@ def load_model(path: str | os.PathLike) -> tuple[Model, dict]:
 
 __all__ = ["MODELS", "MODEL_CLASSES", "AttentionSeq2seq", "BetterRnnlm", "BetterRnnlmGen",
            "GruRnnlm", "LanguageModel", "Model", "PeekySeq2seq", "Rnnlm", "RnnlmGen", "Seq2seq",
-           "SimpleRnnlm", "build_model", "generate", "load_model", "model_from_config"]
+           "SimpleRnnlm", "UnknownModelClass", "build_model", "generate", "load_model",
+           "model_from_config"]

@@ -32,12 +32,20 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from common.checkpoint import is_checkpoint_file  # noqa: E402
-from common.cli import at_least, point_at_null, user_path, writable  # noqa: E402
+from common.cli import (  # noqa: E402
+    IMPORT_HINT,
+    add_import_flag,
+    at_least,
+    import_model_classes,
+    point_at_null,
+    user_path,
+    writable,
+)
 from common.inspection import guess_level, nonfinite_weights_problem  # noqa: E402
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.serialization import load_npz_meta  # noqa: E402
-from models import LanguageModel  # noqa: E402
+from models import LanguageModel, UnknownModelClass  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
 from models.beam_search import useful_width  # noqa: E402
 from models.generate import generate, iter_generate  # noqa: E402
@@ -104,6 +112,7 @@ def build_parser():
                    help="stop after this token (one character at char level) is produced; "
                         "escapes such as '\\n' are understood, and at word level '\\n' means "
                         "<eos> (default: run for --length tokens)")
+    add_import_flag(p)
     return p
 
 
@@ -111,7 +120,7 @@ def parse_args(argv=None):
     """The parsed flags; bad values exit with status 2 and a one-line message."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if problem := thread_count_problem():
+    if problem := thread_count_problem() or import_model_classes(args.imports):
         parser.error(problem)
     if args.beam_width is not None and (args.temperature != 1.0 or args.top_k is not None
                                         or args.seed is not None):
@@ -160,7 +169,7 @@ def load_model(path):
     except PermissionError as exc:  # (its words name the file and the fix)
         raise UsageError(str(exc)) from None
     except (OSError, ValueError) as exc:
-        message = str(exc)
+        message = str(exc) + (IMPORT_HINT if isinstance(exc, UnknownModelClass) else "")
         if not message.startswith(os.fspath(path)):
             message = f"cannot rebuild the model from {path}: {message}"
         raise UsageError(message) from None

@@ -44,9 +44,12 @@ if _ROOT not in sys.path:
 import numpy as np  # noqa: E402
 
 from common.cli import (  # noqa: E402
+    IMPORT_HINT,
     HelpFormatter,
+    add_import_flag,
     drawing_problem,
     empty_flag_problem,
+    import_model_classes,
     output_flags_problem,
     outputs_escaped,
     pickle_name_problem,
@@ -104,6 +107,7 @@ def parse_args(argv=None):
     def common(q):
         q.add_argument("--model", type=user_path, required=True,
                        help="the .npz file of train_rnnlm.py --save")
+        add_import_flag(q)
         src = q.add_mutually_exclusive_group(required=True)
         src.add_argument("--text", help="the text itself")
         src.add_argument("--text-file", type=user_path, help="a UTF-8 file holding the text")
@@ -138,6 +142,7 @@ def parse_args(argv=None):
                        formatter_class=HelpFormatter)
     a.add_argument("--model", type=user_path, required=True,
                    help="the .npz file of train_seq2seq.py --save (an attention model)")
+    add_import_flag(a)
     a.add_argument("--input", required=True, help="the question, as written")
     a.add_argument("--png", type=user_path, default="attention.png",
                    help="where to draw the heat map")
@@ -149,7 +154,7 @@ def parse_args(argv=None):
                         "the answers the model was trained on)")
     a.add_argument("--start", default="_", help="the character that starts every answer")
     args = p.parse_args(argv)
-    if problem := thread_count_problem():
+    if problem := thread_count_problem() or import_model_classes(args.imports):
         p.error(problem)
     # (An unset shell variable: not a default, nor a page or plot silently not written.)
     if problem := empty_flag_problem(args, {"model": "the model file",
@@ -523,12 +528,13 @@ def check_attention_memory(model, width, answer_length):
 
 def checked(load, path):
     """``load(path)``, for a model file; its problems as :class:`UsageError`."""
+    from models import UnknownModelClass
     try:
         result = load(path)
     except FileNotFoundError:
         raise UsageError(f"model file not found: {path}") from None
     except (OSError, TypeError, ValueError) as exc:
-        message = str(exc)
+        message = str(exc) + (IMPORT_HINT if isinstance(exc, UnknownModelClass) else "")
         if os.fspath(path) not in message:  # e.g. an unknown model class: say in which file
             message = f"{path}: {message}"
         raise UsageError(message) from None

@@ -618,7 +618,7 @@ def test_script_help_describes_it_and_shows_every_default(tmp_path):
     assert "None" not in out
     options = re.findall(r"^  (--[a-z-]+)", out, flags=re.M)
     assert options == ["--model", "--start", "--length", "--temperature", "--top-k", "--seed",
-                       "--beam-width", "--stop"]
+                       "--beam-width", "--stop", "--import"]
     listing = out.split("options:", 1)[1]
     for option in options:
         text = listing.split("\n  " + option, 1)[1].split("\n  --", 1)[0]

@@ -21,6 +21,8 @@ that silently trains wrong.
 - ``load_model`` builds a registered class that takes no ``seed``.
 """
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -465,6 +467,63 @@ def test_load_model_builds_a_registered_class_that_takes_no_seed_or_dtype(tmp_pa
     for p, q in zip(model.params, saved.params, strict=True):
         assert p.dtype == dtype
         np.testing.assert_array_equal(p, q)
+
+
+OWN_MODULE = """
+import numpy as np
+
+from layers import TimeAffine, TimeEmbedding, TimeGRU, TimeSoftmaxWithLoss
+from models import LanguageModel
+
+
+class OwnGruLm(LanguageModel):
+    def __init__(self, V, H=6, seed=0):
+        rng = np.random.default_rng(seed)
+        def randn(*shape):
+            return (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32)
+        zeros = lambda n: np.zeros(n, np.float32)
+        self.config = {"V": V, "H": H}
+        self.layers = [TimeEmbedding(randn(V, H)),
+                       TimeGRU(randn(H, 3 * H), randn(H, 3 * H), zeros(3 * H), zeros(3 * H),
+                               stateful=True),
+                       TimeAffine(randn(H, V), zeros(V))]
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self._collect_params(["embed.W", "gru.Wx", "gru.Wh", "gru.bx", "gru.bh", "affine.W",
+                              "affine.b"])
+"""
+
+
+def test_the_scripts_load_a_model_of_ones_own_class_with_import(tmp_path, monkeypatch, capsys):
+    # (They could not: MODEL_CLASSES is the process's, and the scripts had no way
+    # to register a class, while the message told to register it.)
+    from script_loader import load_script
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(models, "MODEL_CLASSES", dict(models.MODEL_CLASSES))
+    monkeypatch.delitem(sys.modules, "own_gru_lm", raising=False)
+    (tmp_path / "own_gru_lm.py").write_text(OWN_MODULE)
+    monkeypatch.syspath_prepend(tmp_path)
+    import own_gru_lm
+
+    own_gru_lm.OwnGruLm(5).save_params("own.npz", vocab=list("abcde"), level="char")
+    monkeypatch.delitem(sys.modules, "own_gru_lm")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+
+    generate_text, inspect_model = load_script("generate_text"), load_script("inspect_model")
+    assert generate_text.main(["--model", "own.npz", "--start", "a", "--length", "4"]) == 2
+    assert ("unknown model class 'OwnGruLm'" in (err := capsys.readouterr().err)
+            and "here, name the module that defines it with --import MODULE" in err)
+    assert generate_text.main(["--model", "own.npz", "--start", "a", "--length", "4",
+                               "--import", "own_gru_lm", "--seed", "0"]) == 0
+    assert len(capsys.readouterr().out.strip()) == 5  # the start and four characters
+    assert inspect_model.main(["surprisal", "--model", "own.npz", "--text", "abcab",
+                               "--import", "own_gru_lm"]) == 0
+    assert "# 4 scored tokens" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        inspect_model.main(["surprisal", "--model", "own.npz", "--text", "ab",
+                            "--import", "own_gru_lm.py"])
+    assert ("--import own_gru_lm.py: no module 'own_gru_lm.py' in the current folder or on "
+            "PYTHONPATH (give the module's name" in capsys.readouterr().err)
 
 
 # -- optimizers and arrays over one memory -------------------------------------------------
