@@ -45,8 +45,21 @@ LN2 = math.log(2.0)
 
 
 def recurrent_layers(model) -> list:
-    """The layers of ``model`` that carry a recurrent state, bottom to top."""
-    return [layer for layer in model.layers if hasattr(layer, "reset_state")]
+    """The layers of ``model`` that carry a recurrent state ``h``, bottom to
+    top, those inside its parts (``part.layers``) too."""
+    if hasattr(model, "_recurrent_layers"):
+        layers = model._recurrent_layers()
+    else:
+        layers = [layer for layer in model.layers if hasattr(layer, "reset_state")]
+    return [layer for layer in layers if hasattr(layer, "h")]
+
+
+def _state_widths(model, rec) -> list:
+    """The width of each recurrent layer's ``h``, read after one step (a
+    layer of one's own need not hold its ``Wh`` as ``params[1]``)."""
+    with _inspecting(model):
+        model.predict(xp.zeros((1, 1), dtype=np.int64))
+        return [int(layer.h.shape[-1]) for layer in rec]
 
 
 @contextlib.contextmanager
@@ -277,7 +290,7 @@ def model_units(model) -> tuple:
     """``(widths, has_cell)`` of ``model``'s recurrent layers, for :func:`unit_index`,
     known before anything is computed."""
     rec = recurrent_layers(model)
-    return [layer.params[1].shape[0] for layer in rec], [hasattr(layer, "c") for layer in rec]
+    return _state_widths(model, rec) if rec else [], [hasattr(layer, "c") for layer in rec]
 
 
 def record_states(model, ids: np.ndarray, probs: bool = True) -> Recording:
@@ -303,13 +316,14 @@ def record_states(model, ids: np.ndarray, probs: bool = True) -> Recording:
     if not rec:
         raise ValueError(f"{type(model).__name__} has no recurrent layer to record")
     T = ids.size
-    hidden = [np.empty((T, layer.params[1].shape[0]), layer.params[1].dtype) for layer in rec]
-    cell = [np.empty_like(h) if hasattr(layer, "c") else None for h, layer in zip(hidden, rec,
-                                                                                   strict=True)]
     out_probs = np.empty((T, model.vocab_size), np.float32) if probs else None
     with _inspecting(model):
         for t in range(T):
             scores = model.predict(xp.asarray(ids[t:t + 1].reshape(1, 1)))
+            if t == 0:  # (the widths, from the states themselves)
+                hidden = [np.empty((T, layer.h.shape[-1]), layer.h.dtype) for layer in rec]
+                cell = [np.empty_like(h) if getattr(layer, "c", None) is not None else None
+                        for h, layer in zip(hidden, rec, strict=True)]
             for k, layer in enumerate(rec):
                 hidden[k][t] = to_cpu(layer.h[0])
                 if cell[k] is not None:
@@ -589,7 +603,13 @@ def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
     if not rec:
         raise ValueError(f"{type(model).__name__} has no recurrent layer")
     top = rec[-1]
-    above = model.layers[model.layers.index(top) + 1:]
+    place = [k for k, layer in enumerate(model.layers) if layer is top]
+    if not place:
+        raise ValueError(f"{type(model).__name__}'s top recurrent layer, a "
+                         f"{type(top).__name__}, is inside a part, not in model.layers: the "
+                         f"gradient through time is taken up a chain of layers, from the "
+                         f"top recurrent layer to the loss")
+    above = model.layers[place[0] + 1:]
     N, T = xs.shape
     loss_layer = model.loss_layer
     # Only the last targets are scored; the others are marked ignored, with -1
@@ -600,8 +620,6 @@ def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
     # The loss is the mean over the scored last targets (one equal to ignore_label
     # is not): scaled back by their number, each sequence's own loss.
     scored = max(int((last_only[:, -1] != ignore).sum()), 1)
-    H = top.params[1].shape[0]
-    grads = np.empty((N, T, H), np.float64)
     with _inspecting(model), _ignoring(loss_layer, ignore):
         states = []  # states[t]: every recurrent layer's state after step t
         for t in range(T):
@@ -609,6 +627,7 @@ def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
             states.append(model.get_state())
             if t == T - 1:
                 h_last = top.h
+        grads = np.empty((N, T, h_last.shape[-1]), np.float64)
         # t = T - 1: the loss reads h directly, through the layers above.
         out = h_last[:, None, :]
         for layer in above:
@@ -623,6 +642,11 @@ def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
             model.set_state(states[t])
             model.forward(xp.asarray(xs[:, t + 1:]), xp.asarray(last_only[:, t + 1:]))
             model.backward(scored)
+            if getattr(top, "dh", None) is None:
+                raise ValueError(f"{type(top).__name__} keeps no dh after its backward (the "
+                                 f"gradient of the loss w.r.t. its initial state), which this "
+                                 f"reads: set self.dh in its backward, as rnnlab's recurrent "
+                                 f"layers do")
             grads[:, t] = to_cpu(top.dh)
     return grads
 

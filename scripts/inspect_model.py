@@ -312,9 +312,14 @@ def run_units(args, model, vocab, level):
     tokens, ids = read_input(args, vocab, level, default_length=3000)
     # Everything the arguments can get wrong is refused before the (long) recording.
     names = list(filter(None, (n.strip() for n in args.units.split(","))))
+    units = model_units(model)
+    if not units[0]:
+        raise UsageError(f"{one_line(args.model)} holds a {type(model).__name__}, which has no "
+                         f"recurrent layer: no unit carries a state to show (surprisal reads "
+                         f"any language model)")
     for name in names:
         try:
-            unit_index(name, *model_units(model))
+            unit_index(name, *units)
         except ValueError as exc:
             raise UsageError(f"--units: {exc}") from None
     for notice in unused_units_flags(args, names):

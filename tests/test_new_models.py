@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from common.gradcheck import check_function, check_layer
+from common.inspection import gradient_through_time, model_units, record_states
 from common.optimizer import Adam
 from common.trainer import RnnlmTrainer
 from layers import (
@@ -148,6 +149,32 @@ def test_a_recurrent_layer_of_ones_own_carries_and_takes_a_state():
     assert len(model.generate([1, 2], 4)) == 4
     with pytest.raises(ValueError, match=r"must have shape \(N, H\)"):
         model.set_state([np.zeros(H, np.float32)])
+
+
+@pytest.mark.parametrize("make, has_cell", [(DecayLM, False), (ResidualLM, True)],
+                         ids=["recurrent-layer-of-ones-own", "recurrent-layer-inside-a-part"])
+def test_inspection_records_the_states_of_a_model_of_ones_own(make, has_cell):
+    # (It read params[1] as an LSTM's Wh, an IndexError here, and looked for
+    # recurrent layers only in model.layers: "no recurrent layer to record".)
+    model, ids = make(), np.array([3, 1, 4, 1, 5, 9, 2, 6])
+    assert model_units(model) == ([H], [has_cell])
+    rec = record_states(model, ids)
+    assert rec.hidden[0].shape == (len(ids), H)
+    assert (rec.cell[0] is not None) == has_cell
+    model.reset_state()
+    model.predict(ids[None])  # one forward over the whole text: the same last state
+    np.testing.assert_allclose(rec.hidden[0][-1], model.get_state()[0][0], rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_the_gradient_through_time_of_a_model_it_cannot_read_says_why():
+    xs = np.array([[3, 1, 4, 1]])
+    with pytest.raises(ValueError, match=r"ResidualLM's top recurrent layer, a TimeLSTM, is "
+                                         r"inside a part, not in model.layers"):
+        gradient_through_time(ResidualLM(), xs, xs)
+    with pytest.raises(ValueError, match=r"TimeDecay keeps no dh after its backward .* set "
+                                         r"self.dh in its backward"):
+        gradient_through_time(DecayLM(), xs, xs)
 
 
 def test_the_layer_of_ones_own_has_exact_gradients():

@@ -490,6 +490,17 @@ class OwnGruLm(LanguageModel):
         self.loss_layer = TimeSoftmaxWithLoss()
         self._collect_params(["embed.W", "gru.Wx", "gru.Wh", "gru.bx", "gru.bh", "affine.W",
                               "affine.b"])
+
+
+class OwnBigramLm(LanguageModel):
+    def __init__(self, V, H=6):
+        rng = np.random.default_rng(0)
+        self.config = {"V": V, "H": H}
+        self.layers = [TimeEmbedding(rng.standard_normal((V, H)).astype(np.float32)),
+                       TimeAffine(rng.standard_normal((H, V)).astype(np.float32),
+                                  np.zeros(V, np.float32))]
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self._collect_params(["embed.W", "affine.W", "affine.b"])
 """
 
 
@@ -506,6 +517,7 @@ def test_the_scripts_load_a_model_of_ones_own_class_with_import(tmp_path, monkey
     import own_gru_lm
 
     own_gru_lm.OwnGruLm(5).save_params("own.npz", vocab=list("abcde"), level="char")
+    own_gru_lm.OwnBigramLm(5).save_params("bigram.npz", vocab=list("abcde"), level="char")
     monkeypatch.delitem(sys.modules, "own_gru_lm")
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
 
@@ -519,6 +531,14 @@ def test_the_scripts_load_a_model_of_ones_own_class_with_import(tmp_path, monkey
     assert inspect_model.main(["surprisal", "--model", "own.npz", "--text", "abcab",
                                "--import", "own_gru_lm"]) == 0
     assert "# 4 scored tokens" in capsys.readouterr().out
+    assert inspect_model.main(["units", "--model", "own.npz", "--text", "abcde" * 6,
+                               "--import", "own_gru_lm", "--units", "h0:5"]) == 0
+    assert "h0:5" in capsys.readouterr().out
+    # A model without a recurrent layer has no units to show: said, not a traceback.
+    assert inspect_model.main(["units", "--model", "bigram.npz", "--text", "abcde",
+                               "--import", "own_gru_lm"]) == 2
+    assert ("bigram.npz holds a OwnBigramLm, which has no recurrent layer: no unit carries a "
+            "state to show" in capsys.readouterr().err)
     with pytest.raises(SystemExit):
         inspect_model.main(["surprisal", "--model", "own.npz", "--text", "ab",
                             "--import", "own_gru_lm.py"])
