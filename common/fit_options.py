@@ -113,7 +113,8 @@ class FitOptions:
 def check_main_arguments(max_epoch, max_grad, eval_interval) -> None:
     """The arguments both trainers' ``fit`` share."""
     _count(max_epoch, "max_epoch", 0)
-    _count(eval_interval, "eval_interval", 1)
+    if eval_interval is not None:  # (None: the book's "record nothing")
+        _count(eval_interval, "eval_interval", 1)
     if max_grad is not None and not (finite_number(max_grad) and max_grad > 0):
         raise ValueError(f"max_grad must be a number > 0 (or None: no clipping), got "
                          f"{max_grad!r}")

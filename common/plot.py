@@ -288,8 +288,10 @@ def _note_when_empty(ax, trainer):
     if _recorded(trainer):
         return
     name = "perplexity" if trainer.figure == "ppl" else "loss"
-    ax.text(0.5, 0.5, f"no training {name} recorded yet:\nfit() records it every "
-                      f"eval_interval = {trainer.eval_interval} iterations",
+    every = (f"every eval_interval = {trainer.eval_interval} iterations"
+             if trainer.eval_interval is not None else
+             "only with an eval_interval (None: never)")
+    ax.text(0.5, 0.5, f"no training {name} recorded yet:\nfit() records it {every}",
             transform=ax.transAxes, ha="center", va="center", color="0.4")
 
 

@@ -147,6 +147,11 @@ class BaseTrainer:
         self._failed_batch = (1, 1)  # (epoch, iteration) of the step fit is on (for errors)
         self._half_updated = False  # a step's update began and raised
 
+    @property
+    def current_epoch(self) -> int:
+        """The book's name of :attr:`epoch`: the epochs of the run done so far."""
+        return self.epoch
+
     # -- the loop -------------------------------------------------------------------
 
     def _train(self, feeder, max_epoch, max_grad, eval_interval, opts):
@@ -485,7 +490,8 @@ class BaseTrainer:
                 f"iterations, but these data and batch settings give {n}: resume with the "
                 "settings the run was started with"
             )
-        self.eval_interval = int(eval_interval)  # a NumPy int would not go into JSON
+        # (int: a NumPy int would not go into JSON; None records nothing, as in the book.)
+        self.eval_interval = None if eval_interval is None else int(eval_interval)
         self.iters_per_epoch = n
         if hasattr(self.model, "train"):
             self.model.train()
@@ -625,7 +631,8 @@ class BaseTrainer:
     def _record_interval(self):
         """Every ``eval_interval`` iterations of the whole run (across calls of
         other sizes too): the mean figure since the last."""
-        if self.iterations_run % self.eval_interval or not self._interval_count:
+        if (self.eval_interval is None or self.iterations_run % self.eval_interval
+                or not self._interval_count):
             return None
         value = self._figure_of(self._interval_loss / self._interval_count)
         self._interval_loss, self._interval_count = 0.0, 0
@@ -803,7 +810,7 @@ class BaseTrainer:
             raise ValueError(f"fit_start_epoch must be None or an epoch from 0 to "
                              f"{self.epoch}, got {start!r}")
         self.fit_start_epoch = start
-        self.eval_interval = int(d["eval_interval"])
+        self.eval_interval = None if d["eval_interval"] is None else int(d["eval_interval"])
         self.iters_per_epoch = d["iters_per_epoch"]
         self.best_val_ppl = math.inf if d["best_val_ppl"] is None else float(d["best_val_ppl"])
         self.best_epoch = d.get("best_epoch")
@@ -922,7 +929,8 @@ class RnnlmTrainer(BaseTrainer):
                 stopped call began, when continuing one).
             batch_size, time_size: lanes and truncated-BPTT length.
             max_grad: clip the global gradient norm to this (None: no clipping).
-            eval_interval: record the training perplexity this often (iterations).
+            eval_interval: record the training perplexity this often (iterations;
+                None: never, as in the book; each epoch's is in ``history``).
             **options: the :class:`common.fit_options.FitOptions` by name (or
                 ``options=FitOptions(...)``):
 

@@ -339,6 +339,24 @@ def test_a_run_shorter_than_eval_interval_plots_a_note_instead_of_empty_axes(tmp
     assert (tmp_path / "ppl.png").stat().st_size > 0
 
 
+def test_eval_interval_none_records_nothing_as_in_the_book(tmp_path):
+    # (The book's trainers take None; it was refused: "must be an integer >= 1".)
+    corpus = synthetic.load_data("train")[0][:400]
+    trainer = RnnlmTrainer(SimpleRnnlm(int(corpus.max()) + 1, 4, 4, seed=0), SGD(0.1))
+    trainer.fit(corpus[:-1], corpus[1:], 2, 4, 5, None, eval_interval=None, verbose=False,
+                checkpoint=tmp_path / "ck.npz")
+    assert trainer.ppl_list == [] and trainer.eval_interval is None
+    assert trainer.current_epoch == trainer.epoch == 2  # (the book's name too)
+    assert len(trainer.history["train_ppl"]) == 2  # each epoch's figure, as always
+    resumed = RnnlmTrainer(SimpleRnnlm(int(corpus.max()) + 1, 4, 4, seed=1), SGD(0.1))
+    resumed.resume(tmp_path / "ck.npz")
+    assert resumed.eval_interval is None and resumed.epoch == 2
+    fig = trainer.plot(path=tmp_path / "ppl.png")
+    assert [t.get_text() for t in fig.axes[0].texts] == [
+        "no training perplexity recorded yet:\nfit() records it only with an eval_interval "
+        "(None: never)"]
+
+
 def test_fit_checks_val_corpus_before_the_first_epoch():
     corpus = np.arange(200) % 10
     trainer = RnnlmTrainer(SimpleRnnlm(10, 4, 4, seed=0), SGD(0.1))
