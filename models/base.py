@@ -471,21 +471,28 @@ class LanguageModel(Model):
 
     # -- forward and backward ----------------------------------------------------
 
-    def predict(self, xs):
+    def predict(self, xs, train_flg=None):
         """Scores ``(N, T, V)`` for ids ``xs`` ``(N, T)``; advances the state.
 
         It replaces the values the last ``forward`` left its layers for
         ``backward``, so a ``backward`` after it is refused until the next
-        ``forward``.
+        ``forward``. ``train_flg`` (the book's): given, it switches dropout
+        on (True) or off (False) from here on, as ``train()``/``eval()`` do;
+        None keeps the mode the model is in.
         """
+        if train_flg is not None:
+            self.train(bool(train_flg))
         self._forget_forward()
         out = xs
         for layer in self.layers:
             out = layer.forward(out)
         return out
 
-    def forward(self, xs, ts):
-        """Mean cross-entropy of predicting ``ts`` from ``xs`` (both ``(N, T)``)."""
+    def forward(self, xs, ts, train_flg=None):
+        """Mean cross-entropy of predicting ``ts`` from ``xs`` (both ``(N, T)``);
+        ``train_flg`` as :meth:`predict`'s."""
+        if train_flg is not None:
+            self.train(bool(train_flg))
         return self.loss_layer.forward(self.predict(xs), ts)
 
     def backward(self, dout=1):

@@ -86,6 +86,20 @@ def test_dropout_is_off_in_eval_mode():
     assert not np.array_equal(model.predict(xs), first)
 
 
+def test_the_books_train_flg_switches_dropout_as_its_predict_and_forward_do():
+    # (A book's line, model.predict(xs, train_flg=False), was a TypeError.)
+    model = BetterRnnlm(V, D, D, dropout_ratio=0.5, seed=0)
+    xs = np.arange(N * T).reshape(N, T) % V
+    first = model.predict(xs, train_flg=False)  # dropout off from here on
+    model.reset_state()
+    np.testing.assert_array_equal(model.predict(xs), first)
+    model.reset_state()
+    model.forward(xs, xs, train_flg=True)  # on again, as the book's forward sets it
+    assert all(layer.train_flg for layer in model.drop_layers)
+    model.reset_state()
+    assert not np.array_equal(model.predict(xs), first)
+
+
 @pytest.mark.parametrize("name", ["simple", "lstm", "gru", "better"])
 def test_build_model_by_name(name):
     model = build_model(name, 20, wordvec_size=8, hidden_size=8, seed=0)
