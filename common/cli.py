@@ -551,29 +551,35 @@ def import_model_classes(modules) -> str | None:
     """Import each module named in ``modules`` (as ``--import`` gives them:
     the current folder first, then ``sys.path``) and register every model
     class it defines in ``models.MODEL_CLASSES`` by its name, as a file
-    saved from it names it. What went wrong, as ``--import``'s, or None."""
+    saved from it names it (one of rnnlab's names, or an earlier module's,
+    is then this module's class, with a notice on stderr). The current
+    folder stays on ``sys.path``, as for ``python -m``: the module may
+    import its neighbours later. What went wrong, as ``--import``'s, or None."""
     import importlib
 
     from models import MODEL_CLASSES, Model  # models imports common: import late
 
-    for name in modules:
-        path = list(sys.path)
+    if modules and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # (a script's sys.path starts at its own folder)
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
+            if exc.name == name or name.startswith(f"{exc.name}."):
                 return (f"--import {name}: no module {exc.name!r} in the current folder or on "
                         f"PYTHONPATH (give the module's name, as import takes it, not a path)")
             return f"--import {name}: importing it failed: {exc}"
         except Exception as exc:  # (its code ran: whatever it raised is the user's to see)
             return f"--import {name}: importing it failed: {type(exc).__name__}: {exc}"
-        finally:
-            sys.path[:] = path
         for attr, value in vars(module).items():
-            if (isinstance(value, type) and issubclass(value, Model)
+            if not (isinstance(value, type) and issubclass(value, Model)
                     and value.__module__ == module.__name__ and attr == value.__name__):
-                MODEL_CLASSES.setdefault(attr, value)
+                continue
+            known = MODEL_CLASSES.get(attr)
+            if known is not None and known is not value:
+                print(f"notice: --import {name}: its class {attr} replaces the "
+                      f"{known.__module__}.{attr} of that name for this run", file=sys.stderr)
+            MODEL_CLASSES[attr] = value
     return None
 
 

@@ -55,11 +55,24 @@ def recurrent_layers(model) -> list:
 
 
 def _state_widths(model, rec) -> list:
-    """The width of each recurrent layer's ``h``, read after one step (a
-    layer of one's own need not hold its ``Wh`` as ``params[1]``)."""
-    with _inspecting(model):
-        model.predict(xp.zeros((1, 1), dtype=np.int64))
-        return [int(layer.h.shape[-1]) for layer in rec]
+    """The width of each recurrent layer's ``h``: from rnnlab's ``Wh``
+    (``params[1]``, ``(H, k*H)``), else from the state it carries, else
+    (a layer of one's own that carries none yet) from one step of the
+    model from a zero state, which replaces what a ``forward`` left for
+    ``backward``."""
+    from layers import TimeGRU, TimeLSTM, TimeRNN  # (layers import common: late)
+
+    def known(layer):
+        if isinstance(layer, (TimeRNN, TimeLSTM, TimeGRU)):
+            return int(layer.params[1].shape[0])
+        return None if getattr(layer, "h", None) is None else int(layer.h.shape[-1])
+
+    widths = [known(layer) for layer in rec]
+    if None in widths:
+        with _inspecting(model):
+            model.predict(xp.zeros((1, 1), dtype=np.int64))
+            widths = [int(layer.h.shape[-1]) for layer in rec]
+    return widths
 
 
 @contextlib.contextmanager
@@ -288,7 +301,8 @@ def unit_index(name: str, widths: list, has_cell: list) -> tuple:
 
 def model_units(model) -> tuple:
     """``(widths, has_cell)`` of ``model``'s recurrent layers, for :func:`unit_index`,
-    known before anything is computed."""
+    known before the recording (without computing anything, but for a
+    layer of one's own that carries no state yet: see :func:`_state_widths`)."""
     rec = recurrent_layers(model)
     return _state_widths(model, rec) if rec else [], [hasattr(layer, "c") for layer in rec]
 
@@ -317,6 +331,12 @@ def record_states(model, ids: np.ndarray, probs: bool = True) -> Recording:
         raise ValueError(f"{type(model).__name__} has no recurrent layer to record")
     T = ids.size
     out_probs = np.empty((T, model.vocab_size), np.float32) if probs else None
+    if T == 0:  # (no step to read the widths from)
+        widths, has_cell = model_units(model)
+        dtype = model.params[0].dtype if model.params else np.float32
+        hidden = [np.empty((0, w), dtype) for w in widths]
+        cell = [np.empty((0, w), dtype) if c else None
+                for w, c in zip(widths, has_cell, strict=True)]
     with _inspecting(model):
         for t in range(T):
             scores = model.predict(xp.asarray(ids[t:t + 1].reshape(1, 1)))

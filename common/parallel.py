@@ -126,6 +126,7 @@ class _ThreadState(threading.local):
     deferred_depth = 0  # how many deferred() contexts this thread is in
     owns_queue = False  # its later() work goes to _later (see deferred())
     postponed = None  # inside _postponing(): its later() work, done as its deferred() ends
+    postpone_base = 0  # the deferred_depth at which _postponing() was entered
 
 
 _here = _ThreadState()
@@ -969,13 +970,15 @@ def deferred():
             yield
         finally:
             here.deferred_depth -= 1
-            if here.deferred_depth == 0 and here.postponed:
-                _do_postponed()
-            if here.deferred_depth == 0 and here.owns_queue:
-                try:
-                    _finish_later()
-                finally:
-                    _release_queue()
+            try:
+                if here.postponed and here.deferred_depth == here.postpone_base:
+                    _do_postponed()
+            finally:
+                if here.deferred_depth == 0 and here.owns_queue:
+                    try:
+                        _finish_later()
+                    finally:
+                        _release_queue()
 
 
 def _claim_queue() -> bool:
@@ -1039,8 +1042,14 @@ def _defers(large):
     :func:`deferred`, with the cores managed, and the work either large or
     behind work already queued): cut as queued work is, and queued if this
     thread owns the queue."""
-    return _here.deferred_depth > 0 and (_here.postponed is not None
-                                         or _can_spread() and (large or _busy()))
+    return _postponing_now() or (_here.deferred_depth > 0 and _can_spread()
+                                 and (large or _busy()))
+
+
+def _postponing_now() -> bool:
+    """Whether :func:`later` keeps its tasks for :func:`_postponing` now: in a
+    :func:`deferred` context entered inside it."""
+    return _here.postponed is not None and _here.deferred_depth > _here.postpone_base
 
 
 def finish_deferred() -> None:
@@ -1055,37 +1064,53 @@ def finish_deferred() -> None:
     gradients are written there.) Outside the context nothing is queued,
     and it returns at once.
     """
-    if _here.deferred_depth == 0:
-        return
     if _here.postponed:
         _do_postponed()
-    if _here.owns_queue:
+    if _here.deferred_depth > 0 and _here.owns_queue:
         _finish_later()
 
 
 @contextmanager
 def _postponing():
-    """Inside :func:`deferred` in this context, :func:`later` keeps every
-    task, however small, until the context ends (or :func:`finish_deferred`),
-    and first fills the ``out`` array it names with NaN.
+    """Inside a :func:`deferred` context entered in this one, :func:`later`
+    keeps every task, however small, until that context ends (or
+    :func:`finish_deferred`), fills the ``out`` array it names with NaN
+    meanwhile, and then runs the tasks last queued first, each on its
+    ``out`` as it was when queued.
 
     The gradient checks use it to find a layer that reads gradients before
-    they are complete: the latest any core could leave them, and
+    they are complete (or a deferred task that reads another's output):
+    the latest and the most unlike order any core could leave them in, and
     unmistakably unfinished. With one thread, or a small model, nothing is
     deferred in training, and such a layer would pass every check.
     """
     here = _here
-    outer, here.postponed = here.postponed, []
+    outer = here.postponed, here.postpone_base
+    here.postponed, here.postpone_base = [], here.deferred_depth
     try:
         yield
     finally:
-        here.postponed = outer
+        try:
+            if here.postponed:  # (left by a context that raised: put the arrays right)
+                _do_postponed()
+        finally:
+            here.postponed, here.postpone_base = outer
 
 
 def _do_postponed():
+    """Run the kept tasks, last first, each on its ``out`` as it was when
+    queued; then raise the first exception one of them raised."""
     tasks, _here.postponed = _here.postponed, []
-    for task in tasks:
-        task()
+    errors = []
+    for task, out, kept in reversed(tasks):
+        if out is not None:
+            out[...] = kept
+        try:
+            task()
+        except BaseException as error:  # noqa: B036 - raised below, after the others ran
+            errors.append(error)
+    if errors:
+        raise errors[0]
 
 
 def later(task: Callable[..., object], *args, large: bool = False, **kwargs) -> None:
@@ -1105,10 +1130,13 @@ def later(task: Callable[..., object], *args, large: bool = False, **kwargs) -> 
 
 def _queue(tasks, large, out=None):
     global _helpers
-    if _here.postponed is not None and _here.deferred_depth > 0:  # (_postponing)
+    if _postponing_now():
+        kept = None
         if isinstance(out, np.ndarray) and np.issubdtype(out.dtype, np.inexact):
+            kept = out.copy()  # (a task may read its own out: given back as it runs)
             out[...] = np.nan
-        _here.postponed.extend(tasks)
+        _here.postponed.extend((task, out if kept is not None else None, kept)
+                               for task in tasks)
         return
     if not _defers(large) or not _here.owns_queue:
         for task in tasks:
@@ -1127,7 +1155,7 @@ def matmul_later(a, b, out):
     if not _defers(large):
         matmul(a, b, out=out)
         return
-    if _here.postponed is not None:  # (_postponing: whole, as without deferring)
+    if _postponing_now():  # (whole, as without deferring)
         _queue([functools.partial(matmul, a, b, out=out)], large, out)
         return
     # Several blocks per thread, so that whichever thread is free takes the next.

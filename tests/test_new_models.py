@@ -167,6 +167,18 @@ def test_inspection_records_the_states_of_a_model_of_ones_own(make, has_cell):
                                atol=1e-6)
 
 
+def test_model_units_of_rnnlabs_layers_computes_nothing():
+    # (Reading the widths from a step replaced what forward left for backward.)
+    from models import Rnnlm
+
+    model, xs = Rnnlm(30, 8, 12, seed=0), np.array([[1, 2, 3]])
+    model.forward(xs, xs)
+    assert model_units(model) == ([12], [True])
+    model.backward()  # still the forward's
+    rec = record_states(model, np.array([], np.int64))  # no step: the widths all the same
+    assert rec.hidden[0].shape == (0, 12) and rec.cell[0].shape == (0, 12)
+
+
 def test_the_gradient_through_time_of_a_model_it_cannot_read_says_why():
     xs = np.array([[3, 1, 4, 1]])
     with pytest.raises(ValueError, match=r"ResidualLM's top recurrent layer, a TimeLSTM, is "

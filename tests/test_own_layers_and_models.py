@@ -29,7 +29,7 @@ import pytest
 import models
 from common.gradcheck import check_function, check_layer
 from common.optimizer import SGD, Adam, Momentum
-from common.parallel import finish_deferred
+from common.parallel import deferred, finish_deferred, later
 from common.trainer import RnnlmTrainer
 from common.util import eval_perplexity
 from layers import LSTM, TimeAffine, TimeEmbedding, TimeLSTM, TimeRNN, TimeSoftmaxWithLoss
@@ -301,8 +301,51 @@ def test_a_layer_that_reads_an_inner_layers_grads_early_is_refused():
                 check_function(loss, backward, model.params)
 
 
+class ScaledLater:
+    """``TimeAffine`` whose weight gradients are halved by deferred tasks of
+    its own: on the inner layer's arrays (``on_inner``: they read what the
+    inner layer's deferred tasks write, a race on several cores) or in place
+    on its own copy once complete (``later(..., out=g)`` reading ``g``: allowed).
+    """
+
+    def __init__(self, W, b, on_inner):
+        self.inner, self.on_inner = TimeAffine(W, b), on_inner
+        self.params, self.grads = [W, b], [np.zeros_like(W), np.zeros_like(b)]
+
+    def forward(self, xs):
+        return 0.5 * self.inner.forward(xs)
+
+    def backward(self, dys):
+        dxs = self.inner.backward(dys)
+        if not self.on_inner:
+            finish_deferred()
+        for g, inner_g in zip(self.grads, self.inner.grads, strict=True):
+            if self.on_inner:
+                later(np.multiply, inner_g, 0.5, out=g)
+            else:
+                g[...] = inner_g
+                later(np.multiply, g, 0.5, out=g)
+        return 0.5 * dxs
+
+
+@pytest.mark.parametrize("on_inner", [True, False], ids=["reads-another-task's-out", "own-out"])
+def test_a_deferred_task_that_reads_another_tasks_output_is_refused(on_inner):
+    # The check runs the kept tasks last first, each on its out as queued: a
+    # task that read another's output passed when they ran in queue order.
+    rng = np.random.default_rng(0)
+    layer = ScaledLater(rng.standard_normal((4, 5)), rng.standard_normal(5), on_inner)
+    xs = rng.standard_normal((2, 3, 4))
+    if on_inner:
+        with pytest.raises(ValueError, match=r"finished their weight gradients late"):
+            check_layer(layer, [xs])
+    else:
+        assert max(check_layer(layer, [xs]).values()) < 1e-6
+        with deferred():  # (inside a context of the caller's, as well)
+            assert max(check_layer(layer, [xs]).values()) < 1e-6
+
+
 def test_finish_deferred_completes_the_work_queued_so_far():
-    from common.parallel import _postponing, deferred
+    from common.parallel import _postponing
 
     rng = np.random.default_rng(0)
     layer = TimeAffine(rng.standard_normal((4, 5)), rng.standard_normal(5))
@@ -544,6 +587,38 @@ def test_the_scripts_load_a_model_of_ones_own_class_with_import(tmp_path, monkey
                             "--import", "own_gru_lm.py"])
     assert ("--import own_gru_lm.py: no module 'own_gru_lm.py' in the current folder or on "
             "PYTHONPATH (give the module's name" in capsys.readouterr().err)
+
+
+def test_import_keeps_the_folder_for_later_imports_and_says_what_it_replaces(
+        tmp_path, monkeypatch, capsys):
+    from common.cli import import_model_classes
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(models, "MODEL_CLASSES", dict(models.MODEL_CLASSES))
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    for name in ("later_lm", "its_helper", "shadow_lm", "broken_lm"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    # A class that imports a neighbour only when built (it was not found then).
+    (tmp_path / "later_lm.py").write_text(
+        "from models import Rnnlm\n\n\nclass LaterLm(Rnnlm):\n"
+        "    def __init__(self, *args, **kwargs):\n"
+        "        import its_helper  # noqa: F401\n"
+        "        super().__init__(*args, **kwargs)\n")
+    (tmp_path / "its_helper.py").write_text("")
+    assert import_model_classes(["later_lm"]) is None
+    models.model_from_config("LaterLm", {"vocab_size": 5, "wordvec_size": 3,
+                                         "hidden_size": 3})
+    # One of rnnlab's names: the module's class, said (it was silently rnnlab's).
+    (tmp_path / "shadow_lm.py").write_text(
+        "import models\n\n\nclass Rnnlm(models.Rnnlm):\n    pass\n")
+    assert import_model_classes(["shadow_lm"]) is None
+    assert models.MODEL_CLASSES["Rnnlm"] is sys.modules["shadow_lm"].Rnnlm
+    assert ("notice: --import shadow_lm: its class Rnnlm replaces the models.rnnlm.Rnnlm of "
+            "that name for this run" in capsys.readouterr().err)
+    # A module whose own import fails is not said to be missing.
+    (tmp_path / "broken_lm.py").write_text("import broke\n")
+    assert import_model_classes(["broken_lm"]) == (
+        "--import broken_lm: importing it failed: No module named 'broke'")
 
 
 # -- optimizers and arrays over one memory -------------------------------------------------

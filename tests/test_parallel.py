@@ -801,3 +801,29 @@ def test_work_left_by_an_interrupted_context_is_dropped(spread):
     with parallel.managed(), parallel.deferred():
         pass
     assert stale == [] and not parallel._later
+
+
+def test_a_kept_task_that_raises_leaves_no_queue_held_and_no_array_unfinished():
+    # (The gradient checks keep deferred tasks to the end of their context; one
+    # that raised left this thread holding the queue, and other tasks' arrays NaN.)
+    a, b = np.zeros(3), np.zeros(3)
+
+    def fails(out):
+        raise RuntimeError("a task of one's own fails")
+
+    with pytest.raises(RuntimeError, match="fails"), parallel._postponing():
+        with parallel.deferred():
+            parallel.later(np.add, np.ones(3), 1.0, out=a)
+            parallel.later(fails, out=b)
+            assert np.isnan(a).all()  # kept, not done
+    np.testing.assert_array_equal(a, 2.0)  # done all the same
+    assert parallel._queue_owner is None and not parallel._here.owns_queue
+    assert parallel._here.postponed is None
+
+
+def test_kept_tasks_of_a_context_inside_another_are_done_as_it_ends():
+    a = np.zeros(3)
+    with parallel.deferred(), parallel._postponing():
+        with parallel.deferred():
+            parallel.later(np.add, np.ones(3), 1.0, out=a)
+        np.testing.assert_array_equal(a, 2.0)  # not left NaN until the outer one ends
