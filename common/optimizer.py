@@ -141,7 +141,9 @@ class Optimizer:
 
         The gradients of an array listed several times are summed into a
         buffer owned by the optimizer (allocated once, reused every step);
-        the caller's ``grads`` arrays are never written.
+        the caller's ``grads`` arrays are never written. One gradient array
+        listed at each of its places (a layer listed twice) counts once, as
+        ``clip_grads`` and ``merge_tied_grads`` count it.
         """
         if len(params) != len(grads):
             raise ValueError(f"update got {len(params)} params but {len(grads)} grads")
@@ -176,9 +178,13 @@ class Optimizer:
             if buffer is None:
                 unique_grads.append(grads[sources[0]])
                 continue
-            xp.add(grads[sources[0]], grads[sources[1]], out=buffer)
-            for j in sources[2:]:
-                buffer += grads[j]
+            distinct = list({id(grads[j]): grads[j] for j in sources}.values())
+            if len(distinct) == 1:
+                unique_grads.append(distinct[0])
+                continue
+            xp.add(distinct[0], distinct[1], out=buffer)
+            for g in distinct[2:]:
+                buffer += g
             unique_grads.append(buffer)
         return self._params, unique_grads
 

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from common.optimizer import SGD
+from common.optimizer import SGD, Adam
 from common.trainer import RnnlmTrainer
 from common.util import clip_grads, eval_perplexity
 from datasets import synthetic
@@ -239,6 +239,24 @@ def test_merge_tied_grads_sums_in_place_into_the_first_place_and_takes_a_tuple()
     np.testing.assert_array_equal(grads[0], 3.0)
     np.testing.assert_array_equal(grads[1], 5.0)  # untied: as it was
     np.testing.assert_array_equal(grads[2], 0.0)
+
+
+@pytest.mark.parametrize("optimizer", [SGD(1.0), Adam(1.0)])
+def test_one_gradient_array_listed_twice_counts_once_everywhere(optimizer):
+    # A layer listed twice lists its W and its dW twice: one array, one gradient.
+    # merge_tied_grads left it (untested), clip_grads counted it once, and the
+    # optimizers stepped by 2 dW.
+    from common.util import merge_tied_grads
+
+    W, b = np.ones((2, 3)), np.ones(3)
+    dW, db = np.full((2, 3), 2.0), np.full(3, 5.0)
+    merge_tied_grads([W, b, W], [dW, db, dW])
+    np.testing.assert_array_equal(dW, 2.0)
+    np.testing.assert_array_equal(db, 5.0)
+    once, W_once = type(optimizer)(lr=1.0), np.ones((2, 3))
+    optimizer.update([W, b, W], [dW, db, dW])
+    once.update([W_once], [dW])
+    np.testing.assert_array_equal(W, W_once)
 
 
 def test_fit_rejects_a_corpus_smaller_than_one_batch():
