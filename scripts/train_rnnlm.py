@@ -116,7 +116,7 @@ FIXED_ON_RESUME = ("corpus", "text_file", "level", "corpus_size", "model", "word
                    "hidden_size", "num_layers", "dropout", "no_tie", "batch_size", "time_size",
                    "optimizer", "eval_interval", "seed", "init_scale")
 NOT_RECORDED = ("resume", "checkpoint", "overwrite", "quiet", "ignore_memory_check", "data_dir",
-                "run_lr_halve_from")
+                "run_lr_halve_from", "moved_text")
 # Recorded as absolute paths: a run resumed from another folder reads and writes the same files.
 RECORDED_PATHS = ("text_file", "save", "plot")
 
@@ -245,6 +245,7 @@ def parse_args(argv=None, description=None, defaults=None):
     args.text_sha256 = None  # of a --text-file; recorded by a run, checked on resume
     args.text_ids_sha256 = None  # of the token ids and vocabulary it gave; checked too
     args.run_lr_halve_from = None  # the resumed run's, read from its checkpoint
+    args.moved_text = False  # resumed with the run's text named in another place
     if problem := thread_count_problem():
         p.error(problem)
     explicit = explicit_dests(build_parser(description), argv)
@@ -386,6 +387,7 @@ def apply_checkpoint_settings(args, explicit):
             # refuses it unless its bytes and token ids are the run's.
             notices.append(f"notice: the run's text is read from {getattr(args, name)} "
                            f"instead of {value}; it must be the same text (checked)")
+            args.moved_text = True
         elif name in FIXED_ON_RESUME:
             # (--init-scale only draws the first weights: on resuming it changes nothing.)
             run = f"no {flag(name)}" if value is None else _as_given(name, value)
@@ -501,7 +503,9 @@ def load_corpus(args):
             sha256 is not None and args.text_sha256 not in (None, NOTHING_READ_SHA256, sha256)
             or args.text_ids_sha256 not in (None, ids_digest)
         ):
-            raise UsageError(f"cannot resume: {args.text_file} has changed since the run began "
+            what = ("is not the text the run began with" if args.moved_text
+                    else "has changed since the run began")
+            raise UsageError(f"cannot resume: {args.text_file} {what} "
                              f"(its SHA-256 differs), and the run's token ids follow its "
                              f"{_tokens(args)}; "
                              f"restore the file, or start a new run")

@@ -202,6 +202,7 @@ def parse_args(argv=None):
                                             "resume": "the checkpoint to resume"}):
         p.error(problem)
     args.data_sha256 = None  # of a --data file; recorded by a run, checked on resume
+    args.moved_data = False  # resumed with the run's --data named in another place
     args.vocab = None  # the characters of the --load model, by id, when --data numbers by them
     if args.data is not None:  # recorded so that a run resumes from any folder
         args.data = os.path.abspath(args.data)
@@ -311,6 +312,7 @@ def _take_run_settings(parser, args, explicit):
                 # refuses the file unless its SHA-256 is the run's.
                 print(f"notice: the run's pairs are read from {args.data} instead of "
                       f"{settings[key]}; it must be the same file (checked)", file=sys.stderr)
+                args.moved_data = True
                 continue
             if key == "data" and settings[key] is None:
                 ours = f"--task {settings['task']}"
@@ -716,7 +718,9 @@ def _run_holding(args):
                   f"(its accuracy before that is not its accuracy on its own widths)",
                   file=sys.stderr)
     if args.data_sha256 not in (None, data_sha256):
-        print(f"error: cannot resume: {args.data} has changed since the run began (its SHA-256 "
+        what = ("is not the file the run began with" if args.moved_data
+                else "has changed since the run began")
+        print(f"error: cannot resume: {args.data} {what} (its SHA-256 "
               f"differs); restore the file, or start a new run", file=sys.stderr)
         return 2
     args.data_sha256 = data_sha256

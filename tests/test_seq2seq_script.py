@@ -861,7 +861,7 @@ def test_a_resumed_run_whose_data_file_moved_reads_it_from_its_new_place(pairs_f
     assert all(np.array_equal(a[k], b[k]) for k in a.files if k != "__meta__")  # (names the file)
     Path(pairs_file).write_text("ab\tba\n" * 200)  # another file of pairs: refused
     assert script().main(["--resume", ckpt, "--data", pairs_file, "--epochs", "3"]) == 2
-    assert "has changed since the run began" in capsys.readouterr().err
+    assert f"{pairs_file} is not the file the run began with" in capsys.readouterr().err
 
 
 def test_long_questions_and_answers_are_cut_when_printed():

@@ -1038,7 +1038,7 @@ def test_a_run_whose_text_file_moved_resumes_from_its_new_place(script, capsys):
     Path("other.txt").write_text("the mat sat on the cat . " * 100)
     assert usage_error(script, ["--resume", "ck.npz", "--text-file", "other.txt",
                                 "--epochs", "3"])
-    assert "other.txt has changed since the run began" in capsys.readouterr().err
+    assert "other.txt is not the text the run began with" in capsys.readouterr().err
 
 
 def test_log_every_on_a_terminal_is_announced_as_unused(script, capsys, monkeypatch):
