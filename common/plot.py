@@ -31,6 +31,9 @@ MONOSPACE = ("monospace", "DejaVu Sans")
 SANS = ("sans-serif",)
 # Epoch boundaries are drawn only when there are few enough to tell apart.
 MAX_EPOCH_LINES = 40
+# Learning-rate changes are marked one by one only when their rotated labels
+# cannot pile up; more are summed up in one label.
+MAX_LR_MARKS = 12
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg", ".jpeg": "jpg",
            ".eps": "eps", ".ps": "ps"}
 
@@ -264,8 +267,10 @@ def _checked_ylim(ylim):
 
 
 def _recorded(trainer):
-    """Whether ``trainer`` has a point to draw: a training or a validation figure."""
-    return bool(trainer.figure_list or trainer.history.get(f"val_{trainer.figure}"))
+    """Whether ``trainer`` has a point to draw: a training (of an interval or
+    of an epoch) or a validation figure."""
+    return bool(trainer.figure_list or trainer.history.get(f"val_{trainer.figure}")
+                or trainer.history.get(f"train_{trainer.figure}"))
 
 
 def has_something_to_draw(trainer) -> bool:
@@ -303,6 +308,9 @@ def _draw(ax, trainer):
     if values:  # an empty line would still get a "train" entry in the legend
         ax.plot(_figure_positions(trainer), values, label="train", lw=1.2)
     ends = _epoch_ends(trainer)  # ends[e - 1]: where epoch e ended
+    train = trainer.history.get(f"train_{trainer.figure}", [])
+    if not values and train:  # (a run shorter than eval_interval: its epochs' figures)
+        ax.plot(ends[:len(train)], train, "s-", ms=3, lw=1.2, label="train (epoch means)")
     val = trainer.history.get(f"val_{trainer.figure}", [])
     if val:
         ax.plot(ends[:len(val)], val, "o-", ms=3, label="validation")
@@ -314,11 +322,17 @@ def _draw(ax, trainer):
         for end in ends[:-1]:
             ax.axvline(end, color="0.85", lw=0.6, zorder=0)
     lrs = trainer.history["lr"]
-    for e in range(1, min(len(lrs), len(ends))):
-        if lrs[e] != lrs[e - 1]:  # changed before epoch e + 1, at the end of epoch e
-            ax.axvline(ends[e - 1], color="tab:green", ls="--", lw=0.8)
-            ax.annotate(f"lr {lrs[e]:.3g}", (ends[e - 1], 1), xycoords=("data", "axes fraction"),
-                        rotation=90, va="top", ha="right", fontsize=7, color="tab:green")
+    # (A change before epoch e + 1 is drawn at the end of epoch e.)
+    changes = [e for e in range(1, min(len(lrs), len(ends))) if lrs[e] != lrs[e - 1]]
+    if len(changes) > MAX_LR_MARKS:
+        ax.annotate(f"lr {lrs[0]:.3g} \u2192 {lrs[changes[-1]]:.3g} in {len(changes)} changes",
+                    (0.01, 0.98), xycoords="axes fraction", va="top", fontsize=7,
+                    color="tab:green")
+        changes = []
+    for e in changes:
+        ax.axvline(ends[e - 1], color="tab:green", ls="--", lw=0.8)
+        ax.annotate(f"lr {lrs[e]:.3g}", (ends[e - 1], 1), xycoords=("data", "axes fraction"),
+                    rotation=90, va="top", ha="right", fontsize=7, color="tab:green")
     ax.set_xlabel(f"iterations ({per_epoch} an epoch)")
     ax.set_ylabel(name)
     # As written: the title may hold a file's name, whose "$" is no math.

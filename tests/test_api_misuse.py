@@ -148,8 +148,8 @@ def test_plot_after_a_fit_shorter_than_eval_interval_draws_the_empty_axes(tmp_pa
     # matplotlib used to fail on the empty lines of the log axis.
     trainer = RnnlmTrainer(small_model(), SGD(0.1))
     trainer.fit(CORPUS[:-1], CORPUS[1:], max_epoch=2, batch_size=5, time_size=5,
-                eval_interval=1000, verbose=False)
-    assert trainer.ppl_list == []
+                eval_interval=1000, max_iters=3, verbose=False)  # stopped in epoch 1
+    assert trainer.ppl_list == [] and trainer.history["train_ppl"] == []
     fig = trainer.plot(path=tmp_path / "ppl.svg")
     assert "no training perplexity recorded yet" in fig.axes[0].texts[0].get_text()
 

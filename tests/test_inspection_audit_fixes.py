@@ -233,13 +233,41 @@ def test_the_legend_covers_neither_the_curves_nor_the_learning_rate_labels(tmp_p
 
 
 def test_a_run_shorter_than_eval_interval_has_no_empty_legend_entry(tmp_path):
-    trainer = trained(max_epoch=2, eval_interval=1000)
+    trainer = trained(max_epoch=2, eval_interval=1000, max_iters=3)  # stopped in epoch 1
     assert trainer.ppl_list == []
     fig = trainer.plot(path=tmp_path / "ppl.png")
     ax = fig.axes[0]
     assert fig.legends == [] and ax.get_legend() is None
     assert "train" not in [line.get_label() for line in ax.get_lines()]
-    assert ax.get_xlim() == (0, 2 * trainer.iters_per_epoch)  # the iterations run, from 0
+    assert ax.get_xlim() == (0, 3)  # the iterations run, from 0
+
+
+def test_a_run_shorter_than_eval_interval_draws_its_epochs_figures(tmp_path):
+    # (Two whole epochs, whose perplexities the log printed, drew an empty plot.)
+    trainer = trained(max_epoch=2, eval_interval=1000)
+    assert trainer.ppl_list == []
+    ax = trainer.plot(path=tmp_path / "ppl.png").axes[0]
+    [line] = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert line.get_label() == "train (epoch means)"  # (the others: epoch boundaries)
+    np.testing.assert_array_equal(line.get_ydata(), trainer.history["train_ppl"])
+    np.testing.assert_array_equal(line.get_xdata(), [trainer.iters_per_epoch,
+                                                     2 * trainer.iters_per_epoch])
+    assert list(ax.texts) == [] and ax.get_yscale() == "log"
+
+
+def test_many_learning_rate_changes_are_summed_up_in_one_label(tmp_path):
+    # (98 changes drew 98 rotated labels over one another, and 98 lines.)
+    from common.plot import MAX_LR_MARKS
+
+    few = trained(max_epoch=4, lr_halve_from=2)
+    ax = few.plot(path=tmp_path / "a.png").axes[0]
+    assert [t.get_text() for t in ax.texts] == ["lr 0.25", "lr 0.125", "lr 0.0625"]
+    epochs = MAX_LR_MARKS + 3
+    many = trained(max_epoch=epochs, lr_halve_from=2)
+    ax = many.plot(path=tmp_path / "b.png").axes[0]
+    lrs = many.history["lr"]
+    assert [t.get_text() for t in ax.texts] == [
+        f"lr {lrs[0]:.3g} \u2192 {lrs[-1]:.3g} in {epochs - 1} changes"]
 
 
 # -- 8. gradient through time of one step -------------------------------------------------

@@ -348,8 +348,8 @@ def test_a_run_shorter_than_eval_interval_plots_a_note_instead_of_empty_axes(tmp
     corpus = synthetic.load_data("train")[0][:200]
     trainer = RnnlmTrainer(SimpleRnnlm(int(corpus.max()) + 1, 4, 4, seed=0), SGD(0.1))
     trainer.fit(corpus[:-1], corpus[1:], max_epoch=1, batch_size=4, time_size=5,
-                eval_interval=20, verbose=False)
-    assert trainer.ppl_list == [] and trainer.iteration == 0 and trainer.epoch == 1
+                eval_interval=20, max_iters=5, verbose=False)  # stopped in epoch 1
+    assert trainer.ppl_list == [] and trainer.iteration == 5 and trainer.epoch == 0
     fig = trainer.plot(path=tmp_path / "ppl.png")
     notes = [t.get_text() for t in fig.axes[0].texts]
     assert notes == ["no training perplexity recorded yet:\nfit() records it every "
@@ -369,6 +369,9 @@ def test_eval_interval_none_records_nothing_as_in_the_book(tmp_path):
     resumed = RnnlmTrainer(SimpleRnnlm(int(corpus.max()) + 1, 4, 4, seed=1), SGD(0.1))
     resumed.resume(tmp_path / "ck.npz")
     assert resumed.eval_interval is None and resumed.epoch == 2
+    fig = trainer.plot(path=tmp_path / "ppl.png")  # each epoch's figure, none between
+    assert "train (epoch means)" in [line.get_label() for line in fig.axes[0].get_lines()]
+    trainer.ppl_list[:], trainer.history["train_ppl"][:] = [], []  # as if stopped in epoch 1
     fig = trainer.plot(path=tmp_path / "ppl.png")
     assert [t.get_text() for t in fig.axes[0].texts] == [
         "no training perplexity recorded yet:\nfit() records it only with an eval_interval "
