@@ -26,12 +26,13 @@ SURPRISAL = "surprisal"
 _STYLE = """
 body { font-family: sans-serif; margin: 1em 2em; color: #222; }
 #text { font-family: monospace; font-size: 15px; line-height: 1.6; white-space: pre-wrap;
+        overflow-wrap: anywhere;  /* a long token wraps in a narrow window */
         border: 1px solid #ccc; padding: 0.6em; }
 .tok { cursor: pointer; color: #000; }
 .tok.dark { color: #fff; }
 .tok.pinned { outline: 2px solid #000; }
 #info { font-family: monospace; min-height: 7.5em; margin: 0.6em 0; padding: 0.4em;
-        background: #f4f4f4; white-space: pre;
+        background: #f4f4f4; white-space: pre-wrap; overflow-wrap: anywhere;
         position: sticky; top: 0; z-index: 1; }  /* in view wherever the text is scrolled */
 .legend { font-size: 90%; color: #555; }
 """

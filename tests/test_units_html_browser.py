@@ -118,6 +118,28 @@ def probed(path, js):
     return copy
 
 
+def test_browser_page_fits_a_phone_wide_window(tmp_path):
+    # (At 360 px the guesses line and a long token ran out of their boxes, and the
+    # page scrolled sideways.)
+    tokens = list("ab ") * 10 + ["very_long_token_that_goes_on_and_on_" * 3] + list("ab\n")
+    T = len(tokens)
+    guesses = [[("alpha_beta_gamma", 0.5), ("delta_epsilon", 0.2), ("zeta_eta_theta", 0.1),
+                ("iota_kappa", 0.05), ("lambda_mu", 0.01)]] * T
+    path = tmp_path / "narrow.html"
+    write_units_page(path, tokens, "char", [("h0:0", "h0:0", np.linspace(-1, 1, T))],
+                     guesses=guesses, bits=[None] + [1.0] * (T - 1))
+    js = ("document.body.dataset.wide = document.documentElement.scrollWidth > innerWidth;"
+          "const t = document.getElementById('text');"
+          "document.body.dataset.spill = t.scrollWidth > t.clientWidth;")
+    page = probed(path, js)
+    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=360,800",
+           "--host-resolver-rules=MAP * ~NOTFOUND", "--dump-dom", f"{page.as_uri()}#pos=31"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'data-wide="false"' in out.stdout and 'data-spill="false"' in out.stdout
+
+
 def test_browser_draws_tokens_that_open_a_comment_and_a_script(tmp_path):
     # "<!--" then "<script" in the data used to swallow the page's code: a blank page.
     tokens = ["<!--", "<script>", "a", "</script>", "-->", "b"]
