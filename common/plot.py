@@ -34,6 +34,9 @@ MAX_EPOCH_LINES = 40
 # Learning-rate changes are marked one by one only when their rotated labels
 # cannot pile up; more are summed up in one label.
 MAX_LR_MARKS = 12
+# A title's characters that fit over a figure 6-7 inches wide at 9-10 points;
+# longer, its middle is cut (its end names the sizes).
+MAX_TITLE = 90
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg", ".jpeg": "jpg",
            ".eps": "eps", ".ps": "ps"}
 
@@ -379,11 +382,21 @@ def _epoch_ends(trainer):
 
 def _title(trainer):
     if trainer.title:
-        return trainer.title
+        return fitted_title(trainer.title)
     model = trainer.model
     config = getattr(model, "config", None) or {}
     sizes = ", ".join(f"{k}={v}" for k, v in config.items())
-    return f"{type(model).__name__} ({sizes})" if sizes else type(model).__name__
+    return fitted_title(f"{type(model).__name__} ({sizes})" if sizes
+                        else type(model).__name__)
+
+
+def fitted_title(title: str, limit: int = MAX_TITLE) -> str:
+    """``title``, or its start and end around "..." when longer than ``limit``
+    characters: centred over the axes, a longer one ran off both sides."""
+    if len(title) <= limit:
+        return title
+    head = (limit - 3) // 2
+    return title[:head] + "..." + title[len(title) - (limit - 3 - head):]
 
 
 def _in_notebook(matplotlib):

@@ -71,7 +71,7 @@ from common.memory import (  # noqa: E402
 )
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
-from common.plot import SANS, quiet_glyphs, save_figure, text_fonts  # noqa: E402
+from common.plot import SANS, fitted_title, quiet_glyphs, save_figure, text_fonts  # noqa: E402
 from common.rescue import rescue_words, save_or_rescue  # noqa: E402
 from common.serialization import (  # noqa: E402
     file_sha256,
@@ -614,6 +614,7 @@ def plot_accuracy(history, path, title):
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     # A "$" in --data's name is no math; its characters from the fonts that hold them.
+    title = fitted_title(title)
     ax.set_title(title, fontsize=9, parse_math=False, family=text_fonts([title], SANS))
     with quiet_glyphs():  # (text_fonts has said which characters no font holds)
         fig.tight_layout()
@@ -745,10 +746,11 @@ def _run_holding(args):
     if problem := disk_space_problem(trainer, args.save, args.checkpoint, id_to_char):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    name = data_name(args)
     trainer.settings = recorded_paths(
         {k: getattr(args, k) for k in RUN_SETTINGS + LATER_RUN_SETTINGS + RESUMED_DEFAULTS},
         ("save", "plot", "attention_plot"), args.checkpoint)
+    # (The file's name, not its path, as train_rnnlm.py's: a title over the plots.)
+    name = printable(os.path.basename(args.data)) if args.data else args.task
     trainer.title = (f"{type(model).__name__} on {name}{' (reversed)' if args.reverse else ''}, "
                      f"D={args.wordvec_size} H={args.hidden_size}")
     history = {"greedy": [], "beam": [], "beam_width": args.beam, "seconds": [],

@@ -959,3 +959,20 @@ def test_running_out_of_memory_in_training_still_writes_the_model(pairs_file, tm
                           "--plot", str(tmp_path / "acc.png")]) == 1
     assert "error: out of memory at epoch 2" in capsys.readouterr().err
     assert save.exists()
+
+
+def test_the_plots_title_names_the_data_file_not_its_path(pairs_file, tmp_path, capsys):
+    # (A long --data path ran off both sides of the accuracy plot's title.)
+    from common.plot import MAX_TITLE, fitted_title
+
+    deep = tmp_path / ("a rather long folder name for this week's experiments " * 2) / "more"
+    deep.mkdir(parents=True)
+    data = deep / "pairs.tsv"
+    data.write_text(Path(pairs_file).read_text(encoding="utf-8"), encoding="utf-8")
+    assert script().main(["--data", str(data), *SMALL, "--plot", str(tmp_path / "a.png")]) == 0
+    assert capsys.readouterr().out.startswith("Seq2seq on pairs.tsv, D=4 H=8: ")
+    long = "AttentionSeq2seq on " + "x" * 200 + ".tsv, D=16 H=256"
+    assert len(fitted_title(long)) == MAX_TITLE
+    assert fitted_title(long).startswith("AttentionSeq2seq on xx")
+    assert fitted_title(long).endswith("x.tsv, D=16 H=256") and "..." in fitted_title(long)
+    assert fitted_title("short") == "short"
