@@ -188,8 +188,14 @@ def plot(curves, args, path):
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for label, norms in curves:
         back = np.arange(norms.size)[::-1]  # steps between h_t and the last step
+        # A gradient that underflowed to 0 has no place on a log axis: its line
+        # would just stop; the legend says from how far back.
+        zero = np.flatnonzero(norms == 0)
+        if zero.size:
+            label = f"{label} (0 from {int(back[zero[-1]])} steps back)"
         # A line through one point draws nothing (--eval-length 1): short curves get markers.
-        ax.semilogy(back, norms, label=label, marker="o" if norms.size <= 10 else None, ms=4)
+        ax.semilogy(back, np.where(norms > 0, norms, np.nan), label=label,
+                    marker="o" if norms.size <= 10 else None, ms=4)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole steps, not -0.04
     if max(norms.size for _, norms in curves) == 1:
         ax.set_xlim(-1, 1)

@@ -282,6 +282,16 @@ def test_a_gradient_curve_of_one_step_is_drawn_as_points(tmp_path):
     assert left < 0 < right and right - left >= 1
 
 
+def test_a_gradient_that_underflows_to_zero_is_said_in_the_legend(tmp_path):
+    # (Its line just stopped on the log axis, with nothing to say why.)
+    gtt = script("gradient_through_time")
+    tanh = np.array([0.0, 0.0, 0.0, 1e-30, 1e-10, 0.5])  # t = 0 .. 5; 0 from 3 steps back
+    curves = [("tanh RNN", tanh), ("LSTM", np.linspace(0.1, 1, 6))]
+    fig = gtt.plot(curves, SimpleNamespace(eval_batch=2, eval_length=6), tmp_path / "g.png")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["tanh RNN (0 from 3 steps back)", "LSTM"]
+
+
 # -- a later audit: what the views did with long texts, odd flags and padding ------------------
 
 
