@@ -653,8 +653,10 @@ def prepare(args, explicit):
     if problem := disk_space_problem(trainer, args.save, args.checkpoint, id_to_word):
         raise UsageError(problem)
     trainer.settings = settings_of(args)
+    # (At character level the perplexity is per character: the title says so.)
+    level = " characters" if args.corpus == "text" and args.level == "char" else ""
     trainer.title = (f"{type(model).__name__} (D={args.wordvec_size}, H={args.hidden_size}) on "
-                     f"{name}, batch {args.batch_size} x time {args.time_size}, "
+                     f"{name}{level}, batch {args.batch_size} x time {args.time_size}, "
                      f"{args.optimizer} lr {args.lr:g}")
     idle = None
     if args.resume:

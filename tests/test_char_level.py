@@ -192,3 +192,23 @@ def test_word_output_is_joined_with_spaces(tmp_path, capsys):
     assert script.main(["--model", path, "--start", "a b", "--length", "5", "--seed", "0"]) == 0
     words = capsys.readouterr().out.split(" ")
     assert len(words) == 7 and words[:2] == ["a", "b"]
+
+
+def test_a_char_level_runs_plot_title_says_characters(tmp_path, monkeypatch):
+    # (Its perplexity is per character; the title did not say so.)
+    from common.trainer import RnnlmTrainer
+
+    from script_loader import load_script
+
+    titles = []
+    monkeypatch.setattr(RnnlmTrainer, "plot", lambda self, **kw: titles.append(self.title))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vector.txt").write_text("vector\n" * 50, encoding="utf-8")
+    argv = ["--corpus", "text", "--text-file", "vector.txt", "--model", "simple",
+            "--wordvec-size", "8", "--hidden-size", "8", "--epochs", "1", "--batch-size", "5",
+            "--time-size", "7", "--plot", "ppl.png", "--quiet"]
+    train = load_script("train_rnnlm")
+    assert train.main([*argv, "--level", "char"]) == 0
+    assert train.main([*argv, "--level", "word"]) == 0
+    assert " on vector.txt characters, batch 5" in titles[0]
+    assert " on vector.txt, batch 5" in titles[1]
