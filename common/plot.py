@@ -13,6 +13,7 @@ Also what every rnnlab figure shares: :func:`save_figure` (atomic writes),
 
 import contextlib
 import logging
+import math
 import numbers
 import os
 import sys
@@ -34,9 +35,11 @@ MAX_EPOCH_LINES = 40
 # Learning-rate changes are marked one by one only when their rotated labels
 # cannot pile up; more are summed up in one label.
 MAX_LR_MARKS = 12
-# A title's characters that fit over a figure 6-7 inches wide at 9-10 points;
-# longer, its middle is cut (its end names the sizes).
-MAX_TITLE = 90
+# A title's characters that fit over the training plot (7 inches wide, 10
+# points, over axes right of the figure's centre); longer, its middle is cut
+# (its end names the sizes). Measured with ordinary letters: a run of wide
+# ones ("mmm") may still reach the edge.
+MAX_TITLE = 84
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg", ".jpeg": "jpg",
            ".eps": "eps", ".ps": "ps"}
 
@@ -273,7 +276,13 @@ def _recorded(trainer):
     """Whether ``trainer`` has a point to draw: a training (of an interval or
     of an epoch) or a validation figure."""
     return bool(trainer.figure_list or trainer.history.get(f"val_{trainer.figure}")
-                or trainer.history.get(f"train_{trainer.figure}"))
+                or _finite(trainer.history.get(f"train_{trainer.figure}", [])))
+
+
+def _finite(values) -> bool:
+    """Whether ``values`` hold a finite number (an epoch whose batches were all
+    skipped records NaN: no point to draw)."""
+    return any(math.isfinite(v) for v in values)
 
 
 def has_something_to_draw(trainer) -> bool:
@@ -312,7 +321,7 @@ def _draw(ax, trainer):
         ax.plot(_figure_positions(trainer), values, label="train", lw=1.2)
     ends = _epoch_ends(trainer)  # ends[e - 1]: where epoch e ended
     train = trainer.history.get(f"train_{trainer.figure}", [])
-    if not values and train:  # (a run shorter than eval_interval: its epochs' figures)
+    if not values and _finite(train):  # (a run shorter than eval_interval: its epochs')
         ax.plot(ends[:len(train)], train, "s-", ms=3, lw=1.2, label="train (epoch means)")
     val = trainer.history.get(f"val_{trainer.figure}", [])
     if val:
@@ -328,9 +337,11 @@ def _draw(ax, trainer):
     # (A change before epoch e + 1 is drawn at the end of epoch e.)
     changes = [e for e in range(1, min(len(lrs), len(ends))) if lrs[e] != lrs[e - 1]]
     if len(changes) > MAX_LR_MARKS:
+        # Bottom left, on white: the curves start at the top left and fall.
         ax.annotate(f"lr {lrs[0]:.3g} \u2192 {lrs[changes[-1]]:.3g} in {len(changes)} changes",
-                    (0.01, 0.98), xycoords="axes fraction", va="top", fontsize=7,
-                    color="tab:green")
+                    (0.01, 0.02), xycoords="axes fraction", va="bottom", fontsize=7,
+                    color="tab:green", bbox={"facecolor": "white", "edgecolor": "none",
+                                             "alpha": 0.8, "pad": 1.5})
         changes = []
     for e in changes:
         ax.axvline(ends[e - 1], color="tab:green", ls="--", lw=0.8)

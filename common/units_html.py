@@ -121,7 +121,8 @@ function describe(t) {
                        : `surprisal: ${fmt(data.bits[t], 2)} bits`);
   }
   if (data.guesses) {
-    const g = data.guesses[t].map(([tok, p]) => `${JSON.stringify(tok)} ${p.toFixed(3)}`);
+    // A no-break space: a narrow window wraps between guesses, not inside one.
+    const g = data.guesses[t].map(([tok, p]) => `${JSON.stringify(tok)}\u00a0${p.toFixed(3)}`);
     lines.push('next-token guesses: ' + g.join('  '));
   }
   info.textContent = lines.join('\n');
@@ -208,6 +209,8 @@ def units_page(tokens: list, level: str, units: list, guesses: list | None = Non
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        # (A phone lays out a page without it some 980 px wide, then shrinks it.)
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(title)}</title>",
         f"<style>{_STYLE}</style></head><body>",
         f"<h2>{html.escape(title)}</h2>",

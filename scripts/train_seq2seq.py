@@ -614,7 +614,7 @@ def plot_accuracy(history, path, title):
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     # A "$" in --data's name is no math; its characters from the fonts that hold them.
-    title = fitted_title(title)
+    title = fitted_title(title, 76)  # (6 inches at 9 points, over off-centre axes)
     ax.set_title(title, fontsize=9, parse_math=False, family=text_fonts([title], SANS))
     with quiet_glyphs():  # (text_fonts has said which characters no font holds)
         fig.tight_layout()

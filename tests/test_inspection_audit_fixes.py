@@ -253,6 +253,10 @@ def test_a_run_shorter_than_eval_interval_draws_its_epochs_figures(tmp_path):
     np.testing.assert_array_equal(line.get_xdata(), [trainer.iters_per_epoch,
                                                      2 * trainer.iters_per_epoch])
     assert list(ax.texts) == [] and ax.get_yscale() == "log"
+    # Epochs whose batches were all skipped record NaN: no point, so the note.
+    trainer.history["train_ppl"][:] = [float("nan")] * 2
+    ax = trainer.plot(path=tmp_path / "nan.png").axes[0]
+    assert [t.get_text() for t in ax.texts][0].startswith("no training perplexity recorded")
 
 
 def test_many_learning_rate_changes_are_summed_up_in_one_label(tmp_path):
@@ -266,8 +270,9 @@ def test_many_learning_rate_changes_are_summed_up_in_one_label(tmp_path):
     many = trained(max_epoch=epochs, lr_halve_from=2)
     ax = many.plot(path=tmp_path / "b.png").axes[0]
     lrs = many.history["lr"]
-    assert [t.get_text() for t in ax.texts] == [
-        f"lr {lrs[0]:.3g} \u2192 {lrs[-1]:.3g} in {epochs - 1} changes"]
+    [label] = ax.texts
+    assert label.get_text() == f"lr {lrs[0]:.3g} \u2192 {lrs[-1]:.3g} in {epochs - 1} changes"
+    assert label.xy == (0.01, 0.02)  # bottom left: the curves start at the top left
 
 
 # -- 8. gradient through time of one step -------------------------------------------------

@@ -972,7 +972,7 @@ def test_the_plots_title_names_the_data_file_not_its_path(pairs_file, tmp_path, 
     assert script().main(["--data", str(data), *SMALL, "--plot", str(tmp_path / "a.png")]) == 0
     assert capsys.readouterr().out.startswith("Seq2seq on pairs.tsv, D=4 H=8: ")
     long = "AttentionSeq2seq on " + "x" * 200 + ".tsv, D=16 H=256"
-    assert len(fitted_title(long)) == MAX_TITLE
+    assert len(fitted_title(long)) == MAX_TITLE and len(fitted_title(long, 76)) == 76
     assert fitted_title(long).startswith("AttentionSeq2seq on xx")
     assert fitted_title(long).endswith("x.tsv, D=16 H=256") and "..." in fitted_title(long)
     assert fitted_title("short") == "short"

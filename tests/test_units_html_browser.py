@@ -85,7 +85,7 @@ def test_browser_draws_every_token_and_the_picker_changes_the_colours(page, tmp_
     # The pinned position shows its value and the model's guesses.
     info = re.search(r'<div id="info">(.*?)</div>', second, re.S).group(1)
     assert "position 5" in info and f"c0:7 = {-wave[5]:.4f}" in info
-    assert "next-token guesses: \"x\" 0.500  \"y\" 0.200" in info
+    assert "next-token guesses: \"x\"&nbsp;0.500  \"y\"&nbsp;0.200" in info
 
 
 def test_browser_surprisal_view(page, tmp_path):
@@ -130,7 +130,10 @@ def test_browser_page_fits_a_phone_wide_window(tmp_path):
                      guesses=guesses, bits=[None] + [1.0] * (T - 1))
     js = ("document.body.dataset.wide = document.documentElement.scrollWidth > innerWidth;"
           "const t = document.getElementById('text');"
-          "document.body.dataset.spill = t.scrollWidth > t.clientWidth;")
+          "document.body.dataset.spill = t.scrollWidth > t.clientWidth;"
+          # A guess and its probability stay on one line (a no-break space).
+          "document.body.dataset.pair = document.getElementById('info').textContent"
+          "  .includes('\"alpha_beta_gamma\"\\u00a00.500');")
     page = probed(path, js)
     cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=360,800",
@@ -138,6 +141,8 @@ def test_browser_page_fits_a_phone_wide_window(tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert 'data-wide="false"' in out.stdout and 'data-spill="false"' in out.stdout
+    assert 'data-pair="true"' in out.stdout
+    assert '<meta name="viewport" content="width=device-width' in out.stdout  # (phones)
 
 
 def test_browser_draws_tokens_that_open_a_comment_and_a_script(tmp_path):
