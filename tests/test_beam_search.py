@@ -343,6 +343,19 @@ def test_lm_beam_stops_at_the_stop_id_however_long_the_length():
     assert calls == [(1, 1), (2, 1)]  # the prompt's first id, then the one step searched
 
 
+def test_generate_with_a_beam_stops_at_the_stop_id_too():
+    # (A mutation that left stop_id out of generate's beam path survived the suite.)
+    from models.generate import generate
+
+    model = lm()
+    model.params[-1][2] = 2.0  # affine.b: the stop id 2 likely, not certain
+    searched = beam_search_lm(model, [1, 3], 50, beam_width=2, stop_id=2)
+    assert searched[-1] == 2 and len(searched) < 50
+    assert generate(model, [1, 3], 50, beam_width=2, stop_id=2) == searched
+    assert model.generate([1, 3], 50, beam_width=2, stop_id=2) == searched
+    assert len(generate(model, [1, 3], 50, beam_width=2)) == 50  # no stop_id: the length
+
+
 # --- language models --------------------------------------------------------------------------
 
 

@@ -645,6 +645,9 @@ def test_split_corpus_rejects_bad_requests():
         text.split_corpus(np.arange(100), (0.5, 0.2))
     with pytest.raises(ValueError, match="too short"):
         text.split_corpus(np.arange(10), (0.9, 0.05, 0.05))
+    with pytest.raises(ValueError, match="too short"):  # parts of 18, 1 and 1 tokens
+        text.split_corpus(np.arange(20), (0.9, 0.05, 0.05))
+    assert [len(part) for part in text.split_corpus(np.arange(40))] == [36, 2, 2]
 
 
 # ---------------------------------------------------------------------------

@@ -148,6 +148,18 @@ def test_top_k_draws_only_the_k_best_with_renormalised_probabilities():
     assert chi2_pvalue(counts, probs) > 1e-3
 
 
+def test_a_seeded_top_k_draw_is_the_inverse_cdf_over_the_k_ids_in_ascending_order():
+    # Which id a seed draws is pinned (the k ids in the order of argpartition,
+    # which NumPy does not promise, gave the same frequencies: a mutation survived).
+    k, rng, reference_rng = 4, np.random.default_rng(7), np.random.default_rng(7)
+    best = np.sort(np.argsort(SCORES)[-k:])
+    p = np.exp(SCORES[best] - SCORES.max())
+    cdf = np.cumsum(p)
+    for _ in range(200):
+        expected = best[np.searchsorted(cdf, reference_rng.random() * cdf[-1], side="right")]
+        assert _pick(SCORES, 1.0, k, rng) == expected
+
+
 def test_top_k_keeps_exactly_k_ids_when_scores_tie():
     # Five ids tie for the best score: a ">= k-th score" threshold would keep all five.
     scores = np.array([3.0, 3.0, 3.0, 3.0, 3.0, 0.0, -1.0])

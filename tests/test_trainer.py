@@ -378,6 +378,22 @@ def test_eval_interval_none_records_nothing_as_in_the_book(tmp_path):
         "(None: never)"]
 
 
+def test_a_checkpoint_from_before_best_epoch_was_kept_takes_it_from_the_history():
+    # (The fallback for older checkpoints was untested: an off-by-one survived.)
+    import copy
+
+    corpus = synthetic.load_data("train")[0][:400]
+    V = int(corpus.max()) + 1
+    trainer = RnnlmTrainer(SimpleRnnlm(V, 4, 4, seed=0), SGD(0.1))
+    trainer.fit(corpus[:-1], corpus[1:], 3, 4, 5, val_corpus=corpus[:100], verbose=False)
+    state = copy.deepcopy(trainer.state_dict())
+    del state["best_epoch"]  # as an older rnnlab wrote it
+    state["history"]["val_ppl"] = [30.0, 20.0, 25.0]
+    older = RnnlmTrainer(SimpleRnnlm(V, 4, 4, seed=0), SGD(0.1))
+    older.load_state_dict(state)
+    assert older.best_epoch == 2 and older.history["val_ppl"] == [30.0, 20.0, 25.0]
+
+
 def test_fit_checks_val_corpus_before_the_first_epoch():
     corpus = np.arange(200) % 10
     trainer = RnnlmTrainer(SimpleRnnlm(10, 4, 4, seed=0), SGD(0.1))
