@@ -54,25 +54,28 @@ def recurrent_layers(model) -> list:
     return [layer for layer in layers if hasattr(layer, "h")]
 
 
-def _state_widths(model, rec) -> list:
-    """The width of each recurrent layer's ``h``: from rnnlab's ``Wh``
-    (``params[1]``, ``(H, k*H)``), else from the state it carries, else
-    (a layer of one's own that carries none yet) from one step of the
+def _state_shapes(model, rec) -> list:
+    """``(width, dtype)`` of each recurrent layer's ``h``: from rnnlab's
+    ``Wh`` (``params[1]``, ``(H, k*H)``), else from the state it carries,
+    else (a layer of one's own that carries none yet) from one step of the
     model from a zero state, which replaces what a ``forward`` left for
     ``backward``."""
     from layers import TimeGRU, TimeLSTM, TimeRNN  # (layers import common: late)
 
     def known(layer):
         if isinstance(layer, (TimeRNN, TimeLSTM, TimeGRU)):
-            return int(layer.params[1].shape[0])
-        return None if getattr(layer, "h", None) is None else int(layer.h.shape[-1])
+            return int(layer.params[1].shape[0]), layer.params[1].dtype
+        return None if getattr(layer, "h", None) is None else carried(layer)
 
-    widths = [known(layer) for layer in rec]
-    if None in widths:
+    def carried(layer):
+        return int(layer.h.shape[-1]), layer.h.dtype
+
+    shapes = [known(layer) for layer in rec]
+    if None in shapes:
         with _inspecting(model):
             model.predict(xp.zeros((1, 1), dtype=np.int64))
-            widths = [int(layer.h.shape[-1]) for layer in rec]
-    return widths
+            shapes = [carried(layer) for layer in rec]
+    return shapes
 
 
 @contextlib.contextmanager
@@ -302,9 +305,9 @@ def unit_index(name: str, widths: list, has_cell: list) -> tuple:
 def model_units(model) -> tuple:
     """``(widths, has_cell)`` of ``model``'s recurrent layers, for :func:`unit_index`,
     known before the recording (without computing anything, but for a
-    layer of one's own that carries no state yet: see :func:`_state_widths`)."""
+    layer of one's own that carries no state yet: see :func:`_state_shapes`)."""
     rec = recurrent_layers(model)
-    return _state_widths(model, rec) if rec else [], [hasattr(layer, "c") for layer in rec]
+    return [w for w, _ in _state_shapes(model, rec)], [hasattr(layer, "c") for layer in rec]
 
 
 def record_states(model, ids: np.ndarray, probs: bool = True) -> Recording:
@@ -330,20 +333,13 @@ def record_states(model, ids: np.ndarray, probs: bool = True) -> Recording:
     if not rec:
         raise ValueError(f"{type(model).__name__} has no recurrent layer to record")
     T = ids.size
+    hidden = [np.empty((T, w), dtype) for w, dtype in _state_shapes(model, rec)]
+    cell = [np.empty_like(h) if hasattr(layer, "c") else None for h, layer in zip(hidden, rec,
+                                                                                   strict=True)]
     out_probs = np.empty((T, model.vocab_size), np.float32) if probs else None
-    if T == 0:  # (no step to read the widths from)
-        widths, has_cell = model_units(model)
-        dtype = model.params[0].dtype if model.params else np.float32
-        hidden = [np.empty((0, w), dtype) for w in widths]
-        cell = [np.empty((0, w), dtype) if c else None
-                for w, c in zip(widths, has_cell, strict=True)]
     with _inspecting(model):
         for t in range(T):
             scores = model.predict(xp.asarray(ids[t:t + 1].reshape(1, 1)))
-            if t == 0:  # (the widths, from the states themselves)
-                hidden = [np.empty((T, layer.h.shape[-1]), layer.h.dtype) for layer in rec]
-                cell = [np.empty_like(h) if getattr(layer, "c", None) is not None else None
-                        for h, layer in zip(hidden, rec, strict=True)]
             for k, layer in enumerate(rec):
                 hidden[k][t] = to_cpu(layer.h[0])
                 if cell[k] is not None:
