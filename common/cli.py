@@ -543,8 +543,13 @@ def add_import_flag(parser) -> None:
                              "one loads (runs the module's code; repeatable) (default: none)")
 
 
-#: Added to the message for a file whose model class is not registered.
-IMPORT_HINT = "; here, name the module that defines it with --import MODULE"
+def model_load_words(exc: Exception) -> str:
+    """What an error loading a model file says, with how to name the module
+    of a class of one's own when the file's class is not registered."""
+    from models import UnknownModelClass  # models imports common: import late
+
+    hint = "; here, name the module that defines it with --import MODULE"
+    return str(exc) + (hint if isinstance(exc, UnknownModelClass) else "")
 
 
 def import_model_classes(modules) -> str | None:

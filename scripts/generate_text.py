@@ -33,10 +33,10 @@ if _ROOT not in sys.path:
 
 from common.checkpoint import is_checkpoint_file  # noqa: E402
 from common.cli import (  # noqa: E402
-    IMPORT_HINT,
     add_import_flag,
     at_least,
     import_model_classes,
+    model_load_words,
     point_at_null,
     user_path,
     writable,
@@ -45,7 +45,7 @@ from common.inspection import guess_level, nonfinite_weights_problem  # noqa: E4
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.serialization import load_npz_meta  # noqa: E402
-from models import LanguageModel, UnknownModelClass  # noqa: E402
+from models import LanguageModel  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
 from models.beam_search import useful_width  # noqa: E402
 from models.generate import generate, iter_generate  # noqa: E402
@@ -169,7 +169,7 @@ def load_model(path):
     except PermissionError as exc:  # (its words name the file and the fix)
         raise UsageError(str(exc)) from None
     except (OSError, ValueError) as exc:
-        message = str(exc) + (IMPORT_HINT if isinstance(exc, UnknownModelClass) else "")
+        message = model_load_words(exc)
         if not message.startswith(os.fspath(path)):
             message = f"cannot rebuild the model from {path}: {message}"
         raise UsageError(message) from None

@@ -44,12 +44,12 @@ if _ROOT not in sys.path:
 import numpy as np  # noqa: E402
 
 from common.cli import (  # noqa: E402
-    IMPORT_HINT,
     HelpFormatter,
     add_import_flag,
     drawing_problem,
     empty_flag_problem,
     import_model_classes,
+    model_load_words,
     output_flags_problem,
     outputs_escaped,
     pickle_name_problem,
@@ -533,13 +533,12 @@ def check_attention_memory(model, width, answer_length):
 
 def checked(load, path):
     """``load(path)``, for a model file; its problems as :class:`UsageError`."""
-    from models import UnknownModelClass
     try:
         result = load(path)
     except FileNotFoundError:
         raise UsageError(f"model file not found: {path}") from None
     except (OSError, TypeError, ValueError) as exc:
-        message = str(exc) + (IMPORT_HINT if isinstance(exc, UnknownModelClass) else "")
+        message = model_load_words(exc)
         if os.fspath(path) not in message:  # e.g. an unknown model class: say in which file
             message = f"{path}: {message}"
         raise UsageError(message) from None
