@@ -83,6 +83,16 @@ def _require_float64(named_arrays, caller):
             )
 
 
+def _require_writeable(named_arrays, caller):
+    """The differences perturb each array in place: a read-only one is
+    named here, as the caller knows it, not as ``numerical_gradient``'s x."""
+    for name, a in named_arrays:
+        if isinstance(a, np.ndarray) and not a.flags.writeable:
+            raise ValueError(f"{caller} perturbs {name} in place to measure its gradient, but "
+                             f"it is read-only (flags.writeable is False): give a writable "
+                             f"copy, e.g. x.copy()")
+
+
 def _random_projection(out, rng):
     """A fixed random weighting that turns an output array into a scalar."""
     return rng.standard_normal(np.shape(out))
@@ -134,6 +144,8 @@ def check_layer(layer, inputs, forward_kwargs=None, eps=1e-6, seed=0, check_inpu
                              f"input, 0 .. {len(inputs) - 1}")
     _require_float64([*((f"param{i}", p) for i, p in enumerate(layer.params)),
                       *((f"input{j}", inputs[j]) for j in check_inputs)], "check_layer")
+    _require_writeable([*((f"layer.params[{i}]", p) for i, p in enumerate(layer.params)),
+                        *((f"inputs[{j}]", inputs[j]) for j in check_inputs)], "check_layer")
     _refuse_overlapping_inputs(inputs, check_inputs)
     name = type(layer).__name__
     if len(layer.grads) != len(layer.params):
@@ -339,6 +351,7 @@ def check_function(loss, backward, arrays, eps=1e-6):
     Returns a list of relative errors, one per array.
     """
     _require_float64(((f"arrays[{k}]", a) for k, a in enumerate(arrays)), "check_function")
+    _require_writeable(((f"arrays[{k}]", a) for k, a in enumerate(arrays)), "check_function")
     first = _one_number(loss())
     _refuse_non_finite("loss()", first)
     second = _one_number(loss())

@@ -342,6 +342,7 @@ class BaseTrainer:
                 loss = forward_backward(x, t)
                 learn = guard.loss_ok(self, loss)
             if learn:
+                _check_arrays(self.model)  # (a backward that rebinds a layer's gradient)
                 if max_grad is not None or clip_value is not None:
                     merge_tied_grads(self.model.params, self.model.grads)
                 if max_grad is not None:
@@ -539,6 +540,7 @@ class BaseTrainer:
             raise TypeError(f"this trainer has no model to train (model is None): build it "
                             f"with one, e.g. {type(self).__name__}({self.example_model}, "
                             f"SGD(lr=0.1))")
+        _check_arrays(self.model)
         model, optimizer = type(self.model).__name__, type(self.optimizer).__name__
         val = "val_corpus" if opts.val_corpus is not None else "val_data"
         needs = []
@@ -1097,8 +1099,11 @@ class Trainer(BaseTrainer):
         x, t = rows_array("x", x), rows_array("t", t)
         if opts.val_corpus is not None:
             raise ValueError("Trainer validates on val_data=(x_val, t_val), not val_corpus")
+        pairs = is_sequence_to_sequence(self.model)
+        if pairs:
+            _check_pair_rows("x", "t", x, t)
         if opts.val_data is not None:
-            _check_val_data(opts.val_data)  # now, not when the first epoch is over
+            _check_val_data(opts.val_data, pairs)  # now, not when the first epoch is over
         if (np.ndim(x) == 1 and hasattr(self.model, "reset_state")
                 and getattr(self.model, "vocab_size", None) is not None):  # a language model
             raise TypeError(f"Trainer trains on rows of (input, target) pairs; a language "
@@ -1214,6 +1219,26 @@ def _check_data(model, what, x, t):
                         f"{exc}") from None
 
 
+def _check_arrays(model):
+    """:meth:`models.base.Model._check_arrays`, for a model that has it: its
+    ``params`` and ``grads`` are still the arrays its layers hold."""
+    check = getattr(model, "_check_arrays", None)
+    if check is not None:
+        check()
+
+
+def _check_pair_rows(x_name, t_name, x, t):
+    """A sequence-to-sequence model's pairs are rows of two 2-D arrays: a
+    single pair given as two 1-D sequences is said so, with the fix (other
+    shapes are named by the model's ``check_pairs``)."""
+    if np.ndim(x) == np.ndim(t) == 1:
+        x_short, t_short = x_name.split()[-1], t_name
+        raise ValueError(f"{x_name} and {t_name} must be 2-D, (N, T_enc) and (N, T_dec + 1), "
+                         f"one row per question and its answer, got shapes {np.shape(x)} and "
+                         f"{np.shape(t)}; for a single pair give {x_short}[None] and "
+                         f"{t_short}[None]")
+
+
 def _check_like_training_rows(val_data, x, t):
     """Refuse validation rows shaped unlike the training rows ``x``, ``t``
     (for a model that does not check pairs itself): the forward pass would
@@ -1238,12 +1263,15 @@ def _check_ids(model, inputs, targets):
     check_id_range(t_name, np.asarray(t), vocab_size, ignore)
 
 
-def _check_val_data(val_data):
+def _check_val_data(val_data, pairs=False):
+    """``pairs``: the rows are a sequence-to-sequence model's (2-D arrays)."""
     try:
         x, t = (np.asarray(a) for a in val_data)
     except (TypeError, ValueError):
         raise ValueError("val_data must be a pair (x_val, t_val) of arrays with one row per "
                          "example, as fit's x and t") from None
+    if pairs:
+        _check_pair_rows("val_data's x_val", "t_val", x, t)
     if x.ndim < 1 or t.ndim < 1 or len(x) != len(t) or len(x) == 0:
         raise ValueError(f"val_data (x_val, t_val) must have the same number of rows, at "
                          f"least one, got shapes {x.shape} and {t.shape}")

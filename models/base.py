@@ -12,6 +12,7 @@ Subclasses build their layers in ``__init__`` and then call
 
 import contextlib
 import inspect
+import operator
 import os
 
 import numpy as np
@@ -30,6 +31,42 @@ class FolderGivenError(IsADirectoryError, ValueError):
     ValueError, as ever), and a place the file cannot go (an OSError), so
     that a script's rescue (:mod:`common.rescue`) writes it elsewhere when
     the folder appeared during the run."""
+
+
+class LayerArrays(list):
+    """A model's ``params`` or ``grads``: the layers' own arrays, listed.
+
+    A layer computes with the arrays in its own lists, so putting another
+    array at a place of this list (``model.params[0] = W``) would change
+    nothing the model computes, while the optimizer went on updating the
+    new array and ``save_params`` saved it. That is refused: new values are
+    copied into the array that is there (``model.params[0][...] = W``, or
+    :meth:`Model.set_named_params`). An in-place operator on an item
+    (``params[i] -= lr * grads[i]``, as the book's optimizers step) puts the
+    same array back, which is allowed. A copy of the list (``copy.deepcopy``,
+    pickle, or of a whole model) is a plain list: its arrays are no layer's.
+    """
+
+    def __init__(self, arrays, name: str):
+        super().__init__(arrays)
+        self.name = name  # 'params' or 'grads', for the message
+
+    def __setitem__(self, index, value):
+        if isinstance(index, (int, np.integer)) and value is self[index]:
+            return  # (an in-place operator's result: the array that is there)
+        at = f"model.{self.name}[{index!r}]"
+        how = (", or model.set_named_params({**model.named_params(), name: new})"
+               if self.name == "params" else "")
+        raise TypeError(f"model.params and model.grads list the layers' own arrays: an array "
+                        f"put at a place of the list ({at} = ...) would not reach the layer "
+                        f"that reads the one there. Copy the values into it instead: "
+                        f"{at}[...] = new (the same shape){how}")
+
+    def __delitem__(self, index):
+        self.__setitem__(index, None)
+
+    def __reduce_ex__(self, protocol):
+        return list, (list(self),)
 
 
 class Init:
@@ -144,11 +181,15 @@ class Model:
 
     def _collect_params(self, names: list[str], layers: list | None = None) -> None:
         """Gather ``params``/``grads`` of ``layers`` (default ``self.layers``) in order."""
-        self.params, self.grads = [], []
-        for k, layer in enumerate(self.layers if layers is None else layers):
+        # (self.layers itself, so that a layer put in it later is seen by _check_arrays)
+        layers = self.layers if layers is None else list(layers)
+        params, grads = [], []
+        for k, layer in enumerate(layers):
             _check_params_and_grads(k, layer)
-            self.params += layer.params
-            self.grads += layer.grads
+            params += layer.params
+            grads += layer.grads
+        self.params, self.grads = LayerArrays(params, "params"), LayerArrays(grads, "grads")
+        self._param_layers = layers
         if len(names) != len(self.params):
             raise ValueError(f"{len(names)} names for {len(self.params)} parameters")
         # A name is an array's key in files, checkpoints and the best epoch's copy:
@@ -161,6 +202,53 @@ class Model:
                                  f"params[{i}] and params[{j}]: give each array a name of its "
                                  f"own (a tied array, listed twice, may have one name)")
         self.param_names = list(names)
+
+    def _check_arrays(self) -> None:
+        """Raise ``ValueError`` unless ``params`` and ``grads`` still list the
+        arrays the layers hold: an array put in a layer's list, or in a
+        model's list that is not a :class:`LayerArrays`, is in one list only,
+        and training would update an array that no layer reads (or read a
+        gradient that no backward writes). Trainers check it before
+        training and after each backward, and ``save_params`` before
+        writing."""
+        layers = getattr(self, "_param_layers", None)
+        if layers is None:  # (a model that lists its arrays itself)
+            return
+        params = [p for layer in layers for p in layer.params]
+        grads = [g for layer in layers for g in layer.grads]
+        if (len(params) == len(self.params) == len(grads) == len(self.grads)
+                and all(map(operator.is_, params, self.params))
+                and all(map(operator.is_, grads, self.grads))):
+            return  # (at every step: the rest only says what is wrong)
+        model = type(self).__name__
+        for k, layer in enumerate(layers):
+            _check_params_and_grads(k, layer)
+        in_layers = [(layer, i, p, g) for layer in layers
+                     for i, (p, g) in enumerate(zip(layer.params, layer.grads, strict=True))]
+        if len(in_layers) != len(self.params) or len(self.params) != len(self.grads):
+            raise ValueError(f"{model}'s layers hold {len(in_layers)} parameters, but its params "
+                             f"and grads list {len(self.params)} and {len(self.grads)}: "
+                             f"arrays were added to or taken from a list after the model was "
+                             f"built. To train some parameters only (the others frozen), give "
+                             f"those to the optimizer in a loop of your own: "
+                             f"optimizer.update([model.params[j] for j in ...], "
+                             f"[model.grads[j] for j in ...])")
+        for j, (layer, i, p, g) in enumerate(in_layers):
+            name, where = self.param_names[j], type(layer).__name__
+            if self.params[j] is not p:
+                raise ValueError(
+                    f"{model}.params[{j}] ({name}) is not the array its layer {where} "
+                    f"computes with (its params[{i}]): a new array (or layer) was put in a list "
+                    f"after the model was built, and training would update an array the layer "
+                    f"does not read. Change values in place instead (model.params[{j}][...] = "
+                    f"new); to keep what the layers hold now, list their arrays again: "
+                    f"model._collect_params(model.param_names)")
+            if self.grads[j] is not g:
+                raise ValueError(
+                    f"{where}.grads[{i}] is no longer {model}.grads[{j}] ({name}): a new array "
+                    f"was put there (a backward that rebinds self.grads[{i}] = ...), which the "
+                    f"optimizer never reads; write the gradient into the array: "
+                    f"self.grads[{i}][...] = ...")
 
     # -- parameters by name ---------------------------------------------------------
 
@@ -188,6 +276,10 @@ class Model:
         The one check of a parameter set, for parameter files and checkpoints.
         """
         params = self.named_params()
+        for name, a in arrays.items():
+            if not (hasattr(a, "shape") and hasattr(a, "dtype")):
+                raise TypeError(f"{source}: parameter {name!r} is a {type(a).__name__}, not an "
+                                f"array: give np.asarray(...) of it")
         check_shapes(_shapes(params), _shapes(arrays), source, type(self).__name__)
         for name, a in arrays.items():
             if not np.issubdtype(a.dtype, np.floating):
@@ -203,7 +295,9 @@ class Model:
 
     def set_named_params(self, arrays: dict, source: str = "the given arrays") -> None:
         """Copy ``{name: array}`` into the parameters, in place (all names,
-        same shapes, checked first: on a mismatch nothing is changed)."""
+        same shapes, checked first: on a mismatch nothing is changed). The
+        values may be anything ``np.asarray`` takes (nested lists ...)."""
+        arrays = {name: to_cpu(a) for name, a in arrays.items()}
         self.check_params(arrays, source)
         for name, p in self.named_params().items():
             p[...] = to_gpu(arrays[name].astype(p.dtype, copy=False))
@@ -280,6 +374,7 @@ class Model:
                             f"arguments that build it again (see models.Model.config)")
         if problem := config_problem(self.config):
             raise TypeError(f"{type(self).__name__}'s {problem}")
+        self._check_arrays()  # (else the file would hold arrays the model does not compute with)
         header = {"model": type(self).__name__, "config": self.config, **meta}
         if vocab is not None:
             header["vocab"] = _vocab_list(vocab)

@@ -8,7 +8,7 @@ import pytest
 from common.optimizer import SGD, AdaGrad, Adam, Momentum, RMSprop
 from common.trainer import RnnlmTrainer, Trainer
 from common.util import eval_perplexity
-from models import BetterRnnlm, BetterRnnlmGen, Rnnlm, RnnlmGen, SimpleRnnlm, load_model
+from models import BetterRnnlm, BetterRnnlmGen, Rnnlm, RnnlmGen, Seq2seq, SimpleRnnlm, load_model
 
 V = 20
 CORPUS = np.random.default_rng(0).integers(0, V, size=300)
@@ -187,6 +187,22 @@ def test_trainer_fit_refuses_bad_options_before_training(options, message):
     with pytest.raises(ValueError, match=message):
         trainer.fit(x, x, max_epoch=1, batch_size=5, **{"verbose": False, **options})
     assert trainer.epoch == trainer.iteration == 0
+
+
+@pytest.mark.parametrize("val", [False, True])
+def test_trainer_asks_for_a_single_question_answer_pair_as_rows(val):
+    # One pair given as two 1-D sequences: the training pair used to be taken for a
+    # language model's corpus (and sent to RnnlmTrainer, which refuses Seq2seq), and the
+    # validation pair was told its rows did not match (3 against 4 ids).
+    q, a = np.array([1, 2, 3]), np.array([0, 1, 2, 3])
+    x, t, names = (q[None], a[None], r"val_data's x_val and t_val") if val else (q, a, "x and t")
+    options = {"val_data": (q, a)} if val else {}
+    trainer = Trainer(Seq2seq(5, 3, 4, seed=0), Adam())
+    with pytest.raises(ValueError, match=rf"^{names} must be 2-D, \(N, T_enc\) and \(N, "
+                                         rf"T_dec \+ 1\), .* got shapes \(3,\) and \(4,\); "
+                                         rf"for a single pair give .*\[None\]"):
+        trainer.fit(x, t, max_epoch=1, batch_size=1, verbose=False, **options)
+    assert trainer.iteration == 0
 
 
 def test_trainer_validates_a_stateful_model_in_batches_of_another_size():

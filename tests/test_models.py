@@ -278,6 +278,17 @@ def test_check_params_changes_nothing_on_a_mismatch():
         model.check_params(arrays, source="here")
 
 
+def test_set_named_params_takes_lists_and_check_params_names_a_value_that_is_not_an_array():
+    # Both used to fail on a list with "AttributeError: 'list' object has no attribute 'shape'".
+    model = SimpleRnnlm(V, D, H, seed=0)
+    lists = {k: (p + 1).tolist() for k, p in model.named_params().items()}
+    model.set_named_params(lists)
+    np.testing.assert_array_equal(model.rnn.params[1], np.asarray(lists["rnn.Wh"], np.float32))
+    with pytest.raises(TypeError, match=r"here: parameter 'embed\.W' is a list, not an array: "
+                                        r"give np\.asarray\(\.\.\.\) of it"):
+        model.check_params(lists, source="here")
+
+
 def test_model_classes_by_name_and_model_from_config():
     for name, cls in MODEL_CLASSES.items():
         assert cls.__name__ == name and issubclass(cls, Model)

@@ -16,11 +16,16 @@ that silently trains wrong.
   the work deferred to another core is done (``finish_deferred``);
 - a model's ``forward`` must return one number, refused at the first batch;
 - ``_collect_params`` names a layer whose ``grads`` do not match its ``params``;
+- a model's ``params``/``grads`` stay the layers' own arrays: putting another
+  array in the model's list is refused, and one put in a layer's list (or a
+  ``backward`` that rebinds a gradient) is named by the trainer before its
+  first update and by ``save_params``;
 - a stateful optimizer refuses two arrays over one memory (the book's
   ``TimeAffine(W.T, b)`` tying), which it would step twice;
 - ``load_model`` builds a registered class that takes no ``seed``.
 """
 
+import copy
 import sys
 
 import numpy as np
@@ -97,6 +102,23 @@ def test_check_layer_refuses_a_backward_that_rebinds_its_grads():
     with pytest.raises(ValueError, match=r"RebindingScale.backward rebinds self.grads\[0\] "
                                          r"\(a new array\) instead of writing into it"):
         check_layer(RebindingScale(rng.standard_normal(5)), [rng.standard_normal((2, 3, 5))])
+
+
+def test_the_gradient_checks_name_a_read_only_array_as_the_caller_gave_it():
+    # It used to be "numerical_gradient perturbs x in place ... pass the array f reads":
+    # names the caller never used.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 5))
+    x.flags.writeable = False
+    with pytest.raises(ValueError, match=r"check_layer perturbs inputs\[0\] in place .* "
+                                         r"read-only .* writable copy, e\.g\. x\.copy\(\)"):
+        check_layer(Scale(rng.standard_normal(5)), [x])
+    g = rng.standard_normal(5)
+    g.flags.writeable = False
+    with pytest.raises(ValueError, match=r"check_layer perturbs layer\.params\[0\] in place"):
+        check_layer(Scale(g), [x.copy()])
+    with pytest.raises(ValueError, match=r"check_function perturbs arrays\[0\] in place"):
+        check_function(lambda: float(g.sum()), lambda: [np.ones(5)], [g])
 
 
 def test_check_layer_checks_a_layer_with_two_outputs():
@@ -426,6 +448,52 @@ def test_a_model_of_ones_own_layer_trains_it():
     model = ScaledRnnlm()
     fit_one_epoch(model)
     assert not np.array_equal(model.layers[2].params[0], np.ones(8, np.float32))
+
+
+def test_an_array_put_in_a_models_params_is_refused_with_the_copy_to_make():
+    # It used to be taken: the layer went on computing with the old array while the
+    # optimizer stepped the new one and save_params wrote it (another model in the file).
+    model = ScaledRnnlm()
+    with pytest.raises(TypeError, match=r"model.params\[0\] = \.\.\.\) would not reach the "
+                                        r"layer .* model.params\[0\]\[\.\.\.\] = new"):
+        model.params[0] = np.ones((20, 8), np.float32)
+    with pytest.raises(TypeError, match=r"model.grads\[1\]\[\.\.\.\] = new"):
+        model.grads[1] = np.ones((8, 8), np.float32)
+    model.params[0][...] = 1  # the way to change it: in place
+    model.params[0] -= 0.5  # (the book's SGD steps so: the same array is put back)
+    assert np.all(model.layers[0].params[0] == 0.5)
+    snapshot = copy.deepcopy(model.params)  # a copy's arrays are no layer's: a plain list
+    snapshot[0] = None
+
+
+def test_an_array_put_in_a_layers_params_is_named_before_training_or_saving(tmp_path):
+    model = ScaledRnnlm()
+    before = [p.copy() for p in model.params]
+    model.layers[2].params[0] = np.full(8, 2, np.float32)  # the model still lists the old g
+    message = (r"ScaledRnnlm.params\[4\] \(scale.g\) is not the array its layer Scale computes "
+               r"with .* list their arrays again: model._collect_params\(model.param_names\)")
+    with pytest.raises(ValueError, match=message):
+        fit_one_epoch(model)
+    with pytest.raises(ValueError, match=message):
+        model.save_params(tmp_path / "scaled.npz")
+    assert not (tmp_path / "scaled.npz").exists()
+    for p, b in zip(model.params, before, strict=True):
+        np.testing.assert_array_equal(p, b)  # nothing trained
+
+
+def test_a_backward_that_rebinds_its_grads_is_refused_before_the_first_update():
+    # The optimizer reads model.grads, which still holds the layer's first array: the
+    # layer's weight used to stay as it was, epoch after epoch, without a word.
+    model = ScaledRnnlm()
+    model.layers[2] = RebindingScale(np.ones(8, np.float32))
+    model._collect_params(model.param_names)
+    before = [p.copy() for p in model.params]
+    with pytest.raises(ValueError, match=r"RebindingScale.grads\[0\] is no longer "
+                                         r"ScaledRnnlm.grads\[4\] \(scale.g\).* "
+                                         r"self.grads\[0\]\[\.\.\.\] = \.\.\."):
+        fit_one_epoch(model)
+    for p, b in zip(model.params, before, strict=True):
+        np.testing.assert_array_equal(p, b)
 
 
 def test_a_layer_whose_grads_do_not_match_its_params_is_named_when_the_model_is_built():
