@@ -15,6 +15,7 @@ from common.batch_worker import (  # noqa: F401  (is_sequence_to_sequence: also 
     is_sequence_to_sequence,
 )
 from common.data_parallel import answer_halves
+from common.feeders import rows_array
 from common.parallel import managed
 
 
@@ -69,12 +70,11 @@ def clip_grads(grads, max_norm):
         raise ValueError(f"max_norm must be a number > 0, got {max_norm!r}")
     # Read twice (a generator would be spent by the norm); an array listed
     # twice once (scaled twice, it ended far below max_norm).
+    grads = list(grads)
+    _check_changeable("clip_grads scales", grads)  # (all before any is scaled)
     grads = list({id(g): g for g in grads}.values())
     total = 0.0
     for g in grads:
-        if g.dtype.kind != "f":  # scaling an integer array in place would truncate it
-            raise TypeError(f"clip_grads scales gradients in place; they must be float "
-                            f"arrays, got dtype {g.dtype}")
         # (float16's squares in float32: their sums pass its largest number, 65504.)
         flat = g.reshape(-1).astype(np.promote_types(g.dtype, np.float32), copy=False)
         with np.errstate(over="ignore"):  # (an overflow is handled below)
@@ -89,6 +89,23 @@ def clip_grads(grads, max_norm):
             np.multiply(g, np.promote_types(g.dtype, np.float32).type(rate), out=g,
                         casting="unsafe")
     return norm
+
+
+def _check_changeable(what: str, grads: list) -> None:
+    """Refuse gradients a clip cannot change in place, all before any is
+    changed: not a float array (an integer one would be truncated), or
+    read-only (the clip would stop part way, some gradients changed)."""
+    for k, g in enumerate(grads):
+        if not hasattr(g, "dtype") or isinstance(g, np.generic):
+            raise TypeError(f"{what} gradients in place; they must be arrays, got "
+                            f"{type(g).__name__} at position {k}: give the model's grads "
+                            f"(np.asarray(...) makes a new array, which the model never reads)")
+        if g.dtype.kind != "f":
+            raise TypeError(f"{what} gradients in place; they must be float arrays, got dtype "
+                            f"{g.dtype}")
+        if not getattr(getattr(g, "flags", None), "writeable", True):
+            raise ValueError(f"{what} gradients in place, but the one at position {k} is "
+                             f"read-only (flags.writeable is False): give arrays it may change")
 
 
 def _scaled_norm(grads):
@@ -314,11 +331,9 @@ def clip_grads_value(grads, max_value):
     if not (finite_number(max_value) and max_value > 0):
         raise ValueError(f"max_value must be a number > 0, got {max_value!r}")
     grads = list(grads)  # (read twice: checked, then clipped)
+    _check_changeable("clip_grads_value clips", grads)  # (all before any is clipped)
     bounds = []
-    for g in grads:  # all checked before any is clipped
-        if g.dtype.kind != "f":  # clipping an integer array would give integer gradients
-            raise TypeError(f"clip_grads_value clips gradients in place; they must be float "
-                            f"arrays, got dtype {g.dtype}")
+    for g in grads:
         # (A np.float64 bound would clip in float64; one past the dtype's range, inf.)
         bound = g.dtype.type(min(max_value, float(np.finfo(g.dtype).max)))
         if bound == 0:  # it rounds to 0 in this dtype: every gradient would be zeroed
@@ -413,7 +428,7 @@ def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
     right. Pairs the model could not train on (an id outside its
     vocabulary, its ``check_pairs``) are refused, not scored as wrong.
     """
-    questions, answers = np.asarray(questions), np.asarray(answers)
+    questions, answers = rows_array("questions", questions), rows_array("answers", answers)
     if questions.ndim != 2 or answers.ndim != 2 or len(questions) != len(answers):
         raise ValueError(f"questions (N, T_enc) and answers (N, T_dec + 1) must be 2-D with the "
                          f"same N, got {questions.shape} and {answers.shape}")
@@ -423,7 +438,11 @@ def seq2seq_correct(model, questions, answers, batch_size: int = 1000,
     _check_integer_ids(questions=questions, answers=answers)
     check_whole_number("batch_size", batch_size, example=1000)
     if len(questions) and callable(getattr(model, "check_pairs", None)):
-        model.check_pairs(questions, answers)
+        try:
+            model.check_pairs(questions, answers)
+        except (TypeError, ValueError) as exc:  # (it names forward's xs and ts)
+            raise type(exc)(f"questions and answers do not fit {type(model).__name__}"
+                            f".forward(xs, ts): {exc}") from None
     ignore = ignore_label_of(model)
     out = np.zeros(len(questions), dtype=bool)
     rows = min(batch_size, len(questions))

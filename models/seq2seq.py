@@ -286,9 +286,11 @@ class Seq2seq(Model):
 
     def _parts_mark(self):
         """What changes when a part runs on other inputs: the encoder's states
-        (a new array at each of its forwards) and the decoder's count of
-        ``begin`` calls."""
-        return getattr(self.encoder, "hs", None), getattr(self.decoder, "generations", 0)
+        (a new array at each of its forwards), the decoder's count of
+        ``begin`` calls, and the input its output layer keeps (a new array at
+        each of the decoder's forwards and steps)."""
+        return (getattr(self.encoder, "hs", None), getattr(self.decoder, "generations", 0),
+                getattr(getattr(self.decoder, "affine", None), "x", None))
 
     def _mark_forward(self):
         self._forward_mark = self._parts_mark()
@@ -299,7 +301,8 @@ class Seq2seq(Model):
         ``backward``): their layers would hold another batch's values, and
         the gradients would be wrong without an error."""
         mark, now = self._forward_mark, self._parts_mark()
-        if mark is not None and (now[0] is not mark[0] or now[1] != mark[1]):
+        if mark is not None and (now[0] is not mark[0] or now[1] != mark[1]
+                                 or now[2] is not mark[2]):
             raise RuntimeError("backward() needs the values its forward() left, but the encoder "
                                "or decoder has run on other inputs since (generating, predicting "
                                "or evaluating in between replaces them): call forward() again")

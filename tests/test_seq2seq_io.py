@@ -170,6 +170,15 @@ def test_batched_accuracy_errors():
         seq2seq_accuracy(model, np.zeros((3, 4), int), np.zeros((3, 4)))
     assert 0 <= seq2seq_accuracy(model, np.zeros((3, 4), int), np.zeros((3, 4), int),
                                  batch_size=np.int64(2)) <= 1
+    # Questions of two lengths used to get NumPy's "inhomogeneous shape" alone, and an
+    # answer's bad id was said to be in forward's ts, an argument the caller never gave.
+    with pytest.raises(ValueError, match=r"^questions must be an array, one row per example, "
+                                         r"every row of one length \(pad the shorter ones\)"):
+        seq2seq_accuracy(model, [[1, 2, 3], [3, 4]], [[0, 1], [0, 2]])
+    with pytest.raises(ValueError, match=r"^questions and answers do not fit Seq2seq\.forward"
+                                         r"\(xs, ts\): ts\[:, 1:\] \(the targets\) holds the "
+                                         rf"id {V}"):
+        seq2seq_accuracy(model, [[1, 2, 3], [3, 4, 1]], [[0, 1], [0, V]])
 
 
 def test_attention_maps_refuse_what_they_cannot_draw(tmp_path):
@@ -268,8 +277,11 @@ def test_the_book_style_parts_run_between_forward_and_backward_are_refused(cls, 
     model.backward()
     grads = [g.copy() for g in model.grads]
     others = (xs + 1) % V
+    encoding = model.encoder.forward(others)  # (what the decoder takes: h, or all of hs)
     for between in (lambda: model.decoder.generate(model.encoder.forward(others), 0, 1),
-                    lambda: model.encoder.forward(others)):
+                    lambda: model.encoder.forward(others),
+                    # (the decoder alone: its scores of other answers, say)
+                    lambda: model.decoder.forward((ts[:, :-1] + 1) % V, encoding)):
         model.forward(xs, ts)
         between()
         with pytest.raises(RuntimeError, match="the encoder or decoder has run on other inputs"):

@@ -216,6 +216,19 @@ def test_clipping_refuses_integer_gradients_it_would_truncate(clip):
         clip([np.full(3, 4, np.int64)], 1.0)
 
 
+@pytest.mark.parametrize("clip", [clip_grads, clip_grads_value])
+def test_clipping_refuses_what_it_cannot_change_before_changing_any(clip):
+    # A list used to fail on a missing .dtype; a read-only gradient after the ones
+    # before it had been clipped (clip_grads scaled the first, then stopped).
+    with pytest.raises(TypeError, match=r"must be arrays, got list at position 0"):
+        clip([[3.0, 4.0]], 1.0)
+    first, second = np.full(4, 5.0, np.float32), np.full(4, 5.0, np.float32)
+    second.flags.writeable = False
+    with pytest.raises(ValueError, match=r"the one at position 2 is read-only"):
+        clip([first, first, second], 1.0)  # (the caller's position, a tied array twice)
+    np.testing.assert_array_equal(first, 5.0)
+
+
 def test_fit_with_clip_value_clips_before_the_update(monkeypatch):
     seen = []
 
