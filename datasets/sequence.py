@@ -64,8 +64,12 @@ but padding (spaces) the decoder would have no target to learn. A question
 of spaces alone is empty, in either layout.
 
 A first line at least half of whose characters no other line holds (a
-header such as ``question<TAB>answer`` over pairs of digits, say) is read
-as a pair, with a :class:`SequenceDataWarning` that says so.
+header such as ``question<TAB>answer`` over pairs of digits, say), where no
+other line is so, is read as a pair, with a :class:`SequenceDataWarning`
+that says so; in the book's layout, a first line of other widths than all
+the others is refused as a likely header. In the book's layout, answers
+that all hold a second ``'_'``, at one place, are read with a warning: the question ends
+at the first ``'_'``, so questions that contain one are cut there.
 
 Empty lines (or lines of blanks only) are skipped in both (a blank line
 between blocks, or at the end, is not a pair), except that in tab-separated
@@ -86,7 +90,9 @@ from __future__ import annotations
 import os
 import re
 import string
+import unicodedata
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -405,14 +411,20 @@ def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
 
 def _warn_of_a_header(path, lines, questions, answers) -> None:
     """A :class:`SequenceDataWarning` when at least half of the characters of
-    the first pair appear in no other pair, as in a header line (in a file of at least
-    MIN_PAIRS_FOR_HEADER_CHECK pairs: in fewer, a pair's own characters are
-    common)."""
+    the first pair appear in no other pair, as in a header line, and the first
+    pair is the only one so (in a file of at least MIN_PAIRS_FOR_HEADER_CHECK
+    pairs: in fewer, a pair's own characters are common; and in a file of
+    rare characters, Chinese words say, many pairs hold characters of their
+    own: the first is then a pair like the others)."""
     if len(lines) < MIN_PAIRS_FOR_HEADER_CHECK:
         return
     first = set(questions[0] + answers[0][1:]) - {" "}
     own = first - set("".join(questions[1:] + answers[1:]))
-    if 2 * len(own) >= len(first):
+    if 2 * len(own) < len(first):
+        return  # (most files: the rest, a pass over every pair, only for the few others)
+    chars = [set(q + a[1:]) - {" "} for q, a in zip(questions, answers, strict=True)]
+    singles = {c for c, n in Counter(c for pair in chars for c in pair).items() if n == 1}
+    if not any(2 * len(pair & singles) >= len(pair) for pair in chars[1:]):
         number, line = lines[0]
         warnings.warn(f"{path}, line {number}: {line!r} holds characters that no other line "
                       f"holds ({''.join(sorted(own))!r}): if it is a header, remove it; it "
@@ -446,6 +458,8 @@ def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[st
             sizes = (f"{path}, line {number}: question and answer are {len(question)} and "
                      f"{len(answer)} characters wide, line {lines[0][0]}'s are {widths[0]} "
                      f"and {widths[1]}")
+            if hint := _combining_hint((number, line), lines[0]):
+                raise SequenceDataError(f"{sizes}. {hint}")
             # A '_' inside a question moves the cut (the question ends at the first
             # '_'), so the widths differ however well the lines are padded: name the
             # '_' before the padding.
@@ -460,13 +474,51 @@ def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[st
                         f"'16_75<TAB>91'), of any widths; otherwise pad every line with "
                         f"spaces to the same widths"
                     )
+            if len(questions) == 1 and len(lines) > 2 and _one_width(lines[1:]):
+                raise SequenceDataError(
+                    f"{sizes}, and every line after it is as wide as line {number}: if line "
+                    f"{lines[0][0]}, {lines[0][1]!r}, is a header, remove it; otherwise pad "
+                    f"it with spaces to the others' widths (or use question<TAB>answer lines)"
+                )
             raise SequenceDataError(
                 f"{sizes}; in the book's layout every line is padded with spaces to the "
                 f"same widths (or use question<TAB>answer lines, padded for you)"
             )
         questions.append(question)
         answers.append(answer)
+    # (A second '_' at one place in every answer: a column of the question cut
+    # off, as '01_01_01/01' cuts at the day; answers that hold a '_' of their
+    # own, in snake_case words say, hold it at many places.)
+    seconds = {answer.find("_", 1) for answer in answers}
+    if len(seconds) == 1 and -1 not in seconds:
+        number, line = lines[0]
+        cut = line.find("_")
+        warnings.warn(f"{path}: every answer holds a second '_', at the same place (line "
+                      f"{number}, {line!r}, reads as the question {line[:cut]!r} and the "
+                      f"answer {line[cut:]!r}): in the book's layout the question ends at "
+                      f"the first '_'. For questions that contain '_', use question<TAB>answer "
+                      f"lines (e.g. '16_75<TAB>91')",
+                      SequenceDataWarning, stacklevel=4)
     return questions, answers
+
+
+def _one_width(lines: list[tuple[int, str]]) -> bool:
+    """Whether the book's-layout ``lines`` all cut at one place, to one width."""
+    return len({(line.find("_"), len(line)) for _, line in lines}) == 1
+
+
+def _combining_hint(*numbered: tuple[int, str]) -> str | None:
+    """What to say of lines that differ in width because one writes an
+    accent as a character of its own (decomposed Unicode, as macOS file names
+    and some editors write it): they look alike but are not."""
+    for number, line in numbered:
+        # (Thai or Devanagari marks combine too, but have no composed form.)
+        if unicodedata.normalize("NFC", line) != line:
+            return (f"Line {number}, {line!r}, holds combining characters (an accent written "
+                    f"as a character of its own after its letter, decomposed Unicode), each "
+                    f"counted as one character: write the file in composed form (NFC), e.g. "
+                    f"unicodedata.normalize('NFC', text), or use question<TAB>answer lines")
+    return None
 
 
 def _read_tsv(path: Path, lines: list[tuple[int, str]],

@@ -432,11 +432,24 @@ def test_a_path_named_like_a_task_is_read_as_a_file(tmp_path, monkeypatch):
         (b"16+75  _91  \n16+75 \t_91  \n", r"line 2: a tab in .*, but line 1 has none: the "
                                                  r"file mixes the book's layout and "
                                                  r"question<TAB>answer lines"),
+        # A header over padded lines: it is line 1 that differs, not line 2.
+        (b"question_answer\n16+75  _91  \n52+7   _59  \n", r"line 2: question and answer "
+         r"are 7 and 5 characters wide, line 1's are 8 and 7, and every line after it is as "
+         r"wide as line 2: if line 1, 'question_answer', is a header, remove it; otherwise "
+         r"pad it with spaces to the others' widths"),
+        # Thai marks combine but have no composed form: no NFC advice, which cannot help.
+        ("\u0e01\u0e48_1\n\u0e02_2\n".encode(), r"line 2: question and answer are 1 and 2 "
+         r"characters wide, line 1's are 2 and 2; in the book's layout every line is padded"),
+        # An accent as a character of its own (decomposed Unicode) looks as wide.
+        ("caf\u00e9_1\ncafe\u0301_2\n".encode(), r"line 2: question and answer are 5 and 2 "
+         "characters wide, line 1's are 4 and 2\\. Line 2, 'cafe\u0301_2', holds combining "
+         r"characters .* composed form \(NFC\)"),
     ],
     ids=["empty", "blank-lines-only", "missing-separator", "ragged", "empty-question",
          "not-utf8", "tsv-no-tab", "tsv-two-tabs", "tsv-empty-question",
          "numbered-as-in-the-file", "no-answers", "tsv-no-answers", "tsv-answers-of-spaces",
-         "answers-of-spaces", "question-of-spaces", "layouts-mixed"],
+         "answers-of-spaces", "question-of-spaces", "layouts-mixed", "header-line",
+         "thai-marks", "decomposed-accent"],
 )
 def test_malformed_files_name_the_file_and_line(tmp_path, content, message):
     path = write(tmp_path / "pairs.txt", content)
@@ -444,6 +457,34 @@ def test_malformed_files_name_the_file_and_line(tmp_path, content, message):
         sequence.load_data(path)
     assert str(path) in str(info.value)
     assert "\n" not in str(info.value)  # one line
+
+
+def test_questions_that_hold_an_underscore_in_the_books_layout_are_warned_of(tmp_path):
+    # Padded to one width, every line cut at its first '_' the same way: the month
+    # used to be dropped from every question, without a word.
+    lines = [f"{d:02d}_{m:02d}_{m:02d}/{d:02d}" for d in range(1, 29) for m in (1, 5, 9)]
+    with pytest.warns(sequence.SequenceDataWarning,
+                      match=r"us.txt: every answer holds a second '_', at the same place "
+                            r"\(line 1, '01_01_01/01', "
+                            r"reads as the question '01' and the answer '_01_01/01'\): .* use "
+                            r"question<TAB>answer lines"):
+        (x_train, _), _ = sequence.load_data(write(tmp_path / "us.txt", "\n".join(lines)))
+    assert x_train.shape[1] == 2
+
+
+def test_answers_with_a_underscore_of_their_own_are_read_without_a_warning(tmp_path):
+    # snake_case answers hold their '_' at many places: nothing is cut off.
+    import warnings
+
+    words = ["helloWorld", "getX", "myVarName", "aB", "fooBarBaz", "setY", "isOpen", "readAll",
+             "toInt", "nextKeyUp"]
+    snake = ["".join(f"_{c.lower()}" if c.isupper() else c for c in w) for w in words]
+    lines = [f"{q:<10}_{a:<12}" for q, a in zip(words, snake, strict=True)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (x_train, t_train), _ = sequence.load_data(write(tmp_path / "snake.txt",
+                                                         "\n".join(lines)), seed=None)
+    assert (x_train.shape[1], t_train.shape[1]) == (10, 13)
 
 
 def test_a_file_in_the_books_layout_named_tsv_says_why_it_is_read_as_tab_separated(tmp_path):
@@ -469,13 +510,20 @@ def test_a_header_line_is_read_as_a_pair_with_a_warning(tmp_path):
     assert "q" in sequence.get_vocab()[0]
 
 
+WORDS = ["你好\thi", "猫\tcat", "狗\tdog", "水\twater", "火\tfire", "山\tmountain", "人\tman",
+         "大\tbig", "小\tsmall", "中\tmiddle", "日\tsun", "月\tmoon"]
+
+
 @pytest.mark.parametrize("lines", [["99+99\t198", *SUMS], ["12+é\t34", *SUMS],
-                                   ["question\tanswer", *SUMS[:8]]],
-                         ids=["the-files-characters", "one-rare-character", "short-file"])
+                                   ["question\tanswer", *SUMS[:8]], WORDS],
+                         ids=["the-files-characters", "one-rare-character", "short-file",
+                              "rare-characters-everywhere"])
 def test_a_first_pair_like_the_others_gives_no_warning(tmp_path, lines):
     """A pair of the file's characters, or with one rare character, is not
     taken for a header; nor is anything in a file of fewer than ten pairs,
-    where a pair's own characters are common."""
+    where a pair's own characters are common; nor a first pair whose own
+    characters are as many as other pairs' (Chinese words: the warning
+    used to come at every run)."""
     import warnings
 
     with warnings.catch_warnings():
