@@ -212,6 +212,9 @@ def parse_args(argv=None):
     if args.epochs == 0 and not (args.load or args.resume):
         p.error("--epochs 0 trains nothing, and there is no model to evaluate: give --load "
                 "FILE to evaluate a saved model, or --epochs N to train one")
+    if args.epochs == 0 and args.load and args.checkpoint:
+        p.error(f"--checkpoint {args.checkpoint} with --epochs 0: nothing is trained, so no "
+                f"checkpoint would be written; leave out --checkpoint, or give --epochs N")
     if args.no_clip and "max_grad" in explicit:
         p.error("--no-clip and --max-grad contradict each other: give one of them")
     if args.resume:
@@ -427,6 +430,11 @@ def load_problem(args, path, meta, V, id_to_char, data_sha256=None) -> str | Non
                           "no --bidirectional")
     if mismatched:
         return f"--load {path} holds another model: give {' '.join(mismatched)}"
+    if meta.get("vocab") is None and config.get("vocab_size", V) != V:  # (else: below)
+        return (f"--load {path} was trained on a vocabulary of {config['vocab_size']} "
+                f"characters, and these pairs have {V}: give the data it was trained on (it "
+                f"was saved without its characters, save_params(..., vocab=id_to_char), so "
+                f"they cannot be matched to other data)")
     seed = meta.get("data_seed")
     if seed is not None and seed != args.data_seed and _same_data(meta, args, data_sha256):
         # The split (and a generated task's pairs) follow the seed: other test pairs

@@ -130,6 +130,10 @@ def test_resume_continues_the_run(pairs_file, tmp_path, capsys):
     (["--plot", "acc.txt"], "plot format"),
     (["--epochs", "0"], "--epochs 0 trains nothing, and there is no model to evaluate: give "
                         "--load FILE"),
+    # (It used to be ignored without a word: no checkpoint was written.)
+    (["--load", __file__, "--epochs", "0", "--checkpoint", "run.npz"],
+     "--checkpoint run.npz with --epochs 0: nothing is trained, so no checkpoint would be "
+     "written"),
     # --overwrite is about earlier runs' files, never the run's own inputs.
     (["--data", __file__, "--checkpoint", __file__, "--overwrite"],
      "is the --data file: writing it would destroy that file"),
@@ -641,6 +645,20 @@ def test_load_names_the_data_seed_of_a_vocabulary_in_another_order(tmp_path, cap
     err = capsys.readouterr().err
     assert "was trained on another vocabulary (of /data/sums.txt): give --data with a file " \
            "of that task" in err and "--data-seed" not in err
+
+
+def test_load_names_the_vocabulary_size_of_a_model_saved_without_its_characters(tmp_path,
+                                                                               capsys):
+    # It used to say only "parameter 'encoder.embed.W' has shape (20, 4), the model needs
+    # (13, 4)", which names no flag and no fix.
+    from models import Seq2seq
+
+    saved = tmp_path / "m.npz"
+    Seq2seq(20, 4, 8, seed=0).save_params(saved)  # no vocab=
+    assert script().main(["--task", "addition", "--wordvec-size", "4", "--hidden-size", "8",
+                          "--epochs", "0", "--load", str(saved), "--plot", "none"]) == 2
+    assert (f"--load {saved} was trained on a vocabulary of 20 characters, and these pairs "
+            f"have 13: give the data it was trained on") in capsys.readouterr().err
 
 
 def test_load_refuses_another_data_seed_on_the_data_it_was_trained_on(pairs_file, tmp_path,
