@@ -63,6 +63,23 @@ def test_no_token_can_end_or_alter_the_pages_data_block():
     assert json.loads(block)["tokens"] == tokens  # and read back as it was
 
 
+def test_the_pages_labels_are_escaped_and_its_data_is_strict_json():
+    # Labels of one's own properties (interesting_units) go into the picker's
+    # <option> elements; a NaN (allowed for the first token's bits) would be written
+    # as NaN, which Python's json reads but the browser's JSON.parse refuses.
+    page = units_page(["x", "y"], "char", [("h0:0", "<b>&", [0.5, float("nan")])],
+                      bits=[float("nan"), 1.0])
+    assert '<option value="0">&lt;b&gt;&amp;</option>' in page and "<b>&" not in page
+    block = re.search(r'<script type="application/json" id="data">(.*?)</script>', page,
+                      re.S).group(1)
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    data = json.loads(block, parse_constant=refuse)  # as strict as JSON.parse
+    assert data["bits"] == [None, 1.0] and data["units"][0]["values"] == [0.5, None]
+
+
 # -- 2. a text where nothing varies ------------------------------------------------------
 
 
@@ -427,6 +444,8 @@ def test_a_limit_cuts_only_a_start_of_a_long_text_into_tokens(monkeypatch):
         for level in ("word", "char"):
             assert inspection._first_tokens(content, level, limit) == \
                 tokenize(content, level)[:limit], (content, level, limit)
+    # A start that gives exactly `limit` tokens may end inside the last word.
+    assert inspection._first_tokens("a" * 20 + " b", "word", 1) == ["a" * 20]
     # Of a long text only a start is cut.
     cut = []
     monkeypatch.setattr("datasets.text.tokenize",

@@ -200,6 +200,16 @@ def test_attention_maps_refuse_what_they_cannot_draw(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_answer_of_no_steps_leaves_no_attention_weights_of_an_earlier_pass():
+    # The weights of the last forward (3 steps) would be drawn as the map of an answer
+    # that has no characters.
+    model = AttentionSeq2seq(V, D, H, seed=0)
+    model.forward(np.array([[1, 2, 3]]), np.array([[0, 1, 2, 3]]))
+    assert len(model.decoder.attention.attention_weights) == 3
+    assert model.generate(np.array([[1, 2, 3]]), 0, 0).shape == (1, 0)
+    assert model.decoder.attention.attention_weights == []
+
+
 def test_plot_attention_labels_and_file(tmp_path):
     model = trained_like(AttentionSeq2seq, {})
     xs = np.array([[1, 2, 8, 3, 4]])
@@ -213,6 +223,9 @@ def test_plot_attention_labels_and_file(tmp_path):
     assert ax.get_xlabel() == "input characters" and ax.get_ylabel() == "output characters"
     assert [t.get_text() for t in ax.get_xticklabels()] == in_labels
     assert [t.get_text() for t in ax.get_yticklabels()] == out_labels
+    # Each label at its own column and row, not one off.
+    assert [t.get_position()[0] for t in ax.get_xticklabels()] == list(range(len(in_labels)))
+    assert [t.get_position()[1] for t in ax.get_yticklabels()] == list(range(len(out_labels)))
     assert (tmp_path / "a.png").stat().st_size > 1000
     np.testing.assert_allclose(ax.images[0].get_array().sum(axis=1), 1.0, rtol=1e-5)
 
