@@ -40,6 +40,7 @@ from common.plot import plot_format
 from common.run_lock import CheckpointInUse, holding_checkpoint
 from common.serialization import (
     has_pickle_name,
+    load_npz_meta,
     output_path_problem,
     same_file,
     space_problem,
@@ -471,17 +472,25 @@ def disk_space_problem(trainer, save: str | None, checkpoint: str | None,
                           "--save": (save, params_bytes(trainer.model) + words)})
 
 
-def save_over_checkpoint_problem(save: str | None, overwrite: bool) -> str | None:
-    """Why writing a model to ``save`` would lose a run, or None: the file is
-    a training checkpoint (resumable with --resume), replaced only with
-    ``overwrite``."""
+def save_over_problem(save: str | None, overwrite: bool) -> str | None:
+    """Why writing a model to ``save`` would lose work, or None: the file is a
+    training checkpoint (resumable with --resume), or another file than a
+    saved model (notes, a corpus); replaced only with ``overwrite``. A saved
+    model is replaced: that is what --save of a model's name asks."""
     if not save or overwrite or not os.path.isfile(save):
         return None
-    if not is_checkpoint_file(save):  # (output_path_problem says what it can of others)
-        return None
-    return (f"--save {save} is a training checkpoint (a run --resume continues): a model "
-            f"saved over it would end that run; give another name, or pass --overwrite to "
-            f"replace it")
+    if is_checkpoint_file(save):
+        return (f"--save {save} is a training checkpoint (a run --resume continues): a model "
+                f"saved over it would end that run; give another name, or pass --overwrite to "
+                f"replace it")
+    try:
+        saved_model = "model" in load_npz_meta(save)
+    except (OSError, ValueError):  # (not an .npz of rnnlab's)
+        saved_model = False
+    if not saved_model:
+        return (f"--save {save} exists already and is not a saved model (another file?): give "
+                f"another name, or pass --overwrite to replace it")
+    return None
 
 
 def pickle_name_problem(args: argparse.Namespace, dests, suffix: str = ".npz") -> str | None:
@@ -567,6 +576,12 @@ def import_model_classes(modules) -> str | None:
     if modules and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # (a script's sys.path starts at its own folder)
     for name in modules:
+        if "/" in name or os.sep in name or name.endswith(".py"):  # a path: import reads none
+            stem, folder = os.path.splitext(os.path.basename(name))[0], os.path.dirname(name)
+            here = not folder or os.path.realpath(folder) == os.path.realpath(os.getcwd())
+            return (f"--import {name}: give the module's name, as import takes it, not a "
+                    f"path: --import {stem}" + ("" if here else f", with {folder} on PYTHONPATH "
+                                                f"(or run from that folder)"))
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -53,7 +53,7 @@ from common.cli import (  # noqa: E402
     resumed_checkpoint_words,
     run_holding_checkpoint,
     same_setting,
-    save_over_checkpoint_problem,
+    save_over_problem,
     skipped_batches_notice,
     user_path,
     write_if_memory_left,
@@ -266,7 +266,7 @@ def parse_args(argv=None):
         p.error(problem)
     if problem := checkpoint_problem(args.checkpoint, args.resume, args.overwrite):
         p.error(problem)
-    if problem := save_over_checkpoint_problem(args.save, args.overwrite):
+    if problem := save_over_problem(args.save, args.overwrite):
         p.error(problem)
     return args
 

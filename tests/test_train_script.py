@@ -866,6 +866,12 @@ def test_save_does_not_replace_a_checkpoint_without_overwrite(script, capsys):
     assert script.main([*SMALL, "--save", "model.npz", "--quiet"]) == 0  # a model: replaced
     assert script.main([*SMALL, "--save", "run.npz", "--overwrite", "--quiet"]) == 0
     assert Path("run.npz").read_bytes() != kept
+    # Nor another file than a model (it was replaced by a zip, without a word).
+    Path("notes.md").write_text("some notes\n")
+    assert usage_error(script, [*SMALL, "--save", "notes.md", "--quiet"])
+    assert ("--save notes.md exists already and is not a saved model (another file?): give "
+            "another name, or pass --overwrite to replace it") in capsys.readouterr().err
+    assert Path("notes.md").read_text() == "some notes\n"
 
 
 def test_flags_the_model_does_not_use_are_announced(script, capsys):
