@@ -134,8 +134,14 @@ def load_model(path: str | os.PathLike) -> tuple[Model, dict]:
     path = os.fsdecode(path)
     arrays, meta = load_npz(path)
     if meta.get("format") == "rnnlab-checkpoint":
+        script = ("train_seq2seq.py" if meta.get("model") in ("Seq2seq", "PeekySeq2seq",
+                                                                "AttentionSeq2seq")
+                  else "train_rnnlm.py")
         raise ValueError(f"{path} is a training checkpoint, not a model file: generate or "
-                         "evaluate from the file written by --save or model.save_params")
+                         f"evaluate from the file written by --save or model.save_params (to "
+                         f"write one from this checkpoint: python scripts/{script} --resume "
+                         f"{path} --save model.npz, which first finishes the run's epochs "
+                         f"if any are left)")
     for key in ("model", "config"):
         if key not in meta:
             raise ValueError(f"{path} has no {key!r} in its metadata: it holds parameters but "

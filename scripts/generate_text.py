@@ -147,7 +147,9 @@ def checkpoint_message(path) -> str:
                 f"(train_seq2seq.py --checkpoint), not a language model; generate_text.py "
                 f"samples from the models train_rnnlm.py trains")
     return (f"{path} is a training checkpoint (train_rnnlm.py --checkpoint), which has no "
-            f"vocabulary; generate from the file written by --save")
+            f"vocabulary; generate from the file written by --save (to write one from this "
+            f"checkpoint: python scripts/train_rnnlm.py --resume {path} --save model.npz, which "
+            f"first finishes the run's epochs if any are left)")
 
 
 def load_model(path):

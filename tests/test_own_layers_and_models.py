@@ -653,8 +653,8 @@ def test_the_scripts_load_a_model_of_ones_own_class_with_import(tmp_path, monkey
     with pytest.raises(SystemExit):
         inspect_model.main(["surprisal", "--model", "own.npz", "--text", "ab",
                             "--import", "own_gru_lm.py"])
-    assert ("--import own_gru_lm.py: no module 'own_gru_lm.py' in the current folder or on "
-            "PYTHONPATH (give the module's name" in capsys.readouterr().err)
+    assert ("--import own_gru_lm.py: give the module's name, as import takes it, not a path: "
+            "--import own_gru_lm" in capsys.readouterr().err)
 
 
 def test_import_keeps_the_folder_for_later_imports_and_says_what_it_replaces(
@@ -687,6 +687,14 @@ def test_import_keeps_the_folder_for_later_imports_and_says_what_it_replaces(
     (tmp_path / "broken_lm.py").write_text("import broke\n")
     assert import_model_classes(["broken_lm"]) == (
         "--import broken_lm: importing it failed: No module named 'broke'")
+    # A path is not imported (./later_lm.py used to fail on a "relative import").
+    for path in ("./later_lm.py", "later_lm.py", str(tmp_path / "later_lm.py")):
+        assert import_model_classes([path]) == (
+            f"--import {path}: give the module's name, as import takes it, not a path: "
+            f"--import later_lm")
+    assert import_model_classes(["lib/other_lm.py"]) == (
+        "--import lib/other_lm.py: give the module's name, as import takes it, not a path: "
+        "--import other_lm, with lib on PYTHONPATH (or run from that folder)")
 
 
 # -- optimizers and arrays over one memory -------------------------------------------------
