@@ -12,7 +12,7 @@ coloured by the unit chosen in a picker, with the model's top-5 next-token
 guesses for every position; ``--png`` draws those units as a heat map.
 
     python scripts/inspect_model.py attention --model date.npz \
-        --input "september 27, 1994" --png attention.png
+        --input "september 27, 1994" --png attention_one.png
 
 ``surprisal`` prints, as TSV, every token's log-probability (natural log)
 and bits under the model, and the text's perplexity. The first token is
@@ -144,7 +144,8 @@ def parse_args(argv=None):
                    help="the .npz file of train_seq2seq.py --save (an attention model)")
     add_import_flag(a)
     a.add_argument("--input", required=True, help="the question, as written")
-    a.add_argument("--png", type=user_path, default="attention.png",
+    # (Not train_seq2seq.py's attention.png, the maps of its test questions.)
+    a.add_argument("--png", type=user_path, default="attention_one.png",
                    help="where to draw the heat map")
     a.add_argument("--width", type=int, default=None,
                    help="pad the question with spaces to this width (default: the width "
@@ -168,6 +169,9 @@ def parse_args(argv=None):
                    or pickle_name_problem(args, ("html",), suffix=".html")
                    or drawing_problem(args, ("png",), may_skip=False)):
         p.error(problem)
+    if (getattr(args, "html", None) or "").lower().endswith(".npz"):
+        p.error(f"--html {args.html}: .npz names rnnlab's models and checkpoints, which a page "
+                f"written there would replace; give a name ending in .html")
     if getattr(args, "png", None):
         try:
             plot_format(args.png)

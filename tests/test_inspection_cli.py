@@ -198,6 +198,25 @@ def test_no_page_is_written_with_a_pickles_name(name, char_model, tmp_path, caps
     assert not (tmp_path / name).exists()
 
 
+def test_no_page_is_written_over_a_model_or_checkpoint(char_model, tmp_path, capsys):
+    # An .npz name was taken, and a copy of a model or a checkpoint replaced by HTML.
+    other = tmp_path / "copy.npz"
+    other.write_bytes(char_model.read_bytes())
+    with pytest.raises(SystemExit) as exc:
+        inspect_model.main(["surprisal", "--model", str(char_model), "--text", TEXT,
+                            "--html", str(other)])
+    assert exc.value.code == 2
+    assert (f"--html {other}: .npz names rnnlab's models and checkpoints, which a page written "
+            f"there would replace; give a name ending in .html") in capsys.readouterr().err
+    assert other.read_bytes() == char_model.read_bytes()
+
+
+def test_attentions_default_picture_is_not_train_seq2seqs():
+    # Both wrote attention.png: one question's map replaced the training's maps.
+    args = inspect_model.parse_args(["attention", "--model", "m.npz", "--input", "1+1"])
+    assert args.png == "attention_one.png"
+
+
 GTT_TINY = ["--iters", "2", "--hidden-size", "8", "--wordvec-size", "4", "--batch-size", "2",
             "--time-size", "5", "--eval-length", "5", "--eval-batch", "2"]
 
