@@ -18,6 +18,10 @@ The text is ``--text-file`` (any UTF-8 file, read as characters), by
 default ``ptb.train.txt`` of the Penn Treebank folder (``--data-dir`` or
 ``$RNNLAB_PTB_DIR``; see the README's Data section); the first
 ``--corpus-size`` characters are cut 90/5/5 into train, valid and test.
+
+A Ctrl-C draws the models finished so far (exit status 130); a model whose
+training loss passes ``5 x log V`` (it diverged: its gradients would
+measure nothing) ends the run with an error, the models before it drawn.
 """
 
 import argparse
@@ -58,6 +62,7 @@ from common.memory import (  # noqa: E402
 from common.optimizer import Adam  # noqa: E402
 from common.parallel import managed, thread_count_problem  # noqa: E402
 from common.plot import save_figure  # noqa: E402
+from common.training_guards import divergence_bound  # noqa: E402
 from common.util import clip_grads  # noqa: E402
 from datasets import ptb, text  # noqa: E402
 from models import build_model  # noqa: E402
@@ -156,16 +161,28 @@ def windows(corpus, n, length, rng):
     return block[:, :-1], block[:, 1:]
 
 
-def train(model, corpus, args):
-    """Adam on random windows, each from a zero state; returns the last losses' mean."""
+class Diverged(Exception):
+    """A training whose loss passed the divergence bound (or is not a number)."""
+
+
+def train(model, corpus, args, V):
+    """Adam on random windows, each from a zero state; returns the last losses'
+    mean. Raises :class:`Diverged` at a loss above ``divergence_bound(V)``:
+    the gradients of such a model measure nothing."""
     optimizer = Adam(lr=args.lr)
     rng = np.random.default_rng(args.seed)  # the same batches for every model
+    bound = divergence_bound(V)
     losses = []
-    with managed():
-        for _ in range(args.iters):
+    # (Overflow on the way to a diverged loss is said below, once, in words.)
+    with managed(), np.errstate(over="ignore", invalid="ignore"):
+        for i in range(args.iters):
             xs, ts = windows(corpus, args.batch_size, args.time_size, rng)
             model.reset_state()
             losses.append(model.forward(xs, ts))
+            if not losses[-1] <= bound:
+                raise Diverged(f"its loss is {losses[-1]:.4g} nats at iteration {i + 1}, above "
+                               f"{bound:.3g} (5 x log V): it diverged; lower --lr (now "
+                               f"{args.lr:g}) or --max-grad (now {args.max_grad:g})")
             model.backward()
             clip_grads(model.grads, args.max_grad)
             optimizer.update(model.params, model.grads)
@@ -247,31 +264,48 @@ def _run(args):
                          if k < args.eval_length})
     print("model                   train loss  held-out bits/char  |grad| at "
           + ", ".join(map(str, steps_back)) + " steps back   time")
-    for name, label in MODELS:
-        model = build_model(name, V, args.wordvec_size, args.hidden_size, seed=args.seed)
-        start = time.perf_counter()
-        loss = train(model, train_ids, args)
-        held = held_out_loss(model, eval_xs, eval_ts)
-        norms = gradient_through_time(model, eval_xs, eval_ts)
-        seconds = time.perf_counter() - start
-        curves.append((label, norms))
-        back = [norms[-1 - k] for k in steps_back]
-        print(f"{label:24s}{loss:10.3f}  {held / math.log(2):18.3f}  "
-              + "  ".join(f"{b:.2e}" for b in back) + f"   {seconds:.0f} s", flush=True)
-    if args.plot:
-        try:
-            plot(curves, args, args.plot)
-        except OSError as exc:  # a full disk: the numbers above are the run's results
-            print(f"error: cannot write the plot --plot {args.plot}: {exc.strerror or exc}",
-                  file=sys.stderr)
-            return 1
-        print(f"plot: {args.plot}")
-    return 0
+    try:
+        for name, label in MODELS:
+            model = build_model(name, V, args.wordvec_size, args.hidden_size, seed=args.seed)
+            start = time.perf_counter()
+            try:
+                loss = train(model, train_ids, args, V)
+            except Diverged as exc:
+                print(f"error: {label}: {exc}", file=sys.stderr)
+                return _draw(curves, args, 1)  # (the models before it: their curves stand)
+            held = held_out_loss(model, eval_xs, eval_ts)
+            norms = gradient_through_time(model, eval_xs, eval_ts)
+            seconds = time.perf_counter() - start
+            curves.append((label, norms))
+            back = [norms[-1 - k] for k in steps_back]
+            print(f"{label:24s}{loss:10.3f}  {held / math.log(2):18.3f}  "
+                  + "  ".join(f"{b:.2e}" for b in back) + f"   {seconds:.0f} s", flush=True)
+    except KeyboardInterrupt:  # minutes of training: the models done so far are drawn
+        print("\ninterrupted", file=sys.stderr)
+        return _draw(curves, args, 130)
+    return _draw(curves, args, 0)
+
+
+def _draw(curves, args, status):
+    """Draw the finished models' ``curves`` (if any, and asked); ``status``,
+    or 1 when the plot cannot be written."""
+    if not (args.plot and curves):
+        return status
+    try:
+        plot(curves, args, args.plot)
+    except OSError as exc:  # a full disk: the numbers above are the run's results
+        print(f"error: cannot write the plot --plot {args.plot}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return status or 1
+    done = "" if len(curves) == len(MODELS) else \
+        f" (the models finished: {len(curves)} of {len(MODELS)})"
+    print(f"plot: {args.plot}{done}")
+    return status
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except KeyboardInterrupt:  # nothing is written before the end: nothing to keep
+    except KeyboardInterrupt:  # (before the first model, or a second Ctrl-C: nothing to keep)
         print("\ninterrupted", file=sys.stderr)
         sys.exit(130)

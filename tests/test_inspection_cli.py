@@ -2,7 +2,9 @@
 
 import math
 import os
+import re
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -115,6 +117,49 @@ def test_gradient_through_time_script_draws_three_lines(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:  # a plot it could not write: refused before training
         gtt.main(["--text-file", str(text), "--plot", str(text / "g.png")])
     assert exc.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
+
+
+GTT_SMALL = ["--iters", "3", "--hidden-size", "8", "--wordvec-size", "4", "--batch-size", "4",
+             "--time-size", "6", "--eval-length", "12", "--eval-batch", "3"]
+
+
+def test_gradient_through_time_script_draws_the_finished_models_on_ctrl_c(tmp_path, capsys,
+                                                                         monkeypatch):
+    # Ctrl-C in the LSTM's training threw away the tanh RNN's finished curve (with the
+    # defaults, minutes of training).
+    text, png = tmp_path / "t.txt", tmp_path / "g.png"
+    text.write_text("the cat sat on the mat. " * 300, encoding="utf-8")
+    gtt = script("gradient_through_time")
+    trained, train = [], gtt.train
+
+    def train_until_the_second(*args):
+        if trained:
+            raise KeyboardInterrupt
+        trained.append(1)
+        return train(*args)
+
+    monkeypatch.setattr(gtt, "train", train_until_the_second)
+    assert gtt.main(["--text-file", str(text), *GTT_SMALL, "--plot", str(png)]) == 130
+    out, err = capsys.readouterr()
+    assert "interrupted" in err and "tanh RNN" in out and "GRU" not in out
+    assert f"plot: {png} (the models finished: 1 of 3)" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gradient_through_time_script_stops_a_diverged_training(tmp_path, capsys):
+    # Losses of 1e31 nats were printed as results, with NumPy's overflow warning, rc 0.
+    text, png = tmp_path / "t.txt", tmp_path / "g.png"
+    text.write_text("the cat sat on the mat. " * 300, encoding="utf-8")
+    gtt = script("gradient_through_time")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert gtt.main(["--text-file", str(text), *GTT_SMALL, "--lr", "1e30", "--max-grad",
+                         "1e30", "--plot", str(png)]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"error: tanh RNN \(SimpleRnnlm\): its loss is \S+ nats at iteration "
+                     r"\d, above \d+ \(5 x log V\): it diverged; lower --lr \(now 1e\+30\) or "
+                     r"--max-grad \(now 1e\+30\)", err), err
+    assert not png.exists()  # no model finished: nothing to draw
 
 
 def test_gradient_through_time_script_checks_the_window_lengths_before_training(tmp_path,
