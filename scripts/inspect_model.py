@@ -31,6 +31,7 @@ a model that computes NaN or inf, or output that cannot be written, with 1.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -84,6 +85,24 @@ from datasets.text import CorpusError, read_text  # noqa: E402
 
 class UsageError(Exception):
     """A problem with the model file, the text or the arguments (exit status 2)."""
+
+
+class OutputFailed(Exception):
+    """An output file that could not be written, named (exit status 1)."""
+
+
+@contextlib.contextmanager
+def writing(flag, path):
+    """Name the output a write failed on (a full disk, a file-size limit):
+    the error alone does not say whether it was the page, the picture or
+    the table on standard output."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputFailed(f"cannot write {flag} {one_line(path)}: "
+                           f"{exc.strerror or exc}") from exc
 
 
 # attention: the heat map labels a row per answer character and a column per
@@ -290,12 +309,13 @@ def run_surprisal(args, model, vocab, level):
               f"{s.bits_per_token:.3f} bits per token, perplexity {s.perplexity:.3f}\n")
     if args.html:
         bits = [None, *s.bits]
-        write_units_page(args.html, tokens, level, [], bits=bits,
-                         guesses=guesses_at(record_states(model, ids).probs, vocab),
-                         title=f"surprisal under {os.path.basename(args.model)}",
-                         notes=f"perplexity {s.perplexity:.3f} over {s.log_prob.size} scored "
-                               f"tokens ({s.bits_per_token:.3f} bits per token); the first "
-                               "token is context and is not scored")
+        guesses = guesses_at(record_states(model, ids).probs, vocab)
+        with writing("--html", args.html):
+            write_units_page(args.html, tokens, level, [], bits=bits, guesses=guesses,
+                             title=f"surprisal under {os.path.basename(args.model)}",
+                             notes=f"perplexity {s.perplexity:.3f} over {s.log_prob.size} "
+                                   f"scored tokens ({s.bits_per_token:.3f} bits per token); "
+                                   "the first token is context and is not scored")
         print(f"# page: {one_line(args.html)}")
     return 0
 
@@ -354,18 +374,20 @@ def run_units(args, model, vocab, level):
             shown_units.append((name, name, rec.unit(name)))
     if args.html:
         s = finite_surprisal(model, ids)
-        write_units_page(args.html, tokens, level, shown_units,
-                         guesses=guesses_at(rec.probs, vocab),
-                         bits=[None, *s.bits],
-                         title=f"units of {os.path.basename(args.model)} over the text",
-                         notes=f"{type(model).__name__}, {level} level; red: positive, blue: "
-                               f"negative; perplexity {s.perplexity:.3f} (first token not "
-                               "scored). Hover over a token, click to pin it.")
+        with writing("--html", args.html):
+            write_units_page(args.html, tokens, level, shown_units,
+                             guesses=guesses_at(rec.probs, vocab),
+                             bits=[None, *s.bits],
+                             title=f"units of {os.path.basename(args.model)} over the text",
+                             notes=f"{type(model).__name__}, {level} level; red: positive, "
+                                   f"blue: negative; perplexity {s.perplexity:.3f} (first "
+                                   "token not scored). Hover over a token, click to pin it.")
         print(f"page: {one_line(args.html)}")
     if args.png:
         window = slice(args.png_start, args.png_start + args.png_length)
-        heat_map([(name, label, values[window]) for name, label, values in shown_units],
-                 tokens[window], level, args.png)
+        with writing("--png", args.png):
+            heat_map([(name, label, values[window]) for name, label, values in shown_units],
+                     tokens[window], level, args.png)
         print(f"heat map: {one_line(args.png)}")
     return 0
 
@@ -459,8 +481,9 @@ def run_attention(args):
         j = int(np.argmax(weights[t]))
         print(f"  answer {t} {c!r}: most attention on question {j} {question[j]!r} "
               f"({weights[t, j]:.3f})")
-    plot_attention(weights, list(question), list(answer), path=args.png,
-                   title=f"{question.strip()} -> {answer.strip()}")
+    with writing("--png", args.png):
+        plot_attention(weights, list(question), list(answer), path=args.png,
+                       title=f"{question.strip()} -> {answer.strip()}")
     print(f"heat map: {one_line(args.png)}")
     return 0
 
@@ -573,13 +596,13 @@ def _run(args):
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except FloatingPointError as exc:
+    except (FloatingPointError, OutputFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading
         point_at_null(sys.stdout)
         return 0
-    except OSError as exc:  # a full disk behind stdout, the page or the heat map
+    except OSError as exc:  # a full disk behind stdout (the files are named above)
         print(f"error: cannot write the output: {exc}", file=sys.stderr)
         return 1
     except MemoryError:  # a whole long text's tokens and states, past the checks

@@ -565,6 +565,24 @@ def test_output_errors_end_with_a_message(char_model, tmp_path):
     assert reader.returncode == 0 and err == b""
 
 
+def test_an_output_that_cannot_be_written_is_named(char_model, tmp_path, capsys,
+                                                   monkeypatch):
+    # "cannot write the output: [Errno 27] File too large" said neither which output
+    # (the table, the page, the picture) nor its file.
+    import errno
+
+    module = script("inspect_model")
+
+    def too_large(*args, **kwargs):
+        raise OSError(errno.EFBIG, "File too large")
+
+    monkeypatch.setattr(module, "write_units_page", too_large)
+    page = tmp_path / "u.html"
+    assert module.main(["surprisal", "--model", str(char_model), "--text", TEXT,
+                        "--html", str(page)]) == 1
+    assert capsys.readouterr().err == f"error: cannot write --html {page}: File too large\n"
+
+
 def test_a_text_too_long_for_memory_is_an_error_line(char_model, capsys, monkeypatch):
     """A MemoryError traceback from the surprisal of a whole large text file."""
     module = script("inspect_model")
