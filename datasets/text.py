@@ -104,6 +104,11 @@ def read_text(path: str | os.PathLike) -> str:
     if kind in ("a character device", "a block device") and not is_terminal(path):
         # /dev/zero or a disk: read whole, it would fill the memory. (A pipe ends
         # when its writer does, and a terminal at Ctrl-D.)
+        if str(path) in ("/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"):
+            # (A run of text piped in is resumed by piping the same text again.)
+            raise CorpusError(f"{path} reads standard input, which is {kind} here (nothing is "
+                              f"piped in): pipe the text in, e.g. cat book.txt | python ..., "
+                              f"or give a text file")
         raise CorpusError(f"{path} is {kind}, not a text file; give a text file")
     try:
         data = path.read_bytes()

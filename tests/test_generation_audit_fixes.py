@@ -283,6 +283,21 @@ def test_a_device_is_refused_not_read_until_memory_runs_out():
         text.load_data("/dev/zero")
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="standard input on /dev/null")
+def test_standard_input_with_nothing_piped_in_says_to_pipe_the_text():
+    # (A run trained on piped text, resumed without the pipe, was told that /dev/stdin
+    # "is a character device, not a text file".)
+    code = ("from datasets import text\n"
+            "try:\n    text.load_data('/dev/stdin')\n"
+            "except text.CorpusError as exc:\n    print(exc)\n")
+    with open("/dev/null") as null:
+        done = subprocess.run([sys.executable, "-c", code], stdin=null, capture_output=True,
+                              text=True, timeout=60, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.stdout.startswith("/dev/stdin reads standard input, which is a character "
+                                  "device here (nothing is piped in): pipe the text in"), done
+
+
 def test_text_that_begins_like_a_signature_is_still_text(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text("PK is a word\n%PDF too\n", encoding="utf-8")
