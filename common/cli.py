@@ -39,11 +39,13 @@ from common.checkpoint import is_checkpoint_file, least_bytes, params_bytes
 from common.plot import plot_format
 from common.run_lock import CheckpointInUse, holding_checkpoint
 from common.serialization import (
+    folders_on_the_way,
     has_pickle_name,
     load_npz_meta,
     output_path_problem,
     same_file,
     space_problem,
+    write_target,
 )
 from common.training_guards import MAX_SKIPS_IN_A_ROW
 
@@ -160,8 +162,10 @@ def output_flags_problem(args: argparse.Namespace, examples: dict[str, str],
     cannot be resumed). Nor may an output name one of the input files of the
     destinations ``inputs`` (``"data"``, ``"load"`` ...): writing it would
     destroy what the run reads, ``--overwrite`` or not; except the pairs
-    ``(output, input)`` of ``may_replace`` (``("save", "load")``: a model
-    updated in place, as asked).
+    (output, input)`` of ``may_replace`` (``("save", "load")``: a model
+    updated in place, as asked). An output whose folder is not there yet is
+    written after making it, said in a notice on stderr (a mistyped folder,
+    or a drive that is not mounted, would otherwise take the file unseen).
     """
     read = {os.path.realpath(path): name for name in inputs if (path := getattr(args, name, None))}
     given = {}
@@ -179,6 +183,11 @@ def output_flags_problem(args: argparse.Namespace, examples: dict[str, str],
         if source and (dest, source) not in may_replace:
             return (f"{flag(dest)} {path} is the {flag(source)} file: writing it would destroy "
                     f"that file; give another name")
+    for path, dest in given.items():
+        existing, missing = folders_on_the_way(write_target(path))
+        if missing:
+            print(f"notice: {flag(dest)}: the folder {os.path.join(existing, *missing)} is not "
+                  f"there; it is made to write {os.path.basename(path)} in it", file=sys.stderr)
     return None
 
 

@@ -853,6 +853,16 @@ def test_resume_refuses_another_seed_and_names_none_as_given(script, capsys):
     assert "notice: --plot none replaces the checkpoint's" in capsys.readouterr().err
 
 
+def test_an_output_in_a_folder_not_there_yet_is_written_with_a_notice(script, capsys):
+    # The folder was made without a word: a mistyped one took the model unseen.
+    assert script.main([*SMALL, "--save", "runs/new/m.npz", "--quiet"]) == 0
+    assert (f"notice: --save: the folder {os.path.abspath('runs/new')} is not there; it is "
+            f"made to write m.npz in it") in capsys.readouterr().err
+    assert Path("runs/new/m.npz").is_file()
+    assert script.main([*SMALL, "--save", "runs/new/m.npz", "--quiet"]) == 0
+    assert "is not there" not in capsys.readouterr().err  # there now: nothing to say
+
+
 def test_save_does_not_replace_a_checkpoint_without_overwrite(script, capsys):
     """A model saved over a checkpoint would end the run it holds."""
     assert script.main([*SMALL, "--checkpoint", "run.npz", "--quiet"]) == 0
