@@ -162,7 +162,7 @@ def output_flags_problem(args: argparse.Namespace, examples: dict[str, str],
     cannot be resumed). Nor may an output name one of the input files of the
     destinations ``inputs`` (``"data"``, ``"load"`` ...): writing it would
     destroy what the run reads, ``--overwrite`` or not; except the pairs
-    (output, input)`` of ``may_replace`` (``("save", "load")``: a model
+    ``(output, input)`` of ``may_replace`` (``("save", "load")``: a model
     updated in place, as asked). An output whose folder is not there yet is
     written after making it, said in a notice on stderr (a mistyped folder,
     or a drive that is not mounted, would otherwise take the file unseen).
@@ -184,11 +184,19 @@ def output_flags_problem(args: argparse.Namespace, examples: dict[str, str],
             return (f"{flag(dest)} {path} is the {flag(source)} file: writing it would destroy "
                     f"that file; give another name")
     for path, dest in given.items():
-        existing, missing = folders_on_the_way(write_target(path))
-        if missing:
-            print(f"notice: {flag(dest)}: the folder {os.path.join(existing, *missing)} is not "
-                  f"there; it is made to write {os.path.basename(path)} in it", file=sys.stderr)
+        if dest != "checkpoint":  # (its lock makes its folder: run_holding_checkpoint says so)
+            made_folder_notice(flag(dest), path)
     return None
+
+
+def made_folder_notice(flag_name: str, path: str) -> None:
+    """Say on stderr that the folder of the output ``path`` is not there and
+    is made for it (a mistyped folder, or a drive that is not mounted, would
+    otherwise take the file unseen)."""
+    existing, missing = folders_on_the_way(write_target(path))
+    if missing:
+        print(f"notice: {flag_name}: the folder {os.path.join(existing, *missing)} is not "
+              f"there; it is made to write {os.path.basename(path)} in it", file=sys.stderr)
 
 
 def drawing_problem(args: argparse.Namespace, dests: tuple[str, ...],
@@ -432,6 +440,10 @@ def run_holding_checkpoint(checkpoint: str | None, run, *args) -> int:
     """``run(*args)``'s exit status, with ``checkpoint``'s lock held all the
     while (:mod:`common.run_lock`); 1, with the reason on stderr, when
     another training holds it."""
+    # (The lock is made beside it, making its folder; a path that cannot be is said by
+    # the run's checks, with no notice first.)
+    if checkpoint and output_path_problem("--checkpoint", checkpoint, "run.npz") is None:
+        made_folder_notice("--checkpoint", checkpoint)
     try:
         with holding_checkpoint(checkpoint):
             return run(*args)
@@ -486,14 +498,18 @@ def save_over_problem(save: str | None, overwrite: bool) -> str | None:
     training checkpoint (resumable with --resume), or another file than a
     saved model (notes, a corpus); replaced only with ``overwrite``. A saved
     model is replaced: that is what --save of a model's name asks."""
-    if not save or overwrite or not os.path.isfile(save):
-        return None
+    if not save or overwrite or not os.path.isfile(save) or os.path.getsize(save) == 0:
+        return None  # (an empty file holds nothing to lose)
     if is_checkpoint_file(save):
         return (f"--save {save} is a training checkpoint (a run --resume continues): a model "
                 f"saved over it would end that run; give another name, or pass --overwrite to "
                 f"replace it")
     try:
         saved_model = "model" in load_npz_meta(save)
+    except PermissionError:
+        return (f"--save {save} exists already and cannot be read (no permission) to tell "
+                f"whether it is a saved model: give another name, or pass --overwrite to "
+                f"replace it")
     except (OSError, ValueError):  # (not an .npz of rnnlab's)
         saved_model = False
     if not saved_model:
@@ -586,11 +602,11 @@ def import_model_classes(modules) -> str | None:
         sys.path.insert(0, os.getcwd())  # (a script's sys.path starts at its own folder)
     for name in modules:
         if "/" in name or os.sep in name or name.endswith(".py"):  # a path: import reads none
-            stem, folder = os.path.splitext(os.path.basename(name))[0], os.path.dirname(name)
+            module, folder = _module_of_path(name)
             here = not folder or os.path.realpath(folder) == os.path.realpath(os.getcwd())
             return (f"--import {name}: give the module's name, as import takes it, not a "
-                    f"path: --import {stem}" + ("" if here else f", with {folder} on PYTHONPATH "
-                                                f"(or run from that folder)"))
+                    f"path: --import {module}" + ("" if here else f", with {folder} on "
+                                                  f"PYTHONPATH (or run from that folder)"))
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -610,6 +626,23 @@ def import_model_classes(modules) -> str | None:
                       f"{known.__module__}.{attr} of that name for this run", file=sys.stderr)
             MODEL_CLASSES[attr] = value
     return None
+
+
+def _module_of_path(path: str) -> tuple[str, str]:
+    """``(dotted name, folder to import it from)`` of the module file or
+    package folder ``path``: up through the folders that are packages (hold
+    an ``__init__.py``), so that the module's relative imports still work."""
+    path = path.rstrip("/" + os.sep) or path
+    folder, name = os.path.split(path)
+    if name.endswith(".py"):
+        name = name[:-3]
+    if name == "__init__":  # the package itself
+        folder, name = os.path.split(folder)
+    parts = [name]
+    while folder and os.path.isfile(os.path.join(folder, "__init__.py")):
+        folder, package = os.path.split(folder)
+        parts.insert(0, package)
+    return ".".join(parts), folder
 
 
 def empty_flag_problem(args: argparse.Namespace, what: dict[str, str]) -> str | None:

@@ -124,6 +124,20 @@ def _says_own_shapes(cls) -> bool:
     return True
 
 
+def checkpoint_to_model_words(path, meta: dict) -> str:
+    """How to write a model file from the checkpoint ``path`` (its metadata
+    ``meta``): by the script that wrote it (it records its settings), or in
+    Python for a checkpoint of ``fit(checkpoint=...)``."""
+    if not isinstance(meta.get("settings"), dict):
+        return ("to write one from this checkpoint: trainer.resume(path) with a trainer of "
+                "its model, then model.save_params(...)")
+    script = ("train_seq2seq.py" if meta.get("model") in ("Seq2seq", "PeekySeq2seq",
+                                                            "AttentionSeq2seq")
+              else "train_rnnlm.py")
+    return (f"to write one from this checkpoint: python scripts/{script} --resume {path} "
+            f"--save model.npz, which first finishes the run's epochs if any are left")
+
+
 def load_model(path: str | os.PathLike) -> tuple[Model, dict]:
     """Rebuild the model saved in ``path`` by ``save_params``: ``(model, meta)``.
 
@@ -134,14 +148,9 @@ def load_model(path: str | os.PathLike) -> tuple[Model, dict]:
     path = os.fsdecode(path)
     arrays, meta = load_npz(path)
     if meta.get("format") == "rnnlab-checkpoint":
-        script = ("train_seq2seq.py" if meta.get("model") in ("Seq2seq", "PeekySeq2seq",
-                                                                "AttentionSeq2seq")
-                  else "train_rnnlm.py")
         raise ValueError(f"{path} is a training checkpoint, not a model file: generate or "
-                         f"evaluate from the file written by --save or model.save_params (to "
-                         f"write one from this checkpoint: python scripts/{script} --resume "
-                         f"{path} --save model.npz, which first finishes the run's epochs "
-                         f"if any are left)")
+                         f"evaluate from the file written by --save or model.save_params "
+                         f"({checkpoint_to_model_words(path, meta)})")
     for key in ("model", "config"):
         if key not in meta:
             raise ValueError(f"{path} has no {key!r} in its metadata: it holds parameters but "

@@ -45,7 +45,7 @@ from common.inspection import guess_level, nonfinite_weights_problem  # noqa: E4
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.serialization import load_npz_meta  # noqa: E402
-from models import LanguageModel  # noqa: E402
+from models import LanguageModel, checkpoint_to_model_words  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
 from models.beam_search import useful_width  # noqa: E402
 from models.generate import generate, iter_generate  # noqa: E402
@@ -139,17 +139,16 @@ def parse_args(argv=None):
 def checkpoint_message(path) -> str:
     """What to say when the model file ``path`` is a training checkpoint."""
     try:
-        saved = load_npz_meta(path).get("model")
+        meta = load_npz_meta(path)
     except (OSError, ValueError):
-        saved = None
+        meta = {}
+    saved = meta.get("model")
     if saved in ("Seq2seq", "PeekySeq2seq", "AttentionSeq2seq"):
         return (f"{path} is a training checkpoint of a sequence-to-sequence run "
                 f"(train_seq2seq.py --checkpoint), not a language model; generate_text.py "
                 f"samples from the models train_rnnlm.py trains")
-    return (f"{path} is a training checkpoint (train_rnnlm.py --checkpoint), which has no "
-            f"vocabulary; generate from the file written by --save (to write one from this "
-            f"checkpoint: python scripts/train_rnnlm.py --resume {path} --save model.npz, which "
-            f"first finishes the run's epochs if any are left)")
+    return (f"{path} is a training checkpoint, which has no vocabulary; generate from the "
+            f"file written by --save ({checkpoint_to_model_words(path, meta)})")
 
 
 def load_model(path):

@@ -20,8 +20,10 @@ default ``ptb.train.txt`` of the Penn Treebank folder (``--data-dir`` or
 ``--corpus-size`` characters are cut 90/5/5 into train, valid and test.
 
 A Ctrl-C draws the models finished so far (exit status 130); a model whose
-training loss passes ``5 x log V`` (it diverged: its gradients would
-measure nothing) ends the run with an error, the models before it drawn.
+training or held-out loss passes ``max(5 x log V, 10)`` nats (it diverged:
+its gradients would measure nothing) ends the run with an error, the models
+before it drawn. Such a plot of some models says so in its title, and is
+written beside a plot already there (``NAME-partial.png``), not over it.
 """
 
 import argparse
@@ -180,13 +182,34 @@ def train(model, corpus, args, V):
             model.reset_state()
             losses.append(model.forward(xs, ts))
             if not losses[-1] <= bound:
-                raise Diverged(f"its loss is {losses[-1]:.4g} nats at iteration {i + 1}, above "
-                               f"{bound:.3g} (5 x log V): it diverged; lower --lr (now "
-                               f"{args.lr:g}) or --max-grad (now {args.max_grad:g})")
+                raise Diverged(diverged_words(f"its loss is {losses[-1]:.4g} nats at iteration "
+                                              f"{i + 1}", bound, args))
             model.backward()
             clip_grads(model.grads, args.max_grad)
             optimizer.update(model.params, model.grads)
     return float(np.mean(losses[-50:]))
+
+
+def diverged_words(what, bound, args):
+    return (f"{what}, above {bound:.3g} nats (max(5 x log V, 10)): it diverged; lower --lr "
+            f"(now {args.lr:g}) or --max-grad (now {args.max_grad:g})")
+
+
+def measure(model, xs, ts, V, args):
+    """``(held-out loss, gradient norms)`` of a trained model; raises
+    :class:`Diverged` where either is past what a model that learnt gives
+    (the last update of the training may be the one that blew it up)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        held = held_out_loss(model, xs, ts)
+        norms = gradient_through_time(model, xs, ts)
+    bound = divergence_bound(V)
+    if not held <= bound:
+        raise Diverged(diverged_words(f"its held-out loss is {held:.4g} nats after training",
+                                      bound, args))
+    if not np.isfinite(norms).all():
+        raise Diverged(diverged_words("its gradients through time overflow after training, "
+                                      f"and its held-out loss is {held:.4g} nats", bound, args))
+    return held, norms
 
 
 def held_out_loss(model, xs, ts):
@@ -195,7 +218,7 @@ def held_out_loss(model, xs, ts):
     return model.forward(xs, ts)
 
 
-def plot(curves, args, path):
+def plot(curves, args, path, note=None):
     import matplotlib
     if "MPLBACKEND" not in os.environ:
         matplotlib.use("Agg")
@@ -219,7 +242,8 @@ def plot(curves, args, path):
     ax.set_xlabel("steps back from the last step (T - 1 - t)")
     ax.set_ylabel("mean || d loss_T / d h_t ||")
     ax.set_title(f"Gradient through time, held-out batch of {args.eval_batch} x "
-                 f"{args.eval_length} characters", fontsize=10)
+                 f"{args.eval_length} characters" + (f"\n({note})" if note else ""),
+                 fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -270,11 +294,11 @@ def _run(args):
             start = time.perf_counter()
             try:
                 loss = train(model, train_ids, args, V)
+                held, norms = measure(model, eval_xs, eval_ts, V, args)
             except Diverged as exc:
                 print(f"error: {label}: {exc}", file=sys.stderr)
-                return _draw(curves, args, 1)  # (the models before it: their curves stand)
-            held = held_out_loss(model, eval_xs, eval_ts)
-            norms = gradient_through_time(model, eval_xs, eval_ts)
+                # (The models before it: their curves stand.)
+                return _draw(curves, args, 1, f"{label} diverged")
             seconds = time.perf_counter() - start
             curves.append((label, norms))
             back = [norms[-1 - k] for k in steps_back]
@@ -282,24 +306,31 @@ def _run(args):
                   + "  ".join(f"{b:.2e}" for b in back) + f"   {seconds:.0f} s", flush=True)
     except KeyboardInterrupt:  # minutes of training: the models done so far are drawn
         print("\ninterrupted", file=sys.stderr)
-        return _draw(curves, args, 130)
+        return _draw(curves, args, 130, "interrupted")
     return _draw(curves, args, 0)
 
 
-def _draw(curves, args, status):
+def _draw(curves, args, status, why=None):
     """Draw the finished models' ``curves`` (if any, and asked); ``status``,
-    or 1 when the plot cannot be written."""
+    or 1 when the plot cannot be written. A plot of some models only (``why``
+    says why the others are missing) says so in its title, and does not
+    replace a plot already there (a whole run's, perhaps): it goes beside
+    it, ``NAME-partial.png``."""
     if not (args.plot and curves):
         return status
+    path, note = args.plot, None
+    if why is not None:
+        note = f"{why}: {len(curves)} of {len(MODELS)} models"
+        if os.path.exists(path):
+            stem, suffix = os.path.splitext(path)
+            path = f"{stem}-partial{suffix}"
     try:
-        plot(curves, args, args.plot)
+        plot(curves, args, path, note)
     except OSError as exc:  # a full disk: the numbers above are the run's results
-        print(f"error: cannot write the plot --plot {args.plot}: {exc.strerror or exc}",
+        print(f"error: cannot write the plot --plot {path}: {exc.strerror or exc}",
               file=sys.stderr)
         return status or 1
-    done = "" if len(curves) == len(MODELS) else \
-        f" (the models finished: {len(curves)} of {len(MODELS)})"
-    print(f"plot: {args.plot}{done}")
+    print(f"plot: {path}" + (f" ({note})" if note else ""))
     return status
 
 

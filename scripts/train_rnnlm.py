@@ -220,7 +220,8 @@ def build_parser(description=None, defaults=None):
                           "(default: a fresh run)")
     out.add_argument("--overwrite", action="store_true",
                      help="let a fresh run replace an existing --checkpoint file (and "
-                          "--save a file that is a checkpoint)")
+                          "--save a file that is a checkpoint, or any other file than a "
+                          "saved model)")
     out.add_argument("--log-every", type=int, default=None,
                      help="when stdout is not a terminal, a progress line every N iterations "
                           "(default: about 10 an epoch for epochs of 100+ iterations; 0: none)")

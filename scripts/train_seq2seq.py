@@ -188,7 +188,8 @@ def parse_args(argv=None):
                      help="train even when the memory estimate exceeds the available memory")
     out.add_argument("--overwrite", action="store_true",
                      help="replace an existing --checkpoint file (another run's), and "
-                          "--save a file that is a checkpoint")
+                          "--save a file that is a checkpoint, or any other file than a saved "
+                          "model")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 

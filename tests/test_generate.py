@@ -526,8 +526,8 @@ def test_script_errors_exit_2(trained, tmp_path, capsys):
         ([str(tmp_path / "novocab.npz")], "no vocabulary"),
         ([str(tmp_path / "ckpt.npz")], "training checkpoint"),
         # ... and how to write a model from it (it used to stop at "the file of --save").
-        ([str(tmp_path / "ckpt.npz")], f"python scripts/train_rnnlm.py --resume "
-                                       f"{tmp_path / 'ckpt.npz'} --save model.npz"),
+        ([str(tmp_path / "ckpt.npz")], "trainer.resume(path) with a trainer of its model, "
+                                       "then model.save_params(...)"),  # (fit's: in Python)
         ([str(tmp_path / "junk.npz")], "cannot read"),
         ([str(tmp_path / "text.npz")], "not an .npz (zip) archive"),
         ([str(tmp_path)], "folder"),

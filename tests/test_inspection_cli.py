@@ -142,8 +142,15 @@ def test_gradient_through_time_script_draws_the_finished_models_on_ctrl_c(tmp_pa
     assert gtt.main(["--text-file", str(text), *GTT_SMALL, "--plot", str(png)]) == 130
     out, err = capsys.readouterr()
     assert "interrupted" in err and "tanh RNN" in out and "GRU" not in out
-    assert f"plot: {png} (the models finished: 1 of 3)" in out
+    assert f"plot: {png} (interrupted: 1 of 3 models)" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A plot already there (a whole run's, say) is not replaced by one of some models.
+    whole = png.read_bytes()
+    trained.clear()
+    assert gtt.main(["--text-file", str(text), *GTT_SMALL, "--plot", str(png)]) == 130
+    assert (f"plot: {tmp_path / 'g-partial.png'} (interrupted: 1 of 3 models)"
+            in capsys.readouterr().out)
+    assert png.read_bytes() == whole and (tmp_path / "g-partial.png").is_file()
 
 
 def test_gradient_through_time_script_stops_a_diverged_training(tmp_path, capsys):
@@ -155,11 +162,19 @@ def test_gradient_through_time_script_stops_a_diverged_training(tmp_path, capsys
         warnings.simplefilter("error")
         assert gtt.main(["--text-file", str(text), *GTT_SMALL, "--lr", "1e30", "--max-grad",
                          "1e30", "--plot", str(png)]) == 1
-    err = capsys.readouterr().err
-    assert re.search(r"error: tanh RNN \(SimpleRnnlm\): its loss is \S+ nats at iteration "
-                     r"\d, above \d+ \(5 x log V\): it diverged; lower --lr \(now 1e\+30\) or "
-                     r"--max-grad \(now 1e\+30\)", err), err
-    assert not png.exists()  # no model finished: nothing to draw
+        err = capsys.readouterr().err
+        assert re.search(r"error: tanh RNN \(SimpleRnnlm\): its loss is \S+ nats at "
+                         r"iteration \d, above \S+ nats \(max\(5 x log V, 10\)\): it "
+                         r"diverged; lower --lr \(now 1e\+30\) or --max-grad \(now 1e\+30\)",
+                         err), err
+        assert not png.exists()  # no model finished: nothing to draw
+        # Blown up by the last update, measured only on the held-out batch after it.
+        small = [*GTT_SMALL[2:], "--iters", "1"]
+        assert gtt.main(["--text-file", str(text), *small, "--lr", "1e30", "--max-grad",
+                         "1e30", "--plot", str(png)]) == 1
+        assert re.search(r"error: tanh RNN \(SimpleRnnlm\): its (held-out loss is \S+ nats "
+                         r"after training|gradients through time overflow)",
+                         capsys.readouterr().err)
 
 
 def test_gradient_through_time_script_checks_the_window_lengths_before_training(tmp_path,

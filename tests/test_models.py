@@ -7,6 +7,7 @@ of that loss must match ``backward`` for every one of them (float64).
 import numpy as np
 import pytest
 
+import models
 from common.gradcheck import check_function
 from common.optimizer import SGD
 from layers import TimeAffine, TimeDropout, TimeEmbedding, TimeRNN, TimeSoftmaxWithLoss
@@ -287,6 +288,21 @@ def test_set_named_params_takes_lists_and_check_params_names_a_value_that_is_not
     with pytest.raises(TypeError, match=r"here: parameter 'embed\.W' is a list, not an array: "
                                         r"give np\.asarray\(\.\.\.\) of it"):
         model.check_params(lists, source="here")
+
+
+def test_a_checkpoint_of_fit_says_how_to_write_a_model_from_it_in_python(tmp_path):
+    # It named train_rnnlm.py --resume, which refuses a run it did not start.
+    from common.optimizer import SGD
+    from common.trainer import RnnlmTrainer
+
+    ids = np.arange(60) % V
+    RnnlmTrainer(SimpleRnnlm(V, D, H, seed=0), SGD(0.1)).fit(
+        ids[:-1], ids[1:], max_epoch=1, batch_size=2, time_size=5, verbose=False,
+        checkpoint=str(tmp_path / "ck.npz"))
+    with pytest.raises(ValueError, match=r"ck\.npz is a training checkpoint, not a model file: "
+                                         r".* trainer\.resume\(path\) with a trainer of its "
+                                         r"model, then model\.save_params\(\.\.\.\)"):
+        models.load_model(tmp_path / "ck.npz")
 
 
 def test_model_classes_by_name_and_model_from_config():

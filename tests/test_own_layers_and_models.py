@@ -695,6 +695,13 @@ def test_import_keeps_the_folder_for_later_imports_and_says_what_it_replaces(
     assert import_model_classes(["lib/other_lm.py"]) == (
         "--import lib/other_lm.py: give the module's name, as import takes it, not a path: "
         "--import other_lm, with lib on PYTHONPATH (or run from that folder)")
+    # In packages: the dotted name, so that the module's relative imports still work.
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    for init in ("pkg/__init__.py", "pkg/sub/__init__.py"):
+        (tmp_path / init).write_text("")
+    for path, module in (("pkg/sub/lm.py", "pkg.sub.lm"), ("pkg/", "pkg"),
+                         ("pkg/__init__.py", "pkg")):
+        assert import_model_classes([path]).endswith(f"not a path: --import {module}"), path
 
 
 # -- optimizers and arrays over one memory -------------------------------------------------

@@ -861,6 +861,10 @@ def test_an_output_in_a_folder_not_there_yet_is_written_with_a_notice(script, ca
     assert Path("runs/new/m.npz").is_file()
     assert script.main([*SMALL, "--save", "runs/new/m.npz", "--quiet"]) == 0
     assert "is not there" not in capsys.readouterr().err  # there now: nothing to say
+    # The checkpoint's too (its lock, made first beside it, made the folder unseen).
+    assert script.main([*SMALL, "--checkpoint", "runs/ck/run.npz", "--quiet"]) == 0
+    assert (f"notice: --checkpoint: the folder {os.path.abspath('runs/ck')} is not there; it "
+            f"is made to write run.npz in it") in capsys.readouterr().err
 
 
 def test_save_does_not_replace_a_checkpoint_without_overwrite(script, capsys):
@@ -882,6 +886,8 @@ def test_save_does_not_replace_a_checkpoint_without_overwrite(script, capsys):
     assert ("--save notes.md exists already and is not a saved model (another file?): give "
             "another name, or pass --overwrite to replace it") in capsys.readouterr().err
     assert Path("notes.md").read_text() == "some notes\n"
+    Path("empty.npz").write_bytes(b"")  # nothing to lose: replaced
+    assert script.main([*SMALL, "--save", "empty.npz", "--quiet"]) == 0
 
 
 def test_flags_the_model_does_not_use_are_announced(script, capsys):
