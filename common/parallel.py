@@ -156,7 +156,7 @@ def num_threads() -> int:
             if threads < 1:
                 raise ValueError(
                     f"RNNLAB_NUM_THREADS must be a positive integer (the number of threads "
-                    f"rnnlab may use), got {env!r}; unset it to use every available CPU"
+                    f"rnnlab may use), got {env!r}; unset it to use the available CPUs (at most 8)"
                 )
             available = _available_cpus()
             if threads > available:
