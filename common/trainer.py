@@ -1101,7 +1101,7 @@ class Trainer(BaseTrainer):
             raise ValueError("Trainer validates on val_data=(x_val, t_val), not val_corpus")
         pairs = is_sequence_to_sequence(self.model)
         if pairs:
-            _check_pair_rows("x", "t", x, t)
+            _check_pair_rows(x, t)
         if opts.val_data is not None:
             _check_val_data(opts.val_data, pairs)  # now, not when the first epoch is over
         if (np.ndim(x) == 1 and hasattr(self.model, "reset_state")
@@ -1227,16 +1227,16 @@ def _check_arrays(model):
         check()
 
 
-def _check_pair_rows(x_name, t_name, x, t):
+def _check_pair_rows(x, t, x_name="x", t_name="t", of=""):
     """A sequence-to-sequence model's pairs are rows of two 2-D arrays: a
     single pair given as two 1-D sequences is said so, with the fix (other
-    shapes are named by the model's ``check_pairs``)."""
+    shapes are named by the model's ``check_pairs``). ``of``: what the
+    arrays belong to, before their names in the message."""
     if np.ndim(x) == np.ndim(t) == 1:
-        x_short, t_short = x_name.split()[-1], t_name
-        raise ValueError(f"{x_name} and {t_name} must be 2-D, (N, T_enc) and (N, T_dec + 1), "
+        raise ValueError(f"{of}{x_name} and {t_name} must be 2-D, (N, T_enc) and (N, T_dec + 1), "
                          f"one row per question and its answer, got shapes {np.shape(x)} and "
-                         f"{np.shape(t)}; for a single pair give {x_short}[None] and "
-                         f"{t_short}[None]")
+                         f"{np.shape(t)}; for a single pair give {x_name}[None] and "
+                         f"{t_name}[None]")
 
 
 def _check_like_training_rows(val_data, x, t):
@@ -1271,7 +1271,7 @@ def _check_val_data(val_data, pairs=False):
         raise ValueError("val_data must be a pair (x_val, t_val) of arrays with one row per "
                          "example, as fit's x and t") from None
     if pairs:
-        _check_pair_rows("val_data's x_val", "t_val", x, t)
+        _check_pair_rows(x, t, "x_val", "t_val", of="val_data's ")
     if x.ndim < 1 or t.ndim < 1 or len(x) != len(t) or len(x) == 0:
         raise ValueError(f"val_data (x_val, t_val) must have the same number of rows, at "
                          f"least one, got shapes {x.shape} and {t.shape}")
