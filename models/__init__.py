@@ -56,6 +56,10 @@ def build_model(name: str, vocab_size: int, wordvec_size: int = 100, hidden_size
     return MODELS[name](vocab_size, wordvec_size, hidden_size, **kwargs)
 
 
+#: The names files give rnnlab's sequence-to-sequence models (train_seq2seq.py's).
+SEQ2SEQ_CLASS_NAMES = tuple(cls.__name__ for cls in (Seq2seq, PeekySeq2seq, AttentionSeq2seq))
+
+
 class UnknownModelClass(ValueError):
     """A saved file names a model class that is not in :data:`MODEL_CLASSES`."""
 
@@ -131,9 +135,7 @@ def checkpoint_to_model_words(path, meta: dict) -> str:
     if not isinstance(meta.get("settings"), dict):
         return ("to write one from this checkpoint: trainer.resume(path) with a trainer of "
                 "its model, then model.save_params(...)")
-    script = ("train_seq2seq.py" if meta.get("model") in ("Seq2seq", "PeekySeq2seq",
-                                                            "AttentionSeq2seq")
-              else "train_rnnlm.py")
+    script = "train_seq2seq.py" if meta.get("model") in SEQ2SEQ_CLASS_NAMES else "train_rnnlm.py"
     return (f"to write one from this checkpoint: python scripts/{script} --resume {path} "
             f"--save model.npz, which first finishes the run's epochs if any are left")
 

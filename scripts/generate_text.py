@@ -45,7 +45,7 @@ from common.inspection import guess_level, nonfinite_weights_problem  # noqa: E4
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.serialization import load_npz_meta  # noqa: E402
-from models import LanguageModel, checkpoint_to_model_words  # noqa: E402
+from models import SEQ2SEQ_CLASS_NAMES, LanguageModel, checkpoint_to_model_words  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
 from models.beam_search import useful_width  # noqa: E402
 from models.generate import generate, iter_generate  # noqa: E402
@@ -143,7 +143,7 @@ def checkpoint_message(path) -> str:
     except (OSError, ValueError):
         meta = {}
     saved = meta.get("model")
-    if saved in ("Seq2seq", "PeekySeq2seq", "AttentionSeq2seq"):
+    if saved in SEQ2SEQ_CLASS_NAMES:
         return (f"{path} is a training checkpoint of a sequence-to-sequence run "
                 f"(train_seq2seq.py --checkpoint), not a language model; generate_text.py "
                 f"samples from the models train_rnnlm.py trains")
