@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import json
 import math
 import os
@@ -204,6 +205,23 @@ def why_not_replicable(model) -> str | None:
     return None
 
 
+def _check_constructor(model) -> None:
+    """Refuse, before any process starts, a class whose constructor cannot
+    be called as the replica is built: ``cls(**model.config, dtype=...)``."""
+    cls = type(model)
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):  # (none to read: the helper will tell)
+        return
+    try:
+        signature.bind(**model.config, dtype=None)
+    except TypeError as error:
+        raise ReplicaRefused(f"{cls.__qualname__}(**config, dtype=...), as the helper builds "
+                             f"the replica, does not fit its constructor ({error}): a "
+                             f"replicable class takes the arguments of its config and dtype "
+                             f"(np.float32 by default, given to its arrays)") from None
+
+
 def state_sizes(model) -> list:
     """The hidden size of each entry of ``model.get_state()`` of a stateful
     model (:func:`is_stateful`; ``[]`` for the others, whose state is not
@@ -324,6 +342,7 @@ class BatchWorker:
             to_json(model.config, allow_nan=False)
         except (TypeError, ValueError) as error:
             raise ReplicaRefused(f"the config of a {name} is not JSON ({error})") from None
+        _check_constructor(model)
         dtype = model.params[0].dtype
         label = ignore_label_of(model)
         shapes = [list(p.shape) for p in model.params]

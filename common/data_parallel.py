@@ -207,10 +207,10 @@ def _get_worker(model, x_shape, t_shape, owner):
         # The model's doing, not the helper's: this context computes both halves itself
         # (the same bits) and asks no more; other contexts (models) still get the helper.
         warnings.warn(f"rnnlab: {error}; this process computes both halves of each batch "
-                      f"(the same results). For the helper to build it, its class must be "
-                      f"importable there: in a "
-                      f"module of this checkout, on PYTHONPATH or installed (not __main__ "
-                      f"or a notebook)", RuntimeWarning,
+                      f"(the same results). The helper builds it as cls(**model.config, "
+                      f"dtype=...): its class must be importable there (in a module of this "
+                      f"checkout, on PYTHONPATH or installed; not __main__ or a notebook) "
+                      f"and its constructor must take those arguments", RuntimeWarning,
                       stacklevel=step_worker.outside_stacklevel())
         owner["refused"] = True
         return None
@@ -528,7 +528,8 @@ def _replica_differs(state, model, what):
     _keep_verdict(model, "differs")
     warnings.warn(f"rnnlab: the helper process's half of {what} differs from this process's "
                   f"own computation of it: its replica, {type(model).__name__}(**config), is "
-                  f"not the model (does config leave out an argument of its constructor? is "
+                  f"not the model (does config leave out an argument of its constructor? were "
+                  f"layers added to or changed in the model after it was built? is "
                   f"the model a copy, by copy.deepcopy or pickle, whose output layer computes "
                   f"with its own weight and bias arrays? build it anew and give it the "
                   f"parameters: set_params_list); this process computes both halves from now "

@@ -639,7 +639,7 @@ def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
     with _inspecting(model), _ignoring(loss_layer, ignore):
         states = []  # states[t]: every recurrent layer's state after step t
         for t in range(T):
-            model.predict(xp.asarray(xs[:, t:t + 1]))
+            scores = model.predict(xp.asarray(xs[:, t:t + 1]))
             states.append(model.get_state())
             if t == T - 1:
                 h_last = top.h
@@ -648,6 +648,7 @@ def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
         out = h_last[:, None, :]
         for layer in above:
             out = layer.forward(out)
+        _check_chain(model, top, out, scores)
         model.loss_layer.forward(out, xp.asarray(last_only[:, -1:]))
         dout = model.loss_layer.backward(scored)  # per-sequence loss, not the batch mean
         for layer in reversed(above):
@@ -665,6 +666,24 @@ def hidden_state_gradients(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
                                  f"layers do")
             grads[:, t] = to_cpu(top.dh)
     return grads
+
+
+def _check_chain(model, top, chained, predicted) -> None:
+    """Refuse a model whose ``predict`` does not compute its scores from the
+    top recurrent layer's ``h`` through the layers after it in
+    ``model.layers`` (a residual connection, a layer used out of its
+    order): the gradient taken up that chain would not be the model's."""
+    chained, predicted = to_cpu(chained), to_cpu(predicted)
+    same = (np.shape(chained) == np.shape(predicted)
+            and np.allclose(chained, predicted, rtol=1e-4,
+                            atol=1e-5 * max(float(np.abs(predicted).max(initial=0)), 1.0)))
+    if not same:
+        raise ValueError(f"{type(model).__name__}.predict does not compute its scores from "
+                         f"its top recurrent layer's h ({type(top).__name__}) through the "
+                         f"layers after it in model.layers, one after the other (a residual "
+                         f"connection? a layer used out of its order?): the gradient through "
+                         f"time is taken up that chain of layers, which would not give the "
+                         f"model's")
 
 
 def gradient_through_time(model, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:

@@ -126,15 +126,29 @@ def merge_tied_grads(params, grads):
     other places'. The optimizers' update is the same, and a clip over
     ``grads`` then clips the tied array's whole gradient (its norm, its
     values), as the book's loop does after its ``remove_duplicate`` and
-    PyTorch does for its one parameter. Untied arrays are left as they are.
+    PyTorch does for its one parameter. The book's own tie, a matrix ``W``
+    at one place and its transposed view ``W.T`` at another, is merged the
+    same way (the view's gradient transposed), as ``remove_duplicate``
+    merges it. Untied arrays are left as they are.
     """
     grads = list(grads)  # (a tuple or a generator too: the arrays are changed in place)
-    first = {}
+    first, layouts = {}, {}
     for j, p in enumerate(params):
         i = first.setdefault(id(p), j)
-        if i != j and grads[j] is not grads[i]:  # (one array listed twice: left as it is)
+        if i != j:
+            if grads[j] is not grads[i]:  # (one array listed twice: left as it is)
+                total = grads[i]
+                total += grads[j]
+                grads[j][...] = 0
+            continue
+        if not (isinstance(p, np.ndarray) and p.ndim == 2):
+            continue
+        at = p.__array_interface__["data"][0]
+        layouts.setdefault((at, p.shape, p.strides), j)
+        i = layouts.get((at, p.shape[::-1], p.strides[::-1]))
+        if i is not None and not np.shares_memory(grads[i], grads[j]):
             total = grads[i]
-            total += grads[j]
+            total += grads[j].T
             grads[j][...] = 0
 
 

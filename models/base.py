@@ -183,6 +183,7 @@ class Model:
         """Gather ``params``/``grads`` of ``layers`` (default ``self.layers``) in order."""
         # (self.layers itself, so that a layer put in it later is seen by _check_arrays)
         layers = self.layers if layers is None else list(layers)
+        _check_layers_once(layers)
         params, grads = [], []
         for k, layer in enumerate(layers):
             _check_params_and_grads(k, layer)
@@ -229,7 +230,9 @@ class Model:
             raise ValueError(f"{model}'s layers hold {len(in_layers)} parameters, but its params "
                              f"and grads list {len(self.params)} and {len(self.grads)}: "
                              f"arrays were added to or taken from a list after the model was "
-                             f"built. To train some parameters only (the others frozen), give "
+                             f"built. After adding or removing a layer, list the arrays again "
+                             f"with a name for each: model._collect_params(names). To train "
+                             f"some parameters only (the others frozen), give "
                              f"those to the optimizer in a loop of your own: "
                              f"optimizer.update([model.params[j] for j in ...], "
                              f"[model.grads[j] for j in ...])")
@@ -695,6 +698,25 @@ def _check_params_and_grads(k: int, layer) -> None:
         if getattr(g, "shape", None) != getattr(p, "shape", None):
             raise ValueError(f"{name} grads[{i}] has shape {getattr(g, 'shape', None)} but "
                              f"params[{i}] has shape {getattr(p, 'shape', None)}")
+
+
+def _check_layers_once(layers) -> None:
+    """Refuse one layer object at two places of ``layers``. A layer keeps
+    the inputs of its last ``forward`` for its ``backward`` and holds one set
+    of ``grads``: used twice, its first backward would use the second use's
+    inputs, and its gradients would be one use's, not their sum."""
+    first = {}
+    for k, layer in enumerate(layers):
+        i = first.setdefault(id(layer), k)
+        if i != k:
+            name = type(layer).__name__
+            share = f"build a second {name}"
+            if getattr(layer, "params", None):
+                share += (" over the same arrays (its params), which ties them: the optimizer "
+                          "sums their gradients")
+            raise ValueError(f"layers {i} and {k} are one {name} object: a layer keeps the "
+                             f"inputs of its last forward and one set of grads, so it cannot "
+                             f"be used at two places (its gradients would be wrong); {share}")
 
 
 def _path_argument(method: str, path, file_name):

@@ -363,7 +363,9 @@ def test_a_replica_that_computes_other_bits_is_found_at_the_first_batch(calls, m
     with pytest.warns(RuntimeWarning, match=r"the helper process's half of a batch differs "
                                             r"from this process's own computation of it: its "
                                             r"replica, ForgetfulSeq2seq\(\*\*config\), is "
-                                            r"not the model"):
+                                            r"not the model \(does config leave out an "
+                                            r"argument of its constructor\? were layers added "
+                                            r"to or changed in the model after it was built\?"):
         results = by_halves(ForgetfulSeq2seq(V, D, H, scale=2.0, seed=0), batches)
     assert calls == {"begin": 1, "post": 1}
     monkeypatch.setattr(data_parallel, "_disabled", True)
