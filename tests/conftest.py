@@ -15,6 +15,7 @@ import functools
 import http.server
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -81,16 +82,23 @@ class QuietFileHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def serve():
-    """``serve(folder)`` or ``serve(handler=...)`` starts a local server; returns its base URL."""
+    """``serve(folder)`` or ``serve(handler=...)`` starts a local server; returns its base URL.
+    With ``certificate=(cert.pem, key.pem)`` it serves HTTPS."""
     servers = []
 
-    def start(folder: Path | None = None, handler=QuietFileHandler) -> str:
+    def start(folder: Path | None = None, handler=QuietFileHandler, certificate=None) -> str:
         if folder is not None:
             handler = functools.partial(handler, directory=str(folder))
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        scheme = "http"
+        if certificate is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*certificate)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            scheme = "https"
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/"
+        return f"{scheme}://127.0.0.1:{server.server_address[1]}/"
 
     yield start
     for server in servers:

@@ -14,7 +14,6 @@ import http.server
 import shutil
 import ssl
 import subprocess
-import threading
 import urllib.error
 
 import pytest
@@ -61,28 +60,6 @@ def redirect_handler(location):
 
 
 @pytest.fixture
-def servers():
-    started = []
-
-    def start(handler, certificate=None):
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        scheme = "http"
-        if certificate is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*certificate)
-            server.socket = context.wrap_socket(server.socket, server_side=True)
-            scheme = "https"
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        started.append(server)
-        return f"{scheme}://127.0.0.1:{server.server_address[1]}/"
-
-    yield start
-    for server in started:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
 def certificate(tmp_path):
     """``(cert.pem, key.pem)`` of a self-signed certificate for 127.0.0.1."""
     if shutil.which("openssl") is None:
@@ -96,9 +73,9 @@ def certificate(tmp_path):
     return str(cert), str(key)
 
 
-def test_a_server_whose_certificate_is_not_trusted_is_refused(servers, certificate,
+def test_a_server_whose_certificate_is_not_trusted_is_refused(serve, certificate,
                                                               tmp_path):
-    url = servers(BodyHandler, certificate) + "ptb.train.txt"
+    url = serve(handler=BodyHandler, certificate=certificate) + "ptb.train.txt"
     dest = tmp_path / "cache" / "ptb.train.txt"
 
     with pytest.raises(urllib.error.URLError) as info:
@@ -107,22 +84,22 @@ def test_a_server_whose_certificate_is_not_trusted_is_refused(servers, certifica
     assert not dest.parent.exists() or list(dest.parent.iterdir()) == []
 
 
-def test_the_same_server_once_its_certificate_is_trusted_is_read(servers, certificate,
+def test_the_same_server_once_its_certificate_is_trusted_is_read(serve, certificate,
                                                                  tmp_path, monkeypatch):
     # (So that the test above fails for the certificate, not for the server.)
     monkeypatch.setenv("SSL_CERT_FILE", certificate[0])
-    url = servers(BodyHandler, certificate) + "ptb.train.txt"
+    url = serve(handler=BodyHandler, certificate=certificate) + "ptb.train.txt"
     dest = tmp_path / "ptb.train.txt"
 
     fetch(url, dest, BODY_SHA256, timeout=5)
     assert dest.read_bytes() == BODY
 
 
-def test_a_redirect_from_https_to_http_is_refused(servers, certificate, tmp_path,
+def test_a_redirect_from_https_to_http_is_refused(serve, certificate, tmp_path,
                                                   monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", certificate[0])
-    plain = servers(BodyHandler) + "ptb.train.txt"
-    url = servers(redirect_handler(plain), certificate) + "ptb.train.txt"
+    plain = serve(handler=BodyHandler) + "ptb.train.txt"
+    url = serve(handler=redirect_handler(plain), certificate=certificate) + "ptb.train.txt"
     dest = tmp_path / "ptb.train.txt"
 
     with pytest.raises(DownloadError, match="refusing http URL"):
@@ -131,8 +108,8 @@ def test_a_redirect_from_https_to_http_is_refused(servers, certificate, tmp_path
 
 
 def test_a_body_over_max_bytes_is_refused_though_the_server_does_not_announce_it(
-        servers, tmp_path):
-    url = servers(UnannouncedBodyHandler) + "ptb.train.txt"
+        serve, tmp_path):
+    url = serve(handler=UnannouncedBodyHandler) + "ptb.train.txt"
     dest = tmp_path / "ptb.train.txt"
 
     with pytest.raises(DownloadError, match=f"body exceeds the {len(BODY) - 1}-byte limit"):
@@ -140,8 +117,8 @@ def test_a_body_over_max_bytes_is_refused_though_the_server_does_not_announce_it
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_body_of_exactly_max_bytes_is_kept(servers, tmp_path):
-    url = servers(UnannouncedBodyHandler) + "ptb.train.txt"
+def test_a_body_of_exactly_max_bytes_is_kept(serve, tmp_path):
+    url = serve(handler=UnannouncedBodyHandler) + "ptb.train.txt"
     dest = tmp_path / "ptb.train.txt"
 
     fetch(url, dest, BODY_SHA256, timeout=5, allow_http=True, max_bytes=len(BODY))

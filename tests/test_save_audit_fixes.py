@@ -215,6 +215,8 @@ def checkpoint(tmp_path_factory):
     ("trainer", "sums", ["x", 1, 0.0, 0], r"its sums must be \[loss, count, loss, count\]"),
     ("trainer", "iteration", 10**6, "iteration must be an integer from 0 to 10, the iterations "
                                     "of its epoch, got 1000000"),
+    ("trainer", "iteration", 11, "iteration must be an integer from 0 to 10, the iterations "
+                                 "of its epoch, got 11"),  # (one past the end)
     ("optimizer_scalars", "lr", -1.0, "lr must be a finite number >= 0, got -1.0"),
 ])
 def test_resume_refuses_damaged_sums_iteration_and_lr_before_changing_anything(
@@ -231,6 +233,25 @@ def test_resume_refuses_damaged_sums_iteration_and_lr_before_changing_anything(
     assert str(damaged) in str(info.value)
     assert all(np.array_equal(p, q) for p, q in zip(before[0], trainer.model.params, strict=True))
     assert trainer.state_dict() == before[1] and trainer.optimizer.lr == 0.01
+
+
+def test_resume_takes_the_iteration_at_the_end_of_the_epoch(checkpoint, tmp_path):
+    # (The last batch of the epoch done, its end not yet.)
+    arrays, meta = load_npz(checkpoint)
+    assert meta["trainer"]["iters_per_epoch"] == 10
+    meta["trainer"]["iteration"] = 10
+    save_npz(tmp_path / "end.npz", arrays, meta)
+    trainer = RnnlmTrainer(SimpleRnnlm(30, 8, 8, seed=2), Adam(0.01)).resume(tmp_path / "end.npz")
+    assert trainer.iteration == 10
+
+
+def test_resume_without_iters_per_epoch_takes_only_iteration_0(checkpoint, tmp_path):
+    arrays, meta = load_npz(checkpoint)
+    meta["trainer"].update(iters_per_epoch=None, iteration=1)
+    save_npz(tmp_path / "unknown.npz", arrays, meta)
+    with pytest.raises(ValueError, match="iteration must be an integer 0, as its "
+                                         "iters_per_epoch is not recorded, got 1"):
+        RnnlmTrainer(SimpleRnnlm(30, 8, 8, seed=2), Adam(0.01)).resume(tmp_path / "unknown.npz")
 
 
 # -- 7. paths that cannot be a file, and paths as bytes ----------------------------------
