@@ -136,3 +136,41 @@ def test_an_odd_batch_splits_only_when_its_smaller_half_has_min_half_rows(monkey
     monkeypatch.setattr(data_parallel, "_helpers_here", lambda: True)
     assert not memory.may_split(2 * least - 1, (128, 512))
     assert memory.may_split(2 * least, (128, 512))
+
+
+def test_a_helper_later_than_slow_seconds_but_not_than_this_process_does_not_rest(clock):
+    """The helper is late only when it is later than this process's own half
+    too (common.data_parallel._collect): waiting SLOW_SECONDS for a helper
+    whose half is as long as this process's is no sign that another program
+    has its core, and must not send it to rest (a large model's halves take
+    far longer than SLOW_SECONDS, both of them)."""
+    mine = 20 * data_parallel.SLOW_SECONDS  # this process's own half, in seconds
+    waited = mine / 2  # the helper's lateness: above SLOW_SECONDS, below this process's half
+    assert data_parallel.SLOW_SECONDS < waited < mine
+    state = {"slow": 0}
+    rests = data_parallel.rests()
+    for _ in range(2 * data_parallel.SLOW_STEPS):
+        assert data_parallel._collect(state, FakeHelper(clock, waited), mine) == "its half"
+    assert data_parallel.rests() == rests
+    assert state["slow"] == 0
+    assert data_parallel._resting_until == 0.0
+
+    # Later than this process's half as well, SLOW_STEPS times in a row: it rests.
+    for _ in range(data_parallel.SLOW_STEPS):
+        data_parallel._collect(state, FakeHelper(clock, 2 * mine), mine)
+    assert data_parallel.rests() == rests + 1
+
+
+def test_a_half_of_exactly_the_least_multiply_adds_splits():
+    """The thresholds of common.data_parallel are bounds that count as enough:
+    a half of exactly MIN_HALF_ROWS rows, exactly MIN_HALF_STEP_MULTIPLY_ADDS
+    multiply-adds a step, recurrent weights of exactly MAX_HALF_WEIGHT_BYTES
+    repay the hand-off (the README: "halves of fewer than 16 rows, ... each
+    half's step product under 2^19 multiply-adds, recurrent weights over 4 MiB
+    ... compute the whole batch")."""
+    least = data_parallel.MIN_HALF_STEP_MULTIPLY_ADDS
+    rows = 2 * data_parallel.MIN_HALF_ROWS
+    weight_size = least // data_parallel.MIN_HALF_ROWS  # each half: exactly `least` a step
+    assert data_parallel.MIN_HALF_ROWS * weight_size == least
+    assert data_parallel.halves_repay(rows, weight_size, 4 * weight_size)
+    assert not data_parallel.halves_repay(rows, weight_size - 1, 4 * (weight_size - 1))

@@ -349,11 +349,29 @@ def test_another_thread_makes_blas_single_threaded_too():
     assert blas.get_threads() == before
 
 
+def _by_threadpoolctl(threads):
+    for lib in blas._blas_libraries():
+        lib.set_num_threads(threads)  # (this thread takes threadpoolctl's control)
+
+
 @needs_blas_control
-def test_blas_set_threads_works_from_any_thread():
+@pytest.mark.parametrize("set_first", [
+    blas.set_threads,
+    pytest.param(_by_threadpoolctl, marks=pytest.mark.skipif(
+        blas._openblas_controller() is None,
+        reason="threadpoolctl keeps no controlling thread for this BLAS")),
+])
+def test_blas_set_threads_works_from_any_thread(set_first):
+    """blas.set_threads works from a thread while another thread set the
+    count before: by rnnlab, or through threadpoolctl itself, as a user's
+    ``threadpool_limits`` or another library does, which makes that thread
+    threadpoolctl's controller. The count is the process's, and
+    threadpoolctl 3.8 lets only its controller change it, silently: rnnlab
+    takes the control for its call (force), or a training in a second
+    thread ran with BLAS's threads beside its own, and other bits."""
     before = blas.get_threads()
     try:
-        assert blas.set_threads(2)  # the main thread first, as threadpoolctl remembers
+        set_first(2)  # the main thread first
         seen = []
         thread = threading.Thread(target=lambda: seen.append((blas.set_threads(1),
                                                               blas.get_threads())))
