@@ -274,14 +274,20 @@ class BaseTrainer:
         that came late honoured)."""
         self.fit_start_epoch = None
         try:
-            self._doing = "best"
-            # (A call that validated nothing keeps what it trained: none of its
-            # epochs was scored against the best.)
-            self._restore_best(opts.restore_best and _validates(opts), progress)
-            self._doing = "checkpoint"
-            if late_signal:
-                self._interrupted(late_signal, checkpointer, opts, progress, ended=True)
-            checkpointer.save(self)
+            # A signal while the last checkpoint is written (seconds, for a large
+            # model) stops the call as one in its last iteration does, once written.
+            with StopOnSignals() as signals:
+                self._doing = "best"
+                # (A call that validated nothing keeps what it trained: none of its
+                # epochs was scored against the best.)
+                self._restore_best(opts.restore_best and _validates(opts), progress)
+                self._doing = "checkpoint"
+                if late_signal:
+                    self._interrupted(late_signal, checkpointer, opts, progress, ended=True)
+                checkpointer.save(self)
+            if signals.requested:
+                self._interrupted(signals.requested, checkpointer, opts, progress, ended=True,
+                                  written=True)
         except TrainingInterrupted:  # (its checkpoint written: the call has ended)
             raise
         except BaseException as exc:
@@ -683,11 +689,14 @@ class BaseTrainer:
         if all(bool(xp.array_equal(now[k], self.best_params[k])) for k in now):
             self.model.set_named_params(last, source="the last trained parameters")
 
-    def _interrupted(self, signal_name, checkpointer, opts, progress, ended=False):
-        """Write the checkpoint and the plot, and raise TrainingInterrupted;
-        ``ended``: the signal came in the call's last iteration or validation."""
+    def _interrupted(self, signal_name, checkpointer, opts, progress, ended=False,
+                     written=False):
+        """Write the checkpoint (unless ``written``) and the plot, and raise
+        TrainingInterrupted; ``ended``: the signal came in the call's last
+        iteration or validation, or while its checkpoint was written."""
         progress.close()
-        checkpointer.save(self)
+        if not written:
+            checkpointer.save(self)
         if opts.plot_path:
             from common.plot import has_something_to_draw  # (matplotlib only when drawing)
 

@@ -102,6 +102,40 @@ def test_a_second_ctrl_c_stops_at_once(corpus, tmp_path):
     assert glob.glob(str(tmp_path / ".*.tmp")) == []
 
 
+def test_ctrl_c_while_the_last_checkpoint_is_written_stops_once_it_is(corpus, tmp_path,
+                                                                     monkeypatch):
+    """The call's last checkpoint is written after training, outside the
+    loop's handling of Ctrl-C: one there raised a bare KeyboardInterrupt,
+    and the script said 'interrupted' without writing the finished model or
+    the plot."""
+    import common.trainer
+
+    xs, ts = corpus
+    ck, plot = tmp_path / "ck.npz", tmp_path / "ppl.png"
+    save = common.trainer.Checkpointer.save
+    calls = []
+
+    def pressed(self, trainer):  # the second: the end of the call's
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return save(self, trainer)
+
+    monkeypatch.setattr(common.trainer.Checkpointer, "save", pressed)
+    trainer = make(seed=1)
+    with pytest.raises(TrainingInterrupted) as info:
+        trainer.fit(xs, ts, max_epoch=1, checkpoint=ck, plot_path=plot, **FIT)
+    assert str(info.value) == (f"interrupted after epoch 1, the end of this fit call; resume "
+                               f"with trainer.resume({str(ck)!r})")
+    assert len(calls) == 2  # written once, not again for the stop
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    straight = make(seed=1).fit(xs, ts, max_epoch=1, **FIT)
+    stopped = make(seed=2).resume(ck)
+    for p, q in zip(straight.model.params, stopped.model.params, strict=True):
+        assert np.array_equal(p, q)
+    assert stopped.history == straight.history
+
+
 @pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGHUP", 129)])
 def test_sigterm_and_sighup_stop_like_ctrl_c_with_their_own_exit_codes(corpus, tmp_path, name,
                                                                         code, sigterm_raises):
