@@ -481,16 +481,26 @@ def moved_checkpoint_notice(resume: str, settings: dict, outputs, explicit) -> s
 
 
 def disk_space_problem(trainer, save: str | None, checkpoint: str | None,
-                       vocab) -> str | None:
+                       vocab, kept_copies: int = 0) -> str | None:
     """Why the run's ``--checkpoint`` and ``--save`` files cannot fit on their
     disks, or None (:func:`common.serialization.space_problem`): checked once
     the model and optimizer are built, before the first batch. The model
     file holds at least the parameters and ``vocab`` (the tokens, id ->
     token: a JSON list in the metadata, four bytes a character); the
-    checkpoint also the optimizer's state (:func:`common.checkpoint.least_bytes`)."""
+    checkpoint also the optimizer's state (:func:`common.checkpoint.least_bytes`)
+    and the copies of the parameters the run keeps, ``kept_copies``: the
+    best epoch's where it validates (in the first epoch's checkpoint on),
+    and the last epoch's where it then puts the best back (in the last).
+    A checkpoint is written at least twice (its epoch's end, the run's
+    end), the old file kept until the new one is whole: a new one takes
+    both at once."""
     words = 4 * sum(len(str(vocab[i])) + 2 for i in range(len(vocab)))  # (with quotes)
-    return space_problem({"--checkpoint": (checkpoint, least_bytes(trainer)),
-                          "--save": (save, params_bytes(trainer.model) + words)})
+    params = params_bytes(trainer.model)
+    first = least_bytes(trainer) + params * min(kept_copies, 1)
+    largest = least_bytes(trainer) + params * kept_copies
+    at_once = largest if checkpoint and os.path.exists(checkpoint) else first + largest
+    return space_problem({"--checkpoint": (checkpoint, largest, at_once),
+                          "--save": (save, params + words)})
 
 
 def save_over_problem(save: str | None, overwrite: bool) -> str | None:

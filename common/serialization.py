@@ -783,11 +783,14 @@ def _read_only_problem(flag_name: str, path: str, target: str) -> str | None:
     return None
 
 
-def space_problem(outputs: Mapping[str, tuple[str | None, int]]) -> str | None:
+def space_problem(outputs: Mapping[str, tuple]) -> str | None:
     """Why the files ``outputs`` (``{flag: (path, size)}``, ``size`` a lower
     bound of the file's bytes, a path None for an output not asked for)
     cannot all be written for lack of disk space, or None; to check before a
-    long run, whose files are written during it and at its end.
+    long run, whose files are written during it and at its end. A third
+    value, ``(path, size, at_once)``, is the disk space the output takes at
+    once, when that is more than its size: a file written again and again
+    is there twice while it is replaced.
 
     Files on one disk count together: they are there at the same time (a
     run's last checkpoint and its model). A file replaced needs its whole
@@ -799,16 +802,17 @@ def space_problem(outputs: Mapping[str, tuple[str | None, int]]) -> str | None:
     fail with ``File too large``.
     """
     limit = _file_size_limit()
-    for flag, (path, size) in outputs.items():
+    for flag, (path, size, *_) in outputs.items():
         if path is not None and limit is not None and size > limit:
             return (f"{flag} {path} will take at least {_size(size)}, more than the largest "
                     f"file this process may write, {_size(limit)} (ulimit -f); raise the "
                     f"limit (ulimit -f unlimited) before the run")
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     disks: dict[int, tuple[int, str, list[tuple[str, str, int]]]] = {}
-    for flag, (path, size) in outputs.items():
+    for flag, (path, size, *at_once) in outputs.items():
         if path is None:
             continue
+        size = max([size, *at_once])
         existing, _ = folders_on_the_way(write_target(os.fsdecode(path)))
         try:
             st = os.statvfs(existing)
@@ -840,4 +844,6 @@ def _file_size_limit() -> int | None:
 
 
 def _size(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+    if n >= 2**30:
+        return f"{n / 2**30:.2f} GiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"

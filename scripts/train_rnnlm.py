@@ -651,7 +651,11 @@ def prepare(args, explicit):
                          f"{args.hidden_size}, --wordvec-size {args.wordvec_size}, vocabulary "
                          f"{vocab_size:,}){detail}; use smaller sizes") from None
     trainer = RnnlmTrainer(model, OPTIMIZERS[args.optimizer](lr=args.lr))
-    if problem := disk_space_problem(trainer, args.save, args.checkpoint, id_to_word):
+    # (Validating, the run keeps the best epoch's parameters, and the last's once
+    # fit puts the best back.)
+    validates = bool(args.val or args.lr_decay or args.patience)
+    if problem := disk_space_problem(trainer, args.save, args.checkpoint, id_to_word,
+                                      kept_copies=2 * validates):
         raise UsageError(problem)
     trainer.settings = settings_of(args)
     # (At character level the perplexity is per character: the title says so.)

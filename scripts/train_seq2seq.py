@@ -752,7 +752,9 @@ def _run_holding(args):
             print(f"error: --load: {problem}", file=sys.stderr)
             return 2
     trainer = Trainer(model, Adam(lr=args.lr))
-    if problem := disk_space_problem(trainer, args.save, args.checkpoint, id_to_char):
+    # (Validating, the run keeps the best epoch's parameters; it never puts them back.)
+    if problem := disk_space_problem(trainer, args.save, args.checkpoint, id_to_char,
+                                     kept_copies=int(val_data is not None)):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     trainer.settings = recorded_paths(

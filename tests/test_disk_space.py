@@ -78,8 +78,50 @@ def test_the_bounds_are_below_what_is_written(tmp_path, optimizer, copies):
         asked = []
         patch.setattr("common.cli.space_problem", asked.append)
         disk_space_problem(trainer, "m.npz", "c.npz", vocab)
-    assert asked == [{"--checkpoint": ("c.npz", least_bytes(trainer)),
+    # A new checkpoint is written twice (its epoch's end, the run's end), the
+    # old file there until the new one is whole: twice the disk at once.
+    assert asked == [{"--checkpoint": ("c.npz", least_bytes(trainer), 2 * least_bytes(trainer)),
                       "--save": ("m.npz", params + words)}]
+
+
+def test_a_validating_run_counts_the_parameters_it_keeps(tmp_path, monkeypatch):
+    """A run that validates keeps the best epoch's parameters in its
+    checkpoint, and the last epoch's at its end once the best are put
+    back: counted, its checkpoints on a disk that had room for the model
+    and Adam's moments alone filled it an epoch in, and the run stopped."""
+    model = SimpleRnnlm(50, 8, 8, seed=0)
+    trainer = RnnlmTrainer(model, Adam(lr=0.1))
+    params = sum(p.nbytes for p in model.named_params().values())
+    xs = np.arange(400) % 50
+    asked = []
+    monkeypatch.setattr("common.cli.space_problem", asked.append)
+    disk_space_problem(trainer, None, str(tmp_path / "c.npz"), [], kept_copies=2)
+    largest, at_once = asked[0]["--checkpoint"][1:]
+    assert (largest, at_once) == (5 * params, 4 * params + 5 * params)
+    written = []
+    save = save_checkpoint
+
+    def measured(path, trainer):
+        save(path, trainer)
+        written.append(os.path.getsize(path))
+
+    monkeypatch.setattr("common.training_guards.save_checkpoint", measured)
+    trainer.fit(xs[:300], (xs[:300] + 1) % 50, max_epoch=2, batch_size=2, time_size=5,
+                val_corpus=xs[300:], checkpoint=tmp_path / "c.npz", verbose=False)
+    assert trainer.last_params is not None  # (the best put back)
+    assert written[-1] >= largest
+    assert written[-2] + written[-1] >= at_once  # the last replacement: both there
+    # A checkpoint there already (a resumed run's): replaced, its space taken already.
+    asked.clear()
+    disk_space_problem(trainer, None, str(tmp_path / "c.npz"), [], kept_copies=2)
+    assert asked[0]["--checkpoint"][1:] == (largest, largest)
+
+
+def test_sizes_below_a_mebibyte_are_said_in_kibibytes(tmp_path, free_bytes):
+    free_bytes.value = 40 * 2**10
+    assert space_problem({"--save": (str(tmp_path / "m.npz"), 60 * 2**10)}) == (
+        f"--save {tmp_path / 'm.npz'} will take at least 60.0 KiB on the disk that holds "
+        f"{tmp_path}, which has 40.0 KiB free; free some space there or give another path")
 
 
 def test_train_rnnlm_refuses_a_full_disk_before_training(tmp_path, monkeypatch, capsys,
@@ -93,6 +135,29 @@ def test_train_rnnlm_refuses_a_full_disk_before_training(tmp_path, monkeypatch, 
                                     "c.npz", "--plot", "p.png", "--quiet"], capsys)
     assert err.startswith("error: --checkpoint c.npz (") and "free some space" in err
     assert trained == [] and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("script_name, argv, kept", [
+    ("train_rnnlm", ["--corpus", "synthetic", "--quiet"], 0),
+    ("train_rnnlm", ["--corpus", "synthetic", "--quiet", "--val"], 2),  # best, then last
+    ("train_seq2seq", ["--data", "pairs.tsv", "--batch-size", "16"], 0),
+    ("train_seq2seq", ["--data", "pairs.tsv", "--batch-size", "16", "--val", "16"], 1),
+])
+def test_the_scripts_count_the_copies_their_runs_keep(tmp_path, monkeypatch, script_name,
+                                                      argv, kept):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pairs.tsv").write_text("".join(f"{a}+{a}\t{2 * a}\n" for a in range(10, 90)))
+    script = load_script(script_name)
+    asked = []
+
+    def checked(trainer, save, checkpoint, vocab, kept_copies=0):
+        asked.append(kept_copies)
+        pytest.fail("checked")
+
+    monkeypatch.setattr(script, "disk_space_problem", checked)
+    with pytest.raises(pytest.fail.Exception, match="checked"):
+        script.main([*argv, "--checkpoint", "c.npz"])
+    assert asked == [kept]
 
 
 def test_train_seq2seq_refuses_a_full_disk_before_training(tmp_path, monkeypatch, capsys,
