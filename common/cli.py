@@ -36,7 +36,7 @@ import sys
 import warnings
 
 from common.checkpoint import is_checkpoint_file, least_bytes, params_bytes
-from common.plot import plot_format
+from common.plot import FORMATS, plot_format
 from common.run_lock import CheckpointInUse, holding_checkpoint
 from common.serialization import (
     folders_on_the_way,
@@ -48,6 +48,7 @@ from common.serialization import (
     write_target,
 )
 from common.training_guards import MAX_SKIPS_IN_A_ROW
+from common.units_html import GENERATOR
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
@@ -183,10 +184,44 @@ def output_flags_problem(args: argparse.Namespace, examples: dict[str, str],
         if source and (dest, source) not in may_replace:
             return (f"{flag(dest)} {path} is the {flag(source)} file: writing it would destroy "
                     f"that file; give another name")
+        if problem := picture_over_problem(flag(dest), path, getattr(args, "overwrite", None)):
+            return problem
     for path, dest in given.items():
         if dest != "checkpoint":  # (its lock makes its folder: run_holding_checkpoint says so)
             made_folder_notice(flag(dest), path)
     return None
+
+
+def picture_over_problem(flag_name: str, path: str, overwrite: bool | None) -> str | None:
+    """Why drawing a picture or writing a page at ``path`` would replace a
+    file of the user's, or None: one there already is replaced only if it is
+    empty or one that rnnlab writes there (a picture matplotlib drew, which
+    says so inside, or a JPEG, which has no place to say it; a page whose
+    head names rnnlab), or with ``overwrite`` (None: the script has no
+    --overwrite). A model or a checkpoint (.npz) has its own checks."""
+    suffix = os.path.splitext(os.fsdecode(path))[1].lower()
+    if overwrite or (suffix not in FORMATS and suffix not in (".html", ".htm")):
+        return None
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            return None
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+            f.seek(max(f.seek(0, os.SEEK_END) - (1 << 16), 0))
+            tail = f.read()
+    except OSError:  # (unreadable: the write says why, or replaces it)
+        return None
+    if suffix in (".html", ".htm"):
+        ours, what = f'<meta name="generator" content="{GENERATOR}">'.encode() in head, "page"
+    elif FORMATS[suffix] == "jpg":
+        ours, what = head.startswith(b"\xff\xd8\xff"), "picture"
+    else:
+        ours, what = b"matplotlib" in (head + tail).lower(), "picture"
+    if ours:
+        return None
+    how = "move it away first" if overwrite is None else "pass --overwrite to replace it"
+    return (f"{flag_name} {path} exists already and is not a {what} rnnlab wrote (another "
+            f"file?): give another name, or {how}")
 
 
 def made_folder_notice(flag_name: str, path: str) -> None:

@@ -22,6 +22,9 @@ import json
 from common.serialization import atomic_write
 
 SURPRISAL = "surprisal"
+# In every page's head: a page there already is one of these, which a new one
+# may replace (common.cli.output_flags_problem), unlike a page of the user's.
+GENERATOR = "rnnlab units page"
 
 _STYLE = """
 body { font-family: sans-serif; margin: 1em 2em; color: #222; }
@@ -211,6 +214,7 @@ def units_page(tokens: list, level: str, units: list, guesses: list | None = Non
         '<html lang="en"><head><meta charset="utf-8">',
         # (A phone lays out a page without it some 980 px wide, then shrinks it.)
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta name="generator" content="{GENERATOR}">',  # (replaced freely: see cli)
         f"<title>{html.escape(title)}</title>",
         f"<style>{_STYLE}</style></head><body>",
         f"<h2>{html.escape(title)}</h2>",

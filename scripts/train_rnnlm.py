@@ -221,7 +221,7 @@ def build_parser(description=None, defaults=None):
     out.add_argument("--overwrite", action="store_true",
                      help="let a fresh run replace an existing --checkpoint file (and "
                           "--save a file that is a checkpoint, or any other file than a "
-                          "saved model)")
+                          "saved model; --plot any file but a plot)")
     out.add_argument("--log-every", type=int, default=None,
                      help="when stdout is not a terminal, a progress line every N iterations "
                           "(default: about 10 an epoch for epochs of 100+ iterations; 0: none)")
@@ -330,9 +330,10 @@ def ignored_flags_notices(args, explicit):
                 f"ignores it" if args.model != "better" else
                 f"notice: {given} changes nothing where --wordvec-size differs from "
                 f"--hidden-size (such a model is never tied)")
-    if "overwrite" in explicit and not args.checkpoint and not args.save:
+    if "overwrite" in explicit and not (args.checkpoint or args.save or args.plot):
         notices.append("notice: --overwrite concerns only a --checkpoint file (and a --save "
-                       "file that is a checkpoint); none is written")
+                       "file that is a checkpoint, a --plot file that is not a plot); none is "
+                       "written")
     if args.quiet and args.log_every and "log_every" in explicit:
         notices.append("notice: --quiet turns off the progress lines of --log-every")
     elif "log_every" in explicit and sys.stdout.isatty():

@@ -189,7 +189,7 @@ def parse_args(argv=None):
     out.add_argument("--overwrite", action="store_true",
                      help="replace an existing --checkpoint file (another run's), and "
                           "--save a file that is a checkpoint, or any other file than a saved "
-                          "model")
+                          "model; --plot or --attention-plot any file but a plot")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 

@@ -36,6 +36,9 @@ TEXT = 'def f(x):\n    return "a(b)" + x  # note\n' * 4
 CHARS = sorted(set(TEXT))
 SEQ_VOCAB = list("0123456789+_ ")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Pictures an earlier run drew (matplotlib says so inside): replaced, unlike a user's file.
+EARLIER_MAP = PNG_MAGIC + b"Software: Matplotlib; the heat map of an earlier run"
+EARLIER_PLOT = PNG_MAGIC + b"Software: Matplotlib; the plot of an earlier run"
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits and links")
 
 
@@ -116,13 +119,13 @@ def test_a_heat_map_that_fails_midway_leaves_the_old_one(error, code, tmp_path, 
                                                         png_writer_failing_midway):
     model = char_model(tmp_path / "model.npz")
     png = tmp_path / "units.png"
-    png.write_bytes(b"the heat map of an earlier run")
+    png.write_bytes(EARLIER_MAP)
     png_writer_failing_midway.error = error
 
     assert inspect_model.main(["units", "--model", str(model), "--text", TEXT,
                                "--png", str(png)]) == code
 
-    assert png.read_bytes() == b"the heat map of an earlier run"
+    assert png.read_bytes() == EARLIER_MAP
     assert temporaries(tmp_path) == []
 
 
@@ -143,7 +146,7 @@ def test_a_gradient_through_time_plot_that_fails_midway_leaves_the_old_one(
     text = tmp_path / "t.txt"
     text.write_text("the cat sat on the mat. " * 300, encoding="utf-8")
     png = tmp_path / "g.png"
-    png.write_bytes(b"the plot of an earlier run")
+    png.write_bytes(EARLIER_PLOT)
     png_writer_failing_midway.error = error
     gtt = script("gradient_through_time")
 
@@ -159,7 +162,7 @@ def test_a_gradient_through_time_plot_that_fails_midway_leaves_the_old_one(
         with pytest.raises(KeyboardInterrupt):
             gtt.main(argv)
 
-    assert png.read_bytes() == b"the plot of an earlier run"
+    assert png.read_bytes() == EARLIER_PLOT
     assert temporaries(tmp_path) == []
 
 
@@ -396,3 +399,73 @@ def test_plot_warns_that_the_books_lower_limit_0_is_ignored_on_the_log_axis(tmp_
         (ax,) = trainer.plot(ylim=(0, 500), path=tmp_path / "p.png", logy=False).axes
     assert ax.get_ylim() == (0, 500)
 
+
+
+# -- 8. a picture or a page is not drawn over a file of the user's ------------------------------
+
+
+@pytest.fixture(scope="module")
+def ours(tmp_path_factory):
+    """Files rnnlab writes at a picture's or a page's flag, by their names."""
+    import matplotlib.pyplot as plt
+
+    from common.plot import save_figure
+    from common.units_html import write_units_page
+
+    folder = tmp_path_factory.mktemp("ours")
+    fig = plt.figure()
+    for name in ("p.png", "p.pdf", "p.svg", "p.jpg", "p.eps"):
+        save_figure(fig, folder / name)
+    plt.close(fig)
+    write_units_page(folder / "u.html", ["a", "b"], "char", [], bits=[1.0, 2.0])
+    return folder
+
+
+@pytest.mark.parametrize("name", ["p.png", "p.pdf", "p.svg", "p.jpg", "p.eps", "u.html"])
+def test_what_rnnlab_drew_there_before_is_replaced(ours, name):
+    from common.cli import picture_over_problem
+
+    assert picture_over_problem("--plot", str(ours / name), overwrite=False) is None
+
+
+@pytest.mark.parametrize("name, content, what", [
+    ("thesis.pdf", b"%PDF-1.4 my thesis", "picture"),
+    ("photo.png", PNG_MAGIC + b"a photo", "picture"),
+    ("notes.html", b"<html><body>my notes</body></html>", "page"),
+])
+def test_a_file_of_the_users_is_replaced_only_when_asked(tmp_path, name, content, what):
+    from common.cli import picture_over_problem
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert picture_over_problem("--plot", str(path), overwrite=False) == (
+        f"--plot {path} exists already and is not a {what} rnnlab wrote (another file?): "
+        f"give another name, or pass --overwrite to replace it")
+    assert picture_over_problem("--html", str(path), overwrite=None).endswith(
+        "give another name, or move it away first")  # (a script without --overwrite)
+    assert picture_over_problem("--plot", str(path), overwrite=True) is None
+    path.write_bytes(b"")
+    assert picture_over_problem("--plot", str(path), overwrite=False) is None  # nothing to lose
+
+
+def test_train_rnnlm_refuses_a_plot_over_a_users_file_before_training(tmp_path, monkeypatch,
+                                                                       capsys):
+    """``--plot thesis.pdf`` replaced the user's PDF with the plot, unasked."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "thesis.pdf").write_bytes(b"%PDF-1.4 my thesis")
+    train = script("train_rnnlm")
+    monkeypatch.setattr(train, "train", lambda *a: pytest.fail("trained"))
+    err = usage_error(train.main, ["--corpus", "synthetic", "--plot", "thesis.pdf"], capsys)
+    assert err.startswith("error: --plot thesis.pdf exists already and is not a picture "
+                          "rnnlab wrote")
+    assert (tmp_path / "thesis.pdf").read_bytes() == b"%PDF-1.4 my thesis"
+
+
+def test_inspect_model_refuses_a_page_over_a_users_file(tmp_path, capsys):
+    model = char_model(tmp_path / "model.npz")
+    notes = tmp_path / "notes.html"
+    notes.write_text("<p>my notes</p>")
+    err = usage_error(inspect_model.main, ["units", "--model", str(model), "--text", TEXT,
+                                           "--html", str(notes)], capsys)
+    assert "exists already and is not a page rnnlab wrote" in err and "move it away" in err
+    assert notes.read_text() == "<p>my notes</p>"

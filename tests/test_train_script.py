@@ -892,7 +892,7 @@ def test_save_does_not_replace_a_checkpoint_without_overwrite(script, capsys):
 
 def test_flags_the_model_does_not_use_are_announced(script, capsys):
     argv = [*SMALL, "--model", "lstm", "--num-layers", "3", "--dropout", "0.2", "--no-tie",
-            "--overwrite", "--quiet", "--log-every", "2"]
+            "--overwrite", "--quiet", "--log-every", "2", "--plot", "none"]
     assert script.main(argv) == 0
     err = capsys.readouterr().err
     for name in ("--num-layers", "--dropout", "--no-tie"):
