@@ -1011,9 +1011,12 @@ class RnnlmTrainer(BaseTrainer):
         carried = self.model.get_state() if hasattr(self.model, "get_state") else []
         rows = {len(s) for s in carried if s is not None}
         if rows and rows != {lanes.batch_size}:
-            raise ValueError(f"the model carries a state of {rows.pop()} rows from its last "
-                             f"batch, but batch_size is {lanes.batch_size}: call "
-                             f"model.reset_state() when the batch size changes")
+            n = rows.pop()
+            raise ValueError(f"the model carries a state of {n} rows from its last batch, but "
+                             f"batch_size is {lanes.batch_size}: give batch_size={n} to go on "
+                             f"with the run as it was (a resumed one as its checkpoint was "
+                             f"trained), or call model.reset_state() to go on with batches of "
+                             f"{lanes.batch_size} (the run's data then comes in other batches)")
         return self._train(lanes, max_epoch, max_grad, eval_interval, opts)
 
     def _gradients_of_batches(self, feeder):

@@ -289,8 +289,10 @@ def test_a_fit_refused_at_the_call_leaves_the_trainer_as_it_was():
     assert all(np.array_equal(p, q) for p, q in zip(model.params, fresh.params, strict=True))
     time_idx = trainer.time_idx
     with pytest.raises(ValueError, match=r"the model carries a state of 4 rows from its last "
-                                         r"batch, but batch_size is 3: call "
-                                         r"model.reset_state\(\)"):
+                                         r"batch, but batch_size is 3: give batch_size=4 to "
+                                         r"go on with the run as it was \(a resumed one as its "
+                                         r"checkpoint was trained\), or call "
+                                         r"model.reset_state\(\) to go on with batches of 3"):
         trainer.fit(CORPUS[:-1], CORPUS[1:], batch_size=3, **fit)
     assert (trainer.time_idx, trainer.fit_start_epoch) == (time_idx, None)
     model.reset_state()
