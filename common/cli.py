@@ -48,7 +48,7 @@ from common.serialization import (
     write_target,
 )
 from common.training_guards import MAX_SKIPS_IN_A_ROW
-from common.units_html import GENERATOR
+from common.units_html import PAGE_MARKS
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
@@ -184,7 +184,8 @@ def output_flags_problem(args: argparse.Namespace, examples: dict[str, str],
         if source and (dest, source) not in may_replace:
             return (f"{flag(dest)} {path} is the {flag(source)} file: writing it would destroy "
                     f"that file; give another name")
-        if problem := picture_over_problem(flag(dest), path, getattr(args, "overwrite", None)):
+        if problem := picture_over_problem(flag(dest), path, getattr(args, "overwrite", None),
+                                           page=dest == "html"):
             return problem
     for path, dest in given.items():
         if dest != "checkpoint":  # (its lock makes its folder: run_holding_checkpoint says so)
@@ -192,34 +193,40 @@ def output_flags_problem(args: argparse.Namespace, examples: dict[str, str],
     return None
 
 
-def picture_over_problem(flag_name: str, path: str, overwrite: bool | None) -> str | None:
-    """Why drawing a picture or writing a page at ``path`` would replace a
-    file of the user's, or None: one there already is replaced only if it is
-    empty or one that rnnlab writes there (a picture matplotlib drew, which
-    says so inside, or a JPEG, which has no place to say it; a page whose
-    head names rnnlab), or with ``overwrite`` (None: the script has no
-    --overwrite). A model or a checkpoint (.npz) has its own checks."""
+def picture_over_problem(flag_name: str, path: str, overwrite: bool | None,
+                         page: bool = False) -> str | None:
+    """Why drawing a picture or writing a page (``page``) at ``path`` would
+    replace a file of the user's, or None: one there already is replaced
+    only if it is empty or one that rnnlab writes there (a picture
+    matplotlib drew, which says so inside, or a JPEG, which has no place to
+    say it; a units page, whose head names rnnlab, or an earlier one, by
+    its script's last lines), or with ``overwrite`` (None: the script has
+    no --overwrite). A model or a checkpoint (.npz) has its own checks."""
     suffix = os.path.splitext(os.fsdecode(path))[1].lower()
-    if overwrite or (suffix not in FORMATS and suffix not in (".html", ".htm")):
+    if overwrite or not (page or suffix in FORMATS):
         return None
+    how = "move it away first" if overwrite is None else "pass --overwrite to replace it"
+    what = "page" if page else "picture"
     try:
         if not os.path.isfile(path) or os.path.getsize(path) == 0:
             return None
         with open(path, "rb") as f:
             head = f.read(1 << 16)
             f.seek(max(f.seek(0, os.SEEK_END) - (1 << 16), 0))
-            tail = f.read()
-    except OSError:  # (unreadable: the write says why, or replaces it)
+            both = head + f.read()
+    except PermissionError:
+        return (f"{flag_name} {path} exists already and cannot be read (no permission) to tell "
+                f"whether it is a {what} rnnlab wrote: give another name, or {how}")
+    except OSError:  # (the write says why)
         return None
-    if suffix in (".html", ".htm"):
-        ours, what = f'<meta name="generator" content="{GENERATOR}">'.encode() in head, "page"
+    if page:
+        ours = any(mark.encode() in both for mark in PAGE_MARKS)
     elif FORMATS[suffix] == "jpg":
-        ours, what = head.startswith(b"\xff\xd8\xff"), "picture"
+        ours = head.startswith(b"\xff\xd8\xff")
     else:
-        ours, what = b"matplotlib" in (head + tail).lower(), "picture"
+        ours = b"matplotlib" in both.lower()
     if ours:
         return None
-    how = "move it away first" if overwrite is None else "pass --overwrite to replace it"
     return (f"{flag_name} {path} exists already and is not a {what} rnnlab wrote (another "
             f"file?): give another name, or {how}")
 
@@ -516,7 +523,8 @@ def moved_checkpoint_notice(resume: str, settings: dict, outputs, explicit) -> s
 
 
 def disk_space_problem(trainer, save: str | None, checkpoint: str | None,
-                       vocab, kept_copies: int = 0) -> str | None:
+                       vocab, kept_copies: int = 0, checkpoint_every: int | None = None
+                       ) -> str | None:
     """Why the run's ``--checkpoint`` and ``--save`` files cannot fit on their
     disks, or None (:func:`common.serialization.space_problem`): checked once
     the model and optimizer are built, before the first batch. The model
@@ -526,14 +534,16 @@ def disk_space_problem(trainer, save: str | None, checkpoint: str | None,
     and the copies of the parameters the run keeps, ``kept_copies``: the
     best epoch's where it validates (in the first epoch's checkpoint on),
     and the last epoch's where it then puts the best back (in the last).
-    A checkpoint is written at least twice (its epoch's end, the run's
-    end), the old file kept until the new one is whole: a new one takes
-    both at once."""
+    A checkpoint written at every epoch's end is written at least twice
+    (there and at the run's end), the old file kept until the new one is
+    whole: a new one takes both at once (not so with ``checkpoint_every``,
+    whose first may be the run's last, or come before any validation)."""
     words = 4 * sum(len(str(vocab[i])) + 2 for i in range(len(vocab)))  # (with quotes)
     params = params_bytes(trainer.model)
     first = least_bytes(trainer) + params * min(kept_copies, 1)
     largest = least_bytes(trainer) + params * kept_copies
-    at_once = largest if checkpoint and os.path.exists(checkpoint) else first + largest
+    twice = checkpoint_every is None and not (checkpoint and os.path.exists(checkpoint))
+    at_once = first + largest if twice else largest
     return space_problem({"--checkpoint": (checkpoint, largest, at_once),
                           "--save": (save, params + words)})
 

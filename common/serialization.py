@@ -788,9 +788,9 @@ def space_problem(outputs: Mapping[str, tuple]) -> str | None:
     bound of the file's bytes, a path None for an output not asked for)
     cannot all be written for lack of disk space, or None; to check before a
     long run, whose files are written during it and at its end. A third
-    value, ``(path, size, at_once)``, is the disk space the output takes at
-    once, when that is more than its size: a file written again and again
-    is there twice while it is replaced.
+    value, ``(path, size, at_once)``, is the disk space the output takes
+    while it is replaced, when that is more than its size: a file written
+    again and again is there twice then, before the others are written.
 
     Files on one disk count together: they are there at the same time (a
     run's last checkpoint and its model). A file replaced needs its whole
@@ -808,11 +808,10 @@ def space_problem(outputs: Mapping[str, tuple]) -> str | None:
                     f"file this process may write, {_size(limit)} (ulimit -f); raise the "
                     f"limit (ulimit -f unlimited) before the run")
     root = hasattr(os, "geteuid") and os.geteuid() == 0
-    disks: dict[int, tuple[int, str, list[tuple[str, str, int]]]] = {}
+    disks: dict[int, tuple[int, str, list[tuple[str, str, int, int]]]] = {}
     for flag, (path, size, *at_once) in outputs.items():
         if path is None:
             continue
-        size = max([size, *at_once])
         existing, _ = folders_on_the_way(write_target(os.fsdecode(path)))
         try:
             st = os.statvfs(existing)
@@ -820,12 +819,20 @@ def space_problem(outputs: Mapping[str, tuple]) -> str | None:
         except (AttributeError, OSError, ValueError):  # (no statvfs on Windows)
             continue
         free = (st.f_bfree if root else st.f_bavail) * st.f_frsize
-        disks.setdefault(device, (free, existing, []))[2].append((flag, path, size))
+        disks.setdefault(device, (free, existing, []))[2].append(
+            (flag, path, size, max([size, *at_once])))
     for free, folder, files in disks.values():
-        need = sum(size for _, _, size in files)
+        need = sum(size for _, _, size, _ in files)
+        flag, path, size, replacing = max(files, key=lambda file: file[3])
+        if replacing > max(need, free):
+            return (f"{flag} {path} will take at least {_size(size)}, and {_size(replacing)} "
+                    f"while it is replaced (the old file kept until the new one is whole), "
+                    f"on the disk that holds {folder}, which has {_size(free)} free; free some "
+                    f"space there or give another path")
         if need > free:
             which = (f"{files[0][0]} {files[0][1]}" if len(files) == 1 else
-                     " and ".join(f"{flag} {path} ({_size(size)})" for flag, path, size in files))
+                     " and ".join(f"{flag} {path} ({_size(size)})"
+                                  for flag, path, size, _ in files))
             return (f"{which} will take at least {_size(need)} on the disk that holds "
                     f"{folder}, which has {_size(free)} free; free some space there or "
                     f"give {'another path' if len(files) == 1 else 'other paths'}")

@@ -276,7 +276,7 @@ class BaseTrainer:
         try:
             # A signal while the last checkpoint is written (seconds, for a large
             # model) stops the call as one in its last iteration does, once written.
-            with StopOnSignals() as signals:
+            with StopOnSignals(requested=late_signal) as signals:
                 self._doing = "best"
                 # (A call that validated nothing keeps what it trained: none of its
                 # epochs was scored against the best.)
@@ -285,7 +285,7 @@ class BaseTrainer:
                 if late_signal:
                     self._interrupted(late_signal, checkpointer, opts, progress, ended=True)
                 checkpointer.save(self)
-            if signals.requested:
+            if signals.requested:  # (not a late one: that raised above)
                 self._interrupted(signals.requested, checkpointer, opts, progress, ended=True,
                                   written=True)
         except TrainingInterrupted:  # (its checkpoint written: the call has ended)

@@ -235,8 +235,10 @@ class StopOnSignals:
     SIGNALS = {"SIGINT": signal.default_int_handler, "SIGTERM": signal.SIG_DFL,
                "SIGHUP": signal.SIG_DFL}
 
-    def __init__(self):
-        self.requested = None  # the name of the signal that asked to stop
+    def __init__(self, requested: str | None = None):
+        # The name of the signal that asked to stop; given, a stop asked before
+        # this context (the same signal again then takes its default action).
+        self.requested = requested
         self.previous = {}
 
     def __enter__(self):
@@ -254,6 +256,8 @@ class StopOnSignals:
         received = [d.signal_name for d in _deferring if d.received]
         if received:  # a SIGTERM or SIGHUP just before: stop at once
             self._stop(received[0])
+        if self.requested:
+            self._stop(self.requested)
         return self
 
     def _handler(self, signum, frame):

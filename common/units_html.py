@@ -25,6 +25,10 @@ SURPRISAL = "surprisal"
 # In every page's head: a page there already is one of these, which a new one
 # may replace (common.cli.output_flags_problem), unlike a page of the user's.
 GENERATOR = "rnnlab units page"
+# What tells a page apart: that, or (in pages written before it) the end of
+# the page's script, there since its first version.
+PAGE_MARKS = (f'<meta name="generator" content="{GENERATOR}">',
+              "picker.addEventListener('change', draw);")
 
 _STYLE = """
 body { font-family: sans-serif; margin: 1em 2em; color: #222; }

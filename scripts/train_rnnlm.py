@@ -656,7 +656,8 @@ def prepare(args, explicit):
     # fit puts the best back.)
     validates = bool(args.val or args.lr_decay or args.patience)
     if problem := disk_space_problem(trainer, args.save, args.checkpoint, id_to_word,
-                                      kept_copies=2 * validates):
+                                      kept_copies=2 * validates,
+                                      checkpoint_every=args.checkpoint_every):
         raise UsageError(problem)
     trainer.settings = settings_of(args)
     # (At character level the perplexity is per character: the title says so.)

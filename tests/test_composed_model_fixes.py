@@ -179,3 +179,12 @@ def test_arrays_added_after_building_are_refused_with_how_to_list_them_again():
     names = model.param_names[:7] + ["proj.W", "proj.b"] + model.param_names[7:]
     model._collect_params(names)
     model._check_arrays()  # listed again: accepted
+
+
+def test_gradient_through_time_of_a_model_with_a_nan_weight_is_nan_not_refused():
+    from models import Rnnlm
+
+    model = Rnnlm(V, 8, 8, seed=0)
+    model.params[-2][0, 0] = np.nan  # (the output layer's: every score NaN)
+    xs = np.random.default_rng(0).integers(0, V, (2, 4))
+    assert np.isnan(gradient_through_time(model, xs, xs)).all()

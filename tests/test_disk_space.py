@@ -117,6 +117,33 @@ def test_a_validating_run_counts_the_parameters_it_keeps(tmp_path, monkeypatch):
     assert asked[0]["--checkpoint"][1:] == (largest, largest)
 
 
+def test_a_checkpoint_is_there_twice_only_while_it_is_replaced(tmp_path, free_bytes):
+    """The model is written at the end, the checkpoint's old file gone: the
+    disk needs the larger of the two moments, not their sum."""
+    mib = 2**20
+    free_bytes.value = 8 * mib
+    files = {"--checkpoint": (str(tmp_path / "c.npz"), 3 * mib, 6 * mib),
+             "--save": (str(tmp_path / "m.npz"), 2 * mib)}
+    assert space_problem(files) is None  # 6 MiB while replaced, then 3 + 2
+    free_bytes.value = 5 * mib
+    assert space_problem(files) == (
+        f"--checkpoint {tmp_path / 'c.npz'} will take at least 3.0 MiB, and 6.0 MiB while it "
+        f"is replaced (the old file kept until the new one is whole), on the disk that holds "
+        f"{tmp_path}, which has 5.0 MiB free; free some space there or give another path")
+
+
+def test_a_checkpoint_every_n_iterations_may_be_written_once(tmp_path, monkeypatch):
+    """Its first may be the run's last (N above the run's iterations), or
+    come before any validation: no second copy is asked for."""
+    trainer = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), Adam(lr=0.1))
+    asked = []
+    monkeypatch.setattr("common.cli.space_problem", asked.append)
+    disk_space_problem(trainer, None, str(tmp_path / "c.npz"), [], kept_copies=2,
+                       checkpoint_every=100_000)
+    _, largest, at_once = asked[0]["--checkpoint"]
+    assert at_once == largest
+
+
 def test_sizes_below_a_mebibyte_are_said_in_kibibytes(tmp_path, free_bytes):
     free_bytes.value = 40 * 2**10
     assert space_problem({"--save": (str(tmp_path / "m.npz"), 60 * 2**10)}) == (
@@ -150,7 +177,7 @@ def test_the_scripts_count_the_copies_their_runs_keep(tmp_path, monkeypatch, scr
     script = load_script(script_name)
     asked = []
 
-    def checked(trainer, save, checkpoint, vocab, kept_copies=0):
+    def checked(trainer, save, checkpoint, vocab, kept_copies=0, checkpoint_every=None):
         asked.append(kept_copies)
         pytest.fail("checked")
 

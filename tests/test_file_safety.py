@@ -425,27 +425,41 @@ def ours(tmp_path_factory):
 def test_what_rnnlab_drew_there_before_is_replaced(ours, name):
     from common.cli import picture_over_problem
 
-    assert picture_over_problem("--plot", str(ours / name), overwrite=False) is None
+    page = name.endswith(".html")
+    assert picture_over_problem("--plot", str(ours / name), overwrite=False, page=page) is None
+
+
+def test_a_page_written_before_pages_named_rnnlab_is_replaced_too(ours, tmp_path):
+    from common.cli import picture_over_problem
+    from common.units_html import GENERATOR
+
+    old = tmp_path / "old.html"
+    old.write_text("\n".join(line for line in (ours / "u.html").read_text().splitlines()
+                             if GENERATOR not in line))
+    assert picture_over_problem("--html", str(old), overwrite=None, page=True) is None
 
 
 @pytest.mark.parametrize("name, content, what", [
     ("thesis.pdf", b"%PDF-1.4 my thesis", "picture"),
     ("photo.png", PNG_MAGIC + b"a photo", "picture"),
     ("notes.html", b"<html><body>my notes</body></html>", "page"),
+    ("notes.md", b"# my notes", "page"),  # (a page's flag: whatever its name)
 ])
 def test_a_file_of_the_users_is_replaced_only_when_asked(tmp_path, name, content, what):
     from common.cli import picture_over_problem
 
     path = tmp_path / name
     path.write_bytes(content)
-    assert picture_over_problem("--plot", str(path), overwrite=False) == (
+    page = what == "page"
+    assert picture_over_problem("--plot", str(path), overwrite=False, page=page) == (
         f"--plot {path} exists already and is not a {what} rnnlab wrote (another file?): "
         f"give another name, or pass --overwrite to replace it")
-    assert picture_over_problem("--html", str(path), overwrite=None).endswith(
+    assert picture_over_problem("--html", str(path), overwrite=None, page=page).endswith(
         "give another name, or move it away first")  # (a script without --overwrite)
-    assert picture_over_problem("--plot", str(path), overwrite=True) is None
+    assert picture_over_problem("--plot", str(path), overwrite=True, page=page) is None
     path.write_bytes(b"")
-    assert picture_over_problem("--plot", str(path), overwrite=False) is None  # nothing to lose
+    assert picture_over_problem("--plot", str(path), overwrite=False,
+                                page=page) is None  # nothing to lose
 
 
 def test_train_rnnlm_refuses_a_plot_over_a_users_file_before_training(tmp_path, monkeypatch,

@@ -136,6 +136,29 @@ def test_ctrl_c_while_the_last_checkpoint_is_written_stops_once_it_is(corpus, tm
     assert stopped.history == straight.history
 
 
+def test_a_second_ctrl_c_while_the_last_checkpoint_is_written_stops_at_once(corpus, tmp_path,
+                                                                           monkeypatch):
+    """One Ctrl-C in the last iteration, a second as the call's last
+    checkpoint is written: the second interrupts at once, as anywhere."""
+    import common.trainer
+
+    xs, ts = corpus
+    save = common.trainer.Checkpointer.save
+    calls = []
+
+    def pressed(self, trainer):  # the end of the call's: a second Ctrl-C
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return save(self, trainer)
+
+    monkeypatch.setattr(common.trainer.Checkpointer, "save", pressed)
+    trainer = make(seed=1, press_at=(40,))  # the epoch's last batch
+    with pytest.raises(KeyboardInterrupt) as info:
+        trainer.fit(xs, ts, max_epoch=1, checkpoint=tmp_path / "ck.npz", **FIT)
+    assert type(info.value) is KeyboardInterrupt
+
+
 @pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGHUP", 129)])
 def test_sigterm_and_sighup_stop_like_ctrl_c_with_their_own_exit_codes(corpus, tmp_path, name,
                                                                         code, sigterm_raises):
