@@ -132,7 +132,7 @@ def merge_tied_grads(params, grads):
     merges it. Untied arrays are left as they are.
     """
     grads = list(grads)  # (a tuple or a generator too: the arrays are changed in place)
-    first, layouts = {}, {}
+    first, matrices = {}, []
     for j, p in enumerate(params):
         i = first.setdefault(id(p), j)
         if i != j:
@@ -140,8 +140,14 @@ def merge_tied_grads(params, grads):
                 total = grads[i]
                 total += grads[j]
                 grads[j][...] = 0
-            continue
-        if not (isinstance(p, np.ndarray) and p.ndim == 2):
+        elif isinstance(p, np.ndarray) and p.ndim == 2:
+            matrices.append((j, p))
+    # A transposed view has the reversed shape: only those are looked at closely
+    # (this runs at every clipped batch).
+    shapes = {p.shape for _, p in matrices}
+    layouts = {}
+    for j, p in matrices:
+        if p.shape[::-1] not in shapes:
             continue
         at = p.__array_interface__["data"][0]
         layouts.setdefault((at, p.shape, p.strides), j)
