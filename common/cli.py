@@ -184,9 +184,9 @@ def output_flags_problem(args: argparse.Namespace, examples: dict[str, str],
         if source and (dest, source) not in may_replace:
             return (f"{flag(dest)} {path} is the {flag(source)} file: writing it would destroy "
                     f"that file; give another name")
-        if problem := picture_over_problem(flag(dest), path, getattr(args, "overwrite", None),
-                                           page=dest == "html"):
-            return problem
+        if dest not in ("save", "checkpoint") and (problem := picture_over_problem(
+                flag(dest), path, getattr(args, "overwrite", None), page=dest == "html")):
+            return problem  # (a model or a checkpoint, of any name, has checks of its own)
     for path, dest in given.items():
         if dest != "checkpoint":  # (its lock makes its folder: run_holding_checkpoint says so)
             made_folder_notice(flag(dest), path)
@@ -523,8 +523,8 @@ def moved_checkpoint_notice(resume: str, settings: dict, outputs, explicit) -> s
 
 
 def disk_space_problem(trainer, save: str | None, checkpoint: str | None,
-                       vocab, kept_copies: int = 0, checkpoint_every: int | None = None
-                       ) -> str | None:
+                       vocab, kept_copies: int = 0, checkpoint_every: int | None = None,
+                       iterations: int | None = None) -> str | None:
     """Why the run's ``--checkpoint`` and ``--save`` files cannot fit on their
     disks, or None (:func:`common.serialization.space_problem`): checked once
     the model and optimizer are built, before the first batch. The model
@@ -535,15 +535,26 @@ def disk_space_problem(trainer, save: str | None, checkpoint: str | None,
     best epoch's where it validates (in the first epoch's checkpoint on),
     and the last epoch's where it then puts the best back (in the last).
     A checkpoint written at every epoch's end is written at least twice
-    (there and at the run's end), the old file kept until the new one is
-    whole: a new one takes both at once (not so with ``checkpoint_every``,
-    whose first may be the run's last, or come before any validation)."""
+    (there and at the run's end), and so is one every ``checkpoint_every``
+    of the run's ``iterations`` if they are as many (its first, then, may
+    come before any validation); the old file is kept until the new one is
+    whole: the second write needs the first file's space and its own,
+    less a file the first replaced."""
     words = 4 * sum(len(str(vocab[i])) + 2 for i in range(len(vocab)))  # (with quotes)
     params = params_bytes(trainer.model)
-    first = least_bytes(trainer) + params * min(kept_copies, 1)
+    if checkpoint_every is None:
+        first, twice = least_bytes(trainer) + params * min(kept_copies, 1), True
+    else:
+        first = least_bytes(trainer)
+        twice = iterations is not None and iterations >= checkpoint_every
     largest = least_bytes(trainer) + params * kept_copies
-    twice = checkpoint_every is None and not (checkpoint and os.path.exists(checkpoint))
-    at_once = first + largest if twice else largest
+    at_once = largest
+    if checkpoint and twice:
+        try:
+            old = os.path.getsize(checkpoint) if os.path.isfile(checkpoint) else 0
+        except OSError:
+            old = 0
+        at_once = max(first, first + largest - old)
     return space_problem({"--checkpoint": (checkpoint, largest, at_once),
                           "--save": (save, params + words)})
 

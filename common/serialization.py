@@ -788,18 +788,20 @@ def space_problem(outputs: Mapping[str, tuple]) -> str | None:
     bound of the file's bytes, a path None for an output not asked for)
     cannot all be written for lack of disk space, or None; to check before a
     long run, whose files are written during it and at its end. A third
-    value, ``(path, size, at_once)``, is the disk space the output takes
-    while it is replaced, when that is more than its size: a file written
-    again and again is there twice then, before the others are written.
+    value, ``(path, size, at_once)``, is the free space the output needs at
+    one moment, when that is more than its size: a file written again and
+    again is there twice while it is replaced, before the others are
+    written.
 
     Files on one disk count together: they are there at the same time (a
-    run's last checkpoint and its model). A file replaced needs its whole
-    new size free too, the old one being removed only once the new one is
-    written. The space counted is what this user may fill (root may also
-    fill the blocks a file system keeps for it). A disk that cannot be asked
-    counts as large enough. A file above the largest this process may
-    write (``ulimit -f``, ``RLIMIT_FSIZE``) is a problem too: its write would
-    fail with ``File too large``.
+    run's last checkpoint and its model), less the files they replace. A
+    file replaced needs its whole new size free too, the old one being
+    removed only once the new one is written. The space counted is what
+    this user may fill (root may also fill the blocks a file system keeps
+    for it). A disk that cannot be asked counts as large enough. A file
+    above the largest this process may write (``ulimit -f``,
+    ``RLIMIT_FSIZE``) is a problem too: its write would fail with ``File too
+    large``.
     """
     limit = _file_size_limit()
     for flag, (path, size, *_) in outputs.items():
@@ -808,11 +810,16 @@ def space_problem(outputs: Mapping[str, tuple]) -> str | None:
                     f"file this process may write, {_size(limit)} (ulimit -f); raise the "
                     f"limit (ulimit -f unlimited) before the run")
     root = hasattr(os, "geteuid") and os.geteuid() == 0
-    disks: dict[int, tuple[int, str, list[tuple[str, str, int, int]]]] = {}
+    disks: dict[int, tuple[int, str, list[tuple[str, str, int, int, int]]]] = {}
     for flag, (path, size, *at_once) in outputs.items():
         if path is None:
             continue
-        existing, _ = folders_on_the_way(write_target(os.fsdecode(path)))
+        target = write_target(os.fsdecode(path))
+        try:  # (what is there now is freed once the new file is whole)
+            old = os.path.getsize(target) if os.path.isfile(target) else 0
+        except OSError:
+            old = 0
+        existing, _ = folders_on_the_way(target)
         try:
             st = os.statvfs(existing)
             device = os.stat(existing).st_dev
@@ -820,20 +827,22 @@ def space_problem(outputs: Mapping[str, tuple]) -> str | None:
             continue
         free = (st.f_bfree if root else st.f_bavail) * st.f_frsize
         disks.setdefault(device, (free, existing, []))[2].append(
-            (flag, path, size, max([size, *at_once])))
+            (flag, path, size, old, max([size, *at_once])))
     for free, folder, files in disks.values():
-        need = sum(size for _, _, size, _ in files)
-        flag, path, size, replacing = max(files, key=lambda file: file[3])
-        if replacing > max(need, free):
-            return (f"{flag} {path} will take at least {_size(size)}, and {_size(replacing)} "
-                    f"while it is replaced (the old file kept until the new one is whole), "
-                    f"on the disk that holds {folder}, which has {_size(free)} free; free some "
-                    f"space there or give another path")
+        need = sum(size - old for _, _, size, old, _ in files)  # (all there at the end)
+        flag, path, size, _, moment = max(files, key=lambda file: file[4])
+        if moment > max(need, free):
+            replaced = (f", and {_size(moment)} while it is replaced (the old file kept until "
+                        f"the new one is whole)" if moment > size else "")
+            return (f"{flag} {path} will take at least {_size(size)}{replaced}, on the disk "
+                    f"that holds {folder}, which has {_size(free)} free; free some space there "
+                    f"or give another path")
         if need > free:
             which = (f"{files[0][0]} {files[0][1]}" if len(files) == 1 else
                      " and ".join(f"{flag} {path} ({_size(size)})"
-                                  for flag, path, size, _ in files))
-            return (f"{which} will take at least {_size(need)} on the disk that holds "
+                                  for flag, path, size, _, _ in files))
+            beyond = " more than the files they replace" if any(f[3] for f in files) else ""
+            return (f"{which} will take at least {_size(need)}{beyond} on the disk that holds "
                     f"{folder}, which has {_size(free)} free; free some space there or "
                     f"give {'another path' if len(files) == 1 else 'other paths'}")
     return None

@@ -274,19 +274,24 @@ class BaseTrainer:
         that came late honoured)."""
         self.fit_start_epoch = None
         try:
-            # A signal while the last checkpoint is written (seconds, for a large
-            # model) stops the call as one in its last iteration does, once written.
-            with StopOnSignals(requested=late_signal) as signals:
+            # A signal while the best parameters are put back (array by array: one
+            # Ctrl-C there would leave a mix) waits for them, even a second one.
+            with StopOnSignals() as restoring:
                 self._doing = "best"
                 # (A call that validated nothing keeps what it trained: none of its
                 # epochs was scored against the best.)
                 self._restore_best(opts.restore_best and _validates(opts), progress)
+            # A signal while the last checkpoint is written (seconds, for a large
+            # model) stops the call as one in its last iteration does, once written;
+            # one after an earlier one interrupts the write at once.
+            asked = late_signal or restoring.requested
+            with StopOnSignals(requested=asked) as writing:
                 self._doing = "checkpoint"
-                if late_signal:
-                    self._interrupted(late_signal, checkpointer, opts, progress, ended=True)
+                if asked:
+                    self._interrupted(asked, checkpointer, opts, progress, ended=True)
                 checkpointer.save(self)
-            if signals.requested:  # (not a late one: that raised above)
-                self._interrupted(signals.requested, checkpointer, opts, progress, ended=True,
+            if writing.requested:
+                self._interrupted(writing.requested, checkpointer, opts, progress, ended=True,
                                   written=True)
         except TrainingInterrupted:  # (its checkpoint written: the call has ended)
             raise

@@ -655,9 +655,11 @@ def prepare(args, explicit):
     # (Validating, the run keeps the best epoch's parameters, and the last's once
     # fit puts the best back.)
     validates = bool(args.val or args.lr_decay or args.patience)
+    iterations = (len(train) - 1) // (args.batch_size * args.time_size) * args.epochs
     if problem := disk_space_problem(trainer, args.save, args.checkpoint, id_to_word,
                                       kept_copies=2 * validates,
-                                      checkpoint_every=args.checkpoint_every):
+                                      checkpoint_every=args.checkpoint_every,
+                                      iterations=iterations):
         raise UsageError(problem)
     trainer.settings = settings_of(args)
     # (At character level the perplexity is per character: the title says so.)

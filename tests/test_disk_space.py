@@ -111,10 +111,12 @@ def test_a_validating_run_counts_the_parameters_it_keeps(tmp_path, monkeypatch):
     assert trainer.last_params is not None  # (the best put back)
     assert written[-1] >= largest
     assert written[-2] + written[-1] >= at_once  # the last replacement: both there
-    # A checkpoint there already (a resumed run's): replaced, its space taken already.
+    # A checkpoint there already (a resumed run's): its space is freed once the
+    # first new one is whole, which the second write may take.
     asked.clear()
     disk_space_problem(trainer, None, str(tmp_path / "c.npz"), [], kept_copies=2)
-    assert asked[0]["--checkpoint"][1:] == (largest, largest)
+    old = os.path.getsize(tmp_path / "c.npz")
+    assert asked[0]["--checkpoint"][1:] == (largest, max(4 * params, 4 * params + largest - old))
 
 
 def test_a_checkpoint_is_there_twice_only_while_it_is_replaced(tmp_path, free_bytes):
@@ -132,16 +134,34 @@ def test_a_checkpoint_is_there_twice_only_while_it_is_replaced(tmp_path, free_by
         f"{tmp_path}, which has 5.0 MiB free; free some space there or give another path")
 
 
-def test_a_checkpoint_every_n_iterations_may_be_written_once(tmp_path, monkeypatch):
-    """Its first may be the run's last (N above the run's iterations), or
-    come before any validation: no second copy is asked for."""
+def test_a_checkpoint_every_n_iterations_is_written_twice_if_the_run_has_n(tmp_path,
+                                                                          monkeypatch):
+    """Once, if N is above the run's iterations (at its end only); else its
+    first write may come before any validation: the model and the
+    optimizer's state only."""
     trainer = RnnlmTrainer(SimpleRnnlm(50, 8, 8, seed=0), Adam(lr=0.1))
     asked = []
     monkeypatch.setattr("common.cli.space_problem", asked.append)
-    disk_space_problem(trainer, None, str(tmp_path / "c.npz"), [], kept_copies=2,
-                       checkpoint_every=100_000)
-    _, largest, at_once = asked[0]["--checkpoint"]
-    assert at_once == largest
+    for iterations in (99, 100):
+        disk_space_problem(trainer, None, str(tmp_path / "c.npz"), [], kept_copies=2,
+                           checkpoint_every=100, iterations=iterations)
+    (_, largest, once), (_, _, twice) = (a["--checkpoint"] for a in asked)
+    assert once == largest and twice == least_bytes(trainer) + largest
+
+
+def test_the_files_a_run_replaces_are_freed_by_the_end(tmp_path, free_bytes):
+    """A resumed run's checkpoint replaces the file it resumed: that space
+    comes back before the model is written."""
+    mib = 2**20
+    (tmp_path / "c.npz").write_bytes(b"\0" * (3 * mib))
+    files = {"--checkpoint": (str(tmp_path / "c.npz"), 3 * mib),
+             "--save": (str(tmp_path / "m.npz"), 2 * mib)}
+    free_bytes.value = 3 * mib
+    assert space_problem(files) is None  # 3 MiB while replaced, then 3 - 3 + 2
+    free_bytes.value = 2 * mib + mib // 2
+    assert space_problem(files) == (
+        f"--checkpoint {tmp_path / 'c.npz'} will take at least 3.0 MiB, on the disk that holds "
+        f"{tmp_path}, which has 2.5 MiB free; free some space there or give another path")
 
 
 def test_sizes_below_a_mebibyte_are_said_in_kibibytes(tmp_path, free_bytes):
@@ -177,7 +197,8 @@ def test_the_scripts_count_the_copies_their_runs_keep(tmp_path, monkeypatch, scr
     script = load_script(script_name)
     asked = []
 
-    def checked(trainer, save, checkpoint, vocab, kept_copies=0, checkpoint_every=None):
+    def checked(trainer, save, checkpoint, vocab, kept_copies=0, checkpoint_every=None,
+                iterations=None):
         asked.append(kept_copies)
         pytest.fail("checked")
 

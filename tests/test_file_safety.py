@@ -462,6 +462,16 @@ def test_a_file_of_the_users_is_replaced_only_when_asked(tmp_path, name, content
                                 page=page) is None  # nothing to lose
 
 
+def test_a_model_or_checkpoint_of_a_pictures_name_is_not_judged_as_a_picture(tmp_path):
+    import argparse
+
+    from common.cli import output_flags_problem
+
+    (tmp_path / "m.png").write_bytes(b"a model saved by an earlier run")
+    args = argparse.Namespace(save=str(tmp_path / "m.png"), overwrite=False)
+    assert output_flags_problem(args, {"save": "m.npz"}) is None  # (--save has its own checks)
+
+
 def test_train_rnnlm_refuses_a_plot_over_a_users_file_before_training(tmp_path, monkeypatch,
                                                                        capsys):
     """``--plot thesis.pdf`` replaced the user's PDF with the plot, unasked."""

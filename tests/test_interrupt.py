@@ -159,6 +159,29 @@ def test_a_second_ctrl_c_while_the_last_checkpoint_is_written_stops_at_once(corp
     assert type(info.value) is KeyboardInterrupt
 
 
+def test_a_ctrl_c_while_the_best_parameters_are_put_back_waits_for_them(corpus, tmp_path,
+                                                                        monkeypatch):
+    """Put back array by array, a second Ctrl-C there left a mix of the best
+    and the last epoch's parameters, on which the next fit trained on."""
+    xs, ts = corpus
+    fit = dict(max_epoch=2, val_corpus=xs[:200], **FIT)
+    dry = make(seed=1)
+    dry.fit(xs, ts, **fit)
+    trainer = make(seed=1, press_at=(dry.model.calls,))  # the last validation batch
+    restore = type(trainer)._restore_best
+
+    def pressed(self, *args):  # a second Ctrl-C as they are put back
+        os.kill(os.getpid(), signal.SIGINT)
+        return restore(self, *args)
+
+    monkeypatch.setattr(type(trainer), "_restore_best", pressed)
+    with pytest.raises(TrainingInterrupted, match="the end of this fit call"):
+        trainer.fit(xs, ts, checkpoint=tmp_path / "ck.npz", **fit)
+    assert trainer.best_params is not None
+    for name, p in trainer.model.named_params().items():
+        assert np.array_equal(p, trainer.best_params[name])
+
+
 @pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGHUP", 129)])
 def test_sigterm_and_sighup_stop_like_ctrl_c_with_their_own_exit_codes(corpus, tmp_path, name,
                                                                         code, sigterm_raises):
