@@ -203,7 +203,7 @@ def picture_over_problem(flag_name: str, path: str, overwrite: bool | None,
     its script's last lines), or with ``overwrite`` (None: the script has
     no --overwrite). A model or a checkpoint (.npz) has its own checks."""
     suffix = os.path.splitext(os.fsdecode(path))[1].lower()
-    if overwrite or not (page or suffix in FORMATS):
+    if overwrite or suffix == ".npz" or not (page or suffix in FORMATS):
         return None
     how = "move it away first" if overwrite is None else "pass --overwrite to replace it"
     what = "page" if page else "picture"
