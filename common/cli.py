@@ -43,6 +43,7 @@ from common.serialization import (
     has_pickle_name,
     load_npz_meta,
     output_path_problem,
+    replaced_size,
     same_file,
     space_problem,
     write_target,
@@ -205,30 +206,42 @@ def picture_over_problem(flag_name: str, path: str, overwrite: bool | None,
     suffix = os.path.splitext(os.fsdecode(path))[1].lower()
     if overwrite or suffix == ".npz" or not (page or suffix in FORMATS):
         return None
+
+    def ours(path):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(1 << 16)
+                f.seek(max(f.seek(0, os.SEEK_END) - (1 << 16), 0))
+                both = head + f.read()
+        except PermissionError:
+            raise
+        except OSError:  # (the write says why)
+            return True
+        if page:
+            return any(mark.encode() in both for mark in PAGE_MARKS)
+        if FORMATS[suffix] == "jpg":
+            return head.startswith(b"\xff\xd8\xff")
+        return b"matplotlib" in both.lower()
+
     how = "move it away first" if overwrite is None else "pass --overwrite to replace it"
-    what = "page" if page else "picture"
+    return not_ours_problem(flag_name, path, f"a {'page' if page else 'picture'} rnnlab wrote",
+                            ours, how)
+
+
+def not_ours_problem(flag_name: str, path: str, what: str, ours, how: str) -> str | None:
+    """Why writing an output at ``path`` would replace a file of the user's,
+    or None: there is none, or it is empty (nothing to lose), or ``ours(path)``
+    says it is ``what`` the output is (rnnlab wrote it there before). A file
+    that cannot be read to tell is refused too; ``how``: the way to replace
+    it anyway."""
     try:
-        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        if not os.path.isfile(path) or os.path.getsize(path) == 0 or ours(path):
             return None
-        with open(path, "rb") as f:
-            head = f.read(1 << 16)
-            f.seek(max(f.seek(0, os.SEEK_END) - (1 << 16), 0))
-            both = head + f.read()
     except PermissionError:
         return (f"{flag_name} {path} exists already and cannot be read (no permission) to tell "
-                f"whether it is a {what} rnnlab wrote: give another name, or {how}")
-    except OSError:  # (the write says why)
-        return None
-    if page:
-        ours = any(mark.encode() in both for mark in PAGE_MARKS)
-    elif FORMATS[suffix] == "jpg":
-        ours = head.startswith(b"\xff\xd8\xff")
-    else:
-        ours = b"matplotlib" in both.lower()
-    if ours:
-        return None
-    return (f"{flag_name} {path} exists already and is not a {what} rnnlab wrote (another "
-            f"file?): give another name, or {how}")
+                f"whether it is {what}: give another name, or {how}")
+    return (f"{flag_name} {path} exists already and is not {what} (another file?): give "
+            f"another name, or {how}")
 
 
 def made_folder_notice(flag_name: str, path: str) -> None:
@@ -541,20 +554,16 @@ def disk_space_problem(trainer, save: str | None, checkpoint: str | None,
     whole: the second write needs the first file's space and its own,
     less a file the first replaced."""
     words = 4 * sum(len(str(vocab[i])) + 2 for i in range(len(vocab)))  # (with quotes)
-    params = params_bytes(trainer.model)
+    params, least = params_bytes(trainer.model), least_bytes(trainer)
     if checkpoint_every is None:
-        first, twice = least_bytes(trainer) + params * min(kept_copies, 1), True
+        first, twice = least + params * min(kept_copies, 1), True
     else:
-        first = least_bytes(trainer)
+        first = least
         twice = iterations is not None and iterations >= checkpoint_every
-    largest = least_bytes(trainer) + params * kept_copies
+    largest = least + params * kept_copies
     at_once = largest
     if checkpoint and twice:
-        try:
-            old = os.path.getsize(checkpoint) if os.path.isfile(checkpoint) else 0
-        except OSError:
-            old = 0
-        at_once = max(first, first + largest - old)
+        at_once = max(first, first + largest - replaced_size(checkpoint))
     return space_problem({"--checkpoint": (checkpoint, largest, at_once),
                           "--save": (save, params + words)})
 
@@ -564,24 +573,23 @@ def save_over_problem(save: str | None, overwrite: bool) -> str | None:
     training checkpoint (resumable with --resume), or another file than a
     saved model (notes, a corpus); replaced only with ``overwrite``. A saved
     model is replaced: that is what --save of a model's name asks."""
-    if not save or overwrite or not os.path.isfile(save) or os.path.getsize(save) == 0:
-        return None  # (an empty file holds nothing to lose)
-    if is_checkpoint_file(save):
+    if not save or overwrite:
+        return None
+    if os.path.isfile(save) and os.path.getsize(save) and is_checkpoint_file(save):
         return (f"--save {save} is a training checkpoint (a run --resume continues): a model "
                 f"saved over it would end that run; give another name, or pass --overwrite to "
                 f"replace it")
-    try:
-        saved_model = "model" in load_npz_meta(save)
-    except PermissionError:
-        return (f"--save {save} exists already and cannot be read (no permission) to tell "
-                f"whether it is a saved model: give another name, or pass --overwrite to "
-                f"replace it")
-    except (OSError, ValueError):  # (not an .npz of rnnlab's)
-        saved_model = False
-    if not saved_model:
-        return (f"--save {save} exists already and is not a saved model (another file?): give "
-                f"another name, or pass --overwrite to replace it")
-    return None
+
+    def ours(path):
+        try:
+            return "model" in load_npz_meta(path)
+        except PermissionError:
+            raise
+        except (OSError, ValueError):  # (not an .npz of rnnlab's)
+            return False
+
+    return not_ours_problem("--save", save, "a saved model", ours,
+                            "pass --overwrite to replace it")
 
 
 def pickle_name_problem(args: argparse.Namespace, dests, suffix: str = ".npz") -> str | None:

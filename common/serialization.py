@@ -783,6 +783,16 @@ def _read_only_problem(flag_name: str, path: str, target: str) -> str | None:
     return None
 
 
+def replaced_size(path: str | os.PathLike) -> int:
+    """The bytes of the file at ``path`` now (through a link), which writing
+    there frees once the new file is whole; 0 where there is none."""
+    target = write_target(os.fsdecode(path))
+    try:
+        return os.path.getsize(target) if os.path.isfile(target) else 0
+    except OSError:
+        return 0
+
+
 def space_problem(outputs: Mapping[str, tuple]) -> str | None:
     """Why the files ``outputs`` (``{flag: (path, size)}``, ``size`` a lower
     bound of the file's bytes, a path None for an output not asked for)
@@ -814,12 +824,8 @@ def space_problem(outputs: Mapping[str, tuple]) -> str | None:
     for flag, (path, size, *at_once) in outputs.items():
         if path is None:
             continue
-        target = write_target(os.fsdecode(path))
-        try:  # (what is there now is freed once the new file is whole)
-            old = os.path.getsize(target) if os.path.isfile(target) else 0
-        except OSError:
-            old = 0
-        existing, _ = folders_on_the_way(target)
+        old = replaced_size(path)
+        existing, _ = folders_on_the_way(write_target(os.fsdecode(path)))
         try:
             st = os.statvfs(existing)
             device = os.stat(existing).st_dev

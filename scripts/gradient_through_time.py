@@ -167,13 +167,12 @@ class Diverged(Exception):
     """A training whose loss passed the divergence bound (or is not a number)."""
 
 
-def train(model, corpus, args, V):
+def train(model, corpus, args, bound):
     """Adam on random windows, each from a zero state; returns the last losses'
-    mean. Raises :class:`Diverged` at a loss above ``divergence_bound(V)``:
-    the gradients of such a model measure nothing."""
+    mean. Raises :class:`Diverged` at a loss above ``bound``
+    (``divergence_bound(V)``): the gradients of such a model measure nothing."""
     optimizer = Adam(lr=args.lr)
     rng = np.random.default_rng(args.seed)  # the same batches for every model
-    bound = divergence_bound(V)
     losses = []
     # (Overflow on the way to a diverged loss is said below, once, in words.)
     with managed(), np.errstate(over="ignore", invalid="ignore"):
@@ -195,14 +194,14 @@ def diverged_words(what, bound, args):
             f"(now {args.lr:g}) or --max-grad (now {args.max_grad:g})")
 
 
-def measure(model, xs, ts, V, args):
+def measure(model, xs, ts, bound, args):
     """``(held-out loss, gradient norms)`` of a trained model; raises
     :class:`Diverged` where either is past what a model that learnt gives
-    (the last update of the training may be the one that blew it up)."""
+    (the loss ``bound``; the last update of the training may be the one that
+    blew it up)."""
     with np.errstate(over="ignore", invalid="ignore"):
         held = held_out_loss(model, xs, ts)
         norms = gradient_through_time(model, xs, ts)
-    bound = divergence_bound(V)
     if not held <= bound:
         raise Diverged(diverged_words(f"its held-out loss is {held:.4g} nats after training",
                                       bound, args))
@@ -283,7 +282,7 @@ def _run(args):
           f"{args.batch_size} x {args.time_size}, Adam lr {args.lr}, clipping {args.max_grad}")
     eval_xs, eval_ts = windows(valid_ids, args.eval_batch, args.eval_length,
                                np.random.default_rng(args.seed + 1))
-    curves = []
+    curves, bound = [], divergence_bound(V)
     steps_back = sorted({k for k in (0, 10, 25, 50, args.eval_length - 1)
                          if k < args.eval_length})
     print("model                   train loss  held-out bits/char  |grad| at "
@@ -293,8 +292,8 @@ def _run(args):
             model = build_model(name, V, args.wordvec_size, args.hidden_size, seed=args.seed)
             start = time.perf_counter()
             try:
-                loss = train(model, train_ids, args, V)
-                held, norms = measure(model, eval_xs, eval_ts, V, args)
+                loss = train(model, train_ids, args, bound)
+                held, norms = measure(model, eval_xs, eval_ts, bound, args)
             except Diverged as exc:
                 print(f"error: {label}: {exc}", file=sys.stderr)
                 # (The models before it: their curves stand.)
