@@ -44,17 +44,13 @@ def shut_folder(base, name, owned_by_the_user):
     return folder
 
 
-def test_a_folder_of_ones_own_is_fixed_with_chmod_u_plus_x(base):
-    folder = shut_folder(base, "mine", owned_by_the_user=True)
+@pytest.mark.parametrize("owned_by_the_user, fix", [
+    (True, "chmod u+x {folder}"),  # one's own folder: fixed with chmod u+x
+    (False, "its owner can let others in: chmod a+x {folder}"),  # another's: left to its owner
+])
+def test_the_fix_fits_who_owns_the_folder(base, owned_by_the_user, fix):
+    folder = shut_folder(base, "mine" if owned_by_the_user else "theirs", owned_by_the_user)
     with a_users_permissions():
         words = file_access.unreachable_words(folder / "book.txt")
     assert words == (f"cannot reach {folder / 'book.txt'}: this user may not enter the folder "
-                     f"{folder} (chmod u+x {folder})")
-
-
-def test_another_users_folder_is_left_to_its_owner(base):
-    folder = shut_folder(base, "theirs", owned_by_the_user=False)
-    with a_users_permissions():
-        words = file_access.unreachable_words(folder / "book.txt")
-    assert words == (f"cannot reach {folder / 'book.txt'}: this user may not enter the folder "
-                     f"{folder} (its owner can let others in: chmod a+x {folder})")
+                     f"{folder} ({fix.format(folder=folder)})")

@@ -542,3 +542,79 @@ def test_a_model_without_parameters_still_trains():
     trainer = Trainer(Constant(), Adam())
     trainer.fit(x, t, max_epoch=1, batch_size=8, verbose=False)
     assert trainer.epoch == 1
+
+
+@needs_processes
+def test_a_replica_found_wrong_is_not_tried_again_in_the_models_next_context(calls):
+    """A model whose replica was found to compute other bits is not handed to
+    the helper again (common.data_parallel._helper): its next fit, epoch or
+    hand-written loop computes both halves here from its first batch, without
+    a new helper begun, a half posted, or the warning said again."""
+    rng = np.random.default_rng(3)
+    batches = [pairs(rng, 8) for _ in range(2)]
+    model = ForgetfulSeq2seq(V, D, H, scale=2.0, seed=0)
+    with pytest.warns(RuntimeWarning, match="is not the model"):
+        first = by_halves(model, batches)
+    assert calls["post"] == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once, in the first context
+        again = by_halves(model, batches)
+    assert calls["post"] == 1  # nothing handed to the helper
+    assert_same_bits(again, first)
+
+
+def nan_then_finite(model, batches):
+    """In one context: the first batch with NaN parameters, then the others
+    with the model's own; each later batch's loss and gradients."""
+    saved = model.params[0].copy()
+    x, t = batches[0]
+    results = []
+    with data_parallel.batch_halves(model, x.shape, t.shape) as forward_backward:
+        model.params[0][...] = np.nan
+        with np.errstate(invalid="ignore"):
+            forward_backward(x, t)
+        model.params[0][...] = saved
+        for x, t in batches[1:]:
+            results.append((forward_backward(x, t), [g.copy() for g in model.grads]))
+    return results
+
+
+@needs_processes
+def test_after_a_nan_first_batch_the_next_batch_of_the_context_is_checked(calls, monkeypatch):
+    """A first batch whose loss is NaN says nothing of the replica
+    (common.data_parallel._checked), so the *next* batch of the same context
+    is checked: in one fit, a wrong replica whose first batch blew up was
+    taken on trust from the second batch on, and trained on its wrong
+    gradients without a word. (The tests above open a new context for the
+    later batches, which checks its first batch anyway.)"""
+    rng = np.random.default_rng(17)
+    batches = [pairs(rng, 8) for _ in range(3)]
+    with pytest.warns(RuntimeWarning, match="is not the model"):
+        helped = nan_then_finite(ForgetfulSeq2seq(V, D, H, scale=2.0, seed=0), batches)
+    assert calls["post"] == 2  # the NaN batch and the next, found wrong; not the third
+    monkeypatch.setattr(data_parallel, "_disabled", True)
+    alone = nan_then_finite(ForgetfulSeq2seq(V, D, H, scale=2.0, seed=0), batches)
+    assert_same_bits(helped, alone)
+
+
+@needs_processes
+def test_a_model_with_its_own_ignore_label_keeps_the_helper(calls):
+    """The helper's replica is given the model's ignore label
+    (common.batch_worker._build): built with its default, it scored the
+    padding, and its half differed from this process's. The first batch's
+    check then caught it and this process computed both halves for good,
+    with a warning that blamed the model's config: the bits stayed right, so
+    a test of the bits alone does not see it. The replica must be found the
+    model, and go on computing its halves."""
+    rng = np.random.default_rng(9)
+    x, t = rng.integers(0, V, (12, 5)), rng.integers(1, V, (12, 5))
+    t[::2, -2:] = 0  # padding
+    model = Seq2seq(V, D, H, seed=3)
+    model.loss_layer.ignore_label = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with data_parallel.batch_halves(model, x.shape, t.shape) as forward_backward:
+            for _ in range(3):
+                forward_backward(x, t)
+    assert data_parallel._replica_verdict(model) == "same"
+    assert calls["post"] == 3
