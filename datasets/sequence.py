@@ -57,7 +57,10 @@ Any other name is a path to a file of pairs, in one of two layouts:
   padded with spaces to the longest, answers get the leading ``'_'`` and are
   padded to the longest. A file is read this way when its name ends in
   ``.tsv`` or its first line holds a tab (a file in the book's layout holds
-  no tab).
+  no tab). Padding that is most of the arrays (one stray long line pads
+  every pair to its width) is warned of, naming the widest lines; padding
+  that would not fit in the memory available is refused before it is made
+  (:class:`common.memory.NotEnoughMemory`, a ``MemoryError``).
 
 Some answers may be empty, not all: with nothing after ``'_'`` in any pair
 but padding (spaces) the decoder would have no target to learn. A question
@@ -97,6 +100,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from common.memory import NotEnoughMemory, available_bytes, gib
 
 from ._checks import book_name, check_int
 from .text import CorpusError, read_text
@@ -161,6 +166,17 @@ _last_vocab: tuple[dict[str, int], dict[int, str]] | None = None
 
 
 MIN_PAIRS_FOR_HEADER_CHECK = 10
+# A line a message quotes is cut after this many characters (a stray line of
+# megabytes would otherwise fill the terminal).
+QUOTED_CHARS = 60
+# Tab-separated pairs are padded to the widest question and answer: where the
+# padded arrays would hold this many times the pairs' characters, mostly
+# padding (one stray long line, say), a warning names the widest lines.
+PADDING_WARNING_FACTOR = 4
+# Padding and numbering the pairs takes up to this many bytes of memory per
+# character of the padded pairs (measured with tracemalloc: 39 for ASCII, 45
+# for characters outside the Basic Multilingual Plane): checked before padding.
+PADDED_BYTES_PER_CHAR = 48
 # A file with at least one test pair in this many also among its training pairs is warned of.
 REPEATED_TEST_SHARE = 10
 
@@ -426,8 +442,8 @@ def _warn_of_a_header(path, lines, questions, answers) -> None:
     singles = {c for c, n in Counter(c for pair in chars for c in pair).items() if n == 1}
     if not any(2 * len(pair & singles) >= len(pair) for pair in chars[1:]):
         number, line = lines[0]
-        warnings.warn(f"{path}, line {number}: {line!r} holds characters that no other line "
-                      f"holds ({''.join(sorted(own))!r}): if it is a header, remove it; it "
+        warnings.warn(f"{path}, line {number}: {_quoted(line)} holds characters that no other line "
+                      f"holds ({_quoted(''.join(sorted(own)))}): if it is a header, remove it; it "
                       f"is read as a question/answer pair", SequenceDataWarning, stacklevel=4)
 
 
@@ -438,20 +454,20 @@ def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[st
     for number, line in lines:
         if "\t" in line:  # line 1 has none, or the file would be read as tab-separated
             raise SequenceDataError(
-                f"{path}, line {number}: a tab in {line!r}, but line {lines[0][0]} has none: "
-                f"the file mixes the book's layout and question<TAB>answer lines; use one "
-                f"layout throughout"
+                f"{path}, line {number}: a tab in {_quoted(line)}, but line {lines[0][0]} "
+                f"has none: the file mixes the book's layout and question<TAB>answer lines; "
+                f"use one layout throughout"
             )
         where = line.find("_")
         if where < 0:
             raise SequenceDataError(
-                f"{path}, line {number}: no '_' separating question and answer in {line!r}; "
+                f"{path}, line {number}: no '_' separating question and answer in {_quoted(line)}; "
                 f"the book's layout is question_answer, e.g. '16+75  _91  ' (or use "
                 f"question<TAB>answer lines)"
             )
         question, answer = line[:where], line[where:]
         if not question.strip(" "):  # (spaces alone: padding, as in tab-separated files)
-            raise SequenceDataError(f"{path}, line {number}: empty question in {line!r}")
+            raise SequenceDataError(f"{path}, line {number}: empty question in {_quoted(line)}")
         if widths is None:
             widths = (len(question), len(answer))
         elif (len(question), len(answer)) != widths:
@@ -467,17 +483,17 @@ def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[st
                 if (count := other.count("_")) > 1:
                     cut = other.find("_")
                     raise SequenceDataError(
-                        f"{sizes}. Line {other_number}, {other!r}, holds {count} '_', and in "
-                        f"the book's layout the question ends at the first '_': it reads as "
-                        f"the question {other[:cut]!r} and the answer {other[cut:]!r}. For "
-                        f"questions that contain '_', use question<TAB>answer lines (e.g. "
-                        f"'16_75<TAB>91'), of any widths; otherwise pad every line with "
-                        f"spaces to the same widths"
+                        f"{sizes}. Line {other_number}, {_quoted(other)}, holds {count} "
+                        f"'_', and in the book's layout the question ends at the first '_': "
+                        f"it reads as the question {_quoted(other[:cut])} and the answer "
+                        f"{_quoted(other[cut:])}. For questions that contain '_', use "
+                        f"question<TAB>answer lines (e.g. '16_75<TAB>91'), of any widths; "
+                        f"otherwise pad every line with spaces to the same widths"
                     )
             if len(questions) == 1 and len(lines) > 2 and _one_width(lines[1:]):
                 raise SequenceDataError(
                     f"{sizes}, and every line after it is as wide as line {number}: if line "
-                    f"{lines[0][0]}, {lines[0][1]!r}, is a header, remove it; otherwise pad "
+                    f"{lines[0][0]}, {_quoted(lines[0][1])}, is a header, remove it; otherwise pad "
                     f"it with spaces to the others' widths (or use question<TAB>answer lines)"
                 )
             raise SequenceDataError(
@@ -494,12 +510,55 @@ def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[st
         number, line = lines[0]
         cut = line.find("_")
         warnings.warn(f"{path}: every answer holds a second '_', at the same place (line "
-                      f"{number}, {line!r}, reads as the question {line[:cut]!r} and the "
-                      f"answer {line[cut:]!r}): in the book's layout the question ends at "
-                      f"the first '_'. For questions that contain '_', use question<TAB>answer "
-                      f"lines (e.g. '16_75<TAB>91')",
+                      f"{number}, {_quoted(line)}, reads as the question "
+                      f"{_quoted(line[:cut])} and the answer {_quoted(line[cut:])}): in the "
+                      f"book's layout the question ends at the first '_'. For questions "
+                      f"that contain '_', use question<TAB>answer lines (e.g. '16_75<TAB>91')",
                       SequenceDataWarning, stacklevel=4)
     return questions, answers
+
+
+def _check_padding(path: Path, lines: list[tuple[int, str]], questions: list[str],
+                   answers: list[str]) -> None:
+    """Before tab-separated pairs are padded to one width: refuse padding that
+    does not fit in the memory available (:class:`common.memory.NotEnoughMemory`),
+    and warn of padding that is most of the arrays (a
+    :class:`SequenceDataWarning`). Either names the lines that set the widths:
+    one stray long line pads every pair to its width, and every step of
+    training then pays for that width."""
+    q_lengths, a_lengths = list(map(len, questions)), list(map(len, answers))
+    q_width, a_width = max(q_lengths), max(a_lengths)
+    chars, padded = sum(q_lengths) + sum(a_lengths), len(questions) * (q_width + a_width)
+    mostly_padding = padded >= PADDING_WARNING_FACTOR * chars
+    if mostly_padding:
+        q_line, a_line = (lines[lengths.index(max(lengths))] for lengths in (q_lengths,
+                                                                            a_lengths))
+        # (an answer's width counts the start '_' the reading adds)
+        widest = (f"every question is padded to the widest and every answer too, and the "
+                  f"widest question, line {q_line[0]}'s, is {q_width:,} characters (half are "
+                  f"at most {int(np.median(q_lengths)):,}), the widest answer, line "
+                  f"{a_line[0]}'s, {a_width - 1:,} (half at most "
+                  f"{int(np.median(a_lengths)) - 1:,})")
+    need, available = padded * PADDED_BYTES_PER_CHAR, available_bytes()
+    if available is not None and need > available:
+        raise NotEnoughMemory(
+            f"{path}: {widest + ': ' if mostly_padding else ''}padding and numbering its "
+            f"{len(questions):,} pairs takes about {gib(need)} of memory, but only "
+            f"{gib(available)} is available; " + (
+                "remove or shorten the widest lines (or train on the pairs of one range of "
+                "widths at a time)" if mostly_padding else "train on a part of its lines"))
+    if mostly_padding:
+        warnings.warn(
+            f"{path}: {widest}: the arrays hold {padded / chars:.0f} times the pairs' "
+            f"characters, mostly padding, which every step of training computes on; if those "
+            f"lines are mistakes, remove them", SequenceDataWarning, stacklevel=5)
+
+
+def _quoted(line: str) -> str:
+    """``line`` as a message quotes it: its repr, cut after QUOTED_CHARS characters."""
+    if len(line) <= QUOTED_CHARS:
+        return repr(line)
+    return f"{line[:QUOTED_CHARS]!r}... ({len(line):,} characters)"
 
 
 def _one_width(lines: list[tuple[int, str]]) -> bool:
@@ -514,10 +573,11 @@ def _combining_hint(*numbered: tuple[int, str]) -> str | None:
     for number, line in numbered:
         # (Thai or Devanagari marks combine too, but have no composed form.)
         if unicodedata.normalize("NFC", line) != line:
-            return (f"Line {number}, {line!r}, holds combining characters (an accent written "
-                    f"as a character of its own after its letter, decomposed Unicode), each "
-                    f"counted as one character: write the file in composed form (NFC), e.g. "
-                    f"unicodedata.normalize('NFC', text), or use question<TAB>answer lines")
+            return (f"Line {number}, {_quoted(line)}, holds combining characters (an accent "
+                    f"written as a character of its own after its letter, decomposed "
+                    f"Unicode), each counted as one character: write the file in composed "
+                    f"form (NFC), e.g. unicodedata.normalize('NFC', text), or use "
+                    f"question<TAB>answer lines")
     return None
 
 
@@ -531,14 +591,15 @@ def _read_tsv(path: Path, lines: list[tuple[int, str]],
         if len(fields) != 2:
             problem = "no tab" if len(fields) == 1 else f"{len(fields) - 1} tabs"
             raise SequenceDataError(
-                f"{path}, line {number}: {problem} in {line!r}; expected question<TAB>answer "
-                f"(the file is read as tab-separated: {why})"
+                f"{path}, line {number}: {problem} in {_quoted(line)}; expected "
+                f"question<TAB>answer (the file is read as tab-separated: {why})"
             )
         question, answer = fields
         if not question.strip(" "):  # (spaces alone: the same as none, once padded)
-            raise SequenceDataError(f"{path}, line {number}: empty question in {line!r}")
+            raise SequenceDataError(f"{path}, line {number}: empty question in {_quoted(line)}")
         questions.append(question)
         answers.append("_" + answer)
+    _check_padding(path, lines, questions, answers)
     if all(a.startswith("__") for a in answers):
         warnings.warn(f"{path}: every answer starts with '_', to which reading the file as "
                       f"tab-separated ({why}) adds the start '_', so each is read as '__...': "

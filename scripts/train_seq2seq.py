@@ -692,6 +692,9 @@ def _run_holding(args):
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except NotEnoughMemory as exc:  # the pairs' padding, checked before padding them
+        print(f"error: --data {exc}", file=sys.stderr)
+        return 2
     except MemoryError:  # past --ignore-memory-check, or an estimate too low for this file
         what = (f"read --data {args.data} ({gib(os.path.getsize(args.data))}; reading takes "
                 f"up to {DATA_BYTES_PER_BYTE} times that); train on a part of its lines"
@@ -787,7 +790,8 @@ def _run_holding(args):
 
     held = f", {args.val:,} validation" if args.val else ""
     print(f"{trainer.title}: {len(x_train):,} training{held} and {len(x_test):,} test pairs, "
-          f"vocabulary {V}, {len(x_train) // args.batch_size} iterations an epoch")
+          f"vocabulary {V}, questions {enc_steps} and answers {dec_steps} characters wide "
+          f"(padded), {len(x_train) // args.batch_size} iterations an epoch")
     show_rows = np.random.default_rng(args.seed).choice(len(x_test), size=min(args.show,
                                                                                len(x_test)),
                                                         replace=False)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from common.checkpoint import read_checkpoint
+from common.memory import NotEnoughMemory
 from models import load_model
 
 from script_loader import load_script
@@ -502,6 +503,16 @@ def test_a_data_file_too_large_for_memory_is_refused_before_reading(pairs_file, 
     assert module.main(["--task", "date", *SMALL, "--ignore-memory-check"]) == 2
     assert ("error: not enough memory to make the date task's pairs (ulimit -v?)"
             in capsys.readouterr().err)
+
+    # The pairs' padding, checked by the loader (one stray long line pads every
+    # pair to its width): its own message, not the file's size blamed.
+    def no_memory_to_pad(*args, **kwargs):
+        raise NotEnoughMemory(f"{pairs_file}: every question is padded to the widest")
+
+    monkeypatch.setattr(module.sequence, "load_data", no_memory_to_pad)
+    assert module.main(["--data", pairs_file, *SMALL]) == 2
+    assert (f"error: --data {pairs_file}: every question is padded to the widest\n"
+            == capsys.readouterr().err)
 
 
 def test_no_memory_to_score_the_test_pairs_keeps_the_epoch(pairs_file, tmp_path, capsys):

@@ -531,6 +531,57 @@ def test_a_first_pair_like_the_others_gives_no_warning(tmp_path, lines):
         sequence.load_data(write(tmp_path / "a.tsv", "\n".join(lines)), seed=None)
 
 
+def test_one_stray_long_line_is_warned_of_by_its_number(tmp_path):
+    """Every pair is padded to the widest: a line of 200 characters among sums
+    of 7 made arrays 18 times the pairs' characters, and nothing said why."""
+    lines = [*SUMS, "y" * 200 + "\t1", *(f"{a}+{a}\t{2 * a}" for a in range(10, 30))]
+    path = write(tmp_path / "sums.tsv", "\n".join(lines))
+    with pytest.warns(sequence.SequenceDataWarning,
+                      match=r"sums.tsv: every question is padded to the widest and every answer "
+                            r"too, and the widest question, line 21's, is 200 characters \(half "
+                            r"are at most 5\), .* the arrays hold 16 times the pairs' characters"):
+        (x_train, _), _ = sequence.load_data(path, seed=None)
+    assert x_train.shape[1] == 200  # (read all the same: the line may be meant)
+
+
+def test_padding_that_does_not_fit_in_memory_is_refused_before_padding(tmp_path, monkeypatch):
+    """Padding 50,001 pairs to one line of 10,000 characters wanted some 20 GiB,
+    from a file of 1 MiB: the check of the file's size before reading passed."""
+    from common.memory import NotEnoughMemory
+
+    path = write(tmp_path / "sums.tsv", "\n".join([*SUMS, "y" * 200 + "\t1"]))
+    padded_chars = 21 * (200 + 3)  # the widest question, and '_' and the widest answer
+    monkeypatch.setattr(sequence, "available_bytes",
+                        lambda: padded_chars * sequence.PADDED_BYTES_PER_CHAR - 1)
+    monkeypatch.setattr(sequence, "_encode", None)  # (not reached)
+    with pytest.raises(NotEnoughMemory, match=r"sums.tsv: .* the widest question, line 21's, "
+                                              r"is 200 characters .* padding and numbering "
+                                              r"its 21 pairs takes about 0 MiB of memory, but "
+                                              r"only 0 MiB is available; remove or shorten "
+                                              r"the widest lines"):
+        sequence.load_data(path)
+    assert issubclass(NotEnoughMemory, MemoryError)
+    # Pairs of one width: no line to blame.
+    monkeypatch.setattr(sequence, "available_bytes", lambda: 0)
+    with pytest.raises(NotEnoughMemory, match=r"sums.tsv: padding and numbering its 20 pairs "
+                                              r"takes about 0 MiB of memory, but only 0 MiB is "
+                                              r"available; train on a part of its lines$"):
+        sequence.load_data(write(path, "\n".join(SUMS)))
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a\tb\n" + "z" * 100_000 + "\n", r"line 2: no tab in 'z{60}'\.\.\. \(100,000 characters\)"),
+    ("16+75  _91  \n" + "z" * 100_000 + "\n", r"line 2: no '_' separating question and "
+                                                r"answer in 'z{60}'\.\.\. \(100,000"),
+])
+def test_a_long_line_is_quoted_cut_short(tmp_path, content, message):
+    """A line of 100,000 characters was quoted whole: a message of 100 KB."""
+    path = write(tmp_path / "pairs.txt", content)
+    with pytest.raises(sequence.SequenceDataError, match=message) as info:
+        sequence.load_data(path)
+    assert len(str(info.value).replace(str(path), "")) < 300
+
+
 def test_a_failed_load_keeps_the_previous_vocabulary(tmp_path):
     sequence.load_data("addition")
     vocab = sequence.get_vocab()
