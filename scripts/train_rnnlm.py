@@ -553,7 +553,8 @@ def _load_ptb(args):
     except source_error as exc:
         raise UsageError(ptb_message_in_flag_words(str(exc))) from None
     except ptb.DataNotFoundError as exc:
-        if named or args.corpus == "ptb":
+        # (A download from $RNNLAB_PTB_URL's server, named too: its error, not the demo.)
+        if named or args.corpus == "ptb" or os.environ.get(ptb.ENV_URL):
             raise UsageError(ptb_message_in_flag_words(str(exc))) from None
         first_line = str(exc).splitlines()[0]
         print(f"notice: Penn Treebank is not available ({first_line}).\n"

@@ -172,6 +172,20 @@ def test_train_rnnlm_stops_on_an_unwritable_cache_instead_of_training_on_synthet
     assert "--data-dir" in err and "synthetic" not in err
 
 
+def test_train_rnnlm_stops_when_the_server_it_was_given_fails(tmp_path, monkeypatch, capsys):
+    """$RNNLAB_PTB_URL names where PTB is to come from: a failed download from
+    it trained on the synthetic corpus, with a notice of one line that left out
+    the URL and its error."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        load_script("train_rnnlm").main(["--epochs", "1", "--hidden-size", "8",
+                                         "--wordvec-size", "8", "--plot", "none", "--quiet"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "http://127.0.0.1:9/" in err
+    assert "synthetic" not in err and not list(tmp_path.iterdir())
+
+
 # ---------------------------------------------------------------------------
 # 2. Line ends: a lone CR ends a line at word level
 
