@@ -38,6 +38,7 @@ and what is wrong; they never surface as a bare codec or NumPy error.
 from __future__ import annotations
 
 import codecs
+import errno
 import math
 import os
 import re
@@ -46,7 +47,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from common.file_access import is_terminal, unreadable_words
-from common.serialization import special_file_kind
+from common.serialization import link_loops, special_file_kind
 
 from ._checks import check_path, is_int
 
@@ -88,7 +89,9 @@ def read_text(path: str | os.PathLike) -> str:
     Line ends are kept as they are (``"\\r\\n"`` stays two characters).
 
     Raises:
-        FileNotFoundError: the file does not exist.
+        FileNotFoundError: the file does not exist (also: a link to none, or
+            links that lead round in a loop, or a file named as a folder on
+            the way, ``notes.txt/book.txt``: the message says which).
         IsADirectoryError: ``path`` is a folder.
         PermissionError: this user may not read the file, or enter a folder on
             its way (the message says which, and the ``chmod`` that fixes it).
@@ -115,13 +118,27 @@ def read_text(path: str | os.PathLike) -> str:
     except FileNotFoundError as err:
         # Only a shell expands "~"; a quoted or "--flag=~/..." path reaches us as is.
         tilde = " ('~' is not expanded here: write the full path)" if str(path)[:1] == "~" else ""
+        link = (f"; it is a link to {os.readlink(path)}, which does not exist"
+                if os.path.islink(path) else "")
         raise FileNotFoundError(
-            f"text file not found: {path} (absolute: {path.absolute()}){tilde}"
+            f"text file not found: {path} (absolute: {path.absolute()}){link}{tilde}"
         ) from err
     except IsADirectoryError as err:
         raise IsADirectoryError(f"{path} is a folder; expected a text file") from err
     except PermissionError as err:  # the file's own permissions, or a folder on the way
         raise PermissionError(unreadable_words(path)) from err
+    except NotADirectoryError as err:  # 'notes.txt/book.txt'
+        on_the_way = next((folder for folder in path.parents if folder.is_file()), None)
+        raise FileNotFoundError(f"text file not found: {path}: " + (
+            f"{on_the_way} is a file, not a folder" if on_the_way else
+            "a folder on its way is a file") + "; give the path of the text file") from err
+    except OSError as err:
+        if err.errno != errno.ELOOP:
+            raise
+        what = (f"is a link that leads round in a loop (to {os.readlink(path)})"
+                if link_loops(str(path)) else "has links on its way that lead round in a loop")
+        raise FileNotFoundError(f"text file not found: {path} {what}; give the path of the "
+                                f"text file itself") from err
     # Before decoding: read as Latin-1, any binary file "decodes", and converting
     # it with iconv (the advice below) would only turn it into garbage text.
     if problem := _binary_file_problem(data, path):

@@ -590,6 +590,27 @@ def test_missing_file(tmp_path):
         text.load_data(tmp_path / "nope.txt")
 
 
+@pytest.mark.parametrize("make, name, message", [
+    (lambda d: os.symlink("nowhere.txt", d / "book.txt"), "book.txt",
+     r"book.txt \(absolute: .*\); it is a link to nowhere.txt, which does not exist"),
+    (lambda d: os.symlink("book.txt", d / "book.txt"), "book.txt",
+     r"book.txt is a link that leads round in a loop \(to book.txt\); give the path of the "
+     r"text file itself"),
+    (lambda d: (os.symlink("b", d / "a"), os.symlink("a", d / "b")), "a/book.txt",
+     r"a/book.txt has links on its way that lead round in a loop"),
+    (lambda d: (d / "notes.txt").write_text("a b\n"), "notes.txt/book.txt",
+     r"notes.txt/book.txt: .*notes.txt is a file, not a folder; give the path of the text "
+     r"file"),
+], ids=["link-to-none", "link-loop", "loop-on-the-way", "file-as-folder"])
+def test_a_path_that_names_no_file_says_why(tmp_path, make, name, message):
+    """A link round in a loop, or a file named as a folder, surfaced as a raw
+    '[Errno 40] Too many levels of symbolic links' (or Errno 20); a link to
+    nothing as 'not found', without a word of the link."""
+    make(tmp_path)
+    with pytest.raises(FileNotFoundError, match="text file not found: .*" + message):
+        text.read_text(tmp_path / name)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
