@@ -481,7 +481,8 @@ def split_corpus(
     if min(sizes) < MIN_TOKENS:
         raise ValueError(
             f"a corpus of {n} tokens is too short to split by {fractions}: the parts would "
-            f"have {sizes} tokens, and each needs at least {MIN_TOKENS}: use a longer corpus"
+            f"have {sizes} tokens, and each needs at least {MIN_TOKENS}: use a longer corpus "
+            f"(about {math.ceil(MIN_TOKENS / min(fractions))} tokens or more)"
         )
     return tuple(corpus[start:end] for start, end in zip(starts, ends, strict=True))
 

@@ -512,7 +512,12 @@ def load_corpus(args):
                              f"{_tokens(args)}; "
                              f"restore the file, or start a new run")
         args.text_sha256, args.text_ids_sha256 = sha256, ids_digest
-        train, valid, test = text.split_corpus(full)  # a text too short to split: ValueError
+        try:
+            train, valid, test = text.split_corpus(full)
+        except ValueError as exc:  # a text too short to split
+            hint = ("; --level char makes a token of each character" if args.level == "word"
+                    else "")
+            raise UsageError(f"--text-file {args.text_file}: {exc}{hint}") from None
     except FileNotFoundError as exc:
         if args.resume:  # the path came from the checkpoint, not from the user
             raise UsageError(f"the text file of the run in {args.resume}, {args.text_file}, is "

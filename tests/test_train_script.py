@@ -826,9 +826,16 @@ def test_plot_none_trains_without_a_plot(script, tmp_path):
 
 
 def test_a_text_too_short_to_split_is_a_usage_error(script, tmp_path, capsys):
+    """The message names the file, the length that splits and, at word level,
+    the level that gives more tokens."""
     (tmp_path / "tiny.txt").write_text("ab", encoding="utf-8")
     assert usage_error(script, ["--text-file", "tiny.txt", "--level", "char", "--plot", "none"])
-    assert "too short to split" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--text-file tiny.txt: a corpus of 2 tokens is too short to split" in err
+    assert "(about 40 tokens or more)" in err and "--level char" not in err
+    (tmp_path / "words.txt").write_text("a b c d e f", encoding="utf-8")
+    assert usage_error(script, ["--text-file", "words.txt", "--plot", "none"])
+    assert "--level char makes a token of each character" in capsys.readouterr().err
 
 
 def test_a_file_given_as_data_dir_is_called_a_file(script, capsys):
