@@ -432,7 +432,7 @@ def _require_complete(folder: Path, source: str, origin: str) -> Path:
         if actual != expected:
             raise ChecksumError(
                 f"{path} (from {origin}) failed its SHA-256 check; the file is truncated "
-                f"or altered ({path.stat().st_size} bytes).\n"
+                f"or altered ({path.stat().st_size} bytes){_line_end_words(path)}.\n"
                 f"  expected {expected}\n"
                 f"  actual   {actual}\n"
                 f"Fix: replace it with the original from {MIRRORS[0]}{name}, or point "
@@ -442,6 +442,22 @@ def _require_complete(folder: Path, source: str, origin: str) -> Path:
                 folder,
             )
     return folder
+
+
+def _line_end_words(path: Path) -> str:
+    """Why a file whose SHA-256 failed may differ, where its start shows it:
+    Windows line ends (the published files end lines with LF alone; a copy
+    or checkout may have converted them, as git's core.autocrlf does)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2**16)
+    except OSError:
+        return ""
+    if b"\r\n" not in head:
+        return ""
+    return ("; its lines end with CR LF, Windows line ends, where the published files' "
+            "end with LF alone (a copy or checkout converted them, as git's core.autocrlf "
+            "does): convert them back, e.g. dos2unix, or use the original")
 
 
 def _in_place_of(folder: Path, names: list[str]) -> list[str]:

@@ -152,7 +152,17 @@ def test_altered_file_is_rejected(ptb_copy):
     data[100] = ord("#")  # same size, one byte different
     test.write_bytes(bytes(data))
 
-    with pytest.raises(ptb.ChecksumError, match=r"ptb\.test\.txt .*SHA-256"):
+    with pytest.raises(ptb.ChecksumError, match=r"ptb\.test\.txt .*SHA-256") as info:
+        ptb.load_data("train", data_dir=ptb_copy)
+    assert "CR LF" not in str(info.value)
+
+
+def test_a_file_with_windows_line_ends_is_rejected_saying_so(ptb_copy):
+    """A copy converted to CR LF (git's core.autocrlf) was 'truncated or altered'."""
+    valid = ptb_copy / "ptb.valid.txt"
+    valid.write_bytes(valid.read_bytes().replace(b"\n", b"\r\n"))
+    with pytest.raises(ptb.ChecksumError, match=r"ptb\.valid\.txt .* its lines end with CR "
+                                                r"LF, Windows line ends, .* dos2unix"):
         ptb.load_data("train", data_dir=ptb_copy)
 
 
