@@ -168,6 +168,8 @@ def load_model(path: str | os.PathLike) -> tuple:
     if len(vocab) < V:
         raise ValueError(f"{path}: the vocabulary has {len(vocab)} tokens, the model {V}")
     vocab = vocab[:V]  # a model trained with --corpus-size may know only the first V ids
+    if problem := repeated_token_problem(vocab, path):
+        raise ValueError(problem)
     level = meta.get("level") or guess_level(vocab)
     if level not in ("word", "char"):
         raise ValueError(f"{path}: unknown token level {level!r}")
@@ -178,6 +180,25 @@ def guess_level(vocab: list) -> str:
     """The token level of a file that does not record one: single characters
     and no ``<eos>`` mean ``'char'``, else ``'word'``."""
     return "char" if "<eos>" not in vocab and all(len(t) == 1 for t in vocab) else "word"
+
+
+def repeated_token_problem(vocab: list, path) -> str | None:
+    """What to say of the model file ``path`` when its vocabulary ``vocab``
+    (the model's ids, in order) lists one token at two ids (a hand-edited or
+    damaged file): text would be read as the later id, which the model
+    learned as another token, and every answer would be silently wrong; or
+    None."""
+    if len(set(vocab)) == len(vocab):
+        return None
+    first = {}
+    for i, token in enumerate(vocab):
+        if token in first:
+            return (f"{path} is damaged: its vocabulary lists {token!r} at the ids "
+                    f"{first[token]} and {i}, so text cannot be turned into the ids the model "
+                    f"was trained on; save the model again with the vocabulary it was "
+                    f"trained on")
+        first[token] = i
+    return None
 
 
 def nonfinite_weights_problem(model, path) -> str | None:

@@ -297,9 +297,11 @@ def trained_widths(meta: dict) -> tuple[int | None, int | None]:
     ``scripts/train_seq2seq.py`` records them in the file's metadata ``meta``:
     ``(question width, answer width with its start character)``, each None
     where it is not recorded (a file saved before the widths were) or not a
-    whole number (a hand-edited file)."""
-    return tuple(w if isinstance(w, int) and not isinstance(w, bool) else None
-                 for w in (meta.get("question_width"), meta.get("answer_width")))
+    whole number, or fewer than a question's one character or an answer's
+    start and one character (a hand-edited or damaged file)."""
+    return tuple(w if isinstance(w, int) and not isinstance(w, bool) and w >= least else None
+                 for w, least in ((meta.get("question_width"), 1),
+                                  (meta.get("answer_width"), 2)))
 
 
 def generate_pairs(

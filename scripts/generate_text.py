@@ -41,7 +41,11 @@ from common.cli import (  # noqa: E402
     user_path,
     writable,
 )
-from common.inspection import guess_level, nonfinite_weights_problem  # noqa: E402
+from common.inspection import (  # noqa: E402
+    guess_level,
+    nonfinite_weights_problem,
+    repeated_token_problem,
+)
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.serialization import load_npz_meta  # noqa: E402
@@ -195,6 +199,8 @@ def load_model(path):
     # A model trained on the start of a corpus (train_rnnlm.py --corpus-size) may
     # know only the first V ids of the corpus' vocabulary.
     vocab = vocab[:V]
+    if problem := repeated_token_problem(vocab, path):
+        raise UsageError(problem)
     level = meta.get("level")
     if not level:
         level = guess_level(vocab)

@@ -52,9 +52,10 @@ from common.cli import (  # noqa: E402
     import_model_classes,
     model_load_words,
     output_flags_problem,
-    outputs_escaped,
+    outputs_may_close,
     pickle_name_problem,
     point_at_null,
+    results_status,
     user_path,
 )
 from common.inspection import (  # noqa: E402
@@ -64,6 +65,7 @@ from common.inspection import (  # noqa: E402
     model_units,
     nonfinite_weights_problem,
     record_states,
+    repeated_token_problem,
     text_properties,
     token_surprisal,
     top_guesses,
@@ -115,6 +117,10 @@ MAX_HEAT_MAP_CHARACTERS = 1000
 HEAT_MAP_BYTES_PER_PIXEL = 40
 # units: tokens the heat map shows by default.
 HEAT_MAP_LENGTH = 80
+# units: a heat map's labels (a unit's, a word token's) are cut to this many
+# characters: one word of thousands (a line without spaces) pushed every other
+# label and the map itself out of the picture.
+MAX_LABEL = 40
 
 
 def parse_args(argv=None):
@@ -392,6 +398,11 @@ def run_units(args, model, vocab, level):
     return 0
 
 
+def cut_label(label: str) -> str:
+    """``label`` as the heat map writes it: cut after MAX_LABEL characters."""
+    return label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 1] + "\u2026"
+
+
 def heat_map(units, tokens, level, path):
     """One row per unit over the first tokens; each row scaled to its largest magnitude."""
     import matplotlib
@@ -404,10 +415,12 @@ def heat_map(units, tokens, level, path):
     scale = np.abs(rows).max(axis=1, keepdims=True)
     rows = rows / np.where(scale > 0, scale, 1)
     cell = 0.17 if level == "char" else 0.45
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.5 + cell * T), 0.6 + 0.42 * len(units)))
+    # Word level: room below for the words, written upwards (7 pt: about 0.07 inch a character).
+    words = 0.0 if level == "char" else 0.07 * max(map(len, map(cut_label, tokens)), default=0)
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.5 + cell * T), 0.6 + 0.42 * len(units) + words))
     image = ax.imshow(rows, cmap="bwr", vmin=-1, vmax=1, aspect="auto",
                       interpolation="nearest")
-    ax.set_yticks(range(len(units)), [label for _, label, _ in units], fontsize=8,
+    ax.set_yticks(range(len(units)), [cut_label(label) for _, label, _ in units], fontsize=8,
                   parse_math=False)
     if level == "char":
         shown = [{"\n": "\u21b5", "\t": "\u21e5", " ": "\u00b7"}.get(ch, ch) for ch in tokens]
@@ -421,9 +434,11 @@ def heat_map(units, tokens, level, path):
                         color=readable_text_colour(background[r, t, :3]), **literal)
         ax.set_xticks([])
     else:
-        ax.set_xticks(range(T), tokens, rotation=90, fontsize=7, parse_math=False,
-                      family=text_fonts(tokens, SANS))
-    ax.set_title("units over the text (each row scaled to its largest |value|; red +, blue -)",
+        labels = [cut_label(token) for token in tokens]
+        ax.set_xticks(range(T), labels, rotation=90, fontsize=7, parse_math=False,
+                      family=text_fonts(labels, SANS))
+    # (Over the figure, not the map: a narrow map under wide unit labels cut it off.)
+    fig.suptitle("units over the text (each row scaled to its largest |value|; red +, blue -)",
                  fontsize=9)
     with quiet_glyphs():  # (text_fonts has said which characters no font holds)
         fig.tight_layout()
@@ -453,6 +468,13 @@ def run_attention(args):
     vocab = meta.get("vocab")
     if not isinstance(vocab, list) or not all(isinstance(c, str) for c in vocab or [None]):
         raise UsageError(f"{args.model} has no vocabulary; save it with train_seq2seq.py --save")
+    V = model.config["vocab_size"]
+    if len(vocab) < V:
+        raise UsageError(f"{args.model}: the vocabulary has {len(vocab)} characters but the "
+                         f"model has {V}")
+    vocab = vocab[:V]
+    if problem := repeated_token_problem(vocab, args.model):
+        raise UsageError(problem)
     index = {c: i for i, c in enumerate(vocab)}
     width, answer_length = seq2seq_widths(meta, args)
     check_attention_memory(model, width, answer_length)
@@ -501,6 +523,10 @@ def seq2seq_widths(meta, args):
     if length is None and saved_a is not None:
         length = saved_a - 1
     task = meta.get("task")
+    if (width is None or length is None) and task is None:  # (None would load the addition task)
+        raise UsageError(f"{args.model} does not record the widths of the pairs it was trained "
+                         f"on, nor its task (a model saved from Python): give --width and "
+                         f"--answer-length")
     if width is None or length is None:
         try:
             (x, t), _ = sequence.load_data(task)
@@ -579,8 +605,16 @@ def checked(load, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    with outputs_escaped():  # tokens an ASCII terminal cannot show: escaped, not a traceback
-        return _run(args)
+    if sys.stdout is None:  # closed before the start (>&-): refused before the work
+        print("error: standard output is closed, so the table could go nowhere; write it to "
+              "a file (> table.txt) or a pipe (> /dev/null keeps only the --html and --png "
+              "files)", file=sys.stderr)
+        return 1
+    # A reader that stops reading (| head) or a full disk under the table: the run
+    # goes on and writes its page and picture (a table that could not be written
+    # is an error, exit status 1); tokens an ASCII terminal cannot show: escaped.
+    with outputs_may_close():
+        return results_status(_run(args))
 
 
 def _run(args):

@@ -426,6 +426,111 @@ def test_attention_widths_come_from_the_task(tmp_path, capsys):
     assert sum(line.startswith("  answer ") for line in out) == t.shape[1] - 1
 
 
+def edited(path, tmp_path, **meta):
+    """A copy of the model file ``path`` with its metadata changed as a hand
+    edit or a damaged file would (``None`` drops an entry)."""
+    from common.serialization import load_npz, save_npz
+
+    arrays, header = load_npz(path)
+    header.update(meta)
+    copy = tmp_path / f"edited-{path.name}"
+    save_npz(copy, arrays, {k: v for k, v in header.items() if v is not None})
+    return copy
+
+
+def test_attention_widths_a_file_does_not_record_are_asked_for(tmp_path, capsys):
+    """A model saved from Python (save_params with its vocabulary, no task)
+    was read as the addition task's: '9/27/94' padded to 7 and answered in 4
+    characters; widths out of range in a damaged file gave tracebacks."""
+    from datasets import sequence
+    from models import AttentionSeq2seq
+
+    sequence.load_data("addition")
+    _, id_to_char = sequence.get_vocab()
+    vocab = [id_to_char[i] for i in range(len(id_to_char))]
+    path, png = tmp_path / "py.npz", str(tmp_path / "a.png")
+    AttentionSeq2seq(len(vocab), 6, 8, seed=0).save_params(path, vocab=vocab)
+    assert inspect_model.main(["attention", "--model", str(path), "--input", "16+75",
+                               "--png", png]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path} does not record the widths of the pairs it was trained on, nor its "
+        f"task (a model saved from Python): give --width and --answer-length\n")
+    assert inspect_model.main(["attention", "--model", str(path), "--input", "16+75",
+                               "--width", "9", "--answer-length", "3", "--png", png]) == 0
+    assert capsys.readouterr().out.startswith(repr("16+75    ") + " -> ")
+    # Widths below a question's one character, or an answer's start and one
+    # character: not recorded (the task's, here), not a traceback.
+    for widths in ({"question_width": 0, "answer_width": 5}, {"question_width": 7,
+                                                                "answer_width": 1}):
+        damaged = edited(path, tmp_path, task="addition", **widths)
+        assert inspect_model.main(["attention", "--model", str(damaged), "--input", "16+75",
+                                   "--png", png]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].startswith(repr("16+75  ") + " -> ")
+        assert sum(line.startswith("  answer ") for line in out) == 4
+
+
+@pytest.mark.parametrize("vocab, message", [
+    (SEQ_VOCAB[:10], r"the vocabulary has 10 characters but the model has 13"),
+    (["1", *SEQ_VOCAB[1:]], r"is damaged: its vocabulary lists '1' at the ids 0 and 1"),
+], ids=["shorter-than-the-model", "a-character-twice"])
+def test_attention_refuses_a_vocabulary_that_cannot_read_the_question(vocab, message,
+                                                                      tmp_path, capsys):
+    """An IndexError traceback from a short vocabulary; and with one character at
+    two ids, the question read as ids the model learned as other characters."""
+    from models import AttentionSeq2seq
+
+    path = tmp_path / "att.npz"
+    AttentionSeq2seq(len(SEQ_VOCAB), 6, 8, seed=0).save_params(path, vocab=SEQ_VOCAB,
+                                                              task="custom")
+    assert inspect_model.main(["attention", "--model", str(edited(path, tmp_path, vocab=vocab)),
+                               "--input", "12+3", "--width", "6", "--answer-length", "4",
+                               "--png", str(tmp_path / "a.png")]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_a_vocabulary_that_lists_a_token_twice_is_refused(tmp_path, capsys):
+    """'h' at two ids: the prompt was fed as the later id, which the model
+    learned as 'e', and the text came out silently wrong."""
+    vocab = list(CHARS)
+    vocab[1] = vocab[2]
+    path = tmp_path / "twice.npz"
+    Rnnlm(len(CHARS), 8, 6, seed=0).save_params(path, vocab=vocab, level="char")
+    message = f"{path} is damaged: its vocabulary lists {vocab[2]!r} at the ids 1 and 2"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_model(path)
+    assert inspect_model.main(["surprisal", "--model", str(path), "--text", TEXT]) == 2
+    assert message in capsys.readouterr().err
+    assert script("generate_text").main(["--model", str(path), "--length", "3"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_long_word_does_not_push_the_heat_maps_labels_out(tmp_path, capsys, monkeypatch):
+    """A token of 5,000 characters (a line without spaces) clipped every label,
+    with a raw 'Tight layout not applied' warning."""
+    vocab = ["<eos>", "the", "cat", "x" * 5000, "<unk>"]
+    path = tmp_path / "word.npz"
+    SimpleRnnlm(len(vocab), 4, 4, seed=0).save_params(path, vocab=vocab)
+    drawn = {}
+    real = inspect_model.save_figure
+
+    def keep_labels(fig, target, **kwargs):
+        ax = fig.axes[0]
+        drawn.update(x=[t.get_text() for t in ax.get_xticklabels()],
+                     y=[t.get_text() for t in ax.get_yticklabels()])
+        real(fig, target, **kwargs)
+
+    monkeypatch.setattr(inspect_model, "save_figure", keep_labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert inspect_model.main(["units", "--model", str(path), "--text", "the cat " +
+                                   "x" * 5000, "--units", "h0:0,h0:1",
+                                   "--png", str(tmp_path / "u.png")]) == 0
+    assert drawn["x"][:2] == ["the", "cat"]
+    assert drawn["x"][2] == "x" * (inspect_model.MAX_LABEL - 1) + "\u2026"
+    assert all(len(label) <= inspect_model.MAX_LABEL for label in drawn["y"])
+
+
 @pytest.mark.parametrize("flag", ["--png", "--html"])
 def test_an_unwritable_output_is_refused_before_any_work(flag, char_model, tmp_path, capsys):
     (tmp_path / "a_file").write_text("")
@@ -560,24 +665,38 @@ def test_attention_refuses_an_empty_question(capsys):
     assert exc.value.code == 2 and "--input is empty" in capsys.readouterr().err
 
 
-def test_output_errors_end_with_a_message(char_model, tmp_path):
-    """stdout on a full device: one line, exit 1; a reader that stops early: exit 0."""
+def test_output_errors_end_with_a_message_and_keep_the_files(char_model, tmp_path):
+    """stdout on a full device: the page written all the same, an error line,
+    exit 1; a reader that stops early (| head): the page written, exit 0 (the
+    BrokenPipeError ended the run before the page, exit 0 all the same); stdout
+    closed before the start: refused before any work (an AttributeError
+    traceback)."""
     import subprocess
     import sys
 
+    page = tmp_path / "s.html"
     args = [sys.executable, os.path.join(ROOT, "scripts", "inspect_model.py"), "surprisal",
-            "--model", str(char_model), "--text", TEXT]
+            "--model", str(char_model), "--text", TEXT * 40, "--html", str(page)]
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     if os.path.exists("/dev/full"):
         with open("/dev/full", "w") as full:
             done = subprocess.run(args, env=env, stdout=full, stderr=subprocess.PIPE,
                                   text=True, timeout=60)
         assert done.returncode == 1 and "Traceback" not in done.stderr
-        assert done.stderr.startswith("error: cannot write the output")
+        assert "error: the results could not be written to stdout" in done.stderr
+        assert page.stat().st_size > 0
+        page.unlink()
     reader = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     reader.stdout.close()  # nobody reads: the writer gets a broken pipe
     _, err = reader.communicate(timeout=60)
-    assert reader.returncode == 0 and err == b""
+    assert reader.returncode == 0 and b"Traceback" not in err and page.stat().st_size > 0
+    page.unlink()
+    done = subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, timeout=60, pass_fds=(), close_fds=True,
+                          preexec_fn=lambda: os.close(1))
+    assert done.returncode == 1 and done.stderr.startswith(
+        "error: standard output is closed, so the table could go nowhere")
+    assert not page.exists()
 
 
 def test_an_output_that_cannot_be_written_is_named(char_model, tmp_path, capsys,
