@@ -59,7 +59,7 @@ from common.cli import (  # noqa: E402
     write_if_memory_left,
 )
 from common.file_access import unreachable_words  # noqa: E402
-from common.inspection import nonfinite_weights_problem  # noqa: E402
+from common.inspection import nonfinite_weights_problem, repeated_token_problem  # noqa: E402
 from common.memory import (  # noqa: E402
     NotEnoughMemory,
     available_bytes,
@@ -485,6 +485,8 @@ def saved_meta_problem(meta) -> str | None:
     if vocab is not None and not (isinstance(vocab, list)
                                   and all(isinstance(c, str) for c in vocab)):
         return "the file is damaged: its vocabulary is not a list of characters"
+    if vocab is not None:  # (one character at two ids: --data would be renumbered wrongly)
+        return repeated_token_problem(vocab, "the file")
     return None
 
 

@@ -658,6 +658,21 @@ def test_load_names_the_data_seed_of_a_vocabulary_in_another_order(tmp_path, cap
            "of that task" in err and "--data-seed" not in err
 
 
+def test_load_refuses_a_vocabulary_that_lists_a_character_twice(pairs_file, tmp_path, capsys):
+    """--data is renumbered by the saved vocabulary: with one character at two
+    ids, the pairs were read as ids the model learned as other characters."""
+    from models import Seq2seq
+
+    saved = tmp_path / "m.npz"
+    Seq2seq(13, 4, 8, seed=0).save_params(saved, vocab=list("0123456789+ _".replace("1", "0")))
+    assert script().main(["--data", pairs_file, "--wordvec-size", "4", "--hidden-size", "8",
+                          "--epochs", "0", "--load", str(saved), "--plot", "none"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --load {saved}: the file is damaged: its vocabulary lists '0' at the ids 0 "
+        f"and 1, so text cannot be turned into the ids the model was trained on; save the "
+        f"model again with the vocabulary it was trained on\n")
+
+
 def test_load_names_the_vocabulary_size_of_a_model_saved_without_its_characters(tmp_path,
                                                                                capsys):
     # It used to say only "parameter 'encoder.embed.W' has shape (20, 4), the model needs

@@ -653,3 +653,6 @@ def test_trained_widths_reads_what_train_seq2seq_saves():
     assert sequence.trained_widths({}) == (None, None)
     assert sequence.trained_widths({"question_width": "7", "answer_width": True}) == (None, None)
     assert sequence.trained_widths({"question_width": 7.0, "answer_width": 5}) == (None, 5)
+    # A question of no character, an answer of its start alone: a damaged file.
+    assert sequence.trained_widths({"question_width": 0, "answer_width": 1}) == (None, None)
+    assert sequence.trained_widths({"question_width": 1, "answer_width": 2}) == (1, 2)
