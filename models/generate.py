@@ -47,7 +47,7 @@ def generate(model, start_ids, length: int, temperature: float = 1.0, top_k: int
     Returns:
         the list of generated ids (without the prompt).
     """
-    V = model.vocab_size
+    V = _language_model_vocab_size(model)
     start_ids = _check_generate_args(start_ids, length, temperature, top_k, stop_id, rng, V)
     if beam_width is not None:
         if not _is_int(beam_width) or beam_width < 1:
@@ -75,7 +75,7 @@ def iter_generate(model, start_ids, length: int, temperature: float = 1.0,
         an iterator of ints.
     """
     start_ids = _check_generate_args(start_ids, length, temperature, top_k, stop_id, rng,
-                                     model.vocab_size)
+                                     _language_model_vocab_size(model))
     return _sampled(model, start_ids, length, temperature, top_k, stop_id, rng)
 
 
@@ -97,6 +97,21 @@ def _sampled(model, start_ids, length, temperature, top_k, stop_id, rng):
             yield x
             if stop_id is not None and x == stop_id:
                 break
+
+
+def _language_model_vocab_size(model) -> int:
+    """``model``'s vocabulary size V, once it is known to be a language model
+    (its ``predict`` scores the next id); a ``TypeError`` that says what to
+    call otherwise (a sequence-to-sequence model has its own ``generate``)."""
+    if callable(getattr(model, "predict", None)) and hasattr(model, "vocab_size"):
+        return model.vocab_size
+    name = type(model).__name__
+    if callable(getattr(model, "generate", None)) and hasattr(model, "encoder"):
+        raise TypeError(f"generate samples from a language model; {name} answers questions: "
+                        f"call model.generate(xs, start_id, sample_size) (beam_width=k for "
+                        f"beam search)")
+    raise TypeError(f"generate samples from a language model (a model whose predict(xs) "
+                    f"scores the next id, with a vocab_size), got {name}")
 
 
 def _is_int(value):

@@ -318,6 +318,18 @@ def test_generate_refuses_nonsense_up_front(kwargs, match):
     assert all(s is None for s in model.get_state())  # nothing was run
 
 
+@pytest.mark.parametrize("function", [generate, iter_generate])
+def test_generate_on_a_sequence_to_sequence_model_says_what_to_call(function):
+    """An AttributeError, 'Seq2seq' object has no attribute 'predict'."""
+    from models import AttentionSeq2seq
+
+    with pytest.raises(TypeError, match=r"AttentionSeq2seq answers questions: call "
+                                        r"model.generate\(xs, start_id, sample_size\)"):
+        function(AttentionSeq2seq(13, 4, 8), [1], 3)
+    with pytest.raises(TypeError, match=r"a language model .*, got list"):
+        function([], [1], 3)
+
+
 class ReadmeRnnlm(LanguageModel):
     """Composed as in the README's "Compose a new model", ``stateful`` as given."""
 
