@@ -244,7 +244,19 @@ def encode_prompt(tokens, vocab, level):
     ids = []
     for token in tokens:
         if token not in index:
-            raise UsageError(_unknown_message(token, vocab, level))
+            form = (_other_form("".join(tokens), vocab, level)
+                    if level == "char" and not _other_form(token, vocab, level) else None)
+            if form is None:
+                raise UsageError(_unknown_message(token, vocab, level))
+            # An accent typed as a mark of its own (e + U+0301, as macOS may write
+            # it) for a model of precomposed letters: the mark alone has no other
+            # form, the prompt has.
+            name, spelled = form[0], _spell(token)
+            raise UsageError(
+                f"the character {token!r}{f' ({spelled})' if spelled != token else ''} is not "
+                f"in the model's vocabulary ({len(vocab)} tokens), but every character of the "
+                f"prompt in {name} form is (another Unicode form): give the text in {name} "
+                f"form, e.g. with unicodedata.normalize({name!r}, text)")
         ids.append(index[token])
     return ids
 
@@ -356,12 +368,19 @@ def check_beam_memory(model, width, length, asked):
     estimate = beam_search_bytes(model, width, length)
     available = available_bytes()
     fits = available * width // estimate["total"] if available else 0
+    if fits >= 1:  # (every part grows with the width)
+        hint = f"; --beam-width {fits} or less fits"
+    else:  # not even one beam: the history of a long --length
+        one = beam_search_bytes(model, 1, 0)["total"]
+        length_fits = (available - one) // beam_search_bytes(model, 1, 1)["history"] \
+            if available else 0
+        hint = (f"; --beam-width 1 with --length {length_fits:,} or less fits"
+                if length_fits >= 1 else "")
     try:
-        check_memory(estimate, available,
-                     hint=f"; --beam-width {fits} or less fits" if fits >= 1 else "")
+        check_memory(estimate, available, hint=hint)
     except NotEnoughMemory as exc:
-        raise UsageError(f"--beam-width {asked} with a vocabulary of {model.vocab_size}: "
-                         f"{exc}") from None
+        raise UsageError(f"--beam-width {asked} and --length {length:,} with a vocabulary of "
+                         f"{model.vocab_size}: {exc}") from None
 
 
 def detokenize(tokens, level):

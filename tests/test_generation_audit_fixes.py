@@ -148,8 +148,13 @@ def test_a_stop_of_several_characters_is_refused_as_such(tmp_path, capsys, stop,
     (NFD_VOCAB, ["--start", "a\u00e9"],
      "the character 'é' is not in the model's vocabulary (5 tokens); the model knows it as "
      "e + U+0301 (another Unicode form): give the text in NFD form"),
+    # 'e' has no other form, the prompt has: 'aé' (the mark alone said nothing of it)
     (NFC_VOCAB, ["--start", "ae\u0301"],
-     "the character 'e' is not in the model's vocabulary (4 tokens)"),  # no other form of 'e'
+     "the character 'e' is not in the model's vocabulary (4 tokens), but every character of "
+     "the prompt in NFC form is (another Unicode form): give the text in NFC form"),
+    (["a", "e", "\u00e9", "\n"], ["--start", "ae\u0301"],
+     "the character '\u0301' (U+0301) is not in the model's vocabulary (4 tokens), but every "
+     "character of the prompt in NFC form is"),
     (NFD_VOCAB, ["--stop", "\\u00e9"],
      "--stop: the character 'é' is not in the model's vocabulary (5 tokens); the model knows "
      "it as e + U+0301 (another Unicode form): stop at its last character, --stop '\\u0301'"),
