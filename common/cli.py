@@ -391,9 +391,9 @@ class _StreamThatMayClose(_EscapingStream):
     notice on stderr the first time. What the stream's encoding cannot hold
     is escaped, as by :class:`_EscapingStream`."""
 
-    def __init__(self, stream, name):
+    def __init__(self, stream, name, notice=True):
         super().__init__(stream)
-        self._name, self.stopped, self.error = name, False, None
+        self._name, self._notice, self.stopped, self.error = name, notice, False, None
 
     def write(self, text):
         if self.stopped:
@@ -418,7 +418,7 @@ class _StreamThatMayClose(_EscapingStream):
         # (a stream without a descriptor, a StringIO, is only left alone).
         with contextlib.suppress(OSError, ValueError):
             point_at_null(self._stream)
-        if self._name == "stdout":
+        if self._name == "stdout" and self._notice:
             why = ("was closed (its reader stopped reading)" if _reader_gone(exc) else
                    f"cannot be written ({exc.strerror or exc})")
             print(f"notice: stdout {why}; the run goes on without printing, and writes its "
@@ -452,20 +452,23 @@ def results_status(status: int) -> int:
 
 
 @contextlib.contextmanager
-def outputs_may_close():
+def outputs_may_close(notice: bool = True):
     """``with outputs_may_close(): ...``: a long run whose stdout (or stderr)
     reader stops reading (``| head``, ``| true``, quitting ``less``), or
     whose log file's disk fills, goes on printing to nobody, and writes its
     checkpoint, model and plot as asked, instead of dying of a
     ``BrokenPipeError`` (or ``No space left on device``) with its work
     unsaved; nor does a character the output's encoding cannot hold end it
-    (it is escaped, as :func:`outputs_escaped` does)."""
+    (it is escaped, as :func:`outputs_escaped` does). With ``notice`` a line
+    on stderr says so when stdout stops (``False``: a short command whose
+    reader may well stop early, and which says itself what a lost stdout
+    cost, by :func:`results_status`)."""
     real = sys.stdout, sys.stderr
     # A stream closed before the start (``>&-``) or absent (pythonw) is None:
     # what would be printed there goes nowhere.
     nowhere = [open(os.devnull, "w", encoding="utf-8") for stream in real if stream is None]
     stand_ins = iter(nowhere)
-    sys.stdout = _StreamThatMayClose(real[0] or next(stand_ins), "stdout")
+    sys.stdout = _StreamThatMayClose(real[0] or next(stand_ins), "stdout", notice)
     sys.stderr = _StreamThatMayClose(real[1] or next(stand_ins), "stderr")
     try:
         yield

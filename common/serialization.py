@@ -62,6 +62,7 @@ __all__ = [
     "ids_sha256",
     "link_loops",
     "load_npz",
+    "loop_words",
     "remove_stale_temporaries",
     "save_npz",
     "short_stem",
@@ -208,7 +209,7 @@ def _way_problem(existing: str, missing: list[str]) -> str | None:
     if not os.path.lexists(existing):
         return f"{existing} does not exist"
     if link_loops(existing):
-        return f"{existing} is {_loop_words(existing)}"
+        return f"{existing} is {loop_words(existing)}"
     if os.path.islink(existing) and not os.path.exists(existing):
         return f"{existing} is a link to {os.readlink(existing)}, which does not exist"
     if not os.path.isdir(existing):
@@ -247,7 +248,7 @@ def link_loops(path: str) -> bool:
     return False
 
 
-def _loop_words(path: str) -> str:
+def loop_words(path: str) -> str:
     """What the link ``path``, which :func:`link_loops`, is, in words."""
     return f"a link that leads round in a loop (to {os.readlink(path)})"
 
@@ -519,7 +520,7 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
         if unreachable := unreachable_words(path):
             raise PermissionError(unreachable)
         if link_loops(path):
-            raise ValueError(f"{path} is {_loop_words(path)}, not an .npz file")
+            raise ValueError(f"{path} is {loop_words(path)}, not an .npz file")
         raise FileNotFoundError(f"no such file: {path}")
     _check_readable_kind(path)
     try:
@@ -705,7 +706,7 @@ def output_path_problem(flag_name: str, path: str | os.PathLike, example: str) -
         return (f"{flag_name} {path} is a folder; give a file name in it, e.g. "
                 f"{os.path.join(path, example)}")
     if link_loops(path):
-        return f"{flag_name} {path} is {_loop_words(path)}; give another path"
+        return f"{flag_name} {path} is {loop_words(path)}; give another path"
     if _names_a_folder(path):
         ending = f" (it ends in {path[-1]!r})" if path[-1] in (os.sep, os.altsep) else ""
         return (f"{flag_name} {path} names a folder{ending}, not a file; give a file name "

@@ -195,7 +195,7 @@ class SequenceDataError(CorpusError):
 
 def load_data(
     name_or_path: str | os.PathLike | None = None, seed: int | None = DEFAULT_SEED, *,
-    file_name: str | os.PathLike | None = None,
+    file_name: str | os.PathLike | None = None, memory_check: bool = True,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Load a task of question/answer pairs as arrays of character ids.
 
@@ -212,6 +212,10 @@ def load_data(
             vocabularies (unlike a file, numbered in the file's order): a
             model trained on one seed's ids reads another's as other
             characters (renumber by :func:`get_vocab`'s ``char_to_id``).
+        memory_check: refuse tab-separated pairs whose padding to one width
+            would not fit in the memory available, before padding them
+            (``False``: pad anyway, as ``train_seq2seq.py
+            --ignore-memory-check`` does).
 
     Returns:
         ``(x_train, t_train), (x_test, t_test)``: np.int32 arrays of character
@@ -228,6 +232,9 @@ def load_data(
         ValueError: ``seed`` out of range or ``name_or_path`` empty.
         FileNotFoundError, IsADirectoryError: no such file.
         SequenceDataError: a malformed file (named with the line).
+        common.memory.NotEnoughMemory: (a ``MemoryError``) tab-separated pairs
+            whose padding would not fit in the memory available (with
+            ``memory_check``), named with their widest lines.
     """
     global _last_vocab
     name_or_path = book_name("load_data", "name_or_path", name_or_path, "addition",
@@ -240,7 +247,7 @@ def load_data(
         source = f"the generated {task!r} task"
     else:
         path = Path(name_or_path)
-        questions, answers = _read_pairs(path)
+        questions, answers = _read_pairs(path, memory_check)
         source = str(path)
     x, t, char_to_id, id_to_char = _encode(questions, answers, source)
 
@@ -392,13 +399,15 @@ def _ordinal_suffix(day: int) -> str:
 # Reading files of pairs
 
 
-def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
+def _read_pairs(path: Path, memory_check: bool = True) -> tuple[list[str], list[str]]:
     """Questions and answers (``'_'`` first) of a file, padded to fixed widths."""
     try:
         content = read_text(path)  # FileNotFoundError, IsADirectoryError, or ...
     except CorpusError as err:  # ... not UTF-8: the message names the byte and line
         raise SequenceDataError(str(err)) from err
     except FileNotFoundError as err:  # perhaps a task's name, mistyped
+        if os.path.lexists(path) or len(path.parts) > 1:  # (a link, a folder: not a name)
+            raise
         raise FileNotFoundError(f"{err}; the generated tasks are {', '.join(TASKS)}") from err
     lines = re.split(r"\r\n|\r|\n", content)  # Unix, Windows or old Mac line ends
     if lines and lines[-1] == "":
@@ -410,9 +419,10 @@ def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
     # Tab-separated, a line holding a tab is a pair, empty or not, and checked as one.
     tab_lines = [(number, line) for number, line in numbered if line.strip() or "\t" in line]
     if path.suffix.lower() == ".tsv":
-        questions, answers = _read_tsv(path, tab_lines, "its name ends in .tsv")
+        questions, answers = _read_tsv(path, tab_lines, "its name ends in .tsv", memory_check)
     elif "\t" in lines[0][1]:
-        questions, answers = _read_tsv(path, tab_lines, f"line {lines[0][0]} holds a tab")
+        questions, answers = _read_tsv(path, tab_lines, f"line {lines[0][0]} holds a tab",
+                                       memory_check)
     else:
         questions, answers = _read_book_layout(path, lines)
     # '_' and padding alone: the decoder would have no target to learn (spaces
@@ -521,39 +531,47 @@ def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[st
 
 
 def _check_padding(path: Path, lines: list[tuple[int, str]], questions: list[str],
-                   answers: list[str]) -> None:
+                   answers: list[str], memory_check: bool = True) -> None:
     """Before tab-separated pairs are padded to one width: refuse padding that
-    does not fit in the memory available (:class:`common.memory.NotEnoughMemory`),
-    and warn of padding that is most of the arrays (a
-    :class:`SequenceDataWarning`). Either names the lines that set the widths:
-    one stray long line pads every pair to its width, and every step of
-    training then pays for that width."""
+    does not fit in the memory available (:class:`common.memory.NotEnoughMemory`;
+    only with ``memory_check``), and warn of padding that is most of the
+    arrays (a :class:`SequenceDataWarning`). Both name the lines that set the
+    widths: one stray long line pads every pair to its width, and every step
+    of training then pays for that width."""
     q_lengths, a_lengths = list(map(len, questions)), list(map(len, answers))
-    q_width, a_width = max(q_lengths), max(a_lengths)
-    chars, padded = sum(q_lengths) + sum(a_lengths), len(questions) * (q_width + a_width)
-    mostly_padding = padded >= PADDING_WARNING_FACTOR * chars
-    if mostly_padding:
-        q_line, a_line = (lines[lengths.index(max(lengths))] for lengths in (q_lengths,
-                                                                            a_lengths))
-        # (an answer's width counts the start '_' the reading adds)
-        widest = (f"every question is padded to the widest and every answer too, and the "
-                  f"widest question, line {q_line[0]}'s, is {q_width:,} characters (half are "
-                  f"at most {int(np.median(q_lengths)):,}), the widest answer, line "
-                  f"{a_line[0]}'s, {a_width - 1:,} (half at most "
-                  f"{int(np.median(a_lengths)) - 1:,})")
-    need, available = padded * PADDED_BYTES_PER_CHAR, available_bytes()
+    chars = sum(q_lengths) + sum(a_lengths)
+    padded = len(questions) * (max(q_lengths) + max(a_lengths))
+    widest = _widest(lines, q_lengths, a_lengths) if padded >= PADDING_WARNING_FACTOR * chars \
+        else None
+    need, available = padded * PADDED_BYTES_PER_CHAR, available_bytes() if memory_check else None
     if available is not None and need > available:
         raise NotEnoughMemory(
-            f"{path}: {widest + ': ' if mostly_padding else ''}padding and numbering its "
-            f"{len(questions):,} pairs takes about {gib(need)} of memory, but only "
-            f"{gib(available)} is available; " + (
-                "remove or shorten the widest lines (or train on the pairs of one range of "
-                "widths at a time)" if mostly_padding else "train on a part of its lines"))
-    if mostly_padding:
+            f"{path}: padding and numbering its {len(questions):,} pairs takes about "
+            f"{gib(need)} of memory, but only {gib(available)} is available; " + (
+                f"{widest}: shorten or remove the longest pairs, or train on pairs of one "
+                f"range of lengths at a time" if widest else "train on a part of its lines"))
+    if widest:
         warnings.warn(
-            f"{path}: {widest}: the arrays hold {padded / chars:.0f} times the pairs' "
-            f"characters, mostly padding, which every step of training computes on; if those "
-            f"lines are mistakes, remove them", SequenceDataWarning, stacklevel=5)
+            f"{path}: every question is padded to the widest and every answer too, and "
+            f"{widest}: the arrays hold {padded / chars:.0f} times the pairs' characters, "
+            f"mostly padding, which every step of training computes on; if such long pairs "
+            f"are not meant, remove them (or train on pairs of one range of lengths at a "
+            f"time)", SequenceDataWarning, stacklevel=5)
+
+
+def _widest(lines: list[tuple[int, str]], q_lengths: list[int], a_lengths: list[int]) -> str:
+    """The widest question and answer in words, each with its line and the
+    width half of its side stay within: only the side whose widest is over
+    twice that (the one the padding comes from), or both where neither is."""
+    sides = []
+    # (an answer's length counts the start '_' the reading adds)
+    for side, lengths, start in (("question", q_lengths, 0), ("answer", a_lengths, 1)):
+        width, half = max(lengths) - start, int(np.median(lengths)) - start
+        number = lines[lengths.index(max(lengths))][0]
+        sides.append((width > 2 * half, f"the widest {side}, line {number}'s, is {width:,} "
+                                        f"characters (half are at most {half:,})"))
+    return " and ".join([words for over, words in sides if over]
+                        or [words for _, words in sides])
 
 
 def _quoted(line: str) -> str:
@@ -583,10 +601,11 @@ def _combining_hint(*numbered: tuple[int, str]) -> str | None:
     return None
 
 
-def _read_tsv(path: Path, lines: list[tuple[int, str]],
-              why: str) -> tuple[list[str], list[str]]:
+def _read_tsv(path: Path, lines: list[tuple[int, str]], why: str,
+              memory_check: bool = True) -> tuple[list[str], list[str]]:
     """``lines``: the file's non-empty lines, each with its number; ``why``: why
-    the file is read as tab-separated, for the messages."""
+    the file is read as tab-separated, for the messages; ``memory_check``: as
+    :func:`load_data`'s."""
     questions, answers = [], []
     for number, line in lines:
         fields = line.split("\t")
@@ -601,7 +620,7 @@ def _read_tsv(path: Path, lines: list[tuple[int, str]],
             raise SequenceDataError(f"{path}, line {number}: empty question in {_quoted(line)}")
         questions.append(question)
         answers.append("_" + answer)
-    _check_padding(path, lines, questions, answers)
+    _check_padding(path, lines, questions, answers, memory_check)
     if all(a.startswith("__") for a in answers):
         warnings.warn(f"{path}: every answer starts with '_', to which reading the file as "
                       f"tab-separated ({why}) adds the start '_', so each is read as '__...': "

@@ -47,7 +47,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from common.file_access import is_terminal, unreadable_words
-from common.serialization import link_loops, special_file_kind
+from common.serialization import link_loops, loop_words, special_file_kind
 
 from ._checks import check_path, is_int
 
@@ -118,8 +118,10 @@ def read_text(path: str | os.PathLike) -> str:
     except FileNotFoundError as err:
         # Only a shell expands "~"; a quoted or "--flag=~/..." path reaches us as is.
         tilde = " ('~' is not expanded here: write the full path)" if str(path)[:1] == "~" else ""
-        link = (f"; it is a link to {os.readlink(path)}, which does not exist"
-                if os.path.islink(path) else "")
+        # (realpath: where the link leads, from its own folder, through every link)
+        link = (f"; it is a link to {os.readlink(path)}, which leads to "
+                f"{os.path.realpath(path)}, which does not exist" if os.path.islink(path)
+                else "")
         raise FileNotFoundError(
             f"text file not found: {path} (absolute: {path.absolute()}){link}{tilde}"
         ) from err
@@ -135,8 +137,8 @@ def read_text(path: str | os.PathLike) -> str:
     except OSError as err:
         if err.errno != errno.ELOOP:
             raise
-        what = (f"is a link that leads round in a loop (to {os.readlink(path)})"
-                if link_loops(str(path)) else "has links on its way that lead round in a loop")
+        what = (f"is {loop_words(str(path))}" if link_loops(str(path)) else
+                "has links on its way that lead round in a loop")
         raise FileNotFoundError(f"text file not found: {path} {what}; give the path of the "
                                 f"text file itself") from err
     # Before decoding: read as Latin-1, any binary file "decodes", and converting
@@ -482,7 +484,7 @@ def split_corpus(
         raise ValueError(
             f"a corpus of {n} tokens is too short to split by {fractions}: the parts would "
             f"have {sizes} tokens, and each needs at least {MIN_TOKENS}: use a longer corpus "
-            f"(about {math.ceil(MIN_TOKENS / min(fractions))} tokens or more)"
+            f"(about {max(n + 1, math.ceil(MIN_TOKENS / min(fractions)))} tokens or more)"
         )
     return tuple(corpus[start:end] for start, end in zip(starts, ends, strict=True))
 

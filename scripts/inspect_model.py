@@ -117,9 +117,9 @@ MAX_HEAT_MAP_CHARACTERS = 1000
 HEAT_MAP_BYTES_PER_PIXEL = 40
 # units: tokens the heat map shows by default.
 HEAT_MAP_LENGTH = 80
-# units: a heat map's labels (a unit's, a word token's) are cut to this many
-# characters: one word of thousands (a line without spaces) pushed every other
-# label and the map itself out of the picture.
+# units: a heat map's word labels are cut to this many characters: one word of
+# thousands (a line without spaces) pushed every other label and the map itself
+# out of the picture. (A unit's label is made here, of bounded length.)
 MAX_LABEL = 40
 
 
@@ -420,7 +420,7 @@ def heat_map(units, tokens, level, path):
     fig, ax = plt.subplots(figsize=(max(6.0, 2.5 + cell * T), 0.6 + 0.42 * len(units) + words))
     image = ax.imshow(rows, cmap="bwr", vmin=-1, vmax=1, aspect="auto",
                       interpolation="nearest")
-    ax.set_yticks(range(len(units)), [cut_label(label) for _, label, _ in units], fontsize=8,
+    ax.set_yticks(range(len(units)), [label for _, label, _ in units], fontsize=8,
                   parse_math=False)
     if level == "char":
         shown = [{"\n": "\u21b5", "\t": "\u21e5", " ": "\u00b7"}.get(ch, ch) for ch in tokens]
@@ -612,8 +612,9 @@ def main(argv=None):
         return 1
     # A reader that stops reading (| head) or a full disk under the table: the run
     # goes on and writes its page and picture (a table that could not be written
-    # is an error, exit status 1); tokens an ASCII terminal cannot show: escaped.
-    with outputs_may_close():
+    # is an error, exit status 1; a reader that stopped, none, and no notice);
+    # tokens an ASCII terminal cannot show: escaped.
+    with outputs_may_close(notice=False):
         return results_status(_run(args))
 
 

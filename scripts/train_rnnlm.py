@@ -558,9 +558,15 @@ def _load_ptb(args):
     except source_error as exc:
         raise UsageError(ptb_message_in_flag_words(str(exc))) from None
     except ptb.DataNotFoundError as exc:
-        # (A download from $RNNLAB_PTB_URL's server, named too: its error, not the demo.)
-        if named or args.corpus == "ptb" or os.environ.get(ptb.ENV_URL):
+        if named or args.corpus == "ptb":
             raise UsageError(ptb_message_in_flag_words(str(exc))) from None
+        # A download from the server $RNNLAB_PTB_URL names (as ptb reads it): named
+        # too, so its error, not the demo's corpus.
+        if os.environ.get(ptb.ENV_URL, "").replace(",", " ").split():
+            raise UsageError(
+                f"{ptb_message_in_flag_words(str(exc))}\nStopped rather than training on the "
+                f"synthetic corpus: {ptb.ENV_URL} names the server to download PTB from; "
+                f"unset it, or pass --corpus synthetic, for the synthetic corpus") from None
         first_line = str(exc).splitlines()[0]
         print(f"notice: Penn Treebank is not available ({first_line}).\n"
               "notice: training on the built-in synthetic corpus instead; pass --data-dir "

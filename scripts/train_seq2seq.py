@@ -377,7 +377,8 @@ def load_pairs(args):
     source = Path(args.data) if args.data else args.task
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", sequence.SequenceDataWarning)
-        (x_train, t_train), (x_test, t_test) = sequence.load_data(source, seed=args.data_seed)
+        (x_train, t_train), (x_test, t_test) = sequence.load_data(
+            source, seed=args.data_seed, memory_check=not args.ignore_memory_check)
     for warning in caught:
         print(f"notice: {warning.message}", file=sys.stderr)
     _, id_to_char = sequence.get_vocab()
@@ -478,7 +479,8 @@ def other_widths(meta, question_width: int, answer_width: int) -> str | None:
 
 def saved_meta_problem(meta) -> str | None:
     """Why the metadata of a file given to ``--load`` is damaged (of the wrong
-    types: a hand-edited file), or None."""
+    types, or a vocabulary that lists a character twice: a hand-edited file),
+    or None."""
     config, vocab = meta.get("config"), meta.get("vocab")
     if config is not None and not isinstance(config, dict):
         return f"the file is damaged: its model config is {config!r}, not a mapping"
@@ -695,7 +697,8 @@ def _run_holding(args):
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except NotEnoughMemory as exc:  # the pairs' padding, checked before padding them
-        print(f"error: --data {exc}", file=sys.stderr)
+        print(f"error: --data {exc}; or pass --ignore-memory-check to try anyway",
+              file=sys.stderr)
         return 2
     except MemoryError:  # past --ignore-memory-check, or an estimate too low for this file
         what = (f"read --data {args.data} ({gib(os.path.getsize(args.data))}; reading takes "

@@ -183,7 +183,17 @@ def test_train_rnnlm_stops_when_the_server_it_was_given_fails(tmp_path, monkeypa
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "http://127.0.0.1:9/" in err
-    assert "synthetic" not in err and not list(tmp_path.iterdir())
+    assert err.endswith("Stopped rather than training on the synthetic corpus: RNNLAB_PTB_URL "
+                        "names the server to download PTB from; unset it, or pass --corpus "
+                        "synthetic, for the synthetic corpus\n")
+    assert not list(tmp_path.iterdir())
+    # Blanks and commas alone name no server (ptb then tries its own mirrors):
+    # offline, the demo's corpus, as before.
+    monkeypatch.setenv(ptb.ENV_URL, " , ")
+    monkeypatch.setattr(ptb, "MIRRORS", ("http://127.0.0.1:9/",))
+    load_script("train_rnnlm").main(["--epochs", "1", "--hidden-size", "8", "--wordvec-size",
+                                     "8", "--plot", "none", "--quiet"])
+    assert "training on the built-in synthetic corpus instead" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------

@@ -602,7 +602,12 @@ def test_missing_file(tmp_path):
 
 @pytest.mark.parametrize("make, name, message", [
     (lambda d: os.symlink("nowhere.txt", d / "book.txt"), "book.txt",
-     r"book.txt \(absolute: .*\); it is a link to nowhere.txt, which does not exist"),
+     r"book.txt \(absolute: .*\); it is a link to nowhere.txt, which leads to "
+     r".*/nowhere.txt, which does not exist"),
+    # Relative to the link's folder, through a second link: the file that is missing.
+    (lambda d: ((d / "data").mkdir(), os.symlink("hop", d / "data" / "book.txt"),
+                os.symlink("../texts/book.txt", d / "data" / "hop")), "data/book.txt",
+     r"it is a link to hop, which leads to .*/texts/book.txt, which does not exist"),
     (lambda d: os.symlink("book.txt", d / "book.txt"), "book.txt",
      r"book.txt is a link that leads round in a loop \(to book.txt\); give the path of the "
      r"text file itself"),
@@ -611,7 +616,8 @@ def test_missing_file(tmp_path):
     (lambda d: (d / "notes.txt").write_text("a b\n"), "notes.txt/book.txt",
      r"notes.txt/book.txt: .*notes.txt is a file, not a folder; give the path of the text "
      r"file"),
-], ids=["link-to-none", "link-loop", "loop-on-the-way", "file-as-folder"])
+], ids=["link-to-none", "link-to-a-link-to-none", "link-loop", "loop-on-the-way",
+        "file-as-folder"])
 def test_a_path_that_names_no_file_says_why(tmp_path, make, name, message):
     """A link round in a loop, or a file named as a folder, surfaced as a raw
     '[Errno 40] Too many levels of symbolic links' (or Errno 20); a link to
@@ -679,6 +685,10 @@ def test_split_corpus_rejects_bad_requests():
     with pytest.raises(ValueError, match="too short"):  # parts of 18, 1 and 1 tokens
         text.split_corpus(np.arange(20), (0.9, 0.05, 0.05))
     assert [len(part) for part in text.split_corpus(np.arange(40))] == [36, 2, 2]
+    # Rounding can leave a part short at the length the fractions alone ask for:
+    # the advice is then a longer corpus, not this one.
+    with pytest.raises(ValueError, match=r"of 50 tokens is too short.*about 51 tokens"):
+        text.split_corpus(np.arange(50), (0.35, 0.04, 0.61))
 
 
 # ---------------------------------------------------------------------------

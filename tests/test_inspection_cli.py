@@ -528,7 +528,7 @@ def test_a_long_word_does_not_push_the_heat_maps_labels_out(tmp_path, capsys, mo
                                    "--png", str(tmp_path / "u.png")]) == 0
     assert drawn["x"][:2] == ["the", "cat"]
     assert drawn["x"][2] == "x" * (inspect_model.MAX_LABEL - 1) + "\u2026"
-    assert all(len(label) <= inspect_model.MAX_LABEL for label in drawn["y"])
+    assert all(label.endswith(")") for label in drawn["y"][:-1])  # 'h0:1: ... (r = +0.123)'
 
 
 @pytest.mark.parametrize("flag", ["--png", "--html"])
@@ -682,14 +682,14 @@ def test_output_errors_end_with_a_message_and_keep_the_files(char_model, tmp_pat
         with open("/dev/full", "w") as full:
             done = subprocess.run(args, env=env, stdout=full, stderr=subprocess.PIPE,
                                   text=True, timeout=60)
-        assert done.returncode == 1 and "Traceback" not in done.stderr
-        assert "error: the results could not be written to stdout" in done.stderr
+        assert done.returncode == 1 and done.stderr.startswith(
+            "error: the results could not be written to stdout") and done.stderr.count("\n") == 1
         assert page.stat().st_size > 0
         page.unlink()
     reader = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     reader.stdout.close()  # nobody reads: the writer gets a broken pipe
     _, err = reader.communicate(timeout=60)
-    assert reader.returncode == 0 and b"Traceback" not in err and page.stat().st_size > 0
+    assert reader.returncode == 0 and err == b"" and page.stat().st_size > 0
     page.unlink()
     done = subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True, timeout=60, pass_fds=(), close_fds=True,

@@ -506,13 +506,19 @@ def test_a_data_file_too_large_for_memory_is_refused_before_reading(pairs_file, 
 
     # The pairs' padding, checked by the loader (one stray long line pads every
     # pair to its width): its own message, not the file's size blamed.
-    def no_memory_to_pad(*args, **kwargs):
-        raise NotEnoughMemory(f"{pairs_file}: every question is padded to the widest")
+    checks = []
+
+    def no_memory_to_pad(*args, memory_check, **kwargs):
+        checks.append(memory_check)
+        raise NotEnoughMemory(f"{pairs_file}: padding and numbering its pairs takes ...")
 
     monkeypatch.setattr(module.sequence, "load_data", no_memory_to_pad)
     assert module.main(["--data", pairs_file, *SMALL]) == 2
-    assert (f"error: --data {pairs_file}: every question is padded to the widest\n"
-            == capsys.readouterr().err)
+    assert (f"error: --data {pairs_file}: padding and numbering its pairs takes ...; or pass "
+            f"--ignore-memory-check to try anyway\n" == capsys.readouterr().err)
+    # The flag lets the loader pad anyway.
+    module.main(["--data", pairs_file, *SMALL, "--ignore-memory-check"])
+    assert checks == [True, False]
 
 
 def test_no_memory_to_score_the_test_pairs_keeps_the_epoch(pairs_file, tmp_path, capsys):

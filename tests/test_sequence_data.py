@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import os
 import re
 import warnings
 from collections import Counter
@@ -539,9 +540,23 @@ def test_one_stray_long_line_is_warned_of_by_its_number(tmp_path):
     with pytest.warns(sequence.SequenceDataWarning,
                       match=r"sums.tsv: every question is padded to the widest and every answer "
                             r"too, and the widest question, line 21's, is 200 characters \(half "
-                            r"are at most 5\), .* the arrays hold 16 times the pairs' characters"):
+                            r"are at most 5\): the arrays hold 16 times the pairs' characters"
+                      ) as caught:
         (x_train, _), _ = sequence.load_data(path, seed=None)
     assert x_train.shape[1] == 200  # (read all the same: the line may be meant)
+    assert caught[0].filename == __file__  # the caller's line, not the loader's
+    # Answers far wider than most: that side is named (the questions' is not).
+    lines = [*SUMS, "1+1\t" + "2" * 200, *(f"{a}+{a}\t{2 * a}" for a in range(10, 30))]
+    with pytest.warns(sequence.SequenceDataWarning,
+                      match=r"and the widest answer, line 21's, is 200 characters \(half are "
+                            r"at most 2\): the arrays"):
+        sequence.load_data(write(path, "\n".join(lines)), seed=None)
+    # Lengths that vary as sentences do (1 to 12 words) are no stray line: no warning.
+    words = "a bb ccc dddd eeeee".split()
+    lines = [f"{' '.join(words[:1 + i % 5] * (1 + i % 3))}\t{i}" for i in range(200)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sequence.load_data(write(path, "\n".join(lines)), seed=None)
 
 
 def test_padding_that_does_not_fit_in_memory_is_refused_before_padding(tmp_path, monkeypatch):
@@ -554,13 +569,19 @@ def test_padding_that_does_not_fit_in_memory_is_refused_before_padding(tmp_path,
     monkeypatch.setattr(sequence, "available_bytes",
                         lambda: padded_chars * sequence.PADDED_BYTES_PER_CHAR - 1)
     monkeypatch.setattr(sequence, "_encode", None)  # (not reached)
-    with pytest.raises(NotEnoughMemory, match=r"sums.tsv: .* the widest question, line 21's, "
-                                              r"is 200 characters .* padding and numbering "
-                                              r"its 21 pairs takes about 0 MiB of memory, but "
-                                              r"only 0 MiB is available; remove or shorten "
-                                              r"the widest lines"):
+    with pytest.raises(NotEnoughMemory, match=r"sums.tsv: padding and numbering its 21 pairs "
+                                              r"takes about 0 MiB of memory, but only 0 MiB is "
+                                              r"available; the widest question, line 21's, is "
+                                              r"200 characters \(half are at most 5\): "
+                                              r"shorten or remove the longest pairs"):
         sequence.load_data(path)
     assert issubclass(NotEnoughMemory, MemoryError)
+    # memory_check=False (train_seq2seq.py --ignore-memory-check): padded all the same.
+    monkeypatch.undo()
+    with pytest.warns(sequence.SequenceDataWarning):
+        (x_train, _), _ = sequence.load_data(path, memory_check=False)
+    assert x_train.shape[1] == 200
+    monkeypatch.setattr(sequence, "_encode", None)
     # Pairs of one width: no line to blame.
     monkeypatch.setattr(sequence, "available_bytes", lambda: 0)
     with pytest.raises(NotEnoughMemory, match=r"sums.tsv: padding and numbering its 20 pairs "
@@ -591,11 +612,17 @@ def test_a_failed_load_keeps_the_previous_vocabulary(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.txt"):
+    with pytest.raises(FileNotFoundError, match="nope.txt") as info:
         sequence.load_data(tmp_path / "nope.txt")
+    assert "generated tasks" not in str(info.value)  # a path is no task's name
     # A mistyped task's name is looked for as a file; the error names the tasks.
     with pytest.raises(FileNotFoundError, match="the generated tasks are addition, date"):
         sequence.load_data("adition")
+    # A link round in a loop is no mistyped name either.
+    os.symlink("loop", tmp_path / "loop")
+    with pytest.raises(FileNotFoundError, match="a link that leads round in a loop") as info:
+        sequence.load_data(tmp_path / "loop")
+    assert "generated tasks" not in str(info.value)
 
 
 # ---------------------------------------------------------------------------
