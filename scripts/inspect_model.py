@@ -108,8 +108,8 @@ def writing(flag, path):
 
 
 # attention: the heat map labels a row per answer character and a column per
-# question character; more than this many cannot be read (a typo such as
-# --answer-length 1000000000 would run for hours).
+# question character; units: a column per token; more than this many cannot be
+# read (a typo such as --answer-length 1000000000 would run for hours).
 MAX_HEAT_MAP_CHARACTERS = 1000
 # Drawing a heat map of 300 x 300 characters (78 million pixels at 100 dpi)
 # took 3.5 GB, about 44 bytes a pixel; rounded down, as the estimate is a
@@ -157,7 +157,7 @@ def parse_args(argv=None):
     u.add_argument("--png-start", type=int, default=0,
                    help="first token of the heat map (counted from --offset)")
     u.add_argument("--png-length", type=int, default=HEAT_MAP_LENGTH,
-                   help="tokens shown in the heat map")
+                   help=f"tokens shown in the heat map, at most {MAX_HEAT_MAP_CHARACTERS:,}")
 
     s = sub.add_parser("surprisal", help="log-probability and bits of every token (TSV)",
                        formatter_class=HelpFormatter)
@@ -222,6 +222,11 @@ def parse_args(argv=None):
     if args.command == "units" and (args.per_property < 1 or args.png_length < 1
                                     or args.png_start < 0):
         p.error("--per-property and --png-length must be >= 1, --png-start >= 0")
+    if args.command == "units" and args.png_length > MAX_HEAT_MAP_CHARACTERS:
+        # (5,000 tokens drew a picture 93,775 pixels wide, in 74 s)
+        p.error(f"--png-length {args.png_length}: the heat map has a column per token, and "
+                f"more than {MAX_HEAT_MAP_CHARACTERS:,} cannot be read; give at most "
+                f"{MAX_HEAT_MAP_CHARACTERS:,} (the page, --html, shows the whole text)")
     return args
 
 

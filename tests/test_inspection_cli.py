@@ -659,6 +659,17 @@ def test_a_text_file_is_read_as_training_reads_it(tmp_path, capsys):
     assert "not valid UTF-8" in capsys.readouterr().err
 
 
+def test_a_heat_map_too_long_to_read_is_refused_before_the_model_is_read(capsys):
+    """--png-length 5000 drew a picture 93,775 pixels wide, in 74 s, as the
+    attention map's 1,000 characters are the most it draws."""
+    with pytest.raises(SystemExit) as exc:
+        inspect_model.main(["units", "--model", "missing.npz", "--text", "ab", "--png", "u.png",
+                            "--png-length", "1001"])
+    assert exc.value.code == 2 and ("--png-length 1001: the heat map has a column per token, "
+                                    "and more than 1,000 cannot be read; give at most 1,000"
+                                    in capsys.readouterr().err)
+
+
 def test_attention_refuses_an_empty_question(capsys):
     with pytest.raises(SystemExit) as exc:
         inspect_model.main(["attention", "--model", "missing.npz", "--input", "  "])
