@@ -307,7 +307,8 @@ def default_start(vocab, level):
     """``(prompt, shown)``: begin like a sentence (after <eos>) or a line
     (after a newline), unseen; without either in ``vocab``, from its first
     token, shown as a --start would be (with a notice on stderr)."""
-    boundary = EOS if level == "word" else "\n"
+    # (A text of old Mac line ends, a lone CR each, has no "\n": its lines end in "\r".)
+    boundary = EOS if level == "word" else "\n" if "\n" in vocab or "\r" not in vocab else "\r"
     if boundary in vocab:
         return [boundary], []
     print(f"notice: the model has no {'<eos>' if level == 'word' else 'line break'} to start "
@@ -318,7 +319,7 @@ def default_start(vocab, level):
 
 def stop_token(stop, level):
     token = unescape(stop)
-    if level == "word" and token == "\n":
+    if level == "word" and token in ("\n", "\r", "\r\n"):  # (a line end of any kind is <eos>)
         token = EOS
     return token
 
@@ -339,6 +340,9 @@ def stop_id_of(stop, vocab, level):
             message += f"; stop at one of them, e.g. the last: --stop {ascii(token[-1])}"
         raise UsageError(message)
     if token not in vocab:
+        if level == "char" and token == "\n" and "\r" in vocab:
+            raise UsageError("--stop: the model has no '\\n': its text's lines end with a lone "
+                             "'\\r' (old Mac line ends): --stop '\\r'")
         raise UsageError(f"--stop: {_unknown_message(token, vocab, level, escapes=True)}")
     return vocab.index(token)
 

@@ -169,6 +169,24 @@ def test_a_character_in_another_unicode_form_is_named(tmp_path, capsys, vocab, a
     assert message in capsys.readouterr().err
 
 
+def test_old_mac_line_ends_start_and_stop_a_sample(tmp_path, capsys):
+    """A text whose lines end with a lone CR: the char model has no '\\n', so
+    the sample started from its first token with a notice, and --stop '\\n'
+    was refused without a word of '\\r'; at word level --stop '\\r' (a line
+    end, read as <eos>) was unknown."""
+    script = load_script("generate_text")
+    path = model_file(tmp_path / "c.npz", ["a", "b", "\r", " "], level="char")
+    assert script.main(["--model", path, "--length", "5", "--seed", "1"]) == 0
+    assert capsys.readouterr().err == ""  # started after a line end, unseen
+    assert script.main(["--model", path, "--stop", "\\n"]) == 2
+    assert capsys.readouterr().err == ("error: --stop: the model has no '\\n': its text's "
+                                       "lines end with a lone '\\r' (old Mac line ends): "
+                                       "--stop '\\r'\n")
+    assert script.main(["--model", path, "--stop", "\\r", "--length", "5"]) == 0
+    words = model_file(tmp_path / "w.npz", ["<eos>", "a", "b"], level="word")
+    assert script.main(["--model", words, "--stop", "\\r", "--length", "5"]) == 0
+
+
 def test_a_word_in_another_unicode_form_is_named(tmp_path, capsys):
     path = model_file(tmp_path / "m.npz", ["<eos>", "caf\u00e9", "au", "lait"], level="word")
     script = load_script("generate_text")
