@@ -49,6 +49,7 @@ from common.inspection import (  # noqa: E402
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
 from common.serialization import load_npz_meta  # noqa: E402
+from datasets.text import tokenize  # noqa: E402
 from models import SEQ2SEQ_CLASS_NAMES, LanguageModel, checkpoint_to_model_words  # noqa: E402
 from models import load_model as _load_model  # noqa: E402
 from models.beam_search import useful_width  # noqa: E402
@@ -233,9 +234,9 @@ def unescape(s):
 
 
 def tokenize_prompt(start, level):
-    if level == "char":
-        return list(start)
-    return start.split()
+    """``--start`` cut as the training text was: characters, or words with
+    ``<eos>`` at each line end (a prompt of several lines)."""
+    return tokenize(start, level)
 
 
 def encode_prompt(tokens, vocab, level):

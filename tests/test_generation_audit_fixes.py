@@ -187,6 +187,19 @@ def test_old_mac_line_ends_start_and_stop_a_sample(tmp_path, capsys):
     assert script.main(["--model", words, "--stop", "\\r", "--length", "5"]) == 0
 
 
+def test_a_line_end_in_a_word_level_prompt_is_eos(tmp_path, monkeypatch):
+    """A prompt of two lines was read as one (the line end as a space), where
+    the training text, and inspect_model.py, read <eos> there."""
+    script = load_script("generate_text")
+    path = model_file(tmp_path / "w.npz", ["<eos>", "the", "cat", "sat"], level="word")
+    started = []
+    monkeypatch.setattr(script, "iter_generate",
+                        lambda model, start_ids, *args, **kwargs: started.append(start_ids)
+                        or iter([]))
+    assert script.main(["--model", path, "--start", "the cat\nsat\r\nthe"]) == 0
+    assert started == [[1, 2, 0, 3, 0, 1]]
+
+
 def test_a_word_in_another_unicode_form_is_named(tmp_path, capsys):
     path = model_file(tmp_path / "m.npz", ["<eos>", "caf\u00e9", "au", "lait"], level="word")
     script = load_script("generate_text")
