@@ -58,9 +58,10 @@ Any other name is a path to a file of pairs, in one of two layouts:
   padded to the longest. A file is read this way when its name ends in
   ``.tsv`` or its first line holds a tab (a file in the book's layout holds
   no tab). Padding that is most of the arrays (one stray long line pads
-  every pair to its width) is warned of, naming the widest lines; padding
-  that would not fit in the memory available is refused before it is made
-  (:class:`common.memory.NotEnoughMemory`, a ``MemoryError``).
+  every pair to its width) is warned of, naming the line of the widest
+  question or answer; padding that would not fit in the memory available is
+  refused before it is made (:class:`common.memory.NotEnoughMemory`, a
+  ``MemoryError``; ``memory_check=False`` pads anyway).
 
 Some answers may be empty, not all: with nothing after ``'_'`` in any pair
 but padding (spaces) the decoder would have no target to learn. A question
@@ -234,7 +235,8 @@ def load_data(
         SequenceDataError: a malformed file (named with the line).
         common.memory.NotEnoughMemory: (a ``MemoryError``) tab-separated pairs
             whose padding would not fit in the memory available (with
-            ``memory_check``), named with their widest lines.
+            ``memory_check``; without it, when the padding ran out of memory),
+            named with their widest lines.
     """
     global _last_vocab
     name_or_path = book_name("load_data", "name_or_path", name_or_path, "addition",
@@ -247,9 +249,20 @@ def load_data(
         source = f"the generated {task!r} task"
     else:
         path = Path(name_or_path)
-        questions, answers = _read_pairs(path, memory_check)
+        try:
+            questions, answers, padding = _read_pairs(path, memory_check)
+        except FileNotFoundError as err:  # perhaps a task's name, mistyped
+            if not _bare_name(name_or_path) or os.path.lexists(path):  # (a path, a link)
+                raise
+            raise FileNotFoundError(f"{err}; the generated tasks are {', '.join(TASKS)}"
+                                    ) from err
         source = str(path)
-    x, t, char_to_id, id_to_char = _encode(questions, answers, source)
+    try:
+        x, t, char_to_id, id_to_char = _encode(questions, answers, source)
+    except MemoryError:  # (memory_check=False, or no figure of the memory available)
+        if task is not None or padding is None:
+            raise
+        raise NotEnoughMemory(f"{source}: ran out of memory: {padding}") from None
 
     if seed is not None:
         # The book's shuffle (np.random.seed + np.random.shuffle) without
@@ -399,16 +412,15 @@ def _ordinal_suffix(day: int) -> str:
 # Reading files of pairs
 
 
-def _read_pairs(path: Path, memory_check: bool = True) -> tuple[list[str], list[str]]:
-    """Questions and answers (``'_'`` first) of a file, padded to fixed widths."""
+def _read_pairs(path: Path,
+                memory_check: bool = True) -> tuple[list[str], list[str], str | None]:
+    """Questions and answers (``'_'`` first) of a file, padded to fixed widths,
+    and for tab-separated pairs what padding and numbering them takes, in
+    words (None for the book's layout, padded already)."""
     try:
         content = read_text(path)  # FileNotFoundError, IsADirectoryError, or ...
     except CorpusError as err:  # ... not UTF-8: the message names the byte and line
         raise SequenceDataError(str(err)) from err
-    except FileNotFoundError as err:  # perhaps a task's name, mistyped
-        if os.path.lexists(path) or len(path.parts) > 1:  # (a link, a folder: not a name)
-            raise
-        raise FileNotFoundError(f"{err}; the generated tasks are {', '.join(TASKS)}") from err
     lines = re.split(r"\r\n|\r|\n", content)  # Unix, Windows or old Mac line ends
     if lines and lines[-1] == "":
         lines.pop()  # the line end of the last line
@@ -418,11 +430,13 @@ def _read_pairs(path: Path, memory_check: bool = True) -> tuple[list[str], list[
         raise SequenceDataError(f"{path} is empty; expected one question/answer pair per line")
     # Tab-separated, a line holding a tab is a pair, empty or not, and checked as one.
     tab_lines = [(number, line) for number, line in numbered if line.strip() or "\t" in line]
+    padding = None
     if path.suffix.lower() == ".tsv":
-        questions, answers = _read_tsv(path, tab_lines, "its name ends in .tsv", memory_check)
+        questions, answers, padding = _read_tsv(path, tab_lines, "its name ends in .tsv",
+                                                memory_check)
     elif "\t" in lines[0][1]:
-        questions, answers = _read_tsv(path, tab_lines, f"line {lines[0][0]} holds a tab",
-                                       memory_check)
+        questions, answers, padding = _read_tsv(path, tab_lines,
+                                                f"line {lines[0][0]} holds a tab", memory_check)
     else:
         questions, answers = _read_book_layout(path, lines)
     # '_' and padding alone: the decoder would have no target to learn (spaces
@@ -434,7 +448,7 @@ def _read_pairs(path: Path, memory_check: bool = True) -> tuple[list[str], list[
             f"'16+75  _91  ' or '16+75<TAB>91'"
         )
     _warn_of_a_header(path, lines, questions, answers)
-    return questions, answers
+    return questions, answers, padding
 
 
 def _warn_of_a_header(path, lines, questions, answers) -> None:
@@ -531,25 +545,26 @@ def _read_book_layout(path: Path, lines: list[tuple[int, str]]) -> tuple[list[st
 
 
 def _check_padding(path: Path, lines: list[tuple[int, str]], questions: list[str],
-                   answers: list[str], memory_check: bool = True) -> None:
+                   answers: list[str], memory_check: bool = True) -> str:
     """Before tab-separated pairs are padded to one width: refuse padding that
     does not fit in the memory available (:class:`common.memory.NotEnoughMemory`;
     only with ``memory_check``), and warn of padding that is most of the
     arrays (a :class:`SequenceDataWarning`). Both name the lines that set the
     widths: one stray long line pads every pair to its width, and every step
-    of training then pays for that width."""
+    of training then pays for that width. Returns what padding and numbering
+    the pairs takes, in words, with the advice (for a later MemoryError)."""
     q_lengths, a_lengths = list(map(len, questions)), list(map(len, answers))
     chars = sum(q_lengths) + sum(a_lengths)
     padded = len(questions) * (max(q_lengths) + max(a_lengths))
     widest = _widest(lines, q_lengths, a_lengths) if padded >= PADDING_WARNING_FACTOR * chars \
         else None
     need, available = padded * PADDED_BYTES_PER_CHAR, available_bytes() if memory_check else None
+    takes = f"padding and numbering its {len(questions):,} pairs takes about {gib(need)} of memory"
+    advice = (f"{widest}: shorten or remove the longest pairs, or train on pairs of one range "
+              f"of lengths at a time" if widest else "train on a part of its lines")
     if available is not None and need > available:
-        raise NotEnoughMemory(
-            f"{path}: padding and numbering its {len(questions):,} pairs takes about "
-            f"{gib(need)} of memory, but only {gib(available)} is available; " + (
-                f"{widest}: shorten or remove the longest pairs, or train on pairs of one "
-                f"range of lengths at a time" if widest else "train on a part of its lines"))
+        raise NotEnoughMemory(f"{path}: {takes}, but only {gib(available)} is available; "
+                              f"{advice}")
     if widest:
         warnings.warn(
             f"{path}: every question is padded to the widest and every answer too, and "
@@ -557,6 +572,7 @@ def _check_padding(path: Path, lines: list[tuple[int, str]], questions: list[str
             f"mostly padding, which every step of training computes on; if such long pairs "
             f"are not meant, remove them (or train on pairs of one range of lengths at a "
             f"time)", SequenceDataWarning, stacklevel=5)
+    return f"{takes}; {advice}"
 
 
 def _widest(lines: list[tuple[int, str]], q_lengths: list[int], a_lengths: list[int]) -> str:
@@ -572,6 +588,14 @@ def _widest(lines: list[tuple[int, str]], q_lengths: list[int], a_lengths: list[
                                         f"characters (half are at most {half:,})"))
     return " and ".join([words for over, words in sides if over]
                         or [words for _, words in sides])
+
+
+def _bare_name(name_or_path: object) -> bool:
+    """Whether ``load_data``'s argument is a bare name, as a task's is (a
+    mistyped one is looked for as a file): a str without a folder, not a
+    ``Path`` or ``'./name'``, which name files."""
+    return (isinstance(name_or_path, str) and not name_or_path.startswith(".")
+            and not any(sep and sep in name_or_path for sep in (os.sep, os.altsep)))
 
 
 def _quoted(line: str) -> str:
@@ -602,10 +626,11 @@ def _combining_hint(*numbered: tuple[int, str]) -> str | None:
 
 
 def _read_tsv(path: Path, lines: list[tuple[int, str]], why: str,
-              memory_check: bool = True) -> tuple[list[str], list[str]]:
+              memory_check: bool = True) -> tuple[list[str], list[str], str]:
     """``lines``: the file's non-empty lines, each with its number; ``why``: why
     the file is read as tab-separated, for the messages; ``memory_check``: as
-    :func:`load_data`'s."""
+    :func:`load_data`'s. Returns the padded questions and answers, and what
+    padding and numbering them takes, in words (:func:`_check_padding`)."""
     questions, answers = [], []
     for number, line in lines:
         fields = line.split("\t")
@@ -620,7 +645,7 @@ def _read_tsv(path: Path, lines: list[tuple[int, str]], why: str,
             raise SequenceDataError(f"{path}, line {number}: empty question in {_quoted(line)}")
         questions.append(question)
         answers.append("_" + answer)
-    _check_padding(path, lines, questions, answers, memory_check)
+    padding = _check_padding(path, lines, questions, answers, memory_check)
     if all(a.startswith("__") for a in answers):
         warnings.warn(f"{path}: every answer starts with '_', to which reading the file as "
                       f"tab-separated ({why}) adds the start '_', so each is read as '__...': "
@@ -628,7 +653,11 @@ def _read_tsv(path: Path, lines: list[tuple[int, str]], why: str,
                       f"has no tab)", SequenceDataWarning, stacklevel=4)
     q_width = max(map(len, questions))
     a_width = max(map(len, answers))
-    return [q.ljust(q_width) for q in questions], [a.ljust(a_width) for a in answers]
+    try:
+        return ([q.ljust(q_width) for q in questions], [a.ljust(a_width) for a in answers],
+                padding)
+    except MemoryError:  # (memory_check=False, or no figure of the memory available)
+        raise NotEnoughMemory(f"{path}: ran out of memory: {padding}") from None
 
 
 # ---------------------------------------------------------------------------

@@ -118,10 +118,8 @@ def read_text(path: str | os.PathLike) -> str:
     except FileNotFoundError as err:
         # Only a shell expands "~"; a quoted or "--flag=~/..." path reaches us as is.
         tilde = " ('~' is not expanded here: write the full path)" if str(path)[:1] == "~" else ""
-        # (realpath: where the link leads, from its own folder, through every link)
-        link = (f"; it is a link to {os.readlink(path)}, which leads to "
-                f"{os.path.realpath(path)}, which does not exist" if os.path.islink(path)
-                else "")
+        link = f"; it is {_dangling_words(path)}" if os.path.islink(path) else ""
+
         raise FileNotFoundError(
             f"text file not found: {path} (absolute: {path.absolute()}){link}{tilde}"
         ) from err
@@ -237,6 +235,18 @@ _SIGNATURES = (
 # Characters that text never holds (all C0 controls but tab, line ends and form
 # feeds, and DEL): binary data read as UTF-16 or UTF-32 is full of them.
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def _dangling_words(path) -> str:
+    """What the link ``path``, which leads to no file, is, in words: its target
+    and, where another path is the one missing (the target read from the
+    link's own folder, through further links), that path."""
+    target, leads = os.readlink(path), os.path.realpath(path)
+    # (realpath folds 'folder/..' by its letters: a path it names that exists is
+    # not the missing one, and is not said)
+    if leads == target or os.path.lexists(leads):
+        return f"a link to {target}, which does not exist"
+    return f"a link to {target}, which leads to {leads}, which does not exist"
 
 
 def _binary_file_problem(data: bytes, path) -> str | None:
@@ -477,16 +487,29 @@ def split_corpus(
         raise ValueError(f"fractions must sum to 1, got {fractions} (sum {sum(fractions)})")
     n = len(corpus)
     cumulative = np.cumsum(fractions)
-    ends = [round(c * n) for c in cumulative[:-1]] + [n]
-    starts = [0] + ends[:-1]
-    sizes = [end - start for start, end in zip(starts, ends, strict=True)]
+    parts = _parts(n, cumulative)
+    sizes = [end - start for start, end in parts]
     if min(sizes) < MIN_TOKENS:
+        # The shortest longer corpus that splits (rounding can leave a part short
+        # at the length the fractions alone ask for), looked for a little way.
+        enough = max(n + 1, math.ceil(MIN_TOKENS / min(fractions)))
+        for longer in range(enough, enough + 1000):
+            if min(end - start for start, end in _parts(longer, cumulative)) >= MIN_TOKENS:
+                enough = longer
+                break
         raise ValueError(
             f"a corpus of {n} tokens is too short to split by {fractions}: the parts would "
             f"have {sizes} tokens, and each needs at least {MIN_TOKENS}: use a longer corpus "
-            f"(about {max(n + 1, math.ceil(MIN_TOKENS / min(fractions)))} tokens or more)"
+            f"(about {enough} tokens or more)"
         )
-    return tuple(corpus[start:end] for start, end in zip(starts, ends, strict=True))
+    return tuple(corpus[start:end] for start, end in parts)
+
+
+def _parts(n: int, cumulative) -> list[tuple[int, int]]:
+    """``(start, end)`` of each part of ``n`` tokens split at the
+    ``cumulative`` fractions (the last is 1)."""
+    ends = [round(c * n) for c in cumulative[:-1]] + [n]
+    return list(zip([0] + ends[:-1], ends, strict=True))
 
 
 def _check_level(level: str) -> None:

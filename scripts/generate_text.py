@@ -243,23 +243,35 @@ def encode_prompt(tokens, vocab, level):
     """Map prompt tokens to ids; an unknown token is a :class:`UsageError`."""
     index = {t: i for i, t in enumerate(vocab)}
     ids = []
-    for token in tokens:
+    for i, token in enumerate(tokens):
         if token not in index:
-            form = (_other_form("".join(tokens), vocab, level)
-                    if level == "char" and not _other_form(token, vocab, level) else None)
+            cluster = _cluster(tokens, i) if level == "char" else token
+            form = None if _other_form(token, vocab, level) else \
+                _other_form(cluster, vocab, level)
             if form is None:
                 raise UsageError(_unknown_message(token, vocab, level))
             # An accent typed as a mark of its own (e + U+0301, as macOS may write
-            # it) for a model of precomposed letters: the mark alone has no other
-            # form, the prompt has.
+            # it) for a model of precomposed letters: the mark alone, or its letter
+            # alone, has no other form; the letter with its marks has.
             name, spelled = form[0], _spell(token)
             raise UsageError(
                 f"the character {token!r}{f' ({spelled})' if spelled != token else ''} is not "
-                f"in the model's vocabulary ({len(vocab)} tokens), but every character of the "
-                f"prompt in {name} form is (another Unicode form): give the text in {name} "
-                f"form, e.g. with unicodedata.normalize({name!r}, text)")
+                f"in the model's vocabulary ({len(vocab)} tokens); the model knows "
+                f"{_spell(cluster)} as {_spell(form[1])} (another Unicode form): give the text "
+                f"in {name} form, e.g. with unicodedata.normalize({name!r}, text)")
         ids.append(index[token])
     return ids
+
+
+def _cluster(chars, i):
+    """The letter at or before ``chars[i]`` with the combining marks after it
+    (``e`` + U+0301), as a string: what one normal form writes as one."""
+    start, end = i, i + 1
+    while start > 0 and unicodedata.combining(chars[start]):
+        start -= 1
+    while end < len(chars) and unicodedata.combining(chars[end]):
+        end += 1
+    return "".join(chars[start:end])
 
 
 def _unknown_message(token, vocab, level, escapes=False):
@@ -379,12 +391,12 @@ def check_beam_memory(model, width, length, asked):
         one = beam_search_bytes(model, 1, 0)["total"]
         length_fits = (available - one) // beam_search_bytes(model, 1, 1)["history"] \
             if available else 0
-        hint = (f"; --beam-width 1 with --length {length_fits:,} or less fits"
+        hint = (f"; --beam-width 1 with --length {length_fits} or less fits"
                 if length_fits >= 1 else "")
     try:
         check_memory(estimate, available, hint=hint)
     except NotEnoughMemory as exc:
-        raise UsageError(f"--beam-width {asked} and --length {length:,} with a vocabulary of "
+        raise UsageError(f"--beam-width {asked} and --length {length} with a vocabulary of "
                          f"{model.vocab_size}: {exc}") from None
 
 

@@ -696,8 +696,9 @@ def _run_holding(args):
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except NotEnoughMemory as exc:  # the pairs' padding, checked before padding them
-        print(f"error: --data {exc}; or pass --ignore-memory-check to try anyway",
+    except NotEnoughMemory as exc:  # the pairs' padding: checked before, or ran out
+        print(f"error: --data {exc}" + ("" if args.ignore_memory_check else
+                                        "; or pass --ignore-memory-check to try anyway"),
               file=sys.stderr)
         return 2
     except MemoryError:  # past --ignore-memory-check, or an estimate too low for this file

@@ -608,6 +608,11 @@ def test_missing_file(tmp_path):
     (lambda d: ((d / "data").mkdir(), os.symlink("hop", d / "data" / "book.txt"),
                 os.symlink("../texts/book.txt", d / "data" / "hop")), "data/book.txt",
      r"it is a link to hop, which leads to .*/texts/book.txt, which does not exist"),
+    # 'd/../book.txt' from d/ is d/d/../book.txt, missing, though d/book.txt (the
+    # path realpath folds it to) exists: not named as the missing file.
+    (lambda d: ((d / "d").mkdir(), (d / "d" / "book.txt").write_text("a b\n"),
+                os.symlink("d/../book.txt", d / "d" / "odd.txt")), "d/odd.txt",
+     r"it is a link to d/../book.txt, which does not exist$"),
     (lambda d: os.symlink("book.txt", d / "book.txt"), "book.txt",
      r"book.txt is a link that leads round in a loop \(to book.txt\); give the path of the "
      r"text file itself"),
@@ -616,8 +621,8 @@ def test_missing_file(tmp_path):
     (lambda d: (d / "notes.txt").write_text("a b\n"), "notes.txt/book.txt",
      r"notes.txt/book.txt: .*notes.txt is a file, not a folder; give the path of the text "
      r"file"),
-], ids=["link-to-none", "link-to-a-link-to-none", "link-loop", "loop-on-the-way",
-        "file-as-folder"])
+], ids=["link-to-none", "link-to-a-link-to-none", "link-to-a-folded-path", "link-loop",
+        "loop-on-the-way", "file-as-folder"])
 def test_a_path_that_names_no_file_says_why(tmp_path, make, name, message):
     """A link round in a loop, or a file named as a folder, surfaced as a raw
     '[Errno 40] Too many levels of symbolic links' (or Errno 20); a link to
@@ -689,6 +694,9 @@ def test_split_corpus_rejects_bad_requests():
     # the advice is then a longer corpus, not this one.
     with pytest.raises(ValueError, match=r"of 50 tokens is too short.*about 51 tokens"):
         text.split_corpus(np.arange(50), (0.35, 0.04, 0.61))
+    with pytest.raises(ValueError, match=r"of 2 tokens is too short.*about 51 tokens"):
+        text.split_corpus(np.arange(2), (0.35, 0.04, 0.61))
+    assert min(map(len, text.split_corpus(np.arange(51), (0.35, 0.04, 0.61)))) >= 2
 
 
 # ---------------------------------------------------------------------------

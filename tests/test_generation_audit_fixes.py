@@ -150,11 +150,12 @@ def test_a_stop_of_several_characters_is_refused_as_such(tmp_path, capsys, stop,
      "e + U+0301 (another Unicode form): give the text in NFD form"),
     # 'e' has no other form, the prompt has: 'aé' (the mark alone said nothing of it)
     (NFC_VOCAB, ["--start", "ae\u0301"],
-     "the character 'e' is not in the model's vocabulary (4 tokens), but every character of "
-     "the prompt in NFC form is (another Unicode form): give the text in NFC form"),
-    (["a", "e", "\u00e9", "\n"], ["--start", "ae\u0301"],
-     "the character '\u0301' (U+0301) is not in the model's vocabulary (4 tokens), but every "
-     "character of the prompt in NFC form is"),
+     "the character 'e' is not in the model's vocabulary (4 tokens); the model knows e + U+0301 "
+     "as é (another Unicode form): give the text in NFC form"),
+    # The mark is what is unknown, and other unknown characters follow.
+    (["a", "e", "\u00e9", "\n"], ["--start", "ae\u0301 xyz"],
+     "the character '\u0301' (U+0301) is not in the model's vocabulary (4 tokens); the model "
+     "knows e + U+0301 as é (another Unicode form): give the text in NFC form"),
     (NFD_VOCAB, ["--stop", "\\u00e9"],
      "--stop: the character 'é' is not in the model's vocabulary (5 tokens); the model knows "
      "it as e + U+0301 (another Unicode form): stop at its last character, --stop '\\u0301'"),

@@ -510,7 +510,7 @@ def test_a_long_word_does_not_push_the_heat_maps_labels_out(tmp_path, capsys, mo
     with a raw 'Tight layout not applied' warning."""
     vocab = ["<eos>", "the", "cat", "x" * 5000, "<unk>"]
     path = tmp_path / "word.npz"
-    SimpleRnnlm(len(vocab), 4, 4, seed=0).save_params(path, vocab=vocab)
+    SimpleRnnlm(len(vocab), 4, 160, seed=0).save_params(path, vocab=vocab)
     drawn = {}
     real = inspect_model.save_figure
 
@@ -528,7 +528,10 @@ def test_a_long_word_does_not_push_the_heat_maps_labels_out(tmp_path, capsys, mo
                                    "--png", str(tmp_path / "u.png")]) == 0
     assert drawn["x"][:2] == ["the", "cat"]
     assert drawn["x"][2] == "x" * (inspect_model.MAX_LABEL - 1) + "\u2026"
-    assert all(label.endswith(")") for label in drawn["y"][:-1])  # 'h0:1: ... (r = +0.123)'
+    # A unit's label is whole, three-digit units too: 'h0:123: ... (r = +0.123)'.
+    found = [label for label in drawn["y"] if "(r = " in label]
+    assert all(label.endswith(")") for label in found)
+    assert any(len(label) > inspect_model.MAX_LABEL for label in found)
 
 
 @pytest.mark.parametrize("flag", ["--png", "--html"])

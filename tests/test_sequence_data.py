@@ -576,11 +576,22 @@ def test_padding_that_does_not_fit_in_memory_is_refused_before_padding(tmp_path,
                                               r"shorten or remove the longest pairs"):
         sequence.load_data(path)
     assert issubclass(NotEnoughMemory, MemoryError)
-    # memory_check=False (train_seq2seq.py --ignore-memory-check): padded all the same.
+    # memory_check=False (train_seq2seq.py --ignore-memory-check): padded all the same,
+    # and a MemoryError then says what the padding takes (it blamed the file's size).
     monkeypatch.undo()
     with pytest.warns(sequence.SequenceDataWarning):
         (x_train, _), _ = sequence.load_data(path, memory_check=False)
     assert x_train.shape[1] == 200
+
+    def no_memory(*args):
+        raise MemoryError
+
+    monkeypatch.setattr(sequence, "_encode", no_memory)
+    with pytest.warns(sequence.SequenceDataWarning), \
+            pytest.raises(NotEnoughMemory, match=r"sums.tsv: ran out of memory: padding and "
+                                                 r"numbering its 21 pairs takes about 0 MiB of "
+                                                 r"memory; the widest question, line 21's"):
+        sequence.load_data(path, memory_check=False)
     monkeypatch.setattr(sequence, "_encode", None)
     # Pairs of one width: no line to blame.
     monkeypatch.setattr(sequence, "available_bytes", lambda: 0)
@@ -618,6 +629,11 @@ def test_missing_file(tmp_path):
     # A mistyped task's name is looked for as a file; the error names the tasks.
     with pytest.raises(FileNotFoundError, match="the generated tasks are addition, date"):
         sequence.load_data("adition")
+    # Nor are './name' and a Path, which name files.
+    for path in ("./adition", Path("adition")):
+        with pytest.raises(FileNotFoundError) as info:
+            sequence.load_data(path)
+        assert "generated tasks" not in str(info.value)
     # A link round in a loop is no mistyped name either.
     os.symlink("loop", tmp_path / "loop")
     with pytest.raises(FileNotFoundError, match="a link that leads round in a loop") as info:
