@@ -235,8 +235,9 @@ def load_data(
         SequenceDataError: a malformed file (named with the line).
         common.memory.NotEnoughMemory: (a ``MemoryError``) tab-separated pairs
             whose padding would not fit in the memory available (with
-            ``memory_check``; without it, when the padding ran out of memory),
-            named with their widest lines.
+            ``memory_check``), named with their widest lines.
+        MemoryError: padding tab-separated pairs ran out of memory (without
+            ``memory_check``, or past it), said as the refusal says it.
     """
     global _last_vocab
     name_or_path = book_name("load_data", "name_or_path", name_or_path, "addition",
@@ -259,10 +260,11 @@ def load_data(
         source = str(path)
     try:
         x, t, char_to_id, id_to_char = _encode(questions, answers, source)
-    except MemoryError:  # (memory_check=False, or no figure of the memory available)
+    except MemoryError:  # (memory_check=False, no figure of the memory, an estimate short)
         if task is not None or padding is None:
             raise
-        raise NotEnoughMemory(f"{source}: ran out of memory: {padding}") from None
+        # (Not NotEnoughMemory, a refusal before the work: this is the work failing.)
+        raise MemoryError(f"{source}: ran out of memory: {padding}") from None
 
     if seed is not None:
         # The book's shuffle (np.random.seed + np.random.shuffle) without
@@ -656,8 +658,8 @@ def _read_tsv(path: Path, lines: list[tuple[int, str]], why: str,
     try:
         return ([q.ljust(q_width) for q in questions], [a.ljust(a_width) for a in answers],
                 padding)
-    except MemoryError:  # (memory_check=False, or no figure of the memory available)
-        raise NotEnoughMemory(f"{path}: ran out of memory: {padding}") from None
+    except MemoryError:  # (as in load_data: the work failing, not a refusal)
+        raise MemoryError(f"{path}: ran out of memory: {padding}") from None
 
 
 # ---------------------------------------------------------------------------

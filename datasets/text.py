@@ -487,16 +487,23 @@ def split_corpus(
         raise ValueError(f"fractions must sum to 1, got {fractions} (sum {sum(fractions)})")
     n = len(corpus)
     cumulative = np.cumsum(fractions)
+    # Each part's share as the cuts give it (the last takes what is left: the
+    # sum may be off 1 by the tolerance above).
+    shares = np.diff([0.0, *cumulative[:-1], 1.0])
+    if shares.min() <= 0:
+        raise ValueError(f"fractions {fractions} leave part {int(shares.argmin()) + 1} no "
+                         f"tokens (they must sum to 1 with every part's share above 0)")
     parts = _parts(n, cumulative)
     sizes = [end - start for start, end in parts]
     if min(sizes) < MIN_TOKENS:
-        # The shortest longer corpus that splits (rounding can leave a part short
-        # at the length the fractions alone ask for), looked for a little way.
-        enough = max(n + 1, math.ceil(MIN_TOKENS / min(fractions)))
-        for longer in range(enough, enough + 1000):
-            if min(end - start for start, end in _parts(longer, cumulative)) >= MIN_TOKENS:
-                enough = longer
-                break
+        # The shortest longer corpus that splits: rounding can leave a part short
+        # at the length its share alone asks for, never at (MIN_TOKENS + 1) / share.
+        # (less a hair: a share of 0.05 comes out of the cuts as 0.04999999999999993)
+        enough = max(n + 1, math.ceil(MIN_TOKENS / shares.min() - 1e-9))
+        surely = max(enough, math.ceil((MIN_TOKENS + 1) / shares.min()))
+        enough = next((m for m in range(enough, min(surely, enough + 1000))
+                       if min(end - start for start, end in _parts(m, cumulative))
+                       >= MIN_TOKENS), surely)
         raise ValueError(
             f"a corpus of {n} tokens is too short to split by {fractions}: the parts would "
             f"have {sizes} tokens, and each needs at least {MIN_TOKENS}: use a longer corpus "

@@ -95,9 +95,10 @@ def build_parser():
     p.add_argument("--model", type=user_path, required=True, metavar="FILE",
                    help="the .npz file written by train_rnnlm.py --save (required)")
     p.add_argument("--start", default=None, metavar="TEXT",
-                   help="the prompt: words separated by spaces (word level) or text (char "
-                        "level) (default: the start of a sentence, i.e. after <eos>, or of a "
-                        "line; for a model with neither, its first token, shown)")
+                   help="the prompt: words separated by spaces, a line end as <eos> (word "
+                        "level), or text (char level) (default: the start of a sentence, i.e. "
+                        "after <eos>, or of a line; for a model with neither, its first "
+                        "token, shown)")
     p.add_argument("--length", type=at_least(0), default=100, metavar="N",
                    help="how many tokens to sample after the prompt (default: 100)")
     p.add_argument("--temperature", type=_temperature, default=1.0, metavar="T",
@@ -235,7 +236,8 @@ def unescape(s):
 
 def tokenize_prompt(start, level):
     """``--start`` cut as the training text was: characters, or words with
-    ``<eos>`` at each line end (a prompt of several lines)."""
+    ``<eos>`` at each line end (a prompt of several lines; a word ``<eos>``
+    typed in it is one too)."""
     return tokenize(start, level)
 
 
@@ -264,13 +266,17 @@ def encode_prompt(tokens, vocab, level):
 
 
 def _cluster(chars, i):
-    """The letter at or before ``chars[i]`` with the combining marks after it
-    (``e`` + U+0301), as a string: what one normal form writes as one."""
+    """The characters about ``chars[i]`` that NFC joins with it, as a string:
+    a letter and its marks (``e`` + U+0301 as é), Hangul jamo as a syllable
+    (whose vowels are no combining marks)."""
+    def nfc_length(start, end):
+        return len(unicodedata.normalize("NFC", "".join(chars[start:end])))
+
     start, end = i, i + 1
-    while start > 0 and unicodedata.combining(chars[start]):
-        start -= 1
-    while end < len(chars) and unicodedata.combining(chars[end]):
+    while end < len(chars) and nfc_length(start, end + 1) <= nfc_length(start, end):
         end += 1
+    while start > 0 and nfc_length(start - 1, end) <= nfc_length(start, end):
+        start -= 1
     return "".join(chars[start:end])
 
 
@@ -458,6 +464,10 @@ def main(argv=None):
             prompt = tokenize_prompt(args.start, level)
             if not prompt:
                 raise UsageError("--start is empty")
+            if level == "word" and EOS in prompt and EOS not in vocab:
+                raise UsageError("--start holds a line end, read as <eos> as in training, and "
+                                 "this model never saw one (its text had no line ends): give "
+                                 "the prompt on one line")
             shown = prompt
         else:
             prompt, shown = default_start(vocab, level)

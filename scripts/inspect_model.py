@@ -383,6 +383,9 @@ def run_units(args, model, vocab, level):
     for name in names:
         if name not in [u[0] for u in shown_units]:
             shown_units.append((name, name, rec.unit(name)))
+    window = slice(args.png_start, args.png_start + args.png_length)
+    if args.png:  # (before the page: neither is written when the picture cannot be)
+        check_heat_map_memory(len(shown_units), tokens[window], level)
     if args.html:
         s = finite_surprisal(model, ids)
         with writing("--html", args.html):
@@ -395,7 +398,6 @@ def run_units(args, model, vocab, level):
                                    "token not scored). Hover over a token, click to pin it.")
         print(f"page: {one_line(args.html)}")
     if args.png:
-        window = slice(args.png_start, args.png_start + args.png_length)
         with writing("--png", args.png):
             heat_map([(name, label, values[window]) for name, label, values in shown_units],
                      tokens[window], level, args.png)
@@ -406,6 +408,27 @@ def run_units(args, model, vocab, level):
 def cut_label(label: str) -> str:
     """``label`` as the heat map writes it: cut after MAX_LABEL characters."""
     return label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 1] + "\u2026"
+
+
+def heat_map_inches(n_units, tokens, level) -> tuple[float, float]:
+    """The heat map's ``(width, height)`` in inches (drawn at 110 dots an inch)."""
+    cell = 0.17 if level == "char" else 0.45
+    # Word level: room below for the words, written upwards (7 pt: about 0.07 inch a character).
+    words = 0.0 if level == "char" else 0.07 * max(map(len, map(cut_label, tokens)), default=0)
+    return max(6.0, 2.5 + cell * len(tokens)), 0.6 + 0.42 * n_units + words
+
+
+def check_heat_map_memory(n_units, tokens, level):
+    """Raise :class:`UsageError` when drawing the units heat map would not
+    fit in the memory available (1,000 words by 32 units took 3.5 GB)."""
+    width, height = heat_map_inches(n_units, tokens, level)
+    drawing = int(width * height * 110**2) * HEAT_MAP_BYTES_PER_PIXEL
+    try:
+        check_memory({"drawing": drawing, "total": drawing}, available_bytes(),
+                     hint="; give a smaller --png-length, or fewer --units or --per-property")
+    except NotEnoughMemory as exc:
+        raise UsageError(f"--png over {len(tokens):,} tokens and {n_units} units: {exc}"
+                         ) from None
 
 
 def heat_map(units, tokens, level, path):
@@ -419,10 +442,7 @@ def heat_map(units, tokens, level, path):
     rows = np.array([np.asarray(v, np.float64) for _, _, v in units])
     scale = np.abs(rows).max(axis=1, keepdims=True)
     rows = rows / np.where(scale > 0, scale, 1)
-    cell = 0.17 if level == "char" else 0.45
-    # Word level: room below for the words, written upwards (7 pt: about 0.07 inch a character).
-    words = 0.0 if level == "char" else 0.07 * max(map(len, map(cut_label, tokens)), default=0)
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.5 + cell * T), 0.6 + 0.42 * len(units) + words))
+    fig, ax = plt.subplots(figsize=heat_map_inches(len(units), tokens, level))
     image = ax.imshow(rows, cmap="bwr", vmin=-1, vmax=1, aspect="auto",
                       interpolation="nearest")
     ax.set_yticks(range(len(units)), [label for _, label, _ in units], fontsize=8,

@@ -701,7 +701,10 @@ def _run_holding(args):
                                         "; or pass --ignore-memory-check to try anyway"),
               file=sys.stderr)
         return 2
-    except MemoryError:  # past --ignore-memory-check, or an estimate too low for this file
+    except MemoryError as exc:  # past --ignore-memory-check, or an estimate too low
+        if args.data and str(exc):  # the loader's words: padding the pairs ran out
+            print(f"error: --data {exc}", file=sys.stderr)
+            return 2
         what = (f"read --data {args.data} ({gib(os.path.getsize(args.data))}; reading takes "
                 f"up to {DATA_BYTES_PER_BYTE} times that); train on a part of its lines"
                 if args.data else f"make the {args.task} task's pairs (ulimit -v?)")

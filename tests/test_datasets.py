@@ -11,6 +11,7 @@ import hashlib
 import http.server
 import io
 import os
+import re
 import shutil
 import warnings
 import zipfile
@@ -697,6 +698,14 @@ def test_split_corpus_rejects_bad_requests():
     with pytest.raises(ValueError, match=r"of 2 tokens is too short.*about 51 tokens"):
         text.split_corpus(np.arange(2), (0.35, 0.04, 0.61))
     assert min(map(len, text.split_corpus(np.arange(51), (0.35, 0.04, 0.61)))) >= 2
+    # Fractions whose sum is 1 within the tolerance but leave a part nothing.
+    with pytest.raises(ValueError, match=r"leave part 2 no tokens"):
+        text.split_corpus(np.arange(100), (1.0, 1e-7))
+    # A share of 1e-6: the length advised is one that splits.
+    with pytest.raises(ValueError, match=r"about (\d+) tokens") as info:
+        text.split_corpus(np.arange(10), (0.999998, 1e-6, 1e-6))
+    advised = int(re.search(r"about (\d+) tokens", str(info.value)).group(1))
+    assert min(map(len, text.split_corpus(np.arange(advised), (0.999998, 1e-6, 1e-6)))) >= 2
 
 
 # ---------------------------------------------------------------------------

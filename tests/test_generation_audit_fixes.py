@@ -152,6 +152,10 @@ def test_a_stop_of_several_characters_is_refused_as_such(tmp_path, capsys, stop,
     (NFC_VOCAB, ["--start", "ae\u0301"],
      "the character 'e' is not in the model's vocabulary (4 tokens); the model knows e + U+0301 "
      "as é (another Unicode form): give the text in NFC form"),
+    # Hangul typed as jamo (NFD, as macOS writes it), whose vowels are no marks.
+    (["\uac00", "\ub098", "\n"], ["--start", "\u1100\u1161\u1102\u1161"],
+     "the character '\u1100' is not in the model's vocabulary (3 tokens); the model "
+     "knows \u1100 + \u1161 as \uac00 (another Unicode form): give the text in NFC form"),
     # The mark is what is unknown, and other unknown characters follow.
     (["a", "e", "\u00e9", "\n"], ["--start", "ae\u0301 xyz"],
      "the character '\u0301' (U+0301) is not in the model's vocabulary (4 tokens); the model "
@@ -188,7 +192,7 @@ def test_old_mac_line_ends_start_and_stop_a_sample(tmp_path, capsys):
     assert script.main(["--model", words, "--stop", "\\r", "--length", "5"]) == 0
 
 
-def test_a_line_end_in_a_word_level_prompt_is_eos(tmp_path, monkeypatch):
+def test_a_line_end_in_a_word_level_prompt_is_eos(tmp_path, monkeypatch, capsys):
     """A prompt of two lines was read as one (the line end as a space), where
     the training text, and inspect_model.py, read <eos> there."""
     script = load_script("generate_text")
@@ -199,6 +203,12 @@ def test_a_line_end_in_a_word_level_prompt_is_eos(tmp_path, monkeypatch):
                         or iter([]))
     assert script.main(["--model", path, "--start", "the cat\nsat\r\nthe"]) == 0
     assert started == [[1, 2, 0, 3, 0, 1]]
+    # A model that never saw a line end: said so, not "the word '<eos>' is unknown".
+    path = model_file(tmp_path / "w1.npz", ["the", "cat", "sat"], level="word")
+    assert script.main(["--model", path, "--start", "the cat\n"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --start holds a line end, read as <eos> as in training, and this model never "
+        "saw one (its text had no line ends): give the prompt on one line\n")
 
 
 def test_a_word_in_another_unicode_form_is_named(tmp_path, capsys):

@@ -662,6 +662,27 @@ def test_a_text_file_is_read_as_training_reads_it(tmp_path, capsys):
     assert "not valid UTF-8" in capsys.readouterr().err
 
 
+def test_a_heat_map_that_cannot_fit_in_memory_is_refused_before_any_file(char_model, tmp_path,
+                                                                         capsys, monkeypatch):
+    """1,000 words by 32 units drew for 24 s and took 3.5 GB, unchecked."""
+    page, png = tmp_path / "u.html", tmp_path / "u.png"
+    module = script("inspect_model")
+    window = list(TEXT)[:module.HEAT_MAP_LENGTH]  # --png-length's default
+    width, height = module.heat_map_inches(2, window, "char")
+    drawing = int(width * height * 110**2) * module.HEAT_MAP_BYTES_PER_PIXEL
+    monkeypatch.setattr(module, "available_bytes", lambda *estimate: drawing - 1)
+    argv = ["units", "--model", str(char_model), "--text", TEXT, "--units", "h0:1,h0:2",
+            "--per-property", "1", "--html", str(page), "--png", str(png)]
+    monkeypatch.setattr(module, "interesting_units", lambda *args, **kwargs: [])
+    monkeypatch.setattr(module, "check_table_memory", lambda *args: None)  # (the page's own)
+    assert module.main(argv) == 2
+    assert (f"error: --png over {len(window)} tokens and 2 units: this run needs about "
+            in capsys.readouterr().err)
+    assert not page.exists() and not png.exists()
+    monkeypatch.setattr(module, "available_bytes", lambda *estimate: drawing)
+    assert module.main(argv) == 0 and png.exists()
+
+
 def test_a_heat_map_too_long_to_read_is_refused_before_the_model_is_read(capsys):
     """--png-length 5000 drew a picture 93,775 pixels wide, in 74 s, as the
     attention map's 1,000 characters are the most it draws."""

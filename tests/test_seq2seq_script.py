@@ -519,6 +519,17 @@ def test_a_data_file_too_large_for_memory_is_refused_before_reading(pairs_file, 
     # The flag lets the loader pad anyway.
     module.main(["--data", pairs_file, *SMALL, "--ignore-memory-check"])
     assert checks == [True, False]
+    capsys.readouterr()
+
+    # Padding that ran out of memory (the flag given, or past the check): the loader's
+    # words, not "reading takes up to 80 times the file", and no flag that cannot help.
+    def ran_out(*args, **kwargs):
+        raise MemoryError(f"{pairs_file}: ran out of memory: padding and numbering ...")
+
+    monkeypatch.setattr(module.sequence, "load_data", ran_out)
+    assert module.main(["--data", pairs_file, *SMALL]) == 2
+    assert capsys.readouterr().err == (f"error: --data {pairs_file}: ran out of memory: "
+                                       f"padding and numbering ...\n")
 
 
 def test_no_memory_to_score_the_test_pairs_keeps_the_epoch(pairs_file, tmp_path, capsys):
