@@ -702,7 +702,10 @@ def _run_holding(args):
               file=sys.stderr)
         return 2
     except MemoryError as exc:  # past --ignore-memory-check, or an estimate too low
-        if args.data and str(exc):  # the loader's words: padding the pairs ran out
+        # The loader's words (padding the pairs ran out): a plain MemoryError with a
+        # message. Python's own has none; NumPy's ("Unable to allocate ...") is a
+        # subclass that names no file.
+        if args.data and type(exc) is MemoryError and str(exc):
             print(f"error: --data {exc}", file=sys.stderr)
             return 2
         what = (f"read --data {args.data} ({gib(os.path.getsize(args.data))}; reading takes "

@@ -531,6 +531,14 @@ def test_a_data_file_too_large_for_memory_is_refused_before_reading(pairs_file, 
     assert capsys.readouterr().err == (f"error: --data {pairs_file}: ran out of memory: "
                                        f"padding and numbering ...\n")
 
+    def numpy_ran_out(*args, **kwargs):
+        np.empty(2**62, dtype=np.int8)  # NumPy's own MemoryError, which names no file
+
+    monkeypatch.setattr(module.sequence, "load_data", numpy_ran_out)
+    assert module.main(["--data", pairs_file, *SMALL]) == 2
+    assert capsys.readouterr().err.startswith(f"error: not enough memory to read --data "
+                                              f"{pairs_file}")
+
 
 def test_no_memory_to_score_the_test_pairs_keeps_the_epoch(pairs_file, tmp_path, capsys):
     """A raw MemoryError traceback after a whole trained epoch, --save unwritten."""
