@@ -113,6 +113,7 @@ __all__ = [
     "DEFAULT_SEED",
     "N_PAIRS",
     "TASKS",
+    "PaddingMemoryError",
     "SequenceDataError",
     "SequenceDataWarning",
     "generate_pairs",
@@ -182,6 +183,13 @@ PADDED_BYTES_PER_CHAR = 48
 REPEATED_TEST_SHARE = 10
 
 
+class PaddingMemoryError(MemoryError):
+    """Padding and numbering tab-separated pairs ran out of memory: the
+    message says what it takes and which line sets the widths. Not
+    :class:`common.memory.NotEnoughMemory`, the refusal before the work:
+    this is the work failing, without ``memory_check`` or past its estimate."""
+
+
 class SequenceDataWarning(UserWarning):
     """A file of pairs that reads, but perhaps not as meant (a header line,
     test pairs that are also training pairs)."""
@@ -236,8 +244,9 @@ def load_data(
         common.memory.NotEnoughMemory: (a ``MemoryError``) tab-separated pairs
             whose padding would not fit in the memory available (with
             ``memory_check``), named with their widest lines.
-        MemoryError: padding tab-separated pairs ran out of memory (without
-            ``memory_check``, or past it), said as the refusal says it.
+        PaddingMemoryError: (a ``MemoryError``) padding tab-separated pairs
+            ran out of memory (without ``memory_check``, or past it), said as
+            the refusal says it.
     """
     global _last_vocab
     name_or_path = book_name("load_data", "name_or_path", name_or_path, "addition",
@@ -263,8 +272,7 @@ def load_data(
     except MemoryError:  # (memory_check=False, no figure of the memory, an estimate short)
         if task is not None or padding is None:
             raise
-        # (Not NotEnoughMemory, a refusal before the work: this is the work failing.)
-        raise MemoryError(f"{source}: ran out of memory: {padding}") from None
+        raise PaddingMemoryError(f"{source}: ran out of memory: {padding}") from None
 
     if seed is not None:
         # The book's shuffle (np.random.seed + np.random.shuffle) without
@@ -450,6 +458,13 @@ def _read_pairs(path: Path,
             f"'16+75  _91  ' or '16+75<TAB>91'"
         )
     _warn_of_a_header(path, lines, questions, answers)
+    if padding is not None:  # tab-separated: padded once every check has read the pairs
+        try:
+            q_width, a_width = max(map(len, questions)), max(map(len, answers))
+            questions = [q.ljust(q_width) for q in questions]
+            answers = [a.ljust(a_width) for a in answers]
+        except MemoryError:  # (as in load_data: the work failing, not a refusal)
+            raise PaddingMemoryError(f"{path}: ran out of memory: {padding}") from None
     return questions, answers, padding
 
 
@@ -631,8 +646,8 @@ def _read_tsv(path: Path, lines: list[tuple[int, str]], why: str,
               memory_check: bool = True) -> tuple[list[str], list[str], str]:
     """``lines``: the file's non-empty lines, each with its number; ``why``: why
     the file is read as tab-separated, for the messages; ``memory_check``: as
-    :func:`load_data`'s. Returns the padded questions and answers, and what
-    padding and numbering them takes, in words (:func:`_check_padding`)."""
+    :func:`load_data`'s. Returns the questions and answers, not padded yet,
+    and what padding and numbering them takes, in words (:func:`_check_padding`)."""
     questions, answers = [], []
     for number, line in lines:
         fields = line.split("\t")
@@ -653,13 +668,7 @@ def _read_tsv(path: Path, lines: list[tuple[int, str]], why: str,
                       f"tab-separated ({why}) adds the start '_', so each is read as '__...': "
                       f"drop the '_' after each tab (the book's layout, question_answer, "
                       f"has no tab)", SequenceDataWarning, stacklevel=4)
-    q_width = max(map(len, questions))
-    a_width = max(map(len, answers))
-    try:
-        return ([q.ljust(q_width) for q in questions], [a.ljust(a_width) for a in answers],
-                padding)
-    except MemoryError:  # (as in load_data: the work failing, not a refusal)
-        raise MemoryError(f"{path}: ran out of memory: {padding}") from None
+    return questions, answers, padding
 
 
 # ---------------------------------------------------------------------------

@@ -496,11 +496,16 @@ def split_corpus(
     parts = _parts(n, cumulative)
     sizes = [end - start for start, end in parts]
     if min(sizes) < MIN_TOKENS:
-        # The shortest longer corpus that splits: rounding can leave a part short
-        # at the length its share alone asks for, never at (MIN_TOKENS + 1) / share.
+        # A longer corpus that splits, the first found from the length the smallest
+        # share asks for: rounding can leave a part short there, never at
+        # (MIN_TOKENS + 1) / share.
+        least = float(shares.min())
+        if not math.isfinite((MIN_TOKENS + 1) / least):  # (a share of 1e-308)
+            raise ValueError(f"fractions {fractions} give part {int(shares.argmin()) + 1} a "
+                             f"share too small to hold {MIN_TOKENS} tokens of any corpus")
         # (less a hair: a share of 0.05 comes out of the cuts as 0.04999999999999993)
-        enough = max(n + 1, math.ceil(MIN_TOKENS / shares.min() - 1e-9))
-        surely = max(enough, math.ceil((MIN_TOKENS + 1) / shares.min()))
+        enough = max(n + 1, math.ceil(MIN_TOKENS / least - 1e-9))
+        surely = max(enough, math.ceil((MIN_TOKENS + 1) / least))
         enough = next((m for m in range(enough, min(surely, enough + 1000))
                        if min(end - start for start, end in _parts(m, cumulative))
                        >= MIN_TOKENS), surely)

@@ -267,17 +267,21 @@ def encode_prompt(tokens, vocab, level):
 
 def _cluster(chars, i):
     """The characters about ``chars[i]`` that NFC joins with it, as a string:
-    a letter and its marks (``e`` + U+0301 as é), Hangul jamo as a syllable
-    (whose vowels are no combining marks)."""
+    a letter and its marks (``o`` + U+0323 + U+0302 as ộ), Hangul jamo as a
+    syllable (whose vowels and finals are no combining marks)."""
     def nfc_length(start, end):
         return len(unicodedata.normalize("NFC", "".join(chars[start:end])))
 
-    start, end = i, i + 1
+    # Back to the letter the marks (or a syllable's later jamo) belong to, then on
+    # while NFC joins the next character: a mark joins no mark without its letter.
+    start = i
+    while start > 0 and (unicodedata.combining(chars[start])
+                         or "\u1160" <= chars[start] <= "\u11ff"):  # (Hangul vowels, finals)
+        start -= 1
+    end = start + 1
     while end < len(chars) and nfc_length(start, end + 1) <= nfc_length(start, end):
         end += 1
-    while start > 0 and nfc_length(start - 1, end) <= nfc_length(start, end):
-        start -= 1
-    return "".join(chars[start:end])
+    return "".join(chars[start:max(end, i + 1)])
 
 
 def _unknown_message(token, vocab, level, escapes=False):
@@ -465,9 +469,9 @@ def main(argv=None):
             if not prompt:
                 raise UsageError("--start is empty")
             if level == "word" and EOS in prompt and EOS not in vocab:
-                raise UsageError("--start holds a line end, read as <eos> as in training, and "
-                                 "this model never saw one (its text had no line ends): give "
-                                 "the prompt on one line")
+                raise UsageError("--start holds a line end (or the word <eos>), read as <eos> "
+                                 "as in training, and this model never saw one (its text had "
+                                 "no line ends): give the prompt on one line, without <eos>")
             shown = prompt
         else:
             prompt, shown = default_start(vocab, level)

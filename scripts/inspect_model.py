@@ -370,6 +370,10 @@ def run_units(args, model, vocab, level):
                          "e.g. --units h0:0")
     if args.html:
         check_table_memory(model, tokens)
+    window = slice(args.png_start, args.png_start + args.png_length)
+    if args.png:  # (at most the units asked for and per_property of each property)
+        check_heat_map_memory(len(names) + args.per_property * len(props), tokens[window],
+                              level)
     # (The next-token table only for the page: tokens x vocabulary floats.)
     rec = record_states(model, ids, probs=bool(args.html))
     found = interesting_units(rec, props, per_property=args.per_property)
@@ -383,9 +387,6 @@ def run_units(args, model, vocab, level):
     for name in names:
         if name not in [u[0] for u in shown_units]:
             shown_units.append((name, name, rec.unit(name)))
-    window = slice(args.png_start, args.png_start + args.png_length)
-    if args.png:  # (before the page: neither is written when the picture cannot be)
-        check_heat_map_memory(len(shown_units), tokens[window], level)
     if args.html:
         s = finite_surprisal(model, ids)
         with writing("--html", args.html):

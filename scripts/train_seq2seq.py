@@ -701,13 +701,10 @@ def _run_holding(args):
                                         "; or pass --ignore-memory-check to try anyway"),
               file=sys.stderr)
         return 2
-    except MemoryError as exc:  # past --ignore-memory-check, or an estimate too low
-        # The loader's words (padding the pairs ran out): a plain MemoryError with a
-        # message. Python's own has none; NumPy's ("Unable to allocate ...") is a
-        # subclass that names no file.
-        if args.data and type(exc) is MemoryError and str(exc):
-            print(f"error: --data {exc}", file=sys.stderr)
-            return 2
+    except sequence.PaddingMemoryError as exc:  # past --ignore-memory-check, or its estimate
+        print(f"error: --data {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:  # past --ignore-memory-check, or an estimate too low for this file
         what = (f"read --data {args.data} ({gib(os.path.getsize(args.data))}; reading takes "
                 f"up to {DATA_BYTES_PER_BYTE} times that); train on a part of its lines"
                 if args.data else f"make the {args.task} task's pairs (ulimit -v?)")

@@ -701,6 +701,8 @@ def test_split_corpus_rejects_bad_requests():
     # Fractions whose sum is 1 within the tolerance but leave a part nothing.
     with pytest.raises(ValueError, match=r"leave part 2 no tokens"):
         text.split_corpus(np.arange(100), (1.0, 1e-7))
+    with pytest.raises(ValueError, match=r"give part 1 a share too small to hold 2 tokens"):
+        text.split_corpus(np.arange(10), (1e-308, 1.0))  # (an OverflowError)
     # A share of 1e-6: the length advised is one that splits.
     with pytest.raises(ValueError, match=r"about (\d+) tokens") as info:
         text.split_corpus(np.arange(10), (0.999998, 1e-6, 1e-6))

@@ -156,6 +156,15 @@ def test_a_stop_of_several_characters_is_refused_as_such(tmp_path, capsys, stop,
     (["\uac00", "\ub098", "\n"], ["--start", "\u1100\u1161\u1102\u1161"],
      "the character '\u1100' is not in the model's vocabulary (3 tokens); the model "
      "knows \u1100 + \u1161 as \uac00 (another Unicode form): give the text in NFC form"),
+    # NFD Vietnamese: the first of two marks is unknown (the letter has both).
+    (["o", "\u1ed9", "\n"], ["--start", "o\u0323\u0302"],
+     "the character '\u0323' (U+0323) is not in the model's vocabulary (3 tokens); the model "
+     "knows o + U+0323 + U+0302 as \u1ed9 (another Unicode form)"),
+    (["o", "\u1ecd", "\u1ed9", "\n"], ["--start", "o\u0323\u0302"],
+     "the model knows o + U+0323 + U+0302 as \u1ed9"),
+    # A Hangul syllable of three jamo, its vowel unknown.
+    (["\uac01", "\n"], ["--start", "\u1100\u1161\u11a8"],
+     "the model knows \u1100 + \u1161 + \u11a8 as \uac01"),
     # The mark is what is unknown, and other unknown characters follow.
     (["a", "e", "\u00e9", "\n"], ["--start", "ae\u0301 xyz"],
      "the character '\u0301' (U+0301) is not in the model's vocabulary (4 tokens); the model "
@@ -207,8 +216,9 @@ def test_a_line_end_in_a_word_level_prompt_is_eos(tmp_path, monkeypatch, capsys)
     path = model_file(tmp_path / "w1.npz", ["the", "cat", "sat"], level="word")
     assert script.main(["--model", path, "--start", "the cat\n"]) == 2
     assert capsys.readouterr().err == (
-        "error: --start holds a line end, read as <eos> as in training, and this model never "
-        "saw one (its text had no line ends): give the prompt on one line\n")
+        "error: --start holds a line end (or the word <eos>), read as <eos> as in training, and "
+        "this model never saw one (its text had no line ends): give the prompt on one line, "
+        "without <eos>\n")
 
 
 def test_a_word_in_another_unicode_form_is_named(tmp_path, capsys):

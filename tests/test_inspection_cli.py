@@ -668,18 +668,22 @@ def test_a_heat_map_that_cannot_fit_in_memory_is_refused_before_any_file(char_mo
     page, png = tmp_path / "u.html", tmp_path / "u.png"
     module = script("inspect_model")
     window = list(TEXT)[:module.HEAT_MAP_LENGTH]  # --png-length's default
-    width, height = module.heat_map_inches(2, window, "char")
+    # Checked before the recording: at most the 2 units asked for and one a property.
+    rows = 2 + len(module.text_properties(list(TEXT), "char"))
+    width, height = module.heat_map_inches(rows, window, "char")
     drawing = int(width * height * 110**2) * module.HEAT_MAP_BYTES_PER_PIXEL
     monkeypatch.setattr(module, "available_bytes", lambda *estimate: drawing - 1)
     argv = ["units", "--model", str(char_model), "--text", TEXT, "--units", "h0:1,h0:2",
             "--per-property", "1", "--html", str(page), "--png", str(png)]
-    monkeypatch.setattr(module, "interesting_units", lambda *args, **kwargs: [])
+    monkeypatch.setattr(module, "record_states", None)  # (not reached)
     monkeypatch.setattr(module, "check_table_memory", lambda *args: None)  # (the page's own)
     assert module.main(argv) == 2
-    assert (f"error: --png over {len(window)} tokens and 2 units: this run needs about "
+    assert (f"error: --png over {len(window)} tokens and {rows} units: this run needs about "
             in capsys.readouterr().err)
     assert not page.exists() and not png.exists()
+    monkeypatch.undo()
     monkeypatch.setattr(module, "available_bytes", lambda *estimate: drawing)
+    monkeypatch.setattr(module, "check_table_memory", lambda *args: None)
     assert module.main(argv) == 0 and png.exists()
 
 

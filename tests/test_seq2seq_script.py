@@ -524,7 +524,8 @@ def test_a_data_file_too_large_for_memory_is_refused_before_reading(pairs_file, 
     # Padding that ran out of memory (the flag given, or past the check): the loader's
     # words, not "reading takes up to 80 times the file", and no flag that cannot help.
     def ran_out(*args, **kwargs):
-        raise MemoryError(f"{pairs_file}: ran out of memory: padding and numbering ...")
+        raise module.sequence.PaddingMemoryError(f"{pairs_file}: ran out of memory: padding "
+                                                 f"and numbering ...")
 
     monkeypatch.setattr(module.sequence, "load_data", ran_out)
     assert module.main(["--data", pairs_file, *SMALL]) == 2
@@ -533,6 +534,7 @@ def test_a_data_file_too_large_for_memory_is_refused_before_reading(pairs_file, 
 
     def numpy_ran_out(*args, **kwargs):
         np.empty(2**62, dtype=np.int8)  # NumPy's own MemoryError, which names no file
+        raise MemoryError("(a machine that lends 4 EiB: a MemoryError all the same)")
 
     monkeypatch.setattr(module.sequence, "load_data", numpy_ran_out)
     assert module.main(["--data", pairs_file, *SMALL]) == 2

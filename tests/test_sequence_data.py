@@ -588,11 +588,13 @@ def test_padding_that_does_not_fit_in_memory_is_refused_before_padding(tmp_path,
 
     monkeypatch.setattr(sequence, "_encode", no_memory)
     with pytest.warns(sequence.SequenceDataWarning), \
-            pytest.raises(MemoryError, match=r"sums.tsv: ran out of memory: padding and "
-                                             r"numbering its 21 pairs takes about 0 MiB of "
-                                             r"memory; the widest question, line 21's") as info:
+            pytest.raises(sequence.PaddingMemoryError,
+                          match=r"sums.tsv: ran out of memory: padding and numbering its 21 "
+                                r"pairs takes about 0 MiB of memory; the widest question, line "
+                                r"21's") as info:
         sequence.load_data(path, memory_check=False)
     assert not isinstance(info.value, NotEnoughMemory)  # the work failed: no refusal
+    assert isinstance(info.value, MemoryError)
     monkeypatch.setattr(sequence, "_encode", None)
     # Pairs of one width: no line to blame.
     monkeypatch.setattr(sequence, "available_bytes", lambda: 0)
