@@ -371,9 +371,11 @@ def run_units(args, model, vocab, level):
     if args.html:
         check_table_memory(model, tokens)
     window = slice(args.png_start, args.png_start + args.png_length)
-    if args.png:  # (at most the units asked for and per_property of each property)
-        check_heat_map_memory(len(names) + args.per_property * len(props), tokens[window],
-                              level)
+    if args.png:  # (at most the units asked for and per_property of each property, and
+        # never more than the model has: h of each layer, and c of an LSTM's)
+        every = sum(width * (2 if cell else 1) for width, cell in zip(*units, strict=True))
+        rows = min(every, len(set(names)) + args.per_property * len(props))
+        check_heat_map_memory(rows, tokens[window], level)
     # (The next-token table only for the page: tokens x vocabulary floats.)
     rec = record_states(model, ids, probs=bool(args.html))
     found = interesting_units(rec, props, per_property=args.per_property)

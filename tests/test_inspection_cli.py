@@ -668,8 +668,10 @@ def test_a_heat_map_that_cannot_fit_in_memory_is_refused_before_any_file(char_mo
     page, png = tmp_path / "u.html", tmp_path / "u.png"
     module = script("inspect_model")
     window = list(TEXT)[:module.HEAT_MAP_LENGTH]  # --png-length's default
-    # Checked before the recording: at most the 2 units asked for and one a property.
+    # Checked before the recording: at most the 2 units asked for and one a property
+    # (fewer than the model's 12, h and c of 6 LSTM units).
     rows = 2 + len(module.text_properties(list(TEXT), "char"))
+    assert rows < 12
     width, height = module.heat_map_inches(rows, window, "char")
     drawing = int(width * height * 110**2) * module.HEAT_MAP_BYTES_PER_PIXEL
     monkeypatch.setattr(module, "available_bytes", lambda *estimate: drawing - 1)
@@ -685,6 +687,12 @@ def test_a_heat_map_that_cannot_fit_in_memory_is_refused_before_any_file(char_mo
     monkeypatch.setattr(module, "available_bytes", lambda *estimate: drawing)
     monkeypatch.setattr(module, "check_table_memory", lambda *args: None)
     assert module.main(argv) == 0 and png.exists()
+    # --per-property 50 could ask for more rows than the model has units: its 12 are
+    # the most the picture shows (an ordinary run was refused on a small machine).
+    width, height = module.heat_map_inches(12, window, "char")
+    monkeypatch.setattr(module, "available_bytes",
+                        lambda *estimate: int(width * height * 110**2) * 40)
+    assert module.main([*argv[:7], "--per-property", "50", "--png", str(png)]) == 0
 
 
 def test_a_heat_map_too_long_to_read_is_refused_before_the_model_is_read(capsys):
