@@ -164,12 +164,7 @@ def load_model(path: str | os.PathLike) -> tuple:
     if not isinstance(vocab, list) or not vocab or not all(isinstance(t, str) for t in vocab):
         raise ValueError(f"{path} has no vocabulary (a list of tokens); save it with "
                          "train_rnnlm.py --save or model.save_params(path, vocab=id_to_word)")
-    V = model.vocab_size
-    if len(vocab) < V:
-        raise ValueError(f"{path}: the vocabulary has {len(vocab)} tokens, the model {V}")
-    vocab = vocab[:V]  # a model trained with --corpus-size may know only the first V ids
-    if problem := repeated_token_problem(vocab, path):
-        raise ValueError(problem)
+    vocab = model_vocab(vocab, model.vocab_size, path)
     level = meta.get("level") or guess_level(vocab)
     if level not in ("word", "char"):
         raise ValueError(f"{path}: unknown token level {level!r}")
@@ -180,6 +175,20 @@ def guess_level(vocab: list) -> str:
     """The token level of a file that does not record one: single characters
     and no ``<eos>`` mean ``'char'``, else ``'word'``."""
     return "char" if "<eos>" not in vocab and all(len(t) == 1 for t in vocab) else "word"
+
+
+def model_vocab(vocab: list, V: int, path, unit: str = "tokens") -> list:
+    """The tokens of a model's ``V`` ids, from the vocabulary ``vocab`` saved
+    in the model file ``path``: its first ``V`` (a model trained on the start
+    of a corpus, ``train_rnnlm.py --corpus-size``, knows only those). A
+    ``ValueError`` for one shorter than the model's ids, or that lists a
+    token twice (:func:`repeated_token_problem`); ``unit`` names its tokens."""
+    if len(vocab) < V:
+        raise ValueError(f"{path}: the vocabulary has {len(vocab)} {unit} but the model has {V}")
+    vocab = vocab[:V]
+    if problem := repeated_token_problem(vocab, path):
+        raise ValueError(problem)
+    return vocab
 
 
 def repeated_token_problem(vocab: list, path) -> str | None:

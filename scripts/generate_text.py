@@ -43,8 +43,8 @@ from common.cli import (  # noqa: E402
 )
 from common.inspection import (  # noqa: E402
     guess_level,
+    model_vocab,
     nonfinite_weights_problem,
-    repeated_token_problem,
 )
 from common.memory import NotEnoughMemory, available_bytes, check_memory  # noqa: E402
 from common.parallel import thread_count_problem  # noqa: E402
@@ -194,15 +194,10 @@ def load_model(path):
                          "vocab=id_to_word)")
     if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
         raise UsageError(f"{path}: the vocabulary is not a list of strings")
-    V = model.vocab_size
-    if len(vocab) < V:
-        raise UsageError(f"{path}: the vocabulary has {len(vocab)} tokens but the model "
-                         f"has {V}")
-    # A model trained on the start of a corpus (train_rnnlm.py --corpus-size) may
-    # know only the first V ids of the corpus' vocabulary.
-    vocab = vocab[:V]
-    if problem := repeated_token_problem(vocab, path):
-        raise UsageError(problem)
+    try:
+        vocab = model_vocab(vocab, model.vocab_size, path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     level = meta.get("level")
     if not level:
         level = guess_level(vocab)

@@ -63,9 +63,9 @@ from common.inspection import (  # noqa: E402
     interesting_units,
     load_model,
     model_units,
+    model_vocab,
     nonfinite_weights_problem,
     record_states,
-    repeated_token_problem,
     text_properties,
     token_surprisal,
     top_guesses,
@@ -496,13 +496,10 @@ def run_attention(args):
     vocab = meta.get("vocab")
     if not isinstance(vocab, list) or not all(isinstance(c, str) for c in vocab or [None]):
         raise UsageError(f"{args.model} has no vocabulary; save it with train_seq2seq.py --save")
-    V = model.config["vocab_size"]
-    if len(vocab) < V:
-        raise UsageError(f"{args.model}: the vocabulary has {len(vocab)} characters but the "
-                         f"model has {V}")
-    vocab = vocab[:V]
-    if problem := repeated_token_problem(vocab, args.model):
-        raise UsageError(problem)
+    try:
+        vocab = model_vocab(vocab, model.config["vocab_size"], args.model, "characters")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     index = {c: i for i, c in enumerate(vocab)}
     width, answer_length = seq2seq_widths(meta, args)
     check_attention_memory(model, width, answer_length)
