@@ -91,6 +91,7 @@ __all__ = [
     "DataSourceError",
     "cache_dir",
     "download",
+    "env_urls",
     "find_data_dir",
     "load_data",
 ]
@@ -603,10 +604,15 @@ def _mirror_urls(base_urls: Sequence[str] | None) -> tuple[list[str], bool]:
         ):
             raise TypeError(f"base_urls must be a URL (str) or a list of them, got {base_urls!r}")
         return list(base_urls), True
-    from_env = os.environ.get(ENV_URL, "").replace(",", " ").split()
-    if from_env:
+    if from_env := env_urls():
         return from_env, True
     return list(MIRRORS), False
+
+
+def env_urls() -> list[str]:
+    """The base URLs ``$RNNLAB_PTB_URL`` names (separated by spaces or
+    commas); none where it is unset or blank, and :data:`MIRRORS` serve."""
+    return os.environ.get(ENV_URL, "").replace(",", " ").split()
 
 
 def _download_missing(

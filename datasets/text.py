@@ -119,7 +119,6 @@ def read_text(path: str | os.PathLike) -> str:
         # Only a shell expands "~"; a quoted or "--flag=~/..." path reaches us as is.
         tilde = " ('~' is not expanded here: write the full path)" if str(path)[:1] == "~" else ""
         link = f"; it is {_dangling_words(path)}" if os.path.islink(path) else ""
-
         raise FileNotFoundError(
             f"text file not found: {path} (absolute: {path.absolute()}){link}{tilde}"
         ) from err

@@ -560,9 +560,9 @@ def _load_ptb(args):
     except ptb.DataNotFoundError as exc:
         if named or args.corpus == "ptb":
             raise UsageError(ptb_message_in_flag_words(str(exc))) from None
-        # A download from the server $RNNLAB_PTB_URL names (as ptb reads it): named
-        # too, so its error, not the demo's corpus.
-        if os.environ.get(ptb.ENV_URL, "").replace(",", " ").split():
+        # A download from the server $RNNLAB_PTB_URL names: named too, so its
+        # error, not the demo's corpus.
+        if ptb.env_urls():
             raise UsageError(
                 f"{ptb_message_in_flag_words(str(exc))}\nStopped rather than training on the "
                 f"synthetic corpus: {ptb.ENV_URL} names the server to download PTB from; "
